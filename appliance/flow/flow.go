@@ -1,0 +1,104 @@
+// Package flow defines the flow record that the probe's meter produces, the
+// exporter encodes into IPFIX, and the collector decodes and stores.
+package flow
+
+import "net/netip"
+
+// Key identifies a unidirectional flow: the innermost IP addresses and
+// transport ports, the protocol and the VLAN. For ICMP and ICMPv6 Dport
+// holds type<<8|code, as NetFlow/nfdump do, and Sport is 0.
+// Key is comparable and works as a map key.
+type Key struct {
+	Src, Dst     netip.Addr
+	Sport, Dport uint16
+	Proto        uint8
+	VLAN         uint16
+}
+
+// EndReason is why a flow record was exported; values are IPFIX
+// flowEndReason (IE 136) codes.
+type EndReason uint8
+
+// End reasons (RFC 5102 flowEndReason).
+const (
+	EndIdle     EndReason = 1 // idle timeout
+	EndActive   EndReason = 2 // active timeout
+	EndDetected EndReason = 3 // end of flow detected (TCP FIN or RST)
+	EndForced   EndReason = 4 // forced end (shutdown, end of capture)
+	EndResource EndReason = 5 // lack of resources (table full: evicted early)
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndIdle:
+		return "idle"
+	case EndActive:
+		return "active"
+	case EndDetected:
+		return "end"
+	case EndForced:
+		return "forced"
+	case EndResource:
+		return "resource"
+	}
+	return "unknown"
+}
+
+// TunnelType says how the flow's innermost IP header was carried.
+type TunnelType uint8
+
+// Tunnel types.
+const (
+	TunnelNone TunnelType = iota
+	TunnelIPIP            // IPv4-in-IPv4 or IPv4-in-IPv6 (protocol 4)
+	Tunnel6in4            // IPv6-in-IPv4 or IPv6-in-IPv6 (protocol 41)
+	TunnelGRE
+	TunnelTeredo
+	TunnelVXLAN
+	TunnelGTPU
+)
+
+var tunnelNames = [...]string{"none", "ipip", "6in4", "gre", "teredo", "vxlan", "gtpu"}
+
+func (t TunnelType) String() string {
+	if int(t) < len(tunnelNames) {
+		return tunnelNames[t]
+	}
+	return "unknown"
+}
+
+// SymptomCount is the number of occurrences of one symptom in a flow.
+type SymptomCount struct {
+	ID    uint16
+	Count uint32
+}
+
+// Record is one exported unidirectional flow.
+type Record struct {
+	Key
+	// Packets and Octets count the flow's packets and their IP octets as
+	// carried on the link: from the outermost IP header to the end of the
+	// packet, so per-link totals add up whatever the tunnelling.
+	Packets uint64
+	Octets  uint64
+	// InnerOctets counts octets from the innermost IP header on.
+	InnerOctets uint64
+	// First and Last are capture timestamps, ns since the Unix epoch.
+	First, Last int64
+	TCPFlags    uint8
+	EndReason   EndReason
+	// IPVersion is 4 or 6 (of the innermost header).
+	IPVersion uint8
+	// Tunnel and its outer endpoints (outermost IP header) when tunnelled.
+	Tunnel                 TunnelType
+	TunnelSrc, TunnelDst   netip.Addr
+	Ingress                uint32 // capture interface (ingressInterface)
+	Direction              uint8  // flowDirection where known: 0 ingress, 1 egress, 255 unknown
+	VPI, VCI               uint16
+	SrcMAC, DstMAC         [6]byte
+	Aggregate              uint32 // aggregate id (0 = none)
+	Category               uint16 // fast-classification category id (0 = none)
+	Symptoms               []SymptomCount
+	ObservationDomain      uint32
+	SamplingPacketInterval uint32 // 1-in-N when packet-sampled (0 or 1: unsampled)
+}
