@@ -91,3 +91,12 @@ type Source interface {
 // ErrUnsupported is returned (wrapped) by drivers that do not work on this
 // platform or build (for example the fore driver under CGO_ENABLED=0).
 var ErrUnsupported = errors.New("capture driver not supported on this platform")
+
+// ErrClosed is returned by Next after Close (possibly called from another
+// goroutine) on a live source: the reading loop ends.
+var ErrClosed = errors.New("capture source closed")
+
+// ErrTimeout is returned (wrapped) by Next on a live source when no packet
+// arrived within the source's poll timeout; the caller may do periodic
+// work and call Next again.
+var ErrTimeout = errors.New("capture timeout")

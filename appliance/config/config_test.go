@@ -1,0 +1,63 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	p, err := LoadProbe("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Meter.ActiveTimeout != 120*time.Second || p.Meter.MaxFlows != 262144 || p.Probe.ObservationDomain != 1 {
+		t.Errorf("defaults not applied: %+v", p.Meter)
+	}
+	c, err := LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 2 || c.DB != "mira.db" {
+		t.Errorf("collector defaults: %+v", c)
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	p, err := ParseProbe("p.yaml", []byte("meter:\n  idle_timeout: 5s\nexport:\n  - url: udp://127.0.0.1:4739\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Meter.IdleTimeout != 5*time.Second || p.Meter.ActiveTimeout != 120*time.Second {
+		t.Errorf("overlay: %+v", p.Meter)
+	}
+	if len(p.Export) != 1 || p.Export[0].URL != "udp://127.0.0.1:4739" {
+		t.Errorf("export: %+v", p.Export)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"meter:\n  idle_timeout: 5s\n  bogus: 1\n", `p.yaml:3: key "meter.bogus": unknown key`},
+		{"probe:\n  name: x\nfrobnicate: true\n", `p.yaml:3: key "frobnicate": unknown key`},
+		{"meter:\n  max_flows: lots\n", `p.yaml:2: key "meter.max_flows": invalid value "lots"`},
+		{"meter:\n  idle_timeout: [1\n", `p.yaml:`},
+		{"log:\n  level: loud\n", `key "log.level"`},
+		{"export:\n  - template_refresh: 5s\n", `key "export[0].url": missing`},
+	} {
+		_, err := ParseProbe("p.yaml", []byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseProbe(%q) = %v, want error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseProbe(f *testing.F) {
+	f.Add(defaultProbe)
+	f.Add([]byte("meter: {idle_timeout: 1s}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseProbe("fuzz.yaml", b)
+	})
+}

@@ -1,0 +1,341 @@
+package meter
+
+import (
+	"time"
+
+	"github.com/mira-project/mira/appliance/decode"
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// Config sets a table's limits. The zero value means the defaults.
+type Config struct {
+	// IdleTimeout ends a flow that has seen no packet for this long
+	// (default 30s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ActiveTimeout ends a flow this long after its first packet even if
+	// it is still active, so long flows are reported per period
+	// (default 120s). It is the paper's aggregation period.
+	ActiveTimeout time.Duration `yaml:"active_timeout"`
+	// TCPEndTimeout is how long a TCP flow that has seen FIN or RST stays
+	// in the table to collect its last segments (default 2s).
+	TCPEndTimeout time.Duration `yaml:"tcp_end_timeout"`
+	// MaxFlows bounds the table (default 262144).
+	MaxFlows int `yaml:"max_flows"`
+	// ExportBatch is how many records are handed to the sink at once
+	// (default 256).
+	ExportBatch int `yaml:"export_batch"`
+}
+
+func (c *Config) withDefaults() Config {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if d.IdleTimeout <= 0 {
+		d.IdleTimeout = 30 * time.Second
+	}
+	if d.ActiveTimeout <= 0 {
+		d.ActiveTimeout = 120 * time.Second
+	}
+	if d.TCPEndTimeout <= 0 {
+		d.TCPEndTimeout = 2 * time.Second
+	}
+	if d.MaxFlows <= 0 {
+		d.MaxFlows = 262144
+	}
+	if d.ExportBatch <= 0 {
+		d.ExportBatch = 256
+	}
+	return d
+}
+
+// Sink receives expired flow records. The slice is reused after the call
+// returns; the sink must copy what it keeps (Symptoms slices are owned by
+// the record and may be kept).
+type Sink func(recs []flow.Record)
+
+// Stats are a table's counters.
+type Stats struct {
+	Packets  uint64 // packets metered
+	Octets   uint64 // IP octets metered
+	Active   uint64 // flows in the table now
+	Created  uint64 // flows created
+	Expired  [6]uint64
+	Exported uint64 // records handed to the sink
+}
+
+// Evicted is the number of flows exported early because the table was full.
+func (s *Stats) Evicted() uint64 { return s.Expired[flow.EndResource] }
+
+const nilIdx = -1
+
+type list struct{ head, tail int32 }
+
+type entry struct {
+	rec flow.Record
+	// lru: by last packet time (idle expiry, eviction); age: by first
+	// packet time (active expiry).
+	lprev, lnext int32
+	aprev, anext int32
+	ended        bool // FIN or RST seen
+	inUse        bool
+}
+
+// Table is a bounded flow table. It is not safe for concurrent use.
+type Table struct {
+	cfg     Config
+	idle    int64
+	active  int64
+	tcpEnd  int64
+	index   map[flow.Key]int32
+	slab    []entry
+	free    []int32
+	lru     list // live flows by last packet
+	ended   list // FIN/RST flows by last packet (shares the lprev/lnext links)
+	age     list // all flows by first packet
+	sink    Sink
+	out     []flow.Record
+	now     int64
+	stats   Stats
+	domain  uint32
+	ingress uint32
+}
+
+// New makes a table that hands expired records to sink.
+func New(cfg *Config, sink Sink) *Table {
+	c := cfg.withDefaults()
+	t := &Table{
+		cfg:    c,
+		idle:   int64(c.IdleTimeout),
+		active: int64(c.ActiveTimeout),
+		tcpEnd: int64(c.TCPEndTimeout),
+		index:  make(map[flow.Key]int32, c.MaxFlows),
+		slab:   make([]entry, c.MaxFlows),
+		free:   make([]int32, c.MaxFlows),
+		lru:    list{nilIdx, nilIdx},
+		ended:  list{nilIdx, nilIdx},
+		age:    list{nilIdx, nilIdx},
+		sink:   sink,
+		out:    make([]flow.Record, 0, c.ExportBatch),
+	}
+	for i := range t.free {
+		t.free[i] = int32(c.MaxFlows - 1 - i)
+	}
+	return t
+}
+
+// SetObservationDomain sets the domain stamped on every record.
+func (t *Table) SetObservationDomain(d uint32) { t.domain = d }
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	s := t.stats
+	s.Active = uint64(len(t.index))
+	return s
+}
+
+func (t *Table) lruList(e *entry) *list {
+	if e.ended {
+		return &t.ended
+	}
+	return &t.lru
+}
+
+func (t *Table) lruUnlink(i int32) {
+	e := &t.slab[i]
+	l := t.lruList(e)
+	if e.lprev != nilIdx {
+		t.slab[e.lprev].lnext = e.lnext
+	} else {
+		l.head = e.lnext
+	}
+	if e.lnext != nilIdx {
+		t.slab[e.lnext].lprev = e.lprev
+	} else {
+		l.tail = e.lprev
+	}
+	e.lprev, e.lnext = nilIdx, nilIdx
+}
+
+func (t *Table) lruPush(i int32) {
+	e := &t.slab[i]
+	l := t.lruList(e)
+	e.lprev, e.lnext = l.tail, nilIdx
+	if l.tail != nilIdx {
+		t.slab[l.tail].lnext = i
+	} else {
+		l.head = i
+	}
+	l.tail = i
+}
+
+func (t *Table) ageUnlink(i int32) {
+	e := &t.slab[i]
+	if e.aprev != nilIdx {
+		t.slab[e.aprev].anext = e.anext
+	} else {
+		t.age.head = e.anext
+	}
+	if e.anext != nilIdx {
+		t.slab[e.anext].aprev = e.aprev
+	} else {
+		t.age.tail = e.aprev
+	}
+	e.aprev, e.anext = nilIdx, nilIdx
+}
+
+func (t *Table) agePush(i int32) {
+	e := &t.slab[i]
+	e.aprev, e.anext = t.age.tail, nilIdx
+	if t.age.tail != nilIdx {
+		t.slab[t.age.tail].anext = i
+	} else {
+		t.age.head = i
+	}
+	t.age.tail = i
+}
+
+// Add meters one decoded packet captured at ts (ns since the epoch) on
+// capture interface ifIndex.
+func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
+	if ts > t.now {
+		t.now = ts
+		t.expire()
+	}
+	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
+	i, ok := t.index[k]
+	if ok && ts-t.slab[i].rec.First >= t.active {
+		t.remove(i, flow.EndActive)
+		ok = false
+	}
+	if !ok {
+		i = t.create(&k, p, ts, ifIndex)
+	} else {
+		t.lruUnlink(i)
+	}
+	e := &t.slab[i]
+	r := &e.rec
+	r.Packets++
+	r.Octets += uint64(p.OuterLen)
+	r.InnerOctets += uint64(p.InnerLen)
+	if ts > r.Last {
+		r.Last = ts
+	}
+	if ts < r.First {
+		r.First = ts
+	}
+	r.TCPFlags |= p.TCPFlags
+	if p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0 {
+		e.ended = true
+	}
+	t.lruPush(i)
+	t.stats.Packets++
+	t.stats.Octets += uint64(p.OuterLen)
+}
+
+const (
+	tcpFIN = 0x01
+	tcpRST = 0x04
+)
+
+func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) int32 {
+	if len(t.free) == 0 {
+		// Table full: export the least recently seen flow early.
+		// Ended flows go first: they are finished anyway.
+		v := t.ended.head
+		reason := flow.EndDetected
+		if v == nilIdx {
+			v = t.lru.head
+			reason = flow.EndResource
+		}
+		t.remove(v, reason)
+	}
+	i := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
+	e := &t.slab[i]
+	*e = entry{lprev: nilIdx, lnext: nilIdx, aprev: nilIdx, anext: nilIdx, inUse: true}
+	r := &e.rec
+	r.Key = *k
+	r.First, r.Last = ts, ts
+	r.IPVersion = p.IPVersion
+	r.Tunnel = p.Tunnel
+	r.TunnelSrc, r.TunnelDst = p.TunnelSrc, p.TunnelDst
+	r.Ingress = ifIndex
+	r.Direction = 255
+	r.SrcMAC, r.DstMAC = p.SrcMAC, p.DstMAC
+	r.VPI, r.VCI = p.VPI, p.VCI
+	r.ObservationDomain = t.domain
+	t.index[*k] = i
+	t.agePush(i)
+	t.stats.Created++
+	return i
+}
+
+// remove ends flow i with the given reason and queues its record.
+func (t *Table) remove(i int32, reason flow.EndReason) {
+	e := &t.slab[i]
+	t.lruUnlink(i)
+	t.ageUnlink(i)
+	delete(t.index, e.rec.Key)
+	e.rec.EndReason = reason
+	t.out = append(t.out, e.rec)
+	e.inUse = false
+	e.rec = flow.Record{}
+	t.free = append(t.free, i)
+	t.stats.Expired[reason]++
+	if len(t.out) >= cap(t.out) {
+		t.flushOut()
+	}
+}
+
+func (t *Table) flushOut() {
+	if len(t.out) == 0 {
+		return
+	}
+	t.stats.Exported += uint64(len(t.out))
+	if t.sink != nil {
+		t.sink(t.out)
+	}
+	for i := range t.out {
+		t.out[i] = flow.Record{}
+	}
+	t.out = t.out[:0]
+}
+
+// expire ends the flows whose timeouts have passed at t.now.
+func (t *Table) expire() {
+	now := t.now
+	for t.ended.head != nilIdx && now-t.slab[t.ended.head].rec.Last >= t.tcpEnd {
+		t.remove(t.ended.head, flow.EndDetected)
+	}
+	for t.lru.head != nilIdx && now-t.slab[t.lru.head].rec.Last >= t.idle {
+		t.remove(t.lru.head, flow.EndIdle)
+	}
+	for t.age.head != nilIdx && now-t.slab[t.age.head].rec.First >= t.active {
+		t.remove(t.age.head, flow.EndActive)
+	}
+}
+
+// Tick advances the table's clock to now (ns since the epoch) without a
+// packet, expiring what has timed out, and hands pending records to the
+// sink. Live capture calls it periodically.
+func (t *Table) Tick(now int64) {
+	if now > t.now {
+		t.now = now
+		t.expire()
+	}
+	t.flushOut()
+}
+
+// Flush ends every flow (flowEndReason forced end) and hands all pending
+// records to the sink, oldest first. Used at end of capture and shutdown.
+func (t *Table) Flush() {
+	for t.age.head != nilIdx {
+		reason := flow.EndForced
+		if t.slab[t.age.head].ended {
+			reason = flow.EndDetected
+		}
+		t.remove(t.age.head, reason)
+	}
+	t.flushOut()
+}

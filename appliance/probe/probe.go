@@ -1,0 +1,194 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/appliance/meter"
+	"github.com/mira-project/mira/appliance/pipeline"
+	"github.com/mira-project/mira/drivers"
+)
+
+// Exporter receives flow records (an IPFIX exporting process).
+type Exporter interface {
+	Export(recs []flow.Record) error
+	Close() error
+}
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Exporters, when set, are used instead of opening the export URLs of
+	// the configuration (mira analyze joins probe and collector this way).
+	Exporters []Exporter
+	// Sources, when set, are read instead of opening capture.files and
+	// capture.interfaces.
+	Sources []drivers.Source
+	// Progress is called about twice a second while files are read.
+	Progress func(packets uint64)
+	// Registry, when set, receives the probe's metrics (default: a new one).
+	Registry *prometheus.Registry
+}
+
+// Probe is a configured probe.
+type Probe struct {
+	cfg   *config.Probe
+	opts  Options
+	log   *slog.Logger
+	pipe  *pipeline.Pipeline
+	exps  []Exporter
+	names []string
+
+	mu         sync.Mutex
+	exported   uint64
+	exportErrs []uint64
+}
+
+// New prepares a probe; Run starts it.
+func New(cfg *config.Probe, opts Options) *Probe {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Probe{cfg: cfg, opts: opts, log: opts.Logger}
+}
+
+// Pipeline returns the probe's pipeline (nil before Run).
+func (p *Probe) Pipeline() *pipeline.Pipeline { return p.pipe }
+
+func (p *Probe) sink(recs []flow.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.exported += uint64(len(recs))
+	for i, e := range p.exps {
+		if err := e.Export(recs); err != nil {
+			p.exportErrs[i]++
+			if p.exportErrs[i] == 1 || p.exportErrs[i]%1000 == 0 {
+				p.log.Warn("export failed", "target", p.names[i], "err", err, "failures", p.exportErrs[i])
+			}
+		}
+	}
+}
+
+// Run captures until the sources end or ctx is cancelled, then exports
+// every pending flow and closes the exporters.
+func (p *Probe) Run(ctx context.Context) (err error) {
+	c := p.cfg
+	srcs := p.opts.Sources
+	live := false
+	if srcs == nil {
+		var cerr error
+		srcs, live, cerr = openSources(c)
+		if cerr != nil {
+			return cerr
+		}
+	}
+	if len(srcs) == 0 {
+		return errors.New("probe: nothing to capture: give -r FILE or -i IFACE")
+	}
+	defer func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}()
+	p.exps = p.opts.Exporters
+	p.names = nil
+	for i := range p.exps {
+		p.names = append(p.names, fmt.Sprintf("exporter-%d", i))
+	}
+	if p.exps == nil {
+		for _, e := range c.Export {
+			x, err := openExporter(e)
+			if err != nil {
+				p.closeExporters()
+				return err
+			}
+			p.exps = append(p.exps, x)
+			p.names = append(p.names, e.URL)
+		}
+	}
+	p.exportErrs = make([]uint64, len(p.exps))
+	if len(p.exps) == 0 {
+		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
+	}
+	p.pipe = pipeline.New(pipeline.Config{
+		Workers:      c.Pipeline.Workers,
+		QueueBatches: c.Pipeline.QueueBatches,
+		Meter: meter.Config{
+			IdleTimeout:   c.Meter.IdleTimeout,
+			ActiveTimeout: c.Meter.ActiveTimeout,
+			TCPEndTimeout: c.Meter.TCPEndTimeout,
+			MaxFlows:      c.Meter.MaxFlows,
+		},
+		Domain:   c.Probe.ObservationDomain,
+		Progress: p.opts.Progress,
+	}, p.sink)
+
+	if c.Metrics.Listen != "" {
+		reg := p.opts.Registry
+		if reg == nil {
+			reg = prometheus.NewRegistry()
+		}
+		reg.MustRegister(&metrics{p: p})
+		ln, lerr := net.Listen("tcp", c.Metrics.Listen)
+		if lerr != nil {
+			p.closeExporters()
+			return fmt.Errorf("probe: metrics: %w", lerr)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		p.log.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
+	start := time.Now()
+	runErr := p.pipe.Run(ctx, srcs, live)
+	cerr := p.closeExporters()
+	st := p.pipe.Stats()
+	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
+		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors), "elapsed", time.Since(start).Round(time.Millisecond))
+	return errors.Join(runErr, cerr)
+}
+
+func sum(m map[string]uint64) (n uint64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (p *Probe) closeExporters() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var err error
+	for i, e := range p.exps {
+		if cerr := e.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("probe: export %s: %w", p.names[i], cerr))
+		}
+	}
+	p.exps = nil
+	return err
+}
+
+// ExportStats returns records handed to exporters and failures per target.
+func (p *Probe) ExportStats() (records uint64, failures map[string]uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	failures = map[string]uint64{}
+	for i, n := range p.names {
+		if i < len(p.exportErrs) {
+			failures[n] = p.exportErrs[i]
+		}
+	}
+	return p.exported, failures
+}

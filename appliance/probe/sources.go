@@ -1,0 +1,56 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/afpacket"
+	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/exporter"
+)
+
+// openSources opens the configured capture files, or failing those the
+// live interfaces. Files and interfaces are not mixed: files are replayed
+// in capture time, interfaces run in wall-clock time.
+func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) {
+	if len(c.Capture.Files) > 0 && len(c.Capture.Interfaces) > 0 {
+		return nil, false, errors.New("probe: give capture files or interfaces, not both")
+	}
+	closeAll := func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}
+	for _, f := range c.Capture.Files {
+		s, err := pcapfile.Open(f)
+		if err != nil {
+			closeAll()
+			return nil, false, err
+		}
+		srcs = append(srcs, s)
+	}
+	for _, name := range c.Capture.Interfaces {
+		s, err := afpacket.Open(name, &afpacket.Config{Snaplen: c.Capture.Snaplen, Promiscuous: c.Capture.Promiscuous})
+		if err != nil {
+			closeAll()
+			return nil, false, fmt.Errorf("probe: capture on %s: %w", name, err)
+		}
+		srcs = append(srcs, s)
+		live = true
+	}
+	return srcs, live, nil
+}
+
+func openExporter(e config.Export) (Exporter, error) {
+	x, err := exporter.New(e.URL, &exporter.Config{
+		TemplateRefresh: e.TemplateRefresh,
+		MTU:             e.MTU,
+		FileRotate:      e.FileRotate,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)
+	}
+	return x, nil
+}

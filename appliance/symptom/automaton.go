@@ -1,0 +1,143 @@
+package symptom
+
+// automaton is an Aho-Corasick automaton compiled into a dense DFA over
+// byte classes. It is used only at packet boundaries (see scan.go), so its
+// size matters more than its speed; rows near the root stay in cache.
+type automaton struct {
+	class  [256]uint8 // byte -> class; case-folding automata fold here
+	nc     uint32     // number of classes
+	trans  []uint32   // state*nc + class -> state
+	depth  []uint16   // length of the string a state stands for
+	nl     []bool     // the state's string ends with '\n'
+	outIdx []uint32   // outputs of state s: outs[outIdx[s]:outIdx[s+1]]
+	outs   []uint32   // entry indices
+	start  uint32     // state at stream start (after a virtual '\n')
+	maxLen int        // longest pattern string
+}
+
+type acWord struct {
+	s     []byte // already folded for a folding automaton
+	entry int32  // -1: no output (structural only)
+}
+
+type trieEdge struct {
+	c    uint8
+	next uint32
+}
+
+func buildAutomaton(words []acWord, fold bool) *automaton {
+	a := &automaton{}
+	// Byte classes: every byte used in a word gets its own class (its
+	// folded partner shares it); all other bytes share class 0.
+	var used [256]bool
+	for _, w := range words {
+		for _, c := range w.s {
+			used[c] = true
+		}
+	}
+	nc := uint32(1)
+	var cls [256]uint8
+	for c := 0; c < 256; c++ {
+		if used[c] {
+			cls[c] = uint8(nc)
+			nc++
+		}
+	}
+	if nc > 256 { // all 256 bytes used: no spare class needed
+		nc = 0
+		for c := 0; c < 256; c++ {
+			cls[c] = uint8(nc)
+			nc++
+		}
+	}
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if fold {
+			b = foldByte(b)
+		}
+		a.class[c] = cls[b]
+	}
+	a.nc = nc
+
+	// Trie.
+	kids := [][]trieEdge{nil}
+	depth := []uint16{0}
+	last := []byte{0}
+	own := [][]uint32{nil}
+	for _, w := range words {
+		s := uint32(0)
+		for _, c := range w.s {
+			k := a.class[c]
+			next := uint32(0)
+			for _, e := range kids[s] {
+				if e.c == k {
+					next = e.next
+					break
+				}
+			}
+			if next == 0 {
+				next = uint32(len(kids))
+				kids = append(kids, nil)
+				depth = append(depth, depth[s]+1)
+				last = append(last, c)
+				own = append(own, nil)
+				kids[s] = append(kids[s], trieEdge{k, next})
+			}
+			s = next
+		}
+		if len(w.s) > a.maxLen {
+			a.maxLen = len(w.s)
+		}
+		if w.entry >= 0 {
+			own[s] = append(own[s], uint32(w.entry))
+		}
+	}
+	n := uint32(len(kids))
+	a.trans = make([]uint32, int(n)*int(nc))
+	a.depth = depth
+	a.nl = make([]bool, n)
+	for s := range a.nl {
+		a.nl[s] = depth[s] > 0 && last[s] == '\n'
+	}
+	fail := make([]uint32, n)
+	outs := make([][]uint32, n)
+	queue := make([]uint32, 0, n)
+	for _, e := range kids[0] {
+		a.trans[e.c] = e.next
+		queue = append(queue, e.next)
+	}
+	for q := 0; q < len(queue); q++ {
+		s := queue[q]
+		f := fail[s]
+		outs[s] = append(append([]uint32(nil), own[s]...), outs[f]...)
+		row := a.trans[s*nc : s*nc+nc]
+		copy(row, a.trans[f*nc:f*nc+nc])
+		for _, e := range kids[s] {
+			row[e.c] = e.next
+			fail[e.next] = a.trans[f*nc+uint32(e.c)]
+			queue = append(queue, e.next)
+		}
+	}
+	a.outIdx = make([]uint32, n+1)
+	total := 0
+	for s := uint32(0); s < n; s++ {
+		a.outIdx[s] = uint32(total)
+		total += len(outs[s])
+	}
+	a.outIdx[n] = uint32(total)
+	a.outs = make([]uint32, 0, total)
+	for s := uint32(0); s < n; s++ {
+		a.outs = append(a.outs, outs[s]...)
+	}
+	a.start = a.trans[uint32(a.class['\n'])]
+	return a
+}
+
+func (a *automaton) states() int { return len(a.depth) }
+
+func foldByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

@@ -1,0 +1,408 @@
+package symptom
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Error is a database error. It names the file, the line, the symptom and
+// the pattern (1-based index and its text) where these are known.
+type Error struct {
+	File    string
+	Line    int
+	Symptom string
+	Pattern int    // 1-based index within the symptom, 0 if none
+	Text    string // the pattern's text as written, if any
+	Err     error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if e.Symptom != "" {
+		fmt.Fprintf(&b, ": symptom %q", e.Symptom)
+	}
+	if e.Pattern > 0 {
+		fmt.Fprintf(&b, ": pattern %d", e.Pattern)
+		if e.Text != "" {
+			fmt.Fprintf(&b, " (%q)", e.Text)
+		}
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrSyntax is wrapped by every parse and compile error.
+var ErrSyntax = errors.New("invalid symptom database")
+
+// Anchor restricts where a pattern may start.
+type Anchor uint8
+
+// Anchors.
+const (
+	AnchorNone  Anchor = iota
+	AnchorStart        // at offset 0 of the flow direction's payload
+	AnchorLine         // at offset 0 or right after a "\n"
+)
+
+// Kind is a pattern kind.
+type Kind uint8
+
+// Pattern kinds.
+const (
+	KindLiteral  Kind = iota // content, literal and hex
+	KindMask                 // value/mask
+	KindValidate             // a named format validator
+	KindRegex                // a regular expression behind its literal prefix
+)
+
+// PatternSpec is one pattern as written in the database.
+type PatternSpec struct {
+	Kind     Kind
+	Text     string // as written (for messages)
+	Bytes    []byte // literal bytes, or the value of a mask pattern
+	Mask     []byte // mask, same length as Bytes (KindMask)
+	Validate string // validator name (KindValidate)
+	Regex    string // expression (KindRegex)
+	NoCase   bool
+	Anchor   Anchor
+	Offset   uint64
+	Depth    uint64 // 0: unbounded
+	Line     int
+}
+
+// SymptomSpec is one symptom as written in the database.
+type SymptomSpec struct {
+	Name        string
+	Description string
+	Patterns    []PatternSpec
+	Line        int
+}
+
+// Spec is a whole database as written.
+type Spec struct {
+	File      string
+	ScanLimit uint64 // bytes per flow direction; 0: unlimited
+	Symptoms  []SymptomSpec
+}
+
+func specErr(file string, line int, sym string, pat int, text string, format string, args ...any) *Error {
+	return &Error{File: file, Line: line, Symptom: sym, Pattern: pat, Text: text,
+		Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, args...)...)}
+}
+
+// ParseSpec reads a database's YAML into a Spec without compiling it.
+// Unknown keys are errors.
+func ParseSpec(name string, data []byte) (*Spec, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+	}
+	spec := &Spec{File: name}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, specErr(name, 0, "", 0, "", "empty document")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, specErr(name, root.Line, "", 0, "", "top level must be a mapping")
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "version":
+			if v.Value != "1" {
+				return nil, specErr(name, v.Line, "", 0, "", "unsupported version %q", v.Value)
+			}
+		case "scan_limit":
+			n, err := strconv.ParseUint(v.Value, 10, 64)
+			if err != nil || v.Kind != yaml.ScalarNode {
+				return nil, specErr(name, v.Line, "", 0, "", "scan_limit: want a byte count, got %q", v.Value)
+			}
+			spec.ScanLimit = n
+		case "symptoms":
+			if v.Kind != yaml.SequenceNode {
+				return nil, specErr(name, v.Line, "", 0, "", "symptoms must be a list")
+			}
+			for _, sn := range v.Content {
+				s, err := parseSymptom(name, sn)
+				if err != nil {
+					return nil, err
+				}
+				if seen[s.Name] {
+					return nil, specErr(name, s.Line, s.Name, 0, "", "duplicate symptom name")
+				}
+				seen[s.Name] = true
+				spec.Symptoms = append(spec.Symptoms, *s)
+			}
+		default:
+			return nil, specErr(name, k.Line, "", 0, "", "unknown key %q", k.Value)
+		}
+	}
+	if len(spec.Symptoms) == 0 {
+		return nil, specErr(name, root.Line, "", 0, "", "no symptoms")
+	}
+	if len(spec.Symptoms) > 65535 {
+		return nil, specErr(name, root.Line, "", 0, "", "too many symptoms (%d)", len(spec.Symptoms))
+	}
+	return spec, nil
+}
+
+func parseSymptom(file string, n *yaml.Node) (*SymptomSpec, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, specErr(file, n.Line, "", 0, "", "a symptom must be a mapping")
+	}
+	s := &SymptomSpec{Line: n.Line}
+	var pats *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "name":
+			s.Name = v.Value
+		case "description":
+			s.Description = v.Value
+		case "patterns":
+			pats = v
+		default:
+			return nil, specErr(file, k.Line, s.Name, 0, "", "unknown key %q", k.Value)
+		}
+	}
+	if s.Name == "" {
+		return nil, specErr(file, n.Line, "", 0, "", "symptom without a name")
+	}
+	if pats == nil || pats.Kind != yaml.SequenceNode || len(pats.Content) == 0 {
+		return nil, specErr(file, n.Line, s.Name, 0, "", "symptom needs a non-empty patterns list")
+	}
+	for i, pn := range pats.Content {
+		p, err := parsePattern(file, s.Name, i+1, pn)
+		if err != nil {
+			return nil, err
+		}
+		s.Patterns = append(s.Patterns, *p)
+	}
+	return s, nil
+}
+
+func parsePattern(file, sym string, idx int, n *yaml.Node) (*PatternSpec, error) {
+	p := &PatternSpec{Line: n.Line}
+	if n.Kind == yaml.ScalarNode { // shorthand: a bare string is content
+		p.Text = n.Value
+		b, err := ParseContent(n.Value)
+		if err != nil {
+			return nil, specErr(file, n.Line, sym, idx, n.Value, "%v", err)
+		}
+		p.Bytes = b
+		return p, nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, specErr(file, n.Line, sym, idx, "", "a pattern must be a string or a mapping")
+	}
+	kinds := 0
+	var maskText string
+	hasMask := false
+	fail := func(line int, format string, args ...any) (*PatternSpec, error) {
+		return nil, specErr(file, line, sym, idx, p.Text, format, args...)
+	}
+	// First pass: the text, so later errors can quote it.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		switch n.Content[i].Value {
+		case "content", "literal", "hex", "value", "validate", "regex":
+			p.Text = n.Content[i+1].Value
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return fail(v.Line, "%s: want a scalar", k.Value)
+		}
+		var err error
+		switch k.Value {
+		case "content":
+			kinds++
+			p.Kind = KindLiteral
+			p.Bytes, err = ParseContent(v.Value)
+		case "literal":
+			kinds++
+			p.Kind = KindLiteral
+			p.Bytes = []byte(v.Value)
+		case "hex":
+			kinds++
+			p.Kind = KindLiteral
+			p.Bytes, err = parseHex(v.Value)
+		case "value":
+			kinds++
+			p.Kind = KindMask
+			p.Bytes, err = parseHex(v.Value)
+		case "mask":
+			hasMask = true
+			maskText = v.Value
+		case "validate":
+			kinds++
+			p.Kind = KindValidate
+			p.Validate = v.Value
+		case "regex":
+			kinds++
+			p.Kind = KindRegex
+			p.Regex = v.Value
+		case "nocase":
+			p.NoCase, err = strconv.ParseBool(v.Value)
+		case "anchor":
+			switch v.Value {
+			case "start":
+				p.Anchor = AnchorStart
+			case "line":
+				p.Anchor = AnchorLine
+			case "none", "":
+				p.Anchor = AnchorNone
+			default:
+				err = fmt.Errorf("anchor: want start, line or none, got %q", v.Value)
+			}
+		case "offset":
+			p.Offset, err = strconv.ParseUint(v.Value, 0, 64)
+		case "depth":
+			p.Depth, err = strconv.ParseUint(v.Value, 0, 64)
+			if err == nil && p.Depth == 0 {
+				err = errors.New("depth must be positive")
+			}
+		default:
+			return fail(k.Line, "unknown key %q", k.Value)
+		}
+		if err != nil {
+			return fail(v.Line, "%s: %v", k.Value, err)
+		}
+	}
+	if kinds != 1 {
+		return fail(n.Line, "want exactly one of content, literal, hex, value, validate, regex (got %d)", kinds)
+	}
+	if hasMask != (p.Kind == KindMask) {
+		return fail(n.Line, "mask goes with value, and value needs a mask")
+	}
+	if p.Kind == KindMask {
+		m, err := parseHex(maskText)
+		if err != nil {
+			return fail(n.Line, "mask: %v", err)
+		}
+		if len(m) != len(p.Bytes) {
+			return fail(n.Line, "value has %d bytes but mask has %d", len(p.Bytes), len(m))
+		}
+		if p.NoCase {
+			return fail(n.Line, "nocase does not apply to value/mask")
+		}
+		p.Mask = m
+	}
+	return p, nil
+}
+
+// ParseContent parses Snort-style content: text with |hex| parts. A
+// backslash escapes the next character ("\|", "\\", "\"").
+func ParseContent(s string) ([]byte, error) {
+	var out []byte
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch c {
+		case '\\':
+			if i+1 >= len(s) {
+				return nil, fmt.Errorf("content %q: dangling backslash at offset %d", s, i)
+			}
+			out = append(out, s[i+1])
+			i += 2
+		case '|':
+			j := strings.IndexByte(s[i+1:], '|')
+			if j < 0 {
+				return nil, fmt.Errorf("content %q: unterminated hex part at offset %d", s, i)
+			}
+			b, err := parseHex(s[i+1 : i+1+j])
+			if err != nil {
+				return nil, fmt.Errorf("content %q: at offset %d: %v", s, i+1, err)
+			}
+			out = append(out, b...)
+			i += j + 2
+		default:
+			out = append(out, c)
+			i++
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("content %q: empty", s)
+	}
+	return out, nil
+}
+
+func parseHex(s string) ([]byte, error) {
+	s = strings.Trim(s, "|")
+	var out []byte
+	digits := 0
+	var cur byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var v byte
+		switch {
+		case c == ' ' || c == '\t':
+			if digits == 1 {
+				return nil, fmt.Errorf("hex %q: odd digit before offset %d", s, i)
+			}
+			continue
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return nil, fmt.Errorf("hex %q: bad character %q at offset %d", s, c, i)
+		}
+		cur = cur<<4 | v
+		digits++
+		if digits == 2 {
+			out = append(out, cur)
+			digits, cur = 0, 0
+		}
+	}
+	if digits != 0 {
+		return nil, fmt.Errorf("hex %q: odd number of digits", s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("hex %q: empty", s)
+	}
+	return out, nil
+}
+
+// quoteBytes formats a byte string in content syntax (for messages).
+func quoteBytes(b []byte) string {
+	var buf bytes.Buffer
+	inHex := false
+	for _, c := range b {
+		printable := c >= 0x20 && c < 0x7f && c != '|' && c != '\\' && c != '"'
+		if printable {
+			if inHex {
+				buf.WriteByte('|')
+				inHex = false
+			}
+			buf.WriteByte(c)
+			continue
+		}
+		if !inHex {
+			buf.WriteByte('|')
+			inHex = true
+		} else {
+			buf.WriteByte(' ')
+		}
+		fmt.Fprintf(&buf, "%02X", c)
+	}
+	if inHex {
+		buf.WriteByte('|')
+	}
+	return buf.String()
+}

@@ -1,0 +1,274 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// RecordVersion is the version byte that starts every encoded record. A
+// decoder accepts only the versions it knows; a new layout gets a new
+// version and the old decoder stays.
+const RecordVersion = 1
+
+// Address tags in the record encoding.
+const (
+	addrNone = 0 // invalid (zero) netip.Addr
+	addrV4   = 4
+	addrV6   = 6
+)
+
+// Decode failure reasons; DecodeError.Reason is one of these, and
+// Store.DecodeErrors counts by them.
+const (
+	ReasonTruncated = "truncated"
+	ReasonVersion   = "unknown version"
+	ReasonAddrTag   = "bad address tag"
+	ReasonOverflow  = "varint overflow"
+	ReasonRange     = "value out of range"
+	ReasonMACFlag   = "bad mac flag"
+	ReasonSymptoms  = "symptom count exceeds input"
+	ReasonTrailing  = "trailing bytes"
+	ReasonBadKey    = "bad key"
+	ReasonBadOrigin = "unknown origin"
+)
+
+// DecodeError describes why an encoded record could not be decoded.
+type DecodeError struct {
+	Offset int    // byte offset in the encoded value where decoding failed
+	Field  string // the field being decoded
+	Reason string // one of the Reason constants
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("decode record: %s at offset %d (%s)", e.Reason, e.Offset, e.Field)
+}
+
+// AppendRecord appends the binary encoding of r to dst and returns the
+// extended slice. It does not allocate when dst has room. IPv6 zones are not
+// stored.
+func AppendRecord(dst []byte, r *flow.Record) []byte {
+	dst = append(dst, RecordVersion)
+	dst = appendAddr(dst, r.Src)
+	dst = appendAddr(dst, r.Dst)
+	dst = binary.AppendUvarint(dst, uint64(r.Sport))
+	dst = binary.AppendUvarint(dst, uint64(r.Dport))
+	dst = append(dst, r.Proto)
+	dst = binary.AppendUvarint(dst, uint64(r.VLAN))
+	dst = binary.AppendUvarint(dst, r.Packets)
+	dst = binary.AppendUvarint(dst, r.Octets)
+	dst = binary.AppendUvarint(dst, r.InnerOctets)
+	dst = binary.AppendVarint(dst, r.First)
+	dst = binary.AppendVarint(dst, r.Last-r.First)
+	dst = append(dst, r.TCPFlags, byte(r.EndReason), r.IPVersion, byte(r.Tunnel))
+	dst = appendAddr(dst, r.TunnelSrc)
+	dst = appendAddr(dst, r.TunnelDst)
+	dst = binary.AppendUvarint(dst, uint64(r.Ingress))
+	dst = append(dst, r.Direction)
+	dst = binary.AppendUvarint(dst, uint64(r.VPI))
+	dst = binary.AppendUvarint(dst, uint64(r.VCI))
+	if r.SrcMAC == ([6]byte{}) && r.DstMAC == ([6]byte{}) {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, 1)
+		dst = append(dst, r.SrcMAC[:]...)
+		dst = append(dst, r.DstMAC[:]...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(r.Aggregate))
+	dst = binary.AppendUvarint(dst, uint64(r.Category))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Symptoms)))
+	for _, s := range r.Symptoms {
+		dst = binary.AppendUvarint(dst, uint64(s.ID))
+		dst = binary.AppendUvarint(dst, uint64(s.Count))
+	}
+	dst = binary.AppendUvarint(dst, uint64(r.ObservationDomain))
+	dst = binary.AppendUvarint(dst, uint64(r.SamplingPacketInterval))
+	return dst
+}
+
+func appendAddr(dst []byte, a netip.Addr) []byte {
+	switch {
+	case a.Is4():
+		b := a.As4()
+		dst = append(dst, addrV4)
+		return append(dst, b[:]...)
+	case a.Is6():
+		b := a.As16()
+		dst = append(dst, addrV6)
+		return append(dst, b[:]...)
+	}
+	return append(dst, addrNone)
+}
+
+// decoder reads an encoded record; the first failure sticks in err.
+type decoder struct {
+	b   []byte
+	off int
+	err *DecodeError
+}
+
+func (d *decoder) fail(field, reason string) {
+	if d.err == nil {
+		d.err = &DecodeError{Offset: d.off, Field: field, Reason: reason}
+	}
+}
+
+func (d *decoder) byte(field string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.b) {
+		d.fail(field, ReasonTruncated)
+		return 0
+	}
+	v := d.b[d.off]
+	d.off++
+	return v
+}
+
+func (d *decoder) uvarint(field string, max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	switch {
+	case n == 0:
+		d.fail(field, ReasonTruncated)
+		return 0
+	case n < 0:
+		d.fail(field, ReasonOverflow)
+		return 0
+	case v > max:
+		d.fail(field, ReasonRange)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	switch {
+	case n == 0:
+		d.fail(field, ReasonTruncated)
+		return 0
+	case n < 0:
+		d.fail(field, ReasonOverflow)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) bytes(field string, n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b)-d.off < n {
+		d.fail(field, ReasonTruncated)
+		return nil
+	}
+	v := d.b[d.off : d.off+n]
+	d.off += n
+	return v
+}
+
+func (d *decoder) addr(field string) netip.Addr {
+	switch tag := d.byte(field); {
+	case d.err != nil:
+	case tag == addrNone:
+	case tag == addrV4:
+		if b := d.bytes(field, 4); b != nil {
+			return netip.AddrFrom4([4]byte(b))
+		}
+	case tag == addrV6:
+		if b := d.bytes(field, 16); b != nil {
+			return netip.AddrFrom16([16]byte(b))
+		}
+	default:
+		d.off--
+		d.fail(field, ReasonAddrTag)
+	}
+	return netip.Addr{}
+}
+
+// DecodeRecord decodes one encoded record into r, overwriting every field.
+// The symptom list is appended to r.Symptoms[:0], so a caller that reuses r
+// across calls reuses its capacity; a record with no symptoms gets a nil
+// list. On failure the error is a *DecodeError and r is undefined.
+func DecodeRecord(b []byte, r *flow.Record) error {
+	d := decoder{b: b}
+	if v := d.byte("version"); d.err == nil && v != RecordVersion {
+		d.off = 0
+		d.fail("version", ReasonVersion)
+	}
+	syms := r.Symptoms[:0]
+	*r = flow.Record{}
+	r.Src = d.addr("src")
+	r.Dst = d.addr("dst")
+	r.Sport = uint16(d.uvarint("sport", 0xffff))
+	r.Dport = uint16(d.uvarint("dport", 0xffff))
+	r.Proto = d.byte("proto")
+	r.VLAN = uint16(d.uvarint("vlan", 0xffff))
+	r.Packets = d.uvarint("packets", 1<<64-1)
+	r.Octets = d.uvarint("octets", 1<<64-1)
+	r.InnerOctets = d.uvarint("inner octets", 1<<64-1)
+	r.First = d.varint("first")
+	r.Last = r.First + d.varint("duration")
+	r.TCPFlags = d.byte("tcp flags")
+	r.EndReason = flow.EndReason(d.byte("end reason"))
+	r.IPVersion = d.byte("ip version")
+	r.Tunnel = flow.TunnelType(d.byte("tunnel"))
+	r.TunnelSrc = d.addr("tunnel src")
+	r.TunnelDst = d.addr("tunnel dst")
+	r.Ingress = uint32(d.uvarint("ingress", 0xffffffff))
+	r.Direction = d.byte("direction")
+	r.VPI = uint16(d.uvarint("vpi", 0xffff))
+	r.VCI = uint16(d.uvarint("vci", 0xffff))
+	switch f := d.byte("mac flag"); {
+	case d.err != nil, f == 0:
+	case f == 1:
+		if m := d.bytes("mac", 12); m != nil {
+			copy(r.SrcMAC[:], m[:6])
+			copy(r.DstMAC[:], m[6:])
+		}
+	default:
+		d.off--
+		d.fail("mac flag", ReasonMACFlag)
+	}
+	r.Aggregate = uint32(d.uvarint("aggregate", 0xffffffff))
+	r.Category = uint16(d.uvarint("category", 0xffff))
+	start := d.off
+	n := d.uvarint("symptom count", 1<<32)
+	// Each symptom takes at least two bytes: refuse counts the input cannot
+	// hold before allocating for them.
+	if d.err == nil && n > uint64(len(b)-d.off)/2 {
+		d.off = start
+		d.fail("symptom count", ReasonSymptoms)
+	}
+	if d.err == nil && n > 0 {
+		if uint64(cap(syms)) < n {
+			syms = make([]flow.SymptomCount, 0, n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			id := d.uvarint("symptom id", 0xffff)
+			c := d.uvarint("symptom count", 0xffffffff)
+			syms = append(syms, flow.SymptomCount{ID: uint16(id), Count: uint32(c)})
+		}
+		r.Symptoms = syms
+	}
+	r.ObservationDomain = uint32(d.uvarint("observation domain", 0xffffffff))
+	r.SamplingPacketInterval = uint32(d.uvarint("sampling interval", 0xffffffff))
+	if d.err == nil && d.off != len(b) {
+		d.fail("end", ReasonTrailing)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+func sampleRecords() []flow.Record {
+	return []flow.Record{
+		{},
+		{
+			Key: flow.Key{
+				Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"),
+				Sport: 40001, Dport: 25, Proto: 6, VLAN: 42,
+			},
+			Packets: 12, Octets: 2301, InnerOctets: 2301,
+			First: 1552590234892000000, Last: 1552590243371000000,
+			TCPFlags: 0x1b, EndReason: flow.EndDetected, IPVersion: 4,
+			Ingress: 3, Direction: 0,
+			SrcMAC: [6]byte{0, 1, 2, 3, 4, 5}, DstMAC: [6]byte{6, 7, 8, 9, 10, 11},
+			Aggregate: 7, Category: 3,
+			Symptoms:          []flow.SymptomCount{{ID: 1, Count: 3}, {ID: 65535, Count: 4294967295}},
+			ObservationDomain: 42, SamplingPacketInterval: 100,
+		},
+		{
+			Key: flow.Key{
+				Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("::ffff:192.0.2.9"),
+				Sport: 0, Dport: 8 << 8, Proto: 58,
+			},
+			Packets: 1<<64 - 1, Octets: 1<<64 - 1, InnerOctets: 0,
+			First: -5, Last: -10, // clocks before 1970 and a last before first survive
+			IPVersion: 6, Tunnel: flow.TunnelGRE,
+			TunnelSrc: netip.MustParseAddr("203.0.113.1"), TunnelDst: netip.MustParseAddr("2001:db8::ff"),
+			Direction: 255, VPI: 0xffff, VCI: 0xffff,
+			Aggregate: 0xffffffff, Category: 0xffff, ObservationDomain: 0xffffffff,
+			SamplingPacketInterval: 0xffffffff, Ingress: 0xffffffff,
+		},
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for i, want := range sampleRecords() {
+		b := AppendRecord(nil, &want)
+		var got flow.Record
+		if err := DecodeRecord(b, &got); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, got, want)
+		}
+	}
+}
+
+func TestRecordZoneDropped(t *testing.T) {
+	r := flow.Record{Key: flow.Key{Src: netip.MustParseAddr("fe80::1%eth0")}}
+	var got flow.Record
+	if err := DecodeRecord(AppendRecord(nil, &r), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Src != netip.MustParseAddr("fe80::1") {
+		t.Errorf("src = %v, want fe80::1", got.Src)
+	}
+}
+
+func TestDecodeRecordErrors(t *testing.T) {
+	good := AppendRecord(nil, &sampleRecords()[1])
+	// Every strict prefix of a valid record is truncated.
+	for n := 0; n < len(good); n++ {
+		var r flow.Record
+		err := DecodeRecord(good[:n], &r)
+		var de *DecodeError
+		if !errors.As(err, &de) || (de.Reason != ReasonTruncated && de.Reason != ReasonSymptoms) {
+			t.Fatalf("prefix %d: err = %v, want truncated", n, err)
+		}
+		if de.Offset > n {
+			t.Fatalf("prefix %d: offset %d beyond input", n, de.Offset)
+		}
+	}
+	mod := func(f func(b []byte) []byte) []byte {
+		return f(append([]byte(nil), good...))
+	}
+	tests := []struct {
+		name   string
+		in     []byte
+		reason string
+		offset int
+		msg    string
+	}{
+		{"version", mod(func(b []byte) []byte { b[0] = 9; return b }), ReasonVersion, 0,
+			"decode record: unknown version at offset 0 (version)"},
+		{"addr tag", mod(func(b []byte) []byte { b[1] = 5; return b }), ReasonAddrTag, 1,
+			"decode record: bad address tag at offset 1 (src)"},
+		{"trailing", append(append([]byte(nil), good...), 0), ReasonTrailing, len(good),
+			""},
+		{"sport range", []byte{1, 0, 0, 0x80, 0x80, 0x04}, ReasonRange, 3,
+			"decode record: value out of range at offset 3 (sport)"},
+		{"overflow", []byte{1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ReasonOverflow, 3, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r flow.Record
+			err := DecodeRecord(tt.in, &r)
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("err = %v, want *DecodeError", err)
+			}
+			if de.Reason != tt.reason || de.Offset != tt.offset {
+				t.Errorf("got %q at %d, want %q at %d", de.Reason, de.Offset, tt.reason, tt.offset)
+			}
+			if tt.msg != "" && err.Error() != tt.msg {
+				t.Errorf("message %q, want %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+func TestDecodeRecordHugeSymptomCount(t *testing.T) {
+	r := flow.Record{}
+	b := AppendRecord(nil, &r)
+	// Replace the trailing "0 symptoms, domain 0, sampling 0" with a
+	// symptom count of 2^32 followed by nothing useful.
+	b = append(b[:len(b)-3], 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0)
+	err := DecodeRecord(b, &r)
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Reason != ReasonSymptoms {
+		t.Fatalf("err = %v, want %q", err, ReasonSymptoms)
+	}
+}
+
+func TestRecordCodecAllocs(t *testing.T) {
+	recs := sampleRecords()
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendRecord(buf[:0], &recs[1]) }); n != 0 {
+		t.Errorf("AppendRecord: %v allocs, want 0", n)
+	}
+	var r flow.Record
+	if err := DecodeRecord(buf, &r); err != nil {
+		t.Fatal(err)
+	}
+	// Reusing r reuses its symptom capacity.
+	if n := testing.AllocsPerRun(100, func() {
+		if err := DecodeRecord(buf, &r); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("DecodeRecord: %v allocs, want 0", n)
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	for _, r := range sampleRecords() {
+		f.Add(AppendRecord(nil, &r))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 6})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r flow.Record
+		err := DecodeRecord(b, &r)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v is not a *DecodeError", err)
+			}
+			if de.Offset < 0 || de.Offset > len(b) {
+				t.Fatalf("offset %d outside input of %d bytes", de.Offset, len(b))
+			}
+			return
+		}
+		// What decodes must re-encode to something that decodes the same.
+		var again flow.Record
+		if err := DecodeRecord(AppendRecord(nil, &r), &again); err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(r, again) {
+			t.Fatalf("round trip changed the record:\n%+v\n%+v", r, again)
+		}
+	})
+}

@@ -1,0 +1,550 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// SchemaVersion is the layout version of the database this package writes.
+// Open refuses files with a newer version.
+const SchemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketFlows   = []byte("flows")
+	bucketOrigins = []byte("origins")
+
+	keySchema = []byte("schema")
+	keyMaxDur = []byte("maxdur")
+	keyStats  = []byte("stats")
+)
+
+const keyLen = 20
+
+// Errors callers branch on.
+var (
+	// ErrNewerSchema: the file was written by a newer MIRA.
+	ErrNewerSchema = errors.New("database schema is newer than this build supports")
+	// ErrNotStore: the file is a bbolt database but not a MIRA flow store.
+	ErrNotStore = errors.New("not a mira flow store")
+	// ErrLocked: another process holds the database open for writing.
+	ErrLocked = errors.New("database is locked by another process")
+	// ErrStop may be returned by a Flows callback to end the scan early;
+	// Flows then returns nil.
+	ErrStop = errors.New("stop scan")
+)
+
+// Options tune Open. A nil *Options means the defaults.
+type Options struct {
+	// Timeout bounds the wait for the file lock; 0 means 1 s.
+	Timeout time.Duration
+	// ReadOnly opens an existing store for reading (shared lock); the file
+	// must exist.
+	ReadOnly bool
+	// NoSync skips fsync on commit: faster, but a crash can lose or
+	// corrupt committed batches. For tests and benchmarks only.
+	NoSync bool
+	// InitialMmapSize lets readers run without blocking a writer that
+	// grows the file up to this size.
+	InitialMmapSize int
+}
+
+// Origin says where records came from: the exporter (as the collector names
+// it, for example "192.0.2.1:4739" or a probe name) and its IPFIX
+// observation domain.
+type Origin struct {
+	Exporter string
+	Domain   uint32
+}
+
+// StoredFlow is one record read back from the store.
+type StoredFlow struct {
+	Origin Origin
+	Record flow.Record
+}
+
+// TimeField selects which flow timestamps a Query's range applies to.
+type TimeField uint8
+
+// Time fields.
+const (
+	// Overlap selects flows active at some time in [From, To):
+	// First < To and Last >= From.
+	Overlap TimeField = iota
+	// ByEnd selects flows whose Last is in [From, To).
+	ByEnd
+	// ByStart selects flows whose First is in [From, To).
+	ByStart
+)
+
+// Query selects stored flows. The zero Query selects everything.
+type Query struct {
+	// From and To bound the time range, half-open [From, To); a zero
+	// value leaves that side unbounded.
+	From, To time.Time
+	Field    TimeField
+	// Exporter, when not empty, keeps only records of that exporter.
+	Exporter string
+	// Domain keeps only records of that observation domain when HasDomain
+	// is set.
+	Domain    uint32
+	HasDomain bool
+}
+
+// Stats are collector counters kept in the store so that reports can show
+// them. Counters are totals since the store was created.
+type Stats struct {
+	// Messages and Records count IPFIX messages and data records received.
+	Messages uint64 `json:"messages"`
+	Records  uint64 `json:"records"`
+	// Lost counts records that exporters' sequence numbers show missing.
+	Lost uint64 `json:"lost"`
+	// Malformed counts messages or sets the collector rejected, by reason.
+	Malformed map[string]uint64 `json:"malformed,omitempty"`
+	// DecodeErrors counts packets the probes could not decode, by reason,
+	// as forwarded in their options records.
+	DecodeErrors map[string]uint64 `json:"decode_errors,omitempty"`
+	// Updated is when the counters were last written.
+	Updated time.Time `json:"updated"`
+}
+
+// Store is an open flow store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	// mu serialises Put so that the write buffers can be reused.
+	mu      sync.Mutex
+	buf     []byte
+	entries []entry
+
+	// omu guards the origin cache.
+	omu     sync.RWMutex
+	origins map[Origin]uint32
+	byID    map[uint32]Origin
+
+	emu        sync.Mutex
+	decodeErrs map[string]uint64
+}
+
+// entry locates one key/value pair in Store.buf.
+type entry struct{ k, v, end int }
+
+// Open opens or creates the store at path.
+func Open(path string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o644, &bolt.Options{
+		Timeout:         o.Timeout,
+		ReadOnly:        o.ReadOnly,
+		NoSync:          o.NoSync,
+		InitialMmapSize: o.InitialMmapSize,
+		FreelistType:    bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w (waited %v)", path, ErrLocked, o.Timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:         db,
+		path:       path,
+		origins:    make(map[Origin]uint32),
+		byID:       make(map[uint32]Origin),
+		decodeErrs: make(map[string]uint64),
+	}
+	if err := s.init(o.ReadOnly); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return ErrNotStore
+		}
+		v := meta.Get(keySchema)
+		if len(v) != 4 {
+			return ErrNotStore
+		}
+		if ver := binary.BigEndian.Uint32(v); ver > SchemaVersion {
+			return fmt.Errorf("%w: file has version %d, this build reads up to %d", ErrNewerSchema, ver, SchemaVersion)
+		}
+		if tx.Bucket(bucketFlows) == nil || tx.Bucket(bucketOrigins) == nil {
+			return ErrNotStore
+		}
+		return s.loadOrigins(tx)
+	}
+	if readOnly {
+		return s.db.View(check)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			// A new file (or one with foreign buckets, which check rejects).
+			empty := true
+			tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return ErrNotStore
+			}
+			meta, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(bucketFlows); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(bucketOrigins); err != nil {
+				return err
+			}
+		}
+		return check(tx)
+	})
+}
+
+// origins bucket: key = domain (4 bytes) + exporter, value = id (4 bytes).
+func originKey(o Origin) []byte {
+	k := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(o.Exporter)), o.Domain)
+	return append(k, o.Exporter...)
+}
+
+func (s *Store) loadOrigins(tx *bolt.Tx) error {
+	return tx.Bucket(bucketOrigins).ForEach(func(k, v []byte) error {
+		if len(k) < 4 || len(v) != 4 {
+			return fmt.Errorf("%w: bad origin entry %x", ErrNotStore, k)
+		}
+		o := Origin{Domain: binary.BigEndian.Uint32(k), Exporter: string(k[4:])}
+		id := binary.BigEndian.Uint32(v)
+		s.origins[o] = id
+		s.byID[id] = o
+		return nil
+	})
+}
+
+// Path returns the file name the store was opened with.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database file.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// timeKey maps a ns timestamp to 8 bytes whose byte order is time order.
+func timeKey(dst []byte, ns int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(ns)^(1<<63))
+}
+
+func keyTime(k []byte) int64 {
+	return int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
+}
+
+// Put stores recs as coming from o, in one transaction, and returns after
+// the transaction is committed (and synced unless Options.NoSync). The
+// records are not retained.
+func (s *Store) Put(o Origin, recs []flow.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.omu.RLock()
+	id, known := s.origins[o]
+	s.omu.RUnlock()
+
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if !known {
+			ob := tx.Bucket(bucketOrigins)
+			if v := ob.Get(originKey(o)); len(v) == 4 {
+				id = binary.BigEndian.Uint32(v)
+			} else {
+				seq, err := ob.NextSequence()
+				if err != nil {
+					return err
+				}
+				if seq > math.MaxUint32 {
+					return errors.New("too many origins")
+				}
+				id = uint32(seq)
+				if err := ob.Put(originKey(o), binary.BigEndian.AppendUint32(nil, id)); err != nil {
+					return err
+				}
+			}
+		}
+		b := tx.Bucket(bucketFlows)
+		// Keys arrive nearly in order, so full pages are the right split.
+		b.FillPercent = 1.0
+		seq := b.Sequence()
+		if err := b.SetSequence(seq + uint64(len(recs))); err != nil {
+			return err
+		}
+		buf, ents := s.buf[:0], s.entries[:0]
+		var maxDur int64
+		for i := range recs {
+			r := &recs[i]
+			seq++
+			e := entry{k: len(buf)}
+			buf = timeKey(buf, r.Last)
+			buf = binary.BigEndian.AppendUint32(buf, id)
+			buf = binary.BigEndian.AppendUint64(buf, seq)
+			e.v = len(buf)
+			buf = AppendRecord(buf, r)
+			e.end = len(buf)
+			ents = append(ents, e)
+			if d := r.Last - r.First; d > maxDur {
+				maxDur = d
+			}
+		}
+		s.buf, s.entries = buf, ents
+		slices.SortFunc(ents, func(a, b entry) int {
+			return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v])
+		})
+		for _, e := range ents {
+			if err := b.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if maxDur > storedMaxDur(meta) {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], uint64(maxDur))
+			if err := meta.Put(keyMaxDur, v[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put %d records from %s/%d: %w", len(recs), o.Exporter, o.Domain, err)
+	}
+	if !known {
+		s.omu.Lock()
+		s.origins[o] = id
+		s.byID[id] = o
+		s.omu.Unlock()
+	}
+	return nil
+}
+
+func storedMaxDur(meta *bolt.Bucket) int64 {
+	v := meta.Get(keyMaxDur)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// Flows calls fn for every stored record that q selects, in order of flow
+// end time. fn runs inside a read transaction: it must not call Put,
+// PutStats or AddStats (that can deadlock when the file grows). If fn
+// returns ErrStop the scan ends and Flows returns nil; any other error ends
+// the scan and is returned. Each StoredFlow is fn's to keep.
+//
+// Records that fail to decode are skipped and counted in DecodeErrors.
+func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	s.omu.RLock()
+	byID := make(map[uint32]Origin, len(s.byID))
+	for id, o := range s.byID {
+		byID[id] = o
+	}
+	s.omu.RUnlock()
+
+	err := s.db.View(func(tx *bolt.Tx) error {
+		stop := to // scan while key time < stop
+		if q.Field != ByEnd && to != math.MaxInt64 {
+			d := storedMaxDur(tx.Bucket(bucketMeta))
+			if to > math.MaxInt64-d-1 {
+				stop = math.MaxInt64
+			} else {
+				stop = to + d + 1
+			}
+		}
+		c := tx.Bucket(bucketFlows).Cursor()
+		var seek [8]byte
+		timeKey(seek[:0], from)
+		for k, v := c.Seek(seek[:]); k != nil; k, v = c.Next() {
+			if len(k) != keyLen {
+				s.countDecodeError(ReasonBadKey)
+				continue
+			}
+			last := keyTime(k)
+			if last >= stop && stop != math.MaxInt64 {
+				break
+			}
+			o, ok := byID[binary.BigEndian.Uint32(k[8:12])]
+			if !ok {
+				s.countDecodeError(ReasonBadOrigin)
+				continue
+			}
+			if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
+				continue
+			}
+			sf := StoredFlow{Origin: o}
+			if err := DecodeRecord(v, &sf.Record); err != nil {
+				var de *DecodeError
+				if errors.As(err, &de) {
+					s.countDecodeError(de.Reason)
+				}
+				continue
+			}
+			r := &sf.Record
+			switch q.Field {
+			case ByEnd:
+				if r.Last < from || r.Last >= to {
+					continue
+				}
+			case ByStart:
+				if r.First < from || r.First >= to {
+					continue
+				}
+			default:
+				if r.Last < from || r.First >= to {
+					continue
+				}
+			}
+			if err := fn(sf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) countDecodeError(reason string) {
+	s.emu.Lock()
+	s.decodeErrs[reason]++
+	s.emu.Unlock()
+}
+
+// DecodeErrors returns how many stored entries scans have skipped since
+// Open, by reason.
+func (s *Store) DecodeErrors() map[string]uint64 {
+	s.emu.Lock()
+	defer s.emu.Unlock()
+	m := make(map[string]uint64, len(s.decodeErrs))
+	for k, v := range s.decodeErrs {
+		m[k] = v
+	}
+	return m
+}
+
+// PutStats replaces the stored collector counters with st.
+func (s *Store) PutStats(st Stats) error {
+	if st.Updated.IsZero() {
+		st.Updated = time.Now().UTC()
+	}
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("store: put stats: %w", err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyStats, v) })
+	if err != nil {
+		return fmt.Errorf("store: put stats: %w", err)
+	}
+	return nil
+}
+
+// AddStats adds delta to the stored collector counters, so that a
+// collector that restarts keeps counting from the stored totals.
+func (s *Store) AddStats(delta Stats) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		st, err := decodeStats(meta.Get(keyStats))
+		if err != nil {
+			return err
+		}
+		st.Messages += delta.Messages
+		st.Records += delta.Records
+		st.Lost += delta.Lost
+		st.Malformed = addCounts(st.Malformed, delta.Malformed)
+		st.DecodeErrors = addCounts(st.DecodeErrors, delta.DecodeErrors)
+		st.Updated = delta.Updated
+		if st.Updated.IsZero() {
+			st.Updated = time.Now().UTC()
+		}
+		v, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyStats, v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: add stats: %w", err)
+	}
+	return nil
+}
+
+func addCounts(dst, src map[string]uint64) map[string]uint64 {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(map[string]uint64, len(src))
+	}
+	for k, v := range src {
+		dst[k] += v
+	}
+	return dst
+}
+
+func decodeStats(v []byte) (Stats, error) {
+	var st Stats
+	if v == nil {
+		return st, nil
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, fmt.Errorf("decode stats: %w", err)
+	}
+	return st, nil
+}
+
+// Stats returns the stored collector counters; the zero Stats if none were
+// stored.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		st, err = decodeStats(tx.Bucket(bucketMeta).Get(keyStats))
+		return err
+	})
+	if err != nil {
+		return st, fmt.Errorf("store: stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,293 @@
+package pcapfile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// requirePeers reports whether a missing peer or corpus must fail the
+// test instead of skipping it.
+func requirePeers() bool { return os.Getenv("MIRA_REQUIRE_PEERS") == "1" }
+
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if requirePeers() {
+		t.Fatalf(format+" (MIRA_REQUIRE_PEERS=1)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// corpusDir returns the shared capture corpus, /work/shared/corpus/pcaps
+// seen from the repository root as ../shared.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
+	if _, err := os.Stat(dir); err != nil {
+		skipOrFail(t, "capture corpus absent: %v", err)
+	}
+	return dir
+}
+
+func needTshark(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("tshark")
+	if err != nil {
+		skipOrFail(t, "tshark not installed: %v", err)
+	}
+	return p
+}
+
+// captureFiles lists every capture under dir, recursively.
+func captureFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		n := strings.TrimSuffix(d.Name(), ".gz")
+		switch filepath.Ext(n) {
+		case ".pcap", ".pcapng", ".cap":
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no captures under %s", dir)
+	}
+	return files
+}
+
+// rec is one packet as both tshark and the reader describe it.
+type rec struct {
+	ts             int64 // ns since the epoch
+	length, caplen int
+	iface          int
+}
+
+func (r rec) String() string {
+	return fmt.Sprintf("ts=%d len=%d caplen=%d if=%d", r.ts, r.length, r.caplen, r.iface)
+}
+
+// tsharkRecords runs tshark on the file and parses its per-packet fields.
+// ok is false when tshark reported an error reading the file.
+func tsharkRecords(t *testing.T, tshark, path string) (recs []rec, ok bool, stderr string) {
+	t.Helper()
+	cmd := exec.Command(tshark, "-n", "-r", path, "-T", "fields",
+		"-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.interface_id")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	runErr := cmd.Run()
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			t.Fatalf("tshark %s: unexpected line %q", path, line)
+		}
+		var r rec
+		var err error
+		if r.ts, err = parseEpoch(f[0]); err != nil {
+			t.Fatalf("tshark %s: %v", path, err)
+		}
+		r.length, _ = strconv.Atoi(f[1])
+		r.caplen, _ = strconv.Atoi(f[2])
+		if f[3] != "" {
+			r.iface, _ = strconv.Atoi(f[3])
+		}
+		recs = append(recs, r)
+	}
+	return recs, runErr == nil && !strings.Contains(errb.String(), "tshark:"), errb.String()
+}
+
+// parseEpoch parses tshark's frame.time_epoch ("1355337485.364436000").
+func parseEpoch(s string) (int64, error) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("time %q: %w", s, err)
+	}
+	if len(frac) > 9 {
+		frac = frac[:9]
+	}
+	frac += strings.Repeat("0", 9-len(frac))
+	ns, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("time %q: %w", s, err)
+	}
+	v := sec*1e9 + ns
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+// readAll reads every packet the reader delivers, continuing after
+// errors that keep the framing, and returns the first error seen.
+func readAll(r *Reader) (recs []rec, firstErr error) {
+	for i := 0; ; i++ {
+		data, ci, err := r.Next()
+		if err == io.EOF {
+			return recs, firstErr
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			var fe *Error
+			if errors.As(err, &fe) && r.err != nil {
+				return recs, firstErr // sticky: framing lost
+			}
+			continue
+		}
+		if len(data) != ci.CaptureLength {
+			panic(fmt.Sprintf("packet %d: %d bytes, CaptureLength %d", i, len(data), ci.CaptureLength))
+		}
+		recs = append(recs, rec{ts: ci.Timestamp, length: ci.Length, caplen: ci.CaptureLength, iface: ci.Interface})
+	}
+}
+
+var unsupportedRE = regexp.MustCompile(`^pcapfile: [^:]+: unsupported link type [0-9]+ \([A-Z0-9_]+|unknown\)$`)
+
+// TestCorpusMatchesTshark reads every capture of the shared corpus and
+// compares each packet with what tshark reports for it.
+func TestCorpusMatchesTshark(t *testing.T) {
+	tshark := needTshark(t)
+	dir := corpusDir(t)
+	files := captureFiles(t, dir)
+	gopacket := captureFiles(t, filepath.Join(dir, "gopacket"))
+	if len(gopacket) < 50 {
+		t.Fatalf("only %d gopacket pcapng vectors", len(gopacket))
+	}
+	var matched, unsupported, tsharkFailed int
+	for _, path := range files {
+		rel, _ := filepath.Rel(dir, path)
+		t.Run(rel, func(t *testing.T) {
+			want, ok, stderr := tsharkRecords(t, tshark, path)
+			r, err := Open(path)
+			var ule *UnsupportedLinkError
+			switch {
+			case errors.As(err, &ule):
+				checkUnsupported(t, ule, err)
+				unsupported++
+				return
+			case err != nil && !ok:
+				tsharkFailed++
+				return // both refuse the file
+			case err != nil:
+				t.Fatalf("open: %v (tshark read %d packets)", err, len(want))
+			}
+			defer r.Close()
+			got, rerr := readAll(r)
+			if !ok {
+				// tshark failed part-way: we must not panic, and what
+				// we read before our own error must agree with tshark.
+				tsharkFailed++
+				t.Logf("tshark: %s; reader: %d packets, %v", strings.TrimSpace(stderr), len(got), rerr)
+				return
+			}
+			if errors.As(rerr, &ule) {
+				checkUnsupported(t, ule, rerr)
+				unsupported++
+				return
+			}
+			if rerr != nil {
+				t.Fatalf("read: %v after %d packets (tshark read %d)", rerr, len(got), len(want))
+			}
+			compareRecs(t, got, want)
+			matched++
+		})
+	}
+	t.Logf("%d files: %d match tshark, %d unsupported link type, %d tshark cannot read", len(files), matched, unsupported, tsharkFailed)
+	if matched < len(files)/2 {
+		t.Errorf("only %d of %d files matched", matched, len(files))
+	}
+}
+
+func checkUnsupported(t *testing.T, ule *UnsupportedLinkError, err error) {
+	t.Helper()
+	if Supported(ule.LinkType) {
+		t.Errorf("%v: link type %d is supported", err, ule.LinkType)
+	}
+	if !errors.Is(err, ErrUnsupportedLinkType) {
+		t.Errorf("%v does not wrap ErrUnsupportedLinkType", err)
+	}
+	if !unsupportedRE.MatchString(err.Error()) {
+		t.Errorf("unclear error %q", err)
+	}
+}
+
+func compareRecs(t *testing.T, got, want []rec) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d packets, tshark %d", len(got), len(want))
+	}
+	bad := 0
+	for i := 0; i < len(got) && i < len(want); i++ {
+		if got[i] != want[i] {
+			t.Errorf("packet %d: got %v, tshark %v", i+1, got[i], want[i])
+			if bad++; bad > 5 {
+				t.FailNow()
+			}
+		}
+	}
+}
+
+// TestGzipMatchesTshark compresses corpus files (pcap and pcapng) under
+// names without a .gz suffix and checks the reader still matches tshark.
+func TestGzipMatchesTshark(t *testing.T) {
+	tshark := needTshark(t)
+	dir := corpusDir(t)
+	for _, rel := range []string{"gopacket/test_ethernet.pcap", "libtrace/complex.pcapng", "tcpdump/tcp-handshake-nano.pcap"} {
+		t.Run(rel, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var zb bytes.Buffer
+			zw := gzip.NewWriter(&zb)
+			zw.Write(raw)
+			zw.Close()
+			path := filepath.Join(t.TempDir(), "capture.bin")
+			if err := os.WriteFile(path, zb.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want, ok, stderr := tsharkRecords(t, tshark, path)
+			if !ok {
+				t.Fatalf("tshark: %s", stderr)
+			}
+			r, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, err := readAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 {
+				t.Fatal("tshark read no packets")
+			}
+			compareRecs(t, got, want)
+		})
+	}
+}

@@ -1,0 +1,25 @@
+// Package pcapfile reads and writes packet capture files.
+//
+// Reader implements drivers.Source over classic pcap (microsecond and
+// nanosecond magic, either byte order) and pcapng (several sections, every
+// interface description block with its own link type, snaplen and
+// timestamp resolution; enhanced, simple and obsolete packet blocks).
+// Gzip-compressed input is recognised by its magic bytes, whatever the
+// file is called. Writer writes classic little-endian pcap.
+//
+// Hazard: the slice returned by Reader.Next aliases the reader's buffer and
+// is valid only until the next call to Next or Close. Callers that keep
+// packet bytes must copy them. Neither Reader nor Writer is safe for
+// concurrent use.
+//
+// Records whose captured length exceeds 256 KiB, or the interface snaplen
+// plus a small slack, are rejected with an error naming the file and byte
+// offset rather than allocated. A final record cut short by the end of the
+// file yields an error wrapping io.ErrUnexpectedEOF and counts in
+// Stats.Errors.
+//
+// For pcapng, an interface whose link type MIRA cannot decode is reported
+// when the first packet of that interface arrives, not at its interface
+// description block, so files mixing supported and unsupported interfaces
+// can be read until the first unsupported packet.
+package pcapfile

@@ -1,0 +1,337 @@
+package ipfix
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// op says what a template field means for a flow.Record. The encoder and
+// the decoder share it so that a template and its records cannot disagree.
+type op uint8
+
+const (
+	opSkip op = iota
+	opSrc4
+	opDst4
+	opSrc6
+	opDst6
+	opSport
+	opDport
+	opICMP
+	opProto
+	opTCPFlags
+	opPackets
+	opOctets
+	opStartMs
+	opEndMs
+	opStartSec
+	opEndSec
+	opStartUs
+	opEndUs
+	opStartNs
+	opEndNs
+	opStartUptime
+	opEndUptime
+	opVLAN
+	opIngress
+	opEndReason
+	opIPVersion
+	opSrcMAC
+	opDstMAC
+	opDirection
+	opInnerOctets
+	opTunnelType
+	opTunSrc4
+	opTunDst4
+	opTunSrc6
+	opTunDst6
+	opAggregate
+	opCategory
+	opVPI
+	opVCI
+	opSymptoms
+	opSampling
+	opRevPackets
+	opRevOctets
+	opRevFlags
+	opSysInit
+	opDomainSampling
+	opSymptomID
+	opSymptomCount
+)
+
+// Template-variant bits: a record's variant picks its flow template, whose
+// id is FlowTemplateBase + variant.
+const (
+	varV6       = 1 << 0
+	varICMP     = 1 << 1
+	varTunShift = 2 // 2 bits: 0 none, 1 IPv4 outer, 2 IPv6 outer, 3 type only
+	varSym      = 1 << 4
+	varDir      = 1 << 5
+	varATM      = 1 << 6
+	numVariants = 1 << 7
+)
+
+// Template ids MIRA's exporter uses.
+const (
+	FlowTemplateBase          = 256
+	SymptomTemplateID         = FlowTemplateBase + numVariants // 384
+	ExporterOptionsTemplateID = SymptomTemplateID + 1          // 385
+)
+
+type slot struct {
+	op op
+	f  Field
+}
+
+// FlowEncoder encodes flow.Records with MIRA's flow templates. Templates
+// are built on first use; after that encoding allocates nothing.
+type FlowEncoder struct {
+	pen   uint32
+	tmpl  [numVariants]*encTemplate
+	sym   Template
+	order []*Template
+}
+
+type encTemplate struct {
+	Template
+	slots []slot
+}
+
+// NewFlowEncoder returns an encoder whose MIRA elements carry enterprise
+// number pen (DefaultPEN if 0).
+func NewFlowEncoder(pen uint32) *FlowEncoder {
+	if pen == 0 {
+		pen = DefaultPEN
+	}
+	e := &FlowEncoder{pen: pen}
+	e.sym = Template{ID: SymptomTemplateID, Fields: []Field{
+		{ID: MIRASymptomID, Enterprise: pen, Length: 2},
+		{ID: MIRASymptomOccurrences, Enterprise: pen, Length: 4},
+	}}
+	return e
+}
+
+// PEN returns the encoder's enterprise number.
+func (e *FlowEncoder) PEN() uint32 { return e.pen }
+
+// SymptomTemplate is the sub-template of the symptom subTemplateList.
+func (e *FlowEncoder) SymptomTemplate() *Template { return &e.sym }
+
+// Templates returns the flow templates built so far, in order of creation.
+func (e *FlowEncoder) Templates() []*Template { return e.order }
+
+func variant(r *flow.Record) int {
+	v := 0
+	if r.Src.Is6() && !r.Src.Is4In6() {
+		v |= varV6
+	}
+	if r.Proto == 1 || r.Proto == 58 {
+		v |= varICMP
+	}
+	if r.Tunnel != flow.TunnelNone {
+		switch {
+		case r.TunnelSrc.Is4() || r.TunnelSrc.Is4In6():
+			v |= 1 << varTunShift
+		case r.TunnelSrc.Is6():
+			v |= 2 << varTunShift
+		default:
+			v |= 3 << varTunShift
+		}
+	}
+	if len(r.Symptoms) > 0 {
+		v |= varSym
+	}
+	if r.Direction != 255 {
+		v |= varDir
+	}
+	if r.VPI != 0 || r.VCI != 0 {
+		v |= varATM
+	}
+	return v
+}
+
+// Template returns the template record r is encoded with, building it on
+// first use. The second result is true when the template is new.
+func (e *FlowEncoder) Template(r *flow.Record) (*Template, bool) {
+	v := variant(r)
+	if t := e.tmpl[v]; t != nil {
+		return &t.Template, false
+	}
+	t := e.build(v)
+	e.tmpl[v] = t
+	e.order = append(e.order, &t.Template)
+	return &t.Template, true
+}
+
+func (e *FlowEncoder) build(v int) *encTemplate {
+	var s []slot
+	add := func(o op, id uint16, ent uint32, l uint16) {
+		s = append(s, slot{o, Field{ID: id, Enterprise: ent, Length: l}})
+	}
+	if v&varV6 != 0 {
+		add(opSrc6, IESourceIPv6Address, 0, 16)
+		add(opDst6, IEDestinationIPv6Address, 0, 16)
+	} else {
+		add(opSrc4, IESourceIPv4Address, 0, 4)
+		add(opDst4, IEDestinationIPv4Address, 0, 4)
+	}
+	if v&varICMP != 0 {
+		if v&varV6 != 0 {
+			add(opICMP, IEICMPTypeCodeIPv6, 0, 2)
+		} else {
+			add(opICMP, IEICMPTypeCodeIPv4, 0, 2)
+		}
+	} else {
+		add(opSport, IESourceTransportPort, 0, 2)
+		add(opDport, IEDestinationTransportPort, 0, 2)
+	}
+	add(opProto, IEProtocolIdentifier, 0, 1)
+	add(opTCPFlags, IETCPControlBits, 0, 2)
+	add(opPackets, IEPacketDeltaCount, 0, 8)
+	add(opOctets, IEOctetDeltaCount, 0, 8)
+	add(opStartMs, IEFlowStartMilliseconds, 0, 8)
+	add(opEndMs, IEFlowEndMilliseconds, 0, 8)
+	add(opVLAN, IEVlanID, 0, 2)
+	add(opIngress, IEIngressInterface, 0, 4)
+	add(opEndReason, IEFlowEndReason, 0, 1)
+	add(opIPVersion, IEIPVersion, 0, 1)
+	add(opSrcMAC, IESourceMacAddress, 0, 6)
+	add(opDstMAC, IEDestinationMacAddress, 0, 6)
+	if v&varDir != 0 {
+		add(opDirection, IEFlowDirection, 0, 1)
+	}
+	p := e.pen
+	add(opInnerOctets, MIRAInnerOctetDeltaCount, p, 8)
+	add(opAggregate, MIRAAggregateID, p, 4)
+	add(opCategory, MIRACategoryID, p, 2)
+	add(opSampling, MIRASamplingPacketInterval, p, 4)
+	switch (v >> varTunShift) & 3 {
+	case 1:
+		add(opTunnelType, MIRATunnelType, p, 1)
+		add(opTunSrc4, MIRATunnelSourceIPv4, p, 4)
+		add(opTunDst4, MIRATunnelDestinationIPv4, p, 4)
+	case 2:
+		add(opTunnelType, MIRATunnelType, p, 1)
+		add(opTunSrc6, MIRATunnelSourceIPv6, p, 16)
+		add(opTunDst6, MIRATunnelDestinationIPv6, p, 16)
+	case 3:
+		add(opTunnelType, MIRATunnelType, p, 1)
+	}
+	if v&varATM != 0 {
+		add(opVPI, MIRAAtmVPI, p, 2)
+		add(opVCI, MIRAAtmVCI, p, 2)
+	}
+	if v&varSym != 0 {
+		add(opSymptoms, IESubTemplateList, 0, VarLen)
+	}
+	t := &encTemplate{slots: s}
+	t.ID = uint16(FlowTemplateBase + v)
+	t.Fields = make([]Field, len(s))
+	for i := range s {
+		t.Fields[i] = s[i].f
+	}
+	return t
+}
+
+// AppendRecord appends r as a data record of the template Template(r)
+// returned; call Template first so the template exists.
+func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
+	t := e.tmpl[variant(r)]
+	if t == nil {
+		e.Template(r)
+		t = e.tmpl[variant(r)]
+	}
+	be := binary.BigEndian
+	for i := range t.slots {
+		switch t.slots[i].op {
+		case opSrc4:
+			b = appendAddr4(b, r.Src)
+		case opDst4:
+			b = appendAddr4(b, r.Dst)
+		case opSrc6:
+			a := r.Src.As16()
+			b = append(b, a[:]...)
+		case opDst6:
+			a := r.Dst.As16()
+			b = append(b, a[:]...)
+		case opSport:
+			b = be.AppendUint16(b, r.Sport)
+		case opDport, opICMP:
+			b = be.AppendUint16(b, r.Dport)
+		case opProto:
+			b = append(b, r.Proto)
+		case opTCPFlags:
+			b = be.AppendUint16(b, uint16(r.TCPFlags))
+		case opPackets:
+			b = be.AppendUint64(b, r.Packets)
+		case opOctets:
+			b = be.AppendUint64(b, r.Octets)
+		case opStartMs:
+			b = be.AppendUint64(b, uint64(r.First/1e6))
+		case opEndMs:
+			b = be.AppendUint64(b, uint64(r.Last/1e6))
+		case opVLAN:
+			b = be.AppendUint16(b, r.VLAN)
+		case opIngress:
+			b = be.AppendUint32(b, r.Ingress)
+		case opEndReason:
+			b = append(b, byte(r.EndReason))
+		case opIPVersion:
+			b = append(b, r.IPVersion)
+		case opSrcMAC:
+			b = append(b, r.SrcMAC[:]...)
+		case opDstMAC:
+			b = append(b, r.DstMAC[:]...)
+		case opDirection:
+			b = append(b, r.Direction)
+		case opInnerOctets:
+			b = be.AppendUint64(b, r.InnerOctets)
+		case opAggregate:
+			b = be.AppendUint32(b, r.Aggregate)
+		case opCategory:
+			b = be.AppendUint16(b, r.Category)
+		case opSampling:
+			b = be.AppendUint32(b, r.SamplingPacketInterval)
+		case opTunnelType:
+			b = append(b, byte(r.Tunnel))
+		case opTunSrc4:
+			b = appendAddr4(b, r.TunnelSrc)
+		case opTunDst4:
+			b = appendAddr4(b, r.TunnelDst)
+		case opTunSrc6:
+			a := r.TunnelSrc.As16()
+			b = append(b, a[:]...)
+		case opTunDst6:
+			a := r.TunnelDst.As16()
+			b = append(b, a[:]...)
+		case opVPI:
+			b = be.AppendUint16(b, r.VPI)
+		case opVCI:
+			b = be.AppendUint16(b, r.VCI)
+		case opSymptoms:
+			b = e.appendSymptoms(b, r.Symptoms)
+		}
+	}
+	return b
+}
+
+// appendSymptoms appends the RFC 6313 subTemplateList of (symptomId,
+// symptomOccurrences) records, with its variable-length prefix.
+func (e *FlowEncoder) appendSymptoms(b []byte, syms []flow.SymptomCount) []byte {
+	b = appendVarLenPrefix(b, stlHeaderLen+6*len(syms))
+	b = append(b, stlSemanticAllOf)
+	b = binary.BigEndian.AppendUint16(b, SymptomTemplateID)
+	for _, s := range syms {
+		b = binary.BigEndian.AppendUint16(b, s.ID)
+		b = binary.BigEndian.AppendUint32(b, s.Count)
+	}
+	return b
+}
+
+func appendAddr4(b []byte, a netip.Addr) []byte {
+	x := a.As16()
+	return append(b, x[12:16]...)
+}

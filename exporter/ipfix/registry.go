@@ -1,0 +1,222 @@
+package ipfix
+
+// DataType is an IPFIX abstract data type (RFC 7012 §3.1, RFC 6313).
+type DataType uint8
+
+// Abstract data types.
+const (
+	OctetArray DataType = iota
+	Unsigned8
+	Unsigned16
+	Unsigned32
+	Unsigned64
+	Boolean
+	MACAddress
+	String
+	DateTimeSeconds
+	DateTimeMilliseconds
+	DateTimeMicroseconds
+	DateTimeNanoseconds
+	IPv4Address
+	IPv6Address
+	SubTemplateList
+)
+
+// Semantics is an IPFIX data type semantic (RFC 7012 §3.2).
+type Semantics uint8
+
+// Data type semantics.
+const (
+	Default Semantics = iota
+	Quantity
+	TotalCounter
+	DeltaCounter
+	Identifier
+	Flags
+	List
+)
+
+// VarLen is the field length that marks a variable-length field (RFC 7011 §7).
+const VarLen = 0xffff
+
+// DefaultPEN is the private enterprise number of MIRA's own elements when
+// none is configured: 32473, reserved for documentation (RFC 5612).
+const DefaultPEN = 32473
+
+// ReversePEN is the RFC 5103 reverse-element enterprise number.
+const ReversePEN = 29305
+
+// IE describes one information element. Enterprise 0 is IANA; MIRA's own
+// elements are listed with MIRA set and take their enterprise number from
+// the exporter's configuration. Length is the length MIRA exports (VarLen
+// for variable-length elements).
+type IE struct {
+	ID         uint16
+	Enterprise uint32
+	MIRA       bool
+	Name       string
+	Type       DataType
+	Semantics  Semantics
+	Length     uint16
+}
+
+// IANA information elements MIRA exports or understands when decoding.
+const (
+	IEOctetDeltaCount              = 1
+	IEPacketDeltaCount             = 2
+	IEProtocolIdentifier           = 4
+	IETCPControlBits               = 6
+	IESourceTransportPort          = 7
+	IESourceIPv4Address            = 8
+	IEIngressInterface             = 10
+	IEDestinationTransportPort     = 11
+	IEDestinationIPv4Address       = 12
+	IEFlowEndSysUpTime             = 21
+	IEFlowStartSysUpTime           = 22
+	IEPostOctetDeltaCount          = 23
+	IEPostPacketDeltaCount         = 24
+	IESourceIPv6Address            = 27
+	IEDestinationIPv6Address       = 28
+	IEICMPTypeCodeIPv4             = 32
+	IESamplingInterval             = 34
+	IEExportedMessageTotalCount    = 41
+	IEExportedFlowRecordTotalCount = 42
+	IESourceMacAddress             = 56
+	IEVlanID                       = 58
+	IEIPVersion                    = 60
+	IEFlowDirection                = 61
+	IEDestinationMacAddress        = 80
+	IEOctetTotalCount              = 85
+	IEPacketTotalCount             = 86
+	IEFlowEndReason                = 136
+	IEICMPTypeCodeIPv6             = 139
+	IEExportingProcessID           = 144
+	IEObservationDomainID          = 149
+	IEFlowStartSeconds             = 150
+	IEFlowEndSeconds               = 151
+	IEFlowStartMilliseconds        = 152
+	IEFlowEndMilliseconds          = 153
+	IEFlowStartMicroseconds        = 154
+	IEFlowEndMicroseconds          = 155
+	IEFlowStartNanoseconds         = 156
+	IEFlowEndNanoseconds           = 157
+	IESystemInitTimeMilliseconds   = 160
+	IESubTemplateList              = 292
+	IESamplingPacketInterval       = 305
+)
+
+// MIRA enterprise information elements (enterprise number from the
+// configuration, DefaultPEN unless set).
+const (
+	MIRAInnerOctetDeltaCount   = 1
+	MIRATunnelType             = 2
+	MIRATunnelSourceIPv4       = 3
+	MIRATunnelDestinationIPv4  = 4
+	MIRATunnelSourceIPv6       = 5
+	MIRATunnelDestinationIPv6  = 6
+	MIRAAggregateID            = 7
+	MIRACategoryID             = 8
+	MIRAAtmVPI                 = 9
+	MIRAAtmVCI                 = 10
+	MIRASymptomID              = 11
+	MIRASymptomOccurrences     = 12
+	MIRASamplingPacketInterval = 13
+)
+
+// Registry lists every information element MIRA uses, IANA and MIRA
+// enterprise ones. Decoding of other exporters' data also understands the
+// RFC 5103 reverse counters (ReversePEN) listed in ReverseElements.
+var Registry = []IE{
+	{ID: IEOctetDeltaCount, Name: "octetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IEPacketDeltaCount, Name: "packetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IEProtocolIdentifier, Name: "protocolIdentifier", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: IETCPControlBits, Name: "tcpControlBits", Type: Unsigned16, Semantics: Flags, Length: 2},
+	{ID: IESourceTransportPort, Name: "sourceTransportPort", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IESourceIPv4Address, Name: "sourceIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
+	{ID: IEIngressInterface, Name: "ingressInterface", Type: Unsigned32, Semantics: Identifier, Length: 4},
+	{ID: IEDestinationTransportPort, Name: "destinationTransportPort", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IEDestinationIPv4Address, Name: "destinationIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
+	{ID: IEFlowEndSysUpTime, Name: "flowEndSysUpTime", Type: Unsigned32, Semantics: Default, Length: 4},
+	{ID: IEFlowStartSysUpTime, Name: "flowStartSysUpTime", Type: Unsigned32, Semantics: Default, Length: 4},
+	{ID: IEPostOctetDeltaCount, Name: "postOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IEPostPacketDeltaCount, Name: "postPacketDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IESourceIPv6Address, Name: "sourceIPv6Address", Type: IPv6Address, Semantics: Default, Length: 16},
+	{ID: IEDestinationIPv6Address, Name: "destinationIPv6Address", Type: IPv6Address, Semantics: Default, Length: 16},
+	{ID: IEICMPTypeCodeIPv4, Name: "icmpTypeCodeIPv4", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IESamplingInterval, Name: "samplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: IEExportedMessageTotalCount, Name: "exportedMessageTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IEExportedFlowRecordTotalCount, Name: "exportedFlowRecordTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IESourceMacAddress, Name: "sourceMacAddress", Type: MACAddress, Semantics: Default, Length: 6},
+	{ID: IEVlanID, Name: "vlanId", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IEIPVersion, Name: "ipVersion", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: IEFlowDirection, Name: "flowDirection", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: IEDestinationMacAddress, Name: "destinationMacAddress", Type: MACAddress, Semantics: Default, Length: 6},
+	{ID: IEOctetTotalCount, Name: "octetTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IEPacketTotalCount, Name: "packetTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IEFlowEndReason, Name: "flowEndReason", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: IEICMPTypeCodeIPv6, Name: "icmpTypeCodeIPv6", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IEExportingProcessID, Name: "exportingProcessId", Type: Unsigned32, Semantics: Identifier, Length: 4},
+	{ID: IEObservationDomainID, Name: "observationDomainId", Type: Unsigned32, Semantics: Identifier, Length: 4},
+	{ID: IEFlowStartSeconds, Name: "flowStartSeconds", Type: DateTimeSeconds, Semantics: Default, Length: 4},
+	{ID: IEFlowEndSeconds, Name: "flowEndSeconds", Type: DateTimeSeconds, Semantics: Default, Length: 4},
+	{ID: IEFlowStartMilliseconds, Name: "flowStartMilliseconds", Type: DateTimeMilliseconds, Semantics: Default, Length: 8},
+	{ID: IEFlowEndMilliseconds, Name: "flowEndMilliseconds", Type: DateTimeMilliseconds, Semantics: Default, Length: 8},
+	{ID: IEFlowStartMicroseconds, Name: "flowStartMicroseconds", Type: DateTimeMicroseconds, Semantics: Default, Length: 8},
+	{ID: IEFlowEndMicroseconds, Name: "flowEndMicroseconds", Type: DateTimeMicroseconds, Semantics: Default, Length: 8},
+	{ID: IEFlowStartNanoseconds, Name: "flowStartNanoseconds", Type: DateTimeNanoseconds, Semantics: Default, Length: 8},
+	{ID: IEFlowEndNanoseconds, Name: "flowEndNanoseconds", Type: DateTimeNanoseconds, Semantics: Default, Length: 8},
+	{ID: IESystemInitTimeMilliseconds, Name: "systemInitTimeMilliseconds", Type: DateTimeMilliseconds, Semantics: Default, Length: 8},
+	{ID: IESubTemplateList, Name: "subTemplateList", Type: SubTemplateList, Semantics: List, Length: VarLen},
+	{ID: IESamplingPacketInterval, Name: "samplingPacketInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+
+	{ID: MIRAInnerOctetDeltaCount, MIRA: true, Name: "innerOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: MIRATunnelType, MIRA: true, Name: "tunnelType", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: MIRATunnelSourceIPv4, MIRA: true, Name: "tunnelSourceIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
+	{ID: MIRATunnelDestinationIPv4, MIRA: true, Name: "tunnelDestinationIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
+	{ID: MIRATunnelSourceIPv6, MIRA: true, Name: "tunnelSourceIPv6Address", Type: IPv6Address, Semantics: Default, Length: 16},
+	{ID: MIRATunnelDestinationIPv6, MIRA: true, Name: "tunnelDestinationIPv6Address", Type: IPv6Address, Semantics: Default, Length: 16},
+	{ID: MIRAAggregateID, MIRA: true, Name: "aggregateId", Type: Unsigned32, Semantics: Identifier, Length: 4},
+	{ID: MIRACategoryID, MIRA: true, Name: "categoryId", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: MIRAAtmVPI, MIRA: true, Name: "atmVpi", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: MIRAAtmVCI, MIRA: true, Name: "atmVci", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: MIRASymptomID, MIRA: true, Name: "symptomId", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: MIRASymptomOccurrences, MIRA: true, Name: "symptomOccurrences", Type: Unsigned32, Semantics: DeltaCounter, Length: 4},
+	{ID: MIRASamplingPacketInterval, MIRA: true, Name: "packetSamplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+}
+
+// ReverseElements are the RFC 5103 reverse elements (enterprise
+// ReversePEN) the decoder maps; their ids are those of the forward IEs.
+var ReverseElements = []IE{
+	{ID: IEOctetDeltaCount, Enterprise: ReversePEN, Name: "reverseOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IEPacketDeltaCount, Enterprise: ReversePEN, Name: "reversePacketDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: IETCPControlBits, Enterprise: ReversePEN, Name: "reverseTcpControlBits", Type: Unsigned16, Semantics: Flags, Length: 2},
+	{ID: IEOctetTotalCount, Enterprise: ReversePEN, Name: "reverseOctetTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IEPacketTotalCount, Enterprise: ReversePEN, Name: "reversePacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+}
+
+// Lookup returns the registry entry for (enterprise, id), taking pen as
+// MIRA's enterprise number.
+func Lookup(pen, enterprise uint32, id uint16) (IE, bool) {
+	switch enterprise {
+	case 0:
+		for _, ie := range Registry {
+			if !ie.MIRA && ie.ID == id {
+				return ie, true
+			}
+		}
+	case ReversePEN:
+		for _, ie := range ReverseElements {
+			if ie.ID == id {
+				return ie, true
+			}
+		}
+	case pen:
+		for _, ie := range Registry {
+			if ie.MIRA && ie.ID == id {
+				ie.Enterprise = pen
+				return ie, true
+			}
+		}
+	}
+	return IE{}, false
+}

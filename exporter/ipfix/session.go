@@ -1,0 +1,821 @@
+package ipfix
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// Reason classifies malformed or undecodable input.
+type Reason uint8
+
+// Reasons input is counted as malformed.
+const (
+	ReasonBadVersion          Reason = iota // version field is not 10
+	ReasonBadMessageLength                  // length field < 16 or past the input
+	ReasonShortSet                          // set length shorter than a set header
+	ReasonBadSetLength                      // set runs past the message
+	ReasonReservedSetID                     // set id 0, 1 or 4..255
+	ReasonBadTemplateID                     // template id below 256
+	ReasonZeroFieldTemplate                 // zero-field template where no withdrawal may be
+	ReasonFieldCount                        // field count runs past the set
+	ReasonBadScopeCount                     // options scope count 0 or above field count
+	ReasonZeroLengthRecord                  // template whose records would be 0 bytes long
+	ReasonTruncatedRecord                   // record cut short by the end of its set
+	ReasonBadVarLen                         // variable-length prefix runs past the record
+	ReasonDataWithoutTemplate               // data set for a template not (yet) known
+	ReasonBadSubTemplateList                // malformed or unknown subTemplateList
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	"bad-version", "bad-message-length", "short-set", "bad-set-length",
+	"reserved-set-id", "bad-template-id", "zero-field-template", "field-count",
+	"bad-scope-count", "zero-length-record", "truncated-record", "bad-varlen",
+	"data-without-template", "bad-subtemplatelist",
+}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// DecodeError says what was wrong with a message and where: Offset is
+// relative to the start of the message.
+type DecodeError struct {
+	Input      string
+	Offset     int
+	SetID      uint16
+	TemplateID uint16
+	Reason     Reason
+}
+
+func (e *DecodeError) Error() string {
+	in := e.Input
+	if in == "" {
+		in = "message"
+	}
+	return fmt.Sprintf("ipfix: %s: %s at message offset %d (set %d, template %d)",
+		in, e.Reason, e.Offset, e.SetID, e.TemplateID)
+}
+
+// SessionStats are a Session's counters.
+type SessionStats struct {
+	Messages       uint64
+	DataRecords    uint64 // all data records, options records included
+	OptionsRecords uint64
+	FlowRecords    uint64 // flow.Records produced (biflow records give two)
+	// LostRecords is the sum of sequence-number gaps (in records);
+	// OutOfOrder counts messages whose sequence number was behind.
+	LostRecords        uint64
+	OutOfOrder         uint64
+	TemplatesLearned   uint64
+	TemplatesRedefined uint64
+	TemplatesWithdrawn uint64
+	Malformed          [NumReasons]uint64
+}
+
+// Add adds o's counters to s.
+func (s *SessionStats) Add(o *SessionStats) {
+	s.Messages += o.Messages
+	s.DataRecords += o.DataRecords
+	s.OptionsRecords += o.OptionsRecords
+	s.FlowRecords += o.FlowRecords
+	s.LostRecords += o.LostRecords
+	s.OutOfOrder += o.OutOfOrder
+	s.TemplatesLearned += o.TemplatesLearned
+	s.TemplatesRedefined += o.TemplatesRedefined
+	s.TemplatesWithdrawn += o.TemplatesWithdrawn
+	for i := range s.Malformed {
+		s.Malformed[i] += o.Malformed[i]
+	}
+}
+
+type tkey struct {
+	domain uint32
+	id     uint16
+}
+
+type decTemplate struct {
+	Template
+	ops    []op
+	minLen int
+	fixed  bool // no variable-length field: records are minLen bytes
+}
+
+type domainState struct {
+	seqKnown bool
+	expected uint32
+	sysInit  int64 // systemInitTimeMilliseconds, ms since epoch
+	sampling uint32
+}
+
+// Session holds the decoding state of one transport session (one UDP
+// exporter address:port, one TCP connection, one file): templates per
+// (observation domain, template id) and sequence numbers per domain.
+type Session struct {
+	// Input names the session in errors (e.g. "udp 192.0.2.1:4739").
+	Input string
+	// PEN is MIRA's enterprise number (DefaultPEN if 0).
+	PEN uint32
+	// UDP makes template withdrawals invalid (RFC 7011 §8.4): they are
+	// counted as ReasonZeroFieldTemplate and ignored.
+	UDP bool
+
+	templates map[tkey]*decTemplate
+	domains   map[uint32]*domainState
+	syms      []flow.SymptomCount
+	stats     SessionStats
+}
+
+// NewSession returns an empty Session.
+func NewSession(input string) *Session {
+	return &Session{Input: input, templates: map[tkey]*decTemplate{}, domains: map[uint32]*domainState{}}
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() SessionStats { return s.stats }
+
+// Templates returns the number of templates currently known.
+func (s *Session) Templates() int { return len(s.templates) }
+
+func (s *Session) pen() uint32 {
+	if s.PEN == 0 {
+		return DefaultPEN
+	}
+	return s.PEN
+}
+
+func (s *Session) fail(off int, set, tid uint16, r Reason) error {
+	s.stats.Malformed[r]++
+	return &DecodeError{Input: s.Input, Offset: off, SetID: set, TemplateID: tid, Reason: r}
+}
+
+func (s *Session) domain(d uint32) *domainState {
+	ds := s.domains[d]
+	if ds == nil {
+		ds = &domainState{}
+		s.domains[d] = ds
+	}
+	return ds
+}
+
+// Decode decodes one IPFIX message and appends its flow records to out.
+// Records decoded before a malformed set are returned with the error; the
+// rest of that message is dropped. The Symptoms slices of the returned
+// records are valid until the next call to Decode.
+func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, error) {
+	s.syms = s.syms[:0]
+	if len(msg) < HeaderLen {
+		return out, Header{}, s.fail(0, 0, 0, ReasonBadMessageLength)
+	}
+	if v := binary.BigEndian.Uint16(msg); v != Version {
+		return out, Header{}, s.fail(0, 0, 0, ReasonBadVersion)
+	}
+	h, _ := ParseHeader(msg)
+	if int(h.Length) < HeaderLen || int(h.Length) > len(msg) {
+		return out, h, s.fail(2, 0, 0, ReasonBadMessageLength)
+	}
+	msg = msg[:h.Length]
+	s.stats.Messages++
+	ds := s.domain(h.Domain)
+	records := 0
+	seqOK := true
+	var err error
+	off := HeaderLen
+	for off < len(msg) {
+		if len(msg)-off < SetHeaderLen {
+			err = s.fail(off, 0, 0, ReasonShortSet)
+			break
+		}
+		id := binary.BigEndian.Uint16(msg[off:])
+		l := int(binary.BigEndian.Uint16(msg[off+2:]))
+		if l < SetHeaderLen {
+			err = s.fail(off, id, 0, ReasonShortSet)
+			break
+		}
+		if off+l > len(msg) {
+			err = s.fail(off, id, 0, ReasonBadSetLength)
+			break
+		}
+		body := msg[off+SetHeaderLen : off+l]
+		switch {
+		case id == TemplateSetID || id == OptionsSetID:
+			err = s.templateSet(h.Domain, id, body, off)
+		case id >= MinDataSetID:
+			var n int
+			n, out, err = s.dataSet(h.Domain, ds, id, body, off, out)
+			records += n
+			if err != nil && err.(*DecodeError).Reason == ReasonDataWithoutTemplate {
+				seqOK = false
+				err = nil
+			}
+		default:
+			s.fail(off, id, 0, ReasonReservedSetID)
+		}
+		if err != nil {
+			break
+		}
+		off += l
+	}
+	if err != nil {
+		seqOK = false
+	}
+	s.sequence(ds, h.Sequence, uint32(records), seqOK)
+	return out, h, err
+}
+
+// sequence accounts the message's sequence number: a gap ahead of the
+// expected number is lost records; a number behind it is a late message.
+// Wrap-around is handled by modular arithmetic.
+func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
+	if !ok {
+		// A set could not be counted: resynchronise on the next message.
+		ds.seqKnown = false
+		return
+	}
+	if ds.seqKnown && seq != ds.expected {
+		gap := seq - ds.expected
+		if gap < 1<<31 {
+			s.stats.LostRecords += uint64(gap)
+		} else {
+			s.stats.OutOfOrder++
+			if s.stats.LostRecords >= uint64(n) {
+				s.stats.LostRecords -= uint64(n)
+			}
+			return
+		}
+	}
+	ds.seqKnown = true
+	ds.expected = seq + n
+}
+
+func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int) error {
+	off := 0
+	for len(body)-off >= templateHeaderLen {
+		at := base + SetHeaderLen + off
+		tid := binary.BigEndian.Uint16(body[off:])
+		count := int(binary.BigEndian.Uint16(body[off+2:]))
+		off += templateHeaderLen
+		if count == 0 {
+			if s.UDP {
+				s.fail(at, setID, tid, ReasonZeroFieldTemplate)
+				continue
+			}
+			if err := s.withdraw(domain, setID, tid, at); err != nil {
+				return err
+			}
+			continue
+		}
+		if tid < MinDataSetID {
+			return s.fail(at, setID, tid, ReasonBadTemplateID)
+		}
+		scope := 0
+		if setID == OptionsSetID {
+			if len(body)-off < 2 {
+				return s.fail(at, setID, tid, ReasonFieldCount)
+			}
+			scope = int(binary.BigEndian.Uint16(body[off:]))
+			off += 2
+			if scope == 0 || scope > count {
+				return s.fail(at, setID, tid, ReasonBadScopeCount)
+			}
+		}
+		if count*4 > len(body)-off {
+			return s.fail(at, setID, tid, ReasonFieldCount)
+		}
+		t := &decTemplate{}
+		t.ID = tid
+		t.ScopeCount = uint16(scope)
+		t.Fields = make([]Field, count)
+		t.ops = make([]op, count)
+		t.fixed = true
+		for i := 0; i < count; i++ {
+			if len(body)-off < 4 {
+				return s.fail(at, setID, tid, ReasonFieldCount)
+			}
+			f := Field{ID: binary.BigEndian.Uint16(body[off:]), Length: binary.BigEndian.Uint16(body[off+2:])}
+			off += 4
+			if f.ID&enterpriseBit != 0 {
+				if len(body)-off < 4 {
+					return s.fail(at, setID, tid, ReasonFieldCount)
+				}
+				f.ID &^= enterpriseBit
+				f.Enterprise = binary.BigEndian.Uint32(body[off:])
+				off += 4
+			}
+			t.Fields[i] = f
+			t.ops[i] = s.opFor(f)
+			if f.Length == VarLen {
+				t.fixed = false
+				t.minLen++
+			} else {
+				t.minLen += int(f.Length)
+			}
+		}
+		if t.minLen == 0 {
+			return s.fail(at, setID, tid, ReasonZeroLengthRecord)
+		}
+		k := tkey{domain, tid}
+		if old, ok := s.templates[k]; ok {
+			if !sameTemplate(&old.Template, &t.Template) {
+				s.stats.TemplatesRedefined++
+			}
+		} else {
+			s.stats.TemplatesLearned++
+		}
+		s.templates[k] = t
+	}
+	// Fewer than 4 bytes left: set padding.
+	return nil
+}
+
+func sameTemplate(a, b *Template) bool {
+	if a.ScopeCount != b.ScopeCount || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for i := range a.Fields {
+		if a.Fields[i] != b.Fields[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Session) withdraw(domain uint32, setID, tid uint16, at int) error {
+	if tid == setID {
+		// All templates (set 2) or all options templates (set 3).
+		for k, t := range s.templates {
+			if k.domain == domain && (t.ScopeCount > 0) == (setID == OptionsSetID) {
+				delete(s.templates, k)
+				s.stats.TemplatesWithdrawn++
+			}
+		}
+		return nil
+	}
+	if tid < MinDataSetID {
+		return s.fail(at, setID, tid, ReasonBadTemplateID)
+	}
+	if _, ok := s.templates[tkey{domain, tid}]; ok {
+		delete(s.templates, tkey{domain, tid})
+		s.stats.TemplatesWithdrawn++
+	}
+	return nil
+}
+
+func (s *Session) opFor(f Field) op {
+	switch f.Enterprise {
+	case 0:
+		return ianaOp(f)
+	case ReversePEN:
+		switch f.ID {
+		case IEPacketDeltaCount, IEPacketTotalCount:
+			return opRevPackets
+		case IEOctetDeltaCount, IEOctetTotalCount:
+			return opRevOctets
+		case IETCPControlBits:
+			return opRevFlags
+		}
+	case s.pen():
+		return miraOp(f)
+	}
+	return opSkip
+}
+
+func ianaOp(f Field) op {
+	l := f.Length
+	num := l >= 1 && l <= 8
+	switch f.ID {
+	case IESourceIPv4Address:
+		return lenOp(l == 4, opSrc4)
+	case IEDestinationIPv4Address:
+		return lenOp(l == 4, opDst4)
+	case IESourceIPv6Address:
+		return lenOp(l == 16, opSrc6)
+	case IEDestinationIPv6Address:
+		return lenOp(l == 16, opDst6)
+	case IESourceTransportPort:
+		return lenOp(num, opSport)
+	case IEDestinationTransportPort:
+		return lenOp(num, opDport)
+	case IEICMPTypeCodeIPv4, IEICMPTypeCodeIPv6:
+		return lenOp(num, opICMP)
+	case IEProtocolIdentifier:
+		return lenOp(num, opProto)
+	case IETCPControlBits:
+		return lenOp(num, opTCPFlags)
+	case IEPacketDeltaCount, IEPacketTotalCount:
+		return lenOp(num, opPackets)
+	case IEOctetDeltaCount, IEOctetTotalCount:
+		return lenOp(num, opOctets)
+	case IEPostPacketDeltaCount:
+		// nfdump shows post counts as the reverse direction ("out").
+		return lenOp(num, opRevPackets)
+	case IEPostOctetDeltaCount:
+		return lenOp(num, opRevOctets)
+	case IEFlowStartMilliseconds:
+		return lenOp(num, opStartMs)
+	case IEFlowEndMilliseconds:
+		return lenOp(num, opEndMs)
+	case IEFlowStartSeconds:
+		return lenOp(num, opStartSec)
+	case IEFlowEndSeconds:
+		return lenOp(num, opEndSec)
+	case IEFlowStartMicroseconds:
+		return lenOp(l == 8, opStartUs)
+	case IEFlowEndMicroseconds:
+		return lenOp(l == 8, opEndUs)
+	case IEFlowStartNanoseconds:
+		return lenOp(l == 8, opStartNs)
+	case IEFlowEndNanoseconds:
+		return lenOp(l == 8, opEndNs)
+	case IEFlowStartSysUpTime:
+		return lenOp(num, opStartUptime)
+	case IEFlowEndSysUpTime:
+		return lenOp(num, opEndUptime)
+	case IEVlanID:
+		return lenOp(num, opVLAN)
+	case IEIngressInterface:
+		return lenOp(num, opIngress)
+	case IEFlowEndReason:
+		return lenOp(num, opEndReason)
+	case IEIPVersion:
+		return lenOp(num, opIPVersion)
+	case IESourceMacAddress:
+		return lenOp(l == 6, opSrcMAC)
+	case IEDestinationMacAddress:
+		return lenOp(l == 6, opDstMAC)
+	case IEFlowDirection:
+		return lenOp(num, opDirection)
+	case IESubTemplateList:
+		return opSymptoms
+	case IESystemInitTimeMilliseconds:
+		return lenOp(num, opSysInit)
+	case IESamplingPacketInterval, IESamplingInterval:
+		return lenOp(num, opDomainSampling)
+	}
+	return opSkip
+}
+
+func miraOp(f Field) op {
+	l := f.Length
+	num := l >= 1 && l <= 8
+	switch f.ID {
+	case MIRAInnerOctetDeltaCount:
+		return lenOp(num, opInnerOctets)
+	case MIRATunnelType:
+		return lenOp(num, opTunnelType)
+	case MIRATunnelSourceIPv4:
+		return lenOp(l == 4, opTunSrc4)
+	case MIRATunnelDestinationIPv4:
+		return lenOp(l == 4, opTunDst4)
+	case MIRATunnelSourceIPv6:
+		return lenOp(l == 16, opTunSrc6)
+	case MIRATunnelDestinationIPv6:
+		return lenOp(l == 16, opTunDst6)
+	case MIRAAggregateID:
+		return lenOp(num, opAggregate)
+	case MIRACategoryID:
+		return lenOp(num, opCategory)
+	case MIRAAtmVPI:
+		return lenOp(num, opVPI)
+	case MIRAAtmVCI:
+		return lenOp(num, opVCI)
+	case MIRASymptomID:
+		return lenOp(num, opSymptomID)
+	case MIRASymptomOccurrences:
+		return lenOp(num, opSymptomCount)
+	case MIRASamplingPacketInterval:
+		return lenOp(num, opSampling)
+	}
+	return opSkip
+}
+
+// lenOp returns o when the field's length suits it; values of other
+// lengths are skipped rather than misread.
+func lenOp(ok bool, o op) op {
+	if ok {
+		return o
+	}
+	return opSkip
+}
+
+func uintN(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// ntpToUnixNanos converts an RFC 7011 §6.1.9/10 NTP-format timestamp.
+func ntpToUnixNanos(v uint64) int64 {
+	const ntpEpochOffset = 2208988800
+	sec := int64(v>>32) - ntpEpochOffset
+	frac := (v & 0xffffffff) * 1e9 >> 32
+	return sec*1e9 + int64(frac)
+}
+
+func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte, base int, out []flow.Record) (int, []flow.Record, error) {
+	t := s.templates[tkey{domain, id}]
+	if t == nil {
+		return 0, out, s.fail(base, id, id, ReasonDataWithoutTemplate)
+	}
+	n := 0
+	off := 0
+	for len(body)-off >= t.minLen {
+		at := base + SetHeaderLen + off
+		var rec []byte
+		if t.fixed {
+			rec = body[off : off+t.minLen]
+		} else {
+			l, r := recordLen(t, body[off:])
+			if r != 0 {
+				return n, out, s.fail(at, id, id, r)
+			}
+			rec = body[off : off+l]
+		}
+		off += len(rec)
+		n++
+		s.stats.DataRecords++
+		if t.ScopeCount > 0 {
+			s.stats.OptionsRecords++
+			s.options(t, rec, ds)
+			continue
+		}
+		var err error
+		out, err = s.flowRecord(domain, ds, t, rec, out)
+		if err != nil {
+			de := err.(*DecodeError)
+			de.Offset += at
+			de.SetID = id
+			return n, out, err
+		}
+	}
+	// What is left is padding; it must be zero, anything else is a
+	// record cut short.
+	for _, c := range body[off:] {
+		if c != 0 {
+			return n, out, s.fail(base+SetHeaderLen+off, id, id, ReasonTruncatedRecord)
+		}
+	}
+	return n, out, nil
+}
+
+// recordLen walks one variable-length record.
+func recordLen(t *decTemplate, b []byte) (int, Reason) {
+	off := 0
+	for _, f := range t.Fields {
+		if f.Length == VarLen {
+			_, n, ok := ReadVarLen(b[off:])
+			if !ok {
+				return 0, ReasonBadVarLen
+			}
+			off += n
+			continue
+		}
+		off += int(f.Length)
+		if off > len(b) {
+			return 0, ReasonTruncatedRecord
+		}
+	}
+	return off, 0
+}
+
+// fields calls fn for each field value of a record already checked by
+// recordLen (or of fixed length).
+func fieldValue(f Field, rec []byte, off int) ([]byte, int) {
+	if f.Length == VarLen {
+		v, n, _ := ReadVarLen(rec[off:])
+		return v, off + n
+	}
+	return rec[off : off+int(f.Length)], off + int(f.Length)
+}
+
+func (s *Session) options(t *decTemplate, rec []byte, ds *domainState) {
+	off := 0
+	var v []byte
+	for i, f := range t.Fields {
+		v, off = fieldValue(f, rec, off)
+		switch t.ops[i] {
+		case opSysInit:
+			ds.sysInit = int64(uintN(v))
+		case opDomainSampling:
+			ds.sampling = uint32(uintN(v))
+		}
+	}
+}
+
+func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) ([]flow.Record, error) {
+	var r flow.Record
+	r.Direction = 255
+	r.ObservationDomain = domain
+	r.SamplingPacketInterval = ds.sampling
+	var (
+		first, last          int64
+		haveFirst, haveLast  bool
+		upFirst, upLast      uint64
+		haveUpFirst, haveUpL bool
+		revPkts, revOcts     uint64
+		revFlags             uint8
+		haveRev, haveRevFl   bool
+		haveInner            bool
+	)
+	off := 0
+	var v []byte
+	for i, f := range t.Fields {
+		o := t.ops[i]
+		v, off = fieldValue(f, rec, off)
+		switch o {
+		case opSkip:
+		case opSrc4:
+			r.Src = netip.AddrFrom4([4]byte(v))
+		case opDst4:
+			r.Dst = netip.AddrFrom4([4]byte(v))
+		case opSrc6:
+			r.Src = netip.AddrFrom16([16]byte(v))
+		case opDst6:
+			r.Dst = netip.AddrFrom16([16]byte(v))
+		case opSport:
+			r.Sport = uint16(uintN(v))
+		case opDport, opICMP:
+			r.Dport = uint16(uintN(v))
+		case opProto:
+			r.Proto = uint8(uintN(v))
+		case opTCPFlags:
+			r.TCPFlags = uint8(uintN(v))
+		case opPackets:
+			r.Packets = uintN(v)
+		case opOctets:
+			r.Octets = uintN(v)
+		case opStartMs:
+			first, haveFirst = int64(uintN(v))*1e6, true
+		case opEndMs:
+			last, haveLast = int64(uintN(v))*1e6, true
+		case opStartSec:
+			first, haveFirst = int64(uintN(v))*1e9, true
+		case opEndSec:
+			last, haveLast = int64(uintN(v))*1e9, true
+		case opStartUs, opStartNs:
+			first, haveFirst = ntpToUnixNanos(uintN(v)), true
+		case opEndUs, opEndNs:
+			last, haveLast = ntpToUnixNanos(uintN(v)), true
+		case opStartUptime:
+			upFirst, haveUpFirst = uintN(v), true
+		case opEndUptime:
+			upLast, haveUpL = uintN(v), true
+		case opVLAN:
+			r.VLAN = uint16(uintN(v)) & 0x0fff
+		case opIngress:
+			r.Ingress = uint32(uintN(v))
+		case opEndReason:
+			r.EndReason = flow.EndReason(uintN(v))
+		case opIPVersion:
+			r.IPVersion = uint8(uintN(v))
+		case opSrcMAC:
+			r.SrcMAC = [6]byte(v)
+		case opDstMAC:
+			r.DstMAC = [6]byte(v)
+		case opDirection:
+			r.Direction = uint8(uintN(v))
+		case opInnerOctets:
+			r.InnerOctets, haveInner = uintN(v), true
+		case opTunnelType:
+			r.Tunnel = flow.TunnelType(uintN(v))
+		case opTunSrc4:
+			r.TunnelSrc = netip.AddrFrom4([4]byte(v))
+		case opTunDst4:
+			r.TunnelDst = netip.AddrFrom4([4]byte(v))
+		case opTunSrc6:
+			r.TunnelSrc = netip.AddrFrom16([16]byte(v))
+		case opTunDst6:
+			r.TunnelDst = netip.AddrFrom16([16]byte(v))
+		case opAggregate:
+			r.Aggregate = uint32(uintN(v))
+		case opCategory:
+			r.Category = uint16(uintN(v))
+		case opVPI:
+			r.VPI = uint16(uintN(v))
+		case opVCI:
+			r.VCI = uint16(uintN(v))
+		case opSampling:
+			r.SamplingPacketInterval = uint32(uintN(v))
+		case opRevPackets:
+			revPkts, haveRev = uintN(v), true
+		case opRevOctets:
+			revOcts, haveRev = uintN(v), true
+		case opRevFlags:
+			revFlags, haveRevFl = uint8(uintN(v)), true
+		case opSymptoms:
+			syms, err := s.symptoms(domain, v)
+			if err != nil {
+				err.(*DecodeError).Offset = off - len(v)
+				err.(*DecodeError).TemplateID = t.ID
+				return out, err
+			}
+			r.Symptoms = syms
+		}
+	}
+	if !haveFirst && haveUpFirst {
+		first, haveFirst = (ds.sysInit+int64(upFirst))*1e6, true
+	}
+	if !haveLast && haveUpL {
+		last, haveLast = (ds.sysInit+int64(upLast))*1e6, true
+	}
+	if !haveLast {
+		last = first
+	}
+	if !haveFirst {
+		first = last
+	}
+	r.First, r.Last = first, last
+	if r.IPVersion == 0 {
+		switch {
+		case r.Src.Is4():
+			r.IPVersion = 4
+		case r.Src.Is6():
+			r.IPVersion = 6
+		}
+	}
+	if !haveInner {
+		r.InnerOctets = r.Octets
+	}
+	out = append(out, r)
+	s.stats.FlowRecords++
+	if haveRev && (revPkts != 0 || revOcts != 0) {
+		// An RFC 5103 biflow: the reverse direction as its own record.
+		rv := r
+		rv.Src, rv.Dst = r.Dst, r.Src
+		if r.Proto != 1 && r.Proto != 58 {
+			rv.Sport, rv.Dport = r.Dport, r.Sport
+		}
+		rv.SrcMAC, rv.DstMAC = r.DstMAC, r.SrcMAC
+		rv.Packets, rv.Octets, rv.InnerOctets = revPkts, revOcts, revOcts
+		if haveRevFl {
+			rv.TCPFlags = revFlags
+		}
+		rv.Symptoms = nil
+		if r.Direction <= 1 {
+			rv.Direction = 1 - r.Direction
+		}
+		out = append(out, rv)
+		s.stats.FlowRecords++
+	}
+	return out, nil
+}
+
+// symptoms decodes a subTemplateList whose sub-template carries MIRA's
+// symptomId/symptomOccurrences. Lists of other sub-templates are skipped.
+func (s *Session) symptoms(domain uint32, v []byte) ([]flow.SymptomCount, error) {
+	if len(v) < stlHeaderLen {
+		return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+	}
+	tid := binary.BigEndian.Uint16(v[1:])
+	st := s.templates[tkey{domain, tid}]
+	if st == nil || st.ScopeCount > 0 {
+		return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+	}
+	body := v[stlHeaderLen:]
+	start := len(s.syms)
+	off := 0
+	for off < len(body) {
+		var rec []byte
+		if st.fixed {
+			if len(body)-off < st.minLen {
+				return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+			}
+			rec = body[off : off+st.minLen]
+		} else {
+			l, r := recordLen(st, body[off:])
+			if r != 0 {
+				return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+			}
+			rec = body[off : off+l]
+		}
+		off += len(rec)
+		var sc flow.SymptomCount
+		found := false
+		fo := 0
+		var fv []byte
+		for i, f := range st.Fields {
+			fv, fo = fieldValue(f, rec, fo)
+			switch st.ops[i] {
+			case opSymptomID:
+				sc.ID, found = uint16(uintN(fv)), true
+			case opSymptomCount:
+				sc.Count = uint32(uintN(fv))
+			}
+		}
+		if found {
+			s.syms = append(s.syms, sc)
+		}
+	}
+	if len(s.syms) == start {
+		return nil, nil
+	}
+	return s.syms[start:len(s.syms):len(s.syms)], nil
+}
