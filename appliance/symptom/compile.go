@@ -136,14 +136,15 @@ func compilePattern(p *PatternSpec, sym uint16) ([]entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("regex: %v", err)
 		}
-		prefix, err := regexPrefix(expr)
+		prefix, fold, err := regexPrefix(expr)
 		if err != nil {
 			return nil, err
 		}
 		e := base
 		e.trig = prefix
-		if p.NoCase {
+		if fold {
 			e.trig = foldBytes(prefix)
+			e.nocase = true
 		}
 		e.length = len(prefix)
 		e.re = re
@@ -172,18 +173,20 @@ func (e *entry) fixStart(a Anchor) error {
 
 // regexPrefix finds the literal every match must begin with. Case-folded
 // prefixes are returned folded; the caller marks the entry nocase.
-func regexPrefix(expr string) ([]byte, error) {
+func regexPrefix(expr string) ([]byte, bool, error) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
-		return nil, fmt.Errorf("regex: %v", err)
+		return nil, false, fmt.Errorf("regex: %v", err)
 	}
 	re = re.Simplify()
 	var lit []rune
 	for re.Op == syntax.OpConcat && len(re.Sub) > 0 {
 		re = re.Sub[0]
 	}
+	fold := false
 	if re.Op == syntax.OpLiteral {
 		lit = re.Rune
+		fold = re.Flags&syntax.FoldCase != 0
 	}
 	var b []byte
 	for _, r := range lit {
@@ -193,12 +196,12 @@ func regexPrefix(expr string) ([]byte, error) {
 		b = append(b, byte(r))
 	}
 	if len(b) < 2 {
-		return nil, fmt.Errorf("regex %q has no literal prefix of at least 2 bytes for the prefilter", expr)
+		return nil, false, fmt.Errorf("regex %q has no literal prefix of at least 2 bytes for the prefilter", expr)
 	}
 	if len(b) > maxPatternLen {
 		b = b[:maxPatternLen]
 	}
-	return b, nil
+	return b, fold, nil
 }
 
 // maskTriggers picks the run of masked bytes with at most maxMaskVariants

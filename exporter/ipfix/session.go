@@ -547,14 +547,7 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 			s.options(t, rec, ds)
 			continue
 		}
-		var err error
-		out, err = s.flowRecord(domain, ds, t, rec, out)
-		if err != nil {
-			de := err.(*DecodeError)
-			de.Offset += at
-			de.SetID = id
-			return n, out, err
-		}
+		out = s.flowRecord(domain, ds, t, rec, out)
 	}
 	// What is left is padding; it must be zero, anything else is a
 	// record cut short.
@@ -610,7 +603,7 @@ func (s *Session) options(t *decTemplate, rec []byte, ds *domainState) {
 	}
 }
 
-func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) ([]flow.Record, error) {
+func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) []flow.Record {
 	var r flow.Record
 	r.Direction = 255
 	r.ObservationDomain = domain
@@ -711,13 +704,9 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		case opRevFlags:
 			revFlags, haveRevFl = uint8(uintN(v)), true
 		case opSymptoms:
-			syms, err := s.symptoms(domain, v)
-			if err != nil {
-				err.(*DecodeError).Offset = off - len(v)
-				err.(*DecodeError).TemplateID = t.ID
-				return out, err
-			}
-			r.Symptoms = syms
+			// A bad list loses the symptoms, not the flow: it is counted
+			// and the record kept.
+			r.Symptoms = s.symptoms(domain, v)
 		}
 	}
 	if !haveFirst && haveUpFirst {
@@ -765,19 +754,23 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		out = append(out, rv)
 		s.stats.FlowRecords++
 	}
-	return out, nil
+	return out
 }
 
 // symptoms decodes a subTemplateList whose sub-template carries MIRA's
-// symptomId/symptomOccurrences. Lists of other sub-templates are skipped.
-func (s *Session) symptoms(domain uint32, v []byte) ([]flow.SymptomCount, error) {
+// symptomId/symptomOccurrences. Lists of other sub-templates give nil.
+func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
+	bad := func() []flow.SymptomCount {
+		s.stats.Malformed[ReasonBadSubTemplateList]++
+		return nil
+	}
 	if len(v) < stlHeaderLen {
-		return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+		return bad()
 	}
 	tid := binary.BigEndian.Uint16(v[1:])
 	st := s.templates[tkey{domain, tid}]
 	if st == nil || st.ScopeCount > 0 {
-		return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+		return bad()
 	}
 	body := v[stlHeaderLen:]
 	start := len(s.syms)
@@ -786,13 +779,15 @@ func (s *Session) symptoms(domain uint32, v []byte) ([]flow.SymptomCount, error)
 		var rec []byte
 		if st.fixed {
 			if len(body)-off < st.minLen {
-				return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+				s.syms = s.syms[:start]
+				return bad()
 			}
 			rec = body[off : off+st.minLen]
 		} else {
 			l, r := recordLen(st, body[off:])
 			if r != 0 {
-				return nil, s.fail(0, 0, 0, ReasonBadSubTemplateList)
+				s.syms = s.syms[:start]
+				return bad()
 			}
 			rec = body[off : off+l]
 		}
@@ -815,7 +810,7 @@ func (s *Session) symptoms(domain uint32, v []byte) ([]flow.SymptomCount, error)
 		}
 	}
 	if len(s.syms) == start {
-		return nil, nil
+		return nil
 	}
-	return s.syms[start:len(s.syms):len(s.syms)], nil
+	return s.syms[start:len(s.syms):len(s.syms)]
 }

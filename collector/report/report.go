@@ -1,0 +1,390 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// DefaultWindow is the default pairing window.
+const DefaultWindow = 120 * time.Second
+
+// DefaultCategory names biflows that no category applies to.
+const DefaultCategory = "Unclassified"
+
+// Usage groupings (Options.By).
+const (
+	ByAggregateCategory = ""
+	ByAggregate         = "aggregate"
+	ByCategory          = "category"
+)
+
+// Biflow orders (Options.Order).
+const (
+	OrderTime  = "time"
+	OrderBytes = "bytes"
+)
+
+// Options control Build and ListFlows. The zero value means defaults.
+type Options struct {
+	// Window is how far apart in time two opposite flows may be and still
+	// pair (and how close a continuation record must start); 0 means
+	// DefaultWindow.
+	Window time.Duration
+	// SymptomName, CategoryName and AggregateName turn ids into names.
+	// Nil or an empty result means: the decimal id for symptoms,
+	// DefaultCategory for categories, "" for aggregates.
+	SymptomName   func(id uint16) string
+	CategoryName  func(id uint16) string
+	AggregateName func(id uint32) string
+	// Classify, when set and returning a non-empty name, sets a biflow's
+	// category (rules over symptom counts); otherwise the probes' category
+	// id names it.
+	Classify func(*Biflow) string
+	// By selects the usage grouping: ByAggregateCategory (default),
+	// ByAggregate or ByCategory.
+	By string
+	// Order sorts the listed biflows or flows: OrderTime (default, by
+	// start) or OrderBytes (largest first).
+	Order string
+	// Limit caps the number of listed biflows or flows (0: all). Usage and
+	// summary always cover everything.
+	Limit int
+	// Collector counters to show in the summary, when known.
+	Stats *store.Stats
+	// StoreErrors are records the store could not decode, by reason.
+	StoreErrors map[string]uint64
+}
+
+func (o *Options) window() int64 {
+	if o.Window <= 0 {
+		return int64(DefaultWindow)
+	}
+	return int64(o.Window)
+}
+
+func (o *Options) symptomName(id uint16) string {
+	if o.SymptomName != nil {
+		if n := o.SymptomName(id); n != "" {
+			return n
+		}
+	}
+	return strconv.Itoa(int(id))
+}
+
+func (o *Options) categoryName(id uint16) string {
+	if o.CategoryName != nil && id != 0 {
+		if n := o.CategoryName(id); n != "" {
+			return n
+		}
+	}
+	return DefaultCategory
+}
+
+func (o *Options) aggregateName(id uint32) string {
+	if o.AggregateName != nil && id != 0 {
+		return o.AggregateName(id)
+	}
+	return ""
+}
+
+// CheckBy reports whether by is a usage grouping this package implements.
+func CheckBy(by string) error {
+	switch by {
+	case ByAggregateCategory, ByAggregate, ByCategory:
+		return nil
+	case "as", "probe":
+		return fmt.Errorf("report by %s is not yet supported (use aggregate or category)", by)
+	}
+	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as or probe)", by)
+}
+
+// Timestamp is a time in ns since the Unix epoch. In JSON it is RFC 3339
+// in UTC with milliseconds; as a string it is nfdump's "2006-01-02
+// 15:04:05.000" in UTC.
+type Timestamp int64
+
+// Time returns t as a time.Time in UTC.
+func (t Timestamp) Time() time.Time { return time.Unix(0, int64(t)).UTC() }
+
+func (t Timestamp) String() string { return t.Time().Format("2006-01-02 15:04:05.000") }
+
+// RFC3339 formats t as in the report JSON.
+func (t Timestamp) RFC3339() string { return t.Time().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// MarshalJSON implements json.Marshaler.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, t.RFC3339()), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("timestamp %s: %w", b, err)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("timestamp %s: %w", b, err)
+	}
+	*t = Timestamp(v.UnixNano())
+	return nil
+}
+
+// Biflow is one connection: both directions of a flow, paired. The
+// forward counters are the initiator's (Src to Dst), the r-prefixed ones
+// the responder's.
+type Biflow struct {
+	Src       netip.Addr        `json:"src"`
+	Dst       netip.Addr        `json:"dst"`
+	Sport     uint16            `json:"sport"`
+	Dport     uint16            `json:"dport"`
+	Proto     uint8             `json:"proto"`
+	VLAN      uint16            `json:"vlan,omitempty"`
+	Packets   uint64            `json:"packets"`
+	Octets    uint64            `json:"octets"`
+	RPackets  uint64            `json:"rpackets"`
+	ROctets   uint64            `json:"roctets"`
+	First     Timestamp         `json:"first"`
+	Last      Timestamp         `json:"last"`
+	Symptoms  map[string]uint64 `json:"symptoms"`
+	Category  string            `json:"category"`
+	Aggregate string            `json:"aggregate"`
+	// Sampling is the fraction of traffic the counters saw: 1.0 when
+	// unsampled, 0.01 for 1-in-100 packet sampling.
+	Sampling float64  `json:"sampling"`
+	Probes   []string `json:"probes"`
+	// Flows is how many unidirectional records were merged.
+	Flows int `json:"flows"`
+	// TCPFlags are the union of each direction's flags.
+	TCPFlags  uint8 `json:"-"`
+	RTCPFlags uint8 `json:"-"`
+
+	estimated float64
+}
+
+// UsageRow is one row of the usage table.
+type UsageRow struct {
+	Aggregate       string `json:"aggregate"`
+	Category        string `json:"category"`
+	Biflows         int    `json:"biflows"`
+	Packets         uint64 `json:"packets"`
+	Octets          uint64 `json:"octets"`
+	EstimatedOctets uint64 `json:"estimated_octets"`
+}
+
+// Summary totals a report and carries the collector's counters.
+type Summary struct {
+	Flows           int        `json:"flows"`
+	Biflows         int        `json:"biflows"`
+	Listed          int        `json:"listed"`
+	Packets         uint64     `json:"packets"`
+	Octets          uint64     `json:"octets"`
+	EstimatedOctets uint64     `json:"estimated_octets"`
+	First           *Timestamp `json:"first,omitempty"`
+	Last            *Timestamp `json:"last,omitempty"`
+	// Collector counters, when the store had them.
+	Messages  *uint64           `json:"messages,omitempty"`
+	Records   *uint64           `json:"records,omitempty"`
+	Lost      *uint64           `json:"lost,omitempty"`
+	Malformed map[string]uint64 `json:"malformed,omitempty"`
+	// DecodeErrors are packets the probes could not decode, by reason.
+	DecodeErrors map[string]uint64 `json:"decode_errors,omitempty"`
+	// StoreErrors are stored records that could not be read, by reason.
+	StoreErrors map[string]uint64 `json:"store_errors,omitempty"`
+}
+
+// Report is the biflow report of ARCHITECTURE.md §3 plus a summary.
+type Report struct {
+	Biflows []Biflow   `json:"biflows"`
+	Usage   []UsageRow `json:"usage"`
+	Summary Summary    `json:"summary"`
+
+	by string
+}
+
+// sampledOctets scales a record's octets by its packet sampling interval.
+func sampledOctets(r *flow.Record) float64 {
+	if r.SamplingPacketInterval > 1 {
+		return float64(r.Octets) * float64(r.SamplingPacketInterval)
+	}
+	return float64(r.Octets)
+}
+
+// Build pairs flows into biflows and computes the usage table and summary.
+// flows is not changed and the report keeps no references into it.
+func Build(flows []store.StoredFlow, opts Options) *Report {
+	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
+	s := &rep.Summary
+	s.Flows = len(flows)
+	for _, p := range pairFlows(flows, opts.window()) {
+		rep.Biflows = append(rep.Biflows, makeBiflow(p, &opts))
+	}
+	for i := range flows {
+		r := &flows[i].Record
+		first, last := Timestamp(r.First), Timestamp(r.Last)
+		if s.First == nil || first < *s.First {
+			s.First = &first
+		}
+		if s.Last == nil || last > *s.Last {
+			s.Last = &last
+		}
+	}
+	type ukey struct{ agg, cat string }
+	rows := make(map[ukey]*UsageRow)
+	var est float64
+	for i := range rep.Biflows {
+		b := &rep.Biflows[i]
+		k := ukey{b.Aggregate, b.Category}
+		switch opts.By {
+		case ByAggregate:
+			k.cat = ""
+		case ByCategory:
+			k.agg = ""
+		}
+		row := rows[k]
+		if row == nil {
+			row = &UsageRow{Aggregate: k.agg, Category: k.cat}
+			rows[k] = row
+		}
+		row.Biflows++
+		row.Packets += b.Packets + b.RPackets
+		row.Octets += b.Octets + b.ROctets
+		row.EstimatedOctets += uint64(b.estimated + 0.5)
+		s.Packets += b.Packets + b.RPackets
+		s.Octets += b.Octets + b.ROctets
+		est += b.estimated
+	}
+	s.EstimatedOctets = uint64(est + 0.5)
+	for _, row := range rows {
+		rep.Usage = append(rep.Usage, *row)
+	}
+	slices.SortFunc(rep.Usage, func(a, b UsageRow) int {
+		if c := cmp.Compare(b.Octets, a.Octets); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Aggregate, b.Aggregate); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Category, b.Category)
+	})
+	s.Biflows = len(rep.Biflows)
+	sortBiflows(rep.Biflows, opts.Order)
+	if opts.Limit > 0 && len(rep.Biflows) > opts.Limit {
+		rep.Biflows = rep.Biflows[:opts.Limit]
+	}
+	s.Listed = len(rep.Biflows)
+	if st := opts.Stats; st != nil {
+		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
+		s.Malformed = st.Malformed
+		s.DecodeErrors = st.DecodeErrors
+	}
+	if len(opts.StoreErrors) > 0 {
+		s.StoreErrors = opts.StoreErrors
+	}
+	return rep
+}
+
+func compareBiflowKey(a, b *Biflow) int {
+	if c := a.Src.Compare(b.Src); c != 0 {
+		return c
+	}
+	if c := a.Dst.Compare(b.Dst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Sport, b.Sport); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Dport, b.Dport); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.VLAN, b.VLAN)
+}
+
+func sortBiflows(bs []Biflow, order string) {
+	slices.SortFunc(bs, func(a, b Biflow) int {
+		if order == OrderBytes {
+			if c := cmp.Compare(b.Octets+b.ROctets, a.Octets+a.ROctets); c != 0 {
+				return c
+			}
+		}
+		if c := cmp.Compare(a.First, b.First); c != 0 {
+			return c
+		}
+		return compareBiflowKey(&a, &b)
+	})
+}
+
+func makeBiflow(p pair, opts *Options) Biflow {
+	r0 := &p.init.recs[0].Record
+	b := Biflow{
+		Src: r0.Src, Dst: r0.Dst, Sport: r0.Sport, Dport: r0.Dport,
+		Proto: r0.Proto, VLAN: r0.VLAN,
+		First:    Timestamp(p.init.first),
+		Last:     Timestamp(p.init.last),
+		Symptoms: make(map[string]uint64),
+		TCPFlags: p.init.flags,
+	}
+	var probes []string
+	var aggID uint32
+	var catID uint16
+	add := func(c *chain, fwd bool) {
+		for _, f := range c.recs {
+			r := &f.Record
+			if fwd {
+				b.Packets += r.Packets
+				b.Octets += r.Octets
+			} else {
+				b.RPackets += r.Packets
+				b.ROctets += r.Octets
+			}
+			b.estimated += sampledOctets(r)
+			for _, s := range r.Symptoms {
+				b.Symptoms[opts.symptomName(s.ID)] += uint64(s.Count)
+			}
+			if aggID == 0 {
+				aggID = r.Aggregate
+			}
+			if catID == 0 {
+				catID = r.Category
+			}
+			if !slices.Contains(probes, f.Origin.Exporter) {
+				probes = append(probes, f.Origin.Exporter)
+			}
+			b.Flows++
+		}
+	}
+	add(p.init, true)
+	if p.resp != nil {
+		add(p.resp, false)
+		b.RTCPFlags = p.resp.flags
+		b.First = min(b.First, Timestamp(p.resp.first))
+		b.Last = max(b.Last, Timestamp(p.resp.last))
+	}
+	slices.Sort(probes)
+	b.Probes = probes
+	b.Sampling = 1
+	if oct := b.Octets + b.ROctets; oct > 0 && b.estimated > float64(oct) {
+		b.Sampling = float64(oct) / b.estimated
+	} else if r0.SamplingPacketInterval > 1 {
+		b.Sampling = 1 / float64(r0.SamplingPacketInterval)
+	}
+	b.Aggregate = opts.aggregateName(aggID)
+	b.Category = ""
+	if opts.Classify != nil {
+		b.Category = opts.Classify(&b)
+	}
+	if b.Category == "" {
+		b.Category = opts.categoryName(catID)
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+// Package server assembles mira-collector: IPFIX listeners (the
+// collecting process), a batching writer into the bbolt store, and
+// /metrics. Records are committed in batches (every 100 ms or 8192
+// records) so the store keeps up with many exporters; a clean shutdown
+// commits everything received.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// Server is a configured collector.
+type Server struct {
+	cfg  *config.Collector
+	log  *slog.Logger
+	st   *store.Store
+	coll *collector.Collector
+
+	mu      sync.Mutex
+	pending map[store.Origin][]flow.Record
+	npend   int
+	kick    chan struct{}
+	stored  uint64
+	werrs   uint64
+	lastErr error
+
+	// Addrs receives the bound listener addresses once listening (tests).
+	Addrs chan []net.Addr
+}
+
+// New prepares a collector; Run starts it.
+func New(cfg *config.Collector, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, log: log, pending: map[store.Origin][]flow.Record{}, kick: make(chan struct{}, 1)}
+}
+
+const batchRecords = 8192
+
+// Consume implements collector.Consumer: it queues records for the
+// store writer.
+func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
+	so := store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}
+	s.mu.Lock()
+	s.pending[so] = append(s.pending[so], recs...)
+	s.npend += len(recs)
+	full := s.npend >= batchRecords
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Server) commit() {
+	s.mu.Lock()
+	p := s.pending
+	n := s.npend
+	s.pending = map[store.Origin][]flow.Record{}
+	s.npend = 0
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	for o, recs := range p {
+		if err := s.st.Put(o, recs); err != nil {
+			s.mu.Lock()
+			s.werrs++
+			s.lastErr = err
+			s.mu.Unlock()
+			s.log.Error("store write failed", "exporter", o.Exporter, "records", len(recs), "err", err)
+			continue
+		}
+		s.mu.Lock()
+		s.stored += uint64(len(recs))
+		s.mu.Unlock()
+	}
+}
+
+// Run listens on every configured URL until ctx is cancelled, then
+// commits what it has received and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	st, err := store.Open(s.cfg.DB, nil)
+	if err != nil {
+		return err
+	}
+	s.st = st
+	defer st.Close()
+	s.coll = collector.New(s, nil)
+
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var addrs []net.Addr
+	for _, l := range s.cfg.Listen {
+		a, err := s.listen(lctx, l)
+		if err != nil {
+			return err
+		}
+		s.log.Info("listening", "url", l, "addr", a.String())
+		addrs = append(addrs, a)
+	}
+	if s.Addrs != nil {
+		s.Addrs <- addrs
+	}
+	if s.cfg.Metrics.Listen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(&metrics{s: s})
+		ln, err := net.Listen("tcp", s.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("collector: metrics: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	statsTick := time.NewTicker(5 * time.Second)
+	defer statsTick.Stop()
+	var saved collector.Stats
+	saveStats := func() {
+		cur := s.coll.Stats()
+		if err := st.AddStats(statsDelta(saved, cur)); err != nil {
+			s.log.Error("store stats", "err", err)
+			return
+		}
+		saved = cur
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			s.coll.Wait()
+			s.commit()
+			saveStats()
+			s.log.Info("collector stopped", "stored", s.stored)
+			return nil
+		case <-tick.C:
+			s.commit()
+		case <-s.kick:
+			s.commit()
+		case <-statsTick.C:
+			saveStats()
+		}
+	}
+}
+
+func (s *Server) listen(ctx context.Context, raw string) (net.Addr, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("collector: bad listen URL %q (want udp://host:port or tcp://host:port)", raw)
+	}
+	switch u.Scheme {
+	case "udp":
+		return s.coll.ListenUDP(ctx, u.Host)
+	case "tcp":
+		return s.coll.ListenTCP(ctx, u.Host)
+	}
+	return nil, errors.New("collector: unsupported listen scheme " + u.Scheme + " in " + raw)
+}
