@@ -3,7 +3,6 @@ package exporter
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/url"
 	"os"
 	"sync"
@@ -495,5 +494,3 @@ func (e *Exporter) templateMessage(d *domainState, seq uint32) []byte {
 	ipfix.FinishMessage(b)
 	return b
 }
-
-var _ = bits.Len

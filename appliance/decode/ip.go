@@ -163,10 +163,27 @@ func (d *Decoder) fragment(b []byte, off, end int, p *Packet, proto uint8, depth
 		return nil
 	}
 	if err := d.transport(b, off, end, p, proto, depth); err != nil {
-		return err
+		// A first fragment may cut the transport header short (tiny
+		// fragments): keep the ports if they are there.
+		if d.err.Layer < LayerTCP || !hasPorts(proto) || end-off < 4 || len(b)-off < 4 {
+			return err
+		}
+		p.Proto = proto
+		p.Sport, p.Dport = be16(b[off:]), be16(b[off+2:])
+		p.Payload, p.PayloadLen = nil, 0
 	}
 	d.frags.store(&k, d.ts, p)
 	return nil
+}
+
+// hasPorts says the protocol's header starts with source and destination
+// ports.
+func hasPorts(proto uint8) bool {
+	switch proto {
+	case protoTCP, protoUDP, protoUDPLte, protoSCTP, protoDCCP:
+		return true
+	}
+	return false
 }
 
 // setPayload sets the transport payload to [off, end) as far as captured;
@@ -196,6 +213,8 @@ func (d *Decoder) transport(b []byte, off, end int, p *Packet, proto uint8, dept
 		off += hl
 	}
 	p.Proto = proto
+	p.Sport, p.Dport, p.TCPFlags, p.TCPSeq = 0, 0, 0, 0
+	p.Payload, p.PayloadLen = nil, 0
 	n := end - off
 	switch proto {
 	case protoTCP:

@@ -20,6 +20,8 @@ const (
 	etERSPAN2   = 0x88be
 	etERSPAN3   = 0x22eb
 	etPPP       = 0x880b
+	etCMD       = 0x8909
+	etAruba     = 0x8200
 
 	pppIPv4 = 0x0021
 	pppIPv6 = 0x0057
@@ -211,6 +213,7 @@ func nonIPEthertype(et uint16) bool {
 		0x88a4, 0x8892, // EtherCAT, PROFINET
 		0x8906, 0x8914, // FCoE, FIP
 		0x88fb, 0x891d, // PRP, TTE
+		0x8102, // Wellfleet BOFL
 		0x892f: // HSR
 		return true
 	}

@@ -23,6 +23,8 @@ func (d *Decoder) tunnel(b []byte, off, end int, p *Packet, depth int, kind flow
 		err = d.ethernet(b, off, end, p, depth+1, false)
 	case etPPP:
 		err = d.ppp(b, off, end, p, depth+1, false)
+	case etWLAN:
+		err = d.wlan(b, off, end, p, depth+1)
 	default:
 		err = d.ethertype(b, off, end, what, p, depth+1, false)
 	}
@@ -94,6 +96,16 @@ func (d *Decoder) gre(b []byte, off, end int, p *Packet, depth int) error {
 	switch proto {
 	case etIPv4, etIPv6, etMPLS, etMPLSMcast, etTEB, etPPP:
 		return d.tunnel(b, off, end, p, depth, flow.TunnelGRE, proto)
+	case etCMD:
+		// Cisco MetaData over GRE: the payload's ethertype, version,
+		// length, option type and SGT value.
+		if len(b)-off < 8 {
+			d.note(ReasonBadTunnel)
+			return nil
+		}
+		return d.tunnel(b, off+8, end, p, depth, flow.TunnelGRE, be16(b[off:]))
+	case etAruba:
+		return d.tunnel(b, off, end, p, depth, flow.TunnelGRE, etWLAN)
 	case etERSPAN2:
 		// Type II has an 8-byte header and a sequence number; type I has
 		// neither.
@@ -202,8 +214,35 @@ func (d *Decoder) teredoTunnel(b []byte, off, end int, p *Packet, depth int) err
 	if len(b)-o >= 8 && b[o] == 0 && b[o+1] == 0 {
 		o += 8
 	}
-	if len(b)-o < 40 || b[o]>>4 != 6 || o+40+int(be16(b[o+4:])) != end {
+	if len(b)-o < 40 || b[o]>>4 != 6 || o+40+int(be16(b[o+4:])) > end {
 		return nil
 	}
 	return d.tunnel(b, o, end, p, depth, flow.TunnelTeredo, etIPv6)
+}
+
+// etWLAN is an internal code (not a real ethertype) for an 802.11 frame.
+const etWLAN = 0xfffe
+
+// wlan decodes an IEEE 802.11 data frame header (as tunnelled by Aruba
+// access points) and the LLC/SNAP header after it. Management, control,
+// null and protected frames carry no decodable IP.
+func (d *Decoder) wlan(b []byte, off, end int, p *Packet, depth int) error {
+	if len(b)-off < 24 {
+		return d.fail(ReasonTruncated, LayerLink, off)
+	}
+	fc0, fc1 := b[off], b[off+1]
+	if (fc0>>2)&3 != 2 || fc0&0x40 != 0 || fc1&0x40 != 0 {
+		return ErrNonIP
+	}
+	hl := 24
+	if fc1&3 == 3 {
+		hl += 6 // four addresses
+	}
+	if fc0&0x80 != 0 {
+		hl += 2 // QoS control
+		if fc1&0x80 != 0 {
+			hl += 4 // HT control
+		}
+	}
+	return d.llc(b, off+hl, end, p, depth, false)
 }

@@ -88,7 +88,8 @@ type Table struct {
 	active  int64
 	tcpEnd  int64
 	index   map[flow.Key]int32
-	slab    []entry
+	chunks  [][]entry // slab of entries, grown a chunk at a time
+	nslab   int32     // entries allocated so far
 	free    []int32
 	lru     list // live flows by last packet
 	ended   list // FIN/RST flows by last packet (shares the lprev/lnext links)
@@ -109,19 +110,40 @@ func New(cfg *Config, sink Sink) *Table {
 		idle:   int64(c.IdleTimeout),
 		active: int64(c.ActiveTimeout),
 		tcpEnd: int64(c.TCPEndTimeout),
-		index:  make(map[flow.Key]int32, c.MaxFlows),
-		slab:   make([]entry, c.MaxFlows),
-		free:   make([]int32, c.MaxFlows),
+		index:  make(map[flow.Key]int32, min(c.MaxFlows, chunkSize)),
 		lru:    list{nilIdx, nilIdx},
 		ended:  list{nilIdx, nilIdx},
 		age:    list{nilIdx, nilIdx},
 		sink:   sink,
 		out:    make([]flow.Record, 0, c.ExportBatch),
 	}
-	for i := range t.free {
-		t.free[i] = int32(c.MaxFlows - 1 - i)
-	}
 	return t
+}
+
+const (
+	chunkBits = 12
+	chunkSize = 1 << chunkBits
+)
+
+func (t *Table) at(i int32) *entry { return &t.chunks[i>>chunkBits][i&(chunkSize-1)] }
+
+// alloc returns a free entry index, growing the slab by a chunk when the
+// free list is empty and the table is below MaxFlows; -1 when full.
+func (t *Table) alloc() int32 {
+	if n := len(t.free); n > 0 {
+		i := t.free[n-1]
+		t.free = t.free[:n-1]
+		return i
+	}
+	if int(t.nslab) >= t.cfg.MaxFlows {
+		return nilIdx
+	}
+	if int(t.nslab)>>chunkBits == len(t.chunks) {
+		t.chunks = append(t.chunks, make([]entry, chunkSize))
+	}
+	i := t.nslab
+	t.nslab++
+	return i
 }
 
 // SetObservationDomain sets the domain stamped on every record.
@@ -142,15 +164,15 @@ func (t *Table) lruList(e *entry) *list {
 }
 
 func (t *Table) lruUnlink(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	l := t.lruList(e)
 	if e.lprev != nilIdx {
-		t.slab[e.lprev].lnext = e.lnext
+		t.at(e.lprev).lnext = e.lnext
 	} else {
 		l.head = e.lnext
 	}
 	if e.lnext != nilIdx {
-		t.slab[e.lnext].lprev = e.lprev
+		t.at(e.lnext).lprev = e.lprev
 	} else {
 		l.tail = e.lprev
 	}
@@ -158,11 +180,11 @@ func (t *Table) lruUnlink(i int32) {
 }
 
 func (t *Table) lruPush(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	l := t.lruList(e)
 	e.lprev, e.lnext = l.tail, nilIdx
 	if l.tail != nilIdx {
-		t.slab[l.tail].lnext = i
+		t.at(l.tail).lnext = i
 	} else {
 		l.head = i
 	}
@@ -170,14 +192,14 @@ func (t *Table) lruPush(i int32) {
 }
 
 func (t *Table) ageUnlink(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	if e.aprev != nilIdx {
-		t.slab[e.aprev].anext = e.anext
+		t.at(e.aprev).anext = e.anext
 	} else {
 		t.age.head = e.anext
 	}
 	if e.anext != nilIdx {
-		t.slab[e.anext].aprev = e.aprev
+		t.at(e.anext).aprev = e.aprev
 	} else {
 		t.age.tail = e.aprev
 	}
@@ -185,10 +207,10 @@ func (t *Table) ageUnlink(i int32) {
 }
 
 func (t *Table) agePush(i int32) {
-	e := &t.slab[i]
+	e := t.at(i)
 	e.aprev, e.anext = t.age.tail, nilIdx
 	if t.age.tail != nilIdx {
-		t.slab[t.age.tail].anext = i
+		t.at(t.age.tail).anext = i
 	} else {
 		t.age.head = i
 	}
@@ -204,7 +226,7 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	}
 	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
 	i, ok := t.index[k]
-	if ok && ts-t.slab[i].rec.First >= t.active {
+	if ok && ts-t.at(i).rec.First >= t.active {
 		t.remove(i, flow.EndActive)
 		ok = false
 	}
@@ -213,7 +235,7 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	} else {
 		t.lruUnlink(i)
 	}
-	e := &t.slab[i]
+	e := t.at(i)
 	r := &e.rec
 	r.Packets++
 	r.Octets += uint64(p.OuterLen)
@@ -239,7 +261,8 @@ const (
 )
 
 func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) int32 {
-	if len(t.free) == 0 {
+	i := t.alloc()
+	if i == nilIdx {
 		// Table full: export the least recently seen flow early.
 		// Ended flows go first: they are finished anyway.
 		v := t.ended.head
@@ -249,10 +272,9 @@ func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) 
 			reason = flow.EndResource
 		}
 		t.remove(v, reason)
+		i = t.alloc()
 	}
-	i := t.free[len(t.free)-1]
-	t.free = t.free[:len(t.free)-1]
-	e := &t.slab[i]
+	e := t.at(i)
 	*e = entry{lprev: nilIdx, lnext: nilIdx, aprev: nilIdx, anext: nilIdx, inUse: true}
 	r := &e.rec
 	r.Key = *k
@@ -273,7 +295,7 @@ func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) 
 
 // remove ends flow i with the given reason and queues its record.
 func (t *Table) remove(i int32, reason flow.EndReason) {
-	e := &t.slab[i]
+	e := t.at(i)
 	t.lruUnlink(i)
 	t.ageUnlink(i)
 	delete(t.index, e.rec.Key)
@@ -305,13 +327,13 @@ func (t *Table) flushOut() {
 // expire ends the flows whose timeouts have passed at t.now.
 func (t *Table) expire() {
 	now := t.now
-	for t.ended.head != nilIdx && now-t.slab[t.ended.head].rec.Last >= t.tcpEnd {
+	for t.ended.head != nilIdx && now-t.at(t.ended.head).rec.Last >= t.tcpEnd {
 		t.remove(t.ended.head, flow.EndDetected)
 	}
-	for t.lru.head != nilIdx && now-t.slab[t.lru.head].rec.Last >= t.idle {
+	for t.lru.head != nilIdx && now-t.at(t.lru.head).rec.Last >= t.idle {
 		t.remove(t.lru.head, flow.EndIdle)
 	}
-	for t.age.head != nilIdx && now-t.slab[t.age.head].rec.First >= t.active {
+	for t.age.head != nilIdx && now-t.at(t.age.head).rec.First >= t.active {
 		t.remove(t.age.head, flow.EndActive)
 	}
 }
@@ -332,7 +354,7 @@ func (t *Table) Tick(now int64) {
 func (t *Table) Flush() {
 	for t.age.head != nilIdx {
 		reason := flow.EndForced
-		if t.slab[t.age.head].ended {
+		if t.at(t.age.head).ended {
 			reason = flow.EndDetected
 		}
 		t.remove(t.age.head, reason)

@@ -26,8 +26,8 @@ func rec(sport uint16, start, end float64) flow.Record {
 			Sport: sport, Dport: 80, Proto: 6,
 		},
 		Packets: 2, Octets: 120,
-		First:   t0.Add(time.Duration(start * float64(time.Second))).UnixNano(),
-		Last:    t0.Add(time.Duration(end * float64(time.Second))).UnixNano(),
+		First: t0.Add(time.Duration(start * float64(time.Second))).UnixNano(),
+		Last:  t0.Add(time.Duration(end * float64(time.Second))).UnixNano(),
 	}
 }
 
@@ -338,4 +338,25 @@ func BenchmarkPut(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+}
+
+func TestNames(t *testing.T) {
+	s, _ := openTemp(t, nil)
+	if n, err := s.Names(); err != nil || n.Symptoms != nil {
+		t.Fatalf("empty store names %+v, %v", n, err)
+	}
+	if err := s.PutNames(Names{Symptoms: map[uint16]string{1: "MAIL", 2: "OLD"}, Aggregates: map[uint32]string{7: "campus-out"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutNames(Names{Symptoms: map[uint16]string{2: "HTTP"}, Categories: map[uint16]string{3: "Web"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := Names{
+		Symptoms:   map[uint16]string{1: "MAIL", 2: "HTTP"},
+		Categories: map[uint16]string{3: "Web"},
+		Aggregates: map[uint32]string{7: "campus-out"},
+	}
+	if got, err := s.Names(); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, %v; want %+v", got, err, want)
+	}
 }

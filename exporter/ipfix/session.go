@@ -102,6 +102,7 @@ type tkey struct {
 
 type decTemplate struct {
 	Template
+	raw    []byte // the template record as received
 	ops    []op
 	minLen int
 	fixed  bool // no variable-length field: records are minLen bytes
@@ -185,7 +186,7 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 	ds := s.domain(h.Domain)
 	records := 0
 	seqOK := true
-	var err error
+	var err, soft error
 	off := HeaderLen
 	for off < len(msg) {
 		if len(msg)-off < SetHeaderLen {
@@ -205,17 +206,21 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 		body := msg[off+SetHeaderLen : off+l]
 		switch {
 		case id == TemplateSetID || id == OptionsSetID:
-			err = s.templateSet(h.Domain, id, body, off)
+			var e error
+			e, err = s.templateSet(h.Domain, id, body, off)
+			soft = cmpErr(soft, e)
 		case id >= MinDataSetID:
 			var n int
 			n, out, err = s.dataSet(h.Domain, ds, id, body, off, out)
 			records += n
 			if err != nil && err.(*DecodeError).Reason == ReasonDataWithoutTemplate {
+				// Dropped and counted; the other sets still decode.
 				seqOK = false
+				soft = cmpErr(soft, err)
 				err = nil
 			}
 		default:
-			s.fail(off, id, 0, ReasonReservedSetID)
+			soft = cmpErr(soft, s.fail(off, id, 0, ReasonReservedSetID))
 		}
 		if err != nil {
 			break
@@ -224,13 +229,23 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 	}
 	if err != nil {
 		seqOK = false
+	} else {
+		err = soft
 	}
 	s.sequence(ds, h.Sequence, uint32(records), seqOK)
 	return out, h, err
 }
 
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
 // sequence accounts the message's sequence number: a gap ahead of the
-// expected number is lost records; a number behind it is a late message.
+// expected number is lost records; a number behind it is a late message,
+// counted as out of order.
 // Wrap-around is handled by modular arithmetic.
 func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
 	if !ok {
@@ -243,10 +258,10 @@ func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
 		if gap < 1<<31 {
 			s.stats.LostRecords += uint64(gap)
 		} else {
+			// Behind: a late (reordered) or replayed message. Its records
+			// may have been counted lost already; like libfixbuf we do not
+			// guess, and keep expecting the higher number.
 			s.stats.OutOfOrder++
-			if s.stats.LostRecords >= uint64(n) {
-				s.stats.LostRecords -= uint64(n)
-			}
 			return
 		}
 	}
@@ -254,7 +269,7 @@ func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
 	ds.expected = seq + n
 }
 
-func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int) error {
+func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int) (soft, err error) {
 	off := 0
 	for len(body)-off >= templateHeaderLen {
 		at := base + SetHeaderLen + off
@@ -263,32 +278,57 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		off += templateHeaderLen
 		if count == 0 {
 			if s.UDP {
-				s.fail(at, setID, tid, ReasonZeroFieldTemplate)
+				// Withdrawals are not allowed over UDP (RFC 7011 §8.4):
+				// counted and ignored.
+				soft = cmpErr(soft, s.fail(at, setID, tid, ReasonZeroFieldTemplate))
 				continue
 			}
 			if err := s.withdraw(domain, setID, tid, at); err != nil {
-				return err
+				return soft, err
 			}
 			continue
 		}
 		if tid < MinDataSetID {
-			return s.fail(at, setID, tid, ReasonBadTemplateID)
+			return soft, s.fail(at, setID, tid, ReasonBadTemplateID)
 		}
 		scope := 0
 		if setID == OptionsSetID {
 			if len(body)-off < 2 {
-				return s.fail(at, setID, tid, ReasonFieldCount)
+				return soft, s.fail(at, setID, tid, ReasonFieldCount)
 			}
 			scope = int(binary.BigEndian.Uint16(body[off:]))
 			off += 2
 			if scope == 0 || scope > count {
-				return s.fail(at, setID, tid, ReasonBadScopeCount)
+				return soft, s.fail(at, setID, tid, ReasonBadScopeCount)
 			}
 		}
 		if count*4 > len(body)-off {
-			return s.fail(at, setID, tid, ReasonFieldCount)
+			return soft, s.fail(at, setID, tid, ReasonFieldCount)
 		}
-		t := &decTemplate{}
+		// Find the record's end first: a refresh of a known template
+		// (the common case over UDP) is recognised by its bytes and costs
+		// no allocation.
+		end := off
+		for i := 0; i < count; i++ {
+			if len(body)-end < 4 {
+				return soft, s.fail(at, setID, tid, ReasonFieldCount)
+			}
+			e := binary.BigEndian.Uint16(body[end:])&enterpriseBit != 0
+			end += 4
+			if e {
+				end += 4
+			}
+		}
+		if end > len(body) {
+			return soft, s.fail(at, setID, tid, ReasonFieldCount)
+		}
+		raw := body[at-base-SetHeaderLen : end]
+		k := tkey{domain, tid}
+		if old, ok := s.templates[k]; ok && string(old.raw) == string(raw) {
+			off = end
+			continue
+		}
+		t := &decTemplate{raw: append([]byte(nil), raw...)}
 		t.ID = tid
 		t.ScopeCount = uint16(scope)
 		t.Fields = make([]Field, count)
@@ -296,13 +336,13 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		t.fixed = true
 		for i := 0; i < count; i++ {
 			if len(body)-off < 4 {
-				return s.fail(at, setID, tid, ReasonFieldCount)
+				return soft, s.fail(at, setID, tid, ReasonFieldCount)
 			}
 			f := Field{ID: binary.BigEndian.Uint16(body[off:]), Length: binary.BigEndian.Uint16(body[off+2:])}
 			off += 4
 			if f.ID&enterpriseBit != 0 {
 				if len(body)-off < 4 {
-					return s.fail(at, setID, tid, ReasonFieldCount)
+					return soft, s.fail(at, setID, tid, ReasonFieldCount)
 				}
 				f.ID &^= enterpriseBit
 				f.Enterprise = binary.BigEndian.Uint32(body[off:])
@@ -318,9 +358,8 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			}
 		}
 		if t.minLen == 0 {
-			return s.fail(at, setID, tid, ReasonZeroLengthRecord)
+			return soft, s.fail(at, setID, tid, ReasonZeroLengthRecord)
 		}
-		k := tkey{domain, tid}
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
 				s.stats.TemplatesRedefined++
@@ -331,7 +370,7 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		s.templates[k] = t
 	}
 	// Fewer than 4 bytes left: set padding.
-	return nil
+	return soft, nil
 }
 
 func sameTemplate(a, b *Template) bool {

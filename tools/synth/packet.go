@@ -56,7 +56,7 @@ type pkt struct {
 
 // builder assembles frames into a reused buffer.
 type builder struct {
-	buf  []byte
+	buf   []byte
 	dgram []byte // scratch for fragmented UDP datagrams
 }
 
@@ -178,6 +178,9 @@ func (b *builder) frame(s *session, p *pkt) ([]byte, int) {
 
 	// Inner IP header.
 	proto := s.proto
+	if p.kind == kindICMP && v6 {
+		proto = 58
+	}
 	if v6 {
 		be32(buf[o:], 6<<28|s.flowLabel[d])
 		be16(buf[o+4:], uint16(l4hdr+payload))
@@ -225,7 +228,9 @@ func (b *builder) frame(s *session, p *pkt) ([]byte, int) {
 			be16(buf[o+22:], uint16(s.mss))
 			buf[o+24], buf[o+25], buf[o+26], buf[o+27] = 1, 1, 4, 2
 		}
-		s.msgs[p.msg].read(buf[o+l4hdr:o+l4hdr+payload], int(p.off))
+		if payload > 0 {
+			s.msgs[p.msg].read(buf[o+l4hdr:o+l4hdr+payload], int(p.off))
+		}
 		c := checksum(pseudo(src, dst, 6, l4hdr+payload), buf[l4:l4+l4hdr+payload])
 		be16(buf[l4+16:], c)
 	case kindUDP:

@@ -267,3 +267,21 @@ func (r *Reassembler) EachVC(fn func(VC, VCStats)) {
 		fn(vc, st.stats)
 	}
 }
+
+// StripTrailer checks that pdu is a whole CPCS-PDU (a multiple of 48
+// bytes whose trailer length fits and whose CRC-32 is right) and returns
+// its SDU and trailer. Devices that deliver reassembled PDUs differ on
+// whether they keep the trailer; callers use this to tell.
+func StripTrailer(pdu []byte) (sdu []byte, tr Trailer, ok bool) {
+	n := len(pdu)
+	if n == 0 || n%PayloadSize != 0 || n > 65535+8+PayloadSize {
+		return nil, tr, false
+	}
+	t := pdu[n-8:]
+	tr = Trailer{UU: t[0], CPI: t[1], Length: binary.BigEndian.Uint16(t[2:]), CRC: binary.BigEndian.Uint32(t[4:])}
+	l := int(tr.Length)
+	if l == 0 || l > n-8 || n-8-l >= PayloadSize || crcUpdate(0xffffffff, pdu) != CRCResidue {
+		return nil, tr, false
+	}
+	return pdu[:l], tr, true
+}

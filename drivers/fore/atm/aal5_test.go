@@ -142,3 +142,23 @@ func TestProcessorPDU(t *testing.T) {
 		t.Fatalf("drops %v", st.Drops)
 	}
 }
+
+func TestStripTrailer(t *testing.T) {
+	sdu := bytes.Repeat([]byte{3}, 100)
+	recs := AppendRecords(nil, 0, sdu, 9, 0)
+	var pdu []byte
+	for off := 0; off < len(recs); off += RecordSize {
+		pdu = append(pdu, recs[off+4:off+RecordSize]...)
+	}
+	got, tr, ok := StripTrailer(pdu)
+	if !ok || !bytes.Equal(got, sdu) || tr.UU != 9 {
+		t.Fatalf("StripTrailer: %v %d bytes uu %d", ok, len(got), tr.UU)
+	}
+	pdu[10] ^= 1
+	if _, _, ok := StripTrailer(pdu); ok {
+		t.Fatal("corrupt PDU accepted")
+	}
+	if _, _, ok := StripTrailer(sdu); ok {
+		t.Fatal("SDU without trailer accepted")
+	}
+}

@@ -66,7 +66,8 @@ type Stats struct {
 	HECCorrected uint64    // single-bit header errors corrected
 	PDUs         uint64    // AAL5 PDUs that passed their checks
 	Frames       uint64    // frames delivered
-	FirstCells   uint64    // of Frames, first-cell (truncated) ones
+	FirstCells   uint64    // of Frames, those made from a PDU's first cell only
+	Truncated    uint64    // of FirstCells, those the cell could not hold whole
 	Octets       uint64    // wire octets of delivered frames
 	Drops        Drops     // drops by reason, over all VCs
 }
@@ -228,6 +229,9 @@ func (p *Processor) deliver(vc VC, sdu []byte, ts int64, first bool, tr Trailer)
 		}
 		f.Length = n
 		p.stats.FirstCells++
+		if n > len(f.Data) {
+			p.stats.Truncated++
+		}
 	}
 	p.stats.Frames++
 	p.stats.Octets += uint64(f.Length)
@@ -257,3 +261,6 @@ func (p *Processor) VCStats(vc VC) VCStats { return p.r.VCStats(vc) }
 
 // EachVC calls fn for every VC seen.
 func (p *Processor) EachVC(fn func(VC, VCStats)) { p.r.EachVC(fn) }
+
+// NNI reports whether the processor parses NNI headers.
+func (p *Processor) NNI() bool { return p.cfg.NNI }

@@ -25,12 +25,12 @@ type pdu struct {
 type impairment int
 
 const (
-	impNone impairment = iota
-	impHeaderBit      // single header bit flipped in one cell: corrected
-	impPayloadBit     // payload bit flipped: CRC error
-	impLoseMiddle     // a non-last cell lost: length error
-	impLoseLast       // last cell lost: merges with the VC's next PDU
-	impHECBad         // a cell with an uncorrectable header: dropped, length error
+	impNone       impairment = iota
+	impHeaderBit             // single header bit flipped in one cell: corrected
+	impPayloadBit            // payload bit flipped: CRC error
+	impLoseMiddle            // a non-last cell lost: length error
+	impLoseLast              // last cell lost: merges with the VC's next PDU
+	impHECBad                // a cell with an uncorrectable header: dropped, length error
 )
 
 // TestSyntheticRoundTrip segments real IP packets from the corpus into

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func needPeer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("peer %s required: %v", name, err)
+		}
+		t.Skipf("peer %s absent: %v", name, err)
+	}
+	return p
+}
+
+// mibDirs returns the -M path holding MIRA-PROBE-MIB and the IETF MIBs.
+func mibDirs(t testing.TB) string {
+	t.Helper()
+	own, err := filepath.Abs("../mib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ietf, err := filepath.Abs("../../shared/mibs/ietf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ietf, "IF-MIB.txt")); err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("shared IETF MIBs required: %v", err)
+		}
+		t.Skipf("shared IETF MIBs absent: %v", err)
+	}
+	return own + ":" + ietf
+}
+
+const mibList = "SNMPv2-MIB:IF-MIB:SNMP-FRAMEWORK-MIB:SNMP-USER-BASED-SM-MIB:MIRA-PROBE-MIB"
+
+// startAgent serves a on a loopback port and returns host:port.
+func startAgent(t testing.TB, a *Agent) string {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.ServeConn(ctx, conn) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	})
+	return conn.LocalAddr().String()
+}
+
+type cmdResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// snmpCmd runs a net-snmp tool with the MIBs loaded by name.
+func snmpCmd(t testing.TB, tool string, args ...string) cmdResult {
+	t.Helper()
+	bin := needPeer(t, tool)
+	full := append([]string{"-M", mibDirs(t), "-m", mibList}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "SNMPCONFPATH=/nonexistent", "HOME=/nonexistent")
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", tool, err)
+	}
+	return cmdResult{so.String(), se.String(), code}
+}
+
+// walkLines parses "OID = TYPE: VALUE" lines of -On output.
+func walkLines(t testing.TB, out string) []walkLine {
+	t.Helper()
+	var ls []walkLine
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		oid, rest, ok := strings.Cut(line, " = ")
+		if !ok {
+			// continuation of a multi-line string
+			if len(ls) > 0 {
+				ls[len(ls)-1].value += "\n" + line
+				continue
+			}
+			t.Fatalf("bad walk line %q", line)
+		}
+		typ, val, ok := strings.Cut(rest, ": ")
+		if !ok {
+			typ, val = rest, ""
+		}
+		ls = append(ls, walkLine{strings.TrimPrefix(oid, "."), typ, val})
+	}
+	return ls
+}
+
+type walkLine struct{ oid, typ, value string }

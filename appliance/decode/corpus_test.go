@@ -1,0 +1,334 @@
+package decode
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/mira-project/mira/drivers"
+)
+
+// corpusDir returns the shared capture corpus, skipping the test when it
+// is absent (failing under MIRA_REQUIRE_PEERS=1).
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
+	if _, err := os.Stat(dir); err != nil {
+		missing(t, "capture corpus: %v", err)
+	}
+	return dir
+}
+
+// missing skips, or fails when MIRA_REQUIRE_PEERS=1.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+		t.Fatalf("required peer missing: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// capPacket is one packet read from a capture file.
+type capPacket struct {
+	data []byte
+	ci   drivers.CaptureInfo
+}
+
+// readCapture reads a pcap or pcapng file.
+func readCapture(t testing.TB, path string) []capPacket {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []capPacket
+	add := func(data []byte, ts int64, caplen, length int, lt drivers.LinkType) {
+		out = append(out, capPacket{data: data, ci: drivers.CaptureInfo{
+			Timestamp: ts, CaptureLength: caplen, Length: length, LinkType: lt,
+		}})
+	}
+	if len(raw) >= 4 && bytes.Equal(raw[:4], []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
+		r, err := pcapgo.NewNgReader(bytes.NewReader(raw), pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		lt := drivers.LinkType(r.LinkType())
+		for {
+			data, ci, err := r.ReadPacketData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			add(data, ci.Timestamp.UnixNano(), ci.CaptureLength, ci.Length, lt)
+		}
+		return out
+	}
+	r, err := pcapgo.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	lt := drivers.LinkType(r.LinkType())
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		add(data, ci.Timestamp.UnixNano(), ci.CaptureLength, ci.Length, lt)
+	}
+	return out
+}
+
+// tsharkView is tshark's idea of a packet's innermost IP flow.
+type tsharkView struct {
+	ok           bool // tshark saw an IP header
+	ver          int
+	src, dst     netip.Addr
+	hasTransport bool
+	proto        uint8
+	sport, dport uint16
+	protocols    string
+}
+
+var tsharkFields = []string{
+	"frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
+	"tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport",
+	"sctp.srcport", "sctp.dstport", "icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code",
+}
+
+// stopTokens are tshark protocols after which we expect no decapsulation:
+// tunnels MIRA does not follow, and ICMP errors quoting a packet.
+var stopTokens = map[string]bool{
+	"icmp": true, "icmpv6": true, "geneve": true, "ayiya": true, "l2tp": true,
+	"capwap.data": true, "capwap": true, "vxlan-gpe": true, "nsh": true, "udpencap": true,
+	"esp": true, "igmp": true,
+}
+
+// runTshark decodes a capture with tshark and returns one view per frame.
+func runTshark(t *testing.T, path string) []tsharkView {
+	t.Helper()
+	bin, err := exec.LookPath("tshark")
+	if err != nil {
+		missing(t, "tshark not installed: %v", err)
+	}
+	args := []string{"-r", path, "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+		"-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
+	for _, f := range tsharkFields {
+		args = append(args, "-e", f)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %s: %v: %s", path, err, stderr.String())
+	}
+	var views []tsharkView
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		for len(cols) < len(tsharkFields) {
+			cols = append(cols, "")
+		}
+		views = append(views, parseView(t, cols))
+	}
+	return views
+}
+
+func nth(col string, i int) string {
+	parts := strings.Split(col, ",")
+	if i < len(parts) {
+		return parts[i]
+	}
+	return ""
+}
+
+func parseView(t *testing.T, cols []string) tsharkView {
+	v := tsharkView{protocols: cols[0]}
+	counts := map[string]int{}
+	ipIdx := -1
+	for _, tok := range strings.Split(cols[0], ":") {
+		idx := counts[tok]
+		counts[tok]++
+		switch tok {
+		case "ip", "ipv6":
+			v.ok, v.hasTransport = true, false
+			ipIdx = idx
+			if tok == "ip" {
+				v.ver = 4
+				v.src, _ = netip.ParseAddr(nth(cols[1], idx))
+				v.dst, _ = netip.ParseAddr(nth(cols[2], idx))
+			} else {
+				v.ver = 6
+				v.src, _ = netip.ParseAddr(nth(cols[3], idx))
+				v.dst, _ = netip.ParseAddr(nth(cols[4], idx))
+			}
+			continue
+		case "tcp", "udp", "sctp", "icmp", "icmpv6":
+			if ipIdx < 0 || v.hasTransport {
+				break
+			}
+			v.hasTransport = true
+			c := map[string][2]int{"tcp": {5, 6}, "udp": {7, 8}, "sctp": {9, 10}, "icmp": {11, 12}, "icmpv6": {13, 14}}[tok]
+			a, _ := strconv.Atoi(nth(cols[c[0]], idx))
+			b, _ := strconv.Atoi(nth(cols[c[1]], idx))
+			switch tok {
+			case "tcp":
+				v.proto = 6
+			case "udp":
+				v.proto = 17
+			case "sctp":
+				v.proto = 132
+			case "icmp":
+				v.proto = 1
+			case "icmpv6":
+				v.proto = 58
+			}
+			if tok == "icmp" || tok == "icmpv6" {
+				v.sport, v.dport = 0, uint16(a<<8|b)
+			} else {
+				v.sport, v.dport = uint16(a), uint16(b)
+			}
+		}
+		if stopTokens[tok] {
+			break
+		}
+	}
+	return v
+}
+
+// corpusFiles are the captures compared with tshark packet by packet.
+var corpusFiles = []string{
+	"ndpi/4in4tunnel.pcap", "ndpi/6in4tunnel.pcap", "ndpi/4in6tunnel.pcap", "ndpi/6in6tunnel.pcap",
+	"ndpi/gre.pcapng", "ndpi/teredo.pcap", "ndpi/vxlan.pcap", "ndpi/pptp.pcap", "ndpi/ipv6_in_gtp.pcap",
+	"ndpi/dlt_ppp.pcap",
+	"arkime/gtp-u.pcap", "arkime/pppoe.pcap", "arkime/6-4-gre-ppp-udp-4-dns.pcap", "arkime/gre-erspan.pcap",
+	"arkime/gre-sample.pcap", "arkime/ipv6-in-ipv4.pcap", "arkime/ipv6-gtp6.pcap", "arkime/dot1ad.pcap",
+	"arkime/twovlan.pcap", "arkime/mpls-basic.pcap", "arkime/vxlan.pcap", "arkime/gtp-iphone.pcap",
+	"arkime/http-empty-useragent.pcap", "arkime/sctp-www.pcap", "arkime/mqtt_synthetic.pcap",
+	"libtrace/qinq.pcap", "libtrace/mpls.pcap", "libtrace/vxlan.pcap", "libtrace/10_mpls_ip.pcap", "libtrace/vlan.pcap",
+	"tcpdump/LINKTYPE_IPV4.pcap", "tcpdump/LINKTYPE_IPV6.pcap", "tcpdump/LINKTYPE_RAW_ipv4.pcap",
+	"tcpdump/LINKTYPE_RAW_ipv6.pcap", "tcpdump/ppp_ip_udp_dns.pcap", "tcpdump/pppoe.pcap",
+	"tcpdump/erspan-type-i-1.pcap", "tcpdump/erspan-type-ii-1.pcap", "tcpdump/erspan-type-iii-ft-0.pcap",
+	"tcpdump/vxlan.pcap", "tcpdump/vxlan_port_8472.pcap", "tcpdump/various_gre.pcap",
+	"tcpdump/bigtcp-ipv6-hbh.pcap", "tcpdump/gso-ipv6.pcap",
+	"zeek/tunnels__4in4.pcap", "zeek/tunnels__4in6.pcap", "zeek/tunnels__6in4.pcap",
+	"zeek/tunnels__6in6-tunnel-change.pcap", "zeek/tunnels__6in6.pcap", "zeek/tunnels__6in6in6.pcap",
+	"zeek/tunnels__Teredo.pcap", "zeek/tunnels__gre-erspan3-dot1q.pcap", "zeek/tunnels__gre-pptp.pcap",
+	"zeek/tunnels__gre-sample.pcap", "zeek/tunnels__gre-within-gre.pcap", "zeek/tunnels__gre-aruba.pcap",
+	"zeek/tunnels__gtp__gtp1_gn_normal_incl_fragmentation.pcap", "zeek/tunnels__gtp__gtp8_teredo.pcap",
+	"zeek/tunnels__ping6-in-ipv4.pcap", "zeek/tunnels__teredo-udp-in-udp.pcap",
+	"zeek/tunnels__teredo_bubble_with_payload.pcap", "zeek/tunnels__vxlan-encapsulated-http.pcap",
+	"zeek/tunnels__vxlan.pcap", "zeek/ipv4__fragmented-1.pcap", "zeek/ipv4__fragmented-2.pcap",
+	"zeek/ipv4__fragmented-3.pcap", "zeek/ipv4__fragmented-4.pcap", "zeek/ipv4__fragmented-syn.pcap",
+	"zeek/ipv6-fragmented-dns.pcap", "zeek/ipv6-http-atomic-frag.pcap", "zeek/ipv6-hbh-routing0.pcap",
+	"zeek/linux_dlt_sll2.pcap", "zeek/pppoe-over-qinq.pcap", "zeek/q-in-q.pcap", "zeek/vlan-qinqinq.pcap",
+	"zeek/mpls-in-vlan.pcap", "zeek/mixed-vlan-mpls.pcap", "zeek/pbb.pcap", "zeek/erspanII.pcap",
+	"zeek/erspanIII.pcap", "zeek/ip6_esp.pcap",
+}
+
+// TestCorpusAgainstTshark decodes real captures and compares every
+// packet's innermost addresses, protocol and ports with tshark's.
+func TestCorpusAgainstTshark(t *testing.T) {
+	dir := corpusDir(t)
+	total := 0
+	for _, name := range corpusFiles {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if _, err := os.Stat(path); err != nil {
+				missing(t, "corpus file: %v", err)
+			}
+			pkts := readCapture(t, path)
+			views := runTshark(t, path)
+			if len(views) != len(pkts) {
+				t.Fatalf("tshark gave %d frames, we read %d", len(views), len(pkts))
+			}
+			d := New(nil)
+			var p Packet
+			bad := 0
+			for i, pk := range pkts {
+				err := d.Decode(pk.data, pk.ci, &p)
+				if msg := compareView(&p, err, views[i]); msg != "" {
+					bad++
+					if bad <= 8 {
+						t.Errorf("frame %d (%s): %s", i+1, views[i].protocols, msg)
+					}
+				}
+			}
+			total += len(pkts)
+			c := d.Counters()
+			t.Logf("%d frames: %d ip, %d non-ip, %d errors; reasons %v", len(pkts), c.Packets, c.NonIP, c.Errors, reasonMap(c))
+			if c.Packets+c.NonIP+c.Errors != uint64(len(pkts)) {
+				t.Errorf("counters do not add up to %d frames: %+v", len(pkts), c)
+			}
+		})
+	}
+	if total == 0 {
+		t.Fatal("no packet compared")
+	}
+}
+
+func reasonMap(c Counters) map[string]uint64 {
+	m := map[string]uint64{}
+	for r, n := range c.Reasons {
+		if n > 0 {
+			m[Reason(r).String()] = n
+		}
+	}
+	return m
+}
+
+// compareView returns "" when our decode agrees with tshark's view.
+func compareView(p *Packet, err error, v tsharkView) string {
+	if !v.ok {
+		if err == nil {
+			return "we decoded " + p.Src.String() + " > " + p.Dst.String() + ", tshark saw no ip"
+		}
+		return ""
+	}
+	if err != nil {
+		return "tshark saw ip " + v.src.String() + " > " + v.dst.String() + ", we failed: " + err.Error()
+	}
+	if p.Fragment && !v.hasTransport {
+		// A later fragment: tshark (not reassembling) shows the bare IP
+		// header; we report the identity of the datagram's first fragment.
+		if p.Tunnel == 0 && (p.Src != v.src || p.Dst != v.dst) {
+			return "fragment addresses " + p.Src.String() + " > " + p.Dst.String() + ", tshark " + v.src.String() + " > " + v.dst.String()
+		}
+		return ""
+	}
+	var msg []string
+	if int(p.IPVersion) != v.ver || p.Src != v.src || p.Dst != v.dst {
+		msg = append(msg, "addresses "+p.Src.String()+" > "+p.Dst.String()+", tshark "+v.src.String()+" > "+v.dst.String())
+	}
+	if v.hasTransport {
+		if p.Proto != v.proto || p.Sport != v.sport || p.Dport != v.dport {
+			msg = append(msg, "transport "+strconv.Itoa(int(p.Proto))+" "+strconv.Itoa(int(p.Sport))+" > "+strconv.Itoa(int(p.Dport))+
+				", tshark "+strconv.Itoa(int(v.proto))+" "+strconv.Itoa(int(v.sport))+" > "+strconv.Itoa(int(v.dport)))
+		}
+	} else if p.Sport != 0 || p.Dport != 0 {
+		switch p.Proto {
+		case 6, 17, 132, 1, 58:
+			// tshark stopped before the transport (snapped or unknown);
+			// fine if it is truncated.
+		default:
+			msg = append(msg, "ports on a non-transport protocol "+strconv.Itoa(int(p.Proto)))
+		}
+	}
+	return strings.Join(msg, "; ")
+}

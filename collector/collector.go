@@ -1,0 +1,326 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/exporter/ipfix"
+)
+
+// Origin says where records came from.
+type Origin struct {
+	Exporter  netip.AddrPort
+	Domain    uint32
+	Transport string // "udp", "tcp", or what ServeStream's caller set
+}
+
+// Consumer receives decoded flow records.
+type Consumer interface {
+	Consume(o Origin, recs []flow.Record)
+}
+
+// ConsumerFunc adapts a function to Consumer.
+type ConsumerFunc func(o Origin, recs []flow.Record)
+
+// Consume calls f.
+func (f ConsumerFunc) Consume(o Origin, recs []flow.Record) { f(o, recs) }
+
+// Config configures a Collector; the zero value means defaults.
+type Config struct {
+	// PEN is MIRA's enterprise number (ipfix.DefaultPEN).
+	PEN uint32
+	// ReadBuffer is the UDP socket receive buffer (default 4 MiB).
+	ReadBuffer int
+	// UDPSessionTimeout forgets UDP exporters idle this long (default 30m).
+	UDPSessionTimeout time.Duration
+	// Now returns the time (time.Now).
+	Now func() time.Time
+}
+
+// Stats are the collector's counters, summed over live and past sessions.
+type Stats struct {
+	Messages           uint64
+	Records            uint64 // flow records handed to the Consumer
+	DataRecords        uint64 // data records decoded (options included)
+	OptionsRecords     uint64
+	LostRecords        uint64 // sequence-number gaps, in records
+	OutOfOrder         uint64
+	TemplatesLearned   uint64
+	TemplatesRedefined uint64
+	TemplatesWithdrawn uint64
+	Templates          int // templates currently known
+	Sessions           int // live sessions
+	SessionsTotal      uint64
+	ReadErrors         uint64
+	// Malformed counts bad input by reason (ipfix.Reason names, plus
+	// "stream-framing" for byte streams that lost message framing).
+	Malformed map[string]uint64
+}
+
+type session struct {
+	mu     sync.Mutex
+	s      *ipfix.Session
+	recs   []flow.Record
+	origin Origin
+	last   time.Time
+}
+
+// Collector is an IPFIX collecting process.
+type Collector struct {
+	c   Consumer
+	cfg Config
+
+	mu        sync.Mutex
+	udp       map[netip.AddrPort]*session
+	streams   map[*session]struct{}
+	retired   ipfix.SessionStats
+	total     uint64
+	readErrs  uint64
+	framing   uint64
+	lastSweep time.Time
+}
+
+// New returns a Collector handing records to c.
+func New(c Consumer, cfg *Config) *Collector {
+	var d Config
+	if cfg != nil {
+		d = *cfg
+	}
+	if d.PEN == 0 {
+		d.PEN = ipfix.DefaultPEN
+	}
+	if d.ReadBuffer <= 0 {
+		d.ReadBuffer = 4 << 20
+	}
+	if d.UDPSessionTimeout <= 0 {
+		d.UDPSessionTimeout = 30 * time.Minute
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}}
+}
+
+func (c *Collector) newSession(o Origin) *session {
+	s := ipfix.NewSession(o.Transport + " " + o.Exporter.String())
+	s.PEN = c.cfg.PEN
+	s.UDP = o.Transport == "udp"
+	c.total++
+	return &session{s: s, origin: o}
+}
+
+// decode decodes one message of a session and hands its records over.
+func (c *Collector) decode(ss *session, msg []byte) error {
+	ss.mu.Lock()
+	recs, h, err := ss.s.Decode(msg, ss.recs[:0])
+	ss.recs = recs
+	o := ss.origin
+	o.Domain = h.Domain
+	ss.mu.Unlock()
+	if len(recs) > 0 {
+		c.c.Consume(o, recs)
+	}
+	return err
+}
+
+// ListenUDP listens on addr and serves until ctx is done. It returns the
+// bound address.
+func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("collector: listen udp %s: %w", addr, err)
+	}
+	conn := pc.(*net.UDPConn)
+	_ = conn.SetReadBuffer(c.cfg.ReadBuffer) // best effort: capped by net.core.rmem_max
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	go func() {
+		defer stop()
+		defer conn.Close()
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				c.mu.Lock()
+				c.readErrs++
+				c.mu.Unlock()
+				continue
+			}
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			ss := c.udpSession(from)
+			c.decode(ss, buf[:n])
+		}
+	}()
+	return conn.LocalAddr(), nil
+}
+
+func (c *Collector) udpSession(from netip.AddrPort) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Now()
+	if now.Sub(c.lastSweep) > time.Minute {
+		c.lastSweep = now
+		for k, s := range c.udp {
+			if now.Sub(s.last) > c.cfg.UDPSessionTimeout {
+				c.retire(s)
+				delete(c.udp, k)
+			}
+		}
+	}
+	ss := c.udp[from]
+	if ss == nil {
+		ss = c.newSession(Origin{Exporter: from, Transport: "udp"})
+		c.udp[from] = ss
+	}
+	ss.last = now
+	return ss
+}
+
+// retire folds a finished session's counters into the totals; c.mu held.
+func (c *Collector) retire(s *session) {
+	s.mu.Lock()
+	st := s.s.Stats()
+	s.mu.Unlock()
+	c.retired.Add(&st)
+}
+
+// ListenTCP listens on addr and serves each connection as a session
+// until ctx is done. It returns the bound address.
+func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("collector: listen tcp %s: %w", addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	go func() {
+		defer stop()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				c.mu.Lock()
+				c.readErrs++
+				c.mu.Unlock()
+				continue
+			}
+			go func() {
+				defer conn.Close()
+				cstop := context.AfterFunc(ctx, func() { conn.Close() })
+				defer cstop()
+				ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+				ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+				c.ServeStream(ctx, conn, Origin{Exporter: ap, Transport: "tcp"})
+			}()
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// ErrFraming is returned (wrapped) when a byte stream stops looking like
+// IPFIX messages; the stream cannot be resynchronised.
+var ErrFraming = errors.New("ipfix stream lost message framing")
+
+// ServeStream reads IPFIX messages from r (a TCP connection or an RFC 5655
+// file) as one session until EOF or ctx is done. Malformed messages are
+// counted and skipped; a broken frame (bad version or length) ends the
+// stream with an error.
+func (c *Collector) ServeStream(ctx context.Context, r io.Reader, o Origin) error {
+	c.mu.Lock()
+	ss := c.newSession(o)
+	c.streams[ss] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.retire(ss)
+		delete(c.streams, ss)
+		c.mu.Unlock()
+	}()
+	br := bufio.NewReaderSize(r, 256<<10)
+	buf := make([]byte, ipfix.MaxMessageLen)
+	var off int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(br, buf[:ipfix.HeaderLen]); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return c.frameErr(o, off, fmt.Errorf("truncated message header: %w", err))
+		}
+		v := binary.BigEndian.Uint16(buf)
+		l := int(binary.BigEndian.Uint16(buf[2:]))
+		if v != ipfix.Version {
+			return c.frameErr(o, off, fmt.Errorf("version %d, want 10: %w", v, ErrFraming))
+		}
+		if l < ipfix.HeaderLen {
+			return c.frameErr(o, off, fmt.Errorf("message length %d: %w", l, ErrFraming))
+		}
+		if _, err := io.ReadFull(br, buf[ipfix.HeaderLen:l]); err != nil {
+			return c.frameErr(o, off, fmt.Errorf("truncated message of %d bytes: %w", l, err))
+		}
+		// A malformed message is counted by the session; keep reading.
+		c.decode(ss, buf[:l])
+		off += int64(l)
+	}
+}
+
+func (c *Collector) frameErr(o Origin, off int64, err error) error {
+	c.mu.Lock()
+	c.framing++
+	c.mu.Unlock()
+	return fmt.Errorf("collector: %s %s: stream offset %d: %w", o.Transport, o.Exporter, off, err)
+}
+
+// Stats returns the collector's counters.
+func (c *Collector) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sum := c.retired
+	templates := 0
+	add := func(s *session) {
+		s.mu.Lock()
+		st := s.s.Stats()
+		templates += s.s.Templates()
+		s.mu.Unlock()
+		sum.Add(&st)
+	}
+	for _, s := range c.udp {
+		add(s)
+	}
+	for s := range c.streams {
+		add(s)
+	}
+	out := Stats{
+		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
+		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
+		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,
+		TemplatesWithdrawn: sum.TemplatesWithdrawn, Templates: templates,
+		Sessions: len(c.udp) + len(c.streams), SessionsTotal: c.total, ReadErrors: c.readErrs,
+		Malformed: map[string]uint64{},
+	}
+	for r := ipfix.Reason(0); r < ipfix.NumReasons; r++ {
+		if n := sum.Malformed[r]; n > 0 {
+			out.Malformed[r.String()] = n
+		}
+	}
+	if c.framing > 0 {
+		out.Malformed["stream-framing"] = c.framing
+	}
+	return out
+}

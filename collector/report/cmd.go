@@ -1,0 +1,243 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/mira-project/mira/collector/store"
+)
+
+// commonFlags are the flags `mira flows` and `mira report` share.
+type commonFlags struct {
+	db, format, from, to, order, exporter string
+	limit, domain                         int
+
+	q store.Query
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.db, "db", "", "flow store written by mira-collector (required)")
+	fs.StringVar(&c.format, "format", "table", "output format: table, json or csv")
+	fs.StringVar(&c.from, "from", "", `only flows active at or after T (RFC 3339 or "2006-01-02 15:04:05" UTC)`)
+	fs.StringVar(&c.to, "to", "", "only flows active before T")
+	fs.StringVar(&c.order, "order", OrderTime, "order of the listing: time (by start) or bytes (largest first)")
+	fs.StringVar(&c.exporter, "exporter", "", "only records from this exporter")
+	fs.IntVar(&c.domain, "domain", -1, "only records of this observation domain")
+	fs.IntVar(&c.limit, "limit", 0, "list at most N rows (0: all; totals still cover every flow)")
+}
+
+// check validates the shared flags and builds the store query.
+func (c *commonFlags) check() error {
+	switch c.format {
+	case "table", "json", "csv":
+	default:
+		return fmt.Errorf("--format %q: want table, json or csv", c.format)
+	}
+	switch c.order {
+	case OrderTime, OrderBytes:
+	default:
+		return fmt.Errorf("--order %q: want time or bytes", c.order)
+	}
+	if c.limit < 0 {
+		return fmt.Errorf("--limit %d: must not be negative", c.limit)
+	}
+	var err error
+	if c.q.From, err = parseTime("--from", c.from); err != nil {
+		return err
+	}
+	if c.q.To, err = parseTime("--to", c.to); err != nil {
+		return err
+	}
+	if !c.q.From.IsZero() && !c.q.To.IsZero() && !c.q.From.Before(c.q.To) {
+		return fmt.Errorf("--from %s is not before --to %s", c.from, c.to)
+	}
+	c.q.Field = store.Overlap
+	c.q.Exporter = c.exporter
+	if c.domain >= 0 {
+		if c.domain > 0xffffffff {
+			return fmt.Errorf("--domain %d: out of range", c.domain)
+		}
+		c.q.Domain, c.q.HasDomain = uint32(c.domain), true
+	}
+	return nil
+}
+
+// parseTime accepts RFC 3339 or "2006-01-02 15:04:05" (UTC, fractional
+// seconds allowed) or a bare date. An empty value is the zero time.
+func parseTime(flagName, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf(`%s %q: want RFC 3339 (2019-03-14T19:03:54Z) or "2019-03-14 19:03:54" (UTC)`, flagName, v)
+}
+
+// parseFlags parses args; help goes to stdout and ends the command
+// successfully (done is true).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, err error) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		_, err = stdout.Write(out.Bytes())
+		return true, err
+	}
+	if err != nil {
+		return true, err
+	}
+	if fs.NArg() > 0 {
+		return true, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return false, nil
+}
+
+func openStore(path string) (*store.Store, error) {
+	if path == "" {
+		return nil, errors.New("--db FILE is required")
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("database %s does not exist", path)
+	}
+	s, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w (a running mira-collector holds it; stop it or use its HTTP API)", err)
+	}
+	return s, err
+}
+
+// readFlows loads the flows q selects, stopping when ctx is done.
+func readFlows(ctx context.Context, s *store.Store, q store.Query) ([]store.StoredFlow, error) {
+	var flows []store.StoredFlow
+	err := s.Flows(q, func(f store.StoredFlow) error {
+		if len(flows)%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		flows = append(flows, f)
+		return nil
+	})
+	return flows, err
+}
+
+// namedOptions fills the name lookups from the store's names.
+func namedOptions(s *store.Store, o *Options) error {
+	n, err := s.Names()
+	if err != nil {
+		return err
+	}
+	o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
+	o.CategoryName = func(id uint16) string { return n.Categories[id] }
+	o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	return nil
+}
+
+// RunReport implements `mira report`: it reads the store named by --db,
+// pairs the flows into biflows and writes the report.
+func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mira report", flag.ContinueOnError)
+	var c commonFlags
+	c.register(fs)
+	by := fs.String("by", "aggregate,category", "usage grouping: aggregate, category, or aggregate,category (as and probe: not yet supported)")
+	window := fs.Duration("window", DefaultWindow, "pairing window: how far apart opposite flows may be and still pair")
+	if done, err := parseFlags(fs, args, stdout); done {
+		return wrap("mira report", err)
+	}
+	if err := c.check(); err != nil {
+		return wrap("mira report", err)
+	}
+	if *by == "aggregate,category" || *by == "category,aggregate" {
+		*by = ByAggregateCategory
+	}
+	if err := CheckBy(*by); err != nil {
+		return wrap("mira report", fmt.Errorf("--by: %w", err))
+	}
+	if *window <= 0 {
+		return wrap("mira report", fmt.Errorf("--window %v: must be positive", *window))
+	}
+	s, err := openStore(c.db)
+	if err != nil {
+		return wrap("mira report", err)
+	}
+	defer s.Close()
+	flows, err := readFlows(ctx, s, c.q)
+	if err != nil {
+		return wrap("mira report", err)
+	}
+	opts := Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, StoreErrors: s.DecodeErrors()}
+	if err := namedOptions(s, &opts); err != nil {
+		return wrap("mira report", err)
+	}
+	st, err := s.Stats()
+	if err != nil {
+		return wrap("mira report", err)
+	}
+	if !st.Updated.IsZero() {
+		opts.Stats = &st
+	}
+	rep := Build(flows, opts)
+	switch c.format {
+	case "json":
+		err = rep.WriteJSON(stdout)
+	case "csv":
+		err = rep.WriteCSV(stdout)
+	default:
+		err = rep.WriteTable(stdout)
+	}
+	return wrap("mira report", err)
+}
+
+// RunFlows implements `mira flows`: it lists the unidirectional flow
+// records of the store named by --db.
+func RunFlows(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mira flows", flag.ContinueOnError)
+	var c commonFlags
+	c.register(fs)
+	if done, err := parseFlags(fs, args, stdout); done {
+		return wrap("mira flows", err)
+	}
+	if err := c.check(); err != nil {
+		return wrap("mira flows", err)
+	}
+	s, err := openStore(c.db)
+	if err != nil {
+		return wrap("mira flows", err)
+	}
+	defer s.Close()
+	flows, err := readFlows(ctx, s, c.q)
+	if err != nil {
+		return wrap("mira flows", err)
+	}
+	opts := Options{Order: c.order, Limit: c.limit, StoreErrors: s.DecodeErrors()}
+	if err := namedOptions(s, &opts); err != nil {
+		return wrap("mira flows", err)
+	}
+	l := ListFlows(flows, opts)
+	switch c.format {
+	case "json":
+		err = l.WriteJSON(stdout)
+	case "csv":
+		err = l.WriteCSV(stdout)
+	default:
+		err = l.WriteTable(stdout)
+	}
+	return wrap("mira flows", err)
+}
+
+func wrap(cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}

@@ -1,0 +1,197 @@
+package report
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// Flow is one unidirectional flow record as `mira flows` shows it.
+type Flow struct {
+	Src       netip.Addr        `json:"src"`
+	Dst       netip.Addr        `json:"dst"`
+	Sport     uint16            `json:"sport"`
+	Dport     uint16            `json:"dport"`
+	Proto     uint8             `json:"proto"`
+	VLAN      uint16            `json:"vlan,omitempty"`
+	Packets   uint64            `json:"packets"`
+	Octets    uint64            `json:"octets"`
+	First     Timestamp         `json:"first"`
+	Last      Timestamp         `json:"last"`
+	TCPFlags  string            `json:"tcp_flags"`
+	EndReason string            `json:"end_reason"`
+	Symptoms  map[string]uint64 `json:"symptoms"`
+	Category  string            `json:"category"`
+	Aggregate string            `json:"aggregate"`
+	Sampling  float64           `json:"sampling"`
+	Exporter  string            `json:"exporter"`
+	Domain    uint32            `json:"domain"`
+}
+
+// FlowSummary totals the flows a listing matched (not only those listed).
+type FlowSummary struct {
+	Flows       int               `json:"flows"`
+	Listed      int               `json:"listed"`
+	Packets     uint64            `json:"packets"`
+	Octets      uint64            `json:"octets"`
+	First       *Timestamp        `json:"first,omitempty"`
+	Last        *Timestamp        `json:"last,omitempty"`
+	StoreErrors map[string]uint64 `json:"store_errors,omitempty"`
+}
+
+// FlowList is the listing of unidirectional flows for `mira flows`.
+type FlowList struct {
+	Flows   []Flow      `json:"flows"`
+	Summary FlowSummary `json:"summary"`
+}
+
+// ListFlows makes the flow listing: sorted by opts.Order, cut to
+// opts.Limit, named with opts' lookup functions.
+func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
+	l := &FlowList{Flows: []Flow{}}
+	s := &l.Summary
+	s.Flows = len(flows)
+	idx := make([]int, len(flows))
+	for i := range flows {
+		idx[i] = i
+		r := &flows[i].Record
+		s.Packets += r.Packets
+		s.Octets += r.Octets
+		first, last := Timestamp(r.First), Timestamp(r.Last)
+		if s.First == nil || first < *s.First {
+			s.First = &first
+		}
+		if s.Last == nil || last > *s.Last {
+			s.Last = &last
+		}
+	}
+	slices.SortStableFunc(idx, func(i, j int) int {
+		a, b := &flows[i].Record, &flows[j].Record
+		if opts.Order == OrderBytes {
+			if c := cmp.Compare(b.Octets, a.Octets); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.First, b.First)
+	})
+	if opts.Limit > 0 && len(idx) > opts.Limit {
+		idx = idx[:opts.Limit]
+	}
+	for _, i := range idx {
+		l.Flows = append(l.Flows, makeFlow(&flows[i], &opts))
+	}
+	s.Listed = len(l.Flows)
+	if len(opts.StoreErrors) > 0 {
+		s.StoreErrors = opts.StoreErrors
+	}
+	return l
+}
+
+func makeFlow(f *store.StoredFlow, opts *Options) Flow {
+	r := &f.Record
+	out := Flow{
+		Src: r.Src, Dst: r.Dst, Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN,
+		Packets: r.Packets, Octets: r.Octets, First: Timestamp(r.First), Last: Timestamp(r.Last),
+		TCPFlags:  tcpFlags(r.TCPFlags),
+		EndReason: endReason(r.EndReason),
+		Symptoms:  make(map[string]uint64, len(r.Symptoms)),
+		Category:  opts.categoryName(r.Category),
+		Aggregate: opts.aggregateName(r.Aggregate),
+		Sampling:  1,
+		Exporter:  f.Origin.Exporter,
+		Domain:    f.Origin.Domain,
+	}
+	for _, s := range r.Symptoms {
+		out.Symptoms[opts.symptomName(s.ID)] += uint64(s.Count)
+	}
+	if r.SamplingPacketInterval > 1 {
+		out.Sampling = 1 / float64(r.SamplingPacketInterval)
+	}
+	return out
+}
+
+func endReason(r flow.EndReason) string {
+	if r == 0 {
+		return ""
+	}
+	return r.String()
+}
+
+// WriteJSON writes the listing as JSON: {"flows": [...], "summary": {...}}.
+func (l *FlowList) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(l); err != nil {
+		return fmt.Errorf("write flows json: %w", err)
+	}
+	return nil
+}
+
+var flowCSVHeader = []string{
+	"first", "last", "src", "dst", "sport", "dport", "proto", "packets", "octets",
+	"tcp_flags", "end_reason", "symptoms", "category", "aggregate", "sampling", "exporter", "domain",
+}
+
+// WriteCSV writes the listed flows as CSV with a header row.
+func (l *FlowList) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(flowCSVHeader)
+	for i := range l.Flows {
+		f := &l.Flows[i]
+		cw.Write([]string{
+			f.First.RFC3339(), f.Last.RFC3339(), addrString(f.Src), addrString(f.Dst),
+			strconv.Itoa(int(f.Sport)), strconv.Itoa(int(f.Dport)), strconv.Itoa(int(f.Proto)),
+			u64(f.Packets), u64(f.Octets), f.TCPFlags, f.EndReason, symptomList(f.Symptoms),
+			f.Category, f.Aggregate, strconv.FormatFloat(f.Sampling, 'g', -1, 64),
+			f.Exporter, strconv.FormatUint(uint64(f.Domain), 10),
+		})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write flows csv: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the listed flows as an aligned table like nfdump's
+// extended output, then a summary.
+func (l *FlowList) WriteTable(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	t := table{
+		header: []string{"Date first seen", "Duration", "Proto", "Src IP Addr:Port", "", "Dst IP Addr:Port",
+			"Flags", "Packets", "Bytes", "End", "Category", "Symptoms", "Exporter"},
+		right: []bool{false, false, false, true, false, false, false, true, true, false, false, false, false},
+	}
+	for i := range l.Flows {
+		f := &l.Flows[i]
+		t.add(f.First.String(), duration(f.First, f.Last), protoName(f.Proto),
+			endpoint(f.Src, f.Sport, f.Proto, false), "->", endpoint(f.Dst, f.Dport, f.Proto, true),
+			f.TCPFlags, u64(f.Packets), u64(f.Octets), dash(f.EndReason), f.Category,
+			dash(symptomList(f.Symptoms)), exporterName(f.Exporter, f.Domain))
+	}
+	t.write(bw)
+	s := &l.Summary
+	fmt.Fprintf(bw, "\nSummary: flows %d (listed %d), packets %d, bytes %d\n", s.Flows, s.Listed, s.Packets, s.Octets)
+	writeWindow(bw, s.First, s.Last)
+	writeCounts(bw, "Store decode errors", s.StoreErrors)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write flows table: %w", err)
+	}
+	return nil
+}
+
+func exporterName(e string, domain uint32) string {
+	if e == "" {
+		e = "-"
+	}
+	return e + "/" + strconv.FormatUint(uint64(domain), 10)
+}

@@ -1,0 +1,275 @@
+package report
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// WriteJSON writes the report as JSON (ARCHITECTURE.md §3 "Report JSON").
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write report json: %w", err)
+	}
+	return nil
+}
+
+var biflowCSVHeader = []string{
+	"first", "last", "src", "dst", "sport", "dport", "proto",
+	"packets", "octets", "rpackets", "roctets",
+	"symptoms", "category", "aggregate", "sampling", "probes", "flows",
+}
+
+// WriteCSV writes the biflows as CSV with a header row. Symptoms are
+// "name=count" joined by ";" in name order; probes are joined by ";".
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(biflowCSVHeader)
+	for i := range r.Biflows {
+		b := &r.Biflows[i]
+		cw.Write([]string{
+			b.First.RFC3339(), b.Last.RFC3339(), addrString(b.Src), addrString(b.Dst),
+			strconv.Itoa(int(b.Sport)), strconv.Itoa(int(b.Dport)), strconv.Itoa(int(b.Proto)),
+			u64(b.Packets), u64(b.Octets), u64(b.RPackets), u64(b.ROctets),
+			symptomList(b.Symptoms), b.Category, b.Aggregate,
+			strconv.FormatFloat(b.Sampling, 'g', -1, 64), strings.Join(b.Probes, ";"),
+			strconv.Itoa(b.Flows),
+		})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write report csv: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the biflows as an aligned table in the manner of
+// nfdump, then the usage table, then the summary.
+func (r *Report) WriteTable(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	t := table{
+		header: []string{"Date first seen", "Duration", "Proto", "Src IP Addr:Port", "", "Dst IP Addr:Port",
+			"Out Pkt", "In Pkt", "Out Byte", "In Byte", "Flows", "Category", "Aggregate", "Symptoms"},
+		right: []bool{false, false, false, true, false, false, true, true, true, true, true, false, false, false},
+	}
+	for i := range r.Biflows {
+		b := &r.Biflows[i]
+		t.add(b.First.String(), duration(b.First, b.Last), protoName(b.Proto),
+			endpoint(b.Src, b.Sport, b.Proto, false), "<->", endpoint(b.Dst, b.Dport, b.Proto, true),
+			u64(b.Packets), u64(b.RPackets), u64(b.Octets), u64(b.ROctets), strconv.Itoa(b.Flows),
+			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))
+	}
+	t.write(bw)
+
+	title := "Usage by aggregate and category:"
+	switch r.by {
+	case ByAggregate:
+		title = "Usage by aggregate:"
+	case ByCategory:
+		title = "Usage by category:"
+	}
+	fmt.Fprintf(bw, "\n%s\n", title)
+	u := table{
+		header: []string{"Aggregate", "Category", "Biflows", "Packets", "Bytes", "Est. bytes"},
+		right:  []bool{false, false, true, true, true, true},
+	}
+	for _, row := range r.Usage {
+		agg, cat := dash(row.Aggregate), row.Category
+		if r.by == ByAggregate {
+			cat = "*"
+		}
+		if r.by == ByCategory {
+			agg = "*"
+		}
+		u.add(agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets))
+	}
+	u.write(bw)
+
+	s := &r.Summary
+	fmt.Fprintf(bw, "\nSummary: flows %d, biflows %d (listed %d), packets %d, bytes %d, estimated bytes %d\n",
+		s.Flows, s.Biflows, s.Listed, s.Packets, s.Octets, s.EstimatedOctets)
+	writeWindow(bw, s.First, s.Last)
+	if s.Messages != nil {
+		fmt.Fprintf(bw, "Collector: messages %d, records %d, lost %d\n", *s.Messages, *s.Records, *s.Lost)
+	}
+	writeCounts(bw, "Malformed", s.Malformed)
+	writeCounts(bw, "Probe decode errors", s.DecodeErrors)
+	writeCounts(bw, "Store decode errors", s.StoreErrors)
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write report table: %w", err)
+	}
+	return nil
+}
+
+func writeWindow(w io.Writer, first, last *Timestamp) {
+	if first != nil && last != nil {
+		fmt.Fprintf(w, "Time window: %s - %s\n", first, last)
+	}
+}
+
+func writeCounts(w io.Writer, title string, m map[string]uint64) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	fmt.Fprintf(w, "%s:", title)
+	for i, k := range keys {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d", sep, k, m[k])
+	}
+	fmt.Fprintln(w)
+}
+
+// table pads columns to their widest cell; right-aligned columns hold
+// numbers. The last column is never padded.
+type table struct {
+	header []string
+	right  []bool
+	rows   [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) write(w *bufio.Writer) {
+	width := make([]int, len(t.header))
+	for i, h := range t.header {
+		width[i] = utf8.RuneCountInString(h)
+	}
+	for _, row := range t.rows {
+		for i, c := range row {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	line := func(cells []string) {
+		var sb strings.Builder
+		for i, c := range cells {
+			if i > 0 {
+				sb.WriteByte(' ')
+			}
+			pad := width[i] - utf8.RuneCountInString(c)
+			if t.right[i] {
+				sb.WriteString(strings.Repeat(" ", pad))
+				sb.WriteString(c)
+			} else {
+				sb.WriteString(c)
+				if i < len(cells)-1 {
+					sb.WriteString(strings.Repeat(" ", pad))
+				}
+			}
+		}
+		w.WriteString(strings.TrimRight(sb.String(), " "))
+		w.WriteByte('\n')
+	}
+	line(t.header)
+	for _, row := range t.rows {
+		line(row)
+	}
+}
+
+func u64(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// symptomList formats symptom counts as "name=count;..." in name order.
+func symptomList(m map[string]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var sb strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			sb.WriteByte(';')
+		}
+		sb.WriteString(k)
+		sb.WriteByte('=')
+		sb.WriteString(u64(m[k]))
+	}
+	return sb.String()
+}
+
+// endpoint formats an address and port; for ICMP the destination "port"
+// is shown as type.code, as nfdump does.
+func endpoint(a netip.Addr, port uint16, proto uint8, dst bool) string {
+	p := strconv.Itoa(int(port))
+	if isICMP(proto) && dst {
+		p = strconv.Itoa(int(port>>8)) + "." + strconv.Itoa(int(port&0xff))
+	}
+	switch {
+	case !a.IsValid():
+		return "-:" + p
+	case a.Is6() && !a.Is4In6():
+		return "[" + a.String() + "]:" + p
+	}
+	return a.String() + ":" + p
+}
+
+var protoNames = map[uint8]string{
+	1: "ICMP", 2: "IGMP", 4: "IPIP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE",
+	50: "ESP", 51: "AH", 58: "ICMP6", 89: "OSPF", 103: "PIM", 132: "SCTP",
+}
+
+func protoName(p uint8) string {
+	if n, ok := protoNames[p]; ok {
+		return n
+	}
+	return strconv.Itoa(int(p))
+}
+
+// duration formats last-first as nfdump does: "00:00:08.479".
+func duration(first, last Timestamp) string {
+	d := time.Duration(last - first)
+	if d < 0 {
+		d = 0
+	}
+	ms := d.Milliseconds()
+	return fmt.Sprintf("%02d:%02d:%02d.%03d", ms/3600000, ms/60000%60, ms/1000%60, ms%1000)
+}
+
+// tcpFlags formats TCP flags as nfdump does: CWR ECE URG ACK PSH RST SYN
+// FIN, a dot for each flag not set.
+func tcpFlags(f uint8) string {
+	const names = "CEUAPRSF"
+	var b [8]byte
+	for i := range b {
+		if f&(0x80>>i) != 0 {
+			b[i] = names[i]
+		} else {
+			b[i] = '.'
+		}
+	}
+	return string(b[:])
+}

@@ -1,0 +1,294 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+var (
+	probeA = store.Origin{Exporter: "probe-a", Domain: 1}
+	probeB = store.Origin{Exporter: "probe-b", Domain: 2}
+)
+
+func fixtureNames() store.Names {
+	return store.Names{
+		Symptoms:   map[uint16]string{1: "MAIL", 2: "HTTP-GET", 3: "EXE"},
+		Categories: map[uint16]string{1: "Mail", 2: "Web"},
+		Aggregates: map[uint32]string{1: "campus-out", 2: "campus-in"},
+	}
+}
+
+func withNames(n store.Names, o Options) Options {
+	o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
+	o.CategoryName = func(id uint16) string { return n.Categories[id] }
+	o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	return o
+}
+
+// fixtureFlows is a small mixed capture: an SMTP session seen by two
+// probes, a sampled web download with symptoms, a DNS exchange over IPv6,
+// a ping and an unanswered SYN.
+func fixtureFlows() []store.StoredFlow {
+	mk := func(o store.Origin, u uf, proto uint8, f func(*flow.Record)) store.StoredFlow {
+		r := u.record(proto, 0)
+		if f != nil {
+			f(&r)
+		}
+		return store.StoredFlow{Origin: o, Record: r}
+	}
+	return []store.StoredFlow{
+		mk(probeA, uf{ends: "192.0.2.1:40001>198.51.100.7:25", start: 0, stop: 8.479, pkts: 12, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
+			func(r *flow.Record) {
+				r.Octets = 2301
+				r.Aggregate, r.Category = 1, 1
+				r.Symptoms = []flow.SymptomCount{{ID: 1, Count: 3}}
+			}),
+		mk(probeB, uf{ends: "198.51.100.7:25>192.0.2.1:40001", start: 0.012, stop: 8.47, pkts: 9, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
+			func(r *flow.Record) { r.Octets = 811; r.Aggregate = 1 }),
+		mk(probeA, uf{ends: "192.0.2.5:51000>203.0.113.80:80", start: 2, stop: 62, pkts: 40, flags: syn | ack | psh, end: flow.EndActive}, 6,
+			func(r *flow.Record) {
+				r.SamplingPacketInterval = 10
+				r.Aggregate, r.Category = 1, 2
+				r.Symptoms = []flow.SymptomCount{{ID: 2, Count: 1}}
+			}),
+		mk(probeA, uf{ends: "192.0.2.5:51000>203.0.113.80:80", start: 62.1, stop: 70, pkts: 10, flags: ack | fin, end: flow.EndDetected}, 6,
+			func(r *flow.Record) { r.SamplingPacketInterval = 10; r.Aggregate, r.Category = 1, 2 }),
+		mk(probeA, uf{ends: "203.0.113.80:80>192.0.2.5:51000", start: 2.05, stop: 70, pkts: 90, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
+			func(r *flow.Record) {
+				r.SamplingPacketInterval = 10
+				r.Aggregate = 2
+				r.Symptoms = []flow.SymptomCount{{ID: 3, Count: 2}, {ID: 9, Count: 1}}
+			}),
+		mk(probeA, uf{ends: "[2001:db8::53]:53>[2001:db8::10]:33333", start: 5.002, stop: 5.002, pkts: 1, end: flow.EndIdle}, 17, nil),
+		mk(probeA, uf{ends: "[2001:db8::10]:33333>[2001:db8::53]:53", start: 5, stop: 5, pkts: 1, end: flow.EndIdle}, 17, nil),
+		mk(probeA, uf{ends: "192.0.2.1:0>192.0.2.254:2048", start: 10, stop: 13, pkts: 4, end: flow.EndIdle}, 1, nil),
+		mk(probeA, uf{ends: "192.0.2.254:0>192.0.2.1:0", start: 10.001, stop: 13.001, pkts: 4, end: flow.EndIdle}, 1, nil),
+		mk(probeA, uf{ends: "192.0.2.9:45000>198.51.100.99:22", start: 20, stop: 20, pkts: 1, flags: syn, end: flow.EndIdle}, 6, nil),
+	}
+}
+
+func fixtureStats() *store.Stats {
+	return &store.Stats{
+		Messages: 7, Records: 10, Lost: 2,
+		Malformed:    map[string]uint64{"unknown template": 1},
+		DecodeErrors: map[string]uint64{"ipv4 header": 3},
+		Updated:      t0,
+	}
+}
+
+func writeAll(t *testing.T, f func(*bytes.Buffer) error) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := f(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestReportGolden(t *testing.T) {
+	opts := withNames(fixtureNames(), Options{
+		Stats: fixtureStats(), StoreErrors: map[string]uint64{"truncated": 1},
+	})
+	rep := Build(fixtureFlows(), opts)
+	golden(t, "report.json", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteJSON(b) }))
+	golden(t, "report.csv", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteCSV(b) }))
+	golden(t, "report.txt", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteTable(b) }))
+
+	for _, by := range []string{ByAggregate, ByCategory} {
+		o := opts
+		o.By, o.Order, o.Limit = by, OrderBytes, 2
+		rep := Build(fixtureFlows(), o)
+		golden(t, "report-by-"+by+".txt", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteTable(b) }))
+	}
+}
+
+func TestFlowsGolden(t *testing.T) {
+	opts := withNames(fixtureNames(), Options{})
+	l := ListFlows(fixtureFlows(), opts)
+	golden(t, "flows.json", writeAll(t, func(b *bytes.Buffer) error { return l.WriteJSON(b) }))
+	golden(t, "flows.csv", writeAll(t, func(b *bytes.Buffer) error { return l.WriteCSV(b) }))
+	golden(t, "flows.txt", writeAll(t, func(b *bytes.Buffer) error { return l.WriteTable(b) }))
+}
+
+// TestReportJSONContract checks the keys and formats ARCHITECTURE.md §3
+// promises, independently of the golden file.
+func TestReportJSONContract(t *testing.T) {
+	rep := Build(fixtureFlows(), withNames(fixtureNames(), Options{}))
+	var doc map[string][]map[string]any
+	raw := writeAll(t, func(b *bytes.Buffer) error { return rep.WriteJSON(b) })
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	delete(top, "summary")
+	b, _ := json.Marshal(top)
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	biflowKeys := []string{"src", "dst", "sport", "dport", "proto", "packets", "octets", "rpackets", "roctets",
+		"first", "last", "symptoms", "category", "aggregate", "sampling", "probes"}
+	usageKeys := []string{"aggregate", "category", "biflows", "packets", "octets", "estimated_octets"}
+	check := func(what string, objs []map[string]any, keys []string) {
+		if len(objs) == 0 {
+			t.Fatalf("no %s", what)
+		}
+		for _, o := range objs {
+			for _, k := range keys {
+				if _, ok := o[k]; !ok {
+					t.Errorf("%s lacks key %q: %v", what, k, o)
+				}
+			}
+		}
+	}
+	check("biflows", doc["biflows"], biflowKeys)
+	check("usage", doc["usage"], usageKeys)
+
+	// The SMTP session: initiator, both directions, both probes, times.
+	smtp := doc["biflows"][0]
+	want := map[string]any{
+		"src": "192.0.2.1", "dst": "198.51.100.7", "sport": 40001.0, "dport": 25.0, "proto": 6.0,
+		"packets": 12.0, "octets": 2301.0, "rpackets": 9.0, "roctets": 811.0,
+		"first": "2019-03-14T19:03:54.892Z", "last": "2019-03-14T19:04:03.371Z",
+		"category": "Mail", "aggregate": "campus-out", "sampling": 1.0,
+	}
+	for k, v := range want {
+		if smtp[k] != v {
+			t.Errorf("smtp %s = %v, want %v", k, smtp[k], v)
+		}
+	}
+	if got := smtp["symptoms"].(map[string]any); len(got) != 1 || got["MAIL"] != 3.0 {
+		t.Errorf("smtp symptoms %v, want MAIL: 3", got)
+	}
+	if got := smtp["probes"].([]any); len(got) != 2 || got[0] != "probe-a" || got[1] != "probe-b" {
+		t.Errorf("smtp probes %v", got)
+	}
+}
+
+func TestUsageAndSampling(t *testing.T) {
+	rep := Build(fixtureFlows(), withNames(fixtureNames(), Options{}))
+	var web *UsageRow
+	for i := range rep.Usage {
+		if rep.Usage[i].Category == "Web" {
+			web = &rep.Usage[i]
+		}
+	}
+	if web == nil {
+		t.Fatalf("no Web usage row in %+v", rep.Usage)
+	}
+	// 140 packets of 100 octets, sampled 1 in 10.
+	if web.Biflows != 1 || web.Packets != 140 || web.Octets != 14000 || web.EstimatedOctets != 140000 {
+		t.Errorf("web usage %+v", *web)
+	}
+	var total uint64
+	for _, u := range rep.Usage {
+		total += u.Octets
+	}
+	if total != rep.Summary.Octets {
+		t.Errorf("usage octets %d != summary octets %d", total, rep.Summary.Octets)
+	}
+	for _, b := range rep.Biflows {
+		if b.Category == "Web" && b.Sampling != 0.1 {
+			t.Errorf("web sampling %v, want 0.1", b.Sampling)
+		}
+	}
+}
+
+func TestClassifyOverridesCategory(t *testing.T) {
+	opts := withNames(fixtureNames(), Options{})
+	opts.Classify = func(b *Biflow) string {
+		if b.Symptoms["EXE"] > 0 {
+			return "Executable download"
+		}
+		return ""
+	}
+	rep := Build(fixtureFlows(), opts)
+	var cats []string
+	for _, b := range rep.Biflows {
+		cats = append(cats, b.Category)
+	}
+	slices.Sort(cats)
+	want := []string{"Executable download", "Mail", "Unclassified", "Unclassified", "Unclassified"}
+	if !slices.Equal(cats, want) {
+		t.Errorf("categories %q, want %q", cats, want)
+	}
+}
+
+func TestUnknownSymptomUsesID(t *testing.T) {
+	rep := Build(fixtureFlows(), withNames(fixtureNames(), Options{}))
+	for _, b := range rep.Biflows {
+		if _, ok := b.Symptoms["EXE"]; ok {
+			if b.Symptoms["9"] != 1 {
+				t.Errorf("symptoms %v, want unnamed id 9 listed as \"9\"", b.Symptoms)
+			}
+			return
+		}
+	}
+	t.Fatal("no biflow with EXE")
+}
+
+func TestTimestampJSON(t *testing.T) {
+	ts := Timestamp(t0.UnixNano())
+	b, err := json.Marshal(ts)
+	if err != nil || string(b) != `"2019-03-14T19:03:54.892Z"` {
+		t.Fatalf("marshal: %s, %v", b, err)
+	}
+	var back Timestamp
+	if err := json.Unmarshal(b, &back); err != nil || back != ts {
+		t.Fatalf("unmarshal: %v, %v", back, err)
+	}
+	if s := ts.String(); s != "2019-03-14 19:03:54.892" {
+		t.Errorf("String = %q", s)
+	}
+	if err := json.Unmarshal([]byte(`"yesterday"`), &back); err == nil || !strings.Contains(err.Error(), "yesterday") {
+		t.Errorf("bad timestamp error %v", err)
+	}
+}
+
+func TestDurationAndFlags(t *testing.T) {
+	if got := duration(0, Timestamp(3*time.Hour+2*time.Minute+8479*time.Millisecond)); got != "03:02:08.479" {
+		t.Errorf("duration %q", got)
+	}
+	if got := tcpFlags(ack | psh | syn | fin); got != "...AP.SF" {
+		t.Errorf("flags %q", got)
+	}
+}
+
+func TestEmptyReport(t *testing.T) {
+	rep := Build(nil, Options{})
+	raw := writeAll(t, func(b *bytes.Buffer) error { return rep.WriteJSON(b) })
+	if !bytes.Contains(raw, []byte(`"biflows": []`)) || !bytes.Contains(raw, []byte(`"usage": []`)) {
+		t.Errorf("empty report should have empty arrays, got %s", raw)
+	}
+	writeAll(t, func(b *bytes.Buffer) error { return rep.WriteTable(b) })
+}

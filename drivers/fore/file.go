@@ -1,0 +1,366 @@
+package fore
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/fore/atm"
+	"github.com/mira-project/mira/drivers/fore/erf"
+)
+
+// FirstCellMode says whether a cell capture holds only the first cell of
+// each PDU.
+type FirstCellMode uint8
+
+// First-cell modes.
+const (
+	// FirstCellAuto looks at the first user cells of the file: when none
+	// ends a PDU and each starts with an encapsulation header, the capture
+	// is taken as first-cell only.
+	FirstCellAuto FirstCellMode = iota
+	FirstCellOn
+	FirstCellOff
+)
+
+// Config configures a file or device source. The zero value means: UNI
+// headers, promiscuous, LLC encapsulation, first-cell detection.
+type Config struct {
+	// ATM configures cell processing (filters, VC-mux encapsulations,
+	// reassembly limits). Its FirstCell field is set from FirstCell.
+	ATM       atm.Config
+	FirstCell FirstCellMode
+}
+
+// ErrNotATM is wrapped by Open for files that are not ATM captures it
+// reads (pcap files with ATM link types are read by drivers/pcapfile).
+var ErrNotATM = errors.New("not an ERF or legacy ATM capture")
+
+type fileKind uint8
+
+const (
+	kindERF fileKind = iota + 1
+	kindLegacy
+)
+
+// FileSource reads an ATM capture file.
+type FileSource struct {
+	name      string
+	kind      fileKind
+	f         *os.File
+	gz        *gzip.Reader
+	erf       *erf.Reader
+	leg       *erf.LegacyReader
+	proc      *atm.Processor
+	firstCell bool
+	stats     drivers.Stats
+	// Skipped counts ERF records of types other than ATM and AAL5.
+	skipped uint64
+	done    bool
+	ifaces  []drivers.Interface
+}
+
+// Open sniffs the file's format (ERF or legacy ATM, gzip-compressed or
+// not) and opens it with the default configuration.
+func Open(path string) (drivers.Source, error) { return OpenFile(path, nil) }
+
+// OpenERF opens an ERF file of ATM cell or AAL5 records.
+func OpenERF(path string) (drivers.Source, error) { return openKind(path, kindERF, nil) }
+
+// OpenLegacyATM opens a legacy ATM cell file (64-byte records).
+func OpenLegacyATM(path string) (drivers.Source, error) { return openKind(path, kindLegacy, nil) }
+
+// OpenFile sniffs the format like Open and uses cfg (nil: defaults).
+func OpenFile(path string, cfg *Config) (*FileSource, error) { return openKind(path, 0, cfg) }
+
+// openStream opens path, decompressing gzip when the content (not the
+// name) says so, and returns the first bytes for sniffing.
+func openStream(path string) (*os.File, *gzip.Reader, *bufio.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("fore: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	magic, _ := br.Peek(2)
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, nil, nil, fmt.Errorf("fore: %s: gzip: %w", path, err)
+		}
+		return f, gz, bufio.NewReaderSize(gz, 64<<10), nil
+	}
+	return f, nil, br, nil
+}
+
+func sniff(path string, head []byte) (fileKind, error) {
+	if len(head) >= 4 {
+		switch binary.LittleEndian.Uint32(head) {
+		case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d0a:
+			return 0, fmt.Errorf("fore: %s: is a pcap or pcapng file (read it with drivers/pcapfile): %w", path, ErrNotATM)
+		}
+	}
+	if erf.Plausible(head) {
+		return kindERF, nil
+	}
+	// Legacy records have a CRC field where ERF has its type: zero in the
+	// known traces, so type 0, which ERF does not use.
+	if len(head) >= erf.LegacySize && head[8] == 0 {
+		return kindLegacy, nil
+	}
+	return 0, fmt.Errorf("fore: %s: first record at offset 0 is neither ERF nor legacy ATM: %w", path, ErrNotATM)
+}
+
+func openKind(path string, want fileKind, cfg *Config) (*FileSource, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	f, gz, br, err := openStream(path)
+	if err != nil {
+		return nil, err
+	}
+	head, _ := br.Peek(erf.LegacySize)
+	kind, err := sniff(path, head)
+	if want != 0 {
+		switch {
+		case want == kindLegacy && kind == kindERF:
+			err = fmt.Errorf("fore: %s: looks like ERF, not legacy ATM (use Open or OpenERF): %w", path, ErrNotATM)
+		case want == kindERF && kind != kindERF && err == nil:
+			err = fmt.Errorf("fore: %s: record at offset 0 is not a valid ERF record: %w", path, ErrNotATM)
+		}
+	}
+	if err != nil {
+		closeAll(f, gz)
+		return nil, err
+	}
+	s := &FileSource{name: path, kind: kind, f: f, gz: gz}
+	switch kind {
+	case kindERF:
+		s.erf = erf.NewReader(br, path)
+		for i := range 4 {
+			s.ifaces = append(s.ifaces, drivers.Interface{Name: fmt.Sprintf("%s:%d", filepath.Base(path), i), LinkType: drivers.LinkRaw, Snaplen: erf.MaxRecord})
+		}
+	case kindLegacy:
+		s.leg = erf.NewLegacyReader(br, path)
+		s.ifaces = []drivers.Interface{{Name: filepath.Base(path), LinkType: drivers.LinkRaw, Snaplen: atm.PayloadSize}}
+	}
+	switch c.FirstCell {
+	case FirstCellOn:
+		s.firstCell = true
+	case FirstCellAuto:
+		s.firstCell, err = sniffFirstCell(path, kind, &c.ATM)
+		if err != nil {
+			closeAll(f, gz)
+			return nil, err
+		}
+	}
+	c.ATM.FirstCell = s.firstCell
+	s.proc = atm.NewProcessor(&c.ATM)
+	return s, nil
+}
+
+func closeAll(f *os.File, gz *gzip.Reader) {
+	if gz != nil {
+		gz.Close()
+	}
+	f.Close()
+}
+
+// sniffCells is how many user cells first-cell detection looks at.
+const sniffCells = 64
+
+// sniffFirstCell reads the start of the file a second time and decides
+// whether it holds first cells only: no user cell among the first ones
+// ends a PDU, and every one starts with the VC's encapsulation header.
+func sniffFirstCell(path string, kind fileKind, cfg *atm.Config) (bool, error) {
+	f, gz, br, err := openStream(path)
+	if err != nil {
+		return false, err
+	}
+	defer closeAll(f, gz)
+	var next func() (uint32, []byte, bool)
+	switch kind {
+	case kindERF:
+		r := erf.NewReader(br, path)
+		next = func() (uint32, []byte, bool) {
+			for {
+				rec, err := r.Next()
+				if err != nil {
+					return 0, nil, false
+				}
+				if rec.Type == erf.TypeATM && len(rec.Data) >= atm.RecordSize {
+					return binary.BigEndian.Uint32(rec.Data), rec.Data[4:atm.RecordSize], true
+				}
+				if rec.Type == erf.TypeAAL5 {
+					return 0, nil, false // reassembled PDUs: not a cell capture
+				}
+			}
+		}
+	case kindLegacy:
+		r := erf.NewLegacyReader(br, path)
+		next = func() (uint32, []byte, bool) {
+			rec, err := r.Next()
+			return rec.Header, rec.Payload, err == nil
+		}
+	}
+	n := 0
+	for n < sniffCells {
+		h, payload, ok := next()
+		if !ok {
+			break
+		}
+		if atm.Classify(h) != atm.KindUser {
+			continue
+		}
+		n++
+		if h>>1&atm.PTIUserEnd != 0 {
+			return false, nil
+		}
+		hd := atm.ParseUNI(h)
+		if cfg.NNI {
+			hd = atm.ParseNNI(h)
+		}
+		e := cfg.DefaultEncap
+		if v, ok := cfg.Encap[atm.MakeVC(hd.VPI, hd.VCI)]; ok {
+			e = v
+		}
+		if _, _, r := atm.Decap(payload, e); r != atm.ReasonNone {
+			return false, nil
+		}
+	}
+	return n > 0, nil
+}
+
+// Next returns the next packet. Data aliases internal buffers until the
+// next call. At the end of the file partial PDUs are counted as flushed
+// and Next returns io.EOF.
+func (s *FileSource) Next() ([]byte, drivers.CaptureInfo, error) {
+	if s.done {
+		return nil, drivers.CaptureInfo{}, io.EOF
+	}
+	for {
+		var (
+			fr  atm.Frame
+			ok  bool
+			ifc int
+		)
+		switch s.kind {
+		case kindERF:
+			rec, err := s.erf.Next()
+			if err != nil {
+				return s.fail(err)
+			}
+			s.stats.Drops += uint64(rec.Loss)
+			ifc = rec.Interface
+			switch rec.Type {
+			case erf.TypeATM:
+				if len(rec.Data) < atm.RecordSize {
+					s.stats.Errors++ // a cell record too short for a cell
+					continue
+				}
+				fr, ok = s.proc.Record(binary.BigEndian.Uint32(rec.Data), rec.Data[4:atm.RecordSize], rec.Timestamp)
+			case erf.TypeAAL5:
+				fr, ok = s.aal5(rec)
+			default:
+				s.skipped++
+				continue
+			}
+		case kindLegacy:
+			rec, err := s.leg.Next()
+			if err != nil {
+				return s.fail(err)
+			}
+			fr, ok = s.proc.Record(rec.Header, rec.Payload, rec.Timestamp)
+		}
+		if !ok {
+			continue
+		}
+		s.stats.Packets++
+		s.stats.Octets += uint64(fr.Length)
+		return fr.Data, drivers.CaptureInfo{
+			Timestamp:     fr.Timestamp,
+			CaptureLength: len(fr.Data),
+			Length:        fr.Length,
+			LinkType:      fr.Link,
+			Interface:     ifc,
+			VPI:           fr.VC.VPI(),
+			VCI:           fr.VC.VCI(),
+			HasVC:         true,
+		}, nil
+	}
+}
+
+// aal5 handles an ERF TYPE_AAL5 record: the last cell's header, then the
+// PDU, with or without its trailer (cards differ; the CRC tells).
+func (s *FileSource) aal5(rec erf.Record) (atm.Frame, bool) {
+	if len(rec.Data) < atm.HeaderSize {
+		s.stats.Errors++ // no room for the cell header
+		return atm.Frame{}, false
+	}
+	h := atm.ParseUNI(binary.BigEndian.Uint32(rec.Data))
+	if s.proc.NNI() {
+		h = atm.ParseNNI(binary.BigEndian.Uint32(rec.Data))
+	}
+	body := rec.Data[atm.HeaderSize:]
+	wire := rec.WireLen
+	if wire > 0 && wire < len(body) {
+		body = body[:wire] // drop the record padding
+	}
+	if sdu, _, ok := atm.StripTrailer(body); ok {
+		return s.proc.PDU(h.VPI, h.VCI, sdu, 0, rec.Timestamp)
+	}
+	return s.proc.PDU(h.VPI, h.VCI, body, wire, rec.Timestamp)
+}
+
+func (s *FileSource) fail(err error) ([]byte, drivers.CaptureInfo, error) {
+	s.done = true
+	s.proc.Flush()
+	if err == io.EOF {
+		return nil, drivers.CaptureInfo{}, io.EOF
+	}
+	s.stats.Errors++
+	return nil, drivers.CaptureInfo{}, err
+}
+
+// Interfaces lists the capture interfaces: the four ERF interface numbers
+// for ERF files, one for legacy files.
+func (s *FileSource) Interfaces() []drivers.Interface { return s.ifaces }
+
+// Stats returns the source's counters. Drops are the ERF loss counters;
+// Errors counts unreadable records and cells or PDUs that failed a check
+// (HEC, AAL5 length or CRC, timeouts, encapsulation), not filtered ones.
+func (s *FileSource) Stats() drivers.Stats {
+	st := s.stats
+	a := s.proc.Stats()
+	st.Errors += a.Drops.Total() - a.Drops[atm.ReasonFiltered] - a.Drops[atm.ReasonShortCell]
+	return st
+}
+
+// ATMStats returns the cell-level counters.
+func (s *FileSource) ATMStats() atm.Stats { return s.proc.Stats() }
+
+// EachVC calls fn with every VC's counters.
+func (s *FileSource) EachVC(fn func(atm.VC, atm.VCStats)) { s.proc.EachVC(fn) }
+
+// FirstCell reports whether the file is treated as first cells only.
+func (s *FileSource) FirstCell() bool { return s.firstCell }
+
+// SkippedRecords counts ERF records of other types than ATM and AAL5.
+func (s *FileSource) SkippedRecords() uint64 { return s.skipped }
+
+// Close closes the file.
+func (s *FileSource) Close() error {
+	s.done = true
+	var err error
+	if s.gz != nil {
+		err = s.gz.Close()
+	}
+	return errors.Join(err, s.f.Close())
+}

@@ -1,0 +1,542 @@
+package ipfix
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+)
+
+// encodeMessage builds one message holding the templates of recs and recs
+// themselves, one data set per run of records sharing a template.
+func encodeMessage(e *FlowEncoder, domain, seq uint32, recs []flow.Record) []byte {
+	for i := range recs {
+		e.Template(&recs[i])
+	}
+	b := AppendHeader(nil, Header{ExportTime: 1, Sequence: seq, Domain: domain})
+	b, s := AppendSetHeader(b, TemplateSetID)
+	b = AppendTemplate(b, e.SymptomTemplate())
+	for _, t := range e.Templates() {
+		b = AppendTemplate(b, t)
+	}
+	b = FinishSet(b, s, 0)
+	cur := uint16(0)
+	s = -1
+	for i := range recs {
+		t, _ := e.Template(&recs[i])
+		if t.ID != cur {
+			if s >= 0 {
+				b = FinishSet(b, s, 4)
+			}
+			b, s = AppendSetHeader(b, t.ID)
+			cur = t.ID
+		}
+		b = e.AppendRecord(b, &recs[i])
+	}
+	if s >= 0 {
+		b = FinishSet(b, s, 4)
+	}
+	if err := FinishMessage(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func sameDomain(recs []flow.Record, d uint32) []flow.Record {
+	out := make([]flow.Record, len(recs))
+	copy(out, recs)
+	for i := range out {
+		out[i].ObservationDomain = d
+	}
+	return out
+}
+
+func checkEqual(t *testing.T, got, want []flow.Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("record %d:\n got  %+v\n want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRoundTripSamples(t *testing.T) {
+	want := sameDomain(ipfixtest.Samples(), 1)
+	e := NewFlowEncoder(0)
+	msg := encodeMessage(e, 1, 0, want)
+	s := NewSession("test")
+	got, h, err := s.Decode(msg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Domain != 1 || int(h.Length) != len(msg) {
+		t.Fatalf("header %+v, message of %d bytes", h, len(msg))
+	}
+	checkEqual(t, got, want)
+	st := s.Stats()
+	if st.FlowRecords != uint64(len(want)) || st.LostRecords != 0 || st.Malformed != [NumReasons]uint64{} {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestRoundTripRandom is the encode->decode property over random records,
+// with a non-default enterprise number.
+func TestRoundTripRandom(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		want := sameDomain(ipfixtest.Random(seed, 40), 7)
+		e := NewFlowEncoder(4242)
+		s := NewSession("test")
+		s.PEN = 4242
+		got, _, err := s.Decode(encodeMessage(e, 7, 0, want), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEqual(t, got, want)
+	}
+}
+
+// A decoder with another PEN must not take MIRA's elements for its own.
+func TestForeignPENSkipped(t *testing.T) {
+	want := sameDomain(ipfixtest.Samples()[:1], 0)
+	s := NewSession("test")
+	s.PEN = 99
+	got, _, err := s.Decode(encodeMessage(NewFlowEncoder(0), 0, 0, want), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Aggregate != 0 || got[0].Category != 0 || got[0].Packets != want[0].Packets {
+		t.Fatalf("got %+v", got[0])
+	}
+}
+
+func TestVarLen(t *testing.T) {
+	for _, n := range []int{0, 1, 254, 255, 256, 65535} {
+		v := make([]byte, n)
+		for i := range v {
+			v[i] = byte(i)
+		}
+		b := AppendVarLen(nil, v)
+		got, used, ok := ReadVarLen(b)
+		if !ok || used != len(b) || !reflect.DeepEqual(got, v) {
+			t.Fatalf("n=%d: ok=%v used=%d/%d", n, ok, used, len(b))
+		}
+		if n > 0 {
+			if _, _, ok := ReadVarLen(b[:len(b)-1]); ok {
+				t.Fatalf("n=%d: truncated value accepted", n)
+			}
+		}
+	}
+	if _, _, ok := ReadVarLen([]byte{255, 1}); ok {
+		t.Fatal("truncated long prefix accepted")
+	}
+}
+
+// msgb builds hand-made messages for the malformed-input table.
+type msgb struct{ b []byte }
+
+func newMsg(domain, seq uint32) *msgb {
+	return &msgb{b: AppendHeader(nil, Header{Sequence: seq, Domain: domain})}
+}
+func (m *msgb) raw(v ...byte) *msgb { m.b = append(m.b, v...); return m }
+func (m *msgb) u16(v ...uint16) *msgb {
+	for _, x := range v {
+		m.b = binary.BigEndian.AppendUint16(m.b, x)
+	}
+	return m
+}
+func (m *msgb) set(id uint16, body func(*msgb)) *msgb {
+	var s int
+	m.b, s = AppendSetHeader(m.b, id)
+	body(m)
+	m.b = FinishSet(m.b, s, 0)
+	return m
+}
+func (m *msgb) done() []byte { FinishMessage(m.b); return m.b }
+
+// tmpl256 is a template of two fields: protocolIdentifier(1), packetDeltaCount(4).
+func tmpl256(m *msgb) { m.u16(256, 2, IEProtocolIdentifier, 1, IEPacketDeltaCount, 4) }
+
+func data256(recs ...[5]byte) func(*msgb) {
+	return func(m *msgb) {
+		for _, r := range recs {
+			m.raw(r[:]...)
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	rec := [5]byte{6, 0, 0, 0, 9}
+	tests := []struct {
+		name    string
+		udp     bool
+		msgs    [][]byte
+		reason  Reason
+		offset  int
+		records int
+	}{
+		{name: "bad version", msgs: [][]byte{func() []byte { b := newMsg(0, 0).done(); b[1] = 9; return b }()},
+			reason: ReasonBadVersion},
+		{name: "short message", msgs: [][]byte{{0, 10, 0, 16}}, reason: ReasonBadMessageLength},
+		{name: "length past input", msgs: [][]byte{func() []byte { b := newMsg(0, 0).done(); b[3] = 40; return b }()},
+			reason: ReasonBadMessageLength, offset: 2},
+		{name: "length below header", msgs: [][]byte{func() []byte { b := newMsg(0, 0).raw(0, 0, 0, 0).done(); b[3] = 8; return b }()},
+			reason: ReasonBadMessageLength, offset: 2},
+		{name: "set shorter than header", msgs: [][]byte{newMsg(0, 0).u16(256, 2).done()},
+			reason: ReasonShortSet, offset: 16},
+		{name: "set past message", msgs: [][]byte{newMsg(0, 0).u16(256, 40, 0).done()},
+			reason: ReasonBadSetLength, offset: 16},
+		{name: "trailing bytes", msgs: [][]byte{newMsg(0, 0).raw(1, 2).done()},
+			reason: ReasonShortSet, offset: 16},
+		{name: "template id below 256", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(12, 1, 4, 1) }).done()},
+			reason: ReasonBadTemplateID, offset: 20},
+		{name: "field count enormous", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(256, 60000, 4, 1) }).done()},
+			reason: ReasonFieldCount, offset: 20},
+		{name: "enterprise number cut", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(256, 1, 0x8001, 4, 0) }).done()},
+			reason: ReasonFieldCount, offset: 20},
+		{name: "options scope zero", msgs: [][]byte{newMsg(0, 0).set(3, func(m *msgb) { m.u16(256, 1, 0, 149, 4) }).done()},
+			reason: ReasonBadScopeCount, offset: 20},
+		{name: "options scope above count", msgs: [][]byte{newMsg(0, 0).set(3, func(m *msgb) { m.u16(256, 1, 2, 149, 4) }).done()},
+			reason: ReasonBadScopeCount, offset: 20},
+		{name: "zero-length records", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(256, 1, 4, 0) }).set(256, func(m *msgb) { m.raw(0, 0, 0, 0) }).done()},
+			reason: ReasonZeroLengthRecord, offset: 20},
+		{name: "reserved set id", msgs: [][]byte{newMsg(0, 0).set(1, func(m *msgb) { m.raw(0, 0, 0, 0) }).done()},
+			reason: ReasonReservedSetID, offset: 16},
+		{name: "data before template", msgs: [][]byte{newMsg(0, 0).set(256, data256(rec)).done()},
+			reason: ReasonDataWithoutTemplate, offset: 16},
+		// goflow2's endless loop: a zero-field template, then data for it.
+		{name: "withdrawal then data (tcp)", msgs: [][]byte{
+			newMsg(0, 0).set(2, tmpl256).done(),
+			newMsg(0, 0).set(2, func(m *msgb) { m.u16(256, 0) }).set(256, data256(rec)).done()},
+			reason: ReasonDataWithoutTemplate, offset: 24},
+		{name: "withdrawal over udp", udp: true, msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(256, 0) }).set(256, data256(rec)).done()},
+			reason: ReasonZeroFieldTemplate, offset: 20, records: 0},
+		{name: "truncated fixed record", msgs: [][]byte{newMsg(0, 0).set(2, tmpl256).set(256, func(m *msgb) { m.raw(rec[:]...).raw(6, 1) }).done()},
+			reason: ReasonTruncatedRecord, offset: 41, records: 1},
+		{name: "bad varlen", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(300, 2, 4, 1, 82, VarLen) }).set(300, func(m *msgb) { m.raw(6, 3, 'a', 'b', 6, 200, 'x') }).done()},
+			reason: ReasonBadVarLen, offset: 41, records: 1},
+		{name: "bad long varlen", msgs: [][]byte{newMsg(0, 0).set(2, func(m *msgb) { m.u16(300, 2, 4, 1, 82, VarLen) }).set(300, func(m *msgb) { m.raw(6, 255, 0) }).done()},
+			reason: ReasonBadVarLen, offset: 36},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSession("test input")
+			s.UDP = tc.udp
+			var recs []flow.Record
+			var last error
+			for _, m := range tc.msgs {
+				var err error
+				recs, _, err = s.Decode(m, recs)
+				if err != nil {
+					last = err
+				}
+			}
+			st := s.Stats()
+			if st.Malformed[tc.reason] != 1 {
+				t.Fatalf("malformed counters %v, want one %s (last error %v)", st.Malformed, tc.reason, last)
+			}
+			if len(recs) != tc.records {
+				t.Fatalf("got %d records, want %d", len(recs), tc.records)
+			}
+			var de *DecodeError
+			if !errors.As(last, &de) || de.Reason != tc.reason || de.Offset != tc.offset {
+				t.Fatalf("error %v (%+v), want %s at offset %d", last, de, tc.reason, tc.offset)
+			}
+			if de.Input != "test input" || de.Error() == "" {
+				t.Fatalf("error does not name the input: %v", de)
+			}
+		})
+	}
+}
+
+func TestTemplateLifecycle(t *testing.T) {
+	rec := [5]byte{17, 0, 0, 1, 0}
+	s := NewSession("t")
+	decode := func(b []byte) []flow.Record {
+		t.Helper()
+		recs, _, _ := s.Decode(b, nil)
+		return recs
+	}
+	// Data before its template is dropped and counted, then decodes once
+	// the template has come.
+	if n := len(decode(newMsg(5, 0).set(256, data256(rec)).done())); n != 0 {
+		t.Fatalf("data without template gave %d records", n)
+	}
+	got := decode(newMsg(5, 0).set(2, tmpl256).set(256, data256(rec, rec)).done())
+	if len(got) != 2 || got[0].Proto != 17 || got[0].Packets != 256 || got[0].ObservationDomain != 5 {
+		t.Fatalf("got %+v", got)
+	}
+	// Same template id in another domain is a different template.
+	if n := len(decode(newMsg(6, 0).set(256, data256(rec)).done())); n != 0 {
+		t.Fatal("template leaked across domains")
+	}
+	// Redefinition: packetDeltaCount first now.
+	got = decode(newMsg(5, 2).set(2, func(m *msgb) { m.u16(256, 2, IEPacketDeltaCount, 4, IEProtocolIdentifier, 1) }).
+		set(256, data256([5]byte{0, 0, 0, 3, 6})).done())
+	if len(got) != 1 || got[0].Packets != 3 || got[0].Proto != 6 {
+		t.Fatalf("after redefinition got %+v", got)
+	}
+	if st := s.Stats(); st.TemplatesRedefined != 1 || st.TemplatesLearned != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Options template and all-templates withdrawal (set 2, id 2) keeps
+	// the options template; set 3 id 3 removes it.
+	decode(newMsg(5, 3).set(3, func(m *msgb) { m.u16(257, 2, 1, IEObservationDomainID, 4, IESamplingPacketInterval, 4) }).done())
+	if s.Templates() != 2 {
+		t.Fatalf("%d templates, want 2", s.Templates())
+	}
+	decode(newMsg(5, 3).set(2, func(m *msgb) { m.u16(2, 0) }).done())
+	if s.Templates() != 1 {
+		t.Fatalf("after withdrawing all data templates: %d templates, want 1", s.Templates())
+	}
+	decode(newMsg(5, 3).set(3, func(m *msgb) { m.u16(3, 0) }).done())
+	if s.Templates() != 0 {
+		t.Fatalf("after withdrawing all options templates: %d templates", s.Templates())
+	}
+	if st := s.Stats(); st.TemplatesWithdrawn != 2 {
+		t.Fatalf("withdrawn %d, want 2", st.TemplatesWithdrawn)
+	}
+}
+
+func TestOptionsSamplingAndUptime(t *testing.T) {
+	s := NewSession("t")
+	m := newMsg(0, 0).
+		set(3, func(m *msgb) {
+			m.u16(257, 3, 1, IEObservationDomainID, 4, IESamplingPacketInterval, 4, IESystemInitTimeMilliseconds, 8)
+		}).
+		set(257, func(m *msgb) {
+			m.raw(0, 0, 0, 0, 0, 0, 0, 100)
+			m.b = binary.BigEndian.AppendUint64(m.b, 1_600_000_000_000)
+		}).
+		set(2, func(m *msgb) { m.u16(256, 2, IEFlowStartSysUpTime, 4, IEFlowEndSysUpTime, 4) }).
+		set(256, func(m *msgb) { m.raw(0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0) }).done()
+	got, _, err := s.Decode(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SamplingPacketInterval != 100 ||
+		got[0].First != 1_600_000_001_000*1e6 || got[0].Last != 1_600_000_002_000*1e6 {
+		t.Fatalf("got %+v", got)
+	}
+	if st := s.Stats(); st.OptionsRecords != 1 || st.DataRecords != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSequence(t *testing.T) {
+	rec := [5]byte{6, 0, 0, 0, 1}
+	s := NewSession("t")
+	msg := func(seq uint32, n int) []byte {
+		recs := make([][5]byte, n)
+		for i := range recs {
+			recs[i] = rec
+		}
+		return newMsg(9, seq).set(2, tmpl256).set(256, data256(recs...)).done()
+	}
+	steps := []struct {
+		seq       uint32
+		n         int
+		lost, ooo uint64
+	}{
+		{0xfffffffd, 2, 0, 0},
+		{0xffffffff, 3, 0, 0}, // wraps to 2
+		{2, 1, 0, 0},
+		{10, 1, 7, 0}, // 3..9 lost
+		{5, 2, 7, 1},  // a late message
+		{11, 1, 7, 1}, // still expecting 11
+		{13, 1, 8, 1},
+	}
+	for i, st := range steps {
+		if _, _, err := s.Decode(msg(st.seq, st.n), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Stats(); got.LostRecords != st.lost || got.OutOfOrder != st.ooo {
+			t.Fatalf("step %d: lost %d ooo %d, want %d %d", i, got.LostRecords, got.OutOfOrder, st.lost, st.ooo)
+		}
+	}
+	// Sequence numbers are per domain: another domain starts afresh.
+	if _, _, err := s.Decode(newMsg(10, 1000).set(2, tmpl256).done(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.LostRecords != 8 {
+		t.Fatalf("new domain changed lost count to %d", got.LostRecords)
+	}
+}
+
+func TestSymptomListErrorsKeepRecord(t *testing.T) {
+	r := sameDomain(ipfixtest.Samples()[4:5], 0)
+	e := NewFlowEncoder(0)
+	msg := encodeMessage(e, 0, 0, r)
+	s := NewSession("t")
+	// Withdrawal of the sub-template is not possible in one message;
+	// instead point the list at an unknown template id.
+	bad := append([]byte(nil), msg...)
+	i := indexOf(bad, []byte{stlSemanticAllOf, byte(SymptomTemplateID >> 8), byte(SymptomTemplateID & 0xff)})
+	if i < 0 {
+		t.Fatal("subTemplateList not found")
+	}
+	bad[i+2]++
+	got, _, err := s.Decode(bad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Symptoms != nil || got[0].Packets != r[0].Packets {
+		t.Fatalf("got %+v", got)
+	}
+	if s.Stats().Malformed[ReasonBadSubTemplateList] != 1 {
+		t.Fatal("bad list not counted")
+	}
+}
+
+func indexOf(b, sub []byte) int {
+	for i := 0; i+len(sub) <= len(b); i++ {
+		if string(b[i:i+len(sub)]) == string(sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// splitMessages cuts an RFC 5655 file into messages.
+func splitMessages(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) >= HeaderLen {
+		l := int(binary.BigEndian.Uint16(b[2:]))
+		if l < HeaderLen || l > len(b) {
+			break
+		}
+		out = append(out, b[:l])
+		b = b[l:]
+	}
+	return out
+}
+
+func corpusFiles(t testing.TB) []string {
+	files, _ := filepath.Glob("../../../shared/corpus/generated/*.ipfix")
+	if len(files) == 0 {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatal("../shared/corpus/generated/*.ipfix missing")
+		}
+		t.Skip("../shared/corpus/generated not present")
+	}
+	return files
+}
+
+func TestDecodeCorpus(t *testing.T) {
+	for _, f := range corpusFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewSession(filepath.Base(f))
+		n := 0
+		for _, m := range splitMessages(b) {
+			recs, _, err := s.Decode(m, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			n += len(recs)
+		}
+		st := s.Stats()
+		if n == 0 || st.Malformed != [NumReasons]uint64{} {
+			t.Fatalf("%s: %d records, stats %+v", f, n, st)
+		}
+		// ipfixDump (libfixbuf) warns of each sequence anomaly; our
+		// lost/out-of-order counts must agree with its expected/got pairs.
+		lost, ooo := ipfixDumpSequence(t, strings.TrimSuffix(f, ".ipfix")+".ipfixDump.txt")
+		if st.LostRecords != lost || st.OutOfOrder != ooo {
+			t.Fatalf("%s: lost %d out-of-order %d, ipfixDump says %d %d", f, st.LostRecords, st.OutOfOrder, lost, ooo)
+		}
+		t.Logf("%s: %d flow records from %d data records", filepath.Base(f), n, st.DataRecords)
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	recs := sameDomain(ipfixtest.Samples(), 1)
+	e := NewFlowEncoder(0)
+	msg := encodeMessage(e, 1, 0, recs)
+	buf := make([]byte, 0, 65536)
+	if n := testing.AllocsPerRun(100, func() {
+		b := buf[:0]
+		for i := range recs {
+			b = e.AppendRecord(b, &recs[i])
+		}
+	}); n != 0 {
+		t.Fatalf("AppendRecord: %v allocs per run", n)
+	}
+	s := NewSession("t")
+	out := make([]flow.Record, 0, 64)
+	s.Decode(msg, out) // learn templates, grow the symptom arena
+	seq := uint32(0)
+	if n := testing.AllocsPerRun(100, func() {
+		seq += uint32(len(recs))
+		binary.BigEndian.PutUint32(msg[8:], seq)
+		out, _, _ = s.Decode(msg, out[:0])
+	}); n != 0 {
+		t.Fatalf("Decode: %v allocs per run", n)
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	recs := ipfixtest.Random(1, 1024)
+	e := NewFlowEncoder(0)
+	for i := range recs {
+		e.Template(&recs[i])
+	}
+	buf := make([]byte, 0, 1<<20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf = e.AppendRecord(buf[:0], &recs[i%len(recs)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkDecode(b *testing.B) {
+	recs := sameDomain(ipfixtest.Random(2, 20), 1)
+	e := NewFlowEncoder(0)
+	msg := encodeMessage(e, 1, 0, recs)
+	s := NewSession("b")
+	out := make([]flow.Record, 0, 64)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		binary.BigEndian.PutUint32(msg[8:], uint32(i*len(recs)))
+		out, _, _ = s.Decode(msg, out[:0])
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+var seqWarning = regexp.MustCompile(`out of sequence \(in domain 0x[0-9a-f]+, expected 0x([0-9a-f]+), got 0x([0-9a-f]+)\)|out of sequence \(in domain 0+, expected 0x([0-9a-f]+), got 0x([0-9a-f]+)\)`)
+
+func ipfixDumpSequence(t *testing.T, path string) (lost, ooo uint64) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range seqWarning.FindAllStringSubmatch(string(b), -1) {
+		e, g := m[1], m[2]
+		if e == "" {
+			e, g = m[3], m[4]
+		}
+		ev, _ := strconv.ParseUint(e, 16, 32)
+		gv, _ := strconv.ParseUint(g, 16, 32)
+		if d := uint32(gv) - uint32(ev); d < 1<<31 {
+			lost += uint64(d)
+		} else {
+			ooo++
+		}
+	}
+	return lost, ooo
+}

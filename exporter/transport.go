@@ -1,0 +1,223 @@
+package exporter
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Transport carries complete IPFIX messages. Begin is called before each
+// message is built; the number it returns identifies the transport
+// session (connection, file) and must change whenever a new one starts,
+// because templates must then be sent again.
+type Transport interface {
+	Begin() (session uint64, err error)
+	Write(msg []byte) error
+	// Reliable is true for stream transports, which need no template
+	// refresh and may carry larger messages.
+	Reliable() bool
+	Flush() error
+	Close() error
+}
+
+// Reconnector is a Transport that can start a new session after a failed
+// Write; it returns the new session number.
+type Reconnector interface {
+	Reconnect() (session uint64, err error)
+}
+
+// WriterFlusher is what NewWriter writes to; Flush is optional (a plain
+// io.Writer is wrapped).
+type WriterFlusher = io.Writer
+
+type udpTransport struct{ c *net.UDPConn }
+
+// DialUDP returns a UDP transport to addr.
+func DialUDP(addr string) (Transport, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.DialUDP("udp", nil, ua)
+	if err != nil {
+		return nil, err
+	}
+	return &udpTransport{c: c}, nil
+}
+
+func (t *udpTransport) Begin() (uint64, error) { return 1, nil }
+func (t *udpTransport) Write(m []byte) error {
+	_, err := t.c.Write(m)
+	return err
+}
+func (t *udpTransport) Reliable() bool { return false }
+func (t *udpTransport) Flush() error   { return nil }
+func (t *udpTransport) Close() error   { return t.c.Close() }
+
+type tcpTransport struct {
+	addr    string
+	c       net.Conn
+	session uint64
+}
+
+// NewTCP returns a TCP transport to addr; it connects on first use and
+// reconnects after failures.
+func NewTCP(addr string) (Transport, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, err
+	}
+	return &tcpTransport{addr: addr}, nil
+}
+
+func (t *tcpTransport) Begin() (uint64, error) {
+	if t.c == nil {
+		if _, err := t.Reconnect(); err != nil {
+			return t.session, err
+		}
+	}
+	return t.session, nil
+}
+
+func (t *tcpTransport) Reconnect() (uint64, error) {
+	if t.c != nil {
+		t.c.Close()
+		t.c = nil
+	}
+	c, err := net.DialTimeout("tcp", t.addr, 5*time.Second)
+	if err != nil {
+		return t.session, err
+	}
+	t.c = c
+	t.session++
+	return t.session, nil
+}
+
+func (t *tcpTransport) Write(m []byte) error {
+	if t.c == nil {
+		return errors.New("tcp transport: not connected")
+	}
+	if _, err := t.c.Write(m); err != nil {
+		t.c.Close()
+		t.c = nil
+		return err
+	}
+	return nil
+}
+
+func (t *tcpTransport) Reliable() bool { return true }
+func (t *tcpTransport) Flush() error   { return nil }
+func (t *tcpTransport) Close() error {
+	if t.c == nil {
+		return nil
+	}
+	err := t.c.Close()
+	t.c = nil
+	return err
+}
+
+type writerTransport struct{ w io.Writer }
+
+func (t *writerTransport) Begin() (uint64, error) { return 1, nil }
+func (t *writerTransport) Write(m []byte) error {
+	_, err := t.w.Write(m)
+	return err
+}
+func (t *writerTransport) Reliable() bool { return true }
+func (t *writerTransport) Flush() error {
+	if f, ok := t.w.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
+}
+func (t *writerTransport) Close() error { return nil }
+
+// fileTransport writes RFC 5655 IPFIX files named mira-YYYYMMDDhhmmss.ipfix
+// (UTC start time) in dir, starting a new file every rotate.
+type fileTransport struct {
+	dir     string
+	rotate  time.Duration
+	now     func() time.Time
+	f       *os.File
+	w       *bufio.Writer
+	next    time.Time
+	session uint64
+}
+
+// NewFile returns a file transport writing into dir, which must exist.
+func NewFile(dir string, rotate time.Duration, now func() time.Time) (Transport, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &fileTransport{dir: dir, rotate: rotate, now: now}, nil
+}
+
+func (t *fileTransport) Begin() (uint64, error) {
+	now := t.now()
+	if t.f != nil && now.Before(t.next) {
+		return t.session, nil
+	}
+	if err := t.closeFile(); err != nil {
+		return t.session, err
+	}
+	base := "mira-" + now.UTC().Format("20060102150405")
+	name := filepath.Join(t.dir, base+".ipfix")
+	var f *os.File
+	var err error
+	for i := 1; ; i++ {
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, os.ErrExist) || i > 100 {
+			break
+		}
+		name = filepath.Join(t.dir, fmt.Sprintf("%s-%d.ipfix", base, i))
+	}
+	if err != nil {
+		return t.session, err
+	}
+	t.f, t.w = f, bufio.NewWriterSize(f, 64<<10)
+	t.next = now.Truncate(t.rotate).Add(t.rotate)
+	t.session++
+	return t.session, nil
+}
+
+func (t *fileTransport) Write(m []byte) error {
+	if t.w == nil {
+		return errors.New("file transport: no file open")
+	}
+	_, err := t.w.Write(m)
+	return err
+}
+
+func (t *fileTransport) Reliable() bool { return true }
+
+func (t *fileTransport) Flush() error {
+	if t.w == nil {
+		return nil
+	}
+	return t.w.Flush()
+}
+
+func (t *fileTransport) closeFile() error {
+	if t.f == nil {
+		return nil
+	}
+	err := t.w.Flush()
+	if cerr := t.f.Close(); err == nil {
+		err = cerr
+	}
+	t.f, t.w = nil, nil
+	return err
+}
+
+func (t *fileTransport) Close() error { return t.closeFile() }

@@ -1,0 +1,96 @@
+// Command gomatch is the Go side of the matcher benchmark: it generates the
+// shared workload files and runs MIRA's symptom matcher over them the way
+// hsbench runs vectorscan.
+//
+//	gomatch -gen DIR                       # patterns-100.txt, patterns-1000.txt, patterns-5000.txt, corpus.bin
+//	gomatch -patterns P -corpus C -chunk N -runs R
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/mira-project/mira/appliance/symptom"
+	"github.com/mira-project/mira/appliance/symptom/workload"
+)
+
+func main() {
+	gen := flag.String("gen", "", "write the workload files into this directory and exit")
+	size := flag.Int("size", 64<<20, "corpus size in bytes (with -gen)")
+	patterns := flag.String("patterns", "", "pattern file")
+	corpus := flag.String("corpus", "", "corpus file")
+	chunk := flag.Int("chunk", 1460, "chunk size (0: whole corpus)")
+	runs := flag.Int("runs", 5, "runs")
+	stream := flag.Bool("stream", false, "scan the chunks as one stream instead of independent blocks")
+	flag.Parse()
+	if err := run(*gen, *size, *patterns, *corpus, *chunk, *runs, *stream); err != nil {
+		fmt.Fprintln(os.Stderr, "gomatch:", err)
+		os.Exit(1)
+	}
+}
+
+func run(gen string, size int, pfile, cfile string, chunk, runs int, stream bool) error {
+	if gen != "" {
+		all := workload.Patterns(5000)
+		for _, n := range []int{100, 1000, 5000} {
+			p := filepath.Join(gen, fmt.Sprintf("patterns-%d.txt", n))
+			if err := os.WriteFile(p, workload.Format(all[:n]), 0o644); err != nil {
+				return err
+			}
+		}
+		return os.WriteFile(filepath.Join(gen, "corpus.bin"), workload.Corpus(size, all[:1000]), 0o644)
+	}
+	pdata, err := os.ReadFile(pfile)
+	if err != nil {
+		return err
+	}
+	ps, err := workload.ParseFile(pdata)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(cfile)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	db, err := symptom.Parse(pfile, workload.YAML(ps))
+	if err != nil {
+		return err
+	}
+	compile := time.Since(t0)
+	if chunk <= 0 {
+		chunk = len(data)
+	}
+	mbps := make([]float64, runs)
+	var count uint64
+	for r := 0; r < runs; r++ {
+		var c symptom.Counts
+		var st symptom.State
+		s := time.Now()
+		for off := 0; off+chunk <= len(data); off += chunk {
+			if stream {
+				db.Scan(&st, &c, data[off:off+chunk], uint64(off))
+			} else {
+				st = symptom.State{}
+				db.Scan(&st, &c, data[off:off+chunk], 0)
+			}
+		}
+		el := time.Since(s)
+		scanned := len(data) / chunk * chunk
+		mbps[r] = float64(scanned) / el.Seconds() / 1e6
+		count = c.Total()
+		fmt.Printf("run %d: %.1f MB/s, %d matches\n", r+1, mbps[r], count)
+	}
+	sort.Float64s(mbps)
+	mode := "block"
+	if stream {
+		mode = "stream"
+	}
+	fmt.Printf("gomatch patterns=%d chunk=%d mode=%s compile_ms=%.1f matches=%d mbps_median=%.1f\n",
+		len(ps), chunk, mode, float64(compile.Microseconds())/1000, count, mbps[runs/2])
+	return nil
+}

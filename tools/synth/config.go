@@ -1,0 +1,206 @@
+package synth
+
+import (
+	"fmt"
+	"time"
+)
+
+// Share is the relative weight of one application in the session mix.
+type Share struct {
+	App    string
+	Weight float64
+}
+
+// Applications the mix may name. "ftp" makes a control and a data
+// connection; "random" is the control group (TCP or UDP random payload).
+var apps = []string{
+	"smtp", "http", "mp3-over-http", "video-over-http", "exe-over-http", "ftp", "dns",
+	"tls", "ssh", "bittorrent", "bittorrent-dht", "edonkey", "gnutella", "game-udp", "irc",
+	"icmp-echo", "random",
+}
+
+// Config describes a synthetic trace. Zero fields take Default's values
+// (Seed 0 is a valid seed and is kept).
+type Config struct {
+	Seed int64
+	// Flows is the number of sessions (connections or conversations),
+	// each giving two unidirectional flows; FTP sessions add a data
+	// connection.
+	Flows int
+	// Start is the capture start; sessions start within Duration.
+	// Sessions may run past Start+Duration.
+	Start    time.Time
+	Duration time.Duration
+	// Mix weights the applications; RandomShare of all sessions carry
+	// random payload instead (the no-false-symptom control group).
+	Mix         []Share
+	RandomShare float64
+	// IPv6Share of sessions use IPv6; VLANShare are 802.1Q tagged with
+	// one of VLANs; TunnelShare are tunnelled with one of Tunnels
+	// ("6in4", "ipip", "gre", "vxlan").
+	IPv6Share   float64
+	VLANShare   float64
+	VLANs       []uint16
+	TunnelShare float64
+	Tunnels     []string
+	// FragmentShare of DNS sessions (IPv4, untunnelled) fetch a large TXT
+	// answer that travels as IPv4 fragments.
+	FragmentShare float64
+	// StraddleShare of sessions cut their TCP writes so that markers
+	// straddle segment boundaries.
+	StraddleShare float64
+	// LongFlows sessions start in the first twentieth of Duration and
+	// last LongDuration (to exceed a meter's active timeout).
+	LongFlows    int
+	LongDuration time.Duration
+	// Clients and Servers size the address pools.
+	Clients, Servers int
+	// BodyScale multiplies the sizes of bulk transfers (downloads,
+	// mails, P2P pieces).
+	BodyScale float64
+}
+
+var defaultMix = []Share{
+	{"http", 16}, {"dns", 16}, {"tls", 12}, {"smtp", 6}, {"mp3-over-http", 3},
+	{"video-over-http", 2}, {"exe-over-http", 2}, {"ftp", 4}, {"ssh", 4}, {"bittorrent", 4},
+	{"bittorrent-dht", 4}, {"edonkey", 3}, {"gnutella", 3}, {"game-udp", 3}, {"irc", 3},
+	{"icmp-echo", 3},
+}
+
+// Default is the built-in sample capture: about 160 sessions of every
+// application over 90 seconds, a few thousand packets.
+func Default() Config {
+	return Config{
+		Seed:          1,
+		Flows:         160,
+		Start:         time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC),
+		Duration:      90 * time.Second,
+		Mix:           defaultMix,
+		RandomShare:   0.08,
+		IPv6Share:     0.14,
+		VLANShare:     0.1,
+		VLANs:         []uint16{10, 20, 30},
+		TunnelShare:   0.06,
+		Tunnels:       []string{"6in4", "ipip", "gre", "vxlan"},
+		FragmentShare: 0.2,
+		StraddleShare: 0.2,
+		LongFlows:     3,
+		LongDuration:  75 * time.Second,
+		Clients:       40,
+		Servers:       60,
+		BodyScale:     0.01,
+	}
+}
+
+// Large is the benchmark trace, shaped like the reference trace of
+// performance-references.md: about 200,000 sessions and 3.5 M packets over
+// 71 s, 14% IPv6, about 0.9% of packets tunnelled in 6in4 or IPIP.
+func Large() Config {
+	c := Default()
+	c.Seed = 7
+	c.Flows = 200000
+	c.Duration = 71 * time.Second
+	c.Mix = []Share{
+		{"http", 17}, {"dns", 30}, {"tls", 16}, {"smtp", 3}, {"mp3-over-http", 1},
+		{"video-over-http", 0.6}, {"exe-over-http", 0.6}, {"ftp", 1}, {"ssh", 2}, {"bittorrent", 1.5},
+		{"bittorrent-dht", 6}, {"edonkey", 1}, {"gnutella", 1}, {"game-udp", 1}, {"irc", 1.5},
+		{"icmp-echo", 2},
+	}
+	c.RandomShare = 0.1
+	c.VLANShare = 0.05
+	c.TunnelShare = 0.009
+	c.Tunnels = []string{"6in4", "ipip"}
+	c.FragmentShare = 0.01
+	c.StraddleShare = 0.05
+	c.LongFlows = 40
+	c.LongDuration = 68 * time.Second
+	c.Clients = 6000
+	c.Servers = 20000
+	c.BodyScale = 0.25
+	return c
+}
+
+// withDefaults fills zero fields from Default and checks the result.
+func (c Config) withDefaults() (Config, error) {
+	d := Default()
+	if c.Flows == 0 {
+		c.Flows = d.Flows
+	}
+	if c.Start.IsZero() {
+		c.Start = d.Start
+	}
+	if c.Duration == 0 {
+		c.Duration = d.Duration
+	}
+	if c.Mix == nil {
+		c.Mix = d.Mix
+	}
+	if c.VLANs == nil {
+		c.VLANs = d.VLANs
+	}
+	if c.Tunnels == nil {
+		c.Tunnels = d.Tunnels
+	}
+	if c.LongDuration == 0 {
+		c.LongDuration = d.LongDuration
+	}
+	if c.Clients == 0 {
+		c.Clients = d.Clients
+	}
+	if c.Servers == 0 {
+		c.Servers = d.Servers
+	}
+	if c.BodyScale == 0 {
+		c.BodyScale = d.BodyScale
+	}
+	switch {
+	case c.Flows < 0:
+		return c, fmt.Errorf("synth: flows %d is negative", c.Flows)
+	case c.Duration < 0:
+		return c, fmt.Errorf("synth: duration %v is negative", c.Duration)
+	case c.LongFlows < 0 || c.LongFlows > c.Flows:
+		return c, fmt.Errorf("synth: long flows %d not within 0..%d", c.LongFlows, c.Flows)
+	case c.Clients < 1 || c.Servers < 1 || c.Clients > 1<<16 || c.Servers > 1<<16:
+		return c, fmt.Errorf("synth: clients %d and servers %d must be within 1..65536", c.Clients, c.Servers)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"random share", c.RandomShare}, {"ipv6 share", c.IPv6Share}, {"vlan share", c.VLANShare},
+		{"tunnel share", c.TunnelShare}, {"fragment share", c.FragmentShare}, {"straddle share", c.StraddleShare}} {
+		if f.v < 0 || f.v > 1 {
+			return c, fmt.Errorf("synth: %s %v not within 0..1", f.name, f.v)
+		}
+	}
+	total := 0.0
+	for _, s := range c.Mix {
+		known := false
+		for _, a := range apps {
+			known = known || a == s.App
+		}
+		if !known {
+			return c, fmt.Errorf("synth: unknown application %q in mix", s.App)
+		}
+		if s.Weight < 0 {
+			return c, fmt.Errorf("synth: application %q has negative weight %v", s.App, s.Weight)
+		}
+		total += s.Weight
+	}
+	if total == 0 && c.RandomShare < 1 {
+		return c, fmt.Errorf("synth: mix has no weight")
+	}
+	for _, t := range c.Tunnels {
+		if _, ok := tunnelKinds[t]; !ok {
+			return c, fmt.Errorf("synth: unknown tunnel %q (want 6in4, ipip, gre or vxlan)", t)
+		}
+	}
+	if c.VLANShare > 0 && len(c.VLANs) == 0 {
+		return c, fmt.Errorf("synth: vlan share %v with no vlans", c.VLANShare)
+	}
+	for _, v := range c.VLANs {
+		if v == 0 || v > 4094 {
+			return c, fmt.Errorf("synth: vlan %d not within 1..4094", v)
+		}
+	}
+	return c, nil
+}

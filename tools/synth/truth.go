@@ -1,0 +1,66 @@
+package synth
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// Truth is the ground truth of a generated trace.
+type Truth struct {
+	Flows []TruthFlow `json:"flows"`
+	// Packets and Octets total the trace (Octets: IP octets on the link).
+	Packets uint64 `json:"packets"`
+	Octets  uint64 `json:"octets"`
+}
+
+// TruthFlow is one unidirectional flow, keyed like flow.Key: innermost
+// addresses and ports, protocol and VLAN. For ICMP, Sport is 0 and Dport
+// type<<8|code.
+type TruthFlow struct {
+	Src   netip.Addr `json:"src"`
+	Dst   netip.Addr `json:"dst"`
+	Sport uint16     `json:"sport"`
+	Dport uint16     `json:"dport"`
+	Proto uint8      `json:"proto"`
+	VLAN  uint16     `json:"vlan,omitempty"`
+	// Packets and Octets: Octets are IP octets as carried on the link
+	// (outermost IP header's total length, summed; no Ethernet padding).
+	Packets uint64    `json:"packets"`
+	Octets  uint64    `json:"octets"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+	// App names the application, Category the ground-truth usage
+	// category of the session (both directions share it).
+	App      string `json:"app"`
+	Category string `json:"category"`
+	// Symptoms counts the planted markers (see Markers) by symptom.
+	Symptoms map[string]int `json:"symptoms,omitempty"`
+	// Straddles counts planted markers split across two TCP segments.
+	Straddles int `json:"straddles,omitempty"`
+	// Tunnel is "", "6in4", "ipip", "gre" or "vxlan" (flow.TunnelType
+	// names); TunnelSrc and TunnelDst are the outer addresses.
+	Tunnel    string     `json:"tunnel,omitempty"`
+	TunnelSrc netip.Addr `json:"tunnel_src,omitzero"`
+	TunnelDst netip.Addr `json:"tunnel_dst,omitzero"`
+	// Initiator is set on the direction that opened the session.
+	Initiator bool `json:"initiator"`
+	// Session numbers the session; both directions share it.
+	Session int `json:"session"`
+	// End is "fin" or "rst" for TCP flows that saw that teardown.
+	End string `json:"end,omitempty"`
+	// Fragments counts IP fragments among the packets.
+	Fragments int `json:"fragments,omitempty"`
+}
+
+// WriteJSON writes the truth as indented JSON.
+func (t *Truth) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(t); err != nil {
+		return fmt.Errorf("synth: write truth: %w", err)
+	}
+	return nil
+}
