@@ -71,6 +71,8 @@ type Stats struct {
 	usm [6]atomic.Uint64
 	// parse holds malformed messages by reason.
 	parse [numReasons + 1]atomic.Uint64
+	// panics counts inputs on which the codec panicked (recovered).
+	panics atomic.Uint64
 }
 
 const (
@@ -103,6 +105,7 @@ func (a *Agent) Counters() map[string]uint64 {
 		m["parse_error_"+reasonNames[i]] = s.parse[i].Load()
 	}
 	m["parse_error_codec"] = s.parse[reasonCodec].Load()
+	m["codec_panics"] = s.panics.Load()
 	return m
 }
 
@@ -253,6 +256,7 @@ func (a *Agent) Handle(req []byte, src netip.AddrPort) (resp []byte) {
 			// other malformed message.
 			a.stats.InASNParseErrs.Add(1)
 			a.stats.parse[reasonCodec].Add(1)
+			a.stats.panics.Add(1)
 			resp = nil
 		}
 	}()

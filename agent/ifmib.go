@@ -58,7 +58,7 @@ type linkStats struct {
 	Promisc      bool
 
 	RxBytes, RxPackets, RxMulticast, RxDropped, RxErrors uint64
-	TxBytes, TxPackets, TxDropped, TxErrors             uint64
+	TxBytes, TxPackets, TxDropped, TxErrors              uint64
 }
 
 // ifRowFromLink maps kernel link data to an IF-MIB row.

@@ -106,8 +106,8 @@ func newUSMUser(u User, engineID []byte) (*usmUser, error) {
 			continue
 		}
 		sp := &gosnmp.UsmSecurityParameters{
-			UserName:              u.Name,
-			AuthoritativeEngineID: string(engineID),
+			UserName:               u.Name,
+			AuthoritativeEngineID:  string(engineID),
 			AuthenticationProtocol: gosnmp.NoAuth,
 			PrivacyProtocol:        gosnmp.NoPriv,
 		}

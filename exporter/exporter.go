@@ -3,6 +3,7 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"sync"
@@ -28,6 +29,12 @@ type Config struct {
 	TemplateRefreshMessages int
 	// FileRotate starts a new file:// file this often (default 5m).
 	FileRotate time.Duration
+	// ExporterMetadata sends an options template and record (scope
+	// observationDomainId; exportingProcessId, exportedFlowRecordTotalCount)
+	// with the templates. Off by default: nfdump 1.7.1 leaves options
+	// records out of its sequence check, unlike RFC 7011 and libfixbuf, so
+	// nfcapd would count a sequence error after each one.
+	ExporterMetadata bool
 	// ExportingProcessID is sent in the exporter options record
 	// (default: the process id).
 	ExportingProcessID uint32
@@ -103,20 +110,16 @@ type Exporter struct {
 	enc     *ipfix.FlowEncoder
 	limit   int
 	domains map[uint32]*domainState
+	order   []*domainState // domains in order of first use
 	session uint64
 	begun   bool
-
-	msg      []byte
-	open     bool
-	cur      *domainState
-	records  int // flow data records in msg
-	optRecs  int // options data records in msg
-	setStart int
-	setID    uint16
-	stats    Stats
-	closed   bool
+	stats   Stats
+	closed  bool
 }
 
+// domainState is one observation domain: its sequence number, the
+// templates its collector has seen in this transport session, and the
+// message being filled.
 type domainState struct {
 	id          uint32
 	seq         uint32
@@ -125,6 +128,14 @@ type domainState struct {
 	lastRefresh time.Time
 	msgs        int
 	flowRecords uint64
+
+	msg      []byte
+	open     bool
+	msgSess  uint64 // transport session the message was begun in
+	records  int    // flow data records in msg
+	optRecs  int    // options data records in msg
+	setStart int
+	setID    uint16
 }
 
 func (d *domainState) isSent(id uint16) bool {
@@ -169,20 +180,20 @@ func New(rawURL string, cfg *Config) (*Exporter, error) {
 }
 
 // NewWriter returns an Exporter writing a byte stream (as over TCP, or an
-// RFC 5655 file) to w.
-func NewWriter(w WriterFlusher, cfg *Config) *Exporter {
+// RFC 5655 file) to w. If w has a Flush() error method, Flush and Close
+// call it.
+func NewWriter(w io.Writer, cfg *Config) *Exporter {
 	return NewTransport(&writerTransport{w: w}, cfg)
 }
 
 // NewTransport returns an Exporter sending over t.
 func NewTransport(t Transport, cfg *Config) *Exporter {
 	c := cfg.withDefaults()
-	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}, setStart: -1}
+	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}}
 	e.limit = c.StreamMessageSize
 	if !t.Reliable() {
 		e.limit = c.MTU
 	}
-	e.msg = make([]byte, 0, ipfix.MaxMessageLen)
 	return e
 }
 
@@ -206,7 +217,7 @@ func (e *Exporter) Export(recs []flow.Record) error {
 	for i := range recs {
 		keep(e.add(&recs[i]))
 	}
-	keep(e.flushMsg())
+	keep(e.flushAll())
 	return first
 }
 
@@ -217,7 +228,7 @@ func (e *Exporter) Flush() error {
 	if e.closed {
 		return ErrClosed
 	}
-	if err := e.flushMsg(); err != nil {
+	if err := e.flushAll(); err != nil {
 		return err
 	}
 	return e.noteErr(e.t.Flush())
@@ -231,7 +242,7 @@ func (e *Exporter) Close() error {
 		return ErrClosed
 	}
 	e.closed = true
-	err := e.flushMsg()
+	err := e.flushAll()
 	if ferr := e.t.Flush(); err == nil {
 		err = ferr
 	}
@@ -259,42 +270,62 @@ func (e *Exporter) noteErr(err error) error {
 func (e *Exporter) domain(id uint32) *domainState {
 	d := e.domains[id]
 	if d == nil {
-		d = &domainState{id: id}
+		d = &domainState{id: id, setStart: -1, msg: make([]byte, 0, e.limit+512)}
 		e.domains[id] = d
+		e.order = append(e.order, d)
 	}
 	return d
 }
 
-func (e *Exporter) closeSet() {
-	if e.setStart >= 0 {
-		e.msg = ipfix.FinishSet(e.msg, e.setStart, 0)
-		e.setStart = -1
-		e.setID = 0
+// flushAll sends every domain's open message, in order of first use.
+func (e *Exporter) flushAll() error {
+	var first error
+	for _, d := range e.order {
+		if err := e.flushMsg(d); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (d *domainState) closeSet() {
+	if d.setStart >= 0 {
+		d.msg = ipfix.FinishSet(d.msg, d.setStart, 0)
+		d.setStart = -1
+		d.setID = 0
 	}
 }
 
-// start begins a message for domain d: it notices new transport sessions
+// newSession notes the transport's session number; a new session has
+// seen no templates.
+func (e *Exporter) newSession(s uint64) {
+	if !e.begun || s != e.session {
+		e.begun, e.session = true, s
+		for _, x := range e.order {
+			x.clearSent()
+		}
+	}
+}
+
+// start begins a message for domain d, noticing new transport sessions
 // (templates must go again) and, over UDP, template refresh.
 func (e *Exporter) start(d *domainState) error {
 	s, err := e.t.Begin()
 	if err != nil {
 		return e.noteErr(err)
 	}
-	if !e.begun || s != e.session {
-		e.begun, e.session = true, s
-		for _, x := range e.domains {
-			x.clearSent()
-		}
-	}
+	e.newSession(s)
 	now := e.cfg.Now()
 	if !e.t.Reliable() && d.anySent &&
 		(now.Sub(d.lastRefresh) >= e.cfg.TemplateRefresh || d.msgs >= e.cfg.TemplateRefreshMessages) {
 		d.clearSent()
 	}
-	e.msg = ipfix.AppendHeader(e.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
-	e.open, e.cur, e.records, e.optRecs, e.setStart = true, d, 0, 0, -1
+	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+	d.open, d.msgSess, d.records, d.optRecs, d.setStart = true, s, 0, 0, -1
 	if !d.anySent {
-		e.appendMetadata(d)
+		if e.cfg.ExporterMetadata {
+			e.appendMetadata(d)
+		}
 		d.lastRefresh, d.msgs = now, 0
 	}
 	return nil
@@ -304,16 +335,16 @@ func (e *Exporter) start(d *domainState) error {
 func (e *Exporter) appendMetadata(d *domainState) {
 	t := e.optionsTemplate()
 	var s int
-	e.msg, s = ipfix.AppendSetHeader(e.msg, ipfix.OptionsSetID)
-	e.msg = ipfix.AppendTemplate(e.msg, t)
-	e.msg = ipfix.FinishSet(e.msg, s, 0)
+	d.msg, s = ipfix.AppendSetHeader(d.msg, ipfix.OptionsSetID)
+	d.msg = ipfix.AppendTemplate(d.msg, t)
+	d.msg = ipfix.FinishSet(d.msg, s, 0)
 	e.stats.Templates++
-	e.msg, s = ipfix.AppendSetHeader(e.msg, t.ID)
-	e.msg = be32(e.msg, d.id)
-	e.msg = be32(e.msg, e.cfg.ExportingProcessID)
-	e.msg = be64(e.msg, d.flowRecords)
-	e.msg = ipfix.FinishSet(e.msg, s, 0)
-	e.optRecs++
+	d.msg, s = ipfix.AppendSetHeader(d.msg, t.ID)
+	d.msg = be32(d.msg, d.id)
+	d.msg = be32(d.msg, e.cfg.ExportingProcessID)
+	d.msg = be64(d.msg, d.flowRecords)
+	d.msg = ipfix.FinishSet(d.msg, s, 0)
+	d.optRecs++
 	d.markSent(t.ID)
 }
 
@@ -333,47 +364,41 @@ func be64(b []byte, v uint64) []byte {
 	return be32(be32(b, uint32(v>>32)), uint32(v))
 }
 
-// add appends one record, flushing the current message first when the
-// record would not fit.
+// add appends one record to its domain's message, sending that message
+// first when the record would not fit.
 func (e *Exporter) add(r *flow.Record) error {
 	d := e.domain(r.ObservationDomain)
-	if e.open && e.cur != d {
-		if err := e.flushMsg(); err != nil {
-			e.stats.Dropped++
-			return err
-		}
-	}
 	t, _ := e.enc.Template(r)
 	sym := e.enc.SymptomTemplate()
 	for attempt := 0; attempt < 2; attempt++ {
-		if !e.open {
+		if !d.open {
 			if err := e.start(d); err != nil {
 				e.stats.Dropped++
 				return err
 			}
 		}
-		mark, markSet, markSetID := len(e.msg), e.setStart, e.setID
+		mark, markSet, markSetID := len(d.msg), d.setStart, d.setID
 		needSym := len(r.Symptoms) > 0 && !d.isSent(sym.ID)
 		needT := !d.isSent(t.ID)
 		if needSym || needT {
-			e.closeSet()
+			d.closeSet()
 			var s int
-			e.msg, s = ipfix.AppendSetHeader(e.msg, ipfix.TemplateSetID)
+			d.msg, s = ipfix.AppendSetHeader(d.msg, ipfix.TemplateSetID)
 			if needSym {
-				e.msg = ipfix.AppendTemplate(e.msg, sym)
+				d.msg = ipfix.AppendTemplate(d.msg, sym)
 			}
 			if needT {
-				e.msg = ipfix.AppendTemplate(e.msg, t)
+				d.msg = ipfix.AppendTemplate(d.msg, t)
 			}
-			e.msg = ipfix.FinishSet(e.msg, s, 0)
+			d.msg = ipfix.FinishSet(d.msg, s, 0)
 		}
-		if e.setStart < 0 || e.setID != t.ID {
-			e.closeSet()
-			e.msg, e.setStart = ipfix.AppendSetHeader(e.msg, t.ID)
-			e.setID = t.ID
+		if d.setStart < 0 || d.setID != t.ID {
+			d.closeSet()
+			d.msg, d.setStart = ipfix.AppendSetHeader(d.msg, t.ID)
+			d.setID = t.ID
 		}
-		e.msg = e.enc.AppendRecord(e.msg, r)
-		fits := len(e.msg) <= e.limit || (attempt == 1 && len(e.msg) <= ipfix.MaxMessageLen)
+		d.msg = e.enc.AppendRecord(d.msg, r)
+		fits := len(d.msg) <= e.limit || (attempt == 1 && len(d.msg) <= ipfix.MaxMessageLen)
 		if fits {
 			if needSym {
 				d.markSent(sym.ID)
@@ -383,12 +408,12 @@ func (e *Exporter) add(r *flow.Record) error {
 				d.markSent(t.ID)
 				e.stats.Templates++
 			}
-			e.records++
+			d.records++
 			return nil
 		}
-		e.msg, e.setStart, e.setID = e.msg[:mark], markSet, markSetID
+		d.msg, d.setStart, d.setID = d.msg[:mark], markSet, markSetID
 		if attempt == 0 {
-			if err := e.flushMsg(); err != nil {
+			if err := e.flushMsg(d); err != nil {
 				e.stats.Dropped++
 				return err
 			}
@@ -398,39 +423,58 @@ func (e *Exporter) add(r *flow.Record) error {
 	return e.noteErr(fmt.Errorf("exporter: record of %d symptoms does not fit in a message", len(r.Symptoms)))
 }
 
-// flushMsg finishes and sends the current message.
-func (e *Exporter) flushMsg() error {
-	if !e.open {
+// flushMsg finishes and sends d's open message. If the transport started
+// a new session since the message was begun (a file rotated, a
+// connection was re-made), the templates go first.
+func (e *Exporter) flushMsg(d *domainState) error {
+	if !d.open {
 		return nil
 	}
-	e.open = false
-	e.closeSet()
-	d := e.cur
-	if len(e.msg) == ipfix.HeaderLen {
+	d.open = false
+	d.closeSet()
+	if len(d.msg) == ipfix.HeaderLen {
 		return nil
 	}
-	if err := ipfix.FinishMessage(e.msg); err != nil {
+	if err := ipfix.FinishMessage(d.msg); err != nil {
 		return e.noteErr(err)
 	}
 	seq := d.seq
-	err := e.t.Write(e.msg)
+	s, err := e.t.Begin()
+	if err == nil {
+		e.newSession(s)
+		if s != d.msgSess {
+			err = e.writeTemplates(d, seq)
+		}
+	}
+	if err == nil {
+		err = e.t.Write(d.msg)
+	}
 	if err != nil {
 		err = e.retry(d, seq, err)
 	}
 	d.msgs++
 	if err != nil {
-		e.stats.Dropped += uint64(e.records)
+		e.stats.Dropped += uint64(d.records)
 		// The collector never sees these records: keep the sequence
-		// number so that it does not report them lost twice.
+		// number so that it does not report them lost.
 		return e.noteErr(err)
 	}
-	n := e.records + e.optRecs
-	d.seq += uint32(n)
-	d.flowRecords += uint64(e.records)
+	d.seq += uint32(d.records + d.optRecs)
+	d.flowRecords += uint64(d.records)
 	e.stats.Messages++
-	e.stats.Records += uint64(e.records)
-	e.stats.OptionsRecords += uint64(e.optRecs)
-	e.stats.Bytes += uint64(len(e.msg))
+	e.stats.Records += uint64(d.records)
+	e.stats.OptionsRecords += uint64(d.optRecs)
+	e.stats.Bytes += uint64(len(d.msg))
+	return nil
+}
+
+func (e *Exporter) writeTemplates(d *domainState, seq uint32) error {
+	tm := e.templateMessage(d, seq)
+	if err := e.t.Write(tm); err != nil {
+		return err
+	}
+	e.stats.Messages++
+	e.stats.Bytes += uint64(len(tm))
 	return nil
 }
 
@@ -453,18 +497,12 @@ func (e *Exporter) retry(d *domainState, seq uint32, err error) error {
 			continue
 		}
 		e.stats.Reconnects++
-		e.begun, e.session = true, s
-		for _, x := range e.domains {
-			x.clearSent()
-		}
-		tm := e.templateMessage(d, seq)
-		if err = e.t.Write(tm); err != nil {
+		e.newSession(s)
+		if err = e.writeTemplates(d, seq); err != nil {
 			e.noteErr(err)
 			continue
 		}
-		e.stats.Messages++
-		e.stats.Bytes += uint64(len(tm))
-		if err = e.t.Write(e.msg); err == nil {
+		if err = e.t.Write(d.msg); err == nil {
 			return nil
 		}
 		e.noteErr(err)
@@ -486,11 +524,14 @@ func (e *Exporter) templateMessage(d *domainState, seq uint32) []byte {
 		e.stats.Templates++
 	}
 	b = ipfix.FinishSet(b, s, 0)
-	b, s = ipfix.AppendSetHeader(b, ipfix.OptionsSetID)
-	b = ipfix.AppendTemplate(b, e.optionsTemplate())
-	b = ipfix.FinishSet(b, s, 0)
-	d.markSent(ipfix.ExporterOptionsTemplateID)
-	e.stats.Templates += 2
+	e.stats.Templates++
+	if e.cfg.ExporterMetadata {
+		b, s = ipfix.AppendSetHeader(b, ipfix.OptionsSetID)
+		b = ipfix.AppendTemplate(b, e.optionsTemplate())
+		b = ipfix.FinishSet(b, s, 0)
+		d.markSent(ipfix.ExporterOptionsTemplateID)
+		e.stats.Templates++
+	}
 	ipfix.FinishMessage(b)
 	return b
 }

@@ -31,10 +31,6 @@ type Reconnector interface {
 	Reconnect() (session uint64, err error)
 }
 
-// WriterFlusher is what NewWriter writes to; Flush is optional (a plain
-// io.Writer is wrapped).
-type WriterFlusher = io.Writer
-
 type udpTransport struct{ c *net.UDPConn }
 
 // DialUDP returns a UDP transport to addr.

@@ -28,6 +28,9 @@ const (
 	pppMPLS = 0x0281
 )
 
+// linkCHDLC is LINKTYPE_C_HDLC (Cisco HDLC), which drivers does not name.
+const linkCHDLC drivers.LinkType = 104
+
 // decodeLink dispatches on the capture's link type.
 func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 	end := d.wire
@@ -71,7 +74,7 @@ func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 			return d.fail(ReasonTruncated, LayerSLL, 0)
 		}
 		return d.sllProto(b, 20, end, be16(b[0:]), p)
-	case drivers.LinkPPP, drivers.LinkPPPHDLC:
+	case drivers.LinkPPP, drivers.LinkPPPHDLC, linkCHDLC:
 		return d.ppp(b, 0, end, p, 0, true)
 	case drivers.LinkATMRFC1483:
 		return d.llc(b, 0, end, p, 0, true)

@@ -84,6 +84,9 @@ func (d *Decoder) gre(b []byte, off, end int, p *Packet, depth int) error {
 		if flags&greAck != 0 {
 			hl += 4
 		}
+		if len(b)-off >= 6 && be16(b[off+4:]) == 0 {
+			return nil // acknowledgement only: a GRE packet without payload
+		}
 	default:
 		d.note(ReasonBadTunnel)
 		return nil

@@ -6,7 +6,6 @@ import (
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
-	"github.com/mira-project/mira/drivers/afpacket"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
 )
@@ -32,7 +31,7 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 		srcs = append(srcs, s)
 	}
 	for _, name := range c.Capture.Interfaces {
-		s, err := afpacket.Open(name, &afpacket.Config{Snaplen: c.Capture.Snaplen, Promiscuous: c.Capture.Promiscuous})
+		s, err := openLive(name, c.Capture.Snaplen, c.Capture.Promiscuous)
 		if err != nil {
 			closeAll()
 			return nil, false, fmt.Errorf("probe: capture on %s: %w", name, err)
@@ -53,4 +52,9 @@ func openExporter(e config.Export) (Exporter, error) {
 		return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)
 	}
 	return x, nil
+}
+
+// openLive opens a live capture on an interface (set by live.go).
+var openLive = func(name string, snaplen int, promisc bool) (drivers.Source, error) {
+	return nil, fmt.Errorf("live capture: %w", drivers.ErrUnsupported)
 }

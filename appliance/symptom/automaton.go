@@ -6,12 +6,19 @@ package symptom
 type automaton struct {
 	class  [256]uint8 // byte -> class; case-folding automata fold here
 	nc     uint32     // number of classes
-	trans  []uint32   // state*nc + class -> state
+	shift  uint32     // rows are 1<<shift entries (nc rounded up to a power of 2)
+	trans  []uint32   // state<<shift + class -> next state<<shift (built)
+	t16    []uint16   // the same as state ids when they fit 16 bits
+	t32    []uint32   // the same as state ids otherwise
 	depth  []uint16   // length of the string a state stands for
 	nl     []bool     // the state's string ends with '\n'
 	outIdx []uint32   // outputs of state s: outs[outIdx[s]:outIdx[s+1]]
 	outs   []uint32   // entry indices
 	start  uint32     // state at stream start (after a virtual '\n')
+	// starts has a bit for the first 3 bytes (raw case variants) of every
+	// word: a suffix of the stream that is a state of depth >= 3 begins at
+	// a position whose 3-gram is in it.
+	starts *[1024]uint64
 	maxLen int        // longest pattern string
 }
 
@@ -93,7 +100,10 @@ func buildAutomaton(words []acWord, fold bool) *automaton {
 		}
 	}
 	n := uint32(len(kids))
-	a.trans = make([]uint32, int(n)*int(nc))
+	for 1<<a.shift < nc {
+		a.shift++
+	}
+	a.trans = make([]uint32, int(n)<<a.shift)
 	a.depth = depth
 	a.nl = make([]bool, n)
 	for s := range a.nl {
@@ -102,19 +112,20 @@ func buildAutomaton(words []acWord, fold bool) *automaton {
 	fail := make([]uint32, n)
 	outs := make([][]uint32, n)
 	queue := make([]uint32, 0, n)
+	sh := a.shift
 	for _, e := range kids[0] {
-		a.trans[e.c] = e.next
+		a.trans[e.c] = e.next << sh
 		queue = append(queue, e.next)
 	}
 	for q := 0; q < len(queue); q++ {
 		s := queue[q]
 		f := fail[s]
 		outs[s] = append(append([]uint32(nil), own[s]...), outs[f]...)
-		row := a.trans[s*nc : s*nc+nc]
-		copy(row, a.trans[f*nc:f*nc+nc])
+		row := a.trans[s<<sh : s<<sh+nc]
+		copy(row, a.trans[f<<sh:f<<sh+nc])
 		for _, e := range kids[s] {
-			row[e.c] = e.next
-			fail[e.next] = a.trans[f*nc+uint32(e.c)]
+			row[e.c] = e.next << sh
+			fail[e.next] = a.trans[f<<sh+uint32(e.c)] >> sh
 			queue = append(queue, e.next)
 		}
 	}
@@ -129,7 +140,29 @@ func buildAutomaton(words []acWord, fold bool) *automaton {
 	for s := uint32(0); s < n; s++ {
 		a.outs = append(a.outs, outs[s]...)
 	}
-	a.start = a.trans[uint32(a.class['\n'])]
+	a.start = a.trans[uint32(a.class['\n'])] >> sh
+	if n <= 1<<16 {
+		a.t16 = make([]uint16, len(a.trans))
+		for i, v := range a.trans {
+			a.t16[i] = uint16(v >> sh)
+		}
+	} else {
+		a.t32 = make([]uint32, len(a.trans))
+		for i, v := range a.trans {
+			a.t32[i] = v >> sh
+		}
+	}
+	a.trans = nil
+	a.starts = new([1024]uint64)
+	for _, w := range words {
+		if len(w.s) < 3 {
+			continue
+		}
+		for _, g := range variants(w.s[:3], fold) {
+			h := hash3(gram3(g)) >> 16
+			a.starts[h>>6] |= 1 << (h & 63)
+		}
+	}
 	return a
 }
 

@@ -108,7 +108,7 @@ func (db *DB) Stats() Stats {
 	for _, a := range []*automaton{m.cs, m.ci} {
 		if a != nil {
 			s.DFAStates += a.states()
-			s.TableBytes += 4*len(a.trans) + 2*len(a.depth) + 4*len(a.outs) + 4*len(a.outIdx)
+			s.TableBytes += 2*len(a.t16) + 4*len(a.t32) + 2*len(a.depth) + 4*len(a.outs) + 4*len(a.outIdx)
 		}
 	}
 	s.TableBytes += 8*len(m.bloom) + 8*len(m.gkeys) + 4*len(m.lists)

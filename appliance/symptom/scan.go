@@ -32,6 +32,7 @@ type matcher struct {
 	tab2  []uint32 // gram -> bucket+1
 	has1  bool
 	tab1  [256]uint32
+	tail3 []uint32 // 3-byte-trigger entries, tried at an odd len(p)-3
 	bidx  []uint32
 	lists []uint32
 }
@@ -40,7 +41,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 	m := &matcher{ents: ents, bloom: new([bloomWords]uint64)}
 	var csw, ciw []acWord
 	anyBOL := false
-	buckets := map[uint32][]uint32{} // key: gram (4-byte) or 1<<32|gram2 ... kept separate below
+	buckets := map[uint32][]uint32{} // 3-byte gram -> entry<<1|gram offset
 	b2 := map[uint16][]uint32{}
 	b1 := map[uint8][]uint32{}
 	for i := range ents {
@@ -63,21 +64,39 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 		switch n := len(e.trig); {
-		case n >= 4:
-			for _, g := range variants(e.trig[:4], e.nocase) {
-				x := binary.LittleEndian.Uint32(g)
-				buckets[x] = appendOnce(buckets[x], uint32(i))
+		case n >= 3:
+			// Grams at trigger offsets 0 and 1, so the scan loop can test
+			// every other position. A 3-byte trigger's offset-1 gram is
+			// completed with every possible next byte; such a trigger at
+			// an odd position ending the packet is left to tail3.
+			for _, g := range variants(e.trig[:3], e.nocase) {
+				x := gram3(g)
+				buckets[x] = appendOnce(buckets[x], uint32(i)<<1)
 			}
-		case n >= 2:
+			if n == 3 {
+				m.tail3 = append(m.tail3, uint32(i))
+				for _, g := range variants(e.trig[1:3], e.nocase) {
+					for x := 0; x < 256; x++ {
+						k := gram3(append(g[:2:2], byte(x)))
+						buckets[k] = appendOnce(buckets[k], uint32(i)<<1|1)
+					}
+				}
+			} else {
+				for _, g := range variants(e.trig[1:4], e.nocase) {
+					x := gram3(g)
+					buckets[x] = appendOnce(buckets[x], uint32(i)<<1|1)
+				}
+			}
+		case n == 2:
 			m.has2 = true
 			for _, g := range variants(e.trig[:2], e.nocase) {
 				x := binary.LittleEndian.Uint16(g)
-				b2[x] = appendOnce(b2[x], uint32(i))
+				b2[x] = appendOnce(b2[x], uint32(i)<<1)
 			}
 		default:
 			m.has1 = true
 			for _, g := range variants(e.trig[:1], e.nocase) {
-				b1[g[0]] = appendOnce(b1[g[0]], uint32(i))
+				b1[g[0]] = appendOnce(b1[g[0]], uint32(i)<<1)
 			}
 		}
 	}
@@ -105,9 +124,9 @@ func newMatcher(ents []entry) (*matcher, error) {
 	m.gmask = uint32(size - 1)
 	for _, x := range sortedKeys32(buckets) {
 		b := addBucket(buckets[x])
-		h := x * hashMul
-		w := h >> bloomShift
-		m.bloom[w>>6] |= 1 << (w & 63)
+		h := hash3(x)
+		// Two bits in one word: bits 14-19 and 8-13 of the hash.
+		m.bloom[h>>(bloomShift+6)] |= 1<<(h>>bloomShift&63) | 1<<(h>>8&63)
 		j := h >> m.gshift
 		for m.gkeys[j] != 0 {
 			j = (j + 1) & m.gmask
@@ -131,6 +150,12 @@ func newMatcher(ents []entry) (*matcher, error) {
 	}
 	return m, nil
 }
+
+func gram3(g []byte) uint32 { return uint32(g[0]) | uint32(g[1])<<8 | uint32(g[2])<<16 }
+
+// hash3 hashes the low 3 bytes of v: the product's bits 0-23 depend only on
+// them, and the shift drops the rest.
+func hash3(v uint32) uint32 { return v * hashMul << 8 }
 
 func appendOnce(l []uint32, v uint32) []uint32 {
 	if len(l) > 0 && l[len(l)-1] == v {
@@ -233,30 +258,46 @@ func (db *DB) Scan(st *State, c *Counts, payload []byte, streamOffset uint64) in
 	return len(payload)
 }
 
-// stream advances automaton a over p from state s. Only matches that began
-// in an earlier packet are counted here (the prefilter counts the others);
-// once the state no longer reaches back before p, the automaton is
+// stream advances automaton a over p from state s. Only matches that
+// began in an earlier packet are counted here (the prefilter counts the
+// others); once the state no longer reaches back before p, the automaton is
 // restarted near the end of p, just far enough to compute the state for the
 // next packet.
 func (m *matcher) stream(a *automaton, s uint32, c *Counts, p []byte, off uint64) uint32 {
+	if a.t16 != nil {
+		return walk(m, a, a.t16, s, c, p, off)
+	}
+	return walk(m, a, a.t32, s, c, p, off)
+}
+
+func walk[T uint16 | uint32](m *matcher, a *automaton, trans []T, s uint32, c *Counts, p []byte, off uint64) uint32 {
 	n := len(p)
 	i := 0
-	trans, class, nc := a.trans, &a.class, a.nc
+	class, sh := &a.class, a.shift
 	for ; i < n && int(a.depth[s]) > i; i++ {
-		s = trans[s*nc+uint32(class[p[i]])]
+		s = uint32(trans[s<<sh+uint32(class[p[i]])])
 		if a.outIdx[s] != a.outIdx[s+1] {
 			m.spanning(a, s, c, i, off)
 		}
 	}
-	k := a.maxLen - 1
-	if k < 1 {
-		k = 1
-	}
-	if j := n - k; j > i {
-		s, i = 0, j
+	// The state after p is the longest suffix of the stream that is a
+	// state. Restart from the root at the first position of the last
+	// maxLen-1 bytes where such a suffix could begin: one whose 3-gram
+	// starts a word, or the last two bytes.
+	if n-2 > i {
+		j := max(n-(a.maxLen-1), 0)
+		for ; j < n-2; j++ {
+			h := hash3(gram3(p[j:])) >> 16
+			if a.starts[h>>6]&(1<<(h&63)) != 0 {
+				break
+			}
+		}
+		if j > i {
+			s, i = 0, j
+		}
 	}
 	for ; i < n; i++ {
-		s = trans[s*nc+uint32(class[p[i]])]
+		s = uint32(trans[s<<sh+uint32(class[p[i]])])
 	}
 	return s
 }
@@ -291,46 +332,49 @@ func (m *matcher) spanning(a *automaton, s uint32, c *Counts, i int, off uint64)
 // prefilter finds every occurrence that lies wholly inside p.
 func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) {
 	if len(m.gkeys) > 0 {
-		m.scan4(c, p, off, prevNL)
+		m.scan3(c, p, off, prevNL)
+		if q := len(p) - 3; q >= 0 && q&1 == 1 {
+			for _, ei := range m.tail3 {
+				m.try(c, &m.ents[ei], p, q, off, prevNL)
+			}
+		}
 	}
 	if m.has2 || m.has1 {
 		m.scanShort(c, p, off, prevNL)
 	}
 }
 
-func (m *matcher) scan4(c *Counts, p []byte, off uint64, prevNL bool) {
+// scan3 tests the 3-byte gram at every even position against the bitmap.
+func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool) {
 	bloom := m.bloom
 	n := len(p)
 	i := 0
-	for ; i+8 <= n; i += 5 {
+	for ; i+8 <= n; i += 6 {
 		x := binary.LittleEndian.Uint64(p[i:])
-		h0 := uint32(x) * hashMul
-		h1 := uint32(x>>8) * hashMul
-		h2 := uint32(x>>16) * hashMul
-		h3 := uint32(x>>24) * hashMul
-		h4 := uint32(x>>32) * hashMul
-		hit := bloom[h0>>(bloomShift+6)]>>(h0>>bloomShift&63) |
-			bloom[h1>>(bloomShift+6)]>>(h1>>bloomShift&63) |
-			bloom[h2>>(bloomShift+6)]>>(h2>>bloomShift&63) |
-			bloom[h3>>(bloomShift+6)]>>(h3>>bloomShift&63) |
-			bloom[h4>>(bloomShift+6)]>>(h4>>bloomShift&63)
-		if hit&1 != 0 {
-			for j := i; j < i+5; j++ {
-				m.verify4(c, p, j, off, prevNL)
-			}
+		h0 := uint32(x) * hashMul << 8
+		h1 := uint32(x>>16) * hashMul << 8
+		h2 := uint32(x>>32) * hashMul << 8
+		if w := bloom[h0>>(bloomShift+6)]; w&(1<<(h0>>bloomShift&63)) != 0 && w&(1<<(h0>>8&63)) != 0 {
+			m.verify3(c, p, i, off, prevNL)
+		}
+		if w := bloom[h1>>(bloomShift+6)]; w&(1<<(h1>>bloomShift&63)) != 0 && w&(1<<(h1>>8&63)) != 0 {
+			m.verify3(c, p, i+2, off, prevNL)
+		}
+		if w := bloom[h2>>(bloomShift+6)]; w&(1<<(h2>>bloomShift&63)) != 0 && w&(1<<(h2>>8&63)) != 0 {
+			m.verify3(c, p, i+4, off, prevNL)
 		}
 	}
-	for ; i+4 <= n; i++ {
-		h := binary.LittleEndian.Uint32(p[i:]) * hashMul
-		if bloom[h>>(bloomShift+6)]>>(h>>bloomShift&63)&1 != 0 {
-			m.verify4(c, p, i, off, prevNL)
+	for ; i+3 <= n; i += 2 {
+		h := hash3(gram3(p[i:]))
+		if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+			m.verify3(c, p, i, off, prevNL)
 		}
 	}
 }
 
-func (m *matcher) verify4(c *Counts, p []byte, i int, off uint64, prevNL bool) {
-	x := binary.LittleEndian.Uint32(p[i:])
-	j := (x * hashMul) >> m.gshift
+func (m *matcher) verify3(c *Counts, p []byte, i int, off uint64, prevNL bool) {
+	x := gram3(p[i:])
+	j := hash3(x) >> m.gshift
 	for {
 		k := m.gkeys[j]
 		if k == 0 {
@@ -338,12 +382,21 @@ func (m *matcher) verify4(c *Counts, p []byte, i int, off uint64, prevNL bool) {
 		}
 		if uint32(k) == x {
 			b := k >> 32
-			for _, ei := range m.lists[m.bidx[b-1]:m.bidx[b]] {
-				m.try(c, &m.ents[ei], p, i, off, prevNL)
-			}
+			m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
 			return
 		}
 		j = (j + 1) & m.gmask
+	}
+}
+
+// tryList tries the entries of a bucket; each is entry<<1|d where d is the
+// position of the gram in the trigger.
+func (m *matcher) tryList(c *Counts, l []uint32, p []byte, i int, off uint64, prevNL bool) {
+	for _, v := range l {
+		q := i - int(v&1)
+		if q >= 0 {
+			m.try(c, &m.ents[v>>1], p, q, off, prevNL)
+		}
 	}
 }
 
@@ -351,18 +404,14 @@ func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
 	for i := 0; i < len(p); i++ {
 		if m.has1 {
 			if b := m.tab1[p[i]]; b != 0 {
-				for _, ei := range m.lists[m.bidx[b-1]:m.bidx[b]] {
-					m.try(c, &m.ents[ei], p, i, off, prevNL)
-				}
+				m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
 			}
 		}
 		if m.has2 && i+1 < len(p) {
 			x := uint16(p[i]) | uint16(p[i+1])<<8
-			if m.set2[x>>6]>>(x&63)&1 != 0 {
+			if m.set2[x>>6]&(1<<(x&63)) != 0 {
 				b := m.tab2[x]
-				for _, ei := range m.lists[m.bidx[b-1]:m.bidx[b]] {
-					m.try(c, &m.ents[ei], p, i, off, prevNL)
-				}
+				m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
 			}
 		}
 	}

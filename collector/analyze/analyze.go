@@ -150,10 +150,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	// The IPFIX byte stream between the probe's exporter and the
 	// collecting process.
 	pr, pw := io.Pipe()
-	exp, err := exporter.NewWriter(pw, nil)
-	if err != nil {
-		return nil, err
-	}
+	exp := exporter.NewWriter(pw, nil)
 	sink := &storeSink{st: st}
 	coll := collector.New(sink, nil)
 	origin := collector.Origin{Exporter: netip.MustParseAddrPort("127.0.0.1:4739"), Domain: cfg.Probe.ObservationDomain, Transport: "stream"}
@@ -193,6 +190,18 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, err
 	}
 	return report.FromStore(st, report.Options{})
+}
+
+// statsFor turns the collecting process's counters, and the probe's
+// decode errors, into the counters the store keeps for the report.
+func statsFor(cs collector.Stats, decodeErrs map[string]uint64) store.Stats {
+	return store.Stats{
+		Messages:     cs.Messages,
+		Records:      cs.Records,
+		Lost:         cs.LostRecords,
+		Malformed:    cs.Malformed,
+		DecodeErrors: decodeErrs,
+	}
 }
 
 // storeSink stores what the collecting process decodes.

@@ -131,16 +131,54 @@ func readFlows(ctx context.Context, s *store.Store, q store.Query) ([]store.Stor
 	return flows, err
 }
 
-// namedOptions fills the name lookups from the store's names.
+// namedOptions fills the name lookups o lacks from the store's names.
 func namedOptions(s *store.Store, o *Options) error {
 	n, err := s.Names()
 	if err != nil {
 		return err
 	}
-	o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
-	o.CategoryName = func(id uint16) string { return n.Categories[id] }
-	o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	if o.SymptomName == nil {
+		o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
+	}
+	if o.CategoryName == nil {
+		o.CategoryName = func(id uint16) string { return n.Categories[id] }
+	}
+	if o.AggregateName == nil {
+		o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	}
 	return nil
+}
+
+// FromStore builds the report over every flow in s (see FromStoreQuery).
+func FromStore(s *store.Store, opts Options) (*Report, error) {
+	return FromStoreQuery(context.Background(), s, store.Query{}, opts)
+}
+
+// FromStoreQuery builds the report over the flows of s that q selects.
+// Name lookups left nil in opts come from the store's names; nil
+// opts.Stats from the store's collector counters (when any were saved);
+// opts.StoreErrors from the records the scan could not decode.
+func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error) {
+	flows, err := readFlows(ctx, s, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := namedOptions(s, &opts); err != nil {
+		return nil, err
+	}
+	if opts.Stats == nil {
+		st, err := s.Stats()
+		if err != nil {
+			return nil, err
+		}
+		if !st.Updated.IsZero() {
+			opts.Stats = &st
+		}
+	}
+	if opts.StoreErrors == nil {
+		opts.StoreErrors = s.DecodeErrors()
+	}
+	return Build(flows, opts), nil
 }
 
 // RunReport implements `mira report`: it reads the store named by --db,
@@ -152,41 +190,29 @@ func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
 	by := fs.String("by", "aggregate,category", "usage grouping: aggregate, category, or aggregate,category (as and probe: not yet supported)")
 	window := fs.Duration("window", DefaultWindow, "pairing window: how far apart opposite flows may be and still pair")
 	if done, err := parseFlags(fs, args, stdout); done {
-		return wrap("mira report", err)
+		return err
 	}
 	if err := c.check(); err != nil {
-		return wrap("mira report", err)
+		return err
 	}
 	if *by == "aggregate,category" || *by == "category,aggregate" {
 		*by = ByAggregateCategory
 	}
 	if err := CheckBy(*by); err != nil {
-		return wrap("mira report", fmt.Errorf("--by: %w", err))
+		return fmt.Errorf("--by: %w", err)
 	}
 	if *window <= 0 {
-		return wrap("mira report", fmt.Errorf("--window %v: must be positive", *window))
+		return fmt.Errorf("--window %v: must be positive", *window)
 	}
 	s, err := openStore(c.db)
 	if err != nil {
-		return wrap("mira report", err)
+		return err
 	}
 	defer s.Close()
-	flows, err := readFlows(ctx, s, c.q)
+	rep, err := FromStoreQuery(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit})
 	if err != nil {
-		return wrap("mira report", err)
+		return err
 	}
-	opts := Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, StoreErrors: s.DecodeErrors()}
-	if err := namedOptions(s, &opts); err != nil {
-		return wrap("mira report", err)
-	}
-	st, err := s.Stats()
-	if err != nil {
-		return wrap("mira report", err)
-	}
-	if !st.Updated.IsZero() {
-		opts.Stats = &st
-	}
-	rep := Build(flows, opts)
 	switch c.format {
 	case "json":
 		err = rep.WriteJSON(stdout)
@@ -195,7 +221,7 @@ func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		err = rep.WriteTable(stdout)
 	}
-	return wrap("mira report", err)
+	return err
 }
 
 // RunFlows implements `mira flows`: it lists the unidirectional flow
@@ -205,23 +231,23 @@ func RunFlows(ctx context.Context, args []string, stdout io.Writer) error {
 	var c commonFlags
 	c.register(fs)
 	if done, err := parseFlags(fs, args, stdout); done {
-		return wrap("mira flows", err)
+		return err
 	}
 	if err := c.check(); err != nil {
-		return wrap("mira flows", err)
+		return err
 	}
 	s, err := openStore(c.db)
 	if err != nil {
-		return wrap("mira flows", err)
+		return err
 	}
 	defer s.Close()
 	flows, err := readFlows(ctx, s, c.q)
 	if err != nil {
-		return wrap("mira flows", err)
+		return err
 	}
 	opts := Options{Order: c.order, Limit: c.limit, StoreErrors: s.DecodeErrors()}
 	if err := namedOptions(s, &opts); err != nil {
-		return wrap("mira flows", err)
+		return err
 	}
 	l := ListFlows(flows, opts)
 	switch c.format {
@@ -232,12 +258,5 @@ func RunFlows(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		err = l.WriteTable(stdout)
 	}
-	return wrap("mira flows", err)
-}
-
-func wrap(cmd string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", cmd, err)
+	return err
 }

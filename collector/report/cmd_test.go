@@ -181,9 +181,9 @@ func TestRunErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no db", runReport, nil, "mira report: --db FILE is required"},
-		{"missing db", runReport, []string{"--db", missing}, "mira report: database " + missing + " does not exist"},
-		{"missing db flows", runFlows, []string{"--db", missing}, "mira flows: database " + missing + " does not exist"},
+		{"no db", runReport, nil, "--db FILE is required"},
+		{"missing db", runReport, []string{"--db", missing}, "database " + missing + " does not exist"},
+		{"missing db flows", runFlows, []string{"--db", missing}, "database " + missing + " does not exist"},
 		{"by as", runReport, []string{"--db", db, "--by", "as"}, "report by as is not yet supported"},
 		{"by probe", runReport, []string{"--db", db, "--by", "probe"}, "report by probe is not yet supported"},
 		{"by bogus", runReport, []string{"--db", db, "--by", "colour"}, `unknown report grouping "colour"`},
@@ -195,7 +195,7 @@ func TestRunErrors(t *testing.T) {
 		{"window", runReport, []string{"--db", db, "--window", "0s"}, "--window 0s"},
 		{"argument", runFlows, []string{"--db", db, "extra"}, `unexpected argument "extra"`},
 		{"flag", runFlows, []string{"--colour"}, "flag provided but not defined: -colour"},
-		{"not a store", runReport, []string{"--db", "cmd.go"}, "mira report: store: open cmd.go"},
+		{"not a store", runReport, []string{"--db", "cmd.go"}, "store: open cmd.go"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

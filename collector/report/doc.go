@@ -21,9 +21,16 @@
 // A chain left without a partner is a biflow with zero reverse counters.
 //
 // The initiator (the biflow's src) is: for ICMP echo, the side that sent
-// the request; for TCP, the only side with a SYN if just one has it;
-// otherwise the side whose flow started first, and on a tie the side whose
-// destination port is the lower (the service port), as nfdump -B guesses.
+// the request; for TCP, the side that sent a SYN but no ACK at all (a bare
+// SYN, as in an unanswered or reset attempt) when only one side did, else
+// the only side with a SYN (flow.Record.TCPFlags is the union over the
+// flow, so a normal client and server both show SYN and ACK); otherwise the
+// side whose flow started first, and on a tie (common with millisecond
+// timestamps) the side whose destination port is the lower, the service
+// port, which is also nfdump -B's guess.
+//
+// Pairing only looks at the records given: a connection whose other half
+// falls outside a report's time range is reported unpaired.
 //
 // Build keeps every record in memory; reports over very large ranges should
 // narrow the time range.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -128,10 +129,7 @@ func pairFlows(flows []store.StoredFlow, window int64) []pair {
 		for _, i := range idx {
 			f := &flows[i]
 			_, fwd := keyOf(&f.Record)
-			d := 1
-			if fwd {
-				d = 0
-			}
+			d := dirIndex(fwd)
 			if c := open[d]; c != nil && c.continues(f.Record.First, window) {
 				c.add(f)
 				continue
@@ -141,24 +139,20 @@ func pairFlows(flows []store.StoredFlow, window int64) []pair {
 			chains = append(chains, c)
 			open[d] = c
 		}
-		// chains is in order of start time already.
+		// chains is in order of start time; so is each direction's list.
+		var dirs [2][]*chain
+		var maxDur [2]int64
+		for _, c := range chains {
+			d := dirIndex(c.forward)
+			dirs[d] = append(dirs[d], c)
+			maxDur[d] = max(maxDur[d], c.last-c.first)
+		}
 		for _, x := range chains {
 			if x.paired {
 				continue
 			}
-			var best *chain
-			for _, y := range chains {
-				if y.paired || y.forward == x.forward || y == x {
-					continue
-				}
-				if y.first > x.last+window || x.first > y.last+window {
-					continue
-				}
-				if best == nil || absDiff(y.first, x.first) < absDiff(best.first, x.first) {
-					best = y
-				}
-			}
 			x.paired = true
+			best := closestPartner(dirs[1-dirIndex(x.forward)], maxDur[1-dirIndex(x.forward)], x, window)
 			if best == nil {
 				out = append(out, pair{init: x})
 				continue
@@ -172,6 +166,50 @@ func pairFlows(flows []store.StoredFlow, window int64) []pair {
 		}
 	}
 	return out
+}
+
+func dirIndex(forward bool) int {
+	if forward {
+		return 0
+	}
+	return 1
+}
+
+// closestPartner returns the unpaired chain of ys (sorted by start, the
+// longest lasting maxDur) that overlaps x widened by window and starts
+// closest to x; nil if none. Only chains starting in
+// [x.first-window-maxDur, x.last+window] can overlap, so a long history of
+// one connection costs a binary search, not a scan.
+func closestPartner(ys []*chain, maxDur int64, x *chain, window int64) *chain {
+	byFirst := func(c *chain, t int64) int { return cmp.Compare(c.first, t) }
+	hi, _ := slices.BinarySearchFunc(ys, satAdd(x.last, window+1), byFirst)
+	lo, _ := slices.BinarySearchFunc(ys, satAdd(satAdd(x.first, -window), -maxDur), byFirst)
+	if lo > hi {
+		return nil
+	}
+	var best *chain
+	for _, y := range ys[lo:hi] {
+		if y.paired || x.first > y.last+window {
+			continue
+		}
+		if best == nil || absDiff(y.first, x.first) < absDiff(best.first, x.first) {
+			best = y
+		}
+	}
+	return best
+}
+
+// satAdd adds b (not math.MinInt64) to a, saturating instead of
+// wrapping: stored timestamps are not trusted.
+func satAdd(a, b int64) int64 {
+	c := a + b
+	if (b > 0 && c < a) || (b < 0 && c > a) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return c
 }
 
 func absDiff(a, b int64) int64 {

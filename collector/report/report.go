@@ -334,7 +334,7 @@ func makeBiflow(p pair, opts *Options) Biflow {
 		Symptoms: make(map[string]uint64),
 		TCPFlags: p.init.flags,
 	}
-	var probes []string
+	probes := []string{}
 	var aggID uint32
 	var catID uint16
 	add := func(c *chain, fwd bool) {
@@ -357,7 +357,7 @@ func makeBiflow(p pair, opts *Options) Biflow {
 			if catID == 0 {
 				catID = r.Category
 			}
-			if !slices.Contains(probes, f.Origin.Exporter) {
+			if f.Origin.Exporter != "" && !slices.Contains(probes, f.Origin.Exporter) {
 				probes = append(probes, f.Origin.Exporter)
 			}
 			b.Flows++

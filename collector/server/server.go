@@ -150,7 +150,6 @@ func (s *Server) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			cancel()
-			s.coll.Wait()
 			s.commit()
 			saveStats()
 			s.log.Info("collector stopped", "stored", s.stored)

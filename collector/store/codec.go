@@ -272,3 +272,71 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 	}
 	return nil
 }
+
+// ChunkVersion starts every stored value: a chunk of records of one origin,
+// in end-time order, each length-prefixed:
+//
+//	ChunkVersion, uvarint n, n × (uvarint len, encoded record)
+const ChunkVersion = 1
+
+// Chunk decode failure reason.
+const ReasonChunk = "bad chunk header"
+
+// maxChunkRecords bounds a chunk so that one damaged value loses few
+// records and a scan's first chunk holds few records before its start.
+const maxChunkRecords = 64
+
+// appendChunkHeader starts a chunk of n records.
+func appendChunkHeader(dst []byte, n int) []byte {
+	dst = append(dst, ChunkVersion)
+	return binary.AppendUvarint(dst, uint64(n))
+}
+
+// appendChunkRecord appends one length-prefixed record to a chunk.
+func appendChunkRecord(dst []byte, r *flow.Record) []byte {
+	// Reserve one length byte (most records are under 128 bytes) and
+	// move the record when it needs more.
+	at := len(dst)
+	dst = append(dst, 0)
+	dst = AppendRecord(dst, r)
+	n := len(dst) - at - 1
+	if n < 0x80 {
+		dst[at] = byte(n)
+		return dst
+	}
+	var lb [binary.MaxVarintLen64]byte
+	l := binary.PutUvarint(lb[:], uint64(n))
+	dst = append(dst, lb[:l-1]...)
+	copy(dst[at+l:], dst[at+1:at+1+n])
+	copy(dst[at:], lb[:l])
+	return dst
+}
+
+// ChunkRecords calls fn with the encoded bytes of each record of a stored
+// chunk. A record fn fails on does not stop the walk, since the length
+// prefixes frame the next one; a damaged header or length does, and is
+// returned as a *DecodeError (fn has seen the records before it).
+func ChunkRecords(v []byte, fn func(rec []byte)) error {
+	d := decoder{b: v}
+	if ver := d.byte("chunk version"); d.err == nil && ver != ChunkVersion {
+		d.off = 0
+		d.fail("chunk version", ReasonChunk)
+	}
+	n := d.uvarint("chunk count", uint64(len(v)))
+	if d.err == nil && n == 0 {
+		d.fail("chunk count", ReasonChunk)
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		l := d.uvarint("record length", uint64(len(v)))
+		if b := d.bytes("record", int(l)); d.err == nil {
+			fn(b)
+		}
+	}
+	if d.err == nil && d.off != len(v) {
+		d.fail("chunk end", ReasonTrailing)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}

@@ -1,27 +1,33 @@
 // Package store keeps the collector's flow records and counters in a bbolt
 // database file.
 //
-// Records are written in batches (one transaction and one fsync per Put
-// call), keyed by flow end time so that time-range scans read only the
-// pages they need. Each value is a compact, versioned binary encoding of
-// flow.Record (see codec.go); the database itself carries a schema version
-// in its meta bucket and Open refuses files written by a newer schema.
+// Records are written in batches (one transaction and one fsync per Put or
+// PutBatches call). A batch is sorted by flow end time and cut into chunks
+// of up to 64 records whose end times lie within one second; each chunk is
+// one bbolt value, keyed by its earliest end time, so that time-range scans
+// read only the pages they need and bbolt's per-key cost is paid once per
+// chunk. A chunk holds length-prefixed records in a compact, versioned
+// binary encoding of flow.Record (see codec.go); the database itself
+// carries a schema version in its meta bucket and Open refuses files
+// written by a newer schema.
 //
 // Key layout of the "flows" bucket (20 bytes, big-endian so that byte order
 // is time order):
 //
-//	[0:8]   flow end time (flow.Record.Last, ns) with the sign bit flipped
+//	[0:8]   earliest end time in the chunk (flow.Record.Last, ns), sign bit flipped
 //	[8:12]  origin id (exporter + observation domain, see the "origins" bucket)
 //	[12:20] bucket sequence number (makes keys unique)
 //
-// Scans by start time or by overlap seek to the lower end-time bound and stop
-// at the upper bound plus the longest flow duration stored so far, which the
-// meta bucket keeps up to date.
+// A scan seeks to its lower end-time bound less the widest chunk span seen
+// (meta "maxspan"). Scans by start time or by overlap stop at the upper
+// bound plus the longest flow duration stored so far (meta "maxdur"), so
+// one very long flow makes such scans read further.
 //
 // Hazards: bbolt takes an exclusive file lock, so a second process (for
 // example `mira report` while mira-collector runs) cannot open the same file
 // until the writer closes it; Open fails with ErrLocked after Options.Timeout.
-// The database file never shrinks. Records that fail to decode during a scan
-// are skipped and counted by reason (Store.DecodeErrors), never dropped
-// silently.
+// The database file never shrinks (no retention yet). Records that fail to
+// decode during a scan are skipped and counted by reason
+// (Store.DecodeErrors), never dropped silently; a damaged chunk header or
+// length loses the rest of that chunk (at most 64 records), counted once.
 package store

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -25,9 +26,10 @@ var (
 	bucketFlows   = []byte("flows")
 	bucketOrigins = []byte("origins")
 
-	keySchema = []byte("schema")
-	keyMaxDur = []byte("maxdur")
-	keyStats  = []byte("stats")
+	keySchema  = []byte("schema")
+	keyMaxDur  = []byte("maxdur")
+	keyMaxSpan = []byte("maxspan")
+	keyStats   = []byte("stats")
 )
 
 const keyLen = 20
@@ -128,6 +130,7 @@ type Store struct {
 	mu      sync.Mutex
 	buf     []byte
 	entries []entry
+	order   []int32
 
 	// omu guards the origin cache.
 	omu     sync.RWMutex
@@ -140,6 +143,10 @@ type Store struct {
 
 // entry locates one key/value pair in Store.buf.
 type entry struct{ k, v, end int }
+
+// maxChunkSpan bounds the end times within one chunk, so that a scan
+// seeks at most this far before its start.
+const maxChunkSpan = int64(time.Second)
 
 // Open opens or creates the store at path.
 func Open(path string, opts *Options) (*Store, error) {
@@ -263,96 +270,163 @@ func keyTime(k []byte) int64 {
 	return int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
 }
 
+// Batch is a set of records from one origin, for PutBatches.
+type Batch struct {
+	Origin  Origin
+	Records []flow.Record
+}
+
 // Put stores recs as coming from o, in one transaction, and returns after
 // the transaction is committed (and synced unless Options.NoSync). The
-// records are not retained.
+// records are not retained. Larger batches amortise the sync: see
+// BenchmarkPut.
 func (s *Store) Put(o Origin, recs []flow.Record) error {
-	if len(recs) == 0 {
+	return s.PutBatches([]Batch{{Origin: o, Records: recs}})
+}
+
+// PutBatches stores several origins' records in one transaction (one
+// sync), as Put does for one.
+func (s *Store) PutBatches(batches []Batch) error {
+	total := 0
+	for _, b := range batches {
+		total += len(b.Records)
+	}
+	if total == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	ids := make([]uint32, len(batches))
+	var added map[Origin]uint32
 	s.omu.RLock()
-	id, known := s.origins[o]
+	for i, b := range batches {
+		ids[i] = s.origins[b.Origin] // 0: not known yet (ids start at 1)
+	}
 	s.omu.RUnlock()
 
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if !known {
-			ob := tx.Bucket(bucketOrigins)
-			if v := ob.Get(originKey(o)); len(v) == 4 {
-				id = binary.BigEndian.Uint32(v)
-			} else {
-				seq, err := ob.NextSequence()
-				if err != nil {
-					return err
-				}
-				if seq > math.MaxUint32 {
-					return errors.New("too many origins")
-				}
-				id = uint32(seq)
-				if err := ob.Put(originKey(o), binary.BigEndian.AppendUint32(nil, id)); err != nil {
-					return err
-				}
+		for i, b := range batches {
+			if ids[i] != 0 || len(b.Records) == 0 {
+				continue
 			}
+			if id, ok := added[b.Origin]; ok {
+				ids[i] = id
+				continue
+			}
+			id, err := originID(tx, b.Origin)
+			if err != nil {
+				return err
+			}
+			ids[i] = id
+			if added == nil {
+				added = make(map[Origin]uint32)
+			}
+			added[b.Origin] = id
 		}
-		b := tx.Bucket(bucketFlows)
+		fb := tx.Bucket(bucketFlows)
 		// Keys arrive nearly in order, so full pages are the right split.
-		b.FillPercent = 1.0
-		seq := b.Sequence()
-		if err := b.SetSequence(seq + uint64(len(recs))); err != nil {
-			return err
-		}
+		fb.FillPercent = 1.0
+		seq := fb.Sequence()
 		buf, ents := s.buf[:0], s.entries[:0]
-		var maxDur int64
-		for i := range recs {
-			r := &recs[i]
-			seq++
-			e := entry{k: len(buf)}
-			buf = timeKey(buf, r.Last)
-			buf = binary.BigEndian.AppendUint32(buf, id)
-			buf = binary.BigEndian.AppendUint64(buf, seq)
-			e.v = len(buf)
-			buf = AppendRecord(buf, r)
-			e.end = len(buf)
-			ents = append(ents, e)
-			if d := r.Last - r.First; d > maxDur {
-				maxDur = d
+		var maxDur, maxSpan int64
+		for bi, b := range batches {
+			recs := b.Records
+			// Chunks of records sorted by end time, each keyed by its
+			// first (earliest) end time.
+			order := s.order[:0]
+			for i := range recs {
+				order = append(order, int32(i))
+			}
+			slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(recs[a].Last, recs[b].Last) })
+			s.order = order
+			for start := 0; start < len(order); {
+				first := recs[order[start]].Last
+				end := start + 1
+				for end < len(order) && end-start < maxChunkRecords && recs[order[end]].Last-first <= maxChunkSpan {
+					end++
+				}
+				maxSpan = max(maxSpan, recs[order[end-1]].Last-first)
+				seq++
+				e := entry{k: len(buf)}
+				buf = timeKey(buf, first)
+				buf = binary.BigEndian.AppendUint32(buf, ids[bi])
+				buf = binary.BigEndian.AppendUint64(buf, seq)
+				e.v = len(buf)
+				buf = appendChunkHeader(buf, end-start)
+				for _, i := range order[start:end] {
+					r := &recs[i]
+					buf = appendChunkRecord(buf, r)
+					maxDur = max(maxDur, r.Last-r.First)
+				}
+				e.end = len(buf)
+				ents = append(ents, e)
+				start = end
 			}
 		}
 		s.buf, s.entries = buf, ents
-		slices.SortFunc(ents, func(a, b entry) int {
-			return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v])
-		})
+		if len(batches) > 1 {
+			slices.SortFunc(ents, func(a, b entry) int { return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]) })
+		}
+		if err := fb.SetSequence(seq); err != nil {
+			return err
+		}
 		for _, e := range ents {
-			if err := b.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
+			if err := fb.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if maxDur > storedMaxDur(meta) {
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], uint64(maxDur))
-			if err := meta.Put(keyMaxDur, v[:]); err != nil {
+		if maxSpan > storedInt(meta, keyMaxSpan) {
+			if err := meta.Put(keyMaxSpan, binary.BigEndian.AppendUint64(nil, uint64(maxSpan))); err != nil {
+				return err
+			}
+		}
+		if maxDur > storedInt(meta, keyMaxDur) {
+			if err := meta.Put(keyMaxDur, binary.BigEndian.AppendUint64(nil, uint64(maxDur))); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: put %d records from %s/%d: %w", len(recs), o.Exporter, o.Domain, err)
+		if len(batches) == 1 {
+			o := batches[0].Origin
+			return fmt.Errorf("store: put %d records from %s/%d: %w", total, o.Exporter, o.Domain, err)
+		}
+		return fmt.Errorf("store: put %d records from %d batches: %w", total, len(batches), err)
 	}
-	if !known {
+	if len(added) > 0 {
 		s.omu.Lock()
-		s.origins[o] = id
-		s.byID[id] = o
+		for o, id := range added {
+			s.origins[o] = id
+			s.byID[id] = o
+		}
 		s.omu.Unlock()
 	}
 	return nil
 }
 
-func storedMaxDur(meta *bolt.Bucket) int64 {
-	v := meta.Get(keyMaxDur)
+// originID returns o's id, allocating one in the origins bucket if o is
+// new.
+func originID(tx *bolt.Tx, o Origin) (uint32, error) {
+	ob := tx.Bucket(bucketOrigins)
+	if v := ob.Get(originKey(o)); len(v) == 4 {
+		return binary.BigEndian.Uint32(v), nil
+	}
+	seq, err := ob.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if seq > math.MaxUint32 {
+		return 0, errors.New("too many origins")
+	}
+	id := uint32(seq)
+	return id, ob.Put(originKey(o), binary.BigEndian.AppendUint32(nil, id))
+}
+
+func storedInt(meta *bolt.Bucket, key []byte) int64 {
+	v := meta.Get(key)
 	if len(v) != 8 {
 		return 0
 	}
@@ -381,26 +455,30 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 	}
 	s.omu.RUnlock()
 
+	countErr := func(err error) {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			s.countDecodeError(de.Reason)
+		}
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
 		stop := to // scan while key time < stop
-		if q.Field != ByEnd && to != math.MaxInt64 {
-			d := storedMaxDur(tx.Bucket(bucketMeta))
-			if to > math.MaxInt64-d-1 {
-				stop = math.MaxInt64
-			} else {
-				stop = to + d + 1
-			}
+		if q.Field != ByEnd {
+			stop = satAdd(to, storedInt(meta, keyMaxDur)+1)
 		}
 		c := tx.Bucket(bucketFlows).Cursor()
 		var seek [8]byte
-		timeKey(seek[:0], from)
+		// A chunk is keyed by its earliest end time; later records in it
+		// end at most maxspan after.
+		timeKey(seek[:0], satAdd(from, -storedInt(meta, keyMaxSpan)))
+		var fnErr error
 		for k, v := c.Seek(seek[:]); k != nil; k, v = c.Next() {
 			if len(k) != keyLen {
 				s.countDecodeError(ReasonBadKey)
 				continue
 			}
-			last := keyTime(k)
-			if last >= stop && stop != math.MaxInt64 {
+			if keyTime(k) >= stop && stop != math.MaxInt64 {
 				break
 			}
 			o, ok := byID[binary.BigEndian.Uint32(k[8:12])]
@@ -411,31 +489,37 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
 				continue
 			}
-			sf := StoredFlow{Origin: o}
-			if err := DecodeRecord(v, &sf.Record); err != nil {
-				var de *DecodeError
-				if errors.As(err, &de) {
-					s.countDecodeError(de.Reason)
+			err := ChunkRecords(v, func(b []byte) {
+				if fnErr != nil {
+					return
 				}
-				continue
+				sf := StoredFlow{Origin: o}
+				if err := DecodeRecord(b, &sf.Record); err != nil {
+					countErr(err)
+					return
+				}
+				r := &sf.Record
+				switch q.Field {
+				case ByEnd:
+					if r.Last < from || r.Last >= to {
+						return
+					}
+				case ByStart:
+					if r.First < from || r.First >= to {
+						return
+					}
+				default:
+					if r.Last < from || r.First >= to {
+						return
+					}
+				}
+				fnErr = fn(sf)
+			})
+			if fnErr != nil {
+				return fnErr
 			}
-			r := &sf.Record
-			switch q.Field {
-			case ByEnd:
-				if r.Last < from || r.Last >= to {
-					continue
-				}
-			case ByStart:
-				if r.First < from || r.First >= to {
-					continue
-				}
-			default:
-				if r.Last < from || r.First >= to {
-					continue
-				}
-			}
-			if err := fn(sf); err != nil {
-				return err
+			if err != nil {
+				countErr(err)
 			}
 		}
 		return nil
@@ -444,6 +528,19 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 		return nil
 	}
 	return err
+}
+
+// satAdd adds b to a, saturating at the int64 range: stored durations and
+// query bounds are not trusted to be small.
+func satAdd(a, b int64) int64 {
+	c := a + b
+	switch {
+	case b > 0 && c < a:
+		return math.MaxInt64
+	case b < 0 && c > a:
+		return math.MinInt64
+	}
+	return c
 }
 
 func (s *Store) countDecodeError(reason string) {

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -188,23 +189,123 @@ func TestFlowsStop(t *testing.T) {
 func TestCorruptValueCounted(t *testing.T) {
 	s, _ := openTemp(t, nil)
 	o := Origin{Exporter: "p"}
-	if err := s.Put(o, []flow.Record{rec(1, 0, 1), rec(2, 0, 2)}); err != nil {
+	// Three records in one chunk, then a second chunk (over a second later).
+	if err := s.Put(o, []flow.Record{rec(1, 0, 1), rec(2, 0, 1.1), rec(3, 0, 1.2), rec(4, 0, 5)}); err != nil {
 		t.Fatal(err)
 	}
-	// Truncate the first stored value behind the store's back.
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFlows)
-		k, v := b.Cursor().First()
-		return b.Put(append([]byte(nil), k...), append([]byte(nil), v[:len(v)-4]...))
+	damage := func(f func(v []byte) []byte) {
+		t.Helper()
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketFlows)
+			k, v := b.Cursor().First()
+			return b.Put(append([]byte(nil), k...), f(append([]byte(nil), v...)))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The middle record's version byte: framing holds, one record lost.
+	damage(func(v []byte) []byte {
+		n := int(v[2]) // chunk version, count 3, first length
+		v[2+1+n+1] = 99
+		return v
 	})
-	if err != nil {
+	if got := sports(collect(t, s, Query{})); !reflect.DeepEqual(got, []uint16{1, 3, 4}) {
+		t.Errorf("bad record: got %v, want [1 3 4]", got)
+	}
+	// Cut the chunk short: the records before the cut survive.
+	damage(func(v []byte) []byte { return v[:len(v)-4] })
+	if got := sports(collect(t, s, Query{})); !reflect.DeepEqual(got, []uint16{1, 4}) {
+		t.Errorf("truncated chunk: got %v, want [1 4]", got)
+	}
+	// A foreign header loses the chunk.
+	damage(func(v []byte) []byte { v[0] = 7; return v })
+	if got := sports(collect(t, s, Query{})); !reflect.DeepEqual(got, []uint16{4}) {
+		t.Errorf("bad header: got %v, want [4]", got)
+	}
+	want := map[string]uint64{ReasonVersion: 2, ReasonTruncated: 1, ReasonChunk: 1}
+	if got := s.DecodeErrors(); !reflect.DeepEqual(got, want) {
+		t.Errorf("decode errors %v, want %v", got, want)
+	}
+}
+
+// TestFlowsMatchesBruteForce stores records in many chunks (split by
+// count and by end-time span) and checks every kind of range query against
+// a plain filter over the records.
+func TestFlowsMatchesBruteForce(t *testing.T) {
+	s, _ := openTemp(t, &Options{NoSync: true})
+	var all []flow.Record
+	for i := 0; i < 600; i++ {
+		// Dense runs, gaps, long flows and records out of order.
+		start := float64((i*37)%500) / 3
+		dur := float64(i%7) * 0.4
+		if i%97 == 0 {
+			dur = 90
+		}
+		r := rec(uint16(i), start, start+dur)
+		all = append(all, r)
+	}
+	for i := 0; i < len(all); i += 150 {
+		if err := s.Put(Origin{Exporter: "p"}, all[i:i+150]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
+	for _, field := range []TimeField{Overlap, ByEnd, ByStart} {
+		for from := -10.0; from < 260; from += 13.7 {
+			for _, width := range []float64{0.05, 1, 9.3, 400} {
+				q := Query{From: at(from), To: at(from + width), Field: field}
+				want := map[uint16]bool{}
+				for _, r := range all {
+					f, l, lo, hi := r.First, r.Last, q.From.UnixNano(), q.To.UnixNano()
+					var in bool
+					switch field {
+					case ByEnd:
+						in = l >= lo && l < hi
+					case ByStart:
+						in = f >= lo && f < hi
+					default:
+						in = l >= lo && f < hi
+					}
+					if in {
+						want[r.Sport] = true
+					}
+				}
+				got := map[uint16]bool{}
+				for _, f := range collect(t, s, q) {
+					if got[f.Record.Sport] {
+						t.Fatalf("%+v: record %d twice", q, f.Record.Sport)
+					}
+					got[f.Record.Sport] = true
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("field %d [%v, %v): got %d records, want %d", field, from, from+width, len(got), len(want))
+				}
+			}
+		}
+	}
+}
+
+func TestLargeRecordInChunk(t *testing.T) {
+	s, _ := openTemp(t, nil)
+	big := rec(1, 0, 1)
+	for i := 0; i < 5000; i++ { // > 16 KiB encoded: a three-byte length
+		big.Symptoms = append(big.Symptoms, flow.SymptomCount{ID: uint16(i), Count: uint32(i * 1000)})
+	}
+	mid := rec(2, 0, 1)
+	mid.Symptoms = big.Symptoms[:40] // > 127 bytes: a two-byte length
+	recs := []flow.Record{rec(0, 0, 1), big, mid, rec(3, 0, 1)}
+	if err := s.Put(Origin{}, recs); err != nil {
 		t.Fatal(err)
 	}
-	if got := sports(collect(t, s, Query{})); !reflect.DeepEqual(got, []uint16{2}) {
-		t.Errorf("got %v, want [2]", got)
+	got := collect(t, s, Query{})
+	if len(got) != len(recs) {
+		t.Fatalf("got %d records", len(got))
 	}
-	if got := s.DecodeErrors(); got[ReasonTruncated] != 1 {
-		t.Errorf("decode errors %v, want truncated: 1", got)
+	for i := range got {
+		if !reflect.DeepEqual(got[i].Record, recs[i]) {
+			t.Errorf("record %d differs", i)
+		}
 	}
 }
 
@@ -318,45 +419,116 @@ func benchRecords(n int, base int64) []flow.Record {
 	return recs
 }
 
-// BenchmarkPut measures the synced write path with 1000-record batches, as
-// the collector commits them.
+// BenchmarkPut measures the synced write path in batches of the sizes a
+// collector commits (one fsync per batch).
 func BenchmarkPut(b *testing.B) {
-	s, _ := openTemp(b, nil)
-	const batch = 1000
-	recs := benchRecords(batch, t0.UnixNano())
+	for _, batch := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s, _ := openTemp(b, nil)
+			recs := benchRecords(batch, t0.UnixNano())
+			o := Origin{Exporter: "bench", Domain: 1}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range recs {
+					recs[j].Last += int64(batch) * 1000
+				}
+				if err := s.Put(o, recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+		})
+	}
+}
+
+// BenchmarkFlows measures a full scan (decode included) of 100k records.
+func BenchmarkFlows(b *testing.B) {
+	s, _ := openTemp(b, &Options{NoSync: true})
+	const n = 100_000
 	o := Origin{Exporter: "bench", Domain: 1}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range recs {
-			recs[j].Last += batch * 1000
-		}
-		if err := s.Put(o, recs); err != nil {
+	for i := 0; i < n; i += 10_000 {
+		if err := s.Put(o, benchRecords(10_000, t0.UnixNano()+int64(i)*1000)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got := 0
+		if err := s.Flows(Query{}, func(StoredFlow) error { got++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if got != n {
+			b.Fatalf("scanned %d, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
 }
 
-func TestNames(t *testing.T) {
-	s, _ := openTemp(t, nil)
-	if n, err := s.Names(); err != nil || n.Symptoms != nil {
-		t.Fatalf("empty store names %+v, %v", n, err)
+func TestConcurrentPutAndScan(t *testing.T) {
+	s, _ := openTemp(t, &Options{NoSync: true})
+	const writers, batches, per = 4, 10, 50
+	done := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func(w int) {
+			o := Origin{Exporter: fmt.Sprintf("probe-%d", w)}
+			for b := 0; b < batches; b++ {
+				if err := s.Put(o, benchRecords(per, t0.UnixNano()+int64(b)*1e9)); err != nil {
+					done <- err
+					return
+				}
+				if err := s.Flows(Query{Exporter: o.Exporter}, func(StoredFlow) error { return nil }); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(w)
 	}
-	if err := s.PutNames(Names{Symptoms: map[uint16]string{1: "MAIL", 2: "OLD"}, Aggregates: map[uint32]string{7: "campus-out"}}); err != nil {
+	for w := 0; w < writers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[string]int{}
+	if err := s.Flows(Query{}, func(f StoredFlow) error { counts[f.Origin.Exporter]++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutNames(Names{Symptoms: map[uint16]string{2: "HTTP"}, Categories: map[uint16]string{3: "Web"}}); err != nil {
+	for w := 0; w < writers; w++ {
+		if n := counts[fmt.Sprintf("probe-%d", w)]; n != batches*per {
+			t.Errorf("probe-%d: %d records, want %d", w, n, batches*per)
+		}
+	}
+}
+
+func TestPutBatches(t *testing.T) {
+	s, path := openTemp(t, nil)
+	a, b := Origin{"a", 1}, Origin{"b", 1}
+	err := s.PutBatches([]Batch{
+		{Origin: a, Records: []flow.Record{rec(1, 0, 3), rec(2, 0, 1)}},
+		{Origin: b, Records: []flow.Record{rec(3, 0, 2)}},
+		{Origin: a, Records: []flow.Record{rec(4, 0, 4)}}, // same new origin twice
+		{Origin: Origin{"empty", 0}},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := Names{
-		Symptoms:   map[uint16]string{1: "MAIL", 2: "HTTP"},
-		Categories: map[uint16]string{3: "Web"},
-		Aggregates: map[uint32]string{7: "campus-out"},
+	if got := sports(collect(t, s, Query{})); !reflect.DeepEqual(got, []uint16{2, 3, 1, 4}) {
+		t.Errorf("all: got %v, want end-time order [2 3 1 4]", got)
 	}
-	if got, err := s.Names(); err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v, %v; want %+v", got, err, want)
+	if got := sports(collect(t, s, Query{Exporter: "a"})); !reflect.DeepEqual(got, []uint16{2, 1, 4}) {
+		t.Errorf("exporter a: got %v", got)
+	}
+	s.Close()
+	s2, err := Open(path, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if len(s2.origins) != 2 {
+		t.Errorf("origins after reopen: %v, want a and b only", s2.origins)
 	}
 }

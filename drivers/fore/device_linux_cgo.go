@@ -7,6 +7,7 @@ package fore
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -294,3 +295,5 @@ func abiCheck() error {
 	}
 	return errors.Join(errs...)
 }
+
+const cgoDriver = true

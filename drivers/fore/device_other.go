@@ -13,3 +13,5 @@ import (
 func OpenDevice(path string) (Device, error) {
 	return nil, fmt.Errorf("fore: open %s: the capture device driver needs linux and cgo: %w", path, drivers.ErrUnsupported)
 }
+
+const cgoDriver = false

@@ -3,6 +3,7 @@ package ipfix
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -539,4 +540,46 @@ func ipfixDumpSequence(t *testing.T, path string) (lost, ooo uint64) {
 		}
 	}
 	return lost, ooo
+}
+
+// TestOtherExporterElements decodes elements MIRA does not export but
+// nProbe, YAF and others do: seconds and NTP-format microsecond times,
+// total counters, post (nfdump: "out") counters, and reverse counters.
+func TestOtherExporterElements(t *testing.T) {
+	ntp := func(sec int64, frac uint32) []byte {
+		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(sec+2208988800)), frac)
+	}
+	s := NewSession("t")
+	m := newMsg(3, 0).
+		set(2, func(m *msgb) {
+			m.u16(256, 6, IESourceIPv4Address, 4, IEDestinationIPv4Address, 4, IEFlowStartSeconds, 4, IEFlowEndMicroseconds, 8,
+				IEPacketTotalCount, 4, IEOctetTotalCount, 4)
+			m.u16(257, 6, IESourceIPv6Address, 16, IEDestinationIPv6Address, 16, IEPacketDeltaCount, 2, IEOctetDeltaCount, 2,
+				IEPostPacketDeltaCount, 2, IEPostOctetDeltaCount, 2)
+		}).
+		set(256, func(m *msgb) {
+			m.raw(192, 0, 2, 1, 192, 0, 2, 2, 0x5c, 0x8a, 0xa5, 0x9a) // 2019-03-14T19:03:54Z
+			m.raw(ntp(1552590235, 1<<31)...)                          // +1.5 s
+			m.raw(0, 0, 0, 7, 0, 0, 1, 0)
+		}).
+		set(257, func(m *msgb) {
+			m.raw(netip.MustParseAddr("2001:db8::1").AsSlice()...)
+			m.raw(netip.MustParseAddr("2001:db8::2").AsSlice()...)
+			m.raw(0, 5, 0x01, 0x2c, 0, 4, 0, 200)
+		}).done()
+	got, _, err := s.Decode(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d records: %+v", len(got), got)
+	}
+	if got[0].First != 1552590234*1e9 || got[0].Last != 1552590235500*1e6 || got[0].Packets != 7 || got[0].Octets != 256 || got[0].IPVersion != 4 {
+		t.Fatalf("seconds/microseconds/total counters: %+v", got[0])
+	}
+	fwd, rev := got[1], got[2]
+	if fwd.Packets != 5 || fwd.Octets != 300 || rev.Packets != 4 || rev.Octets != 200 ||
+		rev.Src != fwd.Dst || rev.Dst != fwd.Src || fwd.IPVersion != 6 || rev.ObservationDomain != 3 {
+		t.Fatalf("post counters as the reverse direction: %+v / %+v", fwd, rev)
+	}
 }

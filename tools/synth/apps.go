@@ -221,7 +221,7 @@ func (g *generator) ftp(r *rand.Rand, t int64) {
 	if active {
 		cport = ephemeral(r)
 		c.send(0, msg().mark(mkFTPPort).s(fmt.Sprintf("%d,%d,%d,%d,%d,%d\r\n", a4[0], a4[1], a4[2], a4[3], cport>>8, cport&0xff)).done(), ms(r, 10, 100))
-		c.send(1, lit("200 PORT command successful. Consider using PASV.\r\n"), ms(r, 1, 5))
+		c.send(1, msg().s("200 ").mark(mkFTPPort).s("command successful. Consider using PASV.\r\n").done(), ms(r, 1, 5))
 	} else {
 		sport = uint16(30000 + r.IntN(20000))
 		c.send(0, msg().mark(mkFTPPasv).done(), ms(r, 10, 100))

@@ -67,9 +67,7 @@ func token(r *rand.Rand, n int) string {
 
 func randBytes(r *rand.Rand, n int) []byte {
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	randomFill(b, r.Uint64(), 0)
 	return b
 }
 

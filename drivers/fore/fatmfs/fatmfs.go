@@ -86,6 +86,9 @@ func Mount(dir, name string, cells []Cell, cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("fatmfs: mount %s: %w", dir, err)
 	}
 	s := &Server{dev: d, server: srv, dir: dir, path: filepath.Join(dir, name)}
+	// The server already answers the kernel: configure under the lock.
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.cfg.RingSize > 0 && srv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0 {
 		if err := d.setupRing(srv); err != nil {
 			d.cfg.RingSize = -1 // serve read() only
@@ -135,7 +138,11 @@ func (d *Device) setupRing(srv *fuse.Server) error {
 func (s *Server) Path() string { return s.path }
 
 // HasRing reports whether the device offers the mmap ring.
-func (s *Server) HasRing() bool { return s.dev.cfg.RingSize > 0 }
+func (s *Server) HasRing() bool {
+	s.dev.mu.Lock()
+	defer s.dev.mu.Unlock()
+	return s.dev.ring != nil
+}
 
 // Stats returns the card's counters.
 func (s *Server) Stats() fatm.Stats {
@@ -197,7 +204,9 @@ var (
 
 func (n *devNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFREG | 0o600
-	if n.dev.cfg.RingSize > 0 {
+	n.dev.mu.Lock()
+	defer n.dev.mu.Unlock()
+	if n.dev.ring != nil {
 		out.Size = uint64(n.dev.cfg.RingSize)
 	}
 	return 0
@@ -205,6 +214,8 @@ func (n *devNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrO
 
 func (n *devNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	h := &handle{dev: n.dev}
+	n.dev.mu.Lock()
+	defer n.dev.mu.Unlock()
 	if n.dev.ring != nil {
 		return h, 0, 0 // passthrough (set by go-fuse from PassthroughFd)
 	}
@@ -222,6 +233,8 @@ var (
 )
 
 func (h *handle) PassthroughFd() (int, bool) {
+	h.dev.mu.Lock()
+	defer h.dev.mu.Unlock()
 	if h.dev.shm == nil {
 		return 0, false
 	}

@@ -1,0 +1,485 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+)
+
+// sink is a Consumer that keeps deep copies of what it is given and
+// signals when it holds at least want records.
+type sink struct {
+	mu      sync.Mutex
+	recs    []flow.Record
+	origins []Origin
+	want    int
+	done    chan struct{}
+}
+
+func newSink(want int) *sink { return &sink{want: want, done: make(chan struct{})} }
+
+func (s *sink) Consume(o Origin, recs []flow.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		r.Symptoms = slices.Clone(r.Symptoms)
+		s.recs = append(s.recs, r)
+		s.origins = append(s.origins, o)
+	}
+	if len(s.recs) >= s.want && s.want > 0 {
+		close(s.done)
+		s.want = 0
+	}
+}
+
+func (s *sink) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t.Fatalf("collector delivered %d records, want %d", len(s.recs), s.want)
+	}
+}
+
+// sortRecs orders records by domain and time, stably: the exporter keeps
+// the order within a domain.
+func sortRecs(recs []flow.Record) []flow.Record {
+	out := slices.Clone(recs)
+	slices.SortStableFunc(out, func(a, b flow.Record) int { return int(a.ObservationDomain) - int(b.ObservationDomain) })
+	return out
+}
+
+func checkSame(t *testing.T, got, want []flow.Record) {
+	t.Helper()
+	got, want = sortRecs(got), sortRecs(want)
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("record %d:\n got  %+v\n want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func testRecords() []flow.Record {
+	return append(ipfixtest.Samples(), ipfixtest.Random(11, 2000)...)
+}
+
+func TestRoundTripUDP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	recs := testRecords()
+	s := newSink(len(recs))
+	c := New(s, nil)
+	addr, err := c.ListenUDP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := exporter.New("udp://"+addr.String(), &exporter.Config{TemplateRefreshMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small batches: the socket buffer must not overflow on a busy machine.
+	for i := 0; i < len(recs); i += 50 {
+		if err := e.Export(recs[i:min(i+50, len(recs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Close()
+	s.wait(t)
+	checkSame(t, s.recs, recs)
+	for i, o := range s.origins {
+		if o.Transport != "udp" || o.Exporter.Addr() != netip.MustParseAddr("127.0.0.1") || o.Domain != s.recs[i].ObservationDomain {
+			t.Fatalf("origin %+v for record in domain %d", o, s.recs[i].ObservationDomain)
+		}
+	}
+	st := c.Stats()
+	if st.Records != uint64(len(recs)) || st.LostRecords != 0 || len(st.Malformed) != 0 || st.Sessions != 1 || st.Templates == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRoundTripTCP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	recs := testRecords()
+	s := newSink(len(recs))
+	c := New(s, nil)
+	addr, err := c.ListenTCP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := exporter.New("tcp://"+addr.String(), &exporter.Config{ExporterMetadata: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Export(recs); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	s.wait(t)
+	checkSame(t, s.recs, recs)
+	st := c.Stats()
+	if st.Records != uint64(len(recs)) || st.OptionsRecords != 3 || st.LostRecords != 0 || len(st.Malformed) != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if s.origins[0].Transport != "tcp" {
+		t.Fatalf("origin %+v", s.origins[0])
+	}
+}
+
+// TestServeStream joins exporter and collector in one process through a
+// byte stream, as `mira analyze` does.
+func TestServeStream(t *testing.T) {
+	var buf bytes.Buffer
+	recs := testRecords()
+	e := exporter.NewWriter(&buf, nil)
+	if err := e.Export(recs); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	s := newSink(0)
+	c := New(s, nil)
+	if err := c.ServeStream(context.Background(), &buf, Origin{Transport: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, s.recs, recs)
+	if st := c.Stats(); st.Sessions != 0 || st.SessionsTotal != 1 || st.Records != uint64(len(recs)) {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestServeStreamFraming(t *testing.T) {
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, nil)
+	e.Export(ipfixtest.Samples())
+	e.Close()
+	whole := buf.Bytes()
+	c := New(newSink(0), nil)
+	// Cut in the middle of the last message.
+	err := c.ServeStream(context.Background(), bytes.NewReader(whole[:len(whole)-3]), Origin{Transport: "file"})
+	if err == nil || !strings.Contains(err.Error(), "truncated message") {
+		t.Fatalf("truncated stream: %v", err)
+	}
+	// Garbage after the messages.
+	bad := append(slices.Clone(whole), 0, 9, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	err = c.ServeStream(context.Background(), bytes.NewReader(bad), Origin{Transport: "file"})
+	if err == nil || !strings.Contains(err.Error(), "version 9") || !strings.Contains(err.Error(), fmt.Sprintf("offset %d", len(whole))) {
+		t.Fatalf("bad version: %v", err)
+	}
+	if st := c.Stats(); st.Malformed["stream-framing"] != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestUDPLossAndMalformed drops one datagram of an exchange and sends a
+// garbage one: the collector counts the lost records and the malformed
+// datagram, and keeps decoding.
+func TestUDPLossAndMalformed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Capture the exporter's datagrams first.
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	recs := ipfixtest.Random(12, 200)
+	for i := range recs {
+		recs[i].ObservationDomain = 1
+	}
+	e, _ := exporter.New("udp://"+pc.LocalAddr().String(), nil)
+	e.Export(recs)
+	e.Close()
+	var dgrams [][]byte
+	buf := make([]byte, 65536)
+	for uint64(len(dgrams)) < e.Stats().Messages {
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := pc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dgrams = append(dgrams, slices.Clone(buf[:n]))
+	}
+	if len(dgrams) < 4 {
+		t.Fatalf("only %d datagrams", len(dgrams))
+	}
+	// Drop a datagram that carries no template: the loss is then only its
+	// records (losing templates loses data until the next refresh).
+	drop := -1
+	for i := 1; i < len(dgrams)-1 && drop < 0; i++ {
+		if !hasTemplateSet(dgrams[i]) {
+			drop = i
+		}
+	}
+	if drop < 0 {
+		t.Fatal("every datagram carries templates")
+	}
+	h, _ := ipfix.ParseHeader(dgrams[drop])
+	next, _ := ipfix.ParseHeader(dgrams[drop+1])
+	lost := next.Sequence - h.Sequence
+	send := append(slices.Clone(dgrams[:drop]), []byte("not ipfix at all, clearly"))
+	send = append(send, dgrams[drop+1:]...)
+
+	s := newSink(len(recs) - int(lost))
+	c := New(s, nil)
+	addr, err := c.ListenUDP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, d := range send {
+		if _, err := conn.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.wait(t)
+	st := c.Stats()
+	if st.LostRecords != uint64(lost) || st.Malformed["bad-version"] != 1 || st.Messages != uint64(len(send)-1) {
+		t.Fatalf("lost %d (want %d), stats %+v", st.LostRecords, lost, st)
+	}
+}
+
+func hasTemplateSet(m []byte) bool {
+	for off := ipfix.HeaderLen; off+4 <= len(m); {
+		id := int(m[off])<<8 | int(m[off+1])
+		l := int(m[off+2])<<8 | int(m[off+3])
+		if id == ipfix.TemplateSetID || id == ipfix.OptionsSetID {
+			return true
+		}
+		if l < 4 {
+			return false
+		}
+		off += l
+	}
+	return false
+}
+
+// nfJSON is the part of an nfdump -o json record the corpus test checks.
+type nfJSON struct {
+	First, Last string
+	InPackets   uint64 `json:"in_packets"`
+	InBytes     uint64 `json:"in_bytes"`
+	OutPackets  uint64 `json:"out_packets"`
+	OutBytes    uint64 `json:"out_bytes"`
+	Proto       uint8
+	TCPFlags    string `json:"tcp_flags"`
+	SrcPort     uint16 `json:"src_port"`
+	DstPort     uint16 `json:"dst_port"`
+	ICMPType    uint8  `json:"icmp_type"`
+	ICMPCode    uint8  `json:"icmp_code"`
+	Src4        string `json:"src4_addr"`
+	Dst4        string `json:"dst4_addr"`
+	Src6        string `json:"src6_addr"`
+	Dst6        string `json:"dst6_addr"`
+}
+
+func nfFlags(v uint8) string {
+	const names = "CEUAPRSF"
+	b := []byte("........")
+	for i := 0; i < 8; i++ {
+		if v&(0x80>>i) != 0 {
+			b[i] = names[i]
+		}
+	}
+	return string(b)
+}
+
+func corpus(t *testing.T, name string) string {
+	p := filepath.Join("..", "..", "shared", "corpus", "generated", name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("corpus file %s: %v", p, err)
+		}
+		t.Skipf("corpus file %s: %v", p, err)
+	}
+	return p
+}
+
+func serveFile(t *testing.T, path string) []flow.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := newSink(0)
+	c := New(s, nil)
+	if err := c.ServeStream(context.Background(), f, Origin{Transport: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); len(st.Malformed) != 0 {
+		t.Fatalf("%s: malformed %v", path, st.Malformed)
+	}
+	return s.recs
+}
+
+func nfdumpJSON(t *testing.T, path string) []nfJSON {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []nfJSON
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+type flowSummary struct {
+	key          flow.Key
+	pkts, octets uint64
+	first, last  string
+	flags        string
+}
+
+func summary(r *flow.Record) flowSummary {
+	k := r.Key
+	k.VLAN = 0
+	f := time.Unix(0, r.First).UTC().Format("2006-01-02T15:04:05.000")
+	l := time.Unix(0, r.Last).UTC().Format("2006-01-02T15:04:05.000")
+	return flowSummary{k, r.Packets, r.Octets, f, l, nfFlags(r.TCPFlags)}
+}
+
+func nfSummaries(t *testing.T, fs []nfJSON) []flowSummary {
+	var out []flowSummary
+	for _, f := range fs {
+		k := flow.Key{Src: netip.MustParseAddr(f.Src4 + f.Src6), Dst: netip.MustParseAddr(f.Dst4 + f.Dst6),
+			Proto: f.Proto, Sport: f.SrcPort, Dport: f.DstPort}
+		if f.Proto == 1 || f.Proto == 58 {
+			k.Sport, k.Dport = 0, uint16(f.ICMPType)<<8|uint16(f.ICMPCode)
+		}
+		out = append(out, flowSummary{k, f.InPackets, f.InBytes, f.First, f.Last, f.TCPFlags})
+	}
+	return out
+}
+
+func sortSummaries(s []flowSummary) {
+	slices.SortFunc(s, func(a, b flowSummary) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+}
+
+// TestSoftflowdMilli decodes softflowd's IPFIX (flowStart/EndMilliseconds)
+// and compares every flow with what nfdump made of the same exchange.
+func TestSoftflowdMilli(t *testing.T) {
+	recs := serveFile(t, corpus(t, "ipfix-softflowd-milli.ipfix"))
+	want := nfSummaries(t, nfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
+	var got []flowSummary
+	for i := range recs {
+		got = append(got, summary(&recs[i]))
+	}
+	sortSummaries(got)
+	sortSummaries(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded flows differ from nfdump:\n got  %v\n want %v", got, want)
+	}
+}
+
+// TestSoftflowdBiflow decodes RFC 5103 biflows (reverse counters and flags
+// under PEN 29305) into two records each and checks them against nfdump's
+// in/out counters, and the flags against the uniflow export of the same
+// traffic (nfdump overwrites forward flags with reverse ones).
+func TestSoftflowdBiflow(t *testing.T) {
+	recs := serveFile(t, corpus(t, "ipfix-softflowd-biflow.ipfix"))
+	nf := nfdumpJSON(t, corpus(t, "ipfix-softflowd-biflow.nfdump.json"))
+	var wantPk []string
+	for _, f := range nf {
+		wantPk = append(wantPk, fmt.Sprintln(f.Src4+f.Src6, f.SrcPort, f.InPackets, f.InBytes, f.First, f.Last))
+		if f.OutPackets > 0 {
+			wantPk = append(wantPk, fmt.Sprintln(f.Dst4+f.Dst6, f.DstPort, f.OutPackets, f.OutBytes, f.First, f.Last))
+		}
+	}
+	var gotPk []string
+	var got []flowSummary
+	for i := range recs {
+		s := summary(&recs[i])
+		got = append(got, s)
+		gotPk = append(gotPk, fmt.Sprintln(s.key.Src, s.key.Sport, s.pkts, s.octets, s.first, s.last))
+	}
+	slices.Sort(wantPk)
+	slices.Sort(gotPk)
+	if !reflect.DeepEqual(gotPk, wantPk) {
+		t.Fatalf("biflow counters differ from nfdump:\n got  %v\n want %v", gotPk, wantPk)
+	}
+	uni := nfSummaries(t, nfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
+	sortSummaries(got)
+	sortSummaries(uni)
+	if !reflect.DeepEqual(got, uni) {
+		t.Fatalf("biflow records differ from the uniflow export:\n got  %v\n want %v", got, uni)
+	}
+}
+
+// TestSoftflowdUptime decodes flowStart/EndSysUpTime against the
+// systemInitTimeMilliseconds options record. softflowd's uptimes wrap when
+// it replays old pcaps (nfdump shows garbage), so the times cannot match
+// the capture; keys, counters and durations must.
+func TestSoftflowdUptime(t *testing.T) {
+	recs := serveFile(t, corpus(t, "ipfix-softflowd-uptime.ipfix"))
+	milli := serveFile(t, corpus(t, "ipfix-softflowd-milli.ipfix"))
+	key := func(r *flow.Record) string { return fmt.Sprintln(r.Key, r.Packets, r.Octets, r.TCPFlags) }
+	for i := range recs {
+		if recs[i].First < time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano() {
+			t.Fatalf("record %d: start %v is not sysInit (2026-11-27) + uptime", i, time.Unix(0, recs[i].First))
+		}
+	}
+	byKey := func(rs []flow.Record) []flow.Record {
+		rs = slices.Clone(rs)
+		slices.SortFunc(rs, func(a, b flow.Record) int { return strings.Compare(key(&a), key(&b)) })
+		return rs
+	}
+	got, want := byKey(recs), byKey(milli)
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		// Uptimes are whole milliseconds from softflowd's own clock base:
+		// durations may differ from the millisecond export by 1 ms.
+		dg, dw := (got[i].Last-got[i].First)/1e6, (want[i].Last-want[i].First)/1e6
+		if key(&got[i]) != key(&want[i]) || dg-dw > 1 || dw-dg > 1 {
+			t.Fatalf("record %d: %s lasting %d ms, want %s lasting %d ms", i, key(&got[i]), dg, key(&want[i]), dw)
+		}
+	}
+}
+
+func BenchmarkServeStream(b *testing.B) {
+	var buf bytes.Buffer
+	recs := ipfixtest.Random(13, 100000)
+	e := exporter.NewWriter(&buf, nil)
+	if err := e.Export(recs); err != nil {
+		b.Fatal(err)
+	}
+	e.Close()
+	stream := buf.Bytes()
+	c := New(ConsumerFunc(func(Origin, []flow.Record) {}), nil)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.ServeStream(context.Background(), bytes.NewReader(stream), Origin{Transport: "file"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}

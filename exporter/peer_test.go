@@ -1,0 +1,129 @@
+package exporter
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needPeer finds a peer program: it skips when it is absent, or fails
+// under MIRA_REQUIRE_PEERS=1.
+func needPeer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("peer %s required: %v", name, err)
+		}
+		t.Skipf("peer %s not installed: %v", name, err)
+	}
+	return p
+}
+
+// freeUDPPort asks the kernel for a free UDP port on 127.0.0.1.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// udpSocket reads /proc/net/udp for a socket bound to 127.0.0.1:port and
+// returns its receive-queue length.
+func udpSocket(port int) (rxQueue int, found bool) {
+	f, err := os.Open("/proc/net/udp")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	want := fmt.Sprintf("0100007F:%04X", port)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 && fs[1] == want {
+			q := strings.SplitN(fs[4], ":", 2)
+			if len(q) == 2 {
+				n, _ := strconv.ParseUint(q[1], 16, 64)
+				return int(n), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// waitFor polls cond until it holds or the deadline passes; it waits on
+// an observable condition, not for a guessed time.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// nfcapd runs a real nfcapd on 127.0.0.1:port writing into dir.
+type nfcapd struct {
+	log  strings.Builder
+	cmd  *exec.Cmd
+	port int
+	dir  string
+}
+
+func startNfcapd(t *testing.T) *nfcapd {
+	t.Helper()
+	bin := needPeer(t, "nfcapd")
+	needPeer(t, "nfdump")
+	n := &nfcapd{port: freeUDPPort(t), dir: t.TempDir()}
+	n.cmd = exec.Command(bin, "-b", "127.0.0.1", "-p", strconv.Itoa(n.port), "-w", n.dir, "-t", "3600", "-I", "mira")
+	n.cmd.Stdout, n.cmd.Stderr = &n.log, &n.log
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n.cmd.ProcessState == nil {
+			n.cmd.Process.Kill()
+			n.cmd.Wait()
+		}
+	})
+	waitFor(t, "nfcapd to bind its port", 10*time.Second, func() bool { _, ok := udpSocket(n.port); return ok })
+	return n
+}
+
+// stop waits until nfcapd has read every queued datagram, then stops it
+// with SIGTERM, which flushes and renames its current file.
+func (n *nfcapd) stop(t *testing.T) {
+	t.Helper()
+	waitFor(t, "nfcapd to drain its socket", 10*time.Second, func() bool { q, _ := udpSocket(n.port); return q == 0 })
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := n.cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (n *nfcapd) dump(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("nfdump", append([]string{"-R", n.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nfdump %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}

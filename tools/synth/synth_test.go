@@ -1,0 +1,594 @@
+package synth
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/drivers"
+)
+
+// needTool returns the path of a peer program, skipping the test when it
+// is absent (failing under MIRA_REQUIRE_PEERS=1).
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("peer %s required: %v", name, err)
+		}
+		t.Skipf("peer %s not installed: %v", name, err)
+	}
+	return p
+}
+
+// writeDefault writes the Default trace to a temporary pcap.
+func writeDefault(t *testing.T) (string, *Truth) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "default.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := WritePcap(Default(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, tr
+}
+
+// TestTsharkExpert decodes every packet with checksum validation on: no
+// malformed packet, no bad checksum, and the only warnings are the
+// planted resets.
+func TestTsharkExpert(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	path, tr := writeDefault(t)
+	checks := []string{"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"}
+	args := append([]string{"-r", path}, checks...)
+	args = append(args, "-Y", "_ws.expert.severity >= 6291456 || _ws.malformed", "-T", "fields",
+		"-E", "occurrence=a", "-E", "aggregator=|", "-e", "frame.number", "-e", "_ws.expert.message")
+	out, err := exec.Command(tshark, args...).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	resets := 0
+	for line := range strings.Lines(string(out)) {
+		num, msgs, _ := strings.Cut(strings.TrimSpace(line), "\t")
+		for m := range strings.SplitSeq(msgs, "|") {
+			if m != "Connection reset (RST)" {
+				t.Errorf("frame %s: tshark expert info %q", num, m)
+			}
+		}
+		resets++
+	}
+	rstSessions := 0
+	for _, f := range tr.Flows {
+		if f.End == "rst" && f.Initiator {
+			rstSessions++
+		}
+	}
+	if resets != rstSessions || resets == 0 {
+		t.Errorf("tshark saw %d resets, truth has %d reset sessions", resets, rstSessions)
+	}
+
+	// Checksums were verified and none is bad.
+	count := func(filter string) int {
+		out, err := exec.Command(tshark, append(append([]string{"-r", path}, checks...), "-Y", filter, "-T", "fields", "-e", "frame.number")...).Output()
+		if err != nil {
+			t.Fatalf("tshark -Y %q: %v", filter, err)
+		}
+		return strings.Count(string(out), "\n")
+	}
+	if n := count("ip.checksum.status == 0 || tcp.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0"); n != 0 {
+		t.Errorf("%d frames with a bad checksum", n)
+	}
+	for _, p := range []string{"ip", "tcp", "udp", "icmp", "icmpv6"} {
+		base := p
+		if p == "udp" {
+			base = "udp && !vxlan" // RFC 7348: the outer VXLAN datagram carries no checksum
+		}
+		f := base + " && " + p + ".checksum.status == 1"
+		if n := count(base); count(f) != n || n == 0 && p != "icmpv6" {
+			t.Errorf("not all %d %s frames match %q: checksums not verified", n, p, f)
+		}
+	}
+}
+
+type tkey struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	proto        uint8
+	vlan         uint16
+}
+
+type tflow struct {
+	packets, octets uint64
+	first, last     int64
+	counts          map[string]int
+	straddles       int
+	stream          []byte // TCP payload in order
+	bounds          []int  // segment boundaries in stream
+}
+
+func field(cols []string, i int, last bool) string {
+	v := cols[i]
+	if v == "" {
+		return ""
+	}
+	parts := strings.Split(v, ",")
+	if last {
+		return parts[len(parts)-1]
+	}
+	return parts[0]
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	if s == "" {
+		return 0
+	}
+	base := 10
+	if strings.HasPrefix(s, "0x") {
+		s, base = s[2:], 16
+	}
+	v, err := strconv.ParseInt(s, base, 64)
+	if err != nil {
+		t.Fatalf("tshark field %q: %v", s, err)
+	}
+	return int(v)
+}
+
+// countMarkers counts every marker in b by symptom.
+func countMarkers(c map[string]int, b []byte) {
+	for _, m := range Markers() {
+		if n := bytes.Count(b, []byte(m.Text)); n > 0 {
+			c[m.Symptom] += n
+		}
+	}
+}
+
+// TestTruthAgainstTshark groups tshark's view of the Default trace by
+// innermost 5-tuple and VLAN and compares packets, octets, first and last
+// with the truth, then counts the markers in each flow's payload
+// independently and compares them with the planted counts.
+func TestTruthAgainstTshark(t *testing.T) {
+	tshark := needTool(t, "tshark")
+	path, tr := writeDefault(t)
+	fields := []string{"frame.time_epoch", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.len", "ipv6.plen",
+		"ip.proto", "ipv6.nxt", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "vlan.id",
+		"icmp.type", "icmp.code", "icmpv6.type", "icmpv6.code", "ip.id", "tcp.payload", "udp.payload"}
+	args := []string{"-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "separator=/t"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	out, err := exec.Command(tshark, args...).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	idx := map[string]int{}
+	for i, f := range fields {
+		idx[f] = i
+	}
+	flows := map[tkey]*tflow{}
+	type fragKey struct {
+		src, dst netip.Addr
+		id       int
+	}
+	type pending struct {
+		key     tkey // ports unknown
+		t       int64
+		octets  int
+		fragKey fragKey
+	}
+	var pend []pending
+	ports := map[fragKey][2]uint16{}
+	add := func(k tkey, ts int64, octets int) *tflow {
+		f := flows[k]
+		if f == nil {
+			f = &tflow{first: ts, counts: map[string]int{}}
+			flows[k] = f
+		}
+		f.packets++
+		f.octets += uint64(octets)
+		f.last = ts
+		return f
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<22)
+	frames := 0
+	for sc.Scan() {
+		frames++
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) != len(fields) {
+			t.Fatalf("tshark line with %d fields: %q", len(c), sc.Text())
+		}
+		get := func(f string, last bool) string { return field(c, idx[f], last) }
+		secs, frac, _ := strings.Cut(get("frame.time_epoch", false), ".")
+		frac = (frac + "000000000")[:9]
+		ts := int64(atoi(t, secs))*1e9 + int64(atoi(t, strings.TrimLeft(frac, "0")))
+		protos := strings.Split(get("frame.protocols", false), ":")
+		first, inner := "", ""
+		for _, p := range protos {
+			if p == "ip" || p == "ipv6" {
+				if first == "" {
+					first = p
+				}
+				inner = p
+			}
+		}
+		var octets int
+		if first == "ip" {
+			octets = atoi(t, get("ip.len", false))
+		} else {
+			octets = atoi(t, get("ipv6.plen", false)) + ipv6Hdr
+		}
+		var k tkey
+		if inner == "ip" {
+			k.src = netip.MustParseAddr(get("ip.src", true))
+			k.dst = netip.MustParseAddr(get("ip.dst", true))
+			k.proto = uint8(atoi(t, get("ip.proto", true)))
+		} else {
+			k.src = netip.MustParseAddr(get("ipv6.src", true))
+			k.dst = netip.MustParseAddr(get("ipv6.dst", true))
+			k.proto = uint8(atoi(t, get("ipv6.nxt", true)))
+		}
+		k.vlan = uint16(atoi(t, get("vlan.id", false)))
+		switch k.proto {
+		case 6:
+			k.sport, k.dport = uint16(atoi(t, get("tcp.srcport", true))), uint16(atoi(t, get("tcp.dstport", true)))
+			f := add(k, ts, octets)
+			if p := get("tcp.payload", true); p != "" {
+				b, err := hex.DecodeString(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(f.stream) > 0 {
+					f.bounds = append(f.bounds, len(f.stream))
+				}
+				f.stream = append(f.stream, b...)
+			}
+		case 17:
+			fk := fragKey{k.src, k.dst, atoi(t, get("ip.id", true))}
+			if get("udp.srcport", true) == "" {
+				pend = append(pend, pending{k, ts, octets, fk})
+				continue
+			}
+			k.sport, k.dport = uint16(atoi(t, get("udp.srcport", true))), uint16(atoi(t, get("udp.dstport", true)))
+			ports[fk] = [2]uint16{k.sport, k.dport}
+			f := add(k, ts, octets)
+			b, err := hex.DecodeString(get("udp.payload", true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			countMarkers(f.counts, b)
+		case 1:
+			k.dport = uint16(atoi(t, get("icmp.type", false))<<8 | atoi(t, get("icmp.code", false)))
+			add(k, ts, octets)
+		case 58:
+			k.dport = uint16(atoi(t, get("icmpv6.type", false))<<8 | atoi(t, get("icmpv6.code", false)))
+			add(k, ts, octets)
+		default:
+			t.Errorf("frame %d: unexpected protocol %d", frames, k.proto)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if uint64(frames) != tr.Packets {
+		t.Fatalf("tshark read %d frames, truth has %d packets", frames, tr.Packets)
+	}
+	// Fragments without ports belong to the datagram reassembled later.
+	for _, p := range pend {
+		pp, ok := ports[p.fragKey]
+		if !ok {
+			t.Errorf("fragment of %v never reassembled", p.fragKey)
+			continue
+		}
+		k := p.key
+		k.sport, k.dport = pp[0], pp[1]
+		f := flows[k]
+		if f == nil {
+			t.Errorf("fragment of unknown flow %+v", k)
+			continue
+		}
+		f.packets++
+		f.octets += uint64(p.octets)
+		f.first = min(f.first, p.t)
+		f.last = max(f.last, p.t)
+	}
+	for _, f := range flows {
+		if f.stream == nil {
+			continue
+		}
+		countMarkers(f.counts, f.stream)
+		for _, m := range Markers() {
+			for off := 0; ; {
+				i := bytes.Index(f.stream[off:], []byte(m.Text))
+				if i < 0 {
+					break
+				}
+				s, e := off+i, off+i+len(m.Text)
+				for _, b := range f.bounds {
+					if b > s && b < e {
+						f.straddles++
+					}
+				}
+				off = e
+			}
+		}
+	}
+
+	seen := map[tkey]bool{}
+	var random, straddled, symptoms int
+	for _, tf := range tr.Flows {
+		k := tkey{tf.Src, tf.Dst, tf.Sport, tf.Dport, tf.Proto, tf.VLAN}
+		name := fmt.Sprintf("%s %v:%d>%v:%d/%d vlan %d", tf.App, tf.Src, tf.Sport, tf.Dst, tf.Dport, tf.Proto, tf.VLAN)
+		if seen[k] {
+			t.Errorf("%s: two truth flows with one key", name)
+		}
+		seen[k] = true
+		f := flows[k]
+		if f == nil {
+			t.Errorf("%s: not seen by tshark", name)
+			continue
+		}
+		if f.packets != tf.Packets || f.octets != tf.Octets {
+			t.Errorf("%s: tshark %d packets %d octets, truth %d packets %d octets", name, f.packets, f.octets, tf.Packets, tf.Octets)
+		}
+		if f.first != tf.First.UnixNano() || f.last != tf.Last.UnixNano() {
+			t.Errorf("%s: tshark first %d last %d, truth %d %d", name, f.first, f.last, tf.First.UnixNano(), tf.Last.UnixNano())
+		}
+		want := tf.Symptoms
+		if want == nil {
+			want = map[string]int{}
+		}
+		if fmt.Sprint(f.counts) != fmt.Sprint(want) {
+			t.Errorf("%s: markers found %v, planted %v", name, f.counts, want)
+		}
+		if f.straddles != tf.Straddles {
+			t.Errorf("%s: %d markers straddle segments, truth says %d", name, f.straddles, tf.Straddles)
+		}
+		if tf.App == "random" && f.octets > 0 {
+			random++
+		}
+		straddled += tf.Straddles
+		for _, n := range tf.Symptoms {
+			symptoms += n
+		}
+	}
+	for k := range flows {
+		if !seen[k] {
+			t.Errorf("tshark flow %+v missing from truth", k)
+		}
+	}
+	if random == 0 || straddled == 0 || symptoms == 0 {
+		t.Errorf("trace lacks random flows (%d), straddling markers (%d) or symptoms (%d)", random, straddled, symptoms)
+	}
+}
+
+// TestDefaultCoverage checks that the sample exercises every feature the
+// meter must handle.
+func TestDefaultCoverage(t *testing.T) {
+	var pw countWriter
+	tr, err := Generate(Default(), &pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw.packets < 2000 || pw.packets > 20000 {
+		t.Errorf("default trace has %d packets, want a few thousand", pw.packets)
+	}
+	have := map[string]int{}
+	for _, f := range tr.Flows {
+		have["app "+f.App]++
+		have["symptom "+strings.Join(sortedKeys(f.Symptoms), ",")] += 0
+		for s := range f.Symptoms {
+			have["symptom "+s]++
+		}
+		if f.Tunnel != "" {
+			have["tunnel "+f.Tunnel]++
+		}
+		if f.Src.Is6() {
+			have["ipv6"]++
+		}
+		if f.VLAN != 0 {
+			have["vlan"]++
+		}
+		if f.Fragments > 0 {
+			have["fragments"]++
+		}
+		if f.Straddles > 0 {
+			have["straddle"]++
+		}
+		if f.End != "" {
+			have["end "+f.End]++
+		}
+		if f.Last.Sub(f.First) > 60*time.Second {
+			have["long"]++
+		}
+	}
+	for _, want := range []string{"app smtp", "app http", "app mp3-over-http", "app video-over-http", "app exe-over-http",
+		"app ftp-control", "app ftp-data", "app dns", "app tls", "app ssh", "app bittorrent", "app bittorrent-dht",
+		"app edonkey", "app gnutella", "app game-udp", "app irc", "app icmp-echo", "app random",
+		"symptom MAIL", "symptom WEB", "symptom FTP", "symptom P2P", "symptom MP3", "symptom VIDEO", "symptom GAMES",
+		"symptom CHAT", "symptom TLS", "symptom SSH", "symptom DNS", "symptom EXECUTABLE",
+		"tunnel 6in4", "tunnel ipip", "tunnel gre", "tunnel vxlan", "ipv6", "vlan", "fragments", "straddle",
+		"end fin", "end rst", "long"} {
+		if have[want] == 0 {
+			t.Errorf("default trace has no %s", want)
+		}
+	}
+	var packets, octets uint64
+	for _, f := range tr.Flows {
+		packets += f.Packets
+		octets += f.Octets
+		if f.Packets == 0 {
+			t.Errorf("flow %+v has no packets", f)
+		}
+	}
+	if packets != tr.Packets || packets != pw.packets || octets != tr.Octets {
+		t.Errorf("flows sum to %d packets %d octets; trace %d/%d; written %d", packets, octets, tr.Packets, tr.Octets, pw.packets)
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	var k []string
+	for s := range m {
+		k = append(k, s)
+	}
+	return k
+}
+
+type countWriter struct {
+	packets uint64
+	bytes   uint64
+	last    int64
+	err     error
+}
+
+func (w *countWriter) WritePacket(ci drivers.CaptureInfo, data []byte) error {
+	if ci.Timestamp < w.last && w.err == nil {
+		w.err = fmt.Errorf("packet %d at %d before %d", w.packets, ci.Timestamp, w.last)
+	}
+	if (len(data) < minFrameLen || ci.Length != len(data)) && w.err == nil {
+		w.err = fmt.Errorf("packet %d: %d bytes, length %d", w.packets, len(data), ci.Length)
+	}
+	w.last = ci.Timestamp
+	w.packets++
+	w.bytes += uint64(len(data))
+	return nil
+}
+
+func TestDeterminism(t *testing.T) {
+	gen := func(seed int64) ([]byte, []byte) {
+		cfg := Default()
+		cfg.Seed = seed
+		var pc, js bytes.Buffer
+		tr, err := WritePcap(cfg, &pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		return pc.Bytes(), js.Bytes()
+	}
+	a, aj := gen(42)
+	b, bj := gen(42)
+	if !bytes.Equal(a, b) || !bytes.Equal(aj, bj) {
+		t.Fatal("same seed gave different traces")
+	}
+	c, _ := gen(43)
+	if bytes.Equal(a, c) {
+		t.Fatal("different seeds gave the same trace")
+	}
+}
+
+func TestOrderAndConfig(t *testing.T) {
+	var w countWriter
+	if _, err := Generate(Default(), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	for _, bad := range []Config{
+		{Flows: -1},
+		{Mix: []Share{{"telnet", 1}}},
+		{Tunnels: []string{"gtp"}},
+		{IPv6Share: 1.5},
+		{VLANs: []uint16{5000}},
+		{LongFlows: 10, Flows: 5},
+	} {
+		if _, err := Generate(bad, &w); err == nil {
+			t.Errorf("config %+v accepted", bad)
+		}
+	}
+}
+
+// TestMarkersAbsentFromFiller checks the word lists and fixed texts plant
+// no marker by accident.
+func TestMarkersAbsentFromFiller(t *testing.T) {
+	all := strings.Join(words, " ") + strings.Join(firstNames, " ") + strings.Join(domains, " ") +
+		strings.Join(sites, " ") + strings.Join(songs, " ") + strings.Join(clips, " ") + strings.Join(programs, " ")
+	var title []string
+	for w := range strings.FieldsSeq(all) {
+		title = append(title, strings.ToUpper(w[:1])+w[1:])
+	}
+	all += " " + strings.Join(title, " ")
+	for _, m := range Markers() {
+		if strings.Contains(all, m.Text) {
+			t.Errorf("marker %q occurs in the word lists", m.Text)
+		}
+	}
+}
+
+func TestFrameNoAllocs(t *testing.T) {
+	g := &generator{cfg: Default(), truth: &Truth{}, b: newBuilder(), used: map[sessionKey]struct{}{}}
+	g.cfg, _ = g.cfg.withDefaults()
+	g.apps, g.cum = []string{"tls"}, []float64{1}
+	g.plan(5, g.cfg.Start.UnixNano())
+	s := g.heap[0]
+	var data *pkt
+	for i := range s.pkts {
+		if s.pkts[i].n > 1000 {
+			data = &s.pkts[i]
+		}
+	}
+	if data == nil {
+		t.Fatal("no data segment planned")
+	}
+	if n := testing.AllocsPerRun(100, func() { g.b.frame(s, data) }); n != 0 {
+		t.Errorf("frame allocates %v times per packet", n)
+	}
+}
+
+func BenchmarkGenerateDefault(b *testing.B) {
+	b.ReportAllocs()
+	var w countWriter
+	for b.Loop() {
+		if _, err := Generate(Default(), &w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(w.packets), "ns/packet")
+}
+
+func FuzzGenerate(f *testing.F) {
+	f.Add(int64(1), uint8(10), uint8(20), uint8(50))
+	f.Add(int64(-7), uint8(3), uint8(255), uint8(0))
+	f.Fuzz(func(t *testing.T, seed int64, flows, v6, tun uint8) {
+		cfg := Default()
+		cfg.Seed = seed
+		cfg.Flows = 1 + int(flows%16)
+		cfg.LongFlows = 0
+		cfg.IPv6Share = float64(v6) / 255
+		cfg.TunnelShare = float64(tun) / 255
+		var w countWriter
+		tr, err := Generate(cfg, &w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.err != nil {
+			t.Fatal(w.err)
+		}
+		var n uint64
+		for _, fl := range tr.Flows {
+			n += fl.Packets
+		}
+		if n != w.packets || tr.Packets != w.packets {
+			t.Fatalf("flows sum to %d packets, %d written", n, w.packets)
+		}
+	})
+}
