@@ -40,7 +40,10 @@ type Agent struct {
 	// callers and the notification watcher share the provider and view.
 	mu          sync.Mutex
 	snap        Snapshot
-	view        view
+	haveSnap    bool
+	haveIfs     bool
+	views       []view // per segment
+	built       []bool
 	ifs         []ifRow
 	ifIdx       []int
 	ifr         ifReader
@@ -250,6 +253,7 @@ func (a *Agent) Handle(req []byte, src netip.AddrPort) (resp []byte) {
 	a.stats.InPkts.Add(1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.beginRequest()
 	defer func() {
 		if r := recover(); r != nil {
 			// gosnmp's codec panicked on this input: count it like any
@@ -352,7 +356,6 @@ func (a *Agent) respond(pkt *gosnmp.SnmpPacket, out *gosnmp.SnmpPacket, maxSize 
 	}
 	switch pkt.PDUType {
 	case gosnmp.GetRequest, gosnmp.GetNextRequest:
-		a.refresh()
 		out.Variables = make([]gosnmp.SnmpPDU, 0, len(pkt.Variables))
 		for i, vb := range pkt.Variables {
 			var r gosnmp.SnmpPDU
@@ -377,7 +380,6 @@ func (a *Agent) respond(pkt *gosnmp.SnmpPacket, out *gosnmp.SnmpPacket, maxSize 
 			a.stats.InASNParseErrs.Add(1)
 			return false
 		}
-		a.refresh()
 		out.Variables = a.bulk(pkt, maxSize)
 	case gosnmp.SetRequest:
 		// Read-only agent. v1 has no noAccess: RFC 3584 maps it to
@@ -414,28 +416,103 @@ func nullVars(in []gosnmp.SnmpPDU) []gosnmp.SnmpPDU {
 	return out
 }
 
-// refresh takes a snapshot and rebuilds the view. Caller holds mu.
-func (a *Agent) refresh() {
-	a.prov.Snapshot(&a.snap)
-	a.ifIdx = captureIfIndexes(a.ifIdx, &a.snap)
-	if len(a.ifIdx) > 0 {
-		a.ifs = a.ifr.read(a.ifs, a.ifIdx)
-	} else {
-		a.ifs = a.ifs[:0]
+// beginRequest forgets the previous request's values. Caller holds mu.
+func (a *Agent) beginRequest() {
+	if a.built == nil {
+		a.views = make([]view, len(segments))
+		a.built = make([]bool, len(segments))
 	}
-	a.build(&a.view, &a.snap, a.ifs)
+	clear(a.built)
+	a.haveSnap, a.haveIfs = false, false
 }
 
-func (a *Agent) pdu(i int) gosnmp.SnmpPDU {
-	vb := a.view.vars[i]
-	p := gosnmp.SnmpPDU{Name: oidString(a.view.oid(i)), Type: vb.typ}
-	switch vb.typ {
-	case gosnmp.OctetString, gosnmp.ObjectIdentifier:
-		if vb.typ == gosnmp.OctetString {
-			p.Value = []byte(vb.str)
+// snapshot returns this request's snapshot, taking it on first use.
+func (a *Agent) snapshot() *Snapshot {
+	if !a.haveSnap {
+		a.prov.Snapshot(&a.snap)
+		a.haveSnap = true
+	}
+	return &a.snap
+}
+
+// interfaces returns this request's IF-MIB rows, read on first use.
+func (a *Agent) interfaces() []ifRow {
+	if !a.haveIfs {
+		a.ifIdx = captureIfIndexes(a.ifIdx, a.snapshot())
+		if len(a.ifIdx) > 0 {
+			a.ifs = a.ifr.read(a.ifs, a.ifIdx)
 		} else {
-			p.Value = vb.str
+			a.ifs = a.ifs[:0]
 		}
+		a.haveIfs = true
+	}
+	return a.ifs
+}
+
+// seg returns segment k's variables, building them on first use.
+func (a *Agent) seg(k int) *view {
+	v := &a.views[k]
+	if !a.built[k] {
+		v.reset()
+		segments[k].build(a, v)
+		if !v.sorted() {
+			v.sortVars()
+		}
+		a.built[k] = true
+	}
+	return v
+}
+
+// cursor is a position in the served variables: segment and index.
+type cursor struct{ s, i int }
+
+// seek returns the first variable after oid, or at oid when inclusive.
+func (a *Agent) seek(oid []uint32, inclusive bool) (cursor, bool) {
+	for k := range segments {
+		p := segments[k].prefix
+		switch {
+		case hasPrefix(oid, p):
+			v := a.seg(k)
+			i, eq := v.find(oid)
+			if eq && !inclusive {
+				i++
+			}
+			if i < len(v.vars) {
+				return cursor{k, i}, true
+			}
+		case oidCompare(p, oid) > 0:
+			if v := a.seg(k); len(v.vars) > 0 {
+				return cursor{k, 0}, true
+			}
+		}
+	}
+	return cursor{}, false
+}
+
+// step moves to the next variable.
+func (a *Agent) step(c cursor) (cursor, bool) {
+	c.i++
+	for c.s < len(segments) {
+		if c.i < len(a.seg(c.s).vars) {
+			return c, true
+		}
+		c.s++
+		c.i = 0
+	}
+	return c, false
+}
+
+func (a *Agent) typeAt(c cursor) gosnmp.Asn1BER { return a.views[c.s].vars[c.i].typ }
+
+func (a *Agent) pdu(c cursor) gosnmp.SnmpPDU {
+	v := &a.views[c.s]
+	vb := v.vars[c.i]
+	p := gosnmp.SnmpPDU{Name: oidString(v.oid(c.i)), Type: vb.typ}
+	switch vb.typ {
+	case gosnmp.OctetString:
+		p.Value = []byte(vb.str)
+	case gosnmp.ObjectIdentifier:
+		p.Value = vb.str
 	case gosnmp.Integer:
 		p.Value = int(int32(vb.num))
 	case gosnmp.Counter64:
@@ -455,12 +532,12 @@ func (a *Agent) get(name string, v1 bool) (gosnmp.SnmpPDU, bool) {
 		}
 		return gosnmp.SnmpPDU{Name: name, Type: gosnmp.NoSuchObject}, true
 	}
-	i, eq := a.view.find(a.oidBuf)
-	if eq {
-		if v1 && a.view.vars[i].typ == gosnmp.Counter64 {
+	c, found := a.seek(a.oidBuf, true)
+	if found && oidCompare(a.views[c.s].oid(c.i), a.oidBuf) == 0 {
+		if v1 && a.typeAt(c) == gosnmp.Counter64 {
 			return gosnmp.SnmpPDU{}, false
 		}
-		return a.pdu(i), true
+		return a.pdu(c), true
 	}
 	if v1 {
 		return gosnmp.SnmpPDU{}, false
@@ -471,20 +548,13 @@ func (a *Agent) get(name string, v1 bool) (gosnmp.SnmpPDU, bool) {
 	return gosnmp.SnmpPDU{Name: name, Type: gosnmp.NoSuchObject}, true
 }
 
-// nextIndex returns the view position of the first variable after oid
-// (skipping Counter64 for v1), or -1.
-func (a *Agent) nextIndex(oid []uint32, v1 bool) int {
-	i, eq := a.view.find(oid)
-	if eq {
-		i++
+// after returns the first variable after oid, skipping Counter64 for v1.
+func (a *Agent) after(oid []uint32, v1 bool) (cursor, bool) {
+	c, ok := a.seek(oid, false)
+	for ok && v1 && a.typeAt(c) == gosnmp.Counter64 {
+		c, ok = a.step(c)
 	}
-	for ; i < len(a.view.vars); i++ {
-		if v1 && a.view.vars[i].typ == gosnmp.Counter64 {
-			continue
-		}
-		return i
-	}
-	return -1
+	return c, ok
 }
 
 func (a *Agent) next(name string, v1 bool) (gosnmp.SnmpPDU, bool) {
@@ -493,14 +563,14 @@ func (a *Agent) next(name string, v1 bool) (gosnmp.SnmpPDU, bool) {
 	if !ok {
 		a.oidBuf = a.oidBuf[:0]
 	}
-	i := a.nextIndex(a.oidBuf, v1)
-	if i < 0 {
+	c, found := a.after(a.oidBuf, v1)
+	if !found {
 		if v1 {
 			return gosnmp.SnmpPDU{}, false
 		}
 		return gosnmp.SnmpPDU{Name: name, Type: gosnmp.EndOfMibView}, true
 	}
-	return a.pdu(i), true
+	return a.pdu(c), true
 }
 
 // maxBulkVars bounds the work of one GETBULK whatever the request asks.
@@ -528,34 +598,32 @@ func (a *Agent) bulk(pkt *gosnmp.SnmpPacket, maxSize int) []gosnmp.SnmpPDU {
 	if r == 0 || m == 0 {
 		return out
 	}
-	pos := make([]int, r) // view position of each repeater's last result; -1 at end
-	for j := 0; j < r; j++ {
+	type rep struct {
+		c     cursor
+		ended bool
+		name  string
+	}
+	reps := make([]rep, r)
+	for j := range reps {
 		var ok bool
 		a.oidBuf, ok = parseOIDInto(a.oidBuf, pkt.Variables[n+j].Name)
 		if !ok {
 			a.oidBuf = a.oidBuf[:0]
 		}
-		i, eq := a.view.find(a.oidBuf)
-		if eq {
-			pos[j] = i
-		} else {
-			pos[j] = i - 1 // "after i-1" == first >= oid
-		}
+		reps[j].name = pkt.Variables[n+j].Name
+		reps[j].c, ok = a.seek(a.oidBuf, false)
+		reps[j].ended = !ok
 	}
-	for rep := 0; rep < m; rep++ {
+	for k := 0; k < m; k++ {
 		allEnd := true
-		for j := 0; j < r; j++ {
+		for j := range reps {
+			rp := &reps[j]
 			var p gosnmp.SnmpPDU
-			if pos[j] == -2 || pos[j]+1 >= len(a.view.vars) {
-				name := pkt.Variables[n+j].Name
-				if len(out) >= r {
-					name = out[len(out)-r].Name
-				}
-				p = gosnmp.SnmpPDU{Name: name, Type: gosnmp.EndOfMibView}
-				pos[j] = -2
+			if rp.ended {
+				p = gosnmp.SnmpPDU{Name: rp.name, Type: gosnmp.EndOfMibView}
 			} else {
-				pos[j]++
-				p = a.pdu(pos[j])
+				p = a.pdu(rp.c)
+				rp.name = p.Name
 				allEnd = false
 			}
 			size += varbindSize(p)
@@ -563,6 +631,11 @@ func (a *Agent) bulk(pkt *gosnmp.SnmpPacket, maxSize int) []gosnmp.SnmpPDU {
 				return out
 			}
 			out = append(out, p)
+			if !rp.ended {
+				var ok bool
+				rp.c, ok = a.step(rp.c)
+				rp.ended = !ok
+			}
 		}
 		if allEnd {
 			break
@@ -725,7 +798,6 @@ func (a *Agent) handleV3(req []byte, h *msgHeader, src netip.AddrPort) []byte {
 		// VACM (rouser NAME priv), answer authorizationError.
 		e := gosnmp.AuthorizationError
 		force = &e
-		a.stats.InBadCommunityUses.Add(1)
 	}
 	if !a.respond(pkt, out, maxSize-a.v3Overhead(u, level), force) {
 		return nil

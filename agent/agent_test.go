@@ -258,3 +258,53 @@ poll_interval: 2s
 		})
 	}
 }
+
+// TestSegmentsOrdered checks the segments are disjoint and in OID order,
+// and that each builder emits its variables already sorted (the sort in
+// seg is only a safety net).
+func TestSegmentsOrdered(t *testing.T) {
+	a := testAgent(t, testConfig())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.beginRequest()
+	for k, sg := range segments {
+		if k > 0 {
+			prev := segments[k-1].prefix
+			if oidCompare(prev, sg.prefix) >= 0 || hasPrefix(sg.prefix, prev) {
+				t.Errorf("segment %v does not follow %v", sg.prefix, prev)
+			}
+		}
+		var v view
+		sg.build(a, &v)
+		if !v.sorted() {
+			t.Errorf("segment %v built out of order", sg.prefix)
+		}
+		for i := range v.vars {
+			if !hasPrefix(v.oid(i), sg.prefix) {
+				t.Errorf("segment %v holds %v", sg.prefix, v.oid(i))
+			}
+		}
+	}
+}
+
+// TestViewBuildNoAllocs: once warm, building every segment from a
+// provider that reuses its slices allocates nothing, so polling does not
+// churn the heap of the probe process.
+func TestViewBuildNoAllocs(t *testing.T) {
+	a, err := New(testConfig(), benchProbe(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	run := func() {
+		a.beginRequest()
+		for k := range segments {
+			a.seg(k)
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(100, run); n != 0 {
+		t.Fatalf("building the view allocates %.1f times", n)
+	}
+}

@@ -11,13 +11,15 @@ import (
 	"github.com/gosnmp/gosnmp"
 )
 
+var benchIfNames = []string{"eth0", "eth1", "eth2", "eth3"}
+
 // benchProbe is a provider with a table comparable to what snmpd serves.
 func benchProbe() Provider {
 	return ProviderFunc(func(s *Snapshot) {
 		s.Name = "bench"
 		s.Interfaces = s.Interfaces[:0]
 		for i := 0; i < 4; i++ {
-			s.Interfaces = append(s.Interfaces, CaptureInterface{Name: "eth" + strconv.Itoa(i), LinkType: 1, Packets: 1e9 + uint64(i)})
+			s.Interfaces = append(s.Interfaces, CaptureInterface{Name: benchIfNames[i], LinkType: 1, Packets: 1e9 + uint64(i)})
 		}
 		s.Symptoms = s.Symptoms[:0]
 		for i := 1; i <= 50; i++ {

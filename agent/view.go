@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"time"
 
@@ -201,20 +203,42 @@ func dateAndTime(t time.Time) string {
 		byte(t.Second()), byte(t.Nanosecond() / 100_000_000), sign, byte(off / 3600), byte(off % 3600 / 60)})
 }
 
-// build fills v with every variable from the snapshot, the interfaces
-// and the agent's own state.
-func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
-	v.reset()
-	const (
-		str = gosnmp.OctetString
-		i32 = gosnmp.Integer
-		g32 = gosnmp.Gauge32
-		c32 = gosnmp.Counter32
-		c64 = gosnmp.Counter64
-		tt  = gosnmp.TimeTicks
-	)
+const (
+	str = gosnmp.OctetString
+	i32 = gosnmp.Integer
+	g32 = gosnmp.Gauge32
+	c32 = gosnmp.Counter32
+	c64 = gosnmp.Counter64
+	tt  = gosnmp.TimeTicks
+)
+
+// segment is a subtree the agent serves, built on demand once per
+// request so a GET of sysUpTime never pays for the MIRA tables. Prefixes
+// are disjoint and in OID order.
+type segment struct {
+	prefix []uint32
+	build  func(a *Agent, v *view)
+}
+
+var segments = []segment{
+	{oidSystem, (*Agent).buildSystem},
+	{[]uint32{1, 3, 6, 1, 2, 1, 2}, (*Agent).buildInterfaces},
+	{oidSNMP, (*Agent).buildSNMP},
+	{[]uint32{1, 3, 6, 1, 2, 1, 31}, (*Agent).buildIfX},
+	{mib.MustOID(mib.MiraIdentity), (*Agent).buildMIRAIdentity},
+	{mib.MustOID(mib.MiraCapture), (*Agent).buildMIRACapture},
+	{mib.MustOID(mib.MiraPipeline), (*Agent).buildMIRAPipeline},
+	{mib.MustOID(mib.MiraFlows), (*Agent).buildMIRAFlows},
+	{mib.MustOID(mib.MiraSymptoms), (*Agent).buildMIRASymptoms},
+	{mib.MustOID(mib.MiraExport), (*Agent).buildMIRAExport},
+	{[]uint32{1, 3, 6, 1, 6, 3, 10}, (*Agent).buildEngine},
+	{[]uint32{1, 3, 6, 1, 6, 3, 11}, (*Agent).buildMPD},
+	{[]uint32{1, 3, 6, 1, 6, 3, 12}, (*Agent).buildTarget},
+	{[]uint32{1, 3, 6, 1, 6, 3, 15}, (*Agent).buildUSM},
+}
+
+func (a *Agent) buildSystem(v *view) {
 	up := uint64(a.uptime())
-	// system
 	v.scalar(oidSysDescr, str, 0, a.sysDescr)
 	v.scalar(oidSysObjectID, gosnmp.ObjectIdentifier, 0, "."+mib.MiraProbeMIB)
 	v.scalar(oidSysUpTime, tt, up, "")
@@ -235,7 +259,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
-	// interfaces
+}
+
+func (a *Agent) buildInterfaces(v *view) {
+	ifs := a.interfaces()
 	v.scalar(oidIfNumber, i32, uint64(len(ifs)), "")
 	for _, c := range ifTableCols {
 		for i := range ifs {
@@ -285,7 +312,9 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
-	// snmp group
+}
+
+func (a *Agent) buildSNMP(v *view) {
 	st := &a.stats
 	snmpScalar := func(sub uint32, typ gosnmp.Asn1BER, n uint64) {
 		v.put(oidSNMP, sub, zeroIdx, typ, n, "")
@@ -298,7 +327,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 	snmpScalar(30, i32, 2) // snmpEnableAuthenTraps: disabled
 	snmpScalar(31, c32, uint64(uint32(st.SilentDrops.Load())))
 	snmpScalar(32, c32, 0)
-	// ifXTable
+}
+
+func (a *Agent) buildIfX(v *view) {
+	ifs := a.interfaces()
 	for _, c := range ifXTableCols {
 		for i := range ifs {
 			r := &ifs[i]
@@ -335,11 +367,18 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
-	// MIRA-PROBE-MIB
+}
+
+func (a *Agent) buildMIRAIdentity(v *view) {
+	s := a.snapshot()
 	v.scalar(mProbeName, str, 0, s.Name)
 	v.scalar(mProbeVersion, str, 0, s.Version)
 	v.scalar(mProbeDomain, g32, uint64(s.ObservationDomain), "")
 	v.scalar(mProbeStart, str, 0, a.startTimeStr(s.StartTime))
+}
+
+func (a *Agent) buildMIRACapture(v *view) {
+	s := a.snapshot()
 	for c := uint32(2); c <= 8; c++ {
 		for i := range s.Interfaces {
 			ci := &s.Interfaces[i]
@@ -378,6 +417,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
+}
+
+func (a *Agent) buildMIRAPipeline(v *view) {
+	s := a.snapshot()
 	p := &s.Pipeline
 	rs := p.RegulationState
 	if rs != RegulationSampling {
@@ -406,6 +449,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
+}
+
+func (a *Agent) buildMIRAFlows(v *view) {
+	s := a.snapshot()
 	f := &s.Flows
 	v.scalar(mFlowsActive, g32, uint64(f.Active), "")
 	v.scalar(mFlowsCapacity, g32, uint64(f.Capacity), "")
@@ -415,6 +462,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 	v.scalar(mFlowsEnd, c64, f.ExpiredEnd, "")
 	v.scalar(mFlowsForced, c64, f.ExpiredForced, "")
 	v.scalar(mFlowsEvicted, c64, f.Evicted, "")
+}
+
+func (a *Agent) buildMIRASymptoms(v *view) {
+	s := a.snapshot()
 	syms := a.sortedSymptoms(s.Symptoms)
 	for c := uint32(2); c <= 5; c++ {
 		for _, k := range syms {
@@ -432,6 +483,10 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
+}
+
+func (a *Agent) buildMIRAExport(v *view) {
+	s := a.snapshot()
 	for c := uint32(2); c <= 9; c++ {
 		for i := range s.Exporters {
 			e := &s.Exporters[i]
@@ -456,25 +511,33 @@ func (a *Agent) build(v *view, s *Snapshot, ifs []ifRow) {
 			}
 		}
 	}
-	// SNMP-FRAMEWORK-MIB snmpEngine
+}
+
+func (a *Agent) buildEngine(v *view) {
 	boots, etime := a.engine.bootsTime()
 	v.put(oidEngine, 1, zeroIdx, str, 0, a.engine.idStr)
 	v.put(oidEngine, 2, zeroIdx, i32, uint64(boots), "")
 	v.put(oidEngine, 3, zeroIdx, i32, uint64(etime), "")
 	v.put(oidEngine, 4, zeroIdx, i32, uint64(a.maxMsg), "")
-	// SNMP-MPD-MIB snmpMPDStats
+}
+
+func (a *Agent) buildMPD(v *view) {
+	st := &a.stats
 	v.put(oidMPDStats, 1, zeroIdx, c32, uint64(uint32(st.UnknownSecurityModels.Load())), "")
 	v.put(oidMPDStats, 2, zeroIdx, c32, uint64(uint32(st.InvalidMsgs.Load())), "")
 	v.put(oidMPDStats, 3, zeroIdx, c32, uint64(uint32(st.UnknownPDUHandlers.Load())), "")
-	// SNMP-TARGET-MIB snmpUnavailableContexts, snmpUnknownContexts
+}
+
+func (a *Agent) buildTarget(v *view) {
+	st := &a.stats
 	v.put([]uint32{1, 3, 6, 1, 6, 3, 12, 1}, 4, zeroIdx, c32, 0, "")
 	v.put([]uint32{1, 3, 6, 1, 6, 3, 12, 1}, 5, zeroIdx, c32, uint64(uint32(st.UnknownContexts.Load())), "")
-	// usmStats
+}
+
+func (a *Agent) buildUSM(v *view) {
+	st := &a.stats
 	for i := 0; i < 6; i++ {
 		v.put(oidUsmStats, uint32(i+1), zeroIdx, c32, uint64(uint32(st.usm[i].Load())), "")
-	}
-	if !v.sorted() {
-		v.sortVars()
 	}
 }
 
@@ -505,7 +568,7 @@ func (a *Agent) sortedSymptoms(s []Symptom) []int {
 			a.symIdx = append(a.symIdx, i)
 		}
 	}
-	sort.SliceStable(a.symIdx, func(i, j int) bool { return s[a.symIdx[i]].ID < s[a.symIdx[j]].ID })
+	slices.SortStableFunc(a.symIdx, func(i, j int) int { return cmp.Compare(s[i].ID, s[j].ID) })
 	out := a.symIdx[:0]
 	var last uint32
 	for n, k := range a.symIdx {

@@ -259,3 +259,26 @@ func TestSnmpTable(t *testing.T) {
 		}
 	}
 }
+
+// TestV3AuthProtocols polls with every supported authentication protocol
+// (and AES-128 privacy), plus an authNoPriv user.
+func TestV3AuthProtocols(t *testing.T) {
+	a := testAgent(t, testConfig())
+	addr := startAgent(t, a)
+	for _, u := range testConfig().Users {
+		level := "authPriv"
+		if u.Priv == "" {
+			level = "authNoPriv"
+		}
+		t.Run(u.Name, func(t *testing.T) {
+			args := []string{"-v3", "-l", level, "-u", u.Name, "-a", u.Auth, "-A", u.AuthPassword}
+			if u.Priv != "" {
+				args = append(args, "-x", "AES", "-X", u.PrivPassword)
+			}
+			r := snmpCmd(t, "snmpget", append(args, "-Oqv", "-OU", addr, "MIRA-PROBE-MIB::miraProbeName.0", "MIRA-PROBE-MIB::miraCapPackets.1")...)
+			if r.code != 0 || r.stdout != "probe-test\n300\n" {
+				t.Errorf("rc=%d %q %s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}

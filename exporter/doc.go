@@ -10,6 +10,15 @@
 // observation domain (RFC 7011 §3.1). UDP messages stay within
 // Config.MTU; a set is never split across messages.
 //
+// Export sends every record before it returns (each observation domain
+// fills its own message; nothing is held back between calls), so call it
+// with batches, not single records. Records are encoded with the flow
+// templates of the ipfix package: one template per field set (IPv4/IPv6,
+// ICMP, tunnel outer family, symptoms, known direction, ATM circuit),
+// built and sent on first use.
+//
 // An Exporter is safe for concurrent use; calls are serialised. Transport
-// is the seam for a spooling transport (bbolt) to be added later.
+// is the seam for a spooling transport (bbolt) to be added later: a
+// Transport reports its session number from Begin, and the Exporter sends
+// templates again whenever it changes.
 package exporter

@@ -99,6 +99,8 @@ func decodeCases() []tcase {
 			err: ErrNonIP},
 		{name: "arp", link: drivers.LinkEthernet, frame: eth(etARP, make([]byte, 28)), err: ErrNonIP},
 		{name: "unknown ethertype", link: drivers.LinkEthernet, frame: eth(0x1234, make([]byte, 28)), reason: ReasonUnknownEthertype},
+		{name: "vn-tag", link: drivers.LinkEthernet, frame: eth(etVNTag, u32(0), u16(etVLAN), tag(11, etIPv4), in4tcp), want: withVLAN(w4tcp, 11, 0)},
+		{name: "fabricpath", link: drivers.LinkEthernet, frame: eth(etFabricPath, u16(0x0001), eth(etIPv4, in4tcp)), want: w4tcp},
 		{name: "pbb", link: drivers.LinkEthernet, frame: eth(etPBB, u32(0x00000100), macB, macA, u16(etIPv4), in4tcp), want: w4tcp},
 		{name: "mpls/ipv4", link: drivers.LinkEthernet, frame: eth(etMPLS, mplsLabel(16, false), mplsLabel(17, true), in4tcp), want: w4tcp},
 		{name: "mpls multicast/ipv6", link: drivers.LinkEthernet, frame: eth(etMPLSMcast, mplsLabel(16, true), in6udp), want: w6udp},

@@ -4,24 +4,26 @@ import "github.com/mira-project/mira/drivers"
 
 // Ethertypes and protocol numbers the decoder dispatches on.
 const (
-	etIPv4      = 0x0800
-	etARP       = 0x0806
-	etIPv6      = 0x86dd
-	etVLAN      = 0x8100
-	etQinQ      = 0x88a8
-	etQinQOld   = 0x9100
-	etQinQOld2  = 0x9200
-	etMPLS      = 0x8847
-	etMPLSMcast = 0x8848
-	etPPPoED    = 0x8863
-	etPPPoES    = 0x8864
-	etPBB       = 0x88e7
-	etTEB       = 0x6558
-	etERSPAN2   = 0x88be
-	etERSPAN3   = 0x22eb
-	etPPP       = 0x880b
-	etCMD       = 0x8909
-	etAruba     = 0x8200
+	etIPv4       = 0x0800
+	etARP        = 0x0806
+	etIPv6       = 0x86dd
+	etVLAN       = 0x8100
+	etQinQ       = 0x88a8
+	etQinQOld    = 0x9100
+	etQinQOld2   = 0x9200
+	etMPLS       = 0x8847
+	etMPLSMcast  = 0x8848
+	etPPPoED     = 0x8863
+	etPPPoES     = 0x8864
+	etPBB        = 0x88e7
+	etTEB        = 0x6558
+	etERSPAN2    = 0x88be
+	etERSPAN3    = 0x22eb
+	etPPP        = 0x880b
+	etCMD        = 0x8909
+	etAruba      = 0x8200
+	etVNTag      = 0x8926
+	etFabricPath = 0x8903
 
 	pppIPv4 = 0x0021
 	pppIPv6 = 0x0057
@@ -167,6 +169,21 @@ func (d *Decoder) ethertype(b []byte, off, end int, et uint16, p *Packet, depth 
 				return d.fail(ReasonBadHeaderLength, LayerPPPoE, off)
 			}
 			return d.pppProto(b, off+8, end, be16(b[off+6:]), p, depth)
+		case etVNTag:
+			// Cisco VN-Tag: 4 bytes, then the next ethertype.
+			if len(b)-off < 6 {
+				return d.fail(ReasonTruncated, LayerVLAN, off)
+			}
+			et = be16(b[off+4:])
+			off += 6
+		case etFabricPath:
+			// Cisco FabricPath: FTAG/TTL, then the classical frame.
+			if len(b)-off < 16 {
+				return d.fail(ReasonTruncated, LayerVLAN, off)
+			}
+			et = be16(b[off+14:])
+			off += 16
+			link = false
 		case etPBB:
 			// 802.1ah I-TAG (4 bytes) then the customer's MACs and type.
 			if len(b)-off < 18 {
@@ -216,7 +233,9 @@ func nonIPEthertype(et uint16) bool {
 		0x88a4, 0x8892, // EtherCAT, PROFINET
 		0x8906, 0x8914, // FCoE, FIP
 		0x88fb, 0x891d, // PRP, TTE
-		0x8102, // Wellfleet BOFL
+		0x8102,         // Wellfleet BOFL
+		0x2000, 0xfefe, // CDP and OSI (IS-IS) on Cisco HDLC
+		0x890d, // 802.11 TDLS
 		0x892f: // HSR
 		return true
 	}

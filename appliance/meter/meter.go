@@ -5,6 +5,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/appliance/symptom"
 )
 
 // Config sets a table's limits. The zero value means the defaults.
@@ -24,6 +25,16 @@ type Config struct {
 	// ExportBatch is how many records are handed to the sink at once
 	// (default 256).
 	ExportBatch int `yaml:"export_batch"`
+
+	// Symptoms, when set, scans every flow direction's payload for
+	// symptoms; their counts travel in the flow record.
+	Symptoms *symptom.DB `yaml:"-"`
+	// FastClass, when set, is asked once per new flow for a category
+	// from address lists (paper §3.2); a non-zero category is stored in
+	// the record and the flow is not scanned.
+	FastClass func(k *flow.Key) uint16 `yaml:"-"`
+	// Label, when set, gives a new flow its aggregate id.
+	Label func(p *decode.Packet, ifIndex uint32) uint32 `yaml:"-"`
 }
 
 func (c *Config) withDefaults() Config {
@@ -57,6 +68,13 @@ type Sink func(recs []flow.Record)
 // Stats are a table's counters.
 type Stats struct {
 	Packets  uint64 // packets metered
+	// Payload scanning: bytes given to the matcher, TCP segments skipped
+	// as retransmissions, gaps that reset a direction's matcher state,
+	// and flows classified by address without scanning.
+	ScanBytes   uint64
+	ScanRetrans uint64
+	ScanGaps    uint64
+	FastClassed uint64
 	Octets   uint64 // IP octets metered
 	Active   uint64 // flows in the table now
 	Created  uint64 // flows created
@@ -79,7 +97,18 @@ type entry struct {
 	aprev, anext int32
 	ended        bool // FIN or RST seen
 	inUse        bool
+	noScan       bool // fast-classified: not scanned
+	seqKnown     bool // nextSeq is valid (TCP)
+	nextSeq      uint32
+	off          uint64 // stream offset of nextSeq in this direction's payload
+	st           symptom.State
+	counts       symptom.Counts
 }
+
+// unknownOffset is the stream offset given to a TCP direction first seen
+// mid-stream: beyond any offset/depth window, so start-anchored patterns
+// cannot fire on a payload whose start was not seen.
+const unknownOffset = 1 << 40
 
 // Table is a bounded flow table. It is not safe for concurrent use.
 type Table struct {
@@ -247,6 +276,9 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 		r.First = ts
 	}
 	r.TCPFlags |= p.TCPFlags
+	if t.cfg.Symptoms != nil && !e.noScan {
+		t.scan(e, p)
+	}
 	if p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0 {
 		e.ended = true
 	}
@@ -257,8 +289,63 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 
 const (
 	tcpFIN = 0x01
+	tcpSYN = 0x02
 	tcpRST = 0x04
 )
+
+// scan feeds the packet's payload to the symptom matcher. TCP directions
+// are scanned as a stream in sequence order, so a pattern split across
+// segments is found once; a retransmitted segment is skipped and a gap
+// resets the matcher. Other protocols are scanned datagram by datagram.
+func (t *Table) scan(e *entry, p *decode.Packet) {
+	db := t.cfg.Symptoms
+	pl := p.Payload
+	if p.Proto != 6 {
+		if len(pl) > 0 && !p.Fragment {
+			var st symptom.State
+			t.stats.ScanBytes += uint64(db.Scan(&st, &e.counts, pl, 0))
+		}
+		return
+	}
+	seq := p.TCPSeq
+	if p.TCPFlags&tcpSYN != 0 {
+		seq++ // the SYN takes one sequence number
+		if !e.seqKnown {
+			e.seqKnown, e.nextSeq, e.off = true, seq, 0
+		}
+	}
+	if len(pl) == 0 {
+		return
+	}
+	if !e.seqKnown {
+		e.seqKnown, e.nextSeq, e.off = true, seq, unknownOffset
+	}
+	if d := int32(seq - e.nextSeq); d < 0 {
+		// Retransmission or overlap: scan only bytes not seen yet.
+		if -int64(d) >= int64(len(pl)) {
+			t.stats.ScanRetrans++
+			return
+		}
+		pl = pl[-d:]
+		seq = e.nextSeq
+		t.stats.ScanRetrans++
+	} else if d > 0 {
+		t.stats.ScanGaps++
+		e.st.Reset()
+		e.off += uint64(d)
+		e.nextSeq = seq
+	}
+	t.stats.ScanBytes += uint64(db.Scan(&e.st, &e.counts, pl, e.off))
+	adv := uint32(len(pl))
+	if len(pl) < p.PayloadLen && len(p.Payload) == len(pl) {
+		// Snapped segment: the rest was not captured.
+		adv = uint32(p.PayloadLen)
+		e.st.Reset()
+		t.stats.ScanGaps++
+	}
+	e.nextSeq = seq + adv
+	e.off += uint64(adv)
+}
 
 func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) int32 {
 	i := t.alloc()
@@ -287,6 +374,16 @@ func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) 
 	r.SrcMAC, r.DstMAC = p.SrcMAC, p.DstMAC
 	r.VPI, r.VCI = p.VPI, p.VCI
 	r.ObservationDomain = t.domain
+	if t.cfg.FastClass != nil {
+		if c := t.cfg.FastClass(&r.Key); c != 0 {
+			r.Category = c
+			e.noScan = true
+			t.stats.FastClassed++
+		}
+	}
+	if t.cfg.Label != nil {
+		r.Aggregate = t.cfg.Label(p, ifIndex)
+	}
 	t.index[*k] = i
 	t.agePush(i)
 	t.stats.Created++
@@ -300,6 +397,9 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	t.ageUnlink(i)
 	delete(t.index, e.rec.Key)
 	e.rec.EndReason = reason
+	if e.counts.Len() > 0 {
+		e.rec.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))
+	}
 	t.out = append(t.out, e.rec)
 	e.inUse = false
 	e.rec = flow.Record{}

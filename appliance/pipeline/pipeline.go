@@ -103,6 +103,10 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.Active += m.Active
 		s.Meter.Created += m.Created
 		s.Meter.Exported += m.Exported
+		s.Meter.ScanBytes += m.ScanBytes
+		s.Meter.ScanRetrans += m.ScanRetrans
+		s.Meter.ScanGaps += m.ScanGaps
+		s.Meter.FastClassed += m.FastClassed
 		for i := range m.Expired {
 			s.Meter.Expired[i] += m.Expired[i]
 		}

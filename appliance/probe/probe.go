@@ -17,6 +17,7 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
+	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 )
 
@@ -50,6 +51,7 @@ type Probe struct {
 	exps  []Exporter
 	names []string
 
+	db         *symptom.DB
 	mu         sync.Mutex
 	exported   uint64
 	exportErrs []uint64
@@ -121,6 +123,12 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	if len(p.exps) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
 	}
+	db, err := p.symptomDB()
+	if err != nil {
+		p.closeExporters()
+		return err
+	}
+	p.db = db
 	p.pipe = pipeline.New(pipeline.Config{
 		Workers:      c.Pipeline.Workers,
 		QueueBatches: c.Pipeline.QueueBatches,
@@ -129,6 +137,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			ActiveTimeout: c.Meter.ActiveTimeout,
 			TCPEndTimeout: c.Meter.TCPEndTimeout,
 			MaxFlows:      c.Meter.MaxFlows,
+			Symptoms:      db,
 		},
 		Domain:   c.Probe.ObservationDomain,
 		Progress: p.opts.Progress,
@@ -179,6 +188,29 @@ func (p *Probe) closeExporters() error {
 	p.exps = nil
 	return err
 }
+
+// symptomDB loads the configured symptom database (nil when disabled).
+func (p *Probe) symptomDB() (*symptom.DB, error) {
+	c := p.cfg.Symptoms
+	if c.Disabled {
+		return nil, nil
+	}
+	db := symptom.Default()
+	if c.File != "" {
+		var err error
+		if db, err = symptom.Load(c.File); err != nil {
+			return nil, fmt.Errorf("probe: %w", err)
+		}
+	}
+	if c.ScanLimit > 0 {
+		db = db.WithScanLimit(uint64(c.ScanLimit))
+	}
+	return db, nil
+}
+
+// Symptoms returns the symptom database in use (nil before Run or when
+// scanning is disabled).
+func (p *Probe) Symptoms() *symptom.DB { return p.db }
 
 // ExportStats returns records handed to exporters and failures per target.
 func (p *Probe) ExportStats() (records uint64, failures map[string]uint64) {

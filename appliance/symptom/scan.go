@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // The prefilter's gram bitmap has a fixed size so that the hot loop indexes
@@ -13,6 +14,7 @@ const (
 	bloomShift = 32 - bloomBits
 	bloomWords = 1 << (bloomBits - 6)
 	hashMul    = 0x9E3779B1
+	hashMul8   = hashMul << 8 & 0xFFFFFFFF // hash3 in one multiply
 )
 
 type matcher struct {
@@ -32,6 +34,7 @@ type matcher struct {
 	tab2  []uint32 // gram -> bucket+1
 	has1  bool
 	tab1  [256]uint32
+	first [256]bool // a 1- or 2-byte trigger starts with this byte
 	tail3 []uint32 // 3-byte-trigger entries, tried at an odd len(p)-3
 	bidx  []uint32
 	lists []uint32
@@ -140,12 +143,14 @@ func newMatcher(ents []entry) (*matcher, error) {
 			if l, ok := b2[uint16(x)]; ok {
 				m.tab2[x] = addBucket(l)
 				m.set2[x>>6] |= 1 << (x & 63)
+				m.first[x&0xFF] = true
 			}
 		}
 	}
 	for x := 0; x < 256; x++ {
 		if l, ok := b1[uint8(x)]; ok {
 			m.tab1[x] = addBucket(l)
+			m.first[x] = true
 		}
 	}
 	return m, nil
@@ -155,7 +160,7 @@ func gram3(g []byte) uint32 { return uint32(g[0]) | uint32(g[1])<<8 | uint32(g[2
 
 // hash3 hashes the low 3 bytes of v: the product's bits 0-23 depend only on
 // them, and the shift drops the rest.
-func hash3(v uint32) uint32 { return v * hashMul << 8 }
+func hash3(v uint32) uint32 { return v * hashMul8 }
 
 func appendOnce(l []uint32, v uint32) []uint32 {
 	if len(l) > 0 && l[len(l)-1] == v {
@@ -349,11 +354,14 @@ func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool) {
 	bloom := m.bloom
 	n := len(p)
 	i := 0
+	base := unsafe.Pointer(unsafe.SliceData(p))
 	for ; i+8 <= n; i += 6 {
-		x := binary.LittleEndian.Uint64(p[i:])
-		h0 := uint32(x) * hashMul << 8
-		h1 := uint32(x>>16) * hashMul << 8
-		h2 := uint32(x>>32) * hashMul << 8
+		// Unaligned little-endian load; i+8 <= len(p) (amd64 and arm64
+		// allow unaligned loads; see load64 for other targets).
+		x := load64(base, i)
+		h0 := uint32(x) * hashMul8
+		h1 := uint32(x>>16) * hashMul8
+		h2 := uint32(x>>32) * hashMul8
 		if w := bloom[h0>>(bloomShift+6)]; w&(1<<(h0>>bloomShift&63)) != 0 && w&(1<<(h0>>8&63)) != 0 {
 			m.verify3(c, p, i, off, prevNL)
 		}
@@ -400,18 +408,22 @@ func (m *matcher) tryList(c *Counts, l []uint32, p []byte, i int, off uint64, pr
 	}
 }
 
+// scanShort finds 1- and 2-byte triggers; first marks the bytes they start
+// with, so most positions cost one table load.
 func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
-	for i := 0; i < len(p); i++ {
-		if m.has1 {
-			if b := m.tab1[p[i]]; b != 0 {
-				m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
-			}
+	first := &m.first
+	for i, b := range p {
+		if !first[b] {
+			continue
+		}
+		if t := m.tab1[b]; t != 0 {
+			m.tryList(c, m.lists[m.bidx[t-1]:m.bidx[t]], p, i, off, prevNL)
 		}
 		if m.has2 && i+1 < len(p) {
-			x := uint16(p[i]) | uint16(p[i+1])<<8
+			x := uint16(b) | uint16(p[i+1])<<8
 			if m.set2[x>>6]&(1<<(x&63)) != 0 {
-				b := m.tab2[x]
-				m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
+				t := m.tab2[x]
+				m.tryList(c, m.lists[m.bidx[t-1]:m.bidx[t]], p, i, off, prevNL)
 			}
 		}
 	}

@@ -94,7 +94,9 @@ func mpegFrame(p []byte, s int) (length int, key uint32) {
 	sr := h >> 10 & 3
 	pad := h >> 9 & 1
 	emphasis := h & 3
-	if version == 1 || layer == 0 || br == 0 || br == 15 || sr == 3 || emphasis == 2 {
+	// Layer I is left out: it is all but unused, and its header (0xFFFx
+	// with protection bit 1) is common in x86 code, where -1 is.
+	if version == 1 || layer == 0 || layer == 3 || br == 0 || br == 15 || sr == 3 || emphasis == 2 {
 		return 0, 0
 	}
 	v1 := 0
@@ -115,14 +117,23 @@ func mpegFrame(p []byte, s int) (length int, key uint32) {
 }
 
 // checkMPEGAudio wants a valid header and, where the first frame's length
-// says, a second header with the same version, layer and sample rate.
+// says, a second header with the same version, layer and sample rate; when
+// a third frame would start inside the packet it must be valid too (this
+// keeps compiled code and other binary content from passing by chance).
 func checkMPEGAudio(p []byte, s int) bool {
 	n, key := mpegFrame(p, s)
 	if n < 24 {
 		return false
 	}
 	n2, key2 := mpegFrame(p, s+n)
-	return n2 != 0 && key2 == key
+	if n2 == 0 || key2 != key {
+		return false
+	}
+	if t := s + n + n2; t+4 <= len(p) {
+		n3, key3 := mpegFrame(p, t)
+		return n3 != 0 && key3 == key
+	}
+	return true
 }
 
 func checkID3v2(p []byte, s int) bool {

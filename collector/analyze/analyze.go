@@ -189,6 +189,17 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
 		return nil, err
 	}
+	// Symptom names: the probe's database (in-process, so no options
+	// record is needed for them here).
+	if db := pb.Symptoms(); db != nil {
+		n := store.Names{Symptoms: map[uint16]string{}}
+		for _, sy := range db.Symptoms() {
+			n.Symptoms[sy.ID] = sy.Name
+		}
+		if err := st.PutNames(n); err != nil {
+			return nil, err
+		}
+	}
 	return report.FromStore(st, report.Options{})
 }
 
@@ -214,7 +225,7 @@ func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {
 	if s.err != nil {
 		return
 	}
-	s.err = s.st.Put(store.Origin{Exporter: o.Exporter.String(), Domain: o.Domain}, recs)
+	s.err = s.st.Put(store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}, recs)
 }
 
 type progress struct {

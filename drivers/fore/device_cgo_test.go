@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/mira-project/mira/drivers"
@@ -302,4 +303,41 @@ func TestDeviceFlowsPerVC(t *testing.T) {
 		t.Fatalf("flows per VC %v", perVC)
 	}
 	t.Logf("flows per VC: 1/100 %d, 1/101 %d (2/300 filtered in the card: %d cells)", perVC[vcs[0]], perVC[vcs[1]], srv.Stats().VPIVCIDrops)
+}
+
+// TestDeviceControl exercises the filter ioctls' error paths and
+// Interrupt through the kernel.
+func TestDeviceControl(t *testing.T) {
+	cells, _ := lineCells(t, []atm.VC{atm.MakeVC(1, 1)}, 10)
+	srv := mount(t, cells, &fatmfs.Config{MaxFilters: 2})
+	dev, err := OpenDevice(srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	f := fatm.Filter{VPI: 1, VCI: 1, VPIMask: 0xff, VCIMask: 0xffff}
+	if err := dev.AddFilter(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.DelFilter(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.DelFilter(f); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("deleting an absent filter: %v", err)
+	}
+	dev.AddFilter(f)
+	dev.AddFilter(f)
+	if err := dev.AddFilter(f); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("third filter in two slots: %v", err)
+	}
+	if err := dev.SetMode(fatm.Mode{Mode: 99}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("bad mode: %v", err)
+	}
+	if _, err := NewDeviceSource(dev, "x", &DeviceConfig{Filters: make([]atm.Filter, 3)}); err == nil {
+		t.Fatal("more filters than slots accepted")
+	}
+	dev.Interrupt()
+	if _, _, err := dev.Next(); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Next after Interrupt: %v", err)
+	}
 }

@@ -53,15 +53,17 @@ const (
 type FileSource struct {
 	name      string
 	kind      fileKind
-	f         *os.File
+	f         io.Closer
 	gz        *gzip.Reader
 	erf       *erf.Reader
 	leg       *erf.LegacyReader
 	proc      *atm.Processor
 	firstCell bool
 	stats     drivers.Stats
-	// Skipped counts ERF records of types other than ATM and AAL5.
+	// skipped counts ERF records of types MIRA does not read; eth counts
+	// Ethernet records delivered.
 	skipped uint64
+	eth     uint64
 	done    bool
 	ifaces  []drivers.Interface
 }
@@ -79,12 +81,25 @@ func OpenLegacyATM(path string) (drivers.Source, error) { return openKind(path, 
 // OpenFile sniffs the format like Open and uses cfg (nil: defaults).
 func OpenFile(path string, cfg *Config) (*FileSource, error) { return openKind(path, 0, cfg) }
 
-// openStream opens path, decompressing gzip when the content (not the
-// name) says so, and returns the first bytes for sniffing.
-func openStream(path string) (*os.File, *gzip.Reader, *bufio.Reader, error) {
-	f, err := os.Open(path)
+// opener opens the raw capture (a file, or memory in tests).
+type opener func() (io.ReadCloser, error)
+
+func fileOpener(path string) opener {
+	return func() (io.ReadCloser, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("fore: %w", err)
+		}
+		return f, nil
+	}
+}
+
+// openStream opens the capture, decompressing gzip when the content (not
+// the name) says so, and returns a buffered reader for sniffing.
+func openStream(name string, open opener) (io.Closer, *gzip.Reader, *bufio.Reader, error) {
+	f, err := open()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("fore: %w", err)
+		return nil, nil, nil, err
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
 	magic, _ := br.Peek(2)
@@ -92,7 +107,7 @@ func openStream(path string) (*os.File, *gzip.Reader, *bufio.Reader, error) {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, nil, nil, fmt.Errorf("fore: %s: gzip: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("fore: %s: gzip: %w", name, err)
 		}
 		return f, gz, bufio.NewReaderSize(gz, 64<<10), nil
 	}
@@ -118,11 +133,15 @@ func sniff(path string, head []byte) (fileKind, error) {
 }
 
 func openKind(path string, want fileKind, cfg *Config) (*FileSource, error) {
+	return openWith(path, fileOpener(path), want, cfg)
+}
+
+func openWith(path string, open opener, want fileKind, cfg *Config) (*FileSource, error) {
 	var c Config
 	if cfg != nil {
 		c = *cfg
 	}
-	f, gz, br, err := openStream(path)
+	f, gz, br, err := openStream(path, open)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +174,7 @@ func openKind(path string, want fileKind, cfg *Config) (*FileSource, error) {
 	case FirstCellOn:
 		s.firstCell = true
 	case FirstCellAuto:
-		s.firstCell, err = sniffFirstCell(path, kind, &c.ATM)
+		s.firstCell, err = sniffFirstCell(path, open, kind, &c.ATM)
 		if err != nil {
 			closeAll(f, gz)
 			return nil, err
@@ -166,7 +185,7 @@ func openKind(path string, want fileKind, cfg *Config) (*FileSource, error) {
 	return s, nil
 }
 
-func closeAll(f *os.File, gz *gzip.Reader) {
+func closeAll(f io.Closer, gz *gzip.Reader) {
 	if gz != nil {
 		gz.Close()
 	}
@@ -179,8 +198,8 @@ const sniffCells = 64
 // sniffFirstCell reads the start of the file a second time and decides
 // whether it holds first cells only: no user cell among the first ones
 // ends a PDU, and every one starts with the VC's encapsulation header.
-func sniffFirstCell(path string, kind fileKind, cfg *atm.Config) (bool, error) {
-	f, gz, br, err := openStream(path)
+func sniffFirstCell(path string, open opener, kind fileKind, cfg *atm.Config) (bool, error) {
+	f, gz, br, err := openStream(path, open)
 	if err != nil {
 		return false, err
 	}
@@ -268,6 +287,11 @@ func (s *FileSource) Next() ([]byte, drivers.CaptureInfo, error) {
 				fr, ok = s.proc.Record(binary.BigEndian.Uint32(rec.Data), rec.Data[4:atm.RecordSize], rec.Timestamp)
 			case erf.TypeAAL5:
 				fr, ok = s.aal5(rec)
+			case erf.TypeEth, erf.TypeColorEth, erf.TypeDSMColorEth, erf.TypeColorHashEth:
+				if data, ci, ok := s.ethernet(rec); ok {
+					return data, ci, nil
+				}
+				continue
 			default:
 				s.skipped++
 				continue
@@ -295,6 +319,28 @@ func (s *FileSource) Next() ([]byte, drivers.CaptureInfo, error) {
 			HasVC:         true,
 		}, nil
 	}
+}
+
+// ethernet handles ERF Ethernet records (DAG cards on Ethernet links):
+// a 2-byte offset/pad, then the frame; the wire length counts the 4-byte
+// FCS, which the frame does not carry to MIRA.
+func (s *FileSource) ethernet(rec erf.Record) ([]byte, drivers.CaptureInfo, bool) {
+	if len(rec.Data) < 2+14 || rec.WireLen < 14+4 {
+		s.stats.Errors++ // no room for an Ethernet header
+		return nil, drivers.CaptureInfo{}, false
+	}
+	frame := rec.Data[2:]
+	wire := rec.WireLen - 4
+	if len(frame) > wire {
+		frame = frame[:wire] // record padding (and the FCS when captured)
+	}
+	s.stats.Packets++
+	s.stats.Octets += uint64(wire)
+	s.eth++
+	return frame, drivers.CaptureInfo{
+		Timestamp: rec.Timestamp, CaptureLength: len(frame), Length: wire,
+		LinkType: drivers.LinkEthernet, Interface: rec.Interface,
+	}, true
 }
 
 // aal5 handles an ERF TYPE_AAL5 record: the last cell's header, then the
@@ -352,7 +398,8 @@ func (s *FileSource) EachVC(fn func(atm.VC, atm.VCStats)) { s.proc.EachVC(fn) }
 // FirstCell reports whether the file is treated as first cells only.
 func (s *FileSource) FirstCell() bool { return s.firstCell }
 
-// SkippedRecords counts ERF records of other types than ATM and AAL5.
+// SkippedRecords counts ERF records of types other than ATM, AAL5 and
+// Ethernet.
 func (s *FileSource) SkippedRecords() uint64 { return s.skipped }
 
 // Close closes the file.

@@ -6,11 +6,14 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mira-project/mira/drivers"
@@ -211,7 +214,7 @@ func TestSyntheticERF(t *testing.T) {
 	h := binary.BigEndian.AppendUint32(nil, atm.Header{VPI: 2, VCI: 50, PTI: 1}.UNI())
 	raw = appendERF(raw, ts+1, erf.TypeAAL5, len(pdu), append(h, pdu...))
 	raw = appendERF(raw, ts+2, erf.TypeAAL5, len(sdu), append(h, sdu...))
-	raw = appendERF(raw, ts+3, erf.TypeEth, 60, make([]byte, 62)) // skipped
+	raw = appendERF(raw, ts+3, erf.TypeMeta, 0, make([]byte, 40)) // skipped
 
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -287,13 +290,9 @@ func FuzzOpen(f *testing.F) {
 			f.Add(b[:min(len(b), 400)])
 		}
 	}
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(dir, "in")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		src, err := OpenFile(path, nil)
+		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		src, err := openWith("fuzz", open, 0, nil)
 		if err != nil {
 			return
 		}
@@ -309,4 +308,58 @@ func FuzzOpen(f *testing.F) {
 		}
 		t.Fatal("source did not end")
 	})
+}
+
+// TestERFEthernet reads libtrace's Ethernet ERF files and checks every
+// record's lengths against tshark reading the same file.
+func TestERFEthernet(t *testing.T) {
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	for _, name := range []string{"5_packets.erf", "100_packets.erf", "fragtest.erf"} {
+		t.Run(name, func(t *testing.T) {
+			path := corpus(t, "pcaps/libtrace/"+name)
+			out, err := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.time_epoch").Output()
+			if err != nil {
+				t.Fatalf("tshark: %v", err)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			src, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			n := 0
+			for ; ; n++ {
+				data, ci, err := src.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n >= len(lines) {
+					t.Fatalf("more packets than tshark's %d", len(lines))
+				}
+				var flen, clen int
+				var epoch float64
+				if _, err := fmt.Sscanf(lines[n], "%d\t%d\t%f", &flen, &clen, &epoch); err != nil {
+					t.Fatalf("tshark line %q: %v", lines[n], err)
+				}
+				if ci.LinkType != drivers.LinkEthernet || ci.HasVC || ci.Length != flen-4 || len(data) != min(clen, flen-4) {
+					t.Fatalf("packet %d: link %v len %d caplen %d; tshark frame.len %d cap_len %d", n, ci.LinkType, ci.Length, len(data), flen, clen)
+				}
+				if d := float64(ci.Timestamp)/1e9 - epoch; d > 1e-5 || d < -1e-5 {
+					t.Fatalf("packet %d: time %d, tshark %f", n, ci.Timestamp, epoch)
+				}
+			}
+			if n != len(lines) {
+				t.Fatalf("%d packets, tshark %d", n, len(lines))
+			}
+		})
+	}
 }

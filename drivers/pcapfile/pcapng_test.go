@@ -50,7 +50,7 @@ func (w *ngWriter) shb() {
 	w.order.PutUint32(body[0:], bomMagic)
 	w.order.PutUint16(body[4:], 1)
 	binary.LittleEndian.PutUint64(body[8:], ^uint64(0)) // section length unknown
-	w.block(blockSHB, body) // the SHB type reads the same in both byte orders
+	w.block(blockSHB, body)                             // the SHB type reads the same in both byte orders
 }
 
 func (w *ngWriter) idb(link drivers.LinkType, snaplen uint32, opts ...[]byte) {
@@ -135,9 +135,9 @@ func TestPcapngFeatures(t *testing.T) {
 	w := &ngWriter{order: le}
 	w.shb()
 	w.block(0x00000bad, []byte("custom block, skipped"))
-	w.idb(drivers.LinkEthernet, 0, w.option(optIfName, []byte("eth0")))                               // if 0: µs
+	w.idb(drivers.LinkEthernet, 0, w.option(optIfName, []byte("eth0")))                                      // if 0: µs
 	w.idb(drivers.LinkRaw, 0, w.option(optIfTsresol, []byte{0x80 | 20}), w.option(optIfTsoff, u64(le, 100))) // if 1: 2^-20 s, +100 s
-	w.idb(drivers.LinkLinuxSLL, 4, w.option(optIfTsresol, []byte{3}))                                  // if 2: ms, snaplen 4
+	w.idb(drivers.LinkLinuxSLL, 4, w.option(optIfTsresol, []byte{3}))                                        // if 2: ms, snaplen 4
 	w.epb(0, 1_500_000_000_123_456, data, 10, w.option(optEPBFlags, u32(le, 1)))
 	w.epb(1, 3<<20|1<<19, data, 10, w.option(optEPBFlags, u32(le, 2)))
 	w.block(5, make([]byte, 20)) // interface statistics, skipped

@@ -118,21 +118,6 @@ func AppendWithdrawal(b []byte, id uint16) []byte {
 	return binary.BigEndian.AppendUint16(b, 0)
 }
 
-// TemplateLen is the encoded length of a template record.
-func TemplateLen(t *Template) int {
-	n := templateHeaderLen
-	if t.ScopeCount > 0 {
-		n += 2
-	}
-	for _, f := range t.Fields {
-		n += 4
-		if f.Enterprise != 0 {
-			n += 4
-		}
-	}
-	return n
-}
-
 // AppendVarLen appends v with its RFC 7011 §7 variable-length prefix.
 func AppendVarLen(b, v []byte) []byte {
 	b = appendVarLenPrefix(b, len(v))

@@ -4,6 +4,21 @@
 // between flow.Record and MIRA's flow templates, and a decoding Session that
 // keeps the template and sequence-number state of one transport session.
 //
+// Template ids: flow templates are FlowTemplateBase (256) + a variant
+// bitmask, the symptom sub-template is SymptomTemplateID (384), the
+// exporter options template ExporterOptionsTemplateID (385). MIRA's own
+// elements carry the configured enterprise number (DefaultPEN 32473);
+// symptoms travel as an RFC 6313 subTemplateList (IE 292) whose
+// sub-template holds only enterprise elements, which nfdump 1.7 flattens
+// harmlessly. WriteElementXML describes MIRA's elements for libfixbuf's
+// ipfixDump --element-file.
+//
+// Decoding maps other exporters' elements too: flowStart/End in seconds,
+// milliseconds, NTP micro/nanoseconds or sysUpTime (with the
+// systemInitTimeMilliseconds options record), total counters, RFC 5103
+// reverse counters and post counters (as nfdump does, as the reverse
+// direction: a biflow record yields two flow.Records).
+//
 // Hazards: the Append* functions and FlowEncoder append into caller-owned
 // slices and never retain them. Session.Decode returns records whose
 // Symptoms slices alias an arena owned by the Session; they are valid only

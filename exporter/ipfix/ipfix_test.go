@@ -296,11 +296,11 @@ func TestTemplateLifecycle(t *testing.T) {
 	if s.Templates() != 2 {
 		t.Fatalf("%d templates, want 2", s.Templates())
 	}
-	decode(newMsg(5, 3).set(2, func(m *msgb) { m.u16(2, 0) }).done())
+	decode(newMsg(5, 3).set(2, func(m *msgb) { m.b = AppendWithdrawal(m.b, TemplateSetID) }).done())
 	if s.Templates() != 1 {
 		t.Fatalf("after withdrawing all data templates: %d templates, want 1", s.Templates())
 	}
-	decode(newMsg(5, 3).set(3, func(m *msgb) { m.u16(3, 0) }).done())
+	decode(newMsg(5, 3).set(3, func(m *msgb) { m.b = AppendWithdrawal(m.b, OptionsSetID) }).done())
 	if s.Templates() != 0 {
 		t.Fatalf("after withdrawing all options templates: %d templates", s.Templates())
 	}
@@ -581,5 +581,37 @@ func TestOtherExporterElements(t *testing.T) {
 	if fwd.Packets != 5 || fwd.Octets != 300 || rev.Packets != 4 || rev.Octets != 200 ||
 		rev.Src != fwd.Dst || rev.Dst != fwd.Src || fwd.IPVersion != 6 || rev.ObservationDomain != 3 {
 		t.Fatalf("post counters as the reverse direction: %+v / %+v", fwd, rev)
+	}
+}
+
+// TestRegistryCoversTemplates: every element of every flow template is in
+// the registry, with the length the registry gives it.
+func TestRegistryCoversTemplates(t *testing.T) {
+	e := NewFlowEncoder(777)
+	for _, r := range ipfixtest.Random(9, 500) {
+		e.Template(&r)
+	}
+	ts := append(e.Templates(), e.SymptomTemplate())
+	if len(ts) < 20 {
+		t.Fatalf("only %d templates", len(ts))
+	}
+	for _, tm := range ts {
+		for _, f := range tm.Fields {
+			ie, ok := Lookup(777, f.Enterprise, f.ID)
+			if !ok || ie.Length != f.Length {
+				t.Fatalf("template %d: field %d/%d length %d: registry has %+v (%v)", tm.ID, f.Enterprise, f.ID, f.Length, ie, ok)
+			}
+		}
+	}
+	seen := map[[2]uint32]bool{}
+	for _, ie := range Registry {
+		k := [2]uint32{ie.Enterprise, uint32(ie.ID)}
+		if ie.MIRA {
+			k[0] = 1
+		}
+		if seen[k] || ie.Name == "" || ie.Type.String() == "" {
+			t.Fatalf("registry entry %+v duplicated or incomplete", ie)
+		}
+		seen[k] = true
 	}
 }

@@ -618,8 +618,8 @@ func recordLen(t *decTemplate, b []byte) (int, Reason) {
 	return off, 0
 }
 
-// fields calls fn for each field value of a record already checked by
-// recordLen (or of fixed length).
+// fieldValue returns the value of field f at rec[off:] and the offset
+// after it; rec has been checked by recordLen (or is of fixed length).
 func fieldValue(f Field, rec []byte, off int) ([]byte, int) {
 	if f.Length == VarLen {
 		v, n, _ := ReadVarLen(rec[off:])

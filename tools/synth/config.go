@@ -101,12 +101,12 @@ func Large() Config {
 	c.Flows = 200000
 	c.Duration = 71 * time.Second
 	c.Mix = []Share{
-		{"http", 9}, {"dns", 40}, {"tls", 10}, {"smtp", 2}, {"mp3-over-http", 0.6},
+		{"http", 7}, {"dns", 40}, {"tls", 7}, {"smtp", 1.5}, {"mp3-over-http", 0.6},
 		{"video-over-http", 0.3}, {"exe-over-http", 0.3}, {"ftp", 0.3}, {"ssh", 1}, {"bittorrent", 0.5},
-		{"bittorrent-dht", 6}, {"edonkey", 0.4}, {"gnutella", 1}, {"game-udp", 0.8}, {"irc", 1.5},
-		{"icmp-echo", 2},
+		{"bittorrent-dht", 6}, {"edonkey", 0.4}, {"gnutella", 0.7}, {"game-udp", 1.2}, {"irc", 1},
+		{"icmp-echo", 1.5},
 	}
-	c.RandomShare = 0.08
+	c.RandomShare = 0.06
 	c.VLANShare = 0.05
 	c.TunnelShare = 0.009
 	c.Tunnels = []string{"6in4", "ipip"}
@@ -116,7 +116,7 @@ func Large() Config {
 	c.LongDuration = 68 * time.Second
 	c.Clients = 6000
 	c.Servers = 20000
-	c.BodyScale = 0.019
+	c.BodyScale = 0.02
 	return c
 }
 

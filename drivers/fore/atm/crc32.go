@@ -11,8 +11,9 @@ const crcPoly = 0x04c11db7
 // running the CRC over a correct CPCS-PDU including its CRC field.
 const CRCResidue = 0xc704dd7b
 
-// crcTables is a slicing-by-4 table set for the MSB-first CRC.
-var crcTables [4][256]uint32
+// crcTables is a slicing-by-8 table set for the MSB-first CRC:
+// crcTables[k][b] is the CRC of byte b followed by k zero bytes.
+var crcTables [8][256]uint32
 
 func init() {
 	for i := range 256 {
@@ -28,7 +29,7 @@ func init() {
 	}
 	for i := range 256 {
 		c := crcTables[0][i]
-		for t := 1; t < 4; t++ {
+		for t := 1; t < 8; t++ {
 			c = c<<8 ^ crcTables[0][c>>24]
 			crcTables[t][i] = c
 		}
@@ -37,11 +38,12 @@ func init() {
 
 // crcUpdate continues the CRC register crc over p (no complement).
 func crcUpdate(crc uint32, p []byte) uint32 {
-	for len(p) >= 4 {
+	for len(p) >= 8 {
 		crc ^= uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
-		crc = crcTables[3][crc>>24] ^ crcTables[2][crc>>16&0xff] ^
-			crcTables[1][crc>>8&0xff] ^ crcTables[0][crc&0xff]
-		p = p[4:]
+		crc = crcTables[7][crc>>24] ^ crcTables[6][crc>>16&0xff] ^
+			crcTables[5][crc>>8&0xff] ^ crcTables[4][crc&0xff] ^
+			crcTables[3][p[4]] ^ crcTables[2][p[5]] ^ crcTables[1][p[6]] ^ crcTables[0][p[7]]
+		p = p[8:]
 	}
 	for _, b := range p {
 		crc = crc<<8 ^ crcTables[0][byte(crc>>24)^b]

@@ -34,4 +34,3 @@ func corpus(t testing.TB, rel string) string {
 	}
 	return p
 }
-

@@ -20,8 +20,11 @@ const (
 	TypeMCRawCh  = 8
 	TypeMCAAL5   = 9
 	TypeColorEth = 10
-	TypeMeta     = 27 // provenance metadata
-	TypePad      = 48 // padding record, carries nothing
+	// Ethernet variants with the TypeEth layout.
+	TypeDSMColorEth  = 16
+	TypeColorHashEth = 20
+	TypeMeta         = 27 // provenance metadata
+	TypePad          = 48 // padding record, carries nothing
 	// TypeMax is the largest type value in use: 28-31 are reserved for
 	// public types, 32-47 for internal use, 48 is padding.
 	TypeMax = TypePad

@@ -1,0 +1,130 @@
+package meter
+
+import (
+	"testing"
+
+	"github.com/mira-project/mira/appliance/decode"
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/appliance/symptom"
+)
+
+const testDB = `
+version: 1
+symptoms:
+  - name: MAIL
+    description: test
+    patterns:
+      - {content: "RCPT TO:", nocase: true}
+      - {content: "EHLO ", anchor: start}
+`
+
+func seg(seq uint32, flags uint8, payload string) decode.Packet {
+	p := pkt(40001, 25, flags, 40+len(payload))
+	p.TCPSeq = seq
+	p.Payload = []byte(payload)
+	p.PayloadLen = len(payload)
+	return p
+}
+
+func scanRecord(t *testing.T, segs ...decode.Packet) (flow.Record, Stats) {
+	t.Helper()
+	db, err := symptom.Parse("test.yaml", []byte(testDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collect
+	tab := New(&Config{Symptoms: db}, c.sink)
+	for i := range segs {
+		tab.Add(&segs[i], int64(i)*1000, 0)
+	}
+	st := tab.Stats()
+	tab.Flush()
+	if len(c.recs) != 1 {
+		t.Fatalf("%d records", len(c.recs))
+	}
+	return c.recs[0], st
+}
+
+func count(r flow.Record) uint32 {
+	var n uint32
+	for _, s := range r.Symptoms {
+		n += s.Count
+	}
+	return n
+}
+
+func TestScanAcrossSegmentsOnce(t *testing.T) {
+	r, st := scanRecord(t,
+		seg(1000, 0x02, ""),
+		seg(1001, 0x18, "EHLO a\r\nMAIL FROM:<x>\r\nRC"),
+		seg(1001+25, 0x18, "PT TO:<y>\r\n"),
+	)
+	if count(r) != 2 {
+		t.Errorf("got %d occurrences (%v), want 2: EHLO at start and RCPT TO split across segments", count(r), r.Symptoms)
+	}
+	if st.ScanBytes != 25+11 || st.ScanGaps != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestScanRetransmissionNotCounted(t *testing.T) {
+	r, st := scanRecord(t,
+		seg(1000, 0x02, ""),
+		seg(1001, 0x18, "xx RCPT TO:<y>\r\n"),
+		seg(1001, 0x18, "xx RCPT TO:<y>\r\n"), // retransmitted
+	)
+	if count(r) != 1 || st.ScanRetrans != 1 {
+		t.Errorf("got %d occurrences, %d retransmissions; want 1, 1", count(r), st.ScanRetrans)
+	}
+}
+
+func TestScanGapResets(t *testing.T) {
+	// The second half of the pattern arrives after a gap: no match.
+	r, st := scanRecord(t,
+		seg(1000, 0x02, ""),
+		seg(1001, 0x18, "xx RCPT"),
+		seg(1001+7+100, 0x18, " TO:<y>\r\n"),
+	)
+	if count(r) != 0 || st.ScanGaps != 1 {
+		t.Errorf("got %d occurrences, %d gaps; want 0, 1", count(r), st.ScanGaps)
+	}
+}
+
+func TestScanMidStreamNoStartAnchor(t *testing.T) {
+	// Joined mid-stream: "EHLO " here is not at the start of the payload.
+	r, _ := scanRecord(t, seg(5000, 0x18, "EHLO x\r\n"))
+	if count(r) != 0 {
+		t.Errorf("start-anchored pattern fired mid-stream: %v", r.Symptoms)
+	}
+}
+
+func TestScanFastClassSkips(t *testing.T) {
+	db, _ := symptom.Parse("test.yaml", []byte(testDB))
+	var c collect
+	tab := New(&Config{Symptoms: db, FastClass: func(k *flow.Key) uint16 {
+		if k.Dport == 25 {
+			return 7
+		}
+		return 0
+	}}, c.sink)
+	p := seg(1001, 0x18, "RCPT TO:<y>\r\n")
+	tab.Add(&p, 0, 0)
+	st := tab.Stats()
+	tab.Flush()
+	if c.recs[0].Category != 7 || len(c.recs[0].Symptoms) != 0 || st.ScanBytes != 0 || st.FastClassed != 1 {
+		t.Errorf("record %+v stats %+v", c.recs[0], st)
+	}
+}
+
+func TestScanDoesNotAllocate(t *testing.T) {
+	db, _ := symptom.Parse("test.yaml", []byte(testDB))
+	tab := New(&Config{Symptoms: db}, func([]flow.Record) {})
+	p := seg(1001, 0x18, "some payload with RCPT TO: inside, and more text after it")
+	allocs := testing.AllocsPerRun(1000, func() {
+		tab.Add(&p, 1, 0)
+		p.TCPSeq += uint32(len(p.Payload))
+	})
+	if allocs > 0 {
+		t.Errorf("Add with scanning allocates %.1f per packet", allocs)
+	}
+}

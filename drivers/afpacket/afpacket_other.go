@@ -1,0 +1,34 @@
+//go:build !linux
+
+package afpacket
+
+import (
+	"fmt"
+
+	"github.com/mira-project/mira/drivers"
+)
+
+// Source is a live capture source; on this platform it cannot be opened.
+type Source struct{}
+
+// Open returns an error wrapping drivers.ErrUnsupported: AF_PACKET exists
+// only on Linux.
+func Open(iface string, cfg *Config) (*Source, error) {
+	return nil, fmt.Errorf("afpacket: open %s: %w", iface, drivers.ErrUnsupported)
+}
+
+// Next returns ErrClosed.
+func (s *Source) Next() ([]byte, drivers.CaptureInfo, error) {
+	return nil, drivers.CaptureInfo{}, ErrClosed
+}
+
+// Interfaces returns nil.
+func (s *Source) Interfaces() []drivers.Interface { return nil }
+
+// Stats returns zero counters.
+func (s *Source) Stats() drivers.Stats { return drivers.Stats{} }
+
+// Close does nothing.
+func (s *Source) Close() error { return nil }
+
+var _ drivers.Source = (*Source)(nil)
