@@ -67,7 +67,7 @@ type Sink func(recs []flow.Record)
 
 // Stats are a table's counters.
 type Stats struct {
-	Packets  uint64 // packets metered
+	Packets uint64 // packets metered
 	// Payload scanning: bytes given to the matcher, TCP segments skipped
 	// as retransmissions, gaps that reset a direction's matcher state,
 	// and flows classified by address without scanning.
@@ -75,11 +75,11 @@ type Stats struct {
 	ScanRetrans uint64
 	ScanGaps    uint64
 	FastClassed uint64
-	Octets   uint64 // IP octets metered
-	Active   uint64 // flows in the table now
-	Created  uint64 // flows created
-	Expired  [6]uint64
-	Exported uint64 // records handed to the sink
+	Octets      uint64 // IP octets metered
+	Active      uint64 // flows in the table now
+	Created     uint64 // flows created
+	Expired     [6]uint64
+	Exported    uint64 // records handed to the sink
 }
 
 // Evicted is the number of flows exported early because the table was full.
