@@ -509,9 +509,7 @@ func (a *Agent) pdu(c cursor) gosnmp.SnmpPDU {
 	vb := v.vars[c.i]
 	p := gosnmp.SnmpPDU{Name: oidString(v.oid(c.i)), Type: vb.typ}
 	switch vb.typ {
-	case gosnmp.OctetString:
-		p.Value = []byte(vb.str)
-	case gosnmp.ObjectIdentifier:
+	case gosnmp.OctetString, gosnmp.ObjectIdentifier:
 		p.Value = vb.str
 	case gosnmp.Integer:
 		p.Value = int(int32(vb.num))

@@ -225,6 +225,11 @@ func (c *Config) Validate() error {
 		if u.Name == "" || len(u.Name) > 32 {
 			return cfgErr(key+".name", "user name must be 1 to 32 octets")
 		}
+		for _, r := range u.Name {
+			if r < 0x21 || r > 0x7e {
+				return cfgErr(key+".name", "user name %q must be printable ASCII without spaces", u.Name)
+			}
+		}
 		if seen[u.Name] {
 			return cfgErr(key+".name", "duplicate user %q", u.Name)
 		}

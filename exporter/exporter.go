@@ -1,11 +1,13 @@
 package exporter
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +44,15 @@ type Config struct {
 	// is how many reconnects one message may try (default 50ms, 2s, 5).
 	RetryMin, RetryMax time.Duration
 	Retries            int
+	// Sampling, when set, is announced per observation domain in a
+	// sampling options record (SamplingOptionsTemplate) sent with the
+	// templates, so resent on the template timer over UDP. nfdump scales
+	// its counts by it. Like ExporterMetadata it upsets nfcapd 1.7.1's
+	// sequence check (one "sequence error" per options message).
+	Sampling *ipfix.Sampling
+	// AggregateNames, when not empty, are sent as aggregate id -> name
+	// options records (AggregateOptionsTemplate) with the templates.
+	AggregateNames map[uint32]string
 	// Now returns the time (time.Now); tests set it.
 	Now func() time.Time
 }
@@ -326,6 +337,7 @@ func (e *Exporter) start(d *domainState) error {
 		if e.cfg.ExporterMetadata {
 			e.appendMetadata(d)
 		}
+		d.msg, d.optRecs = e.appendOptions(d, d.msg, d.optRecs)
 		d.lastRefresh, d.msgs = now, 0
 	}
 	return nil
@@ -346,6 +358,50 @@ func (e *Exporter) appendMetadata(d *domainState) {
 	d.msg = ipfix.FinishSet(d.msg, s, 0)
 	d.optRecs++
 	d.markSent(t.ID)
+}
+
+// appendOptions appends the sampling and aggregate-name options
+// templates and their records to b, marks them sent for d and returns b
+// and optRecs plus the records added.
+func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte, int) {
+	var ts []*ipfix.Template
+	if e.cfg.Sampling != nil {
+		ts = append(ts, ipfix.SamplingOptionsTemplate(e.cfg.PEN))
+	}
+	if len(e.cfg.AggregateNames) > 0 {
+		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
+	}
+	if len(ts) == 0 {
+		return b, optRecs
+	}
+	var s int
+	b, s = ipfix.AppendSetHeader(b, ipfix.OptionsSetID)
+	for _, t := range ts {
+		b = ipfix.AppendTemplate(b, t)
+		d.markSent(t.ID)
+		e.stats.Templates++
+	}
+	b = ipfix.FinishSet(b, s, 0)
+	if e.cfg.Sampling != nil {
+		b, s = ipfix.AppendSetHeader(b, ipfix.SamplingOptionsTemplateID)
+		b = ipfix.AppendSamplingRecord(b, d.id, *e.cfg.Sampling)
+		b = ipfix.FinishSet(b, s, 0)
+		optRecs++
+	}
+	if len(e.cfg.AggregateNames) > 0 {
+		ids := make([]uint32, 0, len(e.cfg.AggregateNames))
+		for id := range e.cfg.AggregateNames {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		b, s = ipfix.AppendSetHeader(b, ipfix.AggregateOptionsTemplateID)
+		for _, id := range ids {
+			b = ipfix.AppendAggregateRecord(b, id, e.cfg.AggregateNames[id])
+			optRecs++
+		}
+		b = ipfix.FinishSet(b, s, 0)
+	}
+	return b, optRecs
 }
 
 func (e *Exporter) optionsTemplate() *ipfix.Template {
@@ -443,7 +499,7 @@ func (e *Exporter) flushMsg(d *domainState) error {
 	if err == nil {
 		e.newSession(s)
 		if s != d.msgSess {
-			err = e.writeTemplates(d, seq)
+			err = e.writeTemplates(d)
 		}
 	}
 	if err == nil {
@@ -468,13 +524,21 @@ func (e *Exporter) flushMsg(d *domainState) error {
 	return nil
 }
 
-func (e *Exporter) writeTemplates(d *domainState, seq uint32) error {
-	tm := e.templateMessage(d, seq)
+// writeTemplates sends the templates (and options records) a new
+// transport session needs before d's message, whose sequence number is
+// moved past the options records the template message carries.
+func (e *Exporter) writeTemplates(d *domainState) error {
+	tm, n := e.templateMessage(d, d.seq)
 	if err := e.t.Write(tm); err != nil {
 		return err
 	}
 	e.stats.Messages++
 	e.stats.Bytes += uint64(len(tm))
+	e.stats.OptionsRecords += uint64(n)
+	d.seq += uint32(n)
+	if len(d.msg) >= ipfix.HeaderLen {
+		binary.BigEndian.PutUint32(d.msg[8:], d.seq)
+	}
 	return nil
 }
 
@@ -498,7 +562,7 @@ func (e *Exporter) retry(d *domainState, seq uint32, err error) error {
 		}
 		e.stats.Reconnects++
 		e.newSession(s)
-		if err = e.writeTemplates(d, seq); err != nil {
+		if err = e.writeTemplates(d); err != nil {
 			e.noteErr(err)
 			continue
 		}
@@ -512,7 +576,7 @@ func (e *Exporter) retry(d *domainState, seq uint32, err error) error {
 
 // templateMessage builds a message holding every template built so far,
 // for a new transport session.
-func (e *Exporter) templateMessage(d *domainState, seq uint32) []byte {
+func (e *Exporter) templateMessage(d *domainState, seq uint32) ([]byte, int) {
 	b := ipfix.AppendHeader(nil, ipfix.Header{ExportTime: uint32(e.cfg.Now().Unix()), Sequence: seq, Domain: d.id})
 	var s int
 	b, s = ipfix.AppendSetHeader(b, ipfix.TemplateSetID)
@@ -532,6 +596,7 @@ func (e *Exporter) templateMessage(d *domainState, seq uint32) []byte {
 		d.markSent(ipfix.ExporterOptionsTemplateID)
 		e.stats.Templates++
 	}
+	b, n := e.appendOptions(d, b, 0)
 	ipfix.FinishMessage(b)
-	return b
+	return b, n
 }

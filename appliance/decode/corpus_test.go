@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
 )
 
@@ -283,6 +284,7 @@ var corpusFiles = []string{
 	"tcpdump/atm-heapoverflow.pcap", "tcpdump/atm-oam-heapoverflow.pcap", "tcpdump/atm-oam-loopback-print-overrun.pcap",
 	"zeek/trunc__mpls-6in6-6in6-4in6-trunc.pcap", "zeek/trunc__ip6-trunc.pcap", "tcpdump/ip6_frag_asan.pcap",
 	"tcpdump/ipv6_frag6_negative_len.pcap", "ndpi/1kxun.pcap", "zeek/vntag.pcap", "zeek/cisco-fabric-path.pcap",
+	"arkime/nflog.pcap", "tcpdump/nflog.pcap",
 }
 
 // TestCorpusAgainstTshark decodes real captures and compares every
@@ -290,7 +292,11 @@ var corpusFiles = []string{
 func TestCorpusAgainstTshark(t *testing.T) {
 	dir := corpusDir(t)
 	total := 0
-	for _, name := range corpusFiles {
+	files := corpusFiles
+	if testing.Short() {
+		files = files[:12] // the tunnels of the brief; the full list takes a minute of tshark
+	}
+	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
 			if _, err := os.Stat(path); err != nil {
@@ -476,4 +482,53 @@ func TestCorpusAllInvariants(t *testing.T) {
 		t.Fatalf("only %d frames in the corpus", frames)
 	}
 	t.Logf("%d files, %d frames: %d ip, %d non-ip, %d errors; %v", len(files), frames, total.Packets, total.NonIP, total.Errors, reasonMap(total))
+}
+
+// TestCorpusTunnelledFragments checks that later fragments of fragmented
+// GTP-U packets join the inner flow of their first fragment.
+func TestCorpusTunnelledFragments(t *testing.T) {
+	path := filepath.Join(corpusDir(t), "zeek", "tunnels__gtp__gtp1_gn_normal_incl_fragmentation.pcap")
+	pkts := readCapture(t, path)
+	type identity struct {
+		src, dst     netip.Addr
+		sport, dport uint16
+		proto        uint8
+	}
+	firsts := map[uint16]identity{}
+	d := New(nil)
+	var p Packet
+	later := 0
+	for i, pk := range pkts {
+		if err := d.Decode(pk.data, pk.ci, &p); err != nil {
+			t.Fatalf("frame %d: %v", i+1, err)
+		}
+		b := pk.data
+		if len(b) < 34 || be16(b[12:]) != etIPv4 {
+			continue
+		}
+		id, ff := be16(b[18:]), be16(b[20:])
+		got := identity{p.Src, p.Dst, p.Sport, p.Dport, p.Proto}
+		switch {
+		case ff&0x2000 != 0 && ff&0x1fff == 0:
+			if p.Tunnel != flow.TunnelGTPU || p.Proto != protoTCP {
+				t.Fatalf("frame %d: first fragment not decapsulated: %+v", i+1, p)
+			}
+			firsts[id] = got
+		case ff&0x1fff != 0:
+			later++
+			want, ok := firsts[id]
+			if !ok {
+				t.Fatalf("frame %d: later fragment before its first", i+1)
+			}
+			if got != want || p.Tunnel != flow.TunnelGTPU || !p.Fragment {
+				t.Errorf("frame %d: later fragment %+v, want the inner flow %+v", i+1, got, want)
+			}
+		}
+	}
+	if later == 0 {
+		t.Fatal("no later fragment in the capture")
+	}
+	if n := d.Counters().Reasons[ReasonFragmentWithoutFirst]; n != 0 {
+		t.Errorf("%d fragments without first", n)
+	}
 }

@@ -55,9 +55,10 @@ type Packet struct {
 // that was.
 type Reason uint8
 
-// Reasons. ReasonNonIP, ReasonFragmentWithoutFirst, ReasonBadTunnel,
-// ReasonTunnelNonIP and ReasonTooDeep are counted on frames that are not
-// errors for the meter; the others come with an *Error.
+// Reasons. ReasonNonIP (with ErrNonIP), ReasonFragmentWithoutFirst,
+// ReasonBadTunnel and ReasonTunnelNonIP are counted on frames that are not
+// errors for the meter; ReasonTooDeep is too once an IP header decoded; the
+// others come with an *Error.
 const (
 	ReasonNone                 Reason = iota
 	ReasonTruncated                   // a header is cut short by the capture length
@@ -69,7 +70,7 @@ const (
 	ReasonFragmentWithoutFirst        // later fragment whose first fragment was not seen: ports 0
 	ReasonBadTunnel                   // tunnel whose header or inner packet is malformed or truncated: outer flow returned
 	ReasonTunnelNonIP                 // tunnel carrying no IP (or an unsupported payload): outer flow returned
-	ReasonTooDeep                     // nesting deeper than Config.MaxDepth: deepest decoded flow returned
+	ReasonTooDeep                     // nesting deeper than Config.MaxDepth: deepest decoded flow returned (an error below the first IP header)
 	NumReasons
 )
 

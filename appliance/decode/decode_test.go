@@ -97,6 +97,10 @@ func decodeCases() []tcase {
 			want: w4tcp},
 		{name: "802.3 stp", link: drivers.LinkEthernet, frame: cat(macB, macA, u16(38), []byte{0x42, 0x42, 0x03}, make([]byte, 35)),
 			err: ErrNonIP},
+		{name: "snap inside snap", link: drivers.LinkEthernet,
+			frame: cat(macB, macA, u16(100), bytesRepeat(cat([]byte{0xaa, 0xaa, 0x03, 0, 0, 0}, u16(0x0010)), 20), in4tcp), reason: ReasonTooDeep},
+		{name: "vlan tagged 802.3 llc/snap", link: drivers.LinkEthernet,
+			frame: eth(etVLAN, tag(3, 0x0030), snapIPv4, in4tcp), want: withVLAN(w4tcp, 3, 0)},
 		{name: "arp", link: drivers.LinkEthernet, frame: eth(etARP, make([]byte, 28)), err: ErrNonIP},
 		{name: "unknown ethertype", link: drivers.LinkEthernet, frame: eth(0x1234, make([]byte, 28)), reason: ReasonUnknownEthertype},
 		{name: "vn-tag", link: drivers.LinkEthernet, frame: eth(etVNTag, u32(0), u16(etVLAN), tag(11, etIPv4), in4tcp), want: withVLAN(w4tcp, 11, 0)},
@@ -142,6 +146,11 @@ func decodeCases() []tcase {
 			want: func() want { w := w4tcp; w.vci, w.hasVC = 40, true; return w }()},
 		{name: "linux sll llc", link: drivers.LinkLinuxSLL, frame: cat(sll[:14], u16(4), snapIPv4, in4tcp), want: w4tcp},
 		{name: "sunatm ilmi", link: drivers.LinkSunATM, frame: cat([]byte{0x05, 0}, u16(16), make([]byte, 40)), err: ErrNonIP},
+		{name: "nflog little-endian", link: 239,
+			frame: cat([]byte{2, 0, 0, 0}, []byte{8, 0, 1, 0}, u32(0), []byte{byte(4 + len(in4tcp)), 0, 9, 0}, in4tcp), want: w4tcp},
+		{name: "nflog big-endian ipv6", link: 239,
+			frame: cat([]byte{10, 0, 0, 0}, []byte{0, 5, 0, 10}, []byte{7, 0, 0, 0}, u16(uint16(4+len(in6udp))), u16(9), in6udp), want: w6udp},
+		{name: "nflog without payload", link: 239, frame: cat([]byte{2, 0, 0, 0}, []byte{8, 0, 1, 0}, u32(0)), err: ErrNonIP},
 		{name: "unsupported link", link: 147, frame: in4tcp, reason: ReasonUnsupportedLink},
 		{name: "ipv6 extension headers", link: drivers.LinkEthernet,
 			frame: eth(etIPv6, ip6(ip6A, ip6B, 0, cat(ext6(43, 1), ext6(60, 3), ext6(protoUDP, 2), udp53))), want: w6udp},
@@ -234,6 +243,10 @@ func decodeCases() []tcase {
 		{name: "nested gre in vxlan", link: drivers.LinkEthernet,
 			frame: outer(protoUDP, udp(1, 4789, vxlan(eth(etIPv4, ip4(ipC, ipD, protoGRE, gre(etIPv6, false, false, false, in6udp)))))),
 			want:  tun(w6udp, flow.TunnelVXLAN, ipA, ipB)},
+		{name: "vxlan later fragment without first", link: drivers.LinkEthernet,
+			frame:  outer(protoUDP, udp(1, 4789, vxlan(eth(etIPv4, ip4x(ipC, ipD, protoICMP, 3, 64, false, nil, hello))))),
+			want:   want{src: ipC, dst: ipD, proto: 1, ver: 4, tunnel: flow.TunnelVXLAN, tsrc: ipA, tdst: ipB, payload: "hello", payloadLen: -1, frag: true},
+			reason: ReasonFragmentWithoutFirst},
 		{name: "teredo in gtp", link: drivers.LinkEthernet,
 			frame: outer(protoUDP, udp(2152, 2152, gtpu(false, nil, ip4(ipC, ipD, protoUDP, udp(3544, 1000, in6udp))))),
 			want:  tun(w6udp, flow.TunnelGTPU, ipA, ipB)},
@@ -572,5 +585,50 @@ func TestHasVCFromCaptureInfo(t *testing.T) {
 	}
 	if !p.HasVC || p.VPI != 1 || p.VCI != 32 {
 		t.Errorf("vc %v %d/%d", p.HasVC, p.VPI, p.VCI)
+	}
+}
+
+func bytesRepeat(b []byte, n int) []byte {
+	var out []byte
+	for i := 0; i < n; i++ {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// TestCountersConcurrent reads the counters from another goroutine while
+// the owner decodes (run under -race to check the claim in the doc).
+func TestCountersConcurrent(t *testing.T) {
+	d := New(nil)
+	frame := eth(etIPv4, in4tcp)
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		var last uint64
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c := d.Counters()
+			if c.Packets < last {
+				t.Errorf("packets went back from %d to %d", last, c.Packets)
+				return
+			}
+			last = c.Packets
+		}
+	}()
+	var p Packet
+	for i := 0; i < 2000; i++ {
+		if err := d.Decode(frame, drivers.CaptureInfo{LinkType: drivers.LinkEthernet}, &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if c := d.Counters(); c.Packets != 2000 {
+		t.Errorf("packets %d, want 2000", c.Packets)
 	}
 }

@@ -156,6 +156,8 @@ func (d *Decoder) fragment(b []byte, off, end int, p *Packet, proto uint8, depth
 	k := fragKey{src: p.Src, dst: p.Dst, id: id, proto: proto}
 	if later {
 		p.Proto = proto
+		p.Sport, p.Dport, p.TCPFlags, p.TCPSeq = 0, 0, 0, 0
+		p.Payload = nil
 		setPayload(p, b, off, end)
 		if !d.frags.lookup(&k, d.ts, p) {
 			d.note(ReasonFragmentWithoutFirst)

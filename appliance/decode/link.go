@@ -30,8 +30,12 @@ const (
 	pppMPLS = 0x0281
 )
 
-// linkCHDLC is LINKTYPE_C_HDLC (Cisco HDLC), which drivers does not name.
-const linkCHDLC drivers.LinkType = 104
+// Link types drivers does not name: LINKTYPE_C_HDLC (Cisco HDLC) and
+// LINKTYPE_NFLOG (Linux netfilter log).
+const (
+	linkCHDLC drivers.LinkType = 104
+	linkNFLOG drivers.LinkType = 239
+)
 
 // decodeLink dispatches on the capture's link type.
 func (d *Decoder) decodeLink(b []byte, p *Packet) error {
@@ -78,6 +82,8 @@ func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 		return d.sllProto(b, 20, end, be16(b[0:]), p)
 	case drivers.LinkPPP, drivers.LinkPPPHDLC, linkCHDLC:
 		return d.ppp(b, 0, end, p, 0, true)
+	case linkNFLOG:
+		return d.nflog(b, end, p)
 	case drivers.LinkATMRFC1483:
 		return d.llc(b, 0, end, p, 0, true)
 	case drivers.LinkSunATM:
@@ -86,7 +92,7 @@ func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 		}
 		p.VPI, p.VCI, p.HasVC = uint16(b[1]), be16(b[2:]), true
 		switch b[0] & 0x0f {
-		case 1: // LANE: 2-byte LE client id, then an Ethernet frame
+		case 1: // LAN emulation: 2-byte LEC id, then an Ethernet frame
 			return d.ethernet(b, 6, end, p, 0, true)
 		case 2:
 			return d.llc(b, 4, end, p, 0, true)
@@ -197,7 +203,12 @@ func (d *Decoder) ethertype(b []byte, off, end int, et uint16, p *Packet, depth 
 				if et > 1500 {
 					return d.fail(ReasonUnknownEthertype, LayerEthernet, off-2)
 				}
-				return d.llc(b, off, end, p, depth, link)
+				// An 802.3 length after a tag, or SNAP inside SNAP: count
+				// the nesting so crafted frames cannot recurse deeply.
+				if depth >= d.maxDepth {
+					return d.fail(ReasonTooDeep, LayerLLC, off)
+				}
+				return d.llc(b, off, end, p, depth+1, link)
 			}
 			if nonIPEthertype(et) {
 				return ErrNonIP
@@ -357,4 +368,35 @@ func plausibleEthernet(b []byte, off int) bool {
 		return true
 	}
 	return false
+}
+
+// nflog finds the packet in an NFLOG record: a 4-byte header, then TLVs
+// (length and type in the capturing host's byte order, padded to 4 bytes)
+// of which type 9 (NFULA_PAYLOAD) holds the IP packet.
+func (d *Decoder) nflog(b []byte, end int, p *Packet) error {
+	if len(b) < 4 {
+		return d.fail(ReasonTruncated, LayerLink, 0)
+	}
+	off := 4
+	for len(b)-off >= 4 {
+		// Types are small: a zero first byte means big-endian.
+		var l, typ int
+		if b[off+2] == 0 {
+			l, typ = int(be16(b[off:])), int(be16(b[off+2:]))
+		} else {
+			l, typ = int(b[off])|int(b[off+1])<<8, int(b[off+2])|int(b[off+3])<<8
+		}
+		if l < 4 {
+			return d.fail(ReasonBadHeaderLength, LayerLink, off)
+		}
+		if typ == 9 {
+			e := off + l
+			if e > end {
+				e = end
+			}
+			return d.ipAny(b, off+4, e, p, 0, LayerLink)
+		}
+		off += (l + 3) &^ 3
+	}
+	return ErrNonIP // no payload attribute (the rule logged metadata only)
 }

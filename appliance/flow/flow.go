@@ -101,4 +101,7 @@ type Record struct {
 	Symptoms               []SymptomCount
 	ObservationDomain      uint32
 	SamplingPacketInterval uint32 // 1-in-N when packet-sampled (0 or 1: unsampled)
+	// SamplingFlowInterval is N when the flow was kept by hash-based flow
+	// selection of 1 in N connections (RFC 5475); 0 or 1: unsampled.
+	SamplingFlowInterval uint32
 }

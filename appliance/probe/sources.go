@@ -3,9 +3,11 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/fore"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
 )
@@ -23,7 +25,7 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 		}
 	}
 	for _, f := range c.Capture.Files {
-		s, err := pcapfile.Open(f)
+		s, err := OpenFile(f)
 		if err != nil {
 			closeAll()
 			return nil, false, err
@@ -54,7 +56,26 @@ func openExporter(e config.Export) (Exporter, error) {
 	return x, nil
 }
 
-// openLive opens a live capture on an interface (set by live.go).
-var openLive = func(name string, snaplen int, promisc bool) (drivers.Source, error) {
+// OpenFile opens a capture file: ERF and legacy ATM cell files through
+// the fore driver's readers, pcap and pcapng (gzipped or not) otherwise.
+func OpenFile(path string) (drivers.Source, error) {
+	s, err := fore.Open(path)
+	if errors.Is(err, fore.ErrNotATM) {
+		return pcapfile.Open(path)
+	}
+	return s, err
+}
+
+// openLive opens a live capture: "fore:SPEC" is the Fore-style ATM card
+// (see fore.OpenSpec), anything else an AF_PACKET interface.
+func openLive(name string, snaplen int, promisc bool) (drivers.Source, error) {
+	if spec, ok := strings.CutPrefix(name, "fore:"); ok {
+		return fore.OpenSpec(spec)
+	}
+	return openAFPacket(name, snaplen, promisc)
+}
+
+// openAFPacket is set by live.go once the afpacket driver is built in.
+var openAFPacket = func(name string, snaplen int, promisc bool) (drivers.Source, error) {
 	return nil, fmt.Errorf("live capture: %w", drivers.ErrUnsupported)
 }

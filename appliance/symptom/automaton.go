@@ -19,7 +19,7 @@ type automaton struct {
 	// word: a suffix of the stream that is a state of depth >= 3 begins at
 	// a position whose 3-gram is in it.
 	starts *[1024]uint64
-	maxLen int        // longest pattern string
+	maxLen int // longest pattern string
 }
 
 type acWord struct {

@@ -53,3 +53,17 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidate runs every format validator at every position of the input:
+// none may panic or read outside it.
+func FuzzValidate(f *testing.F) {
+	f.Add([]byte("\xff\xfb\x90\x64ID3\x04\x00\x00\x00\x00\x1f\x76OggS\x00\x02fLaC\x00\x00\x00\x22"))
+	f.Add([]byte("\x00\x00\x00\x18ftypmp42\x1a\x45\xdf\xa3\x93\x42\x82\x88matroskaRIFF\x00\x00\x00\x00AVI FLV\x01\x05\x00\x00\x00\x09"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, v := range validators {
+			for s := 0; s < len(data); s++ {
+				v.check(data, s)
+			}
+		}
+	})
+}

@@ -4,11 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
 // The prefilter's gram bitmap has a fixed size so that the hot loop indexes
 // a fixed-size array without bounds checks: 2^bloomBits bits (32 KiB).
+// maxAnchoredSpan is the widest window tried position by position.
+const maxAnchoredSpan = 64
+
 const (
 	bloomBits  = 18
 	bloomShift = 32 - bloomBits
@@ -18,26 +22,54 @@ const (
 )
 
 type matcher struct {
-	ents []entry
-	cs   *automaton // case-sensitive literals (never nil)
-	ci   *automaton // case-folded literals (nil if none)
+	ents   []entry
+	cs     *automaton    // case-sensitive literals (never nil)
+	ci     *automaton    // case-folded literals (nil if none)
+	starts *[1024]uint64 // union of cs.starts and ci.starts
 
-	// 4-byte grams: bitmap, then an exact open-addressing table whose slot
+	// 3-byte grams: bitmap, then an exact open-addressing table whose slot
 	// holds gram | (bucket+1)<<32; a bucket is lists[bidx[b]:bidx[b+1]].
 	bloom  *[bloomWords]uint64
 	gkeys  []uint64
 	gshift uint32
 	gmask  uint32
-	// 2-byte triggers (2 and 3 byte patterns) and 1-byte triggers.
-	has2  bool
-	set2  *[1024]uint64
-	tab2  []uint32 // gram -> bucket+1
-	has1  bool
-	tab1  [256]uint32
-	first [256]bool // a 1- or 2-byte trigger starts with this byte
-	tail3 []uint32 // 3-byte-trigger entries, tried at an odd len(p)-3
-	bidx  []uint32
-	lists []uint32
+	// 2-byte and 1-byte triggers.
+	has2       bool
+	set2       *[1024]uint64
+	tab2       []uint32 // gram -> bucket+1
+	has1       bool
+	tab1       [256]uint32
+	first      [256]bool // a 1- or 2-byte trigger starts with this byte
+	firstBytes []byte    // the bytes marked in first
+	tail3      []uint32  // 3-byte-trigger entries, tried at an odd len(p)-3
+	// Entries with a small window (start anchors, offset/depth) are tried
+	// at each start position of their window instead of by trigger.
+	anchored  []uint32
+	anchorEnd uint64 // the largest window end
+	bidx      []uint32
+	lists     []cand
+}
+
+// cand is a bucket member: entry e whose trigger has the bucket's gram at
+// offset d. word and mask hold the trigger's first 8 bytes (letters without
+// their case bit when nocase) for a quick check before try.
+type cand struct {
+	e, d       uint32
+	word, mask uint64
+}
+
+func newCand(ents []entry, v uint32) cand {
+	e := &ents[v>>1]
+	c := cand{e: v >> 1, d: v & 1}
+	for k := 0; k < 8 && k < len(e.trig); k++ {
+		b, mk := e.trig[k], byte(0xFF)
+		if e.nocase && b >= 'a' && b <= 'z' {
+			b, mk = b&0xDF, 0xDF
+		}
+		c.word |= uint64(b) << (8 * k)
+		c.mask |= uint64(mk) << (8 * k)
+	}
+	return c
 }
 
 func newMatcher(ents []entry) (*matcher, error) {
@@ -65,6 +97,12 @@ func newMatcher(ents []entry) (*matcher, error) {
 			} else {
 				csw = append(csw, acWord{w, int32(i)})
 			}
+		}
+		if e.hi != ^uint64(0) && e.hi-e.lo <= maxAnchoredSpan {
+			// Tried only where the window lies: no trigger needed.
+			m.anchored = append(m.anchored, uint32(i))
+			m.anchorEnd = max(m.anchorEnd, e.hi)
+			continue
 		}
 		switch n := len(e.trig); {
 		case n >= 3:
@@ -108,13 +146,20 @@ func newMatcher(ents []entry) (*matcher, error) {
 		csw = append(csw, acWord{[]byte{'\n'}, -1})
 	}
 	m.cs = buildAutomaton(csw, false)
+	m.starts = m.cs.starts
 	if len(ciw) > 0 {
 		m.ci = buildAutomaton(ciw, true)
+		m.starts = new([1024]uint64)
+		for i := range m.starts {
+			m.starts[i] = m.cs.starts[i] | m.ci.starts[i]
+		}
 	}
 
 	m.bidx = []uint32{0}
 	addBucket := func(l []uint32) uint32 {
-		m.lists = append(m.lists, l...)
+		for _, v := range l {
+			m.lists = append(m.lists, newCand(ents, v))
+		}
 		m.bidx = append(m.bidx, uint32(len(m.lists)))
 		return uint32(len(m.bidx) - 1) // bucket+1
 	}
@@ -153,6 +198,11 @@ func newMatcher(ents []entry) (*matcher, error) {
 			m.first[x] = true
 		}
 	}
+	for x := 0; x < 256; x++ {
+		if m.first[x] {
+			m.firstBytes = append(m.firstBytes, byte(x))
+		}
+	}
 	return m, nil
 }
 
@@ -182,19 +232,8 @@ func sortedKeys32(m map[uint32][]uint32) []uint32 {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	// Insertion order does not matter for correctness; sort for
-	// reproducible tables.
-	sortUint32(keys)
+	slices.Sort(keys) // reproducible tables
 	return keys
-}
-
-func sortUint32(a []uint32) {
-	// Small helper to avoid importing sort/slices generics in a hot file.
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
 }
 
 // variants returns every case variant of a folded gram (just g when
@@ -256,55 +295,126 @@ func (db *DB) Scan(st *State, c *Counts, payload []byte, streamOffset uint64) in
 		}
 	}
 	m.prefilter(c, payload, streamOffset, prevNL)
-	st.cs = m.stream(m.cs, s1, c, payload, streamOffset) + 1
+	s1, s2 = m.stream(s1, s2, c, payload, streamOffset)
+	st.cs = s1 + 1
 	if m.ci != nil {
-		st.ci = m.stream(m.ci, s2, c, payload, streamOffset) + 1
+		st.ci = s2 + 1
 	}
 	return len(payload)
 }
 
-// stream advances automaton a over p from state s. Only matches that
-// began in an earlier packet are counted here (the prefilter counts the
-// others); once the state no longer reaches back before p, the automaton is
-// restarted near the end of p, just far enough to compute the state for the
-// next packet.
-func (m *matcher) stream(a *automaton, s uint32, c *Counts, p []byte, off uint64) uint32 {
-	if a.t16 != nil {
-		return walk(m, a, a.t16, s, c, p, off)
-	}
-	return walk(m, a, a.t32, s, c, p, off)
-}
-
-func walk[T uint16 | uint32](m *matcher, a *automaton, trans []T, s uint32, c *Counts, p []byte, off uint64) uint32 {
-	n := len(p)
+// head advances automaton a over p from state s while the state still
+// reaches back before p, counting the matches that began in an earlier
+// packet (the prefilter counts the others). It returns the state and the
+// position reached; from there on the state depends on p alone.
+func head[T uint16 | uint32](m *matcher, a *automaton, trans []T, s uint32, c *Counts, p []byte, off uint64) (uint32, int) {
 	i := 0
 	class, sh := &a.class, a.shift
-	for ; i < n && int(a.depth[s]) > i; i++ {
+	for ; i < len(p) && int(a.depth[s]) > i; i++ {
 		s = uint32(trans[s<<sh+uint32(class[p[i]])])
 		if a.outIdx[s] != a.outIdx[s+1] {
 			m.spanning(a, s, c, i, off)
 		}
 	}
-	// The state after p is the longest suffix of the stream that is a
-	// state. Restart from the root at the first position of the last
-	// maxLen-1 bytes where such a suffix could begin: one whose 3-gram
-	// starts a word, or the last two bytes.
-	if n-2 > i {
-		j := max(n-(a.maxLen-1), 0)
-		for ; j < n-2; j++ {
-			h := hash3(gram3(p[j:])) >> 16
-			if a.starts[h>>6]&(1<<(h&63)) != 0 {
-				break
-			}
-		}
-		if j > i {
-			s, i = 0, j
+	return s, i
+}
+
+// restart returns where the state after p can be computed from: the state
+// is the longest suffix of the stream that is a state, so it begins in the
+// last maxLen-1 bytes, at a position whose 3-gram starts a word, or in the
+// last two bytes.
+func restart(starts *[1024]uint64, maxLen int, p []byte) int {
+	n := len(p)
+	j := max(n-(maxLen-1), 0)
+	for ; j < n-2; j++ {
+		h := hash3(gram3(p[j:])) >> 16
+		if starts[h>>6]&(1<<(h&63)) != 0 {
+			break
 		}
 	}
-	for ; i < n; i++ {
+	return j
+}
+
+// tail runs automaton a from state s at p[i:] to the end of p, skipping
+// ahead to the restart point j when that lies beyond i.
+func tail[T uint16 | uint32](a *automaton, trans []T, s uint32, i, j int, p []byte) uint32 {
+	if j > i {
+		s, i = 0, j
+	}
+	class, sh := &a.class, a.shift
+	for ; i < len(p); i++ {
 		s = uint32(trans[s<<sh+uint32(class[p[i]])])
 	}
 	return s
+}
+
+// tail2 is tail for both automata at once (16-bit tables), so that their
+// dependency chains overlap.
+func tail2(a, b *automaton, s1 uint32, i1 int, s2 uint32, i2, j int, p []byte) (uint32, uint32) {
+	if j > i1 {
+		s1, i1 = 0, j
+	}
+	if j > i2 {
+		s2, i2 = 0, j
+	}
+	for ; i1 < i2; i1++ {
+		s1 = uint32(a.t16[s1<<a.shift+uint32(a.class[p[i1]])])
+	}
+	for ; i2 < i1; i2++ {
+		s2 = uint32(b.t16[s2<<b.shift+uint32(b.class[p[i2]])])
+	}
+	t1, t2, c1, c2, sh1, sh2 := a.t16, b.t16, &a.class, &b.class, a.shift, b.shift
+	for i := i1; i < len(p); i++ {
+		x := p[i]
+		s1 = uint32(t1[s1<<sh1+uint32(c1[x])])
+		s2 = uint32(t2[s2<<sh2+uint32(c2[x])])
+	}
+	return s1, s2
+}
+
+// stream advances the boundary automata over p and returns their states
+// after it.
+func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64) (uint32, uint32) {
+	a, b := m.cs, m.ci
+	var i1, i2 int
+	if a.t16 != nil {
+		s1, i1 = head(m, a, a.t16, s1, c, p, off)
+	} else {
+		s1, i1 = head(m, a, a.t32, s1, c, p, off)
+	}
+	if b == nil {
+		j := 0 // no restart
+		if len(p)-2 > i1 {
+			j = restart(a.starts, a.maxLen, p)
+		}
+		if a.t16 != nil {
+			return tail(a, a.t16, s1, i1, j, p), 0
+		}
+		return tail(a, a.t32, s1, i1, j, p), 0
+	}
+	if b.t16 != nil {
+		s2, i2 = head(m, b, b.t16, s2, c, p, off)
+	} else {
+		s2, i2 = head(m, b, b.t32, s2, c, p, off)
+	}
+	j := 0 // no restart
+	if len(p)-2 > min(i1, i2) {
+		j = restart(m.starts, max(a.maxLen, b.maxLen), p)
+	}
+	if a.t16 != nil && b.t16 != nil {
+		return tail2(a, b, s1, i1, s2, i2, j, p)
+	}
+	if a.t16 != nil {
+		s1 = tail(a, a.t16, s1, i1, j, p)
+	} else {
+		s1 = tail(a, a.t32, s1, i1, j, p)
+	}
+	if b.t16 != nil {
+		s2 = tail(b, b.t16, s2, i2, j, p)
+	} else {
+		s2 = tail(b, b.t32, s2, i2, j, p)
+	}
+	return s1, s2
 }
 
 // spanning counts the outputs of state s, reached at byte i of the packet,
@@ -336,6 +446,9 @@ func (m *matcher) spanning(a *automaton, s uint32, c *Counts, i int, off uint64)
 
 // prefilter finds every occurrence that lies wholly inside p.
 func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) {
+	if off < m.anchorEnd {
+		m.scanAnchored(c, p, off, prevNL)
+	}
 	if len(m.gkeys) > 0 {
 		m.scan3(c, p, off, prevNL)
 		if q := len(p) - 3; q >= 0 && q&1 == 1 {
@@ -397,22 +510,66 @@ func (m *matcher) verify3(c *Counts, p []byte, i int, off uint64, prevNL bool) {
 	}
 }
 
-// tryList tries the entries of a bucket; each is entry<<1|d where d is the
-// position of the gram in the trigger.
-func (m *matcher) tryList(c *Counts, l []uint32, p []byte, i int, off uint64, prevNL bool) {
-	for _, v := range l {
-		q := i - int(v&1)
-		if q >= 0 {
-			m.try(c, &m.ents[v>>1], p, q, off, prevNL)
+// tryList tries the candidates of a bucket whose gram was found at p[i:].
+func (m *matcher) tryList(c *Counts, l []cand, p []byte, i int, off uint64, prevNL bool) {
+	for k := range l {
+		cd := &l[k]
+		q := i - int(cd.d)
+		if q < 0 {
+			continue
+		}
+		if q+8 <= len(p) && load64(unsafe.Pointer(unsafe.SliceData(p)), q)&cd.mask != cd.word {
+			continue
+		}
+		m.try(c, &m.ents[cd.e], p, q, off, prevNL)
+	}
+}
+
+// scanAnchored tries the small-window entries at every start position
+// their window has in p.
+func (m *matcher) scanAnchored(c *Counts, p []byte, off uint64, prevNL bool) {
+	end := off + uint64(len(p))
+	for _, ei := range m.anchored {
+		e := &m.ents[ei]
+		if e.hi <= off || e.lo >= end {
+			continue
+		}
+		lo := max(e.lo, off)
+		hi := min(e.hi-uint64(e.length), end-1) // last start position
+		for s := lo; s <= hi; s++ {
+			m.try(c, e, p, int(s-off)+e.toff, off, prevNL)
 		}
 	}
 }
 
 // scanShort finds 1- and 2-byte triggers; first marks the bytes they start
-// with, so most positions cost one table load.
+// with. With at most 4 such bytes, 8 bytes at a time are tested for them
+// (SWAR); otherwise each byte costs one table load.
 func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
+	i := 0
+	if k := len(m.firstBytes); k > 0 && k <= 4 {
+		const ones, highs = 0x0101010101010101, 0x8080808080808080
+		var t [4]uint64
+		for j := range t {
+			t[j] = uint64(m.firstBytes[j%k]) * ones
+		}
+		base := unsafe.Pointer(unsafe.SliceData(p))
+		for ; i+8 <= len(p); i += 8 {
+			x := load64(base, i)
+			v0, v1, v2, v3 := x^t[0], x^t[1], x^t[2], x^t[3]
+			z := (v0-ones)&^v0 | (v1-ones)&^v1 | (v2-ones)&^v2 | (v3-ones)&^v3
+			if z&highs != 0 {
+				m.shortAt(c, p, i, i+8, off, prevNL)
+			}
+		}
+	}
+	m.shortAt(c, p, i, len(p), off, prevNL)
+}
+
+func (m *matcher) shortAt(c *Counts, p []byte, from, to int, off uint64, prevNL bool) {
 	first := &m.first
-	for i, b := range p {
+	for i := from; i < to; i++ {
+		b := p[i]
 		if !first[b] {
 			continue
 		}

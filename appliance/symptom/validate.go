@@ -184,6 +184,9 @@ func checkMP4(p []byte, s int) bool {
 }
 
 func checkMatroska(p []byte, s int) bool {
+	if s+4 > len(p) {
+		return false
+	}
 	end := s + 64
 	if end > len(p) {
 		end = len(p)

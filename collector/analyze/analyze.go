@@ -110,7 +110,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 		srcs = append(srcs, r)
 	}
 	for _, f := range o.Files {
-		r, err := pcapfile.Open(f)
+		r, err := probe.OpenFile(f)
 		if err != nil {
 			return nil, err
 		}

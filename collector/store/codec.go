@@ -10,8 +10,9 @@ import (
 
 // RecordVersion is the version byte that starts every encoded record. A
 // decoder accepts only the versions it knows; a new layout gets a new
-// version and the old decoder stays.
-const RecordVersion = 1
+// version and the old decoder stays. Version 2 appends the flow sampling
+// interval to version 1's layout.
+const RecordVersion = 2
 
 // Address tags in the record encoding.
 const (
@@ -85,6 +86,7 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(r.ObservationDomain))
 	dst = binary.AppendUvarint(dst, uint64(r.SamplingPacketInterval))
+	dst = binary.AppendUvarint(dst, uint64(r.SamplingFlowInterval))
 	return dst
 }
 
@@ -203,7 +205,8 @@ func (d *decoder) addr(field string) netip.Addr {
 // list. On failure the error is a *DecodeError and r is undefined.
 func DecodeRecord(b []byte, r *flow.Record) error {
 	d := decoder{b: b}
-	if v := d.byte("version"); d.err == nil && v != RecordVersion {
+	v := d.byte("version")
+	if d.err == nil && v != 1 && v != RecordVersion {
 		d.off = 0
 		d.fail("version", ReasonVersion)
 	}
@@ -264,6 +267,9 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 	}
 	r.ObservationDomain = uint32(d.uvarint("observation domain", 0xffffffff))
 	r.SamplingPacketInterval = uint32(d.uvarint("sampling interval", 0xffffffff))
+	if v >= 2 {
+		r.SamplingFlowInterval = uint32(d.uvarint("flow sampling interval", 0xffffffff))
+	}
 	if d.err == nil && d.off != len(b) {
 		d.fail("end", ReasonTrailing)
 	}

@@ -122,9 +122,9 @@ func TestDecodeRecordErrors(t *testing.T) {
 func TestDecodeRecordHugeSymptomCount(t *testing.T) {
 	r := flow.Record{}
 	b := AppendRecord(nil, &r)
-	// Replace the trailing "0 symptoms, domain 0, sampling 0" with a
-	// symptom count of 2^32 followed by nothing useful.
-	b = append(b[:len(b)-3], 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0)
+	// Replace the trailing "0 symptoms, domain 0, sampling 0, flow
+	// sampling 0" with a symptom count of 2^32 followed by nothing useful.
+	b = append(b[:len(b)-4], 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0)
 	err := DecodeRecord(b, &r)
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Reason != ReasonSymptoms {
@@ -247,4 +247,28 @@ func FuzzChunkRecords(f *testing.F) {
 			t.Fatalf("re-framing changed the records")
 		}
 	})
+}
+
+// TestDecodeRecordVersion1 checks that records written before the flow
+// sampling interval was added still decode.
+func TestDecodeRecordVersion1(t *testing.T) {
+	in := flow.Record{Packets: 7, Octets: 700, SamplingPacketInterval: 10, ObservationDomain: 3}
+	b := AppendRecord(nil, &in)
+	if b[len(b)-1] != 0 {
+		t.Fatalf("flow sampling not last: % x", b)
+	}
+	b = b[:len(b)-1]
+	b[0] = 1
+	var out flow.Record
+	if err := DecodeRecord(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Packets != 7 || out.SamplingPacketInterval != 10 || out.ObservationDomain != 3 || out.SamplingFlowInterval != 0 {
+		t.Fatalf("decoded %+v", out)
+	}
+	in.SamplingFlowInterval = 16
+	b = AppendRecord(nil, &in)
+	if err := DecodeRecord(b, &out); err != nil || out.SamplingFlowInterval != 16 {
+		t.Fatalf("version 2: %v %+v", err, out)
+	}
 }

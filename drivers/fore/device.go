@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/fore/atm"
@@ -20,17 +21,15 @@ type Device interface {
 	ClearFilters() error
 	Stats() (fatm.Stats, error)
 	// Next returns the next record. Data aliases the ring or a buffer
-	// until the next call. A simulated device returns io.EOF when its
-	// cells run out; after Interrupt, Next returns ErrInterrupted.
-	Next() (fatm.Rec, []byte, error)
-	// Interrupt makes a blocked or later Next return ErrInterrupted. It is
-	// the only method safe to call from another goroutine.
-	Interrupt()
+	// until the next call. With timeout > 0 it returns an error wrapping
+	// drivers.ErrTimeout when no record came in that time; 0 waits. A
+	// simulated device returns io.EOF when its cells run out; after
+	// Close, Next returns an error wrapping drivers.ErrClosed.
+	Next(timeout time.Duration) (fatm.Rec, []byte, error)
+	// Close may be called from another goroutine while Next waits; it
+	// returns once Next has let go of the ring.
 	Close() error
 }
-
-// ErrInterrupted is returned by Next after Interrupt.
-var ErrInterrupted = errors.New("fore: capture interrupted")
 
 // Capture modes for DeviceConfig.Mode.
 const (
@@ -53,18 +52,23 @@ type DeviceConfig struct {
 	// ATM configures the software side (encapsulations, reassembly); its
 	// filters and FirstCell are set from the fields above.
 	ATM atm.Config
+	// PollTimeout makes Next return an error wrapping drivers.ErrTimeout
+	// when no packet arrived in that time; 0 waits until a packet, the
+	// end of a simulated device, or Close.
+	PollTimeout time.Duration
 }
 
 // DeviceSource is a drivers.Source reading a capture device.
 type DeviceSource struct {
-	dev    Device
-	name   string
-	info   fatm.Info
-	mode   int
-	proc   *atm.Processor
-	stats  drivers.Stats
-	ifaces []drivers.Interface
-	errs   uint64
+	dev     Device
+	name    string
+	info    fatm.Info
+	mode    int
+	proc    *atm.Processor
+	stats   drivers.Stats
+	ifaces  []drivers.Interface
+	errs    uint64
+	timeout time.Duration
 }
 
 // OpenLive opens the device node at path (e.g. /dev/fatm0) and configures
@@ -122,16 +126,17 @@ func NewDeviceSource(dev Device, name string, cfg *DeviceConfig) (*DeviceSource,
 	ac.NNI = info.NNI
 	ac.FirstCell = c.Mode == ModeFirstCell
 	return &DeviceSource{
-		dev: dev, name: name, info: info, mode: c.Mode, proc: atm.NewProcessor(&ac),
+		dev: dev, name: name, info: info, mode: c.Mode, proc: atm.NewProcessor(&ac), timeout: c.PollTimeout,
 		ifaces: []drivers.Interface{{Name: name, LinkType: drivers.LinkRaw, Snaplen: 65535}},
 	}, nil
 }
 
 // Next returns the next packet; data aliases the device ring or buffer
-// until the next call.
+// until the next call. It returns errors wrapping drivers.ErrTimeout
+// (see DeviceConfig.PollTimeout) and drivers.ErrClosed (after Close).
 func (s *DeviceSource) Next() ([]byte, drivers.CaptureInfo, error) {
 	for {
-		rec, data, err := s.dev.Next()
+		rec, data, err := s.dev.Next(s.timeout)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				s.proc.Flush()
@@ -209,9 +214,6 @@ func (s *DeviceSource) ATMStats() atm.Stats { return s.proc.Stats() }
 // EachVC calls fn with the counters of every VC the driver saw.
 func (s *DeviceSource) EachVC(fn func(atm.VC, atm.VCStats)) { s.proc.EachVC(fn) }
 
-// Interrupt makes a blocked Next return ErrInterrupted; safe from any
-// goroutine.
-func (s *DeviceSource) Interrupt() { s.dev.Interrupt() }
-
-// Close closes the device.
+// Close closes the device; it may be called from another goroutine while
+// Next waits, which then returns an error wrapping drivers.ErrClosed.
 func (s *DeviceSource) Close() error { return s.dev.Close() }

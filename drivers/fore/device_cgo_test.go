@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/fore/atm"
@@ -336,8 +337,66 @@ func TestDeviceControl(t *testing.T) {
 	if _, err := NewDeviceSource(dev, "x", &DeviceConfig{Filters: make([]atm.Filter, 3)}); err == nil {
 		t.Fatal("more filters than slots accepted")
 	}
-	dev.Interrupt()
-	if _, _, err := dev.Next(); !errors.Is(err, ErrInterrupted) {
-		t.Fatalf("Next after Interrupt: %v", err)
+	dev.Close()
+	if _, _, err := dev.Next(0); !errors.Is(err, drivers.ErrClosed) {
+		t.Fatalf("Next after Close: %v", err)
+	}
+	if _, err := dev.Stats(); !errors.Is(err, drivers.ErrClosed) {
+		t.Fatalf("Stats after Close: %v", err)
+	}
+}
+
+// TestDeviceTimeoutAndClose checks PollTimeout before the card delivers
+// anything, and Close from another goroutine while Next waits.
+func TestDeviceTimeoutAndClose(t *testing.T) {
+	cells, _ := lineCells(t, []atm.VC{atm.MakeVC(1, 1)}, 10)
+	srv := mount(t, cells, nil)
+	dev, err := OpenDevice(srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No SETMODE yet: the card delivers nothing.
+	if _, _, err := dev.Next(30 * time.Millisecond); !errors.Is(err, drivers.ErrTimeout) {
+		t.Fatalf("Next before SETMODE: %v", err)
+	}
+	done := make(chan error)
+	go func() {
+		_, _, err := dev.Next(0)
+		done <- err
+	}()
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, drivers.ErrClosed) {
+		t.Fatalf("Next during Close: %v", err)
+	}
+}
+
+// TestDeviceNoAllocs guards the live path: reading from the ring and
+// reassembled frames through the processor allocates nothing per packet
+// (the WAIT ioctl that refills the ring is amortised over many records).
+func TestDeviceNoAllocs(t *testing.T) {
+	cells, pkts := lineCells(t, []atm.VC{atm.MakeVC(1, 100), atm.MakeVC(1, 101)}, 2000)
+	srv := mount(t, cells, &fatmfs.Config{RingSize: 8 << 20})
+	if !srv.HasRing() {
+		needPeer(t, "FUSE passthrough unavailable: no mmap ring")
+	}
+	src, err := OpenLive(srv.Path(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 10 {
+		if _, _, err := src.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := min(len(pkts)-20, 1000)
+	if a := testing.AllocsPerRun(n, func() {
+		if _, _, err := src.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}); a > 0 {
+		t.Fatalf("%v allocations per packet", a)
 	}
 }

@@ -60,10 +60,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
+	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/fore/fatm"
 )
 
@@ -71,14 +74,27 @@ import (
 const waitMS = 100
 
 type cdev struct {
-	path        string
-	fd          C.int
-	mem         unsafe.Pointer
-	memLen      C.size_t
-	ring        *fatm.Ring
-	buf         []byte
-	interrupted atomic.Bool
-	closed      bool
+	path string
+	// mu is held shared by Next and the control calls, exclusively by
+	// Close, so Close never unmaps the ring or closes the descriptor
+	// under them; Next notices closing within one WAIT (waitMS).
+	mu      sync.RWMutex
+	closing atomic.Bool
+	closed  bool
+	fd      C.int
+	mem     unsafe.Pointer
+	memLen  C.size_t
+	ring    *fatm.Ring
+	buf     []byte
+}
+
+func (d *cdev) enter() error {
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return fmt.Errorf("fore: %s: %w", d.path, drivers.ErrClosed)
+	}
+	return nil
 }
 
 // OpenDevice opens a capture device node (the cgo driver). It maps the
@@ -91,7 +107,7 @@ func OpenDevice(path string) (Device, error) {
 		return nil, fmt.Errorf("fore: open %s: %w", path, err)
 	}
 	d := &cdev{path: path, fd: fd}
-	info, err := d.Info()
+	info, err := d.info()
 	if err != nil {
 		C.close(fd)
 		return nil, err
@@ -120,6 +136,14 @@ func (d *cdev) ioctlErr(op string, err error) error {
 }
 
 func (d *cdev) Info() (fatm.Info, error) {
+	if err := d.enter(); err != nil {
+		return fatm.Info{}, err
+	}
+	defer d.mu.RUnlock()
+	return d.info()
+}
+
+func (d *cdev) info() (fatm.Info, error) {
 	var ci C.struct_fatm_info
 	if r, err := C.fatm_getinfo(d.fd, &ci); r < 0 {
 		return fatm.Info{}, d.ioctlErr("GETINFO", err)
@@ -132,6 +156,10 @@ func (d *cdev) Info() (fatm.Info, error) {
 }
 
 func (d *cdev) SetMode(m fatm.Mode) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
 	cm := C.struct_fatm_mode{mode: C.__u32(m.Mode), flags: C.__u32(m.Flags), snaplen: C.__u32(m.Snaplen)}
 	if r, err := C.fatm_setmode(d.fd, &cm); r < 0 {
 		return d.ioctlErr("SETMODE", err)
@@ -144,6 +172,10 @@ func cfilter(f fatm.Filter) C.struct_fatm_filter {
 }
 
 func (d *cdev) AddFilter(f fatm.Filter) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
 	cf := cfilter(f)
 	if r, err := C.fatm_addfilter(d.fd, &cf); r < 0 {
 		return d.ioctlErr("ADDFILTER", err)
@@ -152,6 +184,10 @@ func (d *cdev) AddFilter(f fatm.Filter) error {
 }
 
 func (d *cdev) DelFilter(f fatm.Filter) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
 	cf := cfilter(f)
 	if r, err := C.fatm_delfilter(d.fd, &cf); r < 0 {
 		return d.ioctlErr("DELFILTER", err)
@@ -160,6 +196,10 @@ func (d *cdev) DelFilter(f fatm.Filter) error {
 }
 
 func (d *cdev) ClearFilters() error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
 	if r, err := C.fatm_clrfilter(d.fd); r < 0 {
 		return d.ioctlErr("CLRFILTER", err)
 	}
@@ -167,6 +207,10 @@ func (d *cdev) ClearFilters() error {
 }
 
 func (d *cdev) Stats() (fatm.Stats, error) {
+	if err := d.enter(); err != nil {
+		return fatm.Stats{}, err
+	}
+	defer d.mu.RUnlock()
 	var cs C.struct_fatm_stats
 	if r, err := C.fatm_getstats(d.fd, &cs); r < 0 {
 		return fatm.Stats{}, d.ioctlErr("GETSTATS", err)
@@ -176,9 +220,9 @@ func (d *cdev) Stats() (fatm.Stats, error) {
 	return s, err
 }
 
-// wait blocks in FATMIOC_WAIT for at most waitMS.
-func (d *cdev) wait() (uint32, error) {
-	w := C.struct_fatm_wait{timeout_ms: waitMS}
+// wait blocks in FATMIOC_WAIT for at most ms milliseconds.
+func (d *cdev) wait(ms int64) (uint32, error) {
+	w := C.struct_fatm_wait{timeout_ms: C.__u32(ms)}
 	if r, err := C.fatm_wait(d.fd, &w); r < 0 {
 		if errors.Is(err, syscall.EINTR) {
 			return fatm.WaitTimeout, nil
@@ -188,13 +232,21 @@ func (d *cdev) wait() (uint32, error) {
 	return uint32(w.status), nil
 }
 
-func (d *cdev) Next() (fatm.Rec, []byte, error) {
+func (d *cdev) Next(timeout time.Duration) (fatm.Rec, []byte, error) {
+	if err := d.enter(); err != nil {
+		return fatm.Rec{}, nil, err
+	}
+	defer d.mu.RUnlock()
 	if d.ring != nil {
 		d.ring.Release()
 	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	for {
-		if d.interrupted.Load() {
-			return fatm.Rec{}, nil, ErrInterrupted
+		if d.closing.Load() {
+			return fatm.Rec{}, nil, fmt.Errorf("fore: %s: %w", d.path, drivers.ErrClosed)
 		}
 		if d.ring != nil {
 			rec, data, ok, err := d.ring.Peek()
@@ -219,7 +271,15 @@ func (d *cdev) Next() (fatm.Rec, []byte, error) {
 				return fatm.Rec{}, nil, fmt.Errorf("fore: read %s: %w", d.path, err)
 			}
 		}
-		st, err := d.wait()
+		ms := int64(waitMS)
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return fatm.Rec{}, nil, fmt.Errorf("fore: %s: %w", d.path, drivers.ErrTimeout)
+			}
+			ms = min(ms, max(1, left.Milliseconds()))
+		}
+		st, err := d.wait(ms)
 		if err != nil {
 			return fatm.Rec{}, nil, err
 		}
@@ -237,9 +297,10 @@ func (d *cdev) Next() (fatm.Rec, []byte, error) {
 	}
 }
 
-func (d *cdev) Interrupt() { d.interrupted.Store(true) }
-
 func (d *cdev) Close() error {
+	d.closing.Store(true)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
 		return nil
 	}

@@ -114,12 +114,20 @@ func openStream(name string, open opener) (io.Closer, *gzip.Reader, *bufio.Reade
 	return f, nil, br, nil
 }
 
+func isPcap(head []byte) bool {
+	if len(head) < 4 {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(head) {
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d0a:
+		return true
+	}
+	return false
+}
+
 func sniff(path string, head []byte) (fileKind, error) {
-	if len(head) >= 4 {
-		switch binary.LittleEndian.Uint32(head) {
-		case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d0a:
-			return 0, fmt.Errorf("fore: %s: is a pcap or pcapng file (read it with drivers/pcapfile): %w", path, ErrNotATM)
-		}
+	if isPcap(head) {
+		return 0, fmt.Errorf("fore: %s: is a pcap or pcapng file (read it with drivers/pcapfile): %w", path, ErrNotATM)
 	}
 	if erf.Plausible(head) {
 		return kindERF, nil
@@ -147,13 +155,15 @@ func openWith(path string, open opener, want fileKind, cfg *Config) (*FileSource
 	}
 	head, _ := br.Peek(erf.LegacySize)
 	kind, err := sniff(path, head)
-	if want != 0 {
-		switch {
-		case want == kindLegacy && kind == kindERF:
-			err = fmt.Errorf("fore: %s: looks like ERF, not legacy ATM (use Open or OpenERF): %w", path, ErrNotATM)
-		case want == kindERF && kind != kindERF && err == nil:
-			err = fmt.Errorf("fore: %s: record at offset 0 is not a valid ERF record: %w", path, ErrNotATM)
-		}
+	switch {
+	case want == kindLegacy && kind == kindERF:
+		err = fmt.Errorf("fore: %s: looks like ERF, not legacy ATM (use Open or OpenERF): %w", path, ErrNotATM)
+	case want == kindLegacy && !isPcap(head):
+		// Asked for explicitly: legacy files whose CRC field is used
+		// do not sniff as legacy.
+		kind, err = kindLegacy, nil
+	case want == kindERF && kind != kindERF && err == nil:
+		err = fmt.Errorf("fore: %s: record at offset 0 is not a valid ERF record: %w", path, ErrNotATM)
 	}
 	if err != nil {
 		closeAll(f, gz)
@@ -196,8 +206,9 @@ func closeAll(f io.Closer, gz *gzip.Reader) {
 const sniffCells = 64
 
 // sniffFirstCell reads the start of the file a second time and decides
-// whether it holds first cells only: no user cell among the first ones
-// ends a PDU, and every one starts with the VC's encapsulation header.
+// whether it holds first cells only: every one of the first user cells
+// starts with its VC's encapsulation header (continuation cells of whole
+// PDUs do not), and at least one does not end its PDU.
 func sniffFirstCell(path string, open opener, kind fileKind, cfg *atm.Config) (bool, error) {
 	f, gz, br, err := openStream(path, open)
 	if err != nil {
@@ -229,7 +240,7 @@ func sniffFirstCell(path string, open opener, kind fileKind, cfg *atm.Config) (b
 			return rec.Header, rec.Payload, err == nil
 		}
 	}
-	n := 0
+	n, multi := 0, false
 	for n < sniffCells {
 		h, payload, ok := next()
 		if !ok {
@@ -239,8 +250,10 @@ func sniffFirstCell(path string, open opener, kind fileKind, cfg *atm.Config) (b
 			continue
 		}
 		n++
-		if h>>1&atm.PTIUserEnd != 0 {
-			return false, nil
+		// Single-cell PDUs end where they start; only a cell without the
+		// end bit tells first cells from whole PDUs.
+		if h>>1&atm.PTIUserEnd == 0 {
+			multi = true
 		}
 		hd := atm.ParseUNI(h)
 		if cfg.NNI {
@@ -254,7 +267,7 @@ func sniffFirstCell(path string, open opener, kind fileKind, cfg *atm.Config) (b
 			return false, nil
 		}
 	}
-	return n > 0, nil
+	return multi, nil
 }
 
 // Next returns the next packet. Data aliases internal buffers until the

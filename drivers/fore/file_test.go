@@ -363,3 +363,66 @@ func TestERFEthernet(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstCellWithSingleCellPDUs writes an ERF capture of first cells
+// where small packets are whole single-cell PDUs (end bit set): it must
+// still be detected as first cells, and each packet reported with its
+// real length.
+func TestFirstCellWithSingleCellPDUs(t *testing.T) {
+	ips := ipPackets(ethernetFrames(t, corpus(t, "pcaps/ndpi/1kxun.pcap")))[:200]
+	small := []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0, 0}
+	var raw []byte
+	var want []int
+	for i, ip := range ips {
+		if i%3 == 0 {
+			ip = small
+		}
+		recs := atm.AppendRecords(nil, atm.Header{VPI: 4, VCI: 44}.UNI(), atm.AppendEncap(nil, atm.EncapLLC, drivers.LinkRaw, ip), 0, 0)
+		raw = appendERF(raw, int64(i+1)*1000, erf.TypeATM, 53, recs[:atm.RecordSize])
+		want = append(want, len(ip))
+	}
+	path := filepath.Join(t.TempDir(), "first.erf")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if !src.FirstCell() {
+		t.Fatal("not detected as first cells")
+	}
+	got := readAll(t, src)
+	if len(got) != len(want) {
+		t.Fatalf("%d packets, want %d (drops %v)", len(got), len(want), src.ATMStats().Drops)
+	}
+	for i, p := range got {
+		if p.ci.Length != want[i] {
+			t.Fatalf("packet %d: length %d, want %d", i, p.ci.Length, want[i])
+		}
+	}
+	if st := src.ATMStats(); st.PDUs == 0 || st.FirstCells == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFileSourceNoAllocs(t *testing.T) {
+	for _, name := range []string{"atm/libtrace-traces/large_legacy.gz", "pcaps/libtrace/fragtest.erf"} {
+		src, err := OpenFile(corpus(t, name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			src.Next()
+		}
+		if a := testing.AllocsPerRun(1000, func() {
+			if _, _, err := src.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%s: %v allocations per packet", name, a)
+		}
+		src.Close()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mira-project/mira/drivers/fore/atm"
 )
@@ -12,7 +13,7 @@ import (
 // "fore:" on the probe's command line:
 //
 //	PATH[,vc=VPI/VCI[/VPIMASK/VCIMASK]]...[,mode=aal5|cells|first-cell]
-//	    [,snaplen=N][,encap=VPI/VCI:ENCAP]...[,nni]
+//	    [,snaplen=N][,encap=VPI/VCI:ENCAP]...[,nni][,poll=DURATION]
 //
 // for example "/dev/fatm0,vc=1/100,vc=1/101,encap=1/101:vcmux-ip".
 // ENCAP is one of atm.ParseEncap's names.
@@ -70,8 +71,14 @@ func ParseSpec(spec string) (path string, cfg DeviceConfig, err error) {
 			cfg.ATM.Encap[atm.MakeVC(f.VPI, f.VCI)] = enc
 		case "nni":
 			cfg.ATM.NNI = true
+		case "poll":
+			d, err := time.ParseDuration(val)
+			if err != nil || d < 0 {
+				return "", cfg, bad(p, "poll is a duration such as 100ms")
+			}
+			cfg.PollTimeout = d
 		default:
-			return "", cfg, bad(p, "unknown option (vc, mode, snaplen, encap, nni)")
+			return "", cfg, bad(p, "unknown option (vc, mode, snaplen, encap, nni, poll)")
 		}
 	}
 	return path, cfg, nil

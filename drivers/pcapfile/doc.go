@@ -18,6 +18,16 @@
 // file yields an error wrapping io.ErrUnexpectedEOF and counts in
 // Stats.Errors.
 //
+// Records are delivered as stored: a SunATM record keeps its 4-byte
+// pseudo-header (tshark does not count it in frame.len). LINKTYPE 100
+// (ATM_RFC1483) is reported as drivers.LinkATMRFC1483 (11). A classic pcap
+// timestamp whose fraction is out of range (1e6 µs or more, 1e9 ns or
+// more) is taken as seconds plus fraction, as tcpdump prints it.
+// CaptureInfo.Interface indexes Interfaces(), which numbers pcapng
+// interfaces across sections (tshark restarts at 0 in each section).
+// Stats().Octets sums wire lengths; every record not delivered is counted
+// by reason in ErrorCounts, whose total is Stats().Errors.
+//
 // For pcapng, an interface whose link type MIRA cannot decode is reported
 // when the first packet of that interface arrives, not at its interface
 // description block, so files mixing supported and unsupported interfaces

@@ -60,6 +60,13 @@ const (
 	opDomainSampling
 	opSymptomID
 	opSymptomCount
+	opFlowSampling
+	opSelectorAlg
+	opLegacyAlg
+	opPacketSpace
+	opProbability
+	opAggregateName
+	opPacketInterval
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -79,6 +86,8 @@ const (
 	FlowTemplateBase          = 256
 	SymptomTemplateID         = FlowTemplateBase + numVariants // 384
 	ExporterOptionsTemplateID = SymptomTemplateID + 1          // 385
+	SamplingOptionsTemplateID = SymptomTemplateID + 2          // 386
+	AggregateOptionsTemplateID = SymptomTemplateID + 3         // 387
 )
 
 type slot struct {
@@ -208,6 +217,7 @@ func (e *FlowEncoder) build(v int) *encTemplate {
 	add(opAggregate, MIRAAggregateID, p, 4)
 	add(opCategory, MIRACategoryID, p, 2)
 	add(opSampling, MIRASamplingPacketInterval, p, 4)
+	add(opFlowSampling, MIRASamplingFlowInterval, p, 4)
 	switch (v >> varTunShift) & 3 {
 	case 1:
 		add(opTunnelType, MIRATunnelType, p, 1)
@@ -295,6 +305,8 @@ func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
 			b = be.AppendUint16(b, r.Category)
 		case opSampling:
 			b = be.AppendUint32(b, r.SamplingPacketInterval)
+		case opFlowSampling:
+			b = be.AppendUint32(b, r.SamplingFlowInterval)
 		case opTunnelType:
 			b = append(b, byte(r.Tunnel))
 		case opTunSrc4:

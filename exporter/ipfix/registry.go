@@ -20,6 +20,7 @@ const (
 	IPv4Address
 	IPv6Address
 	SubTemplateList
+	Float64
 )
 
 // Semantics is an IPFIX data type semantic (RFC 7012 §3.2).
@@ -79,6 +80,7 @@ const (
 	IEDestinationIPv6Address       = 28
 	IEICMPTypeCodeIPv4             = 32
 	IESamplingInterval             = 34
+	IESamplingAlgorithm            = 35
 	IEExportedMessageTotalCount    = 41
 	IEExportedFlowRecordTotalCount = 42
 	IESourceMacAddress             = 56
@@ -102,7 +104,10 @@ const (
 	IEFlowEndNanoseconds           = 157
 	IESystemInitTimeMilliseconds   = 160
 	IESubTemplateList              = 292
+	IESelectorAlgorithm            = 304
 	IESamplingPacketInterval       = 305
+	IESamplingPacketSpace          = 306
+	IESamplingProbability          = 311
 )
 
 // MIRA enterprise information elements (enterprise number from the
@@ -121,6 +126,8 @@ const (
 	MIRASymptomID              = 11
 	MIRASymptomOccurrences     = 12
 	MIRASamplingPacketInterval = 13
+	MIRASamplingFlowInterval   = 14
+	MIRAAggregateName          = 15
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -144,6 +151,7 @@ var Registry = []IE{
 	{ID: IEDestinationIPv6Address, Name: "destinationIPv6Address", Type: IPv6Address, Semantics: Default, Length: 16},
 	{ID: IEICMPTypeCodeIPv4, Name: "icmpTypeCodeIPv4", Type: Unsigned16, Semantics: Identifier, Length: 2},
 	{ID: IESamplingInterval, Name: "samplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: IESamplingAlgorithm, Name: "samplingAlgorithm", Type: Unsigned8, Semantics: Identifier, Length: 1},
 	{ID: IEExportedMessageTotalCount, Name: "exportedMessageTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: IEExportedFlowRecordTotalCount, Name: "exportedFlowRecordTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: IESourceMacAddress, Name: "sourceMacAddress", Type: MACAddress, Semantics: Default, Length: 6},
@@ -167,7 +175,10 @@ var Registry = []IE{
 	{ID: IEFlowEndNanoseconds, Name: "flowEndNanoseconds", Type: DateTimeNanoseconds, Semantics: Default, Length: 8},
 	{ID: IESystemInitTimeMilliseconds, Name: "systemInitTimeMilliseconds", Type: DateTimeMilliseconds, Semantics: Default, Length: 8},
 	{ID: IESubTemplateList, Name: "subTemplateList", Type: SubTemplateList, Semantics: List, Length: VarLen},
+	{ID: IESelectorAlgorithm, Name: "selectorAlgorithm", Type: Unsigned16, Semantics: Identifier, Length: 2},
 	{ID: IESamplingPacketInterval, Name: "samplingPacketInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: IESamplingPacketSpace, Name: "samplingPacketSpace", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: IESamplingProbability, Name: "samplingProbability", Type: Float64, Semantics: Quantity, Length: 8},
 
 	{ID: MIRAInnerOctetDeltaCount, MIRA: true, Name: "innerOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
 	{ID: MIRATunnelType, MIRA: true, Name: "tunnelType", Type: Unsigned8, Semantics: Identifier, Length: 1},
@@ -182,6 +193,8 @@ var Registry = []IE{
 	{ID: MIRASymptomID, MIRA: true, Name: "symptomId", Type: Unsigned16, Semantics: Identifier, Length: 2},
 	{ID: MIRASymptomOccurrences, MIRA: true, Name: "symptomOccurrences", Type: Unsigned32, Semantics: DeltaCounter, Length: 4},
 	{ID: MIRASamplingPacketInterval, MIRA: true, Name: "packetSamplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: MIRASamplingFlowInterval, MIRA: true, Name: "flowSamplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
+	{ID: MIRAAggregateName, MIRA: true, Name: "aggregateName", Type: String, Semantics: Default, Length: VarLen},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

@@ -3,6 +3,7 @@ package ipfix
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 
 	"github.com/mira-project/mira/appliance/flow"
@@ -109,10 +110,12 @@ type decTemplate struct {
 }
 
 type domainState struct {
-	seqKnown bool
-	expected uint32
-	sysInit  int64 // systemInitTimeMilliseconds, ms since epoch
-	sampling uint32
+	seqKnown     bool
+	expected     uint32
+	sysInit      int64 // systemInitTimeMilliseconds, ms since epoch
+	sampling     uint32
+	flowSampling uint32
+	opts         DomainOptions
 }
 
 // Session holds the decoding state of one transport session (one UDP
@@ -126,6 +129,11 @@ type Session struct {
 	// UDP makes template withdrawals invalid (RFC 7011 §8.4): they are
 	// counted as ReasonZeroFieldTemplate and ignored.
 	UDP bool
+
+	// OnOptions, when set, is called during Decode each time an options
+	// record changes what a domain's options say (sampling, aggregate
+	// names). o is the domain's whole state; its map must not be changed.
+	OnOptions func(domain uint32, o DomainOptions)
 
 	templates map[tkey]*decTemplate
 	domains   map[uint32]*domainState
@@ -494,8 +502,18 @@ func ianaOp(f Field) op {
 		return opSymptoms
 	case IESystemInitTimeMilliseconds:
 		return lenOp(num, opSysInit)
-	case IESamplingPacketInterval, IESamplingInterval:
+	case IESamplingInterval:
 		return lenOp(num, opDomainSampling)
+	case IESamplingPacketInterval:
+		return lenOp(num, opPacketInterval)
+	case IESamplingPacketSpace:
+		return lenOp(num, opPacketSpace)
+	case IESelectorAlgorithm:
+		return lenOp(num, opSelectorAlg)
+	case IESamplingAlgorithm:
+		return lenOp(num, opLegacyAlg)
+	case IESamplingProbability:
+		return lenOp(l == 8 || l == 4, opProbability)
 	}
 	return opSkip
 }
@@ -530,6 +548,10 @@ func miraOp(f Field) op {
 		return lenOp(num, opSymptomCount)
 	case MIRASamplingPacketInterval:
 		return lenOp(num, opSampling)
+	case MIRASamplingFlowInterval:
+		return lenOp(num, opFlowSampling)
+	case MIRAAggregateName:
+		return opAggregateName
 	}
 	return opSkip
 }
@@ -583,7 +605,7 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 		s.stats.DataRecords++
 		if t.ScopeCount > 0 {
 			s.stats.OptionsRecords++
-			s.options(t, rec, ds)
+			s.options(domain, t, rec, ds)
 			continue
 		}
 		out = s.flowRecord(domain, ds, t, rec, out)
@@ -628,17 +650,81 @@ func fieldValue(f Field, rec []byte, off int) ([]byte, int) {
 	return rec[off : off+int(f.Length)], off + int(f.Length)
 }
 
-func (s *Session) options(t *decTemplate, rec []byte, ds *domainState) {
+// DomainOptions returns what domain's options records have said so far.
+func (s *Session) DomainOptions(domain uint32) (DomainOptions, bool) {
+	ds := s.domains[domain]
+	if ds == nil {
+		return DomainOptions{}, false
+	}
+	return ds.opts, true
+}
+
+func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainState) {
 	off := 0
 	var v []byte
+	var sf samplingFields
+	var aggID uint32
+	var aggName []byte
+	haveAggID, haveAggName := false, false
 	for i, f := range t.Fields {
 		v, off = fieldValue(f, rec, off)
 		switch t.ops[i] {
 		case opSysInit:
 			ds.sysInit = int64(uintN(v))
 		case opDomainSampling:
-			ds.sampling = uint32(uintN(v))
+			sf.legacyInterval, sf.haveLegacy = uint32(uintN(v)), true
+		case opPacketInterval:
+			sf.pktInterval, sf.havePkt = uint32(uintN(v)), true
+		case opPacketSpace:
+			sf.pktSpace, sf.haveSpace = uint32(uintN(v)), true
+		case opSelectorAlg:
+			sf.selector, sf.haveSel = uint16(uintN(v)), true
+		case opLegacyAlg:
+			sf.legacyAlg, sf.haveLegacyAlg = uint8(uintN(v)), true
+		case opProbability:
+			if len(v) == 8 {
+				sf.prob = math.Float64frombits(binary.BigEndian.Uint64(v))
+			} else {
+				sf.prob = float64(math.Float32frombits(binary.BigEndian.Uint32(v)))
+			}
+			sf.haveProb = true
+		case opFlowSampling:
+			sf.flowInterval, sf.haveFlow = uint32(uintN(v)), true
+		case opAggregate:
+			aggID, haveAggID = uint32(uintN(v)), true
+		case opAggregateName:
+			aggName, haveAggName = v, true
 		}
+	}
+	changed := false
+	if sf.any() {
+		smp := sf.resolve()
+		if !ds.opts.HaveSampling || ds.opts.Sampling != smp {
+			changed = true
+		}
+		ds.opts.HaveSampling, ds.opts.Sampling = true, smp
+		ds.sampling, ds.flowSampling = smp.Interval, 0
+		if smp.Flow {
+			ds.sampling, ds.flowSampling = 0, smp.Interval
+		}
+		if smp.Interval <= 1 {
+			ds.sampling, ds.flowSampling = 0, 0
+		}
+	}
+	if haveAggID && haveAggName {
+		if old, ok := ds.opts.Aggregates[aggID]; !ok || old != string(aggName) {
+			// Copy on write: a map handed to OnOptions is never changed.
+			m := make(map[uint32]string, len(ds.opts.Aggregates)+1)
+			for k, v := range ds.opts.Aggregates {
+				m[k] = v
+			}
+			m[aggID] = string(aggName)
+			ds.opts.Aggregates = m
+			changed = true
+		}
+	}
+	if changed && s.OnOptions != nil {
+		s.OnOptions(domain, ds.opts)
 	}
 }
 
@@ -647,6 +733,7 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	r.Direction = 255
 	r.ObservationDomain = domain
 	r.SamplingPacketInterval = ds.sampling
+	r.SamplingFlowInterval = ds.flowSampling
 	var (
 		first, last          int64
 		haveFirst, haveLast  bool
@@ -736,6 +823,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			r.VCI = uint16(uintN(v))
 		case opSampling:
 			r.SamplingPacketInterval = uint32(uintN(v))
+		case opFlowSampling:
+			r.SamplingFlowInterval = uint32(uintN(v))
 		case opRevPackets:
 			revPkts, haveRev = uintN(v), true
 		case opRevOctets:

@@ -11,6 +11,7 @@ var typeNames = map[DataType]string{
 	DateTimeSeconds: "dateTimeSeconds", DateTimeMilliseconds: "dateTimeMilliseconds",
 	DateTimeMicroseconds: "dateTimeMicroseconds", DateTimeNanoseconds: "dateTimeNanoseconds",
 	IPv4Address: "ipv4Address", IPv6Address: "ipv6Address", SubTemplateList: "subTemplateList",
+	Float64: "float64",
 }
 
 var semanticNames = [...]string{"default", "quantity", "totalCounter", "deltaCounter", "identifier", "flags", "list"}

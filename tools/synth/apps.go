@@ -165,8 +165,8 @@ func exeBody(r *rand.Rand, n int) *msgBuilder {
 	dos := make([]byte, 0x40)
 	copy(dos, "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8")
 	binary.LittleEndian.PutUint32(dos[0x3c:], 0x80)
-	stub := "\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21"
-	b := msg().bytes(dos).s(stub).mark(mkDOSStub).s(".\r\r\n$")
+	dosCode := "\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21"
+	b := msg().bytes(dos).s(dosCode).mark(mkDOSStub).s(".\r\r\n$")
 	pad := 0x80 - b.m.size
 	b.bytes(make([]byte, pad))
 	coff := make([]byte, 24)

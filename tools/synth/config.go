@@ -19,8 +19,10 @@ var apps = []string{
 	"icmp-echo", "random",
 }
 
-// Config describes a synthetic trace. Zero fields take Default's values
-// (Seed 0 is a valid seed and is kept).
+// Config describes a synthetic trace. Zero Flows, Start, Duration,
+// LongDuration, Clients, Servers and BodyScale and nil Mix, VLANs and
+// Tunnels take Default's values; Seed 0 is a seed like any other and zero
+// shares mean none.
 type Config struct {
 	Seed int64
 	// Flows is the number of sessions (connections or conversations),
@@ -49,8 +51,9 @@ type Config struct {
 	// StraddleShare of sessions cut their TCP writes so that markers
 	// straddle segment boundaries.
 	StraddleShare float64
-	// LongFlows sessions start in the first twentieth of Duration and
-	// last LongDuration (to exceed a meter's active timeout).
+	// LongFlows sessions (at most Flows) start in the first twentieth of
+	// Duration and last LongDuration (to exceed a meter's active
+	// timeout): SSH, IRC and game sessions in turn.
 	LongFlows    int
 	LongDuration time.Duration
 	// Clients and Servers size the address pools.
@@ -62,8 +65,8 @@ type Config struct {
 
 var defaultMix = []Share{
 	{"http", 16}, {"dns", 16}, {"tls", 12}, {"smtp", 6}, {"mp3-over-http", 3},
-	{"video-over-http", 2}, {"exe-over-http", 2}, {"ftp", 4}, {"ssh", 4}, {"bittorrent", 4},
-	{"bittorrent-dht", 4}, {"edonkey", 3}, {"gnutella", 3}, {"game-udp", 3}, {"irc", 3},
+	{"video-over-http", 2}, {"exe-over-http", 2}, {"ftp", 4}, {"ssh", 3}, {"bittorrent", 4},
+	{"bittorrent-dht", 4}, {"edonkey", 3}, {"gnutella", 3}, {"game-udp", 2}, {"irc", 3},
 	{"icmp-echo", 3},
 }
 
@@ -88,7 +91,7 @@ func Default() Config {
 		LongDuration:  75 * time.Second,
 		Clients:       40,
 		Servers:       60,
-		BodyScale:     0.01,
+		BodyScale:     0.005,
 	}
 }
 
@@ -153,13 +156,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BodyScale == 0 {
 		c.BodyScale = d.BodyScale
 	}
+	// A small --flows keeps working: long sessions are a share of them.
+	c.LongFlows = min(c.LongFlows, c.Flows)
 	switch {
 	case c.Flows < 0:
 		return c, fmt.Errorf("synth: flows %d is negative", c.Flows)
 	case c.Duration < 0:
 		return c, fmt.Errorf("synth: duration %v is negative", c.Duration)
-	case c.LongFlows < 0 || c.LongFlows > c.Flows:
-		return c, fmt.Errorf("synth: long flows %d not within 0..%d", c.LongFlows, c.Flows)
+	case c.LongFlows < 0:
+		return c, fmt.Errorf("synth: long flows %d is negative", c.LongFlows)
 	case c.Clients < 1 || c.Servers < 1 || c.Clients > 1<<16 || c.Servers > 1<<16:
 		return c, fmt.Errorf("synth: clients %d and servers %d must be within 1..65536", c.Clients, c.Servers)
 	}

@@ -16,6 +16,10 @@
 // the number of concurrently active sessions, not with the trace. Only the
 // Truth (one entry per unidirectional flow) grows with the trace.
 //
+// Use: WritePcap(Default(), w) is the built-in sample of `mira analyze`;
+// `mira synth --seed N --flows N --large` maps to Config.Seed, Config.Flows
+// and Large(). Truth.WriteJSON writes the ground truth.
+//
 // Ground truth counts IP octets as carried on the link (the outermost IP
 // header's total length; Ethernet padding excluded) and the planted symptom
 // markers listed by Markers. A marker is planted on purpose; random filler

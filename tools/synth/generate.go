@@ -40,7 +40,7 @@ type generator struct {
 	apps   []string
 	cum    []float64 // cumulative mix weights
 	used   map[sessionKey]struct{}
-	heap   []*session
+	heap   []heapEntry
 	nextID int
 }
 
@@ -52,7 +52,9 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &generator{cfg: cfg, truth: &Truth{}, b: newBuilder(), used: make(map[sessionKey]struct{})}
+	g := &generator{cfg: cfg, b: newBuilder(), used: make(map[sessionKey]struct{}, cfg.Flows+cfg.Flows/16)}
+	// Two flows per session, a few more for FTP data connections.
+	g.truth = &Truth{Flows: make([]TruthFlow, 0, 2*cfg.Flows+cfg.Flows/16)}
 	total := 0.0
 	for _, s := range cfg.Mix {
 		if s.Weight > 0 {
@@ -94,7 +96,7 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		if len(g.heap) == 0 {
 			break
 		}
-		s := g.heap[0]
+		s := g.heap[0].s
 		p := &s.pkts[s.next]
 		frame, octets := g.b.frame(s, p)
 		ci := drivers.CaptureInfo{Timestamp: p.t, CaptureLength: len(frame), Length: len(frame), LinkType: drivers.LinkEthernet}
@@ -115,6 +117,7 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		if s.next == len(s.pkts) {
 			g.pop()
 		} else {
+			g.heap[0].t = s.pkts[s.next].t
 			g.down(0)
 		}
 	}
@@ -138,15 +141,22 @@ func WritePcap(cfg Config, w io.Writer) (*Truth, error) {
 	return t, nil
 }
 
+// heapEntry caches a session's next packet time so that heap comparisons
+// touch no session memory.
+type heapEntry struct {
+	t  int64
+	id int
+	s  *session
+}
+
 // Heap of sessions by next packet time, then session id.
 
-func (g *generator) top() int64 { s := g.heap[0]; return s.pkts[s.next].t }
+func (g *generator) top() int64 { return g.heap[0].t }
 
 func (g *generator) less(i, j int) bool {
-	a, b := g.heap[i], g.heap[j]
-	ta, tb := a.pkts[a.next].t, b.pkts[b.next].t
-	if ta != tb {
-		return ta < tb
+	a, b := &g.heap[i], &g.heap[j]
+	if a.t != b.t {
+		return a.t < b.t
 	}
 	return a.id < b.id
 }
@@ -155,7 +165,7 @@ func (g *generator) push(s *session) {
 	if len(s.pkts) == 0 {
 		return
 	}
-	g.heap = append(g.heap, s)
+	g.heap = append(g.heap, heapEntry{s.pkts[0].t, s.id, s})
 	i := len(g.heap) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -170,7 +180,7 @@ func (g *generator) push(s *session) {
 func (g *generator) pop() {
 	n := len(g.heap) - 1
 	g.heap[0] = g.heap[n]
-	g.heap[n] = nil
+	g.heap[n] = heapEntry{}
 	g.heap = g.heap[:n]
 	if n > 0 {
 		g.down(0)

@@ -1,9 +1,3 @@
-// Package workload generates the deterministic multi-pattern benchmark
-// workload shared by the Go matcher benchmark and tools/hsbench (the
-// vectorscan reference): a pattern set of protocol keywords and random
-// literals (plain, case-insensitive, binary and line-anchored) and a corpus
-// of packet-sized records (random bytes, HTTP, SMTP and text) with planted
-// pattern occurrences.
 package workload
 
 import (

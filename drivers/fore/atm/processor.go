@@ -109,9 +109,6 @@ func NewProcessor(cfg *Config) *Processor {
 	return p
 }
 
-// SetFilters replaces the VC filters (none: promiscuous).
-func (p *Processor) SetFilters(f []Filter) { p.cfg.Filters = append(p.cfg.Filters[:0], f...) }
-
 // Cell processes a 53-byte cell with its HEC, as it comes off the line.
 func (p *Processor) Cell(cell []byte, ts int64) (Frame, bool) {
 	p.stats.Cells++

@@ -1,0 +1,91 @@
+#!/bin/sh
+# Collector-ingest benchmark: mira-collector against nfcapd on the same
+# IPFIX stream, in one run.
+#
+#   tools/bench/collector.sh [PCAP] [RATE] [LOOPS]
+#
+# mira-probe turns PCAP (default: `mira synth --large`, shared with
+# flowmeter.sh through $WORK) into an RFC 5655 file once; ipfixreplay then
+# sends its messages over UDP at RATE messages/s (default 2000; a file-export message holds ~128 records), LOOPS
+# times (default 3, each pass in its own observation domains), to each
+# collector in turn, both pinned to one core. For each it prints the
+# records stored, the datagrams the kernel dropped, the CPU seconds the
+# collector process used (/proc/PID/stat utime+stime, from before the
+# replay until it has drained its socket; the store flush at exit is not
+# included for either), records per CPU-second and the ratio.
+set -eu
+cd "$(dirname "$0")/../.."
+RATE=${2:-2000}
+LOOPS=${3:-3}
+WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
+CORE=${CORE:-1}
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nfcapd; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y nfdump >/dev/null
+fi
+go build -o "$WORK/mira-probe" ./cmd/mira-probe
+go build -o "$WORK/mira-collector" ./cmd/mira-collector
+go build -o "$WORK/mira" ./cmd/mira
+go build -o "$WORK/ipfixreplay" ./tools/bench/ipfixreplay
+PCAP=${1:-$WORK/large.pcap}
+if [ ! -f "$PCAP" ]; then
+	echo "synthesising $PCAP ..."
+	"$WORK/mira" synth --large -o "$PCAP"
+fi
+rm -rf "$WORK/ipfix" && mkdir -p "$WORK/ipfix"
+"$WORK/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
+IPFIX=$(ls "$WORK"/ipfix/*.ipfix)
+echo "stream: $IPFIX ($(wc -c <"$IPFIX") bytes), sent $LOOPS times at $RATE messages/s"
+
+HZ=$(getconf CLK_TCK)
+# cpu PID: utime+stime of PID in clock ticks (fields 14 and 15 of
+# /proc/PID/stat, counted after the parenthesised command name).
+cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# udpline PORT: the /proc/net/udp line of the socket bound to PORT.
+udpline() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp; }
+# rxq PORT: bytes waiting in the socket's receive queue.
+rxq() { printf '%d\n' "0x$(udpline "$1" | awk '{split($5, q, ":"); print q[2]}')"; }
+drops() { udpline "$1" | awk '{print $NF}'; }
+wait_bound() {
+	i=0
+	while [ -z "$(udpline "$1")" ]; do
+		i=$((i + 1)); [ $i -lt 500 ] || { echo "nothing bound udp port $1" >&2; exit 1; }
+		sleep 0.02
+	done
+}
+wait_drained() {
+	while [ "$(rxq "$1")" != 0 ]; do sleep 0.02; done
+}
+
+# bench NAME PORT PID: replay into PORT, print "NAME cpu_s drops".
+bench() {
+	wait_bound "$2"
+	c0=$(cpu "$3")
+	"$WORK/ipfixreplay" -to "127.0.0.1:$2" -rate "$RATE" -loops "$LOOPS" "$IPFIX" 2>>"$WORK/replay.log"
+	wait_drained "$2"
+	c1=$(cpu "$3")
+	echo "$1 $(echo "$c0 $c1 $HZ" | awk '{printf "%.3f", ($2-$1)/$3}') $(drops "$2")"
+}
+
+port=$((20000 + $$ % 20000))
+rm -rf "$WORK/nf" && mkdir -p "$WORK/nf"
+taskset -c "$CORE" nfcapd -b 127.0.0.1 -p $port -w "$WORK/nf" -t 3600 -B 4194304 >"$WORK/nfcapd.log" 2>&1 &
+nfpid=$!
+nf=$(bench nfcapd $port $nfpid)
+kill -TERM $nfpid && wait $nfpid || true
+nfrecs=$(nfdump -R "$WORK/nf" -q -o csv | grep -c . || true)
+
+port=$((port + 1))
+rm -f "$WORK/collector.db"
+taskset -c "$CORE" "$WORK/mira-collector" --listen udp://127.0.0.1:$port --db "$WORK/collector.db" --log-level warn >"$WORK/collector.log" 2>&1 &
+mcpid=$!
+mc=$(bench mira-collector $port $mcpid)
+kill -TERM $mcpid && wait $mcpid || true
+mcrecs=$("$WORK/mira" flows --db "$WORK/collector.db" --format json --limit 1 | awk -F': *' '/"flows": [0-9]/{gsub(/,/, "", $2); print $2; exit}')
+
+sent=$(awk '{n=$0} END{print n}' "$WORK/replay.log")
+echo "replay: $sent"
+echo "$nf $nfrecs" | awk '{printf "%-15s stored %9d records, %6d datagrams dropped, cpu %7.3fs, %10.0f records/cpu-s\n", $1, $4, $3, $2, ($2 > 0 ? $4/$2 : 0)}'
+echo "$mc $mcrecs" | awk '{printf "%-15s stored %9d records, %6d datagrams dropped, cpu %7.3fs, %10.0f records/cpu-s\n", $1, $4, $3, $2, ($2 > 0 ? $4/$2 : 0)}'
+echo "$nf $nfrecs $mc $mcrecs" | awk '$2 > 0 && $6 > 0 {printf "ratio mira-collector/nfcapd: %.2fx records per cpu-second\n", ($8/$6)/($4/$2)}'
+echo "work dir: $WORK"
