@@ -35,14 +35,17 @@ type Probe struct {
 		// ObservationDomain is the IPFIX observation domain id.
 		ObservationDomain uint32 `yaml:"observation_domain"`
 	} `yaml:"probe"`
-	Capture  Capture   `yaml:"capture"`
-	Meter    Meter     `yaml:"meter"`
-	Pipeline Pipeline  `yaml:"pipeline"`
-	Export   []Export  `yaml:"export"`
-	Symptoms Symptoms  `yaml:"symptoms"`
-	SNMP     yaml.Node `yaml:"snmp"`
-	Metrics  Listen    `yaml:"metrics"`
-	Log      Log       `yaml:"log"`
+	Capture  Capture  `yaml:"capture"`
+	Meter    Meter    `yaml:"meter"`
+	Pipeline Pipeline `yaml:"pipeline"`
+	Export   []Export `yaml:"export"`
+	Symptoms Symptoms `yaml:"symptoms"`
+	// SNMPListen is the SNMP agent's UDP address ("" = no agent); SNMP
+	// is the agent's configuration (communities, v3 users, targets).
+	SNMPListen string    `yaml:"snmp_listen"`
+	SNMP       yaml.Node `yaml:"snmp"`
+	Metrics    Listen    `yaml:"metrics"`
+	Log        Log       `yaml:"log"`
 }
 
 // Capture selects the capture sources.

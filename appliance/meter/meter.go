@@ -75,6 +75,11 @@ type Stats struct {
 	ScanRetrans uint64
 	ScanGaps    uint64
 	FastClassed uint64
+	// SymptomOccurrences and SymptomFlows are indexed by symptom id: the
+	// occurrences found in, and the number of, exported flows showing
+	// each symptom.
+	SymptomOccurrences []uint64
+	SymptomFlows       []uint64
 	Octets      uint64 // IP octets metered
 	Active      uint64 // flows in the table now
 	Created     uint64 // flows created
@@ -129,6 +134,8 @@ type Table struct {
 	stats   Stats
 	domain  uint32
 	ingress uint32
+	// per-symptom totals, indexed by id
+	symOcc, symFlows []uint64
 }
 
 // New makes a table that hands expired records to sink.
@@ -145,6 +152,14 @@ func New(cfg *Config, sink Sink) *Table {
 		age:    list{nilIdx, nilIdx},
 		sink:   sink,
 		out:    make([]flow.Record, 0, c.ExportBatch),
+	}
+	if c.Symptoms != nil {
+		n := 1
+		for _, sy := range c.Symptoms.Symptoms() {
+			n = max(n, int(sy.ID)+1)
+		}
+		t.symOcc = make([]uint64, n)
+		t.symFlows = make([]uint64, n)
 	}
 	return t
 }
@@ -182,6 +197,8 @@ func (t *Table) SetObservationDomain(d uint32) { t.domain = d }
 func (t *Table) Stats() Stats {
 	s := t.stats
 	s.Active = uint64(len(t.index))
+	s.SymptomOccurrences = append([]uint64(nil), t.symOcc...)
+	s.SymptomFlows = append([]uint64(nil), t.symFlows...)
 	return s
 }
 
@@ -399,6 +416,12 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	e.rec.EndReason = reason
 	if e.counts.Len() > 0 {
 		e.rec.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))
+		for _, sc := range e.rec.Symptoms {
+			if int(sc.ID) < len(t.symOcc) {
+				t.symOcc[sc.ID] += uint64(sc.Count)
+				t.symFlows[sc.ID]++
+			}
+		}
 	}
 	t.out = append(t.out, e.rec)
 	e.inUse = false

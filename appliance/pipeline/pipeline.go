@@ -47,9 +47,10 @@ type Stats struct {
 
 // SourceStats are one capture source's counters.
 type SourceStats struct {
-	Name  string
-	Link  drivers.LinkType
-	Stats drivers.Stats
+	Name    string
+	IfIndex int // kernel interface index for live sources
+	Link    drivers.LinkType
+	Stats   drivers.Stats
 }
 
 // Pipeline is a running packet path.
@@ -107,12 +108,24 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.ScanRetrans += m.ScanRetrans
 		s.Meter.ScanGaps += m.ScanGaps
 		s.Meter.FastClassed += m.FastClassed
+		s.Meter.SymptomOccurrences = addSlices(s.Meter.SymptomOccurrences, m.SymptomOccurrences)
+		s.Meter.SymptomFlows = addSlices(s.Meter.SymptomFlows, m.SymptomFlows)
 		for i := range m.Expired {
 			s.Meter.Expired[i] += m.Expired[i]
 		}
 	}
 	s.Sources = append(s.Sources, p.srcStats...)
 	return s
+}
+
+func addSlices(dst, src []uint64) []uint64 {
+	for len(dst) < len(src) {
+		dst = append(dst, 0)
+	}
+	for i, v := range src {
+		dst[i] += v
+	}
+	return dst
 }
 
 func (p *Pipeline) publishDecoder(i int, d *decode.Decoder) {
@@ -148,6 +161,7 @@ func (p *Pipeline) Run(ctx context.Context, srcs []drivers.Source, live bool) er
 		if len(ifs) > 0 {
 			p.srcStats[i].Name = ifs[0].Name
 			p.srcStats[i].Link = ifs[0].LinkType
+			p.srcStats[i].IfIndex = ifs[0].Index
 		}
 	}
 	p.meterStats = make([]meter.Stats, p.cfg.Workers)
@@ -158,7 +172,7 @@ func (p *Pipeline) Run(ctx context.Context, srcs []drivers.Source, live bool) er
 	return p.runSharded(ctx, srcs, live)
 }
 
-const publishEvery = 1 << 14
+const publishEvery = 1 << 12
 
 func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	dec := decode.New(p.cfg.Decode)

@@ -52,6 +52,8 @@ type Probe struct {
 	names []string
 
 	db         *symptom.DB
+	start      time.Time
+	expList    []Exporter // every exporter, kept after Close for SNMP
 	mu         sync.Mutex
 	exported   uint64
 	exportErrs []uint64
@@ -120,6 +122,8 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		}
 	}
 	p.exportErrs = make([]uint64, len(p.exps))
+	p.expList = append([]Exporter(nil), p.exps...)
+	p.start = time.Now()
 	if len(p.exps) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
 	}
@@ -158,6 +162,15 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		go srv.Serve(ln)
 		defer srv.Close()
 		p.log.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
+	if c.SNMPListen != "" {
+		stop, err := p.serveSNMP(ctx, c.SNMPListen)
+		if err != nil {
+			p.closeExporters()
+			return err
+		}
+		defer stop()
 	}
 
 	start := time.Now()

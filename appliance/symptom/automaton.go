@@ -22,6 +22,10 @@ type automaton struct {
 	maxLen int // longest pattern string
 }
 
+// maxT16States is the largest automaton with 16-bit tables (a variable so
+// tests can exercise the 32-bit ones).
+var maxT16States = 1 << 16
+
 type acWord struct {
 	s     []byte // already folded for a folding automaton
 	entry int32  // -1: no output (structural only)
@@ -141,7 +145,7 @@ func buildAutomaton(words []acWord, fold bool) *automaton {
 		a.outs = append(a.outs, outs[s]...)
 	}
 	a.start = a.trans[uint32(a.class['\n'])] >> sh
-	if n <= 1<<16 {
+	if int(n) <= maxT16States {
 		a.t16 = make([]uint16, len(a.trans))
 		for i, v := range a.trans {
 			a.t16[i] = uint16(v >> sh)

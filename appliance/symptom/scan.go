@@ -8,11 +8,11 @@ import (
 	"unsafe"
 )
 
-// The prefilter's gram bitmap has a fixed size so that the hot loop indexes
-// a fixed-size array without bounds checks: 2^bloomBits bits (32 KiB).
 // maxAnchoredSpan is the widest window tried position by position.
 const maxAnchoredSpan = 64
 
+// The prefilter's gram bitmap has a fixed size so that the hot loop indexes
+// a fixed-size array without bounds checks: 2^bloomBits bits (32 KiB).
 const (
 	bloomBits  = 18
 	bloomShift = 32 - bloomBits

@@ -251,3 +251,25 @@ func TestCompile5000Fast(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestConcurrentScan shares one DB between goroutines (run with -race).
+func TestConcurrentScan(t *testing.T) {
+	db := Default()
+	payload := []byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\nSSH-2.0-x\r\n")
+	want := scanAll(db, payload, 7).Total()
+	done := make(chan uint64)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var total uint64
+			for k := 0; k < 200; k++ {
+				total += scanAll(db, payload, 1+k%13).Total()
+			}
+			done <- total
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; got != 200*want {
+			t.Errorf("goroutine total %d, want %d", got, 200*want)
+		}
+	}
+}

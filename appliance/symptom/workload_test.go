@@ -55,3 +55,25 @@ func TestWorkloadStreamedEqualsNaive(t *testing.T) {
 		}
 	}
 }
+
+// TestWideTables repeats the streamed-versus-whole check with the 32-bit
+// automaton tables that large databases use.
+func TestWideTables(t *testing.T) {
+	defer func(v int) { maxT16States = v }(maxT16States)
+	maxT16States = 0
+	ps := workload.Patterns(300)
+	db, err := Parse("bench.yaml", workload.YAML(ps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.m.cs.t32 == nil || db.m.ci.t32 == nil {
+		t.Fatal("32-bit tables not used")
+	}
+	corpus := workload.Corpus(1<<17, ps)
+	want := naiveCounts(db, corpus)
+	for _, sizes := range [][]int{{1460}, {5, 1, 17}} {
+		if got := scanChunks(db, corpus, sizes); !mapsEqual(got, want) {
+			t.Errorf("sizes %v: streamed %v != whole %v", sizes, got, want)
+		}
+	}
+}

@@ -64,7 +64,9 @@ func main() {
 	if *logLevel != "" {
 		cfg.Log.Level = *logLevel
 	}
-	_ = snmp // served once the agent lands (issue 5)
+	if *snmp != "" {
+		cfg.SNMPListen = *snmp
+	}
 	logger := cli.Logger(cfg.Log.Level, cfg.Log.Format)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

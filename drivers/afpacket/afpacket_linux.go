@@ -278,7 +278,7 @@ func (s *Source) packet() (data []byte, ci drivers.CaptureInfo, ok bool) {
 	length := int(s.u32(p + phLen))
 	data = s.ring[p+mac : p+mac+snap : p+mac+snap]
 	status := s.u32(p + phStatus)
-	if status&unix.TP_STATUS_VLAN_VALID != 0 && s.link == drivers.LinkEthernet && snap >= 12 {
+	if status&unix.TP_STATUS_VLAN_VALID != 0 && s.link == drivers.LinkEthernet && snap >= 12 && snap+vlanHeaderSize <= len(s.scratch) {
 		data = s.withVLAN(data, uint16(s.u32(p+phVlanTCI)), s.u16(p+phVlanTPID), status)
 		length += vlanHeaderSize
 		snap = len(data)
@@ -301,13 +301,13 @@ func (s *Source) withVLAN(data []byte, tci, tpid uint16, status uint32) []byte {
 	if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
 		tpid = 0x8100
 	}
-	n := min(len(data)+vlanHeaderSize, len(s.scratch))
-	out := s.scratch[:n]
+	// scratch holds snaplen+4 bytes; the result is cut to the snaplen.
+	out := s.scratch[:len(data)+vlanHeaderSize]
 	copy(out, data[:12])
 	binary.BigEndian.PutUint16(out[12:], tpid)
 	binary.BigEndian.PutUint16(out[14:], tci)
 	copy(out[16:], data[12:])
-	return out
+	return out[:min(len(out), s.cfg.Snaplen)]
 }
 
 // Interfaces returns the capture interface.

@@ -5,14 +5,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/afpacket/vethtest"
+	"github.com/mira-project/mira/drivers/pcapfile"
 )
 
 // openIn opens a capture source on side 0 of the pair, inside its
@@ -355,5 +359,86 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open("lo", &Config{BlockSize: 1000}); err == nil {
 		t.Fatal("accepted a block size that is not a multiple of the page size")
+	}
+}
+
+// TestReplayEqualsFile replays corpus captures with tcpreplay on one end
+// of the pair and checks that the capture on the other end equals the
+// file frame by frame, including 802.1Q tags the kernel strips on receive
+// and the source puts back.
+func TestReplayEqualsFile(t *testing.T) {
+	if _, err := exec.LookPath("tcpreplay"); err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("tcpreplay not installed: %v (MIRA_REQUIRE_PEERS=1)", err)
+		}
+		t.Skipf("tcpreplay not installed: %v", err)
+	}
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("capture corpus absent: %v (MIRA_REQUIRE_PEERS=1)", err)
+		}
+		t.Skipf("capture corpus absent: %v", err)
+	}
+	for _, rel := range []string{"gopacket/test_ethernet.pcap", "libtrace/vlan.pcap", "arkime/twovlan.pcap", "zeek/q-in-q.pcap"} {
+		t.Run(rel, func(t *testing.T) {
+			path := filepath.Join(dir, rel)
+			want := readFile(t, path)
+			p := vethtest.New(t)
+			if err := p.SetMTU(9000); err != nil {
+				t.Fatal(err)
+			}
+			s := openIn(t, p, &Config{BlockSize: 1 << 20, BlockCount: 4})
+			short := openIn(t, p, &Config{Snaplen: 64, BlockSize: 1 << 20, BlockCount: 4})
+			out, err := p.Command(1, "tcpreplay", "-q", "-t", "-i", p.Iface[1], path).CombinedOutput()
+			if err != nil {
+				t.Fatalf("tcpreplay: %v: %s", err, out)
+			}
+			timer := time.AfterFunc(20*time.Second, func() { s.Close(); short.Close() })
+			defer timer.Stop()
+			for i, w := range want {
+				data, ci, err := s.Next()
+				if err != nil {
+					t.Fatalf("after %d of %d frames: %v", i, len(want), err)
+				}
+				if !bytes.Equal(data, w.data) || ci.Length != w.ci.Length {
+					t.Fatalf("frame %d: captured %d bytes (wire %d)\n% x\nfile %d bytes\n% x", i, len(data), ci.Length, data[:min(len(data), 48)], len(w.data), w.data[:min(len(w.data), 48)])
+				}
+			}
+			timer.Reset(20 * time.Second)
+			for i, w := range want {
+				data, ci, err := short.Next()
+				if err != nil {
+					t.Fatalf("snaplen 64: after %d of %d frames: %v", i, len(want), err)
+				}
+				n := min(64, len(w.data))
+				if !bytes.Equal(data, w.data[:n]) || ci.CaptureLength != n || ci.Length != w.ci.Length {
+					t.Fatalf("snaplen 64 frame %d: caplen %d len %d\n% x\nfile\n% x", i, ci.CaptureLength, ci.Length, data, w.data[:n])
+				}
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) []captured {
+	t.Helper()
+	r, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []captured
+	for {
+		data, ci, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.CaptureLength != ci.Length {
+			t.Fatalf("%s: frame %d cut by the snaplen, cannot be replayed whole", path, len(out))
+		}
+		out = append(out, captured{data: bytes.Clone(data), ci: ci})
 	}
 }

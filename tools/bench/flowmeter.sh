@@ -1,15 +1,20 @@
 #!/bin/sh
 # Flow-metering benchmark: mira-probe beside softflowd -r on the same large
 # synthetic pcap, both exporting IPFIX to the same nfcapd, each pinned to one
-# core, in one run. Prints packets per second (wall and CPU) and the ratio.
+# core, in one run. Prints packets per second (wall and CPU), the ratio,
+# and what each tool processed and exported, so a fast but wrong run
+# shows.
 #
 #   tools/bench/flowmeter.sh [PCAP] [RUNS]
 #
-# Without PCAP it synthesises the large trace with `mira synth --large`.
+# Without PCAP it synthesises the large trace with `mira synth --large`
+# (kept in $WORK, shared with collector.sh). CORE (default 1) is the core
+# both tools are pinned to.
 set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${2:-3}
 WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
+CORE=${CORE:-1}
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need softflowd || ! need nfcapd; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y softflowd nfdump >/dev/null
@@ -21,32 +26,60 @@ if [ ! -f "$PCAP" ]; then
 	echo "synthesising $PCAP ..."
 	"$WORK/mira" synth --large -o "$PCAP"
 fi
-PKTS=$(tshark -r "$PCAP" -T fields -e frame.number 2>/dev/null | tail -1 || true)
-[ -n "$PKTS" ] || PKTS=$(capinfos -c -M "$PCAP" 2>/dev/null | awk '/Number of packets/{print $NF}')
-echo "trace: $PCAP, $PKTS packets"
+
+# udpline PORT: the /proc/net/udp line of the socket bound to PORT.
+udpline() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp; }
+rxq() { printf '%d\n' "0x$(udpline "$1" | awk '{split($5, q, ":"); print q[2]}')"; }
 
 port=$((20000 + $$ % 20000))
-mkdir -p "$WORK/flows"
-nfcapd -b 127.0.0.1 -p $port -w "$WORK/flows" -t 3600 -P "$WORK/nfcapd.pid" -D
-sleep 0.5
+rm -rf "$WORK/flows" && mkdir -p "$WORK/flows"
+nfcapd -b 127.0.0.1 -p $port -w "$WORK/flows" -t 3600 -B 4194304 >"$WORK/nfcapd.log" 2>&1 &
+nfpid=$!
+i=0
+while [ -z "$(udpline $port)" ]; do
+	i=$((i + 1)); [ $i -lt 500 ] || { echo "nfcapd did not bind udp port $port" >&2; exit 1; }
+	sleep 0.02
+done
 
-# run CMD...: prints "wall_s cpu_s" of the median run
+# The warm-up run reads the trace into the page cache and counts its
+# packets (mira-probe's own count; tshark would take minutes).
+taskset -c "$CORE" "$WORK/mira-probe" -r "$PCAP" --log-level info 2>"$WORK/warm.log" >/dev/null
+PKTS=$(sed -n 's/.*msg="capture ended" packets=\([0-9]*\).*/\1/p' "$WORK/warm.log")
+[ -n "$PKTS" ] || { cat "$WORK/warm.log"; exit 1; }
+echo "trace: $PCAP, $PKTS packets"
+
+# measure NAME CMD...: prints "wall_s cpu_s" of the median run; keeps the
+# median run's stderr in $WORK/NAME.err.
 measure() {
+	name=$1
+	shift
 	i=0
 	: >"$WORK/times"
 	while [ $i -lt "$RUNS" ]; do
-		/usr/bin/time -f "%e %U %S" -o "$WORK/t1" taskset -c 1 "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err"; exit 1; }
-		awk '{printf "%s %.3f\n", $1, $2+$3}' "$WORK/t1" >>"$WORK/times"
+		/usr/bin/time -f "%e %U %S" -o "$WORK/t1" taskset -c "$CORE" "$@" >/dev/null 2>"$WORK/$name.$i.err" || { cat "$WORK/$name.$i.err"; exit 1; }
+		awk -v i=$i '{printf "%s %.3f %d\n", $1, $2+$3, i}' "$WORK/t1" >>"$WORK/times"
 		i=$((i + 1))
 	done
-	sort -n "$WORK/times" | awk -v n="$RUNS" 'NR==int((n+1)/2){print}'
+	med=$(sort -n "$WORK/times" | awk -v n="$RUNS" 'NR==int((n+1)/2){print}')
+	cp "$WORK/$name.$(echo "$med" | awk '{print $3}').err" "$WORK/$name.err"
+	echo "$med" | awk '{print $1, $2}'
 }
-taskset -c 1 "$WORK/mira-probe" -r "$PCAP" >/dev/null 2>&1 || true # warm the page cache
-sf=$(measure softflowd -r "$PCAP" -n 127.0.0.1:$port -v 10 -A milli -d)
-mp=$(measure "$WORK/mira-probe" -r "$PCAP" --export udp://127.0.0.1:$port --log-level warn)
-kill "$(cat "$WORK/nfcapd.pid")" || true
+sf=$(measure softflowd softflowd -r "$PCAP" -n 127.0.0.1:$port -v 10 -A milli -d)
+mp=$(measure mira-probe "$WORK/mira-probe" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info)
+while [ "$(rxq $port)" != 0 ]; do sleep 0.02; done
+drops=$(udpline $port | awk '{print $NF}')
+kill -TERM $nfpid && wait $nfpid || true
+stored=$(nfdump -R "$WORK/flows" -q -o csv | grep -c . || true)
+
+sfpk=$(sed -n 's/^Packets processed: \([0-9]*\).*/\1/p' "$WORK/softflowd.err")
+sffl=$(sed -n 's/^Flows exported: \([0-9]*\).*/\1/p' "$WORK/softflowd.err")
+mppk=$(sed -n 's/.*msg="capture ended" packets=\([0-9]*\).*/\1/p' "$WORK/mira-probe.err")
+mpfl=$(sed -n 's/.*msg="capture ended" .* records=\([0-9]*\).*/\1/p' "$WORK/mira-probe.err")
 
 echo "$sf" | awk -v p="$PKTS" '{printf "softflowd -r : wall %.2fs cpu %.2fs  %.2f Mpps (wall) %.2f Mpps (cpu)\n", $1, $2, p/$1/1e6, p/$2/1e6}'
 echo "$mp" | awk -v p="$PKTS" '{printf "mira-probe -r: wall %.2fs cpu %.2fs  %.2f Mpps (wall) %.2f Mpps (cpu)\n", $1, $2, p/$1/1e6, p/$2/1e6}'
 echo "$sf $mp" | awk '{printf "ratio mira/softflowd: %.2fx (wall) %.2fx (cpu)\n", $1/$3, $2/$4}'
+echo "softflowd : ${sfpk:-?} packets processed, ${sffl:-?} flows exported per run"
+echo "mira-probe: ${mppk:-?} packets processed, ${mpfl:-?} flows exported per run"
+echo "nfcapd    : $stored flows stored from $RUNS runs of each, $drops datagrams dropped by the kernel"
 echo "work dir: $WORK"

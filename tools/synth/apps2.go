@@ -259,7 +259,9 @@ func (g *generator) edonkey(r *rand.Rand, t int64) {
 	c := g.newConv(s, r, t)
 	tags := "\x02\x01\x00\x01\x08\x00mira" + token(r, 4) + "\x03\x01\x00\x11\x3c\x00\x00\x00"
 	server := string(randBytes(r, 4)) + le16(4661)
-	hello := string(randBytes(r, 16)) + string(randBytes(r, 4)) + le16(4662) + le32(2) + tags + server
+	// eMule's hello carries the hash size (16) before the user hash; the
+	// answer does not.
+	hello := "\x10" + string(randBytes(r, 16)) + string(randBytes(r, 4)) + le16(4662) + le32(2) + tags + server
 	c.send(0, msg().mark(mkEd2kHello).s(hello).done(), ms(r, 0.1, 2))
 	answer := string(randBytes(r, 16)) + string(randBytes(r, 4)) + le16(4662) + le32(2) + tags + server
 	c.send(1, msg().mark(mkEd2kHelloAnswer).s(answer).done(), ms(r, 1, 10))

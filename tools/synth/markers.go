@@ -61,7 +61,7 @@ var markerTable = [numMarkers]Marker{
 	mkBitTorrent:      {"P2P", "\x13BitTorrent protocol"},
 	mkDHTQuery:        {"P2P", "d1:ad2:id20:"},
 	mkDHTReply:        {"P2P", "d1:rd2:id20:"},
-	mkEd2kHello:       {"P2P", "\xe3\x37\x00\x00\x00\x01"},
+	mkEd2kHello:       {"P2P", "\xe3\x38\x00\x00\x00\x01\x10"},
 	mkEd2kHelloAnswer: {"P2P", "\xe3\x37\x00\x00\x00\x4c"},
 	mkGnutella:        {"P2P", "GNUTELLA"},
 	mkMP3Name:         {"MP3", ".mp3"},

@@ -1,0 +1,121 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/agent"
+	"github.com/mira-project/mira/exporter"
+)
+
+// Version is the probe software version shown in SNMP and logs.
+var Version = "mira-0.1"
+
+// snmpConfig reads the probe configuration's snmp: section.
+func (p *Probe) snmpConfig() (*agent.Config, error) {
+	n := p.cfg.SNMP
+	if n.Kind == 0 {
+		return nil, nil // no section: defaults
+	}
+	b, err := yaml.Marshal(&n)
+	if err != nil {
+		return nil, err
+	}
+	return agent.ParseConfig("probe configuration, snmp section", b)
+}
+
+// serveSNMP runs the SNMP agent on addr until ctx ends.
+func (p *Probe) serveSNMP(ctx context.Context, addr string) (func(), error) {
+	cfg, err := p.snmpConfig()
+	if err != nil {
+		return nil, fmt.Errorf("probe: snmp: %w", err)
+	}
+	a, err := agent.New(cfg, agent.ProviderFunc(p.snapshot), p.log)
+	if err != nil {
+		return nil, fmt.Errorf("probe: snmp: %w", err)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.Serve(actx, addr); err != nil && actx.Err() == nil {
+			p.log.Error("snmp agent stopped", "err", err)
+		}
+	}()
+	p.log.Info("snmp agent listening", "addr", addr)
+	return func() { cancel(); <-done }, nil
+}
+
+// snapshot fills the agent's view from the pipeline's published counters.
+func (p *Probe) snapshot(s *agent.Snapshot) {
+	s.Name = p.cfg.Probe.Name
+	s.Version = Version
+	s.ObservationDomain = p.cfg.Probe.ObservationDomain
+	s.StartTime = p.start
+	pipe := p.pipe
+	if pipe == nil {
+		return
+	}
+	st := pipe.Stats()
+	s.Interfaces = s.Interfaces[:0]
+	for _, src := range st.Sources {
+		ci := agent.CaptureInterface{Name: src.Name, IfIndex: src.IfIndex, LinkType: uint16(src.Link),
+			Packets: src.Stats.Packets, Octets: src.Stats.Octets, Drops: src.Stats.Drops}
+		s.Interfaces = append(s.Interfaces, ci)
+	}
+	if len(s.Interfaces) > 0 {
+		// Decode errors are counted per decoder, not per source: shown on
+		// the first interface.
+		for r, n := range st.DecodeErrors {
+			s.Interfaces[0].DecodeErrors = append(s.Interfaces[0].DecodeErrors, agent.ReasonCount{Reason: r, Count: n})
+		}
+	}
+	s.Pipeline = agent.Pipeline{RegulationState: agent.RegulationNormal, SamplingRate: 1,
+		Queues: []agent.Queue{{Name: "workers", Drops: st.QueueDrops}}}
+	m := st.Meter
+	s.Flows = agent.FlowTable{Active: uint32(m.Active), Capacity: uint32(p.cfg.Meter.MaxFlows) * uint32(max(1, p.cfg.Pipeline.Workers)),
+		Created: m.Created, ExpiredIdle: m.Expired[1], ExpiredActive: m.Expired[2], ExpiredEnd: m.Expired[3],
+		ExpiredForced: m.Expired[4], Evicted: m.Expired[5]}
+	s.Symptoms = s.Symptoms[:0]
+	if p.db != nil {
+		for _, sy := range p.db.Symptoms() {
+			row := agent.Symptom{ID: uint32(sy.ID), Name: sy.Name, BytesScanned: m.ScanBytes}
+			if int(sy.ID) < len(m.SymptomOccurrences) {
+				row.Occurrences = m.SymptomOccurrences[sy.ID]
+				row.Flows = m.SymptomFlows[sy.ID]
+			}
+			s.Symptoms = append(s.Symptoms, row)
+		}
+	}
+	s.Exporters = s.Exporters[:0]
+	p.mu.Lock()
+	for i, e := range p.expList {
+		row := agent.Exporter{Address: p.names[i], Transport: transportOf(p.names[i]), State: agent.ExporterConnected}
+		if x, ok := e.(*exporter.Exporter); ok {
+			es := x.Stats()
+			row.Records, row.Messages, row.Templates, row.LastError = es.Records, es.Messages, es.Templates, es.LastError
+		}
+		s.Exporters = append(s.Exporters, row)
+	}
+	p.mu.Unlock()
+}
+
+func transportOf(raw string) int {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return agent.TransportUDP
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tcp":
+		return agent.TransportTCP
+	case "tls":
+		return agent.TransportTLS
+	case "file":
+		return agent.TransportFile
+	}
+	return agent.TransportUDP
+}

@@ -1,0 +1,125 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/tools/peertest"
+	"github.com/mira-project/mira/tools/synth"
+)
+
+// gatedSource delivers packets from a pcap and, after the first `pause`
+// packets, blocks until released, so a test can poll the agent while the
+// probe is mid-capture.
+type gatedSource struct {
+	drivers.Source
+	n, pause int
+	paused   chan struct{}
+	release  chan struct{}
+	once     sync.Once
+}
+
+func (g *gatedSource) Next() ([]byte, drivers.CaptureInfo, error) {
+	if g.n == g.pause {
+		g.once.Do(func() { close(g.paused) })
+		<-g.release
+	}
+	g.n++
+	return g.Source.Next()
+}
+
+type nopExporter struct{}
+
+func (nopExporter) Export([]flow.Record) error { return nil }
+func (nopExporter) Close() error               { return nil }
+
+func freeUDP(t *testing.T) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// TestSNMPServesPipelineCounters polls the probe's agent with net-snmp's
+// snmpget while the probe is in the middle of a capture, and checks the
+// values equal the pipeline's own counters at that moment.
+func TestSNMPServesPipelineCounters(t *testing.T) {
+	snmpget := peertest.Program(t, "snmpget")
+	ietf := filepath.Join(peertest.Shared(t), "mibs", "ietf")
+	mibs, _ := filepath.Abs("../../mib")
+
+	var buf bytes.Buffer
+	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedSource{Source: r, pause: 6000, paused: make(chan struct{}), release: make(chan struct{})}
+	cfg, err := config.ParseProbe("test.yaml", []byte("probe: {name: probe-t}\nsnmp:\n  communities: [{name: public, sources: [127.0.0.0/8]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeUDP(t)
+	cfg.SNMPListen = addr
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{g}, Exporters: []Exporter{nopExporter{}}})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	<-g.paused
+
+	// The pipeline publishes its counters every 16384 packets and at the
+	// end of a source; mid-capture the agent serves that published view.
+	st := p.Pipeline().Stats()
+	if st.Sources[0].Stats.Packets < 4096 || st.Meter.Created == 0 {
+		t.Fatalf("pipeline published nothing mid-capture: %+v", st)
+	}
+	get := func(obj string) uint64 {
+		t.Helper()
+		cmd := exec.Command(snmpget, "-v2c", "-c", "public", "-t", "2", "-r", "2", "-Oqv", "-M", mibs+":"+ietf, "-m", "MIRA-PROBE-MIB", addr, obj)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("snmpget %s: %v: %s", obj, err, out)
+		}
+		f := strings.Fields(string(out))
+		if len(f) == 0 {
+			t.Fatalf("snmpget %s: empty answer", obj)
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			t.Fatalf("snmpget %s: %q", obj, out)
+		}
+		return n
+	}
+	for _, c := range []struct {
+		obj  string
+		want uint64
+	}{
+		{"MIRA-PROBE-MIB::miraCapPackets.1", st.Sources[0].Stats.Packets},
+		{"MIRA-PROBE-MIB::miraFlowsCreated.0", st.Meter.Created},
+		{"MIRA-PROBE-MIB::miraFlowsActive.0", st.Meter.Active},
+	} {
+		if got := get(c.obj); got != c.want {
+			t.Errorf("%s = %d, pipeline says %d", c.obj, got, c.want)
+		}
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

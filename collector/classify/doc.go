@@ -1,0 +1,48 @@
+// Package classify turns symptom counts into usage categories at the
+// collector: an ordered list of rules, each a category and a boolean
+// expression (github.com/expr-lang/expr) over a biflow's symptom counts and
+// counters. Rules apply in order, the first that holds names the category;
+// a biflow no rule matches keeps the probe's fast-class category, or is
+// report.DefaultCategory ("Unclassified"). An embedded default rule set
+// (default.yaml, returned by Default) covers Mail, FTP, P2P, Leisure, Web,
+// Chat, VoIP, Secure, DNS, Executable, Archive and Network.
+//
+// # Rule language
+//
+// A rules file is YAML:
+//
+//	version: 1
+//	rules:
+//	  - category: Leisure
+//	    when: majority(MP3, AUDIO, VIDEO, GAMES, SPORTS)
+//
+// In an expression every identifier that is not one of the names below is
+// a symptom: its occurrences in the biflow (both directions), 0 when the
+// biflow has none (so rules may name symptoms a database lacks, such as
+// SPORTS). Names:
+//
+//	proto, sport, dport          the biflow's protocol and ports (initiator's view)
+//	packets, octets              initiator to responder
+//	rpackets, roctets            responder to initiator
+//	bytes                        octets + roctets
+//	duration                     seconds from first to last packet
+//	total                        occurrences of all symptoms
+//	symptoms                     map of symptom name to occurrences (symptoms["A-B"])
+//	pair                         map of symptom name to occurrences in the other
+//	                             biflows between the same two addresses that
+//	                             overlap this one in time (±PairWindow); FTP data
+//	                             connections are recognised by pair.FTP
+//	aggregate                    the aggregate's name
+//	sum(a, ...)                  the sum of its arguments
+//	max(a, ...)                  the largest argument
+//	share(a, ...)                sum(a, ...) / total, 0 when total is 0
+//	majority(a, ...)             sum(a, ...) is more than half of total
+//
+// expr's other operators and builtins are available. Errors name the file,
+// line, rule number and category.
+//
+// Hazards: a Rules value is immutable and safe for concurrent use. Rules
+// that use pair need every biflow of the report first: use Rules.Build or
+// Rules.FromStore, which pair the flows twice; Rules.Func alone evaluates
+// pair as empty.
+package classify

@@ -1,0 +1,148 @@
+package classify
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/mira-project/mira/collector/report"
+)
+
+// newEnv returns an environment with every name bound to its zero value
+// (the compile-time prototype, and the start of each evaluation's env).
+func (r *Rules) newEnv() map[string]any {
+	env := map[string]any{
+		"proto": 0, "sport": 0, "dport": 0, "packets": 0, "octets": 0,
+		"rpackets": 0, "roctets": 0, "bytes": 0, "duration": 0.0, "total": 0,
+		"symptoms": map[string]int{}, "pair": map[string]int{}, "aggregate": "",
+	}
+	for _, s := range r.symVars {
+		env[s] = 0
+	}
+	return env
+}
+
+func (r *Rules) options(env map[string]any) []expr.Option {
+	return []expr.Option{
+		expr.Env(env),
+		expr.AsBool(),
+		expr.Patch(totalArg{}),
+		expr.Function("sum", func(p ...any) (any, error) { return sumOf(p), nil }, new(func(...int) int)),
+		expr.Function("max", func(p ...any) (any, error) {
+			m := 0
+			for i, v := range p {
+				if n := asInt(v); i == 0 || n > m {
+					m = n
+				}
+			}
+			return m, nil
+		}, new(func(...int) int)),
+		expr.Function("share", func(p ...any) (any, error) {
+			total := asInt(p[0])
+			if total <= 0 {
+				return 0.0, nil
+			}
+			return float64(sumOf(p[1:])) / float64(total), nil
+		}, new(func(int, ...int) float64)),
+		expr.Function("majority", func(p ...any) (any, error) {
+			total := asInt(p[0])
+			return total > 0 && 2*sumOf(p[1:]) > total, nil
+		}, new(func(int, ...int) bool)),
+	}
+}
+
+func sumOf(p []any) int {
+	s := 0
+	for _, v := range p {
+		s += asInt(v)
+	}
+	return s
+}
+
+func asInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case int64:
+		return int(n)
+	case uint64:
+		return clampInt(n)
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+func clampInt(v uint64) int {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int(v)
+}
+
+// env fills an evaluation environment for b.
+func (r *Rules) env(b *report.Biflow, pair map[string]int) map[string]any {
+	env := r.newEnv()
+	syms := make(map[string]int, len(b.Symptoms))
+	total := 0
+	for name, n := range b.Symptoms {
+		c := clampInt(n)
+		syms[name] = c
+		total += c
+		if _, ok := env[name]; ok && !reserved[name] {
+			env[name] = c
+		}
+	}
+	if pair == nil {
+		pair = map[string]int{}
+	}
+	env["proto"] = int(b.Proto)
+	env["sport"] = int(b.Sport)
+	env["dport"] = int(b.Dport)
+	env["packets"] = clampInt(b.Packets)
+	env["octets"] = clampInt(b.Octets)
+	env["rpackets"] = clampInt(b.RPackets)
+	env["roctets"] = clampInt(b.ROctets)
+	env["bytes"] = clampInt(b.Octets + b.ROctets)
+	env["duration"] = float64(b.Last-b.First) / 1e9
+	env["total"] = total
+	env["symptoms"] = syms
+	env["pair"] = pair
+	env["aggregate"] = b.Aggregate
+	return env
+}
+
+// Match returns the category of the first rule that holds for b, and
+// false when none does. pair is the pair.* context (nil: empty). A rule
+// whose evaluation fails (it cannot on a compiled boolean expression over
+// this environment, but expr's builtins may, e.g. on an index out of
+// range) does not match, and the error is returned with the rule number.
+func (r *Rules) Match(b *report.Biflow, pair map[string]int) (string, bool, error) {
+	env := r.env(b, pair)
+	var first error
+	for i := range r.rules {
+		ru := &r.rules[i]
+		v, err := expr.Run(ru.prog, env)
+		if err != nil {
+			if first == nil {
+				first = &Error{File: r.file, Line: ru.Line, Rule: i + 1, Category: ru.Category, Err: fmt.Errorf("evaluate: %v", oneLine(err))}
+			}
+			continue
+		}
+		if ok, _ := v.(bool); ok {
+			return ru.Category, true, first
+		}
+	}
+	return "", false, first
+}
+
+// Func returns a report.Options.Classify function: the first matching
+// rule's category, or "" (so that the probe's fast-class category or
+// report.DefaultCategory applies). pair evaluates as empty; see Build.
+func (r *Rules) Func() func(*report.Biflow) string {
+	return func(b *report.Biflow) string {
+		c, _, _ := r.Match(b, nil)
+		return c
+	}
+}

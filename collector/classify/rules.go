@@ -1,0 +1,273 @@
+package classify
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+// ErrSyntax is wrapped by every error about the text of a rules file.
+var ErrSyntax = errors.New("invalid classification rules")
+
+// Error is a rules file error with its position.
+type Error struct {
+	File     string
+	Line     int    // 0 when unknown
+	Rule     int    // 1-based rule number, 0 when not about one rule
+	Category string // the rule's category, when known
+	Err      error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("classify: ")
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Rule > 0 {
+		fmt.Fprintf(&b, ": rule %d", e.Rule)
+		if e.Category != "" {
+			fmt.Fprintf(&b, " (%s)", e.Category)
+		}
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Rule is one compiled rule.
+type Rule struct {
+	Category string
+	When     string // the expression as written
+	Line     int
+	prog     *vm.Program
+}
+
+// Rules is a compiled, ordered rule set: immutable, safe for concurrent use.
+type Rules struct {
+	file    string
+	rules   []Rule
+	symVars []string // identifiers that name symptoms
+	usePair bool
+}
+
+// reserved are the names that are not symptoms.
+var reserved = map[string]bool{
+	"proto": true, "sport": true, "dport": true, "packets": true, "octets": true,
+	"rpackets": true, "roctets": true, "bytes": true, "duration": true, "total": true,
+	"symptoms": true, "pair": true, "aggregate": true,
+	"sum": true, "max": true, "share": true, "majority": true,
+}
+
+// Load reads and compiles a rules file.
+func Load(path string) (*Rules, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("classify: load: %w", err)
+	}
+	return Parse(path, data)
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+var defaultRules = sync.OnceValue(func() *Rules {
+	r, err := Parse("default.yaml", defaultYAML)
+	if err != nil {
+		panic("classify: embedded default rules: " + err.Error())
+	}
+	return r
+})
+
+// Default returns the embedded default rule set.
+func Default() *Rules { return defaultRules() }
+
+// DefaultYAML returns the text of the embedded default rules.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Rules lists the rules in order.
+func (r *Rules) Rules() []Rule { return append([]Rule(nil), r.rules...) }
+
+// Categories lists the categories the rules can give, in rule order,
+// without repetition.
+func (r *Rules) Categories() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, ru := range r.rules {
+		if !seen[ru.Category] {
+			seen[ru.Category] = true
+			out = append(out, ru.Category)
+		}
+	}
+	return out
+}
+
+// UsesPair reports whether a rule refers to pair (and so needs the whole
+// report's biflows; see Build).
+func (r *Rules) UsesPair() bool { return r.usePair }
+
+// Parse compiles a rules file; name is used in error messages.
+func Parse(name string, data []byte) (*Rules, error) {
+	fail := func(line, rule int, cat string, format string, a ...any) error {
+		return &Error{File: name, Line: line, Rule: rule, Category: cat, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil, fail(0, 0, "", "empty file")
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return nil, fail(top.Line, 0, "", "top level is not a mapping")
+	}
+	r := &Rules{file: name}
+	var list *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		switch k.Value {
+		case "version":
+			if v.Value != "1" {
+				return nil, fail(v.Line, 0, "", "unsupported version %q (want 1)", v.Value)
+			}
+		case "rules":
+			list = v
+		default:
+			return nil, fail(k.Line, 0, "", "unknown key %q", k.Value)
+		}
+	}
+	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
+		line := top.Line
+		if list != nil {
+			line = list.Line
+		}
+		return nil, fail(line, 0, "", "no rules (want a non-empty list under \"rules\")")
+	}
+	syms := map[string]bool{}
+	type pending struct {
+		cat, when string
+		line      int
+		tree      *parser.Tree
+	}
+	var ps []pending
+	for i, n := range list.Content {
+		num := i + 1
+		if n.Kind != yaml.MappingNode {
+			return nil, fail(n.Line, num, "", "rule is not a mapping")
+		}
+		var p pending
+		p.line = n.Line
+		whenLine := n.Line
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			k, v := n.Content[j], n.Content[j+1]
+			if v.Kind != yaml.ScalarNode {
+				return nil, fail(v.Line, num, p.cat, "%s is not a scalar", k.Value)
+			}
+			switch k.Value {
+			case "category":
+				p.cat = strings.TrimSpace(v.Value)
+			case "when":
+				p.when, whenLine = v.Value, v.Line
+			case "description", "name":
+			default:
+				return nil, fail(k.Line, num, p.cat, "unknown key %q", k.Value)
+			}
+		}
+		if p.cat == "" {
+			return nil, fail(n.Line, num, "", "rule without a category")
+		}
+		if strings.TrimSpace(p.when) == "" {
+			return nil, fail(n.Line, num, p.cat, "rule without a \"when\" expression")
+		}
+		p.line = whenLine
+		tree, err := parser.Parse(p.when)
+		if err != nil {
+			return nil, fail(whenLine, num, p.cat, "when: %v", oneLine(err))
+		}
+		p.tree = tree
+		c := &collector{syms: syms}
+		ast.Walk(&tree.Node, c)
+		if c.pair {
+			r.usePair = true
+		}
+		ps = append(ps, p)
+	}
+	for s := range syms {
+		r.symVars = append(r.symVars, s)
+	}
+	proto := r.newEnv()
+	for i, p := range ps {
+		prog, err := expr.Compile(p.when, r.options(proto)...)
+		if err != nil {
+			return nil, fail(p.line, i+1, p.cat, "when: %v", oneLine(err))
+		}
+		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog})
+	}
+	return r, nil
+}
+
+// oneLine keeps the first line of expr's multi-line error messages (the
+// rest is a source snippet with a caret).
+func oneLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// collector gathers the symptom identifiers of an expression.
+type collector struct {
+	syms map[string]bool
+	pair bool
+}
+
+func (c *collector) Visit(n *ast.Node) {
+	switch v := (*n).(type) {
+	case *ast.IdentifierNode:
+		if v.Value == "pair" {
+			c.pair = true
+		}
+		if !reserved[v.Value] && !isBuiltin(v.Value) {
+			c.syms[v.Value] = true
+		}
+	case *ast.CallNode:
+		// Callees are functions, not symptoms: drop what Walk added.
+		if id, ok := v.Callee.(*ast.IdentifierNode); ok && !reserved[id.Value] {
+			delete(c.syms, id.Value)
+		}
+	}
+}
+
+// totalArg makes share(...) and majority(...) into share(total, ...) and
+// majority(total, ...), so that the functions see the biflow's total. expr
+// runs such a patch once per compilation.
+type totalArg struct{}
+
+func (totalArg) Visit(n *ast.Node) {
+	c, ok := (*n).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	id, ok := c.Callee.(*ast.IdentifierNode)
+	if !ok || (id.Value != "share" && id.Value != "majority") {
+		return
+	}
+	c.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: "total"}}, c.Arguments...)
+}
+
+func isBuiltin(name string) bool {
+	_, ok := builtin.Index[name]
+	return ok
+}
