@@ -80,11 +80,11 @@ type Stats struct {
 	// each symptom.
 	SymptomOccurrences []uint64
 	SymptomFlows       []uint64
-	Octets      uint64 // IP octets metered
-	Active      uint64 // flows in the table now
-	Created     uint64 // flows created
-	Expired     [6]uint64
-	Exported    uint64 // records handed to the sink
+	Octets             uint64 // IP octets metered
+	Active             uint64 // flows in the table now
+	Created            uint64 // flows created
+	Expired            [6]uint64
+	Exported           uint64 // records handed to the sink
 }
 
 // Evicted is the number of flows exported early because the table was full.
