@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,6 +234,10 @@ func TestAnalyzeBadPackets(t *testing.T) {
 	wantErrs := map[string]uint64{"truncated": 2, "bad-header-length": 3, "unknown-ethertype": 2}
 	if !maps.Equal(rep.Summary.DecodeErrors, wantErrs) {
 		t.Errorf("decode errors %v, want %v", rep.Summary.DecodeErrors, wantErrs)
+	}
+	table := run(t, bin(t, "mira"), "analyze", path)
+	if want := "Probe decode errors: bad-header-length 3, truncated 2, unknown-ethertype 2\n"; !strings.Contains(string(table), want) {
+		t.Errorf("mira analyze table lacks %q:\n%s", want, table)
 	}
 	type bf struct {
 		src, dst                           string

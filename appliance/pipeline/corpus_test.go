@@ -99,33 +99,52 @@ func tsharkFlows(t *testing.T, tshark, file string) (map[tuple]*agg, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Walk the layers to the innermost IP header MIRA keys on.
+		// Walk the layers to the innermost IP header MIRA keys on,
+		// counting occurrences so the fields of that header and of its
+		// transport are picked, not those of a header quoted deeper
+		// (ICMP errors) or of a tunnel MIRA does not open.
 		layers := strings.Split(col[1], ":")
-		var n4, n6, inner4, inner6 int
+		var n4, n6, inner4, inner6, nUDP, nTCP, nSCTP, tOcc int
 		outer := ""
 		innerV := ""
 		transport := ""
+		type snap struct {
+			n4, n6, inner4, inner6, nUDP int
+			innerV                       string
+		}
+		var carrier *snap
 	walk:
 		for i, l := range layers {
 			switch l {
-			case "ip":
-				n4++
-				inner4, innerV = n4, "ip"
-				if outer == "" {
-					outer = "ip"
+			case "ip", "ipv6":
+				if l == "ip" {
+					n4++
+					inner4 = n4
+				} else {
+					n6++
+					inner6 = n6
 				}
-			case "ipv6":
-				n6++
-				inner6, innerV = n6, "ipv6"
+				innerV = l
 				if outer == "" {
-					outer = "ipv6"
+					outer = l
 				}
-			case "tcp", "sctp", "icmp", "icmpv6":
+				carrier = nil // the tunnel did carry IP
+			case "tcp":
+				nTCP++
+				transport, tOcc = l, nTCP
+				break walk
+			case "sctp":
+				nSCTP++
+				transport, tOcc = l, nSCTP
+				break walk
+			case "icmp", "icmpv6":
 				transport = l
 				break walk
 			case "udp":
-				transport = l
+				nUDP++
+				transport, tOcc = l, nUDP
 				if i+1 < len(layers) && tunnelCarriers[layers[i+1]] {
+					carrier = &snap{n4, n6, inner4, inner6, nUDP, innerV}
 					transport = ""
 					continue
 				}
@@ -133,6 +152,11 @@ func tsharkFlows(t *testing.T, tshark, file string) (map[tuple]*agg, error) {
 			case "esp", "ah":
 				break walk
 			}
+		}
+		if carrier != nil && transport == "" {
+			// The tunnel carried no IP: MIRA keys on the carrier.
+			n4, n6, inner4, inner6, innerV = carrier.n4, carrier.n6, carrier.inner4, carrier.inner6, carrier.innerV
+			transport, tOcc = "udp", carrier.nUDP
 		}
 		if innerV == "" {
 			continue // not IP: MIRA counts it as non-IP
@@ -164,15 +188,8 @@ func tsharkFlows(t *testing.T, tshark, file string) (map[tuple]*agg, error) {
 				first = !later
 			}
 		}
-		// Transport fields: take the occurrence belonging to the innermost
-		// header, i.e. the last one (tunnel carriers' UDP comes first).
-		last := func(name string) string {
-			v := f[name]
-			if len(v) == 0 {
-				return ""
-			}
-			return v[len(v)-1]
-		}
+		// Transport fields: the occurrence the walk stopped at.
+		last := func(name string) string { return get(name, tOcc) }
 		atoi := func(s string) uint16 { n, _ := strconv.Atoi(s); return uint16(n) }
 		switch transport {
 		case "tcp":

@@ -29,10 +29,12 @@ type matcher struct {
 
 	// 3-byte grams: bitmap, then an exact open-addressing table whose slot
 	// holds gram | (bucket+1)<<32; a bucket is lists[bidx[b]:bidx[b+1]].
-	bloom  *[bloomWords]uint64
-	gkeys  []uint64
-	gshift uint32
-	gmask  uint32
+	bloom   *[bloomWords]uint64
+	gkeys   []uint64
+	gshift  uint32
+	gmask   uint32
+	has3    bool // some trigger of 3 or more bytes
+	maxWord int  // longest automaton word
 	// 2-byte and 1-byte triggers.
 	has2       bool
 	set2       *[1024]uint64
@@ -170,6 +172,22 @@ func newMatcher(ents []entry) (*matcher, error) {
 	m.gkeys = make([]uint64, size)
 	m.gshift = uint32(32 - log2(size))
 	m.gmask = uint32(size - 1)
+	m.has3 = len(buckets) > 0
+	if m.has3 {
+		// The first 3-gram of every automaton word, so that scan3's hits
+		// also say where a word may begin (see prefilter).
+		for k, ws := range [][]acWord{csw, ciw} {
+			for _, w := range ws {
+				m.maxWord = max(m.maxWord, len(w.s))
+				if len(w.s) >= 3 {
+					for _, g := range variants(w.s[:3], k == 1) {
+						h := hash3(gram3(g))
+						m.bloom[h>>(bloomShift+6)] |= 1<<(h>>bloomShift&63) | 1<<(h>>8&63)
+					}
+				}
+			}
+		}
+	}
 	for _, x := range sortedKeys32(buckets) {
 		b := addBucket(buckets[x])
 		h := hash3(x)
@@ -294,8 +312,8 @@ func (db *DB) Scan(st *State, c *Counts, payload []byte, streamOffset uint64) in
 			s2 = m.ci.start
 		}
 	}
-	m.prefilter(c, payload, streamOffset, prevNL)
-	s1, s2 = m.stream(s1, s2, c, payload, streamOffset)
+	r := m.prefilter(c, payload, streamOffset, prevNL)
+	s1, s2 = m.stream(s1, s2, c, payload, streamOffset, r)
 	st.cs = s1 + 1
 	if m.ci != nil {
 		st.ci = s2 + 1
@@ -374,7 +392,7 @@ func tail2(a, b *automaton, s1 uint32, i1 int, s2 uint32, i2, j int, p []byte) (
 
 // stream advances the boundary automata over p and returns their states
 // after it.
-func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64) (uint32, uint32) {
+func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) (uint32, uint32) {
 	a, b := m.cs, m.ci
 	var i1, i2 int
 	if a.t16 != nil {
@@ -383,8 +401,8 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64) (uint32
 		s1, i1 = head(m, a, a.t32, s1, c, p, off)
 	}
 	if b == nil {
-		j := 0 // no restart
-		if len(p)-2 > i1 {
+		j := r
+		if j < 0 && len(p)-2 > i1 {
 			j = restart(a.starts, a.maxLen, p)
 		}
 		if a.t16 != nil {
@@ -397,8 +415,8 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64) (uint32
 	} else {
 		s2, i2 = head(m, b, b.t32, s2, c, p, off)
 	}
-	j := 0 // no restart
-	if len(p)-2 > min(i1, i2) {
+	j := r
+	if j < 0 && len(p)-2 > min(i1, i2) {
 		j = restart(m.starts, max(a.maxLen, b.maxLen), p)
 	}
 	if a.t16 != nil && b.t16 != nil {
@@ -444,28 +462,40 @@ func (m *matcher) spanning(a *automaton, s uint32, c *Counts, i int, off uint64)
 	}
 }
 
-// prefilter finds every occurrence that lies wholly inside p.
-func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) {
+// prefilter finds every occurrence that lies wholly inside p. It returns
+// where the boundary automata may restart near the end of p (see restart),
+// or -1 if it cannot tell.
+func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 	if off < m.anchorEnd {
 		m.scanAnchored(c, p, off, prevNL)
 	}
-	if len(m.gkeys) > 0 {
-		m.scan3(c, p, off, prevNL)
-		if q := len(p) - 3; q >= 0 && q&1 == 1 {
+	r := -1
+	if m.has3 {
+		n := len(p)
+		first := m.scan3(c, p, off, prevNL, max(n-m.maxWord+1, 0))
+		if q := n - 3; q >= 0 && q&1 == 1 {
 			for _, ei := range m.tail3 {
 				m.try(c, &m.ents[ei], p, q, off, prevNL)
 			}
 		}
+		// Every automaton word's first 3-gram is in the bitmap, and scan3
+		// tests even positions with the grams at offsets 0 and 1, so a
+		// word beginning at q in [lim, n-4] hits at q or q+1.
+		r = max(min(first-1, n-3), 0)
 	}
 	if m.has2 || m.has1 {
 		m.scanShort(c, p, off, prevNL)
 	}
+	return r
 }
 
 // scan3 tests the 3-byte gram at every even position against the bitmap.
-func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool) {
+// It returns the first hit at or after lim (len(p) if none), which tells
+// the boundary automata where a pattern may begin near the packet's end.
+func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool, lim int) int {
 	bloom := m.bloom
 	n := len(p)
+	first := n
 	i := 0
 	base := unsafe.Pointer(unsafe.SliceData(p))
 	for ; i+8 <= n; i += 6 {
@@ -476,21 +506,34 @@ func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool) {
 		h1 := uint32(x>>16) * hashMul8
 		h2 := uint32(x>>32) * hashMul8
 		if w := bloom[h0>>(bloomShift+6)]; w&(1<<(h0>>bloomShift&63)) != 0 && w&(1<<(h0>>8&63)) != 0 {
+			if i >= lim {
+				first = min(first, i)
+			}
 			m.verify3(c, p, i, off, prevNL)
 		}
 		if w := bloom[h1>>(bloomShift+6)]; w&(1<<(h1>>bloomShift&63)) != 0 && w&(1<<(h1>>8&63)) != 0 {
+			if i+2 >= lim {
+				first = min(first, i+2)
+			}
 			m.verify3(c, p, i+2, off, prevNL)
 		}
 		if w := bloom[h2>>(bloomShift+6)]; w&(1<<(h2>>bloomShift&63)) != 0 && w&(1<<(h2>>8&63)) != 0 {
+			if i+4 >= lim {
+				first = min(first, i+4)
+			}
 			m.verify3(c, p, i+4, off, prevNL)
 		}
 	}
 	for ; i+3 <= n; i += 2 {
 		h := hash3(gram3(p[i:]))
 		if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+			if i >= lim {
+				first = min(first, i)
+			}
 			m.verify3(c, p, i, off, prevNL)
 		}
 	}
+	return first
 }
 
 func (m *matcher) verify3(c *Counts, p []byte, i int, off uint64, prevNL bool) {

@@ -11,6 +11,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -194,7 +195,7 @@ func Parse(name string, data []byte) (*Rules, error) {
 			return nil, fail(n.Line, num, p.cat, "rule without a \"when\" expression")
 		}
 		p.line = whenLine
-		tree, err := parser.Parse(p.when)
+		tree, err := parser.ParseWithConfig(p.when, parseConf)
 		if err != nil {
 			return nil, fail(whenLine, num, p.cat, "when: %v", oneLine(err))
 		}
@@ -219,6 +220,16 @@ func Parse(name string, data []byte) (*Rules, error) {
 	}
 	return r, nil
 }
+
+// parseConf is the parser configuration: it knows that sum and max are
+// ours (variadic), not expr's builtins of the same names.
+var parseConf = func() *conf.Config {
+	c := conf.CreateNew()
+	for _, o := range (&Rules{}).options(map[string]any{}) {
+		o(c)
+	}
+	return c
+}()
 
 // oneLine keeps the first line of expr's multi-line error messages (the
 // rest is a source snippet with a caret).

@@ -104,7 +104,7 @@ func tsharkExpert(t *testing.T, tshark string, cfg Config) {
 				case i < len(sev) && sev[i] != "" && atoi(t, sev[i]) < 0x600000:
 				case m == "Connection reset (RST)":
 					resets++
-				case m == "Malformed Packet (Exception occurred)" && c[4+len(sums)] == "0x01":
+				case m == "Malformed Packet (Exception occurred)" && c[4] == "0x01":
 					// tshark 4.0 reads an eMule hello without its hash
 					// size byte (eMule protocol specification 0.50a §6.2.1).
 					ed2kHellos++
@@ -114,7 +114,7 @@ func tsharkExpert(t *testing.T, tshark string, cfg Config) {
 			}
 		}
 		for i, p := range sums {
-			st := strings.Split(c[4+i], "|")
+			st := strings.Split(c[5+i], "|")
 			if p == "udp" && c[2] != "" {
 				st = st[1:] // RFC 7348: the outer VXLAN datagram carries no checksum
 			}
@@ -564,6 +564,9 @@ func TestDefaultCoverage(t *testing.T) {
 		if have[want] == 0 {
 			t.Errorf("default trace has no %s", want)
 		}
+	}
+	if n := len(tr.ByKey()); n != len(tr.Flows) {
+		t.Errorf("%d flows share %d keys", len(tr.Flows), n)
 	}
 	var packets, octets uint64
 	for _, f := range tr.Flows {

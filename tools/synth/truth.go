@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/netip"
 	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
 )
 
 // Truth is the ground truth of a generated trace.
@@ -53,6 +55,20 @@ type TruthFlow struct {
 	End string `json:"end,omitempty"`
 	// Fragments counts IP fragments among the packets.
 	Fragments int `json:"fragments,omitempty"`
+}
+
+// Key returns the flow's key as the meter builds it.
+func (f *TruthFlow) Key() flow.Key {
+	return flow.Key{Src: f.Src, Dst: f.Dst, Sport: f.Sport, Dport: f.Dport, Proto: f.Proto, VLAN: f.VLAN}
+}
+
+// ByKey indexes the flows by key; keys are unique within a trace.
+func (t *Truth) ByKey() map[flow.Key]*TruthFlow {
+	m := make(map[flow.Key]*TruthFlow, len(t.Flows))
+	for i := range t.Flows {
+		m[t.Flows[i].Key()] = &t.Flows[i]
+	}
+	return m
 }
 
 // WriteJSON writes the truth as indented JSON.
