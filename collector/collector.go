@@ -28,6 +28,14 @@ type Consumer interface {
 	Consume(o Origin, recs []flow.Record)
 }
 
+// OptionsConsumer is implemented by a Consumer that wants each domain's
+// options (sampling configuration, aggregate names) when they change.
+// They are handed over before the records of the message that carried
+// them.
+type OptionsConsumer interface {
+	ConsumeOptions(o Origin, opts ipfix.DomainOptions)
+}
+
 // ConsumerFunc adapts a function to Consumer.
 type ConsumerFunc func(o Origin, recs []flow.Record)
 
@@ -66,10 +74,16 @@ type Stats struct {
 	Malformed map[string]uint64
 }
 
+type domainOptions struct {
+	domain uint32
+	opts   ipfix.DomainOptions
+}
+
 type session struct {
 	mu     sync.Mutex
 	s      *ipfix.Session
 	recs   []flow.Record
+	opts   []domainOptions // options changed by the message being decoded
 	origin Origin
 	last   time.Time
 }
@@ -115,7 +129,13 @@ func (c *Collector) newSession(o Origin) *session {
 	s.PEN = c.cfg.PEN
 	s.UDP = o.Transport == "udp"
 	c.total++
-	return &session{s: s, origin: o}
+	ss := &session{s: s, origin: o}
+	if _, ok := c.c.(OptionsConsumer); ok {
+		s.OnOptions = func(d uint32, opts ipfix.DomainOptions) {
+			ss.opts = append(ss.opts, domainOptions{d, opts})
+		}
+	}
+	return ss
 }
 
 // decode decodes one message of a session and hands its records over.
@@ -125,7 +145,19 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.recs = recs
 	o := ss.origin
 	o.Domain = h.Domain
+	var opts []domainOptions
+	if len(ss.opts) > 0 {
+		opts = append(opts, ss.opts...)
+		ss.opts = ss.opts[:0]
+	}
 	ss.mu.Unlock()
+	if oc, ok := c.c.(OptionsConsumer); ok {
+		for _, x := range opts {
+			oo := o
+			oo.Domain = x.domain
+			oc.ConsumeOptions(oo, x.opts)
+		}
+	}
 	if len(recs) > 0 {
 		c.c.Consume(o, recs)
 	}

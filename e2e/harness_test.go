@@ -701,7 +701,7 @@ func pcapPackets(path string) (int, error) {
 	return n, nil
 }
 
-// copyFile is io.Copy into a new file.
+// writeStream copies r into a new file at path until EOF.
 func writeStream(path string, r io.Reader) error {
 	f, err := os.Create(path)
 	if err != nil {

@@ -366,7 +366,8 @@ func (e *Exporter) appendMetadata(d *domainState) {
 func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte, int) {
 	var ts []*ipfix.Template
 	if e.cfg.Sampling != nil {
-		ts = append(ts, ipfix.SamplingOptionsTemplate(e.cfg.PEN))
+		// Order matters to nfdump 1.7.1: IE 34 first (see ipfix.SamplingOptionsTemplate).
+		ts = append(ts, ipfix.SamplingOptionsTemplate(), ipfix.PSAMPOptionsTemplate(e.cfg.PEN))
 	}
 	if len(e.cfg.AggregateNames) > 0 {
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
@@ -386,7 +387,10 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b, s = ipfix.AppendSetHeader(b, ipfix.SamplingOptionsTemplateID)
 		b = ipfix.AppendSamplingRecord(b, d.id, *e.cfg.Sampling)
 		b = ipfix.FinishSet(b, s, 0)
-		optRecs++
+		b, s = ipfix.AppendSetHeader(b, ipfix.PSAMPOptionsTemplateID)
+		b = ipfix.AppendPSAMPRecord(b, d.id, *e.cfg.Sampling)
+		b = ipfix.FinishSet(b, s, 0)
+		optRecs += 2
 	}
 	if len(e.cfg.AggregateNames) > 0 {
 		ids := make([]uint32, 0, len(e.cfg.AggregateNames))

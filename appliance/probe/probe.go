@@ -52,6 +52,7 @@ type Probe struct {
 	names []string
 
 	db         *symptom.DB
+	live       bool // given Sources are live (tests)
 	start      time.Time
 	expList    []Exporter // every exporter, kept after Close for SNMP
 	mu         sync.Mutex
@@ -89,7 +90,7 @@ func (p *Probe) sink(recs []flow.Record) {
 func (p *Probe) Run(ctx context.Context) (err error) {
 	c := p.cfg
 	srcs := p.opts.Sources
-	live := false
+	live := p.live
 	if srcs == nil {
 		var cerr error
 		srcs, live, cerr = openSources(c)

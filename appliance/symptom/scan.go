@@ -440,22 +440,18 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) 
 func (m *matcher) spanning(a *automaton, s uint32, c *Counts, i int, off uint64) {
 	for _, ei := range a.outs[a.outIdx[s]:a.outIdx[s+1]] {
 		e := &m.ents[ei]
-		alen := len(e.trig)
-		if e.bol {
-			alen++
-		}
-		astart := int64(off) + int64(i+1) - int64(alen)
-		if astart >= int64(off) {
+		// back counts the pattern's bytes before p. The automaton word of
+		// a line-anchored pattern starts one byte earlier, at its '\n'
+		// (virtual at the stream start), so it spans already at back 0.
+		back := len(e.trig) - (i + 1)
+		if back < 0 || (back == 0 && !e.bol) {
 			continue // inside this packet: the prefilter's
 		}
-		start := astart
-		if e.bol {
-			start++ // past the '\n' (virtual at stream start)
+		if uint64(back) > off {
+			continue // would start before the stream
 		}
-		if start < 0 {
-			continue
-		}
-		if uint64(start) < e.lo || uint64(start)+uint64(e.length) > e.hi {
+		start := off - uint64(back)
+		if start < e.lo || start+uint64(e.length) > e.hi {
 			continue
 		}
 		c.add(e.sym)

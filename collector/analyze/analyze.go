@@ -23,6 +23,7 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/probe"
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/drivers"
@@ -132,6 +133,15 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	defer st.Close()
 
+	// Classification rules: loaded first, so that a bad file fails fast.
+	rules := classify.Default()
+	if o.Rules != "" {
+		r, err := classify.Load(o.Rules)
+		if err != nil {
+			return nil, err
+		}
+		rules = r
+	}
 	cfg, err := config.LoadProbe("")
 	if err != nil {
 		return nil, err
@@ -200,7 +210,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, err
 		}
 	}
-	return report.FromStore(st, report.Options{})
+	return rules.FromStore(ctx, st, store.Query{}, report.Options{})
 }
 
 // statsFor turns the collecting process's counters, and the probe's

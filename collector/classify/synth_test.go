@@ -47,16 +47,25 @@ func connOf(k dirKey) dirKey {
 // store) over a capture and returns the store, open read-only.
 func analyzed(t *testing.T, pcap string) *store.Store {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "mira.db")
-	if _, err := analyze.Analyze(context.Background(), analyze.Options{Files: []string{pcap}, DB: db}); err != nil {
-		t.Fatalf("analyze %s: %v", pcap, err)
-	}
-	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	st, err := tryAnalyzed(t, pcap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+func tryAnalyzed(t *testing.T, pcap string) (*store.Store, error) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "mira.db")
+	if _, err := analyze.Analyze(context.Background(), analyze.Options{Files: []string{pcap}, DB: db}); err != nil {
+		return nil, fmt.Errorf("analyze %s: %w", pcap, err)
+	}
+	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, nil
 }
 
 // directedSymptoms sums the stored records' symptom counts per direction.

@@ -1,17 +1,19 @@
 package afpacket
 
 import (
-	"errors"
+	"fmt"
 	"time"
+
+	"github.com/mira-project/mira/drivers"
 )
 
 // ErrClosed is returned by Next after Close. It ends a reader loop the
-// way io.EOF ends one over a file.
-var ErrClosed = errors.New("afpacket: source closed")
+// way io.EOF ends one over a file. It wraps drivers.ErrClosed.
+var ErrClosed = fmt.Errorf("afpacket: %w", drivers.ErrClosed)
 
 // ErrTimeout is returned by Next when Config.PollTimeout passed without a
-// packet. The source stays usable.
-var ErrTimeout = errors.New("afpacket: poll timeout")
+// packet. The source stays usable. It wraps drivers.ErrTimeout.
+var ErrTimeout = fmt.Errorf("afpacket: poll: %w", drivers.ErrTimeout)
 
 // FanoutMode selects how a fanout group spreads packets over its sockets
 // (PACKET_FANOUT_* values).

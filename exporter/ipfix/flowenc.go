@@ -88,6 +88,7 @@ const (
 	ExporterOptionsTemplateID = SymptomTemplateID + 1          // 385
 	SamplingOptionsTemplateID = SymptomTemplateID + 2          // 386
 	AggregateOptionsTemplateID = SymptomTemplateID + 3         // 387
+	PSAMPOptionsTemplateID    = SymptomTemplateID + 4          // 388
 )
 
 type slot struct {

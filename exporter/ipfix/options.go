@@ -34,38 +34,53 @@ type Sampling struct {
 	LegacyAlgorithm uint8
 }
 
-// SamplingOptionsTemplate is the options template of the sampling record:
-// scope observationDomainId, then the RFC 5477 elements, the NetFlow v9
-// elements 34/35 that nfdump reads, and MIRA's flowSamplingInterval.
+// The sampling configuration travels in two options records per domain,
+// in this order:
 //
-// samplingPacketInterval/samplingPacketSpace are deliberately absent:
-// RFC 5476 reads them as "1 selected, N-1 skipped", but nfdump 1.7.1
-// takes samplingPacketInterval (305) for the 1-in-N rate like
-// samplingInterval (34), so sending both meanings cannot be right for
-// both readers. samplingProbability (311) carries the rate for RFC 5477
-// readers instead.
-func SamplingOptionsTemplate(pen uint32) *Template {
-	if pen == 0 {
-		pen = DefaultPEN
-	}
+//   - SamplingOptionsTemplate: scope observationDomainId, samplingInterval
+//     (IE 34) only. This is the one layout nfdump 1.7.1 scales its counts
+//     by: tested, a template that also holds samplingAlgorithm (35) or
+//     selectorAlgorithm (304), or a PSAMP record sent before it, leaves
+//     nfdump's counts unscaled.
+//   - PSAMPOptionsTemplate: scope observationDomainId, selectorAlgorithm
+//     (304), samplingProbability (311) and MIRA's flowSamplingInterval, for
+//     RFC 5477 readers and MIRA's collector (hash-based flow selection).
+//
+// samplingPacketInterval/Space (305/306) are not sent: RFC 5476 reads
+// them as "1 selected, N-1 skipped" but nfdump 1.7.x versions disagree on
+// them; samplingProbability says the same without ambiguity.
+func SamplingOptionsTemplate() *Template {
 	return &Template{ID: SamplingOptionsTemplateID, ScopeCount: 1, Fields: []Field{
 		{ID: IEObservationDomainID, Length: 4},
 		{ID: IESamplingInterval, Length: 4},
-		{ID: IESamplingAlgorithm, Length: 1},
+	}}
+}
+
+// PSAMPOptionsTemplate is the RFC 5477 sampling options template; MIRA's
+// elements carry enterprise number pen (DefaultPEN if 0).
+func PSAMPOptionsTemplate(pen uint32) *Template {
+	if pen == 0 {
+		pen = DefaultPEN
+	}
+	return &Template{ID: PSAMPOptionsTemplateID, ScopeCount: 1, Fields: []Field{
+		{ID: IEObservationDomainID, Length: 4},
 		{ID: IESelectorAlgorithm, Length: 2},
 		{ID: IESamplingProbability, Length: 8},
 		{ID: MIRASamplingFlowInterval, Enterprise: pen, Length: 4},
 	}}
 }
 
-// AppendSamplingRecord appends the data record of SamplingOptionsTemplate
-// for domain.
+// AppendSamplingRecord appends the data record of SamplingOptionsTemplate.
 func AppendSamplingRecord(b []byte, domain uint32, s Sampling) []byte {
+	b = binary.BigEndian.AppendUint32(b, domain)
+	return binary.BigEndian.AppendUint32(b, max(s.Interval, 1))
+}
+
+// AppendPSAMPRecord appends the data record of PSAMPOptionsTemplate.
+func AppendPSAMPRecord(b []byte, domain uint32, s Sampling) []byte {
 	n := max(s.Interval, 1)
 	be := binary.BigEndian
 	b = be.AppendUint32(b, domain)
-	b = be.AppendUint32(b, n)
-	b = append(b, s.LegacyAlgorithm)
 	b = be.AppendUint16(b, s.SelectorAlgorithm)
 	b = be.AppendUint64(b, math.Float64bits(1/float64(n)))
 	var fi uint32

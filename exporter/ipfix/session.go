@@ -697,6 +697,12 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 		}
 	}
 	changed := false
+	onlyInterval := sf.haveLegacy && !sf.havePkt && !sf.haveSel && !sf.haveProb && !sf.haveFlow
+	if sf.any() && onlyInterval && ds.opts.HaveSampling && ds.opts.Sampling.Interval == max(sf.legacyInterval, 1) {
+		// A bare samplingInterval (as MIRA sends for nfdump, ahead of its
+		// PSAMP record) agreeing with what is known adds nothing.
+		sf = samplingFields{}
+	}
 	if sf.any() {
 		smp := sf.resolve()
 		if !ds.opts.HaveSampling || ds.opts.Sampling != smp {

@@ -104,9 +104,9 @@ func Large() Config {
 	c.Flows = 200000
 	c.Duration = 71 * time.Second
 	c.Mix = []Share{
-		{"http", 7}, {"dns", 40}, {"tls", 7}, {"smtp", 1.5}, {"mp3-over-http", 0.6},
+		{"http", 7}, {"dns", 40}, {"tls", 6}, {"smtp", 1.5}, {"mp3-over-http", 0.6},
 		{"video-over-http", 0.3}, {"exe-over-http", 0.3}, {"ftp", 0.3}, {"ssh", 1}, {"bittorrent", 0.5},
-		{"bittorrent-dht", 6}, {"edonkey", 0.4}, {"gnutella", 0.7}, {"game-udp", 1.2}, {"irc", 1},
+		{"bittorrent-dht", 6}, {"edonkey", 0.4}, {"gnutella", 0.7}, {"game-udp", 0.9}, {"irc", 0.8},
 		{"icmp-echo", 1.5},
 	}
 	c.RandomShare = 0.06
@@ -119,7 +119,7 @@ func Large() Config {
 	c.LongDuration = 68 * time.Second
 	c.Clients = 6000
 	c.Servers = 20000
-	c.BodyScale = 0.02
+	c.BodyScale = 0.022
 	return c
 }
 

@@ -98,7 +98,7 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		}
 		s := g.heap[0].s
 		p := &s.pkts[s.next]
-		frame, octets := g.b.frame(s, p)
+		frame, octets, inner := g.b.frame(s, p)
 		ci := drivers.CaptureInfo{Timestamp: p.t, CaptureLength: len(frame), Length: len(frame), LinkType: drivers.LinkEthernet}
 		if err := pw.WritePacket(ci, frame); err != nil {
 			return g.truth, fmt.Errorf("synth: write packet %d: %w", g.truth.Packets, err)
@@ -111,6 +111,10 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		f.Last = ts
 		f.Packets++
 		f.Octets += uint64(octets)
+		f.InnerOctets += uint64(inner)
+		if p.kind == kindTCP {
+			f.TCPFlags |= p.flags
+		}
 		g.truth.Packets++
 		g.truth.Octets += uint64(octets)
 		s.next++

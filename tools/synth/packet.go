@@ -64,9 +64,10 @@ func newBuilder() *builder {
 	return &builder{buf: make([]byte, 0, 16384), dgram: make([]byte, 0, 65536)}
 }
 
-// frame builds the packet p of session s and returns the frame and its IP
-// octets as carried on the link (outermost IP header's total length).
-func (b *builder) frame(s *session, p *pkt) ([]byte, int) {
+// frame builds the packet p of session s and returns the frame, its IP
+// octets as carried on the link (outermost IP header's total length) and
+// its innermost IP datagram's length.
+func (b *builder) frame(s *session, p *pkt) ([]byte, int, int) {
 	d := p.dir
 	src, dst := s.addr[d], s.addr[1-d]
 	v6 := s.v6
@@ -263,7 +264,7 @@ func (b *builder) frame(s *session, p *pkt) ([]byte, int) {
 		}
 		be16(buf[o+2:], checksum(sum, buf[o:o+icmpHdr+payload]))
 	}
-	return buf, outerLen
+	return buf, outerLen, innerLen
 }
 
 // udp writes the UDP header, payload and checksum of the session's datagram

@@ -30,12 +30,19 @@ type TruthFlow struct {
 	VLAN  uint16     `json:"vlan,omitempty"`
 	// Packets and Octets: Octets are IP octets as carried on the link
 	// (outermost IP header's total length, summed; no Ethernet padding).
-	Packets uint64    `json:"packets"`
-	Octets  uint64    `json:"octets"`
-	First   time.Time `json:"first"`
-	Last    time.Time `json:"last"`
+	Packets uint64 `json:"packets"`
+	Octets  uint64 `json:"octets"`
+	// InnerOctets sums the innermost IP datagrams' lengths (equal to
+	// Octets unless tunnelled).
+	InnerOctets uint64 `json:"inner_octets"`
+	// TCPFlags is the union of the flow's TCP flags.
+	TCPFlags uint8     `json:"tcp_flags,omitempty"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
 	// App names the application, Category the ground-truth usage
-	// category of the session (both directions share it).
+	// category of the session (both directions share it), in the names
+	// of collector/classify's default rules: Mail, Web, FTP, P2P, DNS,
+	// Secure, Leisure, Chat, Network, Unclassified (random payload).
 	App      string `json:"app"`
 	Category string `json:"category"`
 	// Symptoms counts the planted markers (see Markers) by symptom.

@@ -418,7 +418,7 @@ func (g *generator) icmp(r *rand.Rand, t int64) {
 func (g *generator) random(r *rand.Rand, t int64) {
 	port := uint16(10000 + r.IntN(20000))
 	if r.IntN(10) < 3 {
-		s := g.newSession(r, "random", "Unknown", 17, port, sessOpts{})
+		s := g.newSession(r, "random", "Unclassified", 17, port, sessOpts{})
 		for range 1 + r.IntN(20) {
 			g.datagram(s, 0, randomMsg(r, 20+r.IntN(1200)), t)
 			t += s.rtt + ms(r, 0.1, 5)
@@ -429,7 +429,7 @@ func (g *generator) random(r *rand.Rand, t int64) {
 		g.push(s)
 		return
 	}
-	s := g.newSession(r, "random", "Unknown", 6, port, sessOpts{})
+	s := g.newSession(r, "random", "Unclassified", 6, port, sessOpts{})
 	c := g.newConv(s, r, t)
 	for range 1 + r.IntN(5) {
 		c.send(0, randomMsg(r, 10+r.IntN(2000)), ms(r, 1, 500))

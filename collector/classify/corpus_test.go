@@ -1,0 +1,294 @@
+package classify_test
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+)
+
+const corpusDir = "../../../shared/corpus/pcaps"
+
+// needCorpus skips when the shared corpus is absent (fails under
+// MIRA_REQUIRE_PEERS=1).
+func needCorpus(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(corpusDir); err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatalf("corpus: %v", err)
+		}
+		t.Skipf("corpus absent: %v", err)
+	}
+}
+
+// connKey is a connection regardless of direction (VLAN ignored: nDPI
+// prints it apart and Arkime not at all).
+type connKey struct {
+	a, b   netip.AddrPort
+	proto  uint8
+}
+
+func keyOf(x, y netip.AddrPort, proto uint8) connKey {
+	if y.Addr().Less(x.Addr()) || (y.Addr() == x.Addr() && y.Port() < x.Port()) {
+		x, y = y, x
+	}
+	return connKey{x, y, proto}
+}
+
+// label is one connection with the category its source project's label
+// maps to.
+type label struct {
+	key      connKey
+	source   string // e.g. "nDPI HTTP.Google"
+	category string
+}
+
+// ndpiCategory maps nDPI's master protocol names to the rules' categories,
+// for the protocols the check covers (mail, web, FTP, P2P, DNS, TLS, SSH).
+// SMTPS is nDPI's name for SMTP that went on with STARTTLS (the mail
+// commands are in clear text); IMAPS and POPS without a clear-text part
+// are TLS on a mail port and left out.
+var ndpiCategory = map[string]string{
+	"SMTP": "Mail", "SMTPS": "Mail", "POP3": "Mail", "IMAP": "Mail",
+	"HTTP": "Web", "HTTP_Proxy": "Web", "HTTP_Connect": "Web",
+	"FTP_CONTROL": "FTP", "FTP_DATA": "FTP",
+	"BitTorrent": "P2P", "Gnutella": "P2P", "eDonkey": "P2P",
+	"DNS": "DNS",
+	"TLS": "Secure", "SSH": "Secure",
+}
+
+var ndpiFlow = regexp.MustCompile(`^\s*\d+\s+(TCP|UDP)\s+(\S+)\s+<?->\s+(\S+)\s.*?\[proto: (?:[0-9.]+/)?([^\]]+)\]`)
+
+func ndpiLabels(t *testing.T, path string) []label {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []label
+	for _, line := range strings.Split(string(b), "\n") {
+		m := ndpiFlow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		x, err1 := netip.ParseAddrPort(m[2])
+		y, err2 := netip.ParseAddrPort(m[3])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		master, _, _ := strings.Cut(m[4], ".")
+		cat, ok := ndpiCategory[master]
+		if !ok {
+			continue
+		}
+		proto := uint8(6)
+		if m[1] == "UDP" {
+			proto = 17
+		}
+		out = append(out, label{keyOf(x, y, proto), "nDPI " + m[4], cat})
+	}
+	return out
+}
+
+// arkimeCategory picks the category of an Arkime session from its
+// protocol list: the application protocol over the security layer (SMTP
+// with STARTTLS is mail, HTTP CONNECT then TLS is web).
+func arkimeCategory(protos []string) (string, string) {
+	for _, p := range []struct{ name, cat string }{
+		{"smtp", "Mail"}, {"pop3", "Mail"}, {"imap", "Mail"},
+		{"ftp", "FTP"}, {"bittorrent", "P2P"}, {"gnutella", "P2P"},
+		{"http", "Web"}, {"dns", "DNS"}, {"ssh", "Secure"}, {"tls", "Secure"},
+	} {
+		if slices.Contains(protos, p.name) {
+			return p.cat, p.name
+		}
+	}
+	return "", ""
+}
+
+func arkimeLabels(t *testing.T, path string) []label {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Sessions []struct {
+			Body struct {
+				Protocol   []string `json:"protocol"`
+				IPProtocol uint8    `json:"ipProtocol"`
+				Source     struct {
+					IP   string `json:"ip"`
+					Port uint16 `json:"port"`
+				} `json:"source"`
+				Destination struct {
+					IP   string `json:"ip"`
+					Port uint16 `json:"port"`
+				} `json:"destination"`
+			} `json:"body"`
+		} `json:"sessions3"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Logf("%s: %v (skipped)", path, err)
+		return nil
+	}
+	var out []label
+	for _, s := range doc.Sessions {
+		cat, name := arkimeCategory(s.Body.Protocol)
+		if cat == "" || (s.Body.IPProtocol != 6 && s.Body.IPProtocol != 17) {
+			continue
+		}
+		x, err1 := netip.ParseAddr(s.Body.Source.IP)
+		y, err2 := netip.ParseAddr(s.Body.Destination.IP)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, label{keyOf(netip.AddrPortFrom(x, s.Body.Source.Port), netip.AddrPortFrom(y, s.Body.Destination.Port), s.Body.IPProtocol),
+			"Arkime " + strings.Join(s.Body.Protocol, ","), cat})
+		_ = name
+	}
+	return out
+}
+
+// TestCorpusLabels runs the captures of nDPI and Arkime through `mira
+// analyze`'s chain and the default rules, and compares the category of
+// every connection those projects label as mail, web, FTP, P2P, DNS, TLS
+// or SSH with the label.
+func TestCorpusLabels(t *testing.T) {
+	needCorpus(t)
+	if testing.Short() {
+		t.Skip("short: runs about a hundred captures")
+	}
+	type tally struct{ agree, all int }
+	per := map[string]*tally{}
+	var wrong []string
+	skipped := 0
+	for _, dir := range []string{"ndpi", "arkime"} {
+		files, err := filepath.Glob(filepath.Join(corpusDir, dir, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			var labels []label
+			switch {
+			case strings.HasSuffix(f, ".out"):
+				labels = ndpiLabels(t, f)
+				f = strings.TrimSuffix(f, ".out")
+			case strings.HasSuffix(f, ".test"):
+				labels = arkimeLabels(t, f)
+				base := strings.TrimSuffix(f, ".test")
+				f = ""
+				for _, ext := range []string{".pcap", ".pcapng"} {
+					if _, err := os.Stat(base + ext); err == nil {
+						f = base + ext
+					}
+				}
+			default:
+				continue
+			}
+			if len(labels) == 0 || f == "" {
+				continue
+			}
+			got, err := classifyCapture(t, f)
+			if err != nil {
+				// Link types the probe does not read (802.11, ...).
+				t.Logf("skipped: %v", err)
+				skipped++
+				continue
+			}
+			for _, l := range labels {
+				if per[l.category] == nil {
+					per[l.category] = &tally{}
+				}
+				per[l.category].all++
+				// The labelled connection may be several biflows here (a
+				// tail after the connection ended, a split by the idle
+				// timeout): the one with the most octets speaks for it.
+				cs := got[l.key]
+				ok := false
+				if len(cs) > 0 {
+					best := slices.MaxFunc(cs, func(a, b verdict) int { return cmp.Compare(a.octets, b.octets) })
+					ok = best.category == l.category
+				}
+				if ok {
+					per[l.category].agree++
+					continue
+				}
+				var desc []string
+				for _, c := range cs {
+					desc = append(desc, c.category+" "+symptomString(c.symptoms))
+				}
+				if len(cs) == 0 {
+					desc = append(desc, "no biflow")
+				}
+				wrong = append(wrong, filepath.Base(f)+": "+l.key.a.String()+" "+l.key.b.String()+" "+l.source+" -> "+strings.Join(desc, "; "))
+			}
+		}
+	}
+	for _, w := range wrong {
+		t.Log("disagrees: " + w)
+	}
+	cats := make([]string, 0, len(per))
+	for c := range per {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	agree, all := 0, 0
+	for _, c := range cats {
+		p := per[c]
+		agree += p.agree
+		all += p.all
+		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%)", c, p.agree, p.all, 100*float64(p.agree)/float64(p.all))
+	}
+	if all == 0 {
+		t.Fatal("no labelled connections found")
+	}
+	share := float64(agree) / float64(all)
+	t.Logf("all: %d/%d agree (%.1f%%); %d labelled captures unreadable", agree, all, 100*share, skipped)
+	if share < 0.90 {
+		t.Errorf("agreement %.1f%% < 90%%", 100*share)
+	}
+}
+
+type verdict struct {
+	category string
+	symptoms map[string]uint64
+	octets   uint64
+}
+
+func symptomString(m map[string]uint64) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// classifyCapture runs one capture and returns its biflows' categories by
+// connection.
+func classifyCapture(t *testing.T, path string) (map[connKey][]verdict, error) {
+	t.Helper()
+	st, err := tryAnalyzed(t, path)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[connKey][]verdict{}
+	for _, b := range rep.Biflows {
+		if b.Proto != 6 && b.Proto != 17 {
+			continue
+		}
+		k := keyOf(netip.AddrPortFrom(b.Src, b.Sport), netip.AddrPortFrom(b.Dst, b.Dport), b.Proto)
+		out[k] = append(out[k], verdict{b.Category, b.Symptoms, b.Octets + b.ROctets})
+	}
+	return out, nil
+}

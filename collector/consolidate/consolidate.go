@@ -1,0 +1,540 @@
+package consolidate
+
+import (
+	"cmp"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/exporter/ipfix"
+)
+
+// Origin names where records came from: the probe (exporter) and its
+// observation domain.
+type Origin struct {
+	Probe  string
+	Domain uint32
+}
+
+// Override replaces the sampling a probe announces (operator override).
+// Zero fields mean unsampled.
+type Override struct {
+	// PacketInterval is N of 1-in-N packet sampling.
+	PacketInterval uint32 `yaml:"packet_interval" json:"packet_interval"`
+	// FlowInterval is N of 1-in-N hash-based flow selection.
+	FlowInterval uint32 `yaml:"flow_interval" json:"flow_interval"`
+}
+
+// Config configures a Consolidator. The zero value means defaults.
+type Config struct {
+	// Window is how far apart in time the two directions of a connection
+	// (or two observations of one direction) may be and still pair; a
+	// connection idle this long is complete (default 120s).
+	Window time.Duration
+	// Bucket is the usage statistics time bucket (default 5m).
+	Bucket time.Duration
+	// Confidence is the confidence level of the intervals (default 0.95).
+	Confidence float64
+	// Overrides replace the sampling of the named probes.
+	Overrides map[string]Override
+	// AwaitOptions lists probes whose records carry no sampling of their
+	// own: their records are held until their domain's sampling options
+	// arrive ("*" for every probe).
+	AwaitOptions []string
+	// Hold bounds how long records wait for sampling options (default
+	// 30s of record time); then they are released unscaled and marked.
+	Hold time.Duration
+	// AS, when set, gives per-AS statistics.
+	AS *ASTable
+	// Sink, when set, receives every completed biflow. The Biflow is
+	// reused after the call.
+	Sink func(*Biflow)
+}
+
+func (c *Config) withDefaults() Config {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if d.Window <= 0 {
+		d.Window = 120 * time.Second
+	}
+	if d.Bucket <= 0 {
+		d.Bucket = 5 * time.Minute
+	}
+	if d.Confidence <= 0 || d.Confidence >= 1 {
+		d.Confidence = 0.95
+	}
+	if d.Hold <= 0 {
+		d.Hold = 30 * time.Second
+	}
+	return d
+}
+
+// Stats are a Consolidator's counters.
+type Stats struct {
+	Records    uint64 // records added
+	Biflows    uint64 // biflows completed
+	Paired     uint64 // of which both directions were seen
+	CrossProbe uint64 // of which the directions came from different probes
+	Duplicates uint64 // observations dropped as duplicates of another probe's
+	Held       uint64 // records held waiting for sampling options
+	Unscaled   uint64 // held records released without sampling options
+	Pending    int    // connections waiting for completion now
+}
+
+// connKey identifies a connection regardless of direction: endpoint a is
+// the lower (address, then port). VLAN is left out on purpose: two probes
+// may see one connection on links with different tags.
+type connKey struct {
+	a, b   netip.Addr
+	pa, pb uint16
+	proto  uint8
+}
+
+func isICMP(p uint8) bool { return p == 1 || p == 58 }
+
+func icmpEcho(proto uint8, dport uint16) (echo, request bool) {
+	t := dport >> 8
+	switch proto {
+	case 1:
+		return t == 8 || t == 0, t == 8
+	case 58:
+		return t == 128 || t == 129, t == 128
+	}
+	return false, false
+}
+
+// keyOf returns r's connection key and whether r runs from a to b.
+func keyOf(r *flow.Record) (connKey, bool) {
+	sp, dp := r.Sport, r.Dport
+	src, dst := r.Src.Unmap(), r.Dst.Unmap()
+	if isICMP(r.Proto) {
+		if echo, _ := icmpEcho(r.Proto, r.Dport); echo {
+			sp, dp = 0, 0xffff
+		}
+		if src.Compare(dst) <= 0 {
+			return connKey{src, dst, sp, dp, r.Proto}, true
+		}
+		return connKey{dst, src, sp, dp, r.Proto}, false
+	}
+	c := src.Compare(dst)
+	if c < 0 || (c == 0 && sp <= dp) {
+		return connKey{src, dst, sp, dp, r.Proto}, true
+	}
+	return connKey{dst, src, dp, sp, r.Proto}, false
+}
+
+// obs is one probe's observation of one direction: its records summed.
+type obs struct {
+	probe           int32
+	packets, octets uint64
+	first, last     int64
+	flags           uint8
+	pktInterval     uint32
+	flowInterval    uint32
+	unknown         bool
+	aggregate       uint32
+	category        uint16
+	records         uint32
+	sport, dport    uint16 // as in the record (ICMP type/code kept)
+	symptoms        []flow.SymptomCount
+}
+
+func (o *obs) prob() float64 {
+	p := 1.0
+	if o.pktInterval > 1 {
+		p /= float64(o.pktInterval)
+	}
+	if o.flowInterval > 1 {
+		p /= float64(o.flowInterval)
+	}
+	return p
+}
+
+// better says whether a is kept rather than b (duplicate policy).
+func better(a, b *obs, names []string) bool {
+	if pa, pb := a.prob(), b.prob(); pa != pb {
+		return pa > pb
+	}
+	if a.packets != b.packets {
+		return a.packets > b.packets
+	}
+	return names[a.probe] < names[b.probe]
+}
+
+type entry struct {
+	dir         [2][]obs // [0]: a->b, [1]: b->a
+	first, last int64
+}
+
+// Consolidator pairs, deduplicates, scales and aggregates flow records.
+type Consolidator struct {
+	cfg     Config
+	z       float64
+	pending map[connKey]*entry
+	free    []*entry
+	probes  map[string]int32
+	names   []string
+	opts    map[Origin]ipfix.DomainOptions
+	await   map[string]bool
+	held    map[Origin][]heldRec
+	aggName map[uint32]string
+	now     int64 // latest record end seen
+	swept   int64
+	stats   Stats
+	usage   map[UsageKey]*Usage
+	asUsage map[ASKey]*Usage
+	bf      Biflow
+	out     []Biflow // completed biflows, when no Sink is set
+	keep    bool
+}
+
+type heldRec struct {
+	r    flow.Record
+	when int64
+}
+
+// New returns a Consolidator.
+func New(cfg *Config) *Consolidator {
+	c := &Consolidator{
+		cfg:     cfg.withDefaults(),
+		pending: map[connKey]*entry{},
+		probes:  map[string]int32{},
+		opts:    map[Origin]ipfix.DomainOptions{},
+		await:   map[string]bool{},
+		held:    map[Origin][]heldRec{},
+		aggName: map[uint32]string{},
+		usage:   map[UsageKey]*Usage{},
+		asUsage: map[ASKey]*Usage{},
+	}
+	c.z = normalQuantile(0.5 + c.cfg.Confidence/2)
+	for _, p := range c.cfg.AwaitOptions {
+		c.await[p] = true
+	}
+	c.keep = c.cfg.Sink == nil
+	return c
+}
+
+// Z returns the normal quantile of the configured confidence level.
+func (c *Consolidator) Z() float64 { return c.z }
+
+// Stats returns the counters.
+func (c *Consolidator) Stats() Stats {
+	s := c.stats
+	s.Pending = len(c.pending)
+	return s
+}
+
+// AggregateNames returns the aggregate names learnt from options records.
+func (c *Consolidator) AggregateNames() map[uint32]string { return c.aggName }
+
+func (c *Consolidator) probe(name string) int32 {
+	if i, ok := c.probes[name]; ok {
+		return i
+	}
+	i := int32(len(c.names))
+	c.probes[name] = i
+	c.names = append(c.names, name)
+	return i
+}
+
+// SetOptions records a domain's options (collector.OptionsConsumer
+// passes them on) and releases the records held for them.
+func (c *Consolidator) SetOptions(o Origin, opts ipfix.DomainOptions) {
+	c.opts[o] = opts
+	for id, n := range opts.Aggregates {
+		c.aggName[id] = n
+	}
+	if !opts.HaveSampling {
+		return
+	}
+	h := c.held[o]
+	delete(c.held, o)
+	for i := range h {
+		r := h[i].r
+		applyOptions(&r, opts)
+		c.add(o, &r, false)
+	}
+}
+
+func applyOptions(r *flow.Record, opts ipfix.DomainOptions) {
+	if opts.Sampling.Interval <= 1 {
+		return
+	}
+	if opts.Sampling.Flow {
+		r.SamplingFlowInterval = opts.Sampling.Interval
+	} else {
+		r.SamplingPacketInterval = opts.Sampling.Interval
+	}
+}
+
+// Add adds records of one origin. Records need not be in time order, but
+// a record arriving more than Window after its connection was completed
+// starts a new biflow.
+func (c *Consolidator) Add(o Origin, recs []flow.Record) {
+	for i := range recs {
+		r := &recs[i]
+		c.stats.Records++
+		if ov, ok := c.cfg.Overrides[o.Probe]; ok {
+			rr := *r
+			rr.SamplingPacketInterval, rr.SamplingFlowInterval = ov.PacketInterval, ov.FlowInterval
+			c.add(o, &rr, false)
+			continue
+		}
+		sampled := r.SamplingPacketInterval > 1 || r.SamplingFlowInterval > 1
+		if !sampled && (c.await[o.Probe] || c.await["*"]) {
+			if opts, ok := c.opts[o]; ok && opts.HaveSampling {
+				rr := *r
+				applyOptions(&rr, opts)
+				c.add(o, &rr, false)
+				continue
+			}
+			rr := *r
+			rr.Symptoms = slices.Clone(r.Symptoms)
+			c.held[o] = append(c.held[o], heldRec{rr, r.Last})
+			c.stats.Held++
+			c.advance(r.Last)
+			continue
+		}
+		c.add(o, r, false)
+	}
+	c.maybeSweep()
+}
+
+func (c *Consolidator) advance(t int64) {
+	if t > c.now {
+		c.now = t
+	}
+}
+
+func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
+	k, fwd := keyOf(r)
+	d := 0
+	if !fwd {
+		d = 1
+	}
+	w := int64(c.cfg.Window)
+	e := c.pending[k]
+	if e != nil && (r.First > e.last+w || r.Last < e.first-w) {
+		c.emit(k, e)
+		e = nil
+	}
+	if e == nil {
+		if n := len(c.free); n > 0 {
+			e = c.free[n-1]
+			c.free = c.free[:n-1]
+		} else {
+			e = &entry{}
+		}
+		e.first, e.last = r.First, r.Last
+		c.pending[k] = e
+	}
+	e.first = min(e.first, r.First)
+	e.last = max(e.last, r.Last)
+	p := c.probe(o.Probe)
+	var ob *obs
+	for i := range e.dir[d] {
+		if e.dir[d][i].probe == p {
+			ob = &e.dir[d][i]
+			break
+		}
+	}
+	if ob == nil {
+		e.dir[d] = append(e.dir[d], obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport})
+		ob = &e.dir[d][len(e.dir[d])-1]
+	}
+	ob.packets += r.Packets
+	ob.octets += r.Octets
+	ob.first = min(ob.first, r.First)
+	ob.last = max(ob.last, r.Last)
+	ob.flags |= r.TCPFlags
+	ob.pktInterval = max(ob.pktInterval, r.SamplingPacketInterval)
+	ob.flowInterval = max(ob.flowInterval, r.SamplingFlowInterval)
+	ob.unknown = ob.unknown || unknown
+	if ob.aggregate == 0 {
+		ob.aggregate = r.Aggregate
+	}
+	if ob.category == 0 {
+		ob.category = r.Category
+	}
+	ob.records++
+	for _, s := range r.Symptoms {
+		ob.symptoms = addSymptom(ob.symptoms, s)
+	}
+	c.advance(r.Last)
+}
+
+func addSymptom(list []flow.SymptomCount, s flow.SymptomCount) []flow.SymptomCount {
+	for i := range list {
+		if list[i].ID == s.ID {
+			list[i].Count += s.Count
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// maybeSweep completes connections idle for a window, scanning the
+// pending table at most once per quarter window of record time, and
+// releases held records past their hold time.
+func (c *Consolidator) maybeSweep() {
+	w := int64(c.cfg.Window)
+	if c.now-c.swept < w/4 {
+		return
+	}
+	c.swept = c.now
+	for k, e := range c.pending {
+		if e.last+w < c.now {
+			c.emit(k, e)
+		}
+	}
+	c.releaseHeld(c.now - int64(c.cfg.Hold))
+}
+
+func (c *Consolidator) releaseHeld(before int64) {
+	for o, h := range c.held {
+		n := 0
+		for i := range h {
+			if h[i].when <= before {
+				c.stats.Unscaled++
+				c.add(o, &h[i].r, true)
+				continue
+			}
+			h[n] = h[i]
+			n++
+		}
+		if n == 0 {
+			delete(c.held, o)
+		} else {
+			c.held[o] = h[:n]
+		}
+	}
+}
+
+// Flush completes every pending connection and releases held records
+// (end of input, shutdown).
+func (c *Consolidator) Flush() {
+	c.releaseHeld(math.MaxInt64)
+	keys := make([]connKey, 0, len(c.pending))
+	for k := range c.pending {
+		keys = append(keys, k)
+	}
+	// Deterministic output order: by start time, then key.
+	slices.SortFunc(keys, func(x, y connKey) int {
+		if r := cmp.Compare(c.pending[x].first, c.pending[y].first); r != 0 {
+			return r
+		}
+		if r := x.a.Compare(y.a); r != 0 {
+			return r
+		}
+		if r := x.b.Compare(y.b); r != 0 {
+			return r
+		}
+		if r := cmp.Compare(x.pa, y.pa); r != 0 {
+			return r
+		}
+		if r := cmp.Compare(x.pb, y.pb); r != 0 {
+			return r
+		}
+		return cmp.Compare(x.proto, y.proto)
+	})
+	for _, k := range keys {
+		c.emit(k, c.pending[k])
+	}
+}
+
+// Biflows returns (and forgets) the biflows completed so far when no Sink
+// is configured.
+func (c *Consolidator) Biflows() []Biflow {
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// pick applies the duplicate policy to one direction's observations.
+func (c *Consolidator) pick(list []obs) (*obs, int) {
+	if len(list) == 0 {
+		return nil, 0
+	}
+	best := &list[0]
+	for i := 1; i < len(list); i++ {
+		if better(&list[i], best, c.names) {
+			best = &list[i]
+		}
+	}
+	return best, len(list) - 1
+}
+
+func (c *Consolidator) emit(k connKey, e *entry) {
+	delete(c.pending, k)
+	f, mf := c.pick(e.dir[0])
+	r, mr := c.pick(e.dir[1])
+	init, resp := f, r
+	if f == nil || (r != nil && !initiatorFirst(f, r, k.proto)) {
+		init, resp = r, f
+	}
+	b := &c.bf
+	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0]}
+	// init is a->b when it is f.
+	if init == f {
+		b.Src, b.Dst, b.Sport, b.Dport = k.a, k.b, init.sport, init.dport
+	} else {
+		b.Src, b.Dst, b.Sport, b.Dport = k.b, k.a, init.sport, init.dport
+	}
+	b.setDirection(init, false, c.names)
+	if resp != nil {
+		b.setDirection(resp, true, c.names)
+	}
+	b.finish()
+	c.stats.Biflows++
+	c.stats.Duplicates += uint64(b.Merged)
+	if resp != nil {
+		c.stats.Paired++
+		if init.probe != resp.probe {
+			c.stats.CrossProbe++
+		}
+	}
+	c.account(b)
+	if c.cfg.Sink != nil {
+		c.cfg.Sink(b)
+	} else {
+		cp := *b
+		cp.Symptoms = slices.Clone(b.Symptoms)
+		cp.Probes = slices.Clone(b.Probes)
+		c.out = append(c.out, cp)
+	}
+	for d := range e.dir {
+		for i := range e.dir[d] {
+			e.dir[d][i].symptoms = nil
+		}
+		e.dir[d] = e.dir[d][:0]
+	}
+	c.free = append(c.free, e)
+}
+
+// initiatorFirst says whether observation x (a->b) rather than y opened
+// the connection: a bare SYN, an ICMP echo request, an earlier start, and
+// finally the side that sent to the lower port.
+func initiatorFirst(x, y *obs, proto uint8) bool {
+	if isICMP(proto) {
+		ex, rx := icmpEcho(proto, x.dport)
+		ey, ry := icmpEcho(proto, y.dport)
+		if ex && ey && rx != ry {
+			return rx
+		}
+	}
+	if proto == 6 {
+		bareX := x.flags&0x12 == 0x02
+		bareY := y.flags&0x12 == 0x02
+		if bareX != bareY {
+			return bareX
+		}
+	}
+	if x.first != y.first {
+		return x.first < y.first
+	}
+	return x.dport <= x.sport
+}
