@@ -40,6 +40,9 @@ type Probe struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	Export   []Export `yaml:"export"`
 	Symptoms Symptoms `yaml:"symptoms"`
+	// FastClass lists address prefixes whose flows get a category
+	// without payload scanning (appliance/fastclass).
+	FastClass FastClass `yaml:"fastclass"`
 	// SNMPListen is the SNMP agent's UDP address ("" = no agent); SNMP
 	// is the agent's configuration (communities, v3 users, targets).
 	SNMPListen string    `yaml:"snmp_listen"`
@@ -88,6 +91,12 @@ type Symptoms struct {
 	Disabled bool `yaml:"disabled"`
 	// ScanLimit bounds the bytes scanned per flow direction (0 = unlimited).
 	ScanLimit int64 `yaml:"scan_limit"`
+}
+
+// FastClass names fast-classification lists.
+type FastClass struct {
+	// Files are address/prefix lists: YAML, or CSV when named *.csv.
+	Files []string `yaml:"files"`
 }
 
 // Listen is an optional listening address.

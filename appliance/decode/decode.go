@@ -45,6 +45,9 @@ type Packet struct {
 	// Fragment says the packet is an IP fragment (first or later) at some
 	// level of encapsulation.
 	Fragment bool
+	// LaterFragment says it is a non-first fragment: its payload is the
+	// middle of a datagram, not the start of a transport payload.
+	LaterFragment bool
 	// VPI and VCI come from a SunATM pseudo-header or from the capture
 	// info; HasVC says they are set.
 	VPI, VCI uint16

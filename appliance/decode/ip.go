@@ -155,6 +155,7 @@ func (d *Decoder) fragment(b []byte, off, end int, p *Packet, proto uint8, depth
 	p.Fragment = true
 	k := fragKey{src: p.Src, dst: p.Dst, id: id, proto: proto}
 	if later {
+		p.LaterFragment = true
 		p.Proto = proto
 		p.Sport, p.Dport, p.TCPFlags, p.TCPSeq = 0, 0, 0, 0
 		p.Payload = nil

@@ -317,8 +317,11 @@ const (
 func (t *Table) scan(e *entry, p *decode.Packet) {
 	db := t.cfg.Symptoms
 	pl := p.Payload
+	if p.LaterFragment {
+		return // the middle of a datagram: its first fragment was scanned
+	}
 	if p.Proto != 6 {
-		if len(pl) > 0 && !p.Fragment {
+		if len(pl) > 0 {
 			var st symptom.State
 			t.stats.ScanBytes += uint64(db.Scan(&st, &e.counts, pl, 0))
 		}

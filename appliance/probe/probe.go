@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/fastclass"
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
@@ -52,6 +53,7 @@ type Probe struct {
 	names []string
 
 	db         *symptom.DB
+	fast       *fastclass.Table
 	live       bool // given Sources are live (tests)
 	start      time.Time
 	expList    []Exporter // every exporter, kept after Close for SNMP
@@ -134,6 +136,16 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		return err
 	}
 	p.db = db
+	var fast func(*flow.Key) uint16
+	if len(c.FastClass.Files) > 0 {
+		tb, ferr := fastclass.Load(c.FastClass.Files...)
+		if ferr != nil {
+			p.closeExporters()
+			return fmt.Errorf("probe: %w", ferr)
+		}
+		p.fast = tb
+		fast = tb.Classify
+	}
 	p.pipe = pipeline.New(pipeline.Config{
 		Workers:      c.Pipeline.Workers,
 		QueueBatches: c.Pipeline.QueueBatches,
@@ -143,6 +155,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			TCPEndTimeout: c.Meter.TCPEndTimeout,
 			MaxFlows:      c.Meter.MaxFlows,
 			Symptoms:      db,
+			FastClass:     fast,
 		},
 		Domain:   c.Probe.ObservationDomain,
 		Progress: p.opts.Progress,
@@ -225,6 +238,10 @@ func (p *Probe) symptomDB() (*symptom.DB, error) {
 // Symptoms returns the symptom database in use (nil before Run or when
 // scanning is disabled).
 func (p *Probe) Symptoms() *symptom.DB { return p.db }
+
+// FastClass returns the fast-classification table in use (nil before Run
+// or when no list is configured); its Names name the category ids.
+func (p *Probe) FastClass() *fastclass.Table { return p.fast }
 
 // ExportStats returns records handed to exporters and failures per target.
 func (p *Probe) ExportStats() (records uint64, failures map[string]uint64) {

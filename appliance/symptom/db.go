@@ -161,9 +161,27 @@ func (c *Counts) add(id uint16) {
 
 // Add adds n occurrences of symptom id (for merging counts).
 func (c *Counts) Add(id uint16, n uint32) {
-	for ; n > 0; n-- {
-		c.add(id)
+	if n == 0 {
+		return
 	}
+	sat := func(a, b uint32) uint32 {
+		if a+b < a {
+			return ^uint32(0)
+		}
+		return a + b
+	}
+	for i := 0; i < int(c.n); i++ {
+		if c.ids[i] == id {
+			c.counts[i] = sat(c.counts[i], n)
+			return
+		}
+	}
+	if int(c.n) < countSlots {
+		c.ids[c.n], c.counts[c.n] = id, n
+		c.n++
+		return
+	}
+	c.Overflow = sat(c.Overflow, n)
 }
 
 // Len is the number of distinct symptoms held.

@@ -204,6 +204,10 @@ func TestCountsOverflow(t *testing.T) {
 	if c.Len() != countSlots || c.Overflow != 9+10 || c.Total() != 55 || c.Get(3) != 3 || c.Get(9) != 0 {
 		t.Fatalf("counts %+v", c)
 	}
+	c.Add(1, ^uint32(0))
+	if c.Get(1) != ^uint32(0) {
+		t.Fatalf("count does not saturate: %d", c.Get(1))
+	}
 	recs := c.AppendTo(nil)
 	if len(recs) != 8 || recs[7].ID != 8 || recs[7].Count != 8 {
 		t.Fatalf("AppendTo %v", recs)

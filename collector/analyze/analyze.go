@@ -201,6 +201,11 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	// Symptom names: the probe's database (in-process, so no options
 	// record is needed for them here).
+	if fc := pb.FastClass(); fc != nil {
+		if err := st.PutNames(store.Names{Categories: fc.Names()}); err != nil {
+			return nil, err
+		}
+	}
 	if db := pb.Symptoms(); db != nil {
 		n := store.Names{Symptoms: map[uint16]string{}}
 		for _, sy := range db.Symptoms() {

@@ -51,9 +51,9 @@ func TestParseCSV(t *testing.T) {
 	if tb.Errors[ASReasonPrefix] != 1 || tb.Errors[ASReasonASN] != 1 {
 		t.Fatalf("errors %v", tb.Errors)
 	}
-	_, err = ParseASBytes([]byte("x\nnope,1\n"), "bad.csv")
+	_, err = ParseASBytes([]byte("prefix,as\nnope,1\n"), "bad.csv")
 	var ae *ASError
-	if !errors.As(err, &ae) || ae.Line != 2 || ae.Offset != 2 || !strings.Contains(err.Error(), "bad.csv: line 2 (offset 2): bad prefix") {
+	if !errors.As(err, &ae) || ae.Line != 2 || ae.Offset != 10 || !strings.Contains(err.Error(), "bad.csv: line 2 (offset 10): bad prefix") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -165,9 +165,21 @@ func better(a, b *obs, names []string) bool {
 	return names[a.probe] < names[b.probe]
 }
 
+// entry is one pending connection. Most directions are seen by one
+// probe: the first observation of each direction is kept inline, further
+// probes' (duplicates) in more.
 type entry struct {
-	dir         [2][]obs // [0]: a->b, [1]: b->a
 	first, last int64
+	n           [2]uint8 // observations per direction ([0]: a->b, [1]: b->a)
+	one         [2]obs
+	more        [2][]obs
+}
+
+func (e *entry) at(d, i int) *obs {
+	if i == 0 {
+		return &e.one[d]
+	}
+	return &e.more[d][i-1]
 }
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
@@ -275,6 +287,7 @@ func applyOptions(r *flow.Record, opts ipfix.DomainOptions) {
 // a record arriving more than Window after its connection was completed
 // starts a new biflow.
 func (c *Consolidator) Add(o Origin, recs []flow.Record) {
+	p := c.probe(o.Probe)
 	for i := range recs {
 		r := &recs[i]
 		c.stats.Records++
@@ -299,7 +312,7 @@ func (c *Consolidator) Add(o Origin, recs []flow.Record) {
 			c.advance(r.Last)
 			continue
 		}
-		c.add(o, r, false)
+		c.addProbe(p, r, false)
 	}
 	c.maybeSweep()
 }
@@ -311,6 +324,10 @@ func (c *Consolidator) advance(t int64) {
 }
 
 func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
+	c.addProbe(c.probe(o.Probe), r, unknown)
+}
+
+func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	k, fwd := keyOf(r)
 	d := 0
 	if !fwd {
@@ -334,17 +351,22 @@ func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
 	}
 	e.first = min(e.first, r.First)
 	e.last = max(e.last, r.Last)
-	p := c.probe(o.Probe)
 	var ob *obs
-	for i := range e.dir[d] {
-		if e.dir[d][i].probe == p {
-			ob = &e.dir[d][i]
+	for i := 0; i < int(e.n[d]); i++ {
+		if x := e.at(d, i); x.probe == p {
+			ob = x
 			break
 		}
 	}
 	if ob == nil {
-		e.dir[d] = append(e.dir[d], obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport})
-		ob = &e.dir[d][len(e.dir[d])-1]
+		nb := obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport}
+		if e.n[d] == 0 {
+			e.one[d] = nb
+		} else {
+			e.more[d] = append(e.more[d], nb)
+		}
+		e.n[d]++
+		ob = e.at(d, int(e.n[d])-1)
 	}
 	ob.packets += r.Packets
 	ob.octets += r.Octets
@@ -418,15 +440,20 @@ func (c *Consolidator) releaseHeld(before int64) {
 // (end of input, shutdown).
 func (c *Consolidator) Flush() {
 	c.releaseHeld(math.MaxInt64)
-	keys := make([]connKey, 0, len(c.pending))
-	for k := range c.pending {
-		keys = append(keys, k)
+	type kv struct {
+		k connKey
+		e *entry
+	}
+	all := make([]kv, 0, len(c.pending))
+	for k, e := range c.pending {
+		all = append(all, kv{k, e})
 	}
 	// Deterministic output order: by start time, then key.
-	slices.SortFunc(keys, func(x, y connKey) int {
-		if r := cmp.Compare(c.pending[x].first, c.pending[y].first); r != 0 {
+	slices.SortFunc(all, func(a, b kv) int {
+		if r := cmp.Compare(a.e.first, b.e.first); r != 0 {
 			return r
 		}
+		x, y := a.k, b.k
 		if r := x.a.Compare(y.a); r != 0 {
 			return r
 		}
@@ -441,8 +468,8 @@ func (c *Consolidator) Flush() {
 		}
 		return cmp.Compare(x.proto, y.proto)
 	})
-	for _, k := range keys {
-		c.emit(k, c.pending[k])
+	for _, x := range all {
+		c.emit(x.k, x.e)
 	}
 }
 
@@ -455,23 +482,24 @@ func (c *Consolidator) Biflows() []Biflow {
 }
 
 // pick applies the duplicate policy to one direction's observations.
-func (c *Consolidator) pick(list []obs) (*obs, int) {
-	if len(list) == 0 {
+func (c *Consolidator) pick(e *entry, d int) (*obs, int) {
+	n := int(e.n[d])
+	if n == 0 {
 		return nil, 0
 	}
-	best := &list[0]
-	for i := 1; i < len(list); i++ {
-		if better(&list[i], best, c.names) {
-			best = &list[i]
+	best := e.at(d, 0)
+	for i := 1; i < n; i++ {
+		if x := e.at(d, i); better(x, best, c.names) {
+			best = x
 		}
 	}
-	return best, len(list) - 1
+	return best, n - 1
 }
 
 func (c *Consolidator) emit(k connKey, e *entry) {
 	delete(c.pending, k)
-	f, mf := c.pick(e.dir[0])
-	r, mr := c.pick(e.dir[1])
+	f, mf := c.pick(e, 0)
+	r, mr := c.pick(e, 1)
 	init, resp := f, r
 	if f == nil || (r != nil && !initiatorFirst(f, r, k.proto)) {
 		init, resp = r, f
@@ -506,12 +534,7 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		cp.Probes = slices.Clone(b.Probes)
 		c.out = append(c.out, cp)
 	}
-	for d := range e.dir {
-		for i := range e.dir[d] {
-			e.dir[d][i].symptoms = nil
-		}
-		e.dir[d] = e.dir[d][:0]
-	}
+	*e = entry{more: [2][]obs{e.more[0][:0], e.more[1][:0]}}
 	c.free = append(c.free, e)
 }
 

@@ -6,8 +6,9 @@
 #
 # mira-probe turns PCAP (default: `mira synth --large`, shared with
 # flowmeter.sh through $WORK) into an RFC 5655 file once; ipfixreplay then
-# sends its messages over UDP at RATE messages/s (default 2000; a file-export message holds ~128 records), LOOPS
-# times (default 3, each pass in its own observation domains), to each
+# sends its messages over UDP at RATE messages/s (default 500; a message
+# of the file export holds ~128 records), LOOPS times (default 2, each
+# pass in its own observation domains), to each
 # collector in turn, both pinned to one core. For each it prints the
 # records stored, the datagrams the kernel dropped, the CPU seconds the
 # collector process used (/proc/PID/stat utime+stime, from before the
@@ -15,8 +16,8 @@
 # included for either), records per CPU-second and the ratio.
 set -eu
 cd "$(dirname "$0")/../.."
-RATE=${2:-2000}
-LOOPS=${3:-3}
+RATE=${2:-500}
+LOOPS=${3:-2}
 WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
 CORE=${CORE:-1}
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -88,4 +89,5 @@ echo "replay: $sent"
 echo "$nf $nfrecs" | awk '{printf "%-15s stored %9d records, %6d datagrams dropped, cpu %7.3fs, %10.0f records/cpu-s\n", $1, $4, $3, $2, ($2 > 0 ? $4/$2 : 0)}'
 echo "$mc $mcrecs" | awk '{printf "%-15s stored %9d records, %6d datagrams dropped, cpu %7.3fs, %10.0f records/cpu-s\n", $1, $4, $3, $2, ($2 > 0 ? $4/$2 : 0)}'
 echo "$nf $nfrecs $mc $mcrecs" | awk '$2 > 0 && $6 > 0 {printf "ratio mira-collector/nfcapd: %.2fx records per cpu-second\n", ($8/$6)/($4/$2)}'
+echo "$nf $mc" | awk '$3 > 0 || $6 > 0 {print "WARNING: datagrams were dropped: a collector did not keep up at this rate; lower RATE for a per-CPU comparison"}'
 echo "work dir: $WORK"

@@ -758,7 +758,7 @@ func FuzzGenerate(f *testing.F) {
 }
 
 // BenchmarkGenerateLarge generates the benchmark trace once per iteration
-// (about 3.8 M packets); run it with -benchtime 1x.
+// (about 3.7 M packets); run it with -benchtime 1x.
 func BenchmarkGenerateLarge(b *testing.B) {
 	b.ReportAllocs()
 	var w countWriter

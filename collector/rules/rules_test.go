@@ -1,0 +1,122 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/symptom"
+)
+
+func scan(db *symptom.DB, payload []byte) symptom.Counts {
+	var st symptom.State
+	var c symptom.Counts
+	db.Scan(&st, &c, payload, 0)
+	return c
+}
+
+func TestImportSample(t *testing.T) {
+	data, err := os.ReadFile("testdata/sample.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, issues, err := Import("testdata/sample.rules", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := string(y)
+	for _, want := range []string{
+		"sid 9000001: flow:established,to_server",
+		"sid 9000002: distance:0",
+		"sid 9000002: (rule): 2 contents become independent patterns",
+		"sid 9000004: http.user_agent",
+		"sid 9000004: startswith",
+		"sid 9000006: pcre",
+		"sid 9000006: (rule): no usable content: rule skipped",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("output lacks the issue %q:\n%s", want, all)
+		}
+	}
+	if len(issues) < 7 {
+		t.Errorf("%d issues", len(issues))
+	}
+	db, err := symptom.Parse("imported.yaml", y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range db.Symptoms() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "POLICY_VIOLATION,MISC_ACTIVITY,BAD_UNKNOWN,ATTEMPTED_RECON" {
+		t.Fatalf("symptoms %v", names)
+	}
+	id := func(n string) uint16 { s, _ := db.Lookup(n); return s.ID }
+	for _, tc := range []struct {
+		name    string
+		payload string
+		sym     string
+		want    uint32
+	}{
+		{"nocase within depth", "EHLO x\r\nauth login\r\n", "POLICY_VIOLATION", 1},
+		{"beyond depth 64", strings.Repeat("x", 70) + "AUTH LOGIN", "POLICY_VIOLATION", 0},
+		{"hex and offset", "\x13BitTorrent protocol\x00\x00", "POLICY_VIOLATION", 1},
+		{"handshake not at offset 0", "xx\x13BitTorrent protocol", "POLICY_VIOLATION", 0},
+		{"PE: MZ at 0 and PE anywhere", "MZ\x90\x00....PE\x00\x00", "POLICY_VIOLATION", 2},
+		{"hex with nocase", "\x00\x01\x07EXAMPLE\x07invalid\x00", "BAD_UNKNOWN", 1},
+		{"escapes", `..a;b"c\d..`, "ATTEMPTED_RECON", 1},
+		{"random text", "the quick brown fox", "POLICY_VIOLATION", 0},
+	} {
+		c := scan(db, []byte(tc.payload))
+		if got := c.Get(id(tc.sym)); got != tc.want {
+			t.Errorf("%s: %s counted %d, want %d", tc.name, tc.sym, got, tc.want)
+		}
+	}
+}
+
+func TestRunImportAndCheck(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := Run(context.Background(), []string{"import-snort", "testdata/sample.rules"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut.String(), "not expressible: line 3 sid 9000002: distance:0") {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+	if _, err := symptom.Parse("out.yaml", out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.rules")
+	os.WriteFile(bad, []byte("alert tcp any any -> any any (msg:\"x\"; pcre:\"/a/\"; sid:1;)\n"), 0o644)
+	if err := Run(context.Background(), []string{"import-snort", bad}, &out, &errOut); err == nil {
+		t.Error("a file without any usable content imported without error")
+	}
+	rules := filepath.Join(dir, "r.yaml")
+	os.WriteFile(rules, []byte("version: 1\nrules:\n  - category: Mail\n    when: MAIL > 0\n  - category: X\n    when: MAIL +\n"), 0o644)
+	err := Run(context.Background(), []string{"check", rules}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:6: rule 2 (X)") {
+		t.Errorf("check error %v", err)
+	}
+}
+
+func FuzzImport(f *testing.F) {
+	data, _ := os.ReadFile("testdata/sample.rules")
+	f.Add(data)
+	f.Add([]byte(`alert tcp any any -> any any (content:"|zz|"; depth:-1; offset:x; nocase;)`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		y, _, err := Import("fuzz.rules", data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.rules") {
+				t.Fatalf("error does not name the input: %v", err)
+			}
+			return
+		}
+		if _, err := symptom.Parse("fuzz.yaml", y); err != nil {
+			t.Fatalf("Import returned a database that does not compile: %v", err)
+		}
+	})
+}
