@@ -76,7 +76,7 @@ func TestLookup(t *testing.T) {
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, text, want string
-		csv             bool
+		csv              bool
 	}{
 		{"bad prefix", "version: 1\ncategories:\n  - category: X\n    prefixes: [10.0.0.0/33]\n", "l.yaml:4", false},
 		{"unknown key", "version: 1\ncolour: red\n", `l.yaml:2: invalid fast-class list: unknown key "colour"`, false},

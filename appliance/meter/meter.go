@@ -92,6 +92,9 @@ func (s *Stats) Evicted() uint64 { return s.Expired[flow.EndResource] }
 
 const nilIdx = -1
 
+// lruGranularity is how stale an entry's place in its lru list may be.
+const lruGranularity = int64(time.Second / 4)
+
 type list struct{ head, tail int32 }
 
 type entry struct {
@@ -100,7 +103,9 @@ type entry struct {
 	// packet time (active expiry).
 	lprev, lnext int32
 	aprev, anext int32
-	ended        bool // FIN or RST seen
+	hash         uint64
+	moved        int64 // capture time of the last move to an lru list's tail
+	ended        bool  // FIN or RST seen
 	inUse        bool
 	noScan       bool // fast-classified: not scanned
 	seqKnown     bool // nextSeq is valid (TCP)
@@ -121,7 +126,7 @@ type Table struct {
 	idle    int64
 	active  int64
 	tcpEnd  int64
-	index   map[flow.Key]int32
+	idx     index
 	chunks  [][]entry // slab of entries, grown a chunk at a time
 	nslab   int32     // entries allocated so far
 	free    []int32
@@ -146,7 +151,7 @@ func New(cfg *Config, sink Sink) *Table {
 		idle:   int64(c.IdleTimeout),
 		active: int64(c.ActiveTimeout),
 		tcpEnd: int64(c.TCPEndTimeout),
-		index:  make(map[flow.Key]int32, min(c.MaxFlows, chunkSize)),
+		idx:    newIndex(c.MaxFlows),
 		lru:    list{nilIdx, nilIdx},
 		ended:  list{nilIdx, nilIdx},
 		age:    list{nilIdx, nilIdx},
@@ -196,7 +201,7 @@ func (t *Table) SetObservationDomain(d uint32) { t.domain = d }
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats {
 	s := t.stats
-	s.Active = uint64(len(t.index))
+	s.Active = uint64(t.idx.n)
 	s.SymptomOccurrences = append([]uint64(nil), t.symOcc...)
 	s.SymptomFlows = append([]uint64(nil), t.symFlows...)
 	return s
@@ -271,15 +276,23 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 		t.expire()
 	}
 	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
-	i, ok := t.index[k]
+	h := hashKey(&k)
+	i, ok := t.find(&k, h)
 	if ok && ts-t.at(i).rec.First >= t.active {
 		t.remove(i, flow.EndActive)
 		ok = false
 	}
+	end := p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0
+	relink := true
 	if !ok {
-		i = t.create(&k, p, ts, ifIndex)
-	} else {
+		i = t.create(&k, h, p, ts, ifIndex)
+	} else if e := t.at(i); ts-e.moved >= lruGranularity || (end && !e.ended) {
 		t.lruUnlink(i)
+	} else {
+		// Moving the entry to the list's tail on every packet costs two
+		// cache misses on its neighbours; once per lruGranularity keeps
+		// idle expiry and eviction within that much of exact.
+		relink = false
 	}
 	e := t.at(i)
 	r := &e.rec
@@ -296,10 +309,11 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	if t.cfg.Symptoms != nil && !e.noScan {
 		t.scan(e, p)
 	}
-	if p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0 {
-		e.ended = true
+	if relink {
+		e.ended = e.ended || end
+		e.moved = ts
+		t.lruPush(i)
 	}
-	t.lruPush(i)
 	t.stats.Packets++
 	t.stats.Octets += uint64(p.OuterLen)
 }
@@ -367,7 +381,7 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	e.off += uint64(adv)
 }
 
-func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) int32 {
+func (t *Table) create(k *flow.Key, h uint64, p *decode.Packet, ts int64, ifIndex uint32) int32 {
 	i := t.alloc()
 	if i == nilIdx {
 		// Table full: export the least recently seen flow early.
@@ -404,7 +418,8 @@ func (t *Table) create(k *flow.Key, p *decode.Packet, ts int64, ifIndex uint32) 
 	if t.cfg.Label != nil {
 		r.Aggregate = t.cfg.Label(p, ifIndex)
 	}
-	t.index[*k] = i
+	e.hash = h
+	t.idx.insert(h, i)
 	t.agePush(i)
 	t.stats.Created++
 	return i
@@ -415,7 +430,7 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	e := t.at(i)
 	t.lruUnlink(i)
 	t.ageUnlink(i)
-	delete(t.index, e.rec.Key)
+	t.unindex(e.hash, i)
 	e.rec.EndReason = reason
 	if e.counts.Len() > 0 {
 		e.rec.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))

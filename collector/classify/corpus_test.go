@@ -35,8 +35,8 @@ func needCorpus(t *testing.T) {
 // connKey is a connection regardless of direction (VLAN ignored: nDPI
 // prints it apart and Arkime not at all).
 type connKey struct {
-	a, b   netip.AddrPort
-	proto  uint8
+	a, b  netip.AddrPort
+	proto uint8
 }
 
 func keyOf(x, y netip.AddrPort, proto uint8) connKey {

@@ -15,7 +15,8 @@ type Estimate struct {
 	VarBiflows, VarPackets, VarOctets float64
 }
 
-func (e *Estimate) add(o *Estimate) {
+// Add adds o's totals and variances (independent estimators).
+func (e *Estimate) Add(o *Estimate) {
 	e.Biflows += o.Biflows
 	e.Packets += o.Packets
 	e.Octets += o.Octets
@@ -104,25 +105,38 @@ func (b *Biflow) setDirection(o *obs, reverse bool, names []string) {
 	if b.Sampling == 0 || p*q < b.Sampling {
 		b.Sampling = p * q
 	}
-	n, x := float64(o.packets), float64(o.octets)
-	b.Est.Packets += n / p
-	b.Est.Octets += x / p
+	b.Est.AddObserved(o.packets, o.octets, o.pktInterval)
+}
+
+// AddObserved adds a direction's (or record's) observed counts, packet
+// sampled 1 in pktInterval (0 or 1: unsampled): n/p packets with
+// variance n(1-p)/p², o/p octets with variance (1-p)/p² · o²/n.
+func (e *Estimate) AddObserved(packets, octets uint64, pktInterval uint32) {
+	p := 1.0
+	if pktInterval > 1 {
+		p = 1 / float64(pktInterval)
+	}
+	n, x := float64(packets), float64(octets)
+	e.Packets += n / p
+	e.Octets += x / p
 	if p < 1 && n > 0 {
-		b.Est.VarPackets += n * (1 - p) / (p * p)
-		b.Est.VarOctets += (1 - p) / (p * p) * x * x / n
+		e.VarPackets += n * (1 - p) / (p * p)
+		e.VarOctets += (1 - p) / (p * p) * x * x / n
 	}
 }
 
-// finish applies flow selection to the whole connection: the packet-level
-// estimates are divided by q, their variances by q², and the variance of
-// selecting the connection, (1-q)/q² · X², is added.
-func (b *Biflow) finish() {
-	q := b.flowQ
-	if q <= 0 {
-		q = 1
+// SelectFlows turns the estimate of one connection's observed traffic
+// into the estimate of the population it stands for when connections
+// were kept by hash-based selection with probability q = 1/flowInterval:
+// totals divided by q, variances by q², plus the selection variance
+// (1-q)/q² · X²; the biflow count is 1/q with variance (1-q)/q².
+func (e *Estimate) SelectFlows(flowInterval uint32) {
+	q := 1.0
+	if flowInterval > 1 {
+		q = 1 / float64(flowInterval)
 	}
-	e := &b.Est
 	e.Biflows = 1 / q
+	e.VarBiflows = 0
 	if q < 1 {
 		P, X := e.Packets, e.Octets
 		e.Packets, e.Octets = P/q, X/q
@@ -130,7 +144,13 @@ func (b *Biflow) finish() {
 		e.VarOctets = e.VarOctets/(q*q) + (1-q)/(q*q)*X*X
 		e.VarBiflows = (1 - q) / (q * q)
 	}
-	if math.IsNaN(e.VarOctets) {
-		e.VarOctets = 0
+}
+
+// finish applies flow selection to the whole connection.
+func (b *Biflow) finish() {
+	n := uint32(1)
+	if b.flowQ > 0 && b.flowQ < 1 {
+		n = uint32(math.Round(1 / b.flowQ))
 	}
+	b.Est.SelectFlows(n)
 }

@@ -222,7 +222,7 @@ func New(cfg *Config) *Consolidator {
 		usage:   map[UsageKey]*Usage{},
 		asUsage: map[ASKey]*Usage{},
 	}
-	c.z = normalQuantile(0.5 + c.cfg.Confidence/2)
+	c.z = NormalQuantile(0.5 + c.cfg.Confidence/2)
 	for _, p := range c.cfg.AwaitOptions {
 		c.await[p] = true
 	}

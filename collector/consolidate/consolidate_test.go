@@ -310,7 +310,7 @@ func TestCoverage(t *testing.T) {
 
 func TestNormalQuantile(t *testing.T) {
 	for p, want := range map[float64]float64{0.975: 1.959964, 0.95: 1.644854, 0.995: 2.575829} {
-		if got := normalQuantile(p); math.Abs(got-want) > 1e-5 {
+		if got := NormalQuantile(p); math.Abs(got-want) > 1e-5 {
 			t.Errorf("quantile(%v) = %v, want %v", p, got, want)
 		}
 	}

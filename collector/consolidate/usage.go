@@ -39,7 +39,7 @@ func (u *Usage) add(b *Biflow) {
 	u.Biflows++
 	u.Packets += b.Packets + b.RPackets
 	u.Octets += b.Octets + b.ROctets
-	u.Est.add(&b.Est)
+	u.Est.Add(&b.Est)
 	u.PacketSampled = u.PacketSampled || b.PacketSampled
 	if b.SamplingUnknown {
 		u.Unscaled++
@@ -135,9 +135,9 @@ func (c *Consolidator) ASUsage() []ASRow {
 // BucketTime returns a bucket start as a time.
 func BucketTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-// normalQuantile returns the standard normal quantile of p (0 < p < 1),
-// by bisection on math.Erf: exact to 1e-12, and only computed once.
-func normalQuantile(p float64) float64 {
+// NormalQuantile returns the standard normal quantile of p (0 < p < 1),
+// by bisection on math.Erf: exact to 1e-12 (1.959964 for 0.975).
+func NormalQuantile(p float64) float64 {
 	lo, hi := -10.0, 10.0
 	for i := 0; i < 200; i++ {
 		m := (lo + hi) / 2

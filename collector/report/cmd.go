@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 )
 
@@ -184,11 +185,25 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 // RunReport implements `mira report`: it reads the store named by --db,
 // pairs the flows into biflows and writes the report.
 func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
+	return reportOn(ctx, args, stdout, nil, nil)
+}
+
+// BuildFunc builds a report from a store; FromStoreQuery is one, and a
+// classifier's FromStore another.
+type BuildFunc func(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error)
+
+// reportOn is `mira report` on the store named by --db, or on st when
+// it is not nil (the collector's HTTP API), built by build
+// (FromStoreQuery when nil).
+func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.Store, build BuildFunc) error {
 	fs := flag.NewFlagSet("mira report", flag.ContinueOnError)
 	var c commonFlags
 	c.register(fs)
-	by := fs.String("by", "aggregate,category", "usage grouping: aggregate, category, or aggregate,category (as and probe: not yet supported)")
+	by := fs.String("by", "aggregate,category", "usage grouping: aggregate, category, aggregate,category, probe, or as (needs --as)")
 	window := fs.Duration("window", DefaultWindow, "pairing window: how far apart opposite flows may be and still pair")
+	asFile := fs.String("as", "", "prefix to AS table for --by as: CSV (prefix,asn) or `bgpdump -m` output")
+	conf := fs.Float64("confidence", 0.95, "confidence level of the intervals of sampled estimates")
+	noDedup := fs.Bool("no-dedup", false, "keep flows that several probes reported (default: counted once)")
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
@@ -204,12 +219,36 @@ func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
 	if *window <= 0 {
 		return fmt.Errorf("--window %v: must be positive", *window)
 	}
-	s, err := openStore(c.db)
-	if err != nil {
-		return err
+	if *conf <= 0 || *conf >= 1 {
+		return fmt.Errorf("--confidence %v: want a level between 0 and 1 (0.95)", *conf)
 	}
-	defer s.Close()
-	rep, err := FromStoreQuery(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit})
+	var as *consolidate.ASTable
+	if *by == ByAS && *asFile == "" {
+		return errors.New("--by as needs --as FILE (a prefix to AS table)")
+	}
+	if *asFile != "" {
+		f, err := os.Open(*asFile)
+		if err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+		as, err = consolidate.ParseAS(f, *asFile)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+	}
+	s := st
+	if s == nil {
+		var err error
+		if s, err = openStore(c.db); err != nil {
+			return err
+		}
+		defer s.Close()
+	}
+	if build == nil {
+		build = FromStoreQuery
+	}
+	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup})
 	if err != nil {
 		return err
 	}
@@ -227,6 +266,10 @@ func RunReport(ctx context.Context, args []string, stdout io.Writer) error {
 // RunFlows implements `mira flows`: it lists the unidirectional flow
 // records of the store named by --db.
 func RunFlows(ctx context.Context, args []string, stdout io.Writer) error {
+	return flowsOn(ctx, args, stdout, nil)
+}
+
+func flowsOn(ctx context.Context, args []string, stdout io.Writer, st *store.Store) error {
 	fs := flag.NewFlagSet("mira flows", flag.ContinueOnError)
 	var c commonFlags
 	c.register(fs)
@@ -236,11 +279,14 @@ func RunFlows(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	s, err := openStore(c.db)
-	if err != nil {
-		return err
+	s := st
+	if s == nil {
+		var err error
+		if s, err = openStore(c.db); err != nil {
+			return err
+		}
+		defer s.Close()
 	}
-	defer s.Close()
 	flows, err := readFlows(ctx, s, c.q)
 	if err != nil {
 		return err

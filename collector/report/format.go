@@ -77,28 +77,47 @@ func (r *Report) WriteTable(w io.Writer) error {
 		title = "Usage by aggregate:"
 	case ByCategory:
 		title = "Usage by category:"
+	case ByProbe:
+		title = "Usage by probe:"
+	case ByAS:
+		title = "Usage by source and destination AS:"
 	}
 	fmt.Fprintf(bw, "\n%s\n", title)
+	h1, h2 := "Aggregate", "Category"
+	switch r.by {
+	case ByProbe:
+		h1, h2 = "Probes", "Merged"
+	case ByAS:
+		h1, h2 = "Src AS", "Dst AS"
+	}
 	u := table{
-		header: []string{"Aggregate", "Category", "Biflows", "Packets", "Bytes", "Est. bytes"},
+		header: []string{h1, h2, "Biflows", "Packets", "Bytes", "Est. bytes"},
 		right:  []bool{false, false, true, true, true, true},
 	}
 	for _, row := range r.Usage {
 		agg, cat := dash(row.Aggregate), row.Category
-		if r.by == ByAggregate {
+		switch r.by {
+		case ByAggregate:
 			cat = "*"
-		}
-		if r.by == ByCategory {
+		case ByCategory:
 			agg = "*"
+		case ByProbe:
+			agg, cat = dash(row.Probe), strconv.Itoa(row.Merged)
+		case ByAS:
+			agg, cat = asName(row.SrcAS), asName(row.DstAS)
 		}
 		u.add(agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets))
 	}
 	u.write(bw)
+	writeEstimates(bw, r)
 
 	s := &r.Summary
 	fmt.Fprintf(bw, "\nSummary: flows %d, biflows %d (listed %d), packets %d, bytes %d, estimated bytes %d\n",
 		s.Flows, s.Biflows, s.Listed, s.Packets, s.Octets, s.EstimatedOctets)
 	writeWindow(bw, s.First, s.Last)
+	if s.Merged > 0 {
+		fmt.Fprintf(bw, "Duplicates: %d observations of flows seen by several probes were counted once\n", s.Merged)
+	}
 	if s.Messages != nil {
 		fmt.Fprintf(bw, "Collector: messages %d, records %d, lost %d\n", *s.Messages, *s.Records, *s.Lost)
 	}
@@ -272,4 +291,55 @@ func tcpFlags(f uint8) string {
 		}
 	}
 	return string(b[:])
+}
+
+func asName(n uint32) string {
+	if n == 0 {
+		return "?"
+	}
+	return "AS" + strconv.FormatUint(uint64(n), 10)
+}
+
+// writeEstimates lists the sampled rows' estimates with their intervals;
+// nothing when no row was sampled.
+func writeEstimates(w *bufio.Writer, r *Report) {
+	if r.Summary.Estimate == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nEstimated totals (sampled rows, %.0f%% confidence):\n", 100*r.Summary.Estimate.Confidence)
+	t := table{
+		header: []string{"Row", "Est. biflows", "Est. packets", "Packets interval", "Est. bytes", "Bytes interval"},
+		right:  []bool{false, true, true, true, true, true},
+	}
+	add := func(name string, e *Estimate) {
+		bf := strconv.FormatFloat(e.Biflows, 'f', 1, 64)
+		if e.BiflowsLowerBound {
+			bf = ">= " + bf
+		} else if e.BiflowsHigh > e.BiflowsLow {
+			bf += fmt.Sprintf(" [%.1f, %.1f]", e.BiflowsLow, e.BiflowsHigh)
+		}
+		t.add(name, bf, u64(e.Packets), fmt.Sprintf("[%d, %d]", e.PacketsLow, e.PacketsHigh),
+			u64(e.Octets), fmt.Sprintf("[%d, %d]", e.OctetsLow, e.OctetsHigh))
+	}
+	for _, row := range r.Usage {
+		if row.Estimate == nil {
+			continue
+		}
+		var name string
+		switch r.by {
+		case ByProbe:
+			name = dash(row.Probe)
+		case ByAS:
+			name = asName(row.SrcAS) + " > " + asName(row.DstAS)
+		case ByAggregate:
+			name = dash(row.Aggregate)
+		case ByCategory:
+			name = row.Category
+		default:
+			name = dash(row.Aggregate) + " / " + row.Category
+		}
+		add(name, row.Estimate)
+	}
+	add("total", r.Summary.Estimate)
+	t.write(w)
 }

@@ -6,9 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 )
 
@@ -23,6 +24,8 @@ const (
 	ByAggregateCategory = ""
 	ByAggregate         = "aggregate"
 	ByCategory          = "category"
+	ByProbe             = "probe" // the probes whose observations were kept, ";"-joined
+	ByAS                = "as"    // source (initiator) AS × destination AS, from Options.AS
 )
 
 // Biflow orders (Options.Order).
@@ -60,6 +63,12 @@ type Options struct {
 	Stats *store.Stats
 	// StoreErrors are records the store could not decode, by reason.
 	StoreErrors map[string]uint64
+	// AS maps addresses to AS numbers for ByAS.
+	AS *consolidate.ASTable
+	// Confidence is the level of the estimate intervals (default 0.95).
+	Confidence float64
+	// NoDedup keeps duplicate observations (see dedupFlows).
+	NoDedup bool
 }
 
 func (o *Options) window() int64 {
@@ -97,10 +106,8 @@ func (o *Options) aggregateName(id uint32) string {
 // CheckBy reports whether by is a usage grouping this package implements.
 func CheckBy(by string) error {
 	switch by {
-	case ByAggregateCategory, ByAggregate, ByCategory:
+	case ByAggregateCategory, ByAggregate, ByCategory, ByProbe, ByAS:
 		return nil
-	case "as", "probe":
-		return fmt.Errorf("report by %s is not yet supported (use aggregate or category)", by)
 	}
 	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as or probe)", by)
 }
@@ -165,8 +172,11 @@ type Biflow struct {
 	// TCPFlags are the union of each direction's flags.
 	TCPFlags  uint8 `json:"-"`
 	RTCPFlags uint8 `json:"-"`
+	// Merged counts duplicate observations of this connection by other
+	// probes that were dropped (see dedupFlows).
+	Merged int `json:"merged,omitempty"`
 
-	estimated float64
+	est consolidate.Estimate
 }
 
 // UsageRow is one row of the usage table.
@@ -177,6 +187,53 @@ type UsageRow struct {
 	Packets         uint64 `json:"packets"`
 	Octets          uint64 `json:"octets"`
 	EstimatedOctets uint64 `json:"estimated_octets"`
+	// Probe, SrcAS and DstAS are set by the probe and as groupings.
+	Probe string `json:"probe,omitempty"`
+	SrcAS uint32 `json:"src_as,omitempty"`
+	DstAS uint32 `json:"dst_as,omitempty"`
+	// Merged counts duplicate observations dropped.
+	Merged int `json:"merged,omitempty"`
+	// Estimate extrapolates sampled traffic, with confidence intervals;
+	// absent when nothing in the row was sampled.
+	Estimate *Estimate `json:"estimate,omitempty"`
+
+	est     consolidate.Estimate
+	sampled bool
+	pktSmp  bool
+}
+
+// Estimate is an extrapolated total with its confidence interval:
+// estimate ± z·sqrt(variance) (consolidate's package documentation gives
+// the estimators and variances). The lower ends never go below what was
+// observed. Under packet sampling the biflow count is a lower bound
+// (BiflowsLowerBound) and has no interval.
+type Estimate struct {
+	Confidence        float64 `json:"confidence"`
+	Biflows           float64 `json:"biflows"`
+	BiflowsLow        float64 `json:"biflows_low"`
+	BiflowsHigh       float64 `json:"biflows_high"`
+	BiflowsLowerBound bool    `json:"biflows_lower_bound,omitempty"`
+	Packets           uint64  `json:"packets"`
+	PacketsLow        uint64  `json:"packets_low"`
+	PacketsHigh       uint64  `json:"packets_high"`
+	Octets            uint64  `json:"octets"`
+	OctetsLow         uint64  `json:"octets_low"`
+	OctetsHigh        uint64  `json:"octets_high"`
+}
+
+func makeEstimate(e *consolidate.Estimate, z, conf float64, biflows int, packets, octets uint64, pktSampled bool) *Estimate {
+	r := func(v float64) uint64 { return uint64(v + 0.5) }
+	out := &Estimate{Confidence: conf, Biflows: e.Biflows, Packets: r(e.Packets), Octets: r(e.Octets)}
+	lo, hi := consolidate.Interval(e.Biflows, e.VarBiflows, z, uint64(biflows))
+	out.BiflowsLow, out.BiflowsHigh = lo, hi
+	if pktSampled {
+		out.BiflowsLowerBound = true
+	}
+	lo, hi = consolidate.Interval(e.Packets, e.VarPackets, z, packets)
+	out.PacketsLow, out.PacketsHigh = r(lo), r(hi)
+	lo, hi = consolidate.Interval(e.Octets, e.VarOctets, z, octets)
+	out.OctetsLow, out.OctetsHigh = r(lo), r(hi)
+	return out
 }
 
 // Summary totals a report and carries the collector's counters.
@@ -194,6 +251,10 @@ type Summary struct {
 	Records   *uint64           `json:"records,omitempty"`
 	Lost      *uint64           `json:"lost,omitempty"`
 	Malformed map[string]uint64 `json:"malformed,omitempty"`
+	// Merged counts duplicate observations dropped (see dedupFlows).
+	Merged int `json:"merged,omitempty"`
+	// Estimate extrapolates sampled traffic; absent when unsampled.
+	Estimate *Estimate `json:"estimate,omitempty"`
 	// DecodeErrors are packets the probes could not decode, by reason.
 	DecodeErrors map[string]uint64 `json:"decode_errors,omitempty"`
 	// StoreErrors are stored records that could not be read, by reason.
@@ -209,22 +270,25 @@ type Report struct {
 	by string
 }
 
-// sampledOctets scales a record's octets by its packet sampling interval.
-func sampledOctets(r *flow.Record) float64 {
-	if r.SamplingPacketInterval > 1 {
-		return float64(r.Octets) * float64(r.SamplingPacketInterval)
-	}
-	return float64(r.Octets)
-}
-
 // Build pairs flows into biflows and computes the usage table and summary.
 // flows is not changed and the report keeps no references into it.
 func Build(flows []store.StoredFlow, opts Options) *Report {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
 	s.Flows = len(flows)
-	for _, p := range pairFlows(flows, opts.window()) {
-		rep.Biflows = append(rep.Biflows, makeBiflow(p, &opts))
+	kept, merged, nMerged := flows, map[connKey]int(nil), 0
+	if !opts.NoDedup {
+		kept, merged, nMerged = dedupFlows(flows, opts.window())
+	}
+	s.Merged = nMerged
+	for _, p := range pairFlows(kept, opts.window()) {
+		b := makeBiflow(p, &opts)
+		if len(merged) > 0 {
+			k, _ := keyOf(&p.init.recs[0].Record)
+			b.Merged = merged[k]
+			delete(merged, k) // counted once, on the connection's first biflow
+		}
+		rep.Biflows = append(rep.Biflows, b)
 	}
 	for i := range flows {
 		r := &flows[i].Record
@@ -236,33 +300,60 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 			s.Last = &last
 		}
 	}
-	type ukey struct{ agg, cat string }
+	type ukey struct {
+		agg, cat, probe string
+		src, dst        uint32
+	}
 	rows := make(map[ukey]*UsageRow)
-	var est float64
+	var total consolidate.Estimate
+	sampled, pktSmp := false, false
 	for i := range rep.Biflows {
 		b := &rep.Biflows[i]
-		k := ukey{b.Aggregate, b.Category}
+		k := ukey{agg: b.Aggregate, cat: b.Category}
 		switch opts.By {
 		case ByAggregate:
 			k.cat = ""
 		case ByCategory:
 			k.agg = ""
+		case ByProbe:
+			k = ukey{probe: strings.Join(b.Probes, ";")}
+		case ByAS:
+			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
 		}
 		row := rows[k]
 		if row == nil {
-			row = &UsageRow{Aggregate: k.agg, Category: k.cat}
+			row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst}
 			rows[k] = row
 		}
 		row.Biflows++
 		row.Packets += b.Packets + b.RPackets
 		row.Octets += b.Octets + b.ROctets
-		row.EstimatedOctets += uint64(b.estimated + 0.5)
+		row.Merged += b.Merged
+		row.est.Add(&b.est)
+		bs := b.Sampling < 1
+		bp := bs && b.est.VarBiflows == 0
+		row.sampled = row.sampled || bs
+		row.pktSmp = row.pktSmp || bp
 		s.Packets += b.Packets + b.RPackets
 		s.Octets += b.Octets + b.ROctets
-		est += b.estimated
+		total.Add(&b.est)
+		sampled = sampled || bs
+		pktSmp = pktSmp || bp
 	}
-	s.EstimatedOctets = uint64(est + 0.5)
+	conf := opts.Confidence
+	if conf <= 0 || conf >= 1 {
+		conf = 0.95
+	}
+	z := consolidate.NormalQuantile(0.5 + conf/2)
+	s.EstimatedOctets = uint64(total.Octets + 0.5)
+	if sampled {
+		s.Estimate = makeEstimate(&total, z, conf, len(rep.Biflows), s.Packets, s.Octets, pktSmp)
+	}
 	for _, row := range rows {
+		row.EstimatedOctets = uint64(row.est.Octets + 0.5)
+		if row.sampled {
+			row.Estimate = makeEstimate(&row.est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
+		}
 		rep.Usage = append(rep.Usage, *row)
 	}
 	slices.SortFunc(rep.Usage, func(a, b UsageRow) int {
@@ -270,6 +361,15 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 			return c
 		}
 		if c := cmp.Compare(a.Aggregate, b.Aggregate); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Probe, b.Probe); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.SrcAS, b.SrcAS); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.DstAS, b.DstAS); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Category, b.Category)
@@ -337,6 +437,7 @@ func makeBiflow(p pair, opts *Options) Biflow {
 	probes := []string{}
 	var aggID uint32
 	var catID uint16
+	var flowInterval uint32
 	add := func(c *chain, fwd bool) {
 		for _, f := range c.recs {
 			r := &f.Record
@@ -347,7 +448,8 @@ func makeBiflow(p pair, opts *Options) Biflow {
 				b.RPackets += r.Packets
 				b.ROctets += r.Octets
 			}
-			b.estimated += sampledOctets(r)
+			b.est.AddObserved(r.Packets, r.Octets, r.SamplingPacketInterval)
+			flowInterval = max(flowInterval, r.SamplingFlowInterval)
 			for _, s := range r.Symptoms {
 				b.Symptoms[opts.symptomName(s.ID)] += uint64(s.Count)
 			}
@@ -372,11 +474,12 @@ func makeBiflow(p pair, opts *Options) Biflow {
 	}
 	slices.Sort(probes)
 	b.Probes = probes
+	b.est.SelectFlows(flowInterval)
 	b.Sampling = 1
-	if oct := b.Octets + b.ROctets; oct > 0 && b.estimated > float64(oct) {
-		b.Sampling = float64(oct) / b.estimated
-	} else if r0.SamplingPacketInterval > 1 {
-		b.Sampling = 1 / float64(r0.SamplingPacketInterval)
+	if oct := b.Octets + b.ROctets; oct > 0 && b.est.Octets > float64(oct) {
+		b.Sampling = float64(oct) / b.est.Octets
+	} else if r0.SamplingPacketInterval > 1 || flowInterval > 1 {
+		b.Sampling = 1 / float64(max(r0.SamplingPacketInterval, 1)*max(flowInterval, 1))
 	}
 	b.Aggregate = opts.aggregateName(aggID)
 	b.Category = ""

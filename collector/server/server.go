@@ -22,7 +22,10 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter/ipfix"
 )
 
 // Server is a configured collector.
@@ -39,6 +42,8 @@ type Server struct {
 	stored  uint64
 	werrs   uint64
 	lastErr error
+
+	httpAddr net.Addr
 
 	// Addrs receives the bound listener addresses once listening (tests).
 	Addrs chan []net.Addr
@@ -68,6 +73,19 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 		case s.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// ConsumeOptions implements collector.OptionsConsumer: aggregate names
+// announced by the probes are stored for the reports. (Sampling needs no
+// handling here: the collecting process stamps each record with its
+// domain's sampling interval.)
+func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
+	if len(opts.Aggregates) == 0 || s.st == nil {
+		return
+	}
+	if err := s.st.PutNames(store.Names{Aggregates: opts.Aggregates}); err != nil {
+		s.log.Error("store aggregate names", "exporter", o.Exporter, "err", err)
 	}
 }
 
@@ -117,6 +135,27 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.log.Info("listening", "url", l, "addr", a.String())
 		addrs = append(addrs, a)
+	}
+	if s.cfg.HTTP != "" {
+		rules := classify.Default()
+		if s.cfg.Rules != "" {
+			if rules, err = classify.Load(s.cfg.Rules); err != nil {
+				return err
+			}
+		}
+		ln, err := net.Listen("tcp", s.cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("collector: http: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/api/", report.Handler(report.HandlerConfig{Store: st, Build: rules.FromStore, Before: s.commit}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		s.log.Info("http api", "addr", ln.Addr().String())
+		s.mu.Lock()
+		s.httpAddr = ln.Addr()
+		s.mu.Unlock()
 	}
 	if s.Addrs != nil {
 		s.Addrs <- addrs
@@ -176,4 +215,12 @@ func (s *Server) listen(ctx context.Context, raw string) (net.Addr, error) {
 		return s.coll.ListenTCP(ctx, u.Host)
 	}
 	return nil, errors.New("collector: unsupported listen scheme " + u.Scheme + " in " + raw)
+}
+
+// HTTPAddr returns the bound address of the HTTP API, nil before Run has
+// started it or without one.
+func (s *Server) HTTPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.httpAddr
 }

@@ -1,0 +1,116 @@
+package meter
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// index maps flow keys to slab entries: open addressing with linear
+// probing over a power-of-two slot array sized at twice the table's
+// capacity, so probe sequences stay short. A slot holds 32 bits of the
+// key's hash and the entry index + 1 (0: empty), so mismatches are mostly
+// rejected without touching the entry. Deletion shifts later members of
+// the cluster back (no tombstones). It replaces a Go map here because the
+// map's generic hashing of flow.Key (two netip.Addr) cost more than the
+// rest of metering together.
+type index struct {
+	slots []slot
+	mask  uint64
+	n     int
+}
+
+type slot struct {
+	tag uint32
+	idx uint32 // entry index + 1; 0 = empty
+}
+
+func newIndex(capacity int) index {
+	n := 1 << bits.Len(uint(2*capacity-1))
+	if n < 16 {
+		n = 16
+	}
+	return index{slots: make([]slot, n), mask: uint64(n - 1)}
+}
+
+const (
+	m1 = 0xa0761d6478bd642f
+	m2 = 0xe7037ed1a0b428db
+	m3 = 0x8ebc6af09c88c6e3
+	m4 = 0x589965cc75374cc3
+)
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// hashKey hashes the key's addresses, ports, protocol and VLAN.
+func hashKey(k *flow.Key) uint64 {
+	s, d := k.Src.As16(), k.Dst.As16()
+	x := uint64(k.Sport)<<48 | uint64(k.Dport)<<32 | uint64(k.Proto)<<16 | uint64(k.VLAN)
+	h := mix(binary.LittleEndian.Uint64(s[:8])^m1, binary.LittleEndian.Uint64(s[8:])^m2)
+	h ^= mix(binary.LittleEndian.Uint64(d[:8])^m3, binary.LittleEndian.Uint64(d[8:])^m4)
+	if k.Src.Is4() {
+		x |= 1 << 24 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
+	}
+	return mix(h^x, m1^m2)
+}
+
+// find returns the entry index for k.
+func (t *Table) find(k *flow.Key, h uint64) (int32, bool) {
+	ix := &t.idx
+	tag := uint32(h >> 32)
+	for p := h & ix.mask; ; p = (p + 1) & ix.mask {
+		s := ix.slots[p]
+		if s.idx == 0 {
+			return 0, false
+		}
+		if s.tag == tag {
+			i := int32(s.idx - 1)
+			if t.at(i).rec.Key == *k {
+				return i, true
+			}
+		}
+	}
+}
+
+// insert adds k (not present) -> i.
+func (ix *index) insert(h uint64, i int32) {
+	p := h & ix.mask
+	for ix.slots[p].idx != 0 {
+		p = (p + 1) & ix.mask
+	}
+	ix.slots[p] = slot{tag: uint32(h >> 32), idx: uint32(i) + 1}
+	ix.n++
+}
+
+// remove deletes the slot holding entry i of key hash h, shifting the rest
+// of the cluster back so every member stays reachable from its home slot.
+func (t *Table) unindex(h uint64, i int32) {
+	ix := &t.idx
+	p := h & ix.mask
+	for ix.slots[p].idx != uint32(i)+1 {
+		p = (p + 1) & ix.mask
+	}
+	ix.n--
+	for {
+		ix.slots[p] = slot{}
+		q := p
+		for {
+			q = (q + 1) & ix.mask
+			s := ix.slots[q]
+			if s.idx == 0 {
+				return
+			}
+			home := t.at(int32(s.idx-1)).hash & ix.mask
+			// Move s back to p if p lies cyclically in [home, q).
+			if (q > p && (home <= p || home > q)) || (q < p && home <= p && home > q) {
+				ix.slots[p] = s
+				p = q
+				break
+			}
+		}
+	}
+}

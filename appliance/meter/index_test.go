@@ -1,0 +1,73 @@
+package meter
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// TestIndexAgainstMap drives a small table (so clusters wrap around the
+// slot array and deletions shift them) with random flows and checks the
+// records against an independent per-key count.
+func TestIndexAgainstMap(t *testing.T) {
+	for _, maxFlows := range []int{8, 64, 1000} {
+		r := rand.New(rand.NewPCG(1, uint64(maxFlows)))
+		want := map[flow.Key]uint64{}
+		var got []flow.Record
+		tab := New(&Config{MaxFlows: maxFlows, IdleTimeout: time.Hour, ExportBatch: 1}, func(rs []flow.Record) { got = append(got, rs...) })
+		for n := 0; n < 200000; n++ {
+			p := pkt(uint16(r.IntN(3*maxFlows)), 80, 0, 100)
+			if r.IntN(2) == 0 {
+				p.Src = netip.MustParseAddr("2001:db8::1")
+				p.IPVersion = 6
+			}
+			k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto}
+			want[k]++
+			tab.Add(&p, int64(n), 0)
+			if s := tab.Stats(); s.Active > uint64(maxFlows) {
+				t.Fatalf("%d active flows in a table of %d", s.Active, maxFlows)
+			}
+			if n%997 == 0 {
+				// Every live entry is found under its own key, once.
+				live := 0
+				for i := int32(0); i < tab.nslab; i++ {
+					e := tab.at(i)
+					if !e.inUse {
+						continue
+					}
+					live++
+					if j, ok := tab.find(&e.rec.Key, hashKey(&e.rec.Key)); !ok || j != i {
+						t.Fatalf("entry %d (%v) not found under its key (got %d, %v)", i, e.rec.Key, j, ok)
+					}
+				}
+				if live != tab.idx.n {
+					t.Fatalf("%d live entries, index holds %d", live, tab.idx.n)
+				}
+			}
+		}
+		tab.Flush()
+		have := map[flow.Key]uint64{}
+		for _, rec := range got {
+			have[rec.Key] += rec.Packets
+		}
+		if len(have) != len(want) {
+			t.Fatalf("max %d: %d keys, want %d", maxFlows, len(have), len(want))
+		}
+		for k, n := range want {
+			if have[k] != n {
+				t.Fatalf("max %d: %v has %d packets, want %d", maxFlows, k, have[k], n)
+			}
+		}
+		if tab.idx.n != 0 {
+			t.Fatalf("index holds %d after flush", tab.idx.n)
+		}
+		for _, s := range tab.idx.slots {
+			if s.idx != 0 {
+				t.Fatal("slot left behind after flush")
+			}
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package classify
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+)
+
+func biflow(syms map[string]uint64) *report.Biflow {
+	return &report.Biflow{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"),
+		Sport: 40001, Dport: 80, Proto: 6, Packets: 10, Octets: 1000, RPackets: 8, ROctets: 9000,
+		First: 1e9, Last: 3e9, Symptoms: syms}
+}
+
+func mustParse(t *testing.T, src string) *Rules {
+	t.Helper()
+	r, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestHelpersAndOrder(t *testing.T) {
+	r := mustParse(t, `version: 1
+rules:
+  - category: Leisure
+    when: majority(MP3, VIDEO, SPORTS)
+  - category: Half
+    when: share(MP3, VIDEO) >= 0.5
+  - category: Big
+    when: max(WEB, MAIL, 3) > 10 && sum(WEB, MAIL) == WEB + MAIL
+  - category: Odd
+    when: symptoms["ODD-NAME"] > 0
+  - category: Counters
+    when: bytes == 10000 && duration == 2.0 && proto == 6 && dport == 80 && rpackets == 8
+`)
+	for _, tc := range []struct {
+		syms map[string]uint64
+		want string
+	}{
+		{map[string]uint64{"MP3": 3, "WEB": 2}, "Leisure"},  // 3 of 5
+		{map[string]uint64{"MP3": 2, "WEB": 2}, "Half"},     // not a majority
+		{map[string]uint64{"VIDEO": 1, "WEB": 12}, "Big"},   // first match wins
+		{map[string]uint64{"ODD-NAME": 1, "WEB": 2}, "Odd"}, // names that are no identifiers
+		{map[string]uint64{"WEB": 2}, "Counters"},           // SPORTS, MP3 absent: 0
+		{map[string]uint64{}, "Counters"},                   // share of nothing is 0
+	} {
+		got, ok, err := r.Match(biflow(tc.syms), nil)
+		if err != nil || !ok || got != tc.want {
+			t.Errorf("%v: got %q %v %v, want %q", tc.syms, got, ok, err, tc.want)
+		}
+	}
+	b := biflow(map[string]uint64{"WEB": 1})
+	b.Proto = 17
+	if c, ok, _ := r.Match(b, nil); ok {
+		t.Errorf("nothing should match, got %q", c)
+	}
+	if got := r.Func()(b); got != "" {
+		t.Errorf("Func without a match: %q", got)
+	}
+	if want := []string{"Leisure", "Half", "Big", "Odd", "Counters"}; strings.Join(r.Categories(), ",") != strings.Join(want, ",") {
+		t.Errorf("categories %v", r.Categories())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"syntax", "version: 1\nrules:\n  - category: A\n    when: MAIL > 0\n  - category: B\n    when: MAIL >\n", "t.yaml:6: rule 2 (B): invalid classification rules: when: unexpected token"},
+		{"not bool", "version: 1\nrules:\n  - category: A\n    when: MAIL + 1\n", "t.yaml:4: rule 1 (A)"},
+		{"type", "version: 1\nrules:\n  - category: A\n    when: aggregate > 1\n", "t.yaml:4: rule 1 (A)"},
+		{"no category", "version: 1\nrules:\n  - when: MAIL > 0\n", "t.yaml:3: rule 1: invalid classification rules: rule without a category"},
+		{"no when", "version: 1\nrules:\n  - category: A\n", "rule 1 (A): invalid classification rules: rule without a \"when\""},
+		{"unknown key", "version: 1\nrules:\n  - category: A\n    when: true\n    colour: red\n", `t.yaml:5: rule 1 (A): invalid classification rules: unknown key "colour"`},
+		{"top key", "version: 1\nrulez: []\n", `t.yaml:2: invalid classification rules: unknown key "rulez"`},
+		{"empty", "", "empty file"},
+		{"no rules", "version: 1\nrules: []\n", "no rules"},
+		{"version", "version: 3\nrules: []\n", "unsupported version"},
+		{"yaml", "version: [\n", "t.yaml: invalid classification rules: yaml:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrSyntax) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultRules(t *testing.T) {
+	r := Default()
+	for _, tc := range []struct {
+		syms  map[string]uint64
+		proto uint8
+		dport uint16
+		want  string
+	}{
+		{map[string]uint64{"MAIL": 4, "TLS": 2}, 6, 25, "Mail"}, // STARTTLS
+		{map[string]uint64{"FTP": 3}, 6, 21, "FTP"},
+		{map[string]uint64{"P2P": 1, "MP3": 40}, 6, 6881, "P2P"},
+		{map[string]uint64{"MP3": 200, "WEB": 3}, 6, 80, "Leisure"},
+		{map[string]uint64{"VIDEO": 2, "WEB": 4}, 6, 80, "Leisure"},
+		{map[string]uint64{"WEB": 4, "EXECUTABLE": 3}, 6, 80, "Web"},
+		{map[string]uint64{"CHAT": 3, "FTP": 1}, 6, 6667, "Chat"}, // IRC's USER
+		{map[string]uint64{"TLS": 2}, 6, 443, "Secure"},
+		{map[string]uint64{"SSH": 2}, 6, 22, "Secure"},
+		{map[string]uint64{"DNS": 2}, 17, 53, "DNS"},
+		{map[string]uint64{"GAMES": 2}, 17, 27960, "Leisure"},
+		{map[string]uint64{"EXECUTABLE": 2}, 6, 5000, "Executable"},
+		{nil, 1, 0x0800, "Network"},
+		{nil, 6, 443, "Secure"}, // port fallback without symptoms
+		{nil, 6, 12345, ""},
+		{map[string]uint64{"ARCHIVE": 1}, 6, 12345, "Archive"},
+	} {
+		b := biflow(tc.syms)
+		b.Proto, b.Dport = tc.proto, tc.dport
+		if got := r.Func()(b); got != tc.want {
+			t.Errorf("%v proto %d port %d: %q, want %q", tc.syms, tc.proto, tc.dport, got, tc.want)
+		}
+	}
+}
+
+// TestPairContext checks that an FTP data connection is FTP by its control
+// connection, through Build's two passes over real flow records.
+func TestPairContext(t *testing.T) {
+	cli, srv := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	rec := func(src, dst netip.Addr, sp, dp uint16, first int64, syms ...flow.SymptomCount) store.StoredFlow {
+		return store.StoredFlow{Record: flow.Record{Key: flow.Key{Src: src, Dst: dst, Sport: sp, Dport: dp, Proto: 6},
+			Packets: 5, Octets: 500, First: first, Last: first + 1e9, TCPFlags: 0x02, Symptoms: syms}}
+	}
+	names := map[uint16]string{1: "FTP", 2: "MP3"}
+	flows := []store.StoredFlow{
+		rec(cli, srv, 40000, 21, 0, flow.SymptomCount{ID: 1, Count: 5}),
+		rec(srv, cli, 21, 40000, 1e6, flow.SymptomCount{ID: 1, Count: 3}),
+		rec(cli, srv, 40001, 30000, 5e8),
+		rec(srv, cli, 30000, 40001, 6e8, flow.SymptomCount{ID: 2, Count: 90}),
+		// Later than PairWindow: no context.
+		rec(cli, srv, 40002, 30001, 200e9),
+		rec(srv, cli, 30001, 40002, 200e9+1e6, flow.SymptomCount{ID: 2, Count: 90}),
+	}
+	rep := Default().Build(flows, report.Options{SymptomName: func(id uint16) string { return names[id] }})
+	got := map[uint16]string{}
+	for _, b := range rep.Biflows {
+		got[b.Dport] = b.Category
+	}
+	if got[21] != "FTP" || got[30000] != "FTP" || got[30001] != "Leisure" {
+		t.Fatalf("categories by port %v", got)
+	}
+	// Without the pair context the data connection is media.
+	plain := report.Build(flows, report.Options{SymptomName: func(id uint16) string { return names[id] }, Classify: Default().Func()})
+	for _, b := range plain.Biflows {
+		if b.Dport == 30000 && b.Category != "Leisure" {
+			t.Errorf("without pair: %q", b.Category)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultYAML())
+	f.Add([]byte("version: 1\nrules:\n  - category: A\n    when: majority(MP3, X) || share(A) > 0.5 || pair.FTP > max(1, B)\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) || !strings.HasPrefix(err.Error(), "classify: fuzz.yaml") {
+				t.Fatalf("error without name or ErrSyntax: %v", err)
+			}
+			return
+		}
+		for _, syms := range []map[string]uint64{nil, {"MP3": 3, "WEB": 1, "A": 1 << 40}} {
+			r.Match(biflow(syms), map[string]int{"FTP": 1})
+		}
+	})
+}

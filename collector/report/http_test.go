@@ -1,0 +1,63 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/collector/store"
+)
+
+// TestHandler checks that the HTTP API serves what `mira report` and
+// `mira flows` print for the same store, and refuses bad parameters.
+func TestHandler(t *testing.T) {
+	db := fixtureDB(t)
+	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	before := 0
+	srv := httptest.NewServer(Handler(HandlerConfig{Store: st, Before: func() { before++ }}))
+	defer srv.Close()
+	get := func(path string) (int, string, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	code, ctype, body := get("/api/report?by=category")
+	want, err := run(t, runReport, "--db", db, "--format", "json", "--by", "category")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 200 || ctype != "application/json" || body != want {
+		t.Fatalf("report: %d %s\n%s\nwant\n%s", code, ctype, body, want)
+	}
+	code, _, body = get("/api/flows?format=csv&limit=2")
+	want, _ = run(t, runFlows, "--db", db, "--format", "csv", "--limit", "2")
+	if code != 200 || body != want {
+		t.Fatalf("flows: %d\n%s\nwant\n%s", code, body, want)
+	}
+	for path, msg := range map[string]string{
+		"/api/report?by=colour":   `unknown report grouping`,
+		"/api/report?db=/etc/x":   "parameter db is set by the server",
+		"/api/flows?from=tuesday": "--from",
+		"/api/report?by=as":       "--by as needs --as",
+	} {
+		code, _, body := get(path)
+		var e map[string]string
+		if code != 400 || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e["error"], msg) {
+			t.Errorf("%s: %d %s, want 400 with %q", path, code, body, msg)
+		}
+	}
+	if before == 0 {
+		t.Error("Before hook not called")
+	}
+}
