@@ -46,7 +46,9 @@ func (f ConsumerFunc) Consume(o Origin, recs []flow.Record) { f(o, recs) }
 type Config struct {
 	// PEN is MIRA's enterprise number (ipfix.DefaultPEN).
 	PEN uint32
-	// ReadBuffer is the UDP socket receive buffer (default 4 MiB).
+	// ReadBuffer is the UDP socket receive buffer (default 32 MiB). It
+	// absorbs bursts while the decoder or the store is busy; beyond
+	// net.core.rmem_max it needs CAP_NET_ADMIN (SO_RCVBUFFORCE).
 	ReadBuffer int
 	// UDPSessionTimeout forgets UDP exporters idle this long (default 30m).
 	UDPSessionTimeout time.Duration
@@ -69,6 +71,9 @@ type Stats struct {
 	Sessions           int // live sessions
 	SessionsTotal      uint64
 	ReadErrors         uint64
+	// SocketDrops counts datagrams the kernel dropped on the UDP sockets
+	// because their receive buffers were full (Linux; 0 elsewhere).
+	SocketDrops uint64
 	// Malformed counts bad input by reason (ipfix.Reason names, plus
 	// "stream-framing" for byte streams that lost message framing).
 	Malformed map[string]uint64
@@ -101,6 +106,11 @@ type Collector struct {
 	readErrs  uint64
 	framing   uint64
 	lastSweep time.Time
+	sockets   []*udpSocket
+
+	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
+	// decoders, connections).
+	wg sync.WaitGroup
 }
 
 // New returns a Collector handing records to c.
@@ -113,7 +123,7 @@ func New(c Consumer, cfg *Config) *Collector {
 		d.PEN = ipfix.DefaultPEN
 	}
 	if d.ReadBuffer <= 0 {
-		d.ReadBuffer = 4 << 20
+		d.ReadBuffer = 32 << 20
 	}
 	if d.UDPSessionTimeout <= 0 {
 		d.UDPSessionTimeout = 30 * time.Minute
@@ -164,40 +174,6 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	return err
 }
 
-// ListenUDP listens on addr and serves until ctx is done. It returns the
-// bound address.
-func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error) {
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("collector: listen udp %s: %w", addr, err)
-	}
-	conn := pc.(*net.UDPConn)
-	_ = conn.SetReadBuffer(c.cfg.ReadBuffer) // best effort: capped by net.core.rmem_max
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	go func() {
-		defer stop()
-		defer conn.Close()
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				c.mu.Lock()
-				c.readErrs++
-				c.mu.Unlock()
-				continue
-			}
-			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-			ss := c.udpSession(from)
-			c.decode(ss, buf[:n])
-		}
-	}()
-	return conn.LocalAddr(), nil
-}
-
 func (c *Collector) udpSession(from netip.AddrPort) *session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -237,7 +213,9 @@ func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error
 		return nil, fmt.Errorf("collector: listen tcp %s: %w", addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	c.wg.Add(1)
 	go func() {
+		defer c.wg.Done()
 		defer stop()
 		for {
 			conn, err := ln.Accept()
@@ -250,7 +228,9 @@ func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error
 				c.mu.Unlock()
 				continue
 			}
+			c.wg.Add(1)
 			go func() {
+				defer c.wg.Done()
 				defer conn.Close()
 				cstop := context.AfterFunc(ctx, func() { conn.Close() })
 				defer cstop()
@@ -262,6 +242,13 @@ func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error
 	}()
 	return ln.Addr(), nil
 }
+
+// Wait blocks until every goroutine that ListenUDP and ListenTCP started
+// has returned, which happens once their contexts are done. After Wait,
+// the Consumer is not called again from those listeners, so a caller can
+// cancel the listeners, Wait, and then commit what it received knowing
+// nothing arrives after the commit.
+func (c *Collector) Wait() { c.wg.Wait() }
 
 // ErrFraming is returned (wrapped) when a byte stream stops looking like
 // IPFIX messages; the stream cannot be resynchronised.
@@ -338,13 +325,18 @@ func (c *Collector) Stats() Stats {
 	for s := range c.streams {
 		add(s)
 	}
+	var drops uint64
+	for _, us := range c.sockets {
+		us.refreshDrops()
+		drops += us.drops
+	}
 	out := Stats{
 		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
 		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
 		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,
 		TemplatesWithdrawn: sum.TemplatesWithdrawn, Templates: templates,
 		Sessions: len(c.udp) + len(c.streams), SessionsTotal: c.total, ReadErrors: c.readErrs,
-		Malformed: map[string]uint64{},
+		SocketDrops: drops, Malformed: map[string]uint64{},
 	}
 	for r := ipfix.Reason(0); r < ipfix.NumReasons; r++ {
 		if n := sum.Malformed[r]; n > 0 {

@@ -53,6 +53,12 @@ type Config struct {
 	// AggregateNames, when not empty, are sent as aggregate id -> name
 	// options records (AggregateOptionsTemplate) with the templates.
 	AggregateNames map[uint32]string
+	// SymptomNames and CategoryNames, when not empty, are sent as symptom
+	// id -> name and fast-class category id -> name options records
+	// (ipfix.SymptomOptionsTemplate, ipfix.CategoryOptionsTemplate) with
+	// the templates. They must fit one message with the other options.
+	SymptomNames  map[uint16]string
+	CategoryNames map[uint16]string
 	// Now returns the time (time.Now); tests set it.
 	Now func() time.Time
 }
@@ -119,6 +125,7 @@ type Exporter struct {
 	cfg     Config
 	t       Transport
 	enc     *ipfix.FlowEncoder
+	bi      [2]*ipfix.Template // biflow templates, once used
 	limit   int
 	domains map[uint32]*domainState
 	order   []*domainState // domains in order of first use
@@ -372,6 +379,7 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 	if len(e.cfg.AggregateNames) > 0 {
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
 	}
+	ts = append(ts, e.nameTemplates()...)
 	if len(ts) == 0 {
 		return b, optRecs
 	}
@@ -405,7 +413,7 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		}
 		b = ipfix.FinishSet(b, s, 0)
 	}
-	return b, optRecs
+	return e.appendNames(b, optRecs)
 }
 
 func (e *Exporter) optionsTemplate() *ipfix.Template {
@@ -424,11 +432,61 @@ func be64(b []byte, v uint64) []byte {
 	return be32(be32(b, uint32(v>>32)), uint32(v))
 }
 
+// Biflow is a connection to re-export as one RFC 5103 record: Record is
+// the initiator's direction (its ObservationDomain picks the domain),
+// RPackets and ROctets the responder's counters.
+type Biflow struct {
+	Record            flow.Record
+	RPackets, ROctets uint64
+}
+
+// ExportBiflows encodes biflows with ipfix.BiflowTemplate (reverse
+// counters under RFC 5103), packs them into messages and sends them.
+func (e *Exporter) ExportBiflows(bs []Biflow) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	var first error
+	for i := range bs {
+		b := &bs[i]
+		t := e.biflowTemplate(ipfix.IsV6(&b.Record))
+		err := e.addWith(&b.Record, t, false, func(m []byte) []byte {
+			return ipfix.AppendBiflowRecord(m, &b.Record, b.RPackets, b.ROctets)
+		})
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := e.flushAll(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+func (e *Exporter) biflowTemplate(v6 bool) *ipfix.Template {
+	i := 0
+	if v6 {
+		i = 1
+	}
+	if e.bi[i] == nil {
+		e.bi[i] = ipfix.BiflowTemplate(v6)
+	}
+	return e.bi[i]
+}
+
 // add appends one record to its domain's message, sending that message
 // first when the record would not fit.
 func (e *Exporter) add(r *flow.Record) error {
-	d := e.domain(r.ObservationDomain)
 	t, _ := e.enc.Template(r)
+	return e.addWith(r, t, len(r.Symptoms) > 0, func(m []byte) []byte { return e.enc.AppendRecord(m, r) })
+}
+
+// addWith appends one data record of template t, encoded by enc, to the
+// message of r's domain.
+func (e *Exporter) addWith(r *flow.Record, t *ipfix.Template, syms bool, enc func([]byte) []byte) error {
+	d := e.domain(r.ObservationDomain)
 	sym := e.enc.SymptomTemplate()
 	for attempt := 0; attempt < 2; attempt++ {
 		if !d.open {
@@ -438,7 +496,7 @@ func (e *Exporter) add(r *flow.Record) error {
 			}
 		}
 		mark, markSet, markSetID := len(d.msg), d.setStart, d.setID
-		needSym := len(r.Symptoms) > 0 && !d.isSent(sym.ID)
+		needSym := syms && !d.isSent(sym.ID)
 		needT := !d.isSent(t.ID)
 		if needSym || needT {
 			d.closeSet()
@@ -457,7 +515,7 @@ func (e *Exporter) add(r *flow.Record) error {
 			d.msg, d.setStart = ipfix.AppendSetHeader(d.msg, t.ID)
 			d.setID = t.ID
 		}
-		d.msg = e.enc.AppendRecord(d.msg, r)
+		d.msg = enc(d.msg)
 		fits := len(d.msg) <= e.limit || (attempt == 1 && len(d.msg) <= ipfix.MaxMessageLen)
 		if fits {
 			if needSym {
@@ -590,6 +648,13 @@ func (e *Exporter) templateMessage(d *domainState, seq uint32) ([]byte, int) {
 		b = ipfix.AppendTemplate(b, t)
 		d.markSent(t.ID)
 		e.stats.Templates++
+	}
+	for _, t := range e.bi {
+		if t != nil {
+			b = ipfix.AppendTemplate(b, t)
+			d.markSent(t.ID)
+			e.stats.Templates++
+		}
 	}
 	b = ipfix.FinishSet(b, s, 0)
 	e.stats.Templates++

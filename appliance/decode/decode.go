@@ -112,12 +112,13 @@ const (
 	LayerICMP
 	LayerSCTP
 	LayerTransport
+	LayerNSH
 	numLayers
 )
 
 var layerNames = [numLayers]string{
 	"link", "ethernet", "llc", "vlan", "mpls", "pppoe", "ppp", "linux-sll", "null/loop", "sunatm",
-	"ipv4", "ipv6", "ipv6 extension header", "tcp", "udp", "icmp", "sctp", "transport",
+	"ipv4", "ipv6", "ipv6 extension header", "tcp", "udp", "icmp", "sctp", "transport", "nsh",
 }
 
 func (l Layer) String() string {
@@ -147,13 +148,16 @@ var ErrNonIP = errors.New("decode: non-ip frame")
 
 // Config tunes a Decoder. The zero value (or a nil *Config) means defaults.
 type Config struct {
-	// VXLANPorts are the UDP destination ports decoded as VXLAN; nil means
+	// VXLANPorts are the UDP ports decoded as VXLAN (the destination port,
+	// or the source port when the destination names no tunnel); nil means
 	// 4789 and 8472. At most 4 are used.
 	VXLANPorts []uint16
 	// TeredoPort (default 3544) and GTPUPort (default 2152) are matched
 	// against either UDP port.
 	TeredoPort uint16
 	GTPUPort   uint16
+	// GenevePort is the UDP port decoded as Geneve; default 6081.
+	GenevePort uint16
 	// FragmentTable is the number of first-fragment entries kept (rounded
 	// up to a power of two, at least 4); default 1024.
 	FragmentTable int
@@ -185,6 +189,7 @@ type Decoder struct {
 	nvxlan   int
 	teredo   uint16
 	gtpu     uint16
+	geneve   uint16
 	maxDepth int
 	noDecap  bool
 
@@ -205,7 +210,7 @@ func New(cfg *Config) *Decoder {
 	if cfg != nil {
 		c = *cfg
 	}
-	d := &Decoder{teredo: 3544, gtpu: 2152, maxDepth: 8, noDecap: c.NoDecap}
+	d := &Decoder{teredo: 3544, gtpu: 2152, geneve: 6081, maxDepth: 8, noDecap: c.NoDecap}
 	if c.VXLANPorts == nil {
 		d.vxlan[0], d.vxlan[1], d.nvxlan = 4789, 8472, 2
 	} else {
@@ -216,6 +221,9 @@ func New(cfg *Config) *Decoder {
 	}
 	if c.GTPUPort != 0 {
 		d.gtpu = c.GTPUPort
+	}
+	if c.GenevePort != 0 {
+		d.geneve = c.GenevePort
 	}
 	if c.MaxDepth > 0 {
 		d.maxDepth = c.MaxDepth

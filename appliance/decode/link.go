@@ -24,6 +24,8 @@ const (
 	etAruba      = 0x8200
 	etVNTag      = 0x8926
 	etFabricPath = 0x8903
+	etNSH        = 0x894f
+	etWCCP       = 0x883e
 
 	pppIPv4 = 0x0021
 	pppIPv6 = 0x0057
@@ -190,6 +192,16 @@ func (d *Decoder) ethertype(b []byte, off, end int, et uint16, p *Packet, depth 
 			et = be16(b[off+14:])
 			off += 16
 			link = false
+		case etCMD:
+			// Cisco MetaData on Ethernet: version, length, option
+			// type and SGT value, then the next ethertype.
+			if len(b)-off < 8 {
+				return d.fail(ReasonTruncated, LayerVLAN, off)
+			}
+			et = be16(b[off+6:])
+			off += 8
+		case etNSH:
+			return d.nsh(b, off, end, p, depth, link)
 		case etPBB:
 			// 802.1ah I-TAG (4 bytes) then the customer's MACs and type.
 			if len(b)-off < 18 {
@@ -216,6 +228,52 @@ func (d *Decoder) ethertype(b []byte, off, end int, et uint16, p *Packet, depth 
 			return d.fail(ReasonUnknownEthertype, LayerEthernet, off-2)
 		}
 	}
+}
+
+// NSH next-protocol values (RFC 8300).
+const (
+	nshIPv4     = 1
+	nshIPv6     = 2
+	nshEthernet = 3
+	nshNSH      = 4
+	nshMPLS     = 5
+)
+
+// nsh decodes a Network Service Header (RFC 8300) at off: a base header
+// whose length field counts the whole header in 4-byte words, a service
+// path header and context headers, then the next protocol.
+func (d *Decoder) nsh(b []byte, off, end int, p *Packet, depth int, link bool) error {
+	if len(b)-off < 8 {
+		return d.fail(ReasonTruncated, LayerNSH, off)
+	}
+	if b[off]>>6 != 0 {
+		return d.fail(ReasonBadIPVersion, LayerNSH, off)
+	}
+	hl := int(b[off+1]&0x3f) * 4
+	if hl < 8 {
+		return d.fail(ReasonBadHeaderLength, LayerNSH, off)
+	}
+	if len(b)-off < hl {
+		return d.fail(ReasonTruncated, LayerNSH, off)
+	}
+	if depth >= d.maxDepth {
+		return d.fail(ReasonTooDeep, LayerNSH, off)
+	}
+	next := b[off+3]
+	off += hl
+	switch next {
+	case nshIPv4:
+		return d.ipv4(b, off, end, p, depth)
+	case nshIPv6:
+		return d.ipv6(b, off, end, p, depth)
+	case nshEthernet:
+		return d.ethernet(b, off, end, p, depth+1, false)
+	case nshNSH:
+		return d.nsh(b, off, end, p, depth+1, link)
+	case nshMPLS:
+		return d.mpls(b, off, end, p, depth)
+	}
+	return d.fail(ReasonUnknownEthertype, LayerNSH, off-hl+3)
 }
 
 // nonIPEthertype lists well-known ethertypes of valid frames that carry no

@@ -109,6 +109,14 @@ func (d *Decoder) gre(b []byte, off, end int, p *Packet, depth int) error {
 		return d.tunnel(b, off+8, end, p, depth, flow.TunnelGRE, be16(b[off:]))
 	case etAruba:
 		return d.tunnel(b, off, end, p, depth, flow.TunnelGRE, etWLAN)
+	case etWCCP:
+		// WCCP redirection: WCCPv1 puts the IPv4 packet right after
+		// GRE; WCCPv2 inserts a 4-byte redirect header first, which is
+		// told apart by its first byte not starting an IPv4 header.
+		if len(b)-off >= 1 && b[off]>>4 != 4 {
+			off += 4
+		}
+		return d.tunnel(b, off, end, p, depth, flow.TunnelGRE, etIPv4)
 	case etERSPAN2:
 		// Type II has an 8-byte header and a sequence number; type I has
 		// neither.
@@ -139,8 +147,12 @@ func (d *Decoder) gre(b []byte, off, end int, p *Packet, depth int) error {
 	return nil
 }
 
-// udpTunnel follows VXLAN, GTP-U and Teredo on their UDP ports. A payload
-// that does not look like the tunnel leaves the packet a plain UDP one.
+// udpTunnel follows VXLAN, Geneve, GTP-U and Teredo on their UDP ports. A
+// payload that does not look like the tunnel leaves the packet a plain UDP
+// one. The destination port is tried first; VXLAN and Geneve are also
+// recognised by their source port when the destination port names no
+// tunnel (as Wireshark does: some senders swap the ports, and VXLAN-GPE
+// replies go from 4789 to 4790).
 func (d *Decoder) udpTunnel(b []byte, off, end int, p *Packet, depth int) error {
 	sp, dp := p.Sport, p.Dport
 	for i := 0; i < d.nvxlan; i++ {
@@ -148,12 +160,43 @@ func (d *Decoder) udpTunnel(b []byte, off, end int, p *Packet, depth int) error 
 			return d.vxlanTunnel(b, off, end, p, depth)
 		}
 	}
+	if dp == d.geneve {
+		return d.geneveTunnel(b, off, end, p, depth)
+	}
 	if sp == d.gtpu || dp == d.gtpu {
 		return d.gtpTunnel(b, off, end, p, depth)
 	}
 	if sp == d.teredo || dp == d.teredo {
 		return d.teredoTunnel(b, off, end, p, depth)
 	}
+	for i := 0; i < d.nvxlan; i++ {
+		if sp == d.vxlan[i] {
+			return d.vxlanTunnel(b, off, end, p, depth)
+		}
+	}
+	if sp == d.geneve {
+		return d.geneveTunnel(b, off, end, p, depth)
+	}
+	return nil
+}
+
+// geneveTunnel decodes a Geneve header (RFC 8926): version 0, options
+// (their total length in 4-byte words), then the payload named by its
+// ethertype: Ethernet, IPv4 or IPv6. Other payloads stay the outer flow.
+func (d *Decoder) geneveTunnel(b []byte, off, end int, p *Packet, depth int) error {
+	if end-off < 8 || len(b)-off < 8 || b[off]>>6 != 0 {
+		return nil
+	}
+	o := off + 8 + int(b[off]&0x3f)*4
+	if o > end {
+		d.note(ReasonBadTunnel)
+		return nil
+	}
+	switch proto := be16(b[off+2:]); proto {
+	case etTEB, etIPv4, etIPv6:
+		return d.tunnel(b, o, end, p, depth, flow.TunnelGeneve, proto)
+	}
+	d.note(ReasonTunnelNonIP)
 	return nil
 }
 

@@ -56,9 +56,10 @@ const (
 	TunnelTeredo
 	TunnelVXLAN
 	TunnelGTPU
+	TunnelGeneve
 )
 
-var tunnelNames = [...]string{"none", "ipip", "6in4", "gre", "teredo", "vxlan", "gtpu"}
+var tunnelNames = [...]string{"none", "ipip", "6in4", "gre", "teredo", "vxlan", "gtpu", "geneve"}
 
 func (t TunnelType) String() string {
 	if int(t) < len(tunnelNames) {

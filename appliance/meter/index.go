@@ -69,7 +69,7 @@ func (t *Table) find(k *flow.Key, h uint64) (int32, bool) {
 		}
 		if s.tag == tag {
 			i := int32(s.idx - 1)
-			if t.at(i).rec.Key == *k {
+			if t.at(i).key == *k {
 				return i, true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mira-project/mira/appliance/flow"
 )
@@ -39,8 +40,8 @@ func TestIndexAgainstMap(t *testing.T) {
 						continue
 					}
 					live++
-					if j, ok := tab.find(&e.rec.Key, hashKey(&e.rec.Key)); !ok || j != i {
-						t.Fatalf("entry %d (%v) not found under its key (got %d, %v)", i, e.rec.Key, j, ok)
+					if j, ok := tab.find(&e.key, hashKey(&e.key)); !ok || j != i {
+						t.Fatalf("entry %d (%v) not found under its key (got %d, %v)", i, e.key, j, ok)
 					}
 				}
 				if live != tab.idx.n {
@@ -69,5 +70,17 @@ func TestIndexAgainstMap(t *testing.T) {
 				t.Fatal("slot left behind after flush")
 			}
 		}
+	}
+}
+
+// TestEntryLayout keeps the per-packet fields within the first two cache
+// lines of an entry.
+func TestEntryLayout(t *testing.T) {
+	var e entry
+	if off := unsafe.Offsetof(e.hash); off > 128 {
+		t.Errorf("hot fields end at offset %d, beyond two cache lines", off)
+	}
+	if unsafe.Sizeof(e)%64 != 0 {
+		t.Errorf("entry size %d is not a multiple of 64", unsafe.Sizeof(e))
 	}
 }

@@ -98,21 +98,30 @@ const lruGranularity = int64(time.Second / 4)
 type list struct{ head, tail int32 }
 
 type entry struct {
-	rec flow.Record
-	// lru: by last packet time (idle expiry, eviction); age: by first
-	// packet time (active expiry).
-	lprev, lnext int32
-	aprev, anext int32
-	hash         uint64
+	// Hot: what every packet of the flow reads or writes, first, so it
+	// shares one or two cache lines (see the size check in the tests).
+	key          flow.Key
+	packets      uint64
+	octets       uint64
+	inner        uint64
+	first, last  int64
 	moved        int64 // capture time of the last move to an lru list's tail
+	lprev, lnext int32 // lru: by last packet time (idle expiry, eviction)
+	aprev, anext int32 // age: by first packet time (active expiry)
+	flags        uint8 // TCP flags union
 	ended        bool  // FIN or RST seen
 	inUse        bool
 	noScan       bool // fast-classified: not scanned
-	seqKnown     bool // nextSeq is valid (TCP)
-	nextSeq      uint32
-	off          uint64 // stream offset of nextSeq in this direction's payload
-	st           symptom.State
-	counts       symptom.Counts
+	hash         uint64
+	// Payload scanning state.
+	seqKnown bool // nextSeq is valid (TCP)
+	nextSeq  uint32
+	off      uint64 // stream offset of nextSeq in this direction's payload
+	st       symptom.State
+	counts   symptom.Counts
+	// Cold: the rest of the record, set when the flow is created.
+	rec flow.Record
+	_   [8]byte // size a multiple of 64, so entries in a chunk stay line-aligned
 }
 
 // unknownOffset is the stream offset given to a TCP direction first seen
@@ -277,8 +286,13 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	}
 	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
 	h := hashKey(&k)
+	t.addHashed(p, &k, h, ts, ifIndex)
+}
+
+func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, ifIndex uint32) {
+	k := *kp
 	i, ok := t.find(&k, h)
-	if ok && ts-t.at(i).rec.First >= t.active {
+	if ok && ts-t.at(i).first >= t.active {
 		t.remove(i, flow.EndActive)
 		ok = false
 	}
@@ -295,17 +309,16 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 		relink = false
 	}
 	e := t.at(i)
-	r := &e.rec
-	r.Packets++
-	r.Octets += uint64(p.OuterLen)
-	r.InnerOctets += uint64(p.InnerLen)
-	if ts > r.Last {
-		r.Last = ts
+	e.packets++
+	e.octets += uint64(p.OuterLen)
+	e.inner += uint64(p.InnerLen)
+	if ts > e.last {
+		e.last = ts
 	}
-	if ts < r.First {
-		r.First = ts
+	if ts < e.first {
+		e.first = ts
 	}
-	r.TCPFlags |= p.TCPFlags
+	e.flags |= p.TCPFlags
 	if t.cfg.Symptoms != nil && !e.noScan {
 		t.scan(e, p)
 	}
@@ -396,10 +409,8 @@ func (t *Table) create(k *flow.Key, h uint64, p *decode.Packet, ts int64, ifInde
 		i = t.alloc()
 	}
 	e := t.at(i)
-	*e = entry{lprev: nilIdx, lnext: nilIdx, aprev: nilIdx, anext: nilIdx, inUse: true}
+	*e = entry{key: *k, first: ts, last: ts, lprev: nilIdx, lnext: nilIdx, aprev: nilIdx, anext: nilIdx, inUse: true}
 	r := &e.rec
-	r.Key = *k
-	r.First, r.Last = ts, ts
 	r.IPVersion = p.IPVersion
 	r.Tunnel = p.Tunnel
 	r.TunnelSrc, r.TunnelDst = p.TunnelSrc, p.TunnelDst
@@ -409,7 +420,7 @@ func (t *Table) create(k *flow.Key, h uint64, p *decode.Packet, ts int64, ifInde
 	r.VPI, r.VCI = p.VPI, p.VCI
 	r.ObservationDomain = t.domain
 	if t.cfg.FastClass != nil {
-		if c := t.cfg.FastClass(&r.Key); c != 0 {
+		if c := t.cfg.FastClass(&e.key); c != 0 {
 			r.Category = c
 			e.noScan = true
 			t.stats.FastClassed++
@@ -431,6 +442,9 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	t.lruUnlink(i)
 	t.ageUnlink(i)
 	t.unindex(e.hash, i)
+	e.rec.Key = e.key
+	e.rec.Packets, e.rec.Octets, e.rec.InnerOctets = e.packets, e.octets, e.inner
+	e.rec.First, e.rec.Last, e.rec.TCPFlags = e.first, e.last, e.flags
 	e.rec.EndReason = reason
 	if e.counts.Len() > 0 {
 		e.rec.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))
@@ -468,13 +482,13 @@ func (t *Table) flushOut() {
 // expire ends the flows whose timeouts have passed at t.now.
 func (t *Table) expire() {
 	now := t.now
-	for t.ended.head != nilIdx && now-t.at(t.ended.head).rec.Last >= t.tcpEnd {
+	for t.ended.head != nilIdx && now-t.at(t.ended.head).last >= t.tcpEnd {
 		t.remove(t.ended.head, flow.EndDetected)
 	}
-	for t.lru.head != nilIdx && now-t.at(t.lru.head).rec.Last >= t.idle {
+	for t.lru.head != nilIdx && now-t.at(t.lru.head).last >= t.idle {
 		t.remove(t.lru.head, flow.EndIdle)
 	}
-	for t.age.head != nilIdx && now-t.at(t.age.head).rec.First >= t.active {
+	for t.age.head != nilIdx && now-t.at(t.age.head).first >= t.active {
 		t.remove(t.age.head, flow.EndActive)
 	}
 }

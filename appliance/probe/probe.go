@@ -108,6 +108,22 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			s.Close()
 		}
 	}()
+	// The symptom database and fast-class lists come before the
+	// exporters, which announce their names.
+	db, err := p.symptomDB()
+	if err != nil {
+		return err
+	}
+	p.db = db
+	var fast func(*flow.Key) uint16
+	if len(c.FastClass.Files) > 0 {
+		tb, ferr := fastclass.Load(c.FastClass.Files...)
+		if ferr != nil {
+			return fmt.Errorf("probe: %w", ferr)
+		}
+		p.fast = tb
+		fast = tb.Classify
+	}
 	p.exps = p.opts.Exporters
 	p.names = nil
 	for i := range p.exps {
@@ -115,7 +131,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 	if p.exps == nil {
 		for _, e := range c.Export {
-			x, err := openExporter(e)
+			x, err := openExporter(e, p.symptomNames(), p.categoryNames())
 			if err != nil {
 				p.closeExporters()
 				return err
@@ -129,22 +145,6 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	p.start = time.Now()
 	if len(p.exps) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
-	}
-	db, err := p.symptomDB()
-	if err != nil {
-		p.closeExporters()
-		return err
-	}
-	p.db = db
-	var fast func(*flow.Key) uint16
-	if len(c.FastClass.Files) > 0 {
-		tb, ferr := fastclass.Load(c.FastClass.Files...)
-		if ferr != nil {
-			p.closeExporters()
-			return fmt.Errorf("probe: %w", ferr)
-		}
-		p.fast = tb
-		fast = tb.Classify
 	}
 	p.pipe = pipeline.New(pipeline.Config{
 		Workers:      c.Pipeline.Workers,
@@ -238,6 +238,27 @@ func (p *Probe) symptomDB() (*symptom.DB, error) {
 // Symptoms returns the symptom database in use (nil before Run or when
 // scanning is disabled).
 func (p *Probe) Symptoms() *symptom.DB { return p.db }
+
+// symptomNames maps the database's symptom ids to names (nil when
+// scanning is disabled).
+func (p *Probe) symptomNames() map[uint16]string {
+	if p.db == nil {
+		return nil
+	}
+	m := make(map[uint16]string)
+	for _, s := range p.db.Symptoms() {
+		m[s.ID] = s.Name
+	}
+	return m
+}
+
+// categoryNames maps the fast-class category ids to names.
+func (p *Probe) categoryNames() map[uint16]string {
+	if p.fast == nil {
+		return nil
+	}
+	return p.fast.Names()
+}
 
 // FastClass returns the fast-classification table in use (nil before Run
 // or when no list is configured); its Names name the category ids.

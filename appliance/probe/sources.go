@@ -44,11 +44,13 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 	return srcs, live, nil
 }
 
-func openExporter(e config.Export) (Exporter, error) {
+func openExporter(e config.Export, symptoms, categories map[uint16]string) (Exporter, error) {
 	x, err := exporter.New(e.URL, &exporter.Config{
 		TemplateRefresh: e.TemplateRefresh,
 		MTU:             e.MTU,
 		FileRotate:      e.FileRotate,
+		SymptomNames:    symptoms,
+		CategoryNames:   categories,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)

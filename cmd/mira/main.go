@@ -14,6 +14,7 @@ import (
 
 	"github.com/mira-project/mira/collector/analyze"
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/rules"
 	"github.com/mira-project/mira/tools/synth"
 )
 
@@ -26,6 +27,9 @@ commands:
   report  --db FILE  [--by aggregate|category] usage report from a collector store
   synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json]
                      write a synthetic capture with its ground truth
+  rules   import-snort [-o OUT.yaml] FILE
+                     convert Snort/Suricata rules into a symptom database
+  rules   check FILE check a classification rules file
 `
 
 func main() {
@@ -46,6 +50,8 @@ func main() {
 		err = report.RunReport(ctx, args, os.Stdout)
 	case "synth":
 		err = runSynth(args, os.Stdout)
+	case "rules":
+		err = rules.Run(ctx, args, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

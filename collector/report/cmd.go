@@ -11,8 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter"
 )
 
 // commonFlags are the flags `mira flows` and `mira report` share.
@@ -204,6 +206,7 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	asFile := fs.String("as", "", "prefix to AS table for --by as: CSV (prefix,asn) or `bgpdump -m` output")
 	conf := fs.Float64("confidence", 0.95, "confidence level of the intervals of sampled estimates")
 	noDedup := fs.Bool("no-dedup", false, "keep flows that several probes reported (default: counted once)")
+	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
@@ -252,6 +255,11 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	if err != nil {
 		return err
 	}
+	if *export != "" {
+		if err := Reexport(rep.Biflows, *export, nil); err != nil {
+			return fmt.Errorf("--export: %w", err)
+		}
+	}
 	switch c.format {
 	case "json":
 		err = rep.WriteJSON(stdout)
@@ -259,6 +267,30 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 		err = rep.WriteCSV(stdout)
 	default:
 		err = rep.WriteTable(stdout)
+	}
+	return err
+}
+
+// Reexport sends biflows to another collector at url as RFC 5103 records
+// (exporter.ExportBiflows): the initiator's counters forward, the
+// responder's as reverse counters.
+func Reexport(bs []Biflow, url string, cfg *exporter.Config) error {
+	e, err := exporter.New(url, cfg)
+	if err != nil {
+		return err
+	}
+	out := make([]exporter.Biflow, 0, len(bs))
+	for i := range bs {
+		b := &bs[i]
+		out = append(out, exporter.Biflow{Record: flow.Record{
+			Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN},
+			Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
+			First: int64(b.First), Last: int64(b.Last),
+		}, RPackets: b.RPackets, ROctets: b.ROctets})
+	}
+	err = e.ExportBiflows(out)
+	if cerr := e.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

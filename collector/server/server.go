@@ -76,16 +76,17 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 }
 
-// ConsumeOptions implements collector.OptionsConsumer: aggregate names
-// announced by the probes are stored for the reports. (Sampling needs no
-// handling here: the collecting process stamps each record with its
-// domain's sampling interval.)
+// ConsumeOptions implements collector.OptionsConsumer: aggregate,
+// symptom and category names announced by the probes are stored for the
+// reports. (Sampling needs no handling here: the collecting process
+// stamps each record with its domain's sampling interval.)
 func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
-	if len(opts.Aggregates) == 0 || s.st == nil {
+	if s.st == nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
 		return
 	}
-	if err := s.st.PutNames(store.Names{Aggregates: opts.Aggregates}); err != nil {
-		s.log.Error("store aggregate names", "exporter", o.Exporter, "err", err)
+	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
+	if err := s.st.PutNames(n); err != nil {
+		s.log.Error("store names", "exporter", o.Exporter, "err", err)
 	}
 }
 
@@ -117,6 +118,13 @@ func (s *Server) commit() {
 // Run listens on every configured URL until ctx is cancelled, then
 // commits what it has received and closes the store.
 func (s *Server) Run(ctx context.Context) error {
+	// The classification rules apply when reports are built from the
+	// store; a file that does not compile is refused at start.
+	if s.cfg.Rules != "" {
+		if _, err := classify.Load(s.cfg.Rules); err != nil {
+			return err
+		}
+	}
 	st, err := store.Open(s.cfg.DB, nil)
 	if err != nil {
 		return err
@@ -172,6 +180,10 @@ func (s *Server) Run(ctx context.Context) error {
 		defer srv.Close()
 	}
 
+	retain := time.NewTicker(30 * time.Second)
+	defer retain.Stop()
+	s.retention()
+
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	statsTick := time.NewTicker(5 * time.Second)
@@ -199,6 +211,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.commit()
 		case <-statsTick.C:
 			saveStats()
+		case <-retain.C:
+			s.retention()
 		}
 	}
 }
@@ -223,4 +237,23 @@ func (s *Server) HTTPAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.httpAddr
+}
+
+// retention applies the configured maximum age and size of the store.
+func (s *Server) retention() {
+	r := s.cfg.Retention
+	if r.MaxAge > 0 {
+		if n, err := s.st.PruneBefore(time.Now().Add(-r.MaxAge)); err != nil {
+			s.log.Error("retention by age", "err", err)
+		} else if n > 0 {
+			s.log.Info("retention: pruned old records", "chunks", n, "max_age", r.MaxAge)
+		}
+	}
+	if r.MaxSize > 0 {
+		if n, err := s.st.PruneToSize(r.MaxSize); err != nil {
+			s.log.Error("retention by size", "err", err)
+		} else if n > 0 {
+			s.log.Info("retention: pruned oldest records", "chunks", n, "max_size", r.MaxSize)
+		}
+	}
 }

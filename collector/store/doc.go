@@ -26,7 +26,9 @@
 // Hazards: bbolt takes an exclusive file lock, so a second process (for
 // example `mira report` while mira-collector runs) cannot open the same file
 // until the writer closes it; Open fails with ErrLocked after Options.Timeout.
-// The database file never shrinks (no retention yet). Records that fail to
+// Retention: PruneBefore (by age) and PruneToSize (by data size) delete
+// the oldest chunks; freed pages are reused, and CompactFile rewrites a
+// closed store to give the space back. Records that fail to
 // decode during a scan are skipped and counted by reason
 // (Store.DecodeErrors), never dropped silently; a damaged chunk header or
 // length loses the rest of that chunk (at most 64 records), counted once.

@@ -35,7 +35,7 @@ func mergeNames[K comparable](dst, src map[K]string) map[K]string {
 // PutNames merges n into the stored names; a name given for an id that
 // already has one replaces it.
 func (s *Store) PutNames(n Names) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		cur, err := decodeNames(meta.Get(keyNames))
 		if err != nil {
@@ -70,7 +70,7 @@ func decodeNames(v []byte) (Names, error) {
 // Names returns the stored names (empty maps are nil).
 func (s *Store) Names() (Names, error) {
 	var n Names
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		n, err = decodeNames(tx.Bucket(bucketMeta).Get(keyNames))
 		return err

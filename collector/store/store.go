@@ -1,14 +1,11 @@
 package store
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -60,6 +57,12 @@ type Options struct {
 	// InitialMmapSize lets readers run without blocking a writer that
 	// grows the file up to this size.
 	InitialMmapSize int
+	// Release closes the file whenever no operation is using it and
+	// reopens it for the next one (waiting up to Timeout for the lock).
+	// A long-running writer (mira-collector) sets it so that other
+	// processes (mira report, mira flows) can open the file between its
+	// commits; an operation that cannot get the lock fails with ErrLocked.
+	Release bool
 }
 
 // Origin says where records came from: the exporter (as the collector names
@@ -123,14 +126,21 @@ type Stats struct {
 
 // Store is an open flow store. Its methods are safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	path  string
+	bopts bolt.Options
+	opts  Options
+
+	// dbmu guards db and users: with Options.Release the file is open
+	// only while users > 0.
+	dbmu  sync.Mutex
+	db    *bolt.DB
+	users int
 
 	// mu serialises Put so that the write buffers can be reused.
 	mu      sync.Mutex
 	buf     []byte
 	entries []entry
-	order   []int32
+	ids     []uint32
 
 	// omu guards the origin cache.
 	omu     sync.RWMutex
@@ -157,31 +167,88 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.Timeout == 0 {
 		o.Timeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{
-		Timeout:         o.Timeout,
-		ReadOnly:        o.ReadOnly,
-		NoSync:          o.NoSync,
-		InitialMmapSize: o.InitialMmapSize,
-		FreelistType:    bolt.FreelistMapType,
-	})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w (waited %v)", path, ErrLocked, o.Timeout)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
 	s := &Store{
-		db:         db,
-		path:       path,
+		path: path,
+		opts: o,
+		bopts: bolt.Options{
+			Timeout:         o.Timeout,
+			ReadOnly:        o.ReadOnly,
+			NoSync:          o.NoSync,
+			InitialMmapSize: o.InitialMmapSize,
+			FreelistType:    bolt.FreelistMapType,
+		},
 		origins:    make(map[Origin]uint32),
 		byID:       make(map[uint32]Origin),
 		decodeErrs: make(map[string]uint64),
 	}
-	if err := s.init(o.ReadOnly); err != nil {
-		db.Close()
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	err := s.init(o.ReadOnly)
+	s.release()
+	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// acquire opens the file if it is not open and counts one more user.
+func (s *Store) acquire() error {
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	if s.db == nil {
+		db, err := bolt.Open(s.path, 0o644, &s.bopts)
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("store: open %s: %w (waited %v)", s.path, ErrLocked, s.opts.Timeout)
+		}
+		if err != nil {
+			return fmt.Errorf("store: open %s: %w", s.path, err)
+		}
+		s.db = db
+	}
+	s.users++
+	return nil
+}
+
+// release ends a use; with Options.Release the last user closes the file.
+func (s *Store) release() error {
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	s.users--
+	if s.users > 0 || !s.opts.Release || s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// update runs fn in a read-write transaction.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	err := s.db.Update(fn)
+	if rerr := s.release(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	err := s.db.View(fn)
+	if rerr := s.release(); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 func (s *Store) init(readOnly bool) error {
@@ -255,7 +322,14 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database file.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil
@@ -287,124 +361,13 @@ func (s *Store) Put(o Origin, recs []flow.Record) error {
 // PutBatches stores several origins' records in one transaction (one
 // sync), as Put does for one.
 func (s *Store) PutBatches(batches []Batch) error {
-	total := 0
-	for _, b := range batches {
-		total += len(b.Records)
-	}
-	if total == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	ids := make([]uint32, len(batches))
-	var added map[Origin]uint32
-	s.omu.RLock()
+	encs := make([]*Encoded, len(batches))
 	for i, b := range batches {
-		ids[i] = s.origins[b.Origin] // 0: not known yet (ids start at 1)
+		e := &Encoded{Origin: b.Origin}
+		e.AddAll(b.Records)
+		encs[i] = e
 	}
-	s.omu.RUnlock()
-
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		for i, b := range batches {
-			if ids[i] != 0 || len(b.Records) == 0 {
-				continue
-			}
-			if id, ok := added[b.Origin]; ok {
-				ids[i] = id
-				continue
-			}
-			id, err := originID(tx, b.Origin)
-			if err != nil {
-				return err
-			}
-			ids[i] = id
-			if added == nil {
-				added = make(map[Origin]uint32)
-			}
-			added[b.Origin] = id
-		}
-		fb := tx.Bucket(bucketFlows)
-		// Keys arrive nearly in order, so full pages are the right split.
-		fb.FillPercent = 1.0
-		seq := fb.Sequence()
-		buf, ents := s.buf[:0], s.entries[:0]
-		var maxDur, maxSpan int64
-		for bi, b := range batches {
-			recs := b.Records
-			// Chunks of records sorted by end time, each keyed by its
-			// first (earliest) end time.
-			order := s.order[:0]
-			for i := range recs {
-				order = append(order, int32(i))
-			}
-			slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(recs[a].Last, recs[b].Last) })
-			s.order = order
-			for start := 0; start < len(order); {
-				first := recs[order[start]].Last
-				end := start + 1
-				for end < len(order) && end-start < maxChunkRecords && recs[order[end]].Last-first <= maxChunkSpan {
-					end++
-				}
-				maxSpan = max(maxSpan, recs[order[end-1]].Last-first)
-				seq++
-				e := entry{k: len(buf)}
-				buf = timeKey(buf, first)
-				buf = binary.BigEndian.AppendUint32(buf, ids[bi])
-				buf = binary.BigEndian.AppendUint64(buf, seq)
-				e.v = len(buf)
-				buf = appendChunkHeader(buf, end-start)
-				for _, i := range order[start:end] {
-					r := &recs[i]
-					buf = appendChunkRecord(buf, r)
-					maxDur = max(maxDur, r.Last-r.First)
-				}
-				e.end = len(buf)
-				ents = append(ents, e)
-				start = end
-			}
-		}
-		s.buf, s.entries = buf, ents
-		if len(batches) > 1 {
-			slices.SortFunc(ents, func(a, b entry) int { return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]) })
-		}
-		if err := fb.SetSequence(seq); err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if err := fb.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if maxSpan > storedInt(meta, keyMaxSpan) {
-			if err := meta.Put(keyMaxSpan, binary.BigEndian.AppendUint64(nil, uint64(maxSpan))); err != nil {
-				return err
-			}
-		}
-		if maxDur > storedInt(meta, keyMaxDur) {
-			if err := meta.Put(keyMaxDur, binary.BigEndian.AppendUint64(nil, uint64(maxDur))); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if len(batches) == 1 {
-			o := batches[0].Origin
-			return fmt.Errorf("store: put %d records from %s/%d: %w", total, o.Exporter, o.Domain, err)
-		}
-		return fmt.Errorf("store: put %d records from %d batches: %w", total, len(batches), err)
-	}
-	if len(added) > 0 {
-		s.omu.Lock()
-		for o, id := range added {
-			s.origins[o] = id
-			s.byID[id] = o
-		}
-		s.omu.Unlock()
-	}
-	return nil
+	return s.PutEncoded(encs)
 }
 
 // originID returns o's id, allocating one in the origins bucket if o is
@@ -461,7 +424,7 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			s.countDecodeError(de.Reason)
 		}
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		stop := to // scan while key time < stop
 		if q.Field != ByEnd {
@@ -570,7 +533,7 @@ func (s *Store) PutStats(st Stats) error {
 	if err != nil {
 		return fmt.Errorf("store: put stats: %w", err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyStats, v) })
+	err = s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyStats, v) })
 	if err != nil {
 		return fmt.Errorf("store: put stats: %w", err)
 	}
@@ -580,7 +543,7 @@ func (s *Store) PutStats(st Stats) error {
 // AddStats adds delta to the stored collector counters, so that a
 // collector that restarts keeps counting from the stored totals.
 func (s *Store) AddStats(delta Stats) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		st, err := decodeStats(meta.Get(keyStats))
 		if err != nil {
@@ -635,7 +598,7 @@ func decodeStats(v []byte) (Stats, error) {
 // stored.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		st, err = decodeStats(tx.Bucket(bucketMeta).Get(keyStats))
 		return err

@@ -26,7 +26,7 @@ const (
 	// maxPacketBlock bounds a pcapng packet block: data plus options.
 	maxPacketBlock = maxSnaplen + 64<<10
 	// readBufSize is the size of the buffered reader over the input.
-	readBufSize = 64 << 10
+	readBufSize = 1 << 20
 )
 
 // pcapng block types the reader interprets.
@@ -425,18 +425,33 @@ func (r *Reader) Next() ([]byte, drivers.CaptureInfo, error) {
 func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 	var ci drivers.CaptureInfo
 	start := r.off
-	h := r.hdr[:16+r.extraHdr]
-	if err := r.readFull(h); err != nil {
-		if err == io.EOF {
-			r.err = io.EOF
-			return nil, ci, io.EOF
+	hl := 16 + r.extraHdr
+	// Fast path: header and data inside bufio's buffer are returned
+	// in place (valid until the next read, as Next promises), saving a
+	// copy per packet.
+	h, perr := r.br.Peek(hl)
+	if perr != nil {
+		h = r.hdr[:hl]
+		if err := r.readFull(h); err != nil {
+			if err == io.EOF {
+				r.err = io.EOF
+				return nil, ci, io.EOF
+			}
+			return nil, ci, r.fail(r.errorf(start, ReasonTruncated, err, "record header"))
 		}
-		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, err, "record header"))
+	} else if n := r.order.Uint32(h[8:]); int(n) <= readBufSize-hl && n <= uint32(limit(r.state[0].snaplen)) {
+		if rec, err := r.br.Peek(hl + int(n)); err == nil {
+			r.br.Discard(hl + int(n))
+			r.off += int64(hl + int(n))
+			return r.pcapRecord(rec[:hl], rec[hl:], &ci)
+		}
+		h = r.hdr[:hl]
+		r.readFull(h) // cannot fail: Peek(hl) succeeded
+	} else {
+		h = r.hdr[:hl]
+		r.readFull(h)
 	}
-	sec := int64(r.order.Uint32(h[0:]))
-	frac := int64(r.order.Uint32(h[4:]))
 	caplen := r.order.Uint32(h[8:])
-	origlen := r.order.Uint32(h[12:])
 	st := &r.state[0]
 	if caplen > uint32(limit(st.snaplen)) {
 		return nil, ci, r.fail(r.errorf(start, ReasonOversize, nil, "captured length %d exceeds limit %d (snaplen %d)", caplen, limit(st.snaplen), st.snaplen))
@@ -448,14 +463,22 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 		}
 		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, err, "record data (%d bytes)", caplen))
 	}
+	return r.pcapRecord(h, data, &ci)
+}
+
+// pcapRecord fills ci from a classic record header h for data.
+func (r *Reader) pcapRecord(h, data []byte, ci *drivers.CaptureInfo) ([]byte, drivers.CaptureInfo, error) {
+	sec := int64(r.order.Uint32(h[0:]))
+	frac := int64(r.order.Uint32(h[4:]))
+	origlen := r.order.Uint32(h[12:])
 	if !r.nano {
 		frac *= 1000
 	}
 	ci.Timestamp = sec*1e9 + frac
-	ci.CaptureLength = int(caplen)
+	ci.CaptureLength = len(data)
 	ci.Length = int(origlen)
-	ci.LinkType = st.link
+	ci.LinkType = r.state[0].link
 	r.stats.Packets++
 	r.stats.Octets += uint64(origlen)
-	return data, ci, nil
+	return data, *ci, nil
 }

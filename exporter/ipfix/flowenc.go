@@ -67,6 +67,8 @@ const (
 	opProbability
 	opAggregateName
 	opPacketInterval
+	opSymptomName
+	opCategoryName
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -83,12 +85,12 @@ const (
 
 // Template ids MIRA's exporter uses.
 const (
-	FlowTemplateBase          = 256
-	SymptomTemplateID         = FlowTemplateBase + numVariants // 384
-	ExporterOptionsTemplateID = SymptomTemplateID + 1          // 385
-	SamplingOptionsTemplateID = SymptomTemplateID + 2          // 386
-	AggregateOptionsTemplateID = SymptomTemplateID + 3         // 387
-	PSAMPOptionsTemplateID    = SymptomTemplateID + 4          // 388
+	FlowTemplateBase           = 256
+	SymptomTemplateID          = FlowTemplateBase + numVariants // 384
+	ExporterOptionsTemplateID  = SymptomTemplateID + 1          // 385
+	SamplingOptionsTemplateID  = SymptomTemplateID + 2          // 386
+	AggregateOptionsTemplateID = SymptomTemplateID + 3          // 387
+	PSAMPOptionsTemplateID     = SymptomTemplateID + 4          // 388
 )
 
 type slot struct {

@@ -121,6 +121,10 @@ type DomainOptions struct {
 	Sampling     Sampling
 	// Aggregates maps aggregate ids to names.
 	Aggregates map[uint32]string
+	// Symptoms and Categories map symptom and fast-class category ids
+	// to names (SymptomOptionsTemplate, CategoryOptionsTemplate).
+	Symptoms   map[uint16]string
+	Categories map[uint16]string
 }
 
 // samplingFields collects one options record's sampling elements.

@@ -128,6 +128,8 @@ const (
 	MIRASamplingPacketInterval = 13
 	MIRASamplingFlowInterval   = 14
 	MIRAAggregateName          = 15
+	MIRASymptomName            = 16
+	MIRACategoryName           = 17
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -195,6 +197,8 @@ var Registry = []IE{
 	{ID: MIRASamplingPacketInterval, MIRA: true, Name: "packetSamplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
 	{ID: MIRASamplingFlowInterval, MIRA: true, Name: "flowSamplingInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
 	{ID: MIRAAggregateName, MIRA: true, Name: "aggregateName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRASymptomName, MIRA: true, Name: "symptomName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRACategoryName, MIRA: true, Name: "categoryName", Type: String, Semantics: Default, Length: VarLen},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

@@ -552,6 +552,10 @@ func miraOp(f Field) op {
 		return lenOp(num, opFlowSampling)
 	case MIRAAggregateName:
 		return opAggregateName
+	case MIRASymptomName:
+		return opSymptomName
+	case MIRACategoryName:
+		return opCategoryName
 	}
 	return opSkip
 }
@@ -666,6 +670,10 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 	var aggID uint32
 	var aggName []byte
 	haveAggID, haveAggName := false, false
+	var nameID uint16
+	var symName, catName []byte
+	haveNameID, haveSymName, haveCatName := false, false, false
+	changed := false
 	for i, f := range t.Fields {
 		v, off = fieldValue(f, rec, off)
 		switch t.ops[i] {
@@ -694,9 +702,20 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			aggID, haveAggID = uint32(uintN(v)), true
 		case opAggregateName:
 			aggName, haveAggName = v, true
+		case opSymptomID, opCategory:
+			nameID, haveNameID = uint16(uintN(v)), true
+		case opSymptomName:
+			symName, haveSymName = v, true
+		case opCategoryName:
+			catName, haveCatName = v, true
 		}
 	}
-	changed := false
+	if haveNameID && haveSymName && ds.opts.setSymptomName(nameID, string(symName)) {
+		changed = true
+	}
+	if haveNameID && haveCatName && ds.opts.setCategoryName(nameID, string(catName)) {
+		changed = true
+	}
 	onlyInterval := sf.haveLegacy && !sf.havePkt && !sf.haveSel && !sf.haveProb && !sf.haveFlow
 	if sf.any() && onlyInterval && ds.opts.HaveSampling && ds.opts.Sampling.Interval == max(sf.legacyInterval, 1) {
 		// A bare samplingInterval (as MIRA sends for nfdump, ahead of its

@@ -1,0 +1,346 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// The multi-probe tests run real mira-probe processes, each reading the
+// same capture but keeping a different part of it (split by direction,
+// by aggregate, sampled, or overlapping), exporting over TCP to one
+// mira-collector process; the consolidated report must equal that of one
+// unsampled probe reading everything.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func requirePeers() bool { return os.Getenv("MIRA_REQUIRE_PEERS") == "1" }
+
+func binaries(t *testing.T) (probe, collector string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "mira-multiprobe-")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"mira-probe", "mira-collector"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "github.com/mira-project/mira/cmd/"+c)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "mira-probe"), filepath.Join(binDir, "mira-collector")
+}
+
+func capture(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "../../../shared/corpus/pcaps/ndpi/1kxun.pcap")
+	if _, err := os.Stat(p); err != nil {
+		if requirePeers() {
+			t.Fatalf("capture: %v", err)
+		}
+		t.Skipf("shared corpus absent: %v", err)
+	}
+	return p
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type collectorProc struct {
+	cmd            *exec.Cmd
+	port, httpPort int
+	db             string
+	log            bytes.Buffer
+	done           chan struct{}
+}
+
+func startCollector(t *testing.T, bin string) *collectorProc {
+	t.Helper()
+	c := &collectorProc{port: freePort(t), httpPort: freePort(t), db: filepath.Join(t.TempDir(), "flows.db"), done: make(chan struct{})}
+	c.cmd = exec.Command(bin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", c.port), "--db", c.db,
+		"--http", fmt.Sprintf("127.0.0.1:%d", c.httpPort))
+	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+	})
+	c.waitHTTP(t)
+	return c
+}
+
+func (c *collectorProc) waitHTTP(t *testing.T) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-c.done:
+			t.Fatalf("mira-collector exited:\n%s", c.log.String())
+		default:
+		}
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.httpPort))
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mira-collector not serving HTTP:\n%s", c.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitRecords polls the HTTP API until the store holds n flow records.
+func (c *collectorProc) waitRecords(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	got := -1
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/flows?limit=1", c.httpPort))
+		if err == nil {
+			var l report.FlowList
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if json.Unmarshal(b, &l) == nil {
+				got = l.Summary.Flows
+				if got == n {
+					return
+				}
+				if got > n {
+					t.Fatalf("collector holds %d records, probes exported %d", got, n)
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("collector holds %d records, probes exported %d\n%s", got, n, c.log.String())
+}
+
+func (c *collectorProc) stop(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mira-collector did not stop:\n%s", c.log.String())
+	}
+}
+
+var recordsRE = regexp.MustCompile(`capture ended.* records=(\d+)`)
+
+// runProbes runs one mira-probe per configuration concurrently on the
+// capture and returns the records they exported in total.
+func runProbes(t *testing.T, bin, pcap string, port int, configs []string) int {
+	t.Helper()
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	total := make([]int, len(configs))
+	errs := make([]error, len(configs))
+	for i, cfg := range configs {
+		f := filepath.Join(dir, fmt.Sprintf("probe%d.yaml", i))
+		if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--config", f, "-r", pcap, "--domain", strconv.Itoa(10+i),
+				"--export", fmt.Sprintf("tcp://127.0.0.1:%d", port))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("mira-probe %d: %v\n%s", i, err, out)
+				return
+			}
+			m := recordsRE.FindSubmatch(out)
+			if m == nil {
+				errs[i] = fmt.Errorf("mira-probe %d: no record count in its log:\n%s", i, out)
+				return
+			}
+			total[i], _ = strconv.Atoi(string(m[1]))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range total {
+		n += x
+	}
+	return n
+}
+
+// result is what the comparison looks at.
+type result struct {
+	biflows, merged int
+	packets, octets uint64
+	est             *report.Estimate
+	byAggregate     map[string]report.UsageRow
+	byCategory      map[string]report.UsageRow
+}
+
+func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string, conf float64) result {
+	t.Helper()
+	c := startCollector(t, collBin)
+	n := runProbes(t, probeBin, pcap, c.port, configs)
+	c.waitRecords(t, n)
+	c.stop(t)
+	st, err := store.Open(c.db, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var r result
+	r.byAggregate, r.byCategory = map[string]report.UsageRow{}, map[string]report.UsageRow{}
+	for _, by := range []string{report.ByAggregate, report.ByCategory} {
+		rep, err := report.FromStore(st, report.Options{By: by, Confidence: conf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.biflows, r.merged, r.packets, r.octets, r.est = rep.Summary.Biflows, rep.Summary.Merged, rep.Summary.Packets, rep.Summary.Octets, rep.Summary.Estimate
+		for _, u := range rep.Usage {
+			if by == report.ByAggregate {
+				r.byAggregate[u.Aggregate] = u
+			} else {
+				r.byCategory[u.Category] = u
+			}
+		}
+	}
+	return r
+}
+
+const rules = `probe: {name: mp}
+aggregates:
+  home: [192.168.0.0/16]
+  rules:
+    - {name: campus-out, direction: [outgoing]}
+    - {name: campus-in, direction: [incoming]}
+    - {name: campus-internal, direction: [internal]}
+`
+
+func sameTotals(t *testing.T, name string, got, want result) {
+	t.Helper()
+	if got.biflows != want.biflows || got.packets != want.packets || got.octets != want.octets {
+		t.Errorf("%s: biflows %d packets %d bytes %d, one probe: %d %d %d", name,
+			got.biflows, got.packets, got.octets, want.biflows, want.packets, want.octets)
+	}
+	for _, m := range []struct {
+		what      string
+		got, want map[string]report.UsageRow
+	}{{"aggregate", got.byAggregate, want.byAggregate}, {"category", got.byCategory, want.byCategory}} {
+		if len(m.got) != len(m.want) {
+			t.Errorf("%s: %d %s rows, one probe %d", name, len(m.got), m.what, len(m.want))
+		}
+		for k, w := range m.want {
+			g := m.got[k]
+			if g.Biflows != w.Biflows || g.Packets != w.Packets || g.Octets != w.Octets {
+				t.Errorf("%s: %s %q: %d/%d/%d, one probe %d/%d/%d", name, m.what, k, g.Biflows, g.Packets, g.Octets, w.Biflows, w.Packets, w.Octets)
+			}
+		}
+	}
+}
+
+func TestMultiProbe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemons")
+	}
+	pcap := capture(t)
+	probeBin, collBin := binaries(t)
+	base := consolidate(t, probeBin, collBin, pcap, []string{rules}, 0)
+	if base.biflows < 50 || len(base.byAggregate) < 2 || base.merged != 0 || base.est != nil {
+		t.Fatalf("baseline: %+v", base)
+	}
+	t.Logf("one probe: %d biflows, %d packets, %d bytes, %d aggregates, %d categories",
+		base.biflows, base.packets, base.octets, len(base.byAggregate), len(base.byCategory))
+
+	t.Run("split by direction", func(t *testing.T) {
+		got := consolidate(t, probeBin, collBin, pcap, []string{
+			rules + "  scope: {directions: [outgoing, internal]}\n",
+			rules + "  scope: {directions: [incoming, transit]}\n",
+		}, 0)
+		sameTotals(t, "split by direction", got, base)
+		if got.merged != 0 {
+			t.Errorf("merged %d", got.merged)
+		}
+	})
+	t.Run("split by aggregate", func(t *testing.T) {
+		got := consolidate(t, probeBin, collBin, pcap, []string{
+			rules + "  scope: {aggregates: [campus-out]}\n",
+			rules + "  scope: {aggregates: [campus-in]}\n",
+			rules + "  scope: {aggregates: [campus-internal, none]}\n",
+		}, 0)
+		sameTotals(t, "split by aggregate", got, base)
+	})
+	t.Run("same flows seen twice", func(t *testing.T) {
+		got := consolidate(t, probeBin, collBin, pcap, []string{rules, rules}, 0)
+		sameTotals(t, "overlapping probes", got, base)
+		if got.merged == 0 {
+			t.Error("no duplicates reported merged")
+		}
+	})
+	t.Run("sampled", func(t *testing.T) {
+		// Each direction on its own probe at its own rate; flow sampling
+		// with a shared seed keeps both directions of a connection.
+		for seed := 1; seed <= 3; seed++ {
+			for _, smp := range []struct{ out, in string }{
+				{fmt.Sprintf("sampling: {mode: flow, interval: 2, seed: %d}\n", seed), fmt.Sprintf("sampling: {mode: flow, interval: 2, seed: %d}\n", seed)},
+				{fmt.Sprintf("sampling: {mode: random, interval: 4, seed: %d}\n", seed), ""},
+			} {
+				got := consolidate(t, probeBin, collBin, pcap, []string{
+					rules + "  scope: {directions: [outgoing, internal]}\n" + smp.out,
+					rules + "  scope: {directions: [incoming, transit]}\n" + smp.in,
+				}, 0.999)
+				e := got.est
+				if e == nil {
+					t.Fatalf("seed %d %q: no estimate", seed, smp.out)
+				}
+				t.Logf("seed %d %s: estimated bytes %d [%d, %d], truth %d", seed, smp.out, e.Octets, e.OctetsLow, e.OctetsHigh, base.octets)
+				if float64(base.octets) < float64(e.OctetsLow) || float64(base.octets) > float64(e.OctetsHigh) ||
+					math.IsNaN(float64(e.OctetsHigh)) {
+					t.Errorf("seed %d %s: true bytes %d outside the 99.9%% interval [%d, %d]", seed, smp.out, base.octets, e.OctetsLow, e.OctetsHigh)
+				}
+			}
+		}
+	})
+}

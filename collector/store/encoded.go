@@ -1,0 +1,200 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// Encoded collects one origin's records, already in the store's record
+// encoding, for PutEncoded. A writer that batches records between commits
+// keeps them this way (about 60 bytes each instead of a flow.Record and
+// its symptom list), and the commit only sorts and copies bytes. Add
+// copies everything it needs from the record, so the caller may reuse it
+// (and its Symptoms) at once. Adding allocates nothing once the buffers
+// have grown to a batch's size; Reset keeps them.
+type Encoded struct {
+	Origin Origin
+	buf    []byte // length-prefixed records, as they go into a chunk
+	idx    []encRec
+}
+
+// encRec locates one record of an Encoded.
+type encRec struct {
+	last int64 // flow end time, the chunk order
+	dur  int64
+	off  int
+	n    int
+}
+
+// Add appends r.
+func (e *Encoded) Add(r *flow.Record) {
+	at := len(e.buf)
+	e.buf = appendChunkRecord(e.buf, r)
+	e.idx = append(e.idx, encRec{last: r.Last, dur: r.Last - r.First, off: at, n: len(e.buf) - at})
+}
+
+// AddAll appends every record of recs.
+func (e *Encoded) AddAll(recs []flow.Record) {
+	for i := range recs {
+		e.Add(&recs[i])
+	}
+}
+
+// Append appends o's records (of the same origin) to e.
+func (e *Encoded) Append(o *Encoded) {
+	base := len(e.buf)
+	e.buf = append(e.buf, o.buf...)
+	for _, x := range o.idx {
+		x.off += base
+		e.idx = append(e.idx, x)
+	}
+}
+
+// Len returns the number of records in e.
+func (e *Encoded) Len() int { return len(e.idx) }
+
+// Size returns the bytes e's records take.
+func (e *Encoded) Size() int { return len(e.buf) }
+
+// Reset empties e, keeping its origin and capacity.
+func (e *Encoded) Reset() {
+	e.buf = e.buf[:0]
+	e.idx = e.idx[:0]
+}
+
+func cmpEncRec(a, b encRec) int {
+	if c := cmp.Compare(a.last, b.last); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.off, b.off) // arrival order: a stable result
+}
+
+// PutEncoded stores the records of batches in one transaction (one sync),
+// as PutBatches does; batches are not changed except that each one's
+// records are put in end-time order. It returns ErrLocked (wrapped) when
+// the store is opened per operation (Options.Release) and another process
+// holds the file longer than Options.Timeout; the caller may retry later.
+func (s *Store) PutEncoded(batches []*Encoded) error {
+	total := 0
+	for _, b := range batches {
+		total += b.Len()
+	}
+	if total == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	ids := s.ids[:0]
+	var added map[Origin]uint32
+	s.omu.RLock()
+	for _, b := range batches {
+		ids = append(ids, s.origins[b.Origin]) // 0: not known yet (ids start at 1)
+	}
+	s.omu.RUnlock()
+	s.ids = ids
+
+	err := s.update(func(tx *bolt.Tx) error {
+		for i, b := range batches {
+			if ids[i] != 0 || b.Len() == 0 {
+				continue
+			}
+			if id, ok := added[b.Origin]; ok {
+				ids[i] = id
+				continue
+			}
+			id, err := originID(tx, b.Origin)
+			if err != nil {
+				return err
+			}
+			ids[i] = id
+			if added == nil {
+				added = make(map[Origin]uint32)
+			}
+			added[b.Origin] = id
+		}
+		fb := tx.Bucket(bucketFlows)
+		// Keys arrive nearly in order, so full pages are the right split.
+		fb.FillPercent = 1.0
+		seq := fb.Sequence()
+		buf, ents := s.buf[:0], s.entries[:0]
+		var maxDur, maxSpan int64
+		for bi, b := range batches {
+			// Chunks of records sorted by end time, each keyed by its
+			// first (earliest) end time.
+			idx := b.idx
+			if !slices.IsSortedFunc(idx, cmpEncRec) {
+				slices.SortFunc(idx, cmpEncRec)
+			}
+			for start := 0; start < len(idx); {
+				first := idx[start].last
+				end := start + 1
+				for end < len(idx) && end-start < maxChunkRecords && idx[end].last-first <= maxChunkSpan {
+					end++
+				}
+				maxSpan = max(maxSpan, idx[end-1].last-first)
+				seq++
+				e := entry{k: len(buf)}
+				buf = timeKey(buf, first)
+				buf = binary.BigEndian.AppendUint32(buf, ids[bi])
+				buf = binary.BigEndian.AppendUint64(buf, seq)
+				e.v = len(buf)
+				buf = appendChunkHeader(buf, end-start)
+				for _, x := range idx[start:end] {
+					buf = append(buf, b.buf[x.off:x.off+x.n]...)
+					maxDur = max(maxDur, x.dur)
+				}
+				e.end = len(buf)
+				ents = append(ents, e)
+				start = end
+			}
+		}
+		s.buf, s.entries = buf, ents
+		if len(batches) > 1 {
+			slices.SortFunc(ents, func(a, b entry) int { return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]) })
+		}
+		if err := fb.SetSequence(seq); err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := fb.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if maxSpan > storedInt(meta, keyMaxSpan) {
+			if err := meta.Put(keyMaxSpan, binary.BigEndian.AppendUint64(nil, uint64(maxSpan))); err != nil {
+				return err
+			}
+		}
+		if maxDur > storedInt(meta, keyMaxDur) {
+			if err := meta.Put(keyMaxDur, binary.BigEndian.AppendUint64(nil, uint64(maxDur))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if len(batches) == 1 {
+			o := batches[0].Origin
+			return fmt.Errorf("store: put %d records from %s/%d: %w", total, o.Exporter, o.Domain, err)
+		}
+		return fmt.Errorf("store: put %d records from %d batches: %w", total, len(batches), err)
+	}
+	if len(added) > 0 {
+		s.omu.Lock()
+		for o, id := range added {
+			s.origins[o] = id
+			s.byID[id] = o
+		}
+		s.omu.Unlock()
+	}
+	return nil
+}

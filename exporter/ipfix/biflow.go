@@ -1,0 +1,72 @@
+package ipfix
+
+import (
+	"encoding/binary"
+
+	"github.com/mira-project/mira/appliance/flow"
+)
+
+// Biflow template ids (RFC 5103 records the collector re-exports).
+const (
+	BiflowTemplateV4 = SymptomTemplateID + 5 // 389
+	BiflowTemplateV6 = SymptomTemplateID + 6 // 390
+)
+
+// BiflowTemplate returns the RFC 5103 biflow template: the initiator's
+// flow (addresses, ports, protocol, forward counters and times, TCP
+// flags, VLAN) and the responder's counters as reverseOctetDeltaCount and
+// reversePacketDeltaCount (enterprise 29305). Only the reverse counters
+// are sent reversed: nfdump 1.7.1 maps exactly those to its "out"
+// counters, and reads any other reverse IE as the forward one (see
+// notes/peer-tools.md (d)).
+func BiflowTemplate(v6 bool) *Template {
+	t := &Template{ID: BiflowTemplateV4}
+	if v6 {
+		t.ID = BiflowTemplateV6
+		t.Fields = []Field{{ID: IESourceIPv6Address, Length: 16}, {ID: IEDestinationIPv6Address, Length: 16}}
+	} else {
+		t.Fields = []Field{{ID: IESourceIPv4Address, Length: 4}, {ID: IEDestinationIPv4Address, Length: 4}}
+	}
+	t.Fields = append(t.Fields,
+		Field{ID: IESourceTransportPort, Length: 2},
+		Field{ID: IEDestinationTransportPort, Length: 2},
+		Field{ID: IEProtocolIdentifier, Length: 1},
+		Field{ID: IETCPControlBits, Length: 2},
+		Field{ID: IEPacketDeltaCount, Length: 8},
+		Field{ID: IEOctetDeltaCount, Length: 8},
+		Field{ID: IEFlowStartMilliseconds, Length: 8},
+		Field{ID: IEFlowEndMilliseconds, Length: 8},
+		Field{ID: IEVlanID, Length: 2},
+		Field{ID: IEPacketDeltaCount, Enterprise: ReversePEN, Length: 8},
+		Field{ID: IEOctetDeltaCount, Enterprise: ReversePEN, Length: 8},
+	)
+	return t
+}
+
+// IsV6 says whether r needs the IPv6 biflow template.
+func IsV6(r *flow.Record) bool { return r.Src.Is6() && !r.Src.Is4In6() }
+
+// AppendBiflowRecord appends a record of BiflowTemplate(IsV6(r)): r is
+// the initiator's direction, rpackets/roctets the responder's counters.
+func AppendBiflowRecord(b []byte, r *flow.Record, rpackets, roctets uint64) []byte {
+	be := binary.BigEndian
+	if IsV6(r) {
+		s, d := r.Src.As16(), r.Dst.As16()
+		b = append(b, s[:]...)
+		b = append(b, d[:]...)
+	} else {
+		b = appendAddr4(b, r.Src)
+		b = appendAddr4(b, r.Dst)
+	}
+	b = be.AppendUint16(b, r.Sport)
+	b = be.AppendUint16(b, r.Dport)
+	b = append(b, r.Proto)
+	b = be.AppendUint16(b, uint16(r.TCPFlags))
+	b = be.AppendUint64(b, r.Packets)
+	b = be.AppendUint64(b, r.Octets)
+	b = be.AppendUint64(b, uint64(r.First/1e6))
+	b = be.AppendUint64(b, uint64(r.Last/1e6))
+	b = be.AppendUint16(b, r.VLAN)
+	b = be.AppendUint64(b, rpackets)
+	return be.AppendUint64(b, roctets)
+}
