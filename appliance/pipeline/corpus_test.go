@@ -387,11 +387,21 @@ func TestCorpusAgainstTshark(t *testing.T) {
 				t.Logf("%s: %v", name, err)
 			}
 			diffs := compare(want, mira)
+			kd, known := knownDiffs[filepath.ToSlash(name)]
+			if known {
+				if len(diffs) == 0 {
+					t.Errorf("%s: listed in knownDiffs but MIRA and tshark now agree: remove it", name)
+				}
+				diffs = compare(kd.project(want, kd.rejects), kd.project(mira, 0))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			compared++
 			flows += len(want)
 			if len(diffs) > 0 {
+				if known {
+					diffs = append(diffs, "(known difference: "+kd.reason+"; the narrower check failed)")
+				}
 				if len(diffs) > 5 {
 					diffs = append(diffs[:5], fmt.Sprintf("... and %d more", len(diffs)-5))
 				}
@@ -404,6 +414,73 @@ func TestCorpusAgainstTshark(t *testing.T) {
 	if compared < len(files)/2 {
 		t.Errorf("only %d of %d captures compared", compared, len(files))
 	}
+}
+
+// knownDiff is a capture where MIRA and tshark's view differ for a reason
+// that is tshark's (or the capture's) and not a MIRA bug. Its flows are
+// still compared, after dropping what differs: ports (tuples keyed on
+// addresses only), octets or times; rejects says MIRA rejects that many of
+// the packets tshark lists, and only the file's packet total is compared.
+type knownDiff struct {
+	reason                     string
+	noPorts, noOctets, noTimes bool
+	rejects                    uint64
+}
+
+var knownDiffs = map[string]knownDiff{
+	"zeek/cisco-fabric-path.pcap": {noPorts: true, reason: "tshark's FabricPath dissector takes the last 4 bytes " +
+		"of every frame as an FCS, which these frames do not have, so it cuts the inner transport headers short " +
+		"and loses their ports; IP lengths show the frames end where MIRA says"},
+	"tcpdump/bigtcp-ipv6.pcap": {noPorts: true, noOctets: true, reason: "BIG TCP IPv6 without a hop-by-hop " +
+		"jumbo option (payload length 0): MIRA takes the length from the frame (80040, as tcpdump's reference " +
+		"output says: \"real length 80040, presumed BIG TCP\"); tshark 4.0 counts 40 and marks the TCP header malformed"},
+	"tcpdump/ipv6_frag6_negative_len.pcap": {noOctets: true, reason: "crafted IPv6 fragment with payload length 0: " +
+		"MIRA reads the length from the frame as for BIG TCP, tshark counts the 40-byte header"},
+	"tcpdump/ip6_frag_asan.pcap": {rejects: 1, reason: "crafted frame whose capture ends inside the IPv6 fragment " +
+		"header: MIRA rejects it as truncated (counted), tshark still lists the IPv6 header"},
+	"tcpdump/timestamp_invalid_nano.pcap": {noTimes: true, reason: "nanosecond fields of 1e9 and more: MIRA's " +
+		"reader carries them into the seconds, tshark prints them unnormalised (and one as a negative time)"},
+}
+
+// project drops from a flow map what k says not to compare; with
+// k.rejects it keeps only the packet total, less the rejected ones.
+func (k knownDiff) project(m map[tuple]*agg, rejected uint64) map[tuple]*agg {
+	out := map[tuple]*agg{}
+	if k.rejects > 0 {
+		var total agg
+		for _, a := range m {
+			total.packets += a.packets
+		}
+		if total.packets < rejected {
+			// Fewer packets than the rejects listed: keep a
+			// total that cannot match.
+			total.packets = ^uint64(0)
+		} else {
+			total.packets -= rejected
+		}
+		if total.packets > 0 {
+			out[tuple{}] = &total
+		}
+		return out
+	}
+	for tp, a := range m {
+		if k.noPorts {
+			tp.sport, tp.dport = 0, 0
+		}
+		o := out[tp]
+		if o == nil {
+			o = &agg{}
+			out[tp] = o
+		}
+		o.add(a.packets, a.octets, a.first, a.last)
+		if k.noOctets {
+			o.octets = 0
+		}
+		if k.noTimes {
+			o.first, o.last = 0, 0
+		}
+	}
+	return out
 }
 
 func compare(want, got map[tuple]*agg) []string {

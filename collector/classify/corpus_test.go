@@ -168,7 +168,7 @@ func TestCorpusLabels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short: runs about a hundred captures")
 	}
-	type tally struct{ agree, all int }
+	type tally struct{ agree, byPort, all int }
 	per := map[string]*tally{}
 	var wrong []string
 	skipped := 0
@@ -215,12 +215,16 @@ func TestCorpusLabels(t *testing.T) {
 				// timeout): the one with the most octets speaks for it.
 				cs := got[l.key]
 				ok := false
+				var best verdict
 				if len(cs) > 0 {
-					best := slices.MaxFunc(cs, func(a, b verdict) int { return cmp.Compare(a.octets, b.octets) })
+					best = slices.MaxFunc(cs, func(a, b verdict) int { return cmp.Compare(a.octets, b.octets) })
 					ok = best.category == l.category
 				}
 				if ok {
 					per[l.category].agree++
+					if len(best.symptoms) == 0 {
+						per[l.category].byPort++
+					}
 					continue
 				}
 				var desc []string
@@ -247,7 +251,8 @@ func TestCorpusLabels(t *testing.T) {
 		p := per[c]
 		agree += p.agree
 		all += p.all
-		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%)", c, p.agree, p.all, 100*float64(p.agree)/float64(p.all))
+		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%), %d of them by a port fallback rule (no symptom)",
+			c, p.agree, p.all, 100*float64(p.agree)/float64(p.all), p.byPort)
 	}
 	if all == 0 {
 		t.Fatal("no labelled connections found")
