@@ -463,6 +463,8 @@ type miraFlows struct {
 		Dport    uint16     `json:"dport"`
 		Proto    uint8      `json:"proto"`
 		VLAN     uint16     `json:"vlan"`
+		VPI      uint16     `json:"vpi"`
+		VCI      uint16     `json:"vci"`
 		Packets  uint64     `json:"packets"`
 		Octets   uint64     `json:"octets"`
 		First    time.Time  `json:"first"`

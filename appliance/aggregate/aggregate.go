@@ -208,7 +208,9 @@ func New(cfg *Config, ifNames []string) (*Classifier, error) {
 		if x.mac, err = macs(at+".mac", r.MAC); err != nil {
 			return nil, err
 		}
-		x.vlan = r.VLAN
+		if len(r.VLAN) > 0 {
+			x.vlan = r.VLAN
+		}
 		for _, v := range r.VLAN {
 			if v > 4095 {
 				return nil, fmt.Errorf("%s.vlan: %d is not a VLAN id (0-4095)", at, v)

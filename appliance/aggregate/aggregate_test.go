@@ -174,3 +174,13 @@ func BenchmarkClassify(b *testing.B) {
 		c.InScope(&p, 0)
 	}
 }
+
+// TestEmptyLists: YAML "vlan: []" and the like (as the embedded defaults
+// write them) mean "any", not "none".
+func TestEmptyLists(t *testing.T) {
+	c := load(t, "home: [192.0.2.0/24]\nrules:\n  - {name: a, src: [], dst: [], net: [], mac: [], src_mac: [], dst_mac: [], vlan: [], interfaces: [], vc: [], direction: [outgoing]}\nscope: {aggregates: [], directions: []}\n")
+	p := decode.Packet{Src: ip("192.0.2.1"), Dst: ip("203.0.113.1"), VLAN: 7}
+	if c.Names()[c.Classify(&p, 0)] != "a" || !c.InScope(&p, 0) {
+		t.Fatal("empty lists restrict the rule or the scope")
+	}
+}

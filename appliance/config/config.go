@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/appliance/aggregate"
+	"github.com/mira-project/mira/appliance/sampling"
 )
 
 //go:embed probe.yaml
@@ -43,6 +46,10 @@ type Probe struct {
 	// FastClass lists address prefixes whose flows get a category
 	// without payload scanning (appliance/fastclass).
 	FastClass FastClass `yaml:"fastclass"`
+	// Aggregates labels flows with aggregates and sets the capture scope;
+	// Sampling selects packets or flows (appliance/selection).
+	Aggregates aggregate.Config `yaml:"aggregates"`
+	Sampling   sampling.Config  `yaml:"sampling"`
 	// SNMPListen is the SNMP agent's UDP address ("" = no agent); SNMP
 	// is the agent's configuration (communities, v3 users, targets).
 	SNMPListen string    `yaml:"snmp_listen"`

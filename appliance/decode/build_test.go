@@ -168,3 +168,24 @@ func mplsLabel(label uint32, bos bool) []byte {
 }
 
 var snapIPv4 = []byte{0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00}
+
+// nsh returns an NSH base and service path header announcing words 4-byte
+// words in all (MD type 2 when words is 2, else MD type 1 with zeroed
+// context headers up to words).
+func nsh(next uint8, words int) []byte {
+	md := byte(1)
+	if words == 2 {
+		md = 2
+	}
+	h := cat([]byte{0x0f, 0xc0 | byte(words&0x3f), md, next}, u32(0x00010203))
+	if words > 2 {
+		h = cat(h, make([]byte, (words-2)*4))
+	}
+	return h
+}
+
+// geneve returns a Geneve header with the given options and protocol
+// type, then inner.
+func geneve(proto uint16, opts, inner []byte) []byte {
+	return cat([]byte{byte(len(opts) / 4), 0}, u16(proto), u32(0x000a0b00), opts, inner)
+}

@@ -105,6 +105,17 @@ func decodeCases() []tcase {
 		{name: "unknown ethertype", link: drivers.LinkEthernet, frame: eth(0x1234, make([]byte, 28)), reason: ReasonUnknownEthertype},
 		{name: "vn-tag", link: drivers.LinkEthernet, frame: eth(etVNTag, u32(0), u16(etVLAN), tag(11, etIPv4), in4tcp), want: withVLAN(w4tcp, 11, 0)},
 		{name: "fabricpath", link: drivers.LinkEthernet, frame: eth(etFabricPath, u16(0x0001), eth(etIPv4, in4tcp)), want: w4tcp},
+		{name: "cisco metadata", link: drivers.LinkEthernet, frame: eth(etCMD, []byte{1, 1}, u16(0x0001), u16(42), u16(etIPv4), in4tcp),
+			want: w4tcp},
+		{name: "nsh ipv4", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(nshIPv4, 6), in4tcp), want: w4tcp},
+		{name: "nsh md type 2 ethernet ipv6", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(nshEthernet, 2), eth(etIPv6, in6udp)),
+			want: w6udp},
+		{name: "nsh in nsh", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(nshNSH, 2), nsh(nshIPv6, 2), in6udp), want: w6udp},
+		{name: "nsh length below base header", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(nshIPv4, 1), in4tcp),
+			reason: ReasonBadHeaderLength},
+		{name: "nsh unknown next protocol", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(0x7f, 2), in4tcp),
+			reason: ReasonUnknownEthertype},
+		{name: "nsh truncated", link: drivers.LinkEthernet, frame: eth(etNSH, nsh(nshIPv4, 6)[:12]), reason: ReasonTruncated},
 		{name: "pbb", link: drivers.LinkEthernet, frame: eth(etPBB, u32(0x00000100), macB, macA, u16(etIPv4), in4tcp), want: w4tcp},
 		{name: "mpls/ipv4", link: drivers.LinkEthernet, frame: eth(etMPLS, mplsLabel(16, false), mplsLabel(17, true), in4tcp), want: w4tcp},
 		{name: "mpls multicast/ipv6", link: drivers.LinkEthernet, frame: eth(etMPLSMcast, mplsLabel(16, true), in6udp), want: w6udp},
@@ -223,6 +234,31 @@ func decodeCases() []tcase {
 			frame:  outer(protoUDP, udp(51000, 4789, vxlan(eth(etIPv4, in4tcp[:10])))),
 			want:   want{src: ipA, dst: ipB, sport: 51000, dport: 4789, proto: 17, ver: 4, payload: string(vxlan(eth(etIPv4, in4tcp[:10]))), payloadLen: -1},
 			reason: ReasonBadTunnel},
+		{name: "vxlan by source port", link: drivers.LinkEthernet, frame: outer(protoUDP, udp(4789, 4790, vxlan(eth(etIPv4, in4tcp)))),
+			want: tun(w4tcp, flow.TunnelVXLAN, ipA, ipB)},
+		{name: "geneve ethernet with options", link: drivers.LinkEthernet,
+			frame: outer(protoUDP, udp(40000, 6081, geneve(etTEB, make([]byte, 12), eth(etIPv4, in4tcp)))),
+			want:  tun(w4tcp, flow.TunnelGeneve, ipA, ipB)},
+		{name: "geneve ipv6", link: drivers.LinkEthernet, frame: outer(protoUDP, udp(40000, 6081, geneve(etIPv6, nil, in6udp))),
+			want: tun(w6udp, flow.TunnelGeneve, ipA, ipB)},
+		{name: "geneve by source port ipv4", link: drivers.LinkEthernet, frame: outer(protoUDP, udp(6081, 40000, geneve(etIPv4, nil, in4tcp))),
+			want: tun(w4tcp, flow.TunnelGeneve, ipA, ipB)},
+		{name: "geneve unknown protocol stays outer", link: drivers.LinkEthernet,
+			frame:  outer(protoUDP, udp(40000, 6081, geneve(0x1234, nil, hello))),
+			want:   want{src: ipA, dst: ipB, sport: 40000, dport: 6081, proto: 17, ver: 4, payload: string(geneve(0x1234, nil, hello)), payloadLen: -1},
+			reason: ReasonTunnelNonIP},
+		{name: "geneve options beyond datagram stay outer", link: drivers.LinkEthernet,
+			frame:  outer(protoUDP, udp(40000, 6081, cat([]byte{0x3f, 0}, u16(etTEB), u32(0x100)))),
+			want:   want{src: ipA, dst: ipB, sport: 40000, dport: 6081, proto: 17, ver: 4, payload: string(cat([]byte{0x3f, 0}, u16(etTEB), u32(0x100))), payloadLen: -1},
+			reason: ReasonBadTunnel},
+		{name: "geneve version 1 is plain udp", link: drivers.LinkEthernet,
+			frame: outer(protoUDP, udp(40000, 6081, cat([]byte{0x40, 0}, u16(etIPv4), u32(0x100), in4tcp))),
+			want:  want{src: ipA, dst: ipB, sport: 40000, dport: 6081, proto: 17, ver: 4, payload: string(cat([]byte{0x40, 0}, u16(etIPv4), u32(0x100), in4tcp)), payloadLen: -1}},
+		{name: "gre wccp v1", link: drivers.LinkEthernet, frame: outer(protoGRE, gre(etWCCP, false, false, false, in4tcp)),
+			want: tun(w4tcp, flow.TunnelGRE, ipA, ipB)},
+		{name: "gre wccp v2 redirect header", link: drivers.LinkEthernet,
+			frame: outer(protoGRE, gre(etWCCP, false, false, false, cat(u32(0x00000102), in4tcp))),
+			want:  tun(w4tcp, flow.TunnelGRE, ipA, ipB)},
 		{name: "teredo", link: drivers.LinkEthernet, frame: outer(protoUDP, udp(3544, 40000, in6udp)),
 			want: tun(w6udp, flow.TunnelTeredo, ipA, ipB)},
 		{name: "teredo origin indication", link: drivers.LinkEthernet, frame: outer(protoUDP, udp(3544, 40000, cat(teredoOrigin, in6udp))),
@@ -412,6 +448,16 @@ func TestSnappedAndPadded(t *testing.T) {
 	}
 	if p.OuterLen != len(tso)-14 || p.PayloadLen != 1000 {
 		t.Errorf("tso: outer %d payload %d", p.OuterLen, p.PayloadLen)
+	}
+	// IPv6 payload length 0 before anything but TCP or a hop-by-hop
+	// header is an empty payload: the rest of the frame is padding.
+	np := eth(etIPv6, ip6(ip6A, ip6B, protoNoNext, nil), make([]byte, 6))
+	np[14+6] = 99
+	if err := d.Decode(np, drivers.CaptureInfo{LinkType: drivers.LinkEthernet, Length: len(np)}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.OuterLen != 40 || p.Proto != 99 || p.PayloadLen != 0 {
+		t.Errorf("ipv6 payload length 0, proto 99: outer %d proto %d payload %d", p.OuterLen, p.Proto, p.PayloadLen)
 	}
 	// IPv6 jumbo/BIG TCP: payload length 0.
 	j := eth(etIPv6, ip6(ip6A, ip6B, protoTCP, big))

@@ -17,6 +17,7 @@ var seedFiles = []string{
 	"libtrace/qinq.pcap", "libtrace/mpls.pcap", "zeek/tunnels__Teredo.pcap", "zeek/erspanIII.pcap",
 	"zeek/ipv4__fragmented-1.pcap", "zeek/linux_dlt_sll2.pcap", "tcpdump/pppoe.pcap",
 	"arkime/6-4-gre-ppp-udp-4-dns.pcap", "converted/auckland-legacyatm-sunatm.pcap",
+	"tcpdump/geneve.pcap", "tcpdump/wccp_redirect_gre.pcap", "tcpdump/nsh-over-vxlan-gpe.pcap",
 }
 
 func FuzzDecode(f *testing.F) {

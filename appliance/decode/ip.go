@@ -89,8 +89,11 @@ func (d *Decoder) ipv6(b []byte, off, end int, p *Packet, depth int) error {
 	}
 	nh := h[6]
 	tot := 40 + int(be16(h[4:]))
-	if tot == 40 && nh != protoNoNext {
-		// Jumbogram or BIG TCP/GSO: the length is the rest of the frame.
+	if tot == 40 && (nh == protoTCP || nh == 0) {
+		// BIG TCP/GSO (TCP right after the header) or a jumbogram
+		// (hop-by-hop jumbo option): the length is the rest of the
+		// frame. Otherwise 0 means an empty payload, and what follows
+		// is link padding.
 		tot = end - off
 		if tot < 40 {
 			return d.fail(ReasonBadHeaderLength, LayerIPv6, off)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -159,7 +160,57 @@ func arkimeLabels(t *testing.T, path string) []label {
 	return out
 }
 
-// TestCorpusLabels runs the captures of nDPI and Arkime through `mira
+// zeekCategory maps Zeek's conn.log service names.
+var zeekCategory = map[string]string{
+	"smtp": "Mail", "pop3": "Mail", "imap": "Mail",
+	"http": "Web", "ftp": "FTP", "ftp-data": "FTP",
+	"dns": "DNS", "ssl": "Secure", "ssh": "Secure", "gnutella": "P2P", "bittorrent": "P2P",
+}
+
+func zeekLabels(t *testing.T, path string) []label {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	var out []label
+	for _, line := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(line, "#fields\t"); ok {
+			fields = strings.Split(f, "\t")
+			continue
+		}
+		if line == "" || line[0] == '#' || fields == nil {
+			continue
+		}
+		v := map[string]string{}
+		for i, x := range strings.Split(line, "\t") {
+			if i < len(fields) {
+				v[fields[i]] = x
+			}
+		}
+		// Zeek lists every service it saw ("ssl,smtp"): the application
+		// protocol wins, as for Arkime.
+		cat, _ := arkimeCategory(strings.Split(strings.ReplaceAll(v["service"], "ssl", "tls"), ","))
+		if c, ok := zeekCategory[v["service"]]; ok {
+			cat = c
+		}
+		if cat == "" {
+			continue
+		}
+		proto := map[string]uint8{"tcp": 6, "udp": 17}[v["proto"]]
+		x, err1 := netip.ParseAddr(v["id.orig_h"])
+		y, err2 := netip.ParseAddr(v["id.resp_h"])
+		xp, err3 := strconv.ParseUint(v["id.orig_p"], 10, 16)
+		yp, err4 := strconv.ParseUint(v["id.resp_p"], 10, 16)
+		if proto == 0 || err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue
+		}
+		out = append(out, label{keyOf(netip.AddrPortFrom(x, uint16(xp)), netip.AddrPortFrom(y, uint16(yp)), proto), "Zeek " + v["service"], cat})
+	}
+	return out
+}
+
+// TestCorpusLabels runs the captures of nDPI, Arkime and Zeek through `mira
 // analyze`'s chain and the default rules, and compares the category of
 // every connection those projects label as mail, web, FTP, P2P, DNS, TLS
 // or SSH with the label.
@@ -172,7 +223,7 @@ func TestCorpusLabels(t *testing.T) {
 	per := map[string]*tally{}
 	var wrong []string
 	skipped := 0
-	for _, dir := range []string{"ndpi", "arkime"} {
+	for _, dir := range []string{"ndpi", "arkime", "zeek"} {
 		files, err := filepath.Glob(filepath.Join(corpusDir, dir, "*"))
 		if err != nil {
 			t.Fatal(err)
@@ -183,6 +234,9 @@ func TestCorpusLabels(t *testing.T) {
 			case strings.HasSuffix(f, ".out"):
 				labels = ndpiLabels(t, f)
 				f = strings.TrimSuffix(f, ".out")
+			case strings.HasSuffix(f, ".zeek-conn.log"):
+				labels = zeekLabels(t, f)
+				f = strings.TrimSuffix(f, ".zeek-conn.log")
 			case strings.HasSuffix(f, ".test"):
 				labels = arkimeLabels(t, f)
 				base := strings.TrimSuffix(f, ".test")
@@ -251,7 +305,7 @@ func TestCorpusLabels(t *testing.T) {
 		p := per[c]
 		agree += p.agree
 		all += p.all
-		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%), %d of them by a port fallback rule (no symptom)",
+		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%), %d of them without symptoms of their own (port fallback or FTP pair context)",
 			c, p.agree, p.all, 100*float64(p.agree)/float64(p.all), p.byPort)
 	}
 	if all == 0 {

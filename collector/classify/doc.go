@@ -4,8 +4,10 @@
 // counters. Rules apply in order, the first that holds names the category;
 // a biflow no rule matches keeps the probe's fast-class category, or is
 // report.DefaultCategory ("Unclassified"). An embedded default rule set
-// (default.yaml, returned by Default) covers Mail, FTP, P2P, Leisure, Web,
-// Chat, VoIP, Secure, DNS, Executable, Archive and Network.
+// (default.yaml, returned by Default) covers Mail, Chat, FTP (control and,
+// through pair, data connections), P2P, Leisure, Web, VoIP, Secure, DNS,
+// Executable, Archive and Network, then falls back to well-known ports
+// only for biflows without any symptom (captures that begin mid-connection).
 //
 // # Rule language
 //

@@ -176,3 +176,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkMatchDefault(b *testing.B) {
+	r := Default()
+	bf := biflow(map[string]uint64{"WEB": 4, "MP3": 120, "AUDIO": 1})
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Match(bf, nil)
+	}
+}

@@ -207,6 +207,7 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	conf := fs.Float64("confidence", 0.95, "confidence level of the intervals of sampled estimates")
 	noDedup := fs.Bool("no-dedup", false, "keep flows that several probes reported (default: counted once)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
+	bucket := fs.Duration("bucket", 0, "split the usage table into time buckets of this length (e.g. 5m; 0: one table)")
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
@@ -221,6 +222,9 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	}
 	if *window <= 0 {
 		return fmt.Errorf("--window %v: must be positive", *window)
+	}
+	if *bucket < 0 {
+		return fmt.Errorf("--bucket %v: must not be negative", *bucket)
 	}
 	if *conf <= 0 || *conf >= 1 {
 		return fmt.Errorf("--confidence %v: want a level between 0 and 1 (0.95)", *conf)
@@ -251,7 +255,7 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	if build == nil {
 		build = FromStoreQuery
 	}
-	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup})
+	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +73,24 @@ func TestByASAndFlowSampling(t *testing.T) {
 	}
 	if rep.Biflows[0].Sampling != 0.25 {
 		t.Fatalf("sampling %v", rep.Biflows[0].Sampling)
+	}
+}
+
+func TestUsageBuckets(t *testing.T) {
+	a := sf("p", "192.0.2.1", "198.51.100.7", 40001, 80, 10, 1000, 0)
+	b := sf("p", "192.0.2.2", "198.51.100.7", 40002, 80, 5, 500, 0)
+	b.Record.First += int64(7 * time.Minute)
+	b.Record.Last += int64(7 * time.Minute)
+	c := sf("p", "192.0.2.3", "198.51.100.7", 40003, 80, 1, 100, 0)
+	c.Record.First += int64(time.Minute)
+	c.Record.Last += int64(time.Minute)
+	rep := Build([]store.StoredFlow{b, a, c}, Options{By: ByAggregate, Bucket: 5 * time.Minute})
+	if len(rep.Usage) != 2 || rep.Usage[0].Bucket == nil || rep.Usage[0].Biflows != 2 || rep.Usage[1].Biflows != 1 ||
+		rep.Usage[1].Bucket.Time().Sub(rep.Usage[0].Bucket.Time()) != 5*time.Minute || rep.Usage[0].Bucket.Time().Minute()%5 != 0 {
+		t.Fatalf("usage %+v", rep.Usage)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil || !strings.Contains(buf.String(), "Bucket") {
+		t.Fatalf("table %v:\n%s", err, buf.String())
 	}
 }

@@ -23,6 +23,8 @@ type Flow struct {
 	Dport     uint16            `json:"dport"`
 	Proto     uint8             `json:"proto"`
 	VLAN      uint16            `json:"vlan,omitempty"`
+	VPI       uint16            `json:"vpi,omitempty"` // ATM virtual circuit, when captured on ATM
+	VCI       uint16            `json:"vci,omitempty"`
 	Packets   uint64            `json:"packets"`
 	Octets    uint64            `json:"octets"`
 	First     Timestamp         `json:"first"`
@@ -99,7 +101,7 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 func makeFlow(f *store.StoredFlow, opts *Options) Flow {
 	r := &f.Record
 	out := Flow{
-		Src: r.Src, Dst: r.Dst, Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN,
+		Src: r.Src, Dst: r.Dst, Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN, VPI: r.VPI, VCI: r.VCI,
 		Packets: r.Packets, Octets: r.Octets, First: Timestamp(r.First), Last: Timestamp(r.Last),
 		TCPFlags:  tcpFlags(r.TCPFlags),
 		EndReason: endReason(r.EndReason),

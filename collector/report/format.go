@@ -94,6 +94,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		header: []string{h1, h2, "Biflows", "Packets", "Bytes", "Est. bytes"},
 		right:  []bool{false, false, true, true, true, true},
 	}
+	bucketed := len(r.Usage) > 0 && r.Usage[0].Bucket != nil
+	if bucketed {
+		u.header = append([]string{"Bucket"}, u.header...)
+		u.right = append([]bool{false}, u.right...)
+	}
 	for _, row := range r.Usage {
 		agg, cat := dash(row.Aggregate), row.Category
 		switch r.by {
@@ -106,7 +111,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		case ByAS:
 			agg, cat = asName(row.SrcAS), asName(row.DstAS)
 		}
-		u.add(agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets))
+		cells := []string{agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets)}
+		if bucketed {
+			cells = append([]string{row.Bucket.String()}, cells...)
+		}
+		u.add(cells...)
 	}
 	u.write(bw)
 	writeEstimates(bw, r)
@@ -119,7 +128,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(bw, "Duplicates: %d observations of flows seen by several probes were counted once\n", s.Merged)
 	}
 	if s.Messages != nil {
-		fmt.Fprintf(bw, "Collector: messages %d, records %d, lost %d\n", *s.Messages, *s.Records, *s.Lost)
+		fmt.Fprintf(bw, "Collector: messages %d, records %d, lost %d", *s.Messages, *s.Records, *s.Lost)
+		if s.SocketDrops > 0 {
+			fmt.Fprintf(bw, ", datagrams dropped by the socket %d", s.SocketDrops)
+		}
+		if s.Dropped > 0 {
+			fmt.Fprintf(bw, ", records dropped (store busy) %d", s.Dropped)
+		}
+		fmt.Fprintln(bw)
 	}
 	writeCounts(bw, "Malformed", s.Malformed)
 	writeCounts(bw, "Probe decode errors", s.DecodeErrors)

@@ -69,6 +69,17 @@ type Options struct {
 	Confidence float64
 	// NoDedup keeps duplicate observations (see dedupFlows).
 	NoDedup bool
+	// Bucket, when positive, splits the usage table into time buckets of
+	// this length (by biflow start), e.g. 5 minutes.
+	Bucket time.Duration
+}
+
+func mod(a, b int64) int64 {
+	r := a % b
+	if r < 0 {
+		r += b
+	}
+	return r
 }
 
 func (o *Options) window() int64 {
@@ -191,6 +202,9 @@ type UsageRow struct {
 	Probe string `json:"probe,omitempty"`
 	SrcAS uint32 `json:"src_as,omitempty"`
 	DstAS uint32 `json:"dst_as,omitempty"`
+	// Bucket is the start of the row's time bucket (Options.Bucket), by
+	// the biflows' start times.
+	Bucket *Timestamp `json:"bucket,omitempty"`
 	// Merged counts duplicate observations dropped.
 	Merged int `json:"merged,omitempty"`
 	// Estimate extrapolates sampled traffic, with confidence intervals;
@@ -247,10 +261,14 @@ type Summary struct {
 	First           *Timestamp `json:"first,omitempty"`
 	Last            *Timestamp `json:"last,omitempty"`
 	// Collector counters, when the store had them.
-	Messages  *uint64           `json:"messages,omitempty"`
-	Records   *uint64           `json:"records,omitempty"`
-	Lost      *uint64           `json:"lost,omitempty"`
-	Malformed map[string]uint64 `json:"malformed,omitempty"`
+	Messages *uint64 `json:"messages,omitempty"`
+	Records  *uint64 `json:"records,omitempty"`
+	Lost     *uint64 `json:"lost,omitempty"`
+	// SocketDrops are datagrams the collector's kernel dropped; Dropped
+	// are records it received but could not store (store busy too long).
+	SocketDrops uint64            `json:"socket_drops,omitempty"`
+	Dropped     uint64            `json:"dropped,omitempty"`
+	Malformed   map[string]uint64 `json:"malformed,omitempty"`
 	// Merged counts duplicate observations dropped (see dedupFlows).
 	Merged int `json:"merged,omitempty"`
 	// Estimate extrapolates sampled traffic; absent when unsampled.
@@ -303,6 +321,7 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 	type ukey struct {
 		agg, cat, probe string
 		src, dst        uint32
+		bucket          int64
 	}
 	rows := make(map[ukey]*UsageRow)
 	var total consolidate.Estimate
@@ -320,9 +339,16 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		case ByAS:
 			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
 		}
+		if opts.Bucket > 0 {
+			k.bucket = int64(b.First) - mod(int64(b.First), int64(opts.Bucket))
+		}
 		row := rows[k]
 		if row == nil {
 			row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst}
+			if opts.Bucket > 0 {
+				bt := Timestamp(k.bucket)
+				row.Bucket = &bt
+			}
 			rows[k] = row
 		}
 		row.Biflows++
@@ -357,6 +383,9 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		rep.Usage = append(rep.Usage, *row)
 	}
 	slices.SortFunc(rep.Usage, func(a, b UsageRow) int {
+		if a.Bucket != nil && b.Bucket != nil && *a.Bucket != *b.Bucket {
+			return cmp.Compare(*a.Bucket, *b.Bucket)
+		}
 		if c := cmp.Compare(b.Octets, a.Octets); c != 0 {
 			return c
 		}
@@ -382,6 +411,7 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 	s.Listed = len(rep.Biflows)
 	if st := opts.Stats; st != nil {
 		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
+		s.SocketDrops, s.Dropped = st.SocketDrops, st.Dropped
 		s.Malformed = st.Malformed
 		s.DecodeErrors = st.DecodeErrors
 	}

@@ -11,10 +11,12 @@ import (
 // store's terms (the store accumulates deltas across restarts).
 func statsDelta(prev, cur collector.Stats) store.Stats {
 	d := store.Stats{
-		Messages:  cur.Messages - prev.Messages,
-		Records:   cur.Records - prev.Records,
-		Lost:      cur.LostRecords - prev.LostRecords,
-		Malformed: map[string]uint64{},
+		Messages: cur.Messages - prev.Messages,
+		Records:  cur.Records - prev.Records,
+		Lost:     cur.LostRecords - prev.LostRecords,
+		// Dropped is filled in by the caller: it is the server's count.
+		SocketDrops: cur.SocketDrops - prev.SocketDrops,
+		Malformed:   map[string]uint64{},
 	}
 	for k, v := range cur.Malformed {
 		if n := v - prev.Malformed[k]; n > 0 {
@@ -35,10 +37,14 @@ var (
 	cSessions  = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
 	cStored    = prometheus.NewDesc("mira_collector_stored_records_total", "Records committed to the store.", nil, nil)
 	cStoreErrs = prometheus.NewDesc("mira_collector_store_errors_total", "Failed store commits.", nil, nil)
+	cSockDrops = prometheus.NewDesc("mira_collector_socket_drops_total", "UDP datagrams the kernel dropped: socket receive buffer full.", nil, nil)
+	cBusy      = prometheus.NewDesc("mira_collector_store_busy_total", "Commits deferred because another process held the store open.", nil, nil)
+	cDropped   = prometheus.NewDesc("mira_collector_dropped_records_total", "Records dropped because the store stayed unavailable too long.", nil, nil)
+	cPending   = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cTemplates, cSessions, cStored, cStoreErrs} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending} {
 		ch <- d
 	}
 }
@@ -54,6 +60,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(cMessages, st.Messages)
 	c(cRecords, st.Records)
 	c(cLost, st.LostRecords)
+	c(cSockDrops, st.SocketDrops)
 	for r, n := range st.Malformed {
 		c(cMalformed, n, r)
 	}
@@ -61,7 +68,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cSessions, prometheus.GaugeValue, float64(st.Sessions))
 	m.s.mu.Lock()
 	stored, werrs := m.s.stored, m.s.werrs
+	busy, dropped, pending := m.s.busy, m.s.dropped, m.s.pending.n
 	m.s.mu.Unlock()
+	c(cBusy, busy)
+	c(cDropped, dropped)
+	ch <- prometheus.MustNewConstMetric(cPending, prometheus.GaugeValue, float64(pending))
 	c(cStored, stored)
 	c(cStoreErrs, werrs)
 }

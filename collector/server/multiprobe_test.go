@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 )
@@ -234,7 +235,7 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 	var r result
 	r.byAggregate, r.byCategory = map[string]report.UsageRow{}, map[string]report.UsageRow{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
-		rep, err := report.FromStore(st, report.Options{By: by, Confidence: conf})
+		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,6 +252,12 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 }
 
 const rules = `probe: {name: mp}
+aggregates:
+  home: [192.168.0.0/16]
+  rules:
+    - {name: campus-out, direction: [outgoing]}
+    - {name: campus-in, direction: [incoming]}
+    - {name: campus-internal, direction: [internal]}
 `
 
 func sameTotals(t *testing.T, name string, got, want result) {
@@ -282,7 +289,7 @@ func TestMultiProbe(t *testing.T) {
 	pcap := capture(t)
 	probeBin, collBin := binaries(t)
 	base := consolidate(t, probeBin, collBin, pcap, []string{rules}, 0)
-	if base.biflows < 50 || base.merged != 0 || base.est != nil {
+	if base.biflows < 50 || len(base.byAggregate) < 2 || base.merged != 0 || base.est != nil {
 		t.Fatalf("baseline: %+v", base)
 	}
 	t.Logf("one probe: %d biflows, %d packets, %d bytes, %d aggregates, %d categories",

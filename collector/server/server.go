@@ -35,13 +35,18 @@ type Server struct {
 	st   *store.Store
 	coll *collector.Collector
 
-	mu      sync.Mutex
-	pending map[store.Origin][]flow.Record
-	npend   int
-	kick    chan struct{}
-	stored  uint64
-	werrs   uint64
-	lastErr error
+	mu         sync.Mutex
+	pending    *pendingSet // records waiting for the next commit
+	spare      *pendingSet // the other buffer, reused across commits
+	names      *store.Names
+	kick       chan struct{}
+	stored     uint64
+	werrs      uint64
+	busy       uint64 // commits deferred: another process held the store
+	dropped    uint64 // records dropped: more than maxPending waiting
+	busyLogged bool
+	lastErr    error
+	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
 
 	httpAddr net.Addr
 
@@ -54,19 +59,21 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: log, pending: map[store.Origin][]flow.Record{}, kick: make(chan struct{}, 1)}
+	return &Server{cfg: cfg, log: log, pending: newPendingSet(), spare: newPendingSet(), kick: make(chan struct{}, 1)}
 }
 
-const batchRecords = 8192
-
-// Consume implements collector.Consumer: it queues records for the
-// store writer.
+// Consume implements collector.Consumer: it encodes records for the
+// store writer (see batch.go).
 func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
-	so := store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}
+	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	s.pending[so] = append(s.pending[so], recs...)
-	s.npend += len(recs)
-	full := s.npend >= batchRecords
+	if s.pending.n+len(recs) > maxPending {
+		s.dropped += uint64(len(recs))
+		s.mu.Unlock()
+		return
+	}
+	s.pending.add(k, recs)
+	full := s.pending.n >= batchRecords
 	s.mu.Unlock()
 	if full {
 		select {
@@ -85,34 +92,13 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 		return
 	}
 	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
-	if err := s.st.PutNames(n); err != nil {
-		s.log.Error("store names", "exporter", o.Exporter, "err", err)
-	}
-}
-
-func (s *Server) commit() {
+	// Stored with the next commit: the decoder does not wait for the file.
 	s.mu.Lock()
-	p := s.pending
-	n := s.npend
-	s.pending = map[store.Origin][]flow.Record{}
-	s.npend = 0
+	if s.names == nil {
+		s.names = &store.Names{}
+	}
+	mergeNames(s.names, n)
 	s.mu.Unlock()
-	if n == 0 {
-		return
-	}
-	for o, recs := range p {
-		if err := s.st.Put(o, recs); err != nil {
-			s.mu.Lock()
-			s.werrs++
-			s.lastErr = err
-			s.mu.Unlock()
-			s.log.Error("store write failed", "exporter", o.Exporter, "records", len(recs), "err", err)
-			continue
-		}
-		s.mu.Lock()
-		s.stored += uint64(len(recs))
-		s.mu.Unlock()
-	}
 }
 
 // Run listens on every configured URL until ctx is cancelled, then
@@ -125,7 +111,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	st, err := store.Open(s.cfg.DB, nil)
+	// Release: the file is open only during commits and reads, so that
+	// `mira report --db` can open it while the collector runs.
+	st, err := store.Open(s.cfg.DB, &store.Options{Release: true, Timeout: storeLockWait, InitialMmapSize: storeMmapSize})
 	if err != nil {
 		return err
 	}
@@ -156,7 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("collector: http: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/api/", report.Handler(report.HandlerConfig{Store: st, Build: rules.FromStore, Before: s.commit}))
+		mux.Handle("/api/", report.Handler(report.HandlerConfig{Store: st, Build: rules.FromStore, Before: func() { s.commit() }}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
@@ -184,24 +172,33 @@ func (s *Server) Run(ctx context.Context) error {
 	defer retain.Stop()
 	s.retention()
 
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(commitInterval)
 	defer tick.Stop()
 	statsTick := time.NewTicker(5 * time.Second)
 	defer statsTick.Stop()
 	var saved collector.Stats
+	var savedDropped uint64
 	saveStats := func() {
 		cur := s.coll.Stats()
-		if err := st.AddStats(statsDelta(saved, cur)); err != nil {
+		d := statsDelta(saved, cur)
+		s.mu.Lock()
+		dropped := s.dropped
+		s.mu.Unlock()
+		d.Dropped = dropped - savedDropped
+		if err := st.AddStats(d); err != nil {
 			s.log.Error("store stats", "err", err)
 			return
 		}
-		saved = cur
+		saved, savedDropped = cur, dropped
 	}
 	for {
 		select {
 		case <-ctx.Done():
+			// Stop the listeners and wait until no decoder can hand over
+			// records, so that the final commit holds everything received.
 			cancel()
-			s.commit()
+			s.coll.Wait()
+			s.finalCommit()
 			saveStats()
 			s.log.Info("collector stopped", "stored", s.stored)
 			return nil

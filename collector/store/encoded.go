@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -23,21 +22,24 @@ type Encoded struct {
 	Origin Origin
 	buf    []byte // length-prefixed records, as they go into a chunk
 	idx    []encRec
+	tmp    []encRec // radix sort scratch
+	maxDur int64
 }
 
-// encRec locates one record of an Encoded.
+// encRec locates one record of an Encoded. Offsets are 32-bit: a batch
+// is far smaller than 4 GiB (see the collector's pending limit).
 type encRec struct {
 	last int64 // flow end time, the chunk order
-	dur  int64
-	off  int
-	n    int
+	off  uint32
+	n    uint32
 }
 
 // Add appends r.
 func (e *Encoded) Add(r *flow.Record) {
 	at := len(e.buf)
 	e.buf = appendChunkRecord(e.buf, r)
-	e.idx = append(e.idx, encRec{last: r.Last, dur: r.Last - r.First, off: at, n: len(e.buf) - at})
+	e.idx = append(e.idx, encRec{last: r.Last, off: uint32(at), n: uint32(len(e.buf) - at)})
+	e.maxDur = max(e.maxDur, r.Last-r.First)
 }
 
 // AddAll appends every record of recs.
@@ -49,12 +51,13 @@ func (e *Encoded) AddAll(recs []flow.Record) {
 
 // Append appends o's records (of the same origin) to e.
 func (e *Encoded) Append(o *Encoded) {
-	base := len(e.buf)
+	base := uint32(len(e.buf))
 	e.buf = append(e.buf, o.buf...)
 	for _, x := range o.idx {
 		x.off += base
 		e.idx = append(e.idx, x)
 	}
+	e.maxDur = max(e.maxDur, o.maxDur)
 }
 
 // Len returns the number of records in e.
@@ -67,13 +70,56 @@ func (e *Encoded) Size() int { return len(e.buf) }
 func (e *Encoded) Reset() {
 	e.buf = e.buf[:0]
 	e.idx = e.idx[:0]
+	e.maxDur = 0
 }
 
-func cmpEncRec(a, b encRec) int {
-	if c := cmp.Compare(a.last, b.last); c != 0 {
-		return c
+// sort orders the records by end time, stably (ties keep their order),
+// with a least-significant-digit radix sort on the end time less the
+// batch's earliest: a batch spans little time, so few byte passes run,
+// and each costs a read and a write per record where a comparison sort
+// costs about log2(n) comparisons.
+func (e *Encoded) sort() {
+	idx := e.idx
+	if len(idx) < 2 {
+		return
 	}
-	return cmp.Compare(a.off, b.off) // arrival order: a stable result
+	lo, hi, sorted := idx[0].last, idx[0].last, true
+	for i := 1; i < len(idx); i++ {
+		v := idx[i].last
+		sorted = sorted && v >= idx[i-1].last
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if sorted {
+		return
+	}
+	if cap(e.tmp) < len(idx) {
+		e.tmp = make([]encRec, len(idx))
+	}
+	src, dst := idx, e.tmp[:len(idx)]
+	span := uint64(hi - lo)
+	for shift := 0; shift < 64 && span>>shift != 0; shift += 8 {
+		var count [256]int
+		for i := range src {
+			count[byte(uint64(src[i].last-lo)>>shift)]++
+		}
+		if count[byte(uint64(src[0].last-lo)>>shift)] == len(src) {
+			continue // every key has this digit: nothing moves
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, x := range src {
+			d := byte(uint64(x.last-lo) >> shift)
+			dst[count[d]] = x
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &idx[0] {
+		copy(idx, src)
+	}
 }
 
 // PutEncoded stores the records of batches in one transaction (one sync),
@@ -129,10 +175,9 @@ func (s *Store) PutEncoded(batches []*Encoded) error {
 		for bi, b := range batches {
 			// Chunks of records sorted by end time, each keyed by its
 			// first (earliest) end time.
+			b.sort()
 			idx := b.idx
-			if !slices.IsSortedFunc(idx, cmpEncRec) {
-				slices.SortFunc(idx, cmpEncRec)
-			}
+			maxDur = max(maxDur, b.maxDur)
 			for start := 0; start < len(idx); {
 				first := idx[start].last
 				end := start + 1
@@ -149,7 +194,6 @@ func (s *Store) PutEncoded(batches []*Encoded) error {
 				buf = appendChunkHeader(buf, end-start)
 				for _, x := range idx[start:end] {
 					buf = append(buf, b.buf[x.off:x.off+x.n]...)
-					maxDur = max(maxDur, x.dur)
 				}
 				e.end = len(buf)
 				ents = append(ents, e)

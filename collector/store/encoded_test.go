@@ -1,11 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,10 +48,6 @@ func TestPutEncodedSameAsPutBatches(t *testing.T) {
 		}
 		encs = append(encs, e)
 	}
-	// Split the first origin in two and merge it back, as a writer does
-	// when a commit must be retried.
-	tail := &Encoded{Origin: origins[0]}
-	tail.AddAll(batches[0].Records[:0])
 	if err := b.PutEncoded(encs); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +173,37 @@ func BenchmarkPutEncoded(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/record")
+		})
+	}
+}
+
+// TestEncodedSortStable: the radix sort orders by end time and keeps
+// arrival order among ties, like a stable comparison sort, over narrow
+// and extreme time ranges.
+func TestEncodedSortStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		last func() int64
+	}{
+		{"ties", func() int64 { return t0.UnixNano() + int64(rng.IntN(8)) }},
+		{"seconds", func() int64 { return t0.UnixNano() + rng.Int64N(100e9) }},
+		{"extremes", func() int64 {
+			return []int64{math.MinInt64, math.MaxInt64, 0, -1, 1}[rng.IntN(5)] + int64(rng.IntN(3)) - 1
+		}},
+		{"sorted", func() int64 { return t0.UnixNano() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Encoded{}
+			for i := 0; i < 5000; i++ {
+				e.idx = append(e.idx, encRec{last: tc.last(), off: uint32(i)})
+			}
+			want := slices.Clone(e.idx)
+			slices.SortStableFunc(want, func(a, b encRec) int { return cmp.Compare(a.last, b.last) })
+			e.sort()
+			if !slices.Equal(e.idx, want) {
+				t.Fatal("radix sort differs from a stable sort")
+			}
 		})
 	}
 }

@@ -115,6 +115,13 @@ type Stats struct {
 	Records  uint64 `json:"records"`
 	// Lost counts records that exporters' sequence numbers show missing.
 	Lost uint64 `json:"lost"`
+	// SocketDrops counts datagrams the kernel dropped on the collector's
+	// UDP sockets (receive buffer full): lost without sequence-number
+	// evidence when every datagram of a domain was dropped.
+	SocketDrops uint64 `json:"socket_drops,omitempty"`
+	// Dropped counts records the collector received but dropped because
+	// the store stayed unavailable while too many records waited.
+	Dropped uint64 `json:"dropped,omitempty"`
 	// Malformed counts messages or sets the collector rejected, by reason.
 	Malformed map[string]uint64 `json:"malformed,omitempty"`
 	// DecodeErrors counts packets the probes could not decode, by reason,
@@ -552,6 +559,8 @@ func (s *Store) AddStats(delta Stats) error {
 		st.Messages += delta.Messages
 		st.Records += delta.Records
 		st.Lost += delta.Lost
+		st.SocketDrops += delta.SocketDrops
+		st.Dropped += delta.Dropped
 		st.Malformed = addCounts(st.Malformed, delta.Malformed)
 		st.DecodeErrors = addCounts(st.DecodeErrors, delta.DecodeErrors)
 		st.Updated = delta.Updated

@@ -137,8 +137,13 @@ type Session struct {
 
 	templates map[tkey]*decTemplate
 	domains   map[uint32]*domainState
-	syms      []flow.SymptomCount
-	stats     SessionStats
+	// stl caches the sub-template of the last subTemplateList decoded
+	// (every record of a flow template names the same one); any change
+	// to templates clears it.
+	stlKey tkey
+	stl    *decTemplate
+	syms   []flow.SymptomCount
+	stats  SessionStats
 }
 
 // NewSession returns an empty Session.
@@ -376,6 +381,7 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			s.stats.TemplatesLearned++
 		}
 		s.templates[k] = t
+		s.stl = nil
 	}
 	// Fewer than 4 bytes left: set padding.
 	return soft, nil
@@ -399,6 +405,7 @@ func (s *Session) withdraw(domain uint32, setID, tid uint16, at int) error {
 		for k, t := range s.templates {
 			if k.domain == domain && (t.ScopeCount > 0) == (setID == OptionsSetID) {
 				delete(s.templates, k)
+				s.stl = nil
 				s.stats.TemplatesWithdrawn++
 			}
 		}
@@ -409,6 +416,7 @@ func (s *Session) withdraw(domain uint32, setID, tid uint16, at int) error {
 	}
 	if _, ok := s.templates[tkey{domain, tid}]; ok {
 		delete(s.templates, tkey{domain, tid})
+		s.stl = nil
 		s.stats.TemplatesWithdrawn++
 	}
 	return nil
@@ -570,6 +578,16 @@ func lenOp(ok bool, o op) op {
 }
 
 func uintN(b []byte) uint64 {
+	switch len(b) {
+	case 1:
+		return uint64(b[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(b))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(b))
+	case 8:
+		return binary.BigEndian.Uint64(b)
+	}
 	var v uint64
 	for _, c := range b {
 		v = v<<8 | uint64(c)
@@ -754,7 +772,10 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 }
 
 func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) []flow.Record {
-	var r flow.Record
+	// Decode in place: a flow.Record is large, and copying it in costs
+	// as much as decoding a few fields.
+	out = append(out, flow.Record{})
+	r := &out[len(out)-1]
 	r.Direction = 255
 	r.ObservationDomain = domain
 	r.SamplingPacketInterval = ds.sampling
@@ -886,11 +907,10 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	if !haveInner {
 		r.InnerOctets = r.Octets
 	}
-	out = append(out, r)
 	s.stats.FlowRecords++
 	if haveRev && (revPkts != 0 || revOcts != 0) {
 		// An RFC 5103 biflow: the reverse direction as its own record.
-		rv := r
+		rv := *r
 		rv.Src, rv.Dst = r.Dst, r.Src
 		if r.Proto != 1 && r.Proto != 58 {
 			rv.Sport, rv.Dport = r.Dport, r.Sport
@@ -921,7 +941,11 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 		return bad()
 	}
 	tid := binary.BigEndian.Uint16(v[1:])
-	st := s.templates[tkey{domain, tid}]
+	st := s.stl
+	if k := (tkey{domain, tid}); st == nil || s.stlKey != k {
+		st = s.templates[k]
+		s.stl, s.stlKey = st, k
+	}
 	if st == nil || st.ScopeCount > 0 {
 		return bad()
 	}

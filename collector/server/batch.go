@@ -1,0 +1,189 @@
+package server
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// Batching between the collecting process and the store: records are
+// encoded into the store's format as they arrive (Consume), so a batch
+// holds compact bytes rather than flow.Records, and a commit writes every
+// origin's records in one transaction. Commits happen every
+// commitInterval or when batchRecords are waiting. The store is opened
+// per commit (store.Options.Release), so `mira report --db` can read the
+// file between commits; while a reader holds it, commits fail with
+// store.ErrLocked, the records stay pending and the next commit retries.
+const (
+	commitInterval = 250 * time.Millisecond
+	batchRecords   = 1 << 16
+	// maxPending bounds the records kept while the store is busy (about
+	// 60 bytes each); beyond it records are dropped and counted.
+	maxPending = 4 << 20
+	// storeLockWait is how long one commit waits for a reader to let go
+	// of the file.
+	storeLockWait = 500 * time.Millisecond
+	// finalCommitWait bounds the retries of the commit at shutdown.
+	finalCommitWait = 30 * time.Second
+	// storeMmapSize is mapped at each open so that a commit that grows
+	// the file does not remap it (bbolt then copies every node it holds).
+	storeMmapSize = 1 << 30
+)
+
+// pendKey names an origin without formatting its address per message.
+type pendKey struct {
+	addr   netip.Addr
+	domain uint32
+}
+
+// pendingSet is a batch of encoded records by origin.
+type pendingSet struct {
+	m    map[pendKey]*store.Encoded
+	list []*store.Encoded
+	n    int
+}
+
+func newPendingSet() *pendingSet { return &pendingSet{m: map[pendKey]*store.Encoded{}} }
+
+func (p *pendingSet) add(k pendKey, recs []flow.Record) {
+	e := p.m[k]
+	if e == nil {
+		e = &store.Encoded{Origin: store.Origin{Exporter: k.addr.String(), Domain: k.domain}}
+		p.m[k] = e
+		p.list = append(p.list, e)
+	}
+	e.AddAll(recs)
+	p.n += len(recs)
+}
+
+// merge moves o's records into p.
+func (p *pendingSet) merge(o *pendingSet) {
+	for k, e := range o.m {
+		if e.Len() == 0 {
+			continue
+		}
+		d := p.m[k]
+		if d == nil {
+			d = &store.Encoded{Origin: e.Origin}
+			p.m[k] = d
+			p.list = append(p.list, d)
+		}
+		d.Append(e)
+		p.n += e.Len()
+	}
+	o.reset()
+}
+
+// reset empties p for reuse, forgetting origins that sent nothing since
+// the previous reset.
+func (p *pendingSet) reset() {
+	list := p.list[:0]
+	for k, e := range p.m {
+		if e.Len() == 0 {
+			delete(p.m, k)
+			continue
+		}
+		e.Reset()
+		list = append(list, e)
+	}
+	clear(p.list[len(list):])
+	p.list = list
+	p.n = 0
+}
+
+// commit writes the pending records (and names) to the store. On failure
+// the records stay pending for the next commit.
+func (s *Server) commit() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	p, names := s.pending, s.names
+	if p.n == 0 && names == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.pending, s.spare, s.names = s.spare, nil, nil
+	s.mu.Unlock()
+
+	var err error
+	if names != nil {
+		err = s.st.PutNames(*names)
+	}
+	if err == nil {
+		err = s.st.PutEncoded(p.list)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			s.busy++
+			if !s.busyLogged {
+				s.busyLogged = true
+				s.log.Warn("store busy: another process holds it; records kept for the next commit",
+					"db", s.cfg.DB, "pending", p.n+s.pending.n)
+			}
+		} else {
+			s.werrs++
+			s.lastErr = err
+			s.log.Error("store write failed; records kept for the next commit", "records", p.n, "err", err)
+		}
+		if names != nil {
+			if s.names != nil {
+				mergeNames(names, *s.names)
+			}
+			s.names = names
+		}
+		p.merge(s.pending)
+		s.spare, s.pending = s.pending, p
+		return err
+	}
+	if s.busyLogged {
+		s.busyLogged = false
+		s.log.Info("store available again", "db", s.cfg.DB)
+	}
+	s.stored += uint64(p.n)
+	p.reset()
+	s.spare = p
+	return nil
+}
+
+// finalCommit commits at shutdown, waiting for readers to let go of the
+// store for up to finalCommitWait.
+func (s *Server) finalCommit() {
+	deadline := time.Now().Add(finalCommitWait)
+	for {
+		err := s.commit()
+		if err == nil || !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			if err != nil {
+				s.mu.Lock()
+				n := s.pending.n
+				s.mu.Unlock()
+				s.log.Error("records not stored at shutdown", "records", n, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func mergeNames(dst *store.Names, src store.Names) {
+	dst.Aggregates = mergeMap(dst.Aggregates, src.Aggregates)
+	dst.Symptoms = mergeMap(dst.Symptoms, src.Symptoms)
+	dst.Categories = mergeMap(dst.Categories, src.Categories)
+}
+
+func mergeMap[K comparable](dst, src map[K]string) map[K]string {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(map[K]string, len(src))
+	}
+	for k, v := range src {
+		dst[k] = v
+	}
+	return dst
+}

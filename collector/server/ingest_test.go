@@ -1,0 +1,93 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+)
+
+// BenchmarkIngest measures the collector's work per record without the
+// sockets: the collecting process decodes an IPFIX byte stream, the
+// server encodes and batches the records, and commits write them to the
+// store (synced) at the server's batch size. The stream is
+// $MIRA_BENCH_IPFIX (an RFC 5655 file, as tools/bench/collector.sh
+// makes) or 200000 random records.
+func BenchmarkIngest(b *testing.B) {
+	stream := benchStream(b)
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	var records uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg.DB = filepath.Join(b.TempDir(), "ingest.db")
+		s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		st, err := store.Open(cfg.DB, &store.Options{Release: true, Timeout: storeLockWait, InitialMmapSize: storeMmapSize})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.st = st
+		s.coll = collector.New(s, nil)
+		b.StartTimer()
+		// Commit whenever a batch is full, as Run's loop does.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range s.kick {
+				if err := s.commit(); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+		o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Transport: "file"}
+		if err := s.coll.ServeStream(context.Background(), bytes.NewReader(stream), o); err != nil {
+			b.Fatal(err)
+		}
+		close(s.kick)
+		<-done
+		if err := s.commit(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		records += s.stored
+		if s.stored == 0 || s.stored != s.coll.Stats().Records {
+			b.Fatalf("stored %d of %d records", s.stored, s.coll.Stats().Records)
+		}
+		st.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+}
+
+func benchStream(b *testing.B) []byte {
+	if name := os.Getenv("MIRA_BENCH_IPFIX"); name != "" {
+		s, err := os.ReadFile(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, nil)
+	if err := e.Export(ipfixtest.Random(11, 200000)); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+)
+
+// liveServer runs a Server on loopback TCP and UDP listeners.
+type liveServer struct {
+	*Server
+	db     string
+	tcp    string
+	udp    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startServer(t *testing.T) *liveServer {
+	t.Helper()
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"tcp://127.0.0.1:0", "udp://127.0.0.1:0"}
+	cfg.DB = filepath.Join(t.TempDir(), "live.db")
+	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.Addrs = make(chan []net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	ls := &liveServer{Server: s, db: cfg.DB, cancel: cancel, done: make(chan error, 1)}
+	go func() { ls.done <- s.Run(ctx) }()
+	select {
+	case a := <-s.Addrs:
+		ls.tcp, ls.udp = a[0].String(), a[1].String()
+	case err := <-ls.done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.stop(t) })
+	return ls
+}
+
+// stop cancels Run and waits for it (once).
+func (ls *liveServer) stop(t *testing.T) {
+	t.Helper()
+	if ls.done == nil {
+		return
+	}
+	ls.cancel()
+	if err := <-ls.done; err != nil {
+		t.Error(err)
+	}
+	ls.done = nil
+}
+
+func (ls *liveServer) counts() (stored, busy uint64) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.stored, ls.busy
+}
+
+// until polls cond until it holds or 20 s pass.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sendTCP exports n random records (seed) over one TCP connection.
+func sendTCP(t *testing.T, addr string, seed uint64, n int) {
+	t.Helper()
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, nil)
+	if err := e.Export(ipfixtest.Random(seed, n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var flowsCount = regexp.MustCompile(`"flows": *(\d+)`)
+
+// flowsInStore runs `mira flows --db` and returns the flow count.
+func flowsInStore(t *testing.T, db string) int {
+	t.Helper()
+	var out bytes.Buffer
+	if err := report.RunFlows(context.Background(), []string{"--db", db, "--format", "json", "--limit", "1"}, &out); err != nil {
+		t.Fatalf("mira flows --db on a running collector's store: %v", err)
+	}
+	m := flowsCount.FindSubmatch(out.Bytes())
+	if m == nil {
+		t.Fatalf("no flow count in %.300s", out.String())
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestReportWhileCollecting: `mira flows --db` reads the store of a
+// running collector; while a reader holds the file the collector keeps
+// the records it receives and stores them once the reader is gone.
+func TestReportWhileCollecting(t *testing.T) {
+	ls := startServer(t)
+	sendTCP(t, ls.tcp, 1, 5000)
+	until(t, "5000 records stored", func() bool { s, _ := ls.counts(); return s == 5000 })
+	if n := flowsInStore(t, ls.db); n != 5000 {
+		t.Fatalf("mira flows saw %d flows, want 5000", n)
+	}
+
+	r, err := store.Open(ls.db, &store.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("a reader cannot open the running collector's store: %v", err)
+	}
+	sendTCP(t, ls.tcp, 2, 3000)
+	until(t, "a commit deferred by the reader", func() bool { _, b := ls.counts(); return b > 0 })
+	until(t, "8000 records decoded", func() bool { return ls.coll.Stats().Records == 8000 })
+	if s, _ := ls.counts(); s != 5000 {
+		t.Fatalf("stored %d records while a reader held the file, want 5000", s)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "8000 records stored after the reader left", func() bool { s, _ := ls.counts(); return s == 8000 })
+	ls.stop(t)
+	if n := flowsInStore(t, ls.db); n != 8000 {
+		t.Fatalf("store holds %d flows after shutdown, want 8000", n)
+	}
+}
+
+// TestShutdownStoresEverythingDecoded: cancelling Run while records are
+// arriving stores every record the collecting process decoded (the
+// listeners are stopped and drained before the final commit).
+func TestShutdownStoresEverythingDecoded(t *testing.T) {
+	ls := startServer(t)
+	sendTCP(t, ls.tcp, 3, 50000)
+	until(t, "the first records", func() bool { return ls.coll.Stats().Records > 0 })
+	ls.stop(t)
+	decoded := ls.coll.Stats().Records
+	stored, _ := ls.counts()
+	if stored != decoded {
+		t.Fatalf("decoded %d records, stored %d", decoded, stored)
+	}
+	if n := flowsInStore(t, ls.db); uint64(n) != decoded {
+		t.Fatalf("store holds %d flows, decoded %d", n, decoded)
+	}
+}
