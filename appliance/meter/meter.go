@@ -92,6 +92,9 @@ func (s *Stats) Evicted() uint64 { return s.Expired[flow.EndResource] }
 
 const nilIdx = -1
 
+// expireStep is how often, in capture time, timeouts are checked.
+const expireStep = int64(10 * time.Millisecond)
+
 // lruGranularity is how stale an entry's place in its lru list may be.
 const lruGranularity = int64(time.Second / 4)
 
@@ -150,6 +153,7 @@ type Table struct {
 	ingress uint32
 	// per-symptom totals, indexed by id
 	symOcc, symFlows []uint64
+	nextExpire       int64
 }
 
 // New makes a table that hands expired records to sink.
@@ -282,7 +286,12 @@ func (t *Table) agePush(i int32) {
 func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	if ts > t.now {
 		t.now = ts
-		t.expire()
+		if ts >= t.nextExpire {
+			// Timeouts are checked every expireStep of capture time,
+			// not on every packet.
+			t.nextExpire = ts + expireStep
+			t.expire()
+		}
 	}
 	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
 	h := hashKey(&k)

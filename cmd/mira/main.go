@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/mira-project/mira/collector/analyze"
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/rules"
 	"github.com/mira-project/mira/tools/synth"
@@ -24,7 +26,8 @@ commands:
   analyze [--format table|json|csv] [--symptoms FILE] [--rules FILE] [FILE...]
                      probe and collector in one process; no FILE: the built-in sample
   flows   --db FILE  list the flow records in a collector store
-  report  --db FILE  [--by aggregate|category] usage report from a collector store
+  report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE]
+                     usage report from a collector store
   synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json]
                      write a synthetic capture with its ground truth
   rules   import-snort [-o OUT.yaml] FILE
@@ -47,7 +50,7 @@ func main() {
 	case "flows":
 		err = report.RunFlows(ctx, args, os.Stdout)
 	case "report":
-		err = report.RunReport(ctx, args, os.Stdout)
+		err = runReport(ctx, args)
 	case "synth":
 		err = runSynth(args, os.Stdout)
 	case "rules":
@@ -117,4 +120,35 @@ func runSynth(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d flows\n", *out, len(tr.Flows))
 	return nil
+}
+
+// runReport is `mira report`: the collector package cannot import the
+// classification rules (they build on it), so the rules are chosen here:
+// --rules FILE, or the embedded default rule set.
+func runReport(ctx context.Context, args []string) error {
+	rulesFile := ""
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--rules" || a == "-rules":
+			if i+1 >= len(args) {
+				return errors.New("--rules needs a file")
+			}
+			rulesFile = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--rules=") || strings.HasPrefix(a, "-rules="):
+			_, rulesFile, _ = strings.Cut(a, "=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	rules := classify.Default()
+	if rulesFile != "" {
+		var err error
+		if rules, err = classify.Load(rulesFile); err != nil {
+			return err
+		}
+	}
+	return report.RunReportWith(ctx, rest, os.Stdout, rules.FromStore)
 }

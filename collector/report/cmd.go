@@ -342,3 +342,9 @@ func flowsOn(ctx context.Context, args []string, stdout io.Writer, st *store.Sto
 	}
 	return err
 }
+
+// RunReportWith is RunReport building the report with build (for example
+// a classification rule set's FromStore).
+func RunReportWith(ctx context.Context, args []string, stdout io.Writer, build BuildFunc) error {
+	return reportOn(ctx, args, stdout, nil, build)
+}

@@ -468,9 +468,15 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 
 // pcapRecord fills ci from a classic record header h for data.
 func (r *Reader) pcapRecord(h, data []byte, ci *drivers.CaptureInfo) ([]byte, drivers.CaptureInfo, error) {
-	sec := int64(r.order.Uint32(h[0:]))
-	frac := int64(r.order.Uint32(h[4:]))
-	origlen := r.order.Uint32(h[12:])
+	var sec, frac int64
+	var origlen uint32
+	if r.order == binary.ByteOrder(binary.LittleEndian) { // the common case, without interface calls
+		sec, frac = int64(binary.LittleEndian.Uint32(h[0:])), int64(binary.LittleEndian.Uint32(h[4:]))
+		origlen = binary.LittleEndian.Uint32(h[12:])
+	} else {
+		sec, frac = int64(r.order.Uint32(h[0:])), int64(r.order.Uint32(h[4:]))
+		origlen = r.order.Uint32(h[12:])
+	}
 	if !r.nano {
 		frac *= 1000
 	}
