@@ -61,6 +61,15 @@
 // count is the number observed, a lower bound, and its interval is not
 // given.
 //
+// # Feeding and forwarding
+//
+// Consumer adapts a Consolidator to the collecting process
+// (collector.Consumer and OptionsConsumer); Forwarder, as Config.Sink,
+// re-exports completed biflows as RFC 5103 IPFIX (reverse octet and
+// packet counters, which nfdump shows as "out" bytes and packets).
+// Report-time consolidation of stored flows (collector/report) applies
+// the same duplicate policy and estimators.
+//
 // A Consolidator is not safe for concurrent use; the collector feeds it
 // from one goroutine (ARCHITECTURE.md §6: one consolidation worker per
 // partition of the canonical biflow key).

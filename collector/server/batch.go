@@ -18,7 +18,7 @@ import (
 // file between commits; while a reader holds it, commits fail with
 // store.ErrLocked, the records stay pending and the next commit retries.
 const (
-	commitInterval = 250 * time.Millisecond
+	commitInterval = time.Second
 	batchRecords   = 1 << 16
 	// maxPending bounds the records kept while the store is busy (about
 	// 60 bytes each); beyond it records are dropped and counted.

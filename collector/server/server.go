@@ -1,8 +1,12 @@
 // Package server assembles mira-collector: IPFIX listeners (the
 // collecting process), a batching writer into the bbolt store, and
-// /metrics. Records are committed in batches (every 100 ms or 8192
-// records) so the store keeps up with many exporters; a clean shutdown
-// commits everything received.
+// /metrics. Records are encoded on arrival and committed in batches
+// (every second or 65536 records) so the store keeps up with many
+// exporters. The store file is open only during commits and reads, so
+// `mira report --db` works against a running collector; while a reader
+// holds the file, records wait (up to 4 Mi of them, then dropped and
+// counted). On shutdown the listeners are stopped and drained (Wait)
+// before the final commit, so everything decoded is stored.
 package server
 
 import (

@@ -89,6 +89,9 @@ type Reader struct {
 
 	stats  drivers.Stats
 	counts ErrorCounts
+	// mm is the file mapped into memory (uncompressed classic pcap
+	// files opened by Open); packets returned alias it.
+	mm []byte
 }
 
 // ErrorCounts counts the records a Reader could not deliver, by reason.
@@ -188,6 +191,11 @@ func Open(path string) (*Reader, error) {
 		return nil, err
 	}
 	r.closer = f
+	if r.gz == nil && r.format == formatPcap {
+		// Classic pcap records are then read straight from the mapping
+		// (see nextPcap); the header was read through r.br.
+		r.mm = mapFile(f)
+	}
 	return r, nil
 }
 
@@ -244,6 +252,12 @@ func (r *Reader) Close() error {
 	var err error
 	if r.gz != nil {
 		err = r.gz.Close()
+	}
+	if r.mm != nil {
+		if merr := unmapFile(r.mm); merr != nil {
+			err = merr
+		}
+		r.mm = nil
 	}
 	if r.closer != nil {
 		if cerr := r.closer.Close(); cerr != nil {
@@ -426,6 +440,9 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 	var ci drivers.CaptureInfo
 	start := r.off
 	hl := 16 + r.extraHdr
+	if r.mm != nil {
+		return r.nextMapped(hl)
+	}
 	// Fast path: header and data inside bufio's buffer are returned
 	// in place (valid until the next read, as Next promises), saving a
 	// copy per packet.
@@ -464,6 +481,36 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, err, "record data (%d bytes)", caplen))
 	}
 	return r.pcapRecord(h, data, &ci)
+}
+
+// nextMapped reads the next classic record from the file mapping.
+func (r *Reader) nextMapped(hl int) ([]byte, drivers.CaptureInfo, error) {
+	var ci drivers.CaptureInfo
+	start := r.off
+	b := r.mm[start:]
+	if len(b) == 0 {
+		r.err = io.EOF
+		return nil, ci, io.EOF
+	}
+	if len(b) < hl {
+		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record header"))
+	}
+	var caplen uint32
+	if r.order == binary.ByteOrder(binary.LittleEndian) {
+		caplen = binary.LittleEndian.Uint32(b[8:])
+	} else {
+		caplen = r.order.Uint32(b[8:])
+	}
+	st := &r.state[0]
+	if caplen > uint32(limit(st.snaplen)) {
+		return nil, ci, r.fail(r.errorf(start, ReasonOversize, nil, "captured length %d exceeds limit %d (snaplen %d)", caplen, limit(st.snaplen), st.snaplen))
+	}
+	end := hl + int(caplen)
+	if len(b) < end {
+		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record data (%d bytes)", caplen))
+	}
+	r.off += int64(end)
+	return r.pcapRecord(b[:hl], b[hl:end:end], &ci)
 }
 
 // pcapRecord fills ci from a classic record header h for data.

@@ -107,6 +107,11 @@ type decTemplate struct {
 	ops    []op
 	minLen int
 	fixed  bool // no variable-length field: records are minLen bytes
+	// plan is ops and field lengths side by side, for the record loops;
+	// the first prefix fields are of fixed length and end at prefixLen.
+	plan      []fieldOp
+	prefix    int
+	prefixLen int
 }
 
 type domainState struct {
@@ -372,6 +377,20 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		}
 		if t.minLen == 0 {
 			return soft, s.fail(at, setID, tid, ReasonZeroLengthRecord)
+		}
+		t.plan = make([]fieldOp, count)
+		t.prefix = -1
+		for i, f := range t.Fields {
+			t.plan[i] = fieldOp{op: t.ops[i], length: f.Length}
+			if f.Length == VarLen && t.prefix < 0 {
+				t.prefix = i
+			}
+			if t.prefix < 0 {
+				t.prefixLen += int(f.Length)
+			}
+		}
+		if t.prefix < 0 {
+			t.prefix = count
 		}
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
@@ -642,10 +661,18 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 	return n, out, nil
 }
 
-// recordLen walks one variable-length record.
+// fieldOp is what a record loop needs of one template field.
+type fieldOp struct {
+	op     op
+	length uint16
+}
+
+// recordLen walks one variable-length record; b holds at least minLen
+// bytes, so the fixed-length fields ahead of the first variable-length
+// one need no walk.
 func recordLen(t *decTemplate, b []byte) (int, Reason) {
-	off := 0
-	for _, f := range t.Fields {
+	off := t.prefixLen
+	for _, f := range t.Fields[t.prefix:] {
 		if f.Length == VarLen {
 			_, n, ok := ReadVarLen(b[off:])
 			if !ok {
@@ -792,10 +819,17 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	)
 	off := 0
 	var v []byte
-	for i, f := range t.Fields {
-		o := t.ops[i]
-		v, off = fieldValue(f, rec, off)
-		switch o {
+	for _, f := range t.plan {
+		if f.length != VarLen {
+			n := int(f.length)
+			v = rec[off : off+n]
+			off += n
+		} else {
+			var n int
+			v, n, _ = ReadVarLen(rec[off:])
+			off += n
+		}
+		switch f.op {
 		case opSkip:
 		case opSrc4:
 			r.Src = netip.AddrFrom4([4]byte(v))
@@ -868,9 +902,14 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		case opVCI:
 			r.VCI = uint16(uintN(v))
 		case opSampling:
-			r.SamplingPacketInterval = uint32(uintN(v))
+			// 0 states nothing: the domain's sampling options stand.
+			if n := uint32(uintN(v)); n != 0 {
+				r.SamplingPacketInterval = n
+			}
 		case opFlowSampling:
-			r.SamplingFlowInterval = uint32(uintN(v))
+			if n := uint32(uintN(v)); n != 0 {
+				r.SamplingFlowInterval = n
+			}
 		case opRevPackets:
 			revPkts, haveRev = uintN(v), true
 		case opRevOctets:

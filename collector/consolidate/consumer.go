@@ -1,0 +1,106 @@
+package consolidate
+
+import (
+	"sync"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix"
+)
+
+// Consumer feeds a Consolidator from a collecting process: it implements
+// collector.Consumer and collector.OptionsConsumer, serialising the
+// calls (a Consolidator is single-threaded). The probe is named by the
+// exporter's address; one probe per address, or distinct observation
+// domains when several share one.
+type Consumer struct {
+	mu sync.Mutex
+	c  *Consolidator
+}
+
+// NewConsumer returns a Consumer feeding c.
+func NewConsumer(c *Consolidator) *Consumer { return &Consumer{c: c} }
+
+func origin(o collector.Origin) Origin {
+	return Origin{Probe: o.Exporter.Addr().String(), Domain: o.Domain}
+}
+
+// Consume implements collector.Consumer.
+func (c *Consumer) Consume(o collector.Origin, recs []flow.Record) {
+	c.mu.Lock()
+	c.c.Add(origin(o), recs)
+	c.mu.Unlock()
+}
+
+// ConsumeOptions implements collector.OptionsConsumer.
+func (c *Consumer) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
+	c.mu.Lock()
+	c.c.SetOptions(origin(o), opts)
+	c.mu.Unlock()
+}
+
+// Do runs f with the Consolidator while no record is being added (to
+// Flush it, or read its usage table).
+func (c *Consumer) Do(f func(*Consolidator)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(c.c)
+}
+
+// Forwarder re-exports completed biflows as RFC 5103 IPFIX records
+// (exporter.ExportBiflows) to another collector; use its Sink as
+// Config.Sink. Biflows are sent in batches; Close sends the rest.
+type Forwarder struct {
+	e     *exporter.Exporter
+	buf   []exporter.Biflow
+	batch int
+	err   error
+	sent  uint64
+}
+
+// NewForwarder returns a Forwarder to url (udp://, tcp://, file:///dir).
+func NewForwarder(url string, cfg *exporter.Config) (*Forwarder, error) {
+	e, err := exporter.New(url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Forwarder{e: e, batch: 256}, nil
+}
+
+// Sink queues one biflow (a Config.Sink).
+func (f *Forwarder) Sink(b *Biflow) {
+	r := flow.Record{
+		Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto},
+		Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
+		First: b.First, Last: b.Last,
+	}
+	f.buf = append(f.buf, exporter.Biflow{Record: r, RPackets: b.RPackets, ROctets: b.ROctets})
+	if len(f.buf) >= f.batch {
+		f.flush()
+	}
+}
+
+func (f *Forwarder) flush() {
+	if len(f.buf) == 0 {
+		return
+	}
+	if err := f.e.ExportBiflows(f.buf); err != nil && f.err == nil {
+		f.err = err
+	}
+	f.sent += uint64(len(f.buf))
+	f.buf = f.buf[:0]
+}
+
+// Sent returns the number of biflows handed to the exporter.
+func (f *Forwarder) Sent() uint64 { return f.sent }
+
+// Close sends what is queued and closes the exporter; it returns the
+// first export error.
+func (f *Forwarder) Close() error {
+	f.flush()
+	if err := f.e.Close(); err != nil && f.err == nil {
+		f.err = err
+	}
+	return f.err
+}

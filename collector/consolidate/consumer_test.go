@@ -1,0 +1,176 @@
+package consolidate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix"
+)
+
+// probeStream encodes records as one probe's IPFIX byte stream, with
+// its sampling options when smp is set.
+func probeStream(t *testing.T, recs []flow.Record, smp *ipfix.Sampling) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, &exporter.Config{Sampling: smp})
+	if err := e.Export(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+// udpQueue returns the receive queue of the UDP socket bound to port
+// (Linux /proc/net/udp), and whether it exists.
+func udpQueue(port int) (int, bool) {
+	f, err := os.Open("/proc/net/udp")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	want := fmt.Sprintf(":%04X", port)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 && strings.HasSuffix(fs[1], want) {
+			q := strings.Split(fs[4], ":")
+			n, _ := strconv.ParseInt(q[1], 16, 64)
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCollectorToNfdump: two probes' IPFIX streams (each one direction,
+// one of them flow-sampled) go through the collecting process into the
+// streaming Consolidator, whose biflows are forwarded as RFC 5103 IPFIX
+// to a real nfcapd; nfdump shows one record per connection with the
+// initiator's counters in and the responder's out.
+func TestCollectorToNfdump(t *testing.T) {
+	bin, err := exec.LookPath("nfcapd")
+	if err != nil {
+		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("nfdump"); err != nil {
+		t.Skip(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	dir := t.TempDir()
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir, "-t", "3600")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitUntil(t, "nfcapd to bind", func() bool { _, ok := udpQueue(port); return ok })
+
+	fw, err := NewForwarder(fmt.Sprintf("udp://127.0.0.1:%d", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := New(&Config{Sink: fw.Sink})
+	coll := collector.New(NewConsumer(cons), nil)
+	var fwd, rev []flow.Record
+	for i := 0; i < 30; i++ {
+		a := rec(fmt.Sprintf("192.0.2.%d", i+1), "198.51.100.7", uint16(40000+i), 80, uint64(5+i), uint64(500+i), 0, time.Second)
+		a.TCPFlags = 0x02
+		b := rec("198.51.100.7", fmt.Sprintf("192.0.2.%d", i+1), 80, uint16(40000+i), uint64(4+i), uint64(9000+i), 0, time.Second)
+		b.TCPFlags = 0x12
+		fwd, rev = append(fwd, a), append(rev, b)
+	}
+	ctx := context.Background()
+	pa := collector.Origin{Exporter: netip.MustParseAddrPort("10.0.0.1:4739"), Transport: "file"}
+	pb := collector.Origin{Exporter: netip.MustParseAddrPort("10.0.0.2:4739"), Transport: "file"}
+	if err := coll.ServeStream(ctx, probeStream(t, fwd, nil), pa); err != nil {
+		t.Fatal(err)
+	}
+	// The reverse direction's probe samples 1 in 4 packets; its records
+	// carry no interval of their own here, only the domain's options.
+	if err := coll.ServeStream(ctx, probeStream(t, rev, &ipfix.Sampling{Interval: 4, SelectorAlgorithm: 4}), pb); err != nil {
+		t.Fatal(err)
+	}
+	cons.Flush()
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := cons.Stats()
+	if st.Biflows != 30 || st.CrossProbe != 30 || fw.Sent() != 30 {
+		t.Fatalf("stats %+v, forwarded %d", st, fw.Sent())
+	}
+	var est float64
+	for _, u := range cons.Usage() {
+		est += u.Est.Octets
+	}
+	var wantEst float64
+	for i := range fwd {
+		wantEst += float64(fwd[i].Octets) + 4*float64(rev[i].Octets)
+	}
+	if est != wantEst {
+		t.Fatalf("estimated octets %v, want %v", est, wantEst)
+	}
+	waitUntil(t, "nfcapd to read", func() bool { q, _ := udpQueue(port); return q == 0 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	out, err := exec.Command("nfdump", "-R", dir, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("nfdump: %v\n%s", err, log.String())
+	}
+	var got []struct {
+		Src        string `json:"src4_addr"`
+		SrcPort    uint16 `json:"src_port"`
+		InPackets  uint64 `json:"in_packets"`
+		InBytes    uint64 `json:"in_bytes"`
+		OutPackets uint64 `json:"out_packets"`
+		OutBytes   uint64 `json:"out_bytes"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 30 {
+		t.Fatalf("nfdump shows %d records, want 30", len(got))
+	}
+	for _, g := range got {
+		i := int(g.SrcPort) - 40000
+		if i < 0 || i >= 30 || g.Src != fwd[i].Src.String() || g.InBytes != fwd[i].Octets || g.InPackets != fwd[i].Packets ||
+			g.OutBytes != rev[i].Octets || g.OutPackets != rev[i].Packets {
+			t.Fatalf("nfdump record %+v", g)
+		}
+	}
+}
