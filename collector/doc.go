@@ -8,8 +8,18 @@
 // connection; ServeStream is one session. Template state is per session
 // and observation domain.
 //
+// UDP: one goroutine per socket reads datagrams in batches (recvmmsg on
+// Linux) and hands them to a decoding goroutine through a bounded ring of
+// buffers, so decoding never holds up the socket. The receive buffer is
+// Config.ReadBuffer (SO_RCVBUFFORCE when net.core.rmem_max is lower and
+// the process has CAP_NET_ADMIN); datagrams the kernel drops when it is
+// full are counted in Stats.SocketDrops (SO_MEMINFO).
+//
 // Hazards: Consumer.Consume is called serially for one session but
 // concurrently for different sessions (each TCP connection has its own
 // goroutine). The recs slice and the records' Symptoms slices are reused
-// after Consume returns; copy what you keep.
+// after Consume returns; copy what you keep. Cancelling the context of
+// ListenUDP/ListenTCP stops them asynchronously: call Wait before
+// treating the Consumer's input as complete (for example before a final
+// commit).
 package collector

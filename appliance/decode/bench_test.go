@@ -74,6 +74,11 @@ func BenchmarkDecodeVXLAN(b *testing.B) {
 		vxlan(eth(etIPv4, ip4(ipC, ipD, protoTCP, tcp(40001, 80, 0x18, 1, benchPayload))))))))
 }
 
+func BenchmarkDecodeGeneve(b *testing.B) {
+	benchDecode(b, drivers.LinkEthernet, eth(etIPv4, ip4(ipA, ipB, protoUDP, udp(51000, 6081,
+		geneve(etTEB, make([]byte, 8), eth(etIPv4, ip4(ipC, ipD, protoTCP, tcp(40001, 80, 0x18, 1, benchPayload))))))))
+}
+
 func BenchmarkDecodeGTPU(b *testing.B) {
 	benchDecode(b, drivers.LinkEthernet, eth(etIPv4, ip4(ipA, ipB, protoUDP, udp(2152, 2152,
 		gtpu(true, nil, ip4(ipC, ipD, protoUDP, udp(1000, 53, benchPayload)))))))

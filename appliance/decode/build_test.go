@@ -189,3 +189,8 @@ func nsh(next uint8, words int) []byte {
 func geneve(proto uint16, opts, inner []byte) []byte {
 	return cat([]byte{byte(len(opts) / 4), 0}, u16(proto), u32(0x000a0b00), opts, inner)
 }
+
+// gpe returns a VXLAN-GPE header (I and P flags) naming next, then inner.
+func gpe(next uint8, inner []byte) []byte {
+	return cat([]byte{0x0c, 0, 0, next}, u32(0x00abcd00), inner)
+}

@@ -126,8 +126,8 @@ var tsharkFields = []string{
 // stopTokens are tshark protocols after which we expect no decapsulation:
 // tunnels MIRA does not follow, and ICMP errors quoting a packet.
 var stopTokens = map[string]bool{
-	"icmp": true, "icmpv6": true, "geneve": true, "ayiya": true, "l2tp": true,
-	"capwap.data": true, "capwap": true, "vxlan-gpe": true, "nsh": true, "udpencap": true,
+	"icmp": true, "icmpv6": true, "ayiya": true, "l2tp": true,
+	"capwap.data": true, "capwap": true, "udpencap": true,
 	"esp": true, "igmp": true,
 }
 
@@ -287,6 +287,7 @@ var corpusFiles = []string{
 	"arkime/nflog.pcap", "tcpdump/nflog.pcap",
 	"tcpdump/geneve.pcap", "tcpdump/geneve-gcp.pcap", "zeek/tunnels__geneve.pcap", "zeek/tunnels__geneve-many-options.pcap",
 	"tcpdump/wccp_redirect_gre.pcap", "arkime/gre-erspan-vxlan.pcap", "arkime/arkime_synthetic.pcap",
+	"tcpdump/nsh-over-vxlan-gpe.pcap",
 }
 
 // corpusRejects are captures with frames tshark shows as IP that the

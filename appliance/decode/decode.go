@@ -158,6 +158,8 @@ type Config struct {
 	GTPUPort   uint16
 	// GenevePort is the UDP port decoded as Geneve; default 6081.
 	GenevePort uint16
+	// GPEPort is the UDP port decoded as VXLAN-GPE; default 4790.
+	GPEPort uint16
 	// FragmentTable is the number of first-fragment entries kept (rounded
 	// up to a power of two, at least 4); default 1024.
 	FragmentTable int
@@ -190,6 +192,7 @@ type Decoder struct {
 	teredo   uint16
 	gtpu     uint16
 	geneve   uint16
+	gpe      uint16
 	maxDepth int
 	noDecap  bool
 
@@ -210,7 +213,7 @@ func New(cfg *Config) *Decoder {
 	if cfg != nil {
 		c = *cfg
 	}
-	d := &Decoder{teredo: 3544, gtpu: 2152, geneve: 6081, maxDepth: 8, noDecap: c.NoDecap}
+	d := &Decoder{teredo: 3544, gtpu: 2152, geneve: 6081, gpe: 4790, maxDepth: 8, noDecap: c.NoDecap}
 	if c.VXLANPorts == nil {
 		d.vxlan[0], d.vxlan[1], d.nvxlan = 4789, 8472, 2
 	} else {
@@ -224,6 +227,9 @@ func New(cfg *Config) *Decoder {
 	}
 	if c.GenevePort != 0 {
 		d.geneve = c.GenevePort
+	}
+	if c.GPEPort != 0 {
+		d.gpe = c.GPEPort
 	}
 	if c.MaxDepth > 0 {
 		d.maxDepth = c.MaxDepth

@@ -6,16 +6,25 @@
 // RAW/IPV4/IPV6, NULL and LOOP, PPP and PPP_HDLC (also Cisco HDLC, link
 // type 104), NFLOG (239), ATM RFC 1483 (LLC/SNAP routed and bridged) and
 // SunATM (VPI/VCI from the pseudo-header). Below them: 802.1Q/802.1ad/QinQ
-// tags, VN-Tag, FabricPath, PBB, MPLS (with pseudowire Ethernet, control
-// word optional), PPPoE sessions; IPv4 with options and AH, IPv6 with
-// extension headers; TCP, UDP, UDP-Lite, DCCP, SCTP, ICMP and ICMPv6. ESP
-// and other protocols end the walk with ports 0.
+// tags, VN-Tag, FabricPath, PBB, Cisco MetaData, NSH (RFC 8300), MPLS
+// (with pseudowire Ethernet, control word optional), PPPoE sessions; IPv4
+// with options and AH, IPv6 with extension headers; TCP, UDP, UDP-Lite,
+// DCCP, SCTP, ICMP and ICMPv6. ESP and other protocols end the walk with
+// ports 0.
 //
 // Tunnels are decapsulated to the innermost IP header (at most
 // Config.MaxDepth deep): IPv4/IPv6 in IPv4/IPv6, GRE (version 0 with IP,
-// MPLS, Ethernet, PPP, Cisco MetaData, Aruba 802.11 and ERSPAN I/II/III
-// payloads; version 1 PPTP with PPP), VXLAN, GTP-U and Teredo. Packet.Tunnel
-// names the outermost tunnel and TunnelSrc/TunnelDst its IP endpoints.
+// MPLS, Ethernet, PPP, Cisco MetaData, Aruba 802.11, WCCP and ERSPAN
+// I/II/III payloads; version 1 PPTP with PPP), VXLAN, Geneve, GTP-U,
+// Teredo and VXLAN-GPE (with IP, Ethernet, NSH or MPLS; reported as
+// flow.TunnelVXLAN). VXLAN and Geneve are matched on the UDP destination
+// port, or on the source port when the destination names no tunnel, as
+// Wireshark does; VXLAN-GPE on either port, last. Packet.Tunnel names the
+// outermost tunnel and TunnelSrc/TunnelDst its IP endpoints.
+//
+// An IPv6 payload length of 0 means "the rest of the frame" only before a
+// TCP header (BIG TCP, GSO) or a hop-by-hop header (jumbogram); before
+// anything else it means an empty payload, the rest being link padding.
 //
 // A Decoder is owned by one worker goroutine and is not safe for concurrent
 // use, except for Counters, which may be called from any goroutine. Decode

@@ -147,12 +147,12 @@ func (d *Decoder) gre(b []byte, off, end int, p *Packet, depth int) error {
 	return nil
 }
 
-// udpTunnel follows VXLAN, Geneve, GTP-U and Teredo on their UDP ports. A
-// payload that does not look like the tunnel leaves the packet a plain UDP
-// one. The destination port is tried first; VXLAN and Geneve are also
-// recognised by their source port when the destination port names no
-// tunnel (as Wireshark does: some senders swap the ports, and VXLAN-GPE
-// replies go from 4789 to 4790).
+// udpTunnel follows VXLAN, Geneve, GTP-U, Teredo and VXLAN-GPE on their UDP
+// ports. A payload that does not look like the tunnel leaves the packet a
+// plain UDP one. The destination port is tried first; VXLAN and Geneve are
+// also recognised by their source port when the destination port names no
+// other tunnel (as Wireshark does, lower port first: 4789 -> 4790 is
+// VXLAN, not VXLAN-GPE).
 func (d *Decoder) udpTunnel(b []byte, off, end int, p *Packet, depth int) error {
 	sp, dp := p.Sport, p.Dport
 	for i := 0; i < d.nvxlan; i++ {
@@ -177,6 +177,27 @@ func (d *Decoder) udpTunnel(b []byte, off, end int, p *Packet, depth int) error 
 	if sp == d.geneve {
 		return d.geneveTunnel(b, off, end, p, depth)
 	}
+	if sp == d.gpe || dp == d.gpe {
+		return d.gpeTunnel(b, off, end, p, depth)
+	}
+	return nil
+}
+
+// VXLAN-GPE next-protocol values (draft-ietf-nvo3-vxlan-gpe).
+var gpeNext = [6]uint16{0, etIPv4, etIPv6, etTEB, etNSH, etMPLS}
+
+// gpeTunnel decodes a VXLAN-GPE header: flags (version 0), the next
+// protocol in the fourth byte, the VNI, then IPv4, IPv6, Ethernet, NSH or
+// MPLS. Like Wireshark it reads the next protocol even when the P flag is
+// clear. It is tried after every other tunnel, so 4789 -> 4790 is VXLAN.
+func (d *Decoder) gpeTunnel(b []byte, off, end int, p *Packet, depth int) error {
+	if end-off < 8 || len(b)-off < 8 || (b[off]>>4)&3 != 0 {
+		return nil
+	}
+	if n := b[off+3]; n > 0 && int(n) < len(gpeNext) {
+		return d.tunnel(b, off+8, end, p, depth, flow.TunnelVXLAN, gpeNext[n])
+	}
+	d.note(ReasonTunnelNonIP)
 	return nil
 }
 

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
@@ -167,5 +170,46 @@ func TestShutdownStoresEverythingDecoded(t *testing.T) {
 	}
 	if n := flowsInStore(t, ls.db); uint64(n) != decoded {
 		t.Fatalf("store holds %d flows, decoded %d", n, decoded)
+	}
+}
+
+// TestPendingLimitCountsDrops: while the store is unavailable, records
+// beyond the pending limit are dropped and counted, not kept without
+// bound; the ones kept are stored once the store is back.
+func TestPendingLimitCountsDrops(t *testing.T) {
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = filepath.Join(t.TempDir(), "busy.db")
+	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.maxPending = 1000
+	st, err := store.Open(cfg.DB, &store.Options{Release: true, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s.st = st
+	r, err := store.Open(cfg.DB, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.9:4739"), Domain: 3}
+	recs := ipfixtest.Random(9, 600)
+	s.Consume(o, recs)
+	if err := s.commit(); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("commit with a reader holding the file: %v, want ErrLocked", err)
+	}
+	s.Consume(o, recs) // 1200 > 1000: dropped
+	s.Consume(o, recs[:400])
+	if s.dropped != 600 || s.pending.n != 1000 || s.busy != 1 {
+		t.Fatalf("dropped %d, pending %d, busy %d; want 600, 1000, 1", s.dropped, s.pending.n, s.busy)
+	}
+	r.Close()
+	if err := s.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.stored != 1000 || s.pending.n != 0 {
+		t.Fatalf("stored %d, pending %d after the reader left; want 1000, 0", s.stored, s.pending.n)
 	}
 }

@@ -51,6 +51,7 @@ type Server struct {
 	busyLogged bool
 	lastErr    error
 	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
+	maxPending int        // maxPending, lowered by tests
 
 	httpAddr net.Addr
 
@@ -63,7 +64,8 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: log, pending: newPendingSet(), spare: newPendingSet(), kick: make(chan struct{}, 1)}
+	return &Server{cfg: cfg, log: log, pending: newPendingSet(), spare: newPendingSet(), kick: make(chan struct{}, 1),
+		maxPending: maxPending}
 }
 
 // Consume implements collector.Consumer: it encodes records for the
@@ -71,7 +73,7 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	if s.pending.n+len(recs) > maxPending {
+	if s.pending.n+len(recs) > s.maxPending {
 		s.dropped += uint64(len(recs))
 		s.mu.Unlock()
 		return

@@ -25,7 +25,13 @@
 //
 // Hazards: bbolt takes an exclusive file lock, so a second process (for
 // example `mira report` while mira-collector runs) cannot open the same file
-// until the writer closes it; Open fails with ErrLocked after Options.Timeout.
+// while a writer holds it; Open fails with ErrLocked after Options.Timeout.
+// A writer opened with Options.Release holds the file only during each
+// operation (mira-collector commits about once a second), so readers get
+// in between; while a reader holds it, the writer's operations fail with
+// ErrLocked and the caller retries (the collector keeps its batch).
+// Writers that batch records between commits keep them in Encoded (the
+// record encoding, made on arrival) and commit with PutEncoded.
 // Retention: PruneBefore (by age) and PruneToSize (by data size) delete
 // the oldest chunks; freed pages are reused, and CompactFile rewrites a
 // closed store to give the space back. Records that fail to

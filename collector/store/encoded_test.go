@@ -207,3 +207,19 @@ func TestEncodedSortStable(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEncodedAdd measures the per-record encoding a batching writer
+// does on arrival.
+func BenchmarkEncodedAdd(b *testing.B) {
+	recs := benchRecords(1024, t0.UnixNano())
+	e := &Encoded{}
+	e.AddAll(recs)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%len(recs) == 0 {
+			e.Reset()
+		}
+		e.Add(&recs[i%len(recs)])
+	}
+}
