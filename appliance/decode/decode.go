@@ -198,6 +198,7 @@ type Decoder struct {
 
 	link drivers.LinkType
 	wire int // wire length of the current frame
+	capl int // captured length of the current frame
 	ts   int64
 	err  Error
 
@@ -270,6 +271,7 @@ func (d *Decoder) Decode(data []byte, ci drivers.CaptureInfo, p *Packet) error {
 	d.link = ci.LinkType
 	d.ts = ci.Timestamp
 	d.wire = ci.Length
+	d.capl = len(data)
 	if d.wire < len(data) {
 		d.wire = len(data)
 	}
@@ -287,8 +289,14 @@ func (d *Decoder) Decode(data []byte, ci drivers.CaptureInfo, p *Packet) error {
 	return err
 }
 
-// fail records an error in the Decoder's error value and returns it.
+// fail records an error in the Decoder's error value and returns it. A
+// header found beyond the captured bytes (the lengths before it put it
+// there) is reported as truncated, whatever else is wrong with it: the
+// capture cut it.
 func (d *Decoder) fail(r Reason, l Layer, off int) error {
+	if off > d.capl {
+		r = ReasonTruncated
+	}
 	d.err = Error{Reason: r, Layer: l, Offset: off, Link: d.link}
 	return &d.err
 }

@@ -204,11 +204,6 @@ func setPayload(p *Packet, b []byte, off, end int) {
 // transport decodes the transport header at off, up to end (the IP
 // datagram's end), and follows tunnels.
 func (d *Decoder) transport(b []byte, off, end int, p *Packet, proto uint8, depth int) error {
-	if off > len(b) && (proto == protoAH || proto == protoICMP || proto == protoICMPv6 || hasPorts(proto)) {
-		// The headers before said this one starts beyond the captured
-		// bytes: it is cut by the capture, whatever its length.
-		return d.fail(ReasonTruncated, LayerTransport, off)
-	}
 	if proto == protoAH { // IPv4 authentication header
 		if end-off < 8 {
 			return d.fail(ReasonBadHeaderLength, LayerTransport, off)
