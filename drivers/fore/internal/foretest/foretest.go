@@ -1,0 +1,90 @@
+// Package foretest holds the test helpers the ATM packages share: corpus
+// paths (through tools/peertest, so a missing corpus skips, or fails under
+// MIRA_REQUIRE_PEERS=1) and the IP packets of Ethernet captures, which the
+// segmentation tests cut into cells.
+package foretest
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// Corpus returns the path of a file under ../shared/corpus, skipping the
+// test when it is absent (failing under MIRA_REQUIRE_PEERS=1).
+func Corpus(t testing.TB, rel string) string {
+	t.Helper()
+	p := peertest.Corpus(t, filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		if peertest.Required() {
+			t.Fatalf("corpus file missing: %v", err)
+		}
+		t.Skipf("corpus file missing: %v", err)
+	}
+	return p
+}
+
+// EthernetFrames reads the complete (unsnapped) Ethernet frames of a pcap
+// file.
+func EthernetFrames(t testing.TB, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if r.LinkType() != 1 {
+		t.Fatalf("%s: link type %v, want Ethernet", path, r.LinkType())
+	}
+	var out [][]byte
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if ci.CaptureLength != ci.Length || len(data) < 14 {
+			continue
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+// IPPackets returns the IPv4 and IPv6 packets of Ethernet frames, cut to
+// their IP length (Ethernet pads short frames).
+func IPPackets(frames [][]byte) [][]byte {
+	var out [][]byte
+	for _, f := range frames {
+		et := binary.BigEndian.Uint16(f[12:])
+		ip := f[14:]
+		switch {
+		case et == 0x0800 && len(ip) >= 20:
+			n := int(binary.BigEndian.Uint16(ip[2:]))
+			if n < 20 || n > len(ip) {
+				continue
+			}
+			out = append(out, ip[:n])
+		case et == 0x86dd && len(ip) >= 40:
+			n := 40 + int(binary.BigEndian.Uint16(ip[4:]))
+			if n > len(ip) {
+				continue
+			}
+			out = append(out, ip[:n])
+		}
+	}
+	return out
+}
