@@ -12,20 +12,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // needPeer finds a peer program: it skips when it is absent, or fails
 // under MIRA_REQUIRE_PEERS=1.
 func needPeer(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("peer %s required: %v", name, err)
-		}
-		t.Skipf("peer %s not installed: %v", name, err)
-	}
-	return p
+	return peertest.Program(t, name)
 }
 
 // freeUDPPort asks the kernel for a free UDP port on 127.0.0.1.

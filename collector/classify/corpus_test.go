@@ -17,6 +17,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 const corpusDir = "../../../shared/corpus/pcaps"
@@ -25,12 +26,7 @@ const corpusDir = "../../../shared/corpus/pcaps"
 // MIRA_REQUIRE_PEERS=1).
 func needCorpus(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("corpus: %v", err)
-		}
-		t.Skipf("corpus absent: %v", err)
-	}
+	peertest.Corpus(t)
 }
 
 // connKey is a connection regardless of direction (VLAN ignored: nDPI
