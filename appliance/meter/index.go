@@ -3,6 +3,7 @@ package meter
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 
 	"github.com/mira-project/mira/appliance/flow"
 )
@@ -15,9 +16,14 @@ import (
 // the cluster back (no tombstones). It replaces a Go map here because the
 // map's generic hashing of flow.Key (two netip.Addr) cost more than the
 // rest of metering together.
+//
+// A key's home slot is the top bits of its tag, so the slot alone says
+// where its member belongs: deletion moves members back without reading
+// their entries (each a likely cache miss).
 type index struct {
 	slots []slot
 	mask  uint64
+	shift uint // home slot of tag: tag >> shift
 	n     int
 }
 
@@ -31,7 +37,12 @@ func newIndex(capacity int) index {
 	if n < 16 {
 		n = 16
 	}
-	return index{slots: make([]slot, n), mask: uint64(n - 1)}
+	if n > 1<<32 {
+		panic("meter: flow index larger than 2^32 slots")
+	}
+	slots := make([]slot, n)
+	adviseHuge(unsafe.Pointer(unsafe.SliceData(slots)), uintptr(n)*unsafe.Sizeof(slot{}))
+	return index{slots: slots, mask: uint64(n - 1), shift: uint(32 - bits.Len(uint(n-1)))}
 }
 
 const (
@@ -46,6 +57,12 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
+// tagOf is the part of hash h kept in a slot.
+func tagOf(h uint64) uint32 { return uint32(h >> 32) }
+
+// home is the slot where a key with tag tag is looked up first.
+func (ix *index) home(tag uint32) uint64 { return uint64(tag) >> ix.shift }
+
 // hashKey hashes the key's addresses, ports, protocol and VLAN.
 func hashKey(k *flow.Key) uint64 {
 	s, d := k.Src.As16(), k.Dst.As16()
@@ -58,18 +75,27 @@ func hashKey(k *flow.Key) uint64 {
 	return mix(h^x, m1^m2)
 }
 
+// keyEq is k == *o written out field by field: the compiler turns the
+// struct comparison of flow.Key into a call to a generated equality
+// function, which showed in profiles; this compiles to inline compares,
+// the cheap fields first.
+func keyEq(a, b *flow.Key) bool {
+	return a.Sport == b.Sport && a.Dport == b.Dport && a.Proto == b.Proto && a.VLAN == b.VLAN &&
+		a.Src == b.Src && a.Dst == b.Dst
+}
+
 // find returns the entry index for k.
 func (t *Table) find(k *flow.Key, h uint64) (int32, bool) {
 	ix := &t.idx
-	tag := uint32(h >> 32)
-	for p := h & ix.mask; ; p = (p + 1) & ix.mask {
+	tag := tagOf(h)
+	for p := ix.home(tag); ; p = (p + 1) & ix.mask {
 		s := ix.slots[p]
 		if s.idx == 0 {
 			return 0, false
 		}
 		if s.tag == tag {
 			i := int32(s.idx - 1)
-			if t.at(i).key == *k {
+			if keyEq(&t.at(i).key, k) {
 				return i, true
 			}
 		}
@@ -78,19 +104,20 @@ func (t *Table) find(k *flow.Key, h uint64) (int32, bool) {
 
 // insert adds k (not present) -> i.
 func (ix *index) insert(h uint64, i int32) {
-	p := h & ix.mask
+	tag := tagOf(h)
+	p := ix.home(tag)
 	for ix.slots[p].idx != 0 {
 		p = (p + 1) & ix.mask
 	}
-	ix.slots[p] = slot{tag: uint32(h >> 32), idx: uint32(i) + 1}
+	ix.slots[p] = slot{tag: tag, idx: uint32(i) + 1}
 	ix.n++
 }
 
-// remove deletes the slot holding entry i of key hash h, shifting the rest
+// unindex deletes the slot holding entry i of key hash h, shifting the rest
 // of the cluster back so every member stays reachable from its home slot.
 func (t *Table) unindex(h uint64, i int32) {
 	ix := &t.idx
-	p := h & ix.mask
+	p := ix.home(tagOf(h))
 	for ix.slots[p].idx != uint32(i)+1 {
 		p = (p + 1) & ix.mask
 	}
@@ -104,7 +131,7 @@ func (t *Table) unindex(h uint64, i int32) {
 			if s.idx == 0 {
 				return
 			}
-			home := t.at(int32(s.idx-1)).hash & ix.mask
+			home := ix.home(s.tag)
 			// Move s back to p if p lies cyclically in [home, q).
 			if (q > p && (home <= p || home > q)) || (q < p && home <= p && home > q) {
 				ix.slots[p] = s

@@ -2,6 +2,7 @@ package meter
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/flow"
@@ -183,7 +184,7 @@ func New(cfg *Config, sink Sink) *Table {
 }
 
 const (
-	chunkBits = 12
+	chunkBits = 14 // 7 MiB of entries: mostly whole huge pages
 	chunkSize = 1 << chunkBits
 )
 
@@ -201,7 +202,11 @@ func (t *Table) alloc() int32 {
 		return nilIdx
 	}
 	if int(t.nslab)>>chunkBits == len(t.chunks) {
-		t.chunks = append(t.chunks, make([]entry, chunkSize))
+		// The last chunk holds only what MaxFlows leaves, so small
+		// tables stay small.
+		c := make([]entry, min(chunkSize, t.cfg.MaxFlows-int(t.nslab)))
+		adviseHuge(unsafe.Pointer(unsafe.SliceData(c)), uintptr(len(c))*unsafe.Sizeof(entry{}))
+		t.chunks = append(t.chunks, c)
 	}
 	i := t.nslab
 	t.nslab++
@@ -296,6 +301,73 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
 	h := hashKey(&k)
 	t.addHashed(p, &k, h, ts, ifIndex)
+}
+
+// BatchMax is the most packets AddBatch takes at once.
+const BatchMax = 16
+
+// AddBatch meters pkts[j], captured at ts[j] on capture interface
+// ifIndex[j], in order, exactly as that many calls of Add would. It first
+// hashes every packet's flow and reads the index slots, then the entries
+// they name, so the cache misses of up to BatchMax lookups overlap
+// instead of being taken one after the other; with large tables that is
+// most of metering's cost. The slices must have the same length, at most
+// BatchMax (longer batches are metered in pieces).
+//
+// The packets are all decoded before the first is metered, so their
+// Payload slices must stay valid until AddBatch returns.
+func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
+	for len(pkts) > BatchMax {
+		t.AddBatch(pkts[:BatchMax], ts[:BatchMax], ifIndex[:BatchMax])
+		pkts, ts, ifIndex = pkts[BatchMax:], ts[BatchMax:], ifIndex[BatchMax:]
+	}
+	ts = ts[:len(pkts)]
+	ifIndex = ifIndex[:len(pkts)]
+	var hs [BatchMax]uint64
+	var keys [BatchMax]flow.Key
+	ix := &t.idx
+	slots := ix.slots
+	for j := range pkts {
+		p := &pkts[j]
+		keys[j] = flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
+		hs[j] = hashKey(&keys[j])
+		prefetch(unsafe.Pointer(&slots[ix.home(tagOf(hs[j]))]))
+	}
+	var found [BatchMax]int32
+	for j := range pkts {
+		h := hs[j]
+		found[j] = nilIdx
+		if s := slots[ix.home(tagOf(h))]; s.idx != 0 && s.tag == tagOf(h) {
+			// The entry's hot fields span its first two lines.
+			found[j] = int32(s.idx - 1)
+			prefetch2(unsafe.Pointer(t.at(found[j])))
+		}
+	}
+	// An entry due to move to its lru list's tail unlinks itself from
+	// its neighbours: fetch them too.
+	for j := range pkts {
+		if i := found[j]; i != nilIdx {
+			if e := t.at(i); ts[j]-e.moved >= lruGranularity {
+				if e.lprev != nilIdx {
+					prefetch(unsafe.Pointer(&t.at(e.lprev).lnext))
+				}
+				if e.lnext != nilIdx {
+					prefetch(unsafe.Pointer(&t.at(e.lnext).lprev))
+				}
+			}
+		}
+	}
+	for j := range pkts {
+		p := &pkts[j]
+		if tj := ts[j]; tj > t.now {
+			t.now = tj
+			if tj >= t.nextExpire {
+				t.nextExpire = tj + expireStep
+				t.expire()
+			}
+		}
+		t.addHashed(p, &keys[j], hs[j], ts[j], ifIndex[j])
+	}
 }
 
 func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, ifIndex uint32) {
