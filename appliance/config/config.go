@@ -129,6 +129,9 @@ type Collector struct {
 	} `yaml:"retention"`
 	Metrics Listen `yaml:"metrics"`
 	Log     Log    `yaml:"log"`
+	// Forward re-exports the consolidated biflows (RFC 5103 IPFIX) to
+	// these collectors: udp://, tcp:// or file:///dir URLs.
+	Forward []string `yaml:"forward"`
 }
 
 // Error is a configuration error with its position.

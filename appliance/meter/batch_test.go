@@ -139,3 +139,33 @@ func BenchmarkAddBatch(b *testing.B) {
 		tab.AddBatch(pk[o:o+n], ts[o:o+n], ifx[o:o+n])
 	}
 }
+
+// BenchmarkChurn meters a stream in which most packets start a flow and
+// about 100,000 flows are live, so creation and idle expiry (each a few
+// cache misses) dominate: the shape of a large trace's DNS share.
+func BenchmarkChurn(b *testing.B) {
+	const live = 100000
+	r := rand.New(rand.NewPCG(3, 4))
+	pk := make([]decode.Packet, 1<<20)
+	for i := range pk {
+		f := r.Uint32()
+		pk[i] = pkt(uint16(f), 53, 0, 80)
+		pk[i].Proto = 17
+		pk[i].Src = netip.AddrFrom4([4]byte{10, byte(f >> 16), byte(f >> 8), byte(f)})
+	}
+	// One packet every 10 µs and an idle timeout of live*10 µs.
+	tab := New(&Config{IdleTimeout: live * 10 * time.Microsecond}, func([]flow.Record) {})
+	ts := make([]int64, BatchMax)
+	ifx := make([]uint32, BatchMax)
+	b.ReportAllocs()
+	b.ResetTimer()
+	now := int64(0)
+	for i := 0; i < b.N; i += BatchMax {
+		for j := range ts {
+			now += int64(10 * time.Microsecond)
+			ts[j] = now
+		}
+		o := i & (len(pk) - 1)
+		tab.AddBatch(pk[o:o+BatchMax], ts, ifx)
+	}
+}

@@ -14,4 +14,15 @@
 //
 // The per-packet path (Add) allocates nothing: entries live in a slab
 // allocated when the table is made, linked into intrusive lists.
+//
+// With hundreds of thousands of flows the index and the entries do not fit
+// in any cache, and cache misses are most of metering's cost. AddBatch
+// meters a few packets at a time, prefetching (PREFETCHT0 on amd64, see
+// prefetch_amd64.s) every packet's index slot, then its entry and lru
+// neighbours a few packets ahead of the one metered, so the misses
+// overlap. Its packets are all decoded before the first is metered: their
+// Payload slices must stay valid for the call (the pipeline batches only
+// when nothing reads payloads). The slot array and the entry slab are
+// advised to use transparent huge pages (huge_linux.go), which saves a TLB
+// miss on most lookups.
 package meter

@@ -1,7 +1,6 @@
 package meter
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"unsafe"
 
@@ -64,13 +63,24 @@ func tagOf(h uint64) uint32 { return uint32(h >> 32) }
 func (ix *index) home(tag uint32) uint64 { return uint64(tag) >> ix.shift }
 
 // hashKey hashes the key's addresses, ports, protocol and VLAN.
+//
+// It reads the first 16 bytes of each netip.Addr as they are in memory
+// (today the address as a 128-bit integer) instead of calling As16, which
+// byte-swaps them. That is sound whatever netip's layout: Addr has no
+// padding and == compares all of it, so equal addresses have equal bytes;
+// only the hash's quality depends on the layout, and TestHashSpread
+// checks it.
 func hashKey(k *flow.Key) uint64 {
-	s, d := k.Src.As16(), k.Dst.As16()
+	s := (*[2]uint64)(unsafe.Pointer(&k.Src))
+	d := (*[2]uint64)(unsafe.Pointer(&k.Dst))
 	x := uint64(k.Sport)<<48 | uint64(k.Dport)<<32 | uint64(k.Proto)<<16 | uint64(k.VLAN)
-	h := mix(binary.LittleEndian.Uint64(s[:8])^m1, binary.LittleEndian.Uint64(s[8:])^m2)
-	h ^= mix(binary.LittleEndian.Uint64(d[:8])^m3, binary.LittleEndian.Uint64(d[8:])^m4)
+	h := mix(s[0]^m1, s[1]^m2)
+	h ^= mix(d[0]^m3, d[1]^m4)
 	if k.Src.Is4() {
 		x |= 1 << 24 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
+	}
+	if k.Dst.Is4() {
+		x |= 1 << 25
 	}
 	return mix(h^x, m1^m2)
 }

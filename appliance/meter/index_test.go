@@ -84,3 +84,40 @@ func TestEntryLayout(t *testing.T) {
 		t.Errorf("entry size %d is not a multiple of 64", unsafe.Sizeof(e))
 	}
 }
+
+// TestHashSpread checks that hashKey spreads keys differing only in one
+// address byte, or only in the address family, over the index's home
+// slots: it reads netip.Addr's memory directly (see hashKey), so a change
+// of that layout in the standard library shows here.
+func TestHashSpread(t *testing.T) {
+	if unsafe.Sizeof(netip.Addr{}) < 16 {
+		t.Fatalf("netip.Addr is %d bytes, hashKey reads 16", unsafe.Sizeof(netip.Addr{}))
+	}
+	ix := newIndex(1 << 14) // 2^15 slots
+	homes := map[uint64]bool{}
+	tags := map[uint32]bool{}
+	n := 0
+	for i := 0; i < 1<<12; i++ {
+		for _, v6 := range []bool{false, true} {
+			a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+			if v6 {
+				a = netip.AddrFrom16(a.As16()) // ::ffff:10.0.x.y: same 128 bits, other family
+			}
+			for _, k := range []flow.Key{{Src: a, Dst: b4, Sport: 1234, Dport: 80, Proto: 6}, {Src: b4, Dst: a, Sport: 80, Dport: 1234, Proto: 6}} {
+				h := hashKey(&k)
+				homes[ix.home(tagOf(h))] = true
+				tags[tagOf(h)] = true
+				n++
+			}
+		}
+	}
+	// n keys thrown at random into 2^15 slots land in about
+	// 2^15*(1-exp(-n/2^15)) = 12,900 distinct ones; a weak hash lands in
+	// far fewer.
+	if want := 12000; len(homes) < want {
+		t.Errorf("%d keys use %d home slots of %d, want at least %d", n, len(homes), len(ix.slots), want)
+	}
+	if len(tags) < n-2 {
+		t.Errorf("%d keys have only %d distinct tags", n, len(tags))
+	}
+}

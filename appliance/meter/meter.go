@@ -333,31 +333,35 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 		hs[j] = hashKey(&keys[j])
 		prefetch(unsafe.Pointer(&slots[ix.home(tagOf(hs[j]))]))
 	}
+	// Then, a few packets ahead of the one being metered, read the slot
+	// (arrived by now) and prefetch the entry it names, and a little
+	// less far ahead read that entry (arrived by now) and prefetch the
+	// lru neighbours it will unlink from when it moves to the tail.
+	// Metering a packet can change the table (expiry, eviction), so
+	// what was looked up ahead is only ever a hint.
 	var found [BatchMax]int32
-	for j := range pkts {
-		h := hs[j]
-		found[j] = nilIdx
-		if s := slots[ix.home(tagOf(h))]; s.idx != 0 && s.tag == tagOf(h) {
-			// The entry's hot fields span its first two lines.
-			found[j] = int32(s.idx - 1)
-			prefetch2(unsafe.Pointer(t.at(found[j])))
-		}
-	}
-	// An entry due to move to its lru list's tail unlinks itself from
-	// its neighbours: fetch them too.
-	for j := range pkts {
-		if i := found[j]; i != nilIdx {
-			if e := t.at(i); ts[j]-e.moved >= lruGranularity {
-				if e.lprev != nilIdx {
-					prefetch(unsafe.Pointer(&t.at(e.lprev).lnext))
-				}
-				if e.lnext != nilIdx {
-					prefetch(unsafe.Pointer(&t.at(e.lnext).lprev))
-				}
+	n := len(pkts)
+	news := 0 // packets looked up ahead that start a flow, as far as can be told
+	ahead := func(a int) {
+		if found[a] = t.prefetchEntry(hs[a]); found[a] == nilIdx {
+			// A new flow takes the entry freed last: create
+			// writes all of it.
+			if k := len(t.free) - 1 - news; k >= 0 {
+				t.prefetchWhole(t.free[k])
 			}
+			news++
 		}
 	}
+	for j := 0; j < min(entryAhead, n); j++ {
+		ahead(j)
+	}
 	for j := range pkts {
+		if a := j + entryAhead; a < n {
+			ahead(a)
+		}
+		if a := j + linksAhead; a < n {
+			t.prefetchLinks(found[a], ts[a])
+		}
 		p := &pkts[j]
 		if tj := ts[j]; tj > t.now {
 			t.now = tj
@@ -370,9 +374,53 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 	}
 }
 
+// How many packets ahead of the one metered AddBatch prefetches entries
+// and lru neighbours.
+const (
+	entryAhead = 6
+	linksAhead = 3
+)
+
+// prefetchEntry returns the entry that the home slot of hash h names if
+// its tag matches (else nilIdx), and starts fetching its hot lines.
+func (t *Table) prefetchEntry(h uint64) int32 {
+	ix := &t.idx
+	s := ix.slots[ix.home(tagOf(h))]
+	if s.idx == 0 || s.tag != tagOf(h) {
+		return nilIdx
+	}
+	i := int32(s.idx - 1)
+	prefetch2(unsafe.Pointer(t.at(i))) // the hot fields span two lines
+	return i
+}
+
+// prefetchWhole starts fetching all of entry i's lines.
+func (t *Table) prefetchWhole(i int32) {
+	p := unsafe.Pointer(t.at(i))
+	prefetch2(p)
+	prefetch2(unsafe.Add(p, 128))
+	prefetch2(unsafe.Add(p, 256))
+	prefetch(unsafe.Add(p, 384))
+}
+
+// prefetchLinks starts fetching the lru neighbours of entry i if a packet
+// at ts will move it to its list's tail.
+func (t *Table) prefetchLinks(i int32, ts int64) {
+	if i == nilIdx {
+		return
+	}
+	if e := t.at(i); ts-e.moved >= lruGranularity {
+		if e.lprev != nilIdx {
+			prefetch(unsafe.Pointer(&t.at(e.lprev).lnext))
+		}
+		if e.lnext != nilIdx {
+			prefetch(unsafe.Pointer(&t.at(e.lnext).lprev))
+		}
+	}
+}
+
 func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, ifIndex uint32) {
-	k := *kp
-	i, ok := t.find(&k, h)
+	i, ok := t.find(kp, h)
 	if ok && ts-t.at(i).first >= t.active {
 		t.remove(i, flow.EndActive)
 		ok = false
@@ -380,7 +428,7 @@ func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, if
 	end := p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0
 	relink := true
 	if !ok {
-		i = t.create(&k, h, p, ts, ifIndex)
+		i = t.create(kp, h, p, ts, ifIndex)
 	} else if e := t.at(i); ts-e.moved >= lruGranularity || (end && !e.ended) {
 		t.lruUnlink(i)
 	} else {
@@ -563,14 +611,43 @@ func (t *Table) flushOut() {
 // expire ends the flows whose timeouts have passed at t.now.
 func (t *Table) expire() {
 	now := t.now
-	for t.ended.head != nilIdx && now-t.at(t.ended.head).last >= t.tcpEnd {
-		t.remove(t.ended.head, flow.EndDetected)
-	}
-	for t.lru.head != nilIdx && now-t.at(t.lru.head).last >= t.idle {
-		t.remove(t.lru.head, flow.EndIdle)
-	}
+	t.expireList(&t.ended, t.tcpEnd, flow.EndDetected)
+	t.expireList(&t.lru, t.idle, flow.EndIdle)
 	for t.age.head != nilIdx && now-t.at(t.age.head).first >= t.active {
 		t.remove(t.age.head, flow.EndActive)
+	}
+}
+
+// expireList removes the flows at the head of lru list l that have seen
+// no packet for timeout, oldest first. Each removal misses on the flow's
+// entry, index slot and age-list neighbours, and finding the next flow is
+// a chain of dependent misses; so while it removes one flow it prefetches
+// the slot and neighbours of the next (whose entry was prefetched one
+// removal earlier) and the entry of the one after.
+func (t *Table) expireList(l *list, timeout int64, reason flow.EndReason) {
+	now := t.now
+	ix := &t.idx
+	for i := l.head; i != nilIdx; {
+		e := t.at(i)
+		if now-e.last < timeout {
+			return
+		}
+		next := e.lnext
+		if next != nilIdx {
+			n := t.at(next)
+			prefetch(unsafe.Pointer(&ix.slots[ix.home(tagOf(n.hash))]))
+			if n.aprev != nilIdx {
+				prefetch(unsafe.Pointer(&t.at(n.aprev).anext))
+			}
+			if n.anext != nilIdx {
+				prefetch(unsafe.Pointer(&t.at(n.anext).aprev))
+			}
+			if nn := n.lnext; nn != nilIdx {
+				t.prefetchWhole(nn) // remove copies the record out
+			}
+		}
+		t.remove(i, reason)
+		i = next
 	}
 }
 

@@ -24,6 +24,11 @@ type Config struct {
 	Meter        meter.Config
 	Decode       *decode.Config
 	Domain       uint32
+	// Filter, when set, is called once per worker (0 with one worker)
+	// before it starts and returns that worker's packet filter: packets
+	// it refuses are not metered (capture scope, sampling; see
+	// appliance/selection). The filter runs on the worker's goroutine.
+	Filter func(worker int) func(p *decode.Packet, ifIndex uint32) bool
 	// Progress, when set, is called from the reading goroutine about
 	// every half second with the bytes read so far (file sources).
 	Progress func(packets uint64)
@@ -182,6 +187,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	p.mu.Unlock()
 	tab := meter.New(&p.cfg.Meter, p.sink)
 	tab.SetObservationDomain(p.cfg.Domain)
+	keep := p.filter(0)
 	var pkt decode.Packet
 	var n, octets uint64
 	lastProgress := time.Now()
@@ -222,14 +228,14 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			n++
 			octets += uint64(ci.Length)
 			if batched {
-				if err := dec.Decode(data, ci, &bpkts[nb]); err == nil {
+				if err := dec.Decode(data, ci, &bpkts[nb]); err == nil && (keep == nil || keep(&bpkts[nb], uint32(ci.Interface))) {
 					bpkts[nb].Payload = nil // not read; may not outlive the next call of Next
 					bts[nb], bifx[nb] = ci.Timestamp, uint32(ci.Interface)
 					if nb++; nb == meter.BatchMax {
 						flushBatch()
 					}
 				}
-			} else if err := dec.Decode(data, ci, &pkt); err == nil {
+			} else if err := dec.Decode(data, ci, &pkt); err == nil && (keep == nil || keep(&pkt, uint32(ci.Interface))) {
 				tab.Add(&pkt, ci.Timestamp, uint32(ci.Interface))
 			}
 			if n == publishEvery {
@@ -454,9 +460,18 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 	return runErr
 }
 
+// filter returns worker i's packet filter, nil when none is configured.
+func (p *Pipeline) filter(i int) func(*decode.Packet, uint32) bool {
+	if p.cfg.Filter == nil {
+		return nil
+	}
+	return p.cfg.Filter(i)
+}
+
 func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool) {
 	tab := meter.New(&p.cfg.Meter, p.sink)
 	tab.SetObservationDomain(p.cfg.Domain)
+	keep := p.filter(i)
 	var tick <-chan time.Time
 	if live {
 		t := time.NewTicker(time.Second)
@@ -473,6 +488,9 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool) {
 			}
 			for j := range b.items {
 				it := &b.items[j]
+				if keep != nil && !keep(&it.pkt, it.ifx) {
+					continue
+				}
 				tab.Add(&it.pkt, it.ts, it.ifx)
 			}
 			clear(b.items)

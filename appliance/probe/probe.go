@@ -18,6 +18,7 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
+	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 )
@@ -53,6 +54,7 @@ type Probe struct {
 	names []string
 
 	db         *symptom.DB
+	sel        *selection.Selection // capture scope, aggregates, sampling
 	fast       *fastclass.Table
 	live       bool // given Sources are live (tests)
 	start      time.Time
@@ -76,6 +78,9 @@ func (p *Probe) Pipeline() *pipeline.Pipeline { return p.pipe }
 func (p *Probe) sink(recs []flow.Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.sel != nil {
+		p.sel.Stamp(recs)
+	}
 	p.exported += uint64(len(recs))
 	for i, e := range p.exps {
 		if err := e.Export(recs); err != nil {
@@ -108,6 +113,19 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			s.Close()
 		}
 	}()
+	// Capture scope, aggregate labels and sampling (probe.yaml
+	// aggregates and sampling); interface names resolve in source order.
+	var ifNames []string
+	for _, s := range srcs {
+		for _, ifc := range s.Interfaces() {
+			ifNames = append(ifNames, ifc.Name)
+		}
+	}
+	sel, err := selection.New(&selection.Config{Aggregates: c.Aggregates, Sampling: c.Sampling}, ifNames)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	p.sel = sel
 	// The symptom database and fast-class lists come before the
 	// exporters, which announce their names.
 	db, err := p.symptomDB()
@@ -131,7 +149,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 	if p.exps == nil {
 		for _, e := range c.Export {
-			x, err := openExporter(e, p.symptomNames(), p.categoryNames())
+			x, err := openExporter(e, p.symptomNames(), p.categoryNames(), sel.ExportSampling(), sel.AggregateNames())
 			if err != nil {
 				p.closeExporters()
 				return err
@@ -146,7 +164,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	if len(p.exps) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
 	}
-	p.pipe = pipeline.New(pipeline.Config{
+	pc := pipeline.Config{
 		Workers:      c.Pipeline.Workers,
 		QueueBatches: c.Pipeline.QueueBatches,
 		Meter: meter.Config{
@@ -156,10 +174,16 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			MaxFlows:      c.Meter.MaxFlows,
 			Symptoms:      db,
 			FastClass:     fast,
+			Label:         sel.Label(),
 		},
 		Domain:   c.Probe.ObservationDomain,
 		Progress: p.opts.Progress,
-	}, p.sink)
+	}
+	if sel.Active() {
+		sel.Filters(max(c.Pipeline.Workers, 1))
+		pc.Filter = sel.Filter
+	}
+	p.pipe = pipeline.New(pc, p.sink)
 
 	if c.Metrics.Listen != "" {
 		reg := p.opts.Registry
@@ -191,8 +215,10 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	runErr := p.pipe.Run(ctx, srcs, live)
 	cerr := p.closeExporters()
 	st := p.pipe.Stats()
+	sst := sel.Stats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
-		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors), "elapsed", time.Since(start).Round(time.Millisecond))
+		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),
+		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "elapsed", time.Since(start).Round(time.Millisecond))
 	return errors.Join(runErr, cerr)
 }
 

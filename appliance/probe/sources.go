@@ -10,6 +10,7 @@ import (
 	"github.com/mira-project/mira/drivers/fore"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix"
 )
 
 // openSources opens the configured capture files, or failing those the
@@ -44,8 +45,10 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 	return srcs, live, nil
 }
 
-func openExporter(e config.Export, symptoms, categories map[uint16]string) (Exporter, error) {
+func openExporter(e config.Export, symptoms, categories map[uint16]string, smp *ipfix.Sampling, aggregates map[uint32]string) (Exporter, error) {
 	x, err := exporter.New(e.URL, &exporter.Config{
+		Sampling:        smp,
+		AggregateNames:  aggregates,
 		TemplateRefresh: e.TemplateRefresh,
 		MTU:             e.MTU,
 		FileRotate:      e.FileRotate,

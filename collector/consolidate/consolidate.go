@@ -51,6 +51,11 @@ type Config struct {
 	// Sink, when set, receives every completed biflow. The Biflow is
 	// reused after the call.
 	Sink func(*Biflow)
+	// Now is the wall clock (time.Now); tests set it. A connection is
+	// complete when every probe's records have moved a Window past it
+	// and none of its records arrived for a Window: probes that replay
+	// files, or that connect late, still pair.
+	Now func() time.Time
 }
 
 func (c *Config) withDefaults() Config {
@@ -69,6 +74,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.Hold <= 0 {
 		d.Hold = 30 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	return d
 }
@@ -170,6 +178,7 @@ func better(a, b *obs, names []string) bool {
 // probes' (duplicates) in more.
 type entry struct {
 	first, last int64
+	seen        int64    // wall clock of the latest record
 	n           [2]uint8 // observations per direction ([0]: a->b, [1]: b->a)
 	one         [2]obs
 	more        [2][]obs
@@ -194,7 +203,9 @@ type Consolidator struct {
 	await   map[string]bool
 	held    map[Origin][]heldRec
 	aggName map[uint32]string
-	now     int64 // latest record end seen
+	now     int64   // latest record end seen
+	arrival int64   // wall clock of the current Add
+	clock   []int64 // latest record end seen per probe
 	swept   int64
 	stats   Stats
 	usage   map[UsageKey]*Usage
@@ -250,6 +261,7 @@ func (c *Consolidator) probe(name string) int32 {
 	i := int32(len(c.names))
 	c.probes[name] = i
 	c.names = append(c.names, name)
+	c.clock = append(c.clock, 0)
 	return i
 }
 
@@ -287,6 +299,7 @@ func applyOptions(r *flow.Record, opts ipfix.DomainOptions) {
 // a record arriving more than Window after its connection was completed
 // starts a new biflow.
 func (c *Consolidator) Add(o Origin, recs []flow.Record) {
+	c.arrival = c.cfg.Now().UnixNano()
 	p := c.probe(o.Probe)
 	for i := range recs {
 		r := &recs[i]
@@ -309,7 +322,7 @@ func (c *Consolidator) Add(o Origin, recs []flow.Record) {
 			rr.Symptoms = slices.Clone(r.Symptoms)
 			c.held[o] = append(c.held[o], heldRec{rr, r.Last})
 			c.stats.Held++
-			c.advance(r.Last)
+			c.advance(p, r.Last)
 			continue
 		}
 		c.addProbe(p, r, false)
@@ -317,13 +330,36 @@ func (c *Consolidator) Add(o Origin, recs []flow.Record) {
 	c.maybeSweep()
 }
 
-func (c *Consolidator) advance(t int64) {
+func (c *Consolidator) advance(p int32, t int64) {
 	if t > c.now {
 		c.now = t
 	}
+	if t > c.clock[p] {
+		c.clock[p] = t
+	}
+}
+
+// watermark is the record time every probe has reached: the earliest of
+// the probes' latest record ends. Probes report independently (one may
+// be minutes behind another, or replay a file faster), so a connection
+// is complete only when every probe has moved past it. A probe lagging
+// more than 10 windows behind the most advanced one is taken as stalled
+// and does not hold the others back.
+func (c *Consolidator) watermark() int64 {
+	wm := c.now
+	stall := c.now - 10*int64(c.cfg.Window)
+	for _, t := range c.clock {
+		if t != 0 && t >= stall && t < wm {
+			wm = t
+		}
+	}
+	return wm
 }
 
 func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
+	if c.arrival == 0 {
+		c.arrival = c.cfg.Now().UnixNano()
+	}
 	c.addProbe(c.probe(o.Probe), r, unknown)
 }
 
@@ -351,6 +387,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	}
 	e.first = min(e.first, r.First)
 	e.last = max(e.last, r.Last)
+	e.seen = c.arrival
 	var ob *obs
 	for i := 0; i < int(e.n[d]); i++ {
 		if x := e.at(d, i); x.probe == p {
@@ -386,7 +423,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	for _, s := range r.Symptoms {
 		ob.symptoms = addSymptom(ob.symptoms, s)
 	}
-	c.advance(r.Last)
+	c.advance(p, r.Last)
 }
 
 func addSymptom(list []flow.SymptomCount, s flow.SymptomCount) []flow.SymptomCount {
@@ -404,16 +441,17 @@ func addSymptom(list []flow.SymptomCount, s flow.SymptomCount) []flow.SymptomCou
 // releases held records past their hold time.
 func (c *Consolidator) maybeSweep() {
 	w := int64(c.cfg.Window)
-	if c.now-c.swept < w/4 {
+	wm := c.watermark()
+	if wm-c.swept < w/4 {
 		return
 	}
-	c.swept = c.now
+	c.swept = wm
 	for k, e := range c.pending {
-		if e.last+w < c.now {
+		if e.last+w < wm && c.arrival-e.seen >= w {
 			c.emit(k, e)
 		}
 	}
-	c.releaseHeld(c.now - int64(c.cfg.Hold))
+	c.releaseHeld(wm - int64(c.cfg.Hold))
 }
 
 func (c *Consolidator) releaseHeld(before int64) {

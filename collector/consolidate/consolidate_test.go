@@ -98,11 +98,22 @@ func TestContinuationAndWindow(t *testing.T) {
 	if len(bs) != 2 || bs[0].Packets != 2 || bs[0].Flows != 2 || bs[1].Packets != 1 {
 		t.Fatalf("biflows %+v", bs)
 	}
-	// The idle connection is completed by later traffic, not only Flush.
-	c2 := New(&Config{Window: time.Minute})
-	c2.Add(Origin{Probe: "p"}, []flow.Record{a1})
+	// The idle connection is completed by later traffic, not only Flush,
+	// once no record of it arrived for a window.
+	wall := time.Unix(1e9, 0)
+	c2 := New(&Config{Window: time.Minute, Now: func() time.Time { return wall }})
+	b1 := a1
+	b1.Sport = 999
+	c2.Add(Origin{Probe: "p"}, []flow.Record{b1})
 	c2.Add(Origin{Probe: "p"}, []flow.Record{a3})
-	if got := len(c2.Biflows()); got != 1 || c2.Stats().Pending != 1 {
+	if got := len(c2.Biflows()); got != 0 {
+		t.Fatalf("completed %d biflows that arrived a moment ago", got)
+	}
+	wall = wall.Add(2 * time.Minute)
+	a4 := a3
+	a4.First, a4.Last = a3.First+int64(30*time.Minute), a3.Last+int64(30*time.Minute)
+	c2.Add(Origin{Probe: "p"}, []flow.Record{a4})
+	if got := len(c2.Biflows()); got != 2 || c2.Stats().Pending != 1 {
 		t.Fatalf("swept %d, pending %d", got, c2.Stats().Pending)
 	}
 }
@@ -313,5 +324,30 @@ func TestNormalQuantile(t *testing.T) {
 		if got := NormalQuantile(p); math.Abs(got-want) > 1e-5 {
 			t.Errorf("quantile(%v) = %v, want %v", p, got, want)
 		}
+	}
+}
+
+// TestSlowProbeHoldsCompletion: one probe's records run far ahead of
+// another's (it read its file faster); connections are not completed
+// before the slower probe has reached them, so cross-probe pairs form.
+func TestSlowProbeHoldsCompletion(t *testing.T) {
+	c := New(&Config{Window: time.Hour})
+	var fwd, rev []flow.Record
+	for i := 0; i < 10; i++ {
+		at := time.Duration(i) * 10 * time.Minute
+		fwd = append(fwd, rec("10.0.0.1", "10.0.0.2", uint16(1000+i), 80, 1, 100, at, at+time.Second))
+		rev = append(rev, rec("10.0.0.2", "10.0.0.1", 80, uint16(1000+i), 1, 100, at, at+time.Second))
+	}
+	c.Add(Origin{Probe: "slow"}, rev[:1])
+	c.Add(Origin{Probe: "fast"}, fwd)
+	if got := len(c.Biflows()); got != 0 {
+		t.Fatalf("%d biflows completed while the slow probe is behind", got)
+	}
+	for i := 1; i < 10; i++ {
+		c.Add(Origin{Probe: "slow"}, rev[i:i+1])
+	}
+	c.Flush()
+	if st := c.Stats(); st.Biflows != 10 || st.CrossProbe != 10 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -19,6 +19,18 @@
 // Stats.Unscaled, and its biflow is marked (Biflow.SamplingUnknown) so
 // that reports never show a mis-scaled total as exact.
 //
+// # Completion
+//
+// A connection is complete, and its biflow emitted, when every probe's
+// records have moved a Window past its last record (the watermark: the
+// earliest of the probes' latest record times, ignoring a probe more
+// than ten windows behind as stalled) and no record of it arrived for a
+// Window of wall-clock time; a record of the same connection starting
+// more than a Window after it begins a new biflow; Flush completes all.
+// Probes that replay files at different speeds, or connect late, thus
+// still pair. A probe the Consolidator has not heard from yet cannot
+// hold completion back.
+//
 // # Duplicate suppression policy
 //
 // Two records of the same direction of the same connection whose times

@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mira-project/mira/appliance/flow"
@@ -208,6 +210,8 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	noDedup := fs.Bool("no-dedup", false, "keep flows that several probes reported (default: counted once)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
 	bucket := fs.Duration("bucket", 0, "split the usage table into time buckets of this length (e.g. 5m; 0: one table)")
+	overrides := overrideFlag{}
+	fs.Var(overrides, "sampling", "override an exporter's sampling: EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none (repeatable)")
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
@@ -255,7 +259,7 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	if build == nil {
 		build = FromStoreQuery
 	}
-	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket})
+	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket, Overrides: overrides})
 	if err != nil {
 		return err
 	}
@@ -347,4 +351,36 @@ func flowsOn(ctx context.Context, args []string, stdout io.Writer, st *store.Sto
 // a classification rule set's FromStore).
 func RunReportWith(ctx context.Context, args []string, stdout io.Writer, build BuildFunc) error {
 	return reportOn(ctx, args, stdout, nil, build)
+}
+
+// overrideFlag collects --sampling EXPORTER=packet:N|flow:N|none.
+type overrideFlag map[string]consolidate.Override
+
+func (f overrideFlag) String() string { return "" }
+
+func (f overrideFlag) Set(v string) error {
+	exp, spec, ok := strings.Cut(v, "=")
+	if !ok || exp == "" {
+		return fmt.Errorf("%q: want EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none", v)
+	}
+	if spec == "none" {
+		f[exp] = consolidate.Override{}
+		return nil
+	}
+	kind, n, ok := strings.Cut(spec, ":")
+	iv, err := strconv.ParseUint(n, 10, 32)
+	if !ok || err != nil || iv == 0 {
+		return fmt.Errorf("%q: want packet:N or flow:N with N >= 1", spec)
+	}
+	o := f[exp]
+	switch kind {
+	case "packet":
+		o.PacketInterval = uint32(iv)
+	case "flow":
+		o.FlowInterval = uint32(iv)
+	default:
+		return fmt.Errorf("%q: want packet:N or flow:N", spec)
+	}
+	f[exp] = o
+	return nil
 }

@@ -72,6 +72,30 @@ type Options struct {
 	// Bucket, when positive, splits the usage table into time buckets of
 	// this length (by biflow start), e.g. 5 minutes.
 	Bucket time.Duration
+	// Overrides replace the sampling of the named exporters' records
+	// (operator override, by store.Origin.Exporter).
+	Overrides map[string]consolidate.Override
+}
+
+// applyOverrides returns flows with the overridden exporters' sampling
+// intervals replaced (a copy when anything changes).
+func applyOverrides(flows []store.StoredFlow, ov map[string]consolidate.Override) []store.StoredFlow {
+	var out []store.StoredFlow
+	for i := range flows {
+		o, ok := ov[flows[i].Origin.Exporter]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(flows)
+		}
+		out[i].Record.SamplingPacketInterval = o.PacketInterval
+		out[i].Record.SamplingFlowInterval = o.FlowInterval
+	}
+	if out == nil {
+		return flows
+	}
+	return out
 }
 
 func mod(a, b int64) int64 {
@@ -294,6 +318,9 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
 	s.Flows = len(flows)
+	if len(opts.Overrides) > 0 {
+		flows = applyOverrides(flows, opts.Overrides)
+	}
 	kept, merged, nMerged := flows, map[connKey]int(nil), 0
 	if !opts.NoDedup {
 		kept, merged, nMerged = dedupFlows(flows, opts.window())

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -92,11 +91,11 @@ type collectorProc struct {
 	done           chan struct{}
 }
 
-func startCollector(t *testing.T, bin string) *collectorProc {
+func startCollector(t *testing.T, bin string, extra ...string) *collectorProc {
 	t.Helper()
 	c := &collectorProc{port: freePort(t), httpPort: freePort(t), db: filepath.Join(t.TempDir(), "flows.db"), done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", c.port), "--db", c.db,
-		"--http", fmt.Sprintf("127.0.0.1:%d", c.httpPort))
+	c.cmd = exec.Command(bin, append([]string{"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", c.port), "--db", c.db,
+		"--http", fmt.Sprintf("127.0.0.1:%d", c.httpPort)}, extra...)...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -219,6 +218,7 @@ type result struct {
 	est             *report.Estimate
 	byAggregate     map[string]report.UsageRow
 	byCategory      map[string]report.UsageRow
+	flowsByKey      map[string][2]uint64 // "src:sport>dst:dport/proto" -> packets, rpackets
 }
 
 func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string, conf float64) result {
@@ -233,13 +233,17 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 	}
 	defer st.Close()
 	var r result
-	r.byAggregate, r.byCategory = map[string]report.UsageRow{}, map[string]report.UsageRow{}
+	r.byAggregate, r.byCategory, r.flowsByKey = map[string]report.UsageRow{}, map[string]report.UsageRow{}, map[string][2]uint64{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
 		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.biflows, r.merged, r.packets, r.octets, r.est = rep.Summary.Biflows, rep.Summary.Merged, rep.Summary.Packets, rep.Summary.Octets, rep.Summary.Estimate
+		for _, b := range rep.Biflows {
+			k := fmt.Sprintf("%s:%d>%s:%d/%d", b.Src, b.Sport, b.Dst, b.Dport, b.Proto)
+			r.flowsByKey[k] = [2]uint64{b.Packets, b.RPackets}
+		}
 		for _, u := range rep.Usage {
 			if by == report.ByAggregate {
 				r.byAggregate[u.Aggregate] = u
@@ -320,27 +324,52 @@ func TestMultiProbe(t *testing.T) {
 			t.Error("no duplicates reported merged")
 		}
 	})
-	t.Run("sampled", func(t *testing.T) {
-		// Each direction on its own probe at its own rate; flow sampling
-		// with a shared seed keeps both directions of a connection.
+	t.Run("packet sampled", func(t *testing.T) {
+		// Each direction on its own probe at its own rate: the estimate
+		// must hold the true total in its 99.9% interval, for every seed.
 		for seed := 1; seed <= 3; seed++ {
-			for _, smp := range []struct{ out, in string }{
-				{fmt.Sprintf("sampling: {mode: flow, interval: 2, seed: %d}\n", seed), fmt.Sprintf("sampling: {mode: flow, interval: 2, seed: %d}\n", seed)},
-				{fmt.Sprintf("sampling: {mode: random, interval: 4, seed: %d}\n", seed), ""},
-			} {
-				got := consolidate(t, probeBin, collBin, pcap, []string{
-					rules + "  scope: {directions: [outgoing, internal]}\n" + smp.out,
-					rules + "  scope: {directions: [incoming, transit]}\n" + smp.in,
-				}, 0.999)
-				e := got.est
-				if e == nil {
-					t.Fatalf("seed %d %q: no estimate", seed, smp.out)
+			got := consolidate(t, probeBin, collBin, pcap, []string{
+				rules + "  scope: {directions: [outgoing, internal]}\n" + fmt.Sprintf("sampling: {mode: random, interval: 4, seed: %d}\n", seed),
+				rules + "  scope: {directions: [incoming, transit]}\n" + fmt.Sprintf("sampling: {mode: random, interval: 3, seed: %d}\n", seed+100),
+			}, 0.999)
+			e := got.est
+			if e == nil {
+				t.Fatalf("seed %d: no estimate", seed)
+			}
+			t.Logf("seed %d: estimated bytes %d [%d, %d], truth %d; packets %d [%d, %d], truth %d", seed,
+				e.Octets, e.OctetsLow, e.OctetsHigh, base.octets, e.Packets, e.PacketsLow, e.PacketsHigh, base.packets)
+			if base.octets < e.OctetsLow || base.octets > e.OctetsHigh || base.packets < e.PacketsLow || base.packets > e.PacketsHigh {
+				t.Errorf("seed %d: the truth is outside the 99.9%% interval", seed)
+			}
+		}
+	})
+	t.Run("flow sampled", func(t *testing.T) {
+		// Hash-based selection with a shared seed keeps or drops each
+		// connection whole on both probes: every kept biflow has both
+		// directions exactly as one unsampled probe saw them, and the
+		// biflow count is scaled by the interval. (This capture is
+		// dominated by one large download, so the byte interval of flow
+		// sampling is not meaningful here; TestCoverage in
+		// collector/consolidate checks its coverage over many seeds.)
+		for seed := 1; seed <= 3; seed++ {
+			smp := fmt.Sprintf("sampling: {mode: flow, interval: 2, seed: %d}\n", seed)
+			got := consolidate(t, probeBin, collBin, pcap, []string{
+				rules + "  scope: {directions: [outgoing, internal]}\n" + smp,
+				rules + "  scope: {directions: [incoming, transit]}\n" + smp,
+			}, 0.95)
+			if got.biflows == 0 || got.biflows == base.biflows {
+				t.Fatalf("seed %d: %d of %d biflows kept", seed, got.biflows, base.biflows)
+			}
+			for k, v := range got.flowsByKey {
+				if w, ok := base.flowsByKey[k]; !ok || w != v {
+					t.Errorf("seed %d: biflow %s packets %v, one unsampled probe %v", seed, k, v, w)
 				}
-				t.Logf("seed %d %s: estimated bytes %d [%d, %d], truth %d", seed, smp.out, e.Octets, e.OctetsLow, e.OctetsHigh, base.octets)
-				if float64(base.octets) < float64(e.OctetsLow) || float64(base.octets) > float64(e.OctetsHigh) ||
-					math.IsNaN(float64(e.OctetsHigh)) {
-					t.Errorf("seed %d %s: true bytes %d outside the 99.9%% interval [%d, %d]", seed, smp.out, base.octets, e.OctetsLow, e.OctetsHigh)
-				}
+			}
+			if e := got.est; e == nil || e.Biflows != float64(2*got.biflows) || e.BiflowsLowerBound {
+				t.Errorf("seed %d: estimate %+v for %d kept biflows", seed, e, got.biflows)
+			} else {
+				t.Logf("seed %d: %d of %d biflows kept; estimated biflows %.0f [%.0f, %.0f], bytes %d [%d, %d], truth %d",
+					seed, got.biflows, base.biflows, e.Biflows, e.BiflowsLow, e.BiflowsHigh, e.Octets, e.OctetsLow, e.OctetsHigh, base.octets)
 			}
 		}
 	})

@@ -54,6 +54,7 @@ type Server struct {
 	maxPending int        // maxPending, lowered by tests
 
 	httpAddr net.Addr
+	fwd      *forwarding // collector.yaml forward, nil without
 
 	// Addrs receives the bound listener addresses once listening (tests).
 	Addrs chan []net.Addr
@@ -71,6 +72,9 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 // Consume implements collector.Consumer: it encodes records for the
 // store writer (see batch.go).
 func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
+	if s.fwd != nil {
+		s.fwd.cons.Consume(o, recs)
+	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
 	if s.pending.n+len(recs) > s.maxPending {
@@ -94,6 +98,9 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 // reports. (Sampling needs no handling here: the collecting process
 // stamps each record with its domain's sampling interval.)
 func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
+	if s.fwd != nil {
+		s.fwd.cons.ConsumeOptions(o, opts)
+	}
 	if s.st == nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
 		return
 	}
@@ -125,6 +132,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.st = st
 	defer st.Close()
+	if err := s.startForward(); err != nil {
+		return err
+	}
 	s.coll = collector.New(s, nil)
 
 	lctx, cancel := context.WithCancel(ctx)
@@ -204,6 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 			// records, so that the final commit holds everything received.
 			cancel()
 			s.coll.Wait()
+			s.stopForward()
 			s.finalCommit()
 			saveStats()
 			s.log.Info("collector stopped", "stored", s.stored)

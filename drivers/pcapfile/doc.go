@@ -7,6 +7,11 @@
 // Gzip-compressed input is recognised by its magic bytes, whatever the
 // file is called. Writer writes classic little-endian pcap.
 //
+// Uncompressed classic pcap files opened with Open are read from a
+// read-only mapping of the file; Next prefetches the mapping a few KiB
+// ahead of the record it returns (prefetch_amd64.s), since the hardware
+// prefetcher stops at each page of the mapping.
+//
 // Hazard: the slice returned by Reader.Next aliases the reader's buffer and
 // is valid only until the next call to Next or Close. Callers that keep
 // packet bytes must copy them. Neither Reader nor Writer is safe for

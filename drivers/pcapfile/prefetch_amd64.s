@@ -8,8 +8,8 @@ loop:
 	CMPQ CX, $0
 	JLE  done
 	PREFETCHT0 (AX)
-	ADDQ $128, AX
-	SUBQ $128, CX
+	ADDQ $64, AX
+	SUBQ $64, CX
 	JMP  loop
 done:
 	RET
