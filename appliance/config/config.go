@@ -158,32 +158,17 @@ func (e *Error) Error() string {
 
 // LoadProbe reads the embedded defaults, then path if it is not empty.
 func LoadProbe(path string) (*Probe, error) {
-	var c Probe
-	if err := decode("probe.yaml (embedded)", defaultProbe, &c); err != nil {
+	b, err := readFile(path)
+	if err != nil {
 		return nil, err
 	}
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if err := decode(path, b, &c); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.validate(path); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return ParseProbe(path, b)
 }
 
 // ParseProbe parses a probe configuration from memory over the defaults.
 func ParseProbe(name string, b []byte) (*Probe, error) {
 	var c Probe
-	if err := decode("probe.yaml (embedded)", defaultProbe, &c); err != nil {
-		return nil, err
-	}
-	if err := decode(name, b, &c); err != nil {
+	if err := overlay(&c, "probe.yaml (embedded)", defaultProbe, name, b); err != nil {
 		return nil, err
 	}
 	if err := c.validate(name); err != nil {
@@ -194,32 +179,40 @@ func ParseProbe(name string, b []byte) (*Probe, error) {
 
 // LoadCollector reads the embedded defaults, then path if not empty.
 func LoadCollector(path string) (*Collector, error) {
-	var c Collector
-	if err := decode("collector.yaml (embedded)", defaultCollector, &c); err != nil {
+	b, err := readFile(path)
+	if err != nil {
 		return nil, err
 	}
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if err := decode(path, b, &c); err != nil {
-			return nil, err
-		}
-	}
-	return &c, nil
+	return ParseCollector(path, b)
 }
 
 // ParseCollector parses a collector configuration from memory over the defaults.
 func ParseCollector(name string, b []byte) (*Collector, error) {
 	var c Collector
-	if err := decode("collector.yaml (embedded)", defaultCollector, &c); err != nil {
-		return nil, err
-	}
-	if err := decode(name, b, &c); err != nil {
+	if err := overlay(&c, "collector.yaml (embedded)", defaultCollector, name, b); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// readFile reads a configuration file; no path means no file.
+func readFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}
+
+// overlay decodes the embedded defaults, then the user's bytes, into v.
+func overlay(v any, defName string, def []byte, name string, b []byte) error {
+	if err := decode(defName, def, v); err != nil {
+		return err
+	}
+	return decode(name, b, v)
 }
 
 var (
