@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/mira-project/mira/appliance/config"
@@ -64,6 +65,9 @@ func openExporter(e config.Export, symptoms, categories map[uint16]string, smp *
 // OpenFile opens a capture file: ERF and legacy ATM cell files through
 // the fore driver's readers, pcap and pcapng (gzipped or not) otherwise.
 func OpenFile(path string) (drivers.Source, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("capture file: %w", err)
+	}
 	s, err := fore.Open(path)
 	if errors.Is(err, fore.ErrNotATM) {
 		return pcapfile.Open(path)
