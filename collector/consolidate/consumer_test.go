@@ -1,7 +1,6 @@
 package consolidate
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,8 @@ import (
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/exporter/ipfix"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // probeStream encodes records as one probe's IPFIX byte stream, with
@@ -37,36 +37,11 @@ func probeStream(t *testing.T, recs []flow.Record, smp *ipfix.Sampling) *bytes.B
 	return &buf
 }
 
-// udpQueue returns the receive queue of the UDP socket bound to port
-// (Linux /proc/net/udp), and whether it exists.
-func udpQueue(port int) (int, bool) {
-	f, err := os.Open("/proc/net/udp")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	want := fmt.Sprintf(":%04X", port)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 4 && strings.HasSuffix(fs[1], want) {
-			q := strings.Split(fs[4], ":")
-			n, _ := strconv.ParseInt(q[1], 16, 64)
-			return int(n), true
-		}
-	}
-	return 0, false
-}
+func udpQueue(port int) (int, bool) { return peertest.UDPQueue(port) }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	peertest.WaitUntil(t, 10*time.Second, what, cond)
 }
 
 // TestCollectorToNfdump: two probes' IPFIX streams (each one direction,

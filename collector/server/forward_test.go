@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,40 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-func udpQueue(port int) (int, bool) {
-	f, err := os.Open("/proc/net/udp")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	want := fmt.Sprintf(":%04X", port)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 4 && strings.HasSuffix(fs[1], want) {
-			q := strings.Split(fs[4], ":")
-			n, _ := strconv.ParseInt(q[1], 16, 64)
-			return int(n), true
-		}
-	}
-	return 0, false
-}
+func udpQueue(port int) (int, bool) { return peertest.UDPQueue(port) }
 
 func waitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	peertest.WaitUntil(t, 20*time.Second, what, cond)
 }
 
 // TestForwardToNfdump: mira-collector configured with forward re-exports

@@ -1,0 +1,49 @@
+package peertest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// UDPQueue returns the receive-queue length of the IPv4 UDP socket bound
+// to port (from /proc/net/udp on Linux), and whether such a socket exists.
+// Tests wait for a peer to drain its socket with it instead of sleeping.
+func UDPQueue(port int) (int, bool) {
+	f, err := os.Open("/proc/net/udp")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	want := fmt.Sprintf(":%04X", port)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 && strings.HasSuffix(fs[1], want) {
+			q := strings.Split(fs[4], ":")
+			if len(q) < 2 {
+				continue
+			}
+			n, _ := strconv.ParseInt(q[1], 16, 64)
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+// WaitUntil polls cond (an observable state: a file, a socket queue, a
+// counter) every 10 ms until it holds, failing the test after d.
+func WaitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
