@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/exporter"
 )
 
 // Exporter receives flow records (an IPFIX exporting process).
@@ -32,6 +34,11 @@ type Exporter interface {
 // Options are what the command line adds to the configuration.
 type Options struct {
 	Logger *slog.Logger
+	// Streams are IPFIX byte streams (as over TCP) the probe exports to,
+	// with the same exporter configuration as its export URLs: templates,
+	// sampling, and the symptom, category and aggregate names. mira
+	// analyze joins probe and collector through one.
+	Streams []io.Writer
 	// Exporters, when set, are used instead of opening the export URLs of
 	// the configuration (mira analyze joins probe and collector this way).
 	Exporters []Exporter
@@ -149,13 +156,17 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 	if p.exps == nil {
 		for _, e := range c.Export {
-			x, err := openExporter(e, p.symptomNames(), p.categoryNames(), sel.ExportSampling(), sel.AggregateNames())
+			x, err := openExporter(e, p.exporterConfig(e))
 			if err != nil {
 				p.closeExporters()
 				return err
 			}
 			p.exps = append(p.exps, x)
 			p.names = append(p.names, e.URL)
+		}
+		for i, w := range p.opts.Streams {
+			p.exps = append(p.exps, exporter.NewWriter(w, p.exporterConfig(config.Export{})))
+			p.names = append(p.names, fmt.Sprintf("stream-%d", i))
 		}
 	}
 	p.exportErrs = make([]uint64, len(p.exps))

@@ -11,7 +11,6 @@ import (
 	"github.com/mira-project/mira/drivers/fore"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix"
 )
 
 // openSources opens the configured capture files, or failing those the
@@ -46,20 +45,26 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 	return srcs, live, nil
 }
 
-func openExporter(e config.Export, symptoms, categories map[uint16]string, smp *ipfix.Sampling, aggregates map[uint32]string) (Exporter, error) {
-	x, err := exporter.New(e.URL, &exporter.Config{
-		Sampling:        smp,
-		AggregateNames:  aggregates,
-		TemplateRefresh: e.TemplateRefresh,
-		MTU:             e.MTU,
-		FileRotate:      e.FileRotate,
-		SymptomNames:    symptoms,
-		CategoryNames:   categories,
-	})
+func openExporter(e config.Export, cfg *exporter.Config) (Exporter, error) {
+	x, err := exporter.New(e.URL, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)
 	}
 	return x, nil
+}
+
+// exporterConfig is the exporter configuration for target e: its own
+// transport settings, and what every target announces (sampling, names).
+func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
+	return &exporter.Config{
+		Sampling:        p.sel.ExportSampling(),
+		AggregateNames:  p.sel.AggregateNames(),
+		SymptomNames:    p.symptomNames(),
+		CategoryNames:   p.categoryNames(),
+		TemplateRefresh: e.TemplateRefresh,
+		MTU:             e.MTU,
+		FileRotate:      e.FileRotate,
+	}
 }
 
 // OpenFile opens a capture file: ERF and legacy ATM cell files through

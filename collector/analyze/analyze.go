@@ -28,7 +28,7 @@ import (
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/exporter/ipfix"
 	"github.com/mira-project/mira/tools/synth"
 )
 
@@ -160,7 +160,6 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	// The IPFIX byte stream between the probe's exporter and the
 	// collecting process.
 	pr, pw := io.Pipe()
-	exp := exporter.NewWriter(pw, nil)
 	sink := &storeSink{st: st}
 	coll := collector.New(sink, nil)
 	origin := collector.Origin{Exporter: netip.MustParseAddrPort("127.0.0.1:4739"), Domain: cfg.Probe.ObservationDomain, Transport: "stream"}
@@ -176,10 +175,10 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 		prog = &progress{w: o.Progress, start: time.Now()}
 	}
 	pb := probe.New(cfg, probe.Options{
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Sources:   srcs,
-		Exporters: []probe.Exporter{exp},
-		Progress:  prog.update,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sources:  srcs,
+		Streams:  []io.Writer{pw},
+		Progress: prog.update,
 	})
 	runErr := pb.Run(ctx) // closes the exporter: everything is flushed into pw
 	pw.Close()
@@ -198,22 +197,6 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	cs := coll.Stats()
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
 		return nil, err
-	}
-	// Symptom names: the probe's database (in-process, so no options
-	// record is needed for them here).
-	if fc := pb.FastClass(); fc != nil {
-		if err := st.PutNames(store.Names{Categories: fc.Names()}); err != nil {
-			return nil, err
-		}
-	}
-	if db := pb.Symptoms(); db != nil {
-		n := store.Names{Symptoms: map[uint16]string{}}
-		for _, sy := range db.Symptoms() {
-			n.Symptoms[sy.ID] = sy.Name
-		}
-		if err := st.PutNames(n); err != nil {
-			return nil, err
-		}
 	}
 	return rules.FromStore(ctx, st, store.Query{}, report.Options{})
 }
@@ -234,6 +217,15 @@ func statsFor(cs collector.Stats, decodeErrs map[string]uint64) store.Stats {
 type storeSink struct {
 	st  *store.Store
 	err error
+}
+
+// ConsumeOptions stores the names the probe announces in options records
+// (symptoms, categories, aggregates), as mira-collector does.
+func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
+	if s.err != nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
+		return
+	}
+	s.err = s.st.PutNames(store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories})
 }
 
 func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {
