@@ -16,38 +16,19 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-// requirePeers reports whether a missing peer or corpus must fail the
-// test instead of skipping it.
-func requirePeers() bool { return os.Getenv("MIRA_REQUIRE_PEERS") == "1" }
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if requirePeers() {
-		t.Fatalf(format+" (MIRA_REQUIRE_PEERS=1)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// corpusDir returns the shared capture corpus, /work/shared/corpus/pcaps
-// seen from the repository root as ../shared.
+// corpusDir returns the shared capture corpus's pcaps folder (skipping,
+// or failing under MIRA_REQUIRE_PEERS=1, when it is absent).
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		skipOrFail(t, "capture corpus absent: %v", err)
-	}
-	return dir
+	return peertest.Corpus(t, "pcaps")
 }
 
 func needTshark(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("tshark")
-	if err != nil {
-		skipOrFail(t, "tshark not installed: %v", err)
-	}
-	return p
+	return peertest.Program(t, "tshark")
 }
 
 // captureFiles lists every capture under dir, recursively.
