@@ -218,11 +218,19 @@ func (t *Table) SetObservationDomain(d uint32) { t.domain = d }
 
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats {
-	s := t.stats
-	s.Active = uint64(t.idx.n)
-	s.SymptomOccurrences = append([]uint64(nil), t.symOcc...)
-	s.SymptomFlows = append([]uint64(nil), t.symFlows...)
+	var s Stats
+	t.StatsInto(&s)
 	return s
+}
+
+// StatsInto copies the table's counters into s, reusing s's per-symptom
+// slices, so a caller publishing counters often does not allocate.
+func (t *Table) StatsInto(s *Stats) {
+	occ, flows := s.SymptomOccurrences[:0], s.SymptomFlows[:0]
+	*s = t.stats
+	s.Active = uint64(t.idx.n)
+	s.SymptomOccurrences = append(occ, t.symOcc...)
+	s.SymptomFlows = append(flows, t.symFlows...)
 }
 
 func (t *Table) lruList(e *entry) *list {

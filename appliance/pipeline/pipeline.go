@@ -141,9 +141,8 @@ func (p *Pipeline) publishDecoder(i int, d *decode.Decoder) {
 }
 
 func (p *Pipeline) publishMeter(i int, t *meter.Table) {
-	s := t.Stats()
 	p.mu.Lock()
-	p.meterStats[i] = s
+	t.StatsInto(&p.meterStats[i])
 	p.mu.Unlock()
 }
 
