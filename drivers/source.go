@@ -88,6 +88,15 @@ type Source interface {
 	Close() error
 }
 
+// IntoSource is implemented by sources that can also fill a caller's
+// CaptureInfo in place: NextInto(ci) is Next with the information stored
+// in *ci. Packet loops prefer it: a struct returned by value is copied
+// right after its fields were stored, and on every packet the copy's wide
+// loads wait for the narrow stores to complete.
+type IntoSource interface {
+	NextInto(ci *CaptureInfo) ([]byte, error)
+}
+
 // ErrUnsupported is returned (wrapped) by drivers that do not work on this
 // platform or build (for example the fore driver under CGO_ENABLED=0).
 var ErrUnsupported = errors.New("capture driver not supported on this platform")

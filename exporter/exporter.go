@@ -19,7 +19,10 @@ import (
 type Config struct {
 	// PEN is the enterprise number of MIRA's elements (ipfix.DefaultPEN).
 	PEN uint32
-	// MTU bounds UDP messages (payload bytes, default 1400).
+	// MTU bounds UDP messages (payload bytes). Zero means the path MTU
+	// the kernel knows for the collector's route (IP_MTU on the connected
+	// socket), less the IP and UDP headers, so messages are never
+	// fragmented; 1400 where that cannot be read.
 	MTU int
 	// StreamMessageSize bounds messages on TCP, files and writers
 	// (default 16384, at most 65535).
@@ -35,7 +38,8 @@ type Config struct {
 	// observationDomainId; exportingProcessId, exportedFlowRecordTotalCount)
 	// with the templates. Off by default: nfdump 1.7.1 leaves options
 	// records out of its sequence check, unlike RFC 7011 and libfixbuf, so
-	// nfcapd would count a sequence error after each one.
+	// over UDP nfcapd counts a sequence error after each template refresh
+	// (not after the first: see sendOptions).
 	ExporterMetadata bool
 	// ExportingProcessID is sent in the exporter options record
 	// (default: the process id).
@@ -48,7 +52,7 @@ type Config struct {
 	// sampling options record (SamplingOptionsTemplate) sent with the
 	// templates, so resent on the template timer over UDP. nfdump scales
 	// its counts by it. Like ExporterMetadata it upsets nfcapd 1.7.1's
-	// sequence check (one "sequence error" per options message).
+	// sequence check once per template refresh (see sendOptions).
 	Sampling *ipfix.Sampling
 	// AggregateNames, when not empty, are sent as aggregate id -> name
 	// options records (AggregateOptionsTemplate) with the templates.
@@ -71,8 +75,8 @@ func (c *Config) withDefaults() Config {
 	if d.PEN == 0 {
 		d.PEN = ipfix.DefaultPEN
 	}
-	if d.MTU <= 0 {
-		d.MTU = 1400
+	if d.MTU < 0 {
+		d.MTU = 0
 	}
 	if d.StreamMessageSize <= 0 {
 		d.StreamMessageSize = 16384
@@ -211,9 +215,30 @@ func NewTransport(t Transport, cfg *Config) *Exporter {
 	e.limit = c.StreamMessageSize
 	if !t.Reliable() {
 		e.limit = c.MTU
+		if e.limit == 0 {
+			e.limit = defaultMTU
+			if pm, ok := t.(pathMTUer); ok {
+				if n, err := pm.PathMTU(); err == nil && n > 0 {
+					e.limit = min(n, ipfix.MaxMessageLen)
+				}
+			}
+		}
 	}
 	return e
 }
+
+// defaultMTU bounds UDP messages when the path MTU is unknown.
+const defaultMTU = 1400
+
+// pathMTUer is a datagram transport that knows the largest payload its
+// path carries unfragmented.
+type pathMTUer interface {
+	PathMTU() (int, error)
+}
+
+// MessageLimit is the largest message e sends: the path MTU's payload
+// (or Config.MTU) over UDP, Config.StreamMessageSize otherwise.
+func (e *Exporter) MessageLimit() int { return e.limit }
 
 // ErrClosed is returned by calls on a closed Exporter.
 var ErrClosed = errors.New("exporter: closed")
@@ -338,16 +363,50 @@ func (e *Exporter) start(d *domainState) error {
 		(now.Sub(d.lastRefresh) >= e.cfg.TemplateRefresh || d.msgs >= e.cfg.TemplateRefreshMessages) {
 		d.clearSent()
 	}
-	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
-	d.open, d.msgSess, d.records, d.optRecs, d.setStart = true, s, 0, 0, -1
 	if !d.anySent {
-		if e.cfg.ExporterMetadata {
-			e.appendMetadata(d)
-		}
-		d.msg, d.optRecs = e.appendOptions(d, d.msg, d.optRecs)
+		e.sendOptions(d, now)
 		d.lastRefresh, d.msgs = now, 0
 	}
+	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+	d.open, d.msgSess, d.records, d.optRecs, d.setStart = true, s, 0, 0, -1
 	return nil
+}
+
+// sendOptions sends d's options templates and records (exporter
+// metadata, sampling, names) in a message of their own, ahead of the
+// data. RFC 7011 counts options data records in the sequence number, and
+// so does MIRA; nfcapd 1.7.1 does not (Process_ipfix_data alone advances
+// its expected number), so a message mixing options and flow records
+// costs one "sequence error" there. An options message sent before any
+// flow record of a domain costs none: nfcapd resynchronises without
+// complaint until it has seen a data set. Over UDP each template refresh
+// still costs one. If the send fails, the options go again with the next
+// message.
+func (e *Exporter) sendOptions(d *domainState, now time.Time) {
+	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+	d.optRecs = 0
+	if e.cfg.ExporterMetadata {
+		e.appendMetadata(d)
+	}
+	d.msg, d.optRecs = e.appendOptions(d, d.msg, d.optRecs)
+	n := d.optRecs
+	d.optRecs = 0
+	if len(d.msg) == ipfix.HeaderLen {
+		return
+	}
+	err := ipfix.FinishMessage(d.msg)
+	if err == nil {
+		err = e.t.Write(d.msg)
+	}
+	if err != nil {
+		e.noteErr(err)
+		d.clearSent()
+		return
+	}
+	d.seq += uint32(n)
+	e.stats.Messages++
+	e.stats.OptionsRecords += uint64(n)
+	e.stats.Bytes += uint64(len(d.msg))
 }
 
 // appendMetadata appends the exporter options template and its record.
@@ -374,7 +433,7 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 	var ts []*ipfix.Template
 	if e.cfg.Sampling != nil {
 		// Order matters to nfdump 1.7.1: IE 34 first (see ipfix.SamplingOptionsTemplate).
-		ts = append(ts, ipfix.SamplingOptionsTemplate(), ipfix.PSAMPOptionsTemplate(e.cfg.PEN))
+		ts = append(ts, ipfix.SamplingOptionsTemplate(), ipfix.PSAMPTemplate(e.cfg.PEN, *e.cfg.Sampling))
 	}
 	if len(e.cfg.AggregateNames) > 0 {
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
@@ -395,7 +454,7 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b, s = ipfix.AppendSetHeader(b, ipfix.SamplingOptionsTemplateID)
 		b = ipfix.AppendSamplingRecord(b, d.id, *e.cfg.Sampling)
 		b = ipfix.FinishSet(b, s, 0)
-		b, s = ipfix.AppendSetHeader(b, ipfix.PSAMPOptionsTemplateID)
+		b, s = ipfix.AppendSetHeader(b, ipfix.PSAMPTemplate(e.cfg.PEN, *e.cfg.Sampling).ID)
 		b = ipfix.AppendPSAMPRecord(b, d.id, *e.cfg.Sampling)
 		b = ipfix.FinishSet(b, s, 0)
 		optRecs += 2

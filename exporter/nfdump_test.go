@@ -74,7 +74,7 @@ func macString(m [6]byte) string {
 func TestNfcapd(t *testing.T) {
 	n := startNfcapd(t)
 	recs := append(ipfixtest.Samples(), ipfixtest.Random(5, 300)...)
-	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{TemplateRefreshMessages: 4})
+	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{MTU: 1400, TemplateRefreshMessages: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,8 +337,13 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 	slots := ix.slots
 	for j := range pkts {
 		p := &pkts[j]
-		keys[j] = flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
-		hs[j] = hashKey(&keys[j])
+		// Field by field: building the key in a temporary and copying
+		// it made the copy's wide loads wait on the narrow stores
+		// (a store-forwarding stall on every packet).
+		k := &keys[j]
+		k.Src, k.Dst = p.Src, p.Dst
+		k.Sport, k.Dport, k.Proto, k.VLAN = p.Sport, p.Dport, p.Proto, p.VLAN
+		hs[j] = hashKey(k)
 		prefetch(unsafe.Pointer(&slots[ix.home(tagOf(hs[j]))]))
 	}
 	// Then, a few packets ahead of the one being metered, read the slot

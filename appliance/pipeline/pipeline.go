@@ -215,9 +215,17 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 		nb = 0
 	}
 	var runErr error
+	var ci drivers.CaptureInfo
 	for si, s := range srcs {
+		into, _ := s.(drivers.IntoSource)
 		for {
-			data, ci, err := s.Next()
+			var data []byte
+			var err error
+			if into != nil {
+				data, err = into.NextInto(&ci)
+			} else {
+				data, ci, err = s.Next()
+			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
 					runErr = errors.Join(runErr, fmt.Errorf("pipeline: source %d: %w", si, err))
@@ -227,14 +235,14 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			n++
 			octets += uint64(ci.Length)
 			if batched {
-				if err := dec.Decode(data, ci, &bpkts[nb]); err == nil && (keep == nil || keep(&bpkts[nb], uint32(ci.Interface))) {
+				if err := dec.DecodeInfo(data, &ci, &bpkts[nb]); err == nil && (keep == nil || keep(&bpkts[nb], uint32(ci.Interface))) {
 					bpkts[nb].Payload = nil // not read; may not outlive the next call of Next
 					bts[nb], bifx[nb] = ci.Timestamp, uint32(ci.Interface)
 					if nb++; nb == meter.BatchMax {
 						flushBatch()
 					}
 				}
-			} else if err := dec.Decode(data, ci, &pkt); err == nil && (keep == nil || keep(&pkt, uint32(ci.Interface))) {
+			} else if err := dec.DecodeInfo(data, &ci, &pkt); err == nil && (keep == nil || keep(&pkt, uint32(ci.Interface))) {
 				tab.Add(&pkt, ci.Timestamp, uint32(ci.Interface))
 			}
 			if n == publishEvery {

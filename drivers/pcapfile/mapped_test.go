@@ -55,6 +55,13 @@ func TestMappedMatchesBuffered(t *testing.T) {
 			if m.mm == nil {
 				t.Fatal("Open did not map the file")
 			}
+			// mi reads the mapping with NextInto, into a CaptureInfo
+			// holding stale values from "another source".
+			mi, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mi.Close()
 			b, err := NewReader(bytes.NewReader(raw), "x.pcap")
 			if err != nil {
 				t.Fatal(err)
@@ -63,8 +70,16 @@ func TestMappedMatchesBuffered(t *testing.T) {
 			for {
 				md, mci, merr := m.Next()
 				bd, bci, berr := b.Next()
+				ici := drivers.CaptureInfo{Interface: 9, Direction: 2, VPI: 7, VCI: 9, HasVC: true, Timestamp: -1}
+				id, ierr := mi.NextInto(&ici)
 				if (merr == nil) != (berr == nil) || (merr != nil && merr.Error() != berr.Error()) {
 					t.Fatalf("packet %d: mapped error %v, buffered %v", n, merr, berr)
+				}
+				if (ierr == nil) != (berr == nil) || (ierr != nil && ierr.Error() != berr.Error()) {
+					t.Fatalf("packet %d: NextInto error %v, buffered %v", n, ierr, berr)
+				}
+				if ierr == nil && (!bytes.Equal(id, bd) || ici != bci) {
+					t.Fatalf("packet %d: NextInto %+v %x..., buffered %+v %x...", n, ici, id[:min(8, len(id))], bci, bd[:min(8, len(bd))])
 				}
 				if merr != nil {
 					if tc.cut == 0 && merr != io.EOF {
