@@ -1,9 +1,12 @@
 package meter
 
 import (
+	"encoding/binary"
 	"math/bits"
+	"net/netip"
 	"unsafe"
 
+	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/flow"
 )
 
@@ -62,40 +65,106 @@ func tagOf(h uint64) uint32 { return uint32(h >> 32) }
 // home is the slot where a key with tag tag is looked up first.
 func (ix *index) home(tag uint32) uint64 { return uint64(tag) >> ix.shift }
 
-// hashKey hashes the key's addresses, ports, protocol and VLAN.
-//
-// It reads the first 16 bytes of each netip.Addr as they are in memory
-// (today the address as a 128-bit integer) instead of calling As16, which
-// byte-swaps them. That is sound whatever netip's layout: Addr has no
-// padding and == compares all of it, so equal addresses have equal bytes;
-// only the hash's quality depends on the layout, and TestHashSpread
-// checks it.
-func hashKey(k *flow.Key) uint64 {
-	s := (*[2]uint64)(unsafe.Pointer(&k.Src))
-	d := (*[2]uint64)(unsafe.Pointer(&k.Dst))
-	x := uint64(k.Sport)<<48 | uint64(k.Dport)<<32 | uint64(k.Proto)<<16 | uint64(k.VLAN)
-	h := mix(s[0]^m1, s[1]^m2)
-	h ^= mix(d[0]^m3, d[1]^m4)
-	if k.Src.Is4() {
-		x |= 1 << 24 // keep 1.2.3.4 and ::ffff:1.2.3.4 apart
-	}
-	if k.Dst.Is4() {
-		x |= 1 << 25
-	}
-	return mix(h^x, m1^m2)
+// key is a flow key as the table stores it: no pointers (so the entry
+// slab is never scanned by the garbage collector), compared and hashed
+// as five words. s and d hold the addresses' 16 bytes (As16) big-endian;
+// meta packs the ports, VLAN, protocol and the two address families.
+type key struct {
+	s0, s1, d0, d1 uint64
+	meta           uint64
 }
 
-// keyEq is k == *o written out field by field: the compiler turns the
-// struct comparison of flow.Key into a call to a generated equality
-// function, which showed in profiles; this compiles to inline compares,
-// the cheap fields first.
-func keyEq(a, b *flow.Key) bool {
-	return a.Sport == b.Sport && a.Dport == b.Dport && a.Proto == b.Proto && a.VLAN == b.VLAN &&
-		a.Src == b.Src && a.Dst == b.Dst
+// Families in key.meta's low byte.
+const (
+	famSrc4 = 1 << iota
+	famDst4
+)
+
+// addrWords returns a's 16 bytes (As16) as two big-endian words.
+func addrWords(a netip.Addr) (hi, lo uint64, is4 bool) {
+	if addrInMemory {
+		w := (*[2]uint64)(unsafe.Pointer(&a))
+		return w[0], w[1], a.Is4()
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), a.Is4()
+}
+
+// addrInMemory says netip.Addr begins with its address as two words,
+// most significant first (the standard library's layout today), so
+// addrWords can read them instead of calling As16, which byte-swaps the
+// words into an array that is then swapped back: on every packet that
+// cost more than the rest of building the key. Checked once, against
+// As16, on addresses of both families.
+var addrInMemory = func() bool {
+	if unsafe.Sizeof(netip.Addr{}) < 16 {
+		return false
+	}
+	for _, s := range []string{"192.0.2.1", "2001:db8:1:2:3:4:5:6", "::ffff:10.1.2.3", "fe80::1"} {
+		a := netip.MustParseAddr(s)
+		b := a.As16()
+		w := (*[2]uint64)(unsafe.Pointer(&a))
+		if w[0] != binary.BigEndian.Uint64(b[:8]) || w[1] != binary.BigEndian.Uint64(b[8:]) {
+			return false
+		}
+	}
+	return true
+}()
+
+func wordsAddr(hi, lo uint64, is4 bool) netip.Addr {
+	if is4 {
+		return netip.AddrFrom4([4]byte{byte(lo >> 24), byte(lo >> 16), byte(lo >> 8), byte(lo)})
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	a := netip.AddrFrom16(b)
+	if is4 {
+		return a.Unmap()
+	}
+	return a
+}
+
+// setKey fills k from the packet's innermost header fields.
+func setKey(k *key, p *decode.Packet) {
+	var s4, d4 bool
+	k.s0, k.s1, s4 = addrWords(p.Src)
+	k.d0, k.d1, d4 = addrWords(p.Dst)
+	m := uint64(p.Sport)<<48 | uint64(p.Dport)<<32 | uint64(p.VLAN)<<16 | uint64(p.Proto)<<8
+	if s4 {
+		m |= famSrc4
+	}
+	if d4 {
+		m |= famDst4
+	}
+	k.meta = m
+}
+
+// flowKey is k as a flow.Key.
+func (k *key) flowKey() flow.Key {
+	m := k.meta
+	return flow.Key{
+		Src:   wordsAddr(k.s0, k.s1, m&famSrc4 != 0),
+		Dst:   wordsAddr(k.d0, k.d1, m&famDst4 != 0),
+		Sport: uint16(m >> 48), Dport: uint16(m >> 32), VLAN: uint16(m >> 16), Proto: uint8(m >> 8),
+	}
+}
+
+// keyEq is *a == *b: written out, because the compiler compares a
+// 40-byte struct by calling memequal.
+func keyEq(a, b *key) bool {
+	return (a.s0^b.s0)|(a.s1^b.s1)|(a.d0^b.d0)|(a.d1^b.d1)|(a.meta^b.meta) == 0
+}
+
+// hashKey hashes a key's five words.
+func hashKey(k *key) uint64 {
+	h := mix(k.s0^m1, k.s1^m2)
+	h ^= mix(k.d0^m3, k.d1^m4)
+	return mix(h^k.meta, m1^m2)
 }
 
 // find returns the entry index for k.
-func (t *Table) find(k *flow.Key, h uint64) (int32, bool) {
+func (t *Table) find(k *key, h uint64) (int32, bool) {
 	ix := &t.idx
 	tag := tagOf(h)
 	for p := ix.home(tag); ; p = (p + 1) & ix.mask {

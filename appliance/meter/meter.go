@@ -1,6 +1,8 @@
 package meter
 
 import (
+	"cmp"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -96,65 +98,136 @@ const nilIdx = -1
 // expireStep is how often, in capture time, timeouts are checked.
 const expireStep = int64(10 * time.Millisecond)
 
-// lruGranularity is how stale an entry's place in its lru list may be.
-const lruGranularity = int64(time.Second / 4)
+// wheelSlots bounds the timer wheel; its slot width grows with the longest
+// timeout beyond wheelSlots*expireStep.
+const wheelSlots = 16384
 
-type list struct{ head, tail int32 }
-
+// entry is one flow. It holds no pointers, so the slab is never scanned
+// by the garbage collector and writing an entry needs no write barrier.
 type entry struct {
-	// Hot: what every packet of the flow reads or writes, first, so it
-	// shares one or two cache lines (see the size check in the tests).
-	key          flow.Key
-	packets      uint64
-	octets       uint64
-	inner        uint64
-	first, last  int64
-	moved        int64 // capture time of the last move to an lru list's tail
-	lprev, lnext int32 // lru: by last packet time (idle expiry, eviction)
-	aprev, anext int32 // age: by first packet time (active expiry)
-	flags        uint8 // TCP flags union
-	ended        bool  // FIN or RST seen
-	inUse        bool
-	noScan       bool // fast-classified: not scanned
-	hash         uint64
+	// Hot: what every packet of the flow reads or writes, in the first
+	// two cache lines (one 128-byte pair: see TestEntryLayout).
+	key     key
+	packets uint64
+	octets  uint64
+	last    int64
+	first   int64
+	inner   uint64
+	due     int64  // deadline of the flow's live wheel item
+	sgen    uint32 // generation of the live wheel item; bumped on reschedule and free
+	flags   uint8  // TCP flags union
+	ended   bool   // FIN or RST seen
+	inUse   bool
+	noScan  bool // fast-classified: not scanned
 	// Payload scanning state.
-	seqKnown bool // nextSeq is valid (TCP)
-	nextSeq  uint32
+	seqKnown bool   // nextSeq is valid (TCP)
+	nextSeq  uint32 // next expected TCP sequence number
 	off      uint64 // stream offset of nextSeq in this direction's payload
 	st       symptom.State
 	counts   symptom.Counts
 	// Cold: the rest of the record, set when the flow is created.
-	rec flow.Record
-	_   [8]byte // size a multiple of 64, so entries in a chunk stay line-aligned
+	tunSrc0, tunSrc1, tunDst0, tunDst1 uint64
+	ingress, aggregate                 uint32
+	srcMAC, dstMAC                     [6]byte
+	vpi, vci                           uint16
+	category                           uint16
+	ipVersion                          uint8
+	tunnel                             flow.TunnelType
+	tunFam                             uint8 // famSrc4|famDst4 of the tunnel endpoints; tunValid
+	_                                  [19]byte
 }
+
+// tunValid in entry.tunFam says the tunnel endpoints are set.
+const tunValid = 4
 
 // unknownOffset is the stream offset given to a TCP direction first seen
 // mid-stream: beyond any offset/depth window, so start-anchored patterns
 // cannot fire on a payload whose start was not seen.
 const unknownOffset = 1 << 40
 
+// item is a flow's place in the timer wheel: valid while the entry's sgen
+// still equals gen.
+type item struct {
+	idx int32
+	gen uint32
+}
+
+// block holds some of a wheel slot's items; next chains the slot's blocks.
+type block struct {
+	items [blockItems]item
+	n     int32
+	next  int32
+}
+
+const (
+	blockItems = 31 // a block is 256 bytes
+	blockBits  = 10 // blocks are allocated 1024 at a time
+)
+
+func (t *Table) blk(b int32) *block { return &t.blocks[b>>blockBits][b&(1<<blockBits-1)] }
+
+func (t *Table) allocBlock() int32 {
+	if n := len(t.freeBlocks); n > 0 {
+		b := t.freeBlocks[n-1]
+		t.freeBlocks = t.freeBlocks[:n-1]
+		return b
+	}
+	if int(t.nblocks)>>blockBits == len(t.blocks) {
+		t.blocks = append(t.blocks, make([]block, 1<<blockBits))
+	}
+	b := t.nblocks
+	t.nblocks++
+	return b
+}
+
+// push adds it to wheel slot s.
+func (t *Table) push(s int, it item) {
+	h := t.wheel[s]
+	if h == nilIdx || t.blk(h).n == blockItems {
+		nb := t.allocBlock()
+		b := t.blk(nb)
+		b.n, b.next = 0, h
+		t.wheel[s] = nb
+		h = nb
+	}
+	b := t.blk(h)
+	b.items[b.n] = it
+	b.n++
+}
+
 // Table is a bounded flow table. It is not safe for concurrent use.
 type Table struct {
-	cfg     Config
-	idle    int64
-	active  int64
-	tcpEnd  int64
-	idx     index
-	chunks  [][]entry // slab of entries, grown a chunk at a time
-	nslab   int32     // entries allocated so far
-	free    []int32
-	lru     list // live flows by last packet
-	ended   list // FIN/RST flows by last packet (shares the lprev/lnext links)
-	age     list // all flows by first packet
-	sink    Sink
-	out     []flow.Record
-	now     int64
-	stats   Stats
-	domain  uint32
-	ingress uint32
+	cfg    Config
+	idle   int64
+	active int64
+	tcpEnd int64
+	idx    index
+	chunks [][]entry // slab of entries, grown a chunk at a time
+	nslab  int32     // entries allocated so far
+	free   []int32
+	// The timer wheel: every live flow has one valid item, in the slot
+	// of its deadline (min of first+active and last+idle, or last+tcpEnd
+	// once ended) or of an earlier time: packets only move deadlines
+	// later, and a flow whose deadline moves earlier (FIN, RST) gets a
+	// new item. A slot is slotW of capture time; cursor is the start of
+	// the earliest slot not yet wholly past.
+	wheel  []int32 // slot -> first block of its chain, nilIdx if empty
+	slotW  int64
+	cursor int64
+	// Wheel items live in blocks from a pool that only grows, so the
+	// wheel allocates nothing once it has held its peak of items.
+	blocks     [][]block
+	nblocks    int32
+	freeBlocks []int32
+	sink       Sink
+	out        []flow.Record
+	now        int64
+	stats      Stats
+	domain     uint32
 	// per-symptom totals, indexed by id
 	symOcc, symFlows []uint64
 	nextExpire       int64
+	flushBuf         []int32
 }
 
 // New makes a table that hands expired records to sink.
@@ -166,11 +239,17 @@ func New(cfg *Config, sink Sink) *Table {
 		active: int64(c.ActiveTimeout),
 		tcpEnd: int64(c.TCPEndTimeout),
 		idx:    newIndex(c.MaxFlows),
-		lru:    list{nilIdx, nilIdx},
-		ended:  list{nilIdx, nilIdx},
-		age:    list{nilIdx, nilIdx},
 		sink:   sink,
 		out:    make([]flow.Record, 0, c.ExportBatch),
+	}
+	horizon := max(t.idle, t.active, t.tcpEnd)
+	t.slotW = max(expireStep, (horizon+wheelSlots-3)/(wheelSlots-2))
+	// Deadlines lie at most horizon after now, and the cursor is never
+	// more than a slot behind now when an item is added: slots cover
+	// more than horizon plus a slot, so no two pending times share one.
+	t.wheel = make([]int32, horizon/t.slotW+3)
+	for i := range t.wheel {
+		t.wheel[i] = nilIdx
 	}
 	if c.Symptoms != nil {
 		n := 1
@@ -184,7 +263,7 @@ func New(cfg *Config, sink Sink) *Table {
 }
 
 const (
-	chunkBits = 14 // 7 MiB of entries: mostly whole huge pages
+	chunkBits = 14 // 4 MiB of entries: two huge pages
 	chunkSize = 1 << chunkBits
 )
 
@@ -233,65 +312,52 @@ func (t *Table) StatsInto(s *Stats) {
 	s.SymptomFlows = append(flows, t.symFlows...)
 }
 
-func (t *Table) lruList(e *entry) *list {
+// deadline is when flow e ends unless more packets come.
+func (t *Table) deadline(e *entry) int64 {
+	to := t.idle
 	if e.ended {
-		return &t.ended
+		to = t.tcpEnd
 	}
-	return &t.lru
+	return min(e.first+t.active, e.last+to)
 }
 
-func (t *Table) lruUnlink(i int32) {
-	e := t.at(i)
-	l := t.lruList(e)
-	if e.lprev != nilIdx {
-		t.at(e.lprev).lnext = e.lnext
-	} else {
-		l.head = e.lnext
+// endReason is why flow e ends at its deadline.
+func (t *Table) endReason(e *entry) flow.EndReason {
+	to := t.idle
+	if e.ended {
+		to = t.tcpEnd
 	}
-	if e.lnext != nilIdx {
-		t.at(e.lnext).lprev = e.lprev
-	} else {
-		l.tail = e.lprev
+	switch {
+	case e.first+t.active <= e.last+to:
+		return flow.EndActive
+	case e.ended:
+		return flow.EndDetected
 	}
-	e.lprev, e.lnext = nilIdx, nilIdx
+	return flow.EndIdle
 }
 
-func (t *Table) lruPush(i int32) {
-	e := t.at(i)
-	l := t.lruList(e)
-	e.lprev, e.lnext = l.tail, nilIdx
-	if l.tail != nilIdx {
-		t.at(l.tail).lnext = i
-	} else {
-		l.head = i
+// slotOf is the wheel slot of time ts; times before the cursor go to the
+// cursor's slot.
+func (t *Table) slotOf(ts int64) int {
+	ts = max(ts, t.cursor)
+	q := ts / t.slotW
+	if ts < 0 && ts%t.slotW != 0 {
+		q-- // floor
 	}
-	l.tail = i
+	r := q % int64(len(t.wheel))
+	if r < 0 {
+		r += int64(len(t.wheel))
+	}
+	return int(r)
 }
 
-func (t *Table) ageUnlink(i int32) {
+// schedule gives flow i a new wheel item at time dl; its earlier item, if
+// any, is no longer valid.
+func (t *Table) schedule(i int32, dl int64) {
 	e := t.at(i)
-	if e.aprev != nilIdx {
-		t.at(e.aprev).anext = e.anext
-	} else {
-		t.age.head = e.anext
-	}
-	if e.anext != nilIdx {
-		t.at(e.anext).aprev = e.aprev
-	} else {
-		t.age.tail = e.aprev
-	}
-	e.aprev, e.anext = nilIdx, nilIdx
-}
-
-func (t *Table) agePush(i int32) {
-	e := t.at(i)
-	e.aprev, e.anext = t.age.tail, nilIdx
-	if t.age.tail != nilIdx {
-		t.at(t.age.tail).anext = i
-	} else {
-		t.age.head = i
-	}
-	t.age.tail = i
+	e.sgen++
+	e.due = dl
+	t.push(t.slotOf(dl), item{idx: i, gen: e.sgen})
 }
 
 // Add meters one decoded packet captured at ts (ns since the epoch) on
@@ -306,9 +372,9 @@ func (t *Table) Add(p *decode.Packet, ts int64, ifIndex uint32) {
 			t.expire()
 		}
 	}
-	k := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
-	h := hashKey(&k)
-	t.addHashed(p, &k, h, ts, ifIndex)
+	var k key
+	setKey(&k, p)
+	t.addHashed(p, &k, hashKey(&k), ts, ifIndex)
 }
 
 // BatchMax is the most packets AddBatch takes at once.
@@ -332,31 +398,25 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 	ts = ts[:len(pkts)]
 	ifIndex = ifIndex[:len(pkts)]
 	var hs [BatchMax]uint64
-	var keys [BatchMax]flow.Key
+	var keys [BatchMax]key
 	ix := &t.idx
 	slots := ix.slots
 	for j := range pkts {
-		p := &pkts[j]
-		// Field by field: building the key in a temporary and copying
-		// it made the copy's wide loads wait on the narrow stores
-		// (a store-forwarding stall on every packet).
-		k := &keys[j]
-		k.Src, k.Dst = p.Src, p.Dst
-		k.Sport, k.Dport, k.Proto, k.VLAN = p.Sport, p.Dport, p.Proto, p.VLAN
-		hs[j] = hashKey(k)
+		// The key is filled in place: building it in a temporary and
+		// copying it made the copy's wide loads wait on the narrow
+		// stores (a store-forwarding stall on every packet).
+		setKey(&keys[j], &pkts[j])
+		hs[j] = hashKey(&keys[j])
 		prefetch(unsafe.Pointer(&slots[ix.home(tagOf(hs[j]))]))
 	}
 	// Then, a few packets ahead of the one being metered, read the slot
-	// (arrived by now) and prefetch the entry it names, and a little
-	// less far ahead read that entry (arrived by now) and prefetch the
-	// lru neighbours it will unlink from when it moves to the tail.
-	// Metering a packet can change the table (expiry, eviction), so
-	// what was looked up ahead is only ever a hint.
-	var found [BatchMax]int32
+	// (arrived by now) and prefetch the entry it names. Metering a
+	// packet can change the table (expiry, eviction), so what was looked
+	// up ahead is only ever a hint.
 	n := len(pkts)
 	news := 0 // packets looked up ahead that start a flow, as far as can be told
 	ahead := func(a int) {
-		if found[a] = t.prefetchEntry(hs[a]); found[a] == nilIdx {
+		if !t.prefetchEntry(hs[a]) {
 			// A new flow takes the entry freed last: create
 			// writes all of it.
 			if k := len(t.free) - 1 - news; k >= 0 {
@@ -372,10 +432,6 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 		if a := j + entryAhead; a < n {
 			ahead(a)
 		}
-		if a := j + linksAhead; a < n {
-			t.prefetchLinks(found[a], ts[a])
-		}
-		p := &pkts[j]
 		if tj := ts[j]; tj > t.now {
 			t.now = tj
 			if tj >= t.nextExpire {
@@ -383,28 +439,23 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64, ifIndex []uint32) {
 				t.expire()
 			}
 		}
-		t.addHashed(p, &keys[j], hs[j], ts[j], ifIndex[j])
+		t.addHashed(&pkts[j], &keys[j], hs[j], ts[j], ifIndex[j])
 	}
 }
 
-// How many packets ahead of the one metered AddBatch prefetches entries
-// and lru neighbours.
-const (
-	entryAhead = 6
-	linksAhead = 3
-)
+// How many packets ahead of the one metered AddBatch prefetches entries.
+const entryAhead = 6
 
-// prefetchEntry returns the entry that the home slot of hash h names if
-// its tag matches (else nilIdx), and starts fetching its hot lines.
-func (t *Table) prefetchEntry(h uint64) int32 {
+// prefetchEntry starts fetching the hot lines of the entry that the home
+// slot of hash h names, if its tag matches.
+func (t *Table) prefetchEntry(h uint64) bool {
 	ix := &t.idx
 	s := ix.slots[ix.home(tagOf(h))]
 	if s.idx == 0 || s.tag != tagOf(h) {
-		return nilIdx
+		return false
 	}
-	i := int32(s.idx - 1)
-	prefetch2(unsafe.Pointer(t.at(i))) // the hot fields span two lines
-	return i
+	prefetch2(unsafe.Pointer(t.at(int32(s.idx - 1)))) // the hot fields span two lines
+	return true
 }
 
 // prefetchWhole starts fetching all of entry i's lines.
@@ -412,43 +463,16 @@ func (t *Table) prefetchWhole(i int32) {
 	p := unsafe.Pointer(t.at(i))
 	prefetch2(p)
 	prefetch2(unsafe.Add(p, 128))
-	prefetch2(unsafe.Add(p, 256))
-	prefetch(unsafe.Add(p, 384))
 }
 
-// prefetchLinks starts fetching the lru neighbours of entry i if a packet
-// at ts will move it to its list's tail.
-func (t *Table) prefetchLinks(i int32, ts int64) {
-	if i == nilIdx {
-		return
-	}
-	if e := t.at(i); ts-e.moved >= lruGranularity {
-		if e.lprev != nilIdx {
-			prefetch(unsafe.Pointer(&t.at(e.lprev).lnext))
-		}
-		if e.lnext != nilIdx {
-			prefetch(unsafe.Pointer(&t.at(e.lnext).lprev))
-		}
-	}
-}
-
-func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, ifIndex uint32) {
+func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex uint32) {
 	i, ok := t.find(kp, h)
 	if ok && ts-t.at(i).first >= t.active {
 		t.remove(i, flow.EndActive)
 		ok = false
 	}
-	end := p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0
-	relink := true
 	if !ok {
 		i = t.create(kp, h, p, ts, ifIndex)
-	} else if e := t.at(i); ts-e.moved >= lruGranularity || (end && !e.ended) {
-		t.lruUnlink(i)
-	} else {
-		// Moving the entry to the list's tail on every packet costs two
-		// cache misses on its neighbours; once per lruGranularity keeps
-		// idle expiry and eviction within that much of exact.
-		relink = false
 	}
 	e := t.at(i)
 	e.packets++
@@ -457,17 +481,23 @@ func (t *Table) addHashed(p *decode.Packet, kp *flow.Key, h uint64, ts int64, if
 	if ts > e.last {
 		e.last = ts
 	}
+	resched := false
 	if ts < e.first {
-		e.first = ts
+		e.first = ts // a late packet: the active deadline moves earlier
+		resched = true
 	}
 	e.flags |= p.TCPFlags
+	if p.Proto == 6 && p.TCPFlags&(tcpFIN|tcpRST) != 0 && !e.ended {
+		e.ended = true // the deadline moves to last+tcpEnd
+		resched = true
+	}
+	if resched {
+		if dl := t.deadline(e); dl < e.due {
+			t.schedule(i, dl)
+		}
+	}
 	if t.cfg.Symptoms != nil && !e.noScan {
 		t.scan(e, p)
-	}
-	if relink {
-		e.ended = e.ended || end
-		e.moved = ts
-		t.lruPush(i)
 	}
 	t.stats.Packets++
 	t.stats.Octets += uint64(p.OuterLen)
@@ -536,70 +566,154 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	e.off += uint64(adv)
 }
 
-func (t *Table) create(k *flow.Key, h uint64, p *decode.Packet, ts int64, ifIndex uint32) int32 {
+func (t *Table) create(k *key, h uint64, p *decode.Packet, ts int64, ifIndex uint32) int32 {
 	i := t.alloc()
 	if i == nilIdx {
-		// Table full: export the least recently seen flow early.
-		// Ended flows go first: they are finished anyway.
-		v := t.ended.head
-		reason := flow.EndDetected
-		if v == nilIdx {
-			v = t.lru.head
-			reason = flow.EndResource
-		}
-		t.remove(v, reason)
+		// Table full: export early the flow whose timeout falls
+		// soonest (finished TCP flows and the least recently seen).
+		t.evict()
 		i = t.alloc()
 	}
 	e := t.at(i)
-	*e = entry{key: *k, first: ts, last: ts, lprev: nilIdx, lnext: nilIdx, aprev: nilIdx, anext: nilIdx, inUse: true}
-	r := &e.rec
-	r.IPVersion = p.IPVersion
-	r.Tunnel = p.Tunnel
-	r.TunnelSrc, r.TunnelDst = p.TunnelSrc, p.TunnelDst
-	r.Ingress = ifIndex
-	r.Direction = 255
-	r.SrcMAC, r.DstMAC = p.SrcMAC, p.DstMAC
-	r.VPI, r.VCI = p.VPI, p.VCI
-	r.ObservationDomain = t.domain
+	gen := e.sgen
+	*e = entry{key: *k, first: ts, last: ts, sgen: gen, inUse: true}
+	e.ipVersion = p.IPVersion
+	e.tunnel = p.Tunnel
+	if p.TunnelSrc.IsValid() {
+		var s4, d4 bool
+		e.tunSrc0, e.tunSrc1, s4 = addrWords(p.TunnelSrc)
+		e.tunDst0, e.tunDst1, d4 = addrWords(p.TunnelDst)
+		e.tunFam = tunValid
+		if s4 {
+			e.tunFam |= famSrc4
+		}
+		if d4 {
+			e.tunFam |= famDst4
+		}
+	}
+	e.ingress = ifIndex
+	e.srcMAC, e.dstMAC = p.SrcMAC, p.DstMAC
+	e.vpi, e.vci = p.VPI, p.VCI
 	if t.cfg.FastClass != nil {
-		if c := t.cfg.FastClass(&e.key); c != 0 {
-			r.Category = c
+		fk := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
+		if c := t.cfg.FastClass(&fk); c != 0 {
+			e.category = c
 			e.noScan = true
 			t.stats.FastClassed++
 		}
 	}
 	if t.cfg.Label != nil {
-		r.Aggregate = t.cfg.Label(p, ifIndex)
+		e.aggregate = t.cfg.Label(p, ifIndex)
 	}
-	e.hash = h
 	t.idx.insert(h, i)
-	t.agePush(i)
+	t.schedule(i, min(ts+t.active, ts+t.idle))
 	t.stats.Created++
 	return i
+}
+
+// evict ends the live flow with the earliest deadline, scanning the
+// wheel from the cursor: items whose flow's deadline has moved later are
+// moved to their slot on the way, stale ones dropped.
+func (t *Table) evict() {
+	n := len(t.wheel)
+	start := t.slotOf(t.cursor)
+	for k := 0; k < n; k++ {
+		s := (start + k) % n
+		best, bestDl := int32(nilIdx), int64(0)
+		t.sweepSlot(s, func(i int32, dl int64) bool {
+			if t.slotOf(dl) != s {
+				t.schedule(i, dl) // its deadline moved later
+				return false
+			}
+			if best == nilIdx || dl < bestDl {
+				best, bestDl = i, dl
+			}
+			return true
+		})
+		if best != nilIdx {
+			reason := flow.EndResource
+			if t.at(best).ended {
+				reason = flow.EndDetected
+			}
+			t.remove(best, reason)
+			return
+		}
+	}
+	panic("meter: table full but no flow in the timer wheel")
+}
+
+// sweepSlot visits the valid items of slot s, calling f with the flow
+// and its deadline; f returns whether the item stays in s (false: f
+// removed the flow, or the item moves to its deadline's slot). Stale
+// items are dropped.
+func (t *Table) sweepSlot(s int, f func(i int32, dl int64) bool) {
+	h := t.wheel[s]
+	t.wheel[s] = nilIdx
+	for h != nilIdx {
+		b := t.blk(h)
+		for r := int32(0); r < b.n; r++ {
+			it := b.items[r]
+			// Most items of a slot that is due end their flow, which
+			// misses on the entry and then on its index slot: fetch
+			// entries four items ahead, and two ahead (the entry has
+			// arrived) the index slot its key hashes to.
+			if r+4 < b.n {
+				prefetch2(unsafe.Pointer(t.at(b.items[r+4].idx)))
+			}
+			if r+2 < b.n {
+				ix := &t.idx
+				prefetch(unsafe.Pointer(&ix.slots[ix.home(tagOf(hashKey(&t.at(b.items[r+2].idx).key)))]))
+			}
+			e := t.at(it.idx)
+			if e.sgen != it.gen {
+				continue // superseded, or the flow has ended
+			}
+			dl := t.deadline(e)
+			e.due = dl
+			if f(it.idx, dl) {
+				t.push(s, it)
+			}
+		}
+		next := b.next
+		t.freeBlocks = append(t.freeBlocks, h)
+		h = next
+	}
 }
 
 // remove ends flow i with the given reason and queues its record.
 func (t *Table) remove(i int32, reason flow.EndReason) {
 	e := t.at(i)
-	t.lruUnlink(i)
-	t.ageUnlink(i)
-	t.unindex(e.hash, i)
-	e.rec.Key = e.key
-	e.rec.Packets, e.rec.Octets, e.rec.InnerOctets = e.packets, e.octets, e.inner
-	e.rec.First, e.rec.Last, e.rec.TCPFlags = e.first, e.last, e.flags
-	e.rec.EndReason = reason
+	t.unindex(hashKey(&e.key), i)
+	t.out = append(t.out, flow.Record{})
+	r := &t.out[len(t.out)-1]
+	r.Key = e.key.flowKey()
+	r.Packets, r.Octets, r.InnerOctets = e.packets, e.octets, e.inner
+	r.First, r.Last, r.TCPFlags = e.first, e.last, e.flags
+	r.EndReason = reason
+	r.IPVersion = e.ipVersion
+	r.Tunnel = e.tunnel
+	if e.tunFam&tunValid != 0 {
+		r.TunnelSrc = wordsAddr(e.tunSrc0, e.tunSrc1, e.tunFam&famSrc4 != 0)
+		r.TunnelDst = wordsAddr(e.tunDst0, e.tunDst1, e.tunFam&famDst4 != 0)
+	}
+	r.Ingress = e.ingress
+	r.Direction = 255
+	r.SrcMAC, r.DstMAC = e.srcMAC, e.dstMAC
+	r.VPI, r.VCI = e.vpi, e.vci
+	r.ObservationDomain = t.domain
+	r.Aggregate = e.aggregate
+	r.Category = e.category
 	if e.counts.Len() > 0 {
-		e.rec.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))
-		for _, sc := range e.rec.Symptoms {
+		r.Symptoms = e.counts.AppendTo(make([]flow.SymptomCount, 0, e.counts.Len()))
+		for _, sc := range r.Symptoms {
 			if int(sc.ID) < len(t.symOcc) {
 				t.symOcc[sc.ID] += uint64(sc.Count)
 				t.symFlows[sc.ID]++
 			}
 		}
 	}
-	t.out = append(t.out, e.rec)
 	e.inUse = false
-	e.rec = flow.Record{}
+	e.sgen++ // its wheel item is stale now
 	t.free = append(t.free, i)
 	t.stats.Expired[reason]++
 	if len(t.out) >= cap(t.out) {
@@ -621,47 +735,42 @@ func (t *Table) flushOut() {
 	t.out = t.out[:0]
 }
 
-// expire ends the flows whose timeouts have passed at t.now.
+// expire ends the flows whose deadlines have passed at t.now: the wheel's
+// slots from the cursor up to now, the last of them perhaps only partly
+// past.
 func (t *Table) expire() {
 	now := t.now
-	t.expireList(&t.ended, t.tcpEnd, flow.EndDetected)
-	t.expireList(&t.lru, t.idle, flow.EndIdle)
-	for t.age.head != nilIdx && now-t.at(t.age.head).first >= t.active {
-		t.remove(t.age.head, flow.EndActive)
+	n := int64(len(t.wheel))
+	if now-t.cursor >= n*t.slotW {
+		// A jump in capture time beyond the whole wheel: every slot
+		// once, then start again at now.
+		for s := range t.wheel {
+			t.expireSlot(s, now)
+		}
+		t.cursor = now - now%t.slotW
+		return
+	}
+	for t.cursor <= now {
+		t.expireSlot(t.slotOf(t.cursor), now)
+		if t.cursor+t.slotW > now {
+			return // the current slot: its later part is still ahead
+		}
+		t.cursor += t.slotW
 	}
 }
 
-// expireList removes the flows at the head of lru list l that have seen
-// no packet for timeout, oldest first. Each removal misses on the flow's
-// entry, index slot and age-list neighbours, and finding the next flow is
-// a chain of dependent misses; so while it removes one flow it prefetches
-// the slot and neighbours of the next (whose entry was prefetched one
-// removal earlier) and the entry of the one after.
-func (t *Table) expireList(l *list, timeout int64, reason flow.EndReason) {
-	now := t.now
-	ix := &t.idx
-	for i := l.head; i != nilIdx; {
-		e := t.at(i)
-		if now-e.last < timeout {
-			return
+func (t *Table) expireSlot(s int, now int64) {
+	t.sweepSlot(s, func(i int32, dl int64) bool {
+		switch {
+		case dl <= now:
+			t.remove(i, t.endReason(t.at(i)))
+			return false
+		case t.slotOf(dl) != s:
+			t.schedule(i, dl) // its deadline moved later
+			return false
 		}
-		next := e.lnext
-		if next != nilIdx {
-			n := t.at(next)
-			prefetch(unsafe.Pointer(&ix.slots[ix.home(tagOf(n.hash))]))
-			if n.aprev != nilIdx {
-				prefetch(unsafe.Pointer(&t.at(n.aprev).anext))
-			}
-			if n.anext != nilIdx {
-				prefetch(unsafe.Pointer(&t.at(n.anext).aprev))
-			}
-			if nn := n.lnext; nn != nilIdx {
-				t.prefetchWhole(nn) // remove copies the record out
-			}
-		}
-		t.remove(i, reason)
-		i = next
-	}
+		return true // due later in this slot
+	})
 }
 
 // Tick advances the table's clock to now (ns since the epoch) without a
@@ -675,15 +784,31 @@ func (t *Table) Tick(now int64) {
 	t.flushOut()
 }
 
-// Flush ends every flow (flowEndReason forced end) and hands all pending
-// records to the sink, oldest first. Used at end of capture and shutdown.
+// Flush ends every flow (flowEndReason forced end, or end detected for a
+// TCP flow that saw FIN or RST) and hands all pending records to the
+// sink, oldest first. Used at end of capture and shutdown.
 func (t *Table) Flush() {
-	for t.age.head != nilIdx {
+	live := t.flushBuf[:0]
+	for i := int32(0); i < t.nslab; i++ {
+		if t.at(i).inUse {
+			live = append(live, i)
+		}
+	}
+	slices.SortStableFunc(live, func(a, b int32) int { return cmp.Compare(t.at(a).first, t.at(b).first) })
+	for _, i := range live {
 		reason := flow.EndForced
-		if t.at(t.age.head).ended {
+		if t.at(i).ended {
 			reason = flow.EndDetected
 		}
-		t.remove(t.age.head, reason)
+		t.remove(i, reason)
+	}
+	t.flushBuf = live[:0]
+	for s, h := range t.wheel {
+		for h != nilIdx {
+			t.freeBlocks = append(t.freeBlocks, h)
+			h = t.blk(h).next
+		}
+		t.wheel[s] = nilIdx
 	}
 	t.flushOut()
 }
