@@ -198,7 +198,11 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
 		return nil, err
 	}
-	return rules.FromStore(ctx, st, store.Query{}, report.Options{})
+	var opts report.Options
+	if err := report.StoreSampling(st, &opts); err != nil {
+		return nil, err
+	}
+	return rules.FromStore(ctx, st, store.Query{}, opts)
 }
 
 // statsFor turns the collecting process's counters, and the probe's
@@ -215,24 +219,62 @@ func statsFor(cs collector.Stats, decodeErrs map[string]uint64) store.Stats {
 
 // storeSink stores what the collecting process decodes.
 type storeSink struct {
-	st  *store.Store
-	err error
+	st      *store.Store
+	err     error
+	lastEnd map[store.Origin]int64              // latest record end per origin
+	smp     map[store.Origin]store.Announcement // latest announcement stored
+}
+
+func storeOrigin(o collector.Origin) store.Origin {
+	return store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}
 }
 
 // ConsumeOptions stores the names the probe announces in options records
-// (symptoms, categories, aggregates), as mira-collector does.
+// (symptoms, categories, aggregates) and changes of a domain's sampling
+// (store.Announcement), as mira-collector does.
 func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
-	if s.err != nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
+	if s.err != nil {
+		return
+	}
+	if opts.HaveSampling {
+		so := storeOrigin(o)
+		a := store.Announcement{At: time.Now().UTC(), Interval: opts.Sampling.Interval, Flow: opts.Sampling.Flow}
+		if old, ok := s.smp[so]; !ok || old.Interval != a.Interval || old.Flow != a.Flow {
+			a.Since = a.At.UnixNano()
+			if t, ok := s.lastEnd[so]; ok {
+				a.Since = t
+			}
+			if s.smp == nil {
+				s.smp = map[store.Origin]store.Announcement{}
+			}
+			s.smp[so] = a
+			if s.err = s.st.PutAnnouncements(map[store.Origin][]store.Announcement{so: {a}}); s.err != nil {
+				return
+			}
+		}
+	}
+	if len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
 		return
 	}
 	s.err = s.st.PutNames(store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories})
 }
 
 func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {
-	if s.err != nil {
+	if s.err != nil || len(recs) == 0 {
 		return
 	}
-	s.err = s.st.Put(store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}, recs)
+	so := storeOrigin(o)
+	if s.lastEnd == nil {
+		s.lastEnd = map[store.Origin]int64{}
+	}
+	t, ok := s.lastEnd[so]
+	for i := range recs {
+		if !ok || recs[i].Last > t {
+			t, ok = recs[i].Last, true
+		}
+	}
+	s.lastEnd[so] = t
+	s.err = s.st.Put(so, recs)
 }
 
 type progress struct {

@@ -32,6 +32,8 @@ type Biflow struct {
 	Src, Dst     netip.Addr
 	Sport, Dport uint16
 	Proto        uint8
+	// VLAN is the initiator's first record's (not part of the key).
+	VLAN uint16
 	// Observed counters, after duplicate suppression, before scaling.
 	Packets, Octets   uint64
 	RPackets, ROctets uint64
@@ -41,8 +43,8 @@ type Biflow struct {
 	Aggregate         uint32
 	Category          uint16
 	Symptoms          []flow.SymptomCount
-	// Probes are the probes whose observations were kept: the
-	// initiator's, then the responder's when it differs.
+	// Probes are the probes (Origin.Probe) whose observations were
+	// kept: the initiator's, then the responder's when it differs.
 	Probes []string
 	// Flows is the number of records the kept observations summed.
 	Flows int
@@ -63,13 +65,16 @@ type Biflow struct {
 	flowQ float64 // flow selection probability
 }
 
-// setDirection fills one direction from an observation.
-func (b *Biflow) setDirection(o *obs, reverse bool, names []string) {
+// setDirection adds an observation to one direction.
+func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin) {
 	if reverse {
-		b.RPackets, b.ROctets, b.RTCPFlags = o.packets, o.octets, o.flags
+		b.RPackets += o.packets
+		b.ROctets += o.octets
+		b.RTCPFlags |= o.flags
 	} else {
-		b.Packets, b.Octets, b.TCPFlags = o.packets, o.octets, o.flags
-		b.First, b.Last = o.first, o.last
+		b.Packets += o.packets
+		b.Octets += o.octets
+		b.TCPFlags |= o.flags
 	}
 	b.First = min(b.First, o.first)
 	b.Last = max(b.Last, o.last)
@@ -82,8 +87,8 @@ func (b *Biflow) setDirection(o *obs, reverse bool, names []string) {
 	for _, s := range o.symptoms {
 		b.Symptoms = addSymptom(b.Symptoms, s)
 	}
-	if !slices.Contains(b.Probes, names[o.probe]) {
-		b.Probes = append(b.Probes, names[o.probe])
+	if name := origins[o.probe].Probe; !slices.Contains(b.Probes, name) {
+		b.Probes = append(b.Probes, name)
 	}
 	b.Flows += int(o.records)
 	b.SamplingUnknown = b.SamplingUnknown || o.unknown

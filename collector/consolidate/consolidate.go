@@ -56,6 +56,14 @@ type Config struct {
 	// and none of its records arrived for a Window: probes that replay
 	// files, or that connect late, still pair.
 	Now func() time.Time
+	// Batch is for records that are all at hand and fed in start order
+	// with AddRecord (the report over stored flows): completion does not
+	// use the wall clock or the watermark, so the result does not depend
+	// on how fast they are fed.
+	Batch bool
+	// KeepDuplicates sums the observations of every probe instead of
+	// keeping one per direction (mira report --no-dedup).
+	KeepDuplicates bool
 }
 
 func (c *Config) withDefaults() Config {
@@ -89,7 +97,7 @@ type Stats struct {
 	CrossProbe uint64 // of which the directions came from different probes
 	Duplicates uint64 // observations dropped as duplicates of another probe's
 	Held       uint64 // records held waiting for sampling options
-	Unscaled   uint64 // held records released without sampling options
+	Unscaled   uint64 // records added without their sampling (not scaled)
 	Pending    int    // connections waiting for completion now
 }
 
@@ -137,18 +145,21 @@ func keyOf(r *flow.Record) (connKey, bool) {
 
 // obs is one probe's observation of one direction: its records summed.
 type obs struct {
-	probe           int32
 	packets, octets uint64
 	first, last     int64
-	flags           uint8
+	endAt           int64 // the latest end of a record ended by FIN or RST
+	symptoms        []flow.SymptomCount
+	probe           int32
 	pktInterval     uint32
 	flowInterval    uint32
-	unknown         bool
 	aggregate       uint32
-	category        uint16
 	records         uint32
+	category        uint16
 	sport, dport    uint16 // as in the record (ICMP type/code kept)
-	symptoms        []flow.SymptomCount
+	vlan            uint16 // of the first record
+	flags           uint8
+	unknown         bool
+	ended           bool // a record ended by FIN or RST was added (endAt)
 }
 
 func (o *obs) prob() float64 {
@@ -163,25 +174,34 @@ func (o *obs) prob() float64 {
 }
 
 // better says whether a is kept rather than b (duplicate policy).
-func better(a, b *obs, names []string) bool {
+func better(a, b *obs, origins []Origin) bool {
 	if pa, pb := a.prob(), b.prob(); pa != pb {
 		return pa > pb
 	}
 	if a.packets != b.packets {
 		return a.packets > b.packets
 	}
-	return names[a.probe] < names[b.probe]
+	return originLess(origins[a.probe], origins[b.probe])
+}
+
+func originLess(a, b Origin) bool {
+	if a.Probe != b.Probe {
+		return a.Probe < b.Probe
+	}
+	return a.Domain < b.Domain
 }
 
 // entry is one pending connection. Most directions are seen by one
 // probe: the first observation of each direction is kept inline, further
-// probes' (duplicates) in more.
+// probes' (duplicates) in more. The connections of one key pending at
+// once (port reuse) are listed newest first through older.
 type entry struct {
 	first, last int64
 	seen        int64    // wall clock of the latest record
 	n           [2]uint8 // observations per direction ([0]: a->b, [1]: b->a)
 	one         [2]obs
 	more        [2][]obs
+	older       *entry
 }
 
 func (e *entry) at(d, i int) *obs {
@@ -193,26 +213,27 @@ func (e *entry) at(d, i int) *obs {
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
 type Consolidator struct {
-	cfg     Config
-	z       float64
-	pending map[connKey]*entry
-	free    []*entry
-	probes  map[string]int32
-	names   []string
-	opts    map[Origin]ipfix.DomainOptions
-	await   map[string]bool
-	held    map[Origin][]heldRec
-	aggName map[uint32]string
-	now     int64   // latest record end seen
-	arrival int64   // wall clock of the current Add
-	clock   []int64 // latest record end seen per probe
-	swept   int64
-	stats   Stats
-	usage   map[UsageKey]*Usage
-	asUsage map[ASKey]*Usage
-	bf      Biflow
-	out     []Biflow // completed biflows, when no Sink is set
-	keep    bool
+	cfg      Config
+	z        float64
+	pending  map[connKey]*entry // newest connection of each key
+	npending int
+	free     []*entry
+	probes   map[Origin]int32
+	origins  []Origin
+	opts     map[Origin]ipfix.DomainOptions
+	await    map[string]bool
+	held     map[Origin][]heldRec
+	aggName  map[uint32]string
+	now      int64   // latest record end seen
+	arrival  int64   // wall clock of the current Add
+	clock    []int64 // latest record end seen per probe
+	swept    int64
+	stats    Stats
+	usage    map[UsageKey]*Usage
+	asUsage  map[ASKey]*Usage
+	bf       Biflow
+	out      []Biflow // completed biflows, when no Sink is set
+	keep     bool
 }
 
 type heldRec struct {
@@ -225,7 +246,7 @@ func New(cfg *Config) *Consolidator {
 	c := &Consolidator{
 		cfg:     cfg.withDefaults(),
 		pending: map[connKey]*entry{},
-		probes:  map[string]int32{},
+		probes:  map[Origin]int32{},
 		opts:    map[Origin]ipfix.DomainOptions{},
 		await:   map[string]bool{},
 		held:    map[Origin][]heldRec{},
@@ -247,20 +268,23 @@ func (c *Consolidator) Z() float64 { return c.z }
 // Stats returns the counters.
 func (c *Consolidator) Stats() Stats {
 	s := c.stats
-	s.Pending = len(c.pending)
+	s.Pending = c.npending
 	return s
 }
 
 // AggregateNames returns the aggregate names learnt from options records.
 func (c *Consolidator) AggregateNames() map[uint32]string { return c.aggName }
 
-func (c *Consolidator) probe(name string) int32 {
-	if i, ok := c.probes[name]; ok {
+// probe returns the index of an origin: observations are told apart by
+// exporter and observation domain, so two probes behind one address
+// (distinct domains) are deduplicated, not summed.
+func (c *Consolidator) probe(o Origin) int32 {
+	if i, ok := c.probes[o]; ok {
 		return i
 	}
-	i := int32(len(c.names))
-	c.probes[name] = i
-	c.names = append(c.names, name)
+	i := int32(len(c.origins))
+	c.probes[o] = i
+	c.origins = append(c.origins, o)
 	c.clock = append(c.clock, 0)
 	return i
 }
@@ -300,34 +324,57 @@ func applyOptions(r *flow.Record, opts ipfix.DomainOptions) {
 // starts a new biflow.
 func (c *Consolidator) Add(o Origin, recs []flow.Record) {
 	c.arrival = c.cfg.Now().UnixNano()
-	p := c.probe(o.Probe)
+	p := c.probe(o)
 	for i := range recs {
-		r := &recs[i]
-		c.stats.Records++
-		if ov, ok := c.cfg.Overrides[o.Probe]; ok {
-			rr := *r
-			rr.SamplingPacketInterval, rr.SamplingFlowInterval = ov.PacketInterval, ov.FlowInterval
-			c.add(o, &rr, false)
-			continue
-		}
-		sampled := r.SamplingPacketInterval > 1 || r.SamplingFlowInterval > 1
-		if !sampled && (c.await[o.Probe] || c.await["*"]) {
-			if opts, ok := c.opts[o]; ok && opts.HaveSampling {
-				rr := *r
-				applyOptions(&rr, opts)
-				c.add(o, &rr, false)
-				continue
-			}
-			rr := *r
-			rr.Symptoms = slices.Clone(r.Symptoms)
-			c.held[o] = append(c.held[o], heldRec{rr, r.Last})
-			c.stats.Held++
-			c.advance(p, r.Last)
-			continue
-		}
-		c.addProbe(p, r, false)
+		c.addRecord(o, p, &recs[i], false)
 	}
 	c.maybeSweep()
+}
+
+// AddRecord adds one record of o. samplingUnknown says its exporter is
+// known to sample but its sampling is not known (the report over stored
+// flows finds such records from the options the store kept): it is added
+// unscaled, counted in Stats.Unscaled and its biflow marked
+// (Biflow.SamplingUnknown), unless an override names its probe.
+func (c *Consolidator) AddRecord(o Origin, r *flow.Record, samplingUnknown bool) {
+	if !c.cfg.Batch || c.arrival == 0 {
+		c.arrival = c.cfg.Now().UnixNano()
+	}
+	c.addRecord(o, c.probe(o), r, samplingUnknown)
+	if !c.cfg.Batch {
+		c.maybeSweep()
+	}
+}
+
+func (c *Consolidator) addRecord(o Origin, p int32, r *flow.Record, unknown bool) {
+	c.stats.Records++
+	if ov, ok := c.cfg.Overrides[o.Probe]; ok {
+		rr := *r
+		rr.SamplingPacketInterval, rr.SamplingFlowInterval = ov.PacketInterval, ov.FlowInterval
+		c.addProbe(p, &rr, false)
+		return
+	}
+	if unknown {
+		c.stats.Unscaled++
+		c.addProbe(p, r, true)
+		return
+	}
+	sampled := r.SamplingPacketInterval > 1 || r.SamplingFlowInterval > 1
+	if !sampled && (c.await[o.Probe] || c.await["*"]) {
+		if opts, ok := c.opts[o]; ok && opts.HaveSampling {
+			rr := *r
+			applyOptions(&rr, opts)
+			c.addProbe(p, &rr, false)
+			return
+		}
+		rr := *r
+		rr.Symptoms = slices.Clone(r.Symptoms)
+		c.held[o] = append(c.held[o], heldRec{rr, r.Last})
+		c.stats.Held++
+		c.advance(p, r.Last)
+		return
+	}
+	c.addProbe(p, r, false)
 }
 
 func (c *Consolidator) advance(p int32, t int64) {
@@ -360,7 +407,72 @@ func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
 	if c.arrival == 0 {
 		c.arrival = c.cfg.Now().UnixNano()
 	}
-	c.addProbe(c.probe(o.Probe), r, unknown)
+	c.addProbe(c.probe(o), r, unknown)
+}
+
+// ended reports whether direction d of e is closed for a record of probe
+// p starting at t: an observation of d ended by FIN or RST before t (for
+// another probe's observation, strictly before: two probes see the last
+// packet at the same time).
+func (e *entry) ended(d int, p int32, t int64) bool {
+	for i := 0; i < int(e.n[d]); i++ {
+		x := e.at(d, i)
+		if x.ended && (t > x.endAt || (t == x.endAt && x.probe == p)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *entry) has(d int, p int32) bool {
+	for i := 0; i < int(e.n[d]); i++ {
+		if e.at(d, i).probe == p {
+			return true
+		}
+	}
+	return false
+}
+
+// connection returns the pending connection of key k that a record of
+// direction d from probe p belongs to (see the package documentation),
+// or nil when it starts a new one.
+func (c *Consolidator) connection(k connKey, d int, p int32, r *flow.Record) *entry {
+	w := int64(c.cfg.Window)
+	var best, prev *entry
+	var bestDist uint64
+	for e, next := c.pending[k], (*entry)(nil); e != nil; e = next {
+		next = e.older
+		if r.First > satAdd(e.last, w) {
+			if c.cfg.Batch {
+				// Records come in start order: no later record can
+				// join e, so complete it now (bounds a key's list).
+				if prev == nil {
+					if next == nil {
+						delete(c.pending, k)
+					} else {
+						c.pending[k] = next
+					}
+				} else {
+					prev.older = next
+				}
+				c.emit(k, e)
+				continue
+			}
+			prev = e
+			continue
+		}
+		prev = e
+		if r.Last < satAdd(e.first, -w) || e.ended(d, p, r.First) {
+			continue
+		}
+		if e.has(d, p) {
+			return e // continues this probe's observation
+		}
+		if dist := absDiff(e.first, r.First); best == nil || dist < bestDist {
+			best, bestDist = e, dist
+		}
+	}
+	return best
 }
 
 func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
@@ -369,12 +481,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if !fwd {
 		d = 1
 	}
-	w := int64(c.cfg.Window)
-	e := c.pending[k]
-	if e != nil && (r.First > e.last+w || r.Last < e.first-w) {
-		c.emit(k, e)
-		e = nil
-	}
+	e := c.connection(k, d, p, r)
 	if e == nil {
 		if n := len(c.free); n > 0 {
 			e = c.free[n-1]
@@ -383,7 +490,9 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 			e = &entry{}
 		}
 		e.first, e.last = r.First, r.Last
+		e.older = c.pending[k]
 		c.pending[k] = e
+		c.npending++
 	}
 	e.first = min(e.first, r.First)
 	e.last = max(e.last, r.Last)
@@ -396,7 +505,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		}
 	}
 	if ob == nil {
-		nb := obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport}
+		nb := obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport, vlan: r.VLAN}
 		if e.n[d] == 0 {
 			e.one[d] = nb
 		} else {
@@ -413,6 +522,12 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	ob.pktInterval = max(ob.pktInterval, r.SamplingPacketInterval)
 	ob.flowInterval = max(ob.flowInterval, r.SamplingFlowInterval)
 	ob.unknown = ob.unknown || unknown
+	if r.EndReason == flow.EndDetected {
+		if !ob.ended || r.Last > ob.endAt {
+			ob.endAt = r.Last
+		}
+		ob.ended = true
+	}
 	if ob.aggregate == 0 {
 		ob.aggregate = r.Aggregate
 	}
@@ -424,6 +539,26 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		ob.symptoms = addSymptom(ob.symptoms, s)
 	}
 	c.advance(p, r.Last)
+}
+
+// satAdd adds b to a, saturating instead of wrapping: record times come
+// from the network and are not trusted.
+func satAdd(a, b int64) int64 {
+	s := a + b
+	if b > 0 && s < a {
+		return math.MaxInt64
+	}
+	if b < 0 && s > a {
+		return math.MinInt64
+	}
+	return s
+}
+
+func absDiff(a, b int64) uint64 {
+	if a < b {
+		return uint64(b) - uint64(a)
+	}
+	return uint64(a) - uint64(b)
 }
 
 func addSymptom(list []flow.SymptomCount, s flow.SymptomCount) []flow.SymptomCount {
@@ -440,15 +575,35 @@ func addSymptom(list []flow.SymptomCount, s flow.SymptomCount) []flow.SymptomCou
 // pending table at most once per quarter window of record time, and
 // releases held records past their hold time.
 func (c *Consolidator) maybeSweep() {
+	if c.cfg.Batch {
+		return
+	}
 	w := int64(c.cfg.Window)
 	wm := c.watermark()
 	if wm-c.swept < w/4 {
 		return
 	}
 	c.swept = wm
-	for k, e := range c.pending {
-		if e.last+w < wm && c.arrival-e.seen >= w {
-			c.emit(k, e)
+	for k, head := range c.pending {
+		var prev *entry
+		for e := head; e != nil; {
+			next := e.older
+			if satAdd(e.last, w) < wm && c.arrival-e.seen >= w {
+				if prev == nil {
+					head = next
+				} else {
+					prev.older = next
+				}
+				c.emit(k, e)
+			} else {
+				prev = e
+			}
+			e = next
+		}
+		if head == nil {
+			delete(c.pending, k)
+		} else {
+			c.pending[k] = head
 		}
 	}
 	c.releaseHeld(wm - int64(c.cfg.Hold))
@@ -482,10 +637,13 @@ func (c *Consolidator) Flush() {
 		k connKey
 		e *entry
 	}
-	all := make([]kv, 0, len(c.pending))
-	for k, e := range c.pending {
-		all = append(all, kv{k, e})
+	all := make([]kv, 0, c.npending)
+	for k, head := range c.pending {
+		for e := head; e != nil; e = e.older {
+			all = append(all, kv{k, e})
+		}
 	}
+	clear(c.pending)
 	// Deterministic output order: by start time, then key.
 	slices.SortFunc(all, func(a, b kv) int {
 		if r := cmp.Compare(a.e.first, b.e.first); r != 0 {
@@ -527,32 +685,39 @@ func (c *Consolidator) pick(e *entry, d int) (*obs, int) {
 	}
 	best := e.at(d, 0)
 	for i := 1; i < n; i++ {
-		if x := e.at(d, i); better(x, best, c.names) {
+		if x := e.at(d, i); better(x, best, c.origins) {
 			best = x
 		}
 	}
 	return best, n - 1
 }
 
+// emit completes connection e of key k, which the caller has taken out
+// of the pending list, and recycles e.
 func (c *Consolidator) emit(k connKey, e *entry) {
-	delete(c.pending, k)
+	c.npending--
 	f, mf := c.pick(e, 0)
 	r, mr := c.pick(e, 1)
 	init, resp := f, r
+	di := 0
 	if f == nil || (r != nil && !initiatorFirst(f, r, k.proto)) {
-		init, resp = r, f
+		init, resp, di = r, f, 1
 	}
 	b := &c.bf
-	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0]}
+	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0],
+		First: init.first, Last: init.last, VLAN: init.vlan}
 	// init is a->b when it is f.
 	if init == f {
 		b.Src, b.Dst, b.Sport, b.Dport = k.a, k.b, init.sport, init.dport
 	} else {
 		b.Src, b.Dst, b.Sport, b.Dport = k.b, k.a, init.sport, init.dport
 	}
-	b.setDirection(init, false, c.names)
+	if c.cfg.KeepDuplicates {
+		b.Merged = 0
+	}
+	c.setBoth(b, e, di, init, false)
 	if resp != nil {
-		b.setDirection(resp, true, c.names)
+		c.setBoth(b, e, 1-di, resp, true)
 	}
 	b.finish()
 	c.stats.Biflows++
@@ -576,6 +741,20 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 	c.free = append(c.free, e)
 }
 
+// setBoth adds direction d's kept observation to b, and with
+// KeepDuplicates the other probes' observations of d too.
+func (c *Consolidator) setBoth(b *Biflow, e *entry, d int, kept *obs, reverse bool) {
+	b.setDirection(kept, reverse, c.origins)
+	if !c.cfg.KeepDuplicates {
+		return
+	}
+	for i := 0; i < int(e.n[d]); i++ {
+		if x := e.at(d, i); x != kept {
+			b.setDirection(x, reverse, c.origins)
+		}
+	}
+}
+
 // initiatorFirst says whether observation x (a->b) rather than y opened
 // the connection: a bare SYN, an ICMP echo request, an earlier start, and
 // finally the side that sent to the lower port.
@@ -588,10 +767,17 @@ func initiatorFirst(x, y *obs, proto uint8) bool {
 		}
 	}
 	if proto == 6 {
+		// A bare SYN (no ACK in the whole flow) opens; else a SYN on one
+		// side only (the flags are the union over the flow, so client
+		// and server of a normal connection both show SYN and ACK).
 		bareX := x.flags&0x12 == 0x02
 		bareY := y.flags&0x12 == 0x02
 		if bareX != bareY {
 			return bareX
+		}
+		synX, synY := x.flags&0x02 != 0, y.flags&0x02 != 0
+		if synX != synY {
+			return synX
 		}
 	}
 	if x.first != y.first {

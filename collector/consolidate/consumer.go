@@ -71,7 +71,7 @@ func NewForwarder(url string, cfg *exporter.Config) (*Forwarder, error) {
 // Sink queues one biflow (a Config.Sink).
 func (f *Forwarder) Sink(b *Biflow) {
 	r := flow.Record{
-		Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto},
+		Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN},
 		Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
 		First: b.First, Last: b.Last,
 	}

@@ -10,14 +10,61 @@
 // Every record is weighted by the inverse of its selection probability.
 // The probability comes, in this order, from an operator override for the
 // record's probe (Config.Overrides), from the record itself (MIRA probes
-// stamp every record with their packet or flow sampling interval), or
-// from the sampling options its exporter sent for the observation domain.
+// stamp every record with their packet or flow sampling interval, and
+// the collecting process stamps the others with their domain's options
+// once it has them), or from the sampling options its exporter sent for
+// the observation domain.
 // A record from a domain whose exporter is known to sample (an override
 // says "options" or the domain announced sampling before, then withdrew)
 // but whose options have not arrived yet is held for up to Config.Hold;
 // when that expires it is released unscaled and counted in
 // Stats.Unscaled, and its biflow is marked (Biflow.SamplingUnknown) so
-// that reports never show a mis-scaled total as exact.
+// that reports never show a mis-scaled total as exact. Over stored
+// records, collector/report does the same from the announcements the
+// store kept (store.Announcement): options that arrived after records
+// scale them retroactively, and records of a domain that never announced
+// options, from an exporter that samples, are added with
+// AddRecord(..., true): unscaled, counted and marked.
+//
+// # Connections (the biflow definition)
+//
+// This is MIRA's one definition of a biflow, used by every consumer:
+// the live forwarder (collector.yaml forward), `mira report`, `mira
+// analyze` and the collector's HTTP API (collector/report feeds the
+// stored records through a Consolidator in start order).
+//
+// A connection is the set of records of one canonical 5-tuple (the two
+// endpoints' addresses and ports and the protocol, in either direction;
+// for ICMP and ICMPv6 echo request and reply share one key, other ICMP
+// messages are keyed by type and code) that continue each other within
+// Config.Window. The VLAN is not part of the key: two probes may see the
+// two directions on links tagged differently. A record belongs to a
+// pending connection of its key unless
+//
+//   - it starts more than a Window after the connection's last record
+//     ends (or ends more than a Window before it starts), or
+//   - the connection's same direction holds a record that ended by FIN or
+//     RST (flowEndReason "end of flow detected") before the record
+//     starts (for the same probe, at or before: a meter that closed a
+//     flow starts a new one for the next packet, so the trailing ACK of a
+//     closed connection, or a reuse of the port pair, is a new
+//     connection).
+//
+// Active-timeout, idle-timeout, resource and forced ends do not end a
+// connection: the next record of the same direction within the Window
+// continues it and is summed into it. When several pending connections
+// of one key can take a record (port reuse within the window, or the
+// other direction of an earlier connection arriving late from another
+// probe), it goes to the one its probe's observation of that direction
+// continues, else to the one whose start is closest to its own. A
+// direction seen alone is still a biflow, with zero reverse counters.
+//
+// The initiator (the biflow's Src) is, in order: for ICMP echo, the side
+// that sent the request; for TCP, the side whose flow has a SYN and no
+// ACK (a bare SYN) when only one has, else the only side with a SYN
+// (flags are the union over the flow); else the side whose flow started
+// first; on a tie (common at millisecond resolution), the side sending
+// to the lower port.
 //
 // # Completion
 //
@@ -25,24 +72,30 @@
 // records have moved a Window past its last record (the watermark: the
 // earliest of the probes' latest record times, ignoring a probe more
 // than ten windows behind as stalled) and no record of it arrived for a
-// Window of wall-clock time; a record of the same connection starting
-// more than a Window after it begins a new biflow; Flush completes all.
-// Probes that replay files at different speeds, or connect late, thus
-// still pair. A probe the Consolidator has not heard from yet cannot
-// hold completion back.
+// Window of wall-clock time; Flush completes all. Probes that replay
+// files at different speeds, or connect late, thus still pair. A probe
+// the Consolidator has not heard from yet cannot hold completion back.
+// With Config.Batch (records all at hand, fed in start order) the wall
+// clock plays no part: a connection completes when a record of its key
+// starts more than a Window after its end, or at Flush, so the result
+// does not depend on feeding speed. A
+// record that arrives after its connection was completed starts a new
+// biflow; that is the only way the live and the stored results can
+// differ.
 //
 // # Duplicate suppression policy
 //
-// Two records of the same direction of the same connection whose times
-// overlap (within Config.Window) but that come from different probes are
-// the same traffic seen twice (overlapping capture points). Per direction
-// the records of each probe are summed (a probe's active-timeout records
-// continue each other), then one probe's observation is kept: the one
-// with the highest selection probability (the most exact), ties going to
-// the larger packet count and then to the lower probe name. The others
-// are dropped and counted: Biflow.Merged, Stats.Duplicates. The two
-// directions may come from different probes (split by direction): they
-// are paired, not merged.
+// Records of the same direction of the same connection that come from
+// different probes are the same traffic seen twice (overlapping capture
+// points). A probe is an Origin: exporter and observation domain, so two
+// probes behind one address are told apart by their domains. Per
+// direction the records of each probe are summed (its observation), then
+// one probe's observation is kept: the one with the highest selection
+// probability (the most exact), ties going to the larger packet count
+// and then to the lower probe name and domain. The others are dropped
+// and counted: Biflow.Merged, Stats.Duplicates (Config.KeepDuplicates
+// sums them instead). The two directions may come from different probes
+// (split by direction): they are paired, not merged.
 //
 // # Estimators and confidence intervals
 //
@@ -79,8 +132,8 @@
 // (collector.Consumer and OptionsConsumer); Forwarder, as Config.Sink,
 // re-exports completed biflows as RFC 5103 IPFIX (reverse octet and
 // packet counters, which nfdump shows as "out" bytes and packets).
-// Report-time consolidation of stored flows (collector/report) applies
-// the same duplicate policy and estimators.
+// Report-time consolidation of stored flows (collector/report) runs
+// this same code (Config.Batch, AddRecord in start order).
 //
 // A Consolidator is not safe for concurrent use; the collector feeds it
 // from one goroutine (ARCHITECTURE.md §6: one consolidation worker per

@@ -171,6 +171,9 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	if err := namedOptions(s, &opts); err != nil {
 		return nil, err
 	}
+	if err := StoreSampling(s, &opts); err != nil {
+		return nil, err
+	}
 	if opts.Stats == nil {
 		st, err := s.Stats()
 		if err != nil {
@@ -259,7 +262,13 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 	if build == nil {
 		build = FromStoreQuery
 	}
-	rep, err := build(ctx, s, c.q, Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket, Overrides: overrides})
+	opts := Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket, Overrides: overrides}
+	// Builders other than FromStoreQuery read the store themselves: the
+	// sampling announcements are given to them here.
+	if err := StoreSampling(s, &opts); err != nil {
+		return err
+	}
+	rep, err := build(ctx, s, c.q, opts)
 	if err != nil {
 		return err
 	}

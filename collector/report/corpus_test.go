@@ -6,84 +6,36 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-// corpusDir is the shared capture corpus, relative to this package.
-const corpusDir = "../../../shared/corpus/generated"
-
-func requirePeers() bool { return os.Getenv("MIRA_REQUIRE_PEERS") == "1" }
-
-// corpusFile returns the path of a corpus file, skipping the test when the
-// corpus is absent (failing under MIRA_REQUIRE_PEERS=1).
-func corpusFile(t *testing.T, name string) string {
+func nfdumpTime(t *testing.T, s string) int64 {
 	t.Helper()
-	p := filepath.Join(corpusDir, name)
-	if _, err := os.Stat(p); err != nil {
-		if requirePeers() {
-			t.Fatalf("corpus file missing: %v", err)
-		}
-		t.Skipf("corpus file missing: %v", err)
-	}
-	return p
-}
-
-// nfdumpRecord is the part of nfdump's -o json output the tests use.
-type nfdumpRecord struct {
-	First      string `json:"first"`
-	Last       string `json:"last"`
-	InPackets  uint64 `json:"in_packets"`
-	InBytes    uint64 `json:"in_bytes"`
-	OutPackets uint64 `json:"out_packets"`
-	OutBytes   uint64 `json:"out_bytes"`
-	Proto      uint8  `json:"proto"`
-	TCPFlags   string `json:"tcp_flags"`
-	SrcPort    uint16 `json:"src_port"`
-	DstPort    uint16 `json:"dst_port"`
-	Src4       string `json:"src4_addr"`
-	Dst4       string `json:"dst4_addr"`
-	Src6       string `json:"src6_addr"`
-	Dst6       string `json:"dst6_addr"`
-}
-
-func readNfdumpJSON(t *testing.T, path string) []nfdumpRecord {
-	t.Helper()
-	b, err := os.ReadFile(path)
+	v, err := peertest.NfdumpTime(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []nfdumpRecord
-	if err := json.Unmarshal(b, &recs); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return recs
+	return v
 }
 
-// nfdump prints local time without a zone; the corpus was made in UTC.
-func nfdumpTime(t *testing.T, s string) int64 {
-	v, err := time.ParseInLocation("2006-01-02T15:04:05.000", s, time.UTC)
+func nfdumpEndpoints(t *testing.T, n *peertest.NfdumpRecord) (netip.Addr, netip.Addr) {
+	t.Helper()
+	src, dst, err := n.Endpoints()
 	if err != nil {
-		t.Fatalf("nfdump time %q: %v", s, err)
+		t.Fatal(err)
 	}
-	return v.UnixNano()
+	return src, dst
 }
 
-func (n *nfdumpRecord) endpoints(t *testing.T) (netip.Addr, netip.Addr) {
-	src, dst := n.Src4, n.Dst4
-	if src == "" {
-		src, dst = n.Src6, n.Dst6
-	}
-	return netip.MustParseAddr(src), netip.MustParseAddr(dst)
-}
-
-func (n *nfdumpRecord) record(t *testing.T) flow.Record {
-	src, dst := n.endpoints(t)
+// nfdumpFlow turns a uniflow as nfdump shows it into a flow record.
+func nfdumpFlow(t *testing.T, n *peertest.NfdumpRecord) flow.Record {
+	t.Helper()
+	src, dst := nfdumpEndpoints(t, n)
 	var flags uint8
 	for i, c := range []byte(n.TCPFlags) {
 		if c != '.' {
@@ -103,8 +55,8 @@ func (n *nfdumpRecord) record(t *testing.T) flow.Record {
 // report`, and compares the biflows with the RFC 5103 biflows softflowd
 // itself made from the same capture (-b).
 func TestCorpusPairingMatchesSoftflowd(t *testing.T) {
-	uni := readNfdumpJSON(t, corpusFile(t, "ipfix-softflowd-milli.nfdump.json"))
-	bi := readNfdumpJSON(t, corpusFile(t, "ipfix-softflowd-biflow.nfdump.json"))
+	uni := peertest.ReadNfdumpJSON(t, peertest.CorpusFile(t, "generated", "ipfix-softflowd-milli.nfdump.json"))
+	bi := peertest.ReadNfdumpJSON(t, peertest.CorpusFile(t, "generated", "ipfix-softflowd-biflow.nfdump.json"))
 
 	path := filepath.Join(t.TempDir(), "flows.db")
 	s, err := store.Open(path, nil)
@@ -113,7 +65,7 @@ func TestCorpusPairingMatchesSoftflowd(t *testing.T) {
 	}
 	var recs []flow.Record
 	for i := range uni {
-		recs = append(recs, uni[i].record(t))
+		recs = append(recs, nfdumpFlow(t, &uni[i]))
 	}
 	if err := s.Put(store.Origin{Exporter: "softflowd", Domain: 0}, recs); err != nil {
 		t.Fatal(err)
@@ -147,7 +99,7 @@ func TestCorpusPairingMatchesSoftflowd(t *testing.T) {
 	}
 	for i := range bi {
 		w := &bi[i]
-		src, dst := w.endpoints(t)
+		src, dst := nfdumpEndpoints(t, w)
 		name := fmt.Sprintf("%s:%d <-> %s:%d", src, w.SrcPort, dst, w.DstPort)
 		fwd, rev := [2]end{{src, w.SrcPort}, {dst, w.DstPort}}, [2]end{{dst, w.DstPort}, {src, w.SrcPort}}
 		b, ok := mine[fwd]

@@ -7,30 +7,30 @@
 //
 // # Biflow pairing
 //
-// Records are grouped by connection: the same two endpoints, protocol and
-// VLAN in either direction (ICMP and ICMPv6 echo request and reply form one
-// connection). Within a group, the records of one direction are first
-// chained: a record whose predecessor in that direction ended by active
-// timeout, by lack of resources or for an unknown reason (flowEndReason 0,
-// as from exporters that do not send it), and which starts within the
-// pairing window of the predecessor's end, continues the predecessor's flow
-// and is summed into it. Idle timeout, FIN/RST and forced ends close a
-// chain. Then, in order of start time, each chain is paired with the
-// not-yet-paired chain of the opposite direction whose interval, widened by
-// the window on both sides, overlaps its own and whose start is closest.
-// A chain left without a partner is a biflow with zero reverse counters.
-//
-// The initiator (the biflow's src) is: for ICMP echo, the side that sent
-// the request; for TCP, the side that sent a SYN but no ACK at all (a bare
-// SYN, as in an unanswered or reset attempt) when only one side did, else
-// the only side with a SYN (flow.Record.TCPFlags is the union over the
-// flow, so a normal client and server both show SYN and ACK); otherwise the
-// side whose flow started first, and on a tie (common with millisecond
-// timestamps) the side whose destination port is the lower, the service
-// port, which is also nfdump -B's guess.
+// Pairing, duplicate suppression and the sampling estimators are package
+// consolidate's: Build feeds the records, in start order, through a
+// consolidate.Consolidator (Config.Batch) and names the biflows it
+// completes, so a report gives the same biflows as the collector's live
+// forwarding. consolidate's package documentation defines a connection
+// (canonical 5-tuple without VLAN, FIN/RST and the window end it,
+// active timeouts continue it) and the initiator.
 //
 // Pairing only looks at the records given: a connection whose other half
 // falls outside a report's time range is reported unpaired.
+//
+// # Sampling of stored records
+//
+// A record that carries its own sampling interval (MIRA probes stamp
+// every record; the collecting process stamps other exporters' records
+// once their domain's options arrived) is scaled by it. For the others
+// the store keeps each domain's sampling announcements with their
+// arrival (store.Announcement): the announcement in force at the
+// record's end applies, and the first one retroactively to the records
+// that arrived before it. Records of a domain that never announced its
+// sampling, from an exporter that announced sampling for another domain,
+// are left unscaled, counted (Summary.SamplingUnknown, JSON
+// "sampling_unknown") and their biflows marked (Biflow.SamplingUnknown).
+// An operator override (Options.Overrides, --sampling) wins over both.
 //
 // Build keeps every record in memory; reports over very large ranges should
 // narrow the time range.

@@ -124,6 +124,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(bw, "\nSummary: flows %d, biflows %d (listed %d), packets %d, bytes %d, estimated bytes %d\n",
 		s.Flows, s.Biflows, s.Listed, s.Packets, s.Octets, s.EstimatedOctets)
 	writeWindow(bw, s.First, s.Last)
+	if s.SamplingUnknown > 0 {
+		fmt.Fprintf(bw, "Sampling unknown: %d records of sampling exporters whose domain announced no sampling are not scaled\n", s.SamplingUnknown)
+	}
 	if s.Merged > 0 {
 		fmt.Fprintf(bw, "Duplicates: %d observations of flows seen by several probes were counted once\n", s.Merged)
 	}

@@ -35,8 +35,9 @@ func fuzzFlows(b []byte) []store.StoredFlow {
 	return flows
 }
 
-// FuzzBuild checks that pairing accounts for every record exactly once,
-// whatever the records.
+// FuzzBuild checks that pairing accounts for every record exactly once
+// (keeping duplicates), and that duplicate suppression drops records only
+// when it says so, whatever the records.
 func FuzzBuild(f *testing.F) {
 	f.Add([]byte{1, 2, 1, 2, 0, 5, 10, 0x12, 2, 1, 2, 1, 0, 5, 10, 0x12})
 	f.Add([]byte{1, 2, 1, 2, 1, 5, 10, 0x40, 1, 2, 1, 2, 1, 5, 70, 0x40, 2, 1, 2, 1, 1, 5, 200, 0x20})
@@ -48,35 +49,49 @@ func FuzzBuild(f *testing.F) {
 			pk += fl.Record.Packets
 			oct += fl.Record.Octets
 		}
-		rep := Build(flows, Options{Window: 30 * time.Second})
-		n := 0
-		var bpk, boct uint64
-		for _, bf := range rep.Biflows {
-			n += bf.Flows
-			bpk += bf.Packets + bf.RPackets
-			boct += bf.Octets + bf.ROctets
-			if bf.Last < bf.First && bf.Flows > 0 {
-				// Only records with Last before First can cause this.
-				ok := false
-				for _, fl := range flows {
-					ok = ok || fl.Record.Last < fl.Record.First
-				}
-				if !ok {
-					t.Fatalf("biflow ends before it starts: %+v", bf)
-				}
-			}
-			if bf.Sampling <= 0 || bf.Sampling > 1 {
-				t.Fatalf("sampling %v", bf.Sampling)
-			}
-		}
-		if n != len(flows) || bpk != pk || boct != oct {
-			t.Fatalf("biflows hold %d records, %d packets, %d octets; input %d, %d, %d",
-				n, bpk, boct, len(flows), pk, oct)
+		// Keeping duplicates, every record is in exactly one biflow.
+		rep := Build(flows, Options{Window: 30 * time.Second, NoDedup: true})
+		n, bpk, boct := checkBiflows(t, flows, rep)
+		if n != len(flows) || bpk != pk || boct != oct || rep.Summary.Merged != 0 {
+			t.Fatalf("biflows hold %d records, %d packets, %d octets, merged %d; input %d, %d, %d",
+				n, bpk, boct, rep.Summary.Merged, len(flows), pk, oct)
 		}
 		if rep.Summary.Packets != pk || rep.Summary.Octets != oct {
 			t.Fatalf("summary %d packets %d octets, want %d %d", rep.Summary.Packets, rep.Summary.Octets, pk, oct)
 		}
+		// Dropping duplicates loses records only when observations were
+		// merged, and the same connections remain.
+		dd := Build(flows, Options{Window: 30 * time.Second})
+		n, bpk, boct = checkBiflows(t, flows, dd)
+		if n > len(flows) || bpk > pk || boct > oct || (n < len(flows)) != (dd.Summary.Merged > 0) ||
+			len(dd.Biflows) != len(rep.Biflows) {
+			t.Fatalf("deduplicated: %d biflows hold %d records, %d packets, %d octets, merged %d; input %d, %d, %d; %d biflows keeping duplicates",
+				len(dd.Biflows), n, bpk, boct, dd.Summary.Merged, len(flows), pk, oct, len(rep.Biflows))
+		}
 	})
+}
+
+func checkBiflows(t *testing.T, flows []store.StoredFlow, rep *Report) (n int, bpk, boct uint64) {
+	t.Helper()
+	for _, bf := range rep.Biflows {
+		n += bf.Flows
+		bpk += bf.Packets + bf.RPackets
+		boct += bf.Octets + bf.ROctets
+		if bf.Last < bf.First && bf.Flows > 0 {
+			// Only records with Last before First can cause this.
+			ok := false
+			for _, fl := range flows {
+				ok = ok || fl.Record.Last < fl.Record.First
+			}
+			if !ok {
+				t.Fatalf("biflow ends before it starts: %+v", bf)
+			}
+		}
+		if bf.Sampling <= 0 || bf.Sampling > 1 {
+			t.Fatalf("sampling %v", bf.Sampling)
+		}
+	}
+	return n, bpk, boct
 }
 
 // BenchmarkBuild pairs 10k uniflows (5k connections, both directions).

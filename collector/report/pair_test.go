@@ -44,12 +44,13 @@ func summary(b *Biflow) string {
 	return fmt.Sprintf("%s>%s %d/%d %d", src, dst, b.Packets, b.RPackets, b.Flows)
 }
 
+// TCP flag bits in flow.Record.TCPFlags.
 const (
-	fin = tcpFIN
-	syn = tcpSYN
-	rst = tcpRST
-	psh = tcpPSH
-	ack = tcpACK
+	fin = 0x01
+	syn = 0x02
+	rst = 0x04
+	psh = 0x08
+	ack = 0x10
 )
 
 func TestPairing(t *testing.T) {
@@ -135,14 +136,40 @@ func TestPairing(t *testing.T) {
 			want: []string{"10.0.0.1:40000>10.0.0.2:80 33/63 6"},
 		},
 		{
-			name: "reused tuple after idle end pairs each exchange", proto: 17,
+			name: "idle-ended records within the window continue", proto: 17,
 			flows: []uf{
 				{ends: cs, start: 0, stop: 1, pkts: 1, end: flow.EndIdle},
 				{ends: sc, start: 0.01, stop: 0.02, pkts: 2, end: flow.EndIdle},
 				{ends: cs, start: 50, stop: 51, pkts: 3, end: flow.EndIdle},
 				{ends: sc, start: 50.01, stop: 50.02, pkts: 4, end: flow.EndIdle},
 			},
-			want: []string{"10.0.0.1:40000>10.0.0.2:80 1/2 2", "10.0.0.1:40000>10.0.0.2:80 3/4 2"},
+			want: []string{"10.0.0.1:40000>10.0.0.2:80 4/6 4"},
+		},
+		{
+			name: "reused tuple after fin pairs each connection", proto: 6,
+			flows: []uf{
+				{ends: cs, start: 0, stop: 1, pkts: 5, flags: syn | ack | fin, end: flow.EndDetected},
+				{ends: sc, start: 0.01, stop: 1.01, pkts: 4, flags: syn | ack | fin, end: flow.EndDetected},
+				// The last ACK, after the meter closed the flow, starts a
+				// new connection; idle-ended, it is continued by the
+				// next record within the window.
+				{ends: cs, start: 1.02, stop: 1.02, pkts: 1, flags: ack, end: flow.EndIdle},
+				{ends: cs, start: 50, stop: 51, pkts: 3, flags: syn | ack | rst, end: flow.EndDetected},
+				{ends: sc, start: 50.01, stop: 50.02, pkts: 2, flags: syn | ack, end: flow.EndIdle},
+				// After the RST: a new connection again.
+				{ends: cs, start: 60, stop: 61, pkts: 7, flags: syn | ack, end: flow.EndIdle},
+			},
+			want: []string{"10.0.0.1:40000>10.0.0.2:80 4/2 3", "10.0.0.1:40000>10.0.0.2:80 5/4 2", "10.0.0.1:40000>10.0.0.2:80 7/0 1"},
+		},
+		{
+			name: "reverse of the first connection reported after the next one started", proto: 6,
+			flows: []uf{
+				{ends: cs, start: 0, stop: 1, pkts: 5, flags: syn | ack | fin, end: flow.EndDetected},
+				{ends: cs, start: 20, stop: 21, pkts: 3, flags: syn | ack | fin, end: flow.EndDetected},
+				{ends: sc, start: 0.5, stop: 1, pkts: 4, flags: syn | ack | fin, end: flow.EndDetected},
+				{ends: sc, start: 20.5, stop: 21, pkts: 2, flags: syn | ack | fin, end: flow.EndDetected},
+			},
+			want: []string{"10.0.0.1:40000>10.0.0.2:80 3/2 2", "10.0.0.1:40000>10.0.0.2:80 5/4 2"},
 		},
 		{
 			name: "unpaired flow keeps its direction", proto: 17,
@@ -193,12 +220,15 @@ func TestPairing(t *testing.T) {
 	}
 }
 
-func TestPairingVLANSeparates(t *testing.T) {
-	a := uf{ends: "10.0.0.1:1>10.0.0.2:2", start: 0, stop: 1, pkts: 1}.record(17, 10)
-	b := uf{ends: "10.0.0.2:2>10.0.0.1:1", start: 0, stop: 1, pkts: 1}.record(17, 11)
-	rep := Build([]store.StoredFlow{{Record: a}, {Record: b}}, Options{})
-	if len(rep.Biflows) != 2 {
-		t.Fatalf("got %d biflows, want 2 (different VLANs)", len(rep.Biflows))
+// VLAN is not part of the connection: two probes may see the two
+// directions on links tagged differently.
+func TestPairingIgnoresVLAN(t *testing.T) {
+	a := uf{ends: "10.0.0.1:40000>10.0.0.2:53", start: 0, stop: 1, pkts: 1}.record(17, 10)
+	b := uf{ends: "10.0.0.2:53>10.0.0.1:40000", start: 0, stop: 1, pkts: 1}.record(17, 11)
+	rep := Build([]store.StoredFlow{{Origin: store.Origin{Exporter: "p", Domain: 1}, Record: a},
+		{Origin: store.Origin{Exporter: "q", Domain: 1}, Record: b}}, Options{})
+	if len(rep.Biflows) != 1 || rep.Biflows[0].VLAN != 10 || rep.Biflows[0].RPackets != 1 {
+		t.Fatalf("got %+v, want one biflow with the initiator's VLAN 10", rep.Biflows)
 	}
 }
 

@@ -67,7 +67,8 @@ type Options struct {
 	AS *consolidate.ASTable
 	// Confidence is the level of the estimate intervals (default 0.95).
 	Confidence float64
-	// NoDedup keeps duplicate observations (see dedupFlows).
+	// NoDedup keeps duplicate observations: every probe's observation of
+	// a direction is summed (consolidate.Config.KeepDuplicates).
 	NoDedup bool
 	// Bucket, when positive, splits the usage table into time buckets of
 	// this length (by biflow start), e.g. 5 minutes.
@@ -75,27 +76,11 @@ type Options struct {
 	// Overrides replace the sampling of the named exporters' records
 	// (operator override, by store.Origin.Exporter).
 	Overrides map[string]consolidate.Override
-}
-
-// applyOverrides returns flows with the overridden exporters' sampling
-// intervals replaced (a copy when anything changes).
-func applyOverrides(flows []store.StoredFlow, ov map[string]consolidate.Override) []store.StoredFlow {
-	var out []store.StoredFlow
-	for i := range flows {
-		o, ok := ov[flows[i].Origin.Exporter]
-		if !ok {
-			continue
-		}
-		if out == nil {
-			out = slices.Clone(flows)
-		}
-		out[i].Record.SamplingPacketInterval = o.PacketInterval
-		out[i].Record.SamplingFlowInterval = o.FlowInterval
-	}
-	if out == nil {
-		return flows
-	}
-	return out
+	// Announcements are the sampling configurations the store kept per
+	// origin (store.Store.Announcements; FromStoreQuery and `mira report`
+	// fill it, see StoreSampling). Records without a sampling interval
+	// of their own are scaled by them; see the package documentation.
+	Announcements map[store.Origin][]store.Announcement
 }
 
 func mod(a, b int64) int64 {
@@ -208,10 +193,15 @@ type Biflow struct {
 	TCPFlags  uint8 `json:"-"`
 	RTCPFlags uint8 `json:"-"`
 	// Merged counts duplicate observations of this connection by other
-	// probes that were dropped (see dedupFlows).
+	// probes that were dropped (consolidate's duplicate policy).
 	Merged int `json:"merged,omitempty"`
+	// SamplingUnknown marks a biflow with records of an exporter known
+	// to sample whose domain never announced its sampling: its counters
+	// and estimates are not scaled.
+	SamplingUnknown bool `json:"sampling_unknown,omitempty"`
 
-	est consolidate.Estimate
+	est        consolidate.Estimate
+	pktSampled bool
 }
 
 // UsageRow is one row of the usage table.
@@ -293,8 +283,12 @@ type Summary struct {
 	SocketDrops uint64            `json:"socket_drops,omitempty"`
 	Dropped     uint64            `json:"dropped,omitempty"`
 	Malformed   map[string]uint64 `json:"malformed,omitempty"`
-	// Merged counts duplicate observations dropped (see dedupFlows).
+	// Merged counts duplicate observations dropped.
 	Merged int `json:"merged,omitempty"`
+	// SamplingUnknown counts records of exporters known to sample whose
+	// domain never announced its sampling: reported unscaled, and their
+	// biflows marked.
+	SamplingUnknown uint64 `json:"sampling_unknown,omitempty"`
 	// Estimate extrapolates sampled traffic; absent when unsampled.
 	Estimate *Estimate `json:"estimate,omitempty"`
 	// DecodeErrors are packets the probes could not decode, by reason.
@@ -314,27 +308,40 @@ type Report struct {
 
 // Build pairs flows into biflows and computes the usage table and summary.
 // flows is not changed and the report keeps no references into it.
+//
+// Pairing, duplicate suppression and the estimators are package
+// consolidate's, the same code that forwards biflows live: the records
+// are fed to a consolidate.Consolidator (Batch) in start order.
 func Build(flows []store.StoredFlow, opts Options) *Report {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
 	s.Flows = len(flows)
-	if len(opts.Overrides) > 0 {
-		flows = applyOverrides(flows, opts.Overrides)
+	c := consolidate.New(&consolidate.Config{
+		Window: time.Duration(opts.window()), Overrides: opts.Overrides,
+		Batch: true, KeepDuplicates: opts.NoDedup,
+		Sink: func(b *consolidate.Biflow) { rep.Biflows = append(rep.Biflows, makeBiflow(b, &opts)) },
+	})
+	idx := make([]int, len(flows))
+	for i := range idx {
+		idx[i] = i
 	}
-	kept, merged, nMerged := flows, map[connKey]int(nil), 0
-	if !opts.NoDedup {
-		kept, merged, nMerged = dedupFlows(flows, opts.window())
-	}
-	s.Merged = nMerged
-	for _, p := range pairFlows(kept, opts.window()) {
-		b := makeBiflow(p, &opts)
-		if len(merged) > 0 {
-			k, _ := keyOf(&p.init.recs[0].Record)
-			b.Merged = merged[k]
-			delete(merged, k) // counted once, on the connection's first biflow
+	slices.SortStableFunc(idx, func(i, j int) int { return cmp.Compare(flows[i].Record.First, flows[j].Record.First) })
+	smp := newSamplingIndex(opts.Announcements)
+	for _, i := range idx {
+		f := &flows[i]
+		r := &f.Record
+		pkt, fl, unknown := smp.resolve(f.Origin, r)
+		if pkt != r.SamplingPacketInterval || fl != r.SamplingFlowInterval {
+			rr := *r
+			rr.SamplingPacketInterval, rr.SamplingFlowInterval = pkt, fl
+			r = &rr
 		}
-		rep.Biflows = append(rep.Biflows, b)
+		c.AddRecord(consolidate.Origin{Probe: f.Origin.Exporter, Domain: f.Origin.Domain}, r, unknown)
 	}
+	c.Flush()
+	st := c.Stats()
+	s.Merged = int(st.Duplicates)
+	s.SamplingUnknown = st.Unscaled
 	for i := range flows {
 		r := &flows[i].Record
 		first, last := Timestamp(r.First), Timestamp(r.Last)
@@ -384,7 +391,7 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		row.Merged += b.Merged
 		row.est.Add(&b.est)
 		bs := b.Sampling < 1
-		bp := bs && b.est.VarBiflows == 0
+		bp := bs && b.pktSampled
 		row.sampled = row.sampled || bs
 		row.pktSmp = row.pktSmp || bp
 		s.Packets += b.Packets + b.RPackets
@@ -481,70 +488,37 @@ func sortBiflows(bs []Biflow, order string) {
 	})
 }
 
-func makeBiflow(p pair, opts *Options) Biflow {
-	r0 := &p.init.recs[0].Record
+// makeBiflow names a consolidated biflow for the report.
+func makeBiflow(cb *consolidate.Biflow, opts *Options) Biflow {
 	b := Biflow{
-		Src: r0.Src, Dst: r0.Dst, Sport: r0.Sport, Dport: r0.Dport,
-		Proto: r0.Proto, VLAN: r0.VLAN,
-		First:    Timestamp(p.init.first),
-		Last:     Timestamp(p.init.last),
-		Symptoms: make(map[string]uint64),
-		TCPFlags: p.init.flags,
+		Src: cb.Src, Dst: cb.Dst, Sport: cb.Sport, Dport: cb.Dport, Proto: cb.Proto, VLAN: cb.VLAN,
+		Packets: cb.Packets, Octets: cb.Octets, RPackets: cb.RPackets, ROctets: cb.ROctets,
+		First: Timestamp(cb.First), Last: Timestamp(cb.Last),
+		Symptoms: make(map[string]uint64, len(cb.Symptoms)),
+		Sampling: cb.Sampling, Flows: cb.Flows, Merged: cb.Merged,
+		TCPFlags: cb.TCPFlags, RTCPFlags: cb.RTCPFlags,
+		SamplingUnknown: cb.SamplingUnknown,
+		est:             cb.Est, pktSampled: cb.PacketSampled,
 	}
-	probes := []string{}
-	var aggID uint32
-	var catID uint16
-	var flowInterval uint32
-	add := func(c *chain, fwd bool) {
-		for _, f := range c.recs {
-			r := &f.Record
-			if fwd {
-				b.Packets += r.Packets
-				b.Octets += r.Octets
-			} else {
-				b.RPackets += r.Packets
-				b.ROctets += r.Octets
-			}
-			b.est.AddObserved(r.Packets, r.Octets, r.SamplingPacketInterval)
-			flowInterval = max(flowInterval, r.SamplingFlowInterval)
-			for _, s := range r.Symptoms {
-				b.Symptoms[opts.symptomName(s.ID)] += uint64(s.Count)
-			}
-			if aggID == 0 {
-				aggID = r.Aggregate
-			}
-			if catID == 0 {
-				catID = r.Category
-			}
-			if f.Origin.Exporter != "" && !slices.Contains(probes, f.Origin.Exporter) {
-				probes = append(probes, f.Origin.Exporter)
-			}
-			b.Flows++
+	if b.Sampling <= 0 {
+		b.Sampling = 1
+	}
+	for _, sc := range cb.Symptoms {
+		b.Symptoms[opts.symptomName(sc.ID)] += uint64(sc.Count)
+	}
+	b.Probes = make([]string, 0, len(cb.Probes))
+	for _, p := range cb.Probes {
+		if p != "" && !slices.Contains(b.Probes, p) {
+			b.Probes = append(b.Probes, p)
 		}
 	}
-	add(p.init, true)
-	if p.resp != nil {
-		add(p.resp, false)
-		b.RTCPFlags = p.resp.flags
-		b.First = min(b.First, Timestamp(p.resp.first))
-		b.Last = max(b.Last, Timestamp(p.resp.last))
-	}
-	slices.Sort(probes)
-	b.Probes = probes
-	b.est.SelectFlows(flowInterval)
-	b.Sampling = 1
-	if oct := b.Octets + b.ROctets; oct > 0 && b.est.Octets > float64(oct) {
-		b.Sampling = float64(oct) / b.est.Octets
-	} else if r0.SamplingPacketInterval > 1 || flowInterval > 1 {
-		b.Sampling = 1 / float64(max(r0.SamplingPacketInterval, 1)*max(flowInterval, 1))
-	}
-	b.Aggregate = opts.aggregateName(aggID)
-	b.Category = ""
+	slices.Sort(b.Probes)
+	b.Aggregate = opts.aggregateName(cb.Aggregate)
 	if opts.Classify != nil {
 		b.Category = opts.Classify(&b)
 	}
 	if b.Category == "" {
-		b.Category = opts.categoryName(catID)
+		b.Category = opts.categoryName(cb.Category)
 	}
 	return b
 }

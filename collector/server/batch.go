@@ -7,6 +7,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter/ipfix"
 )
 
 // Batching between the collecting process and the store: records are
@@ -100,17 +101,22 @@ func (s *Server) commit() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	p, names := s.pending, s.names
-	if p.n == 0 && names == nil {
+	p, names, anns := s.pending, s.names, s.anns
+	if p.n == 0 && names == nil && anns == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	s.pending, s.spare, s.names = s.spare, nil, nil
+	s.pending, s.spare, s.names, s.anns = s.spare, nil, nil, nil
 	s.mu.Unlock()
 
 	var err error
 	if names != nil {
 		err = s.st.PutNames(*names)
+	}
+	if err == nil && anns != nil {
+		if err = s.st.PutAnnouncements(anns); err == nil {
+			anns = nil
+		}
 	}
 	if err == nil {
 		err = s.st.PutEncoded(p.list)
@@ -136,6 +142,13 @@ func (s *Server) commit() error {
 				mergeNames(names, *s.names)
 			}
 			s.names = names
+		}
+		if anns != nil {
+			// Earlier announcements first: keep arrival order.
+			for o, l := range s.anns {
+				anns[o] = append(anns[o], l...)
+			}
+			s.anns = anns
 		}
 		p.merge(s.pending)
 		s.spare, s.pending = s.pending, p
@@ -186,4 +199,67 @@ func mergeMap[K comparable](dst, src map[K]string) map[K]string {
 		dst[k] = v
 	}
 	return dst
+}
+
+// samplingState follows one origin's sampling announcements.
+type samplingState struct {
+	have     bool // an announcement was received
+	cur      store.Announcement
+	lastEnd  int64 // latest record end received
+	haveRecs bool
+}
+
+// noteRecords follows the record time of an origin (for
+// store.Announcement.Since); s.mu held. Until the origin's first
+// announcement every record is looked at, then only the batch's ends
+// (records come roughly in end order): this is on the receive path.
+func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	st := s.smp[k]
+	if st == nil {
+		if s.smp == nil {
+			s.smp = map[pendKey]*samplingState{}
+		}
+		st = &samplingState{}
+		s.smp[k] = st
+	}
+	if !st.haveRecs {
+		st.lastEnd, st.haveRecs = recs[0].Last, true
+	}
+	if st.have {
+		st.lastEnd = max(st.lastEnd, recs[0].Last, recs[len(recs)-1].Last)
+		return
+	}
+	for i := range recs {
+		st.lastEnd = max(st.lastEnd, recs[i].Last)
+	}
+}
+
+// noteSampling queues an announcement for the store when the origin's
+// sampling is new to this process or changed; s.mu held.
+func (s *Server) noteSampling(k pendKey, smp ipfix.Sampling) {
+	st := s.smp[k]
+	if st == nil {
+		if s.smp == nil {
+			s.smp = map[pendKey]*samplingState{}
+		}
+		st = &samplingState{}
+		s.smp[k] = st
+	}
+	a := store.Announcement{At: time.Now().UTC(), Interval: smp.Interval, Flow: smp.Flow}
+	if st.have && st.cur.Interval == a.Interval && st.cur.Flow == a.Flow {
+		return
+	}
+	a.Since = a.At.UnixNano()
+	if st.haveRecs {
+		a.Since = st.lastEnd
+	}
+	st.have, st.cur = true, a
+	if s.anns == nil {
+		s.anns = map[store.Origin][]store.Announcement{}
+	}
+	o := store.Origin{Exporter: k.addr.String(), Domain: k.domain}
+	s.anns[o] = append(s.anns[o], a)
 }

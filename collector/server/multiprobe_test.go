@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // The multi-probe tests run real mira-probe processes, each reading the
@@ -36,8 +36,6 @@ var (
 	binDir    string
 	buildErr  error
 )
-
-func requirePeers() bool { return os.Getenv("MIRA_REQUIRE_PEERS") == "1" }
 
 func binaries(t *testing.T) (probe, collector string) {
 	t.Helper()
@@ -60,17 +58,10 @@ func binaries(t *testing.T) (probe, collector string) {
 	return filepath.Join(binDir, "mira-probe"), filepath.Join(binDir, "mira-collector")
 }
 
+// capture is the real capture the multi-probe tests split.
 func capture(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "../../../shared/corpus/pcaps/ndpi/1kxun.pcap")
-	if _, err := os.Stat(p); err != nil {
-		if requirePeers() {
-			t.Fatalf("capture: %v", err)
-		}
-		t.Skipf("shared corpus absent: %v", err)
-	}
-	return p
+	return peertest.CorpusFile(t, "pcaps", "ndpi", "1kxun.pcap")
 }
 
 func freePort(t *testing.T) int {
@@ -235,7 +226,11 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 	var r result
 	r.byAggregate, r.byCategory, r.flowsByKey = map[string]report.UsageRow{}, map[string]report.UsageRow{}, map[string][2]uint64{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
-		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf})
+		opts := report.Options{By: by, Confidence: conf}
+		if err := report.StoreSampling(st, &opts); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 func ipCmd(args ...string) error {
@@ -40,7 +41,7 @@ type netnsLab struct {
 func newLab(t *testing.T, probes int) *netnsLab {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
-		if requirePeers() {
+		if peertest.Required() {
 			t.Fatal("ip (iproute2) not installed")
 		}
 		t.Skip("ip (iproute2) not installed")
@@ -49,7 +50,7 @@ func newLab(t *testing.T, probes int) *netnsLab {
 	l.coll = l.prefix + "c"
 	if err := ipCmd("netns", "add", l.coll); err != nil {
 		if strings.Contains(err.Error(), "Operation not permitted") || strings.Contains(err.Error(), "Permission denied") {
-			if requirePeers() {
+			if peertest.Required() {
 				t.Fatalf("network namespaces: %v", err)
 			}
 			t.Skipf("network namespaces need CAP_SYS_ADMIN: %v", err)

@@ -43,6 +43,8 @@ type Server struct {
 	pending    *pendingSet // records waiting for the next commit
 	spare      *pendingSet // the other buffer, reused across commits
 	names      *store.Names
+	smp        map[pendKey]*samplingState            // per origin, for announcements
+	anns       map[store.Origin][]store.Announcement // waiting for the next commit
 	kick       chan struct{}
 	stored     uint64
 	werrs      uint64
@@ -77,6 +79,7 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
+	s.noteRecords(k, recs)
 	if s.pending.n+len(recs) > s.maxPending {
 		s.dropped += uint64(len(recs))
 		s.mu.Unlock()
@@ -95,11 +98,19 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 
 // ConsumeOptions implements collector.OptionsConsumer: aggregate,
 // symptom and category names announced by the probes are stored for the
-// reports. (Sampling needs no handling here: the collecting process
-// stamps each record with its domain's sampling interval.)
+// reports, and so are changes of a domain's sampling configuration
+// (store.Announcement). The collecting process stamps each record with
+// its domain's sampling interval once the options are known; records
+// that came before them are scaled at report time from the stored
+// announcement.
 func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	if s.fwd != nil {
 		s.fwd.cons.ConsumeOptions(o, opts)
+	}
+	if opts.HaveSampling {
+		s.mu.Lock()
+		s.noteSampling(pendKey{addr: o.Exporter.Addr(), domain: o.Domain}, opts.Sampling)
+		s.mu.Unlock()
 	}
 	if s.st == nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
 		return

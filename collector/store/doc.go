@@ -32,6 +32,10 @@
 // ErrLocked and the caller retries (the collector keeps its batch).
 // Writers that batch records between commits keep them in Encoded (the
 // record encoding, made on arrival) and commit with PutEncoded.
+// Sampling announcements (the sampling configuration each exporter and
+// observation domain announced, with when it arrived) are kept in a
+// "sampling" bucket (PutAnnouncements, Announcements; see sampling.go)
+// so that reports can scale records that arrived before their options.
 // Retention: PruneBefore (by age) and PruneToSize (by data size) delete
 // the oldest chunks; freed pages are reused, and CompactFile rewrites a
 // closed store to give the space back. Records that fail to

@@ -1,0 +1,76 @@
+package report
+
+import (
+	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/collector/store"
+)
+
+func isICMP(proto uint8) bool { return proto == 1 || proto == 58 }
+
+// samplingIndex applies the sampling announcements the store kept to
+// records that carry no sampling interval of their own.
+type samplingIndex struct {
+	ann map[store.Origin][]store.Announcement
+	// samples lists exporters that announced sampling for some domain.
+	samples map[string]bool
+}
+
+func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex {
+	x := &samplingIndex{ann: ann, samples: map[string]bool{}}
+	for o, l := range ann {
+		for _, a := range l {
+			if a.Sampled() {
+				x.samples[o.Exporter] = true
+			}
+		}
+	}
+	return x
+}
+
+// resolve returns the sampling intervals that apply to r, a record of
+// o, and whether its sampling is unknown. A record with an interval of
+// its own (a MIRA probe's, or one the collecting process stamped from
+// options it already had) keeps it. Otherwise the origin's announcement
+// in force at the record's end applies: the latest whose Since is not
+// after it, or the first one, which thus applies retroactively to the
+// records that arrived before any options. An origin that never
+// announced its sampling, of an exporter that announced sampling for
+// another domain, leaves the record unscaled and unknown.
+func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32, unknown bool) {
+	pkt, fl = r.SamplingPacketInterval, r.SamplingFlowInterval
+	if pkt > 1 || fl > 1 || len(x.samples) == 0 {
+		return pkt, fl, false
+	}
+	list := x.ann[o]
+	if len(list) == 0 {
+		return pkt, fl, x.samples[o.Exporter]
+	}
+	a := list[0]
+	for _, y := range list[1:] {
+		if y.Since <= r.Last {
+			a = y
+		}
+	}
+	if !a.Sampled() {
+		return pkt, fl, false
+	}
+	if a.Flow {
+		return pkt, a.Interval, false
+	}
+	return a.Interval, fl, false
+}
+
+// StoreSampling fills o.Announcements, when nil, from the store (for
+// builders that read the store themselves, such as a classification
+// rule set's FromStore).
+func StoreSampling(s *store.Store, o *Options) error {
+	if o.Announcements != nil {
+		return nil
+	}
+	a, err := s.Announcements()
+	if err != nil {
+		return err
+	}
+	o.Announcements = a
+	return nil
+}

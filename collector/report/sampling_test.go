@@ -1,0 +1,67 @@
+package report
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// TestStoredSamplingAnnouncements: records without a sampling interval
+// of their own take the announcement in force at their end, the first
+// one retroactively; a domain of a sampling exporter that announced
+// nothing is unknown; records with their own interval and operator
+// overrides are left alone.
+func TestStoredSamplingAnnouncements(t *testing.T) {
+	at := func(s float64) int64 { return t0.Add(time.Duration(s * 1e9)).UnixNano() }
+	flowOf := func(exp string, dom uint32, ends string, stop float64, own uint32) store.StoredFlow {
+		r := uf{ends: ends, start: stop - 1, stop: stop, pkts: 10}.record(17, 0)
+		r.SamplingPacketInterval = own
+		return store.StoredFlow{Origin: store.Origin{Exporter: exp, Domain: dom}, Record: r}
+	}
+	ann := map[store.Origin][]store.Announcement{
+		// Domain 1: 1 in 10 announced when records up to 5s had come,
+		// unsampled from 100s.
+		{Exporter: "legacy", Domain: 1}: {{Since: at(5), Interval: 10}, {Since: at(100), Interval: 1}},
+		// Domain 3: flow selection 1 in 4.
+		{Exporter: "legacy", Domain: 3}: {{Since: at(0), Interval: 4, Flow: true}},
+		{Exporter: "quiet", Domain: 1}:  {{Since: at(0), Interval: 1}},
+	}
+	flows := []store.StoredFlow{
+		flowOf("legacy", 1, "10.0.0.1:1>10.0.0.2:2", 2, 0),   // before the options: 1 in 10
+		flowOf("legacy", 1, "10.0.0.1:3>10.0.0.2:4", 50, 0),  // under them: 1 in 10
+		flowOf("legacy", 1, "10.0.0.1:5>10.0.0.2:6", 150, 0), // after "unsampled"
+		flowOf("legacy", 1, "10.0.0.1:7>10.0.0.2:8", 50, 3),  // its own interval
+		flowOf("legacy", 2, "10.0.0.1:9>10.0.0.2:10", 50, 0), // never announced: unknown
+		flowOf("legacy", 3, "10.0.0.1:11>10.0.0.2:12", 50, 0),
+		flowOf("quiet", 2, "10.0.0.1:13>10.0.0.2:14", 50, 0), // exporter does not sample
+	}
+	want := map[uint16]struct {
+		est     float64
+		unknown bool
+	}{1: {100, false}, 3: {100, false}, 5: {10, false}, 7: {30, false}, 9: {10, true}, 11: {40, false}, 13: {10, false}}
+	rep := Build(flows, Options{Announcements: ann})
+	if len(rep.Biflows) != len(want) {
+		t.Fatalf("%d biflows", len(rep.Biflows))
+	}
+	for _, b := range rep.Biflows {
+		w := want[b.Sport]
+		if b.est.Packets != w.est || b.SamplingUnknown != w.unknown {
+			t.Errorf("port %d: estimated %v packets, unknown %v; want %v, %v", b.Sport, b.est.Packets, b.SamplingUnknown, w.est, w.unknown)
+		}
+	}
+	if rep.Summary.SamplingUnknown != 1 {
+		t.Errorf("summary: %d records of unknown sampling, want 1", rep.Summary.SamplingUnknown)
+	}
+	// An operator override wins over announcements and unknowns.
+	rep = Build(flows, Options{Announcements: ann, Overrides: map[string]consolidate.Override{"legacy": {PacketInterval: 2}}})
+	for _, b := range rep.Biflows {
+		if b.Sport != 13 && (b.est.Packets != 20 || b.SamplingUnknown) {
+			t.Errorf("override: port %d estimated %v packets, unknown %v", b.Sport, b.est.Packets, b.SamplingUnknown)
+		}
+	}
+	if rep.Summary.SamplingUnknown != 0 {
+		t.Errorf("override: %d unknown", rep.Summary.SamplingUnknown)
+	}
+}

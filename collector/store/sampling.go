@@ -1,0 +1,116 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketSampling holds each origin's sampling announcements: key =
+// originKey, value = JSON list of Announcement in arrival order. The
+// bucket is created by the first PutAnnouncements, so stores written
+// before it existed read as "no announcements" (no schema change).
+var bucketSampling = []byte("sampling")
+
+// maxAnnouncements bounds the history kept per origin: the first
+// announcement (which applies retroactively to records that came before
+// it) and the latest ones.
+const maxAnnouncements = 64
+
+// Announcement is a sampling configuration an exporter announced for an
+// observation domain in its options records, kept so that reports can
+// scale records that carry no sampling of their own, including records
+// that arrived before the announcement (see collector/report).
+type Announcement struct {
+	// At is when the collector received it.
+	At time.Time `json:"at"`
+	// Since is a record time (ns since the Unix epoch): the latest end
+	// of the origin's records the collector had received before the
+	// announcement, or At when it had none. Records ending after it were
+	// (mostly) exported under this announcement.
+	Since int64 `json:"since"`
+	// Interval is N of 1-in-N selection (0 or 1: unsampled); Flow says
+	// whole flows are selected by hash rather than single packets.
+	Interval uint32 `json:"interval"`
+	Flow     bool   `json:"flow,omitempty"`
+}
+
+// Sampled says the announcement is of a sampling configuration.
+func (a Announcement) Sampled() bool { return a.Interval > 1 }
+
+// PutAnnouncements appends announcements to their origins' histories.
+func (s *Store) PutAnnouncements(m map[Origin][]Announcement) error {
+	if len(m) == 0 {
+		return nil
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSampling)
+		if err != nil {
+			return err
+		}
+		for o, add := range m {
+			k := originKey(o)
+			cur, err := decodeAnnouncements(b.Get(k))
+			if err != nil {
+				return err
+			}
+			cur = append(cur, add...)
+			if n := len(cur); n > maxAnnouncements {
+				cur = append(cur[:1], cur[n-maxAnnouncements+1:]...)
+			}
+			v, err := json.Marshal(cur)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put sampling announcements: %w", err)
+	}
+	return nil
+}
+
+func decodeAnnouncements(v []byte) ([]Announcement, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var a []Announcement
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, fmt.Errorf("decode sampling announcements: %w", err)
+	}
+	return a, nil
+}
+
+// Announcements returns every origin's sampling announcements in
+// arrival order.
+func (s *Store) Announcements() (map[Origin][]Announcement, error) {
+	out := map[Origin][]Announcement{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSampling)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(k) < 4 {
+				return fmt.Errorf("bad sampling key %x", k)
+			}
+			a, err := decodeAnnouncements(v)
+			if err != nil {
+				return err
+			}
+			out[Origin{Domain: binary.BigEndian.Uint32(k), Exporter: string(k[4:])}] = a
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: sampling announcements: %w", err)
+	}
+	return out, nil
+}

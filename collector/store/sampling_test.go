@@ -1,0 +1,48 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestAnnouncementsPersist: sampling announcements survive reopening, keep
+// arrival order per origin, and a long history keeps its first entry and
+// the latest ones.
+func TestAnnouncementsPersist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Announcements(); err != nil || len(got) != 0 {
+		t.Fatalf("new store: %v, %v", got, err)
+	}
+	a, b := Origin{Exporter: "192.0.2.1", Domain: 7}, Origin{Exporter: "192.0.2.1", Domain: 8}
+	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < maxAnnouncements+10; i++ {
+		if err := s.PutAnnouncements(map[Origin][]Announcement{a: {{At: at, Since: int64(i), Interval: uint32(i + 2)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutAnnouncements(map[Origin][]Announcement{b: {{At: at, Since: 5, Interval: 4, Flow: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Announcements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := got[a]
+	if len(la) != maxAnnouncements || la[0].Since != 0 || la[1].Since != 11 || la[len(la)-1].Since != maxAnnouncements+9 || !la[0].At.Equal(at) {
+		t.Fatalf("history of %v: %d entries, first %+v, second %+v", a, len(la), la[0], la[1])
+	}
+	if lb := got[b]; len(lb) != 1 || !lb[0].Flow || lb[0].Interval != 4 || !lb[0].Sampled() {
+		t.Fatalf("history of %v: %+v", b, lb)
+	}
+}
