@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // fakeProbe is a test Provider that plays a real capture file: Advance
@@ -39,17 +40,7 @@ type fakeProbe struct {
 
 func corpusFile(t testing.TB, rel string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("../../shared/corpus", rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("corpus file required: %v", err)
-		}
-		t.Skipf("corpus file absent: %v", err)
-	}
-	return p
+	return peertest.CorpusFile(t, rel)
 }
 
 func newFakeProbe(t testing.TB, rel string) *fakeProbe {

@@ -11,18 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 func needPeer(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("peer %s required: %v", name, err)
-		}
-		t.Skipf("peer %s absent: %v", name, err)
-	}
-	return p
+	return peertest.Program(t, name)
 }
 
 // mibDirs returns the -M path holding MIRA-PROBE-MIB and the IETF MIBs.
@@ -32,16 +27,7 @@ func mibDirs(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ietf, err := filepath.Abs("../../shared/mibs/ietf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(ietf, "IF-MIB.txt")); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("shared IETF MIBs required: %v", err)
-		}
-		t.Skipf("shared IETF MIBs absent: %v", err)
-	}
+	ietf := filepath.Dir(peertest.SharedFile(t, "mibs", "ietf", "IF-MIB.txt"))
 	return own + ":" + ietf
 }
 

@@ -1,9 +1,7 @@
 package exporter
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,7 +15,7 @@ import (
 )
 
 // needPeer finds a peer program: it skips when it is absent, or fails
-// under MIRA_REQUIRE_PEERS=1.
+// when peers are required (peertest.Required).
 func needPeer(t testing.TB, name string) string {
 	t.Helper()
 	return peertest.Program(t, name)
@@ -32,42 +30,6 @@ func freeUDPPort(t testing.TB) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// udpSocket reads /proc/net/udp for a socket bound to 127.0.0.1:port and
-// returns its receive-queue length.
-func udpSocket(port int) (rxQueue int, found bool) {
-	f, err := os.Open("/proc/net/udp")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	want := fmt.Sprintf("0100007F:%04X", port)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 4 && fs[1] == want {
-			q := strings.SplitN(fs[4], ":", 2)
-			if len(q) == 2 {
-				n, _ := strconv.ParseUint(q[1], 16, 64)
-				return int(n), true
-			}
-		}
-	}
-	return 0, false
-}
-
-// waitFor polls cond until it holds or the deadline passes; it waits on
-// an observable condition, not for a guessed time.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // nfcapd runs a real nfcapd on 127.0.0.1:port writing into dir.
@@ -94,7 +56,7 @@ func startNfcapd(t *testing.T) *nfcapd {
 			n.cmd.Wait()
 		}
 	})
-	waitFor(t, "nfcapd to bind its port", 10*time.Second, func() bool { _, ok := udpSocket(n.port); return ok })
+	peertest.WaitUntil(t, 10*time.Second, "nfcapd to bind its port", func() bool { _, ok := peertest.UDPQueue(n.port); return ok })
 	return n
 }
 
@@ -102,7 +64,7 @@ func startNfcapd(t *testing.T) *nfcapd {
 // with SIGTERM, which flushes and renames its current file.
 func (n *nfcapd) stop(t *testing.T) {
 	t.Helper()
-	waitFor(t, "nfcapd to drain its socket", 10*time.Second, func() bool { q, _ := udpSocket(n.port); return q == 0 })
+	peertest.WaitUntil(t, 10*time.Second, "nfcapd to drain its socket", func() bool { q, _ := peertest.UDPQueue(n.port); return q == 0 })
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	if err := n.cmd.Wait(); err != nil {
 		var ee *exec.ExitError

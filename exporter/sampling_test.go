@@ -43,6 +43,7 @@ func TestSamplingOptionsRoundTrip(t *testing.T) {
 	}{
 		{"count", ipfix.Sampling{Interval: 10, SelectorAlgorithm: 1}},
 		{"flow", ipfix.Sampling{Interval: 4, Flow: true, SelectorAlgorithm: 6}},
+		{"flow hash", hashSampling(4, 9)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -114,50 +115,101 @@ func TestSamplingOptionsRoundTrip(t *testing.T) {
 	}
 }
 
+// hashSampling is 1-in-n hash-based flow selection as the probe
+// announces it (appliance/selection): BOB's 32-bit output range and the
+// selected range [0, round(2^32/n)-1].
+func hashSampling(n uint32, init uint64) ipfix.Sampling {
+	sel := (uint64(1)<<32 + uint64(n)/2) / uint64(n)
+	return ipfix.Sampling{Interval: n, Flow: true, SelectorAlgorithm: 6,
+		Hash: ipfix.HashSelection{Initialiser: init, OutputMax: 1<<32 - 1, SelectedMax: sel - 1}}
+}
+
 // TestNfdumpSampling sends 1-in-10 sampled records with the sampling
-// options record to a real nfcapd and checks what nfdump makes of it:
-// nfdump must scale packets and bytes by the interval. It also records
-// how many sequence errors nfcapd counts for the options records.
+// options records to a real nfcapd and checks what nfdump makes of it:
+// nfdump must scale packets and bytes by the interval, for packet
+// sampling and for hash-based flow selection (whose PSAMP template
+// carries the RFC 5477 hash parameters).
+//
+// It also checks nfcapd's sequence errors. nfcapd 1.7.1 advances its
+// expected sequence number for flow records only (ipfix.c
+// Process_ipfix_data: exporter->PacketSequence++), never for options
+// records (ProcessOptionFlowset), while RFC 7011, libfixbuf and MIRA count
+// both; it counts a failure at the first mismatch after it has seen a
+// data set (Process_IPFIX: "if (exporter->DataRecords != 0)"). The
+// exporter sends options in a message of their own before the flow
+// records, so the first announcement costs nothing and every resend over
+// UDP costs exactly one error.
 func TestNfdumpSampling(t *testing.T) {
-	n := startNfcapd(t)
 	const interval = 10
-	recs := sampledRecords(40, interval)
-	smp := ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}
-	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{Sampling: &smp, AggregateNames: map[uint32]string{1: "a", 2: "b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Export(recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
-	n.stop(t)
-	var got []nfFlow
-	if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(recs) {
-		t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
-	}
-	want := map[flow.Key]flow.Record{}
-	for _, r := range recs {
-		want[r.Key] = r
-	}
-	for _, f := range got {
-		r, ok := want[f.key(t)]
-		if !ok {
-			t.Fatalf("unexpected flow %+v", f)
-		}
-		if f.InPackets != r.Packets*interval || f.InBytes != r.Octets*interval {
-			t.Fatalf("nfdump %d packets %d bytes, want %d and %d (scaled by %d)\n%s",
-				f.InPackets, f.InBytes, r.Packets*interval, r.Octets*interval, interval, n.log.String())
-		}
-	}
-	m := regexp.MustCompile(`Sequence Errors: (\d+)`).FindStringSubmatch(n.log.String())
-	if m != nil {
-		se, _ := strconv.Atoi(m[1])
-		t.Logf("nfcapd sequence errors with options records: %d", se)
+	for _, tc := range []struct {
+		name    string
+		smp     ipfix.Sampling
+		refresh int // TemplateRefreshMessages (1000: never during the test)
+	}{
+		{"count once", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 1000},
+		{"hash once", hashSampling(interval, 77), 1000},
+		{"count refreshed", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNfcapd(t)
+			recs := sampledRecords(200, 0)
+			for i := range recs {
+				if tc.smp.Flow {
+					recs[i].SamplingFlowInterval = interval
+				} else {
+					recs[i].SamplingPacketInterval = interval
+				}
+			}
+			smp := tc.smp
+			names := map[uint32]string{1: "a", 2: "b"}
+			e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{Sampling: &smp, AggregateNames: names,
+				MTU: 1000, TemplateRefreshMessages: tc.refresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Export(recs); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st := e.Stats()
+			perAnnouncement := uint64(2 + len(names))
+			announcements := st.OptionsRecords / perAnnouncement
+			if st.OptionsRecords%perAnnouncement != 0 || announcements == 0 || (tc.refresh == 1000) != (announcements == 1) {
+				t.Fatalf("%d options records in %d messages", st.OptionsRecords, st.Messages)
+			}
+			n.stop(t)
+			var got []nfFlow
+			if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(recs) {
+				t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
+			}
+			want := map[flow.Key]flow.Record{}
+			for _, r := range recs {
+				want[r.Key] = r
+			}
+			for _, f := range got {
+				r, ok := want[f.key(t)]
+				if !ok {
+					t.Fatalf("unexpected flow %+v", f)
+				}
+				if f.InPackets != r.Packets*interval || f.InBytes != r.Octets*interval {
+					t.Fatalf("nfdump %d packets %d bytes, want %d and %d (scaled by %d)\n%s",
+						f.InPackets, f.InBytes, r.Packets*interval, r.Octets*interval, interval, n.log.String())
+				}
+			}
+			m := regexp.MustCompile(`Sequence Errors: (\d+)`).FindStringSubmatch(n.log.String())
+			if m == nil {
+				t.Fatalf("no nfcapd summary in its log:\n%s", n.log.String())
+			}
+			se, _ := strconv.Atoi(m[1])
+			if uint64(se) != announcements-1 {
+				t.Fatalf("nfcapd counted %d sequence errors for %d options announcements, want %d", se, announcements, announcements-1)
+			}
+			t.Logf("%d messages, %d options announcements, nfcapd sequence errors %d", st.Messages, announcements, se)
+		})
 	}
 }

@@ -9,36 +9,21 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/mib/internal/smi"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // needPeer returns the path of a peer program, skipping the test when it
-// is absent unless MIRA_REQUIRE_PEERS=1.
+// is absent (failing under MIRA_REQUIRE_PEERS=1).
 func needPeer(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("peer %s required: %v", name, err)
-		}
-		t.Skipf("peer %s absent: %v", name, err)
-	}
-	return p
+	return peertest.Program(t, name)
 }
 
-// ietfMIBs returns ../shared/mibs/ietf, skipping when absent.
+// ietfMIBs returns ../shared/mibs/ietf, skipping when absent (failing
+// under MIRA_REQUIRE_PEERS=1).
 func ietfMIBs(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs("../../shared/mibs/ietf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "SNMPv2-SMI.txt")); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("shared IETF MIBs required: %v", err)
-		}
-		t.Skipf("shared IETF MIBs absent: %v", err)
-	}
-	return dir
+	return filepath.Dir(peertest.SharedFile(t, "mibs", "ietf", "SNMPv2-SMI.txt"))
 }
 
 func TestGeneratedUpToDate(t *testing.T) {

@@ -19,26 +19,14 @@ import (
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // corpusDir returns the shared capture corpus, skipping the test when it
 // is absent (failing under MIRA_REQUIRE_PEERS=1).
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		missing(t, "capture corpus: %v", err)
-	}
-	return dir
-}
-
-// missing skips, or fails when MIRA_REQUIRE_PEERS=1.
-func missing(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-		t.Fatalf("required peer missing: "+format, args...)
-	}
-	t.Skipf(format, args...)
+	return peertest.CorpusFile(t, "pcaps")
 }
 
 // capPacket is one packet read from a capture file.
@@ -134,10 +122,7 @@ var stopTokens = map[string]bool{
 // runTshark decodes a capture with tshark and returns one view per frame.
 func runTshark(t *testing.T, path string) []tsharkView {
 	t.Helper()
-	bin, err := exec.LookPath("tshark")
-	if err != nil {
-		missing(t, "tshark not installed: %v", err)
-	}
+	bin := peertest.Program(t, "tshark")
 	args := []string{"-r", path, "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
 		"-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	for _, f := range tsharkFields {
@@ -309,10 +294,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 	}
 	for _, name := range files {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(dir, name)
-			if _, err := os.Stat(path); err != nil {
-				missing(t, "corpus file: %v", err)
-			}
+			path := peertest.File(t, filepath.Join(dir, name), "corpus file")
 			pkts := readCapture(t, path)
 			views := runTshark(t, path)
 			if len(views) != len(pkts) {

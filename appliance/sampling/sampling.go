@@ -2,7 +2,6 @@ package sampling
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 
 	"github.com/mira-project/mira/appliance/decode"
@@ -80,8 +79,8 @@ type Sampler struct {
 	count uint32
 	// random: xorshift64* state.
 	rnd uint64
-	// flow: keep when hash <= limit.
-	limit uint64
+	// flow: keep when BOB(key, init) <= selMax.
+	init, selMax uint32
 
 	seen, kept uint64
 }
@@ -111,8 +110,8 @@ func New(cfg *Config) (*Sampler, error) {
 	if s.rnd == 0 {
 		s.rnd = 1
 	}
-	// Keep hashes in [0, limit]: (limit+1)/2^64 = 1/n.
-	s.limit = math.MaxUint64 / uint64(n)
+	s.init = HashInitialiser(c.Seed)
+	s.selMax = uint32(SelectedRangeSize(n) - 1)
 	return s, nil
 }
 
@@ -134,8 +133,25 @@ func (s *Sampler) Mode() Mode { return s.mode }
 // Interval returns N (1 when unsampled).
 func (s *Sampler) Interval() uint32 { return s.interval }
 
-// Probability returns the selection probability 1/N.
-func (s *Sampler) Probability() float64 { return 1 / float64(s.interval) }
+// Probability returns the selection probability: 1/N for packet
+// sampling; for flow selection the share of the hash output range that
+// is selected, which is 1/N rounded to a multiple of 2^-32.
+func (s *Sampler) Probability() float64 {
+	if s.mode == Flow {
+		return float64(uint64(s.selMax)+1) / HashOutputRangeSize
+	}
+	return 1 / float64(s.interval)
+}
+
+// HashRange describes flow selection as RFC 5477 announces it: the BOB
+// initialiser and the selected part of the output range [0, 2^32-1].
+// ok is false unless the mode is flow.
+func (s *Sampler) HashRange() (init uint32, selMin, selMax uint32, ok bool) {
+	if s.mode != Flow {
+		return 0, 0, 0, false
+	}
+	return s.init, 0, s.selMax, true
+}
 
 // PacketInterval is the value for flow.Record.SamplingPacketInterval:
 // N for packet sampling, 0 otherwise.
@@ -163,7 +179,7 @@ func (s *Sampler) SelectorAlgorithm() uint16 {
 	case Random:
 		return AlgUniformProb
 	case Flow:
-		return AlgHashBOB // our own hash, announced as the generic hash-based filter
+		return AlgHashBOB
 	}
 	return 0
 }
@@ -214,7 +230,7 @@ func (s *Sampler) KeepFlow(src, dst netip.Addr, sport, dport uint16, proto uint8
 	if s.mode != Flow {
 		return true
 	}
-	return FlowHash(s.seed, src, dst, sport, dport, proto) <= s.limit
+	return FlowHash(s.init, src, dst, sport, dport, proto) <= s.selMax
 }
 
 func (s *Sampler) next() uint64 {
@@ -226,26 +242,55 @@ func (s *Sampler) next() uint64 {
 	return x * 0x2545f4914f6cdd1d
 }
 
-// FlowHash hashes the canonical 5-tuple: the endpoint (address, port)
-// that sorts first goes first, so both directions give the same value.
-// ICMP is keyed on the addresses only, as the type differs between
-// request and reply.
-func FlowHash(seed uint64, src, dst netip.Addr, sport, dport uint16, proto uint8) uint64 {
+// HashOutputRangeSize is the size of BOB's output range [0, 2^32-1].
+const HashOutputRangeSize = 1 << 32
+
+// SelectedRangeSize is how many of BOB's 2^32 outputs select a flow at
+// 1 in n: 2^32/n rounded to the nearest integer, at least 1.
+func SelectedRangeSize(n uint32) uint64 {
+	if n <= 1 {
+		return HashOutputRangeSize
+	}
+	return max((HashOutputRangeSize+uint64(n)/2)/uint64(n), 1)
+}
+
+// HashInitialiser folds the configured 64-bit seed into BOB's 32-bit
+// initval; seeds below 2^32 are used as they are.
+func HashInitialiser(seed uint64) uint32 { return uint32(seed) ^ uint32(seed>>32) }
+
+// FlowHash is the RFC 5475 BOB hash of the canonical 5-tuple with
+// initialiser init. Of the two endpoints (address, port), the one that
+// sorts first is "low"; the key is low's address, the other address
+// (4 or 16 bytes each), low's port, the other port (big-endian), then
+// the protocol: 13 bytes for IPv4, 37 for IPv6. Both directions of a
+// connection give the same key. ICMP and ICMPv6 are keyed with ports 0,
+// as the type differs between request and reply.
+func FlowHash(init uint32, src, dst netip.Addr, sport, dport uint16, proto uint8) uint32 {
 	if proto == 1 || proto == 58 {
 		sport, dport = 0, 0
 	}
-	c := src.Compare(dst)
-	if c > 0 || (c == 0 && sport > dport) {
-		src, dst = dst, src
+	// Order the endpoints on the 16-byte forms: for two addresses of one
+	// family that is netip.Addr.Compare's order, without its cost.
+	a, b := src.As16(), dst.As16()
+	ah, al, bh, bl := be64(a[:8]), be64(a[8:]), be64(b[:8]), be64(b[8:])
+	if ah > bh || ah == bh && (al > bl || al == bl && sport > dport) {
+		a, b = b, a
 		sport, dport = dport, sport
 	}
-	a, b := src.As16(), dst.As16()
-	h := mix64(seed ^ uint64(proto)<<32 ^ uint64(sport)<<16 ^ uint64(dport))
-	h = mix64(h ^ be64(a[0:8]))
-	h = mix64(h ^ be64(a[8:16]))
-	h = mix64(h ^ be64(b[0:8]))
-	h = mix64(h ^ be64(b[8:16]))
-	return h
+	if src.Is4() && dst.Is4() {
+		// BOB of the 13-byte key, unrolled: one 12-byte block (the two
+		// addresses and the ports), then the protocol as the tail.
+		x, y, z := uint32(0x9e3779b9)+le32(a[12:]), uint32(0x9e3779b9)+le32(b[12:]), init
+		z += uint32(sport>>8) | uint32(sport&0xff)<<8 | uint32(dport>>8)<<16 | uint32(dport&0xff)<<24
+		x, y, z = bobMix(x, y, z)
+		_, _, z = bobMix(x+uint32(proto), y, z+13)
+		return z
+	}
+	var k [37]byte
+	copy(k[:16], a[:])
+	copy(k[16:32], b[:])
+	k[32], k[33], k[34], k[35], k[36] = byte(sport>>8), byte(sport), byte(dport>>8), byte(dport), proto
+	return BOB(k[:], init)
 }
 
 func be64(b []byte) uint64 {
@@ -254,7 +299,8 @@ func be64(b []byte) uint64 {
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
-// mix64 is the splitmix64 finaliser: a bijection with full avalanche.
+// mix64 is the splitmix64 finaliser: a bijection with full avalanche. It
+// seeds and decorrelates the random samplers' generators.
 func mix64(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9

@@ -3,6 +3,7 @@ package sampling
 import (
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/mira-project/mira/appliance/decode"
@@ -169,10 +170,13 @@ func TestKeepAllocs(t *testing.T) {
 }
 
 func BenchmarkKeep(b *testing.B) {
-	for _, m := range []string{"count", "random", "flow"} {
+	for _, m := range []string{"count", "random", "flow", "flow-v6"} {
 		b.Run(m, func(b *testing.B) {
-			s, _ := New(&Config{Mode: m, Interval: 100})
+			s, _ := New(&Config{Mode: strings.TrimSuffix(m, "-v6"), Interval: 100})
 			p := pkt(12345)
+			if strings.HasSuffix(m, "-v6") {
+				p.Src, p.Dst = netip.MustParseAddr("2001:db8::1:2"), netip.MustParseAddr("2001:db8:ffff::443")
+			}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				p.Sport = uint16(i)

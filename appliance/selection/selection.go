@@ -126,12 +126,20 @@ func (s *Selection) ExportSampling() *ipfix.Sampling {
 	if s.smp.Mode() == sampling.None {
 		return nil
 	}
-	return &ipfix.Sampling{
+	smp := &ipfix.Sampling{
 		Interval:          s.smp.Interval(),
 		Flow:              s.smp.Mode() == sampling.Flow,
 		SelectorAlgorithm: s.smp.SelectorAlgorithm(),
 		LegacyAlgorithm:   s.smp.LegacyAlgorithm(),
 	}
+	if init, lo, hi, ok := s.smp.HashRange(); ok {
+		smp.Hash = ipfix.HashSelection{
+			Initialiser: uint64(init),
+			OutputMin:   0, OutputMax: sampling.HashOutputRangeSize - 1,
+			SelectedMin: uint64(lo), SelectedMax: uint64(hi),
+		}
+	}
+	return smp
 }
 
 // AggregateNames are the aggregate id -> name options

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/exporter/ipfix"
 )
 
 const cfgYAML = `
@@ -109,6 +110,11 @@ func TestFlowMode(t *testing.T) {
 	es := sel.ExportSampling()
 	if es == nil || !es.Flow || es.Interval != 8 || es.SelectorAlgorithm != 6 {
 		t.Fatalf("%+v", es)
+	}
+	// The RFC 5477 hash parameters: BOB's output range, the selected
+	// range [0, 2^32/8-1] and the seed as initialiser.
+	if h := es.Hash; h != (ipfix.HashSelection{Initialiser: 3, OutputMax: 1<<32 - 1, SelectedMax: 1<<29 - 1}) || es.SelectionProbability() != 0.125 {
+		t.Fatalf("hash parameters %+v", h)
 	}
 	recs := []flow.Record{{}}
 	sel.Stamp(recs)

@@ -11,20 +11,15 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-const corpusDir = "../../../shared/corpus/pcaps"
-
-// needCorpus skips when the shared corpus is absent, or fails under
-// MIRA_REQUIRE_PEERS=1.
-func needCorpus(t *testing.T) {
+// corpusDir returns the shared capture corpus, skipping when it is
+// absent (failing under MIRA_REQUIRE_PEERS=1).
+func corpusDir(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("corpus: %v", err)
-		}
-		t.Skipf("corpus absent: %v", err)
-	}
+	return peertest.CorpusFile(t, "pcaps")
 }
 
 type dirKey struct {
@@ -141,7 +136,7 @@ func scanCapture(t *testing.T, db *DB, path string) map[string]uint64 {
 // projects that label their protocols (nDPI, Arkime, Zeek) and wants the
 // symptom of the labelled protocol to fire.
 func TestDefaultOnCaptures(t *testing.T) {
-	needCorpus(t)
+	dir := corpusDir(t)
 	db := Default()
 	for _, tc := range []struct{ file, symptom string }{
 		{"arkime/smtp-data-250.pcap", "MAIL"},
@@ -175,7 +170,7 @@ func TestDefaultOnCaptures(t *testing.T) {
 		{"arkime/http-content-zip.pcap", "ARCHIVE"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := filepath.Join(corpusDir, tc.file)
+			path := filepath.Join(dir, tc.file)
 			if _, err := os.Stat(path); err != nil {
 				t.Fatalf("corpus file missing: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/appliance/symptom/workload"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // TestAgainstVectorscan builds tools/hsbench (C, libvectorscan) and checks
@@ -17,17 +18,8 @@ import (
 // 1460- and 200-byte block (each a fresh flow direction), and for the
 // whole corpus against Scan fed the corpus as one stream of small packets.
 func TestAgainstVectorscan(t *testing.T) {
-	gcc, err := exec.LookPath("gcc")
-	hdr := "/usr/include/hs/hs.h"
-	if err == nil {
-		_, err = os.Stat(hdr)
-	}
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("vectorscan peer (gcc, libvectorscan-dev): %v", err)
-		}
-		t.Skipf("needs gcc and libvectorscan-dev: %v", err)
-	}
+	gcc := peertest.Program(t, "gcc")
+	peertest.File(t, "/usr/include/hs/hs.h", "libvectorscan-dev")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hsbench")
 	if out, err := exec.Command(gcc, "-O2", "-o", bin, "../../tools/hsbench/hsbench.c", "-lhs").CombinedOutput(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/afpacket/vethtest"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // openIn opens a capture source on side 0 of the pair, inside its
@@ -29,8 +29,8 @@ func openIn(t *testing.T, p *vethtest.Pair, cfg *Config) *Source {
 		return err
 	})
 	switch {
-	case errors.Is(err, os.ErrPermission) && os.Getenv("MIRA_REQUIRE_PEERS") != "1":
-		t.Skipf("needs CAP_NET_RAW: %v", err)
+	case errors.Is(err, os.ErrPermission):
+		peertest.Missing(t, "needs CAP_NET_RAW: %v", err)
 	case err != nil:
 		t.Fatal(err)
 	}
@@ -352,10 +352,7 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open("mira-no-such-if0", nil); err == nil {
 		t.Fatal("opened a missing interface")
 	} else if errors.Is(err, os.ErrPermission) {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("needs CAP_NET_RAW: %v (MIRA_REQUIRE_PEERS=1)", err)
-		}
-		t.Skipf("needs CAP_NET_RAW: %v", err)
+		peertest.Missing(t, "needs CAP_NET_RAW: %v", err)
 	}
 	if _, err := Open("lo", &Config{BlockSize: 1000}); err == nil {
 		t.Fatal("accepted a block size that is not a multiple of the page size")
@@ -367,19 +364,8 @@ func TestOpenErrors(t *testing.T) {
 // file frame by frame, including 802.1Q tags the kernel strips on receive
 // and the source puts back.
 func TestReplayEqualsFile(t *testing.T) {
-	if _, err := exec.LookPath("tcpreplay"); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("tcpreplay not installed: %v (MIRA_REQUIRE_PEERS=1)", err)
-		}
-		t.Skipf("tcpreplay not installed: %v", err)
-	}
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("capture corpus absent: %v (MIRA_REQUIRE_PEERS=1)", err)
-		}
-		t.Skipf("capture corpus absent: %v", err)
-	}
+	peertest.Program(t, "tcpreplay")
+	dir := peertest.CorpusFile(t, "pcaps")
 	for _, rel := range []string{"gopacket/test_ethernet.pcap", "libtrace/vlan.pcap", "arkime/twovlan.pcap", "zeek/q-in-q.pcap"} {
 		t.Run(rel, func(t *testing.T) {
 			path := filepath.Join(dir, rel)

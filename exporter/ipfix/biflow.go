@@ -6,10 +6,13 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 )
 
-// Biflow template ids (RFC 5103 records the collector re-exports).
+// Biflow template ids (RFC 5103 records the collector re-exports). They
+// were 389 and 390 once, the ids of SymptomOptionsTemplateID and
+// CategoryOptionsTemplateID: an exporter sending both would have
+// redefined one with the other.
 const (
-	BiflowTemplateV4 = SymptomTemplateID + 5 // 389
-	BiflowTemplateV6 = SymptomTemplateID + 6 // 390
+	BiflowTemplateV4 = SymptomTemplateID + 8 // 392
+	BiflowTemplateV6 = SymptomTemplateID + 9 // 393
 )
 
 // BiflowTemplate returns the RFC 5103 biflow template: the initiator's

@@ -69,6 +69,11 @@ const (
 	opPacketInterval
 	opSymptomName
 	opCategoryName
+	opHashOutMin
+	opHashOutMax
+	opHashSelMin
+	opHashSelMax
+	opHashInit
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -91,6 +96,10 @@ const (
 	SamplingOptionsTemplateID  = SymptomTemplateID + 2          // 386
 	AggregateOptionsTemplateID = SymptomTemplateID + 3          // 387
 	PSAMPOptionsTemplateID     = SymptomTemplateID + 4          // 388
+	// PSAMPHashOptionsTemplateID is PSAMPOptionsTemplate with the RFC
+	// 5477 hash parameters, for hash-based flow selection. (389 and 390
+	// are taken by the symptom and category name options.)
+	PSAMPHashOptionsTemplateID = SymptomTemplateID + 7 // 391
 )
 
 type slot struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // encodeMessage builds one message holding the templates of recs and recs
@@ -423,12 +424,10 @@ func splitMessages(b []byte) [][]byte {
 }
 
 func corpusFiles(t testing.TB) []string {
-	files, _ := filepath.Glob("../../../shared/corpus/generated/*.ipfix")
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(peertest.CorpusFile(t, "generated"), "*.ipfix"))
 	if len(files) == 0 {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatal("../shared/corpus/generated/*.ipfix missing")
-		}
-		t.Skip("../shared/corpus/generated not present")
+		peertest.Missing(t, "../shared/corpus/generated/*.ipfix missing")
 	}
 	return files
 }

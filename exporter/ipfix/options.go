@@ -32,6 +32,45 @@ type Sampling struct {
 	// LegacyAlgorithm is NetFlow v9 samplingAlgorithm (IE 35): 1
 	// deterministic, 2 random.
 	LegacyAlgorithm uint8
+	// Hash, when valid, describes hash-based selection as RFC 5477
+	// announces it; Interval is then round(1/Hash.Probability()).
+	Hash HashSelection
+}
+
+// HashSelection is an RFC 5475 hash-based selector's parameters (RFC
+// 5477 §8.3: hashInitialiserValue, hashOutputRangeMin/Max and one
+// hashSelectedRangeMin/Max, all inclusive). The zero value means
+// unknown.
+type HashSelection struct {
+	Initialiser              uint64
+	OutputMin, OutputMax     uint64
+	SelectedMin, SelectedMax uint64
+}
+
+// Valid says whether the ranges describe a selection: a non-empty
+// selected range inside an output range of more than one value.
+func (h HashSelection) Valid() bool {
+	return h.OutputMax > h.OutputMin && h.SelectedMin >= h.OutputMin &&
+		h.SelectedMax >= h.SelectedMin && h.SelectedMax <= h.OutputMax
+}
+
+// Probability is the selected range's share of the output range: the
+// probability that a flow is selected (0 when not Valid).
+func (h HashSelection) Probability() float64 {
+	if !h.Valid() {
+		return 0
+	}
+	return (float64(h.SelectedMax-h.SelectedMin) + 1) / (float64(h.OutputMax-h.OutputMin) + 1)
+}
+
+// SelectionProbability is the probability that a packet (packet
+// sampling) or a flow (hash-based selection) is selected: the hash
+// ranges' share when known, else 1/Interval.
+func (s Sampling) SelectionProbability() float64 {
+	if s.Hash.Valid() {
+		return s.Hash.Probability()
+	}
+	return 1 / float64(max(s.Interval, 1))
 }
 
 // The sampling configuration travels in two options records per domain,
@@ -45,6 +84,11 @@ type Sampling struct {
 //   - PSAMPOptionsTemplate: scope observationDomainId, selectorAlgorithm
 //     (304), samplingProbability (311) and MIRA's flowSamplingInterval, for
 //     RFC 5477 readers and MIRA's collector (hash-based flow selection).
+//     With hash-based selection whose parameters are known (Sampling.Hash)
+//     PSAMPHashOptionsTemplate replaces it: the same fields, then
+//     hashOutputRangeMin/Max, hashSelectedRangeMin/Max and
+//     hashInitialiserValue, so that a collector computes the probability
+//     as selected range size / output range size.
 //
 // samplingPacketInterval/Space (305/306) are not sent: RFC 5476 reads
 // them as "1 selected, N-1 skipped" but nfdump 1.7.x versions disagree on
@@ -70,24 +114,59 @@ func PSAMPOptionsTemplate(pen uint32) *Template {
 	}}
 }
 
+// PSAMPHashOptionsTemplate is PSAMPOptionsTemplate followed by the RFC
+// 5477 hash-based selection parameters.
+func PSAMPHashOptionsTemplate(pen uint32) *Template {
+	t := PSAMPOptionsTemplate(pen)
+	t.ID = PSAMPHashOptionsTemplateID
+	t.Fields = append(t.Fields,
+		Field{ID: IEHashOutputRangeMin, Length: 8},
+		Field{ID: IEHashOutputRangeMax, Length: 8},
+		Field{ID: IEHashSelectedRangeMin, Length: 8},
+		Field{ID: IEHashSelectedRangeMax, Length: 8},
+		Field{ID: IEHashInitialiserValue, Length: 8},
+	)
+	return t
+}
+
+// PSAMPTemplate returns the PSAMP options template that describes s:
+// PSAMPHashOptionsTemplate for hash-based selection with valid
+// parameters, PSAMPOptionsTemplate otherwise.
+func PSAMPTemplate(pen uint32, s Sampling) *Template {
+	if s.Flow && s.Hash.Valid() {
+		return PSAMPHashOptionsTemplate(pen)
+	}
+	return PSAMPOptionsTemplate(pen)
+}
+
 // AppendSamplingRecord appends the data record of SamplingOptionsTemplate.
 func AppendSamplingRecord(b []byte, domain uint32, s Sampling) []byte {
 	b = binary.BigEndian.AppendUint32(b, domain)
 	return binary.BigEndian.AppendUint32(b, max(s.Interval, 1))
 }
 
-// AppendPSAMPRecord appends the data record of PSAMPOptionsTemplate.
+// AppendPSAMPRecord appends the data record of PSAMPTemplate(pen, s):
+// with the hash parameters when that is PSAMPHashOptionsTemplate.
 func AppendPSAMPRecord(b []byte, domain uint32, s Sampling) []byte {
 	n := max(s.Interval, 1)
 	be := binary.BigEndian
 	b = be.AppendUint32(b, domain)
 	b = be.AppendUint16(b, s.SelectorAlgorithm)
-	b = be.AppendUint64(b, math.Float64bits(1/float64(n)))
+	b = be.AppendUint64(b, math.Float64bits(s.SelectionProbability()))
 	var fi uint32
 	if s.Flow {
 		fi = n
 	}
-	return be.AppendUint32(b, fi)
+	b = be.AppendUint32(b, fi)
+	if s.Flow && s.Hash.Valid() {
+		h := s.Hash
+		b = be.AppendUint64(b, h.OutputMin)
+		b = be.AppendUint64(b, h.OutputMax)
+		b = be.AppendUint64(b, h.SelectedMin)
+		b = be.AppendUint64(b, h.SelectedMax)
+		b = be.AppendUint64(b, h.Initialiser)
+	}
+	return b
 }
 
 // AggregateOptionsTemplate is the options template naming aggregates:
@@ -135,14 +214,24 @@ type samplingFields struct {
 	prob                                                float64
 	haveLegacy, havePkt, haveSpace, haveSel             bool
 	haveProb, haveFlow, haveLegacyAlg                   bool
+	hash                                                HashSelection
+	haveHash                                            uint8 // bits: out min, out max, sel min, sel max, init
 }
 
 func (f *samplingFields) any() bool {
-	return f.haveLegacy || f.havePkt || f.haveSel || f.haveProb || f.haveFlow || f.haveLegacyAlg
+	return f.haveLegacy || f.havePkt || f.haveSel || f.haveProb || f.haveFlow || f.haveLegacyAlg || f.haveHash != 0
+}
+
+// hashRanges says whether the record gave both ranges (the initialiser
+// is optional: it does not change the probability) and they are valid.
+func (f *samplingFields) hashRanges() bool {
+	return f.haveHash&15 == 15 && f.hash.Valid()
 }
 
 // resolve turns the elements into a Sampling: hash selectors mean flow
-// selection; samplingPacketInterval with samplingPacketSpace is read as
+// selection; hash output and selected ranges (RFC 5477) give the
+// probability, selected size / output size, and take precedence over
+// the other elements; samplingPacketInterval with samplingPacketSpace is read as
 // RFC 5476 (rate (interval+space)/interval); samplingProbability as 1/N;
 // samplingInterval (34), or samplingPacketInterval alone, as nfdump and
 // NetFlow v9 exporters use them: N of 1 in N.
@@ -155,6 +244,15 @@ func (f *samplingFields) resolve() Sampling {
 		return uint32(min(math.Round(1/p), math.MaxUint32))
 	}
 	switch {
+	case f.hashRanges():
+		s.Hash = f.hash
+		s.Interval = inv(f.hash.Probability())
+		// The ranges give 1/N rounded to the output's resolution; keep
+		// the N the exporter states beside them when it agrees (within
+		// 0.1%), so its bare samplingInterval record agrees too.
+		if p := f.hash.Probability(); f.haveFlow && f.flowInterval > 0 && math.Abs(p*float64(f.flowInterval)-1) < 1e-3 {
+			s.Interval = f.flowInterval
+		}
 	case f.haveFlow && f.flowInterval > 0:
 		s.Interval = f.flowInterval
 	case f.havePkt && f.haveSpace && f.pktInterval > 0:
@@ -169,6 +267,6 @@ func (f *samplingFields) resolve() Sampling {
 	if s.Interval == 0 {
 		s.Interval = 1
 	}
-	s.Flow = (f.haveFlow && f.flowInterval > 1) || (f.haveSel && IsHashSelector(f.selector))
+	s.Flow = (f.haveFlow && f.flowInterval > 1) || (f.haveSel && IsHashSelector(f.selector)) || f.hashRanges()
 	return s
 }

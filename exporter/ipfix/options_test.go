@@ -44,6 +44,19 @@ func TestSamplingOptionsDecode(t *testing.T) {
 			be.AppendUint32(be.AppendUint32(nil, 1), 0), Sampling{Interval: 1}},
 		{"bad probability", []Field{f(IEObservationDomainID, 4), f(IESamplingProbability, 8)},
 			be.AppendUint64(be.AppendUint32(nil, 1), math.Float64bits(math.NaN())), Sampling{Interval: 1}},
+		// RFC 5477 hash ranges alone say flow selection and give the
+		// probability: 2^16 of 2^24 outputs is 1 in 256.
+		{"hash ranges", []Field{f(IEObservationDomainID, 4), f(IEHashOutputRangeMin, 8), f(IEHashOutputRangeMax, 4), f(IEHashSelectedRangeMin, 8), f(IEHashSelectedRangeMax, 8)},
+			u64s(be.AppendUint32(u64s(be.AppendUint32(nil, 1), 0), 1<<24-1), 0, 1<<16-1),
+			Sampling{Interval: 256, Flow: true, Hash: HashSelection{OutputMax: 1<<24 - 1, SelectedMax: 1<<16 - 1}}},
+		// The ranges win over samplingProbability and MIRA's flow interval.
+		{"hash ranges first", []Field{f(IEObservationDomainID, 4), f(IESelectorAlgorithm, 2), f(IESamplingProbability, 8), f(IEHashOutputRangeMin, 8), f(IEHashOutputRangeMax, 8), f(IEHashSelectedRangeMin, 8), f(IEHashSelectedRangeMax, 8), f(IEHashInitialiserValue, 8)},
+			u64s(be.AppendUint16(be.AppendUint32(nil, 1), 6), math.Float64bits(0.5), 100, 1099, 600, 609, 42),
+			Sampling{Interval: 100, Flow: true, SelectorAlgorithm: 6, Hash: HashSelection{Initialiser: 42, OutputMin: 100, OutputMax: 1099, SelectedMin: 600, SelectedMax: 609}}},
+		// A selected range outside the output range is ignored.
+		{"bad hash ranges", []Field{f(IEObservationDomainID, 4), f(IESelectorAlgorithm, 2), f(IESamplingProbability, 8), f(IEHashOutputRangeMin, 8), f(IEHashOutputRangeMax, 8), f(IEHashSelectedRangeMin, 8), f(IEHashSelectedRangeMax, 8)},
+			u64s(be.AppendUint16(be.AppendUint32(nil, 1), 6), math.Float64bits(0.25), 0, 99, 50, 100),
+			Sampling{Interval: 4, Flow: true, SelectorAlgorithm: 6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSession("test")
@@ -58,6 +71,72 @@ func TestSamplingOptionsDecode(t *testing.T) {
 				t.Fatalf("got %+v (calls %d), want %+v", o.Sampling, calls, tc.want)
 			}
 		})
+	}
+}
+
+func u64s(b []byte, vs ...uint64) []byte {
+	for _, v := range vs {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+// TestPSAMPHashRoundTrip encodes hash-based selection with
+// PSAMPTemplate and decodes it: the Sampling comes back whole, and the
+// record's samplingProbability is the ranges' exact share.
+func TestPSAMPHashRoundTrip(t *testing.T) {
+	for _, n := range []uint32{2, 3, 10, 1000} {
+		sel := (uint64(1)<<32 + uint64(n)/2) / uint64(n)
+		smp := Sampling{Interval: n, Flow: true, SelectorAlgorithm: 6, LegacyAlgorithm: 2,
+			Hash: HashSelection{Initialiser: 7, OutputMax: 1<<32 - 1, SelectedMax: sel - 1}}
+		tm := PSAMPTemplate(0, smp)
+		if tm.ID != PSAMPHashOptionsTemplateID || len(tm.Fields) != 9 {
+			t.Fatalf("template %d with %d fields", tm.ID, len(tm.Fields))
+		}
+		rec := AppendPSAMPRecord(nil, 5, smp)
+		if p := math.Float64frombits(binary.BigEndian.Uint64(rec[6:])); p != float64(sel)/(1<<32) {
+			t.Fatalf("1 in %d: samplingProbability %v, want %v", n, p, float64(sel)/(1<<32))
+		}
+		s := NewSession("test")
+		if _, _, err := s.Decode(optionsMessage(5, tm, rec), nil); err != nil {
+			t.Fatal(err)
+		}
+		o, _ := s.DomainOptions(5)
+		want := smp
+		want.LegacyAlgorithm = 0 // not in the PSAMP record
+		if !o.HaveSampling || o.Sampling != want || o.Sampling.SelectionProbability() != float64(sel)/(1<<32) {
+			t.Fatalf("1 in %d: decoded %+v, want %+v", n, o.Sampling, want)
+		}
+	}
+	// Without valid hash parameters the plain PSAMP template is used.
+	if tm := PSAMPTemplate(0, Sampling{Interval: 4, Flow: true, SelectorAlgorithm: 6}); tm.ID != PSAMPOptionsTemplateID {
+		t.Fatalf("template %d for flow selection without hash parameters", tm.ID)
+	}
+}
+
+// TestHashResendQuiet: for 1 in 10^6 the selected range (4295 of 2^32
+// outputs) is 1/999993; the domain keeps the stated interval, so the
+// bare samplingInterval record that precedes each PSAMP record agrees
+// with it, and resending both changes nothing (no OnOptions call).
+func TestHashResendQuiet(t *testing.T) {
+	const n = 1000000
+	smp := Sampling{Interval: n, Flow: true, SelectorAlgorithm: 6,
+		Hash: HashSelection{OutputMax: 1<<32 - 1, SelectedMax: 4294}}
+	s := NewSession("test")
+	var got []Sampling
+	s.OnOptions = func(d uint32, o DomainOptions) { got = append(got, o.Sampling) }
+	for round := 0; round < 3; round++ {
+		for _, m := range [][]byte{
+			optionsMessage(1, SamplingOptionsTemplate(), AppendSamplingRecord(nil, 1, smp)),
+			optionsMessage(1, PSAMPTemplate(0, smp), AppendPSAMPRecord(nil, 1, smp)),
+		} {
+			if _, _, err := s.Decode(m, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(got) != 2 || got[1] != smp || got[1].SelectionProbability() != 4295.0/(1<<32) {
+		t.Fatalf("OnOptions calls %+v, want 2 ending with %+v", got, smp)
 	}
 }
 
@@ -82,6 +161,8 @@ func FuzzOptions(f *testing.F) {
 	be := binary.BigEndian
 	f.Add(optionsMessage(1, SamplingOptionsTemplate(), AppendSamplingRecord(nil, 1, Sampling{Interval: 10})))
 	f.Add(optionsMessage(1, PSAMPOptionsTemplate(0), AppendPSAMPRecord(nil, 1, Sampling{Interval: 4, Flow: true, SelectorAlgorithm: 6})))
+	hs := Sampling{Interval: 3, Flow: true, SelectorAlgorithm: 6, Hash: HashSelection{OutputMax: 1<<32 - 1, SelectedMax: 1431655764}}
+	f.Add(optionsMessage(1, PSAMPTemplate(0, hs), AppendPSAMPRecord(nil, 1, hs)))
 	f.Add(optionsMessage(2, AggregateOptionsTemplate(0), AppendAggregateRecord(nil, 9, "x")))
 	f.Add(optionsMessage(1, &Template{ID: 300, ScopeCount: 1, Fields: []Field{{ID: IEObservationDomainID, Length: 4}, {ID: IESamplingPacketInterval, Length: 4}, {ID: IESamplingPacketSpace, Length: 4}}},
 		be.AppendUint32(be.AppendUint32(be.AppendUint32(nil, 1), 0), 7)))
@@ -90,6 +171,9 @@ func FuzzOptions(f *testing.F) {
 		s.OnOptions = func(d uint32, o DomainOptions) {
 			if o.HaveSampling && o.Sampling.Interval == 0 {
 				t.Fatalf("domain %d: interval 0", d)
+			}
+			if p := o.Sampling.SelectionProbability(); o.HaveSampling && !(p > 0 && p <= 1) {
+				t.Fatalf("domain %d: selection probability %v from %+v", d, p, o.Sampling)
 			}
 		}
 		s.Decode(msg, nil)

@@ -108,6 +108,11 @@ const (
 	IESamplingPacketInterval       = 305
 	IESamplingPacketSpace          = 306
 	IESamplingProbability          = 311
+	IEHashOutputRangeMin           = 329
+	IEHashOutputRangeMax           = 330
+	IEHashSelectedRangeMin         = 331
+	IEHashSelectedRangeMax         = 332
+	IEHashInitialiserValue         = 334
 )
 
 // MIRA enterprise information elements (enterprise number from the
@@ -181,6 +186,11 @@ var Registry = []IE{
 	{ID: IESamplingPacketInterval, Name: "samplingPacketInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
 	{ID: IESamplingPacketSpace, Name: "samplingPacketSpace", Type: Unsigned32, Semantics: Quantity, Length: 4},
 	{ID: IESamplingProbability, Name: "samplingProbability", Type: Float64, Semantics: Quantity, Length: 8},
+	{ID: IEHashOutputRangeMin, Name: "hashOutputRangeMin", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEHashOutputRangeMax, Name: "hashOutputRangeMax", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEHashSelectedRangeMin, Name: "hashSelectedRangeMin", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEHashSelectedRangeMax, Name: "hashSelectedRangeMax", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEHashInitialiserValue, Name: "hashInitialiserValue", Type: Unsigned64, Semantics: Quantity, Length: 8},
 
 	{ID: MIRAInnerOctetDeltaCount, MIRA: true, Name: "innerOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
 	{ID: MIRATunnelType, MIRA: true, Name: "tunnelType", Type: Unsigned8, Semantics: Identifier, Length: 1},

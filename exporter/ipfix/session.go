@@ -541,6 +541,16 @@ func ianaOp(f Field) op {
 		return lenOp(num, opLegacyAlg)
 	case IESamplingProbability:
 		return lenOp(l == 8 || l == 4, opProbability)
+	case IEHashOutputRangeMin:
+		return lenOp(num, opHashOutMin)
+	case IEHashOutputRangeMax:
+		return lenOp(num, opHashOutMax)
+	case IEHashSelectedRangeMin:
+		return lenOp(num, opHashSelMin)
+	case IEHashSelectedRangeMax:
+		return lenOp(num, opHashSelMax)
+	case IEHashInitialiserValue:
+		return lenOp(num, opHashInit)
 	}
 	return opSkip
 }
@@ -743,6 +753,16 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			sf.haveProb = true
 		case opFlowSampling:
 			sf.flowInterval, sf.haveFlow = uint32(uintN(v)), true
+		case opHashOutMin:
+			sf.hash.OutputMin, sf.haveHash = uintN(v), sf.haveHash|1
+		case opHashOutMax:
+			sf.hash.OutputMax, sf.haveHash = uintN(v), sf.haveHash|2
+		case opHashSelMin:
+			sf.hash.SelectedMin, sf.haveHash = uintN(v), sf.haveHash|4
+		case opHashSelMax:
+			sf.hash.SelectedMax, sf.haveHash = uintN(v), sf.haveHash|8
+		case opHashInit:
+			sf.hash.Initialiser, sf.haveHash = uintN(v), sf.haveHash|16
 		case opAggregate:
 			aggID, haveAggID = uint32(uintN(v)), true
 		case opAggregateName:

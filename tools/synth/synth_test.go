@@ -15,20 +15,14 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // needTool returns the path of a peer program, skipping the test when it
 // is absent (failing under MIRA_REQUIRE_PEERS=1).
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatalf("peer %s required: %v", name, err)
-		}
-		t.Skipf("peer %s not installed: %v", name, err)
-	}
-	return p
+	return peertest.Program(t, name)
 }
 
 // testConfigs are the traces checked against tshark: the sample, a
