@@ -105,7 +105,8 @@ func (r *Rules) Build(flows []store.StoredFlow, opts report.Options) *report.Rep
 // FromStore is report.FromStoreQuery classified by the rules (see Build):
 // name lookups left nil in opts come from the store's names, nil
 // opts.Stats from its saved counters, opts.StoreErrors from the records
-// it could not decode.
+// it could not decode, nil opts.Announcements from its stored sampling
+// announcements.
 func (r *Rules) FromStore(ctx context.Context, s *store.Store, q store.Query, opts report.Options) (*report.Report, error) {
 	var flows []store.StoredFlow
 	err := s.Flows(q, func(f store.StoredFlow) error {
@@ -144,6 +145,11 @@ func (r *Rules) FromStore(ctx context.Context, s *store.Store, q store.Query, op
 	}
 	if opts.StoreErrors == nil {
 		opts.StoreErrors = s.DecodeErrors()
+	}
+	// Sampling options that arrived after some of their domain's records
+	// scale those records too (see report.Options.Announcements).
+	if err := report.StoreSampling(s, &opts); err != nil {
+		return nil, err
 	}
 	return r.Build(flows, opts), nil
 }
