@@ -84,7 +84,13 @@ type collectorProc struct {
 
 func startCollector(t *testing.T, bin string, extra ...string) *collectorProc {
 	t.Helper()
-	c := &collectorProc{port: freePort(t), httpPort: freePort(t), db: filepath.Join(t.TempDir(), "flows.db"), done: make(chan struct{})}
+	return startCollectorDB(t, bin, filepath.Join(t.TempDir(), "flows.db"), extra...)
+}
+
+// startCollectorDB starts mira-collector on the store file db.
+func startCollectorDB(t *testing.T, bin, db string, extra ...string) *collectorProc {
+	t.Helper()
+	c := &collectorProc{port: freePort(t), httpPort: freePort(t), db: db, done: make(chan struct{})}
 	c.cmd = exec.Command(bin, append([]string{"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", c.port), "--db", c.db,
 		"--http", fmt.Sprintf("127.0.0.1:%d", c.httpPort)}, extra...)...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
