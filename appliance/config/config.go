@@ -245,11 +245,17 @@ func decode(file string, b []byte, v any) error {
 		return &Error{File: file, Msg: te.Errors[0]}
 	}
 	line, _ := strconv.Atoi(m[1])
-	e := &Error{File: file, Line: line, Key: keyAt(&root, line), Msg: m[2]}
+	e := &Error{File: file, Line: line, Key: keyAt(&root, line, nil), Msg: m[2]}
 	if n := reNotFound.FindStringSubmatch(m[2]); n != nil {
-		e.Key = keyAt(&root, line)
+		// A flow mapping ({a: 1, b: 2}) puts several keys on one line:
+		// name the one yaml refused.
+		e.Key = keyAt(&root, line, func(k, _ *yaml.Node) bool { return k.Value == n[1] })
 		e.Msg = "unknown key"
 	} else if n := reCannot.FindStringSubmatch(m[2]); n != nil {
+		val := strings.TrimSuffix(n[1], "...") // yaml shortens long values
+		e.Key = keyAt(&root, line, func(_, v *yaml.Node) bool {
+			return v.Kind == yaml.ScalarNode && strings.HasPrefix(v.Value, val)
+		})
 		e.Msg = fmt.Sprintf("invalid value %q (want %s)", n[1], n[2])
 	}
 	if len(te.Errors) > 1 {
@@ -267,16 +273,17 @@ func syntaxError(file string, err error) error {
 	return &Error{File: file, Msg: msg}
 }
 
-// keyAt returns the dotted path of the mapping key on the given line.
-func keyAt(n *yaml.Node, line int) string {
-	var walk func(n *yaml.Node, path string) string
-	walk = func(n *yaml.Node, path string) string {
+// keyAt returns the dotted path of the mapping key on the given line;
+// when several keys share the line (a flow mapping), the first that
+// match accepts (key and value nodes), or the first if none does.
+func keyAt(n *yaml.Node, line int, match func(k, v *yaml.Node) bool) string {
+	var first, matched string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
 		switch n.Kind {
 		case yaml.DocumentNode:
 			for _, c := range n.Content {
-				if p := walk(c, path); p != "" {
-					return p
-				}
+				walk(c, path)
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
@@ -286,25 +293,30 @@ func keyAt(n *yaml.Node, line int) string {
 					p = path + "." + k.Value
 				}
 				if k.Line == line {
-					return p
+					if first == "" {
+						first = p
+					}
+					if matched == "" && match != nil && match(k, v) {
+						matched = p
+					}
 				}
-				if r := walk(v, p); r != "" {
-					return r
-				}
+				walk(v, p)
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
-				if c.Line == line && c.Kind == yaml.ScalarNode {
-					return fmt.Sprintf("%s[%d]", path, i)
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Line == line && c.Kind == yaml.ScalarNode && first == "" {
+					first = p
 				}
-				if r := walk(c, fmt.Sprintf("%s[%d]", path, i)); r != "" {
-					return r
-				}
+				walk(c, p)
 			}
 		}
-		return ""
 	}
-	return walk(n, "")
+	walk(n, "")
+	if matched != "" {
+		return matched
+	}
+	return first
 }
 
 func (c *Probe) validate(file string) error {

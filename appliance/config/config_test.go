@@ -46,6 +46,10 @@ func TestErrors(t *testing.T) {
 		{"meter:\n  idle_timeout: [1\n", `p.yaml:`},
 		{"log:\n  level: loud\n", `key "log.level"`},
 		{"export:\n  - template_refresh: 5s\n", `key "export[0].url": missing`},
+		// Flow mappings: the key yaml refused, not the first on the line.
+		{"aggregates:\n  rules:\n    - {name: campus, id: 1, net: 10.16.0.0/16}\n", `p.yaml:3: key "aggregates.rules[0].net": invalid value`},
+		{"aggregates:\n  rules:\n    - {name: campus, id: 1, netz: [10.0.0.0/8]}\n", `p.yaml:3: key "aggregates.rules[0].netz": unknown key`},
+		{"meter: {idle_timeout: 5s, max_flows: lots}\n", `p.yaml:1: key "meter.max_flows": invalid value "lots"`},
 	} {
 		_, err := ParseProbe("p.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
