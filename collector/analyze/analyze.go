@@ -57,10 +57,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.ActiveTimeout, "active-timeout", 0, "flow active timeout, the aggregation period (default 120s)")
 	fs.StringVar(&o.Symptoms, "symptoms", "", "symptom database (default: the embedded one)")
 	fs.StringVar(&o.Rules, "rules", "", "classification rules (default: the embedded ones)")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	o.Files = fs.Args()
+	o.Files = files
 	switch o.Format {
 	case "table", "json", "csv":
 	default:
@@ -298,5 +299,27 @@ func (p *progress) update(packets uint64) {
 func (p *progress) done() {
 	if p != nil && p.shown {
 		fmt.Fprintln(p.w)
+	}
+}
+
+// parseInterspersed parses args like fs.Parse but lets flags follow the
+// file names too (`mira analyze day.pcap --format json`, as nfdump and
+// tcpdump users type it); "--" ends the flags. It returns the file names
+// in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return files, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(files, rest...), nil
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
 	}
 }
