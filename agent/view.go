@@ -113,8 +113,10 @@ var (
 	oidSnmpUnknownContexts          = []uint32{1, 3, 6, 1, 6, 3, 12, 1, 5}
 )
 
-// sysOR rows: the MIB modules this agent implements.
-var sysORRows = []struct{ id, descr string }{
+// sysORRow is a row of sysORTable: a MIB module this agent implements.
+type sysORRow struct{ id, descr string }
+
+var sysORRows = []sysORRow{
 	{".1.3.6.1.6.3.1", "The MIB module for SNMP entities (SNMPv2-MIB)"},
 	{".1.3.6.1.2.1.31", "The MIB module to describe generic objects for network interface sub-layers (IF-MIB)"},
 	{".1.3.6.1.6.3.10.3.1.1", "The SNMP Management Architecture MIB (SNMP-FRAMEWORK-MIB)"},
@@ -159,11 +161,11 @@ var objectOIDs = func() [][]uint32 {
 		}
 	}
 	add(oidSystem, 1, 2, 3, 4, 5, 6, 7, 8)
-	add(oidSysOREntry, 2, 3, 4)
+	add(oidSysOREntry, columnSubs(sysORColumns)...)
 	add([]uint32{1, 3, 6, 1, 2, 1, 2}, 1)
-	add(oidIfEntry, ifTableCols...)
+	add(oidIfEntry, columnSubs(ifColumns)...)
 	add(oidSNMP, 1, 3, 4, 5, 6, 30, 31, 32)
-	add(oidIfXEntry, ifXTableCols...)
+	add(oidIfXEntry, columnSubs(ifXColumns)...)
 	add(oidEngine, 1, 2, 3, 4)
 	add(oidMPDStats, 1, 2, 3)
 	add([]uint32{1, 3, 6, 1, 6, 3, 12, 1}, 4, 5)
@@ -183,9 +185,6 @@ func isKnownObject(oid []uint32) bool {
 	i := sort.Search(len(objectOIDs), func(i int) bool { return oidCompare(objectOIDs[i], oid) > 0 })
 	return i > 0 && hasPrefix(oid, objectOIDs[i-1]) && len(oid) > len(objectOIDs[i-1])
 }
-
-var ifTableCols = []uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 19, 20}
-var ifXTableCols = []uint32{1, 2, 6, 7, 8, 10, 11, 12, 14, 15, 16, 17, 18, 19}
 
 // dateAndTime encodes t as an 11-octet SNMPv2-TC DateAndTime.
 func dateAndTime(t time.Time) string {
@@ -210,6 +209,157 @@ const (
 	c32 = gosnmp.Counter32
 	c64 = gosnmp.Counter64
 	tt  = gosnmp.TimeTicks
+)
+
+// column is one column of a conceptual table whose rows are R: its
+// sub-identifier under the table's entry, its SMI type and its value in
+// a row, num for the numeric types (a Counter32 is taken modulo 2^32)
+// and text for OCTET STRING and OBJECT IDENTIFIER. A column with
+// neither always holds zero. The funcs capture nothing, so building a
+// table allocates nothing.
+type column[R any] struct {
+	sub  uint32
+	typ  gosnmp.Asn1BER
+	num  func(*R) uint64
+	text func(*R) string
+}
+
+func numCol[R any](sub uint32, typ gosnmp.Asn1BER, f func(*R) uint64) column[R] {
+	return column[R]{sub: sub, typ: typ, num: f}
+}
+
+func strCol[R any](sub uint32, f func(*R) string) column[R] {
+	return column[R]{sub: sub, typ: str, text: f}
+}
+
+// columnSubs returns the sub-identifiers of cols.
+func columnSubs[R any](cols []column[R]) []uint32 {
+	out := make([]uint32, len(cols))
+	for i := range cols {
+		out[i] = cols[i].sub
+	}
+	return out
+}
+
+// putColumn adds column c of the table under entry for rows 0 to n-1:
+// row(k) returns row k and its index.
+func putColumn[R any](v *view, entry []uint32, c *column[R], n int, row func(k int) (*R, []uint32)) {
+	for k := 0; k < n; k++ {
+		r, idx := row(k)
+		var num uint64
+		var text string
+		if c.num != nil {
+			num = c.num(r)
+			if c.typ == c32 {
+				num = uint64(uint32(num))
+			}
+		}
+		if c.text != nil {
+			text = c.text(r)
+		}
+		v.put(entry, c.sub, idx, c.typ, num, text)
+	}
+}
+
+// putTable adds the table under entry column by column, the order of a
+// walk (rows must come in index order).
+func putTable[R any](v *view, entry []uint32, cols []column[R], n int, row func(k int) (*R, []uint32)) {
+	for i := range cols {
+		putColumn(v, entry, &cols[i], n, row)
+	}
+}
+
+// The columns of each table the agent serves.
+var (
+	sysORColumns = []column[sysORRow]{
+		{sub: 2, typ: gosnmp.ObjectIdentifier, text: func(r *sysORRow) string { return r.id }},
+		strCol(3, func(r *sysORRow) string { return r.descr }),
+		{sub: 4, typ: tt}, // sysORUpTime: there since the agent started
+	}
+
+	ifColumns = []column[ifRow]{
+		numCol(1, i32, func(r *ifRow) uint64 { return uint64(r.Index) }),
+		strCol(2, func(r *ifRow) string { return r.Name }),
+		numCol(3, i32, func(r *ifRow) uint64 { return uint64(r.Type) }),
+		numCol(4, i32, func(r *ifRow) uint64 { return uint64(r.MTU) }),
+		numCol(5, g32, func(r *ifRow) uint64 { return min(r.SpeedBPS, 0xffffffff) }),
+		strCol(6, func(r *ifRow) string { return r.PhysAddress }),
+		numCol(7, i32, func(r *ifRow) uint64 { return uint64(r.AdminStatus) }),
+		numCol(8, i32, func(r *ifRow) uint64 { return uint64(r.OperStatus) }),
+		{sub: 9, typ: tt}, // ifLastChange
+		numCol(10, c32, func(r *ifRow) uint64 { return r.InOctets }),
+		numCol(11, c32, func(r *ifRow) uint64 { return r.InUcast }),
+		numCol(13, c32, func(r *ifRow) uint64 { return r.InDiscards }),
+		numCol(14, c32, func(r *ifRow) uint64 { return r.InErrors }),
+		numCol(15, c32, func(r *ifRow) uint64 { return r.InUnknownProtos }),
+		numCol(16, c32, func(r *ifRow) uint64 { return r.OutOctets }),
+		numCol(17, c32, func(r *ifRow) uint64 { return r.OutUcast }),
+		numCol(19, c32, func(r *ifRow) uint64 { return r.OutDiscards }),
+		numCol(20, c32, func(r *ifRow) uint64 { return r.OutErrors }),
+	}
+
+	ifXColumns = []column[ifRow]{
+		strCol(1, func(r *ifRow) string { return r.Name }),
+		numCol(2, c32, func(r *ifRow) uint64 { return r.InMulticast }),
+		numCol(6, c64, func(r *ifRow) uint64 { return r.InOctets }),
+		numCol(7, c64, func(r *ifRow) uint64 { return r.InUcast }),
+		numCol(8, c64, func(r *ifRow) uint64 { return r.InMulticast }),
+		numCol(10, c64, func(r *ifRow) uint64 { return r.OutOctets }),
+		numCol(11, c64, func(r *ifRow) uint64 { return r.OutUcast }),
+		numCol(12, c64, func(r *ifRow) uint64 { return r.OutMulticast }),
+		numCol(14, i32, func(*ifRow) uint64 { return 2 }), // ifLinkUpDownTrapEnable: disabled
+		numCol(15, g32, func(r *ifRow) uint64 { return r.SpeedBPS / 1_000_000 }),
+		numCol(16, i32, func(r *ifRow) uint64 { return boolInt(r.Promisc) }),
+		numCol(17, i32, func(r *ifRow) uint64 { return boolInt(r.Type == 6) }), // ifConnectorPresent
+		strCol(18, func(r *ifRow) string { return r.Alias }),
+		{sub: 19, typ: tt}, // ifCounterDiscontinuityTime
+	}
+
+	captureColumns = []column[CaptureInterface]{
+		strCol(2, func(r *CaptureInterface) string { return r.Name }),
+		numCol(3, i32, func(r *CaptureInterface) uint64 { return uint64(r.IfIndex) }),
+		numCol(4, g32, func(r *CaptureInterface) uint64 { return uint64(r.LinkType) }),
+		numCol(5, c64, func(r *CaptureInterface) uint64 { return r.Packets }),
+		numCol(6, c64, func(r *CaptureInterface) uint64 { return r.Octets }),
+		numCol(7, c64, func(r *CaptureInterface) uint64 { return r.Drops }),
+		numCol(8, c64, func(r *CaptureInterface) uint64 {
+			var t uint64
+			for _, d := range r.DecodeErrors {
+				t += d.Count
+			}
+			return t
+		}),
+	}
+
+	decodeErrorColumns = []column[ReasonCount]{
+		strCol(2, func(r *ReasonCount) string { return r.Reason }),
+		numCol(3, c64, func(r *ReasonCount) uint64 { return r.Count }),
+	}
+
+	queueColumns = []column[Queue]{
+		strCol(2, func(r *Queue) string { return r.Name }),
+		numCol(3, g32, func(r *Queue) uint64 { return uint64(r.Depth) }),
+		numCol(4, g32, func(r *Queue) uint64 { return uint64(r.Capacity) }),
+		numCol(5, c64, func(r *Queue) uint64 { return r.Drops }),
+	}
+
+	symptomColumns = []column[Symptom]{
+		strCol(2, func(r *Symptom) string { return r.Name }),
+		numCol(3, c64, func(r *Symptom) uint64 { return r.Occurrences }),
+		numCol(4, c64, func(r *Symptom) uint64 { return r.Flows }),
+		numCol(5, c64, func(r *Symptom) uint64 { return r.BytesScanned }),
+	}
+
+	exporterColumns = []column[Exporter]{
+		strCol(2, func(r *Exporter) string { return r.Address }),
+		numCol(3, i32, func(r *Exporter) uint64 { return uint64(r.Transport) }),
+		numCol(4, i32, func(r *Exporter) uint64 { return uint64(r.State) }),
+		numCol(5, c64, func(r *Exporter) uint64 { return r.Records }),
+		numCol(6, c64, func(r *Exporter) uint64 { return r.Messages }),
+		numCol(7, c64, func(r *Exporter) uint64 { return r.Templates }),
+		numCol(8, g32, func(r *Exporter) uint64 { return uint64(r.SpoolDepth) }),
+		strCol(9, func(r *Exporter) string { return r.LastError }),
+	}
 )
 
 // segment is a subtree the agent serves, built on demand once per
@@ -247,71 +397,15 @@ func (a *Agent) buildSystem(v *view) {
 	v.scalar(oidSysLocation, str, 0, a.cfg.SysLocation)
 	v.scalar(oidSysServices, i32, 72, "") // applications + end-to-end
 	v.scalar(oidSysORLast, tt, 0, "")
-	for c := uint32(2); c <= 4; c++ {
-		for i, r := range sysORRows {
-			switch c {
-			case 2:
-				v.put(oidSysOREntry, c, v.one(i+1), gosnmp.ObjectIdentifier, 0, r.id)
-			case 3:
-				v.put(oidSysOREntry, c, v.one(i+1), str, 0, r.descr)
-			case 4:
-				v.put(oidSysOREntry, c, v.one(i+1), tt, 0, "")
-			}
-		}
-	}
+	putTable(v, oidSysOREntry, sysORColumns, len(sysORRows), func(k int) (*sysORRow, []uint32) {
+		return &sysORRows[k], v.one(k + 1)
+	})
 }
 
 func (a *Agent) buildInterfaces(v *view) {
 	ifs := a.interfaces()
 	v.scalar(oidIfNumber, i32, uint64(len(ifs)), "")
-	for _, c := range ifTableCols {
-		for i := range ifs {
-			r := &ifs[i]
-			idx := v.one(r.Index)
-			switch c {
-			case 1:
-				v.put(oidIfEntry, c, idx, i32, uint64(r.Index), "")
-			case 2:
-				v.put(oidIfEntry, c, idx, str, 0, r.Name)
-			case 3:
-				v.put(oidIfEntry, c, idx, i32, uint64(r.Type), "")
-			case 4:
-				v.put(oidIfEntry, c, idx, i32, uint64(r.MTU), "")
-			case 5:
-				sp := r.SpeedBPS
-				if sp > 0xffffffff {
-					sp = 0xffffffff
-				}
-				v.put(oidIfEntry, c, idx, g32, sp, "")
-			case 6:
-				v.put(oidIfEntry, c, idx, str, 0, r.PhysAddress)
-			case 7:
-				v.put(oidIfEntry, c, idx, i32, uint64(r.AdminStatus), "")
-			case 8:
-				v.put(oidIfEntry, c, idx, i32, uint64(r.OperStatus), "")
-			case 9:
-				v.put(oidIfEntry, c, idx, tt, 0, "")
-			case 10:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.InOctets)), "")
-			case 11:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.InUcast)), "")
-			case 13:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.InDiscards)), "")
-			case 14:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.InErrors)), "")
-			case 15:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.InUnknownProtos)), "")
-			case 16:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.OutOctets)), "")
-			case 17:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.OutUcast)), "")
-			case 19:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.OutDiscards)), "")
-			case 20:
-				v.put(oidIfEntry, c, idx, c32, uint64(uint32(r.OutErrors)), "")
-			}
-		}
-	}
+	putTable(v, oidIfEntry, ifColumns, len(ifs), func(k int) (*ifRow, []uint32) { return &ifs[k], v.one(ifs[k].Index) })
 }
 
 func (a *Agent) buildSNMP(v *view) {
@@ -331,42 +425,7 @@ func (a *Agent) buildSNMP(v *view) {
 
 func (a *Agent) buildIfX(v *view) {
 	ifs := a.interfaces()
-	for _, c := range ifXTableCols {
-		for i := range ifs {
-			r := &ifs[i]
-			idx := v.one(r.Index)
-			switch c {
-			case 1:
-				v.put(oidIfXEntry, c, idx, str, 0, r.Name)
-			case 2:
-				v.put(oidIfXEntry, c, idx, c32, uint64(uint32(r.InMulticast)), "")
-			case 6:
-				v.put(oidIfXEntry, c, idx, c64, r.InOctets, "")
-			case 7:
-				v.put(oidIfXEntry, c, idx, c64, r.InUcast, "")
-			case 8:
-				v.put(oidIfXEntry, c, idx, c64, r.InMulticast, "")
-			case 10:
-				v.put(oidIfXEntry, c, idx, c64, r.OutOctets, "")
-			case 11:
-				v.put(oidIfXEntry, c, idx, c64, r.OutUcast, "")
-			case 12:
-				v.put(oidIfXEntry, c, idx, c64, r.OutMulticast, "")
-			case 14:
-				v.put(oidIfXEntry, c, idx, i32, 2, "") // ifLinkUpDownTrapEnable: disabled
-			case 15:
-				v.put(oidIfXEntry, c, idx, g32, r.SpeedBPS/1_000_000, "")
-			case 16:
-				v.put(oidIfXEntry, c, idx, i32, boolInt(r.Promisc), "")
-			case 17:
-				v.put(oidIfXEntry, c, idx, i32, boolInt(r.Type == 6), "")
-			case 18:
-				v.put(oidIfXEntry, c, idx, str, 0, r.Alias)
-			case 19:
-				v.put(oidIfXEntry, c, idx, tt, 0, "")
-			}
-		}
-	}
+	putTable(v, oidIfXEntry, ifXColumns, len(ifs), func(k int) (*ifRow, []uint32) { return &ifs[k], v.one(ifs[k].Index) })
 }
 
 func (a *Agent) buildMIRAIdentity(v *view) {
@@ -378,43 +437,18 @@ func (a *Agent) buildMIRAIdentity(v *view) {
 }
 
 func (a *Agent) buildMIRACapture(v *view) {
-	s := a.snapshot()
-	for c := uint32(2); c <= 8; c++ {
-		for i := range s.Interfaces {
-			ci := &s.Interfaces[i]
-			idx := v.one(i + 1)
-			switch c {
-			case 2:
-				v.put(mCaptureEntry, c, idx, str, 0, ci.Name)
-			case 3:
-				v.put(mCaptureEntry, c, idx, i32, uint64(ci.IfIndex), "")
-			case 4:
-				v.put(mCaptureEntry, c, idx, g32, uint64(ci.LinkType), "")
-			case 5:
-				v.put(mCaptureEntry, c, idx, c64, ci.Packets, "")
-			case 6:
-				v.put(mCaptureEntry, c, idx, c64, ci.Octets, "")
-			case 7:
-				v.put(mCaptureEntry, c, idx, c64, ci.Drops, "")
-			case 8:
-				var t uint64
-				for _, d := range ci.DecodeErrors {
-					t += d.Count
-				}
-				v.put(mCaptureEntry, c, idx, c64, t, "")
-			}
-		}
-	}
-	for c := uint32(2); c <= 3; c++ {
-		for i := range s.Interfaces {
-			for j, d := range s.Interfaces[i].DecodeErrors {
-				idx := v.two(i+1, j+1)
-				if c == 2 {
-					v.put(mDecErrEntry, c, idx, str, 0, d.Reason)
-				} else {
-					v.put(mDecErrEntry, c, idx, c64, d.Count, "")
-				}
-			}
+	ifs := a.snapshot().Interfaces
+	putTable(v, mCaptureEntry, captureColumns, len(ifs), func(k int) (*CaptureInterface, []uint32) {
+		return &ifs[k], v.one(k + 1)
+	})
+	// miraDecodeErrorTable is indexed by interface and reason: each
+	// column holds every interface's reasons in turn.
+	for c := range decodeErrorColumns {
+		for i := range ifs {
+			errs := ifs[i].DecodeErrors
+			putColumn(v, mDecErrEntry, &decodeErrorColumns[c], len(errs), func(k int) (*ReasonCount, []uint32) {
+				return &errs[k], v.two(i+1, k+1)
+			})
 		}
 	}
 }
@@ -433,22 +467,7 @@ func (a *Agent) buildMIRAPipeline(v *view) {
 	v.scalar(mRegState, i32, uint64(rs), "")
 	v.scalar(mSamplingRate, g32, uint64(rate), "")
 	v.scalar(mOverloadEvents, c64, p.OverloadEvents, "")
-	for c := uint32(2); c <= 5; c++ {
-		for i := range p.Queues {
-			q := &p.Queues[i]
-			idx := v.one(i + 1)
-			switch c {
-			case 2:
-				v.put(mQueueEntry, c, idx, str, 0, q.Name)
-			case 3:
-				v.put(mQueueEntry, c, idx, g32, uint64(q.Depth), "")
-			case 4:
-				v.put(mQueueEntry, c, idx, g32, uint64(q.Capacity), "")
-			case 5:
-				v.put(mQueueEntry, c, idx, c64, q.Drops, "")
-			}
-		}
-	}
+	putTable(v, mQueueEntry, queueColumns, len(p.Queues), func(k int) (*Queue, []uint32) { return &p.Queues[k], v.one(k + 1) })
 }
 
 func (a *Agent) buildMIRAFlows(v *view) {
@@ -467,50 +486,15 @@ func (a *Agent) buildMIRAFlows(v *view) {
 func (a *Agent) buildMIRASymptoms(v *view) {
 	s := a.snapshot()
 	syms := a.sortedSymptoms(s.Symptoms)
-	for c := uint32(2); c <= 5; c++ {
-		for _, k := range syms {
-			sy := &s.Symptoms[k]
-			idx := v.one(int(sy.ID))
-			switch c {
-			case 2:
-				v.put(mSymptomEntry, c, idx, str, 0, sy.Name)
-			case 3:
-				v.put(mSymptomEntry, c, idx, c64, sy.Occurrences, "")
-			case 4:
-				v.put(mSymptomEntry, c, idx, c64, sy.Flows, "")
-			case 5:
-				v.put(mSymptomEntry, c, idx, c64, sy.BytesScanned, "")
-			}
-		}
-	}
+	putTable(v, mSymptomEntry, symptomColumns, len(syms), func(k int) (*Symptom, []uint32) {
+		sy := &s.Symptoms[syms[k]]
+		return sy, v.one(int(sy.ID))
+	})
 }
 
 func (a *Agent) buildMIRAExport(v *view) {
-	s := a.snapshot()
-	for c := uint32(2); c <= 9; c++ {
-		for i := range s.Exporters {
-			e := &s.Exporters[i]
-			idx := v.one(i + 1)
-			switch c {
-			case 2:
-				v.put(mExporterEntry, c, idx, str, 0, e.Address)
-			case 3:
-				v.put(mExporterEntry, c, idx, i32, uint64(e.Transport), "")
-			case 4:
-				v.put(mExporterEntry, c, idx, i32, uint64(e.State), "")
-			case 5:
-				v.put(mExporterEntry, c, idx, c64, e.Records, "")
-			case 6:
-				v.put(mExporterEntry, c, idx, c64, e.Messages, "")
-			case 7:
-				v.put(mExporterEntry, c, idx, c64, e.Templates, "")
-			case 8:
-				v.put(mExporterEntry, c, idx, g32, uint64(e.SpoolDepth), "")
-			case 9:
-				v.put(mExporterEntry, c, idx, str, 0, e.LastError)
-			}
-		}
-	}
+	es := a.snapshot().Exporters
+	putTable(v, mExporterEntry, exporterColumns, len(es), func(k int) (*Exporter, []uint32) { return &es[k], v.one(k + 1) })
 }
 
 func (a *Agent) buildEngine(v *view) {

@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -280,36 +279,6 @@ func hasTemplateSet(m []byte) bool {
 	return false
 }
 
-// nfJSON is the part of an nfdump -o json record the corpus test checks.
-type nfJSON struct {
-	First, Last string
-	InPackets   uint64 `json:"in_packets"`
-	InBytes     uint64 `json:"in_bytes"`
-	OutPackets  uint64 `json:"out_packets"`
-	OutBytes    uint64 `json:"out_bytes"`
-	Proto       uint8
-	TCPFlags    string `json:"tcp_flags"`
-	SrcPort     uint16 `json:"src_port"`
-	DstPort     uint16 `json:"dst_port"`
-	ICMPType    uint8  `json:"icmp_type"`
-	ICMPCode    uint8  `json:"icmp_code"`
-	Src4        string `json:"src4_addr"`
-	Dst4        string `json:"dst4_addr"`
-	Src6        string `json:"src6_addr"`
-	Dst6        string `json:"dst6_addr"`
-}
-
-func nfFlags(v uint8) string {
-	const names = "CEUAPRSF"
-	b := []byte("........")
-	for i := 0; i < 8; i++ {
-		if v&(0x80>>i) != 0 {
-			b[i] = names[i]
-		}
-	}
-	return string(b)
-}
-
 func corpus(t *testing.T, name string) string {
 	t.Helper()
 	return peertest.CorpusFile(t, "generated", name)
@@ -333,18 +302,6 @@ func serveFile(t *testing.T, path string) []flow.Record {
 	return s.recs
 }
 
-func nfdumpJSON(t *testing.T, path string) []nfJSON {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []nfJSON
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 type flowSummary struct {
 	key          flow.Key
 	pkts, octets uint64
@@ -355,19 +312,20 @@ type flowSummary struct {
 func summary(r *flow.Record) flowSummary {
 	k := r.Key
 	k.VLAN = 0
-	f := time.Unix(0, r.First).UTC().Format("2006-01-02T15:04:05.000")
-	l := time.Unix(0, r.Last).UTC().Format("2006-01-02T15:04:05.000")
-	return flowSummary{k, r.Packets, r.Octets, f, l, nfFlags(r.TCPFlags)}
+	f, l := peertest.FormatNfdumpTime(r.First), peertest.FormatNfdumpTime(r.Last)
+	return flowSummary{k, r.Packets, r.Octets, f, l, peertest.NfdumpFlags(r.TCPFlags)}
 }
 
-func nfSummaries(t *testing.T, fs []nfJSON) []flowSummary {
+func nfSummaries(t *testing.T, fs []peertest.NfdumpRecord) []flowSummary {
+	t.Helper()
 	var out []flowSummary
 	for _, f := range fs {
-		k := flow.Key{Src: netip.MustParseAddr(f.Src4 + f.Src6), Dst: netip.MustParseAddr(f.Dst4 + f.Dst6),
-			Proto: f.Proto, Sport: f.SrcPort, Dport: f.DstPort}
-		if f.Proto == 1 || f.Proto == 58 {
-			k.Sport, k.Dport = 0, uint16(f.ICMPType)<<8|uint16(f.ICMPCode)
+		src, dst, err := f.Endpoints()
+		if err != nil {
+			t.Fatalf("%v in %+v", err, f)
 		}
+		k := flow.Key{Src: src, Dst: dst, Proto: f.Proto}
+		k.Sport, k.Dport = f.Ports()
 		out = append(out, flowSummary{k, f.InPackets, f.InBytes, f.First, f.Last, f.TCPFlags})
 	}
 	return out
@@ -381,7 +339,7 @@ func sortSummaries(s []flowSummary) {
 // and compares every flow with what nfdump made of the same exchange.
 func TestSoftflowdMilli(t *testing.T) {
 	recs := serveFile(t, corpus(t, "ipfix-softflowd-milli.ipfix"))
-	want := nfSummaries(t, nfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
+	want := nfSummaries(t, peertest.ReadNfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
 	var got []flowSummary
 	for i := range recs {
 		got = append(got, summary(&recs[i]))
@@ -399,7 +357,7 @@ func TestSoftflowdMilli(t *testing.T) {
 // traffic (nfdump overwrites forward flags with reverse ones).
 func TestSoftflowdBiflow(t *testing.T) {
 	recs := serveFile(t, corpus(t, "ipfix-softflowd-biflow.ipfix"))
-	nf := nfdumpJSON(t, corpus(t, "ipfix-softflowd-biflow.nfdump.json"))
+	nf := peertest.ReadNfdumpJSON(t, corpus(t, "ipfix-softflowd-biflow.nfdump.json"))
 	var wantPk []string
 	for _, f := range nf {
 		wantPk = append(wantPk, fmt.Sprintln(f.Src4+f.Src6, f.SrcPort, f.InPackets, f.InBytes, f.First, f.Last))
@@ -419,7 +377,7 @@ func TestSoftflowdBiflow(t *testing.T) {
 	if !reflect.DeepEqual(gotPk, wantPk) {
 		t.Fatalf("biflow counters differ from nfdump:\n got  %v\n want %v", gotPk, wantPk)
 	}
-	uni := nfSummaries(t, nfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
+	uni := nfSummaries(t, peertest.ReadNfdumpJSON(t, corpus(t, "ipfix-softflowd-milli.nfdump.json")))
 	sortSummaries(got)
 	sortSummaries(uni)
 	if !reflect.DeepEqual(got, uni) {

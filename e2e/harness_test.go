@@ -222,98 +222,20 @@ func freePort(t testing.TB, network string) int {
 	}
 }
 
-// udpSocket is a line of /proc/net/udp.
-type udpSocket struct {
-	rxQueue int
-	drops   int
-}
-
-// udpSocketState finds the IPv4 UDP socket bound to 127.0.0.1:port (or
-// the wildcard address) in /proc/net/udp.
-func udpSocketState(port int) (udpSocket, bool) {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return udpSocket{}, false
-	}
-	want := fmt.Sprintf(":%04X", port)
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Scan() // header
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 13 || !strings.HasSuffix(f[1], want) {
-			continue
-		}
-		if a := strings.TrimSuffix(f[1], want); a != "0100007F" && a != "00000000" {
-			continue
-		}
-		q := strings.SplitN(f[4], ":", 2)
-		if len(q) != 2 {
-			continue
-		}
-		rx, _ := strconv.ParseInt(q[1], 16, 64)
-		drops, _ := strconv.Atoi(f[len(f)-1])
-		return udpSocket{rxQueue: int(rx), drops: drops}, true
-	}
-	return udpSocket{}, false
-}
-
-// waitUDPBound waits until something listens on UDP 127.0.0.1:port.
-func waitUDPBound(t testing.TB, p *proc, port int) {
-	t.Helper()
-	poll(t, 10*time.Second, fmt.Sprintf("%s to bind udp port %d", p.name, port), func() (bool, string) {
-		if p.exited() {
-			t.Fatalf("%s exited: %v\nstderr:\n%s", p.name, p.err, p.stderr.String())
-		}
-		_, ok := udpSocketState(port)
-		return ok, "not in /proc/net/udp"
-	})
-}
-
 // waitUDPDrained waits until the receiver of UDP port has read every
 // datagram queued to it, and fails if the kernel dropped any.
 func waitUDPDrained(t testing.TB, port int) {
 	t.Helper()
 	poll(t, 20*time.Second, fmt.Sprintf("udp port %d receive queue to drain", port), func() (bool, string) {
-		s, ok := udpSocketState(port)
+		q, ok := peertest.UDPQueue(port)
 		if !ok {
 			t.Fatalf("udp port %d: no socket bound", port)
 		}
-		return s.rxQueue == 0, fmt.Sprintf("rx_queue %d bytes", s.rxQueue)
+		return q == 0, fmt.Sprintf("rx_queue %d bytes", q)
 	})
-	if s, _ := udpSocketState(port); s.drops != 0 {
-		t.Fatalf("udp port %d: the kernel dropped %d datagrams (receiver too slow)", port, s.drops)
+	if d, _ := peertest.UDPDrops(port); d != 0 {
+		t.Fatalf("udp port %d: the kernel dropped %d datagrams (receiver too slow)", port, d)
 	}
-}
-
-// nfcapd is a running nfcapd writing into its own directory.
-type nfcapd struct {
-	p    *proc
-	dir  string
-	port int
-}
-
-func startNfcapd(t testing.TB) *nfcapd {
-	t.Helper()
-	path := peertest.Program(t, "nfcapd")
-	peertest.Program(t, "nfdump")
-	n := &nfcapd{dir: t.TempDir(), port: freePort(t, "udp")}
-	// Foreground, so SIGTERM and the exit are ours to see; -t 3600: no
-	// rotation during a test, SIGTERM flushes and renames the file.
-	n.p = start(t, path, "-b", "127.0.0.1", "-p", strconv.Itoa(n.port), "-w", n.dir, "-t", "3600")
-	waitUDPBound(t, n.p, n.port)
-	return n
-}
-
-func (n *nfcapd) url() string { return fmt.Sprintf("udp://127.0.0.1:%d", n.port) }
-
-// stop waits until nfcapd has read everything sent to it, stops it
-// (which flushes its file) and returns the flows nfdump reads back.
-func (n *nfcapd) stop(t testing.TB) []uniflow {
-	t.Helper()
-	waitUDPDrained(t, n.port)
-	n.p.terminate(t, 20*time.Second)
-	out := run(t, peertest.Program(t, "nfdump"), "-R", n.dir, "-o", "json")
-	return parseNfdumpJSON(t, out)
 }
 
 // uniflow is one unidirectional flow as the tests compare them: times in
@@ -396,59 +318,26 @@ func sameFlows(t testing.TB, gotName string, got []uniflow, wantName string, wan
 	t.Fatal(b.String())
 }
 
-// nfdumpFlow is what the tests read of nfdump 1.7's -o json.
-type nfdumpFlow struct {
-	First    string  `json:"first"`
-	Last     string  `json:"last"`
-	Packets  uint64  `json:"in_packets"`
-	Bytes    uint64  `json:"in_bytes"`
-	Proto    uint8   `json:"proto"`
-	Sport    uint16  `json:"src_port"`
-	Dport    uint16  `json:"dst_port"`
-	ICMPType *uint16 `json:"icmp_type"`
-	ICMPCode *uint16 `json:"icmp_code"`
-	Src4     string  `json:"src4_addr"`
-	Dst4     string  `json:"dst4_addr"`
-	Src6     string  `json:"src6_addr"`
-	Dst6     string  `json:"dst6_addr"`
-	VLAN     uint16  `json:"src_vlan"`
-}
-
-func parseNfdumpJSON(t testing.TB, out []byte) []uniflow {
+// nfdumpUniflows converts what nfdump showed (peertest.Nfcapd.Records)
+// into uniflows.
+func nfdumpUniflows(t testing.TB, recs []peertest.NfdumpRecord) []uniflow {
 	t.Helper()
-	var raw []nfdumpFlow
-	if len(bytes.TrimSpace(out)) > 0 {
-		if err := json.Unmarshal(out, &raw); err != nil {
-			t.Fatalf("nfdump -o json: %v\n%s", err, out)
-		}
-	}
 	ms := func(s string) int64 {
-		tm, err := time.ParseInLocation("2006-01-02T15:04:05.000", s, time.UTC)
+		ns, err := peertest.NfdumpTime(s)
 		if err != nil {
-			t.Fatalf("nfdump time %q: %v", s, err)
+			t.Fatal(err)
 		}
-		return tm.UnixMilli()
-	}
-	addr := func(a, b string) netip.Addr {
-		if a == "" {
-			a = b
-		}
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			t.Fatalf("nfdump address %q: %v", a, err)
-		}
-		return ip
+		return ns / int64(time.Millisecond)
 	}
 	var fs []uniflow
-	for _, r := range raw {
-		f := uniflow{
-			Src: addr(r.Src4, r.Src6), Dst: addr(r.Dst4, r.Dst6),
-			Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN,
-			Packets: r.Packets, Octets: r.Bytes, First: ms(r.First), Last: ms(r.Last),
+	for _, r := range recs {
+		src, dst, err := r.Endpoints()
+		if err != nil {
+			t.Fatalf("%v in %+v", err, r)
 		}
-		if r.ICMPType != nil && r.ICMPCode != nil {
-			f.Sport, f.Dport = 0, *r.ICMPType<<8|*r.ICMPCode
-		}
+		f := uniflow{Src: src, Dst: dst, Proto: r.Proto, VLAN: r.SrcVLAN,
+			Packets: r.InPackets, Octets: r.InBytes, First: ms(r.First), Last: ms(r.Last)}
+		f.Sport, f.Dport = r.Ports()
 		fs = append(fs, f)
 	}
 	return fs

@@ -39,9 +39,10 @@ func TestProbeToNfcapdAndCollector(t *testing.T) {
 				}
 				t.Skip(err)
 			}
-			nf := startNfcapd(t)
+			peertest.Program(t, "nfdump") // reads nfcapd's files below
+			nf := peertest.StartNfcapd(t)
 			coll := startCollector(t, true, false)
-			res := runProbe(t, "-r", in.path, "--export", nf.url(), "--export", "udp://"+coll.udp)
+			res := runProbe(t, "-r", in.path, "--export", nf.URL(), "--export", "udp://"+coll.udp)
 			if res.records == 0 {
 				t.Fatalf("mira-probe exported no records from %s", in.path)
 			}
@@ -50,7 +51,7 @@ func TestProbeToNfcapdAndCollector(t *testing.T) {
 			coll.waitMetric(t, "mira_collector_stored_records_total", res.records)
 			waitUDPDrained(t, coll.udpPort())
 			coll.p.terminate(t, 20*time.Second)
-			nfFlows := nf.stop(t)
+			nfFlows := nfdumpUniflows(t, nf.Records(t))
 			miraFlows, l := storeFlows(t, coll.db)
 			if uint64(len(miraFlows)) != res.records {
 				t.Fatalf("mira flows lists %d flows, the probe exported %d records", len(miraFlows), res.records)

@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 func testBiflows() []Biflow {
@@ -67,8 +67,8 @@ func TestBiflowRoundTrip(t *testing.T) {
 // must show each connection once with the responder's counters as out
 // bytes and packets.
 func TestNfdumpBiflows(t *testing.T) {
-	n := startNfcapd(t)
-	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), nil)
+	n := peertest.StartNfcapd(t)
+	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +77,7 @@ func TestNfdumpBiflows(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close()
-	n.stop(t)
-	var got []nfFlow
-	if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := n.Records(t)
 	if len(got) != len(bs) {
 		t.Fatalf("nfdump shows %d records, want %d", len(got), len(bs))
 	}
@@ -90,12 +86,12 @@ func TestNfdumpBiflows(t *testing.T) {
 		want[b.Record.Key] = b
 	}
 	for _, f := range got {
-		b, ok := want[f.key(t)]
+		b, ok := want[nfKey(t, &f)]
 		if !ok {
 			t.Fatalf("unexpected record %+v", f)
 		}
 		if f.InPackets != b.Record.Packets || f.InBytes != b.Record.Octets || f.OutPackets != b.RPackets || f.OutBytes != b.ROctets {
-			t.Fatalf("%v: in %d/%d out %d/%d, want %d/%d and %d/%d", f.key(t), f.InPackets, f.InBytes, f.OutPackets, f.OutBytes,
+			t.Fatalf("%v: in %d/%d out %d/%d, want %d/%d and %d/%d", nfKey(t, &f), f.InPackets, f.InBytes, f.OutPackets, f.OutBytes,
 				b.Record.Packets, b.Record.Octets, b.RPackets, b.ROctets)
 		}
 	}

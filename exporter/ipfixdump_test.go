@@ -16,13 +16,14 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix"
 	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // runIpfixDump runs libfixbuf's ipfixDump on an IPFIX file and fails on
 // any warning or error it prints (out-of-sequence messages included).
 func runIpfixDump(t *testing.T, file string) string {
 	t.Helper()
-	bin := needPeer(t, "ipfixDump")
+	bin := peertest.Program(t, "ipfixDump")
 	// MIRA's elements, named and typed from the registry.
 	xmlFile := filepath.Join(t.TempDir(), "mira-elements.xml")
 	var x strings.Builder
@@ -135,7 +136,7 @@ func TestFileRotation(t *testing.T) {
 // TestIpfixDumpTCP exports over TCP into a sink that writes the byte
 // stream to a file, then reads it with ipfixDump.
 func TestIpfixDumpTCP(t *testing.T) {
-	needPeer(t, "ipfixDump")
+	peertest.Program(t, "ipfixDump")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,7 @@ import (
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix"
 	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 var (
@@ -113,9 +113,9 @@ func TestIpfixDumpNames(t *testing.T) {
 // (nfcapd 1.7.1 skips the options records; like the sampling options
 // they cost one sequence error per options message, which is logged).
 func TestNfdumpNames(t *testing.T) {
-	n := startNfcapd(t)
+	n := peertest.StartNfcapd(t)
 	recs := append(ipfixtest.Samples(), ipfixtest.Random(8, 200)...)
-	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{SymptomNames: testSymptomNames, CategoryNames: testCategoryNames})
+	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), &Config{SymptomNames: testSymptomNames, CategoryNames: testCategoryNames})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +125,9 @@ func TestNfdumpNames(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	n.stop(t)
-	if m := regexp.MustCompile(`Flows: (\d+), Packets: \d+, Bytes: \d+, Sequence Errors: (\d+), Bad Packets: (\d+)`).FindStringSubmatch(n.log.String()); m != nil {
+	got := n.Records(t)
+	if m := regexp.MustCompile(`Flows: (\d+), Packets: \d+, Bytes: \d+, Sequence Errors: (\d+), Bad Packets: (\d+)`).FindStringSubmatch(n.Log()); m != nil {
 		t.Logf("nfcapd: %d flows, %s sequence errors, %s bad packets", len(recs), m[2], m[3])
-	}
-	var got []nfFlow
-	if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
-		t.Fatal(err)
 	}
 	if len(got) != len(recs) {
 		t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
@@ -146,7 +142,7 @@ func TestNfdumpNames(t *testing.T) {
 	}
 	have := map[flow.Key]pb{}
 	for _, f := range got {
-		k := f.key(t)
+		k := nfKey(t, &f)
 		h := have[k]
 		have[k] = pb{h.p + f.InPackets, h.b + f.InBytes}
 	}

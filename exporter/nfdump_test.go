@@ -1,66 +1,28 @@
 package exporter
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-// nfFlow is the part of an nfdump -o json record we check.
-type nfFlow struct {
-	First, Last string
-	InPackets   uint64 `json:"in_packets"`
-	InBytes     uint64 `json:"in_bytes"`
-	Proto       uint8
-	TCPFlags    string `json:"tcp_flags"`
-	SrcPort     uint16 `json:"src_port"`
-	DstPort     uint16 `json:"dst_port"`
-	ICMPType    uint8  `json:"icmp_type"`
-	ICMPCode    uint8  `json:"icmp_code"`
-	Src4        string `json:"src4_addr"`
-	Dst4        string `json:"dst4_addr"`
-	Src6        string `json:"src6_addr"`
-	Dst6        string `json:"dst6_addr"`
-	Input       uint32 `json:"input_snmp"`
-	Direction   uint8
-	SrcVLAN     uint16 `json:"src_vlan"`
-	InSrcMAC    string `json:"in_src_mac"`
-	InDstMAC    string `json:"in_dst_mac"`
-	OutPackets  uint64 `json:"out_packets"`
-	OutBytes    uint64 `json:"out_bytes"`
-}
-
-func (f *nfFlow) key(t *testing.T) flow.Key {
-	src, dst := f.Src4+f.Src6, f.Dst4+f.Dst6
-	k := flow.Key{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: f.Proto, Sport: f.SrcPort, Dport: f.DstPort}
-	if f.Proto == 1 || f.Proto == 58 {
-		k.Sport, k.Dport = 0, uint16(f.ICMPType)<<8|uint16(f.ICMPCode)
+// nfKey is the flow key of an nfdump record (VLAN 0: MIRA's key has it,
+// nfdump's src_vlan is checked apart).
+func nfKey(t *testing.T, f *peertest.NfdumpRecord) flow.Key {
+	t.Helper()
+	src, dst, err := f.Endpoints()
+	if err != nil {
+		t.Fatalf("%v in %+v", err, *f)
 	}
+	k := flow.Key{Src: src, Dst: dst, Proto: f.Proto}
+	k.Sport, k.Dport = f.Ports()
 	return k
-}
-
-// nfFlags renders TCP flags as nfdump does (CWR ECE URG ACK PSH RST SYN FIN).
-func nfFlags(v uint8) string {
-	const names = "CEUAPRSF"
-	b := []byte("........")
-	for i := 0; i < 8; i++ {
-		if v&(0x80>>i) != 0 {
-			b[i] = names[i]
-		}
-	}
-	return string(b)
-}
-
-func nfTime(ns int64) string {
-	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000")
 }
 
 func macString(m [6]byte) string {
@@ -72,9 +34,9 @@ func macString(m [6]byte) string {
 // real nfcapd and checks that nfdump shows exactly the same flows,
 // packets, bytes and times, and that nfcapd saw no sequence errors.
 func TestNfcapd(t *testing.T) {
-	n := startNfcapd(t)
+	n := peertest.StartNfcapd(t)
 	recs := append(ipfixtest.Samples(), ipfixtest.Random(5, 300)...)
-	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{MTU: 1400, TemplateRefreshMessages: 4})
+	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), &Config{MTU: 1400, TemplateRefreshMessages: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,22 +54,18 @@ func TestNfcapd(t *testing.T) {
 	if st.Records != uint64(len(recs)) || st.Errors != 0 || st.Messages < 20 {
 		t.Fatalf("exporter stats %+v", st)
 	}
-	n.stop(t)
-	log := n.log.String()
+	got := n.Records(t)
+	log := n.Log()
 	m := regexp.MustCompile(`Flows: (\d+), Packets: \d+, Bytes: \d+, Sequence Errors: (\d+), Bad Packets: (\d+)`).FindStringSubmatch(log)
 	if m == nil || m[1] != fmt.Sprint(len(recs)) || m[2] != "0" || m[3] != "0" {
 		t.Fatalf("nfcapd summary %q, want %d flows, no sequence errors, no bad packets\n%s", m, len(recs), log)
 	}
-	var got []nfFlow
-	if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
-		t.Fatal(err)
-	}
 	if len(got) != len(recs) {
 		t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
 	}
-	byKey := map[flow.Key][]nfFlow{}
+	byKey := map[flow.Key][]peertest.NfdumpRecord{}
 	for _, f := range got {
-		k := f.key(t)
+		k := nfKey(t, &f)
 		byKey[k] = append(byKey[k], f)
 	}
 	for i, r := range recs {
@@ -127,14 +85,14 @@ func TestNfcapd(t *testing.T) {
 		}
 		check("packets", f.InPackets, r.Packets)
 		check("bytes", f.InBytes, r.Octets)
-		check("first", f.First, nfTime(r.First))
-		check("last", f.Last, nfTime(r.Last))
+		check("first", f.First, peertest.FormatNfdumpTime(r.First))
+		check("last", f.Last, peertest.FormatNfdumpTime(r.Last))
 		check("input", f.Input, r.Ingress)
 		check("vlan", f.SrcVLAN, r.VLAN)
 		check("src mac", f.InSrcMAC, macString(r.SrcMAC))
 		check("dst mac", f.InDstMAC, macString(r.DstMAC))
 		if r.Proto == 6 {
-			check("tcp flags", f.TCPFlags, nfFlags(r.TCPFlags))
+			check("tcp flags", f.TCPFlags, peertest.NfdumpFlags(r.TCPFlags))
 		}
 		if r.Direction <= 1 {
 			check("direction", f.Direction, r.Direction)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // TestPSAMPOptionsPeers exports hash-sampled records with the sampling
@@ -20,8 +22,8 @@ import (
 // sequence check (which counts options records, as RFC 7011 says)
 // included.
 func TestPSAMPOptionsPeers(t *testing.T) {
-	tshark := needPeer(t, "tshark")
-	needPeer(t, "ipfixDump")
+	tshark := peertest.Program(t, "tshark")
+	peertest.Program(t, "ipfixDump")
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 func sampledRecords(n int, interval uint32) []flow.Record {
@@ -151,7 +151,7 @@ func TestNfdumpSampling(t *testing.T) {
 		{"count refreshed", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := startNfcapd(t)
+			n := peertest.StartNfcapd(t)
 			recs := sampledRecords(200, 0)
 			for i := range recs {
 				if tc.smp.Flow {
@@ -162,7 +162,7 @@ func TestNfdumpSampling(t *testing.T) {
 			}
 			smp := tc.smp
 			names := map[uint32]string{1: "a", 2: "b"}
-			e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.port), &Config{Sampling: &smp, AggregateNames: names,
+			e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), &Config{Sampling: &smp, AggregateNames: names,
 				MTU: 1000, TemplateRefreshMessages: tc.refresh})
 			if err != nil {
 				t.Fatal(err)
@@ -179,11 +179,7 @@ func TestNfdumpSampling(t *testing.T) {
 			if st.OptionsRecords%perAnnouncement != 0 || announcements == 0 || (tc.refresh == 1000) != (announcements == 1) {
 				t.Fatalf("%d options records in %d messages", st.OptionsRecords, st.Messages)
 			}
-			n.stop(t)
-			var got []nfFlow
-			if err := json.Unmarshal([]byte(n.dump(t, "-o", "json")), &got); err != nil {
-				t.Fatal(err)
-			}
+			got := n.Records(t)
 			if len(got) != len(recs) {
 				t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
 			}
@@ -192,18 +188,18 @@ func TestNfdumpSampling(t *testing.T) {
 				want[r.Key] = r
 			}
 			for _, f := range got {
-				r, ok := want[f.key(t)]
+				r, ok := want[nfKey(t, &f)]
 				if !ok {
 					t.Fatalf("unexpected flow %+v", f)
 				}
 				if f.InPackets != r.Packets*interval || f.InBytes != r.Octets*interval {
 					t.Fatalf("nfdump %d packets %d bytes, want %d and %d (scaled by %d)\n%s",
-						f.InPackets, f.InBytes, r.Packets*interval, r.Octets*interval, interval, n.log.String())
+						f.InPackets, f.InBytes, r.Packets*interval, r.Octets*interval, interval, n.Log())
 				}
 			}
-			m := regexp.MustCompile(`Sequence Errors: (\d+)`).FindStringSubmatch(n.log.String())
+			m := regexp.MustCompile(`Sequence Errors: (\d+)`).FindStringSubmatch(n.Log())
 			if m == nil {
-				t.Fatalf("no nfcapd summary in its log:\n%s", n.log.String())
+				t.Fatalf("no nfcapd summary in its log:\n%s", n.Log())
 			}
 			se, _ := strconv.Atoi(m[1])
 			if uint64(se) != announcements-1 {

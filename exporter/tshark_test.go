@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // writePcap frames UDP payloads as Ethernet/IPv4/UDP from port 40000 to
@@ -62,7 +63,7 @@ func writePcap(t *testing.T, path string, dport uint16, payloads [][]byte) {
 // pcap and has tshark's cflow dissector decode it with no malformed
 // packets and no expert errors or warnings.
 func TestTshark(t *testing.T) {
-	bin := needPeer(t, "tshark")
+	bin := peertest.Program(t, "tshark")
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

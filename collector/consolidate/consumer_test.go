@@ -3,14 +3,8 @@ package consolidate
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +12,6 @@ import (
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/exporter/ipfix"
-
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -37,46 +30,14 @@ func probeStream(t *testing.T, recs []flow.Record, smp *ipfix.Sampling) *bytes.B
 	return &buf
 }
 
-func udpQueue(port int) (int, bool) { return peertest.UDPQueue(port) }
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	peertest.WaitUntil(t, 10*time.Second, what, cond)
-}
-
 // TestCollectorToNfdump: two probes' IPFIX streams (each one direction,
 // one of them flow-sampled) go through the collecting process into the
 // streaming Consolidator, whose biflows are forwarded as RFC 5103 IPFIX
 // to a real nfcapd; nfdump shows one record per connection with the
 // initiator's counters in and the responder's out.
 func TestCollectorToNfdump(t *testing.T) {
-	bin, err := exec.LookPath("nfcapd")
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	if _, err := exec.LookPath("nfdump"); err != nil {
-		t.Skip(err)
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
-	dir := t.TempDir()
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir, "-t", "3600")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitUntil(t, "nfcapd to bind", func() bool { _, ok := udpQueue(port); return ok })
-
-	fw, err := NewForwarder(fmt.Sprintf("udp://127.0.0.1:%d", port), nil)
+	nf := peertest.StartNfcapd(t)
+	fw, err := NewForwarder(nf.URL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,30 +81,13 @@ func TestCollectorToNfdump(t *testing.T) {
 	if est != wantEst {
 		t.Fatalf("estimated octets %v, want %v", est, wantEst)
 	}
-	waitUntil(t, "nfcapd to read", func() bool { q, _ := udpQueue(port); return q == 0 })
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	out, err := exec.Command("nfdump", "-R", dir, "-o", "json").Output()
-	if err != nil {
-		t.Fatalf("nfdump: %v\n%s", err, log.String())
-	}
-	var got []struct {
-		Src        string `json:"src4_addr"`
-		SrcPort    uint16 `json:"src_port"`
-		InPackets  uint64 `json:"in_packets"`
-		InBytes    uint64 `json:"in_bytes"`
-		OutPackets uint64 `json:"out_packets"`
-		OutBytes   uint64 `json:"out_bytes"`
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatal(err)
-	}
+	got := nf.Records(t)
 	if len(got) != 30 {
 		t.Fatalf("nfdump shows %d records, want 30", len(got))
 	}
 	for _, g := range got {
 		i := int(g.SrcPort) - 40000
-		if i < 0 || i >= 30 || g.Src != fwd[i].Src.String() || g.InBytes != fwd[i].Octets || g.InPackets != fwd[i].Packets ||
+		if i < 0 || i >= 30 || g.Src4 != fwd[i].Src.String() || g.InBytes != fwd[i].Octets || g.InPackets != fwd[i].Packets ||
 			g.OutBytes != rev[i].Octets || g.OutPackets != rev[i].Packets {
 			t.Fatalf("nfdump record %+v", g)
 		}

@@ -35,6 +35,13 @@ type NfdumpRecord struct {
 	Dst4       string `json:"dst4_addr"`
 	Src6       string `json:"src6_addr"`
 	Dst6       string `json:"dst6_addr"`
+	// Interface, direction, VLAN and MAC elements: zero or "" when
+	// nfdump does not print them (the exporter did not send them).
+	Input     uint32 `json:"input_snmp"`
+	Direction uint8  `json:"direction"`
+	SrcVLAN   uint16 `json:"src_vlan"`
+	InSrcMAC  string `json:"in_src_mac"`
+	InDstMAC  string `json:"in_dst_mac"`
 }
 
 // Endpoints returns the record's source and destination addresses.
@@ -71,10 +78,34 @@ func NfdumpTime(s string) (int64, error) {
 	return v.UnixNano(), nil
 }
 
-// ParseNfdumpJSON parses the output of `nfdump -o json`.
+// FormatNfdumpTime formats a time in nanoseconds since the epoch as
+// nfdump -o json prints it under TZ=UTC (milliseconds, truncated).
+func FormatNfdumpTime(ns int64) string {
+	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000")
+}
+
+// NfdumpFlags renders TCP flags as nfdump prints tcp_flags: one letter
+// per bit from CWR to FIN (CEUAPRSF), '.' for a clear bit.
+func NfdumpFlags(v uint8) string {
+	const names = "CEUAPRSF"
+	b := []byte("........")
+	for i := range b {
+		if v&(0x80>>i) != 0 {
+			b[i] = names[i]
+		}
+	}
+	return string(b)
+}
+
+// ParseNfdumpJSON parses the output of `nfdump -o json`. With no flows
+// nfdump 1.7.1 prints "[", "No matching flows", "]": that is no records.
 func ParseNfdumpJSON(b []byte) ([]NfdumpRecord, error) {
 	var recs []NfdumpRecord
-	if len(bytes.TrimSpace(b)) == 0 {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if b[0] == '[' && b[len(b)-1] == ']' && string(bytes.TrimSpace(b[1:len(b)-1])) == "No matching flows" {
 		return nil, nil
 	}
 	if err := json.Unmarshal(b, &recs); err != nil {
@@ -122,6 +153,7 @@ type Nfcapd struct {
 	cmd    *exec.Cmd
 	log    bytes.Buffer
 	exited chan struct{}
+	err    error // of cmd.Wait, once exited is closed
 }
 
 // StartNfcapd starts nfcapd on a free port of 127.0.0.1 and returns once
@@ -143,7 +175,7 @@ func StartNfcapd(t testing.TB) *Nfcapd {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { n.cmd.Wait(); close(n.exited) }()
+	go func() { n.err = n.cmd.Wait(); close(n.exited) }()
 	t.Cleanup(func() { n.cmd.Process.Kill(); <-n.exited })
 	WaitUntil(t, 10*time.Second, "nfcapd to bind its socket", func() bool {
 		select {
@@ -162,13 +194,26 @@ func (n *Nfcapd) URL() string { return fmt.Sprintf("udp://127.0.0.1:%d", n.Port)
 
 // Stop waits until nfcapd has read every datagram queued on its socket
 // (loopback delivery is synchronous, so what was sent is queued), then
-// stops it with SIGTERM, which makes it write its current file.
+// stops it with SIGTERM, which makes it write its current file. It fails
+// the test if the kernel dropped datagrams on the socket (nfcapd too
+// slow: what nfdump shows would lack them), or if nfcapd had already
+// exited or does not exit cleanly.
 func (n *Nfcapd) Stop(t testing.TB) {
 	t.Helper()
 	WaitUntil(t, 20*time.Second, "nfcapd to read its socket", func() bool {
-		q, _ := UDPQueue(n.Port)
+		q, ok := UDPQueue(n.Port)
+		if !ok {
+			select {
+			case <-n.exited:
+				t.Fatalf("nfcapd exited before Stop: %v\n%s", n.err, n.log.String())
+			default:
+			}
+		}
 		return q == 0
 	})
+	if d, ok := UDPDrops(n.Port); !ok || d != 0 {
+		t.Fatalf("nfcapd socket 127.0.0.1:%d: the kernel dropped %d datagrams (socket found: %v)", n.Port, d, ok)
+	}
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +221,9 @@ func (n *Nfcapd) Stop(t testing.TB) {
 	case <-n.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("nfcapd did not exit on SIGTERM:\n%s", n.log.String())
+	}
+	if n.err != nil {
+		t.Fatalf("nfcapd on SIGTERM: %v\n%s", n.err, n.log.String())
 	}
 }
 

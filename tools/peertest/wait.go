@@ -14,25 +14,45 @@ import (
 // to port (from /proc/net/udp on Linux), and whether such a socket exists.
 // Tests wait for a peer to drain its socket with it instead of sleeping.
 func UDPQueue(port int) (int, bool) {
+	fs, ok := udpSocket(port)
+	if !ok {
+		return 0, false
+	}
+	q := strings.Split(fs[4], ":")
+	n, _ := strconv.ParseInt(q[1], 16, 64)
+	return int(n), true
+}
+
+// UDPDrops returns how many datagrams the kernel dropped on the IPv4 UDP
+// socket bound to port because its receive buffer was full (the last
+// column of /proc/net/udp), and whether such a socket exists.
+func UDPDrops(port int) (int, bool) {
+	fs, ok := udpSocket(port)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(fs[len(fs)-1])
+	return n, err == nil
+}
+
+// udpSocket returns the fields of the /proc/net/udp line of the socket
+// bound to port.
+func udpSocket(port int) ([]string, bool) {
 	f, err := os.Open("/proc/net/udp")
 	if err != nil {
-		return 0, false
+		return nil, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	want := fmt.Sprintf(":%04X", port)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
-		if len(fs) > 4 && strings.HasSuffix(fs[1], want) {
-			q := strings.Split(fs[4], ":")
-			if len(q) < 2 {
-				continue
-			}
-			n, _ := strconv.ParseInt(q[1], 16, 64)
-			return int(n), true
+		if len(fs) < 13 || !strings.HasSuffix(fs[1], want) || !strings.Contains(fs[4], ":") {
+			continue
 		}
+		return fs, true
 	}
-	return 0, false
+	return nil, false
 }
 
 // WaitUntil polls cond (an observable state: a file, a socket queue, a
