@@ -133,8 +133,9 @@ type entry struct {
 	category                           uint16
 	ipVersion                          uint8
 	tunnel                             flow.TunnelType
-	tunFam                             uint8 // famSrc4|famDst4 of the tunnel endpoints; tunValid
-	_                                  [19]byte
+	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
+	seq                                uint64 // creation order: breaks eviction ties
+	_                                  [8]byte
 }
 
 // tunValid in entry.tunFam says the tunnel endpoints are set.
@@ -591,6 +592,7 @@ func (t *Table) create(k *key, h uint64, p *decode.Packet, ts int64, ifIndex uin
 			e.tunFam |= famDst4
 		}
 	}
+	e.seq = t.stats.Created
 	e.ingress = ifIndex
 	e.srcMAC, e.dstMAC = p.SrcMAC, p.DstMAC
 	e.vpi, e.vci = p.VPI, p.VCI
@@ -611,7 +613,8 @@ func (t *Table) create(k *key, h uint64, p *decode.Packet, ts int64, ifIndex uin
 	return i
 }
 
-// evict ends the live flow with the earliest deadline, scanning the
+// evict ends the live flow with the earliest deadline (of equal ones the
+// one created first), scanning the
 // wheel from the cursor: items whose flow's deadline has moved later are
 // moved to their slot on the way, stale ones dropped.
 func (t *Table) evict() {
@@ -619,14 +622,15 @@ func (t *Table) evict() {
 	start := t.slotOf(t.cursor)
 	for k := 0; k < n; k++ {
 		s := (start + k) % n
-		best, bestDl := int32(nilIdx), int64(0)
+		best, bestDl, bestSeq := int32(nilIdx), int64(0), uint64(0)
 		t.sweepSlot(s, func(i int32, dl int64) bool {
 			if t.slotOf(dl) != s {
 				t.schedule(i, dl) // its deadline moved later
 				return false
 			}
-			if best == nilIdx || dl < bestDl {
-				best, bestDl = i, dl
+			// The earliest deadline; of equal ones, the oldest flow.
+			if seq := t.at(i).seq; best == nilIdx || dl < bestDl || (dl == bestDl && seq < bestSeq) {
+				best, bestDl, bestSeq = i, dl, seq
 			}
 			return true
 		})
