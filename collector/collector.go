@@ -3,6 +3,7 @@ package collector
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,7 +76,8 @@ type Stats struct {
 	// because their receive buffers were full (Linux; 0 elsewhere).
 	SocketDrops uint64
 	// Malformed counts bad input by reason (ipfix.Reason names, plus
-	// "stream-framing" for byte streams that lost message framing).
+	// "stream-framing" for byte streams that lost message framing,
+	// "tls-handshake" for TLS connections refused in the handshake).
 	Malformed map[string]uint64
 }
 
@@ -98,15 +100,17 @@ type Collector struct {
 	c   Consumer
 	cfg Config
 
-	mu        sync.Mutex
-	udp       map[netip.AddrPort]*session
-	streams   map[*session]struct{}
-	retired   ipfix.SessionStats
-	total     uint64
-	readErrs  uint64
-	framing   uint64
-	lastSweep time.Time
-	sockets   []*udpSocket
+	mu       sync.Mutex
+	udp      map[netip.AddrPort]*session
+	streams  map[*session]struct{}
+	retired  ipfix.SessionStats
+	total    uint64
+	readErrs uint64
+	framing  uint64
+	// handshakes counts TLS connections whose handshake failed.
+	handshakes uint64
+	lastSweep  time.Time
+	sockets    []*udpSocket
 
 	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
 	// decoders, connections).
@@ -207,10 +211,33 @@ func (c *Collector) retire(s *session) {
 // ListenTCP listens on addr and serves each connection as a session
 // until ctx is done. It returns the bound address.
 func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error) {
+	return c.listenStream(ctx, addr, nil)
+}
+
+// ListenTLS is ListenTCP over TLS (RFC 7011 §10.4.2) with cfg, which
+// holds the collector's certificate and, to require exporters'
+// certificates, ClientCAs and ClientAuth. A connection whose handshake
+// fails is closed and counted (Stats.Malformed["tls-handshake"]).
+func (c *Collector) ListenTLS(ctx context.Context, addr string, cfg *tls.Config) (net.Addr, error) {
+	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil) {
+		return nil, fmt.Errorf("collector: listen tls %s: no certificate", addr)
+	}
+	return c.listenStream(ctx, addr, cfg)
+}
+
+// handshakeTimeout bounds a TLS handshake, so a connection that never
+// completes one does not hold a goroutine.
+const handshakeTimeout = 10 * time.Second
+
+func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Config) (net.Addr, error) {
+	network := "tcp"
+	if tcfg != nil {
+		network = "tls"
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("collector: listen tcp %s: %w", addr, err)
+		return nil, fmt.Errorf("collector: listen %s %s: %w", network, addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	c.wg.Add(1)
@@ -236,7 +263,21 @@ func (c *Collector) ListenTCP(ctx context.Context, addr string) (net.Addr, error
 				defer cstop()
 				ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 				ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-				c.ServeStream(ctx, conn, Origin{Exporter: ap, Transport: "tcp"})
+				var r io.Reader = conn
+				if tcfg != nil {
+					tc := tls.Server(conn, tcfg)
+					hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+					err := tc.HandshakeContext(hctx)
+					cancel()
+					if err != nil {
+						c.mu.Lock()
+						c.handshakes++
+						c.mu.Unlock()
+						return
+					}
+					r = tc
+				}
+				c.ServeStream(ctx, r, Origin{Exporter: ap, Transport: network})
 			}()
 		}
 	}()
@@ -345,6 +386,9 @@ func (c *Collector) Stats() Stats {
 	}
 	if c.framing > 0 {
 		out.Malformed["stream-framing"] = c.framing
+	}
+	if c.handshakes > 0 {
+		out.Malformed["tls-handshake"] = c.handshakes
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 type Config struct {
 	// PEN is the enterprise number of MIRA's elements (ipfix.DefaultPEN).
 	PEN uint32
+	// TLS configures tls:// targets (nil: the system's roots, no client
+	// certificate).
+	TLS *tls.Config
 	// MTU bounds UDP messages (payload bytes). Zero means the path MTU
 	// the kernel knows for the collector's route (IP_MTU on the connected
 	// socket), less the IP and UDP headers, so messages are never
@@ -176,8 +180,8 @@ func (d *domainState) clearSent() {
 	d.anySent = false
 }
 
-// New returns an Exporter for udp://host:port, tcp://host:port or
-// file:///dir.
+// New returns an Exporter for udp://host:port, tcp://host:port,
+// tls://host:port (Config.TLS) or file:///dir.
 func New(rawURL string, cfg *Config) (*Exporter, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -190,10 +194,12 @@ func New(rawURL string, cfg *Config) (*Exporter, error) {
 		t, err = DialUDP(u.Host)
 	case "tcp":
 		t, err = NewTCP(u.Host)
+	case "tls":
+		t, err = NewTLS(u.Host, c.TLS)
 	case "file":
 		t, err = NewFile(u.Path, c.FileRotate, c.Now)
 	default:
-		return nil, fmt.Errorf("exporter: %q: unsupported scheme %q (udp, tcp, file)", rawURL, u.Scheme)
+		return nil, fmt.Errorf("exporter: %q: unsupported scheme %q (udp, tcp, tls, file)", rawURL, u.Scheme)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %s: %w", rawURL, err)

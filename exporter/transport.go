@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,7 @@ func (t *udpTransport) Close() error   { return t.c.Close() }
 
 type tcpTransport struct {
 	addr    string
+	tls     *tls.Config // nil: plain TCP
 	c       net.Conn
 	session uint64
 }
@@ -68,6 +70,26 @@ func NewTCP(addr string) (Transport, error) {
 		return nil, err
 	}
 	return &tcpTransport{addr: addr}, nil
+}
+
+// NewTLS returns a transport to addr over TLS (RFC 7011 §10.4.2; IANA's
+// IPFIX-over-TLS port is 4740) with cfg (nil: the system's roots); the
+// collector's certificate must name the host of addr unless
+// cfg.ServerName says otherwise. Like TCP it connects on first use and
+// reconnects after failures.
+func NewTLS(addr string, cfg *tls.Config) (Transport, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg != nil {
+		c = cfg.Clone()
+	}
+	if c.ServerName == "" {
+		c.ServerName = host
+	}
+	return &tcpTransport{addr: addr, tls: c}, nil
 }
 
 func (t *tcpTransport) Begin() (uint64, error) {
@@ -84,7 +106,14 @@ func (t *tcpTransport) Reconnect() (uint64, error) {
 		t.c.Close()
 		t.c = nil
 	}
-	c, err := net.DialTimeout("tcp", t.addr, 5*time.Second)
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if t.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", t.addr, t.tls) // handshake included
+	} else {
+		c, err = d.Dial("tcp", t.addr)
+	}
 	if err != nil {
 		return t.session, err
 	}

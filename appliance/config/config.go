@@ -88,6 +88,8 @@ type Export struct {
 	TemplateRefresh time.Duration `yaml:"template_refresh"`
 	MTU             int           `yaml:"mtu"`
 	FileRotate      time.Duration `yaml:"file_rotate"`
+	// TLS is used by tls:// URLs.
+	TLS TLS `yaml:"tls"`
 }
 
 // Symptoms selects the symptom database.
@@ -132,6 +134,9 @@ type Collector struct {
 	// Forward re-exports the consolidated biflows (RFC 5103 IPFIX) to
 	// these collectors: udp://, tcp:// or file:///dir URLs.
 	Forward []string `yaml:"forward"`
+	// TLS is the certificate of tls:// listeners, and the CA whose
+	// client certificates they require (none: any exporter may connect).
+	TLS TLS `yaml:"tls"`
 }
 
 // Error is a configuration error with its position.

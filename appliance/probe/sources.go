@@ -46,6 +46,13 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 }
 
 func openExporter(e config.Export, cfg *exporter.Config) (Exporter, error) {
+	if !e.TLS.IsZero() || strings.HasPrefix(e.URL, "tls:") {
+		t, err := e.TLS.Client()
+		if err != nil {
+			return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)
+		}
+		cfg.TLS = t
+	}
 	x, err := exporter.New(e.URL, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("probe: export %s: %w", e.URL, err)

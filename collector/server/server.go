@@ -245,13 +245,19 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) listen(ctx context.Context, raw string) (net.Addr, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("collector: bad listen URL %q (want udp://host:port or tcp://host:port)", raw)
+		return nil, fmt.Errorf("collector: bad listen URL %q (want udp://, tcp:// or tls://host:port)", raw)
 	}
 	switch u.Scheme {
 	case "udp":
 		return s.coll.ListenUDP(ctx, u.Host)
 	case "tcp":
 		return s.coll.ListenTCP(ctx, u.Host)
+	case "tls":
+		t, err := s.cfg.TLS.Server()
+		if err != nil {
+			return nil, fmt.Errorf("collector: listen %s: %w (collector.yaml tls: cert, key, and ca to require exporters' certificates)", raw, err)
+		}
+		return s.coll.ListenTLS(ctx, u.Host, t)
 	}
 	return nil, errors.New("collector: unsupported listen scheme " + u.Scheme + " in " + raw)
 }

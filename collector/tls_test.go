@@ -1,0 +1,98 @@
+package collector
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// TestRoundTripTLS: an exporter with a certificate from the collector's
+// CA delivers every record over TLS; an exporter with a certificate from
+// another CA, without one, or speaking plain TCP to the TLS port is
+// refused in the handshake, counted, and delivers nothing.
+func TestRoundTripTLS(t *testing.T) {
+	pki := peertest.NewTLSFiles(t)
+	srv, err := config.TLS{Cert: pki.ServerCert, Key: pki.ServerKey, CA: pki.CA}.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	recs := testRecords()
+	s := newSink(len(recs))
+	c := New(s, nil)
+	addr, err := c.ListenTLS(ctx, "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "tls://" + addr.String()
+
+	export := func(tc config.TLS) error {
+		cl, err := tc.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := exporter.New(url, &exporter.Config{TLS: cl, ExporterMetadata: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Export(recs)
+		if cerr := e.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  config.TLS
+	}{
+		{"certificate from another CA", config.TLS{CA: pki.CA, Cert: pki.RogueCert, Key: pki.RogueKey}},
+		{"no client certificate", config.TLS{CA: pki.CA}},
+	} {
+		// The exporter may only learn of the refusal on a later write
+		// (TLS 1.3 verifies the client after the client's Finished), so
+		// what counts is that the collector saw a failed handshake and
+		// delivered nothing.
+		n0 := c.Stats().Malformed["tls-handshake"]
+		export(tc.cfg) // (it may retry on a new connection)
+		peertest.WaitUntil(t, 10*time.Second, tc.name+" refused", func() bool {
+			return c.Stats().Malformed["tls-handshake"] > n0
+		})
+		if st := c.Stats(); st.Records != 0 {
+			t.Fatalf("%s: %d records delivered", tc.name, st.Records)
+		}
+	}
+	// A server certificate the exporter does not trust: the exporter
+	// refuses, with an error.
+	if err := export(config.TLS{Cert: pki.ClientCert, Key: pki.ClientKey}); err == nil {
+		t.Error("exporter accepted a collector certificate from an unknown CA")
+	}
+	// Plain TCP to the TLS port.
+	n0 := c.Stats().Malformed["tls-handshake"]
+	plain, err := exporter.New("tcp://"+addr.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Export(recs)
+	plain.Close()
+	peertest.WaitUntil(t, 10*time.Second, "plain TCP refused", func() bool {
+		return c.Stats().Malformed["tls-handshake"] > n0
+	})
+
+	if err := export(config.TLS{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}); err != nil {
+		t.Fatalf("trusted exporter: %v", err)
+	}
+	s.wait(t)
+	checkSame(t, s.recs, recs)
+	st := c.Stats()
+	if st.Records != uint64(len(recs)) || st.LostRecords != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if s.origins[0].Transport != "tls" {
+		t.Fatalf("origin %+v", s.origins[0])
+	}
+}
