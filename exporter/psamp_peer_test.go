@@ -66,16 +66,7 @@ func TestPSAMPOptionsPeers(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "psamp.pcap")
 	writePcap(t, pcap, 4739, payloads)
-	out, err := exec.Command(tshark, "-r", pcap, "-d", "udp.port==4739,cflow", "-V").CombinedOutput()
-	if err != nil {
-		t.Fatalf("tshark: %v\n%s", err, out)
-	}
-	v := string(out)
-	for _, bad := range []string{"Malformed", "Expert Info (Error", "Expert Info (Warning", "[Data"} {
-		if i := strings.Index(v, bad); i >= 0 {
-			t.Fatalf("tshark reports %q: ...%s...", bad, v[max(0, i-1500):min(len(v), i+300)])
-		}
-	}
+	tsharkClean(t, tshark, pcap)
 	fields, err := exec.Command(tshark, "-r", pcap, "-d", "udp.port==4739,cflow", "-T", "fields", "-E", "separator=;",
 		"-Y", "cflow.hash_selected_range_max",
 		"-e", "cflow.selector_algorithm", "-e", "cflow.sampling_probability",

@@ -94,16 +94,7 @@ func TestTshark(t *testing.T) {
 	}
 	pcap := filepath.Join(t.TempDir(), "ipfix.pcap")
 	writePcap(t, pcap, 4739, payloads)
-	out, err := exec.Command(bin, "-r", pcap, "-d", "udp.port==4739,cflow", "-V").CombinedOutput()
-	if err != nil {
-		t.Fatalf("tshark: %v\n%s", err, out)
-	}
-	v := string(out)
-	for _, bad := range []string{"Malformed", "Expert Info (Error", "Expert Info (Warning", "[Data"} {
-		if i := strings.Index(v, bad); i >= 0 {
-			t.Fatalf("tshark reports %q: ...%s...", bad, v[max(0, i-1500):min(len(v), i+300)])
-		}
-	}
+	v := tsharkClean(t, bin, pcap)
 	if n := strings.Count(v, "Cisco NetFlow/IPFIX"); n != len(payloads) {
 		t.Fatalf("tshark decoded %d IPFIX messages, want %d", n, len(payloads))
 	}
@@ -131,4 +122,22 @@ func TestTshark(t *testing.T) {
 		t.Fatalf("tshark expert info:\n%s", s)
 	}
 	t.Log(fmt.Sprintf("%d datagrams, %d records decoded by tshark", len(payloads), len(recs)))
+}
+
+// tsharkClean decodes pcap (IPFIX on UDP port 4739) with tshark -V and
+// fails on malformed packets, expert errors or warnings and undecoded
+// data; it returns tshark's output.
+func tsharkClean(t *testing.T, tshark, pcap string) string {
+	t.Helper()
+	out, err := exec.Command(tshark, "-r", pcap, "-d", "udp.port==4739,cflow", "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	v := string(out)
+	for _, bad := range []string{"Malformed", "Expert Info (Error", "Expert Info (Warning", "[Data"} {
+		if i := strings.Index(v, bad); i >= 0 {
+			t.Fatalf("tshark reports %q: ...%s...", bad, v[max(0, i-1500):min(len(v), i+300)])
+		}
+	}
+	return v
 }

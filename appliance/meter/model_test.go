@@ -123,6 +123,23 @@ func (m *model) flush() {
 	}
 }
 
+// sameRecords requires got and want to hold the same records, in any
+// order, and returns want sorted.
+func sameRecords(t *testing.T, got, want []flow.Record) []flow.Record {
+	t.Helper()
+	sortRecords(got)
+	sortRecords(want)
+	if len(got) != len(want) {
+		t.Fatalf("%d records, model %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("record %d\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+	return want
+}
+
 // sortRecords puts records in a total order (of their printed form), so
 // that two multisets of records compare element by element.
 func sortRecords(rs []flow.Record) {
@@ -174,17 +191,9 @@ func TestAgainstModel(t *testing.T) {
 			}
 			m.flush()
 			tab.Flush()
-			got, want := c.recs, m.out
-			sortRecords(got)
-			sortRecords(want)
-			if len(got) != len(want) {
-				t.Fatalf("%d records, model %d", len(got), len(want))
-			}
+			want := sameRecords(t, c.recs, m.out)
 			reasons := map[flow.EndReason]int{}
 			for i := range want {
-				if !reflect.DeepEqual(got[i], want[i]) {
-					t.Fatalf("record %d\n got %+v\nwant %+v", i, got[i], want[i])
-				}
 				reasons[want[i].EndReason]++
 			}
 			t.Logf("%d records, by reason %v", len(want), reasons)
@@ -234,15 +243,5 @@ func runModelCase(t *testing.T, b []byte) {
 	}
 	m.flush()
 	tab.Flush()
-	got, want := c.recs, m.out
-	sortRecords(got)
-	sortRecords(want)
-	if len(got) != len(want) {
-		t.Fatalf("%d records, model %d", len(got), len(want))
-	}
-	for i := range want {
-		if !reflect.DeepEqual(got[i], want[i]) {
-			t.Fatalf("record %d\n got %+v\nwant %+v", i, got[i], want[i])
-		}
-	}
+	sameRecords(t, c.recs, m.out)
 }

@@ -209,14 +209,8 @@ type samplingState struct {
 	haveRecs bool
 }
 
-// noteRecords follows the record time of an origin (for
-// store.Announcement.Since); s.mu held. Until the origin's first
-// announcement every record is looked at, then only the batch's ends
-// (records come roughly in end order): this is on the receive path.
-func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
-	if len(recs) == 0 {
-		return
-	}
+// samplingOf is origin k's sampling state, made on first use; s.mu held.
+func (s *Server) samplingOf(k pendKey) *samplingState {
 	st := s.smp[k]
 	if st == nil {
 		if s.smp == nil {
@@ -225,6 +219,18 @@ func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
 		st = &samplingState{}
 		s.smp[k] = st
 	}
+	return st
+}
+
+// noteRecords follows the record time of an origin (for
+// store.Announcement.Since); s.mu held. Until the origin's first
+// announcement every record is looked at, then only the batch's ends
+// (records come roughly in end order): this is on the receive path.
+func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	st := s.samplingOf(k)
 	if !st.haveRecs {
 		st.lastEnd, st.haveRecs = recs[0].Last, true
 	}
@@ -240,14 +246,7 @@ func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
 // noteSampling queues an announcement for the store when the origin's
 // sampling is new to this process or changed; s.mu held.
 func (s *Server) noteSampling(k pendKey, smp ipfix.Sampling) {
-	st := s.smp[k]
-	if st == nil {
-		if s.smp == nil {
-			s.smp = map[pendKey]*samplingState{}
-		}
-		st = &samplingState{}
-		s.smp[k] = st
-	}
+	st := s.samplingOf(k)
 	a := store.Announcement{At: time.Now().UTC(), Interval: smp.Interval, Flow: smp.Flow}
 	if st.have && st.cur.Interval == a.Interval && st.cur.Flow == a.Flow {
 		return

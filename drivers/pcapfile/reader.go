@@ -455,7 +455,9 @@ func (r *Reader) Next() ([]byte, drivers.CaptureInfo, error) {
 		return nil, drivers.CaptureInfo{}, r.err
 	}
 	if r.mm != nil { // classic pcap, mapped: the fast path
-		return r.nextMapped(16 + r.extraHdr)
+		var ci drivers.CaptureInfo
+		data, err := r.nextMappedInto(16+r.extraHdr, &ci)
+		return data, ci, err
 	}
 	if r.format == formatPcapng {
 		return r.nextPcapng()
@@ -470,46 +472,12 @@ func (r *Reader) Next() ([]byte, drivers.CaptureInfo, error) {
 // copy's wide loads stall on the narrow stores (store forwarding fails)
 // on every packet.
 func (r *Reader) NextInto(ci *drivers.CaptureInfo) ([]byte, error) {
-	if r.err != nil || r.mm == nil || r.big {
+	if r.err != nil || r.mm == nil {
 		data, c, err := r.Next()
 		*ci = c
 		return data, err
 	}
-	hl := 16 + r.extraHdr
-	start := r.off
-	b := r.mm[start:]
-	if len(b) < hl {
-		data, c, err := r.nextMapped(hl)
-		*ci = c
-		return data, err
-	}
-	caplen := binary.LittleEndian.Uint32(b[8:])
-	st := &r.state[0]
-	end := hl + int(caplen)
-	if caplen > uint32(limit(st.snaplen)) || len(b) < end {
-		data, c, err := r.nextMapped(hl)
-		*ci = c
-		return data, err
-	}
-	r.off += int64(end)
-	if lim := min(int(r.off)+mapAhead, len(r.mm)); r.pf < lim {
-		r.prefetch(lim)
-	}
-	sec, frac := int64(binary.LittleEndian.Uint32(b[0:])), int64(binary.LittleEndian.Uint32(b[4:]))
-	origlen := binary.LittleEndian.Uint32(b[12:])
-	if !r.nano {
-		frac *= 1000
-	}
-	ci.Timestamp = sec*1e9 + frac
-	ci.CaptureLength = int(caplen)
-	ci.Length = int(origlen)
-	ci.LinkType = st.link
-	ci.Interface = 0
-	ci.Direction = 0
-	ci.VPI, ci.VCI, ci.HasVC = 0, 0, false
-	r.stats.Packets++
-	r.stats.Octets += uint64(origlen)
-	return b[hl:end:end], nil
+	return r.nextMappedInto(16+r.extraHdr, ci)
 }
 
 func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
@@ -517,7 +485,8 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 	start := r.off
 	hl := 16 + r.extraHdr
 	if r.mm != nil {
-		return r.nextMapped(hl)
+		data, err := r.nextMappedInto(hl, &ci)
+		return data, ci, err
 	}
 	// Fast path: header and data inside bufio's buffer are returned
 	// in place (valid until the next read, as Next promises), saving a
@@ -559,17 +528,18 @@ func (r *Reader) nextPcap() ([]byte, drivers.CaptureInfo, error) {
 	return r.pcapRecord(h, data, &ci)
 }
 
-// nextMapped reads the next classic record from the file mapping.
-func (r *Reader) nextMapped(hl int) ([]byte, drivers.CaptureInfo, error) {
-	var ci drivers.CaptureInfo
+// nextMappedInto reads the next classic record from the file mapping,
+// setting every field of *ci.
+func (r *Reader) nextMappedInto(hl int, ci *drivers.CaptureInfo) ([]byte, error) {
+	*ci = drivers.CaptureInfo{}
 	start := r.off
 	b := r.mm[start:]
 	if len(b) == 0 {
 		r.err = io.EOF
-		return nil, ci, io.EOF
+		return nil, io.EOF
 	}
 	if len(b) < hl {
-		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record header"))
+		return nil, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record header"))
 	}
 	var caplen uint32
 	if !r.big {
@@ -579,18 +549,19 @@ func (r *Reader) nextMapped(hl int) ([]byte, drivers.CaptureInfo, error) {
 	}
 	st := &r.state[0]
 	if caplen > uint32(limit(st.snaplen)) {
-		return nil, ci, r.fail(r.errorf(start, ReasonOversize, nil, "captured length %d exceeds limit %d (snaplen %d)", caplen, limit(st.snaplen), st.snaplen))
+		return nil, r.fail(r.errorf(start, ReasonOversize, nil, "captured length %d exceeds limit %d (snaplen %d)", caplen, limit(st.snaplen), st.snaplen))
 	}
 	end := hl + int(caplen)
 	if len(b) < end {
-		return nil, ci, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record data (%d bytes)", caplen))
+		return nil, r.fail(r.errorf(start, ReasonTruncated, io.ErrUnexpectedEOF, "record data (%d bytes)", caplen))
 	}
 	r.off += int64(end)
 	if lim := min(int(r.off)+mapAhead, len(r.mm)); r.pf < lim {
 		r.prefetch(lim)
 	}
 	if r.big {
-		return r.pcapRecord(b[:hl], b[hl:end:end], &ci)
+		data, _, err := r.pcapRecord(b[:hl], b[hl:end:end], ci)
+		return data, err
 	}
 	// pcapRecord, inlined for the common little-endian case.
 	sec, frac := int64(binary.LittleEndian.Uint32(b[0:])), int64(binary.LittleEndian.Uint32(b[4:]))
@@ -604,7 +575,7 @@ func (r *Reader) nextMapped(hl int) ([]byte, drivers.CaptureInfo, error) {
 	ci.LinkType = st.link
 	r.stats.Packets++
 	r.stats.Octets += uint64(origlen)
-	return b[hl:end:end], ci, nil
+	return b[hl:end:end], nil
 }
 
 // prefetch starts bringing the mapping up to lim into the caches. A
