@@ -36,7 +36,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	pipe := m.p.pipe
+	pipe := m.p.pipe.Load()
 	if pipe == nil {
 		return
 	}

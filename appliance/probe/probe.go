@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,7 +57,7 @@ type Probe struct {
 	cfg   *config.Probe
 	opts  Options
 	log   *slog.Logger
-	pipe  *pipeline.Pipeline
+	pipe  atomic.Pointer[pipeline.Pipeline] // set by Run; read by Pipeline, metrics and SNMP from other goroutines
 	exps  []Exporter
 	names []string
 
@@ -80,7 +81,7 @@ func New(cfg *config.Probe, opts Options) *Probe {
 }
 
 // Pipeline returns the probe's pipeline (nil before Run).
-func (p *Probe) Pipeline() *pipeline.Pipeline { return p.pipe }
+func (p *Probe) Pipeline() *pipeline.Pipeline { return p.pipe.Load() }
 
 func (p *Probe) sink(recs []flow.Record) {
 	p.mu.Lock()
@@ -194,7 +195,8 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		sel.Filters(max(c.Pipeline.Workers, 1))
 		pc.Filter = sel.Filter
 	}
-	p.pipe = pipeline.New(pc, p.sink)
+	pipe := pipeline.New(pc, p.sink)
+	p.pipe.Store(pipe)
 
 	if c.Metrics.Listen != "" {
 		reg := p.opts.Registry
@@ -223,9 +225,9 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 
 	start := time.Now()
-	runErr := p.pipe.Run(ctx, srcs, live)
+	runErr := pipe.Run(ctx, srcs, live)
 	cerr := p.closeExporters()
-	st := p.pipe.Stats()
+	st := pipe.Stats()
 	sst := sel.Stats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
 		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),

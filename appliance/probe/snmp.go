@@ -56,7 +56,7 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	s.Version = Version
 	s.ObservationDomain = p.cfg.Probe.ObservationDomain
 	s.StartTime = p.start
-	pipe := p.pipe
+	pipe := p.pipe.Load()
 	if pipe == nil {
 		return
 	}
