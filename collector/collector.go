@@ -55,6 +55,11 @@ type Config struct {
 	UDPSessionTimeout time.Duration
 	// Now returns the time (time.Now).
 	Now func() time.Time
+	// Allow, when not empty, lists the exporters whose input is
+	// accepted (by source address); messages and connections from any
+	// other address are dropped and counted (Stats.Malformed
+	// ["exporter-not-allowed"]).
+	Allow []netip.Prefix
 }
 
 // Stats are the collector's counters, summed over live and past sessions.
@@ -77,7 +82,8 @@ type Stats struct {
 	SocketDrops uint64
 	// Malformed counts bad input by reason (ipfix.Reason names, plus
 	// "stream-framing" for byte streams that lost message framing,
-	// "tls-handshake" for TLS connections refused in the handshake).
+	// "tls-handshake" for TLS connections refused in the handshake,
+	// "exporter-not-allowed" for input from exporters not in Config.Allow).
 	Malformed map[string]uint64
 }
 
@@ -109,6 +115,9 @@ type Collector struct {
 	framing  uint64
 	// handshakes counts TLS connections whose handshake failed.
 	handshakes uint64
+	// refused counts messages and connections from exporters not in
+	// Config.Allow.
+	refused uint64
 	lastSweep  time.Time
 	sockets    []*udpSocket
 
@@ -225,6 +234,24 @@ func (c *Collector) ListenTLS(ctx context.Context, addr string, cfg *tls.Config)
 	return c.listenStream(ctx, addr, cfg)
 }
 
+// allowed says input from exporter address a is accepted (Config.Allow),
+// counting it when not.
+func (c *Collector) allowed(a netip.Addr) bool {
+	if len(c.cfg.Allow) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range c.cfg.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	c.mu.Lock()
+	c.refused++
+	c.mu.Unlock()
+	return false
+}
+
 // handshakeTimeout bounds a TLS handshake, so a connection that never
 // completes one does not hold a goroutine.
 const handshakeTimeout = 10 * time.Second
@@ -263,6 +290,9 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 				defer cstop()
 				ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 				ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+				if !c.allowed(ap.Addr()) {
+					return
+				}
 				var r io.Reader = conn
 				if tcfg != nil {
 					tc := tls.Server(conn, tcfg)
@@ -389,6 +419,9 @@ func (c *Collector) Stats() Stats {
 	}
 	if c.handshakes > 0 {
 		out.Malformed["tls-handshake"] = c.handshakes
+	}
+	if c.refused > 0 {
+		out.Malformed["exporter-not-allowed"] = c.refused
 	}
 	return out
 }

@@ -116,6 +116,9 @@ func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error
 					c.mu.Unlock()
 					continue
 				}
+				if !c.allowed(m.from.Addr()) {
+					continue
+				}
 				c.decode(c.udpSession(m.from), b.bufs[i][:m.n])
 			}
 			free <- b

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -137,6 +138,26 @@ type Collector struct {
 	// TLS is the certificate of tls:// listeners, and the CA whose
 	// client certificates they require (none: any exporter may connect).
 	TLS TLS `yaml:"tls"`
+	// Allow lists the exporters accepted, as addresses or prefixes
+	// (empty: all); see AllowPrefixes.
+	Allow []string `yaml:"allow"`
+}
+
+// AllowPrefixes parses Allow: "192.0.2.9", "2001:db8::/32".
+func (c *Collector) AllowPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for i, a := range c.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ad, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return nil, &Error{Key: fmt.Sprintf("allow[%d]", i), Msg: fmt.Sprintf("%q is neither an address nor a prefix", a)}
+			}
+			p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
 }
 
 // Error is a configuration error with its position.
@@ -195,6 +216,13 @@ func LoadCollector(path string) (*Collector, error) {
 func ParseCollector(name string, b []byte) (*Collector, error) {
 	var c Collector
 	if err := overlay(&c, "collector.yaml (embedded)", defaultCollector, name, b); err != nil {
+		return nil, err
+	}
+	if _, err := c.AllowPrefixes(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = name
+		}
 		return nil, err
 	}
 	return &c, nil

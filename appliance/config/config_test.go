@@ -65,3 +65,27 @@ func FuzzParseProbe(f *testing.F) {
 		_, _ = ParseProbe("fuzz.yaml", b)
 	})
 }
+
+func TestCollectorAllow(t *testing.T) {
+	c, err := ParseCollector("c.yaml", []byte("allow: [192.0.2.9, 10.0.0.0/8, \"2001:db8::/32\", \"::ffff:198.51.100.1\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.AllowPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"192.0.2.9/32", "10.0.0.0/8", "2001:db8::/32", "198.51.100.1/32"}
+	if len(ps) != len(want) {
+		t.Fatalf("prefixes %v", ps)
+	}
+	for i, p := range ps {
+		if p.String() != want[i] {
+			t.Errorf("allow[%d] = %v, want %s", i, p, want[i])
+		}
+	}
+	_, err = ParseCollector("c.yaml", []byte("allow: [192.0.2.9, example.org]\n"))
+	if err == nil || !strings.Contains(err.Error(), `c.yaml: key "allow[1]"`) {
+		t.Errorf("bad allow entry: %v", err)
+	}
+}

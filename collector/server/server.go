@@ -146,7 +146,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.startForward(); err != nil {
 		return err
 	}
-	s.coll = collector.New(s, nil)
+	allow, err := s.cfg.AllowPrefixes()
+	if err != nil {
+		return err
+	}
+	s.coll = collector.New(s, &collector.Config{Allow: allow})
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
