@@ -117,9 +117,9 @@ type Collector struct {
 	handshakes uint64
 	// refused counts messages and connections from exporters not in
 	// Config.Allow.
-	refused uint64
-	lastSweep  time.Time
-	sockets    []*udpSocket
+	refused   uint64
+	lastSweep time.Time
+	sockets   []*udpSocket
 
 	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
 	// decoders, connections).
