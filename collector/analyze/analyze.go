@@ -220,10 +220,9 @@ func statsFor(cs collector.Stats, decodeErrs map[string]uint64) store.Stats {
 
 // storeSink stores what the collecting process decodes.
 type storeSink struct {
-	st      *store.Store
-	err     error
-	lastEnd map[store.Origin]int64              // latest record end per origin
-	smp     map[store.Origin]store.Announcement // latest announcement stored
+	st  *store.Store
+	err error
+	smp store.AnnouncementTracker[store.Origin]
 }
 
 func storeOrigin(o collector.Origin) store.Origin {
@@ -239,16 +238,7 @@ func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions)
 	}
 	if opts.HaveSampling {
 		so := storeOrigin(o)
-		a := store.Announcement{At: time.Now().UTC(), Interval: opts.Sampling.Interval, Flow: opts.Sampling.Flow}
-		if old, ok := s.smp[so]; !ok || old.Interval != a.Interval || old.Flow != a.Flow {
-			a.Since = a.At.UnixNano()
-			if t, ok := s.lastEnd[so]; ok {
-				a.Since = t
-			}
-			if s.smp == nil {
-				s.smp = map[store.Origin]store.Announcement{}
-			}
-			s.smp[so] = a
+		if a, changed := s.smp.Sampling(so, opts.Sampling.Interval, opts.Sampling.Flow, time.Now()); changed {
 			if s.err = s.st.PutAnnouncements(map[store.Origin][]store.Announcement{so: {a}}); s.err != nil {
 				return
 			}
@@ -265,16 +255,7 @@ func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {
 		return
 	}
 	so := storeOrigin(o)
-	if s.lastEnd == nil {
-		s.lastEnd = map[store.Origin]int64{}
-	}
-	t, ok := s.lastEnd[so]
-	for i := range recs {
-		if !ok || recs[i].Last > t {
-			t, ok = recs[i].Last, true
-		}
-	}
-	s.lastEnd[so] = t
+	s.smp.Records(so, recs)
 	s.err = s.st.Put(so, recs)
 }
 

@@ -201,61 +201,13 @@ func mergeMap[K comparable](dst, src map[K]string) map[K]string {
 	return dst
 }
 
-// samplingState follows one origin's sampling announcements.
-type samplingState struct {
-	have     bool // an announcement was received
-	cur      store.Announcement
-	lastEnd  int64 // latest record end received
-	haveRecs bool
-}
-
-// samplingOf is origin k's sampling state, made on first use; s.mu held.
-func (s *Server) samplingOf(k pendKey) *samplingState {
-	st := s.smp[k]
-	if st == nil {
-		if s.smp == nil {
-			s.smp = map[pendKey]*samplingState{}
-		}
-		st = &samplingState{}
-		s.smp[k] = st
-	}
-	return st
-}
-
-// noteRecords follows the record time of an origin (for
-// store.Announcement.Since); s.mu held. Until the origin's first
-// announcement every record is looked at, then only the batch's ends
-// (records come roughly in end order): this is on the receive path.
-func (s *Server) noteRecords(k pendKey, recs []flow.Record) {
-	if len(recs) == 0 {
-		return
-	}
-	st := s.samplingOf(k)
-	if !st.haveRecs {
-		st.lastEnd, st.haveRecs = recs[0].Last, true
-	}
-	if st.have {
-		st.lastEnd = max(st.lastEnd, recs[0].Last, recs[len(recs)-1].Last)
-		return
-	}
-	for i := range recs {
-		st.lastEnd = max(st.lastEnd, recs[i].Last)
-	}
-}
-
 // noteSampling queues an announcement for the store when the origin's
 // sampling is new to this process or changed; s.mu held.
 func (s *Server) noteSampling(k pendKey, smp ipfix.Sampling) {
-	st := s.samplingOf(k)
-	a := store.Announcement{At: time.Now().UTC(), Interval: smp.Interval, Flow: smp.Flow}
-	if st.have && st.cur.Interval == a.Interval && st.cur.Flow == a.Flow {
+	a, changed := s.smp.Sampling(k, smp.Interval, smp.Flow, time.Now())
+	if !changed {
 		return
 	}
-	a.Since = a.At.UnixNano()
-	if st.haveRecs {
-		a.Since = st.lastEnd
-	}
-	st.have, st.cur = true, a
 	if s.anns == nil {
 		s.anns = map[store.Origin][]store.Announcement{}
 	}

@@ -43,7 +43,7 @@ type Server struct {
 	pending    *pendingSet // records waiting for the next commit
 	spare      *pendingSet // the other buffer, reused across commits
 	names      *store.Names
-	smp        map[pendKey]*samplingState            // per origin, for announcements
+	smp        store.AnnouncementTracker[pendKey]    // per origin, for announcements
 	anns       map[store.Origin][]store.Announcement // waiting for the next commit
 	kick       chan struct{}
 	stored     uint64
@@ -79,7 +79,7 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	s.noteRecords(k, recs)
+	s.smp.Records(k, recs)
 	if s.pending.n+len(recs) > s.maxPending {
 		s.dropped += uint64(len(recs))
 		s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/mira-project/mira/appliance/flow"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -113,4 +114,68 @@ func (s *Store) Announcements() (map[Origin][]Announcement, error) {
 		return nil, fmt.Errorf("store: sampling announcements: %w", err)
 	}
 	return out, nil
+}
+
+// AnnouncementTracker makes a collector's sampling announcements: per
+// origin (K: whatever the caller keys exporters by) it follows the latest
+// record end received and the sampling last announced, and says when a
+// domain's sampling is new or changed. Not safe for concurrent use.
+type AnnouncementTracker[K comparable] struct {
+	m map[K]*tracked
+}
+
+type tracked struct {
+	have     bool // an announcement was made
+	cur      Announcement
+	lastEnd  int64 // latest record end received
+	haveRecs bool
+}
+
+func (t *AnnouncementTracker[K]) get(k K) *tracked {
+	st := t.m[k]
+	if st == nil {
+		if t.m == nil {
+			t.m = map[K]*tracked{}
+		}
+		st = &tracked{}
+		t.m[k] = st
+	}
+	return st
+}
+
+// Records notes origin k's records (for Announcement.Since). Until the
+// origin's first announcement every record is looked at, then only the
+// batch's ends (records come roughly in end order), which keeps it cheap
+// on a collector's receive path.
+func (t *AnnouncementTracker[K]) Records(k K, recs []flow.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	st := t.get(k)
+	if !st.haveRecs {
+		st.lastEnd, st.haveRecs = recs[0].Last, true
+	}
+	if st.have {
+		st.lastEnd = max(st.lastEnd, recs[0].Last, recs[len(recs)-1].Last)
+		return
+	}
+	for i := range recs {
+		st.lastEnd = max(st.lastEnd, recs[i].Last)
+	}
+}
+
+// Sampling notes that origin k announced 1-in-interval sampling (flow:
+// of whole flows) at time at, and returns the announcement to store when
+// that is new for k or differs from the last one.
+func (t *AnnouncementTracker[K]) Sampling(k K, interval uint32, flow bool, at time.Time) (Announcement, bool) {
+	st := t.get(k)
+	if st.have && st.cur.Interval == interval && st.cur.Flow == flow {
+		return Announcement{}, false
+	}
+	a := Announcement{At: at.UTC(), Interval: interval, Flow: flow, Since: at.UnixNano()}
+	if st.haveRecs {
+		a.Since = st.lastEnd
+	}
+	st.have, st.cur = true, a
+	return a, true
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/mira-project/mira/appliance/flow"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,5 +45,28 @@ func TestAnnouncementsPersist(t *testing.T) {
 	}
 	if lb := got[b]; len(lb) != 1 || !lb[0].Flow || lb[0].Interval != 4 || !lb[0].Sampled() {
 		t.Fatalf("history of %v: %+v", b, lb)
+	}
+}
+
+// TestAnnouncementTracker: an announcement is made for a new or changed
+// sampling only, with Since the latest record end seen before it (the
+// announcement time when no record came first).
+func TestAnnouncementTracker(t *testing.T) {
+	var tr AnnouncementTracker[string]
+	at := time.Unix(1700000000, 0)
+	if a, ok := tr.Sampling("quiet", 10, false, at); !ok || a.Since != at.UnixNano() || a.Interval != 10 {
+		t.Fatalf("first announcement without records: %+v %v", a, ok)
+	}
+	tr.Records("p", []flow.Record{{Last: 5}, {Last: 9}, {Last: 7}})
+	a, ok := tr.Sampling("p", 4, true, at)
+	if !ok || a.Since != 9 || !a.Flow || !a.At.Equal(at) {
+		t.Fatalf("announcement after records: %+v %v", a, ok)
+	}
+	if _, ok := tr.Sampling("p", 4, true, at.Add(time.Minute)); ok {
+		t.Fatal("the same sampling announced again")
+	}
+	tr.Records("p", []flow.Record{{Last: 20}, {Last: 30}})
+	if a, ok := tr.Sampling("p", 8, true, at.Add(time.Hour)); !ok || a.Since != 30 || a.Interval != 8 {
+		t.Fatalf("changed sampling: %+v %v", a, ok)
 	}
 }
