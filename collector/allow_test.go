@@ -37,7 +37,7 @@ func TestAllow(t *testing.T) {
 			}
 			var udpMsgs uint64
 			for _, u := range []string{"udp://" + ua.String(), "tcp://" + ta.String()} {
-				e, err := exporter.New(u, &exporter.Config{MTU: 1400})
+				e, err := exporter.New(u, &exporter.Config{MTU: 1400, RetryMin: time.Millisecond})
 				if err != nil {
 					t.Fatal(err)
 				}

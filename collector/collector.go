@@ -305,6 +305,7 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 						c.mu.Unlock()
 						return
 					}
+					defer tc.Close() // close_notify, before the deferred conn.Close
 					r = tc
 				}
 				c.ServeStream(ctx, r, Origin{Exporter: ap, Transport: network})

@@ -36,7 +36,7 @@ func TestRoundTripTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := exporter.New(url, &exporter.Config{TLS: cl, ExporterMetadata: true})
+		e, err := exporter.New(url, &exporter.Config{TLS: cl, ExporterMetadata: true, RetryMin: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestRoundTripTLS(t *testing.T) {
 	}
 	// Plain TCP to the TLS port.
 	n0 := c.Stats().Malformed["tls-handshake"]
-	plain, err := exporter.New("tcp://"+addr.String(), nil)
+	plain, err := exporter.New("tcp://"+addr.String(), &exporter.Config{RetryMin: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

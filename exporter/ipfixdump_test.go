@@ -206,6 +206,7 @@ func TestTCPReconnect(t *testing.T) {
 			go func() {
 				f, _ := os.Create(name)
 				io.Copy(f, c)
+				c.Close() // at EOF, as collectors do
 				f.Close()
 				conns <- name
 			}()

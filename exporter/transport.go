@@ -136,12 +136,35 @@ func (t *tcpTransport) Write(m []byte) error {
 
 func (t *tcpTransport) Reliable() bool { return true }
 func (t *tcpTransport) Flush() error   { return nil }
+
+// closeWait bounds how long Close waits for the collector to finish
+// reading.
+const closeWait = 5 * time.Second
+
+// Close half-closes the connection and waits for the collector to close
+// its end once it has read everything: then the stream is known to have
+// been consumed, and a refusal that arrives late surfaces here (a TLS 1.3
+// collector rejects a client certificate only after the client has
+// finished its handshake, as an alert the exporter reads). A collector
+// that keeps the connection open past closeWait is not an error.
 func (t *tcpTransport) Close() error {
-	if t.c == nil {
+	c := t.c
+	if c == nil {
 		return nil
 	}
-	err := t.c.Close()
 	t.c = nil
+	var err error
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		if err = cw.CloseWrite(); err == nil {
+			c.SetReadDeadline(time.Now().Add(closeWait))
+			if _, err = io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+		}
+	}
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }
 

@@ -39,32 +39,37 @@ func TestTLSProbeToCollector(t *testing.T) {
 	collCfg := write("collector.yaml", fmt.Sprintf("tls: {cert: %s, key: %s, ca: %s}\n", pki.ServerCert, pki.ServerKey, pki.CA))
 	c := startCollector(t, collBin, "--config", collCfg, "--listen", fmt.Sprintf("tls://127.0.0.1:%d", port))
 
-	probe := func(name, cert, key string) (int, string) {
+	// probe runs mira-probe with the given client certificate and
+	// returns its exit error and log.
+	probe := func(name, cert, key string) (error, []byte) {
 		cfg := write(name+".yaml", fmt.Sprintf("export:\n  - url: tls://127.0.0.1:%d\n    tls: {ca: %s, cert: %s, key: %s}\n", port, pki.CA, cert, key))
 		out, err := exec.Command(probeBin, "--config", cfg, "-r", pcap).CombinedOutput()
-		if err != nil {
-			t.Fatalf("mira-probe (%s): %v\n%s", name, err, out)
-		}
-		m := recordsRE.FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("mira-probe (%s): no record count:\n%s", name, out)
-		}
-		n, _ := strconv.Atoi(string(m[1]))
-		return n, string(out)
+		return err, out
 	}
-	n, _ := probe("trusted", pki.ClientCert, pki.ClientKey)
+	err, out := probe("trusted", pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatalf("mira-probe (trusted): %v\n%s", err, out)
+	}
+	m := recordsRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("mira-probe: no record count:\n%s", out)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
 	if n == 0 {
 		t.Fatal("the probe exported nothing")
 	}
 	c.waitRecords(t, n)
-	probe("rogue", pki.RogueCert, pki.RogueKey)
+	// The refused probe says so: its export fails and it exits non-zero.
+	if err, out := probe("rogue", pki.RogueCert, pki.RogueKey); err == nil || !bytes.Contains(out, []byte("tls:")) {
+		t.Fatalf("mira-probe with another CA's certificate: exit %v\n%s", err, out)
+	}
 	c.stop(t) // saves the collector's counters in the store
-	var out bytes.Buffer
-	if err := report.RunReport(context.Background(), []string{"--db", c.db, "--format", "json", "--limit", "1"}, &out); err != nil {
+	var js bytes.Buffer
+	if err := report.RunReport(context.Background(), []string{"--db", c.db, "--format", "json", "--limit", "1"}, &js); err != nil {
 		t.Fatal(err)
 	}
 	var rep report.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Summary.Flows != n || rep.Summary.Malformed["tls-handshake"] == 0 {
