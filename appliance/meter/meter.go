@@ -658,11 +658,12 @@ func (t *Table) sweepSlot(s int, f func(i int32, dl int64) bool) {
 		for r := int32(0); r < b.n; r++ {
 			it := b.items[r]
 			// Most items of a slot that is due end their flow, which
-			// misses on the entry and then on its index slot: fetch
-			// entries four items ahead, and two ahead (the entry has
-			// arrived) the index slot its key hashes to.
+			// misses on the entry (all of it: the record is built from
+			// the cold lines) and then on its index slot: fetch entries
+			// four items ahead, and two ahead (the entry has arrived)
+			// the index slot its key hashes to.
 			if r+4 < b.n {
-				prefetch2(unsafe.Pointer(t.at(b.items[r+4].idx)))
+				t.prefetchWhole(b.items[r+4].idx) // remove reads the cold lines too
 			}
 			if r+2 < b.n {
 				ix := &t.idx
