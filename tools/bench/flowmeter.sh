@@ -1,7 +1,7 @@
 #!/bin/sh
 # Flow-metering benchmark: mira-probe beside softflowd -r on the same large
 # synthetic pcap, both exporting IPFIX to the same nfcapd, each pinned to one
-# core, in one run. Prints packets per second (wall and CPU), the ratio,
+# core, in one run, taking turns (RUNS rounds; medians by CPU time). Prints packets per second (wall and CPU), the ratio,
 # and what each tool processed and exported, so a fast but wrong run
 # shows.
 #
@@ -48,27 +48,37 @@ PKTS=$(sed -n 's/.*msg="capture ended" packets=\([0-9]*\).*/\1/p' "$WORK/warm.lo
 [ -n "$PKTS" ] || { cat "$WORK/warm.log"; exit 1; }
 echo "trace: $PCAP, $PKTS packets"
 
-# measure NAME CMD...: prints "wall_s cpu_s" of the median run; keeps the
-# median run's stderr in $WORK/NAME.err.
-measure() {
+# run NAME CMD...: one timed run of CMD pinned to $CORE; appends
+# "wall_s cpu_s run" to $WORK/NAME.times and keeps its stderr as
+# $WORK/NAME.RUN.err.
+run() {
 	name=$1
 	shift
-	i=0
-	: >"$WORK/times"
-	while [ $i -lt "$RUNS" ]; do
-		/usr/bin/time -f "%e %U %S" -o "$WORK/t1" taskset -c "$CORE" "$@" >/dev/null 2>"$WORK/$name.$i.err" || { cat "$WORK/$name.$i.err"; exit 1; }
-		awk -v i=$i '{printf "%s %.3f %d\n", $1, $2+$3, i}' "$WORK/t1" >>"$WORK/times"
-		i=$((i + 1))
-	done
-	med=$(sort -n "$WORK/times" | awk -v n="$RUNS" 'NR==int((n+1)/2){print}')
-	cp "$WORK/$name.$(echo "$med" | awk '{print $3}').err" "$WORK/$name.err"
+	/usr/bin/time -f "%e %U %S" -o "$WORK/t1" taskset -c "$CORE" "$@" >/dev/null 2>"$WORK/$name.$i.err" || { cat "$WORK/$name.$i.err"; exit 1; }
+	awk -v i=$i '{printf "%s %.3f %d\n", $1, $2+$3, i}' "$WORK/t1" >>"$WORK/$name.times"
+}
+# median NAME: "wall_s cpu_s" of NAME's median run (by CPU time); keeps
+# that run's stderr as $WORK/NAME.err.
+median() {
+	med=$(sort -k2 -n "$WORK/$1.times" | awk -v n="$RUNS" 'NR==int((n+1)/2){print}')
+	cp "$WORK/$1.$(echo "$med" | awk '{print $3}').err" "$WORK/$1.err"
 	echo "$med" | awk '{print $1, $2}'
 }
-sf=$(measure softflowd softflowd -r "$PCAP" -n 127.0.0.1:$port -v 10 -A milli -d)
-mp=$(measure mira-probe "$WORK/mira-probe" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info)
 # Like for like: softflowd meters flows but scans no payload.
 printf 'symptoms:\n  disabled: true\n' >"$WORK/noscan.yaml"
-mn=$(measure mira-noscan "$WORK/mira-probe" --config "$WORK/noscan.yaml" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info)
+# The tools take turns, round after round, so that a drift in the
+# machine's speed (other tenants, frequency) weighs on all of them alike.
+rm -f "$WORK"/*.times
+i=0
+while [ $i -lt "$RUNS" ]; do
+	run softflowd softflowd -r "$PCAP" -n 127.0.0.1:$port -v 10 -A milli -d
+	run mira-probe "$WORK/mira-probe" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info
+	run mira-noscan "$WORK/mira-probe" --config "$WORK/noscan.yaml" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info
+	i=$((i + 1))
+done
+sf=$(median softflowd)
+mp=$(median mira-probe)
+mn=$(median mira-noscan)
 while [ "$(rxq $port)" != 0 ]; do sleep 0.02; done
 drops=$(udpline $port | awk '{print $NF}')
 kill -TERM $nfpid && wait $nfpid || true
@@ -82,6 +92,8 @@ echo "$mp" | awk -v p="$PKTS" '{printf "mira-probe -r: wall %.2fs cpu %.2fs  %.2
 echo "$mn" | awk -v p="$PKTS" '{printf "mira-probe -r, no symptom scan: wall %.2fs cpu %.2fs  %.2f Mpps (wall) %.2f Mpps (cpu)\n", $1, $2, p/$1/1e6, p/$2/1e6}'
 echo "$sf $mp" | awk '{printf "ratio mira/softflowd: %.2fx (wall) %.2fx (cpu)\n", $1/$3, $2/$4}'
 echo "$sf $mn" | awk '{printf "ratio mira (no symptom scan)/softflowd: %.2fx (wall) %.2fx (cpu)\n", $1/$3, $2/$4}'
+paste "$WORK/softflowd.times" "$WORK/mira-noscan.times" |
+	awk '{r = r sprintf(" %.2f", $2/$5)} END{print "ratio (no symptom scan) per round, CPU:" r}'
 echo "mira-probe: ${mppk:-?} packets processed, ${mpfl:-?} flows exported per run"
 echo "nfcapd    : $stored flows stored from $RUNS runs of each (mira-probe twice), $drops datagrams dropped by the kernel"
 # softflowd -r prints no statistics at EOF; what nfcapd stored tells.
