@@ -97,6 +97,15 @@ type IntoSource interface {
 	NextInto(ci *CaptureInfo) ([]byte, error)
 }
 
+// StableSource is implemented by sources whose packet data can stay
+// valid beyond the next call of Next: DataStable reports true when every
+// slice Next (or NextInto) returns aliases memory that stays unchanged
+// until Close (a capture file mapped into memory). Packet loops then may
+// decode several packets before using their payloads.
+type StableSource interface {
+	DataStable() bool
+}
+
 // ErrUnsupported is returned (wrapped) by drivers that do not work on this
 // platform or build (for example the fore driver under CGO_ENABLED=0).
 var ErrUnsupported = errors.New("capture driver not supported on this platform")

@@ -10,16 +10,18 @@ import (
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/tools/synth"
 )
 
-// TestInlineBatchedMatchesPerPacket runs a synthetic trace (read through
-// the file mapping) through the one-worker path twice: as configured
-// without scanning, which meters in batches, and with a Label callback,
-// which forces metering packet by packet. Records and counters must be
-// the same.
+// TestInlineBatchedMatchesPerPacket runs a synthetic trace through the
+// one-worker path twice: read through the file mapping, whose packets
+// stay valid (drivers.StableSource), which meters in batches, and read
+// through read(2) with a Label callback, which forces metering packet by
+// packet; without and with payload scanning. Records (symptom counts
+// included) and counters must be the same.
 func TestInlineBatchedMatchesPerPacket(t *testing.T) {
 	cfg := synth.Large()
 	cfg.Flows = 3000
@@ -35,45 +37,73 @@ func TestInlineBatchedMatchesPerPacket(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	run := func(mc Config) ([]flow.Record, Stats) {
-		r, err := pcapfile.Open(path)
-		if err != nil {
-			t.Fatal(err)
+	run := func(mc Config, mapped bool) ([]flow.Record, Stats) {
+		var src drivers.Source
+		if mapped {
+			r, err := pcapfile.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.DataStable() {
+				t.Fatal("a mapped pcap file is not a stable source")
+			}
+			defer r.Close()
+			src = r
+		} else {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r, err := pcapfile.NewReader(f, filepath.Base(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.DataStable() {
+				t.Fatal("a reader over read(2) claims stable data")
+			}
+			src = r
 		}
-		defer r.Close()
 		var recs Records
 		p := New(mc, recs.Sink())
-		if err := p.Run(context.Background(), []drivers.Source{r}, false); err != nil {
+		if err := p.Run(context.Background(), []drivers.Source{src}, false); err != nil {
 			t.Fatal(err)
 		}
 		return recs.Recs, p.Stats()
 	}
-	for _, maxFlows := range []int{0, 300} {
+	for _, tc := range []struct {
+		maxFlows int
+		scan     bool
+	}{{0, false}, {300, false}, {0, true}} {
 		var mc Config
-		mc.Meter.MaxFlows = maxFlows
+		mc.Meter.MaxFlows = tc.maxFlows
 		mc.Meter.IdleTimeout = 5 * time.Second
-		want, wantStats := run(func() Config {
-			c := mc
-			c.Meter.Label = func(*decode.Packet, uint32) uint32 { return 0 }
-			return c
-		}())
-		got, gotStats := run(mc)
+		if tc.scan {
+			mc.Meter.Symptoms = symptom.Default()
+		}
+		perPacket := mc
+		perPacket.Meter.Label = func(*decode.Packet, uint32) uint32 { return 0 }
+		want, wantStats := run(perPacket, false)
+		got, gotStats := run(mc, true)
 		if len(want) < 1000 {
 			t.Fatalf("only %d records", len(want))
 		}
-		if maxFlows > 0 && wantStats.Meter.Expired[flow.EndResource] == 0 {
-			t.Fatalf("max %d: no evictions", maxFlows)
+		if tc.maxFlows > 0 && wantStats.Meter.Expired[flow.EndResource] == 0 {
+			t.Fatalf("%+v: no evictions", tc)
+		}
+		if tc.scan && wantStats.Meter.ScanBytes == 0 {
+			t.Fatalf("%+v: nothing scanned", tc)
 		}
 		if len(got) != len(want) {
-			t.Fatalf("max %d: batched: %d records, per packet %d", maxFlows, len(got), len(want))
+			t.Fatalf("%+v: batched: %d records, per packet %d", tc, len(got), len(want))
 		}
 		for i := range want {
 			if !reflect.DeepEqual(got[i], want[i]) {
-				t.Fatalf("max %d: record %d\nbatched    %+v\nper packet %+v", maxFlows, i, got[i], want[i])
+				t.Fatalf("%+v: record %d\nbatched    %+v\nper packet %+v", tc, i, got[i], want[i])
 			}
 		}
 		if !reflect.DeepEqual(gotStats, wantStats) {
-			t.Fatalf("max %d: stats\nbatched    %+v\nper packet %+v", maxFlows, gotStats, wantStats)
+			t.Fatalf("%+v: stats\nbatched    %+v\nper packet %+v", tc, gotStats, wantStats)
 		}
 	}
 }

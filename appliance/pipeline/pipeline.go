@@ -201,9 +201,11 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	// Without payload scanning or labelling the meter reads only the
 	// decoded header fields, never the frame, so packets can be decoded
 	// ahead and metered in batches whose flow lookups overlap their
-	// cache misses (meter.Table.AddBatch). Otherwise each frame is
-	// metered before the source's next call reuses its buffer.
-	batched := p.cfg.Meter.Symptoms == nil && p.cfg.Meter.Label == nil
+	// cache misses (meter.Table.AddBatch); so can they when the source's
+	// frames stay valid (drivers.StableSource: a mapped capture file).
+	// Otherwise each frame is metered before the source's next call
+	// reuses its buffer.
+	headersOnly := p.cfg.Meter.Symptoms == nil && p.cfg.Meter.Label == nil
 	var (
 		bpkts [meter.BatchMax]decode.Packet
 		bts   [meter.BatchMax]int64
@@ -218,6 +220,11 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	var ci drivers.CaptureInfo
 	for si, s := range srcs {
 		into, _ := s.(drivers.IntoSource)
+		stable := false
+		if st, ok := s.(drivers.StableSource); ok {
+			stable = st.DataStable()
+		}
+		batched := headersOnly || stable
 		for {
 			var data []byte
 			var err error
@@ -236,7 +243,9 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			octets += uint64(ci.Length)
 			if batched {
 				if err := dec.DecodeInfo(data, &ci, &bpkts[nb]); err == nil && (keep == nil || keep(&bpkts[nb], uint32(ci.Interface))) {
-					bpkts[nb].Payload = nil // not read; may not outlive the next call of Next
+					if !stable {
+						bpkts[nb].Payload = nil // not read; may not outlive the next call of Next
+					}
 					bts[nb], bifx[nb] = ci.Timestamp, uint32(ci.Interface)
 					if nb++; nb == meter.BatchMax {
 						flushBatch()

@@ -465,6 +465,11 @@ func (r *Reader) Next() ([]byte, drivers.CaptureInfo, error) {
 	return r.nextPcap()
 }
 
+// DataStable reports whether the packets Next returns stay valid until
+// Close (drivers.StableSource): true for an uncompressed classic pcap
+// file read through its mapping, whose packets alias the mapping.
+func (r *Reader) DataStable() bool { return r.mm != nil }
+
 // NextInto is Next writing the capture information into *ci instead of
 // returning it: the same records, errors and aliasing rules. A pipeline
 // reading millions of packets uses it because returning the struct by
