@@ -199,11 +199,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
 		return nil, err
 	}
-	var opts report.Options
-	if err := report.StoreSampling(st, &opts); err != nil {
-		return nil, err
-	}
-	return rules.FromStore(ctx, st, store.Query{}, opts)
+	return rules.FromStore(ctx, st, store.Query{}, report.Options{})
 }
 
 // statsFor turns the collecting process's counters, and the probe's

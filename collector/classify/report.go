@@ -103,52 +103,11 @@ func (r *Rules) Build(flows []store.StoredFlow, opts report.Options) *report.Rep
 }
 
 // FromStore is report.FromStoreQuery classified by the rules (see Build):
-// name lookups left nil in opts come from the store's names, nil
-// opts.Stats from its saved counters, opts.StoreErrors from the records
-// it could not decode, nil opts.Announcements from its stored sampling
-// announcements.
+// the flows and the options opts leaves unset come from the store
+// (report.StoreInputs).
 func (r *Rules) FromStore(ctx context.Context, s *store.Store, q store.Query, opts report.Options) (*report.Report, error) {
-	var flows []store.StoredFlow
-	err := s.Flows(q, func(f store.StoredFlow) error {
-		if len(flows)%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		flows = append(flows, f)
-		return nil
-	})
+	flows, err := report.StoreInputs(ctx, s, q, &opts)
 	if err != nil {
-		return nil, err
-	}
-	n, err := s.Names()
-	if err != nil {
-		return nil, err
-	}
-	if opts.SymptomName == nil {
-		opts.SymptomName = func(id uint16) string { return n.Symptoms[id] }
-	}
-	if opts.CategoryName == nil {
-		opts.CategoryName = func(id uint16) string { return n.Categories[id] }
-	}
-	if opts.AggregateName == nil {
-		opts.AggregateName = func(id uint32) string { return n.Aggregates[id] }
-	}
-	if opts.Stats == nil {
-		st, err := s.Stats()
-		if err != nil {
-			return nil, err
-		}
-		if !st.Updated.IsZero() {
-			opts.Stats = &st
-		}
-	}
-	if opts.StoreErrors == nil {
-		opts.StoreErrors = s.DecodeErrors()
-	}
-	// Sampling options that arrived after some of their domain's records
-	// scale those records too (see report.Options.Announcements).
-	if err := report.StoreSampling(s, &opts); err != nil {
 		return nil, err
 	}
 	return r.Build(flows, opts), nil

@@ -159,20 +159,34 @@ func FromStore(s *store.Store, opts Options) (*Report, error) {
 	return FromStoreQuery(context.Background(), s, store.Query{}, opts)
 }
 
-// FromStoreQuery builds the report over the flows of s that q selects.
-// Name lookups left nil in opts come from the store's names; nil
-// opts.Stats from the store's collector counters (when any were saved);
-// opts.StoreErrors from the records the scan could not decode.
+// FromStoreQuery builds the report over the flows of s that q selects,
+// with the options StoreInputs fills from the store.
 func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error) {
+	flows, err := StoreInputs(ctx, s, q, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return Build(flows, opts), nil
+}
+
+// StoreInputs reads what a report over store s needs: the flows q
+// selects, and what opts leaves unset from the store: name lookups from
+// its names, Announcements from its sampling announcements, Stats from
+// its saved collector counters (when any were saved), StoreErrors from
+// the records the scan could not decode. Every builder that reads a
+// store (FromStoreQuery, a classifier's FromStore) goes through it.
+func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Options) ([]store.StoredFlow, error) {
 	flows, err := readFlows(ctx, s, q)
 	if err != nil {
 		return nil, err
 	}
-	if err := namedOptions(s, &opts); err != nil {
+	if err := namedOptions(s, opts); err != nil {
 		return nil, err
 	}
-	if err := StoreSampling(s, &opts); err != nil {
-		return nil, err
+	if opts.Announcements == nil {
+		if opts.Announcements, err = s.Announcements(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Stats == nil {
 		st, err := s.Stats()
@@ -186,7 +200,7 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	if opts.StoreErrors == nil {
 		opts.StoreErrors = s.DecodeErrors()
 	}
-	return Build(flows, opts), nil
+	return flows, nil
 }
 
 // RunReport implements `mira report`: it reads the store named by --db,
@@ -263,11 +277,6 @@ func reportOn(ctx context.Context, args []string, stdout io.Writer, st *store.St
 		build = FromStoreQuery
 	}
 	opts := Options{Window: *window, By: *by, Order: c.order, Limit: c.limit, AS: as, Confidence: *conf, NoDedup: *noDedup, Bucket: *bucket, Overrides: overrides}
-	// Builders other than FromStoreQuery read the store themselves: the
-	// sampling announcements are given to them here.
-	if err := StoreSampling(s, &opts); err != nil {
-		return err
-	}
 	rep, err := build(ctx, s, c.q, opts)
 	if err != nil {
 		return err

@@ -77,9 +77,9 @@ type Options struct {
 	// (operator override, by store.Origin.Exporter).
 	Overrides map[string]consolidate.Override
 	// Announcements are the sampling configurations the store kept per
-	// origin (store.Store.Announcements; FromStoreQuery and `mira report`
-	// fill it, see StoreSampling). Records without a sampling interval
-	// of their own are scaled by them; see the package documentation.
+	// origin (store.Store.Announcements; StoreInputs fills it). Records
+	// without a sampling interval of their own are scaled by them; see
+	// the package documentation.
 	Announcements map[store.Origin][]store.Announcement
 }
 

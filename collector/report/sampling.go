@@ -59,18 +59,3 @@ func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32,
 	}
 	return a.Interval, fl, false
 }
-
-// StoreSampling fills o.Announcements, when nil, from the store (for
-// builders that read the store themselves, such as a classification
-// rule set's FromStore).
-func StoreSampling(s *store.Store, o *Options) error {
-	if o.Announcements != nil {
-		return nil
-	}
-	a, err := s.Announcements()
-	if err != nil {
-		return err
-	}
-	o.Announcements = a
-	return nil
-}

@@ -232,11 +232,7 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 	var r result
 	r.byAggregate, r.byCategory, r.flowsByKey = map[string]report.UsageRow{}, map[string]report.UsageRow{}, map[string][2]uint64{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
-		opts := report.Options{By: by, Confidence: conf}
-		if err := report.StoreSampling(st, &opts); err != nil {
-			t.Fatal(err)
-		}
-		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, opts)
+		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf})
 		if err != nil {
 			t.Fatal(err)
 		}
