@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Origin says where records came from.

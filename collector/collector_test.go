@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

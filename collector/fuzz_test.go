@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // FuzzServeStream: any byte stream ends in nil or an error, never a panic

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // gate is a Consumer whose calls block until it is opened.

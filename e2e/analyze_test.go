@@ -17,7 +17,7 @@ import (
 
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/synth"
 )
 
 type flowKey struct {

@@ -14,7 +14,7 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector/server"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // BenchmarkCollectorIngest measures mira-collector's whole ingest path

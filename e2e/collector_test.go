@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // ipfixMessage wraps sets into an IPFIX message header (RFC 7011 §3.1).

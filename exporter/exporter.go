@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Config configures an Exporter. The zero value means defaults.

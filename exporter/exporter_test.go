@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // recorder is a Transport that keeps the messages it is given.

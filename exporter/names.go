@@ -3,7 +3,7 @@ package exporter
 import (
 	"slices"
 
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // nameTemplates returns the names options templates the configuration

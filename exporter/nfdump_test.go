@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

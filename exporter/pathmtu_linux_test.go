@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // TestPathMTU exports over UDP to a loopback receiver with no MTU

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

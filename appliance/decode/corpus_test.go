@@ -17,8 +17,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

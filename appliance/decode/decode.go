@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/flow"
 )
 
 // Packet is what Decode extracts from one frame. All fields describe the

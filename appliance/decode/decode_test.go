@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/flow"
 )
 
 // want is the part of a Packet a table case checks; every field is

@@ -3,7 +3,7 @@ package decode
 import (
 	"net/netip"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // IP protocol numbers the decoder handles.

@@ -1,6 +1,6 @@
 package decode
 
-import "github.com/mira-project/mira/appliance/flow"
+import "github.com/mira-project/mira/flow"
 
 // tunnel decodes a tunnel's payload at off; what is an ethertype (etTEB
 // for Ethernet, etPPP for a PPP frame, 0 for IP by version nibble). If the

@@ -13,7 +13,7 @@ import (
 	"github.com/gaissmai/bart"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // ErrSyntax is wrapped by every error about a list's text.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 const listYAML = `version: 1

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // randomTrace is n packets over nflows flows (some IPv6, some ending with

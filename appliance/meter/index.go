@@ -7,7 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // index maps flow keys to slab entries: open addressing with linear

@@ -8,7 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // TestIndexAgainstMap drives a small table (so clusters wrap around the

@@ -7,8 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/symptom"
+	"github.com/mira-project/mira/flow"
 )
 
 // Config sets a table's limits. The zero value means the defaults.

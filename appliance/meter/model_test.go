@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // model is the documented flow-table semantics written the obvious way:

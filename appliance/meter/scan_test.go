@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/symptom"
+	"github.com/mira-project/mira/flow"
 )
 
 const testDB = `

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/synth"
 )
 
 var (

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/synth"
 )
 
 // TestInlineBatchedMatchesPerPacket runs a synthetic trace through the

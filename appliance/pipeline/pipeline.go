@@ -11,9 +11,9 @@ import (
 	"unsafe"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/flow"
 )
 
 // Config sets up a pipeline. The zero value means one worker and the

@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/appliance/config"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/symptom"
-	"github.com/mira-project/mira/exporter/ipfix"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+	"github.com/mira-project/mira/synth"
 )
 
 // TestFastClassAndNames runs the probe on a synthetic capture with a

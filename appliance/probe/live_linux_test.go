@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/config"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/afpacket"
 	"github.com/mira-project/mira/drivers/afpacket/vethtest"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/synth"
 )
 
 // TestMetricsServePipelineCounters scrapes /metrics mid-capture and checks

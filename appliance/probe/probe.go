@@ -17,13 +17,13 @@ import (
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/fastclass"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
 	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/flow"
 )
 
 // Exporter receives flow records (an IPFIX exporting process).

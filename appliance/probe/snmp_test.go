@@ -14,11 +14,11 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/appliance/config"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/synth"
 	"github.com/mira-project/mira/tools/peertest"
-	"github.com/mira-project/mira/tools/synth"
 )
 
 // gatedSource delivers packets from a pcap and, after the first `pause`

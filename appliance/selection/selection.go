@@ -5,9 +5,9 @@ import (
 
 	"github.com/mira-project/mira/appliance/aggregate"
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/sampling"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Config is the probe.yaml part: the `aggregates` and `sampling`

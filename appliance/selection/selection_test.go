@@ -8,8 +8,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 const cfgYAML = `

@@ -6,7 +6,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // Symptom names one symptom of a database. IDs count from 1 in file order.

@@ -17,7 +17,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/rules"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/synth"
 )
 
 const usage = `usage: mira COMMAND [flags]

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/config"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/probe"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
@@ -28,8 +27,9 @@ import (
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
-	"github.com/mira-project/mira/exporter/ipfix"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+	"github.com/mira-project/mira/synth"
 )
 
 // Options configure an analysis (the command's flags).

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 func biflow(syms map[string]uint64) *report.Biflow {

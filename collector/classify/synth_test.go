@@ -13,7 +13,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/tools/synth"
+	"github.com/mira-project/mira/synth"
 )
 
 // dirKey is one direction of a connection, keyed like synth.TruthFlow.

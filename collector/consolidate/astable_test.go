@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 const bgpdumpSample = `TABLE_DUMP2|1732672800|B|192.0.2.254|64500|198.51.100.0/24|64500 3356 64511|IGP|192.0.2.254|0|0||NAG||

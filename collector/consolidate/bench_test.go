@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 func benchRecords(n int) []flow.Record {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // fed is one record of a probe, in feeding order.

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Origin names where records came from: the probe (exporter) and its

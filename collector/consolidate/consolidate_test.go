@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/decode"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/appliance/sampling"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 var t0 = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC).UnixNano()

@@ -3,10 +3,10 @@ package consolidate
 import (
 	"sync"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Consumer feeds a Consolidator from a collecting process: it implements

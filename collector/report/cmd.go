@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/flow"
 )
 
 // commonFlags are the flags `mira flows` and `mira report` share.

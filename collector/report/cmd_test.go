@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // fixtureDB writes the fixture flows, names and stats into a new store

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 func sf(exp string, src, dst string, sp, dp uint16, pk, oc uint64, vlan uint16) store.StoredFlow {

@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // Flow is one unidirectional flow record as `mira flows` shows it.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // fuzzFlows turns bytes into flows over a tiny key space, so that the

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/tools/peertest"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 var t0 = time.Date(2019, 3, 14, 19, 3, 54, 892e6, time.UTC)

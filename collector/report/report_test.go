@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -1,8 +1,8 @@
 package report
 
 import (
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 func isICMP(proto uint8) bool { return proto == 1 || proto == 58 }

@@ -5,9 +5,9 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Batching between the collecting process and the store: records are

@@ -14,7 +14,7 @@ import (
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // BenchmarkIngest measures the collector's work per record without the

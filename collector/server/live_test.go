@@ -19,7 +19,7 @@ import (
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // liveServer runs a Server on loopback TCP and UDP listeners.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // legacyRecord is a flow as a non-MIRA exporter sends it: IANA elements
@@ -40,7 +40,7 @@ var legacyTemplate = &ipfix.Template{ID: 256, Fields: []ipfix.Field{
 	{ID: ipfix.IEFlowEndReason, Length: 1},
 }}
 
-// legacyStream builds IPFIX messages by hand (exporter/ipfix's encoder).
+// legacyStream builds IPFIX messages by hand (the ipfix package's encoder).
 type legacyStream struct {
 	b   []byte
 	seq map[uint32]uint32

@@ -24,12 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mira-project/mira/appliance/config"
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter/ipfix"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Server is a configured collector.

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 func sampleRecords() []flow.Record {

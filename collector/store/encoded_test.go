@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // TestPutEncodedSameAsPutBatches: records encoded on arrival and put

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 	"time"
 
 	bolt "go.etcd.io/bbolt"

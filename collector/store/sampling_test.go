@@ -1,7 +1,7 @@
 package store
 
 import (
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 	"path/filepath"
 	"testing"
 	"time"

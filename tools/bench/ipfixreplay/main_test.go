@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/exporter"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // stream returns the exporter's byte stream for n random records.

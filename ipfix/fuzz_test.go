@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/flow"
-	"github.com/mira-project/mira/exporter/ipfix/ipfixtest"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
 // FuzzSession feeds a byte stream of messages to one Session: it must

@@ -3,7 +3,7 @@ package ipfix
 import (
 	"encoding/binary"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // Biflow template ids (RFC 5103 records the collector re-exports). They

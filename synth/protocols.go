@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // dnsName encodes a domain name as labels.

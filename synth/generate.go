@@ -9,9 +9,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
 )
 
 // PacketWriter receives the generated packets in time order. The data

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // Base is a millisecond-aligned time (2019-03-14T19:03:54.892Z) used by

@@ -6,7 +6,7 @@ import (
 	"math"
 	"net/netip"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // Reason classifies malformed or undecodable input.

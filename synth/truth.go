@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mira-project/mira/appliance/flow"
+	"github.com/mira-project/mira/flow"
 )
 
 // Truth is the ground truth of a generated trace.
