@@ -124,7 +124,11 @@ type Stats struct {
 	Errors         uint64 // failed sends
 	Dropped        uint64 // flow records lost to failed sends or oversize
 	Reconnects     uint64
-	LastError      string
+	// SpoolDropped counts flow records dropped from a full spool
+	// (oldest first); Spooled is how many flow records the spool holds.
+	SpoolDropped uint64
+	Spooled      uint64
+	LastError    string
 }
 
 // Exporter is an IPFIX exporting process bound to one Transport.

@@ -27,10 +27,11 @@ var (
 	mSrcPkts   = prometheus.NewDesc("mira_probe_source_packets_total", "Packets delivered by a capture source.", []string{"source", "index"}, nil)
 	mSrcDrops  = prometheus.NewDesc("mira_probe_source_drops_total", "Packets lost by the capture mechanism (kernel ring) before MIRA saw them.", []string{"source", "index"}, nil)
 	mSrcErrs   = prometheus.NewDesc("mira_probe_source_errors_total", "Capture records that could not be read.", []string{"source", "index"}, nil)
+	mLoss      = prometheus.NewDesc("mira_probe_loss_total", "The probe's loss ledger: packets or records lost, by stage (flow.LossStages).", []string{"stage"}, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs} {
+	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs, mLoss} {
 		ch <- d
 	}
 }
@@ -67,5 +68,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mSrcPkts, src.Stats.Packets, src.Name, idx)
 		c(mSrcDrops, src.Stats.Drops, src.Name, idx)
 		c(mSrcErrs, src.Stats.Errors, src.Name, idx)
+	}
+	loss := m.p.Loss()
+	for i, v := range loss.Counts() {
+		c(mLoss, v, flow.LossStages[i])
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/synth"
 )
 
@@ -70,10 +71,13 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 		t.Fatal("nothing published mid-capture")
 	}
 	for name, want := range map[string]uint64{
-		"mira_probe_packets_total":         st.Packets,
-		"mira_probe_flows_created_total":   st.Meter.Created,
-		"mira_probe_flows_active":          st.Meter.Active,
-		"mira_probe_decoded_packets_total": st.Decoded,
+		"mira_probe_packets_total":                st.Packets,
+		"mira_probe_flows_created_total":          st.Meter.Created,
+		"mira_probe_flows_active":                 st.Meter.Active,
+		"mira_probe_decoded_packets_total":        st.Decoded,
+		`mira_probe_loss_total{stage="eviction"}`: st.Meter.Expired[flow.EndResource],
+		`mira_probe_loss_total{stage="queue"}`:    st.QueueDrops,
+		`mira_probe_loss_total{stage="store"}`:    0,
 	} {
 		if got, ok := vals[name]; !ok || got != want {
 			t.Errorf("%s = %d (present %v), pipeline says %d", name, got, ok, want)
@@ -82,5 +86,32 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLossCountsEvictions runs a probe whose flow table is too small for
+// the capture and checks the ledger's eviction stage is the meter's count
+// of flows ended for want of resources.
+func TestLossCountsEvictions(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ParseProbe("test.yaml", []byte("meter: {max_flows: 8}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{r}, Exporters: []Exporter{nopExporter{}}})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Pipeline().Stats()
+	l := p.Loss()
+	if l.Eviction == 0 || l.Eviction != st.Meter.Expired[flow.EndResource] {
+		t.Fatalf("loss eviction = %d, meter evicted %d (want equal, > 0)", l.Eviction, st.Meter.Expired[flow.EndResource])
 	}
 }

@@ -70,6 +70,7 @@ type Probe struct {
 	mu         sync.Mutex
 	exported   uint64
 	exportErrs []uint64
+	ledger     Ledger
 }
 
 // New prepares a probe; Run starts it.
@@ -170,8 +171,10 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			p.names = append(p.names, fmt.Sprintf("stream-%d", i))
 		}
 	}
+	p.mu.Lock()
 	p.exportErrs = make([]uint64, len(p.exps))
 	p.expList = append([]Exporter(nil), p.exps...)
+	p.mu.Unlock()
 	p.start = time.Now()
 	if len(p.exps) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
