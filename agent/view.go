@@ -109,7 +109,6 @@ var (
 	oidUsmStatsUnknownUserNames     = []uint32{1, 3, 6, 1, 6, 3, 15, 1, 1, 3}
 	oidUsmStatsUnknownEngineIDs     = []uint32{1, 3, 6, 1, 6, 3, 15, 1, 1, 4}
 	oidUsmStatsWrongDigests         = []uint32{1, 3, 6, 1, 6, 3, 15, 1, 1, 5}
-	oidUsmStatsDecryptionErrors     = []uint32{1, 3, 6, 1, 6, 3, 15, 1, 1, 6}
 	oidSnmpUnknownContexts          = []uint32{1, 3, 6, 1, 6, 3, 12, 1, 5}
 )
 

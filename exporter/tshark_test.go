@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -121,7 +120,7 @@ func TestTshark(t *testing.T) {
 	if s := string(ex); strings.Contains(s, "Errors (") || strings.Contains(s, "Warnings (") {
 		t.Fatalf("tshark expert info:\n%s", s)
 	}
-	t.Log(fmt.Sprintf("%d datagrams, %d records decoded by tshark", len(payloads), len(recs)))
+	t.Logf("%d datagrams, %d records decoded by tshark", len(payloads), len(recs))
 }
 
 // tsharkClean decodes pcap (IPFIX on UDP port 4739) with tshark -V and

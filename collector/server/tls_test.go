@@ -41,12 +41,12 @@ func TestTLSProbeToCollector(t *testing.T) {
 
 	// probe runs mira-probe with the given client certificate and
 	// returns its exit error and log.
-	probe := func(name, cert, key string) (error, []byte) {
+	probe := func(name, cert, key string) ([]byte, error) {
 		cfg := write(name+".yaml", fmt.Sprintf("export:\n  - url: tls://127.0.0.1:%d\n    tls: {ca: %s, cert: %s, key: %s}\n", port, pki.CA, cert, key))
 		out, err := exec.Command(probeBin, "--config", cfg, "-r", pcap).CombinedOutput()
-		return err, out
+		return out, err
 	}
-	err, out := probe("trusted", pki.ClientCert, pki.ClientKey)
+	out, err := probe("trusted", pki.ClientCert, pki.ClientKey)
 	if err != nil {
 		t.Fatalf("mira-probe (trusted): %v\n%s", err, out)
 	}
@@ -60,7 +60,7 @@ func TestTLSProbeToCollector(t *testing.T) {
 	}
 	c.waitRecords(t, n)
 	// The refused probe says so: its export fails and it exits non-zero.
-	if err, out := probe("rogue", pki.RogueCert, pki.RogueKey); err == nil || !bytes.Contains(out, []byte("tls:")) {
+	if out, err := probe("rogue", pki.RogueCert, pki.RogueKey); err == nil || !bytes.Contains(out, []byte("tls:")) {
 		t.Fatalf("mira-probe with another CA's certificate: exit %v\n%s", err, out)
 	}
 	c.stop(t) // saves the collector's counters in the store

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mira-project/mira/flow"
 )
@@ -206,7 +207,7 @@ func (s *Store) acquire() error {
 	defer s.dbmu.Unlock()
 	if s.db == nil {
 		db, err := bolt.Open(s.path, 0o644, &s.bopts)
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("store: open %s: %w (waited %v)", s.path, ErrLocked, s.opts.Timeout)
 		}
 		if err != nil {
