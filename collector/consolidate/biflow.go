@@ -46,6 +46,10 @@ type Biflow struct {
 	// Probes are the probes (Origin.Probe) whose observations were
 	// kept: the initiator's, then the responder's when it differs.
 	Probes []string
+	// Origins are the origins (probe and observation domain) whose
+	// observations were kept: two observation
+	// domains of one exporter are two origins but one entry of Probes.
+	Origins []Origin
 	// Flows is the number of records the kept observations summed.
 	Flows int
 	// Merged is the number of duplicate observations dropped.
@@ -87,8 +91,11 @@ func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin) {
 	for _, s := range o.symptoms {
 		b.Symptoms = addSymptom(b.Symptoms, s)
 	}
-	if name := origins[o.probe].Probe; !slices.Contains(b.Probes, name) {
-		b.Probes = append(b.Probes, name)
+	if og := origins[o.probe]; !slices.Contains(b.Origins, og) {
+		b.Origins = append(b.Origins, og)
+		if !slices.Contains(b.Probes, og.Probe) {
+			b.Probes = append(b.Probes, og.Probe)
+		}
 	}
 	b.Flows += int(o.records)
 	b.SamplingUnknown = b.SamplingUnknown || o.unknown

@@ -704,7 +704,7 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		init, resp, di = r, f, 1
 	}
 	b := &c.bf
-	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0],
+	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0],
 		First: init.first, Last: init.last, VLAN: init.vlan}
 	// init is a->b when it is f.
 	if init == f {
@@ -735,6 +735,7 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		cp := *b
 		cp.Symptoms = slices.Clone(b.Symptoms)
 		cp.Probes = slices.Clone(b.Probes)
+		cp.Origins = slices.Clone(b.Origins)
 		c.out = append(c.out, cp)
 	}
 	*e = entry{more: [2][]obs{e.more[0][:0], e.more[1][:0]}}

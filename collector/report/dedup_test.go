@@ -45,7 +45,7 @@ func TestDedupAcrossProbes(t *testing.T) {
 	if got == nil || got.Merged != 1 || got.Packets != 10 || got.RPackets != 8 || len(got.Probes) != 1 || got.Probes[0] != "probe-a" {
 		t.Fatalf("biflow %+v", got)
 	}
-	if len(rep.Usage) != 2 || rep.Usage[0].Probe != "probe-a" || rep.Usage[0].Merged != 1 || rep.Usage[1].Probe != "probe-c" {
+	if len(rep.Usage) != 2 || rep.Usage[0].Probe != "probe-a/1" || rep.Usage[0].Merged != 1 || rep.Usage[1].Probe != "probe-c/1" {
 		t.Fatalf("usage %+v", rep.Usage)
 	}
 	// Without dedup the forward direction counts twice.

@@ -24,7 +24,7 @@ const (
 	ByAggregateCategory = ""
 	ByAggregate         = "aggregate"
 	ByCategory          = "category"
-	ByProbe             = "probe" // the probes whose observations were kept, ";"-joined
+	ByProbe             = "probe" // the probes (exporter/domain) whose observations were kept, ";"-joined
 	ByAS                = "as"    // source (initiator) AS × destination AS, from Options.AS
 )
 
@@ -187,6 +187,10 @@ type Biflow struct {
 	// unsampled, 0.01 for 1-in-100 packet sampling.
 	Sampling float64  `json:"sampling"`
 	Probes   []string `json:"probes"`
+	// Origins name the probes exactly: exporter/observation domain
+	// (two domains of one exporter are two probes but one entry of
+	// Probes), sorted.
+	Origins []string `json:"origins,omitempty"`
 	// Flows is how many unidirectional records were merged.
 	Flows int `json:"flows"`
 	// TCPFlags are the union of each direction's flags.
@@ -369,7 +373,7 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		case ByCategory:
 			k.agg = ""
 		case ByProbe:
-			k = ukey{probe: strings.Join(b.Probes, ";")}
+			k = ukey{probe: strings.Join(b.Origins, ";")}
 		case ByAS:
 			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
 		}
@@ -513,6 +517,13 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options) Biflow {
 		}
 	}
 	slices.Sort(b.Probes)
+	b.Origins = make([]string, 0, len(cb.Origins))
+	for _, o := range cb.Origins {
+		if n := exporterName(o.Probe, o.Domain); !slices.Contains(b.Origins, n) {
+			b.Origins = append(b.Origins, n)
+		}
+	}
+	slices.Sort(b.Origins)
 	b.Aggregate = opts.aggregateName(cb.Aggregate)
 	if opts.Classify != nil {
 		b.Category = opts.Classify(&b)

@@ -292,3 +292,26 @@ func TestEmptyReport(t *testing.T) {
 	}
 	writeAll(t, func(b *bytes.Buffer) error { return rep.WriteTable(b) })
 }
+
+// TestByProbeDomains: a probe is an exporter and an observation domain,
+// so two domains of one host are two rows of --by probe.
+func TestByProbeDomains(t *testing.T) {
+	d1 := store.Origin{Exporter: "192.0.2.250", Domain: 10}
+	d2 := store.Origin{Exporter: "192.0.2.250", Domain: 11}
+	a := uf{ends: "10.0.0.1:40000>10.0.0.2:80", start: 0, stop: 1, pkts: 10}.record(6, 0)
+	b := uf{ends: "10.0.0.3:40000>10.0.0.4:80", start: 0, stop: 1, pkts: 20}.record(6, 0)
+	rep := Build([]store.StoredFlow{{Origin: d1, Record: a}, {Origin: d2, Record: b}}, Options{By: ByProbe})
+	got := map[string]uint64{}
+	for _, u := range rep.Usage {
+		got[u.Probe] = u.Packets
+	}
+	want := map[string]uint64{"192.0.2.250/10": 10, "192.0.2.250/11": 20}
+	if len(got) != len(want) || got["192.0.2.250/10"] != 10 || got["192.0.2.250/11"] != 20 {
+		t.Errorf("--by probe rows %v, want %v", got, want)
+	}
+	for _, bf := range rep.Biflows {
+		if len(bf.Probes) != 1 || bf.Probes[0] != "192.0.2.250" || len(bf.Origins) != 1 {
+			t.Errorf("biflow probes %v origins %v", bf.Probes, bf.Origins)
+		}
+	}
+}

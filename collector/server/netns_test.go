@@ -202,6 +202,7 @@ func TestMultiProbeNetns(t *testing.T) {
 				got.byCategory[u.Category] = u
 			case report.ByProbe:
 				for _, p := range strings.Split(u.Probe, ";") {
+					p, _, _ = strings.Cut(p, "/")
 					exporters[p] = true
 				}
 			}
