@@ -37,6 +37,18 @@ type OptionsConsumer interface {
 	ConsumeOptions(o Origin, opts ipfix.DomainOptions)
 }
 
+// StreamConsumer is implemented by a Consumer that wants to know when a
+// TCP or TLS exporter's connection has ended (EOF, error or shutdown).
+// StreamEnd is called after the last records of the connection were
+// handed over and before the collector closes its end of the
+// connection: an exporter that waits for the collector to close (as
+// MIRA's does in Close) thus knows that StreamEnd has returned, so a
+// consumer that commits its records there makes them durable by the
+// time the exporter exits.
+type StreamConsumer interface {
+	StreamEnd(o Origin)
+}
+
 // ConsumerFunc adapts a function to Consumer.
 type ConsumerFunc func(o Origin, recs []flow.Record)
 
@@ -308,7 +320,11 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 					defer tc.Close() // close_notify, before the deferred conn.Close
 					r = tc
 				}
-				c.ServeStream(ctx, r, Origin{Exporter: ap, Transport: network})
+				o := Origin{Exporter: ap, Transport: network}
+				c.ServeStream(ctx, r, o)
+				if sc, ok := c.c.(StreamConsumer); ok {
+					sc.StreamEnd(o)
+				}
 			}()
 		}
 	}()

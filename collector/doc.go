@@ -21,5 +21,7 @@
 // after Consume returns; copy what you keep. Cancelling the context of
 // ListenUDP/ListenTCP stops them asynchronously: call Wait before
 // treating the Consumer's input as complete (for example before a final
-// commit).
+// commit). A Consumer that implements StreamConsumer learns when a TCP
+// or TLS connection ends, before the collector closes it (mira-collector
+// commits its store there).
 package collector

@@ -29,6 +29,10 @@ const (
 	storeLockWait = 500 * time.Millisecond
 	// finalCommitWait bounds the retries of the commit at shutdown.
 	finalCommitWait = 30 * time.Second
+	// streamCommitWait bounds the retries of the commit made when a
+	// TCP/TLS exporter's connection ends (StreamEnd): less than the 5 s
+	// a MIRA exporter waits for the collector to close its end.
+	streamCommitWait = 3 * time.Second
 	// storeMmapSize is mapped at each open so that a commit that grows
 	// the file does not remap it (bbolt then copies every node it holds).
 	storeMmapSize = 1 << 30
@@ -166,8 +170,12 @@ func (s *Server) commit() error {
 
 // finalCommit commits at shutdown, waiting for readers to let go of the
 // store for up to finalCommitWait.
-func (s *Server) finalCommit() {
-	deadline := time.Now().Add(finalCommitWait)
+func (s *Server) finalCommit() { s.commitWithin(finalCommitWait) }
+
+// commitWithin commits, retrying while another process holds the store
+// for up to wait.
+func (s *Server) commitWithin(wait time.Duration) {
+	deadline := time.Now().Add(wait)
 	for {
 		err := s.commit()
 		if err == nil || !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
@@ -175,7 +183,7 @@ func (s *Server) finalCommit() {
 				s.mu.Lock()
 				n := s.pending.n
 				s.mu.Unlock()
-				s.log.Error("records not stored at shutdown", "records", n, "err", err)
+				s.log.Error("records not stored yet (kept for the next commit)", "records", n, "err", err)
 			}
 			return
 		}

@@ -7,6 +7,14 @@
 // holds the file, records wait (up to 4 Mi of them, then dropped and
 // counted). On shutdown the listeners are stopped and drained (Wait)
 // before the final commit, so everything decoded is stored.
+//
+// When records are durable: a TCP or TLS exporter's records are
+// committed when its connection ends, before the collector closes its
+// end (StreamEnd), so an exporter that waits for that close knows its
+// records are stored. UDP has no end of session: a record is committed
+// at the latest commitInterval (1 s) after its datagram was decoded, or
+// as soon as batchRecords wait; only while another process holds the
+// store file is the commit deferred (retried every second).
 package server
 
 import (
@@ -123,6 +131,19 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	}
 	mergeNames(s.names, n)
 	s.mu.Unlock()
+}
+
+// StreamEnd implements collector.StreamConsumer: when a TCP or TLS
+// exporter's connection ends, what it sent is committed before the
+// collector closes its end, so an exporter that waits for that close (a
+// MIRA probe's Close does) exits only once its records are in the store.
+// Over UDP there is no end: records are committed within commitInterval
+// (1 s) of their arrival, later only while a reader holds the store.
+func (s *Server) StreamEnd(collector.Origin) {
+	if s.st == nil {
+		return
+	}
+	s.commitWithin(streamCommitWait)
 }
 
 // Run listens on every configured URL until ctx is cancelled, then
