@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,21 +18,48 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("mira-collector", flag.ExitOnError)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is mira-collector with its arguments; it returns the exit code: 0
+// done (or --help, --version), 1 the collector failed, 2 bad flags or
+// configuration.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mira-collector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", "", "configuration file (YAML); built-in defaults without it")
 	var listen cli.Strings
-	fs.Var(&listen, "listen", "IPFIX listener: udp://host:port or tcp://host:port (repeatable)")
+	fs.Var(&listen, "listen", "IPFIX listener: udp://host:port, tcp://host:port or tls://host:port\n(certificates in the configuration's tls section) (repeatable)")
 	db := fs.String("db", "", "flow store (bbolt file)")
-	httpAddr := fs.String("http", "", "serve the HTTP API on this address")
+	httpAddr := fs.String("http", "", "serve the HTTP API (/api/) and /metrics on this address")
 	rules := fs.String("rules", "", "classification rules file (default: the embedded rules)")
 	metrics := fs.String("metrics", "", "serve Prometheus /metrics on this address")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	fs.Parse(os.Args[1:])
+	var logLevel cli.Level
+	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mira-collector [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		cli.PrintVersion(stdout, "mira-collector")
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mira-collector: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
 
 	cfg, err := config.LoadCollector(*cfgFile)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mira-collector:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "mira-collector:", err)
+		return 2
 	}
 	if len(listen) > 0 {
 		cfg.Listen = listen
@@ -48,14 +76,19 @@ func main() {
 	if *metrics != "" {
 		cfg.Metrics.Listen = *metrics
 	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
+	if logLevel.Given {
+		cfg.Log.Level = logLevel.Name
 	}
-	logger := cli.Logger(cfg.Log.Level, cfg.Log.Format)
+	logger, err := cli.Logger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		fmt.Fprintln(stderr, "mira-collector:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := server.New(cfg, logger).Run(ctx); err != nil {
 		logger.Error("collector failed", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,28 +18,52 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("mira-probe", flag.ExitOnError)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is mira-probe with its arguments; it returns the exit code: 0 done
+// (or --help, --version), 1 the probe failed, 2 bad flags or configuration.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mira-probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", "", "configuration file (YAML); built-in defaults without it")
 	var files, ifaces, exports cli.Strings
 	fs.Var(&files, "r", "read packets from a pcap/pcapng file (repeatable; gzip allowed)")
 	fs.Var(&ifaces, "i", "capture live on an interface (repeatable)")
-	fs.Var(&exports, "export", "IPFIX target: udp://host:port, tcp://host:port or file:///dir (repeatable)")
+	fs.Var(&exports, "export", "IPFIX target: udp://host:port, tcp://host:port, tls://host:port\n(certificates in the configuration's export[].tls) or file:///dir (repeatable)")
 	symptoms := fs.String("symptoms", "", "symptom database file (default: the embedded one)")
 	snmp := fs.String("snmp", "", "serve SNMP on this address (e.g. 127.0.0.1:1161)")
 	metrics := fs.String("metrics", "", "serve Prometheus /metrics on this address")
-	domain := fs.Int("domain", -1, "IPFIX observation domain id")
-	workers := fs.Int("workers", 0, "flow-table shards (worker goroutines)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	fs.Parse(os.Args[1:])
+	var domain cli.Uint32
+	fs.Var(&domain, "domain", "IPFIX observation domain id (0 to 4294967295; default: the configuration's)")
+	var workers cli.Count
+	fs.Var(&workers, "workers", "flow-table shards (worker goroutines; 0: the configuration's)")
+	var logLevel cli.Level
+	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mira-probe [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		cli.PrintVersion(stdout, "mira-probe")
+		return 0
+	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "mira-probe: unexpected argument %q (files are given with -r)\n", fs.Arg(0))
-		os.Exit(2)
+		fmt.Fprintf(stderr, "mira-probe: unexpected argument %q (files are given with -r)\n", fs.Arg(0))
+		return 2
 	}
 
 	cfg, err := config.LoadProbe(*cfgFile)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mira-probe:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "mira-probe:", err)
+		return 2
 	}
 	if len(files) > 0 {
 		cfg.Capture.Files = files
@@ -55,24 +80,29 @@ func main() {
 	if *metrics != "" {
 		cfg.Metrics.Listen = *metrics
 	}
-	if *domain >= 0 {
-		cfg.Probe.ObservationDomain = uint32(*domain)
+	if domain.Given {
+		cfg.Probe.ObservationDomain = domain.N
 	}
-	if *workers > 0 {
-		cfg.Pipeline.Workers = *workers
+	if workers > 0 {
+		cfg.Pipeline.Workers = int(workers)
 	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
+	if logLevel.Given {
+		cfg.Log.Level = logLevel.Name
 	}
 	if *snmp != "" {
 		cfg.SNMPListen = *snmp
 	}
-	logger := cli.Logger(cfg.Log.Level, cfg.Log.Format)
+	logger, err := cli.Logger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		fmt.Fprintln(stderr, "mira-probe:", err)
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := probe.New(cfg, probe.Options{Logger: logger}).Run(ctx); err != nil {
 		logger.Error("probe failed", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
