@@ -184,6 +184,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("listening", "url", l, "addr", a.String())
 		addrs = append(addrs, a)
 	}
+	// One registry serves /metrics on the metrics address and on the
+	// HTTP API's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&metrics{s: s})
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if s.cfg.HTTP != "" {
 		rules := classify.Default()
 		if s.cfg.Rules != "" {
@@ -197,6 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/api/", report.Handler(report.HandlerConfig{Store: st, Build: rules.FromStore, Before: func() { s.commit() }}))
+		mux.Handle("/metrics", metricsHandler)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
@@ -209,13 +215,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Addrs <- addrs
 	}
 	if s.cfg.Metrics.Listen != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(&metrics{s: s})
 		ln, err := net.Listen("tcp", s.cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("collector: metrics: %w", err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 	}
