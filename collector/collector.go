@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -72,6 +73,10 @@ type Config struct {
 	// other address are dropped and counted (Stats.Malformed
 	// ["exporter-not-allowed"]).
 	Allow []netip.Prefix
+	// Logger receives a warning for every refused TLS handshake and
+	// for input from exporters not in Allow, with the peer's address
+	// (at most one a minute per address and reason; nil: no logging).
+	Logger *slog.Logger
 }
 
 // Stats are the collector's counters, summed over live and past sessions.
@@ -132,6 +137,8 @@ type Collector struct {
 	refused   uint64
 	lastSweep time.Time
 	sockets   []*udpSocket
+	// logged rate-limits the refusal warnings (Config.Logger).
+	logged refusalLog
 
 	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
 	// decoders, connections).
@@ -246,13 +253,13 @@ func (c *Collector) ListenTLS(ctx context.Context, addr string, cfg *tls.Config)
 	return c.listenStream(ctx, addr, cfg)
 }
 
-// allowed says input from exporter address a is accepted (Config.Allow),
-// counting it when not.
-func (c *Collector) allowed(a netip.Addr) bool {
+// allowed says input from exporter ap is accepted (Config.Allow),
+// counting and logging it when not.
+func (c *Collector) allowed(ap netip.AddrPort, transport string) bool {
 	if len(c.cfg.Allow) == 0 {
 		return true
 	}
-	a = a.Unmap()
+	a := ap.Addr().Unmap()
 	for _, p := range c.cfg.Allow {
 		if p.Contains(a) {
 			return true
@@ -260,8 +267,67 @@ func (c *Collector) allowed(a netip.Addr) bool {
 	}
 	c.mu.Lock()
 	c.refused++
+	n := c.refused
+	log := c.logged.due(a, reasonNotAllowed, c.cfg.Now())
 	c.mu.Unlock()
+	if log && c.cfg.Logger != nil {
+		c.cfg.Logger.Warn("exporter refused: not in the allow list", "exporter", ap.String(), "transport", transport, "refused_total", n)
+	}
 	return false
+}
+
+// handshakeFailed counts and logs a refused TLS handshake.
+func (c *Collector) handshakeFailed(ap netip.AddrPort, err error) {
+	c.mu.Lock()
+	c.handshakes++
+	n := c.handshakes
+	log := c.logged.due(ap.Addr(), reasonHandshake, c.cfg.Now())
+	c.mu.Unlock()
+	if log && c.cfg.Logger != nil {
+		c.cfg.Logger.Warn("tls handshake refused", "exporter", ap.String(), "err", err, "refused_total", n)
+	}
+}
+
+const (
+	reasonNotAllowed = iota
+	reasonHandshake
+)
+
+// refusalLog remembers when a refusal was last logged per address and
+// reason, so that a flood from one exporter logs once a minute (the
+// counters count every refusal). It holds at most refusalLogMax entries;
+// when full, entries older than a minute are forgotten, and a new
+// address is not logged until there is room.
+type refusalLog map[refusalKey]time.Time
+
+type refusalKey struct {
+	a      netip.Addr
+	reason int
+}
+
+const refusalLogMax = 4096
+
+// due says a refusal of a for reason should be logged now, and notes it.
+func (l *refusalLog) due(a netip.Addr, reason int, now time.Time) bool {
+	if *l == nil {
+		*l = refusalLog{}
+	}
+	k := refusalKey{a, reason}
+	if last, ok := (*l)[k]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	if len(*l) >= refusalLogMax {
+		for k, t := range *l {
+			if now.Sub(t) >= time.Minute {
+				delete(*l, k)
+			}
+		}
+		if len(*l) >= refusalLogMax {
+			return false
+		}
+	}
+	(*l)[k] = now
+	return true
 }
 
 // handshakeTimeout bounds a TLS handshake, so a connection that never
@@ -302,7 +368,7 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 				defer cstop()
 				ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 				ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-				if !c.allowed(ap.Addr()) {
+				if !c.allowed(ap, network) {
 					return
 				}
 				var r io.Reader = conn
@@ -312,9 +378,7 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 					err := tc.HandshakeContext(hctx)
 					cancel()
 					if err != nil {
-						c.mu.Lock()
-						c.handshakes++
-						c.mu.Unlock()
+						c.handshakeFailed(ap, err)
 						return
 					}
 					defer tc.Close() // close_notify, before the deferred conn.Close

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +26,8 @@ func TestRoundTripTLS(t *testing.T) {
 	defer cancel()
 	recs := testRecords()
 	s := newSink(len(recs))
-	c := New(s, nil)
+	var logs logBuffer
+	c := New(s, &Config{Logger: logs.logger()})
 	addr, err := c.ListenTLS(ctx, "127.0.0.1:0", srv)
 	if err != nil {
 		t.Fatal(err)
@@ -44,21 +47,30 @@ func TestRoundTripTLS(t *testing.T) {
 		if cerr := e.Close(); err == nil {
 			err = cerr
 		}
+		if err == nil && e.Stats().LastError != "" {
+			err = errors.New(e.Stats().LastError)
+		}
 		return err
 	}
 	for _, tc := range []struct {
 		name string
 		cfg  config.TLS
+		// want is in the exporter's error: the collector's alert, read
+		// after the write that failed, not only "broken pipe".
+		want string
 	}{
-		{"certificate from another CA", config.TLS{CA: pki.CA, Cert: pki.RogueCert, Key: pki.RogueKey}},
-		{"no client certificate", config.TLS{CA: pki.CA}},
+		{"certificate from another CA", config.TLS{CA: pki.CA, Cert: pki.RogueCert, Key: pki.RogueKey}, "remote error: tls: certificate required (the configured client certificate is not signed by a CA the collector accepts)"},
+		{"no client certificate", config.TLS{CA: pki.CA}, "remote error: tls: certificate required (no client certificate is configured"},
 	} {
 		// The exporter may only learn of the refusal on a later write
 		// (TLS 1.3 verifies the client after the client's Finished), so
 		// what counts is that the collector saw a failed handshake and
 		// delivered nothing.
 		n0 := c.Stats().Malformed["tls-handshake"]
-		export(tc.cfg) // (it may retry on a new connection)
+		err := export(tc.cfg) // (it may retry on a new connection)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: exporter error %v, want it to contain %q", tc.name, err, tc.want)
+		}
 		peertest.WaitUntil(t, 10*time.Second, tc.name+" refused", func() bool {
 			return c.Stats().Malformed["tls-handshake"] > n0
 		})
@@ -66,6 +78,11 @@ func TestRoundTripTLS(t *testing.T) {
 			t.Fatalf("%s: %d records delivered", tc.name, st.Records)
 		}
 	}
+	// The refusals are logged with the exporter's address and the
+	// reason (once a minute per address: the first, the rogue CA).
+	peertest.WaitUntil(t, 10*time.Second, "refused handshake logged", func() bool {
+		return len(logs.lines("tls handshake refused", "exporter=127.0.0.1:", "certificate")) > 0
+	})
 	// A server certificate the exporter does not trust: the exporter
 	// refuses, with an error.
 	if err := export(config.TLS{Cert: pki.ClientCert, Key: pki.ClientKey}); err == nil {

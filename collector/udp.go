@@ -116,7 +116,7 @@ func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error
 					c.mu.Unlock()
 					continue
 				}
-				if !c.allowed(m.from.Addr()) {
+				if !c.allowed(m.from, "udp") {
 					continue
 				}
 				c.decode(c.udpSession(m.from), b.bufs[i][:m.n])

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -127,11 +128,51 @@ func (t *tcpTransport) Write(m []byte) error {
 		return errors.New("tcp transport: not connected")
 	}
 	if _, err := t.c.Write(m); err != nil {
+		if t.tls != nil {
+			err = t.tlsRefusal(t.c, err)
+		}
 		t.c.Close()
 		t.c = nil
 		return err
 	}
 	return nil
+}
+
+// alertWait bounds the read for a TLS collector's alert after a failed
+// write; the read returns at once when the connection is closed.
+const alertWait = time.Second
+
+// tlsRefusal explains a failed write on a TLS connection by what the
+// collector sent before closing it. A TLS 1.3 collector verifies the
+// exporter's certificate only after the exporter's handshake has
+// completed, so its refusal ("certificate required") is an alert that
+// the exporter sees only by reading; a write meanwhile fails with a bare
+// "broken pipe" or "connection reset by peer".
+func (t *tcpTransport) tlsRefusal(c net.Conn, werr error) error {
+	c.SetReadDeadline(time.Now().Add(alertWait))
+	_, rerr := c.Read(make([]byte, 1))
+	var oe *net.OpError
+	if !errors.As(rerr, &oe) || oe.Op != "remote error" {
+		return werr
+	}
+	return t.refused(rerr)
+}
+
+// refused wraps a TLS alert from the collector (a *net.OpError with Op
+// "remote error"), saying why no client certificate was sent when the
+// collector wanted one.
+func (t *tcpTransport) refused(alert error) error {
+	var oe *net.OpError
+	required := errors.As(alert, &oe) && oe.Err != nil && strings.HasSuffix(oe.Err.Error(), "certificate required")
+	switch {
+	case required && len(t.tls.Certificates) == 0 && t.tls.GetClientCertificate == nil:
+		return fmt.Errorf("collector %s refused the TLS connection: %w (no client certificate is configured: set the export's tls cert and key)", t.addr, alert)
+	case required:
+		// crypto/tls sends no certificate when none is signed by a CA
+		// the collector's request names.
+		return fmt.Errorf("collector %s refused the TLS connection: %w (the configured client certificate is not signed by a CA the collector accepts)", t.addr, alert)
+	}
+	return fmt.Errorf("collector %s refused the TLS connection: %w", t.addr, alert)
 }
 
 func (t *tcpTransport) Reliable() bool { return true }
@@ -160,10 +201,16 @@ func (t *tcpTransport) Close() error {
 			if _, err = io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
 				err = nil
 			}
+		} else if t.tls != nil {
+			err = t.tlsRefusal(c, err)
 		}
 	}
 	if cerr := c.Close(); err == nil {
 		err = cerr
+	}
+	var oe *net.OpError
+	if t.tls != nil && errors.As(err, &oe) && oe.Op == "remote error" {
+		err = t.refused(err)
 	}
 	return err
 }

@@ -171,7 +171,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.coll = collector.New(s, &collector.Config{Allow: allow})
+	s.coll = collector.New(s, &collector.Config{Allow: allow, Logger: s.log})
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
