@@ -10,13 +10,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/mira-project/mira/collector/analyze"
-	"github.com/mira-project/mira/collector/classify"
-	"github.com/mira-project/mira/collector/report"
-	"github.com/mira-project/mira/collector/rules"
+	"github.com/mira-project/mira/cmd/mira/internal/analyze"
+	"github.com/mira-project/mira/cmd/mira/internal/rules"
 	"github.com/mira-project/mira/synth"
 )
 
@@ -48,9 +45,9 @@ func main() {
 	case "analyze", "analyse":
 		err = analyze.Run(ctx, args, os.Stdout, os.Stderr)
 	case "flows":
-		err = report.RunFlows(ctx, args, os.Stdout)
+		err = runFlows(ctx, args, os.Stdout)
 	case "report":
-		err = runReport(ctx, args)
+		err = runReport(ctx, args, os.Stdout)
 	case "synth":
 		err = runSynth(args, os.Stdout)
 	case "rules":
@@ -120,35 +117,4 @@ func runSynth(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d flows\n", *out, len(tr.Flows))
 	return nil
-}
-
-// runReport is `mira report`: the collector package cannot import the
-// classification rules (they build on it), so the rules are chosen here:
-// --rules FILE, or the embedded default rule set.
-func runReport(ctx context.Context, args []string) error {
-	rulesFile := ""
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--rules" || a == "-rules":
-			if i+1 >= len(args) {
-				return errors.New("--rules needs a file")
-			}
-			rulesFile = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--rules=") || strings.HasPrefix(a, "-rules="):
-			_, rulesFile, _ = strings.Cut(a, "=")
-		default:
-			rest = append(rest, a)
-		}
-	}
-	rules := classify.Default()
-	if rulesFile != "" {
-		var err error
-		if rules, err = classify.Load(rulesFile); err != nil {
-			return err
-		}
-	}
-	return report.RunReportWith(ctx, rest, os.Stdout, rules.FromStore)
 }

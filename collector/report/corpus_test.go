@@ -1,9 +1,6 @@
 package report
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -72,14 +69,7 @@ func TestCorpusPairingMatchesSoftflowd(t *testing.T) {
 	}
 	s.Close()
 
-	var out bytes.Buffer
-	if err := RunReport(context.Background(), []string{"--db", path, "--format", "json"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := jsonReportOf(t, path)
 	if len(rep.Biflows) != len(bi) || rep.Summary.Flows != len(uni) {
 		t.Fatalf("%d uniflows paired into %d biflows; softflowd -b made %d", len(uni), len(rep.Biflows), len(bi))
 	}

@@ -96,19 +96,6 @@ func TestUsageBuckets(t *testing.T) {
 }
 
 func TestSamplingOverride(t *testing.T) {
-	db := fixtureDB(t)
-	out, err := run(t, runReport, "--db", db, "--format", "json", "--sampling", "probe-a=packet:10")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, `"estimate"`) {
-		t.Fatalf("override gave no estimate:\n%s", out)
-	}
-	for _, bad := range []string{"x", "probe-a=packet:0", "probe-a=bytes:3", "=flow:2"} {
-		if _, err := run(t, runReport, "--db", db, "--sampling", bad); err == nil || !strings.Contains(err.Error(), "flag -sampling") {
-			t.Errorf("--sampling %q: %v", bad, err)
-		}
-	}
 	flows := []store.StoredFlow{sf("p", "192.0.2.1", "198.51.100.7", 1, 80, 10, 1000, 0)}
 	rep := Build(flows, Options{Overrides: map[string]consolidate.Override{"p": {FlowInterval: 5}}})
 	if rep.Summary.Estimate == nil || rep.Summary.Estimate.Octets != 5000 || flows[0].Record.SamplingFlowInterval != 0 {

@@ -2,8 +2,10 @@
 // biflow report (both directions of each connection paired, with a usage
 // table per aggregate and category and a summary of the collector's
 // counters) and a listing of the unidirectional flows, each as JSON, CSV or
-// an aligned text table. RunReport and RunFlows implement `mira report` and
-// `mira flows` so that cmd/mira stays a thin dispatcher.
+// an aligned text table. Params and Selection are a report's and a
+// listing's parameters, bound to a flag set by `mira report` and `mira
+// flows` (cmd/mira) and by the collector's HTTP API (collector/server);
+// package reporttest holds the fixture their tests share.
 //
 // # Biflow pairing
 //

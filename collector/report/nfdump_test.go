@@ -2,10 +2,8 @@ package report
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,14 +68,7 @@ func TestNfdumpBidirectionalAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	var out bytes.Buffer
-	if err := RunReport(context.Background(), []string{"--db", db, "--format", "json"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := jsonReportOf(t, db)
 	mine := map[string]*Biflow{}
 	for i := range rep.Biflows {
 		b := &rep.Biflows[i]

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
 
-var t0 = time.Date(2019, 3, 14, 19, 3, 54, 892e6, time.UTC)
+var t0 = reporttest.T0
 
 // uf describes a uniflow compactly: "10.0.0.1:40000>10.0.0.2:80" plus
 // times in seconds after t0.

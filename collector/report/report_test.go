@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/flow"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -37,17 +37,11 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 var (
-	probeA = store.Origin{Exporter: "probe-a", Domain: 1}
-	probeB = store.Origin{Exporter: "probe-b", Domain: 2}
+	probeA = reporttest.ProbeA
+	probeB = reporttest.ProbeB
 )
 
-func fixtureNames() store.Names {
-	return store.Names{
-		Symptoms:   map[uint16]string{1: "MAIL", 2: "HTTP-GET", 3: "EXE"},
-		Categories: map[uint16]string{1: "Mail", 2: "Web"},
-		Aggregates: map[uint32]string{1: "campus-out", 2: "campus-in"},
-	}
-}
+func fixtureNames() store.Names { return reporttest.Names() }
 
 func withNames(n store.Names, o Options) Options {
 	o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
@@ -56,56 +50,10 @@ func withNames(n store.Names, o Options) Options {
 	return o
 }
 
-// fixtureFlows is a small mixed capture: an SMTP session seen by two
-// probes, a sampled web download with symptoms, a DNS exchange over IPv6,
-// a ping and an unanswered SYN.
-func fixtureFlows() []store.StoredFlow {
-	mk := func(o store.Origin, u uf, proto uint8, f func(*flow.Record)) store.StoredFlow {
-		r := u.record(proto, 0)
-		if f != nil {
-			f(&r)
-		}
-		return store.StoredFlow{Origin: o, Record: r}
-	}
-	return []store.StoredFlow{
-		mk(probeA, uf{ends: "192.0.2.1:40001>198.51.100.7:25", start: 0, stop: 8.479, pkts: 12, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
-			func(r *flow.Record) {
-				r.Octets = 2301
-				r.Aggregate, r.Category = 1, 1
-				r.Symptoms = []flow.SymptomCount{{ID: 1, Count: 3}}
-			}),
-		mk(probeB, uf{ends: "198.51.100.7:25>192.0.2.1:40001", start: 0.012, stop: 8.47, pkts: 9, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
-			func(r *flow.Record) { r.Octets = 811; r.Aggregate = 1 }),
-		mk(probeA, uf{ends: "192.0.2.5:51000>203.0.113.80:80", start: 2, stop: 62, pkts: 40, flags: syn | ack | psh, end: flow.EndActive}, 6,
-			func(r *flow.Record) {
-				r.SamplingPacketInterval = 10
-				r.Aggregate, r.Category = 1, 2
-				r.Symptoms = []flow.SymptomCount{{ID: 2, Count: 1}}
-			}),
-		mk(probeA, uf{ends: "192.0.2.5:51000>203.0.113.80:80", start: 62.1, stop: 70, pkts: 10, flags: ack | fin, end: flow.EndDetected}, 6,
-			func(r *flow.Record) { r.SamplingPacketInterval = 10; r.Aggregate, r.Category = 1, 2 }),
-		mk(probeA, uf{ends: "203.0.113.80:80>192.0.2.5:51000", start: 2.05, stop: 70, pkts: 90, flags: syn | ack | psh | fin, end: flow.EndDetected}, 6,
-			func(r *flow.Record) {
-				r.SamplingPacketInterval = 10
-				r.Aggregate = 2
-				r.Symptoms = []flow.SymptomCount{{ID: 3, Count: 2}, {ID: 9, Count: 1}}
-			}),
-		mk(probeA, uf{ends: "[2001:db8::53]:53>[2001:db8::10]:33333", start: 5.002, stop: 5.002, pkts: 1, end: flow.EndIdle}, 17, nil),
-		mk(probeA, uf{ends: "[2001:db8::10]:33333>[2001:db8::53]:53", start: 5, stop: 5, pkts: 1, end: flow.EndIdle}, 17, nil),
-		mk(probeA, uf{ends: "192.0.2.1:0>192.0.2.254:2048", start: 10, stop: 13, pkts: 4, end: flow.EndIdle}, 1, nil),
-		mk(probeA, uf{ends: "192.0.2.254:0>192.0.2.1:0", start: 10.001, stop: 13.001, pkts: 4, end: flow.EndIdle}, 1, nil),
-		mk(probeA, uf{ends: "192.0.2.9:45000>198.51.100.99:22", start: 20, stop: 20, pkts: 1, flags: syn, end: flow.EndIdle}, 6, nil),
-	}
-}
+// fixtureFlows is reporttest's fixture (see reporttest.Flows).
+func fixtureFlows() []store.StoredFlow { return reporttest.Flows() }
 
-func fixtureStats() *store.Stats {
-	return &store.Stats{
-		Messages: 7, Records: 10, Lost: 2,
-		Malformed:    map[string]uint64{"unknown template": 1},
-		DecodeErrors: map[string]uint64{"ipv4 header": 3},
-		Updated:      t0,
-	}
-}
+func fixtureStats() *store.Stats { return reporttest.Stats() }
 
 func writeAll(t *testing.T, f func(*bytes.Buffer) error) []byte {
 	t.Helper()
@@ -314,4 +262,29 @@ func TestByProbeDomains(t *testing.T) {
 			t.Errorf("biflow probes %v origins %v", bf.Probes, bf.Origins)
 		}
 	}
+}
+
+// jsonReportOf builds the report over the store at path, as `mira
+// report --format json` does without classification rules, and returns
+// it as read back from its JSON.
+func jsonReportOf(t *testing.T, path string) *Report {
+	t.Helper()
+	s, err := store.Open(path, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	built, err := FromStore(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := built.WriteJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return &rep
 }

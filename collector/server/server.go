@@ -34,7 +34,6 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
-	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
@@ -201,7 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("collector: http: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/api/", report.Handler(report.HandlerConfig{Store: st, Build: rules.FromStore, Before: func() { s.commit() }}))
+		mux.Handle("/api/", API(APIConfig{Store: st, Build: rules.FromStore, Before: func() { s.commit() }}))
 		mux.Handle("/metrics", metricsHandler)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)

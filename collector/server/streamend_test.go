@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/synth"
 )
 
@@ -74,16 +73,19 @@ func TestStoredWhenExporterCloses(t *testing.T) {
 	c.stop(t)
 }
 
-// storedFlows runs `mira flows --db` and returns the flow count.
+// storedFlows lists the store as `mira flows --db` does (read-only,
+// waiting up to 2 s for a running collector's lock) and returns the flow
+// count.
 func storedFlows(t *testing.T, db string) int {
 	t.Helper()
-	var out bytes.Buffer
-	if err := report.RunFlows(context.Background(), []string{"--db", db, "--format", "json", "--limit", "1"}, &out); err != nil {
+	st, err := store.Open(db, &store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
 		t.Fatalf("mira flows --db: %v", err)
 	}
-	var l report.FlowList
-	if err := json.Unmarshal(out.Bytes(), &l); err != nil {
-		t.Fatal(err)
+	defer st.Close()
+	l, err := report.FlowsFromStore(context.Background(), st, store.Query{}, report.Options{Limit: 1})
+	if err != nil {
+		t.Fatalf("mira flows --db: %v", err)
 	}
 	return l.Summary.Flows
 }

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -64,12 +64,13 @@ func TestTLSProbeToCollector(t *testing.T) {
 		t.Fatalf("mira-probe with another CA's certificate: exit %v\n%s", err, out)
 	}
 	c.stop(t) // saves the collector's counters in the store
-	var js bytes.Buffer
-	if err := report.RunReport(context.Background(), []string{"--db", c.db, "--format", "json", "--limit", "1"}, &js); err != nil {
+	st, err := store.Open(c.db, &store.Options{ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var rep report.Report
-	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
+	defer st.Close()
+	rep, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{Limit: 1})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Summary.Flows != n || rep.Summary.Malformed["tls-handshake"] == 0 {

@@ -1,9 +1,11 @@
-package report
+package main
 
 import (
 	"encoding/json"
 	"testing"
 
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -12,12 +14,12 @@ import (
 // with the initiator's counters in and the responder's out.
 func TestReexportToNfdump(t *testing.T) {
 	nf := peertest.StartNfcapd(t)
-	db := fixtureDB(t)
-	out, err := run(t, runReport, "--db", db, "--format", "json", "--export", nf.URL())
+	db := reporttest.DB(t)
+	out, err := run(t, reportCmd, "--db", db, "--format", "json", "--export", nf.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep Report
+	var rep report.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func TestReexportToNfdump(t *testing.T) {
 		src    string
 		sp, dp uint16
 	}
-	want := map[k]Biflow{}
+	want := map[k]report.Biflow{}
 	for _, b := range rep.Biflows {
 		want[k{b.Src.String(), b.Sport, b.Dport}] = b
 	}

@@ -1,6 +1,7 @@
-package report
+package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,20 +9,32 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
 )
 
-// TestHandler checks that the HTTP API serves what `mira report` and
+// written returns what f writes.
+func written(t *testing.T, f func(io.Writer) error) string {
+	t.Helper()
+	var b strings.Builder
+	if err := f(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestAPI checks that the HTTP API serves what `mira report` and
 // `mira flows` print for the same store, and refuses bad parameters.
-func TestHandler(t *testing.T) {
-	db := fixtureDB(t)
+func TestAPI(t *testing.T) {
+	db := reporttest.DB(t)
 	st, err := store.Open(db, &store.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	before := 0
-	srv := httptest.NewServer(Handler(HandlerConfig{Store: st, Before: func() { before++ }}))
+	srv := httptest.NewServer(API(APIConfig{Store: st, Before: func() { before++ }}))
 	defer srv.Close()
 	get := func(path string) (int, string, string) {
 		resp, err := http.Get(srv.URL + path)
@@ -33,15 +46,24 @@ func TestHandler(t *testing.T) {
 		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
 	}
 	code, ctype, body := get("/api/report?by=category")
-	want, err := run(t, runReport, "--db", db, "--format", "json", "--by", "category")
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := written(t, func(w io.Writer) error {
+		rep, err := report.FromStoreQuery(context.Background(), st, store.Query{Field: store.Overlap}, report.Options{Window: report.DefaultWindow, By: report.ByCategory, Order: report.OrderTime, Confidence: 0.95})
+		if err != nil {
+			return err
+		}
+		return rep.WriteJSON(w)
+	})
 	if code != 200 || ctype != "application/json" || body != want {
 		t.Fatalf("report: %d %s\n%s\nwant\n%s", code, ctype, body, want)
 	}
 	code, _, body = get("/api/flows?format=csv&limit=2")
-	want, _ = run(t, runFlows, "--db", db, "--format", "csv", "--limit", "2")
+	want = written(t, func(w io.Writer) error {
+		l, err := report.FlowsFromStore(context.Background(), st, store.Query{Field: store.Overlap}, report.Options{Order: report.OrderTime, Limit: 2})
+		if err != nil {
+			return err
+		}
+		return l.WriteCSV(w)
+	})
 	if code != 200 || body != want {
 		t.Fatalf("flows: %d\n%s\nwant\n%s", code, body, want)
 	}

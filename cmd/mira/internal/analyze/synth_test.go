@@ -1,4 +1,4 @@
-package classify_test
+package analyze_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/mira-project/mira/collector/analyze"
+	"github.com/mira-project/mira/cmd/mira/internal/analyze"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"

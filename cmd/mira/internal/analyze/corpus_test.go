@@ -1,4 +1,4 @@
-package classify_test
+package analyze_test
 
 import (
 	"cmp"
@@ -20,7 +20,7 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-const corpusDir = "../../../shared/corpus/pcaps"
+const corpusDir = "../../../../../shared/corpus/pcaps"
 
 // needCorpus skips when the shared corpus is absent (fails under
 // MIRA_REQUIRE_PEERS=1).

@@ -1,22 +1,26 @@
-package report
+package server
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
 	"net/http"
 	"sort"
 
+	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 )
 
-// HandlerConfig configures Handler.
-type HandlerConfig struct {
+// APIConfig configures API.
+type APIConfig struct {
 	// Store is the live store (the collector's).
 	Store *store.Store
-	// Build builds reports (FromStoreQuery when nil), e.g. with the
-	// collector's classification rules.
-	Build BuildFunc
+	// Build builds reports (report.FromStoreQuery when nil), e.g. with
+	// the collector's classification rules.
+	Build report.BuildFunc
 	// ASFile is the prefix to AS table --by as uses (none when empty).
 	ASFile string
 	// Before, when set, runs before each request: the collector commits
@@ -24,17 +28,17 @@ type HandlerConfig struct {
 	Before func()
 }
 
-// Handler serves the data of `mira report` and `mira flows` as an HTTP
-// API:
+// API serves the data of `mira report` and `mira flows` as an HTTP API:
 //
 //	GET /api/report?by=aggregate&from=2019-03-14&to=...&format=json
 //	GET /api/flows?exporter=...&limit=100
 //
-// Query parameters are the commands' flags without the dashes; format
+// Query parameters are the commands' flags without the dashes
+// (report.Params and report.Selection, parsed by the same flag set); format
 // defaults to json (csv and table work too). db and as are not accepted:
 // the store and the AS table are the server's. Bad parameters get 400
 // with {"error": "..."}.
-func Handler(cfg HandlerConfig) http.Handler {
+func API(cfg APIConfig) http.Handler {
 	mux := http.NewServeMux()
 	serve := func(run func(ctx context.Context, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -88,12 +92,54 @@ func Handler(cfg HandlerConfig) http.Handler {
 		if cfg.ASFile != "" {
 			args = append(args, "--as", cfg.ASFile)
 		}
-		return reportOn(ctx, args, buf, cfg.Store, cfg.Build)
+		var p report.Params
+		fs := flag.NewFlagSet("/api/report", flag.ContinueOnError)
+		p.Register(fs)
+		if err := parseParams(fs, args); err != nil {
+			return err
+		}
+		if err := p.Check(); err != nil {
+			return err
+		}
+		build := cfg.Build
+		if build == nil {
+			build = report.FromStoreQuery
+		}
+		rep, err := build(ctx, cfg.Store, p.Query, p.Options())
+		if err != nil {
+			return err
+		}
+		return rep.Write(buf, p.Format)
 	}))
 	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, args []string, buf *bytes.Buffer) error {
-		return flowsOn(ctx, args, buf, cfg.Store)
+		var sel report.Selection
+		fs := flag.NewFlagSet("/api/flows", flag.ContinueOnError)
+		sel.Register(fs)
+		if err := parseParams(fs, args); err != nil {
+			return err
+		}
+		if err := sel.Check(); err != nil {
+			return err
+		}
+		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit})
+		if err != nil {
+			return err
+		}
+		return l.Write(buf, sel.Format)
 	}))
 	return mux
+}
+
+// parseParams parses the flags the query parameters became.
+func parseParams(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/flow"
+)
+
+// parseFlags parses args; help goes to stdout and ends the command
+// successfully (done is true).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, err error) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		_, err = stdout.Write(out.Bytes())
+		return true, err
+	}
+	if err != nil {
+		return true, err
+	}
+	if fs.NArg() > 0 {
+		return true, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return false, nil
+}
+
+// openStore opens the store of --db read-only, saying plainly when it is
+// missing or a running collector holds it.
+func openStore(path string) (*store.Store, error) {
+	if path == "" {
+		return nil, errors.New("--db FILE is required")
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("database %s does not exist", path)
+	}
+	s, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w (a running mira-collector holds it; stop it or use its HTTP API)", err)
+	}
+	return s, err
+}
+
+// runReport is `mira report`: it reads the store named by --db, pairs the
+// flows into biflows, classifies them with --rules (default: the
+// embedded rule set) and writes the report; --export also sends the
+// biflows to another collector.
+func runReport(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mira report", flag.ContinueOnError)
+	var p report.Params
+	p.Register(fs)
+	db := fs.String("db", "", "flow store written by mira-collector (required)")
+	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones)")
+	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
+	if done, err := parseFlags(fs, args, stdout); done {
+		return err
+	}
+	if err := p.Check(); err != nil {
+		return err
+	}
+	rules := classify.Default()
+	if *rulesFile != "" {
+		var err error
+		if rules, err = classify.Load(*rulesFile); err != nil {
+			return err
+		}
+	}
+	s, err := openStore(*db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, err := rules.FromStore(ctx, s, p.Query, p.Options())
+	if err != nil {
+		return err
+	}
+	if *export != "" {
+		if err := reexport(rep.Biflows, *export, nil); err != nil {
+			return fmt.Errorf("--export: %w", err)
+		}
+	}
+	return rep.Write(stdout, p.Format)
+}
+
+// reexport sends biflows to another collector at url as RFC 5103 records
+// (exporter.ExportBiflows): the initiator's counters forward, the
+// responder's as reverse counters.
+func reexport(bs []report.Biflow, url string, cfg *exporter.Config) error {
+	e, err := exporter.New(url, cfg)
+	if err != nil {
+		return err
+	}
+	out := make([]exporter.Biflow, 0, len(bs))
+	for i := range bs {
+		b := &bs[i]
+		out = append(out, exporter.Biflow{Record: flow.Record{
+			Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN},
+			Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
+			First: int64(b.First), Last: int64(b.Last),
+		}, RPackets: b.RPackets, ROctets: b.ROctets})
+	}
+	err = e.ExportBiflows(out)
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// runFlows is `mira flows`: it lists the unidirectional flow records of
+// the store named by --db.
+func runFlows(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mira flows", flag.ContinueOnError)
+	var sel report.Selection
+	sel.Register(fs)
+	db := fs.String("db", "", "flow store written by mira-collector (required)")
+	if done, err := parseFlags(fs, args, stdout); done {
+		return err
+	}
+	if err := sel.Check(); err != nil {
+		return err
+	}
+	s, err := openStore(*db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	l, err := report.FlowsFromStore(ctx, s, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit})
+	if err != nil {
+		return err
+	}
+	return l.Write(stdout, sel.Format)
+}

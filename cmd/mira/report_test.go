@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/report/reporttest"
+	"github.com/mira-project/mira/collector/store"
+)
+
+func run(t *testing.T, f func(context.Context, []string, *bytes.Buffer) error, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := f(context.Background(), args, &out)
+	return out.String(), err
+}
+
+func reportCmd(ctx context.Context, args []string, out *bytes.Buffer) error {
+	return runReport(ctx, args, out)
+}
+
+func flowsCmd(ctx context.Context, args []string, out *bytes.Buffer) error {
+	return runFlows(ctx, args, out)
+}
+
+// withNames sets o's name lookups to n's.
+func withNames(n store.Names, o report.Options) report.Options {
+	o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
+	o.CategoryName = func(id uint16) string { return n.Categories[id] }
+	o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	return o
+}
+
+// fixtureReport is what mira report shows for the fixture store: its
+// flows built with the embedded classification rules.
+func fixtureReport() *report.Report {
+	return classify.Default().Build(reporttest.Flows(), withNames(reporttest.Names(), report.Options{Stats: reporttest.Stats()}))
+}
+
+func writeAll(t *testing.T, f func(*bytes.Buffer) error) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := f(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRunReportMatchesBuild(t *testing.T) {
+	db := reporttest.DB(t)
+	got, err := run(t, reportCmd, "--db", db, "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := writeAll(t, func(b *bytes.Buffer) error {
+		return fixtureReport().WriteJSON(b)
+	})
+	if got != string(want) {
+		t.Errorf("mira report --format json differs from Build over the same flows:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func reportJSON(t *testing.T, args ...string) *report.Report {
+	t.Helper()
+	out, err := run(t, reportCmd, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return &r
+}
+
+func TestRunReportFilters(t *testing.T) {
+	db := reporttest.DB(t)
+	// Flows active between 19:04:00 and 19:04:10: SMTP (ends 19:04:03),
+	// the web download (2 of its 3 records) and the ping; not DNS (19:03:59) nor the SYN
+	// (19:04:14).
+	r := reportJSON(t, "--db", db, "--format", "json", "--from", "2019-03-14 19:04:00", "--to", "2019-03-14T19:04:10Z")
+	if r.Summary.Biflows != 3 || r.Summary.Flows != 6 {
+		t.Errorf("time range: %d biflows of %d flows, want 3 of 6", r.Summary.Biflows, r.Summary.Flows)
+	}
+	r = reportJSON(t, "--db", db, "--format", "json", "--order", "bytes", "--limit", "1")
+	if len(r.Biflows) != 1 || r.Biflows[0].Dport != 80 || r.Summary.Biflows != 5 || r.Summary.Listed != 1 {
+		t.Errorf("limit 1 by bytes: %+v, summary %+v", r.Biflows, r.Summary)
+	}
+	r = reportJSON(t, "--db", db, "--format", "json", "--by", "category")
+	for _, u := range r.Usage {
+		if u.Aggregate != "" {
+			t.Errorf("--by category row has aggregate %q", u.Aggregate)
+		}
+	}
+	cats := map[string]bool{}
+	for _, b := range fixtureReport().Biflows {
+		cats[b.Category] = true
+	}
+	if len(r.Usage) != len(cats) || len(cats) < 2 {
+		t.Errorf("--by category: %d rows, want one per category of the biflows (%d)", len(r.Usage), len(cats))
+	}
+	r = reportJSON(t, "--db", db, "--format", "json", "--exporter", "probe-b")
+	if r.Summary.Flows != 1 || len(r.Biflows) != 1 || r.Biflows[0].Probes[0] != "probe-b" {
+		t.Errorf("--exporter probe-b: %+v", r.Summary)
+	}
+}
+
+func TestRunReportTable(t *testing.T) {
+	db := reporttest.DB(t)
+	out, err := run(t, reportCmd, "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := writeAll(t, func(b *bytes.Buffer) error {
+		return fixtureReport().WriteTable(b)
+	})
+	if out != string(want) {
+		t.Errorf("table output:\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestRunFlows(t *testing.T) {
+	db := reporttest.DB(t)
+	out, err := run(t, flowsCmd, "--db", db, "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 11 || rows[0][0] != "first" {
+		t.Fatalf("got %d csv rows (header %v), want header + 10", len(rows), rows[0])
+	}
+	out, err = run(t, flowsCmd, "--db", db, "--format", "csv", "--domain", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := csv.NewReader(strings.NewReader(out)).ReadAll(); len(rows) != 2 || rows[1][15] != "probe-b" {
+		t.Errorf("--domain 2: %q", rows)
+	}
+	out, err = run(t, flowsCmd, "--db", db, "--format", "json", "--order", "bytes", "--limit", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l report.FlowList
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Flows) != 2 || l.Flows[0].Octets != 9000 || l.Flows[1].Octets != 4000 || l.Summary.Flows != 10 {
+		t.Errorf("largest two: %+v summary %+v", l.Flows, l.Summary)
+	}
+	out, err = run(t, flowsCmd, "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := writeAll(t, func(b *bytes.Buffer) error {
+		return report.ListFlows(reporttest.Flows(), withNames(reporttest.Names(), report.Options{})).WriteTable(b)
+	})
+	if out != string(want) {
+		t.Errorf("table:\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	db := reporttest.DB(t)
+	missing := filepath.Join(t.TempDir(), "none.db")
+	tests := []struct {
+		name string
+		f    func(context.Context, []string, *bytes.Buffer) error
+		args []string
+		want string
+	}{
+		{"no db", reportCmd, nil, "--db FILE is required"},
+		{"missing db", reportCmd, []string{"--db", missing}, "database " + missing + " does not exist"},
+		{"missing db flows", flowsCmd, []string{"--db", missing}, "database " + missing + " does not exist"},
+		{"by as", reportCmd, []string{"--db", db, "--by", "as"}, "--by as needs --as FILE"},
+		{"as file", reportCmd, []string{"--db", db, "--by", "as", "--as", missing}, "--as"},
+		{"confidence", reportCmd, []string{"--db", db, "--confidence", "1.5"}, "--confidence 1.5"},
+		{"by bogus", reportCmd, []string{"--db", db, "--by", "colour"}, `unknown report grouping "colour"`},
+		{"format", flowsCmd, []string{"--db", db, "--format", "xml"}, `--format "xml": want table, json or csv`},
+		{"from", reportCmd, []string{"--db", db, "--from", "last tuesday"}, `--from "last tuesday": want RFC 3339`},
+		{"from after to", reportCmd, []string{"--db", db, "--from", "2019-03-15", "--to", "2019-03-14"}, "is not before --to"},
+		{"order", flowsCmd, []string{"--db", db, "--order", "size"}, `--order "size"`},
+		{"limit", flowsCmd, []string{"--db", db, "--limit", "-1"}, "--limit -1"},
+		{"window", reportCmd, []string{"--db", db, "--window", "0s"}, "--window 0s"},
+		{"argument", flowsCmd, []string{"--db", db, "extra"}, `unexpected argument "extra"`},
+		{"flag", flowsCmd, []string{"--colour"}, "flag provided but not defined: -colour"},
+		{"not a store", reportCmd, []string{"--db", "main.go"}, "store: open main.go"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := run(t, tt.f, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	out, err := run(t, reportCmd, "-h")
+	if err != nil || !strings.Contains(out, "-by") || !strings.Contains(out, "-db") {
+		t.Errorf("help: %v\n%s", err, out)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	db := reporttest.DB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := runFlows(ctx, []string{"--db", db}, &bytes.Buffer{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestSamplingOverride: --sampling EXPORTER=packet:N scales that
+// exporter's records; malformed values are refused by the flag.
+func TestSamplingOverride(t *testing.T) {
+	db := reporttest.DB(t)
+	out, err := run(t, reportCmd, "--db", db, "--format", "json", "--sampling", "probe-a=packet:10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"estimate"`) {
+		t.Fatalf("override gave no estimate:\n%s", out)
+	}
+	for _, bad := range []string{"x", "probe-a=packet:0", "probe-a=bytes:3", "=flow:2"} {
+		if _, err := run(t, reportCmd, "--db", db, "--sampling", bad); err == nil || !strings.Contains(err.Error(), "flag -sampling") {
+			t.Errorf("--sampling %q: %v", bad, err)
+		}
+	}
+}

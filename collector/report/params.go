@@ -1,0 +1,203 @@
+package report
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// Selection are the parameters a flow listing and a report share: which
+// stored flows, in which order, how many listed and in which format. They
+// are the flags of `mira flows` and `mira report` and the query
+// parameters of the collector's HTTP API (Register binds them to a flag
+// set; both parse through it).
+type Selection struct {
+	Format   string // table, json or csv
+	From, To string // RFC 3339 or "2006-01-02 15:04:05" (UTC); empty: open
+	Order    string // OrderTime or OrderBytes
+	Exporter string // only this exporter's records ("": all)
+	Domain   int    // only this observation domain (-1: all)
+	Limit    int    // list at most this many rows (0: all)
+
+	// Query is the store query Check builds.
+	Query store.Query
+}
+
+// Register defines the selection's flags on fs.
+func (c *Selection) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Format, "format", "table", "output format: table, json or csv")
+	fs.StringVar(&c.From, "from", "", `only flows active at or after T (RFC 3339 or "2006-01-02 15:04:05" UTC)`)
+	fs.StringVar(&c.To, "to", "", "only flows active before T")
+	fs.StringVar(&c.Order, "order", OrderTime, "order of the listing: time (by start) or bytes (largest first)")
+	fs.StringVar(&c.Exporter, "exporter", "", "only records from this exporter")
+	fs.IntVar(&c.Domain, "domain", -1, "only records of this observation domain")
+	fs.IntVar(&c.Limit, "limit", 0, "list at most N rows (0: all; totals still cover every flow)")
+}
+
+// Check validates the selection and builds Query.
+func (c *Selection) Check() error {
+	switch c.Format {
+	case "table", "json", "csv":
+	default:
+		return fmt.Errorf("--format %q: want table, json or csv", c.Format)
+	}
+	switch c.Order {
+	case OrderTime, OrderBytes:
+	default:
+		return fmt.Errorf("--order %q: want time or bytes", c.Order)
+	}
+	if c.Limit < 0 {
+		return fmt.Errorf("--limit %d: must not be negative", c.Limit)
+	}
+	var err error
+	if c.Query.From, err = ParseTime("--from", c.From); err != nil {
+		return err
+	}
+	if c.Query.To, err = ParseTime("--to", c.To); err != nil {
+		return err
+	}
+	if !c.Query.From.IsZero() && !c.Query.To.IsZero() && !c.Query.From.Before(c.Query.To) {
+		return fmt.Errorf("--from %s is not before --to %s", c.From, c.To)
+	}
+	c.Query.Field = store.Overlap
+	c.Query.Exporter = c.Exporter
+	if c.Domain >= 0 {
+		if c.Domain > 0xffffffff {
+			return fmt.Errorf("--domain %d: out of range", c.Domain)
+		}
+		c.Query.Domain, c.Query.HasDomain = uint32(c.Domain), true
+	}
+	return nil
+}
+
+// ParseTime accepts RFC 3339 or "2006-01-02 15:04:05" (UTC, fractional
+// seconds allowed) or a bare date. An empty value is the zero time.
+// flagName names the value in errors.
+func ParseTime(flagName, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf(`%s %q: want RFC 3339 (2019-03-14T19:03:54Z) or "2019-03-14 19:03:54" (UTC)`, flagName, v)
+}
+
+// Params are the parameters of a report: the selection plus grouping,
+// pairing, estimation and sampling overrides (the flags of `mira
+// report`, the query parameters of /api/report).
+type Params struct {
+	Selection
+	By         string
+	Window     time.Duration
+	ASFile     string // prefix to AS table (CSV or `bgpdump -m` output)
+	Confidence float64
+	NoDedup    bool
+	Bucket     time.Duration
+	Overrides  Overrides
+
+	// AS is the table Check loads from ASFile.
+	AS *consolidate.ASTable
+}
+
+// Register defines the report's flags on fs.
+func (p *Params) Register(fs *flag.FlagSet) {
+	p.Selection.Register(fs)
+	fs.StringVar(&p.By, "by", "aggregate,category", "usage grouping: aggregate, category, aggregate,category, probe, or as (needs --as)")
+	fs.DurationVar(&p.Window, "window", DefaultWindow, "pairing window: how far apart opposite flows may be and still pair")
+	fs.StringVar(&p.ASFile, "as", "", "`FILE`: prefix to AS table for --by as, CSV (prefix,asn) or bgpdump -m output")
+	fs.Float64Var(&p.Confidence, "confidence", 0.95, "confidence level of the intervals of sampled estimates")
+	fs.BoolVar(&p.NoDedup, "no-dedup", false, "keep flows that several probes reported (default: counted once)")
+	fs.DurationVar(&p.Bucket, "bucket", 0, "split the usage table into time buckets of this length (e.g. 5m; 0: one table)")
+	if p.Overrides == nil {
+		p.Overrides = Overrides{}
+	}
+	fs.Var(p.Overrides, "sampling", "override an exporter's sampling: EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none (repeatable)")
+}
+
+// Check validates the parameters, builds the store query and loads the
+// AS table.
+func (p *Params) Check() error {
+	if err := p.Selection.Check(); err != nil {
+		return err
+	}
+	if p.By == "aggregate,category" || p.By == "category,aggregate" {
+		p.By = ByAggregateCategory
+	}
+	if err := CheckBy(p.By); err != nil {
+		return fmt.Errorf("--by: %w", err)
+	}
+	if p.Window <= 0 {
+		return fmt.Errorf("--window %v: must be positive", p.Window)
+	}
+	if p.Bucket < 0 {
+		return fmt.Errorf("--bucket %v: must not be negative", p.Bucket)
+	}
+	if p.Confidence <= 0 || p.Confidence >= 1 {
+		return fmt.Errorf("--confidence %v: want a level between 0 and 1 (0.95)", p.Confidence)
+	}
+	if p.By == ByAS && p.ASFile == "" {
+		return errors.New("--by as needs --as FILE (a prefix to AS table)")
+	}
+	if p.ASFile != "" {
+		f, err := os.Open(p.ASFile)
+		if err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+		p.AS, err = consolidate.ParseAS(f, p.ASFile)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--as: %w", err)
+		}
+	}
+	return nil
+}
+
+// Options returns the build options the parameters select.
+func (p *Params) Options() Options {
+	return Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, AS: p.AS,
+		Confidence: p.Confidence, NoDedup: p.NoDedup, Bucket: p.Bucket, Overrides: p.Overrides}
+}
+
+// Overrides are operator overrides of exporters' sampling, by exporter;
+// as a flag.Value it collects EXPORTER=packet:N|flow:N|none.
+type Overrides map[string]consolidate.Override
+
+func (f Overrides) String() string { return "" }
+
+// Set adds one EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none.
+func (f Overrides) Set(v string) error {
+	exp, spec, ok := strings.Cut(v, "=")
+	if !ok || exp == "" {
+		return fmt.Errorf("%q: want EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none", v)
+	}
+	if spec == "none" {
+		f[exp] = consolidate.Override{}
+		return nil
+	}
+	kind, n, ok := strings.Cut(spec, ":")
+	iv, err := strconv.ParseUint(n, 10, 32)
+	if !ok || err != nil || iv == 0 {
+		return fmt.Errorf("%q: want packet:N or flow:N with N >= 1", spec)
+	}
+	o := f[exp]
+	switch kind {
+	case "packet":
+		o.PacketInterval = uint32(iv)
+	case "flow":
+		o.FlowInterval = uint32(iv)
+	default:
+		return fmt.Errorf("%q: want packet:N or flow:N", spec)
+	}
+	f[exp] = o
+	return nil
+}

@@ -1,0 +1,137 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/mira-project/mira/collector/store"
+)
+
+// ReadFlows loads the flows q selects from s, stopping when ctx is done.
+func ReadFlows(ctx context.Context, s *store.Store, q store.Query) ([]store.StoredFlow, error) {
+	var flows []store.StoredFlow
+	err := s.Flows(q, func(f store.StoredFlow) error {
+		if len(flows)%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		flows = append(flows, f)
+		return nil
+	})
+	return flows, err
+}
+
+// NamedOptions fills the name lookups o lacks from the store's names.
+func NamedOptions(s *store.Store, o *Options) error {
+	n, err := s.Names()
+	if err != nil {
+		return err
+	}
+	if o.SymptomName == nil {
+		o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
+	}
+	if o.CategoryName == nil {
+		o.CategoryName = func(id uint16) string { return n.Categories[id] }
+	}
+	if o.AggregateName == nil {
+		o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
+	}
+	return nil
+}
+
+// FromStore builds the report over every flow in s (see FromStoreQuery).
+func FromStore(s *store.Store, opts Options) (*Report, error) {
+	return FromStoreQuery(context.Background(), s, store.Query{}, opts)
+}
+
+// FromStoreQuery builds the report over the flows of s that q selects,
+// with the options StoreInputs fills from the store.
+func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error) {
+	flows, err := StoreInputs(ctx, s, q, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return Build(flows, opts), nil
+}
+
+// StoreInputs reads what a report over store s needs: the flows q
+// selects, and what opts leaves unset from the store: name lookups from
+// its names, Announcements from its sampling announcements, Stats from
+// its saved collector counters (when any were saved), StoreErrors from
+// the records the scan could not decode. Every builder that reads a
+// store (FromStoreQuery, a classifier's FromStore) goes through it.
+func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Options) ([]store.StoredFlow, error) {
+	flows, err := ReadFlows(ctx, s, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := NamedOptions(s, opts); err != nil {
+		return nil, err
+	}
+	if opts.Announcements == nil {
+		if opts.Announcements, err = s.Announcements(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Stats == nil {
+		st, err := s.Stats()
+		if err != nil {
+			return nil, err
+		}
+		if !st.Updated.IsZero() {
+			opts.Stats = &st
+		}
+	}
+	if opts.StoreErrors == nil {
+		opts.StoreErrors = s.DecodeErrors()
+	}
+	return flows, nil
+}
+
+// FlowsFromStore lists the flows of s that q selects, named by the
+// store's names (the listing of `mira flows`).
+func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Options) (*FlowList, error) {
+	flows, err := ReadFlows(ctx, s, q)
+	if err != nil {
+		return nil, err
+	}
+	if opts.StoreErrors == nil {
+		opts.StoreErrors = s.DecodeErrors()
+	}
+	if err := NamedOptions(s, &opts); err != nil {
+		return nil, err
+	}
+	return ListFlows(flows, opts), nil
+}
+
+// BuildFunc builds a report from a store; FromStoreQuery is one, and a
+// classifier's FromStore another.
+type BuildFunc func(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error)
+
+// Write writes the report in format: "json", "csv" or "table".
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "json":
+		return r.WriteJSON(w)
+	case "csv":
+		return r.WriteCSV(w)
+	case "table":
+		return r.WriteTable(w)
+	}
+	return fmt.Errorf("unknown report format %q (want table, json or csv)", format)
+}
+
+// Write writes the listing in format: "json", "csv" or "table".
+func (l *FlowList) Write(w io.Writer, format string) error {
+	switch format {
+	case "json":
+		return l.WriteJSON(w)
+	case "csv":
+		return l.WriteCSV(w)
+	case "table":
+		return l.WriteTable(w)
+	}
+	return fmt.Errorf("unknown flow listing format %q (want table, json or csv)", format)
+}
