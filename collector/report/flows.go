@@ -88,8 +88,13 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	if opts.Limit > 0 && len(idx) > opts.Limit {
 		idx = idx[:opts.Limit]
 	}
+	nm := newNamer(&opts)
+	nm.install(&opts)
+	var named flow.Record
 	for _, i := range idx {
-		l.Flows = append(l.Flows, makeFlow(&flows[i], &opts))
+		f := flows[i]
+		f.Record = *nm.rename(f.Origin, &f.Record, &named)
+		l.Flows = append(l.Flows, makeFlow(&f, &opts))
 	}
 	s.Listed = len(l.Flows)
 	if len(opts.StoreErrors) > 0 {

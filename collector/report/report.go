@@ -11,6 +11,7 @@ import (
 
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // DefaultWindow is the default pairing window.
@@ -40,9 +41,13 @@ type Options struct {
 	// pair (and how close a continuation record must start); 0 means
 	// DefaultWindow.
 	Window time.Duration
-	// SymptomName, CategoryName and AggregateName turn ids into names.
-	// Nil or an empty result means: the decimal id for symptoms,
-	// DefaultCategory for categories, "" for aggregates.
+	// Names names each record's ids by its origin and time (see
+	// store.NameIndex; StoreInputs fills it from the store).
+	Names *store.NameIndex
+	// SymptomName, CategoryName and AggregateName turn ids into names
+	// where Names has none for a record. Nil or an empty result means:
+	// the decimal id for symptoms, DefaultCategory for categories, ""
+	// for aggregates.
 	SymptomName   func(id uint16) string
 	CategoryName  func(id uint16) string
 	AggregateName func(id uint32) string
@@ -331,9 +336,12 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 	}
 	slices.SortStableFunc(idx, func(i, j int) int { return cmp.Compare(flows[i].Record.First, flows[j].Record.First) })
 	smp := newSamplingIndex(opts.Announcements)
+	nm := newNamer(&opts)
+	nm.install(&opts) // before the first biflow is made
+	var named flow.Record
 	for _, i := range idx {
 		f := &flows[i]
-		r := &f.Record
+		r := nm.rename(f.Origin, &f.Record, &named)
 		pkt, fl, unknown := smp.resolve(f.Origin, r)
 		if pkt != r.SamplingPacketInterval || fl != r.SamplingFlowInterval {
 			rr := *r

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -287,4 +290,51 @@ func jsonReportOf(t *testing.T, path string) *Report {
 		t.Fatal(err)
 	}
 	return &rep
+}
+
+// TestNamesPerOrigin: id 1 is MAIL for one probe and SNORT-1 for
+// another; each record is named by its own origin's names, in the
+// report and in the flow listing, and the classification sees them.
+func TestNamesPerOrigin(t *testing.T) {
+	a := store.Origin{Exporter: "192.0.2.1", Domain: 1}
+	b := store.Origin{Exporter: "192.0.2.2", Domain: 1}
+	x := &store.NameIndex{Origins: map[store.Origin][]store.NameAnnouncement{
+		a: {{Names: store.Names{Symptoms: map[uint16]string{1: "MAIL"}, Categories: map[uint16]string{1: "Mail"}}}},
+		b: {{Names: store.Names{Symptoms: map[uint16]string{1: "SNORT-1"}, Categories: map[uint16]string{1: "Attack"}}}},
+	}}
+	ra := uf{ends: "10.0.0.1:40000>10.0.0.2:25", start: 0, stop: 1, pkts: 10}.record(6, 0)
+	rb := uf{ends: "10.0.0.3:40000>10.0.0.4:80", start: 0, stop: 1, pkts: 20}.record(6, 0)
+	ra.Symptoms = []flow.SymptomCount{{ID: 1, Count: 2}}
+	rb.Symptoms = []flow.SymptomCount{{ID: 1, Count: 5}}
+	ra.Category, rb.Category = 1, 1
+	flows := []store.StoredFlow{{Origin: a, Record: ra}, {Origin: b, Record: rb}}
+	classified := map[string]bool{}
+	rep := Build(flows, Options{Names: x, Classify: func(bf *Biflow) string {
+		for n := range bf.Symptoms {
+			classified[n] = true
+		}
+		return ""
+	}})
+	got := map[string]string{}
+	for _, bf := range rep.Biflows {
+		got[bf.Src.String()] = fmt.Sprint(bf.Symptoms, " ", bf.Category)
+	}
+	want := map[string]string{"10.0.0.1": "map[MAIL:2] Mail", "10.0.0.3": "map[SNORT-1:5] Attack"}
+	if !maps.Equal(got, want) {
+		t.Errorf("biflows %v, want %v", got, want)
+	}
+	if !classified["MAIL"] || !classified["SNORT-1"] {
+		t.Errorf("classification saw %v", classified)
+	}
+	l := ListFlows(flows, Options{Names: x})
+	got = map[string]string{}
+	for _, f := range l.Flows {
+		got[f.Src.String()] = fmt.Sprint(f.Symptoms, " ", f.Category)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("flows %v, want %v", got, want)
+	}
+	if flows[0].Record.Symptoms[0].ID != 1 || flows[1].Record.Category != 1 {
+		t.Error("Build changed its input")
+	}
 }

@@ -23,22 +23,15 @@ func ReadFlows(ctx context.Context, s *store.Store, q store.Query) ([]store.Stor
 	return flows, err
 }
 
-// NamedOptions fills the name lookups o lacks from the store's names.
+// NamedOptions sets o.Names from the store's names per origin when o has
+// none.
 func NamedOptions(s *store.Store, o *Options) error {
-	n, err := s.Names()
-	if err != nil {
-		return err
+	if o.Names != nil {
+		return nil
 	}
-	if o.SymptomName == nil {
-		o.SymptomName = func(id uint16) string { return n.Symptoms[id] }
-	}
-	if o.CategoryName == nil {
-		o.CategoryName = func(id uint16) string { return n.Categories[id] }
-	}
-	if o.AggregateName == nil {
-		o.AggregateName = func(id uint32) string { return n.Aggregates[id] }
-	}
-	return nil
+	var err error
+	o.Names, err = s.NameIndex()
+	return err
 }
 
 // FromStore builds the report over every flow in s (see FromStoreQuery).
@@ -57,8 +50,8 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 }
 
 // StoreInputs reads what a report over store s needs: the flows q
-// selects, and what opts leaves unset from the store: name lookups from
-// its names, Announcements from its sampling announcements, Stats from
+// selects, and what opts leaves unset from the store: Names from its
+// names per origin, Announcements from its sampling announcements, Stats from
 // its saved collector counters (when any were saved), StoreErrors from
 // the records the scan could not decode. Every builder that reads a
 // store (FromStoreQuery, a classifier's FromStore) goes through it.
@@ -90,8 +83,8 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 	return flows, nil
 }
 
-// FlowsFromStore lists the flows of s that q selects, named by the
-// store's names (the listing of `mira flows`).
+// FlowsFromStore lists the flows of s that q selects, named by their
+// origins' names (the listing of `mira flows`).
 func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Options) (*FlowList, error) {
 	flows, err := ReadFlows(ctx, s, q)
 	if err != nil {

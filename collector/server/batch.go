@@ -115,7 +115,9 @@ func (s *Server) commit() error {
 
 	var err error
 	if names != nil {
-		err = s.st.PutNames(*names)
+		if err = s.st.PutNameAnnouncements(names); err == nil {
+			names = nil
+		}
 	}
 	if err == nil && anns != nil {
 		if err = s.st.PutAnnouncements(anns); err == nil {
@@ -142,8 +144,8 @@ func (s *Server) commit() error {
 			s.log.Error("store write failed; records kept for the next commit", "records", p.n, "err", err)
 		}
 		if names != nil {
-			if s.names != nil {
-				mergeNames(names, *s.names)
+			for o, l := range s.names {
+				names[o] = append(names[o], l...)
 			}
 			s.names = names
 		}
@@ -188,25 +190,6 @@ func (s *Server) commitWithin(wait time.Duration) {
 			return
 		}
 	}
-}
-
-func mergeNames(dst *store.Names, src store.Names) {
-	dst.Aggregates = mergeMap(dst.Aggregates, src.Aggregates)
-	dst.Symptoms = mergeMap(dst.Symptoms, src.Symptoms)
-	dst.Categories = mergeMap(dst.Categories, src.Categories)
-}
-
-func mergeMap[K comparable](dst, src map[K]string) map[K]string {
-	if len(src) == 0 {
-		return dst
-	}
-	if dst == nil {
-		dst = make(map[K]string, len(src))
-	}
-	for k, v := range src {
-		dst[k] = v
-	}
-	return dst
 }
 
 // noteSampling queues an announcement for the store when the origin's

@@ -47,11 +47,11 @@ type Server struct {
 	coll *collector.Collector
 
 	mu         sync.Mutex
-	pending    *pendingSet // records waiting for the next commit
-	spare      *pendingSet // the other buffer, reused across commits
-	names      *store.Names
-	smp        store.AnnouncementTracker[pendKey]    // per origin, for announcements
-	anns       map[store.Origin][]store.Announcement // waiting for the next commit
+	pending    *pendingSet                               // records waiting for the next commit
+	spare      *pendingSet                               // the other buffer, reused across commits
+	names      map[store.Origin][]store.NameAnnouncement // waiting for the next commit
+	smp        store.AnnouncementTracker[pendKey]        // per origin, for announcements
+	anns       map[store.Origin][]store.Announcement     // waiting for the next commit
 	kick       chan struct{}
 	stored     uint64
 	werrs      uint64
@@ -104,8 +104,9 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 }
 
 // ConsumeOptions implements collector.OptionsConsumer: aggregate,
-// symptom and category names announced by the probes are stored for the
-// reports, and so are changes of a domain's sampling configuration
+// symptom and category names announced by each origin (exporter and
+// observation domain) are stored for the reports when they change
+// (store.NameAnnouncement), and so are changes of a domain's sampling configuration
 // (store.Announcement). The collecting process stamps each record with
 // its domain's sampling interval once the options are known; records
 // that came before them are scaled at report time from the stored
@@ -119,16 +120,23 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 		s.noteSampling(pendKey{addr: o.Exporter.Addr(), domain: o.Domain}, opts.Sampling)
 		s.mu.Unlock()
 	}
-	if s.st == nil || len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
+	if s.st == nil {
 		return
 	}
+	// Names belong to their origin: another probe's symptom database, or
+	// options from an observation domain that sends no flows, rename
+	// nothing else. Stored with the next commit (the decoder does not
+	// wait for the file).
 	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
-	// Stored with the next commit: the decoder does not wait for the file.
+	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	if s.names == nil {
-		s.names = &store.Names{}
+	if a, changed := s.smp.Names(k, n, time.Now()); changed {
+		if s.names == nil {
+			s.names = map[store.Origin][]store.NameAnnouncement{}
+		}
+		so := store.Origin{Exporter: k.addr.String(), Domain: k.domain}
+		s.names[so] = append(s.names[so], a)
 	}
-	mergeNames(s.names, n)
 	s.mu.Unlock()
 }
 

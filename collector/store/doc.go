@@ -36,6 +36,12 @@
 // observation domain announced, with when it arrived) are kept in a
 // "sampling" bucket (PutAnnouncements, Announcements; see sampling.go)
 // so that reports can scale records that arrived before their options.
+// Names (symptom, category and aggregate ids to names) belong to their
+// origin and change over time: each origin's name announcements are kept
+// in a "names" bucket (PutNameAnnouncements, NameIndex; see names.go),
+// and a record is named by the announcement in force for its origin at
+// its end time. Stores of schema version 1 kept one merged set of names
+// (meta "names"); it still names origins that have none of their own.
 // Retention: PruneBefore (by age) and PruneToSize (by data size) delete
 // the oldest chunks; freed pages are reused, and CompactFile rewrites a
 // closed store to give the space back. Records that fail to

@@ -125,10 +125,15 @@ type AnnouncementTracker[K comparable] struct {
 }
 
 type tracked struct {
-	have     bool // an announcement was made
-	cur      Announcement
-	lastEnd  int64 // latest record end received
-	haveRecs bool
+	haveNames bool // a name announcement was made
+	names     Names
+	namesAt   int64  // its Since
+	namesRecs uint64 // recs when it was made
+	recs      uint64 // records noted
+	have      bool   // an announcement was made
+	cur       Announcement
+	lastEnd   int64 // latest record end received
+	haveRecs  bool
 }
 
 func (t *AnnouncementTracker[K]) get(k K) *tracked {
@@ -152,6 +157,7 @@ func (t *AnnouncementTracker[K]) Records(k K, recs []flow.Record) {
 		return
 	}
 	st := t.get(k)
+	st.recs += uint64(len(recs))
 	if !st.haveRecs {
 		st.lastEnd, st.haveRecs = recs[0].Last, true
 	}
@@ -177,5 +183,28 @@ func (t *AnnouncementTracker[K]) Sampling(k K, interval uint32, flow bool, at ti
 		a.Since = st.lastEnd
 	}
 	st.have, st.cur = true, a
+	return a, true
+}
+
+// Names notes that origin k announced names n (its whole set, whose maps
+// the caller does not change afterwards) at time at, and returns the
+// name announcement to store when n differs from what k announced last.
+// When no records of k came since the last one, the new announcement has
+// the same Since, and the store replaces the last one with it.
+func (t *AnnouncementTracker[K]) Names(k K, n Names, at time.Time) (NameAnnouncement, bool) {
+	st := t.get(k)
+	if n.Empty() && !st.haveNames || st.haveNames && st.names.Equal(n) {
+		return NameAnnouncement{}, false
+	}
+	a := NameAnnouncement{At: at.UTC(), Since: at.UnixNano(), Names: n}
+	switch {
+	case st.haveNames && st.recs == st.namesRecs:
+		// No records since the last one (names arrive one options
+		// record at a time): it is replaced (PutNameAnnouncements).
+		a.Since = st.namesAt
+	case st.haveRecs:
+		a.Since = st.lastEnd
+	}
+	st.haveNames, st.names, st.namesAt, st.namesRecs = true, n, a.Since, st.recs
 	return a, true
 }

@@ -16,8 +16,13 @@ import (
 )
 
 // SchemaVersion is the layout version of the database this package writes.
-// Open refuses files with a newer version.
-const SchemaVersion = 1
+// Open refuses files with a newer version, reads older ones, and marks
+// an older file it opens for writing as this version.
+//
+//	1: flows, origins, meta (one merged set of names for every origin)
+//	2: names per origin ("names" bucket, see NameAnnouncement); the
+//	   merged names of version 1 still name the origins that have none
+const SchemaVersion = 2
 
 var (
 	bucketMeta    = []byte("meta")
@@ -302,7 +307,17 @@ func (s *Store) init(readOnly bool) error {
 				return err
 			}
 		}
-		return check(tx)
+		if err := check(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if binary.BigEndian.Uint32(meta.Get(keySchema)) < SchemaVersion {
+			// Older layouts are subsets of this one: only the version
+			// changes, so that an older build refuses what it would
+			// misread (names per origin).
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+		}
+		return nil
 	})
 }
 
