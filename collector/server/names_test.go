@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/ipfix"
 	"github.com/mira-project/mira/synth"
 )
@@ -124,13 +126,34 @@ func TestNamesPerOrigin(t *testing.T) {
 	}
 	otherNames := map[string]bool{"B-FTP": true, "B-SMTP": true}
 
-	var out bytes.Buffer
-	if err := report.RunFlows(context.Background(), []string{"--db", c.db, "--format", "json"}, &out); err != nil {
+	st, err := store.Open(c.db, &store.Options{ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
+	// `mira flows`, and `mira report` with the default rules, as JSON.
 	var fl report.FlowList
-	if err := json.Unmarshal(out.Bytes(), &fl); err != nil {
+	var rep report.Report
+	l, err := report.FlowsFromStore(context.Background(), st, store.Query{}, report.Options{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	r, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for _, x := range []struct {
+		w interface{ WriteJSON(io.Writer) error }
+		v any
+	}{{l, &fl}, {r, &rep}} {
+		out.Reset()
+		if err := x.w.WriteJSON(&out); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(out.Bytes(), x.v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seen := map[uint32]map[string]bool{1: {}, 2: {}}
 	for _, f := range fl.Flows {
@@ -149,15 +172,6 @@ func TestNamesPerOrigin(t *testing.T) {
 		t.Errorf("symptoms seen per domain: %v", seen)
 	}
 
-	out.Reset()
-	err = report.RunReportWith(context.Background(), []string{"--db", c.db, "--format", "json"}, &out, classify.Default().FromStore)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
 	mail := 0
 	for _, b := range rep.Biflows {
 		dom := strings.Join(b.Origins, ";")
