@@ -14,6 +14,7 @@ import (
 
 	"github.com/mira-project/mira/cmd/mira/internal/analyze"
 	"github.com/mira-project/mira/cmd/mira/internal/rules"
+	"github.com/mira-project/mira/image"
 	"github.com/mira-project/mira/synth"
 )
 
@@ -30,7 +31,7 @@ commands:
   rules   import-snort [-o OUT.yaml] FILE
                      convert Snort/Suricata rules into a symptom database
   rules   check FILE check a classification rules file
-`
+` + image.Usage
 
 func main() {
 	if len(os.Args) < 2 {
@@ -52,6 +53,8 @@ func main() {
 		err = runSynth(args, os.Stdout)
 	case "rules":
 		err = rules.Run(ctx, args, os.Stdout, os.Stderr)
+	case "image":
+		err = image.Run(ctx, args, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

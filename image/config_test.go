@@ -1,0 +1,70 @@
+package image
+
+import (
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestProbeConfigAddsStateFile(t *testing.T) {
+	for _, in := range []string{
+		"capture: {interfaces: [eth1]}\nsnmp_listen: 0.0.0.0:161\nsnmp: {communities: [{name: public, sources: [10.0.2.0/24]}]}\n",
+		"capture: {interfaces: [eth1]}\n",
+		"",
+		"snmp:\n",
+	} {
+		out, cfg, err := ProbeConfig("probe.yaml", []byte(in), "/data/snmp/engine.state")
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		var doc struct {
+			SNMP map[string]any `yaml:"snmp"`
+		}
+		if err := yaml.Unmarshal(out, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.SNMP["state_file"] != "/data/snmp/engine.state" {
+			t.Errorf("%q: state_file = %v in\n%s", in, doc.SNMP["state_file"], out)
+		}
+		if strings.Contains(in, "public") && doc.SNMP["communities"] == nil {
+			t.Errorf("%q: communities lost:\n%s", in, out)
+		}
+		if strings.Contains(in, "eth1") && (len(cfg.Capture.Interfaces) != 1 || cfg.Capture.Interfaces[0] != "eth1") {
+			t.Errorf("%q: interfaces %v", in, cfg.Capture.Interfaces)
+		}
+	}
+	// A state file the user chose stays.
+	out, _, err := ProbeConfig("p.yaml", []byte("snmp: {state_file: /data/mine}\n"), "/data/snmp/engine.state")
+	if err != nil || !strings.Contains(string(out), "/data/mine") || strings.Contains(string(out), "engine.state") {
+		t.Errorf("user state_file: %v\n%s", err, out)
+	}
+}
+
+func TestProbeConfigErrorsNameTheFile(t *testing.T) {
+	_, _, err := ProbeConfig("boot/mira/probe.yaml", []byte("meter:\n  idle_timeout: soon\n"), "/s")
+	if err == nil || !strings.Contains(err.Error(), "boot/mira/probe.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseSystem(t *testing.T) {
+	s, err := ParseSystem("system.yaml", nil)
+	if err != nil || s.Management.Interface != "eth0" || !s.DHCPEnabled() || !s.WatchdogEnabled() {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+	s, err = ParseSystem("system.yaml", []byte("management: {address: 192.0.2.10/24, gateway: 192.0.2.1}\nsyslog: 192.0.2.5\n"))
+	if err != nil || s.DHCPEnabled() || s.Syslog != "192.0.2.5:514" {
+		t.Fatalf("static: %+v %v", s, err)
+	}
+	for _, bad := range []string{
+		"management: {address: 192.0.2.10}\n",
+		"management: {dhcp: false}\n",
+		"managment: {}\n",
+		"management: {dns: [nameserver]}\n",
+	} {
+		if _, err := ParseSystem("sys.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "sys.yaml") {
+			t.Errorf("%q: err = %v", bad, err)
+		}
+	}
+}

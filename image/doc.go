@@ -1,0 +1,95 @@
+// Package image builds the MIRA appliance: a raw disk image a person
+// writes to a USB stick or disk (dd) and boots on a PC, which then
+// measures from power-on (`mira image build`, paper §3: PC hardware with a
+// free Unix).
+//
+// # Layout
+//
+// GPT, 512-byte sectors, 98 MiB in all, written in Go with go-diskfs (no
+// root, loop devices or mounts):
+//
+//	1 MIRA_BOOT  40 MiB  FAT32 EFI system partition, also legacy-BIOS bootable:
+//	                     EFI/BOOT/BOOTX64.EFI + loader/ (systemd-boot), ldlinux.sys +
+//	                     syslinux.cfg (SYSLINUX), vmlinuz-a/-b, and the user's files
+//	                     mira/probe.yaml, mira/system.yaml, mira/slots.json
+//	2 MIRA_A     24 MiB  squashfs root, slot A (read-only): /mira/bin/{mira-init,mira-probe[,mira-collector]}
+//	3 MIRA_B     24 MiB  squashfs root, slot B (empty until an update writes it)
+//	4 MIRA_DATA   8 MiB  FAT32, writable: snmp/engine.state (snmpEngineBoots, engine ID),
+//	                     log/ (rotated), spool/, tls/, mira/probe.yaml (an override), random-seed
+//
+// The boot partition is FAT so that a person can edit mira/probe.yaml from
+// any PC after flashing, as with a Raspberry Pi's boot partition. The data
+// partition is FAT too because go-diskfs writes FAT32 reliably and its
+// ext4 writer is experimental; FAT has no journal, so mira-init mounts it
+// with -o sync (a probe's power is cut at any time; what it writes there
+// is small).
+//
+// # Booting
+//
+//   - UEFI: systemd-boot (Debian package systemd-boot-efi) as
+//     EFI/BOOT/BOOTX64.EFI reads loader/entries/mira-a.conf and starts the
+//     kernel's EFI stub with the command line. The kernel's EFI stub alone
+//     cannot be BOOTX64.EFI: the gokrazy kernel has no built-in command
+//     line, and firmware passes none from the fallback path. systemd-boot
+//     also has boot counting (entries named mira-b+1-0.conf) for trying an
+//     updated slot once.
+//   - Legacy BIOS: SYSLINUX (Debian package syslinux): gptmbr.bin in the
+//     MBR boot code chain-loads the partition flagged legacy-BIOS-bootable
+//     (the ESP), whose boot sector and ldlinux.sys are installed by
+//     `syslinux --install --offset` through mtools on the image file. Its
+//     `--once` (ADV) selects a slot for one boot.
+//
+// Both are Debian packages read from the build host (the image build
+// fails with the package's name when they are absent); gokrazy's own MBR
+// loader is in github.com/gokrazy/internal, which cannot be imported.
+// Checked under QEMU TCG: SeaBIOS (SYSLINUX) and OVMF (systemd-boot) both
+// reach mira-init; see image_test.go for the timings.
+//
+// The kernel boots straight from the squashfs slot
+// (root=PARTUUID=… rootfstype=squashfs): no initramfs, since everything
+// needed to reach the root is built into the kernel.
+//
+// # Kernel
+//
+// The github.com/gokrazy/kernel.amd64 Go module (Linux 7.1, bzImage with
+// EFI stub, zstd-compressed): go.sum pins it and the module proxy serves
+// it, so building an image downloads nothing else. Its modules.builtin
+// has what MIRA needs: virtio_net/virtio_blk, e1000, e1000e, igb, igc,
+// i40e, ice, r8169, mlx5_core, AF_PACKET, squashfs, vfat, ext4, NVMe,
+// AHCI, xhci + usb-storage, evdev and the ACPI button (power button). It
+// lacks, for MIRA: watchdog drivers other than i6300esb (QEMU) and
+// sp5100_tco (AMD) — no iTCO_wdt (Intel chipsets), so most Intel PCs run
+// without a hardware watchdog; no loadable modules at all (a NIC it does
+// not build in cannot be added without another kernel); ATM is absent
+// from every kernel (the Fore driver talks to its own device node). A
+// Debian kernel package (linux-image-amd64) has all drivers as modules
+// but needs an initramfs with the module loading, is not pinned by
+// go.sum and its XZ decompression costs 3-4 s under TCG; the gokrazy
+// kernel was chosen for the simpler boot (no initramfs) and the pinning.
+//
+// # PID 1
+//
+// mira-init (package main under image/mira-init) is MIRA's own init
+// rather than github.com/gokrazy/gokrazy: gokrazy's init expects its own
+// partition layout (boot, root A/B as partitions 2/3, /perm ext4) and
+// MBR/PARTUUID scheme written by gokrazy/tools (not served), runs every
+// binary in /gokrazy as a service with its own update HTTP endpoint, and
+// cannot be told to keep capture ports silent before they come up. What
+// mira-init does, in order: mount proc, sys, devtmpfs, /run, /tmp; the
+// boot partition (/boot) and data partition (/data, sync); credit the
+// random pool with the stored seed (getrandom blocks otherwise for tens
+// of seconds on a fresh VM, stalling DHCP and the SNMP engine ID); read
+// mira/system.yaml and the probe configuration (the data partition's
+// mira/probe.yaml wins over the boot partition's; snmp.state_file is set
+// to /data/snmp/engine.state unless given); bring the capture ports up
+// silent (IPv6 disabled by sysctl before link-up, IFF_NOARP, no address,
+// promiscuous, GRO and LRO off through the ethtool ioctl); the management
+// interface by DHCP (insomniacslk/dhcp, renewed) or statically, with
+// netlink; NTP (beevik/ntp) in the background; start mira-probe (and
+// mira-collector) with exponential restart backoff, output to the console
+// and to rotated logs on /data/log; feed /dev/watchdog when a driver
+// provides it; wait for the ACPI power button (KEY_POWER on the "Power
+// Button" evdev device), Ctrl-Alt-Del or SIGTERM; then SIGTERM to the
+// services (mira-probe exports every pending flow), sync, unmount, power
+// off. There is no shell or remote login in the image.
+package image

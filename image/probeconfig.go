@@ -1,0 +1,73 @@
+package image
+
+import (
+	"bytes"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/appliance/config"
+)
+
+// ProbeConfig checks a user's probe.yaml (errors name name:line) and
+// returns the configuration mira-init gives mira-probe: the same
+// document with snmp.state_file set to stateFile unless the user set one,
+// so snmpEngineBoots and the engine ID survive reboots on the data
+// partition.
+func ProbeConfig(name string, user []byte, stateFile string) ([]byte, *config.Probe, error) {
+	cfg, err := config.ParseProbe(name, user)
+	if err != nil {
+		return nil, nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(user, &doc); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if doc.Kind == 0 { // empty file
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("%s:%d: the configuration is not a mapping", name, root.Line)
+	}
+	snmp := mapValue(root, "snmp")
+	if snmp == nil || (snmp.Kind == yaml.ScalarNode && snmp.Tag == "!!null") {
+		if snmp == nil {
+			snmp = &yaml.Node{}
+			root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "snmp"}, snmp)
+		}
+		snmp.Kind, snmp.Tag, snmp.Value = yaml.MappingNode, "!!map", ""
+	}
+	if snmp.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("%s:%d: snmp is not a mapping", name, snmp.Line)
+	}
+	if mapValue(snmp, "state_file") == nil {
+		snmp.Style = 0 // block style: flow style cannot hold the new key cleanly
+		snmp.Content = append(snmp.Content,
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "state_file"},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: stateFile})
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, nil, err
+	}
+	// The result must still be a valid probe configuration.
+	if _, err := config.ParseProbe(name+" (with state_file)", buf.Bytes()); err != nil {
+		return nil, nil, err
+	}
+	return buf.Bytes(), cfg, nil
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
