@@ -240,14 +240,14 @@ poll_interval: 2s
 		t.Fatalf("empty config: %v", err)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown key", "sys_nam: x\n", "probe.yaml:1: sys_nam"},
-		{"bad prefix", "communities:\n  - name: c\n    sources: [300.1.1.1/8]\n", "probe.yaml:3: communities.0.sources.0"},
-		{"no sources", "communities:\n  - name: c\n", "communities.0.sources: no source prefixes"},
-		{"bad auth", "users:\n  - name: u\n    auth: MD5\n    auth_password: 12345678\n", "probe.yaml:3: users.0.auth: unknown auth protocol"},
-		{"short password", "users:\n  - name: u\n    auth: SHA\n    auth_password: short\n", "users.0.auth_password"},
-		{"bad priv", "users:\n  - name: u\n    auth: SHA\n    auth_password: 12345678\n    priv: DES\n    priv_password: 12345678\n", "users.0.priv: unknown privacy protocol"},
-		{"target user", "notification_targets:\n  - address: h:162\n    version: v3\n    user: nobody\n", "probe.yaml:4: notification_targets.0.user"},
-		{"engine id", "engine_id: 80ab\n", "engine_id: 2 octets"},
+		{"unknown key", "sys_nam: x\n", `probe.yaml:1: key "sys_nam": unknown key`},
+		{"bad prefix", "communities:\n  - name: c\n    sources: [300.1.1.1/8]\n", `probe.yaml:3: key "communities[0].sources[0]"`},
+		{"no sources", "communities:\n  - name: c\n", `key "communities[0].sources": no source prefixes`},
+		{"bad auth", "users:\n  - name: u\n    auth: MD5\n    auth_password: 12345678\n", `probe.yaml:3: key "users[0].auth": unknown auth protocol`},
+		{"short password", "users:\n  - name: u\n    auth: SHA\n    auth_password: short\n", `key "users[0].auth_password"`},
+		{"bad priv", "users:\n  - name: u\n    auth: SHA\n    auth_password: 12345678\n    priv: DES\n    priv_password: 12345678\n", `key "users[0].priv": unknown privacy protocol`},
+		{"target user", "notification_targets:\n  - address: h:162\n    version: v3\n    user: nobody\n", `probe.yaml:4: key "notification_targets[0].user"`},
+		{"engine id", "engine_id: 80ab\n", `key "engine_id": 2 octets`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig("probe.yaml", []byte(tc.yaml))

@@ -1,17 +1,15 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
 // Config configures the agent. The zero value is usable: it serves the
@@ -76,34 +74,9 @@ type Target struct {
 	Retries int           `yaml:"retries"`
 }
 
-// ConfigError names where in the configuration a value is wrong.
-type ConfigError struct {
-	File string
-	Line int
-	Key  string
-	Err  error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString("snmp config")
-	if e.File != "" {
-		b.WriteString(" ")
-		b.WriteString(e.File)
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Key != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Key)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError names where in the configuration a value is wrong: file,
+// line and key path (users[0].auth).
+type ConfigError = yamlnode.Error
 
 // LoadConfig reads a YAML agent configuration. Unknown keys are errors.
 func LoadConfig(path string) (*Config, error) {
@@ -117,83 +90,21 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig parses a YAML agent configuration; file names it in errors.
 func ParseConfig(file string, data []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) && len(te.Errors) > 0 {
-			line, key := yamlErrPos(te.Errors[0])
-			return nil, &ConfigError{File: file, Line: line, Key: key, Err: errors.New(te.Errors[0])}
-		}
-		return nil, &ConfigError{File: file, Err: err}
+	if err := yamlnode.Decode(file, data, &c); err != nil {
+		return nil, err
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
 	if err := c.Validate(); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
-			ce.File = file
-			ce.Line = findLine(&root, ce.Key)
+			root, perr := yamlnode.Parse(file, data)
+			if perr != nil {
+				return nil, perr
+			}
+			return nil, root.At(ce.Key, ce.Err)
 		}
 		return nil, err
 	}
 	return &c, nil
-}
-
-// yamlErrPos pulls the line and key out of a yaml.v3 type error such as
-// "line 3: field foo not found in type agent.Config".
-func yamlErrPos(msg string) (int, string) {
-	var line int
-	if _, err := fmt.Sscanf(msg, "line %d:", &line); err != nil {
-		return 0, ""
-	}
-	if i := strings.Index(msg, "field "); i >= 0 {
-		rest := msg[i+len("field "):]
-		if j := strings.IndexByte(rest, ' '); j > 0 {
-			return line, rest[:j]
-		}
-	}
-	return line, ""
-}
-
-// findLine finds the line of a dotted key path (users.1.auth) in a YAML
-// document, or 0.
-func findLine(root *yaml.Node, path string) int {
-	if root == nil || path == "" {
-		return 0
-	}
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		switch n.Kind {
-		case yaml.MappingNode:
-			found := false
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == part {
-					line = n.Content[i].Line
-					n = n.Content[i+1]
-					found = true
-					break
-				}
-			}
-			if !found {
-				return line
-			}
-		case yaml.SequenceNode:
-			var idx int
-			if _, err := fmt.Sscanf(part, "%d", &idx); err != nil || idx < 0 || idx >= len(n.Content) {
-				return line
-			}
-			n = n.Content[idx]
-			line = n.Line
-		default:
-			return line
-		}
-	}
-	return line
 }
 
 func cfgErr(key string, format string, args ...any) error {
@@ -203,7 +114,7 @@ func cfgErr(key string, format string, args ...any) error {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	for i, cm := range c.Communities {
-		key := fmt.Sprintf("communities.%d", i)
+		key := fmt.Sprintf("communities[%d]", i)
 		if cm.Name == "" {
 			return cfgErr(key+".name", "empty community")
 		}
@@ -215,13 +126,13 @@ func (c *Config) Validate() error {
 		}
 		for j, s := range cm.Sources {
 			if _, err := netip.ParsePrefix(s); err != nil {
-				return cfgErr(fmt.Sprintf("%s.sources.%d", key, j), "%v", err)
+				return cfgErr(fmt.Sprintf("%s.sources[%d]", key, j), "%v", err)
 			}
 		}
 	}
 	seen := map[string]bool{}
 	for i, u := range c.Users {
-		key := fmt.Sprintf("users.%d", i)
+		key := fmt.Sprintf("users[%d]", i)
 		if u.Name == "" || len(u.Name) > 32 {
 			return cfgErr(key+".name", "user name must be 1 to 32 octets")
 		}
@@ -263,7 +174,7 @@ func (c *Config) Validate() error {
 		return cfgErr("max_message_size", "%d, want 484 to 65507", c.MaxMessageSize)
 	}
 	for i, t := range c.Targets {
-		key := fmt.Sprintf("notification_targets.%d", i)
+		key := fmt.Sprintf("notification_targets[%d]", i)
 		if t.Address == "" {
 			return cfgErr(key+".address", "empty address")
 		}

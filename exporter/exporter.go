@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -184,12 +185,39 @@ func (d *domainState) clearSent() {
 	d.anySent = false
 }
 
+// CheckURL checks an export target without opening it: udp://host:port,
+// tcp://host:port, tls://host:port or file:///dir.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("export target %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "udp", "tcp", "tls":
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return nil, fmt.Errorf("export target %q: want %s://host:port: %w", rawURL, u.Scheme, err)
+		}
+	case "file":
+		if u.Path == "" {
+			return nil, fmt.Errorf("export target %q: want file:///directory", rawURL)
+		}
+	default:
+		return nil, fmt.Errorf("export target %q: unsupported scheme %q (want udp, tcp, tls or file)", rawURL, u.Scheme)
+	}
+	return u, nil
+}
+
 // New returns an Exporter for udp://host:port, tcp://host:port,
 // tls://host:port (Config.TLS) or file:///dir.
 func New(rawURL string, cfg *Config) (*Exporter, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("exporter: parse %q: %w", rawURL, err)
+		return nil, fmt.Errorf("exporter: %w", err)
 	}
 	c := cfg.withDefaults()
 	var t Transport
@@ -202,8 +230,6 @@ func New(rawURL string, cfg *Config) (*Exporter, error) {
 		t, err = NewTLS(u.Host, c.TLS)
 	case "file":
 		t, err = NewFile(u.Path, c.FileRotate, c.Now)
-	default:
-		return nil, fmt.Errorf("exporter: %q: unsupported scheme %q (udp, tcp, tls, file)", rawURL, u.Scheme)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %s: %w", rawURL, err)

@@ -5,18 +5,17 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/appliance/aggregate"
 	"github.com/mira-project/mira/appliance/sampling"
+	"github.com/mira-project/mira/exporter"
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
 //go:embed probe.yaml
@@ -53,10 +52,10 @@ type Probe struct {
 	Sampling   sampling.Config  `yaml:"sampling"`
 	// SNMPListen is the SNMP agent's UDP address ("" = no agent); SNMP
 	// is the agent's configuration (communities, v3 users, targets).
-	SNMPListen string    `yaml:"snmp_listen"`
-	SNMP       yaml.Node `yaml:"snmp"`
-	Metrics    Listen    `yaml:"metrics"`
-	Log        Log       `yaml:"log"`
+	SNMPListen string       `yaml:"snmp_listen"`
+	SNMP       agent.Config `yaml:"snmp"`
+	Metrics    Listen       `yaml:"metrics"`
+	Log        Log          `yaml:"log"`
 }
 
 // Capture selects the capture sources.
@@ -151,7 +150,7 @@ func (c *Collector) AllowPrefixes() ([]netip.Prefix, error) {
 		if err != nil {
 			ad, aerr := netip.ParseAddr(a)
 			if aerr != nil {
-				return nil, &Error{Key: fmt.Sprintf("allow[%d]", i), Msg: fmt.Sprintf("%q is neither an address nor a prefix", a)}
+				return nil, &Error{Key: fmt.Sprintf("allow[%d]", i), Err: fmt.Errorf("%q is neither an address nor a prefix", a)}
 			}
 			p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
 		}
@@ -160,27 +159,9 @@ func (c *Collector) AllowPrefixes() ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-// Error is a configuration error with its position.
-type Error struct {
-	File string
-	Line int
-	Key  string
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Key != "" {
-		fmt.Fprintf(&b, ": key %q", e.Key)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is a configuration error with its position: file, line and key
+// path.
+type Error = yamlnode.Error
 
 // LoadProbe reads the embedded defaults, then path if it is not empty.
 func LoadProbe(path string) (*Probe, error) {
@@ -192,12 +173,17 @@ func LoadProbe(path string) (*Probe, error) {
 }
 
 // ParseProbe parses a probe configuration from memory over the defaults.
+// Every problem is reported (joined), each with file, line and key.
 func ParseProbe(name string, b []byte) (*Probe, error) {
 	var c Probe
 	if err := overlay(&c, "probe.yaml (embedded)", defaultProbe, name, b); err != nil {
 		return nil, err
 	}
-	if err := c.validate(name); err != nil {
+	root, err := yamlnode.Parse(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(root); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -218,11 +204,11 @@ func ParseCollector(name string, b []byte) (*Collector, error) {
 	if err := overlay(&c, "collector.yaml (embedded)", defaultCollector, name, b); err != nil {
 		return nil, err
 	}
-	if _, err := c.AllowPrefixes(); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			e.File = name
-		}
+	root, err := yamlnode.Parse(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(root); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -248,126 +234,105 @@ func overlay(v any, defName string, def []byte, name string, b []byte) error {
 	return decode(name, b, v)
 }
 
-var (
-	reLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
-	reNotFound = regexp.MustCompile(`^field (\S+) not found in type`)
-	reCannot   = regexp.MustCompile(`^cannot unmarshal !!\S+ .(.*). into (\S+)$`)
-)
-
 func decode(file string, b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return syntaxError(file, err)
-	}
-	d := yaml.NewDecoder(bytes.NewReader(b))
-	d.KnownFields(true)
-	err := d.Decode(v)
-	if err == nil || errors.Is(err, io.EOF) {
-		return nil
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) || len(te.Errors) == 0 {
-		return syntaxError(file, err)
-	}
-	// Report the first problem with its key path.
-	m := reLine.FindStringSubmatch(te.Errors[0])
-	if m == nil {
-		return &Error{File: file, Msg: te.Errors[0]}
-	}
-	line, _ := strconv.Atoi(m[1])
-	e := &Error{File: file, Line: line, Key: keyAt(&root, line, nil), Msg: m[2]}
-	if n := reNotFound.FindStringSubmatch(m[2]); n != nil {
-		// A flow mapping ({a: 1, b: 2}) puts several keys on one line:
-		// name the one yaml refused.
-		e.Key = keyAt(&root, line, func(k, _ *yaml.Node) bool { return k.Value == n[1] })
-		e.Msg = "unknown key"
-	} else if n := reCannot.FindStringSubmatch(m[2]); n != nil {
-		val := strings.TrimSuffix(n[1], "...") // yaml shortens long values
-		e.Key = keyAt(&root, line, func(_, v *yaml.Node) bool {
-			return v.Kind == yaml.ScalarNode && strings.HasPrefix(v.Value, val)
-		})
-		e.Msg = fmt.Sprintf("invalid value %q (want %s)", n[1], n[2])
-	}
-	if len(te.Errors) > 1 {
-		e.Msg += fmt.Sprintf(" (and %d more errors)", len(te.Errors)-1)
-	}
-	return e
+	return yamlnode.Decode(file, b, v)
 }
 
-func syntaxError(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := reLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: m[2]}
-	}
-	return &Error{File: file, Msg: msg}
+// problems collects validation errors, each located in the user's file
+// (root) by its key path.
+type problems struct {
+	root yamlnode.Node
+	errs []error
 }
 
-// keyAt returns the dotted path of the mapping key on the given line;
-// when several keys share the line (a flow mapping), the first that
-// match accepts (key and value nodes), or the first if none does.
-func keyAt(n *yaml.Node, line int, match func(k, v *yaml.Node) bool) string {
-	var first, matched string
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + k.Value
-				}
-				if k.Line == line {
-					if first == "" {
-						first = p
-					}
-					if matched == "" && match != nil && match(k, v) {
-						matched = p
-					}
-				}
-				walk(v, p)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				if c.Line == line && c.Kind == yaml.ScalarNode && first == "" {
-					first = p
-				}
-				walk(c, p)
-			}
-		}
-	}
-	walk(n, "")
-	if matched != "" {
-		return matched
-	}
-	return first
+func (p *problems) add(key string, format string, a ...any) {
+	p.errs = append(p.errs, p.root.At(key, fmt.Errorf(format, a...)))
 }
 
-func (c *Probe) validate(file string) error {
-	if c.Meter.MaxFlows < 0 {
-		return &Error{File: file, Key: "meter.max_flows", Msg: "must not be negative"}
-	}
-	if c.Pipeline.Workers < 0 {
-		return &Error{File: file, Key: "pipeline.workers", Msg: "must not be negative"}
-	}
-	for i, e := range c.Export {
-		if e.URL == "" {
-			return &Error{File: file, Key: fmt.Sprintf("export[%d].url", i), Msg: "missing"}
-		}
-	}
-	switch c.Log.Level {
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+func (p *problems) log(l Log) {
+	switch l.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return &Error{File: file, Key: "log.level", Msg: fmt.Sprintf("invalid value %q (want debug, info, warn or error)", c.Log.Level)}
+		p.add("log.level", "invalid value %q (want debug, info, warn or error)", l.Level)
+	}
+	switch l.Format {
+	case "", "text", "json":
+	default:
+		p.add("log.format", "invalid value %q (want text or json)", l.Format)
+	}
+}
+
+func (c *Probe) validate(root yamlnode.Node) error {
+	p := &problems{root: root}
+	if c.Meter.MaxFlows < 0 {
+		p.add("meter.max_flows", "must not be negative")
+	}
+	if c.Pipeline.Workers < 0 {
+		p.add("pipeline.workers", "must not be negative")
+	}
+	for i, e := range c.Export {
+		key := fmt.Sprintf("export[%d].url", i)
+		if e.URL == "" {
+			p.add(key, "missing")
+		} else if err := exporter.CheckURL(e.URL); err != nil {
+			p.add(key, "%v", err)
+		}
+	}
+	p.log(c.Log)
+	if err := c.SNMP.Validate(); err != nil {
+		var ce *agent.ConfigError
+		if errors.As(err, &ce) {
+			key := "snmp"
+			if ce.Key != "" {
+				key += "." + ce.Key
+			}
+			p.errs = append(p.errs, root.At(key, ce.Err))
+		} else {
+			p.errs = append(p.errs, root.At("snmp", err))
+		}
+	}
+	return p.err()
+}
+
+func (c *Collector) validate(root yamlnode.Node) error {
+	p := &problems{root: root}
+	for i, u := range c.Listen {
+		if err := CheckListenURL(u); err != nil {
+			p.add(fmt.Sprintf("listen[%d]", i), "%v", err)
+		}
+	}
+	for i, u := range c.Forward {
+		if err := exporter.CheckURL(u); err != nil {
+			p.add(fmt.Sprintf("forward[%d]", i), "%v", err)
+		}
+	}
+	if _, err := c.AllowPrefixes(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			err = root.At(e.Key, e.Err)
+		}
+		p.errs = append(p.errs, err)
+	}
+	p.log(c.Log)
+	return p.err()
+}
+
+// CheckListenURL checks a collector listener URL: udp://, tcp:// or
+// tls://host:port.
+func CheckListenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("listener %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "udp", "tcp", "tls":
+	default:
+		return fmt.Errorf("listener %q: unsupported scheme %q (want udp, tcp or tls)", raw, u.Scheme)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return fmt.Errorf("listener %q: want %s://host:port: %w", raw, u.Scheme, err)
 	}
 	return nil
 }

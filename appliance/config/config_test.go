@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,14 @@ func TestErrors(t *testing.T) {
 		{"aggregates:\n  rules:\n    - {name: campus, id: 1, net: 10.16.0.0/16}\n", `p.yaml:3: key "aggregates.rules[0].net": invalid value`},
 		{"aggregates:\n  rules:\n    - {name: campus, id: 1, netz: [10.0.0.0/8]}\n", `p.yaml:3: key "aggregates.rules[0].netz": unknown key`},
 		{"meter: {idle_timeout: 5s, max_flows: lots}\n", `p.yaml:1: key "meter.max_flows": invalid value "lots"`},
+		// Export URLs are checked at load, with their place.
+		{"export:\n  - url: udp://127.0.0.1:4739\n  - url: htp://collector:4739\n", `p.yaml:3: key "export[1].url": export target "htp://collector:4739": unsupported scheme "htp"`},
+		{"export:\n  - url: tcp://collector\n", `p.yaml:2: key "export[0].url": export target "tcp://collector": want tcp://host:port`},
+		{"log:\n  format: xml\n", `p.yaml:2: key "log.format": invalid value "xml"`},
+		// The snmp: section is decoded with the file, errors located in it.
+		{"probe:\n  name: p\nsnmp:\n  communities:\n    - name: c\n      sourcez: [127.0.0.0/8]\n", `p.yaml:6: key "snmp.communities[0].sourcez": unknown key`},
+		{"snmp:\n  users:\n    - name: u\n      auth: MD5\n      auth_password: 12345678\n", `p.yaml:4: key "snmp.users[0].auth": unknown auth protocol "MD5"`},
+		{"snmp:\n  communities:\n    - name: c\n", `p.yaml:3: key "snmp.communities[0].sources": no source prefixes`},
 	} {
 		_, err := ParseProbe("p.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -58,11 +67,87 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestEveryError: every problem in a file is reported, each with its
+// file, line and key, not the first and a count of the others.
+func TestEveryError(t *testing.T) {
+	in := "meter:\n  max_flows: lots\n  bogus: 1\npipeline:\n  workers: many\nexport:\n  - url: htp://x:1\nlog:\n  level: loud\n"
+	_, err := ParseProbe("p.yaml", []byte(in))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		`p.yaml:2: key "meter.max_flows": invalid value "lots"`,
+		`p.yaml:3: key "meter.bogus": unknown key`,
+		`p.yaml:5: key "pipeline.workers": invalid value "many"`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("error %d: %q, want %q", i, got[i], w)
+		}
+	}
+	if strings.Contains(err.Error(), "more errors") {
+		t.Errorf("errors counted, not listed: %v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Line != 2 || e.Key != "meter.max_flows" {
+		t.Errorf("errors.As: %+v", e)
+	}
+	// The file decodes; validation then lists every problem it finds.
+	_, err = ParseProbe("p.yaml", []byte("export:\n  - url: htp://x:1\n  - template_refresh: 1s\nlog:\n  level: loud\n"))
+	want = []string{
+		`p.yaml:2: key "export[0].url": export target "htp://x:1": unsupported scheme "htp"`,
+		`p.yaml:3: key "export[1].url": missing`,
+		`p.yaml:5: key "log.level": invalid value "loud"`,
+	}
+	if err == nil || len(strings.Split(err.Error(), "\n")) != len(want) {
+		t.Fatalf("validation errors: %v, want %d", err, len(want))
+	}
+	for i, g := range strings.Split(err.Error(), "\n") {
+		if !strings.HasPrefix(g, want[i]) {
+			t.Errorf("validation error %d: %q, want %q", i, g, want[i])
+		}
+	}
+}
+
+func TestCollectorErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"listen:\n  - udp://0.0.0.0:4739\n  - htp://0.0.0.0:4739\n", `c.yaml:3: key "listen[1]": listener "htp://0.0.0.0:4739": unsupported scheme "htp"`},
+		{"listen: [tcp://0.0.0.0]\n", `c.yaml:1: key "listen[0]": listener "tcp://0.0.0.0": want tcp://host:port`},
+		{"forward:\n  - udp//x:9995\n", `c.yaml:2: key "forward[0]": export target "udp//x:9995": unsupported scheme ""`},
+		{"log:\n  level: loud\n", `c.yaml:2: key "log.level": invalid value "loud"`},
+		{"retention:\n  max_age: soon\n", `c.yaml:2: key "retention.max_age": invalid value "soon"`},
+	} {
+		_, err := ParseCollector("c.yaml", []byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseCollector(%q) = %v, want error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
+
 func FuzzParseProbe(f *testing.F) {
 	f.Add(defaultProbe)
 	f.Add([]byte("meter: {idle_timeout: 1s}"))
+	f.Add([]byte("export:\n  - url: htp://x\nsnmp: {users: [{name: u}]}\n"))
+	// Invariant: every error is located in the file it came from (each
+	// line of a joined error is "fuzz.yaml...", and errors.As finds it).
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseProbe("fuzz.yaml", b)
+		_, err := ParseProbe("fuzz.yaml", b)
+		if err == nil {
+			return
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.File != "fuzz.yaml" {
+			t.Fatalf("error without its place: %v", err)
+		}
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(l, "fuzz.yaml") {
+				t.Fatalf("error line %q does not name the file (%v)", l, err)
+			}
+		}
 	})
 }
 
@@ -85,7 +170,7 @@ func TestCollectorAllow(t *testing.T) {
 		}
 	}
 	_, err = ParseCollector("c.yaml", []byte("allow: [192.0.2.9, example.org]\n"))
-	if err == nil || !strings.Contains(err.Error(), `c.yaml: key "allow[1]"`) {
+	if err == nil || !strings.Contains(err.Error(), `c.yaml:1: key "allow[1]"`) {
 		t.Errorf("bad allow entry: %v", err)
 	}
 }

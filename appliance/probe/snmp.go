@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/exporter"
 )
@@ -15,26 +13,11 @@ import (
 // Version is the probe software version shown in SNMP and logs.
 var Version = "mira-0.1"
 
-// snmpConfig reads the probe configuration's snmp: section.
-func (p *Probe) snmpConfig() (*agent.Config, error) {
-	n := p.cfg.SNMP
-	if n.Kind == 0 {
-		return nil, nil // no section: defaults
-	}
-	b, err := yaml.Marshal(&n)
-	if err != nil {
-		return nil, err
-	}
-	return agent.ParseConfig("probe configuration, snmp section", b)
-}
-
 // serveSNMP runs the SNMP agent on addr until ctx ends.
 func (p *Probe) serveSNMP(ctx context.Context, addr string) (func(), error) {
-	cfg, err := p.snmpConfig()
-	if err != nil {
-		return nil, fmt.Errorf("probe: snmp: %w", err)
-	}
-	a, err := agent.New(cfg, agent.ProviderFunc(p.snapshot), p.log)
+	// The snmp: section was decoded and checked with the rest of the
+	// configuration (config.ParseProbe), errors located in its file.
+	a, err := agent.New(&p.cfg.SNMP, agent.ProviderFunc(p.snapshot), p.log)
 	if err != nil {
 		return nil, fmt.Errorf("probe: snmp: %w", err)
 	}

@@ -61,6 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mira-collector:", err)
 		return 2
 	}
+	for _, u := range listen {
+		if err := config.CheckListenURL(u); err != nil {
+			fmt.Fprintf(stderr, "mira-collector: --listen: %v\n", err)
+			return 2
+		}
+	}
 	if len(listen) > 0 {
 		cfg.Listen = listen
 	}

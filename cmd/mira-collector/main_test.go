@@ -19,6 +19,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--version"}, 0, "mira-collector ", ""},
 		{[]string{"--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
 		{[]string{"extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"--listen", "htp://127.0.0.1:4739"}, 2, "", `--listen: listener "htp://127.0.0.1:4739": unsupported scheme "htp"`},
 		{[]string{"--config", "/nonexistent/collector.yaml"}, 2, "", "/nonexistent/collector.yaml"},
 	} {
 		var out, errb bytes.Buffer

@@ -15,6 +15,7 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/probe"
 	"github.com/mira-project/mira/cmd/internal/cli"
+	"github.com/mira-project/mira/exporter"
 )
 
 func main() {
@@ -72,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Capture.Interfaces = ifaces
 	}
 	for _, u := range exports {
+		if err := exporter.CheckURL(u); err != nil {
+			fmt.Fprintf(stderr, "mira-probe: --export: %v\n", err)
+			return 2
+		}
 		cfg.Export = append(cfg.Export, config.Export{URL: u})
 	}
 	if *symptoms != "" {

@@ -21,6 +21,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--domain", "99999999999"}, 2, "", `invalid value "99999999999" for flag -domain: 99999999999 is out of range`},
 		{[]string{"--workers", "-3"}, 2, "", `invalid value "-3" for flag -workers: -3 is negative`},
 		{[]string{"extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"--export", "htp://127.0.0.1:4739"}, 2, "", `--export: export target "htp://127.0.0.1:4739": unsupported scheme "htp"`},
 		{[]string{"--config", "/nonexistent/probe.yaml"}, 2, "", "/nonexistent/probe.yaml"},
 	} {
 		var out, errb bytes.Buffer
