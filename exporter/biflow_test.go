@@ -12,9 +12,9 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-func testBiflows() []Biflow {
+func testBiflows() []flow.Biflow {
 	base := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC).UnixNano()
-	var out []Biflow
+	var out []flow.Biflow
 	for i := 0; i < 20; i++ {
 		src := netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)})
 		dst := netip.MustParseAddr("198.51.100.7")
@@ -22,11 +22,11 @@ func testBiflows() []Biflow {
 			src = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1))
 			dst = netip.MustParseAddr("2001:db8:ffff::7")
 		}
-		out = append(out, Biflow{Record: flow.Record{
+		out = append(out, flow.Biflow{
 			Key:     flow.Key{Src: src, Dst: dst, Sport: uint16(40000 + i), Dport: 443, Proto: 6},
 			Packets: uint64(10 + i), Octets: uint64(1000 + 10*i), TCPFlags: 0x1b,
-			First: base + int64(i)*1e9, Last: base + int64(i)*1e9 + 2e9, ObservationDomain: 9,
-		}, RPackets: uint64(8 + i), ROctets: uint64(20000 + i)})
+			First: base + int64(i)*1e9, Last: base + int64(i)*1e9 + 2e9,
+			RPackets: uint64(8 + i), ROctets: uint64(20000 + i)})
 	}
 	return out
 }
@@ -37,7 +37,7 @@ func TestBiflowRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	e := NewWriter(&buf, nil)
 	bs := testBiflows()
-	if err := e.ExportBiflows(bs); err != nil {
+	if err := e.ExportBiflows(9, bs); err != nil {
 		t.Fatal(err)
 	}
 	e.Close()
@@ -57,7 +57,7 @@ func TestBiflowRoundTrip(t *testing.T) {
 	}
 	for i, x := range bs {
 		f, r := out[2*i], out[2*i+1]
-		if f.Src != x.Record.Src || f.Octets != x.Record.Octets || r.Src != x.Record.Dst || r.Sport != 443 || r.Packets != x.RPackets || r.Octets != x.ROctets {
+		if f.Src != x.Src || f.Octets != x.Octets || r.Src != x.Dst || r.Sport != 443 || r.Packets != x.RPackets || r.Octets != x.ROctets {
 			t.Fatalf("biflow %d: %+v / %+v", i, f, r)
 		}
 	}
@@ -73,7 +73,7 @@ func TestNfdumpBiflows(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := testBiflows()
-	if err := e.ExportBiflows(bs); err != nil {
+	if err := e.ExportBiflows(9, bs); err != nil {
 		t.Fatal(err)
 	}
 	e.Close()
@@ -81,18 +81,18 @@ func TestNfdumpBiflows(t *testing.T) {
 	if len(got) != len(bs) {
 		t.Fatalf("nfdump shows %d records, want %d", len(got), len(bs))
 	}
-	want := map[flow.Key]Biflow{}
+	want := map[flow.Key]flow.Biflow{}
 	for _, b := range bs {
-		want[b.Record.Key] = b
+		want[b.Key] = b
 	}
 	for _, f := range got {
 		b, ok := want[nfKey(t, &f)]
 		if !ok {
 			t.Fatalf("unexpected record %+v", f)
 		}
-		if f.InPackets != b.Record.Packets || f.InBytes != b.Record.Octets || f.OutPackets != b.RPackets || f.OutBytes != b.ROctets {
+		if f.InPackets != b.Packets || f.InBytes != b.Octets || f.OutPackets != b.RPackets || f.OutBytes != b.ROctets {
 			t.Fatalf("%v: in %d/%d out %d/%d, want %d/%d and %d/%d", nfKey(t, &f), f.InPackets, f.InBytes, f.OutPackets, f.OutBytes,
-				b.Record.Packets, b.Record.Octets, b.RPackets, b.ROctets)
+				b.Packets, b.Octets, b.RPackets, b.ROctets)
 		}
 	}
 }

@@ -527,17 +527,10 @@ func be64(b []byte, v uint64) []byte {
 	return be32(be32(b, uint32(v>>32)), uint32(v))
 }
 
-// Biflow is a connection to re-export as one RFC 5103 record: Record is
-// the initiator's direction (its ObservationDomain picks the domain),
-// RPackets and ROctets the responder's counters.
-type Biflow struct {
-	Record            flow.Record
-	RPackets, ROctets uint64
-}
-
 // ExportBiflows encodes biflows with ipfix.BiflowTemplate (reverse
-// counters under RFC 5103), packs them into messages and sends them.
-func (e *Exporter) ExportBiflows(bs []Biflow) error {
+// counters under RFC 5103) in observation domain domain, packs them into
+// messages and sends them.
+func (e *Exporter) ExportBiflows(domain uint32, bs []flow.Biflow) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -546,9 +539,10 @@ func (e *Exporter) ExportBiflows(bs []Biflow) error {
 	var first error
 	for i := range bs {
 		b := &bs[i]
-		t := e.biflowTemplate(ipfix.IsV6(&b.Record))
-		err := e.addWith(&b.Record, t, false, func(m []byte) []byte {
-			return ipfix.AppendBiflowRecord(m, &b.Record, b.RPackets, b.ROctets)
+		t := e.biflowTemplate(ipfix.IsV6(&b.Key))
+		r := flow.Record{Key: b.Key, ObservationDomain: domain}
+		err := e.addWith(&r, t, false, func(m []byte) []byte {
+			return ipfix.AppendBiflowRecord(m, b)
 		})
 		if err != nil && first == nil {
 			first = err

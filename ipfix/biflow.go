@@ -46,14 +46,16 @@ func BiflowTemplate(v6 bool) *Template {
 	return t
 }
 
-// IsV6 says whether r needs the IPv6 biflow template.
-func IsV6(r *flow.Record) bool { return r.Src.Is6() && !r.Src.Is4In6() }
+// IsV6 says whether a flow of key k needs the IPv6 templates.
+func IsV6(k *flow.Key) bool { return k.Src.Is6() && !k.Src.Is4In6() }
 
-// AppendBiflowRecord appends a record of BiflowTemplate(IsV6(r)): r is
-// the initiator's direction, rpackets/roctets the responder's counters.
-func AppendBiflowRecord(b []byte, r *flow.Record, rpackets, roctets uint64) []byte {
+// AppendBiflowRecord appends bf as a record of BiflowTemplate(IsV6(&bf.Key)):
+// the initiator's key, forward counters, times and both directions' TCP
+// flags (bf.Forward), then the responder's counters.
+func AppendBiflowRecord(b []byte, bf *flow.Biflow) []byte {
 	be := binary.BigEndian
-	if IsV6(r) {
+	r := bf.Forward()
+	if IsV6(&r.Key) {
 		s, d := r.Src.As16(), r.Dst.As16()
 		b = append(b, s[:]...)
 		b = append(b, d[:]...)
@@ -70,6 +72,6 @@ func AppendBiflowRecord(b []byte, r *flow.Record, rpackets, roctets uint64) []by
 	b = be.AppendUint64(b, uint64(r.First/1e6))
 	b = be.AppendUint64(b, uint64(r.Last/1e6))
 	b = be.AppendUint16(b, r.VLAN)
-	b = be.AppendUint64(b, rpackets)
-	return be.AppendUint64(b, roctets)
+	b = be.AppendUint64(b, bf.RPackets)
+	return be.AppendUint64(b, bf.ROctets)
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/cmd/internal/cli"
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/server"
+	"github.com/mira-project/mira/exporter"
 )
 
 func main() {
@@ -92,9 +94,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := server.New(cfg, logger).Run(ctx); err != nil {
+	srv := server.New(cfg, logger)
+	srv.ForwardTo = forwardTo
+	if err := srv.Run(ctx); err != nil {
 		logger.Error("collector failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// forwardTo opens the exporter that re-exports consolidated biflows to a
+// collector.yaml forward URL: the probe's exporting process, which the
+// collector packages do not import.
+func forwardTo(url string) (consolidate.BiflowExporter, error) {
+	e, err := exporter.New(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
 }

@@ -82,7 +82,9 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	rep, err := rules.FromStore(ctx, s, p.Query, p.Options())
+	opts := p.Options()
+	opts.Rules = rules
+	rep, err := report.FromStoreQuery(ctx, s, p.Query, opts)
 	if err != nil {
 		return err
 	}
@@ -102,16 +104,11 @@ func reexport(bs []report.Biflow, url string, cfg *exporter.Config) error {
 	if err != nil {
 		return err
 	}
-	out := make([]exporter.Biflow, 0, len(bs))
+	out := make([]flow.Biflow, len(bs))
 	for i := range bs {
-		b := &bs[i]
-		out = append(out, exporter.Biflow{Record: flow.Record{
-			Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN},
-			Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
-			First: int64(b.First), Last: int64(b.Last),
-		}, RPackets: b.RPackets, ROctets: b.ROctets})
+		out[i] = bs[i].Biflow
 	}
-	err = e.ExportBiflows(out)
+	err = e.ExportBiflows(0, out)
 	if cerr := e.Close(); err == nil {
 		err = cerr
 	}

@@ -42,7 +42,7 @@ func withNames(n store.Names, o report.Options) report.Options {
 // fixtureReport is what mira report shows for the fixture store: its
 // flows built with the embedded classification rules.
 func fixtureReport() *report.Report {
-	return classify.Default().Build(reporttest.Flows(), withNames(reporttest.Names(), report.Options{Stats: reporttest.Stats()}))
+	return report.Build(reporttest.Flows(), withNames(reporttest.Names(), report.Options{Stats: reporttest.Stats(), Rules: classify.Default()}))
 }
 
 func writeAll(t *testing.T, f func(*bytes.Buffer) error) []byte {

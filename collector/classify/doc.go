@@ -3,7 +3,7 @@
 // expression (github.com/expr-lang/expr) over a biflow's symptom counts and
 // counters. Rules apply in order, the first that holds names the category;
 // a biflow no rule matches keeps the probe's fast-class category, or is
-// report.DefaultCategory ("Unclassified"). An embedded default rule set
+// the report's default category ("Unclassified"). An embedded default rule set
 // (default.yaml, returned by Default) covers Mail, Chat, FTP (control and,
 // through pair, data connections), P2P, Leisure, Web, VoIP, Secure, DNS,
 // Executable, Archive and Network, then falls back to well-known ports
@@ -43,8 +43,14 @@
 // expr's other operators and builtins are available. Errors name the file,
 // line, rule number and category.
 //
+// Rules read a biflow as an Input: the connection (flow.Biflow) with
+// its symptom and aggregate names. The report (collector/report) names
+// consolidated biflows and classifies them (report.Options.Rules); this
+// package imports neither the report nor the store.
+//
 // Hazards: a Rules value is immutable and safe for concurrent use. Rules
-// that use pair need every biflow of the report first: use Rules.Build or
-// Rules.FromStore, which pair the flows twice; Rules.Func alone evaluates
-// pair as empty.
+// that use pair (UsesPair) need every biflow of the report first: index
+// them (NewIndex, Index.Add) and classify with the index
+// (Rules.Classify), as report.Build does in two passes; without an index
+// pair evaluates as empty.
 package classify

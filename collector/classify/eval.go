@@ -5,8 +5,6 @@ import (
 	"math"
 
 	"github.com/expr-lang/expr"
-
-	"github.com/mira-project/mira/collector/report"
 )
 
 // newEnv returns an environment with every name bound to its zero value
@@ -82,7 +80,7 @@ func clampInt(v uint64) int {
 }
 
 // env fills an evaluation environment for b.
-func (r *Rules) env(b *report.Biflow, pair map[string]int) map[string]any {
+func (r *Rules) env(b *Input, pair map[string]int) map[string]any {
 	env := r.newEnv()
 	syms := make(map[string]int, len(b.Symptoms))
 	total := 0
@@ -118,7 +116,7 @@ func (r *Rules) env(b *report.Biflow, pair map[string]int) map[string]any {
 // whose evaluation fails (it cannot on a compiled boolean expression over
 // this environment, but expr's builtins may, e.g. on an index out of
 // range) does not match, and the error is returned with the rule number.
-func (r *Rules) Match(b *report.Biflow, pair map[string]int) (string, bool, error) {
+func (r *Rules) Match(b *Input, pair map[string]int) (string, bool, error) {
 	env := r.env(b, pair)
 	var first error
 	for i := range r.rules {
@@ -137,11 +135,9 @@ func (r *Rules) Match(b *report.Biflow, pair map[string]int) (string, bool, erro
 	return "", false, first
 }
 
-// Func returns a report.Options.Classify function: the first matching
-// rule's category, or "" (so that the probe's fast-class category or
-// report.DefaultCategory applies). pair evaluates as empty; see Build.
-func (r *Rules) Func() func(*report.Biflow) string {
-	return func(b *report.Biflow) string {
+// Func returns Classify without pair context (pair evaluates as empty).
+func (r *Rules) Func() func(*Input) string {
+	return func(b *Input) string {
 		c, _, _ := r.Match(b, nil)
 		return c
 	}

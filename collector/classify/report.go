@@ -1,13 +1,20 @@
 package classify
 
 import (
-	"context"
 	"net/netip"
 	"time"
 
-	"github.com/mira-project/mira/collector/report"
-	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
+
+// Input is what the rules read of a biflow: the connection, its symptom
+// occurrences by name (both directions) and its aggregate's name. The
+// report (collector/report) names a consolidated biflow and hands it in.
+type Input struct {
+	*flow.Biflow
+	Symptoms  map[string]uint64
+	Aggregate string
+}
 
 // PairWindow is how far apart in time two biflows between the same
 // addresses may be and still be each other's pair context.
@@ -15,100 +22,68 @@ const PairWindow = 60 * time.Second
 
 type hostPair struct{ a, b netip.Addr }
 
-func pairOf(b *report.Biflow) hostPair {
+func pairOf(b *flow.Biflow) hostPair {
 	if b.Dst.Less(b.Src) {
 		return hostPair{b.Dst, b.Src}
 	}
 	return hostPair{b.Src, b.Dst}
 }
 
-type biflowID struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	vlan         uint16
-	first        report.Timestamp
-}
-
-func idOf(b *report.Biflow) biflowID {
-	return biflowID{b.Src, b.Dst, b.Sport, b.Dport, b.Proto, b.VLAN, b.First}
+// indexed is one biflow of an Index: its identity (key and start), time
+// span and symptoms.
+type indexed struct {
+	key         flow.Key
+	first, last int64
+	symptoms    map[string]uint64
 }
 
 // Index is the pair context of a set of biflows: per address pair, the
 // biflows between them with their time spans and symptoms.
 type Index struct {
-	pairs map[hostPair][]*report.Biflow
+	pairs map[hostPair][]indexed
 }
 
-// NewIndex indexes bs (which it keeps; do not change them afterwards).
-func NewIndex(bs []report.Biflow) *Index {
-	ix := &Index{pairs: make(map[hostPair][]*report.Biflow)}
-	for i := range bs {
-		b := &bs[i]
-		if len(b.Symptoms) == 0 {
-			continue // adds nothing to any context
-		}
-		k := pairOf(b)
-		ix.pairs[k] = append(ix.pairs[k], b)
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{pairs: make(map[hostPair][]indexed)}
+}
+
+// Add indexes in (keeping its Symptoms map; do not change it afterwards).
+func (ix *Index) Add(in *Input) {
+	if len(in.Symptoms) == 0 {
+		return // adds nothing to any context
 	}
-	return ix
+	k := pairOf(in.Biflow)
+	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms})
 }
 
-// Pair returns the symptom counts of the indexed biflows between b's two
-// addresses, other than b itself, whose time spans come within PairWindow
-// of b's; nil when there are none.
-func (ix *Index) Pair(b *report.Biflow) map[string]int {
+// Pair returns the symptom counts of the indexed biflows between in's two
+// addresses, other than in itself (same key and start), whose time spans
+// come within PairWindow of in's; nil when there are none or ix is nil.
+func (ix *Index) Pair(in *Input) map[string]int {
 	if ix == nil {
 		return nil
 	}
 	var out map[string]int
-	self := idOf(b)
-	w := report.Timestamp(PairWindow)
-	for _, o := range ix.pairs[pairOf(b)] {
-		if idOf(o) == self || o.First > b.Last+w || o.Last+w < b.First {
+	w := int64(PairWindow)
+	for _, o := range ix.pairs[pairOf(in.Biflow)] {
+		if (o.key == in.Key && o.first == in.First) || o.first > in.Last+w || o.last+w < in.First {
 			continue
 		}
 		if out == nil {
 			out = make(map[string]int)
 		}
-		for name, n := range o.Symptoms {
+		for name, n := range o.symptoms {
 			out[name] += clampInt(n)
 		}
 	}
 	return out
 }
 
-// FuncWith returns a report.Options.Classify function that evaluates pair
-// from ix.
-func (r *Rules) FuncWith(ix *Index) func(*report.Biflow) string {
-	return func(b *report.Biflow) string {
-		c, _, _ := r.Match(b, ix.Pair(b))
-		return c
-	}
-}
-
-// Build is report.Build with the rules as opts.Classify. When the rules
-// use pair it pairs the flows twice: once to index every biflow, once to
-// classify with that index. opts.Classify is replaced.
-func (r *Rules) Build(flows []store.StoredFlow, opts report.Options) *report.Report {
-	if !r.usePair {
-		opts.Classify = r.Func()
-		return report.Build(flows, opts)
-	}
-	first := opts
-	first.Classify, first.Limit, first.Stats, first.StoreErrors = nil, 0, nil, nil
-	ix := NewIndex(report.Build(flows, first).Biflows)
-	opts.Classify = r.FuncWith(ix)
-	return report.Build(flows, opts)
-}
-
-// FromStore is report.FromStoreQuery classified by the rules (see Build):
-// the flows and the options opts leaves unset come from the store
-// (report.StoreInputs).
-func (r *Rules) FromStore(ctx context.Context, s *store.Store, q store.Query, opts report.Options) (*report.Report, error) {
-	flows, err := report.StoreInputs(ctx, s, q, &opts)
-	if err != nil {
-		return nil, err
-	}
-	return r.Build(flows, opts), nil
+// Classify returns the category of the first rule that holds for in with
+// the pair context from ix (nil: empty), or "" when none does (so that
+// the probe's fast-class category or the report's default applies).
+func (r *Rules) Classify(in *Input, ix *Index) string {
+	c, _, _ := r.Match(in, ix.Pair(in))
+	return c
 }

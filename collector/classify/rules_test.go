@@ -6,15 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/collector/report"
-	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
 
-func biflow(syms map[string]uint64) *report.Biflow {
-	return &report.Biflow{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"),
-		Sport: 40001, Dport: 80, Proto: 6, Packets: 10, Octets: 1000, RPackets: 8, ROctets: 9000,
-		First: 1e9, Last: 3e9, Symptoms: syms}
+func biflow(syms map[string]uint64) *Input {
+	return &Input{Biflow: &flow.Biflow{
+		Key:     flow.Key{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"), Sport: 40001, Dport: 80, Proto: 6},
+		Packets: 10, Octets: 1000, RPackets: 8, ROctets: 9000, First: 1e9, Last: 3e9}, Symptoms: syms}
 }
 
 func mustParse(t *testing.T, src string) *Rules {
@@ -125,38 +123,34 @@ func TestDefaultRules(t *testing.T) {
 	}
 }
 
-// TestPairContext checks that an FTP data connection is FTP by its control
-// connection, through Build's two passes over real flow records.
-func TestPairContext(t *testing.T) {
-	cli, srv := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	rec := func(src, dst netip.Addr, sp, dp uint16, first int64, syms ...flow.SymptomCount) store.StoredFlow {
-		return store.StoredFlow{Record: flow.Record{Key: flow.Key{Src: src, Dst: dst, Sport: sp, Dport: dp, Proto: 6},
-			Packets: 5, Octets: 500, First: first, Last: first + 1e9, TCPFlags: 0x02, Symptoms: syms}}
+// TestIndexPair: the pair context of a biflow is the symptoms of the
+// other biflows between the same addresses within PairWindow, not its
+// own.
+func TestIndexPair(t *testing.T) {
+	ftp := biflow(map[string]uint64{"FTP": 5})
+	ftp.Dport = 21
+	data := biflow(map[string]uint64{"MP3": 90})
+	data.Biflow = &flow.Biflow{Key: data.Key, First: 2e9, Last: 4e9}
+	data.Sport, data.Dport = 40001, 30000
+	late := biflow(map[string]uint64{"MP3": 90})
+	late.Biflow = &flow.Biflow{Key: late.Key, First: 200e9, Last: 201e9}
+	late.Dport = 30001
+	ix := NewIndex()
+	for _, in := range []*Input{ftp, data, late} {
+		ix.Add(in)
 	}
-	names := map[uint16]string{1: "FTP", 2: "MP3"}
-	flows := []store.StoredFlow{
-		rec(cli, srv, 40000, 21, 0, flow.SymptomCount{ID: 1, Count: 5}),
-		rec(srv, cli, 21, 40000, 1e6, flow.SymptomCount{ID: 1, Count: 3}),
-		rec(cli, srv, 40001, 30000, 5e8),
-		rec(srv, cli, 30000, 40001, 6e8, flow.SymptomCount{ID: 2, Count: 90}),
-		// Later than PairWindow: no context.
-		rec(cli, srv, 40002, 30001, 200e9),
-		rec(srv, cli, 30001, 40002, 200e9+1e6, flow.SymptomCount{ID: 2, Count: 90}),
+	if p := ix.Pair(data); p["FTP"] != 5 || p["MP3"] != 0 {
+		t.Errorf("pair of the data connection %v, want FTP 5 and not its own MP3", p)
 	}
-	rep := Default().Build(flows, report.Options{SymptomName: func(id uint16) string { return names[id] }})
-	got := map[uint16]string{}
-	for _, b := range rep.Biflows {
-		got[b.Dport] = b.Category
+	if p := ix.Pair(late); p != nil {
+		t.Errorf("pair beyond PairWindow %v, want none", p)
 	}
-	if got[21] != "FTP" || got[30000] != "FTP" || got[30001] != "Leisure" {
-		t.Fatalf("categories by port %v", got)
+	r := Default()
+	if c := r.Classify(data, ix); c != "FTP" {
+		t.Errorf("data connection with pair context: %q, want FTP", c)
 	}
-	// Without the pair context the data connection is media.
-	plain := report.Build(flows, report.Options{SymptomName: func(id uint16) string { return names[id] }, Classify: Default().Func()})
-	for _, b := range plain.Biflows {
-		if b.Dport == 30000 && b.Category != "Leisure" {
-			t.Errorf("without pair: %q", b.Category)
-		}
+	if c := r.Classify(data, nil); c != "Leisure" {
+		t.Errorf("data connection without pair context: %q, want Leisure", c)
 	}
 }
 

@@ -2,7 +2,6 @@ package consolidate
 
 import (
 	"math"
-	"net/netip"
 	"slices"
 
 	"github.com/mira-project/mira/flow"
@@ -25,24 +24,15 @@ func (e *Estimate) Add(o *Estimate) {
 	e.VarOctets += o.VarOctets
 }
 
-// Biflow is one consolidated connection (RFC 5103 semantics): the
-// forward counters are the initiator's (Src to Dst), the R-prefixed ones
-// the responder's; a direction seen alone leaves the other zero.
+// Biflow is one consolidated connection: the connection (flow.Biflow,
+// RFC 5103 semantics; its VLAN is the initiator's first record's and not
+// part of the connection key; its counters are observed, after duplicate
+// suppression, before scaling) and what consolidation learnt about it.
 type Biflow struct {
-	Src, Dst     netip.Addr
-	Sport, Dport uint16
-	Proto        uint8
-	// VLAN is the initiator's first record's (not part of the key).
-	VLAN uint16
-	// Observed counters, after duplicate suppression, before scaling.
-	Packets, Octets   uint64
-	RPackets, ROctets uint64
-	TCPFlags          uint8
-	RTCPFlags         uint8
-	First, Last       int64 // ns since the Unix epoch
-	Aggregate         uint32
-	Category          uint16
-	Symptoms          []flow.SymptomCount
+	flow.Biflow
+	Aggregate uint32
+	Category  uint16
+	Symptoms  []flow.SymptomCount
 	// Probes are the probes (Origin.Probe) whose observations were
 	// kept: the initiator's, then the responder's when it differs.
 	Probes []string

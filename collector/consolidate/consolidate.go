@@ -704,8 +704,8 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		init, resp, di = r, f, 1
 	}
 	b := &c.bf
-	*b = Biflow{Proto: k.proto, Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0],
-		First: init.first, Last: init.last, VLAN: init.vlan}
+	*b = Biflow{Biflow: flow.Biflow{Key: flow.Key{Proto: k.proto, VLAN: init.vlan}, First: init.first, Last: init.last},
+		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0]}
 	// init is a->b when it is f.
 	if init == f {
 		b.Src, b.Dst, b.Sport, b.Dport = k.a, k.b, init.sport, init.dport

@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"github.com/mira-project/mira/collector"
-	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
 )
@@ -48,34 +47,36 @@ func (c *Consumer) Do(f func(*Consolidator)) {
 	f(c.c)
 }
 
+// BiflowExporter sends connections to another collector as RFC 5103
+// IPFIX records in an observation domain (the encoding is
+// ipfix.AppendBiflowRecord). *exporter.Exporter satisfies it: the
+// collector does not import the probe's exporting process, the commands
+// (cmd/mira-collector, cmd/mira) open one and hand it in.
+type BiflowExporter interface {
+	ExportBiflows(domain uint32, bs []flow.Biflow) error
+	Close() error
+}
+
 // Forwarder re-exports completed biflows as RFC 5103 IPFIX records
-// (exporter.ExportBiflows) to another collector; use its Sink as
+// through a BiflowExporter to another collector; use its Sink as
 // Config.Sink. Biflows are sent in batches; Close sends the rest.
 type Forwarder struct {
-	e     *exporter.Exporter
-	buf   []exporter.Biflow
+	e     BiflowExporter
+	buf   []flow.Biflow
 	batch int
 	err   error
 	sent  uint64
 }
 
-// NewForwarder returns a Forwarder to url (udp://, tcp://, file:///dir).
-func NewForwarder(url string, cfg *exporter.Config) (*Forwarder, error) {
-	e, err := exporter.New(url, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Forwarder{e: e, batch: 256}, nil
+// NewForwarder returns a Forwarder sending through e, which it closes on
+// Close.
+func NewForwarder(e BiflowExporter) *Forwarder {
+	return &Forwarder{e: e, batch: 256}
 }
 
 // Sink queues one biflow (a Config.Sink).
 func (f *Forwarder) Sink(b *Biflow) {
-	r := flow.Record{
-		Key:     flow.Key{Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN},
-		Packets: b.Packets, Octets: b.Octets, TCPFlags: b.TCPFlags | b.RTCPFlags,
-		First: b.First, Last: b.Last,
-	}
-	f.buf = append(f.buf, exporter.Biflow{Record: r, RPackets: b.RPackets, ROctets: b.ROctets})
+	f.buf = append(f.buf, b.Biflow)
 	if len(f.buf) >= f.batch {
 		f.flush()
 	}
@@ -85,7 +86,7 @@ func (f *Forwarder) flush() {
 	if len(f.buf) == 0 {
 		return
 	}
-	if err := f.e.ExportBiflows(f.buf); err != nil && f.err == nil {
+	if err := f.e.ExportBiflows(0, f.buf); err != nil && f.err == nil {
 		f.err = err
 	}
 	f.sent += uint64(len(f.buf))

@@ -37,10 +37,11 @@ func probeStream(t *testing.T, recs []flow.Record, smp *ipfix.Sampling) *bytes.B
 // initiator's counters in and the responder's out.
 func TestCollectorToNfdump(t *testing.T) {
 	nf := peertest.StartNfcapd(t)
-	fw, err := NewForwarder(nf.URL(), nil)
+	e, err := exporter.New(nf.URL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fw := NewForwarder(e)
 	cons := New(&Config{Sink: fw.Sink})
 	coll := collector.New(NewConsumer(cons), nil)
 	var fwd, rev []flow.Record

@@ -132,6 +132,11 @@
 // (collector.Consumer and OptionsConsumer); Forwarder, as Config.Sink,
 // re-exports completed biflows as RFC 5103 IPFIX (reverse octet and
 // packet counters, which nfdump shows as "out" bytes and packets).
+// A Biflow extends flow.Biflow, the one connection type; the record
+// encoding is the codec's (ipfix.AppendBiflowRecord) and the transport
+// is injected: Forwarder sends through a BiflowExporter, which the
+// commands satisfy with the probe's exporting process (exporter.New), so
+// that the collector never imports exporter/ (ARCHITECTURE.md §2).
 // Report-time consolidation of stored flows (collector/report) runs
 // this same code (Config.Batch, AddRecord in start order).
 //

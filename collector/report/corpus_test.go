@@ -106,7 +106,7 @@ func TestCorpusPairingMatchesSoftflowd(t *testing.T) {
 			t.Errorf("%s: counters %v, softflowd %v", name, got, pk)
 		}
 		if int64(b.First) != nfdumpTime(t, w.First) || int64(b.Last) != nfdumpTime(t, w.Last) {
-			t.Errorf("%s: %s - %s, softflowd %s - %s", name, b.First, b.Last, w.First, w.Last)
+			t.Errorf("%s: %s - %s, softflowd %s - %s", name, Timestamp(b.First), Timestamp(b.Last), w.First, w.Last)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	for i := range r.Biflows {
 		b := &r.Biflows[i]
 		cw.Write([]string{
-			b.First.RFC3339(), b.Last.RFC3339(), addrString(b.Src), addrString(b.Dst),
+			Timestamp(b.First).RFC3339(), Timestamp(b.Last).RFC3339(), addrString(b.Src), addrString(b.Dst),
 			strconv.Itoa(int(b.Sport)), strconv.Itoa(int(b.Dport)), strconv.Itoa(int(b.Proto)),
 			u64(b.Packets), u64(b.Octets), u64(b.RPackets), u64(b.ROctets),
 			symptomList(b.Symptoms), b.Category, b.Aggregate,
@@ -64,7 +64,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for i := range r.Biflows {
 		b := &r.Biflows[i]
-		t.add(b.First.String(), duration(b.First, b.Last), protoName(b.Proto),
+		t.add(Timestamp(b.First).String(), duration(Timestamp(b.First), Timestamp(b.Last)), protoName(b.Proto),
 			endpoint(b.Src, b.Sport, b.Proto, false), "<->", endpoint(b.Dst, b.Dport, b.Proto, true),
 			u64(b.Packets), u64(b.RPackets), u64(b.Octets), u64(b.ROctets), strconv.Itoa(b.Flows),
 			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))

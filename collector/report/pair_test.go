@@ -242,6 +242,6 @@ func TestBiflowTimesSpanBothDirections(t *testing.T) {
 	}
 	bf := rep.Biflows[0]
 	if int64(bf.First) != a.First || int64(bf.Last) != b.Last {
-		t.Errorf("span %s - %s, want %s - %s", bf.First, bf.Last, Timestamp(a.First), Timestamp(b.Last))
+		t.Errorf("span %s - %s, want %s - %s", Timestamp(bf.First), Timestamp(bf.Last), Timestamp(a.First), Timestamp(b.Last))
 	}
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
@@ -51,10 +53,11 @@ type Options struct {
 	SymptomName   func(id uint16) string
 	CategoryName  func(id uint16) string
 	AggregateName func(id uint32) string
-	// Classify, when set and returning a non-empty name, sets a biflow's
-	// category (rules over symptom counts); otherwise the probes' category
-	// id names it.
-	Classify func(*Biflow) string
+	// Rules, when set, name a biflow's category: the first rule that
+	// holds (classify.Rules.Classify, with the pair context of every
+	// biflow of the report when the rules use pair); when none holds, or
+	// without rules, the probes' category id names it.
+	Rules *classify.Rules
 	// By selects the usage grouping: ByAggregateCategory (default),
 	// ByAggregate or ByCategory.
 	By string
@@ -169,48 +172,89 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Biflow is one connection: both directions of a flow, paired. The
-// forward counters are the initiator's (Src to Dst), the r-prefixed ones
-// the responder's.
+// Biflow is one connection of the report: the connection (flow.Biflow:
+// the forward counters are the initiator's, Src to Dst, the R-prefixed
+// ones the responder's) named for the reader. Its JSON is the report
+// contract of ARCHITECTURE.md (flat, times as RFC 3339; see biflowJSON).
 type Biflow struct {
-	Src       netip.Addr        `json:"src"`
-	Dst       netip.Addr        `json:"dst"`
-	Sport     uint16            `json:"sport"`
-	Dport     uint16            `json:"dport"`
-	Proto     uint8             `json:"proto"`
-	VLAN      uint16            `json:"vlan,omitempty"`
-	Packets   uint64            `json:"packets"`
-	Octets    uint64            `json:"octets"`
-	RPackets  uint64            `json:"rpackets"`
-	ROctets   uint64            `json:"roctets"`
-	First     Timestamp         `json:"first"`
-	Last      Timestamp         `json:"last"`
-	Symptoms  map[string]uint64 `json:"symptoms"`
-	Category  string            `json:"category"`
-	Aggregate string            `json:"aggregate"`
+	flow.Biflow
+	Symptoms  map[string]uint64
+	Category  string
+	Aggregate string
 	// Sampling is the fraction of traffic the counters saw: 1.0 when
 	// unsampled, 0.01 for 1-in-100 packet sampling.
-	Sampling float64  `json:"sampling"`
-	Probes   []string `json:"probes"`
+	Sampling float64
+	Probes   []string
 	// Origins name the probes exactly: exporter/observation domain
 	// (two domains of one exporter are two probes but one entry of
 	// Probes), sorted.
-	Origins []string `json:"origins,omitempty"`
+	Origins []string
 	// Flows is how many unidirectional records were merged.
-	Flows int `json:"flows"`
-	// TCPFlags are the union of each direction's flags.
-	TCPFlags  uint8 `json:"-"`
-	RTCPFlags uint8 `json:"-"`
+	Flows int
 	// Merged counts duplicate observations of this connection by other
 	// probes that were dropped (consolidate's duplicate policy).
-	Merged int `json:"merged,omitempty"`
+	Merged int
 	// SamplingUnknown marks a biflow with records of an exporter known
 	// to sample whose domain never announced its sampling: its counters
 	// and estimates are not scaled.
-	SamplingUnknown bool `json:"sampling_unknown,omitempty"`
+	SamplingUnknown bool
 
 	est        consolidate.Estimate
 	pktSampled bool
+}
+
+// biflowJSON is a Biflow's JSON form (the TCP flags are not part of it).
+type biflowJSON struct {
+	Src             netip.Addr        `json:"src"`
+	Dst             netip.Addr        `json:"dst"`
+	Sport           uint16            `json:"sport"`
+	Dport           uint16            `json:"dport"`
+	Proto           uint8             `json:"proto"`
+	VLAN            uint16            `json:"vlan,omitempty"`
+	Packets         uint64            `json:"packets"`
+	Octets          uint64            `json:"octets"`
+	RPackets        uint64            `json:"rpackets"`
+	ROctets         uint64            `json:"roctets"`
+	First           Timestamp         `json:"first"`
+	Last            Timestamp         `json:"last"`
+	Symptoms        map[string]uint64 `json:"symptoms"`
+	Category        string            `json:"category"`
+	Aggregate       string            `json:"aggregate"`
+	Sampling        float64           `json:"sampling"`
+	Probes          []string          `json:"probes"`
+	Origins         []string          `json:"origins,omitempty"`
+	Flows           int               `json:"flows"`
+	Merged          int               `json:"merged,omitempty"`
+	SamplingUnknown bool              `json:"sampling_unknown,omitempty"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (b Biflow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(biflowJSON{
+		Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN,
+		Packets: b.Packets, Octets: b.Octets, RPackets: b.RPackets, ROctets: b.ROctets,
+		First: Timestamp(b.First), Last: Timestamp(b.Last),
+		Symptoms: b.Symptoms, Category: b.Category, Aggregate: b.Aggregate, Sampling: b.Sampling,
+		Probes: b.Probes, Origins: b.Origins, Flows: b.Flows, Merged: b.Merged, SamplingUnknown: b.SamplingUnknown,
+	})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (b *Biflow) UnmarshalJSON(data []byte) error {
+	var j biflowJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*b = Biflow{
+		Biflow: flow.Biflow{
+			Key:     flow.Key{Src: j.Src, Dst: j.Dst, Sport: j.Sport, Dport: j.Dport, Proto: j.Proto, VLAN: j.VLAN},
+			Packets: j.Packets, Octets: j.Octets, RPackets: j.RPackets, ROctets: j.ROctets,
+			First: int64(j.First), Last: int64(j.Last),
+		},
+		Symptoms: j.Symptoms, Category: j.Category, Aggregate: j.Aggregate, Sampling: j.Sampling,
+		Probes: j.Probes, Origins: j.Origins, Flows: j.Flows, Merged: j.Merged, SamplingUnknown: j.SamplingUnknown,
+	}
+	return nil
 }
 
 // UsageRow is one row of the usage table.
@@ -322,13 +366,29 @@ type Report struct {
 // consolidate's, the same code that forwards biflows live: the records
 // are fed to a consolidate.Consolidator (Batch) in start order.
 func Build(flows []store.StoredFlow, opts Options) *Report {
+	var ix *classify.Index
+	if opts.Rules != nil && opts.Rules.UsesPair() {
+		// The pair context needs every biflow first: pair once without
+		// the rules to index them, then again to classify.
+		first := opts
+		first.Rules, first.Limit, first.Stats, first.StoreErrors = nil, 0, nil, nil
+		ix = classify.NewIndex()
+		for _, b := range build(flows, first, nil).Biflows {
+			ix.Add(b.input())
+		}
+	}
+	return build(flows, opts, ix)
+}
+
+// build is Build classifying with the pair context ix (nil: none).
+func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
 	s.Flows = len(flows)
 	c := consolidate.New(&consolidate.Config{
 		Window: time.Duration(opts.window()), Overrides: opts.Overrides,
 		Batch: true, KeepDuplicates: opts.NoDedup,
-		Sink: func(b *consolidate.Biflow) { rep.Biflows = append(rep.Biflows, makeBiflow(b, &opts)) },
+		Sink: func(b *consolidate.Biflow) { rep.Biflows = append(rep.Biflows, makeBiflow(b, &opts, ix)) },
 	})
 	idx := make([]int, len(flows))
 	for i := range idx {
@@ -467,25 +527,6 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 	return rep
 }
 
-func compareBiflowKey(a, b *Biflow) int {
-	if c := a.Src.Compare(b.Src); c != 0 {
-		return c
-	}
-	if c := a.Dst.Compare(b.Dst); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Sport, b.Sport); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Dport, b.Dport); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Proto, b.Proto); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.VLAN, b.VLAN)
-}
-
 func sortBiflows(bs []Biflow, order string) {
 	slices.SortFunc(bs, func(a, b Biflow) int {
 		if order == OrderBytes {
@@ -496,19 +537,16 @@ func sortBiflows(bs []Biflow, order string) {
 		if c := cmp.Compare(a.First, b.First); c != 0 {
 			return c
 		}
-		return compareBiflowKey(&a, &b)
+		return a.Key.Compare(b.Key)
 	})
 }
 
 // makeBiflow names a consolidated biflow for the report.
-func makeBiflow(cb *consolidate.Biflow, opts *Options) Biflow {
+func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflow {
 	b := Biflow{
-		Src: cb.Src, Dst: cb.Dst, Sport: cb.Sport, Dport: cb.Dport, Proto: cb.Proto, VLAN: cb.VLAN,
-		Packets: cb.Packets, Octets: cb.Octets, RPackets: cb.RPackets, ROctets: cb.ROctets,
-		First: Timestamp(cb.First), Last: Timestamp(cb.Last),
+		Biflow:   cb.Biflow,
 		Symptoms: make(map[string]uint64, len(cb.Symptoms)),
 		Sampling: cb.Sampling, Flows: cb.Flows, Merged: cb.Merged,
-		TCPFlags: cb.TCPFlags, RTCPFlags: cb.RTCPFlags,
 		SamplingUnknown: cb.SamplingUnknown,
 		est:             cb.Est, pktSampled: cb.PacketSampled,
 	}
@@ -533,11 +571,16 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options) Biflow {
 	}
 	slices.Sort(b.Origins)
 	b.Aggregate = opts.aggregateName(cb.Aggregate)
-	if opts.Classify != nil {
-		b.Category = opts.Classify(&b)
+	if opts.Rules != nil {
+		b.Category = opts.Rules.Classify(b.input(), ix)
 	}
 	if b.Category == "" {
 		b.Category = opts.categoryName(cb.Category)
 	}
 	return b
+}
+
+// input is what classification rules read of b.
+func (b *Biflow) input() *classify.Input {
+	return &classify.Input{Biflow: &b.Biflow, Symptoms: b.Symptoms, Aggregate: b.Aggregate}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
@@ -176,13 +177,11 @@ func TestUsageAndSampling(t *testing.T) {
 }
 
 func TestClassifyOverridesCategory(t *testing.T) {
-	opts := withNames(fixtureNames(), Options{})
-	opts.Classify = func(b *Biflow) string {
-		if b.Symptoms["EXE"] > 0 {
-			return "Executable download"
-		}
-		return ""
+	rules, err := classify.Parse("exe.yaml", []byte("version: 1\nrules:\n  - category: Executable download\n    when: EXE > 0\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	opts := withNames(fixtureNames(), Options{Rules: rules})
 	rep := Build(fixtureFlows(), opts)
 	var cats []string
 	for _, b := range rep.Biflows {
@@ -308,13 +307,7 @@ func TestNamesPerOrigin(t *testing.T) {
 	rb.Symptoms = []flow.SymptomCount{{ID: 1, Count: 5}}
 	ra.Category, rb.Category = 1, 1
 	flows := []store.StoredFlow{{Origin: a, Record: ra}, {Origin: b, Record: rb}}
-	classified := map[string]bool{}
-	rep := Build(flows, Options{Names: x, Classify: func(bf *Biflow) string {
-		for n := range bf.Symptoms {
-			classified[n] = true
-		}
-		return ""
-	}})
+	rep := Build(flows, Options{Names: x})
 	got := map[string]string{}
 	for _, bf := range rep.Biflows {
 		got[bf.Src.String()] = fmt.Sprint(bf.Symptoms, " ", bf.Category)
@@ -323,8 +316,18 @@ func TestNamesPerOrigin(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("biflows %v, want %v", got, want)
 	}
-	if !classified["MAIL"] || !classified["SNORT-1"] {
-		t.Errorf("classification saw %v", classified)
+	// The classification rules see each origin's names.
+	rules, err := classify.Parse("seen.yaml", []byte("version: 1\nrules:\n  - category: SawMail\n    when: MAIL == 2\n  - category: SawSnort\n    when: symptoms[\"SNORT-1\"] == 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = Build(flows, Options{Names: x, Rules: rules})
+	got = map[string]string{}
+	for _, bf := range rep.Biflows {
+		got[bf.Src.String()] = bf.Category
+	}
+	if want := map[string]string{"10.0.0.1": "SawMail", "10.0.0.3": "SawSnort"}; !maps.Equal(got, want) {
+		t.Errorf("classified %v, want %v", got, want)
 	}
 	l := ListFlows(flows, Options{Names: x})
 	got = map[string]string{}

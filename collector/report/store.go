@@ -53,8 +53,7 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 // selects, and what opts leaves unset from the store: Names from its
 // names per origin, Announcements from its sampling announcements, Stats from
 // its saved collector counters (when any were saved), StoreErrors from
-// the records the scan could not decode. Every builder that reads a
-// store (FromStoreQuery, a classifier's FromStore) goes through it.
+// the records the scan could not decode.
 func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Options) ([]store.StoredFlow, error) {
 	flows, err := ReadFlows(ctx, s, q)
 	if err != nil {
@@ -98,10 +97,6 @@ func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	}
 	return ListFlows(flows, opts), nil
 }
-
-// BuildFunc builds a report from a store; FromStoreQuery is one, and a
-// classifier's FromStore another.
-type BuildFunc func(ctx context.Context, s *store.Store, q store.Query, opts Options) (*Report, error)
 
 // Write writes the report in format: "json", "csv" or "table".
 func (r *Report) Write(w io.Writer, format string) error {

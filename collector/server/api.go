@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 )
@@ -18,9 +19,9 @@ import (
 type APIConfig struct {
 	// Store is the live store (the collector's).
 	Store *store.Store
-	// Build builds reports (report.FromStoreQuery when nil), e.g. with
-	// the collector's classification rules.
-	Build report.BuildFunc
+	// Rules classify the biflows of reports (report.Options.Rules; nil:
+	// the probes' categories).
+	Rules *classify.Rules
 	// ASFile is the prefix to AS table --by as uses (none when empty).
 	ASFile string
 	// Before, when set, runs before each request: the collector commits
@@ -101,11 +102,9 @@ func API(cfg APIConfig) http.Handler {
 		if err := p.Check(); err != nil {
 			return err
 		}
-		build := cfg.Build
-		if build == nil {
-			build = report.FromStoreQuery
-		}
-		rep, err := build(ctx, cfg.Store, p.Query, p.Options())
+		opts := p.Options()
+		opts.Rules = cfg.Rules
+		rep, err := report.FromStoreQuery(ctx, cfg.Store, p.Query, opts)
 		if err != nil {
 			return err
 		}

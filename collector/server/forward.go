@@ -19,16 +19,19 @@ func (s *Server) startForward() error {
 	if len(s.cfg.Forward) == 0 {
 		return nil
 	}
+	if s.ForwardTo == nil {
+		return errors.New("collector: forward: no biflow exporter (Server.ForwardTo is not set)")
+	}
 	f := &forwarding{}
 	for _, u := range s.cfg.Forward {
-		fw, err := consolidate.NewForwarder(u, nil)
+		e, err := s.ForwardTo(u)
 		if err != nil {
 			for _, x := range f.fws {
 				x.Close()
 			}
 			return fmt.Errorf("collector: forward: %w", err)
 		}
-		f.fws = append(f.fws, fw)
+		f.fws = append(f.fws, consolidate.NewForwarder(e))
 	}
 	c := consolidate.New(&consolidate.Config{Sink: func(b *consolidate.Biflow) {
 		for _, fw := range f.fws {

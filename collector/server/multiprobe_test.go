@@ -232,7 +232,7 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 	var r result
 	r.byAggregate, r.byCategory, r.flowsByKey = map[string]report.UsageRow{}, map[string]report.UsageRow{}, map[string][2]uint64{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
-		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf})
+		rep, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{By: by, Confidence: conf, Rules: classify.Default()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -138,7 +138,7 @@ func TestNamesPerOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{})
+	r, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{Rules: classify.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}

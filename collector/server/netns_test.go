@@ -189,7 +189,7 @@ func TestMultiProbeNetns(t *testing.T) {
 	got := result{byAggregate: map[string]report.UsageRow{}, byCategory: map[string]report.UsageRow{}}
 	exporters := map[string]bool{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory, report.ByProbe} {
-		rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{By: by})
+		rep, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{By: by, Rules: classify.Default()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,6 +34,7 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
@@ -64,6 +65,11 @@ type Server struct {
 
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
+
+	// ForwardTo opens the biflow exporter for a collector.yaml forward
+	// URL (cmd/mira-collector: exporter.New); it must be set when the
+	// configuration forwards.
+	ForwardTo func(url string) (consolidate.BiflowExporter, error)
 
 	// Addrs receives the bound listener addresses once listening (tests).
 	Addrs chan []net.Addr
@@ -208,7 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("collector: http: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/api/", API(APIConfig{Store: st, Build: rules.FromStore, Before: func() { s.commit() }}))
+		mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Before: func() { s.commit() }}))
 		mux.Handle("/metrics", metricsHandler)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)

@@ -199,7 +199,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
 		return nil, err
 	}
-	return rules.FromStore(ctx, st, store.Query{}, report.Options{})
+	return report.FromStoreQuery(ctx, st, store.Query{}, report.Options{Rules: rules})
 }
 
 // statsFor turns the collecting process's counters, and the probe's

@@ -333,7 +333,7 @@ func classifyCapture(t *testing.T, path string) (map[connKey][]verdict, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{})
+	rep, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{Rules: classify.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}

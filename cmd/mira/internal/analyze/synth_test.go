@@ -121,7 +121,7 @@ func checkSynth(t *testing.T, cfg synth.Config) {
 	}
 	st := analyzed(t, pcap)
 	got := directedSymptoms(t, st)
-	rep, err := classify.Default().FromStore(context.Background(), st, store.Query{}, report.Options{})
+	rep, err := report.FromStoreQuery(context.Background(), st, store.Query{}, report.Options{Rules: classify.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}
