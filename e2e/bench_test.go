@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/server"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"

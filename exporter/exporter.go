@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/endpoint"
 	"github.com/mira-project/mira/ipfix"
 )
 
@@ -188,34 +187,14 @@ func (d *domainState) clearSent() {
 // CheckURL checks an export target without opening it: udp://host:port,
 // tcp://host:port, tls://host:port or file:///dir.
 func CheckURL(rawURL string) error {
-	_, err := parseURL(rawURL)
+	_, err := endpoint.Target(rawURL)
 	return err
-}
-
-func parseURL(rawURL string) (*url.URL, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("export target %q: %w", rawURL, err)
-	}
-	switch u.Scheme {
-	case "udp", "tcp", "tls":
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			return nil, fmt.Errorf("export target %q: want %s://host:port: %w", rawURL, u.Scheme, err)
-		}
-	case "file":
-		if u.Path == "" {
-			return nil, fmt.Errorf("export target %q: want file:///directory", rawURL)
-		}
-	default:
-		return nil, fmt.Errorf("export target %q: unsupported scheme %q (want udp, tcp, tls or file)", rawURL, u.Scheme)
-	}
-	return u, nil
 }
 
 // New returns an Exporter for udp://host:port, tcp://host:port,
 // tls://host:port (Config.TLS) or file:///dir.
 func New(rawURL string, cfg *Config) (*Exporter, error) {
-	u, err := parseURL(rawURL)
+	u, err := endpoint.Target(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %w", err)
 	}

@@ -5,9 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"net/url"
 	"os"
 	"time"
 
@@ -21,14 +18,8 @@ import (
 //go:embed probe.yaml
 var defaultProbe []byte
 
-//go:embed collector.yaml
-var defaultCollector []byte
-
 // DefaultProbeYAML returns the embedded default probe configuration.
 func DefaultProbeYAML() []byte { return bytes.Clone(defaultProbe) }
-
-// DefaultCollectorYAML returns the embedded default collector configuration.
-func DefaultCollectorYAML() []byte { return bytes.Clone(defaultCollector) }
 
 // Probe is mira-probe's configuration.
 type Probe struct {
@@ -119,46 +110,6 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Collector is mira-collector's configuration.
-type Collector struct {
-	Listen    []string `yaml:"listen"`
-	DB        string   `yaml:"db"`
-	HTTP      string   `yaml:"http"`
-	Rules     string   `yaml:"rules"`
-	Retention struct {
-		MaxAge  time.Duration `yaml:"max_age"`
-		MaxSize int64         `yaml:"max_size"`
-	} `yaml:"retention"`
-	Metrics Listen `yaml:"metrics"`
-	Log     Log    `yaml:"log"`
-	// Forward re-exports the consolidated biflows (RFC 5103 IPFIX) to
-	// these collectors: udp://, tcp:// or file:///dir URLs.
-	Forward []string `yaml:"forward"`
-	// TLS is the certificate of tls:// listeners, and the CA whose
-	// client certificates they require (none: any exporter may connect).
-	TLS TLS `yaml:"tls"`
-	// Allow lists the exporters accepted, as addresses or prefixes
-	// (empty: all); see AllowPrefixes.
-	Allow []string `yaml:"allow"`
-}
-
-// AllowPrefixes parses Allow: "192.0.2.9", "2001:db8::/32".
-func (c *Collector) AllowPrefixes() ([]netip.Prefix, error) {
-	var ps []netip.Prefix
-	for i, a := range c.Allow {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			ad, aerr := netip.ParseAddr(a)
-			if aerr != nil {
-				return nil, &Error{Key: fmt.Sprintf("allow[%d]", i), Err: fmt.Errorf("%q is neither an address nor a prefix", a)}
-			}
-			p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
-		}
-		ps = append(ps, p.Masked())
-	}
-	return ps, nil
-}
-
 // Error is a configuration error with its position: file, line and key
 // path.
 type Error = yamlnode.Error
@@ -177,31 +128,6 @@ func LoadProbe(path string) (*Probe, error) {
 func ParseProbe(name string, b []byte) (*Probe, error) {
 	var c Probe
 	if err := overlay(&c, "probe.yaml (embedded)", defaultProbe, name, b); err != nil {
-		return nil, err
-	}
-	root, err := yamlnode.Parse(name, b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.validate(root); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
-// LoadCollector reads the embedded defaults, then path if not empty.
-func LoadCollector(path string) (*Collector, error) {
-	b, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseCollector(path, b)
-}
-
-// ParseCollector parses a collector configuration from memory over the defaults.
-func ParseCollector(name string, b []byte) (*Collector, error) {
-	var c Collector
-	if err := overlay(&c, "collector.yaml (embedded)", defaultCollector, name, b); err != nil {
 		return nil, err
 	}
 	root, err := yamlnode.Parse(name, b)
@@ -294,45 +220,4 @@ func (c *Probe) validate(root yamlnode.Node) error {
 		}
 	}
 	return p.err()
-}
-
-func (c *Collector) validate(root yamlnode.Node) error {
-	p := &problems{root: root}
-	for i, u := range c.Listen {
-		if err := CheckListenURL(u); err != nil {
-			p.add(fmt.Sprintf("listen[%d]", i), "%v", err)
-		}
-	}
-	for i, u := range c.Forward {
-		if err := exporter.CheckURL(u); err != nil {
-			p.add(fmt.Sprintf("forward[%d]", i), "%v", err)
-		}
-	}
-	if _, err := c.AllowPrefixes(); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			err = root.At(e.Key, e.Err)
-		}
-		p.errs = append(p.errs, err)
-	}
-	p.log(c.Log)
-	return p.err()
-}
-
-// CheckListenURL checks a collector listener URL: udp://, tcp:// or
-// tls://host:port.
-func CheckListenURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("listener %q: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "udp", "tcp", "tls":
-	default:
-		return fmt.Errorf("listener %q: unsupported scheme %q (want udp, tcp or tls)", raw, u.Scheme)
-	}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return fmt.Errorf("listener %q: want %s://host:port: %w", raw, u.Scheme, err)
-	}
-	return nil
 }

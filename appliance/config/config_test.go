@@ -15,13 +15,6 @@ func TestDefaults(t *testing.T) {
 	if p.Meter.ActiveTimeout != 120*time.Second || p.Meter.MaxFlows != 262144 || p.Probe.ObservationDomain != 1 {
 		t.Errorf("defaults not applied: %+v", p.Meter)
 	}
-	c, err := LoadCollector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.Listen) != 2 || c.DB != "mira.db" {
-		t.Errorf("collector defaults: %+v", c)
-	}
 }
 
 func TestOverlay(t *testing.T) {
@@ -113,21 +106,6 @@ func TestEveryError(t *testing.T) {
 	}
 }
 
-func TestCollectorErrors(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"listen:\n  - udp://0.0.0.0:4739\n  - htp://0.0.0.0:4739\n", `c.yaml:3: key "listen[1]": listener "htp://0.0.0.0:4739": unsupported scheme "htp"`},
-		{"listen: [tcp://0.0.0.0]\n", `c.yaml:1: key "listen[0]": listener "tcp://0.0.0.0": want tcp://host:port`},
-		{"forward:\n  - udp//x:9995\n", `c.yaml:2: key "forward[0]": export target "udp//x:9995": unsupported scheme ""`},
-		{"log:\n  level: loud\n", `c.yaml:2: key "log.level": invalid value "loud"`},
-		{"retention:\n  max_age: soon\n", `c.yaml:2: key "retention.max_age": invalid value "soon"`},
-	} {
-		_, err := ParseCollector("c.yaml", []byte(tc.in))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseCollector(%q) = %v, want error containing %q", tc.in, err, tc.want)
-		}
-	}
-}
-
 func FuzzParseProbe(f *testing.F) {
 	f.Add(defaultProbe)
 	f.Add([]byte("meter: {idle_timeout: 1s}"))
@@ -149,28 +127,4 @@ func FuzzParseProbe(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestCollectorAllow(t *testing.T) {
-	c, err := ParseCollector("c.yaml", []byte("allow: [192.0.2.9, 10.0.0.0/8, \"2001:db8::/32\", \"::ffff:198.51.100.1\"]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := c.AllowPrefixes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"192.0.2.9/32", "10.0.0.0/8", "2001:db8::/32", "198.51.100.1/32"}
-	if len(ps) != len(want) {
-		t.Fatalf("prefixes %v", ps)
-	}
-	for i, p := range ps {
-		if p.String() != want[i] {
-			t.Errorf("allow[%d] = %v, want %s", i, p, want[i])
-		}
-	}
-	_, err = ParseCollector("c.yaml", []byte("allow: [192.0.2.9, example.org]\n"))
-	if err == nil || !strings.Contains(err.Error(), `c.yaml:1: key "allow[1]"`) {
-		t.Errorf("bad allow entry: %v", err)
-	}
 }

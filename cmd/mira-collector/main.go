@@ -12,8 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/cmd/internal/cli"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/server"
 	"github.com/mira-project/mira/exporter"

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"

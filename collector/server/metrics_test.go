@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/collector/config"
 )
 
 // TestMetricsOnHTTPPort: the --http address serves /metrics beside the

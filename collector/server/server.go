@@ -31,9 +31,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"

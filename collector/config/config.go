@@ -1,0 +1,153 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mira-project/mira/internal/endpoint"
+	"github.com/mira-project/mira/internal/tlsconf"
+	"github.com/mira-project/mira/internal/yamlnode"
+)
+
+//go:embed collector.yaml
+var defaultCollector []byte
+
+// DefaultCollectorYAML returns the embedded default collector configuration.
+func DefaultCollectorYAML() []byte { return bytes.Clone(defaultCollector) }
+
+// Collector is mira-collector's configuration.
+type Collector struct {
+	Listen    []string `yaml:"listen"`
+	DB        string   `yaml:"db"`
+	HTTP      string   `yaml:"http"`
+	Rules     string   `yaml:"rules"`
+	Retention struct {
+		MaxAge  time.Duration `yaml:"max_age"`
+		MaxSize int64         `yaml:"max_size"`
+	} `yaml:"retention"`
+	Metrics Listen `yaml:"metrics"`
+	Log     Log    `yaml:"log"`
+	// Forward re-exports the consolidated biflows (RFC 5103 IPFIX) to
+	// these collectors: udp://, tcp://, tls:// or file:///dir URLs.
+	Forward []string `yaml:"forward"`
+	// TLS is the certificate of tls:// listeners, and the CA whose
+	// client certificates they require (none: any exporter may connect).
+	TLS TLS `yaml:"tls"`
+	// Allow lists the exporters accepted, as addresses or prefixes
+	// (empty: all); see AllowPrefixes.
+	Allow []string `yaml:"allow"`
+}
+
+// TLS names the certificate files of the collector's TLS listeners (PEM);
+// see tlsconf.TLS.
+type TLS = tlsconf.TLS
+
+// Listen is an optional listening address.
+type Listen struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Error is a configuration error with its position: file, line and key
+// path.
+type Error = yamlnode.Error
+
+// AllowPrefixes parses Allow: "192.0.2.9", "2001:db8::/32".
+func (c *Collector) AllowPrefixes() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for i, a := range c.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ad, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return nil, &Error{Key: fmt.Sprintf("allow[%d]", i), Err: fmt.Errorf("%q is neither an address nor a prefix", a)}
+			}
+			p = netip.PrefixFrom(ad.Unmap(), ad.Unmap().BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+// LoadCollector reads the embedded defaults, then path if not empty.
+func LoadCollector(path string) (*Collector, error) {
+	var b []byte
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return ParseCollector(path, b)
+}
+
+// ParseCollector parses a collector configuration from memory over the
+// defaults. Every problem is reported (joined), each with file, line and
+// key.
+func ParseCollector(name string, b []byte) (*Collector, error) {
+	var c Collector
+	if err := yamlnode.Decode("collector.yaml (embedded)", defaultCollector, &c); err != nil {
+		return nil, err
+	}
+	if err := yamlnode.Decode(name, b, &c); err != nil {
+		return nil, err
+	}
+	root, err := yamlnode.Parse(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(root); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Collector) validate(root yamlnode.Node) error {
+	var errs []error
+	add := func(key string, err error) { errs = append(errs, root.At(key, err)) }
+	for i, u := range c.Listen {
+		if err := CheckListenURL(u); err != nil {
+			add(fmt.Sprintf("listen[%d]", i), err)
+		}
+	}
+	for i, u := range c.Forward {
+		if _, err := endpoint.Target(u); err != nil {
+			add(fmt.Sprintf("forward[%d]", i), err)
+		}
+	}
+	if _, err := c.AllowPrefixes(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			err = root.At(e.Key, e.Err)
+		}
+		errs = append(errs, err)
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		add("log.level", fmt.Errorf("invalid value %q (want debug, info, warn or error)", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		add("log.format", fmt.Errorf("invalid value %q (want text or json)", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckListenURL checks a collector listener URL: udp://, tcp:// or
+// tls://host:port.
+func CheckListenURL(raw string) error {
+	_, err := endpoint.Listener(raw)
+	return err
+}
