@@ -20,15 +20,15 @@ func needPeer(t testing.TB, name string) string {
 	return peertest.Program(t, name)
 }
 
-// mibDirs returns the -M path holding MIRA-PROBE-MIB and the IETF MIBs.
+// mibDirs returns the -M path holding MIRA-PROBE-MIB and the IETF MIBs
+// it and the tests import (shipped beside it in mib/).
 func mibDirs(t testing.TB) string {
 	t.Helper()
-	own, err := filepath.Abs("../mib")
+	dir, err := filepath.Abs("../mib")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ietf := filepath.Dir(peertest.SharedFile(t, "mibs", "ietf", "IF-MIB.txt"))
-	return own + ":" + ietf
+	return dir
 }
 
 const mibList = "SNMPv2-MIB:IF-MIB:SNMP-FRAMEWORK-MIB:SNMP-USER-BASED-SM-MIB:MIRA-PROBE-MIB"

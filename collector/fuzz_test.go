@@ -10,12 +10,13 @@ import (
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // FuzzServeStream: any byte stream ends in nil or an error, never a panic
 // or a hang, and every record handed over came from a counted message.
 func FuzzServeStream(f *testing.F) {
-	files, _ := filepath.Glob("../../shared/corpus/generated/*.ipfix")
+	files, _ := filepath.Glob(filepath.Join(peertest.CorpusFile(f, "generated"), "*.ipfix"))
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)

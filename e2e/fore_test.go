@@ -26,7 +26,7 @@ func TestForeDeviceEndToEnd(t *testing.T) {
 		}
 		t.Skipf("needs root and /dev/fuse (euid %d, %v)", os.Geteuid(), err)
 	}
-	pcap := peertest.Corpus(t, "pcaps", "ndpi", "1kxun.pcap")
+	pcap := peertest.CorpusFile(t, "pcaps", "ndpi", "1kxun.pcap")
 	sim := filepath.Join(t.TempDir(), "fatmsim")
 	if out, err := exec.Command("go", "build", "-o", sim, "../drivers/fore/cmd/fatmsim").CombinedOutput(); err != nil {
 		t.Fatalf("go build fatmsim: %v\n%s", err, out)

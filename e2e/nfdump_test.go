@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -28,17 +27,11 @@ func TestProbeToNfcapdAndCollector(t *testing.T) {
 	type input struct{ name, path string }
 	var inputs []input
 	for _, c := range corpusCaptures {
-		inputs = append(inputs, input{c, peertest.Corpus(t, "pcaps", c)})
+		inputs = append(inputs, input{c, peertest.CorpusFile(t, "pcaps", c)})
 	}
 	inputs = append(inputs, input{"mira-synth", synthPcap(t, t.TempDir())})
 	for _, in := range inputs {
 		t.Run(in.name, func(t *testing.T) {
-			if _, err := os.Stat(in.path); err != nil {
-				if peertest.Required() {
-					t.Fatal(err)
-				}
-				t.Skip(err)
-			}
 			peertest.Program(t, "nfdump") // reads nfcapd's files below
 			nf := peertest.StartNfcapd(t)
 			coll := startCollector(t, true, false)

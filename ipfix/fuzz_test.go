@@ -9,13 +9,14 @@ import (
 
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // FuzzSession feeds a byte stream of messages to one Session: it must
 // never panic or loop, every error must be a *DecodeError that was
 // counted, and no data set may yield more records than its bytes allow.
 func FuzzSession(f *testing.F) {
-	files, _ := filepath.Glob("../../../shared/corpus/generated/*.ipfix")
+	files, _ := filepath.Glob(filepath.Join(peertest.CorpusFile(f, "generated"), "*.ipfix"))
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)

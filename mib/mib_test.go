@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,11 +18,21 @@ func needPeer(t *testing.T, name string) string {
 	return peertest.Program(t, name)
 }
 
-// ietfMIBs returns ../shared/mibs/ietf, skipping when absent (failing
-// under MIRA_REQUIRE_PEERS=1).
-func ietfMIBs(t *testing.T) string {
-	t.Helper()
-	return filepath.Dir(peertest.SharedFile(t, "mibs", "ietf", "SNMPv2-SMI.txt"))
+// TestIETFModulesShipped checks that every module MIRA-PROBE-MIB imports
+// ships beside it, so that a clone's mib/ is a complete -M directory.
+func TestIETFModulesShipped(t *testing.T) {
+	m, err := smi.Parse("MIRA-PROBE-MIB.txt", Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Imports) == 0 {
+		t.Fatal("no imports parsed")
+	}
+	for _, mod := range m.Imports {
+		if _, err := os.Stat(mod + ".txt"); err != nil {
+			t.Errorf("imported module %s is not shipped: %v", mod, err)
+		}
+	}
 }
 
 func TestGeneratedUpToDate(t *testing.T) {
@@ -46,9 +55,8 @@ func TestGeneratedUpToDate(t *testing.T) {
 
 func TestSmilint(t *testing.T) {
 	smilint := needPeer(t, "smilint")
-	dir := ietfMIBs(t)
 	cmd := exec.Command(smilint, "-l", "6", "MIRA-PROBE-MIB.txt")
-	cmd.Env = append(os.Environ(), "SMIPATH=:"+dir)
+	cmd.Env = append(os.Environ(), "SMIPATH=:.") // the IETF modules ship beside it
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("smilint: %v\n%s", err, out)
@@ -60,15 +68,16 @@ func TestSmilint(t *testing.T) {
 }
 
 // TestNetSNMPAgrees resolves every definition by name with net-snmp's own
-// MIB parser and checks it finds the OID the generated code has.
+// MIB parser and checks it finds the OID the generated code has. It loads
+// the module as the README tells users to (-M +mib -m MIRA-PROBE-MIB):
+// any module missing from this directory would show as an error line.
 func TestNetSNMPAgrees(t *testing.T) {
 	tr := needPeer(t, "snmptranslate")
-	dir := ietfMIBs(t)
 	var names []string
 	for _, o := range Objects {
 		names = append(names, ModuleName+"::"+o.Name)
 	}
-	cmd := exec.Command(tr, append([]string{"-M", "+.:" + dir, "-m", "+" + ModuleName, "-On"}, names...)...)
+	cmd := exec.Command(tr, append([]string{"-M", "+.", "-m", ModuleName, "-On"}, names...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("snmptranslate: %v\n%s", err, out)

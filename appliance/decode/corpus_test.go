@@ -22,8 +22,8 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-// corpusDir returns the shared capture corpus, skipping the test when it
-// is absent (failing under MIRA_REQUIRE_PEERS=1).
+// corpusDir returns the pcaps folder of the captures shipped in
+// testdata/corpus, which the tests below name one by one.
 func corpusDir(t testing.TB) string {
 	t.Helper()
 	return peertest.CorpusFile(t, "pcaps")
@@ -443,7 +443,7 @@ func TestCorpusSunATM(t *testing.T) {
 // the malformed fuzz regressions of tcpdump) and checks the invariants the
 // fuzz test checks, and that every frame is counted once.
 func TestCorpusAllInvariants(t *testing.T) {
-	dir := corpusDir(t)
+	dir := peertest.Corpus(t, "pcaps")
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, de os.DirEntry, err error) error {
 		if err == nil && !de.IsDir() && (strings.HasSuffix(path, ".pcap") || strings.HasSuffix(path, ".pcapng")) {

@@ -2,16 +2,15 @@ package decode
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
-// seedFiles give real frames to the fuzzer (when the corpus is present).
+// seedFiles give real frames to the fuzzer (shipped in testdata/corpus).
 var seedFiles = []string{
 	"ndpi/6in4tunnel.pcap", "ndpi/vxlan.pcap", "arkime/gtp-u.pcap", "arkime/pppoe.pcap",
 	"libtrace/qinq.pcap", "libtrace/mpls.pcap", "zeek/tunnels__Teredo.pcap", "zeek/erspanIII.pcap",
@@ -24,16 +23,13 @@ func FuzzDecode(f *testing.F) {
 	for _, tc := range decodeCases() {
 		f.Add(tc.frame, uint16(tc.link))
 	}
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
-	if _, err := os.Stat(dir); err == nil {
-		for _, name := range seedFiles {
-			pkts := readCapture(f, filepath.Join(dir, name))
-			for i, pk := range pkts {
-				if i >= 8 {
-					break
-				}
-				f.Add(pk.data, uint16(pk.ci.LinkType))
+	for _, name := range seedFiles {
+		pkts := readCapture(f, peertest.CorpusFile(f, "pcaps", name))
+		for i, pk := range pkts {
+			if i >= 8 {
+				break
 			}
+			f.Add(pk.data, uint16(pk.ci.LinkType))
 		}
 	}
 	links := []drivers.LinkType{

@@ -81,7 +81,7 @@ func TestLiveEqualsReplay(t *testing.T) {
 	tcpreplay := peertest.Program(t, "tcpreplay")
 	for _, name := range []string{"gopacket/test_ethernet.pcap", "libtrace/vlan.pcap", "ndpi/6in4tunnel.pcap"} {
 		t.Run(name, func(t *testing.T) {
-			path := peertest.Corpus(t, "pcaps", name)
+			path := peertest.CorpusFile(t, "pcaps", name)
 			f, err := pcapfile.Open(path)
 			if err != nil {
 				t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-// corpusDir returns the shared capture corpus, skipping when it is
-// absent (failing under MIRA_REQUIRE_PEERS=1).
+// corpusDir returns the pcaps folder of the captures shipped in
+// testdata/corpus.
 func corpusDir(t *testing.T) string {
 	t.Helper()
 	return peertest.CorpusFile(t, "pcaps")

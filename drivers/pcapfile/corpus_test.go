@@ -19,8 +19,9 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-// corpusDir returns the shared capture corpus's pcaps folder (skipping,
-// or failing under MIRA_REQUIRE_PEERS=1, when it is absent).
+// corpusDir returns the pcaps folder of the corpus the sweeps walk: the
+// wide one in ../shared when it is there, else the captures shipped in
+// testdata/corpus.
 func corpusDir(t testing.TB) string {
 	t.Helper()
 	return peertest.Corpus(t, "pcaps")
@@ -167,7 +168,7 @@ func readAll(r *Reader) (recs []rec, firstErr error) {
 
 var unsupportedRE = regexp.MustCompile(`^pcapfile: [^:]+: unsupported link type [0-9]+ \([A-Z0-9_]+|unknown\)$`)
 
-// TestCorpusMatchesTshark reads every capture of the shared corpus and
+// TestCorpusMatchesTshark reads every capture of the corpus and
 // compares each packet with what tshark reports for it.
 func TestCorpusMatchesTshark(t *testing.T) {
 	tshark := needTshark(t)

@@ -11,13 +11,14 @@ import (
 	"testing"
 
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 // addCorpusSeeds adds the first KB of the corpus captures whose names
-// match ext. The corpus is optional for fuzzing: without it the crafted
-// seeds remain.
+// match ext (../shared/corpus when present, else the captures shipped in
+// testdata/corpus).
 func addCorpusSeeds(f *testing.F, exts ...string) {
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "pcaps")
+	dir := peertest.Corpus(f, "pcaps")
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil

@@ -25,22 +25,23 @@ func File(t testing.TB, path, what string) string {
 	return path
 }
 
-// SharedFile returns the path of a file or directory inside ../shared
-// (for example "mibs", "ietf"), or skips (fails under
-// MIRA_REQUIRE_PEERS=1) when it is absent.
-func SharedFile(t testing.TB, elem ...string) string {
+// Testdata returns the path of a file or directory under the
+// repository's testdata folder. The folder ships with the repository, so
+// an absent file fails the test: it is a bug, not a missing peer.
+func Testdata(t testing.TB, elem ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{Shared(t)}, elem...)...)
+	p := filepath.Join(append([]string{Root(), "testdata"}, elem...)...)
 	if _, err := os.Stat(p); err != nil {
-		missing(t, "../shared/%s absent: %v", filepath.Join(elem...), err)
+		t.Fatalf("testdata: %v", err)
 	}
 	return p
 }
 
-// CorpusFile returns the path of a file or directory inside
-// ../shared/corpus, or skips (fails under MIRA_REQUIRE_PEERS=1) when it
-// is absent.
+// CorpusFile returns the path of one of the captures (or its expected
+// results) that tests read by name. They ship in testdata/corpus with the
+// layout of ../shared/corpus (testdata/README.md lists each file's source
+// and licence); an absent one fails the test.
 func CorpusFile(t testing.TB, elem ...string) string {
 	t.Helper()
-	return SharedFile(t, append([]string{"corpus"}, elem...)...)
+	return Testdata(t, append([]string{"corpus"}, elem...)...)
 }

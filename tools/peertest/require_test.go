@@ -63,8 +63,32 @@ func TestFileAndMissing(t *testing.T) {
 		if ended, _, _ := run(t, func(tb testing.TB) string { Missing(tb, "needs %s", "CAP_NET_RAW"); return "" }); ended != want {
 			t.Fatalf("required=%q: Missing ended %q, want %s", required, ended, want)
 		}
-		if ended, _, _ := run(t, func(tb testing.TB) string { return CorpusFile(tb, "no-such-dir-in-the-corpus") }); ended != want {
-			t.Fatalf("required=%q: absent corpus file ended %q, want %s", required, ended, want)
+		// Shipped test data is never a missing peer: absent, it fails.
+		if ended, _, _ := run(t, func(tb testing.TB) string { return CorpusFile(tb, "no-such-dir-in-the-corpus") }); ended != "fatal" {
+			t.Fatalf("required=%q: absent corpus file ended %q, want fatal", required, ended)
 		}
+		if ended, _, got := run(t, func(tb testing.TB) string { return CorpusFile(tb, "generated", "ipfix-softflowd-milli.ipfix") }); ended != "" || got == "" {
+			t.Fatalf("required=%q: shipped corpus file ended %q", required, ended)
+		}
+	}
+}
+
+// TestCorpusFallsBack: without a wide corpus the sweeps walk the captures
+// shipped in testdata/corpus; with one (here through MIRA_SHARED), that.
+func TestCorpusFallsBack(t *testing.T) {
+	if _, ok := SharedCorpus(); !ok {
+		ended, _, got := run(t, func(tb testing.TB) string { return Corpus(tb, "pcaps") })
+		if want := filepath.Join(Root(), "testdata", "corpus", "pcaps"); ended != "" || got != want {
+			t.Fatalf("without ../shared: Corpus = %q (ended %q), want %q", got, ended, want)
+		}
+	}
+	shared := t.TempDir()
+	if err := os.Mkdir(filepath.Join(shared, "corpus"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIRA_SHARED", shared)
+	ended, _, got := run(t, func(tb testing.TB) string { return Corpus(tb, "pcaps") })
+	if want := filepath.Join(shared, "corpus", "pcaps"); ended != "" || got != want {
+		t.Fatalf("MIRA_SHARED: Corpus = %q (ended %q), want %q", got, ended, want)
 	}
 }

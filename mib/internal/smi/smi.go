@@ -52,8 +52,9 @@ type Def struct {
 
 // Module is a parsed MIB module.
 type Module struct {
-	Name string
-	Defs []*Def // in OID order
+	Name    string
+	Imports []string // the modules named in IMPORTS (FROM ...), in order
+	Defs    []*Def   // in OID order
 }
 
 // SyntaxError describes where a module failed to parse.
@@ -220,6 +221,9 @@ func (p *parser) module() (*Module, error) {
 	}
 	if p.peek(0) == "IMPORTS" {
 		for p.pos < len(p.toks) && p.toks[p.pos].s != ";" {
+			if p.toks[p.pos].s == "FROM" && p.pos+1 < len(p.toks) {
+				m.Imports = append(m.Imports, p.toks[p.pos+1].s)
+			}
 			p.pos++
 		}
 		if err := p.expect(";"); err != nil {

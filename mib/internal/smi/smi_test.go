@@ -42,6 +42,9 @@ func TestParseMIRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got, want := strings.Join(m.Imports, " "), "SNMPv2-SMI SNMPv2-TC SNMPv2-CONF IF-MIB"; got != want {
+		t.Errorf("imports %q, want %q", got, want)
+	}
 	kinds := map[string]Kind{}
 	for i, d := range m.Defs {
 		kinds[d.Name] = d.Kind

@@ -1,7 +1,7 @@
 // Package foretest holds the test helpers the ATM packages share: corpus
-// paths (through tools/peertest, so a missing corpus skips, or fails under
-// MIRA_REQUIRE_PEERS=1) and the IP packets of Ethernet captures, which the
-// segmentation tests cut into cells.
+// paths (the captures shipped in testdata/corpus, through tools/peertest)
+// and the IP packets of Ethernet captures, which the segmentation tests
+// cut into cells.
 package foretest
 
 import (
@@ -17,18 +17,12 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-// Corpus returns the path of a file under ../shared/corpus, skipping the
-// test when it is absent (failing under MIRA_REQUIRE_PEERS=1).
+// Corpus returns the path of a capture shipped in testdata/corpus (rel
+// uses the layout of ../shared/corpus, with slashes); a missing one fails
+// the test.
 func Corpus(t testing.TB, rel string) string {
 	t.Helper()
-	p := peertest.Corpus(t, filepath.FromSlash(rel))
-	if _, err := os.Stat(p); err != nil {
-		if peertest.Required() {
-			t.Fatalf("corpus file missing: %v", err)
-		}
-		t.Skipf("corpus file missing: %v", err)
-	}
-	return p
+	return peertest.CorpusFile(t, filepath.FromSlash(rel))
 }
 
 // EthernetFrames reads the complete (unsnapped) Ethernet frames of a pcap
