@@ -64,7 +64,7 @@ func TestV3AfterRestart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "snmp.state")
 	cfg := testConfig()
 	cfg.StateFile = state
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	a1, err := New(cfg, p, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestV3AfterRestart(t *testing.T) {
 
 func testAgent(t testing.TB, cfg *Config) *Agent {
 	t.Helper()
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	p.Advance(t, 300)
 	a, err := New(cfg, p, nil)
 	if err != nil {

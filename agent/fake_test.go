@@ -2,27 +2,24 @@ package agent
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
-
-	"github.com/mira-project/mira/tools/peertest"
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/synth"
 )
 
-// fakeProbe is a test Provider that plays a real capture file: Advance
-// reads more packets and updates the counters a probe would keep, so the
-// values an SNMP manager sees change as the capture proceeds.
+// fakeProbe is a test Provider that plays a synthetic trace (the synth
+// package's sample, generated in memory: no capture file): Advance
+// processes more packets and updates the counters a probe would keep, so
+// the values an SNMP manager sees change as the trace proceeds.
 type fakeProbe struct {
 	mu      sync.Mutex
-	r       *pcapgo.Reader
-	file    string
+	pkts    []synthPacket
+	next    int
 	start   time.Time
 	eof     bool
 	packets uint64
@@ -38,25 +35,51 @@ type fakeProbe struct {
 	ifIndex int
 }
 
-func corpusFile(t testing.TB, rel string) string {
-	t.Helper()
-	return peertest.CorpusFile(t, rel)
+// synthPacket is one frame of the synthetic trace.
+type synthPacket struct {
+	data []byte
+	ci   drivers.CaptureInfo
 }
 
-func newFakeProbe(t testing.TB, rel string) *fakeProbe {
+// traceWriter keeps the frames synth.Generate writes.
+type traceWriter struct{ pkts []synthPacket }
+
+func (w *traceWriter) WritePacket(ci drivers.CaptureInfo, data []byte) error {
+	w.pkts = append(w.pkts, synthPacket{bytes.Clone(data), ci})
+	return nil
+}
+
+var (
+	traceOnce sync.Once
+	trace     []synthPacket
+	traceErr  error
+)
+
+// sampleTrace returns the frames of synth.Default(), generated once per
+// test binary.
+func sampleTrace(t testing.TB) []synthPacket {
 	t.Helper()
-	path := corpusFile(t, rel)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	traceOnce.Do(func() {
+		var w traceWriter
+		_, traceErr = synth.Generate(synth.Default(), &w)
+		trace = w.pkts
+	})
+	if traceErr != nil {
+		t.Fatal(traceErr)
 	}
-	t.Cleanup(func() { f.Close() })
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	if len(trace) < 2000 {
+		t.Fatalf("synthetic trace has %d packets, the tests advance through 2000", len(trace))
 	}
+	return trace
+}
+
+// traceName is the capture interface name the fake probe reports.
+const traceName = "synth-sample"
+
+func newFakeProbe(t testing.TB) *fakeProbe {
+	t.Helper()
 	return &fakeProbe{
-		r: r, file: path, start: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC),
+		pkts: sampleTrace(t), start: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC),
 		flows: map[[5]uint64]bool{}, httpFl: map[[5]uint64]bool{},
 		pipe: Pipeline{RegulationState: RegulationNormal, SamplingRate: 1,
 			Queues: []Queue{{Name: "decode-0>meter-0", Capacity: 4096}, {Name: "meter-0>export", Capacity: 1024}}},
@@ -73,18 +96,16 @@ func (p *fakeProbe) Advance(t testing.TB, n int) bool {
 	defer p.mu.Unlock()
 	read := false
 	for i := 0; i < n && !p.eof; i++ {
-		data, ci, err := p.r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
+		if p.next == len(p.pkts) {
 			p.eof = true
 			break
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		data, ci := p.pkts[p.next].data, p.pkts[p.next].ci
+		p.next++
 		read = true
 		p.packets++
 		p.octets += uint64(ci.Length)
-		pkt := gopacket.NewPacket(data, p.r.LinkType(), gopacket.Lazy)
+		pkt := gopacket.NewPacket(data, layers.LinkType(ci.LinkType), gopacket.Lazy)
 		nl := pkt.NetworkLayer()
 		if nl == nil {
 			p.decErr[0]++
@@ -150,7 +171,7 @@ func (p *fakeProbe) Snapshot(s *Snapshot) {
 	s.ObservationDomain = 42
 	s.StartTime = p.start
 	s.Interfaces = append(s.Interfaces[:0], CaptureInterface{
-		Name: p.file, IfIndex: 0, LinkType: uint16(p.r.LinkType()),
+		Name: traceName, IfIndex: 0, LinkType: uint16(drivers.LinkEthernet),
 		Packets: p.packets, Octets: p.octets,
 	})
 	ci := &s.Interfaces[0]

@@ -97,7 +97,7 @@ func (td *trapd) waitFor(t *testing.T, want string, n int) []string {
 // a collector outage and checks snmptrapd logs each notification from
 // every target kind: v2c trap and inform, v3 authPriv trap and inform.
 func TestNotificationsReachSnmptrapd(t *testing.T) {
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	p.Advance(t, 200)
 	cfg := testConfig()
 	cfg.EngineID = "80007ed9040102030405060708"

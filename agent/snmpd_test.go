@@ -92,7 +92,7 @@ sysName snmpd-reference
 // thing for both.
 func TestRejectionsMatchSnmpd(t *testing.T) {
 	ref := startSnmpd(t, "")
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	cfg := testConfig()
 	a, err := New(cfg, p, nil)
 	if err != nil {

@@ -122,7 +122,7 @@ func testConfig() *Config {
 // (v2c and v3 authPriv) while a capture is being processed and checks
 // every variable, type and value against the probe's counters.
 func TestWalkMatchesProbe(t *testing.T) {
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	a, err := New(testConfig(), p, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func checkEveryObject(t *testing.T, lines []walkLine) {
 // TestGetFollowsCapture polls counters by name with snmpget while the
 // capture advances.
 func TestGetFollowsCapture(t *testing.T) {
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	a, err := New(testConfig(), p, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestGetFollowsCapture(t *testing.T) {
 }
 
 func TestSnmpTable(t *testing.T) {
-	p := newFakeProbe(t, "pcaps/ndpi/1kxun.pcap")
+	p := newFakeProbe(t)
 	p.Advance(t, 1000)
 	p.setExporter(1, ExporterSpooling, "dial tcp 192.0.2.11:4739: connection refused")
 	a, err := New(testConfig(), p, nil)
