@@ -49,7 +49,7 @@ type udpSocket struct {
 // refreshDrops reads the socket's drop counter; c.mu held. A closed
 // socket keeps its last value.
 func (us *udpSocket) refreshDrops() {
-	if n, ok := socketDrops(us.conn); ok && n > us.drops {
+	if n, err := socketDrops(us.conn); err == nil && n > us.drops {
 		us.drops = n
 	}
 }

@@ -4,6 +4,7 @@ package collector
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -125,21 +126,27 @@ func setReadBuffer(conn *net.UDPConn, n int) int {
 
 // socketDrops returns how many datagrams the kernel has dropped on the
 // socket because its receive buffer was full (SO_MEMINFO, Linux 4.6+).
-func socketDrops(conn *net.UDPConn) (uint64, bool) {
+func socketDrops(conn *net.UDPConn) (uint64, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
-		return 0, false
+		return 0, fmt.Errorf("socket drop count: %w", err)
 	}
 	var mi [unix.SK_MEMINFO_VARS]uint32
-	ok := false
-	rc.Control(func(fd uintptr) {
-		l := uint32(unsafe.Sizeof(mi))
-		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+	l := uint32(unsafe.Sizeof(mi))
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
 			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
-		ok = e == 0 && l > unix.SK_MEMINFO_DROPS*4
-	})
-	if !ok {
-		return 0, false
+	}); err != nil {
+		return 0, fmt.Errorf("socket drop count: %w", err)
 	}
-	return uint64(mi[unix.SK_MEMINFO_DROPS]), true
+	switch {
+	case errno == unix.ENOPROTOOPT:
+		return 0, fmt.Errorf("socket drop count: SO_MEMINFO: %w", errors.ErrUnsupported)
+	case errno != 0:
+		return 0, fmt.Errorf("socket drop count: getsockopt SO_MEMINFO: %w", errno)
+	case l <= unix.SK_MEMINFO_DROPS*4:
+		return 0, fmt.Errorf("socket drop count: SO_MEMINFO returned %d bytes, no drop counter: %w", l, errors.ErrUnsupported)
+	}
+	return uint64(mi[unix.SK_MEMINFO_DROPS]), nil
 }

@@ -2,7 +2,11 @@
 
 package collector
 
-import "net"
+import (
+	"errors"
+	"fmt"
+	"net"
+)
 
 // batchReader reads one datagram per call where recvmmsg(2) is missing.
 type batchReader struct{ conn *net.UDPConn }
@@ -27,4 +31,6 @@ func setReadBuffer(conn *net.UDPConn, n int) int {
 }
 
 // socketDrops is unknown off Linux.
-func socketDrops(conn *net.UDPConn) (uint64, bool) { return 0, false }
+func socketDrops(conn *net.UDPConn) (uint64, error) {
+	return 0, fmt.Errorf("socket drop count: %w", errors.ErrUnsupported)
+}

@@ -20,12 +20,7 @@ import (
 // flows on that VC, and the two runs together exactly the flows of reading
 // the capture file directly.
 func TestForeDeviceEndToEnd(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		if peertest.Required() {
-			t.Fatalf("MIRA_REQUIRE_PEERS=1: needs root and /dev/fuse (euid %d, %v)", os.Geteuid(), err)
-		}
-		t.Skipf("needs root and /dev/fuse (euid %d, %v)", os.Geteuid(), err)
-	}
+	peertest.FUSE(t) // fatmsim mounts its device
 	pcap := peertest.CorpusFile(t, "pcaps", "ndpi", "1kxun.pcap")
 	sim := filepath.Join(t.TempDir(), "fatmsim")
 	if out, err := exec.Command("go", "build", "-o", sim, "../drivers/fore/cmd/fatmsim").CombinedOutput(); err != nil {

@@ -40,21 +40,11 @@ type netnsLab struct {
 
 func newLab(t *testing.T, probes int) *netnsLab {
 	t.Helper()
-	if _, err := exec.LookPath("ip"); err != nil {
-		if peertest.Required() {
-			t.Fatal("ip (iproute2) not installed")
-		}
-		t.Skip("ip (iproute2) not installed")
-	}
+	peertest.Program(t, "ip") // iproute2
+	peertest.NetNamespaces(t)
 	l := &netnsLab{prefix: fmt.Sprintf("mira%d", os.Getpid()%100000)}
 	l.coll = l.prefix + "c"
 	if err := ipCmd("netns", "add", l.coll); err != nil {
-		if strings.Contains(err.Error(), "Operation not permitted") || strings.Contains(err.Error(), "Permission denied") {
-			if peertest.Required() {
-				t.Fatalf("network namespaces: %v", err)
-			}
-			t.Skipf("network namespaces need CAP_SYS_ADMIN: %v", err)
-		}
 		t.Fatal(err)
 	}
 	t.Cleanup(l.destroy)

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/mira-project/mira/drivers/fore/atm"
 	"github.com/mira-project/mira/drivers/fore/fatm"
 	"github.com/mira-project/mira/drivers/fore/fatmfs"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 func TestABILayout(t *testing.T) {
@@ -23,27 +23,12 @@ func TestABILayout(t *testing.T) {
 	}
 }
 
-// needPeer skips (or, with MIRA_REQUIRE_PEERS=1, fails) for a missing
-// facility.
-func needPeer(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // mount serves a simulated device over FUSE.
 func mount(t *testing.T, cells []fatmfs.Cell, cfg *fatmfs.Config) *fatmfs.Server {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		needPeer(t, "FUSE unavailable: %v", err)
-	}
+	peertest.FUSE(t)
 	srv, err := fatmfs.Mount(t.TempDir(), "fatm0", cells, cfg)
-	switch {
-	case errors.Is(err, os.ErrPermission):
-		needPeer(t, "mounting FUSE needs root: %v", err)
-	case err != nil:
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -106,7 +91,7 @@ func TestDeviceAAL5Ring(t *testing.T) {
 	cells, pkts := lineCells(t, vcs, 600)
 	srv := mount(t, cells, &fatmfs.Config{RingSize: 64 << 10}) // small: forces wrap-around
 	if !srv.HasRing() {
-		needPeer(t, "FUSE passthrough unavailable: no mmap ring")
+		peertest.Missing(t, "the kernel lacks FUSE passthrough: no mmap ring")
 	}
 	src, err := OpenLive(srv.Path(), &DeviceConfig{Filters: []atm.Filter{atm.Exact(1, 100), atm.Exact(1, 101)}})
 	if err != nil {
@@ -379,7 +364,7 @@ func TestDeviceNoAllocs(t *testing.T) {
 	cells, pkts := lineCells(t, []atm.VC{atm.MakeVC(1, 100), atm.MakeVC(1, 101)}, 2000)
 	srv := mount(t, cells, &fatmfs.Config{RingSize: 8 << 20})
 	if !srv.HasRing() {
-		needPeer(t, "FUSE passthrough unavailable: no mmap ring")
+		peertest.Missing(t, "the kernel lacks FUSE passthrough: no mmap ring")
 	}
 	src, err := OpenLive(srv.Path(), nil)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/fore/atm"
 	"github.com/mira-project/mira/drivers/fore/erf"
+	"github.com/mira-project/mira/tools/peertest"
 )
 
 type pkt struct {
@@ -313,13 +314,7 @@ func FuzzOpen(f *testing.F) {
 // TestERFEthernet reads libtrace's Ethernet ERF files and checks every
 // record's lengths against tshark reading the same file.
 func TestERFEthernet(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	tshark := peertest.Program(t, "tshark")
 	for _, name := range []string{"5_packets.erf", "100_packets.erf", "fragtest.erf"} {
 		t.Run(name, func(t *testing.T) {
 			path := corpus(t, "pcaps/libtrace/"+name)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mira-project/mira/tools/peertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,14 +31,13 @@ type Pair struct {
 var seq atomic.Uint32
 
 // New creates a pair and removes it when the test ends. It skips the
-// test when namespaces cannot be created for lack of privilege (not root,
-// no CAP_SYS_ADMIN/CAP_NET_ADMIN) or when iproute2's ip is missing, and
-// fails instead when MIRA_REQUIRE_PEERS=1.
+// test (through tools/peertest, so it fails instead when
+// MIRA_REQUIRE_PEERS=1) when iproute2's ip is missing or when the kernel
+// refuses to create a network namespace for lack of privilege.
 func New(t testing.TB) *Pair {
 	t.Helper()
-	if _, err := exec.LookPath("ip"); err != nil {
-		skipOrFail(t, "iproute2 ip not installed: %v", err)
-	}
+	peertest.Program(t, "ip") // iproute2
+	peertest.NetNamespaces(t)
 	id := fmt.Sprintf("m%x%d", os.Getpid(), seq.Add(1))
 	p := &Pair{
 		NS:    [2]string{id + "a", id + "b"},
@@ -46,11 +46,7 @@ func New(t testing.TB) *Pair {
 		MAC:   [2]net.HardwareAddr{{0x02, 0x6d, 0x69, 0x72, 0x61, 0x01}, {0x02, 0x6d, 0x69, 0x72, 0x61, 0x02}},
 	}
 	if out, err := exec.Command("ip", "netns", "add", p.NS[0]).CombinedOutput(); err != nil {
-		msg := string(out)
-		if strings.Contains(msg, "Operation not permitted") || strings.Contains(msg, "Permission denied") {
-			skipOrFail(t, "cannot create network namespaces: %s", strings.TrimSpace(msg))
-		}
-		t.Fatalf("ip netns add %s: %v: %s", p.NS[0], err, msg)
+		t.Fatalf("ip netns add %s: %v: %s", p.NS[0], err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", p.NS[0]).Run() })
 	ip(t, "netns", "add", p.NS[1])
@@ -72,14 +68,6 @@ func New(t testing.TB) *Pair {
 		ip(t, "-n", p.NS[i], "link", "set", p.Iface[i], "up")
 	}
 	return p
-}
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("MIRA_REQUIRE_PEERS") == "1" {
-		t.Fatalf(format+" (MIRA_REQUIRE_PEERS=1)", args...)
-	}
-	t.Skipf(format, args...)
 }
 
 func ip(t testing.TB, args ...string) {
