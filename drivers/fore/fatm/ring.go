@@ -69,12 +69,16 @@ func (r *Ring) Drops() uint64 { return atomic.LoadUint64(r.word(offDrops)) }
 func (r *Ring) Peek() (rec Rec, data []byte, ok bool, err error) {
 	head := r.Head()
 	for r.pending != head {
-		if head-r.pending > r.size {
+		avail := head - r.pending // bytes the producer has published
+		if avail > r.size {
 			return rec, nil, false, fmt.Errorf("fatm: ring head %d is more than %d bytes past tail %d", head, r.size, r.pending)
 		}
 		pos := r.pending % r.size
 		room := r.size - pos
 		if room < RecHdrSize {
+			if room > avail {
+				return rec, nil, false, fmt.Errorf("fatm: ring offset %d: head %d stops inside the %d bytes before the end", pos, head, room)
+			}
 			r.pending += room
 			continue
 		}
@@ -82,11 +86,17 @@ func (r *Ring) Peek() (rec Rec, data []byte, ok bool, err error) {
 			return rec, nil, false, fmt.Errorf("ring offset %d: %w", pos, err)
 		}
 		if rec.Flags&RecWrap != 0 {
+			if room > avail {
+				return rec, nil, false, fmt.Errorf("fatm: ring offset %d: wrap marker past head %d", pos, head)
+			}
 			r.pending += room
 			continue
 		}
 		if uint64(rec.RecLen) > room {
 			return rec, nil, false, fmt.Errorf("fatm: ring offset %d: record of %d bytes crosses the end", pos, rec.RecLen)
+		}
+		if uint64(rec.RecLen) > avail {
+			return rec, nil, false, fmt.Errorf("fatm: ring offset %d: record of %d bytes runs past head %d (%d bytes published)", pos, rec.RecLen, head, avail)
 		}
 		r.pending += uint64(rec.RecLen)
 		return rec, r.data[pos+RecHdrSize : pos+RecHdrSize+uint64(rec.CapLen)], true, nil
