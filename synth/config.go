@@ -61,6 +61,10 @@ type Config struct {
 	// BodyScale multiplies the sizes of bulk transfers (downloads,
 	// mails, P2P pieces).
 	BodyScale float64
+	// Progress, when set, is called every 65536 packets written and at
+	// the end with the sessions started so far, the number of sessions
+	// and the packets written (it does not change the trace).
+	Progress func(started, sessions int, packets uint64)
 }
 
 var defaultMix = []Share{

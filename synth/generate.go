@@ -117,6 +117,9 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		}
 		g.truth.Packets++
 		g.truth.Octets += uint64(octets)
+		if cfg.Progress != nil && g.truth.Packets%progressEvery == 0 {
+			cfg.Progress(si, len(starts), g.truth.Packets)
+		}
 		s.next++
 		if s.next == len(s.pkts) {
 			g.pop()
@@ -125,8 +128,14 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 			g.down(0)
 		}
 	}
+	if cfg.Progress != nil {
+		cfg.Progress(si, len(starts), g.truth.Packets)
+	}
 	return g.truth, nil
 }
+
+// progressEvery is how many packets pass between Config.Progress calls.
+const progressEvery = 1 << 16
 
 // WritePcap writes the trace as a nanosecond-resolution Ethernet pcap.
 func WritePcap(cfg Config, w io.Writer) (*Truth, error) {

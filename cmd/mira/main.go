@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/cmd/mira/internal/analyze"
 	"github.com/mira-project/mira/cmd/mira/internal/rules"
 	"github.com/mira-project/mira/image"
@@ -21,65 +22,86 @@ import (
 const usage = `usage: mira COMMAND [flags]
 
 commands:
-  analyze [--format table|json|csv] [--symptoms FILE] [--rules FILE] [FILE...]
+  analyze [--format table|json|csv] [--symptoms FILE] [--rules FILE] [--progress] [FILE...]
                      probe and collector in one process; no FILE: the built-in sample
   flows   --db FILE  list the flow records in a collector store
   report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE]
                      usage report from a collector store
-  synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json]
+  synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json] [--progress]
                      write a synthetic capture with its ground truth
   rules   import-snort [-o OUT.yaml] FILE
                      convert Snort/Suricata rules into a symptom database
   rules   check FILE check a classification rules file
-` + image.Usage
+` + image.Usage + `  help               this text; mira COMMAND --help: the command's flags
+  version            the version and VCS revision (also --version)
+`
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd, args := os.Args[1], os.Args[2:]
+	code := runMira(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// runMira is mira with its arguments; it returns the exit code: 0 done (or
+// help, --version), 1 the command failed, 2 no or an unknown command.
+func runMira(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
 	var err error
 	switch cmd {
 	case "analyze", "analyse":
-		err = analyze.Run(ctx, args, os.Stdout, os.Stderr)
+		err = analyze.Run(ctx, args, stdout, stderr)
 	case "flows":
-		err = runFlows(ctx, args, os.Stdout)
+		err = runFlows(ctx, args, stdout)
 	case "report":
-		err = runReport(ctx, args, os.Stdout)
+		err = runReport(ctx, args, stdout)
 	case "synth":
-		err = runSynth(args, os.Stdout)
+		err = runSynth(args, stdout, stderr)
 	case "rules":
-		err = rules.Run(ctx, args, os.Stdout, os.Stderr)
+		err = rules.Run(ctx, args, stdout, stderr)
 	case "image":
-		err = image.Run(ctx, args, os.Stdout, os.Stderr)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return
+		err = image.Run(ctx, args, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		cli.PrintVersion(stdout, "mira")
+		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "mira: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "mira: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the command printed its usage
 	}
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "mira "+cmd+":", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "mira "+cmd+":", err)
+		return 1
 	}
+	return 0
 }
 
-func runSynth(args []string, stdout io.Writer) error {
+func runSynth(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mira synth", flag.ContinueOnError)
 	out := fs.String("o", "", "output pcap file (required)")
 	truth := fs.String("truth", "", "write the ground truth (JSON) here")
 	seed := fs.Int64("seed", 0, "random seed (0: the default sample's seed)")
 	flows := fs.Int("flows", 0, "number of flows (0: the preset's)")
 	large := fs.Bool("large", false, "the large benchmark trace (~200k flows, ~3.5M packets)")
-	if err := fs.Parse(args); err != nil {
+	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mira synth -o FILE.pcap [--seed N] [--flows N] [--large] [--truth FILE.json] [--progress]")
+		fs.PrintDefaults()
+	}
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
 		return errors.New("-o FILE is required")
@@ -94,6 +116,10 @@ func runSynth(args []string, stdout io.Writer) error {
 	if *flows > 0 {
 		cfg.Flows = *flows
 	}
+	prog := cli.NewProgress(cli.ProgressTarget(stderr, *progress))
+	cfg.Progress = func(started, sessions int, packets uint64) {
+		prog.Update("%s: %d of %d sessions started, %d packets written (%s)", *out, started, sessions, packets, prog.Elapsed())
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
@@ -101,6 +127,9 @@ func runSynth(args []string, stdout io.Writer) error {
 	tr, err := synth.WritePcap(cfg, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if tr != nil {
+		prog.Done("%s: %d sessions, %d packets written in %s", *out, cfg.Flows, tr.Packets, prog.Elapsed())
 	}
 	if err != nil {
 		return err

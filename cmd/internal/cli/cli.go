@@ -3,7 +3,9 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -168,4 +170,21 @@ func versionText(program string, bi *debug.BuildInfo) string {
 // PrintVersion writes Version(program) to w.
 func PrintVersion(w io.Writer, program string) {
 	io.WriteString(w, Version(program))
+}
+
+// Parse parses args with fs. Asked for help (-h, --help), it writes the
+// usage to stdout and returns flag.ErrHelp, which a command treats as
+// success (exit 0); other errors come with the usage on stderr.
+func Parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		stdout.Write(out.Bytes())
+	case err != nil:
+		stderr.Write(out.Bytes())
+	}
+	return err
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/probe"
+	"github.com/mira-project/mira/appliance/symptom"
+	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
@@ -42,13 +44,12 @@ type Options struct {
 	ActiveTimeout time.Duration
 	Symptoms      string
 	Rules         string
-	Progress      io.Writer // progress line target (a terminal), nil: none
+	Progress      io.Writer // progress line target (stderr), nil: none
 }
 
 // Run parses args and runs the analysis, writing the report to stdout.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mira analyze", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o Options
 	fs.StringVar(&o.Format, "format", "table", "output format: table, json or csv")
 	fs.StringVar(&o.DB, "db", "", "keep the collector store in this file (default: temporary)")
@@ -57,7 +58,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.ActiveTimeout, "active-timeout", 0, "flow active timeout, the aggregation period (default 120s)")
 	fs.StringVar(&o.Symptoms, "symptoms", "", "symptom database (default: the embedded one)")
 	fs.StringVar(&o.Rules, "rules", "", "classification rules (default: the embedded ones)")
-	files, err := parseInterspersed(fs, args)
+	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mira analyze [flags] [FILE...]\n\nprobe and collector in one process over pcap/pcapng/ERF files (no FILE: the built-in sample)\n\nflags:")
+		fs.PrintDefaults()
+	}
+	files, err := parseInterspersed(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -67,33 +73,52 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("unknown --format %q (want table, json or csv)", o.Format)
 	}
-	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
-		o.Progress = stderr
-	}
+	o.Progress = cli.ProgressTarget(stderr, *progress)
 	rep, err := Analyze(ctx, o)
-	if err != nil {
+	if rep == nil {
 		return err
 	}
+	if err != nil {
+		// A source failed part way (a truncated capture): the report
+		// covers what was read, then the error is the command's.
+		err = fmt.Errorf("the report covers only what was read before: %w", err)
+	}
+	var werr error
 	switch o.Format {
 	case "json":
-		return rep.WriteJSON(stdout)
+		werr = rep.WriteJSON(stdout)
 	case "csv":
-		return rep.WriteCSV(stdout)
+		werr = rep.WriteCSV(stdout)
+	default:
+		werr = rep.WriteTable(stdout)
 	}
-	return rep.WriteTable(stdout)
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return errors.Join(err, werr)
 }
 
 // SampleName is the name the built-in sample capture is reported under.
 const SampleName = "built-in sample"
 
 // Analyze runs probe and collector over the files (the built-in sample
-// when there are none) and returns the report.
+// when there are none) and returns the report. When reading a source
+// fails part way (a truncated capture), it returns the report of what
+// was read together with the error, as mira-probe exports what it read
+// and then fails; other errors come without a report.
 func Analyze(ctx context.Context, o Options) (*report.Report, error) {
+	// The symptom database and the rules are loaded first, so that a bad
+	// file fails before any work.
+	if o.Symptoms != "" {
+		if _, err := symptom.Load(o.Symptoms); err != nil {
+			return nil, fmt.Errorf("--symptoms: %w", err)
+		}
+	}
+	rules := classify.Default()
+	if o.Rules != "" {
+		r, err := classify.Load(o.Rules)
+		if err != nil {
+			return nil, fmt.Errorf("--rules: %w", err)
+		}
+		rules = r
+	}
 	var srcs []drivers.Source
 	defer func() {
 		for _, s := range srcs {
@@ -134,15 +159,6 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	defer st.Close()
 
-	// Classification rules: loaded first, so that a bad file fails fast.
-	rules := classify.Default()
-	if o.Rules != "" {
-		r, err := classify.Load(o.Rules)
-		if err != nil {
-			return nil, err
-		}
-		rules = r
-	}
 	cfg, err := config.LoadProbe("")
 	if err != nil {
 		return nil, err
@@ -157,6 +173,7 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	if o.ActiveTimeout > 0 {
 		cfg.Meter.ActiveTimeout = o.ActiveTimeout
 	}
+	cfg.Symptoms.File = o.Symptoms
 
 	// The IPFIX byte stream between the probe's exporter and the
 	// collecting process.
@@ -171,35 +188,43 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 		collDone <- err
 	}()
 
-	var prog *progress
-	if o.Progress != nil {
-		prog = &progress{w: o.Progress, start: time.Now()}
-	}
+	prog := cli.NewProgress(o.Progress)
 	pb := probe.New(cfg, probe.Options{
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Sources:  srcs,
-		Streams:  []io.Writer{pw},
-		Progress: prog.update,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sources: srcs,
+		Streams: []io.Writer{pw},
+		Progress: func(packets uint64) {
+			el := prog.Elapsed()
+			prog.Update("analysed %d packets in %s (%.0f packets/s)", packets, el, float64(packets)/max(el.Seconds(), 1))
+		},
 	})
 	runErr := pb.Run(ctx) // closes the exporter: everything is flushed into pw
 	pw.Close()
 	collErr := <-collDone
-	prog.done()
-	if runErr != nil {
-		return nil, runErr
+	if pipe := pb.Pipeline(); pipe != nil {
+		prog.Done("analysed %d packets in %s", pipe.Stats().Packets, prog.Elapsed())
+	}
+	if runErr != nil && (ctx.Err() != nil || pb.Pipeline() == nil) {
+		return nil, runErr // cancelled, or nothing was read
 	}
 	if collErr != nil && !errors.Is(collErr, io.EOF) {
-		return nil, fmt.Errorf("collector: %w", collErr)
+		return nil, errors.Join(runErr, fmt.Errorf("collector: %w", collErr))
 	}
 	if sink.err != nil {
-		return nil, sink.err
+		return nil, errors.Join(runErr, sink.err)
 	}
 	ps := pb.Pipeline().Stats()
 	cs := coll.Stats()
 	if err := st.AddStats(statsFor(cs, ps.DecodeErrors)); err != nil {
-		return nil, err
+		return nil, errors.Join(runErr, err)
 	}
-	return report.FromStoreQuery(ctx, st, store.Query{}, report.Options{Rules: rules})
+	stop := prog.Phase(fmt.Sprintf("building the report from %d flow records", cs.Records))
+	rep, err := report.FromStoreQuery(ctx, st, store.Query{}, report.Options{Rules: rules})
+	stop()
+	if err != nil {
+		return nil, errors.Join(runErr, err)
+	}
+	return rep, runErr
 }
 
 // statsFor turns the collecting process's counters, and the probe's
@@ -255,38 +280,14 @@ func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {
 	s.err = s.st.Put(so, recs)
 }
 
-type progress struct {
-	w     io.Writer
-	start time.Time
-	shown bool
-}
-
-func (p *progress) update(packets uint64) {
-	if p == nil {
-		return
-	}
-	el := time.Since(p.start)
-	if el < 2*time.Second {
-		return
-	}
-	p.shown = true
-	fmt.Fprintf(p.w, "\ranalysed %d packets in %s (%.0f packets/s)   ", packets, el.Round(time.Second), float64(packets)/el.Seconds())
-}
-
-func (p *progress) done() {
-	if p != nil && p.shown {
-		fmt.Fprintln(p.w)
-	}
-}
-
 // parseInterspersed parses args like fs.Parse but lets flags follow the
 // file names too (`mira analyze day.pcap --format json`, as nfdump and
 // tcpdump users type it); "--" ends the flags. It returns the file names
 // in order.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseInterspersed(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, error) {
 	var files []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()

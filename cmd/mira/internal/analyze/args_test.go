@@ -24,7 +24,7 @@ func TestParseInterspersed(t *testing.T) {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		format := fs.String("format", "table", "")
-		files, err := parseInterspersed(fs, tc.args)
+		files, err := parseInterspersed(fs, tc.args, io.Discard, io.Discard)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.args, err)
 		}
@@ -34,7 +34,7 @@ func TestParseInterspersed(t *testing.T) {
 	}
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if _, err := parseInterspersed(fs, []string{"a.pcap", "--bogus"}); err == nil {
+	if _, err := parseInterspersed(fs, []string{"a.pcap", "--bogus"}, io.Discard, io.Discard); err == nil {
 		t.Error("an unknown flag after a file name was accepted")
 	}
 }

@@ -11,13 +11,15 @@ import (
 	"strings"
 
 	"github.com/mira-project/mira/appliance/symptom"
+	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/collector/classify"
 )
 
 const usage = `usage: mira rules import-snort [-o OUT.yaml] FILE
        mira rules check FILE`
 
-// Run implements `mira rules SUBCOMMAND ...`.
+// Run implements `mira rules SUBCOMMAND ...`. Help (-h, --help, help)
+// goes to stdout and returns flag.ErrHelp, which mira treats as success.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
@@ -26,16 +28,22 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "import-snort":
 		return runImport(args[1:], stdout, stderr)
 	case "check":
-		return runCheck(args[1:], stdout)
+		return runCheck(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
 	}
 	return fmt.Errorf("unknown subcommand %q\n%s", args[0], usage)
 }
 
 func runImport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mira rules import-snort", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	out := fs.String("o", "", "write the symptom database here (default: standard output)")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mira rules import-snort [-o OUT.yaml] FILE\n\nconvert Snort/Suricata rules into a symptom database\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -88,14 +96,22 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
 }
 
-func runCheck(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
+func runCheck(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mira rules check", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: mira rules check FILE\n\ncompile a classification rules file and list its categories")
+	}
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
 		return errors.New("want exactly one rules FILE\n" + usage)
 	}
-	r, err := classify.Load(args[0])
+	name := fs.Arg(0)
+	r, err := classify.Load(name)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d rules, categories %s\n", args[0], len(r.Rules()), strings.Join(r.Categories(), ", "))
+	fmt.Fprintf(stdout, "%s: %d rules, categories %s\n", name, len(r.Rules()), strings.Join(r.Categories(), ", "))
 	return nil
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestHelp: every command and subcommand answers -h and --help with its
+// usage on stdout, nothing on stderr, and exit 0.
+func TestHelp(t *testing.T) {
+	for _, cmd := range [][]string{
+		{}, // mira --help
+		{"analyze"}, {"flows"}, {"report"}, {"synth"},
+		{"rules"}, {"rules", "check"}, {"rules", "import-snort"},
+		{"image"}, {"image", "build"},
+	} {
+		for _, h := range []string{"-h", "--help"} {
+			args := append(append([]string{}, cmd...), h)
+			var out, errb bytes.Buffer
+			code := runMira(context.Background(), args, &out, &errb)
+			if code != 0 || errb.Len() != 0 || !strings.Contains(strings.ToLower(out.String()), "usage") {
+				t.Errorf("mira %s: exit %d, stderr %q, stdout %q; want exit 0 and the usage on stdout",
+					strings.Join(args, " "), code, errb.String(), out.String())
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := runMira(context.Background(), []string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "tls") && !strings.Contains(out.String(), "analyze") {
+		t.Errorf("mira help: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestHelpContent: the usage names what the command does.
+func TestHelpContent(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"report", "--help"}, []string{"-rules", "-as FILE", "bgpdump -m", "-limit"}},
+		{[]string{"analyze", "--help"}, []string{"-symptoms", "-rules", "-progress"}},
+		{[]string{"synth", "--help"}, []string{"-large", "-progress"}},
+	} {
+		var out, errb bytes.Buffer
+		runMira(context.Background(), tc.args, &out, &errb)
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("mira %s lacks %q:\n%s", strings.Join(tc.args, " "), w, out.String())
+			}
+		}
+	}
+}
+
+// TestVersion: mira --version and mira version print the version and
+// exit 0; an unknown command exits 2.
+func TestVersion(t *testing.T) {
+	for _, a := range []string{"--version", "version", "-version"} {
+		var out, errb bytes.Buffer
+		if code := runMira(context.Background(), []string{a}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "mira ") || !strings.Contains(out.String(), "revision") {
+			t.Errorf("mira %s: exit %d, stdout %q, stderr %q", a, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := runMira(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestSynthProgress: mira synth --progress reports on stderr, stdout
+// keeps its one line; without --progress (no terminal) stderr is quiet.
+func TestSynthProgress(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := runMira(context.Background(), []string{"synth", "-o", dir + "/a.pcap", "--flows", "40", "--progress"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.HasPrefix(out.String(), "wrote ") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("stdout %q", out.String())
+	}
+	if !strings.Contains(errb.String(), "40 of 40 sessions started") || !strings.Contains(errb.String(), "packets written in") {
+		t.Errorf("progress on stderr: %q", errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runMira(context.Background(), []string{"synth", "-o", dir + "/b.pcap", "--flows", "40"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Errorf("without --progress: exit %d, stderr %q", code, errb.String())
+	}
+}
