@@ -122,18 +122,28 @@ func runFlows(ctx context.Context, args []string, stdout io.Writer) error {
 	var sel report.Selection
 	sel.Register(fs)
 	db := fs.String("db", "", "flow store written by mira-collector (required)")
+	rulesFile := fs.String("rules", "", "classification rules naming each flow's category, as mira report does (default: the embedded ones)")
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
 	if err := sel.Check(); err != nil {
 		return err
 	}
+	rules := classify.Default()
+	if *rulesFile != "" {
+		var err error
+		if rules, err = classify.Load(*rulesFile); err != nil {
+			return err
+		}
+	}
 	s, err := openStore(*db)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	l, err := report.FlowsFromStore(ctx, s, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit})
+	// A flow's category is its biflow's in the report over the same
+	// flows: the collector's classification, as mira report shows it.
+	l, err := report.FlowsFromStore(ctx, s, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit, Rules: rules})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,10 +164,71 @@ func TestRunFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := writeAll(t, func(b *bytes.Buffer) error {
-		return report.ListFlows(reporttest.Flows(), withNames(reporttest.Names(), report.Options{})).WriteTable(b)
+		return report.ListFlows(reporttest.Flows(), withNames(reporttest.Names(), report.Options{Rules: classify.Default()})).WriteTable(b)
 	})
 	if out != string(want) {
 		t.Errorf("table:\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestFlowsCategoriesAsReport: mira flows names each flow's category as
+// mira report names its biflow's (the collector's classification), not
+// the probe's category field, which is "Unclassified" for most flows.
+func TestFlowsCategoriesAsReport(t *testing.T) {
+	db := reporttest.DB(t)
+	out, err := run(t, flowsCmd, "--db", db, "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l report.FlowList
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatal(err)
+	}
+	rep := reportJSON(t, "--db", db, "--format", "json")
+	same := func(f *report.Flow, b *report.Biflow) bool {
+		if f.Proto != b.Proto || f.VLAN != b.VLAN || int64(f.First) < b.First || int64(f.Last) > b.Last {
+			return false
+		}
+		icmp := f.Proto == 1 || f.Proto == 58
+		fw := f.Src == b.Src && f.Dst == b.Dst && (icmp || f.Sport == b.Sport && f.Dport == b.Dport)
+		rv := f.Src == b.Dst && f.Dst == b.Src && (icmp || f.Sport == b.Dport && f.Dport == b.Sport)
+		return fw || rv
+	}
+	classified := 0
+	for i := range l.Flows {
+		f := &l.Flows[i]
+		var b *report.Biflow
+		for j := range rep.Biflows {
+			if same(f, &rep.Biflows[j]) {
+				b = &rep.Biflows[j]
+				break
+			}
+		}
+		if b == nil {
+			t.Errorf("flow %v:%d > %v:%d in no biflow of the report", f.Src, f.Sport, f.Dst, f.Dport)
+			continue
+		}
+		if f.Category != b.Category {
+			t.Errorf("flow %v:%d > %v:%d: category %q, its biflow's in mira report %q", f.Src, f.Sport, f.Dst, f.Dport, f.Category, b.Category)
+		}
+		if f.Category != report.DefaultCategory {
+			classified++
+		}
+	}
+	if classified < len(l.Flows)/2 {
+		t.Errorf("%d of %d flows classified", classified, len(l.Flows))
+	}
+	// --rules: another rule set gives other categories.
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte("rules:\n  - category: Everything\n    when: \"true\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, flowsCmd, "--db", db, "--format", "csv", "--rules", rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, ",Everything,"); n != len(l.Flows) {
+		t.Errorf("--rules with one catch-all rule: %d of %d flows in its category\n%s", n, len(l.Flows), out)
 	}
 }
 

@@ -57,7 +57,9 @@ type FlowList struct {
 }
 
 // ListFlows makes the flow listing: sorted by opts.Order, cut to
-// opts.Limit, named with opts' lookup functions.
+// opts.Limit, named with opts' lookup functions. With opts.Rules, each
+// flow's category is that of the biflow it belongs to in the report over
+// the same flows (what mira report shows), not the probe's.
 func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	l := &FlowList{Flows: []Flow{}}
 	s := &l.Summary
@@ -88,19 +90,78 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	if opts.Limit > 0 && len(idx) > opts.Limit {
 		idx = idx[:opts.Limit]
 	}
+	var cats *biflowIndex
+	if opts.Rules != nil {
+		cats = indexBiflows(flows, opts)
+	}
 	nm := newNamer(&opts)
 	nm.install(&opts)
 	var named flow.Record
 	for _, i := range idx {
 		f := flows[i]
 		f.Record = *nm.rename(f.Origin, &f.Record, &named)
-		l.Flows = append(l.Flows, makeFlow(&f, &opts))
+		fl := makeFlow(&f, &opts)
+		if b := cats.find(&f.Record); b != nil {
+			fl.Category = b.Category
+		}
+		l.Flows = append(l.Flows, fl)
 	}
 	s.Listed = len(l.Flows)
 	if len(opts.StoreErrors) > 0 {
 		s.StoreErrors = opts.StoreErrors
 	}
 	return l
+}
+
+// biflowIndex finds the biflow of the report a flow record became part
+// of: the same connection (either direction; ICMP by addresses only, as
+// echo request and reply pair) whose time span holds the record's.
+type biflowIndex struct {
+	conns map[flow.Key][]*Biflow
+}
+
+// indexBiflows builds the report over flows with opts (its rules, the
+// whole selection: no limit) and indexes its biflows, so that a flow
+// listing names each flow's category as the report does.
+func indexBiflows(flows []store.StoredFlow, opts Options) *biflowIndex {
+	opts.Limit, opts.Stats, opts.StoreErrors = 0, nil, nil
+	rep := Build(flows, opts)
+	ix := &biflowIndex{conns: make(map[flow.Key][]*Biflow, len(rep.Biflows))}
+	for i := range rep.Biflows {
+		b := &rep.Biflows[i]
+		k := connKey(b.Key)
+		ix.conns[k] = append(ix.conns[k], b)
+	}
+	return ix
+}
+
+// connKey is a connection's key regardless of direction.
+func connKey(k flow.Key) flow.Key {
+	if k.Proto == 1 || k.Proto == 58 {
+		k.Sport, k.Dport = 0, 0
+	}
+	if r := k.Reverse(); r.Compare(k) < 0 {
+		return r
+	}
+	return k
+}
+
+// find returns the biflow of r (nil when there is none, or ix is nil):
+// the one whose time span holds r's, else one that overlaps it.
+func (ix *biflowIndex) find(r *flow.Record) *Biflow {
+	if ix == nil {
+		return nil
+	}
+	var overlap *Biflow
+	for _, b := range ix.conns[connKey(r.Key)] {
+		if b.First <= r.First && r.Last <= b.Last {
+			return b
+		}
+		if overlap == nil && b.First <= r.Last && r.First <= b.Last {
+			overlap = b
+		}
+	}
+	return overlap
 }
 
 func makeFlow(f *store.StoredFlow, opts *Options) Flow {

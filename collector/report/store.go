@@ -83,7 +83,8 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 }
 
 // FlowsFromStore lists the flows of s that q selects, named by their
-// origins' names (the listing of `mira flows`).
+// origins' names (the listing of `mira flows`); with opts.Rules, each
+// flow's category is its biflow's in the report over the same flows.
 func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Options) (*FlowList, error) {
 	flows, err := ReadFlows(ctx, s, q)
 	if err != nil {
@@ -94,6 +95,13 @@ func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	}
 	if err := NamedOptions(s, &opts); err != nil {
 		return nil, err
+	}
+	if opts.Rules != nil && opts.Announcements == nil {
+		// The categories come from the report's biflows, scaled by the
+		// sampling announced as the report's are.
+		if opts.Announcements, err = s.Announcements(); err != nil {
+			return nil, err
+		}
 	}
 	return ListFlows(flows, opts), nil
 }

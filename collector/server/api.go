@@ -120,7 +120,7 @@ func API(cfg APIConfig) http.Handler {
 		if err := sel.Check(); err != nil {
 			return err
 		}
-		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit})
+		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit, Rules: cfg.Rules})
 		if err != nil {
 			return err
 		}
