@@ -41,14 +41,17 @@ type Source struct {
 	mu     sync.Mutex // held by Next; Close takes it to unmap the ring
 	closed atomic.Bool
 
-	fd      int
-	efd     int // eventfd: Close writes it to wake a Next blocked in poll
-	ring    []byte
-	cfg     Config
-	ifaces  []drivers.Interface
-	link    drivers.LinkType
-	pollfds [2]unix.PollFd
-	timeout int // poll timeout in ms, -1 for none
+	fd     int
+	efd    int // eventfd: Close writes it to wake a Next blocked in poll
+	ring   []byte
+	cfg    Config
+	ifaces []drivers.Interface
+	link   drivers.LinkType
+	// loopback: every packet crosses the interface twice, once
+	// outgoing and once incoming; the filter keeps the incoming copy.
+	loopback bool
+	pollfds  [2]unix.PollFd
+	timeout  int // poll timeout in ms, -1 for none
 
 	blockSize int
 	blocks    int
@@ -112,6 +115,7 @@ func (s *Source) setup(iface string) error {
 	switch hw := ifr.Uint16(); hw {
 	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
 		s.link = drivers.LinkEthernet
+		s.loopback = hw == unix.ARPHRD_LOOPBACK
 	case unix.ARPHRD_NONE, unix.ARPHRD_PPP, unix.ARPHRD_RAWIP, unix.ARPHRD_TUNNEL, unix.ARPHRD_TUNNEL6:
 		s.link = drivers.LinkRaw
 	default:
@@ -120,10 +124,8 @@ func (s *Source) setup(iface string) error {
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return opError(iface, "set TPACKET_V3", err)
 	}
-	// The snaplen, applied in the kernel: a filter returning n keeps n
-	// bytes of every packet and leaves tp_len the wire length.
-	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: uint32(c.Snaplen)}}
-	fprog := unix.SockFprog{Len: 1, Filter: &prog[0]}
+	prog := filterProgram(c.Snaplen, s.loopback)
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	if err := unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
 		return opError(iface, "attach snaplen filter", err)
 	}
@@ -178,6 +180,28 @@ func (s *Source) setup(iface string) error {
 		return opError(iface, "read statistics", err)
 	}
 	return nil
+}
+
+// Classic BPF ancillary load of the packet type (linux/filter.h:
+// SKF_AD_OFF + SKF_AD_PKTTYPE).
+const skfAdPkttype = 0xfffff000 + 4
+
+// filterProgram is the socket filter: it keeps snaplen bytes of every
+// packet (tp_len stays the wire length) and, on a loopback interface,
+// refuses the outgoing copy of each packet so that every packet is
+// delivered once, as libpcap does. Filtered packets never reach the
+// ring and are not counted as drops.
+func filterProgram(snaplen int, loopback bool) []unix.SockFilter {
+	keep := unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: uint32(snaplen)}
+	if !loopback {
+		return []unix.SockFilter{keep}
+	}
+	return []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdPkttype},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.PACKET_OUTGOING, Jt: 0, Jf: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},
+		keep,
+	}
 }
 
 // release frees the kernel resources; the caller owns s.mu or is Open.

@@ -428,3 +428,70 @@ func readFile(t *testing.T, path string) []captured {
 		out = append(out, captured{data: bytes.Clone(data), ci: ci})
 	}
 }
+
+// TestLoopbackOnce captures on a namespace's loopback interface, where
+// the kernel hands a packet socket every packet twice (outgoing, then
+// incoming), and checks each datagram is delivered exactly once.
+func TestLoopbackOnce(t *testing.T) {
+	p := vethtest.New(t)
+	var s *Source
+	err := p.Do(0, func() (err error) {
+		s, err = Open("lo", &Config{PollTimeout: 300 * time.Millisecond, BlockSize: 1 << 16, BlockCount: 8})
+		return err
+	})
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		peertest.Missing(t, "needs CAP_NET_RAW: %v", err)
+	case err != nil:
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var rx, tx *net.UDPConn
+	lo := netip.MustParseAddr("127.0.0.1")
+	if err := p.Do(0, func() (err error) {
+		if rx, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 9200))); err != nil {
+			return err
+		}
+		tx, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 9201)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	defer tx.Close()
+	rx.SetDeadline(time.Now().Add(20 * time.Second))
+	const sent = 25
+	buf := make([]byte, 100)
+	for i := range sent {
+		if _, err := tx.WriteToUDPAddrPort([]byte{byte(i)}, netip.AddrPortFrom(lo, 9200)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := rx.ReadFromUDP(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[byte]int{}
+	for {
+		data, ci, err := s.Next()
+		if err == ErrTimeout {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, sport, dport, pl, ok := parseUDP(data); ok && sport == 9201 && dport == 9200 && len(pl) == 1 {
+			seen[pl[0]]++
+			if ci.Direction != drivers.DirIn {
+				t.Errorf("datagram %d delivered with direction %v", pl[0], ci.Direction)
+			}
+		}
+	}
+	for i := range sent {
+		if seen[byte(i)] != 1 {
+			t.Errorf("datagram %d delivered %d times, want once", i, seen[byte(i)])
+		}
+	}
+	if st := s.Stats(); st.Drops != 0 {
+		t.Errorf("kernel drops %d", st.Drops)
+	}
+}
