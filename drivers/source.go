@@ -118,3 +118,21 @@ var ErrClosed = errors.New("capture source closed")
 // arrived within the source's poll timeout; the caller may do periodic
 // work and call Next again.
 var ErrTimeout = errors.New("capture timeout")
+
+// BatchSource is implemented by live sources that hand over several
+// frames at once, read in place: NextBatch fills frames and cis (as long
+// as each other) and returns how many it filled, at least one unless it
+// returns an error; the frames stay valid until the next call of
+// NextBatch or Next, or Close. It returns ErrTimeout (wrapped) when no
+// packet came within the source's poll timeout, ErrClosed after Close.
+type BatchSource interface {
+	Source
+	NextBatch(frames [][]byte, cis []CaptureInfo) (int, error)
+}
+
+// Backlogger is implemented by live sources that can say how full their
+// capture buffer is (for a kernel ring: blocks holding packets not yet
+// read, of all blocks). The pipeline's self-regulation watches it.
+type Backlogger interface {
+	Backlog() (used, total int)
+}

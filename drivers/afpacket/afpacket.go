@@ -53,6 +53,8 @@ type Config struct {
 	// id (1..65535) with FanoutMode, to spread packets over workers.
 	FanoutGroup int
 	FanoutMode  FanoutMode
+
+	paused bool // open refusing every packet (OpenFanout)
 }
 
 const (

@@ -55,11 +55,12 @@ type Source struct {
 
 	blockSize int
 	blocks    int
-	cur       int  // current block
-	held      bool // the current block is ours (TP_STATUS_USER) until released
-	remaining int  // packets left in the current block
-	pkt       int  // ring offset of the next packet header
-	scratch   []byte
+	cur       int    // current block
+	held      bool   // the current block is ours (TP_STATUS_USER) until released
+	remaining int    // packets left in the current block
+	pkt       int    // ring offset of the next packet header
+	scratch   []byte // VLAN-restored frame for Next
+	arena     []byte // VLAN-restored frames for NextBatch, allocated by its first call
 
 	packets, octets, errors atomic.Uint64
 	statsMu                 sync.Mutex
@@ -91,6 +92,61 @@ func Open(iface string, cfg *Config) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenFanout opens n sockets on the interface joined in a new fanout
+// group of the given mode, so that the kernel spreads the interface's
+// packets over them (with FanoutHash both directions of a flow reach one
+// socket). The group id is chosen by the kernel among unused ones
+// (PACKET_FANOUT_FLAG_UNIQUEID), so another process's group is never
+// joined by accident; cfg.FanoutGroup is ignored. Fragments of an IP
+// datagram hash on their addresses only and reach one socket too.
+func OpenFanout(iface string, n int, mode FanoutMode, cfg *Config) ([]*Source, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("afpacket: open %s: fanout of %d sockets", iface, n)
+	}
+	c := cfg.withDefaults()
+	c.FanoutGroup, c.FanoutMode = 0, mode
+	// A socket receives every packet from bind on, but can join a group
+	// only once bound: the sockets refuse all packets (a filter returning
+	// 0) until every one has joined, so none sees a packet another also
+	// gets. Then they all start at once.
+	c.paused = true
+	var out []*Source
+	fail := func(err error) ([]*Source, error) {
+		for _, s := range out {
+			s.Close()
+		}
+		return nil, err
+	}
+	group := 0
+	for i := range n {
+		s, err := Open(iface, &c)
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, s)
+		arg := group | int(mode)<<16
+		if i == 0 {
+			arg = int(mode|unix.PACKET_FANOUT_FLAG_UNIQUEID) << 16
+		}
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
+			return fail(opError(iface, "join fanout group", err))
+		}
+		if i == 0 {
+			v, err := unix.GetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+			if err != nil {
+				return fail(opError(iface, "read fanout group", err))
+			}
+			group = v & 0xffff
+		}
+	}
+	for _, s := range out {
+		if err := s.attach(filterProgram(c.Snaplen, s.loopback)); err != nil {
+			return fail(opError(iface, "attach snaplen filter", err))
+		}
+	}
+	return out, nil
 }
 
 func opError(iface, op string, err error) error {
@@ -125,8 +181,10 @@ func (s *Source) setup(iface string) error {
 		return opError(iface, "set TPACKET_V3", err)
 	}
 	prog := filterProgram(c.Snaplen, s.loopback)
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+	if c.paused {
+		prog = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	}
+	if err := s.attach(prog); err != nil {
 		return opError(iface, "attach snaplen filter", err)
 	}
 	req := unix.TpacketReq3{
@@ -180,6 +238,11 @@ func (s *Source) setup(iface string) error {
 		return opError(iface, "read statistics", err)
 	}
 	return nil
+}
+
+func (s *Source) attach(prog []unix.SockFilter) error {
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	return unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
 }
 
 // Classic BPF ancillary load of the packet type (linux/filter.h:
@@ -247,7 +310,7 @@ func (s *Source) Next() ([]byte, drivers.CaptureInfo, error) {
 			return nil, drivers.CaptureInfo{}, ErrClosed
 		}
 		if s.remaining > 0 {
-			data, ci, ok := s.packet()
+			data, ci, ok := s.packet(s.scratch)
 			if ok {
 				return data, ci, nil
 			}
@@ -277,10 +340,101 @@ func (s *Source) Next() ([]byte, drivers.CaptureInfo, error) {
 	}
 }
 
+// NextBatch fills frames and cis with up to len(frames) packets (cis
+// must be as long), all from one ring block, and returns how many. Like
+// Next it blocks until a packet arrives, Close is called (ErrClosed) or
+// Config.PollTimeout passes (ErrTimeout). The frames are read in place:
+// they alias the kernel ring (frames whose VLAN tag is put back, the
+// source's scratch memory) and stay valid until the next call of
+// NextBatch or Next, or Close. The ring block is handed back to the
+// kernel only then, so a caller that keeps frames for long holds ring
+// space.
+func (s *Source) NextBatch(frames [][]byte, cis []drivers.CaptureInfo) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	max := min(len(frames), len(cis))
+	if max == 0 {
+		return 0, nil
+	}
+	arena := s.arena[:0]
+	for {
+		if s.closed.Load() {
+			return 0, ErrClosed
+		}
+		n := 0
+		for s.remaining > 0 && n < max {
+			// Room for one frame with its VLAN tag put back.
+			if cap(arena)-len(arena) < s.cfg.Snaplen+vlanHeaderSize {
+				if s.arena == nil {
+					s.arena = make([]byte, 0, batchArenaFrames*(s.cfg.Snaplen+vlanHeaderSize))
+					arena = s.arena
+				} else if n > 0 {
+					break
+				}
+			}
+			data, ci, ok := s.packet(arena[len(arena) : len(arena)+s.cfg.Snaplen+vlanHeaderSize])
+			if !ok {
+				continue
+			}
+			if unsafe.SliceData(data) == unsafe.SliceData(arena[len(arena):cap(arena)]) {
+				arena = arena[:len(arena)+len(data)]
+			}
+			frames[n], cis[n] = data, ci
+			n++
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if s.held {
+			atomic.StoreUint32(s.blockStatus(s.cur), unix.TP_STATUS_KERNEL)
+			s.held = false
+			s.cur = (s.cur + 1) % s.blocks
+		}
+		if atomic.LoadUint32(s.blockStatus(s.cur))&unix.TP_STATUS_USER != 0 {
+			base := s.cur * s.blockSize
+			s.held = true
+			s.remaining = int(s.u32(base + bdNumPkts))
+			s.pkt = base + int(s.u32(base+bdOffsetFirst))
+			continue
+		}
+		s.pollfds[0].Revents, s.pollfds[1].Revents = 0, 0
+		n, err := unix.Poll(s.pollfds[:], s.timeout)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return 0, opError(s.ifaces[0].Name, "poll", err)
+		case n == 0:
+			return 0, ErrTimeout
+		}
+	}
+}
+
+// batchArenaFrames is how many VLAN-tagged frames one NextBatch can put
+// back together (the batch ends early when the arena is full).
+const batchArenaFrames = 8
+
+// Backlog returns how many ring blocks hold packets not yet read (the
+// block being read included) and how many blocks the ring has: the
+// capture's queue fill. It is safe to call from any goroutine; after
+// Close it returns 0 used blocks.
+func (s *Source) Backlog() (used, total int) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.closed.Load() {
+		return 0, s.blocks
+	}
+	for b := range s.blocks {
+		if atomic.LoadUint32(s.blockStatus(b))&unix.TP_STATUS_USER != 0 {
+			used++
+		}
+	}
+	return used, s.blocks
+}
+
 // packet decodes the packet header at s.pkt and advances. ok is false for
 // a descriptor that points outside its block, which is counted and ends
 // the block.
-func (s *Source) packet() (data []byte, ci drivers.CaptureInfo, ok bool) {
+func (s *Source) packet(scratch []byte) (data []byte, ci drivers.CaptureInfo, ok bool) {
 	p := s.pkt
 	blockEnd := (s.cur + 1) * s.blockSize
 	s.remaining--
@@ -302,8 +456,8 @@ func (s *Source) packet() (data []byte, ci drivers.CaptureInfo, ok bool) {
 	length := int(s.u32(p + phLen))
 	data = s.ring[p+mac : p+mac+snap : p+mac+snap]
 	status := s.u32(p + phStatus)
-	if status&unix.TP_STATUS_VLAN_VALID != 0 && s.link == drivers.LinkEthernet && snap >= 12 && snap+vlanHeaderSize <= len(s.scratch) {
-		data = s.withVLAN(data, uint16(s.u32(p+phVlanTCI)), s.u16(p+phVlanTPID), status)
+	if status&unix.TP_STATUS_VLAN_VALID != 0 && s.link == drivers.LinkEthernet && snap >= 12 && snap+vlanHeaderSize <= s.cfg.Snaplen+vlanHeaderSize {
+		data = s.withVLAN(scratch[:len(data)+vlanHeaderSize], data, uint16(s.u32(p+phVlanTCI)), s.u16(p+phVlanTPID), status)
 		length += vlanHeaderSize
 		snap = len(data)
 	}
@@ -320,13 +474,13 @@ func (s *Source) packet() (data []byte, ci drivers.CaptureInfo, ok bool) {
 	return data, ci, true
 }
 
-// withVLAN puts back the 802.1Q tag the kernel took out of the frame.
-func (s *Source) withVLAN(data []byte, tci, tpid uint16, status uint32) []byte {
+// withVLAN puts back the 802.1Q tag the kernel took out of the frame,
+// writing the frame to out (len(data)+4 bytes).
+func (s *Source) withVLAN(out, data []byte, tci, tpid uint16, status uint32) []byte {
 	if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
 		tpid = 0x8100
 	}
-	// scratch holds snaplen+4 bytes; the result is cut to the snaplen.
-	out := s.scratch[:len(data)+vlanHeaderSize]
+	// The result is cut to the snaplen.
 	copy(out, data[:12])
 	binary.BigEndian.PutUint16(out[12:], tpid)
 	binary.BigEndian.PutUint16(out[14:], tci)

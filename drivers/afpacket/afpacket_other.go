@@ -32,3 +32,16 @@ func (s *Source) Stats() drivers.Stats { return drivers.Stats{} }
 func (s *Source) Close() error { return nil }
 
 var _ drivers.Source = (*Source)(nil)
+
+// OpenFanout returns an error wrapping drivers.ErrUnsupported.
+func OpenFanout(iface string, n int, mode FanoutMode, cfg *Config) ([]*Source, error) {
+	return nil, fmt.Errorf("afpacket: open %s: %w", iface, drivers.ErrUnsupported)
+}
+
+// NextBatch returns ErrClosed.
+func (s *Source) NextBatch(frames [][]byte, cis []drivers.CaptureInfo) (int, error) {
+	return 0, ErrClosed
+}
+
+// Backlog returns zeros.
+func (s *Source) Backlog() (used, total int) { return 0, 0 }
