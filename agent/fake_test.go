@@ -133,6 +133,15 @@ func (p *fakeProbe) Advance(t testing.TB, n int) bool {
 	depth := uint32(p.packets % 4096)
 	p.pipe.Queues[0].Depth = depth
 	p.pipe.Queues[1].Depth = uint32(len(p.flows) % 1024)
+	// Distinct values per column, so a column served from the wrong
+	// field shows.
+	p.pipe.SelOutOfScope = p.packets / 7
+	p.pipe.SelUnsampled = p.packets / 11
+	p.pipe.RegulatedOut = p.packets / 13
+	p.pipe.RegulationChanges = p.packets / 500
+	for i := range p.exp {
+		p.exp[i].Dropped = p.ended/3 + uint64(i)
+	}
 	for i := range p.exp {
 		if p.exp[i].State == ExporterConnected {
 			p.exp[i].Records = p.ended

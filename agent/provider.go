@@ -59,14 +59,19 @@ type ReasonCount struct {
 const (
 	RegulationNormal   = 1
 	RegulationSampling = 2
+	RegulationShedding = 3
 )
 
 // Pipeline is the state of the in-box pipeline.
 type Pipeline struct {
-	RegulationState int    // RegulationNormal or RegulationSampling
+	RegulationState int    // RegulationNormal, RegulationShedding or RegulationSampling
 	SamplingRate    uint32 // 1 in N; 1 (or 0) means every flow
 	OverloadEvents  uint64
 	Queues          []Queue
+	// Packets not metered: outside the capture scope, not selected by
+	// the configured sampling, sampled out by self-regulation.
+	SelOutOfScope, SelUnsampled, RegulatedOut uint64
+	RegulationChanges                         uint64
 }
 
 // Queue is one bounded queue between pipeline stages.
@@ -122,4 +127,5 @@ type Exporter struct {
 	Templates  uint64
 	SpoolDepth uint32
 	LastError  string
+	Dropped    uint64 // flow records lost by failed sends
 }

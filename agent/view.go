@@ -135,6 +135,10 @@ var (
 	mRegState       = mib.MustOID(mib.MiraRegulationState)
 	mSamplingRate   = mib.MustOID(mib.MiraSamplingRate)
 	mOverloadEvents = mib.MustOID(mib.MiraOverloadEvents)
+	mSelOutOfScope  = mib.MustOID(mib.MiraSelOutOfScope)
+	mSelUnsampled   = mib.MustOID(mib.MiraSelUnsampled)
+	mRegulatedOut   = mib.MustOID(mib.MiraRegulatedOut)
+	mRegChanges     = mib.MustOID(mib.MiraRegulationChanges)
 	mQueueEntry     = mib.MustOID(mib.MiraQueueEntry)
 	mFlowsActive    = mib.MustOID(mib.MiraFlowsActive)
 	mFlowsCapacity  = mib.MustOID(mib.MiraFlowsCapacity)
@@ -358,6 +362,7 @@ var (
 		numCol(7, c64, func(r *Exporter) uint64 { return r.Templates }),
 		numCol(8, g32, func(r *Exporter) uint64 { return uint64(r.SpoolDepth) }),
 		strCol(9, func(r *Exporter) string { return r.LastError }),
+		numCol(10, c64, func(r *Exporter) uint64 { return r.Dropped }),
 	}
 )
 
@@ -456,7 +461,7 @@ func (a *Agent) buildMIRAPipeline(v *view) {
 	s := a.snapshot()
 	p := &s.Pipeline
 	rs := p.RegulationState
-	if rs != RegulationSampling {
+	if rs != RegulationSampling && rs != RegulationShedding {
 		rs = RegulationNormal
 	}
 	rate := p.SamplingRate
@@ -467,6 +472,10 @@ func (a *Agent) buildMIRAPipeline(v *view) {
 	v.scalar(mSamplingRate, g32, uint64(rate), "")
 	v.scalar(mOverloadEvents, c64, p.OverloadEvents, "")
 	putTable(v, mQueueEntry, queueColumns, len(p.Queues), func(k int) (*Queue, []uint32) { return &p.Queues[k], v.one(k + 1) })
+	v.scalar(mSelOutOfScope, c64, p.SelOutOfScope, "")
+	v.scalar(mSelUnsampled, c64, p.SelUnsampled, "")
+	v.scalar(mRegulatedOut, c64, p.RegulatedOut, "")
+	v.scalar(mRegChanges, c64, p.RegulationChanges, "")
 }
 
 func (a *Agent) buildMIRAFlows(v *view) {

@@ -52,6 +52,10 @@ func expectedMIRA(s *Snapshot) []walkLine {
 		add(mib.MiraQueueCapacity, x, "Gauge32", u(uint64(q.Capacity)))
 		add(mib.MiraQueueDrops, x, "Counter64", u(q.Drops))
 	}
+	add(mib.MiraSelOutOfScope, "0", "Counter64", u(p.SelOutOfScope))
+	add(mib.MiraSelUnsampled, "0", "Counter64", u(p.SelUnsampled))
+	add(mib.MiraRegulatedOut, "0", "Counter64", u(p.RegulatedOut))
+	add(mib.MiraRegulationChanges, "0", "Counter64", u(p.RegulationChanges))
 	f := s.Flows
 	add(mib.MiraFlowsActive, "0", "Gauge32", u(uint64(f.Active)))
 	add(mib.MiraFlowsCapacity, "0", "Gauge32", u(uint64(f.Capacity)))
@@ -78,6 +82,7 @@ func expectedMIRA(s *Snapshot) []walkLine {
 		add(mib.MiraExpTemplates, x, "Counter64", u(e.Templates))
 		add(mib.MiraExpSpoolDepth, x, "Gauge32", u(uint64(e.SpoolDepth)))
 		add(mib.MiraExpLastError, x, "STRING", e.LastError)
+		add(mib.MiraExpDropped, x, "Counter64", u(e.Dropped))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return oidCompare(mib.MustOID(out[i].oid), mib.MustOID(out[j].oid)) < 0
@@ -252,7 +257,7 @@ func TestSnmpTable(t *testing.T) {
 			state := map[int]string{1: "connected", 2: "connecting", 3: "spooling"}[e.State]
 			want := strings.Join([]string{e.Address, map[int]string{1: "udp", 2: "tcp"}[e.Transport], state,
 				strconv.FormatUint(e.Records, 10), strconv.FormatUint(e.Messages, 10), strconv.FormatUint(e.Templates, 10),
-				strconv.FormatUint(uint64(e.SpoolDepth), 10), e.LastError}, "|")
+				strconv.FormatUint(uint64(e.SpoolDepth), 10), e.LastError, strconv.FormatUint(e.Dropped, 10)}, "|")
 			if rows[i] != want {
 				t.Errorf("row %d = %q, want %q", i, rows[i], want)
 			}

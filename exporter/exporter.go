@@ -310,6 +310,29 @@ func (e *Exporter) Close() error {
 	return err
 }
 
+// SetSampling changes the sampling configuration the exporter announces
+// (Config.Sampling; nil: none) and announces it at once in every
+// observation domain already in use, in an options message of its own;
+// domains used later announce it with their first message. A probe's
+// self-regulation calls it on every change of rate, so the collector
+// learns when each rate took effect.
+func (e *Exporter) SetSampling(s *ipfix.Sampling) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s != nil {
+		c := *s
+		s = &c
+	}
+	e.cfg.Sampling = s
+	if e.closed {
+		return
+	}
+	now := time.Now()
+	for _, d := range e.order {
+		e.sendOptions(d, now)
+	}
+}
+
 // Stats returns the exporter's counters.
 func (e *Exporter) Stats() Stats {
 	e.mu.Lock()

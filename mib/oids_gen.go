@@ -7,86 +7,91 @@ const ModuleName = "MIRA-PROBE-MIB"
 
 // OIDs of the module's definitions, dotted, without a leading dot.
 const (
-	MiraExampleEnterprise      = "1.3.6.1.4.1.32473"             // OBJECT IDENTIFIER
-	MiraProbeMIB               = "1.3.6.1.4.1.32473.1"           // MODULE-IDENTITY
-	MiraProbeNotifications     = "1.3.6.1.4.1.32473.1.0"         // OBJECT IDENTIFIER
-	MiraOverloadEntered        = "1.3.6.1.4.1.32473.1.0.1"       // NOTIFICATION-TYPE
-	MiraOverloadLeft           = "1.3.6.1.4.1.32473.1.0.2"       // NOTIFICATION-TYPE
-	MiraCollectorLost          = "1.3.6.1.4.1.32473.1.0.3"       // NOTIFICATION-TYPE
-	MiraCollectorRegained      = "1.3.6.1.4.1.32473.1.0.4"       // NOTIFICATION-TYPE
-	MiraProbeObjects           = "1.3.6.1.4.1.32473.1.1"         // OBJECT IDENTIFIER
-	MiraIdentity               = "1.3.6.1.4.1.32473.1.1.1"       // OBJECT IDENTIFIER
-	MiraProbeName              = "1.3.6.1.4.1.32473.1.1.1.1"     // OBJECT-TYPE
-	MiraProbeVersion           = "1.3.6.1.4.1.32473.1.1.1.2"     // OBJECT-TYPE
-	MiraProbeObservationDomain = "1.3.6.1.4.1.32473.1.1.1.3"     // OBJECT-TYPE
-	MiraProbeStartTime         = "1.3.6.1.4.1.32473.1.1.1.4"     // OBJECT-TYPE
-	MiraCapture                = "1.3.6.1.4.1.32473.1.1.2"       // OBJECT IDENTIFIER
-	MiraCaptureTable           = "1.3.6.1.4.1.32473.1.1.2.1"     // OBJECT-TYPE
-	MiraCaptureEntry           = "1.3.6.1.4.1.32473.1.1.2.1.1"   // OBJECT-TYPE
-	MiraCapIndex               = "1.3.6.1.4.1.32473.1.1.2.1.1.1" // OBJECT-TYPE
-	MiraCapName                = "1.3.6.1.4.1.32473.1.1.2.1.1.2" // OBJECT-TYPE
-	MiraCapIfIndex             = "1.3.6.1.4.1.32473.1.1.2.1.1.3" // OBJECT-TYPE
-	MiraCapLinkType            = "1.3.6.1.4.1.32473.1.1.2.1.1.4" // OBJECT-TYPE
-	MiraCapPackets             = "1.3.6.1.4.1.32473.1.1.2.1.1.5" // OBJECT-TYPE
-	MiraCapOctets              = "1.3.6.1.4.1.32473.1.1.2.1.1.6" // OBJECT-TYPE
-	MiraCapKernelDrops         = "1.3.6.1.4.1.32473.1.1.2.1.1.7" // OBJECT-TYPE
-	MiraCapDecodeErrors        = "1.3.6.1.4.1.32473.1.1.2.1.1.8" // OBJECT-TYPE
-	MiraDecodeErrorTable       = "1.3.6.1.4.1.32473.1.1.2.2"     // OBJECT-TYPE
-	MiraDecodeErrorEntry       = "1.3.6.1.4.1.32473.1.1.2.2.1"   // OBJECT-TYPE
-	MiraDecErrIndex            = "1.3.6.1.4.1.32473.1.1.2.2.1.1" // OBJECT-TYPE
-	MiraDecErrReason           = "1.3.6.1.4.1.32473.1.1.2.2.1.2" // OBJECT-TYPE
-	MiraDecErrPackets          = "1.3.6.1.4.1.32473.1.1.2.2.1.3" // OBJECT-TYPE
-	MiraPipeline               = "1.3.6.1.4.1.32473.1.1.3"       // OBJECT IDENTIFIER
-	MiraRegulationState        = "1.3.6.1.4.1.32473.1.1.3.1"     // OBJECT-TYPE
-	MiraSamplingRate           = "1.3.6.1.4.1.32473.1.1.3.2"     // OBJECT-TYPE
-	MiraOverloadEvents         = "1.3.6.1.4.1.32473.1.1.3.3"     // OBJECT-TYPE
-	MiraQueueTable             = "1.3.6.1.4.1.32473.1.1.3.4"     // OBJECT-TYPE
-	MiraQueueEntry             = "1.3.6.1.4.1.32473.1.1.3.4.1"   // OBJECT-TYPE
-	MiraQueueIndex             = "1.3.6.1.4.1.32473.1.1.3.4.1.1" // OBJECT-TYPE
-	MiraQueueName              = "1.3.6.1.4.1.32473.1.1.3.4.1.2" // OBJECT-TYPE
-	MiraQueueDepth             = "1.3.6.1.4.1.32473.1.1.3.4.1.3" // OBJECT-TYPE
-	MiraQueueCapacity          = "1.3.6.1.4.1.32473.1.1.3.4.1.4" // OBJECT-TYPE
-	MiraQueueDrops             = "1.3.6.1.4.1.32473.1.1.3.4.1.5" // OBJECT-TYPE
-	MiraFlows                  = "1.3.6.1.4.1.32473.1.1.4"       // OBJECT IDENTIFIER
-	MiraFlowsActive            = "1.3.6.1.4.1.32473.1.1.4.1"     // OBJECT-TYPE
-	MiraFlowsCapacity          = "1.3.6.1.4.1.32473.1.1.4.2"     // OBJECT-TYPE
-	MiraFlowsCreated           = "1.3.6.1.4.1.32473.1.1.4.3"     // OBJECT-TYPE
-	MiraFlowsExpiredIdle       = "1.3.6.1.4.1.32473.1.1.4.4"     // OBJECT-TYPE
-	MiraFlowsExpiredActive     = "1.3.6.1.4.1.32473.1.1.4.5"     // OBJECT-TYPE
-	MiraFlowsExpiredEnd        = "1.3.6.1.4.1.32473.1.1.4.6"     // OBJECT-TYPE
-	MiraFlowsExpiredForced     = "1.3.6.1.4.1.32473.1.1.4.7"     // OBJECT-TYPE
-	MiraFlowsEvicted           = "1.3.6.1.4.1.32473.1.1.4.8"     // OBJECT-TYPE
-	MiraSymptoms               = "1.3.6.1.4.1.32473.1.1.5"       // OBJECT IDENTIFIER
-	MiraSymptomTable           = "1.3.6.1.4.1.32473.1.1.5.1"     // OBJECT-TYPE
-	MiraSymptomEntry           = "1.3.6.1.4.1.32473.1.1.5.1.1"   // OBJECT-TYPE
-	MiraSymptomId              = "1.3.6.1.4.1.32473.1.1.5.1.1.1" // OBJECT-TYPE
-	MiraSymptomName            = "1.3.6.1.4.1.32473.1.1.5.1.1.2" // OBJECT-TYPE
-	MiraSymptomOccurrences     = "1.3.6.1.4.1.32473.1.1.5.1.1.3" // OBJECT-TYPE
-	MiraSymptomFlows           = "1.3.6.1.4.1.32473.1.1.5.1.1.4" // OBJECT-TYPE
-	MiraSymptomBytesScanned    = "1.3.6.1.4.1.32473.1.1.5.1.1.5" // OBJECT-TYPE
-	MiraExport                 = "1.3.6.1.4.1.32473.1.1.6"       // OBJECT IDENTIFIER
-	MiraExporterTable          = "1.3.6.1.4.1.32473.1.1.6.1"     // OBJECT-TYPE
-	MiraExporterEntry          = "1.3.6.1.4.1.32473.1.1.6.1.1"   // OBJECT-TYPE
-	MiraExpIndex               = "1.3.6.1.4.1.32473.1.1.6.1.1.1" // OBJECT-TYPE
-	MiraExpAddress             = "1.3.6.1.4.1.32473.1.1.6.1.1.2" // OBJECT-TYPE
-	MiraExpTransport           = "1.3.6.1.4.1.32473.1.1.6.1.1.3" // OBJECT-TYPE
-	MiraExpState               = "1.3.6.1.4.1.32473.1.1.6.1.1.4" // OBJECT-TYPE
-	MiraExpRecords             = "1.3.6.1.4.1.32473.1.1.6.1.1.5" // OBJECT-TYPE
-	MiraExpMessages            = "1.3.6.1.4.1.32473.1.1.6.1.1.6" // OBJECT-TYPE
-	MiraExpTemplates           = "1.3.6.1.4.1.32473.1.1.6.1.1.7" // OBJECT-TYPE
-	MiraExpSpoolDepth          = "1.3.6.1.4.1.32473.1.1.6.1.1.8" // OBJECT-TYPE
-	MiraExpLastError           = "1.3.6.1.4.1.32473.1.1.6.1.1.9" // OBJECT-TYPE
-	MiraProbeConformance       = "1.3.6.1.4.1.32473.1.2"         // OBJECT IDENTIFIER
-	MiraProbeGroups            = "1.3.6.1.4.1.32473.1.2.1"       // OBJECT IDENTIFIER
-	MiraIdentityGroup          = "1.3.6.1.4.1.32473.1.2.1.1"     // OBJECT-GROUP
-	MiraCaptureGroup           = "1.3.6.1.4.1.32473.1.2.1.2"     // OBJECT-GROUP
-	MiraPipelineGroup          = "1.3.6.1.4.1.32473.1.2.1.3"     // OBJECT-GROUP
-	MiraFlowGroup              = "1.3.6.1.4.1.32473.1.2.1.4"     // OBJECT-GROUP
-	MiraSymptomGroup           = "1.3.6.1.4.1.32473.1.2.1.5"     // OBJECT-GROUP
-	MiraExportGroup            = "1.3.6.1.4.1.32473.1.2.1.6"     // OBJECT-GROUP
-	MiraNotificationGroup      = "1.3.6.1.4.1.32473.1.2.1.7"     // NOTIFICATION-GROUP
-	MiraProbeCompliances       = "1.3.6.1.4.1.32473.1.2.2"       // OBJECT IDENTIFIER
-	MiraProbeCompliance        = "1.3.6.1.4.1.32473.1.2.2.1"     // MODULE-COMPLIANCE
+	MiraExampleEnterprise      = "1.3.6.1.4.1.32473"              // OBJECT IDENTIFIER
+	MiraProbeMIB               = "1.3.6.1.4.1.32473.1"            // MODULE-IDENTITY
+	MiraProbeNotifications     = "1.3.6.1.4.1.32473.1.0"          // OBJECT IDENTIFIER
+	MiraOverloadEntered        = "1.3.6.1.4.1.32473.1.0.1"        // NOTIFICATION-TYPE
+	MiraOverloadLeft           = "1.3.6.1.4.1.32473.1.0.2"        // NOTIFICATION-TYPE
+	MiraCollectorLost          = "1.3.6.1.4.1.32473.1.0.3"        // NOTIFICATION-TYPE
+	MiraCollectorRegained      = "1.3.6.1.4.1.32473.1.0.4"        // NOTIFICATION-TYPE
+	MiraProbeObjects           = "1.3.6.1.4.1.32473.1.1"          // OBJECT IDENTIFIER
+	MiraIdentity               = "1.3.6.1.4.1.32473.1.1.1"        // OBJECT IDENTIFIER
+	MiraProbeName              = "1.3.6.1.4.1.32473.1.1.1.1"      // OBJECT-TYPE
+	MiraProbeVersion           = "1.3.6.1.4.1.32473.1.1.1.2"      // OBJECT-TYPE
+	MiraProbeObservationDomain = "1.3.6.1.4.1.32473.1.1.1.3"      // OBJECT-TYPE
+	MiraProbeStartTime         = "1.3.6.1.4.1.32473.1.1.1.4"      // OBJECT-TYPE
+	MiraCapture                = "1.3.6.1.4.1.32473.1.1.2"        // OBJECT IDENTIFIER
+	MiraCaptureTable           = "1.3.6.1.4.1.32473.1.1.2.1"      // OBJECT-TYPE
+	MiraCaptureEntry           = "1.3.6.1.4.1.32473.1.1.2.1.1"    // OBJECT-TYPE
+	MiraCapIndex               = "1.3.6.1.4.1.32473.1.1.2.1.1.1"  // OBJECT-TYPE
+	MiraCapName                = "1.3.6.1.4.1.32473.1.1.2.1.1.2"  // OBJECT-TYPE
+	MiraCapIfIndex             = "1.3.6.1.4.1.32473.1.1.2.1.1.3"  // OBJECT-TYPE
+	MiraCapLinkType            = "1.3.6.1.4.1.32473.1.1.2.1.1.4"  // OBJECT-TYPE
+	MiraCapPackets             = "1.3.6.1.4.1.32473.1.1.2.1.1.5"  // OBJECT-TYPE
+	MiraCapOctets              = "1.3.6.1.4.1.32473.1.1.2.1.1.6"  // OBJECT-TYPE
+	MiraCapKernelDrops         = "1.3.6.1.4.1.32473.1.1.2.1.1.7"  // OBJECT-TYPE
+	MiraCapDecodeErrors        = "1.3.6.1.4.1.32473.1.1.2.1.1.8"  // OBJECT-TYPE
+	MiraDecodeErrorTable       = "1.3.6.1.4.1.32473.1.1.2.2"      // OBJECT-TYPE
+	MiraDecodeErrorEntry       = "1.3.6.1.4.1.32473.1.1.2.2.1"    // OBJECT-TYPE
+	MiraDecErrIndex            = "1.3.6.1.4.1.32473.1.1.2.2.1.1"  // OBJECT-TYPE
+	MiraDecErrReason           = "1.3.6.1.4.1.32473.1.1.2.2.1.2"  // OBJECT-TYPE
+	MiraDecErrPackets          = "1.3.6.1.4.1.32473.1.1.2.2.1.3"  // OBJECT-TYPE
+	MiraPipeline               = "1.3.6.1.4.1.32473.1.1.3"        // OBJECT IDENTIFIER
+	MiraRegulationState        = "1.3.6.1.4.1.32473.1.1.3.1"      // OBJECT-TYPE
+	MiraSamplingRate           = "1.3.6.1.4.1.32473.1.1.3.2"      // OBJECT-TYPE
+	MiraOverloadEvents         = "1.3.6.1.4.1.32473.1.1.3.3"      // OBJECT-TYPE
+	MiraQueueTable             = "1.3.6.1.4.1.32473.1.1.3.4"      // OBJECT-TYPE
+	MiraQueueEntry             = "1.3.6.1.4.1.32473.1.1.3.4.1"    // OBJECT-TYPE
+	MiraQueueIndex             = "1.3.6.1.4.1.32473.1.1.3.4.1.1"  // OBJECT-TYPE
+	MiraQueueName              = "1.3.6.1.4.1.32473.1.1.3.4.1.2"  // OBJECT-TYPE
+	MiraQueueDepth             = "1.3.6.1.4.1.32473.1.1.3.4.1.3"  // OBJECT-TYPE
+	MiraQueueCapacity          = "1.3.6.1.4.1.32473.1.1.3.4.1.4"  // OBJECT-TYPE
+	MiraQueueDrops             = "1.3.6.1.4.1.32473.1.1.3.4.1.5"  // OBJECT-TYPE
+	MiraSelOutOfScope          = "1.3.6.1.4.1.32473.1.1.3.5"      // OBJECT-TYPE
+	MiraSelUnsampled           = "1.3.6.1.4.1.32473.1.1.3.6"      // OBJECT-TYPE
+	MiraRegulatedOut           = "1.3.6.1.4.1.32473.1.1.3.7"      // OBJECT-TYPE
+	MiraRegulationChanges      = "1.3.6.1.4.1.32473.1.1.3.8"      // OBJECT-TYPE
+	MiraFlows                  = "1.3.6.1.4.1.32473.1.1.4"        // OBJECT IDENTIFIER
+	MiraFlowsActive            = "1.3.6.1.4.1.32473.1.1.4.1"      // OBJECT-TYPE
+	MiraFlowsCapacity          = "1.3.6.1.4.1.32473.1.1.4.2"      // OBJECT-TYPE
+	MiraFlowsCreated           = "1.3.6.1.4.1.32473.1.1.4.3"      // OBJECT-TYPE
+	MiraFlowsExpiredIdle       = "1.3.6.1.4.1.32473.1.1.4.4"      // OBJECT-TYPE
+	MiraFlowsExpiredActive     = "1.3.6.1.4.1.32473.1.1.4.5"      // OBJECT-TYPE
+	MiraFlowsExpiredEnd        = "1.3.6.1.4.1.32473.1.1.4.6"      // OBJECT-TYPE
+	MiraFlowsExpiredForced     = "1.3.6.1.4.1.32473.1.1.4.7"      // OBJECT-TYPE
+	MiraFlowsEvicted           = "1.3.6.1.4.1.32473.1.1.4.8"      // OBJECT-TYPE
+	MiraSymptoms               = "1.3.6.1.4.1.32473.1.1.5"        // OBJECT IDENTIFIER
+	MiraSymptomTable           = "1.3.6.1.4.1.32473.1.1.5.1"      // OBJECT-TYPE
+	MiraSymptomEntry           = "1.3.6.1.4.1.32473.1.1.5.1.1"    // OBJECT-TYPE
+	MiraSymptomId              = "1.3.6.1.4.1.32473.1.1.5.1.1.1"  // OBJECT-TYPE
+	MiraSymptomName            = "1.3.6.1.4.1.32473.1.1.5.1.1.2"  // OBJECT-TYPE
+	MiraSymptomOccurrences     = "1.3.6.1.4.1.32473.1.1.5.1.1.3"  // OBJECT-TYPE
+	MiraSymptomFlows           = "1.3.6.1.4.1.32473.1.1.5.1.1.4"  // OBJECT-TYPE
+	MiraSymptomBytesScanned    = "1.3.6.1.4.1.32473.1.1.5.1.1.5"  // OBJECT-TYPE
+	MiraExport                 = "1.3.6.1.4.1.32473.1.1.6"        // OBJECT IDENTIFIER
+	MiraExporterTable          = "1.3.6.1.4.1.32473.1.1.6.1"      // OBJECT-TYPE
+	MiraExporterEntry          = "1.3.6.1.4.1.32473.1.1.6.1.1"    // OBJECT-TYPE
+	MiraExpIndex               = "1.3.6.1.4.1.32473.1.1.6.1.1.1"  // OBJECT-TYPE
+	MiraExpAddress             = "1.3.6.1.4.1.32473.1.1.6.1.1.2"  // OBJECT-TYPE
+	MiraExpTransport           = "1.3.6.1.4.1.32473.1.1.6.1.1.3"  // OBJECT-TYPE
+	MiraExpState               = "1.3.6.1.4.1.32473.1.1.6.1.1.4"  // OBJECT-TYPE
+	MiraExpRecords             = "1.3.6.1.4.1.32473.1.1.6.1.1.5"  // OBJECT-TYPE
+	MiraExpMessages            = "1.3.6.1.4.1.32473.1.1.6.1.1.6"  // OBJECT-TYPE
+	MiraExpTemplates           = "1.3.6.1.4.1.32473.1.1.6.1.1.7"  // OBJECT-TYPE
+	MiraExpSpoolDepth          = "1.3.6.1.4.1.32473.1.1.6.1.1.8"  // OBJECT-TYPE
+	MiraExpLastError           = "1.3.6.1.4.1.32473.1.1.6.1.1.9"  // OBJECT-TYPE
+	MiraExpDropped             = "1.3.6.1.4.1.32473.1.1.6.1.1.10" // OBJECT-TYPE
+	MiraProbeConformance       = "1.3.6.1.4.1.32473.1.2"          // OBJECT IDENTIFIER
+	MiraProbeGroups            = "1.3.6.1.4.1.32473.1.2.1"        // OBJECT IDENTIFIER
+	MiraIdentityGroup          = "1.3.6.1.4.1.32473.1.2.1.1"      // OBJECT-GROUP
+	MiraCaptureGroup           = "1.3.6.1.4.1.32473.1.2.1.2"      // OBJECT-GROUP
+	MiraPipelineGroup          = "1.3.6.1.4.1.32473.1.2.1.3"      // OBJECT-GROUP
+	MiraFlowGroup              = "1.3.6.1.4.1.32473.1.2.1.4"      // OBJECT-GROUP
+	MiraSymptomGroup           = "1.3.6.1.4.1.32473.1.2.1.5"      // OBJECT-GROUP
+	MiraExportGroup            = "1.3.6.1.4.1.32473.1.2.1.6"      // OBJECT-GROUP
+	MiraNotificationGroup      = "1.3.6.1.4.1.32473.1.2.1.7"      // NOTIFICATION-GROUP
+	MiraProbeCompliances       = "1.3.6.1.4.1.32473.1.2.2"        // OBJECT IDENTIFIER
+	MiraProbeCompliance        = "1.3.6.1.4.1.32473.1.2.2.1"      // MODULE-COMPLIANCE
 )
 
 // Objects lists every definition of the module in OID order.
@@ -131,6 +136,10 @@ var Objects = []Object{
 	{Name: "miraQueueDepth", OID: MiraQueueDepth, Kind: KindColumn, Syntax: "Gauge32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraQueueCapacity", OID: MiraQueueCapacity, Kind: KindColumn, Syntax: "Gauge32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraQueueDrops", OID: MiraQueueDrops, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraSelOutOfScope", OID: MiraSelOutOfScope, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraSelUnsampled", OID: MiraSelUnsampled, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraRegulatedOut", OID: MiraRegulatedOut, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraRegulationChanges", OID: MiraRegulationChanges, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraFlows", OID: MiraFlows, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraFlowsActive", OID: MiraFlowsActive, Kind: KindScalar, Syntax: "Gauge32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraFlowsCapacity", OID: MiraFlowsCapacity, Kind: KindScalar, Syntax: "Gauge32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
@@ -160,14 +169,15 @@ var Objects = []Object{
 	{Name: "miraExpTemplates", OID: MiraExpTemplates, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraExpSpoolDepth", OID: MiraExpSpoolDepth, Kind: KindColumn, Syntax: "Gauge32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraExpLastError", OID: MiraExpLastError, Kind: KindColumn, Syntax: "DisplayString", Base: "OctetString", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraExpDropped", OID: MiraExpDropped, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeConformance", OID: MiraProbeConformance, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeGroups", OID: MiraProbeGroups, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraIdentityGroup", OID: MiraIdentityGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraProbeName", "miraProbeVersion", "miraProbeObservationDomain", "miraProbeStartTime"}},
 	{Name: "miraCaptureGroup", OID: MiraCaptureGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraCapName", "miraCapIfIndex", "miraCapLinkType", "miraCapPackets", "miraCapOctets", "miraCapKernelDrops", "miraCapDecodeErrors", "miraDecErrReason", "miraDecErrPackets"}},
-	{Name: "miraPipelineGroup", OID: MiraPipelineGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraRegulationState", "miraSamplingRate", "miraOverloadEvents", "miraQueueName", "miraQueueDepth", "miraQueueCapacity", "miraQueueDrops"}},
+	{Name: "miraPipelineGroup", OID: MiraPipelineGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraRegulationState", "miraSamplingRate", "miraOverloadEvents", "miraQueueName", "miraQueueDepth", "miraQueueCapacity", "miraQueueDrops", "miraSelOutOfScope", "miraSelUnsampled", "miraRegulatedOut", "miraRegulationChanges"}},
 	{Name: "miraFlowGroup", OID: MiraFlowGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraFlowsActive", "miraFlowsCapacity", "miraFlowsCreated", "miraFlowsExpiredIdle", "miraFlowsExpiredActive", "miraFlowsExpiredEnd", "miraFlowsExpiredForced", "miraFlowsEvicted"}},
 	{Name: "miraSymptomGroup", OID: MiraSymptomGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraSymptomName", "miraSymptomOccurrences", "miraSymptomFlows", "miraSymptomBytesScanned"}},
-	{Name: "miraExportGroup", OID: MiraExportGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraExpAddress", "miraExpTransport", "miraExpState", "miraExpRecords", "miraExpMessages", "miraExpTemplates", "miraExpSpoolDepth", "miraExpLastError"}},
+	{Name: "miraExportGroup", OID: MiraExportGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraExpAddress", "miraExpTransport", "miraExpState", "miraExpRecords", "miraExpMessages", "miraExpTemplates", "miraExpSpoolDepth", "miraExpLastError", "miraExpDropped"}},
 	{Name: "miraNotificationGroup", OID: MiraNotificationGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraOverloadEntered", "miraOverloadLeft", "miraCollectorLost", "miraCollectorRegained"}},
 	{Name: "miraProbeCompliances", OID: MiraProbeCompliances, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeCompliance", OID: MiraProbeCompliance, Kind: KindCompliance, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
@@ -177,6 +187,7 @@ var Objects = []Object{
 const (
 	MiraRegulationStateNormal   = 1 // normal(1)
 	MiraRegulationStateSampling = 2 // sampling(2)
+	MiraRegulationStateShedding = 3 // shedding(3)
 	MiraExpTransportUdp         = 1 // udp(1)
 	MiraExpTransportTcp         = 2 // tcp(2)
 	MiraExpTransportTls         = 3 // tls(3)

@@ -71,6 +71,20 @@ type Pipeline struct {
 	Workers int `yaml:"workers"`
 	// QueueBatches bounds each worker's input queue, in batches.
 	QueueBatches int `yaml:"queue_batches"`
+	// Speed, when positive, replays capture files at Speed times their
+	// own pace with live overload behaviour (mira-probe -r F --speed N).
+	Speed float64 `yaml:"speed"`
+	// Regulation tunes self-regulation (live capture and paced replay).
+	Regulation Regulation `yaml:"regulation"`
+}
+
+// Regulation tunes self-regulation; the zero value means the defaults
+// (appliance/pipeline.RegulationConfig).
+type Regulation struct {
+	Disabled bool          `yaml:"disabled"`
+	High     float64       `yaml:"high"` // backlog fill that starts shedding, then sampling (default 0.5)
+	Low      float64       `yaml:"low"`  // fill below which the probe steps back (default high/5)
+	Hold     time.Duration `yaml:"hold"` // how long the fill must stay low first (default 2s)
 }
 
 // Export is one IPFIX export target.
@@ -197,6 +211,14 @@ func (c *Probe) validate(root yamlnode.Node) error {
 	}
 	if c.Pipeline.Workers < 0 {
 		p.add("pipeline.workers", "must not be negative")
+	}
+	if c.Pipeline.Speed < 0 {
+		p.add("pipeline.speed", "must not be negative")
+	}
+	if r := c.Pipeline.Regulation; r.High < 0 || r.High > 1 {
+		p.add("pipeline.regulation.high", "%v is not a queue fill between 0 and 1", r.High)
+	} else if r.Low < 0 || r.Low > 1 {
+		p.add("pipeline.regulation.low", "%v is not a queue fill between 0 and 1", r.Low)
 	}
 	for i, e := range c.Export {
 		key := fmt.Sprintf("export[%d].url", i)

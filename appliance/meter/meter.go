@@ -78,6 +78,9 @@ type Stats struct {
 	ScanRetrans uint64
 	ScanGaps    uint64
 	FastClassed uint64
+	// ScanShed counts flow directions no longer scanned because
+	// self-regulation shed them (encrypted payload).
+	ScanShed uint64
 	// SymptomOccurrences and SymptomFlows are indexed by symptom id: the
 	// occurrences found in, and the number of, exported flows showing
 	// each symptom.
@@ -229,7 +232,24 @@ type Table struct {
 	symOcc, symFlows []uint64
 	nextExpire       int64
 	flushBuf         []int32
+	// Self-regulation: the flow sampling interval stamped on records
+	// (1 in N of connections kept), and whether scanning sheds
+	// encrypted directions.
+	flowInterval uint32
+	shed         bool
 }
+
+// SetFlowInterval makes the records exported from now on say that their
+// flows were kept by hash-based flow selection at 1 in n
+// (flow.Record.SamplingFlowInterval): 0 states nothing, 1 states that
+// every flow was kept. Self-regulation calls it after Flush, so no
+// record mixes two rates.
+func (t *Table) SetFlowInterval(n uint32) { t.flowInterval = n }
+
+// SetShed turns shedding on or off: while on, a TCP direction whose
+// payload is a TLS application-data record (encrypted: no symptom can
+// be found in it) stops being scanned for the rest of the flow.
+func (t *Table) SetShed(on bool) { t.shed = on }
 
 // New makes a table that hands expired records to sink.
 func New(cfg *Config, sink Sink) *Table {
@@ -504,6 +524,9 @@ func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex
 	t.stats.Octets += uint64(p.OuterLen)
 }
 
+// tlsAppData is the TLS record content type of application data.
+const tlsAppData = 0x17
+
 const (
 	tcpFIN = 0x01
 	tcpSYN = 0x02
@@ -535,6 +558,12 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 		}
 	}
 	if len(pl) == 0 {
+		return
+	}
+	if t.shed && len(pl) >= 5 && pl[0] == tlsAppData && pl[1] == 3 && pl[2] <= 4 {
+		// Shedding: TLS application data is ciphertext from here on.
+		e.noScan = true
+		t.stats.ScanShed++
 		return
 	}
 	if !e.seqKnown {
@@ -706,6 +735,7 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	r.SrcMAC, r.DstMAC = e.srcMAC, e.dstMAC
 	r.VPI, r.VCI = e.vpi, e.vci
 	r.ObservationDomain = t.domain
+	r.SamplingFlowInterval = t.flowInterval
 	r.Aggregate = e.aggregate
 	r.Category = e.category
 	if e.counts.Len() > 0 {

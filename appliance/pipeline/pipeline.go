@@ -12,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/meter"
+	"github.com/mira-project/mira/appliance/sampling"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/flow"
 )
@@ -32,6 +33,16 @@ type Config struct {
 	// Progress, when set, is called from the reading goroutine about
 	// every half second with the bytes read so far (file sources).
 	Progress func(packets uint64)
+	// Speed, when positive, replays file sources at Speed times their
+	// own pace, feeding the workers as a NIC would: the reader never
+	// waits for them, and what a full queue cannot take is dropped
+	// and counted (or regulated, like live overload).
+	Speed float64
+	// Regulation configures self-regulation of live capture and paced
+	// replay; OnRegulation, when set, is told every change (from the
+	// regulator's goroutine), for example to announce it to collectors.
+	Regulation   RegulationConfig
+	OnRegulation func(Regulation)
 }
 
 // Sink receives expired records; with several workers it is called
@@ -48,6 +59,16 @@ type Stats struct {
 	QueueDrops   uint64            // live packets dropped because a worker queue was full
 	Meter        meter.Stats       // summed over shards
 	Sources      []SourceStats
+	// Queues are the capture backlogs self-regulation watches: worker
+	// queues (in batches), or kernel rings (in blocks).
+	Queues     []QueueStats
+	Regulation RegulationStats
+}
+
+// QueueStats is one bounded queue's fill.
+type QueueStats struct {
+	Name            string
+	Depth, Capacity int
 }
 
 // SourceStats are one capture source's counters.
@@ -70,6 +91,52 @@ type Pipeline struct {
 	meterStats                  []meter.Stats
 	sources                     []drivers.Source
 	srcStats                    []SourceStats
+	ifMap                       [][]uint32 // live: source, interface -> capture interface index
+	reg                         *regulator // nil: no self-regulation (files read at full speed, or disabled)
+	queues                      []chan *batch
+	backlogs                    []drivers.Backlogger
+}
+
+// InterfaceNames returns the capture interfaces of the sources in order,
+// each name once: the sockets of one interface's fanout group are one
+// capture interface. A packet's interface index (what aggregates and
+// the records' ingress interface see) is its interface's position here.
+func InterfaceNames(srcs []drivers.Source) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range srcs {
+		for _, ifc := range s.Interfaces() {
+			if !seen[ifc.Name] {
+				seen[ifc.Name] = true
+				names = append(names, ifc.Name)
+			}
+		}
+	}
+	return names
+}
+
+// InterfaceMap maps each source's interface i to its position in
+// InterfaceNames(srcs).
+func InterfaceMap(srcs []drivers.Source) [][]uint32 {
+	pos := map[string]uint32{}
+	for i, n := range InterfaceNames(srcs) {
+		pos[n] = uint32(i)
+	}
+	m := make([][]uint32, len(srcs))
+	for si, s := range srcs {
+		for _, ifc := range s.Interfaces() {
+			m[si] = append(m[si], pos[ifc.Name])
+		}
+	}
+	return m
+}
+
+// ifIndex is the capture interface index of source si's interface i.
+func (p *Pipeline) ifIndex(si, i int) uint32 {
+	if si < len(p.ifMap) && i < len(p.ifMap[si]) {
+		return p.ifMap[si][i]
+	}
+	return uint32(i)
 }
 
 // New makes a pipeline that hands records to sink.
@@ -113,6 +180,7 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.ScanRetrans += m.ScanRetrans
 		s.Meter.ScanGaps += m.ScanGaps
 		s.Meter.FastClassed += m.FastClassed
+		s.Meter.ScanShed += m.ScanShed
 		s.Meter.SymptomOccurrences = addSlices(s.Meter.SymptomOccurrences, m.SymptomOccurrences)
 		s.Meter.SymptomFlows = addSlices(s.Meter.SymptomFlows, m.SymptomFlows)
 		for i := range m.Expired {
@@ -120,7 +188,59 @@ func (p *Pipeline) Stats() Stats {
 		}
 	}
 	s.Sources = append(s.Sources, p.srcStats...)
+	for i, q := range p.queues {
+		s.Queues = append(s.Queues, QueueStats{Name: fmt.Sprintf("read>worker-%d", i), Depth: len(q), Capacity: cap(q)})
+	}
+	for i, b := range p.backlogs {
+		used, total := b.Backlog()
+		s.Queues = append(s.Queues, QueueStats{Name: fmt.Sprintf("ring-%d>worker-%d", i, i), Depth: used, Capacity: total})
+	}
+	if p.reg != nil {
+		s.Regulation = p.reg.stats()
+	} else {
+		s.Regulation = RegulationStats{Interval: 1}
+	}
 	return s
+}
+
+// fill is the fullest queue's fill (0..1); the caller holds no lock.
+func (p *Pipeline) fill() float64 {
+	p.mu.Lock()
+	qs, bs := p.queues, p.backlogs
+	p.mu.Unlock()
+	f := 0.0
+	for _, q := range qs {
+		if c := cap(q); c > 0 {
+			f = max(f, float64(len(q))/float64(c))
+		}
+	}
+	for _, b := range bs {
+		if used, total := b.Backlog(); total > 0 {
+			f = max(f, float64(used)/float64(total))
+		}
+	}
+	return f
+}
+
+// startRegulation starts the regulator for shards workers when the
+// pipeline is paced (live or --speed) and regulation is on; the
+// returned function stops it.
+func (p *Pipeline) startRegulation(shards int, paced bool) func() {
+	if !paced || p.cfg.Regulation.Disabled {
+		return func() {}
+	}
+	c := p.cfg.Regulation.withDefaults()
+	r := &regulator{cfg: c, init: sampling.HashInitialiser(c.Seed), out: make([]atomic.Uint64, shards), onChg: p.cfg.OnRegulation}
+	p.mu.Lock()
+	p.reg = r
+	p.mu.Unlock()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run(stop, p.fill)
+	}()
+	return func() { close(stop); <-done }
 }
 
 func addSlices(dst, src []uint64) []uint64 {
@@ -170,7 +290,11 @@ func (p *Pipeline) Run(ctx context.Context, srcs []drivers.Source, live bool) er
 	}
 	p.meterStats = make([]meter.Stats, p.cfg.Workers)
 	p.mu.Unlock()
-	if p.cfg.Workers == 1 && !live {
+	p.ifMap = InterfaceMap(srcs)
+	if live && allBatch(srcs) {
+		return p.runBatched(ctx, srcs)
+	}
+	if p.cfg.Workers == 1 && !live && p.cfg.Speed <= 0 {
 		return p.runInline(ctx, srcs)
 	}
 	return p.runSharded(ctx, srcs, live)
@@ -321,13 +445,23 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 	w := p.cfg.Workers
 	queues := make([]chan *batch, w)
 	pool := sync.Pool{New: func() any { return newBatch() }}
+	// Paced: live, or a file replayed at --speed. The reader never
+	// waits for the workers; a full queue drops (and regulation acts).
+	paced := live || p.cfg.Speed > 0
+	for i := range queues {
+		queues[i] = make(chan *batch, p.cfg.QueueBatches)
+	}
+	p.mu.Lock()
+	p.queues = queues
+	p.mu.Unlock()
+	stopReg := p.startRegulation(w, paced)
+	defer stopReg()
 	var wg sync.WaitGroup
 	for i := 0; i < w; i++ {
-		queues[i] = make(chan *batch, p.cfg.QueueBatches)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p.worker(i, queues[i], &pool, live)
+			p.worker(i, queues[i], &pool, live, p.reg.shard(i))
 		}(i)
 	}
 	readers := len(srcs)
@@ -357,7 +491,7 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			if len(b.items) == 0 {
 				return
 			}
-			if live {
+			if paced {
 				select {
 				case queues[i] <- b:
 				default:
@@ -375,6 +509,17 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			cur[i] = pool.Get().(*batch)
 		}
 		var n, octets uint64
+		var pace struct {
+			start time.Time
+			ts0   int64
+		}
+		publish := func(si int) {
+			p.packets.Add(n)
+			p.octets.Add(octets)
+			n, octets = 0, 0
+			p.publishDecoder(ri, dec)
+			p.publishSource(si, srcs[si])
+		}
 		lastFlush := time.Now()
 		for _, si := range list {
 			s := srcs[si]
@@ -388,6 +533,7 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 						for i := range cur {
 							send(i)
 						}
+						publish(si)
 						continue
 					}
 					errMu.Lock()
@@ -397,6 +543,26 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				}
 				n++
 				octets += uint64(ci.Length)
+				if p.cfg.Speed > 0 && n&15 == 0 {
+					// As a NIC would deliver it: wait until the
+					// packet's time, scaled, has come (the clock is
+					// read every 16 packets).
+					if pace.start.IsZero() {
+						pace.start, pace.ts0 = time.Now(), ci.Timestamp
+					}
+					due := pace.start.Add(time.Duration(float64(ci.Timestamp-pace.ts0) / p.cfg.Speed))
+					if d := time.Until(due); d > 0 {
+						for i := range cur {
+							send(i)
+						}
+						if d > 50*time.Microsecond {
+							time.Sleep(d)
+						}
+					}
+				}
+				if p.reg != nil && n&15 == 0 {
+					p.reg.now.Store(ci.Timestamp)
+				}
 				var pk decode.Packet
 				if dec.Decode(data, ci, &pk) != nil {
 					continue
@@ -415,22 +581,25 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				} else {
 					pk.Payload = nil
 				}
-				b.items = append(b.items, item{pkt: pk, ts: ci.Timestamp, ifx: uint32(ci.Interface)})
+				ifx := uint32(ci.Interface)
+				if live {
+					ifx = p.ifIndex(si, ci.Interface)
+				}
+				b.items = append(b.items, item{pkt: pk, ts: ci.Timestamp, ifx: ifx})
 				if n&(publishEvery-1) == 0 {
-					p.packets.Add(n)
-					p.octets.Add(octets)
-					n, octets = 0, 0
-					p.publishDecoder(ri, dec)
-					p.publishSource(si, s)
+					publish(si)
 					if p.cfg.Progress != nil {
 						p.cfg.Progress(p.packets.Load())
 					}
 				}
-				if live && time.Since(lastFlush) > 100*time.Millisecond {
+				// Live, partly filled batches are handed over every
+				// 100 ms; the clock is read every 64 packets.
+				if live && n&63 == 0 && time.Since(lastFlush) > tickEvery {
 					lastFlush = time.Now()
 					for i := range cur {
 						send(i)
 					}
+					publish(si)
 				}
 			}
 			p.publishSource(si, s)
@@ -444,6 +613,9 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 		p.packets.Add(n)
 		p.octets.Add(octets)
 		p.publishDecoder(ri, dec)
+		for _, si := range list {
+			p.publishSource(si, srcs[si])
+		}
 	}
 	if live {
 		for i := range srcs {
@@ -484,7 +656,7 @@ func (p *Pipeline) filter(i int) func(*decode.Packet, uint32) bool {
 	return p.cfg.Filter(i)
 }
 
-func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool) {
+func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, reg *shardReg) {
 	tab := meter.New(&p.cfg.Meter, p.sink)
 	tab.SetObservationDomain(p.cfg.Domain)
 	keep := p.filter(i)
@@ -502,9 +674,13 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool) {
 				p.publishMeter(i, tab)
 				return
 			}
+			reg.update(tab)
 			for j := range b.items {
 				it := &b.items[j]
 				if keep != nil && !keep(&it.pkt, it.ifx) {
+					continue
+				}
+				if !reg.keep(&it.pkt) {
 					continue
 				}
 				tab.Add(&it.pkt, it.ts, it.ifx)

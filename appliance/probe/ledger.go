@@ -38,6 +38,7 @@ func (p *Probe) Loss() flow.Loss {
 			l.Ring += src.Stats.Drops
 		}
 		l.Queue += s.QueueDrops
+		l.Regulation += s.Regulation.RegulatedOut
 		l.Eviction += s.Meter.Expired[flow.EndResource]
 	}
 	l.Regulation += p.ledger.Regulation.Load()

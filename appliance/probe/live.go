@@ -8,13 +8,28 @@ import (
 )
 
 func init() {
-	openAFPacket = func(name string, snaplen int, promisc bool) (drivers.Source, error) {
-		// A poll timeout lets the reader hand over partly filled
-		// batches while traffic is light.
-		s, err := afpacket.Open(name, &afpacket.Config{Snaplen: snaplen, NoPromiscuous: !promisc, PollTimeout: 100 * time.Millisecond})
+	openAFPacket = func(name string, snaplen int, promisc bool, workers int) ([]drivers.Source, error) {
+		// A poll timeout lets the workers advance their flow tables'
+		// clocks and publish counters while traffic is light.
+		cfg := &afpacket.Config{Snaplen: snaplen, NoPromiscuous: !promisc, PollTimeout: 100 * time.Millisecond}
+		if workers <= 1 {
+			s, err := afpacket.Open(name, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return []drivers.Source{s}, nil
+		}
+		// One socket per worker, joined by flow-hash fanout: the kernel
+		// spreads flows over the workers, both directions of a flow to
+		// one worker.
+		socks, err := afpacket.OpenFanout(name, workers, afpacket.FanoutHash, cfg)
 		if err != nil {
 			return nil, err
 		}
-		return s, nil
+		out := make([]drivers.Source, len(socks))
+		for i, s := range socks {
+			out[i] = s
+		}
+		return out, nil
 	}
 }

@@ -27,11 +27,23 @@ var (
 	mSrcPkts   = prometheus.NewDesc("mira_probe_source_packets_total", "Packets delivered by a capture source.", []string{"source", "index"}, nil)
 	mSrcDrops  = prometheus.NewDesc("mira_probe_source_drops_total", "Packets lost by the capture mechanism (kernel ring) before MIRA saw them.", []string{"source", "index"}, nil)
 	mSrcErrs   = prometheus.NewDesc("mira_probe_source_errors_total", "Capture records that could not be read.", []string{"source", "index"}, nil)
+	mExpDrop   = prometheus.NewDesc("mira_probe_export_dropped_records_total", "Flow records an exporter lost (failed sends, oversize).", []string{"target"}, nil)
+	mOutScope  = prometheus.NewDesc("mira_probe_out_of_scope_packets_total", "Packets not metered: outside the capture scope (aggregates, direction).", nil, nil)
+	mUnsampled = prometheus.NewDesc("mira_probe_unsampled_packets_total", "Packets not metered: not selected by the configured sampling.", nil, nil)
+	mRegOut    = prometheus.NewDesc("mira_probe_regulated_out_packets_total", "Packets not metered: their connection was sampled out by self-regulation.", nil, nil)
+	mRegState  = prometheus.NewDesc("mira_probe_regulation_state", "Self-regulation state: 0 normal, 1 shedding (encrypted payload not scanned), 2 sampling.", nil, nil)
+	mRegIv     = prometheus.NewDesc("mira_probe_regulation_sampling_interval", "Connections metered: 1 in this many, by self-regulation (1: all).", nil, nil)
+	mRegChg    = prometheus.NewDesc("mira_probe_regulation_changes_total", "Changes of the regulation state or rate.", nil, nil)
+	mOverload  = prometheus.NewDesc("mira_probe_overload_events_total", "Times self-regulation started sampling.", nil, nil)
+	mShed      = prometheus.NewDesc("mira_probe_scan_shed_directions_total", "Flow directions no longer scanned because self-regulation shed them (encrypted).", nil, nil)
+	mQDepth    = prometheus.NewDesc("mira_probe_queue_depth", "Items waiting in a capture queue (worker queue batches or ring blocks).", []string{"queue"}, nil)
+	mQCap      = prometheus.NewDesc("mira_probe_queue_capacity", "Capacity of a capture queue.", []string{"queue"}, nil)
 	mLoss      = prometheus.NewDesc("mira_probe_loss_total", "The probe's loss ledger: packets or records lost, by stage (flow.LossStages).", []string{"stage"}, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs, mLoss} {
+	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
+		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mQDepth, mQCap, mLoss} {
 		ch <- d
 	}
 }
@@ -62,6 +74,28 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(mRecords, recs)
 	for t, n := range fails {
 		c(mExpErr, n, t)
+	}
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for t, n := range m.p.ExportDropped() {
+		c(mExpDrop, n, t)
+	}
+	if sel := m.p.sel; sel != nil {
+		sst := sel.Stats()
+		c(mOutScope, sst.OutOfScope)
+		c(mUnsampled, sst.Unsampled)
+	}
+	r := s.Regulation
+	c(mRegOut, r.RegulatedOut)
+	g(mRegState, float64(r.State))
+	g(mRegIv, float64(max(r.Interval, 1)))
+	c(mRegChg, r.Changes)
+	c(mOverload, r.OverloadEvents)
+	c(mShed, s.Meter.ScanShed)
+	for _, q := range s.Queues {
+		g(mQDepth, float64(q.Depth), q.Name)
+		g(mQCap, float64(q.Capacity), q.Name)
 	}
 	for i, src := range s.Sources {
 		idx := strconv.Itoa(i)

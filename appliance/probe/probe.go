@@ -19,11 +19,13 @@ import (
 	"github.com/mira-project/mira/appliance/fastclass"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
+	"github.com/mira-project/mira/appliance/sampling"
 	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Exporter receives flow records (an IPFIX exporting process).
@@ -71,6 +73,49 @@ type Probe struct {
 	exported   uint64
 	exportErrs []uint64
 	ledger     Ledger
+	lastFailed []bool // the target's last export failed
+}
+
+// samplingAnnouncer is an exporter that can announce a new sampling
+// configuration mid-stream (exporter.Exporter).
+type samplingAnnouncer interface {
+	SetSampling(s *ipfix.Sampling)
+}
+
+// regulated announces a regulation change to every exporter that can.
+func (p *Probe) regulated(r pipeline.Regulation) {
+	p.log.Info("self-regulation", "state", regulationName(r.State), "interval", r.Interval, "at", time.Unix(0, r.At).UTC())
+	smp := p.sel.ExportSampling()
+	if r.Interval > 1 {
+		// Regulation selects whole connections by hash; with
+		// configured flow sampling the intervals multiply.
+		n := r.Interval
+		if smp != nil && smp.Flow {
+			n *= smp.Interval
+		}
+		smp = &ipfix.Sampling{Interval: n, Flow: true, SelectorAlgorithm: sampling.AlgHashBOB}
+	} else if smp == nil {
+		// Back to every flow: say so, the collector must not go on
+		// scaling by the last rate it heard of.
+		smp = &ipfix.Sampling{Interval: 1, Flow: true, SelectorAlgorithm: sampling.AlgHashBOB}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.exps {
+		if a, ok := e.(samplingAnnouncer); ok {
+			a.SetSampling(smp)
+		}
+	}
+}
+
+func regulationName(state int) string {
+	switch state {
+	case pipeline.RegShedding:
+		return "shedding"
+	case pipeline.RegSampling:
+		return "sampling"
+	}
+	return "normal"
 }
 
 // New prepares a probe; Run starts it.
@@ -92,7 +137,9 @@ func (p *Probe) sink(recs []flow.Record) {
 	}
 	p.exported += uint64(len(recs))
 	for i, e := range p.exps {
-		if err := e.Export(recs); err != nil {
+		err := e.Export(recs)
+		p.lastFailed[i] = err != nil
+		if err != nil {
 			p.exportErrs[i]++
 			if p.exportErrs[i] == 1 || p.exportErrs[i]%1000 == 0 {
 				p.log.Warn("export failed", "target", p.names[i], "err", err, "failures", p.exportErrs[i])
@@ -123,11 +170,17 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		}
 	}()
 	// Capture scope, aggregate labels and sampling (probe.yaml
-	// aggregates and sampling); interface names resolve in source order.
+	// aggregates and sampling);
+	// interface names resolve in source order (live: the sockets of one
+	// interface's fanout group are one interface).
 	var ifNames []string
-	for _, s := range srcs {
-		for _, ifc := range s.Interfaces() {
-			ifNames = append(ifNames, ifc.Name)
+	if live {
+		ifNames = pipeline.InterfaceNames(srcs)
+	} else {
+		for _, s := range srcs {
+			for _, ifc := range s.Interfaces() {
+				ifNames = append(ifNames, ifc.Name)
+			}
 		}
 	}
 	sel, err := selection.New(&selection.Config{Aggregates: c.Aggregates, Sampling: c.Sampling}, ifNames)
@@ -173,6 +226,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 	p.mu.Lock()
 	p.exportErrs = make([]uint64, len(p.exps))
+	p.lastFailed = make([]bool, len(p.exps))
 	p.expList = append([]Exporter(nil), p.exps...)
 	p.mu.Unlock()
 	p.start = time.Now()
@@ -193,9 +247,20 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		},
 		Domain:   c.Probe.ObservationDomain,
 		Progress: p.opts.Progress,
+		Speed:    c.Pipeline.Speed,
+		Regulation: pipeline.RegulationConfig{
+			Disabled: c.Pipeline.Regulation.Disabled,
+			High:     c.Pipeline.Regulation.High,
+			Low:      c.Pipeline.Regulation.Low,
+			Hold:     c.Pipeline.Regulation.Hold,
+			// Independent of the configured flow sampling's hash, so
+			// the two selections multiply.
+			Seed: c.Sampling.Seed ^ 0x5bd1e9955bd1e995,
+		},
+		OnRegulation: p.regulated,
 	}
 	if sel.Active() {
-		sel.Filters(max(c.Pipeline.Workers, 1))
+		sel.Filters(pipeline.Shards(pc, srcs, live))
 		pc.Filter = sel.Filter
 	}
 	pipe := pipeline.New(pc, p.sink)
@@ -234,7 +299,9 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	sst := sel.Stats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
 		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),
-		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "elapsed", time.Since(start).Round(time.Millisecond))
+		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "queue_drops", st.QueueDrops,
+		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes,
+		"elapsed", time.Since(start).Round(time.Millisecond))
 	return errors.Join(runErr, cerr)
 }
 
@@ -317,4 +384,18 @@ func (p *Probe) ExportStats() (records uint64, failures map[string]uint64) {
 		}
 	}
 	return p.exported, failures
+}
+
+// ExportDropped returns the flow records each exporter lost (by target),
+// for exporters that count them.
+func (p *Probe) ExportDropped() map[string]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]uint64{}
+	for i, e := range p.expList {
+		if x, ok := e.(interface{ Stats() exporter.Stats }); ok {
+			out[p.names[i]] = x.Stats().Dropped
+		}
+	}
+	return out
 }

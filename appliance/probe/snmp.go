@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/mira-project/mira/agent"
+	"github.com/mira-project/mira/appliance/pipeline"
 	"github.com/mira-project/mira/exporter"
 )
 
@@ -35,7 +37,7 @@ func (p *Probe) serveSNMP(ctx context.Context, addr string) (func(), error) {
 
 // snapshot fills the agent's view from the pipeline's published counters.
 func (p *Probe) snapshot(s *agent.Snapshot) {
-	s.Name = p.cfg.Probe.Name
+	s.Name = p.name()
 	s.Version = Version
 	s.ObservationDomain = p.cfg.Probe.ObservationDomain
 	s.StartTime = p.start
@@ -46,6 +48,14 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	st := pipe.Stats()
 	s.Interfaces = s.Interfaces[:0]
 	for _, src := range st.Sources {
+		// The sockets of one interface's fanout group are one row.
+		if n := len(s.Interfaces); n > 0 && s.Interfaces[n-1].Name == src.Name && s.Interfaces[n-1].IfIndex == src.IfIndex {
+			ci := &s.Interfaces[n-1]
+			ci.Packets += src.Stats.Packets
+			ci.Octets += src.Stats.Octets
+			ci.Drops += src.Stats.Drops
+			continue
+		}
 		ci := agent.CaptureInterface{Name: src.Name, IfIndex: src.IfIndex, LinkType: uint16(src.Link),
 			Packets: src.Stats.Packets, Octets: src.Stats.Octets, Drops: src.Stats.Drops}
 		s.Interfaces = append(s.Interfaces, ci)
@@ -57,8 +67,7 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 			s.Interfaces[0].DecodeErrors = append(s.Interfaces[0].DecodeErrors, agent.ReasonCount{Reason: r, Count: n})
 		}
 	}
-	s.Pipeline = agent.Pipeline{RegulationState: agent.RegulationNormal, SamplingRate: 1,
-		Queues: []agent.Queue{{Name: "workers", Drops: st.QueueDrops}}}
+	s.Pipeline = p.pipelineState(&st)
 	m := st.Meter
 	s.Flows = agent.FlowTable{Active: uint32(m.Active), Capacity: uint32(p.cfg.Meter.MaxFlows) * uint32(max(1, p.cfg.Pipeline.Workers)),
 		Created: m.Created, ExpiredIdle: m.Expired[1], ExpiredActive: m.Expired[2], ExpiredEnd: m.Expired[3],
@@ -77,14 +86,65 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	s.Exporters = s.Exporters[:0]
 	p.mu.Lock()
 	for i, e := range p.expList {
-		row := agent.Exporter{Address: p.names[i], Transport: transportOf(p.names[i]), State: agent.ExporterConnected}
+		// Connected unless its last export failed (then it is trying
+		// to reach the collector again).
+		state := agent.ExporterConnected
+		if i < len(p.lastFailed) && p.lastFailed[i] {
+			state = agent.ExporterConnecting
+		}
+		row := agent.Exporter{Address: p.names[i], Transport: transportOf(p.names[i]), State: state}
 		if x, ok := e.(*exporter.Exporter); ok {
 			es := x.Stats()
-			row.Records, row.Messages, row.Templates, row.LastError = es.Records, es.Messages, es.Templates, es.LastError
+			row.Records, row.Messages, row.Templates, row.LastError, row.Dropped = es.Records, es.Messages, es.Templates, es.LastError, es.Dropped
 		}
 		s.Exporters = append(s.Exporters, row)
 	}
 	p.mu.Unlock()
+}
+
+// name is the configured probe name, or the host name.
+func (p *Probe) name() string {
+	if p.cfg.Probe.Name != "" {
+		return p.cfg.Probe.Name
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// pipelineState is the MIB's view of the pipeline: regulation, the
+// effective sampling rate, queues and what the selection dropped.
+func (p *Probe) pipelineState(st *pipeline.Stats) agent.Pipeline {
+	r := st.Regulation
+	out := agent.Pipeline{RegulationState: agent.RegulationNormal, OverloadEvents: r.OverloadEvents,
+		RegulatedOut: r.RegulatedOut, RegulationChanges: r.Changes}
+	switch r.State {
+	case pipeline.RegShedding:
+		out.RegulationState = agent.RegulationShedding
+	case pipeline.RegSampling:
+		out.RegulationState = agent.RegulationSampling
+	}
+	// 1 in N of what the capture saw is metered: configured sampling
+	// times regulation.
+	out.SamplingRate = max(r.Interval, 1)
+	if p.sel != nil {
+		if smp := p.sel.ExportSampling(); smp != nil {
+			out.SamplingRate *= max(smp.Interval, 1)
+		}
+		sst := p.sel.Stats()
+		out.SelOutOfScope, out.SelUnsampled = sst.OutOfScope, sst.Unsampled
+	}
+	for i, q := range st.Queues {
+		row := agent.Queue{Name: q.Name, Depth: uint32(q.Depth), Capacity: uint32(q.Capacity)}
+		if i == 0 {
+			// Drops are counted for the worker queues together.
+			row.Drops = st.QueueDrops
+		}
+		out.Queues = append(out.Queues, row)
+	}
+	if len(out.Queues) == 0 {
+		out.Queues = []agent.Queue{{Name: "workers", Drops: st.QueueDrops}}
+	}
+	return out
 }
 
 func transportOf(raw string) int {

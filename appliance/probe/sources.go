@@ -34,12 +34,12 @@ func openSources(c *config.Probe) (srcs []drivers.Source, live bool, err error) 
 		srcs = append(srcs, s)
 	}
 	for _, name := range c.Capture.Interfaces {
-		s, err := openLive(name, c.Capture.Snaplen, c.Capture.Promiscuous)
+		s, err := openLive(name, c.Capture.Snaplen, c.Capture.Promiscuous, c.Pipeline.Workers)
 		if err != nil {
 			closeAll()
 			return nil, false, fmt.Errorf("probe: capture on %s: %w", name, err)
 		}
-		srcs = append(srcs, s)
+		srcs = append(srcs, s...)
 		live = true
 	}
 	return srcs, live, nil
@@ -89,14 +89,19 @@ func OpenFile(path string) (drivers.Source, error) {
 
 // openLive opens a live capture: "fore:SPEC" is the Fore-style ATM card
 // (see fore.OpenSpec), anything else an AF_PACKET interface.
-func openLive(name string, snaplen int, promisc bool) (drivers.Source, error) {
+// An AF_PACKET interface gets one socket per pipeline worker.
+func openLive(name string, snaplen int, promisc bool, workers int) ([]drivers.Source, error) {
 	if spec, ok := strings.CutPrefix(name, "fore:"); ok {
-		return fore.OpenSpec(spec)
+		s, err := fore.OpenSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		return []drivers.Source{s}, nil
 	}
-	return openAFPacket(name, snaplen, promisc)
+	return openAFPacket(name, snaplen, promisc, workers)
 }
 
 // openAFPacket is set by live.go once the afpacket driver is built in.
-var openAFPacket = func(name string, snaplen int, promisc bool) (drivers.Source, error) {
+var openAFPacket = func(name string, snaplen int, promisc bool, workers int) ([]drivers.Source, error) {
 	return nil, fmt.Errorf("live capture: %w", drivers.ErrUnsupported)
 }

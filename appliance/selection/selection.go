@@ -116,7 +116,11 @@ func (s *Selection) Stamp(recs []flow.Record) {
 	}
 	for i := range recs {
 		recs[i].SamplingPacketInterval = pi
-		recs[i].SamplingFlowInterval = fi
+		// Self-regulation may have selected flows too, with an
+		// independent hash: the intervals multiply.
+		if fi > 1 {
+			recs[i].SamplingFlowInterval = max(recs[i].SamplingFlowInterval, 1) * fi
+		}
 	}
 }
 

@@ -39,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&domain, "domain", "IPFIX observation domain id (0 to 4294967295; default: the configuration's)")
 	var workers cli.Count
 	fs.Var(&workers, "workers", "flow-table shards (worker goroutines; 0: the configuration's)")
+	speed := fs.Float64("speed", 0, "replay -r files at N times their own pace, with live overload behaviour\n(self-regulation, counted queue drops)")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -90,6 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if workers > 0 {
 		cfg.Pipeline.Workers = int(workers)
+	}
+	if *speed < 0 {
+		fmt.Fprintf(stderr, "mira-probe: --speed %v: must not be negative\n", *speed)
+		return 2
+	}
+	if *speed > 0 {
+		cfg.Pipeline.Speed = *speed
 	}
 	if logLevel.Given {
 		cfg.Log.Level = logLevel.Name

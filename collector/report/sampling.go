@@ -29,7 +29,7 @@ func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex 
 
 // resolve returns the sampling intervals that apply to r, a record of
 // o, and whether its sampling is unknown. A record with an interval of
-// its own (a MIRA probe's, or one the collecting process stamped from
+// its own (1 included) (a MIRA probe's, or one the collecting process stamped from
 // options it already had) keeps it. Otherwise the origin's announcement
 // in force at the record's end applies: the latest whose Since is not
 // after it, or the first one, which thus applies retroactively to the
@@ -38,7 +38,11 @@ func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex 
 // another domain, leaves the record unscaled and unknown.
 func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32, unknown bool) {
 	pkt, fl = r.SamplingPacketInterval, r.SamplingFlowInterval
-	if pkt > 1 || fl > 1 || len(x.samples) == 0 {
+	// An interval of 1 stated in the record is its own too: a regulated
+	// MIRA probe states 1 while it meters every flow, so that records
+	// metered just before a change of rate are not scaled by the
+	// announcement of the new one.
+	if pkt > 0 || fl > 0 || len(x.samples) == 0 {
 		return pkt, fl, false
 	}
 	list := x.ann[o]
