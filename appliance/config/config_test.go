@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaults(t *testing.T) {
@@ -110,11 +113,30 @@ func FuzzParseProbe(f *testing.F) {
 	f.Add(defaultProbe)
 	f.Add([]byte("meter: {idle_timeout: 1s}"))
 	f.Add([]byte("export:\n  - url: htp://x\nsnmp: {users: [{name: u}]}\n"))
-	// Invariant: every error is located in the file it came from (each
-	// line of a joined error is "fuzz.yaml...", and errors.As finds it).
+	// Invariants: every error is located in the file it came from (each
+	// line of a joined error is "fuzz.yaml...", and errors.As finds it);
+	// a configuration that parses, marshalled to YAML and parsed again,
+	// is the same configuration.
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := ParseProbe("fuzz.yaml", b)
+		c, err := ParseProbe("fuzz.yaml", b)
 		if err == nil {
+			out, err := yaml.Marshal(c)
+			if err != nil {
+				t.Fatalf("marshal a parsed configuration: %v", err)
+			}
+			c2, err := ParseProbe("again.yaml", out)
+			if err != nil {
+				t.Fatalf("the marshalled configuration does not parse: %v\n%s", err, out)
+			}
+			// Compared as YAML, every field of which is a tagged exported
+			// field: a list absent (nil) and an empty one are the same.
+			out2, err := yaml.Marshal(c2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out, out2) {
+				t.Fatalf("round trip changed the configuration:\n%s\nbecame\n%s", out, out2)
+			}
 			return
 		}
 		var e *Error

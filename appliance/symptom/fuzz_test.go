@@ -3,7 +3,10 @@ package symptom
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // FuzzParse: the database parser and compiler never panic, and every error
@@ -21,19 +24,33 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		var st State
-		var c Counts
-		db.Scan(&st, &c, data, 0)
+		// A database of streamed patterns only (content, literal, hex)
+		// counts the same over its own text cut into packets as in one
+		// piece.
+		once, ok := scanOnce(db, data)
+		for _, e := range db.m.ents {
+			ok = ok && e.kind == KindLiteral
+		}
+		if !ok {
+			return
+		}
+		for _, sizes := range [][]int{{1}, {len(data)/2 + 1}, {3, 7}} {
+			if got := scanChunks(db, data, sizes); !mapsEqual(got, once) {
+				t.Fatalf("sizes %v: streamed %v, one-shot %v", sizes, got, once)
+			}
+		}
 	})
 }
 
 // FuzzScan builds a literal database from fuzzed patterns and checks that
 // scanning the input in fuzzed packet sizes agrees with the whole-buffer
-// oracle; with the default database it checks only that nothing panics.
+// oracle, and that the default database counts the same streamed as in
+// one piece.
 func FuzzScan(f *testing.F) {
 	f.Add("abc", "b|0a|c", true, uint8(3), []byte("xxabc\nbcABC\nb\ncab"))
 	f.Add("EHLO", "RCPT TO:", false, uint8(1), []byte("EHLO\nEHLO RCPT TO:"))
 	f.Add("\n\n", "x", true, uint8(2), []byte("\n\n\nx\n"))
+	f.Add("HTTP/", "Host:", true, uint8(5+32*7), []byte("EHLO mx.example.org\r\nMAIL FROM:<a@example.org>\r\n250 ok\r\nGET /a.mp3 HTTP/1.1\r\nContent-Type: audio/mpeg\r\n"))
 	f.Fuzz(func(t *testing.T, p1, p2 string, nocase bool, step uint8, data []byte) {
 		y := fmt.Sprintf("symptoms:\n  - name: A\n    patterns:\n      - {literal: %q, nocase: %v}\n      - {literal: %q, anchor: line}\n  - name: B\n    patterns:\n      - {literal: %q, offset: 2, depth: 40}\n",
 			p1, nocase, p2, p1+p2)
@@ -46,11 +63,16 @@ func FuzzScan(f *testing.F) {
 		if got := scanChunks(db, data, sizes); !mapsEqual(got, want) {
 			t.Fatalf("patterns %q %q nocase %v sizes %v: streamed %v, whole %v", p1, p2, nocase, sizes, got, want)
 		}
-		var st State
-		var c Counts
-		for off := 0; off < len(data); off += sizes[0] {
-			Default().Scan(&st, &c, data[off:min(off+sizes[0], len(data))], uint64(off))
+		// The default database's streamed patterns, split into packets of
+		// the fuzzed sizes, count what they count on the whole stream at
+		// once; the whole default database runs over the same packets.
+		lit := streamedDefault(t)
+		if once, ok := scanOnce(lit, data); ok {
+			if got := scanChunks(lit, data, sizes); !mapsEqual(got, once) {
+				t.Fatalf("default database's streamed patterns, sizes %v: streamed %v, one-shot %v", sizes, got, once)
+			}
 		}
+		scanChunks(Default(), data, sizes)
 	})
 }
 
@@ -59,11 +81,82 @@ func FuzzScan(f *testing.F) {
 func FuzzValidate(f *testing.F) {
 	f.Add([]byte("\xff\xfb\x90\x64ID3\x04\x00\x00\x00\x00\x1f\x76OggS\x00\x02fLaC\x00\x00\x00\x22"))
 	f.Add([]byte("\x00\x00\x00\x18ftypmp42\x1a\x45\xdf\xa3\x93\x42\x82\x88matroskaRIFF\x00\x00\x00\x00AVI FLV\x01\x05\x00\x00\x00\x09"))
+	// Invariant: a verdict depends only on the object's bytes (from its
+	// start to the packet's end), not on where in the packet it starts
+	// nor on what precedes it.
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, v := range validators {
+		for name, v := range validators {
 			for s := 0; s < len(data); s++ {
-				v.check(data, s)
+				if got, alone := v.check(data, s), v.check(data[s:], 0); got != alone {
+					t.Fatalf("%s at %d: %v in the packet, %v on its own bytes % x", name, s, got, alone, data[s:min(len(data), s+32)])
+				}
 			}
 		}
 	})
+}
+
+var (
+	streamedOnce sync.Once
+	streamedDB   *DB
+	streamedErr  error
+)
+
+// streamedDefault returns the default database restricted to the patterns
+// that are followed across packets (content, literal and hex ones;
+// validators, masks and regular expressions look inside one packet only,
+// doc.go), for which a streamed scan must count exactly what a one-shot
+// scan counts.
+func streamedDefault(t *testing.T) *DB {
+	t.Helper()
+	streamedOnce.Do(func() {
+		var doc struct {
+			Version  int              `yaml:"version"`
+			Symptoms []map[string]any `yaml:"symptoms"`
+		}
+		if streamedErr = yaml.Unmarshal(DefaultYAML(), &doc); streamedErr != nil {
+			return
+		}
+		kept := 0
+		syms := doc.Symptoms[:0]
+		for _, s := range doc.Symptoms {
+			var ps []any
+			for _, p := range s["patterns"].([]any) {
+				m := p.(map[string]any)
+				_, v := m["validate"]
+				_, r := m["regex"]
+				_, k := m["mask"]
+				if !v && !r && !k {
+					ps = append(ps, p)
+				}
+			}
+			if len(ps) > 0 { // a symptom found only by validators goes
+				s["patterns"] = ps
+				syms = append(syms, s)
+				kept += len(ps)
+			}
+		}
+		doc.Symptoms = syms
+		if kept < 50 {
+			streamedErr = fmt.Errorf("only %d streamed patterns in the default database", kept)
+			return
+		}
+		var b []byte
+		if b, streamedErr = yaml.Marshal(doc); streamedErr != nil {
+			return
+		}
+		streamedDB, streamedErr = Parse("default-streamed.yaml", b)
+	})
+	if streamedErr != nil {
+		t.Fatal(streamedErr)
+	}
+	return streamedDB
+}
+
+// scanOnce scans data as one packet; ok is false when more than the
+// symptoms one Counts holds occurred (then the counts are incomplete).
+func scanOnce(db *DB, data []byte) (map[uint16]uint64, bool) {
+	var st State
+	var c Counts
+	db.Scan(&st, &c, data, 0)
+	return countsMap(&c), c.Overflow == 0
 }

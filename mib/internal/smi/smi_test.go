@@ -78,6 +78,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// Invariant: the definitions come in strict OID order, none with an
+		// empty OID, as the generated tables need.
+		for i, d := range m.Defs {
+			if len(d.OID) == 0 || (i > 0 && Compare(m.Defs[i-1].OID, d.OID) >= 0) {
+				t.Fatalf("definition %s (%v) out of OID order", d.Name, d.OID)
+			}
+		}
 		_, _ = Generate(m, "x", "fuzz")
 	})
 }
