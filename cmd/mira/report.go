@@ -53,6 +53,10 @@ func openStore(path string) (*store.Store, error) {
 	return s, err
 }
 
+// DefaultTableLimit is how many biflows mira report's table lists when
+// --limit is not given; the table then says how many were left out.
+const DefaultTableLimit = 50
+
 // runReport is `mira report`: it reads the store named by --db, pairs the
 // flows into biflows, classifies them with --rules (default: the
 // embedded rule set) and writes the report; --export also sends the
@@ -64,8 +68,16 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	db := fs.String("db", "", "flow store written by mira-collector (required)")
 	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
+	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: %d in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
+	}
+	limitSet := false
+	fs.Visit(func(f *flag.Flag) { limitSet = limitSet || f.Name == "limit" })
+	if !limitSet && p.Format == "table" {
+		// A table is read by people: the first rows and the totals.
+		// Scripts read json and csv, which stay complete.
+		p.Limit = DefaultTableLimit
 	}
 	if err := p.Check(); err != nil {
 		return err

@@ -6,15 +6,18 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/report/reporttest"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 func run(t *testing.T, f func(context.Context, []string, *bytes.Buffer) error, args ...string) (string, error) {
@@ -300,5 +303,73 @@ func TestSamplingOverride(t *testing.T) {
 		if _, err := run(t, reportCmd, "--db", db, "--sampling", bad); err == nil || !strings.Contains(err.Error(), "flag -sampling") {
 			t.Errorf("--sampling %q: %v", bad, err)
 		}
+	}
+}
+
+// manyBiflowsDB is a store of n one-way TCP flows, each its own biflow,
+// one a second from 2019-03-14 19:00 on.
+func manyBiflowsDB(t *testing.T, n int) string {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "many.db")
+	s, err := store.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2019, 3, 14, 19, 0, 0, 0, time.UTC).UnixNano()
+	recs := make([]flow.Record, n)
+	for i := range recs {
+		recs[i] = flow.Record{Key: flow.Key{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Dst: netip.MustParseAddr("198.51.100.1"),
+			Sport: uint16(10000 + i), Dport: 80, Proto: 6}, Packets: 2, Octets: uint64(100 + i),
+			First: t0 + int64(i)*int64(time.Second), Last: t0 + int64(i)*int64(time.Second) + 1}
+	}
+	if err := s.Put(store.Origin{Exporter: "probe-a", Domain: 1}, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestReportTableLimit: the table lists the first 50 biflows and says how
+// many it left out; json and csv stay complete unless --limit is given.
+func TestReportTableLimit(t *testing.T) {
+	db := manyBiflowsDB(t, 120)
+	out, err := run(t, reportCmd, "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := strings.Count(out, "<->"); rows != DefaultTableLimit {
+		t.Errorf("table lists %d biflows, want %d", rows, DefaultTableLimit)
+	}
+	if !strings.Contains(out, "... 70 more biflows not listed (50 of 120 shown;") || !strings.Contains(out, "biflows 120 (listed 50)") {
+		t.Errorf("table does not say what it left out:\n%s", out)
+	}
+	out, err = run(t, reportCmd, "--db", db, "--limit", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := strings.Count(out, "<->"); rows != 120 || strings.Contains(out, "not listed") {
+		t.Errorf("--limit 0: %d rows", rows)
+	}
+	out, err = run(t, reportCmd, "--db", db, "--limit", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := strings.Count(out, "<->"); rows != 7 || !strings.Contains(out, "... 113 more biflows not listed") {
+		t.Errorf("--limit 7: %d rows\n%s", rows, out)
+	}
+	if r := reportJSON(t, "--db", db, "--format", "json"); len(r.Biflows) != 120 || r.Summary.Listed != 120 {
+		t.Errorf("json without --limit: %d biflows", len(r.Biflows))
+	}
+	if r := reportJSON(t, "--db", db, "--format", "json", "--limit", "3"); len(r.Biflows) != 3 || r.Summary.Biflows != 120 {
+		t.Errorf("json --limit 3: %d of %d biflows", len(r.Biflows), r.Summary.Biflows)
+	}
+	out, err = run(t, reportCmd, "--db", db, "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := csv.NewReader(strings.NewReader(out)).ReadAll(); err != nil || len(rows) != 121 {
+		t.Errorf("csv without --limit: %d rows (%v), want header + 120", len(rows), err)
 	}
 }

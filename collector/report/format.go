@@ -70,6 +70,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))
 	}
 	t.write(bw)
+	if left := r.Summary.Biflows - r.Summary.Listed; left > 0 && r.Summary.Listed >= 0 {
+		fmt.Fprintf(bw, "... %d more biflows not listed (%d of %d shown; --limit N shows N, --limit 0 all; the usage and summary cover all)\n",
+			left, r.Summary.Listed, r.Summary.Biflows)
+	}
 
 	title := "Usage by aggregate and category:"
 	switch r.by {
