@@ -15,6 +15,13 @@
 // the process has CAP_NET_ADMIN); datagrams the kernel drops when it is
 // full are counted in Stats.SocketDrops (SO_MEMINFO).
 //
+// Implausible records (see package ipfix: counts beyond 2^40 packets,
+// more octets than packets × 65535, times outside the window that the
+// message's export time allows) are dropped and counted in
+// Stats.Malformed by reason ("implausible-count", "implausible-octets",
+// "implausible-time"), which mira-collector shows in /metrics and stores
+// for the report summary.
+//
 // Hazards: Consumer.Consume is called serially for one session but
 // concurrently for different sessions (each TCP connection has its own
 // goroutine). The recs slice and the records' Symptoms slices are reused

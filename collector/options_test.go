@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
@@ -46,7 +47,8 @@ func optionsBeforeRecords(t *testing.T, smp ipfix.Sampling) {
 	var buf bytes.Buffer
 	e := exporter.NewWriter(&buf, &exporter.Config{Sampling: &smp, AggregateNames: map[uint32]string{3: "dmz"}})
 	recs := []flow.Record{{Key: flow.Key{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.1"), Proto: 17, Sport: 5, Dport: 53},
-		Packets: 1, Octets: 60, Direction: 255, ObservationDomain: 4, Aggregate: 3, SamplingFlowInterval: 16}}
+		Packets: 1, Octets: 60, Direction: 255, ObservationDomain: 4, Aggregate: 3, SamplingFlowInterval: 16,
+		First: time.Now().UnixNano(), Last: time.Now().UnixNano()}}
 	if err := e.Export(recs); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,16 @@
 // reverse counters and post counters (as nfdump does, as the reverse
 // direction: a biflow record yields two flow.Records).
 //
+// Plausibility: a well-formed flow record whose values no exporter can
+// mean is dropped and counted (SessionStats.Malformed): more packets than
+// MaxRecordPackets (implausible-count), more octets than packets × 65535
+// (implausible-octets), or times that overflow int64 nanoseconds, lie
+// before the Unix epoch, end before they start or end more than
+// MaxClockSkew (1 h) after the message's export time (implausible-time).
+// Records are never too old: replays of captures, some with unset clocks,
+// export records from any time since 1970. A record without any time field is dated at
+// the export time. Other exporters' records are not affected.
+//
 // Hazards: the Append* functions and FlowEncoder append into caller-owned
 // slices and never retain them. Session.Decode returns records whose
 // Symptoms slices alias an arena owned by the Session; they are valid only

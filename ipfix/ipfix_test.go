@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
@@ -19,11 +20,15 @@ import (
 
 // encodeMessage builds one message holding the templates of recs and recs
 // themselves, one data set per run of records sharing a template.
+// testExportTime is the export time of test messages: a month after
+// ipfixtest.Base, after every record the tests make.
+const testExportTime = uint32(ipfixtest.Base/1e9) + 30*86400
+
 func encodeMessage(e *FlowEncoder, domain, seq uint32, recs []flow.Record) []byte {
 	for i := range recs {
 		e.Template(&recs[i])
 	}
-	b := AppendHeader(nil, Header{ExportTime: 1, Sequence: seq, Domain: domain})
+	b := AppendHeader(nil, Header{ExportTime: testExportTime, Sequence: seq, Domain: domain})
 	b, s := AppendSetHeader(b, TemplateSetID)
 	b = AppendTemplate(b, e.SymptomTemplate())
 	for _, t := range e.Templates() {
@@ -448,8 +453,14 @@ func TestDecodeCorpus(t *testing.T) {
 			n += len(recs)
 		}
 		st := s.Stats()
-		if n == 0 || st.Malformed != [NumReasons]uint64{} {
-			t.Fatalf("%s: %d records, stats %+v", f, n, st)
+		// Records whose times nfdump, too, shows ending well after the
+		// message's export time, or before they start (softflowd
+		// replaying a capture with sysUpTime times) are implausible.
+		bad := nfdumpImplausible(t, strings.TrimSuffix(f, ".ipfix")+".nfdump.csv")
+		want := [NumReasons]uint64{}
+		want[ReasonImplausibleTime] = uint64(bad)
+		if (n == 0 && bad == 0) || st.Malformed != want {
+			t.Fatalf("%s: %d records, stats %+v, want %d implausible-time", f, n, st, bad)
 		}
 		// ipfixDump (libfixbuf) warns of each sequence anomaly; our
 		// lost/out-of-order counts must agree with its expected/got pairs.
@@ -613,4 +624,35 @@ func TestRegistryCoversTemplates(t *testing.T) {
 		}
 		seen[k] = true
 	}
+}
+
+// nfdumpImplausible counts the records of an nfdump CSV listing (first,
+// last, ..., received) that end more than MaxClockSkew after they were
+// received (the export time, for a file) or end before they start.
+func nfdumpImplausible(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0 // crafted input nfdump was not run on
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 {
+			continue
+		}
+		first, err1 := time.Parse("2006-01-02 15:04:05", f[0])
+		last, err2 := time.Parse("2006-01-02 15:04:05", f[1])
+		recv, err3 := time.Parse("2006-01-02 15:04:05.000", f[len(f)-1])
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue // a header or summary line
+		}
+		if last.After(recv.Add(MaxClockSkew)) || last.Before(first) {
+			n++
+		}
+	}
+	return n
 }

@@ -9,7 +9,7 @@ import (
 // optionsMessage builds a message with the given options template and one
 // record of it.
 func optionsMessage(domain uint32, t *Template, rec []byte) []byte {
-	b := AppendHeader(nil, Header{ExportTime: 1, Domain: domain})
+	b := AppendHeader(nil, Header{ExportTime: testExportTime, Domain: domain})
 	var s int
 	b, s = AppendSetHeader(b, OptionsSetID)
 	b = AppendTemplate(b, t)

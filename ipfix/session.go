@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"time"
 
 	"github.com/mira-project/mira/flow"
 )
@@ -28,7 +29,27 @@ const (
 	ReasonBadVarLen                         // variable-length prefix runs past the record
 	ReasonDataWithoutTemplate               // data set for a template not (yet) known
 	ReasonBadSubTemplateList                // malformed or unknown subTemplateList
+	ReasonImplausibleCount                  // packets beyond MaxRecordPackets (or octets beyond 65535 × that)
+	ReasonImplausibleOctets                 // more octets than packets × 65535
+	ReasonImplausibleTime                   // start after end, or times outside the export time's window
 	NumReasons
+)
+
+// Bounds of a plausible flow record (see Session.Decode). Records beyond
+// them are dropped and counted by reason; they are well-formed IPFIX
+// whose values would wreck the sums and time windows of reports
+// (bit-flipped or hostile input).
+const (
+	// MaxRecordPackets bounds one record's packet count: 2^40 is three
+	// hours at 100 million packets per second, far beyond any active
+	// timeout.
+	MaxRecordPackets = 1 << 40
+	// MaxPacketOctets bounds the octets per packet: an IPv4 or IPv6
+	// packet (jumbograms aside) is at most 65535 bytes.
+	MaxPacketOctets = 65535
+	// MaxClockSkew is how long after its message's export time a record
+	// may end (the exporter's clock and the metering clock may differ).
+	MaxClockSkew = time.Hour
 )
 
 var reasonNames = [NumReasons]string{
@@ -36,6 +57,7 @@ var reasonNames = [NumReasons]string{
 	"reserved-set-id", "bad-template-id", "zero-field-template", "field-count",
 	"bad-scope-count", "zero-length-record", "truncated-record", "bad-varlen",
 	"data-without-template", "bad-subtemplatelist",
+	"implausible-count", "implausible-octets", "implausible-time",
 }
 
 func (r Reason) String() string {
@@ -149,6 +171,8 @@ type Session struct {
 	stl    *decTemplate
 	syms   []flow.SymptomCount
 	stats  SessionStats
+	// exportTime is the export time of the message being decoded (s).
+	exportTime uint32
 }
 
 // NewSession returns an empty Session.
@@ -201,6 +225,7 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 	}
 	msg = msg[:h.Length]
 	s.stats.Messages++
+	s.exportTime = h.ExportTime
 	ds := s.domain(h.Domain)
 	records := 0
 	seqOK := true
@@ -836,6 +861,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		revFlags             uint8
 		haveRev, haveRevFl   bool
 		haveInner            bool
+		havePkts, haveOcts   bool
+		badTime              bool
 	)
 	off := 0
 	var v []byte
@@ -868,17 +895,17 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		case opTCPFlags:
 			r.TCPFlags = uint8(uintN(v))
 		case opPackets:
-			r.Packets = uintN(v)
+			r.Packets, havePkts = uintN(v), true
 		case opOctets:
-			r.Octets = uintN(v)
+			r.Octets, haveOcts = uintN(v), true
 		case opStartMs:
-			first, haveFirst = int64(uintN(v))*1e6, true
+			first, haveFirst = scaleTime(uintN(v), 1e6, &badTime), true
 		case opEndMs:
-			last, haveLast = int64(uintN(v))*1e6, true
+			last, haveLast = scaleTime(uintN(v), 1e6, &badTime), true
 		case opStartSec:
-			first, haveFirst = int64(uintN(v))*1e9, true
+			first, haveFirst = scaleTime(uintN(v), 1e9, &badTime), true
 		case opEndSec:
-			last, haveLast = int64(uintN(v))*1e9, true
+			last, haveLast = scaleTime(uintN(v), 1e9, &badTime), true
 		case opStartUs, opStartNs:
 			first, haveFirst = ntpToUnixNanos(uintN(v)), true
 		case opEndUs, opEndNs:
@@ -943,10 +970,14 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		}
 	}
 	if !haveFirst && haveUpFirst {
-		first, haveFirst = (ds.sysInit+int64(upFirst))*1e6, true
+		first, haveFirst = scaleTime(uint64(ds.sysInit)+upFirst, 1e6, &badTime), true
 	}
 	if !haveLast && haveUpL {
-		last, haveLast = (ds.sysInit+int64(upLast))*1e6, true
+		last, haveLast = scaleTime(uint64(ds.sysInit)+upLast, 1e6, &badTime), true
+	}
+	if !haveFirst && !haveLast {
+		// No times at all: the flow was seen by the time it was exported.
+		first, last = int64(s.exportTime)*1e9, int64(s.exportTime)*1e9
 	}
 	if !haveLast {
 		last = first
@@ -955,6 +986,16 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		first = last
 	}
 	r.First, r.Last = first, last
+	if reason := s.implausible(r, havePkts, haveOcts, badTime); reason != 0 {
+		s.stats.Malformed[reason]++
+		return out[:len(out)-1]
+	}
+	if haveRev && (revPkts != 0 || revOcts != 0) {
+		if reason := plausibleCounts(revPkts, revOcts, havePkts, haveOcts); reason != 0 {
+			s.stats.Malformed[reason]++
+			return out[:len(out)-1]
+		}
+	}
 	if r.IPVersion == 0 {
 		switch {
 		case r.Src.Is4():
@@ -1049,4 +1090,49 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 		return nil
 	}
 	return s.syms[start:len(s.syms):len(s.syms)]
+}
+
+// scaleTime converts v units of unit ns to ns since the epoch, setting
+// *bad when that is beyond int64.
+func scaleTime(v uint64, unit int64, bad *bool) int64 {
+	if v > uint64(math.MaxInt64/unit) || int64(v) < 0 {
+		*bad = true
+		return 0
+	}
+	return int64(v) * unit
+}
+
+// plausibleCounts returns the reason a direction's counters are
+// implausible, or 0: more packets than MaxRecordPackets, more octets than
+// packets × MaxPacketOctets (when the record has both).
+func plausibleCounts(pkts, octs uint64, havePkts, haveOcts bool) Reason {
+	if pkts > MaxRecordPackets || octs > MaxRecordPackets*MaxPacketOctets {
+		return ReasonImplausibleCount
+	}
+	if havePkts && haveOcts && octs > pkts*MaxPacketOctets {
+		return ReasonImplausibleOctets
+	}
+	return 0
+}
+
+// implausible returns the reason record r, decoded from a message with
+// export time s.exportTime, is implausible, or 0. Times: representable
+// in int64 ns, not before the Unix epoch (IPFIX times are unsigned), start
+// not after end, end at most MaxClockSkew after the export time. There is
+// no lower bound relative to the export time: replays of old captures,
+// some with unset clocks (1970), export records of any age. An export
+// time of 0 (not set) allows any end up to the latest export time a
+// message can carry (2106).
+func (s *Session) implausible(r *flow.Record, havePkts, haveOcts, badTime bool) Reason {
+	if reason := plausibleCounts(r.Packets, r.Octets, havePkts, haveOcts); reason != 0 {
+		return reason
+	}
+	hi := int64(s.exportTime)*1e9 + int64(MaxClockSkew)
+	if s.exportTime == 0 {
+		hi = math.MaxUint32*1e9 + int64(MaxClockSkew)
+	}
+	if badTime || r.First > r.Last || r.Last > hi || r.First < 0 {
+		return ReasonImplausibleTime
+	}
+	return 0
 }

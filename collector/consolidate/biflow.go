@@ -62,12 +62,12 @@ type Biflow struct {
 // setDirection adds an observation to one direction.
 func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin) {
 	if reverse {
-		b.RPackets += o.packets
-		b.ROctets += o.octets
+		b.RPackets = SatAdd(b.RPackets, o.packets)
+		b.ROctets = SatAdd(b.ROctets, o.octets)
 		b.RTCPFlags |= o.flags
 	} else {
-		b.Packets += o.packets
-		b.Octets += o.octets
+		b.Packets = SatAdd(b.Packets, o.packets)
+		b.Octets = SatAdd(b.Octets, o.octets)
 		b.TCPFlags |= o.flags
 	}
 	b.First = min(b.First, o.first)

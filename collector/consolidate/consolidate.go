@@ -514,8 +514,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		e.n[d]++
 		ob = e.at(d, int(e.n[d])-1)
 	}
-	ob.packets += r.Packets
-	ob.octets += r.Octets
+	ob.packets = SatAdd(ob.packets, r.Packets)
+	ob.octets = SatAdd(ob.octets, r.Octets)
 	ob.first = min(ob.first, r.First)
 	ob.last = max(ob.last, r.Last)
 	ob.flags |= r.TCPFlags

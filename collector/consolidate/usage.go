@@ -37,8 +37,8 @@ type Usage struct {
 
 func (u *Usage) add(b *Biflow) {
 	u.Biflows++
-	u.Packets += b.Packets + b.RPackets
-	u.Octets += b.Octets + b.ROctets
+	u.Packets = SatAdd(u.Packets, SatAdd(b.Packets, b.RPackets))
+	u.Octets = SatAdd(u.Octets, SatAdd(b.Octets, b.ROctets))
 	u.Est.Add(&b.Est)
 	u.PacketSampled = u.PacketSampled || b.PacketSampled
 	if b.SamplingUnknown {
@@ -49,10 +49,50 @@ func (u *Usage) add(b *Biflow) {
 
 // Interval returns est ± z·sqrt(variance), the lower end clamped at the
 // observed value (a total is never below what was seen).
+//
+// The interval always holds max(est, observed): an estimate below what
+// was seen (an
+// estimate below what was seen is a rounding artefact): lo <= est <= hi,
+// even for sums so large that float64 rounds them.
 func Interval(est, variance, z float64, observed uint64) (lo, hi float64) {
-	h := z * math.Sqrt(max(variance, 0))
-	lo = max(est-h, float64(observed))
-	return lo, est + h
+	if !(est >= float64(observed)) { // NaN too
+		est = float64(observed)
+	}
+	if !(variance > 0) {
+		variance = 0
+	}
+	h := z * math.Sqrt(variance)
+	lo = est - h
+	if !(lo >= float64(observed)) { // NaN (est and h infinite) too
+		lo = float64(observed)
+	}
+	lo = min(lo, est)
+	hi = est + h
+	if !(hi >= est) {
+		hi = est
+	}
+	return lo, hi
+}
+
+// SatAdd adds counters, saturating at the uint64 maximum instead of
+// wrapping: the inputs come from the network.
+func SatAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint64
+}
+
+// Round converts a non-negative estimate to a counter, saturating at the
+// uint64 maximum (a float64 conversion beyond it is undefined).
+func Round(v float64) uint64 {
+	switch {
+	case !(v > 0): // NaN too
+		return 0
+	case v >= math.MaxUint64:
+		return math.MaxUint64
+	}
+	return uint64(v + 0.5)
 }
 
 func (c *Consolidator) bucket(t int64) int64 {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -68,8 +69,8 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	for i := range flows {
 		idx[i] = i
 		r := &flows[i].Record
-		s.Packets += r.Packets
-		s.Octets += r.Octets
+		s.Packets = consolidate.SatAdd(s.Packets, r.Packets)
+		s.Octets = consolidate.SatAdd(s.Octets, r.Octets)
 		first, last := Timestamp(r.First), Timestamp(r.Last)
 		if s.First == nil || first < *s.First {
 			s.First = &first

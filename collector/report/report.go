@@ -303,17 +303,20 @@ type Estimate struct {
 }
 
 func makeEstimate(e *consolidate.Estimate, z, conf float64, biflows int, packets, octets uint64, pktSampled bool) *Estimate {
-	r := func(v float64) uint64 { return uint64(v + 0.5) }
-	out := &Estimate{Confidence: conf, Biflows: e.Biflows, Packets: r(e.Packets), Octets: r(e.Octets)}
+	// The estimates are at least what was observed and inside their
+	// intervals (consolidate.Interval), converted with saturation
+	// (consolidate.Round): low <= estimate <= high always.
+	r := consolidate.Round
+	out := &Estimate{Confidence: conf}
 	lo, hi := consolidate.Interval(e.Biflows, e.VarBiflows, z, uint64(biflows))
-	out.BiflowsLow, out.BiflowsHigh = lo, hi
+	out.Biflows, out.BiflowsLow, out.BiflowsHigh = min(max(e.Biflows, lo), hi), lo, hi
 	if pktSampled {
 		out.BiflowsLowerBound = true
 	}
 	lo, hi = consolidate.Interval(e.Packets, e.VarPackets, z, packets)
-	out.PacketsLow, out.PacketsHigh = r(lo), r(hi)
+	out.Packets, out.PacketsLow, out.PacketsHigh = r(min(max(e.Packets, lo), hi)), r(lo), r(hi)
 	lo, hi = consolidate.Interval(e.Octets, e.VarOctets, z, octets)
-	out.OctetsLow, out.OctetsHigh = r(lo), r(hi)
+	out.Octets, out.OctetsLow, out.OctetsHigh = r(min(max(e.Octets, lo), hi)), r(lo), r(hi)
 	return out
 }
 
@@ -458,16 +461,16 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			rows[k] = row
 		}
 		row.Biflows++
-		row.Packets += b.Packets + b.RPackets
-		row.Octets += b.Octets + b.ROctets
+		row.Packets = consolidate.SatAdd(row.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
+		row.Octets = consolidate.SatAdd(row.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
 		row.Merged += b.Merged
 		row.est.Add(&b.est)
 		bs := b.Sampling < 1
 		bp := bs && b.pktSampled
 		row.sampled = row.sampled || bs
 		row.pktSmp = row.pktSmp || bp
-		s.Packets += b.Packets + b.RPackets
-		s.Octets += b.Octets + b.ROctets
+		s.Packets = consolidate.SatAdd(s.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
+		s.Octets = consolidate.SatAdd(s.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
 		total.Add(&b.est)
 		sampled = sampled || bs
 		pktSmp = pktSmp || bp
@@ -477,12 +480,12 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 		conf = 0.95
 	}
 	z := consolidate.NormalQuantile(0.5 + conf/2)
-	s.EstimatedOctets = uint64(total.Octets + 0.5)
+	s.EstimatedOctets = max(consolidate.Round(total.Octets), s.Octets)
 	if sampled {
 		s.Estimate = makeEstimate(&total, z, conf, len(rep.Biflows), s.Packets, s.Octets, pktSmp)
 	}
 	for _, row := range rows {
-		row.EstimatedOctets = uint64(row.est.Octets + 0.5)
+		row.EstimatedOctets = max(consolidate.Round(row.est.Octets), row.Octets)
 		if row.sampled {
 			row.Estimate = makeEstimate(&row.est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
 		}
