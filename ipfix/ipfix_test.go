@@ -2,6 +2,7 @@ package ipfix
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -456,7 +457,7 @@ func TestDecodeCorpus(t *testing.T) {
 		// Records whose times nfdump, too, shows ending well after the
 		// message's export time, or before they start (softflowd
 		// replaying a capture with sysUpTime times) are implausible.
-		bad := nfdumpImplausible(t, strings.TrimSuffix(f, ".ipfix")+".nfdump.csv")
+		bad := nfdumpImplausible(t, strings.TrimSuffix(f, ".ipfix")+".nfdump.json")
 		want := [NumReasons]uint64{}
 		want[ReasonImplausibleTime] = uint64(bad)
 		if (n == 0 && bad == 0) || st.Malformed != want {
@@ -626,31 +627,31 @@ func TestRegistryCoversTemplates(t *testing.T) {
 	}
 }
 
-// nfdumpImplausible counts the records of an nfdump CSV listing (first,
-// last, ..., received) that end more than MaxClockSkew after they were
-// received (the export time, for a file) or end before they start.
+// nfdumpImplausible counts the records of nfdump's JSON listing that end
+// more than MaxClockSkew after they were received (the export time, for
+// a file) or end before they start: 0 without a listing.
 func nfdumpImplausible(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0 // crafted input nfdump was not run on
+		return 0
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	var recs []struct{ First, Last, Received string }
+	if err := json.Unmarshal(b, &recs); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 	n := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) < 3 {
-			continue
+	for _, r := range recs {
+		var ts [3]time.Time
+		for i, v := range []string{r.First, r.Last, r.Received} {
+			if ts[i], err = time.Parse("2006-01-02T15:04:05.000", v); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
 		}
-		first, err1 := time.Parse("2006-01-02 15:04:05", f[0])
-		last, err2 := time.Parse("2006-01-02 15:04:05", f[1])
-		recv, err3 := time.Parse("2006-01-02 15:04:05.000", f[len(f)-1])
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue // a header or summary line
-		}
-		if last.After(recv.Add(MaxClockSkew)) || last.Before(first) {
+		if ts[1].After(ts[2].Add(MaxClockSkew)) || ts[1].Before(ts[0]) {
 			n++
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
