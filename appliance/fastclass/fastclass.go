@@ -14,23 +14,33 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
 // ErrSyntax is wrapped by every error about a list's text.
 var ErrSyntax = errors.New("invalid fast-class list")
 
-// Error is a list error with its position.
+// Error is a list error with its position: file, line and, in YAML
+// lists, the key path (categories[1].prefixes[3]).
 type Error struct {
 	File string
 	Line int
+	Key  string
 	Err  error
 }
 
 func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("fastclass: ")
+	b.WriteString(e.File)
 	if e.Line > 0 {
-		return fmt.Sprintf("fastclass: %s:%d: %v", e.File, e.Line, e.Err)
+		fmt.Fprintf(&b, ":%d", e.Line)
 	}
-	return fmt.Sprintf("fastclass: %s: %v", e.File, e.Err)
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": key %q", e.Key)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -157,77 +167,86 @@ func checkBits(b int) error {
 
 // ParseYAML adds a YAML list; name is used in errors.
 func (t *Table) ParseYAML(name string, data []byte) error {
-	fail := func(line int, format string, a ...any) error {
-		return &Error{File: name, Line: line, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
+	fail := func(at yamlnode.Node, format string, a ...any) error {
+		e := &Error{File: name, Key: at.Path, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
+		if at.Node != nil {
+			e.Line = at.Line
+		}
+		return e
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	top, err := yamlnode.Parse(name, data)
+	if err != nil {
+		var ye *yamlnode.Error
+		if errors.As(err, &ye) {
+			return &Error{File: name, Line: ye.Line, Err: fmt.Errorf("%w: %v", ErrSyntax, ye.Err)}
+		}
 		return &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
 	}
-	if len(doc.Content) == 0 {
-		return fail(0, "empty file")
+	if top.Node == nil {
+		return fail(top, "empty file")
 	}
-	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return fail(top.Line, "top level is not a mapping")
+		return fail(top, "top level is not a mapping")
 	}
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		k, v := top.Content[i], top.Content[i+1]
-		switch k.Value {
+	return top.Map(func(key string, k, v yamlnode.Node) error {
+		switch key {
 		case "version":
 			if v.Value != "1" {
-				return fail(v.Line, "unsupported version %q (want 1)", v.Value)
+				return fail(v, "unsupported version %q (want 1)", v.Value)
 			}
 		case "categories":
 			if v.Kind != yaml.SequenceNode {
-				return fail(v.Line, "categories is not a list")
+				return fail(v, "categories is not a list")
 			}
-			for _, c := range v.Content {
-				if err := t.yamlCategory(c, fail); err != nil {
-					return err
-				}
-			}
+			return v.Seq(func(_ int, c yamlnode.Node) error { return t.yamlCategory(c, fail) })
 		default:
-			return fail(k.Line, "unknown key %q", k.Value)
+			return fail(k, "unknown key %q", key)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-func (t *Table) yamlCategory(c *yaml.Node, fail func(int, string, ...any) error) error {
+func (t *Table) yamlCategory(c yamlnode.Node, fail func(yamlnode.Node, string, ...any) error) error {
 	if c.Kind != yaml.MappingNode {
-		return fail(c.Line, "category entry is not a mapping")
+		return fail(c, "category entry is not a mapping")
 	}
 	var cat string
-	var list *yaml.Node
-	for j := 0; j+1 < len(c.Content); j += 2 {
-		k, v := c.Content[j], c.Content[j+1]
-		switch k.Value {
+	var list yamlnode.Node
+	err := c.Map(func(key string, k, v yamlnode.Node) error {
+		switch key {
 		case "category":
 			cat = strings.TrimSpace(v.Value)
 		case "prefixes":
 			list = v
 		case "description":
 		default:
-			return fail(k.Line, "unknown key %q", k.Value)
+			return fail(k, "unknown key %q", key)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if cat == "" {
-		return fail(c.Line, "entry without a category")
+		return fail(c, "entry without a category")
 	}
-	if list == nil || list.Kind != yaml.SequenceNode {
-		return fail(c.Line, "category %s: prefixes is not a list", cat)
+	if list.Node == nil || list.Kind != yaml.SequenceNode {
+		at := list
+		if at.Node == nil {
+			at = c
+		}
+		return fail(at, "category %s: prefixes is not a list", cat)
 	}
-	for _, p := range list.Content {
+	return list.Seq(func(_ int, p yamlnode.Node) error {
 		pfx, err := parsePrefix(p.Value)
 		if err != nil {
-			return fail(p.Line, "category %s: prefix %q: %v", cat, p.Value, err)
+			return fail(p, "category %s: prefix %q: %v", cat, p.Value, err)
 		}
 		if _, err := t.Add(pfx, cat); err != nil {
-			return fail(p.Line, "category %s: %v", cat, err)
+			return fail(p, "category %s: %v", cat, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // ParseCSV adds a CSV list of "prefix,category" lines; name is used in

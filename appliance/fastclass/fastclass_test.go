@@ -78,9 +78,10 @@ func TestErrors(t *testing.T) {
 		name, text, want string
 		csv              bool
 	}{
-		{"bad prefix", "version: 1\ncategories:\n  - category: X\n    prefixes: [10.0.0.0/33]\n", "l.yaml:4", false},
-		{"unknown key", "version: 1\ncolour: red\n", `l.yaml:2: invalid fast-class list: unknown key "colour"`, false},
-		{"no category", "version: 1\ncategories:\n  - prefixes: [10.0.0.0/8]\n", "l.yaml:3", false},
+		{"bad prefix", "version: 1\ncategories:\n  - category: X\n    prefixes: [10.0.0.0/33]\n", `l.yaml:4: key "categories[0].prefixes[0]"`, false},
+		{"second category", "version: 1\ncategories:\n  - category: X\n    prefixes: [10.0.0.0/8]\n  - category: Y\n    prefixes:\n      - 10.1.0.0/16\n      - 10.2.0.0/16z\n", `l.yaml:8: key "categories[1].prefixes[1]": invalid fast-class list: category Y: prefix "10.2.0.0/16z"`, false},
+		{"unknown key", "version: 1\ncolour: red\n", `l.yaml:2: key "colour": invalid fast-class list: unknown key "colour"`, false},
+		{"no category", "version: 1\ncategories:\n  - prefixes: [10.0.0.0/8]\n", `l.yaml:3: key "categories[0]": invalid fast-class list: entry without a category`, false},
 		{"version", "version: 2\n", "unsupported version", false},
 		{"csv no comma", "10.0.0.0/8 Campus\n", "l.csv:1", true},
 		{"csv bad addr", "# x\n10.0.0.300,Campus\n", "l.csv:2", true},

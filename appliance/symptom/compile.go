@@ -42,7 +42,9 @@ func Compile(spec *Spec) (*DB, error) {
 			p := &s.Patterns[pi]
 			es, err := compilePattern(p, uint16(si+1))
 			if err != nil {
-				return nil, specErr(spec.File, p.Line, s.Name, pi+1, p.Text, "%v", err)
+				e := specErr(spec.File, p.Line, s.Name, pi+1, p.Text, "%v", err)
+				e.Key = p.Key
+				return nil, e
 			}
 			ents = append(ents, es...)
 			db.patterns++

@@ -8,13 +8,17 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
-// Error is a database error. It names the file, the line, the symptom and
-// the pattern (1-based index and its text) where these are known.
+// Error is a database error. It names the file, the line, the key path
+// (symptoms[2].patterns[0].hex), the symptom and the pattern (1-based
+// index and its text) where these are known.
 type Error struct {
 	File    string
 	Line    int
+	Key     string
 	Symptom string
 	Pattern int    // 1-based index within the symptom, 0 if none
 	Text    string // the pattern's text as written, if any
@@ -27,6 +31,9 @@ func (e *Error) Error() string {
 	if e.Line > 0 {
 		b.WriteString(":")
 		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": key %q", e.Key)
 	}
 	if e.Symptom != "" {
 		fmt.Fprintf(&b, ": symptom %q", e.Symptom)
@@ -81,6 +88,7 @@ type PatternSpec struct {
 	Offset   uint64
 	Depth    uint64 // 0: unbounded
 	Line     int
+	Key      string // key path in the file: symptoms[0].patterns[1]
 }
 
 // SymptomSpec is one symptom as written in the database.
@@ -103,72 +111,88 @@ func specErr(file string, line int, sym string, pat int, text string, format str
 		Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, args...)...)}
 }
 
+// nodeErr is specErr at a node of the file: its line and key path.
+func nodeErr(n yamlnode.Node, sym string, pat int, text string, format string, args ...any) *Error {
+	e := specErr(n.File, 0, sym, pat, text, format, args...)
+	if n.Node != nil {
+		e.Line = n.Line
+	}
+	e.Key = n.Path
+	return e
+}
+
 // ParseSpec reads a database's YAML into a Spec without compiling it.
 // Unknown keys are errors.
 func ParseSpec(name string, data []byte) (*Spec, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+	root, err := yamlnode.Parse(name, data)
+	if err != nil {
+		var ye *yamlnode.Error
+		if !errors.As(err, &ye) {
+			return nil, &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+		}
+		return nil, &Error{File: name, Line: ye.Line, Err: fmt.Errorf("%w: %v", ErrSyntax, ye.Err)}
 	}
 	spec := &Spec{File: name}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, specErr(name, 0, "", 0, "", "empty document")
+	if root.Node == nil {
+		return nil, nodeErr(root, "", 0, "", "empty document")
 	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, specErr(name, root.Line, "", 0, "", "top level must be a mapping")
+		return nil, nodeErr(root, "", 0, "", "top level must be a mapping")
 	}
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		switch k.Value {
+	err = root.Map(func(key string, k, v yamlnode.Node) error {
+		switch key {
 		case "version":
 			if v.Value != "1" {
-				return nil, specErr(name, v.Line, "", 0, "", "unsupported version %q", v.Value)
+				return nodeErr(v, "", 0, "", "unsupported version %q", v.Value)
 			}
 		case "scan_limit":
 			n, err := strconv.ParseUint(v.Value, 10, 64)
 			if err != nil || v.Kind != yaml.ScalarNode {
-				return nil, specErr(name, v.Line, "", 0, "", "scan_limit: want a byte count, got %q", v.Value)
+				return nodeErr(v, "", 0, "", "scan_limit: want a byte count, got %q", v.Value)
 			}
 			spec.ScanLimit = n
 		case "symptoms":
 			if v.Kind != yaml.SequenceNode {
-				return nil, specErr(name, v.Line, "", 0, "", "symptoms must be a list")
+				return nodeErr(v, "", 0, "", "symptoms must be a list")
 			}
-			for _, sn := range v.Content {
-				s, err := parseSymptom(name, sn)
+			return v.Seq(func(_ int, sn yamlnode.Node) error {
+				s, err := parseSymptom(sn)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if seen[s.Name] {
-					return nil, specErr(name, s.Line, s.Name, 0, "", "duplicate symptom name")
+					return nodeErr(sn, s.Name, 0, "", "duplicate symptom name")
 				}
 				seen[s.Name] = true
 				spec.Symptoms = append(spec.Symptoms, *s)
-			}
+				return nil
+			})
 		default:
-			return nil, specErr(name, k.Line, "", 0, "", "unknown key %q", k.Value)
+			return nodeErr(k, "", 0, "", "unknown key %q", key)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(spec.Symptoms) == 0 {
-		return nil, specErr(name, root.Line, "", 0, "", "no symptoms")
+		return nil, nodeErr(root, "", 0, "", "no symptoms")
 	}
 	if len(spec.Symptoms) > 65535 {
-		return nil, specErr(name, root.Line, "", 0, "", "too many symptoms (%d)", len(spec.Symptoms))
+		return nil, nodeErr(root, "", 0, "", "too many symptoms (%d)", len(spec.Symptoms))
 	}
 	return spec, nil
 }
 
-func parseSymptom(file string, n *yaml.Node) (*SymptomSpec, error) {
+func parseSymptom(n yamlnode.Node) (*SymptomSpec, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, specErr(file, n.Line, "", 0, "", "a symptom must be a mapping")
+		return nil, nodeErr(n, "", 0, "", "a symptom must be a mapping")
 	}
 	s := &SymptomSpec{Line: n.Line}
-	var pats *yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		switch k.Value {
+	var pats yamlnode.Node
+	err := n.Map(func(key string, k, v yamlnode.Node) error {
+		switch key {
 		case "name":
 			s.Name = v.Value
 		case "description":
@@ -176,44 +200,56 @@ func parseSymptom(file string, n *yaml.Node) (*SymptomSpec, error) {
 		case "patterns":
 			pats = v
 		default:
-			return nil, specErr(file, k.Line, s.Name, 0, "", "unknown key %q", k.Value)
+			return nodeErr(k, s.Name, 0, "", "unknown key %q", key)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if s.Name == "" {
-		return nil, specErr(file, n.Line, "", 0, "", "symptom without a name")
+		return nil, nodeErr(n, "", 0, "", "symptom without a name")
 	}
-	if pats == nil || pats.Kind != yaml.SequenceNode || len(pats.Content) == 0 {
-		return nil, specErr(file, n.Line, s.Name, 0, "", "symptom needs a non-empty patterns list")
+	if pats.Node == nil || pats.Kind != yaml.SequenceNode || len(pats.Content) == 0 {
+		at := pats
+		if at.Node == nil {
+			at = n
+		}
+		return nil, nodeErr(at, s.Name, 0, "", "symptom needs a non-empty patterns list")
 	}
-	for i, pn := range pats.Content {
-		p, err := parsePattern(file, s.Name, i+1, pn)
+	err = pats.Seq(func(i int, pn yamlnode.Node) error {
+		p, err := parsePattern(s.Name, i+1, pn)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.Patterns = append(s.Patterns, *p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-func parsePattern(file, sym string, idx int, n *yaml.Node) (*PatternSpec, error) {
-	p := &PatternSpec{Line: n.Line}
+func parsePattern(sym string, idx int, n yamlnode.Node) (*PatternSpec, error) {
+	p := &PatternSpec{Line: n.Line, Key: n.Path}
 	if n.Kind == yaml.ScalarNode { // shorthand: a bare string is content
 		p.Text = n.Value
 		b, err := ParseContent(n.Value)
 		if err != nil {
-			return nil, specErr(file, n.Line, sym, idx, n.Value, "%v", err)
+			return nil, nodeErr(n, sym, idx, n.Value, "%v", err)
 		}
 		p.Bytes = b
 		return p, nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, specErr(file, n.Line, sym, idx, "", "a pattern must be a string or a mapping")
+		return nil, nodeErr(n, sym, idx, "", "a pattern must be a string or a mapping")
 	}
 	kinds := 0
 	var maskText string
 	hasMask := false
-	fail := func(line int, format string, args ...any) (*PatternSpec, error) {
-		return nil, specErr(file, line, sym, idx, p.Text, format, args...)
+	fail := func(at yamlnode.Node, format string, args ...any) error {
+		return nodeErr(at, sym, idx, p.Text, format, args...)
 	}
 	// First pass: the text, so later errors can quote it.
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -222,13 +258,12 @@ func parsePattern(file, sym string, idx int, n *yaml.Node) (*PatternSpec, error)
 			p.Text = n.Content[i+1].Value
 		}
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	err := n.Map(func(key string, k, v yamlnode.Node) error {
 		if v.Kind != yaml.ScalarNode {
-			return fail(v.Line, "%s: want a scalar", k.Value)
+			return fail(v, "%s: want a scalar", key)
 		}
 		var err error
-		switch k.Value {
+		switch key {
 		case "content":
 			kinds++
 			p.Kind = KindLiteral
@@ -277,28 +312,32 @@ func parsePattern(file, sym string, idx int, n *yaml.Node) (*PatternSpec, error)
 				err = errors.New("depth must be positive")
 			}
 		default:
-			return fail(k.Line, "unknown key %q", k.Value)
+			return fail(k, "unknown key %q", key)
 		}
 		if err != nil {
-			return fail(v.Line, "%s: %v", k.Value, err)
+			return fail(v, "%s: %v", key, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if kinds != 1 {
-		return fail(n.Line, "want exactly one of content, literal, hex, value, validate, regex (got %d)", kinds)
+		return nil, fail(n, "want exactly one of content, literal, hex, value, validate, regex (got %d)", kinds)
 	}
 	if hasMask != (p.Kind == KindMask) {
-		return fail(n.Line, "mask goes with value, and value needs a mask")
+		return nil, fail(n, "mask goes with value, and value needs a mask")
 	}
 	if p.Kind == KindMask {
 		m, err := parseHex(maskText)
 		if err != nil {
-			return fail(n.Line, "mask: %v", err)
+			return nil, fail(n, "mask: %v", err)
 		}
 		if len(m) != len(p.Bytes) {
-			return fail(n.Line, "value has %d bytes but mask has %d", len(p.Bytes), len(m))
+			return nil, fail(n, "value has %d bytes but mask has %d", len(p.Bytes), len(m))
 		}
 		if p.NoCase {
-			return fail(n.Line, "nocase does not apply to value/mask")
+			return nil, fail(n, "nocase does not apply to value/mask")
 		}
 		p.Mask = m
 	}

@@ -21,12 +21,12 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // substrings of the error
 	}{
-		{"unknown top key", "symptoms: []\nfoo: 1\n", []string{"test.yaml:2", `unknown key "foo"`}},
+		{"unknown top key", "symptoms: []\nfoo: 1\n", []string{`test.yaml:2: key "foo"`, `unknown key "foo"`}},
 		{"no symptoms", "symptoms: []\n", []string{"no symptoms"}},
 		{"unknown pattern key", "symptoms:\n  - name: A\n    patterns:\n      - {content: abcde, bogus: 1}\n",
-			[]string{"test.yaml:4", `symptom "A"`, `pattern 1 ("abcde")`, `unknown key "bogus"`}},
+			[]string{`test.yaml:4: key "symptoms[0].patterns[0].bogus": symptom "A"`, `pattern 1 ("abcde")`, `unknown key "bogus"`}},
 		{"bad hex", "symptoms:\n  - name: A\n    patterns:\n      - abc\n      - {hex: \"FF G0\"}\n",
-			[]string{"test.yaml:5", `pattern 2 ("FF G0")`, `bad character 'G' at offset 3`}},
+			[]string{`test.yaml:5: key "symptoms[0].patterns[1].hex"`, `pattern 2 ("FF G0")`, `bad character 'G' at offset 3`}},
 		{"unterminated content", "symptoms:\n  - name: B\n    patterns:\n      - \"ab|0d\"\n",
 			[]string{"test.yaml:4", `symptom "B"`, "unterminated hex part at offset 2"}},
 		{"two kinds", "symptoms:\n  - name: A\n    patterns:\n      - {content: abc, hex: \"00\"}\n", []string{"exactly one"}},
@@ -36,7 +36,8 @@ func TestParseErrors(t *testing.T) {
 		{"regex without prefix", "symptoms:\n  - name: A\n    patterns:\n      - {regex: \"[a-z]+\"}\n", []string{"no literal prefix"}},
 		{"bad regex", "symptoms:\n  - name: A\n    patterns:\n      - {regex: \"ab(\"}\n", []string{"test.yaml:4", "regex"}},
 		{"duplicate", "symptoms:\n  - name: A\n    patterns: [abc]\n  - name: A\n    patterns: [abd]\n", []string{"test.yaml:4", "duplicate"}},
-		{"window too small", "symptoms:\n  - name: A\n    patterns:\n      - {content: abcdef, depth: 3}\n", []string{"shorter than the pattern"}},
+		{"window too small", "symptoms:\n  - name: A\n    patterns:\n      - {content: abcdef, depth: 3}\n", []string{`test.yaml:4: key "symptoms[0].patterns[0]"`, "shorter than the pattern"}},
+		{"second symptom", "symptoms:\n  - name: A\n    patterns: [abc]\n  - name: B\n    patterns: []\n", []string{`test.yaml:5: key "symptoms[1].patterns"`, "non-empty patterns"}},
 		{"bad anchor", "symptoms:\n  - name: A\n    patterns:\n      - {content: abc, anchor: end}\n", []string{"anchor"}},
 		{"yaml syntax", "symptoms: [\n", []string{"test.yaml"}},
 	} {

@@ -15,6 +15,8 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
 // ErrSyntax is wrapped by every error about the text of a rules file.
@@ -24,6 +26,7 @@ var ErrSyntax = errors.New("invalid classification rules")
 type Error struct {
 	File     string
 	Line     int    // 0 when unknown
+	Key      string // key path: rules[2].when
 	Rule     int    // 1-based rule number, 0 when not about one rule
 	Category string // the rule's category, when known
 	Err      error
@@ -35,6 +38,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": key %q", e.Key)
 	}
 	if e.Rule > 0 {
 		fmt.Fprintf(&b, ": rule %d", e.Rule)
@@ -122,82 +128,94 @@ func (r *Rules) UsesPair() bool { return r.usePair }
 
 // Parse compiles a rules file; name is used in error messages.
 func Parse(name string, data []byte) (*Rules, error) {
-	fail := func(line, rule int, cat string, format string, a ...any) error {
-		return &Error{File: name, Line: line, Rule: rule, Category: cat, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
+	fail := func(at yamlnode.Node, rule int, cat string, format string, a ...any) error {
+		e := &Error{File: name, Key: at.Path, Rule: rule, Category: cat, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
+		if at.Node != nil {
+			e.Line = at.Line
+		}
+		return e
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	top, err := yamlnode.Parse(name, data)
+	if err != nil {
+		var ye *yamlnode.Error
+		if errors.As(err, &ye) {
+			return nil, &Error{File: name, Line: ye.Line, Err: fmt.Errorf("%w: %v", ErrSyntax, ye.Err)}
+		}
 		return nil, &Error{File: name, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
 	}
-	if len(doc.Content) == 0 {
-		return nil, fail(0, 0, "", "empty file")
+	if top.Node == nil {
+		return nil, fail(top, 0, "", "empty file")
 	}
-	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return nil, fail(top.Line, 0, "", "top level is not a mapping")
+		return nil, fail(top, 0, "", "top level is not a mapping")
 	}
 	r := &Rules{file: name}
-	var list *yaml.Node
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		k, v := top.Content[i], top.Content[i+1]
-		switch k.Value {
+	var list yamlnode.Node
+	err = top.Map(func(key string, k, v yamlnode.Node) error {
+		switch key {
 		case "version":
 			if v.Value != "1" {
-				return nil, fail(v.Line, 0, "", "unsupported version %q (want 1)", v.Value)
+				return fail(v, 0, "", "unsupported version %q (want 1)", v.Value)
 			}
 		case "rules":
 			list = v
 		default:
-			return nil, fail(k.Line, 0, "", "unknown key %q", k.Value)
+			return fail(k, 0, "", "unknown key %q", key)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
-		line := top.Line
-		if list != nil {
-			line = list.Line
+	if list.Node == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
+		at := list
+		if at.Node == nil {
+			at = top
 		}
-		return nil, fail(line, 0, "", "no rules (want a non-empty list under \"rules\")")
+		return nil, fail(at, 0, "", "no rules (want a non-empty list under \"rules\")")
 	}
 	syms := map[string]bool{}
 	type pending struct {
 		cat, when string
 		line      int
+		at        yamlnode.Node // the when expression (the rule if none)
 		tree      *parser.Tree
 	}
 	var ps []pending
-	for i, n := range list.Content {
+	err = list.Seq(func(i int, n yamlnode.Node) error {
 		num := i + 1
 		if n.Kind != yaml.MappingNode {
-			return nil, fail(n.Line, num, "", "rule is not a mapping")
+			return fail(n, num, "", "rule is not a mapping")
 		}
-		var p pending
-		p.line = n.Line
-		whenLine := n.Line
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			k, v := n.Content[j], n.Content[j+1]
+		p := pending{line: n.Line, at: n}
+		err := n.Map(func(key string, k, v yamlnode.Node) error {
 			if v.Kind != yaml.ScalarNode {
-				return nil, fail(v.Line, num, p.cat, "%s is not a scalar", k.Value)
+				return fail(v, num, p.cat, "%s is not a scalar", key)
 			}
-			switch k.Value {
+			switch key {
 			case "category":
 				p.cat = strings.TrimSpace(v.Value)
 			case "when":
-				p.when, whenLine = v.Value, v.Line
+				p.when, p.at = v.Value, v
 			case "description", "name":
 			default:
-				return nil, fail(k.Line, num, p.cat, "unknown key %q", k.Value)
+				return fail(k, num, p.cat, "unknown key %q", key)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if p.cat == "" {
-			return nil, fail(n.Line, num, "", "rule without a category")
+			return fail(n, num, "", "rule without a category")
 		}
 		if strings.TrimSpace(p.when) == "" {
-			return nil, fail(n.Line, num, p.cat, "rule without a \"when\" expression")
+			return fail(n, num, p.cat, "rule without a \"when\" expression")
 		}
-		p.line = whenLine
+		p.line = p.at.Line
 		tree, err := parser.ParseWithConfig(p.when, parseConf)
 		if err != nil {
-			return nil, fail(whenLine, num, p.cat, "when: %v", oneLine(err))
+			return fail(p.at, num, p.cat, "when: %v", oneLine(err))
 		}
 		p.tree = tree
 		c := &collector{syms: syms}
@@ -206,6 +224,10 @@ func Parse(name string, data []byte) (*Rules, error) {
 			r.usePair = true
 		}
 		ps = append(ps, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for s := range syms {
 		r.symVars = append(r.symVars, s)
@@ -214,7 +236,7 @@ func Parse(name string, data []byte) (*Rules, error) {
 	for i, p := range ps {
 		prog, err := expr.Compile(p.when, r.options(proto)...)
 		if err != nil {
-			return nil, fail(p.line, i+1, p.cat, "when: %v", oneLine(err))
+			return nil, fail(p.at, i+1, p.cat, "when: %v", oneLine(err))
 		}
 		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog})
 	}

@@ -69,17 +69,17 @@ rules:
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, src, want string }{
-		{"syntax", "version: 1\nrules:\n  - category: A\n    when: MAIL > 0\n  - category: B\n    when: MAIL >\n", "t.yaml:6: rule 2 (B): invalid classification rules: when: unexpected token"},
-		{"not bool", "version: 1\nrules:\n  - category: A\n    when: MAIL + 1\n", "t.yaml:4: rule 1 (A)"},
-		{"type", "version: 1\nrules:\n  - category: A\n    when: aggregate > 1\n", "t.yaml:4: rule 1 (A)"},
-		{"no category", "version: 1\nrules:\n  - when: MAIL > 0\n", "t.yaml:3: rule 1: invalid classification rules: rule without a category"},
+		{"syntax", "version: 1\nrules:\n  - category: A\n    when: MAIL > 0\n  - category: B\n    when: MAIL >\n", `t.yaml:6: key "rules[1].when": rule 2 (B): invalid classification rules: when: unexpected token`},
+		{"not bool", "version: 1\nrules:\n  - category: A\n    when: MAIL + 1\n", `t.yaml:4: key "rules[0].when": rule 1 (A)`},
+		{"type", "version: 1\nrules:\n  - category: A\n    when: aggregate > 1\n", `t.yaml:4: key "rules[0].when": rule 1 (A)`},
+		{"no category", "version: 1\nrules:\n  - when: MAIL > 0\n", `t.yaml:3: key "rules[0]": rule 1: invalid classification rules: rule without a category`},
 		{"no when", "version: 1\nrules:\n  - category: A\n", "rule 1 (A): invalid classification rules: rule without a \"when\""},
-		{"unknown key", "version: 1\nrules:\n  - category: A\n    when: true\n    colour: red\n", `t.yaml:5: rule 1 (A): invalid classification rules: unknown key "colour"`},
-		{"top key", "version: 1\nrulez: []\n", `t.yaml:2: invalid classification rules: unknown key "rulez"`},
+		{"unknown key", "version: 1\nrules:\n  - category: A\n    when: true\n    colour: red\n", `t.yaml:5: key "rules[0].colour": rule 1 (A): invalid classification rules: unknown key "colour"`},
+		{"top key", "version: 1\nrulez: []\n", `t.yaml:2: key "rulez": invalid classification rules: unknown key "rulez"`},
 		{"empty", "", "empty file"},
-		{"no rules", "version: 1\nrules: []\n", "no rules"},
+		{"no rules", "version: 1\nrules: []\n", `t.yaml:2: key "rules": invalid classification rules: no rules`},
 		{"version", "version: 3\nrules: []\n", "unsupported version"},
-		{"yaml", "version: [\n", "t.yaml: invalid classification rules: yaml:"},
+		{"yaml", "version: [\n", "t.yaml:1: invalid classification rules: did not find expected node content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tc.src))

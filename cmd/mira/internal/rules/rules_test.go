@@ -98,7 +98,7 @@ func TestRunImportAndCheck(t *testing.T) {
 	rules := filepath.Join(dir, "r.yaml")
 	os.WriteFile(rules, []byte("version: 1\nrules:\n  - category: Mail\n    when: MAIL > 0\n  - category: X\n    when: MAIL +\n"), 0o644)
 	err := Run(context.Background(), []string{"check", rules}, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "r.yaml:6: rule 2 (X)") {
+	if err == nil || !strings.Contains(err.Error(), `r.yaml:6: key "rules[1].when": rule 2 (X)`) {
 		t.Errorf("check error %v", err)
 	}
 }
