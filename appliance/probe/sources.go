@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/afpacket"
 	"github.com/mira-project/mira/drivers/fore"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
@@ -98,10 +100,27 @@ func openLive(name string, snaplen int, promisc bool, workers int) ([]drivers.So
 		}
 		return []drivers.Source{s}, nil
 	}
-	return openAFPacket(name, snaplen, promisc, workers)
-}
-
-// openAFPacket is set by live.go once the afpacket driver is built in.
-var openAFPacket = func(name string, snaplen int, promisc bool, workers int) ([]drivers.Source, error) {
-	return nil, fmt.Errorf("live capture: %w", drivers.ErrUnsupported)
+	// A poll timeout lets the workers advance their flow tables' clocks
+	// and publish counters while traffic is light. Off Linux afpacket
+	// fails with drivers.ErrUnsupported.
+	cfg := &afpacket.Config{Snaplen: snaplen, NoPromiscuous: !promisc, PollTimeout: 100 * time.Millisecond}
+	if workers <= 1 {
+		s, err := afpacket.Open(name, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return []drivers.Source{s}, nil
+	}
+	// One socket per worker, joined by flow-hash fanout: the kernel
+	// spreads flows over the workers, both directions of a flow to one
+	// worker.
+	socks, err := afpacket.OpenFanout(name, workers, afpacket.FanoutHash, cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]drivers.Source, len(socks))
+	for i, s := range socks {
+		out[i] = s
+	}
+	return out, nil
 }

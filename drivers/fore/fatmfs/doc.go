@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fatmfs simulates a Fore-style ATM capture device for tests: it
 // serves, over FUSE (go-fuse), a device file whose ioctl, read and
 // mmap-ring behaviour follow fatmcap.h, fed from a stream of 53-byte

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fatmsim serves a simulated Fore-style ATM capture device over
 // FUSE, fed from the IP packets of pcap files segmented into cells on the
 // given VCs, so that mira-probe's fore driver can be tested end to end
@@ -11,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -22,11 +25,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gopacket/gopacket/pcapgo"
-
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/fore/atm"
 	"github.com/mira-project/mira/drivers/fore/fatmfs"
+	"github.com/mira-project/mira/drivers/pcapfile"
 )
 
 func main() {
@@ -77,36 +79,36 @@ func run(dir, name, vcList string, ring int, files []string) error {
 	return nil
 }
 
+// readPcap reads the packets of a pcap or pcapng file (drivers/pcapfile)
+// to segment: IP frames of an Ethernet capture with their Ethernet
+// header stripped, raw IP as it is.
 func readPcap(path string) ([]fatmfs.Packet, error) {
-	f, err := os.Open(path)
+	r, err := pcapfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	link := drivers.LinkType(r.LinkType())
-	if link != drivers.LinkEthernet && link != drivers.LinkRaw {
-		return nil, fmt.Errorf("%s: link type %d: only Ethernet and raw IP are segmented", path, link)
-	}
+	defer r.Close()
 	var out []fatmfs.Packet
 	for {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
+		link := ci.LinkType
+		if link != drivers.LinkEthernet && link != drivers.LinkRaw {
+			return nil, fmt.Errorf("%s: link type %s: only Ethernet and raw IP are segmented", path, pcapfile.LinkTypeName(link))
+		}
+		data = bytes.Clone(data) // Next's slice is valid only until the next call
 		if link == drivers.LinkEthernet && len(data) >= 14 {
 			// Routed IP is what a WAN PVC carries: strip Ethernet from IP frames.
 			if et := uint16(data[12])<<8 | uint16(data[13]); et == 0x0800 || et == 0x86dd {
-				out = append(out, fatmfs.Packet{Timestamp: ci.Timestamp.UnixNano(), Data: data[14:], Link: drivers.LinkRaw})
+				out = append(out, fatmfs.Packet{Timestamp: ci.Timestamp, Data: data[14:], Link: drivers.LinkRaw})
 				continue
 			}
 		}
-		out = append(out, fatmfs.Packet{Timestamp: ci.Timestamp.UnixNano(), Data: data, Link: link})
+		out = append(out, fatmfs.Packet{Timestamp: ci.Timestamp, Data: data, Link: link})
 	}
 }

@@ -5,15 +5,15 @@
 package foretest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/gopacket/gopacket/pcapgo"
-
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -29,31 +29,27 @@ func Corpus(t testing.TB, rel string) string {
 // file.
 func EthernetFrames(t testing.TB, path string) [][]byte {
 	t.Helper()
-	f, err := os.Open(path)
+	r, err := pcapfile.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if r.LinkType() != 1 {
-		t.Fatalf("%s: link type %v, want Ethernet", path, r.LinkType())
-	}
+	defer r.Close()
 	var out [][]byte
 	for {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
+		if ci.LinkType != drivers.LinkEthernet {
+			t.Fatalf("%s: link type %s, want Ethernet", path, pcapfile.LinkTypeName(ci.LinkType))
+		}
 		if ci.CaptureLength != ci.Length || len(data) < 14 {
 			continue
 		}
-		out = append(out, data)
+		out = append(out, bytes.Clone(data)) // Next's slice is valid only until the next call
 	}
 	return out
 }
