@@ -34,7 +34,9 @@ func TestRoundTripTLS(t *testing.T) {
 	}
 	url := "tls://" + addr.String()
 
-	export := func(tc config.TLS) error {
+	// export sends recs (or the first n of them) and returns the error
+	// of Close, else Export's, else the last one the exporter noted.
+	exportN := func(tc config.TLS, n int) error {
 		cl, err := tc.Client()
 		if err != nil {
 			t.Fatal(err)
@@ -43,8 +45,8 @@ func TestRoundTripTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = e.Export(recs)
-		if cerr := e.Close(); err == nil {
+		err = e.Export(recs[:n])
+		if cerr := e.Close(); cerr != nil {
 			err = cerr
 		}
 		if err == nil && e.Stats().LastError != "" {
@@ -52,6 +54,7 @@ func TestRoundTripTLS(t *testing.T) {
 		}
 		return err
 	}
+	export := func(tc config.TLS) error { return exportN(tc, len(recs)) }
 	for _, tc := range []struct {
 		name string
 		cfg  config.TLS
@@ -67,9 +70,13 @@ func TestRoundTripTLS(t *testing.T) {
 		// what counts is that the collector saw a failed handshake and
 		// delivered nothing.
 		n0 := c.Stats().Malformed["tls-handshake"]
-		err := export(tc.cfg) // (it may retry on a new connection)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: exporter error %v, want it to contain %q", tc.name, err, tc.want)
+		// One record (the refusal surfaces when Close half-closes) and
+		// many (it surfaces on a write).
+		for _, n := range []int{1, len(recs)} {
+			err := exportN(tc.cfg, n) // (it may retry on a new connection)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "refused the TLS connection") != 1 {
+				t.Errorf("%s, %d records: exporter error %v, want it to contain %q once", tc.name, n, err, tc.want)
+			}
 		}
 		peertest.WaitUntil(t, 10*time.Second, tc.name+" refused", func() bool {
 			return c.Stats().Malformed["tls-handshake"] > n0

@@ -162,18 +162,40 @@ func (t *tcpTransport) tlsRefusal(c net.Conn, werr error) error {
 // "remote error"), saying why no client certificate was sent when the
 // collector wanted one.
 func (t *tcpTransport) refused(alert error) error {
+	var re *refusedError
+	if errors.As(alert, &re) {
+		return alert // explained already
+	}
 	var oe *net.OpError
 	required := errors.As(alert, &oe) && oe.Err != nil && strings.HasSuffix(oe.Err.Error(), "certificate required")
+	e := &refusedError{addr: t.addr, alert: alert}
 	switch {
 	case required && len(t.tls.Certificates) == 0 && t.tls.GetClientCertificate == nil:
-		return fmt.Errorf("collector %s refused the TLS connection: %w (no client certificate is configured: set the export's tls cert and key)", t.addr, alert)
+		e.why = "no client certificate is configured: set the export's tls cert and key"
 	case required:
 		// crypto/tls sends no certificate when none is signed by a CA
 		// the collector's request names.
-		return fmt.Errorf("collector %s refused the TLS connection: %w (the configured client certificate is not signed by a CA the collector accepts)", t.addr, alert)
+		e.why = "the configured client certificate is not signed by a CA the collector accepts"
 	}
-	return fmt.Errorf("collector %s refused the TLS connection: %w", t.addr, alert)
+	return e
 }
+
+// refusedError is a TLS collector's refusal: its alert, and why when it
+// is known.
+type refusedError struct {
+	addr  string
+	alert error
+	why   string
+}
+
+func (e *refusedError) Error() string {
+	if e.why == "" {
+		return fmt.Sprintf("collector %s refused the TLS connection: %v", e.addr, e.alert)
+	}
+	return fmt.Sprintf("collector %s refused the TLS connection: %v (%s)", e.addr, e.alert, e.why)
+}
+
+func (e *refusedError) Unwrap() error { return e.alert }
 
 func (t *tcpTransport) Reliable() bool { return true }
 func (t *tcpTransport) Flush() error   { return nil }
