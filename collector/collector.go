@@ -23,6 +23,14 @@ type Origin struct {
 	Exporter  netip.AddrPort
 	Domain    uint32
 	Transport string // "udp", "tcp", or what ServeStream's caller set
+	// Sequence is the sequence number of the message the records came
+	// in (that of its first data record); Instance is the domain's
+	// spool instance when the exporter announced one
+	// (ipfix.SpoolOptionsTemplate), else 0. Records of an announced
+	// instance are identified by (Exporter address, Domain, Instance,
+	// sequence number), which lets a consumer drop replayed duplicates.
+	Sequence uint32
+	Instance uint64
 }
 
 // Consumer receives decoded flow records.
@@ -45,9 +53,23 @@ type OptionsConsumer interface {
 // connection: an exporter that waits for the collector to close (as
 // MIRA's does in Close) thus knows that StreamEnd has returned, so a
 // consumer that commits its records there makes them durable by the
-// time the exporter exits.
+// time the exporter exits. When the stream ended cleanly (the exporter
+// closed its side after whole messages) and StreamEnd returns nil, the
+// collector writes one empty IPFIX message (StoredAck) back before it
+// closes: MIRA's spooling exporter takes it as proof that its records are
+// stored (a collector killed after reading everything would close the
+// connection just the same way); other exporters never read it.
 type StreamConsumer interface {
-	StreamEnd(o Origin)
+	StreamEnd(o Origin) error
+}
+
+// StoredAck is the message a collector writes back on a stream whose
+// records its StreamConsumer stored: an IPFIX header without sets,
+// domain 0, sequence 0.
+func StoredAck(now time.Time) []byte {
+	b := ipfix.AppendHeader(nil, ipfix.Header{ExportTime: uint32(now.Unix())})
+	ipfix.FinishMessage(b)
+	return b
 }
 
 // ConsumerFunc adapts a function to Consumer.
@@ -187,6 +209,10 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.recs = recs
 	o := ss.origin
 	o.Domain = h.Domain
+	o.Sequence = h.Sequence
+	if do, ok := ss.s.DomainOptions(h.Domain); ok {
+		o.Instance = do.SpoolInstance
+	}
 	var opts []domainOptions
 	if len(ss.opts) > 0 {
 		opts = append(opts, ss.opts...)
@@ -385,9 +411,14 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 					r = tc
 				}
 				o := Origin{Exporter: ap, Transport: network}
-				c.ServeStream(ctx, r, o)
+				err := c.ServeStream(ctx, r, o)
 				if sc, ok := c.c.(StreamConsumer); ok {
-					sc.StreamEnd(o)
+					if sc.StreamEnd(o) == nil && err == nil {
+						if w, ok := r.(io.Writer); ok {
+							conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+							w.Write(StoredAck(c.cfg.Now()))
+						}
+					}
 				}
 			}()
 		}

@@ -67,6 +67,10 @@ type Config struct {
 	// the templates. They must fit one message with the other options.
 	SymptomNames  map[uint16]string
 	CategoryNames map[uint16]string
+	// Spool, when set, keeps tcp:// and tls:// exports on disk until
+	// their delivery is known and replays them after reconnects and
+	// restarts (see Spool). Its PEN and Now default to the Config's.
+	Spool *SpoolConfig
 	// Now returns the time (time.Now); tests set it.
 	Now func() time.Time
 }
@@ -145,6 +149,7 @@ type Exporter struct {
 	begun   bool
 	stats   Stats
 	closed  bool
+	spool   *Spool // t, when it is a spool
 }
 
 // domainState is one observation domain: its sequence number, the
@@ -213,6 +218,21 @@ func New(rawURL string, cfg *Config) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %s: %w", rawURL, err)
 	}
+	if c.Spool != nil {
+		sc := *c.Spool
+		if sc.PEN == 0 {
+			sc.PEN = c.PEN
+		}
+		if sc.Now == nil {
+			sc.Now = c.Now
+		}
+		sp, err := OpenSpool(t, sc)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("exporter: %s: %w", rawURL, err)
+		}
+		t = sp
+	}
 	return NewTransport(t, &c), nil
 }
 
@@ -227,6 +247,7 @@ func NewWriter(w io.Writer, cfg *Config) *Exporter {
 func NewTransport(t Transport, cfg *Config) *Exporter {
 	c := cfg.withDefaults()
 	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}}
+	e.spool, _ = t.(*Spool)
 	e.limit = c.StreamMessageSize
 	if !t.Reliable() {
 		e.limit = c.MTU
@@ -276,6 +297,9 @@ func (e *Exporter) Export(recs []flow.Record) error {
 		keep(e.add(&recs[i]))
 	}
 	keep(e.flushAll())
+	if e.spool != nil {
+		keep(e.spool.Sync())
+	}
 	return first
 }
 
@@ -304,7 +328,13 @@ func (e *Exporter) Close() error {
 	if ferr := e.t.Flush(); err == nil {
 		err = ferr
 	}
-	if cerr := e.t.Close(); err == nil {
+	// The transport's Close may take long (a spool drains to its
+	// collector): Stats stays available meanwhile; every other call
+	// returns ErrClosed.
+	e.mu.Unlock()
+	cerr := e.t.Close()
+	e.mu.Lock()
+	if err == nil {
 		err = cerr
 	}
 	return err
@@ -337,7 +367,21 @@ func (e *Exporter) SetSampling(s *ipfix.Sampling) {
 func (e *Exporter) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stats
+	st := e.stats
+	if e.spool != nil {
+		ss := e.spool.Stats()
+		st.SpoolDropped, st.Spooled = ss.Dropped, ss.Spooled
+	}
+	return st
+}
+
+// write sends one message holding dataRecords data records, flowRecords
+// of them flow records.
+func (e *Exporter) write(msg []byte, dataRecords, flowRecords int) error {
+	if e.spool != nil {
+		return e.spool.WriteRecords(msg, dataRecords, flowRecords)
+	}
+	return e.t.Write(msg)
 }
 
 func (e *Exporter) noteErr(err error) error {
@@ -352,6 +396,12 @@ func (e *Exporter) domain(id uint32) *domainState {
 	d := e.domains[id]
 	if d == nil {
 		d = &domainState{id: id, setStart: -1, msg: make([]byte, 0, e.limit+512)}
+		if e.spool != nil {
+			// Sequence numbers go on from where the spool's previous
+			// process left them: the collector identifies spooled records
+			// by them.
+			d.seq, _ = e.spool.NextSeq(id)
+		}
 		e.domains[id] = d
 		e.order = append(e.order, d)
 	}
@@ -434,7 +484,7 @@ func (e *Exporter) sendOptions(d *domainState, now time.Time) {
 	}
 	err := ipfix.FinishMessage(d.msg)
 	if err == nil {
-		err = e.t.Write(d.msg)
+		err = e.write(d.msg, n, 0)
 	}
 	if err != nil {
 		e.noteErr(err)
@@ -656,7 +706,7 @@ func (e *Exporter) flushMsg(d *domainState) error {
 		}
 	}
 	if err == nil {
-		err = e.t.Write(d.msg)
+		err = e.write(d.msg, d.records+d.optRecs, d.records)
 	}
 	if err != nil {
 		err = e.retry(d, seq, err)

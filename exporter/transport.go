@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mira-project/mira/ipfix"
 )
 
 // Transport carries complete IPFIX messages. Begin is called before each
@@ -235,6 +237,37 @@ func (t *tcpTransport) Close() error {
 		err = t.refused(err)
 	}
 	return err
+}
+
+// closeConfirm half-closes the connection and says whether the collector
+// then closed its side, which it does once it has read (and, MIRA's
+// collector, stored) everything: the spool's proof of delivery.
+func (t *tcpTransport) closeConfirm() (bool, error) {
+	c := t.c
+	if c == nil {
+		return false, errors.New("not connected")
+	}
+	t.c = nil
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		return false, errors.New("connection cannot half-close")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		return false, err
+	}
+	c.SetReadDeadline(time.Now().Add(closeWait))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return false, err
+	}
+	// The collector's proof of storage (collector.StoredAck): an IPFIX
+	// header with no sets. A plain close is not one: a collector killed
+	// after reading everything closes the same way.
+	if h, ok := ipfix.ParseHeader(b); !ok || h.Length != ipfix.HeaderLen {
+		return false, errors.New("the collector closed without confirming it stored the stream")
+	}
+	return true, nil
 }
 
 type writerTransport struct{ w io.Writer }

@@ -74,6 +74,10 @@ const (
 	opHashSelMin
 	opHashSelMax
 	opHashInit
+	opSpoolInstance
+	opExportedMessages
+	opExportedRecords
+	opLoss // a MIRALoss* stage: MIRALossRing + stage index
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose

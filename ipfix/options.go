@@ -204,6 +204,15 @@ type DomainOptions struct {
 	// to names (SymptomOptionsTemplate, CategoryOptionsTemplate).
 	Symptoms   map[uint16]string
 	Categories map[uint16]string
+	// SpoolInstance, when not zero, is the spooling exporting process's
+	// instance (SpoolOptionsTemplate): its sequence numbers identify
+	// records across reconnects and restarts.
+	SpoolInstance uint64
+	// HaveLedger says a ledger options record (LedgerOptionsTemplate, or
+	// any options record with exportedFlowRecordTotalCount) was received;
+	// Ledger is the latest.
+	HaveLedger bool
+	Ledger     Ledger
 }
 
 // samplingFields collects one options record's sampling elements.

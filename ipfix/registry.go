@@ -103,6 +103,8 @@ const (
 	IEFlowStartNanoseconds         = 156
 	IEFlowEndNanoseconds           = 157
 	IESystemInitTimeMilliseconds   = 160
+	IEIgnoredPacketTotalCount      = 164
+	IENotSentFlowTotalCount        = 166
 	IESubTemplateList              = 292
 	IESelectorAlgorithm            = 304
 	IESamplingPacketInterval       = 305
@@ -135,6 +137,17 @@ const (
 	MIRAAggregateName          = 15
 	MIRASymptomName            = 16
 	MIRACategoryName           = 17
+	// MIRASpoolInstance identifies a spooling exporting process across
+	// restarts (SpoolOptionsTemplate).
+	MIRASpoolInstance = 18
+	// MIRALossRing .. MIRALossSpool are the probe's loss ledger stages
+	// (LedgerOptionsTemplate), in flow.LossStages order.
+	MIRALossRing       = 19
+	MIRALossQueue      = 20
+	MIRALossRegulation = 21
+	MIRALossEviction   = 22
+	MIRALossExport     = 23
+	MIRALossSpool      = 24
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -181,6 +194,8 @@ var Registry = []IE{
 	{ID: IEFlowStartNanoseconds, Name: "flowStartNanoseconds", Type: DateTimeNanoseconds, Semantics: Default, Length: 8},
 	{ID: IEFlowEndNanoseconds, Name: "flowEndNanoseconds", Type: DateTimeNanoseconds, Semantics: Default, Length: 8},
 	{ID: IESystemInitTimeMilliseconds, Name: "systemInitTimeMilliseconds", Type: DateTimeMilliseconds, Semantics: Default, Length: 8},
+	{ID: IEIgnoredPacketTotalCount, Name: "ignoredPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: IENotSentFlowTotalCount, Name: "notSentFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: IESubTemplateList, Name: "subTemplateList", Type: SubTemplateList, Semantics: List, Length: VarLen},
 	{ID: IESelectorAlgorithm, Name: "selectorAlgorithm", Type: Unsigned16, Semantics: Identifier, Length: 2},
 	{ID: IESamplingPacketInterval, Name: "samplingPacketInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
@@ -209,6 +224,13 @@ var Registry = []IE{
 	{ID: MIRAAggregateName, MIRA: true, Name: "aggregateName", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRASymptomName, MIRA: true, Name: "symptomName", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRACategoryName, MIRA: true, Name: "categoryName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRASpoolInstance, MIRA: true, Name: "spoolInstance", Type: Unsigned64, Semantics: Identifier, Length: 8},
+	{ID: MIRALossRing, MIRA: true, Name: "lossRingPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossQueue, MIRA: true, Name: "lossQueuePacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossRegulation, MIRA: true, Name: "lossRegulationPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossEviction, MIRA: true, Name: "lossEvictionFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossExport, MIRA: true, Name: "lossExportFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

@@ -576,6 +576,10 @@ func ianaOp(f Field) op {
 		return lenOp(num, opHashSelMax)
 	case IEHashInitialiserValue:
 		return lenOp(num, opHashInit)
+	case IEExportedMessageTotalCount:
+		return lenOp(num, opExportedMessages)
+	case IEExportedFlowRecordTotalCount:
+		return lenOp(num, opExportedRecords)
 	}
 	return opSkip
 }
@@ -618,6 +622,10 @@ func miraOp(f Field) op {
 		return opSymptomName
 	case MIRACategoryName:
 		return opCategoryName
+	case MIRASpoolInstance:
+		return lenOp(num, opSpoolInstance)
+	case MIRALossRing, MIRALossQueue, MIRALossRegulation, MIRALossEviction, MIRALossExport, MIRALossSpool:
+		return lenOp(num, opLoss)
 	}
 	return opSkip
 }
@@ -754,11 +762,26 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 	var symName, catName []byte
 	haveNameID, haveSymName, haveCatName := false, false, false
 	changed := false
+	var led Ledger
+	haveLedger := false
 	for i, f := range t.Fields {
 		v, off = fieldValue(f, rec, off)
 		switch t.ops[i] {
 		case opSysInit:
 			ds.sysInit = int64(uintN(v))
+			led.SystemInit = ds.sysInit
+		case opSpoolInstance:
+			if in := uintN(v); in != ds.opts.SpoolInstance {
+				ds.opts.SpoolInstance = in
+				changed = true
+			}
+		case opExportedMessages:
+			led.Messages, haveLedger = uintN(v), true
+		case opExportedRecords:
+			led.Records, haveLedger = uintN(v), true
+		case opLoss:
+			*led.Loss.Counter(int(f.ID - MIRALossRing)) = uintN(v)
+			haveLedger = true
 		case opDomainSampling:
 			sf.legacyInterval, sf.haveLegacy = uint32(uintN(v)), true
 		case opPacketInterval:
@@ -837,6 +860,10 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			ds.opts.Aggregates = m
 			changed = true
 		}
+	}
+	if haveLedger && (!ds.opts.HaveLedger || ds.opts.Ledger != led) {
+		ds.opts.HaveLedger, ds.opts.Ledger = true, led
+		changed = true
 	}
 	if changed && s.OnOptions != nil {
 		s.OnOptions(domain, ds.opts)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mira-project/mira/agent"
@@ -47,6 +48,9 @@ type Probe struct {
 	SNMP       agent.Config `yaml:"snmp"`
 	Metrics    Listen       `yaml:"metrics"`
 	Log        Log          `yaml:"log"`
+	// DrainTimeout bounds how long the probe, when it stops, keeps
+	// trying to deliver what its spools hold (0: until delivered).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // Capture selects the capture sources.
@@ -95,6 +99,21 @@ type Export struct {
 	FileRotate      time.Duration `yaml:"file_rotate"`
 	// TLS is used by tls:// URLs.
 	TLS TLS `yaml:"tls"`
+	// Spool keeps what is sent to a tcp:// or tls:// target on disk
+	// until its delivery is known (exporter.Spool).
+	Spool *Spool `yaml:"spool"`
+}
+
+// Spool is an export target's spool.
+type Spool struct {
+	// Dir holds the spool file; one directory per target.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the spool (0: 256 MiB); beyond it the oldest
+	// messages are dropped and counted.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Window is how long a sent message stays spooled for a resend
+	// after a reconnect (0: 10s).
+	Window time.Duration `yaml:"window"`
 }
 
 // Symptoms selects the symptom database.
@@ -226,6 +245,18 @@ func (c *Probe) validate(root yamlnode.Node) error {
 			p.add(key, "missing")
 		} else if err := exporter.CheckURL(e.URL); err != nil {
 			p.add(key, "%v", err)
+		}
+		if e.Spool != nil {
+			key := fmt.Sprintf("export[%d].spool", i)
+			if !strings.HasPrefix(e.URL, "tcp://") && !strings.HasPrefix(e.URL, "tls://") {
+				p.add(key, "%s: only tcp:// and tls:// targets can be spooled (UDP reports no failure, files need none)", e.URL)
+			}
+			if e.Spool.Dir == "" {
+				p.add(key+".dir", "missing")
+			}
+			if e.Spool.MaxBytes < 0 {
+				p.add(key+".max_bytes", "must not be negative")
+			}
 		}
 	}
 	p.log(c.Log)

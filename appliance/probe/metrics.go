@@ -38,12 +38,13 @@ var (
 	mShed      = prometheus.NewDesc("mira_probe_scan_shed_directions_total", "Flow directions no longer scanned because self-regulation shed them (encrypted).", nil, nil)
 	mQDepth    = prometheus.NewDesc("mira_probe_queue_depth", "Items waiting in a capture queue (worker queue batches or ring blocks).", []string{"queue"}, nil)
 	mQCap      = prometheus.NewDesc("mira_probe_queue_capacity", "Capacity of a capture queue.", []string{"queue"}, nil)
+	mSpooled   = prometheus.NewDesc("mira_probe_spool_records", "Flow records held in an export target's spool (delivery not yet known).", []string{"target"}, nil)
 	mLoss      = prometheus.NewDesc("mira_probe_loss_total", "The probe's loss ledger: packets or records lost, by stage (flow.LossStages).", []string{"stage"}, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
-		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mQDepth, mQCap, mLoss} {
+		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
 }
@@ -102,6 +103,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mSrcPkts, src.Stats.Packets, src.Name, idx)
 		c(mSrcDrops, src.Stats.Drops, src.Name, idx)
 		c(mSrcErrs, src.Stats.Errors, src.Name, idx)
+	}
+	m.p.mu.Lock()
+	exps, names := m.p.expList, m.p.names
+	m.p.mu.Unlock()
+	for i, e := range exps {
+		if x, ok := e.(exportStatser); ok && i < len(names) {
+			ch <- prometheus.MustNewConstMetric(mSpooled, prometheus.GaugeValue, float64(x.Stats().Spooled), names[i])
+		}
 	}
 	loss := m.p.Loss()
 	for i, v := range loss.Counts() {

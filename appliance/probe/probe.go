@@ -294,6 +294,8 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 
 	start := time.Now()
 	runErr := pipe.Run(ctx, srcs, live)
+	recs, _ := p.ExportStats()
+	p.log.Info("capture done; closing the exporters", "records", recs)
 	cerr := p.closeExporters()
 	st := pipe.Stats()
 	sst := sel.Stats()
@@ -302,6 +304,11 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "queue_drops", st.QueueDrops,
 		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes,
 		"elapsed", time.Since(start).Round(time.Millisecond))
+	if l := p.Loss(); l.Export+l.Spool > 0 {
+		// Records that reached no collector make the run a failure.
+		cerr = errors.Join(cerr, fmt.Errorf("probe: %d flow records lost in export (%d not sent, %d dropped from full spools)",
+			l.Export+l.Spool, l.Export, l.Spool))
+	}
 	return errors.Join(runErr, cerr)
 }
 
@@ -313,15 +320,18 @@ func sum(m map[string]uint64) (n uint64) {
 }
 
 func (p *Probe) closeExporters() error {
+	// Closing may take long (spools drain to their collectors): the
+	// lock is not held meanwhile, so /metrics and SNMP keep answering.
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	exps, names := p.exps, p.names
+	p.exps = nil
+	p.mu.Unlock()
 	var err error
-	for i, e := range p.exps {
+	for i, e := range exps {
 		if cerr := e.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("probe: export %s: %w", p.names[i], cerr))
+			err = errors.Join(err, fmt.Errorf("probe: export %s: %w", names[i], cerr))
 		}
 	}
-	p.exps = nil
 	return err
 }
 

@@ -65,7 +65,12 @@ func openExporter(e config.Export, cfg *exporter.Config) (Exporter, error) {
 // exporterConfig is the exporter configuration for target e: its own
 // transport settings, and what every target announces (sampling, names).
 func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
+	var sp *exporter.SpoolConfig
+	if e.Spool != nil {
+		sp = &exporter.SpoolConfig{Dir: e.Spool.Dir, MaxBytes: e.Spool.MaxBytes, Window: e.Spool.Window, DrainTimeout: p.cfg.DrainTimeout}
+	}
 	return &exporter.Config{
+		Spool:           sp,
 		Sampling:        p.sel.ExportSampling(),
 		AggregateNames:  p.sel.AggregateNames(),
 		SymptomNames:    p.symptomNames(),

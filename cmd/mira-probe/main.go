@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var workers cli.Count
 	fs.Var(&workers, "workers", "flow-table shards (worker goroutines; 0: the configuration's)")
 	speed := fs.Float64("speed", 0, "replay -r files at N times their own pace, with live overload behaviour\n(self-regulation, counted queue drops)")
+	drain := fs.Duration("drain-timeout", -1, "when stopping, how long to keep delivering spooled records\n(0: until delivered; default: the configuration's drain_timeout)")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -101,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if logLevel.Given {
 		cfg.Log.Level = logLevel.Name
+	}
+	if *drain >= 0 {
+		cfg.DrainTimeout = *drain
 	}
 	if *snmp != "" {
 		cfg.SNMPListen = *snmp

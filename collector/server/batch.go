@@ -106,11 +106,19 @@ func (s *Server) commit() error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	p, names, anns := s.pending, s.names, s.anns
-	if p.n == 0 && names == nil && anns == nil {
+	if p.n == 0 && names == nil && anns == nil && len(s.dirtySeq) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
 	s.pending, s.spare, s.names, s.anns = s.spare, nil, nil, nil
+	var seqs map[store.SeqOrigin]*store.SeqSet
+	for o := range s.dirtySeq {
+		if seqs == nil {
+			seqs = map[store.SeqOrigin]*store.SeqSet{}
+		}
+		seqs[o] = s.seqs[o].Clone()
+	}
+	clear(s.dirtySeq)
 	s.mu.Unlock()
 
 	var err error
@@ -125,7 +133,7 @@ func (s *Server) commit() error {
 		}
 	}
 	if err == nil {
-		err = s.st.PutEncoded(p.list)
+		err = s.st.PutEncodedSeq(p.list, seqs)
 	}
 
 	s.mu.Lock()
@@ -158,6 +166,12 @@ func (s *Server) commit() error {
 		}
 		p.merge(s.pending)
 		s.spare, s.pending = s.pending, p
+		for o := range seqs {
+			if s.dirtySeq == nil {
+				s.dirtySeq = map[store.SeqOrigin]bool{}
+			}
+			s.dirtySeq[o] = true
+		}
 		return err
 	}
 	if s.busyLogged {
@@ -176,7 +190,7 @@ func (s *Server) finalCommit() { s.commitWithin(finalCommitWait) }
 
 // commitWithin commits, retrying while another process holds the store
 // for up to wait.
-func (s *Server) commitWithin(wait time.Duration) {
+func (s *Server) commitWithin(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		err := s.commit()
@@ -187,7 +201,7 @@ func (s *Server) commitWithin(wait time.Duration) {
 				s.mu.Unlock()
 				s.log.Error("records not stored yet (kept for the next commit)", "records", n, "err", err)
 			}
-			return
+			return err
 		}
 	}
 }

@@ -41,10 +41,11 @@ var (
 	cBusy      = prometheus.NewDesc("mira_collector_store_busy_total", "Commits deferred because another process held the store open.", nil, nil)
 	cDropped   = prometheus.NewDesc("mira_collector_dropped_records_total", "Records dropped because the store stayed unavailable too long.", nil, nil)
 	cPending   = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
+	cDups      = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups} {
 		ch <- d
 	}
 }
@@ -68,8 +69,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cSessions, prometheus.GaugeValue, float64(st.Sessions))
 	m.s.mu.Lock()
 	stored, werrs := m.s.stored, m.s.werrs
-	busy, dropped, pending := m.s.busy, m.s.dropped, m.s.pending.n
+	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n, m.s.duplicates
 	m.s.mu.Unlock()
+	c(cDups, dups)
 	c(cBusy, busy)
 	c(cDropped, dropped)
 	ch <- prometheus.MustNewConstMetric(cPending, prometheus.GaugeValue, float64(pending))

@@ -63,6 +63,14 @@ type Server struct {
 	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
 	maxPending int        // maxPending, lowered by tests
 
+	// seqs are the sequence numbers stored or pending per spooling
+	// exporter (loaded from the store at start); dirtySeq are those
+	// changed since the last commit; duplicates counts records dropped
+	// because their sequence number was already stored.
+	seqs       map[store.SeqOrigin]*store.SeqSet
+	dirtySeq   map[store.SeqOrigin]bool
+	duplicates uint64
+
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
 
@@ -92,6 +100,13 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
+	var noted func()
+	if o.Instance != 0 {
+		if recs, noted = s.dedup(k, o, recs); len(recs) == 0 {
+			s.mu.Unlock()
+			return
+		}
+	}
 	s.smp.Records(k, recs)
 	if s.pending.n+len(recs) > s.maxPending {
 		s.dropped += uint64(len(recs))
@@ -99,6 +114,9 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 		return
 	}
 	s.pending.add(k, recs)
+	if noted != nil {
+		noted()
+	}
 	full := s.pending.n >= batchRecords
 	s.mu.Unlock()
 	if full {
@@ -106,6 +124,48 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 		case s.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// dedup drops the records of a spooling exporter whose sequence numbers
+// are already stored or pending and returns the others with a function
+// that notes their numbers (called once they are pending); s.mu held. A
+// replayed message holds the same records under the same numbers: record
+// i of a message has the message's number plus i.
+func (s *Server) dedup(k pendKey, o collector.Origin, recs []flow.Record) ([]flow.Record, func()) {
+	so := store.SeqOrigin{Origin: store.Origin{Exporter: k.addr.String(), Domain: k.domain}, Instance: o.Instance}
+	set := s.seqs[so]
+	if set == nil {
+		set = &store.SeqSet{}
+		if s.seqs == nil {
+			s.seqs = map[store.SeqOrigin]*store.SeqSet{}
+		}
+		s.seqs[so] = set
+	}
+	dirty := func() {
+		if s.dirtySeq == nil {
+			s.dirtySeq = map[store.SeqOrigin]bool{}
+		}
+		s.dirtySeq[so] = true
+	}
+	n := uint32(len(recs))
+	if !set.Overlaps(o.Sequence, n) {
+		return recs, func() { set.Add(o.Sequence, n); dirty() }
+	}
+	var kept []flow.Record
+	var seqs []uint32
+	for i := range recs {
+		if q := o.Sequence + uint32(i); !set.Contains(q) {
+			kept = append(kept, recs[i])
+			seqs = append(seqs, q)
+		}
+	}
+	s.duplicates += uint64(len(recs) - len(kept))
+	return kept, func() {
+		for _, q := range seqs {
+			set.Add(q, 1)
+		}
+		dirty()
 	}
 }
 
@@ -152,11 +212,11 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 // MIRA probe's Close does) exits only once its records are in the store.
 // Over UDP there is no end: records are committed within commitInterval
 // (1 s) of their arrival, later only while a reader holds the store.
-func (s *Server) StreamEnd(collector.Origin) {
+func (s *Server) StreamEnd(collector.Origin) error {
 	if s.st == nil {
-		return
+		return errors.New("no store")
 	}
-	s.commitWithin(streamCommitWait)
+	return s.commitWithin(streamCommitWait)
 }
 
 // Run listens on every configured URL until ctx is cancelled, then
@@ -177,6 +237,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.st = st
 	defer st.Close()
+	seqs, err := st.SeqSets()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.seqs = seqs
+	s.mu.Unlock()
 	if err := s.startForward(); err != nil {
 		return err
 	}

@@ -127,12 +127,19 @@ func (e *Encoded) sort() {
 // records are put in end-time order. It returns ErrLocked (wrapped) when
 // the store is opened per operation (Options.Release) and another process
 // holds the file longer than Options.Timeout; the caller may retry later.
-func (s *Store) PutEncoded(batches []*Encoded) error {
+func (s *Store) PutEncoded(batches []*Encoded) error { return s.PutEncodedSeq(batches, nil) }
+
+// PutEncodedSeq is PutEncoded that also replaces the stored sequence sets
+// of seqs' origins, in the same transaction.
+func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) error {
 	total := 0
 	for _, b := range batches {
 		total += b.Len()
 	}
 	if total == 0 {
+		if len(seqs) > 0 {
+			return s.update(func(tx *bolt.Tx) error { return putSeqSets(tx, seqs) })
+		}
 		return nil
 	}
 	s.mu.Lock()
@@ -148,6 +155,9 @@ func (s *Store) PutEncoded(batches []*Encoded) error {
 	s.ids = ids
 
 	err := s.update(func(tx *bolt.Tx) error {
+		if err := putSeqSets(tx, seqs); err != nil {
+			return err
+		}
 		for i, b := range batches {
 			if ids[i] != 0 || b.Len() == 0 {
 				continue

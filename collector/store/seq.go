@@ -1,0 +1,176 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Exactly-once storage of spooled exports. A spooling exporter
+// (ipfix.SpoolOptionsTemplate) resends recent messages after every
+// reconnect, and IPFIX has no acknowledgement, so the store keeps, per
+// (origin, instance), the sequence numbers whose records it holds; the
+// collector drops records it finds there. The set is written in the same
+// transaction as the records (PutEncodedSeq), so after a crash both or
+// neither are there.
+
+var bucketSeq = []byte("sequences")
+
+// SeqOrigin is one spooling exporting process's sequence space.
+type SeqOrigin struct {
+	Origin
+	Instance uint64
+}
+
+// maxSeqRanges bounds a SeqSet; beyond it the lowest ranges are
+// forgotten (a replay reaches back seconds, not gaps ago).
+const maxSeqRanges = 4096
+
+// SeqSet is a set of 32-bit sequence numbers kept as sorted, disjoint,
+// non-adjacent inclusive ranges. Numbers wrap: a run that passes 2^32-1
+// continues at 0.
+type SeqSet struct {
+	r [][2]uint32 // [first, last], sorted by first
+}
+
+// Add adds the n numbers from first on.
+func (s *SeqSet) Add(first, n uint32) {
+	if n == 0 {
+		return
+	}
+	last := first + n - 1
+	if last < first { // wraps
+		s.add(first, ^uint32(0))
+		s.add(0, last)
+		return
+	}
+	s.add(first, last)
+}
+
+func (s *SeqSet) add(a, b uint32) {
+	i, _ := slices.BinarySearchFunc(s.r, a, func(r [2]uint32, a uint32) int {
+		switch {
+		case r[0] < a:
+			return -1
+		case r[0] > a:
+			return 1
+		}
+		return 0
+	})
+	// Merge with the range before when it touches.
+	if i > 0 && uint64(s.r[i-1][1])+1 >= uint64(a) {
+		i--
+		a = s.r[i][0]
+		b = max(b, s.r[i][1])
+	}
+	j := i
+	for j < len(s.r) && uint64(s.r[j][0]) <= uint64(b)+1 {
+		b = max(b, s.r[j][1])
+		j++
+	}
+	s.r = slices.Replace(s.r, i, j, [2]uint32{a, b})
+	if len(s.r) > maxSeqRanges {
+		s.r = slices.Delete(s.r, 0, len(s.r)-maxSeqRanges)
+	}
+}
+
+// Contains says whether x is in the set.
+func (s *SeqSet) Contains(x uint32) bool {
+	i, found := slices.BinarySearchFunc(s.r, x, func(r [2]uint32, x uint32) int {
+		switch {
+		case r[0] < x:
+			return -1
+		case r[0] > x:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return true
+	}
+	return i > 0 && s.r[i-1][1] >= x
+}
+
+// Overlaps says whether any of the n numbers from first on is in the set.
+func (s *SeqSet) Overlaps(first, n uint32) bool {
+	if n == 0 || len(s.r) == 0 {
+		return false
+	}
+	last := first + n - 1
+	if last < first {
+		return s.overlaps(first, ^uint32(0)) || s.overlaps(0, last)
+	}
+	return s.overlaps(first, last)
+}
+
+func (s *SeqSet) overlaps(a, b uint32) bool {
+	for _, r := range s.r { // usually one range
+		if r[0] <= b && r[1] >= a {
+			return true
+		}
+	}
+	return false
+}
+
+// Ranges returns the set's ranges (inclusive), sorted.
+func (s *SeqSet) Ranges() [][2]uint32 { return slices.Clone(s.r) }
+
+// Clone returns a copy of s.
+func (s *SeqSet) Clone() *SeqSet { return &SeqSet{r: slices.Clone(s.r)} }
+
+func seqKey(o SeqOrigin) []byte {
+	k := binary.BigEndian.AppendUint64(nil, o.Instance)
+	return append(k, originKey(o.Origin)...)
+}
+
+func (s *SeqSet) marshal() []byte {
+	b := make([]byte, 0, 8*len(s.r))
+	for _, r := range s.r {
+		b = binary.BigEndian.AppendUint32(b, r[0])
+		b = binary.BigEndian.AppendUint32(b, r[1])
+	}
+	return b
+}
+
+// SeqSets returns every stored sequence set.
+func (s *Store) SeqSets() (map[SeqOrigin]*SeqSet, error) {
+	out := map[SeqOrigin]*SeqSet{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSeq)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(k) < 12 || len(v)%8 != 0 {
+				return fmt.Errorf("store: bad sequence entry %x", k)
+			}
+			o := SeqOrigin{Instance: binary.BigEndian.Uint64(k),
+				Origin: Origin{Domain: binary.BigEndian.Uint32(k[8:]), Exporter: string(k[12:])}}
+			set := &SeqSet{}
+			for i := 0; i < len(v); i += 8 {
+				set.r = append(set.r, [2]uint32{binary.BigEndian.Uint32(v[i:]), binary.BigEndian.Uint32(v[i+4:])})
+			}
+			out[o] = set
+			return nil
+		})
+	})
+	return out, err
+}
+
+func putSeqSets(tx *bolt.Tx, sets map[SeqOrigin]*SeqSet) error {
+	if len(sets) == 0 {
+		return nil
+	}
+	b, err := tx.CreateBucketIfNotExists(bucketSeq)
+	if err != nil {
+		return err
+	}
+	for o, set := range sets {
+		if err := b.Put(seqKey(o), set.marshal()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

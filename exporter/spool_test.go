@@ -1,0 +1,185 @@
+package exporter
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
+)
+
+// link is a stream transport whose collector can be down; each
+// connection's messages are kept apart, and a close is confirmed (as by
+// MIRA's collector) while up.
+type link struct {
+	up    bool
+	sess  uint64
+	conns [][][]byte
+}
+
+func (l *link) Begin() (uint64, error) { return l.sess, nil }
+func (l *link) Reconnect() (uint64, error) {
+	if !l.up {
+		return l.sess, errors.New("connection refused")
+	}
+	l.sess++
+	l.conns = append(l.conns, nil)
+	return l.sess, nil
+}
+func (l *link) Write(m []byte) error {
+	if !l.up || len(l.conns) == 0 {
+		return errors.New("broken pipe")
+	}
+	l.conns[len(l.conns)-1] = append(l.conns[len(l.conns)-1], slices.Clone(m))
+	return nil
+}
+func (l *link) Reliable() bool { return true }
+func (l *link) Flush() error   { return nil }
+func (l *link) Close() error   { return nil }
+func (l *link) closeConfirm() (bool, error) {
+	if !l.up {
+		return false, errors.New("connection reset")
+	}
+	return true, nil
+}
+
+// abandon closes the spool file as a killed process would leave it:
+// what was saved stays, nothing is delivered.
+func (s *Spool) abandon() { s.db.Close() }
+
+// TestSpoolRestartReplaysInOrder exports while the collector is down,
+// abandons the spool (a killed probe), opens it again in a new exporter
+// that exports more, and checks the collector's one connection carries
+// every record once, in sequence, decodable from the templates the spool
+// sends first.
+func TestSpoolRestartReplaysInOrder(t *testing.T) {
+	dir := t.TempDir()
+	down := &link{}
+	sp, err := OpenSpool(down, SpoolConfig{Dir: dir, RetryMin: time.Nanosecond, RetryMax: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, &Config{StreamMessageSize: 2000})
+	first := ipfixtest.Random(3, 500)
+	if err := e.Export(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.Spooled != 500 || st.SpoolDropped != 0 {
+		t.Fatalf("spooled %d, dropped %d; want 500, 0", st.Spooled, st.SpoolDropped)
+	}
+	sp.abandon()
+
+	up := &link{up: true}
+	sp2, err := OpenSpool(up, SpoolConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp2.Instance() != sp.Instance() {
+		t.Fatalf("instance %x after reopening, was %x", sp2.Instance(), sp.Instance())
+	}
+	e2 := NewTransport(sp2, &Config{StreamMessageSize: 2000})
+	second := ipfixtest.Random(4, 300)
+	if err := e2.Export(second); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(up.conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(up.conns))
+	}
+	msgs := up.conns[0]
+	s := ipfix.NewSession("collector")
+	var got []flow.Record
+	var instance uint64
+	s.OnOptions = func(_ uint32, o ipfix.DomainOptions) { instance = o.SpoolInstance }
+	for i, m := range msgs {
+		n := len(got)
+		if got, _, err = s.Decode(m, got); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		for j := n; j < len(got); j++ {
+			got[j].Symptoms = slices.Clone(got[j].Symptoms)
+		}
+	}
+	if instance != sp.Instance() {
+		t.Errorf("collector learnt instance %x, want %x", instance, sp.Instance())
+	}
+	want := append(slices.Clone(first), second...)
+	if !reflect.DeepEqual(byDomain(got), byDomain(want)) {
+		t.Fatalf("collector decoded %d records, want the %d exported, in order", len(got), len(want))
+	}
+	if st := s.Stats(); st.LostRecords != 0 || st.OutOfOrder != 0 {
+		t.Fatalf("sequence: %d lost, %d out of order", st.LostRecords, st.OutOfOrder)
+	}
+	if st := e2.Stats(); st.Spooled != 0 {
+		t.Fatalf("%d records still spooled after a confirmed close", st.Spooled)
+	}
+}
+
+// TestSpoolFullDropsOldest fills a small spool with the collector down
+// and checks the oldest records are dropped, counted, and the rest
+// delivered once it is back.
+func TestSpoolFullDropsOldest(t *testing.T) {
+	l := &link{}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir(), MaxBytes: 20000, RetryMin: time.Nanosecond, RetryMax: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, &Config{StreamMessageSize: 2000})
+	recs := ipfixtest.Random(5, 2000)
+	for i := 0; i < len(recs); i += 100 {
+		if err := e.Export(recs[i : i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.Stats()
+	if st.SpoolDropped == 0 || st.SpoolDropped+st.Spooled != uint64(len(recs)) {
+		t.Fatalf("dropped %d + spooled %d, want > 0 dropped and %d in all", st.SpoolDropped, st.Spooled, len(recs))
+	}
+	l.up = true
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []flow.Record
+	s := ipfix.NewSession("collector")
+	for _, m := range l.conns[0] {
+		got, _, _ = s.Decode(m, got)
+	}
+	if uint64(len(got)) != st.Spooled {
+		t.Fatalf("delivered %d, spooled %d", len(got), st.Spooled)
+	}
+	// The newest survive, the oldest do not.
+	has := func(r flow.Record) bool {
+		return slices.ContainsFunc(got, func(g flow.Record) bool { return g.Key == r.Key && g.Packets == r.Packets })
+	}
+	if !has(recs[len(recs)-1]) || has(recs[0]) {
+		t.Fatalf("newest delivered %v, oldest delivered %v; want true, false", has(recs[len(recs)-1]), has(recs[0]))
+	}
+}
+
+// TestSpoolDrainTimeout: Close gives up after DrainTimeout with the
+// collector down and says how many records remain.
+func TestSpoolDrainTimeout(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := OpenSpool(&link{}, SpoolConfig{Dir: dir, DrainTimeout: 50 * time.Millisecond, RetryMin: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, nil)
+	if err := e.Export(ipfixtest.Random(6, 10)); err != nil {
+		t.Fatal(err)
+	}
+	err = e.Close()
+	if !errors.Is(err, ErrUndelivered) {
+		t.Fatalf("Close = %v, want ErrUndelivered", err)
+	}
+	t.Log(err)
+}
