@@ -77,7 +77,7 @@ func TestSpoolCollectorOutage(t *testing.T) {
 	// About 200k records: more than the sockets between probe and
 	// collector hold.
 	pcap := synthPcap(t, dir, "--flows", "100000")
-	an := parseReport(t, "mira analyze", run(t, bin(t, "mira"), "analyze", "--format", "json", "--limit", "1", pcap))
+	an := analyzeJSON(t, pcap)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	db := filepath.Join(dir, "flows.db")
 	pm := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
