@@ -3,7 +3,9 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +73,11 @@ type Options struct {
 	Syslinux  string // the syslinux installer (mtools flavour)
 	GPTMBR    string
 	SDBootEFI string
-	Log       io.Writer
+	// SignKey is an ed25519 private key (PEM): the image then accepts
+	// only updates signed with it (mira/update.pub), and Build writes the
+	// signature of its own payload to Output+".sig".
+	SignKey string
+	Log     io.Writer
 }
 
 // DefaultProbeYAML is mira/probe.yaml when no --config is given: capture
@@ -97,6 +103,10 @@ management:
 ntp: [pool.ntp.org]
 # syslog: 192.0.2.5:514        # remote syslog (UDP)
 # watchdog: true               # feed /dev/watchdog when the hardware has one (default true)
+# update:                      # mira image update --to https://probe:8443 --token ...
+#   listen: 0.0.0.0:8443       # HTTPS with data partition tls/update.crt + update.key, else HTTP
+#   token: change-me-to-a-long-secret
+#   trial: 2m                  # an updated slot must run mira-probe healthy this long at most
 `)
 
 // Build writes the disk image.
@@ -141,6 +151,12 @@ func Build(ctx context.Context, o Options) error {
 	syslinux, err := exec.LookPath(o.Syslinux)
 	if err != nil {
 		return fmt.Errorf("image: BIOS boot loader installer (Debian package syslinux): %w", err)
+	}
+	var signKey ed25519.PrivateKey
+	if o.SignKey != "" {
+		if signKey, err = LoadSigningKey(o.SignKey); err != nil {
+			return err
+		}
 	}
 	if o.Kernel == "" {
 		if o.Kernel, err = KernelPath(ctx, o.ModuleDir); err != nil {
@@ -246,6 +262,12 @@ func Build(ctx context.Context, o Options) error {
 			data []byte
 		}{"/mira/collector.yaml", DefaultCollectorYAML})
 	}
+	if signKey != nil {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{"/mira/update.pub", PublicKeyPEM(signKey)})
+	}
 	for _, f := range files {
 		if err := writeFile(bfs, f.name, f.data); err != nil {
 			return err
@@ -276,6 +298,17 @@ func Build(ctx context.Context, o Options) error {
 		return err
 	}
 	fmt.Fprintf(o.Log, "image: %s (%d MiB): slot A %s, kernel %s\n", o.Output, ImageSize/mib, uuids[1], o.Kernel)
+	if signKey != nil {
+		p, err := ReadPayload(out)
+		if err != nil {
+			return err
+		}
+		d := p.Digest()
+		sig := base64.StdEncoding.EncodeToString(ed25519.Sign(signKey, d[:]))
+		if err := os.WriteFile(o.Output+".sig", []byte(sig+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	return os.Rename(out, o.Output)
 }
 

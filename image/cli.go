@@ -3,16 +3,21 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 )
 
 // Usage is the `mira image` part of mira's usage text.
-const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector] -o mira.img
+const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector] [--sign KEY] -o mira.img
                      write a bootable appliance disk image (UEFI and BIOS)
+  image   update --to https://probe:8443 --token T [--ca CA.pem] [--sig mira.img.sig] mira.img
+                     write a probe's inactive slot, boot it once, keep it if healthy
 `
 
 // Run is `mira image ARGS`.
@@ -26,10 +31,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "help", "-h", "-help", "--help":
 		// Asked for: usage on stdout, and flag.ErrHelp, which mira
 		// treats as success.
-		fmt.Fprint(stdout, "usage: mira image build [flags] -o mira.img\n(mira image build --help lists the flags)\n")
+		fmt.Fprint(stdout, "usage: mira image build [flags] -o mira.img\n       mira image update --to URL --token T mira.img\n(mira image build --help, mira image update --help list the flags)\n")
 		return flag.ErrHelp
+	case "update":
+		return runUpdate(ctx, args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("unknown image command %q (build)", args[0])
+		return fmt.Errorf("unknown image command %q (build, update)", args[0])
 	}
 }
 
@@ -42,6 +49,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.Collector, "collector", false, "add mira-collector (all-in-one box)")
 	fs.StringVar(&o.Bin, "bin", "", "directory with prebuilt mira-init, mira-probe, mira-collector (default: build them)")
 	fs.StringVar(&o.Kernel, "kernel", "", "kernel bzImage with EFI stub (default: the "+KernelModule+" module's)")
+	fs.StringVar(&o.SignKey, "sign", "", "ed25519 private key (PEM): accept only updates signed with it; writes OUTPUT.sig")
 	verbose := fs.Bool("v", false, "print the build steps")
 	// -h and --help print the flags on stdout (asked for), errors on
 	// stderr.
@@ -77,5 +85,77 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d MiB)\n", o.Output, ImageSize>>20)
+	return nil
+}
+
+func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mira image update", flag.ContinueOnError)
+	to := fs.String("to", "", "the probe's update endpoint, https://probe:port (required)")
+	token := fs.String("token", "", "the probe's update token (required)")
+	ca := fs.String("ca", "", "PEM certificate the probe's TLS certificate must chain to")
+	sigFile := fs.String("sig", "", "signature file (default: IMAGE.sig when it exists)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the probe to come back")
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			stdout.Write(help.Bytes())
+		} else {
+			stderr.Write(help.Bytes())
+		}
+		return err
+	}
+	fs.SetOutput(stderr)
+	if *to == "" || *token == "" || fs.NArg() != 1 {
+		return errors.New("usage: mira image update --to https://probe:port --token T [--ca CA.pem] [--sig FILE] mira.img")
+	}
+	img := fs.Arg(0)
+	var sig []byte
+	name := *sigFile
+	if name == "" {
+		if _, err := os.Stat(img + ".sig"); err == nil {
+			name = img + ".sig"
+		}
+	}
+	if name != "" {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if sig, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	p, err := ReadPayload(img)
+	if err != nil {
+		return err
+	}
+	c, err := NewClient(*to, *token, *ca)
+	if err != nil {
+		return err
+	}
+	before, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	target := "b"
+	if before.Slot == "b" {
+		target = "a"
+	}
+	fmt.Fprintf(stdout, "probe runs slot %s; sending %d + %d bytes for slot %s\n", before.Slot, len(p.Root), len(p.Kernel), target)
+	if err := c.Send(ctx, p, sig); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "slot %s written; waiting for the probe to boot it\n", target)
+	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	ok, st, err := c.WaitBoot(wctx, before.BootID, target)
+	if err != nil {
+		return fmt.Errorf("waiting for the probe: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("the probe came back on slot %s: %s", st.Slot, st.Message)
+	}
+	fmt.Fprintf(stdout, "the probe runs slot %s: %s\n", st.Slot, st.Message)
 	return nil
 }

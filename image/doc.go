@@ -92,4 +92,32 @@
 // Button" evdev device), Ctrl-Alt-Del or SIGTERM; then SIGTERM to the
 // services (mira-probe exports every pending flow), sync, unmount, power
 // off. There is no shell or remote login in the image.
+//
+// # Updates
+//
+// `mira image update --to URL --token T mira.img` sends the new image's
+// payload (slot A's squashfs and vmlinuz-a) to the probe's update
+// endpoint (mira-init, when mira/system.yaml sets update.listen and
+// update.token; HTTPS when data/tls/update.crt and update.key exist).
+// The probe reads the whole payload into memory and checks its SHA-256
+// and, when its own image was built with --sign (mira/update.pub), the
+// ed25519 signature (OUTPUT.sig from `mira image build --sign`) before it
+// writes a byte. It then writes the inactive slot's partition and
+// vmlinuz-<slot>, points the loaders at the new slot for one boot and
+// reboots:
+//
+//   - SYSLINUX: the boot-once record in ldlinux.sys's ADV (SetBootOnce);
+//     syslinux.cfg's DEFAULT stays the old slot.
+//   - systemd-boot: loader.conf's default becomes the new slot.
+//
+// mira-init of the trial slot first points both loaders back at the old
+// slot (so any later reboot returns there), then commits the new slot
+// (DEFAULT, default, slots.json) once mira-probe has run 10 s without
+// exiting, or reboots into the old slot when the trial time
+// (update.trial, default 2 min) passes first. Limits: health is "the
+// process stays up", not yet "exports and answers SNMP"; under UEFI a new
+// kernel that fails before it starts mira-init boots again and again
+// (systemd-boot's boot counting, entries named mira-b+1-0.conf, would
+// bound that; not used yet); under BIOS the ADV record is consumed by
+// SYSLINUX itself.
 package image

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -24,6 +25,15 @@ type System struct {
 	NTP      []string `yaml:"ntp"`
 	Syslog   string   `yaml:"syslog"`   // host:port, UDP
 	Watchdog *bool    `yaml:"watchdog"` // default true
+	Update   struct {
+		// Listen is where the update endpoint listens (empty: no updates
+		// over the network). HTTPS when data/tls/update.crt and
+		// update.key exist, else HTTP.
+		Listen string `yaml:"listen"`
+		Token  string `yaml:"token"` // required with listen
+		// Trial is how long an updated slot has to come up healthy.
+		Trial time.Duration `yaml:"trial"`
+	} `yaml:"update"`
 }
 
 // DHCPEnabled reports whether the management address comes from DHCP
@@ -70,6 +80,12 @@ func ParseSystem(name string, b []byte) (*System, error) {
 	}
 	if !s.DHCPEnabled() && s.Management.Address == "" {
 		return nil, fmt.Errorf("%s: management: dhcp is off and no address is given", name)
+	}
+	if s.Update.Listen != "" && len(s.Update.Token) < 16 {
+		return nil, fmt.Errorf("%s: update.token: at least 16 characters are required with update.listen", name)
+	}
+	if s.Update.Trial <= 0 {
+		s.Update.Trial = 2 * time.Minute
 	}
 	if s.Syslog != "" && !strings.Contains(s.Syslog, ":") {
 		s.Syslog += ":514"

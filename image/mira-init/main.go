@@ -162,9 +162,17 @@ func run(console *os.File) error {
 		go feedWatchdog(ctx)
 	}
 
+	stop := make(chan int, 4)
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	upd := &updater{sys: sys, slot: slot, bootID: strings.TrimSpace(string(bootID)), stop: stop}
+	upd.startTrial()
+	go upd.serve(ctx)
+
 	var svcs []*service
+	var probe *service
 	if probeCfgFile != "" {
-		svcs = append(svcs, newService("mira-probe", []string{"--config", probeCfgFile}, console, sys))
+		probe = newService("mira-probe", []string{"--config", probeCfgFile}, console, sys)
+		svcs = append(svcs, probe)
 	}
 	if _, err := os.Stat(filepath.Join(binDir, "mira-collector")); err == nil {
 		args := []string{}
@@ -177,10 +185,10 @@ func run(console *os.File) error {
 		go s.supervise(ctx)
 	}
 	log.Printf("services started %.2fs after init start (uptime %.2fs)", time.Since(t0).Seconds(), uptime())
+	go upd.judgeTrial(ctx, probe)
 
 	// Wait for a reason to stop: the ACPI power button, Ctrl-Alt-Del
 	// (SIGINT), or SIGTERM/SIGUSR2 (reboot) from a management tool.
-	stop := make(chan int, 4)
 	go watchPowerButton(stop)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2)
@@ -353,9 +361,26 @@ type service struct {
 	args []string
 	out  io.Writer
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	started time.Time
+}
+
+// healthyFor is how long the current process has been running (0 when
+// it is not running).
+func (s *service) healthyFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	select {
+	case <-s.done:
+		return 0
+	default:
+	}
+	return time.Since(s.started)
 }
 
 func newService(name string, args []string, console io.Writer, sys *image.System) *service {
@@ -378,7 +403,7 @@ func (s *service) supervise(ctx context.Context) {
 		err := cmd.Start()
 		done := make(chan struct{})
 		if err == nil {
-			s.cmd, s.done = cmd, done
+			s.cmd, s.done, s.started = cmd, done, time.Now()
 		}
 		s.mu.Unlock()
 		if err != nil {

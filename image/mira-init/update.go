@@ -1,0 +1,400 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mira-project/mira/image"
+)
+
+// updater serves the update endpoint and runs the trial of an updated
+// slot (see package image: update.go).
+type updater struct {
+	sys    *image.System
+	slot   string // running slot
+	bootID string
+	stop   chan<- int
+
+	mu      sync.Mutex
+	trial   bool
+	message string
+	busy    bool
+}
+
+const (
+	trialFile = bootDir + "/mira/trial"
+	slotsFile = bootDir + "/mira/slots.json"
+)
+
+func other(slot string) string {
+	if slot == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+func readSlots() (*image.Slots, error) {
+	b, err := os.ReadFile(slotsFile)
+	if err != nil {
+		return nil, err
+	}
+	var s image.Slots
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", slotsFile, err)
+	}
+	return &s, nil
+}
+
+// writeFileSync replaces name atomically and durably.
+func writeFileSync(name string, data []byte) error {
+	tmp := name + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	unix.Sync()
+	return nil
+}
+
+// setLoaders points both boot loaders at slot for every boot (def) and,
+// when once is not empty, SYSLINUX at once for the next boot only.
+func setLoaders(def, once string) error {
+	s, err := readSlots()
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(def, s.A.PartUUID, s.B.PartUUID))); err != nil {
+		return err
+	}
+	uefiDefault := def
+	if once != "" {
+		// systemd-boot has no on-disk boot-once here: the entry is the
+		// default until mira-init of the trial slot puts it back.
+		uefiDefault = once
+	}
+	if err := writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default mira-%s.conf\ntimeout 0\neditor no\n", uefiDefault))); err != nil {
+		return err
+	}
+	return setBootOnce(once)
+}
+
+// setBootOnce writes SYSLINUX's ADV in place (the file's clusters must
+// not move: the boot sector's sector list points at them).
+func setBootOnce(once string) error {
+	name := filepath.Join(bootDir, "ldlinux.sys")
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	nb, err := image.SetBootOnce(b, once)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	off := len(nb) - 1024
+	if _, err := f.WriteAt(nb[off:], int64(off)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// startTrial runs at boot before the services: when this boot is the
+// trial of an updated slot, the loaders go back to the old slot at once,
+// so that any later reboot (a crash, a hang caught by the watchdog)
+// returns there unless the slot is committed.
+func (u *updater) startTrial() {
+	b, err := os.ReadFile(trialFile)
+	if err != nil {
+		return
+	}
+	t := strings.TrimSpace(string(b))
+	if t == u.slot {
+		u.trial = true
+		if err := setLoaders(other(u.slot), ""); err != nil {
+			log.Printf("update: trial of slot %s: restoring the loaders: %v", u.slot, err)
+		}
+		log.Printf("update: trial boot of slot %s", u.slot)
+		return
+	}
+	if f, ok := strings.CutPrefix(t, "failed:"); ok {
+		u.message = fmt.Sprintf("slot %s did not run mira-probe healthy in its trial; back on slot %s", f, u.slot)
+	} else {
+		u.message = fmt.Sprintf("the update to slot %s did not reach mira-init; back on slot %s", t, u.slot)
+	}
+	log.Printf("update: %s", u.message)
+	os.Remove(trialFile)
+	setBootOnce("")
+	unix.Sync()
+}
+
+// judgeTrial commits the trial slot once mira-probe has run healthy, or
+// reboots into the old slot when the trial time passes first.
+func (u *updater) judgeTrial(ctx context.Context, probe *service) {
+	if !u.trial {
+		return
+	}
+	deadline := time.Now().Add(u.sys.Update.Trial)
+	for time.Now().Before(deadline) {
+		if probe != nil && probe.healthyFor() >= 10*time.Second {
+			if err := u.commit(); err != nil {
+				log.Printf("update: commit of slot %s: %v", u.slot, err)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	u.mu.Lock()
+	u.message = fmt.Sprintf("slot %s did not run mira-probe healthy within %s", u.slot, u.sys.Update.Trial)
+	u.mu.Unlock()
+	log.Printf("update: %s; rebooting into slot %s", u.message, other(u.slot))
+	os.WriteFile(trialFile, []byte("failed:"+u.slot+"\n"), 0o644)
+	unix.Sync()
+	u.stop <- unix.LINUX_REBOOT_CMD_RESTART
+}
+
+func (u *updater) commit() error {
+	s, err := readSlots()
+	if err != nil {
+		return err
+	}
+	s.Active = u.slot
+	b, _ := json.MarshalIndent(s, "", "  ")
+	if err := writeFileSync(slotsFile, append(b, '\n')); err != nil {
+		return err
+	}
+	if err := setLoaders(u.slot, ""); err != nil {
+		return err
+	}
+	if err := os.Remove(trialFile); err != nil {
+		return err
+	}
+	unix.Sync()
+	u.mu.Lock()
+	u.trial = false
+	u.message = "committed slot " + u.slot
+	u.mu.Unlock()
+	log.Printf("update: committed slot %s", u.slot)
+	return nil
+}
+
+func (u *updater) serve(ctx context.Context) {
+	if u.sys.Update.Listen == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /update/status", u.status)
+	mux.HandleFunc("PUT /update", u.put)
+	srv := &http.Server{Addr: u.sys.Update.Listen, Handler: u.auth(mux), ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); srv.Close() }()
+	crt, key := filepath.Join(dataDir, "tls", "update.crt"), filepath.Join(dataDir, "tls", "update.key")
+	var err error
+	if _, e := os.Stat(crt); e == nil {
+		log.Printf("update: HTTPS on %s", u.sys.Update.Listen)
+		err = srv.ListenAndServeTLS(crt, key)
+	} else {
+		log.Printf("update: HTTP on %s (no %s: plain HTTP, token only)", u.sys.Update.Listen, crt)
+		err = srv.ListenAndServe()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Printf("update: %v", err)
+	}
+}
+
+func (u *updater) auth(h http.Handler) http.Handler {
+	want := []byte("Bearer " + u.sys.Update.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			log.Printf("update: refused %s %s from %s: bad token", r.Method, r.URL.Path, r.RemoteAddr)
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (u *updater) status(w http.ResponseWriter, r *http.Request) {
+	s := image.Status{Slot: u.slot, BootID: u.bootID}
+	if sl, err := readSlots(); err == nil {
+		s.Active = sl.Active
+		if u.slot == "a" {
+			s.Version = sl.A.Version
+		} else {
+			s.Version = sl.B.Version
+		}
+	}
+	u.mu.Lock()
+	s.Trial, s.Message = u.trial, u.message
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(s)
+}
+
+// put receives a payload, checks its digest and signature before any byte
+// is written, writes the inactive slot and its kernel, and reboots into
+// it once.
+func (u *updater) put(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	if u.busy || u.trial {
+		u.mu.Unlock()
+		http.Error(w, "an update is under way or on trial", http.StatusConflict)
+		return
+	}
+	u.busy = true
+	u.mu.Unlock()
+	defer func() { u.mu.Lock(); u.busy = false; u.mu.Unlock() }()
+	fail := func(code int, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		log.Printf("update: refused: %s", msg)
+		u.mu.Lock()
+		u.message = "refused: " + msg
+		u.mu.Unlock()
+		http.Error(w, msg, code)
+	}
+	rootSize, err1 := strconv.Atoi(r.Header.Get("X-Mira-Root-Size"))
+	kernelSize, err2 := strconv.Atoi(r.Header.Get("X-Mira-Kernel-Size"))
+	if err1 != nil || err2 != nil || rootSize <= 0 || kernelSize <= 0 || rootSize > 64<<20 || kernelSize > 64<<20 {
+		fail(http.StatusBadRequest, "bad X-Mira-Root-Size or X-Mira-Kernel-Size")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(rootSize+kernelSize)+1))
+	if err != nil || len(body) != rootSize+kernelSize {
+		fail(http.StatusBadRequest, "body: %d bytes, want %d (%v)", len(body), rootSize+kernelSize, err)
+		return
+	}
+	digest := sha256.Sum256(body)
+	if fmt.Sprintf("%x", digest) != r.Header.Get("X-Mira-Sha256") {
+		fail(http.StatusBadRequest, "SHA-256 mismatch")
+		return
+	}
+	if pub, err := os.ReadFile(filepath.Join(bootDir, "mira", "update.pub")); err == nil {
+		pk, err := image.ParsePublicKeyPEM(pub)
+		if err != nil {
+			fail(http.StatusInternalServerError, "%v", err)
+			return
+		}
+		sig, err := base64.StdEncoding.DecodeString(r.Header.Get("X-Mira-Signature"))
+		if err != nil || !ed25519.Verify(pk, digest[:], sig) {
+			fail(http.StatusForbidden, "the ed25519 signature does not verify against mira/update.pub")
+			return
+		}
+	}
+	if len(body) < 4 || string(body[:4]) != "hsqs" {
+		fail(http.StatusBadRequest, "the root is not a squashfs")
+		return
+	}
+	target := other(u.slot)
+	label := image.SlotALabel
+	if target == "b" {
+		label = image.SlotBLabel
+	}
+	dev, err := findPartition(label)
+	if err != nil {
+		fail(http.StatusInternalServerError, "%v", err)
+		return
+	}
+	log.Printf("update: writing %d bytes to slot %s (%s) and a %d-byte kernel", rootSize, target, dev, kernelSize)
+	if err := writeDevice(dev, body[:rootSize]); err != nil {
+		fail(http.StatusInternalServerError, "slot %s: %v", target, err)
+		return
+	}
+	if err := writeFileSync(filepath.Join(bootDir, "vmlinuz-"+target), body[rootSize:]); err != nil {
+		fail(http.StatusInternalServerError, "kernel: %v", err)
+		return
+	}
+	sl, err := readSlots()
+	if err != nil {
+		fail(http.StatusInternalServerError, "%v", err)
+		return
+	}
+	uuid := sl.A.PartUUID
+	info := &sl.A
+	if target == "b" {
+		uuid, info = sl.B.PartUUID, &sl.B
+	}
+	info.Version = fmt.Sprintf("update %x", digest[:6])
+	b, _ := json.MarshalIndent(sl, "", "  ")
+	entry := fmt.Sprintf("title MIRA (slot %s)\nlinux /vmlinuz-%s\noptions %s\n", strings.ToUpper(target), target, image.KernelCmdline(target, uuid))
+	for _, step := range []func() error{
+		func() error { return writeFileSync(slotsFile, append(b, '\n')) },
+		func() error {
+			return writeFileSync(filepath.Join(bootDir, "loader", "entries", "mira-"+target+".conf"), []byte(entry))
+		},
+		func() error { return setLoaders(u.slot, target) },
+		func() error { return writeFileSync(trialFile, []byte(target+"\n")) },
+	} {
+		if err := step(); err != nil {
+			fail(http.StatusInternalServerError, "%v", err)
+			return
+		}
+	}
+	u.mu.Lock()
+	u.message = "slot " + target + " written; rebooting into it once"
+	u.mu.Unlock()
+	log.Printf("update: %s", u.message)
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "slot %s written; rebooting into it once\n", target)
+	go func() {
+		time.Sleep(500 * time.Millisecond) // let the response leave
+		u.stop <- unix.LINUX_REBOOT_CMD_RESTART
+	}()
+}
+
+func writeDevice(dev string, data []byte) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
