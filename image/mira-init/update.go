@@ -341,7 +341,14 @@ func (u *updater) put(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, "slot %s: %v", target, err)
 		return
 	}
-	if err := writeFileSync(filepath.Join(bootDir, "vmlinuz-"+target), body[rootSize:]); err != nil {
+	// The inactive slot's old kernel goes first: the boot partition has
+	// room for two kernels, not three.
+	kernel := filepath.Join(bootDir, "vmlinuz-"+target)
+	if err := os.Remove(kernel); err != nil && !os.IsNotExist(err) {
+		fail(http.StatusInternalServerError, "kernel: %v", err)
+		return
+	}
+	if err := writeFileSync(kernel, body[rootSize:]); err != nil {
 		fail(http.StatusInternalServerError, "kernel: %v", err)
 		return
 	}
