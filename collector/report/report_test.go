@@ -40,11 +40,6 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-var (
-	probeA = reporttest.ProbeA
-	probeB = reporttest.ProbeB
-)
-
 func fixtureNames() store.Names { return reporttest.Names() }
 
 func withNames(n store.Names, o Options) Options {
