@@ -320,7 +320,7 @@ func (g *generator) gnutella(r *rand.Rand, t int64) {
 }
 
 func (g *generator) game(r *rand.Rand, t int64, long bool) {
-	s := g.newSession(r, "game-udp", "Leisure", 17, 27960, sessOpts{})
+	s := g.newSession(r, "game-udp", "Games", 17, 27960, sessOpts{})
 	g.datagram(s, 0, msg().mark(mkGetInfo).s(" xxx\x00").done(), t)
 	t += s.rtt + ms(r, 0.1, 2)
 	g.datagram(s, 1, msg().mark(mkInfoResponse).s("\n\\sv_maxclients\\16\\clients\\", itoa(r.IntN(16)), "\\gamename\\baseq3\\hostname\\Example Arena\\mapname\\q3dm17\\protocol\\68\x00").done(), t)

@@ -42,7 +42,7 @@ type TruthFlow struct {
 	// App names the application, Category the ground-truth usage
 	// category of the session (both directions share it), in the names
 	// of collector/classify's default rules: Mail, Web, FTP, P2P, DNS,
-	// Secure, Leisure, Chat, Network, Unclassified (random payload).
+	// Secure, Leisure, Games, Chat, Network, Unclassified (random payload).
 	App      string `json:"app"`
 	Category string `json:"category"`
 	// Symptoms counts the planted markers (see Markers) by symptom.

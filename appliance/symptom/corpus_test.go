@@ -156,7 +156,7 @@ func TestDefaultOnCaptures(t *testing.T) {
 		{"ndpi/rtsp.pcap", "VIDEO"},
 		{"ndpi/source_engine.pcap", "GAMES"},
 		{"ndpi/raknet.pcap", "GAMES"},
-		{"ndpi/teamspeak3.pcap", "GAMES"},
+		{"ndpi/teamspeak3.pcap", "VOIP"},
 		{"arkime/irc.pcap", "CHAT"},
 		{"ndpi/sip.pcap", "VOIP"},
 		{"arkime/openssl-tls1_2.pcap", "TLS"},

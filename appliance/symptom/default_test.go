@@ -54,7 +54,7 @@ func defaultCases() map[string][][]byte {
 	pe := append([]byte("MZ\x90\x00"), make([]byte, 60)...)
 	pe = append(pe, []byte("\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21This program cannot be run in DOS mode.\r\r\n$")...)
 	pe = append(pe, []byte("PE\x00\x00\x64\x86")...)
-	return map[string][][]byte{
+	cases := map[string][][]byte{
 		"MAIL": {
 			[]byte("220 mail.example.org ESMTP Postfix\r\n250-mail.example.org\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n"),
 			[]byte("EHLO client.example.com\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"),
@@ -104,7 +104,6 @@ func defaultCases() map[string][][]byte {
 			[]byte("\xff\xff\xff\xffTSource Engine Query\x00"),
 			[]byte("\xff\xff\xff\xffgetstatus\n"),
 			append([]byte("\x01\x00\x00\x00\x00\x00\x01\x02\x03\x00\xff\xff\x00\xfe\xfe\xfe\xfe\xfd\xfd\xfd\xfd\x12\x34\x56\x78"), noise(8)...),
-			append([]byte("TS3INIT1\x00\x65\x00\x00\x88"), noise(16)...),
 		},
 		"CHAT": {
 			[]byte("<?xml version='1.0'?><stream:stream to='example.com' xmlns='jabber:client' version='1.0'>"),
@@ -141,6 +140,13 @@ func defaultCases() map[string][][]byte {
 			append([]byte("7z\xbc\xaf\x27\x1c\x00\x04"), noise(30)...),
 		},
 	}
+	for k, v := range protoCases(noise) {
+		cases[k] = v
+	}
+	for k, v := range protoExtra(noise) {
+		cases[k] = append(cases[k], v...)
+	}
+	return cases
 }
 
 func scanAll(db *DB, payload []byte, packet int) *Counts {

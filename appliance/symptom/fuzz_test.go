@@ -81,6 +81,10 @@ func FuzzScan(f *testing.F) {
 func FuzzValidate(f *testing.F) {
 	f.Add([]byte("\xff\xfb\x90\x64ID3\x04\x00\x00\x00\x00\x1f\x76OggS\x00\x02fLaC\x00\x00\x00\x22"))
 	f.Add([]byte("\x00\x00\x00\x18ftypmp42\x1a\x45\xdf\xa3\x93\x42\x82\x88matroskaRIFF\x00\x00\x00\x00AVI FLV\x01\x05\x00\x00\x00\x09"))
+	// protocol headers (validate_proto.go)
+	f.Add([]byte("\x30\x0e\x02\x01\x01\x04\x06public\xa0\x01\x00"))
+	f.Add([]byte("\xc3\x00\x00\x00\x01\x08\x01\x02\x03\x04\x05\x06\x07\x08\x00\x00"))
+	f.Add([]byte("\x03\x00\x00\x0b\x06\xe0\x00\x00\x00\x00\x00*1\r\n$4\r\nPING\r\n<34>Oct 1 x"))
 	// Invariant: a verdict depends only on the object's bytes (from its
 	// start to the packet's end), not on where in the packet it starts
 	// nor on what precedes it.

@@ -16,7 +16,7 @@
 //	version: 1
 //	rules:
 //	  - category: Leisure
-//	    when: majority(MP3, AUDIO, VIDEO, GAMES, SPORTS)
+//	    when: majority(MP3, AUDIO, VIDEO, SPORTS)
 //
 // In an expression every identifier that is not one of the names below is
 // a symptom: its occurrences in the biflow (both directions), 0 when the

@@ -108,7 +108,15 @@ func TestDefaultRules(t *testing.T) {
 		{map[string]uint64{"TLS": 2}, 6, 443, "Secure"},
 		{map[string]uint64{"SSH": 2}, 6, 22, "Secure"},
 		{map[string]uint64{"DNS": 2}, 17, 53, "DNS"},
-		{map[string]uint64{"GAMES": 2}, 17, 27960, "Leisure"},
+		{map[string]uint64{"GAMES": 2}, 17, 27960, "Games"},
+		{map[string]uint64{"NETMGMT": 1, "DNS": 40}, 17, 53, "DNS"}, // a stray first-packet match
+		{map[string]uint64{"QUIC": 1}, 17, 443, "Secure"},
+		{map[string]uint64{"VPN": 1, "TLS": 2}, 17, 1194, "VPN"}, // OpenVPN carries TLS
+		{map[string]uint64{"DATABASE": 1, "TLS": 2}, 6, 3306, "Database"},
+		{map[string]uint64{"REMOTE": 2}, 6, 3389, "Remote"},
+		{map[string]uint64{"NETMGMT": 2}, 17, 161, "Network"},
+		{map[string]uint64{"VOIP": 2, "WEB": 1}, 6, 5060, "VoIP"}, // SIP OPTIONS
+		{map[string]uint64{"VOIP": 1, "WEB": 6}, 6, 80, "Web"},
 		{map[string]uint64{"EXECUTABLE": 2}, 6, 5000, "Executable"},
 		{nil, 1, 0x0800, "Network"},
 		{nil, 6, 443, "Secure"}, // port fallback without symptoms

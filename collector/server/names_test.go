@@ -122,6 +122,7 @@ func TestNamesPerOrigin(t *testing.T) {
 
 	defaultNames := map[string]bool{}
 	for _, n := range []string{"MAIL", "WEB", "FTP", "P2P", "MP3", "AUDIO", "VIDEO", "GAMES", "CHAT", "VOIP",
+		"QUIC", "VPN", "REMOTE", "DATABASE", "NETMGMT",
 		"TLS", "SSH", "DNS", "EXECUTABLE", "ARCHIVE"} {
 		defaultNames[n] = true
 	}

@@ -34,29 +34,65 @@ func keyOf(x, y netip.AddrPort, proto uint8) connKey {
 	return connKey{x, y, proto}
 }
 
-// label is one connection with the category its source project's label
-// maps to.
+// label is one connection with the family and category its source
+// project's label maps to.
 type label struct {
 	key      connKey
 	source   string // e.g. "nDPI HTTP.Google"
+	family   string // e.g. "QUIC", "Games"
 	category string
 }
 
-// ndpiCategory maps nDPI's master protocol names to the rules' categories,
-// for the protocols the check covers (mail, web, FTP, P2P, DNS, TLS, SSH).
-// SMTPS is nDPI's name for SMTP that went on with STARTTLS (the mail
-// commands are in clear text); IMAPS and POPS without a clear-text part
-// are TLS on a mail port and left out.
-var ndpiCategory = map[string]string{
-	"SMTP": "Mail", "SMTPS": "Mail", "POP3": "Mail", "IMAP": "Mail",
-	"HTTP": "Web", "HTTP_Proxy": "Web", "HTTP_Connect": "Web",
-	"FTP_CONTROL": "FTP", "FTP_DATA": "FTP",
-	"BitTorrent": "P2P", "Gnutella": "P2P", "eDonkey": "P2P",
-	"DNS": "DNS",
-	"TLS": "Secure", "SSH": "Secure",
+// family is a group of protocols the check reports on, and the rules'
+// category its connections belong to.
+type family struct{ name, category string }
+
+var (
+	famMail     = family{"Mail", "Mail"}
+	famWeb      = family{"Web", "Web"}
+	famFTP      = family{"FTP", "FTP"}
+	famP2P      = family{"P2P", "P2P"}
+	famDNS      = family{"DNS", "DNS"}
+	famSecure   = family{"TLS/SSH", "Secure"}
+	famQUIC     = family{"QUIC", "Secure"}
+	famVoIP     = family{"VoIP", "VoIP"}
+	famVPN      = family{"VPN", "VPN"}
+	famGames    = family{"Games", "Games"}
+	famRemote   = family{"Remote", "Remote"}
+	famDatabase = family{"Database", "Database"}
+	famNetwork  = family{"Network", "Network"}
+)
+
+// ndpiFamily maps nDPI's master protocol names to the families the check
+// covers. SMTPS is nDPI's name for SMTP that went on with STARTTLS (the
+// mail commands are in clear text); IMAPS and POPS without a clear-text
+// part are TLS on a mail port and left out. QUIC is TLS 1.3 over UDP and
+// shares TLS's category.
+var ndpiFamily = map[string]family{
+	"SMTP": famMail, "SMTPS": famMail, "POP3": famMail, "IMAP": famMail,
+	"HTTP": famWeb, "HTTP_Proxy": famWeb, "HTTP_Connect": famWeb,
+	"FTP_CONTROL": famFTP, "FTP_DATA": famFTP,
+	"BitTorrent": famP2P, "Gnutella": famP2P, "eDonkey": famP2P, "Bitcoin": famP2P, "Syncthing": famP2P,
+	"DNS": famDNS,
+	"TLS": famSecure, "SSH": famSecure,
+	"QUIC": famQUIC,
+	"SIP":  famVoIP, "H323": famVoIP, "RTP": famVoIP, "RTCP": famVoIP, "IAX": famVoIP, "TeamSpeak": famVoIP,
+	"OpenVPN": famVPN, "WireGuard": famVPN, "IPSec": famVPN, "IPsec": famVPN, "Tor": famVPN, "PPTP": famVPN, "L2TP": famVPN,
+	"Steam": famGames, "Epic": famGames, "WorldOfWarcraft": famGames, "Genshin": famGames, "Activision": famGames,
+	"Source_Engine": famGames, "RakNet": famGames, "RiotGames": famGames, "Nintendo": famGames,
+	"LoLWildRift": famGames, "Starcraft": famGames, "AmongUs": famGames, "Roblox": famGames,
+	"Minecraft": famGames, "Xbox": famGames, "Playstation": famGames, "Fortnite": famGames,
+	"Warcraft3": famGames, "Quake": famGames, "Blizzard": famGames, "Valve": famGames,
+	"RDP": famRemote, "VNC": famRemote, "Telnet": famRemote, "TeamViewer": famRemote, "AnyDesk": famRemote,
+	"PostgreSQL": famDatabase, "MySQL": famDatabase, "MsSQL-TDS": famDatabase, "Redis": famDatabase,
+	"MongoDB": famDatabase, "Oracle": famDatabase,
+	"SNMP": famNetwork, "BGP": famNetwork, "Syslog": famNetwork, "NTP": famNetwork, "NetFlow": famNetwork,
+	"IPFIX": famNetwork, "sFlow": famNetwork,
 }
 
-var ndpiFlow = regexp.MustCompile(`^\s*\d+\s+(TCP|UDP)\s+(\S+)\s+<?->\s+(\S+)\s.*?\[proto: (?:[0-9.]+/)?([^\]]+)\]`)
+// ndpiFlow matches a flow line of ndpiReader's output: protocol,
+// endpoints, the protocol label and how nDPI reached it.
+var ndpiFlow = regexp.MustCompile(`^\s*\d+\s+(TCP|UDP)\s+(\S+)\s+<?->\s+(\S+)\s.*?\[proto: (?:[0-9.]+/)?([^\]]+)\].*?\[Confidence: ([^\]]+)\]`)
 
 func ndpiLabels(t *testing.T, path string) []label {
 	b, err := os.ReadFile(path)
@@ -69,13 +105,18 @@ func ndpiLabels(t *testing.T, path string) []label {
 		if m == nil {
 			continue
 		}
+		// Content labels only: nDPI's guesses by port, address or a
+		// cached DNS answer say nothing about the payload.
+		if !strings.HasPrefix(m[5], "DPI") {
+			continue
+		}
 		x, err1 := netip.ParseAddrPort(m[2])
 		y, err2 := netip.ParseAddrPort(m[3])
 		if err1 != nil || err2 != nil {
 			continue
 		}
 		master, _, _ := strings.Cut(m[4], ".")
-		cat, ok := ndpiCategory[master]
+		fam, ok := ndpiFamily[master]
 		if !ok {
 			continue
 		}
@@ -83,25 +124,37 @@ func ndpiLabels(t *testing.T, path string) []label {
 		if m[1] == "UDP" {
 			proto = 17
 		}
-		out = append(out, label{keyOf(x, y, proto), "nDPI " + m[4], cat})
+		out = append(out, label{keyOf(x, y, proto), "nDPI " + m[4], fam.name, fam.category})
 	}
 	return out
 }
 
-// arkimeCategory picks the category of an Arkime session from its
-// protocol list: the application protocol over the security layer (SMTP
-// with STARTTLS is mail, HTTP CONNECT then TLS is web).
-func arkimeCategory(protos []string) (string, string) {
-	for _, p := range []struct{ name, cat string }{
-		{"smtp", "Mail"}, {"pop3", "Mail"}, {"imap", "Mail"},
-		{"ftp", "FTP"}, {"bittorrent", "P2P"}, {"gnutella", "P2P"},
-		{"http", "Web"}, {"dns", "DNS"}, {"ssh", "Secure"}, {"tls", "Secure"},
+// arkimeFamily picks the family of an Arkime session from its protocol
+// list: the application protocol over the security layer (SMTP with
+// STARTTLS is mail, HTTP CONNECT then TLS is web, MySQL over TLS is a
+// database).
+func arkimeFamily(protos []string) (family, string) {
+	for _, p := range []struct {
+		name string
+		fam  family
+	}{
+		{"smtp", famMail}, {"pop3", famMail}, {"imap", famMail},
+		{"ftp", famFTP}, {"bittorrent", famP2P}, {"gnutella", famP2P}, {"bitcoin", famP2P},
+		{"sip", famVoIP}, {"rtp", famVoIP},
+		{"openvpn", famVPN}, {"wireguard", famVPN}, {"isakmp", famVPN},
+		{"rdp", famRemote}, {"vnc", famRemote}, {"telnet", famRemote},
+		{"postgresql", famDatabase}, {"mysql", famDatabase}, {"tds", famDatabase},
+		{"redis", famDatabase}, {"mongo", famDatabase}, {"oracle", famDatabase},
+		{"snmp", famNetwork}, {"bgp", famNetwork}, {"syslog", famNetwork}, {"ntp", famNetwork},
+		{"netflow", famNetwork}, {"ipfix", famNetwork}, {"sflow", famNetwork},
+		{"quic", famQUIC},
+		{"http", famWeb}, {"dns", famDNS}, {"ssh", famSecure}, {"tls", famSecure},
 	} {
 		if slices.Contains(protos, p.name) {
-			return p.cat, p.name
+			return p.fam, p.name
 		}
 	}
-	return "", ""
+	return family{}, ""
 }
 
 func arkimeLabels(t *testing.T, path string) []label {
@@ -131,8 +184,8 @@ func arkimeLabels(t *testing.T, path string) []label {
 	}
 	var out []label
 	for _, s := range doc.Sessions {
-		cat, name := arkimeCategory(s.Body.Protocol)
-		if cat == "" || (s.Body.IPProtocol != 6 && s.Body.IPProtocol != 17) {
+		fam, _ := arkimeFamily(s.Body.Protocol)
+		if fam.name == "" || (s.Body.IPProtocol != 6 && s.Body.IPProtocol != 17) {
 			continue
 		}
 		x, err1 := netip.ParseAddr(s.Body.Source.IP)
@@ -141,17 +194,18 @@ func arkimeLabels(t *testing.T, path string) []label {
 			continue
 		}
 		out = append(out, label{keyOf(netip.AddrPortFrom(x, s.Body.Source.Port), netip.AddrPortFrom(y, s.Body.Destination.Port), s.Body.IPProtocol),
-			"Arkime " + strings.Join(s.Body.Protocol, ","), cat})
-		_ = name
+			"Arkime " + strings.Join(s.Body.Protocol, ","), fam.name, fam.category})
 	}
 	return out
 }
 
-// zeekCategory maps Zeek's conn.log service names.
-var zeekCategory = map[string]string{
-	"smtp": "Mail", "pop3": "Mail", "imap": "Mail",
-	"http": "Web", "ftp": "FTP", "ftp-data": "FTP",
-	"dns": "DNS", "ssl": "Secure", "ssh": "Secure", "gnutella": "P2P", "bittorrent": "P2P",
+// zeekFamily maps Zeek's conn.log service names.
+var zeekFamily = map[string]family{
+	"smtp": famMail, "pop3": famMail, "imap": famMail,
+	"http": famWeb, "ftp": famFTP, "ftp-data": famFTP,
+	"dns": famDNS, "ssl": famSecure, "ssh": famSecure, "gnutella": famP2P, "bittorrent": famP2P,
+	"quic": famQUIC, "sip": famVoIP, "rdp": famRemote, "mysql": famDatabase, "postgresql": famDatabase,
+	"snmp": famNetwork, "syslog": famNetwork, "ntp": famNetwork, "bgp": famNetwork,
 }
 
 func zeekLabels(t *testing.T, path string) []label {
@@ -177,11 +231,11 @@ func zeekLabels(t *testing.T, path string) []label {
 		}
 		// Zeek lists every service it saw ("ssl,smtp"): the application
 		// protocol wins, as for Arkime.
-		cat, _ := arkimeCategory(strings.Split(strings.ReplaceAll(v["service"], "ssl", "tls"), ","))
-		if c, ok := zeekCategory[v["service"]]; ok {
-			cat = c
+		fam, _ := arkimeFamily(strings.Split(strings.ReplaceAll(v["service"], "ssl", "tls"), ","))
+		if f, ok := zeekFamily[v["service"]]; ok {
+			fam = f
 		}
-		if cat == "" {
+		if fam.name == "" {
 			continue
 		}
 		proto := map[string]uint8{"tcp": 6, "udp": 17}[v["proto"]]
@@ -192,7 +246,7 @@ func zeekLabels(t *testing.T, path string) []label {
 		if proto == 0 || err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 			continue
 		}
-		out = append(out, label{keyOf(netip.AddrPortFrom(x, uint16(xp)), netip.AddrPortFrom(y, uint16(yp)), proto), "Zeek " + v["service"], cat})
+		out = append(out, label{keyOf(netip.AddrPortFrom(x, uint16(xp)), netip.AddrPortFrom(y, uint16(yp)), proto), "Zeek " + v["service"], fam.name, fam.category})
 	}
 	return out
 }
@@ -254,10 +308,10 @@ func TestCorpusLabels(t *testing.T) {
 				continue
 			}
 			for _, l := range labels {
-				if per[l.category] == nil {
-					per[l.category] = &tally{}
+				if per[l.family] == nil {
+					per[l.family] = &tally{}
 				}
-				per[l.category].all++
+				per[l.family].all++
 				// The labelled connection may be several biflows here (a
 				// tail after the connection ended, a split by the idle
 				// timeout): the one with the most octets speaks for it.
@@ -269,9 +323,9 @@ func TestCorpusLabels(t *testing.T) {
 					ok = best.category == l.category
 				}
 				if ok {
-					per[l.category].agree++
+					per[l.family].agree++
 					if len(best.symptoms) == 0 {
-						per[l.category].byPort++
+						per[l.family].byPort++
 					}
 					continue
 				}
@@ -282,7 +336,7 @@ func TestCorpusLabels(t *testing.T) {
 				if len(cs) == 0 {
 					desc = append(desc, "no biflow")
 				}
-				wrong = append(wrong, filepath.Base(f)+": "+l.key.a.String()+" "+l.key.b.String()+" "+l.source+" -> "+strings.Join(desc, "; "))
+				wrong = append(wrong, l.family+" "+filepath.Base(f)+": "+l.key.a.String()+" "+l.key.b.String()+" "+l.source+" -> "+strings.Join(desc, "; "))
 			}
 		}
 	}
@@ -299,7 +353,7 @@ func TestCorpusLabels(t *testing.T) {
 		p := per[c]
 		agree += p.agree
 		all += p.all
-		t.Logf("category %-7s %4d/%4d labelled connections agree (%.1f%%), %d of them without symptoms of their own (port fallback or FTP pair context)",
+		t.Logf("family %-8s %4d/%4d labelled connections agree (%.1f%%), %d of them without symptoms of their own (port fallback or FTP pair context)",
 			c, p.agree, p.all, 100*float64(p.agree)/float64(p.all), p.byPort)
 	}
 	if all == 0 {

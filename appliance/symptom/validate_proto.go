@@ -1,0 +1,502 @@
+package symptom
+
+import "encoding/binary"
+
+// Protocol validators: binary protocol headers whose fixed bytes are too
+// few for a mask alone. Each is meant for `anchor: start` (the first
+// payload bytes of a flow direction, which for UDP is the first datagram
+// and for TCP the first segment) and checks the structure against the
+// packet's length, so random payload almost never passes: a length field
+// that must equal the datagram's length is worth 16 bits or more.
+//
+// Each reads only p[start:] and only within bounds; none allocates.
+
+var protoValidators = map[string]validatorDef{
+	"quic":        {quicTriggers(), 7, checkQUIC},
+	"snmp":        {[]trigger{{[]byte{0x30}, 0}}, 8, checkSNMP},
+	"ntp":         {ntpTriggers(), 48, checkNTP},
+	"syslog":      {[]trigger{{[]byte("<"), 0}}, 6, checkSyslog},
+	"flow-export": {[]trigger{{[]byte{0, 5}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, 16, checkFlowExport},
+	"ike":         {[]trigger{{[]byte{0x10}, 17}, {[]byte{0x20}, 17}, {[]byte{0, 0, 0, 0}, 0}}, 28, checkIKE},
+	"openvpn":     {[]trigger{{[]byte{0x38}, 0}, {[]byte{0x40}, 0}, {[]byte{0x50}, 0}, {[]byte{0}, 0}}, 14, checkOpenVPN},
+	"wireguard":   {[]trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}, {[]byte{3, 0, 0, 0}, 0}}, 64, checkWireGuard},
+	"rdp":         {[]trigger{{[]byte{3, 0}, 0}}, 11, checkRDP},
+	"h225":        {[]trigger{{[]byte{3, 0}, 0}}, 9, checkH225},
+	"telnet":      {[]trigger{{[]byte{0xFF}, 0}}, 3, checkTelnet},
+	"mysql":       {[]trigger{{[]byte{0, 0x0A}, 3}}, 16, checkMySQL},
+	"tds":         {[]trigger{{[]byte{0x12}, 0}, {[]byte{0x10}, 0}, {[]byte{0x04}, 0}, {[]byte{0x01}, 0}, {[]byte{0x02}, 0}}, 8, checkTDS},
+	"tns":         {[]trigger{{[]byte{0, 0}, 2}}, 8, checkTNS},
+	"mongodb":     {[]trigger{{[]byte{0xD4, 0x07, 0, 0}, 12}, {[]byte{0xDD, 0x07, 0, 0}, 12}, {[]byte{0xDC, 0x07, 0, 0}, 12}, {[]byte{1, 0, 0, 0}, 12}}, 16, checkMongoDB},
+	"redis":       {[]trigger{{[]byte("*"), 0}}, 8, checkRedis},
+	"iax2":        {[]trigger{{[]byte{6}, 10}}, 12, checkIAX2},
+	"rtcp":        {[]trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, 8, checkRTCP},
+}
+
+func init() {
+	for k, v := range protoValidators {
+		validators[k] = guarded(v)
+	}
+}
+
+// guarded makes a protocol validator safe at any start: the checks read
+// up to minLen bytes without testing the length themselves (the matcher
+// calls them only where minLen bytes lie, but tests and fuzzing do not).
+func guarded(v validatorDef) validatorDef {
+	check, n := v.check, v.minLen
+	v.check = func(p []byte, s int) bool { return s >= 0 && len(p)-s >= n && check(p, s) }
+	return v
+}
+
+// QUIC versions whose long header the validator knows: 1 (RFC 9000),
+// 2 (RFC 9369), the IETF drafts 0xff0000xx, and Google QUIC's "Q0dd"
+// and "T0dd".
+func quicVersion(v []byte) bool {
+	switch binary.BigEndian.Uint32(v) {
+	case 0x00000001, 0x6b3343cf:
+		return true
+	}
+	if v[0] == 0xFF && v[1] == 0 && v[2] == 0 {
+		return v[3] >= 0x0D && v[3] <= 0x22
+	}
+	return (v[0] == 'Q' || v[0] == 'T') && v[1] == '0' && isDigit(v[2]) && isDigit(v[3])
+}
+
+func quicTriggers() []trigger {
+	return []trigger{
+		{[]byte{0, 0, 0, 1}, 1}, {[]byte{0x6b, 0x33, 0x43, 0xcf}, 1}, {[]byte{0xFF, 0, 0}, 1},
+		{[]byte("Q0"), 1}, {[]byte("T0"), 1},
+		// Google QUIC before version 46: public flags, 8-byte connection
+		// id, then the version.
+		{[]byte("Q0"), 9},
+	}
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+// checkQUIC accepts a QUIC long-header packet of a known version, or a
+// Google QUIC public header carrying the version (the client's first
+// packets).
+func checkQUIC(p []byte, s int) bool {
+	q := p[s:]
+	if len(q) < 13 {
+		return false
+	}
+	// gQUIC public header: version flag 0x01, 8-byte CID flag 0x08, no
+	// reserved bits, version at 9.
+	if q[0]&0x89 == 0x09 && q[0]&0xC0 == 0 && q[9] == 'Q' && quicVersion(q[9:13]) {
+		return len(q) >= 1200 || q[0]&0x01 != 0
+	}
+	if q[0]&0x80 == 0 || !quicVersion(q[1:5]) {
+		return false
+	}
+	if q[1] == 'Q' || q[1] == 'T' {
+		// gQUIC 46+ long header: connection id lengths in one byte.
+		return q[5] == 0x50 || q[5] == 0x05 || q[5] == 0x00 || q[5] == 0x55
+	}
+	dl := int(q[5])
+	if dl > 20 || 6+dl >= len(q) {
+		return false
+	}
+	sl := int(q[6+dl])
+	return sl <= 20 && 7+dl+sl <= len(q)
+}
+
+// berLen reads a BER definite length at q[i], returning the length and
+// the index after it.
+func berLen(q []byte, i int) (int, int, bool) {
+	if i >= len(q) {
+		return 0, 0, false
+	}
+	b := q[i]
+	if b < 0x80 {
+		return int(b), i + 1, true
+	}
+	n := int(b & 0x7F)
+	if n == 0 || n > 2 || i+1+n > len(q) {
+		return 0, 0, false
+	}
+	l := 0
+	for _, x := range q[i+1 : i+1+n] {
+		l = l<<8 | int(x)
+	}
+	return l, i + 1 + n, true
+}
+
+// checkSNMP accepts one SNMP message filling the datagram: a SEQUENCE,
+// version 0, 1 or 3, then a community string and a PDU (v1, v2c) or
+// the v3 header SEQUENCE.
+func checkSNMP(p []byte, s int) bool {
+	q := p[s:]
+	if q[0] != 0x30 {
+		return false
+	}
+	l, i, ok := berLen(q, 1)
+	if !ok || i+l != len(q) || i+3 > len(q) {
+		return false
+	}
+	if q[i] != 0x02 || q[i+1] != 0x01 {
+		return false
+	}
+	v := q[i+2]
+	i += 3
+	if i+2 > len(q) {
+		return false
+	}
+	switch v {
+	case 0, 1:
+		if q[i] != 0x04 {
+			return false
+		}
+		cl, j, ok := berLen(q, i+1)
+		if !ok || j+cl >= len(q) {
+			return false
+		}
+		t := q[j+cl]
+		return t >= 0xA0 && t <= 0xA8
+	case 3:
+		return q[i] == 0x30
+	}
+	return false
+}
+
+// ntpTriggers: the first byte of an NTP v3 or v4 packet in modes 1 to 5
+// (symmetric, client, server, broadcast), synchronised or not.
+func ntpTriggers() []trigger {
+	var t []trigger
+	for _, li := range [...]int{0, 3} {
+		for vn := 3; vn <= 4; vn++ {
+			for mode := 1; mode <= 5; mode++ {
+				t = append(t, trigger{[]byte{byte(li<<6 | vn<<3 | mode)}, 0})
+			}
+		}
+	}
+	return t
+}
+
+// checkNTP accepts a 48-byte NTP header, alone or followed by a MAC
+// (key id and MD5 or SHA-1 digest): stratum 0 to 16, a poll interval and
+// precision in their usual ranges. A client's request may carry zeros.
+func checkNTP(p []byte, s int) bool {
+	q := p[s:]
+	switch len(q) {
+	case 48, 48 + 20, 48 + 24:
+	default:
+		return false
+	}
+	stratum, poll, prec := q[1], int8(q[2]), int8(q[3])
+	if stratum > 16 || poll < 0 || poll > 17 || prec > 0 || prec < -32 {
+		return false
+	}
+	// The root delay and dispersion are short 16.16 fractions: their
+	// top byte is 0 in practice.
+	return q[4] == 0 && q[8] == 0
+}
+
+var months = [...]string{"Jan ", "Feb ", "Mar ", "Apr ", "May ", "Jun ", "Jul ", "Aug ", "Sep ", "Oct ", "Nov ", "Dec "}
+
+// checkSyslog accepts a syslog message: "<PRI>" (0 to 191) then an
+// RFC 5424 version ("1 "), an RFC 3164 timestamp ("Mmm "), or a
+// sequence number or tag followed by ": " within the first 40 bytes.
+func checkSyslog(p []byte, s int) bool {
+	q := p[s:]
+	i, pri := 1, 0
+	for ; i < len(q) && i <= 3 && isDigit(q[i]); i++ {
+		pri = pri*10 + int(q[i]-'0')
+	}
+	if i == 1 || i >= len(q) || q[i] != '>' || pri > 191 || (i > 2 && q[1] == '0') {
+		return false
+	}
+	r := q[i+1:]
+	if len(r) >= 3 && r[0] == '1' && r[1] == ' ' && (isDigit(r[2]) || r[2] == '-') {
+		return true
+	}
+	for _, m := range months {
+		if len(r) >= 4 && string(r[:4]) == m {
+			return true
+		}
+	}
+	// "<134>854 08/20/2013-..." and "<133>ssg: NetScreen ...": printable
+	// text with a ": " or a date.
+	n := min(len(r), 40)
+	if n < 4 {
+		return false
+	}
+	for j := 0; j < n; j++ {
+		if r[j] < 0x20 || r[j] > 0x7E {
+			return false
+		}
+	}
+	for j := 0; j+1 < n; j++ {
+		if (r[j] == ':' && r[j+1] == ' ') || (r[j] == '/' && isDigit(r[j+1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFlowExport accepts the header of a NetFlow v5 or v9, IPFIX or
+// sFlow v5 datagram whose counts or length agree with the datagram.
+func checkFlowExport(p []byte, s int) bool {
+	q := p[s:]
+	switch binary.BigEndian.Uint16(q) {
+	case 5:
+		n := int(binary.BigEndian.Uint16(q[2:]))
+		return n >= 1 && n <= 30 && len(q) == 24+48*n
+	case 9:
+		// count of records, uptime, time, sequence, source id; the
+		// first flowset (template 0, options 1 or data >= 256) fits.
+		if len(q) < 24 {
+			return false
+		}
+		id, l := binary.BigEndian.Uint16(q[20:]), int(binary.BigEndian.Uint16(q[22:]))
+		return (id <= 1 || id >= 256) && l >= 4 && 20+l <= len(q)
+	case 10:
+		if int(binary.BigEndian.Uint16(q[2:])) != len(q) || len(q) < 20 {
+			return false
+		}
+		id, l := binary.BigEndian.Uint16(q[16:]), int(binary.BigEndian.Uint16(q[18:]))
+		return (id == 2 || id == 3 || id >= 256) && l >= 4 && 16+l <= len(q)
+	case 0:
+		// sFlow v5: version 5, agent address type 1 (IPv4) or 2 (IPv6).
+		if len(q) < 28 || binary.BigEndian.Uint32(q) != 5 {
+			return false
+		}
+		at := binary.BigEndian.Uint32(q[4:])
+		return at == 1 || at == 2
+	}
+	return false
+}
+
+// checkIKE accepts an ISAKMP/IKE message (also behind the 4-byte
+// non-ESP marker of NAT traversal) whose length fills the datagram:
+// IKEv1 or IKEv2, a known exchange type, a non-zero initiator SPI.
+func checkIKE(p []byte, s int) bool {
+	q := p[s:]
+	if binary.BigEndian.Uint32(q) == 0 {
+		q = q[4:]
+		if len(q) < 28 {
+			return false
+		}
+	}
+	if binary.BigEndian.Uint64(q) == 0 {
+		return false
+	}
+	ex := q[18]
+	switch q[17] {
+	case 0x10:
+		if ex != 2 && ex != 4 && ex != 5 && ex != 6 && ex != 32 {
+			return false
+		}
+	case 0x20:
+		if ex < 34 || ex > 37 {
+			return false
+		}
+	default:
+		return false
+	}
+	return int(binary.BigEndian.Uint32(q[24:])) == len(q) && q[16] != 0 && q[16] <= 53
+}
+
+// checkOpenVPN accepts OpenVPN's first control packet of either side,
+// over UDP or TCP (behind a 2-byte length): a hard-reset opcode with key
+// id 0, a session id, an optional tls-auth HMAC with packet id and time,
+// an ack array of 0 or 1 entries and message packet id 0 or 1, ending
+// exactly at the end of the packet.
+func checkOpenVPN(p []byte, s int) bool {
+	q := p[s:]
+	if len(q) >= 16 && int(binary.BigEndian.Uint16(q)) == len(q)-2 {
+		q = q[2:]
+	}
+	switch q[0] {
+	case 7 << 3, 8 << 3, 10 << 3:
+	default:
+		return false
+	}
+	for _, auth := range [...]int{0, 20 + 8, 32 + 8, 64 + 8} {
+		i := 9 + auth
+		if i >= len(q) {
+			break
+		}
+		n := int(q[i])
+		if n > 1 {
+			continue
+		}
+		end := i + 1 + n*(4+8) + 4
+		if end == len(q) && binary.BigEndian.Uint32(q[end-4:]) <= 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkWireGuard accepts WireGuard's handshake messages by type and
+// their fixed sizes (initiation 148, response 92, cookie reply 64).
+func checkWireGuard(p []byte, s int) bool {
+	q := p[s:]
+	switch q[0] {
+	case 1:
+		return len(q) == 148
+	case 2:
+		return len(q) == 92
+	case 3:
+		return len(q) == 64
+	}
+	return false
+}
+
+// tpkt returns the TPKT payload (RFC 1006) when the header's length
+// fills the segment.
+func tpkt(q []byte) ([]byte, bool) {
+	if len(q) < 7 || q[0] != 3 || q[1] != 0 || int(binary.BigEndian.Uint16(q[2:])) != len(q) {
+		return nil, false
+	}
+	return q[4:], true
+}
+
+// checkRDP accepts an X.224 connection request or confirm in TPKT, as
+// RDP opens its connections.
+func checkRDP(p []byte, s int) bool {
+	x, ok := tpkt(p[s:])
+	if !ok || int(x[0]) != len(x)-1 {
+		return false
+	}
+	return (x[1] == 0xE0 || x[1] == 0xD0) && x[2] == 0 && x[3] == 0
+}
+
+// checkH225 accepts a Q.931 message in TPKT, as H.225 call signalling
+// carries it: protocol discriminator 8, a call reference of 2 bytes and
+// a known message type.
+func checkH225(p []byte, s int) bool {
+	x, ok := tpkt(p[s:])
+	if !ok || x[0] != 0x08 || x[1] != 2 {
+		return false
+	}
+	switch x[4] {
+	case 0x01, 0x02, 0x03, 0x05, 0x07, 0x0F, 0x5A, 0x62, 0x6E, 0x7B, 0x7D:
+		return true
+	}
+	return false
+}
+
+// checkTelnet accepts a segment made only of telnet option negotiation
+// (IAC WILL/WONT/DO/DONT option), as both sides open a session.
+func checkTelnet(p []byte, s int) bool {
+	q := p[s:]
+	if len(q)%3 != 0 || len(q) > 96 {
+		return false
+	}
+	for i := 0; i < len(q); i += 3 {
+		if q[i] != 0xFF || q[i+1] < 0xFB || q[i+2] > 50 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkMySQL accepts the server greeting (protocol 10): a 3-byte length
+// that fills the segment, sequence 0, then a NUL-terminated version
+// string that starts with a digit.
+func checkMySQL(p []byte, s int) bool {
+	q := p[s:]
+	l := int(q[0]) | int(q[1])<<8 | int(q[2])<<16
+	if l+4 != len(q) || q[3] != 0 || q[4] != 0x0A || !isDigit(q[5]) {
+		return false
+	}
+	for i := 6; i < len(q) && i < 70; i++ {
+		switch {
+		case q[i] == 0:
+			return i > 7
+		case q[i] < 0x20 || q[i] > 0x7E:
+			return false
+		}
+	}
+	return false
+}
+
+// checkTDS accepts a TDS packet header (MS-SQL and Sybase) whose length
+// fills the segment: a client or server message type, a status of
+// end-of-message or reset bits, window 0.
+func checkTDS(p []byte, s int) bool {
+	q := p[s:]
+	if int(binary.BigEndian.Uint16(q[2:])) != len(q) || q[7] != 0 {
+		return false
+	}
+	if q[1]&^0x19 != 0 || q[1]&0x01 == 0 {
+		return false
+	}
+	// The packet number starts at 0 or 1.
+	return q[6] <= 1
+}
+
+// checkTNS accepts an Oracle TNS packet header whose length fills the
+// segment, with zero checksums and a packet type from 1 to 14.
+func checkTNS(p []byte, s int) bool {
+	q := p[s:]
+	return int(binary.BigEndian.Uint16(q)) == len(q) && q[2] == 0 && q[3] == 0 &&
+		q[4] >= 1 && q[4] <= 14 && q[5] == 0 && q[6] == 0 && q[7] == 0
+}
+
+// checkMongoDB accepts a MongoDB wire message whose little-endian length
+// fills the segment, with a known opcode (OP_REPLY, OP_QUERY,
+// OP_COMPRESSED, OP_MSG).
+func checkMongoDB(p []byte, s int) bool {
+	q := p[s:]
+	if int(binary.LittleEndian.Uint32(q)) != len(q) {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(q[12:]) {
+	case 1, 2004, 2012, 2013:
+		return true
+	}
+	return false
+}
+
+// checkRedis accepts a RESP command: "*N\r\n$L\r\n" then L printable
+// bytes and "\r\n".
+func checkRedis(p []byte, s int) bool {
+	q := p[s:]
+	i, n := 1, 0
+	for ; i < len(q) && i < 4 && isDigit(q[i]); i++ {
+		n = n*10 + int(q[i]-'0')
+	}
+	if i == 1 || n == 0 || i+3 >= len(q) || q[i] != '\r' || q[i+1] != '\n' || q[i+2] != '$' {
+		return false
+	}
+	i += 3
+	j, l := i, 0
+	for ; j < len(q) && j < i+3 && isDigit(q[j]); j++ {
+		l = l*10 + int(q[j]-'0')
+	}
+	if j == i || l == 0 || j+2+l+2 > len(q) || q[j] != '\r' || q[j+1] != '\n' {
+		return false
+	}
+	for _, b := range q[j+2 : j+2+l] {
+		if b < 0x21 || b > 0x7E {
+			return false
+		}
+	}
+	return q[j+2+l] == '\r' && q[j+3+l] == '\n'
+}
+
+// checkIAX2 accepts an IAX2 full frame of type IAX control, as a call
+// opens: sequence numbers 0 or 1, a known subclass.
+func checkIAX2(p []byte, s int) bool {
+	q := p[s:]
+	return q[0]&0x80 != 0 && q[8] <= 1 && q[9] <= 1 && q[10] == 6 && q[11] >= 1 && q[11] <= 0x25
+}
+
+// checkRTCP accepts a compound RTCP packet that fills the datagram: it
+// starts with a sender or receiver report and every part has version 2,
+// an RTCP packet type (192 to 207) and a length within the datagram.
+func checkRTCP(p []byte, s int) bool {
+	q := p[s:]
+	i, parts := 0, 0
+	for i < len(q) {
+		if i+4 > len(q) || q[i]>>6 != 2 || q[i+1] < 192 || q[i+1] > 207 {
+			return false
+		}
+		i += 4 * (int(binary.BigEndian.Uint16(q[i+2:])) + 1)
+		parts++
+	}
+	return i == len(q) && (parts > 1 || len(q) <= 64)
+}
