@@ -19,7 +19,7 @@ var protoValidators = map[string]validatorDef{
 	"flow-export": {[]trigger{{[]byte{0, 5}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, 16, checkFlowExport},
 	"ike":         {[]trigger{{[]byte{0x10}, 17}, {[]byte{0x20}, 17}, {[]byte{0, 0, 0, 0}, 0}}, 28, checkIKE},
 	"openvpn":     {[]trigger{{[]byte{0x38}, 0}, {[]byte{0x40}, 0}, {[]byte{0x50}, 0}, {[]byte{0}, 0}}, 14, checkOpenVPN},
-	"wireguard":   {[]trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}, {[]byte{3, 0, 0, 0}, 0}}, 64, checkWireGuard},
+	"wireguard":   {[]trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}}, 92, checkWireGuard},
 	"rdp":         {[]trigger{{[]byte{3, 0}, 0}}, 11, checkRDP},
 	"h225":        {[]trigger{{[]byte{3, 0}, 0}}, 9, checkH225},
 	"telnet":      {[]trigger{{[]byte{0xFF}, 0}}, 3, checkTelnet},
@@ -329,19 +329,24 @@ func checkOpenVPN(p []byte, s int) bool {
 	return false
 }
 
-// checkWireGuard accepts WireGuard's handshake messages by type and
-// their fixed sizes (initiation 148, response 92, cookie reply 64).
+// checkWireGuard accepts WireGuard's handshake initiation (148 bytes)
+// and response (92 bytes) by type and size, with the cookie MAC (mac2,
+// the last 16 bytes) zero, as it is unless the responder is under load:
+// a type and size alone are what a game's little-endian sequence number
+// and a packet of the right length look like.
 func checkWireGuard(p []byte, s int) bool {
 	q := p[s:]
-	switch q[0] {
-	case 1:
-		return len(q) == 148
-	case 2:
-		return len(q) == 92
-	case 3:
-		return len(q) == 64
+	switch {
+	case q[0] == 1 && len(q) == 148, q[0] == 2 && len(q) == 92:
+	default:
+		return false
 	}
-	return false
+	for _, b := range q[len(q)-16:] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // tpkt returns the TPKT payload (RFC 1006) when the header's length
