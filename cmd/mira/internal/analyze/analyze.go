@@ -189,13 +189,14 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 	}()
 
 	prog := cli.NewProgress(o.Progress)
+	began := time.Now()
 	pb := probe.New(cfg, probe.Options{
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Sources: srcs,
 		Streams: []io.Writer{pw},
 		Progress: func(packets uint64) {
-			el := prog.Elapsed()
-			prog.Update("analysed %d packets in %s (%.0f packets/s)", packets, el, float64(packets)/max(el.Seconds(), 1))
+			el := time.Since(began)
+			prog.Update("analysed %d packets in %s (%.0f packets/s)", packets, el.Round(time.Second), float64(packets)/el.Seconds())
 		},
 	})
 	runErr := pb.Run(ctx) // closes the exporter: everything is flushed into pw
