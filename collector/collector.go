@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mira-project/mira/flow"
@@ -90,6 +91,25 @@ type Config struct {
 	UDPSessionTimeout time.Duration
 	// Now returns the time (time.Now).
 	Now func() time.Time
+	// Limits on the state kept for exporters (0: the default). A session
+	// (one UDP exporter address:port, one TCP/TLS connection, one
+	// stream) keeps at most MaxSessionTemplates templates (default 4096)
+	// and the state of at most MaxSessionDomains observation domains
+	// (default 1024: sequence numbers, options, names), least recently
+	// used evicted first. All sessions together keep at most
+	// MaxTemplates templates (default 65536, about 2 KB each): beyond it
+	// the least recently active UDP exporters lose their least recently
+	// used templates, or, with none, the session that learnt one. At most
+	// MaxUDPSessions UDP exporters (default 4096) have state: a new one
+	// evicts the least recently active. UDP templates not received again
+	// within TemplateLifetime (default 30m, three times the usual
+	// 10-minute refresh; RFC 7011 §8.4) expire. Every eviction is
+	// counted (Stats).
+	MaxSessionTemplates int
+	MaxSessionDomains   int
+	MaxTemplates        int
+	MaxUDPSessions      int
+	TemplateLifetime    time.Duration
 	// Allow, when not empty, lists the exporters whose input is
 	// accepted (by source address); messages and connections from any
 	// other address are dropped and counted (Stats.Malformed
@@ -113,9 +133,19 @@ type Stats struct {
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
 	Templates          int // templates currently known
-	Sessions           int // live sessions
-	SessionsTotal      uint64
-	ReadErrors         uint64
+	// TemplatesEvicted counts templates dropped to stay within the
+	// limits (Config.MaxSessionTemplates, MaxTemplates, MaxUDPSessions),
+	// TemplatesExpired UDP templates not refreshed within
+	// Config.TemplateLifetime, DomainsEvicted domain states dropped
+	// (Config.MaxSessionDomains), SessionsEvicted UDP exporters forgotten
+	// (Config.MaxUDPSessions).
+	TemplatesEvicted uint64
+	TemplatesExpired uint64
+	DomainsEvicted   uint64
+	SessionsEvicted  uint64
+	Sessions         int // live sessions
+	SessionsTotal    uint64
+	ReadErrors       uint64
 	// SocketDrops counts datagrams the kernel dropped on the UDP sockets
 	// because their receive buffers were full (Linux; 0 elsewhere).
 	SocketDrops uint64
@@ -159,6 +189,12 @@ type Collector struct {
 	refused   uint64
 	lastSweep time.Time
 	sockets   []*udpSocket
+	// templates counts the templates of all sessions; evictedSessions
+	// the UDP sessions forgotten for MaxUDPSessions, and droppedTemplates
+	// the templates they held.
+	templates        atomic.Int64
+	evictedSessions  uint64
+	droppedTemplates uint64
 	// logged rate-limits the refusal warnings (Config.Logger).
 	logged refusalLog
 
@@ -185,6 +221,21 @@ func New(c Consumer, cfg *Config) *Collector {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.MaxSessionTemplates <= 0 {
+		d.MaxSessionTemplates = 4096
+	}
+	if d.MaxSessionDomains <= 0 {
+		d.MaxSessionDomains = 1024
+	}
+	if d.MaxTemplates <= 0 {
+		d.MaxTemplates = 65536
+	}
+	if d.MaxUDPSessions <= 0 {
+		d.MaxUDPSessions = 4096
+	}
+	if d.TemplateLifetime <= 0 {
+		d.TemplateLifetime = 30 * time.Minute
+	}
 	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}}
 }
 
@@ -192,6 +243,10 @@ func (c *Collector) newSession(o Origin) *session {
 	s := ipfix.NewSession(o.Transport + " " + o.Exporter.String())
 	s.PEN = c.cfg.PEN
 	s.UDP = o.Transport == "udp"
+	s.MaxTemplates, s.MaxDomains, s.Now = c.cfg.MaxSessionTemplates, c.cfg.MaxSessionDomains, c.cfg.Now
+	if s.UDP {
+		s.TemplateLifetime = c.cfg.TemplateLifetime
+	}
 	c.total++
 	ss := &session{s: s, origin: o}
 	if _, ok := c.c.(OptionsConsumer); ok {
@@ -205,8 +260,10 @@ func (c *Collector) newSession(o Origin) *session {
 // decode decodes one message of a session and hands its records over.
 func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.mu.Lock()
+	before := ss.s.Templates()
 	recs, h, err := ss.s.Decode(msg, ss.recs[:0])
 	ss.recs = recs
+	grown := ss.s.Templates() - before
 	o := ss.origin
 	o.Domain = h.Domain
 	o.Sequence = h.Sequence
@@ -219,6 +276,9 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 		ss.opts = ss.opts[:0]
 	}
 	ss.mu.Unlock()
+	if grown != 0 && c.templates.Add(int64(grown)) > int64(c.cfg.MaxTemplates) {
+		c.shed(ss)
+	}
 	if oc, ok := c.c.(OptionsConsumer); ok {
 		for _, x := range opts {
 			oo := o
@@ -242,11 +302,19 @@ func (c *Collector) udpSession(from netip.AddrPort) *session {
 			if now.Sub(s.last) > c.cfg.UDPSessionTimeout {
 				c.retire(s)
 				delete(c.udp, k)
+				continue
 			}
+			s.mu.Lock()
+			n := s.s.Expire(now)
+			s.mu.Unlock()
+			c.templates.Add(int64(-n))
 		}
 	}
 	ss := c.udp[from]
 	if ss == nil {
+		if len(c.udp) >= c.cfg.MaxUDPSessions {
+			c.evictUDPSession()
+		}
 		ss = c.newSession(Origin{Exporter: from, Transport: "udp"})
 		c.udp[from] = ss
 	}
@@ -254,12 +322,82 @@ func (c *Collector) udpSession(from netip.AddrPort) *session {
 	return ss
 }
 
-// retire folds a finished session's counters into the totals; c.mu held.
-func (c *Collector) retire(s *session) {
+// retire folds a finished session's counters into the totals and
+// forgets its templates; c.mu held.
+func (c *Collector) retire(s *session) int {
 	s.mu.Lock()
 	st := s.s.Stats()
+	n := s.s.Templates()
 	s.mu.Unlock()
 	c.retired.Add(&st)
+	c.templates.Add(int64(-n))
+	return n
+}
+
+// lruUDP returns the least recently active UDP session other than skip
+// that keeps templates (with templates set) or any (templates unset);
+// c.mu held.
+func (c *Collector) lruUDP(skip *session, templates bool) (netip.AddrPort, *session) {
+	var key netip.AddrPort
+	var old *session
+	for k, s := range c.udp {
+		if s == skip || (old != nil && !s.last.Before(old.last)) {
+			continue
+		}
+		if templates {
+			s.mu.Lock()
+			n := s.s.Templates()
+			s.mu.Unlock()
+			if n == 0 {
+				continue
+			}
+		}
+		key, old = k, s
+	}
+	return key, old
+}
+
+// evictUDPSession forgets the least recently active UDP exporter to make
+// room for a new one; c.mu held.
+func (c *Collector) evictUDPSession() {
+	k, s := c.lruUDP(nil, false)
+	if s == nil {
+		return
+	}
+	c.droppedTemplates += uint64(c.retire(s))
+	delete(c.udp, k)
+	c.evictedSessions++
+}
+
+// shed evicts templates until all sessions together keep at most
+// MaxTemplates: the least recently used ones of the least recently
+// active UDP exporters other than cur, then cur's own.
+func (c *Collector) shed(cur *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if int(c.templates.Load()) <= c.cfg.MaxTemplates {
+		return
+	}
+	// Down to 15/16 of the bound, so that a flood sheds in batches
+	// rather than scanning the exporters for every template.
+	target := c.cfg.MaxTemplates - c.cfg.MaxTemplates/16
+	for {
+		excess := int(c.templates.Load()) - target
+		if excess <= 0 {
+			return
+		}
+		_, s := c.lruUDP(cur, true)
+		if s == nil {
+			s = cur
+		}
+		s.mu.Lock()
+		n := s.s.Trim(s.s.Templates() - excess)
+		s.mu.Unlock()
+		c.templates.Add(int64(-n))
+		if s == cur && n == 0 {
+			return
+		}
+	}
 }
 
 // ListenTCP listens on addr and serves each connection as a session
@@ -514,6 +652,8 @@ func (c *Collector) Stats() Stats {
 		drops += us.drops
 	}
 	out := Stats{
+		TemplatesEvicted: sum.TemplatesEvicted + c.droppedTemplates, TemplatesExpired: sum.TemplatesExpired,
+		DomainsEvicted: sum.DomainsEvicted, SessionsEvicted: c.evictedSessions,
 		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
 		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
 		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,

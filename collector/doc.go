@@ -15,6 +15,16 @@
 // the process has CAP_NET_ADMIN); datagrams the kernel drops when it is
 // full are counted in Stats.SocketDrops (SO_MEMINFO).
 //
+// State is bounded (Config limits, collector.yaml "limits"): templates
+// and observation-domain state per session and templates in all, least
+// recently used evicted first; UDP exporters with state, least recently
+// active evicted first; UDP templates not refreshed within the template
+// lifetime (default 30 minutes, three times the 10-minute refresh common
+// among exporters; RFC 7011 §8.4) expire. Evictions are counted in Stats
+// (mira_collector_evicted_total{kind}, the report summary's "Collector
+// evictions"). Under a flood from spoofed sources an exporter keeps its
+// state while it stays among the most recently active ones.
+//
 // Implausible records (see package ipfix: counts beyond 2^40 packets,
 // more octets than packets × 65535, times outside the window that the
 // message's export time allows) are dropped and counted in

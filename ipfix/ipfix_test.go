@@ -657,3 +657,37 @@ func nfdumpImplausible(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestSessionLimits: beyond MaxTemplates the least recently used
+// template (received or used by data) is evicted; beyond MaxDomains the
+// least recently active domain's state; both counted.
+func TestSessionLimits(t *testing.T) {
+	s := NewSession("t")
+	s.MaxTemplates, s.MaxDomains = 2, 2
+	tmpl := func(id uint16) func(*msgb) {
+		return func(m *msgb) { m.u16(id, 2, IEProtocolIdentifier, 1, IEPacketDeltaCount, 4) }
+	}
+	rec := [5]byte{17, 0, 0, 0, 9}
+	decode := func(b []byte) int {
+		recs, _, _ := s.Decode(b, nil)
+		return len(recs)
+	}
+	decode(newMsg(1, 0).set(2, tmpl(256)).set(2, tmpl(257)).done())
+	decode(newMsg(1, 0).set(256, data256(rec)).done()) // 256 used: 257 is the LRU
+	decode(newMsg(1, 0).set(2, tmpl(258)).done())
+	if n := decode(newMsg(1, 0).set(256, data256(rec)).set(258, data256(rec)).done()); n != 2 || s.Templates() != 2 {
+		t.Fatalf("%d records from 256 and 258, %d templates", n, s.Templates())
+	}
+	if n := decode(newMsg(1, 0).set(257, data256(rec)).done()); n != 0 || s.Stats().TemplatesEvicted != 1 {
+		t.Fatalf("257 should be evicted: %d records, stats %+v", n, s.Stats())
+	}
+	decode(newMsg(2, 0).done())
+	decode(newMsg(1, 0).done())
+	decode(newMsg(3, 0).done()) // evicts domain 2, the least recently active
+	if _, ok := s.DomainOptions(2); ok || s.Stats().DomainsEvicted != 1 {
+		t.Fatalf("domain 2 kept, stats %+v", s.Stats())
+	}
+	if _, ok := s.DomainOptions(1); !ok {
+		t.Fatal("domain 1 evicted")
+	}
+}

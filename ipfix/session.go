@@ -99,7 +99,16 @@ type SessionStats struct {
 	TemplatesLearned   uint64
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
-	Malformed          [NumReasons]uint64
+	// TemplatesEvicted counts templates dropped to stay within
+	// MaxTemplates (least recently used first, or by the caller's Trim);
+	// TemplatesExpired UDP templates not refreshed within
+	// TemplateLifetime; DomainsEvicted observation domains whose state
+	// (sequence numbers, options, names) was dropped to stay within
+	// MaxDomains.
+	TemplatesEvicted uint64
+	TemplatesExpired uint64
+	DomainsEvicted   uint64
+	Malformed        [NumReasons]uint64
 }
 
 // Add adds o's counters to s.
@@ -113,6 +122,9 @@ func (s *SessionStats) Add(o *SessionStats) {
 	s.TemplatesLearned += o.TemplatesLearned
 	s.TemplatesRedefined += o.TemplatesRedefined
 	s.TemplatesWithdrawn += o.TemplatesWithdrawn
+	s.TemplatesEvicted += o.TemplatesEvicted
+	s.TemplatesExpired += o.TemplatesExpired
+	s.DomainsEvicted += o.DomainsEvicted
 	for i := range s.Malformed {
 		s.Malformed[i] += o.Malformed[i]
 	}
@@ -134,6 +146,11 @@ type decTemplate struct {
 	plan      []fieldOp
 	prefix    int
 	prefixLen int
+	// key, the time the template was last received (for
+	// TemplateLifetime) and its place in the session's use order.
+	key        tkey
+	seen       time.Time
+	prev, next *decTemplate
 }
 
 type domainState struct {
@@ -143,6 +160,7 @@ type domainState struct {
 	sampling     uint32
 	flowSampling uint32
 	opts         DomainOptions
+	used         uint64 // Session.msgs when last used
 }
 
 // Session holds the decoding state of one transport session (one UDP
@@ -157,6 +175,19 @@ type Session struct {
 	// counted as ReasonZeroFieldTemplate and ignored.
 	UDP bool
 
+	// MaxTemplates bounds the templates kept (0: no bound): learning one
+	// more evicts the least recently used (received or used by a data
+	// set). MaxDomains bounds the observation domains whose state is
+	// kept (0: no bound); a new one evicts the least recently active.
+	MaxTemplates int
+	MaxDomains   int
+	// TemplateLifetime, when positive, is how long a template lives
+	// without being received again (RFC 7011 §8.4: over UDP, templates
+	// the exporter stops refreshing expire); Expire applies it.
+	TemplateLifetime time.Duration
+	// Now returns the time templates are received at (time.Now).
+	Now func() time.Time
+
 	// OnOptions, when set, is called during Decode each time an options
 	// record changes what a domain's options say (sampling, aggregate
 	// names). o is the domain's whole state; its map must not be changed.
@@ -169,8 +200,11 @@ type Session struct {
 	// to templates clears it.
 	stlKey tkey
 	stl    *decTemplate
-	syms   []flow.SymptomCount
-	stats  SessionStats
+	// lru lists the templates, most recently used first.
+	lruHead, lruTail *decTemplate
+	msgs             uint64
+	syms             []flow.SymptomCount
+	stats            SessionStats
 	// exportTime is the export time of the message being decoded (s).
 	exportTime uint32
 }
@@ -201,10 +235,103 @@ func (s *Session) fail(off int, set, tid uint16, r Reason) error {
 func (s *Session) domain(d uint32) *domainState {
 	ds := s.domains[d]
 	if ds == nil {
+		if s.MaxDomains > 0 && len(s.domains) >= s.MaxDomains {
+			s.evictDomain()
+		}
 		ds = &domainState{}
 		s.domains[d] = ds
 	}
+	ds.used = s.msgs
 	return ds
+}
+
+// evictDomain drops the state of the least recently active domain.
+func (s *Session) evictDomain() {
+	var victim uint32
+	var oldest *domainState
+	for d, ds := range s.domains {
+		if oldest == nil || ds.used < oldest.used {
+			victim, oldest = d, ds
+		}
+	}
+	if oldest != nil {
+		delete(s.domains, victim)
+		s.stats.DomainsEvicted++
+	}
+}
+
+func (s *Session) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// touch makes t the most recently used template.
+func (s *Session) touch(t *decTemplate) {
+	if s.lruHead == t {
+		return
+	}
+	s.unlink(t)
+	t.next = s.lruHead
+	if s.lruHead != nil {
+		s.lruHead.prev = t
+	}
+	s.lruHead = t
+	if s.lruTail == nil {
+		s.lruTail = t
+	}
+}
+
+func (s *Session) unlink(t *decTemplate) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else if s.lruHead == t {
+		s.lruHead = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	} else if s.lruTail == t {
+		s.lruTail = t.prev
+	}
+	t.prev, t.next = nil, nil
+}
+
+// drop forgets template t.
+func (s *Session) drop(t *decTemplate) {
+	s.unlink(t)
+	delete(s.templates, t.key)
+	s.stl = nil
+}
+
+// Trim evicts least recently used templates until at most n remain, and
+// returns how many it evicted (counted in TemplatesEvicted).
+func (s *Session) Trim(n int) int {
+	evicted := 0
+	for len(s.templates) > max(n, 0) && s.lruTail != nil {
+		s.drop(s.lruTail)
+		evicted++
+	}
+	s.stats.TemplatesEvicted += uint64(evicted)
+	return evicted
+}
+
+// Expire drops the templates last received before now less
+// TemplateLifetime (counted in TemplatesExpired) and returns how many.
+func (s *Session) Expire(now time.Time) int {
+	if s.TemplateLifetime <= 0 {
+		return 0
+	}
+	cut := now.Add(-s.TemplateLifetime)
+	n := 0
+	for _, t := range s.templates {
+		if t.seen.Before(cut) {
+			s.drop(t)
+			n++
+		}
+	}
+	s.stats.TemplatesExpired += uint64(n)
+	return n
 }
 
 // Decode decodes one IPFIX message and appends its flow records to out.
@@ -225,6 +352,7 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 	}
 	msg = msg[:h.Length]
 	s.stats.Messages++
+	s.msgs++
 	s.exportTime = h.ExportTime
 	ds := s.domain(h.Domain)
 	records := 0
@@ -368,6 +496,8 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		raw := body[at-base-SetHeaderLen : end]
 		k := tkey{domain, tid}
 		if old, ok := s.templates[k]; ok && string(old.raw) == string(raw) {
+			old.seen = s.now()
+			s.touch(old)
 			off = end
 			continue
 		}
@@ -421,10 +551,16 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			if !sameTemplate(&old.Template, &t.Template) {
 				s.stats.TemplatesRedefined++
 			}
+			s.drop(old)
 		} else {
 			s.stats.TemplatesLearned++
+			if s.MaxTemplates > 0 && len(s.templates) >= s.MaxTemplates {
+				s.Trim(s.MaxTemplates - 1)
+			}
 		}
+		t.key, t.seen = k, s.now()
 		s.templates[k] = t
+		s.touch(t)
 		s.stl = nil
 	}
 	// Fewer than 4 bytes left: set padding.
@@ -448,8 +584,7 @@ func (s *Session) withdraw(domain uint32, setID, tid uint16, at int) error {
 		// All templates (set 2) or all options templates (set 3).
 		for k, t := range s.templates {
 			if k.domain == domain && (t.ScopeCount > 0) == (setID == OptionsSetID) {
-				delete(s.templates, k)
-				s.stl = nil
+				s.drop(t)
 				s.stats.TemplatesWithdrawn++
 			}
 		}
@@ -458,9 +593,8 @@ func (s *Session) withdraw(domain uint32, setID, tid uint16, at int) error {
 	if tid < MinDataSetID {
 		return s.fail(at, setID, tid, ReasonBadTemplateID)
 	}
-	if _, ok := s.templates[tkey{domain, tid}]; ok {
-		delete(s.templates, tkey{domain, tid})
-		s.stl = nil
+	if t, ok := s.templates[tkey{domain, tid}]; ok {
+		s.drop(t)
 		s.stats.TemplatesWithdrawn++
 	}
 	return nil
@@ -670,6 +804,7 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 	if t == nil {
 		return 0, out, s.fail(base, id, id, ReasonDataWithoutTemplate)
 	}
+	s.touch(t)
 	n := 0
 	off := 0
 	for len(body)-off >= t.minLen {
@@ -1076,6 +1211,7 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 	if st == nil || st.ScopeCount > 0 {
 		return bad()
 	}
+	s.touch(st) // in use while its flow template is
 	body := v[stlHeaderLen:]
 	start := len(s.syms)
 	off := 0

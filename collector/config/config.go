@@ -41,6 +41,17 @@ type Collector struct {
 	// Allow lists the exporters accepted, as addresses or prefixes
 	// (empty: all); see AllowPrefixes.
 	Allow []string `yaml:"allow"`
+	// Limits bound the collecting process's state (see collector.Config).
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits bound the state the collecting process keeps for exporters.
+type Limits struct {
+	TemplatesPerExporter int           `yaml:"templates_per_exporter"`
+	Templates            int           `yaml:"templates"`
+	DomainsPerExporter   int           `yaml:"domains_per_exporter"`
+	UDPExporters         int           `yaml:"udp_exporters"`
+	TemplateLifetime     time.Duration `yaml:"template_lifetime"`
 }
 
 // TLS names the certificate files of the collector's TLS listeners (PEM);
@@ -131,6 +142,20 @@ func (c *Collector) validate(root yamlnode.Node) error {
 			err = root.At(e.Key, e.Err)
 		}
 		errs = append(errs, err)
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.templates_per_exporter", c.Limits.TemplatesPerExporter}, {"limits.templates", c.Limits.Templates},
+		{"limits.domains_per_exporter", c.Limits.DomainsPerExporter}, {"limits.udp_exporters", c.Limits.UDPExporters},
+	} {
+		if l.v < 1 {
+			add(l.key, fmt.Errorf("invalid value %d (want at least 1)", l.v))
+		}
+	}
+	if c.Limits.TemplateLifetime < time.Minute {
+		add("limits.template_lifetime", fmt.Errorf("invalid value %v (want at least 1m: exporters resend templates every few minutes)", c.Limits.TemplateLifetime))
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -145,6 +145,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(bw)
 	}
 	writeCounts(bw, "Malformed", s.Malformed)
+	writeCounts(bw, "Collector evictions", s.Evicted)
 	writeCounts(bw, "Probe decode errors", s.DecodeErrors)
 	writeCounts(bw, "Store decode errors", s.StoreErrors)
 	if err := bw.Flush(); err != nil {

@@ -339,6 +339,9 @@ type Summary struct {
 	SocketDrops uint64            `json:"socket_drops,omitempty"`
 	Dropped     uint64            `json:"dropped,omitempty"`
 	Malformed   map[string]uint64 `json:"malformed,omitempty"`
+	// Evicted is collector state dropped to stay within its limits, by
+	// kind (templates, templates-expired, domains, exporters).
+	Evicted map[string]uint64 `json:"evicted,omitempty"`
 	// Merged counts duplicate observations dropped.
 	Merged int `json:"merged,omitempty"`
 	// SamplingUnknown counts records of exporters known to sample whose
@@ -522,6 +525,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
 		s.SocketDrops, s.Dropped = st.SocketDrops, st.Dropped
 		s.Malformed = st.Malformed
+		s.Evicted = st.Evicted
 		s.DecodeErrors = st.DecodeErrors
 	}
 	if len(opts.StoreErrors) > 0 {

@@ -17,6 +17,17 @@ func statsDelta(prev, cur collector.Stats) store.Stats {
 		// Dropped is filled in by the caller: it is the server's count.
 		SocketDrops: cur.SocketDrops - prev.SocketDrops,
 		Malformed:   map[string]uint64{},
+		Evicted:     map[string]uint64{},
+	}
+	for k, n := range map[string][2]uint64{
+		"templates":         {prev.TemplatesEvicted, cur.TemplatesEvicted},
+		"templates-expired": {prev.TemplatesExpired, cur.TemplatesExpired},
+		"domains":           {prev.DomainsEvicted, cur.DomainsEvicted},
+		"exporters":         {prev.SessionsEvicted, cur.SessionsEvicted},
+	} {
+		if n[1] > n[0] {
+			d.Evicted[k] = n[1] - n[0]
+		}
 	}
 	for k, v := range cur.Malformed {
 		if n := v - prev.Malformed[k]; n > 0 {
@@ -34,6 +45,7 @@ var (
 	cLost      = prometheus.NewDesc("mira_collector_lost_records_total", "Records lost in transit, from IPFIX sequence numbers.", nil, nil)
 	cMalformed = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
 	cTemplates = prometheus.NewDesc("mira_collector_templates", "Templates currently known.", nil, nil)
+	cEvicted   = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters).", []string{"kind"}, nil)
 	cSessions  = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
 	cStored    = prometheus.NewDesc("mira_collector_stored_records_total", "Records committed to the store.", nil, nil)
 	cStoreErrs = prometheus.NewDesc("mira_collector_store_errors_total", "Failed store commits.", nil, nil)
@@ -45,7 +57,7 @@ var (
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups} {
 		ch <- d
 	}
 }
@@ -65,6 +77,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for r, n := range st.Malformed {
 		c(cMalformed, n, r)
 	}
+	c(cEvicted, st.TemplatesEvicted, "templates")
+	c(cEvicted, st.TemplatesExpired, "templates-expired")
+	c(cEvicted, st.DomainsEvicted, "domains")
+	c(cEvicted, st.SessionsEvicted, "exporters")
 	ch <- prometheus.MustNewConstMetric(cTemplates, prometheus.GaugeValue, float64(st.Templates))
 	ch <- prometheus.MustNewConstMetric(cSessions, prometheus.GaugeValue, float64(st.Sessions))
 	m.s.mu.Lock()

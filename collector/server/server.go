@@ -251,7 +251,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.coll = collector.New(s, &collector.Config{Allow: allow, Logger: s.log})
+	lim := s.cfg.Limits
+	s.coll = collector.New(s, &collector.Config{Allow: allow, Logger: s.log,
+		MaxSessionTemplates: lim.TemplatesPerExporter, MaxTemplates: lim.Templates,
+		MaxSessionDomains: lim.DomainsPerExporter, MaxUDPSessions: lim.UDPExporters,
+		TemplateLifetime: lim.TemplateLifetime})
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -116,6 +116,9 @@ func (s *Store) Announcements() (map[Origin][]Announcement, error) {
 	return out, nil
 }
 
+// maxTracked bounds the origins an AnnouncementTracker follows.
+const maxTracked = 1 << 16
+
 // AnnouncementTracker makes a collector's sampling announcements: per
 // origin (K: whatever the caller keys exporters by) it follows the latest
 // record end received and the sampling last announced, and says when a
@@ -141,6 +144,15 @@ func (t *AnnouncementTracker[K]) get(k K) *tracked {
 	if st == nil {
 		if t.m == nil {
 			t.m = map[K]*tracked{}
+		}
+		if len(t.m) >= maxTracked {
+			// Bounded against floods of origins (random observation
+			// domains): forget one at random. Forgetting costs at most
+			// a repeated announcement.
+			for x := range t.m {
+				delete(t.m, x)
+				break
+			}
 		}
 		st = &tracked{}
 		t.m[k] = st

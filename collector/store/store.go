@@ -130,6 +130,9 @@ type Stats struct {
 	Dropped uint64 `json:"dropped,omitempty"`
 	// Malformed counts messages or sets the collector rejected, by reason.
 	Malformed map[string]uint64 `json:"malformed,omitempty"`
+	// Evicted counts collector state dropped to stay within its limits,
+	// by kind: "templates", "templates-expired", "domains", "exporters".
+	Evicted map[string]uint64 `json:"evicted,omitempty"`
 	// DecodeErrors counts packets the probes could not decode, by reason,
 	// as forwarded in their options records.
 	DecodeErrors map[string]uint64 `json:"decode_errors,omitempty"`
@@ -578,6 +581,7 @@ func (s *Store) AddStats(delta Stats) error {
 		st.SocketDrops += delta.SocketDrops
 		st.Dropped += delta.Dropped
 		st.Malformed = addCounts(st.Malformed, delta.Malformed)
+		st.Evicted = addCounts(st.Evicted, delta.Evicted)
 		st.DecodeErrors = addCounts(st.DecodeErrors, delta.DecodeErrors)
 		st.Updated = delta.Updated
 		if st.Updated.IsZero() {

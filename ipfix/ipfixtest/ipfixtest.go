@@ -94,7 +94,8 @@ func Random(seed uint64, n int) []flow.Record {
 		r.Dport = uint16(rng.Uint32())
 		r.VLAN = uint16(rng.IntN(4096))
 		r.Packets = 1 + rng.Uint64N(1e6)
-		r.Octets = r.Packets*40 + rng.Uint64N(1e6)
+		// At most 1500 bytes a packet: plausible (ipfix.MaxPacketOctets).
+		r.Octets = r.Packets*40 + rng.Uint64N(r.Packets*1460+1)
 		r.InnerOctets = r.Octets
 		r.First = Base + rng.Int64N(1e6)*1e6
 		r.Last = r.First + rng.Int64N(1e5)*1e6
