@@ -252,7 +252,8 @@ func storeOrigin(o collector.Origin) store.Origin {
 }
 
 // ConsumeOptions stores the names the probe announces in options records
-// (symptoms, categories, aggregates) and changes of a domain's sampling
+// (symptoms, categories, aggregates: per origin, store.NameAnnouncement)
+// and changes of a domain's sampling
 // (store.Announcement), as mira-collector does.
 func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	if s.err != nil {
@@ -266,10 +267,11 @@ func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions)
 			}
 		}
 	}
-	if len(opts.Aggregates)+len(opts.Symptoms)+len(opts.Categories) == 0 {
-		return
+	so := storeOrigin(o)
+	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
+	if a, changed := s.smp.Names(so, n, time.Now()); changed {
+		s.err = s.st.PutNameAnnouncements(map[store.Origin][]store.NameAnnouncement{so: {a}})
 	}
-	s.err = s.st.PutNames(store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories})
 }
 
 func (s *storeSink) Consume(o collector.Origin, recs []flow.Record) {

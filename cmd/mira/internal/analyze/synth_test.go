@@ -71,7 +71,7 @@ func tryAnalyzed(t *testing.T, pcap string) (*store.Store, error) {
 // directedSymptoms sums the stored records' symptom counts per direction.
 func directedSymptoms(t *testing.T, st *store.Store) map[dirKey]map[string]uint64 {
 	t.Helper()
-	names, err := st.Names()
+	names, err := st.NameIndex()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func directedSymptoms(t *testing.T, st *store.Store) map[dirKey]map[string]uint6
 			if out[k] == nil {
 				out[k] = map[string]uint64{}
 			}
-			n := names.Symptoms[s.ID]
+			n := names.At(f.Origin, r.Last).Symptoms[s.ID]
 			if n == "" {
 				n = fmt.Sprint(s.ID)
 			}
