@@ -155,9 +155,16 @@ func runFlows(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	// A flow's category is its biflow's in the report over the same
 	// flows: the collector's classification, as mira report shows it.
-	l, err := report.FlowsFromStore(ctx, s, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit, Rules: rules})
+	l, err := report.FlowsFromStore(ctx, s, sel.Query, flowOptions(&sel, rules))
 	if err != nil {
 		return err
 	}
 	return l.Write(stdout, sel.Format)
+}
+
+// flowOptions are the listing options of sel with the rules.
+func flowOptions(sel *report.Selection, rules *classify.Rules) report.Options {
+	o := sel.FlowOptions()
+	o.Rules = rules
+	return o
 }

@@ -85,6 +85,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		title = "Usage by probe:"
 	case ByAS:
 		title = "Usage by source and destination AS:"
+	case ByHost:
+		title = "Usage by host (a biflow counts for both its endpoints):"
+	case BySymptom:
+		title = "Usage by symptom (biflows carrying it; hits):"
 	}
 	fmt.Fprintf(bw, "\n%s\n", title)
 	h1, h2 := "Aggregate", "Category"
@@ -93,6 +97,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		h1, h2 = "Probes", "Merged"
 	case ByAS:
 		h1, h2 = "Src AS", "Dst AS"
+	case ByHost:
+		h1, h2 = "Host", "Merged"
+	case BySymptom:
+		h1, h2 = "Symptom", "Hits"
 	}
 	u := table{
 		header: []string{h1, h2, "Biflows", "Packets", "Bytes", "Est. bytes"},
@@ -114,6 +122,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			agg, cat = dash(row.Probe), strconv.Itoa(row.Merged)
 		case ByAS:
 			agg, cat = asName(row.SrcAS), asName(row.DstAS)
+		case ByHost:
+			agg, cat = row.Host, strconv.Itoa(row.Merged)
+		case BySymptom:
+			agg, cat = row.Symptom, u64(row.Hits)
 		}
 		cells := []string{agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets)}
 		if bucketed {
@@ -355,6 +367,10 @@ func writeEstimates(w *bufio.Writer, r *Report) {
 			name = dash(row.Probe)
 		case ByAS:
 			name = asName(row.SrcAS) + " > " + asName(row.DstAS)
+		case ByHost:
+			name = row.Host
+		case BySymptom:
+			name = row.Symptom
 		case ByAggregate:
 			name = dash(row.Aggregate)
 		case ByCategory:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // Selection are the parameters a flow listing and a report share: which
@@ -25,9 +27,18 @@ type Selection struct {
 	Exporter string // only this exporter's records ("": all)
 	Domain   int    // only this observation domain (-1: all)
 	Limit    int    // list at most this many rows (0: all)
+	// Host, Port and Proto keep the records of one address or prefix
+	// (either endpoint), one port (either side) and one protocol (""
+	// and -1: all). Both directions of a connection match alike, so
+	// the biflows are those of the unfiltered report with these
+	// endpoints.
+	Host  string
+	Port  int
+	Proto string
 
-	// Query is the store query Check builds.
+	// Query is the store query Check builds, Match the record filter.
 	Query store.Query
+	Match func(*flow.Record) bool
 }
 
 // Register defines the selection's flags on fs.
@@ -39,6 +50,62 @@ func (c *Selection) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Exporter, "exporter", "", "only records from this exporter")
 	fs.IntVar(&c.Domain, "domain", -1, "only records of this observation domain")
 	fs.IntVar(&c.Limit, "limit", 0, "list at most N rows (0: all; totals still cover every flow)")
+	fs.StringVar(&c.Host, "host", "", "only flows with an endpoint at this address or in this prefix")
+	fs.IntVar(&c.Port, "port", -1, "only flows with this source or destination port")
+	fs.StringVar(&c.Proto, "proto", "", "only flows of this IP protocol (number, tcp, udp, icmp or icmpv6)")
+}
+
+// FlowOptions returns the listing options the selection selects.
+func (c *Selection) FlowOptions() Options {
+	return Options{Order: c.Order, Limit: c.Limit, Match: c.Match}
+}
+
+var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
+
+// checkMatch builds Match from Host, Port and Proto.
+func (c *Selection) checkMatch() error {
+	c.Match = nil
+	var pfx netip.Prefix
+	hasHost := c.Host != ""
+	if hasHost {
+		var err error
+		if pfx, err = netip.ParsePrefix(c.Host); err != nil {
+			a, aerr := netip.ParseAddr(c.Host)
+			if aerr != nil {
+				return fmt.Errorf("--host %q: want an address or a prefix (192.0.2.1, 2001:db8::/32)", c.Host)
+			}
+			a = a.Unmap()
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		pfx = pfx.Masked()
+	}
+	if c.Port < -1 || c.Port > 65535 {
+		return fmt.Errorf("--port %d: want 0 to 65535", c.Port)
+	}
+	proto, hasProto := -1, c.Proto != ""
+	if hasProto {
+		if n, ok := protoNumbers[strings.ToLower(c.Proto)]; ok {
+			proto = int(n)
+		} else if n, err := strconv.ParseUint(c.Proto, 10, 8); err == nil {
+			proto = int(n)
+		} else {
+			return fmt.Errorf("--proto %q: want a number (0-255), tcp, udp, icmp, icmpv6 or sctp", c.Proto)
+		}
+	}
+	if !hasHost && c.Port < 0 && !hasProto {
+		return nil
+	}
+	port := c.Port
+	c.Match = func(r *flow.Record) bool {
+		if hasHost && !pfx.Contains(r.Src.Unmap()) && !pfx.Contains(r.Dst.Unmap()) {
+			return false
+		}
+		if port >= 0 && int(r.Sport) != port && int(r.Dport) != port {
+			return false
+		}
+		return !hasProto || int(r.Proto) == proto
+	}
+	return nil
 }
 
 // Check validates the selection and builds Query.
@@ -74,7 +141,7 @@ func (c *Selection) Check() error {
 		}
 		c.Query.Domain, c.Query.HasDomain = uint32(c.Domain), true
 	}
-	return nil
+	return c.checkMatch()
 }
 
 // ParseTime accepts RFC 3339 or "2006-01-02 15:04:05" (UTC, fractional
@@ -104,6 +171,12 @@ type Params struct {
 	NoDedup    bool
 	Bucket     time.Duration
 	Overrides  Overrides
+	// Aggregate, Category and Symptom keep the biflows of one aggregate,
+	// one category and carrying one symptom ("": all); Aggregate "-"
+	// keeps the biflows of no aggregate.
+	Aggregate string
+	Category  string
+	Symptom   string
 
 	// AS is the table Check loads from ASFile.
 	AS *consolidate.ASTable
@@ -121,6 +194,9 @@ func (p *Params) Register(fs *flag.FlagSet) {
 	if p.Overrides == nil {
 		p.Overrides = Overrides{}
 	}
+	fs.StringVar(&p.Aggregate, "aggregate", "", `only biflows of this aggregate ("-": of none)`)
+	fs.StringVar(&p.Category, "category", "", "only biflows of this category")
+	fs.StringVar(&p.Symptom, "symptom", "", "only biflows carrying this symptom")
 	fs.Var(p.Overrides, "sampling", "override an exporter's sampling: EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none (repeatable)")
 }
 
@@ -164,8 +240,21 @@ func (p *Params) Check() error {
 
 // Options returns the build options the parameters select.
 func (p *Params) Options() Options {
-	return Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, AS: p.AS,
-		Confidence: p.Confidence, NoDedup: p.NoDedup, Bucket: p.Bucket, Overrides: p.Overrides}
+	o := Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, AS: p.AS,
+		Confidence: p.Confidence, NoDedup: p.NoDedup, Bucket: p.Bucket, Overrides: p.Overrides,
+		Match: p.Match}
+	if p.Aggregate != "" || p.Category != "" || p.Symptom != "" {
+		agg, cat, sym := p.Aggregate, p.Category, p.Symptom
+		anyAgg := agg == ""
+		if agg == "-" {
+			agg = ""
+		}
+		o.Keep = func(b *Biflow) bool {
+			return (anyAgg || b.Aggregate == agg) && (cat == "" || b.Category == cat) &&
+				(sym == "" || b.Symptoms[sym] > 0)
+		}
+	}
+	return o
 }
 
 // Overrides are operator overrides of exporters' sampling, by exporter;

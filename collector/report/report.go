@@ -29,6 +29,13 @@ const (
 	ByCategory          = "category"
 	ByProbe             = "probe" // the probes (exporter/domain) whose observations were kept, ";"-joined
 	ByAS                = "as"    // source (initiator) AS × destination AS, from Options.AS
+	// ByHost groups by endpoint address: a biflow counts in the rows of
+	// both its endpoints, so the rows sum to twice the totals.
+	ByHost = "host"
+	// BySymptom groups by symptom name: a biflow counts in the row of each
+	// symptom it carries (Hits sums the symptom's counts); biflows
+	// without symptoms are in no row.
+	BySymptom = "symptom"
 )
 
 // Biflow orders (Options.Order).
@@ -89,6 +96,14 @@ type Options struct {
 	// without a sampling interval of their own are scaled by them; see
 	// the package documentation.
 	Announcements map[store.Origin][]store.Announcement
+	// Match, when set, keeps only the stored records it accepts (before
+	// pairing; see Selection's --host, --port and --proto).
+	Match func(*flow.Record) bool
+	// Keep, when set, keeps only the biflows it accepts (after pairing
+	// and naming; see Params' --aggregate, --category and --symptom):
+	// the usage table and the summary then cover the kept biflows, and
+	// the summary's flows, first and last their records.
+	Keep func(*Biflow) bool
 }
 
 func mod(a, b int64) int64 {
@@ -134,10 +149,10 @@ func (o *Options) aggregateName(id uint32) string {
 // CheckBy reports whether by is a usage grouping this package implements.
 func CheckBy(by string) error {
 	switch by {
-	case ByAggregateCategory, ByAggregate, ByCategory, ByProbe, ByAS:
+	case ByAggregateCategory, ByAggregate, ByCategory, ByProbe, ByAS, ByHost, BySymptom:
 		return nil
 	}
-	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as or probe)", by)
+	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as, probe, host or symptom)", by)
 }
 
 // Timestamp is a time in ns since the Unix epoch. In JSON it is RFC 3339
@@ -269,6 +284,11 @@ type UsageRow struct {
 	Probe string `json:"probe,omitempty"`
 	SrcAS uint32 `json:"src_as,omitempty"`
 	DstAS uint32 `json:"dst_as,omitempty"`
+	// Host is set by the host grouping, Symptom and Hits (the sum of the
+	// symptom's counts) by the symptom grouping.
+	Host    string `json:"host,omitempty"`
+	Symptom string `json:"symptom,omitempty"`
+	Hits    uint64 `json:"hits,omitempty"`
 	// Bucket is the start of the row's time bucket (Options.Bucket), by
 	// the biflows' start times.
 	Bucket *Timestamp `json:"bucket,omitempty"`
@@ -394,7 +414,12 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	c := consolidate.New(&consolidate.Config{
 		Window: time.Duration(opts.window()), Overrides: opts.Overrides,
 		Batch: true, KeepDuplicates: opts.NoDedup,
-		Sink: func(b *consolidate.Biflow) { rep.Biflows = append(rep.Biflows, makeBiflow(b, &opts, ix)) },
+		Sink: func(b *consolidate.Biflow) {
+			bf := makeBiflow(b, &opts, ix)
+			if opts.Keep == nil || opts.Keep(&bf) {
+				rep.Biflows = append(rep.Biflows, bf)
+			}
+		},
 	})
 	idx := make([]int, len(flows))
 	for i := range idx {
@@ -420,9 +445,8 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	st := c.Stats()
 	s.Merged = int(st.Duplicates)
 	s.SamplingUnknown = st.Unscaled
-	for i := range flows {
-		r := &flows[i].Record
-		first, last := Timestamp(r.First), Timestamp(r.Last)
+	span := func(f, l int64) {
+		first, last := Timestamp(f), Timestamp(l)
 		if s.First == nil || first < *s.First {
 			s.First = &first
 		}
@@ -430,17 +454,31 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			s.Last = &last
 		}
 	}
+	if opts.Keep == nil {
+		for i := range flows {
+			span(flows[i].Record.First, flows[i].Record.Last)
+		}
+	} else {
+		s.Flows = 0
+		for i := range rep.Biflows {
+			s.Flows += rep.Biflows[i].Flows
+			span(rep.Biflows[i].First, rep.Biflows[i].Last)
+		}
+	}
 	type ukey struct {
 		agg, cat, probe string
+		host, symptom   string
 		src, dst        uint32
 		bucket          int64
 	}
 	rows := make(map[ukey]*UsageRow)
 	var total consolidate.Estimate
 	sampled, pktSmp := false, false
+	var keys []ukey
 	for i := range rep.Biflows {
 		b := &rep.Biflows[i]
 		k := ukey{agg: b.Aggregate, cat: b.Category}
+		keys = keys[:0]
 		switch opts.By {
 		case ByAggregate:
 			k.cat = ""
@@ -450,28 +488,46 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			k = ukey{probe: strings.Join(b.Origins, ";")}
 		case ByAS:
 			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
-		}
-		if opts.Bucket > 0 {
-			k.bucket = int64(b.First) - mod(int64(b.First), int64(opts.Bucket))
-		}
-		row := rows[k]
-		if row == nil {
-			row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst}
-			if opts.Bucket > 0 {
-				bt := Timestamp(k.bucket)
-				row.Bucket = &bt
+		case ByHost:
+			keys = append(keys, ukey{host: addrString(b.Src)})
+			if b.Dst != b.Src {
+				keys = append(keys, ukey{host: addrString(b.Dst)})
 			}
-			rows[k] = row
+		case BySymptom:
+			for name, n := range b.Symptoms {
+				if n > 0 {
+					keys = append(keys, ukey{symptom: name})
+				}
+			}
 		}
-		row.Biflows++
-		row.Packets = consolidate.SatAdd(row.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
-		row.Octets = consolidate.SatAdd(row.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
-		row.Merged += b.Merged
-		row.est.Add(&b.est)
+		if opts.By != ByHost && opts.By != BySymptom {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if opts.Bucket > 0 {
+				k.bucket = int64(b.First) - mod(int64(b.First), int64(opts.Bucket))
+			}
+			row := rows[k]
+			if row == nil {
+				row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst, Host: k.host, Symptom: k.symptom}
+				if opts.Bucket > 0 {
+					bt := Timestamp(k.bucket)
+					row.Bucket = &bt
+				}
+				rows[k] = row
+			}
+			row.Biflows++
+			row.Packets = consolidate.SatAdd(row.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
+			row.Octets = consolidate.SatAdd(row.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
+			row.Hits = consolidate.SatAdd(row.Hits, b.Symptoms[k.symptom])
+			row.Merged += b.Merged
+			row.est.Add(&b.est)
+			bs := b.Sampling < 1
+			row.sampled = row.sampled || bs
+			row.pktSmp = row.pktSmp || (bs && b.pktSampled)
+		}
 		bs := b.Sampling < 1
 		bp := bs && b.pktSampled
-		row.sampled = row.sampled || bs
-		row.pktSmp = row.pktSmp || bp
 		s.Packets = consolidate.SatAdd(s.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
 		s.Octets = consolidate.SatAdd(s.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
 		total.Add(&b.est)
@@ -511,6 +567,12 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			return c
 		}
 		if c := cmp.Compare(a.DstAS, b.DstAS); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Host, b.Host); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Symptom, b.Symptom); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Category, b.Category)

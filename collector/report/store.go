@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // ReadFlows loads the flows q selects from s, stopping when ctx is done.
@@ -18,6 +19,26 @@ func ReadFlows(ctx context.Context, s *store.Store, q store.Query) ([]store.Stor
 			}
 		}
 		flows = append(flows, f)
+		return nil
+	})
+	return flows, err
+}
+
+// readMatching is ReadFlows keeping the records match accepts (all when
+// match is nil).
+func readMatching(ctx context.Context, s *store.Store, q store.Query, match func(*flow.Record) bool) ([]store.StoredFlow, error) {
+	var flows []store.StoredFlow
+	n := 0
+	err := s.Flows(q, func(f store.StoredFlow) error {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		n++
+		if match == nil || match(&f.Record) {
+			flows = append(flows, f)
+		}
 		return nil
 	})
 	return flows, err
@@ -55,7 +76,7 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 // its saved collector counters (when any were saved), StoreErrors from
 // the records the scan could not decode.
 func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Options) ([]store.StoredFlow, error) {
-	flows, err := ReadFlows(ctx, s, q)
+	flows, err := readMatching(ctx, s, q, opts.Match)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +107,7 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 // origins' names (the listing of `mira flows`); with opts.Rules, each
 // flow's category is its biflow's in the report over the same flows.
 func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Options) (*FlowList, error) {
-	flows, err := ReadFlows(ctx, s, q)
+	flows, err := readMatching(ctx, s, q, opts.Match)
 	if err != nil {
 		return nil, err
 	}

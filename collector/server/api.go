@@ -120,13 +120,18 @@ func API(cfg APIConfig) http.Handler {
 		if err := sel.Check(); err != nil {
 			return err
 		}
-		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, report.Options{Order: sel.Order, Limit: sel.Limit, Rules: cfg.Rules})
+		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, withRules(sel.FlowOptions(), cfg.Rules))
 		if err != nil {
 			return err
 		}
 		return l.Write(buf, sel.Format)
 	}))
 	return mux
+}
+
+func withRules(o report.Options, r *classify.Rules) report.Options {
+	o.Rules = r
+	return o
 }
 
 // parseParams parses the flags the query parameters became.
