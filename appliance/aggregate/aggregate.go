@@ -121,17 +121,40 @@ type Classifier struct {
 	scopeDirs uint8
 }
 
+// ConfigError is an error in the aggregates section of probe.yaml; Key
+// is the value's path (aggregates.rules[2].src[0]).
+type ConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *ConfigError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func keyErr(key, format string, a ...any) error {
+	return &ConfigError{Key: key, Err: fmt.Errorf(format, a...)}
+}
+
+// Check checks cfg as New does, except for the capture interface names
+// of rules (known only when the probe starts): for configuration
+// loading, where errors are located in the file.
+func Check(cfg *Config) error {
+	_, err := compile(cfg, nil, false)
+	return err
+}
+
 func prefixes(field string, in []string) (*bart.Lite, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
 	l := new(bart.Lite)
-	for _, s := range in {
+	for i, s := range in {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, fmt.Errorf("%s: %q is not a prefix or address", field, s)
+				return nil, keyErr(fmt.Sprintf("%s[%d]", field, i), "%q is not a prefix or address", s)
 			}
 			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())
@@ -146,10 +169,10 @@ func prefixes(field string, in []string) (*bart.Lite, error) {
 
 func macs(field string, in []string) ([][6]byte, error) {
 	var out [][6]byte
-	for _, s := range in {
+	for i, s := range in {
 		hw, err := net.ParseMAC(s)
 		if err != nil || len(hw) != 6 {
-			return nil, fmt.Errorf("%s: %q is not an Ethernet address", field, s)
+			return nil, keyErr(fmt.Sprintf("%s[%d]", field, i), "%q is not an Ethernet address", s)
 		}
 		out = append(out, [6]byte(hw))
 	}
@@ -160,6 +183,10 @@ func macs(field string, in []string) ([][6]byte, error) {
 // (their position is the interface index Classify receives); they resolve
 // interface names in rules.
 func New(cfg *Config, ifNames []string) (*Classifier, error) {
+	return compile(cfg, ifNames, true)
+}
+
+func compile(cfg *Config, ifNames []string, resolveIfaces bool) (*Classifier, error) {
 	var c Config
 	if cfg != nil {
 		c = *cfg
@@ -173,20 +200,20 @@ func New(cfg *Config, ifNames []string) (*Classifier, error) {
 	for i, r := range c.Rules {
 		at := fmt.Sprintf("aggregates.rules[%d]", i)
 		if r.Name == "" {
-			return nil, fmt.Errorf("%s: name is required", at)
+			return nil, keyErr(at, "name is required")
 		}
 		if r.Name == "none" {
-			return nil, fmt.Errorf("%s: name %q is reserved for unmatched traffic", at, r.Name)
+			return nil, keyErr(at+".name", "%q is reserved for unmatched traffic", r.Name)
 		}
 		x := rule{name: r.Name, id: r.ID}
 		if x.id == 0 {
 			x.id = uint32(i + 1)
 		}
 		if old, ok := cl.names[x.id]; ok && old != r.Name {
-			return nil, fmt.Errorf("%s: id %d already names %q", at, x.id, old)
+			return nil, keyErr(at+".id", "id %d already names %q", x.id, old)
 		}
 		if old, ok := byName[r.Name]; ok && old != x.id {
-			return nil, fmt.Errorf("%s: name %q already has id %d", at, r.Name, old)
+			return nil, keyErr(at+".name", "%q already has id %d", r.Name, old)
 		}
 		cl.names[x.id] = r.Name
 		byName[r.Name] = x.id
@@ -211,12 +238,15 @@ func New(cfg *Config, ifNames []string) (*Classifier, error) {
 		if len(r.VLAN) > 0 {
 			x.vlan = r.VLAN
 		}
-		for _, v := range r.VLAN {
+		for j, v := range r.VLAN {
 			if v > 4095 {
-				return nil, fmt.Errorf("%s.vlan: %d is not a VLAN id (0-4095)", at, v)
+				return nil, keyErr(fmt.Sprintf("%s.vlan[%d]", at, j), "%d is not a VLAN id (0-4095)", v)
 			}
 		}
-		for _, s := range r.Interfaces {
+		for j, s := range r.Interfaces {
+			if !resolveIfaces {
+				continue
+			}
 			idx := -1
 			for j, n := range ifNames {
 				if n == s {
@@ -227,26 +257,26 @@ func New(cfg *Config, ifNames []string) (*Classifier, error) {
 			if idx < 0 {
 				n, err := strconv.ParseUint(s, 10, 32)
 				if err != nil {
-					return nil, fmt.Errorf("%s.interfaces: no capture interface %q (have %s)", at, s, strings.Join(ifNames, ", "))
+					return nil, keyErr(fmt.Sprintf("%s.interfaces[%d]", at, j), "no capture interface %q (have %s)", s, strings.Join(ifNames, ", "))
 				}
 				idx = int(n)
 			}
 			x.ifaces = append(x.ifaces, uint32(idx))
 		}
-		for _, s := range r.VC {
+		for j, s := range r.VC {
 			v, err := parseVC(s)
 			if err != nil {
-				return nil, fmt.Errorf("%s.vc: %w", at, err)
+				return nil, &ConfigError{Key: fmt.Sprintf("%s.vc[%d]", at, j), Err: err}
 			}
 			x.vcs = append(x.vcs, v)
 		}
-		for _, s := range r.Direction {
+		for j, s := range r.Direction {
 			d, err := ParseDirection(s)
 			if err != nil {
-				return nil, fmt.Errorf("%s.direction: %w", at, err)
+				return nil, &ConfigError{Key: fmt.Sprintf("%s.direction[%d]", at, j), Err: err}
 			}
 			if cl.home == nil {
-				return nil, fmt.Errorf("%s.direction: needs aggregates.home networks", at)
+				return nil, keyErr(fmt.Sprintf("%s.direction[%d]", at, j), "needs aggregates.home networks")
 			}
 			x.dirs |= 1 << d
 		}
@@ -254,25 +284,26 @@ func New(cfg *Config, ifNames []string) (*Classifier, error) {
 	}
 	if len(c.Scope.Aggregates) > 0 {
 		cl.scopeAgg = map[uint32]bool{}
-		for _, n := range c.Scope.Aggregates {
+		for j, n := range c.Scope.Aggregates {
 			if n == "none" {
 				cl.scopeAgg[0] = true
 				continue
 			}
 			id, ok := byName[n]
 			if !ok {
-				return nil, fmt.Errorf("aggregates.scope.aggregates: no rule named %q", n)
+				return nil, keyErr(fmt.Sprintf("aggregates.scope.aggregates[%d]", j), "no rule named %q", n)
 			}
 			cl.scopeAgg[id] = true
 		}
 	}
-	for _, s := range c.Scope.Directions {
+	for j, s := range c.Scope.Directions {
+		key := fmt.Sprintf("aggregates.scope.directions[%d]", j)
 		d, err := ParseDirection(s)
 		if err != nil {
-			return nil, fmt.Errorf("aggregates.scope.directions: %w", err)
+			return nil, &ConfigError{Key: key, Err: err}
 		}
 		if cl.home == nil {
-			return nil, fmt.Errorf("aggregates.scope.directions: needs aggregates.home networks")
+			return nil, keyErr(key, "needs aggregates.home networks")
 		}
 		cl.scopeDirs |= 1 << d
 	}

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -119,26 +120,38 @@ func TestScopeAggregates(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, tc := range []struct{ yaml, want string }{
-		{"rules: [{src: [10.0.0.0/8]}]", "name is required"},
-		{"rules: [{name: x, src: [10.0.0.0/33]}]", `"10.0.0.0/33" is not a prefix`},
-		{"rules: [{name: x, mac: [zz]}]", "not an Ethernet address"},
-		{"rules: [{name: x, vlan: [5000]}]", "not a VLAN id"},
-		{"rules: [{name: x, interfaces: [wlan9]}]", `no capture interface "wlan9"`},
-		{"rules: [{name: x, vc: [\"1\"]}]", "want VPI/VCI"},
-		{"rules: [{name: x, direction: [incoming]}]", "needs aggregates.home"},
-		{"home: [10.0.0.0/8]\nrules: [{name: x, direction: [sideways]}]", `unknown direction "sideways"`},
-		{"rules: [{name: x, id: 3}, {name: y, id: 3}]", `id 3 already names "x"`},
-		{"rules: [{name: none}]", "reserved"},
-		{"scope: {aggregates: [nope]}", `no rule named "nope"`},
+	for _, tc := range []struct{ yaml, want, key string }{
+		{"rules: [{src: [10.0.0.0/8]}]", "name is required", "aggregates.rules[0]"},
+		{"rules: [{name: x, src: [10.0.0.0/8, 10.0.0.0/33]}]", `"10.0.0.0/33" is not a prefix`, "aggregates.rules[0].src[1]"},
+		{"rules: [{name: x, mac: [zz]}]", "not an Ethernet address", "aggregates.rules[0].mac[0]"},
+		{"rules: [{name: x, vlan: [5000]}]", "not a VLAN id", "aggregates.rules[0].vlan[0]"},
+		{"rules: [{name: x, interfaces: [wlan9]}]", `no capture interface "wlan9"`, "aggregates.rules[0].interfaces[0]"},
+		{"rules: [{name: x, vc: [\"1\"]}]", "want VPI/VCI", "aggregates.rules[0].vc[0]"},
+		{"rules: [{name: x, direction: [incoming]}]", "needs aggregates.home", "aggregates.rules[0].direction[0]"},
+		{"home: [10.0.0.0/8]\nrules: [{name: x, direction: [sideways]}]", `unknown direction "sideways"`, "aggregates.rules[0].direction[0]"},
+		{"rules: [{name: x, id: 3}, {name: y, id: 3}]", `id 3 already names "x"`, "aggregates.rules[1].id"},
+		{"rules: [{name: none}]", "reserved", "aggregates.rules[0].name"},
+		{"scope: {aggregates: [nope]}", `no rule named "nope"`, "aggregates.scope.aggregates[0]"},
+		{"home: [10.0.0.0/8, nonsense]", `"nonsense" is not a prefix`, "aggregates.home[1]"},
 	} {
 		var cfg Config
 		if err := yaml.Unmarshal([]byte(tc.yaml), &cfg); err != nil {
 			t.Fatal(err)
 		}
 		_, err := New(&cfg, []string{"eth0"})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		var ce *ConfigError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%q: error %v, want %q at key %s", tc.yaml, err, tc.want, tc.key)
+		}
+		// Check finds the same, except unknown interface names (the
+		// capture interfaces are known only when the probe starts).
+		cerr := Check(&cfg)
+		if strings.Contains(tc.yaml, "interfaces") {
+			if cerr != nil {
+				t.Errorf("%q: Check: %v", tc.yaml, cerr)
+			}
+		} else if cerr == nil || cerr.Error() != err.Error() {
+			t.Errorf("%q: Check: %v, New: %v", tc.yaml, cerr, err)
 		}
 	}
 }

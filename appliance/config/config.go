@@ -260,6 +260,17 @@ func (c *Probe) validate(root yamlnode.Node) error {
 		}
 	}
 	p.log(c.Log)
+	if err := aggregate.Check(&c.Aggregates); err != nil {
+		var ce *aggregate.ConfigError
+		if errors.As(err, &ce) {
+			p.errs = append(p.errs, root.At(ce.Key, ce.Err))
+		} else {
+			p.errs = append(p.errs, root.At("aggregates", err))
+		}
+	}
+	if _, err := sampling.ParseMode(c.Sampling.Mode); err != nil {
+		p.add("sampling.mode", "%v", err)
+	}
 	if err := c.SNMP.Validate(); err != nil {
 		var ce *agent.ConfigError
 		if errors.As(err, &ce) {

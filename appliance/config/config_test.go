@@ -51,6 +51,10 @@ func TestErrors(t *testing.T) {
 		{"export:\n  - url: udp://127.0.0.1:4739\n  - url: htp://collector:4739\n", `p.yaml:3: key "export[1].url": export target "htp://collector:4739": unsupported scheme "htp"`},
 		{"export:\n  - url: tcp://collector\n", `p.yaml:2: key "export[0].url": export target "tcp://collector": want tcp://host:port`},
 		{"log:\n  format: xml\n", `p.yaml:2: key "log.format": invalid value "xml"`},
+		// The aggregates and sampling sections are checked at load too.
+		{"aggregates:\n  home: [10.0.0.0/8]\n  rules:\n    - name: campus\n      src:\n        - 10.1.0.0/16\n        - 10.2.0.0/33\n", `p.yaml:7: key "aggregates.rules[0].src[1]": "10.2.0.0/33" is not a prefix or address`},
+		{"aggregates:\n  rules:\n    - {name: a, id: 3}\n    - {name: b, id: 3}\n", `p.yaml:4: key "aggregates.rules[1].id": id 3 already names "a"`},
+		{"sampling:\n  mode: sometimes\n", `p.yaml:2: key "sampling.mode": sampling: unknown mode "sometimes"`},
 		// The snmp: section is decoded with the file, errors located in it.
 		{"probe:\n  name: p\nsnmp:\n  communities:\n    - name: c\n      sourcez: [127.0.0.0/8]\n", `p.yaml:6: key "snmp.communities[0].sourcez": unknown key`},
 		{"snmp:\n  users:\n    - name: u\n      auth: MD5\n      auth_password: 12345678\n", `p.yaml:4: key "snmp.users[0].auth": unknown auth protocol "MD5"`},
