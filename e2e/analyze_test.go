@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"net/netip"
@@ -17,27 +16,17 @@ import (
 
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/synth"
 )
 
-type flowKey struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	vlan         uint16
-}
-
-func (k flowKey) String() string {
-	return fmt.Sprintf("%s:%d > %s:%d proto %d vlan %d", k.src, k.sport, k.dst, k.dport, k.proto, k.vlan)
-}
-
-// reverse is the key of the answering direction. ICMP flows carry
-// type<<8|code in dport, and the answer's type is the reply's.
-func (k flowKey) reverse() flowKey {
-	r := flowKey{k.dst, k.src, k.dport, k.sport, k.proto, k.vlan}
-	if k.proto == 1 || k.proto == 58 {
+// answer is the key of the answering direction of k: k.Reverse(), and
+// for ICMP (type<<8|code in Dport) the reply's type.
+func answer(k flow.Key) flow.Key {
+	r := k.Reverse()
+	if k.Proto == 1 || k.Proto == 58 {
 		replies := map[uint16]uint16{8: 0, 13: 14, 15: 16, 17: 18, 128: 129}
-		r.sport, r.dport = 0, replies[k.dport>>8]<<8|k.dport&0xff
+		r.Sport, r.Dport = 0, replies[k.Dport>>8]<<8|k.Dport&0xff
 	}
 	return r
 }
@@ -85,11 +74,11 @@ func TestAnalyzeSampleMatchesTruth(t *testing.T) {
 
 	rep := parseReport(t, "mira analyze --format json", out)
 	// What the report says of each direction, keyed like the truth.
-	got := map[flowKey]counts{}
-	initiator := map[flowKey]bool{}
+	got := map[flow.Key]counts{}
+	initiator := map[flow.Key]bool{}
 	for _, b := range rep.Biflows {
-		fwd := flowKey{b.Src, b.Dst, b.Sport, b.Dport, b.Proto, b.VLAN}
-		rev := fwd.reverse()
+		fwd := b.Key
+		rev := answer(fwd)
 		c := got[fwd]
 		got[fwd] = counts{c.packets + b.Packets, c.octets + b.Octets}
 		initiator[fwd] = true
@@ -98,15 +87,15 @@ func TestAnalyzeSampleMatchesTruth(t *testing.T) {
 			got[rev] = counts{c.packets + b.RPackets, c.octets + b.ROctets}
 		}
 	}
-	want := map[flowKey]counts{}
+	want := map[flow.Key]counts{}
 	for _, f := range truth.Flows {
-		k := flowKey{f.Src, f.Dst, f.Sport, f.Dport, f.Proto, f.VLAN}
+		k := f.Key
 		c := want[k]
 		want[k] = counts{c.packets + f.Packets, c.octets + f.Octets}
 	}
 	bad := 0
 	for _, f := range truth.Flows {
-		k := flowKey{f.Src, f.Dst, f.Sport, f.Dport, f.Proto, f.VLAN}
+		k := f.Key
 		if got[k] != want[k] {
 			t.Errorf("truth flow %v (%s, session %d): report has %+v, want %+v", k, f.App, f.Session, got[k], want[k])
 			bad++

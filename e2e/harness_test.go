@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -241,13 +243,10 @@ func waitUDPDrained(t testing.TB, port int) {
 // uniflow is one unidirectional flow as the tests compare them: times in
 // milliseconds, ICMP type and code folded into Dport as type<<8|code.
 type uniflow struct {
-	Src, Dst     netip.Addr
-	Sport, Dport uint16
-	Proto        uint8
-	VLAN         uint16
-	Packets      uint64
-	Octets       uint64
-	First, Last  int64 // ms since the epoch
+	flow.Key
+	Packets     uint64
+	Octets      uint64
+	First, Last int64 // ms since the epoch
 }
 
 func (f uniflow) String() string {
@@ -257,16 +256,8 @@ func (f uniflow) String() string {
 }
 
 func compareUniflows(a, b uniflow) int {
-	if c := a.Src.Compare(b.Src); c != 0 {
+	if c := a.Key.Compare(b.Key); c != 0 {
 		return c
-	}
-	if c := a.Dst.Compare(b.Dst); c != 0 {
-		return c
-	}
-	for _, c := range []int{int(a.Sport) - int(b.Sport), int(a.Dport) - int(b.Dport), int(a.Proto) - int(b.Proto), int(a.VLAN) - int(b.VLAN)} {
-		if c != 0 {
-			return c
-		}
 	}
 	switch {
 	case a.First != b.First:
@@ -335,7 +326,7 @@ func nfdumpUniflows(t testing.TB, recs []peertest.NfdumpRecord) []uniflow {
 		if err != nil {
 			t.Fatalf("%v in %+v", err, r)
 		}
-		f := uniflow{Src: src, Dst: dst, Proto: r.Proto, VLAN: r.SrcVLAN,
+		f := uniflow{Key: flow.Key{Src: src, Dst: dst, Proto: r.Proto, VLAN: r.SrcVLAN},
 			Packets: r.InPackets, Octets: r.InBytes, First: ms(r.First), Last: ms(r.Last)}
 		f.Sport, f.Dport = r.Ports()
 		fs = append(fs, f)
@@ -379,7 +370,7 @@ func storeFlows(t testing.TB, db string) ([]uniflow, miraFlows) {
 	var fs []uniflow
 	for _, f := range l.Flows {
 		fs = append(fs, uniflow{
-			Src: f.Src, Dst: f.Dst, Sport: f.Sport, Dport: f.Dport, Proto: f.Proto, VLAN: f.VLAN,
+			Key:     flow.Key{Src: f.Src, Dst: f.Dst, Sport: f.Sport, Dport: f.Dport, Proto: f.Proto, VLAN: f.VLAN},
 			Packets: f.Packets, Octets: f.Octets, First: f.First.UnixMilli(), Last: f.Last.UnixMilli(),
 		})
 	}
@@ -389,20 +380,7 @@ func storeFlows(t testing.TB, db string) ([]uniflow, miraFlows) {
 // reportJSON is the part of a report (`mira report` or `mira analyze`,
 // --format json) the tests read.
 type reportJSON struct {
-	Biflows []struct {
-		Src      netip.Addr `json:"src"`
-		Dst      netip.Addr `json:"dst"`
-		Sport    uint16     `json:"sport"`
-		Dport    uint16     `json:"dport"`
-		Proto    uint8      `json:"proto"`
-		VLAN     uint16     `json:"vlan"`
-		Packets  uint64     `json:"packets"`
-		Octets   uint64     `json:"octets"`
-		RPackets uint64     `json:"rpackets"`
-		ROctets  uint64     `json:"roctets"`
-		First    time.Time  `json:"first"`
-		Last     time.Time  `json:"last"`
-	} `json:"biflows"`
+	Biflows []report.Biflow `json:"biflows"`
 	Summary struct {
 		Flows        int               `json:"flows"`
 		Biflows      int               `json:"biflows"`

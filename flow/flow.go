@@ -8,11 +8,15 @@ import "net/netip"
 // transport ports, the protocol and the VLAN. For ICMP and ICMPv6 Dport
 // holds type<<8|code, as NetFlow/nfdump do, and Sport is 0.
 // Key is comparable and works as a map key.
+// In JSON (the synthesiser's ground truth) its fields are src, dst,
+// sport, dport, proto and vlan.
 type Key struct {
-	Src, Dst     netip.Addr
-	Sport, Dport uint16
-	Proto        uint8
-	VLAN         uint16
+	Src   netip.Addr `json:"src"`
+	Dst   netip.Addr `json:"dst"`
+	Sport uint16     `json:"sport"`
+	Dport uint16     `json:"dport"`
+	Proto uint8      `json:"proto"`
+	VLAN  uint16     `json:"vlan,omitempty"`
 }
 
 // EndReason is why a flow record was exported; values are IPFIX

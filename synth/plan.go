@@ -155,8 +155,8 @@ func (g *generator) claim(s *session) bool {
 func (g *generator) register(s *session, app, cat string) {
 	for d := range 2 {
 		f := TruthFlow{
-			Src: s.addr[d], Dst: s.addr[1-d], Sport: s.port[d], Dport: s.port[1-d],
-			Proto: s.proto, VLAN: s.vlan, App: app, Category: cat,
+			Key: flow.Key{Src: s.addr[d], Dst: s.addr[1-d], Sport: s.port[d], Dport: s.port[1-d], Proto: s.proto, VLAN: s.vlan},
+			App: app, Category: cat,
 			Initiator: d == 0, Session: s.id,
 		}
 		if s.proto == 1 {

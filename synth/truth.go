@@ -18,16 +18,11 @@ type Truth struct {
 	Octets  uint64 `json:"octets"`
 }
 
-// TruthFlow is one unidirectional flow, keyed like flow.Key: innermost
-// addresses and ports, protocol and VLAN. For ICMP, Sport is 0 and Dport
-// type<<8|code.
+// TruthFlow is one unidirectional flow: its flow.Key as the meter builds
+// it (innermost addresses and ports, protocol and VLAN; for ICMP, Sport
+// is 0 and Dport type<<8|code) and what the generator planted in it.
 type TruthFlow struct {
-	Src   netip.Addr `json:"src"`
-	Dst   netip.Addr `json:"dst"`
-	Sport uint16     `json:"sport"`
-	Dport uint16     `json:"dport"`
-	Proto uint8      `json:"proto"`
-	VLAN  uint16     `json:"vlan,omitempty"`
+	flow.Key
 	// Packets and Octets: Octets are IP octets as carried on the link
 	// (outermost IP header's total length, summed; no Ethernet padding).
 	Packets uint64 `json:"packets"`
@@ -64,16 +59,11 @@ type TruthFlow struct {
 	Fragments int `json:"fragments,omitempty"`
 }
 
-// Key returns the flow's key as the meter builds it.
-func (f *TruthFlow) Key() flow.Key {
-	return flow.Key{Src: f.Src, Dst: f.Dst, Sport: f.Sport, Dport: f.Dport, Proto: f.Proto, VLAN: f.VLAN}
-}
-
 // ByKey indexes the flows by key; keys are unique within a trace.
 func (t *Truth) ByKey() map[flow.Key]*TruthFlow {
 	m := make(map[flow.Key]*TruthFlow, len(t.Flows))
 	for i := range t.Flows {
-		m[t.Flows[i].Key()] = &t.Flows[i]
+		m[t.Flows[i].Key] = &t.Flows[i]
 	}
 	return m
 }

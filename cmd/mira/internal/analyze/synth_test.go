@@ -3,7 +3,6 @@ package analyze_test
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,31 +12,21 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/synth"
 )
 
-// dirKey is one direction of a connection, keyed like synth.TruthFlow.
-type dirKey struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	vlan         uint16
-}
-
-func (k dirKey) String() string {
-	return fmt.Sprintf("%s:%d>%s:%d/%d vlan %d", k.src, k.sport, k.dst, k.dport, k.proto, k.vlan)
-}
-
-// connOf keys a connection regardless of direction. ICMP echo requests
-// and replies (type<<8|code in dport) share a key.
-func connOf(k dirKey) dirKey {
-	if k.dst.Less(k.src) || (k.dst == k.src && k.dport < k.sport) {
-		k = dirKey{k.dst, k.src, k.dport, k.sport, k.proto, k.vlan}
+// connOf keys a connection regardless of direction (the orientation
+// flow.Key.Compare puts first). ICMP echo requests and replies
+// (type<<8|code in Dport) share a key.
+func connOf(k flow.Key) flow.Key {
+	if r := k.Reverse(); r.Compare(k) < 0 {
+		k = r
 	}
-	if k.proto == 1 || k.proto == 58 {
-		switch max(k.sport, k.dport) >> 8 {
+	if k.Proto == 1 || k.Proto == 58 {
+		switch max(k.Sport, k.Dport) >> 8 {
 		case 0, 8, 128, 129:
-			k.sport, k.dport = 0, 0xffff
+			k.Sport, k.Dport = 0, 0xffff
 		}
 	}
 	return k
@@ -69,16 +58,16 @@ func tryAnalyzed(t *testing.T, pcap string) (*store.Store, error) {
 }
 
 // directedSymptoms sums the stored records' symptom counts per direction.
-func directedSymptoms(t *testing.T, st *store.Store) map[dirKey]map[string]uint64 {
+func directedSymptoms(t *testing.T, st *store.Store) map[flow.Key]map[string]uint64 {
 	t.Helper()
 	names, err := st.NameIndex()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[dirKey]map[string]uint64{}
+	out := map[flow.Key]map[string]uint64{}
 	err = st.Flows(store.Query{}, func(f store.StoredFlow) error {
 		r := &f.Record
-		k := dirKey{r.Src, r.Dst, r.Sport, r.Dport, r.Proto, r.VLAN}
+		k := r.Key
 		for _, s := range r.Symptoms {
 			if out[k] == nil {
 				out[k] = map[string]uint64{}
@@ -125,16 +114,16 @@ func checkSynth(t *testing.T, cfg synth.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cats := map[dirKey][]string{}
+	cats := map[flow.Key][]string{}
 	for _, b := range rep.Biflows {
-		k := connOf(dirKey{b.Src, b.Dst, b.Sport, b.Dport, b.Proto, b.VLAN})
+		k := connOf(b.Key)
 		cats[k] = append(cats[k], b.Category)
 	}
 
 	// Symptoms: every planted marker found, nothing on random payload.
 	missing, falses, fragmented := 0, 0, 0
 	for _, tf := range truth.Flows {
-		k := dirKey{tf.Src, tf.Dst, tf.Sport, tf.Dport, tf.Proto, tf.VLAN}
+		k := tf.Key
 		g := got[k]
 		if tf.App == "random" {
 			if len(g) > 0 {
@@ -150,7 +139,7 @@ func checkSynth(t *testing.T, cfg synth.Config) {
 			if g[name] < uint64(n) {
 				missing++
 				if missing <= 30 {
-					t.Errorf("%s flow %s (session %d, tunnel %q, straddles %d, fragments %d): %s found %d times, planted %d",
+					t.Errorf("%s flow %v (session %d, tunnel %q, straddles %d, fragments %d): %s found %d times, planted %d",
 						tf.App, k, tf.Session, tf.Tunnel, tf.Straddles, tf.Fragments, name, g[name], n)
 				}
 			}
@@ -164,7 +153,7 @@ func checkSynth(t *testing.T, cfg synth.Config) {
 	shown := 0
 	for _, tf := range truth.Flows {
 		want := synthCategory(tf.Category)
-		k := connOf(dirKey{tf.Src, tf.Dst, tf.Sport, tf.Dport, tf.Proto, tf.VLAN})
+		k := connOf(tf.Key)
 		if per[want] == nil {
 			per[want] = &tally{}
 		}
@@ -178,7 +167,7 @@ func checkSynth(t *testing.T, cfg synth.Config) {
 			agree++
 			per[want].agree++
 		} else if shown++; shown <= 10 {
-			t.Logf("%s flow %v (session %d): categories %v, truth %s, symptoms %v", tf.App, k, tf.Session, cs, want, got[dirKey{tf.Src, tf.Dst, tf.Sport, tf.Dport, tf.Proto, tf.VLAN}])
+			t.Logf("%s flow %v (session %d): categories %v, truth %s, symptoms %v", tf.App, k, tf.Session, cs, want, got[tf.Key])
 		}
 	}
 	var names []string
