@@ -43,7 +43,7 @@
 // fails with the package's name when they are absent); gokrazy's own MBR
 // loader is in github.com/gokrazy/internal, which cannot be imported.
 // Checked under QEMU TCG: SeaBIOS (SYSLINUX) and OVMF (systemd-boot) both
-// reach mira-init; see image_test.go for the timings.
+// reach mira-init; see qemu_test.go for the timings.
 //
 // The kernel boots straight from the squashfs slot
 // (root=PARTUUID=… rootfstype=squashfs): no initramfs, since everything
