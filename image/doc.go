@@ -36,8 +36,7 @@
 //   - Legacy BIOS: SYSLINUX (Debian package syslinux): gptmbr.bin in the
 //     MBR boot code chain-loads the partition flagged legacy-BIOS-bootable
 //     (the ESP), whose boot sector and ldlinux.sys are installed by
-//     `syslinux --install --offset` through mtools on the image file. Its
-//     `--once` (ADV) selects a slot for one boot.
+//     `syslinux --install --offset` through mtools on the image file.
 //
 // Both are Debian packages read from the build host (the image build
 // fails with the package's name when they are absent); gokrazy's own MBR
@@ -103,21 +102,20 @@
 // and, when its own image was built with --sign (mira/update.pub), the
 // ed25519 signature (OUTPUT.sig from `mira image build --sign`) before it
 // writes a byte. It then writes the inactive slot's partition and
-// vmlinuz-<slot>, points the loaders at the new slot for one boot and
-// reboots:
-//
-//   - SYSLINUX: the boot-once record in ldlinux.sys's ADV (SetBootOnce);
-//     syslinux.cfg's DEFAULT stays the old slot.
-//   - systemd-boot: loader.conf's default becomes the new slot.
-//
-// mira-init of the trial slot first points both loaders back at the old
-// slot (so any later reboot returns there), then commits the new slot
-// (DEFAULT, default, slots.json) once mira-probe has run 10 s without
+// vmlinuz-<slot>, makes the new slot the loaders' default (syslinux.cfg
+// DEFAULT, loader.conf default), records the trial in mira/trial and
+// reboots. mira-init of the trial slot first points both loaders back at
+// the old slot (so any later reboot returns there), then commits the new
+// slot (the defaults, slots.json) once mira-probe has run 10 s without
 // exiting, or reboots into the old slot when the trial time
-// (update.trial, default 2 min) passes first. Limits: health is "the
-// process stays up", not yet "exports and answers SNMP"; under UEFI a new
-// kernel that fails before it starts mira-init boots again and again
-// (systemd-boot's boot counting, entries named mira-b+1-0.conf, would
-// bound that; not used yet); under BIOS the ADV record is consumed by
-// SYSLINUX itself.
+// (update.trial, default 2 min) passes first.
+//
+// Limits: health is "mira-probe stays up 10 s", not yet "exports and
+// answers SNMP". A new kernel that fails before it starts mira-init
+// boots again and again: neither loader gives a boot-once that survives a
+// power cycle here — SYSLINUX ignored a boot-once record written into
+// ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed through
+// mtools; the cause was not found), and systemd-boot's LoaderEntryOneShot is an EFI variable,
+// lost without NV storage; systemd-boot's boot counting (entries named
+// mira-b+1-0.conf) would bound it under UEFI and was not tried.
 package image

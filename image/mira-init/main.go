@@ -122,6 +122,13 @@ func run(console *os.File) error {
 		log.Printf("%v; using the defaults", err)
 		sys, _ = image.ParseSystem("defaults", nil)
 	}
+	// A trial boot of an updated slot points the loaders back at the
+	// old slot before anything else can fail.
+	stop := make(chan int, 4)
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	upd := &updater{sys: sys, slot: slot, bootID: strings.TrimSpace(string(bootID)), stop: stop}
+	upd.startTrial()
+
 	probeCfgFile, captureIfaces, err := prepareProbeConfig()
 	if err != nil {
 		log.Printf("probe configuration: %v", err)
@@ -162,10 +169,6 @@ func run(console *os.File) error {
 		go feedWatchdog(ctx)
 	}
 
-	stop := make(chan int, 4)
-	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	upd := &updater{sys: sys, slot: slot, bootID: strings.TrimSpace(string(bootID)), stop: stop}
-	upd.startTrial()
 	go upd.serve(ctx)
 
 	var svcs []*service

@@ -88,54 +88,26 @@ func writeFileSync(name string, data []byte) error {
 	return nil
 }
 
-// setLoaders points both boot loaders at slot for every boot (def) and,
-// when once is not empty, SYSLINUX at once for the next boot only.
+// setLoaders points both boot loaders at slot def, or at once for the
+// next boot when once is set. Neither loader gives a boot-once that
+// survives a power cycle here (SYSLINUX's ADV boot-once is not read when
+// ldlinux.sys was installed through mtools: checked in QEMU; systemd-boot's
+// LoaderEntryOneShot is an EFI variable, lost without NV storage), so the
+// trial slot is the default until mira-init of the trial slot points the
+// loaders back at the old slot, its first act after mounting /boot.
 func setLoaders(def, once string) error {
 	s, err := readSlots()
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(def, s.A.PartUUID, s.B.PartUUID))); err != nil {
-		return err
-	}
-	uefiDefault := def
+	next := def
 	if once != "" {
-		// systemd-boot has no on-disk boot-once here: the entry is the
-		// default until mira-init of the trial slot puts it back.
-		uefiDefault = once
+		next = once
 	}
-	if err := writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default mira-%s.conf\ntimeout 0\neditor no\n", uefiDefault))); err != nil {
+	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(next, s.A.PartUUID, s.B.PartUUID))); err != nil {
 		return err
 	}
-	return setBootOnce(once)
-}
-
-// setBootOnce writes SYSLINUX's ADV in place (the file's clusters must
-// not move: the boot sector's sector list points at them).
-func setBootOnce(once string) error {
-	name := filepath.Join(bootDir, "ldlinux.sys")
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return err
-	}
-	nb, err := image.SetBootOnce(b, once)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	off := len(nb) - 1024
-	if _, err := f.WriteAt(nb[off:], int64(off)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default mira-%s.conf\ntimeout 0\neditor no\n", next)))
 }
 
 // startTrial runs at boot before the services: when this boot is the
@@ -163,7 +135,6 @@ func (u *updater) startTrial() {
 	}
 	log.Printf("update: %s", u.message)
 	os.Remove(trialFile)
-	setBootOnce("")
 	unix.Sync()
 }
 
