@@ -47,31 +47,3 @@ func AppendNameRecord(b []byte, id uint16, name string) []byte {
 	b = append(b, byte(id>>8), byte(id), byte(len(name)))
 	return append(b, name...)
 }
-
-// setSymptomName records a symptom name; it reports whether it changed.
-// Maps handed to Session.OnOptions are never changed: copy on write.
-func (o *DomainOptions) setSymptomName(id uint16, name string) bool {
-	if old, ok := o.Symptoms[id]; ok && old == name {
-		return false
-	}
-	o.Symptoms = withName(o.Symptoms, id, name)
-	return true
-}
-
-// setCategoryName records a category name; it reports whether it changed.
-func (o *DomainOptions) setCategoryName(id uint16, name string) bool {
-	if old, ok := o.Categories[id]; ok && old == name {
-		return false
-	}
-	o.Categories = withName(o.Categories, id, name)
-	return true
-}
-
-func withName(m map[uint16]string, id uint16, name string) map[uint16]string {
-	c := make(map[uint16]string, len(m)+1)
-	for k, v := range m {
-		c[k] = v
-	}
-	c[id] = name
-	return c
-}

@@ -179,3 +179,37 @@ func FuzzOptions(f *testing.F) {
 		s.Decode(msg, nil)
 	})
 }
+
+// TestNamesOncePerMessage: a message naming many symptoms hands the
+// domain's options over once (not once per record, which copied the
+// names map per record), names are cut at 254 bytes, and the maps handed
+// over are not changed by later messages.
+func TestNamesOncePerMessage(t *testing.T) {
+	var calls int
+	var got []DomainOptions
+	s := NewSession("t")
+	s.OnOptions = func(d uint32, o DomainOptions) { calls++; got = append(got, o) }
+	var rec []byte
+	for id := uint16(1); id <= 500; id++ {
+		rec = AppendNameRecord(rec, id, "S"+string(rune('A'+id%26)))
+	}
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = 'x'
+	}
+	rec = append(rec, 0x02, 0x01, 0xff) // id 513, 3-byte length prefix
+	rec = binary.BigEndian.AppendUint16(rec, uint16(len(long)))
+	rec = append(rec, long...)
+	if _, _, err := s.Decode(optionsMessage(1, SymptomOptionsTemplate(0), rec), nil); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || len(got[0].Symptoms) != 501 || len(got[0].Symptoms[513]) != 254 {
+		t.Fatalf("%d calls, %d names, name 513 of %d bytes", calls, len(got[0].Symptoms), len(got[0].Symptoms[513]))
+	}
+	if _, _, err := s.Decode(optionsMessage(1, SymptomOptionsTemplate(0), AppendNameRecord(nil, 1, "NEW")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || got[0].Symptoms[1] == "NEW" || got[1].Symptoms[1] != "NEW" {
+		t.Fatalf("%d calls; first map says %q, second %q", calls, got[0].Symptoms[1], got[1].Symptoms[1])
+	}
+}

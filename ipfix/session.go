@@ -3,6 +3,7 @@ package ipfix
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"time"
@@ -161,6 +162,36 @@ type domainState struct {
 	flowSampling uint32
 	opts         DomainOptions
 	used         uint64 // Session.msgs when last used
+	// shared: opts' maps were handed to OnOptions and are copied before
+	// the next change; pending: opts changed in the message being
+	// decoded.
+	shared, pending bool
+}
+
+// own makes ds's option maps its own to change (copy on write).
+func (ds *domainState) own() {
+	if !ds.shared {
+		return
+	}
+	ds.opts.Symptoms = maps.Clone(ds.opts.Symptoms)
+	ds.opts.Categories = maps.Clone(ds.opts.Categories)
+	ds.opts.Aggregates = maps.Clone(ds.opts.Aggregates)
+	ds.shared = false
+}
+
+func setName[K comparable](ds *domainState, m *map[K]string, id K, name []byte) bool {
+	if len(name) > maxName {
+		name = name[:maxName] // as exporters cut them; bounds what a domain keeps
+	}
+	if old, ok := (*m)[id]; ok && old == string(name) {
+		return false
+	}
+	ds.own()
+	if *m == nil {
+		*m = map[K]string{}
+	}
+	(*m)[id] = string(name)
+	return true
 }
 
 // Session holds the decoding state of one transport session (one UDP
@@ -188,9 +219,10 @@ type Session struct {
 	// Now returns the time templates are received at (time.Now).
 	Now func() time.Time
 
-	// OnOptions, when set, is called during Decode each time an options
-	// record changes what a domain's options say (sampling, aggregate
-	// names). o is the domain's whole state; its map must not be changed.
+	// OnOptions, when set, is called at the end of Decode for each domain
+	// whose options (sampling, names) the message changed. o is the
+	// domain's whole state; its maps must not be changed (the session
+	// copies them before changing them again).
 	OnOptions func(domain uint32, o DomainOptions)
 
 	templates map[tkey]*decTemplate
@@ -203,6 +235,7 @@ type Session struct {
 	// lru lists the templates, most recently used first.
 	lruHead, lruTail *decTemplate
 	msgs             uint64
+	changed          []uint32 // domains whose options the message changed
 	syms             []flow.SymptomCount
 	stats            SessionStats
 	// exportTime is the export time of the message being decoded (s).
@@ -404,6 +437,7 @@ func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, 
 		err = soft
 	}
 	s.sequence(ds, h.Sequence, uint32(records), seqOK)
+	s.handOptions()
 	return out, h, err
 }
 
@@ -958,10 +992,10 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			catName, haveCatName = v, true
 		}
 	}
-	if haveNameID && haveSymName && ds.opts.setSymptomName(nameID, string(symName)) {
+	if haveNameID && haveSymName && setName(ds, &ds.opts.Symptoms, nameID, symName) {
 		changed = true
 	}
-	if haveNameID && haveCatName && ds.opts.setCategoryName(nameID, string(catName)) {
+	if haveNameID && haveCatName && setName(ds, &ds.opts.Categories, nameID, catName) {
 		changed = true
 	}
 	onlyInterval := sf.haveLegacy && !sf.havePkt && !sf.haveSel && !sf.haveProb && !sf.haveFlow
@@ -985,14 +1019,7 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 		}
 	}
 	if haveAggID && haveAggName {
-		if old, ok := ds.opts.Aggregates[aggID]; !ok || old != string(aggName) {
-			// Copy on write: a map handed to OnOptions is never changed.
-			m := make(map[uint32]string, len(ds.opts.Aggregates)+1)
-			for k, v := range ds.opts.Aggregates {
-				m[k] = v
-			}
-			m[aggID] = string(aggName)
-			ds.opts.Aggregates = m
+		if setName(ds, &ds.opts.Aggregates, aggID, aggName) {
 			changed = true
 		}
 	}
@@ -1000,9 +1027,27 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 		ds.opts.HaveLedger, ds.opts.Ledger = true, led
 		changed = true
 	}
-	if changed && s.OnOptions != nil {
-		s.OnOptions(domain, ds.opts)
+	if changed && !ds.pending {
+		ds.pending = true
+		s.changed = append(s.changed, domain)
 	}
+}
+
+// handOptions hands the options the message changed to OnOptions, once
+// per domain.
+func (s *Session) handOptions() {
+	for _, d := range s.changed {
+		ds := s.domains[d]
+		if ds == nil || !ds.pending {
+			continue // evicted meanwhile
+		}
+		ds.pending = false
+		if s.OnOptions != nil {
+			ds.shared = true
+			s.OnOptions(d, ds.opts)
+		}
+	}
+	s.changed = s.changed[:0]
 }
 
 func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) []flow.Record {
