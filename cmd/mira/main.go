@@ -44,7 +44,8 @@ func main() {
 }
 
 // runMira is mira with its arguments; it returns the exit code: 0 done (or
-// help, --version), 1 the command failed, 2 no or an unknown command.
+// help, --version), 1 the command failed, 2 no or an unknown command, or
+// flags the command refuses.
 func runMira(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
 		fmt.Fprint(stderr, usage)
@@ -80,6 +81,10 @@ func runMira(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mira "+cmd+":", err)
+		var ue *cli.UsageError
+		if errors.As(err, &ue) {
+			return 2
+		}
 		return 1
 	}
 	return 0

@@ -52,6 +52,21 @@ func TestHelpContent(t *testing.T) {
 	}
 }
 
+// TestBadFlagValues: values the flags refuse exit 2 (a usage error) with
+// the flag named.
+func TestBadFlagValues(t *testing.T) {
+	for _, args := range [][]string{
+		{"analyze", "--workers", "-3"},
+		{"report", "--db", "x.db", "--limit", "many"},
+		{"synth", "-o", "x.pcap", "--flows", "lots"},
+	} {
+		var out, errb bytes.Buffer
+		if code := runMira(context.Background(), args, &out, &errb); code != 2 || !strings.Contains(errb.String(), "invalid value") || !strings.Contains(errb.String(), "for flag -") {
+			t.Errorf("mira %s: exit %d, stderr %q", strings.Join(args, " "), code, errb.String())
+		}
+	}
+}
+
 // TestVersion: mira --version and mira version print the version and
 // exit 0; an unknown command exits 2.
 func TestVersion(t *testing.T) {

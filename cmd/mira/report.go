@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
@@ -29,10 +30,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, e
 		return true, err
 	}
 	if err != nil {
-		return true, err
+		return true, &cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return true, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return true, &cli.UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	return false, nil
 }

@@ -185,6 +185,15 @@ func Parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 		stdout.Write(out.Bytes())
 	case err != nil:
 		stderr.Write(out.Bytes())
+		return &UsageError{Err: err}
 	}
 	return err
 }
+
+// UsageError is a command line the command cannot run (an unknown flag,
+// a value a flag refuses); commands exit 2 on it, as flag.ExitOnError
+// does.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }

@@ -53,7 +53,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o Options
 	fs.StringVar(&o.Format, "format", "table", "output format: table, json or csv")
 	fs.StringVar(&o.DB, "db", "", "keep the collector store in this file (default: temporary)")
-	fs.IntVar(&o.Workers, "workers", 0, "flow-table shards")
+	fs.Var((*cli.Count)(&o.Workers), "workers", "flow-table shards (0: the default)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "flow idle timeout (default 30s)")
 	fs.DurationVar(&o.ActiveTimeout, "active-timeout", 0, "flow active timeout, the aggregation period (default 120s)")
 	fs.StringVar(&o.Symptoms, "symptoms", "", "symptom database (default: the embedded one)")
