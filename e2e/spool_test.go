@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,5 +197,85 @@ func TestSpoolDrainTimeout(t *testing.T) {
 	}
 	if !strings.Contains(probe.stderr.String(), "records remain spooled") {
 		t.Fatalf("mira-probe did not say how many records remain:\n%s", probe.stderr.String())
+	}
+}
+
+// lossReport is the part of mira report's JSON summary about losses.
+type lossReport struct {
+	Summary struct {
+		Packets              uint64            `json:"packets"`
+		EstimatedPackets     uint64            `json:"estimated_packets"`
+		EstimatedPacketsLow  uint64            `json:"estimated_packets_low"`
+		EstimatedPacketsHigh uint64            `json:"estimated_packets_high"`
+		Loss                 map[string]uint64 `json:"loss"`
+		RegulationChanges    *int              `json:"regulation_changes"`
+		Ledgers              []struct {
+			Probe   string            `json:"probe"`
+			Records uint64            `json:"records"`
+			Loss    map[string]uint64 `json:"loss"`
+		} `json:"ledgers"`
+	} `json:"summary"`
+}
+
+// TestLossLedgerInReport runs a probe whose flow table is too small for
+// the capture into a collector: the probe's ledger (IPFIX options) must
+// reach the report, its eviction stage equal to the stored flows that
+// ended for lack of resources, its exported records to the flows stored,
+// and every stage must be listed.
+func TestLossLedgerInReport(t *testing.T) {
+	dir := t.TempDir()
+	pcap := synthPcap(t, dir, "--flows", "300")
+	coll := startCollector(t, false, true)
+	cfg := filepath.Join(dir, "probe.yaml")
+	if err := os.WriteFile(cfg, []byte("meter: {max_flows: 64}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runProbe(t, "--config", cfg, "-r", pcap, "--export", "tcp://"+coll.tcp)
+	metricEvicted := coll.metric(`mira_collector_loss_total{stage="eviction"}`)
+	coll.p.terminate(t, 30*time.Second)
+	var rep lossReport
+	out := run(t, bin(t, "mira"), "report", "--db", coll.db, "--format", "json", "--limit", "1")
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("mira report: %v\n%s", err, out)
+	}
+	var fl struct {
+		Flows []struct {
+			EndReason string `json:"end_reason"`
+		} `json:"flows"`
+	}
+	if err := json.Unmarshal(run(t, bin(t, "mira"), "flows", "--db", coll.db, "--format", "json"), &fl); err != nil {
+		t.Fatal(err)
+	}
+	var evicted uint64
+	for _, f := range fl.Flows {
+		if f.EndReason == "resource" {
+			evicted++
+		}
+	}
+	s := rep.Summary
+	if len(s.Loss) != 10 || s.RegulationChanges == nil {
+		t.Fatalf("summary loss %v, regulation_changes %v: want all 10 stages and a count", s.Loss, s.RegulationChanges)
+	}
+	if len(s.Ledgers) != 1 {
+		t.Fatalf("%d probe ledgers in the report, want 1: %+v", len(s.Ledgers), s.Ledgers)
+	}
+	l := s.Ledgers[0]
+	if evicted == 0 || l.Loss["eviction"] != evicted || s.Loss["eviction"] != evicted {
+		t.Errorf("probe ledger eviction %d, summary %d; stored flows ended for lack of resources: %d (want equal, > 0)",
+			l.Loss["eviction"], s.Loss["eviction"], evicted)
+	}
+	if metricEvicted != float64(evicted) {
+		t.Errorf("collector /metrics eviction loss %v, want %d", metricEvicted, evicted)
+	}
+	if l.Records != res.records || uint64(len(fl.Flows)) != res.records {
+		t.Errorf("ledger says %d records exported, the probe %d, the store holds %d", l.Records, res.records, len(fl.Flows))
+	}
+	for _, st := range []string{"ring", "queue", "export", "spool", "socket", "sequence", "malformed", "store"} {
+		if s.Loss[st] != 0 {
+			t.Errorf("loss %s = %d on a clean run", st, s.Loss[st])
+		}
+	}
+	if s.EstimatedPackets != s.Packets || s.EstimatedPacketsLow != s.Packets || s.EstimatedPacketsHigh != s.Packets {
+		t.Errorf("unsampled: estimated packets %d [%d, %d], want %d", s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh, s.Packets)
 	}
 }

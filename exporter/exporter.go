@@ -67,6 +67,18 @@ type Config struct {
 	// the templates. They must fit one message with the other options.
 	SymptomNames  map[uint16]string
 	CategoryNames map[uint16]string
+	// Ledger, when set, returns the probe's loss ledger up to the
+	// exporters (the exporter fills in the export and spool stages with
+	// its own counts: what this target did not get); it is sent per
+	// domain in a ledger options record (ipfix.LedgerOptionsTemplate,
+	// with this exporter's message and record totals) with the other
+	// options, every LedgerInterval on stream transports (default 60s;
+	// over UDP with the template refresh), and once more at Close after
+	// the last data. Like the other options, each one sent between data
+	// messages costs nfcapd 1.7.1 one sequence error (see sendOptions);
+	// the first and the last cost none.
+	Ledger         func() flow.Loss
+	LedgerInterval time.Duration
 	// Spool, when set, keeps tcp:// and tls:// exports on disk until
 	// their delivery is known and replays them after reconnects and
 	// restarts (see Spool). Its PEN and Now default to the Config's.
@@ -99,6 +111,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.FileRotate <= 0 {
 		d.FileRotate = 5 * time.Minute
+	}
+	if d.LedgerInterval <= 0 {
+		d.LedgerInterval = 60 * time.Second
 	}
 	if d.ExportingProcessID == 0 {
 		d.ExportingProcessID = uint32(os.Getpid())
@@ -149,7 +164,8 @@ type Exporter struct {
 	begun   bool
 	stats   Stats
 	closed  bool
-	spool   *Spool // t, when it is a spool
+	spool   *Spool    // t, when it is a spool
+	born    time.Time // systemInitTimeMilliseconds of the ledger
 }
 
 // domainState is one observation domain: its sequence number, the
@@ -161,6 +177,7 @@ type domainState struct {
 	sent        [3]uint64 // template ids 256.. sent in this transport session
 	anySent     bool
 	lastRefresh time.Time
+	lastLedger  time.Time
 	msgs        int
 	flowRecords uint64
 
@@ -248,6 +265,7 @@ func NewTransport(t Transport, cfg *Config) *Exporter {
 	c := cfg.withDefaults()
 	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}}
 	e.spool, _ = t.(*Spool)
+	e.born = c.Now()
 	e.limit = c.StreamMessageSize
 	if !t.Reliable() {
 		e.limit = c.MTU
@@ -325,6 +343,20 @@ func (e *Exporter) Close() error {
 	}
 	e.closed = true
 	err := e.flushAll()
+	if e.cfg.Ledger != nil {
+		// The final ledger, after the last data.
+		now := e.cfg.Now()
+		for _, d := range e.order {
+			sess, berr := e.t.Begin()
+			if berr != nil {
+				break
+			}
+			e.newSession(sess)
+			if lerr := e.sendLedger(d, now); err == nil {
+				err = lerr
+			}
+		}
+	}
 	if ferr := e.t.Flush(); err == nil {
 		err = ferr
 	}
@@ -454,6 +486,8 @@ func (e *Exporter) start(d *domainState) error {
 	if !d.anySent {
 		e.sendOptions(d, now)
 		d.lastRefresh, d.msgs = now, 0
+	} else if e.cfg.Ledger != nil && e.t.Reliable() && now.Sub(d.lastLedger) >= e.cfg.LedgerInterval {
+		e.sendLedger(d, now)
 	}
 	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
 	d.open, d.msgSess, d.records, d.optRecs, d.setStart = true, s, 0, 0, -1
@@ -527,6 +561,9 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
 	}
 	ts = append(ts, e.nameTemplates()...)
+	if e.cfg.Ledger != nil {
+		ts = append(ts, ipfix.LedgerOptionsTemplate(e.cfg.PEN))
+	}
 	if len(ts) == 0 {
 		return b, optRecs
 	}
@@ -560,7 +597,53 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		}
 		b = ipfix.FinishSet(b, s, 0)
 	}
-	return e.appendNames(b, optRecs)
+	b, optRecs = e.appendNames(b, optRecs)
+	if e.cfg.Ledger != nil {
+		b, optRecs = e.appendLedger(d, b), optRecs+1
+	}
+	return b, optRecs
+}
+
+// appendLedger appends d's ledger record (its template must have been
+// sent) and notes when.
+func (e *Exporter) appendLedger(d *domainState, b []byte) []byte {
+	l := ipfix.Ledger{SystemInit: e.born.UnixMilli(), Messages: e.stats.Messages, Records: e.stats.Records, Loss: e.cfg.Ledger()}
+	// The export stages are this target's: records it did not get.
+	l.Loss.Export = e.stats.Dropped
+	if e.spool != nil {
+		l.Loss.Spool = e.spool.Stats().Dropped
+	}
+	var s int
+	b, s = ipfix.AppendSetHeader(b, ipfix.LedgerOptionsTemplateID)
+	b = ipfix.AppendLedgerRecord(b, d.id, &l)
+	d.lastLedger = e.cfg.Now()
+	return ipfix.FinishSet(b, s, 0)
+}
+
+// sendLedger sends d's ledger record in a message of its own.
+func (e *Exporter) sendLedger(d *domainState, now time.Time) error {
+	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+	if t := ipfix.LedgerOptionsTemplate(e.cfg.PEN); !d.isSent(t.ID) {
+		var s int
+		d.msg, s = ipfix.AppendSetHeader(d.msg, ipfix.OptionsSetID)
+		d.msg = ipfix.AppendTemplate(d.msg, t)
+		d.msg = ipfix.FinishSet(d.msg, s, 0)
+		d.markSent(t.ID)
+		e.stats.Templates++
+	}
+	d.msg = e.appendLedger(d, d.msg)
+	err := ipfix.FinishMessage(d.msg)
+	if err == nil {
+		err = e.write(d.msg, 1, 0)
+	}
+	if err != nil {
+		return e.noteErr(err)
+	}
+	d.seq++
+	e.stats.Messages++
+	e.stats.OptionsRecords++
+	e.stats.Bytes += uint64(len(d.msg))
+	return nil
 }
 
 func (e *Exporter) optionsTemplate() *ipfix.Template {

@@ -76,11 +76,14 @@ func checkIpfixDump(t *testing.T, out string, recs []flow.Record, options int) {
 	}
 }
 
+// testLedger is a probe ledger with a few stages counted.
+func testLedger() flow.Loss { return flow.Loss{Ring: 3, Queue: 4, Eviction: 9} }
+
 // TestIpfixDumpFile exports to file:// with exporter metadata on and reads
 // the RFC 5655 file with ipfixDump.
 func TestIpfixDumpFile(t *testing.T) {
 	dir := t.TempDir()
-	e, err := New("file://"+dir, &Config{ExporterMetadata: true, StreamMessageSize: 2000})
+	e, err := New("file://"+dir, &Config{ExporterMetadata: true, StreamMessageSize: 2000, Ledger: testLedger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +103,15 @@ func TestIpfixDumpFile(t *testing.T) {
 		domains[r.ObservationDomain] = true
 	}
 	out := runIpfixDump(t, files[0])
-	checkIpfixDump(t, out, recs, len(domains))
+	// Per domain: the exporter record, and the ledger at start and end.
+	checkIpfixDump(t, out, recs, 3*len(domains))
 	if !strings.Contains(out, "exportingProcessId") {
 		t.Fatal("no exporter options record")
+	}
+	for _, ie := range []string{"ignoredPacketTotalCount : 7", "notSentFlowTotalCount : 0", "lossRingPacketTotalCount : 3", "lossEvictionFlowTotalCount : 9"} {
+		if !strings.Contains(out, ie) {
+			t.Fatalf("ipfixDump shows no %q in the ledger records", ie)
+		}
 	}
 }
 

@@ -106,3 +106,31 @@ func TestNfcapd(t *testing.T) {
 		t.Fatal("no tunnelled record with symptoms in the test set")
 	}
 }
+
+// TestNfcapdLedger exports with the loss ledger on (an options message
+// before the first data and one after the last, per domain) and checks
+// nfcapd reads every flow with no sequence error.
+func TestNfcapdLedger(t *testing.T) {
+	n := peertest.StartNfcapd(t)
+	recs := ipfixtest.Random(9, 400)
+	e, err := New(n.URL(), &Config{MTU: 1400, TemplateRefreshMessages: 1 << 20, Ledger: testLedger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(recs); i += 100 {
+		if err := e.Export(recs[i : i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := n.Records(t)
+	m := regexp.MustCompile(`Flows: (\d+), Packets: \d+, Bytes: \d+, Sequence Errors: (\d+), Bad Packets: (\d+)`).FindStringSubmatch(n.Log())
+	if m == nil || m[1] != fmt.Sprint(len(recs)) || m[2] != "0" || m[3] != "0" {
+		t.Fatalf("nfcapd summary %q, want %d flows, no sequence errors, no bad packets\n%s", m, len(recs), n.Log())
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("nfdump shows %d flows, want %d", len(got), len(recs))
+	}
+}

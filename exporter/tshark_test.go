@@ -68,7 +68,7 @@ func TestTshark(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	e, err := New("udp://"+pc.LocalAddr().String(), &Config{MTU: 1000, TemplateRefreshMessages: 5})
+	e, err := New("udp://"+pc.LocalAddr().String(), &Config{MTU: 1000, TemplateRefreshMessages: 5, Ledger: testLedger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,23 @@ type exportStatser interface{ Stats() exporter.Stats }
 // over sources, workers and export targets. Socket, sequence, malformed
 // and store losses happen at the collector and stay zero here.
 func (p *Probe) Loss() flow.Loss {
+	l := p.captureLoss()
+	p.mu.Lock()
+	exps := p.expList
+	p.mu.Unlock()
+	for _, e := range exps {
+		if x, ok := e.(exportStatser); ok {
+			st := x.Stats()
+			l.Export += st.Dropped
+			l.Spool += st.SpoolDropped
+		}
+	}
+	return l
+}
+
+// captureLoss is the ledger up to the exporters. It takes no lock, so
+// that an exporter can call it while the probe hands it records.
+func (p *Probe) captureLoss() flow.Loss {
 	var l flow.Loss
 	if pipe := p.pipe.Load(); pipe != nil {
 		s := pipe.Stats()
@@ -43,15 +60,5 @@ func (p *Probe) Loss() flow.Loss {
 	}
 	l.Regulation += p.ledger.Regulation.Load()
 	l.Queue += p.ledger.Queue.Load()
-	p.mu.Lock()
-	exps := p.expList
-	p.mu.Unlock()
-	for _, e := range exps {
-		if x, ok := e.(exportStatser); ok {
-			st := x.Stats()
-			l.Export += st.Dropped
-			l.Spool += st.SpoolDropped
-		}
-	}
 	return l
 }

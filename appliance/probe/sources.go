@@ -71,6 +71,7 @@ func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 	}
 	return &exporter.Config{
 		Spool:           sp,
+		Ledger:          p.captureLoss,
 		Sampling:        p.sel.ExportSampling(),
 		AggregateNames:  p.sel.AggregateNames(),
 		SymptomNames:    p.symptomNames(),

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mira-project/mira/flow"
 )
 
 // WriteJSON writes the report as JSON (ARCHITECTURE.md §3 "Report JSON").
@@ -158,6 +160,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	writeCounts(bw, "Malformed", s.Malformed)
 	writeCounts(bw, "Collector evictions", s.Evicted)
+	writeLoss(bw, s)
 	writeCounts(bw, "Probe decode errors", s.DecodeErrors)
 	writeCounts(bw, "Store decode errors", s.StoreErrors)
 	if err := bw.Flush(); err != nil {
@@ -382,4 +385,32 @@ func writeEstimates(w *bufio.Writer, r *Report) {
 	}
 	add("total", r.Summary.Estimate)
 	t.write(w)
+}
+
+// writeLoss prints the loss ledger: every stage in data-path order, then
+// each probe process's own stages.
+func writeLoss(w io.Writer, s *Summary) {
+	if s.Loss == nil {
+		return
+	}
+	fmt.Fprint(w, "Loss:")
+	for i, st := range flow.LossStages {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d", sep, st, s.Loss[st])
+	}
+	fmt.Fprintln(w)
+	for _, l := range s.Ledgers {
+		fmt.Fprintf(w, "  probe %s domain %d (started %s): exported %d records in %d messages; lost:",
+			l.Probe, l.Domain, l.Started.Format(time.RFC3339), l.Records, l.Messages)
+		for _, st := range flow.LossStages[:6] {
+			fmt.Fprintf(w, " %s %d", st, l.Loss[st])
+		}
+		fmt.Fprintln(w)
+	}
+	if s.RegulationChanges > 0 {
+		fmt.Fprintf(w, "Regulation: %d sampling changes announced\n", s.RegulationChanges)
+	}
 }

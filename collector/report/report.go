@@ -104,6 +104,9 @@ type Options struct {
 	// the usage table and the summary then cover the kept biflows, and
 	// the summary's flows, first and last their records.
 	Keep func(*Biflow) bool
+	// Ledgers are the probes' loss ledgers the store kept
+	// (store.Store.Ledgers; StoreInputs fills it).
+	Ledgers []store.Ledger
 }
 
 func mod(a, b int64) int64 {
@@ -374,6 +377,34 @@ type Summary struct {
 	DecodeErrors map[string]uint64 `json:"decode_errors,omitempty"`
 	// StoreErrors are stored records that could not be read, by reason.
 	StoreErrors map[string]uint64 `json:"store_errors,omitempty"`
+	// EstimatedPackets and EstimatedOctets extrapolate sampled or
+	// regulated traffic, with their 95 % (Options.Confidence) interval;
+	// unsampled, they are the observed totals.
+	EstimatedPackets     uint64 `json:"estimated_packets"`
+	EstimatedPacketsLow  uint64 `json:"estimated_packets_low"`
+	EstimatedPacketsHigh uint64 `json:"estimated_packets_high"`
+	EstimatedOctetsLow   uint64 `json:"estimated_octets_low"`
+	EstimatedOctetsHigh  uint64 `json:"estimated_octets_high"`
+	// Loss is the loss ledger over all probes and the collector: stage
+	// (flow.LossStages) -> packets or records lost there. The probes'
+	// stages come from their ledger options (all time, not only the
+	// report's window); the collector's from its counters.
+	Loss map[string]uint64 `json:"loss"`
+	// Ledgers are the probes' ledgers, one per exporting process.
+	Ledgers []ProbeLedger `json:"ledgers,omitempty"`
+	// RegulationChanges counts the sampling changes the probes
+	// announced (self-regulation switching rate), over all origins.
+	RegulationChanges int `json:"regulation_changes"`
+}
+
+// ProbeLedger is one exporting process's ledger as a report shows it.
+type ProbeLedger struct {
+	Probe    string            `json:"probe"`
+	Domain   uint32            `json:"domain"`
+	Started  time.Time         `json:"started"`
+	Messages uint64            `json:"messages"`
+	Records  uint64            `json:"records"`
+	Loss     map[string]uint64 `json:"loss"`
 }
 
 // Report is the biflow report of ARCHITECTURE.md §3 plus a summary.
@@ -593,7 +624,55 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	if len(opts.StoreErrors) > 0 {
 		s.StoreErrors = opts.StoreErrors
 	}
+	s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = s.Packets, s.Packets, s.Packets
+	s.EstimatedOctetsLow, s.EstimatedOctetsHigh = s.EstimatedOctets, s.EstimatedOctets
+	if e := s.Estimate; e != nil {
+		s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = e.Packets, e.PacketsLow, e.PacketsHigh
+		s.EstimatedOctetsLow, s.EstimatedOctetsHigh = min(e.OctetsLow, s.EstimatedOctets), max(e.OctetsHigh, s.EstimatedOctets)
+	}
+	s.Loss, s.Ledgers = lossLedger(&opts)
+	s.RegulationChanges = regulationChanges(opts.Announcements)
 	return rep
+}
+
+// lossLedger sums the probes' ledgers and the collector's counters into
+// the report's loss stages, and lists each probe process's ledger.
+func lossLedger(opts *Options) (map[string]uint64, []ProbeLedger) {
+	var total flow.Loss
+	var per []ProbeLedger
+	for i := range opts.Ledgers {
+		l := &opts.Ledgers[i]
+		total.Add(l.Loss)
+		per = append(per, ProbeLedger{Probe: l.Origin.Exporter, Domain: l.Origin.Domain, Started: time.UnixMilli(l.SystemInit).UTC(),
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss.Map()})
+	}
+	if st := opts.Stats; st != nil {
+		total.Socket += st.SocketDrops
+		total.Sequence += st.Lost
+		for _, n := range st.Malformed {
+			total.Malformed += n
+		}
+		total.Store += st.Dropped
+	}
+	for _, n := range opts.StoreErrors {
+		total.Store += n
+	}
+	return total.Map(), per
+}
+
+// regulationChanges counts the announcements that changed an origin's
+// sampling (the first one of an origin sets it, and repeats change
+// nothing).
+func regulationChanges(anns map[store.Origin][]store.Announcement) int {
+	n := 0
+	for _, l := range anns {
+		for i := 1; i < len(l); i++ {
+			if max(l[i].Interval, 1) != max(l[i-1].Interval, 1) || l[i].Flow != l[i-1].Flow {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func sortBiflows(bs []Biflow, order string) {

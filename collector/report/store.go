@@ -100,6 +100,11 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 	if opts.StoreErrors == nil {
 		opts.StoreErrors = s.DecodeErrors()
 	}
+	if opts.Ledgers == nil {
+		if opts.Ledgers, err = s.Ledgers(); err != nil {
+			return nil, err
+		}
+	}
 	return flows, nil
 }
 

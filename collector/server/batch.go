@@ -105,12 +105,12 @@ func (s *Server) commit() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	p, names, anns := s.pending, s.names, s.anns
-	if p.n == 0 && names == nil && anns == nil && len(s.dirtySeq) == 0 {
+	p, names, anns, ledgers := s.pending, s.names, s.anns, s.ledgers
+	if p.n == 0 && names == nil && anns == nil && ledgers == nil && len(s.dirtySeq) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	s.pending, s.spare, s.names, s.anns = s.spare, nil, nil, nil
+	s.pending, s.spare, s.names, s.anns, s.ledgers = s.spare, nil, nil, nil, nil
 	var seqs map[store.SeqOrigin]*store.SeqSet
 	for o := range s.dirtySeq {
 		if seqs == nil {
@@ -130,6 +130,15 @@ func (s *Server) commit() error {
 	if err == nil && anns != nil {
 		if err = s.st.PutAnnouncements(anns); err == nil {
 			anns = nil
+		}
+	}
+	if err == nil && ledgers != nil {
+		ls := make([]store.Ledger, 0, len(ledgers))
+		for _, l := range ledgers {
+			ls = append(ls, l)
+		}
+		if err = s.st.PutLedgers(ls); err == nil {
+			ledgers = nil
 		}
 	}
 	if err == nil {
@@ -163,6 +172,13 @@ func (s *Server) commit() error {
 				anns[o] = append(anns[o], l...)
 			}
 			s.anns = anns
+		}
+		if ledgers != nil {
+			// Newer ledgers (received meanwhile) win.
+			for k, l := range s.ledgers {
+				ledgers[k] = l
+			}
+			s.ledgers = ledgers
 		}
 		p.merge(s.pending)
 		s.spare, s.pending = s.pending, p

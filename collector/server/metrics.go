@@ -5,6 +5,7 @@ import (
 
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // statsDelta is what the collector counted between two snapshots, in the
@@ -53,11 +54,12 @@ var (
 	cBusy      = prometheus.NewDesc("mira_collector_store_busy_total", "Commits deferred because another process held the store open.", nil, nil)
 	cDropped   = prometheus.NewDesc("mira_collector_dropped_records_total", "Records dropped because the store stayed unavailable too long.", nil, nil)
 	cPending   = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
+	cLoss      = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this collector started, the collector's own counted here.", []string{"stage"}, nil)
 	cDups      = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss} {
 		ch <- d
 	}
 }
@@ -86,7 +88,20 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.s.mu.Lock()
 	stored, werrs := m.s.stored, m.s.werrs
 	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n, m.s.duplicates
+	var loss flow.Loss
+	for _, l := range m.s.ledgerSeen {
+		loss.Add(l)
+	}
 	m.s.mu.Unlock()
+	loss.Socket += st.SocketDrops
+	loss.Sequence += st.LostRecords
+	for _, n := range st.Malformed {
+		loss.Malformed += n
+	}
+	loss.Store += dropped
+	for i, v := range loss.Counts() {
+		c(cLoss, v, flow.LossStages[i])
+	}
 	c(cDups, dups)
 	c(cBusy, busy)
 	c(cDropped, dropped)

@@ -67,6 +67,8 @@ type Server struct {
 	// exporter (loaded from the store at start); dirtySeq are those
 	// changed since the last commit; duplicates counts records dropped
 	// because their sequence number was already stored.
+	ledgers    map[ledgerKey]store.Ledger // received since the last commit
+	ledgerSeen map[ledgerKey]flow.Loss    // latest of every process since start (/metrics)
 	seqs       map[store.SeqOrigin]*store.SeqSet
 	dirtySeq   map[store.SeqOrigin]bool
 	duplicates uint64
@@ -127,6 +129,12 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 }
 
+// ledgerKey names one exporting process's ledger.
+type ledgerKey struct {
+	o    store.Origin
+	init int64
+}
+
 // dedup drops the records of a spooling exporter whose sequence numbers
 // are already stored or pending and returns the others with a function
 // that notes their numbers (called once they are pending); s.mu held. A
@@ -184,6 +192,21 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	if opts.HaveSampling {
 		s.mu.Lock()
 		s.noteSampling(pendKey{addr: o.Exporter.Addr(), domain: o.Domain}, opts.Sampling)
+		s.mu.Unlock()
+	}
+	if opts.HaveLedger {
+		l := opts.Ledger
+		so := store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}
+		s.mu.Lock()
+		if s.ledgers == nil {
+			s.ledgers = map[ledgerKey]store.Ledger{}
+		}
+		s.ledgers[ledgerKey{so, l.SystemInit}] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss, Updated: time.Now()}
+		if s.ledgerSeen == nil {
+			s.ledgerSeen = map[ledgerKey]flow.Loss{}
+		}
+		s.ledgerSeen[ledgerKey{so, l.SystemInit}] = l.Loss
 		s.mu.Unlock()
 	}
 	if s.st == nil {

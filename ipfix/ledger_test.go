@@ -1,0 +1,47 @@
+package ipfix
+
+import (
+	"testing"
+
+	"github.com/mira-project/mira/flow"
+)
+
+// TestLedgerAndSpoolOptionsRoundTrip encodes a ledger and a spool
+// instance record and decodes them with a Session.
+func TestLedgerAndSpoolOptionsRoundTrip(t *testing.T) {
+	want := Ledger{SystemInit: 1_700_000_000_123, Messages: 12, Records: 3456,
+		Loss: flow.Loss{Ring: 1, Queue: 2, Regulation: 3, Eviction: 4, Export: 5, Spool: 6}}
+	b := AppendHeader(nil, Header{Domain: 9})
+	b, s := AppendSetHeader(b, OptionsSetID)
+	b = AppendTemplate(b, LedgerOptionsTemplate(0))
+	b = AppendTemplate(b, SpoolOptionsTemplate(0))
+	b = FinishSet(b, s, 0)
+	b, s = AppendSetHeader(b, LedgerOptionsTemplateID)
+	b = AppendLedgerRecord(b, 9, &want)
+	b = FinishSet(b, s, 0)
+	b, s = AppendSetHeader(b, SpoolOptionsTemplateID)
+	b = AppendSpoolRecord(b, 9, 0xfeedface12345678)
+	b = FinishSet(b, s, 0)
+	if err := FinishMessage(b); err != nil {
+		t.Fatal(err)
+	}
+	sess := NewSession("test")
+	var got DomainOptions
+	sess.OnOptions = func(d uint32, o DomainOptions) {
+		if d == 9 {
+			got = o
+		}
+	}
+	if _, _, err := sess.Decode(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !got.HaveLedger || got.Ledger != want {
+		t.Fatalf("ledger %+v (have %v), want %+v", got.Ledger, got.HaveLedger, want)
+	}
+	if got.SpoolInstance != 0xfeedface12345678 {
+		t.Fatalf("spool instance %x", got.SpoolInstance)
+	}
+	if st := sess.Stats(); st.OptionsRecords != 2 {
+		t.Fatalf("%d options records, want 2", st.OptionsRecords)
+	}
+}
