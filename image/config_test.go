@@ -57,14 +57,15 @@ func TestParseSystem(t *testing.T) {
 	if err != nil || s.DHCPEnabled() || s.Syslog != "192.0.2.5:514" {
 		t.Fatalf("static: %+v %v", s, err)
 	}
-	for _, bad := range []string{
-		"management: {address: 192.0.2.10}\n",
-		"management: {dhcp: false}\n",
-		"managment: {}\n",
-		"management: {dns: [nameserver]}\n",
+	for bad, want := range map[string]string{
+		"management: {address: 192.0.2.10}\n":            `sys.yaml:1: key "management.address": netip.ParsePrefix("192.0.2.10"): no '/'`,
+		"management: {dhcp: false}\n":                    `sys.yaml:1: key "management": dhcp is off and no address is given`,
+		"managment: {}\n":                                `sys.yaml:1: key "managment": unknown key`,
+		"management:\n  dns: [192.0.2.53, nameserver]\n": `sys.yaml:2: key "management.dns[1]": ParseAddr("nameserver")`,
+		"update:\n  listen: :8443\n  token: short\n":     `sys.yaml:3: key "update.token": at least 16 characters`,
 	} {
-		if _, err := ParseSystem("sys.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "sys.yaml") {
-			t.Errorf("%q: err = %v", bad, err)
+		if _, err := ParseSystem("sys.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", bad, err, want)
 		}
 	}
 }

@@ -1,15 +1,13 @@
 package image
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/mira-project/mira/internal/yamlnode"
 )
 
 // System is mira/system.yaml: the appliance settings mira-init applies
@@ -49,40 +47,49 @@ func (s *System) DHCPEnabled() bool {
 func (s *System) WatchdogEnabled() bool { return s.Watchdog == nil || *s.Watchdog }
 
 // ParseSystem parses mira/system.yaml over the defaults (nil b: the
-// defaults). Errors name name:line.
+// defaults). Errors name name:line: key (internal/yamlnode), every one.
 func ParseSystem(name string, b []byte) (*System, error) {
 	var s System
-	if err := strictYAML(DefaultSystemYAML, &s); err != nil {
-		return nil, fmt.Errorf("system.yaml (embedded): %w", err)
+	if err := yamlnode.Decode("system.yaml (embedded)", DefaultSystemYAML, &s); err != nil {
+		return nil, err
 	}
-	if b != nil {
-		if err := strictYAML(b, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
+	if err := yamlnode.Decode(name, b, &s); err != nil {
+		return nil, err
+	}
+	root, err := yamlnode.Parse(name, b)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(key string, format string, a ...any) {
+		errs = append(errs, root.At(key, fmt.Errorf(format, a...)))
 	}
 	if s.Management.Interface == "" {
-		return nil, fmt.Errorf("%s: management.interface: empty", name)
+		bad("management.interface", "empty")
 	}
 	if s.Management.Address != "" {
 		if _, err := netip.ParsePrefix(s.Management.Address); err != nil {
-			return nil, fmt.Errorf("%s: management.address: %v", name, err)
+			bad("management.address", "%v", err)
 		}
 	}
 	if s.Management.Gateway != "" {
 		if _, err := netip.ParseAddr(s.Management.Gateway); err != nil {
-			return nil, fmt.Errorf("%s: management.gateway: %v", name, err)
+			bad("management.gateway", "%v", err)
 		}
 	}
-	for _, d := range s.Management.DNS {
+	for i, d := range s.Management.DNS {
 		if _, err := netip.ParseAddr(d); err != nil {
-			return nil, fmt.Errorf("%s: management.dns: %v", name, err)
+			bad(fmt.Sprintf("management.dns[%d]", i), "%v", err)
 		}
 	}
 	if !s.DHCPEnabled() && s.Management.Address == "" {
-		return nil, fmt.Errorf("%s: management: dhcp is off and no address is given", name)
+		bad("management", "dhcp is off and no address is given")
 	}
 	if s.Update.Listen != "" && len(s.Update.Token) < 16 {
-		return nil, fmt.Errorf("%s: update.token: at least 16 characters are required with update.listen", name)
+		bad("update.token", "at least 16 characters are required with update.listen")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if s.Update.Trial <= 0 {
 		s.Update.Trial = 2 * time.Minute
@@ -91,15 +98,6 @@ func ParseSystem(name string, b []byte) (*System, error) {
 		s.Syslog += ":514"
 	}
 	return &s, nil
-}
-
-func strictYAML(b []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
 }
 
 // DefaultCollectorYAML is mira/collector.yaml of an all-in-one image.
