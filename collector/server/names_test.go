@@ -82,7 +82,7 @@ func namesMessage(domain uint32, names map[uint16]string) []byte {
 
 // TestNamesPerOrigin: two probes with different symptom databases export
 // to one collector, and options from an observation domain that sends
-// no flows name ids 1..16 as garbage. Each probe's flows keep the names
+// no flows name ids 0..16 as garbage (and are not stored at all). Each probe's flows keep the names
 // of its own database, in `mira flows` and in `mira report` (where the
 // default rules classify the first probe's MAIL flows as Mail).
 func TestNamesPerOrigin(t *testing.T) {
@@ -133,6 +133,16 @@ func TestNamesPerOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// Options of a domain that sends no flows are not even stored.
+	x, err := st.NameIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := range x.Origins {
+		if o.Domain == 77 {
+			t.Errorf("names of domain 77 (no flows) stored: %+v", x.Origins[o])
+		}
+	}
 	// `mira flows`, and `mira report` with the default rules, as JSON.
 	var fl report.FlowList
 	var rep report.Report

@@ -47,21 +47,27 @@ type Server struct {
 	st   *store.Store
 	coll *collector.Collector
 
-	mu         sync.Mutex
-	pending    *pendingSet                               // records waiting for the next commit
-	spare      *pendingSet                               // the other buffer, reused across commits
-	names      map[store.Origin][]store.NameAnnouncement // waiting for the next commit
-	smp        store.AnnouncementTracker[pendKey]        // per origin, for announcements
-	anns       map[store.Origin][]store.Announcement     // waiting for the next commit
-	kick       chan struct{}
-	stored     uint64
-	werrs      uint64
-	busy       uint64 // commits deferred: another process held the store
-	dropped    uint64 // records dropped: more than maxPending waiting
-	busyLogged bool
-	lastErr    error
-	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
-	maxPending int        // maxPending, lowered by tests
+	mu      sync.Mutex
+	pending *pendingSet                               // records waiting for the next commit
+	spare   *pendingSet                               // the other buffer, reused across commits
+	names   map[store.Origin][]store.NameAnnouncement // waiting for the next commit
+	// held are the name announcements of origins that have sent no
+	// record yet: stored once they do, so that options from domains
+	// that send no flows (garbage, scans) never reach the store. At most
+	// maxHeld origins; heldDropped counts those forgotten beyond it.
+	held        map[pendKey][]store.NameAnnouncement
+	heldDropped uint64
+	smp         store.AnnouncementTracker[pendKey]    // per origin, for announcements
+	anns        map[store.Origin][]store.Announcement // waiting for the next commit
+	kick        chan struct{}
+	stored      uint64
+	werrs       uint64
+	busy        uint64 // commits deferred: another process held the store
+	dropped     uint64 // records dropped: more than maxPending waiting
+	busyLogged  bool
+	lastErr     error
+	wmu         sync.Mutex // serialises commits (Run and the HTTP API)
+	maxPending  int        // maxPending, lowered by tests
 
 	// seqs are the sequence numbers stored or pending per spooling
 	// exporter (loaded from the store at start); dirtySeq are those
@@ -110,6 +116,10 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 		}
 	}
 	s.smp.Records(k, recs)
+	if h, ok := s.held[k]; ok {
+		s.queueNames(k, h...)
+		delete(s.held, k)
+	}
 	if s.pending.n+len(recs) > s.maxPending {
 		s.dropped += uint64(len(recs))
 		s.mu.Unlock()
@@ -220,13 +230,44 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
 	if a, changed := s.smp.Names(k, n, time.Now()); changed {
-		if s.names == nil {
-			s.names = map[store.Origin][]store.NameAnnouncement{}
+		if s.smp.HasRecords(k) {
+			s.queueNames(k, a)
+		} else {
+			s.holdNames(k, a)
 		}
-		so := store.Origin{Exporter: k.addr.String(), Domain: k.domain}
-		s.names[so] = append(s.names[so], a)
 	}
 	s.mu.Unlock()
+}
+
+// maxHeld bounds the origins whose names wait for their first record.
+const maxHeld = 4096
+
+// queueNames queues name announcements for the next commit; s.mu held.
+func (s *Server) queueNames(k pendKey, a ...store.NameAnnouncement) {
+	if s.names == nil {
+		s.names = map[store.Origin][]store.NameAnnouncement{}
+	}
+	so := store.Origin{Exporter: k.addr.String(), Domain: k.domain}
+	s.names[so] = append(s.names[so], a...)
+}
+
+// holdNames keeps a name announcement until k's first record; s.mu held.
+func (s *Server) holdNames(k pendKey, a store.NameAnnouncement) {
+	if s.held == nil {
+		s.held = map[pendKey][]store.NameAnnouncement{}
+	}
+	if _, ok := s.held[k]; !ok && len(s.held) >= maxHeld {
+		for x := range s.held { // forget one at random
+			delete(s.held, x)
+			s.heldDropped++
+			break
+		}
+	}
+	if l := s.held[k]; len(l) > 0 && l[len(l)-1].Since == a.Since {
+		l[len(l)-1] = a // completes it (see store.PutNameAnnouncements)
+		return
+	}
+	s.held[k] = append(s.held[k], a)
 }
 
 // StreamEnd implements collector.StreamConsumer: when a TCP or TLS
@@ -340,19 +381,22 @@ func (s *Server) Run(ctx context.Context) error {
 	statsTick := time.NewTicker(5 * time.Second)
 	defer statsTick.Stop()
 	var saved collector.Stats
-	var savedDropped uint64
+	var savedDropped, savedHeld uint64
 	saveStats := func() {
 		cur := s.coll.Stats()
 		d := statsDelta(saved, cur)
 		s.mu.Lock()
-		dropped := s.dropped
+		dropped, held := s.dropped, s.heldDropped
 		s.mu.Unlock()
 		d.Dropped = dropped - savedDropped
+		if held > savedHeld {
+			d.Evicted["held-names"] = held - savedHeld
+		}
 		if err := st.AddStats(d); err != nil {
 			s.log.Error("store stats", "err", err)
 			return
 		}
-		saved, savedDropped = cur, dropped
+		saved, savedDropped, savedHeld = cur, dropped, held
 	}
 	for {
 		select {

@@ -198,6 +198,12 @@ func (t *AnnouncementTracker[K]) Sampling(k K, interval uint32, flow bool, at ti
 	return a, true
 }
 
+// HasRecords says origin k's records were noted (Records).
+func (t *AnnouncementTracker[K]) HasRecords(k K) bool {
+	st := t.m[k]
+	return st != nil && st.haveRecs
+}
+
 // Names notes that origin k announced names n (its whole set, whose maps
 // the caller does not change afterwards) at time at, and returns the
 // name announcement to store when n differs from what k announced last.
