@@ -105,6 +105,10 @@ type Config struct {
 	// within TemplateLifetime (default 30m, three times the usual
 	// 10-minute refresh; RFC 7011 §8.4) expire. Every eviction is
 	// counted (Stats).
+	// MaxConnections bounds the TCP and TLS connections served at once
+	// (default 512; each holds about 330 KB of buffers): more are closed
+	// at once and counted (Stats.Malformed["too-many-connections"]).
+	MaxConnections      int
 	MaxSessionTemplates int
 	MaxSessionDomains   int
 	MaxTemplates        int
@@ -193,6 +197,8 @@ type Collector struct {
 	// the UDP sessions forgotten for MaxUDPSessions, and droppedTemplates
 	// the templates they held.
 	templates        atomic.Int64
+	conns            atomic.Int64 // TCP and TLS connections being served
+	connsRefused     atomic.Uint64
 	evictedSessions  uint64
 	droppedTemplates uint64
 	// logged rate-limits the refusal warnings (Config.Logger).
@@ -220,6 +226,9 @@ func New(c Consumer, cfg *Config) *Collector {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.MaxConnections <= 0 {
+		d.MaxConnections = 512
 	}
 	if d.MaxSessionTemplates <= 0 {
 		d.MaxSessionTemplates = 4096
@@ -524,9 +533,16 @@ func (c *Collector) listenStream(ctx context.Context, addr string, tcfg *tls.Con
 				c.mu.Unlock()
 				continue
 			}
+			if c.conns.Add(1) > int64(c.cfg.MaxConnections) {
+				c.conns.Add(-1)
+				c.connsRefused.Add(1)
+				conn.Close()
+				continue
+			}
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
+				defer c.conns.Add(-1)
 				defer conn.Close()
 				cstop := context.AfterFunc(ctx, func() { conn.Close() })
 				defer cstop()
@@ -671,6 +687,9 @@ func (c *Collector) Stats() Stats {
 	}
 	if c.handshakes > 0 {
 		out.Malformed["tls-handshake"] = c.handshakes
+	}
+	if n := c.connsRefused.Load(); n > 0 {
+		out.Malformed["too-many-connections"] = n
 	}
 	if c.refused > 0 {
 		out.Malformed["exporter-not-allowed"] = c.refused

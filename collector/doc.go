@@ -18,7 +18,8 @@
 // State is bounded (Config limits, collector.yaml "limits"): templates
 // and observation-domain state per session and templates in all, least
 // recently used evicted first; UDP exporters with state, least recently
-// active evicted first; UDP templates not refreshed within the template
+// active evicted first; TCP/TLS connections served at once (more are
+// closed and counted); UDP templates not refreshed within the template
 // lifetime (default 30 minutes, three times the 10-minute refresh common
 // among exporters; RFC 7011 §8.4) expire. Evictions are counted in Stats
 // (mira_collector_evicted_total{kind}, the report summary's "Collector

@@ -2,10 +2,15 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +146,55 @@ func TestTemplateLifetime(t *testing.T) {
 	c.udpSession(b) // the next datagram after a minute sweeps
 	if st := c.Stats(); st.Templates != 1 || st.TemplatesExpired != 1 || c.templates.Load() != 1 {
 		t.Fatalf("templates %d (counted %d), expired %d; want b's only, a's expired", st.Templates, c.templates.Load(), st.TemplatesExpired)
+	}
+}
+
+// TestMaxConnections: beyond MaxConnections a new TCP connection is
+// closed at once and counted; the connections being served keep working.
+func TestMaxConnections(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	c := New(ConsumerFunc(func(_ Origin, recs []flow.Record) { mu.Lock(); n += len(recs); mu.Unlock() }), &Config{MaxConnections: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); c.Wait() }()
+	addr, err := c.ListenTCP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 3 {
+		conn, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	conns[2].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conns[2].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("third connection: read %v, want EOF (closed by the collector)", err)
+	}
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, nil)
+	recs := ipfixtest.Random(1, 10)
+	e.Export(recs)
+	e.Close()
+	conns[0].Write(buf.Bytes())
+	conns[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := n
+		mu.Unlock()
+		if got == len(recs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first connection: %d records of %d", got, len(recs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := c.Stats(); st.Malformed["too-many-connections"] != 1 {
+		t.Fatalf("malformed %v", st.Malformed)
 	}
 }

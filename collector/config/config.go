@@ -51,6 +51,7 @@ type Limits struct {
 	Templates            int           `yaml:"templates"`
 	DomainsPerExporter   int           `yaml:"domains_per_exporter"`
 	UDPExporters         int           `yaml:"udp_exporters"`
+	TCPConnections       int           `yaml:"tcp_connections"`
 	TemplateLifetime     time.Duration `yaml:"template_lifetime"`
 }
 
@@ -149,6 +150,7 @@ func (c *Collector) validate(root yamlnode.Node) error {
 	}{
 		{"limits.templates_per_exporter", c.Limits.TemplatesPerExporter}, {"limits.templates", c.Limits.Templates},
 		{"limits.domains_per_exporter", c.Limits.DomainsPerExporter}, {"limits.udp_exporters", c.Limits.UDPExporters},
+		{"limits.tcp_connections", c.Limits.TCPConnections},
 	} {
 		if l.v < 1 {
 			add(l.key, fmt.Errorf("invalid value %d (want at least 1)", l.v))

@@ -319,7 +319,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.coll = collector.New(s, &collector.Config{Allow: allow, Logger: s.log,
 		MaxSessionTemplates: lim.TemplatesPerExporter, MaxTemplates: lim.Templates,
 		MaxSessionDomains: lim.DomainsPerExporter, MaxUDPSessions: lim.UDPExporters,
-		TemplateLifetime: lim.TemplateLifetime})
+		TemplateLifetime: lim.TemplateLifetime, MaxConnections: lim.TCPConnections})
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
