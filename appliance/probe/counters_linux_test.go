@@ -16,8 +16,8 @@ import (
 	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
-	"github.com/mira-project/mira/drivers/afpacket/vethtest"
 	"github.com/mira-project/mira/tools/peertest"
+	"github.com/mira-project/mira/tools/vethtest"
 )
 
 // gather reads the probe's metrics as /metrics serves them: counter

@@ -11,10 +11,10 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/afpacket"
-	"github.com/mira-project/mira/drivers/afpacket/vethtest"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/tools/peertest"
+	"github.com/mira-project/mira/tools/vethtest"
 )
 
 type recordSink struct {

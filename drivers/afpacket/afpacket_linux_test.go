@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/drivers"
-	"github.com/mira-project/mira/drivers/afpacket/vethtest"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/tools/peertest"
+	"github.com/mira-project/mira/tools/vethtest"
 )
 
 // openIn opens a capture source on side 0 of the pair, inside its
