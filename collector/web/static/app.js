@@ -1,0 +1,540 @@
+// mira-collector web UI: one page, state in the URL's query, data from
+// /api/report (the same JSON as `mira report --format json`), /api/flows
+// and /api/probes. No framework; charts by uPlot.
+"use strict";
+
+(function () {
+  const FILTERS = ["from", "to", "probe", "aggregate", "category", "host", "port", "proto", "symptom"];
+  const VIEWS = ["overview", "usage", "talkers", "symptoms", "probes", "explorer"];
+  const PALETTE = ["#1f5fae", "#e07b00", "#2e9d4d", "#c0392b", "#7d4cb0", "#00838f", "#b8860b", "#d14d8b",
+    "#556b2f", "#5d6d7e", "#8e6c4e", "#3949ab"];
+  const view = document.getElementById("view");
+  let current = null; // what the view shows, for the downloads: {name, columns, rows, json}
+  let charts = [];
+
+  // ---- state in the URL ----
+  function state() { return new URLSearchParams(location.search); }
+  function go(changes, replace) {
+    const q = state();
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null || v === undefined || v === "") q.delete(k); else q.set(k, String(v));
+    }
+    const url = "?" + q.toString();
+    if (replace) history.replaceState(null, "", url); else history.pushState(null, "", url);
+    render();
+  }
+  function link(changes) {
+    const q = state();
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null || v === undefined || v === "") q.delete(k); else q.set(k, String(v));
+    }
+    return "?" + q.toString();
+  }
+  // apiParams turns the URL's filters into the API's query parameters.
+  function apiParams(extra) {
+    const q = state(), p = {};
+    for (const k of FILTERS) {
+      const v = q.get(k);
+      if (!v) continue;
+      if (k === "probe") {
+        const i = v.lastIndexOf("/");
+        if (i > 0 && /^\d+$/.test(v.slice(i + 1))) { p.exporter = v.slice(0, i); p.domain = v.slice(i + 1); }
+        else p.exporter = v;
+      } else p[k] = v;
+    }
+    return Object.assign(p, extra || {});
+  }
+  function apiURL(path, params) {
+    const q = new URLSearchParams();
+    for (const k of Object.keys(params).sort()) q.set(k, params[k]);
+    const s = q.toString();
+    return s ? path + "?" + s : path;
+  }
+  async function api(path, params) {
+    const url = apiURL(path, params);
+    const resp = await fetch(url, { credentials: "same-origin" });
+    let body;
+    try { body = await resp.json(); } catch (e) { throw new Error(url + ": " + resp.status + " " + resp.statusText); }
+    if (!resp.ok) throw new Error((body && body.error) || (url + ": " + resp.status));
+    return body;
+  }
+
+  // ---- formatting ----
+  const nf = new Intl.NumberFormat("en-US");
+  function num(v) { return v === undefined || v === null ? "–" : nf.format(v); }
+  function bytes(v) {
+    if (v === undefined || v === null) return "–";
+    const u = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let i = 0, x = v;
+    while (x >= 1000 && i < u.length - 1) { x /= 1000; i++; }
+    return (i === 0 ? String(x) : x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0)) + " " + u[i];
+  }
+  function ts(s) { return s ? s.replace("T", " ").replace("Z", "") : "–"; }
+  function tsParam(ms) { return new Date(ms).toISOString().replace(".000Z", "Z"); }
+  function dur(a, b) {
+    const s = (Date.parse(b) - Date.parse(a)) / 1000;
+    return s < 60 ? s.toFixed(3) + " s" : s < 3600 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h";
+  }
+  const PROTO = { 1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP" };
+  function proto(p) { return PROTO[p] || String(p); }
+  function ep(a, port) { return (a.includes(":") ? "[" + a + "]" : a) + ":" + port; }
+  function symList(m) { return Object.keys(m || {}).sort().map(k => k + "=" + m[k]).join(" ") || "–"; }
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+    return e;
+  }
+  // drill makes an in-page link that changes the URL state.
+  function drill(text, changes, attrs) {
+    return el("a", Object.assign({ class: "drill", href: link(changes), onclick: ev => { ev.preventDefault(); go(changes); } }, attrs || {}), text);
+  }
+
+  // ---- tables and downloads ----
+  // table: columns [{key, label, num, fmt(row) -> node|string, csv(row)}], rows objects.
+  function table(columns, rows, opts) {
+    opts = opts || {};
+    const thead = el("thead", {}, el("tr", {}, ...columns.map(c => el("th", { class: c.num ? "num" : null, text: c.label }))));
+    const tbody = el("tbody");
+    for (const r of rows) {
+      const tr = el("tr", { class: opts.onrow ? "click" : null });
+      if (opts.selected && opts.selected(r)) tr.classList.add("selected");
+      for (const c of columns) {
+        const v = c.fmt ? c.fmt(r) : (c.num ? num(r[c.key]) : r[c.key]);
+        const td = el("td", { class: c.num ? "num" : null });
+        if (c.metric) td.setAttribute("data-col", c.metric);
+        td.append(v === undefined || v === null || v === "" ? "–" : v);
+        tr.append(td);
+      }
+      if (opts.onrow) tr.addEventListener("click", ev => { if (ev.target.tagName !== "A") opts.onrow(r); });
+      tbody.append(tr);
+    }
+    return el("div", { class: "scroll" }, el("table", { "data-table": opts.name || "" }, thead, tbody));
+  }
+  function csvOf(columns, rows) {
+    const esc = s => { s = s === undefined || s === null ? "" : String(s); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; };
+    const lines = [columns.map(c => esc(c.label)).join(",")];
+    for (const r of rows) lines.push(columns.map(c => esc(c.csv ? c.csv(r) : r[c.key])).join(","));
+    return lines.join("\n") + "\n";
+  }
+  function save(name, type, text) {
+    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+  // downloads offers the view's main table as CSV and the data behind the
+  // view as JSON (what the API answered).
+  function downloads(name) {
+    return el("div", { class: "downloads" },
+      el("button", { type: "button", id: "dl-csv", onclick: () => current && save(name + ".csv", "text/csv", csvOf(current.columns, current.rows)) }, "CSV"),
+      el("button", { type: "button", id: "dl-json", onclick: () => current && save(name + ".json", "application/json", JSON.stringify(current.json, null, 2)) }, "JSON"));
+  }
+
+  // ---- time buckets ----
+  const STEPS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400];
+  function bucketFor(firstMs, lastMs, target) {
+    const span = Math.max(1, (lastMs - firstMs) / 1000);
+    for (const s of STEPS) if (span / s <= target) return s;
+    return STEPS[STEPS.length - 1];
+  }
+  function range(summary) {
+    const q = state();
+    const from = q.get("from") ? Date.parse(normTime(q.get("from"))) : (summary.first ? Date.parse(summary.first) : NaN);
+    const to = q.get("to") ? Date.parse(normTime(q.get("to"))) : (summary.last ? Date.parse(summary.last) : NaN);
+    return [from, to];
+  }
+  function normTime(v) {
+    if (/^\d{4}-\d\d-\d\d$/.test(v)) return v + "T00:00:00Z";
+    if (/^\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(v)) return v.replace(" ", "T") + "Z";
+    return v;
+  }
+
+  // ---- charts ----
+  function stackedChart(container, xs, series, opts) {
+    // series: [{label, values[]}] drawn stacked: each band filled from the
+    // sum of the series below it; the legend shows each series' own value.
+    const width = Math.max(280, container.clientWidth - 4);
+    const cum = [];
+    let acc = xs.map(() => 0);
+    for (const s of series) { acc = acc.map((a, i) => a + (s.values[i] || 0)); cum.push(acc); }
+    const data = [xs];
+    const useries = [{ label: "time", value: (u, v) => v === null ? "–" : new Date(v * 1000).toISOString().slice(0, 19).replace("T", " ") }];
+    // Draw the top band first so the lower ones paint over it.
+    for (let i = series.length - 1; i >= 0; i--) {
+      const color = PALETTE[i % PALETTE.length];
+      data.push(cum[i]);
+      const own = series[i].values;
+      useries.push({ label: series[i].label, stroke: color, fill: color + "cc", width: 1, points: { show: false },
+        value: (u, v, si, idx) => idx === null || idx === undefined ? "–" : opts.fmt(own[idx] || 0) });
+    }
+    const u = new uPlot({
+      width, height: opts.height || 260, series: useries,
+      scales: { x: { time: true } },
+      axes: [{ stroke: "#5d6875" }, { stroke: "#5d6875", size: 64, values: (u, vs) => vs.map(v => opts.axis(v)) }],
+      cursor: { drag: { x: true, y: false } },
+      hooks: { setSelect: [u => {
+        if (!opts.onselect || u.select.width < 3) return;
+        const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
+        opts.onselect(a * 1000, b * 1000);
+      }] },
+    }, data, container);
+    charts.push({ u, container });
+    return u;
+  }
+  window.addEventListener("resize", () => {
+    for (const c of charts) c.u.setSize({ width: Math.max(280, c.container.clientWidth - 4), height: c.u.height });
+  });
+
+  // ---- views ----
+  function header(title, name, extra) {
+    return el("div", { class: "toolbar" }, el("h2", { text: title }), ...(extra || []), downloads(name));
+  }
+  function metricCard(label, value, metric, sub, cls) {
+    const v = el("div", { class: "value" }, value);
+    if (metric) v.setAttribute("data-metric", metric);
+    return el("div", { class: "card " + (cls || "") }, el("div", { class: "label", text: label }), v, sub ? el("div", { class: "sub" }, sub) : null);
+  }
+
+  async function overview() {
+    const q = state();
+    const metric = q.get("metric") || "octets";
+    const base = apiParams({ by: "category", limit: "1" });
+    const rep = await api("/api/report", base);
+    const s = rep.summary;
+    const [from, to] = range(s);
+    const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 72) : 60;
+    const series = await api("/api/report", Object.assign({}, base, { bucket: step + "s" }));
+    current = {
+      columns: [{ key: "category", label: "Category" }, { key: "biflows", label: "Biflows", num: true }, { key: "packets", label: "Packets", num: true },
+        { key: "octets", label: "Bytes", num: true }, { key: "estimated_octets", label: "Est. bytes", num: true }],
+      rows: rep.usage, json: { report: rep, over_time: series },
+    };
+    const msel = el("select", { id: "metric", onchange: ev => go({ metric: ev.target.value }) },
+      ...["octets", "packets", "biflows"].map(m => { const o = el("option", { value: m, text: m === "octets" ? "bytes" : m }); if (m === metric) o.selected = true; return o; }));
+    const cards = el("div", { class: "cards" },
+      metricCard("Packets", num(s.packets), "packets"),
+      metricCard("Bytes", num(s.octets), "octets", bytes(s.octets)),
+      metricCard("Biflows", num(s.biflows), "biflows", num(s.flows) + " flow records"),
+      metricCard("Time range", ts(s.first), null, s.first ? "to " + ts(s.last) : "no data"));
+    const e = s.estimate;
+    let estBlock = null;
+    if (e) {
+      const pct = Math.round(e.confidence * 1000) / 10;
+      estBlock = el("div", {},
+        el("h3", { text: "Estimated totals (sampled traffic, " + pct + "% intervals)" }),
+        el("div", { class: "cards" },
+          metricCard("Est. packets", num(e.packets), "est-packets", "[" + num(e.packets_low) + ", " + num(e.packets_high) + "]", "est"),
+          metricCard("Est. bytes", num(e.octets), "est-octets", "[" + num(e.octets_low) + ", " + num(e.octets_high) + "] " + bytes(e.octets), "est"),
+          metricCard("Est. biflows", (e.biflows_lower_bound ? "≥ " : "") + num(Math.round(e.biflows)), "est-biflows",
+            e.biflows_lower_bound ? "lower bound under packet sampling" : "[" + num(Math.round(e.biflows_low)) + ", " + num(Math.round(e.biflows_high)) + "]", "est")));
+    }
+    const chartBox = el("div", { class: "chart", id: "usage-chart" });
+    view.replaceChildren(header("Overview", "overview"), cards, estBlock,
+      el("div", { class: "panel" },
+        el("div", { class: "toolbar" }, el("h3", { text: "Usage over time by category" }), el("label", {}, "Show ", msel),
+          el("span", { class: "legend-note", text: "per " + stepName(step) + " bucket (biflows by start); drag to zoom into a range" })),
+        chartBox),
+      el("h3", { text: "By category" }),
+      table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
+        : c.key === "biflows" ? Object.assign({}, c, { fmt: r => drill(num(r.biflows), { view: "explorer", category: r.category }) }) : c), rep.usage, { name: "categories" }));
+    // chart data
+    const buckets = [...new Set(series.usage.map(r => r.bucket))].sort();
+    const idx = new Map(buckets.map((b, i) => [b, i]));
+    const totals = new Map();
+    for (const r of series.usage) totals.set(r.category, (totals.get(r.category) || 0) + r[metric]);
+    const cats = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || a.localeCompare(b));
+    const vals = new Map(cats.map(c => [c, buckets.map(() => 0)]));
+    for (const r of series.usage) vals.get(r.category)[idx.get(r.bucket)] += r[metric];
+    if (buckets.length === 0) { chartBox.append(el("p", { class: "note", text: "No traffic in this range." })); return; }
+    const xs = buckets.map(b => Date.parse(b) / 1000);
+    const fmt = metric === "octets" ? bytes : num;
+    stackedChart(chartBox, xs, cats.map(c => ({ label: c, values: vals.get(c) })), {
+      fmt, axis: v => metric === "octets" ? bytes(v) : (v >= 1e6 ? (v / 1e6) + "M" : v >= 1e3 ? (v / 1e3) + "k" : String(v)),
+      onselect: (a, b) => go({ from: tsParam(Math.floor(a / 1000) * 1000), to: tsParam(Math.ceil(b / 1000) * 1000) }),
+    });
+  }
+  function stepName(s) {
+    return s % 86400 === 0 ? s / 86400 + " d" : s % 3600 === 0 ? s / 3600 + " h" : s % 60 === 0 ? s / 60 + " min" : s + " s";
+  }
+
+  // usageColumns are the usage table's columns for grouping by, with the
+  // drill-down each cell offers.
+  function usageColumns(by) {
+    const cols = [];
+    const aggCell = r => drill(r.aggregate || "(none)", { view: "usage", aggregate: r.aggregate || "-", by: "category" });
+    const catCell = r => drill(r.category, { view: "usage", category: r.category, by: "host" });
+    const filt = r => {
+      const f = {};
+      if (by === "aggregate,category" || by === "aggregate") f.aggregate = r.aggregate || "-";
+      if (by === "aggregate,category" || by === "category") f.category = r.category;
+      if (by === "host") f.host = r.host;
+      if (by === "probe" && r.probe && !r.probe.includes(";")) f.probe = r.probe;
+      if (by === "symptom") f.symptom = r.symptom;
+      return f;
+    };
+    switch (by) {
+      case "aggregate": cols.push({ key: "aggregate", label: "Aggregate", fmt: aggCell }); break;
+      case "category": cols.push({ key: "category", label: "Category", fmt: catCell }); break;
+      case "probe": cols.push({ key: "probe", label: "Probes", fmt: r => r.probe && !r.probe.includes(";") ? drill(r.probe, { view: "probes", probe: r.probe }) : r.probe }); break;
+      case "host": cols.push({ key: "host", label: "Host", fmt: r => drill(r.host, { view: "explorer", host: r.host }) }); break;
+      case "as": cols.push({ key: "src_as", label: "Src AS", fmt: r => r.src_as ? "AS" + r.src_as : "unknown" }, { key: "dst_as", label: "Dst AS", fmt: r => r.dst_as ? "AS" + r.dst_as : "unknown" }); break;
+      default: cols.push({ key: "aggregate", label: "Aggregate", fmt: aggCell }, { key: "category", label: "Category", fmt: catCell });
+    }
+    cols.push({ key: "biflows", label: "Biflows", num: true, metric: "biflows", fmt: r => drill(num(r.biflows), Object.assign({ view: "explorer", by: null }, filt(r))) },
+      { key: "packets", label: "Packets", num: true, metric: "packets" },
+      { key: "octets", label: "Bytes", num: true, metric: "octets" },
+      { key: "estimated_octets", label: "Est. bytes", num: true, metric: "estimated_octets" },
+      { key: "estimate", label: "Est. bytes interval", fmt: r => r.estimate ? "[" + num(r.estimate.octets_low) + ", " + num(r.estimate.octets_high) + "]" : "",
+        csv: r => r.estimate ? r.estimate.octets_low + "-" + r.estimate.octets_high : "" });
+    return cols;
+  }
+
+  async function usage() {
+    const q = state();
+    const by = q.get("by") || "aggregate,category";
+    const rep = await api("/api/report", apiParams({ by, limit: "1" }));
+    const cols = usageColumns(by);
+    current = { columns: cols, rows: rep.usage, json: rep };
+    const sel = el("select", { id: "by", onchange: ev => go({ by: ev.target.value }) },
+      ...[["aggregate,category", "aggregate × category"], ["aggregate", "aggregate"], ["category", "category"], ["as", "AS (source × destination)"], ["probe", "probe"], ["host", "host"]]
+        .map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === by) o.selected = true; return o; }));
+    const s = rep.summary;
+    view.replaceChildren(header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]),
+      el("p", { class: "note" }, "Totals: ", el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows, ",
+        el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }), " bytes (" + bytes(s.octets) + ")",
+        by === "host" ? ". A biflow counts for both its endpoints." : ". Click a name to drill down, a biflow count to list the biflows."),
+      table(cols, rep.usage, { name: "usage" }));
+  }
+
+  async function talkers() {
+    const q = state();
+    const n = parseInt(q.get("limit") || "25", 10);
+    const [hosts, top] = await Promise.all([
+      api("/api/report", apiParams({ by: "host", limit: "1" })),
+      api("/api/report", apiParams({ by: "category", order: "bytes", limit: String(n) })),
+    ]);
+    const hcols = usageColumns("host").filter(c => c.key !== "estimate");
+    const rows = hosts.usage.slice(0, n);
+    const bcols = biflowColumns();
+    current = { columns: hcols, rows, json: { hosts: hosts, top_biflows: top } };
+    const lsel = el("select", { id: "limit", onchange: ev => go({ limit: ev.target.value }) },
+      ...["10", "25", "100", "500"].map(v => { const o = el("option", { value: v, text: "top " + v }); if (v === String(n)) o.selected = true; return o; }));
+    view.replaceChildren(header("Top talkers", "top-talkers", [lsel]),
+      el("p", { class: "note", text: num(hosts.usage.length) + " hosts in " + num(hosts.summary.biflows) + " biflows; a host's traffic is that of every biflow it is an endpoint of." }),
+      table(hcols, rows, { name: "talkers" }),
+      el("h3", { text: "Top biflows by bytes" }),
+      table(bcols, top.biflows, { name: "top-biflows", onrow: b => go(Object.assign({ view: "explorer" }, biflowSel(b))) }));
+  }
+
+  function biflowColumns() {
+    return [
+      { key: "first", label: "First", fmt: b => ts(b.first) },
+      { key: "duration", label: "Duration", fmt: b => dur(b.first, b.last), csv: b => (Date.parse(b.last) - Date.parse(b.first)) / 1000 },
+      { key: "proto", label: "Proto", fmt: b => proto(b.proto) },
+      { key: "src", label: "Initiator", fmt: b => ep(b.src, b.sport), csv: b => ep(b.src, b.sport) },
+      { key: "dst", label: "Responder", fmt: b => ep(b.dst, b.dport), csv: b => ep(b.dst, b.dport) },
+      { key: "packets", label: "Packets", num: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
+      { key: "octets", label: "Bytes", num: true, fmt: b => num(b.octets + b.roctets), csv: b => b.octets + b.roctets },
+      { key: "category", label: "Category" },
+      { key: "aggregate", label: "Aggregate" },
+      { key: "symptoms", label: "Symptoms", fmt: b => symList(b.symptoms), csv: b => symList(b.symptoms) },
+      { key: "sampling", label: "Sampling", fmt: b => b.sampling < 1 ? "1/" + Math.round(1 / b.sampling) : "none" },
+      { key: "probes", label: "Probes", fmt: b => (b.origins || b.probes || []).join(" "), csv: b => (b.origins || b.probes || []).join(";") },
+      { key: "flows", label: "Records", num: true },
+    ];
+  }
+  // biflowSel names one biflow in the URL.
+  function biflowSel(b) {
+    return { bf: [b.src, b.sport, b.dst, b.dport, b.proto, b.first, b.last].join("|") };
+  }
+
+  async function symptoms() {
+    const base = apiParams({ by: "symptom", limit: "1" });
+    const tot = await api("/api/report", base);
+    const [from, to] = range(tot.summary);
+    const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 36) : 60;
+    const heat = await api("/api/report", Object.assign({}, base, { bucket: step + "s" }));
+    const cols = [{ key: "symptom", label: "Symptom", fmt: r => drill(r.symptom, { view: "explorer", symptom: r.symptom }) },
+      { key: "biflows", label: "Biflows", num: true, metric: "biflows" }, { key: "hits", label: "Hits", num: true, metric: "hits" },
+      { key: "packets", label: "Packets", num: true }, { key: "octets", label: "Bytes", num: true }];
+    current = { columns: cols, rows: tot.usage, json: { symptoms: tot, over_time: heat } };
+    const syms = tot.usage.map(r => r.symptom);
+    const buckets = [...new Set(heat.usage.map(r => r.bucket))].sort();
+    const grid = el("div", { class: "heat", id: "heatmap" });
+    grid.style.gridTemplateColumns = "max-content repeat(" + buckets.length + ", minmax(2.6rem, 1fr))";
+    grid.append(el("div", { class: "rowh", text: "symptom \\ " + stepName(step) }));
+    for (const b of buckets) grid.append(el("div", { class: "colh", title: b, text: ts(b).slice(5, 16) }));
+    const cell = new Map(heat.usage.map(r => [r.symptom + "\u0000" + r.bucket, r]));
+    const max = Math.max(1, ...heat.usage.map(r => r.biflows));
+    for (const s of syms) {
+      grid.append(el("div", { class: "rowh", text: s }));
+      for (const b of buckets) {
+        const r = cell.get(s + "\u0000" + b);
+        const n = r ? r.biflows : 0;
+        const c = el("div", { class: "cell" + (n ? "" : " zero"), "data-symptom": s, "data-bucket": b, title: s + " " + ts(b) + ": " + n + " biflows" + (r ? ", " + r.hits + " hits" : ""), text: n ? num(n) : "·" });
+        if (n) {
+          const a = 0.15 + 0.85 * Math.sqrt(n / max);
+          c.style.background = "rgba(179, 38, 30, " + a.toFixed(3) + ")";
+          if (a > 0.55) c.style.color = "#fff";
+          const t0 = Date.parse(b);
+          c.addEventListener("click", () => go({ view: "explorer", symptom: s, from: tsParam(t0), to: tsParam(t0 + step * 1000) }));
+        }
+        grid.append(c);
+      }
+    }
+    view.replaceChildren(header("Symptoms", "symptoms"),
+      el("p", { class: "note", text: "Biflows carrying each symptom per " + stepName(step) + " (by biflow start). Click a cell for its biflows." }),
+      syms.length ? el("div", { class: "scroll panel" }, grid) : el("p", { class: "note", text: "No symptoms in this range." }),
+      el("h3", { text: "Totals" }), table(cols, tot.usage, { name: "symptoms" }));
+  }
+
+  async function probes() {
+    const q = state();
+    const pp = {};
+    if (q.get("from")) pp.from = q.get("from");
+    if (q.get("to")) pp.to = q.get("to");
+    const [list, rep] = await Promise.all([api("/api/probes", pp), api("/api/report", apiParams({ by: "probe", limit: "1" }))]);
+    const only = q.get("probe");
+    const shown = only ? list.filter(p => p.probe === only || p.exporter === only) : list;
+    const byProbe = new Map(rep.usage.map(r => [r.probe, r]));
+    const now = Date.now();
+    const cols = [
+      { key: "probe", label: "Probe", fmt: p => drill(p.probe, { view: "explorer", probe: p.probe }) },
+      { key: "records", label: "Records", num: true },
+      { key: "last", label: "Last record", fmt: p => p.last ? el("span", { title: p.last, class: now - Date.parse(p.last) > 300000 ? "warn" : "ok" }, ts(p.last)) : "–", csv: p => p.last || "" },
+      { key: "age", label: "Age", fmt: p => p.last ? dur(p.last, new Date(now).toISOString()) : "–", csv: p => p.last ? (now - Date.parse(p.last)) / 1000 : "" },
+      { key: "sampling", label: "Sampling", fmt: p => p.sampling && p.sampling.interval > 1 ? "1/" + p.sampling.interval + (p.sampling.flow ? " flows" : " packets") : (p.sampling ? "none (announced)" : "none"),
+        csv: p => p.sampling ? p.sampling.interval + (p.sampling.flow ? " flow" : " packet") : "" },
+      { key: "sampling_changes", label: "Regulation changes", num: true },
+      { key: "spool", label: "Spool (stored / missing)", fmt: p => p.spool ? p.spool.map(s => num(s.stored) + " / " + num(s.missing)).join(", ") : "–",
+        csv: p => p.spool ? p.spool.map(s => s.stored + "/" + s.missing).join(";") : "" },
+      { key: "biflows", label: "Biflows (sole probe)", num: true, fmt: p => byProbe.has(p.probe) ? num(byProbe.get(p.probe).biflows) : "–", csv: p => byProbe.has(p.probe) ? byProbe.get(p.probe).biflows : "" },
+      { key: "packets", label: "Packets", num: true },
+      { key: "octets", label: "Bytes", num: true },
+    ];
+    current = { columns: cols, rows: shown, json: { probes: list, report: rep } };
+    const s = rep.summary;
+    const skip = new Set(["flows", "biflows", "listed", "packets", "octets", "estimated_octets", "first", "last", "estimate"]);
+    const kv = el("dl", { class: "kv", id: "collector-counters" });
+    for (const [k, v] of Object.entries(s)) {
+      if (skip.has(k)) continue;
+      const dd = el("dd", { "data-counter": k });
+      if (v && typeof v === "object") dd.textContent = Object.entries(v).map(([a, b]) => a + ": " + (typeof b === "object" ? JSON.stringify(b) : num(b))).join(", ") || "none";
+      else dd.textContent = typeof v === "number" ? num(v) : String(v);
+      if ((k === "lost" || k === "dropped" || k === "socket_drops") && v > 0) dd.className = "bad";
+      kv.append(el("dt", { text: k.replace(/_/g, " ") }), dd);
+    }
+    view.replaceChildren(header("Probes", "probes"),
+      el("p", { class: "note", text: "Each probe (exporter/observation domain) as the store shows it: its records in the range, when the last one ended, its announced sampling (a self-regulating probe announces each change) and, for spooling exporters, the sequence numbers stored and missing." }),
+      table(cols, shown, { name: "probes" }),
+      el("h3", { text: "Collector counters and loss ledger (report summary)" }),
+      el("div", { class: "panel" }, kv.childElementCount ? kv : el("p", { class: "note", text: "The store has no collector counters yet." })),
+      el("h3", { text: "Usage by probe set" }),
+      table(usageColumns("probe"), rep.usage, { name: "probe-usage" }));
+  }
+
+  async function explorer() {
+    const q = state();
+    const order = q.get("order") || "bytes";
+    const n = parseInt(q.get("limit") || "100", 10);
+    const rep = await api("/api/report", apiParams({ by: "category", order, limit: String(n) }));
+    const cols = biflowColumns();
+    const bf = q.get("bf");
+    current = { columns: cols, rows: rep.biflows, json: rep };
+    const osel = el("select", { id: "order", onchange: ev => go({ order: ev.target.value }) },
+      ...[["bytes", "largest first"], ["time", "by start"]].map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === order) o.selected = true; return o; }));
+    const s = rep.summary;
+    const more = s.biflows > s.listed ? drill("show " + Math.min(s.biflows, n * 4) + "", { limit: n * 4 }) : null;
+    const parts = [header("Flow explorer", "biflows", [el("label", {}, "Order ", osel)]),
+      el("p", { class: "note" }, el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows (",
+        el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }),
+        " bytes), " + num(s.listed) + " listed. ", more, " Click a biflow for its records."),
+      table(cols, rep.biflows, { name: "biflows", onrow: b => go(biflowSel(b)), selected: b => bf === biflowSel(b).bf })];
+    if (bf) parts.push(await records(bf));
+    view.replaceChildren(...parts);
+    const sel = document.getElementById("records");
+    if (sel) sel.scrollIntoView({ block: "nearest" });
+  }
+
+  // records lists the stored records of the biflow bf names.
+  async function records(bf) {
+    const [src, sport, dst, dport, pr, first, last] = bf.split("|");
+    const p = { host: src, port: sport, proto: pr, from: first, to: new Date(Date.parse(last) + 1).toISOString() };
+    const probe = apiParams().exporter;
+    if (probe) p.exporter = probe;
+    const l = await api("/api/flows", p);
+    const mine = l.flows.filter(f => f.proto === +pr && ((f.src === src && f.sport === +sport && f.dst === dst && f.dport === +dport) ||
+      (f.src === dst && f.sport === +dport && f.dst === src && f.dport === +sport)));
+    const cols = [
+      { key: "first", label: "First", fmt: f => ts(f.first) }, { key: "last", label: "Last", fmt: f => ts(f.last) },
+      { key: "dir", label: "Direction", fmt: f => f.src === src && f.sport === +sport ? "initiator → responder" : "responder → initiator" },
+      { key: "packets", label: "Packets", num: true }, { key: "octets", label: "Bytes", num: true },
+      { key: "tcp_flags", label: "TCP flags" }, { key: "end_reason", label: "End" },
+      { key: "symptoms", label: "Symptoms", fmt: f => symList(f.symptoms), csv: f => symList(f.symptoms) },
+      { key: "sampling", label: "Sampling", fmt: f => f.sampling < 1 ? "1/" + Math.round(1 / f.sampling) : "none" },
+      { key: "probe", label: "Probe", fmt: f => (f.exporter || "-") + "/" + f.domain, csv: f => (f.exporter || "-") + "/" + f.domain },
+    ];
+    return el("div", { class: "panel", id: "records" },
+      el("div", { class: "toolbar" }, el("h3", { text: "Records of " + proto(+pr) + " " + ep(src, sport) + " ↔ " + ep(dst, dport) }),
+        el("div", { class: "downloads" },
+          el("button", { type: "button", onclick: () => save("records.csv", "text/csv", csvOf(cols, mine)) }, "CSV"),
+          el("button", { type: "button", onclick: () => save("records.json", "application/json", JSON.stringify(mine, null, 2)) }, "JSON"),
+          drill("close", { bf: null }))),
+      table(cols, mine, { name: "records" }));
+  }
+
+  // ---- shell ----
+  const form = document.getElementById("filters");
+  form.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const ch = { bf: null };
+    for (const k of FILTERS) ch[k] = form.elements[k].value.trim();
+    go(ch);
+  });
+  document.getElementById("clear").addEventListener("click", () => {
+    const ch = { bf: null };
+    for (const k of FILTERS) ch[k] = null;
+    go(ch);
+  });
+  document.querySelectorAll("#nav a").forEach(a => a.addEventListener("click", ev => {
+    ev.preventDefault();
+    go({ view: a.dataset.view, by: null, bf: null, limit: null, order: null });
+  }));
+  window.addEventListener("popstate", render);
+
+  let seq = 0;
+  async function render() {
+    const q = state();
+    const v = VIEWS.includes(q.get("view")) ? q.get("view") : "overview";
+    document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.view === v));
+    for (const k of FILTERS) form.elements[k].value = q.get(k) || "";
+    const chips = document.getElementById("chips");
+    chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k + ": " + q.get(k),
+      el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null }) }, "×"))));
+    for (const c of charts) c.u.destroy();
+    charts = [];
+    current = null;
+    const my = ++seq;
+    view.setAttribute("data-state", "loading");
+    view.replaceChildren(el("p", { class: "loading", text: "Loading…" }));
+    try {
+      await { overview, usage, talkers, symptoms, probes, explorer }[v]();
+    } catch (e) {
+      if (my !== seq) return;
+      view.replaceChildren(el("div", { class: "error", id: "error", text: String(e.message || e) }));
+    }
+    if (my === seq) {
+      view.setAttribute("data-view", v);
+      view.setAttribute("data-state", "ready");
+      document.title = "MIRA · " + v;
+    }
+  }
+  render();
+})();
