@@ -22,10 +22,12 @@ func DefaultCollectorYAML() []byte { return bytes.Clone(defaultCollector) }
 
 // Collector is mira-collector's configuration.
 type Collector struct {
-	Listen    []string `yaml:"listen"`
-	DB        string   `yaml:"db"`
-	HTTP      string   `yaml:"http"`
-	Rules     string   `yaml:"rules"`
+	Listen []string `yaml:"listen"`
+	DB     string   `yaml:"db"`
+	HTTP   string   `yaml:"http"`
+	// Web guards the HTTP address (web UI, /api/, /metrics).
+	Web       Web    `yaml:"web"`
+	Rules     string `yaml:"rules"`
 	Retention struct {
 		MaxAge  time.Duration `yaml:"max_age"`
 		MaxSize int64         `yaml:"max_size"`
@@ -58,6 +60,17 @@ type Limits struct {
 // TLS names the certificate files of the collector's TLS listeners (PEM);
 // see tlsconf.TLS.
 type TLS = tlsconf.TLS
+
+// Web is the access to the HTTP address: a bearer token and/or a user
+// and password (basic authentication), and HTTPS when Cert and Key are
+// set.
+type Web struct {
+	Token    string `yaml:"token"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+}
 
 // Listen is an optional listening address.
 type Listen struct {
@@ -158,6 +171,12 @@ func (c *Collector) validate(root yamlnode.Node) error {
 	}
 	if c.Limits.TemplateLifetime < time.Minute {
 		add("limits.template_lifetime", fmt.Errorf("invalid value %v (want at least 1m: exporters resend templates every few minutes)", c.Limits.TemplateLifetime))
+	}
+	if (c.Web.Cert == "") != (c.Web.Key == "") {
+		add("web", errors.New("cert and key go together"))
+	}
+	if (c.Web.User == "") != (c.Web.Password == "") {
+		add("web", errors.New("user and password go together"))
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -348,11 +348,16 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("collector: http: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Before: func() { s.commit() }}))
-		mux.Handle("/metrics", metricsHandler)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
+		srv, err := s.httpServer(st, rules, metricsHandler)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if srv.TLSConfig != nil {
+			go srv.ServeTLS(ln, "", "")
+		} else {
+			go srv.Serve(ln)
+		}
 		defer srv.Close()
 		s.log.Info("http api", "addr", ln.Addr().String())
 		s.mu.Lock()

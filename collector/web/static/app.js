@@ -166,16 +166,19 @@
     for (const s of series) { acc = acc.map((a, i) => a + (s.values[i] || 0)); cum.push(acc); }
     const data = [xs];
     const useries = [{ label: "time", value: (u, v) => v === null ? "–" : new Date(v * 1000).toISOString().slice(0, 19).replace("T", " ") }];
-    // Draw the top band first so the lower ones paint over it.
-    for (let i = series.length - 1; i >= 0; i--) {
+    const bands = [];
+    const stepped = uPlot.paths.stepped({ align: 1 });
+    series.forEach((s, i) => {
       const color = PALETTE[i % PALETTE.length];
       data.push(cum[i]);
-      const own = series[i].values;
-      useries.push({ label: series[i].label, stroke: color, fill: color + "cc", width: 1, points: { show: false },
+      const own = s.values;
+      useries.push({ label: s.label, stroke: color, fill: color + "cc", width: 1, paths: stepped, points: { show: false },
         value: (u, v, si, idx) => idx === null || idx === undefined ? "–" : opts.fmt(own[idx] || 0) });
-    }
+      // Each band fills from the series below it to this one.
+      if (i > 0) bands.push({ series: [i + 1, i], fill: color + "cc" });
+    });
     const u = new uPlot({
-      width, height: opts.height || 260, series: useries,
+      width, height: opts.height || 260, series: useries, bands,
       scales: { x: { time: true } },
       axes: [{ stroke: "#5d6875" }, { stroke: "#5d6875", size: 64, values: (u, vs) => vs.map(v => opts.axis(v)) }],
       cursor: { drag: { x: true, y: false } },
@@ -222,7 +225,7 @@
       metricCard("Packets", num(s.packets), "packets"),
       metricCard("Bytes", num(s.octets), "octets", bytes(s.octets)),
       metricCard("Biflows", num(s.biflows), "biflows", num(s.flows) + " flow records"),
-      metricCard("Time range", ts(s.first), null, s.first ? "to " + ts(s.last) : "no data"));
+      metricCard("Time range", ts(s.first).slice(0, 19), null, s.first ? "to " + ts(s.last).slice(0, 19) : "no data", "range"));
     const e = s.estimate;
     let estBlock = null;
     if (e) {
@@ -363,7 +366,7 @@
     const heat = await api("/api/report", Object.assign({}, base, { bucket: step + "s" }));
     const cols = [{ key: "symptom", label: "Symptom", fmt: r => drill(r.symptom, { view: "explorer", symptom: r.symptom }) },
       { key: "biflows", label: "Biflows", num: true, metric: "biflows" }, { key: "hits", label: "Hits", num: true, metric: "hits" },
-      { key: "packets", label: "Packets", num: true }, { key: "octets", label: "Bytes", num: true }];
+      { key: "packets", label: "Packets", num: true, metric: "packets" }, { key: "octets", label: "Bytes", num: true, metric: "octets" }];
     current = { columns: cols, rows: tot.usage, json: { symptoms: tot, over_time: heat } };
     const syms = tot.usage.map(r => r.symptom);
     const buckets = [...new Set(heat.usage.map(r => r.bucket))].sort();

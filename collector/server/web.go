@@ -1,0 +1,37 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/collector/web"
+)
+
+// httpServer is the HTTP address's server: the web UI at /, the API at
+// /api/ and /metrics, behind the configured token or basic
+// authentication, over TLS when a certificate is configured.
+func (s *Server) httpServer(st *store.Store, rules *classify.Rules, metrics http.Handler) (*http.Server, error) {
+	before := func() { s.commit() }
+	mux := http.NewServeMux()
+	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Before: before}))
+	mux.Handle("/api/probes", web.Handler(web.Config{Store: st, Before: before}))
+	mux.Handle("/metrics", metrics)
+	mux.Handle("/", web.Handler(web.Config{Store: st, Before: before}))
+	w := s.cfg.Web
+	srv := &http.Server{
+		Handler:           web.Protect(mux, web.Access{Token: w.Token, User: w.User, Password: w.Password}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	if w.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(w.Cert, w.Key)
+		if err != nil {
+			return nil, fmt.Errorf("collector: web: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return srv, nil
+}

@@ -1,0 +1,620 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/synth"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+var screenshots = flag.String("screenshots", "", "write the browser test's screenshots to this directory (default: the test's temporary directory)")
+
+// env is a mira-collector filled by two real mira-probes, and the tools
+// to check what its web UI shows.
+type env struct {
+	bin  string // directory of mira, mira-probe, mira-collector
+	db   string
+	base string // http://127.0.0.1:port/
+	shot string // screenshot directory
+}
+
+// buildBinaries builds the commands the test runs.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range []string{"mira", "mira-probe", "mira-collector"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "github.com/mira-project/mira/cmd/"+c).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", c, err, out)
+		}
+	}
+	return dir
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startCollector runs mira-collector on a new store with the extra
+// arguments and waits until its HTTP address answers.
+func startCollector(t *testing.T, bin string, extra ...string) (db string, ipfixPort int, base string) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "flows.db")
+	ipfixPort, httpPort := freePort(t), freePort(t)
+	var log bytes.Buffer
+	cmd := exec.Command(filepath.Join(bin, "mira-collector"), append([]string{"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", ipfixPort),
+		"--db", db, "--http", fmt.Sprintf("127.0.0.1:%d", httpPort)}, extra...)...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	base = fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-done:
+			t.Fatalf("mira-collector exited:\n%s", log.String())
+		default:
+		}
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort)); err == nil {
+			c.Close()
+			return db, ipfixPort, base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mira-collector not serving HTTP:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// probe runs mira-probe on pcap with a configuration, exporting over TCP:
+// when it exits, the collector has stored its records.
+func probe(t *testing.T, bin, pcap, config string, port, domain int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-r", pcap, "--export", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--domain", strconv.Itoa(domain)}
+	if config != "" {
+		args = append(args, "--config", config)
+	}
+	if out, err := exec.CommandContext(ctx, filepath.Join(bin, "mira-probe"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("mira-probe %v: %v\n%s", args, err, out)
+	}
+}
+
+// report runs `mira report --format json` on the store with args.
+func (e *env) report(t *testing.T, args ...string) *report.Report {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(e.bin, "mira"), append([]string{"report", "--db", e.db, "--format", "json"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("mira report %v: %v", args, err)
+	}
+	var r report.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("mira report %v: %v", args, err)
+	}
+	return &r
+}
+
+// flows runs `mira flows --format json` on the store with args.
+func (e *env) flows(t *testing.T, args ...string) *report.FlowList {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(e.bin, "mira"), append([]string{"flows", "--db", e.db, "--format", "json"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("mira flows %v: %v", args, err)
+	}
+	var l report.FlowList
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatal(err)
+	}
+	return &l
+}
+
+// browser is one headless Chromium shared by the subtests, with the
+// console errors and exceptions it reported.
+type browser struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	errs []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := peertest.Program(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 900))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelA() })
+	b := &browser{ctx: ctx}
+	// Start the browser (no deadline on the first run: it would stop the
+	// browser), then follow its console: errors, exceptions and error
+	// entries of the browser log (failed loads).
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		peertest.Missing(t, "chromium does not start: %v", err)
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				b.mu.Lock()
+				b.errs = append(b.errs, m.String()+" "+m.URL)
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+type action = chromedp.Action[chromedp.Void]
+
+// run runs actions with a deadline.
+func (b *browser) run(t *testing.T, actions ...action) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+// get runs one action with a value.
+func get[T any](t *testing.T, b *browser, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return v
+}
+
+// eval evaluates a JavaScript expression into T.
+func eval[T any](t *testing.T, b *browser, expr string) T {
+	t.Helper()
+	return get(t, b, chromedp.Evaluate[T](expr))
+}
+
+// noErrors fails t with the console errors and exceptions seen since the
+// last call.
+func (b *browser) noErrors(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	errs := b.errs
+	b.errs = nil
+	b.mu.Unlock()
+	for _, e := range errs {
+		t.Errorf("browser console: %s", e)
+	}
+}
+
+// ready waits until the page shows view (data-state ready).
+func ready(view string) action {
+	return chromedp.WaitVisible(chromedp.CSS(`#view[data-state="ready"][data-view="` + view + `"]`))
+}
+
+// stale marks the shown view outdated so that ready waits for the next
+// render after an action.
+func stale() action {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](`document.getElementById("view").dataset.state = "stale"`)(ctx, tg)
+		return err
+	})
+}
+
+// click clicks the element sel names and waits for view.
+func click(sel, view string) []action {
+	return []action{stale(), chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible), ready(view)}
+}
+
+// navigate loads a page of the UI and waits for view.
+func navigate(url, view string) []action {
+	return []action{chromedp.Navigate(url), ready(view)}
+}
+
+var digits = regexp.MustCompile(`[^0-9]`)
+
+// number reads a number shown with thousands separators.
+func number(t *testing.T, s string) uint64 {
+	t.Helper()
+	d := digits.ReplaceAllString(s, "")
+	v, err := strconv.ParseUint(d, 10, 64)
+	if err != nil {
+		t.Fatalf("%q is not a number", s)
+	}
+	return v
+}
+
+// row is one table row as shown: its cells' text, and the numeric cells
+// by their data-col.
+type row struct {
+	Cells []string          `json:"cells"`
+	Cols  map[string]string `json:"cols"`
+}
+
+// tableRows reads the rows of the table data-table=name.
+func tableRows(t *testing.T, b *browser, name string) []row {
+	t.Helper()
+	return eval[[]row](t, b, `[...document.querySelectorAll('table[data-table="`+name+`"] tbody tr')].map(tr => ({
+		cells: [...tr.cells].map(td => td.textContent),
+		cols: Object.fromEntries([...tr.querySelectorAll("td[data-col]")].map(td => [td.dataset.col, td.textContent]))}))`)
+}
+
+// text reads the text of the element sel names.
+func text(t *testing.T, b *browser, sel string) string {
+	t.Helper()
+	return get(t, b, chromedp.TextContent(chromedp.CSS(sel)))
+}
+
+// shoot writes screenshots of the page at 1280 and 390 px wide.
+func (e *env) shoot(t *testing.T, b *browser, name string) {
+	t.Helper()
+	for _, w := range []int64{1280, 390} {
+		b.run(t, chromedp.EmulateViewport(w, 900))
+		// Let the page lay out at the new width (charts resize on the
+		// resize event) before measuring and capturing.
+		eval[any](t, b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`)
+		png := get(t, b, chromedp.FullScreenshot(100))
+		p := filepath.Join(e.shot, fmt.Sprintf("%s-%d.png", name, w))
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The page must fit the width: no sideways scroll of the page
+		// (wide tables scroll inside their own box).
+		if eval[bool](t, b, `document.documentElement.scrollWidth > document.documentElement.clientWidth + 1`) {
+			t.Errorf("%s at %d px: the page scrolls sideways", name, w)
+		}
+	}
+	b.run(t, chromedp.EmulateViewport(1280, 900))
+	t.Logf("screenshots: %s-{1280,390}.png in %s", name, e.shot)
+}
+
+// usageKey names a usage row as the UI's first cells show it.
+func usageKey(by string, u report.UsageRow) string {
+	switch by {
+	case "aggregate":
+		return dashNone(u.Aggregate)
+	case "category":
+		return u.Category
+	case "host":
+		return u.Host
+	case "symptom":
+		return u.Symptom
+	case "probe":
+		return u.Probe
+	}
+	return dashNone(u.Aggregate) + "|" + u.Category
+}
+
+func dashNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// checkUsage compares the usage table shown with the report's rows.
+func checkUsage(t *testing.T, by string, rows []row, want []report.UsageRow) {
+	t.Helper()
+	if len(rows) != len(want) {
+		t.Errorf("by %s: %d rows shown, the report has %d", by, len(rows), len(want))
+		return
+	}
+	for i, u := range want {
+		r := rows[i]
+		key := r.Cells[0]
+		if by == "aggregate,category" {
+			key += "|" + r.Cells[1]
+		}
+		if key != usageKey(by, u) {
+			t.Errorf("by %s row %d: %q, the report has %q", by, i, key, usageKey(by, u))
+		}
+		if b, p, o := number(t, r.Cols["biflows"]), number(t, r.Cols["packets"]), number(t, r.Cols["octets"]); b != uint64(u.Biflows) || p != u.Packets || o != u.Octets {
+			t.Errorf("by %s row %q: %d biflows %d packets %d octets shown, the report has %d %d %d", by, key, b, p, o, u.Biflows, u.Packets, u.Octets)
+		}
+	}
+}
+
+// checkTotals compares the totals a view shows (data-total) with a report.
+func checkTotals(t *testing.T, b *browser, what string, want *report.Report) {
+	t.Helper()
+	bf, pk, oc := text(t, b, `[data-total="biflows"]`), text(t, b, `[data-total="packets"]`), text(t, b, `[data-total="octets"]`)
+	s := want.Summary
+	if number(t, bf) != uint64(s.Biflows) || number(t, pk) != s.Packets || number(t, oc) != s.Octets {
+		t.Errorf("%s: shows %s biflows %s packets %s octets, mira report has %d %d %d", what, bf, pk, oc, s.Biflows, s.Packets, s.Octets)
+	}
+	if s.Biflows == 0 {
+		t.Errorf("%s: the report is empty: not a useful check", what)
+	}
+}
+
+// TestBrowser fills a collector from two real probes (the README's
+// campus example: one samples 1 in 4, one does not) and checks every
+// view of the web UI in headless Chromium against `mira report --format
+// json` with the same filters, clicking through filters and drill-downs.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the commands and starts a browser")
+	}
+	b := newBrowser(t)
+	e := &env{bin: buildBinaries(t), shot: *screenshots}
+	if e.shot == "" {
+		e.shot = t.TempDir()
+	} else if err := os.MkdirAll(e.shot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pcap := filepath.Join(t.TempDir(), "synth.pcap")
+	f, err := os.Create(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.WritePcap(synth.Default(), f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var port int
+	e.db, port, e.base = startCollector(t, e.bin)
+	probe(t, e.bin, pcap, filepath.Join(peertest.Root(), "examples", "out.yaml"), port, 1)
+	probe(t, e.bin, pcap, filepath.Join(peertest.Root(), "examples", "in.yaml"), port, 2)
+
+	t.Run("overview", func(t *testing.T) {
+		all := e.report(t)
+		b.run(t, navigate(e.base, "overview")...)
+		b.run(t, chromedp.WaitVisible(chromedp.CSS(`#usage-chart canvas`)))
+		pk, oc, bf := text(t, b, `[data-metric="packets"]`), text(t, b, `[data-metric="octets"]`), text(t, b, `[data-metric="biflows"]`)
+		s := all.Summary
+		if number(t, pk) != s.Packets || number(t, oc) != s.Octets || number(t, bf) != uint64(s.Biflows) {
+			t.Errorf("overview shows %s packets, %s octets, %s biflows; mira report has %d, %d, %d", pk, oc, bf, s.Packets, s.Octets, s.Biflows)
+		}
+		if s.Estimate == nil {
+			t.Fatal("the sampled probe's traffic gave no estimate")
+		}
+		ep, eo := text(t, b, `[data-metric="est-packets"]`), text(t, b, `[data-metric="est-octets"]`)
+		if number(t, ep) != s.Estimate.Packets || number(t, eo) != s.Estimate.Octets {
+			t.Errorf("overview estimates %s packets %s octets; mira report has %d %d", ep, eo, s.Estimate.Packets, s.Estimate.Octets)
+		}
+		rows := tableRows(t, b, "categories")
+		byCat := e.report(t, "--by", "category")
+		if len(rows) != len(byCat.Usage) {
+			t.Fatalf("%d categories shown, the report has %d", len(rows), len(byCat.Usage))
+		}
+		for i, u := range byCat.Usage {
+			if rows[i].Cells[0] != u.Category || number(t, rows[i].Cells[1]) != uint64(u.Biflows) || number(t, rows[i].Cells[3]) != u.Octets {
+				t.Errorf("category row %d: %v, the report has %+v", i, rows[i].Cells, u)
+			}
+		}
+		// The chart stacks one series per category.
+		if n := eval[int](t, b, `document.querySelectorAll("#usage-chart .u-legend .u-series").length`); n != len(byCat.Usage)+1 {
+			t.Errorf("chart legend has %d series, want time + %d categories", n, len(byCat.Usage))
+		}
+		e.shoot(t, b, "overview")
+		b.noErrors(t)
+	})
+
+	t.Run("usage-drilldown", func(t *testing.T) {
+		b.run(t, navigate(e.base+"?view=usage", "usage")...)
+		full := e.report(t)
+		checkUsage(t, "aggregate,category", tableRows(t, b, "usage"), full.Usage)
+		e.shoot(t, b, "usage")
+		// Click the first aggregate: its categories.
+		aggArg := full.Usage[0].Aggregate
+		if aggArg == "" {
+			aggArg = "-"
+		}
+		b.run(t, click(`table[data-table="usage"] tbody tr:first-child td:first-child a`, "usage")...)
+		rows := tableRows(t, b, "usage")
+		checkUsage(t, "category", rows, e.report(t, "--by", "category", "--aggregate", aggArg).Usage)
+		// Then a category of it: its hosts.
+		cat := rows[0].Cells[0]
+		b.run(t, click(`table[data-table="usage"] tbody tr:first-child td:first-child a`, "usage")...)
+		rows = tableRows(t, b, "usage")
+		checkUsage(t, "host", rows, e.report(t, "--by", "host", "--aggregate", aggArg, "--category", cat).Usage)
+		checkTotals(t, b, "hosts of "+cat, e.report(t, "--aggregate", aggArg, "--category", cat))
+		e.shoot(t, b, "usage-drilldown")
+		// A biflow count opens the explorer on those biflows.
+		host := rows[0].Cells[0]
+		b.run(t, click(`table[data-table="usage"] tbody tr:first-child td[data-col="biflows"] a`, "explorer")...)
+		want := e.report(t, "--aggregate", aggArg, "--category", cat, "--host", host, "--order", "bytes", "--limit", "100")
+		checkTotals(t, b, "explorer of "+host, want)
+		if n := len(tableRows(t, b, "biflows")); n != len(want.Biflows) {
+			t.Errorf("explorer lists %d biflows, the report %d", n, len(want.Biflows))
+		}
+		// Other groupings by the selector.
+		for _, by := range []string{"probe", "aggregate", "category"} {
+			b.run(t, navigate(e.base+"?view=usage", "usage")...)
+			// SetValue fires the select's change event.
+			b.run(t, stale(), chromedp.SetValue(chromedp.CSS(`#by`), by), ready("usage"))
+			checkUsage(t, by, tableRows(t, b, "usage"), e.report(t, "--by", by).Usage)
+		}
+		b.noErrors(t)
+	})
+
+	t.Run("filters", func(t *testing.T) {
+		all := e.report(t, "--order", "bytes")
+		top := all.Biflows[0]
+		host, port := top.Dst.String(), strconv.Itoa(int(top.Dport))
+		b.run(t, navigate(e.base+"?view=explorer", "explorer")...)
+		b.run(t, chromedp.SetValue(chromedp.CSS(`#filters input[name="host"]`), host),
+			chromedp.SetValue(chromedp.CSS(`#filters input[name="port"]`), port))
+		b.run(t, click(`#apply`, "explorer")...)
+		want := e.report(t, "--host", host, "--port", port, "--order", "bytes", "--limit", "100")
+		checkTotals(t, b, "explorer --host "+host+" --port "+port, want)
+		loc := get(t, b, chromedp.Location())
+		if !strings.Contains(loc, "host="+host) || !strings.Contains(loc, "port="+port) {
+			t.Errorf("the filters are not in the URL: %s", loc)
+		}
+		// The URL reproduces the view.
+		b.run(t, navigate("about:blank", "")[0])
+		b.run(t, navigate(loc, "explorer")...)
+		checkTotals(t, b, "reloaded "+loc, want)
+		e.shoot(t, b, "explorer-filtered")
+		// A filter chip removes its filter.
+		b.run(t, click(`.chip[data-filter="port"] button`, "explorer")...)
+		checkTotals(t, b, "explorer --host "+host, e.report(t, "--host", host))
+		// Probe and time range filters.
+		from := time.Unix(0, top.First).UTC().Format(time.RFC3339)
+		b.run(t, navigate(e.base+"?view=usage&probe=127.0.0.1/2&from="+from, "usage")...)
+		checkTotals(t, b, "usage of probe 127.0.0.1/2 from "+from, e.report(t, "--exporter", "127.0.0.1", "--domain", "2", "--from", from))
+		b.noErrors(t)
+	})
+
+	t.Run("talkers", func(t *testing.T) {
+		b.run(t, navigate(e.base+"?view=talkers", "talkers")...)
+		rows, top := tableRows(t, b, "talkers"), tableRows(t, b, "top-biflows")
+		hosts := e.report(t, "--by", "host").Usage
+		if len(hosts) > 25 {
+			hosts = hosts[:25]
+		}
+		checkUsage(t, "host", rows, hosts)
+		want := e.report(t, "--order", "bytes", "--limit", "25").Biflows
+		if len(top) != len(want) {
+			t.Fatalf("%d top biflows shown, want %d", len(top), len(want))
+		}
+		for i, bf := range want {
+			if number(t, top[i].Cells[6]) != bf.Octets+bf.ROctets {
+				t.Errorf("top biflow %d: %s bytes, the report has %d", i, top[i].Cells[6], bf.Octets+bf.ROctets)
+			}
+		}
+		e.shoot(t, b, "talkers")
+		// Clicking a host filters by it.
+		host := rows[0].Cells[0]
+		b.run(t, click(`table[data-table="talkers"] tbody tr:first-child td:first-child a`, "explorer")...)
+		checkTotals(t, b, "explorer of talker "+host, e.report(t, "--host", host))
+		b.noErrors(t)
+	})
+
+	t.Run("symptoms", func(t *testing.T) {
+		b.run(t, navigate(e.base+"?view=symptoms", "symptoms")...)
+		want := e.report(t, "--by", "symptom").Usage
+		if len(want) == 0 {
+			t.Fatal("no symptoms in the synth capture's report")
+		}
+		checkUsage(t, "symptom", tableRows(t, b, "symptoms"), want)
+		// The heatmap's cells per symptom sum to its biflows.
+		type cell struct{ Symptom, Bucket, Text string }
+		cells := eval[[]cell](t, b, `[...document.querySelectorAll("#heatmap .cell:not(.zero)")].map(c => ({Symptom: c.dataset.symptom, Bucket: c.dataset.bucket, Text: c.textContent}))`)
+		sum := map[string]uint64{}
+		for _, c := range cells {
+			sum[c.Symptom] += number(t, c.Text)
+		}
+		for _, u := range want {
+			if sum[u.Symptom] != uint64(u.Biflows) {
+				t.Errorf("heatmap row %s sums to %d biflows, the report has %d", u.Symptom, sum[u.Symptom], u.Biflows)
+			}
+		}
+		e.shoot(t, b, "symptoms")
+		// A cell opens that symptom's biflows of that bucket.
+		c := cells[0]
+		b.run(t, click(fmt.Sprintf(`#heatmap .cell[data-symptom="%s"][data-bucket="%s"]`, c.Symptom, c.Bucket), "explorer")...)
+		from, to := get(t, b, chromedp.Value(chromedp.CSS(`#filters input[name="from"]`))), get(t, b, chromedp.Value(chromedp.CSS(`#filters input[name="to"]`)))
+		checkTotals(t, b, "symptom "+c.Symptom+" "+from+".."+to, e.report(t, "--symptom", c.Symptom, "--from", from, "--to", to))
+		b.noErrors(t)
+	})
+
+	t.Run("probes", func(t *testing.T) {
+		b.run(t, navigate(e.base+"?view=probes", "probes")...)
+		rows := tableRows(t, b, "probes")
+		if len(rows) != 2 {
+			t.Fatalf("%d probes shown, want 2", len(rows))
+		}
+		for i, r := range rows {
+			l := e.flows(t, "--exporter", "127.0.0.1", "--domain", strconv.Itoa(i+1))
+			if r.Cells[0] != fmt.Sprintf("127.0.0.1/%d", i+1) || number(t, r.Cells[1]) != uint64(l.Summary.Flows) {
+				t.Errorf("probe row %v: mira flows has %d records", r.Cells, l.Summary.Flows)
+			}
+		}
+		if !strings.Contains(rows[0].Cells[4], "1/4") {
+			t.Errorf("the sampling probe shows sampling %q, want 1/4", rows[0].Cells[4])
+		}
+		// The collector counters are those of the report's summary (the
+		// collector saves them periodically: compare when the report had
+		// the same before and after reading the page).
+		before := e.report(t).Summary
+		b.run(t, navigate(e.base+"?view=probes", "probes")...)
+		shown := eval[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll("[data-counter]")].map(d => [d.dataset.counter, d.textContent]))`)
+		after := e.report(t).Summary
+		if fmt.Sprint(before.Records, before.Messages) == fmt.Sprint(after.Records, after.Messages) {
+			if (after.Records == nil) != (shown["records"] == "") || after.Records != nil && number(t, shown["records"]) != *after.Records {
+				t.Errorf("collector records counter shows %q, the report has %v", shown["records"], after.Records)
+			}
+			if after.Messages != nil && number(t, shown["messages"]) != *after.Messages {
+				t.Errorf("collector messages counter shows %q, the report has %v", shown["messages"], *after.Messages)
+			}
+		}
+		e.shoot(t, b, "probes")
+		b.noErrors(t)
+	})
+
+	t.Run("explorer-records", func(t *testing.T) {
+		want := e.report(t, "--order", "bytes", "--limit", "100")
+		b.run(t, navigate(e.base+"?view=explorer", "explorer")...)
+		if n := len(tableRows(t, b, "biflows")); n != len(want.Biflows) {
+			t.Fatalf("%d biflows listed, the report lists %d", n, len(want.Biflows))
+		}
+		checkTotals(t, b, "explorer", want)
+		// A biflow both probes saw (two or more records).
+		pick := -1
+		for i, bf := range want.Biflows {
+			if bf.Flows >= 2 {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 {
+			t.Fatal("no biflow with several records")
+		}
+		b.run(t, click(fmt.Sprintf(`table[data-table="biflows"] tbody tr:nth-child(%d) td:nth-child(2)`, pick+1), "explorer")...)
+		b.run(t, chromedp.WaitVisible(chromedp.CSS(`#records`)))
+		recs := tableRows(t, b, "records")
+		bf := want.Biflows[pick]
+		if len(recs) != bf.Flows {
+			t.Errorf("biflow %v: %d records shown, the report merged %d", bf.Key, len(recs), bf.Flows)
+		}
+		e.shoot(t, b, "explorer-records")
+		b.noErrors(t)
+	})
+
+	t.Run("read-only", func(t *testing.T) {
+		for _, path := range []string{"", "api/report", "api/probes"} {
+			resp, err := http.Post(e.base+path, "text/plain", strings.NewReader("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("POST /%s: %d, want 405", path, resp.StatusCode)
+			}
+		}
+	})
+}
