@@ -260,6 +260,7 @@ func Decode(file string, data []byte, v any) error {
 // typeError locates one of yaml's type errors ("line 3: field bogus not
 // found in type config.Meter") by its line and the key yaml names.
 func typeError(root Node, msg string) *Error {
+	msg = oneLine(msg)
 	m := reLine.FindStringSubmatch(msg)
 	if m == nil {
 		return &Error{File: root.File, Err: errors.New(msg)}
@@ -281,8 +282,14 @@ func typeError(root Node, msg string) *Error {
 	return e
 }
 
+// oneLine escapes the line breaks yaml quotes from values, so that an
+// error stays on its line (a joined error has one line per error).
+func oneLine(msg string) string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(msg)
+}
+
 func syntaxError(file string, err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := oneLine(strings.TrimPrefix(err.Error(), "yaml: "))
 	if m := reLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{File: file, Line: line, Err: errors.New(m[2])}

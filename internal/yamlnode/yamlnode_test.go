@@ -129,3 +129,48 @@ func TestDecodeListsEveryError(t *testing.T) {
 		t.Errorf("empty document: %v", err)
 	}
 }
+
+// FuzzDecode: whatever the document, every error Decode reports is an
+// *Error of the file, on a line the document has, and every line of the
+// joined message names the file.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(doc))
+	f.Add([]byte("a:\n  n: x\n  z: 1\nb:\n  - {m: 1, q: 2}\n  - m: y\n"))
+	f.Add([]byte("a: [\n"))
+	type T struct {
+		A struct {
+			N int `yaml:"n"`
+		} `yaml:"a"`
+		B []struct {
+			M int `yaml:"m"`
+		} `yaml:"b"`
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v T
+		err := Decode("f.yaml", data, &v)
+		if err == nil {
+			return
+		}
+		// yaml breaks lines at \n, \r and \r\n (and a few Unicode
+		// breaks): an upper bound.
+		lines := strings.Count(string(data), "\n") + strings.Count(string(data), "\r") +
+			strings.Count(string(data), "\u2028") + strings.Count(string(data), "\u2029") + strings.Count(string(data), "\u0085") + 1
+		var errs []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		} else {
+			errs = []error{err}
+		}
+		for _, e := range errs {
+			var ye *Error
+			if !errors.As(e, &ye) || ye.File != "f.yaml" || ye.Line < 0 || ye.Line > lines {
+				t.Fatalf("error %v (%+v) not located in the document of %d lines", e, ye, lines)
+			}
+		}
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(l, "f.yaml") {
+				t.Fatalf("error line %q does not name the file", l)
+			}
+		}
+	})
+}
