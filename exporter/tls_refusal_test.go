@@ -3,6 +3,8 @@ package exporter
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -71,5 +73,26 @@ func TestTLSRefusalExplained(t *testing.T) {
 		if !strings.Contains(got.Error(), want) || strings.Count(got.Error(), "refused the TLS connection") != 1 {
 			t.Errorf("%d writes: error %q, want it to contain %q once", writes, got, want)
 		}
+	}
+}
+
+type alertText string
+
+func (a alertText) Error() string { return string(a) }
+
+// TestRefusedOnce: explaining an explained refusal leaves it as it is
+// (Close reads the alert after a half-close that failed, and its error
+// passes through the same explanation again).
+func TestRefusedOnce(t *testing.T) {
+	tr := &tcpTransport{addr: "192.0.2.1:4740", tls: &tls.Config{}}
+	alert := &net.OpError{Op: "remote error", Err: alertText("tls: certificate required")}
+	once := tr.refused(alert)
+	twice := tr.refused(once)
+	if twice.Error() != once.Error() || strings.Count(twice.Error(), "refused the TLS connection") != 1 ||
+		!strings.Contains(once.Error(), "(no client certificate is configured") {
+		t.Errorf("once: %v\ntwice: %v", once, twice)
+	}
+	if !errors.Is(twice, alert) {
+		t.Error("the alert is not wrapped")
 	}
 }
