@@ -146,6 +146,11 @@ func New(cfg Config, sink Sink) *Pipeline {
 	}
 	if cfg.QueueBatches <= 0 {
 		cfg.QueueBatches = 64
+		if cfg.Speed > 0 {
+			// Paced replay stands in for a NIC's ring: room for
+			// 64k packets, the time regulation takes to react.
+			cfg.QueueBatches = 256
+		}
 	}
 	return &Pipeline{cfg: cfg, sink: sink}
 }
@@ -230,7 +235,8 @@ func (p *Pipeline) startRegulation(shards int, paced bool) func() {
 		return func() {}
 	}
 	c := p.cfg.Regulation.withDefaults()
-	r := &regulator{cfg: c, init: sampling.HashInitialiser(c.Seed), out: make([]atomic.Uint64, shards), onChg: p.cfg.OnRegulation}
+	// One counter per worker, and one for the reader (paced replay).
+	r := &regulator{cfg: c, init: sampling.HashInitialiser(c.Seed), out: make([]atomic.Uint64, shards+1), onChg: p.cfg.OnRegulation}
 	p.mu.Lock()
 	p.reg = r
 	p.mu.Unlock()
@@ -412,6 +418,7 @@ type item struct {
 type batch struct {
 	arena []byte
 	items []item
+	level uint32 // regulation level the reader selected the items at
 }
 
 const (
@@ -486,10 +493,16 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 		for i := range cur {
 			cur[i] = pool.Get().(*batch)
 		}
+		// Self-regulation selects connections here, before queueing.
+		rr := p.reg.reader()
 		send := func(i int) {
 			b := cur[i]
 			if len(b.items) == 0 {
 				return
+			}
+			if rr != nil {
+				b.level = rr.level
+				p.reg.offered.Add(uint64(len(b.items)))
 			}
 			if paced {
 				select {
@@ -560,11 +573,21 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 						}
 					}
 				}
-				if p.reg != nil && n&15 == 0 {
+				if rr != nil && n&15 == 0 {
 					p.reg.now.Store(ci.Timestamp)
+					if l := p.reg.level.Load(); l != rr.level {
+						// Batches hold packets of one level.
+						for i := range cur {
+							send(i)
+						}
+						rr.select_(l)
+					}
 				}
 				var pk decode.Packet
 				if dec.Decode(data, ci, &pk) != nil {
+					continue
+				}
+				if !rr.keep(&pk) {
 					continue
 				}
 				sh := shardOf(&pk, w)
@@ -674,13 +697,14 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, re
 				p.publishMeter(i, tab)
 				return
 			}
-			reg.update(tab)
+			if reg != nil {
+				// The reader selected these packets at b.level.
+				reg.updateTo(tab, b.level)
+				reg.r.served.Add(uint64(len(b.items)))
+			}
 			for j := range b.items {
 				it := &b.items[j]
 				if keep != nil && !keep(&it.pkt, it.ifx) {
-					continue
-				}
-				if !reg.keep(&it.pkt) {
 					continue
 				}
 				tab.Add(&it.pkt, it.ts, it.ifx)

@@ -30,7 +30,7 @@ type RegulationConfig struct {
 	Disabled bool
 	// High and Low are backlog fills (0..1): default 0.5 and 0.1.
 	High, Low float64
-	// Every is how often the backlog is looked at (default 20 ms).
+	// Every is how often the backlog is looked at (default 5 ms).
 	Every time.Duration
 	// Hold is how long the backlog must stay below Low before a step
 	// back (default 2 s).
@@ -49,7 +49,7 @@ func (c RegulationConfig) withDefaults() RegulationConfig {
 		c.Low = c.High / 5
 	}
 	if c.Every <= 0 {
-		c.Every = 20 * time.Millisecond
+		c.Every = 5 * time.Millisecond
 	}
 	if c.Hold <= 0 {
 		c.Hold = 2 * time.Second
@@ -90,6 +90,11 @@ type regulator struct {
 	// now is the latest packet time the readers saw (capture time).
 	now atomic.Int64
 
+	// offered and served count packets put into the worker queues (or
+	// dropped there) and taken out of them: their ratio over a tick says
+	// how much faster the traffic comes than the workers go.
+	offered, served atomic.Uint64
+
 	mu      sync.Mutex
 	since   int64
 	changes uint64
@@ -99,6 +104,11 @@ type regulator struct {
 	onChg   func(Regulation)
 }
 
+// levelState maps a level to its state and interval: 0 normal, 1
+// shedding, then sampling at 1 in 2, 3, 4, 6, 8, 12, 16... (steps of
+// about √2, so the rate chosen is not far above the one needed).
+// Selected hash ranges shrink with the level, so a connection kept at
+// a level is kept at every lower one.
 func levelState(l uint32) (state int, interval uint32) {
 	switch l {
 	case 0:
@@ -106,26 +116,33 @@ func levelState(l uint32) (state int, interval uint32) {
 	case 1:
 		return RegShedding, 1
 	}
-	return RegSampling, 1 << (l - 1)
+	k := l - 2
+	if k%2 == 0 {
+		return RegSampling, 2 << (k / 2)
+	}
+	return RegSampling, 3 << (k / 2)
 }
 
 // run watches fill() every cfg.Every until stop is closed.
 func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 	t := time.NewTicker(r.cfg.Every)
 	defer t.Stop()
-	maxLevel := uint32(1)
-	for n := uint32(1); n < r.cfg.MaxInterval; n <<= 1 {
+	maxLevel := uint32(2)
+	for _, iv := levelState(maxLevel); iv < r.cfg.MaxInterval; _, iv = levelState(maxLevel) {
 		maxLevel++
 	}
 	var prev float64
 	var lowSince time.Time
-	lastUp := time.Time{}
+	var lastOff, lastSrv uint64
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
 			f := fill()
+			off, srv := r.offered.Load(), r.served.Load()
+			dOff, dSrv := off-lastOff, srv-lastSrv
+			lastOff, lastSrv = off, srv
 			r.mu.Lock()
 			r.fill = f
 			r.mu.Unlock()
@@ -133,12 +150,27 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 			switch {
 			case f > r.cfg.High:
 				lowSince = time.Time{}
-				// Step up while the backlog is high and not shrinking
-				// (the last step has had a tick to act).
-				if f >= prev && l < maxLevel && now.Sub(lastUp) >= 2*r.cfg.Every {
-					r.set(l + 1)
-					lastUp = now
+				// Step up while the backlog is high and not shrinking:
+				// first shed, then sample at the rate that holds the
+				// backlog, estimated from how much more came in than
+				// the workers took in the last tick (at least twice
+				// the current interval; doubling where the queues do
+				// not say, as for kernel rings).
+				if f < prev || l >= maxLevel {
+					break
 				}
+				next := l + 1
+				if l >= 1 && dSrv > 0 && dOff > dSrv {
+					_, iv := levelState(l)
+					want := float64(iv) * float64(dOff) / float64(dSrv) * 1.25
+					for next < maxLevel {
+						if _, niv := levelState(next); float64(niv) >= want {
+							break
+						}
+						next++
+					}
+				}
+				r.set(next)
 			case f < r.cfg.Low && l > 0:
 				if lowSince.IsZero() {
 					lowSince = now
@@ -203,15 +235,19 @@ func (r *regulator) shard(i int) *shardReg {
 	return &shardReg{r: r, out: &r.out[i], level: ^uint32(0)}
 }
 
-// update applies a level change to tab: a change of sampling interval
-// first ends every flow, so that each record was metered at one rate
-// and carries it.
+// update applies the current level to tab (see updateTo).
 func (s *shardReg) update(tab *meter.Table) {
 	if s == nil {
 		return
 	}
-	l := s.r.level.Load()
-	if l == s.level {
+	s.updateTo(tab, s.r.level.Load())
+}
+
+// updateTo applies level l to tab: a change of sampling interval first
+// ends every flow, so that each record was metered at one rate and
+// carries it.
+func (s *shardReg) updateTo(tab *meter.Table, l uint32) {
+	if s == nil || l == s.level {
 		return
 	}
 	st, iv := levelState(l)
@@ -223,9 +259,27 @@ func (s *shardReg) update(tab *meter.Table) {
 		tab.SetFlowInterval(iv)
 	}
 	tab.SetShed(st != RegNormal)
+	s.select_(l)
+}
+
+// select_ sets the selection for level l.
+func (s *shardReg) select_(l uint32) {
+	st, iv := levelState(l)
 	s.level = l
 	s.sampling = st == RegSampling
 	s.selMax = uint32(sampling.SelectedRangeSize(iv) - 1)
+}
+
+// readerReg is a reader's view of the regulation: it selects packets
+// before they are queued (sampled-out packets cost no queue space and no
+// copy), and tags each batch with the level it was selected at.
+func (r *regulator) reader() *shardReg {
+	if r == nil {
+		return nil
+	}
+	s := &shardReg{r: r, out: &r.out[len(r.out)-1]}
+	s.select_(0)
+	return s
 }
 
 // keep says whether the packet's connection is metered at the current
