@@ -191,7 +191,7 @@ func TestRegulatorHysteresis(t *testing.T) {
 	mu.Lock()
 	fill = 0.9
 	mu.Unlock()
-	waitLevel(4) // shedding, then 1 in 2, 3, 4
+	waitLevel(4)                      // shedding, then 1 in 2, 3, 4
 	time.Sleep(50 * time.Millisecond) // longer than Hold: between the marks nothing may change
 	if l := r.level.Load(); l != 4 {
 		t.Fatalf("level moved to %d between the marks", l)
