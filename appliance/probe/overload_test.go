@@ -1,0 +1,130 @@
+package probe
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/mib"
+	"github.com/mira-project/mira/synth"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// TestOverloadNotification replays a synthetic trace far faster than one
+// worker can meter it (mira-probe -r FILE --speed N) and checks that a
+// real snmptrapd receives the probe's miraOverloadEntered notification
+// with the regulation state and rate, and that the pipeline counted the
+// overload it announced.
+func TestOverloadNotification(t *testing.T) {
+	bin := peertest.Program(t, "snmptrapd")
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace.pcap")
+	f, err := os.Create(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := synth.Large()
+	sc.Flows = 30000
+	sc.Duration = 30 * time.Second
+	sc.LongDuration = 28 * time.Second
+	if _, err := synth.WritePcap(sc, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	// snmptrapd on a free port, logging notifications numerically.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trapAddr := pc.LocalAddr().String()
+	pc.Close()
+	conf := filepath.Join(dir, "snmptrapd.conf")
+	if err := os.WriteFile(conf, []byte("authCommunity log public\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-f", "-Lo", "-C", "-c", conf, "--persistentDir="+dir, "-m", "", "-On",
+		"-F", "NOTIFY %v\n", "udp:"+trapAddr)
+	cmd.Env = append(os.Environ(), "SNMPCONFPATH="+dir, "HOME="+dir, "MIBS=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(want ...string) string {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("snmptrapd exited before a line with %q", want)
+				}
+				match := true
+				for _, w := range want {
+					match = match && strings.Contains(l, w)
+				}
+				if match {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no snmptrapd line with %q within 30 s", want)
+			}
+		}
+	}
+	waitLine("NET-SNMP version")
+
+	cfg, err := config.ParseProbe("test.yaml", []byte(fmt.Sprintf(`probe: {name: overload-test}
+snmp_listen: "127.0.0.1:0"
+snmp:
+  communities: [{name: public, sources: [127.0.0.0/8]}]
+  notification_targets: [{address: "%s", version: v2c, community: public}]
+  poll_interval: 10ms
+pipeline: {speed: 100000}
+`, trapAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{src}, Exporters: []Exporter{nopExporter{}}})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
+	t.Logf("snmptrapd: %s", l)
+	st := p.Pipeline().Stats()
+	if st.Regulation.OverloadEvents == 0 || st.Regulation.RegulatedOut == 0 {
+		t.Fatalf("notified, but the pipeline counted no overload: %+v", st.Regulation)
+	}
+}
