@@ -424,7 +424,7 @@ func Squashfs(bin string, progs []string, tmp string) (string, error) {
 			return "", fmt.Errorf("image: root file system: %w", err)
 		}
 	}
-	if err := sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{}}); err != nil {
+	if err := sq.Finalize(squashfs.FinalizeOptions{Compression: &squashfs.CompressorGzip{CompressionLevel: 9}}); err != nil {
 		return "", fmt.Errorf("image: root file system (too large for %d MiB?): %w", slotSize/mib, err)
 	}
 	return name, nil
