@@ -280,8 +280,11 @@ func text(t *testing.T, b *browser, sel string) string {
 // shoot writes screenshots of the page at 1280 and 390 px wide.
 func (e *env) shoot(t *testing.T, b *browser, name string) {
 	t.Helper()
+	view := eval[string](t, b, `document.getElementById("view").dataset.view`)
 	for _, w := range []int64{1280, 390} {
-		b.run(t, chromedp.EmulateViewport(w, 900))
+		// Load the page (its URL holds the state) at that width, as a
+		// phone or a desktop would.
+		b.run(t, chromedp.EmulateViewport(w, 900), stale(), chromedp.Reload(), ready(view))
 		// Let the page lay out at the new width (charts resize on the
 		// resize event) before measuring and capturing.
 		eval[any](t, b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`)
@@ -296,7 +299,7 @@ func (e *env) shoot(t *testing.T, b *browser, name string) {
 			t.Errorf("%s at %d px: the page scrolls sideways", name, w)
 		}
 	}
-	b.run(t, chromedp.EmulateViewport(1280, 900))
+	b.run(t, chromedp.EmulateViewport(1280, 900), stale(), chromedp.Reload(), ready(view))
 	t.Logf("screenshots: %s-{1280,390}.png in %s", name, e.shot)
 }
 
@@ -554,8 +557,8 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("probe row %v: mira flows has %d records", r.Cells, l.Summary.Flows)
 			}
 		}
-		if !strings.Contains(rows[0].Cells[4], "1/4") {
-			t.Errorf("the sampling probe shows sampling %q, want 1/4", rows[0].Cells[4])
+		if !strings.Contains(rows[0].Cols["sampling"], "1/4") {
+			t.Errorf("the sampling probe shows sampling %q, want 1/4", rows[0].Cols["sampling"])
 		}
 		// The collector counters are those of the report's summary (the
 		// collector saves them periodically: compare when the report had
@@ -567,6 +570,15 @@ func TestBrowser(t *testing.T) {
 		if fmt.Sprint(before.Records, before.Messages) == fmt.Sprint(after.Records, after.Messages) {
 			if (after.Records == nil) != (shown["records"] == "") || after.Records != nil && number(t, shown["records"]) != *after.Records {
 				t.Errorf("collector records counter shows %q, the report has %v", shown["records"], after.Records)
+			}
+			loss := eval[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll("[data-loss]")].map(d => [d.dataset.loss, d.textContent]))`)
+			if len(loss) != len(after.Loss) || len(loss) == 0 {
+				t.Errorf("loss ledger shows %v, the report has %v", loss, after.Loss)
+			}
+			for st, n := range after.Loss {
+				if v, ok := loss[st]; !ok || number(t, v) != n {
+					t.Errorf("loss ledger stage %s shows %q, the report has %d", st, v, n)
+				}
 			}
 			if after.Messages != nil && number(t, shown["messages"]) != *after.Messages {
 				t.Errorf("collector messages counter shows %q, the report has %v", shown["messages"], *after.Messages)

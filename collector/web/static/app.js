@@ -100,14 +100,15 @@
   // table: columns [{key, label, num, fmt(row) -> node|string, csv(row)}], rows objects.
   function table(columns, rows, opts) {
     opts = opts || {};
-    const thead = el("thead", {}, el("tr", {}, ...columns.map(c => el("th", { class: c.num ? "num" : null, text: c.label }))));
+    const cls = c => [c.num ? "num" : "", c.wide ? "wide-only" : ""].join(" ").trim() || null;
+    const thead = el("thead", {}, el("tr", {}, ...columns.map(c => el("th", { class: cls(c), text: c.label }))));
     const tbody = el("tbody");
     for (const r of rows) {
       const tr = el("tr", { class: opts.onrow ? "click" : null });
       if (opts.selected && opts.selected(r)) tr.classList.add("selected");
       for (const c of columns) {
         const v = c.fmt ? c.fmt(r) : (c.num ? num(r[c.key]) : r[c.key]);
-        const td = el("td", { class: c.num ? "num" : null });
+        const td = el("td", { class: cls(c) });
         if (c.metric) td.setAttribute("data-col", c.metric);
         td.append(v === undefined || v === null || v === "" ? "–" : v);
         tr.append(td);
@@ -156,6 +157,20 @@
     return v;
   }
 
+  // allBuckets lists every bucket from the first to the last one present
+  // (empty buckets too, so that time stays linear), at most 2000.
+  function allBuckets(present, step) {
+    const ms = [...new Set(present)].map(b => Date.parse(b)).sort((a, b) => a - b);
+    if (ms.length === 0) return [];
+    const out = [];
+    for (let t = ms[0]; t <= ms[ms.length - 1] && out.length < 2000; t += step * 1000) out.push(new Date(t).toISOString().replace(".000Z", ".000Z"));
+    return out;
+  }
+  function bucketLabel(b, step) {
+    const s = ts(b);
+    return step < 60 ? s.slice(11, 19) : step < 86400 ? s.slice(5, 16) : s.slice(0, 10);
+  }
+
   // ---- charts ----
   function stackedChart(container, xs, series, opts) {
     // series: [{label, values[]}] drawn stacked: each band filled from the
@@ -180,6 +195,7 @@
     const u = new uPlot({
       width, height: opts.height || 260, series: useries, bands,
       scales: { x: { time: true } },
+      tzDate: t => uPlot.tzDate(new Date(t * 1e3), "Etc/UTC"),
       axes: [{ stroke: "#5d6875" }, { stroke: "#5d6875", size: 64, values: (u, vs) => vs.map(v => opts.axis(v)) }],
       cursor: { drag: { x: true, y: false } },
       hooks: { setSelect: [u => {
@@ -248,15 +264,18 @@
       table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
         : c.key === "biflows" ? Object.assign({}, c, { fmt: r => drill(num(r.biflows), { view: "explorer", category: r.category }) }) : c), rep.usage, { name: "categories" }));
     // chart data
-    const buckets = [...new Set(series.usage.map(r => r.bucket))].sort();
-    const idx = new Map(buckets.map((b, i) => [b, i]));
+    const buckets = allBuckets(series.usage.map(r => r.bucket), step);
+    const idx = new Map(buckets.map((b, i) => [Date.parse(b), i]));
     const totals = new Map();
     for (const r of series.usage) totals.set(r.category, (totals.get(r.category) || 0) + r[metric]);
     const cats = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || a.localeCompare(b));
     const vals = new Map(cats.map(c => [c, buckets.map(() => 0)]));
-    for (const r of series.usage) vals.get(r.category)[idx.get(r.bucket)] += r[metric];
+    for (const r of series.usage) vals.get(r.category)[idx.get(Date.parse(r.bucket))] += r[metric];
     if (buckets.length === 0) { chartBox.append(el("p", { class: "note", text: "No traffic in this range." })); return; }
+    // One more point closes the last bucket's step.
     const xs = buckets.map(b => Date.parse(b) / 1000);
+    xs.push(xs[xs.length - 1] + step);
+    for (const v of vals.values()) v.push(v[v.length - 1]);
     const fmt = metric === "octets" ? bytes : num;
     stackedChart(chartBox, xs, cats.map(c => ({ label: c, values: vals.get(c) })), {
       fmt, axis: v => metric === "octets" ? bytes(v) : (v >= 1e6 ? (v / 1e6) + "M" : v >= 1e3 ? (v / 1e3) + "k" : String(v)),
@@ -338,19 +357,19 @@
 
   function biflowColumns() {
     return [
-      { key: "first", label: "First", fmt: b => ts(b.first) },
-      { key: "duration", label: "Duration", fmt: b => dur(b.first, b.last), csv: b => (Date.parse(b.last) - Date.parse(b.first)) / 1000 },
-      { key: "proto", label: "Proto", fmt: b => proto(b.proto) },
+      { key: "first", label: "First", wide: true, fmt: b => ts(b.first) },
+      { key: "duration", label: "Duration", wide: true, fmt: b => dur(b.first, b.last), csv: b => (Date.parse(b.last) - Date.parse(b.first)) / 1000 },
+      { key: "proto", label: "Proto", wide: true, fmt: b => proto(b.proto) },
       { key: "src", label: "Initiator", fmt: b => ep(b.src, b.sport), csv: b => ep(b.src, b.sport) },
       { key: "dst", label: "Responder", fmt: b => ep(b.dst, b.dport), csv: b => ep(b.dst, b.dport) },
       { key: "packets", label: "Packets", num: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
       { key: "octets", label: "Bytes", num: true, fmt: b => num(b.octets + b.roctets), csv: b => b.octets + b.roctets },
       { key: "category", label: "Category" },
-      { key: "aggregate", label: "Aggregate" },
+      { key: "aggregate", label: "Aggregate", wide: true },
       { key: "symptoms", label: "Symptoms", fmt: b => symList(b.symptoms), csv: b => symList(b.symptoms) },
-      { key: "sampling", label: "Sampling", fmt: b => b.sampling < 1 ? "1/" + Math.round(1 / b.sampling) : "none" },
-      { key: "probes", label: "Probes", fmt: b => (b.origins || b.probes || []).join(" "), csv: b => (b.origins || b.probes || []).join(";") },
-      { key: "flows", label: "Records", num: true },
+      { key: "sampling", label: "Sampling", wide: true, fmt: b => b.sampling < 1 ? "1/" + Math.round(1 / b.sampling) : "none" },
+      { key: "probes", label: "Probes", wide: true, fmt: b => (b.origins || b.probes || []).join(" "), csv: b => (b.origins || b.probes || []).join(";") },
+      { key: "flows", label: "Records", num: true, wide: true },
     ];
   }
   // biflowSel names one biflow in the URL.
@@ -369,17 +388,17 @@
       { key: "packets", label: "Packets", num: true, metric: "packets" }, { key: "octets", label: "Bytes", num: true, metric: "octets" }];
     current = { columns: cols, rows: tot.usage, json: { symptoms: tot, over_time: heat } };
     const syms = tot.usage.map(r => r.symptom);
-    const buckets = [...new Set(heat.usage.map(r => r.bucket))].sort();
+    const buckets = allBuckets(heat.usage.map(r => r.bucket), step);
     const grid = el("div", { class: "heat", id: "heatmap" });
     grid.style.gridTemplateColumns = "max-content repeat(" + buckets.length + ", minmax(2.6rem, 1fr))";
     grid.append(el("div", { class: "rowh", text: "symptom \\ " + stepName(step) }));
-    for (const b of buckets) grid.append(el("div", { class: "colh", title: b, text: ts(b).slice(5, 16) }));
-    const cell = new Map(heat.usage.map(r => [r.symptom + "\u0000" + r.bucket, r]));
+    for (const b of buckets) grid.append(el("div", { class: "colh", title: b, text: bucketLabel(b, step) }));
+    const cell = new Map(heat.usage.map(r => [r.symptom + "\u0000" + Date.parse(r.bucket), r]));
     const max = Math.max(1, ...heat.usage.map(r => r.biflows));
     for (const s of syms) {
       grid.append(el("div", { class: "rowh", text: s }));
       for (const b of buckets) {
-        const r = cell.get(s + "\u0000" + b);
+        const r = cell.get(s + "\u0000" + Date.parse(b));
         const n = r ? r.biflows : 0;
         const c = el("div", { class: "cell" + (n ? "" : " zero"), "data-symptom": s, "data-bucket": b, title: s + " " + ts(b) + ": " + n + " biflows" + (r ? ", " + r.hits + " hits" : ""), text: n ? num(n) : "·" });
         if (n) {
@@ -406,38 +425,62 @@
     const [list, rep] = await Promise.all([api("/api/probes", pp), api("/api/report", apiParams({ by: "probe", limit: "1" }))]);
     const only = q.get("probe");
     const shown = only ? list.filter(p => p.probe === only || p.exporter === only) : list;
-    const byProbe = new Map(rep.usage.map(r => [r.probe, r]));
     const now = Date.now();
     const cols = [
       { key: "probe", label: "Probe", fmt: p => drill(p.probe, { view: "explorer", probe: p.probe }) },
       { key: "records", label: "Records", num: true },
-      { key: "last", label: "Last record", fmt: p => p.last ? el("span", { title: p.last, class: now - Date.parse(p.last) > 300000 ? "warn" : "ok" }, ts(p.last)) : "–", csv: p => p.last || "" },
-      { key: "age", label: "Age", fmt: p => p.last ? dur(p.last, new Date(now).toISOString()) : "–", csv: p => p.last ? (now - Date.parse(p.last)) / 1000 : "" },
-      { key: "sampling", label: "Sampling", fmt: p => p.sampling && p.sampling.interval > 1 ? "1/" + p.sampling.interval + (p.sampling.flow ? " flows" : " packets") : (p.sampling ? "none (announced)" : "none"),
+      { key: "last", label: "Last record", fmt: p => p.last ? el("span", { title: dur(p.last, new Date(now).toISOString()) + " ago", class: now - Date.parse(p.last) > 300000 ? "warn" : "ok" }, ts(p.last)) : "–", csv: p => p.last || "" },
+      { key: "sampling", label: "Sampling", metric: "sampling", fmt: p => p.sampling && p.sampling.interval > 1 ? "1/" + p.sampling.interval + (p.sampling.flow ? " flows" : " packets") : (p.sampling ? "none (announced)" : "none"),
         csv: p => p.sampling ? p.sampling.interval + (p.sampling.flow ? " flow" : " packet") : "" },
-      { key: "sampling_changes", label: "Regulation changes", num: true },
+      { key: "sampling_changes", label: "Sampling announcements", num: true },
       { key: "spool", label: "Spool (stored / missing)", fmt: p => p.spool ? p.spool.map(s => num(s.stored) + " / " + num(s.missing)).join(", ") : "–",
         csv: p => p.spool ? p.spool.map(s => s.stored + "/" + s.missing).join(";") : "" },
-      { key: "biflows", label: "Biflows (sole probe)", num: true, fmt: p => byProbe.has(p.probe) ? num(byProbe.get(p.probe).biflows) : "–", csv: p => byProbe.has(p.probe) ? byProbe.get(p.probe).biflows : "" },
       { key: "packets", label: "Packets", num: true },
       { key: "octets", label: "Bytes", num: true },
     ];
+    // Loss ledgers (one per exporting process; a restarted probe has
+    // several): summed per probe into its row.
+    const ledgers = rep.summary.ledgers || [];
+    const ledgerOf = new Map();
+    for (const l of ledgers) {
+      const k = (l.probe || "-") + "/" + l.domain;
+      const a = ledgerOf.get(k) || { processes: 0, lost: 0, loss: {} };
+      a.processes++;
+      for (const [st, n] of Object.entries(l.loss || {})) { a.loss[st] = (a.loss[st] || 0) + n; a.lost += n; }
+      ledgerOf.set(k, a);
+    }
+    cols.splice(6, 0, { key: "ledger_loss", label: "Lost (ledger)", num: true,
+      fmt: p => { const a = ledgerOf.get(p.probe); if (!a) return "–"; const stages = Object.entries(a.loss).filter(([, n]) => n > 0).map(([st, n]) => st + " " + num(n)).join(", ");
+        return el("span", { class: a.lost > 0 ? "bad" : "ok", title: stages || "no loss" }, num(a.lost) + (stages ? " (" + stages + ")" : "")); },
+      csv: p => ledgerOf.has(p.probe) ? ledgerOf.get(p.probe).lost : "" });
     current = { columns: cols, rows: shown, json: { probes: list, report: rep } };
-    const s = rep.summary;
-    const skip = new Set(["flows", "biflows", "listed", "packets", "octets", "estimated_octets", "first", "last", "estimate"]);
+    const s2 = rep.summary;
+    const skip = new Set(["flows", "biflows", "listed", "packets", "octets", "estimated_octets", "first", "last", "estimate", "loss", "ledgers"]);
     const kv = el("dl", { class: "kv", id: "collector-counters" });
-    for (const [k, v] of Object.entries(s)) {
-      if (skip.has(k)) continue;
+    for (const [k, v] of Object.entries(s2)) {
+      if (skip.has(k) || k.startsWith("estimated_")) continue;
       const dd = el("dd", { "data-counter": k });
       if (v && typeof v === "object") dd.textContent = Object.entries(v).map(([a, b]) => a + ": " + (typeof b === "object" ? JSON.stringify(b) : num(b))).join(", ") || "none";
       else dd.textContent = typeof v === "number" ? num(v) : String(v);
       if ((k === "lost" || k === "dropped" || k === "socket_drops") && v > 0) dd.className = "bad";
       kv.append(el("dt", { text: k.replace(/_/g, " ") }), dd);
     }
+    const loss = s2.loss || {};
+    const stages = Object.keys(loss);
+    // One row: the loss at each stage, over all probes and the collector.
+    const lossTable = stages.length ? table(
+      stages.map(st => ({ key: st, label: st, num: true, fmt: r => el("span", { class: r[st] > 0 ? "bad" : null, "data-loss": st }, num(r[st])) })),
+      [loss], { name: "loss" }) : el("p", { class: "note", text: "This report has no loss ledger." });
+    const ledgerCols = [{ key: "probe", label: "Probe", fmt: l => (l.probe || "-") + "/" + l.domain }, { key: "started", label: "Process started", fmt: l => ts(l.started) },
+      { key: "messages", label: "Messages", num: true }, { key: "records", label: "Records", num: true },
+      ...[...new Set(ledgers.flatMap(l => Object.keys(l.loss || {})))].sort().map(st => ({ key: st, label: st, num: true, fmt: l => num((l.loss || {})[st] || 0), csv: l => (l.loss || {})[st] || 0 }))];
     view.replaceChildren(header("Probes", "probes"),
-      el("p", { class: "note", text: "Each probe (exporter/observation domain) as the store shows it: its records in the range, when the last one ended, its announced sampling (a self-regulating probe announces each change) and, for spooling exporters, the sequence numbers stored and missing." }),
+      el("p", { class: "note", text: "Each probe (exporter/observation domain) as the store shows it: its records in the range, when the last one ended, its announced sampling (a self-regulating probe announces each change), the loss its ledger reports and, for spooling exporters, the sequence numbers stored and missing." }),
       table(cols, shown, { name: "probes" }),
-      el("h3", { text: "Collector counters and loss ledger (report summary)" }),
+      el("h3", { text: "Loss ledger" }), lossTable,
+      ledgers.length ? el("h3", { text: "Ledgers by exporting process" }) : null,
+      ledgers.length ? table(ledgerCols, ledgers, { name: "ledgers" }) : null,
+      el("h3", { text: "Collector counters (report summary)" }),
       el("div", { class: "panel" }, kv.childElementCount ? kv : el("p", { class: "note", text: "The store has no collector counters yet." })),
       el("h3", { text: "Usage by probe set" }),
       table(usageColumns("probe"), rep.usage, { name: "probe-usage" }));
@@ -458,9 +501,10 @@
     const parts = [header("Flow explorer", "biflows", [el("label", {}, "Order ", osel)]),
       el("p", { class: "note" }, el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows (",
         el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }),
-        " bytes), " + num(s.listed) + " listed. ", more, " Click a biflow for its records."),
+        " bytes), " + num(s.listed) + " listed. ", more, " ", " Click a biflow for its records."),
       table(cols, rep.biflows, { name: "biflows", onrow: b => go(biflowSel(b)), selected: b => bf === biflowSel(b).bf })];
-    if (bf) parts.push(await records(bf));
+    // The selected biflow's records come first, above the list.
+    if (bf) parts.splice(2, 0, await records(bf));
     view.replaceChildren(...parts);
     const sel = document.getElementById("records");
     if (sel) sel.scrollIntoView({ block: "nearest" });
@@ -511,6 +555,8 @@
     go({ view: a.dataset.view, by: null, bf: null, limit: null, order: null });
   }));
   window.addEventListener("popstate", render);
+  const filterbox = document.getElementById("filterbox");
+  if (window.innerWidth <= 600) filterbox.open = false;
 
   let seq = 0;
   async function render() {
@@ -518,6 +564,8 @@
     const v = VIEWS.includes(q.get("view")) ? q.get("view") : "overview";
     document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.view === v));
     for (const k of FILTERS) form.elements[k].value = q.get(k) || "";
+    const active = FILTERS.filter(k => q.get(k)).length;
+    document.getElementById("filtercount").textContent = active ? "(" + active + " active)" : "";
     const chips = document.getElementById("chips");
     chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k + ": " + q.get(k),
       el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null }) }, "×"))));
