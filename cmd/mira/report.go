@@ -69,16 +69,23 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	db := fs.String("db", "", "flow store written by mira-collector (required)")
 	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
-	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: %d in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
+	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: the %d largest in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
-	limitSet := false
-	fs.Visit(func(f *flag.Flag) { limitSet = limitSet || f.Name == "limit" })
+	limitSet, orderSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		limitSet = limitSet || f.Name == "limit"
+		orderSet = orderSet || f.Name == "order"
+	})
 	if !limitSet && p.Format == "table" {
-		// A table is read by people: the first rows and the totals.
-		// Scripts read json and csv, which stay complete.
+		// A table is read by people: the top rows (the largest biflows,
+		// unless --order says otherwise) and the totals. Scripts read
+		// json and csv, which stay complete and in time order.
 		p.Limit = DefaultTableLimit
+		if !orderSet {
+			p.Order = report.OrderBytes
+		}
 	}
 	if err := p.Check(); err != nil {
 		return err

@@ -123,8 +123,10 @@ func TestRunReportTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The table lists the largest biflows first by default.
 	want := writeAll(t, func(b *bytes.Buffer) error {
-		return fixtureReport().WriteTable(b)
+		return report.Build(reporttest.Flows(), withNames(reporttest.Names(), report.Options{Stats: reporttest.Stats(), Rules: classify.Default(),
+			Order: report.OrderBytes, Limit: DefaultTableLimit})).WriteTable(b)
 	})
 	if out != string(want) {
 		t.Errorf("table output:\n%s\nwant\n%s", out, want)
@@ -331,7 +333,7 @@ func manyBiflowsDB(t *testing.T, n int) string {
 	return db
 }
 
-// TestReportTableLimit: the table lists the first 50 biflows and says how
+// TestReportTableLimit: the table lists the 50 largest biflows and says how
 // many it left out; json and csv stay complete unless --limit is given.
 func TestReportTableLimit(t *testing.T) {
 	db := manyBiflowsDB(t, 120)
@@ -344,6 +346,11 @@ func TestReportTableLimit(t *testing.T) {
 	}
 	if !strings.Contains(out, "... 70 more biflows not listed (50 of 120 shown;") || !strings.Contains(out, "biflows 120 (listed 50)") {
 		t.Errorf("table does not say what it left out:\n%s", out)
+	}
+	// The top 50: the largest biflow (192.0.2.119, 219 octets) is listed
+	// first, the smallest (192.0.2.0) is left out.
+	if first, smallest := strings.Index(out, "192.0.2.119:"), strings.Index(out, "192.0.2.0:"); first < 0 || smallest >= 0 || first > strings.Index(out, "192.0.2.118:") {
+		t.Errorf("table does not list the largest biflows first:\n%s", out)
 	}
 	out, err = run(t, reportCmd, "--db", db, "--limit", "0")
 	if err != nil {
