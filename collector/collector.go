@@ -93,14 +93,15 @@ type Config struct {
 	Now func() time.Time
 	// Limits on the state kept for exporters (0: the default). A session
 	// (one UDP exporter address:port, one TCP/TLS connection, one
-	// stream) keeps at most MaxSessionTemplates templates (default 4096)
+	// stream) keeps at most MaxSessionTemplates templates (default 2048)
 	// and the state of at most MaxSessionDomains observation domains
-	// (default 1024: sequence numbers, options, names), least recently
+	// (default 64: sequence numbers, options, names), least recently
 	// used evicted first. All sessions together keep at most
-	// MaxTemplates templates (default 65536, about 2 KB each): beyond it
+	// MaxTemplates templates (default 16384; a template of 60 fields
+	// takes 2-3 KB of heap, twice that in resident memory): beyond it
 	// the least recently active UDP exporters lose their least recently
 	// used templates, or, with none, the session that learnt one. At most
-	// MaxUDPSessions UDP exporters (default 4096) have state: a new one
+	// MaxUDPSessions UDP exporters (default 1024) have state: a new one
 	// evicts the least recently active. UDP templates not received again
 	// within TemplateLifetime (default 30m, three times the usual
 	// 10-minute refresh; RFC 7011 §8.4) expire. Every eviction is
@@ -231,16 +232,16 @@ func New(c Consumer, cfg *Config) *Collector {
 		d.MaxConnections = 512
 	}
 	if d.MaxSessionTemplates <= 0 {
-		d.MaxSessionTemplates = 4096
+		d.MaxSessionTemplates = 2048
 	}
 	if d.MaxSessionDomains <= 0 {
-		d.MaxSessionDomains = 1024
+		d.MaxSessionDomains = 64
 	}
 	if d.MaxTemplates <= 0 {
-		d.MaxTemplates = 65536
+		d.MaxTemplates = 16384
 	}
 	if d.MaxUDPSessions <= 0 {
-		d.MaxUDPSessions = 4096
+		d.MaxUDPSessions = 1024
 	}
 	if d.TemplateLifetime <= 0 {
 		d.TemplateLifetime = 30 * time.Minute
@@ -266,12 +267,21 @@ func (c *Collector) newSession(o Origin) *session {
 	return ss
 }
 
+// maxKeptRecords bounds the record buffer a session keeps between
+// messages (a MIRA message holds at most about 1300 records).
+const maxKeptRecords = 4096
+
 // decode decodes one message of a session and hands its records over.
 func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.mu.Lock()
 	before := ss.s.Templates()
 	recs, h, err := ss.s.Decode(msg, ss.recs[:0])
 	ss.recs = recs
+	if cap(recs) > maxKeptRecords {
+		// A message of thousands of tiny records (hostile templates)
+		// would keep its buffer for the session's life: let it go.
+		ss.recs = nil
+	}
 	grown := ss.s.Templates() - before
 	o := ss.origin
 	o.Domain = h.Domain
