@@ -301,7 +301,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	sst := sel.Stats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
 		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),
-		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "queue_drops", st.QueueDrops,
+		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "ring_drops", ringDrops(&st), "queue_drops", st.QueueDrops,
 		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes,
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	if l := p.Loss(); l.Export+l.Spool > 0 {
@@ -310,6 +310,15 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			l.Export+l.Spool, l.Export, l.Spool))
 	}
 	return errors.Join(runErr, cerr)
+}
+
+// ringDrops sums the packets the sources' capture mechanisms (kernel
+// rings) lost.
+func ringDrops(st *pipeline.Stats) (n uint64) {
+	for _, s := range st.Sources {
+		n += s.Stats.Drops
+	}
+	return n
 }
 
 func sum(m map[string]uint64) (n uint64) {
