@@ -3,9 +3,12 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -36,17 +39,41 @@ type env struct {
 	shot string // screenshot directory
 }
 
-// buildBinaries builds the commands the test runs.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// buildBinaries builds the commands the tests run (once per test binary;
+// the directory stays for the other tests and is removed by TestMain).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, c := range []string{"mira", "mira-probe", "mira-collector"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "github.com/mira-project/mira/cmd/"+c).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", c, err, out)
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "mira-web-"); buildErr != nil {
+			return
 		}
+		for _, c := range []string{"mira", "mira-probe", "mira-collector"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "github.com/mira-project/mira/cmd/"+c).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return dir
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 func freePort(t *testing.T) int {
@@ -629,4 +656,107 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAccess runs mira-collector with collector.yaml's web section (a
+// token and a certificate): the UI and the API answer over HTTPS only,
+// and only with the token; writes are refused even with it.
+func TestAccess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs mira-collector")
+	}
+	bin := buildBinaries(t)
+	pki := peertest.NewTLSFiles(t)
+	cfg := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("web: {token: s3cret, cert: %s, key: %s}\n", pki.ServerCert, pki.ServerKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, base := startCollector(t, bin, "--config", cfg)
+	pem, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	secure := strings.Replace(base, "http://", "https://", 1)
+	do := func(method, url, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	for _, path := range []string{"", "api/report", "api/probes", "metrics", "app.js"} {
+		if code, _ := do("GET", secure+path, ""); code != http.StatusUnauthorized {
+			t.Errorf("GET /%s without the token: %d, want 401", path, code)
+		}
+		if code, _ := do("GET", secure+path, "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("GET /%s with a wrong token: %d, want 401", path, code)
+		}
+		if code, _ := do("GET", secure+path, "s3cret"); code != http.StatusOK {
+			t.Errorf("GET /%s with the token: %d, want 200", path, code)
+		}
+	}
+	if code, body := do("GET", secure+"api/report", "s3cret"); !strings.Contains(body, `"summary"`) {
+		t.Errorf("GET /api/report: %d %s", code, body)
+	}
+	if code, _ := do("POST", secure+"api/report", "s3cret"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/report with the token: %d, want 405", code)
+	}
+	// Plain HTTP gets no page.
+	if code, body := do("GET", base, "s3cret"); code == http.StatusOK {
+		t.Errorf("plain HTTP answered 200: %.80s", body)
+	}
+}
+
+var large = flag.Bool("large", false, "TestOverviewLarge: fill the store from `mira synth --large` (400k flows) and time the overview")
+
+// TestOverviewLarge times the overview in Chromium over the store that
+// `mira synth --large` (about 400,000 flows) fills through mira-probe and
+// mira-collector, and checks its totals against `mira report`. It only
+// measures (issue 15 asks for 1 s at 10 M flows, which needs the rollups
+// of the performance issue): run with -large.
+func TestOverviewLarge(t *testing.T) {
+	if !*large {
+		t.Skip("run with -large")
+	}
+	b := newBrowser(t)
+	e := &env{bin: buildBinaries(t), shot: *screenshots}
+	if e.shot == "" {
+		e.shot = t.TempDir()
+	}
+	pcap := filepath.Join(t.TempDir(), "large.pcap")
+	if out, err := exec.Command(filepath.Join(e.bin, "mira"), "synth", "--large", "-o", pcap).CombinedOutput(); err != nil {
+		t.Fatalf("mira synth --large: %v\n%s", err, out)
+	}
+	var port int
+	e.db, port, e.base = startCollector(t, e.bin)
+	start := time.Now()
+	probe(t, e.bin, pcap, "", port, 1)
+	t.Logf("mira-probe -r large.pcap into mira-collector: %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	b.run(t, chromedp.Navigate(e.base), chromedp.WaitVisible(chromedp.CSS(`#view[data-state="ready"][data-view="overview"]`)))
+	took := time.Since(start)
+	start = time.Now()
+	all := e.report(t)
+	t.Logf("overview rendered in %v over %d records (%d biflows); mira report --format json took %v",
+		took.Round(time.Millisecond), all.Summary.Flows, all.Summary.Biflows, time.Since(start).Round(time.Millisecond))
+	if pk := text(t, b, `[data-metric="packets"]`); number(t, pk) != all.Summary.Packets {
+		t.Errorf("overview shows %s packets, mira report %d", pk, all.Summary.Packets)
+	}
+	e.shoot(t, b, "overview-large")
+	b.noErrors(t)
 }

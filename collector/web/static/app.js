@@ -145,11 +145,34 @@
     for (const s of STEPS) if (span / s <= target) return s;
     return STEPS[STEPS.length - 1];
   }
-  function range(summary) {
+  // range is the time range to bucket: the URL's from and to, else the
+  // stored records' span (from /api/probes: a scan of the records,
+  // much cheaper than a report, which pairs them).
+  async function range() {
     const q = state();
-    const from = q.get("from") ? Date.parse(normTime(q.get("from"))) : (summary.first ? Date.parse(summary.first) : NaN);
-    const to = q.get("to") ? Date.parse(normTime(q.get("to"))) : (summary.last ? Date.parse(summary.last) : NaN);
+    let from = q.get("from") ? Date.parse(normTime(q.get("from"))) : NaN;
+    let to = q.get("to") ? Date.parse(normTime(q.get("to"))) : NaN;
+    if (isFinite(from) && isFinite(to)) return [from, to];
+    const pp = {};
+    if (q.get("from")) pp.from = q.get("from");
+    if (q.get("to")) pp.to = q.get("to");
+    const probes = await api("/api/probes", pp);
+    const firsts = probes.filter(p => p.first).map(p => Date.parse(p.first)), lasts = probes.filter(p => p.last).map(p => Date.parse(p.last));
+    if (!isFinite(from) && firsts.length) from = Math.min(...firsts);
+    if (!isFinite(to) && lasts.length) to = Math.max(...lasts);
     return [from, to];
+  }
+  // sumRows sums bucketed usage rows by key (biflows, packets, octets and
+  // hits add up exactly: each biflow is in one bucket), in the order of
+  // octets as the report sorts them.
+  function sumRows(rows, key) {
+    const m = new Map();
+    for (const r of rows) {
+      const a = m.get(r[key]) || { [key]: r[key], biflows: 0, packets: 0, octets: 0, hits: 0 };
+      a.biflows += r.biflows; a.packets += r.packets; a.octets += r.octets; a.hits += r.hits || 0;
+      m.set(r[key], a);
+    }
+    return [...m.values()].sort((a, b) => b.octets - a.octets || (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0));
   }
   function normTime(v) {
     if (/^\d{4}-\d\d-\d\d$/.test(v)) return v + "T00:00:00Z";
@@ -224,16 +247,17 @@
   async function overview() {
     const q = state();
     const metric = q.get("metric") || "octets";
-    const base = apiParams({ by: "category", limit: "1" });
-    const rep = await api("/api/report", base);
-    const s = rep.summary;
-    const [from, to] = range(s);
+    // One report, bucketed: its summary is the range's, its rows the
+    // chart's, and summed by category the table's.
+    const [from, to] = await range();
     const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 72) : 60;
-    const series = await api("/api/report", Object.assign({}, base, { bucket: step + "s" }));
+    const series = await api("/api/report", apiParams({ by: "category", limit: "1", bucket: step + "s" }));
+    const s = series.summary;
+    const byCat = sumRows(series.usage, "category");
     current = {
       columns: [{ key: "category", label: "Category" }, { key: "biflows", label: "Biflows", num: true }, { key: "packets", label: "Packets", num: true },
-        { key: "octets", label: "Bytes", num: true }, { key: "estimated_octets", label: "Est. bytes", num: true }],
-      rows: rep.usage, json: { report: rep, over_time: series },
+        { key: "octets", label: "Bytes", num: true }],
+      rows: byCat, json: series,
     };
     const msel = el("select", { id: "metric", onchange: ev => go({ metric: ev.target.value }) },
       ...["octets", "packets", "biflows"].map(m => { const o = el("option", { value: m, text: m === "octets" ? "bytes" : m }); if (m === metric) o.selected = true; return o; }));
@@ -262,7 +286,7 @@
         chartBox),
       el("h3", { text: "By category" }),
       table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
-        : c.key === "biflows" ? Object.assign({}, c, { fmt: r => drill(num(r.biflows), { view: "explorer", category: r.category }) }) : c), rep.usage, { name: "categories" }));
+        : c.key === "biflows" ? Object.assign({}, c, { fmt: r => drill(num(r.biflows), { view: "explorer", category: r.category }) }) : c), byCat, { name: "categories" }));
     // chart data
     const buckets = allBuckets(series.usage.map(r => r.bucket), step);
     const idx = new Map(buckets.map((b, i) => [Date.parse(b), i]));
@@ -338,14 +362,13 @@
   async function talkers() {
     const q = state();
     const n = parseInt(q.get("limit") || "25", 10);
-    const [hosts, top] = await Promise.all([
-      api("/api/report", apiParams({ by: "host", limit: "1" })),
-      api("/api/report", apiParams({ by: "category", order: "bytes", limit: String(n) })),
-    ]);
+    // One report: its usage by host, its biflows the largest.
+    const hosts = await api("/api/report", apiParams({ by: "host", order: "bytes", limit: String(n) }));
+    const top = hosts;
     const hcols = usageColumns("host").filter(c => c.key !== "estimate");
     const rows = hosts.usage.slice(0, n);
     const bcols = biflowColumns();
-    current = { columns: hcols, rows, json: { hosts: hosts, top_biflows: top } };
+    current = { columns: hcols, rows, json: hosts };
     const lsel = el("select", { id: "limit", onchange: ev => go({ limit: ev.target.value }) },
       ...["10", "25", "100", "500"].map(v => { const o = el("option", { value: v, text: "top " + v }); if (v === String(n)) o.selected = true; return o; }));
     view.replaceChildren(header("Top talkers", "top-talkers", [lsel]),
@@ -378,15 +401,14 @@
   }
 
   async function symptoms() {
-    const base = apiParams({ by: "symptom", limit: "1" });
-    const tot = await api("/api/report", base);
-    const [from, to] = range(tot.summary);
+    const [from, to] = await range();
     const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 36) : 60;
-    const heat = await api("/api/report", Object.assign({}, base, { bucket: step + "s" }));
+    const heat = await api("/api/report", apiParams({ by: "symptom", limit: "1", bucket: step + "s" }));
+    const tot = { usage: sumRows(heat.usage, "symptom") };
     const cols = [{ key: "symptom", label: "Symptom", fmt: r => drill(r.symptom, { view: "explorer", symptom: r.symptom }) },
       { key: "biflows", label: "Biflows", num: true, metric: "biflows" }, { key: "hits", label: "Hits", num: true, metric: "hits" },
       { key: "packets", label: "Packets", num: true, metric: "packets" }, { key: "octets", label: "Bytes", num: true, metric: "octets" }];
-    current = { columns: cols, rows: tot.usage, json: { symptoms: tot, over_time: heat } };
+    current = { columns: cols, rows: tot.usage, json: heat };
     const syms = tot.usage.map(r => r.symptom);
     const buckets = allBuckets(heat.usage.map(r => r.bucket), step);
     const grid = el("div", { class: "heat", id: "heatmap" });
