@@ -46,7 +46,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := fs.String("config", "", "probe configuration put at mira/probe.yaml on the boot partition (default: capture eth1, SNMP on :161)")
 	sys := fs.String("system", "", "appliance settings put at mira/system.yaml (default: eth0 by DHCP, NTP pool)")
 	fs.StringVar(&o.Output, "o", "", "output raw disk image (required)")
-	fs.BoolVar(&o.Collector, "collector", false, "add mira-collector (all-in-one box)")
+	fs.BoolVar(&o.Collector, "collector", false, "add mira-collector (all-in-one box; its store does not fit the data partition yet)")
 	fs.StringVar(&o.Bin, "bin", "", "directory with prebuilt mira-init, mira-probe, mira-collector (default: build them)")
 	fs.StringVar(&o.Kernel, "kernel", "", "kernel bzImage with EFI stub (default: the "+KernelModule+" module's)")
 	fs.StringVar(&o.SignKey, "sign", "", "ed25519 private key (PEM): accept only updates signed with it; writes OUTPUT.sig")

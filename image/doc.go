@@ -17,6 +17,13 @@
 //	4 MIRA_DATA   8 MiB  FAT32, writable: snmp/engine.state (snmpEngineBoots, engine ID),
 //	                     log/ (rotated), spool/, tls/, mira/probe.yaml (an override), random-seed
 //
+// --collector adds mira-collector to the root (it fits the slot), but the
+// collector's store does not work on the appliance yet: bbolt grows the
+// file towards its 1 GiB initial mapping, which the 8 MiB FAT data
+// partition cannot hold (checked in QEMU: "no space left on device" and
+// restarts). It needs a data partition that fills the disk (grown at
+// first boot) and a file system better suited than FAT with -o sync.
+//
 // The boot partition is FAT so that a person can edit mira/probe.yaml from
 // any PC after flashing, as with a Raspberry Pi's boot partition. The data
 // partition is FAT too because go-diskfs writes FAT32 reliably and its
