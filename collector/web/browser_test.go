@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -330,6 +331,30 @@ func (e *env) shoot(t *testing.T, b *browser, name string) {
 	t.Logf("screenshots: %s-{1280,390}.png in %s", name, e.shot)
 }
 
+// checkDownloads fetches the view's CSV and JSON downloads: the CSV has
+// a header and one line per row of the table data-table=name, the JSON
+// parses.
+func checkDownloads(t *testing.T, b *browser, name string) {
+	t.Helper()
+	fetch := func(id string) string {
+		return get(t, b, chromedp.Evaluate[string](`fetch(document.getElementById("`+id+`").href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	}
+	recs, err := csv.NewReader(strings.NewReader(fetch("dl-csv"))).ReadAll()
+	if err != nil {
+		t.Fatalf("%s CSV: %v", name, err)
+	}
+	rows := tableRows(t, b, name)
+	if len(recs) != len(rows)+1 || len(rows) == 0 {
+		t.Errorf("%s CSV has %d lines, the table %d rows (+ header)", name, len(recs), len(rows))
+	} else if len(recs[0]) != len(rows[0].Cells) {
+		t.Errorf("%s CSV has %d columns, the table %d", name, len(recs[0]), len(rows[0].Cells))
+	}
+	var v any
+	if err := json.Unmarshal([]byte(fetch("dl-json")), &v); err != nil {
+		t.Errorf("%s JSON: %v", name, err)
+	}
+}
+
 // usageKey names a usage row as the UI's first cells show it.
 func usageKey(by string, u report.UsageRow) string {
 	switch by {
@@ -448,6 +473,7 @@ func TestBrowser(t *testing.T) {
 		if n := eval[int](t, b, `document.querySelectorAll("#usage-chart .u-legend .u-series").length`); n != len(byCat.Usage)+1 {
 			t.Errorf("chart legend has %d series, want time + %d categories", n, len(byCat.Usage))
 		}
+		checkDownloads(t, b, "categories")
 		e.shoot(t, b, "overview")
 		b.noErrors(t)
 	})
@@ -456,6 +482,7 @@ func TestBrowser(t *testing.T) {
 		b.run(t, navigate(e.base+"?view=usage", "usage")...)
 		full := e.report(t)
 		checkUsage(t, "aggregate,category", tableRows(t, b, "usage"), full.Usage)
+		checkDownloads(t, b, "usage")
 		e.shoot(t, b, "usage")
 		// Click the first aggregate: its categories.
 		aggArg := full.Usage[0].Aggregate
@@ -508,6 +535,7 @@ func TestBrowser(t *testing.T) {
 		b.run(t, navigate("about:blank", "")[0])
 		b.run(t, navigate(loc, "explorer")...)
 		checkTotals(t, b, "reloaded "+loc, want)
+		checkDownloads(t, b, "biflows")
 		e.shoot(t, b, "explorer-filtered")
 		// A filter chip removes its filter.
 		b.run(t, click(`.chip[data-filter="port"] button`, "explorer")...)
@@ -536,6 +564,7 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("top biflow %d: %s bytes, the report has %d", i, top[i].Cells[6], bf.Octets+bf.ROctets)
 			}
 		}
+		checkDownloads(t, b, "talkers")
 		e.shoot(t, b, "talkers")
 		// Clicking a host filters by it.
 		host := rows[0].Cells[0]
@@ -563,6 +592,7 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("heatmap row %s sums to %d biflows, the report has %d", u.Symptom, sum[u.Symptom], u.Biflows)
 			}
 		}
+		checkDownloads(t, b, "symptoms")
 		e.shoot(t, b, "symptoms")
 		// A cell opens that symptom's biflows of that bucket.
 		c := cells[0]
@@ -611,6 +641,7 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("collector messages counter shows %q, the report has %v", shown["messages"], *after.Messages)
 			}
 		}
+		checkDownloads(t, b, "probes")
 		e.shoot(t, b, "probes")
 		b.noErrors(t)
 	})

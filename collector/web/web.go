@@ -63,7 +63,7 @@ func Handler(cfg Config) http.Handler {
 		if !readOnly(w, r) {
 			return
 		}
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self' blob:")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if r.URL.Path == "/" {
 			w.Header().Set("Cache-Control", "no-cache")

@@ -124,18 +124,20 @@
     for (const r of rows) lines.push(columns.map(c => esc(c.csv ? c.csv(r) : r[c.key])).join(","));
     return lines.join("\n") + "\n";
   }
-  function save(name, type, text) {
-    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
-    document.body.append(a);
-    a.click();
-    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-  }
   // downloads offers the view's main table as CSV and the data behind the
-  // view as JSON (what the API answered).
+  // view as JSON (what the API answered), as links to blobs made now
+  // (current must be set) and freed at the next render.
+  let blobs = [];
+  function blobLink(id, name, type, text, label) {
+    const url = URL.createObjectURL(new Blob([text], { type }));
+    blobs.push(url);
+    return el("a", { class: "button light", id, href: url, download: name }, label);
+  }
   function downloads(name) {
+    if (!current) return el("div", { class: "downloads" });
     return el("div", { class: "downloads" },
-      el("button", { type: "button", id: "dl-csv", onclick: () => current && save(name + ".csv", "text/csv", csvOf(current.columns, current.rows)) }, "CSV"),
-      el("button", { type: "button", id: "dl-json", onclick: () => current && save(name + ".json", "application/json", JSON.stringify(current.json, null, 2)) }, "JSON"));
+      blobLink("dl-csv", name + ".csv", "text/csv", csvOf(current.columns, current.rows), "CSV"),
+      blobLink("dl-json", name + ".json", "application/json", JSON.stringify(current.json, null, 2), "JSON"));
   }
 
   // ---- time buckets ----
@@ -553,8 +555,8 @@
     return el("div", { class: "panel", id: "records" },
       el("div", { class: "toolbar" }, el("h3", { text: "Records of " + proto(+pr) + " " + ep(src, sport) + " ↔ " + ep(dst, dport) }),
         el("div", { class: "downloads" },
-          el("button", { type: "button", onclick: () => save("records.csv", "text/csv", csvOf(cols, mine)) }, "CSV"),
-          el("button", { type: "button", onclick: () => save("records.json", "application/json", JSON.stringify(mine, null, 2)) }, "JSON"),
+          blobLink("dl-records-csv", "records.csv", "text/csv", csvOf(cols, mine), "CSV"),
+          blobLink("dl-records-json", "records.json", "application/json", JSON.stringify(mine, null, 2), "JSON"),
           drill("close", { bf: null }))),
       table(cols, mine, { name: "records" }));
   }
@@ -591,6 +593,8 @@
     const chips = document.getElementById("chips");
     chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k + ": " + q.get(k),
       el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null }) }, "×"))));
+    for (const u of blobs) URL.revokeObjectURL(u);
+    blobs = [];
     for (const c of charts) c.u.destroy();
     charts = [];
     current = null;
