@@ -26,8 +26,10 @@ type Collector struct {
 	DB     string   `yaml:"db"`
 	HTTP   string   `yaml:"http"`
 	// Web guards the HTTP address (web UI, /api/, /metrics).
-	Web       Web    `yaml:"web"`
-	Rules     string `yaml:"rules"`
+	Web   Web    `yaml:"web"`
+	Rules string `yaml:"rules"`
+	// AS is the prefix to AS table of /api/report?by=as (none: empty).
+	AS        string `yaml:"as"`
 	Retention struct {
 		MaxAge  time.Duration `yaml:"max_age"`
 		MaxSize int64         `yaml:"max_size"`
@@ -172,11 +174,18 @@ func (c *Collector) validate(root yamlnode.Node) error {
 	if c.Limits.TemplateLifetime < time.Minute {
 		add("limits.template_lifetime", fmt.Errorf("invalid value %v (want at least 1m: exporters resend templates every few minutes)", c.Limits.TemplateLifetime))
 	}
-	if (c.Web.Cert == "") != (c.Web.Key == "") {
-		add("web", errors.New("cert and key go together"))
+	if c.AS != "" {
+		if _, err := os.Stat(c.AS); err != nil {
+			add("as", err)
+		}
 	}
-	if (c.Web.User == "") != (c.Web.Password == "") {
-		add("web", errors.New("user and password go together"))
+	for _, p := range [][2]string{{"cert", "key"}, {"user", "password"}} {
+		v := map[string]string{"cert": c.Web.Cert, "key": c.Web.Key, "user": c.Web.User, "password": c.Web.Password}
+		if a, b := v[p[0]], v[p[1]]; a != "" && b == "" {
+			add("web."+p[0], fmt.Errorf("%s is set without %s", p[0], p[1]))
+		} else if a == "" && b != "" {
+			add("web."+p[1], fmt.Errorf("%s is set without %s", p[1], p[0]))
+		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -23,6 +23,9 @@ func TestCollectorErrors(t *testing.T) {
 		{"forward:\n  - udp//x:9995\n", `c.yaml:2: key "forward[0]": export target "udp//x:9995": unsupported scheme ""`},
 		{"log:\n  level: loud\n", `c.yaml:2: key "log.level": invalid value "loud"`},
 		{"retention:\n  max_age: soon\n", `c.yaml:2: key "retention.max_age": invalid value "soon"`},
+		{"web:\n  cert: /x.pem\n", `c.yaml:2: key "web.cert": cert is set without key`},
+		{"web: {user: ops}\n", `c.yaml:1: key "web.user": user is set without password`},
+		{"as: /nonexistent/as.csv\n", `c.yaml:1: key "as": stat /nonexistent/as.csv`},
 	} {
 		_, err := ParseCollector("c.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

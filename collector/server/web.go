@@ -17,7 +17,7 @@ import (
 func (s *Server) httpServer(st *store.Store, rules *classify.Rules, metrics http.Handler) (*http.Server, error) {
 	before := func() { s.commit() }
 	mux := http.NewServeMux()
-	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Before: before}))
+	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, ASFile: s.cfg.AS, Before: before}))
 	mux.Handle("/api/probes", web.Handler(web.Config{Store: st, Before: before}))
 	mux.Handle("/metrics", metrics)
 	mux.Handle("/", web.Handler(web.Config{Store: st, Before: before}))

@@ -38,6 +38,7 @@ type env struct {
 	db   string
 	base string // http://127.0.0.1:port/
 	shot string // screenshot directory
+	as   string // the collector's AS table
 }
 
 var (
@@ -368,8 +369,17 @@ func usageKey(by string, u report.UsageRow) string {
 		return u.Symptom
 	case "probe":
 		return u.Probe
+	case "as":
+		return asName(u.SrcAS) + "|" + asName(u.DstAS)
 	}
 	return dashNone(u.Aggregate) + "|" + u.Category
+}
+
+func asName(n uint32) string {
+	if n == 0 {
+		return "unknown"
+	}
+	return "AS" + strconv.FormatUint(uint64(n), 10)
 }
 
 func dashNone(s string) string {
@@ -389,7 +399,7 @@ func checkUsage(t *testing.T, by string, rows []row, want []report.UsageRow) {
 	for i, u := range want {
 		r := rows[i]
 		key := r.Cells[0]
-		if by == "aggregate,category" {
+		if by == "aggregate,category" || by == "as" {
 			key += "|" + r.Cells[1]
 		}
 		if key != usageKey(by, u) {
@@ -438,8 +448,18 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// An AS table for usage by AS: the campus and the synth's outside.
+	dir := t.TempDir()
+	e.as = filepath.Join(dir, "as.csv")
+	cfg := filepath.Join(dir, "collector.yaml")
+	if err := os.WriteFile(e.as, []byte("10.16.0.0/16,64500\n198.18.0.0/15,64501\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("as: "+e.as+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var port int
-	e.db, port, e.base = startCollector(t, e.bin)
+	e.db, port, e.base = startCollector(t, e.bin, "--config", cfg)
 	probe(t, e.bin, pcap, filepath.Join(peertest.Root(), "examples", "out.yaml"), port, 1)
 	probe(t, e.bin, pcap, filepath.Join(peertest.Root(), "examples", "in.yaml"), port, 2)
 
@@ -508,11 +528,15 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("explorer lists %d biflows, the report %d", n, len(want.Biflows))
 		}
 		// Other groupings by the selector.
-		for _, by := range []string{"probe", "aggregate", "category"} {
+		for _, by := range []string{"probe", "aggregate", "category", "as"} {
 			b.run(t, navigate(e.base+"?view=usage", "usage")...)
 			// SetValue fires the select's change event.
 			b.run(t, stale(), chromedp.SetValue(chromedp.CSS(`#by`), by), ready("usage"))
-			checkUsage(t, by, tableRows(t, b, "usage"), e.report(t, "--by", by).Usage)
+			want := e.report(t, "--by", by, "--as", e.as).Usage
+			if by == "as" && len(want) < 2 {
+				t.Errorf("usage by AS has %d rows: the AS table matched nothing", len(want))
+			}
+			checkUsage(t, by, tableRows(t, b, "usage"), want)
 		}
 		b.noErrors(t)
 	})
