@@ -3,9 +3,9 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -306,6 +306,19 @@ func text(t *testing.T, b *browser, sel string) string {
 	return get(t, b, chromedp.TextContent(chromedp.CSS(sel)))
 }
 
+// shotDir is where the screenshots go: -screenshots, or the test's
+// temporary directory.
+func shotDir(t *testing.T) string {
+	t.Helper()
+	if *screenshots == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(*screenshots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return *screenshots
+}
+
 // shoot writes screenshots of the page at 1280 and 390 px wide.
 func (e *env) shoot(t *testing.T, b *browser, name string) {
 	t.Helper()
@@ -433,12 +446,7 @@ func TestBrowser(t *testing.T) {
 		t.Skip("builds the commands and starts a browser")
 	}
 	b := newBrowser(t)
-	e := &env{bin: buildBinaries(t), shot: *screenshots}
-	if e.shot == "" {
-		e.shot = t.TempDir()
-	} else if err := os.MkdirAll(e.shot, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	e := &env{bin: buildBinaries(t), shot: shotDir(t)}
 	pcap := filepath.Join(t.TempDir(), "synth.pcap")
 	f, err := os.Create(pcap)
 	if err != nil {
@@ -789,10 +797,7 @@ func TestOverviewLarge(t *testing.T) {
 		t.Skip("run with -large")
 	}
 	b := newBrowser(t)
-	e := &env{bin: buildBinaries(t), shot: *screenshots}
-	if e.shot == "" {
-		e.shot = t.TempDir()
-	}
+	e := &env{bin: buildBinaries(t), shot: shotDir(t)}
 	pcap := filepath.Join(t.TempDir(), "large.pcap")
 	if out, err := exec.Command(filepath.Join(e.bin, "mira"), "synth", "--large", "-o", pcap).CombinedOutput(); err != nil {
 		t.Fatalf("mira synth --large: %v\n%s", err, out)
