@@ -20,8 +20,28 @@
 // ICMP, tunnel outer family, symptoms, known direction, ATM circuit),
 // built and sent on first use.
 //
-// An Exporter is safe for concurrent use; calls are serialised. Transport
-// is the seam for a spooling transport (bbolt) to be added later: a
+// An Exporter is safe for concurrent use; calls are serialised. A
 // Transport reports its session number from Begin, and the Exporter sends
 // templates again whenever it changes.
+//
+// Spool (Config.Spool, probe.yaml export[].spool) is a Transport in front
+// of TCP or TLS that keeps every message in a bbolt file until its
+// delivery is known, and replays, after each reconnect and after a
+// restart over the same directory, everything not known delivered: first
+// a message with the templates it has seen and a spool-instance options
+// record (ipfix.SpoolOptionsTemplate), then the messages in order, under
+// their original sequence numbers (the spool keeps each domain's next
+// number, and a new Exporter resumes from it). Delivery is known when
+// the collector answers the end of the stream with collector.StoredAck
+// (MIRA's collector commits first), or when the connection outlived a
+// message by SpoolConfig.Window after the collector's host acknowledged
+// its bytes. IPFIX has no acknowledgement, so replays resend records the
+// collector may have; MIRA's collector drops those by (exporter, domain,
+// instance, sequence number). Hazards: a message is sent only once saved
+// (at most 100 ms or 1 MiB after Export), so a killed process loses what
+// it had not saved yet, as it loses its flow table; a full spool drops
+// its oldest messages and counts their records (Stats.SpoolDropped).
+//
+// Config.Ledger sends the probe's loss ledger (ipfix.LedgerOptionsTemplate)
+// with the options, periodically on streams, and after the last data.
 package exporter

@@ -25,8 +25,10 @@ type SpoolConfig struct {
 	MaxBytes int64
 	// Window is how long a message written to the collector stays
 	// spooled (default 10s): IPFIX has no acknowledgement, so a message
-	// is known delivered only when the collector has consumed the stream
-	// (Close) or when the connection outlived it by Window. Everything
+	// is known delivered only when the collector has confirmed it stored
+	// the stream (Close, collector.StoredAck) or when the connection
+	// outlived it by Window after the collector's host acknowledged its
+	// bytes (TCP, on Linux). Everything
 	// still spooled is resent after a reconnect; the collector drops what
 	// it has already stored (ipfix.SpoolOptionsTemplate).
 	Window time.Duration
@@ -95,6 +97,13 @@ type spoolMsg struct {
 	size    int
 	written bool
 	at      time.Time // written on the current connection at
+	end     uint64    // stream bytes written on the connection up to its end
+}
+
+// streamPoser is a transport that knows how much of the current
+// connection's stream the collector's host has acknowledged.
+type streamPoser interface {
+	streamPos() (written, acked uint64, ok bool)
 }
 
 // SpoolStats are a Spool's counters.
@@ -476,8 +485,7 @@ func (s *Spool) pump(now time.Time) {
 		if m.written {
 			continue
 		}
-		v, ok := s.unsaved[m.key]
-		if ok {
+		if _, ok := s.unsaved[m.key]; ok {
 			// Not saved yet: it goes with a later Sync.
 			return
 		}
@@ -490,7 +498,7 @@ func (s *Spool) pump(now time.Time) {
 		}
 		var k [8]byte
 		binary.BigEndian.PutUint64(k[:], m.key)
-		v = tx.Bucket(bucketMsgs).Get(k[:])
+		v := tx.Bucket(bucketMsgs).Get(k[:])
 		if len(v) < 4 {
 			continue
 		}
@@ -504,6 +512,9 @@ func (s *Spool) pump(now time.Time) {
 			s.mu.Unlock()
 		}
 		m.written, m.at = true, now
+		if sp, ok := s.t.(streamPoser); ok {
+			m.end, _, _ = sp.streamPos()
+		}
 	}
 }
 
@@ -575,14 +586,22 @@ func (s *Spool) writeTemplates(now time.Time) error {
 	return nil
 }
 
-// release forgets messages the connection has outlived by Window.
+// release forgets messages the connection has outlived by Window and,
+// where the kernel says (Linux), whose bytes the collector's host has
+// acknowledged: a collector that falls behind keeps its backlog in the
+// spool.
 func (s *Spool) release(now time.Time) {
 	if !s.connected {
 		return
 	}
+	var acked uint64
+	known := false
+	if sp, ok := s.t.(streamPoser); ok {
+		_, acked, known = sp.streamPos()
+	}
 	for len(s.q) > 0 {
 		m := s.q[0]
-		if !m.written || now.Sub(m.at) < s.cfg.Window {
+		if !m.written || now.Sub(m.at) < s.cfg.Window || (known && acked < m.end) {
 			return
 		}
 		s.forget()

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -63,7 +64,36 @@ type tcpTransport struct {
 	addr    string
 	tls     *tls.Config // nil: plain TCP
 	c       net.Conn
+	raw     *countConn // the TCP connection under c
 	session uint64
+}
+
+// countConn counts the bytes written to a TCP connection (under TLS:
+// the records), so that the kernel's unacknowledged count says how much
+// of the stream the collector's host has received.
+type countConn struct {
+	net.Conn
+	n uint64
+}
+
+func (c *countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n += uint64(n)
+	return n, err
+}
+
+// streamPos returns the bytes written on the current connection and how
+// many of them the collector's host has acknowledged (ok false when the
+// kernel cannot say).
+func (t *tcpTransport) streamPos() (written, acked uint64, ok bool) {
+	if t.raw == nil {
+		return 0, 0, false
+	}
+	q, err := unacked(t.raw.Conn)
+	if err != nil || uint64(q) > t.raw.n {
+		return t.raw.n, 0, false
+	}
+	return t.raw.n, t.raw.n - uint64(q), true
 }
 
 // NewTCP returns a TCP transport to addr; it connects on first use and
@@ -109,18 +139,26 @@ func (t *tcpTransport) Reconnect() (uint64, error) {
 		t.c.Close()
 		t.c = nil
 	}
-	var c net.Conn
-	var err error
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if t.tls != nil {
-		c, err = tls.DialWithDialer(d, "tcp", t.addr, t.tls) // handshake included
-	} else {
-		c, err = d.Dial("tcp", t.addr)
-	}
+	t.raw = nil
+	d := &net.Dialer{Timeout: dialTimeout}
+	raw, err := d.Dial("tcp", t.addr)
 	if err != nil {
 		return t.session, err
 	}
-	t.c = c
+	cc := &countConn{Conn: raw}
+	var c net.Conn = cc
+	if t.tls != nil {
+		tc := tls.Client(cc, t.tls)
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		err = tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return t.session, err
+		}
+		c = tc
+	}
+	t.c, t.raw = c, cc
 	t.session++
 	return t.session, nil
 }
@@ -201,6 +239,9 @@ func (e *refusedError) Unwrap() error { return e.alert }
 
 func (t *tcpTransport) Reliable() bool { return true }
 func (t *tcpTransport) Flush() error   { return nil }
+
+// dialTimeout bounds a connection attempt, TLS handshake included.
+const dialTimeout = 5 * time.Second
 
 // closeWait bounds how long Close waits for the collector to finish
 // reading.

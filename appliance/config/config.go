@@ -49,7 +49,9 @@ type Probe struct {
 	Metrics    Listen       `yaml:"metrics"`
 	Log        Log          `yaml:"log"`
 	// DrainTimeout bounds how long the probe, when it stops, keeps
-	// trying to deliver what its spools hold (0: until delivered).
+	// trying to deliver what its spools hold (0: until delivered when
+	// reading files, 30s when capturing live; what is left stays spooled
+	// for the next start).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 

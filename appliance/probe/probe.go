@@ -67,6 +67,7 @@ type Probe struct {
 	sel        *selection.Selection // capture scope, aggregates, sampling
 	fast       *fastclass.Table
 	live       bool // given Sources are live (tests)
+	liveRun    bool // this run captures live (set by Run)
 	start      time.Time
 	expList    []Exporter // every exporter, kept after Close for SNMP
 	mu         sync.Mutex
@@ -164,6 +165,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	if len(srcs) == 0 {
 		return errors.New("probe: nothing to capture: give -r FILE or -i IFACE")
 	}
+	p.liveRun = live
 	defer func() {
 		for _, s := range srcs {
 			s.Close()

@@ -64,10 +64,20 @@ func openExporter(e config.Export, cfg *exporter.Config) (Exporter, error) {
 
 // exporterConfig is the exporter configuration for target e: its own
 // transport settings, and what every target announces (sampling, names).
+// liveDrain is how long a live probe's spools drain when it stops and
+// drain_timeout is not set.
+const liveDrain = 30 * time.Second
+
 func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 	var sp *exporter.SpoolConfig
 	if e.Spool != nil {
-		sp = &exporter.SpoolConfig{Dir: e.Spool.Dir, MaxBytes: e.Spool.MaxBytes, Window: e.Spool.Window, DrainTimeout: p.cfg.DrainTimeout}
+		drain := p.cfg.DrainTimeout
+		if drain == 0 && p.liveRun {
+			// A live probe that is stopped should stop: what it could
+			// not deliver stays spooled for its next start.
+			drain = liveDrain
+		}
+		sp = &exporter.SpoolConfig{Dir: e.Spool.Dir, MaxBytes: e.Spool.MaxBytes, Window: e.Spool.Window, DrainTimeout: drain}
 	}
 	return &exporter.Config{
 		Spool:           sp,

@@ -268,6 +268,14 @@ func (s *storeSink) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions)
 		}
 	}
 	so := storeOrigin(o)
+	if opts.HaveLedger {
+		// The probe's loss ledger, for the report's Loss section.
+		l := opts.Ledger
+		if s.err = s.st.PutLedgers([]store.Ledger{{Origin: so, SystemInit: l.SystemInit, Messages: l.Messages,
+			Records: l.Records, Loss: l.Loss, Updated: time.Now()}}); s.err != nil {
+			return
+		}
+	}
 	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
 	if a, changed := s.smp.Names(so, n, time.Now()); changed {
 		s.err = s.st.PutNameAnnouncements(map[store.Origin][]store.NameAnnouncement{so: {a}})
