@@ -2,6 +2,8 @@ package exporter
 
 import (
 	"errors"
+	"io"
+	"net"
 	"reflect"
 	"slices"
 	"testing"
@@ -182,4 +184,50 @@ func TestSpoolDrainTimeout(t *testing.T) {
 		t.Fatalf("Close = %v, want ErrUndelivered", err)
 	}
 	t.Log(err)
+}
+
+// TestTCPCloseConfirm connects a TCP transport to a listener that reads
+// to the end of the stream, then answers with an empty IPFIX message as
+// MIRA's collector does once it stored the stream: closeConfirm must
+// half-close, read the answer and confirm. A plain close without it is
+// not a confirmation.
+func TestTCPCloseConfirm(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			io.Copy(io.Discard, c)
+			if answer {
+				b := ipfix.AppendHeader(nil, ipfix.Header{})
+				ipfix.FinishMessage(b)
+				c.Write(b)
+			}
+		}()
+		tr, err := NewTCP(ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcp := tr.(*tcpTransport)
+		if _, err := tcp.Reconnect(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tcp.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if w, _, _ := tcp.streamPos(); w != 1000 {
+			t.Errorf("stream position %d after 1000 bytes", w)
+		}
+		ok, err := tcp.closeConfirm()
+		if ok != answer {
+			t.Errorf("collector answered %v: closeConfirm = %v, %v", answer, ok, err)
+		}
+		ln.Close()
+	}
 }

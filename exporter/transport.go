@@ -82,6 +82,15 @@ func (c *countConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite half-closes the TCP connection (Close and closeConfirm
+// rely on it).
+func (c *countConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("connection cannot half-close")
+}
+
 // streamPos returns the bytes written on the current connection and how
 // many of them the collector's host has acknowledged (ok false when the
 // kernel cannot say).
