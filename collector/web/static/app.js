@@ -78,6 +78,8 @@
   const PROTO = { 1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP" };
   function proto(p) { return PROTO[p] || String(p); }
   function ep(a, port) { return (a.includes(":") ? "[" + a + "]" : a) + ":" + port; }
+  // epNode is ep with a line break allowed before the port.
+  function epNode(a, port) { return el("span", {}, a.includes(":") ? "[" + a + "]" : a, el("wbr"), ":" + port); }
   function symList(m) { return Object.keys(m || {}).sort().map(k => k + "=" + m[k]).join(" ") || "–"; }
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -100,7 +102,7 @@
   // table: columns [{key, label, num, fmt(row) -> node|string, csv(row)}], rows objects.
   function table(columns, rows, opts) {
     opts = opts || {};
-    const cls = c => [c.num ? "num" : "", c.wide ? "wide-only" : ""].join(" ").trim() || null;
+    const cls = c => [c.num ? "num" : "", c.wide ? "wide-only" : "", c.cls || ""].join(" ").trim() || null;
     const thead = el("thead", {}, el("tr", {}, ...columns.map(c => el("th", { class: cls(c), text: c.label }))));
     const tbody = el("tbody");
     for (const r of rows) {
@@ -385,13 +387,13 @@
       { key: "first", label: "First", wide: true, fmt: b => ts(b.first) },
       { key: "duration", label: "Duration", wide: true, fmt: b => dur(b.first, b.last), csv: b => (Date.parse(b.last) - Date.parse(b.first)) / 1000 },
       { key: "proto", label: "Proto", wide: true, fmt: b => proto(b.proto) },
-      { key: "src", label: "Initiator", fmt: b => ep(b.src, b.sport), csv: b => ep(b.src, b.sport) },
-      { key: "dst", label: "Responder", fmt: b => ep(b.dst, b.dport), csv: b => ep(b.dst, b.dport) },
-      { key: "packets", label: "Packets", num: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
+      { key: "src", label: "Initiator", cls: "ep", fmt: b => epNode(b.src, b.sport), csv: b => ep(b.src, b.sport) },
+      { key: "dst", label: "Responder", cls: "ep", fmt: b => epNode(b.dst, b.dport), csv: b => ep(b.dst, b.dport) },
+      { key: "packets", label: "Packets", num: true, wide: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
       { key: "octets", label: "Bytes", num: true, fmt: b => num(b.octets + b.roctets), csv: b => b.octets + b.roctets },
       { key: "category", label: "Category" },
       { key: "aggregate", label: "Aggregate", wide: true },
-      { key: "symptoms", label: "Symptoms", fmt: b => symList(b.symptoms), csv: b => symList(b.symptoms) },
+      { key: "symptoms", label: "Symptoms", cls: "ep", fmt: b => symList(b.symptoms), csv: b => symList(b.symptoms) },
       { key: "sampling", label: "Sampling", wide: true, fmt: b => b.sampling < 1 ? "1/" + Math.round(1 / b.sampling) : "none" },
       { key: "probes", label: "Probes", wide: true, fmt: b => (b.origins || b.probes || []).join(" "), csv: b => (b.origins || b.probes || []).join(";") },
       { key: "flows", label: "Records", num: true, wide: true },
@@ -544,10 +546,10 @@
     const mine = l.flows.filter(f => f.proto === +pr && ((f.src === src && f.sport === +sport && f.dst === dst && f.dport === +dport) ||
       (f.src === dst && f.sport === +dport && f.dst === src && f.dport === +sport)));
     const cols = [
-      { key: "first", label: "First", fmt: f => ts(f.first) }, { key: "last", label: "Last", fmt: f => ts(f.last) },
+      { key: "first", label: "First", fmt: f => ts(f.first) }, { key: "last", label: "Last", wide: true, fmt: f => ts(f.last) },
       { key: "dir", label: "Direction", fmt: f => f.src === src && f.sport === +sport ? "initiator → responder" : "responder → initiator" },
       { key: "packets", label: "Packets", num: true }, { key: "octets", label: "Bytes", num: true },
-      { key: "tcp_flags", label: "TCP flags" }, { key: "end_reason", label: "End" },
+      { key: "tcp_flags", label: "TCP flags", wide: true }, { key: "end_reason", label: "End", wide: true },
       { key: "symptoms", label: "Symptoms", fmt: f => symList(f.symptoms), csv: f => symList(f.symptoms) },
       { key: "sampling", label: "Sampling", fmt: f => f.sampling < 1 ? "1/" + Math.round(1 / f.sampling) : "none" },
       { key: "probe", label: "Probe", fmt: f => (f.exporter || "-") + "/" + f.domain, csv: f => (f.exporter || "-") + "/" + f.domain },
