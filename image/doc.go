@@ -114,11 +114,11 @@
 // reboots. mira-init of the trial slot first points both loaders back at
 // the old slot (so any later reboot returns there), then commits the new
 // slot (the defaults, slots.json) once mira-probe has run 10 s without
-// exiting, or reboots into the old slot when the trial time
+// exiting and its SNMP agent answers on loopback (when the configuration
+// has an agent and a community loopback may use), or reboots into the old slot when the trial time
 // (update.trial, default 2 min) passes first.
 //
-// Limits: health is "mira-probe stays up 10 s", not yet "exports and
-// answers SNMP". A new kernel that fails before it starts mira-init
+// Limits: health does not yet include "exports". A new kernel that fails before it starts mira-init
 // boots again and again: neither loader gives a boot-once that survives a
 // power cycle here — SYSLINUX ignored a boot-once record written into
 // ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed through

@@ -79,7 +79,7 @@ func TestApplianceUpdate(t *testing.T) {
 	writeKey(t, otherKey)
 	const token = "test-token-0123456789"
 	sys := []byte("update: {listen: 0.0.0.0:8443, token: " + token + ", trial: 40s}\nntp: []\n")
-	probe := []byte("capture: {interfaces: [eth1]}\nsnmp_listen: 0.0.0.0:161\nsnmp: {communities: [{name: public, sources: [10.0.2.0/24]}]}\n")
+	probe := []byte("capture: {interfaces: [eth1]}\nsnmp_listen: 0.0.0.0:161\nsnmp: {communities: [{name: public, sources: [10.0.2.0/24, 127.0.0.0/8]}]}\n")
 	build := func(name, b, k string) string {
 		out := filepath.Join(tmp, name)
 		if err := image.Build(ctx, image.Options{Output: out, Bin: b, SignKey: k, ProbeYAML: probe, SystemYAML: sys}); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/image"
 )
 
@@ -129,7 +130,7 @@ func run(console *os.File) error {
 	upd := &updater{sys: sys, slot: slot, bootID: strings.TrimSpace(string(bootID)), stop: stop}
 	upd.startTrial()
 
-	probeCfgFile, captureIfaces, err := prepareProbeConfig()
+	probeCfgFile, probeCfg, err := prepareProbeConfig()
 	if err != nil {
 		log.Printf("probe configuration: %v", err)
 	}
@@ -137,6 +138,11 @@ func run(console *os.File) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Capture ports first: silent before anything can make them talk.
+	var captureIfaces []string
+	if probeCfg != nil {
+		captureIfaces = probeCfg.Capture.Interfaces
+		upd.snmpCheck = snmpCheck(probeCfg)
+	}
 	for _, ifname := range captureIfaces {
 		if err := setupCapture(ifname); err != nil {
 			log.Printf("capture %s: %v", ifname, err)
@@ -332,7 +338,7 @@ func loadSystem() (*image.System, error) {
 // prepareProbeConfig picks the probe configuration (the data partition's
 // override, else the boot partition's), adds the SNMP state file and
 // writes it under /run.
-func prepareProbeConfig() (string, []string, error) {
+func prepareProbeConfig() (string, *config.Probe, error) {
 	name := filepath.Join(dataDir, "mira", "probe.yaml")
 	b, err := os.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
@@ -351,7 +357,7 @@ func prepareProbeConfig() (string, []string, error) {
 		return "", nil, err
 	}
 	log.Printf("probe configuration: %s", name)
-	return file, cfg.Capture.Interfaces, nil
+	return file, cfg, nil
 }
 
 func writeSysctl(key, value string) error {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,8 +21,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gosnmp/gosnmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/image"
 )
 
@@ -32,6 +35,10 @@ type updater struct {
 	slot   string // running slot
 	bootID string
 	stop   chan<- int
+
+	// snmpCheck, when set, asks mira-probe's SNMP agent for sysUpTime:
+	// part of a trial slot's health.
+	snmpCheck func() error
 
 	mu      sync.Mutex
 	trial   bool
@@ -146,7 +153,14 @@ func (u *updater) judgeTrial(ctx context.Context, probe *service) {
 	}
 	deadline := time.Now().Add(u.sys.Update.Trial)
 	for time.Now().Before(deadline) {
-		if probe != nil && probe.healthyFor() >= 10*time.Second {
+		healthy := probe != nil && probe.healthyFor() >= 10*time.Second
+		if healthy && u.snmpCheck != nil {
+			if err := u.snmpCheck(); err != nil {
+				log.Printf("update: trial of slot %s: SNMP: %v", u.slot, err)
+				healthy = false
+			}
+		}
+		if healthy {
 			if err := u.commit(); err != nil {
 				log.Printf("update: commit of slot %s: %v", u.slot, err)
 			}
@@ -375,4 +389,35 @@ func writeDevice(dev string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// snmpCheck returns a check that mira-probe's agent answers on loopback,
+// or nil when the configuration has no agent or no community that
+// loopback may use (the trial then rests on the process staying up).
+func snmpCheck(cfg *config.Probe) func() error {
+	if cfg.SNMPListen == "" {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(cfg.SNMPListen)
+	if err != nil {
+		return nil
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, c := range cfg.SNMP.Communities {
+		for _, src := range c.Sources {
+			if p, err := netip.ParsePrefix(src); err == nil && p.Contains(lo) {
+				return func() error {
+					g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: ap.Port(), Community: c.Name,
+						Version: gosnmp.Version2c, Timeout: 2 * time.Second, Retries: 1}
+					if err := g.Connect(); err != nil {
+						return err
+					}
+					defer g.Conn.Close()
+					_, err := g.Get([]string{"1.3.6.1.2.1.1.3.0"})
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
