@@ -2,7 +2,10 @@
 // exporter encodes into IPFIX, and the collector decodes and stores.
 package flow
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Key identifies a unidirectional flow: the innermost IP addresses and
 // transport ports, the protocol and the VLAN. For ICMP and ICMPv6 Dport
@@ -109,4 +112,45 @@ type Record struct {
 	// SamplingFlowInterval is N when the flow was kept by hash-based flow
 	// selection of 1 in N connections (RFC 5475); 0 or 1: unsampled.
 	SamplingFlowInterval uint32
+	// App is what the flow's first payload bytes said it is about
+	// (appliance/appmeta); zero when nothing was found.
+	App App
+}
+
+// App is application metadata of one flow direction. Names are hostnames
+// (letters, digits, '-', '_', '.'; an HTTP Host may end in :port) or
+// empty.
+type App struct {
+	HTTPHost   string // HTTP/1.x request Host header
+	ServerName string // TLS or QUIC ClientHello server_name
+	ALPN       string // ClientHello ALPN protocols offered, comma-joined
+	DNSName    string // DNS question name
+	// DNSRcode is a DNS response's code, when DNSResponse is set.
+	DNSRcode    uint8
+	DNSResponse bool
+}
+
+// IsZero reports whether nothing was found.
+func (a *App) IsZero() bool { return *a == App{} }
+
+// Host is the name the flow is about: the server name, else the HTTP
+// host without its port, else the DNS question name.
+func (a *App) Host() string {
+	switch {
+	case a.ServerName != "":
+		return a.ServerName
+	case a.HTTPHost != "":
+		h := a.HTTPHost
+		if strings.HasPrefix(h, "[") {
+			if i := strings.IndexByte(h, ']'); i > 0 {
+				return h[1:i]
+			}
+			return h
+		}
+		if i := strings.LastIndexByte(h, ':'); i > 0 {
+			return h[:i]
+		}
+		return h
+	}
+	return a.DNSName
 }

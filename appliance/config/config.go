@@ -69,6 +69,9 @@ type Meter struct {
 	ActiveTimeout time.Duration `yaml:"active_timeout"`
 	TCPEndTimeout time.Duration `yaml:"tcp_end_timeout"`
 	MaxFlows      int           `yaml:"max_flows"`
+	// AppMetadata exports each flow's HTTP host, TLS/QUIC server name
+	// and ALPN, and DNS question name and response code.
+	AppMetadata bool `yaml:"app_metadata"`
 }
 
 // Pipeline sets the worker layout.

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mira-project/mira/appliance/appmeta"
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/flow"
@@ -36,6 +37,11 @@ type Config struct {
 	// from address lists (paper §3.2); a non-zero category is stored in
 	// the record and the flow is not scanned.
 	FastClass func(k *flow.Key) uint16 `yaml:"-"`
+	// AppMetadata looks in each flow direction's first payload packets
+	// for the HTTP Host, the TLS or QUIC server name and ALPN, and the DNS
+	// question name and response code (appliance/appmeta); what is found
+	// travels in the record's App.
+	AppMetadata bool `yaml:"-"`
 	// Label, when set, gives a new flow its aggregate id.
 	Label func(p *decode.Packet, ifIndex uint32) uint32 `yaml:"-"`
 }
@@ -81,6 +87,9 @@ type Stats struct {
 	// ScanShed counts flow directions no longer scanned because
 	// self-regulation shed them (encrypted payload).
 	ScanShed uint64
+	// AppFound counts flow directions whose application metadata was
+	// found; AppLooked the payload packets looked at for it.
+	AppFound, AppLooked uint64
 	// SymptomOccurrences and SymptomFlows are indexed by symptom id: the
 	// occurrences found in, and the number of, exported flows showing
 	// each symptom.
@@ -138,7 +147,8 @@ type entry struct {
 	tunnel                             flow.TunnelType
 	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
 	seq                                uint64 // creation order: breaks eviction ties
-	_                                  [8]byte
+	app                                uint8  // application metadata: packets looked at, appDone
+	_                                  [7]byte
 }
 
 // tunValid in entry.tunFam says the tunnel endpoints are set.
@@ -237,7 +247,19 @@ type Table struct {
 	// encrypted directions.
 	flowInterval uint32
 	shed         bool
+	// Application metadata found in live flows (by entry index), and
+	// the parsers' working memory.
+	apps  map[int32]flow.App
+	found appmeta.Found
+	quic  appmeta.Scratch
 }
+
+// Application metadata: a direction's first appLook payload packets are
+// looked at; appDone ends the search.
+const (
+	appLook = 4
+	appDone = 0x80
+)
 
 // SetFlowInterval makes the records exported from now on say that their
 // flows were kept by hash-based flow selection at 1 in n
@@ -520,8 +542,67 @@ func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex
 	if t.cfg.Symptoms != nil && !e.noScan {
 		t.scan(e, p)
 	}
+	if t.cfg.AppMetadata && e.app < appLook && len(p.Payload) > 0 && !p.LaterFragment {
+		t.lookApp(i, e, p)
+	}
 	t.stats.Packets++
 	t.stats.Octets += uint64(p.OuterLen)
+}
+
+// lookApp runs the application-metadata parsers that fit the packet and
+// keeps what they find for the flow's record. A direction is done once
+// a name is found (a DNS response's code comes with its name) or after
+// appLook payload packets.
+func (t *Table) lookApp(i int32, e *entry, p *decode.Packet) {
+	e.app++
+	t.stats.AppLooked++
+	pl, f := p.Payload, &t.found
+	f.Reset()
+	ok := false
+	switch p.Proto {
+	case 6:
+		switch {
+		case appmeta.IsTLSClientHello(pl):
+			ok = appmeta.TLSClientHello(pl, f)
+		case appmeta.IsHTTPRequest(pl):
+			ok = appmeta.HTTPHost(pl, f)
+		case appmeta.IsDNSPort(p.Sport) || appmeta.IsDNSPort(p.Dport):
+			ok = appmeta.DNS(pl, true, f)
+		}
+	case 17:
+		switch {
+		case appmeta.IsDNSPort(p.Sport) || appmeta.IsDNSPort(p.Dport):
+			ok = appmeta.DNS(pl, false, f)
+		case appmeta.IsQUICInitial(pl):
+			ok = appmeta.QUICInitial(pl, &t.quic, f)
+		}
+	}
+	if !ok && f.ALPNLen == 0 && !f.HasRcode {
+		return
+	}
+	if ok {
+		e.app = appDone
+		t.stats.AppFound++
+	}
+	if t.apps == nil {
+		t.apps = make(map[int32]flow.App)
+	}
+	a := t.apps[i]
+	switch f.Kind {
+	case appmeta.KindHTTP:
+		a.HTTPHost = f.NameString()
+	case appmeta.KindTLS, appmeta.KindQUIC:
+		a.ServerName = f.NameString()
+	case appmeta.KindDNS:
+		a.DNSName = f.NameString()
+	}
+	if f.ALPNLen > 0 && a.ALPN == "" {
+		a.ALPN = f.ALPNString()
+	}
+	if f.HasRcode && !a.DNSResponse {
+		a.DNSResponse, a.DNSRcode = true, f.Rcode
+	}
+	t.apps[i] = a
 }
 
 // tlsAppData is the TLS record content type of application data.
@@ -745,6 +826,12 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 				t.symOcc[sc.ID] += uint64(sc.Count)
 				t.symFlows[sc.ID]++
 			}
+		}
+	}
+	if e.app != 0 && t.apps != nil {
+		if a, ok := t.apps[i]; ok {
+			r.App = a
+			delete(t.apps, i)
 		}
 	}
 	e.inUse = false

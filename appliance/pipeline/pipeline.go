@@ -192,6 +192,8 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.ScanGaps += m.ScanGaps
 		s.Meter.FastClassed += m.FastClassed
 		s.Meter.ScanShed += m.ScanShed
+		s.Meter.AppFound += m.AppFound
+		s.Meter.AppLooked += m.AppLooked
 		s.Meter.SymptomOccurrences = addSlices(s.Meter.SymptomOccurrences, m.SymptomOccurrences)
 		s.Meter.SymptomFlows = addSlices(s.Meter.SymptomFlows, m.SymptomFlows)
 		for i := range m.Expired {

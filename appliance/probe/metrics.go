@@ -35,6 +35,7 @@ var (
 	mRegIv     = prometheus.NewDesc("mira_probe_regulation_sampling_interval", "Connections metered: 1 in this many, by self-regulation (1: all).", nil, nil)
 	mRegChg    = prometheus.NewDesc("mira_probe_regulation_changes_total", "Changes of the regulation state or rate.", nil, nil)
 	mOverload  = prometheus.NewDesc("mira_probe_overload_events_total", "Times self-regulation started sampling.", nil, nil)
+	mAppFound  = prometheus.NewDesc("mira_probe_app_metadata_found_total", "Flow directions whose HTTP host, TLS/QUIC server name or DNS question name was found.", nil, nil)
 	mShed      = prometheus.NewDesc("mira_probe_scan_shed_directions_total", "Flow directions no longer scanned because self-regulation shed them (encrypted).", nil, nil)
 	mQDepth    = prometheus.NewDesc("mira_probe_queue_depth", "Items waiting in a capture queue (worker queue batches or ring blocks).", []string{"queue"}, nil)
 	mQCap      = prometheus.NewDesc("mira_probe_queue_capacity", "Capacity of a capture queue.", []string{"queue"}, nil)
@@ -44,7 +45,7 @@ var (
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
-		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mQDepth, mQCap, mSpooled, mLoss} {
+		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
 }
@@ -94,6 +95,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(mRegChg, r.Changes)
 	c(mOverload, r.OverloadEvents)
 	c(mShed, s.Meter.ScanShed)
+	c(mAppFound, s.Meter.AppFound)
 	for _, q := range s.Queues {
 		g(mQDepth, float64(q.Depth), q.Name)
 		g(mQCap, float64(q.Capacity), q.Name)

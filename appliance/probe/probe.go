@@ -244,6 +244,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			TCPEndTimeout: c.Meter.TCPEndTimeout,
 			MaxFlows:      c.Meter.MaxFlows,
 			Symptoms:      db,
+			AppMetadata:   c.Meter.AppMetadata,
 			FastClass:     fast,
 			Label:         sel.Label(),
 		},
