@@ -193,14 +193,16 @@ func originLess(a, b Origin) bool {
 
 // entry is one pending connection. Most directions are seen by one
 // probe: the first observation of each direction is kept inline, further
-// probes' (duplicates) in more. The connections of one key pending at
+// probes' (duplicates) in more, allocated only when a second probe sees
+// a direction (a pointer rather than two slice headers saves 40 bytes
+// per pending connection: see BenchmarkPendingMemory). The connections of one key pending at
 // once (port reuse) are listed newest first through older.
 type entry struct {
 	first, last int64
 	seen        int64    // wall clock of the latest record
 	n           [2]uint8 // observations per direction ([0]: a->b, [1]: b->a)
 	one         [2]obs
-	more        [2][]obs
+	more        *[2][]obs
 	older       *entry
 }
 
@@ -509,6 +511,9 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		if e.n[d] == 0 {
 			e.one[d] = nb
 		} else {
+			if e.more == nil {
+				e.more = new([2][]obs)
+			}
 			e.more[d] = append(e.more[d], nb)
 		}
 		e.n[d]++
@@ -738,7 +743,11 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		cp.Origins = slices.Clone(b.Origins)
 		c.out = append(c.out, cp)
 	}
-	*e = entry{more: [2][]obs{e.more[0][:0], e.more[1][:0]}}
+	more := e.more
+	if more != nil {
+		more[0], more[1] = more[0][:0], more[1][:0]
+	}
+	*e = entry{more: more}
 	c.free = append(c.free, e)
 }
 
