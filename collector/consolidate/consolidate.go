@@ -1,6 +1,7 @@
 package consolidate
 
 import (
+	"bytes"
 	"cmp"
 	"math"
 	"net/netip"
@@ -104,10 +105,56 @@ type Stats struct {
 // connKey identifies a connection regardless of direction: endpoint a is
 // the lower (address, then port). VLAN is left out on purpose: two probes
 // may see one connection on links with different tags.
+// Addresses are kept as 16 bytes plus a family bit (IPv4 addresses in
+// their mapped form) rather than as netip.Addr: 38 bytes instead of 56,
+// and no pointer for the garbage collector to follow in the map of
+// pending connections. Zones are not kept (flow records carry none).
 type connKey struct {
-	a, b   netip.Addr
+	a, b   [16]byte
 	pa, pb uint16
 	proto  uint8
+	fam    uint8 // famA4: a is IPv4; famB4: b is IPv4
+}
+
+const (
+	famA4 = 1 << iota
+	famB4
+)
+
+// newConnKey returns the key of endpoints a and b (in this order).
+func newConnKey(a, b netip.Addr, pa, pb uint16, proto uint8) connKey {
+	k := connKey{a: a.As16(), b: b.As16(), pa: pa, pb: pb, proto: proto}
+	if a.Is4() {
+		k.fam |= famA4
+	}
+	if b.Is4() {
+		k.fam |= famB4
+	}
+	return k
+}
+
+func keyAddr(b [16]byte, is4 bool) netip.Addr {
+	a := netip.AddrFrom16(b)
+	if is4 {
+		return a.Unmap()
+	}
+	return a
+}
+
+// A returns endpoint a's address, B endpoint b's.
+func (k *connKey) A() netip.Addr { return keyAddr(k.a, k.fam&famA4 != 0) }
+func (k *connKey) B() netip.Addr { return keyAddr(k.b, k.fam&famB4 != 0) }
+
+// compareKeyAddr orders as netip.Addr.Compare does (IPv4 before IPv6,
+// then by address).
+func compareKeyAddr(x, y [16]byte, x4, y4 bool) int {
+	if x4 != y4 {
+		if x4 {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(x[:], y[:])
 }
 
 func isICMP(p uint8) bool { return p == 1 || p == 58 }
@@ -132,15 +179,15 @@ func keyOf(r *flow.Record) (connKey, bool) {
 			sp, dp = 0, 0xffff
 		}
 		if src.Compare(dst) <= 0 {
-			return connKey{src, dst, sp, dp, r.Proto}, true
+			return newConnKey(src, dst, sp, dp, r.Proto), true
 		}
-		return connKey{dst, src, sp, dp, r.Proto}, false
+		return newConnKey(dst, src, sp, dp, r.Proto), false
 	}
 	c := src.Compare(dst)
 	if c < 0 || (c == 0 && sp <= dp) {
-		return connKey{src, dst, sp, dp, r.Proto}, true
+		return newConnKey(src, dst, sp, dp, r.Proto), true
 	}
-	return connKey{dst, src, dp, sp, r.Proto}, false
+	return newConnKey(dst, src, dp, sp, r.Proto), false
 }
 
 // obs is one probe's observation of one direction: its records summed.
@@ -655,10 +702,10 @@ func (c *Consolidator) Flush() {
 			return r
 		}
 		x, y := a.k, b.k
-		if r := x.a.Compare(y.a); r != 0 {
+		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
 		}
-		if r := x.b.Compare(y.b); r != 0 {
+		if r := compareKeyAddr(x.b, y.b, x.fam&famB4 != 0, y.fam&famB4 != 0); r != 0 {
 			return r
 		}
 		if r := cmp.Compare(x.pa, y.pa); r != 0 {
@@ -713,9 +760,9 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0]}
 	// init is a->b when it is f.
 	if init == f {
-		b.Src, b.Dst, b.Sport, b.Dport = k.a, k.b, init.sport, init.dport
+		b.Src, b.Dst, b.Sport, b.Dport = k.A(), k.B(), init.sport, init.dport
 	} else {
-		b.Src, b.Dst, b.Sport, b.Dport = k.b, k.a, init.sport, init.dport
+		b.Src, b.Dst, b.Sport, b.Dport = k.B(), k.A(), init.sport, init.dport
 	}
 	if c.cfg.KeepDuplicates {
 		b.Merged = 0
