@@ -249,6 +249,7 @@
   }
 
   async function overview() {
+    const my = seq;
     const q = state();
     const metric = q.get("metric") || "octets";
     // One report, bucketed: its summary is the range's, its rows the
@@ -283,7 +284,7 @@
             e.biflows_lower_bound ? "lower bound under packet sampling" : "[" + num(Math.round(e.biflows_low)) + ", " + num(Math.round(e.biflows_high)) + "]", "est")));
     }
     const chartBox = el("div", { class: "chart", id: "usage-chart" });
-    view.replaceChildren(header("Overview", "overview"), cards, estBlock,
+    show(my, header("Overview", "overview"), cards, estBlock,
       el("div", { class: "panel" },
         el("div", { class: "toolbar" }, el("h3", { text: "Usage over time by category" }), el("label", {}, "Show ", msel),
           el("span", { class: "legend-note", text: "per " + stepName(step) + " bucket (biflows by start); drag to zoom into a range" })),
@@ -347,6 +348,7 @@
   }
 
   async function usage() {
+    const my = seq;
     const q = state();
     const by = q.get("by") || "aggregate,category";
     const rep = await api("/api/report", apiParams({ by, limit: "1" }));
@@ -356,7 +358,7 @@
       ...[["aggregate,category", "aggregate × category"], ["aggregate", "aggregate"], ["category", "category"], ["as", "AS (source × destination)"], ["probe", "probe"], ["host", "host"]]
         .map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === by) o.selected = true; return o; }));
     const s = rep.summary;
-    view.replaceChildren(header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]),
+    show(my, header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]),
       el("p", { class: "note" }, "Totals: ", el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows, ",
         el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }), " bytes (" + bytes(s.octets) + ")",
         by === "host" ? ". A biflow counts for both its endpoints." : ". Click a name to drill down, a biflow count to list the biflows."),
@@ -364,6 +366,7 @@
   }
 
   async function talkers() {
+    const my = seq;
     const q = state();
     const n = parseInt(q.get("limit") || "25", 10);
     // One report: its usage by host, its biflows the largest.
@@ -375,7 +378,7 @@
     current = { columns: hcols, rows, json: hosts };
     const lsel = el("select", { id: "limit", onchange: ev => go({ limit: ev.target.value }) },
       ...["10", "25", "100", "500"].map(v => { const o = el("option", { value: v, text: "top " + v }); if (v === String(n)) o.selected = true; return o; }));
-    view.replaceChildren(header("Top talkers", "top-talkers", [lsel]),
+    show(my, header("Top talkers", "top-talkers", [lsel]),
       el("p", { class: "note", text: num(hosts.usage.length) + " hosts in " + num(hosts.summary.biflows) + " biflows; a host's traffic is that of every biflow it is an endpoint of." }),
       table(hcols, rows, { name: "talkers" }),
       el("h3", { text: "Top biflows by bytes" }),
@@ -405,6 +408,7 @@
   }
 
   async function symptoms() {
+    const my = seq;
     const [from, to] = await range();
     const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 36) : 60;
     const heat = await api("/api/report", apiParams({ by: "symptom", limit: "1", bucket: step + "s" }));
@@ -437,13 +441,14 @@
         grid.append(c);
       }
     }
-    view.replaceChildren(header("Symptoms", "symptoms"),
+    show(my, header("Symptoms", "symptoms"),
       el("p", { class: "note", text: "Biflows carrying each symptom per " + stepName(step) + " (by biflow start). Click a cell for its biflows." }),
       syms.length ? el("div", { class: "scroll panel" }, grid) : el("p", { class: "note", text: "No symptoms in this range." }),
       el("h3", { text: "Totals" }), table(cols, tot.usage, { name: "symptoms" }));
   }
 
   async function probes() {
+    const my = seq;
     const q = state();
     const pp = {};
     if (q.get("from")) pp.from = q.get("from");
@@ -500,7 +505,7 @@
     const ledgerCols = [{ key: "probe", label: "Probe", fmt: l => (l.probe || "-") + "/" + l.domain }, { key: "started", label: "Process started", fmt: l => ts(l.started) },
       { key: "messages", label: "Messages", num: true }, { key: "records", label: "Records", num: true },
       ...[...new Set(ledgers.flatMap(l => Object.keys(l.loss || {})))].sort().map(st => ({ key: st, label: st, num: true, fmt: l => num((l.loss || {})[st] || 0), csv: l => (l.loss || {})[st] || 0 }))];
-    view.replaceChildren(header("Probes", "probes"),
+    show(my, header("Probes", "probes"),
       el("p", { class: "note", text: "Each probe (exporter/observation domain) as the store shows it: its records in the range, when the last one ended, its announced sampling (a self-regulating probe announces each change), the loss its ledger reports and, for spooling exporters, the sequence numbers stored and missing." }),
       table(cols, shown, { name: "probes" }),
       el("h3", { text: "Loss ledger" }), lossTable,
@@ -513,6 +518,7 @@
   }
 
   async function explorer() {
+    const my = seq;
     const q = state();
     const order = q.get("order") || "bytes";
     const n = parseInt(q.get("limit") || "100", 10);
@@ -531,7 +537,7 @@
       table(cols, rep.biflows, { name: "biflows", onrow: b => go(biflowSel(b)), selected: b => bf === biflowSel(b).bf })];
     // The selected biflow's records come first, above the list.
     if (bf) parts.splice(2, 0, await records(bf));
-    view.replaceChildren(...parts);
+    show(my, ...parts);
     const sel = document.getElementById("records");
     if (sel) sel.scrollIntoView({ block: "nearest" });
   }
@@ -584,7 +590,14 @@
   const filterbox = document.getElementById("filterbox");
   if (window.innerWidth <= 600) filterbox.open = false;
 
+  // seq numbers the renders: a view whose data arrives after the user
+  // moved on (a newer render started) is not shown.
   let seq = 0;
+  const STALE = new Error("stale render");
+  function show(my, ...nodes) {
+    if (my !== seq) throw STALE;
+    view.replaceChildren(...nodes);
+  }
   async function render() {
     const q = state();
     const v = VIEWS.includes(q.get("view")) ? q.get("view") : "overview";
@@ -606,7 +619,7 @@
     try {
       await { overview, usage, talkers, symptoms, probes, explorer }[v]();
     } catch (e) {
-      if (my !== seq) return;
+      if (e === STALE || my !== seq) return;
       view.replaceChildren(el("div", { class: "error", id: "error", text: String(e.message || e) }));
     }
     if (my === seq) {
