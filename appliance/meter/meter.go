@@ -90,6 +90,10 @@ type Stats struct {
 	// AppFound counts flow directions whose application metadata was
 	// found; AppLooked the payload packets looked at for it.
 	AppFound, AppLooked uint64
+	// ScanBypassed counts flow directions no longer scanned because they
+	// turned to TLS application data after a handshake the symptom
+	// database saw (symptom.DB.Encrypted).
+	ScanBypassed uint64
 	// SymptomOccurrences and SymptomFlows are indexed by symptom id: the
 	// occurrences found in, and the number of, exported flows showing
 	// each symptom.
@@ -641,11 +645,19 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	if len(pl) == 0 {
 		return
 	}
-	if t.shed && len(pl) >= 5 && pl[0] == tlsAppData && pl[1] == 3 && pl[2] <= 4 {
-		// Shedding: TLS application data is ciphertext from here on.
-		e.noScan = true
-		t.stats.ScanShed++
-		return
+	if len(pl) >= 5 && pl[0] == tlsAppData && pl[1] == 3 && pl[2] <= 4 {
+		switch {
+		case db.Encrypted(&e.counts, pl):
+			// After a TLS handshake: ciphertext from here on.
+			e.noScan = true
+			t.stats.ScanBypassed++
+			return
+		case t.shed:
+			// Shedding: TLS application data is ciphertext from here on.
+			e.noScan = true
+			t.stats.ScanShed++
+			return
+		}
 	}
 	if !e.seqKnown {
 		e.seqKnown, e.nextSeq, e.off = true, seq, unknownOffset

@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/mira-project/mira/appliance/decode"
@@ -126,5 +127,71 @@ func TestScanDoesNotAllocate(t *testing.T) {
 	})
 	if allocs > 0 {
 		t.Errorf("Add with scanning allocates %.1f per packet", allocs)
+	}
+}
+
+const tlsDB = `
+version: 1
+tls_bypass: TLS
+symptoms:
+  - name: TLS
+    description: test
+    patterns:
+      - {value: "16 03 00 00 00 01", mask: "FF FF FC 00 00 FF", anchor: start}
+  - name: WEB
+    description: test
+    patterns:
+      - {content: "GET /"}
+`
+
+// tlsRecords meters one TCP direction of segments with db and returns its
+// record and the table's counters.
+func tlsRecord(t *testing.T, yaml string, payloads ...string) (flow.Record, Stats) {
+	t.Helper()
+	db, err := symptom.Parse("tls.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collect
+	tab := New(&Config{Symptoms: db}, c.sink)
+	segs := []decode.Packet{seg(1000, 0x02, "")}
+	seq := uint32(1001)
+	for _, s := range payloads {
+		segs = append(segs, seg(seq, 0x18, s))
+		seq += uint32(len(s))
+	}
+	for i := range segs {
+		tab.Add(&segs[i], int64(i)*1000, 0)
+	}
+	st := tab.Stats()
+	tab.Flush()
+	if len(c.recs) != 1 {
+		t.Fatalf("%d records", len(c.recs))
+	}
+	return c.recs[0], st
+}
+
+func TestScanTLSBypass(t *testing.T) {
+	hello := "\x16\x03\x01\x00\x40\x01\x00\x00\x3c\x03\x03" + string(make([]byte, 58))
+	appData := "\x17\x03\x03\x00\x20GET / inside the ciphertext....."
+	// After a handshake the database saw, application data ends the scan.
+	r, st := tlsRecord(t, tlsDB, hello, appData, "GET / more")
+	if len(r.Symptoms) != 1 || r.Symptoms[0].ID != 1 || r.Symptoms[0].Count != 1 {
+		t.Errorf("symptoms %v, want the handshake only", r.Symptoms)
+	}
+	if st.ScanBypassed != 1 || st.ScanBytes != uint64(len(hello)) {
+		t.Errorf("bypassed %d, scanned %d bytes; want 1, %d", st.ScanBypassed, st.ScanBytes, len(hello))
+	}
+	// Without a handshake, a segment that looks like application data is
+	// scanned like any other.
+	r, st = tlsRecord(t, tlsDB, appData)
+	if count(r) != 1 || st.ScanBypassed != 0 {
+		t.Errorf("no handshake: %v, bypassed %d; want GET / counted, none bypassed", r.Symptoms, st.ScanBypassed)
+	}
+	// A database without tls_bypass scans on.
+	noBypass := strings.Replace(tlsDB, "tls_bypass: TLS\n", "", 1)
+	r, st = tlsRecord(t, noBypass, hello, appData)
+	if count(r) != 2 || st.ScanBypassed != 0 {
+		t.Errorf("without tls_bypass: %v, bypassed %d; want 2 occurrences, none bypassed", r.Symptoms, st.ScanBypassed)
 	}
 }

@@ -194,6 +194,7 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.ScanShed += m.ScanShed
 		s.Meter.AppFound += m.AppFound
 		s.Meter.AppLooked += m.AppLooked
+		s.Meter.ScanBypassed += m.ScanBypassed
 		s.Meter.SymptomOccurrences = addSlices(s.Meter.SymptomOccurrences, m.SymptomOccurrences)
 		s.Meter.SymptomFlows = addSlices(s.Meter.SymptomFlows, m.SymptomFlows)
 		for i := range m.Expired {

@@ -37,6 +37,7 @@ var (
 	mOverload  = prometheus.NewDesc("mira_probe_overload_events_total", "Times self-regulation started sampling.", nil, nil)
 	mAppFound  = prometheus.NewDesc("mira_probe_app_metadata_found_total", "Flow directions whose HTTP host, TLS/QUIC server name or DNS question name was found.", nil, nil)
 	mShed      = prometheus.NewDesc("mira_probe_scan_shed_directions_total", "Flow directions no longer scanned because self-regulation shed them (encrypted).", nil, nil)
+	mBypass    = prometheus.NewDesc("mira_probe_scan_bypassed_directions_total", "Flow directions no longer scanned because TLS application data followed a handshake the symptom database saw.", nil, nil)
 	mQDepth    = prometheus.NewDesc("mira_probe_queue_depth", "Items waiting in a capture queue (worker queue batches or ring blocks).", []string{"queue"}, nil)
 	mQCap      = prometheus.NewDesc("mira_probe_queue_capacity", "Capacity of a capture queue.", []string{"queue"}, nil)
 	mSpooled   = prometheus.NewDesc("mira_probe_spool_records", "Flow records held in an export target's spool (delivery not yet known).", []string{"target"}, nil)
@@ -45,7 +46,7 @@ var (
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
-		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mQDepth, mQCap, mSpooled, mLoss} {
+		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
 }
@@ -96,6 +97,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(mOverload, r.OverloadEvents)
 	c(mShed, s.Meter.ScanShed)
 	c(mAppFound, s.Meter.AppFound)
+	c(mBypass, s.Meter.ScanBypassed)
 	for _, q := range s.Queues {
 		g(mQDepth, float64(q.Depth), q.Name)
 		g(mQCap, float64(q.Capacity), q.Name)

@@ -50,6 +50,16 @@ func Compile(spec *Spec) (*DB, error) {
 			db.patterns++
 		}
 	}
+	if spec.TLSBypass != "" {
+		for _, sy := range db.symptoms {
+			if sy.Name == spec.TLSBypass {
+				db.tlsID = sy.ID
+			}
+		}
+		if db.tlsID == 0 {
+			return nil, specErr(spec.File, spec.TLSBypassLine, "", 0, "", "tls_bypass: no symptom %q", spec.TLSBypass)
+		}
+	}
 	m, err := newMatcher(ents)
 	if err != nil {
 		return nil, &Error{File: spec.File, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}

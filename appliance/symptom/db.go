@@ -22,6 +22,7 @@ type DB struct {
 	symptoms []Symptom
 	patterns int
 	limit    uint64
+	tlsID    uint16 // tls_bypass's symptom; 0: no bypass
 	m        *matcher
 }
 
@@ -91,6 +92,17 @@ func (db *DB) WithScanLimit(limit uint64) *DB {
 	c := *db
 	c.limit = limit
 	return &c
+}
+
+// Encrypted tells whether a flow direction can stop being scanned at this
+// in-order TCP segment: the database names a TLS handshake symptom
+// (tls_bypass), the direction's counts c already hold it, and payload
+// opens a TLS application-data record (content type 23, version 3.x).
+// From there on the direction carries ciphertext, in which a match could
+// only be a false one (Suricata's encrypted bypass).
+func (db *DB) Encrypted(c *Counts, payload []byte) bool {
+	return db.tlsID != 0 && len(payload) >= 5 && payload[0] == 0x17 && payload[1] == 3 && payload[2] <= 4 &&
+		c.Get(db.tlsID) > 0
 }
 
 // Stats describes the compiled matcher.

@@ -22,7 +22,9 @@
 // direction's payload; line: at offset 0 or right after a "\n"), offset and
 // depth (the pattern must lie within [offset, offset+depth) counted from the
 // first payload byte of the direction, as in Snort). A top-level scan_limit
-// bounds the bytes scanned per direction. Errors name the file, line,
+// bounds the bytes scanned per direction; a top-level tls_bypass names the
+// symptom of a TLS handshake, after which the meter stops scanning a
+// direction at its first TLS application-data record (DB.Encrypted). Errors name the file, line,
 // symptom and pattern and wrap ErrSyntax.
 //
 // # Matching

@@ -164,3 +164,45 @@ func scanOnce(db *DB, data []byte) (map[uint16]uint64, bool) {
 	db.Scan(&st, &c, data, 0)
 	return countsMap(&c), c.Overflow == 0
 }
+
+// unpinned returns a copy of db whose pinned entries are tried position
+// by position like the other anchored ones (the matcher before pinning).
+func unpinned(db *DB) *DB {
+	m := *db.m
+	m.anchored = nil
+	m.pinned = nil
+	for i := range m.ents {
+		if e := &m.ents[i]; e.hi != ^uint64(0) && e.hi-e.lo <= maxAnchoredSpan {
+			m.anchored = append(m.anchored, uint32(i))
+		}
+	}
+	c := *db
+	c.m = &m
+	return &c
+}
+
+// FuzzPinned checks that looking pinned entries up by trigger byte counts
+// what trying every anchored entry at its window counts, for the default
+// database, at the start of a direction and at small stream offsets.
+func FuzzPinned(f *testing.F) {
+	f.Add([]byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), uint8(0))
+	f.Add([]byte("\xe3\x38\x00\x00\x00\x01\x10GND\x00"), uint8(3))
+	f.Add([]byte("\x30\x0e\x02\x01\x01\x04\x06public\xa0\x01\x00"), uint8(0))
+	f.Add([]byte("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www"), uint8(2))
+	f.Add([]byte("\x00\x00\x00\x08\x04\xd2\x16\x2f"), uint8(0))
+	def := Default()
+	if len(def.m.pinned) == 0 {
+		f.Fatal("the default database pins no entry")
+	}
+	ref := unpinned(def)
+	f.Fuzz(func(t *testing.T, data []byte, off uint8) {
+		var s1, s2 State
+		var c1, c2 Counts
+		o := uint64(off % 50)
+		def.Scan(&s1, &c1, data, o)
+		ref.Scan(&s2, &c2, data, o)
+		if got, want := countsMap(&c1), countsMap(&c2); !mapsEqual(got, want) {
+			t.Fatalf("offset %d % x: pinned %v, unpinned %v", o, data, got, want)
+		}
+	})
+}

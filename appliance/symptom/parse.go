@@ -103,7 +103,11 @@ type SymptomSpec struct {
 type Spec struct {
 	File      string
 	ScanLimit uint64 // bytes per flow direction; 0: unlimited
-	Symptoms  []SymptomSpec
+	// TLSBypass names the symptom that marks a TLS handshake (see
+	// DB.Encrypted); "" turns the bypass off. TLSBypassLine is its line.
+	TLSBypass     string
+	TLSBypassLine int
+	Symptoms      []SymptomSpec
 }
 
 func specErr(file string, line int, sym string, pat int, text string, format string, args ...any) *Error {
@@ -152,6 +156,11 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 				return nodeErr(v, "", 0, "", "scan_limit: want a byte count, got %q", v.Value)
 			}
 			spec.ScanLimit = n
+		case "tls_bypass":
+			if v.Kind != yaml.ScalarNode || v.Value == "" {
+				return nodeErr(v, "", 0, "", "tls_bypass: want a symptom name, got %q", v.Value)
+			}
+			spec.TLSBypass, spec.TLSBypassLine = v.Value, v.Line
 		case "symptoms":
 			if v.Kind != yaml.SequenceNode {
 				return nodeErr(v, "", 0, "", "symptoms must be a list")

@@ -45,11 +45,22 @@ type matcher struct {
 	firstBytes []byte    // the bytes marked in first
 	tail3      []uint32  // 3-byte-trigger entries, tried at an odd len(p)-3
 	// Entries with a small window (start anchors, offset/depth) are tried
-	// at each start position of their window instead of by trigger.
+	// at each start position of their window instead of by trigger. Those
+	// with a single start position are pinned: grouped by the stream
+	// position of their trigger's first byte and looked up by that byte.
 	anchored  []uint32
+	pinned    []pinGroup
 	anchorEnd uint64 // the largest window end
 	bidx      []uint32
 	lists     []cand
+}
+
+// pinGroup holds the pinned entries whose trigger begins at stream
+// position pos: those starting with byte b are ents[idx[b]:idx[b+1]].
+type pinGroup struct {
+	pos  uint64
+	idx  [257]uint16
+	ents []uint32
 }
 
 // cand is a bucket member: entry e whose trigger has the bucket's gram at
@@ -81,6 +92,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 	buckets := map[uint32][]uint32{} // 3-byte gram -> entry<<1|gram offset
 	b2 := map[uint16][]uint32{}
 	b1 := map[uint8][]uint32{}
+	pins := map[uint64][]uint32{} // trigger position -> pinned entries
 	for i := range ents {
 		e := &ents[i]
 		if len(e.trig) == 0 {
@@ -102,7 +114,11 @@ func newMatcher(ents []entry) (*matcher, error) {
 		}
 		if e.hi != ^uint64(0) && e.hi-e.lo <= maxAnchoredSpan {
 			// Tried only where the window lies: no trigger needed.
-			m.anchored = append(m.anchored, uint32(i))
+			if e.hi-e.lo == uint64(e.length) {
+				pins[e.lo+uint64(e.toff)] = append(pins[e.lo+uint64(e.toff)], uint32(i))
+			} else {
+				m.anchored = append(m.anchored, uint32(i))
+			}
 			m.anchorEnd = max(m.anchorEnd, e.hi)
 			continue
 		}
@@ -143,6 +159,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 	}
+	m.pinned = pinGroups(ents, pins)
 	if anyBOL {
 		// Lets Scan tell whether the previous packet ended with '\n'.
 		csw = append(csw, acWord{[]byte{'\n'}, -1})
@@ -222,6 +239,35 @@ func newMatcher(ents []entry) (*matcher, error) {
 		}
 	}
 	return m, nil
+}
+
+// pinGroups indexes pinned entries by trigger position and first byte
+// (both cases when nocase), keeping entry order within a byte.
+func pinGroups(ents []entry, pins map[uint64][]uint32) []pinGroup {
+	pos := make([]uint64, 0, len(pins))
+	for p := range pins {
+		pos = append(pos, p)
+	}
+	slices.Sort(pos)
+	out := make([]pinGroup, len(pos))
+	for k, p := range pos {
+		g := &out[k]
+		g.pos = p
+		var by [256][]uint32
+		for _, ei := range pins[p] {
+			b := ents[ei].trig[0]
+			by[b] = append(by[b], ei)
+			if ents[ei].nocase && b >= 'a' && b <= 'z' {
+				by[b-'a'+'A'] = append(by[b-'a'+'A'], ei)
+			}
+		}
+		for b := range by {
+			g.idx[b] = uint16(len(g.ents))
+			g.ents = append(g.ents, by[b]...)
+		}
+		g.idx[256] = uint16(len(g.ents))
+	}
+	return out
 }
 
 func gram3(g []byte) uint32 { return uint32(g[0]) | uint32(g[1])<<8 | uint32(g[2])<<16 }
@@ -568,6 +614,20 @@ func (m *matcher) tryList(c *Counts, l []cand, p []byte, i int, off uint64, prev
 // their window has in p.
 func (m *matcher) scanAnchored(c *Counts, p []byte, off uint64, prevNL bool) {
 	end := off + uint64(len(p))
+	for k := range m.pinned {
+		g := &m.pinned[k]
+		if g.pos < off {
+			continue
+		}
+		if g.pos >= end {
+			break // groups ascend by position
+		}
+		i := int(g.pos - off)
+		b := p[i]
+		for _, ei := range g.ents[g.idx[b]:g.idx[int(b)+1]] {
+			m.try(c, &m.ents[ei], p, i, off, prevNL)
+		}
+	}
 	for _, ei := range m.anchored {
 		e := &m.ents[ei]
 		if e.hi <= off || e.lo >= end {

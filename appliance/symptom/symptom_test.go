@@ -40,6 +40,8 @@ func TestParseErrors(t *testing.T) {
 		{"second symptom", "symptoms:\n  - name: A\n    patterns: [abc]\n  - name: B\n    patterns: []\n", []string{`test.yaml:5: key "symptoms[1].patterns"`, "non-empty patterns"}},
 		{"bad anchor", "symptoms:\n  - name: A\n    patterns:\n      - {content: abc, anchor: end}\n", []string{"anchor"}},
 		{"yaml syntax", "symptoms: [\n", []string{"test.yaml"}},
+		{"tls_bypass unknown", "tls_bypass: TLS\nsymptoms:\n  - name: A\n    patterns: [abc]\n", []string{"test.yaml:1", `tls_bypass: no symptom "TLS"`}},
+		{"tls_bypass list", "tls_bypass: [A]\nsymptoms:\n  - name: A\n    patterns: [abc]\n", []string{"test.yaml:1", "tls_bypass: want a symptom name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("test.yaml", []byte(tc.yaml))
