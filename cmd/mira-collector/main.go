@@ -36,6 +36,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	httpAddr := fs.String("http", "", "serve the HTTP API (/api/) and /metrics on this address")
 	rules := fs.String("rules", "", "classification rules file (default: the embedded rules)")
 	metrics := fs.String("metrics", "", "serve Prometheus /metrics on this address")
+	natsURL := fs.String("nats", "", "scale out over NATS JetStream: with --listen, an ingest node publishing the records;\nwith --worker, a consolidation worker; \"embedded\": an in-process NATS server (see --nats-listen)")
+	worker := fs.Bool("worker", false, "with --nats and --db: run as a consolidation worker")
+	workerName := fs.String("name", "", "worker name, stable across restarts (default: the --db file's name)")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "address of the NATS server that --nats embedded starts")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -94,6 +98,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *natsURL != "" {
+		return runCluster(ctx, cfg, clusterFlags{url: *natsURL, worker: *worker, name: *workerName,
+			listen: len(listen) > 0, embeddedAddr: *natsListen}, logger, stderr)
+	}
+	if *worker {
+		fmt.Fprintln(stderr, "mira-collector: --worker needs --nats")
+		return 2
+	}
 	srv := server.New(cfg, logger)
 	srv.ForwardTo = forwardTo
 	if err := srv.Run(ctx); err != nil {

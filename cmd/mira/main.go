@@ -27,6 +27,8 @@ commands:
   flows   --db FILE  list the flow records in a collector store
   report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE]
                      usage report from a collector store
+  report  --nats URL [...]
+                     the same report merged from a cluster's consolidation workers
   synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json] [--progress]
                      write a synthetic capture with its ground truth
   rules   import-snort [-o OUT.yaml] FILE

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
@@ -66,7 +67,8 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mira report", flag.ContinueOnError)
 	var p report.Params
 	p.Register(fs)
-	db := fs.String("db", "", "flow store written by mira-collector (required)")
+	db := fs.String("db", "", "flow store written by mira-collector (this or --nats)")
+	natsURL := fs.String("nats", "", "merge the results of the consolidation workers on this NATS server (nats://host:port)")
 	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
 	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: the %d largest in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
@@ -94,6 +96,19 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	if *rulesFile != "" {
 		var err error
 		if rules, err = classify.Load(*rulesFile); err != nil {
+			return err
+		}
+	}
+	if *natsURL != "" {
+		if *db != "" {
+			return &cli.UsageError{Err: errors.New("--db and --nats exclude each other")}
+		}
+		dir, err := os.MkdirTemp("", "mira-report-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if *db, _, err = cluster.MergedStore(ctx, *natsURL, dir); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,237 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// Names of the JetStream objects every node agrees on.
+const (
+	// FlowStream holds the records, one subject per partition
+	// (FlowSubject), work-queue retention: a record leaves the stream
+	// once the worker owning its partition has stored it and acked.
+	FlowStream = "MIRA_FLOWS"
+	// OptionsStream holds what every report needs from the ingest
+	// nodes: name announcements, sampling announcements and loss
+	// ledgers per origin (subject OptionsSubject), kept.
+	OptionsStream  = "MIRA_OPTIONS"
+	OptionsSubject = "mira.options"
+	// LeaseBucket holds one key per partition ("p.N": the owning
+	// worker's name) with a TTL: a lease not renewed expires, so the
+	// partitions of a worker that died move to the others.
+	LeaseBucket = "mira_leases"
+	// MemberBucket lists the live workers ("w.NAME", TTL like leases).
+	MemberBucket = "mira_members"
+	// WorkerBucket lists every worker that has ever stored records
+	// ("w.NAME", no TTL): a merged report needs all of them.
+	WorkerBucket = "mira_workers"
+	// StatsBucket holds each ingest node's collector counters
+	// ("i.ID", JSON store.Stats, totals since that node started).
+	StatsBucket = "mira_stats"
+	// DumpSubject is followed by a worker's name: the request for its
+	// stored records (see Gather).
+	DumpSubject = "mira.worker.dump."
+	// Partitions is the number of partitions of the flow stream. It
+	// bounds the useful number of workers.
+	Partitions = 32
+	// leaseTTL is how long a lease or membership outlives its holder.
+	leaseTTL = 4 * time.Second
+)
+
+// FlowSubject is the subject of partition p.
+func FlowSubject(p int) string { return "mira.flows." + strconv.Itoa(p) }
+
+// Partition is the partition of a record's connection: the hash of its
+// canonical key (the smaller of the key and its reverse, flow.Key.Compare),
+// without VLAN, so both directions of a connection, seen by any probe
+// on any VLAN tag, land in the same partition.
+func Partition(k flow.Key, n int) int {
+	k.VLAN = 0
+	if r := k.Reverse(); r.Compare(k) < 0 {
+		k = r
+	}
+	h := fnv.New64a()
+	var b [16 + 16 + 5]byte
+	s, d := k.Src.As16(), k.Dst.As16()
+	copy(b[0:], s[:])
+	copy(b[16:], d[:])
+	binary.BigEndian.PutUint16(b[32:], k.Sport)
+	binary.BigEndian.PutUint16(b[34:], k.Dport)
+	b[36] = k.Proto
+	h.Write(b[:])
+	return int(h.Sum64() % uint64(n))
+}
+
+// ID is a record's identity: the exporter's address, its observation
+// domain, the exporting process instance and the record's sequence
+// position (the message's sequence number plus its index in the
+// message). Instance is the spool instance the exporter announced, or,
+// for exporters that announce none, the epoch of the ingest node that
+// decoded the record (a random number drawn at its start), so that an
+// exporter that restarts its sequence numbers under a restarted ingest
+// node is not taken for a replay.
+type ID struct {
+	Exporter netip.Addr
+	Domain   uint32
+	Instance uint64
+	Seq      uint32
+}
+
+// idLen is the size of an ID's key.
+const idLen = 16 + 4 + 8 + 4
+
+// key is id as a store key (byte order = exporter, domain, instance,
+// sequence order).
+func (id ID) key(dst []byte) []byte {
+	a := id.Exporter.As16()
+	dst = append(dst, a[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, id.Domain)
+	dst = binary.BigEndian.AppendUint64(dst, id.Instance)
+	return binary.BigEndian.AppendUint32(dst, id.Seq)
+}
+
+func parseID(k []byte) (ID, error) {
+	if len(k) != idLen {
+		return ID{}, fmt.Errorf("record id of %d bytes (want %d)", len(k), idLen)
+	}
+	a := netip.AddrFrom16([16]byte(k[:16])).Unmap()
+	return ID{Exporter: a, Domain: binary.BigEndian.Uint32(k[16:]), Instance: binary.BigEndian.Uint64(k[20:]),
+		Seq: binary.BigEndian.Uint32(k[28:])}, nil
+}
+
+// Origin is the store origin of id's record, as a single-process
+// collector names it.
+func (id ID) Origin() store.Origin {
+	return store.Origin{Exporter: id.Exporter.String(), Domain: id.Domain}
+}
+
+// A batch message (the payload on a FlowSubject) holds records of one
+// origin and instance: version 1, exporter (16 bytes), domain (4),
+// instance (8), then per record its sequence position (4), the length of
+// its encoding (uvarint) and the encoding (store.AppendRecord).
+const batchVersion = 1
+
+func appendBatchHeader(dst []byte, id ID) []byte {
+	dst = append(dst, batchVersion)
+	a := id.Exporter.As16()
+	dst = append(dst, a[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, id.Domain)
+	return binary.BigEndian.AppendUint64(dst, id.Instance)
+}
+
+func appendBatchRecord(dst []byte, seq uint32, r *flow.Record, scratch []byte) ([]byte, []byte) {
+	scratch = store.AppendRecord(scratch[:0], r)
+	dst = binary.BigEndian.AppendUint32(dst, seq)
+	dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+	return append(dst, scratch...), scratch
+}
+
+// errBatch is wrapped by every batch decoding error.
+var errBatch = errors.New("bad record batch")
+
+// decodeBatch calls fn with every record's identity and encoding in b.
+// The encoding is checked (store.DecodeRecord) before fn sees it.
+func decodeBatch(b []byte, fn func(id ID, enc []byte) error) error {
+	if len(b) < 1+16+4+8 || b[0] != batchVersion {
+		return fmt.Errorf("%w: header of %d bytes or version not %d", errBatch, len(b), batchVersion)
+	}
+	id := ID{Exporter: netip.AddrFrom16([16]byte(b[1:17])).Unmap(), Domain: binary.BigEndian.Uint32(b[17:]),
+		Instance: binary.BigEndian.Uint64(b[21:])}
+	b = b[29:]
+	var r flow.Record
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return fmt.Errorf("%w: truncated sequence number", errBatch)
+		}
+		id.Seq = binary.BigEndian.Uint32(b)
+		n, w := binary.Uvarint(b[4:])
+		if w <= 0 || n > uint64(len(b)-4-w) {
+			return fmt.Errorf("%w: record length", errBatch)
+		}
+		enc := b[4+w : 4+w+int(n)]
+		if err := store.DecodeRecord(enc, &r); err != nil {
+			return fmt.Errorf("%w: %v", errBatch, err)
+		}
+		if err := fn(id, enc); err != nil {
+			return err
+		}
+		b = b[4+w+int(n):]
+	}
+	return nil
+}
+
+// Setup creates (or updates) the streams, consumers and buckets; every
+// node calls it at start, so any may come first. replicas is the
+// replication factor of the streams and buckets (1 on one server, 3 on a
+// three-node cluster).
+func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas < 1 {
+		replicas = 1
+	}
+	subjects := make([]string, 0, Partitions)
+	for p := 0; p < Partitions; p++ {
+		subjects = append(subjects, FlowSubject(p))
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: FlowStream, Subjects: subjects,
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: replicas,
+		Duplicates: 2 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("cluster: stream %s: %w", FlowStream, err)
+	}
+	for p := 0; p < Partitions; p++ {
+		_, err := js.CreateOrUpdateConsumer(ctx, FlowStream, jetstream.ConsumerConfig{Durable: consumerName(p),
+			FilterSubject: FlowSubject(p), AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait,
+			MaxAckPending: 4096, MaxDeliver: -1, Replicas: replicas})
+		if err != nil {
+			return fmt.Errorf("cluster: consumer %s: %w", consumerName(p), err)
+		}
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: OptionsStream, Subjects: []string{OptionsSubject},
+		Storage: jetstream.FileStorage, Replicas: replicas})
+	if err != nil {
+		return fmt.Errorf("cluster: stream %s: %w", OptionsStream, err)
+	}
+	for _, b := range []jetstream.KeyValueConfig{
+		{Bucket: LeaseBucket, TTL: leaseTTL, Replicas: replicas},
+		{Bucket: MemberBucket, TTL: leaseTTL, Replicas: replicas},
+		{Bucket: WorkerBucket, Replicas: replicas},
+		{Bucket: StatsBucket, Replicas: replicas},
+	} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("cluster: bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// ackWait is how long a delivered record batch may stay unacknowledged
+// before JetStream delivers it again (to whoever owns the partition).
+const ackWait = 5 * time.Second
+
+func consumerName(p int) string { return "part-" + strconv.Itoa(p) }
+
+// Connect connects to url ("nats://host:port[,nats://...]").
+func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: connect %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}

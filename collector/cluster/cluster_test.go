@@ -1,0 +1,414 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mira-project/mira/collector/cluster"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// The cluster tests run the real binaries: mira-probes reading a real
+// capture (split by direction, one probe per direction), exporting to a
+// single mira-collector for the reference, and to two ingest nodes
+// (mira-collector --listen --nats) with two consolidation workers
+// (mira-collector --nats --worker --db) on an embedded NATS server; the
+// merged report (mira report --nats) must equal the reference exactly.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) (probe, coll, mira string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "mira-cluster-")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"mira-probe", "mira-collector", "mira"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "github.com/mira-project/mira/cmd/"+c)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "mira-probe"), filepath.Join(binDir, "mira-collector"), filepath.Join(binDir, "mira")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a process's log, written by its pipes and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  syncBuffer
+	done chan struct{}
+}
+
+func start(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s log:\n%s", p.name, p.log.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(40 * time.Second):
+		t.Fatalf("%s did not stop:\n%s", p.name, p.log.String())
+	}
+}
+
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// waitTCP waits until something listens on port.
+func waitTCP(t *testing.T, p *proc, port int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited:\n%s", p.name, p.log.String())
+		default:
+		}
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening on %d:\n%s", p.name, port, p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const probeConfig = `probe: {name: cl}
+aggregates:
+  home: [192.168.0.0/16]
+  rules:
+    - {name: campus-out, direction: [outgoing]}
+    - {name: campus-in, direction: [incoming]}
+    - {name: campus-internal, direction: [internal]}
+`
+
+var recordsRE = regexp.MustCompile(`capture ended.* records=(\d+)`)
+
+// runProbe runs mira-probe on pcap keeping scope, exporting to port; it
+// returns the records it exported.
+func runProbe(t *testing.T, bin, pcap string, domain, port int, scope string) (int, error) {
+	f := filepath.Join(t.TempDir(), "probe.yaml")
+	if err := os.WriteFile(f, []byte(probeConfig+scope), 0o644); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--config", f, "-r", pcap, "--domain", strconv.Itoa(domain),
+		"--export", fmt.Sprintf("tcp://127.0.0.1:%d", port)).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("mira-probe: %v\n%s", err, out)
+	}
+	m := recordsRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("mira-probe: no record count in its log:\n%s", out)
+	}
+	return strconv.Atoi(string(m[1]))
+}
+
+// scopes split the capture by direction: each direction of a connection
+// is metered by one probe only.
+var scopes = []string{"  scope: {directions: [outgoing, internal]}\n", "  scope: {directions: [incoming, transit]}\n"}
+
+// runProbes runs one probe per scope, probe i exporting to ports[i].
+func runProbes(t *testing.T, bin, pcap string, ports []int) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	n := make([]int, len(scopes))
+	errs := make([]error, len(scopes))
+	for i := range scopes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n[i], errs[i] = runProbe(t, bin, pcap, 10+i, ports[i], scopes[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return n[0] + n[1]
+}
+
+func reportJSON(t *testing.T, mira string, args ...string) (*report.Report, error) {
+	t.Helper()
+	out, err := exec.Command(mira, append([]string{"report", "--format", "json"}, args...)...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("mira report: %v\n%s", err, ee.Stderr)
+		}
+		return nil, err
+	}
+	var r report.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("mira report: %v", err)
+	}
+	return &r, nil
+}
+
+type biflowKey struct {
+	src, dst     string
+	sport, dport uint16
+	proto        uint8
+}
+
+func biflows(r *report.Report) map[biflowKey][4]uint64 {
+	m := map[biflowKey][4]uint64{}
+	for _, b := range r.Biflows {
+		m[biflowKey{b.Src.String(), b.Dst.String(), b.Sport, b.Dport, b.Proto}] = [4]uint64{b.Packets, b.Octets, b.RPackets, b.ROctets}
+	}
+	return m
+}
+
+// same compares the merged report with the reference.
+func same(t *testing.T, got, want *report.Report) {
+	t.Helper()
+	gs, ws := got.Summary, want.Summary
+	if gs.Flows != ws.Flows || gs.Biflows != ws.Biflows || gs.Packets != ws.Packets || gs.Octets != ws.Octets {
+		t.Errorf("merged: flows %d biflows %d packets %d octets %d; single collector: %d %d %d %d",
+			gs.Flows, gs.Biflows, gs.Packets, gs.Octets, ws.Flows, ws.Biflows, ws.Packets, ws.Octets)
+	}
+	gb, wb := biflows(got), biflows(want)
+	for k, w := range wb {
+		if g, ok := gb[k]; !ok || g != w {
+			t.Errorf("biflow %v: merged %v, single collector %v", k, g, w)
+		}
+	}
+	for k := range gb {
+		if _, ok := wb[k]; !ok {
+			t.Errorf("biflow %v only in the merged report", k)
+		}
+	}
+	if len(got.Usage) != len(want.Usage) {
+		t.Errorf("merged: %d usage rows, single collector %d", len(got.Usage), len(want.Usage))
+	}
+	for i := range min(len(got.Usage), len(want.Usage)) {
+		g, w := got.Usage[i], want.Usage[i]
+		if g.Aggregate != w.Aggregate || g.Category != w.Category || g.Biflows != w.Biflows || g.Packets != w.Packets || g.Octets != w.Octets {
+			t.Errorf("usage row %d: merged %+v, single collector %+v", i, g, w)
+		}
+	}
+}
+
+// TestCluster: two ingest nodes (each direction of every connection
+// enters a different one) and two workers, one killed with SIGKILL while
+// the probes export and started again; the merged report equals a
+// single collector's on the same export.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemons")
+	}
+	pcap := peertest.CorpusFile(t, "pcaps", "ndpi", "1kxun.pcap")
+	probeBin, collBin, miraBin := binaries(t)
+
+	// The reference: one mira-collector.
+	db := filepath.Join(t.TempDir(), "single.db")
+	port := freePort(t)
+	single := start(t, "single collector", collBin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--db", db)
+	waitTCP(t, single, port)
+	n := runProbes(t, probeBin, pcap, []int{port, port})
+	single.stop(t)
+	want, err := reportJSON(t, miraBin, "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Summary.Flows != n || want.Summary.Biflows < 50 {
+		t.Fatalf("reference: %d records of %d exported, %d biflows", want.Summary.Flows, n, want.Summary.Biflows)
+	}
+	paired := 0
+	for _, b := range want.Biflows {
+		if b.Packets > 0 && b.RPackets > 0 {
+			paired++
+		}
+	}
+	t.Logf("single collector: %d records, %d biflows (%d with both directions), %d packets, %d octets",
+		n, want.Summary.Biflows, paired, want.Summary.Packets, want.Summary.Octets)
+
+	// The cluster on an embedded NATS server.
+	ns, url, err := cluster.Embedded("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, js, err := cluster.Connect(url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	if err := cluster.Setup(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	worker := func(name string) *proc {
+		return start(t, name, collBin, "--nats", url, "--worker", "--db", filepath.Join(dir, name+".db"))
+	}
+	wa, wb := worker("wa"), worker("wb")
+	waitLeases(t, js, map[string]bool{"wa": true, "wb": true})
+	ports := []int{freePort(t), freePort(t)}
+	var ingest []*proc
+	for i, p := range ports {
+		g := start(t, fmt.Sprintf("ingest %d", i), collBin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", p), "--nats", url)
+		waitTCP(t, g, p)
+		ingest = append(ingest, g)
+	}
+
+	// Kill wb once records flow, while the probes export.
+	killed := make(chan int, 1)
+	go func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			if s, err := js.Stream(ctx, cluster.FlowStream); err == nil {
+				if info, err := s.Info(ctx); err == nil && info.State.LastSeq > 0 {
+					wb.cmd.Process.Signal(syscall.SIGKILL)
+					<-wb.done
+					killed <- int(info.State.LastSeq)
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		killed <- -1
+	}()
+	if got := runProbes(t, probeBin, pcap, ports); got != n {
+		t.Fatalf("probes exported %d records, %d to the single collector", got, n)
+	}
+	at := <-killed
+	if at < 0 {
+		t.Fatal("no record batch was published")
+	}
+	t.Logf("wb killed (SIGKILL) after %d batches were published", at)
+	wb = worker("wb")
+	_ = wa
+
+	// Wait until the merged report holds every record.
+	var got *report.Report
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got, err = reportJSON(t, miraBin, "--nats", url)
+		if err == nil && got.Summary.Flows >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("merged report: %v, %d of %d records", err, flows(got), n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	same(t, got, want)
+	for _, g := range ingest {
+		g.stop(t)
+	}
+	wb.stop(t)
+}
+
+func flows(r *report.Report) int {
+	if r == nil {
+		return -1
+	}
+	return r.Summary.Flows
+}
+
+// waitLeases waits until the partitions are leased, each to one of want.
+func waitLeases(t *testing.T, js jetstream.JetStream, want map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, cluster.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		held := map[string]int{}
+		n := 0
+		for p := 0; p < cluster.Partitions; p++ {
+			if e, err := kv.Get(ctx, "p."+strconv.Itoa(p)); err == nil && want[string(e.Value())] {
+				held[string(e.Value())]++
+				n++
+			}
+		}
+		if n == cluster.Partitions && len(held) == len(want) {
+			t.Logf("partitions per worker: %v", held)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions leased: %v", held)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,329 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/config"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
+)
+
+// maxInFlight bounds the record batches published and not yet
+// acknowledged by JetStream; beyond it an ingest node drops records and
+// counts them (Ingest.Unpublished) rather than blocking its sockets.
+const maxInFlight = 8192
+
+// publishAttempts is how often a batch whose publication failed (no
+// acknowledgement: a NATS node lost, a leader election) is published
+// again, under the same message id (JetStream drops the copy if the
+// first one was stored after all), before its records count as
+// unpublished.
+const publishAttempts = 8
+
+// optionsMessage is one announcement on OptionsSubject.
+type optionsMessage struct {
+	Origin   store.Origin            `json:"origin"`
+	Names    *store.NameAnnouncement `json:"names,omitempty"`
+	Sampling *store.Announcement     `json:"sampling,omitempty"`
+	Ledger   *store.Ledger           `json:"ledger,omitempty"`
+}
+
+type originKey struct {
+	addr   netip.Addr
+	domain uint32
+}
+
+// Ingest is the collecting process's consumer on an ingest node: it
+// publishes each message's records, by partition, to the flow stream, and
+// the origins' announcements to the options stream. It never waits for
+// JetStream: see maxInFlight.
+type Ingest struct {
+	js    jetstream.JetStream
+	log   *slog.Logger
+	epoch uint64
+	ID    string // the node's id in StatsBucket
+
+	mu      sync.Mutex
+	smp     store.AnnouncementTracker[originKey]
+	held    map[originKey][]store.NameAnnouncement
+	bufs    [Partitions][]byte
+	first   [Partitions]uint32
+	scratch []byte
+
+	Published   atomic.Uint64 // records acknowledged by JetStream
+	Unpublished atomic.Uint64 // records dropped: too many in flight, or publication failed
+	Retried     atomic.Uint64 // batches published again after a failure
+	inFlight    atomic.Int64
+}
+
+// NewIngest prepares an ingest consumer publishing through js.
+func NewIngest(js jetstream.JetStream, log *slog.Logger) *Ingest {
+	var b [8]byte
+	rand.Read(b[:])
+	epoch := binary.BigEndian.Uint64(b[:]) | 1<<63 // never 0, never a small spool instance
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36)}
+}
+
+// Consume implements collector.Consumer.
+func (g *Ingest) Consume(o collector.Origin, recs []flow.Record) {
+	k := originKey{o.Exporter.Addr(), o.Domain}
+	id := ID{Exporter: k.addr, Domain: o.Domain, Instance: o.Instance}
+	if id.Instance == 0 {
+		id.Instance = g.epoch
+	}
+	g.mu.Lock()
+	g.smp.Records(k, recs)
+	if h, ok := g.held[k]; ok {
+		delete(g.held, k)
+		for i := range h {
+			g.publishOptions(optionsMessage{Origin: id.Origin(), Names: &h[i]})
+		}
+	}
+	for i := range recs {
+		p := Partition(recs[i].Key, Partitions)
+		seq := o.Sequence + uint32(i)
+		if len(g.bufs[p]) == 0 {
+			g.bufs[p] = appendBatchHeader(g.bufs[p], id)
+			g.first[p] = seq
+		}
+		g.bufs[p], g.scratch = appendBatchRecord(g.bufs[p], seq, &recs[i], g.scratch)
+	}
+	counts := [Partitions]int{}
+	for i := range recs {
+		counts[Partition(recs[i].Key, Partitions)]++
+	}
+	for p := range g.bufs {
+		if len(g.bufs[p]) == 0 {
+			continue
+		}
+		data := append([]byte(nil), g.bufs[p]...)
+		g.bufs[p] = g.bufs[p][:0]
+		id.Seq = g.first[p]
+		g.publish(p, id, data, counts[p])
+	}
+	g.mu.Unlock()
+}
+
+// msgID names a batch for JetStream's duplicate window: its first
+// record's identity and its partition.
+func msgID(p int, id ID) string {
+	return fmt.Sprintf("%s/%d/%d/%d/%d", id.Exporter, id.Domain, id.Instance, id.Seq, p)
+}
+
+func (g *Ingest) publish(p int, id ID, data []byte, n int) {
+	if g.inFlight.Load() >= maxInFlight {
+		g.Unpublished.Add(uint64(n))
+		return
+	}
+	m := &nats.Msg{Subject: FlowSubject(p), Data: data, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, msgID(p, id))
+	g.send(m, n, 1)
+}
+
+// send publishes m (n records) and follows its acknowledgement.
+func (g *Ingest) send(m *nats.Msg, n, attempt int) {
+	g.inFlight.Add(1)
+	f, err := g.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Millisecond))
+	if err != nil {
+		g.inFlight.Add(-1)
+		g.failed(m, n, attempt, err)
+		return
+	}
+	go func() {
+		select {
+		case <-f.Ok():
+			g.inFlight.Add(-1)
+			g.Published.Add(uint64(n))
+		case err := <-f.Err():
+			g.inFlight.Add(-1)
+			g.failed(m, n, attempt, err)
+		}
+	}()
+}
+
+func (g *Ingest) failed(m *nats.Msg, n, attempt int, err error) {
+	if attempt >= publishAttempts {
+		g.Unpublished.Add(uint64(n))
+		g.log.Warn("records not published", "subject", m.Subject, "records", n, "err", err)
+		return
+	}
+	g.Retried.Add(1)
+	go func() {
+		time.Sleep(time.Duration(attempt) * 250 * time.Millisecond) // back-off before retrying
+		g.send(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, n, attempt+1)
+	}()
+}
+
+// publishOptions publishes an announcement; g.mu held. Announcements are
+// rare and small: they are published whatever the records in flight,
+// retried like records.
+func (g *Ingest) publishOptions(om optionsMessage) {
+	b, err := json.Marshal(om)
+	if err != nil {
+		g.log.Error("options announcement", "err", err)
+		return
+	}
+	g.send(&nats.Msg{Subject: OptionsSubject, Data: b}, 0, 1)
+}
+
+// ConsumeOptions implements collector.OptionsConsumer: names, sampling
+// and ledgers are announced as mira-collector stores them (names held
+// until the origin sends a record).
+func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
+	k := originKey{o.Exporter.Addr(), o.Domain}
+	so := store.Origin{Exporter: k.addr.String(), Domain: o.Domain}
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if opts.HaveSampling {
+		if a, changed := g.smp.Sampling(k, opts.Sampling.Interval, opts.Sampling.Flow, now); changed {
+			g.publishOptions(optionsMessage{Origin: so, Sampling: &a})
+		}
+	}
+	if opts.HaveLedger {
+		l := opts.Ledger
+		g.publishOptions(optionsMessage{Origin: so, Ledger: &store.Ledger{Origin: so, SystemInit: l.SystemInit,
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss, Updated: now}})
+	}
+	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
+	if a, changed := g.smp.Names(k, n, now); changed {
+		if g.smp.HasRecords(k) {
+			g.publishOptions(optionsMessage{Origin: so, Names: &a})
+			return
+		}
+		if g.held == nil {
+			g.held = map[originKey][]store.NameAnnouncement{}
+		}
+		if _, ok := g.held[k]; !ok && len(g.held) >= 4096 {
+			for x := range g.held {
+				delete(g.held, x)
+				break
+			}
+		}
+		if l := g.held[k]; len(l) > 0 && l[len(l)-1].Since == a.Since {
+			l[len(l)-1] = a
+			return
+		}
+		g.held[k] = append(g.held[k], a)
+	}
+}
+
+// Pending is the number of batches published and not yet acknowledged.
+func (g *Ingest) Pending() int64 { return g.inFlight.Load() }
+
+// stats are c's counters in the store's terms, with the records this
+// node could not publish as Dropped.
+func (g *Ingest) stats(c collector.Stats) store.Stats {
+	d := store.Stats{Messages: c.Messages, Records: c.Records, Lost: c.LostRecords, SocketDrops: c.SocketDrops,
+		Dropped: g.Unpublished.Load(), Malformed: map[string]uint64{}, Evicted: map[string]uint64{}, Updated: time.Now()}
+	for k, n := range map[string]uint64{"templates": c.TemplatesEvicted, "templates-expired": c.TemplatesExpired,
+		"domains": c.DomainsEvicted, "exporters": c.SessionsEvicted} {
+		if n > 0 {
+			d.Evicted[k] = n
+		}
+	}
+	for k, v := range c.Malformed {
+		d.Malformed[k] = v
+	}
+	return d
+}
+
+// RunIngest is `mira-collector --listen URL --nats NATS_URL`: the
+// collecting process on cfg.Listen, publishing to js, until ctx ends;
+// then it waits (up to 30 s) for JetStream to acknowledge what it
+// published. addrs, when not nil, receives the bound addresses.
+func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr) error {
+	g := NewIngest(js, log)
+	allow, err := cfg.AllowPrefixes()
+	if err != nil {
+		return err
+	}
+	lim := cfg.Limits
+	coll := collector.New(g, &collector.Config{Allow: allow, Logger: g.log,
+		MaxSessionTemplates: lim.TemplatesPerExporter, MaxTemplates: lim.Templates,
+		MaxSessionDomains: lim.DomainsPerExporter, MaxUDPSessions: lim.UDPExporters,
+		TemplateLifetime: lim.TemplateLifetime, MaxConnections: lim.TCPConnections})
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bound []net.Addr
+	for _, raw := range cfg.Listen {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("cluster: bad listen URL %q", raw)
+		}
+		var a net.Addr
+		switch u.Scheme {
+		case "udp":
+			a, err = coll.ListenUDP(lctx, u.Host)
+		case "tcp":
+			a, err = coll.ListenTCP(lctx, u.Host)
+		case "tls":
+			t, terr := cfg.TLS.Server()
+			if terr != nil {
+				return fmt.Errorf("cluster: listen %s: %w", raw, terr)
+			}
+			a, err = coll.ListenTLS(lctx, u.Host, t)
+		default:
+			err = fmt.Errorf("unsupported scheme %q", u.Scheme)
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: listen %s: %w", raw, err)
+		}
+		g.log.Info("ingest listening", "url", raw, "addr", a.String(), "node", g.ID)
+		bound = append(bound, a)
+	}
+	if addrs != nil {
+		addrs <- bound
+	}
+	kv, err := js.KeyValue(ctx, StatsBucket)
+	if err != nil {
+		return fmt.Errorf("cluster: %s: %w", StatsBucket, err)
+	}
+	saveStats := func() {
+		b, _ := json.Marshal(g.stats(coll.Stats()))
+		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		defer c()
+		if _, err := kv.Put(sctx, "i."+g.ID, b); err != nil {
+			g.log.Warn("ingest stats not saved", "err", err)
+		}
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			coll.Wait()
+			deadline := time.Now().Add(30 * time.Second)
+			for g.Pending() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			saveStats()
+			g.log.Info("ingest stopped", "published", g.Published.Load(), "unpublished", g.Unpublished.Load(),
+				"retried", g.Retried.Load())
+			return nil
+		case <-tick.C:
+			saveStats()
+		}
+	}
+}

@@ -1,0 +1,359 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketRecords holds a worker's records: key = ID.key, value = the
+// record's encoding (store.AppendRecord). Writing a record again under
+// its identity changes nothing: redelivery is idempotent.
+var bucketRecords = []byte("records")
+
+// Worker is a consolidation worker: it owns a share of the partitions
+// and stores their records in its bbolt file.
+type Worker struct {
+	Name string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	log  *slog.Logger
+	db   *bolt.DB
+
+	in   chan jetstream.Msg
+	quit chan struct{} // closed at shutdown: consume callbacks stop handing over
+
+	mu    sync.Mutex
+	owned map[int]*lease
+
+	Stored     atomic.Uint64 // records stored
+	Duplicates atomic.Uint64 // records delivered again and already stored
+	Malformed  atomic.Uint64 // batches that did not decode (terminated)
+}
+
+type lease struct {
+	rev uint64
+	cc  jetstream.ConsumeContext
+}
+
+// OpenWorker opens (creates) the worker's store at path.
+func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*Worker, error) {
+	if name == "" || strings.ContainsAny(name, ". *>") {
+		return nil, fmt.Errorf("cluster: worker name %q: want a non-empty name without dots, spaces, * or >", name)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: worker store %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucketRecords); return err }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Worker{Name: name, nc: nc, js: js, log: log.With("worker", name), db: db,
+		in: make(chan jetstream.Msg, 8192), quit: make(chan struct{}), owned: map[int]*lease{}}, nil
+}
+
+// Owned lists the partitions w holds now.
+func (w *Worker) Owned() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var l []int
+	for p := range w.owned {
+		l = append(l, p)
+	}
+	slices.Sort(l)
+	return l
+}
+
+// Run consumes until ctx ends, then releases its partitions and closes
+// the store.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.db.Close()
+	members, err := w.js.KeyValue(ctx, MemberBucket)
+	if err != nil {
+		return err
+	}
+	leases, err := w.js.KeyValue(ctx, LeaseBucket)
+	if err != nil {
+		return err
+	}
+	workers, err := w.js.KeyValue(ctx, WorkerBucket)
+	if err != nil {
+		return err
+	}
+	if _, err := workers.Put(ctx, "w."+w.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return err
+	}
+	sub, err := w.nc.Subscribe(DumpSubject+w.Name, w.dump)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
+	done := make(chan struct{})
+	go func() { w.commitLoop(); close(done) }()
+
+	tick := time.NewTicker(leaseTTL / 4)
+	defer tick.Stop()
+	for {
+		w.rebalance(ctx, members, leases)
+		select {
+		case <-ctx.Done():
+			w.mu.Lock()
+			for p, l := range w.owned {
+				l.cc.Stop()
+				delete(w.owned, p)
+				dctx, c := context.WithTimeout(context.Background(), time.Second)
+				leases.Delete(dctx, leaseKey(p), jetstream.LastRevision(l.rev))
+				c()
+			}
+			w.mu.Unlock()
+			dctx, c := context.WithTimeout(context.Background(), time.Second)
+			members.Delete(dctx, "w."+w.Name)
+			c()
+			close(w.quit)
+			<-done
+			w.log.Info("worker stopped", "stored", w.Stored.Load(), "duplicates", w.Duplicates.Load())
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func leaseKey(p int) string { return "p." + strconv.Itoa(p) }
+
+// score is the rendezvous hash of partition p and worker name: a
+// partition belongs to the live worker with the highest score, so a
+// worker joining or leaving moves only its own share.
+func score(p int, name string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(p))
+	h.Write(b[:])
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+// rebalance renews w's membership and leases, releases the partitions
+// another live worker should own and takes those it should own once
+// free.
+func (w *Worker) rebalance(ctx context.Context, members, leases jetstream.KeyValue) {
+	if _, err := members.Put(ctx, "w."+w.Name, nil); err != nil {
+		w.log.Warn("membership not renewed", "err", err)
+		return
+	}
+	keys, err := members.ListKeys(ctx)
+	if err != nil {
+		w.log.Warn("members", "err", err)
+		return
+	}
+	var live []string
+	for k := range keys.Keys() {
+		live = append(live, strings.TrimPrefix(k, "w."))
+	}
+	keys.Stop()
+	mine := func(p int) bool {
+		best, bestName := uint64(0), ""
+		for _, n := range live {
+			if s := score(p, n); s > best || (s == best && n < bestName) {
+				best, bestName = s, n
+			}
+		}
+		return bestName == w.Name
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for p := 0; p < Partitions; p++ {
+		l := w.owned[p]
+		switch {
+		case l != nil && mine(p):
+			rev, err := leases.Update(ctx, leaseKey(p), []byte(w.Name), l.rev)
+			if err != nil {
+				w.log.Warn("lease lost", "partition", p, "err", err)
+				l.cc.Stop()
+				delete(w.owned, p)
+				continue
+			}
+			l.rev = rev
+		case l != nil:
+			// Another worker should have it: stop taking its records
+			// (those received are still stored and acked) and free it.
+			l.cc.Stop()
+			delete(w.owned, p)
+			leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(l.rev))
+			w.log.Info("partition released", "partition", p)
+		case mine(p):
+			rev, err := leases.Create(ctx, leaseKey(p), []byte(w.Name))
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				// Held; ours if we held it before a restart.
+				e, gerr := leases.Get(ctx, leaseKey(p))
+				if gerr != nil || string(e.Value()) != w.Name {
+					continue
+				}
+				rev, err = leases.Update(ctx, leaseKey(p), []byte(w.Name), e.Revision())
+			}
+			if err != nil {
+				continue
+			}
+			c, err := w.js.Consumer(ctx, FlowStream, consumerName(p))
+			if err != nil {
+				w.log.Warn("consumer", "partition", p, "err", err)
+				leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+				continue
+			}
+			cc, err := c.Consume(w.handOver, jetstream.PullMaxMessages(512))
+			if err != nil {
+				w.log.Warn("consume", "partition", p, "err", err)
+				leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+				continue
+			}
+			w.owned[p] = &lease{rev: rev, cc: cc}
+			w.log.Info("partition taken", "partition", p)
+		}
+	}
+}
+
+// handOver passes a delivered message to the commit loop.
+func (w *Worker) handOver(m jetstream.Msg) {
+	select {
+	case w.in <- m:
+	case <-w.quit:
+	}
+}
+
+// commitLoop stores what arrives in batches (one transaction per batch)
+// and acknowledges each message once its transaction is committed.
+func (w *Worker) commitLoop() {
+	var batch []jetstream.Msg
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		var stored, dup uint64
+		bad := make([]bool, len(batch))
+		err := w.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketRecords)
+			var key []byte
+			for i, m := range batch {
+				err := decodeBatch(m.Data(), func(id ID, enc []byte) error {
+					key = id.key(key[:0])
+					if b.Get(key) != nil {
+						dup++
+						return nil
+					}
+					stored++
+					return b.Put(slices.Clone(key), slices.Clone(enc))
+				})
+				if errors.Is(err, errBatch) {
+					bad[i] = true
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// Not acked: JetStream delivers them again after ackWait.
+			w.log.Error("store write failed", "err", err)
+			batch = batch[:0]
+			return
+		}
+		w.Stored.Add(stored)
+		w.Duplicates.Add(dup)
+		for i, m := range batch {
+			if bad[i] {
+				w.Malformed.Add(1)
+				w.log.Warn("malformed record batch dropped", "subject", m.Subject())
+				m.Term()
+				continue
+			}
+			m.Ack()
+		}
+		batch = batch[:0]
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.quit:
+			// What was handed over is stored; messages delivered
+			// and not handed over are delivered again after ackWait.
+			for {
+				select {
+				case m := <-w.in:
+					batch = append(batch, m)
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+			return
+		case m := <-w.in:
+			batch = append(batch, m)
+			if len(batch) >= 1024 {
+				flush()
+			}
+		case <-t.C:
+			flush()
+		}
+	}
+}
+
+// dumpChunk bounds a dump message's payload (NATS's default maximum is
+// 1 MiB).
+const dumpChunk = 512 << 10
+
+// dump answers a report's request with every stored record: messages of
+// (id, uvarint length, encoding) entries, then an empty message with the
+// header Mira-Records (their count) that ends the answer.
+func (w *Worker) dump(req *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	var n int
+	err := w.db.View(func(tx *bolt.Tx) error {
+		var buf []byte
+		err := tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			buf = append(buf, k...)
+			buf = binary.AppendUvarint(buf, uint64(len(v)))
+			buf = append(buf, v...)
+			n++
+			if len(buf) >= dumpChunk {
+				if err := w.nc.Publish(req.Reply, buf); err != nil {
+					return err
+				}
+				buf = nil
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = w.nc.Publish(req.Reply, buf)
+		}
+		return err
+	})
+	end := &nats.Msg{Subject: req.Reply, Header: nats.Header{}}
+	end.Header.Set("Mira-Records", strconv.Itoa(n))
+	if err != nil {
+		end.Header.Set("Mira-Error", err.Error())
+	}
+	w.nc.PublishMsg(end)
+}
