@@ -371,6 +371,17 @@ func TestCluster(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	same(t, got, want)
+	// Each direction entered a different ingest node: the pairs are
+	// there all the same.
+	gotPaired := 0
+	for _, b := range got.Biflows {
+		if b.Packets > 0 && b.RPackets > 0 {
+			gotPaired++
+		}
+	}
+	if gotPaired != paired || paired == 0 {
+		t.Errorf("merged report: %d biflows with both directions, single collector %d", gotPaired, paired)
+	}
 	for _, g := range ingest {
 		g.stop(t)
 	}
