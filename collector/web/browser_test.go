@@ -421,6 +421,12 @@ func checkUsage(t *testing.T, by string, rows []row, want []report.UsageRow) {
 		if b, p, o := number(t, r.Cols["biflows"]), number(t, r.Cols["packets"]), number(t, r.Cols["octets"]); b != uint64(u.Biflows) || p != u.Packets || o != u.Octets {
 			t.Errorf("by %s row %q: %d biflows %d packets %d octets shown, the report has %d %d %d", by, key, b, p, o, u.Biflows, u.Packets, u.Octets)
 		}
+		if est, ok := r.Cols["estimated_octets"]; ok && number(t, est) != u.EstimatedOctets {
+			t.Errorf("by %s row %q: %s estimated octets shown, the report has %d", by, key, est, u.EstimatedOctets)
+		}
+		if hits, ok := r.Cols["hits"]; ok && number(t, hits) != u.Hits {
+			t.Errorf("by %s row %q: %s hits shown, the report has %d", by, key, hits, u.Hits)
+		}
 	}
 }
 
