@@ -534,7 +534,14 @@ snmp:
 `, coll.port)
 	img := filepath.Join(tmp, "mira.img")
 	buildStart := time.Now()
-	if err := image.Build(ctx, image.Options{Output: img, ProbeYAML: []byte(probeYAML), Log: testWriter{t}}); err != nil {
+	// Remote syslog to the host.
+	syslogConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syslogConn.Close()
+	systemYAML := fmt.Sprintf("ntp: []\nsyslog: 10.0.2.2:%d\n", syslogConn.LocalAddr().(*net.UDPAddr).Port)
+	if err := image.Build(ctx, image.Options{Output: img, ProbeYAML: []byte(probeYAML), SystemYAML: []byte(systemYAML), Log: testWriter{t}}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(img)
@@ -551,6 +558,13 @@ snmp:
 	descr := g.waitSNMP(t)
 	t.Logf("SeaBIOS: first SNMP answer %.1f s after QEMU started (sysDescr %q)", time.Since(g.start).Seconds(), descr)
 	g.silent(t)
+	syslogConn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := syslogConn.ReadFrom(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "mira-init") {
+		t.Fatalf("remote syslog: %q %v", buf[:n], err)
+	}
+	t.Logf("remote syslog: %q", buf[:n])
 	boots1 := g.engineBoots(t)
 	sent := g.replay(t, capture1)
 	poll(t, 60*time.Second, fmt.Sprintf("miraCapPackets = %d", sent), func() (bool, string) {
