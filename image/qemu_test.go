@@ -565,6 +565,9 @@ snmp:
 		t.Fatalf("remote syslog: %q %v", buf[:n], err)
 	}
 	t.Logf("remote syslog: %q", buf[:n])
+	if !strings.Contains(string(buf[:n]), " mira-123456 ") {
+		t.Errorf("syslog hostname: want mira- and the end of the management MAC (52:54:00:12:34:56)")
+	}
 	boots1 := g.engineBoots(t)
 	sent := g.replay(t, capture1)
 	poll(t, 60*time.Second, fmt.Sprintf("miraCapPackets = %d", sent), func() (bool, string) {

@@ -139,10 +139,13 @@ func run(console *os.File) error {
 	defer cancel()
 	// Capture ports first: silent before anything can make them talk.
 	var captureIfaces []string
+	host := ""
 	if probeCfg != nil {
 		captureIfaces = probeCfg.Capture.Interfaces
 		upd.snmpCheck = snmpCheck(probeCfg)
+		host = probeCfg.Probe.Name
 	}
+	setHostname(host, sys.Management.Interface)
 	for _, ifname := range captureIfaces {
 		if err := setupCapture(ifname); err != nil {
 			log.Printf("capture %s: %v", ifname, err)
@@ -358,6 +361,22 @@ func prepareProbeConfig() (string, *config.Probe, error) {
 	}
 	log.Printf("probe configuration: %s", name)
 	return file, cfg, nil
+}
+
+// setHostname names the box (syslog, the probe's default name): the
+// configured probe name, else mira- and the end of the management MAC.
+func setHostname(name, mgmt string) {
+	if name == "" {
+		name = "mira"
+		if b, err := os.ReadFile("/sys/class/net/" + mgmt + "/address"); err == nil {
+			if mac := strings.ReplaceAll(strings.TrimSpace(string(b)), ":", ""); len(mac) >= 6 {
+				name += "-" + mac[len(mac)-6:]
+			}
+		}
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		log.Printf("hostname %s: %v", name, err)
+	}
 }
 
 func writeSysctl(key, value string) error {
