@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mira-project/mira/appliance/config"
 )
 
 func TestProbeConfigAddsStateFile(t *testing.T) {
@@ -67,5 +69,32 @@ func TestParseSystem(t *testing.T) {
 		if _, err := ParseSystem("sys.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want %q", bad, err, want)
 		}
+	}
+}
+
+// TestProbeConfigSpoolsStreams checks that tcp:// and tls:// exports get a
+// spool on the data partition unless they have one, and others do not.
+func TestProbeConfigSpoolsStreams(t *testing.T) {
+	in := "export:\n  - url: udp://c:4739\n  - {url: tcp://c:4739}\n  - url: tls://c:4740\n    spool: {dir: /data/mine}\n  - url: tcp://d:4739\n"
+	out, cfg, err := ProbeConfig("probe.yaml", []byte(in), "/data/snmp/engine.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.ParseProbe("out.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := []string{"", "/data/spool/1", "/data/mine", "/data/spool/3"}
+	for i, e := range got.Export {
+		dir := ""
+		if e.Spool != nil {
+			dir = e.Spool.Dir
+		}
+		if dir != want[i] {
+			t.Errorf("export[%d] %s: spool %q, want %q\n%s", i, e.URL, dir, want[i], out)
+		}
+	}
+	if len(cfg.Export) != 4 {
+		t.Fatalf("%d exports", len(cfg.Export))
 	}
 }

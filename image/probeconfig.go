@@ -3,6 +3,9 @@ package image
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -13,7 +16,9 @@ import (
 // returns the configuration mira-init gives mira-probe: the same
 // document with snmp.state_file set to stateFile unless the user set one,
 // so snmpEngineBoots and the engine ID survive reboots on the data
-// partition.
+// partition, and a spool for every tcp:// and tls:// export that has
+// none, in spool/N beside stateFile's directory (the data partition), so
+// that a collector outage or a reboot loses no record.
 func ProbeConfig(name string, user []byte, stateFile string) ([]byte, *config.Probe, error) {
 	cfg, err := config.ParseProbe(name, user)
 	if err != nil {
@@ -47,6 +52,7 @@ func ProbeConfig(name string, user []byte, stateFile string) ([]byte, *config.Pr
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "state_file"},
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: stateFile})
 	}
+	spoolDefaults(root, filepath.Join(filepath.Dir(filepath.Dir(stateFile)), "spool"))
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -70,4 +76,29 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// spoolDefaults gives each tcp:// and tls:// entry of the export list
+// without a spool one in dir/N (N its index).
+func spoolDefaults(root *yaml.Node, dir string) {
+	exp := mapValue(root, "export")
+	if exp == nil || exp.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, e := range exp.Content {
+		if e.Kind != yaml.MappingNode || mapValue(e, "spool") != nil {
+			continue
+		}
+		u := mapValue(e, "url")
+		if u == nil || !(strings.HasPrefix(u.Value, "tcp://") || strings.HasPrefix(u.Value, "tls://")) {
+			continue
+		}
+		e.Style = 0
+		e.Content = append(e.Content,
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "spool"},
+			&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "dir"},
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: filepath.Join(dir, strconv.Itoa(i))},
+			}})
+	}
 }
