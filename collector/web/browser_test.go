@@ -306,6 +306,14 @@ func text(t *testing.T, b *browser, sel string) string {
 	return get(t, b, chromedp.TextContent(chromedp.CSS(sel)))
 }
 
+// noLeaks fails t when the page shows an unformatted value.
+func noLeaks(t *testing.T, b *browser, what string) {
+	t.Helper()
+	if bad := eval[string](t, b, `(document.body.innerText.match(/\b(undefined|NaN|null|\[object Object\])\b/) || [""])[0]`); bad != "" {
+		t.Errorf("%s: the page shows %q", what, bad)
+	}
+}
+
 // shotDir is where the screenshots go: -screenshots, or the test's
 // temporary directory.
 func shotDir(t *testing.T) string {
@@ -335,6 +343,7 @@ func (e *env) shoot(t *testing.T, b *browser, name string) {
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		noLeaks(t, b, fmt.Sprintf("%s at %d px", name, w))
 		// The page must fit the width: no sideways scroll of the page
 		// (wide tables scroll inside their own box).
 		if eval[bool](t, b, `document.documentElement.scrollWidth > document.documentElement.clientWidth + 1`) {
@@ -582,6 +591,16 @@ func TestBrowser(t *testing.T) {
 		from := time.Unix(0, top.First).UTC().Format(time.RFC3339)
 		b.run(t, navigate(e.base+"?view=usage&probe=127.0.0.1/2&from="+from, "usage")...)
 		checkTotals(t, b, "usage of probe 127.0.0.1/2 from "+from, e.report(t, "--exporter", "127.0.0.1", "--domain", "2", "--from", from))
+		// The unsampled probe's overview: no estimates.
+		b.run(t, navigate(e.base+"?probe=127.0.0.1/2", "overview")...)
+		unsampled := e.report(t, "--exporter", "127.0.0.1", "--domain", "2")
+		if pk := text(t, b, `[data-metric="packets"]`); number(t, pk) != unsampled.Summary.Packets || unsampled.Summary.Estimate != nil {
+			t.Errorf("overview of probe 127.0.0.1/2: %s packets, the report %d (estimate %v)", pk, unsampled.Summary.Packets, unsampled.Summary.Estimate)
+		}
+		if n := eval[int](t, b, `document.querySelectorAll('[data-metric^="est-"]').length`); n != 0 {
+			t.Errorf("overview of an unsampled probe shows %d estimates", n)
+		}
+		noLeaks(t, b, "overview of probe 127.0.0.1/2")
 		b.noErrors(t)
 	})
 

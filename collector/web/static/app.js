@@ -596,7 +596,7 @@
   const STALE = new Error("stale render");
   function show(my, ...nodes) {
     if (my !== seq) throw STALE;
-    view.replaceChildren(...nodes);
+    view.replaceChildren(...nodes.filter(n => n !== null && n !== undefined));
   }
   async function render() {
     const q = state();
