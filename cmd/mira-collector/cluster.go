@@ -58,11 +58,21 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		log.Error("nats", "err", err)
 		return 1
 	}
+	// One role failing stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if f.listen {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- cluster.RunIngest(ctx, cfg, js, log, nil) }()
+		go func() {
+			defer wg.Done()
+			err := cluster.RunIngest(ctx, cfg, js, log, nil)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
 	}
 	if f.worker {
 		name := f.name
@@ -75,7 +85,14 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 			return 2
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- w.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			err := w.Run(ctx)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
 	}
 	wg.Wait()
 	close(errs)

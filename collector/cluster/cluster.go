@@ -117,23 +117,18 @@ func (id ID) Origin() store.Origin {
 	return store.Origin{Exporter: id.Exporter.String(), Domain: id.Domain}
 }
 
-// A batch message (the payload on a FlowSubject) holds records of one
-// origin and instance: version 1, exporter (16 bytes), domain (4),
-// instance (8), then per record its sequence position (4), the length of
-// its encoding (uvarint) and the encoding (store.AppendRecord).
-const batchVersion = 1
+// A batch message (the payload on a FlowSubject) holds records of any
+// origins: version 2, then per record its identity (ID.key, 32 bytes),
+// the length of its encoding (uvarint) and the encoding
+// (store.AppendRecord).
+const batchVersion = 2
 
-func appendBatchHeader(dst []byte, id ID) []byte {
-	dst = append(dst, batchVersion)
-	a := id.Exporter.As16()
-	dst = append(dst, a[:]...)
-	dst = binary.BigEndian.AppendUint32(dst, id.Domain)
-	return binary.BigEndian.AppendUint64(dst, id.Instance)
-}
-
-func appendBatchRecord(dst []byte, seq uint32, r *flow.Record, scratch []byte) ([]byte, []byte) {
+func appendBatchRecord(dst []byte, id ID, r *flow.Record, scratch []byte) ([]byte, []byte) {
+	if len(dst) == 0 {
+		dst = append(dst, batchVersion)
+	}
 	scratch = store.AppendRecord(scratch[:0], r)
-	dst = binary.BigEndian.AppendUint32(dst, seq)
+	dst = id.key(dst)
 	dst = binary.AppendUvarint(dst, uint64(len(scratch)))
 	return append(dst, scratch...), scratch
 }
@@ -144,30 +139,31 @@ var errBatch = errors.New("bad record batch")
 // decodeBatch calls fn with every record's identity and encoding in b.
 // The encoding is checked (store.DecodeRecord) before fn sees it.
 func decodeBatch(b []byte, fn func(id ID, enc []byte) error) error {
-	if len(b) < 1+16+4+8 || b[0] != batchVersion {
-		return fmt.Errorf("%w: header of %d bytes or version not %d", errBatch, len(b), batchVersion)
+	if len(b) < 1 || b[0] != batchVersion {
+		return fmt.Errorf("%w: empty or version not %d", errBatch, batchVersion)
 	}
-	id := ID{Exporter: netip.AddrFrom16([16]byte(b[1:17])).Unmap(), Domain: binary.BigEndian.Uint32(b[17:]),
-		Instance: binary.BigEndian.Uint64(b[21:])}
-	b = b[29:]
+	b = b[1:]
 	var r flow.Record
 	for len(b) > 0 {
-		if len(b) < 4 {
-			return fmt.Errorf("%w: truncated sequence number", errBatch)
+		if len(b) < idLen {
+			return fmt.Errorf("%w: truncated record identity", errBatch)
 		}
-		id.Seq = binary.BigEndian.Uint32(b)
-		n, w := binary.Uvarint(b[4:])
-		if w <= 0 || n > uint64(len(b)-4-w) {
+		id, err := parseID(b[:idLen])
+		if err != nil {
+			return fmt.Errorf("%w: %v", errBatch, err)
+		}
+		n, w := binary.Uvarint(b[idLen:])
+		if w <= 0 || n > uint64(len(b)-idLen-w) {
 			return fmt.Errorf("%w: record length", errBatch)
 		}
-		enc := b[4+w : 4+w+int(n)]
+		enc := b[idLen+w : idLen+w+int(n)]
 		if err := store.DecodeRecord(enc, &r); err != nil {
 			return fmt.Errorf("%w: %v", errBatch, err)
 		}
 		if err := fn(id, enc); err != nil {
 			return err
 		}
-		b = b[4+w+int(n):]
+		b = b[idLen+w+int(n):]
 	}
 	return nil
 }

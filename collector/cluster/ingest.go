@@ -37,6 +37,13 @@ const maxInFlight = 8192
 // unpublished.
 const publishAttempts = 8
 
+// Batching: a partition's records are published once batchBytes wait or
+// every linger, whichever comes first.
+const (
+	batchBytes = 64 << 10
+	linger     = 5 * time.Millisecond
+)
+
 // optionsMessage is one announcement on OptionsSubject.
 type optionsMessage struct {
 	Origin   store.Origin            `json:"origin"`
@@ -63,8 +70,9 @@ type Ingest struct {
 	mu      sync.Mutex
 	smp     store.AnnouncementTracker[originKey]
 	held    map[originKey][]store.NameAnnouncement
-	bufs    [Partitions][]byte
-	first   [Partitions]uint32
+	bufs    [Partitions][]byte // records waiting per partition (batch format)
+	counts  [Partitions]int
+	batches uint64 // batches published (their ids)
 	scratch []byte
 
 	Published   atomic.Uint64 // records acknowledged by JetStream
@@ -101,43 +109,43 @@ func (g *Ingest) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	for i := range recs {
 		p := Partition(recs[i].Key, Partitions)
-		seq := o.Sequence + uint32(i)
-		if len(g.bufs[p]) == 0 {
-			g.bufs[p] = appendBatchHeader(g.bufs[p], id)
-			g.first[p] = seq
+		id.Seq = o.Sequence + uint32(i)
+		g.bufs[p], g.scratch = appendBatchRecord(g.bufs[p], id, &recs[i], g.scratch)
+		g.counts[p]++
+		if len(g.bufs[p]) >= batchBytes {
+			g.flush(p)
 		}
-		g.bufs[p], g.scratch = appendBatchRecord(g.bufs[p], seq, &recs[i], g.scratch)
-	}
-	counts := [Partitions]int{}
-	for i := range recs {
-		counts[Partition(recs[i].Key, Partitions)]++
-	}
-	for p := range g.bufs {
-		if len(g.bufs[p]) == 0 {
-			continue
-		}
-		data := append([]byte(nil), g.bufs[p]...)
-		g.bufs[p] = g.bufs[p][:0]
-		id.Seq = g.first[p]
-		g.publish(p, id, data, counts[p])
 	}
 	g.mu.Unlock()
 }
 
-// msgID names a batch for JetStream's duplicate window: its first
-// record's identity and its partition.
-func msgID(p int, id ID) string {
-	return fmt.Sprintf("%s/%d/%d/%d/%d", id.Exporter, id.Domain, id.Instance, id.Seq, p)
-}
-
-func (g *Ingest) publish(p int, id ID, data []byte, n int) {
+// flush publishes partition p's buffered records; g.mu held.
+func (g *Ingest) flush(p int) {
+	if g.counts[p] == 0 {
+		return
+	}
+	data := append([]byte(nil), g.bufs[p]...)
+	n := g.counts[p]
+	g.bufs[p], g.counts[p] = g.bufs[p][:0], 0
 	if g.inFlight.Load() >= maxInFlight {
 		g.Unpublished.Add(uint64(n))
 		return
 	}
+	g.batches++
 	m := &nats.Msg{Subject: FlowSubject(p), Data: data, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, msgID(p, id))
+	// The id JetStream's duplicate window knows a retried batch by.
+	m.Header.Set(jetstream.MsgIDHeader, g.ID+"."+strconv.FormatUint(g.batches, 36))
 	g.send(m, n, 1)
+}
+
+// FlushAll publishes every buffered record (the linger timer and
+// shutdown call it).
+func (g *Ingest) FlushAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p := range g.bufs {
+		g.flush(p)
+	}
 }
 
 // send publishes m (n records) and follows its acknowledgement.
@@ -309,11 +317,16 @@ func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStrea
 	}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	lt := time.NewTicker(linger)
+	defer lt.Stop()
 	for {
 		select {
+		case <-lt.C:
+			g.FlushAll()
 		case <-ctx.Done():
 			cancel()
 			coll.Wait()
+			g.FlushAll()
 			deadline := time.Now().Add(30 * time.Second)
 			for g.Pending() > 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)

@@ -66,7 +66,7 @@ func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *s
 		log = slog.Default()
 	}
 	return &Worker{Name: name, nc: nc, js: js, log: log.With("worker", name), db: db,
-		in: make(chan jetstream.Msg, 8192), quit: make(chan struct{}), owned: map[int]*lease{}}, nil
+		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}}, nil
 }
 
 // Owned lists the partitions w holds now.
@@ -217,7 +217,7 @@ func (w *Worker) rebalance(ctx context.Context, members, leases jetstream.KeyVal
 				leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
 				continue
 			}
-			cc, err := c.Consume(w.handOver, jetstream.PullMaxMessages(512))
+			cc, err := c.Consume(w.handOver, jetstream.PullMaxMessages(32))
 			if err != nil {
 				w.log.Warn("consume", "partition", p, "err", err)
 				leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
@@ -237,10 +237,15 @@ func (w *Worker) handOver(m jetstream.Msg) {
 	}
 }
 
+// commitBytes is the size of the record batches committed in one
+// transaction (about 40 000 records).
+const commitBytes = 4 << 20
+
 // commitLoop stores what arrives in batches (one transaction per batch)
 // and acknowledges each message once its transaction is committed.
 func (w *Worker) commitLoop() {
 	var batch []jetstream.Msg
+	size := 0
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -309,8 +314,10 @@ func (w *Worker) commitLoop() {
 			return
 		case m := <-w.in:
 			batch = append(batch, m)
-			if len(batch) >= 1024 {
+			size += len(m.Data())
+			if size >= commitBytes {
 				flush()
+				size = 0
 			}
 		case <-t.C:
 			flush()
