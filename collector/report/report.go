@@ -452,11 +452,28 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			}
 		},
 	})
-	idx := make([]int, len(flows))
-	for i := range idx {
-		idx[i] = i
+	// Start order, ties in store order: the start times are copied next
+	// to the indexes so that the sort reads one compact array (a stable
+	// sort over indexes into flows missed the cache on most comparisons
+	// and took about a tenth of a large report).
+	type startAt struct {
+		first int64
+		i     int
 	}
-	slices.SortStableFunc(idx, func(i, j int) int { return cmp.Compare(flows[i].Record.First, flows[j].Record.First) })
+	order := make([]startAt, len(flows))
+	for i := range flows {
+		order[i] = startAt{flows[i].Record.First, i}
+	}
+	slices.SortFunc(order, func(a, b startAt) int {
+		if c := cmp.Compare(a.first, b.first); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	idx := make([]int, len(flows))
+	for j := range order {
+		idx[j] = order[j].i
+	}
 	smp := newSamplingIndex(opts.Announcements)
 	nm := newNamer(&opts)
 	nm.install(&opts) // before the first biflow is made
