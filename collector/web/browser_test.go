@@ -518,6 +518,9 @@ func TestBrowser(t *testing.T) {
 		}
 		checkDownloads(t, b, "categories")
 		e.shoot(t, b, "overview")
+		// The biflows total opens the explorer on all of them.
+		b.run(t, click(`[data-metric="biflows"] a`, "explorer")...)
+		checkTotals(t, b, "explorer from the overview's total", all)
 		b.noErrors(t)
 	})
 

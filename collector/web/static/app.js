@@ -267,9 +267,10 @@
     const msel = el("select", { id: "metric", onchange: ev => go({ metric: ev.target.value }) },
       ...["octets", "packets", "biflows"].map(m => { const o = el("option", { value: m, text: m === "octets" ? "bytes" : m }); if (m === metric) o.selected = true; return o; }));
     const cards = el("div", { class: "cards" },
-      metricCard("Packets", num(s.packets), "packets"),
-      metricCard("Bytes", num(s.octets), "octets", bytes(s.octets)),
-      metricCard("Biflows", num(s.biflows), "biflows", num(s.flows) + " flow records"),
+      // The totals lead to the biflows behind them.
+      metricCard("Packets", drill(num(s.packets), { view: "explorer", metric: null }), "packets"),
+      metricCard("Bytes", drill(num(s.octets), { view: "explorer", metric: null }), "octets", bytes(s.octets)),
+      metricCard("Biflows", drill(num(s.biflows), { view: "explorer", metric: null }), "biflows", num(s.flows) + " flow records"),
       metricCard("Time range", ts(s.first).slice(0, 19), null, s.first ? "to " + ts(s.last).slice(0, 19) : "no data", "range"));
     const e = s.estimate;
     let estBlock = null;
