@@ -153,8 +153,10 @@ func New(cfg Config, sink Sink) *Pipeline {
 		cfg.QueueBatches = 64
 		if cfg.Speed > 0 {
 			// Paced replay stands in for a NIC's ring: room for
-			// 64k packets, the time regulation takes to react.
-			cfg.QueueBatches = 256
+			// 256k packets, the time regulation takes to react
+			// (payloads of a mapped file are not copied, so a
+			// batch is small).
+			cfg.QueueBatches = 1024
 		}
 	}
 	return &Pipeline{cfg: cfg, sink: sink}
@@ -435,8 +437,10 @@ const (
 	arenaSize  = 512 << 10
 )
 
+// newBatch makes a batch; its arena is allocated when a payload is
+// first copied in (never for stable sources).
 func newBatch() *batch {
-	return &batch{arena: make([]byte, 0, arenaSize), items: make([]item, 0, batchItems)}
+	return &batch{items: make([]item, 0, batchItems)}
 }
 
 // shardOf hashes the innermost addresses and ports symmetrically.
@@ -549,6 +553,10 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 		lastFlush := time.Now()
 		for _, si := range list {
 			s := srcs[si]
+			stable := false
+			if st, ok := s.(drivers.StableSource); ok {
+				stable = st.DataStable()
+			}
 			for ctx.Err() == nil {
 				data, ci, err := s.Next()
 				if err != nil {
@@ -606,17 +614,25 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				}
 				sh := shardOf(&pk, w)
 				b := cur[sh]
-				if len(b.arena)+len(data) > cap(b.arena) || len(b.items) == cap(b.items) {
+				// A stable source's frames stay valid (a mapped
+				// file): payloads are scanned in place, not copied.
+				copyPayload := len(pk.Payload) > 0 && !stable
+				if len(b.items) == cap(b.items) || copyPayload && cap(b.arena) > 0 && len(b.arena)+len(data) > cap(b.arena) {
 					send(sh)
 					b = cur[sh]
 				}
-				if len(pk.Payload) > 0 && len(data) <= cap(b.arena)-len(b.arena) {
-					off := uintptr(unsafe.Pointer(unsafe.SliceData(pk.Payload))) - uintptr(unsafe.Pointer(unsafe.SliceData(data)))
-					start := len(b.arena)
-					b.arena = append(b.arena, data...)
-					pk.Payload = b.arena[start+int(off) : start+int(off)+len(pk.Payload) : start+int(off)+len(pk.Payload)]
-				} else {
-					pk.Payload = nil
+				if copyPayload {
+					if b.arena == nil {
+						b.arena = make([]byte, 0, arenaSize)
+					}
+					if len(data) <= cap(b.arena)-len(b.arena) {
+						off := uintptr(unsafe.Pointer(unsafe.SliceData(pk.Payload))) - uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+						start := len(b.arena)
+						b.arena = append(b.arena, data...)
+						pk.Payload = b.arena[start+int(off) : start+int(off)+len(pk.Payload) : start+int(off)+len(pk.Payload)]
+					} else {
+						pk.Payload = nil
+					}
 				}
 				ifx := uint32(ci.Interface)
 				if live {
