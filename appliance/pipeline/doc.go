@@ -12,8 +12,27 @@
 // readers copy packets into per-worker batches (an arena of bytes plus the
 // decoded packet headers) and hand whole batches over bounded channels.
 // A full queue blocks a file reader (nothing is lost) and is counted as a
-// drop for live sources, which cannot wait.
+// drop for live sources and paced replay (Config.Speed), which cannot
+// wait. Payloads of a stable source (a mapped file) are not copied.
 //
-// Counters are kept per goroutine and published to atomics once per batch,
-// so Stats never touches the hot path's memory.
+// Live AF_PACKET capture runs to completion per worker instead: each
+// worker owns one socket of the interface's flow-hash fanout group
+// (drivers.BatchSource), takes frames in place from its ring in batches
+// and meters them with AddBatch; nothing crosses goroutines, and the
+// clock is read per tick, not per packet (live.go).
+//
+// Self-regulation (regulate.go; paper §3.2) watches the backlog (worker
+// queues, or kernel rings) every few milliseconds. Above the high-water
+// mark it first sheds scanning that cannot change results (TLS
+// application data), then selects whole connections by an RFC 5475 hash
+// at 1 in N, N sized from how many packets come against how many the
+// busy workers meter; every change draws a new hash initialiser and cuts
+// the workers' flows, so each record was metered at one rate and states
+// it (flow.Record.SamplingFlowInterval). Below the low-water mark for
+// Hold it steps back, a level at a time. Changes are reported through
+// Config.OnRegulation with the capture time they took effect; the probe
+// announces them in IPFIX sampling options.
+//
+// Counters are kept per goroutine and published to atomics once per batch
+// (or tick), so Stats never touches the hot path's memory.
 package pipeline

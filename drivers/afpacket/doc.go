@@ -12,7 +12,12 @@
 // The socket asks for promiscuous mode as a PACKET_MR_PROMISC membership,
 // which the kernel counts and drops when the socket closes, so a crashed
 // probe leaves no interface promiscuous. The snaplen is applied in the
-// kernel by a one-instruction classic BPF program. Kernel drop counters
+// kernel by a classic BPF program, which on a loopback interface also
+// refuses the outgoing copy of each packet (the kernel shows a packet
+// socket every loopback packet twice). NextBatch hands over several
+// frames of one ring block at once, valid together until the next call;
+// OpenFanout opens one socket per worker in a kernel-chosen fanout
+// group; Backlog says how full the ring is. Kernel drop counters
 // (PACKET_STATISTICS) reset on every read; Source accumulates them.
 //
 // Opening a Source needs CAP_NET_RAW (and CAP_NET_ADMIN for fanout on
