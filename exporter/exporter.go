@@ -67,6 +67,10 @@ type Config struct {
 	// the templates. They must fit one message with the other options.
 	SymptomNames  map[uint16]string
 	CategoryNames map[uint16]string
+	// ElementTypes sends RFC 5610 information element type records
+	// (ipfix.ElementTypesTemplate) for MIRA's enterprise elements with
+	// the templates, so other collectors can name and decode them.
+	ElementTypes bool
 	// Ledger, when set, returns the probe's loss ledger up to the
 	// exporters (the exporter fills in the export and spool stages with
 	// its own counts: what this target did not get); it is sent per
@@ -174,7 +178,7 @@ type Exporter struct {
 type domainState struct {
 	id          uint32
 	seq         uint32
-	sent        [3]uint64 // template ids 256.. sent in this transport session
+	sent        [sentWords]uint64 // template ids 256.. sent in this transport session
 	anySent     bool
 	lastRefresh time.Time
 	lastLedger  time.Time
@@ -190,6 +194,10 @@ type domainState struct {
 	setID    uint16
 }
 
+// sentWords covers the template ids MIRA uses, up to the last flow
+// template with application metadata (ipfix.AppTemplateBase + 383).
+const sentWords = (ipfix.AppTemplateBase+384-ipfix.MinDataSetID)/64 + 1
+
 func (d *domainState) isSent(id uint16) bool {
 	i := int(id) - ipfix.MinDataSetID
 	return d.sent[i/64]&(1<<(i%64)) != 0
@@ -202,7 +210,7 @@ func (d *domainState) markSent(id uint16) {
 }
 
 func (d *domainState) clearSent() {
-	d.sent = [3]uint64{}
+	d.sent = [sentWords]uint64{}
 	d.anySent = false
 }
 
@@ -561,6 +569,9 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
 	}
 	ts = append(ts, e.nameTemplates()...)
+	if e.cfg.ElementTypes {
+		ts = append(ts, ipfix.ElementTypesTemplate())
+	}
 	if e.cfg.Ledger != nil {
 		ts = append(ts, ipfix.LedgerOptionsTemplate(e.cfg.PEN))
 	}
@@ -598,6 +609,13 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b = ipfix.FinishSet(b, s, 0)
 	}
 	b, optRecs = e.appendNames(b, optRecs)
+	if e.cfg.ElementTypes {
+		var n int
+		b, s = ipfix.AppendSetHeader(b, ipfix.ElementTypesTemplateID)
+		b, n = ipfix.AppendElementTypeRecords(b, e.cfg.PEN)
+		b = ipfix.FinishSet(b, s, 0)
+		optRecs += n
+	}
 	if e.cfg.Ledger != nil {
 		b, optRecs = e.appendLedger(d, b), optRecs+1
 	}

@@ -23,6 +23,14 @@ import (
 // any warning or error it prints (out-of-sequence messages included).
 func runIpfixDump(t *testing.T, file string) string {
 	t.Helper()
+	return runIpfixDumpArgs(t, file, true)
+}
+
+// runIpfixDumpArgs is runIpfixDump; without elements MIRA's registry is
+// not given to ipfixDump, which learns the elements from RFC 5610 type
+// records instead (--rfc5610).
+func runIpfixDumpArgs(t *testing.T, file string, elements bool) string {
+	t.Helper()
 	bin := peertest.Program(t, "ipfixDump")
 	// MIRA's elements, named and typed from the registry.
 	xmlFile := filepath.Join(t.TempDir(), "mira-elements.xml")
@@ -35,6 +43,9 @@ func runIpfixDump(t *testing.T, file string) string {
 	}
 	var stdout, stderr strings.Builder
 	cmd := exec.Command(bin, "--element-file", xmlFile, "--in", file)
+	if !elements {
+		cmd = exec.Command(bin, "--rfc5610", "--in", file)
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("ipfixDump: %v\n%s", err, stderr.String())
@@ -73,6 +84,48 @@ func checkIpfixDump(t *testing.T, out string, recs []flow.Record, options int) {
 	if !strings.Contains(out, "innerOctetDeltaCount : 11600") || !strings.Contains(out, "tunnelSourceIPv4Address : 203.0.113.4") ||
 		!strings.Contains(out, "tunnelDestinationIPv6Address : 2001:0db8:ffff::0002") || !strings.Contains(out, "atmVci : 42") {
 		t.Fatal("ipfixDump output lacks innerOctetDeltaCount or the tunnelled record")
+	}
+	checkAppElements(t, out)
+}
+
+// checkAppElements checks the samples' application metadata in ipfixDump's
+// output, named.
+func checkAppElements(t *testing.T, out string) {
+	t.Helper()
+	for _, ie := range []string{`httpRequestHost : \(len: 20\) www\.example\.org:8080\n`, `tlsServerName : \(len: 16\) mail\.example\.net\n`,
+		`tlsAlpnList : \(len: 7\) smtp,h2\n`, `dnsQueryName : \(len: 15\) www\.example\.com\n`, `dnsResponseCode : 3\n`} {
+		if !regexp.MustCompile(ie).MatchString(out) {
+			t.Errorf("ipfixDump shows no %q", ie)
+		}
+	}
+}
+
+// TestIpfixDumpElementTypes: with ElementTypes, ipfixDump --rfc5610
+// names MIRA's enterprise elements from the RFC 5610 records alone.
+func TestIpfixDumpElementTypes(t *testing.T) {
+	dir := t.TempDir()
+	e, err := New("file://"+dir, &Config{ElementTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := ipfixtest.Samples()
+	if err := e.Export(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "mira-*.ipfix"))
+	if len(files) != 1 {
+		t.Fatalf("files %v", files)
+	}
+	out := runIpfixDumpArgs(t, files[0], false)
+	checkAppElements(t, out)
+	if !strings.Contains(out, "innerOctetDeltaCount : 11600") || !strings.Contains(out, "atmVci : 42") {
+		t.Fatal("ipfixDump --rfc5610 does not name MIRA's elements")
+	}
+	if !strings.Contains(out, "informationElementName") {
+		t.Fatal("ipfixDump shows no RFC 5610 type records")
 	}
 }
 

@@ -78,6 +78,11 @@ const (
 	opExportedMessages
 	opExportedRecords
 	opLoss // a MIRALoss* stage: MIRALossRing + stage index
+	opHTTPHost
+	opServerName
+	opALPN
+	opDNSName
+	opDNSRcode
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -89,8 +94,25 @@ const (
 	varSym      = 1 << 4
 	varDir      = 1 << 5
 	varATM      = 1 << 6
-	numVariants = 1 << 7
+	numVariants = 1 << 7 // variants without application metadata
+	// Application metadata: the four names, and a DNS response's code.
+	// Their templates take ids from AppTemplateBase on.
+	varApp      = 1 << 7
+	varRcode    = 1 << 8
+	allVariants = 1 << 9
 )
+
+// AppTemplateBase is the first id of the flow templates of records with
+// application metadata: AppTemplateBase + variant - 128.
+const AppTemplateBase = 512
+
+// templateID is the id of variant v's flow template.
+func templateID(v int) uint16 {
+	if v < numVariants {
+		return uint16(FlowTemplateBase + v)
+	}
+	return uint16(AppTemplateBase + v - numVariants)
+}
 
 // Template ids MIRA's exporter uses.
 const (
@@ -115,7 +137,7 @@ type slot struct {
 // are built on first use; after that encoding allocates nothing.
 type FlowEncoder struct {
 	pen   uint32
-	tmpl  [numVariants]*encTemplate
+	tmpl  [allVariants]*encTemplate
 	sym   Template
 	order []*Template
 }
@@ -174,6 +196,13 @@ func variant(r *flow.Record) int {
 	}
 	if r.VPI != 0 || r.VCI != 0 {
 		v |= varATM
+	}
+	a := &r.App
+	if a.HTTPHost != "" || a.ServerName != "" || a.ALPN != "" || a.DNSName != "" {
+		v |= varApp
+	}
+	if a.DNSResponse {
+		v |= varRcode
 	}
 	return v
 }
@@ -250,11 +279,20 @@ func (e *FlowEncoder) build(v int) *encTemplate {
 		add(opVPI, MIRAAtmVPI, p, 2)
 		add(opVCI, MIRAAtmVCI, p, 2)
 	}
+	if v&varApp != 0 {
+		add(opHTTPHost, IEHTTPRequestHost, 0, VarLen)
+		add(opServerName, MIRAServerName, p, VarLen)
+		add(opALPN, MIRAALPNList, p, VarLen)
+		add(opDNSName, MIRADNSQueryName, p, VarLen)
+	}
+	if v&varRcode != 0 {
+		add(opDNSRcode, MIRADNSResponseCode, p, 1)
+	}
 	if v&varSym != 0 {
 		add(opSymptoms, IESubTemplateList, 0, VarLen)
 	}
 	t := &encTemplate{slots: s}
-	t.ID = uint16(FlowTemplateBase + v)
+	t.ID = templateID(v)
 	t.Fields = make([]Field, len(s))
 	for i := range s {
 		t.Fields[i] = s[i].f
@@ -341,6 +379,16 @@ func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
 			b = be.AppendUint16(b, r.VCI)
 		case opSymptoms:
 			b = e.appendSymptoms(b, r.Symptoms)
+		case opHTTPHost:
+			b = appendName(b, r.App.HTTPHost)
+		case opServerName:
+			b = appendName(b, r.App.ServerName)
+		case opALPN:
+			b = appendName(b, r.App.ALPN)
+		case opDNSName:
+			b = appendName(b, r.App.DNSName)
+		case opDNSRcode:
+			b = append(b, r.App.DNSRcode)
 		}
 	}
 	return b
@@ -357,6 +405,16 @@ func (e *FlowEncoder) appendSymptoms(b []byte, syms []flow.SymptomCount) []byte 
 		b = binary.BigEndian.AppendUint32(b, s.Count)
 	}
 	return b
+}
+
+// appendName appends a variable-length string field, cut to maxName
+// bytes (the one-byte length prefix).
+func appendName(b []byte, name string) []byte {
+	if len(name) > maxName {
+		name = name[:maxName]
+	}
+	b = append(b, byte(len(name)))
+	return append(b, name...)
 }
 
 func appendAddr4(b []byte, a netip.Addr) []byte {

@@ -59,7 +59,18 @@ type IE struct {
 	Type       DataType
 	Semantics  Semantics
 	Length     uint16
+	// Units is the IANA unit code (RFC 5610 informationElementUnits):
+	// 0 none, 2 octets, 3 packets, 4 flows.
+	Units uint16
 }
+
+// IANA units (RFC 5610 informationElementUnits).
+const (
+	UnitsNone    = 0
+	UnitsOctets  = 2
+	UnitsPackets = 3
+	UnitsFlows   = 4
+)
 
 // IANA information elements MIRA exports or understands when decoding.
 const (
@@ -115,6 +126,17 @@ const (
 	IEHashSelectedRangeMin         = 331
 	IEHashSelectedRangeMax         = 332
 	IEHashInitialiserValue         = 334
+	// RFC 5610 information element type information.
+	IEInformationElementID          = 303
+	IEInformationElementDataType    = 339
+	IEInformationElementDescription = 340
+	IEInformationElementName        = 341
+	IEInformationElementRangeBegin  = 342
+	IEInformationElementRangeEnd    = 343
+	IEInformationElementSemantics   = 344
+	IEInformationElementUnits       = 345
+	IEPrivateEnterpriseNumber       = 346
+	IEHTTPRequestHost               = 460
 )
 
 // MIRA enterprise information elements (enterprise number from the
@@ -148,6 +170,13 @@ const (
 	MIRALossEviction   = 22
 	MIRALossExport     = 23
 	MIRALossSpool      = 24
+	// Application metadata (flow.App): the TLS or QUIC ClientHello's
+	// server name, its ALPN list (comma-joined), the DNS question name
+	// and a DNS response's code. The HTTP Host is IANA's httpRequestHost.
+	MIRAServerName      = 25
+	MIRAALPNList        = 26
+	MIRADNSQueryName    = 27
+	MIRADNSResponseCode = 28
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -206,8 +235,18 @@ var Registry = []IE{
 	{ID: IEHashSelectedRangeMin, Name: "hashSelectedRangeMin", Type: Unsigned64, Semantics: Quantity, Length: 8},
 	{ID: IEHashSelectedRangeMax, Name: "hashSelectedRangeMax", Type: Unsigned64, Semantics: Quantity, Length: 8},
 	{ID: IEHashInitialiserValue, Name: "hashInitialiserValue", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEInformationElementID, Name: "informationElementId", Type: Unsigned16, Semantics: Identifier, Length: 2},
+	{ID: IEInformationElementDataType, Name: "informationElementDataType", Type: Unsigned8, Semantics: Default, Length: 1},
+	{ID: IEInformationElementName, Name: "informationElementName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: IEInformationElementDescription, Name: "informationElementDescription", Type: String, Semantics: Default, Length: VarLen},
+	{ID: IEInformationElementRangeBegin, Name: "informationElementRangeBegin", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEInformationElementRangeEnd, Name: "informationElementRangeEnd", Type: Unsigned64, Semantics: Quantity, Length: 8},
+	{ID: IEInformationElementSemantics, Name: "informationElementSemantics", Type: Unsigned8, Semantics: Default, Length: 1},
+	{ID: IEInformationElementUnits, Name: "informationElementUnits", Type: Unsigned16, Semantics: Default, Length: 2},
+	{ID: IEPrivateEnterpriseNumber, Name: "privateEnterpriseNumber", Type: Unsigned32, Semantics: Identifier, Length: 4},
+	{ID: IEHTTPRequestHost, Name: "httpRequestHost", Type: String, Semantics: Default, Length: VarLen},
 
-	{ID: MIRAInnerOctetDeltaCount, MIRA: true, Name: "innerOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8},
+	{ID: MIRAInnerOctetDeltaCount, MIRA: true, Name: "innerOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8, Units: UnitsOctets},
 	{ID: MIRATunnelType, MIRA: true, Name: "tunnelType", Type: Unsigned8, Semantics: Identifier, Length: 1},
 	{ID: MIRATunnelSourceIPv4, MIRA: true, Name: "tunnelSourceIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
 	{ID: MIRATunnelDestinationIPv4, MIRA: true, Name: "tunnelDestinationIPv4Address", Type: IPv4Address, Semantics: Default, Length: 4},
@@ -225,12 +264,16 @@ var Registry = []IE{
 	{ID: MIRASymptomName, MIRA: true, Name: "symptomName", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRACategoryName, MIRA: true, Name: "categoryName", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRASpoolInstance, MIRA: true, Name: "spoolInstance", Type: Unsigned64, Semantics: Identifier, Length: 8},
-	{ID: MIRALossRing, MIRA: true, Name: "lossRingPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
-	{ID: MIRALossQueue, MIRA: true, Name: "lossQueuePacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
-	{ID: MIRALossRegulation, MIRA: true, Name: "lossRegulationPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
-	{ID: MIRALossEviction, MIRA: true, Name: "lossEvictionFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
-	{ID: MIRALossExport, MIRA: true, Name: "lossExportFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
-	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossRing, MIRA: true, Name: "lossRingPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsPackets},
+	{ID: MIRALossQueue, MIRA: true, Name: "lossQueuePacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsPackets},
+	{ID: MIRALossRegulation, MIRA: true, Name: "lossRegulationPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsPackets},
+	{ID: MIRALossEviction, MIRA: true, Name: "lossEvictionFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
+	{ID: MIRALossExport, MIRA: true, Name: "lossExportFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
+	{ID: MIRAServerName, MIRA: true, Name: "tlsServerName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRAALPNList, MIRA: true, Name: "tlsAlpnList", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRADNSQueryName, MIRA: true, Name: "dnsQueryName", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRADNSResponseCode, MIRA: true, Name: "dnsResponseCode", Type: Unsigned8, Semantics: Identifier, Length: 1},
+	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

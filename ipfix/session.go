@@ -109,7 +109,10 @@ type SessionStats struct {
 	TemplatesEvicted uint64
 	TemplatesExpired uint64
 	DomainsEvicted   uint64
-	Malformed        [NumReasons]uint64
+	// BadAppNames counts application names (HTTP host, server name,
+	// ALPN list, DNS name) dropped for a byte outside printable ASCII.
+	BadAppNames uint64
+	Malformed   [NumReasons]uint64
 }
 
 // Add adds o's counters to s.
@@ -126,6 +129,7 @@ func (s *SessionStats) Add(o *SessionStats) {
 	s.TemplatesEvicted += o.TemplatesEvicted
 	s.TemplatesExpired += o.TemplatesExpired
 	s.DomainsEvicted += o.DomainsEvicted
+	s.BadAppNames += o.BadAppNames
 	for i := range s.Malformed {
 		s.Malformed[i] += o.Malformed[i]
 	}
@@ -240,6 +244,9 @@ type Session struct {
 	stats            SessionStats
 	// exportTime is the export time of the message being decoded (s).
 	exportTime uint32
+	// names interns application names (they repeat: a server's name in
+	// all its flows), so decoding them allocates only for new ones.
+	names map[string]string
 }
 
 // NewSession returns an empty Session.
@@ -657,6 +664,8 @@ func ianaOp(f Field) op {
 	l := f.Length
 	num := l >= 1 && l <= 8
 	switch f.ID {
+	case IEHTTPRequestHost:
+		return opHTTPHost
 	case IESourceIPv4Address:
 		return lenOp(l == 4, opSrc4)
 	case IEDestinationIPv4Address:
@@ -794,6 +803,14 @@ func miraOp(f Field) op {
 		return lenOp(num, opSpoolInstance)
 	case MIRALossRing, MIRALossQueue, MIRALossRegulation, MIRALossEviction, MIRALossExport, MIRALossSpool:
 		return lenOp(num, opLoss)
+	case MIRAServerName:
+		return opServerName
+	case MIRAALPNList:
+		return opALPN
+	case MIRADNSQueryName:
+		return opDNSName
+	case MIRADNSResponseCode:
+		return lenOp(num, opDNSRcode)
 	}
 	return opSkip
 }
@@ -1174,6 +1191,16 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			// A bad list loses the symptoms, not the flow: it is counted
 			// and the record kept.
 			r.Symptoms = s.symptoms(domain, v)
+		case opHTTPHost:
+			r.App.HTTPHost = s.appName(v)
+		case opServerName:
+			r.App.ServerName = s.appName(v)
+		case opALPN:
+			r.App.ALPN = s.appName(v)
+		case opDNSName:
+			r.App.DNSName = s.appName(v)
+		case opDNSRcode:
+			r.App.DNSResponse, r.App.DNSRcode = true, uint8(uintN(v))
 		}
 	}
 	if !haveFirst && haveUpFirst {
@@ -1239,6 +1266,37 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 
 // symptoms decodes a subTemplateList whose sub-template carries MIRA's
 // symptomId/symptomOccurrences. Lists of other sub-templates give nil.
+// appName returns an application name field's value when it is printable
+// ASCII of at most maxName bytes; otherwise the field is dropped (the
+// flow kept) and counted.
+func (s *Session) appName(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > maxName {
+		s.stats.BadAppNames++
+		return ""
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f {
+			s.stats.BadAppNames++
+			return ""
+		}
+	}
+	if n, ok := s.names[string(v)]; ok {
+		return n
+	}
+	if s.names == nil || len(s.names) >= maxInterned {
+		s.names = make(map[string]string)
+	}
+	n := string(v)
+	s.names[n] = n
+	return n
+}
+
+// maxInterned bounds the application names a session keeps interned.
+const maxInterned = 4096
+
 func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 	bad := func() []flow.SymptomCount {
 		s.stats.Malformed[ReasonBadSubTemplateList]++

@@ -86,6 +86,7 @@ func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 		AggregateNames:  p.sel.AggregateNames(),
 		SymptomNames:    p.symptomNames(),
 		CategoryNames:   p.categoryNames(),
+		ElementTypes:    true,
 		TemplateRefresh: e.TemplateRefresh,
 		MTU:             e.MTU,
 		FileRotate:      e.FileRotate,

@@ -26,7 +26,8 @@ func Samples() []flow.Record {
 			Aggregate: 7, Category: 2, ObservationDomain: 1},
 		{Key: flow.Key{Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8:1::53"), Sport: 5353, Dport: 53, Proto: 17},
 			Packets: 3, Octets: 420, InnerOctets: 420, First: Base + 1e9, Last: Base + 2e9,
-			EndReason: flow.EndIdle, IPVersion: 6, Ingress: 1, Direction: 0, ObservationDomain: 1},
+			EndReason: flow.EndIdle, IPVersion: 6, Ingress: 1, Direction: 0, ObservationDomain: 1,
+			App: flow.App{DNSName: "www.example.com", DNSResponse: true, DNSRcode: 3}},
 		{Key: flow.Key{Src: netip.MustParseAddr("192.0.2.9"), Dst: netip.MustParseAddr("198.51.100.1"), Dport: 8 << 8 /* ICMP echo request, code 0 */, Proto: 1},
 			Packets: 4, Octets: 336, InnerOctets: 336, First: Base + 3e9, Last: Base + 6e9,
 			EndReason: flow.EndIdle, IPVersion: 4, Direction: 1, ObservationDomain: 1},
@@ -44,11 +45,13 @@ func Samples() []flow.Record {
 			EndReason: flow.EndIdle, IPVersion: 4, Tunnel: flow.TunnelGRE,
 			TunnelSrc: netip.MustParseAddr("2001:db8:ffff::1"), TunnelDst: netip.MustParseAddr("2001:db8:ffff::2"),
 			Direction: 0, Category: 5, ObservationDomain: 2,
-			Symptoms: []flow.SymptomCount{{ID: 1, Count: 3}}},
+			Symptoms: []flow.SymptomCount{{ID: 1, Count: 3}},
+			App:      flow.App{HTTPHost: "www.example.org:8080"}},
 		{Key: flow.Key{Src: netip.MustParseAddr("192.0.2.50"), Dst: netip.MustParseAddr("192.0.2.60"), Sport: 25, Dport: 40002, Proto: 6},
 			Packets: 9, Octets: 811, InnerOctets: 811, First: Base + 11e9, Last: Base + 12e9, TCPFlags: 0x12,
 			EndReason: flow.EndDetected, IPVersion: 4, VPI: 1, VCI: 42, Direction: 255, ObservationDomain: 1,
-			Symptoms: []flow.SymptomCount{{ID: 2, Count: 100000}, {ID: 3, Count: 1}, {ID: 65535, Count: 7}}},
+			Symptoms: []flow.SymptomCount{{ID: 2, Count: 100000}, {ID: 3, Count: 1}, {ID: 65535, Count: 7}},
+			App:      flow.App{ServerName: "mail.example.net", ALPN: "smtp,h2"}},
 	}
 }
 
@@ -68,8 +71,22 @@ func Random(seed uint64, n int) []flow.Record {
 		}
 		return netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
 	}
+	// Application metadata from a stream of its own, so records without
+	// it are those of earlier versions.
+	arng := rand.New(rand.NewPCG(seed^0xa4a4, seed))
+	names := []string{"", "a.example", "video.example.net", "x-1.cdn.example.org", "_svc._tcp.local"}
 	for i := range out {
 		r := &out[i]
+		if arng.IntN(3) == 0 {
+			a := &r.App
+			a.ServerName = names[arng.IntN(len(names))]
+			a.HTTPHost = names[arng.IntN(len(names))]
+			a.DNSName = names[arng.IntN(len(names))]
+			a.ALPN = []string{"", "h2", "h3,h3-29"}[arng.IntN(3)]
+			if arng.IntN(2) == 0 {
+				a.DNSResponse, a.DNSRcode = true, uint8(arng.IntN(16))
+			}
+		}
 		v6 := rng.IntN(3) == 0
 		r.Src, r.Dst = addr(v6), addr(v6)
 		r.IPVersion = 4
