@@ -26,8 +26,8 @@
 // mark it first sheds scanning that cannot change results (TLS
 // application data), then selects whole connections by an RFC 5475 hash
 // at 1 in N, N sized from how many packets come against how many the
-// busy workers meter; every change draws a new hash initialiser and cuts
-// the workers' flows, so each record was metered at one rate and states
+// busy workers meter; every change draws a new hash initialiser, and a
+// change of rate cuts the workers' flows, so each record was metered at one rate and states
 // it (flow.Record.SamplingFlowInterval). Below the low-water mark for
 // Hold it steps back, a level at a time. Changes are reported through
 // Config.OnRegulation with the capture time they took effect; the probe
