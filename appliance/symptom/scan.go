@@ -646,8 +646,19 @@ func (m *matcher) scanAnchored(c *Counts, p []byte, off uint64, prevNL bool) {
 // (SWAR); otherwise each byte costs one table load.
 func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
 	i := 0
-	if k := len(m.firstBytes); k > 0 && k <= 4 {
-		const ones, highs = 0x0101010101010101, 0x8080808080808080
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	if k := len(m.firstBytes); k > 0 && k <= 2 {
+		// Two lanes suffice (the default database: 'G' and 0xFF).
+		t0, t1 := uint64(m.firstBytes[0])*ones, uint64(m.firstBytes[k-1])*ones
+		base := unsafe.Pointer(unsafe.SliceData(p))
+		for ; i+8 <= len(p); i += 8 {
+			x := load64(base, i)
+			v0, v1 := x^t0, x^t1
+			if ((v0-ones)&^v0|(v1-ones)&^v1)&highs != 0 {
+				m.shortAt(c, p, i, i+8, off, prevNL)
+			}
+		}
+	} else if k > 0 && k <= 4 {
 		var t [4]uint64
 		for j := range t {
 			t[j] = uint64(m.firstBytes[j%k]) * ones
