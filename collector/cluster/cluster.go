@@ -224,7 +224,11 @@ func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster: connect %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	// A publication not acknowledged within 5 s fails (and is retried):
+	// without a timeout, batches sent while the server is gone would
+	// wait for ever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(5*time.Second),
+		jetstream.WithPublishAsyncMaxPending(2*maxInFlight))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
