@@ -11,8 +11,22 @@ import (
 // RecordVersion is the version byte that starts every encoded record. A
 // decoder accepts only the versions it knows; a new layout gets a new
 // version and the old decoder stays. Version 2 appends the flow sampling
-// interval to version 1's layout.
-const RecordVersion = 2
+// interval to version 1's layout; version 3 appends application metadata
+// (flow.App) to version 2's and is written only for records that have
+// some, so records without stay readable by version-2 decoders.
+const RecordVersion = 3
+
+// recordV2 is the layout of records without application metadata.
+const recordV2 = 2
+
+// App flags of a version-3 record.
+const (
+	appNames = 1 // four names follow, each uvarint length and bytes
+	appRcode = 2 // a DNS response code byte follows
+)
+
+// maxAppName bounds a stored application name.
+const maxAppName = 255
 
 // Address tags in the record encoding.
 const (
@@ -51,7 +65,12 @@ func (e *DecodeError) Error() string {
 // extended slice. It does not allocate when dst has room. IPv6 zones are not
 // stored.
 func AppendRecord(dst []byte, r *flow.Record) []byte {
-	dst = append(dst, RecordVersion)
+	a := &r.App
+	if a.IsZero() {
+		dst = append(dst, recordV2)
+	} else {
+		dst = append(dst, RecordVersion)
+	}
 	dst = appendAddr(dst, r.Src)
 	dst = appendAddr(dst, r.Dst)
 	dst = binary.AppendUvarint(dst, uint64(r.Sport))
@@ -87,7 +106,42 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(r.ObservationDomain))
 	dst = binary.AppendUvarint(dst, uint64(r.SamplingPacketInterval))
 	dst = binary.AppendUvarint(dst, uint64(r.SamplingFlowInterval))
+	if a.IsZero() {
+		return dst
+	}
+	var f byte
+	if a.HTTPHost != "" || a.ServerName != "" || a.ALPN != "" || a.DNSName != "" {
+		f |= appNames
+	}
+	if a.DNSResponse {
+		f |= appRcode
+	}
+	dst = append(dst, f)
+	if f&appNames != 0 {
+		for _, n := range [...]string{a.HTTPHost, a.ServerName, a.ALPN, a.DNSName} {
+			n = n[:min(len(n), maxAppName)]
+			dst = binary.AppendUvarint(dst, uint64(len(n)))
+			dst = append(dst, n...)
+		}
+	}
+	if f&appRcode != 0 {
+		dst = append(dst, a.DNSRcode)
+	}
 	return dst
+}
+
+// appName reads one stored application name: printable ASCII.
+func (d *decoder) appName(field string) string {
+	n := d.uvarint(field, maxAppName)
+	b := d.bytes(field, int(n))
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			d.off -= len(b)
+			d.fail(field, ReasonRange)
+			return ""
+		}
+	}
+	return string(b)
 }
 
 func appendAddr(dst []byte, a netip.Addr) []byte {
@@ -206,7 +260,7 @@ func (d *decoder) addr(field string) netip.Addr {
 func DecodeRecord(b []byte, r *flow.Record) error {
 	d := decoder{b: b}
 	v := d.byte("version")
-	if d.err == nil && v != 1 && v != RecordVersion {
+	if d.err == nil && (v < 1 || v > RecordVersion) {
 		d.off = 0
 		d.fail("version", ReasonVersion)
 	}
@@ -269,6 +323,22 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 	r.SamplingPacketInterval = uint32(d.uvarint("sampling interval", 0xffffffff))
 	if v >= 2 {
 		r.SamplingFlowInterval = uint32(d.uvarint("flow sampling interval", 0xffffffff))
+	}
+	if v >= 3 {
+		f := d.byte("app flags")
+		if d.err == nil && (f == 0 || f&^(appNames|appRcode) != 0) {
+			d.off--
+			d.fail("app flags", ReasonRange)
+		}
+		if f&appNames != 0 {
+			r.App.HTTPHost = d.appName("http host")
+			r.App.ServerName = d.appName("server name")
+			r.App.ALPN = d.appName("alpn")
+			r.App.DNSName = d.appName("dns name")
+		}
+		if f&appRcode != 0 {
+			r.App.DNSResponse, r.App.DNSRcode = true, d.byte("dns rcode")
+		}
 	}
 	if d.err == nil && d.off != len(b) {
 		d.fail("end", ReasonTrailing)

@@ -43,8 +43,41 @@ func sampleRecords() []flow.Record {
 	}
 }
 
+// appRecords have application metadata (record version 3).
+func appRecords() []flow.Record {
+	return []flow.Record{
+		{Packets: 3, App: flow.App{HTTPHost: "www.example.org:8080", ALPN: "h2,http/1.1"}},
+		{Packets: 1, App: flow.App{DNSName: "a.example", DNSResponse: true, DNSRcode: 3}},
+		{Packets: 1, App: flow.App{DNSResponse: true}},
+	}
+}
+
+// TestRecordAppVersions: a record without application metadata keeps
+// version 2's layout (old decoders read it); one with it is version 3;
+// a bad name byte is a range error, not a crash.
+func TestRecordAppVersions(t *testing.T) {
+	plain := flow.Record{Packets: 2}
+	if b := AppendRecord(nil, &plain); b[0] != 2 {
+		t.Errorf("record without app metadata has version %d", b[0])
+	}
+	r := flow.Record{Packets: 2, App: flow.App{ServerName: "video.example.net"}}
+	b := AppendRecord(nil, &r)
+	if b[0] != 3 {
+		t.Fatalf("record with app metadata has version %d", b[0])
+	}
+	i := len(b) - 1 - len("video.example.net") - 1 - 1 // the 'v'... of the server name
+	for ; b[i] != 'v'; i++ {
+	}
+	b[i] = 0x01
+	var out flow.Record
+	var de *DecodeError
+	if err := DecodeRecord(b, &out); !errors.As(err, &de) || de.Reason != ReasonRange || de.Field != "server name" {
+		t.Fatalf("bad name byte: %v", err)
+	}
+}
+
 func TestRecordRoundTrip(t *testing.T) {
-	for i, want := range sampleRecords() {
+	for i, want := range append(sampleRecords(), appRecords()...) {
 		b := AppendRecord(nil, &want)
 		var got flow.Record
 		if err := DecodeRecord(b, &got); err != nil {
@@ -153,7 +186,7 @@ func TestRecordCodecAllocs(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	for _, r := range sampleRecords() {
+	for _, r := range append(sampleRecords(), appRecords()...) {
 		f.Add(AppendRecord(nil, &r))
 	}
 	f.Add([]byte{})
