@@ -336,8 +336,7 @@ func TestCluster(t *testing.T) {
 		for time.Now().Before(deadline) {
 			if s, err := js.Stream(ctx, cluster.FlowStream); err == nil {
 				if info, err := s.Info(ctx); err == nil && info.State.LastSeq > 0 {
-					wb.cmd.Process.Signal(syscall.SIGKILL)
-					<-wb.done
+					wb.kill(t)
 					killed <- int(info.State.LastSeq)
 					return
 				}
