@@ -19,6 +19,7 @@ type clusterFlags struct {
 	name         string
 	listen       bool // --listen given: run an ingest node
 	embeddedAddr string
+	replicas     int
 }
 
 // runCluster runs the scale-out roles: an ingest node (--listen), a
@@ -54,7 +55,7 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		return 1
 	}
 	defer nc.Close()
-	if err := cluster.Setup(ctx, js, 0); err != nil {
+	if err := cluster.Setup(ctx, js, f.replicas); err != nil {
 		log.Error("nats", "err", err)
 		return 1
 	}

@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	worker := fs.Bool("worker", false, "with --nats and --db: run as a consolidation worker")
 	workerName := fs.String("name", "", "worker name, stable across restarts (default: the --db file's name)")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "address of the NATS server that --nats embedded starts")
+	natsReplicas := fs.Int("nats-replicas", 0, "replication factor of the JetStream streams and buckets (3 on a three-node NATS cluster;\n0: keep the existing streams' factor, 1 when creating them)")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -100,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if *natsURL != "" {
 		return runCluster(ctx, cfg, clusterFlags{url: *natsURL, worker: *worker, name: *workerName,
-			listen: len(listen) > 0, embeddedAddr: *natsListen}, logger, stderr)
+			listen: len(listen) > 0, embeddedAddr: *natsListen, replicas: *natsReplicas}, logger, stderr)
 	}
 	if *worker {
 		fmt.Fprintln(stderr, "mira-collector: --worker needs --nats")

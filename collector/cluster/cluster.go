@@ -74,14 +74,19 @@ func Partition(k flow.Key, n int) int {
 	return int(h.Sum64() % uint64(n))
 }
 
-// ID is a record's identity: the exporter's address, its observation
-// domain, the exporting process instance and the record's sequence
-// position (the message's sequence number plus its index in the
-// message). Instance is the spool instance the exporter announced, or,
-// for exporters that announce none, the epoch of the ingest node that
-// decoded the record (a random number drawn at its start), so that an
-// exporter that restarts its sequence numbers under a restarted ingest
-// node is not taken for a replay.
+// ID is a record's identity. For an exporter that announced a spool
+// instance (collector.Origin.Instance) it is the exporter's address, its
+// observation domain, that instance and the record's sequence position
+// (the message's sequence number plus its index in the message): a
+// spooled replay keeps its identity and is stored once, as mira-collector
+// stores it once. For any other exporter mira-collector never
+// deduplicates, so neither does the cluster: Instance is the epoch of the
+// ingest node that decoded the record (a random number drawn at its
+// start, xor the high bits of the count) and Seq the count of such
+// records that node has handed over; an exporter that restarts its
+// sequence numbers is not taken for a replay. Either way the identity is
+// fixed before the record is published, so a batch published again or
+// delivered again is recognised.
 type ID struct {
 	Exporter netip.Addr
 	Domain   uint32
@@ -171,10 +176,14 @@ func decodeBatch(b []byte, fn func(id ID, enc []byte) error) error {
 // Setup creates (or updates) the streams, consumers and buckets; every
 // node calls it at start, so any may come first. replicas is the
 // replication factor of the streams and buckets (1 on one server, 3 on a
-// three-node cluster).
+// three-node cluster); 0 keeps the flow stream's (1 when it is created),
+// so only the node that sets the factor needs to know it.
 func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if replicas < 1 {
 		replicas = 1
+		if s, err := js.Stream(ctx, FlowStream); err == nil {
+			replicas = max(1, s.CachedInfo().Config.Replicas)
+		}
 	}
 	subjects := make([]string, 0, Partitions)
 	for p := 0; p < Partitions; p++ {

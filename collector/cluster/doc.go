@@ -47,13 +47,15 @@
 //
 // # Exactness: an idempotent merge
 //
-// A record's identity (ID) is its exporter, observation domain, exporting
-// process instance and sequence position (the IPFIX message's sequence
-// number plus the record's index). The instance is the spool instance
-// the exporter announced (the collector's spool deduplication key, see
-// collector.Origin), else the ingest node's random epoch: a spooled replay
-// keeps its identity and is stored once, while a restarted non-spooling
-// exporter's reused numbers do not collide with older records. A worker
+// A record's identity (ID) is, for an exporter that announced a spool
+// instance (the collector's deduplication key, see collector.Origin), its
+// exporter, observation domain, instance and sequence position (the IPFIX
+// message's sequence number plus the record's index): a spooled replay
+// keeps its identity and is stored once, as mira-collector stores it
+// once. Records of other exporters are never deduplicated by
+// mira-collector; their identity is the ingest node's (its random epoch
+// and a count of the records it decoded), so an exporter that restarts
+// its sequence numbers is not taken for a replay. A worker
 // stores each record under its identity (bucket "records": ID.key ->
 // store.AppendRecord encoding), commits a transaction and only then acks
 // the messages; a redelivered record rewrites nothing and is counted as a

@@ -73,6 +73,7 @@ type Ingest struct {
 	bufs    [Partitions][]byte // records waiting per partition (batch format)
 	counts  [Partitions]int
 	batches uint64 // batches published (their ids)
+	records uint64 // records of exporters without a spool instance (their ids)
 	scratch []byte
 
 	Published   atomic.Uint64 // records acknowledged by JetStream
@@ -96,9 +97,6 @@ func NewIngest(js jetstream.JetStream, log *slog.Logger) *Ingest {
 func (g *Ingest) Consume(o collector.Origin, recs []flow.Record) {
 	k := originKey{o.Exporter.Addr(), o.Domain}
 	id := ID{Exporter: k.addr, Domain: o.Domain, Instance: o.Instance}
-	if id.Instance == 0 {
-		id.Instance = g.epoch
-	}
 	g.mu.Lock()
 	g.smp.Records(k, recs)
 	if h, ok := g.held[k]; ok {
@@ -109,7 +107,15 @@ func (g *Ingest) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	for i := range recs {
 		p := Partition(recs[i].Key, Partitions)
-		id.Seq = o.Sequence + uint32(i)
+		if o.Instance != 0 {
+			id.Seq = o.Sequence + uint32(i)
+		} else {
+			// Never deduplicated, as mira-collector never
+			// deduplicates an exporter that announces no spool
+			// instance: the record's identity is this node's.
+			id.Instance, id.Seq = g.epoch^(g.records>>32), uint32(g.records)
+			g.records++
+		}
 		g.bufs[p], g.scratch = appendBatchRecord(g.bufs[p], id, &recs[i], g.scratch)
 		g.counts[p]++
 		if len(g.bufs[p]) >= batchBytes {

@@ -140,14 +140,76 @@ func leaseKey(p int) string { return "p." + strconv.Itoa(p) }
 
 // score is the rendezvous hash of partition p and worker name: a
 // partition belongs to the live worker with the highest score, so a
-// worker joining or leaving moves only its own share.
+// worker joining or leaving moves only its own share. FNV-1a alone
+// mixes the last bytes poorly: the scores of names differing in their
+// last letter ("wa", "wb") were so correlated that one of two workers
+// got 30 of the 32 partitions. The finalizer of MurmurHash3 (fmix64)
+// spreads every input bit over the score.
 func score(p int, name string) uint64 {
 	h := fnv.New64a()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(p))
 	h.Write(b[:])
 	h.Write([]byte(name))
-	return h.Sum64()
+	return fmix64(h.Sum64())
+}
+
+func fmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb93fe53e94ce
+	k ^= k >> 33
+	return k
+}
+
+// Assign gives each partition an owner among the live workers: the
+// live worker of highest score (rendezvous hashing) that still has room,
+// where room is an even share (every worker holds floor(P/n) or
+// floor(P/n)+1 partitions). Every worker computes the same assignment
+// from the same membership. Plain rendezvous hashing over 32 partitions
+// leaves shares as uneven as 4 and 11 for four workers; the bound makes
+// them even at the price of a few more moves when a worker joins or
+// leaves (measured in TestAssign). nil when live is empty.
+func Assign(live []string) []string {
+	if len(live) == 0 {
+		return nil
+	}
+	names := slices.Clone(live)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	n := len(names)
+	floor, extra := Partitions/n, Partitions%n
+	count := make([]int, n)
+	full := 0 // workers holding floor+1
+	owner := make([]string, Partitions)
+	order := make([]int, n)
+	for p := 0; p < Partitions; p++ {
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int {
+			sa, sb := score(p, names[a]), score(p, names[b])
+			switch {
+			case sa > sb:
+				return -1
+			case sa < sb:
+				return 1
+			}
+			return a - b
+		})
+		for _, i := range order {
+			if count[i] < floor || (count[i] == floor && full < extra) {
+				if count[i] == floor {
+					full++
+				}
+				count[i]++
+				owner[p] = names[i]
+				break
+			}
+		}
+	}
+	return owner
 }
 
 // rebalance renews w's membership and leases, releases the partitions
@@ -168,15 +230,8 @@ func (w *Worker) rebalance(ctx context.Context, members, leases jetstream.KeyVal
 		live = append(live, strings.TrimPrefix(k, "w."))
 	}
 	keys.Stop()
-	mine := func(p int) bool {
-		best, bestName := uint64(0), ""
-		for _, n := range live {
-			if s := score(p, n); s > best || (s == best && n < bestName) {
-				best, bestName = s, n
-			}
-		}
-		return bestName == w.Name
-	}
+	assign := Assign(live)
+	mine := func(p int) bool { return assign != nil && assign[p] == w.Name }
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for p := 0; p < Partitions; p++ {
