@@ -83,6 +83,10 @@ type Config struct {
 	// the first and the last cost none.
 	Ledger         func() flow.Loss
 	LedgerInterval time.Duration
+	// RegulationChanges, when set, returns how many times the probe's
+	// self-regulation changed state or rate; the ledger record carries
+	// it (a rate announcement cannot say that scanning was shed).
+	RegulationChanges func() uint64
 	// Spool, when set, keeps tcp:// and tls:// exports on disk until
 	// their delivery is known and replays them after reconnects and
 	// restarts (see Spool). Its PEN and Now default to the Config's.
@@ -626,6 +630,9 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 // sent) and notes when.
 func (e *Exporter) appendLedger(d *domainState, b []byte) []byte {
 	l := ipfix.Ledger{SystemInit: e.born.UnixMilli(), Messages: e.stats.Messages, Records: e.stats.Records, Loss: e.cfg.Ledger()}
+	if e.cfg.RegulationChanges != nil {
+		l.RegulationChanges = e.cfg.RegulationChanges()
+	}
 	// The export stages are this target's: records it did not get.
 	l.Loss.Export = e.stats.Dropped
 	if e.spool != nil {

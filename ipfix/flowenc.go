@@ -78,6 +78,7 @@ const (
 	opExportedMessages
 	opExportedRecords
 	opLoss // a MIRALoss* stage: MIRALossRing + stage index
+	opRegChanges
 	opHTTPHost
 	opServerName
 	opALPN

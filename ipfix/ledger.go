@@ -24,7 +24,8 @@ import (
 // exportedFlowRecordTotalCount, ignoredPacketTotalCount (packets the
 // metering process did not measure: ring, queue and regulation),
 // notSentFlowTotalCount (records the exporting process did not deliver:
-// export and spool), then MIRA's per-stage totals.
+// export and spool), then MIRA's per-stage totals and the count of
+// self-regulation changes (MIRARegulationChanges).
 const (
 	SpoolOptionsTemplateID  = SymptomTemplateID + 8 // 392
 	LedgerOptionsTemplateID = SymptomTemplateID + 9 // 393
@@ -59,6 +60,9 @@ type Ledger struct {
 	// Loss holds the probe's stages (ring .. spool); the collector's
 	// stages are zero.
 	Loss flow.Loss
+	// RegulationChanges counts the probe's self-regulation changes
+	// (state or sampling rate) so far.
+	RegulationChanges uint64
 }
 
 // LedgerOptionsTemplate is the loss-ledger options template.
@@ -79,6 +83,7 @@ func LedgerOptionsTemplate(pen uint32) *Template {
 		{ID: MIRALossEviction, Enterprise: pen, Length: 8},
 		{ID: MIRALossExport, Enterprise: pen, Length: 8},
 		{ID: MIRALossSpool, Enterprise: pen, Length: 8},
+		{ID: MIRARegulationChanges, Enterprise: pen, Length: 8},
 	}}
 }
 
@@ -93,5 +98,5 @@ func AppendLedgerRecord(b []byte, domain uint32, l *Ledger) []byte {
 	for _, v := range [...]uint64{l.Loss.Ring, l.Loss.Queue, l.Loss.Regulation, l.Loss.Eviction, l.Loss.Export, l.Loss.Spool} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
-	return b
+	return binary.BigEndian.AppendUint64(b, l.RegulationChanges)
 }

@@ -177,6 +177,10 @@ const (
 	MIRAALPNList        = 26
 	MIRADNSQueryName    = 27
 	MIRADNSResponseCode = 28
+	// MIRARegulationChanges counts the exporting probe's self-regulation
+	// changes (state or rate; LedgerOptionsTemplate): announcements of
+	// a sampling rate cannot tell them all (shedding keeps the rate).
+	MIRARegulationChanges = 29
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -274,6 +278,7 @@ var Registry = []IE{
 	{ID: MIRADNSQueryName, MIRA: true, Name: "dnsQueryName", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRADNSResponseCode, MIRA: true, Name: "dnsResponseCode", Type: Unsigned8, Semantics: Identifier, Length: 1},
 	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
+	{ID: MIRARegulationChanges, MIRA: true, Name: "regulationChangeTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

@@ -803,6 +803,8 @@ func miraOp(f Field) op {
 		return lenOp(num, opSpoolInstance)
 	case MIRALossRing, MIRALossQueue, MIRALossRegulation, MIRALossEviction, MIRALossExport, MIRALossSpool:
 		return lenOp(num, opLoss)
+	case MIRARegulationChanges:
+		return lenOp(num, opRegChanges)
 	case MIRAServerName:
 		return opServerName
 	case MIRAALPNList:
@@ -968,6 +970,8 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 		case opLoss:
 			*led.Loss.Counter(int(f.ID - MIRALossRing)) = uintN(v)
 			haveLedger = true
+		case opRegChanges:
+			led.RegulationChanges, haveLedger = uintN(v), true
 		case opDomainSampling:
 			sf.legacyInterval, sf.haveLegacy = uint32(uintN(v)), true
 		case opPacketInterval:

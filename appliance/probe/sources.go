@@ -80,8 +80,14 @@ func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 		sp = &exporter.SpoolConfig{Dir: e.Spool.Dir, MaxBytes: e.Spool.MaxBytes, Window: e.Spool.Window, DrainTimeout: drain}
 	}
 	return &exporter.Config{
-		Spool:           sp,
-		Ledger:          p.captureLoss,
+		Spool:  sp,
+		Ledger: p.captureLoss,
+		RegulationChanges: func() uint64 {
+			if pipe := p.pipe.Load(); pipe != nil {
+				return pipe.Stats().Regulation.Changes
+			}
+			return 0
+		},
 		Sampling:        p.sel.ExportSampling(),
 		AggregateNames:  p.sel.AggregateNames(),
 		SymptomNames:    p.symptomNames(),

@@ -408,9 +408,12 @@ func writeLoss(w io.Writer, s *Summary) {
 		for _, st := range flow.LossStages[:6] {
 			fmt.Fprintf(w, " %s %d", st, l.Loss[st])
 		}
+		if l.RegulationChanges > 0 {
+			fmt.Fprintf(w, "; %d regulation changes", l.RegulationChanges)
+		}
 		fmt.Fprintln(w)
 	}
 	if s.RegulationChanges > 0 {
-		fmt.Fprintf(w, "Regulation: %d sampling changes announced\n", s.RegulationChanges)
+		fmt.Fprintf(w, "Regulation: %d changes of state or sampling rate\n", s.RegulationChanges)
 	}
 }

@@ -392,8 +392,10 @@ type Summary struct {
 	Loss map[string]uint64 `json:"loss"`
 	// Ledgers are the probes' ledgers, one per exporting process.
 	Ledgers []ProbeLedger `json:"ledgers,omitempty"`
-	// RegulationChanges counts the sampling changes the probes
-	// announced (self-regulation switching rate), over all origins.
+	// RegulationChanges counts the probes' self-regulation changes
+	// (state or rate), over all origins: what their ledgers say, or for
+	// an origin whose ledgers do not say, the changes of its announced
+	// sampling (which cannot show shedding: the rate stays 1).
 	RegulationChanges int `json:"regulation_changes"`
 }
 
@@ -405,6 +407,9 @@ type ProbeLedger struct {
 	Messages uint64            `json:"messages"`
 	Records  uint64            `json:"records"`
 	Loss     map[string]uint64 `json:"loss"`
+	// RegulationChanges is the process's count of self-regulation
+	// changes (state or rate).
+	RegulationChanges uint64 `json:"regulation_changes"`
 }
 
 // Report is the biflow report of ARCHITECTURE.md §3 plus a summary.
@@ -648,7 +653,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 		s.EstimatedOctetsLow, s.EstimatedOctetsHigh = min(e.OctetsLow, s.EstimatedOctets), max(e.OctetsHigh, s.EstimatedOctets)
 	}
 	s.Loss, s.Ledgers = lossLedger(&opts)
-	s.RegulationChanges = regulationChanges(opts.Announcements)
+	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
 	return rep
 }
 
@@ -661,7 +666,7 @@ func lossLedger(opts *Options) (map[string]uint64, []ProbeLedger) {
 		l := &opts.Ledgers[i]
 		total.Add(l.Loss)
 		per = append(per, ProbeLedger{Probe: l.Origin.Exporter, Domain: l.Origin.Domain, Started: time.UnixMilli(l.SystemInit).UTC(),
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss.Map()})
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss.Map(), RegulationChanges: l.RegulationChanges})
 	}
 	if st := opts.Stats; st != nil {
 		total.Socket += st.SocketDrops
@@ -677,19 +682,32 @@ func lossLedger(opts *Options) (map[string]uint64, []ProbeLedger) {
 	return total.Map(), per
 }
 
-// regulationChanges counts the announcements that changed an origin's
-// sampling (the first one of an origin sets it, and repeats change
-// nothing).
-func regulationChanges(anns map[store.Origin][]store.Announcement) int {
-	n := 0
-	for _, l := range anns {
+// regulationChanges counts the origins' self-regulation changes. A
+// probe's ledgers (one per process) count every change; announcements
+// see only changes of rate (a probe that starts shedding, or returns to
+// normal from shedding, keeps rate 1, and its first announcement sets
+// the rate rather than changing it), so they are the count only for an
+// origin whose ledgers say less: exporters that do not send the count.
+func regulationChanges(anns map[store.Origin][]store.Announcement, ledgers []store.Ledger) int {
+	fromLedgers := map[store.Origin]uint64{}
+	for i := range ledgers {
+		fromLedgers[ledgers[i].Origin] += ledgers[i].RegulationChanges
+	}
+	n := uint64(0)
+	for o, l := range anns {
+		var a uint64
 		for i := 1; i < len(l); i++ {
 			if max(l[i].Interval, 1) != max(l[i-1].Interval, 1) || l[i].Flow != l[i-1].Flow {
-				n++
+				a++
 			}
 		}
+		n += max(a, fromLedgers[o])
+		delete(fromLedgers, o)
 	}
-	return n
+	for _, c := range fromLedgers {
+		n += c
+	}
+	return int(n)
 }
 
 func sortBiflows(bs []Biflow, order string) {

@@ -212,7 +212,7 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 			s.ledgers = map[ledgerKey]store.Ledger{}
 		}
 		s.ledgers[ledgerKey{so, l.SystemInit}] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss, Updated: time.Now()}
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, Updated: time.Now()}
 		if s.ledgerSeen == nil {
 			s.ledgerSeen = map[ledgerKey]flow.Loss{}
 		}

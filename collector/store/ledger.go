@@ -24,7 +24,10 @@ type Ledger struct {
 	Messages   uint64    `json:"messages"`
 	Records    uint64    `json:"records"`
 	Loss       flow.Loss `json:"loss"`
-	Updated    time.Time `json:"updated"`
+	// RegulationChanges counts the process's self-regulation changes
+	// (ipfix.Ledger.RegulationChanges; 0 from exporters that do not say).
+	RegulationChanges uint64    `json:"regulation_changes,omitempty"`
+	Updated           time.Time `json:"updated"`
 }
 
 func ledgerKey(l *Ledger) []byte {
