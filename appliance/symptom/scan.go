@@ -53,6 +53,15 @@ type matcher struct {
 	anchorEnd uint64 // the largest window end
 	bidx      []uint32
 	lists     []cand
+	// Vectorised prefilters (simd.go), when haveSIMD: the Teddy filter
+	// over the grams at trigger offset 0 and the first grams of automaton
+	// words, with its exact table of offset-0 grams; and the bytes 1- and
+	// 2-byte triggers start with, broadcast (at most four).
+	teddy           *teddyMasks
+	gkeys0          []uint64
+	gshift0, gmask0 uint32
+	firstSet        [4][32]byte
+	simdFirst       bool
 }
 
 // pinGroup holds the pinned entries whose trigger begins at stream
@@ -205,6 +214,35 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 	}
+	l0 := map[uint32][]uint32{} // offset-0 gram -> its entries
+	for x, l := range buckets {
+		for _, v := range l {
+			if v&1 == 0 {
+				l0[x] = append(l0[x], v)
+			}
+		}
+	}
+	if haveSIMD && m.has3 && len(l0) <= teddyMaxGrams {
+		b0 := map[uint32]uint32{} // offset-0 gram -> bucket+1
+		for _, x := range sortedKeys32(l0) {
+			b0[x] = addBucket(l0[x])
+		}
+		m.teddy = newTeddy(sortedKeys32(l0))
+		size := 16
+		for size < 2*len(b0) {
+			size *= 2
+		}
+		m.gkeys0 = make([]uint64, size)
+		m.gshift0 = uint32(32 - log2(size))
+		m.gmask0 = uint32(size - 1)
+		for _, x := range sortedKeys32u(b0) {
+			j := hash3(x) >> m.gshift0
+			for m.gkeys0[j] != 0 {
+				j = (j + 1) & m.gmask0
+			}
+			m.gkeys0[j] = uint64(x) | uint64(b0[x])<<32
+		}
+	}
 	for _, x := range sortedKeys32(buckets) {
 		b := addBucket(buckets[x])
 		h := hash3(x)
@@ -236,6 +274,14 @@ func newMatcher(ents []entry) (*matcher, error) {
 	for x := 0; x < 256; x++ {
 		if m.first[x] {
 			m.firstBytes = append(m.firstBytes, byte(x))
+		}
+	}
+	if k := len(m.firstBytes); haveSIMD && k > 0 && k <= 4 {
+		m.simdFirst = true
+		for j := range m.firstSet {
+			for i := range m.firstSet[j] {
+				m.firstSet[j][i] = m.firstBytes[j%k]
+			}
 		}
 	}
 	return m, nil
@@ -289,6 +335,15 @@ func log2(n int) int {
 		l++
 	}
 	return l
+}
+
+func sortedKeys32u(m map[uint32]uint32) []uint32 {
+	keys := make([]uint32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func sortedKeys32(m map[uint32][]uint32) []uint32 {
@@ -512,7 +567,11 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 		m.scanAnchored(c, p, off, prevNL)
 	}
 	r := -1
-	if m.has3 {
+	if m.teddy != nil && len(p) >= teddyMin {
+		// Every position is tested: no odd tail to look after; the
+		// automata find their restart point themselves (r = -1).
+		m.scanTeddy(c, p, off, prevNL)
+	} else if m.has3 {
 		n := len(p)
 		first := m.scan3(c, p, off, prevNL, max(n-m.maxWord+1, 0))
 		if q := n - 3; q >= 0 && q&1 == 1 {
@@ -526,7 +585,11 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 		r = max(min(first-1, n-3), 0)
 	}
 	if m.has2 || m.has1 {
-		m.scanShort(c, p, off, prevNL)
+		if m.simdFirst {
+			m.scanFirst(c, p, off, prevNL)
+		} else {
+			m.scanShort(c, p, off, prevNL)
+		}
 	}
 	return r
 }

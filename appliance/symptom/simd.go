@@ -1,0 +1,196 @@
+package symptom
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+	"unsafe"
+)
+
+// simdOut is the room for candidate positions one call of the vectorised
+// loops fills (on the caller's stack).
+const simdOut = 256
+
+// teddyMin is the shortest payload the Teddy prefilter takes; shorter ones
+// go through the bitmap prefilter (scan3).
+const teddyMin = 34
+
+// teddyMaxGrams bounds the grams the Teddy filter is built for: with more,
+// its eight buckets pass most positions and the bitmap is faster.
+const teddyMaxGrams = 400
+
+// teddyMasks is the Teddy filter (Hyperscan's shuffle over nibbles): each
+// gram is put in one of 16 buckets, eight per table set; in a set,
+// lo[k][x] has the bit of every bucket holding a gram whose byte k has low
+// nibble x, hi[k][x] likewise for the high nibble. A position passes when
+// some bucket bit survives the AND of the six lookups of its three bytes
+// in either set. Each 16-byte table is stored twice (both 128-bit lanes of
+// a 256-bit shuffle); nib is 0x0F in every byte. The layout is the
+// assembly's.
+type teddyMasks struct {
+	a   [6][32]byte // lo0, hi0, lo1, hi1, lo2, hi2 of buckets 0-7
+	nib [32]byte
+	b   [6][32]byte // the same for buckets 8-15
+}
+
+// newTeddy builds the filter for grams (low 3 bytes of each). Grams go
+// greedily to the bucket whose nibble sets grow least (by the product of
+// their sizes, the bucket's pass rate on uniform bytes), largest first in
+// sorted order, so that grams sharing nibbles share a bucket.
+func newTeddy(grams []uint32) *teddyMasks {
+	g := slices.Clone(grams)
+	slices.Sort(g)
+	g = slices.Compact(g)
+	var sets [16][6]uint16 // per bucket: nibble sets lo0, hi0, ...
+	cost := func(s *[6]uint16) float64 {
+		c := 1.0
+		for _, x := range s {
+			c *= float64(bits.OnesCount16(x))
+		}
+		return c
+	}
+	for _, x := range g {
+		var add [6]uint16
+		for k := range 3 {
+			b := byte(x >> (8 * k))
+			add[2*k], add[2*k+1] = 1<<(b&15), 1<<(b>>4)
+		}
+		best, bestD := 0, math.Inf(1)
+		for bk := range sets {
+			grown := sets[bk]
+			for j := range grown {
+				grown[j] |= add[j]
+			}
+			if d := cost(&grown) - cost(&sets[bk]); d < bestD {
+				best, bestD = bk, d
+			}
+		}
+		for j := range add {
+			sets[best][j] |= add[j]
+		}
+	}
+	t := &teddyMasks{}
+	for bk := range sets {
+		tabs, bit := &t.a, byte(1)<<(bk&7)
+		if bk >= 8 {
+			tabs = &t.b
+		}
+		for j, set := range sets[bk] {
+			for x := range 16 {
+				if set&(1<<x) != 0 {
+					tabs[j][x] |= bit
+					tabs[j][16+x] |= bit
+				}
+			}
+		}
+	}
+	for i := range t.nib {
+		t.nib[i] = 0x0F
+	}
+	return t
+}
+
+// pass tells whether the gram at p[i:i+3] passes the filter.
+func (t *teddyMasks) pass(p []byte, i int) bool {
+	a, b, c := p[i]&15, p[i+1]&15, p[i+2]&15
+	x, y, z := p[i]>>4, p[i+1]>>4, p[i+2]>>4
+	return t.a[0][a]&t.a[1][x]&t.a[2][b]&t.a[3][y]&t.a[4][c]&t.a[5][z] != 0 ||
+		t.b[0][a]&t.b[1][x]&t.b[2][b]&t.b[3][y]&t.b[4][c]&t.b[5][z] != 0
+}
+
+// teddyGo is the portable teddyAVX2: the same positions, in the same
+// blocks of 32.
+func teddyGo(t *teddyMasks, base unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	p := unsafe.Slice((*byte)(base), n)
+	cnt := 0
+	for ; i+34 <= n && cnt <= simdOut-32; i += 32 {
+		for j := i; j < i+32; j++ {
+			if t.pass(p, j) {
+				out[cnt] = uint32(j)
+				cnt++
+			}
+		}
+	}
+	return i, cnt
+}
+
+// firstGo is the portable firstAVX2.
+func firstGo(set *[4][32]byte, base unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	p := unsafe.Slice((*byte)(base), n)
+	cnt := 0
+	for ; i+32 <= n && cnt <= simdOut-32; i += 32 {
+		for j := i; j < i+32; j++ {
+			if b := p[j]; b == set[0][0] || b == set[1][0] || b == set[2][0] || b == set[3][0] {
+				out[cnt] = uint32(j)
+				cnt++
+			}
+		}
+	}
+	return i, cnt
+}
+
+// scanTeddy is scan3 for payloads of at least teddyMin bytes: it tests
+// the gram at every position with the Teddy filter and looks the survivors
+// up in the table of grams at trigger offset 0. Unlike scan3's bitmap, the
+// Teddy filter does not hold the first grams of the automaton words, so it
+// cannot tell where they may restart (stream finds that out).
+func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
+	n := len(p)
+	base := unsafe.Pointer(unsafe.SliceData(p))
+	var out [simdOut]uint32
+	i := 0
+	for i+teddyMin <= n {
+		next, cnt := teddyScan(m.teddy, base, n, i, &out)
+		for _, q := range out[:cnt] {
+			m.verify0(c, p, int(q), off, prevNL)
+		}
+		i = next
+	}
+	if i < n-2 {
+		// The last block overlaps the one before; positions before i are
+		// done.
+		_, cnt := teddyScan(m.teddy, base, n, n-teddyMin, &out)
+		for _, q := range out[:cnt] {
+			if int(q) < i {
+				continue
+			}
+			m.verify0(c, p, int(q), off, prevNL)
+		}
+	}
+}
+
+// verify0 looks the gram at p[i:] up in the table of trigger-offset-0
+// grams and tries its candidates.
+func (m *matcher) verify0(c *Counts, p []byte, i int, off uint64, prevNL bool) {
+	x := gram3(p[i:])
+	j := hash3(x) >> m.gshift0
+	for {
+		k := m.gkeys0[j]
+		if k == 0 {
+			return
+		}
+		if uint32(k) == x {
+			b := k >> 32
+			m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
+			return
+		}
+		j = (j + 1) & m.gmask0
+	}
+}
+
+// scanFirst is scanShort with the vectorised search for the bytes that
+// 1- and 2-byte triggers start with (at most four).
+func (m *matcher) scanFirst(c *Counts, p []byte, off uint64, prevNL bool) {
+	n := len(p)
+	base := unsafe.Pointer(unsafe.SliceData(p))
+	var out [simdOut]uint32
+	i := 0
+	for i+32 <= n {
+		next, cnt := firstScan(&m.firstSet, base, n, i, &out)
+		for _, q := range out[:cnt] {
+			m.shortAt(c, p, int(q), int(q)+1, off, prevNL)
+		}
+		i = next
+	}
+	m.shortAt(c, p, i, n, off, prevNL)
+}

@@ -1,0 +1,151 @@
+#include "go_asm.h"
+#include "textflag.h"
+
+// func teddyAVX2(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+//
+// Tests the 3-byte gram at every position i, i+1, ... against two sets of
+// six nibble tables (Teddy, 16 buckets): a position is a candidate if some
+// bucket bit survives lo0[p[i]&15] & hi0[p[i]>>4] & lo1[p[i+1]&15] & ...
+// & hi2[p[i+2]>>4] in either set. 32 positions per iteration while
+// i+34 <= n and out has room for 32.
+TEXT ·teddyAVX2(SB), NOSPLIT, $0-56
+	MOVQ t+0(FP), AX
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
+	MOVQ i+24(FP), CX
+	MOVQ out+32(FP), DI
+	XORQ BX, BX
+	VMOVDQU 0(AX), Y0
+	VMOVDQU 32(AX), Y1
+	VMOVDQU 64(AX), Y2
+	VMOVDQU 96(AX), Y3
+	VMOVDQU 128(AX), Y4
+	VMOVDQU 160(AX), Y5
+	VMOVDQU 192(AX), Y15
+	SUBQ $34, DX // loop while i <= n-34
+
+loop:
+	CMPQ CX, DX
+	JGT done
+	CMPQ BX, $(const_simdOut-32)
+	JGT done
+	// nibbles of the three bytes: Y6/Y7, Y8/Y9, Y10/Y11 (low/high)
+	VMOVDQU (SI)(CX*1), Y6
+	VPSRLW $4, Y6, Y7
+	VPAND Y15, Y6, Y6
+	VPAND Y15, Y7, Y7
+	VMOVDQU 1(SI)(CX*1), Y8
+	VPSRLW $4, Y8, Y9
+	VPAND Y15, Y8, Y8
+	VPAND Y15, Y9, Y9
+	VMOVDQU 2(SI)(CX*1), Y10
+	VPSRLW $4, Y10, Y11
+	VPAND Y15, Y10, Y10
+	VPAND Y15, Y11, Y11
+	// set A (buckets 0-7) in Y12
+	VPSHUFB Y6, Y0, Y12
+	VPSHUFB Y7, Y1, Y13
+	VPAND Y13, Y12, Y12
+	VPSHUFB Y8, Y2, Y13
+	VPAND Y13, Y12, Y12
+	VPSHUFB Y9, Y3, Y13
+	VPAND Y13, Y12, Y12
+	VPSHUFB Y10, Y4, Y13
+	VPAND Y13, Y12, Y12
+	VPSHUFB Y11, Y5, Y13
+	VPAND Y13, Y12, Y12
+	// set B (buckets 8-15) in Y13, its tables from memory
+	VMOVDQU 224(AX), Y13
+	VPSHUFB Y6, Y13, Y13
+	VMOVDQU 256(AX), Y14
+	VPSHUFB Y7, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VMOVDQU 288(AX), Y14
+	VPSHUFB Y8, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VMOVDQU 320(AX), Y14
+	VPSHUFB Y9, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VMOVDQU 352(AX), Y14
+	VPSHUFB Y10, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VMOVDQU 384(AX), Y14
+	VPSHUFB Y11, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VPOR Y13, Y12, Y12
+	VPXOR Y14, Y14, Y14
+	VPCMPEQB Y14, Y12, Y12
+	VPMOVMSKB Y12, R9
+	NOTL R9
+	TESTL R9, R9
+	JZ next
+
+bits:
+	TZCNTL R9, R10
+	ADDL CX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRL R9, R9
+	JNZ bits
+
+next:
+	ADDQ $32, CX
+	JMP loop
+
+done:
+	VZEROUPPER
+	MOVQ CX, next+40(FP)
+	MOVQ BX, cnt+48(FP)
+	RET
+
+// func firstAVX2(set *[4][32]byte, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+//
+// Lists the positions i, i+1, ... whose byte is one of four bytes (each
+// broadcast in set), 32 at a time while i+32 <= n and out has room.
+TEXT ·firstAVX2(SB), NOSPLIT, $0-56
+	MOVQ set+0(FP), AX
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
+	MOVQ i+24(FP), CX
+	MOVQ out+32(FP), DI
+	XORQ BX, BX
+	VMOVDQU 0(AX), Y0
+	VMOVDQU 32(AX), Y1
+	VMOVDQU 64(AX), Y2
+	VMOVDQU 96(AX), Y3
+	SUBQ $32, DX
+
+floop:
+	CMPQ CX, DX
+	JGT fdone
+	CMPQ BX, $(const_simdOut-32)
+	JGT fdone
+	VMOVDQU (SI)(CX*1), Y6
+	VPCMPEQB Y0, Y6, Y7
+	VPCMPEQB Y1, Y6, Y8
+	VPCMPEQB Y2, Y6, Y9
+	VPCMPEQB Y3, Y6, Y10
+	VPOR Y8, Y7, Y7
+	VPOR Y10, Y9, Y9
+	VPOR Y9, Y7, Y7
+	VPMOVMSKB Y7, R9
+	TESTL R9, R9
+	JZ fnext
+
+fbits:
+	TZCNTL R9, R10
+	ADDL CX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRL R9, R9
+	JNZ fbits
+
+fnext:
+	ADDQ $32, CX
+	JMP floop
+
+fdone:
+	VZEROUPPER
+	MOVQ CX, next+40(FP)
+	MOVQ BX, cnt+48(FP)
+	RET

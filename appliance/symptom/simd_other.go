@@ -1,0 +1,16 @@
+//go:build !amd64
+
+package symptom
+
+import "unsafe"
+
+// haveSIMD is false here: Scan uses the portable bitmap prefilter.
+var haveSIMD = false
+
+func teddyScan(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	return teddyGo(t, p, n, i, out)
+}
+
+func firstScan(set *[4][32]byte, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	return firstGo(set, p, n, i, out)
+}

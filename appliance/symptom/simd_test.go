@@ -1,0 +1,114 @@
+package symptom
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/mira-project/mira/appliance/symptom/workload"
+)
+
+// TestSIMDKernels: the vectorised loops list exactly the positions their
+// portable definitions list, for every start and end near block edges.
+func TestSIMDKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	db := Default()
+	m := db.m
+	if m.teddy == nil || !m.simdFirst {
+		t.Skip("no vectorised prefilter on this machine")
+	}
+	buf := make([]byte, 600)
+	for round := range 400 {
+		for i := range buf {
+			switch r.IntN(4) {
+			case 0:
+				buf[i] = byte(r.Uint32())
+			case 1:
+				buf[i] = "GET /HTTP\n\xff\xe3GID3OggS"[r.IntN(18)]
+			default:
+				buf[i] = byte(' ' + r.IntN(95))
+			}
+		}
+		n := 34 + r.IntN(len(buf)-34)
+		if round < 64 {
+			n = 34 + round
+		}
+		base := unsafe.Pointer(unsafe.SliceData(buf))
+		for _, start := range []int{0, 1, r.IntN(n)} {
+			var a, b [simdOut]uint32
+			n1, c1 := teddyScan(m.teddy, base, n, start, &a)
+			n2, c2 := teddyGo(m.teddy, base, n, start, &b)
+			if n1 != n2 || c1 != c2 || a != b {
+				t.Fatalf("teddy n=%d start=%d: simd (%d, %v), portable (%d, %v)", n, start, n1, a[:c1], n2, b[:c2])
+			}
+			n1, c1 = firstScan(&m.firstSet, base, n, start, &a)
+			n2, c2 = firstGo(&m.firstSet, base, n, start, &b)
+			if n1 != n2 || c1 != c2 || a != b {
+				t.Fatalf("first n=%d start=%d: simd (%d, %v), portable (%d, %v)", n, start, n1, a[:c1], n2, b[:c2])
+			}
+		}
+	}
+}
+
+// TestTeddyPassesEveryTrigger: every offset-0 gram of the database passes
+// the Teddy filter (a gram it dropped would lose matches).
+func TestTeddyPassesEveryTrigger(t *testing.T) {
+	for _, db := range []*DB{Default(), mustParse(t, string(workload.YAML(workload.Patterns(100))))} {
+		m := db.m
+		if m.teddy == nil {
+			t.Skip("no vectorised prefilter on this machine")
+		}
+		for _, k := range m.gkeys0 {
+			if k == 0 {
+				continue
+			}
+			g := []byte{byte(k), byte(k >> 8), byte(k >> 16)}
+			if !m.teddy.pass(g, 0) {
+				t.Fatalf("gram %q fails the filter", g)
+			}
+		}
+	}
+}
+
+// TestSIMDPathsAgree: the database compiled with and without the
+// vectorised prefilters counts the same on text, random bytes and the
+// benchmark workload, in packets of many sizes.
+func TestSIMDPathsAgree(t *testing.T) {
+	if !haveSIMD {
+		t.Skip("no vectorised prefilter on this machine")
+	}
+	ps := workload.Patterns(100)
+	corpus := workload.Corpus(1<<18, ps)
+	rnd := make([]byte, 1<<18)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range rnd {
+		rnd[i] = byte(r.Uint32())
+	}
+	yamls := map[string][]byte{"default": DefaultYAML(), "workload100": workload.YAML(ps)}
+	for name, y := range yamls {
+		fast, err := Parse(name, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		haveSIMD = false
+		slow, err := Parse(name, y)
+		haveSIMD = true
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slow.m.teddy != nil || slow.m.simdFirst || (fast.m.teddy == nil && !fast.m.simdFirst) {
+			t.Fatalf("%s: compiled paths not as asked", name)
+		}
+		for dn, data := range map[string][]byte{"corpus": corpus, "random": rnd} {
+			for _, sizes := range [][]int{{1460}, {200}, {34, 35, 33, 64, 1}, {1 << 18}} {
+				t.Run(fmt.Sprintf("%s/%s/%v", name, dn, sizes), func(t *testing.T) {
+					got, want := scanChunks(fast, data, sizes), scanChunks(slow, data, sizes)
+					if !mapsEqual(got, want) {
+						t.Errorf("vectorised %v, portable %v", got, want)
+					}
+				})
+			}
+		}
+	}
+}
