@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/collector/config"
@@ -55,9 +56,22 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		return 1
 	}
 	defer nc.Close()
-	if err := cluster.Setup(ctx, js, f.replicas); err != nil {
-		log.Error("nats", "err", err)
-		return 1
+	// A NATS cluster that is electing leaders (a node just lost or
+	// restarted) times requests out: try again for a minute.
+	for deadline := time.Now().Add(time.Minute); ; {
+		err := cluster.Setup(ctx, js, f.replicas)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			log.Error("nats", "err", err)
+			return 1
+		}
+		log.Warn("nats setup, trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	// One role failing stops the other.
 	ctx, cancel := context.WithCancel(ctx)

@@ -83,9 +83,20 @@
 // pair its own records, but the report still moves every record from
 // the workers to the reporting process. The records are kept without
 // retention. The HTTP API/UI of mira-collector does not merge a cluster
-// yet (use mira report --nats). The three-node nats-server cluster test
-// in network namespaces is not written; streams are created with one
-// replica (Setup's replicas argument is there for it).
+// yet (use mira report --nats).
+//
+// # Replication and node loss
+//
+// mira-collector --nats-replicas 3 (on the first node started; the others
+// keep the factor they find) replicates the streams, consumers and
+// buckets over a three-node NATS cluster: one NATS node lost leaves a
+// quorum, the streams elect new leaders within seconds, and publications
+// that timed out meanwhile are retried. TestClusterNetns checks it end to
+// end in network namespaces: three nats-server nodes, two ingest nodes,
+// three workers; the flow stream's leader and a worker killed with
+// SIGKILL while probes export, both started again, a fourth worker
+// added; the merged report equals a single collector's on the same
+// export.
 //
 // # Measured rates and sizing
 //

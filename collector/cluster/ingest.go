@@ -309,9 +309,12 @@ func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStrea
 	if addrs != nil {
 		addrs <- bound
 	}
-	kv, err := js.KeyValue(ctx, StatsBucket)
-	if err != nil {
-		return fmt.Errorf("cluster: %s: %w", StatsBucket, err)
+	var kv jetstream.KeyValue
+	if err := retry(ctx, g.log, "stats bucket "+StatsBucket, func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, StatsBucket)
+		return err
+	}); err != nil {
+		return err
 	}
 	saveStats := func() {
 		b, _ := json.Marshal(g.stats(coll.Stats()))

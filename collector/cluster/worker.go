@@ -85,19 +85,21 @@ func (w *Worker) Owned() []int {
 // the store.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.db.Close()
-	members, err := w.js.KeyValue(ctx, MemberBucket)
-	if err != nil {
+	var members, leases, workers jetstream.KeyValue
+	err := retry(ctx, w.log, "worker registration", func(ctx context.Context) (err error) {
+		if members, err = w.js.KeyValue(ctx, MemberBucket); err != nil {
+			return err
+		}
+		if leases, err = w.js.KeyValue(ctx, LeaseBucket); err != nil {
+			return err
+		}
+		if workers, err = w.js.KeyValue(ctx, WorkerBucket); err != nil {
+			return err
+		}
+		_, err = workers.Put(ctx, "w."+w.Name, []byte(time.Now().UTC().Format(time.RFC3339)))
 		return err
-	}
-	leases, err := w.js.KeyValue(ctx, LeaseBucket)
+	})
 	if err != nil {
-		return err
-	}
-	workers, err := w.js.KeyValue(ctx, WorkerBucket)
-	if err != nil {
-		return err
-	}
-	if _, err := workers.Put(ctx, "w."+w.Name, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
 		return err
 	}
 	sub, err := w.nc.Subscribe(DumpSubject+w.Name, w.dump)
@@ -418,4 +420,27 @@ func (w *Worker) dump(req *nats.Msg) {
 		end.Header.Set("Mira-Error", err.Error())
 	}
 	w.nc.PublishMsg(end)
+}
+
+// retry calls fn (each call given 5 s) until it succeeds, ctx ends or a
+// minute has passed: a NATS cluster electing leaders (a node just lost
+// or restarted) times requests out for a few seconds.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("cluster: %s: %w", what, err)
+		}
+		log.Warn(what+": trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
