@@ -29,7 +29,10 @@ type Collector struct {
 	Web   Web    `yaml:"web"`
 	Rules string `yaml:"rules"`
 	// AS is the prefix to AS table of /api/report?by=as (none: empty).
-	AS        string `yaml:"as"`
+	AS string `yaml:"as"`
+	// Services is the service list of /api/report?by=app (empty: the
+	// embedded default list).
+	Services  string `yaml:"services"`
 	Retention struct {
 		MaxAge  time.Duration `yaml:"max_age"`
 		MaxSize int64         `yaml:"max_size"`

@@ -55,6 +55,10 @@ type Biflow struct {
 	SamplingUnknown bool
 	// Est are the estimated true totals of the connection.
 	Est Estimate
+	// App is the application metadata of the connection's records, both
+	// directions and every probe merged: each name as the first record
+	// that carried it gave it, the DNS response code from a response.
+	App flow.App
 
 	flowQ float64 // flow selection probability
 }

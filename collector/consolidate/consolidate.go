@@ -251,6 +251,9 @@ type entry struct {
 	one         [2]obs
 	more        *[2][]obs
 	older       *entry
+	// app is the application metadata of the connection's records,
+	// merged (mergeApp); allocated only when a record carries some.
+	app *flow.App
 }
 
 func (e *entry) at(d, i int) *obs {
@@ -586,11 +589,38 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if ob.category == 0 {
 		ob.category = r.Category
 	}
+	if !r.App.IsZero() {
+		if e.app == nil {
+			e.app = new(flow.App)
+		}
+		mergeApp(e.app, &r.App)
+	}
 	ob.records++
 	for _, s := range r.Symptoms {
 		ob.symptoms = addSymptom(ob.symptoms, s)
 	}
 	c.advance(p, r.Last)
+}
+
+// mergeApp adds what r says to a: each name the first record that had
+// it gave (the client's request names the server, a DNS response repeats
+// its query's name), the DNS response code from a response.
+func mergeApp(a, r *flow.App) {
+	if a.HTTPHost == "" {
+		a.HTTPHost = r.HTTPHost
+	}
+	if a.ServerName == "" {
+		a.ServerName = r.ServerName
+	}
+	if a.ALPN == "" {
+		a.ALPN = r.ALPN
+	}
+	if a.DNSName == "" {
+		a.DNSName = r.DNSName
+	}
+	if r.DNSResponse && !a.DNSResponse {
+		a.DNSResponse, a.DNSRcode = true, r.DNSRcode
+	}
 }
 
 // satAdd adds b to a, saturating instead of wrapping: record times come
@@ -766,6 +796,9 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 	}
 	if c.cfg.KeepDuplicates {
 		b.Merged = 0
+	}
+	if e.app != nil {
+		b.App = *e.app
 	}
 	c.setBoth(b, e, di, init, false)
 	if resp != nil {

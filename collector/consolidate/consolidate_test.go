@@ -351,3 +351,37 @@ func TestSlowProbeHoldsCompletion(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestAppMerged: a biflow carries the application metadata of its
+// records: the client's server name and ALPN, the DNS query's name and
+// the response's code, whichever probe and direction saw them.
+func TestAppMerged(t *testing.T) {
+	c := New(nil)
+	q := rec("192.0.2.1", "198.51.100.53", 40000, 53, 1, 60, 0, 0)
+	q.Proto = 17
+	q.App = flow.App{DNSName: "www.example.org"}
+	r := rec("198.51.100.53", "192.0.2.1", 53, 40000, 1, 120, time.Millisecond, time.Millisecond)
+	r.Proto = 17
+	r.App = flow.App{DNSName: "www.example.org", DNSResponse: true, DNSRcode: 3}
+	tlsc := rec("192.0.2.1", "198.51.100.7", 40001, 443, 10, 1000, 0, time.Second)
+	tlsc.App = flow.App{ServerName: "www.example.org", ALPN: "h2,http/1.1"}
+	tlss := rec("198.51.100.7", "192.0.2.1", 443, 40001, 10, 9000, 0, time.Second)
+	plain := rec("192.0.2.1", "198.51.100.8", 40002, 25, 3, 300, 0, time.Second)
+	c.Add(Origin{Probe: "b", Domain: 1}, []flow.Record{r, tlss})
+	c.Add(Origin{Probe: "a", Domain: 1}, []flow.Record{q, tlsc, plain})
+	c.Flush()
+	got := map[uint16]flow.App{}
+	for _, b := range c.Biflows() {
+		got[b.Dport] = b.App
+	}
+	want := map[uint16]flow.App{
+		53:  {DNSName: "www.example.org", DNSResponse: true, DNSRcode: 3},
+		443: {ServerName: "www.example.org", ALPN: "h2,http/1.1"},
+		25:  {},
+	}
+	for port, w := range want {
+		if got[port] != w {
+			t.Errorf("port %d: app %+v, want %+v", port, got[port], w)
+		}
+	}
+}

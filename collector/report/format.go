@@ -29,7 +29,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 var biflowCSVHeader = []string{
 	"first", "last", "src", "dst", "sport", "dport", "proto",
 	"packets", "octets", "rpackets", "roctets",
-	"symptoms", "category", "aggregate", "sampling", "probes", "flows",
+	"symptoms", "category", "aggregate", "sampling", "probes", "flows", "app",
 }
 
 // WriteCSV writes the biflows as CSV with a header row. Symptoms are
@@ -45,7 +45,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			u64(b.Packets), u64(b.Octets), u64(b.RPackets), u64(b.ROctets),
 			symptomList(b.Symptoms), b.Category, b.Aggregate,
 			strconv.FormatFloat(b.Sampling, 'g', -1, 64), strings.Join(b.Probes, ";"),
-			strconv.Itoa(b.Flows),
+			strconv.Itoa(b.Flows), b.App,
 		})
 	}
 	cw.Flush()
@@ -91,6 +91,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		title = "Usage by host (a biflow counts for both its endpoints):"
 	case BySymptom:
 		title = "Usage by symptom (biflows carrying it; hits):"
+	case ByApp:
+		title = "Usage by application (server name, HTTP host or DNS name through the service list):"
 	}
 	fmt.Fprintf(bw, "\n%s\n", title)
 	h1, h2 := "Aggregate", "Category"
@@ -103,6 +105,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		h1, h2 = "Host", "Merged"
 	case BySymptom:
 		h1, h2 = "Symptom", "Hits"
+	case ByApp:
+		h1, h2 = "Application", "Merged"
 	}
 	u := table{
 		header: []string{h1, h2, "Biflows", "Packets", "Bytes", "Est. bytes"},
@@ -128,6 +132,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			agg, cat = row.Host, strconv.Itoa(row.Merged)
 		case BySymptom:
 			agg, cat = row.Symptom, u64(row.Hits)
+		case ByApp:
+			agg, cat = row.App, strconv.Itoa(row.Merged)
 		}
 		cells := []string{agg, cat, strconv.Itoa(row.Biflows), u64(row.Packets), u64(row.Octets), u64(row.EstimatedOctets)}
 		if bucketed {
@@ -374,6 +380,8 @@ func writeEstimates(w *bufio.Writer, r *Report) {
 			name = row.Host
 		case BySymptom:
 			name = row.Symptom
+		case ByApp:
+			name = row.App
 		case ByAggregate:
 			name = dash(row.Aggregate)
 		case ByCategory:

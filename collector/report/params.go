@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -177,15 +178,24 @@ type Params struct {
 	Aggregate string
 	Category  string
 	Symptom   string
+	// App keeps the biflows of one application (Biflow.App; "": all).
+	App string
 
-	// AS is the table Check loads from ASFile.
-	AS *consolidate.ASTable
+	// ServicesFile is the service list of the app grouping (empty: the
+	// embedded default, service.Default).
+	ServicesFile string
+
+	// AS is the table Check loads from ASFile, Services the list it
+	// loads from ServicesFile (nil: the default).
+	AS       *consolidate.ASTable
+	Services *service.List
 }
 
 // Register defines the report's flags on fs.
 func (p *Params) Register(fs *flag.FlagSet) {
 	p.Selection.Register(fs)
-	fs.StringVar(&p.By, "by", "aggregate,category", "usage grouping: aggregate, category, aggregate,category, probe, or as (needs --as)")
+	fs.StringVar(&p.By, "by", "aggregate,category", "usage grouping: aggregate, category, aggregate,category, probe, host, symptom, app, or as (needs --as)")
+	fs.StringVar(&p.ServicesFile, "services", "", "`FILE`: service list (YAML, domain suffixes to service names) naming each biflow's app (default: the embedded list)")
 	fs.DurationVar(&p.Window, "window", DefaultWindow, "pairing window: how far apart opposite flows may be and still pair")
 	fs.StringVar(&p.ASFile, "as", "", "`FILE`: prefix to AS table for --by as, CSV (prefix,asn) or bgpdump -m output")
 	fs.Float64Var(&p.Confidence, "confidence", 0.95, "confidence level of the intervals of sampled estimates")
@@ -197,6 +207,7 @@ func (p *Params) Register(fs *flag.FlagSet) {
 	fs.StringVar(&p.Aggregate, "aggregate", "", `only biflows of this aggregate ("-": of none)`)
 	fs.StringVar(&p.Category, "category", "", "only biflows of this category")
 	fs.StringVar(&p.Symptom, "symptom", "", "only biflows carrying this symptom")
+	fs.StringVar(&p.App, "app", "", "only biflows of this application (as --by app names it: a service, a name, or unknown)")
 	fs.Var(p.Overrides, "sampling", "override an exporter's sampling: EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none (repeatable)")
 }
 
@@ -224,6 +235,14 @@ func (p *Params) Check() error {
 	if p.By == ByAS && p.ASFile == "" {
 		return errors.New("--by as needs --as FILE (a prefix to AS table)")
 	}
+	p.Services = nil
+	if p.ServicesFile != "" {
+		l, err := service.Load(p.ServicesFile)
+		if err != nil {
+			return fmt.Errorf("--services: %w", err)
+		}
+		p.Services = l
+	}
 	if p.ASFile != "" {
 		f, err := os.Open(p.ASFile)
 		if err != nil {
@@ -242,16 +261,16 @@ func (p *Params) Check() error {
 func (p *Params) Options() Options {
 	o := Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, AS: p.AS,
 		Confidence: p.Confidence, NoDedup: p.NoDedup, Bucket: p.Bucket, Overrides: p.Overrides,
-		Match: p.Match}
-	if p.Aggregate != "" || p.Category != "" || p.Symptom != "" {
-		agg, cat, sym := p.Aggregate, p.Category, p.Symptom
+		Match: p.Match, Services: p.Services}
+	if p.Aggregate != "" || p.Category != "" || p.Symptom != "" || p.App != "" {
+		agg, cat, sym, app := p.Aggregate, p.Category, p.Symptom, p.App
 		anyAgg := agg == ""
 		if agg == "-" {
 			agg = ""
 		}
 		o.Keep = func(b *Biflow) bool {
 			return (anyAgg || b.Aggregate == agg) && (cat == "" || b.Category == cat) &&
-				(sym == "" || b.Symptoms[sym] > 0)
+				(sym == "" || b.Symptoms[sym] > 0) && (app == "" || b.App == app)
 		}
 	}
 	return o

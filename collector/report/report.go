@@ -12,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -36,6 +37,10 @@ const (
 	// symptom it carries (Hits sums the symptom's counts); biflows
 	// without symptoms are in no row.
 	BySymptom = "symptom"
+	// ByApp groups by application: the biflow's application name (server
+	// name, else HTTP host, else DNS question name) mapped through
+	// Options.Services, else the name itself, else service.Unknown.
+	ByApp = "app"
 )
 
 // Biflow orders (Options.Order).
@@ -107,6 +112,9 @@ type Options struct {
 	// Ledgers are the probes' loss ledgers the store kept
 	// (store.Store.Ledgers; StoreInputs fills it).
 	Ledgers []store.Ledger
+	// Services name each biflow's App from its application name (nil:
+	// service.Default()).
+	Services *service.List
 }
 
 func mod(a, b int64) int64 {
@@ -152,10 +160,10 @@ func (o *Options) aggregateName(id uint32) string {
 // CheckBy reports whether by is a usage grouping this package implements.
 func CheckBy(by string) error {
 	switch by {
-	case ByAggregateCategory, ByAggregate, ByCategory, ByProbe, ByAS, ByHost, BySymptom:
+	case ByAggregateCategory, ByAggregate, ByCategory, ByProbe, ByAS, ByHost, BySymptom, ByApp:
 		return nil
 	}
-	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as, probe, host or symptom)", by)
+	return fmt.Errorf("unknown report grouping %q (want aggregate, category, as, probe, host, symptom or app)", by)
 }
 
 // Timestamp is a time in ns since the Unix epoch. In JSON it is RFC 3339
@@ -216,6 +224,10 @@ type Biflow struct {
 	// to sample whose domain never announced its sampling: its counters
 	// and estimates are not scaled.
 	SamplingUnknown bool
+	// App is the application the biflow is about (Options.Services over
+	// Meta; see ByApp), Meta the application metadata of its records.
+	App  string
+	Meta flow.App
 
 	est        consolidate.Estimate
 	pktSampled bool
@@ -244,11 +256,23 @@ type biflowJSON struct {
 	Flows           int               `json:"flows"`
 	Merged          int               `json:"merged,omitempty"`
 	SamplingUnknown bool              `json:"sampling_unknown,omitempty"`
+	App             string            `json:"app"`
+	ServerName      string            `json:"server_name,omitempty"`
+	HTTPHost        string            `json:"http_host,omitempty"`
+	ALPN            string            `json:"alpn,omitempty"`
+	DNSName         string            `json:"dns_name,omitempty"`
+	DNSRcode        *uint8            `json:"dns_rcode,omitempty"` // of a DNS response
 }
 
 // MarshalJSON implements json.Marshaler.
 func (b Biflow) MarshalJSON() ([]byte, error) {
+	var rcode *uint8
+	if b.Meta.DNSResponse {
+		rcode = &b.Meta.DNSRcode
+	}
 	return json.Marshal(biflowJSON{
+		App: b.App, ServerName: b.Meta.ServerName, HTTPHost: b.Meta.HTTPHost, ALPN: b.Meta.ALPN,
+		DNSName: b.Meta.DNSName, DNSRcode: rcode,
 		Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN,
 		Packets: b.Packets, Octets: b.Octets, RPackets: b.RPackets, ROctets: b.ROctets,
 		First: Timestamp(b.First), Last: Timestamp(b.Last),
@@ -271,6 +295,11 @@ func (b *Biflow) UnmarshalJSON(data []byte) error {
 		},
 		Symptoms: j.Symptoms, Category: j.Category, Aggregate: j.Aggregate, Sampling: j.Sampling,
 		Probes: j.Probes, Origins: j.Origins, Flows: j.Flows, Merged: j.Merged, SamplingUnknown: j.SamplingUnknown,
+		App:  j.App,
+		Meta: flow.App{ServerName: j.ServerName, HTTPHost: j.HTTPHost, ALPN: j.ALPN, DNSName: j.DNSName},
+	}
+	if j.DNSRcode != nil {
+		b.Meta.DNSResponse, b.Meta.DNSRcode = true, *j.DNSRcode
 	}
 	return nil
 }
@@ -292,6 +321,8 @@ type UsageRow struct {
 	Host    string `json:"host,omitempty"`
 	Symptom string `json:"symptom,omitempty"`
 	Hits    uint64 `json:"hits,omitempty"`
+	// App is set by the app grouping (Biflow.App).
+	App string `json:"app,omitempty"`
 	// Bucket is the start of the row's time bucket (Options.Bucket), by
 	// the biflows' start times.
 	Bucket *Timestamp `json:"bucket,omitempty"`
@@ -521,6 +552,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	type ukey struct {
 		agg, cat, probe string
 		host, symptom   string
+		app             string
 		src, dst        uint32
 		bucket          int64
 	}
@@ -541,6 +573,8 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			k = ukey{probe: strings.Join(b.Origins, ";")}
 		case ByAS:
 			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
+		case ByApp:
+			k = ukey{app: b.App}
 		case ByHost:
 			keys = append(keys, ukey{host: addrString(b.Src)})
 			if b.Dst != b.Src {
@@ -562,7 +596,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			}
 			row := rows[k]
 			if row == nil {
-				row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst, Host: k.host, Symptom: k.symptom}
+				row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst, Host: k.host, Symptom: k.symptom, App: k.app}
 				if opts.Bucket > 0 {
 					bt := Timestamp(k.bucket)
 					row.Bucket = &bt
@@ -626,6 +660,9 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			return c
 		}
 		if c := cmp.Compare(a.Symptom, b.Symptom); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.App, b.App); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Category, b.Category)
@@ -731,8 +768,10 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 		Symptoms: make(map[string]uint64, len(cb.Symptoms)),
 		Sampling: cb.Sampling, Flows: cb.Flows, Merged: cb.Merged,
 		SamplingUnknown: cb.SamplingUnknown,
+		Meta:            cb.App,
 		est:             cb.Est, pktSampled: cb.PacketSampled,
 	}
+	b.App = opts.Services.App(&b.Meta)
 	if b.Sampling <= 0 {
 		b.Sampling = 1
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report/reporttest"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -72,7 +73,7 @@ func TestReportGolden(t *testing.T) {
 	golden(t, "report.csv", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteCSV(b) }))
 	golden(t, "report.txt", writeAll(t, func(b *bytes.Buffer) error { return rep.WriteTable(b) }))
 
-	for _, by := range []string{ByAggregate, ByCategory} {
+	for _, by := range []string{ByAggregate, ByCategory, ByApp} {
 		o := opts
 		o.By, o.Order, o.Limit = by, OrderBytes, 2
 		rep := Build(fixtureFlows(), o)
@@ -334,5 +335,104 @@ func TestNamesPerOrigin(t *testing.T) {
 	}
 	if flows[0].Record.Symptoms[0].ID != 1 || flows[1].Record.Category != 1 {
 		t.Error("Build changed its input")
+	}
+}
+
+// TestByApp: the app grouping names each biflow by its application name
+// through the service list (default or given), every biflow in one row;
+// --app keeps one application's biflows; the JSON keys round-trip.
+func TestByApp(t *testing.T) {
+	opts := withNames(fixtureNames(), Options{By: ByApp})
+	rep := Build(fixtureFlows(), opts)
+	rows := map[string]UsageRow{}
+	biflows := 0
+	for _, u := range rep.Usage {
+		if u.Aggregate != "" || u.Category != "" || u.Host != "" {
+			t.Errorf("row %+v sets another grouping's key", u)
+		}
+		rows[u.App] = u
+		biflows += u.Biflows
+	}
+	if biflows != rep.Summary.Biflows {
+		t.Errorf("rows hold %d biflows, the report %d", biflows, rep.Summary.Biflows)
+	}
+	want := map[string]int{"YouTube": 1, "api.example.net": 1, service.Unknown: 3}
+	if len(rows) != len(want) {
+		t.Errorf("rows %v, want apps %v", rows, want)
+	}
+	for app, n := range want {
+		if rows[app].Biflows != n {
+			t.Errorf("app %q: %d biflows, want %d", app, rows[app].Biflows, n)
+		}
+	}
+	if u := rows["YouTube"]; u.Packets != 140 || u.Octets != 14000 {
+		t.Errorf("YouTube row %+v: want the web biflow's 140 packets, 14000 octets", u)
+	}
+	for _, b := range rep.Biflows {
+		if b.Dport == 53 && (!b.Meta.DNSResponse || b.Meta.DNSRcode != 3 || b.Meta.DNSName != "api.example.net") {
+			t.Errorf("DNS biflow metadata %+v: want the query's name and the response's rcode 3", b.Meta)
+		}
+	}
+
+	// A service list of one's own.
+	l, err := service.Parse("s.yaml", []byte("version: 1\nservices:\n  Example: [example.net]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Services = l
+	rep = Build(fixtureFlows(), opts)
+	got := map[string]int{}
+	for _, u := range rep.Usage {
+		got[u.App] = u.Biflows
+	}
+	if got["Example"] != 1 || got["www.youtube.com"] != 1 || got["YouTube"] != 0 {
+		t.Errorf("with a list of one's own: %v, want Example 1, www.youtube.com 1 (unlisted: the name)", got)
+	}
+
+	// --app keeps one application's biflows.
+	p := Params{App: "YouTube"}
+	o := p.Options()
+	o.SymptomName, o.CategoryName, o.AggregateName = opts.SymptomName, opts.CategoryName, opts.AggregateName
+	rep = Build(fixtureFlows(), o)
+	if len(rep.Biflows) != 1 || rep.Biflows[0].App != "YouTube" || rep.Summary.Flows != 3 {
+		t.Errorf("--app YouTube: %d biflows, summary %d flows; want the web biflow and its 3 records", len(rep.Biflows), rep.Summary.Flows)
+	}
+
+	// JSON: app, the names and dns_rcode round-trip.
+	all := Build(fixtureFlows(), withNames(fixtureNames(), Options{}))
+	raw := writeAll(t, func(b *bytes.Buffer) error { return all.WriteJSON(b) })
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all.Biflows {
+		if a, b := all.Biflows[i], back.Biflows[i]; a.App != b.App || a.Meta != b.Meta {
+			t.Errorf("biflow %d: %q %+v after JSON, want %q %+v", i, b.App, b.Meta, a.App, a.Meta)
+		}
+	}
+}
+
+func TestCheckServices(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "services.yaml")
+	if err := os.WriteFile(bad, []byte("version: 1\nservices:\n  A: [a.com]\n  B: [b.com, a.com]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := Params{By: ByApp, Window: DefaultWindow, Confidence: 0.95, ServicesFile: bad}
+	p.Format, p.Order = "json", OrderTime
+	err := p.Check()
+	if err == nil || !strings.Contains(err.Error(), bad+":4: key \"services.B[1]\"") {
+		t.Fatalf("Check: %v, want an error naming %s:4 and the key", err, bad)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("version: 1\nservices:\n  A: [a.com]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.ServicesFile = good
+	if err := p.Check(); err != nil || p.Options().Services == nil {
+		t.Fatalf("Check: %v; options' services %v", err, p.Options().Services)
+	}
+	if s, _ := p.Options().Services.Lookup("x.a.com"); s != "A" {
+		t.Errorf("the loaded list names x.a.com %q, want A", s)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 )
 
@@ -22,6 +23,9 @@ type APIConfig struct {
 	// Rules classify the biflows of reports (report.Options.Rules; nil:
 	// the probes' categories).
 	Rules *classify.Rules
+	// Services name the biflows' applications (report.Options.Services;
+	// nil: the default list).
+	Services *service.List
 	// ASFile is the prefix to AS table --by as uses (none when empty).
 	ASFile string
 	// Before, when set, runs before each request: the collector commits
@@ -36,8 +40,9 @@ type APIConfig struct {
 //
 // Query parameters are the commands' flags without the dashes
 // (report.Params and report.Selection, parsed by the same flag set); format
-// defaults to json (csv and table work too). db and as are not accepted:
-// the store and the AS table are the server's. Bad parameters get 400
+// defaults to json (csv and table work too). db, as and services are not
+// accepted: the store, the AS table and the service list are the
+// server's. Bad parameters get 400
 // with {"error": "..."}.
 func API(cfg APIConfig) http.Handler {
 	mux := http.NewServeMux()
@@ -58,7 +63,7 @@ func API(cfg APIConfig) http.Handler {
 			sort.Strings(keys)
 			for _, k := range keys {
 				switch k {
-				case "db", "as":
+				case "db", "as", "services":
 					httpError(w, http.StatusBadRequest, "parameter "+k+" is set by the server")
 					return
 				case "format":
@@ -104,6 +109,7 @@ func API(cfg APIConfig) http.Handler {
 		}
 		opts := p.Options()
 		opts.Rules = cfg.Rules
+		opts.Services = cfg.Services
 		rep, err := report.FromStoreQuery(ctx, cfg.Store, p.Query, opts)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/report/reporttest"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 )
 
@@ -72,6 +73,7 @@ func TestAPI(t *testing.T) {
 		"/api/report?db=/etc/x":   "parameter db is set by the server",
 		"/api/flows?from=tuesday": "--from",
 		"/api/report?by=as":       "--by as needs --as",
+		"/api/report?services=x":  "parameter services is set by the server",
 	} {
 		code, _, body := get(path)
 		var e map[string]string
@@ -81,5 +83,37 @@ func TestAPI(t *testing.T) {
 	}
 	if before == 0 {
 		t.Error("Before hook not called")
+	}
+}
+
+// TestAPIByApp: /api/report?by=app groups by the server's service list.
+func TestAPIByApp(t *testing.T) {
+	db := reporttest.DB(t)
+	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := service.Parse("s.yaml", []byte("version: 1\nservices:\n  Example: [example.net]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(API(APIConfig{Store: st, Services: l}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/report?by=app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep report.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	got := map[string]int{}
+	for _, u := range rep.Usage {
+		got[u.App] = u.Biflows
+	}
+	if got["Example"] != 1 || got["www.youtube.com"] != 1 || got[service.Unknown] != 3 {
+		t.Errorf("usage by app %v: want Example (the server's list) 1, www.youtube.com 1, unknown 3", got)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
@@ -293,6 +294,14 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// So does the service list of /api/report?by=app.
+	services := service.Default()
+	if s.cfg.Services != "" {
+		var err error
+		if services, err = service.Load(s.cfg.Services); err != nil {
+			return err
+		}
+	}
 	// Release: the file is open only during commits and reads, so that
 	// `mira report --db` can open it while the collector runs.
 	st, err := store.Open(s.cfg.DB, &store.Options{Release: true, Timeout: storeLockWait, InitialMmapSize: storeMmapSize})
@@ -348,7 +357,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("collector: http: %w", err)
 		}
-		srv, err := s.httpServer(st, rules, metricsHandler)
+		srv, err := s.httpServer(st, rules, services, metricsHandler)
 		if err != nil {
 			ln.Close()
 			return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/collector/web"
 )
@@ -14,10 +15,10 @@ import (
 // httpServer is the HTTP address's server: the web UI at /, the API at
 // /api/ and /metrics, behind the configured token or basic
 // authentication, over TLS when a certificate is configured.
-func (s *Server) httpServer(st *store.Store, rules *classify.Rules, metrics http.Handler) (*http.Server, error) {
+func (s *Server) httpServer(st *store.Store, rules *classify.Rules, services *service.List, metrics http.Handler) (*http.Server, error) {
 	before := func() { s.commit() }
 	mux := http.NewServeMux()
-	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, ASFile: s.cfg.AS, Before: before}))
+	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Services: services, ASFile: s.cfg.AS, Before: before}))
 	mux.Handle("/api/probes", web.Handler(web.Config{Store: st, Before: before}))
 	mux.Handle("/metrics", metrics)
 	mux.Handle("/", web.Handler(web.Config{Store: st, Before: before}))

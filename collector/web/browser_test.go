@@ -389,6 +389,8 @@ func usageKey(by string, u report.UsageRow) string {
 		return u.Host
 	case "symptom":
 		return u.Symptom
+	case "app":
+		return u.App
 	case "probe":
 		return u.Probe
 	case "as":
@@ -554,13 +556,16 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("explorer lists %d biflows, the report %d", n, len(want.Biflows))
 		}
 		// Other groupings by the selector.
-		for _, by := range []string{"probe", "aggregate", "category", "as"} {
+		for _, by := range []string{"probe", "aggregate", "category", "as", "app"} {
 			b.run(t, navigate(e.base+"?view=usage", "usage")...)
 			// SetValue fires the select's change event.
 			b.run(t, stale(), chromedp.SetValue(chromedp.CSS(`#by`), by), ready("usage"))
 			want := e.report(t, "--by", by, "--as", e.as).Usage
 			if by == "as" && len(want) < 2 {
 				t.Errorf("usage by AS has %d rows: the AS table matched nothing", len(want))
+			}
+			if by == "app" && (len(want) < 2 || want[0].App == "" || (want[0].App == "unknown" && want[1].App == "")) {
+				t.Errorf("usage by app has no named application: %+v", want)
 			}
 			checkUsage(t, by, tableRows(t, b, "usage"), want)
 		}

@@ -68,8 +68,9 @@ func Names() store.Names {
 }
 
 // Flows is a small mixed capture: an SMTP session seen by two probes, a
-// sampled web download with symptoms, a DNS exchange over IPv6, a ping
-// and an unanswered SYN.
+// sampled web download with symptoms (HTTP Host www.YouTube.com:80), a DNS
+// exchange over IPv6 (api.example.net, NXDOMAIN), a ping and an
+// unanswered SYN.
 func Flows() []store.StoredFlow {
 	mk := func(o store.Origin, u Uniflow, proto uint8, f func(*flow.Record)) store.StoredFlow {
 		r := u.Record(proto, 0)
@@ -92,6 +93,7 @@ func Flows() []store.StoredFlow {
 				r.SamplingPacketInterval = 10
 				r.Aggregate, r.Category = 1, 2
 				r.Symptoms = []flow.SymptomCount{{ID: 2, Count: 1}}
+				r.App = flow.App{HTTPHost: "www.YouTube.com:80"}
 			}),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.5:51000>203.0.113.80:80", Start: 62.1, Stop: 70, Packets: 10, Flags: ACK | FIN, End: flow.EndDetected}, 6,
 			func(r *flow.Record) { r.SamplingPacketInterval = 10; r.Aggregate, r.Category = 1, 2 }),
@@ -101,8 +103,10 @@ func Flows() []store.StoredFlow {
 				r.Aggregate = 2
 				r.Symptoms = []flow.SymptomCount{{ID: 3, Count: 2}, {ID: 9, Count: 1}}
 			}),
-		mk(ProbeA, Uniflow{Ends: "[2001:db8::53]:53>[2001:db8::10]:33333", Start: 5.002, Stop: 5.002, Packets: 1, End: flow.EndIdle}, 17, nil),
-		mk(ProbeA, Uniflow{Ends: "[2001:db8::10]:33333>[2001:db8::53]:53", Start: 5, Stop: 5, Packets: 1, End: flow.EndIdle}, 17, nil),
+		mk(ProbeA, Uniflow{Ends: "[2001:db8::53]:53>[2001:db8::10]:33333", Start: 5.002, Stop: 5.002, Packets: 1, End: flow.EndIdle}, 17,
+			func(r *flow.Record) { r.App = flow.App{DNSName: "api.example.net", DNSResponse: true, DNSRcode: 3} }),
+		mk(ProbeA, Uniflow{Ends: "[2001:db8::10]:33333>[2001:db8::53]:53", Start: 5, Stop: 5, Packets: 1, End: flow.EndIdle}, 17,
+			func(r *flow.Record) { r.App = flow.App{DNSName: "api.example.net"} }),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.1:0>192.0.2.254:2048", Start: 10, Stop: 13, Packets: 4, End: flow.EndIdle}, 1, nil),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.254:0>192.0.2.1:0", Start: 10.001, Stop: 13.001, Packets: 4, End: flow.EndIdle}, 1, nil),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.9:45000>198.51.100.99:22", Start: 20, Stop: 20, Packets: 1, Flags: SYN, End: flow.EndIdle}, 6, nil),

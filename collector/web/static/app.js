@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const FILTERS = ["from", "to", "probe", "aggregate", "category", "host", "port", "proto", "symptom"];
+  const FILTERS = ["from", "to", "probe", "aggregate", "category", "host", "port", "proto", "symptom", "app"];
   const VIEWS = ["overview", "usage", "talkers", "symptoms", "probes", "explorer"];
   const PALETTE = ["#1f5fae", "#e07b00", "#2e9d4d", "#c0392b", "#7d4cb0", "#00838f", "#b8860b", "#d14d8b",
     "#556b2f", "#5d6d7e", "#8e6c4e", "#3949ab"];
@@ -329,6 +329,7 @@
       if (by === "host") f.host = r.host;
       if (by === "probe" && r.probe && !r.probe.includes(";")) f.probe = r.probe;
       if (by === "symptom") f.symptom = r.symptom;
+      if (by === "app") f.app = r.app;
       return f;
     };
     switch (by) {
@@ -336,6 +337,7 @@
       case "category": cols.push({ key: "category", label: "Category", fmt: catCell }); break;
       case "probe": cols.push({ key: "probe", label: "Probes", fmt: r => r.probe && !r.probe.includes(";") ? drill(r.probe, { view: "probes", probe: r.probe }) : r.probe }); break;
       case "host": cols.push({ key: "host", label: "Host", fmt: r => drill(r.host, { view: "explorer", host: r.host }) }); break;
+      case "app": cols.push({ key: "app", label: "Application", fmt: r => drill(r.app, { view: "usage", app: r.app, by: "category" }) }); break;
       case "as": cols.push({ key: "src_as", label: "Src AS", fmt: r => r.src_as ? "AS" + r.src_as : "unknown" }, { key: "dst_as", label: "Dst AS", fmt: r => r.dst_as ? "AS" + r.dst_as : "unknown" }); break;
       default: cols.push({ key: "aggregate", label: "Aggregate", fmt: aggCell }, { key: "category", label: "Category", fmt: catCell });
     }
@@ -356,7 +358,7 @@
     const cols = usageColumns(by);
     current = { columns: cols, rows: rep.usage, json: rep };
     const sel = el("select", { id: "by", onchange: ev => go({ by: ev.target.value }) },
-      ...[["aggregate,category", "aggregate × category"], ["aggregate", "aggregate"], ["category", "category"], ["as", "AS (source × destination)"], ["probe", "probe"], ["host", "host"]]
+      ...[["aggregate,category", "aggregate × category"], ["aggregate", "aggregate"], ["category", "category"], ["as", "AS (source × destination)"], ["probe", "probe"], ["host", "host"], ["app", "application"]]
         .map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === by) o.selected = true; return o; }));
     const s = rep.summary;
     show(my, header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]),
@@ -396,6 +398,7 @@
       { key: "packets", label: "Packets", num: true, wide: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
       { key: "octets", label: "Bytes", num: true, fmt: b => num(b.octets + b.roctets), csv: b => b.octets + b.roctets },
       { key: "category", label: "Category" },
+      { key: "app", label: "Application", fmt: b => b.app === "unknown" ? "" : b.app, csv: b => b.app },
       { key: "aggregate", label: "Aggregate", wide: true },
       { key: "symptoms", label: "Symptoms", cls: "ep", fmt: b => symList(b.symptoms), csv: b => symList(b.symptoms) },
       { key: "sampling", label: "Sampling", wide: true, fmt: b => b.sampling < 1 ? "1/" + Math.round(1 / b.sampling) : "none" },
