@@ -124,7 +124,9 @@ pipeline: {speed: 100000}
 	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
 	t.Logf("snmptrapd: %s", l)
 	st := p.Pipeline().Stats()
-	if st.Regulation.OverloadEvents == 0 || st.Regulation.RegulatedOut == 0 {
+	// RegulatedOut may still be 0: the trace can end right after the step
+	// the trap announced.
+	if st.Regulation.OverloadEvents == 0 || st.Regulation.Changes == 0 {
 		t.Fatalf("notified, but the pipeline counted no overload: %+v", st.Regulation)
 	}
 }
