@@ -24,6 +24,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/mira-project/mira/appliance/config"
+	collectorconfig "github.com/mira-project/mira/collector/config"
 
 	// The kernel is a Go module: go.sum pins it and the module proxy
 	// serves it (see doc.go). The package itself is empty.
@@ -65,6 +66,13 @@ type Options struct {
 	ProbeYAML  []byte // mira/probe.yaml on the boot partition (nil: DefaultProbeYAML)
 	SystemYAML []byte // mira/system.yaml (nil: DefaultSystemYAML)
 	Collector  bool   // add mira-collector (all-in-one box)
+	// Size is the size of the image file when larger than ImageSize:
+	// the data partition is grown over the rest at the first boot, as
+	// when a smaller image is written to a larger disk.
+	Size int64
+	// CollectorYAML is mira/collector.yaml (nil: DefaultCollectorYAML
+	// with a password made for this image).
+	CollectorYAML []byte
 	// Bin is a directory holding prebuilt mira-init, mira-probe (and
 	// mira-collector); empty: build them from the module at ModuleDir.
 	Bin       string
@@ -120,6 +128,19 @@ func Build(ctx context.Context, o Options) error {
 	probeYAML := o.ProbeYAML
 	if probeYAML == nil {
 		probeYAML = DefaultProbeYAML
+		if o.Collector {
+			probeYAML = DefaultAllInOneProbeYAML
+		}
+	}
+	size := max(o.Size, ImageSize)
+	collectorYAML := o.CollectorYAML
+	if o.Collector && collectorYAML == nil {
+		collectorYAML = defaultCollectorYAML(newPassword())
+	}
+	if collectorYAML != nil {
+		if _, err := collectorconfig.ParseCollector("collector.yaml", collectorYAML); err != nil {
+			return err
+		}
 	}
 	if _, err := config.ParseProbe("probe.yaml", probeYAML); err != nil {
 		return err
@@ -187,7 +208,7 @@ func Build(ctx context.Context, o Options) error {
 
 	out := o.Output + ".tmp"
 	os.Remove(out)
-	d, err := diskfs.Create(out, ImageSize, diskfs.SectorSizeDefault)
+	d, err := diskfs.Create(out, size, diskfs.SectorSizeDefault)
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
@@ -260,7 +281,7 @@ func Build(ctx context.Context, o Options) error {
 		files = append(files, struct {
 			name string
 			data []byte
-		}{"/mira/collector.yaml", DefaultCollectorYAML})
+		}{"/mira/collector.yaml", collectorYAML})
 	}
 	if signKey != nil {
 		files = append(files, struct {
@@ -297,7 +318,7 @@ func Build(ctx context.Context, o Options) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Log, "image: %s (%d MiB): slot A %s, kernel %s\n", o.Output, ImageSize/mib, uuids[1], o.Kernel)
+	fmt.Fprintf(o.Log, "image: %s (%d MiB): slot A %s, kernel %s\n", o.Output, size/mib, uuids[1], o.Kernel)
 	if signKey != nil {
 		p, err := ReadPayload(out)
 		if err != nil {

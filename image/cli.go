@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Usage is the `mira image` part of mira's usage text.
-const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector] [--sign KEY] -o mira.img
+const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector [--collector-config C]] [--size 8G] [--sign KEY] -o mira.img
                      write a bootable appliance disk image (UEFI and BIOS)
   image   update --to https://probe:8443 --token T [--ca CA.pem] [--sig mira.img.sig] mira.img
                      write a probe's inactive slot, boot it once, keep it if healthy
@@ -46,7 +47,9 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := fs.String("config", "", "probe configuration put at mira/probe.yaml on the boot partition (default: capture eth1, SNMP on :161)")
 	sys := fs.String("system", "", "appliance settings put at mira/system.yaml (default: eth0 by DHCP, NTP pool)")
 	fs.StringVar(&o.Output, "o", "", "output raw disk image (required)")
-	fs.BoolVar(&o.Collector, "collector", false, "add mira-collector (all-in-one box; its store does not fit the data partition yet)")
+	fs.BoolVar(&o.Collector, "collector", false, "add mira-collector (all-in-one box; its store needs the data partition grown: write the image to a disk\nof 1 GB or more, or give --size)")
+	collCfg := fs.String("collector-config", "", "with --collector: mira/collector.yaml (default: store on the data partition, web UI on :8080\nwith a password made for this image, printed)")
+	sizeFlag := fs.String("size", "", "make the image file this large (e.g. 2G, 512M; sparse): the data partition is grown over the rest\nat the first boot, as when the image is written to a larger disk")
 	fs.StringVar(&o.Bin, "bin", "", "directory with prebuilt mira-init, mira-probe, mira-collector (default: build them)")
 	fs.StringVar(&o.Kernel, "kernel", "", "kernel bzImage with EFI stub (default: the "+KernelModule+" module's)")
 	fs.StringVar(&o.SignKey, "sign", "", "ed25519 private key (PEM): accept only updates signed with it; writes OUTPUT.sig")
@@ -78,14 +81,60 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	if *sizeFlag != "" {
+		if o.Size, err = parseSize(*sizeFlag); err != nil {
+			return fmt.Errorf("--size: %w", err)
+		}
+	}
+	password := ""
+	if *collCfg != "" {
+		if !o.Collector {
+			return errors.New("--collector-config needs --collector")
+		}
+		if o.CollectorYAML, err = os.ReadFile(*collCfg); err != nil {
+			return err
+		}
+	} else if o.Collector {
+		password = newPassword()
+		o.CollectorYAML = defaultCollectorYAML(password)
+	}
 	if *verbose {
 		o.Log = stderr
 	}
 	if err := Build(ctx, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d MiB)\n", o.Output, ImageSize>>20)
+	fmt.Fprintf(stdout, "wrote %s (%d MiB)\n", o.Output, max(o.Size, ImageSize)>>20)
+	if password != "" {
+		fmt.Fprintf(stdout, "web UI and HTTP API: http://PROBE:8080/ user mira password %s (mira/collector.yaml on the boot partition)\n", password)
+	}
 	return nil
+}
+
+// parseSize parses 512M, 2G, 1T or a number of bytes.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "G"):
+		mult = 1 << 30
+	case strings.HasSuffix(s, "T"):
+		mult = 1 << 40
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, errors.New("not a size (512M, 2G)")
+	}
+	if n*mult < ImageSize {
+		return 0, fmt.Errorf("%d bytes is smaller than the image (%d MiB)", n*mult, ImageSize>>20)
+	}
+	return n * mult, nil
 }
 
 func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

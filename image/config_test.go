@@ -3,10 +3,12 @@ package image
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/mira-project/mira/appliance/config"
+	collectorconfig "github.com/mira-project/mira/collector/config"
 )
 
 func TestProbeConfigAddsStateFile(t *testing.T) {
@@ -96,5 +98,35 @@ func TestProbeConfigSpoolsStreams(t *testing.T) {
 	}
 	if len(cfg.Export) != 4 {
 		t.Fatalf("%d exports", len(cfg.Export))
+	}
+}
+
+func TestCollectorConfigBoundsTheStore(t *testing.T) {
+	for _, in := range []string{string(DefaultCollectorYAML), string(defaultCollectorYAML(newPassword())), "", "retention:\n", "db: /data/x.db\nretention: {max_age: 24h}\n"} {
+		out, err := CollectorConfig("collector.yaml", []byte(in), 1000<<20)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		c, err := collectorconfig.ParseCollector("out", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Retention.MaxSize != 750<<20 {
+			t.Errorf("%q: max_size %d in\n%s", in, c.Retention.MaxSize, out)
+		}
+		if strings.Contains(in, "24h") && c.Retention.MaxAge != 24*time.Hour {
+			t.Errorf("%q: max_age lost:\n%s", in, out)
+		}
+		if strings.Contains(in, "8080") && c.HTTP != "0.0.0.0:8080" {
+			t.Errorf("%q: http lost:\n%s", in, out)
+		}
+	}
+	// The user's bound stays; bad input names the file.
+	out, err := CollectorConfig("c.yaml", []byte("retention: {max_size: 5}\n"), 1000<<20)
+	if err != nil || !strings.Contains(string(out), "max_size: 5") {
+		t.Errorf("user max_size: %v\n%s", err, out)
+	}
+	if _, err := CollectorConfig("c.yaml", []byte("retention: 3\n"), 1<<30); err == nil || !strings.Contains(err.Error(), "c.yaml") {
+		t.Errorf("bad retention: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mira-project/mira/appliance/config"
+	collectorconfig "github.com/mira-project/mira/collector/config"
 )
 
 // ProbeConfig checks a user's probe.yaml (errors name name:line) and
@@ -101,4 +102,56 @@ func spoolDefaults(root *yaml.Node, dir string) {
 				{Kind: yaml.ScalarNode, Tag: "!!str", Value: filepath.Join(dir, strconv.Itoa(i))},
 			}})
 	}
+}
+
+// CollectorConfig checks mira/collector.yaml of an all-in-one box and
+// returns the configuration mira-init gives mira-collector: the same
+// document with retention.max_size set to three quarters of the data
+// partition (dataBytes) unless the user set one, so that the store never
+// fills the partition (the probe's spool and the logs live there too).
+func CollectorConfig(name string, user []byte, dataBytes int64) ([]byte, error) {
+	if _, err := collectorconfig.ParseCollector(name, user); err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(user, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: the configuration is not a mapping", name, root.Line)
+	}
+	ret := mapValue(root, "retention")
+	if ret == nil || (ret.Kind == yaml.ScalarNode && ret.Tag == "!!null") {
+		if ret == nil {
+			ret = &yaml.Node{}
+			root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "retention"}, ret)
+		}
+		ret.Kind, ret.Tag, ret.Value = yaml.MappingNode, "!!map", ""
+	}
+	if ret.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: retention is not a mapping", name, ret.Line)
+	}
+	if mapValue(ret, "max_size") == nil && dataBytes > 0 {
+		ret.Style = 0
+		ret.Content = append(ret.Content,
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "max_size"},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(dataBytes/4*3, 10)})
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	if _, err := collectorconfig.ParseCollector(name+" (with retention.max_size)", buf.Bytes()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -100,8 +101,46 @@ func ParseSystem(name string, b []byte) (*System, error) {
 	return &s, nil
 }
 
-// DefaultCollectorYAML is mira/collector.yaml of an all-in-one image.
-var DefaultCollectorYAML = []byte(`# mira-collector on the appliance (--collector images). Changes apply at the next boot.
+// DefaultCollectorYAML is mira/collector.yaml of an all-in-one image,
+// with the web UI's password left to fill (defaultCollectorYAML).
+var DefaultCollectorYAML = defaultCollectorYAML("change-me")
+
+// defaultCollectorYAML is mira/collector.yaml of an all-in-one image:
+// IPFIX from the box's own probe (and others), the store on the data
+// partition, the web UI and HTTP API on the management port behind a
+// password made for each image (printed by mira image build).
+func defaultCollectorYAML(password string) []byte {
+	return []byte(`# mira-collector on the appliance (--collector images). Changes apply at the next boot.
 listen: [udp://:4739, tcp://:4739]
 db: /data/collector/mira.db
+# The web UI and HTTP API (/api/report, /api/flows), user mira.
+http: 0.0.0.0:8080
+web: {user: mira, password: "` + password + `"}
+# Keep the store within the data partition (grown over the disk at the first boot).
+retention: {max_age: 720h}
 `)
+}
+
+// DefaultAllInOneProbeYAML is mira/probe.yaml of a --collector image
+// without --config: the probe exports to the box's own collector.
+var DefaultAllInOneProbeYAML = []byte(`# MIRA probe configuration (mira-probe). Edit it on any PC: this file is on
+# the boot partition (FAT) at mira/probe.yaml. A copy at mira/probe.yaml on
+# the data partition, if present, takes precedence. Changes apply at the next boot.
+capture: {interfaces: [eth1]}
+export: [{url: "udp://127.0.0.1:4739"}]   # this box's mira-collector
+snmp_listen: 0.0.0.0:161
+snmp: {communities: [{name: public, sources: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8]}]}
+`)
+
+// newPassword is 16 random letters and digits.
+func newPassword() string {
+	const chars = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}

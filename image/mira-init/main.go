@@ -103,16 +103,33 @@ func run(console *os.File) error {
 	if err := mountLabel(image.BootLabel, bootDir, "vfat", unix.MS_NOATIME, "flush"); err != nil {
 		log.Printf("boot partition: %v", err)
 	}
-	// sync: a probe's power can be cut at any time; state writes are small.
-	if err := mountLabel(image.DataLabel, dataDir, "vfat", unix.MS_NOATIME|unix.MS_SYNCHRONOUS, ""); err != nil {
+	// The data partition: grown over the rest of the disk when there is
+	// room, ext4 once grown, else the FAT the image was built with.
+	dataDev, err := findPartition(image.DataLabel)
+	dataKind := ""
+	if err == nil {
+		if err := growDataPartition(dataDev); err != nil {
+			log.Printf("data partition: growing: %v", err)
+		}
+		dataKind, err = mountData(dataDev)
+	}
+	if err != nil {
 		log.Printf("data partition: %v (state and logs are kept in RAM this boot)", err)
-		os.MkdirAll(dataDir, 0o755)
-		unix.Mount("tmpfs", dataDir, "tmpfs", 0, "mode=0755")
+		dataTmpfs()
+	}
+	seedRandom()
+	if dataDev != "" && dataKind != "ext4" {
+		if err := convertData(dataDev); err != nil {
+			log.Printf("data partition: %v", err)
+			if !mounted(dataDir) {
+				log.Printf("data partition: state and logs are kept in RAM this boot")
+				dataTmpfs()
+			}
+		}
 	}
 	for _, d := range []string{"log", "snmp", "spool", "mira", "collector", "tls"} {
 		os.MkdirAll(filepath.Join(dataDir, d), 0o755)
 	}
-	seedRandom()
 	initLog, err := newRotating(filepath.Join(dataDir, "log", "init.log"), 1<<20, 3)
 	if err == nil {
 		log.add(initLog)
@@ -188,8 +205,10 @@ func run(console *os.File) error {
 	}
 	if _, err := os.Stat(filepath.Join(binDir, "mira-collector")); err == nil {
 		args := []string{}
-		if _, err := os.Stat(filepath.Join(bootDir, "mira", "collector.yaml")); err == nil {
-			args = append(args, "--config", filepath.Join(bootDir, "mira", "collector.yaml"))
+		if name, err := collectorConfig(); err != nil {
+			log.Printf("collector configuration: %v", err)
+		} else if name != "" {
+			args = append(args, "--config", name)
 		}
 		svcs = append(svcs, newService("mira-collector", args, console, sys))
 	}
@@ -361,6 +380,35 @@ func prepareProbeConfig() (string, *config.Probe, error) {
 	}
 	log.Printf("probe configuration: %s", name)
 	return file, cfg, nil
+}
+
+// collectorConfig writes the collector's configuration under /run: the
+// boot partition's mira/collector.yaml with the store bounded by the data
+// partition's size (image.CollectorConfig). "" when there is none.
+func collectorConfig() (string, error) {
+	name := filepath.Join(bootDir, "mira", "collector.yaml")
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var st unix.Statfs_t
+	var size int64
+	if unix.Statfs(dataDir, &st) == nil {
+		size = int64(st.Blocks) * st.Bsize
+	}
+	out, err := image.CollectorConfig(name, b, size)
+	if err != nil {
+		return "", err
+	}
+	file := filepath.Join(runDir, "collector.yaml")
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		return "", err
+	}
+	log.Printf("collector configuration: %s (store at most %d MiB)", name, size/4*3>>20)
+	return file, nil
 }
 
 // setHostname names the box (syslog, the probe's default name): the
