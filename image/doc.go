@@ -17,19 +17,44 @@
 //	4 MIRA_DATA   8 MiB  FAT32, writable: snmp/engine.state (snmpEngineBoots, engine ID),
 //	                     log/ (rotated), spool/, tls/, mira/probe.yaml (an override), random-seed
 //
-// --collector adds mira-collector to the root (it fits the slot), but the
-// collector's store does not work on the appliance yet: bbolt grows the
-// file towards its 1 GiB initial mapping, which the 8 MiB FAT data
-// partition cannot hold (checked in QEMU: "no space left on device" and
-// restarts). It needs a data partition that fills the disk (grown at
-// first boot) and a file system better suited than FAT with -o sync.
-//
 // The boot partition is FAT so that a person can edit mira/probe.yaml from
-// any PC after flashing, as with a Raspberry Pi's boot partition. The data
-// partition is FAT too because go-diskfs writes FAT32 reliably and its
-// ext4 writer is experimental; FAT has no journal, so mira-init mounts it
-// with -o sync (a probe's power is cut at any time; what it writes there
-// is small).
+// any PC after flashing, as with a Raspberry Pi's boot partition.
+//
+// # Data partition
+//
+// The image builds it as an 8 MiB FAT32 (go-diskfs writes FAT32 and the
+// files in it reliably; its ext4 writer failed on a Mkdir and wrote a
+// resize inode e2fsck rejects for sizes that are not whole block groups).
+// At every boot mira-init looks at the disk: when it has room after the
+// data partition (the 98 MiB image written to a larger stick or disk, or
+// built with --size) and the partition would then be at least 256 MiB,
+// it extends the partition to the end of the disk (aligned to 1 MiB) with
+// its own GPT code (GrowGPT: the backup GPT is written at the disk's end
+// first, the primary last, so that a power cut in between leaves the old,
+// valid table; the protective MBR's boot code, gptmbr.bin, is kept, which
+// go-diskfs would rewrite) and tells the kernel (BLKPG_RESIZE_PARTITION;
+// the partition is not mounted yet). A data partition of 256 MiB or more
+// that is not ext4 is then made ext4 with go-diskfs's ext4.Create (whole
+// 128 MiB block groups of 4 KiB blocks: e2fsck -fn clean from 256 MiB to
+// 17 GiB, checked; not at 129 MiB) once the random pool is seeded, the
+// FAT's files carried over through memory. ext4 has a journal, so it is
+// mounted without -o sync; a FAT data partition (no room to grow) keeps
+// -o sync (FAT has no journal and a probe's power is cut at any time).
+// Measured under TCG: a 1 GiB disk, the partition grown 8 -> 934 MiB, an
+// ext4 of 896 MiB made in 1.6 s; after a reset and a clean power-off
+// e2fsck -fn finds it clean (TestApplianceBoots). A power cut while the
+// ext4 is made loses the FAT's few files (the next boot finds no file
+// system and makes it again).
+//
+// --collector adds mira-collector (and its web UI) to the root. Its
+// mira/collector.yaml (boot partition) stores to /data/collector/mira.db
+// and serves the web UI and HTTP API on :8080 behind user mira and a
+// password made for each image (printed by the build); mira-init bounds
+// the store (retention.max_size, unless set) to three quarters of the data
+// partition. On the 8 MiB FAT the store does not fit (bbolt grows the
+// file to its mapping: 16 MiB and more), so an all-in-one box needs a
+// disk of about 1 GB or more, or --size. The probe of a --collector image
+// built without --config exports to udp://127.0.0.1:4739.
 //
 // # Booting
 //
@@ -113,12 +138,19 @@
 // DEFAULT, loader.conf default), records the trial in mira/trial and
 // reboots. mira-init of the trial slot first points both loaders back at
 // the old slot (so any later reboot returns there), then commits the new
-// slot (the defaults, slots.json) once mira-probe has run 10 s without
-// exiting and its SNMP agent answers on loopback (when the configuration
-// has an agent and a community loopback may use), or reboots into the old slot when the trial time
-// (update.trial, default 2 min) passes first.
+// slot (the defaults, slots.json) once mira-probe is healthy, or reboots
+// into the old slot when the trial time (update.trial, default 2 min)
+// passes first. Healthy: mira-probe has run 10 s without exiting and,
+// when the configuration has an SNMP agent and a community loopback may
+// use, the agent answers on loopback and the probe is exporting: every
+// configured exporter is in miraExporterTable and connected
+// (miraExpState), and once the probe has expired a flow
+// (miraFlowsExpired*), each has sent an IPFIX message. On a quiet capture
+// link no flow expires, and an exporter has nothing to send (its
+// templates go with its first record) and reads connected until an export
+// fails, so "exporting" then rests on the connected state alone.
 //
-// Limits: health does not yet include "exports". A new kernel that fails before it starts mira-init
+// Limits: a new kernel that fails before it starts mira-init
 // boots again and again: neither loader gives a boot-once that survives a
 // power cycle here — SYSLINUX ignored a boot-once record written into
 // ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed through

@@ -32,6 +32,43 @@ func (m memDisk) WriteAt(p []byte, off int64) (int, error) {
 	return copy(m[off:], p), nil
 }
 
+// sparseDisk is a disk in memory that holds only the sectors written.
+type sparseDisk struct {
+	size    int64
+	sectors map[int64][]byte
+}
+
+func (d sparseDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > d.size {
+		return 0, io.EOF
+	}
+	for i := range p {
+		o := off + int64(i)
+		if s := d.sectors[o/sector]; s != nil {
+			p[i] = s[o%sector]
+		} else {
+			p[i] = 0
+		}
+	}
+	return len(p), nil
+}
+
+func (d sparseDisk) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > d.size {
+		return 0, io.ErrShortWrite
+	}
+	for i, b := range p {
+		o := off + int64(i)
+		s := d.sectors[o/sector]
+		if s == nil {
+			s = make([]byte, sector)
+			d.sectors[o/sector] = s
+		}
+		s[o%sector] = b
+	}
+	return len(p), nil
+}
+
 // smallDisk writes a GPT disk of size bytes with the appliance's four
 // partitions (1 MiB each here) and boot code in the MBR.
 func smallDisk(t testing.TB, size int64) []byte {
@@ -155,8 +192,8 @@ func FuzzGrowGPT(f *testing.F) {
 	f.Add(img[:64*sector], uint32(9))
 	f.Fuzz(func(t *testing.T, head []byte, sizeMiB uint32) {
 		size := int64(sizeMiB%1024+1) * mib
-		disk := memDisk(make([]byte, size))
-		copy(disk, head)
+		disk := sparseDisk{size: size, sectors: map[int64][]byte{}}
+		disk.WriteAt(head[:min(len(head), int(size))], 0)
 		g, err := GrowGPT(disk, size, DataLabel, MinGrownData)
 		if err != nil || !g.Grown() {
 			return

@@ -32,25 +32,32 @@ import (
 )
 
 // The boot contract of issue 11, kept exactly; tests add a monitor socket.
-func qemuArgs(img string, ovmf bool, snmpPort, feedPort, qemuPort int, monitor string, updatePort int) []string {
+func qemuArgs(img string, ovmf bool, snmpPort, feedPort, qemuPort int, monitor string, fwd tcpFwd) []string {
 	args := []string{"-accel", "tcg", "-m", "1024", "-smp", "1", "-nographic", "-no-reboot"}
 	if ovmf {
 		args = append(args, "-bios", ovmfPath)
 	}
 	return append(args,
 		"-drive", "file="+img+",format=raw,if=virtio",
-		"-nic", fmt.Sprintf("user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:%d-:161", snmpPort)+updateFwd(updatePort),
+		"-nic", fmt.Sprintf("user,model=virtio-net-pci,hostfwd=udp:127.0.0.1:%d-:161", snmpPort)+fwd.String(),
 		"-nic", fmt.Sprintf("socket,model=virtio-net-pci,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d", feedPort, qemuPort),
 		"-monitor", "unix:"+monitor+",server=on,wait=off")
 }
 
-// updateFwd forwards a host TCP port to the update endpoint (the update
-// test only; the boot contract has no such port).
-func updateFwd(port int) string {
-	if port == 0 {
-		return ""
+// tcpFwd forwards host TCP ports to the guest's update endpoint (8443)
+// and web UI (8080), for the tests that use them; the boot contract has
+// no such ports.
+type tcpFwd struct{ update, web int }
+
+func (f tcpFwd) String() string {
+	s := ""
+	if f.update != 0 {
+		s += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:8443", f.update)
 	}
-	return fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:8443", port)
+	if f.web != 0 {
+		s += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:8080", f.web)
+	}
+	return s
 }
 
 const ovmfPath = "/usr/share/ovmf/OVMF.fd"
@@ -202,6 +209,16 @@ func (c *collector) stop(t *testing.T, bins string) []flow {
 	if err != nil {
 		t.Fatalf("mira flows: %v", err)
 	}
+	fs, err := parseFlows(out)
+	if err != nil {
+		t.Fatalf("mira flows: %v", err)
+	}
+	return fs
+}
+
+// parseFlows reads the flows of `mira flows --format json` (and of the
+// HTTP API's /api/flows?format=json).
+func parseFlows(out []byte) ([]flow, error) {
 	var l struct {
 		Flows []struct {
 			Src     netip.Addr `json:"src"`
@@ -215,13 +232,13 @@ func (c *collector) stop(t *testing.T, bins string) []flow {
 		} `json:"flows"`
 	}
 	if err := json.Unmarshal(out, &l); err != nil {
-		t.Fatalf("mira flows: %v\n%s", err, out)
+		return nil, fmt.Errorf("%v\n%s", err, out)
 	}
 	var fs []flow
 	for _, f := range l.Flows {
 		fs = append(fs, flow{f.Src, f.Dst, f.Sport, f.Dport, f.Proto, f.VLAN, f.Packets, f.Octets})
 	}
-	return fs
+	return fs, nil
 }
 
 // flow is what the test compares: the key, packets and octets (the
@@ -292,9 +309,11 @@ type guest struct {
 	feed     *net.UDPConn
 }
 
-func boot(t *testing.T, img string, ovmf bool) *guest { return bootUpdatable(t, img, ovmf, 0) }
-
 func bootUpdatable(t *testing.T, img string, ovmf bool, updatePort int) *guest {
+	return bootFwd(t, img, ovmf, tcpFwd{update: updatePort})
+}
+
+func bootFwd(t *testing.T, img string, ovmf bool, fwd tcpFwd) *guest {
 	t.Helper()
 	g := &guest{console: &console{}, done: make(chan error, 1), snmpPort: freeUDPPort(t)}
 	feedPort, qemuPort := freeUDPPort(t), freeUDPPort(t)
@@ -307,7 +326,7 @@ func bootUpdatable(t *testing.T, img string, ovmf bool, updatePort int) *guest {
 	// The guest's own frames on eth1 come back to the feed socket.
 	t.Cleanup(func() { g.feed.Close() })
 	go g.readFeed()
-	g.cmd = exec.Command("qemu-system-x86_64", qemuArgs(img, ovmf, g.snmpPort, feedPort, qemuPort, g.monitor, updatePort)...)
+	g.cmd = exec.Command("qemu-system-x86_64", qemuArgs(img, ovmf, g.snmpPort, feedPort, qemuPort, g.monitor, fwd)...)
 	g.cmd.Stdout, g.cmd.Stderr = g.console, g.console
 	g.start = time.Now()
 	if err := g.cmd.Start(); err != nil {
@@ -507,11 +526,14 @@ func requireTools(t *testing.T) {
 
 const meterYAML = "meter: {idle_timeout: 5s, tcp_end_timeout: 2s}\n"
 
-// TestApplianceBoots boots one image twice: with SeaBIOS (replays a real
-// capture, compares flows and SNMP counters), then, after a reset and an
-// edit of mira/probe.yaml with mtools, with OVMF (new config in effect,
-// snmpEngineBoots incremented, pending flows exported on the ACPI power
-// button).
+// TestApplianceBoots boots one all-in-one (--collector) image, written to
+// a 1 GiB disk, twice: with SeaBIOS (the data partition grows over the
+// disk and becomes ext4; replays a real capture, compares the flows at a
+// host collector and at the box's own collector, through its HTTP API,
+// and SNMP counters), then, after a reset and an edit of mira/probe.yaml
+// with mtools, with OVMF (new config in effect, snmpEngineBoots
+// incremented, the box's store survived the reset, pending flows exported
+// on the ACPI power button, the data file system clean for e2fsck).
 func TestApplianceBoots(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU twice under TCG (minutes)")
@@ -526,7 +548,7 @@ func TestApplianceBoots(t *testing.T) {
 	coll := startCollector(t, bins)
 	probeYAML := fmt.Sprintf(`capture: {interfaces: [eth1]}
 meter: {idle_timeout: 5s, tcp_end_timeout: 2s}
-export: [{url: "udp://10.0.2.2:%d"}]
+export: [{url: "udp://10.0.2.2:%d"}, {url: "udp://127.0.0.1:4739"}]
 snmp_listen: 0.0.0.0:161
 snmp:
   communities: [{name: public, sources: [10.0.2.0/24, 127.0.0.0/8]}]
@@ -541,7 +563,9 @@ snmp:
 	}
 	defer syslogConn.Close()
 	systemYAML := fmt.Sprintf("ntp: []\nsyslog: 10.0.2.2:%d\n", syslogConn.LocalAddr().(*net.UDPAddr).Port)
-	if err := image.Build(ctx, image.Options{Output: img, ProbeYAML: []byte(probeYAML), SystemYAML: []byte(systemYAML), Log: testWriter{t}}); err != nil {
+	collectorYAML := []byte("listen: [udp://:4739]\ndb: /data/collector/mira.db\nhttp: 0.0.0.0:8080\nweb: {user: mira, password: " + webPassword + "}\n")
+	if err := image.Build(ctx, image.Options{Output: img, ProbeYAML: []byte(probeYAML), SystemYAML: []byte(systemYAML),
+		Collector: true, CollectorYAML: collectorYAML, Log: testWriter{t}}); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(img)
@@ -552,9 +576,15 @@ snmp:
 	if fi.Size() > 100<<20 {
 		t.Errorf("image is %d bytes, over 100 MiB", fi.Size())
 	}
+	// As if written to a 1 GiB disk: room after the data partition, the
+	// backup GPT in the middle.
+	if err := os.Truncate(img, 1<<30); err != nil {
+		t.Fatal(err)
+	}
 
 	// Boot 1: SeaBIOS.
-	g := boot(t, img, false)
+	web := freeTCPPort(t)
+	g := bootFwd(t, img, false, tcpFwd{web: web})
 	descr := g.waitSNMP(t)
 	t.Logf("SeaBIOS: first SNMP answer %.1f s after QEMU started (sysDescr %q)", time.Since(g.start).Seconds(), descr)
 	g.silent(t)
@@ -593,6 +623,44 @@ snmp:
 	}
 	got := coll.stop(t, bins)
 	sameFlows(t, got, want)
+	for _, l := range []string{"data partition vda4 grown from 8 to 934 MiB", "ext4 of 896 MiB made"} {
+		if !strings.Contains(g.console.String(), l) {
+			t.Errorf("the console does not say %q", l)
+		}
+	}
+	// The box's own collector stored the same flows; its HTTP API
+	// (what mira report and the web UI read) lists them.
+	var boxFlows []flow
+	poll(t, 60*time.Second, fmt.Sprintf("%d flows at the box's collector", len(want)), func() (bool, string) {
+		b, err := apiGet(web, "/api/flows?format=json")
+		if err != nil {
+			return false, err.Error()
+		}
+		boxFlows, err = parseFlows(b)
+		return err == nil && len(boxFlows) >= len(want), fmt.Sprint(len(boxFlows), err)
+	})
+	sameFlows(t, boxFlows, want)
+	rep, err := apiGet(web, "/api/report?format=json")
+	var summary struct {
+		Summary struct {
+			Flows   int    `json:"flows"`
+			Packets uint64 `json:"packets"`
+		} `json:"summary"`
+	}
+	if err == nil {
+		err = json.Unmarshal(rep, &summary)
+	}
+	var pkts uint64
+	for _, f := range want {
+		pkts += f.Packets
+	}
+	if err != nil || summary.Summary.Flows != len(want) || summary.Summary.Packets != pkts {
+		t.Errorf("the box's /api/report: %+v (want %d flows, %d packets) %v\n%s", summary, len(want), pkts, err, rep)
+	}
+	t.Logf("the box's collector stored the %d flows; its /api/report counts %d flows, %d packets", len(boxFlows), summary.Summary.Flows, summary.Summary.Packets)
+	if _, err := apiGetAuth(web, "/api/flows", "mira", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("the box's API with a wrong password: %v", err)
+	}
 
 	// Reset (with -no-reboot QEMU exits: a power cycle without shutdown).
 	g.command(t, "system_reset")
@@ -604,7 +672,7 @@ snmp:
 	coll2 := startCollector(t, bins)
 	edited := fmt.Sprintf(`capture: {interfaces: [eth1]}
 meter: {idle_timeout: 10m, active_timeout: 10m, tcp_end_timeout: 10m}
-export: [{url: "udp://10.0.2.2:%d"}]
+export: [{url: "udp://10.0.2.2:%d"}, {url: "udp://127.0.0.1:4739"}]
 snmp_listen: 0.0.0.0:161
 snmp:
   sys_descr: edited with mtools
@@ -620,7 +688,7 @@ snmp:
 	}
 
 	// Boot 2: OVMF.
-	g = boot(t, img, true)
+	g = bootFwd(t, img, true, tcpFwd{web: web})
 	descr = g.waitSNMP(t)
 	t.Logf("OVMF: first SNMP answer %.1f s after QEMU started", time.Since(g.start).Seconds())
 	g.silent(t)
@@ -631,6 +699,21 @@ snmp:
 		t.Errorf("snmpEngineBoots %d after a reboot, was %d", boots2, boots1)
 	} else {
 		t.Logf("snmpEngineBoots %d -> %d", boots1, boots2)
+	}
+	// The store on the ext4 data partition survived the reset.
+	poll(t, 60*time.Second, "the box's flows of the first boot after the reset", func() (bool, string) {
+		b, err := apiGet(web, "/api/flows?format=json")
+		if err != nil {
+			return false, err.Error()
+		}
+		fs, err := parseFlows(b)
+		if err == nil && len(fs) > 0 {
+			sameFlows(t, fs, boxFlows)
+		}
+		return err == nil && len(fs) > 0, fmt.Sprint(len(fs), err)
+	})
+	if strings.Contains(g.console.String(), "grown") || strings.Contains(g.console.String(), "made in") {
+		t.Error("the data partition was grown or made again on the second boot")
 	}
 	sent = g.replay(t, capture2)
 	poll(t, 60*time.Second, fmt.Sprintf("miraCapPackets = %d", sent), func() (bool, string) {
@@ -652,6 +735,77 @@ snmp:
 		return n >= float64(len(want)), fmt.Sprint(n, err)
 	})
 	sameFlows(t, coll2.stop(t, bins), want)
+	fsck(t, img)
+}
+
+const webPassword = "test-web-password"
+
+func apiGet(port int, path string) ([]byte, error) {
+	return apiGetAuth(port, path, "mira", webPassword)
+}
+
+func apiGetAuth(port int, path, user, password string) ([]byte, error) {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(user, password)
+	cl := http.Client{Timeout: 20 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return b, nil
+}
+
+// fsck copies the data partition out of the image (sparse) and runs
+// e2fsck -fn on it.
+func fsck(t *testing.T, img string) {
+	t.Helper()
+	e2fsck := peertest.Program(t, "e2fsck")
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, start, end, err := image.PartitionEnd(f, image.DataLabel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(t.TempDir(), "data.img")
+	out, err := os.Create(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(end-start+1) * 512
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf, int64(start)*512+off)
+		if n == 0 {
+			t.Fatalf("reading the data partition: %v", err)
+		}
+		if !bytes.Equal(buf[:n], zero[:n]) {
+			if _, err := out.WriteAt(buf[:n], off); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out.Truncate(size)
+	out.Close()
+	b, err := exec.Command(e2fsck, "-fn", part).CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2fsck -fn of the data partition after power-off: %v\n%s", err, b)
+	}
+	t.Logf("e2fsck -fn of the data partition: %s", strings.TrimSpace(string(b[bytes.LastIndexByte(bytes.TrimSpace(b), '\n')+1:])))
 }
 
 type testWriter struct{ t *testing.T }

@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +81,24 @@ func TestApplianceUpdate(t *testing.T) {
 	writeKey(t, otherKey)
 	const token = "test-token-0123456789"
 	sys := []byte("update: {listen: 0.0.0.0:8443, token: " + token + ", trial: 40s}\nntp: []\n")
-	probe := []byte("capture: {interfaces: [eth1]}\nsnmp_listen: 0.0.0.0:161\nsnmp: {communities: [{name: public, sources: [10.0.2.0/24, 127.0.0.0/8]}]}\n")
+	// An exporter to a host TCP listener: a trial slot must be
+	// exporting (its exporter connected) to be committed.
+	ipfixL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ipfixL.Close()
+	go func() {
+		for {
+			c, err := ipfixL.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	probe := []byte(fmt.Sprintf("capture: {interfaces: [eth1]}\nexport: [{url: \"tcp://10.0.2.2:%d\"}]\nsnmp_listen: 0.0.0.0:161\nsnmp: {communities: [{name: public, sources: [10.0.2.0/24, 127.0.0.0/8]}]}\n",
+		ipfixL.Addr().(*net.TCPAddr).Port))
 	build := func(name, b, k string) string {
 		out := filepath.Join(tmp, name)
 		if err := image.Build(ctx, image.Options{Output: out, Bin: b, SignKey: k, ProbeYAML: probe, SystemYAML: sys}); err != nil {
@@ -176,6 +195,11 @@ func TestApplianceUpdate(t *testing.T) {
 		t.Fatalf("update to v2: ok %v status %+v err %v\n%s", ok, st, err, g.console.String())
 	}
 	t.Logf("update to v2: %+v", st)
+	if m := regexp.MustCompile(`healthy: .*exporting: 1 exporters connected.*`).FindString(g.console.String()); m == "" {
+		t.Errorf("the trial did not find mira-probe exporting")
+	} else {
+		t.Logf("trial: %s", m)
+	}
 
 	// A broken update: slot A fails its trial, the box returns to slot B.
 	ok, st, err = update(v3)

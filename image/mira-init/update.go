@@ -26,6 +26,7 @@ import (
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/image"
+	"github.com/mira-project/mira/mib"
 )
 
 // updater serves the update endpoint and runs the trial of an updated
@@ -36,9 +37,10 @@ type updater struct {
 	bootID string
 	stop   chan<- int
 
-	// snmpCheck, when set, asks mira-probe's SNMP agent for sysUpTime:
+	// snmpCheck, when set, asks mira-probe's SNMP agent for sysUpTime
+	// and its exporter table (see snmpCheck); it says what it saw:
 	// part of a trial slot's health.
-	snmpCheck func() error
+	snmpCheck func() (string, error)
 
 	mu      sync.Mutex
 	trial   bool
@@ -154,13 +156,17 @@ func (u *updater) judgeTrial(ctx context.Context, probe *service) {
 	deadline := time.Now().Add(u.sys.Update.Trial)
 	for time.Now().Before(deadline) {
 		healthy := probe != nil && probe.healthyFor() >= 10*time.Second
+		health := "mira-probe up 10s (no SNMP agent on loopback to ask)"
 		if healthy && u.snmpCheck != nil {
-			if err := u.snmpCheck(); err != nil {
+			h, err := u.snmpCheck()
+			if err != nil {
 				log.Printf("update: trial of slot %s: SNMP: %v", u.slot, err)
 				healthy = false
 			}
+			health = "mira-probe up 10s, " + h
 		}
 		if healthy {
+			log.Printf("update: trial of slot %s: healthy: %s", u.slot, health)
 			if err := u.commit(); err != nil {
 				log.Printf("update: commit of slot %s: %v", u.slot, err)
 			}
@@ -391,10 +397,13 @@ func writeDevice(dev string, data []byte) error {
 	return f.Close()
 }
 
-// snmpCheck returns a check that mira-probe's agent answers on loopback,
-// or nil when the configuration has no agent or no community that
-// loopback may use (the trial then rests on the process staying up).
-func snmpCheck(cfg *config.Probe) func() error {
+// snmpCheck returns a check that mira-probe's agent answers on loopback
+// and that the probe is exporting: every configured exporter is in the
+// miraExporterTable, connected (miraExpState 1), and has sent at least
+// one IPFIX message (its templates, sent at start). It is nil when the
+// configuration has no agent or no community that loopback may use (the
+// trial then rests on the process staying up).
+func snmpCheck(cfg *config.Probe) func() (string, error) {
 	if cfg.SNMPListen == "" {
 		return nil
 	}
@@ -406,18 +415,73 @@ func snmpCheck(cfg *config.Probe) func() error {
 	for _, c := range cfg.SNMP.Communities {
 		for _, src := range c.Sources {
 			if p, err := netip.ParsePrefix(src); err == nil && p.Contains(lo) {
-				return func() error {
+				return func() (string, error) {
 					g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: ap.Port(), Community: c.Name,
 						Version: gosnmp.Version2c, Timeout: 2 * time.Second, Retries: 1}
 					if err := g.Connect(); err != nil {
-						return err
+						return "", err
 					}
 					defer g.Conn.Close()
-					_, err := g.Get([]string{"1.3.6.1.2.1.1.3.0"})
-					return err
+					if _, err := g.Get([]string{"1.3.6.1.2.1.1.3.0"}); err != nil {
+						return "", err
+					}
+					h, err := exporting(g, len(cfg.Export))
+					return "SNMP answers, " + h, err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// exporting checks the probe's exporter table over SNMP: n exporters,
+// each connected, and, once the probe has expired a flow (the sum of
+// miraFlowsExpired*), each with at least one IPFIX message sent. Before
+// any flow is expired (a quiet capture link) there is nothing to send:
+// an exporter's domains, templates and messages start with its first
+// record, and its state reads connected until an export fails.
+func exporting(g *gosnmp.GoSNMP, n int) (string, error) {
+	if n == 0 {
+		return "no exporter configured", nil
+	}
+	r, err := g.Get([]string{mib.MiraFlowsExpiredIdle + ".0", mib.MiraFlowsExpiredActive + ".0", mib.MiraFlowsExpiredEnd + ".0", mib.MiraFlowsExpiredForced + ".0"})
+	if err != nil {
+		return "", fmt.Errorf("flows expired: %w", err)
+	}
+	var expired uint64
+	for _, v := range r.Variables {
+		expired += gosnmp.ToBigInt(v.Value).Uint64()
+	}
+	state := map[string]int{}
+	msgs := map[string]uint64{}
+	for _, col := range []string{mib.MiraExpState, mib.MiraExpMessages} {
+		err := g.BulkWalk(col, func(v gosnmp.SnmpPDU) error {
+			idx := strings.TrimPrefix(strings.TrimPrefix(v.Name, "."), col+".")
+			if col == mib.MiraExpState {
+				state[idx] = int(gosnmp.ToBigInt(v.Value).Int64())
+			} else {
+				msgs[idx] = gosnmp.ToBigInt(v.Value).Uint64()
+			}
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("exporter table: %w", err)
+		}
+	}
+	if len(state) != n {
+		return "", fmt.Errorf("not exporting: %d of %d exporters in the exporter table", len(state), n)
+	}
+	for idx, st := range state {
+		if st != 1 {
+			return "", fmt.Errorf("not exporting: exporter %s is %s", idx, map[int]string{2: "connecting", 3: "spooling"}[st])
+		}
+		if msgs[idx] == 0 && expired > 0 {
+			return "", fmt.Errorf("not exporting: exporter %s has sent no message of %d flows expired", idx, expired)
+		}
+	}
+	var sent uint64
+	for _, m := range msgs {
+		sent += m
+	}
+	return fmt.Sprintf("exporting: %d exporters connected, %d flows expired, %d IPFIX messages sent", n, expired, sent), nil
 }
