@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/collector/config"
+	"github.com/mira-project/mira/collector/server"
+	"github.com/mira-project/mira/collector/service"
 )
 
 type clusterFlags struct {
@@ -27,9 +32,27 @@ type clusterFlags struct {
 // consolidation worker (--worker --db), or both, against the NATS server
 // at f.url or an embedded one.
 func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log *slog.Logger, stderr io.Writer) int {
-	if !f.listen && !f.worker {
-		fmt.Fprintln(stderr, "mira-collector: --nats needs --listen (ingest) or --worker --db FILE (consolidation worker)")
+	if !f.listen && !f.worker && cfg.HTTP == "" {
+		fmt.Fprintln(stderr, "mira-collector: --nats needs --listen (ingest), --worker --db FILE (consolidation worker) or --http ADDR (merged API and web UI)")
 		return 2
+	}
+	var rules *classify.Rules
+	var services *service.List
+	if cfg.HTTP != "" {
+		rules, services = classify.Default(), service.Default()
+		var err error
+		if cfg.Rules != "" {
+			if rules, err = classify.Load(cfg.Rules); err != nil {
+				fmt.Fprintln(stderr, "mira-collector:", err)
+				return 2
+			}
+		}
+		if cfg.Services != "" {
+			if services, err = service.Load(cfg.Services); err != nil {
+				fmt.Fprintln(stderr, "mira-collector:", err)
+				return 2
+			}
+		}
 	}
 	if f.worker && cfg.DB == "" {
 		fmt.Fprintln(stderr, "mira-collector: --worker needs --db FILE")
@@ -76,6 +99,35 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 	// One role failing stops the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.HTTP != "" {
+		// The HTTP API and web UI over the workers' merged results,
+		// gathered again when more than 2 s old.
+		dir, err := os.MkdirTemp("", "mira-merged-")
+		if err != nil {
+			log.Error("http", "err", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		view := &cluster.View{NC: nc, JS: js, Dir: dir, MaxAge: 2 * time.Second}
+		defer view.Close()
+		srv, err := server.NewHTTPServer(cfg, server.APIConfig{Acquire: view.Acquire, Rules: rules, Services: services, ASFile: cfg.AS}, nil)
+		if err != nil {
+			log.Error("http", "err", err)
+			return 2
+		}
+		ln, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			log.Error("http", "err", err)
+			return 1
+		}
+		if srv.TLSConfig != nil {
+			go srv.ServeTLS(ln, "", "")
+		} else {
+			go srv.Serve(ln)
+		}
+		defer srv.Close()
+		log.Info("http api (merged cluster results)", "addr", ln.Addr().String())
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if f.listen {
@@ -108,6 +160,9 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 			}
 			errs <- err
 		}()
+	}
+	if !f.listen && !f.worker {
+		<-ctx.Done() // only the HTTP API
 	}
 	wg.Wait()
 	close(errs)

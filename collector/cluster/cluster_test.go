@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/collector/web"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -322,9 +326,15 @@ func TestCluster(t *testing.T) {
 	wa, wb := worker("wa"), worker("wb")
 	waitLeases(t, js, map[string]bool{"wa": true, "wb": true})
 	ports := []int{freePort(t), freePort(t)}
+	httpPort := freePort(t)
 	var ingest []*proc
 	for i, p := range ports {
-		g := start(t, fmt.Sprintf("ingest %d", i), collBin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", p), "--nats", url)
+		args := []string{"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", p), "--nats", url}
+		if i == 0 {
+			// The first ingest node also serves the merged API and UI.
+			args = append(args, "--http", fmt.Sprintf("127.0.0.1:%d", httpPort))
+		}
+		g := start(t, fmt.Sprintf("ingest %d", i), collBin, args...)
 		waitTCP(t, g, p)
 		ingest = append(ingest, g)
 	}
@@ -381,6 +391,39 @@ func TestCluster(t *testing.T) {
 	if gotPaired != paired || paired == 0 {
 		t.Errorf("merged report: %d biflows with both directions, single collector %d", gotPaired, paired)
 	}
+
+	// The HTTP API of a node in cluster mode merges like mira report
+	// --nats: its report and its probe list equal the single
+	// collector's.
+	api := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	var apiRep report.Report
+	if err := getJSON(api+"/api/report", &apiRep); err != nil {
+		t.Fatal(err)
+	}
+	same(t, &apiRep, want)
+	var apiProbes []web.Probe
+	if err := getJSON(api+"/api/probes", &apiProbes); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProbes, err := web.Probes(ctx, st, store.Query{})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := mustJSON(t, apiProbes), mustJSON(t, wantProbes); g != w || len(wantProbes) != 2 {
+		t.Errorf("/api/probes of the cluster:\n%s\nsingle collector's:\n%s", g, w)
+	}
+	var flowList report.FlowList
+	if err := getJSON(api+"/api/flows?limit=5", &flowList); err != nil {
+		t.Fatal(err)
+	}
+	if flowList.Summary.Flows != n || len(flowList.Flows) != 5 {
+		t.Errorf("/api/flows?limit=5: %d records listed of %d; want 5 of %d", len(flowList.Flows), flowList.Summary.Flows, n)
+	}
 	for _, g := range ingest {
 		g.stop(t)
 	}
@@ -421,4 +464,32 @@ func waitLeases(t *testing.T, js jetstream.JetStream, want map[string]bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("GET %s: %v", url, err)
+	}
+	return nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

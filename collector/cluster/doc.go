@@ -22,6 +22,12 @@
 //     summed counters, writes them into a temporary store and reports
 //     from it exactly as `mira report --db` does (MergedStore), so the two
 //     reports have one form and one code path.
+//   - mira-collector --nats NATS_URL --http ADDR (alone or with either
+//     role): the HTTP API and web UI of a single collector over the
+//     workers' merged results (View: Gather into a snapshot store,
+//     gathered again by the first request after 2 s), so /api/report,
+//     /api/flows, /api/probes and the UI answer as they would over one
+//     collector's store. /metrics is not served in cluster mode.
 //   - --nats embedded: the process also runs an in-process NATS server
 //     with JetStream (Embedded, --nats-listen, files in FILE.nats), a one
 //     box install that other nodes can join.
@@ -82,8 +88,7 @@
 // not by the workers: partitioning by connection already lets a worker
 // pair its own records, but the report still moves every record from
 // the workers to the reporting process. The records are kept without
-// retention. The HTTP API/UI of mira-collector does not merge a cluster
-// yet (use mira report --nats).
+// retention.
 //
 // # Replication and node loss
 //

@@ -31,6 +31,10 @@ type APIConfig struct {
 	// Before, when set, runs before each request: the collector commits
 	// the records it has received so the answer includes them.
 	Before func()
+	// Acquire, when set, gives each request its store instead of Store
+	// (a cluster's merged snapshot, collector/cluster.View); release is
+	// called when the request is answered.
+	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
 }
 
 // API serves the data of `mira report` and `mira flows` as an HTTP API:
@@ -46,7 +50,7 @@ type APIConfig struct {
 // with {"error": "..."}.
 func API(cfg APIConfig) http.Handler {
 	mux := http.NewServeMux()
-	serve := func(run func(ctx context.Context, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
+	serve := func(run func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				w.Header().Set("Allow", "GET, HEAD")
@@ -78,8 +82,18 @@ func API(cfg APIConfig) http.Handler {
 			if cfg.Before != nil {
 				cfg.Before()
 			}
+			st := cfg.Store
+			if cfg.Acquire != nil {
+				var release func()
+				var err error
+				if st, release, err = cfg.Acquire(r.Context()); err != nil {
+					httpError(w, http.StatusServiceUnavailable, err.Error())
+					return
+				}
+				defer release()
+			}
 			var buf bytes.Buffer
-			if err := run(r.Context(), args, &buf); err != nil {
+			if err := run(r.Context(), st, args, &buf); err != nil {
 				httpError(w, http.StatusBadRequest, err.Error())
 				return
 			}
@@ -94,7 +108,7 @@ func API(cfg APIConfig) http.Handler {
 			w.Write(buf.Bytes())
 		}
 	}
-	mux.HandleFunc("/api/report", serve(func(ctx context.Context, args []string, buf *bytes.Buffer) error {
+	mux.HandleFunc("/api/report", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
 		if cfg.ASFile != "" {
 			args = append(args, "--as", cfg.ASFile)
 		}
@@ -110,13 +124,13 @@ func API(cfg APIConfig) http.Handler {
 		opts := p.Options()
 		opts.Rules = cfg.Rules
 		opts.Services = cfg.Services
-		rep, err := report.FromStoreQuery(ctx, cfg.Store, p.Query, opts)
+		rep, err := report.FromStoreQuery(ctx, st, p.Query, opts)
 		if err != nil {
 			return err
 		}
 		return rep.Write(buf, p.Format)
 	}))
-	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, args []string, buf *bytes.Buffer) error {
+	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
 		var sel report.Selection
 		fs := flag.NewFlagSet("/api/flows", flag.ContinueOnError)
 		sel.Register(fs)
@@ -126,7 +140,7 @@ func API(cfg APIConfig) http.Handler {
 		if err := sel.Check(); err != nil {
 			return err
 		}
-		l, err := report.FlowsFromStore(ctx, cfg.Store, sel.Query, withRules(sel.FlowOptions(), cfg.Rules))
+		l, err := report.FlowsFromStore(ctx, st, sel.Query, withRules(sel.FlowOptions(), cfg.Rules))
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/collector/web"
@@ -16,13 +17,25 @@ import (
 // /api/ and /metrics, behind the configured token or basic
 // authentication, over TLS when a certificate is configured.
 func (s *Server) httpServer(st *store.Store, rules *classify.Rules, services *service.List, metrics http.Handler) (*http.Server, error) {
-	before := func() { s.commit() }
+	return NewHTTPServer(s.cfg, APIConfig{Store: st, Rules: rules, Services: services, ASFile: s.cfg.AS, Before: func() { s.commit() }}, metrics)
+}
+
+// NewHTTPServer is the server of cfg.HTTP for the store (or store
+// source) of api: the web UI at /, the API at /api/ and, when metrics is
+// not nil, /metrics, behind cfg.Web's token or basic authentication,
+// over TLS when a certificate is configured. mira-collector serves it
+// over its own store, and in cluster mode over the workers' merged
+// results (api.Acquire).
+func NewHTTPServer(cfg *config.Collector, api APIConfig, metrics http.Handler) (*http.Server, error) {
+	wc := web.Config{Store: api.Store, Before: api.Before, Acquire: api.Acquire}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", API(APIConfig{Store: st, Rules: rules, Services: services, ASFile: s.cfg.AS, Before: before}))
-	mux.Handle("/api/probes", web.Handler(web.Config{Store: st, Before: before}))
-	mux.Handle("/metrics", metrics)
-	mux.Handle("/", web.Handler(web.Config{Store: st, Before: before}))
-	w := s.cfg.Web
+	mux.Handle("/api/", API(api))
+	mux.Handle("/api/probes", web.Handler(wc))
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
+	mux.Handle("/", web.Handler(wc))
+	w := cfg.Web
 	srv := &http.Server{
 		Handler:           web.Protect(mux, web.Access{Token: w.Token, User: w.User, Password: w.Password}),
 		ReadHeaderTimeout: 5 * time.Second,

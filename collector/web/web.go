@@ -26,6 +26,10 @@ type Config struct {
 	// Before runs before each /api/probes request (the collector commits
 	// what it received).
 	Before func()
+	// Acquire, when set, gives each request its store instead of Store
+	// (a cluster's merged snapshot); release is called when the request
+	// is answered.
+	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
 }
 
 // Handler serves the UI's files at / and /api/probes. Mount it at "/"
@@ -51,7 +55,17 @@ func Handler(cfg Config) http.Handler {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		ps, err := Probes(r.Context(), cfg.Store, sel.Query)
+		st := cfg.Store
+		if cfg.Acquire != nil {
+			var release func()
+			var err error
+			if st, release, err = cfg.Acquire(r.Context()); err != nil {
+				httpError(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			defer release()
+		}
+		ps, err := Probes(r.Context(), st, sel.Query)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err.Error())
 			return
