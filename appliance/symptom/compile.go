@@ -23,6 +23,7 @@ type entry struct {
 	value  []byte // KindMask
 	mask   []byte
 	check  validator // KindValidate
+	sync   companion // KindValidate: a byte every match has (see shortCompanion)
 	re     *regexp.Regexp
 }
 
@@ -133,6 +134,7 @@ func compilePattern(p *PatternSpec, sym uint16) ([]entry, error) {
 			e.trig, e.toff = t.bytes, t.off
 			e.length = v.minLen
 			e.check = v.check
+			e.sync = v.sync
 			if err := e.fixStart(p.Anchor); err != nil {
 				return nil, err
 			}

@@ -54,13 +54,18 @@ type matcher struct {
 	bidx      []uint32
 	lists     []cand
 	// Vectorised prefilters (simd.go), when haveSIMD: the Teddy filter
-	// over the grams at trigger offset 0 and the first grams of automaton
-	// words, with its exact table of offset-0 grams; and the bytes 1- and
-	// 2-byte triggers start with, broadcast (at most four).
-	teddy           *teddyMasks
+	// over the grams at trigger offset 0 with its exact table of those
+	// grams; from stream offset farFrom on, teddyFar, without the grams
+	// of triggers whose window has ended. And the search for the bytes
+	// 1- and 2-byte triggers start with (at most four): firstC with
+	// their companion bytes, firstP without (for the last firstDist
+	// bytes of a payload).
+	teddy, teddyFar *teddyMasks
+	farFrom         uint64
 	gkeys0          []uint64
 	gshift0, gmask0 uint32
-	firstSet        [4][32]byte
+	firstC, firstP  *firstMasks
+	firstDist       int
 	simdFirst       bool
 }
 
@@ -121,7 +126,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 				csw = append(csw, acWord{w, int32(i)})
 			}
 		}
-		if e.hi != ^uint64(0) && e.hi-e.lo <= maxAnchoredSpan {
+		if e.hi != ^uint64(0) && (e.hi-e.lo <= maxAnchoredSpan || e.hi-e.lo == uint64(e.length)) {
 			// Tried only where the window lies: no trigger needed.
 			if e.hi-e.lo == uint64(e.length) {
 				pins[e.lo+uint64(e.toff)] = append(pins[e.lo+uint64(e.toff)], uint32(i))
@@ -227,7 +232,27 @@ func newMatcher(ents []entry) (*matcher, error) {
 		for _, x := range sortedKeys32(l0) {
 			b0[x] = addBucket(l0[x])
 		}
+		var far []uint32
+		for _, x := range sortedKeys32(l0) {
+			bounded := true
+			for _, v := range l0[x] {
+				if e := &ents[v>>1]; e.hi == ^uint64(0) {
+					bounded = false
+				} else {
+					m.farFrom = max(m.farFrom, e.hi)
+				}
+			}
+			if !bounded {
+				far = append(far, x)
+			}
+		}
 		m.teddy = newTeddy(sortedKeys32(l0))
+		m.teddyFar = m.teddy
+		if len(far) < len(l0) {
+			m.teddyFar = newTeddy(far)
+		} else {
+			m.farFrom = ^uint64(0)
+		}
 		size := 16
 		for size < 2*len(b0) {
 			size *= 2
@@ -278,10 +303,31 @@ func newMatcher(ents []entry) (*matcher, error) {
 	}
 	if k := len(m.firstBytes); haveSIMD && k > 0 && k <= 4 {
 		m.simdFirst = true
-		for j := range m.firstSet {
-			for i := range m.firstSet[j] {
-				m.firstSet[j][i] = m.firstBytes[j%k]
+		var comp [4]companion
+		for j, b := range m.firstBytes {
+			var l []cand
+			if t := m.tab1[b]; t != 0 {
+				l = append(l, m.lists[m.bidx[t-1]:m.bidx[t]]...)
 			}
+			for x := 0; m.has2 && x < 256; x++ {
+				if t := m.tab2[uint16(b)|uint16(x)<<8]; t != 0 {
+					l = append(l, m.lists[m.bidx[t-1]:m.bidx[t]]...)
+				}
+			}
+			for i, cd := range l {
+				cc := shortCompanion(&m.ents[cd.e])
+				if i == 0 {
+					comp[j] = cc
+				} else {
+					comp[j] = comp[j].merge(cc)
+				}
+			}
+		}
+		m.firstC = newFirstMasks(m.firstBytes, comp)
+		m.firstP = newFirstMasks(m.firstBytes, [4]companion{})
+		m.firstDist = m.firstC.maxDist()
+		if m.firstDist == 0 {
+			m.firstC = m.firstP
 		}
 	}
 	return m, nil
@@ -739,7 +785,12 @@ func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
 	m.shortAt(c, p, i, len(p), off, prevNL)
 }
 
+var DbgShort = map[byte]int{}
+
 func (m *matcher) shortAt(c *Counts, p []byte, from, to int, off uint64, prevNL bool) {
+	if to == from+1 {
+		DbgShort[p[from]]++
+	}
 	first := &m.first
 	for i := from; i < to; i++ {
 		b := p[i]

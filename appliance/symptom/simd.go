@@ -33,6 +33,10 @@ type teddyMasks struct {
 	b   [6][32]byte // the same for buckets 8-15
 }
 
+// commonGrams are 3-grams frequent in traffic (runs of zeros, of 0xFF, of
+// spaces, line ends): a bucket is not made to pass one the database lacks.
+var commonGrams = []uint32{0x000000, 0xFFFFFF, 0x202020, 0x0A0D0A, 0x0D0A0D, 0x000001, 0x010000, 0x000100}
+
 // newTeddy builds the filter for grams (low 3 bytes of each). Grams go
 // greedily to the bucket whose nibble sets grow least (by the product of
 // their sizes, the bucket's pass rate on uniform bytes), largest first in
@@ -49,6 +53,19 @@ func newTeddy(grams []uint32) *teddyMasks {
 		}
 		return c
 	}
+	inDB := map[uint32]bool{}
+	for _, x := range g {
+		inDB[x] = true
+	}
+	passes := func(s *[6]uint16, x uint32) bool {
+		for k := range 3 {
+			b := byte(x >> (8 * k))
+			if s[2*k]&(1<<(b&15)) == 0 || s[2*k+1]&(1<<(b>>4)) == 0 {
+				return false
+			}
+		}
+		return true
+	}
 	for _, x := range g {
 		var add [6]uint16
 		for k := range 3 {
@@ -61,7 +78,13 @@ func newTeddy(grams []uint32) *teddyMasks {
 			for j := range grown {
 				grown[j] |= add[j]
 			}
-			if d := cost(&grown) - cost(&sets[bk]); d < bestD {
+			d := cost(&grown) - cost(&sets[bk])
+			for _, cg := range commonGrams {
+				if !inDB[cg] && passes(&grown, cg) && !passes(&sets[bk], cg) {
+					d += 1e12 // a bucket passing runs of zeros is no filter
+				}
+			}
+			if d < bestD {
 				best, bestD = bk, d
 			}
 		}
@@ -114,19 +137,85 @@ func teddyGo(t *teddyMasks, base unsafe.Pointer, n, i int, out *[simdOut]uint32)
 	return i, cnt
 }
 
+// firstMasks is the search for the bytes 1- and 2-byte triggers start
+// with (at most four, each broadcast in set), with a companion byte each:
+// at distance dist[j] from a byte set[j], a candidate has a byte equal to
+// cval[j] under cmask[j] (a 2-byte trigger's common bits of its second
+// byte; a validator's second sync byte). A zero mask accepts any byte. The
+// layout is the assembly's.
+type firstMasks struct {
+	set, cmask, cval [4][32]byte
+	dist             [4]int
+}
+
+func newFirstMasks(bytes []byte, comp [4]companion) *firstMasks {
+	f := &firstMasks{}
+	for j := range 4 {
+		k := j % len(bytes)
+		for x := range 32 {
+			f.set[j][x] = bytes[k]
+			f.cmask[j][x] = comp[k].mask
+			f.cval[j][x] = comp[k].val
+		}
+		f.dist[j] = comp[k].dist
+	}
+	return f
+}
+
+// maxDist is the largest companion distance.
+func (f *firstMasks) maxDist() int { return max(f.dist[0], f.dist[1], f.dist[2], f.dist[3]) }
+
 // firstGo is the portable firstAVX2.
-func firstGo(set *[4][32]byte, base unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
-	p := unsafe.Slice((*byte)(base), n)
+func firstGo(f *firstMasks, base unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	p := unsafe.Slice((*byte)(base), n+f.maxDist())
 	cnt := 0
 	for ; i+32 <= n && cnt <= simdOut-32; i += 32 {
-		for j := i; j < i+32; j++ {
-			if b := p[j]; b == set[0][0] || b == set[1][0] || b == set[2][0] || b == set[3][0] {
-				out[cnt] = uint32(j)
-				cnt++
+		for q := i; q < i+32; q++ {
+			for j := range 4 {
+				if p[q] == f.set[j][0] && p[q+f.dist[j]]&f.cmask[j][0] == f.cval[j][0] {
+					out[cnt] = uint32(q)
+					cnt++
+					break
+				}
 			}
 		}
 	}
 	return i, cnt
+}
+
+// companion is a byte every occurrence of an entry has at dist from its
+// trigger's first byte, under mask (zero mask: none known).
+type companion struct {
+	dist      int
+	mask, val byte
+}
+
+// merge is the companion two entries starting with the same byte share:
+// the same distance, the bits both fix to the same value.
+func (a companion) merge(b companion) companion {
+	if a.dist != b.dist {
+		return companion{}
+	}
+	m := a.mask & b.mask &^ (a.val ^ b.val)
+	if m == 0 {
+		return companion{}
+	}
+	return companion{a.dist, m, a.val & m}
+}
+
+// shortCompanion is the companion of a 1- or 2-byte-trigger entry.
+func shortCompanion(e *entry) companion {
+	if len(e.trig) >= 2 {
+		c := companion{1, 0xFF, e.trig[1]}
+		if e.nocase && foldByte(e.trig[1]) != foldByte(e.trig[1]^0x20) {
+			c.mask, c.val = 0xDF, e.trig[1]&0xDF
+		}
+		return c
+	}
+	if e.kind == KindValidate && e.sync.mask != 0 && e.sync.dist > 0 {
+		return e.sync
+	}
+	return companion{}
 }
 
 // scanTeddy is scan3 for payloads of at least teddyMin bytes: it tests
@@ -138,9 +227,13 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 	n := len(p)
 	base := unsafe.Pointer(unsafe.SliceData(p))
 	var out [simdOut]uint32
+	t := m.teddy
+	if off >= m.farFrom {
+		t = m.teddyFar // past the windows of depth-bounded triggers
+	}
 	i := 0
 	for i+teddyMin <= n {
-		next, cnt := teddyScan(m.teddy, base, n, i, &out)
+		next, cnt := teddyScan(t, base, n, i, &out)
 		for _, q := range out[:cnt] {
 			m.verify0(c, p, int(q), off, prevNL)
 		}
@@ -149,7 +242,7 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 	if i < n-2 {
 		// The last block overlaps the one before; positions before i are
 		// done.
-		_, cnt := teddyScan(m.teddy, base, n, n-teddyMin, &out)
+		_, cnt := teddyScan(t, base, n, n-teddyMin, &out)
 		for _, q := range out[:cnt] {
 			if int(q) < i {
 				continue
@@ -161,8 +254,11 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 
 // verify0 looks the gram at p[i:] up in the table of trigger-offset-0
 // grams and tries its candidates.
+var DbgGrams = map[uint32]int{}
+
 func (m *matcher) verify0(c *Counts, p []byte, i int, off uint64, prevNL bool) {
 	x := gram3(p[i:])
+	DbgGrams[x]++
 	j := hash3(x) >> m.gshift0
 	for {
 		k := m.gkeys0[j]
@@ -185,12 +281,21 @@ func (m *matcher) scanFirst(c *Counts, p []byte, off uint64, prevNL bool) {
 	base := unsafe.Pointer(unsafe.SliceData(p))
 	var out [simdOut]uint32
 	i := 0
-	for i+32 <= n {
-		next, cnt := firstScan(&m.firstSet, base, n, i, &out)
+	for i+32+m.firstDist <= n {
+		next, cnt := firstScan(m.firstC, base, n-m.firstDist, i, &out)
 		for _, q := range out[:cnt] {
 			m.shortAt(c, p, int(q), int(q)+1, off, prevNL)
 		}
 		i = next
+	}
+	if m.firstDist > 0 {
+		for i+32 <= n {
+			next, cnt := firstScan(m.firstP, base, n, i, &out)
+			for _, q := range out[:cnt] {
+				m.shortAt(c, p, int(q), int(q)+1, off, prevNL)
+			}
+			i = next
+		}
 	}
 	m.shortAt(c, p, i, n, off, prevNL)
 }

@@ -98,12 +98,15 @@ done:
 	MOVQ BX, cnt+48(FP)
 	RET
 
-// func firstAVX2(set *[4][32]byte, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+// func firstAVX2(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
 //
-// Lists the positions i, i+1, ... whose byte is one of four bytes (each
-// broadcast in set), 32 at a time while i+32 <= n and out has room.
+// Lists the positions q in i, i+1, ... whose byte is one of four bytes
+// set[j] (broadcast) and whose companion byte, at q+dist[j], equals
+// cval[j] under cmask[j] (a zero mask: no companion); 32 at a time while
+// i+32+max(dist) <= n (the caller passes n less the largest distance) and
+// out has room.
 TEXT ·firstAVX2(SB), NOSPLIT, $0-56
-	MOVQ set+0(FP), AX
+	MOVQ f+0(FP), AX
 	MOVQ p+8(FP), SI
 	MOVQ n+16(FP), DX
 	MOVQ i+24(FP), CX
@@ -113,6 +116,18 @@ TEXT ·firstAVX2(SB), NOSPLIT, $0-56
 	VMOVDQU 32(AX), Y1
 	VMOVDQU 64(AX), Y2
 	VMOVDQU 96(AX), Y3
+	VMOVDQU 128(AX), Y4
+	VMOVDQU 160(AX), Y5
+	VMOVDQU 192(AX), Y6
+	VMOVDQU 224(AX), Y7
+	VMOVDQU 256(AX), Y8
+	VMOVDQU 288(AX), Y9
+	VMOVDQU 320(AX), Y10
+	VMOVDQU 352(AX), Y11
+	MOVQ 384(AX), R8
+	MOVQ 392(AX), R11
+	MOVQ 400(AX), R12
+	MOVQ 408(AX), R13
 	SUBQ $32, DX
 
 floop:
@@ -120,15 +135,33 @@ floop:
 	JGT fdone
 	CMPQ BX, $(const_simdOut-32)
 	JGT fdone
-	VMOVDQU (SI)(CX*1), Y6
-	VPCMPEQB Y0, Y6, Y7
-	VPCMPEQB Y1, Y6, Y8
-	VPCMPEQB Y2, Y6, Y9
-	VPCMPEQB Y3, Y6, Y10
-	VPOR Y8, Y7, Y7
-	VPOR Y10, Y9, Y9
-	VPOR Y9, Y7, Y7
-	VPMOVMSKB Y7, R9
+	MOVQ SI, R10
+	ADDQ CX, R10
+	VMOVDQU (R10), Y12
+	VPCMPEQB Y0, Y12, Y13
+	VMOVDQU (R10)(R8*1), Y14
+	VPAND Y4, Y14, Y14
+	VPCMPEQB Y8, Y14, Y14
+	VPAND Y14, Y13, Y13
+	VPCMPEQB Y1, Y12, Y15
+	VMOVDQU (R10)(R11*1), Y14
+	VPAND Y5, Y14, Y14
+	VPCMPEQB Y9, Y14, Y14
+	VPAND Y14, Y15, Y15
+	VPOR Y15, Y13, Y13
+	VPCMPEQB Y2, Y12, Y15
+	VMOVDQU (R10)(R12*1), Y14
+	VPAND Y6, Y14, Y14
+	VPCMPEQB Y10, Y14, Y14
+	VPAND Y14, Y15, Y15
+	VPOR Y15, Y13, Y13
+	VPCMPEQB Y3, Y12, Y15
+	VMOVDQU (R10)(R13*1), Y14
+	VPAND Y7, Y14, Y14
+	VPCMPEQB Y11, Y14, Y14
+	VPAND Y14, Y15, Y15
+	VPOR Y15, Y13, Y13
+	VPMOVMSKB Y13, R9
 	TESTL R9, R9
 	JZ fnext
 

@@ -11,6 +11,6 @@ func teddyScan(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 	return teddyGo(t, p, n, i, out)
 }
 
-func firstScan(set *[4][32]byte, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
-	return firstGo(set, p, n, i, out)
+func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
+	return firstGo(f, p, n, i, out)
 }

@@ -3,6 +3,7 @@ package symptom
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -19,6 +20,7 @@ func TestSIMDKernels(t *testing.T) {
 		t.Skip("no vectorised prefilter on this machine")
 	}
 	buf := make([]byte, 600)
+	hits := 0
 	for round := range 400 {
 		for i := range buf {
 			switch r.IntN(4) {
@@ -28,6 +30,9 @@ func TestSIMDKernels(t *testing.T) {
 				buf[i] = "GET /HTTP\n\xff\xe3GID3OggS"[r.IntN(18)]
 			default:
 				buf[i] = byte(' ' + r.IntN(95))
+			}
+			if i >= 188 && buf[i-188] == 'G' && r.IntN(2) == 0 {
+				buf[i] = 'G' // a companion for mpeg-ts's trigger
 			}
 		}
 		n := 34 + r.IntN(len(buf)-34)
@@ -42,12 +47,19 @@ func TestSIMDKernels(t *testing.T) {
 			if n1 != n2 || c1 != c2 || a != b {
 				t.Fatalf("teddy n=%d start=%d: simd (%d, %v), portable (%d, %v)", n, start, n1, a[:c1], n2, b[:c2])
 			}
-			n1, c1 = firstScan(&m.firstSet, base, n, start, &a)
-			n2, c2 = firstGo(&m.firstSet, base, n, start, &b)
-			if n1 != n2 || c1 != c2 || a != b {
-				t.Fatalf("first n=%d start=%d: simd (%d, %v), portable (%d, %v)", n, start, n1, a[:c1], n2, b[:c2])
+			for _, f := range []*firstMasks{m.firstC, m.firstP} {
+				nf := n - f.maxDist()
+				n1, c1 = firstScan(f, base, nf, start, &a)
+				n2, c2 = firstGo(f, base, nf, start, &b)
+				if n1 != n2 || c1 != c2 || a != b {
+					t.Fatalf("first n=%d-%d start=%d: simd (%d, %v), portable (%d, %v)", n, f.maxDist(), start, n1, a[:c1], n2, b[:c2])
+				}
+				hits += c1
 			}
 		}
+	}
+	if hits < 1000 {
+		t.Fatalf("only %d positions listed: the test data miss the triggers", hits)
 	}
 }
 
@@ -85,6 +97,14 @@ func TestSIMDPathsAgree(t *testing.T) {
 	for i := range rnd {
 		rnd[i] = byte(r.Uint32())
 	}
+	// Media-like: MPEG-TS packets, then MPEG audio frames, in random bytes.
+	media := slices.Clone(rnd)
+	for i := 0; i < len(media)/2; i += 188 {
+		media[i] = 0x47
+	}
+	for i := len(media) / 2; i+4 <= len(media); i += 417 {
+		copy(media[i:], "\xff\xfb\x90\x64")
+	}
 	yamls := map[string][]byte{"default": DefaultYAML(), "workload100": workload.YAML(ps)}
 	for name, y := range yamls {
 		fast, err := Parse(name, y)
@@ -100,12 +120,15 @@ func TestSIMDPathsAgree(t *testing.T) {
 		if slow.m.teddy != nil || slow.m.simdFirst || (fast.m.teddy == nil && !fast.m.simdFirst) {
 			t.Fatalf("%s: compiled paths not as asked", name)
 		}
-		for dn, data := range map[string][]byte{"corpus": corpus, "random": rnd} {
-			for _, sizes := range [][]int{{1460}, {200}, {34, 35, 33, 64, 1}, {1 << 18}} {
+		for dn, data := range map[string][]byte{"corpus": corpus, "random": rnd, "media": media} {
+			for _, sizes := range [][]int{{1460}, {200}, {34, 35, 33, 64, 1}, {1 << 18}, {1000, 221, 222, 219, 220}} {
 				t.Run(fmt.Sprintf("%s/%s/%v", name, dn, sizes), func(t *testing.T) {
 					got, want := scanChunks(fast, data, sizes), scanChunks(slow, data, sizes)
 					if !mapsEqual(got, want) {
 						t.Errorf("vectorised %v, portable %v", got, want)
+					}
+					if dn == "media" && name == "default" && sizes[0] >= 1000 && (got[5] == 0 || got[7] == 0) {
+						t.Errorf("media data without MP3 or VIDEO counts: %v", got)
 					}
 				})
 			}

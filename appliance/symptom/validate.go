@@ -20,20 +20,23 @@ type validatorDef struct {
 	triggers []trigger
 	minLen   int
 	check    validator
+	sync     companion // a byte at a distance from the trigger, if fixed
 }
 
 var validators = map[string]validatorDef{
-	"mpeg-audio": {mpegTriggers(), 4, checkMPEGAudio},
-	"id3v2":      {[]trigger{{[]byte("ID3"), 0}}, 10, checkID3v2},
-	"ogg":        {[]trigger{{[]byte("OggS"), 0}}, 27, checkOgg},
-	"flac":       {[]trigger{{[]byte("fLaC"), 0}}, 8, checkFLAC},
-	"mp4":        {[]trigger{{[]byte("ftyp"), 4}}, 16, checkMP4},
-	"matroska":   {[]trigger{{[]byte{0x1A, 0x45, 0xDF, 0xA3}, 0}}, 8, checkMatroska},
-	"avi":        {[]trigger{{[]byte("RIFF"), 0}}, 12, checkRIFF("AVI ")},
-	"wav":        {[]trigger{{[]byte("RIFF"), 0}}, 12, checkRIFF("WAVE")},
-	"flv":        {[]trigger{{[]byte("FLV\x01"), 0}}, 9, checkFLV},
-	"mpeg-ps":    {[]trigger{{[]byte{0, 0, 1, 0xBA}, 0}}, 14, checkMPEGPS},
-	"mpeg-ts":    {[]trigger{{[]byte{0x47}, 0}}, 188, checkMPEGTS},
+	"mpeg-audio": {triggers: mpegTriggers(), minLen: 4, check: checkMPEGAudio},
+	"id3v2":      {triggers: []trigger{{[]byte("ID3"), 0}}, minLen: 10, check: checkID3v2},
+	"ogg":        {triggers: []trigger{{[]byte("OggS"), 0}}, minLen: 27, check: checkOgg},
+	"flac":       {triggers: []trigger{{[]byte("fLaC"), 0}}, minLen: 8, check: checkFLAC},
+	"mp4":        {triggers: []trigger{{[]byte("ftyp"), 4}}, minLen: 16, check: checkMP4},
+	"matroska":   {triggers: []trigger{{[]byte{0x1A, 0x45, 0xDF, 0xA3}, 0}}, minLen: 8, check: checkMatroska},
+	"avi":        {triggers: []trigger{{[]byte("RIFF"), 0}}, minLen: 12, check: checkRIFF("AVI ")},
+	"wav":        {triggers: []trigger{{[]byte("RIFF"), 0}}, minLen: 12, check: checkRIFF("WAVE")},
+	"flv":        {triggers: []trigger{{[]byte("FLV\x01"), 0}}, minLen: 9, check: checkFLV},
+	"mpeg-ps":    {triggers: []trigger{{[]byte{0, 0, 1, 0xBA}, 0}}, minLen: 14, check: checkMPEGPS},
+	// Every TS packet starts with 0x47: the next one's sync byte is the
+	// companion the trigger search checks (firstMasks).
+	"mpeg-ts": {triggers: []trigger{{[]byte{0x47}, 0}}, minLen: 188, check: checkMPEGTS, sync: companion{188, 0xFF, 0x47}},
 }
 
 func validatorNames() string {
