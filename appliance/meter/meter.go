@@ -152,7 +152,8 @@ type entry struct {
 	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
 	seq                                uint64 // creation order: breaks eviction ties
 	app                                uint8  // application metadata: packets looked at, appDone
-	_                                  [7]byte
+	_                                  [3]byte
+	appSlot                            uint32 // its metadata is apps[appSlot-1]; 0: none
 }
 
 // tunValid in entry.tunFam says the tunnel endpoints are set.
@@ -253,7 +254,8 @@ type Table struct {
 	shed         bool
 	// Application metadata found in live flows (by entry index), and
 	// the parsers' working memory.
-	apps  map[int32]flow.App
+	apps     []flow.App // application metadata of flows (entry.appSlot)
+	appsFree []uint32   // free slots of apps
 	found appmeta.Found
 	quic  appmeta.Scratch
 }
@@ -547,7 +549,7 @@ func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex
 		t.scan(e, p)
 	}
 	if t.cfg.AppMetadata && e.app < appLook && len(p.Payload) > 0 && !p.LaterFragment {
-		t.lookApp(i, e, p)
+		t.lookApp(e, p)
 	}
 	t.stats.Packets++
 	t.stats.Octets += uint64(p.OuterLen)
@@ -557,7 +559,7 @@ func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex
 // keeps what they find for the flow's record. A direction is done once
 // a name is found (a DNS response's code comes with its name) or after
 // appLook payload packets.
-func (t *Table) lookApp(i int32, e *entry, p *decode.Packet) {
+func (t *Table) lookApp(e *entry, p *decode.Packet) {
 	e.app++
 	t.stats.AppLooked++
 	pl, f := p.Payload, &t.found
@@ -588,10 +590,18 @@ func (t *Table) lookApp(i int32, e *entry, p *decode.Packet) {
 		e.app = appDone
 		t.stats.AppFound++
 	}
-	if t.apps == nil {
-		t.apps = make(map[int32]flow.App)
+	if e.appSlot == 0 {
+		// A slot of its own rather than a map keyed by entry: the map's
+		// hashing and growth were a fifth of a scanning probe's CPU time.
+		if n := len(t.appsFree); n > 0 {
+			e.appSlot = t.appsFree[n-1]
+			t.appsFree = t.appsFree[:n-1]
+		} else {
+			t.apps = append(t.apps, flow.App{})
+			e.appSlot = uint32(len(t.apps))
+		}
 	}
-	a := t.apps[i]
+	a := &t.apps[e.appSlot-1]
 	switch f.Kind {
 	case appmeta.KindHTTP:
 		a.HTTPHost = f.NameString()
@@ -606,7 +616,6 @@ func (t *Table) lookApp(i int32, e *entry, p *decode.Packet) {
 	if f.HasRcode && !a.DNSResponse {
 		a.DNSResponse, a.DNSRcode = true, f.Rcode
 	}
-	t.apps[i] = a
 }
 
 // tlsAppData is the TLS record content type of application data.
@@ -840,11 +849,11 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 			}
 		}
 	}
-	if e.app != 0 && t.apps != nil {
-		if a, ok := t.apps[i]; ok {
-			r.App = a
-			delete(t.apps, i)
-		}
+	if e.appSlot != 0 {
+		r.App = t.apps[e.appSlot-1]
+		t.apps[e.appSlot-1] = flow.App{}
+		t.appsFree = append(t.appsFree, e.appSlot)
+		e.appSlot = 0
 	}
 	e.inUse = false
 	e.sgen++ // its wheel item is stale now
