@@ -785,12 +785,7 @@ func (m *matcher) scanShort(c *Counts, p []byte, off uint64, prevNL bool) {
 	m.shortAt(c, p, i, len(p), off, prevNL)
 }
 
-var DbgShort = map[byte]int{}
-
 func (m *matcher) shortAt(c *Counts, p []byte, from, to int, off uint64, prevNL bool) {
-	if to == from+1 {
-		DbgShort[p[from]]++
-	}
 	first := &m.first
 	for i := from; i < to; i++ {
 		b := p[i]

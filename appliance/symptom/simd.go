@@ -254,11 +254,8 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 
 // verify0 looks the gram at p[i:] up in the table of trigger-offset-0
 // grams and tries its candidates.
-var DbgGrams = map[uint32]int{}
-
 func (m *matcher) verify0(c *Counts, p []byte, i int, off uint64, prevNL bool) {
 	x := gram3(p[i:])
-	DbgGrams[x]++
 	j := hash3(x) >> m.gshift0
 	for {
 		k := m.gkeys0[j]
