@@ -256,8 +256,8 @@ type Table struct {
 	// the parsers' working memory.
 	apps     []flow.App // application metadata of flows (entry.appSlot)
 	appsFree []uint32   // free slots of apps
-	found appmeta.Found
-	quic  appmeta.Scratch
+	found    appmeta.Found
+	quic     appmeta.Scratch
 }
 
 // Application metadata: a direction's first appLook payload packets are
