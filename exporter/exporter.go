@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -398,6 +399,26 @@ func (e *Exporter) SetSampling(s *ipfix.Sampling) {
 		s = &c
 	}
 	e.cfg.Sampling = s
+	if e.closed {
+		return
+	}
+	now := time.Now()
+	for _, d := range e.order {
+		e.sendOptions(d, now)
+	}
+}
+
+// SetNames changes the aggregate, symptom and category names the
+// exporter announces (Config.AggregateNames, SymptomNames,
+// CategoryNames; a configuration reload) and announces them at once in
+// every observation domain, after the records already handed to Export:
+// a collector names the records that follow by them.
+func (e *Exporter) SetNames(aggregates map[uint32]string, symptoms, categories map[uint16]string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.AggregateNames = maps.Clone(aggregates)
+	e.cfg.SymptomNames = maps.Clone(symptoms)
+	e.cfg.CategoryNames = maps.Clone(categories)
 	if e.closed {
 		return
 	}

@@ -279,6 +279,25 @@ func (t *Table) SetFlowInterval(n uint32) { t.flowInterval = n }
 // be found in it) stops being scanned for the rest of the flow.
 func (t *Table) SetShed(on bool) { t.shed = on }
 
+// Reconfigure replaces the symptom database, the fast-class lookup and
+// the aggregate labeller (a configuration reload). Flows under way were
+// classified and scanned with the old ones: the caller flushes first,
+// so that each record was metered under one configuration. Per-symptom
+// counters keep their ids (a new database's ids count on from the old
+// ones' totals).
+func (t *Table) Reconfigure(db *symptom.DB, fast func(*flow.Key) uint16, label func(*decode.Packet, uint32) uint32) {
+	t.cfg.Symptoms, t.cfg.FastClass, t.cfg.Label = db, fast, label
+	if db == nil {
+		return
+	}
+	for _, sy := range db.Symptoms() {
+		for int(sy.ID) >= len(t.symOcc) {
+			t.symOcc = append(t.symOcc, 0)
+			t.symFlows = append(t.symFlows, 0)
+		}
+	}
+}
+
 // New makes a table that hands expired records to sink.
 func New(cfg *Config, sink Sink) *Table {
 	c := cfg.withDefaults()

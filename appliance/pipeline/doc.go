@@ -33,6 +33,11 @@
 // Config.OnRegulation with the capture time they took effect; the probe
 // announces them in IPFIX sampling options.
 //
+// Reconfigure (reload.go) swaps the symptom database, fast-class lookup,
+// labeller and filters of a running pipeline: every worker ends its
+// flows at a batch boundary, all wait until the caller has announced the
+// new configuration, then go on under it (a configuration reload).
+//
 // Counters are kept per goroutine and published to atomics once per batch
 // (or tick), so Stats never touches the hot path's memory.
 package pipeline

@@ -90,9 +90,7 @@ func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg) err
 	p.mu.Lock()
 	p.decoders[i] = dec
 	p.mu.Unlock()
-	tab := meter.New(&p.cfg.Meter, p.sink)
-	tab.SetObservationDomain(p.cfg.Domain)
-	keep := p.filter(i)
+	tab, ws := p.startWorker(i)
 	var (
 		frames [liveBatch][]byte
 		cis    [liveBatch]drivers.CaptureInfo
@@ -114,8 +112,12 @@ func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg) err
 	defer func() {
 		tab.Flush()
 		publish()
+		p.stopWorker(ws)
 	}()
 	for {
+		if p.reconfigured(ws) {
+			p.join(ws, tab)
+		}
 		n, err := src.NextBatch(frames[:], cis[:])
 		switch {
 		case err == nil:
@@ -143,7 +145,7 @@ func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg) err
 				continue
 			}
 			x := p.ifIndex(i, ci.Interface)
-			if keep != nil && !keep(&pkts[m], x) {
+			if ws.keep != nil && !ws.keep(&pkts[m], x) {
 				continue
 			}
 			if !reg.keep(&pkts[m]) {

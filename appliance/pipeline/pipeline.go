@@ -67,6 +67,8 @@ type Stats struct {
 	// queues (in batches), or kernel rings (in blocks).
 	Queues     []QueueStats
 	Regulation RegulationStats
+	// Reloads counts reconfigurations (Reconfigure).
+	Reloads uint64
 }
 
 // QueueStats is one bounded queue's fill.
@@ -100,6 +102,16 @@ type Pipeline struct {
 	reg                         *regulator // nil: no self-regulation (files read at full speed, or disabled)
 	queues                      []chan *batch
 	backlogs                    []drivers.Backlogger
+
+	// Reconfiguration (reload.go): swapMu guards cfg.Meter's
+	// classifiers, cfg.Filter and the fields below.
+	reloadMu sync.Mutex
+	swapMu   sync.Mutex
+	swapSeq  atomic.Uint64
+	swapCur  *swap
+	running  int             // workers running
+	wake     []chan struct{} // wakes a waiting sharded worker
+	reloads  atomic.Uint64
 }
 
 // InterfaceNames returns the capture interfaces of the sources in order,
@@ -171,6 +183,7 @@ func (p *Pipeline) Stats() Stats {
 		QueueDrops:       p.queueDrops.Load(),
 		QueueDropsScaled: p.queueDropsScaled.Load(),
 		DecodeErrors:     map[string]uint64{},
+		Reloads:          p.reloads.Load(),
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -325,9 +338,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	p.decoders = []*decode.Decoder{dec}
 	p.decStats = make([]decode.Counters, 1)
 	p.mu.Unlock()
-	tab := meter.New(&p.cfg.Meter, p.sink)
-	tab.SetObservationDomain(p.cfg.Domain)
-	keep := p.filter(0)
+	tab, ws := p.startWorker(0)
 	var pkt decode.Packet
 	var n, octets uint64
 	lastProgress := time.Now()
@@ -346,7 +357,6 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	// frames stay valid (drivers.StableSource: a mapped capture file).
 	// Otherwise each frame is metered before the source's next call
 	// reuses its buffer.
-	headersOnly := p.cfg.Meter.Symptoms == nil && p.cfg.Meter.Label == nil
 	var (
 		bpkts [meter.BatchMax]decode.Packet
 		bts   [meter.BatchMax]int64
@@ -365,7 +375,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 		if st, ok := s.(drivers.StableSource); ok {
 			stable = st.DataStable()
 		}
-		batched := headersOnly || stable
+		batched := ws.headersOnly || stable
 		for {
 			var data []byte
 			var err error
@@ -383,7 +393,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			n++
 			octets += uint64(ci.Length)
 			if batched {
-				if err := dec.DecodeInfo(data, &ci, &bpkts[nb]); err == nil && (keep == nil || keep(&bpkts[nb], uint32(ci.Interface))) {
+				if err := dec.DecodeInfo(data, &ci, &bpkts[nb]); err == nil && (ws.keep == nil || ws.keep(&bpkts[nb], uint32(ci.Interface))) {
 					if !stable {
 						bpkts[nb].Payload = nil // not read; may not outlive the next call of Next
 					}
@@ -392,7 +402,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 						flushBatch()
 					}
 				}
-			} else if err := dec.DecodeInfo(data, &ci, &pkt); err == nil && (keep == nil || keep(&pkt, uint32(ci.Interface))) {
+			} else if err := dec.DecodeInfo(data, &ci, &pkt); err == nil && (ws.keep == nil || ws.keep(&pkt, uint32(ci.Interface))) {
 				tab.Add(&pkt, ci.Timestamp, uint32(ci.Interface))
 			}
 			if n == publishEvery {
@@ -400,6 +410,10 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 				publish(si, s)
 				if ctx.Err() != nil {
 					break
+				}
+				if p.reconfigured(ws) {
+					p.join(ws, tab)
+					batched = ws.headersOnly || stable
 				}
 				if p.cfg.Progress != nil && time.Since(lastProgress) > 500*time.Millisecond {
 					lastProgress = time.Now()
@@ -415,6 +429,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	}
 	tab.Flush()
 	p.publishMeter(0, tab)
+	p.stopWorker(ws)
 	return runErr
 }
 
@@ -468,12 +483,17 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 	// Paced: live, or a file replayed at --speed. The reader never
 	// waits for the workers; a full queue drops (and regulation acts).
 	paced := live || p.cfg.Speed > 0
+	wake := make([]chan struct{}, w)
 	for i := range queues {
 		queues[i] = make(chan *batch, p.cfg.QueueBatches)
+		wake[i] = make(chan struct{}, 1)
 	}
 	p.mu.Lock()
 	p.queues = queues
 	p.mu.Unlock()
+	p.swapMu.Lock()
+	p.wake = wake
+	p.swapMu.Unlock()
 	stopReg := p.startRegulation(w, paced)
 	defer stopReg()
 	var wg sync.WaitGroup
@@ -481,7 +501,7 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p.worker(i, queues[i], &pool, live, p.reg.shard(i))
+			p.worker(i, queues[i], wake[i], &pool, live, p.reg.shard(i))
 		}(i)
 	}
 	readers := len(srcs)
@@ -709,10 +729,8 @@ func (p *Pipeline) filter(i int) func(*decode.Packet, uint32) bool {
 	return p.cfg.Filter(i)
 }
 
-func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, reg *shardReg) {
-	tab := meter.New(&p.cfg.Meter, p.sink)
-	tab.SetObservationDomain(p.cfg.Domain)
-	keep := p.filter(i)
+func (p *Pipeline) worker(i int, q <-chan *batch, wake <-chan struct{}, pool *sync.Pool, live bool, reg *shardReg) {
+	tab, ws := p.startWorker(i)
 	var tick <-chan time.Time
 	if live {
 		t := time.NewTicker(time.Second)
@@ -725,7 +743,11 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, re
 			if !ok {
 				tab.Flush()
 				p.publishMeter(i, tab)
+				p.stopWorker(ws)
 				return
+			}
+			if p.reconfigured(ws) {
+				p.join(ws, tab)
 			}
 			if reg != nil {
 				// The reader selected these packets at b.level.
@@ -734,7 +756,7 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, re
 			}
 			for j := range b.items {
 				it := &b.items[j]
-				if keep != nil && !keep(&it.pkt, it.ifx) {
+				if ws.keep != nil && !ws.keep(&it.pkt, it.ifx) {
 					continue
 				}
 				tab.Add(&it.pkt, it.ts, it.ifx)
@@ -746,6 +768,10 @@ func (p *Pipeline) worker(i int, q <-chan *batch, pool *sync.Pool, live bool, re
 		case now := <-tick:
 			tab.Tick(now.UnixNano())
 			p.publishMeter(i, tab)
+		case <-wake:
+			if p.reconfigured(ws) {
+				p.join(ws, tab)
+			}
 		}
 	}
 }

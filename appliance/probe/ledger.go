@@ -33,10 +33,10 @@ type exportStatser interface{ Stats() exporter.Stats }
 func (p *Probe) Loss() flow.Loss {
 	l := p.captureLoss()
 	p.mu.Lock()
-	exps := p.expList
+	all := p.all
 	p.mu.Unlock()
-	for _, e := range exps {
-		if x, ok := e.(exportStatser); ok {
+	for _, t := range all {
+		if x, ok := t.e.(exportStatser); ok {
 			st := x.Stats()
 			l.Export += st.Dropped
 			l.Spool += st.SpoolDropped

@@ -23,6 +23,7 @@ var (
 	mCreated   = prometheus.NewDesc("mira_probe_flows_created_total", "Flows created.", nil, nil)
 	mExpired   = prometheus.NewDesc("mira_probe_flows_expired_total", "Flows ended, by flowEndReason.", []string{"reason"}, nil)
 	mRecords   = prometheus.NewDesc("mira_probe_records_exported_total", "Flow records handed to the exporters.", nil, nil)
+	mReloads   = prometheus.NewDesc("mira_probe_reloads_total", "Configuration reloads (SIGHUP), by result: applied or refused.", []string{"result"}, nil)
 	mExpErr    = prometheus.NewDesc("mira_probe_export_failures_total", "Export calls that failed, by target.", []string{"target"}, nil)
 	mSrcPkts   = prometheus.NewDesc("mira_probe_source_packets_total", "Packets delivered by a capture source.", []string{"source", "index"}, nil)
 	mSrcDrops  = prometheus.NewDesc("mira_probe_source_drops_total", "Packets lost by the capture mechanism (kernel ring) before MIRA saw them.", []string{"source", "index"}, nil)
@@ -45,7 +46,7 @@ var (
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
+	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mReloads, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
 		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
@@ -75,6 +76,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	recs, fails := m.p.ExportStats()
 	c(mRecords, recs)
+	applied, refused := m.p.Reloads()
+	c(mReloads, applied, "applied")
+	c(mReloads, refused, "refused")
 	for t, n := range fails {
 		c(mExpErr, n, t)
 	}
@@ -84,8 +88,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for t, n := range m.p.ExportDropped() {
 		c(mExpDrop, n, t)
 	}
-	if sel := m.p.sel; sel != nil {
-		sst := sel.Stats()
+	if m.p.sel.Load() != nil {
+		sst := m.p.selStats()
 		c(mOutScope, sst.OutOfScope)
 		c(mUnsampled, sst.Unsampled)
 	}
@@ -109,12 +113,15 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mSrcErrs, src.Stats.Errors, src.Name, idx)
 	}
 	m.p.mu.Lock()
-	exps, names := m.p.expList, m.p.names
-	m.p.mu.Unlock()
-	for i, e := range exps {
-		if x, ok := e.(exportStatser); ok && i < len(names) {
-			ch <- prometheus.MustNewConstMetric(mSpooled, prometheus.GaugeValue, float64(x.Stats().Spooled), names[i])
+	spooled := map[string]uint64{}
+	for _, t := range m.p.all {
+		if x, ok := t.e.(exportStatser); ok {
+			spooled[t.name] += x.Stats().Spooled
 		}
+	}
+	m.p.mu.Unlock()
+	for name, n := range spooled {
+		ch <- prometheus.MustNewConstMetric(mSpooled, prometheus.GaugeValue, float64(n), name)
 	}
 	loss := m.p.Loss()
 	for i, v := range loss.Counts() {

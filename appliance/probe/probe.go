@@ -56,25 +56,44 @@ type Options struct {
 
 // Probe is a configured probe.
 type Probe struct {
-	cfg   *config.Probe
-	opts  Options
-	log   *slog.Logger
-	pipe  atomic.Pointer[pipeline.Pipeline] // set by Run; read by Pipeline, metrics and SNMP from other goroutines
-	exps  []Exporter
-	names []string
+	cfg  *config.Probe
+	opts Options
+	log  *slog.Logger
+	pipe atomic.Pointer[pipeline.Pipeline] // set by Run; read by Pipeline, metrics and SNMP from other goroutines
 
-	db         *symptom.DB
-	sel        *selection.Selection // capture scope, aggregates, sampling
-	fast       *fastclass.Table
-	live       bool // given Sources are live (tests)
-	liveRun    bool // this run captures live (set by Run)
-	start      time.Time
-	expList    []Exporter // every exporter, kept after Close for SNMP
-	mu         sync.Mutex
-	exported   uint64
-	exportErrs []uint64
-	ledger     Ledger
-	lastFailed []bool // the target's last export failed
+	// What a reload replaces; read by metrics and SNMP meanwhile.
+	db   atomic.Pointer[symptom.DB]
+	sel  atomic.Pointer[selection.Selection] // capture scope, aggregates, sampling
+	fast atomic.Pointer[fastclass.Table]
+
+	live    bool // given Sources are live (tests)
+	liveRun bool // this run captures live (set by Run)
+	start   time.Time
+	ifNames []string // capture interfaces, for aggregates
+	shards  int      // pipeline workers, for the selection's filters
+
+	reloadMu sync.Mutex // serialises reloads
+	mu       sync.Mutex
+	targets  []*target // export targets in use
+	all      []*target // every target of the run, also those a reload removed (their counters stay)
+	exported uint64
+	selGone  selection.Stats // counters of selections a reload replaced
+	reg      pipeline.Regulation
+	ledger   Ledger
+	reloads  uint64   // reloads applied
+	refused  uint64   // reloads refused (bad configuration)
+	sum      [32]byte // classifiers.sum of the configuration in use
+	stopped  bool     // the exporters are closing: no more reloads (reloadMu)
+}
+
+// target is one export target.
+type target struct {
+	e          Exporter
+	name       string
+	conf       config.Export // as configured; zero for Options' exporters and streams
+	fixed      bool          // given by Options: a reload keeps it
+	errs       uint64        // failed exports
+	lastFailed bool          // the last export failed
 }
 
 // samplingAnnouncer is an exporter that can announce a new sampling
@@ -86,7 +105,29 @@ type samplingAnnouncer interface {
 // regulated announces a regulation change to every exporter that can.
 func (p *Probe) regulated(r pipeline.Regulation) {
 	p.log.Info("self-regulation", "state", regulationName(r.State), "interval", r.Interval, "at", time.Unix(0, r.At).UTC())
-	smp := p.sel.ExportSampling()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reg = r
+	smp := p.exportSampling()
+	for _, t := range p.targets {
+		if a, ok := t.e.(samplingAnnouncer); ok {
+			a.SetSampling(smp)
+		}
+	}
+}
+
+// exportSampling is the sampling to announce: the configured one,
+// combined with self-regulation's once it has changed anything; p.mu
+// held.
+func (p *Probe) exportSampling() *ipfix.Sampling { return p.exportSamplingOf(p.sel.Load()) }
+
+// exportSamplingOf is exportSampling with selection sel; p.mu held.
+func (p *Probe) exportSamplingOf(sel *selection.Selection) *ipfix.Sampling {
+	smp := sel.ExportSampling()
+	r := p.reg
+	if r.State == pipeline.RegNormal && r.At == 0 {
+		return smp // regulation never acted
+	}
 	if r.Interval > 1 {
 		// Regulation selects whole connections by hash; with
 		// configured flow sampling the intervals multiply.
@@ -100,13 +141,7 @@ func (p *Probe) regulated(r pipeline.Regulation) {
 		// scaling by the last rate it heard of.
 		smp = &ipfix.Sampling{Interval: 1, Flow: true, SelectorAlgorithm: sampling.AlgHashBOB}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, e := range p.exps {
-		if a, ok := e.(samplingAnnouncer); ok {
-			a.SetSampling(smp)
-		}
-	}
+	return smp
 }
 
 func regulationName(state int) string {
@@ -133,17 +168,17 @@ func (p *Probe) Pipeline() *pipeline.Pipeline { return p.pipe.Load() }
 func (p *Probe) sink(recs []flow.Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sel != nil {
-		p.sel.Stamp(recs)
+	if sel := p.sel.Load(); sel != nil {
+		sel.Stamp(recs)
 	}
 	p.exported += uint64(len(recs))
-	for i, e := range p.exps {
-		err := e.Export(recs)
-		p.lastFailed[i] = err != nil
+	for _, t := range p.targets {
+		err := t.e.Export(recs)
+		t.lastFailed = err != nil
 		if err != nil {
-			p.exportErrs[i]++
-			if p.exportErrs[i] == 1 || p.exportErrs[i]%1000 == 0 {
-				p.log.Warn("export failed", "target", p.names[i], "err", err, "failures", p.exportErrs[i])
+			t.errs++
+			if t.errs == 1 || t.errs%1000 == 0 {
+				p.log.Warn("export failed", "target", t.name, "err", err, "failures", t.errs)
 			}
 		}
 	}
@@ -175,64 +210,52 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	// aggregates and sampling);
 	// interface names resolve in source order (live: the sockets of one
 	// interface's fanout group are one interface).
-	var ifNames []string
+	p.ifNames = nil
 	if live {
-		ifNames = pipeline.InterfaceNames(srcs)
+		p.ifNames = pipeline.InterfaceNames(srcs)
 	} else {
 		for _, s := range srcs {
 			for _, ifc := range s.Interfaces() {
-				ifNames = append(ifNames, ifc.Name)
+				p.ifNames = append(p.ifNames, ifc.Name)
 			}
 		}
 	}
-	sel, err := selection.New(&selection.Config{Aggregates: c.Aggregates, Sampling: c.Sampling}, ifNames)
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	p.sel = sel
 	// The symptom database and fast-class lists come before the
 	// exporters, which announce their names.
-	db, err := p.symptomDB()
+	cl, err := p.classifiers(c)
 	if err != nil {
 		return err
 	}
-	p.db = db
-	var fast func(*flow.Key) uint16
-	if len(c.FastClass.Files) > 0 {
-		tb, ferr := fastclass.Load(c.FastClass.Files...)
-		if ferr != nil {
-			return fmt.Errorf("probe: %w", ferr)
-		}
-		p.fast = tb
-		fast = tb.Classify
+	sel := cl.sel
+	p.sum = cl.sum
+	p.sel.Store(sel)
+	p.db.Store(cl.db)
+	p.fast.Store(cl.fast)
+	var targets []*target
+	for i, e := range p.opts.Exporters {
+		targets = append(targets, &target{e: e, name: fmt.Sprintf("exporter-%d", i), fixed: true})
 	}
-	p.exps = p.opts.Exporters
-	p.names = nil
-	for i := range p.exps {
-		p.names = append(p.names, fmt.Sprintf("exporter-%d", i))
-	}
-	if p.exps == nil {
+	if p.opts.Exporters == nil {
 		for _, e := range c.Export {
 			x, err := openExporter(e, p.exporterConfig(e))
 			if err != nil {
-				p.closeExporters()
+				for _, t := range targets {
+					t.e.Close()
+				}
 				return err
 			}
-			p.exps = append(p.exps, x)
-			p.names = append(p.names, e.URL)
+			targets = append(targets, &target{e: x, name: e.URL, conf: e})
 		}
 		for i, w := range p.opts.Streams {
-			p.exps = append(p.exps, exporter.NewWriter(w, p.exporterConfig(config.Export{})))
-			p.names = append(p.names, fmt.Sprintf("stream-%d", i))
+			targets = append(targets, &target{e: exporter.NewWriter(w, p.exporterConfig(config.Export{})), name: fmt.Sprintf("stream-%d", i), fixed: true})
 		}
 	}
 	p.mu.Lock()
-	p.exportErrs = make([]uint64, len(p.exps))
-	p.lastFailed = make([]bool, len(p.exps))
-	p.expList = append([]Exporter(nil), p.exps...)
+	p.targets = targets
+	p.all = append([]*target(nil), targets...)
 	p.mu.Unlock()
 	p.start = time.Now()
-	if len(p.exps) == 0 {
+	if len(targets) == 0 {
 		p.log.Warn("no export target configured: flows are metered but not sent anywhere")
 	}
 	pc := pipeline.Config{
@@ -243,9 +266,9 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			ActiveTimeout: c.Meter.ActiveTimeout,
 			TCPEndTimeout: c.Meter.TCPEndTimeout,
 			MaxFlows:      c.Meter.MaxFlows,
-			Symptoms:      db,
+			Symptoms:      cl.db,
 			AppMetadata:   c.Meter.AppMetadata,
-			FastClass:     fast,
+			FastClass:     cl.fastFunc(),
 			Label:         sel.Label(),
 		},
 		Domain:   c.Probe.ObservationDomain,
@@ -262,8 +285,9 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		},
 		OnRegulation: p.regulated,
 	}
+	p.shards = pipeline.Shards(pc, srcs, live)
 	if sel.Active() {
-		sel.Filters(pipeline.Shards(pc, srcs, live))
+		sel.Filters(p.shards)
 		pc.Filter = sel.Filter
 	}
 	pipe := pipeline.New(pc, p.sink)
@@ -299,13 +323,16 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	runErr := pipe.Run(ctx, srcs, live)
 	recs, _ := p.ExportStats()
 	p.log.Info("capture done; closing the exporters", "records", recs)
+	p.reloadMu.Lock() // waits for a reload under way
+	p.stopped = true
+	p.reloadMu.Unlock()
 	cerr := p.closeExporters()
 	st := pipe.Stats()
-	sst := sel.Stats()
+	sst := p.selStats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
 		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),
 		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "ring_drops", ringDrops(&st), "queue_drops", st.QueueDrops,
-		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes,
+		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes, "reloads", st.Reloads,
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	if l := p.Loss(); l.Export+l.Spool > 0 {
 		// Records that reached no collector make the run a failure.
@@ -335,21 +362,24 @@ func (p *Probe) closeExporters() error {
 	// Closing may take long (spools drain to their collectors): the
 	// lock is not held meanwhile, so /metrics and SNMP keep answering.
 	p.mu.Lock()
-	exps, names := p.exps, p.names
-	p.exps = nil
+	targets := p.targets
+	p.targets = nil
 	p.mu.Unlock()
+	return closeTargets(targets)
+}
+
+func closeTargets(targets []*target) error {
 	var err error
-	for i, e := range exps {
-		if cerr := e.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("probe: export %s: %w", names[i], cerr))
+	for _, t := range targets {
+		if cerr := t.e.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("probe: export %s: %w", t.name, cerr))
 		}
 	}
 	return err
 }
 
 // symptomDB loads the configured symptom database (nil when disabled).
-func (p *Probe) symptomDB() (*symptom.DB, error) {
-	c := p.cfg.Symptoms
+func symptomDB(c config.Symptoms) (*symptom.DB, error) {
 	if c.Disabled {
 		return nil, nil
 	}
@@ -368,42 +398,55 @@ func (p *Probe) symptomDB() (*symptom.DB, error) {
 
 // Symptoms returns the symptom database in use (nil before Run or when
 // scanning is disabled).
-func (p *Probe) Symptoms() *symptom.DB { return p.db }
+func (p *Probe) Symptoms() *symptom.DB { return p.db.Load() }
 
 // symptomNames maps the database's symptom ids to names (nil when
 // scanning is disabled).
-func (p *Probe) symptomNames() map[uint16]string {
-	if p.db == nil {
+func symptomNames(db *symptom.DB) map[uint16]string {
+	if db == nil {
 		return nil
 	}
 	m := make(map[uint16]string)
-	for _, s := range p.db.Symptoms() {
+	for _, s := range db.Symptoms() {
 		m[s.ID] = s.Name
 	}
 	return m
 }
 
 // categoryNames maps the fast-class category ids to names.
-func (p *Probe) categoryNames() map[uint16]string {
-	if p.fast == nil {
+func categoryNames(fast *fastclass.Table) map[uint16]string {
+	if fast == nil {
 		return nil
 	}
-	return p.fast.Names()
+	return fast.Names()
 }
 
 // FastClass returns the fast-classification table in use (nil before Run
 // or when no list is configured); its Names name the category ids.
-func (p *Probe) FastClass() *fastclass.Table { return p.fast }
+func (p *Probe) FastClass() *fastclass.Table { return p.fast.Load() }
+
+// selStats is the selection's counters over the run (reloads replace
+// the selection).
+func (p *Probe) selStats() selection.Stats {
+	p.mu.Lock()
+	st := p.selGone
+	p.mu.Unlock()
+	if sel := p.sel.Load(); sel != nil {
+		s := sel.Stats()
+		st.Seen += s.Seen
+		st.OutOfScope += s.OutOfScope
+		st.Unsampled += s.Unsampled
+	}
+	return st
+}
 
 // ExportStats returns records handed to exporters and failures per target.
 func (p *Probe) ExportStats() (records uint64, failures map[string]uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	failures = map[string]uint64{}
-	for i, n := range p.names {
-		if i < len(p.exportErrs) {
-			failures[n] = p.exportErrs[i]
-		}
+	for _, t := range p.all {
+		failures[t.name] += t.errs
 	}
 	return p.exported, failures
 }
@@ -414,9 +457,9 @@ func (p *Probe) ExportDropped() map[string]uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]uint64{}
-	for i, e := range p.expList {
-		if x, ok := e.(interface{ Stats() exporter.Stats }); ok {
-			out[p.names[i]] = x.Stats().Dropped
+	for _, t := range p.all {
+		if x, ok := t.e.(exportStatser); ok {
+			out[t.name] += x.Stats().Dropped
 		}
 	}
 	return out

@@ -73,8 +73,8 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 		Created: m.Created, ExpiredIdle: m.Expired[1], ExpiredActive: m.Expired[2], ExpiredEnd: m.Expired[3],
 		ExpiredForced: m.Expired[4], Evicted: m.Expired[5]}
 	s.Symptoms = s.Symptoms[:0]
-	if p.db != nil {
-		for _, sy := range p.db.Symptoms() {
+	if db := p.db.Load(); db != nil {
+		for _, sy := range db.Symptoms() {
 			row := agent.Symptom{ID: uint32(sy.ID), Name: sy.Name, BytesScanned: m.ScanBytes}
 			if int(sy.ID) < len(m.SymptomOccurrences) {
 				row.Occurrences = m.SymptomOccurrences[sy.ID]
@@ -85,15 +85,15 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	}
 	s.Exporters = s.Exporters[:0]
 	p.mu.Lock()
-	for i, e := range p.expList {
+	for _, t := range p.all {
 		// Connected unless its last export failed (then it is trying
 		// to reach the collector again).
 		state := agent.ExporterConnected
-		if i < len(p.lastFailed) && p.lastFailed[i] {
+		if t.lastFailed {
 			state = agent.ExporterConnecting
 		}
-		row := agent.Exporter{Address: p.names[i], Transport: transportOf(p.names[i]), State: state}
-		if x, ok := e.(*exporter.Exporter); ok {
+		row := agent.Exporter{Address: t.name, Transport: transportOf(t.name), State: state}
+		if x, ok := t.e.(*exporter.Exporter); ok {
 			es := x.Stats()
 			row.Records, row.Messages, row.Templates, row.LastError, row.Dropped = es.Records, es.Messages, es.Templates, es.LastError, es.Dropped
 		}
@@ -126,11 +126,11 @@ func (p *Probe) pipelineState(st *pipeline.Stats) agent.Pipeline {
 	// 1 in N of what the capture saw is metered: configured sampling
 	// times regulation.
 	out.SamplingRate = max(r.Interval, 1)
-	if p.sel != nil {
-		if smp := p.sel.ExportSampling(); smp != nil {
+	if sel := p.sel.Load(); sel != nil {
+		if smp := sel.ExportSampling(); smp != nil {
 			out.SamplingRate *= max(smp.Interval, 1)
 		}
-		sst := p.sel.Stats()
+		sst := p.selStats()
 		out.SelOutOfScope, out.SelUnsampled = sst.OutOfScope, sst.Unsampled
 	}
 	for i, q := range st.Queues {

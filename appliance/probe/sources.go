@@ -69,6 +69,11 @@ func openExporter(e config.Export, cfg *exporter.Config) (Exporter, error) {
 const liveDrain = 30 * time.Second
 
 func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
+	return p.exporterConfigWith(e, &classifiers{db: p.db.Load(), fast: p.fast.Load(), sel: p.sel.Load()})
+}
+
+// exporterConfigWith is exporterConfig announcing cl's names and sampling.
+func (p *Probe) exporterConfigWith(e config.Export, cl *classifiers) *exporter.Config {
 	var sp *exporter.SpoolConfig
 	if e.Spool != nil {
 		drain := p.cfg.DrainTimeout
@@ -79,6 +84,9 @@ func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 		}
 		sp = &exporter.SpoolConfig{Dir: e.Spool.Dir, MaxBytes: e.Spool.MaxBytes, Window: e.Spool.Window, DrainTimeout: drain}
 	}
+	p.mu.Lock()
+	smp := p.exportSamplingOf(cl.sel)
+	p.mu.Unlock()
 	return &exporter.Config{
 		Spool:  sp,
 		Ledger: p.captureLoss,
@@ -88,10 +96,10 @@ func (p *Probe) exporterConfig(e config.Export) *exporter.Config {
 			}
 			return 0
 		},
-		Sampling:        p.sel.ExportSampling(),
-		AggregateNames:  p.sel.AggregateNames(),
-		SymptomNames:    p.symptomNames(),
-		CategoryNames:   p.categoryNames(),
+		Sampling:        smp,
+		AggregateNames:  cl.sel.AggregateNames(),
+		SymptomNames:    symptomNames(cl.db),
+		CategoryNames:   categoryNames(cl.fast),
 		ElementTypes:    true,
 		TemplateRefresh: e.TemplateRefresh,
 		MTU:             e.MTU,

@@ -63,51 +63,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := config.LoadProbe(*cfgFile)
-	if err != nil {
-		fmt.Fprintln(stderr, "mira-probe:", err)
-		return 2
-	}
-	if len(files) > 0 {
-		cfg.Capture.Files = files
-	}
-	if len(ifaces) > 0 {
-		cfg.Capture.Interfaces = ifaces
-	}
 	for _, u := range exports {
 		if err := exporter.CheckURL(u); err != nil {
 			fmt.Fprintf(stderr, "mira-probe: --export: %v\n", err)
 			return 2
 		}
-		cfg.Export = append(cfg.Export, config.Export{URL: u})
-	}
-	if *symptoms != "" {
-		cfg.Symptoms.File = *symptoms
-	}
-	if *metrics != "" {
-		cfg.Metrics.Listen = *metrics
-	}
-	if domain.Given {
-		cfg.Probe.ObservationDomain = domain.N
-	}
-	if workers > 0 {
-		cfg.Pipeline.Workers = int(workers)
 	}
 	if *speed < 0 {
 		fmt.Fprintf(stderr, "mira-probe: --speed %v: must not be negative\n", *speed)
 		return 2
 	}
-	if *speed > 0 {
-		cfg.Pipeline.Speed = *speed
+	// load reads the configuration file and lays the flags over it; a
+	// SIGHUP reloads it the same way.
+	load := func() (*config.Probe, error) {
+		cfg, err := config.LoadProbe(*cfgFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) > 0 {
+			cfg.Capture.Files = files
+		}
+		if len(ifaces) > 0 {
+			cfg.Capture.Interfaces = ifaces
+		}
+		for _, u := range exports {
+			cfg.Export = append(cfg.Export, config.Export{URL: u})
+		}
+		if *symptoms != "" {
+			cfg.Symptoms.File = *symptoms
+		}
+		if *metrics != "" {
+			cfg.Metrics.Listen = *metrics
+		}
+		if domain.Given {
+			cfg.Probe.ObservationDomain = domain.N
+		}
+		if workers > 0 {
+			cfg.Pipeline.Workers = int(workers)
+		}
+		if *speed > 0 {
+			cfg.Pipeline.Speed = *speed
+		}
+		if logLevel.Given {
+			cfg.Log.Level = logLevel.Name
+		}
+		if *drain >= 0 {
+			cfg.DrainTimeout = *drain
+		}
+		if *snmp != "" {
+			cfg.SNMPListen = *snmp
+		}
+		return cfg, nil
 	}
-	if logLevel.Given {
-		cfg.Log.Level = logLevel.Name
-	}
-	if *drain >= 0 {
-		cfg.DrainTimeout = *drain
-	}
-	if *snmp != "" {
-		cfg.SNMPListen = *snmp
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintln(stderr, "mira-probe:", err)
+		return 2
 	}
 	logger, err := cli.Logger(cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
@@ -117,7 +128,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := probe.New(cfg, probe.Options{Logger: logger}).Run(ctx); err != nil {
+	p := probe.New(cfg, probe.Options{Logger: logger})
+	// SIGHUP reloads the configuration (probe.Reload): symptoms,
+	// fast-class lists, aggregates and export targets; a bad file is
+	// refused with its error and the running configuration stays.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			logger.Info("SIGHUP: reloading the configuration", "file", *cfgFile)
+			if err := p.ReloadFrom(load); err != nil {
+				logger.Error("reload failed", "err", err)
+			}
+		}
+	}()
+	if err := p.Run(ctx); err != nil {
 		logger.Error("probe failed", "err", err)
 		return 1
 	}

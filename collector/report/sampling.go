@@ -31,8 +31,8 @@ func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex 
 // o, and whether its sampling is unknown. A record with an interval of
 // its own (1 included) (a MIRA probe's, or one the collecting process stamped from
 // options it already had) keeps it. Otherwise the origin's announcement
-// in force at the record's end applies: the latest whose Since is not
-// after it, or the first one, which thus applies retroactively to the
+// in force at the record's end applies: the latest whose Since is
+// before it (a record ending at Since came before that announcement), or the first one, which thus applies retroactively to the
 // records that arrived before any options. An origin that never
 // announced its sampling, of an exporter that announced sampling for
 // another domain, leaves the record unscaled and unknown.
@@ -51,7 +51,7 @@ func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32,
 	}
 	a := list[0]
 	for _, y := range list[1:] {
-		if y.Since <= r.Last {
+		if y.Since < r.Last {
 			a = y
 		}
 	}

@@ -81,7 +81,9 @@ type NameIndex struct {
 	Fallback Names
 }
 
-// At returns the names in force for origin o's records ending at t.
+// At returns the names in force for origin o's records ending at t:
+// the last announcement whose Since is before t (a record that ends at
+// Since was received before the announcement).
 func (x *NameIndex) At(o Origin, t int64) *Names {
 	list := x.Origins[o]
 	if len(list) == 0 {
@@ -89,7 +91,7 @@ func (x *NameIndex) At(o Origin, t int64) *Names {
 	}
 	a := &list[0]
 	for i := range list[1:] {
-		if list[1+i].Since <= t {
+		if list[1+i].Since < t {
 			a = &list[1+i]
 		}
 	}

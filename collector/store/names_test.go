@@ -38,7 +38,8 @@ func TestNamesPerOrigin(t *testing.T) {
 	put(a, Names{Symptoms: map[uint16]string{1: "MAIL", 2: "FTP"}}) // refresh: nothing new
 	put(b, Names{Symptoms: map[uint16]string{1: "SNORT-1"}})
 	tr.Records(a, []flow.Record{{Last: 100}, {Last: 200}})
-	// a renames 2 later: records ending from 200 on are named by it.
+	// a renames 2 later: records ending after 200 (the latest end it
+	// had received) are named by it.
 	put(a, Names{Symptoms: map[uint16]string{1: "MAIL", 2: "FTP-DATA"}})
 
 	x, err := s.NameIndex()
@@ -54,7 +55,7 @@ func TestNamesPerOrigin(t *testing.T) {
 		id   uint16
 		want string
 	}{
-		{a, 50, 1, "MAIL"}, {a, 50, 2, "FTP"}, {a, 199, 2, "FTP"}, {a, 200, 2, "FTP-DATA"},
+		{a, 50, 1, "MAIL"}, {a, 50, 2, "FTP"}, {a, 199, 2, "FTP"}, {a, 200, 2, "FTP"}, {a, 201, 2, "FTP-DATA"},
 		{b, 50, 1, "SNORT-1"}, {b, 50, 2, ""},
 		{Origin{Exporter: "192.0.2.1", Domain: 9}, 50, 1, ""},
 	} {

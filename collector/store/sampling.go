@@ -160,10 +160,11 @@ func (t *AnnouncementTracker[K]) get(k K) *tracked {
 	return st
 }
 
-// Records notes origin k's records (for Announcement.Since). Until the
-// origin's first announcement every record is looked at, then only the
-// batch's ends (records come roughly in end order), which keeps it cheap
-// on a collector's receive path.
+// Records notes origin k's records (for Announcement.Since and
+// NameAnnouncement.Since): the latest end of every record counts, so
+// that each record received before an announcement ends no later than
+// its Since (records come roughly, not exactly, in end order: a probe
+// that ends every flow at once hands them over by start).
 func (t *AnnouncementTracker[K]) Records(k K, recs []flow.Record) {
 	if len(recs) == 0 {
 		return
@@ -172,10 +173,6 @@ func (t *AnnouncementTracker[K]) Records(k K, recs []flow.Record) {
 	st.recs += uint64(len(recs))
 	if !st.haveRecs {
 		st.lastEnd, st.haveRecs = recs[0].Last, true
-	}
-	if st.have {
-		st.lastEnd = max(st.lastEnd, recs[0].Last, recs[len(recs)-1].Last)
-		return
 	}
 	for i := range recs {
 		st.lastEnd = max(st.lastEnd, recs[i].Last)
