@@ -87,3 +87,25 @@ func (r *Rules) Classify(in *Input, ix *Index) string {
 	c, _, _ := r.Match(in, ix.Pair(in))
 	return c
 }
+
+// Forget drops the biflows that cannot be in the pair context of any
+// biflow starting at or after t (they ended more than PairWindow before
+// it), so that an index kept while biflows stream in stays bounded.
+func (ix *Index) Forget(t int64) {
+	w := int64(PairWindow)
+	for k, l := range ix.pairs {
+		n := 0
+		for _, o := range l {
+			if o.last+w >= t {
+				l[n] = o
+				n++
+			}
+		}
+		if n == 0 {
+			delete(ix.pairs, k)
+			continue
+		}
+		clear(l[n:])
+		ix.pairs[k] = l[:n]
+	}
+}

@@ -875,3 +875,47 @@ func initiatorFirst(x, y *obs, proto uint8) bool {
 	}
 	return x.dport <= x.sport
 }
+
+// CompleteBefore completes, in Batch mode, the pending connections that
+// no record starting at or after t can continue (their last record
+// ended more than a Window before t). A caller that feeds records in
+// start order and knows that every later record starts at or after t
+// (collector/report's rollups) bounds the pending table this way; the
+// biflows are the same as when a later record of their key, or Flush,
+// completes them.
+func (c *Consolidator) CompleteBefore(t int64) {
+	w := int64(c.cfg.Window)
+	for k, head := range c.pending {
+		var prev *entry
+		for e := head; e != nil; {
+			next := e.older
+			if satAdd(e.last, w) < t {
+				if prev == nil {
+					head = next
+				} else {
+					prev.older = next
+				}
+				c.emit(k, e)
+			} else {
+				prev = e
+			}
+			e = next
+		}
+		if head == nil {
+			delete(c.pending, k)
+		} else {
+			c.pending[k] = head
+		}
+	}
+}
+
+// Pending calls fn with the two endpoint addresses and the start of
+// every pending connection.
+func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
+	for k, head := range c.pending {
+		a, b := k.A(), k.B()
+		for e := head; e != nil; e = e.older {
+			fn(a, b, e.first)
+		}
+	}
+}

@@ -71,8 +71,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 			u64(b.Packets), u64(b.RPackets), u64(b.Octets), u64(b.ROctets), strconv.Itoa(b.Flows),
 			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))
 	}
-	t.write(bw)
-	if left := r.Summary.Biflows - r.Summary.Listed; left > 0 && r.Summary.Listed >= 0 {
+	if ri := r.Summary.Rollup; ri != nil {
+		fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; not listed: --rollups=false lists them)", ri.Resolution)
+		if ri.CompleteBefore != nil {
+			fmt.Fprintf(bw, "; complete before %s", ri.CompleteBefore)
+		}
+		if ri.Late > 0 {
+			fmt.Fprintf(bw, "; %d records arrived late", ri.Late)
+		}
+		fmt.Fprintln(bw)
+	} else {
+		t.write(bw)
+	}
+	if left := r.Summary.Biflows - r.Summary.Listed; left > 0 && r.Summary.Listed >= 0 && r.Summary.Rollup == nil {
 		fmt.Fprintf(bw, "... %d more biflows not listed (%d of %d shown; --limit N shows N, --limit 0 all; the usage and summary cover all)\n",
 			left, r.Summary.Listed, r.Summary.Biflows)
 	}

@@ -428,6 +428,9 @@ type Summary struct {
 	// an origin whose ledgers do not say, the changes of its announced
 	// sampling (which cannot show shedding: the rate stays 1).
 	RegulationChanges int `json:"regulation_changes"`
+	// Rollup is set when the report was answered from the rollups
+	// (FromRollups): no biflows are listed.
+	Rollup *RollupInfo `json:"rollup,omitempty"`
 }
 
 // ProbeLedger is one exporting process's ledger as a report shows it.
@@ -464,7 +467,10 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		// The pair context needs every biflow first: pair once without
 		// the rules to index them, then again to classify.
 		first := opts
-		first.Rules, first.Limit, first.Stats, first.StoreErrors = nil, 0, nil, nil
+		// Every biflow is context, not only those Keep lists: a
+		// filtered report lists the unfiltered report's biflows that
+		// match, classified alike.
+		first.Rules, first.Limit, first.Stats, first.StoreErrors, first.Keep = nil, 0, nil, nil, nil
 		ix = classify.NewIndex()
 		for _, b := range build(flows, first, nil).Biflows {
 			ix.Add(b.input())
@@ -637,7 +643,37 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 		}
 		rep.Usage = append(rep.Usage, *row)
 	}
-	slices.SortFunc(rep.Usage, func(a, b UsageRow) int {
+	sortUsage(rep.Usage)
+	s.Biflows = len(rep.Biflows)
+	sortBiflows(rep.Biflows, opts.Order)
+	if opts.Limit > 0 && len(rep.Biflows) > opts.Limit {
+		rep.Biflows = rep.Biflows[:opts.Limit]
+	}
+	s.Listed = len(rep.Biflows)
+	if st := opts.Stats; st != nil {
+		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
+		s.SocketDrops, s.Dropped = st.SocketDrops, st.Dropped
+		s.Malformed = st.Malformed
+		s.Evicted = st.Evicted
+		s.DecodeErrors = st.DecodeErrors
+	}
+	if len(opts.StoreErrors) > 0 {
+		s.StoreErrors = opts.StoreErrors
+	}
+	s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = s.Packets, s.Packets, s.Packets
+	s.EstimatedOctetsLow, s.EstimatedOctetsHigh = s.EstimatedOctets, s.EstimatedOctets
+	if e := s.Estimate; e != nil {
+		s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = e.Packets, e.PacketsLow, e.PacketsHigh
+		s.EstimatedOctetsLow, s.EstimatedOctetsHigh = min(e.OctetsLow, s.EstimatedOctets), max(e.OctetsHigh, s.EstimatedOctets)
+	}
+	s.Loss, s.Ledgers = lossLedger(&opts)
+	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
+	return rep
+}
+
+// sortUsage orders usage rows: by bucket, largest first, then by name.
+func sortUsage(rows []UsageRow) {
+	slices.SortFunc(rows, func(a, b UsageRow) int {
 		if a.Bucket != nil && b.Bucket != nil && *a.Bucket != *b.Bucket {
 			return cmp.Compare(*a.Bucket, *b.Bucket)
 		}
@@ -667,31 +703,6 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 		}
 		return cmp.Compare(a.Category, b.Category)
 	})
-	s.Biflows = len(rep.Biflows)
-	sortBiflows(rep.Biflows, opts.Order)
-	if opts.Limit > 0 && len(rep.Biflows) > opts.Limit {
-		rep.Biflows = rep.Biflows[:opts.Limit]
-	}
-	s.Listed = len(rep.Biflows)
-	if st := opts.Stats; st != nil {
-		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
-		s.SocketDrops, s.Dropped = st.SocketDrops, st.Dropped
-		s.Malformed = st.Malformed
-		s.Evicted = st.Evicted
-		s.DecodeErrors = st.DecodeErrors
-	}
-	if len(opts.StoreErrors) > 0 {
-		s.StoreErrors = opts.StoreErrors
-	}
-	s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = s.Packets, s.Packets, s.Packets
-	s.EstimatedOctetsLow, s.EstimatedOctetsHigh = s.EstimatedOctets, s.EstimatedOctets
-	if e := s.Estimate; e != nil {
-		s.EstimatedPackets, s.EstimatedPacketsLow, s.EstimatedPacketsHigh = e.Packets, e.PacketsLow, e.PacketsHigh
-		s.EstimatedOctetsLow, s.EstimatedOctetsHigh = min(e.OctetsLow, s.EstimatedOctets), max(e.OctetsHigh, s.EstimatedOctets)
-	}
-	s.Loss, s.Ledgers = lossLedger(&opts)
-	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
-	return rep
 }
 
 // lossLedger sums the probes' ledgers and the collector's counters into

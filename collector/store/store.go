@@ -22,7 +22,10 @@ import (
 //	1: flows, origins, meta (one merged set of names for every origin)
 //	2: names per origin ("names" bucket, see NameAnnouncement); the
 //	   merged names of version 1 still name the origins that have none
-const SchemaVersion = 2
+//	3: rollups ("rollup1m", "rollup1h" buckets, meta "rollup"; see
+//	   rollup.go): an older build refuses the file, since writing
+//	   records without maintaining the rollups would make them wrong
+const SchemaVersion = 3
 
 var (
 	bucketMeta    = []byte("meta")

@@ -1,0 +1,481 @@
+package report
+
+import (
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// Fingerprint identifies a rules file or an AS table by its content, so
+// that a report can tell whether rollups were made with the same one.
+func Fingerprint(data []byte) string {
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:8])
+}
+
+// DefaultRulesFingerprint is the fingerprint of the embedded rules.
+func DefaultRulesFingerprint() string { return Fingerprint(classify.DefaultYAML()) }
+
+// RollupConfig configures a Roller.
+type RollupConfig struct {
+	// Window is the pairing window (0: DefaultWindow).
+	Window time.Duration
+	// Rules classify the biflows (nil: the probes' categories); RulesID
+	// is their Fingerprint.
+	Rules   *classify.Rules
+	RulesID string
+	// AS, when set, fills the cells' AS numbers; ASID is its Fingerprint.
+	AS   *consolidate.ASTable
+	ASID string
+	// Lag keeps the horizon this far behind the record time every
+	// active origin has reached, less the longest flow duration seen
+	// (records arrive at the end of their flow): the slack for export
+	// delays. 0 means one minute.
+	Lag time.Duration
+	// Scan: records come from a store scan in end-time order (Rebuild),
+	// so the horizon follows the scan exactly.
+	Scan bool
+	// MaxDuration is the longest flow duration in the store (Scan).
+	MaxDuration int64
+}
+
+// A Roller maintains rollups (store.RollupCell) from flow records as
+// they are stored: the records go through the consolidation path of
+// Build (named by their origin, scaled by the announced sampling,
+// paired and deduplicated in start order by a consolidate.Consolidator
+// in Batch mode, then named and classified), and every completed biflow
+// is added to the cell of its start's minute and hour.
+//
+// # Exactness
+//
+// Build feeds all records in start order. A Roller holds the records it
+// is given in a buffer ordered by start and feeds those that started
+// before its horizon: the record end time every active origin has
+// reached, less the longest flow duration seen and RollupConfig.Lag
+// (records are exported when their flow ends, so a record that started
+// earlier has arrived). A connection is complete once no record after
+// the horizon can continue it (consolidate.Consolidator.CompleteBefore),
+// and, with rules that use the pair context, is classified once every
+// biflow between the same hosts that could be in its context is
+// complete. So the rollups hold, for every biflow that started before
+// RollupMeta.CompleteBefore, exactly what a report over all the stored
+// records gives (with the same window, rules and AS table, no filters),
+// up to the summation order of floating-point estimates. Records that
+// arrive after the horizon passed their start (a probe later than the
+// lag, one whose records were spooled for long, or a collector restart
+// in the middle of a connection) are still added but counted as late
+// (RollupMeta.Late): their connections may be split where Build would
+// pair them. Names and sampling announcements are those the store held
+// when the record was fed; one that arrives later and changes what an
+// earlier record means is not applied to the rollups.
+type Roller struct {
+	cfg  RollupConfig
+	opts Options
+	c    *consolidate.Consolidator
+	nm   *namer
+	smp  *samplingIndex
+
+	buf     recHeap
+	seq     uint64
+	clock   map[store.Origin]int64
+	maxLast int64
+	maxDur  int64
+	fed     int64 // every record that started before it was fed
+	maxFed  int64 // latest start fed
+
+	pair  bool
+	wait  []Biflow // complete, waiting for their pair context
+	ix    *classify.Index
+	cells map[time.Duration]map[store.RollupKey]*store.RollupCell
+	named flow.Record
+
+	records, late uint64
+	flushed       bool
+	prunedBefore  map[string]int64
+}
+
+type heldRecord struct {
+	first int64
+	seq   uint64
+	o     store.Origin
+	r     flow.Record
+}
+
+type recHeap []heldRecord
+
+func (h recHeap) Len() int { return len(h) }
+func (h recHeap) Less(i, j int) bool {
+	if h[i].first != h[j].first {
+		return h[i].first < h[j].first
+	}
+	return h[i].seq < h[j].seq
+}
+func (h recHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *recHeap) Push(x any)   { *h = append(*h, x.(heldRecord)) }
+func (h *recHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = heldRecord{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+// NewRoller returns a Roller. names and anns are the store's names and
+// sampling announcements (SetNames and SetAnnouncements replace them
+// when they change); prev, when not nil, is the meta of the rollups
+// this Roller continues (a collector restarted on its store).
+func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][]store.Announcement, prev *store.RollupMeta) *Roller {
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Lag <= 0 {
+		cfg.Lag = time.Minute
+	}
+	r := &Roller{cfg: cfg, clock: map[store.Origin]int64{}, fed: math.MinInt64, maxFed: math.MinInt64,
+		maxLast: math.MinInt64, maxDur: cfg.MaxDuration}
+	r.opts = Options{Window: cfg.Window, Names: names, Announcements: anns}
+	r.nm = newNamer(&r.opts)
+	r.nm.install(&r.opts)
+	r.smp = newSamplingIndex(anns)
+	r.pair = cfg.Rules != nil && cfg.Rules.UsesPair()
+	if r.pair {
+		r.ix = classify.NewIndex()
+	}
+	if prev != nil {
+		r.records, r.late = prev.Records, prev.Late
+		r.fed, r.maxFed = prev.Fed, prev.Fed
+		r.prunedBefore = prev.PrunedBefore
+	}
+	r.c = consolidate.New(&consolidate.Config{Window: cfg.Window, Batch: true, Sink: r.complete})
+	r.resetCells()
+	return r
+}
+
+func (r *Roller) resetCells() {
+	r.cells = map[time.Duration]map[store.RollupKey]*store.RollupCell{}
+	for _, res := range store.RollupResolutions {
+		r.cells[res] = map[store.RollupKey]*store.RollupCell{}
+	}
+}
+
+// SetNames replaces the names records are named by.
+func (r *Roller) SetNames(names *store.NameIndex) { r.nm.names = names }
+
+// SetAnnouncements replaces the sampling announcements.
+func (r *Roller) SetAnnouncements(anns map[store.Origin][]store.Announcement) {
+	r.smp = newSamplingIndex(anns)
+}
+
+// Add adds a stored record of o (copied; rec is not kept).
+func (r *Roller) Add(o store.Origin, rec *flow.Record) {
+	if t := r.clock[o]; rec.Last > t || t == 0 {
+		r.clock[o] = rec.Last
+	}
+	r.maxLast = max(r.maxLast, rec.Last)
+	if d := rec.Last - rec.First; d > r.maxDur {
+		r.maxDur = d
+	}
+	if rec.First < r.fed {
+		// The horizon passed its start: added now, out of order.
+		r.late++
+		r.feed(o, rec)
+		return
+	}
+	h := heldRecord{first: rec.First, seq: r.seq, o: o, r: *rec}
+	h.r.Symptoms = append([]flow.SymptomCount(nil), rec.Symptoms...)
+	r.seq++
+	heap.Push(&r.buf, h)
+}
+
+// horizon is the start before which every record has arrived.
+func (r *Roller) horizon() int64 {
+	if r.maxLast == math.MinInt64 {
+		return math.MinInt64
+	}
+	if r.cfg.Scan {
+		// A store scan goes by chunk key (the earliest end in a chunk
+		// of at most one second): every later record ends at or after
+		// the latest end seen less a second.
+		return r.maxLast - int64(time.Second) - r.maxDur
+	}
+	// The slowest active origin; one more than ten windows behind the
+	// most advanced is taken as stalled (as consolidate's watermark).
+	wm := r.maxLast
+	stall := r.maxLast - 10*int64(r.cfg.Window)
+	for _, t := range r.clock {
+		if t >= stall && t < wm {
+			wm = t
+		}
+	}
+	return wm - r.maxDur - int64(r.cfg.Lag)
+}
+
+// Advance feeds the records that started before the horizon, completes
+// the connections nothing can continue any more and classifies the
+// biflows whose pair context is complete.
+func (r *Roller) Advance() {
+	t := r.horizon()
+	for len(r.buf) > 0 && r.buf[0].first < t {
+		h := heap.Pop(&r.buf).(heldRecord)
+		r.feed(h.o, &h.r)
+	}
+	if t > r.fed {
+		r.fed = t
+	}
+	if r.fed == math.MinInt64 {
+		return
+	}
+	r.c.CompleteBefore(r.fed)
+	r.classifyReady(false)
+}
+
+func (r *Roller) feed(o store.Origin, rec *flow.Record) {
+	r.records++
+	r.maxFed = max(r.maxFed, rec.First)
+	x := r.nm.rename(o, rec, &r.named)
+	pkt, fl, unknown := r.smp.resolve(o, x)
+	if pkt != x.SamplingPacketInterval || fl != x.SamplingFlowInterval {
+		rr := *x
+		rr.SamplingPacketInterval, rr.SamplingFlowInterval = pkt, fl
+		x = &rr
+	}
+	r.c.AddRecord(consolidate.Origin{Probe: o.Exporter, Domain: o.Domain}, x, unknown)
+	u := store.RollupUsage{Flows: 1, First: rec.First, Last: rec.Last}
+	if unknown {
+		u.Unscaled = 1
+	}
+	for _, res := range store.RollupResolutions {
+		k := store.RollupKey{Bucket: rec.First - mod(rec.First, int64(res)), Kind: store.RollupRecords}
+		r.cell(res, k).RollupUsage.Add(&u)
+	}
+}
+
+func (r *Roller) cell(res time.Duration, k store.RollupKey) *store.RollupCell {
+	m := r.cells[res]
+	c := m[k]
+	if c == nil {
+		c = &store.RollupCell{}
+		m[k] = c
+	}
+	return c
+}
+
+// complete is the consolidator's sink.
+func (r *Roller) complete(cb *consolidate.Biflow) {
+	o := r.opts
+	o.Rules = nil
+	b := makeBiflow(cb, &o, nil)
+	if !r.pair {
+		if r.cfg.Rules != nil {
+			if c := r.cfg.Rules.Classify(b.input(), nil); c != "" {
+				b.Category = c
+			}
+		}
+		r.account(&b)
+		return
+	}
+	r.ix.Add(b.input())
+	r.wait = append(r.wait, b)
+}
+
+type hostPair struct{ a, b netip.Addr }
+
+func pairKey(a, b netip.Addr) hostPair {
+	if b.Less(a) {
+		return hostPair{b, a}
+	}
+	return hostPair{a, b}
+}
+
+// classifyReady classifies the waiting biflows whose pair context can no
+// longer change (all of them when all is set) and forgets what no
+// biflow still to come can have in its context.
+func (r *Roller) classifyReady(all bool) {
+	if !r.pair || len(r.wait) == 0 {
+		return
+	}
+	w := int64(classify.PairWindow)
+	var pend map[hostPair]int64
+	low := r.fed
+	if !all {
+		pend = map[hostPair]int64{}
+		r.c.Pending(func(a, b netip.Addr, first int64) {
+			k := pairKey(a, b)
+			if t, ok := pend[k]; !ok || first < t {
+				pend[k] = first
+			}
+			low = min(low, first)
+		})
+	}
+	n := 0
+	for i := range r.wait {
+		b := &r.wait[i]
+		ready := all
+		if !ready && r.fed > satAdd64(b.Last, w) {
+			t, ok := pend[pairKey(b.Src, b.Dst)]
+			ready = !ok || t > satAdd64(b.Last, w)
+		}
+		if !ready {
+			low = min(low, b.First)
+			r.wait[n] = *b
+			n++
+			continue
+		}
+		if c := r.cfg.Rules.Classify(b.input(), r.ix); c != "" {
+			b.Category = c
+		}
+		r.account(b)
+	}
+	clear(r.wait[n:])
+	r.wait = r.wait[:n]
+	if !all {
+		r.ix.Forget(low)
+	}
+}
+
+func satAdd64(a, b int64) int64 {
+	s := a + b
+	if b > 0 && s < a {
+		return math.MaxInt64
+	}
+	return s
+}
+
+// account adds a classified biflow to its cells.
+func (r *Roller) account(b *Biflow) {
+	u := store.RollupUsage{Biflows: 1, Flows: uint64(b.Flows),
+		Packets: consolidate.SatAdd(b.Packets, b.RPackets), Octets: consolidate.SatAdd(b.Octets, b.ROctets),
+		Merged: uint64(b.Merged), First: b.First, Last: b.Last,
+		EstBiflows: b.est.Biflows, EstPackets: b.est.Packets, EstOctets: b.est.Octets,
+		VarBiflows: b.est.VarBiflows, VarPackets: b.est.VarPackets, VarOctets: b.est.VarOctets}
+	if b.Sampling < 1 {
+		u.Sampled = true
+		u.PacketSampled = b.pktSampled
+	}
+	k := store.RollupKey{Aggregate: b.Aggregate, Category: b.Category, Probe: strings.Join(b.Origins, ";")}
+	if r.cfg.AS != nil {
+		k.SrcAS, k.DstAS = r.cfg.AS.Lookup(b.Src), r.cfg.AS.Lookup(b.Dst)
+	}
+	var syms []store.RollupSymptom
+	for name, n := range b.Symptoms {
+		if n > 0 {
+			s := store.RollupSymptom{Name: name, RollupUsage: u}
+			s.Hits = n
+			syms = append(syms, s)
+		}
+	}
+	for _, res := range store.RollupResolutions {
+		k.Bucket = b.First - mod(b.First, int64(res))
+		c := r.cell(res, k)
+		c.RollupUsage.Add(&u)
+		if len(syms) > 0 {
+			c.Add(&store.RollupCell{Symptoms: syms})
+		}
+	}
+}
+
+// Flush feeds every record held, completes every connection and
+// classifies every biflow (the end of the input: a collector stopping,
+// the end of a rebuild).
+func (r *Roller) Flush() {
+	for len(r.buf) > 0 {
+		h := heap.Pop(&r.buf).(heldRecord)
+		r.feed(h.o, &h.r)
+	}
+	r.c.Flush()
+	r.classifyReady(true)
+	if r.maxFed != math.MinInt64 {
+		r.fed = max(r.fed, r.maxFed+1)
+	}
+	r.flushed = true
+}
+
+// Held returns how many records wait for the horizon and how many
+// biflows for their pair context (memory the rollups hold).
+func (r *Roller) Held() (records, biflows int) { return len(r.buf), len(r.wait) }
+
+// Take returns what was added since the previous Take, with the meta
+// that describes the rollups once it is stored.
+func (r *Roller) Take() *store.RollupDelta {
+	cb := int64(math.MaxInt64)
+	if !r.flushed {
+		cb = r.fed
+		r.c.Pending(func(_, _ netip.Addr, first int64) { cb = min(cb, first) })
+		for i := range r.wait {
+			cb = min(cb, r.wait[i].First)
+		}
+	}
+	d := &store.RollupDelta{Cells: r.cells, Meta: store.RollupMeta{Version: store.RollupVersion,
+		Window: r.cfg.Window, Rules: r.cfg.RulesID, AS: r.cfg.ASID, CompleteBefore: cb, Fed: r.fed,
+		Records: r.records, Late: r.late, Clean: r.flushed, PrunedBefore: r.prunedBefore}}
+	r.resetCells()
+	return d
+}
+
+// Rebuild makes the rollups of s from its records (a store written
+// before rollups existed, or after a collector stopped without writing
+// them), replacing those of buckets at or after the earliest record's
+// hour. It returns the rollups' meta.
+func Rebuild(ctx context.Context, s *store.Store, cfg RollupConfig) (store.RollupMeta, error) {
+	names, err := s.NameIndex()
+	if err != nil {
+		return store.RollupMeta{}, err
+	}
+	anns, err := s.Announcements()
+	if err != nil {
+		return store.RollupMeta{}, err
+	}
+	if cfg.MaxDuration, err = s.MaxDuration(); err != nil {
+		return store.RollupMeta{}, err
+	}
+	var prev *store.RollupMeta
+	if m, err := s.RollupMeta(); err == nil {
+		prev = &store.RollupMeta{PrunedBefore: m.PrunedBefore}
+	}
+	cfg.Scan = true
+	r := NewRoller(cfg, names, anns, prev)
+	r.records, r.late = 0, 0
+	first := int64(math.MaxInt64)
+	n := 0
+	// Streamed: the Roller holds only the records within the longest
+	// flow duration of the scan position, and the cells.
+	err = s.Flows(store.Query{}, func(f store.StoredFlow) error {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			r.Advance()
+		}
+		n++
+		first = min(first, f.Record.First)
+		r.Add(f.Origin, &f.Record)
+		return nil
+	})
+	if err != nil {
+		return store.RollupMeta{}, err
+	}
+	r.Flush()
+	if first == math.MaxInt64 {
+		first = math.MinInt64
+	} else {
+		first -= mod(first, int64(store.RollupHour))
+	}
+	if err := s.ResetRollups(first); err != nil {
+		return store.RollupMeta{}, err
+	}
+	d := r.Take()
+	if err := s.PutRollups(d); err != nil {
+		return store.RollupMeta{}, err
+	}
+	return d.Meta, nil
+}

@@ -1,0 +1,384 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report/reporttest"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// rollupStore describes a synthetic store for the rollup tests.
+type rollupStore struct {
+	name    string
+	origins []store.Origin
+	// sampling per origin: packet interval stamped on the records, flow
+	// interval, or announced only (records carry none).
+	pkt, fl, announced []uint32
+	// dup: the share of connections a second origin sees too.
+	dup   float64
+	conns int
+	span  time.Duration
+}
+
+var rollupT0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC).UnixNano()
+
+// rollupRecords makes the records of d: connections between a few
+// hundred hosts (so that port reuse, chains of active-timeout records,
+// FIN ends and the pair context of the default rules all occur), each
+// direction seen by one origin or by two (duplicates), with symptoms
+// from the default rules' vocabulary, named differently per origin.
+func rollupRecords(d rollupStore, seed uint64) []store.StoredFlow {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []store.StoredFlow
+	syms := []uint16{0, 0, 0, 1, 2, 3, 4, 5}
+	for i := 0; i < d.conns; i++ {
+		cl := netip.AddrFrom4([4]byte{10, 16, byte(rng.IntN(4)), byte(rng.IntN(30))})
+		sv := netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(20))})
+		if rng.IntN(10) == 0 {
+			sv = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", rng.IntN(16)))
+			cl = netip.MustParseAddr(fmt.Sprintf("2001:db8:1::%x", rng.IntN(16)))
+		}
+		proto := uint8(6)
+		if rng.IntN(4) == 0 {
+			proto = 17
+		}
+		sport := uint16(40000 + rng.IntN(8)) // reused often
+		dport := []uint16{25, 80, 443, 21, 20, 53, 5060}[rng.IntN(7)]
+		start := rollupT0 + rng.Int64N(int64(d.span))
+		// One to four records per direction (active timeouts), the last
+		// ended by FIN for most TCP connections.
+		n := 1 + rng.IntN(4)
+		oi := rng.IntN(len(d.origins))
+		seen := []int{oi}
+		if rng.Float64() < d.dup {
+			seen = append(seen, (oi+1)%len(d.origins))
+		}
+		sym := syms[rng.IntN(len(syms))]
+		reverseToo := rng.IntN(5) != 0
+		for dir := 0; dir < 2; dir++ {
+			if dir == 1 && !reverseToo {
+				break
+			}
+			t := start + int64(dir)*int64(time.Millisecond)*int64(rng.IntN(20))
+			for j := 0; j < n; j++ {
+				dur := int64(rng.IntN(90)) * int64(time.Second)
+				r := flow.Record{Key: flow.Key{Src: cl, Dst: sv, Sport: sport, Dport: dport, Proto: proto},
+					First: t, Last: t + dur, Packets: uint64(1 + rng.IntN(50)), EndReason: flow.EndActive,
+					Aggregate: uint32(rng.IntN(4)), Category: uint16(rng.IntN(3))}
+				if dir == 1 {
+					r.Src, r.Dst, r.Sport, r.Dport = sv, cl, dport, sport
+				}
+				r.Octets = r.Packets * uint64(40+rng.IntN(1400))
+				if proto == 6 {
+					r.TCPFlags = 0x10
+					if j == 0 {
+						r.TCPFlags |= 0x02
+					}
+					if j == n-1 && rng.IntN(3) != 0 {
+						r.TCPFlags |= 0x01
+						r.EndReason = flow.EndDetected
+					}
+				} else if j == n-1 {
+					r.EndReason = flow.EndIdle
+				}
+				if sym != 0 && rng.IntN(2) == 0 {
+					r.Symptoms = []flow.SymptomCount{{ID: sym, Count: uint32(1 + rng.IntN(3))}}
+				}
+				for _, o := range seen {
+					rr := r
+					rr.Symptoms = slices.Clone(r.Symptoms)
+					if d.pkt[o] > 1 {
+						rr.SamplingPacketInterval = d.pkt[o]
+						rr.Packets = max(1, rr.Packets/uint64(d.pkt[o]))
+						rr.Octets = rr.Packets * 100
+					}
+					if d.fl[o] > 1 {
+						rr.SamplingFlowInterval = d.fl[o]
+					}
+					out = append(out, store.StoredFlow{Origin: d.origins[o], Record: rr})
+				}
+				t += dur + int64(rng.IntN(3))*int64(time.Second)
+			}
+		}
+	}
+	return out
+}
+
+// writeRollupStore stores the records in arrival order (by end, with an
+// export delay) in batches, with names per origin and the announced
+// sampling; it returns the store and the records in arrival order.
+func writeRollupStore(t *testing.T, d rollupStore, seed uint64) (*store.Store, []store.StoredFlow) {
+	t.Helper()
+	recs := rollupRecords(d, seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	type arr struct {
+		at int64
+		f  store.StoredFlow
+	}
+	arrivals := make([]arr, len(recs))
+	for i, f := range recs {
+		arrivals[i] = arr{f.Record.Last + int64(rng.IntN(5))*int64(time.Second), f}
+	}
+	slices.SortStableFunc(arrivals, func(a, b arr) int { return int(max(-1, min(1, a.at-b.at))) })
+	s, err := store.Open(filepath.Join(t.TempDir(), d.name+".db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	names := map[store.Origin][]store.NameAnnouncement{}
+	anns := map[store.Origin][]store.Announcement{}
+	for i, o := range d.origins {
+		n := store.Names{
+			Symptoms:   map[uint16]string{1: "MAIL", 2: "FTP", 3: "WEB", 4: "P2P", 5: "VOIP"},
+			Categories: map[uint16]string{1: "Mail", 2: "Web"},
+			Aggregates: map[uint32]string{1: "campus-out", 2: "campus-in", 3: "lab"},
+		}
+		if i%2 == 1 {
+			// Another probe's database numbers them otherwise.
+			n.Symptoms = map[uint16]string{1: "WEB", 2: "MAIL", 3: "FTP", 4: "VOIP", 5: "P2P"}
+		}
+		names[o] = []store.NameAnnouncement{{At: time.Unix(0, rollupT0), Since: rollupT0, Names: n}}
+		if d.announced[i] > 1 {
+			anns[o] = []store.Announcement{{At: time.Unix(0, rollupT0+int64(time.Hour)), Since: rollupT0 + int64(time.Hour), Interval: d.announced[i]}}
+		}
+	}
+	if err := s.PutNameAnnouncements(names); err != nil {
+		t.Fatal(err)
+	}
+	if len(anns) > 0 {
+		if err := s.PutAnnouncements(anns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make([]store.StoredFlow, len(arrivals))
+	for i := 0; i < len(arrivals); i += 500 {
+		by := map[store.Origin][]flow.Record{}
+		for j := i; j < min(i+500, len(arrivals)); j++ {
+			out[j] = arrivals[j].f
+			by[arrivals[j].f.Origin] = append(by[arrivals[j].f.Origin], arrivals[j].f.Record)
+		}
+		var bs []store.Batch
+		for o, r := range by {
+			bs = append(bs, store.Batch{Origin: o, Records: r})
+		}
+		if err := s.PutBatches(bs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, out
+}
+
+var rollupStores = []rollupStore{
+	{name: "one-probe", origins: []store.Origin{{Exporter: "192.0.2.10", Domain: 1}},
+		pkt: []uint32{0}, fl: []uint32{0}, announced: []uint32{0}, conns: 3000, span: 3 * time.Hour},
+	{name: "two-probes", origins: []store.Origin{{Exporter: "192.0.2.10", Domain: 1}, {Exporter: "192.0.2.11", Domain: 2}},
+		pkt: []uint32{0, 0}, fl: []uint32{0, 0}, announced: []uint32{0, 0}, dup: 0.3, conns: 3000, span: 2 * time.Hour},
+	{name: "sampled", origins: []store.Origin{{Exporter: "192.0.2.10", Domain: 1}, {Exporter: "192.0.2.11", Domain: 2}, {Exporter: "192.0.2.12", Domain: 0}, {Exporter: "192.0.2.12", Domain: 5}},
+		pkt: []uint32{10, 0, 0, 0}, fl: []uint32{0, 4, 0, 0}, announced: []uint32{0, 0, 8, 0}, dup: 0.2, conns: 3000, span: 150 * time.Minute},
+}
+
+func rollupParams(t *testing.T, args ...string) *Params {
+	t.Helper()
+	var p Params
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	p.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// comparable is what both answers must agree on: the usage table and
+// the summary's totals (the rollups list no biflows).
+func comparableOf(t *testing.T, r *Report) string {
+	t.Helper()
+	s := r.Summary
+	x := struct {
+		Usage                                []UsageRow
+		Flows, Biflows                       int
+		Packets, Octets, EstOctets, EstPkts  uint64
+		EstPktLo, EstPktHi, EstOctLo, EstOct uint64
+		Merged                               int
+		Unknown                              uint64
+		First, Last                          *Timestamp
+		Estimate                             *Estimate
+	}{r.Usage, s.Flows, s.Biflows, s.Packets, s.Octets, s.EstimatedOctets, s.EstimatedPackets,
+		s.EstimatedPacketsLow, s.EstimatedPacketsHigh, s.EstimatedOctetsLow, s.EstimatedOctetsHigh,
+		s.Merged, s.SamplingUnknown, s.First, s.Last, s.Estimate}
+	b, err := json.MarshalIndent(x, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestRollupsEqualRecords checks, on stores of one probe, two probes
+// with duplicates and sampled probes (packet, flow and announced-only
+// sampling, and a domain of unknown sampling), that the rollups a
+// Rebuild makes and those a Roller keeps while the records arrive both
+// answer every grouping and filter exactly as the report over the
+// records does.
+func TestRollupsEqualRecords(t *testing.T) {
+	rules := classify.Default()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	cfg := RollupConfig{Rules: rules, RulesID: src.RulesID}
+	for _, d := range rollupStores {
+		t.Run(d.name, func(t *testing.T) {
+			s, arrivals := writeRollupStore(t, d, 1)
+			// The live path: records fed as they arrive, the horizon
+			// advancing after each batch, cells written as they come.
+			live, err := store.Open(filepath.Join(t.TempDir(), "live.db"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer live.Close()
+			names, _ := s.NameIndex()
+			anns, _ := s.Announcements()
+			ro := NewRoller(cfg, names, anns, nil)
+			for i := range arrivals {
+				ro.Add(arrivals[i].Origin, &arrivals[i].Record)
+				if i%500 == 499 {
+					ro.Advance()
+					if err := live.PutRollups(ro.Take()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ro.Flush()
+			if err := live.PutRollups(ro.Take()); err != nil {
+				t.Fatal(err)
+			}
+			if held, _ := ro.Held(); held != 0 {
+				t.Fatalf("%d records held after Flush", held)
+			}
+			meta, err := Rebuild(context.Background(), s, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta.Records != uint64(len(arrivals)) || meta.Late != 0 {
+				t.Fatalf("rebuild fed %d records (%d late), want %d", meta.Records, meta.Late, len(arrivals))
+			}
+			lm, _ := live.RollupMeta()
+			t.Logf("%d records; live rollups: %d late", len(arrivals), lm.Late)
+			sym := "FTP"
+			cases := [][]string{
+				nil,
+				{"--by", "aggregate"},
+				{"--by", "category"},
+				{"--by", "probe"},
+				{"--by", "symptom"},
+				{"--bucket", "1h"},
+				{"--bucket", "1m", "--by", "category"},
+				{"--bucket", "10m", "--by", "symptom"},
+				{"--aggregate", "lab"},
+				{"--category", "Web", "--by", "aggregate"},
+				{"--symptom", sym, "--by", "probe"},
+				{"--aggregate", "-"},
+				{"--confidence", "0.9"},
+			}
+			for _, args := range cases {
+				p := rollupParams(t, args...)
+				opts := p.Options()
+				opts.Rules = rules
+				want, err := FromStoreQuery(context.Background(), s, p.Query, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(want.Usage) == 0 {
+					t.Fatalf("%v: empty report", args)
+				}
+				for name, st := range map[string]*store.Store{"rebuilt": s, "live": live} {
+					got, err := FromRollups(context.Background(), st, p, src)
+					if err != nil {
+						t.Fatalf("%v %s: %v", args, name, err)
+					}
+					if g, w := comparableOf(t, got), comparableOf(t, want); g != w {
+						t.Errorf("%v: %s rollups differ from the records:\n%s", args, name, firstDiff(g, w))
+					}
+				}
+			}
+			// A range on whole hours holds the biflows that started in
+			// it: the full report's hourly rows of those hours.
+			from := time.Unix(0, rollupT0).Add(time.Hour).UTC()
+			p := rollupParams(t, "--from", from.Format(time.RFC3339), "--to", from.Add(time.Hour).Format(time.RFC3339), "--bucket", "1h", "--by", "category")
+			got, err := FromRollups(context.Background(), s, p, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := rollupParams(t, "--bucket", "1h", "--by", "category")
+			fopts := full.Options()
+			fopts.Rules = rules
+			all, err := FromStoreQuery(context.Background(), s, full.Query, fopts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rows []UsageRow
+			for _, r := range all.Usage {
+				if r.Bucket.Time().Equal(from) {
+					rows = append(rows, r)
+				}
+			}
+			g, _ := json.Marshal(got.Usage)
+			w, _ := json.Marshal(rows)
+			if string(g) != string(w) || len(rows) == 0 {
+				t.Errorf("hour %s: rollups\n%s\nrecords\n%s", from, g, w)
+			}
+		})
+	}
+}
+
+func firstDiff(a, b string) string {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			lo := max(0, i-300)
+			return fmt.Sprintf("rollups: ...%s...\nrecords: ...%s...", a[lo:min(len(a), i+200)], b[lo:min(len(b), i+200)])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(a), len(b))
+}
+
+// TestRollupsRefuse checks that what the rollups cannot answer is
+// refused with a reason rather than answered wrong.
+func TestRollupsRefuse(t *testing.T) {
+	st, err := store.Open(reporttest.DB(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	if _, err := FromRollups(context.Background(), st, rollupParams(t), src); err == nil {
+		t.Fatal("a store without rollups answered")
+	}
+	if _, err := Rebuild(context.Background(), st, RollupConfig{Rules: classify.Default(), RulesID: src.RulesID}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--host", "192.0.2.1"}, {"--port", "25"}, {"--proto", "tcp"}, {"--exporter", "x"},
+		{"--no-dedup"}, {"--by", "host"}, {"--window", "60s"}, {"--from", "2019-03-14 19:03:30"},
+		{"--bucket", "90s"}, {"--by", "app"}, {"--app", "dns"}, {"--sampling", "x=packet:2"}, {"--by", "symptom", "--symptom", "MAIL"},
+	} {
+		if _, err := FromRollups(context.Background(), st, rollupParams(t, args...), src); err == nil {
+			t.Errorf("%v answered from the rollups", args)
+		}
+	}
+	if _, err := FromRollups(context.Background(), st, rollupParams(t), RollupSource{RulesID: "other"}); err == nil {
+		t.Error("rollups of other rules answered")
+	}
+	if _, err := FromRollups(context.Background(), st, rollupParams(t), src); err != nil {
+		t.Errorf("plain report: %v", err)
+	}
+}

@@ -1,0 +1,300 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// RollupError says why a report cannot be answered from the rollups.
+type RollupError struct{ Reason string }
+
+func (e *RollupError) Error() string { return "the rollups cannot answer this report: " + e.Reason }
+
+// RollupSource identifies what a report was made with, for
+// FromRollups: the fingerprints of its classification rules and AS
+// table (Fingerprint; "" for none).
+type RollupSource struct {
+	RulesID, ASID string
+}
+
+// CanUseRollups says whether the rollups of a store can answer p: no
+// record-level filter (--host, --port, --proto, --exporter, --domain),
+// no --sampling override, no --no-dedup, the rollups' window, a grouping
+// other than host (and not symptom with --symptom), --from, --to and
+// --bucket on whole minutes. The rollups' own parameters (rules, AS
+// table, window, retention) FromRollups checks against the store.
+func (p *Params) CanUseRollups() error {
+	switch {
+	case p.Host != "" || p.Port >= 0 || p.Proto != "":
+		return &RollupError{"--host, --port and --proto select records"}
+	case p.Exporter != "" || p.Domain >= 0:
+		return &RollupError{"--exporter and --domain select records"}
+	case len(p.Overrides) > 0:
+		return &RollupError{"--sampling overrides scale records"}
+	case p.NoDedup:
+		return &RollupError{"--no-dedup keeps the duplicates the rollups dropped"}
+	case p.By == ByHost:
+		return &RollupError{"--by host is not rolled up"}
+	case p.By == ByApp || p.App != "":
+		return &RollupError{"applications are not rolled up"}
+	case p.By == BySymptom && p.Symptom != "":
+		return &RollupError{"--by symptom with --symptom needs the biflows"}
+	}
+	for _, t := range []time.Time{p.Query.From, p.Query.To} {
+		if !t.IsZero() && t.UnixNano()%int64(time.Minute) != 0 {
+			return &RollupError{"--from and --to must be on whole minutes"}
+		}
+	}
+	if p.Bucket > 0 && p.Bucket%time.Minute != 0 {
+		return &RollupError{"--bucket must be whole minutes"}
+	}
+	return nil
+}
+
+// FromRollups answers the report p describes from the rollups of s: the
+// usage table and the summary of the biflows that started in [--from,
+// --to), as the report over all the stored records gives them (see
+// Roller for the exactness rule), without the list of biflows. The
+// hour cells are read when the range and bucket are whole hours, else
+// the minute cells. It returns a *RollupError when the rollups cannot
+// answer (CanUseRollups, or other rules, AS table or window, or a range
+// retention pruned).
+func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSource) (*Report, error) {
+	if err := p.CanUseRollups(); err != nil {
+		return nil, err
+	}
+	meta, err := s.RollupMeta()
+	if errors.Is(err, store.ErrNoRollups) {
+		return nil, &RollupError{"the store keeps no rollups (mira rollup --db FILE makes them)"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	window := p.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	switch {
+	case meta.Window != window:
+		return nil, &RollupError{fmt.Sprintf("they pair with a window of %v, not %v", meta.Window, window)}
+	case meta.Rules != src.RulesID:
+		return nil, &RollupError{"they were classified with other rules"}
+	case p.By == ByAS && (src.ASID == "" || meta.AS != src.ASID):
+		return nil, &RollupError{"they were made with another AS table (collector.yaml as:)"}
+	}
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !p.Query.From.IsZero() {
+		from = p.Query.From.UnixNano()
+	}
+	if !p.Query.To.IsZero() {
+		to = p.Query.To.UnixNano()
+	}
+	var res time.Duration
+	for _, r := range []time.Duration{store.RollupHour, store.RollupMinute} {
+		aligned := (from == math.MinInt64 || from%int64(r) == 0) && (to == math.MaxInt64 || to%int64(r) == 0) &&
+			(p.Bucket == 0 || p.Bucket%r == 0)
+		lo := from
+		if lo == math.MinInt64 {
+			// An open range starts with the oldest hour kept.
+			lo = meta.PrunedBeforeAt(store.RollupHour)
+		}
+		if aligned && lo >= meta.PrunedBeforeAt(r) {
+			res = r
+			break
+		}
+	}
+	if res == 0 {
+		return nil, &RollupError{"retention pruned the rollups of that range at the resolution it needs"}
+	}
+
+	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: p.By}
+	s2 := &rep.Summary
+	type ukey struct {
+		agg, cat, probe, symptom string
+		src, dst                 uint32
+		bucket                   int64
+	}
+	rows := map[ukey]*UsageRow{}
+	var total, records store.RollupUsage
+	var merged uint64
+	agg, anyAgg := p.Aggregate, p.Aggregate == ""
+	if agg == "-" {
+		agg = ""
+	}
+	keep := p.Aggregate != "" || p.Category != "" || p.Symptom != ""
+	addRow := func(k ukey, u *store.RollupUsage) {
+		if p.Bucket > 0 {
+			k.bucket = k.bucket - mod(k.bucket, int64(p.Bucket))
+		} else {
+			k.bucket = 0
+		}
+		row := rows[k]
+		if row == nil {
+			row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst, Symptom: k.symptom}
+			if p.Bucket > 0 {
+				bt := Timestamp(k.bucket)
+				row.Bucket = &bt
+			}
+			rows[k] = row
+		}
+		row.Biflows += int(u.Biflows)
+		row.Packets = consolidate.SatAdd(row.Packets, u.Packets)
+		row.Octets = consolidate.SatAdd(row.Octets, u.Octets)
+		row.Hits = consolidate.SatAdd(row.Hits, u.Hits)
+		row.Merged += int(u.Merged)
+		row.est.Add(estimateOf(u))
+		row.sampled = row.sampled || u.Sampled
+		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
+	}
+	n := 0
+	err = s.Rollups(res, from, to, func(k *store.RollupKey, c *store.RollupCell) error {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if k.Kind == store.RollupRecords {
+			records.Add(&c.RollupUsage)
+			return nil
+		}
+		if k.Kind != store.RollupBiflows {
+			return nil
+		}
+		merged += c.Merged
+		if !(anyAgg || k.Aggregate == agg) || (p.Category != "" && k.Category != p.Category) {
+			return nil
+		}
+		u := &c.RollupUsage
+		if p.Symptom != "" {
+			u = nil
+			for i := range c.Symptoms {
+				if c.Symptoms[i].Name == p.Symptom {
+					x := c.Symptoms[i].RollupUsage
+					x.Hits = 0
+					u = &x
+					break
+				}
+			}
+			if u == nil {
+				return nil
+			}
+		}
+		total.Add(u)
+		uk := ukey{agg: k.Aggregate, cat: k.Category, bucket: k.Bucket}
+		switch p.By {
+		case ByAggregate:
+			uk.cat = ""
+		case ByCategory:
+			uk.agg = ""
+		case ByProbe:
+			uk = ukey{probe: k.Probe, bucket: k.Bucket}
+		case ByAS:
+			uk = ukey{src: k.SrcAS, dst: k.DstAS, bucket: k.Bucket}
+		case BySymptom:
+			for i := range c.Symptoms {
+				addRow(ukey{symptom: c.Symptoms[i].Name, bucket: k.Bucket}, &c.Symptoms[i].RollupUsage)
+			}
+			return nil
+		}
+		addRow(uk, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	conf := p.Confidence
+	if conf <= 0 || conf >= 1 {
+		conf = 0.95
+	}
+	z := consolidate.NormalQuantile(0.5 + conf/2)
+	s2.Biflows = int(total.Biflows)
+	s2.Packets, s2.Octets = total.Packets, total.Octets
+	s2.Merged = int(merged)
+	s2.SamplingUnknown = records.Unscaled
+	span := records
+	s2.Flows = int(records.Flows)
+	if keep {
+		span = total
+		s2.Flows = int(total.Flows)
+	}
+	if span.Biflows > 0 || span.Flows > 0 {
+		f, l := Timestamp(span.First), Timestamp(span.Last)
+		s2.First, s2.Last = &f, &l
+	}
+	est := estimateOf(&total)
+	s2.EstimatedOctets = max(consolidate.Round(est.Octets), s2.Octets)
+	if total.Sampled {
+		s2.Estimate = makeEstimate(est, z, conf, s2.Biflows, s2.Packets, s2.Octets, total.PacketSampled)
+	}
+	for _, row := range rows {
+		row.EstimatedOctets = max(consolidate.Round(row.est.Octets), row.Octets)
+		if row.sampled {
+			row.Estimate = makeEstimate(&row.est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
+		}
+		rep.Usage = append(rep.Usage, *row)
+	}
+	sortUsage(rep.Usage)
+	s2.EstimatedPackets, s2.EstimatedPacketsLow, s2.EstimatedPacketsHigh = s2.Packets, s2.Packets, s2.Packets
+	s2.EstimatedOctetsLow, s2.EstimatedOctetsHigh = s2.EstimatedOctets, s2.EstimatedOctets
+	if e := s2.Estimate; e != nil {
+		s2.EstimatedPackets, s2.EstimatedPacketsLow, s2.EstimatedPacketsHigh = e.Packets, e.PacketsLow, e.PacketsHigh
+		s2.EstimatedOctetsLow, s2.EstimatedOctetsHigh = min(e.OctetsLow, s2.EstimatedOctets), max(e.OctetsHigh, s2.EstimatedOctets)
+	}
+
+	// What the store keeps besides the records: counters, ledgers,
+	// sampling changes (as StoreInputs reads them).
+	opts := Options{}
+	if opts.Announcements, err = s.Announcements(); err != nil {
+		return nil, err
+	}
+	st, err := s.Stats()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Updated.IsZero() {
+		opts.Stats = &st
+		s2.Messages, s2.Records, s2.Lost = &st.Messages, &st.Records, &st.Lost
+		s2.SocketDrops, s2.Dropped = st.SocketDrops, st.Dropped
+		s2.Malformed, s2.Evicted, s2.DecodeErrors = st.Malformed, st.Evicted, st.DecodeErrors
+	}
+	if e := s.DecodeErrors(); len(e) > 0 {
+		opts.StoreErrors = e
+		s2.StoreErrors = e
+	}
+	if opts.Ledgers, err = s.Ledgers(); err != nil {
+		return nil, err
+	}
+	s2.Loss, s2.Ledgers = lossLedger(&opts)
+	s2.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
+	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: meta.Late}
+	if meta.CompleteBefore != math.MaxInt64 {
+		t := Timestamp(meta.CompleteBefore)
+		s2.Rollup.CompleteBefore = &t
+	}
+	return rep, nil
+}
+
+// RollupInfo says a report was answered from the rollups (Summary.Rollup).
+type RollupInfo struct {
+	// Resolution of the cells read: "1m0s" or "1h0m0s".
+	Resolution string `json:"resolution"`
+	// CompleteBefore: biflows that started later may still be pending in
+	// the collector (absent: every stored record is in the rollups).
+	CompleteBefore *Timestamp `json:"complete_before,omitempty"`
+	// Late counts the records that reached the rollups after their
+	// horizon (see Roller): 0 means the rollups equal the report over
+	// the records.
+	Late uint64 `json:"late_records"`
+}
+
+func estimateOf(u *store.RollupUsage) *consolidate.Estimate {
+	return &consolidate.Estimate{Biflows: u.EstBiflows, Packets: u.EstPackets, Octets: u.EstOctets,
+		VarBiflows: u.VarBiflows, VarPackets: u.VarPackets, VarOctets: u.VarOctets}
+}
