@@ -25,8 +25,10 @@ commands:
   analyze [--format table|json|csv] [--symptoms FILE] [--rules FILE] [--progress] [FILE...]
                      probe and collector in one process; no FILE: the built-in sample
   flows   --db FILE  list the flow records in a collector store
-  report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE]
+  report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE] [--source records|rollups|auto]
                      usage report from a collector store
+  rollup  --db FILE  [--rules FILE] [--as FILE]
+                     (re)build a store's rollups from its records (stores of older versions)
   report  --nats URL [...]
                      the same report merged from a cluster's consolidation workers
   synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json] [--progress]
@@ -62,6 +64,8 @@ func runMira(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runFlows(ctx, args, stdout)
 	case "report":
 		err = runReport(ctx, args, stdout)
+	case "rollup":
+		err = runRollup(ctx, args, stdout)
 	case "synth":
 		err = runSynth(args, stdout, stderr)
 	case "rules":

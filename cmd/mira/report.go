@@ -119,7 +119,16 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	opts := p.Options()
 	opts.Rules = rules
-	rep, err := report.FromStoreQuery(ctx, s, p.Query, opts)
+	var rep *report.Report
+	if p.Source == report.SourceRecords {
+		rep, err = report.FromStoreQuery(ctx, s, p.Query, opts)
+	} else {
+		_, src, lerr := report.LoadRollupConfig(*rulesFile, p.ASFile)
+		if lerr != nil {
+			return lerr
+		}
+		rep, err = p.Report(ctx, s, opts, src)
+	}
 	if err != nil {
 		return err
 	}
@@ -129,6 +138,47 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return rep.Write(stdout, p.Format)
+}
+
+// runRollup is `mira rollup`: it rebuilds the rollups of the store named
+// by --db from its records, with the rules and AS table a collector
+// would use (a collector rebuilds them itself at start when they do not
+// fit its configuration).
+func runRollup(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mira rollup", flag.ContinueOnError)
+	db := fs.String("db", "", "flow store written by mira-collector (required; not while a collector holds it)")
+	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones; as the collector's rules:)")
+	asFile := fs.String("as", "", "`FILE`: prefix to AS table (as the collector's as:)")
+	if done, err := parseFlags(fs, args, stdout); done {
+		return err
+	}
+	if *db == "" {
+		return &cli.UsageError{Err: errors.New("--db FILE is required")}
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return err
+	}
+	cfg, _, err := report.LoadRollupConfig(*rulesFile, *asFile)
+	if err != nil {
+		return err
+	}
+	s, err := store.Open(*db, &store.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (a running mira-collector holds it and keeps its rollups)", err)
+	}
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	m, err := report.Rebuild(ctx, s, cfg)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "rollups of %s rebuilt from %d records in %v\n", *db, m.Records, time.Since(t0).Round(time.Millisecond))
+	return err
 }
 
 // reexport sends biflows to another collector at url as RFC 5103 records

@@ -42,8 +42,12 @@ type Flow struct {
 
 // FlowSummary totals the flows a listing matched (not only those listed).
 type FlowSummary struct {
-	Flows       int               `json:"flows"`
-	Listed      int               `json:"listed"`
+	Flows  int `json:"flows"`
+	Listed int `json:"listed"`
+	// Offset is where the listed page starts (Options.Offset); NextOffset,
+	// when more flows follow the page, is the --offset of the next one.
+	Offset      int               `json:"offset,omitempty"`
+	NextOffset  int               `json:"next_offset,omitempty"`
 	Packets     uint64            `json:"packets"`
 	Octets      uint64            `json:"octets"`
 	First       *Timestamp        `json:"first,omitempty"`
@@ -88,9 +92,7 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 		}
 		return cmp.Compare(a.First, b.First)
 	})
-	if opts.Limit > 0 && len(idx) > opts.Limit {
-		idx = idx[:opts.Limit]
-	}
+	idx, s.Offset, s.NextOffset = page(idx, opts.Offset, opts.Limit)
 	var cats *biflowIndex
 	if opts.Rules != nil {
 		cats = indexBiflows(flows, opts)
@@ -112,6 +114,19 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 		s.StoreErrors = opts.StoreErrors
 	}
 	return l
+}
+
+// page cuts the rows [offset, offset+limit) (limit 0: to the end) out of
+// all and returns them with the offset and the next page's offset (0
+// when none follows).
+func page[T any](all []T, offset, limit int) (rows []T, off, next int) {
+	off = min(max(offset, 0), len(all))
+	rows = all[off:]
+	if limit > 0 && len(rows) > limit {
+		rows = rows[:limit]
+		next = off + limit
+	}
+	return rows, off, next
 }
 
 // biflowIndex finds the biflow of the report a flow record became part

@@ -28,6 +28,7 @@ type Selection struct {
 	Exporter string // only this exporter's records ("": all)
 	Domain   int    // only this observation domain (-1: all)
 	Limit    int    // list at most this many rows (0: all)
+	Offset   int    // skip this many rows first (pages with Limit)
 	// Host, Port and Proto keep the records of one address or prefix
 	// (either endpoint), one port (either side) and one protocol (""
 	// and -1: all). Both directions of a connection match alike, so
@@ -51,6 +52,7 @@ func (c *Selection) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Exporter, "exporter", "", "only records from this exporter")
 	fs.IntVar(&c.Domain, "domain", -1, "only records of this observation domain")
 	fs.IntVar(&c.Limit, "limit", 0, "list at most N rows (0: all; totals still cover every flow)")
+	fs.IntVar(&c.Offset, "offset", 0, "skip the first N rows of the listing (pages: --offset N --limit M; the summary's next_offset starts the next page)")
 	fs.StringVar(&c.Host, "host", "", "only flows with an endpoint at this address or in this prefix")
 	fs.IntVar(&c.Port, "port", -1, "only flows with this source or destination port")
 	fs.StringVar(&c.Proto, "proto", "", "only flows of this IP protocol (number, tcp, udp, icmp or icmpv6)")
@@ -58,7 +60,7 @@ func (c *Selection) Register(fs *flag.FlagSet) {
 
 // FlowOptions returns the listing options the selection selects.
 func (c *Selection) FlowOptions() Options {
-	return Options{Order: c.Order, Limit: c.Limit, Match: c.Match}
+	return Options{Order: c.Order, Limit: c.Limit, Offset: c.Offset, Match: c.Match}
 }
 
 var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
@@ -124,6 +126,9 @@ func (c *Selection) Check() error {
 	if c.Limit < 0 {
 		return fmt.Errorf("--limit %d: must not be negative", c.Limit)
 	}
+	if c.Offset < 0 {
+		return fmt.Errorf("--offset %d: must not be negative", c.Offset)
+	}
 	var err error
 	if c.Query.From, err = ParseTime("--from", c.From); err != nil {
 		return err
@@ -180,6 +185,9 @@ type Params struct {
 	Symptom   string
 	// App keeps the biflows of one application (Biflow.App; "": all).
 	App string
+	// Source says what answers: SourceRecords (default), SourceRollups
+	// or SourceAuto (Params.Report).
+	Source string
 
 	// ServicesFile is the service list of the app grouping (empty: the
 	// embedded default, service.Default).
@@ -208,6 +216,7 @@ func (p *Params) Register(fs *flag.FlagSet) {
 	fs.StringVar(&p.Category, "category", "", "only biflows of this category")
 	fs.StringVar(&p.Symptom, "symptom", "", "only biflows carrying this symptom")
 	fs.StringVar(&p.App, "app", "", "only biflows of this application (as --by app names it: a service, a name, or unknown)")
+	fs.StringVar(&p.Source, "source", SourceRecords, "what answers: records (pair the stored records), rollups (the usage cells kept at ingest: biflows by their start, no biflow list; refused when a filter needs the records) or auto (rollups when they answer exactly, else records)")
 	fs.Var(p.Overrides, "sampling", "override an exporter's sampling: EXPORTER=packet:N, EXPORTER=flow:N or EXPORTER=none (repeatable)")
 }
 
@@ -222,6 +231,11 @@ func (p *Params) Check() error {
 	}
 	if err := CheckBy(p.By); err != nil {
 		return fmt.Errorf("--by: %w", err)
+	}
+	switch p.Source {
+	case "", SourceRecords, SourceRollups, SourceAuto:
+	default:
+		return fmt.Errorf("--source %q: want records, rollups or auto", p.Source)
 	}
 	if p.Window <= 0 {
 		return fmt.Errorf("--window %v: must be positive", p.Window)
@@ -259,7 +273,7 @@ func (p *Params) Check() error {
 
 // Options returns the build options the parameters select.
 func (p *Params) Options() Options {
-	o := Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, AS: p.AS,
+	o := Options{Window: p.Window, By: p.By, Order: p.Order, Limit: p.Limit, Offset: p.Offset, AS: p.AS,
 		Confidence: p.Confidence, NoDedup: p.NoDedup, Bucket: p.Bucket, Overrides: p.Overrides,
 		Match: p.Match, Services: p.Services}
 	if p.Aggregate != "" || p.Category != "" || p.Symptom != "" || p.App != "" {

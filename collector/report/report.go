@@ -79,6 +79,10 @@ type Options struct {
 	// Limit caps the number of listed biflows or flows (0: all). Usage and
 	// summary always cover everything.
 	Limit int
+	// Offset skips that many of the sorted biflows or flows before the
+	// listed ones (pages: --offset N --limit M, then the summary's
+	// next_offset).
+	Offset int
 	// Collector counters to show in the summary, when known.
 	Stats *store.Stats
 	// StoreErrors are records the store could not decode, by reason.
@@ -376,9 +380,13 @@ func makeEstimate(e *consolidate.Estimate, z, conf float64, biflows int, packets
 
 // Summary totals a report and carries the collector's counters.
 type Summary struct {
-	Flows           int        `json:"flows"`
-	Biflows         int        `json:"biflows"`
-	Listed          int        `json:"listed"`
+	Flows   int `json:"flows"`
+	Biflows int `json:"biflows"`
+	Listed  int `json:"listed"`
+	// Offset is where the listed page starts; NextOffset, when more
+	// biflows follow it, is the --offset of the next page.
+	Offset          int        `json:"offset,omitempty"`
+	NextOffset      int        `json:"next_offset,omitempty"`
 	Packets         uint64     `json:"packets"`
 	Octets          uint64     `json:"octets"`
 	EstimatedOctets uint64     `json:"estimated_octets"`
@@ -646,9 +654,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	sortUsage(rep.Usage)
 	s.Biflows = len(rep.Biflows)
 	sortBiflows(rep.Biflows, opts.Order)
-	if opts.Limit > 0 && len(rep.Biflows) > opts.Limit {
-		rep.Biflows = rep.Biflows[:opts.Limit]
-	}
+	rep.Biflows, s.Offset, s.NextOffset = page(rep.Biflows, opts.Offset, opts.Limit)
 	s.Listed = len(rep.Biflows)
 	if st := opts.Stats; st != nil {
 		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"math"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -26,6 +27,34 @@ func Fingerprint(data []byte) string {
 // DefaultRulesFingerprint is the fingerprint of the embedded rules.
 func DefaultRulesFingerprint() string { return Fingerprint(classify.DefaultYAML()) }
 
+// LoadRollupConfig returns the Roller configuration of a collector with
+// these rules and AS table files ("": the embedded rules, no AS table)
+// and what FromRollups checks the rollups against.
+func LoadRollupConfig(rulesFile, asFile string) (RollupConfig, RollupSource, error) {
+	cfg := RollupConfig{Rules: classify.Default(), RulesID: DefaultRulesFingerprint()}
+	if rulesFile != "" {
+		data, err := os.ReadFile(rulesFile)
+		if err != nil {
+			return cfg, RollupSource{}, err
+		}
+		if cfg.Rules, err = classify.Parse(rulesFile, data); err != nil {
+			return cfg, RollupSource{}, err
+		}
+		cfg.RulesID = Fingerprint(data)
+	}
+	if asFile != "" {
+		data, err := os.ReadFile(asFile)
+		if err != nil {
+			return cfg, RollupSource{}, err
+		}
+		if cfg.AS, err = consolidate.ParseASBytes(data, asFile); err != nil {
+			return cfg, RollupSource{}, err
+		}
+		cfg.ASID = Fingerprint(data)
+	}
+	return cfg, RollupSource{RulesID: cfg.RulesID, ASID: cfg.ASID}, nil
+}
+
 // RollupConfig configures a Roller.
 type RollupConfig struct {
 	// Window is the pairing window (0: DefaultWindow).
@@ -42,6 +71,14 @@ type RollupConfig struct {
 	// (records arrive at the end of their flow): the slack for export
 	// delays. 0 means one minute.
 	Lag time.Duration
+	// Hold delays the horizon by this much wall-clock time: the horizon
+	// used is the one computed Hold ago. Records do not always arrive
+	// in end order: a probe replaying a capture file exports the flows
+	// still open at its end, however old, when the file ends. 0 means
+	// none (NewRoller's callers in the collector set it).
+	Hold time.Duration
+	// Now is the wall clock (nil: time.Now).
+	Now func() time.Time
 	// Scan: records come from a store scan in end-time order (Rebuild),
 	// so the horizon follows the scan exactly.
 	Scan bool
@@ -99,9 +136,17 @@ type Roller struct {
 	cells map[time.Duration]map[store.RollupKey]*store.RollupCell
 	named flow.Record
 
+	// past are horizons computed in the last Hold, oldest first.
+	past []pastHorizon
+
 	records, late uint64
 	flushed       bool
 	prunedBefore  map[string]int64
+}
+
+type pastHorizon struct {
+	at int64 // wall clock
+	t  int64
 }
 
 type heldRecord struct {
@@ -140,6 +185,9 @@ func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][
 	}
 	if cfg.Lag <= 0 {
 		cfg.Lag = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	r := &Roller{cfg: cfg, clock: map[store.Origin]int64{}, fed: math.MinInt64, maxFed: math.MinInt64,
 		maxLast: math.MinInt64, maxDur: cfg.MaxDuration}
@@ -188,7 +236,7 @@ func (r *Roller) Add(o store.Origin, rec *flow.Record) {
 	if rec.First < r.fed {
 		// The horizon passed its start: added now, out of order.
 		r.late++
-		r.feed(o, rec)
+		r.feed(o, rec, true)
 		return
 	}
 	h := heldRecord{first: rec.First, seq: r.seq, o: o, r: *rec}
@@ -225,9 +273,23 @@ func (r *Roller) horizon() int64 {
 // biflows whose pair context is complete.
 func (r *Roller) Advance() {
 	t := r.horizon()
+	if r.cfg.Hold > 0 && !r.cfg.Scan {
+		now := r.cfg.Now().UnixNano()
+		r.past = append(r.past, pastHorizon{now, t})
+		t = math.MinInt64
+		n := 0
+		for n < len(r.past) && r.past[n].at <= now-int64(r.cfg.Hold) {
+			t = r.past[n].t
+			n++
+		}
+		if n > 0 {
+			// Keep the latest one that is old enough: it stays in force.
+			r.past = r.past[n-1:]
+		}
+	}
 	for len(r.buf) > 0 && r.buf[0].first < t {
 		h := heap.Pop(&r.buf).(heldRecord)
-		r.feed(h.o, &h.r)
+		r.feed(h.o, &h.r, false)
 	}
 	if t > r.fed {
 		r.fed = t
@@ -239,7 +301,7 @@ func (r *Roller) Advance() {
 	r.classifyReady(false)
 }
 
-func (r *Roller) feed(o store.Origin, rec *flow.Record) {
+func (r *Roller) feed(o store.Origin, rec *flow.Record, late bool) {
 	r.records++
 	r.maxFed = max(r.maxFed, rec.First)
 	x := r.nm.rename(o, rec, &r.named)
@@ -253,6 +315,9 @@ func (r *Roller) feed(o store.Origin, rec *flow.Record) {
 	u := store.RollupUsage{Flows: 1, First: rec.First, Last: rec.Last}
 	if unknown {
 		u.Unscaled = 1
+	}
+	if late {
+		u.Late = 1
 	}
 	for _, res := range store.RollupResolutions {
 		k := store.RollupKey{Bucket: rec.First - mod(rec.First, int64(res)), Kind: store.RollupRecords}
@@ -390,7 +455,7 @@ func (r *Roller) account(b *Biflow) {
 func (r *Roller) Flush() {
 	for len(r.buf) > 0 {
 		h := heap.Pop(&r.buf).(heldRecord)
-		r.feed(h.o, &h.r)
+		r.feed(h.o, &h.r, false)
 	}
 	r.c.Flush()
 	r.classifyReady(true)

@@ -248,15 +248,24 @@ func TestRollupsEqualRecords(t *testing.T) {
 			defer live.Close()
 			names, _ := s.NameIndex()
 			anns, _ := s.Announcements()
-			ro := NewRoller(cfg, names, anns, nil)
+			// The horizon held back by 5 s of a clock that moves 1 s a
+			// batch.
+			wall := time.Unix(0, 0)
+			lc := cfg
+			lc.Hold, lc.Now = 5*time.Second, func() time.Time { return wall }
+			ro := NewRoller(lc, names, anns, nil)
 			for i := range arrivals {
 				ro.Add(arrivals[i].Origin, &arrivals[i].Record)
 				if i%500 == 499 {
+					wall = wall.Add(time.Second)
 					ro.Advance()
 					if err := live.PutRollups(ro.Take()); err != nil {
 						t.Fatal(err)
 					}
 				}
+			}
+			if held, _ := ro.Held(); held == len(arrivals) || held > len(arrivals)/2 {
+				t.Fatalf("%d of %d records still held before Flush: the horizon did not advance", held, len(arrivals))
 			}
 			ro.Flush()
 			if err := live.PutRollups(ro.Take()); err != nil {

@@ -273,7 +273,7 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	}
 	s2.Loss, s2.Ledgers = lossLedger(&opts)
 	s2.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
-	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: meta.Late}
+	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: records.Late, Complete: to <= meta.CompleteBefore}
 	if meta.CompleteBefore != math.MaxInt64 {
 		t := Timestamp(meta.CompleteBefore)
 		s2.Rollup.CompleteBefore = &t
@@ -288,10 +288,42 @@ type RollupInfo struct {
 	// CompleteBefore: biflows that started later may still be pending in
 	// the collector (absent: every stored record is in the rollups).
 	CompleteBefore *Timestamp `json:"complete_before,omitempty"`
-	// Late counts the records that reached the rollups after their
-	// horizon (see Roller): 0 means the rollups equal the report over
-	// the records.
+	// Complete: every biflow that started in the range is in the
+	// rollups (the range ends before CompleteBefore).
+	Complete bool `json:"complete"`
+	// Late counts the records of the range that reached the rollups
+	// after their horizon (see Roller): complete and 0 late, the answer
+	// equals the report over the records.
 	Late uint64 `json:"late_records"`
+}
+
+// Sources of a report (Params.Source).
+const (
+	SourceRecords = "records"
+	SourceRollups = "rollups"
+	SourceAuto    = "auto"
+)
+
+// Report builds the report p describes over s with opts: from the
+// records, from the rollups (SourceRollups: a *RollupError when they
+// cannot answer), or from the rollups when they can answer exactly
+// (complete for the range, no late record) and else from the records
+// (SourceAuto).
+func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
+	switch p.Source {
+	case SourceRollups:
+		return FromRollups(ctx, s, p, src)
+	case SourceAuto:
+		rep, err := FromRollups(ctx, s, p, src)
+		var re *RollupError
+		switch {
+		case err == nil && rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0:
+			return rep, nil
+		case err != nil && !errors.As(err, &re):
+			return nil, err
+		}
+	}
+	return FromStoreQuery(ctx, s, p.Query, opts)
 }
 
 func estimateOf(u *store.RollupUsage) *consolidate.Estimate {

@@ -28,6 +28,9 @@ type APIConfig struct {
 	Services *service.List
 	// ASFile is the prefix to AS table --by as uses (none when empty).
 	ASFile string
+	// Rollups is what the store's rollups must be made with to answer
+	// (report.LoadRollupConfig; source=rollups or auto).
+	Rollups report.RollupSource
 	// Before, when set, runs before each request: the collector commits
 	// the records it has received so the answer includes them.
 	Before func()
@@ -124,7 +127,7 @@ func API(cfg APIConfig) http.Handler {
 		opts := p.Options()
 		opts.Rules = cfg.Rules
 		opts.Services = cfg.Services
-		rep, err := report.FromStoreQuery(ctx, st, p.Query, opts)
+		rep, err := p.Report(ctx, st, opts, cfg.Rollups)
 		if err != nil {
 			return err
 		}

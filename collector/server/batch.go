@@ -111,6 +111,7 @@ func (s *Server) commit() error {
 		return nil
 	}
 	s.pending, s.spare, s.names, s.anns, s.ledgers = s.spare, nil, nil, nil, nil
+	newNames, newAnns := names != nil, anns != nil
 	var seqs map[store.SeqOrigin]*store.SeqSet
 	for o := range s.dirtySeq {
 		if seqs == nil {
@@ -143,6 +144,13 @@ func (s *Server) commit() error {
 	}
 	if err == nil {
 		err = s.st.PutEncodedSeq(p.list, seqs)
+	}
+	// Names and announcements may be stored even when the records
+	// are not: the Roller reloads them before it next gets records.
+	s.rollStale = s.rollStale || newNames || newAnns
+	if err == nil && s.roll != nil {
+		s.feedRollups(p.list, s.rollStale)
+		s.rollStale = false
 	}
 
 	s.mu.Lock()

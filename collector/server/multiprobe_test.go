@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -229,6 +230,7 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 		t.Fatal(err)
 	}
 	defer st.Close()
+	sameAsRollups(t, st)
 	var r result
 	r.byAggregate, r.byCategory, r.flowsByKey = map[string]report.UsageRow{}, map[string]report.UsageRow{}, map[string][2]uint64{}
 	for _, by := range []string{report.ByAggregate, report.ByCategory} {
@@ -250,6 +252,47 @@ func consolidate(t *testing.T, probeBin, collBin, pcap string, configs []string,
 		}
 	}
 	return r
+}
+
+// sameAsRollups checks that the rollups the collector kept while the
+// records arrived answer as the report over the records does: usage
+// and totals, by every rolled-up grouping, hourly buckets included.
+func sameAsRollups(t *testing.T, st *store.Store) {
+	t.Helper()
+	_, src, err := report.LoadRollupConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.RollupMeta()
+	if err != nil || !m.Clean || m.Late != 0 || m.Records == 0 {
+		t.Fatalf("rollup meta %+v, %v", m, err)
+	}
+	for _, args := range [][]string{nil, {"--by", "probe"}, {"--by", "symptom"}, {"--by", "category", "--bucket", "1h"}} {
+		var p report.Params
+		fs := flag.NewFlagSet("report", flag.ContinueOnError)
+		p.Register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+		opts := p.Options()
+		opts.Rules = classify.Default()
+		want, err := report.FromStoreQuery(context.Background(), st, p.Query, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := report.FromRollups(context.Background(), st, &p, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := json.Marshal([]any{got.Usage, got.Summary.Biflows, got.Summary.Flows, got.Summary.Packets, got.Summary.Octets, got.Summary.Estimate, got.Summary.Merged})
+		w, _ := json.Marshal([]any{want.Usage, want.Summary.Biflows, want.Summary.Flows, want.Summary.Packets, want.Summary.Octets, want.Summary.Estimate, want.Summary.Merged})
+		if string(g) != string(w) {
+			t.Errorf("%v: rollups kept at ingest\n%s\nreport over the records\n%s", args, g, w)
+		}
+	}
 }
 
 const rules = `probe: {name: mp}

@@ -35,6 +35,7 @@ import (
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
@@ -82,6 +83,15 @@ type Server struct {
 
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
+
+	// roll keeps the rollups (see rollup.go); rollKept holds cells a
+	// failed write left for the next; rollSrc is what they are made with.
+	roll     *report.Roller
+	rollKept *store.RollupDelta
+	rollSrc  report.RollupSource
+	// rollStale: names or announcements were committed since the
+	// Roller last loaded them.
+	rollStale bool
 
 	// ForwardTo opens the biflow exporter for a collector.yaml forward
 	// URL (cmd/mira-collector: exporter.New); it must be set when the
@@ -317,6 +327,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.seqs = seqs
 	s.mu.Unlock()
+	if err := s.startRollups(ctx, st); err != nil {
+		return err
+	}
 	if err := s.startForward(); err != nil {
 		return err
 	}
@@ -421,6 +434,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.coll.Wait()
 			s.stopForward()
 			s.finalCommit()
+			s.stopRollups()
 			saveStats()
 			s.log.Info("collector stopped", "stored", s.stored)
 			return nil

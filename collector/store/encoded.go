@@ -252,3 +252,22 @@ func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) er
 	}
 	return nil
 }
+
+// Each decodes e's records into one flow.Record (reused: valid during
+// the call) and calls fn with each, in e's order (end-time order once
+// committed). It stops at the first record that fails to decode.
+func (e *Encoded) Each(fn func(r *flow.Record)) error {
+	var r flow.Record
+	for _, x := range e.idx {
+		b := e.buf[x.off : x.off+x.n]
+		_, l := binary.Uvarint(b)
+		if l <= 0 {
+			return &DecodeError{Field: "record length", Reason: ReasonChunk}
+		}
+		if err := DecodeRecord(b[l:], &r); err != nil {
+			return err
+		}
+		fn(&r)
+	}
+	return nil
+}

@@ -86,8 +86,9 @@ type RollupUsage struct {
 	Octets  uint64
 	Hits    uint64 // symptom occurrences (RollupSymptom only)
 	Merged  uint64
-	// Unscaled counts records of unknown sampling (RollupRecords cells).
-	Unscaled uint64
+	// Unscaled counts records of unknown sampling, Late those that
+	// reached the rollups after their horizon (RollupRecords cells).
+	Unscaled, Late uint64
 	// Sampled: some biflow was sampled; PacketSampled: packet-sampled.
 	Sampled, PacketSampled bool
 	// The estimator sums and variances (consolidate.Estimate).
@@ -113,6 +114,7 @@ func (u *RollupUsage) Add(o *RollupUsage) {
 	u.Hits = satAddU(u.Hits, o.Hits)
 	u.Merged = satAddU(u.Merged, o.Merged)
 	u.Unscaled = satAddU(u.Unscaled, o.Unscaled)
+	u.Late = satAddU(u.Late, o.Late)
 	u.Sampled = u.Sampled || o.Sampled
 	u.PacketSampled = u.PacketSampled || o.PacketSampled
 	u.EstBiflows += o.EstBiflows
@@ -536,7 +538,7 @@ func appendUsage(dst []byte, u *RollupUsage) []byte {
 		flags |= 2
 	}
 	dst = append(dst, flags)
-	for _, v := range [...]uint64{u.Biflows, u.Flows, u.Packets, u.Octets, u.Hits, u.Merged, u.Unscaled} {
+	for _, v := range [...]uint64{u.Biflows, u.Flows, u.Packets, u.Octets, u.Hits, u.Merged, u.Unscaled, u.Late} {
 		dst = binary.AppendUvarint(dst, v)
 	}
 	dst = binary.AppendVarint(dst, u.First)
@@ -553,7 +555,7 @@ func (r *rollupReader) usage(u *RollupUsage) {
 	flags := r.byte()
 	u.Sampled, u.PacketSampled = flags&1 != 0, flags&2 != 0
 	u.Biflows, u.Flows, u.Packets, u.Octets = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
-	u.Hits, u.Merged, u.Unscaled = r.uvarint(), r.uvarint(), r.uvarint()
+	u.Hits, u.Merged, u.Unscaled, u.Late = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
 	u.First = r.varint()
 	u.Last = u.First + r.varint()
 	if u.Sampled {

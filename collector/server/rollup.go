@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// Rollups at ingest: every committed record goes to a report.Roller,
+// whose new cells are written after each commit (a transaction of their
+// own, so a failure keeps them for the next one). At start the rollups
+// are rebuilt from the records when the store has none (written before
+// rollups existed), when the collector that kept them did not stop
+// cleanly, or when the rules, AS table or window changed; at shutdown
+// the Roller is flushed, so a stopped collector's rollups hold every
+// stored record.
+
+// rollupHold is how long, in wall-clock time, the rollups' horizon waits
+// for records that arrive out of end order (report.RollupConfig.Hold).
+const rollupHold = 2 * time.Minute
+
+// startRollups makes the Roller, rebuilding the rollups first when they
+// cannot be continued.
+func (s *Server) startRollups(ctx context.Context, st *store.Store) error {
+	cfg, src, err := report.LoadRollupConfig(s.cfg.Rules, s.cfg.AS)
+	if err != nil {
+		return fmt.Errorf("collector: rollups: %w", err)
+	}
+	s.rollSrc = src
+	meta, err := st.RollupMeta()
+	why := ""
+	switch {
+	case errors.Is(err, store.ErrNoRollups):
+		why = "the store has none"
+	case err != nil:
+		return err
+	case !meta.Clean:
+		why = "the collector that kept them did not stop cleanly"
+	case meta.Rules != cfg.RulesID || meta.AS != cfg.ASID || meta.Window != report.DefaultWindow:
+		why = "the rules, AS table or pairing window changed"
+	}
+	if why != "" {
+		t0 := time.Now()
+		if meta, err = report.Rebuild(ctx, st, cfg); err != nil {
+			return fmt.Errorf("collector: rebuilding the rollups: %w", err)
+		}
+		s.log.Info("rollups rebuilt from the stored records", "why", why, "records", meta.Records, "took", time.Since(t0).Round(time.Millisecond))
+	}
+	names, err := st.NameIndex()
+	if err != nil {
+		return err
+	}
+	anns, err := st.Announcements()
+	if err != nil {
+		return err
+	}
+	if cfg.MaxDuration, err = st.MaxDuration(); err != nil {
+		return err
+	}
+	cfg.Hold = rollupHold
+	s.roll = report.NewRoller(cfg, names, anns, &meta)
+	// Written at once: the meta now says unclean until the final flush.
+	return s.putRollups()
+}
+
+// feedRollups gives the records of a successful commit to the Roller;
+// wmu held. Names and sampling announcements committed with them are
+// reloaded first when reload says they may have changed.
+func (s *Server) feedRollups(list []*store.Encoded, reload bool) {
+	if reload {
+		if ix, err := s.st.NameIndex(); err == nil {
+			s.roll.SetNames(ix)
+		} else {
+			s.log.Error("rollups: names", "err", err)
+		}
+	}
+	if reload {
+		if a, err := s.st.Announcements(); err == nil {
+			s.roll.SetAnnouncements(a)
+		} else {
+			s.log.Error("rollups: sampling announcements", "err", err)
+		}
+	}
+	for _, e := range list {
+		if err := e.Each(func(r *flow.Record) { s.roll.Add(e.Origin, r) }); err != nil {
+			// Records this process encoded: a bug, not input.
+			s.log.Error("rollups: committed record unreadable", "err", err)
+		}
+	}
+	s.roll.Advance()
+	if err := s.putRollups(); err != nil && !errors.Is(err, store.ErrLocked) {
+		s.log.Error("rollups: write failed; kept for the next commit", "err", err)
+	}
+}
+
+// putRollups writes the Roller's new cells, merged with those a failed
+// write kept; wmu held (or before Run's loop).
+func (s *Server) putRollups() error {
+	d := s.roll.Take()
+	if s.rollKept != nil {
+		for res, cells := range d.Cells {
+			for k, c := range cells {
+				if o := s.rollKept.Cells[res][k]; o != nil {
+					o.Add(c)
+				} else {
+					s.rollKept.Cells[res][k] = c
+				}
+			}
+		}
+		s.rollKept.Meta = d.Meta
+		d = s.rollKept
+	}
+	if err := s.st.PutRollups(d); err != nil {
+		s.rollKept = d
+		return err
+	}
+	s.rollKept = nil
+	return nil
+}
+
+// stopRollups flushes the Roller at shutdown, after the final commit.
+func (s *Server) stopRollups() {
+	if s.roll == nil {
+		return
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.roll.Flush()
+	deadline := time.Now().Add(finalCommitWait)
+	for {
+		err := s.putRollups()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			s.log.Error("rollups not written at shutdown: rebuilt at the next start", "err", err)
+			return
+		}
+	}
+}
