@@ -61,6 +61,7 @@ type matcher struct {
 	// their companion bytes, firstP without (for the last firstDist
 	// bytes of a payload).
 	teddy, teddyFar *teddyMasks
+	teddyStart      *teddyMasks // the automata's first grams (restartTeddy)
 	farFrom         uint64
 	gkeys0          []uint64
 	gshift0, gmask0 uint32
@@ -247,6 +248,19 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 		m.teddy = newTeddy(sortedKeys32(l0))
+		var wg []uint32 // first grams of the automata's words
+		for k, ws := range [][]acWord{csw, ciw} {
+			for _, w := range ws {
+				if len(w.s) >= 3 {
+					for _, g := range variants(w.s[:3], k == 1) {
+						wg = append(wg, gram3(g))
+					}
+				}
+			}
+		}
+		if len(wg) > 0 && len(wg) <= teddyMaxGrams {
+			m.teddyStart = newTeddy(wg)
+		}
 		m.teddyFar = m.teddy
 		if len(far) < len(l0) {
 			m.teddyFar = newTeddy(far)
@@ -614,9 +628,11 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 	}
 	r := -1
 	if m.teddy != nil && len(p) >= teddyMin {
-		// Every position is tested: no odd tail to look after; the
-		// automata find their restart point themselves (r = -1).
+		// Every position is tested: no odd tail to look after.
 		m.scanTeddy(c, p, off, prevNL)
+		if m.teddyStart != nil {
+			r = m.restartTeddy(p)
+		}
 	} else if m.has3 {
 		n := len(p)
 		first := m.scan3(c, p, off, prevNL, max(n-m.maxWord+1, 0))

@@ -296,3 +296,39 @@ func (m *matcher) scanFirst(c *Counts, p []byte, off uint64, prevNL bool) {
 	}
 	m.shortAt(c, p, i, n, off, prevNL)
 }
+
+// restartTeddy is restart (over the union of both automata's word starts)
+// with the candidates of the teddyStart filter, for len(p) >= teddyMin: the
+// first position in the last maxWord-1 bytes whose gram starts a word, else
+// the last two bytes.
+func (m *matcher) restartTeddy(p []byte) int {
+	n := len(p)
+	lo := max(n-(m.maxWord-1), 0)
+	base := unsafe.Pointer(unsafe.SliceData(p))
+	var out [simdOut]uint32
+	i := min(lo, n-teddyMin)
+	for i+teddyMin <= n {
+		next, cnt := teddyScan(m.teddyStart, base, n, i, &out)
+		for _, q := range out[:cnt] {
+			if int(q) >= lo && m.startsAt(p, int(q)) {
+				return int(q)
+			}
+		}
+		i = next
+	}
+	if i < n-2 {
+		_, cnt := teddyScan(m.teddyStart, base, n, n-teddyMin, &out)
+		for _, q := range out[:cnt] {
+			if int(q) >= max(i, lo) && m.startsAt(p, int(q)) {
+				return int(q)
+			}
+		}
+	}
+	return max(n-2, lo)
+}
+
+// startsAt tells whether the gram at p[q:] may start an automaton word.
+func (m *matcher) startsAt(p []byte, q int) bool {
+	h := hash3(gram3(p[q:])) >> 16
+	return m.starts[h>>6]&(1<<(h&63)) != 0
+}
