@@ -32,6 +32,10 @@
 // Records are never too old: replays of captures, some with unset clocks,
 // export records from any time since 1970. A record without any time field is dated at
 // the export time. Other exporters' records are not affected.
+// Loss-ledger options (LedgerOptionsTemplate) are held to the same
+// standard: a total beyond MaxLedgerCount, more records than the
+// messages counted can carry, or a process start after the export time
+// make them implausible-ledger, dropped and counted.
 //
 // Hazards: the Append* functions and FlowEncoder append into caller-owned
 // slices and never retain them. Session.Decode returns records whose

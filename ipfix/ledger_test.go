@@ -45,3 +45,48 @@ func TestLedgerAndSpoolOptionsRoundTrip(t *testing.T) {
 		t.Fatalf("%d options records, want 2", st.OptionsRecords)
 	}
 }
+
+// TestImplausibleLedger: ledgers no exporting process can send (totals
+// beyond MaxLedgerCount, more records than the messages can carry, a
+// process started after the export time) are dropped and counted, and
+// do not replace the domain's last good ledger.
+func TestImplausibleLedger(t *testing.T) {
+	good := Ledger{SystemInit: 1_700_000_000_000, Messages: 10, Records: 500, Loss: flow.Loss{Queue: 7}}
+	msg := func(l Ledger) []byte {
+		b := AppendHeader(nil, Header{Domain: 3, ExportTime: 1_700_000_100})
+		b, s := AppendSetHeader(b, OptionsSetID)
+		b = AppendTemplate(b, LedgerOptionsTemplate(0))
+		b = FinishSet(b, s, 0)
+		b, s = AppendSetHeader(b, LedgerOptionsTemplateID)
+		b = AppendLedgerRecord(b, 3, &l)
+		b = FinishSet(b, s, 0)
+		if err := FinishMessage(b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sess := NewSession("test")
+	var got []Ledger
+	sess.OnOptions = func(_ uint32, o DomainOptions) {
+		if o.HaveLedger {
+			got = append(got, o.Ledger)
+		}
+	}
+	bad := []Ledger{
+		{SystemInit: good.SystemInit, Messages: 11, Records: 500, Loss: flow.Loss{Regulation: 1 << 60}},
+		{SystemInit: good.SystemInit, Messages: 1, Records: 20000},
+		{SystemInit: 1_700_000_100_000 + 2*3600*1000, Messages: 11, Records: 500},
+		{SystemInit: -5, Messages: 11, Records: 500},
+	}
+	for _, l := range append([]Ledger{good}, bad...) {
+		if _, _, err := sess.Decode(msg(l), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 1 || got[0] != good {
+		t.Fatalf("ledgers handed over: %+v, want only %+v", got, good)
+	}
+	if n := sess.Stats().Malformed[ReasonImplausibleLedger]; n != uint64(len(bad)) {
+		t.Fatalf("%d implausible ledgers counted, want %d", n, len(bad))
+	}
+}

@@ -33,6 +33,7 @@ const (
 	ReasonImplausibleCount                  // packets beyond MaxRecordPackets (or octets beyond 65535 × that)
 	ReasonImplausibleOctets                 // more octets than packets × 65535
 	ReasonImplausibleTime                   // start after end, or times outside the export time's window
+	ReasonImplausibleLedger                 // loss-ledger options no exporting process can send (see plausibleLedger)
 	NumReasons
 )
 
@@ -59,6 +60,7 @@ var reasonNames = [NumReasons]string{
 	"bad-scope-count", "zero-length-record", "truncated-record", "bad-varlen",
 	"data-without-template", "bad-subtemplatelist",
 	"implausible-count", "implausible-octets", "implausible-time",
+	"implausible-ledger",
 }
 
 func (r Reason) String() string {
@@ -1044,6 +1046,10 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			changed = true
 		}
 	}
+	if haveLedger && !s.plausibleLedger(&led) {
+		s.stats.Malformed[ReasonImplausibleLedger]++
+		haveLedger = false
+	}
 	if haveLedger && (!ds.opts.HaveLedger || ds.opts.Ledger != led) {
 		ds.opts.HaveLedger, ds.opts.Ledger = true, led
 		changed = true
@@ -1383,6 +1389,40 @@ func plausibleCounts(pkts, octs uint64, havePkts, haveOcts bool) Reason {
 		return ReasonImplausibleOctets
 	}
 	return 0
+}
+
+// MaxLedgerCount bounds each total of a loss ledger (ipfix.Ledger): 2^56
+// is 22 years at 100 million packets per second. Random bytes exceed it
+// 255 times in 256.
+const MaxLedgerCount = 1 << 56
+
+// maxRecordsPerMessage is the most data records a message can hold (4
+// bytes each at least, in 65535 bytes).
+const maxRecordsPerMessage = (65535 - HeaderLen) / 4
+
+// plausibleLedger says whether l, decoded from a message with export
+// time s.exportTime, can be an exporting process's statistics: no total
+// beyond MaxLedgerCount, no more records than the messages counted can
+// carry, a process start (when given) not after the export time (plus
+// MaxClockSkew). Garbage ledgers would otherwise inflate every report's
+// loss figures.
+func (s *Session) plausibleLedger(l *Ledger) bool {
+	counts := l.Loss.Counts()
+	for _, v := range append(counts[:], l.Messages, l.Records, l.RegulationChanges) {
+		if v > MaxLedgerCount {
+			return false
+		}
+	}
+	if l.Records > l.Messages*maxRecordsPerMessage {
+		return false
+	}
+	if l.SystemInit < 0 {
+		return false
+	}
+	if s.exportTime != 0 && l.SystemInit > int64(s.exportTime)*1000+MaxClockSkew.Milliseconds() {
+		return false
+	}
+	return true
 }
 
 // implausible returns the reason record r, decoded from a message with

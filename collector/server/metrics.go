@@ -41,25 +41,26 @@ func statsDelta(prev, cur collector.Stats) store.Stats {
 type metrics struct{ s *Server }
 
 var (
-	cMessages  = prometheus.NewDesc("mira_collector_messages_total", "IPFIX messages received.", nil, nil)
-	cRecords   = prometheus.NewDesc("mira_collector_records_total", "Flow records decoded.", nil, nil)
-	cLost      = prometheus.NewDesc("mira_collector_lost_records_total", "Records lost in transit, from IPFIX sequence numbers.", nil, nil)
-	cMalformed = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
-	cTemplates = prometheus.NewDesc("mira_collector_templates", "Templates currently known.", nil, nil)
-	cEvicted   = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters, held-names: names of origins that never sent a record).", []string{"kind"}, nil)
-	cSessions  = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
-	cStored    = prometheus.NewDesc("mira_collector_stored_records_total", "Records committed to the store.", nil, nil)
-	cStoreErrs = prometheus.NewDesc("mira_collector_store_errors_total", "Failed store commits.", nil, nil)
-	cSockDrops = prometheus.NewDesc("mira_collector_socket_drops_total", "UDP datagrams the kernel dropped: socket receive buffer full.", nil, nil)
-	cBusy      = prometheus.NewDesc("mira_collector_store_busy_total", "Commits deferred because another process held the store open.", nil, nil)
-	cDropped   = prometheus.NewDesc("mira_collector_dropped_records_total", "Records dropped because the store stayed unavailable too long.", nil, nil)
-	cPending   = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
-	cLoss      = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this collector started, the collector's own counted here.", []string{"stage"}, nil)
-	cDups      = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
+	cMessages    = prometheus.NewDesc("mira_collector_messages_total", "IPFIX messages received.", nil, nil)
+	cRecords     = prometheus.NewDesc("mira_collector_records_total", "Flow records decoded.", nil, nil)
+	cLost        = prometheus.NewDesc("mira_collector_lost_records_total", "Records lost in transit, from IPFIX sequence numbers.", nil, nil)
+	cMalformed   = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
+	cTemplates   = prometheus.NewDesc("mira_collector_templates", "Templates currently known.", nil, nil)
+	cEvicted     = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters, held-names: names of origins that never sent a record).", []string{"kind"}, nil)
+	cSessions    = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
+	cStored      = prometheus.NewDesc("mira_collector_stored_records_total", "Records committed to the store.", nil, nil)
+	cStoreErrs   = prometheus.NewDesc("mira_collector_store_errors_total", "Failed store commits.", nil, nil)
+	cSockDrops   = prometheus.NewDesc("mira_collector_socket_drops_total", "UDP datagrams the kernel dropped: socket receive buffer full.", nil, nil)
+	cBusy        = prometheus.NewDesc("mira_collector_store_busy_total", "Commits deferred because another process held the store open.", nil, nil)
+	cDropped     = prometheus.NewDesc("mira_collector_dropped_records_total", "Records dropped because the store stayed unavailable too long.", nil, nil)
+	cPending     = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
+	cLedgerStale = prometheus.NewDesc("mira_collector_ledgers_stale_total", "Ledger options older than one already taken (resent after a reconnect), ignored.", nil, nil)
+	cLoss        = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this collector started, the collector's own counted here.", []string{"stage"}, nil)
+	cDups        = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss, cLedgerStale} {
 		ch <- d
 	}
 }
@@ -94,9 +95,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n, m.s.duplicates
 	var loss flow.Loss
 	for _, l := range m.s.ledgerSeen {
-		loss.Add(l)
+		loss.Add(l.Loss)
 	}
+	backwards, full, stale := m.s.ledgerBackwards, m.s.ledgerFull, m.s.ledgerStale
 	m.s.mu.Unlock()
+	c(cMalformed, backwards, "ledger-backwards")
+	c(cMalformed, full, "ledger-overflow")
+	c(cLedgerStale, stale)
+	loss.Malformed += backwards + full
 	loss.Socket += st.SocketDrops
 	loss.Sequence += st.LostRecords
 	for _, n := range st.Malformed {

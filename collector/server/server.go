@@ -76,10 +76,15 @@ type Server struct {
 	// changed since the last commit; duplicates counts records dropped
 	// because their sequence number was already stored.
 	ledgers    map[ledgerKey]store.Ledger // received since the last commit
-	ledgerSeen map[ledgerKey]flow.Loss    // latest of every process since start (/metrics)
-	seqs       map[store.SeqOrigin]*store.SeqSet
-	dirtySeq   map[store.SeqOrigin]bool
-	duplicates uint64
+	ledgerSeen map[ledgerKey]ipfix.Ledger // latest of every process since start (/metrics, checks)
+	// ledgerStale counts ledgers older than one already taken (resent
+	// after a reconnect: ignored); ledgerBackwards those whose message
+	// count grew while another total shrank, and ledgerFull those of new
+	// processes beyond maxLedgers (both dropped as malformed).
+	ledgerStale, ledgerBackwards, ledgerFull uint64
+	seqs                                     map[store.SeqOrigin]*store.SeqSet
+	dirtySeq                                 map[store.SeqOrigin]bool
+	duplicates                               uint64
 
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
@@ -216,18 +221,8 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 		s.mu.Unlock()
 	}
 	if opts.HaveLedger {
-		l := opts.Ledger
-		so := store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}
 		s.mu.Lock()
-		if s.ledgers == nil {
-			s.ledgers = map[ledgerKey]store.Ledger{}
-		}
-		s.ledgers[ledgerKey{so, l.SystemInit}] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, Updated: time.Now()}
-		if s.ledgerSeen == nil {
-			s.ledgerSeen = map[ledgerKey]flow.Loss{}
-		}
-		s.ledgerSeen[ledgerKey{so, l.SystemInit}] = l.Loss
+		s.takeLedger(store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}, opts.Ledger)
 		s.mu.Unlock()
 	}
 	if s.st == nil {
@@ -248,6 +243,53 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// maxLedgers bounds the exporting processes whose ledgers a collector
+// follows (garbage with random process start times would otherwise grow
+// them without end).
+const maxLedgers = 4096
+
+// takeLedger adopts exporting process l's ledger from origin so when it
+// is newer than the last one and no total went backwards; s.mu held.
+func (s *Server) takeLedger(so store.Origin, l ipfix.Ledger) {
+	k := ledgerKey{so, l.SystemInit}
+	prev, seen := s.ledgerSeen[k]
+	switch {
+	case seen && l.Messages < prev.Messages:
+		s.ledgerStale++
+		return
+	case seen && ledgerBackwards(&prev, &l):
+		s.ledgerBackwards++
+		return
+	case !seen && len(s.ledgerSeen) >= maxLedgers:
+		s.ledgerFull++
+		return
+	}
+	if s.ledgers == nil {
+		s.ledgers = map[ledgerKey]store.Ledger{}
+	}
+	s.ledgers[k] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
+		Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, Updated: time.Now()}
+	if s.ledgerSeen == nil {
+		s.ledgerSeen = map[ledgerKey]ipfix.Ledger{}
+	}
+	s.ledgerSeen[k] = l
+}
+
+// ledgerBackwards says a total of b is below a's: one process's totals
+// never shrink.
+func ledgerBackwards(a, b *ipfix.Ledger) bool {
+	if b.Records < a.Records || b.RegulationChanges < a.RegulationChanges {
+		return true
+	}
+	ac, bc := a.Loss.Counts(), b.Loss.Counts()
+	for i := range ac {
+		if bc[i] < ac[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // maxHeld bounds the origins whose names wait for their first record.
@@ -408,22 +450,28 @@ func (s *Server) Run(ctx context.Context) error {
 	statsTick := time.NewTicker(5 * time.Second)
 	defer statsTick.Stop()
 	var saved collector.Stats
-	var savedDropped, savedHeld uint64
+	var savedDropped, savedHeld, savedBack, savedFull uint64
 	saveStats := func() {
 		cur := s.coll.Stats()
 		d := statsDelta(saved, cur)
 		s.mu.Lock()
-		dropped, held := s.dropped, s.heldDropped
+		dropped, held, back, full := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull
 		s.mu.Unlock()
 		d.Dropped = dropped - savedDropped
 		if held > savedHeld {
 			d.Evicted["held-names"] = held - savedHeld
 		}
+		if back > savedBack {
+			d.Malformed["ledger-backwards"] = back - savedBack
+		}
+		if full > savedFull {
+			d.Malformed["ledger-overflow"] = full - savedFull
+		}
 		if err := st.AddStats(d); err != nil {
 			s.log.Error("store stats", "err", err)
 			return
 		}
-		saved, savedDropped, savedHeld = cur, dropped, held
+		saved, savedDropped, savedHeld, savedBack, savedFull = cur, dropped, held, back, full
 	}
 	for {
 		select {

@@ -35,7 +35,8 @@ func ledgerKey(l *Ledger) []byte {
 }
 
 // PutLedgers stores ledgers, each replacing the one of the same origin
-// and process.
+// and process unless that one counts more messages (a resent older
+// ledger, after a reconnect, does not replace a newer one).
 func (s *Store) PutLedgers(ls []Ledger) error {
 	if len(ls) == 0 {
 		return nil
@@ -46,11 +47,18 @@ func (s *Store) PutLedgers(ls []Ledger) error {
 			return err
 		}
 		for i := range ls {
+			k := ledgerKey(&ls[i])
+			if old := b.Get(k); old != nil {
+				var o Ledger
+				if json.Unmarshal(old, &o) == nil && o.Messages > ls[i].Messages {
+					continue
+				}
+			}
 			v, err := json.Marshal(&ls[i])
 			if err != nil {
 				return err
 			}
-			if err := b.Put(ledgerKey(&ls[i]), v); err != nil {
+			if err := b.Put(k, v); err != nil {
 				return err
 			}
 		}
