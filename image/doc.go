@@ -150,11 +150,42 @@
 // templates go with its first record) and reads connected until an export
 // fails, so "exporting" then rests on the connected state alone.
 //
-// Limits: a new kernel that fails before it starts mira-init
-// boots again and again: neither loader gives a boot-once that survives a
-// power cycle here — SYSLINUX ignored a boot-once record written into
-// ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed through
-// mtools; the cause was not found), and systemd-boot's LoaderEntryOneShot is an EFI variable,
-// lost without NV storage; systemd-boot's boot counting (entries named
-// mira-b+1-0.conf) would bound it under UEFI and was not tried.
+// Before the loaders name the new slot, the probe reads the slot and the
+// kernel back from the disk (page cache dropped) and compares them with
+// what it received.
+//
+// A new slot that fails before mira-init starts (a kernel that panics,
+// a root that does not mount; panic=10 reboots):
+//   - UEFI: bounded by systemd-boot's boot counting. The trial entry is
+//     loader/entries/mira-X+1-0.conf and loader.conf's default names that
+//     file exactly; systemd-boot renames it mira-X+0-1.conf before it
+//     starts the kernel, so after one failed boot the default names no
+//     file and systemd-boot boots the first entry with tries left, the
+//     old slot's; its mira-init reports "did not reach mira-init" and
+//     points the default back at itself. A commit renames the entry to
+//     mira-X.conf. Checked in QEMU with systemd-boot 252 (OVMF):
+//     TestApplianceUpdate sends a slot whose root does not mount: one
+//     boot into it, then back on the old slot (2 reboots). A default of
+//     "mira-X*" matched the used-up entry too and booted it again and
+//     again (measured: tries done 1, 2, ...).
+//   - Legacy BIOS: not bounded; the new slot boots again and again until
+//     someone intervenes. SYSLINUX keeps no state across a reboot that
+//     MIRA could use: it ignored a boot-once record written into
+//     ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed
+//     through mtools; the cause was not found) and its configuration is
+//     read-only to it. A hardware watchdog armed before the kernel (some
+//     BIOSes can) would only repeat the same boot.
+//
+// # ISO
+//
+// `-o mira.iso` is not offered. The kernel could boot one (isofs, sr_mod,
+// loop and ahci are built in) and go-diskfs writes ISO9660 with El Torito
+// entries, but the appliance's design does not carry over: the root is a
+// squashfs partition named by PARTUUID, which a CD has not, so an ISO
+// needs the root as an initramfs (a cpio mira-init would run from), the
+// configuration read from the ISO or a second medium, no A/B slots or
+// updates, state only in RAM; legacy BIOS needs isolinux.bin (Debian
+// package isolinux, not installed here) and UEFI a FAT image with
+// systemd-boot and the kernel inside the ISO. That is a second boot path
+// to build and test; the raw image already boots from a USB stick.
 package image

@@ -98,25 +98,52 @@ func writeFileSync(name string, data []byte) error {
 }
 
 // setLoaders points both boot loaders at slot def, or at once for the
-// next boot when once is set. Neither loader gives a boot-once that
-// survives a power cycle here (SYSLINUX's ADV boot-once is not read when
-// ldlinux.sys was installed through mtools: checked in QEMU; systemd-boot's
-// LoaderEntryOneShot is an EFI variable, lost without NV storage), so the
-// trial slot is the default until mira-init of the trial slot points the
-// loaders back at the old slot, its first act after mounting /boot.
+// next boot when once is set.
+//
+// UEFI (systemd-boot): the trial slot's entry is written with a boot
+// counter, loader/entries/mira-X+1-0.conf, and loader.conf's default names
+// exactly that file. systemd-boot renames it to mira-X+0-1.conf before it
+// starts the kernel; if that boot never reaches mira-init (a kernel that
+// panics or hangs until the watchdog), the default then names no file and
+// systemd-boot takes the first entry that has tries left: the old slot's
+// (checked in QEMU with systemd-boot 252: one failed boot, then the old
+// slot; a default of "mira-X*" kept matching the used-up entry and booted
+// it again and again). Committed slots have entries without a counter.
+//
+// BIOS (SYSLINUX): no boot-once survives a reboot here (SYSLINUX ignored
+// a boot-once record in ldlinux.sys's ADV installed through mtools:
+// checked in QEMU), so the trial slot is syslinux.cfg's DEFAULT until
+// mira-init of the trial slot points it back at the old slot, its first
+// act after mounting /boot; a kernel that fails before that boots again
+// and again under BIOS.
 func setLoaders(def, once string) error {
 	s, err := readSlots()
 	if err != nil {
 		return err
 	}
-	next := def
+	next, entry := def, "mira-"+def+".conf"
 	if once != "" {
-		next = once
+		next, entry = once, trialEntry(once)
 	}
 	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(next, s.A.PartUUID, s.B.PartUUID))); err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default mira-%s.conf\ntimeout 0\neditor no\n", next)))
+	return writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default %s\ntimeout 0\neditor no\n", entry)))
+}
+
+// trialEntry is the name of a slot's systemd-boot entry on trial: one
+// try left, none done.
+func trialEntry(slot string) string { return "mira-" + slot + "+1-0.conf" }
+
+// slotEntries lists a slot's systemd-boot entries, counted or not.
+func slotEntries(slot string) []string {
+	dir := filepath.Join(bootDir, "loader", "entries")
+	plain := filepath.Join(dir, "mira-"+slot+".conf")
+	counted, _ := filepath.Glob(filepath.Join(dir, "mira-"+slot+"+*.conf"))
+	if _, err := os.Stat(plain); err == nil {
+		return append(counted, plain)
+	}
+	return counted
 }
 
 // startTrial runs at boot before the services: when this boot is the
@@ -141,6 +168,11 @@ func (u *updater) startTrial() {
 		u.message = fmt.Sprintf("slot %s did not run mira-probe healthy in its trial; back on slot %s", f, u.slot)
 	} else {
 		u.message = fmt.Sprintf("the update to slot %s did not reach mira-init; back on slot %s", t, u.slot)
+		// systemd-boot fell back here because the trial entry's try
+		// was used up: the default still names it.
+		if err := setLoaders(u.slot, ""); err != nil {
+			log.Printf("update: pointing the loaders at slot %s: %v", u.slot, err)
+		}
 	}
 	log.Printf("update: %s", u.message)
 	os.Remove(trialFile)
@@ -196,6 +228,25 @@ func (u *updater) commit() error {
 	b, _ := json.MarshalIndent(s, "", "  ")
 	if err := writeFileSync(slotsFile, append(b, '\n')); err != nil {
 		return err
+	}
+	// The entry loses its boot counter (as systemd-bless-boot does): the
+	// plain name is written first, the counted one removed after.
+	entries := slotEntries(u.slot)
+	plain := filepath.Join(bootDir, "loader", "entries", "mira-"+u.slot+".conf")
+	if len(entries) > 0 && entries[0] != plain {
+		b, err := os.ReadFile(entries[0])
+		if err != nil {
+			return err
+		}
+		if err := writeFileSync(plain, b); err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e != plain {
+				os.Remove(e)
+			}
+		}
+		unix.Sync()
 	}
 	if err := setLoaders(u.slot, ""); err != nil {
 		return err
@@ -343,6 +394,16 @@ func (u *updater) put(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, "kernel: %v", err)
 		return
 	}
+	// Read both back from the disk before the loaders name them.
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{dev, body[:rootSize]}, {kernel, body[rootSize:]}} {
+		if err := readBack(c.name, c.data); err != nil {
+			fail(http.StatusInternalServerError, "%v", err)
+			return
+		}
+	}
 	sl, err := readSlots()
 	if err != nil {
 		fail(http.StatusInternalServerError, "%v", err)
@@ -359,7 +420,12 @@ func (u *updater) put(w http.ResponseWriter, r *http.Request) {
 	for _, step := range []func() error{
 		func() error { return writeFileSync(slotsFile, append(b, '\n')) },
 		func() error {
-			return writeFileSync(filepath.Join(bootDir, "loader", "entries", "mira-"+target+".conf"), []byte(entry))
+			for _, e := range slotEntries(target) {
+				if err := os.Remove(e); err != nil {
+					return err
+				}
+			}
+			return writeFileSync(filepath.Join(bootDir, "loader", "entries", trialEntry(target)), []byte(entry))
 		},
 		func() error { return setLoaders(u.slot, target) },
 		func() error { return writeFileSync(trialFile, []byte(target+"\n")) },
@@ -379,6 +445,25 @@ func (u *updater) put(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(500 * time.Millisecond) // let the response leave
 		u.stop <- unix.LINUX_REBOOT_CMD_RESTART
 	}()
+}
+
+// readBack checks that name holds want, read from the disk: the page
+// cache's copy is dropped first (the data was synced).
+func readBack(name string, want []byte) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(f, got); err != nil {
+		return fmt.Errorf("reading back %s: %w", name, err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(want) {
+		return fmt.Errorf("reading back %s: it differs from what was written", name)
+	}
+	return nil
 }
 
 func writeDevice(dev string, data []byte) error {
