@@ -41,6 +41,18 @@
 // regular expressions run here). Triggers of 1 and 2 bytes have their own
 // loop, used only by databases that need it.
 //
+// On amd64 with AVX2 (simd.go, Go assembly) databases with at most 400
+// trigger grams take a vectorised path instead: a Teddy filter (Hyperscan's
+// shuffle over nibbles, 16 buckets filled greedily, 64 positions an
+// iteration with AVX-512) tests the gram at every position, each trigger
+// entered once by its least common 3-gram, and the survivors are looked up
+// in an exact table. Past the largest offset+depth window a filter without
+// the bounded triggers takes over. The bytes that 1- and 2-byte triggers
+// start with (at most four) are searched 32 at a time together with a
+// companion byte every match has (the common bits of a 2-byte trigger's
+// second byte, MPEG-TS's next sync byte 188 bytes on). Both paths count
+// the same (TestSIMDPathsAgree); the bitmap is the portable one.
+//
 // Across packets, literal patterns are followed by two Aho-Corasick DFAs
 // (case-sensitive and case-folded) over byte classes, with 16-bit tables
 // when they fit. The 8-byte State holds their two states. At the start of a

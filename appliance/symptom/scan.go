@@ -54,7 +54,7 @@ type matcher struct {
 	bidx      []uint32
 	lists     []cand
 	// Vectorised prefilters (simd.go), when haveSIMD: the Teddy filter
-	// over the grams at trigger offset 0 with its exact table of those
+	// over one gram of each trigger (rareGram) with its exact table of those
 	// grams; from stream offset farFrom on, teddyFar, without the grams
 	// of triggers whose window has ended. And the search for the bytes
 	// 1- and 2-byte triggers start with (at most four): firstC with
@@ -108,6 +108,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 	b2 := map[uint16][]uint32{}
 	b1 := map[uint8][]uint32{}
 	pins := map[uint64][]uint32{} // trigger position -> pinned entries
+	l0 := map[uint32][]uint64{}   // Teddy gram -> entry<<32 | its offset in the trigger
 	for i := range ents {
 		e := &ents[i]
 		if len(e.trig) == 0 {
@@ -139,6 +140,14 @@ func newMatcher(ents []entry) (*matcher, error) {
 		}
 		switch n := len(e.trig); {
 		case n >= 3:
+			// For the Teddy path: the trigger's least common gram.
+			d := rareGram(e.trig, e.nocase)
+			for _, g := range variants(e.trig[d:d+3], e.nocase) {
+				x := gram3(g)
+				if l := l0[x]; len(l) == 0 || l[len(l)-1] != uint64(i)<<32|uint64(d) {
+					l0[x] = append(l, uint64(i)<<32|uint64(d))
+				}
+			}
 			// Grams at trigger offsets 0 and 1, so the scan loop can test
 			// every other position. A 3-byte trigger's offset-1 gram is
 			// completed with every possible next byte; such a trigger at
@@ -220,24 +229,22 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 	}
-	l0 := map[uint32][]uint32{} // offset-0 gram -> its entries
-	for x, l := range buckets {
-		for _, v := range l {
-			if v&1 == 0 {
-				l0[x] = append(l0[x], v)
-			}
-		}
-	}
 	if haveSIMD && m.has3 && len(l0) <= teddyMaxGrams {
-		b0 := map[uint32]uint32{} // offset-0 gram -> bucket+1
-		for _, x := range sortedKeys32(l0) {
-			b0[x] = addBucket(l0[x])
+		b0 := map[uint32]uint32{} // gram -> bucket+1
+		for _, x := range sortedKeys32d(l0) {
+			for _, v := range l0[x] {
+				c := newCand(ents, uint32(v>>32)<<1)
+				c.d = uint32(v)
+				m.lists = append(m.lists, c)
+			}
+			m.bidx = append(m.bidx, uint32(len(m.lists)))
+			b0[x] = uint32(len(m.bidx) - 1)
 		}
 		var far []uint32
-		for _, x := range sortedKeys32(l0) {
+		for _, x := range sortedKeys32d(l0) {
 			bounded := true
 			for _, v := range l0[x] {
-				if e := &ents[v>>1]; e.hi == ^uint64(0) {
+				if e := &ents[v>>32]; e.hi == ^uint64(0) {
 					bounded = false
 				} else {
 					m.farFrom = max(m.farFrom, e.hi)
@@ -247,7 +254,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 				far = append(far, x)
 			}
 		}
-		m.teddy = newTeddy(sortedKeys32(l0))
+		m.teddy = newTeddy(sortedKeys32d(l0))
 		var wg []uint32 // first grams of the automata's words
 		for k, ws := range [][]acWord{csw, ciw} {
 			for _, w := range ws {
@@ -395,6 +402,15 @@ func log2(n int) int {
 		l++
 	}
 	return l
+}
+
+func sortedKeys32d(m map[uint32][]uint64) []uint32 {
+	keys := make([]uint32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func sortedKeys32u(m map[uint32]uint32) []uint32 {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -220,7 +221,7 @@ func shortCompanion(e *entry) companion {
 
 // scanTeddy is scan3 for payloads of at least teddyMin bytes: it tests
 // the gram at every position with the Teddy filter and looks the survivors
-// up in the table of grams at trigger offset 0. Unlike scan3's bitmap, the
+// up in the table of the triggers' chosen grams (rareGram). Unlike scan3's bitmap, the
 // Teddy filter does not hold the first grams of the automaton words, so it
 // cannot tell where they may restart (stream finds that out).
 func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
@@ -252,7 +253,7 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 	}
 }
 
-// verify0 looks the gram at p[i:] up in the table of trigger-offset-0
+// verify0 looks the gram at p[i:] up in the table of the triggers' chosen
 // grams and tries its candidates.
 func (m *matcher) verify0(c *Counts, p []byte, i int, off uint64, prevNL bool) {
 	x := gram3(p[i:])
@@ -331,4 +332,42 @@ func (m *matcher) restartTeddy(p []byte) int {
 func (m *matcher) startsAt(p []byte, q int) bool {
 	h := hash3(gram3(p[q:])) >> 16
 	return m.starts[h>>6]&(1<<(h&63)) != 0
+}
+
+// byteWeight estimates how common a byte is in traffic (text above all):
+// a trigger is looked up by its gram whose weights' product is least.
+func byteWeight(b byte, nocase bool) int {
+	switch {
+	case b == ' ':
+		return 10
+	case b >= 'a' && b <= 'z':
+		return 8
+	case b >= 'A' && b <= 'Z':
+		if nocase {
+			return 8
+		}
+		return 3
+	case b == 0:
+		return 8
+	case b == '\r' || b == '\n' || b == 0xFF:
+		return 4
+	case b >= '0' && b <= '9', strings.IndexByte(".,;:/=<>\"'-_()", b) >= 0:
+		return 3
+	case b > ' ' && b < 0x7F:
+		return 2
+	}
+	return 1
+}
+
+// rareGram is the offset of a trigger's least common 3-gram (see
+// byteWeight); the first of equals.
+func rareGram(t []byte, nocase bool) int {
+	best, bw := 0, -1
+	for d := 0; d+3 <= len(t); d++ {
+		w := byteWeight(t[d], nocase) * byteWeight(t[d+1], nocase) * byteWeight(t[d+2], nocase)
+		if bw < 0 || w < bw {
+			best, bw = d, w
+		}
+	}
+	return best
 }

@@ -90,7 +90,7 @@ func collect(scan func(i int) (int, int), out *[simdOut]uint32, start, n, min in
 	return l, i
 }
 
-// TestTeddyPassesEveryTrigger: every offset-0 gram of the database passes
+// TestTeddyPassesEveryTrigger: every chosen trigger gram of the database passes
 // the Teddy filter (a gram it dropped would lose matches).
 func TestTeddyPassesEveryTrigger(t *testing.T) {
 	for _, db := range []*DB{Default(), mustParse(t, string(workload.YAML(workload.Patterns(100))))} {
