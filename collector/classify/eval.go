@@ -2,6 +2,7 @@ package classify
 
 import (
 	"fmt"
+	"maps"
 	"math"
 
 	"github.com/expr-lang/expr"
@@ -81,7 +82,10 @@ func clampInt(v uint64) int {
 
 // env fills an evaluation environment for b.
 func (r *Rules) env(b *Input, pair map[string]int) map[string]any {
-	env := r.newEnv()
+	env := maps.Clone(r.proto)
+	if env == nil {
+		env = r.newEnv()
+	}
 	syms := make(map[string]int, len(b.Symptoms))
 	total := 0
 	for name, n := range b.Symptoms {

@@ -68,6 +68,9 @@ type Rules struct {
 	file    string
 	rules   []Rule
 	symVars []string // identifiers that name symptoms
+	// proto is the environment with every name at its zero value;
+	// each evaluation starts from a copy (cheaper than building it).
+	proto   map[string]any
 	usePair bool
 }
 
@@ -233,6 +236,7 @@ func Parse(name string, data []byte) (*Rules, error) {
 		r.symVars = append(r.symVars, s)
 	}
 	proto := r.newEnv()
+	r.proto = r.newEnv()
 	for i, p := range ps {
 		prog, err := expr.Compile(p.when, r.options(proto)...)
 		if err != nil {

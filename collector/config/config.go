@@ -37,6 +37,13 @@ type Collector struct {
 		MaxAge  time.Duration `yaml:"max_age"`
 		MaxSize int64         `yaml:"max_size"`
 	} `yaml:"retention"`
+	// Rollups are the usage totals kept at ingest (collector/store
+	// rollup.go), each resolution with its own retention (0: forever).
+	Rollups struct {
+		Enabled bool          `yaml:"enabled"`
+		Minute  time.Duration `yaml:"minute_retention"`
+		Hour    time.Duration `yaml:"hour_retention"`
+	} `yaml:"rollups"`
 	Metrics Listen `yaml:"metrics"`
 	Log     Log    `yaml:"log"`
 	// Forward re-exports the consolidated biflows (RFC 5103 IPFIX) to

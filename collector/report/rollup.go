@@ -150,29 +150,64 @@ type pastHorizon struct {
 }
 
 type heldRecord struct {
+	o store.Origin
+	r flow.Record
+}
+
+// recHeap orders the held records by start, then arrival: small
+// entries in the heap, the records in a slab whose slots are reused.
+type recHeap struct {
+	h    []heapEntry
+	slab []heldRecord
+	free []int32
+}
+
+type heapEntry struct {
 	first int64
 	seq   uint64
-	o     store.Origin
-	r     flow.Record
+	slot  int32
 }
 
-type recHeap []heldRecord
-
-func (h recHeap) Len() int { return len(h) }
-func (h recHeap) Less(i, j int) bool {
-	if h[i].first != h[j].first {
-		return h[i].first < h[j].first
+func (h *recHeap) Len() int { return len(h.h) }
+func (h *recHeap) Less(i, j int) bool {
+	if h.h[i].first != h.h[j].first {
+		return h.h[i].first < h.h[j].first
 	}
-	return h[i].seq < h[j].seq
+	return h.h[i].seq < h.h[j].seq
 }
-func (h recHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *recHeap) Push(x any)   { *h = append(*h, x.(heldRecord)) }
+func (h *recHeap) Swap(i, j int) { h.h[i], h.h[j] = h.h[j], h.h[i] }
+func (h *recHeap) Push(x any)    { h.h = append(h.h, x.(heapEntry)) }
 func (h *recHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = heldRecord{}
-	*h = old[:len(old)-1]
+	x := h.h[len(h.h)-1]
+	h.h = h.h[:len(h.h)-1]
 	return x
+}
+
+// add holds a copy of r (its symptoms too).
+func (h *recHeap) add(o store.Origin, r *flow.Record, seq uint64) {
+	var slot int32
+	if n := len(h.free); n > 0 {
+		slot = h.free[n-1]
+		h.free = h.free[:n-1]
+	} else {
+		slot = int32(len(h.slab))
+		h.slab = append(h.slab, heldRecord{})
+	}
+	x := &h.slab[slot]
+	syms := x.r.Symptoms[:0]
+	x.o, x.r = o, *r
+	x.r.Symptoms = append(syms, r.Symptoms...)
+	heap.Push(h, heapEntry{r.First, seq, slot})
+}
+
+// first returns the start of the earliest held record.
+func (h *recHeap) first() int64 { return h.h[0].first }
+
+// take removes the earliest record; it stays valid until the next add.
+func (h *recHeap) take() *heldRecord {
+	e := heap.Pop(h).(heapEntry)
+	h.free = append(h.free, e.slot)
+	return &h.slab[e.slot]
 }
 
 // NewRoller returns a Roller. names and anns are the store's names and
@@ -239,10 +274,8 @@ func (r *Roller) Add(o store.Origin, rec *flow.Record) {
 		r.feed(o, rec, true)
 		return
 	}
-	h := heldRecord{first: rec.First, seq: r.seq, o: o, r: *rec}
-	h.r.Symptoms = append([]flow.SymptomCount(nil), rec.Symptoms...)
+	r.buf.add(o, rec, r.seq)
 	r.seq++
-	heap.Push(&r.buf, h)
 }
 
 // horizon is the start before which every record has arrived.
@@ -287,8 +320,8 @@ func (r *Roller) Advance() {
 			r.past = r.past[n-1:]
 		}
 	}
-	for len(r.buf) > 0 && r.buf[0].first < t {
-		h := heap.Pop(&r.buf).(heldRecord)
+	for r.buf.Len() > 0 && r.buf.first() < t {
+		h := r.buf.take()
 		r.feed(h.o, &h.r, false)
 	}
 	if t > r.fed {
@@ -453,8 +486,8 @@ func (r *Roller) account(b *Biflow) {
 // classifies every biflow (the end of the input: a collector stopping,
 // the end of a rebuild).
 func (r *Roller) Flush() {
-	for len(r.buf) > 0 {
-		h := heap.Pop(&r.buf).(heldRecord)
+	for r.buf.Len() > 0 {
+		h := r.buf.take()
 		r.feed(h.o, &h.r, false)
 	}
 	r.c.Flush()
@@ -467,7 +500,7 @@ func (r *Roller) Flush() {
 
 // Held returns how many records wait for the horizon and how many
 // biflows for their pair context (memory the rollups hold).
-func (r *Roller) Held() (records, biflows int) { return len(r.buf), len(r.wait) }
+func (r *Roller) Held() (records, biflows int) { return r.buf.Len(), len(r.wait) }
 
 // Take returns what was added since the previous Take, with the meta
 // that describes the rollups once it is stored.

@@ -22,7 +22,7 @@ import (
 
 // rollupHold is how long, in wall-clock time, the rollups' horizon waits
 // for records that arrive out of end order (report.RollupConfig.Hold).
-const rollupHold = 2 * time.Minute
+const rollupHold = 10 * time.Second
 
 // startRollups makes the Roller, rebuilding the rollups first when they
 // cannot be continued.

@@ -369,8 +369,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.seqs = seqs
 	s.mu.Unlock()
-	if err := s.startRollups(ctx, st); err != nil {
-		return err
+	if s.cfg.Rollups.Enabled {
+		if err := s.startRollups(ctx, st); err != nil {
+			return err
+		}
 	}
 	if err := s.startForward(); err != nil {
 		return err
@@ -534,6 +536,19 @@ func (s *Server) retention() {
 			s.log.Error("retention by age", "err", err)
 		} else if n > 0 {
 			s.log.Info("retention: pruned old records", "chunks", n, "max_age", r.MaxAge)
+		}
+	}
+	for _, x := range []struct {
+		res time.Duration
+		max time.Duration
+	}{{store.RollupMinute, s.cfg.Rollups.Minute}, {store.RollupHour, s.cfg.Rollups.Hour}} {
+		if x.max <= 0 {
+			continue
+		}
+		if n, err := s.st.PruneRollups(x.res, time.Now().Add(-x.max)); err != nil {
+			s.log.Error("retention of rollups", "err", err)
+		} else if n > 0 {
+			s.log.Info("retention: pruned old rollups", "cells", n, "resolution", x.res, "max_age", x.max)
 		}
 	}
 	if r.MaxSize > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -246,11 +247,28 @@ type RollupDelta struct {
 // PutRollups adds d's cells to the stored ones and replaces the meta, in
 // one transaction.
 func (s *Store) PutRollups(d *RollupDelta) error {
-	meta, err := json.Marshal(&d.Meta)
-	if err != nil {
-		return err
-	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		// Retention (PruneRollups) may have pruned since the writer
+		// read the meta: the later bound stays.
+		m := d.Meta
+		m.PrunedBefore = maps.Clone(d.Meta.PrunedBefore)
+		if v := tx.Bucket(bucketMeta).Get(keyRollupMeta); v != nil {
+			var old RollupMeta
+			if err := json.Unmarshal(v, &old); err == nil {
+				for res, t := range old.PrunedBefore {
+					if m.PrunedBefore == nil {
+						m.PrunedBefore = map[string]int64{}
+					}
+					if cur, ok := m.PrunedBefore[res]; !ok || t > cur {
+						m.PrunedBefore[res] = t
+					}
+				}
+			}
+		}
+		meta, err := json.Marshal(&m)
+		if err != nil {
+			return err
+		}
 		for res, cells := range d.Cells {
 			name, err := rollupBucket(res)
 			if err != nil {
@@ -615,4 +633,22 @@ func (s *Store) MaxDuration() (int64, error) {
 		return nil
 	})
 	return d, err
+}
+
+// RollupSize returns the cells kept at resolution res and the bytes
+// their pages hold (bbolt's in-use leaf and branch bytes).
+func (s *Store) RollupSize(res time.Duration) (cells int, bytes int64, err error) {
+	name, err := rollupBucket(res)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(name); b != nil {
+			st := b.Stats()
+			cells = st.KeyN
+			bytes = int64(st.LeafInuse + st.BranchInuse)
+		}
+		return nil
+	})
+	return cells, bytes, err
 }
