@@ -35,5 +35,19 @@
 // An operator override (Options.Overrides, --sampling) wins over both.
 //
 // Build keeps every record in memory; reports over very large ranges should
-// narrow the time range.
+// narrow the time range or use the rollups.
+//
+// # Rollups
+//
+// A Roller, fed the records as the collector stores them, runs them
+// through the same consolidation in start order behind a horizon and
+// adds every completed, named and classified biflow to a per-minute and
+// a per-hour cell of the store (store.RollupCell: aggregate × category
+// × probe × AS, with per-symptom totals and the estimators' sums and
+// variances). FromRollups (Params.Source "rollups", or "auto") answers
+// the usage table and summary from the cells: the biflows that started
+// in [From, To), as the report over all the records gives them. The
+// Roller's documentation states the exactness rule; Rebuild makes the
+// rollups of a store from its records. Listings page with
+// Options.Offset and Limit (Summary.NextOffset).
 package report

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -132,6 +133,39 @@ func API(cfg APIConfig) http.Handler {
 			return err
 		}
 		return rep.Write(buf, p.Format)
+	}))
+	// /api/rollups says whether the rollups answer the report the
+	// parameters describe, and its span: what a client needs before it
+	// asks a report with source=rollups or auto (the web UI's time range).
+	mux.HandleFunc("/api/rollups", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
+		var p report.Params
+		fs := flag.NewFlagSet("/api/rollups", flag.ContinueOnError)
+		p.Register(fs)
+		if err := parseParams(fs, args); err != nil {
+			return err
+		}
+		if err := p.Check(); err != nil {
+			return err
+		}
+		type answer struct {
+			Available bool               `json:"available"`
+			Reason    string             `json:"reason,omitempty"`
+			Rollup    *report.RollupInfo `json:"rollup,omitempty"`
+			First     *report.Timestamp  `json:"first,omitempty"`
+			Last      *report.Timestamp  `json:"last,omitempty"`
+		}
+		var a answer
+		rep, err := report.FromRollups(ctx, st, &p, cfg.Rollups)
+		var re *report.RollupError
+		switch {
+		case errors.As(err, &re):
+			a.Reason = re.Reason
+		case err != nil:
+			return err
+		default:
+			a.Available, a.Rollup, a.First, a.Last = true, rep.Summary.Rollup, rep.Summary.First, rep.Summary.Last
+		}
+		return json.NewEncoder(buf).Encode(a)
 	}))
 	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
 		var sel report.Selection

@@ -42,6 +42,12 @@
 // and a record is named by the announcement in force for its origin at
 // its end time. Stores of schema version 1 kept one merged set of names
 // (meta "names"); it still names origins that have none of their own.
+// Rollups (schema version 3, rollup.go) are usage cells per minute and
+// per hour that collector/report's Roller keeps as records are stored
+// (PutRollups, Rollups, PruneRollups, RollupMeta); a report over a long
+// range reads them instead of every record. Cells are versioned by a
+// leading byte; a store without them (written by an older version) is
+// read as before and gets them from a rebuild.
 // Retention: PruneBefore (by age) and PruneToSize (by data size) delete
 // the oldest chunks; freed pages are reused, and CompactFile rewrites a
 // closed store to give the space back. Records that fail to

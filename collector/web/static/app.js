@@ -157,6 +157,14 @@
     let from = q.get("from") ? Date.parse(normTime(q.get("from"))) : NaN;
     let to = q.get("to") ? Date.parse(normTime(q.get("to"))) : NaN;
     if (isFinite(from) && isFinite(to)) return [from, to];
+    // The rollups know the span at once when they hold every record
+    // (a scan of 10 M records takes seconds); else the probes' scan.
+    const r = await api("/api/rollups", apiParams({}));
+    if (r.available && r.rollup.complete && !r.rollup.late_records) {
+      if (!isFinite(from) && r.first) from = Date.parse(r.first);
+      if (!isFinite(to) && r.last) to = Date.parse(r.last);
+      return [from, to];
+    }
     const pp = {};
     if (q.get("from")) pp.from = q.get("from");
     if (q.get("to")) pp.to = q.get("to");
@@ -256,7 +264,7 @@
     // chart's, and summed by category the table's.
     const [from, to] = await range();
     const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 72) : 60;
-    const series = await api("/api/report", apiParams({ by: "category", limit: "1", bucket: step + "s" }));
+    const series = await api("/api/report", apiParams({ by: "category", limit: "1", bucket: step + "s", source: "auto" }));
     const s = series.summary;
     const byCat = sumRows(series.usage, "category");
     current = {
@@ -354,7 +362,7 @@
     const my = seq;
     const q = state();
     const by = q.get("by") || "aggregate,category";
-    const rep = await api("/api/report", apiParams({ by, limit: "1" }));
+    const rep = await api("/api/report", apiParams({ by, limit: "1", source: "auto" }));
     const cols = usageColumns(by);
     current = { columns: cols, rows: rep.usage, json: rep };
     const sel = el("select", { id: "by", onchange: ev => go({ by: ev.target.value }) },
@@ -415,7 +423,7 @@
     const my = seq;
     const [from, to] = await range();
     const step = isFinite(from) && isFinite(to) ? bucketFor(from, to, 36) : 60;
-    const heat = await api("/api/report", apiParams({ by: "symptom", limit: "1", bucket: step + "s" }));
+    const heat = await api("/api/report", apiParams({ by: "symptom", limit: "1", bucket: step + "s", source: "auto" }));
     const tot = { usage: sumRows(heat.usage, "symptom") };
     const cols = [{ key: "symptom", label: "Symptom", fmt: r => drill(r.symptom, { view: "explorer", symptom: r.symptom }) },
       { key: "biflows", label: "Biflows", num: true, metric: "biflows" }, { key: "hits", label: "Hits", num: true, metric: "hits" },
