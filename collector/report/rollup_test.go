@@ -391,3 +391,53 @@ func TestRollupsRefuse(t *testing.T) {
 		t.Errorf("plain report: %v", err)
 	}
 }
+
+// TestRollupsLateRecords checks that a record arriving after the horizon
+// passed its start is counted late, in the meta and in its range, and
+// that --source auto then answers from the records, rollups otherwise.
+func TestRollupsLateRecords(t *testing.T) {
+	d := rollupStores[0]
+	d.conns = 400
+	s, arrivals := writeRollupStore(t, d, 5)
+	rules := classify.Default()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	cfg := RollupConfig{Rules: rules, RulesID: src.RulesID}
+	names, _ := s.NameIndex()
+	ro := NewRoller(cfg, names, nil, nil)
+	// The earliest record last: it arrives hours after its start.
+	early := 0
+	for i := range arrivals {
+		if arrivals[i].Record.First < arrivals[early].Record.First {
+			early = i
+		}
+	}
+	for i := range arrivals {
+		if i != early {
+			ro.Add(arrivals[i].Origin, &arrivals[i].Record)
+			ro.Advance()
+		}
+	}
+	ro.Add(arrivals[early].Origin, &arrivals[early].Record)
+	ro.Flush()
+	if err := s.PutRollups(ro.Take()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.RollupMeta()
+	if err != nil || m.Late != 1 || m.Records != uint64(len(arrivals)) {
+		t.Fatalf("meta %+v, %v: want 1 late of %d", m, err, len(arrivals))
+	}
+	p := rollupParams(t, "--source", "auto")
+	opts := p.Options()
+	opts.Rules = rules
+	rep, err := p.Report(context.Background(), s, opts, src)
+	if err != nil || rep.Summary.Rollup != nil {
+		t.Fatalf("auto with a late record answered from the rollups (%v)", err)
+	}
+	// A later hour holds no late record: auto answers from the rollups.
+	from := time.Unix(0, rollupT0).Add(2 * time.Hour).UTC()
+	p = rollupParams(t, "--source", "auto", "--from", from.Format(time.RFC3339), "--to", from.Add(time.Hour).Format(time.RFC3339))
+	rep, err = p.Report(context.Background(), s, opts, src)
+	if err != nil || rep.Summary.Rollup == nil || rep.Summary.Rollup.Late != 0 || !rep.Summary.Rollup.Complete {
+		t.Fatalf("auto over a range without late records: %+v, %v", rep.Summary.Rollup, err)
+	}
+}

@@ -117,3 +117,67 @@ func TestAPIByApp(t *testing.T) {
 		t.Errorf("usage by app %v: want Example (the server's list) 1, www.youtube.com 1, unknown 3", got)
 	}
 }
+
+// TestAPIRollups checks /api/rollups and /api/report's source: the
+// rollups answer what they can (with their span), say why not
+// otherwise, and auto falls back to the records.
+func TestAPIRollups(t *testing.T) {
+	db := reporttest.DB(t)
+	st, err := store.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg, src, err := report.LoadRollupConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Rebuild(context.Background(), st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(API(APIConfig{Store: st, Rules: cfg.Rules, Rollups: src}))
+	defer srv.Close()
+	get := func(path string, v any) int {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode
+	}
+	var a struct {
+		Available bool
+		Reason    string
+		Rollup    *report.RollupInfo
+		First     *report.Timestamp
+	}
+	if code := get("/api/rollups", &a); code != 200 || !a.Available || a.Rollup == nil || !a.Rollup.Complete || a.First == nil {
+		t.Fatalf("/api/rollups: %d %+v", code, a)
+	}
+	a = struct {
+		Available bool
+		Reason    string
+		Rollup    *report.RollupInfo
+		First     *report.Timestamp
+	}{}
+	if code := get("/api/rollups?host=192.0.2.1", &a); code != 200 || a.Available || !strings.Contains(a.Reason, "--host") {
+		t.Fatalf("/api/rollups with --host: %d %+v", code, a)
+	}
+	var rr, rec, auto report.Report
+	get("/api/report?source=rollups&by=category", &rr)
+	get("/api/report?by=category", &rec)
+	get("/api/report?source=auto&by=category&host=192.0.2.1", &auto)
+	if rr.Summary.Rollup == nil || len(rr.Biflows) != 0 || rr.Summary.Biflows != rec.Summary.Biflows || rr.Summary.Octets != rec.Summary.Octets {
+		t.Fatalf("source=rollups: %+v; records: %d biflows %d bytes", rr.Summary, rec.Summary.Biflows, rec.Summary.Octets)
+	}
+	if auto.Summary.Rollup != nil || len(auto.Biflows) == 0 {
+		t.Fatalf("source=auto with --host answered from the rollups")
+	}
+	var e map[string]string
+	if code := get("/api/report?source=rollups&host=192.0.2.1", &e); code != 400 || !strings.Contains(e["error"], "rollups cannot answer") {
+		t.Fatalf("source=rollups with --host: %d %v", code, e)
+	}
+}
