@@ -200,8 +200,8 @@ type domainState struct {
 }
 
 // sentWords covers the template ids MIRA uses, up to the last flow
-// template with application metadata (ipfix.AppTemplateBase + 383).
-const sentWords = (ipfix.AppTemplateBase+384-ipfix.MinDataSetID)/64 + 1
+// template with application metadata (ipfix.LastTemplateID).
+const sentWords = (ipfix.LastTemplateID-ipfix.MinDataSetID)/64 + 1
 
 func (d *domainState) isSent(id uint16) bool {
 	i := int(id) - ipfix.MinDataSetID

@@ -93,7 +93,8 @@ func checkIpfixDump(t *testing.T, out string, recs []flow.Record, options int) {
 func checkAppElements(t *testing.T, out string) {
 	t.Helper()
 	for _, ie := range []string{`httpRequestHost : \(len: 20\) www\.example\.org:8080\n`, `tlsServerName : \(len: 16\) mail\.example\.net\n`,
-		`tlsAlpnList : \(len: 7\) smtp,h2\n`, `dnsQueryName : \(len: 15\) www\.example\.com\n`, `dnsResponseCode : 3\n`} {
+		`tlsAlpnList : \(len: 7\) smtp,h2\n`, `dnsQueryName : \(len: 15\) www\.example\.com\n`, `dnsResponseCode : 3\n`,
+		`ftpDataPortList : \(len: 14\) 50126,50127,20\n`} {
 		if !regexp.MustCompile(ie).MatchString(out) {
 			t.Errorf("ipfixDump shows no %q", ie)
 		}

@@ -128,6 +128,72 @@ type App struct {
 	// DNSRcode is a DNS response's code, when DNSResponse is set.
 	DNSRcode    uint8
 	DNSResponse bool
+	// FTPData lists the data ports an FTP control direction announced
+	// (the client's PORT and EPRT, the server's 227 and 229 replies):
+	// decimal, comma-joined, in order, without repeats, at most
+	// MaxFTPData bytes (later ports are left out).
+	FTPData string
+}
+
+// MaxFTPData bounds App.FTPData (the IPFIX and store encodings of a name).
+const MaxFTPData = 254
+
+// FTPDataPorts calls fn with each port of a's FTPData list.
+func (a *App) FTPDataPorts(fn func(port uint16)) {
+	s := a.FTPData
+	for s != "" {
+		i := strings.IndexByte(s, ',')
+		f := s
+		if i >= 0 {
+			f, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		n := 0
+		for j := 0; j < len(f) && n <= 0xffff; j++ {
+			if f[j] < '0' || f[j] > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int(f[j]-'0')
+		}
+		if n > 0 && n <= 0xffff {
+			fn(uint16(n))
+		}
+	}
+}
+
+// AddFTPData adds port to a list in App.FTPData's form unless it is
+// there already or the list would grow past MaxFTPData.
+func AddFTPData(list string, port uint16) string {
+	var buf [5]byte
+	i := len(buf)
+	for n := port; ; n /= 10 {
+		i--
+		buf[i] = byte('0' + n%10)
+		if n < 10 {
+			break
+		}
+	}
+	p := string(buf[i:])
+	for s := list; s != ""; {
+		f := s
+		if j := strings.IndexByte(s, ','); j >= 0 {
+			f, s = s[:j], s[j+1:]
+		} else {
+			s = ""
+		}
+		if f == p {
+			return list
+		}
+	}
+	if list == "" {
+		return p
+	}
+	if len(list)+1+len(p) > MaxFTPData {
+		return list
+	}
+	return list + "," + p
 }
 
 // IsZero reports whether nothing was found.

@@ -84,6 +84,7 @@ const (
 	opALPN
 	opDNSName
 	opDNSRcode
+	opFTPData
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -98,14 +99,20 @@ const (
 	numVariants = 1 << 7 // variants without application metadata
 	// Application metadata: the four names, and a DNS response's code.
 	// Their templates take ids from AppTemplateBase on.
-	varApp      = 1 << 7
-	varRcode    = 1 << 8
-	allVariants = 1 << 9
+	varApp   = 1 << 7
+	varRcode = 1 << 8
+	// FTP data ports announced on a control connection.
+	varFTP      = 1 << 9
+	allVariants = 1 << 10
 )
 
 // AppTemplateBase is the first id of the flow templates of records with
-// application metadata: AppTemplateBase + variant - 128.
-const AppTemplateBase = 512
+// application metadata: AppTemplateBase + variant - 128. LastTemplateID
+// is the highest flow template id.
+const (
+	AppTemplateBase = 512
+	LastTemplateID  = AppTemplateBase + allVariants - numVariants - 1
+)
 
 // templateID is the id of variant v's flow template.
 func templateID(v int) uint16 {
@@ -205,6 +212,9 @@ func variant(r *flow.Record) int {
 	if a.DNSResponse {
 		v |= varRcode
 	}
+	if a.FTPData != "" {
+		v |= varFTP
+	}
 	return v
 }
 
@@ -288,6 +298,9 @@ func (e *FlowEncoder) build(v int) *encTemplate {
 	}
 	if v&varRcode != 0 {
 		add(opDNSRcode, MIRADNSResponseCode, p, 1)
+	}
+	if v&varFTP != 0 {
+		add(opFTPData, MIRAFTPDataPorts, p, VarLen)
 	}
 	if v&varSym != 0 {
 		add(opSymptoms, IESubTemplateList, 0, VarLen)
@@ -390,6 +403,8 @@ func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
 			b = appendName(b, r.App.DNSName)
 		case opDNSRcode:
 			b = append(b, r.App.DNSRcode)
+		case opFTPData:
+			b = appendName(b, r.App.FTPData)
 		}
 	}
 	return b

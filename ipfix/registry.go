@@ -181,6 +181,10 @@ const (
 	// changes (state or rate; LedgerOptionsTemplate): announcements of
 	// a sampling rate cannot tell them all (shedding keeps the rate).
 	MIRARegulationChanges = 29
+	// MIRAFTPDataPorts lists the data ports an FTP control connection's
+	// direction announced (PORT, EPRT, 227, 229), decimal and
+	// comma-joined (flow.App.FTPData).
+	MIRAFTPDataPorts = 30
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -279,6 +283,7 @@ var Registry = []IE{
 	{ID: MIRADNSResponseCode, MIRA: true, Name: "dnsResponseCode", Type: Unsigned8, Semantics: Identifier, Length: 1},
 	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
 	{ID: MIRARegulationChanges, MIRA: true, Name: "regulationChangeTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRAFTPDataPorts, MIRA: true, Name: "ftpDataPortList", Type: String, Semantics: Default, Length: VarLen},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

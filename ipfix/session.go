@@ -815,6 +815,8 @@ func miraOp(f Field) op {
 		return opDNSName
 	case MIRADNSResponseCode:
 		return lenOp(num, opDNSRcode)
+	case MIRAFTPDataPorts:
+		return opFTPData
 	}
 	return opSkip
 }
@@ -1211,6 +1213,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			r.App.DNSName = s.appName(v)
 		case opDNSRcode:
 			r.App.DNSResponse, r.App.DNSRcode = true, uint8(uintN(v))
+		case opFTPData:
+			r.App.FTPData = s.ftpData(v)
 		}
 	}
 	if !haveFirst && haveUpFirst {
@@ -1302,6 +1306,25 @@ func (s *Session) appName(v []byte) string {
 	n := string(v)
 	s.names[n] = n
 	return n
+}
+
+// ftpData reads an FTP data port list: decimal ports joined by commas
+// (flow.App.FTPData); anything else is dropped and counted as a bad
+// application name. Lists are interned as names are.
+func (s *Session) ftpData(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	ok := len(v) <= flow.MaxFTPData && v[0] != ',' && v[len(v)-1] != ','
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= '0' && c <= '9' || (c == ',' && v[i-1] != ',')
+	}
+	if !ok {
+		s.stats.BadAppNames++
+		return ""
+	}
+	return s.appName(v)
 }
 
 // maxInterned bounds the application names a session keeps interned.

@@ -73,13 +73,15 @@ func meterApps(t *testing.T, path string) (map[dirKey]flow.App, error) {
 type tsharkView struct {
 	sni, host, qname []string
 	rcode            []string
+	ftp              []string // FTP data ports announced
 }
 
 // tsharkApps runs tshark over a capture for the fields MIRA extracts.
 func tsharkApps(t *testing.T, tshark, path string) map[dirKey]*tsharkView {
 	fields := []string{"ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport",
-		"tls.handshake.extensions_server_name", "http.host", "dns.qry.name", "dns.flags.response", "dns.flags.rcode", "quic.long.packet_type"}
-	args := []string{"-r", path, "-n", "-o", "tcp.desegment_tcp_streams:FALSE", "-Y", "tls.handshake.type == 1 || http.request || dns || mdns || llmnr || quic",
+		"tls.handshake.extensions_server_name", "http.host", "dns.qry.name", "dns.flags.response", "dns.flags.rcode", "quic.long.packet_type",
+		"ftp.passive.port", "ftp.active.port", "ftp.eprt.port", "ftp.epsv.port"}
+	args := []string{"-r", path, "-n", "-o", "tcp.desegment_tcp_streams:FALSE", "-Y", "tls.handshake.type == 1 || http.request || dns || mdns || llmnr || quic || ftp",
 		"-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"}
 	for _, f := range fields {
 		args = append(args, "-e", f)
@@ -133,6 +135,13 @@ func tsharkApps(t *testing.T, tshark, path string) map[dirKey]*tsharkView {
 		if strings.HasPrefix(c[11], "True") || strings.HasPrefix(c[11], "1") {
 			add(&v.rcode, strings.Split(c[12], "|")[0])
 		}
+		for _, f := range c[14:18] {
+			for _, p := range strings.Split(f, "|") {
+				if p != "" && !slices.Contains(v.ftp, p) {
+					v.ftp = append(v.ftp, p)
+				}
+			}
+		}
 	}
 	return views
 }
@@ -145,12 +154,14 @@ func ipv6Inner(c []string) bool { return c[0] == "" || !strings.Contains(c[2], "
 
 // likely names captures that may hold what MIRA looks for even when it
 // found nothing in them.
-var likely = regexp.MustCompile(`(?i)http|tls|ssl|dns|quic|www|web|dav|chrome|firefox|google`)
+var likely = regexp.MustCompile(`(?i)http|tls|ssl|dns|quic|www|web|dav|chrome|firefox|google|ftp`)
 
 // TestTsharkAgrees compares, per flow direction, the server name, HTTP
 // host and DNS question name the meter extracts with tshark's
 // tls.handshake.extensions_server_name (TLS, and QUIC's, which tshark
-// decrypts from the Initial), http.host and dns.qry.name: where MIRA
+// decrypts from the Initial), http.host and dns.qry.name, and the FTP
+// data ports announced with ftp.passive.port, ftp.active.port,
+// ftp.eprt.port and ftp.epsv.port (the direction's set): where MIRA
 // found a value it must be one tshark shows for that direction, and
 // where tshark shows one MIRA must have found one.
 func TestTsharkAgrees(t *testing.T) {
@@ -168,7 +179,7 @@ func TestTsharkAgrees(t *testing.T) {
 		t.Fatal("no captures in the corpus")
 	}
 	type tally struct{ agree, missed, wrong, extra int }
-	tallies := map[string]*tally{"sni": {}, "host": {}, "qname": {}, "rcode": {}}
+	tallies := map[string]*tally{"sni": {}, "host": {}, "qname": {}, "rcode": {}, "ftp": {}}
 	for _, f := range files {
 		ours, err := meterApps(t, f)
 		if err != nil {
@@ -216,9 +227,19 @@ func TestTsharkAgrees(t *testing.T) {
 				rc = fmt.Sprint(a.DNSRcode)
 			}
 			check("rcode", rc, v.rcode)
+			// FTP data ports: the direction's whole list, as a set.
+			var ours []string
+			a.FTPDataPorts(func(p uint16) { ours = append(ours, fmt.Sprint(p)) })
+			slices.Sort(ours)
+			theirs := slices.Sorted(slices.Values(v.ftp))
+			got, want := strings.Join(ours, ","), []string{strings.Join(theirs, ",")}
+			if len(theirs) == 0 {
+				want = nil
+			}
+			check("ftp", got, want)
 		}
 	}
-	for _, field := range []string{"sni", "host", "qname", "rcode"} {
+	for _, field := range []string{"sni", "host", "qname", "rcode", "ftp"} {
 		tl := tallies[field]
 		t.Logf("%-5s agree %d, MIRA missed %d, MIRA differs %d, MIRA only %d", field, tl.agree, tl.missed, tl.wrong, tl.extra)
 	}

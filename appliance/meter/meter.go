@@ -90,6 +90,9 @@ type Stats struct {
 	// AppFound counts flow directions whose application metadata was
 	// found; AppLooked the payload packets looked at for it.
 	AppFound, AppLooked uint64
+	// FTPData counts FTP data ports found announced on control
+	// connections (flow.App.FTPData).
+	FTPData uint64
 	// ScanBypassed counts flow directions no longer scanned because they
 	// turned to TLS application data after a handshake the symptom
 	// database saw (symptom.DB.Encrypted).
@@ -152,7 +155,8 @@ type entry struct {
 	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
 	seq                                uint64 // creation order: breaks eviction ties
 	app                                uint8  // application metadata: packets looked at, appDone
-	_                                  [3]byte
+	ftp                                bool   // an FTP control direction: its data port announcements are read
+	_                                  [2]byte
 	appSlot                            uint32 // its metadata is apps[appSlot-1]; 0: none
 }
 
@@ -567,8 +571,13 @@ func (t *Table) addHashed(p *decode.Packet, kp *key, h uint64, ts int64, ifIndex
 	if t.cfg.Symptoms != nil && !e.noScan {
 		t.scan(e, p)
 	}
-	if t.cfg.AppMetadata && e.app < appLook && len(p.Payload) > 0 && !p.LaterFragment {
-		t.lookApp(e, p)
+	if t.cfg.AppMetadata && len(p.Payload) > 0 && !p.LaterFragment {
+		if e.app < appLook {
+			t.lookApp(e, p)
+		}
+		if e.ftp {
+			t.lookFTP(e, p)
+		}
 	}
 	t.stats.Packets++
 	t.stats.Octets += uint64(p.OuterLen)
@@ -593,6 +602,8 @@ func (t *Table) lookApp(e *entry, p *decode.Packet) {
 			ok = appmeta.HTTPHost(pl, f)
 		case appmeta.IsDNSPort(p.Sport) || appmeta.IsDNSPort(p.Dport):
 			ok = appmeta.DNS(pl, true, f)
+		case !e.ftp && appmeta.IsFTPControl(pl):
+			e.ftp = true // the server's side of FTP on another port
 		}
 	case 17:
 		switch {
@@ -609,18 +620,7 @@ func (t *Table) lookApp(e *entry, p *decode.Packet) {
 		e.app = appDone
 		t.stats.AppFound++
 	}
-	if e.appSlot == 0 {
-		// A slot of its own rather than a map keyed by entry: the map's
-		// hashing and growth were a fifth of a scanning probe's CPU time.
-		if n := len(t.appsFree); n > 0 {
-			e.appSlot = t.appsFree[n-1]
-			t.appsFree = t.appsFree[:n-1]
-		} else {
-			t.apps = append(t.apps, flow.App{})
-			e.appSlot = uint32(len(t.apps))
-		}
-	}
-	a := &t.apps[e.appSlot-1]
+	a := t.appOf(e)
 	switch f.Kind {
 	case appmeta.KindHTTP:
 		a.HTTPHost = f.NameString()
@@ -635,6 +635,35 @@ func (t *Table) lookApp(e *entry, p *decode.Packet) {
 	if f.HasRcode && !a.DNSResponse {
 		a.DNSResponse, a.DNSRcode = true, f.Rcode
 	}
+}
+
+// appOf returns the application metadata slot of e, taking one when it
+// has none.
+func (t *Table) appOf(e *entry) *flow.App {
+	if e.appSlot == 0 {
+		// A slot of its own rather than a map keyed by entry: the map's
+		// hashing and growth were a fifth of a scanning probe's CPU time.
+		if n := len(t.appsFree); n > 0 {
+			e.appSlot = t.appsFree[n-1]
+			t.appsFree = t.appsFree[:n-1]
+		} else {
+			t.apps = append(t.apps, flow.App{})
+			e.appSlot = uint32(len(t.apps))
+		}
+	}
+	return &t.apps[e.appSlot-1]
+}
+
+// lookFTP records the data ports an FTP control direction announces
+// (appmeta.FTPDataPorts) for the flow's record.
+func (t *Table) lookFTP(e *entry, p *decode.Packet) {
+	appmeta.FTPDataPorts(p.Payload, func(port uint16) {
+		a := t.appOf(e)
+		if l := flow.AddFTPData(a.FTPData, port); l != a.FTPData {
+			a.FTPData = l
+			t.stats.FTPData++
+		}
+	})
 }
 
 // tlsAppData is the TLS record content type of application data.
@@ -746,6 +775,7 @@ func (t *Table) create(k *key, h uint64, p *decode.Packet, ts int64, ifIndex uin
 	e.ingress = ifIndex
 	e.srcMAC, e.dstMAC = p.SrcMAC, p.DstMAC
 	e.vpi, e.vci = p.VPI, p.VCI
+	e.ftp = p.Proto == 6 && t.cfg.AppMetadata && (appmeta.IsFTPPort(p.Sport) || appmeta.IsFTPPort(p.Dport))
 	if t.cfg.FastClass != nil {
 		fk := flow.Key{Src: p.Src, Dst: p.Dst, Sport: p.Sport, Dport: p.Dport, Proto: p.Proto, VLAN: p.VLAN}
 		if c := t.cfg.FastClass(&fk); c != 0 {

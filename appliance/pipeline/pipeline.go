@@ -208,6 +208,7 @@ func (p *Pipeline) Stats() Stats {
 		s.Meter.FastClassed += m.FastClassed
 		s.Meter.ScanShed += m.ScanShed
 		s.Meter.AppFound += m.AppFound
+		s.Meter.FTPData += m.FTPData
 		s.Meter.AppLooked += m.AppLooked
 		s.Meter.ScanBypassed += m.ScanBypassed
 		s.Meter.SymptomOccurrences = addSlices(s.Meter.SymptomOccurrences, m.SymptomOccurrences)

@@ -37,6 +37,7 @@ var (
 	mRegChg    = prometheus.NewDesc("mira_probe_regulation_changes_total", "Changes of the regulation state or rate.", nil, nil)
 	mOverload  = prometheus.NewDesc("mira_probe_overload_events_total", "Times self-regulation started sampling.", nil, nil)
 	mAppFound  = prometheus.NewDesc("mira_probe_app_metadata_found_total", "Flow directions whose HTTP host, TLS/QUIC server name or DNS question name was found.", nil, nil)
+	mFTPData   = prometheus.NewDesc("mira_probe_ftp_data_ports_total", "FTP data ports found announced (PORT, EPRT, 227, 229) on control connections.", nil, nil)
 	mShed      = prometheus.NewDesc("mira_probe_scan_shed_directions_total", "Flow directions no longer scanned because self-regulation shed them (encrypted).", nil, nil)
 	mBypass    = prometheus.NewDesc("mira_probe_scan_bypassed_directions_total", "Flow directions no longer scanned because TLS application data followed a handshake the symptom database saw.", nil, nil)
 	mQDepth    = prometheus.NewDesc("mira_probe_queue_depth", "Items waiting in a capture queue (worker queue batches or ring blocks).", []string{"queue"}, nil)
@@ -47,7 +48,7 @@ var (
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mReloads, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
-		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
+		mExpDrop, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mFTPData, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
 }
@@ -101,6 +102,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(mOverload, r.OverloadEvents)
 	c(mShed, s.Meter.ScanShed)
 	c(mAppFound, s.Meter.AppFound)
+	c(mFTPData, s.Meter.FTPData)
 	c(mBypass, s.Meter.ScanBypassed)
 	for _, q := range s.Queues {
 		g(mQDepth, float64(q.Depth), q.Name)

@@ -4,8 +4,9 @@
 // counters. Rules apply in order, the first that holds names the category;
 // a biflow no rule matches keeps the probe's fast-class category, or is
 // the report's default category ("Unclassified"). An embedded default rule set
-// (default.yaml, returned by Default) covers Mail, Chat, FTP (control and,
-// through pair, data connections), P2P, Leisure, Web, VoIP, Secure, DNS,
+// (default.yaml, returned by Default) covers Mail, Chat, FTP (control and
+// data connections: announced ones through ftp_data, others through
+// pair), P2P, Leisure, Web, VoIP, Secure, DNS,
 // Executable, Archive and Network, then falls back to well-known ports
 // only for biflows without any symptom (captures that begin mid-connection).
 //
@@ -32,8 +33,11 @@
 //	symptoms                     map of symptom name to occurrences (symptoms["A-B"])
 //	pair                         map of symptom name to occurrences in the other
 //	                             biflows between the same two addresses that
-//	                             overlap this one in time (±PairWindow); FTP data
-//	                             connections are recognised by pair.FTP
+//	                             overlap this one in time (±PairWindow)
+//	ftp_data                     1 when an FTP control connection between the
+//	                             same two addresses, within PairWindow, announced
+//	                             one of this biflow's ports as its data port
+//	                             (PORT, EPRT, 227, 229: flow.App.FTPData), else 0
 //	aggregate                    the aggregate's name
 //	sum(a, ...)                  the sum of its arguments
 //	max(a, ...)                  the largest argument

@@ -14,7 +14,7 @@ func (r *Rules) newEnv() map[string]any {
 	env := map[string]any{
 		"proto": 0, "sport": 0, "dport": 0, "packets": 0, "octets": 0,
 		"rpackets": 0, "roctets": 0, "bytes": 0, "duration": 0.0, "total": 0,
-		"symptoms": map[string]int{}, "pair": map[string]int{}, "aggregate": "",
+		"symptoms": map[string]int{}, "pair": map[string]int{}, "aggregate": "", "ftp_data": 0,
 	}
 	for _, s := range r.symVars {
 		env[s] = 0
@@ -81,7 +81,8 @@ func clampInt(v uint64) int {
 }
 
 // env fills an evaluation environment for b.
-func (r *Rules) env(b *Input, pair map[string]int) map[string]any {
+func (r *Rules) env(b *Input, ctx Context) map[string]any {
+	pair := ctx.Pair
 	env := maps.Clone(r.proto)
 	if env == nil {
 		env = r.newEnv()
@@ -112,7 +113,18 @@ func (r *Rules) env(b *Input, pair map[string]int) map[string]any {
 	env["symptoms"] = syms
 	env["pair"] = pair
 	env["aggregate"] = b.Aggregate
+	if ctx.FTPData {
+		env["ftp_data"] = 1
+	}
 	return env
+}
+
+// Context is what the other biflows of a report say of one (Index):
+// the pair.* symptom counts and whether an FTP control connection
+// announced it (ftp_data).
+type Context struct {
+	Pair    map[string]int
+	FTPData bool
 }
 
 // Match returns the category of the first rule that holds for b, and
@@ -121,7 +133,12 @@ func (r *Rules) env(b *Input, pair map[string]int) map[string]any {
 // this environment, but expr's builtins may, e.g. on an index out of
 // range) does not match, and the error is returned with the rule number.
 func (r *Rules) Match(b *Input, pair map[string]int) (string, bool, error) {
-	env := r.env(b, pair)
+	return r.MatchContext(b, Context{Pair: pair})
+}
+
+// MatchContext is Match with the whole context of the other biflows.
+func (r *Rules) MatchContext(b *Input, ctx Context) (string, bool, error) {
+	env := r.env(b, ctx)
 	var first error
 	for i := range r.rules {
 		ru := &r.rules[i]

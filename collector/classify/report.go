@@ -14,6 +14,9 @@ type Input struct {
 	*flow.Biflow
 	Symptoms  map[string]uint64
 	Aggregate string
+	// App is the biflow's application metadata (nil: none); the pair
+	// context reads the FTP data ports a control connection announced.
+	App *flow.App
 }
 
 // PairWindow is how far apart in time two biflows between the same
@@ -30,11 +33,12 @@ func pairOf(b *flow.Biflow) hostPair {
 }
 
 // indexed is one biflow of an Index: its identity (key and start), time
-// span and symptoms.
+// span, symptoms and the FTP data ports it announced.
 type indexed struct {
 	key         flow.Key
 	first, last int64
 	symptoms    map[string]uint64
+	ftpData     string
 }
 
 // Index is the pair context of a set of biflows: per address pair, the
@@ -50,11 +54,49 @@ func NewIndex() *Index {
 
 // Add indexes in (keeping its Symptoms map; do not change it afterwards).
 func (ix *Index) Add(in *Input) {
-	if len(in.Symptoms) == 0 {
+	ftp := ""
+	if in.App != nil {
+		ftp = in.App.FTPData
+	}
+	if len(in.Symptoms) == 0 && ftp == "" {
 		return // adds nothing to any context
 	}
 	k := pairOf(in.Biflow)
-	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms})
+	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms, ftp})
+}
+
+// near reports whether indexed biflow o is another biflow than in whose
+// time span comes within PairWindow of in's.
+func near(o *indexed, in *Input) bool {
+	w := int64(PairWindow)
+	return !(o.key == in.Key && o.first == in.First) && o.first <= in.Last+w && o.last+w >= in.First
+}
+
+// FTPData reports whether another indexed biflow between in's two
+// addresses, within PairWindow of it, announced one of in's ports as an
+// FTP data port (flow.App.FTPData: the client's PORT or EPRT, the
+// server's 227 or 229 reply); false when ix is nil. In passive mode the
+// client connects to the port the server's reply named, in active mode
+// the server to the port the client's PORT named: either way the data
+// connection's responder port, but both ports are tried (a capture that
+// misses the SYN may not know the initiator).
+func (ix *Index) FTPData(in *Input) bool {
+	if ix == nil {
+		return false
+	}
+	for i := range ix.pairs[pairOf(in.Biflow)] {
+		o := &ix.pairs[pairOf(in.Biflow)][i]
+		if o.ftpData == "" || !near(o, in) {
+			continue
+		}
+		found := false
+		a := flow.App{FTPData: o.ftpData}
+		a.FTPDataPorts(func(p uint16) { found = found || p == in.Dport || p == in.Sport })
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 // Pair returns the symptom counts of the indexed biflows between in's two
@@ -65,9 +107,9 @@ func (ix *Index) Pair(in *Input) map[string]int {
 		return nil
 	}
 	var out map[string]int
-	w := int64(PairWindow)
-	for _, o := range ix.pairs[pairOf(in.Biflow)] {
-		if (o.key == in.Key && o.first == in.First) || o.first > in.Last+w || o.last+w < in.First {
+	for i := range ix.pairs[pairOf(in.Biflow)] {
+		o := &ix.pairs[pairOf(in.Biflow)][i]
+		if !near(o, in) {
 			continue
 		}
 		if out == nil {
@@ -84,7 +126,7 @@ func (ix *Index) Pair(in *Input) map[string]int {
 // the pair context from ix (nil: empty), or "" when none does (so that
 // the probe's fast-class category or the report's default applies).
 func (r *Rules) Classify(in *Input, ix *Index) string {
-	c, _, _ := r.Match(in, ix.Pair(in))
+	c, _, _ := r.MatchContext(in, Context{Pair: ix.Pair(in), FTPData: ix.FTPData(in)})
 	return c
 }
 

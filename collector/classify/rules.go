@@ -78,7 +78,7 @@ type Rules struct {
 var reserved = map[string]bool{
 	"proto": true, "sport": true, "dport": true, "packets": true, "octets": true,
 	"rpackets": true, "roctets": true, "bytes": true, "duration": true, "total": true,
-	"symptoms": true, "pair": true, "aggregate": true,
+	"symptoms": true, "pair": true, "aggregate": true, "ftp_data": true,
 	"sum": true, "max": true, "share": true, "majority": true,
 }
 
@@ -125,8 +125,8 @@ func (r *Rules) Categories() []string {
 	return out
 }
 
-// UsesPair reports whether a rule refers to pair (and so needs the whole
-// report's biflows; see Build).
+// UsesPair reports whether a rule refers to pair or ftp_data (and so
+// needs the whole report's biflows; see Build).
 func (r *Rules) UsesPair() bool { return r.usePair }
 
 // Parse compiles a rules file; name is used in error messages.
@@ -273,8 +273,8 @@ type collector struct {
 func (c *collector) Visit(n *ast.Node) {
 	switch v := (*n).(type) {
 	case *ast.IdentifierNode:
-		if v.Value == "pair" {
-			c.pair = true
+		if v.Value == "pair" || v.Value == "ftp_data" {
+			c.pair = true // both need the report's other biflows
 		}
 		if !reserved[v.Value] && !isBuiltin(v.Value) {
 			c.syms[v.Value] = true

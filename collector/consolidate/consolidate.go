@@ -604,7 +604,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 
 // mergeApp adds what r says to a: each name the first record that had
 // it gave (the client's request names the server, a DNS response repeats
-// its query's name), the DNS response code from a response.
+// its query's name), the DNS response code from a response, and the FTP
+// data ports of every record (both directions announce some).
 func mergeApp(a, r *flow.App) {
 	if a.HTTPHost == "" {
 		a.HTTPHost = r.HTTPHost
@@ -620,6 +621,13 @@ func mergeApp(a, r *flow.App) {
 	}
 	if r.DNSResponse && !a.DNSResponse {
 		a.DNSResponse, a.DNSRcode = true, r.DNSRcode
+	}
+	if r.FTPData != "" && r.FTPData != a.FTPData {
+		if a.FTPData == "" {
+			a.FTPData = r.FTPData
+		} else {
+			r.FTPDataPorts(func(p uint16) { a.FTPData = flow.AddFTPData(a.FTPData, p) })
+		}
 	}
 }
 

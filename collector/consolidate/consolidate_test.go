@@ -367,8 +367,14 @@ func TestAppMerged(t *testing.T) {
 	tlsc.App = flow.App{ServerName: "www.example.org", ALPN: "h2,http/1.1"}
 	tlss := rec("198.51.100.7", "192.0.2.1", 443, 40001, 10, 9000, 0, time.Second)
 	plain := rec("192.0.2.1", "198.51.100.8", 40002, 25, 3, 300, 0, time.Second)
-	c.Add(Origin{Probe: "b", Domain: 1}, []flow.Record{r, tlss})
-	c.Add(Origin{Probe: "a", Domain: 1}, []flow.Record{q, tlsc, plain})
+	ctl := rec("192.0.2.1", "198.51.100.21", 40003, 21, 3, 300, 0, time.Second)
+	ctl.App.FTPData = "2000,2001"
+	ctl2 := rec("192.0.2.1", "198.51.100.21", 40003, 21, 3, 300, time.Second, 2*time.Second)
+	ctl2.App.FTPData = "2001,2002"
+	ctlr := rec("198.51.100.21", "192.0.2.1", 21, 40003, 3, 300, 0, 2*time.Second)
+	ctlr.App.FTPData = "3000"
+	c.Add(Origin{Probe: "b", Domain: 1}, []flow.Record{r, tlss, ctlr})
+	c.Add(Origin{Probe: "a", Domain: 1}, []flow.Record{q, tlsc, plain, ctl, ctl2})
 	c.Flush()
 	got := map[uint16]flow.App{}
 	for _, b := range c.Biflows() {
@@ -378,6 +384,7 @@ func TestAppMerged(t *testing.T) {
 		53:  {DNSName: "www.example.org", DNSResponse: true, DNSRcode: 3},
 		443: {ServerName: "www.example.org", ALPN: "h2,http/1.1"},
 		25:  {},
+		21:  {FTPData: "3000,2000,2001,2002"}, // both directions' ports, each once
 	}
 	for port, w := range want {
 		if got[port] != w {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,29 @@ func TestPairContext(t *testing.T) {
 	if got[21] != "FTP" || got[30000] != "FTP" || got[30001] != "Leisure" {
 		t.Fatalf("categories by port %v", got)
 	}
+
+	// Announced data connections: the server's 227 named 30002, the
+	// client's PORT 30003 (the server connects to it). They carry an HTML
+	// page (a WEB symptom), which the pair rule leaves to Web; 30004 was
+	// not announced.
+	names[3] = "WEB"
+	ctl := rec(cli, srv, 40010, 21, 300e9, flow.SymptomCount{ID: 1, Count: 5})
+	ctl.Record.App.FTPData = "30003"
+	ctlr := rec(srv, cli, 21, 40010, 300e9+1e6, flow.SymptomCount{ID: 1, Count: 3})
+	ctlr.Record.App.FTPData = "30002"
+	html := flow.SymptomCount{ID: 3, Count: 2}
+	ann := append(slices.Clone(flows), ctl, ctlr,
+		rec(cli, srv, 40011, 30002, 301e9), rec(srv, cli, 30002, 40011, 301e9+1e6, html),
+		rec(srv, cli, 20, 30003, 302e9, html), rec(cli, srv, 30003, 20, 302e9+1e6),
+		rec(cli, srv, 40012, 30004, 303e9), rec(srv, cli, 30004, 40012, 303e9+1e6, html))
+	rep = Build(ann, Options{SymptomName: func(id uint16) string { return names[id] }, Rules: classify.Default()})
+	got = map[uint16]string{}
+	for _, b := range rep.Biflows {
+		got[b.Dport] = b.Category
+	}
+	if got[30002] != "FTP" || got[30003] != "FTP" || got[30004] != "Web" {
+		t.Fatalf("announced 30002 (PASV) and 30003 (PORT), not 30004: categories by port %v", got)
+	}
 	// Without the pair context the data connection is media: the default
 	// rules less those that read pair.
 	noPair := withoutPair(t, classify.Default())
@@ -82,13 +106,14 @@ func TestPairContext(t *testing.T) {
 	}
 }
 
-// withoutPair returns r without its rules that read the pair context.
+// withoutPair returns r without its rules that read the pair context
+// (pair and ftp_data).
 func withoutPair(t *testing.T, r *classify.Rules) *classify.Rules {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("version: 1\nrules:\n")
 	for _, ru := range r.Rules() {
-		if strings.Contains(ru.When, "pair") {
+		if strings.Contains(ru.When, "pair") || strings.Contains(ru.When, "ftp_data") {
 			continue
 		}
 		fmt.Fprintf(&b, "  - category: %q\n    when: %q\n", ru.Category, ru.When)

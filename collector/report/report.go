@@ -266,6 +266,7 @@ type biflowJSON struct {
 	ALPN            string            `json:"alpn,omitempty"`
 	DNSName         string            `json:"dns_name,omitempty"`
 	DNSRcode        *uint8            `json:"dns_rcode,omitempty"` // of a DNS response
+	FTPData         string            `json:"ftp_data,omitempty"`  // data ports announced on an FTP control connection
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -276,7 +277,7 @@ func (b Biflow) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(biflowJSON{
 		App: b.App, ServerName: b.Meta.ServerName, HTTPHost: b.Meta.HTTPHost, ALPN: b.Meta.ALPN,
-		DNSName: b.Meta.DNSName, DNSRcode: rcode,
+		DNSName: b.Meta.DNSName, DNSRcode: rcode, FTPData: b.Meta.FTPData,
 		Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN,
 		Packets: b.Packets, Octets: b.Octets, RPackets: b.RPackets, ROctets: b.ROctets,
 		First: Timestamp(b.First), Last: Timestamp(b.Last),
@@ -300,7 +301,7 @@ func (b *Biflow) UnmarshalJSON(data []byte) error {
 		Symptoms: j.Symptoms, Category: j.Category, Aggregate: j.Aggregate, Sampling: j.Sampling,
 		Probes: j.Probes, Origins: j.Origins, Flows: j.Flows, Merged: j.Merged, SamplingUnknown: j.SamplingUnknown,
 		App:  j.App,
-		Meta: flow.App{ServerName: j.ServerName, HTTPHost: j.HTTPHost, ALPN: j.ALPN, DNSName: j.DNSName},
+		Meta: flow.App{ServerName: j.ServerName, HTTPHost: j.HTTPHost, ALPN: j.ALPN, DNSName: j.DNSName, FTPData: j.FTPData},
 	}
 	if j.DNSRcode != nil {
 		b.Meta.DNSResponse, b.Meta.DNSRcode = true, *j.DNSRcode
@@ -821,5 +822,5 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 
 // input is what classification rules read of b.
 func (b *Biflow) input() *classify.Input {
-	return &classify.Input{Biflow: &b.Biflow, Symptoms: b.Symptoms, Aggregate: b.Aggregate}
+	return &classify.Input{Biflow: &b.Biflow, Symptoms: b.Symptoms, Aggregate: b.Aggregate, App: &b.Meta}
 }

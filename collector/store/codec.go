@@ -13,16 +13,24 @@ import (
 // version and the old decoder stays. Version 2 appends the flow sampling
 // interval to version 1's layout; version 3 appends application metadata
 // (flow.App) to version 2's and is written only for records that have
-// some, so records without stay readable by version-2 decoders.
-const RecordVersion = 3
+// some, so records without stay readable by version-2 decoders. Version 4
+// is version 3 whose app flags may say an FTP data port list follows
+// (appFTP); it is written only for records with one, so the others stay
+// readable by version-3 decoders.
+const RecordVersion = 4
 
-// recordV2 is the layout of records without application metadata.
-const recordV2 = 2
+// recordV2 is the layout of records without application metadata,
+// recordV3 of those without an FTP data port list.
+const (
+	recordV2 = 2
+	recordV3 = 3
+)
 
-// App flags of a version-3 record.
+// App flags of a version-3 and 4 record (appFTP: version 4 only).
 const (
 	appNames = 1 // four names follow, each uvarint length and bytes
 	appRcode = 2 // a DNS response code byte follows
+	appFTP   = 4 // an FTP data port list follows, uvarint length and bytes
 )
 
 // maxAppName bounds a stored application name.
@@ -66,9 +74,12 @@ func (e *DecodeError) Error() string {
 // stored.
 func AppendRecord(dst []byte, r *flow.Record) []byte {
 	a := &r.App
-	if a.IsZero() {
+	switch {
+	case a.IsZero():
 		dst = append(dst, recordV2)
-	} else {
+	case a.FTPData == "":
+		dst = append(dst, recordV3)
+	default:
 		dst = append(dst, RecordVersion)
 	}
 	dst = appendAddr(dst, r.Src)
@@ -116,6 +127,9 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	if a.DNSResponse {
 		f |= appRcode
 	}
+	if a.FTPData != "" {
+		f |= appFTP
+	}
 	dst = append(dst, f)
 	if f&appNames != 0 {
 		for _, n := range [...]string{a.HTTPHost, a.ServerName, a.ALPN, a.DNSName} {
@@ -126,6 +140,11 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	}
 	if f&appRcode != 0 {
 		dst = append(dst, a.DNSRcode)
+	}
+	if f&appFTP != 0 {
+		n := a.FTPData[:min(len(a.FTPData), maxAppName)]
+		dst = binary.AppendUvarint(dst, uint64(len(n)))
+		dst = append(dst, n...)
 	}
 	return dst
 }
@@ -326,7 +345,11 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 	}
 	if v >= 3 {
 		f := d.byte("app flags")
-		if d.err == nil && (f == 0 || f&^(appNames|appRcode) != 0) {
+		known := byte(appNames | appRcode)
+		if v >= 4 {
+			known |= appFTP
+		}
+		if d.err == nil && (f == 0 || f&^known != 0) {
 			d.off--
 			d.fail("app flags", ReasonRange)
 		}
@@ -338,6 +361,9 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 		}
 		if f&appRcode != 0 {
 			r.App.DNSResponse, r.App.DNSRcode = true, d.byte("dns rcode")
+		}
+		if f&appFTP != 0 {
+			r.App.FTPData = d.appName("ftp data ports")
 		}
 	}
 	if d.err == nil && d.off != len(b) {

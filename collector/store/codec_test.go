@@ -49,6 +49,29 @@ func appRecords() []flow.Record {
 		{Packets: 3, App: flow.App{HTTPHost: "www.example.org:8080", ALPN: "h2,http/1.1"}},
 		{Packets: 1, App: flow.App{DNSName: "a.example", DNSResponse: true, DNSRcode: 3}},
 		{Packets: 1, App: flow.App{DNSResponse: true}},
+		{Packets: 7, App: flow.App{FTPData: "50126,20"}},
+		{Packets: 7, App: flow.App{DNSName: "ftp.example", FTPData: "1025", DNSResponse: true}},
+	}
+}
+
+// TestRecordFTPVersion: a record with an FTP data port list is version
+// 4; version 3 may not carry one (a version-3 decoder's view).
+func TestRecordFTPVersion(t *testing.T) {
+	r := flow.Record{Packets: 2, App: flow.App{FTPData: "50126"}}
+	b := AppendRecord(nil, &r)
+	if b[0] != 4 {
+		t.Fatalf("record with FTP data ports has version %d", b[0])
+	}
+	b[0] = 3
+	var out flow.Record
+	var de *DecodeError
+	if err := DecodeRecord(b, &out); !errors.As(err, &de) || de.Reason != ReasonRange || de.Field != "app flags" {
+		t.Fatalf("version 3 with the FTP flag: %v", err)
+	}
+	r.App.FTPData = ""
+	r.App.DNSName = "a.example"
+	if b := AppendRecord(nil, &r); b[0] != 3 {
+		t.Errorf("record with app metadata but no FTP data ports has version %d, want 3", b[0])
 	}
 }
 

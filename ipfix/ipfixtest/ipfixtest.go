@@ -52,6 +52,11 @@ func Samples() []flow.Record {
 			EndReason: flow.EndDetected, IPVersion: 4, VPI: 1, VCI: 42, Direction: 255, ObservationDomain: 1,
 			Symptoms: []flow.SymptomCount{{ID: 2, Count: 100000}, {ID: 3, Count: 1}, {ID: 65535, Count: 7}},
 			App:      flow.App{ServerName: "mail.example.net", ALPN: "smtp,h2"}},
+		{Key: flow.Key{Src: netip.MustParseAddr("198.51.100.21"), Dst: netip.MustParseAddr("192.0.2.21"), Sport: 21, Dport: 40021, Proto: 6},
+			Packets: 14, Octets: 1210, InnerOctets: 1210, First: Base + 13e9, Last: Base + 19e9, TCPFlags: 0x1b,
+			EndReason: flow.EndDetected, IPVersion: 4, Direction: 255, ObservationDomain: 1,
+			Symptoms: []flow.SymptomCount{{ID: 5, Count: 4}},
+			App:      flow.App{FTPData: "50126,50127,20"}},
 	}
 }
 
@@ -85,6 +90,9 @@ func Random(seed uint64, n int) []flow.Record {
 			a.ALPN = []string{"", "h2", "h3,h3-29"}[arng.IntN(3)]
 			if arng.IntN(2) == 0 {
 				a.DNSResponse, a.DNSRcode = true, uint8(arng.IntN(16))
+			}
+			if arng.IntN(4) == 0 {
+				a.FTPData = []string{"20", "1025,1026", "65535,1,443"}[arng.IntN(3)]
 			}
 		}
 		v6 := rng.IntN(3) == 0
