@@ -134,8 +134,8 @@
 // and, when its own image was built with --sign (mira/update.pub), the
 // ed25519 signature (OUTPUT.sig from `mira image build --sign`) before it
 // writes a byte. It then writes the inactive slot's partition and
-// vmlinuz-<slot>, makes the new slot the loaders' default (syslinux.cfg
-// DEFAULT, loader.conf default), records the trial in mira/trial and
+// vmlinuz-<slot>, reads both back, makes the new slot the loaders' choice
+// for the next boot only (below), records the trial in mira/trial and
 // reboots. mira-init of the trial slot first points both loaders back at
 // the old slot (so any later reboot returns there), then commits the new
 // slot (the defaults, slots.json) once mira-probe is healthy, or reboots
@@ -150,9 +150,9 @@
 // templates go with its first record) and reads connected until an export
 // fails, so "exporting" then rests on the connected state alone.
 //
-// Before the loaders name the new slot, the probe reads the slot and the
-// kernel back from the disk (page cache dropped) and compares them with
-// what it received.
+// The slot and the kernel are read back from the disk (page cache
+// dropped) and compared with what was received before the loaders name
+// them.
 //
 // A new slot that fails before mira-init starts (a kernel that panics,
 // a root that does not mount; panic=10 reboots):
@@ -168,13 +168,20 @@
 //     boot into it, then back on the old slot (2 reboots). A default of
 //     "mira-X*" matched the used-up entry too and booted it again and
 //     again (measured: tries done 1, 2, ...).
-//   - Legacy BIOS: not bounded; the new slot boots again and again until
-//     someone intervenes. SYSLINUX keeps no state across a reboot that
-//     MIRA could use: it ignored a boot-once record written into
-//     ldlinux.sys's ADV (checked in QEMU with ldlinux.sys installed
-//     through mtools; the cause was not found) and its configuration is
-//     read-only to it. A hardware watchdog armed before the kernel (some
-//     BIOSes can) would only repeat the same boot.
+//   - Legacy BIOS: bounded by SYSLINUX's boot-once record. syslinux.cfg's
+//     DEFAULT stays the old slot; the new slot's label goes into a
+//     boot-once record in the ADV at the end of ldlinux.sys, rewritten in
+//     place (SYSLINUX reads it through the sector list its installer
+//     patched into the boot sector; replacing the file would move it).
+//     SYSLINUX clears the record on disk before it starts the kernel, so
+//     the next boot takes DEFAULT. Checked in QEMU (SeaBIOS, syslinux
+//     6.04 installed through mtools, whose installer does not implement
+//     --once): TestApplianceUpdate sends the same broken slot: one boot
+//     into it, then back on the old slot (2 reboots). An earlier note
+//     here said SYSLINUX ignored such a record; written as image.ADVBootOnce
+//     writes it, in place, it did not. Should the ADV be unreadable,
+//     DEFAULT names the trial slot until its mira-init points it back
+//     (unbounded if the kernel fails first; logged).
 //
 // # ISO
 //

@@ -97,8 +97,8 @@ func writeFileSync(name string, data []byte) error {
 	return nil
 }
 
-// setLoaders points both boot loaders at slot def, or at once for the
-// next boot when once is set.
+// setLoaders points both boot loaders at slot def, and, when once is
+// set, at once for the next boot only.
 //
 // UEFI (systemd-boot): the trial slot's entry is written with a boot
 // counter, loader/entries/mira-X+1-0.conf, and loader.conf's default names
@@ -110,25 +110,75 @@ func writeFileSync(name string, data []byte) error {
 // slot; a default of "mira-X*" kept matching the used-up entry and booted
 // it again and again). Committed slots have entries without a counter.
 //
-// BIOS (SYSLINUX): no boot-once survives a reboot here (SYSLINUX ignored
-// a boot-once record in ldlinux.sys's ADV installed through mtools:
-// checked in QEMU), so the trial slot is syslinux.cfg's DEFAULT until
-// mira-init of the trial slot points it back at the old slot, its first
-// act after mounting /boot; a kernel that fails before that boots again
-// and again under BIOS.
+// BIOS (SYSLINUX): syslinux.cfg's DEFAULT stays def; the trial slot's
+// label goes into a boot-once record in ldlinux.sys's ADV, which SYSLINUX
+// clears on disk before it starts the kernel (image.ADVBootOnce). When
+// the ADV cannot be written, DEFAULT names the trial slot until mira-init
+// of the trial slot points it back (a kernel that fails before that then
+// boots again and again under BIOS).
 func setLoaders(def, once string) error {
 	s, err := readSlots()
 	if err != nil {
 		return err
 	}
-	next, entry := def, "mira-"+def+".conf"
+	sysDefault, entry := def, "mira-"+def+".conf"
 	if once != "" {
-		next, entry = once, trialEntry(once)
+		entry = trialEntry(once)
 	}
-	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(next, s.A.PartUUID, s.B.PartUUID))); err != nil {
+	if err := writeADV(once); err != nil {
+		log.Printf("update: SYSLINUX boot-once: %v; DEFAULT names slot %s until it starts", err, once)
+		if once != "" {
+			sysDefault = once
+		}
+	}
+	if err := writeFileSync(filepath.Join(bootDir, "syslinux.cfg"), []byte(image.SyslinuxConfig(sysDefault, s.A.PartUUID, s.B.PartUUID))); err != nil {
 		return err
 	}
 	return writeFileSync(filepath.Join(bootDir, "loader", "loader.conf"), []byte(fmt.Sprintf("default %s\ntimeout 0\neditor no\n", entry)))
+}
+
+// writeADV rewrites the ADV at the end of /boot/ldlinux.sys in place
+// with a boot-once record for label ("": none), and reads it back.
+func writeADV(label string) error {
+	name := filepath.Join(bootDir, "ldlinux.sys")
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	off := fi.Size() - image.ADVBytes
+	cur := make([]byte, image.ADVBytes)
+	if _, err := f.ReadAt(cur, off); err != nil {
+		return err
+	}
+	if err := image.CheckADV(cur); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if once, _ := image.ADVBootOnceOf(cur); once == label {
+		return nil
+	}
+	adv, err := image.ADVBootOnce(label)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(adv, off); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	if _, err := f.ReadAt(cur, off); err != nil {
+		return err
+	}
+	if got, err := image.ADVBootOnceOf(cur); err != nil || got != label {
+		return fmt.Errorf("%s: read back %q (%v)", name, got, err)
+	}
+	return nil
 }
 
 // trialEntry is the name of a slot's systemd-boot entry on trial: one
