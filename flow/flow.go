@@ -98,15 +98,20 @@ type Record struct {
 	// IPVersion is 4 or 6 (of the innermost header).
 	IPVersion uint8
 	// Tunnel and its outer endpoints (outermost IP header) when tunnelled.
-	Tunnel                 TunnelType
-	TunnelSrc, TunnelDst   netip.Addr
-	Ingress                uint32 // capture interface (ingressInterface)
-	Direction              uint8  // flowDirection where known: 0 ingress, 1 egress, 255 unknown
-	VPI, VCI               uint16
-	SrcMAC, DstMAC         [6]byte
-	Aggregate              uint32 // aggregate id (0 = none)
-	Category               uint16 // fast-classification category id (0 = none)
-	Symptoms               []SymptomCount
+	Tunnel               TunnelType
+	TunnelSrc, TunnelDst netip.Addr
+	Ingress              uint32 // capture interface (ingressInterface)
+	Direction            uint8  // flowDirection where known: 0 ingress, 1 egress, 255 unknown
+	VPI, VCI             uint16
+	SrcMAC, DstMAC       [6]byte
+	Aggregate            uint32 // aggregate id (0 = none)
+	Category             uint16 // fast-classification category id (0 = none)
+	Symptoms             []SymptomCount
+	// ScannedOctets is how many payload octets of this direction the
+	// symptom matcher was given (0: not scanned). Fewer than the payload
+	// when scanning stopped early (scan limit, encrypted bypass,
+	// shedding, a gap), so Symptoms count occurrences in these octets.
+	ScannedOctets          uint64
 	ObservationDomain      uint32
 	SamplingPacketInterval uint32 // 1-in-N when packet-sampled (0 or 1: unsampled)
 	// SamplingFlowInterval is N when the flow was kept by hash-based flow

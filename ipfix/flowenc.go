@@ -85,6 +85,7 @@ const (
 	opDNSName
 	opDNSRcode
 	opFTPData
+	opScanned
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose
@@ -96,18 +97,21 @@ const (
 	varSym      = 1 << 4
 	varDir      = 1 << 5
 	varATM      = 1 << 6
-	numVariants = 1 << 7 // variants without application metadata
+	numVariants = 1 << 7 // variants without application metadata, FTP data ports or scanned octets
 	// Application metadata: the four names, and a DNS response's code.
 	// Their templates take ids from AppTemplateBase on.
 	varApp   = 1 << 7
 	varRcode = 1 << 8
 	// FTP data ports announced on a control connection.
-	varFTP      = 1 << 9
-	allVariants = 1 << 10
+	varFTP = 1 << 9
+	// Octets scanned for symptoms (flow.Record.ScannedOctets).
+	varScan     = 1 << 10
+	allVariants = 1 << 11
 )
 
 // AppTemplateBase is the first id of the flow templates of records with
-// application metadata: AppTemplateBase + variant - 128. LastTemplateID
+// application metadata, FTP data ports or scanned octets: AppTemplateBase +
+// variant - 128. LastTemplateID
 // is the highest flow template id.
 const (
 	AppTemplateBase = 512
@@ -215,6 +219,9 @@ func variant(r *flow.Record) int {
 	if a.FTPData != "" {
 		v |= varFTP
 	}
+	if r.ScannedOctets != 0 {
+		v |= varScan
+	}
 	return v
 }
 
@@ -301,6 +308,9 @@ func (e *FlowEncoder) build(v int) *encTemplate {
 	}
 	if v&varFTP != 0 {
 		add(opFTPData, MIRAFTPDataPorts, p, VarLen)
+	}
+	if v&varScan != 0 {
+		add(opScanned, MIRAScannedOctets, p, 8)
 	}
 	if v&varSym != 0 {
 		add(opSymptoms, IESubTemplateList, 0, VarLen)
@@ -405,6 +415,8 @@ func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
 			b = append(b, r.App.DNSRcode)
 		case opFTPData:
 			b = appendName(b, r.App.FTPData)
+		case opScanned:
+			b = be.AppendUint64(b, r.ScannedOctets)
 		}
 	}
 	return b

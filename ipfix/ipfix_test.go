@@ -691,3 +691,43 @@ func TestSessionLimits(t *testing.T) {
 		t.Fatal("domain 1 evicted")
 	}
 }
+
+// TestScannedOctetsRoundTrip: a record's scanned octets travel in
+// MIRAScannedOctets, in templates of their own (ids up to
+// LastTemplateID), beside symptoms and application metadata; a record
+// without them keeps its template.
+func TestScannedOctetsRoundTrip(t *testing.T) {
+	var want []flow.Record
+	for i, r := range sameDomain(ipfixtest.Samples(), 3) {
+		r.ScannedOctets = uint64(i) * 1000003 // the first: none
+		want = append(want, r)
+	}
+	want[len(want)-1].ScannedOctets = 1<<40 + 5 // a wide value (the probe saturates at 2^32-1)
+	e := NewFlowEncoder(0)
+	for i := range want {
+		tm, _ := e.Template(&want[i])
+		without := want[i]
+		without.ScannedOctets = 0
+		tw, _ := e.Template(&without)
+		if scanned := want[i].ScannedOctets != 0; scanned != (tm.ID != tw.ID) || tm.ID > LastTemplateID {
+			t.Errorf("record %d (scanned %d): template %d, %d without", i, want[i].ScannedOctets, tm.ID, tw.ID)
+		}
+		if has := hasField(tm, MIRAScannedOctets); has != (want[i].ScannedOctets != 0) {
+			t.Errorf("record %d: template %d has scannedOctetDeltaCount: %v", i, tm.ID, has)
+		}
+	}
+	got, _, err := NewSession("test").Decode(encodeMessage(e, 3, 0, want), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEqual(t, got, want)
+}
+
+func hasField(tm *Template, id uint16) bool {
+	for _, f := range tm.Fields {
+		if f.ID == id && f.Enterprise != 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -185,6 +185,11 @@ const (
 	// direction announced (PORT, EPRT, 227, 229), decimal and
 	// comma-joined (flow.App.FTPData).
 	MIRAFTPDataPorts = 30
+	// MIRAScannedOctets counts the payload octets of a flow direction the
+	// symptom matcher was given (flow.Record.ScannedOctets): fewer than
+	// its payload when scanning stopped early (scan limit, encrypted
+	// bypass, shedding), so that symptom counts stay interpretable.
+	MIRAScannedOctets = 31
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -284,6 +289,7 @@ var Registry = []IE{
 	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
 	{ID: MIRARegulationChanges, MIRA: true, Name: "regulationChangeTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: MIRAFTPDataPorts, MIRA: true, Name: "ftpDataPortList", Type: String, Semantics: Default, Length: VarLen},
+	{ID: MIRAScannedOctets, MIRA: true, Name: "scannedOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8, Units: UnitsOctets},
 }
 
 // ReverseElements are the RFC 5103 reverse elements (enterprise

@@ -817,6 +817,8 @@ func miraOp(f Field) op {
 		return lenOp(num, opDNSRcode)
 	case MIRAFTPDataPorts:
 		return opFTPData
+	case MIRAScannedOctets:
+		return lenOp(num, opScanned)
 	}
 	return opSkip
 }
@@ -1215,6 +1217,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			r.App.DNSResponse, r.App.DNSRcode = true, uint8(uintN(v))
 		case opFTPData:
 			r.App.FTPData = s.ftpData(v)
+		case opScanned:
+			r.ScannedOctets = uintN(v)
 		}
 	}
 	if !haveFirst && haveUpFirst {

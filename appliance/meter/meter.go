@@ -2,6 +2,7 @@ package meter
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -153,7 +154,8 @@ type entry struct {
 	ipVersion                          uint8
 	tunnel                             flow.TunnelType
 	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
-	seq                                uint64 // creation order: breaks eviction ties
+	seq                                uint32 // creation order (wraps): breaks eviction ties
+	scanned                            uint32 // payload octets given to the matcher (saturating)
 	app                                uint8  // application metadata: packets looked at, appDone
 	ftp                                bool   // an FTP control direction: its data port announcements are read
 	_                                  [2]byte
@@ -675,6 +677,17 @@ const (
 	tcpRST = 0x04
 )
 
+// scanned counts n octets given to the matcher, for the table and the
+// flow (flow.Record.ScannedOctets; saturating at 2^32-1).
+func (t *Table) scanned(e *entry, n int) {
+	t.stats.ScanBytes += uint64(n)
+	if s := uint64(e.scanned) + uint64(n); s <= math.MaxUint32 {
+		e.scanned = uint32(s)
+	} else {
+		e.scanned = math.MaxUint32
+	}
+}
+
 // scan feeds the packet's payload to the symptom matcher. TCP directions
 // are scanned as a stream in sequence order, so a pattern split across
 // segments is found once; a retransmitted segment is skipped and a gap
@@ -688,7 +701,7 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	if p.Proto != 6 {
 		if len(pl) > 0 {
 			var st symptom.State
-			t.stats.ScanBytes += uint64(db.Scan(&st, &e.counts, pl, 0))
+			t.scanned(e, db.Scan(&st, &e.counts, pl, 0))
 		}
 		return
 	}
@@ -734,7 +747,7 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 		e.off += uint64(d)
 		e.nextSeq = seq
 	}
-	t.stats.ScanBytes += uint64(db.Scan(&e.st, &e.counts, pl, e.off))
+	t.scanned(e, db.Scan(&e.st, &e.counts, pl, e.off))
 	adv := uint32(len(pl))
 	if len(pl) < p.PayloadLen && len(p.Payload) == len(pl) {
 		// Snapped segment: the rest was not captured.
@@ -771,7 +784,7 @@ func (t *Table) create(k *key, h uint64, p *decode.Packet, ts int64, ifIndex uin
 			e.tunFam |= famDst4
 		}
 	}
-	e.seq = t.stats.Created
+	e.seq = uint32(t.stats.Created)
 	e.ingress = ifIndex
 	e.srcMAC, e.dstMAC = p.SrcMAC, p.DstMAC
 	e.vpi, e.vci = p.VPI, p.VCI
@@ -802,14 +815,15 @@ func (t *Table) evict() {
 	start := t.slotOf(t.cursor)
 	for k := 0; k < n; k++ {
 		s := (start + k) % n
-		best, bestDl, bestSeq := int32(nilIdx), int64(0), uint64(0)
+		best, bestDl, bestSeq := int32(nilIdx), int64(0), uint32(0)
 		t.sweepSlot(s, func(i int32, dl int64) bool {
 			if t.slotOf(dl) != s {
 				t.schedule(i, dl) // its deadline moved later
 				return false
 			}
 			// The earliest deadline; of equal ones, the oldest flow.
-			if seq := t.at(i).seq; best == nilIdx || dl < bestDl || (dl == bestDl && seq < bestSeq) {
+			// Creation numbers wrap: compared by difference.
+			if seq := t.at(i).seq; best == nilIdx || dl < bestDl || (dl == bestDl && int32(seq-bestSeq) < 0) {
 				best, bestDl, bestSeq = i, dl, seq
 			}
 			return true
@@ -885,6 +899,7 @@ func (t *Table) remove(i int32, reason flow.EndReason) {
 	r.Direction = 255
 	r.SrcMAC, r.DstMAC = e.srcMAC, e.dstMAC
 	r.VPI, r.VCI = e.vpi, e.vci
+	r.ScannedOctets = uint64(e.scanned)
 	r.ObservationDomain = t.domain
 	r.SamplingFlowInterval = t.flowInterval
 	r.Aggregate = e.aggregate

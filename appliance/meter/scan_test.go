@@ -66,6 +66,9 @@ func TestScanAcrossSegmentsOnce(t *testing.T) {
 	if st.ScanBytes != 25+11 || st.ScanGaps != 0 {
 		t.Errorf("stats %+v", st)
 	}
+	if r.ScannedOctets != 25+11 {
+		t.Errorf("record: %d octets scanned, want 36", r.ScannedOctets)
+	}
 }
 
 func TestScanRetransmissionNotCounted(t *testing.T) {
@@ -182,6 +185,11 @@ func TestScanTLSBypass(t *testing.T) {
 	if st.ScanBypassed != 1 || st.ScanBytes != uint64(len(hello)) {
 		t.Errorf("bypassed %d, scanned %d bytes; want 1, %d", st.ScanBypassed, st.ScanBytes, len(hello))
 	}
+	// The record says how much was scanned: the handshake, not the
+	// ciphertext after it.
+	if r.ScannedOctets != uint64(len(hello)) {
+		t.Errorf("record: %d octets scanned, want %d", r.ScannedOctets, len(hello))
+	}
 	// Without a handshake, a segment that looks like application data is
 	// scanned like any other.
 	r, st = tlsRecord(t, tlsDB, appData)
@@ -193,5 +201,8 @@ func TestScanTLSBypass(t *testing.T) {
 	r, st = tlsRecord(t, noBypass, hello, appData)
 	if count(r) != 2 || st.ScanBypassed != 0 {
 		t.Errorf("without tls_bypass: %v, bypassed %d; want 2 occurrences, none bypassed", r.Symptoms, st.ScanBypassed)
+	}
+	if r.ScannedOctets != uint64(len(hello)+len(appData)) {
+		t.Errorf("without tls_bypass: record says %d octets scanned, want %d", r.ScannedOctets, len(hello)+len(appData))
 	}
 }
