@@ -1,0 +1,141 @@
+#!/bin/sh
+# Cluster throughput benchmark: one mira-collector (the reference) and a
+# cluster of one ingest node and WORKERS consolidation workers on a
+# nats-server with JetStream, on the same IPFIX stream, in one run.
+#
+#   WORKERS=2 tools/bench/cluster.sh [PCAP] [RATE] [LOOPS]
+#
+# The stream is collector.sh's: mira-probe turns PCAP (default `mira synth
+# --large`, shared through $WORK) into an RFC 5655 file, which ipfixreplay
+# sends over UDP at RATE messages/s (default 500), LOOPS times (default 2).
+# The single collector and the ingest node are pinned to core 1
+# (CORE_A), nats-server and the workers to core 0 (CORE_B). For every
+# process it prints the CPU seconds it used (/proc/PID/stat) and records
+# per CPU-second: the single collector and the ingest node from before
+# the replay until their socket is drained and, for the ingest node, the
+# flow stream has stopped growing (everything published); the workers and
+# nats-server until the flow stream is empty (every record stored and
+# acknowledged), with the wall time of that drain. Then the records each
+# worker stored and the partitions it held (balance), and the merged
+# report's record count against the single collector's.
+set -eu
+cd "$(dirname "$0")/../.."
+RATE=${2:-500}
+LOOPS=${3:-2}
+WORKERS=${WORKERS:-2}
+WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
+CORE_A=${CORE_A:-1}
+CORE_B=${CORE_B:-0}
+go build -o "$WORK/mira-probe" ./cmd/mira-probe
+go build -o "$WORK/mira-collector" ./cmd/mira-collector
+go build -o "$WORK/mira" ./cmd/mira
+go build -o "$WORK/ipfixreplay" ./tools/bench/ipfixreplay
+PCAP=${1:-$WORK/large.pcap}
+if [ ! -f "$PCAP" ]; then
+	echo "synthesising $PCAP ..."
+	"$WORK/mira" synth --large -o "$PCAP"
+fi
+if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
+	rm -rf "$WORK/ipfix" && mkdir -p "$WORK/ipfix"
+	"$WORK/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
+fi
+IPFIX=$(ls "$WORK"/ipfix/*.ipfix)
+echo "stream: $IPFIX ($(wc -c <"$IPFIX") bytes), sent $LOOPS times at $RATE messages/s; $WORKERS workers"
+
+HZ=$(getconf CLK_TCK)
+cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+secs() { echo "$1 $2 $HZ" | awk '{printf "%.3f", ($2-$1)/$3}'; }
+udpline() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp; }
+rxq() { printf '%d\n' "0x$(udpline "$1" | awk '{split($5, q, ":"); print q[2]}')"; }
+drops() { udpline "$1" | awk '{print $NF}'; }
+wait_bound() {
+	i=0
+	while [ -z "$(udpline "$1")" ]; do
+		i=$((i + 1)); [ $i -lt 500 ] || { echo "nothing bound udp port $1" >&2; exit 1; }
+		sleep 0.02
+	done
+}
+wait_drained() { while [ "$(rxq "$1")" != 0 ]; do sleep 0.02; done; }
+now() { date +%s.%N; }
+
+port=$((20000 + $$ % 20000))
+pids=""
+cleanup() { for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# The reference: one mira-collector.
+rm -f "$WORK/single.db"
+taskset -c "$CORE_A" "$WORK/mira-collector" --listen udp://127.0.0.1:$port --db "$WORK/single.db" --log-level warn >"$WORK/single.log" 2>&1 &
+sc=$!
+wait_bound $port
+c0=$(cpu $sc)
+"$WORK/ipfixreplay" -to "127.0.0.1:$port" -rate "$RATE" -loops "$LOOPS" "$IPFIX" 2>>"$WORK/replay.log"
+wait_drained $port
+single_cpu=$(secs "$c0" "$(cpu $sc)")
+single_drops=$(drops $port)
+kill -TERM $sc && wait $sc || true
+single_recs=$("$WORK/mira" flows --db "$WORK/single.db" --format json --limit 1 | jq .summary.flows)
+
+# The cluster.
+nport=$((port + 1)); mport=$((port + 2)); iport=$((port + 3))
+rm -rf "$WORK/nats" "$WORK"/w*.db && mkdir -p "$WORK/nats"
+taskset -c "$CORE_B" nats-server -a 127.0.0.1 -p $nport -m $mport -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
+ns=$!; pids="$pids $ns"
+until curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null; do sleep 0.05; done
+URL=nats://127.0.0.1:$nport
+wpids=""
+for i in $(seq 1 "$WORKERS"); do
+	taskset -c "$CORE_B" "$WORK/mira-collector" --nats $URL --worker --db "$WORK/w$i.db" >"$WORK/w$i.log" 2>&1 &
+	wpids="$wpids $!"; pids="$pids $!"
+done
+taskset -c "$CORE_A" "$WORK/mira-collector" --listen udp://127.0.0.1:$iport --nats $URL >"$WORK/ingest.log" 2>&1 &
+ig=$!; pids="$pids $ig"
+wait_bound $iport
+# stream FIELD: a field of the flow stream's state (jq path under .state).
+stream() { curl -sf "http://127.0.0.1:$mport/jsz?streams=true" | jq "[.account_details[]?.stream_detail[]? | select(.name==\"MIRA_FLOWS\") | .state.$1] | add // 0"; }
+# Every worker holds its share (partitions taken minus released, from
+# the logs) before the replay.
+held() { echo $(( $(grep -c "partition taken" "$1" || true) - $(grep -c "partition released" "$1" || true) )); }
+share=$((32 / WORKERS))
+until ok=1; i=0; for p in $wpids; do i=$((i + 1)); [ "$(held "$WORK/w$i.log")" -ge $share ] || ok=0; done; [ $ok = 1 ]; do sleep 0.1; done
+ci0=$(cpu $ig); cn0=$(cpu $ns)
+cw0=""; for p in $wpids; do cw0="$cw0 $(cpu $p)"; done
+t0=$(now)
+"$WORK/ipfixreplay" -to "127.0.0.1:$iport" -rate "$RATE" -loops "$LOOPS" "$IPFIX" 2>>"$WORK/replay.log"
+wait_drained $iport
+# Published: the stream's last sequence stops moving.
+last=-1
+while :; do cur=$(stream last_seq); [ "$cur" = "$last" ] && break; last=$cur; sleep 0.5; done
+ingest_cpu=$(secs "$ci0" "$(cpu $ig)")
+ingest_drops=$(drops $iport)
+# Stored: the work-queue stream is empty.
+while [ "$(stream messages)" != 0 ]; do sleep 0.1; done
+t1=$(now)
+nats_cpu=$(secs "$cn0" "$(cpu $ns)")
+i=0; worker_cpu=""
+for p in $wpids; do
+	i=$((i + 1))
+	w0=$(echo $cw0 | cut -d' ' -f$i)
+	worker_cpu="$worker_cpu $(secs "$w0" "$(cpu $p)")"
+done
+wall=$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')
+merged=$("$WORK/mira" report --nats $URL --format json --limit 1 2>/dev/null | jq .summary.flows || echo "?")
+kill -TERM $ig && wait $ig || true
+for p in $wpids; do kill -TERM "$p"; wait "$p" || true; done
+published=$(sed -n 's/.*ingest stopped.* published=\([0-9]*\).*/\1/p' "$WORK/ingest.log")
+unpublished=$(sed -n 's/.*ingest stopped.* unpublished=\([0-9]*\).*/\1/p' "$WORK/ingest.log")
+
+echo "single collector: $single_recs records, cpu ${single_cpu}s, $(echo "$single_recs $single_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s, $single_drops datagrams dropped"
+echo "ingest node:      $published records published ($unpublished unpublished), cpu ${ingest_cpu}s, $(echo "$published $ingest_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s, $ingest_drops datagrams dropped"
+echo "ratio ingest node/single collector: $(echo "$published $ingest_cpu $single_recs $single_cpu" | awk '{printf "%.2fx", ($1/$2)/($3/$4)}') records per cpu-second"
+echo "nats-server:      cpu ${nats_cpu}s, $(echo "$published $nats_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s"
+i=0
+for p in $wpids; do
+	i=$((i + 1))
+	c=$(echo $worker_cpu | cut -d' ' -f$i)
+	s=$(sed -n 's/.*worker stopped.* stored=\([0-9]*\).*/\1/p' "$WORK/w$i.log")
+	echo "worker w$i:        $s records stored, partitions held $(held "$WORK/w$i.log"), cpu ${c}s, $(echo "$s $c" | awk '{printf "%.0f", $1/$2}') records/cpu-s"
+done
+echo "cluster drain: ${wall}s from the replay's start until every record was stored ($(echo "$published $wall" | awk '{printf "%.0f", $1/$2}') records/s)"
+echo "merged report: $merged records (single collector: $single_recs)"
+echo "work dir: $WORK"
