@@ -105,37 +105,61 @@
 //
 // # Measured rates and sizing
 //
-// BenchmarkPipeline (taskset -c 1, one core of a 2-core machine shared
-// with other builds; the embedded NATS server in the same process on the
-// same core), 300 000 records in messages of 30:
+// tools/bench/cluster.sh (BENCHMARKS.md, 2026-12-07, commit 5a12027, a
+// shared 2-vCPU machine): collector.sh's stream (803 284 records, IPFIX
+// over UDP at 500 messages/s, about 64 000 records/s) into one
+// mira-collector and into a cluster of one ingest node, one nats-server
+// (JetStream, one replica) and two or four workers; CPU seconds per
+// process, four rounds:
 //
-//	ingest node:  0.43-0.53 M records/s  (decode excluded: Consume to JetStream ack)
-//	worker:       0.05-0.09 M records/s  (delivery, bbolt commit, ack)
+//	single collector:  1.03-1.28 M records per CPU-second (the reference)
+//	ingest node:       1.06-1.12 M records/CPU-s (0.86-1.05x the single collector)
+//	nats-server:       0.45-0.52 M records/CPU-s (one replica)
+//	worker:            0.28-0.33 M records/CPU-s each
+//	balance:           401 874 / 401 410 records for two workers (16
+//	                   partitions each); 196 000-204 000 for four (8 each)
 //
-// The single-process collector decodes about 0.85 M records per
-// CPU-second; an ingest node adds publishing, so about 0.3 M records/s per
-// core end to end. The worker is bound by pull round trips and one fsync
-// per 4 MiB commit rather than by CPU (0.6 CPU-s for 300 000 records in
-// the profile); 0.05 M/s is the figure to plan with.
+// The cluster kept up with the offered rate (every record stored within
+// 1.3 s of the replay's end; the replay lasts about 12.5 s). At 4 000 messages/s (one round) the fixed
+// costs spread over fuller batches: ingest 2.06 M records/CPU-s,
+// nats-server 1.32 M; workers 0.30 M; the whole cluster stored 215 000
+// records/s with nats-server and both workers sharing one core. The
+// worker, a bbolt write and an identity lookup per record, is the role
+// to plan most of; nats-server next.
+//
+// The model plans every role at half its measured rate per core at 500
+// messages/s (the less favourable figures): an ingest node 500 000
+// records/s per core, a worker 150 000, nats-server 230 000 per replica
+// (three replicas: a record is stored three times; not measured, three
+// times one replica's cost is the estimate). For N probes exporting R
+// records/s each:
+//
+//	ingest cores   = N·R / 500 000
+//	worker cores   = N·R / 150 000  (at most Partitions = 32 workers)
+//	NATS cores     = replicas · N·R / 230 000, the flow stream's leader
+//	                 carrying all of it on one server
 //
 // The paper's RedIRIS trial watched three pairs of STM-1 ATM fibres
-// (155.52 Mb/s each way) with six PCs. It gives no flow rate; at full
-// load and 500-byte packets an STM-1 direction carries 37 000 packets/s.
-// A probe's record rate R depends on the traffic: with the default
-// timeouts, backbone traffic gives roughly one record per 10-20 packets,
-// R ≈ 2 000-4 000 records/s per STM-1 direction; a scan or flood (one
-// record per packet) raises it to 37 000/s. For N probes of rate R, with
-// nodes run at half their measured rate:
+// (155.52 Mb/s each way: six directions) with six PCs, analysing about
+// 5 % of the traffic. At full load and 500-byte packets a direction
+// carries 38 900 packets/s; a record needs at least one packet, so:
 //
-//	ingest nodes = ceil(N·R / 150 000)    (0.3 M/s per core, half)
-//	workers      = ceil(N·R / 25 000)     (0.05 M/s, half)
-//	NATS         = one stream leader carries N·R · ~100 bytes/s
+//   - as in the trial (5 % analysed): R <= 1 950 records/s per direction,
+//     N·R <= 11 700 records/s: 0.02 ingest, 0.08 worker and 0.05 NATS
+//     cores, one box (mira-collector --nats embedded --listen ... --worker).
+//   - unsampled, at the 3.1 packets per record of the real captures of
+//     TestClusterNetns (short captures cut flows early: backbone flows are
+//     longer, so this overestimates R): R = 12 500, N·R = 75 000: 0.15
+//     ingest, 0.5 worker, 0.33 NATS cores, still one two-core box.
+//   - unsampled, one record per packet (a scan or a flood): N·R = 233 000:
+//     0.5 ingest, 1.6 worker (two workers), 1.0 NATS cores with one replica
+//     or 3 with three: two or three small machines.
 //
-// The RedIRIS trial (N = 6 directions, R = 4 000): 24 000 records/s, one
-// ingest node and one worker (a one-box install with --nats embedded). A
-// national backbone of N = 300 probes at R = 4 000: 1.2 M records/s, 8
-// ingest nodes and 48 workers, which is more than Partitions (32): the
-// partition count would have to grow (it is a constant today), and the
-// single flow stream (120 MB/s through one JetStream leader) would have
-// to be split into several streams before that scale.
+// A national backbone of N = 300 such directions, unsampled at R = 12 500:
+// N·R = 3.75 M records/s: 8 ingest cores, 25 workers (within the 32
+// partitions), and 16 cores of NATS with one replica (49 with three), all
+// through the one leader of the flow stream: more than one server
+// carries. Before that scale the flow stream has to be split into
+// several streams (partition groups whose leaders sit on different
+// servers) and the partition count raised; neither is built.
 package cluster
