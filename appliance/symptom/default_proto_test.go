@@ -106,12 +106,22 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 			// H.225 SETUP in TPKT
 			append(unhex("0300001a 08 02 0001 05"), noise(17)...),
 		},
+		"RAKNET": {
+			// a frame set with one unreliable frame (ndpi/raknet.pcap)
+			unhex("8402000000008803000000000015e95e000000130c201546"),
+			// two frames, reliable ordered and split
+			append(unhex("8c 010000 60 0010 000000 000000 00 0aa0"), unhex("70 0018 010000 010000 00 00000002 0001 00000000 fe0102")...),
+		},
 		"GAMES": {
 			append(unhex("32ab98640256"), noise(40)...),
+			// Riot Games server datagram (ndpi/riotgames.pcap)
+			unhex("7232420400000000ab597f811fcc00876bbc000016e37c4014000000aaaaaaaabbbbbbbb"),
 			append(unhex("ffffffff214c5fa0"), noise(40)...),
 		},
 		"P2P": {
 			append([]byte("\xf9\xbe\xb4\xd9version\x00\x00\x00\x00\x00"), noise(90)...),
+			// Gnutella UDP DHT message (ndpi/gnutella.pcap)
+			unhex("a745310289213ee47e649bbac302eb3a4400003a0000000547544b470000289d0a8d06deffc8263c33897c2c9179fd84ab61045d2fe235700901010000289d0a8d06deffc8263c33897c2c9179fd84ab61"),
 			append([]byte("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03\x00\x10\x00\x0a\x00\x08\x07bep/1.0"), noise(32)...),
 		},
 	}

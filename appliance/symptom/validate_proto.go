@@ -16,7 +16,7 @@ var protoValidators = map[string]validatorDef{
 	"snmp":        {triggers: []trigger{{[]byte{0x30}, 0}}, minLen: 8, check: checkSNMP},
 	"ntp":         {triggers: ntpTriggers(), minLen: 48, check: checkNTP},
 	"syslog":      {triggers: []trigger{{[]byte("<"), 0}}, minLen: 6, check: checkSyslog},
-	"flow-export": {triggers: []trigger{{[]byte{0, 5}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, minLen: 16, check: checkFlowExport},
+	"flow-export": {triggers: []trigger{{[]byte{0, 5}, 0}, {[]byte{0, 7}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, minLen: 16, check: checkFlowExport},
 	"ike":         {triggers: []trigger{{[]byte{0x10}, 17}, {[]byte{0x20}, 17}, {[]byte{0, 0, 0, 0}, 0}}, minLen: 28, check: checkIKE},
 	"openvpn":     {triggers: []trigger{{[]byte{0x38}, 0}, {[]byte{0x40}, 0}, {[]byte{0x50}, 0}, {[]byte{0}, 0}}, minLen: 14, check: checkOpenVPN},
 	"wireguard":   {triggers: []trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}}, minLen: 92, check: checkWireGuard},
@@ -30,6 +30,8 @@ var protoValidators = map[string]validatorDef{
 	"redis":       {triggers: []trigger{{[]byte("*"), 0}}, minLen: 8, check: checkRedis},
 	"iax2":        {triggers: []trigger{{[]byte{6}, 10}}, minLen: 12, check: checkIAX2},
 	"rtcp":        {triggers: []trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, minLen: 8, check: checkRTCP},
+	"gnutella":    {triggers: []trigger{{[]byte{0, 0}, 21}}, minLen: 23, check: checkGnutella},
+	"raknet":      {triggers: raknetTriggers(), minLen: 8, check: checkRakNet},
 }
 
 func init() {
@@ -130,8 +132,10 @@ func checkSNMP(p []byte, s int) bool {
 	if q[0] != 0x30 {
 		return false
 	}
+	// The message fills the datagram, or runs past it when the capture
+	// cut it short (a snap length; Arkime's synthetic trace).
 	l, i, ok := berLen(q, 1)
-	if !ok || i+l != len(q) || i+3 > len(q) {
+	if !ok || i+l < len(q) || i+l > len(q)+64 || i+3 > len(q) {
 		return false
 	}
 	if q[i] != 0x02 || q[i+1] != 0x01 {
@@ -230,11 +234,17 @@ func checkSyslog(p []byte, s int) bool {
 		if (r[j] == ':' && r[j+1] == ' ') || (r[j] == '/' && isDigit(r[j+1])) {
 			return true
 		}
+		// an ISO date ("<134> 2021-04-18 15:12:38", FortiGate's
+		// "<189>date=2021-12-09 time=...")
+		if j+10 <= n && isDigit(r[j]) && isDigit(r[j+1]) && isDigit(r[j+2]) && isDigit(r[j+3]) && r[j+4] == '-' &&
+			isDigit(r[j+5]) && isDigit(r[j+6]) && r[j+7] == '-' && isDigit(r[j+8]) && isDigit(r[j+9]) {
+			return true
+		}
 	}
 	return false
 }
 
-// checkFlowExport accepts the header of a NetFlow v5 or v9, IPFIX or
+// checkFlowExport accepts the header of a NetFlow v5, v7 or v9, IPFIX or
 // sFlow v5 datagram whose counts or length agree with the datagram.
 func checkFlowExport(p []byte, s int) bool {
 	q := p[s:]
@@ -242,6 +252,9 @@ func checkFlowExport(p []byte, s int) bool {
 	case 5:
 		n := int(binary.BigEndian.Uint16(q[2:]))
 		return n >= 1 && n <= 30 && len(q) == 24+48*n
+	case 7:
+		n := int(binary.BigEndian.Uint16(q[2:]))
+		return n >= 1 && n <= 28 && len(q) == 24+52*n
 	case 9:
 		// count of records, uptime, time, sequence, source id; the
 		// first flowset (template 0, options 1 or data >= 256) fits.
@@ -294,7 +307,8 @@ func checkIKE(p []byte, s int) bool {
 	default:
 		return false
 	}
-	return int(binary.BigEndian.Uint32(q[24:])) == len(q) && q[16] != 0 && q[16] <= 53
+	// A message without payloads (next payload 0) is its header alone.
+	return int(binary.BigEndian.Uint32(q[24:])) == len(q) && q[16] <= 53 && (q[16] != 0 || len(q) == 28)
 }
 
 // checkOpenVPN accepts OpenVPN's first control packet of either side,
@@ -504,4 +518,69 @@ func checkRTCP(p []byte, s int) bool {
 		parts++
 	}
 	return i == len(q) && (parts > 1 || len(q) <= 64)
+}
+
+// checkGnutella accepts one Gnutella 0.6 message filling the datagram
+// (gtk-gnutella's and LimeWire's UDP: pings, pongs, queries, vendor and
+// DHT messages): a 16-byte GUID, a known payload descriptor, TTL and
+// hops of at most 15 between them, and a little-endian payload length
+// that is the rest of the datagram.
+func checkGnutella(p []byte, s int) bool {
+	q := p[s:]
+	switch q[16] {
+	case 0x00, 0x01, 0x02, 0x31, 0x32, 0x40, 0x41, 0x44, 0x80, 0x81:
+	default:
+		return false
+	}
+	return int(q[17])+int(q[18]) <= 15 && int(binary.LittleEndian.Uint32(q[19:])) == len(q)-23
+}
+
+// raknetTriggers: the first byte of a RakNet frame set (0x80 to 0x8D).
+func raknetTriggers() []trigger {
+	var t []trigger
+	for b := 0x80; b <= 0x8D; b++ {
+		t = append(t, trigger{[]byte{byte(b)}, 0})
+	}
+	return t
+}
+
+// checkRakNet accepts a RakNet frame set filling the datagram: a 24-bit
+// sequence number, then frames whose flags name a reliability (0 to 7)
+// with the low four bits clear but the split bit, a length in bits that
+// is whole bytes, the reliability's indexes and a split header when
+// split, and exactly the frames' bytes to the datagram's end.
+func checkRakNet(p []byte, s int) bool {
+	q := p[s:]
+	i, frames := 4, 0
+	for i < len(q) {
+		if i+3 > len(q) {
+			return false
+		}
+		f := q[i]
+		if f&0x0F != 0 {
+			return false
+		}
+		bits := int(binary.BigEndian.Uint16(q[i+1:]))
+		if bits == 0 || bits%8 != 0 {
+			return false
+		}
+		i += 3
+		switch rel := f >> 5; rel {
+		case 2, 6: // reliable: message index
+			i += 3
+		case 3, 7: // reliable ordered: message and order index, channel
+			i += 7
+		case 1, 4: // sequenced: message (4 only), sequence and order index, channel
+			i += 7
+			if rel == 4 {
+				i += 3
+			}
+		}
+		if f&0x10 != 0 {
+			i += 10 // split count, id and index
+		}
+		i += bits / 8
+		frames++
+	}
+	return i == len(q) && frames > 0
 }
