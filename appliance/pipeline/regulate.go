@@ -147,7 +147,11 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 	const window = 4
 	var offs, srvs [window]uint64
 	var lastOff, lastSrv uint64
-	lastStep := -window
+	// Steps are a window apart in time, not in ticks: a regulator that
+	// shares a busy core with the reader and the workers runs less often
+	// than its ticker, and counting ticks held overload steps 250 ms
+	// apart (one core, --speed 30, 1000 patterns).
+	var lastStep time.Time
 	for tick := 0; ; tick++ {
 		select {
 		case <-stop:
@@ -172,7 +176,7 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 				// Backlog high: first shed, then sample at the rate
 				// the workers can hold (at most four times the
 				// current interval per step).
-				if l >= maxLevel || tick-lastStep < window {
+				if l >= maxLevel || now.Sub(lastStep) < window*r.cfg.Every {
 					// A step needs a window of ticks at the current
 					// rate to be judged.
 					break
@@ -202,7 +206,7 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 					break
 				}
 				r.set(next)
-				lastStep = tick
+				lastStep = now
 			case f < r.cfg.Low && l > 0:
 				// Hysteresis: back one level once the backlog has
 				// stayed low for Hold, then a level every Hold/8

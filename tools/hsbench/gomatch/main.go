@@ -38,6 +38,11 @@ func run(gen string, size int, pfile, cfile string, chunk, runs int, stream bool
 			if err := os.WriteFile(p, workload.Format(all[:n]), 0o644); err != nil {
 				return err
 			}
+			// The same patterns as a symptom database (mira-probe --symptoms).
+			y := filepath.Join(gen, fmt.Sprintf("symptoms-%d.yaml", n))
+			if err := os.WriteFile(y, workload.YAML(all[:n]), 0o644); err != nil {
+				return err
+			}
 		}
 		return os.WriteFile(filepath.Join(gen, "corpus.bin"), workload.Corpus(size, all[:1000]), 0o644)
 	}
