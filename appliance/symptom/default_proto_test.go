@@ -109,6 +109,9 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 		"RAKNET": {
 			// a frame set with one unreliable frame (ndpi/raknet.pcap)
 			unhex("8402000000008803000000000015e95e000000130c201546"),
+			// acknowledgements of one number and of a range (ndpi/raknet.pcap)
+			unhex("c0000100010000020000"),
+			unhex("c00002 01 050000 00 060000 090000"),
 			// two frames, reliable ordered and split
 			append(unhex("8c 010000 60 0010 000000 000000 00 0aa0"), unhex("70 0018 010000 010000 00 00000002 0001 00000000 fe0102")...),
 		},

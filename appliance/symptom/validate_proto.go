@@ -440,7 +440,12 @@ func checkTDS(p []byte, s int) bool {
 	if int(binary.BigEndian.Uint16(q[2:])) != len(q) || q[7] != 0 {
 		return false
 	}
-	if q[1]&^0x19 != 0 || q[1]&0x01 == 0 {
+	if q[1]&^0x19 != 0 {
+		return false
+	}
+	// A message's last packet has the EOM bit; the ones before it fill
+	// the negotiated packet size (512 to 32768, a power of two).
+	if n := len(q); q[1]&0x01 == 0 && (n < 512 || n > 32768 || n&(n-1) != 0) {
 		return false
 	}
 	// The packet number starts at 0 or 1.
@@ -541,16 +546,21 @@ func raknetTriggers() []trigger {
 	for b := 0x80; b <= 0x8D; b++ {
 		t = append(t, trigger{[]byte{byte(b)}, 0})
 	}
-	return t
+	// acknowledgements (ACK C0, NAK A0) with fewer than 256 records
+	return append(t, trigger{[]byte{0xC0, 0}, 0}, trigger{[]byte{0xA0, 0}, 0})
 }
 
-// checkRakNet accepts a RakNet frame set filling the datagram: a 24-bit
+// checkRakNet accepts a RakNet frame set filling the datagram (or an
+// acknowledgement: checkRakNetAck): a 24-bit
 // sequence number, then frames whose flags name a reliability (0 to 7)
 // with the low four bits clear but the split bit, a length in bits that
 // is whole bytes, the reliability's indexes and a split header when
 // split, and exactly the frames' bytes to the datagram's end.
 func checkRakNet(p []byte, s int) bool {
 	q := p[s:]
+	if q[0] == 0xC0 || q[0] == 0xA0 {
+		return checkRakNetAck(q)
+	}
 	i, frames := 4, 0
 	for i < len(q) {
 		if i+3 > len(q) {
@@ -583,4 +593,29 @@ func checkRakNet(p []byte, s int) bool {
 		frames++
 	}
 	return i == len(q) && frames > 0
+}
+
+// checkRakNetAck accepts a RakNet ACK or NAK filling the datagram: a
+// count of 1 to 255 records, each a single sequence number (1, then 3
+// bytes) or a range (0, then 6 bytes).
+func checkRakNetAck(q []byte) bool {
+	n := int(binary.BigEndian.Uint16(q[1:]))
+	if n == 0 || n > 255 {
+		return false
+	}
+	i := 3
+	for k := 0; k < n; k++ {
+		if i >= len(q) {
+			return false
+		}
+		switch q[i] {
+		case 1:
+			i += 4
+		case 0:
+			i += 7
+		default:
+			return false
+		}
+	}
+	return i == len(q)
 }

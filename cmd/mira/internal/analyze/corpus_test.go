@@ -259,7 +259,7 @@ func TestCorpusLabels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short: runs about a hundred captures")
 	}
-	// The 90% threshold is a statement about the whole labelled corpus:
+	// The 96% threshold is a statement about the whole labelled corpus:
 	// the captures shipped in testdata are a handful chosen for other
 	// tests (one Gnutella trace would weigh as much as all the others).
 	shared, ok := peertest.SharedCorpus()
@@ -363,8 +363,19 @@ func TestCorpusLabels(t *testing.T) {
 	}
 	share := float64(agree) / float64(all)
 	t.Logf("all: %d/%d agree (%.1f%%); %d labelled captures unreadable", agree, all, 100*share, skipped)
-	if share < 0.90 {
-		t.Errorf("agreement %.1f%% < 90%%", 100*share)
+	// The families issue 14 asks about (those MIRA had no symptoms for).
+	ia, in := 0, 0
+	for _, f := range []string{"QUIC", "Games", "Network", "VoIP", "Database", "VPN", "P2P", "Remote"} {
+		if p := per[f]; p != nil {
+			ia += p.agree
+			in += p.all
+		}
+	}
+	if in > 0 {
+		t.Logf("QUIC, games, network management, VoIP, databases, VPN, P2P and remote access: %d/%d agree (%.1f%%)", ia, in, 100*float64(ia)/float64(in))
+	}
+	if share < 0.96 {
+		t.Errorf("agreement %.1f%% < 96%%", 100*share)
 	}
 }
 
