@@ -2,6 +2,7 @@ package classify
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/mira-project/mira/flow"
@@ -150,4 +151,14 @@ func (ix *Index) Forget(t int64) {
 		clear(l[n:])
 		ix.pairs[k] = l[:n]
 	}
+}
+
+// Clone returns a copy of ix that biflows can be added to (or
+// forgotten from) without changing ix.
+func (ix *Index) Clone() *Index {
+	n := &Index{pairs: make(map[hostPair][]indexed, len(ix.pairs))}
+	for k, l := range ix.pairs {
+		n.pairs[k] = slices.Clone(l)
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package consolidate
 import (
 	"bytes"
 	"cmp"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -926,4 +927,59 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 			fn(a, b, e.first)
 		}
 	}
+}
+
+// Clone returns an independent copy of c's pending state (connections,
+// held records, probes, options, counters) that completes its biflows
+// into sink; its usage tables start empty. Adding to or flushing either
+// leaves the other as it was: collector/report's rollups flush a clone
+// to show the connections still pending.
+func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
+	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
+		pending: make(map[connKey]*entry, len(c.pending)),
+		probes:  maps.Clone(c.probes), origins: slices.Clone(c.origins),
+		opts: maps.Clone(c.opts), await: maps.Clone(c.await),
+		held:    make(map[Origin][]heldRec, len(c.held)),
+		aggName: maps.Clone(c.aggName), now: c.now, arrival: c.arrival,
+		clock: slices.Clone(c.clock), swept: c.swept, stats: c.stats,
+		usage: map[UsageKey]*Usage{}, asUsage: map[ASKey]*Usage{}}
+	n.cfg.Sink = sink
+	n.keep = sink == nil
+	cloneObs := func(o obs) obs {
+		o.symptoms = slices.Clone(o.symptoms)
+		return o
+	}
+	for k, head := range c.pending {
+		var first, prev *entry
+		for e := head; e != nil; e = e.older {
+			x := &entry{first: e.first, last: e.last, seen: e.seen, n: e.n}
+			for d := 0; d < 2; d++ {
+				x.one[d] = cloneObs(e.one[d])
+			}
+			if e.more != nil {
+				x.more = new([2][]obs)
+				for d := 0; d < 2; d++ {
+					for _, o := range e.more[d] {
+						x.more[d] = append(x.more[d], cloneObs(o))
+					}
+				}
+			}
+			if prev == nil {
+				first = x
+			} else {
+				prev.older = x
+			}
+			prev = x
+		}
+		n.pending[k] = first
+	}
+	for o, h := range c.held {
+		l := make([]heldRec, len(h))
+		for i := range h {
+			l[i] = h[i]
+			l[i].r.Symptoms = slices.Clone(h[i].r.Symptoms)
+		}
+		n.held[o] = l
+	}
+	return n
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -576,4 +578,39 @@ func Rebuild(ctx context.Context, s *store.Store, cfg RollupConfig) (store.Rollu
 		return store.RollupMeta{}, err
 	}
 	return d.Meta, nil
+}
+
+// clone returns a copy of n whose ids grow independently.
+func (n *namer) clone() *namer {
+	x := *n
+	x.symIDs, x.catIDs, x.aggIDs = maps.Clone(n.symIDs), maps.Clone(n.catIDs), maps.Clone(n.aggIDs)
+	x.symNames, x.catNames, x.aggNames = slices.Clone(n.symNames), slices.Clone(n.catNames), slices.Clone(n.aggNames)
+	x.scratch = nil
+	return &x
+}
+
+// Pending returns the cells of everything r was given but has not yet
+// added to the rollups (held records, pending connections, biflows
+// waiting for their pair context) as if the input ended now: a flushed
+// copy, r unchanged. The stored cells plus these are what a report over
+// all the records given so far shows (the collector's API answers a
+// live store's whole range so).
+func (r *Roller) Pending() map[time.Duration]map[store.RollupKey]*store.RollupCell {
+	n := &Roller{cfg: r.cfg, opts: r.opts, smp: r.smp, fed: r.fed, maxFed: r.maxFed, pair: r.pair,
+		clock: map[store.Origin]int64{}, maxLast: r.maxLast, maxDur: r.maxDur}
+	n.nm = r.nm.clone()
+	n.nm.install(&n.opts)
+	n.buf = recHeap{h: slices.Clone(r.buf.h), slab: slices.Clone(r.buf.slab), free: slices.Clone(r.buf.free)}
+	for i := range n.buf.slab {
+		// add reuses a slot's symptom array: the copy gets its own.
+		n.buf.slab[i].r.Symptoms = slices.Clone(n.buf.slab[i].r.Symptoms)
+	}
+	n.wait = slices.Clone(r.wait)
+	if r.ix != nil {
+		n.ix = r.ix.Clone()
+	}
+	n.c = r.c.Clone(n.complete)
+	n.resetCells()
+	n.Flush()
+	return n.cells
 }

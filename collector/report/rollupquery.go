@@ -21,6 +21,11 @@ func (e *RollupError) Error() string { return "the rollups cannot answer this re
 // table (Fingerprint; "" for none).
 type RollupSource struct {
 	RulesID, ASID string
+	// Live, when set, calls read with the cells of what a running
+	// collector's Roller holds but has not stored yet (Roller.Pending),
+	// while no commit changes the store: the answer then covers every
+	// stored record (complete) however recent.
+	Live func(read func(pending map[time.Duration]map[store.RollupKey]*store.RollupCell) error) error
 }
 
 // CanUseRollups says whether the rollups of a store can answer p: no
@@ -153,7 +158,7 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
 	}
 	n := 0
-	err = s.Rollups(res, from, to, func(k *store.RollupKey, c *store.RollupCell) error {
+	cell := func(k *store.RollupKey, c *store.RollupCell) error {
 		if n++; n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -204,7 +209,25 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 		}
 		addRow(uk, u)
 		return nil
-	})
+	}
+	scan := func(pending map[time.Duration]map[store.RollupKey]*store.RollupCell) error {
+		if err := s.Rollups(res, from, to, cell); err != nil {
+			return err
+		}
+		for k, c := range pending[res] {
+			if k.Bucket >= from && k.Bucket < to {
+				if err := cell(&k, c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if src.Live != nil {
+		err = src.Live(scan)
+	} else {
+		err = scan(nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -273,8 +296,8 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	}
 	s2.Loss, s2.Ledgers = lossLedger(&opts)
 	s2.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
-	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: records.Late, Complete: to <= meta.CompleteBefore}
-	if meta.CompleteBefore != math.MaxInt64 {
+	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: records.Late, Complete: to <= meta.CompleteBefore || src.Live != nil}
+	if meta.CompleteBefore != math.MaxInt64 && src.Live == nil {
 		t := Timestamp(meta.CompleteBefore)
 		s2.Rollup.CompleteBefore = &t
 	}

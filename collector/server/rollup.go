@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mira-project/mira/collector/report"
@@ -21,8 +22,9 @@ import (
 // stored record.
 
 // rollupHold is how long, in wall-clock time, the rollups' horizon waits
-// for records that arrive out of end order (report.RollupConfig.Hold).
-const rollupHold = 10 * time.Second
+// for records that arrive out of end order (report.RollupConfig.Hold);
+// a variable so that tests can see the horizon move at once.
+var rollupHold = 10 * time.Second
 
 // startRollups makes the Roller, rebuilding the rollups first when they
 // cannot be continued.
@@ -31,6 +33,7 @@ func (s *Server) startRollups(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return fmt.Errorf("collector: rollups: %w", err)
 	}
+	src.Live = s.liveRollups
 	s.rollSrc = src
 	meta, err := st.RollupMeta()
 	why := ""
@@ -142,4 +145,30 @@ func (s *Server) stopRollups() {
 			return
 		}
 	}
+}
+
+// liveRollups calls read with the cells the Roller holds but has not
+// stored (report.Roller.Pending, and those a failed write kept), while
+// no commit runs: the API's rollup answers cover every stored record.
+func (s *Server) liveRollups(read func(map[time.Duration]map[store.RollupKey]*store.RollupCell) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.roll == nil {
+		return read(nil)
+	}
+	p := s.roll.Pending()
+	if s.rollKept != nil {
+		for res, cells := range s.rollKept.Cells {
+			for k, c := range cells {
+				if o := p[res][k]; o != nil {
+					o.Add(c)
+				} else {
+					cp := *c
+					cp.Symptoms = slices.Clone(c.Symptoms)
+					p[res][k] = &cp
+				}
+			}
+		}
+	}
+	return read(p)
 }

@@ -500,6 +500,20 @@ func TestBrowser(t *testing.T) {
 		if s.Estimate == nil {
 			t.Fatal("the sampled probe's traffic gave no estimate")
 		}
+		// The overview's numbers come from the collector's rollups (with
+		// what its Roller still holds), which equal the records' report.
+		resp, err := http.Get(e.base + "/api/report?source=rollups&by=category&limit=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rr report.Report
+		err = json.NewDecoder(resp.Body).Decode(&rr)
+		resp.Body.Close()
+		if err != nil || rr.Summary.Rollup == nil || !rr.Summary.Rollup.Complete || rr.Summary.Packets != s.Packets ||
+			rr.Summary.Octets != s.Octets || rr.Summary.Biflows != s.Biflows || rr.Summary.Estimate == nil || *rr.Summary.Estimate != *s.Estimate {
+			t.Errorf("the live rollups answer %+v (%+v), %v; mira report has %d packets, %d octets, %d biflows, %+v",
+				rr.Summary.Rollup, rr.Summary.Estimate, err, s.Packets, s.Octets, s.Biflows, s.Estimate)
+		}
 		ep, eo := text(t, b, `[data-metric="est-packets"]`), text(t, b, `[data-metric="est-octets"]`)
 		if number(t, ep) != s.Estimate.Packets || number(t, eo) != s.Estimate.Octets {
 			t.Errorf("overview estimates %s packets %s octets; mira report has %d %d", ep, eo, s.Estimate.Packets, s.Estimate.Octets)
