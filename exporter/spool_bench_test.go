@@ -140,3 +140,42 @@ func BenchmarkSpoolReplayTCP(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkExportTCP is the reference for the spool benchmarks: the same
+// batches of 1000 records encoded and sent straight over a loopback TCP
+// connection, no spool.
+func BenchmarkExportTCP(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	recs := ipfixtest.Random(13, 1000)
+	tr, err := NewTCP(ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewTransport(tr, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := e.Export(recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+	e.Close()
+}
