@@ -37,9 +37,11 @@
 // that is not ext4 is then made ext4 with go-diskfs's ext4.Create (whole
 // 128 MiB block groups of 4 KiB blocks: e2fsck -fn clean from 256 MiB to
 // 17 GiB, checked; not at 129 MiB) once the random pool is seeded, the
-// FAT's files carried over through memory. ext4 has a journal, so it is
-// mounted without -o sync; a FAT data partition (no room to grow) keeps
-// -o sync (FAT has no journal and a probe's power is cut at any time).
+// FAT's files carried over through memory (tls/ files 0600). ext4 has a
+// journal, so it is mounted without -o sync but with -o dirsync (a rename,
+// as of the SNMP engine state, is on disk when it returns); a FAT data
+// partition (no room to grow) keeps -o sync (FAT has no journal and a
+// probe's power is cut at any time).
 // Measured under TCG: a 1 GiB disk, the partition grown 8 -> 934 MiB, an
 // ext4 of 896 MiB made in 1.6 s; after a reset and a clean power-off
 // e2fsck -fn finds it clean (TestApplianceBoots). A power cut while the

@@ -99,12 +99,14 @@ func isExt4(dev string) bool {
 	return binary.LittleEndian.Uint16(magic[:]) == 0xEF53
 }
 
-// mountData mounts the data partition on dataDir: ext4 when it is, else
-// FAT with -o sync.
+// mountData mounts the data partition on dataDir: ext4 (journalled,
+// dirsync) when it is, else FAT with -o sync.
 func mountData(dev string) (string, error) {
 	os.MkdirAll(dataDir, 0o755)
 	if isExt4(dev) {
-		if err := unix.Mount(dev, dataDir, "ext4", unix.MS_NOATIME, ""); err != nil {
+		// dirsync: a rename (the SNMP engine state's atomic replace) is
+		// on disk when it returns, not at the next journal commit.
+		if err := unix.Mount(dev, dataDir, "ext4", unix.MS_NOATIME|unix.MS_DIRSYNC, ""); err != nil {
 			return "", fmt.Errorf("mount %s (ext4) on %s: %w", dev, dataDir, err)
 		}
 		return "ext4", nil
@@ -166,6 +168,9 @@ func convertData(dev string) error {
 				return err
 			}
 			s.mode = 0o644
+			if strings.HasPrefix(rel, "tls/") {
+				s.mode = 0o600 // keys
+			}
 		} else {
 			return nil
 		}
