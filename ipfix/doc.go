@@ -10,7 +10,9 @@
 // templates for sampling (386: samplingInterval for nfdump; 388: RFC 5477
 // PSAMP, or 391 with the hash-based selection parameters), aggregate
 // names (387), symptom and category names (389, 390); RFC 5103 biflow
-// templates for re-export (392, 393). MIRA's own
+// templates for re-export (392, 393); flow templates of records with
+// application metadata, FTP data ports or scanned octets take ids from
+// AppTemplateBase (512) to LastTemplateID. MIRA's own
 // elements carry the configured enterprise number (DefaultPEN 32473);
 // symptoms travel as an RFC 6313 subTemplateList (IE 292) whose
 // sub-template holds only enterprise elements, which nfdump 1.7 flattens

@@ -9,7 +9,8 @@
 #
 # Without PCAP it synthesises the large trace with `mira synth --large`
 # (kept in $WORK, shared with collector.sh). CORE (default 1) is the core
-# both tools are pinned to.
+# both tools are pinned to. BEFORE, a mira-probe binary built at another
+# commit, joins the rounds (same flags) for a before/after comparison.
 set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${2:-3}
@@ -74,6 +75,9 @@ while [ $i -lt "$RUNS" ]; do
 	run softflowd softflowd -r "$PCAP" -n 127.0.0.1:$port -v 10 -A milli -d
 	run mira-probe "$WORK/mira-probe" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info
 	run mira-noscan "$WORK/mira-probe" --config "$WORK/noscan.yaml" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info
+	if [ -n "${BEFORE:-}" ]; then
+		run mira-before "$BEFORE" -r "$PCAP" --export udp://127.0.0.1:$port --log-level info
+	fi
 	i=$((i + 1))
 done
 sf=$(median softflowd)
@@ -92,11 +96,20 @@ echo "$mp" | awk -v p="$PKTS" '{printf "mira-probe -r: wall %.2fs cpu %.2fs  %.2
 echo "$mn" | awk -v p="$PKTS" '{printf "mira-probe -r, no symptom scan: wall %.2fs cpu %.2fs  %.2f Mpps (wall) %.2f Mpps (cpu)\n", $1, $2, p/$1/1e6, p/$2/1e6}'
 echo "$sf $mp" | awk '{printf "ratio mira/softflowd: %.2fx (wall) %.2fx (cpu)\n", $1/$3, $2/$4}'
 echo "$sf $mn" | awk '{printf "ratio mira (no symptom scan)/softflowd: %.2fx (wall) %.2fx (cpu)\n", $1/$3, $2/$4}'
+paste "$WORK/softflowd.times" "$WORK/mira-probe.times" |
+	awk '{r = r sprintf(" %.2f", $2/$5)} END{print "ratio (scanning) per round, CPU:" r}'
+if [ -n "${BEFORE:-}" ]; then
+	mb=$(median mira-before)
+	echo "$mb" | awk -v p="$PKTS" '{printf "mira-probe -r, BEFORE: wall %.2fs cpu %.2fs  %.2f Mpps (wall) %.2f Mpps (cpu)\n", $1, $2, p/$1/1e6, p/$2/1e6}'
+	echo "$sf $mb" | awk '{printf "ratio BEFORE/softflowd: %.2fx (cpu)\n", $2/$4}'
+	paste "$WORK/softflowd.times" "$WORK/mira-before.times" |
+		awk '{r = r sprintf(" %.2f", $2/$5)} END{print "ratio (BEFORE) per round, CPU:" r}'
+fi
 paste "$WORK/softflowd.times" "$WORK/mira-noscan.times" |
 	awk '{r = r sprintf(" %.2f", $2/$5)} END{print "ratio (no symptom scan) per round, CPU:" r}'
 echo "mira-probe: ${mppk:-?} packets processed, ${mpfl:-?} flows exported per run"
-echo "nfcapd    : $stored flows stored from $RUNS runs of each (mira-probe twice), $drops datagrams dropped by the kernel"
+echo "nfcapd    : $stored flows stored from $RUNS runs of each (mira-probe twice${BEFORE:+, three times with BEFORE}), $drops datagrams dropped by the kernel"
 # softflowd -r prints no statistics at EOF; what nfcapd stored tells.
 [ "$drops" = 0 ] && [ -n "$mpfl" ] &&
-	echo "softflowd : $(( (stored - 2 * RUNS * mpfl) / RUNS )) flows exported per run (nfcapd's count less mira-probe's)"
+	echo "softflowd : $(( (stored - ${BEFORE:+1 * RUNS * mpfl -} 2 * RUNS * mpfl) / RUNS )) flows exported per run (nfcapd's count less mira-probe's)"
 echo "work dir: $WORK"
