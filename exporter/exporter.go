@@ -549,6 +549,30 @@ func (e *Exporter) sendOptions(d *domainState, now time.Time) {
 	if len(d.msg) == ipfix.HeaderLen {
 		return
 	}
+	if !e.t.Reliable() && len(d.msg) > e.limit {
+		// Over UDP a message stays within the path MTU: the options
+		// (names and RFC 5610 type records run long) go in several.
+		if bodies, recs, ok := splitOptions(d.msg, e.limit); ok {
+			for i, body := range bodies {
+				m := ipfix.AppendHeader(make([]byte, 0, ipfix.HeaderLen+len(body)), ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+				m = append(m, body...)
+				err := ipfix.FinishMessage(m)
+				if err == nil {
+					err = e.write(m, recs[i], 0)
+				}
+				if err != nil {
+					e.noteErr(err)
+					d.clearSent()
+					return
+				}
+				d.seq += uint32(recs[i])
+				e.stats.Messages++
+				e.stats.OptionsRecords += uint64(recs[i])
+				e.stats.Bytes += uint64(len(m))
+			}
+			return
+		}
+	}
 	err := ipfix.FinishMessage(d.msg)
 	if err == nil {
 		err = e.write(d.msg, n, 0)

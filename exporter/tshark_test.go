@@ -68,7 +68,8 @@ func TestTshark(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	e, err := New("udp://"+pc.LocalAddr().String(), &Config{MTU: 1000, TemplateRefreshMessages: 5, Ledger: testLedger})
+	e, err := New("udp://"+pc.LocalAddr().String(), &Config{MTU: 1000, TemplateRefreshMessages: 5, Ledger: testLedger, ElementTypes: true,
+		SymptomNames: map[uint16]string{1: "MAIL", 2: "WEB", 3: "FTP", 4: "P2P", 5: "MP3", 6: "AUDIO", 7: "VIDEO", 8: "GAMES", 9: "RAKNET", 10: "CHAT", 11: "VOIP", 12: "TLS", 13: "SSH", 14: "DNS"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,13 @@ func TestTshark(t *testing.T) {
 	v := tsharkClean(t, bin, pcap)
 	if n := strings.Count(v, "Cisco NetFlow/IPFIX"); n != len(payloads) {
 		t.Fatalf("tshark decoded %d IPFIX messages, want %d", n, len(payloads))
+	}
+	// The RFC 5610 type records (options, several datagrams within the
+	// MTU) decode: tshark shows the elements' names.
+	for _, name := range []string{"tlsServerName", "ftpDataPortList", "dnsResponseCode"} {
+		if !strings.Contains(v, name) {
+			t.Errorf("tshark shows no RFC 5610 record naming %s", name)
+		}
 	}
 	// Every record's octet count is decoded from its data set.
 	fields, err := exec.Command(bin, "-r", pcap, "-d", "udp.port==4739,cflow", "-T", "fields", "-e", "cflow.octets").Output()
