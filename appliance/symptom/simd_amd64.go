@@ -11,7 +11,7 @@ import (
 var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasBMI1
 
 // have512 selects the 64-byte Teddy loop (AVX-512 BW).
-var have512 = haveSIMD && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+var have512 = haveSIMD && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasBMI2
 
 // teddyAVX2 lists the candidate positions of the Teddy nibble filter t in
 // p[i:n] (see teddyGo), 32 positions at a time while i+34 <= n and out has
@@ -28,17 +28,19 @@ func teddyAVX2(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 //go:noescape
 func firstAVX2(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
 
-// teddyAVX512 is teddyAVX2 with 64 positions per iteration, while
-// i+66 <= n and out has room for 64 more.
+// teddyAVX512 is teddyAVX2 with 64 positions per iteration, for n >= 66;
+// it also lists the positions left at the end (up to n-3) when out has
+// room, and then returns n-2.
 //
 //go:noescape
 func teddyAVX512(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
 
-// teddyScan lists candidate positions from i on, in blocks of 32
-// positions (64 with AVX-512 while they fit); it stops once fewer than 34
-// bytes are left from i or out may not hold another block.
+// teddyScan lists candidate positions from i on, in blocks of 32 or 64
+// positions; it stops once out may not hold another block, or when fewer
+// than 34 bytes are left from i (AVX2), or with all positions to n-3
+// listed and next = n-2 (AVX-512).
 func teddyScan(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
-	if have512 && i+66 <= n {
+	if have512 && n >= 66 {
 		return teddyAVX512(t, p, n, i, out)
 	}
 	return teddyAVX2(t, p, n, i, out)

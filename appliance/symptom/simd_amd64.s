@@ -183,10 +183,54 @@ fdone:
 	MOVQ BX, cnt+48(FP)
 	RET
 
+// TEDDY64 leaves in R9 the candidate mask of the 64 positions from
+// SI+blk (the tables in Z0-Z12, see teddyAVX512).
+#define TEDDY64(blk) \
+	VMOVDQU8 (SI)(blk*1), Z13; \
+	VPSRLW $4, Z13, Z14; \
+	VPANDD Z12, Z13, Z13; \
+	VPANDD Z12, Z14, Z14; \
+	VPSHUFB Z13, Z0, Z16; \
+	VPSHUFB Z14, Z1, Z17; \
+	VPSHUFB Z13, Z6, Z18; \
+	VPSHUFB Z14, Z7, Z19; \
+	VPANDD Z17, Z16, Z16; \
+	VPANDD Z19, Z18, Z18; \
+	VMOVDQU8 1(SI)(blk*1), Z13; \
+	VPSRLW $4, Z13, Z14; \
+	VPANDD Z12, Z13, Z13; \
+	VPANDD Z12, Z14, Z14; \
+	VPSHUFB Z13, Z2, Z20; \
+	VPSHUFB Z14, Z3, Z21; \
+	VPSHUFB Z13, Z8, Z22; \
+	VPSHUFB Z14, Z9, Z23; \
+	VPANDD Z20, Z16, Z16; \
+	VPANDD Z22, Z18, Z18; \
+	VPANDD Z21, Z16, Z16; \
+	VPANDD Z23, Z18, Z18; \
+	VMOVDQU8 2(SI)(blk*1), Z13; \
+	VPSRLW $4, Z13, Z14; \
+	VPANDD Z12, Z13, Z13; \
+	VPANDD Z12, Z14, Z14; \
+	VPSHUFB Z13, Z4, Z20; \
+	VPSHUFB Z14, Z5, Z21; \
+	VPSHUFB Z13, Z10, Z22; \
+	VPSHUFB Z14, Z11, Z23; \
+	VPANDD Z20, Z16, Z16; \
+	VPANDD Z22, Z18, Z18; \
+	VPANDD Z21, Z16, Z16; \
+	VPANDD Z23, Z18, Z18; \
+	VPORD Z18, Z16, Z16; \
+	VPTESTMB Z16, Z16, K1; \
+	KMOVQ K1, R9
+
 // func teddyAVX512(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
 //
-// teddyAVX2 with 64 positions per iteration (while i+66 <= n and out has
-// room for 64), every table in a register.
+// teddyAVX2 with 64 positions per iteration, every table in a register,
+// for n >= 66: while i+66 <= n and out has room for 64; then, if out
+// still has room, the positions left up to n-3 in one block ending
+// there (overlapping the last, its earlier positions dropped), and next
+// is n-2.
 TEXT ·teddyAVX512(SB), NOSPLIT, $0-56
 	MOVQ t+0(FP), AX
 	MOVQ p+8(FP), SI
@@ -211,46 +255,10 @@ TEXT ·teddyAVX512(SB), NOSPLIT, $0-56
 
 zloop:
 	CMPQ CX, DX
-	JGT zdone
+	JGT ztail
 	CMPQ BX, $(const_simdOut-64)
 	JGT zdone
-	VMOVDQU8 (SI)(CX*1), Z13
-	VPSRLW $4, Z13, Z14
-	VPANDD Z12, Z13, Z13
-	VPANDD Z12, Z14, Z14
-	VPSHUFB Z13, Z0, Z16
-	VPSHUFB Z14, Z1, Z17
-	VPSHUFB Z13, Z6, Z18
-	VPSHUFB Z14, Z7, Z19
-	VPANDD Z17, Z16, Z16
-	VPANDD Z19, Z18, Z18
-	VMOVDQU8 1(SI)(CX*1), Z13
-	VPSRLW $4, Z13, Z14
-	VPANDD Z12, Z13, Z13
-	VPANDD Z12, Z14, Z14
-	VPSHUFB Z13, Z2, Z20
-	VPSHUFB Z14, Z3, Z21
-	VPSHUFB Z13, Z8, Z22
-	VPSHUFB Z14, Z9, Z23
-	VPANDD Z20, Z16, Z16
-	VPANDD Z22, Z18, Z18
-	VPANDD Z21, Z16, Z16
-	VPANDD Z23, Z18, Z18
-	VMOVDQU8 2(SI)(CX*1), Z13
-	VPSRLW $4, Z13, Z14
-	VPANDD Z12, Z13, Z13
-	VPANDD Z12, Z14, Z14
-	VPSHUFB Z13, Z4, Z20
-	VPSHUFB Z14, Z5, Z21
-	VPSHUFB Z13, Z10, Z22
-	VPSHUFB Z14, Z11, Z23
-	VPANDD Z20, Z16, Z16
-	VPANDD Z22, Z18, Z18
-	VPANDD Z21, Z16, Z16
-	VPANDD Z23, Z18, Z18
-	VPORD Z18, Z16, Z16
-	VPTESTMB Z16, Z16, K1
-	KMOVQ K1, R9
+	TEDDY64(CX)
 	TESTQ R9, R9
 	JZ znext
 
@@ -265,6 +273,34 @@ zbits:
 znext:
 	ADDQ $64, CX
 	JMP zloop
+
+ztail:
+	// Positions CX..n-3 are left (CX > n-66): the block at n-66 (DX).
+	LEAQ 63(DX), R12
+	CMPQ CX, R12
+	JGT zdone
+	TESTQ DX, DX
+	JL zdone
+	CMPQ BX, $(const_simdOut-64)
+	JGT zdone
+	TEDDY64(DX)
+	MOVQ CX, R13
+	SUBQ DX, R13
+	MOVQ $-1, R14
+	SHLXQ R13, R14, R14
+	ANDQ R14, R9
+	JZ zend
+
+ztbits:
+	TZCNTQ R9, R10
+	ADDQ DX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRQ R9, R9
+	JNZ ztbits
+
+zend:
+	LEAQ 64(DX), CX // n-2
 
 zdone:
 	VZEROUPPER
