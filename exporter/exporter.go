@@ -156,7 +156,10 @@ type Stats struct {
 	// (oldest first); Spooled is how many flow records the spool holds.
 	SpoolDropped uint64
 	Spooled      uint64
-	LastError    string
+	// Spooling says the spool holds records and has no connection to
+	// the collector (down, or not reached yet).
+	Spooling  bool
+	LastError string
 }
 
 // Exporter is an IPFIX exporting process bound to one Transport.
@@ -436,6 +439,10 @@ func (e *Exporter) Stats() Stats {
 	if e.spool != nil {
 		ss := e.spool.Stats()
 		st.SpoolDropped, st.Spooled = ss.Dropped, ss.Spooled
+		st.Spooling = !ss.Connected && ss.Spooled > 0
+		if ss.LastError != "" && st.LastError == "" {
+			st.LastError = ss.LastError
+		}
 	}
 	return st
 }

@@ -117,6 +117,7 @@ type SpoolStats struct {
 	Saves         uint64 // file transactions
 	LastError     string // latest connection or write error
 	SavedMessages uint64 // messages written to the file
+	Connected     bool   // a connection to the collector is up
 }
 
 var (
@@ -466,6 +467,7 @@ func (s *Spool) pump(now time.Time) {
 		s.wait = s.cfg.RetryMin
 		s.mu.Lock()
 		s.st.Connects++
+		s.st.Connected = true
 		s.mu.Unlock()
 		for _, m := range s.q {
 			m.written = false
@@ -526,6 +528,7 @@ func (s *Spool) fail(now time.Time, err error) {
 	s.wait = min(s.wait*2, s.cfg.RetryMax)
 	s.mu.Lock()
 	s.st.LastError = err.Error()
+	s.st.Connected = false
 	s.mu.Unlock()
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ import (
 // with the regulation state and rate, and that the pipeline counted the
 // overload it announced.
 func TestOverloadNotification(t *testing.T) {
-	bin := peertest.Program(t, "snmptrapd")
+	peertest.Program(t, "snmptrapd")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "trace.pcap")
 	f, err := os.Create(trace)
@@ -44,6 +46,43 @@ func TestOverloadNotification(t *testing.T) {
 	}
 	f.Close()
 
+	trapAddr, waitLine := startTrapd(t, dir)
+
+	cfg, err := config.ParseProbe("test.yaml", []byte(fmt.Sprintf(`probe: {name: overload-test}
+snmp_listen: "127.0.0.1:0"
+snmp:
+  communities: [{name: public, sources: [127.0.0.0/8]}]
+  notification_targets: [{address: "%s", version: v2c, community: public}]
+  poll_interval: 10ms
+pipeline: {speed: 100000}
+`, trapAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{src}, Exporters: []Exporter{nopExporter{}}})
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
+	t.Logf("snmptrapd: %s", l)
+	st := p.Pipeline().Stats()
+	// RegulatedOut may still be 0: the trace can end right after the step
+	// the trap announced.
+	if st.Regulation.OverloadEvents == 0 || st.Regulation.Changes == 0 {
+		t.Fatalf("notified, but the pipeline counted no overload: %+v", st.Regulation)
+	}
+}
+
+// startTrapd starts snmptrapd on a free loopback port, logging
+// notifications numerically, and returns its address and a function
+// that waits for a line holding every string given.
+func startTrapd(t *testing.T, dir string) (string, func(want ...string) string) {
+	t.Helper()
+	bin := peertest.Program(t, "snmptrapd")
 	// snmptrapd on a free port, logging notifications numerically.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -67,10 +106,10 @@ func TestOverloadNotification(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()
-	}()
+	})
 	lines := make(chan string, 100)
 	go func() {
 		s := bufio.NewScanner(out)
@@ -101,32 +140,62 @@ func TestOverloadNotification(t *testing.T) {
 		}
 	}
 	waitLine("NET-SNMP version")
+	return trapAddr, waitLine
+}
 
-	cfg, err := config.ParseProbe("test.yaml", []byte(fmt.Sprintf(`probe: {name: overload-test}
+// TestCollectorLostNotification exports into a spool whose collector is
+// down: while the probe tries to deliver, a real snmptrapd receives
+// miraCollectorLost with the target in state spooling, its last error
+// and a spool depth of at most the records the probe spooled (the
+// notification goes as the first are spooled).
+func TestCollectorLostNotification(t *testing.T) {
+	peertest.Program(t, "snmptrapd")
+	dir := t.TempDir()
+	trapAddr, waitLine := startTrapd(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close() // nobody listens: the collector is down
+	trace := filepath.Join(dir, "trace.pcap")
+	f, err := os.Create(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.WritePcap(synth.Default(), f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg, err := config.ParseProbe("test.yaml", []byte(fmt.Sprintf(`probe: {name: lost-test}
 snmp_listen: "127.0.0.1:0"
 snmp:
   communities: [{name: public, sources: [127.0.0.0/8]}]
   notification_targets: [{address: "%s", version: v2c, community: public}]
   poll_interval: 10ms
-pipeline: {speed: 100000}
-`, trapAddr)))
+capture: {files: [%q]}
+export: [{url: "tcp://%s", spool: {dir: %q}}]
+drain_timeout: 2s
+`, trapAddr, trace, target, filepath.Join(dir, "spool"))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := pcapfile.Open(trace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{src}, Exporters: []Exporter{nopExporter{}}})
-	if err := p.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	l := waitLine("."+mib.MiraCollectorLost, "."+mib.MiraExpState+".1 = INTEGER: 3")
 	t.Logf("snmptrapd: %s", l)
-	st := p.Pipeline().Stats()
-	// RegulatedOut may still be 0: the trace can end right after the step
-	// the trap announced.
-	if st.Regulation.OverloadEvents == 0 || st.Regulation.Changes == 0 {
-		t.Fatalf("notified, but the pipeline counted no overload: %+v", st.Regulation)
+	m := regexp.MustCompile(`\.` + regexp.QuoteMeta(mib.MiraExpSpoolDepth) + `\.1 = Gauge32: (\d+)`).FindStringSubmatch(l)
+	recs, _ := p.ExportStats()
+	if m == nil || m[1] == "0" || !strings.Contains(l, "connection refused") {
+		t.Errorf("notification without a spool depth or the last error: %s", l)
+	} else if d, _ := strconv.Atoi(m[1]); uint64(d) > recs {
+		t.Errorf("spool depth %d, but the probe exported %d records", d, recs)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("the probe stopped with its records undelivered and said nothing")
 	}
 }
