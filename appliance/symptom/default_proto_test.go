@@ -123,6 +123,11 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 		},
 		"P2P": {
 			append([]byte("\xf9\xbe\xb4\xd9version\x00\x00\x00\x00\x00"), noise(90)...),
+			// uTP SYN and STATE (ndpi/bittorrent_utp.pcap), STATE with a
+			// selective-ack extension
+			unhex("41004567ed639296000000000010000023c60000"),
+			unhex("21004567ed6393410000000000100000456723c6"),
+			unhex("21014567ed6393410000000000100000456723c6 0004 ffffffff"),
 			// Gnutella UDP DHT message (ndpi/gnutella.pcap)
 			unhex("a745310289213ee47e649bbac302eb3a4400003a0000000547544b470000289d0a8d06deffc8263c33897c2c9179fd84ab61045d2fe235700901010000289d0a8d06deffc8263c33897c2c9179fd84ab61"),
 			append([]byte("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03\x00\x10\x00\x0a\x00\x08\x07bep/1.0"), noise(32)...),

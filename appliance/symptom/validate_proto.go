@@ -32,6 +32,7 @@ var protoValidators = map[string]validatorDef{
 	"rtcp":        {triggers: []trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, minLen: 8, check: checkRTCP},
 	"gnutella":    {triggers: []trigger{{[]byte{0, 0}, 21}}, minLen: 23, check: checkGnutella},
 	"raknet":      {triggers: raknetTriggers(), minLen: 8, check: checkRakNet},
+	"utp":         {triggers: []trigger{{[]byte{0x11}, 0}, {[]byte{0x21}, 0}, {[]byte{0x31}, 0}, {[]byte{0x41}, 0}}, minLen: 20, check: checkUTP},
 }
 
 func init() {
@@ -616,6 +617,23 @@ func checkRakNetAck(q []byte) bool {
 		default:
 			return false
 		}
+	}
+	return i == len(q)
+}
+
+// checkUTP accepts a BitTorrent uTP (BEP 29) packet without payload: a
+// FIN, STATE, RESET or SYN of version 1 whose 20-byte header and
+// extensions (each a next-extension byte and a length) fill the datagram
+// exactly. Data packets carry payload of any length and are not taken.
+func checkUTP(p []byte, s int) bool {
+	q := p[s:]
+	ext, i := q[1], 20
+	for ext != 0 {
+		if ext > 2 || i+2 > len(q) {
+			return false
+		}
+		ext = q[i]
+		i += 2 + int(q[i+1])
 	}
 	return i == len(q)
 }
