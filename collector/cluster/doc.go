@@ -61,14 +61,17 @@
 // once. Records of other exporters are never deduplicated by
 // mira-collector; their identity is the ingest node's (its random epoch
 // and a count of the records it decoded), so an exporter that restarts
-// its sequence numbers is not taken for a replay. A worker
-// stores each record under its identity (bucket "records": ID.key ->
-// store.AppendRecord encoding), commits a transaction and only then acks
-// the messages; a redelivered record rewrites nothing and is counted as a
-// duplicate. If a partition moved after a store but before the ack, two
-// workers hold the record; the merge keeps one copy per identity
-// (GatherStats.Duplicates), so at-least-once delivery from JetStream
-// still counts every record exactly once. Publishing is retried up to
+// its sequence numbers is not taken for a replay. Every record travels
+// with its identity. A worker stores each batch message as it came
+// (bucket "batches", key = the batch's JetStream message id, which a
+// publication retried or a delivery repeated keeps), commits a
+// transaction and only then acks the messages; a batch delivered again
+// is found under its key, not written twice, and its records are counted
+// as duplicates. If a partition moved after a store but before the ack,
+// two workers hold the batch; a spooled replay arrives in new batches:
+// the merge keeps one copy per record identity (GatherStats.Duplicates),
+// so at-least-once delivery from JetStream still counts every record
+// exactly once. Publishing is retried up to
 // publishAttempts times under the batch's JetStream message id (the
 // stream's 2-minute duplicate window drops a copy that was stored after
 // all).
@@ -105,37 +108,39 @@
 //
 // # Measured rates and sizing
 //
-// tools/bench/cluster.sh (BENCHMARKS.md, 2026-12-07, commit 5a12027, a
-// shared 2-vCPU machine): collector.sh's stream (803 284 records, IPFIX
-// over UDP at 500 messages/s, about 64 000 records/s) into one
-// mira-collector and into a cluster of one ingest node, one nats-server
-// (JetStream, one replica) and two or four workers; CPU seconds per
-// process, four rounds:
+// tools/bench/cluster.sh (BENCHMARKS.md, 2026-12-07, a shared 2-vCPU
+// machine): collector.sh's stream (803 284 records, IPFIX over UDP at 500
+// messages/s, about 64 000 records/s) into one mira-collector and into a
+// cluster of one ingest node, one nats-server (JetStream, one replica)
+// and two or four workers; CPU seconds per process. Eight rounds, four at
+// 32f97ea and four in the A/B of the workers' storage:
 //
-//	single collector:  1.03-1.28 M records per CPU-second (the reference)
-//	ingest node:       1.06-1.12 M records/CPU-s (0.86-1.05x the single collector)
-//	nats-server:       0.45-0.52 M records/CPU-s (one replica)
-//	worker:            0.28-0.33 M records/CPU-s each
+//	ingest node:       0.79-1.75 M records per CPU-second, median 1.09
+//	                   (0.86-1.05x a single collector before rollups were
+//	                   kept at ingest)
+//	nats-server:       0.42-0.76 M records/CPU-s, median 0.48 (one replica)
+//	worker:            0.96-1.49 M records/CPU-s each (one bbolt value per
+//	                   batch; 0.28-0.33 M with one per record)
 //	balance:           401 874 / 401 410 records for two workers (16
 //	                   partitions each); 196 000-204 000 for four (8 each)
 //
 // The cluster kept up with the offered rate (every record stored within
-// 1.3 s of the replay's end; the replay lasts about 12.5 s). At 4 000 messages/s (one round) the fixed
-// costs spread over fuller batches: ingest 2.06 M records/CPU-s,
-// nats-server 1.32 M; workers 0.30 M; the whole cluster stored 215 000
-// records/s with nats-server and both workers sharing one core. The
-// worker, a bbolt write and an identity lookup per record, is the role
-// to plan most of; nats-server next.
+// 1.3 s of the replay's end; the replay lasts about 12.5 s). At 4 000
+// messages/s (about 510 000 records/s offered) the fixed costs spread over
+// fuller batches: ingest 2.0 M records/CPU-s, nats-server 1.3 M, workers
+// 2.4 M; the whole cluster stored 346 000 records/s with nats-server and
+// both workers sharing one core. nats-server is the costliest role per
+// record.
 //
 // The model plans every role at half its measured rate per core at 500
 // messages/s (the less favourable figures): an ingest node 500 000
-// records/s per core, a worker 150 000, nats-server 230 000 per replica
+// records/s per core, a worker 500 000, nats-server 230 000 per replica
 // (three replicas: a record is stored three times; not measured, three
 // times one replica's cost is the estimate). For N probes exporting R
 // records/s each:
 //
 //	ingest cores   = N·R / 500 000
-//	worker cores   = N·R / 150 000  (at most Partitions = 32 workers)
+//	worker cores   = N·R / 500 000  (at most Partitions = 32 workers)
 //	NATS cores     = replicas · N·R / 230 000, the flow stream's leader
 //	                 carrying all of it on one server
 //
@@ -145,21 +150,21 @@
 // carries 38 900 packets/s; a record needs at least one packet, so:
 //
 //   - as in the trial (5 % analysed): R <= 1 950 records/s per direction,
-//     N·R <= 11 700 records/s: 0.02 ingest, 0.08 worker and 0.05 NATS
+//     N·R <= 11 700 records/s: 0.02 ingest, 0.02 worker and 0.05 NATS
 //     cores, one box (mira-collector --nats embedded --listen ... --worker).
 //   - unsampled, at the 3.1 packets per record of the real captures of
 //     TestClusterNetns (short captures cut flows early: backbone flows are
 //     longer, so this overestimates R): R = 12 500, N·R = 75 000: 0.15
-//     ingest, 0.5 worker, 0.33 NATS cores, still one two-core box.
+//     ingest, 0.15 worker, 0.33 NATS cores, still one box.
 //   - unsampled, one record per packet (a scan or a flood): N·R = 233 000:
-//     0.5 ingest, 1.6 worker (two workers), 1.0 NATS cores with one replica
-//     or 3 with three: two or three small machines.
+//     0.5 ingest, 0.5 worker, 1.0 NATS cores with one replica or 3 with
+//     three: one two-core box, or three small machines for the NATS
+//     cluster.
 //
 // A national backbone of N = 300 such directions, unsampled at R = 12 500:
-// N·R = 3.75 M records/s: 8 ingest cores, 25 workers (within the 32
-// partitions), and 16 cores of NATS with one replica (49 with three), all
-// through the one leader of the flow stream: more than one server
-// carries. Before that scale the flow stream has to be split into
-// several streams (partition groups whose leaders sit on different
-// servers) and the partition count raised; neither is built.
+// N·R = 3.75 M records/s: 8 ingest cores, 8 workers, and 16 cores of NATS
+// with one replica (49 with three), all through the one leader of the
+// flow stream: more than one server carries. Before that scale the flow
+// stream has to be split into several streams (partition groups whose
+// leaders sit on different servers); that is not built.
 package cluster

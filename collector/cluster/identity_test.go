@@ -3,10 +3,12 @@ package cluster
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
 
@@ -55,14 +57,32 @@ func TestIdentity(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for w.Stored.Load()+w.Duplicates.Load() < want+40 && time.Now().Before(deadline) {
+	for w.Stored.Load() < want+40 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	// The worker keeps the batches as they came; the merge keeps one
+	// copy of each record identity.
+	st, err := store.Open(filepath.Join(t.TempDir(), "merged.db"), nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s, d := w.Stored.Load(), w.Duplicates.Load(); s != want || d != 40 {
-		t.Errorf("stored %d, duplicates %d; want %d stored, 40 duplicates (the spool replay)", s, d, want)
+	defer st.Close()
+	gs, err := Gather(ctx, nc, js, st)
+	cancel()
+	if werr := <-done; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs.Records != want || gs.Duplicates != 40 {
+		t.Errorf("merged %d records, %d duplicates; want %d records, 40 duplicates (the spool replay)", gs.Records, gs.Duplicates, want)
+	}
+	n := 0
+	if err := st.Flows(store.Query{}, func(store.StoredFlow) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Errorf("merged store holds %d records, want %d", n, want)
 	}
 }
