@@ -39,6 +39,10 @@ type swap struct {
 // or kernel rings; what these cannot hold is dropped and counted there
 // (Stats.QueueDrops, the sources' drops), as under any overload.
 // Workers started later use rc from the start. Calls are serialised.
+// Hazard: Reconfigure returns only once every running worker has
+// reached a batch boundary; the inline file path (one worker, files at
+// full speed) looks every 4096 packets, so a file source that blocks
+// (a pipe given as -r) holds the reconfiguration until it delivers.
 func (p *Pipeline) Reconfigure(rc Reconfig, between func()) {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()

@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/decode"
+	"github.com/mira-project/mira/drivers"
+)
+
+// feedSource is a live batch source (one socket of a fanout group) that
+// delivers the frames sent on its channel, and poll timeouts meanwhile.
+type feedSource struct {
+	name   string
+	feed   chan []byte
+	closed atomic.Bool
+	mu     sync.Mutex
+	st     drivers.Stats
+}
+
+func (s *feedSource) NextBatch(frames [][]byte, cis []drivers.CaptureInfo) (int, error) {
+	if s.closed.Load() {
+		return 0, drivers.ErrClosed
+	}
+	n := 0
+	timeout := time.After(20 * time.Millisecond)
+	for n < len(frames) {
+		select {
+		case f := <-s.feed:
+			frames[n] = f
+			cis[n] = drivers.CaptureInfo{Timestamp: time.Now().UnixNano(), CaptureLength: len(f), Length: len(f), LinkType: drivers.LinkEthernet}
+			n++
+			s.mu.Lock()
+			s.st.Packets++
+			s.mu.Unlock()
+			continue
+		case <-timeout:
+		}
+		break
+	}
+	if n == 0 {
+		return 0, drivers.ErrTimeout
+	}
+	return n, nil
+}
+
+func (s *feedSource) Next() ([]byte, drivers.CaptureInfo, error) {
+	panic("feedSource: read in batches")
+}
+
+func (s *feedSource) Interfaces() []drivers.Interface {
+	return []drivers.Interface{{Name: s.name, LinkType: drivers.LinkEthernet}}
+}
+
+func (s *feedSource) Stats() drivers.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+func (s *feedSource) Close() error { s.closed.Store(true); return nil }
+
+// udpFrame is an Ethernet/IPv4/UDP frame from 10.0.0.1:sport to 10.0.0.2:53.
+func udpFrame(sport uint16) []byte {
+	f := make([]byte, 60)
+	copy(f[12:], []byte{0x08, 0x00, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, byte(sport >> 8), byte(sport), 0, 53, 0, 26})
+	return f
+}
+
+// TestReconfigureLive reconfigures a live pipeline of two run-to-completion
+// workers (one per fanout socket) between two halves of its traffic:
+// the records of the first half carry the first labeller's aggregate and
+// all reach the sink before the caller's between runs, those of the
+// second half carry the new one, and every packet is in a record.
+func TestReconfigureLive(t *testing.T) {
+	srcs := []*feedSource{{name: "eth9", feed: make(chan []byte)}, {name: "eth9", feed: make(chan []byte)}}
+	label := func(id uint32) func(*decode.Packet, uint32) uint32 {
+		return func(*decode.Packet, uint32) uint32 { return id }
+	}
+	var recs Records
+	cfg := Config{}
+	cfg.Meter.Label = label(1)
+	cfg.Regulation.Disabled = true
+	p := New(cfg, recs.Sink())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, []drivers.Source{srcs[0], srcs[1]}, true) }()
+	const half = 300
+	send := func(from int) {
+		for i := from; i < from+half; i++ {
+			srcs[i%2].feed <- udpFrame(uint16(1000 + i))
+		}
+	}
+	waitMetered := func(n uint64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for p.Stats().Meter.Packets < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("metered %d packets, want %d", p.Stats().Meter.Packets, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	send(0)
+	waitMetered(half)
+	cut := -1
+	p.Reconfigure(Reconfig{Label: label(2)}, func() {
+		recs.mu.Lock()
+		cut = len(recs.Recs)
+		recs.mu.Unlock()
+	})
+	send(half)
+	waitMetered(2 * half)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cut != half {
+		t.Fatalf("%d records had reached the sink when the new configuration was announced, want the first %d", cut, half)
+	}
+	var packets uint64
+	for i, r := range recs.Recs {
+		packets += r.Packets
+		want := uint32(1)
+		if i >= cut {
+			want = 2
+		}
+		if r.Aggregate != want {
+			t.Fatalf("record %d (source port %d) has aggregate %d, want %d", i, r.Key.Sport, r.Aggregate, want)
+		}
+	}
+	if st := p.Stats(); packets != 2*half || st.Reloads != 1 || len(recs.Recs) != 2*half {
+		t.Fatalf("%d records with %d packets, reloads %d; want %d of each and 1 reload", len(recs.Recs), packets, st.Reloads, 2*half)
+	}
+}
