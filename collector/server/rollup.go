@@ -96,6 +96,7 @@ func (s *Server) feedRollups(list []*store.Encoded, reload bool) {
 		}
 	}
 	s.roll.Advance()
+	s.rollGen++
 	if err := s.putRollups(); err != nil && !errors.Is(err, store.ErrLocked) {
 		s.log.Error("rollups: write failed; kept for the next commit", "err", err)
 	}
@@ -156,6 +157,11 @@ func (s *Server) liveRollups(read func(map[time.Duration]map[store.RollupKey]*st
 	if s.roll == nil {
 		return read(nil)
 	}
+	// Requests between two commits (a page's several) share one copy:
+	// a flush of what the Roller holds costs like a report over it.
+	if s.rollPend != nil && s.rollPendGen == s.rollGen {
+		return read(s.rollPend)
+	}
 	p := s.roll.Pending()
 	if s.rollKept != nil {
 		for res, cells := range s.rollKept.Cells {
@@ -170,5 +176,6 @@ func (s *Server) liveRollups(read func(map[time.Duration]map[store.RollupKey]*st
 			}
 		}
 	}
+	s.rollPend, s.rollPendGen = p, s.rollGen
 	return read(p)
 }

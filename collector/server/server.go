@@ -97,6 +97,11 @@ type Server struct {
 	// rollStale: names or announcements were committed since the
 	// Roller last loaded them.
 	rollStale bool
+	// rollPend caches the Roller's pending cells (liveRollups) while
+	// rollGen, counting the records fed, has not moved since rollPendGen.
+	rollPend    map[time.Duration]map[store.RollupKey]*store.RollupCell
+	rollGen     uint64
+	rollPendGen uint64
 
 	// ForwardTo opens the biflow exporter for a collector.yaml forward
 	// URL (cmd/mira-collector: exporter.New); it must be set when the
