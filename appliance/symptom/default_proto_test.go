@@ -101,6 +101,8 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 			append([]byte("TS3INIT1\x00\x65\x00\x00\x88"), noise(16)...),
 			// IAX2 NEW (ndpi/iax.pcap)
 			unhex("8004000000000001000006010b020002010c"),
+			// SRTCP receiver report (ndpi/lru_ipv6_caches.pcapng)
+			unhex("80c90001734e7b28800000051150ddd7bafeb9cbd7ce"),
 			// RTCP sender report and source description
 			append(append(unhex("80c80006"), noise(24)...), append(unhex("81ca0002"), noise(8)...)...),
 			// H.225 SETUP in TPKT
@@ -117,6 +119,11 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 		},
 		"GAMES": {
 			append(unhex("32ab98640256"), noise(40)...),
+			// Wild Rift client hello (ndpi/lol_wild_rift_udp.pcap: 69 bytes)
+			append(unhex("040000002113e1d5fce112be33116bd11019c8bc08ac0e33"), noise(45)...),
+			append(unhex("0102c8410000000100010000001e0004000441304231"), noise(0)...),
+			// Among Us hello (ndpi/among_us.pcap)
+			unhex("0800010080d9020306414141414141"),
 			// Riot Games server datagram (ndpi/riotgames.pcap)
 			unhex("7232420400000000ab597f811fcc00876bbc000016e37c4014000000aaaaaaaabbbbbbbb"),
 			append(unhex("ffffffff214c5fa0"), noise(40)...),

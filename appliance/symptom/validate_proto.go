@@ -12,27 +12,29 @@ import "encoding/binary"
 // Each reads only p[start:] and only within bounds; none allocates.
 
 var protoValidators = map[string]validatorDef{
-	"quic":        {triggers: quicTriggers(), minLen: 7, check: checkQUIC},
-	"snmp":        {triggers: []trigger{{[]byte{0x30}, 0}}, minLen: 8, check: checkSNMP},
-	"ntp":         {triggers: ntpTriggers(), minLen: 48, check: checkNTP},
-	"syslog":      {triggers: []trigger{{[]byte("<"), 0}}, minLen: 6, check: checkSyslog},
-	"flow-export": {triggers: []trigger{{[]byte{0, 5}, 0}, {[]byte{0, 7}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, minLen: 16, check: checkFlowExport},
-	"ike":         {triggers: []trigger{{[]byte{0x10}, 17}, {[]byte{0x20}, 17}, {[]byte{0, 0, 0, 0}, 0}}, minLen: 28, check: checkIKE},
-	"openvpn":     {triggers: []trigger{{[]byte{0x38}, 0}, {[]byte{0x40}, 0}, {[]byte{0x50}, 0}, {[]byte{0}, 0}}, minLen: 14, check: checkOpenVPN},
-	"wireguard":   {triggers: []trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}}, minLen: 92, check: checkWireGuard},
-	"rdp":         {triggers: []trigger{{[]byte{3, 0}, 0}}, minLen: 11, check: checkRDP},
-	"h225":        {triggers: []trigger{{[]byte{3, 0}, 0}}, minLen: 9, check: checkH225},
-	"telnet":      {triggers: []trigger{{[]byte{0xFF}, 0}}, minLen: 3, check: checkTelnet},
-	"mysql":       {triggers: []trigger{{[]byte{0, 0x0A}, 3}}, minLen: 16, check: checkMySQL},
-	"tds":         {triggers: []trigger{{[]byte{0x12}, 0}, {[]byte{0x10}, 0}, {[]byte{0x04}, 0}, {[]byte{0x01}, 0}, {[]byte{0x02}, 0}}, minLen: 8, check: checkTDS},
-	"tns":         {triggers: []trigger{{[]byte{0, 0}, 2}}, minLen: 8, check: checkTNS},
-	"mongodb":     {triggers: []trigger{{[]byte{0xD4, 0x07, 0, 0}, 12}, {[]byte{0xDD, 0x07, 0, 0}, 12}, {[]byte{0xDC, 0x07, 0, 0}, 12}, {[]byte{1, 0, 0, 0}, 12}}, minLen: 16, check: checkMongoDB},
-	"redis":       {triggers: []trigger{{[]byte("*"), 0}}, minLen: 8, check: checkRedis},
-	"iax2":        {triggers: []trigger{{[]byte{6}, 10}}, minLen: 12, check: checkIAX2},
-	"rtcp":        {triggers: []trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, minLen: 8, check: checkRTCP},
-	"gnutella":    {triggers: []trigger{{[]byte{0, 0}, 21}}, minLen: 23, check: checkGnutella},
-	"raknet":      {triggers: raknetTriggers(), minLen: 8, check: checkRakNet},
-	"utp":         {triggers: []trigger{{[]byte{0x11}, 0}, {[]byte{0x21}, 0}, {[]byte{0x31}, 0}, {[]byte{0x41}, 0}}, minLen: 20, check: checkUTP},
+	"quic":         {triggers: quicTriggers(), minLen: 7, check: checkQUIC},
+	"snmp":         {triggers: []trigger{{[]byte{0x30}, 0}}, minLen: 8, check: checkSNMP},
+	"ntp":          {triggers: ntpTriggers(), minLen: 48, check: checkNTP},
+	"syslog":       {triggers: []trigger{{[]byte("<"), 0}}, minLen: 6, check: checkSyslog},
+	"flow-export":  {triggers: []trigger{{[]byte{0, 5}, 0}, {[]byte{0, 7}, 0}, {[]byte{0, 9}, 0}, {[]byte{0, 10}, 0}, {[]byte{0, 0, 0, 5}, 0}}, minLen: 16, check: checkFlowExport},
+	"ike":          {triggers: []trigger{{[]byte{0x10}, 17}, {[]byte{0x20}, 17}, {[]byte{0, 0, 0, 0}, 0}}, minLen: 28, check: checkIKE},
+	"openvpn":      {triggers: []trigger{{[]byte{0x38}, 0}, {[]byte{0x40}, 0}, {[]byte{0x50}, 0}, {[]byte{0}, 0}}, minLen: 14, check: checkOpenVPN},
+	"wireguard":    {triggers: []trigger{{[]byte{1, 0, 0, 0}, 0}, {[]byte{2, 0, 0, 0}, 0}}, minLen: 92, check: checkWireGuard},
+	"rdp":          {triggers: []trigger{{[]byte{3, 0}, 0}}, minLen: 11, check: checkRDP},
+	"h225":         {triggers: []trigger{{[]byte{3, 0}, 0}}, minLen: 9, check: checkH225},
+	"telnet":       {triggers: []trigger{{[]byte{0xFF}, 0}}, minLen: 3, check: checkTelnet},
+	"mysql":        {triggers: []trigger{{[]byte{0, 0x0A}, 3}}, minLen: 16, check: checkMySQL},
+	"tds":          {triggers: []trigger{{[]byte{0x12}, 0}, {[]byte{0x10}, 0}, {[]byte{0x04}, 0}, {[]byte{0x01}, 0}, {[]byte{0x02}, 0}}, minLen: 8, check: checkTDS},
+	"tns":          {triggers: []trigger{{[]byte{0, 0}, 2}}, minLen: 8, check: checkTNS},
+	"mongodb":      {triggers: []trigger{{[]byte{0xD4, 0x07, 0, 0}, 12}, {[]byte{0xDD, 0x07, 0, 0}, 12}, {[]byte{0xDC, 0x07, 0, 0}, 12}, {[]byte{1, 0, 0, 0}, 12}}, minLen: 16, check: checkMongoDB},
+	"redis":        {triggers: []trigger{{[]byte("*"), 0}}, minLen: 8, check: checkRedis},
+	"iax2":         {triggers: []trigger{{[]byte{6}, 10}}, minLen: 12, check: checkIAX2},
+	"rtcp":         {triggers: []trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, minLen: 8, check: checkRTCP},
+	"gnutella":     {triggers: []trigger{{[]byte{0, 0}, 21}}, minLen: 23, check: checkGnutella},
+	"raknet":       {triggers: raknetTriggers(), minLen: 8, check: checkRakNet},
+	"lol-wildrift": {triggers: []trigger{{[]byte{4, 0, 0, 0}, 0}, {[]byte{0x10, 0, 0, 0}, 0}}, minLen: 69, check: checkWildRift},
+	"among-us":     {triggers: []trigger{{[]byte{8}, 0}}, minLen: 10, check: checkAmongUs},
+	"utp":          {triggers: []trigger{{[]byte{0x11}, 0}, {[]byte{0x21}, 0}, {[]byte{0x31}, 0}, {[]byte{0x41}, 0}}, minLen: 20, check: checkUTP},
 }
 
 func init() {
@@ -518,12 +520,27 @@ func checkRTCP(p []byte, s int) bool {
 	i, parts := 0, 0
 	for i < len(q) {
 		if i+4 > len(q) || q[i]>>6 != 2 || q[i+1] < 192 || q[i+1] > 207 {
-			return false
+			return checkSRTCP(q)
 		}
 		i += 4 * (int(binary.BigEndian.Uint16(q[i+2:])) + 1)
 		parts++
 	}
-	return i == len(q) && (parts > 1 || len(q) <= 64)
+	if i == len(q) && (parts > 1 || len(q) <= 64) {
+		return true
+	}
+	return checkSRTCP(q)
+}
+
+// checkSRTCP accepts an SRTCP packet (RFC 3711): the first RTCP header
+// (a sender or receiver report) and SSRC in clear, the rest of the
+// compound encrypted, then the E flag with a 31-bit index below 2^24 and
+// an 80-bit authentication tag.
+func checkSRTCP(q []byte) bool {
+	n := len(q)
+	if n < 22 || q[0]>>6 != 2 || (q[1] != 200 && q[1] != 201) || (n-22)%4 != 0 {
+		return false
+	}
+	return q[n-14] == 0x80 && q[n-13] == 0
 }
 
 // checkGnutella accepts one Gnutella 0.6 message filling the datagram
@@ -636,4 +653,37 @@ func checkUTP(p []byte, s int) bool {
 		i += 2 + int(q[i+1])
 	}
 	return i == len(q)
+}
+
+// checkWildRift accepts League of Legends: Wild Rift's connection
+// datagrams: the client's 69-byte one starting with 4 and the server's
+// 359-byte answer starting with 16 (a 32-bit little-endian type).
+func checkWildRift(p []byte, s int) bool {
+	q := p[s:]
+	return (q[0] == 4 && len(q) == 69) || (q[0] == 0x10 && len(q) == 359)
+}
+
+// checkAmongUs accepts an Among Us (Hazel) Hello: type 8, a nonce, Hazel
+// version 0, the game's version (year*25000 + month*1800 + day*50 +
+// revision, years 2018 to 2039) and the player's name, a length-prefixed
+// string of printable text, with at most 64 bytes of options after it.
+func checkAmongUs(p []byte, s int) bool {
+	q := p[s:]
+	if q[3] != 0 {
+		return false
+	}
+	v := binary.LittleEndian.Uint32(q[4:])
+	if v < 2018*25000 || v >= 2040*25000 {
+		return false
+	}
+	n := int(q[8])
+	if n == 0 || 9+n > len(q) || len(q) > 9+n+64 {
+		return false
+	}
+	for _, c := range q[9 : 9+n] {
+		if c < 0x20 || c > 0x7E {
+			return false
+		}
+	}
+	return true
 }
