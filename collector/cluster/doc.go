@@ -132,17 +132,26 @@
 // both workers sharing one core. nats-server is the costliest role per
 // record.
 //
+// Three nats-servers with the streams replicated three times
+// (NATS_NODES=3, two rounds) used 7.5 and 8.5 CPU-s together where one
+// used 1.5-1.9: a factor of 4.2-5.5, not 3 (the leader also replicates,
+// acknowledges and delivers), 0.09-0.11 M records per CPU-second.
+//
 // The model plans every role at half its measured rate per core at 500
 // messages/s (the less favourable figures): an ingest node 500 000
-// records/s per core, a worker 500 000, nats-server 230 000 per replica
-// (three replicas: a record is stored three times; not measured, three
-// times one replica's cost is the estimate). For N probes exporting R
+// records/s per core, a worker 500 000, nats-server 230 000 with one
+// replica and five times its cost with three. For N probes exporting R
 // records/s each:
 //
 //	ingest cores   = N·R / 500 000
 //	worker cores   = N·R / 500 000  (at most Partitions = 32 workers)
-//	NATS cores     = replicas · N·R / 230 000, the flow stream's leader
-//	                 carrying all of it on one server
+//	NATS cores     = N·R / 230 000 (one replica), 5·N·R / 230 000 (three),
+//	                 the flow stream's leader carrying all of it on one
+//	                 server
+//
+// A merged report moves every record from the workers to the reporting
+// process: `mira report --nats` over the 803 284 records took 16-25 s of
+// wall time on this machine (gathering, a temporary store, the report).
 //
 // The paper's RedIRIS trial watched three pairs of STM-1 ATM fibres
 // (155.52 Mb/s each way: six directions) with six PCs, analysing about
@@ -151,20 +160,25 @@
 //
 //   - as in the trial (5 % analysed): R <= 1 950 records/s per direction,
 //     N·R <= 11 700 records/s: 0.02 ingest, 0.02 worker and 0.05 NATS
-//     cores, one box (mira-collector --nats embedded --listen ... --worker).
+//     cores (0.25 with three replicas), one box (mira-collector --nats
+//     embedded --listen ... --worker).
 //   - unsampled, at the 3.1 packets per record of the real captures of
 //     TestClusterNetns (short captures cut flows early: backbone flows are
 //     longer, so this overestimates R): R = 12 500, N·R = 75 000: 0.15
-//     ingest, 0.15 worker, 0.33 NATS cores, still one box.
+//     ingest, 0.15 worker, 0.33 NATS cores (1.6 with three replicas),
+//     still one box, or three small ones for a replicated NATS cluster.
 //   - unsampled, one record per packet (a scan or a flood): N·R = 233 000:
-//     0.5 ingest, 0.5 worker, 1.0 NATS cores with one replica or 3 with
-//     three: one two-core box, or three small machines for the NATS
+//     0.5 ingest, 0.5 worker, 1.0 NATS cores with one replica or 5 with
+//     three: one two-core box, or three two-core machines for the NATS
 //     cluster.
 //
 // A national backbone of N = 300 such directions, unsampled at R = 12 500:
 // N·R = 3.75 M records/s: 8 ingest cores, 8 workers, and 16 cores of NATS
-// with one replica (49 with three), all through the one leader of the
+// with one replica (82 with three), all through the one leader of the
 // flow stream: more than one server carries. Before that scale the flow
 // stream has to be split into several streams (partition groups whose
-// leaders sit on different servers); that is not built.
+// leaders sit on different servers); that is not built. Nor can reports
+// move every record at that rate (a day is 324 G records): the workers
+// would have to keep rollups (usage per minute and hour, as the single
+// collector now keeps) and the merge add those; that is not built either.
 package cluster

@@ -3,8 +3,10 @@
 # cluster of one ingest node and WORKERS consolidation workers on a
 # nats-server with JetStream, on the same IPFIX stream, in one run.
 #
-#   WORKERS=2 tools/bench/cluster.sh [PCAP] [RATE] [LOOPS]
+#   WORKERS=2 NATS_NODES=1|3 tools/bench/cluster.sh [PCAP] [RATE] [LOOPS]
 #
+# NATS_NODES=3 runs three nats-servers on loopback, clustered, and the
+# streams replicated three times (their CPU is summed).
 # The stream is collector.sh's: mira-probe turns PCAP (default `mira synth
 # --large`, shared through $WORK) into an RFC 5655 file, which ipfixreplay
 # sends over UDP at RATE messages/s (default 500), LOOPS times (default 2).
@@ -23,6 +25,7 @@ cd "$(dirname "$0")/../.."
 RATE=${2:-500}
 LOOPS=${3:-2}
 WORKERS=${WORKERS:-2}
+NATS_NODES=${NATS_NODES:-1}
 WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
 CORE_A=${CORE_A:-1}
 CORE_B=${CORE_B:-0}
@@ -79,14 +82,32 @@ single_recs=$("$WORK/mira" flows --db "$WORK/single.db" --format json --limit 1 
 # The cluster.
 nport=$((port + 1)); mport=$((port + 2)); iport=$((port + 3))
 rm -rf "$WORK/nats" "$WORK"/w*.db && mkdir -p "$WORK/nats"
-taskset -c "$CORE_B" nats-server -a 127.0.0.1 -p $nport -m $mport -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-ns=$!; pids="$pids $ns"
+nspids=""
+if [ "$NATS_NODES" = 1 ]; then
+	taskset -c "$CORE_B" nats-server -a 127.0.0.1 -p $nport -m $mport -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
+	nspids=$!
+	URL=nats://127.0.0.1:$nport
+else
+	# Three nodes on loopback: client ports nport, +10, +20; routes +5.
+	URL=""; routes=""
+	for k in 0 1 2; do routes="$routes${routes:+,}nats://127.0.0.1:$((nport + 10 * k + 5))"; done
+	for k in 0 1 2; do
+		taskset -c "$CORE_B" nats-server -a 127.0.0.1 -p $((nport + 10 * k)) -m $((mport + 10 * k)) -js -sd "$WORK/nats/n$k" \
+			-n n$k --cluster_name mira --cluster nats://127.0.0.1:$((nport + 10 * k + 5)) --routes "$routes" >"$WORK/nats$k.log" 2>&1 &
+		nspids="$nspids $!"
+		URL="$URL${URL:+,}nats://127.0.0.1:$((nport + 10 * k))"
+	done
+fi
+pids="$pids $nspids"
 until curl -sf "http://127.0.0.1:$mport/healthz" >/dev/null; do sleep 0.05; done
-URL=nats://127.0.0.1:$nport
 wpids=""
 for i in $(seq 1 "$WORKERS"); do
-	taskset -c "$CORE_B" "$WORK/mira-collector" --nats $URL --worker --db "$WORK/w$i.db" >"$WORK/w$i.log" 2>&1 &
+	extra=""
+	[ $i = 1 ] && extra="--nats-replicas $NATS_NODES"
+	taskset -c "$CORE_B" "$WORK/mira-collector" --nats $URL --worker --db "$WORK/w$i.db" $extra >"$WORK/w$i.log" 2>&1 &
 	wpids="$wpids $!"; pids="$pids $!"
+	# The first worker creates the streams (replicated NATS_NODES times).
+	[ $i = 1 ] && until grep -q "partition taken" "$WORK/w1.log"; do sleep 0.1; done
 done
 taskset -c "$CORE_A" "$WORK/mira-collector" --listen udp://127.0.0.1:$iport --nats $URL >"$WORK/ingest.log" 2>&1 &
 ig=$!; pids="$pids $ig"
@@ -98,7 +119,9 @@ stream() { curl -sf "http://127.0.0.1:$mport/jsz?streams=true" | jq "[.account_d
 held() { echo $(( $(grep -c "partition taken" "$1" || true) - $(grep -c "partition released" "$1" || true) )); }
 share=$((32 / WORKERS))
 until ok=1; i=0; for p in $wpids; do i=$((i + 1)); [ "$(held "$WORK/w$i.log")" -ge $share ] || ok=0; done; [ $ok = 1 ]; do sleep 0.1; done
-ci0=$(cpu $ig); cn0=$(cpu $ns)
+# nscpu: the NATS servers' CPU ticks, summed.
+nscpu() { t=0; for p in $nspids; do t=$((t + $(cpu $p))); done; echo $t; }
+ci0=$(cpu $ig); cn0=$(nscpu)
 cw0=""; for p in $wpids; do cw0="$cw0 $(cpu $p)"; done
 t0=$(now)
 "$WORK/ipfixreplay" -to "127.0.0.1:$iport" -rate "$RATE" -loops "$LOOPS" "$IPFIX" 2>>"$WORK/replay.log"
@@ -111,7 +134,7 @@ ingest_drops=$(drops $iport)
 # Stored: the work-queue stream is empty.
 while [ "$(stream messages)" != 0 ]; do sleep 0.1; done
 t1=$(now)
-nats_cpu=$(secs "$cn0" "$(cpu $ns)")
+nats_cpu=$(secs "$cn0" "$(nscpu)")
 i=0; worker_cpu=""
 for p in $wpids; do
 	i=$((i + 1))
@@ -119,7 +142,9 @@ for p in $wpids; do
 	worker_cpu="$worker_cpu $(secs "$w0" "$(cpu $p)")"
 done
 wall=$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')
+r0=$(now)
 merged=$("$WORK/mira" report --nats $URL --format json --limit 1 2>/dev/null | jq .summary.flows || echo "?")
+report_wall=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
 kill -TERM $ig && wait $ig || true
 for p in $wpids; do kill -TERM "$p"; wait "$p" || true; done
 published=$(sed -n 's/.*ingest stopped.* published=\([0-9]*\).*/\1/p' "$WORK/ingest.log")
@@ -128,7 +153,7 @@ unpublished=$(sed -n 's/.*ingest stopped.* unpublished=\([0-9]*\).*/\1/p' "$WORK
 echo "single collector: $single_recs records, cpu ${single_cpu}s, $(echo "$single_recs $single_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s, $single_drops datagrams dropped"
 echo "ingest node:      $published records published ($unpublished unpublished), cpu ${ingest_cpu}s, $(echo "$published $ingest_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s, $ingest_drops datagrams dropped"
 echo "ratio ingest node/single collector: $(echo "$published $ingest_cpu $single_recs $single_cpu" | awk '{printf "%.2fx", ($1/$2)/($3/$4)}') records per cpu-second"
-echo "nats-server:      cpu ${nats_cpu}s, $(echo "$published $nats_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s"
+echo "nats-server x$NATS_NODES:   cpu ${nats_cpu}s, $(echo "$published $nats_cpu" | awk '{printf "%.0f", $1/$2}') records/cpu-s"
 i=0
 for p in $wpids; do
 	i=$((i + 1))
@@ -137,5 +162,5 @@ for p in $wpids; do
 	echo "worker w$i:        $s records stored, partitions held $(held "$WORK/w$i.log"), cpu ${c}s, $(echo "$s $c" | awk '{printf "%.0f", $1/$2}') records/cpu-s"
 done
 echo "cluster drain: ${wall}s from the replay's start until every record was stored ($(echo "$published $wall" | awk '{printf "%.0f", $1/$2}') records/s)"
-echo "merged report: $merged records (single collector: $single_recs)"
+echo "merged report: $merged records (single collector: $single_recs), mira report --nats took ${report_wall}s"
 echo "work dir: $WORK"
