@@ -15,6 +15,16 @@
 // at the latest commitInterval (1 s) after its datagram was decoded, or
 // as soon as batchRecords wait; only while another process holds the
 // store file is the commit deferred (retried every second).
+//
+// Rollups (rollup.go): every committed record also goes to a
+// report.Roller whose new usage cells are written after the commit;
+// the API's rollup answers (source=rollups|auto, /api/rollups) add what
+// the Roller still holds, read under the commit lock, so they cover
+// every stored record. The Roller is flushed at shutdown and rebuilt
+// from the records at start when the store has no rollups, was not
+// closed cleanly, or they were made with other rules, AS table or
+// window. Its work is the report's consolidation, paid once per record
+// at ingest (BENCHMARKS.md).
 package server
 
 import (
