@@ -12,7 +12,7 @@ import (
 func TestHelp(t *testing.T) {
 	for _, cmd := range [][]string{
 		{}, // mira --help
-		{"analyze"}, {"flows"}, {"report"}, {"synth"},
+		{"analyze"}, {"flows"}, {"report"}, {"rollup"}, {"synth"},
 		{"rules"}, {"rules", "check"}, {"rules", "import-snort"},
 		{"image"}, {"image", "build"},
 	} {

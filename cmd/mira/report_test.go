@@ -380,3 +380,55 @@ func TestReportTableLimit(t *testing.T) {
 		t.Errorf("csv without --limit: %d rows (%v), want header + 120", len(rows), err)
 	}
 }
+
+// TestReportFromRollups: `mira rollup` makes a store's rollups, then
+// `mira report --source rollups` gives the usage table and totals of
+// the report over the records, without the biflow list; auto answers
+// from them, and a record filter is refused with the reason.
+func TestReportFromRollups(t *testing.T) {
+	db := reporttest.DB(t)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		var err error
+		if args[0] == "rollup" {
+			err = runRollup(context.Background(), args[1:], &out)
+		} else {
+			err = runReport(context.Background(), args[1:], &out)
+		}
+		return out.String(), err
+	}
+	if _, err := run("report", "--db", db, "--source", "rollups"); err == nil || !strings.Contains(err.Error(), "mira rollup") {
+		t.Fatalf("a store without rollups: %v", err)
+	}
+	if out, err := run("rollup", "--db", db); err != nil || !strings.Contains(out, "from 10 records") {
+		t.Fatalf("mira rollup: %q, %v", out, err)
+	}
+	var rec, rol, auto report.Report
+	for _, x := range []struct {
+		r   *report.Report
+		src string
+	}{{&rec, "records"}, {&rol, "rollups"}, {&auto, "auto"}} {
+		out, err := run("report", "--db", db, "--format", "json", "--by", "category", "--source", x.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(out), x.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := json.Marshal(rec.Usage)
+	b, _ := json.Marshal(rol.Usage)
+	if string(a) != string(b) || rol.Summary.Biflows != rec.Summary.Biflows || len(rol.Biflows) != 0 || rol.Summary.Rollup == nil {
+		t.Fatalf("rollups %s (%d biflows listed)\nrecords %s", b, len(rol.Biflows), a)
+	}
+	if auto.Summary.Rollup == nil {
+		t.Error("--source auto did not answer from complete rollups")
+	}
+	if _, err := run("report", "--db", db, "--source", "rollups", "--port", "25"); err == nil || !strings.Contains(err.Error(), "--port") {
+		t.Errorf("--port with --source rollups: %v", err)
+	}
+	out, err := run("report", "--db", db, "--source", "rollups")
+	if err != nil || !strings.Contains(out, "Answered from the rollups") {
+		t.Errorf("table from the rollups: %v\n%s", err, out)
+	}
+}

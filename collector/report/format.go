@@ -72,7 +72,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))
 	}
 	if ri := r.Summary.Rollup; ri != nil {
-		fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; not listed: --rollups=false lists them)", ri.Resolution)
+		fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; --source records lists them)", ri.Resolution)
 		if ri.CompleteBefore != nil {
 			fmt.Fprintf(bw, "; complete before %s", ri.CompleteBefore)
 		}
