@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -439,5 +440,42 @@ func TestRollupsLateRecords(t *testing.T) {
 	rep, err = p.Report(context.Background(), s, opts, src)
 	if err != nil || rep.Summary.Rollup == nil || rep.Summary.Rollup.Late != 0 || !rep.Summary.Rollup.Complete {
 		t.Fatalf("auto over a range without late records: %+v, %v", rep.Summary.Rollup, err)
+	}
+}
+
+// TestRollupsByAS: with an AS table the cells carry the AS numbers and
+// --by as from the rollups equals the records' report with that table;
+// another table is refused.
+func TestRollupsByAS(t *testing.T) {
+	dir := t.TempDir()
+	asFile := filepath.Join(dir, "as.csv")
+	data := []byte("10.16.0.0/16,64500\n198.51.100.0/25,64501\n198.51.100.128/25,64502\n")
+	if err := os.WriteFile(asFile, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, src, err := LoadRollupConfig("", asFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := writeRollupStore(t, rollupStores[2], 4)
+	if _, err := Rebuild(context.Background(), s, cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := rollupParams(t, "--by", "as", "--as", asFile, "--bucket", "1h")
+	opts := p.Options()
+	opts.Rules = cfg.Rules
+	want, err := FromStoreQuery(context.Background(), s, p.Query, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := FromRollups(context.Background(), s, p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := comparableOf(t, got), comparableOf(t, want); g != w || len(want.Usage) < 3 {
+		t.Fatalf("by as: %s", firstDiff(g, w))
+	}
+	if _, err := FromRollups(context.Background(), s, p, RollupSource{RulesID: src.RulesID, ASID: "other"}); err == nil {
+		t.Fatal("rollups of another AS table answered --by as")
 	}
 }
