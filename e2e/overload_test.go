@@ -38,8 +38,14 @@ func TestOverloadRegulationInReport(t *testing.T) {
 	coll.p.terminate(t, 30*time.Second)
 	var rep struct {
 		Summary struct {
-			RegulationChanges int `json:"regulation_changes"`
-			Ledgers           []struct {
+			RegulationChanges    int               `json:"regulation_changes"`
+			QueueLossScaled      uint64            `json:"queue_loss_scaled"`
+			Loss                 map[string]uint64 `json:"loss"`
+			Packets              uint64            `json:"packets"`
+			EstimatedPackets     uint64            `json:"estimated_packets"`
+			EstimatedPacketsLow  uint64            `json:"estimated_packets_low"`
+			EstimatedPacketsHigh uint64            `json:"estimated_packets_high"`
+			Ledgers              []struct {
 				RegulationChanges int `json:"regulation_changes"`
 			} `json:"ledgers"`
 		} `json:"summary"`
@@ -52,6 +58,11 @@ func TestOverloadRegulationInReport(t *testing.T) {
 	if s.RegulationChanges != changes || len(s.Ledgers) != 1 || s.Ledgers[0].RegulationChanges != changes {
 		t.Fatalf("report: %d regulation changes, ledgers %+v; the probe made %d", s.RegulationChanges, s.Ledgers, changes)
 	}
+	if s.QueueLossScaled < s.Loss["queue"] {
+		t.Errorf("queue losses as packets of the wire (%d) below the packets dropped (%d)", s.QueueLossScaled, s.Loss["queue"])
+	}
+	t.Logf("metered %d, estimate %d [%d, %d], loss %v, queue loss scaled %d", s.Packets, s.EstimatedPackets,
+		s.EstimatedPacketsLow, s.EstimatedPacketsHigh, s.Loss, s.QueueLossScaled)
 	table := string(run(t, bin(t, "mira"), "report", "--db", coll.db, "--limit", "1"))
 	if want := "Regulation: " + strconv.Itoa(changes) + " "; !regexp.MustCompile(regexp.QuoteMeta(want)).MatchString(table) {
 		t.Fatalf("the report's table does not say %q:\n%s", want, table)

@@ -88,6 +88,9 @@ type Config struct {
 	// self-regulation changed state or rate; the ledger record carries
 	// it (a rate announcement cannot say that scanning was shed).
 	RegulationChanges func() uint64
+	// QueueLossScaled, when set, returns the probe's queue losses as
+	// packets of the wire (ipfix.Ledger.QueueScaled).
+	QueueLossScaled func() uint64
 	// Spool, when set, keeps tcp:// and tls:// exports on disk until
 	// their delivery is known and replays them after reconnects and
 	// restarts (see Spool). Its PEN and Now default to the Config's.
@@ -684,6 +687,9 @@ func (e *Exporter) appendLedger(d *domainState, b []byte) []byte {
 	l := ipfix.Ledger{SystemInit: e.born.UnixMilli(), Messages: e.stats.Messages, Records: e.stats.Records, Loss: e.cfg.Ledger()}
 	if e.cfg.RegulationChanges != nil {
 		l.RegulationChanges = e.cfg.RegulationChanges()
+	}
+	if e.cfg.QueueLossScaled != nil {
+		l.QueueScaled = e.cfg.QueueLossScaled()
 	}
 	// The export stages are this target's: records it did not get.
 	l.Loss.Export = e.stats.Dropped

@@ -79,6 +79,7 @@ const (
 	opExportedRecords
 	opLoss // a MIRALoss* stage: MIRALossRing + stage index
 	opRegChanges
+	opQueueScaled
 	opHTTPHost
 	opServerName
 	opALPN

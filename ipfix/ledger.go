@@ -25,7 +25,8 @@ import (
 // metering process did not measure: ring, queue and regulation),
 // notSentFlowTotalCount (records the exporting process did not deliver:
 // export and spool), then MIRA's per-stage totals and the count of
-// self-regulation changes (MIRARegulationChanges).
+// self-regulation changes (MIRARegulationChanges) and the queue stage
+// scaled to packets of the wire (MIRALossQueueScaled).
 const (
 	SpoolOptionsTemplateID  = SymptomTemplateID + 8 // 392
 	LedgerOptionsTemplateID = SymptomTemplateID + 9 // 393
@@ -63,6 +64,10 @@ type Ledger struct {
 	// RegulationChanges counts the probe's self-regulation changes
 	// (state or sampling rate) so far.
 	RegulationChanges uint64
+	// QueueScaled is Loss.Queue with each packet counted as the packets
+	// it stood for under self-regulation's 1-in-N selection: what the
+	// queue losses take from an estimate of the traffic.
+	QueueScaled uint64
 }
 
 // LedgerOptionsTemplate is the loss-ledger options template.
@@ -84,6 +89,7 @@ func LedgerOptionsTemplate(pen uint32) *Template {
 		{ID: MIRALossExport, Enterprise: pen, Length: 8},
 		{ID: MIRALossSpool, Enterprise: pen, Length: 8},
 		{ID: MIRARegulationChanges, Enterprise: pen, Length: 8},
+		{ID: MIRALossQueueScaled, Enterprise: pen, Length: 8},
 	}}
 }
 
@@ -98,5 +104,6 @@ func AppendLedgerRecord(b []byte, domain uint32, l *Ledger) []byte {
 	for _, v := range [...]uint64{l.Loss.Ring, l.Loss.Queue, l.Loss.Regulation, l.Loss.Eviction, l.Loss.Export, l.Loss.Spool} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
-	return binary.BigEndian.AppendUint64(b, l.RegulationChanges)
+	b = binary.BigEndian.AppendUint64(b, l.RegulationChanges)
+	return binary.BigEndian.AppendUint64(b, l.QueueScaled)
 }

@@ -10,7 +10,7 @@ import (
 // instance record and decodes them with a Session.
 func TestLedgerAndSpoolOptionsRoundTrip(t *testing.T) {
 	want := Ledger{SystemInit: 1_700_000_000_123, Messages: 12, Records: 3456,
-		Loss: flow.Loss{Ring: 1, Queue: 2, Regulation: 3, Eviction: 4, Export: 5, Spool: 6}, RegulationChanges: 7}
+		Loss: flow.Loss{Ring: 1, Queue: 2, Regulation: 3, Eviction: 4, Export: 5, Spool: 6}, RegulationChanges: 7, QueueScaled: 8}
 	b := AppendHeader(nil, Header{Domain: 9})
 	b, s := AppendSetHeader(b, OptionsSetID)
 	b = AppendTemplate(b, LedgerOptionsTemplate(0))

@@ -190,6 +190,10 @@ const (
 	// its payload when scanning stopped early (scan limit, encrypted
 	// bypass, shedding), so that symptom counts stay interpretable.
 	MIRAScannedOctets = 31
+	// MIRALossQueueScaled is the queue stage as packets of the wire:
+	// each packet a full queue dropped counted as the 1-in-N packets it
+	// stood for under self-regulation (LedgerOptionsTemplate).
+	MIRALossQueueScaled = 32
 )
 
 // Registry lists every information element MIRA uses, IANA and MIRA
@@ -288,6 +292,7 @@ var Registry = []IE{
 	{ID: MIRADNSResponseCode, MIRA: true, Name: "dnsResponseCode", Type: Unsigned8, Semantics: Identifier, Length: 1},
 	{ID: MIRALossSpool, MIRA: true, Name: "lossSpoolFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsFlows},
 	{ID: MIRARegulationChanges, MIRA: true, Name: "regulationChangeTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
+	{ID: MIRALossQueueScaled, MIRA: true, Name: "lossQueueScaledPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8, Units: UnitsPackets},
 	{ID: MIRAFTPDataPorts, MIRA: true, Name: "ftpDataPortList", Type: String, Semantics: Default, Length: VarLen},
 	{ID: MIRAScannedOctets, MIRA: true, Name: "scannedOctetDeltaCount", Type: Unsigned64, Semantics: DeltaCounter, Length: 8, Units: UnitsOctets},
 }

@@ -807,6 +807,8 @@ func miraOp(f Field) op {
 		return lenOp(num, opLoss)
 	case MIRARegulationChanges:
 		return lenOp(num, opRegChanges)
+	case MIRALossQueueScaled:
+		return lenOp(num, opQueueScaled)
 	case MIRAServerName:
 		return opServerName
 	case MIRAALPNList:
@@ -978,6 +980,8 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			haveLedger = true
 		case opRegChanges:
 			led.RegulationChanges, haveLedger = uintN(v), true
+		case opQueueScaled:
+			led.QueueScaled, haveLedger = uintN(v), true
 		case opDomainSampling:
 			sf.legacyInterval, sf.haveLegacy = uint32(uintN(v)), true
 		case opPacketInterval:
@@ -1435,7 +1439,7 @@ const maxRecordsPerMessage = (65535 - HeaderLen) / 4
 // loss figures.
 func (s *Session) plausibleLedger(l *Ledger) bool {
 	counts := l.Loss.Counts()
-	for _, v := range append(counts[:], l.Messages, l.Records, l.RegulationChanges) {
+	for _, v := range append(counts[:], l.Messages, l.Records, l.RegulationChanges, l.QueueScaled) {
 		if v > MaxLedgerCount {
 			return false
 		}

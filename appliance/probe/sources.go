@@ -96,6 +96,15 @@ func (p *Probe) exporterConfigWith(e config.Export, cl *classifiers) *exporter.C
 			}
 			return 0
 		},
+		QueueLossScaled: func() uint64 {
+			// Drops before the queues (Ledger.Queue) stood for
+			// themselves.
+			n := p.ledger.Queue.Load()
+			if pipe := p.pipe.Load(); pipe != nil {
+				n += pipe.Stats().QueueDropsScaled
+			}
+			return n
+		},
 		Sampling:        smp,
 		AggregateNames:  cl.sel.AggregateNames(),
 		SymptomNames:    symptomNames(cl.db),

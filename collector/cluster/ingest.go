@@ -222,7 +222,7 @@ func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	if opts.HaveLedger {
 		l := opts.Ledger
 		g.publishOptions(optionsMessage{Origin: so, Ledger: &store.Ledger{Origin: so, SystemInit: l.SystemInit,
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, Updated: now}})
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: now}})
 	}
 	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
 	if a, changed := g.smp.Names(k, n, now); changed {

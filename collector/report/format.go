@@ -432,6 +432,9 @@ func writeLoss(w io.Writer, s *Summary) {
 		}
 		fmt.Fprintln(w)
 	}
+	if q := s.Loss["queue"]; s.QueueLossScaled > q {
+		fmt.Fprintf(w, "Queue losses: %d packets dropped stood for %d packets of the wire (self-regulation kept 1 in N)\n", q, s.QueueLossScaled)
+	}
 	if s.RegulationChanges > 0 {
 		fmt.Fprintf(w, "Regulation: %d changes of state or sampling rate\n", s.RegulationChanges)
 	}

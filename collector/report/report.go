@@ -437,6 +437,13 @@ type Summary struct {
 	// an origin whose ledgers do not say, the changes of its announced
 	// sampling (which cannot show shedding: the rate stays 1).
 	RegulationChanges int `json:"regulation_changes"`
+	// QueueLossScaled is the loss ledger's queue stage as packets of
+	// the wire, over all probes: a packet a full queue dropped while
+	// self-regulation kept 1 connection in N stood for N. It is what
+	// the queue losses take from estimated_packets (the estimate
+	// scales only what was metered); from probes that do not say, their
+	// queue stage as it is.
+	QueueLossScaled uint64 `json:"queue_loss_scaled"`
 	// Rollup is set when the report was answered from the rollups
 	// (FromRollups): no biflows are listed.
 	Rollup *RollupInfo `json:"rollup,omitempty"`
@@ -453,6 +460,8 @@ type ProbeLedger struct {
 	// RegulationChanges is the process's count of self-regulation
 	// changes (state or rate).
 	RegulationChanges uint64 `json:"regulation_changes"`
+	// QueueLossScaled is the queue stage as packets of the wire.
+	QueueLossScaled uint64 `json:"queue_loss_scaled"`
 }
 
 // Report is the biflow report of ARCHITECTURE.md §3 plus a summary.
@@ -675,6 +684,7 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	}
 	s.Loss, s.Ledgers = lossLedger(&opts)
 	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
+	s.QueueLossScaled = queueLossScaled(s.Ledgers)
 	return rep
 }
 
@@ -721,7 +731,8 @@ func lossLedger(opts *Options) (map[string]uint64, []ProbeLedger) {
 		l := &opts.Ledgers[i]
 		total.Add(l.Loss)
 		per = append(per, ProbeLedger{Probe: l.Origin.Exporter, Domain: l.Origin.Domain, Started: time.UnixMilli(l.SystemInit).UTC(),
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss.Map(), RegulationChanges: l.RegulationChanges})
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss.Map(), RegulationChanges: l.RegulationChanges,
+			QueueLossScaled: max(l.QueueScaled, l.Loss.Queue)})
 	}
 	if st := opts.Stats; st != nil {
 		total.Socket += st.SocketDrops
@@ -735,6 +746,14 @@ func lossLedger(opts *Options) (map[string]uint64, []ProbeLedger) {
 		total.Store += n
 	}
 	return total.Map(), per
+}
+
+// queueLossScaled sums the probes' queue losses as packets of the wire.
+func queueLossScaled(ls []ProbeLedger) (n uint64) {
+	for _, l := range ls {
+		n += l.QueueLossScaled
+	}
+	return n
 }
 
 // regulationChanges counts the origins' self-regulation changes. A

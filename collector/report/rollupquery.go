@@ -296,6 +296,7 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	}
 	s2.Loss, s2.Ledgers = lossLedger(&opts)
 	s2.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
+	s2.QueueLossScaled = queueLossScaled(s2.Ledgers)
 	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: records.Late, Complete: to <= meta.CompleteBefore || src.Live != nil}
 	if meta.CompleteBefore != math.MaxInt64 && src.Live == nil {
 		t := Timestamp(meta.CompleteBefore)

@@ -285,7 +285,7 @@ func (s *Server) takeLedger(so store.Origin, l ipfix.Ledger) {
 		s.ledgers = map[ledgerKey]store.Ledger{}
 	}
 	s.ledgers[k] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
-		Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, Updated: time.Now()}
+		Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: time.Now()}
 	if s.ledgerSeen == nil {
 		s.ledgerSeen = map[ledgerKey]ipfix.Ledger{}
 	}
@@ -295,7 +295,7 @@ func (s *Server) takeLedger(so store.Origin, l ipfix.Ledger) {
 // ledgerBackwards says a total of b is below a's: one process's totals
 // never shrink.
 func ledgerBackwards(a, b *ipfix.Ledger) bool {
-	if b.Records < a.Records || b.RegulationChanges < a.RegulationChanges {
+	if b.Records < a.Records || b.RegulationChanges < a.RegulationChanges || b.QueueScaled < a.QueueScaled {
 		return true
 	}
 	ac, bc := a.Loss.Counts(), b.Loss.Counts()

@@ -26,8 +26,11 @@ type Ledger struct {
 	Loss       flow.Loss `json:"loss"`
 	// RegulationChanges counts the process's self-regulation changes
 	// (ipfix.Ledger.RegulationChanges; 0 from exporters that do not say).
-	RegulationChanges uint64    `json:"regulation_changes,omitempty"`
-	Updated           time.Time `json:"updated"`
+	RegulationChanges uint64 `json:"regulation_changes,omitempty"`
+	// QueueScaled is the queue stage as packets of the wire
+	// (ipfix.Ledger.QueueScaled; 0 from exporters that do not say).
+	QueueScaled uint64    `json:"queue_scaled,omitempty"`
+	Updated     time.Time `json:"updated"`
 }
 
 func ledgerKey(l *Ledger) []byte {

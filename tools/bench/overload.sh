@@ -87,6 +87,10 @@ print(f"clean run: {truth} packets")
 print(f"overloaded: {s['packets']} packets metered, estimate {est} [{lo}, {hi}] (95 %)")
 print(f"error {100*(est-truth)/truth:+.2f} %, truth inside the interval: {lo <= truth <= hi}")
 print(f"loss: {s['loss']}")
+q, ring = s['queue_loss_scaled'], s['loss']['ring']
+acc = est + q + ring
+print(f"estimate + ring loss + queue loss as packets of the wire ({q}): {acc}, {100*(acc-truth)/truth:+.2f} % of the truth; "
+      f"truth inside the interval so shifted: {lo + q + ring <= truth <= hi + q + ring}")
 print(f"regulation_changes in the report: {s['regulation_changes']}")
 EOF
 echo "while regulating (/metrics, SNMP), distinct samples:"
