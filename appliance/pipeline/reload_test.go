@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/synth"
 )
 
 // feedSource is a live batch source (one socket of a fanout group) that
@@ -133,5 +137,100 @@ func TestReconfigureLive(t *testing.T) {
 	}
 	if st := p.Stats(); packets != 2*half || st.Reloads != 1 || len(recs.Recs) != 2*half {
 		t.Fatalf("%d records with %d packets, reloads %d; want %d of each and 1 reload", len(recs.Recs), packets, st.Reloads, 2*half)
+	}
+}
+
+// gatedSource stops after `after` packets until open is closed (a file
+// source, read inline).
+type gatedSource struct {
+	drivers.Source
+	after, n int
+	reached  chan struct{}
+	open     chan struct{}
+}
+
+func (g *gatedSource) Next() ([]byte, drivers.CaptureInfo, error) {
+	if g.n == g.after {
+		close(g.reached)
+		<-g.open
+	}
+	g.n++
+	return g.Source.Next()
+}
+
+// TestReconfigureInline reconfigures the one-worker file path (read,
+// decode and meter on one goroutine, headers metered in batches while
+// nothing reads payloads) mid-file, from no labeller and no scanning to
+// a labeller: the switch happens at the path's next look (every 4096
+// packets), the records before the announcement have no aggregate, those
+// after it the new one, and every packet is in a record.
+func TestReconfigureInline(t *testing.T) {
+	cfg := synth.Large()
+	cfg.Flows = 2000
+	cfg.Duration = 20 * time.Second
+	path := filepath.Join(t.TempDir(), "trace.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.WritePcap(cfg, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	g := &gatedSource{Source: src, after: 3 * publishEvery / 2, reached: make(chan struct{}), open: make(chan struct{})}
+	var recs Records
+	p := New(Config{}, recs.Sink())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background(), []drivers.Source{g}, false) }()
+	<-g.reached
+	cut := -1
+	reconfigured := make(chan struct{})
+	go func() {
+		p.Reconfigure(Reconfig{Label: func(*decode.Packet, uint32) uint32 { return 7 }}, func() {
+			recs.mu.Lock()
+			cut = len(recs.Recs)
+			recs.mu.Unlock()
+		})
+		close(reconfigured)
+	}()
+	// The worker can only join once it reads on; wait until the
+	// reconfiguration is posted, then let the file go.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.swapMu.Lock()
+		posted := p.swapCur != nil
+		p.swapMu.Unlock()
+		if posted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reconfiguration was not posted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.open)
+	<-reconfigured
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	var packets uint64
+	for i, r := range recs.Recs {
+		packets += r.Packets
+		want := uint32(0)
+		if i >= cut {
+			want = 7
+		}
+		if r.Aggregate != want {
+			t.Fatalf("record %d of %d (announced after %d) has aggregate %d, want %d", i, len(recs.Recs), cut, r.Aggregate, want)
+		}
+	}
+	if cut <= 0 || cut >= len(recs.Recs) || packets != st.Meter.Packets || st.Reloads != 1 {
+		t.Fatalf("cut at %d of %d records; records hold %d packets, the meter %d; reloads %d", cut, len(recs.Recs), packets, st.Meter.Packets, st.Reloads)
 	}
 }
