@@ -86,6 +86,13 @@ type RollupConfig struct {
 	Scan bool
 	// MaxDuration is the longest flow duration in the store (Scan).
 	MaxDuration int64
+	// LongFlow bounds the flow duration the horizon waits for (0: 15
+	// minutes, about a probe's longest active timeout): the records
+	// held are those that started within it (plus Lag and Hold) of the
+	// newest, so one record of a day-long flow does not make the Roller
+	// hold a day of records. Longer records that arrive after the
+	// horizon passed their start are late.
+	LongFlow time.Duration
 }
 
 // A Roller maintains rollups (store.RollupCell) from flow records as
@@ -226,8 +233,11 @@ func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LongFlow <= 0 {
+		cfg.LongFlow = 15 * time.Minute
+	}
 	r := &Roller{cfg: cfg, clock: map[store.Origin]int64{}, fed: math.MinInt64, maxFed: math.MinInt64,
-		maxLast: math.MinInt64, maxDur: cfg.MaxDuration}
+		maxLast: math.MinInt64, maxDur: min(cfg.MaxDuration, int64(cfg.LongFlow))}
 	r.opts = Options{Window: cfg.Window, Names: names, Announcements: anns}
 	r.nm = newNamer(&r.opts)
 	r.nm.install(&r.opts)
@@ -267,7 +277,7 @@ func (r *Roller) Add(o store.Origin, rec *flow.Record) {
 		r.clock[o] = rec.Last
 	}
 	r.maxLast = max(r.maxLast, rec.Last)
-	if d := rec.Last - rec.First; d > r.maxDur {
+	if d := min(rec.Last-rec.First, int64(r.cfg.LongFlow)); d > r.maxDur {
 		r.maxDur = d
 	}
 	if rec.First < r.fed {

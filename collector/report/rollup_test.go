@@ -479,3 +479,33 @@ func TestRollupsByAS(t *testing.T) {
 		t.Fatal("rollups of another AS table answered --by as")
 	}
 }
+
+// TestRollupsLongFlow: a record longer than LongFlow does not hold the
+// horizon back (the Roller's memory stays bounded); one that arrives
+// after the horizon passed its start is counted late.
+func TestRollupsLongFlow(t *testing.T) {
+	ro := NewRoller(RollupConfig{LongFlow: time.Minute}, nil, nil, nil)
+	o := store.Origin{Exporter: "192.0.2.1", Domain: 1}
+	day := int64(24 * time.Hour)
+	long := flow.Record{Key: flow.Key{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Proto: 17},
+		First: rollupT0, Last: rollupT0 + day, Packets: 1, Octets: 100}
+	ro.Add(o, &long)
+	for i := int64(0); i < 100; i++ {
+		r := long
+		r.Sport = uint16(i)
+		r.First, r.Last = rollupT0+day+i*int64(time.Minute), rollupT0+day+i*int64(time.Minute)+int64(time.Second)
+		ro.Add(o, &r)
+		ro.Advance()
+	}
+	if held, _ := ro.Held(); held > 5 {
+		t.Fatalf("%d records held: a day-long record holds the horizon back", held)
+	}
+	late := long
+	late.Sport, late.First = 999, rollupT0+day-int64(time.Hour)
+	late.Last = rollupT0 + day + 99*int64(time.Minute)
+	ro.Add(o, &late)
+	ro.Flush()
+	if m := ro.Take().Meta; m.Late != 1 || m.Records != 102 {
+		t.Fatalf("meta %+v: want 102 records, 1 late", m)
+	}
+}
