@@ -51,7 +51,10 @@
 // start with (at most four) are searched 32 at a time together with a
 // companion byte every match has (the common bits of a 2-byte trigger's
 // second byte, MPEG-TS's next sync byte 188 bytes on). Both paths count
-// the same (TestSIMDPathsAgree); the bitmap is the portable one.
+// the same (TestSIMDPathsAgree); the bitmap is the portable one. Larger
+// databases keep the bitmap, tested 16 even positions at a time with
+// AVX-512 where the CPU has VBMI (grams shuffled out of one load, hashed,
+// their bitmap words gathered).
 //
 // Across packets, literal patterns are followed by two Aho-Corasick DFAs
 // (case-sensitive and case-folded) over byte classes, with 16-bit tables

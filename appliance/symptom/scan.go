@@ -61,6 +61,7 @@ type matcher struct {
 	// their companion bytes, firstP without (for the last firstDist
 	// bytes of a payload).
 	teddy, teddyFar *teddyMasks
+	bl              *bloomArgs  // the AVX-512 bitmap loop's constants (nil: scalar)
 	teddyStart      *teddyMasks // the automata's first grams (restartTeddy)
 	farFrom         uint64
 	gkeys0          []uint64
@@ -228,6 +229,9 @@ func newMatcher(ents []entry) (*matcher, error) {
 				}
 			}
 		}
+	}
+	if haveSIMD && haveGather && m.has3 && len(l0) > teddyMaxGrams {
+		m.bl = newBloomArgs(m.bloom) // the bitmap path stays: vectorise it
 	}
 	if haveSIMD && m.has3 && len(l0) <= teddyMaxGrams {
 		b0 := map[uint32]uint32{} // gram -> bucket+1
@@ -681,6 +685,19 @@ func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool, lim int) i
 	first := n
 	i := 0
 	base := unsafe.Pointer(unsafe.SliceData(p))
+	if m.bl != nil && n >= 64 {
+		var out [simdOut]uint32
+		for i+64 <= n {
+			next, cnt := bloomScan(m.bl, base, n, i, &out)
+			for _, q := range out[:cnt] {
+				if int(q) >= lim {
+					first = min(first, int(q))
+				}
+				m.verify3(c, p, int(q), off, prevNL)
+			}
+			i = next
+		}
+	}
 	for ; i+8 <= n; i += 6 {
 		// Unaligned little-endian load; i+8 <= len(p) (amd64 and arm64
 		// allow unaligned loads; see load64 for other targets).

@@ -307,3 +307,80 @@ zdone:
 	MOVQ CX, next+40(FP)
 	MOVQ BX, cnt+48(FP)
 	RET
+
+// func bloomAVX512(b *bloomArgs, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+//
+// scan3's bitmap test at the even positions i, i+2, ..., 16 per iteration
+// (grams shuffled out of one 64-byte load, hashed, their words gathered),
+// while i+64 <= n and out has room for 16.
+TEXT ·bloomAVX512(SB), NOSPLIT, $0-56
+	MOVQ b+0(FP), AX
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
+	MOVQ i+24(FP), CX
+	MOVQ out+32(FP), DI
+	XORQ BX, BX
+	VMOVDQU64 0(AX), Z20      // gram byte indexes
+	VPBROADCASTD 64(AX), Z21  // 0x00FFFFFF
+	VPBROADCASTD 68(AX), Z22  // hashMul8
+	VPBROADCASTD 72(AX), Z23  // 63
+	VPBROADCASTQ 80(AX), Z24  // 1
+	MOVQ 88(AX), R8           // the bitmap
+	SUBQ $64, DX
+
+bloop:
+	CMPQ CX, DX
+	JGT bdone
+	CMPQ BX, $(const_simdOut-16)
+	JGT bdone
+	VMOVDQU8 (SI)(CX*1), Z0
+	VPERMB Z0, Z20, Z1
+	VPANDD Z21, Z1, Z1
+	VPMULLD Z22, Z1, Z1
+	VPSRLD $20, Z1, Z2
+	VPSRLD $14, Z1, Z3
+	VPANDD Z23, Z3, Z3
+	VPSRLD $8, Z1, Z4
+	VPANDD Z23, Z4, Z4
+	VEXTRACTI64X4 $1, Z2, Y5
+	KXNORB K1, K1, K1
+	VPGATHERDQ (R8)(Y2*8), K1, Z6
+	KXNORB K2, K2, K2
+	VPGATHERDQ (R8)(Y5*8), K2, Z7
+	VPMOVZXDQ Y3, Z8
+	VEXTRACTI64X4 $1, Z3, Y9
+	VPMOVZXDQ Y9, Z9
+	VPMOVZXDQ Y4, Z10
+	VEXTRACTI64X4 $1, Z4, Y11
+	VPMOVZXDQ Y11, Z11
+	VPSRLVQ Z8, Z6, Z12
+	VPSRLVQ Z10, Z6, Z13
+	VPANDQ Z13, Z12, Z12
+	VPTESTMQ Z24, Z12, K3
+	VPSRLVQ Z9, Z7, Z14
+	VPSRLVQ Z11, Z7, Z15
+	VPANDQ Z15, Z14, Z14
+	VPTESTMQ Z24, Z14, K4
+	KMOVB K3, R9
+	KMOVB K4, R10
+	SHLQ $8, R10
+	ORQ R10, R9
+	JZ bnext
+
+bbits:
+	TZCNTQ R9, R10
+	LEAQ (CX)(R10*2), R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRQ R9, R9
+	JNZ bbits
+
+bnext:
+	ADDQ $32, CX
+	JMP bloop
+
+bdone:
+	VZEROUPPER
+	MOVQ CX, next+40(FP)
+	MOVQ BX, cnt+48(FP)
+	RET

@@ -14,3 +14,15 @@ func teddyScan(t *teddyMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
 	return firstGo(f, p, n, i, out)
 }
+
+// haveGather is false here: scan3 tests the bitmap in Go.
+var haveGather = false
+
+// bloomArgs is unused here.
+type bloomArgs struct{}
+
+func newBloomArgs(*[bloomWords]uint64) *bloomArgs { return nil }
+
+func bloomScan(*bloomArgs, unsafe.Pointer, int, int, *[simdOut]uint32) (int, int) {
+	panic("symptom: no vectorised bitmap loop on this platform")
+}

@@ -149,7 +149,8 @@ func TestSIMDPathsAgree(t *testing.T) {
 	for i := len(media) / 2; i+4 <= len(media); i += 417 {
 		copy(media[i:], "\xff\xfb\x90\x64")
 	}
-	yamls := map[string][]byte{"default": DefaultYAML(), "workload100": workload.YAML(ps)}
+	yamls := map[string][]byte{"default": DefaultYAML(), "workload100": workload.YAML(ps),
+		"workload1000": workload.YAML(workload.Patterns(1000))}
 	for name, y := range yamls {
 		fast, err := Parse(name, y)
 		if err != nil {
@@ -161,8 +162,12 @@ func TestSIMDPathsAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slow.m.teddy != nil || slow.m.simdFirst || (fast.m.teddy == nil && !fast.m.simdFirst) {
+		if slow.m.teddy != nil || slow.m.simdFirst || slow.m.bl != nil ||
+			(fast.m.teddy == nil && !fast.m.simdFirst && fast.m.bl == nil) {
 			t.Fatalf("%s: compiled paths not as asked", name)
+		}
+		if big := name == "workload1000"; big && (fast.m.teddy != nil || (haveGather && fast.m.bl == nil)) || !big && fast.m.bl != nil {
+			t.Fatalf("%s: Teddy %v, vectorised bitmap %v", name, fast.m.teddy != nil, fast.m.bl != nil)
 		}
 		for dn, data := range map[string][]byte{"corpus": corpus, "random": rnd, "media": media} {
 			for _, sizes := range [][]int{{1460}, {200}, {34, 35, 33, 64, 1}, {1 << 18}, {1000, 221, 222, 219, 220}} {
@@ -177,5 +182,45 @@ func TestSIMDPathsAgree(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestBloomKernel: the AVX-512 bitmap loop lists exactly the even
+// positions whose gram passes scan3's bitmap test.
+func TestBloomKernel(t *testing.T) {
+	if !haveGather {
+		t.Skip("no AVX-512 VBMI here")
+	}
+	db := mustParse(t, string(workload.YAML(workload.Patterns(1000))))
+	m := db.m
+	corpus := workload.Corpus(1<<16, workload.Patterns(1000))
+	r := rand.New(rand.NewPCG(7, 8))
+	hits := 0
+	for range 600 {
+		n := 64 + r.IntN(1500)
+		off := r.IntN(len(corpus) - n)
+		p := corpus[off : off+n]
+		start := 2 * r.IntN(8)
+		var out [simdOut]uint32
+		var got []uint32
+		i := start
+		for i+64 <= n {
+			next, cnt := bloomScan(m.bl, unsafe.Pointer(unsafe.SliceData(p)), n, i, &out)
+			got, i = append(got, out[:cnt]...), next
+		}
+		var want []uint32
+		for q := start; q < i; q += 2 {
+			h := hash3(gram3(p[q:]))
+			if w := m.bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+				want = append(want, uint32(q))
+			}
+		}
+		if i+64 <= n || i+64 > n+32 || !slices.Equal(got, want) {
+			t.Fatalf("n=%d start=%d: ended at %d, listed %v, want %v", n, start, i, got, want)
+		}
+		hits += len(got)
+	}
+	if hits < 1000 {
+		t.Fatalf("only %d hits: the corpus misses the patterns", hits)
 	}
 }
