@@ -19,7 +19,9 @@
 // worker owns one socket of the interface's flow-hash fanout group
 // (drivers.BatchSource), takes frames in place from its ring in batches
 // and meters them with AddBatch; nothing crosses goroutines, and the
-// clock is read per tick, not per packet (live.go).
+// clock is read per tick, not per packet (live.go) When the capture stops, each worker reads on
+// until its ring stays empty for a poll timeout (at most a second), so
+// frames the kernel already took are metered, not discarded.
 //
 // Self-regulation (regulate.go; paper §3.2) watches the backlog (worker
 // queues, or kernel rings) every few milliseconds. Above the high-water

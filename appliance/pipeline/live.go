@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mira-project/mira/appliance/decode"
@@ -39,6 +40,10 @@ func allBatch(srcs []drivers.Source) bool {
 // liveBatch is how many frames a worker takes from its ring at once.
 const liveBatch = 64
 
+// drainFor bounds how long stopping live workers read on to empty
+// their rings (traffic that does not pause is cut there).
+const drainFor = time.Second
+
 // tickEvery is how often live workers advance their flow table's clock
 // without packets and publish their counters.
 const tickEvery = 100 * time.Millisecond
@@ -66,26 +71,45 @@ func (p *Pipeline) runBatched(ctx context.Context, srcs []drivers.Source) error 
 	p.mu.Unlock()
 	stopReg := p.startRegulation(n, true)
 	defer stopReg()
+	// Stopping drains the rings: the workers read on until their
+	// source has nothing more for a poll timeout (frames the kernel
+	// holds in a block not yet handed over appear within its block
+	// timeout), then end; sources still busy after drainFor are closed.
+	var draining atomic.Bool
+	var closeTimer *time.Timer
+	var timerMu sync.Mutex
 	stop := context.AfterFunc(ctx, func() {
-		for _, s := range srcs {
-			s.Close()
-		}
+		draining.Store(true)
+		timerMu.Lock()
+		closeTimer = time.AfterFunc(drainFor, func() {
+			for _, s := range srcs {
+				s.Close()
+			}
+		})
+		timerMu.Unlock()
 	})
-	defer stop()
+	defer func() {
+		stop()
+		timerMu.Lock()
+		if closeTimer != nil {
+			closeTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i, s := range srcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = p.liveWorker(i, s.(drivers.BatchSource), p.reg.shard(i))
+			errs[i] = p.liveWorker(i, s.(drivers.BatchSource), p.reg.shard(i), &draining)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg) error {
+func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg, draining *atomic.Bool) error {
 	dec := decode.New(p.cfg.Decode)
 	p.mu.Lock()
 	p.decoders[i] = dec
@@ -122,6 +146,9 @@ func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg) err
 		switch {
 		case err == nil:
 		case errors.Is(err, drivers.ErrTimeout):
+			if draining.Load() {
+				return nil // stopping, and the ring is empty
+			}
 			// No traffic for a poll timeout: reading the clock is
 			// cheap now.
 			tab.Tick(time.Now().UnixNano())

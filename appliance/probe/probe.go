@@ -320,6 +320,8 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	}
 
 	start := time.Now()
+	// The sources are open (live: the kernel already queues frames).
+	p.log.Info("capture started", "sources", len(srcs), "live", live, "workers", p.shards)
 	runErr := pipe.Run(ctx, srcs, live)
 	recs, _ := p.ExportStats()
 	p.log.Info("capture done; closing the exporters", "records", recs)
