@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -85,7 +86,12 @@ type Options struct {
 	// only updates signed with it (mira/update.pub), and Build writes the
 	// signature of its own payload to Output+".sig".
 	SignKey string
-	Log     io.Writer
+	// UpdateCert and UpdateKey are a TLS certificate (PEM, the chain
+	// first) and its private key (PEM) for the update endpoint: written
+	// to the data partition's tls/update.crt and tls/update.key, so that
+	// mira-init serves the endpoint over HTTPS from the first boot.
+	UpdateCert, UpdateKey string
+	Log                   io.Writer
 }
 
 // DefaultProbeYAML is mira/probe.yaml when no --config is given: capture
@@ -179,6 +185,12 @@ func Build(ctx context.Context, o Options) error {
 			return err
 		}
 	}
+	var updateCert, updateKey []byte
+	if o.UpdateCert != "" || o.UpdateKey != "" {
+		if updateCert, updateKey, err = loadUpdateTLS(o.UpdateCert, o.UpdateKey); err != nil {
+			return err
+		}
+	}
 	if o.Kernel == "" {
 		if o.Kernel, err = KernelPath(ctx, o.ModuleDir); err != nil {
 			return err
@@ -259,6 +271,15 @@ func Build(ctx context.Context, o Options) error {
 	if err := writeFile(dfs, "/README.TXT", []byte("MIRA data partition: SNMP engine state, logs, spool, overrides.\r\n")); err != nil {
 		return err
 	}
+	if updateCert != nil {
+		// mira-init keeps tls/ files 0600 when it carries them over to ext4.
+		if err := writeFile(dfs, "/tls/update.crt", updateCert); err != nil {
+			return err
+		}
+		if err := writeFile(dfs, "/tls/update.key", updateKey); err != nil {
+			return err
+		}
+	}
 	// Boot partition.
 	bfs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: BootLabel})
 	if err != nil {
@@ -331,6 +352,24 @@ func Build(ctx context.Context, o Options) error {
 		}
 	}
 	return os.Rename(out, o.Output)
+}
+
+// loadUpdateTLS reads the update endpoint's certificate and key and
+// checks that they make a pair (what mira-init's HTTPS server will load).
+func loadUpdateTLS(certFile, keyFile string) (cert, key []byte, err error) {
+	if certFile == "" || keyFile == "" {
+		return nil, nil, errors.New("image: the update endpoint's TLS needs both a certificate and its key")
+	}
+	if cert, err = os.ReadFile(certFile); err != nil {
+		return nil, nil, fmt.Errorf("image: update certificate: %w", err)
+	}
+	if key, err = os.ReadFile(keyFile); err != nil {
+		return nil, nil, fmt.Errorf("image: update key: %w", err)
+	}
+	if _, err := tls.X509KeyPair(cert, key); err != nil {
+		return nil, nil, fmt.Errorf("image: update certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	return cert, key, nil
 }
 
 // KernelCmdline is the kernel command line for a slot.

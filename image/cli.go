@@ -15,7 +15,8 @@ import (
 )
 
 // Usage is the `mira image` part of mira's usage text.
-const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector [--collector-config C]] [--size 8G] [--sign KEY] -o mira.img
+const Usage = `  image   build [--config probe.yaml] [--system system.yaml] [--collector [--collector-config C]] [--size 8G]
+                [--sign KEY] [--update-cert CRT --update-key KEY] -o mira.img
                      write a bootable appliance disk image (UEFI and BIOS)
   image   update --to https://probe:8443 --token T [--ca CA.pem] [--sig mira.img.sig] mira.img
                      write a probe's inactive slot, boot it once, keep it if healthy
@@ -53,6 +54,8 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Bin, "bin", "", "directory with prebuilt mira-init, mira-probe, mira-collector (default: build them)")
 	fs.StringVar(&o.Kernel, "kernel", "", "kernel bzImage with EFI stub (default: the "+KernelModule+" module's)")
 	fs.StringVar(&o.SignKey, "sign", "", "ed25519 private key (PEM): accept only updates signed with it; writes OUTPUT.sig")
+	fs.StringVar(&o.UpdateCert, "update-cert", "", "TLS certificate (PEM) of the update endpoint, put on the data partition (tls/update.crt):\nthe endpoint is HTTPS from the first boot (mira image update --ca names it or its CA)")
+	fs.StringVar(&o.UpdateKey, "update-key", "", "the --update-cert's private key (PEM), put at tls/update.key")
 	verbose := fs.Bool("v", false, "print the build steps")
 	// -h and --help print the flags on stdout (asked for), errors on
 	// stderr.

@@ -3,13 +3,17 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -38,6 +42,43 @@ func writeKey(t *testing.T, name string) ed25519.PrivateKey {
 	return k
 }
 
+// writeTLSCert writes a self-signed certificate for 127.0.0.1 (the
+// forwarded update port) and its key to dir/update.crt and update.key.
+func writeTLSCert(t *testing.T, dir string) (crt, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mira probe"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, key = filepath.Join(dir, "update.crt"), filepath.Join(dir, "update.key")
+	if err := os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return crt, key
+}
+
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,11 +89,17 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestApplianceUpdate boots a signed image with SeaBIOS and updates it:
-// a badly signed image is refused before a byte is written; a good one
-// is written to slot B, booted once and committed; a broken one (its
-// mira-probe exits at start) is written to slot A, fails its trial, and
-// the box comes back on slot B by itself.
+// TestApplianceUpdate boots a signed image built with
+// `mira image build --update-cert --update-key`, written to a 1 GiB
+// disk, first with OVMF (the backup GPT in the middle of the disk: the
+// firmware boots it, mira-init grows the data partition and makes it
+// ext4, the TLS files carried over), and updates it over HTTPS: a client
+// without the CA is refused (certificate), a wrong token gets 401, a
+// badly signed image is refused before a byte is written; a good one
+// (`mira image update --ca`) is written to slot B, booted once (SeaBIOS
+// from here on) and committed; a broken one (its mira-probe exits at
+// start) is written to slot A, fails its trial, and the box comes back on
+// slot B by itself.
 func TestApplianceUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU several times under TCG (minutes)")
@@ -107,23 +154,67 @@ func TestApplianceUpdate(t *testing.T) {
 		}
 		return out
 	}
-	v1 := build("v1.img", bin, key)
+	// v1 through the CLI, as a user builds it: with the update
+	// endpoint's TLS certificate and key (self-signed, for 127.0.0.1,
+	// where the test reaches the forwarded port).
+	crt, tlsKey := writeTLSCert(t, tmp)
+	probeFile, sysFile := filepath.Join(tmp, "probe.yaml"), filepath.Join(tmp, "system.yaml")
+	if err := os.WriteFile(probeFile, probe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sysFile, sys, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v1 := filepath.Join(tmp, "v1.img")
+	var out bytes.Buffer
+	if err := image.Run(ctx, []string{"build", "--bin", bin, "--sign", key, "--config", probeFile, "--system", sysFile,
+		"--update-cert", crt, "--update-key", tlsKey, "-o", v1}, &out, &out); err != nil {
+		t.Fatalf("mira image build: %v\n%s", err, &out)
+	}
+	// As if written to a 1 GiB disk: the backup GPT in the middle.
+	if err := os.Truncate(v1, 1<<30); err != nil {
+		t.Fatal(err)
+	}
 	v2 := build("v2.img", bin, key)
 	v3 := build("v3.img", broken, key)
 	forged := build("forged.img", bin, otherKey)
 
 	port := freeTCPPort(t)
-	c, err := image.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), token, "")
+	url := fmt.Sprintf("https://127.0.0.1:%d", port)
+	c, err := image.NewClient(url, token, crt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := bootUpdatable(t, v1, false, port)
+	g := bootUpdatable(t, v1, true, port)
 	g.waitSNMP(t)
+	t.Logf("OVMF, 1 GiB disk: first SNMP answer %.1f s after QEMU started", time.Since(g.start).Seconds())
+	for _, l := range []string{"data partition vda4 grown from 8 to 934 MiB", "ext4 of 896 MiB made", "update: HTTPS on 0.0.0.0:8443"} {
+		if !strings.Contains(g.console.String(), l) {
+			t.Errorf("the console does not say %q", l)
+		}
+	}
 	st, err := c.Status(ctx)
 	if err != nil || st.Slot != "a" {
-		t.Fatalf("status: %+v %v", st, err)
+		t.Fatalf("status over HTTPS: %+v %v", st, err)
 	}
-	bad, _ := image.NewClient(c.URL, "wrong-token-0123456789", "")
+	// Without the CA the probe's certificate is not trusted; plain HTTP
+	// gets no answer from the endpoint; a wrong token is refused.
+	noCA, _ := image.NewClient(url, token, "")
+	if _, err := noCA.Status(ctx); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("a client without the CA: %v", err)
+	} else {
+		t.Logf("a client without the CA: %v", err)
+	}
+	out.Reset()
+	err = image.Run(ctx, []string{"update", "--to", url, "--token", token, v2}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("mira image update without --ca: %v\n%s", err, &out)
+	}
+	plain, _ := image.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), token, "")
+	if st, err := plain.Status(ctx); err == nil {
+		t.Errorf("the HTTPS endpoint answered plain HTTP: %+v", st)
+	}
+	bad, _ := image.NewClient(c.URL, "wrong-token-0123456789", crt)
 	if _, err := bad.Status(ctx); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a wrong token was not refused: %v", err)
 	}
@@ -151,30 +242,20 @@ func TestApplianceUpdate(t *testing.T) {
 	// sendPayload sends p and restarts QEMU (with OVMF when ovmf is
 	// set) each time the guest reboots, until the probe is back.
 	reboots := 0
-	sendPayload := func(p *image.Payload, sig []byte, ovmf bool) (ok bool, st *image.Status, err error) {
+	type res struct {
+		ok  bool
+		st  *image.Status
+		err error
+	}
+	// await runs f (it waits for the probe to come back from an update)
+	// and restarts QEMU (with OVMF when ovmf is set) each time the guest
+	// reboots meanwhile.
+	await := func(f func() res, ovmf bool) (ok bool, st *image.Status, err error) {
 		t.Helper()
 		reboots = 0
-		before, err := c.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		start := time.Now()
-		if err := c.Send(ctx, p, sig); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("sent %d + %d bytes in %s", len(p.Root), len(p.Kernel), time.Since(start).Round(100*time.Millisecond))
-		type res struct {
-			ok  bool
-			st  *image.Status
-			err error
-		}
 		done := make(chan res, 1)
-		wctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
-		defer cancel()
-		go func() {
-			ok, st, err := c.WaitBoot(wctx, before.BootID, map[string]string{"a": "b", "b": "a"}[before.Slot])
-			done <- res{ok, st, err}
-		}()
+		go func() { done <- f() }()
 		// With -no-reboot every guest reboot ends QEMU: start it again,
 		// as the power would come back on a PC.
 		for {
@@ -191,6 +272,25 @@ func TestApplianceUpdate(t *testing.T) {
 			}
 		}
 	}
+	// sendPayload sends p and waits for the probe to decide on it.
+	sendPayload := func(p *image.Payload, sig []byte, ovmf bool) (ok bool, st *image.Status, err error) {
+		t.Helper()
+		before, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := c.Send(ctx, p, sig); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("sent %d + %d bytes in %s", len(p.Root), len(p.Kernel), time.Since(start).Round(100*time.Millisecond))
+		return await(func() res {
+			wctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
+			defer cancel()
+			ok, st, err := c.WaitBoot(wctx, before.BootID, map[string]string{"a": "b", "b": "a"}[before.Slot])
+			return res{ok, st, err}
+		}, ovmf)
+	}
 	update := func(img string) (ok bool, st *image.Status, err error) {
 		t.Helper()
 		p, err := image.ReadPayload(img)
@@ -203,11 +303,19 @@ func TestApplianceUpdate(t *testing.T) {
 		}
 		return sendPayload(p, decodeSig(t, sig), false)
 	}
-	ok, st, err := update(v2)
-	if err != nil || !ok || st.Slot != "b" {
-		t.Fatalf("update to v2: ok %v status %+v err %v\n%s", ok, st, err, g.console.String())
+	// The good update as a user sends it: mira image update --ca, over HTTPS.
+	var cliOut lockedBuffer
+	ok, _, err := await(func() res {
+		err := image.Run(ctx, []string{"update", "--to", url, "--token", token, "--ca", crt, "--timeout", "8m", v2}, &cliOut, &cliOut)
+		return res{ok: err == nil, err: err}
+	}, false)
+	if err == nil {
+		st, err = c.Status(ctx)
 	}
-	t.Logf("update to v2: %+v", st)
+	if err != nil || !ok || st.Slot != "b" || st.Active != "b" {
+		t.Fatalf("mira image update to v2: ok %v status %+v err %v\n%s\n%s", ok, st, err, cliOut.String(), g.console.String())
+	}
+	t.Logf("mira image update --ca to v2 over HTTPS (%d reboots): %s; status %+v", reboots, strings.TrimSpace(cliOut.String()), st)
 	if m := regexp.MustCompile(`healthy: .*exporting: 1 exporters connected.*`).FindString(g.console.String()); m == "" {
 		t.Errorf("the trial did not find mira-probe exporting")
 	} else {
@@ -249,12 +357,12 @@ func TestApplianceUpdate(t *testing.T) {
 		g.waitSNMP(t)
 	}
 	// The loaders name slot B again; the used-up entry stays, unused.
-	out, err := exec.Command("mtype", "-i", v1+"@@1M", "::loader/loader.conf").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "default mira-b.conf") {
-		t.Errorf("loader.conf after the fallback: %v\n%s", err, out)
+	conf, err := exec.Command("mtype", "-i", v1+"@@1M", "::loader/loader.conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(conf), "default mira-b.conf") {
+		t.Errorf("loader.conf after the fallback: %v\n%s", err, conf)
 	}
-	out, _ = exec.Command("mdir", "-b", "-i", v1+"@@1M", "::loader/entries").CombinedOutput()
-	t.Logf("loader entries: %s", strings.Join(strings.Fields(string(out)), " "))
+	entries, _ := exec.Command("mdir", "-b", "-i", v1+"@@1M", "::loader/entries").CombinedOutput()
+	t.Logf("loader entries: %s", strings.Join(strings.Fields(string(entries)), " "))
 }
 
 func decodeSig(t *testing.T, b []byte) []byte {
