@@ -44,9 +44,12 @@
 // probe's power is cut at any time).
 // Measured under TCG: a 1 GiB disk, the partition grown 8 -> 934 MiB, an
 // ext4 of 896 MiB made in 1.6 s; after a reset and a clean power-off
-// e2fsck -fn finds it clean (TestApplianceBoots). A power cut while the
-// ext4 is made loses the FAT's few files (the next boot finds no file
-// system and makes it again).
+// e2fsck -fn finds it clean (TestApplianceBoots, first boot SeaBIOS).
+// TestApplianceUpdate's first boot is OVMF on a 1 GiB disk (the backup
+// GPT in the middle of the disk, as after dd to a larger stick): OVMF
+// boots it and mira-init grows and converts the partition the same way.
+// A power cut while the ext4 is made loses the FAT's few files (the next
+// boot finds no file system and makes it again).
 //
 // --collector adds mira-collector (and its web UI) to the root. Its
 // mira/collector.yaml (boot partition) stores to /data/collector/mira.db
@@ -131,7 +134,13 @@
 // `mira image update --to URL --token T mira.img` sends the new image's
 // payload (slot A's squashfs and vmlinuz-a) to the probe's update
 // endpoint (mira-init, when mira/system.yaml sets update.listen and
-// update.token; HTTPS when data/tls/update.crt and update.key exist).
+// update.token; HTTPS when data/tls/update.crt and update.key exist:
+// `mira image build --update-cert C --update-key K` puts them on the data
+// partition's FAT, checked to be a pair, and mira-init carries them over
+// to the ext4 with mode 0600; the client trusts the certificate given to
+// --ca). TestApplianceUpdate sends every update over HTTPS: a client
+// without the CA fails the handshake (x509: certificate signed by unknown
+// authority), plain HTTP gets no status, a wrong token gets 401.
 // The probe reads the whole payload into memory and checks its SHA-256
 // and, when its own image was built with --sign (mira/update.pub), the
 // ed25519 signature (OUTPUT.sig from `mira image build --sign`) before it

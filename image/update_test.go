@@ -193,6 +193,11 @@ func TestApplianceUpdate(t *testing.T) {
 			t.Errorf("the console does not say %q", l)
 		}
 	}
+	for _, l := range strings.Split(g.console.String(), "\n") {
+		if strings.Contains(l, "data partition") || strings.Contains(l, "update: HTTPS") {
+			t.Logf("console: %s", strings.TrimSpace(l))
+		}
+	}
 	st, err := c.Status(ctx)
 	if err != nil || st.Slot != "a" {
 		t.Fatalf("status over HTTPS: %+v %v", st, err)
