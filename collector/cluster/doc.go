@@ -90,8 +90,19 @@
 // the merged records (as `mira report --db` does over a single store),
 // not by the workers: partitioning by connection already lets a worker
 // pair its own records, but the report still moves every record from
-// the workers to the reporting process. The records are kept without
-// retention.
+// the workers to the reporting process. The workers keep no rollups (a
+// single mira-collector now does), so --source rollups has nothing to
+// read in the merged store and the web UI's views read the records. The
+// records are kept without retention.
+//
+// A report breaks ties of start time between records in store order
+// (report.Build; the single collector's Roller in arrival order). The
+// merged store's order (origins by address, records by identity) is not
+// the single collector's arrival order, so two records with the same
+// start competing for one pairing or duplicate suppression may be
+// resolved the other way: seen only when one probe replayed the same
+// capture twice (identical records). A canonical tie-break in both would
+// close it.
 //
 // # Replication and node loss
 //

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +51,11 @@ func Gather(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *stor
 	}
 	keys.Stop()
 	seen := map[[idLen]byte]struct{}{}
-	byOrigin := map[store.Origin][]flow.Record{}
+	type idRec struct {
+		id [idLen]byte
+		r  flow.Record
+	}
+	byOrigin := map[store.Origin][]idRec{}
 	for _, name := range gs.Workers {
 		if err := gatherWorker(ctx, nc, name, func(id ID, enc []byte) error {
 			k := [idLen]byte(id.key(nil))
@@ -62,15 +69,35 @@ func Gather(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *stor
 				return err
 			}
 			o := id.Origin()
-			byOrigin[o] = append(byOrigin[o], r)
+			byOrigin[o] = append(byOrigin[o], idRec{k, r})
 			return nil
 		}); err != nil {
 			return gs, err
 		}
 	}
 	gs.Records = len(seen)
-	var batches []store.Batch
-	for o, recs := range byOrigin {
+	// Origins in address order, each one's records in identity order
+	// (for one exporting session, the order it exported them): the
+	// merged store, and so the order a report breaks ties of start time
+	// in, is the same whichever worker answered first.
+	origins := make([]store.Origin, 0, len(byOrigin))
+	for o := range byOrigin {
+		origins = append(origins, o)
+	}
+	slices.SortFunc(origins, func(a, b store.Origin) int {
+		if c := cmp.Compare(a.Exporter, b.Exporter); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Domain, b.Domain)
+	})
+	batches := make([]store.Batch, 0, len(origins))
+	for _, o := range origins {
+		l := byOrigin[o]
+		slices.SortFunc(l, func(a, b idRec) int { return bytes.Compare(a.id[:], b.id[:]) })
+		recs := make([]flow.Record, len(l))
+		for i := range l {
+			recs[i] = l[i].r
+		}
 		batches = append(batches, store.Batch{Origin: o, Records: recs})
 	}
 	if err := st.PutBatches(batches); err != nil {
