@@ -65,12 +65,11 @@ func TestReloadSIGHUP(t *testing.T) {
 	if err := probe.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, "the bad file refused", func() (bool, string) {
-		return metric(`mira_probe_reloads_total{result="refused"}`) == 1, probe.stderr.String()
+	// The counter moves before the log line is written: wait for both.
+	poll(t, 10*time.Second, "the bad file refused, naming "+cfg+":3 and the key", func() (bool, string) {
+		s := probe.stderr.String()
+		return metric(`mira_probe_reloads_total{result="refused"}`) == 1 && strings.Contains(s, cfg+":3") && strings.Contains(s, "symptom"), s
 	})
-	if s := probe.stderr.String(); !strings.Contains(s, cfg+":3") || !strings.Contains(s, "symptom") {
-		t.Fatalf("the refusal does not name %s:3 and the key:\n%s", cfg, s)
-	}
 	write("symptoms: {file: " + syms + "}\naggregates:\n  rules: [{name: after, id: 2, " + all + "}]\n")
 	if err := probe.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)

@@ -446,6 +446,13 @@ type batch struct {
 	arena []byte
 	items []item
 	gen   uint64 // regulation generation the reader selected the items at
+	// swap is the reconfiguration (Pipeline.swapSeq) the single reader
+	// of a file read its items under: a worker joins a reconfiguration
+	// when it meets the first batch of the new one, so every packet read
+	// before the reader saw the reload is metered under the old
+	// configuration and every later one under the new, whichever worker
+	// it goes to.
+	swap uint64
 }
 
 const (
@@ -499,10 +506,13 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 	defer stopReg()
 	var wg sync.WaitGroup
 	for i := 0; i < w; i++ {
+		// Registered before any packet is read: a reconfiguration
+		// waits for every worker.
+		tab, ws := p.startWorker(i)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p.worker(i, queues[i], wake[i], &pool, live, p.reg.shard(i))
+			p.worker(i, tab, ws, queues[i], wake[i], &pool, live, p.reg.shard(i))
 		}(i)
 	}
 	readers := len(srcs)
@@ -529,6 +539,10 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 		}
 		// Self-regulation selects connections here, before queueing.
 		rr := p.reg.reader()
+		// A file's single reader cuts the packet stream for a
+		// reconfiguration (batch.swap); live readers have no common
+		// order, there workers join at their next batch.
+		readSeq := p.swapSeq.Load()
 		send := func(i int) {
 			b := cur[i]
 			if len(b.items) == 0 {
@@ -537,6 +551,7 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			if rr != nil {
 				b.gen = rr.gen
 			}
+			b.swap = readSeq
 			if paced {
 				select {
 				case queues[i] <- b:
@@ -598,6 +613,29 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				}
 				n++
 				octets += uint64(ci.Length)
+				if !live {
+					if sq := p.swapSeq.Load(); sq != readSeq {
+						// The cut: what was read goes out under the
+						// old configuration, then every worker gets
+						// a (possibly empty) batch of the new one,
+						// even when its queue is full.
+						for i := range cur {
+							send(i)
+						}
+						readSeq = sq
+						for i := range queues {
+							b := pool.Get().(*batch)
+							b.swap = sq
+							if rr != nil {
+								b.gen = rr.gen
+							}
+							select {
+							case queues[i] <- b:
+							case <-ctx.Done():
+							}
+						}
+					}
+				}
 				if p.cfg.Speed > 0 && n&15 == 0 {
 					// As a NIC would deliver it: wait until the
 					// packet's time, scaled, has come (the clock is
@@ -730,8 +768,7 @@ func (p *Pipeline) filter(i int) func(*decode.Packet, uint32) bool {
 	return p.cfg.Filter(i)
 }
 
-func (p *Pipeline) worker(i int, q <-chan *batch, wake <-chan struct{}, pool *sync.Pool, live bool, reg *shardReg) {
-	tab, ws := p.startWorker(i)
+func (p *Pipeline) worker(i int, tab *meter.Table, ws *workerState, q <-chan *batch, wake <-chan struct{}, pool *sync.Pool, live bool, reg *shardReg) {
 	var tick <-chan time.Time
 	if live {
 		t := time.NewTicker(time.Second)
@@ -747,7 +784,7 @@ func (p *Pipeline) worker(i int, q <-chan *batch, wake <-chan struct{}, pool *sy
 				p.stopWorker(ws)
 				return
 			}
-			if p.reconfigured(ws) {
+			if live && p.reconfigured(ws) || !live && b.swap != ws.seq {
 				p.join(ws, tab)
 			}
 			if reg != nil {
@@ -770,7 +807,8 @@ func (p *Pipeline) worker(i int, q <-chan *batch, wake <-chan struct{}, pool *sy
 			tab.Tick(now.UnixNano())
 			p.publishMeter(i, tab)
 		case <-wake:
-			if p.reconfigured(ws) {
+			// A file's workers wait for the reader's cut (batch.swap).
+			if live && p.reconfigured(ws) {
 				p.join(ws, tab)
 			}
 		}

@@ -38,11 +38,20 @@ type swap struct {
 // on under rc. While they wait, packets queue up in the worker queues
 // or kernel rings; what these cannot hold is dropped and counted there
 // (Stats.QueueDrops, the sources' drops), as under any overload.
+// Where the cut falls: a file has one reader, and the packets it read
+// before it saw the reconfiguration are metered under the old
+// configuration, every later one under rc, whichever worker a packet
+// goes to (the reader hands its partly filled batches over, then each
+// worker a batch of the new configuration, batch.swap; workers join when
+// they meet it). Live sockets have no common order: there each worker
+// joins at its next batch, so the cut is per socket, within a batch
+// (about 100 ms) of the call.
 // Workers started later use rc from the start. Calls are serialised.
 // Hazard: Reconfigure returns only once every running worker has
-// reached a batch boundary; the inline file path (one worker, files at
-// full speed) looks every 4096 packets, so a file source that blocks
-// (a pipe given as -r) holds the reconfiguration until it delivers.
+// reached a batch boundary, and a file's workers wait for its reader; the
+// inline file path (one worker, files at full speed) looks every 4096
+// packets, so a file source that blocks (a pipe given as -r) holds the
+// reconfiguration until it delivers.
 func (p *Pipeline) Reconfigure(rc Reconfig, between func()) {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()

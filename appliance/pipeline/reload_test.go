@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -232,5 +233,108 @@ func TestReconfigureInline(t *testing.T) {
 	}
 	if cut <= 0 || cut >= len(recs.Recs) || packets != st.Meter.Packets || st.Reloads != 1 {
 		t.Fatalf("cut at %d of %d records; records hold %d packets, the meter %d; reloads %d", cut, len(recs.Recs), packets, st.Meter.Packets, st.Reloads)
+	}
+}
+
+// gatedFile is a capture file's source: frames in order, and after the
+// first `gate` of them Next waits until open is closed.
+type gatedFile struct {
+	frames  [][]byte
+	gate    int
+	next    int
+	reached chan struct{}
+	open    chan struct{}
+}
+
+func (s *gatedFile) Next() ([]byte, drivers.CaptureInfo, error) {
+	if s.next == s.gate {
+		close(s.reached)
+		<-s.open
+	}
+	if s.next == len(s.frames) {
+		return nil, drivers.CaptureInfo{}, io.EOF
+	}
+	f := s.frames[s.next]
+	s.next++
+	return f, drivers.CaptureInfo{Timestamp: int64(s.next) * int64(time.Millisecond), CaptureLength: len(f), Length: len(f), LinkType: drivers.LinkEthernet}, nil
+}
+
+func (s *gatedFile) Interfaces() []drivers.Interface {
+	return []drivers.Interface{{Name: "file", LinkType: drivers.LinkEthernet}}
+}
+
+func (s *gatedFile) Stats() drivers.Stats { return drivers.Stats{} }
+func (s *gatedFile) Close() error         { return nil }
+
+// TestReconfigureFileCut reconfigures a file read by two workers while
+// the reader waits after its first 300 packets (partly filled batches
+// held by the reader, and queued batches not yet metered): every packet
+// read before the reload is metered under the old configuration and
+// reaches the sink before the caller's between runs, every later one
+// under the new, whichever worker it goes to.
+func TestReconfigureFileCut(t *testing.T) {
+	const n, gate = 1000, 300
+	src := &gatedFile{gate: gate, reached: make(chan struct{}), open: make(chan struct{})}
+	for i := range n {
+		src.frames = append(src.frames, udpFrame(uint16(1000+i)))
+	}
+	label := func(id uint32) func(*decode.Packet, uint32) uint32 {
+		return func(*decode.Packet, uint32) uint32 { return id }
+	}
+	var recs Records
+	cfg := Config{Workers: 2}
+	cfg.Meter.Label = label(1)
+	cfg.Regulation.Disabled = true
+	p := New(cfg, recs.Sink())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background(), []drivers.Source{src}, false) }()
+	<-src.reached
+	cut := -1
+	reconfigured := make(chan struct{})
+	go func() {
+		p.Reconfigure(Reconfig{Label: label(2)}, func() {
+			recs.mu.Lock()
+			cut = len(recs.Recs)
+			recs.mu.Unlock()
+		})
+		close(reconfigured)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Reloads == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reconfiguration did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(src.open)
+	<-reconfigured
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cut != gate {
+		agg := map[uint32]int{}
+		for _, r := range recs.Recs {
+			agg[r.Aggregate]++
+		}
+		t.Fatalf("%d records had reached the sink when the new configuration was announced, want the first %d (records by aggregate %v)", cut, gate, agg)
+	}
+	old := 0
+	for i, r := range recs.Recs {
+		want := uint32(1)
+		if i >= cut {
+			want = 2
+		}
+		if r.Aggregate != want {
+			t.Fatalf("record %d (source port %d) has aggregate %d, want %d", i, r.Key.Sport, r.Aggregate, want)
+		}
+		if r.Aggregate == 1 {
+			old++
+			if r.Key.Sport >= 1000+gate {
+				t.Fatalf("record of packet %d, read after the reload, metered under the old configuration", r.Key.Sport-1000)
+			}
+		}
+	}
+	if len(recs.Recs) != n || old != gate {
+		t.Fatalf("%d records, %d under the old configuration; want %d and %d", len(recs.Recs), old, n, gate)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
@@ -134,10 +135,21 @@ func TestReloadMidCapture(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("reload with a bad symptom file: %v, want an error naming %s", err, bad)
 	}
-	if err := p.Reload(cfgB); err != nil {
-		t.Fatal(err)
+	// A file's reader cuts the packet stream where it sees the reload,
+	// so Reload returns once the reader reads on.
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload(cfgB) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Pipeline().Stats().Reloads == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not reach the pipeline")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	close(g.open)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
