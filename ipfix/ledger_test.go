@@ -90,3 +90,28 @@ func TestImplausibleLedger(t *testing.T) {
 		t.Fatalf("%d implausible ledgers counted, want %d", n, len(bad))
 	}
 }
+
+// TestLedgerRecordsAlone: an exporter that sends only
+// exportedFlowRecordTotalCount (no message count) is not implausible.
+func TestLedgerRecordsAlone(t *testing.T) {
+	b := AppendHeader(nil, Header{Domain: 4, ExportTime: 1_700_000_100})
+	b, s := AppendSetHeader(b, OptionsSetID)
+	b = AppendTemplate(b, &Template{ID: 300, ScopeCount: 1, Fields: []Field{
+		{ID: IEObservationDomainID, Length: 4}, {ID: IEExportedFlowRecordTotalCount, Length: 8}}})
+	b = FinishSet(b, s, 0)
+	b, s = AppendSetHeader(b, 300)
+	b = append(b, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0)
+	b = FinishSet(b, s, 0)
+	if err := FinishMessage(b); err != nil {
+		t.Fatal(err)
+	}
+	sess := NewSession("test")
+	var got DomainOptions
+	sess.OnOptions = func(_ uint32, o DomainOptions) { got = o }
+	if _, _, err := sess.Decode(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !got.HaveLedger || got.Ledger.Records != 65536 || sess.Stats().Malformed[ReasonImplausibleLedger] != 0 {
+		t.Fatalf("ledger %+v (have %v), implausible %d", got.Ledger, got.HaveLedger, sess.Stats().Malformed[ReasonImplausibleLedger])
+	}
+}

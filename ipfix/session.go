@@ -959,7 +959,7 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 	haveNameID, haveSymName, haveCatName := false, false, false
 	changed := false
 	var led Ledger
-	haveLedger := false
+	haveLedger, haveMessages := false, false
 	for i, f := range t.Fields {
 		v, off = fieldValue(f, rec, off)
 		switch t.ops[i] {
@@ -972,7 +972,7 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 				changed = true
 			}
 		case opExportedMessages:
-			led.Messages, haveLedger = uintN(v), true
+			led.Messages, haveLedger, haveMessages = uintN(v), true, true
 		case opExportedRecords:
 			led.Records, haveLedger = uintN(v), true
 		case opLoss:
@@ -1054,7 +1054,7 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			changed = true
 		}
 	}
-	if haveLedger && !s.plausibleLedger(&led) {
+	if haveLedger && !s.plausibleLedger(&led, haveMessages) {
 		s.stats.Malformed[ReasonImplausibleLedger]++
 		haveLedger = false
 	}
@@ -1434,17 +1434,18 @@ const maxRecordsPerMessage = (65535 - HeaderLen) / 4
 // plausibleLedger says whether l, decoded from a message with export
 // time s.exportTime, can be an exporting process's statistics: no total
 // beyond MaxLedgerCount, no more records than the messages counted can
-// carry, a process start (when given) not after the export time (plus
-// MaxClockSkew). Garbage ledgers would otherwise inflate every report's
+// carry (when the message count is given: other exporters send the
+// record count alone), a process start (when given) not after the
+// export time (plus MaxClockSkew). Garbage ledgers would otherwise inflate every report's
 // loss figures.
-func (s *Session) plausibleLedger(l *Ledger) bool {
+func (s *Session) plausibleLedger(l *Ledger, haveMessages bool) bool {
 	counts := l.Loss.Counts()
 	for _, v := range append(counts[:], l.Messages, l.Records, l.RegulationChanges, l.QueueScaled) {
 		if v > MaxLedgerCount {
 			return false
 		}
 	}
-	if l.Records > l.Messages*maxRecordsPerMessage {
+	if haveMessages && l.Records > l.Messages*maxRecordsPerMessage {
 		return false
 	}
 	if l.SystemInit < 0 {
