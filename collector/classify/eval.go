@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 )
 
 // newEnv returns an environment with every name bound to its zero value
@@ -140,9 +141,11 @@ func (r *Rules) Match(b *Input, pair map[string]int) (string, bool, error) {
 func (r *Rules) MatchContext(b *Input, ctx Context) (string, bool, error) {
 	env := r.env(b, ctx)
 	var first error
+	// One VM for the rules of this biflow: its stack is reused.
+	var machine vm.VM
 	for i := range r.rules {
 		ru := &r.rules[i]
-		v, err := expr.Run(ru.prog, env)
+		v, err := machine.Run(ru.prog, env)
 		if err != nil {
 			if first == nil {
 				first = &Error{File: r.file, Line: ru.Line, Rule: i + 1, Category: ru.Category, Err: fmt.Errorf("evaluate: %v", oneLine(err))}
