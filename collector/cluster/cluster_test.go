@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -232,10 +233,20 @@ type biflowKey struct {
 	proto        uint8
 }
 
-func biflows(r *report.Report) map[biflowKey][4]uint64 {
-	m := map[biflowKey][4]uint64{}
+// biflows maps each 5-tuple to the counters (packets, octets, reverse
+// packets, reverse octets) of its biflows, sorted: a connection's tuple
+// can be reused, and a report lists biflows of equal size in no fixed
+// order.
+func biflows(r *report.Report) map[biflowKey]string {
+	l := map[biflowKey][][4]uint64{}
 	for _, b := range r.Biflows {
-		m[biflowKey{b.Src.String(), b.Dst.String(), b.Sport, b.Dport, b.Proto}] = [4]uint64{b.Packets, b.Octets, b.RPackets, b.ROctets}
+		k := biflowKey{b.Src.String(), b.Dst.String(), b.Sport, b.Dport, b.Proto}
+		l[k] = append(l[k], [4]uint64{b.Packets, b.Octets, b.RPackets, b.ROctets})
+	}
+	m := map[biflowKey]string{}
+	for k, v := range l {
+		slices.SortFunc(v, func(a, b [4]uint64) int { return slices.Compare(a[:], b[:]) })
+		m[k] = fmt.Sprint(v)
 	}
 	return m
 }

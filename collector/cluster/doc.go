@@ -95,15 +95,6 @@
 // read in the merged store and the web UI's views read the records. The
 // records are kept without retention.
 //
-// A report breaks ties of start time between records in store order
-// (report.Build; the single collector's Roller in arrival order). The
-// merged store's order (origins by address, records by identity) is not
-// the single collector's arrival order, so two records with the same
-// start competing for one pairing or duplicate suppression may be
-// resolved the other way: seen only when one probe replayed the same
-// capture twice (identical records). A canonical tie-break in both would
-// close it.
-//
 // # Replication and node loss
 //
 // mira-collector --nats-replicas 3 (on the first node started; the others

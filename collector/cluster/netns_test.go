@@ -177,9 +177,6 @@ aggregates:
 
 // roundCaptures are the real captures the probes replay, one probe run
 // per capture (a new exporting process each time, as a probe restarts).
-// Each capture once: the same capture replayed twice by the same probe
-// gives identical records, which report-time pairing may pair in either
-// copy.
 var roundCaptures = []string{"sip.pcap", "1kxun.pcap", "teamspeak3.pcap", "vxlan.pcap", "rtsp.pcap",
 	"6in4tunnel.pcap", "portable_executable.pcap", "gnutella.pcap"}
 
