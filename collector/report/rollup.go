@@ -158,9 +158,12 @@ type pastHorizon struct {
 	t  int64
 }
 
+// heldRecord is a record waiting for the horizon, in the store's
+// encoding (a quarter of a flow.Record's size; the slot's buffer is
+// reused).
 type heldRecord struct {
-	o store.Origin
-	r flow.Record
+	o   store.Origin
+	enc []byte
 }
 
 // recHeap orders the held records by start, then arrival: small
@@ -169,6 +172,7 @@ type recHeap struct {
 	h    []heapEntry
 	slab []heldRecord
 	free []int32
+	dec  flow.Record // the record take decoded
 }
 
 type heapEntry struct {
@@ -192,7 +196,7 @@ func (h *recHeap) Pop() any {
 	return x
 }
 
-// add holds a copy of r (its symptoms too).
+// add holds r, encoded.
 func (h *recHeap) add(o store.Origin, r *flow.Record, seq uint64) {
 	var slot int32
 	if n := len(h.free); n > 0 {
@@ -203,20 +207,25 @@ func (h *recHeap) add(o store.Origin, r *flow.Record, seq uint64) {
 		h.slab = append(h.slab, heldRecord{})
 	}
 	x := &h.slab[slot]
-	syms := x.r.Symptoms[:0]
-	x.o, x.r = o, *r
-	x.r.Symptoms = append(syms, r.Symptoms...)
+	x.o, x.enc = o, store.AppendRecord(x.enc[:0], r)
 	heap.Push(h, heapEntry{r.First, seq, slot})
 }
 
 // first returns the start of the earliest held record.
 func (h *recHeap) first() int64 { return h.h[0].first }
 
-// take removes the earliest record; it stays valid until the next add.
-func (h *recHeap) take() *heldRecord {
+// take removes the earliest record and decodes it; the record stays
+// valid until the next take. nil means it did not decode (it was
+// encoded here, so only a bug can do that): the caller counts it late
+// at its start.
+func (h *recHeap) take() (store.Origin, *flow.Record, int64) {
 	e := heap.Pop(h).(heapEntry)
 	h.free = append(h.free, e.slot)
-	return &h.slab[e.slot]
+	x := &h.slab[e.slot]
+	if err := store.DecodeRecord(x.enc, &h.dec); err != nil {
+		return x.o, nil, e.first
+	}
+	return x.o, &h.dec, e.first
 }
 
 // NewRoller returns a Roller. names and anns are the store's names and
@@ -333,8 +342,7 @@ func (r *Roller) Advance() {
 		}
 	}
 	for r.buf.Len() > 0 && r.buf.first() < t {
-		h := r.buf.take()
-		r.feed(h.o, &h.r, false)
+		r.feedHeld()
 	}
 	if t > r.fed {
 		r.fed = t
@@ -344,6 +352,21 @@ func (r *Roller) Advance() {
 	}
 	r.c.CompleteBefore(r.fed)
 	r.classifyReady(false)
+}
+
+// feedHeld feeds the earliest held record.
+func (r *Roller) feedHeld() {
+	o, rec, first := r.buf.take()
+	if rec != nil {
+		r.feed(o, rec, false)
+		return
+	}
+	r.late++
+	u := store.RollupUsage{Flows: 1, Late: 1, First: first, Last: first}
+	for _, res := range store.RollupResolutions {
+		k := store.RollupKey{Bucket: first - mod(first, int64(res)), Kind: store.RollupRecords}
+		r.cell(res, k).RollupUsage.Add(&u)
+	}
 }
 
 func (r *Roller) feed(o store.Origin, rec *flow.Record, late bool) {
@@ -499,8 +522,7 @@ func (r *Roller) account(b *Biflow) {
 // the end of a rebuild).
 func (r *Roller) Flush() {
 	for r.buf.Len() > 0 {
-		h := r.buf.take()
-		r.feed(h.o, &h.r, false)
+		r.feedHeld()
 	}
 	r.c.Flush()
 	r.classifyReady(true)
@@ -610,11 +632,9 @@ func (r *Roller) Pending() map[time.Duration]map[store.RollupKey]*store.RollupCe
 		clock: map[store.Origin]int64{}, maxLast: r.maxLast, maxDur: r.maxDur}
 	n.nm = r.nm.clone()
 	n.nm.install(&n.opts)
+	// The copy only takes: it reads the slots' bytes, which r does not
+	// change while the copy lives (the caller holds r).
 	n.buf = recHeap{h: slices.Clone(r.buf.h), slab: slices.Clone(r.buf.slab), free: slices.Clone(r.buf.free)}
-	for i := range n.buf.slab {
-		// add reuses a slot's symptom array: the copy gets its own.
-		n.buf.slab[i].r.Symptoms = slices.Clone(n.buf.slab[i].r.Symptoms)
-	}
 	n.wait = slices.Clone(r.wait)
 	if r.ix != nil {
 		n.ix = r.ix.Clone()

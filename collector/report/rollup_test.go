@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -507,5 +508,30 @@ func TestRollupsLongFlow(t *testing.T) {
 	ro.Flush()
 	if m := ro.Take().Meta; m.Late != 1 || m.Records != 102 {
 		t.Fatalf("meta %+v: want 102 records, 1 late", m)
+	}
+}
+
+// BenchmarkRollerHeldMemory measures the bytes a Roller holds per record
+// waiting for its horizon (the records within the longest flow, the lag
+// and the hold of the newest: rate × (LongFlow + Lag + Hold) of them).
+func BenchmarkRollerHeldMemory(b *testing.B) {
+	const n = 1 << 20
+	recs := rollupRecords(rollupStores[0], 9)
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ro := NewRoller(RollupConfig{}, nil, nil, nil)
+		for j := 0; j < n; j++ {
+			r := recs[j%len(recs)].Record
+			ro.Add(recs[j%len(recs)].Origin, &r)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if held, _ := ro.Held(); held != n {
+			b.Fatalf("%d held", held)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/held-record")
+		runtime.KeepAlive(ro)
 	}
 }
