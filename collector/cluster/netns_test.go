@@ -278,14 +278,16 @@ func TestClusterNetns(t *testing.T) {
 	}
 	_ = sc
 
+	// lastSeq is the flow stream's last sequence, the last one known
+	// while the cluster does not answer (a leader election).
+	var knownSeq uint64
 	lastSeq := func() uint64 {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		info, err := s.Info(sctx)
-		if err != nil {
-			return 0
+		if info, err := s.Info(sctx); err == nil {
+			knownSeq = max(knownSeq, info.State.LastSeq)
 		}
-		return info.State.LastSeq
+		return knownSeq
 	}
 	// Events, each once the flow stream has grown during its round:
 	// round 1 kills w2, round 2 the NATS node leading the flow stream,
@@ -317,6 +319,12 @@ func TestClusterNetns(t *testing.T) {
 			t.Logf("NATS node %s (the flow stream's leader) killed (SIGKILL), flow stream at %d", killedNode.name, seqAtNodeKill)
 		},
 		4: func() {
+			// The node stays down until records published after its
+			// loss are in the stream (ingest retries through the
+			// election of a new leader).
+			for deadline := time.Now().Add(60 * time.Second); lastSeq() <= seqAtNodeKill && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			seqAtNodeRestart = lastSeq()
 			killedNode.p = l.start("nats "+killedNode.name+" again", killedNode.name, natsBin, "-c", killedNode.conf)
 			worker("w2")
