@@ -42,6 +42,16 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binaries built for the tests (each run built
+// them into a new temporary directory and left it behind).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 func binaries(t *testing.T) (probe, coll, mira string) {
 	t.Helper()
 	buildOnce.Do(func() {
