@@ -63,8 +63,28 @@ type Biflow struct {
 	flowQ float64 // flow selection probability
 }
 
-// setDirection adds an observation to one direction.
-func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin) {
+// intervalEst is a connection's observed traffic of one flow selection
+// interval, before flow selection is applied.
+type intervalEst struct {
+	flowInterval uint32
+	est          Estimate
+}
+
+// addObserved adds observed counts of flow interval fi to ivs.
+func addObserved(ivs *[]intervalEst, fi uint32, packets, octets uint64, pktInterval uint32) {
+	for i := range *ivs {
+		if x := &(*ivs)[i]; x.flowInterval == fi {
+			x.est.AddObserved(packets, octets, pktInterval)
+			return
+		}
+	}
+	*ivs = append(*ivs, intervalEst{flowInterval: fi})
+	(*ivs)[len(*ivs)-1].est.AddObserved(packets, octets, pktInterval)
+}
+
+// setDirection adds an observation to one direction; its observed
+// traffic goes to ivs by flow interval.
+func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin, ivs *[]intervalEst) {
 	if reverse {
 		b.RPackets = SatAdd(b.RPackets, o.packets)
 		b.ROctets = SatAdd(b.ROctets, o.octets)
@@ -111,7 +131,13 @@ func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin) {
 	if b.Sampling == 0 || p*q < b.Sampling {
 		b.Sampling = p * q
 	}
-	b.Est.AddObserved(o.packets, o.octets, o.pktInterval)
+	if o.parts == nil {
+		addObserved(ivs, max(o.flowInterval, 1), o.packets, o.octets, o.pktInterval)
+		return
+	}
+	for _, p := range *o.parts {
+		addObserved(ivs, p.flowInterval, p.packets, p.octets, o.pktInterval)
+	}
 }
 
 // AddObserved adds a direction's (or record's) observed counts, packet
@@ -152,11 +178,26 @@ func (e *Estimate) SelectFlows(flowInterval uint32) {
 	}
 }
 
-// finish applies flow selection to the whole connection.
-func (b *Biflow) finish() {
+// finish applies flow selection to the connection's traffic of each
+// flow interval (ivs, from setDirection): traffic metered while every
+// connection was kept counts once, traffic of 1 in N selection N times
+// (Horvitz-Thompson per interval; a self-regulating probe draws a new
+// selection at each change of rate, so the parts are independent and
+// their variances add). The connection counts for 1/q connections, q
+// its lowest selection probability.
+func (b *Biflow) finish(ivs []intervalEst) {
 	n := uint32(1)
 	if b.flowQ > 0 && b.flowQ < 1 {
 		n = uint32(math.Round(1 / b.flowQ))
 	}
-	b.Est.SelectFlows(n)
+	var est Estimate
+	for i := range ivs {
+		e := ivs[i].est
+		e.SelectFlows(ivs[i].flowInterval)
+		est.Add(&e)
+	}
+	var sel Estimate
+	sel.SelectFlows(n)
+	est.Biflows, est.VarBiflows = sel.Biflows, sel.VarBiflows
+	b.Est = est
 }

@@ -208,6 +208,29 @@ type obs struct {
 	flags           uint8
 	unknown         bool
 	ended           bool // a record ended by FIN or RST was added (endAt)
+	// parts splits packets and octets by the flow interval their records
+	// stated, once two records stated different ones (a self-regulating
+	// probe ends every flow when its rate changes, so a connection that
+	// spans a change has records of each rate); nil while all agree.
+	parts *[]part
+}
+
+// part is what the records of one flow interval of an observation sum.
+type part struct {
+	flowInterval    uint32
+	packets, octets uint64
+}
+
+// addPart adds a record's counts to the part of its flow interval.
+func addPart(ps *[]part, fi uint32, packets, octets uint64) {
+	for i := range *ps {
+		if p := &(*ps)[i]; p.flowInterval == fi {
+			p.packets = SatAdd(p.packets, packets)
+			p.octets = SatAdd(p.octets, octets)
+			return
+		}
+	}
+	*ps = append(*ps, part{fi, packets, octets})
 }
 
 func (o *obs) prob() float64 {
@@ -285,7 +308,8 @@ type Consolidator struct {
 	usage    map[UsageKey]*Usage
 	asUsage  map[ASKey]*Usage
 	bf       Biflow
-	out      []Biflow // completed biflows, when no Sink is set
+	ivs      []intervalEst // the biflow being made: its estimate per flow interval
+	out      []Biflow      // completed biflows, when no Sink is set
 	keep     bool
 }
 
@@ -570,6 +594,12 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		e.n[d]++
 		ob = e.at(d, int(e.n[d])-1)
 	}
+	if fi, ofi := max(r.SamplingFlowInterval, 1), max(ob.flowInterval, 1); ob.parts == nil && ob.records > 0 && fi != ofi {
+		ob.parts = &[]part{{ofi, ob.packets, ob.octets}}
+	}
+	if ob.parts != nil {
+		addPart(ob.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
+	}
 	ob.packets = SatAdd(ob.packets, r.Packets)
 	ob.octets = SatAdd(ob.octets, r.Octets)
 	ob.first = min(ob.first, r.First)
@@ -809,11 +839,12 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 	if e.app != nil {
 		b.App = *e.app
 	}
+	c.ivs = c.ivs[:0]
 	c.setBoth(b, e, di, init, false)
 	if resp != nil {
 		c.setBoth(b, e, 1-di, resp, true)
 	}
-	b.finish()
+	b.finish(c.ivs)
 	c.stats.Biflows++
 	c.stats.Duplicates += uint64(b.Merged)
 	if resp != nil {
@@ -843,13 +874,13 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 // setBoth adds direction d's kept observation to b, and with
 // KeepDuplicates the other probes' observations of d too.
 func (c *Consolidator) setBoth(b *Biflow, e *entry, d int, kept *obs, reverse bool) {
-	b.setDirection(kept, reverse, c.origins)
+	b.setDirection(kept, reverse, c.origins, &c.ivs)
 	if !c.cfg.KeepDuplicates {
 		return
 	}
 	for i := 0; i < int(e.n[d]); i++ {
 		if x := e.at(d, i); x != kept {
-			b.setDirection(x, reverse, c.origins)
+			b.setDirection(x, reverse, c.origins, &c.ivs)
 		}
 	}
 }

@@ -392,3 +392,47 @@ func TestAppMerged(t *testing.T) {
 		}
 	}
 }
+
+// TestSamplingPerInterval: a connection that spans a change of a
+// self-regulating probe's rate has records of each rate (the probe ends
+// every flow at a change); what was metered while every connection was
+// kept counts once, what was metered at 1 in 4 four times. Scaling the
+// whole connection by its lowest selection probability counted the
+// first part four times too (the overload runs over veth estimated
+// +3 to +5 % high).
+func TestSamplingPerInterval(t *testing.T) {
+	c := New(nil)
+	before := rec("10.0.0.1", "10.0.0.2", 1000, 80, 10, 1000, 0, time.Second)
+	before.SamplingFlowInterval = 1
+	after := rec("10.0.0.1", "10.0.0.2", 1000, 80, 5, 500, 2*time.Second, 3*time.Second)
+	after.SamplingFlowInterval = 4
+	back := rec("10.0.0.2", "10.0.0.1", 80, 1000, 3, 300, 2*time.Second, 3*time.Second)
+	back.SamplingFlowInterval = 4
+	other := rec("10.0.0.3", "10.0.0.4", 1000, 80, 7, 700, 2*time.Second, 3*time.Second)
+	other.SamplingFlowInterval = 4
+	c.Add(Origin{Probe: "mira"}, []flow.Record{before, after, back, other})
+	c.Flush()
+	bs := c.Biflows()
+	if len(bs) != 2 {
+		t.Fatalf("%d biflows", len(bs))
+	}
+	q := 0.25
+	e := bs[0].Est
+	// 10 packets at rate 1, (5 + 3) at 1 in 4; the selection variance
+	// is that of the part selected.
+	if bs[0].Packets != 15 || bs[0].RPackets != 3 || e.Packets != 10+4*8 || e.Octets != 1000+4*800 ||
+		math.Abs(e.VarPackets-(1-q)/(q*q)*8*8) > 1e-9 || e.Biflows != 4 || math.Abs(e.VarBiflows-(1-q)/(q*q)) > 1e-9 {
+		t.Fatalf("spanning connection %+v", bs[0])
+	}
+	if e := bs[1].Est; e.Packets != 28 || math.Abs(e.VarPackets-(1-q)/(q*q)*7*7) > 1e-9 || e.Biflows != 4 {
+		t.Fatalf("selected connection %+v", bs[1])
+	}
+	// Records in the other order (the higher interval first) split the
+	// same way.
+	c = New(nil)
+	c.Add(Origin{Probe: "mira"}, []flow.Record{after, back, before})
+	c.Flush()
+	if bs := c.Biflows(); len(bs) != 1 || bs[0].Est.Packets != 42 {
+		t.Fatalf("higher interval first: %+v", bs)
+	}
+}

@@ -114,7 +114,11 @@
 // For hash-based flow selection where each connection is kept whole with
 // probability q = 1/N, a kept biflow with totals x stands for x/q, with
 // variance estimate (1-q)/q² · x². The biflow count k estimates k/q with
-// variance k(1-q)/q².
+// variance k(1-q)/q². A connection whose records state different flow
+// intervals (a self-regulating probe ends every flow when its rate
+// changes and draws a new selection) is scaled part by part: the traffic
+// of each interval by its own 1/q, the parts' variances added; it counts
+// for 1/q connections with q its lowest selection probability.
 //
 // Records, directions and connections are selected independently, so the
 // variances of a usage row add up. The interval is
