@@ -705,28 +705,7 @@ func (c *Consolidator) maybeSweep() {
 		return
 	}
 	c.swept = wm
-	for k, head := range c.pending {
-		var prev *entry
-		for e := head; e != nil; {
-			next := e.older
-			if satAdd(e.last, w) < wm && c.arrival-e.seen >= w {
-				if prev == nil {
-					head = next
-				} else {
-					prev.older = next
-				}
-				c.emit(k, e)
-			} else {
-				prev = e
-			}
-			e = next
-		}
-		if head == nil {
-			delete(c.pending, k)
-		} else {
-			c.pending[k] = head
-		}
-	}
+	c.emitWhere(func(e *entry) bool { return satAdd(e.last, w) < wm && c.arrival-e.seen >= w })
 	c.releaseHeld(wm - int64(c.cfg.Hold))
 }
 
@@ -925,11 +904,17 @@ func initiatorFirst(x, y *obs, proto uint8) bool {
 // completes them.
 func (c *Consolidator) CompleteBefore(t int64) {
 	w := int64(c.cfg.Window)
+	c.emitWhere(func(e *entry) bool { return satAdd(e.last, w) < t })
+}
+
+// emitWhere emits (and forgets) every pending connection that done
+// says is complete.
+func (c *Consolidator) emitWhere(done func(*entry) bool) {
 	for k, head := range c.pending {
 		var prev *entry
 		for e := head; e != nil; {
 			next := e.older
-			if satAdd(e.last, w) < t {
+			if done(e) {
 				if prev == nil {
 					head = next
 				} else {
