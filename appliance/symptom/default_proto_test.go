@@ -126,6 +126,8 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 			unhex("0800010080d9020306414141414141"),
 			// Riot Games server datagram (ndpi/riotgames.pcap)
 			unhex("7232420400000000ab597f811fcc00876bbc000016e37c4014000000aaaaaaaabbbbbbbb"),
+			// Riot Games client connect datagram (ndpi/riotgames.pcap: 53 bytes)
+			unhex("a49f9c31a03242040100000000000000000000000000000000000000000000000000000098b99eebc2e012d8953cb11f2dea23460c"),
 			append(unhex("ffffffff214c5fa0"), noise(40)...),
 		},
 		"P2P": {
