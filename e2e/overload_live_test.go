@@ -43,8 +43,9 @@ type liveRun struct {
 // workers, default symptom database) meters it and exports to
 // mira-collector. tcpreplay on this kind of machine cannot offer more
 // than a probe meters on a whole core, so the overloaded run confines
-// the probe to a CPU cgroup of 5 ms per 100 ms (a machine about 20
-// times slower). The clean run (no quota) and the overloaded run must
+// the probe to a CPU cgroup of 1 ms per 20 ms (a machine about 20 times
+// slower; a short period lets the regulator run often enough to step
+// into sampling within the ~1.5 s replay). The clean run (no quota) and the overloaded run must
 // each account for every packet tcpreplay sent (metered + ring drops);
 // the overloaded probe must regulate (in /metrics while it runs, in its
 // log, in the report's regulation_changes), its ledger in the report
@@ -54,10 +55,10 @@ type liveRun struct {
 func TestOverloadLiveVeth(t *testing.T) {
 	tcpreplay := peertest.Program(t, "tcpreplay")
 	curl := peertest.Program(t, "curl")
-	procs := cpuQuota(t, 5*time.Millisecond, 100*time.Millisecond)
+	procs := cpuQuota(t, time.Millisecond, 20*time.Millisecond)
 	pair := vethtest.New(t)
 	dir := t.TempDir()
-	pcap := synthPcap(t, dir, "--large", "--flows", "20000")
+	pcap := synthPcap(t, dir, "--large", "--flows", "30000")
 	want, err := pcapPackets(pcap)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ func TestOverloadLiveVeth(t *testing.T) {
 	}
 	over := replay("cgroup", true)
 	if over.chg == 0 || over.rep.RegulationChanges == 0 {
-		t.Fatalf("the probe confined to 5 ms of CPU per 100 ms did not regulate (%d changes)", over.chg)
+		t.Fatalf("the probe confined to 1 ms of CPU per 20 ms did not regulate (%d changes)", over.chg)
 	}
 	if over.maxState == 0 || over.maxInterval <= 1 || over.metricChanges == 0 {
 		t.Errorf("/metrics never showed the regulation while tcpreplay ran: state up to %.0f, 1 in %.0f, %.0f changes",
