@@ -131,13 +131,18 @@ ring, q = s['loss']['ring'], s['queue_loss_scaled']
 est, lo, hi = s['estimated_packets'], s['estimated_packets_low'], s['estimated_packets_high']
 took = int(end['packets'])
 acc = est + ring + q
-hm, hs = [0, 0, 0], [0, 0, 0]  # highest state, interval/rate, changes in /metrics and SNMP
+# states seen, highest interval/rate and changes in /metrics (state 0
+# normal, 1 shedding, 2 sampling) and SNMP (1 normal, 2 sampling, 3 shedding)
+hm, hs = [set(), 0, 0], [set(), 0, 0]
 for l in open(sys.argv[5]):
     a, b = l.split('mib(state rate changes)=')
     for h, part in ((hm, a.split('=')[1]), (hs, b)):
         for i, x in enumerate(part.split()[:3]):
-            h[i] = max(h[i], int(float(x)))
-mx = f"/metrics state {hm[0]}, 1 in {hm[1]}, {hm[2]} changes; SNMP state {hs[0]}, rate {hs[1]}, {hs[2]} changes"
+            if i == 0:
+                h[0].add(int(float(x)))
+            else:
+                h[i] = max(h[i], int(float(x)))
+mx = f"/metrics states {sorted(hm[0])}, 1 in {hm[1]}, {hm[2]} changes; SNMP states {sorted(hs[0])}, rate {hs[1]}, {hs[2]} changes"
 print(f"{name}: sent {sent} at {rate} pps; took in {took}, ring drops {end['ring_drops']}, queue drops {end['queue_drops']} "
       f"(of the wire {q}), regulated out {end['regulated_out']}, changes {end['regulation_changes']} (report {s['regulation_changes']}); "
       f"metered {s['packets']}, estimate {est} [{lo}, {hi}] ({100*(est-took+q)/max(took-q,1):+.2f} % of taken in, inside {lo <= took-q <= hi}); "
