@@ -39,7 +39,7 @@ const (
 	BySymptom = "symptom"
 	// ByApp groups by application: the biflow's application name (server
 	// name, else HTTP host, else DNS question name) mapped through
-	// Options.Services, else the name itself, else service.Unknown.
+	// Options.Services, else its registered domain, else service.Unknown.
 	ByApp = "app"
 )
 

@@ -20,10 +20,13 @@
 package service
 
 import (
+	"net/netip"
+
 	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
+	"golang.org/x/net/publicsuffix"
 	"os"
 	"slices"
 	"strings"
@@ -238,8 +241,11 @@ func hasUpper(s string) bool {
 
 // App names what a biflow with application metadata a is about: the
 // service of its name (a.Host: server name, else HTTP host, else DNS
-// question name), else the name itself in lower case, else Unknown. A
-// nil list is the default list.
+// question name), else the name's registered domain (eTLD+1 by the
+// public suffix list: pic.1kxun.com and kankan.1kxun.com are one row,
+// 1kxun.com; a name that is an address or a public suffix itself
+// stays whole), in lower case, else Unknown. A nil list is the
+// default list.
 func (l *List) App(a *flow.App) string {
 	if l == nil {
 		l = Default()
@@ -252,7 +258,13 @@ func (l *List) App(a *flow.App) string {
 		return svc
 	}
 	if hasUpper(h) {
-		return strings.ToLower(h)
+		h = strings.ToLower(h)
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return h
+	}
+	if d, err := publicsuffix.EffectiveTLDPlusOne(h); err == nil {
+		return d
 	}
 	return h
 }

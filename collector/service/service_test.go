@@ -61,7 +61,11 @@ func TestApp(t *testing.T) {
 		{flow.App{ServerName: "www.netflix.com", HTTPHost: "www.google.com"}, "Netflix"}, // the server name first
 		{flow.App{HTTPHost: "WWW.YouTube.com:8080"}, "YouTube"},
 		{flow.App{HTTPHost: "[2001:db8::1]:80"}, "2001:db8::1"},
-		{flow.App{DNSName: "Mail.Example.NET."}, "mail.example.net"}, // not listed: the name itself
+		{flow.App{DNSName: "Mail.Example.NET."}, "example.net"},      // not listed: its registered domain
+		{flow.App{ServerName: "a.b.example.co.uk"}, "example.co.uk"}, // by the public suffix list
+		{flow.App{HTTPHost: "192.0.2.7:8080"}, "192.0.2.7"},          // an address stays whole
+		{flow.App{DNSName: "localhost"}, "localhost"},                // no registered domain
+		{flow.App{DNSName: "co.uk"}, "co.uk"},                        // a public suffix itself
 		{flow.App{ALPN: "h2"}, Unknown},
 		{flow.App{}, Unknown},
 	} {
