@@ -105,6 +105,10 @@ func protoExtra(noise func(int) []byte) map[string][][]byte {
 			unhex("80c90001734e7b28800000051150ddd7bafeb9cbd7ce"),
 			// RTCP sender report and source description
 			append(append(unhex("80c80006"), noise(24)...), append(unhex("81ca0002"), noise(8)...)...),
+			// RTP over TCP, RFC 4571 framing: one G.711 A-law packet
+			// (ndpi/rtp.pcapng), and two packets in one segment
+			append(unhex("00ac 8088c6236448eca900000000"), noise(160)...),
+			append(append(unhex("001c 8000 0001 00000010 12345678"), noise(16)...), append(unhex("0010 8000 0002 00000020 12345678"), noise(4)...)...),
 			// H.225 SETUP in TPKT
 			append(unhex("0300001a 08 02 0001 05"), noise(17)...),
 		},

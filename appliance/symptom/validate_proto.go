@@ -30,6 +30,7 @@ var protoValidators = map[string]validatorDef{
 	"redis":        {triggers: []trigger{{[]byte("*"), 0}}, minLen: 8, check: checkRedis},
 	"iax2":         {triggers: []trigger{{[]byte{6}, 10}}, minLen: 12, check: checkIAX2},
 	"rtcp":         {triggers: []trigger{{[]byte{200}, 1}, {[]byte{201}, 1}}, minLen: 8, check: checkRTCP},
+	"rtp-framed":   {triggers: []trigger{{[]byte{0x80}, 2}}, minLen: 14, check: checkRTPFramed},
 	"gnutella":     {triggers: []trigger{{[]byte{0, 0}, 21}}, minLen: 23, check: checkGnutella},
 	"raknet":       {triggers: raknetTriggers(), minLen: 8, check: checkRakNet},
 	"lol-wildrift": {triggers: []trigger{{[]byte{4, 0, 0, 0}, 0}, {[]byte{0x10, 0, 0, 0}, 0}}, minLen: 69, check: checkWildRift},
@@ -541,6 +542,37 @@ func checkSRTCP(q []byte) bool {
 		return false
 	}
 	return q[n-14] == 0x80 && q[n-13] == 0
+}
+
+// checkRTPFramed accepts RTP over TCP framed as RFC 4571 says (a 16-bit
+// length before each packet) that fills the segment exactly: the first
+// packet without padding, extension or CSRCs (0x80), every packet of
+// version 2, at least 12 bytes, with a payload type outside RTCP's
+// (72 to 76, RFC 5761) and room for its CSRCs. A DNS message over TCP
+// has the same length prefix; its question count of 1 where the first
+// packet's timestamp starts (bytes 4 and 5) turns it away (an RTP
+// timestamp has that high half once in 65536).
+func checkRTPFramed(p []byte, s int) bool {
+	q := p[s:]
+	if q[2] != 0x80 || binary.BigEndian.Uint16(q[6:]) == 1 {
+		return false
+	}
+	i := 0
+	for i < len(q) {
+		if i+2+12 > len(q) {
+			return false
+		}
+		n := int(binary.BigEndian.Uint16(q[i:]))
+		r := q[i+2:]
+		if n < 12 || n > len(r) || r[0]>>6 != 2 || 12+4*int(r[0]&0x0F) > n {
+			return false
+		}
+		if pt := r[1] & 0x7F; pt >= 72 && pt <= 76 {
+			return false
+		}
+		i += 2 + n
+	}
+	return i == len(q)
 }
 
 // checkGnutella accepts one Gnutella 0.6 message filling the datagram

@@ -52,6 +52,13 @@ func TestValidators(t *testing.T) {
 		{"mpeg-ps markers wrong", "mpeg-ps", []byte("\x00\x00\x01\xba\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"), 0, false},
 		{"mpeg-ts", "mpeg-ts", tsPackets(4), 0, true},
 		{"mpeg-ts three packets", "mpeg-ts", tsPackets(3), 0, false},
+		{"rtp framed", "rtp-framed", []byte("\x00\x0e\x80\x08\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5"), 0, true},
+		{"rtp framed, segment ends mid-packet", "rtp-framed", []byte("\x00\x0f\x80\x08\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5"), 0, false},
+		{"rtp framed, bytes after the packet", "rtp-framed", []byte("\x00\x0e\x80\x08\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5\x00"), 0, false},
+		{"rtp framed, RTCP type", "rtp-framed", []byte("\x00\x0e\x80\xc8\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5"), 0, false},
+		{"rtp framed, CSRCs beyond the packet", "rtp-framed", []byte("\x00\x0e\x80\x08\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5\x00\x0e\x83\x08\x00\x01\x00\x00\x00\xa0\x12\x34\x56\x78\xd5\xd5"), 0, false},
+		// DNS over TCP: a query whose ID starts with 0x80 (question count 1)
+		{"dns over tcp is not rtp", "rtp-framed", []byte("\x00\x1d\x80\x12\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"), 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := validators[tc.v].check(tc.in, tc.at); got != tc.want {
