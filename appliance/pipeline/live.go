@@ -162,6 +162,7 @@ func (p *Pipeline) liveWorker(i int, src drivers.BatchSource, reg *shardReg, dra
 		reg.update(tab)
 		if p.reg != nil {
 			p.reg.now.Store(cis[n-1].Timestamp)
+			p.reg.read.Add(uint64(n))
 		}
 		m := 0
 		for j := range n {

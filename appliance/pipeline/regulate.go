@@ -102,6 +102,9 @@ type regulator struct {
 	// window of ticks with a backlog, their ratio is the sampling
 	// interval the workers can hold.
 	offered, served atomic.Uint64
+	// read counts the frames live workers took from their rings (all,
+	// before selection): whether a sampling step let them read faster.
+	read atomic.Uint64
 
 	mu      sync.Mutex
 	since   int64
@@ -145,8 +148,12 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 	// The last few ticks' offered and served packets (a window smooths
 	// ticks in which a worker did not get the CPU).
 	const window = 4
-	var offs, srvs [window]uint64
-	var lastOff, lastSrv uint64
+	var offs, srvs, rds [window]uint64
+	var lastOff, lastSrv, lastRead uint64
+	// readAtStep is the live workers' read rate (frames per window)
+	// before the last sampling step, 0 when there was none since the
+	// regulator last stepped down.
+	var readAtStep uint64
 	// Steps are a window apart in time, not in ticks: a regulator that
 	// shares a busy core with the reader and the workers runs less often
 	// than its ticker, and counting ticks held overload steps 250 ms
@@ -158,13 +165,14 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 			return
 		case now := <-t.C:
 			f := fill()
-			off, srv := r.offered.Load(), r.served.Load()
-			offs[tick%window], srvs[tick%window] = off-lastOff, srv-lastSrv
-			lastOff, lastSrv = off, srv
-			var dOff, dSrv uint64
+			off, srv, rd := r.offered.Load(), r.served.Load(), r.read.Load()
+			offs[tick%window], srvs[tick%window], rds[tick%window] = off-lastOff, srv-lastSrv, rd-lastRead
+			lastOff, lastSrv, lastRead = off, srv, rd
+			var dOff, dSrv, dRead uint64
 			for i := range window {
 				dOff += offs[i]
 				dSrv += srvs[i]
+				dRead += rds[i]
 			}
 			r.mu.Lock()
 			r.fill = f
@@ -204,6 +212,17 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 					// No counters (kernel rings): step while the
 					// backlog grows.
 					break
+				} else if dOff == 0 && l >= 2 && readAtStep > 0 && dRead*20 < readAtStep*21 {
+					// Kernel rings: the last sampling step did not
+					// let the workers read 5 % faster, so metering
+					// is not what holds them back (reading is: a
+					// starved CPU); sampling more would only widen
+					// the estimate's interval. The ring drops are
+					// counted.
+					break
+				}
+				if next >= 2 {
+					readAtStep = dRead
 				}
 				r.set(next)
 				lastStep = now
@@ -220,6 +239,7 @@ func (r *regulator) run(stop <-chan struct{}, fill func() float64) {
 				} else if now.Sub(lowSince) >= wait {
 					r.set(l - 1)
 					lowSince, stepping = now, true
+					readAtStep = 0
 				}
 			default:
 				lowSince, stepping = time.Time{}, false

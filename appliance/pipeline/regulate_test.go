@@ -236,3 +236,50 @@ func TestRegulatorHysteresis(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestRegulatorReadBound: live workers whose rings stay full however
+// many connections are kept (a starved CPU: reading, not metering, is
+// what holds them back) make the regulator stop at the first sampling
+// step instead of running away to its largest interval; workers that
+// read faster after each step let it go on.
+func TestRegulatorReadBound(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rising bool
+	}{{"read rate flat", false}, {"read rate rising", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &regulator{cfg: RegulationConfig{Every: time.Millisecond, Hold: time.Second}.withDefaults(),
+				out: make([]atomic.Uint64, 1), onChg: func(Regulation) {}}
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				r.run(stop, func() float64 {
+					per := uint64(1000)
+					if tc.rising {
+						per *= uint64(r.level.Load() + 1)
+					}
+					r.read.Add(per)
+					return 0.9
+				})
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for r.level.Load() < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("level %d, want sampling", r.level.Load())
+				}
+				time.Sleep(time.Millisecond) // polling the regulator's state
+			}
+			time.Sleep(200 * time.Millisecond) // 50 windows: room to run away
+			l := r.level.Load()
+			close(stop)
+			<-done
+			if !tc.rising && l != 2 {
+				t.Fatalf("level %d with a flat read rate, want 2 (1 in 2)", l)
+			}
+			if tc.rising && l < 5 {
+				t.Fatalf("level %d with a read rate rising at each step, want it to go on", l)
+			}
+		})
+	}
+}
