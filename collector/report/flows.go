@@ -35,9 +35,15 @@ type Flow struct {
 	Symptoms  map[string]uint64 `json:"symptoms"`
 	Category  string            `json:"category"`
 	Aggregate string            `json:"aggregate"`
-	Sampling  float64           `json:"sampling"`
-	Exporter  string            `json:"exporter"`
-	Domain    uint32            `json:"domain"`
+	// Sampling is the fraction of the traffic the record stands for
+	// (1 / packet interval / flow interval): its own intervals, else the
+	// announcement in force for its origin, as the report scales it.
+	Sampling float64 `json:"sampling"`
+	// SamplingUnknown: its origin never announced its sampling while its
+	// exporter did for another domain (the report counts it the same).
+	SamplingUnknown bool   `json:"sampling_unknown,omitempty"`
+	Exporter        string `json:"exporter"`
+	Domain          uint32 `json:"domain"`
 }
 
 // FlowSummary totals the flows a listing matched (not only those listed).
@@ -99,11 +105,12 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	}
 	nm := newNamer(&opts)
 	nm.install(&opts)
+	smp := newSamplingIndex(opts.Announcements)
 	var named flow.Record
 	for _, i := range idx {
 		f := flows[i]
 		f.Record = *nm.rename(f.Origin, &f.Record, &named)
-		fl := makeFlow(&f, &opts)
+		fl := makeFlow(&f, &opts, smp)
 		if b := cats.find(&f.Record); b != nil {
 			fl.Category = b.Category
 		}
@@ -180,7 +187,7 @@ func (ix *biflowIndex) find(r *flow.Record) *Biflow {
 	return overlap
 }
 
-func makeFlow(f *store.StoredFlow, opts *Options) Flow {
+func makeFlow(f *store.StoredFlow, opts *Options, smp *samplingIndex) Flow {
 	r := &f.Record
 	out := Flow{
 		Src: r.Src, Dst: r.Dst, Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN, VPI: r.VPI, VCI: r.VCI,
@@ -197,8 +204,13 @@ func makeFlow(f *store.StoredFlow, opts *Options) Flow {
 	for _, s := range r.Symptoms {
 		out.Symptoms[opts.symptomName(s.ID)] += uint64(s.Count)
 	}
-	if r.SamplingPacketInterval > 1 {
-		out.Sampling = 1 / float64(r.SamplingPacketInterval)
+	pkt, fl, unknown := smp.resolve(f.Origin, r)
+	if ov, ok := opts.Overrides[f.Origin.Exporter]; ok {
+		pkt, fl, unknown = ov.PacketInterval, ov.FlowInterval, false
+	}
+	out.SamplingUnknown = unknown
+	if n := float64(max(pkt, 1)) * float64(max(fl, 1)); n > 1 {
+		out.Sampling = 1 / n
 	}
 	return out
 }

@@ -64,4 +64,25 @@ func TestStoredSamplingAnnouncements(t *testing.T) {
 	if rep.Summary.SamplingUnknown != 0 {
 		t.Errorf("override: %d unknown", rep.Summary.SamplingUnknown)
 	}
+	// mira flows states each record's sampling as the report scales it
+	// (it said 1 for every record without an interval of its own).
+	wantFlow := map[uint16]struct {
+		sampling float64
+		unknown  bool
+	}{1: {0.1, false}, 3: {0.1, false}, 5: {1, false}, 7: {1.0 / 3, false}, 9: {1, true}, 11: {0.25, false}, 13: {1, false}}
+	l := ListFlows(flows, Options{Announcements: ann})
+	if len(l.Flows) != len(wantFlow) {
+		t.Fatalf("%d flows listed", len(l.Flows))
+	}
+	for _, f := range l.Flows {
+		if w := wantFlow[f.Sport]; f.Sampling != w.sampling || f.SamplingUnknown != w.unknown {
+			t.Errorf("flow port %d: sampling %v, unknown %v; want %v, %v", f.Sport, f.Sampling, f.SamplingUnknown, w.sampling, w.unknown)
+		}
+	}
+	l = ListFlows(flows, Options{Announcements: ann, Overrides: map[string]consolidate.Override{"legacy": {PacketInterval: 2}}})
+	for _, f := range l.Flows {
+		if f.Sport != 13 && (f.Sampling != 0.5 || f.SamplingUnknown) {
+			t.Errorf("override: flow port %d sampling %v, unknown %v", f.Sport, f.Sampling, f.SamplingUnknown)
+		}
+	}
 }

@@ -122,9 +122,9 @@ func FlowsFromStore(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	if err := NamedOptions(s, &opts); err != nil {
 		return nil, err
 	}
-	if opts.Rules != nil && opts.Announcements == nil {
-		// The categories come from the report's biflows, scaled by the
-		// sampling announced as the report's are.
+	if opts.Announcements == nil {
+		// Each flow's sampling, and the categories of the report's
+		// biflows, by the sampling announced as the report's are.
 		if opts.Announcements, err = s.Announcements(); err != nil {
 			return nil, err
 		}
