@@ -2,7 +2,9 @@ package peertest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -36,15 +38,23 @@ func UDPDrops(port int) (int, bool) {
 }
 
 // udpSocket returns the fields of the /proc/net/udp line of the socket
-// bound to port.
+// bound to port. The file is read in one large read: the kernel builds
+// it bucket by bucket, and a read that stops mid-table resumes by
+// position, which skips a line when sockets open or close meanwhile
+// (other tests do).
 func udpSocket(port int) ([]string, bool) {
 	f, err := os.Open("/proc/net/udp")
 	if err != nil {
 		return nil, false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	buf := make([]byte, 4<<20)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, false
+	}
 	want := fmt.Sprintf(":%04X", port)
+	sc := bufio.NewScanner(bytes.NewReader(buf[:n]))
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) < 13 || !strings.HasSuffix(fs[1], want) || !strings.Contains(fs[4], ":") {
