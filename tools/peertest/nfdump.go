@@ -177,7 +177,7 @@ func StartNfcapd(t testing.TB) *Nfcapd {
 	}
 	go func() { n.err = n.cmd.Wait(); close(n.exited) }()
 	t.Cleanup(func() { n.cmd.Process.Kill(); <-n.exited })
-	WaitUntil(t, 10*time.Second, "nfcapd to bind its socket", func() bool {
+	WaitUntil(t, 30*time.Second, "nfcapd to bind its socket", func() bool {
 		select {
 		case <-n.exited:
 			t.Fatalf("nfcapd exited:\n%s", n.log.String())
