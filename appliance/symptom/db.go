@@ -123,7 +123,7 @@ func (db *DB) Stats() Stats {
 			s.TableBytes += 2*len(a.t16) + 4*len(a.t32) + 2*len(a.depth) + 4*len(a.outs) + 4*len(a.outIdx)
 		}
 	}
-	s.TableBytes += 8*len(m.bloom) + 8*len(m.gkeys) + 24*len(m.lists)
+	s.TableBytes += 8*len(m.bloom) + 8*len(m.grams.keys) + 24*len(m.lists)
 	return s
 }
 

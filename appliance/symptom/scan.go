@@ -30,9 +30,7 @@ type matcher struct {
 	// 3-byte grams: bitmap, then an exact open-addressing table whose slot
 	// holds gram | (bucket+1)<<32; a bucket is lists[bidx[b]:bidx[b+1]].
 	bloom   *[bloomWords]uint64
-	gkeys   []uint64
-	gshift  uint32
-	gmask   uint32
+	grams   gramTable
 	has3    bool // some trigger of 3 or more bytes
 	maxWord int  // longest automaton word
 	// 2-byte and 1-byte triggers.
@@ -64,8 +62,7 @@ type matcher struct {
 	bl              *bloomArgs  // the AVX-512 bitmap loop's constants (nil: scalar)
 	teddyStart      *teddyMasks // the automata's first grams (restartTeddy)
 	farFrom         uint64
-	gkeys0          []uint64
-	gshift0, gmask0 uint32
+	grams0          gramTable // the Teddy path's chosen trigger grams
 	firstC, firstP  *firstMasks
 	firstDist       int
 	simdFirst       bool
@@ -207,13 +204,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 		m.bidx = append(m.bidx, uint32(len(m.lists)))
 		return uint32(len(m.bidx) - 1) // bucket+1
 	}
-	size := 16
-	for size < 2*len(buckets) {
-		size *= 2
-	}
-	m.gkeys = make([]uint64, size)
-	m.gshift = uint32(32 - log2(size))
-	m.gmask = uint32(size - 1)
+	m.grams = newGramTable(len(buckets))
 	m.has3 = len(buckets) > 0
 	if m.has3 {
 		// The first 3-gram of every automaton word, so that scan3's hits
@@ -278,19 +269,9 @@ func newMatcher(ents []entry) (*matcher, error) {
 		} else {
 			m.farFrom = ^uint64(0)
 		}
-		size := 16
-		for size < 2*len(b0) {
-			size *= 2
-		}
-		m.gkeys0 = make([]uint64, size)
-		m.gshift0 = uint32(32 - log2(size))
-		m.gmask0 = uint32(size - 1)
+		m.grams0 = newGramTable(len(b0))
 		for _, x := range sortedKeys32u(b0) {
-			j := hash3(x) >> m.gshift0
-			for m.gkeys0[j] != 0 {
-				j = (j + 1) & m.gmask0
-			}
-			m.gkeys0[j] = uint64(x) | uint64(b0[x])<<32
+			m.grams0.put(x, b0[x])
 		}
 	}
 	for _, x := range sortedKeys32(buckets) {
@@ -298,11 +279,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 		h := hash3(x)
 		// Two bits in one word: bits 14-19 and 8-13 of the hash.
 		m.bloom[h>>(bloomShift+6)] |= 1<<(h>>bloomShift&63) | 1<<(h>>8&63)
-		j := h >> m.gshift
-		for m.gkeys[j] != 0 {
-			j = (j + 1) & m.gmask
-		}
-		m.gkeys[j] = uint64(x) | uint64(b)<<32
+		m.grams.put(x, b)
 	}
 	if m.has2 {
 		m.set2 = new([1024]uint64)
@@ -737,19 +714,45 @@ func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool, lim int) i
 }
 
 func (m *matcher) verify3(c *Counts, p []byte, i int, off uint64, prevNL bool) {
-	x := gram3(p[i:])
-	j := hash3(x) >> m.gshift
+	if b := m.grams.find(gram3(p[i:])); b != 0 {
+		m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
+	}
+}
+
+// gramTable is an exact open-addressing table of 3-byte grams: a slot
+// holds gram | (bucket+1)<<32, 0 when empty; at most half full.
+type gramTable struct {
+	keys  []uint64
+	shift uint32
+	mask  uint32
+}
+
+func newGramTable(n int) gramTable {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	return gramTable{keys: make([]uint64, size), shift: uint32(32 - log2(size)), mask: uint32(size - 1)}
+}
+
+// put adds gram x with bucket b (bucket+1, never 0).
+func (t *gramTable) put(x, b uint32) {
+	j := hash3(x) >> t.shift
+	for t.keys[j] != 0 {
+		j = (j + 1) & t.mask
+	}
+	t.keys[j] = uint64(x) | uint64(b)<<32
+}
+
+// find returns gram x's bucket+1, 0 when x is not in the table.
+func (t *gramTable) find(x uint32) uint64 {
+	j := hash3(x) >> t.shift
 	for {
-		k := m.gkeys[j]
-		if k == 0 {
-			return
+		k := t.keys[j]
+		if k == 0 || uint32(k) == x {
+			return k >> 32
 		}
-		if uint32(k) == x {
-			b := k >> 32
-			m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
-			return
-		}
-		j = (j + 1) & m.gmask
+		j = (j + 1) & t.mask
 	}
 }
 

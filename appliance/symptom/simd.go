@@ -258,19 +258,8 @@ func (m *matcher) scanTeddy(c *Counts, p []byte, off uint64, prevNL bool) {
 // verify0 looks the gram at p[i:] up in the table of the triggers' chosen
 // grams and tries its candidates.
 func (m *matcher) verify0(c *Counts, p []byte, i int, off uint64, prevNL bool) {
-	x := gram3(p[i:])
-	j := hash3(x) >> m.gshift0
-	for {
-		k := m.gkeys0[j]
-		if k == 0 {
-			return
-		}
-		if uint32(k) == x {
-			b := k >> 32
-			m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
-			return
-		}
-		j = (j + 1) & m.gmask0
+	if b := m.grams0.find(gram3(p[i:])); b != 0 {
+		m.tryList(c, m.lists[m.bidx[b-1]:m.bidx[b]], p, i, off, prevNL)
 	}
 }
 

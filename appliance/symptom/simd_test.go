@@ -115,7 +115,7 @@ func TestTeddyPassesEveryTrigger(t *testing.T) {
 		if m.teddy == nil {
 			t.Skip("no vectorised prefilter on this machine")
 		}
-		for _, k := range m.gkeys0 {
+		for _, k := range m.grams0.keys {
 			if k == 0 {
 				continue
 			}
