@@ -18,20 +18,8 @@ import (
 // batches by partition (the linger timer is RunIngest's: here batches
 // leave when full).
 func BenchmarkPipeline(b *testing.B) {
-	ns, url, err := Embedded("127.0.0.1:0", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, js, err := Connect(url, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, js := embeddedJS(b)
 	ctx := context.Background()
-	if err := Setup(ctx, js, 1); err != nil {
-		b.Fatal(err)
-	}
 	g := NewIngest(js, nil)
 	const perMsg = 30
 	msg := make([]flow.Record, perMsg)

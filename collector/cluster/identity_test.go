@@ -17,20 +17,8 @@ import (
 // an exporter without a spool instance that restarts its sequence
 // numbers (same address, domain and sequence numbers, new records) all.
 func TestIdentity(t *testing.T) {
-	ns, url, err := Embedded("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, js, err := Connect(url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
-	if err := Setup(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
 	g := NewIngest(js, nil)
 	recs := func(base uint32) []flow.Record {
 		r := make([]flow.Record, 40)

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -14,18 +13,7 @@ import (
 // process's hand-over returns at once and every record is accounted for:
 // published before the loss, or counted unpublished.
 func TestIngestNeverBlocks(t *testing.T) {
-	ns, url, err := Embedded("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, js, err := Connect(url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if err := Setup(context.Background(), js, 1); err != nil {
-		t.Fatal(err)
-	}
+	ns, _, js := embeddedJS(t)
 	g := NewIngest(js, nil)
 	ns.Shutdown()
 	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1}

@@ -18,20 +18,8 @@ import (
 // replaced snapshot stays open while a request holds it and is removed
 // at its release.
 func TestView(t *testing.T) {
-	ns, url, err := Embedded("127.0.0.1:0", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, js, err := Connect(url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
-	if err := Setup(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
 	w, err := OpenWorker("w", filepath.Join(t.TempDir(), "w.db"), nc, js, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,30 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// embeddedJS starts an in-process JetStream server with MIRA's streams
+// (one replica) and connects to it; both end with tb.
+func embeddedJS(tb testing.TB) (*natsserver.Server, *nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	ns, url, err := Embedded("127.0.0.1:0", tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ns.Shutdown)
+	nc, js, err := Connect(url, tb.Name())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	if err := Setup(context.Background(), js, 1); err != nil {
+		tb.Fatal(err)
+	}
+	return ns, nc, js
+}
