@@ -15,6 +15,7 @@ import (
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/service"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/collector/web"
 )
 
 // APIConfig configures API.
@@ -86,16 +87,12 @@ func API(cfg APIConfig) http.Handler {
 			if cfg.Before != nil {
 				cfg.Before()
 			}
-			st := cfg.Store
-			if cfg.Acquire != nil {
-				var release func()
-				var err error
-				if st, release, err = cfg.Acquire(r.Context()); err != nil {
-					httpError(w, http.StatusServiceUnavailable, err.Error())
-					return
-				}
-				defer release()
+			st, release, err := web.AcquireStore(r.Context(), cfg.Store, cfg.Acquire)
+			if err != nil {
+				httpError(w, http.StatusServiceUnavailable, err.Error())
+				return
 			}
+			defer release()
 			var buf bytes.Buffer
 			if err := run(r.Context(), st, args, &buf); err != nil {
 				httpError(w, http.StatusBadRequest, err.Error())

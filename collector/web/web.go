@@ -32,6 +32,16 @@ type Config struct {
 	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
 }
 
+// AcquireStore returns the store a request reads and its release:
+// acquire's when set (a snapshot held while the request runs), else st
+// with nothing to release.
+func AcquireStore(ctx context.Context, st *store.Store, acquire func(context.Context) (*store.Store, func(), error)) (*store.Store, func(), error) {
+	if acquire == nil {
+		return st, func() {}, nil
+	}
+	return acquire(ctx)
+}
+
 // Handler serves the UI's files at / and /api/probes. Mount it at "/"
 // beside the /api/ handler of collector/server.
 func Handler(cfg Config) http.Handler {
@@ -55,16 +65,12 @@ func Handler(cfg Config) http.Handler {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		st := cfg.Store
-		if cfg.Acquire != nil {
-			var release func()
-			var err error
-			if st, release, err = cfg.Acquire(r.Context()); err != nil {
-				httpError(w, http.StatusServiceUnavailable, err.Error())
-				return
-			}
-			defer release()
+		st, release, err := AcquireStore(r.Context(), cfg.Store, cfg.Acquire)
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
 		}
+		defer release()
 		ps, err := Probes(r.Context(), st, sel.Query)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err.Error())
