@@ -29,36 +29,10 @@ NATS_NODES=${NATS_NODES:-1}
 WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
 CORE_A=${CORE_A:-1}
 CORE_B=${CORE_B:-0}
-go build -o "$WORK/mira-probe" ./cmd/mira-probe
-go build -o "$WORK/mira-collector" ./cmd/mira-collector
-go build -o "$WORK/mira" ./cmd/mira
-go build -o "$WORK/ipfixreplay" ./tools/bench/ipfixreplay
-PCAP=${1:-$WORK/large.pcap}
-if [ ! -f "$PCAP" ]; then
-	echo "synthesising $PCAP ..."
-	"$WORK/mira" synth --large -o "$PCAP"
-fi
-if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
-	rm -rf "$WORK/ipfix" && mkdir -p "$WORK/ipfix"
-	"$WORK/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
-fi
-IPFIX=$(ls "$WORK"/ipfix/*.ipfix)
+. tools/bench/lib.sh
+build_stream "${1:-}"
 echo "stream: $IPFIX ($(wc -c <"$IPFIX") bytes), sent $LOOPS times at $RATE messages/s; $WORKERS workers"
 
-HZ=$(getconf CLK_TCK)
-cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-secs() { echo "$1 $2 $HZ" | awk '{printf "%.3f", ($2-$1)/$3}'; }
-udpline() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp; }
-rxq() { printf '%d\n' "0x$(udpline "$1" | awk '{split($5, q, ":"); print q[2]}')"; }
-drops() { udpline "$1" | awk '{print $NF}'; }
-wait_bound() {
-	i=0
-	while [ -z "$(udpline "$1")" ]; do
-		i=$((i + 1)); [ $i -lt 500 ] || { echo "nothing bound udp port $1" >&2; exit 1; }
-		sleep 0.02
-	done
-}
-wait_drained() { while [ "$(rxq "$1")" != 0 ]; do sleep 0.02; done; }
 now() { date +%s.%N; }
 
 port=$((20000 + $$ % 20000))

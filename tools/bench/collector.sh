@@ -24,39 +24,10 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nfcapd; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y nfdump >/dev/null
 fi
-go build -o "$WORK/mira-probe" ./cmd/mira-probe
-go build -o "$WORK/mira-collector" ./cmd/mira-collector
-go build -o "$WORK/mira" ./cmd/mira
-go build -o "$WORK/ipfixreplay" ./tools/bench/ipfixreplay
-PCAP=${1:-$WORK/large.pcap}
-if [ ! -f "$PCAP" ]; then
-	echo "synthesising $PCAP ..."
-	"$WORK/mira" synth --large -o "$PCAP"
-fi
-rm -rf "$WORK/ipfix" && mkdir -p "$WORK/ipfix"
-"$WORK/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
-IPFIX=$(ls "$WORK"/ipfix/*.ipfix)
+. tools/bench/lib.sh
+build_stream "${1:-}"
 echo "stream: $IPFIX ($(wc -c <"$IPFIX") bytes), sent $LOOPS times at $RATE messages/s"
 
-HZ=$(getconf CLK_TCK)
-# cpu PID: utime+stime of PID in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the parenthesised command name).
-cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-# udpline PORT: the /proc/net/udp line of the socket bound to PORT.
-udpline() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp; }
-# rxq PORT: bytes waiting in the socket's receive queue.
-rxq() { printf '%d\n' "0x$(udpline "$1" | awk '{split($5, q, ":"); print q[2]}')"; }
-drops() { udpline "$1" | awk '{print $NF}'; }
-wait_bound() {
-	i=0
-	while [ -z "$(udpline "$1")" ]; do
-		i=$((i + 1)); [ $i -lt 500 ] || { echo "nothing bound udp port $1" >&2; exit 1; }
-		sleep 0.02
-	done
-}
-wait_drained() {
-	while [ "$(rxq "$1")" != 0 ]; do sleep 0.02; done
-}
 
 # bench NAME PORT PID: replay into PORT, print "NAME cpu_s drops".
 bench() {

@@ -20,26 +20,12 @@ RATE=${2:-500}
 ROUNDS=${3:-2}
 WORK=${WORK:-$(mktemp -d /tmp/mira-bench.XXXXXX)}
 CORE=${CORE:-1}
-go build -o "$WORK/mira-probe" ./cmd/mira-probe
-go build -o "$WORK/mira-collector" ./cmd/mira-collector
-go build -o "$WORK/mira" ./cmd/mira
-go build -o "$WORK/ipfixreplay" ./tools/bench/ipfixreplay
-PCAP=${1:-$WORK/large.pcap}
-if [ ! -f "$PCAP" ]; then
-	echo "synthesising $PCAP ..."
-	"$WORK/mira" synth --large -o "$PCAP"
-fi
-if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
-	rm -rf "$WORK/ipfix" && mkdir -p "$WORK/ipfix"
-	"$WORK/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
-fi
-IPFIX=$(ls "$WORK"/ipfix/*.ipfix)
+. tools/bench/lib.sh
+build_stream "${1:-}"
 echo "stream: $IPFIX ($(wc -c <"$IPFIX") bytes) at $RATE messages/s"
 printf 'rollups: {enabled: true}\n' >"$WORK/on.yaml"
 printf 'rollups: {enabled: false}\n' >"$WORK/off.yaml"
 
-udpbound() { awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p' /proc/net/udp | grep -q .; }
-rxq() { printf '%d\n' "0x$(awk -v p="$(printf ':%04X' "$1")" 'substr($2, length($2)-4) == p {split($5, q, ":"); print q[2]}' /proc/net/udp)"; }
 
 port=$((30000 + $$ % 20000))
 run() { # run MODE: one collector life, prints "MODE cpu_s records store_bytes"
@@ -49,10 +35,9 @@ run() { # run MODE: one collector life, prints "MODE cpu_s records store_bytes"
 	/usr/bin/time -f "%U %S" -o "$WORK/$1.time" taskset -c "$CORE" "$WORK/mira-collector" --config "$WORK/$1.yaml" \
 		--listen udp://127.0.0.1:$port --db "$db" --log-level warn >"$WORK/$1.log" 2>&1 &
 	tpid=$!
-	i=0
-	until udpbound $port; do i=$((i + 1)); [ $i -lt 500 ] || { echo "collector did not bind" >&2; exit 1; }; sleep 0.02; done
+	wait_bound $port
 	"$WORK/ipfixreplay" -to "127.0.0.1:$port" -rate "$RATE" "$IPFIX" 2>>"$WORK/replay.log"
-	while [ "$(rxq $port)" != 0 ]; do sleep 0.05; done
+	wait_drained $port
 	sleep 1.5 # the last commit (1 s interval)
 	kill -TERM $(pgrep -P $tpid) # the collector: taskset exec'd it under time
 	wait $tpid || true
