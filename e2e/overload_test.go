@@ -20,7 +20,10 @@ var regulationChangesRE = regexp.MustCompile(`msg="capture ended" .* regulation_
 // in the report's regulation_changes and in the probe's ledger there.
 func TestOverloadRegulationInReport(t *testing.T) {
 	dir := t.TempDir()
-	pcap := synthPcap(t, dir, "--large", "--flows", "10000")
+	// Enough packets that the replay outlasts several regulator ticks
+	// (20 ms) on an idle machine: 10000 flows were read in 45 ms once,
+	// before the regulator had looked twice.
+	pcap := synthPcap(t, dir, "--large", "--flows", "60000")
 	cfg := filepath.Join(dir, "probe.yaml")
 	if err := os.WriteFile(cfg, []byte("pipeline: {speed: 100000, queue_batches: 4}\n"), 0o644); err != nil {
 		t.Fatal(err)
