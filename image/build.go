@@ -46,7 +46,7 @@ const (
 	DataLabel    = "MIRA_DATA" // FAT32, writable state
 	bootSize     = 40 * mib    // two kernels (16.5 MB each) and the loaders
 	slotSize     = 24 * mib
-	dataSize     = 8 * mib
+	dataSize     = 34 * mib // FAT32 needs >= 65,525 clusters (512-byte ones here) for other systems to read it
 	firstLBA     = 2048
 	gptTailBytes = 1 * mib // backup GPT
 	// ImageSize is the size of the raw disk image.

@@ -3,8 +3,10 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,6 +69,26 @@ func TestBuildUpdateTLS(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("data partition %s: %v, %d bytes, want the %d of %s", name, err, len(got), len(want), src)
 		}
+	}
+	// A person adds files to the FAT partitions from any PC before the
+	// first boot: mtools (as Windows and macOS) must read both, which a
+	// FAT32 with fewer than 65,525 clusters is not to them.
+	parts, err := d.GetPartitionTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 4} {
+		off := parts.GetPartitions()[n-1].GetStart()
+		at := fmt.Sprintf("%s@@%d", img, off)
+		if out, err := exec.Command("mdir", "-i", at, "::").CombinedOutput(); err != nil {
+			t.Errorf("mdir of partition %d: %v\n%s", n, err, out)
+		}
+		if out, err := exec.Command("minfo", "-i", at, "::").CombinedOutput(); err != nil {
+			t.Errorf("minfo of partition %d: %v\n%s", n, err, out)
+		}
+	}
+	if out, err := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", img, parts.GetPartitions()[3].GetStart()), "::tls/update.crt").CombinedOutput(); err != nil {
+		t.Errorf("mtype tls/update.crt from the data partition: %v\n%s", err, out)
 	}
 	for _, c := range []struct {
 		args []string

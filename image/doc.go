@@ -5,7 +5,7 @@
 //
 // # Layout
 //
-// GPT, 512-byte sectors, 98 MiB in all, written in Go with go-diskfs (no
+// GPT, 512-byte sectors, 124 MiB in all, written in Go with go-diskfs (no
 // root, loop devices or mounts):
 //
 //	1 MIRA_BOOT  40 MiB  FAT32 EFI system partition, also legacy-BIOS bootable:
@@ -14,7 +14,7 @@
 //	                     mira/probe.yaml, mira/system.yaml, mira/slots.json
 //	2 MIRA_A     24 MiB  squashfs root, slot A (read-only): /mira/bin/{mira-init,mira-probe[,mira-collector]}
 //	3 MIRA_B     24 MiB  squashfs root, slot B (empty until an update writes it)
-//	4 MIRA_DATA   8 MiB  FAT32, writable: snmp/engine.state (snmpEngineBoots, engine ID),
+//	4 MIRA_DATA  34 MiB  FAT32, writable: snmp/engine.state (snmpEngineBoots, engine ID),
 //	                     log/ (rotated), spool/, tls/, mira/probe.yaml (an override), random-seed
 //
 // The boot partition is FAT so that a person can edit mira/probe.yaml from
@@ -22,11 +22,15 @@
 //
 // # Data partition
 //
-// The image builds it as an 8 MiB FAT32 (go-diskfs writes FAT32 and the
+// The image builds it as a 34 MiB FAT32 (go-diskfs writes FAT32 and the
 // files in it reliably; its ext4 writer failed on a Mkdir and wrote a
 // resize inode e2fsck rejects for sizes that are not whole block groups).
+// 34 MiB is the smallest FAT32 of 512-byte clusters with the 65,525
+// clusters FAT32 needs: smaller, Linux mounts it but mtools (and other
+// systems) refuse it, so files could not be added from a PC before the
+// first boot.
 // At every boot mira-init looks at the disk: when it has room after the
-// data partition (the 98 MiB image written to a larger stick or disk, or
+// data partition (the 124 MiB image written to a larger stick or disk, or
 // built with --size) and the partition would then be at least 256 MiB,
 // it extends the partition to the end of the disk (aligned to 1 MiB) with
 // its own GPT code (GrowGPT: the backup GPT is written at the disk's end
@@ -56,8 +60,8 @@
 // and serves the web UI and HTTP API on :8080 behind user mira and a
 // password made for each image (printed by the build); mira-init bounds
 // the store (retention.max_size, unless set) to three quarters of the data
-// partition. On the 8 MiB FAT the store does not fit (bbolt grows the
-// file to its mapping: 16 MiB and more), so an all-in-one box needs a
+// partition. On the 34 MiB FAT the store soon fills it (bbolt grows the
+// file by doubling its mapping: 16, 32 MiB), so an all-in-one box needs a
 // disk of about 1 GB or more, or --size. The probe of a --collector image
 // built without --config exports to udp://127.0.0.1:4739.
 //

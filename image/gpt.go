@@ -12,7 +12,7 @@ import (
 
 // GPT growth: mira-init extends the data partition over the rest of the
 // disk at boot, when the image was written to a disk larger than itself
-// (a 98 MiB image on a 32 GB stick) or built with --size. The GPT code
+// (a 124 MiB image on a 32 GB stick) or built with --size. The GPT code
 // is MIRA's own, small and checked (go-diskfs rewrites the protective
 // MBR's boot code, which holds gptmbr.bin).
 

@@ -188,7 +188,7 @@ func TestApplianceUpdate(t *testing.T) {
 	g := bootUpdatable(t, v1, true, port)
 	g.waitSNMP(t)
 	t.Logf("OVMF, 1 GiB disk: first SNMP answer %.1f s after QEMU started", time.Since(g.start).Seconds())
-	for _, l := range []string{"data partition vda4 grown from 8 to 934 MiB", "ext4 of 896 MiB made", "update: HTTPS on 0.0.0.0:8443"} {
+	for _, l := range []string{"data partition vda4 grown from 34 to 934 MiB", "ext4 of 896 MiB made", "update: HTTPS on 0.0.0.0:8443"} {
 		if !strings.Contains(g.console.String(), l) {
 			t.Errorf("the console does not say %q", l)
 		}

@@ -22,7 +22,7 @@ import (
 )
 
 // The data partition (see package image, "Data partition"): built as an
-// 8 MiB FAT; when the disk has room, grown over the rest of the disk at
+// 34 MiB FAT; when the disk has room, grown over the rest of the disk at
 // boot and made ext4, carrying its files over.
 
 // ext4Group is the size of an ext4 block group with 4 KiB blocks; the
@@ -136,7 +136,7 @@ func mounted(dir string) bool {
 // convertData makes a data partition of at least image.MinGrownData that
 // is not ext4 (the built FAT, grown, or unreadable) ext4, carrying over
 // the files mounted on dataDir (the FAT's, or the tmpfs that stood in)
-// through memory (an 8 MiB FAT holds little). It runs once the random
+// through memory (a 34 MiB FAT holds little). It runs once the random
 // pool is seeded (the new file system's UUIDs). A power cut during it
 // loses those files, not the partition: the next boot finds no file
 // system and makes the ext4 again.
