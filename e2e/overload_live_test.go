@@ -214,8 +214,8 @@ func TestOverloadLiveVeth(t *testing.T) {
 	if over.chg == 0 || over.rep.RegulationChanges == 0 {
 		t.Fatalf("the probe confined to 1 ms of CPU per 20 ms did not regulate (%d changes)", over.chg)
 	}
-	if over.maxState == 0 || over.maxInterval <= 1 || over.metricChanges == 0 {
-		t.Errorf("/metrics never showed the regulation while tcpreplay ran: state up to %.0f, 1 in %.0f, %.0f changes",
+	if over.maxState <= 1 || over.maxInterval <= 1 || over.metricChanges == 0 {
+		t.Errorf("/metrics never showed the regulation while tcpreplay ran: state up to %.0f (1 normal), 1 in %.0f, %.0f changes",
 			over.maxState, over.maxInterval, over.metricChanges)
 	}
 	t.Logf("overloaded: estimate + ring + queue loss %d vs the clean run's estimate %d: %+.2f %%",

@@ -32,7 +32,7 @@ var (
 	mOutScope  = prometheus.NewDesc("mira_probe_out_of_scope_packets_total", "Packets not metered: outside the capture scope (aggregates, direction).", nil, nil)
 	mUnsampled = prometheus.NewDesc("mira_probe_unsampled_packets_total", "Packets not metered: not selected by the configured sampling.", nil, nil)
 	mRegOut    = prometheus.NewDesc("mira_probe_regulated_out_packets_total", "Packets not metered: their connection was sampled out by self-regulation.", nil, nil)
-	mRegState  = prometheus.NewDesc("mira_probe_regulation_state", "Self-regulation state: 0 normal, 1 shedding (encrypted payload not scanned), 2 sampling.", nil, nil)
+	mRegState  = prometheus.NewDesc("mira_probe_regulation_state", "Self-regulation state, numbered as MIRA-PROBE-MIB miraRegulationState: 1 normal, 2 sampling, 3 shedding (encrypted payload not scanned).", nil, nil)
 	mRegIv     = prometheus.NewDesc("mira_probe_regulation_sampling_interval", "Connections metered: 1 in this many, by self-regulation (1: all).", nil, nil)
 	mRegChg    = prometheus.NewDesc("mira_probe_regulation_changes_total", "Changes of the regulation state or rate.", nil, nil)
 	mOverload  = prometheus.NewDesc("mira_probe_overload_events_total", "Times self-regulation started sampling.", nil, nil)
@@ -96,7 +96,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	r := s.Regulation
 	c(mRegOut, r.RegulatedOut)
-	g(mRegState, float64(r.State))
+	g(mRegState, float64(mibRegulationState(r.State)))
 	g(mRegIv, float64(max(r.Interval, 1)))
 	c(mRegChg, r.Changes)
 	c(mOverload, r.OverloadEvents)

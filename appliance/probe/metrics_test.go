@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
@@ -70,6 +71,9 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 	if st.Packets == 0 {
 		t.Fatal("nothing published mid-capture")
 	}
+	if got := vals["mira_probe_regulation_state"]; got != agent.RegulationNormal {
+		t.Errorf("mira_probe_regulation_state = %d unregulated, want miraRegulationState normal(%d)", got, agent.RegulationNormal)
+	}
 	for name, want := range map[string]uint64{
 		"mira_probe_packets_total":                st.Packets,
 		"mira_probe_flows_created_total":          st.Meter.Created,
@@ -78,6 +82,9 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 		`mira_probe_loss_total{stage="eviction"}`: st.Meter.Expired[flow.EndResource],
 		`mira_probe_loss_total{stage="queue"}`:    st.QueueDrops,
 		`mira_probe_loss_total{stage="store"}`:    0,
+		// numbered as the MIB's miraRegulationState (1 normal), so one
+		// number means one state whichever way it is read
+		"mira_probe_regulation_state": uint64(p.pipelineState(&st).RegulationState),
 	} {
 		if got, ok := vals[name]; !ok || got != want {
 			t.Errorf("%s = %d (present %v), pipeline says %d", name, got, ok, want)

@@ -115,18 +115,24 @@ func (p *Probe) name() string {
 	return h
 }
 
+// mibRegulationState numbers a regulation state as miraRegulationState
+// does (normal 1, sampling 2, shedding 3); /metrics uses the same numbers.
+func mibRegulationState(s int) int {
+	switch s {
+	case pipeline.RegShedding:
+		return agent.RegulationShedding
+	case pipeline.RegSampling:
+		return agent.RegulationSampling
+	}
+	return agent.RegulationNormal
+}
+
 // pipelineState is the MIB's view of the pipeline: regulation, the
 // effective sampling rate, queues and what the selection dropped.
 func (p *Probe) pipelineState(st *pipeline.Stats) agent.Pipeline {
 	r := st.Regulation
-	out := agent.Pipeline{RegulationState: agent.RegulationNormal, OverloadEvents: r.OverloadEvents,
+	out := agent.Pipeline{RegulationState: mibRegulationState(r.State), OverloadEvents: r.OverloadEvents,
 		RegulatedOut: r.RegulatedOut, RegulationChanges: r.Changes}
-	switch r.State {
-	case pipeline.RegShedding:
-		out.RegulationState = agent.RegulationShedding
-	case pipeline.RegSampling:
-		out.RegulationState = agent.RegulationSampling
-	}
 	// 1 in N of what the capture saw is metered: configured sampling
 	// times regulation.
 	out.SamplingRate = max(r.Interval, 1)
