@@ -171,14 +171,9 @@ func TestCollectorUDPAndTCPMatchProbe(t *testing.T) {
 	})
 	td.terminate(t, 10*time.Second)
 	// Every record is stored (waitMetric above), so nothing is left
-	// queued; the kernel must not have dropped a datagram. (Twice in
-	// loaded full runs the collector's socket was missing from
-	// /proc/net/udp for 20 s while it had stored everything: not
-	// explained yet, so the drop check is made when the line is there.)
-	if d, ok := peertest.UDPDrops(cu.udpPort()); ok && d != 0 {
-		t.Fatalf("udp port %d: the kernel dropped %d datagrams", cu.udpPort(), d)
-	} else if !ok {
-		t.Logf("udp port %d: not listed in /proc/net/udp", cu.udpPort())
+	// queued; the kernel must not have dropped a datagram.
+	if d, ok := peertest.UDPDrops(cu.udpPort()); !ok || d != 0 {
+		t.Fatalf("udp port %d: the kernel dropped %d datagrams (socket listed: %v)", cu.udpPort(), d, ok)
 	}
 	cu.p.terminate(t, 20*time.Second)
 	ct.p.terminate(t, 20*time.Second)

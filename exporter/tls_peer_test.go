@@ -81,7 +81,7 @@ func TestTLSToOpenSSL(t *testing.T) {
 // tcpListening says a socket listens on 127.0.0.1 or any address at port
 // (/proc/net/tcp, state 0A).
 func tcpListening(t *testing.T, port int) bool {
-	b, err := os.ReadFile("/proc/net/tcp")
+	b, err := os.ReadFile("/proc/thread-self/net/tcp") // not /proc/net: the main thread may be in a test namespace
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		peertest.Missing(t, "no /proc/net/tcp: %v", err)

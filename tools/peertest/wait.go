@@ -13,7 +13,7 @@ import (
 )
 
 // UDPQueue returns the receive-queue length of the IPv4 UDP socket bound
-// to port (from /proc/net/udp on Linux), and whether such a socket exists.
+// to port (from /proc/thread-self/net/udp on Linux), and whether such a socket exists.
 // Tests wait for a peer to drain its socket with it instead of sleeping.
 func UDPQueue(port int) (int, bool) {
 	fs, ok := udpSocket(port)
@@ -42,8 +42,17 @@ func UDPDrops(port int) (int, bool) {
 // it bucket by bucket, and a read that stops mid-table resumes by
 // position, which skips a line when sockets open or close meanwhile
 // (other tests do).
+//
+// It reads /proc/thread-self/net/udp, not /proc/net/udp: /proc/net is
+// /proc/self/net, the network namespace of the process's main thread,
+// and a test that enters a namespace on a locked thread (vethtest.Do,
+// NetNamespaces) may be running on the main thread, which then lists
+// that namespace's sockets, not ours (the collector's socket "missing"
+// for 20 s in loaded full runs). The calling goroutine's thread is in
+// this process's own namespace: threads that entered another are never
+// handed back to other goroutines.
 func udpSocket(port int) ([]string, bool) {
-	f, err := os.Open("/proc/net/udp")
+	f, err := os.Open("/proc/thread-self/net/udp")
 	if err != nil {
 		return nil, false
 	}
