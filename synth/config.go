@@ -129,6 +129,47 @@ func Large() Config {
 	return c
 }
 
+// Realistic is Large with the payload mix of today's access links: the
+// same 200,000 sessions over 71 s with the reference trace's payload
+// sizes (about 38 % of packets without payload, 30 % with 1-100 bytes,
+// 22 % with 1400 or more), but most bytes are TLS (web and video over
+// HTTPS) as they are on the Internet now, next to plain HTTP pages and
+// media downloads, DNS, mail, SSH, P2P, games and chat, all with their
+// protocols' real content, so the default symptom database fires where
+// it would in practice. `mira synth --payload-mix realistic` writes it.
+func Realistic() Config {
+	c := Large()
+	c.Seed = 13
+	c.Mix = []Share{
+		{"http", 5}, {"dns", 48}, {"tls", 18}, {"smtp", 1}, {"mp3-over-http", 0.15},
+		{"video-over-http", 0.15}, {"exe-over-http", 0.1}, {"ftp", 0.1}, {"ssh", 0.8}, {"bittorrent", 0.3},
+		{"bittorrent-dht", 4}, {"edonkey", 0.2}, {"gnutella", 0.3}, {"game-udp", 1.1}, {"irc", 0.5},
+		{"icmp-echo", 1.5},
+	}
+	c.RandomShare = 0.025
+	c.BodyScale = 0.028
+	return c
+}
+
+// PayloadMixes names the application mixes `mira synth --payload-mix`
+// offers: "synthetic" keeps the preset's, "realistic" is Realistic's.
+var PayloadMixes = []string{"synthetic", "realistic"}
+
+// WithPayloadMix returns c with the named payload mix (see PayloadMixes):
+// "realistic" takes Realistic's applications, random share, body scale
+// and seed, keeping c's session count and shape.
+func (c Config) WithPayloadMix(name string) (Config, error) {
+	switch name {
+	case "", "synthetic":
+		return c, nil
+	case "realistic":
+		r := Realistic()
+		c.Mix, c.RandomShare, c.BodyScale, c.Seed = r.Mix, r.RandomShare, r.BodyScale, r.Seed
+		return c, nil
+	}
+	return c, fmt.Errorf("synth: unknown payload mix %q (want synthetic or realistic)", name)
+}
+
 // withDefaults fills zero fields from Default and checks the result.
 func (c Config) withDefaults() (Config, error) {
 	d := Default()

@@ -1,6 +1,7 @@
 // Package synth generates realistic, deterministic packet traffic with
 // ground truth: the sample capture behind `mira analyze` (Default), the
-// benchmark trace (Large) and `mira synth`.
+// benchmark trace (Large), the same shape with the application mix of
+// today's links (Realistic: most bytes TLS) and `mira synth`.
 //
 // Every packet is built byte by byte: Ethernet (optionally 802.1Q tagged),
 // IPv4 or IPv6, optionally tunnelled (6in4, IPIP, GRE, VXLAN), TCP with a
@@ -18,7 +19,7 @@
 //
 // Use: WritePcap(Default(), w) is the built-in sample of `mira analyze`;
 // `mira synth --seed N --flows N --large` maps to Config.Seed, Config.Flows
-// and Large(). Truth.WriteJSON writes the ground truth.
+// and Large(); --payload-mix realistic to Config.WithPayloadMix. Truth.WriteJSON writes the ground truth.
 //
 // Ground truth counts IP octets as carried on the link (the outermost IP
 // header's total length; Ethernet padding excluded) and the planted symptom

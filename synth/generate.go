@@ -117,6 +117,7 @@ func Generate(cfg Config, pw PacketWriter) (*Truth, error) {
 		}
 		g.truth.Packets++
 		g.truth.Octets += uint64(octets)
+		g.truth.Payloads.Add(payloadLen(s, p))
 		if cfg.Progress != nil && g.truth.Packets%progressEvery == 0 {
 			cfg.Progress(si, len(starts), g.truth.Packets)
 		}

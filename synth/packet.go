@@ -54,6 +54,21 @@ type pkt struct {
 	flags uint8 // TCP flags; for fragments 1 means more fragments follow
 }
 
+// payloadLen is the transport payload length of packet p of session s:
+// for IPv4 fragments the fragment's data, less the UDP header in the
+// first.
+func payloadLen(s *session, p *pkt) int {
+	switch p.kind {
+	case kindUDP, kindICMP:
+		return s.msgs[p.msg].size
+	case kindFrag:
+		if p.off == 0 {
+			return int(p.n) - udpHdr
+		}
+	}
+	return int(p.n)
+}
+
 // builder assembles frames into a reused buffer.
 type builder struct {
 	buf   []byte

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/tools/peertest"
 )
@@ -38,7 +39,10 @@ func testConfigs() map[string]Config {
 	large := Large()
 	large.Flows = 1200
 	large.LongFlows = 2
-	return map[string]Config{"default": Default(), "stress": stress, "large-shape": large}
+	real := Realistic()
+	real.Flows = 1200
+	real.LongFlows = 2
+	return map[string]Config{"default": Default(), "stress": stress, "large-shape": large, "realistic": real}
 }
 
 // writeTrace writes the trace of cfg to a temporary pcap.
@@ -625,6 +629,68 @@ func (w *countWriter) WritePacket(ci drivers.CaptureInfo, data []byte) error {
 	w.packets++
 	w.bytes += uint64(len(data))
 	return nil
+}
+
+// decodeWriter counts the generated frames by transport payload length as
+// the probe's decoder reads them.
+type decodeWriter struct {
+	d     *decode.Decoder
+	p     decode.Packet
+	sizes PayloadSizes
+	err   error
+}
+
+func (w *decodeWriter) WritePacket(ci drivers.CaptureInfo, data []byte) error {
+	if err := w.d.Decode(data, ci, &w.p); err != nil && w.err == nil {
+		w.err = fmt.Errorf("frame %d: %w", w.sizes.Empty+w.sizes.Small+w.sizes.Medium+w.sizes.Large, err)
+	}
+	w.sizes.Add(w.p.PayloadLen)
+	return nil
+}
+
+// TestPayloadSizes checks the truth's payload classes against the frames
+// decoded, and that the realistic mix has the reference trace's shape
+// (issue 13: 38 % of packets empty, 30 % 1-100 B, 22 % >= 1400 B) at a
+// tenth of its sessions.
+func TestPayloadSizes(t *testing.T) {
+	cfg := Realistic()
+	cfg.Flows /= 10
+	cfg.LongFlows /= 10
+	w := &decodeWriter{d: decode.New(&decode.Config{})}
+	tr, err := Generate(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if w.sizes != tr.Payloads {
+		t.Fatalf("decoded payload classes %+v, truth %+v", w.sizes, tr.Payloads)
+	}
+	t.Logf("%d packets, %d octets: %v", tr.Packets, tr.Octets, tr.Payloads)
+	share := func(n uint64) float64 { return 100 * float64(n) / float64(tr.Packets) }
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"empty", share(tr.Payloads.Empty), 38}, {"1-100 B", share(tr.Payloads.Small), 30}, {">= 1400 B", share(tr.Payloads.Large), 22}} {
+		if c.got < c.want-3 || c.got > c.want+3 {
+			t.Errorf("%s: %.1f %% of packets, want %v +- 3", c.name, c.got, c.want)
+		}
+	}
+	// Most bytes are TLS, as on today's links.
+	var tls, all uint64
+	for _, f := range tr.Flows {
+		all += f.Octets
+		if f.App == "tls" {
+			tls += f.Octets
+		}
+	}
+	if tls*2 < all {
+		t.Errorf("TLS carries %d of %d octets, want most", tls, all)
+	}
+	if _, err := Default().WithPayloadMix("bulk"); err == nil {
+		t.Error("unknown payload mix accepted")
+	}
 }
 
 func TestDeterminism(t *testing.T) {

@@ -16,6 +16,43 @@ type Truth struct {
 	// Packets and Octets total the trace (Octets: IP octets on the link).
 	Packets uint64 `json:"packets"`
 	Octets  uint64 `json:"octets"`
+	// Payloads counts the packets by transport payload length (a later
+	// IPv4 fragment: its data; the first: its data less the UDP header).
+	Payloads PayloadSizes `json:"payloads"`
+}
+
+// PayloadSizes counts packets by transport payload length, in the classes
+// the benchmark traces are described by.
+type PayloadSizes struct {
+	Empty  uint64 `json:"empty"`   // 0 bytes
+	Small  uint64 `json:"le_100"`  // 1-100 bytes
+	Medium uint64 `json:"mid"`     // 101-1399 bytes
+	Large  uint64 `json:"ge_1400"` // 1400 bytes or more
+}
+
+// Add counts one packet with n payload bytes.
+func (p *PayloadSizes) Add(n int) {
+	switch {
+	case n == 0:
+		p.Empty++
+	case n <= 100:
+		p.Small++
+	case n < 1400:
+		p.Medium++
+	default:
+		p.Large++
+	}
+}
+
+// String gives the classes as shares of all packets counted.
+func (p PayloadSizes) String() string {
+	total := p.Empty + p.Small + p.Medium + p.Large
+	if total == 0 {
+		return "no packets"
+	}
+	pc := func(n uint64) float64 { return 100 * float64(n) / float64(total) }
+	return fmt.Sprintf("%.1f %% empty, %.1f %% 1-100 B, %.1f %% 101-1399 B, %.1f %% >= 1400 B",
+		pc(p.Empty), pc(p.Small), pc(p.Medium), pc(p.Large))
 }
 
 // TruthFlow is one unidirectional flow: its flow.Key as the meter builds

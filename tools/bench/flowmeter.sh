@@ -8,7 +8,9 @@
 #   tools/bench/flowmeter.sh [PCAP] [RUNS]
 #
 # Without PCAP it synthesises the large trace with `mira synth --large`
-# (kept in $WORK, shared with collector.sh). CORE (default 1) is the core
+# (kept in $WORK, shared with collector.sh); with MIX=realistic it
+# synthesises `mira synth --large --payload-mix realistic` (the issue 13
+# reference trace's payload sizes, most bytes TLS) as realistic.pcap. CORE (default 1) is the core
 # both tools are pinned to. BEFORE, a mira-probe binary built at another
 # commit, joins the rounds (same flags) for a before/after comparison.
 set -eu
@@ -22,10 +24,14 @@ if ! need softflowd || ! need nfcapd; then
 fi
 go build -o "$WORK/mira-probe" ./cmd/mira-probe
 go build -o "$WORK/mira" ./cmd/mira
-PCAP=${1:-$WORK/large.pcap}
+MIX=${MIX:-synthetic}
+case $MIX in
+synthetic) PCAP=${1:-$WORK/large.pcap} ;;
+*) PCAP=${1:-$WORK/$MIX.pcap} ;;
+esac
 if [ ! -f "$PCAP" ]; then
 	echo "synthesising $PCAP ..."
-	"$WORK/mira" synth --large -o "$PCAP"
+	"$WORK/mira" synth --large --payload-mix "$MIX" -o "$PCAP"
 fi
 
 # udpline PORT: the /proc/net/udp line of the socket bound to PORT.

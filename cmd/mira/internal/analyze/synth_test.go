@@ -199,4 +199,13 @@ func TestSynthGroundTruth(t *testing.T) {
 		cfg.Flows = 600
 		checkSynth(t, cfg)
 	})
+	t.Run("realistic", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("short")
+		}
+		cfg := synth.Realistic()
+		cfg.Flows = 600
+		cfg.LongFlows = 2
+		checkSynth(t, cfg)
+	})
 }
