@@ -479,7 +479,42 @@ type Report struct {
 // Pairing, duplicate suppression and the estimators are package
 // consolidate's, the same code that forwards biflows live: the records
 // are fed to a consolidate.Consolidator (Batch) in start order.
+// Build is Assemble over the one Part of all flows (BuildPart).
 func Build(flows []store.StoredFlow, opts Options) *Report {
+	return Assemble([]*Part{BuildPart(flows, opts)}, opts)
+}
+
+// Part is what a report takes from a set of records: their biflows
+// (paired, deduplicated, named, classified and kept by Options.Keep) and
+// the summary counts over them. Parts of record sets that share no
+// address pair (neither a connection nor a classification's pair
+// context spans two sets) add up: Assemble over the parts of such a
+// split is the report over all the records (see collector/cluster).
+type Part struct {
+	Biflows []Biflow
+	// Flows counts the records (without Keep) or the kept biflows'
+	// records; First and Last (when HasSpan) are their time span.
+	Flows       int
+	First, Last int64
+	HasSpan     bool
+	// Merged and SamplingUnknown are the consolidator's duplicate and
+	// unscaled counts.
+	Merged          int
+	SamplingUnknown uint64
+}
+
+func (p *Part) span(f, l int64) {
+	if !p.HasSpan {
+		p.First, p.Last, p.HasSpan = f, l, true
+		return
+	}
+	p.First, p.Last = min(p.First, f), max(p.Last, l)
+}
+
+// BuildPart pairs flows into named and classified biflows (Build's
+// first half). With rules that read the pair context, the context is
+// the biflows of flows.
+func BuildPart(flows []store.StoredFlow, opts Options) *Part {
 	var ix *classify.Index
 	if opts.Rules != nil && opts.Rules.UsesPair() {
 		// The pair context needs every biflow first: pair once without
@@ -490,32 +525,35 @@ func Build(flows []store.StoredFlow, opts Options) *Report {
 		// match, classified alike.
 		first.Rules, first.Limit, first.Stats, first.StoreErrors, first.Keep = nil, 0, nil, nil, nil
 		ix = classify.NewIndex()
-		for _, b := range build(flows, first, nil).Biflows {
+		for _, b := range buildPart(flows, first, nil).Biflows {
 			ix.Add(b.input())
 		}
 	}
-	return build(flows, opts, ix)
+	return buildPart(flows, opts, ix)
 }
 
-// build is Build classifying with the pair context ix (nil: none).
-func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
-	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
-	s := &rep.Summary
-	s.Flows = len(flows)
+// buildPart is BuildPart classifying with the pair context ix (nil: none).
+func buildPart(flows []store.StoredFlow, opts Options, ix *classify.Index) *Part {
+	p := &Part{Biflows: []Biflow{}, Flows: len(flows)}
 	c := consolidate.New(&consolidate.Config{
 		Window: time.Duration(opts.window()), Overrides: opts.Overrides,
 		Batch: true, KeepDuplicates: opts.NoDedup,
 		Sink: func(b *consolidate.Biflow) {
 			bf := makeBiflow(b, &opts, ix)
 			if opts.Keep == nil || opts.Keep(&bf) {
-				rep.Biflows = append(rep.Biflows, bf)
+				p.Biflows = append(p.Biflows, bf)
 			}
 		},
 	})
-	// Start order, ties in store order: the start times are copied next
-	// to the indexes so that the sort reads one compact array (a stable
-	// sort over indexes into flows missed the cache on most comparisons
-	// and took about a tenth of a large report).
+	// Start order; ties by origin (exporter, domain), then in store
+	// order. The start times are copied next to the indexes so that
+	// the sort reads one compact array (a stable sort over indexes into
+	// flows missed the cache on most comparisons and took about a tenth
+	// of a large report). Ordering ties by origin makes the order of two
+	// probes' records of one connection independent of how the store
+	// interleaved them; within one origin, a store keeps its records in
+	// end time order (store.Store.Flows), which any subset of them
+	// keeps too.
 	type startAt struct {
 		first int64
 		i     int
@@ -527,6 +565,12 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	slices.SortFunc(order, func(a, b startAt) int {
 		if c := cmp.Compare(a.first, b.first); c != 0 {
 			return c
+		}
+		if oa, ob := &flows[a.i].Origin, &flows[b.i].Origin; *oa != *ob {
+			if c := cmp.Compare(oa.Exporter, ob.Exporter); c != 0 {
+				return c
+			}
+			return cmp.Compare(oa.Domain, ob.Domain)
 		}
 		return cmp.Compare(a.i, b.i)
 	})
@@ -551,8 +595,65 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	}
 	c.Flush()
 	st := c.Stats()
-	s.Merged = int(st.Duplicates)
-	s.SamplingUnknown = st.Unscaled
+	p.Merged = int(st.Duplicates)
+	p.SamplingUnknown = st.Unscaled
+	if opts.Keep == nil {
+		for i := range flows {
+			p.span(flows[i].Record.First, flows[i].Record.Last)
+		}
+	} else {
+		p.Flows = 0
+		for i := range p.Biflows {
+			p.Flows += p.Biflows[i].Flows
+			p.span(p.Biflows[i].First, p.Biflows[i].Last)
+		}
+	}
+	return p
+}
+
+// compareBiflows is the order Assemble sums biflows in (and lists them
+// in by time): by start, key, then counters and probes, so that the
+// floating-point sums of the estimates do not depend on how the
+// records were split into parts.
+func compareBiflows(a, b *Biflow) int {
+	if c := cmp.Compare(a.First, b.First); c != 0 {
+		return c
+	}
+	if c := a.Key.Compare(b.Key); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Last, b.Last); c != 0 {
+		return c
+	}
+	for _, d := range [...][2]uint64{{a.Packets, b.Packets}, {a.Octets, b.Octets}, {a.RPackets, b.RPackets}, {a.ROctets, b.ROctets}} {
+		if c := cmp.Compare(d[0], d[1]); c != 0 {
+			return c
+		}
+	}
+	if c := cmp.Compare(a.Flows, b.Flows); c != 0 {
+		return c
+	}
+	if c := slices.Compare(a.Origins, b.Origins); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Category, b.Category)
+}
+
+// Assemble makes the report of parts (BuildPart over record sets that
+// share no address pair): the biflows in one order, the usage table and
+// the summary.
+func Assemble(parts []*Part, opts Options) *Report {
+	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
+	s := &rep.Summary
+	n := 0
+	for _, p := range parts {
+		n += len(p.Biflows)
+	}
+	if len(parts) == 1 {
+		rep.Biflows = parts[0].Biflows
+	} else {
+		rep.Biflows = make([]Biflow, 0, n)
+	}
 	span := func(f, l int64) {
 		first, last := Timestamp(f), Timestamp(l)
 		if s.First == nil || first < *s.First {
@@ -562,17 +663,18 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 			s.Last = &last
 		}
 	}
-	if opts.Keep == nil {
-		for i := range flows {
-			span(flows[i].Record.First, flows[i].Record.Last)
+	for _, p := range parts {
+		if len(parts) > 1 {
+			rep.Biflows = append(rep.Biflows, p.Biflows...)
 		}
-	} else {
-		s.Flows = 0
-		for i := range rep.Biflows {
-			s.Flows += rep.Biflows[i].Flows
-			span(rep.Biflows[i].First, rep.Biflows[i].Last)
+		s.Flows += p.Flows
+		s.Merged += p.Merged
+		s.SamplingUnknown += p.SamplingUnknown
+		if p.HasSpan {
+			span(p.First, p.Last)
 		}
 	}
+	slices.SortFunc(rep.Biflows, func(a, b Biflow) int { return compareBiflows(&a, &b) })
 	type ukey struct {
 		agg, cat, probe string
 		host, symptom   string
@@ -663,7 +765,9 @@ func build(flows []store.StoredFlow, opts Options, ix *classify.Index) *Report {
 	}
 	sortUsage(rep.Usage)
 	s.Biflows = len(rep.Biflows)
-	sortBiflows(rep.Biflows, opts.Order)
+	if opts.Order == OrderBytes {
+		sortBiflows(rep.Biflows, opts.Order)
+	}
 	rep.Biflows, s.Offset, s.NextOffset = page(rep.Biflows, opts.Offset, opts.Limit)
 	s.Listed = len(rep.Biflows)
 	if st := opts.Stats; st != nil {
@@ -785,7 +889,7 @@ func regulationChanges(anns map[store.Origin][]store.Announcement, ledgers []sto
 }
 
 func sortBiflows(bs []Biflow, order string) {
-	slices.SortFunc(bs, func(a, b Biflow) int {
+	slices.SortStableFunc(bs, func(a, b Biflow) int {
 		if order == OrderBytes {
 			if c := cmp.Compare(b.Octets+b.ROctets, a.Octets+a.ROctets); c != 0 {
 				return c

@@ -1,0 +1,144 @@
+package report
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/consolidate"
+	"github.com/mira-project/mira/collector/service"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// partWire is a Part's encoding (MarshalBinary): the biflows with the
+// estimates Assemble sums.
+type partWire struct {
+	Biflows         []biflowWire
+	Flows           int
+	First, Last     int64
+	HasSpan         bool
+	Merged          int
+	SamplingUnknown uint64
+}
+
+type biflowWire struct {
+	B          Biflow
+	Est        consolidate.Estimate
+	PktSampled bool
+}
+
+// MarshalBinary encodes p (gob) for another process's Assemble.
+func (p *Part) MarshalBinary() ([]byte, error) {
+	w := partWire{Biflows: make([]biflowWire, len(p.Biflows)), Flows: p.Flows, First: p.First, Last: p.Last,
+		HasSpan: p.HasSpan, Merged: p.Merged, SamplingUnknown: p.SamplingUnknown}
+	for i := range p.Biflows {
+		w.Biflows[i] = biflowWire{B: p.Biflows[i], Est: p.Biflows[i].est, PktSampled: p.Biflows[i].pktSampled}
+	}
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(&w)
+	return buf.Bytes(), err
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded. Gob leaves empty
+// maps and lists out; they come back empty, not nil, as BuildPart made
+// them (a report's JSON shows "symptoms": {} and "probes": []).
+func (p *Part) UnmarshalBinary(data []byte) error {
+	var w partWire
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&w); err != nil {
+		return fmt.Errorf("report: part: %w", err)
+	}
+	*p = Part{Biflows: make([]Biflow, len(w.Biflows)), Flows: w.Flows, First: w.First, Last: w.Last,
+		HasSpan: w.HasSpan, Merged: w.Merged, SamplingUnknown: w.SamplingUnknown}
+	for i := range w.Biflows {
+		b := w.Biflows[i].B
+		b.est, b.pktSampled = w.Biflows[i].Est, w.Biflows[i].PktSampled
+		if b.Symptoms == nil {
+			b.Symptoms = map[string]uint64{}
+		}
+		if b.Probes == nil {
+			b.Probes = []string{}
+		}
+		if b.Origins == nil {
+			b.Origins = []string{}
+		}
+		p.Biflows[i] = b
+	}
+	return nil
+}
+
+// PartSpec is what BuildPart needs of a report's parameters besides the
+// records, for a process that builds parts of another's report
+// (collector/cluster's workers; gob-encoded): the selection, pairing and
+// sampling parameters and the biflow filters of Params, the rules and
+// service list as their YAML (nil: the embedded defaults), and the
+// names and sampling announcements of the records' origins.
+type PartSpec struct {
+	From, To                          string
+	Exporter                          string
+	Domain                            int
+	Host                              string
+	Port                              int
+	Proto                             string
+	Window                            time.Duration
+	NoDedup                           bool
+	Overrides                         map[string]consolidate.Override
+	Aggregate, Category, Symptom, App string
+	Rules, Services                   []byte
+	Names                             *store.NameIndex
+	Announcements                     map[store.Origin][]store.Announcement
+}
+
+// PartSpec returns p's part parameters with the rules' YAML (nil: the
+// embedded rules); Names and Announcements are left to the caller. It
+// reads ServicesFile.
+func (p *Params) PartSpec(rules []byte) (PartSpec, error) {
+	s := PartSpec{From: p.From, To: p.To, Exporter: p.Exporter, Domain: p.Domain, Host: p.Host, Port: p.Port,
+		Proto: p.Proto, Window: p.Window, NoDedup: p.NoDedup, Overrides: p.Overrides,
+		Aggregate: p.Aggregate, Category: p.Category, Symptom: p.Symptom, App: p.App, Rules: rules}
+	if p.ServicesFile != "" {
+		b, err := os.ReadFile(p.ServicesFile)
+		if err != nil {
+			return s, fmt.Errorf("--services: %w", err)
+		}
+		s.Services = b
+	}
+	return s, nil
+}
+
+// Options returns the build options and the store query s stands for:
+// BuildPart over the records the query and Options.Match select gives
+// the part the report of the same parameters would make of them.
+func (s *PartSpec) Options() (Options, store.Query, error) {
+	p := Params{Selection: Selection{Format: "json", From: s.From, To: s.To, Order: OrderTime, Exporter: s.Exporter,
+		Domain: s.Domain, Host: s.Host, Port: s.Port, Proto: s.Proto},
+		Window: s.Window, Confidence: 0.95, NoDedup: s.NoDedup, Overrides: s.Overrides,
+		Aggregate: s.Aggregate, Category: s.Category, Symptom: s.Symptom, App: s.App, Source: SourceRecords}
+	if err := p.Check(); err != nil {
+		return Options{}, store.Query{}, err
+	}
+	o := p.Options()
+	o.Rules = classify.Default()
+	if s.Rules != nil {
+		r, err := classify.Parse("rules", s.Rules)
+		if err != nil {
+			return Options{}, store.Query{}, err
+		}
+		o.Rules = r
+	}
+	if s.Services != nil {
+		l, err := service.Parse("services", s.Services)
+		if err != nil {
+			return Options{}, store.Query{}, err
+		}
+		o.Services = l
+	}
+	o.Names = s.Names
+	if o.Names == nil {
+		o.Names = &store.NameIndex{Origins: map[store.Origin][]store.NameAnnouncement{}}
+	}
+	o.Announcements = s.Announcements
+	return o, p.Query, nil
+}
