@@ -71,6 +71,7 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	natsURL := fs.String("nats", "", "merge the results of the consolidation workers on this NATS server (nats://host:port)")
 	rulesFile := fs.String("rules", "", "classification rules (default: the embedded ones)")
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
+	mergeStats := fs.Bool("merge-stats", false, "with --nats: say on stderr how the report was merged (partitions consolidated at the workers and at the reporter, records and bytes moved)")
 	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: the %d largest in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
@@ -99,6 +100,7 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	var rep *report.Report
 	if *natsURL != "" {
 		if *db != "" {
 			return &cli.UsageError{Err: errors.New("--db and --nats exclude each other")}
@@ -108,6 +110,28 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
+		if p.Source == report.SourceRecords {
+			// The workers consolidate what they alone hold.
+			var yaml []byte
+			if *rulesFile != "" {
+				if yaml, err = os.ReadFile(*rulesFile); err != nil {
+					return err
+				}
+			}
+			nc, js, err := cluster.Connect(*natsURL, "mira report")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			var rs cluster.ReportStats
+			if rep, rs, err = cluster.Report(ctx, nc, js, &p, yaml, dir); err != nil {
+				return err
+			}
+			if *mergeStats {
+				fmt.Fprintln(os.Stderr, rs)
+			}
+			return writeReport(rep, *export, stdout, p.Format)
+		}
 		if *db, _, err = cluster.MergedStore(ctx, *natsURL, dir); err != nil {
 			return err
 		}
@@ -119,7 +143,6 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	opts := p.Options()
 	opts.Rules = rules
-	var rep *report.Report
 	if p.Source == report.SourceRecords {
 		rep, err = report.FromStoreQuery(ctx, s, p.Query, opts)
 	} else {
@@ -132,12 +155,18 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *export != "" {
-		if err := reexport(rep.Biflows, *export, nil); err != nil {
+	return writeReport(rep, *export, stdout, p.Format)
+}
+
+// writeReport writes rep in format, after sending its biflows to export
+// (--export) when set.
+func writeReport(rep *report.Report, export string, stdout io.Writer, format string) error {
+	if export != "" {
+		if err := reexport(rep.Biflows, export, nil); err != nil {
 			return fmt.Errorf("--export: %w", err)
 		}
 	}
-	return rep.Write(stdout, p.Format)
+	return rep.Write(stdout, format)
 }
 
 // runRollup is `mira rollup`: it rebuilds the rollups of the store named

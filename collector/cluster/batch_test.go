@@ -28,6 +28,17 @@ func TestPartitionBothDirections(t *testing.T) {
 		if q := Partition(k, Partitions); q != p {
 			t.Errorf("%v: partition %d with a VLAN tag, %d without", k, q, p)
 		}
+		// Every connection between the two hosts: other ports, protocol.
+		k.Sport, k.Dport, k.Proto = 20, 50000, 17
+		if q := Partition(k, Partitions); q != p {
+			t.Errorf("%v: partition %d, another connection between the same hosts %d", k, q, p)
+		}
+		if a4 := k.Src; a4.Is4() {
+			k.Src = netip.AddrFrom16(a4.As16())
+			if q := Partition(k, Partitions); q != p {
+				t.Errorf("%v: partition %d with the IPv4 address mapped, %d", k, q, p)
+			}
+		}
 	}
 }
 

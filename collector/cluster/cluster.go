@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -53,25 +54,24 @@ const (
 // FlowSubject is the subject of partition p.
 func FlowSubject(p int) string { return "mira.flows." + strconv.Itoa(p) }
 
-// Partition is the partition of a record's connection: the hash of its
-// canonical key (the smaller of the key and its reverse, flow.Key.Compare),
-// without VLAN, so both directions of a connection, seen by any probe
-// on any VLAN tag, land in the same partition.
+// Partition is the partition of a record's address pair: the hash of
+// its two addresses (IPv4-mapped IPv6 as IPv4, the smaller first; ports,
+// protocol and VLAN left out), so every record between two hosts, both
+// directions of every connection between them, seen by any probe
+// through any ingest node, lands in one partition. A worker holding a
+// partition thus holds, with every connection, all a report's
+// classification reads of other biflows: the pair context (the biflows
+// between the same two addresses, classify.Index) and the FTP control
+// connections announcing a data connection's port.
 func Partition(k flow.Key, n int) int {
-	k.VLAN = 0
-	if r := k.Reverse(); r.Compare(k) < 0 {
-		k = r
+	a, b := k.Src.Unmap().As16(), k.Dst.Unmap().As16()
+	if bytes.Compare(b[:], a[:]) < 0 {
+		a, b = b, a
 	}
 	h := fnv.New64a()
-	var b [16 + 16 + 5]byte
-	s, d := k.Src.As16(), k.Dst.As16()
-	copy(b[0:], s[:])
-	copy(b[16:], d[:])
-	binary.BigEndian.PutUint16(b[32:], k.Sport)
-	binary.BigEndian.PutUint16(b[34:], k.Dport)
-	b[36] = k.Proto
+	h.Write(a[:])
 	h.Write(b[:])
-	return int(h.Sum64() % uint64(n))
+	return int(fmix64(h.Sum64()) % uint64(n))
 }
 
 // ID is a record's identity. For an exporter that announced a spool
@@ -144,6 +144,12 @@ var errBatch = errors.New("bad record batch")
 // decodeBatch calls fn with every record's identity and encoding in b.
 // The encoding is checked (store.DecodeRecord) before fn sees it.
 func decodeBatch(b []byte, fn func(id ID, enc []byte) error) error {
+	return decodeBatchRecords(b, func(id ID, enc []byte, _ *flow.Record) error { return fn(id, enc) })
+}
+
+// decodeBatchRecords is decodeBatch also handing fn the decoded record
+// (fn's until it returns).
+func decodeBatchRecords(b []byte, fn func(id ID, enc []byte, r *flow.Record) error) error {
 	if len(b) < 1 || b[0] != batchVersion {
 		return fmt.Errorf("%w: empty or version not %d", errBatch, batchVersion)
 	}
@@ -165,7 +171,7 @@ func decodeBatch(b []byte, fn func(id ID, enc []byte) error) error {
 		if err := store.DecodeRecord(enc, &r); err != nil {
 			return fmt.Errorf("%w: %v", errBatch, err)
 		}
-		if err := fn(id, enc); err != nil {
+		if err := fn(id, enc, &r); err != nil {
 			return err
 		}
 		b = b[idLen+w+int(n):]

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,23 +37,11 @@ type GatherStats struct {
 // worker that ever stored records (WorkerBucket) must answer.
 func Gather(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *store.Store) (GatherStats, error) {
 	var gs GatherStats
-	wkv, err := js.KeyValue(ctx, WorkerBucket)
-	if err != nil {
-		return gs, fmt.Errorf("cluster: %s: %w (no worker ever ran against this NATS?)", WorkerBucket, err)
-	}
-	keys, err := wkv.ListKeys(ctx)
-	if err != nil {
+	var err error
+	if gs.Workers, err = workerNames(ctx, js); err != nil {
 		return gs, err
 	}
-	for k := range keys.Keys() {
-		gs.Workers = append(gs.Workers, strings.TrimPrefix(k, "w."))
-	}
-	keys.Stop()
 	seen := map[[idLen]byte]struct{}{}
-	type idRec struct {
-		id [idLen]byte
-		r  flow.Record
-	}
 	byOrigin := map[store.Origin][]idRec{}
 	for _, name := range gs.Workers {
 		if err := gatherWorker(ctx, nc, name, func(id ID, enc []byte) error {
@@ -76,10 +63,27 @@ func Gather(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *stor
 		}
 	}
 	gs.Records = len(seen)
-	// Origins in address order, each one's records in identity order
-	// (for one exporting session, the order it exported them): the
-	// merged store, and so the order a report breaks ties of start time
-	// in, is the same whichever worker answered first.
+	if err := putRecords(st, byOrigin); err != nil {
+		return gs, err
+	}
+	if err := gatherOptions(ctx, js, st); err != nil {
+		return gs, err
+	}
+	return gs, gatherStats(ctx, js, st)
+}
+
+// idRec is a record with its identity (ID.key).
+type idRec struct {
+	id [idLen]byte
+	r  flow.Record
+}
+
+// putRecords writes records into st as Gather does: origins in address
+// order, each one's records in identity order (for one exporting
+// session, the order it exported them), so that the store, and the order
+// a report breaks ties of start time in, is the same whichever worker
+// answered first.
+func putRecords(st *store.Store, byOrigin map[store.Origin][]idRec) error {
 	origins := make([]store.Origin, 0, len(byOrigin))
 	for o := range byOrigin {
 		origins = append(origins, o)
@@ -100,13 +104,7 @@ func Gather(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, st *stor
 		}
 		batches = append(batches, store.Batch{Origin: o, Records: recs})
 	}
-	if err := st.PutBatches(batches); err != nil {
-		return gs, err
-	}
-	if err := gatherOptions(ctx, js, st); err != nil {
-		return gs, err
-	}
-	return gs, gatherStats(ctx, js, st)
+	return st.PutBatches(batches)
 }
 
 // gatherWorker asks worker name for its records.

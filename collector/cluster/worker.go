@@ -18,6 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 )
 
 // bucketBatches holds a worker's records as the batch messages they came
@@ -35,6 +38,49 @@ var bucketBatches = []byte("batches")
 // (key = ID.key, value = its encoding): read by dump, no longer written.
 var bucketRecords = []byte("records")
 
+// bucketSpans holds, per partition (key: one byte), the Span of the
+// records stored (16-byte earliest start, latest end, record count),
+// updated in the transaction that stores them.
+var bucketSpans = []byte("spans")
+
+// Span describes a worker's records of one partition (by Partition of
+// each record, whatever subject it came on): how many it stored
+// (duplicates included) and the earliest start and latest end among
+// them.
+type Span struct {
+	P     int    `json:"p"`
+	First int64  `json:"first"`
+	Last  int64  `json:"last"`
+	N     uint64 `json:"n"`
+}
+
+func (sp *Span) add(r *flow.Record) {
+	if sp.N == 0 {
+		sp.First, sp.Last = r.First, r.Last
+	} else {
+		sp.First, sp.Last = min(sp.First, r.First), max(sp.Last, r.Last)
+	}
+	sp.N++
+}
+
+func (sp *Span) merge(o Span) {
+	if o.N == 0 {
+		return
+	}
+	if sp.N == 0 {
+		sp.First, sp.Last = o.First, o.Last
+	} else {
+		sp.First, sp.Last = min(sp.First, o.First), max(sp.Last, o.Last)
+	}
+	sp.N += o.N
+}
+
+func (sp *Span) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(sp.First))
+	b = binary.BigEndian.AppendUint64(b, uint64(sp.Last))
+	return binary.BigEndian.AppendUint64(b, sp.N)
+}
+
 // Worker is a consolidation worker: it owns a share of the partitions
 // and stores their records in its bbolt file.
 type Worker struct {
@@ -49,6 +95,9 @@ type Worker struct {
 
 	mu    sync.Mutex
 	owned map[int]*lease
+
+	smu   sync.Mutex
+	spans [Partitions]Span // what the store holds per partition (Partition of each record)
 
 	Stored     atomic.Uint64 // records stored
 	Duplicates atomic.Uint64 // records of batches delivered again and already stored
@@ -69,15 +118,95 @@ func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *s
 	if err != nil {
 		return nil, fmt.Errorf("cluster: worker store %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucketBatches); return err }); err != nil {
+	w := &Worker{Name: name, nc: nc, js: js, db: db,
+		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}}
+	if err := db.Update(w.loadSpans); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("cluster: worker store %s: %w", path, err)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Worker{Name: name, nc: nc, js: js, log: log.With("worker", name), db: db,
-		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}}, nil
+	w.log = log.With("worker", name)
+	return w, nil
+}
+
+// loadSpans reads the partitions' spans, or computes them from the
+// records when the store has none (a store of a worker before spans
+// were kept).
+func (w *Worker) loadSpans(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketBatches); err != nil {
+		return err
+	}
+	if b := tx.Bucket(bucketSpans); b != nil {
+		return b.ForEach(func(k, v []byte) error {
+			if len(k) != 1 || int(k[0]) >= Partitions || len(v) != 24 {
+				return fmt.Errorf("bad span %x", k)
+			}
+			w.spans[k[0]] = Span{P: int(k[0]), First: int64(binary.BigEndian.Uint64(v)),
+				Last: int64(binary.BigEndian.Uint64(v[8:])), N: binary.BigEndian.Uint64(v[16:])}
+			return nil
+		})
+	}
+	err := eachStored(tx, func(_ ID, _ []byte, r *flow.Record) error {
+		w.spans[Partition(r.Key, Partitions)].add(r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return putSpans(tx, &w.spans, nil)
+}
+
+// putSpans writes the spans of the partitions in dirty (all when nil).
+func putSpans(tx *bolt.Tx, spans *[Partitions]Span, dirty *[Partitions]bool) error {
+	b, err := tx.CreateBucketIfNotExists(bucketSpans)
+	if err != nil {
+		return err
+	}
+	for p := range spans {
+		if (dirty != nil && !dirty[p]) || spans[p].N == 0 {
+			continue
+		}
+		if err := b.Put([]byte{byte(p)}, spans[p].encode()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Spans lists the partitions w has stored records of.
+func (w *Worker) Spans() []Span {
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	var l []Span
+	for p, sp := range w.spans {
+		if sp.N > 0 {
+			sp.P = p
+			l = append(l, sp)
+		}
+	}
+	return l
+}
+
+// eachStored calls fn with every record stored (batches, then the
+// records bucket of older workers), decoded.
+func eachStored(tx *bolt.Tx, fn func(id ID, enc []byte, r *flow.Record) error) error {
+	err := tx.Bucket(bucketBatches).ForEach(func(_, v []byte) error { return decodeBatchRecords(v, fn) })
+	if old := tx.Bucket(bucketRecords); err == nil && old != nil {
+		var r flow.Record
+		err = old.ForEach(func(k, v []byte) error {
+			id, err := parseID(k)
+			if err != nil {
+				return err
+			}
+			if err := store.DecodeRecord(v, &r); err != nil {
+				return err
+			}
+			return fn(id, v, &r)
+		})
+	}
+	return err
 }
 
 // Owned lists the partitions w holds now.
@@ -113,11 +242,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := w.nc.Subscribe(DumpSubject+w.Name, w.dump)
-	if err != nil {
-		return err
+	for subject, h := range map[string]nats.MsgHandler{DumpSubject: w.dump, SpansSubject: w.answerSpans, PartSubject: w.part} {
+		sub, err := w.nc.Subscribe(subject+w.Name, h)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
 
 	done := make(chan struct{})
 	go func() { w.commitLoop(); close(done) }()
@@ -320,11 +451,27 @@ func (w *Worker) commitLoop() {
 		}
 		var stored, dup uint64
 		bad := make([]bool, len(batch))
+		w.smu.Lock()
+		defer w.smu.Unlock()
+		spans := w.spans
+		var dirty [Partitions]bool
 		err := w.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketBatches)
 			for i, m := range batch {
+				key := batchKey(m)
+				if b.Get(key) != nil {
+					n := 0
+					decodeBatch(m.Data(), func(ID, []byte) error { n++; return nil })
+					dup += uint64(n)
+					continue
+				}
+				var add [Partitions]Span
 				n := 0
-				err := decodeBatch(m.Data(), func(ID, []byte) error { n++; return nil })
+				err := decodeBatchRecords(m.Data(), func(_ ID, _ []byte, r *flow.Record) error {
+					add[Partition(r.Key, Partitions)].add(r)
+					n++
+					return nil
+				})
 				if errors.Is(err, errBatch) {
 					bad[i] = true
 					continue
@@ -332,18 +479,22 @@ func (w *Worker) commitLoop() {
 				if err != nil {
 					return err
 				}
-				key := batchKey(m)
-				if b.Get(key) != nil {
-					dup += uint64(n)
-					continue
-				}
 				stored += uint64(n)
 				if err := b.Put(key, m.Data()); err != nil {
 					return err
 				}
+				for p := range add {
+					if add[p].N > 0 {
+						spans[p].merge(add[p])
+						dirty[p] = true
+					}
+				}
 			}
-			return nil
+			return putSpans(tx, &spans, &dirty)
 		})
+		if err == nil {
+			w.spans = spans
+		}
 		if err != nil {
 			// Not acked: JetStream delivers them again after ackWait.
 			w.log.Error("store write failed", "err", err)

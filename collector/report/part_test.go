@@ -119,7 +119,9 @@ func TestAssembleParts(t *testing.T) {
 		{"no dedup", func(o *Options) { o.NoDedup = true }},
 		{"keep", func(o *Options) { o.Keep = func(b *Biflow) bool { return b.Proto == 6 } }},
 		{"match", func(o *Options) {
-			o.Match = func(r *flow.Record) bool { return r.Sport == 21 || r.Dport == 21 || r.Dport >= 20000 || r.Sport >= 20000 }
+			o.Match = func(r *flow.Record) bool {
+				return r.Sport == 21 || r.Dport == 21 || r.Dport >= 20000 || r.Sport >= 20000
+			}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

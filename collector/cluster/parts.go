@@ -1,0 +1,524 @@
+package cluster
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// Subjects of a merged report's requests, each followed by a worker's
+// name.
+const (
+	// SpansSubject: the worker's Spans (JSON), what it holds per
+	// partition.
+	SpansSubject = "mira.worker.spans."
+	// PartSubject: a partRequest (gob); the worker answers with the raw
+	// records of the partitions asked raw, then its report.Part of the
+	// partitions it is asked to consolidate, then an end message (see
+	// Worker.part).
+	PartSubject = "mira.worker.part."
+)
+
+// partRequest asks a worker for its share of a report.
+type partRequest struct {
+	Spec        report.PartSpec
+	Consolidate []int // partitions it alone holds records of in the range: their Part
+	Raw         []int // partitions others hold records of too: the records
+}
+
+// assignment is a worker's share of a report.
+type assignment struct {
+	Consolidate, Raw []int
+}
+
+// planParts decides who consolidates what for a report over the records
+// that overlap [from, to) (the store's Overlap selection: Last >= from
+// and First < to). A worker's records of partition p can be selected
+// only when its span of p overlaps the range. A partition whose
+// selectable records only one worker holds is clean: that worker
+// consolidates it. A partition two or more workers hold selectable
+// records of (it moved between them, or a batch was stored by both) is
+// conflicted: each of them sends its records of it, and the reporter
+// consolidates them.
+func planParts(spans map[string][]Span, from, to int64) (plan map[string]*assignment, clean, conflicted int) {
+	holders := make([][]string, Partitions)
+	names := make([]string, 0, len(spans))
+	for name := range spans {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, sp := range spans[name] {
+			if sp.N == 0 || sp.P < 0 || sp.P >= Partitions || sp.Last < from || sp.First >= to {
+				continue
+			}
+			holders[sp.P] = append(holders[sp.P], name)
+		}
+	}
+	plan = map[string]*assignment{}
+	get := func(name string) *assignment {
+		a := plan[name]
+		if a == nil {
+			a = &assignment{}
+			plan[name] = a
+		}
+		return a
+	}
+	for p, hs := range holders {
+		switch len(hs) {
+		case 0:
+		case 1:
+			clean++
+			a := get(hs[0])
+			a.Consolidate = append(a.Consolidate, p)
+		default:
+			conflicted++
+			for _, name := range hs {
+				a := get(name)
+				a.Raw = append(a.Raw, p)
+			}
+		}
+	}
+	return plan, clean, conflicted
+}
+
+// spansAnswer is a worker's answer on SpansSubject.
+type spansAnswer struct {
+	Spans []Span `json:"spans"`
+}
+
+// answerSpans answers a request on SpansSubject.
+func (w *Worker) answerSpans(req *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	b, _ := json.Marshal(spansAnswer{Spans: w.Spans()})
+	w.nc.Publish(req.Reply, b)
+}
+
+// part answers a partRequest: messages of raw records (the dump's
+// format: id, uvarint length, encoding) of the partitions asked raw,
+// selected by the request's time range; messages with the header
+// Mira-Part holding the encoded report.Part of the partitions asked to
+// consolidate; then an empty message with the headers Mira-Records (the
+// raw records sent), Mira-Part (the Part's length) and Mira-Error.
+func (w *Worker) part(req *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	var pr partRequest
+	nraw, npart := 0, 0
+	err := gob.NewDecoder(bytes.NewReader(req.Data)).Decode(&pr)
+	if err == nil {
+		nraw, npart, err = w.answerPart(req.Reply, &pr)
+	}
+	end := &nats.Msg{Subject: req.Reply, Header: nats.Header{}}
+	end.Header.Set("Mira-Records", strconv.Itoa(nraw))
+	end.Header.Set("Mira-Part", strconv.Itoa(npart))
+	if err != nil {
+		end.Header.Set("Mira-Error", err.Error())
+	}
+	w.nc.PublishMsg(end)
+}
+
+// queryBounds are q's range as record times (open sides: the int64
+// range).
+func queryBounds(q store.Query) (from, to int64) {
+	from, to = math.MinInt64, math.MaxInt64
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	return from, to
+}
+
+func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err error) {
+	opts, q, err := pr.Spec.Options()
+	if err != nil {
+		return 0, 0, err
+	}
+	from, to := queryBounds(q)
+	var cons, raw [Partitions]bool
+	for _, p := range pr.Consolidate {
+		if p >= 0 && p < Partitions {
+			cons[p] = true
+		}
+	}
+	for _, p := range pr.Raw {
+		if p >= 0 && p < Partitions {
+			raw[p] = true
+		}
+	}
+	type held struct {
+		key [idLen]byte
+		sf  store.StoredFlow
+	}
+	var mine []held
+	seen := map[[idLen]byte]struct{}{}
+	var buf, key []byte
+	err = w.db.View(func(tx *bolt.Tx) error {
+		err := eachStored(tx, func(id ID, enc []byte, r *flow.Record) error {
+			if r.Last < from || r.First >= to { // the store's Overlap selection
+				return nil
+			}
+			p := Partition(r.Key, Partitions)
+			switch {
+			case raw[p]:
+				key = id.key(key[:0])
+				buf = append(buf, key...)
+				buf = binary.AppendUvarint(buf, uint64(len(enc)))
+				buf = append(buf, enc...)
+				nraw++
+				if len(buf) >= dumpChunk {
+					if err := w.nc.Publish(reply, buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+			case cons[p]:
+				k := [idLen]byte(id.key(key[:0]))
+				if _, ok := seen[k]; ok {
+					return nil // stored twice (a spooled replay, a batch of two ids)
+				}
+				seen[k] = struct{}{}
+				o := id.Origin()
+				if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
+					return nil
+				}
+				if opts.Match != nil && !opts.Match(r) {
+					return nil
+				}
+				sf := store.StoredFlow{Origin: o, Record: *r}
+				sf.Record.Symptoms = slices.Clone(r.Symptoms)
+				mine = append(mine, held{k, sf})
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = w.nc.Publish(reply, buf)
+		}
+		return err
+	})
+	if err != nil {
+		return nraw, 0, err
+	}
+	// The order a store over the same records (the reporter's, a
+	// single collector's) gives one origin's records: by end time, ties
+	// in identity (export) order. Origins may interleave: the report
+	// orders ties of start time by origin (report.BuildPart).
+	slices.SortFunc(mine, func(a, b held) int {
+		if c := cmp.Compare(a.sf.Origin.Exporter, b.sf.Origin.Exporter); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.sf.Origin.Domain, b.sf.Origin.Domain); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.sf.Record.Last, b.sf.Record.Last); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.key[:], b.key[:])
+	})
+	flows := make([]store.StoredFlow, len(mine))
+	for i := range mine {
+		flows[i] = mine[i].sf
+	}
+	mine = nil
+	// Building a large part takes longer than the reporter waits for
+	// a message: say every second that the answer is coming.
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				m := &nats.Msg{Subject: reply, Header: nats.Header{}}
+				m.Header.Set("Mira-Busy", "1")
+				w.nc.PublishMsg(m)
+			}
+		}
+	}()
+	enc, err := report.BuildPart(flows, opts).MarshalBinary()
+	close(done)
+	if err != nil {
+		return nraw, 0, err
+	}
+	for off := 0; off < len(enc); off += dumpChunk {
+		m := &nats.Msg{Subject: reply, Header: nats.Header{}, Data: enc[off:min(len(enc), off+dumpChunk)]}
+		m.Header.Set("Mira-Part", "1")
+		if err := w.nc.PublishMsg(m); err != nil {
+			return nraw, 0, err
+		}
+	}
+	return nraw, len(enc), nil
+}
+
+// ReportStats describes how a merged report was made.
+type ReportStats struct {
+	Workers []string
+	// Consolidated partitions were paired and classified by the one
+	// worker holding their records in the range; Central ones were
+	// held by more than one worker and consolidated by the reporter.
+	Consolidated, Central int
+	// WorkerBiflows are the biflows the workers' parts held, Records
+	// the distinct records of central partitions moved to the reporter
+	// (Duplicates: copies of them two workers both held).
+	WorkerBiflows, Records, Duplicates int
+	// Bytes is what the workers sent.
+	Bytes int64
+}
+
+// String is the line `mira report --nats --merge-stats` writes.
+func (s ReportStats) String() string {
+	return fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
+		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Central, s.Records, s.Duplicates, s.Bytes)
+}
+
+// Report makes the report `mira report --db` would make with p over a
+// single collector's store, from the cluster's workers: each partition
+// held by one worker in p's range is consolidated by that worker
+// (report.BuildPart), the others' records are gathered and consolidated
+// here, and the parts are assembled (report.Assemble); see the package
+// documentation for why this is exact. rules is the rules' YAML (nil:
+// the embedded rules). dir holds a temporary store (the announcements,
+// counters and gathered records).
+func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params, rules []byte, dir string) (*report.Report, ReportStats, error) {
+	var rs ReportStats
+	path := filepath.Join(dir, "merged.db")
+	os.Remove(path)
+	st, err := store.Open(path, nil)
+	if err != nil {
+		return nil, rs, err
+	}
+	defer os.Remove(path)
+	defer st.Close()
+	if err := gatherOptions(ctx, js, st); err != nil {
+		return nil, rs, err
+	}
+	if err := gatherStats(ctx, js, st); err != nil {
+		return nil, rs, err
+	}
+	spec, err := p.PartSpec(rules)
+	if err != nil {
+		return nil, rs, err
+	}
+	if spec.Names, err = st.NameIndex(); err != nil {
+		return nil, rs, err
+	}
+	if spec.Announcements, err = st.Announcements(); err != nil {
+		return nil, rs, err
+	}
+	if rs.Workers, err = workerNames(ctx, js); err != nil {
+		return nil, rs, err
+	}
+	spans := map[string][]Span{}
+	for _, name := range rs.Workers {
+		m, err := nc.Request(SpansSubject+name, nil, answerTimeout)
+		if err != nil {
+			return nil, rs, fmt.Errorf("cluster: worker %s did not say what it holds: %w (a merged report needs every worker that stored records: start it again)", name, err)
+		}
+		var a spansAnswer
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			return nil, rs, fmt.Errorf("cluster: worker %s: %w", name, err)
+		}
+		spans[name] = a.Spans
+	}
+	from, to := queryBounds(p.Query)
+	plan, clean, conflicted := planParts(spans, from, to)
+	rs.Consolidated, rs.Central = clean, conflicted
+
+	// Every worker works on its share at once.
+	type answer struct {
+		part  *report.Part
+		raw   []idEnc
+		bytes int64
+		err   error
+	}
+	names := make([]string, 0, len(plan))
+	for name := range plan {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	answers := make([]answer, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		var req bytes.Buffer
+		if err := gob.NewEncoder(&req).Encode(partRequest{Spec: spec, Consolidate: plan[name].Consolidate, Raw: plan[name].Raw}); err != nil {
+			return nil, rs, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &answers[i]
+			a.part, a.raw, a.bytes, a.err = askPart(ctx, nc, name, req.Bytes())
+		}()
+	}
+	wg.Wait()
+	var parts []*report.Part
+	seen := map[[idLen]byte]struct{}{}
+	byOrigin := map[store.Origin][]idRec{}
+	for i := range answers {
+		a := &answers[i]
+		if a.err != nil {
+			return nil, rs, a.err
+		}
+		rs.Bytes += a.bytes
+		if a.part != nil {
+			rs.WorkerBiflows += len(a.part.Biflows)
+			parts = append(parts, a.part)
+		}
+		for _, x := range a.raw {
+			if _, ok := seen[x.id]; ok {
+				rs.Duplicates++
+				continue
+			}
+			seen[x.id] = struct{}{}
+			var r flow.Record
+			if err := store.DecodeRecord(x.enc, &r); err != nil {
+				return nil, rs, fmt.Errorf("cluster: worker %s: %w", names[i], err)
+			}
+			o := x.origin
+			byOrigin[o] = append(byOrigin[o], idRec{x.id, r})
+		}
+		a.raw = nil
+	}
+	rs.Records = len(seen)
+	if err := putRecords(st, byOrigin); err != nil {
+		return nil, rs, err
+	}
+	r, err := classify.Default(), error(nil)
+	if rules != nil {
+		if r, err = classify.Parse("rules", rules); err != nil {
+			return nil, rs, err
+		}
+	}
+	opts := p.Options()
+	opts.Rules = r
+	flows, err := report.StoreInputs(ctx, st, p.Query, &opts)
+	if err != nil {
+		return nil, rs, err
+	}
+	parts = append(parts, report.BuildPart(flows, opts))
+	return report.Assemble(parts, opts), rs, nil
+}
+
+// idEnc is one raw record of a worker's answer.
+type idEnc struct {
+	id     [idLen]byte
+	origin store.Origin
+	enc    []byte
+}
+
+// askPart sends a partRequest to worker name and reads its answer.
+func askPart(ctx context.Context, nc *nats.Conn, name string, req []byte) (*report.Part, []idEnc, int64, error) {
+	inbox := nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 1024)
+	sub, err := nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+	if err := nc.PublishRequest(PartSubject+name, inbox, req); err != nil {
+		return nil, nil, 0, err
+	}
+	var raw []idEnc
+	var part []byte
+	var n int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil, n, ctx.Err()
+		case <-time.After(answerTimeout):
+			return nil, nil, n, fmt.Errorf("cluster: worker %s did not answer within %v (a merged report needs every worker that stored records: start it again)", name, answerTimeout)
+		case m := <-ch:
+			n += int64(len(m.Data))
+			if c := m.Header.Get("Mira-Records"); c != "" {
+				if e := m.Header.Get("Mira-Error"); e != "" {
+					return nil, nil, n, fmt.Errorf("cluster: worker %s: %s", name, e)
+				}
+				if want, _ := strconv.Atoi(c); want != len(raw) {
+					return nil, nil, n, fmt.Errorf("cluster: worker %s sent %d of its %d records (answer cut short)", name, len(raw), want)
+				}
+				if want, _ := strconv.Atoi(m.Header.Get("Mira-Part")); want != len(part) {
+					return nil, nil, n, fmt.Errorf("cluster: worker %s sent %d of its part's %d bytes (answer cut short)", name, len(part), want)
+				}
+				var p *report.Part
+				if len(part) > 0 {
+					p = new(report.Part)
+					if err := p.UnmarshalBinary(part); err != nil {
+						return nil, nil, n, fmt.Errorf("cluster: worker %s: %w", name, err)
+					}
+				}
+				return p, raw, n, nil
+			}
+			if m.Header.Get("Mira-Busy") != "" {
+				continue
+			}
+			if m.Header.Get("Mira-Part") != "" {
+				part = append(part, m.Data...)
+				continue
+			}
+			b := m.Data
+			for len(b) > 0 {
+				if len(b) < idLen {
+					return nil, nil, n, fmt.Errorf("cluster: worker %s: truncated answer", name)
+				}
+				id, err := parseID(b[:idLen])
+				if err != nil {
+					return nil, nil, n, err
+				}
+				l, w := binary.Uvarint(b[idLen:])
+				if w <= 0 || l > uint64(len(b)-idLen-w) {
+					return nil, nil, n, fmt.Errorf("cluster: worker %s: bad record length in its answer", name)
+				}
+				raw = append(raw, idEnc{[idLen]byte(b[:idLen]), id.Origin(), b[idLen+w : idLen+w+int(l)]})
+				b = b[idLen+w+int(l):]
+			}
+		}
+	}
+}
+
+// workerNames lists every worker that ever stored records.
+func workerNames(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	wkv, err := js.KeyValue(ctx, WorkerBucket)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %s: %w (no worker ever ran against this NATS?)", WorkerBucket, err)
+	}
+	keys, err := wkv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.Stop()
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, strings.TrimPrefix(k, "w."))
+	}
+	slices.Sort(names)
+	return names, nil
+}

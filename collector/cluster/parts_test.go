@@ -1,0 +1,290 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// TestPlanParts: a partition is consolidated by the one worker holding
+// records of it that the range can select (spans overlapping [from,
+// to)), and gathered raw from every holder when more than one does.
+func TestPlanParts(t *testing.T) {
+	spans := map[string][]Span{
+		"w1": {{P: 0, First: 0, Last: 100, N: 5}, {P: 1, First: 0, Last: 100, N: 5}, {P: 2, First: 0, Last: 49, N: 1}, {P: 3, First: 200, Last: 300, N: 2}},
+		"w2": {{P: 1, First: 90, Last: 200, N: 3}, {P: 2, First: 50, Last: 60, N: 1}, {P: 3, First: 150, Last: 250, N: 1}, {P: 4, First: 0, Last: 0, N: 0}},
+		"w3": {{P: 3, First: 50, Last: 100, N: 1}},
+	}
+	for _, tc := range []struct {
+		from, to       int64
+		plan           map[string]*assignment
+		clean, conflic int
+	}{
+		{math.MinInt64, math.MaxInt64, map[string]*assignment{
+			"w1": {Consolidate: []int{0}, Raw: []int{1, 2, 3}},
+			"w2": {Raw: []int{1, 2, 3}},
+			"w3": {Raw: []int{3}},
+		}, 1, 3},
+		// [50, 150): w1's partition 2 ends at 49 (not selectable), w3's
+		// partition 3 ends at 100 (selectable), w1's and w2's start at
+		// 200 and 150 (not).
+		{50, 150, map[string]*assignment{
+			"w1": {Consolidate: []int{0}, Raw: []int{1}},
+			"w2": {Consolidate: []int{2}, Raw: []int{1}},
+			"w3": {Consolidate: []int{3}},
+		}, 3, 1},
+		// [101, 201): only w2 holds 1; 3 is held by w1 and w2.
+		{101, 201, map[string]*assignment{
+			"w1": {Raw: []int{3}},
+			"w2": {Consolidate: []int{1}, Raw: []int{3}},
+		}, 1, 1},
+		{1000, 2000, map[string]*assignment{}, 0, 0},
+	} {
+		plan, clean, conflicted := planParts(spans, tc.from, tc.to)
+		if !reflect.DeepEqual(plan, tc.plan) || clean != tc.clean || conflicted != tc.conflic {
+			t.Errorf("[%d, %d): plan %v (%d clean, %d conflicted), want %v (%d, %d)", tc.from, tc.to, show(plan), clean, conflicted, show(tc.plan), tc.clean, tc.conflic)
+		}
+	}
+}
+
+func show(p map[string]*assignment) map[string]assignment {
+	m := map[string]assignment{}
+	for k, v := range p {
+		m[k] = *v
+	}
+	return m
+}
+
+// partRecords are n connections between few hosts (both directions of
+// most, symptoms for the pair context, FTP control connections
+// announcing data ports) starting in [t0, t0+span).
+func partRecords(rng *rand.Rand, n int, t0, span int64) []flow.Record {
+	host := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(i / 200), byte(i%200 + 1)}) }
+	var recs []flow.Record
+	for c := 0; c < n; c++ {
+		src, dst := host(rng.IntN(30)), host(30+rng.IntN(20))
+		proto := uint8(6)
+		if rng.IntN(3) == 0 {
+			proto = 17
+		}
+		sport, dport := uint16(1024+rng.IntN(3000)), uint16([]int{21, 80, 443, 53, 20001}[rng.IntN(5)])
+		first := t0 + rng.Int64N(span)
+		fwd := flow.Record{Key: flow.Key{Src: src, Dst: dst, Sport: sport, Dport: dport, Proto: proto},
+			Packets: 1 + uint64(rng.IntN(50)), First: first, Last: first + rng.Int64N(int64(20*time.Second)),
+			TCPFlags: 0x12, EndReason: flow.EndIdle}
+		fwd.Octets = fwd.Packets * 500
+		switch rng.IntN(5) {
+		case 0:
+			fwd.Symptoms = []flow.SymptomCount{{ID: uint16(1 + rng.IntN(3)), Count: 2}}
+		case 1:
+			if dport == 21 {
+				fwd.App.FTPData = "20001"
+			}
+		}
+		rev := fwd
+		rev.Src, rev.Dst, rev.Sport, rev.Dport = fwd.Dst, fwd.Src, fwd.Dport, fwd.Sport
+		rev.Packets, rev.Octets, rev.Symptoms, rev.App = 1+uint64(rng.IntN(70)), 0, nil, flow.App{}
+		rev.Octets = rev.Packets * 900
+		recs = append(recs, fwd)
+		if rng.IntN(5) != 0 {
+			recs = append(recs, rev)
+		}
+	}
+	return recs
+}
+
+// TestWorkerParts: two workers, the second joining after the first
+// stored a first export (so partitions moved between them), then a
+// rest of the first export (the other direction of many connections)
+// and a second export later in time. The report the workers and the
+// reporter make together (Report) equals, byte for byte, the report over
+// all records gathered into one store (Gather), over the whole time
+// (some partitions consolidated at the workers, the moved ones at the
+// reporter), over the second export's time (all at the workers: the
+// first worker holds nothing then), over the first's, and with filters.
+func TestWorkerParts(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	run := func(name string) *Worker {
+		w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return w
+	}
+	g := NewIngest(js, nil)
+	origins := []collector.Origin{
+		{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1},
+		{Exporter: netip.MustParseAddrPort("192.0.2.2:4739"), Domain: 3},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	send := func(recs []flow.Record) {
+		// Each record by one probe, some by both (duplicates).
+		var by [2][]flow.Record
+		for i := range recs {
+			k := rng.IntN(2)
+			by[k] = append(by[k], recs[i])
+			if rng.IntN(6) == 0 {
+				by[1-k] = append(by[1-k], recs[i])
+			}
+		}
+		for i, o := range origins {
+			g.Consume(o, by[i])
+		}
+		g.FlushAll()
+	}
+	workers := []*Worker{run("w1")}
+	stored := func() uint64 {
+		n := uint64(0)
+		for _, w := range workers {
+			n += w.Stored.Load()
+		}
+		return n
+	}
+	waitStored := func(n uint64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for stored() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("workers stored %d of %d", stored(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitOwned := func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, all := 0, true
+			for _, w := range workers {
+				o := len(w.Owned())
+				n += o
+				all = all && o > 0
+			}
+			if n == Partitions && all {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partitions owned: %d", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitOwned()
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	waitAll := func() {
+		for p := g.Published.Load(); stored() < p || g.inFlight.Load() > 0; p = g.Published.Load() {
+			waitStored(p)
+		}
+	}
+	// The first export holds back a third of its records (the other
+	// direction of many connections, the continuation of a few), sent
+	// after the second worker joined: connections then span two
+	// workers.
+	var early, late []flow.Record
+	for _, r := range partRecords(rng, 1500, t0, int64(5*time.Minute)) {
+		if rng.IntN(3) == 0 {
+			late = append(late, r)
+		} else {
+			early = append(early, r)
+		}
+	}
+	send(early)
+	waitAll()
+	first := stored()
+	workers = append(workers, run("w2"))
+	waitOwned()
+	t1 := t0 + int64(10*time.Minute)
+	send(append(late, partRecords(rng, 1500, t1, int64(5*time.Minute))...))
+	waitAll()
+	if stored() == first {
+		t.Fatal("the second export stored nothing")
+	}
+
+	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+	for _, tc := range []struct {
+		args          []string
+		allAtWorkers  bool
+		someAtCentral bool
+	}{
+		{nil, false, true},
+		{[]string{"--from", ts(t1)}, true, false},
+		{[]string{"--from", ts(t1 + int64(2*time.Minute)), "--to", ts(t1 + int64(4*time.Minute))}, true, false},
+		{[]string{"--to", ts(t0 + int64(2*time.Minute))}, false, true},
+		{[]string{"--by", "host", "--order", "bytes", "--limit", "40", "--offset", "10"}, false, true},
+		{[]string{"--proto", "tcp", "--category", "FTP"}, false, true},
+		{[]string{"--by", "app", "--symptom", "2", "--no-dedup"}, false, true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var p report.Params
+			fs := flag.NewFlagSet("report", flag.ContinueOnError)
+			p.Register(fs)
+			if err := fs.Parse(append([]string{"--format", "json"}, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Check(); err != nil {
+				t.Fatal(err)
+			}
+			// The reference: every record gathered into one store.
+			st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := Gather(ctx, nc, js, st); err != nil {
+				t.Fatal(err)
+			}
+			opts := p.Options()
+			opts.Rules = classify.Default()
+			want, err := report.FromStoreQuery(ctx, st, p.Query, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(rs)
+			var wb, gb bytes.Buffer
+			want.WriteJSON(&wb)
+			got.WriteJSON(&gb)
+			if want.Summary.Biflows == 0 {
+				t.Fatal("no biflows in the reference")
+			}
+			if !bytes.Equal(gb.Bytes(), wb.Bytes()) {
+				g, w := gb.String(), wb.String()
+				for i := range min(len(g), len(w)) {
+					if g[i] != w[i] {
+						t.Fatalf("reports differ at byte %d:\n got %s\nwant %s", i, g[max(0, i-300):min(len(g), i+300)], w[max(0, i-300):min(len(w), i+300)])
+					}
+				}
+				t.Fatalf("reports differ in length: %d, want %d", len(g), len(w))
+			}
+			if rs.Consolidated == 0 {
+				t.Error("no partition consolidated at the workers")
+			}
+			if tc.allAtWorkers && (rs.Central != 0 || rs.Records != 0) {
+				t.Errorf("%d partitions (%d records) at the reporter, want none", rs.Central, rs.Records)
+			}
+			if tc.someAtCentral && rs.Central == 0 {
+				t.Error("no partition at the reporter (none moved between the workers?)")
+			}
+		})
+	}
+}
