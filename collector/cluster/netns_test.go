@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -420,6 +421,22 @@ func TestClusterNetns(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	same(t, got, want)
+	// Again, saying how it was merged: some partitions (those that
+	// stayed with one worker through the kill and the join) were
+	// consolidated at the workers, and the report is still the same.
+	got, stats, err := reportMergeStats(t, miraBin, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(stats)
+	m := mergeStatsRE.FindStringSubmatch(stats)
+	if m == nil {
+		t.Fatalf("mira report --merge-stats said %q", stats)
+	}
+	if n, _ := strconv.Atoi(m[2]); n == 0 {
+		t.Errorf("no biflow consolidated at a worker (%s)", stats)
+	}
+	same(t, got, want)
 	gotPaired := 0
 	for _, b := range got.Biflows {
 		if b.Packets > 0 && b.RPackets > 0 {
@@ -441,6 +458,26 @@ func TestClusterNetns(t *testing.T) {
 }
 
 var storedRE = regexp.MustCompile(`worker stopped.* stored=(\d+)`)
+
+var mergeStatsRE = regexp.MustCompile(`(\d+) partitions consolidated at workers \((\d+) biflows\)`)
+
+// reportMergeStats runs mira report --nats URL --merge-stats: the report
+// and what it said on stderr of its merge.
+func reportMergeStats(t *testing.T, mira, url string) (*report.Report, string, error) {
+	t.Helper()
+	cmd := exec.Command(mira, "report", "--format", "json", "--nats", url, "--merge-stats")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("mira report: %v\n%s", err, stderr.String())
+	}
+	var r report.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, "", fmt.Errorf("mira report: %v", err)
+	}
+	return &r, strings.TrimSpace(stderr.String()), nil
+}
 
 // waitShares waits until the partitions are leased to exactly names, in
 // even shares (floor(32/n) or one more each).
