@@ -16,18 +16,26 @@
 //   - mira-collector --nats NATS_URL --worker --db FILE [--name NAME]: a
 //     consolidation worker (Worker) storing the records of the partitions
 //     it owns in its own bbolt file.
-//   - mira report --nats NATS_URL [...]: asks every worker that ever
-//     stored records for them (request/reply on DumpSubject+name), keeps
-//     one copy of each record identity, adds the announcements and the
-//     summed counters, writes them into a temporary store and reports
-//     from it exactly as `mira report --db` does (MergedStore), so the two
-//     reports have one form and one code path.
+//   - mira report --nats NATS_URL [...]: the report `mira report --db`
+//     would make over a single collector's store (Report): it asks
+//     every worker that ever stored records (WorkerBucket) what it
+//     holds per partition (SpansSubject+name), has each partition held
+//     by one worker in the report's range consolidated there (paired,
+//     deduplicated, named, classified: a report.Part, PartSubject+name),
+//     gathers the records of the other partitions, consolidates them
+//     itself, and assembles the parts (report.Assemble) with the
+//     announcements and the summed counters. --merge-stats says on
+//     stderr how many partitions went which way and the bytes moved.
+//     With --source rollups or auto it still gathers every record into
+//     a temporary store (MergedStore) and reports from it.
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
 //     workers' merged results (View: Gather into a snapshot store,
 //     gathered again by the first request after 2 s), so /api/report,
 //     /api/flows, /api/probes and the UI answer as they would over one
-//     collector's store. /metrics is not served in cluster mode.
+//     collector's store. The view still gathers every record (its
+//     listing of flows needs them). /metrics is not served in cluster
+//     mode.
 //   - --nats embedded: the process also runs an in-process NATS server
 //     with JetStream (Embedded, --nats-listen, files in FILE.nats), a one
 //     box install that other nodes can join.
@@ -35,11 +43,17 @@
 // # Partitions
 //
 // FlowStream has Partitions subjects, mira.flows.0..31. A record's
-// partition is a hash of its canonical connection key (the smaller of the
-// key and its reverse by flow.Key.Compare, VLAN left out), so both
-// directions of a connection, from any probe and through any ingest
-// node, land in one partition and so at one worker. Each partition has
-// one durable pull consumer (part-N, explicit acks, AckWait 5 s).
+// partition is a hash of its address pair (Partition: the two addresses,
+// IPv4-mapped ones as IPv4, the smaller first; ports, protocol and VLAN
+// left out), so every record between two hosts, both directions of
+// every connection between them, from any probe and through any ingest
+// node, lands in one partition and so at one worker. (Until December
+// 2026 the partition was a hash of the canonical connection key; the
+// address pair also brings every biflow a classification reads beside
+// a biflow's own records to the same partition: see the exactness of
+// worker consolidation below. Balance: tools/bench/cluster.sh.) Each
+// partition has one durable pull consumer (part-N, explicit acks,
+// AckWait 5 s).
 //
 // Ownership: every worker renews a membership key in MemberBucket (TTL
 // 4 s) each second and computes, for every partition, the live worker of
@@ -84,16 +98,64 @@
 // counted (Ingest.Unpublished, the report summary's "dropped" collector
 // counter), as are batches still failing after their retries.
 //
+// # Exactness of worker consolidation
+//
+// A report over a store is a function of the records its query selects
+// (the time range, by overlap, the exporter and domain, and the --host,
+// --port and --proto filter; records outside are not context for
+// anything), the origins' announcements, the rules and the options.
+// Over those records, everything one biflow depends on stays within its
+// address pair:
+//
+//   - pairing and duplicate suppression (consolidate, Batch): the
+//     records of one connection key, which has both addresses;
+//     connections complete independently; the duplicate and unscaled
+//     counts add up;
+//   - naming and sampling: each record by its origin and time, from the
+//     announcements, which every worker gets from the reporter;
+//   - classification: the biflow, and the pair context of the biflows
+//     between the same two addresses within classify.PairWindow (pair.*,
+//     ftp_data: an FTP control connection announcing a data connection's
+//     port is between the same two hosts);
+//   - --aggregate, --category, --symptom, --app: each biflow alone.
+//
+// So the report's biflows are the union of what BuildPart makes of each
+// partition's selected records alone (report.TestAssembleParts checks
+// it byte for byte; splitting by connection instead breaks it), and
+// Assemble sums the usage and estimates in one order of the biflows
+// (floating-point sums do not depend on the split). The order of records
+// with equal start times, which pairing can depend on, is by origin and
+// then by a store's order, which within one origin is end time then
+// export order, in the reporter's store and in a worker's Part alike.
+//
+// A partition is consolidated by a worker only when that worker alone
+// holds records of it that the query can select: each worker keeps, per
+// partition (computed from every record it stores, whatever subject it
+// came on), the earliest start and latest end of its records (Span), and
+// the reporter's plan (planParts) calls a partition clean when one
+// worker's span overlaps the range and conflicted when more than one
+// does. Then the clean partition's selected records, deduplicated by
+// identity, are all that worker's: its Part is the one the reporter
+// would make of them. A conflicted partition (moved between workers
+// around the range, after a kill, a restart or a join; or a batch stored
+// by two workers) has its selected records sent by each holder and
+// consolidated by the reporter as before. Records stored while a report
+// is being made may or may not be in it, as before.
+//
+// TestWorkerParts (in process, two workers, partitions moved with
+// connections spanning the move) compares Report with the report over
+// every record gathered, byte for byte, for seven parameter sets, and
+// fails when conflicted partitions are consolidated at each worker;
+// TestClusterNetns, after its kills and join, has 16 of 32 partitions
+// consolidated at workers and the report still equal to the single
+// collector's.
+//
 // # What is not done yet
 //
-// Pairing, classification and usage rollups are made at report time over
-// the merged records (as `mira report --db` does over a single store),
-// not by the workers: partitioning by connection already lets a worker
-// pair its own records, but the report still moves every record from
-// the workers to the reporting process. The workers keep no rollups (a
-// single mira-collector now does), so --source rollups has nothing to
-// read in the merged store and the web UI's views read the records. The
-// records are kept without retention.
+// The workers keep no rollups (a single mira-collector does), so
+// --source rollups has nothing to read in the merged store and the web
+// UI's views and HTTP API gather every record. The records are kept
+// without retention.
 //
 // # Replication and node loss
 //
