@@ -82,9 +82,9 @@ func addObserved(ivs *[]intervalEst, fi uint32, packets, octets uint64, pktInter
 	(*ivs)[len(*ivs)-1].est.AddObserved(packets, octets, pktInterval)
 }
 
-// setDirection adds an observation to one direction; its observed
-// traffic goes to ivs by flow interval.
-func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin, ivs *[]intervalEst) {
+// setDirection adds an observation to one direction (syms and parts are
+// its obsExt's); its observed traffic goes to ivs by flow interval.
+func (b *Biflow) setDirection(o *obs, syms []flow.SymptomCount, parts []part, reverse bool, origins []Origin, ivs *[]intervalEst) {
 	if reverse {
 		b.RPackets = SatAdd(b.RPackets, o.packets)
 		b.ROctets = SatAdd(b.ROctets, o.octets)
@@ -102,7 +102,7 @@ func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin, ivs *[]int
 	if b.Category == 0 {
 		b.Category = o.category
 	}
-	for _, s := range o.symptoms {
+	for _, s := range syms {
 		b.Symptoms = addSymptom(b.Symptoms, s)
 	}
 	if og := origins[o.probe]; !slices.Contains(b.Origins, og) {
@@ -131,11 +131,11 @@ func (b *Biflow) setDirection(o *obs, reverse bool, origins []Origin, ivs *[]int
 	if b.Sampling == 0 || p*q < b.Sampling {
 		b.Sampling = p * q
 	}
-	if o.parts == nil {
+	if len(parts) == 0 {
 		addObserved(ivs, max(o.flowInterval, 1), o.packets, o.octets, o.pktInterval)
 		return
 	}
-	for _, p := range *o.parts {
+	for _, p := range parts {
 		addObserved(ivs, p.flowInterval, p.packets, p.octets, o.pktInterval)
 	}
 }

@@ -192,27 +192,35 @@ func keyOf(r *flow.Record) (connKey, bool) {
 }
 
 // obs is one probe's observation of one direction: its records summed.
+// Observations live in Consolidator.obs (80 bytes each, no pointers);
+// the rare extras (symptoms, parts) in Consolidator.exts.
 type obs struct {
 	packets, octets uint64
 	first, last     int64
 	endAt           int64 // the latest end of a record ended by FIN or RST
-	symptoms        []flow.SymptomCount
 	probe           int32
 	pktInterval     uint32
 	flowInterval    uint32
 	aggregate       uint32
 	records         uint32
+	next            uint32 // the direction's next observation (another probe's); 0: none
+	ext             uint32 // its symptoms and parts (Consolidator.exts); 0: none
 	category        uint16
 	sport, dport    uint16 // as in the record (ICMP type/code kept)
 	vlan            uint16 // of the first record
 	flags           uint8
 	unknown         bool
 	ended           bool // a record ended by FIN or RST was added (endAt)
+}
+
+// obsExt is what an observation holds only when its records have it.
+type obsExt struct {
+	symptoms []flow.SymptomCount
 	// parts splits packets and octets by the flow interval their records
 	// stated, once two records stated different ones (a self-regulating
 	// probe ends every flow when its rate changes, so a connection that
-	// spans a change has records of each rate); nil while all agree.
-	parts *[]part
+	// spans a change has records of each rate); empty while all agree.
+	parts []part
 }
 
 // part is what the records of one flow interval of an observation sum.
@@ -222,15 +230,15 @@ type part struct {
 }
 
 // addPart adds a record's counts to the part of its flow interval.
-func addPart(ps *[]part, fi uint32, packets, octets uint64) {
-	for i := range *ps {
-		if p := &(*ps)[i]; p.flowInterval == fi {
+func addPart(ps []part, fi uint32, packets, octets uint64) []part {
+	for i := range ps {
+		if p := &ps[i]; p.flowInterval == fi {
 			p.packets = SatAdd(p.packets, packets)
 			p.octets = SatAdd(p.octets, octets)
-			return
+			return ps
 		}
 	}
-	*ps = append(*ps, part{fi, packets, octets})
+	return append(ps, part{fi, packets, octets})
 }
 
 func (o *obs) prob() float64 {
@@ -262,38 +270,39 @@ func originLess(a, b Origin) bool {
 	return a.Domain < b.Domain
 }
 
-// entry is one pending connection. Most directions are seen by one
-// probe: the first observation of each direction is kept inline, further
-// probes' (duplicates) in more, allocated only when a second probe sees
-// a direction (a pointer rather than two slice headers saves 40 bytes
-// per pending connection: see BenchmarkPendingMemory). The connections of one key pending at
-// once (port reuse) are listed newest first through older.
-type entry struct {
-	first, last int64
-	seen        int64    // wall clock of the latest record
-	n           [2]uint8 // observations per direction ([0]: a->b, [1]: b->a)
-	one         [2]obs
-	more        *[2][]obs
-	older       *entry
+// conn is one pending connection, in Consolidator.conns (24 bytes, no
+// pointers). Its observations are listed per direction from head, in the
+// order their probes were first seen; most directions are seen by one
+// probe. The connections of one key pending at once (port reuse) are
+// listed newest first through older; the key is the map's
+// (Consolidator.pending), not repeated here. A connection's start and end
+// are its observations' (span).
+type conn struct {
+	seen  int64     // wall clock of the latest record
+	head  [2]uint32 // first observation per direction ([0]: a->b, [1]: b->a)
+	older uint32
 	// app is the application metadata of the connection's records,
-	// merged (mergeApp); allocated only when a record carries some.
-	app *flow.App
-}
-
-func (e *entry) at(d, i int) *obs {
-	if i == 0 {
-		return &e.one[d]
-	}
-	return &e.more[d][i-1]
+	// merged (mergeApp), in Consolidator.apps; 0 until a record carries
+	// some.
+	app uint32
 }
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
+//
+// The pending connections (see BenchmarkPendingMemory) are a map from
+// key to the newest connection's index and slabs of connections,
+// observations and extras, named by uint32 index, rather than pointers
+// to structs holding slices: 24 + 80 bytes per one-direction connection
+// plus its map slot.
 type Consolidator struct {
 	cfg      Config
 	z        float64
-	pending  map[connKey]*entry // newest connection of each key
+	pending  map[connKey]uint32 // newest connection of each key (conns)
 	npending int
-	free     []*entry
+	conns    slab[conn]
+	obs      slab[obs]
+	exts     slab[obsExt]
+	apps     slab[flow.App]
 	probes   map[Origin]int32
 	origins  []Origin
 	opts     map[Origin]ipfix.DomainOptions
@@ -322,7 +331,7 @@ type heldRec struct {
 func New(cfg *Config) *Consolidator {
 	c := &Consolidator{
 		cfg:     cfg.withDefaults(),
-		pending: map[connKey]*entry{},
+		pending: map[connKey]uint32{},
 		probes:  map[Origin]int32{},
 		opts:    map[Origin]ipfix.DomainOptions{},
 		await:   map[string]bool{},
@@ -487,69 +496,99 @@ func (c *Consolidator) add(o Origin, r *flow.Record, unknown bool) {
 	c.addProbe(c.probe(o), r, unknown)
 }
 
+// span returns the start and end of connection e: its observations'
+// earliest start and latest end.
+func (c *Consolidator) span(e *conn) (first, last int64) {
+	first, last = math.MaxInt64, math.MinInt64
+	for d := range e.head {
+		for i := e.head[d]; i != 0; {
+			x := c.obs.at(i)
+			first, last = min(first, x.first), max(last, x.last)
+			i = x.next
+		}
+	}
+	return first, last
+}
+
 // ended reports whether direction d of e is closed for a record of probe
 // p starting at t: an observation of d ended by FIN or RST before t (for
 // another probe's observation, strictly before: two probes see the last
 // packet at the same time).
-func (e *entry) ended(d int, p int32, t int64) bool {
-	for i := 0; i < int(e.n[d]); i++ {
-		x := e.at(d, i)
+func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
+	for i := e.head[d]; i != 0; {
+		x := c.obs.at(i)
 		if x.ended && (t > x.endAt || (t == x.endAt && x.probe == p)) {
 			return true
 		}
+		i = x.next
 	}
 	return false
 }
 
-func (e *entry) has(d int, p int32) bool {
-	for i := 0; i < int(e.n[d]); i++ {
-		if e.at(d, i).probe == p {
+func (c *Consolidator) has(e *conn, d int, p int32) bool {
+	for i := e.head[d]; i != 0; {
+		x := c.obs.at(i)
+		if x.probe == p {
 			return true
 		}
+		i = x.next
 	}
 	return false
 }
 
 // connection returns the pending connection of key k that a record of
 // direction d from probe p belongs to (see the package documentation),
-// or nil when it starts a new one.
-func (c *Consolidator) connection(k connKey, d int, p int32, r *flow.Record) *entry {
+// or 0 when it starts a new one, and the key's newest connection (0:
+// none).
+func (c *Consolidator) connection(k connKey, d int, p int32, r *flow.Record) (found, head uint32) {
 	w := int64(c.cfg.Window)
-	var best, prev *entry
+	var best, prev uint32
 	var bestDist uint64
-	for e, next := c.pending[k], (*entry)(nil); e != nil; e = next {
+	head = c.pending[k]
+	for i, next := head, uint32(0); i != 0; i = next {
+		e := c.conns.at(i)
 		next = e.older
-		if r.First > satAdd(e.last, w) {
+		first, last := c.span(e)
+		if r.First > satAdd(last, w) {
 			if c.cfg.Batch {
 				// Records come in start order: no later record can
 				// join e, so complete it now (bounds a key's list).
-				if prev == nil {
-					if next == nil {
+				if prev == 0 {
+					head = next
+					if next == 0 {
 						delete(c.pending, k)
 					} else {
 						c.pending[k] = next
 					}
 				} else {
-					prev.older = next
+					c.conns.at(prev).older = next
 				}
-				c.emit(k, e)
+				c.emit(k, i)
 				continue
 			}
-			prev = e
+			prev = i
 			continue
 		}
-		prev = e
-		if r.Last < satAdd(e.first, -w) || e.ended(d, p, r.First) {
+		prev = i
+		if r.Last < satAdd(first, -w) || c.ended(e, d, p, r.First) {
 			continue
 		}
-		if e.has(d, p) {
-			return e // continues this probe's observation
+		if c.has(e, d, p) {
+			return i, head // continues this probe's observation
 		}
-		if dist := absDiff(e.first, r.First); best == nil || dist < bestDist {
-			best, bestDist = e, dist
+		if dist := absDiff(first, r.First); best == 0 || dist < bestDist {
+			best, bestDist = i, dist
 		}
 	}
-	return best
+	return best, head
+}
+
+// ext returns o's extras, making them when it has none.
+func (c *Consolidator) ext(o *obs) *obsExt {
+	if o.ext == 0 {
+		o.ext = c.exts.alloc()
+	}
+	return c.exts.at(o.ext)
 }
 
 func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
@@ -558,47 +597,44 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if !fwd {
 		d = 1
 	}
-	e := c.connection(k, d, p, r)
-	if e == nil {
-		if n := len(c.free); n > 0 {
-			e = c.free[n-1]
-			c.free = c.free[:n-1]
-		} else {
-			e = &entry{}
-		}
-		e.first, e.last = r.First, r.Last
-		e.older = c.pending[k]
-		c.pending[k] = e
+	ei, head := c.connection(k, d, p, r)
+	if ei == 0 {
+		ei = c.conns.alloc()
+		c.conns.at(ei).older = head
+		c.pending[k] = ei
 		c.npending++
 	}
-	e.first = min(e.first, r.First)
-	e.last = max(e.last, r.Last)
+	e := c.conns.at(ei)
 	e.seen = c.arrival
-	var ob *obs
-	for i := 0; i < int(e.n[d]); i++ {
-		if x := e.at(d, i); x.probe == p {
+	var ob, tail *obs
+	for i := e.head[d]; i != 0; {
+		x := c.obs.at(i)
+		if x.probe == p {
 			ob = x
 			break
 		}
+		tail = x
+		i = x.next
 	}
 	if ob == nil {
-		nb := obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport, vlan: r.VLAN}
-		if e.n[d] == 0 {
-			e.one[d] = nb
+		oi := c.obs.alloc()
+		ob = c.obs.at(oi)
+		*ob = obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport, vlan: r.VLAN}
+		if tail == nil {
+			e.head[d] = oi
 		} else {
-			if e.more == nil {
-				e.more = new([2][]obs)
-			}
-			e.more[d] = append(e.more[d], nb)
+			tail.next = oi
 		}
-		e.n[d]++
-		ob = e.at(d, int(e.n[d])-1)
 	}
-	if fi, ofi := max(r.SamplingFlowInterval, 1), max(ob.flowInterval, 1); ob.parts == nil && ob.records > 0 && fi != ofi {
-		ob.parts = &[]part{{ofi, ob.packets, ob.octets}}
+	split := ob.ext != 0 && len(c.exts.at(ob.ext).parts) > 0
+	if fi, ofi := max(r.SamplingFlowInterval, 1), max(ob.flowInterval, 1); !split && ob.records > 0 && fi != ofi {
+		x := c.ext(ob)
+		x.parts = append(x.parts, part{ofi, ob.packets, ob.octets})
+		split = true
 	}
-	if ob.parts != nil {
-		addPart(ob.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
+	if split {
+		x := c.exts.at(ob.ext)
+		x.parts = addPart(x.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
 	}
 	ob.packets = SatAdd(ob.packets, r.Packets)
 	ob.octets = SatAdd(ob.octets, r.Octets)
@@ -621,14 +657,17 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		ob.category = r.Category
 	}
 	if !r.App.IsZero() {
-		if e.app == nil {
-			e.app = new(flow.App)
+		if e.app == 0 {
+			e.app = c.apps.alloc()
 		}
-		mergeApp(e.app, &r.App)
+		mergeApp(c.apps.at(e.app), &r.App)
 	}
 	ob.records++
-	for _, s := range r.Symptoms {
-		ob.symptoms = addSymptom(ob.symptoms, s)
+	if len(r.Symptoms) > 0 {
+		x := c.ext(ob)
+		for _, s := range r.Symptoms {
+			x.symptoms = addSymptom(x.symptoms, s)
+		}
 	}
 	c.advance(p, r.Last)
 }
@@ -705,7 +744,7 @@ func (c *Consolidator) maybeSweep() {
 		return
 	}
 	c.swept = wm
-	c.emitWhere(func(e *entry) bool { return satAdd(e.last, w) < wm && c.arrival-e.seen >= w })
+	c.emitWhere(func(e *conn, last int64) bool { return satAdd(last, w) < wm && c.arrival-e.seen >= w })
 	c.releaseHeld(wm - int64(c.cfg.Hold))
 }
 
@@ -734,22 +773,26 @@ func (c *Consolidator) releaseHeld(before int64) {
 func (c *Consolidator) Flush() {
 	c.releaseHeld(math.MaxInt64)
 	type kv struct {
-		k connKey
-		e *entry
+		k     connKey
+		i     uint32
+		first int64
 	}
 	all := make([]kv, 0, c.npending)
 	for k, head := range c.pending {
-		for e := head; e != nil; e = e.older {
-			all = append(all, kv{k, e})
+		for i := head; i != 0; {
+			e := c.conns.at(i)
+			first, _ := c.span(e)
+			all = append(all, kv{k, i, first})
+			i = e.older
 		}
 	}
 	clear(c.pending)
 	// Deterministic output order: by start time, then key.
 	slices.SortFunc(all, func(a, b kv) int {
-		if r := cmp.Compare(a.e.first, b.e.first); r != 0 {
+		if r := cmp.Compare(a.first, b.first); r != 0 {
 			return r
 		}
-		x, y := a.k, b.k
+		x, y := &a.k, &b.k
 		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
 		}
@@ -764,8 +807,8 @@ func (c *Consolidator) Flush() {
 		}
 		return cmp.Compare(x.proto, y.proto)
 	})
-	for _, x := range all {
-		c.emit(x.k, x.e)
+	for i := range all {
+		c.emit(all[i].k, all[i].i)
 	}
 }
 
@@ -777,25 +820,46 @@ func (c *Consolidator) Biflows() []Biflow {
 	return out
 }
 
-// pick applies the duplicate policy to one direction's observations.
-func (c *Consolidator) pick(e *entry, d int) (*obs, int) {
-	n := int(e.n[d])
-	if n == 0 {
+// pick applies the duplicate policy to one direction's observations: the
+// one kept and how many were dropped.
+func (c *Consolidator) pick(e *conn, d int) (*obs, int) {
+	if e.head[d] == 0 {
 		return nil, 0
 	}
-	best := e.at(d, 0)
-	for i := 1; i < n; i++ {
-		if x := e.at(d, i); better(x, best, c.origins) {
+	best := c.obs.at(e.head[d])
+	n := 0
+	for i := best.next; i != 0; n++ {
+		x := c.obs.at(i)
+		if better(x, best, c.origins) {
 			best = x
 		}
+		i = x.next
 	}
-	return best, n - 1
+	return best, n
 }
 
-// emit completes connection e of key k, which the caller has taken out
-// of the pending list, and recycles e.
-func (c *Consolidator) emit(k connKey, e *entry) {
+// symptoms returns o's symptom counts.
+func (c *Consolidator) symptoms(o *obs) []flow.SymptomCount {
+	if o.ext == 0 {
+		return nil
+	}
+	return c.exts.at(o.ext).symptoms
+}
+
+// parts returns o's parts by flow interval (nil when its records all
+// stated one).
+func (c *Consolidator) parts(o *obs) []part {
+	if o.ext == 0 {
+		return nil
+	}
+	return c.exts.at(o.ext).parts
+}
+
+// emit completes connection ei of key k, which the caller has taken out
+// of the pending list, and releases it.
+func (c *Consolidator) emit(k connKey, ei uint32) {
 	c.npending--
+	e := c.conns.at(ei)
 	f, mf := c.pick(e, 0)
 	r, mr := c.pick(e, 1)
 	init, resp := f, r
@@ -815,8 +879,8 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 	if c.cfg.KeepDuplicates {
 		b.Merged = 0
 	}
-	if e.app != nil {
-		b.App = *e.app
+	if e.app != 0 {
+		b.App = *c.apps.at(e.app)
 	}
 	c.ivs = c.ivs[:0]
 	c.setBoth(b, e, di, init, false)
@@ -842,25 +906,48 @@ func (c *Consolidator) emit(k connKey, e *entry) {
 		cp.Origins = slices.Clone(b.Origins)
 		c.out = append(c.out, cp)
 	}
-	more := e.more
-	if more != nil {
-		more[0], more[1] = more[0][:0], more[1][:0]
+	c.release(ei)
+}
+
+// release forgets connection ei and what it holds, keeping the extras'
+// slices for reuse.
+func (c *Consolidator) release(ei uint32) {
+	e := c.conns.at(ei)
+	for d := range e.head {
+		for i := e.head[d]; i != 0; {
+			x := c.obs.at(i)
+			if x.ext != 0 {
+				xe := c.exts.at(x.ext)
+				xe.symptoms, xe.parts = xe.symptoms[:0], xe.parts[:0]
+				c.exts.release(x.ext)
+			}
+			next := x.next
+			*x = obs{}
+			c.obs.release(i)
+			i = next
+		}
 	}
-	*e = entry{more: more}
-	c.free = append(c.free, e)
+	if e.app != 0 {
+		*c.apps.at(e.app) = flow.App{}
+		c.apps.release(e.app)
+	}
+	*e = conn{}
+	c.conns.release(ei)
 }
 
 // setBoth adds direction d's kept observation to b, and with
 // KeepDuplicates the other probes' observations of d too.
-func (c *Consolidator) setBoth(b *Biflow, e *entry, d int, kept *obs, reverse bool) {
-	b.setDirection(kept, reverse, c.origins, &c.ivs)
+func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse bool) {
+	b.setDirection(kept, c.symptoms(kept), c.parts(kept), reverse, c.origins, &c.ivs)
 	if !c.cfg.KeepDuplicates {
 		return
 	}
-	for i := 0; i < int(e.n[d]); i++ {
-		if x := e.at(d, i); x != kept {
-			b.setDirection(x, reverse, c.origins, &c.ivs)
+	for i := e.head[d]; i != 0; {
+		x := c.obs.at(i)
+		if x != kept {
+			b.setDirection(x, c.symptoms(x), c.parts(x), reverse, c.origins, &c.ivs)
 		}
+		i = x.next
 	}
 }
 
@@ -904,29 +991,30 @@ func initiatorFirst(x, y *obs, proto uint8) bool {
 // completes them.
 func (c *Consolidator) CompleteBefore(t int64) {
 	w := int64(c.cfg.Window)
-	c.emitWhere(func(e *entry) bool { return satAdd(e.last, w) < t })
+	c.emitWhere(func(_ *conn, last int64) bool { return satAdd(last, w) < t })
 }
 
 // emitWhere emits (and forgets) every pending connection that done
-// says is complete.
-func (c *Consolidator) emitWhere(done func(*entry) bool) {
+// says is complete (given the connection and its end).
+func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 	for k, head := range c.pending {
-		var prev *entry
-		for e := head; e != nil; {
+		var prev uint32
+		for i := head; i != 0; {
+			e := c.conns.at(i)
 			next := e.older
-			if done(e) {
-				if prev == nil {
+			if _, last := c.span(e); done(e, last) {
+				if prev == 0 {
 					head = next
 				} else {
-					prev.older = next
+					c.conns.at(prev).older = next
 				}
-				c.emit(k, e)
+				c.emit(k, i)
 			} else {
-				prev = e
+				prev = i
 			}
-			e = next
+			i = next
 		}
-		if head == nil {
+		if head == 0 {
 			delete(c.pending, k)
 		} else {
 			c.pending[k] = head
@@ -939,8 +1027,11 @@ func (c *Consolidator) emitWhere(done func(*entry) bool) {
 func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 	for k, head := range c.pending {
 		a, b := k.A(), k.B()
-		for e := head; e != nil; e = e.older {
-			fn(a, b, e.first)
+		for i := head; i != 0; {
+			e := c.conns.at(i)
+			first, _ := c.span(e)
+			fn(a, b, first)
+			i = e.older
 		}
 	}
 }
@@ -952,8 +1043,12 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 // to show the connections still pending.
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
-		pending: make(map[connKey]*entry, len(c.pending)),
-		probes:  maps.Clone(c.probes), origins: slices.Clone(c.origins),
+		pending: maps.Clone(c.pending), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
+		exts: c.exts.clone(func(x *obsExt) {
+			x.symptoms, x.parts = slices.Clone(x.symptoms), slices.Clone(x.parts)
+		}),
+		apps:   c.apps.clone(nil),
+		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),
 		opts: maps.Clone(c.opts), await: maps.Clone(c.await),
 		held:    make(map[Origin][]heldRec, len(c.held)),
 		aggName: maps.Clone(c.aggName), now: c.now, arrival: c.arrival,
@@ -961,34 +1056,6 @@ func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 		usage: map[UsageKey]*Usage{}, asUsage: map[ASKey]*Usage{}}
 	n.cfg.Sink = sink
 	n.keep = sink == nil
-	cloneObs := func(o obs) obs {
-		o.symptoms = slices.Clone(o.symptoms)
-		return o
-	}
-	for k, head := range c.pending {
-		var first, prev *entry
-		for e := head; e != nil; e = e.older {
-			x := &entry{first: e.first, last: e.last, seen: e.seen, n: e.n}
-			for d := 0; d < 2; d++ {
-				x.one[d] = cloneObs(e.one[d])
-			}
-			if e.more != nil {
-				x.more = new([2][]obs)
-				for d := 0; d < 2; d++ {
-					for _, o := range e.more[d] {
-						x.more[d] = append(x.more[d], cloneObs(o))
-					}
-				}
-			}
-			if prev == nil {
-				first = x
-			} else {
-				prev.older = x
-			}
-			prev = x
-		}
-		n.pending[k] = first
-	}
 	for o, h := range c.held {
 		l := make([]heldRec, len(h))
 		for i := range h {
