@@ -270,13 +270,12 @@ func originLess(a, b Origin) bool {
 	return a.Domain < b.Domain
 }
 
-// conn is one pending connection, in Consolidator.conns (24 bytes, no
+// conn is one pending connection, in Consolidator.conns (64 bytes, no
 // pointers). Its observations are listed per direction from head, in the
 // order their probes were first seen; most directions are seen by one
 // probe. The connections of one key pending at once (port reuse) are
-// listed newest first through older; the key is the map's
-// (Consolidator.pending), not repeated here. A connection's start and end
-// are its observations' (span).
+// listed newest first through older. A connection's start and end are
+// its observations' (span).
 type conn struct {
 	seen  int64     // wall clock of the latest record
 	head  [2]uint32 // first observation per direction ([0]: a->b, [1]: b->a)
@@ -285,19 +284,21 @@ type conn struct {
 	// merged (mergeApp), in Consolidator.apps; 0 until a record carries
 	// some.
 	app uint32
+	key connKey
 }
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
 //
-// The pending connections (see BenchmarkPendingMemory) are a map from
-// key to the newest connection's index and slabs of connections,
-// observations and extras, named by uint32 index, rather than pointers
-// to structs holding slices: 24 + 80 bytes per one-direction connection
-// plus its map slot.
+// The pending connections (see BenchmarkPendingMemory) are slabs of
+// connections, observations and extras, named by uint32 index, and an
+// index from key to the newest connection of the key, rather than a map
+// to pointers to structs holding slices: 64 + 80 bytes per one-direction
+// connection plus 8 bytes per slot of the index (at least a quarter of
+// its slots are empty).
 type Consolidator struct {
 	cfg      Config
 	z        float64
-	pending  map[connKey]uint32 // newest connection of each key (conns)
+	pending  index // newest connection of each key (conns)
 	npending int
 	conns    slab[conn]
 	obs      slab[obs]
@@ -331,7 +332,7 @@ type heldRec struct {
 func New(cfg *Config) *Consolidator {
 	c := &Consolidator{
 		cfg:     cfg.withDefaults(),
-		pending: map[connKey]uint32{},
+		pending: newIndex(),
 		probes:  map[Origin]int32{},
 		opts:    map[Origin]ipfix.DomainOptions{},
 		await:   map[string]bool{},
@@ -536,15 +537,15 @@ func (c *Consolidator) has(e *conn, d int, p int32) bool {
 	return false
 }
 
-// connection returns the pending connection of key k that a record of
-// direction d from probe p belongs to (see the package documentation),
-// or 0 when it starts a new one, and the key's newest connection (0:
-// none).
-func (c *Consolidator) connection(k connKey, d int, p int32, r *flow.Record) (found, head uint32) {
+// connection returns the pending connection of the key in slot (its
+// newest connection is head) that a record of direction d from probe p
+// belongs to (see the package documentation), or 0 when it starts a new
+// one, and the key's newest connection then (0: none; then the key's
+// slot was removed when it held one).
+func (c *Consolidator) connection(slot int, head uint32, d int, p int32, r *flow.Record) (found, newest uint32) {
 	w := int64(c.cfg.Window)
 	var best, prev uint32
 	var bestDist uint64
-	head = c.pending[k]
 	for i, next := head, uint32(0); i != 0; i = next {
 		e := c.conns.at(i)
 		next = e.older
@@ -556,14 +557,14 @@ func (c *Consolidator) connection(k connKey, d int, p int32, r *flow.Record) (fo
 				if prev == 0 {
 					head = next
 					if next == 0 {
-						delete(c.pending, k)
+						c.pending.remove(slot)
 					} else {
-						c.pending[k] = next
+						c.pending.setConn(slot, next)
 					}
 				} else {
 					c.conns.at(prev).older = next
 				}
-				c.emit(k, i)
+				c.emit(i)
 				continue
 			}
 			prev = i
@@ -597,11 +598,19 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if !fwd {
 		d = 1
 	}
-	ei, head := c.connection(k, d, p, r)
+	h := c.pending.hash(&k)
+	slot, head := c.find(&k, h)
+	ei, newest := c.connection(slot, head, d, p, r)
 	if ei == 0 {
 		ei = c.conns.alloc()
-		c.conns.at(ei).older = head
-		c.pending[k] = ei
+		x := c.conns.at(ei)
+		x.key, x.older = k, newest
+		if head != 0 && newest == 0 {
+			// connection completed every connection of k and removed
+			// its slot: find where k goes now.
+			slot, _ = c.find(&k, h)
+		}
+		c.pending.put(slot, h, ei)
 		c.npending++
 	}
 	e := c.conns.at(ei)
@@ -773,26 +782,25 @@ func (c *Consolidator) releaseHeld(before int64) {
 func (c *Consolidator) Flush() {
 	c.releaseHeld(math.MaxInt64)
 	type kv struct {
-		k     connKey
 		i     uint32
 		first int64
 	}
 	all := make([]kv, 0, c.npending)
-	for k, head := range c.pending {
-		for i := head; i != 0; {
+	for _, s := range c.pending.slots {
+		for i := uint32(s); i != 0; {
 			e := c.conns.at(i)
 			first, _ := c.span(e)
-			all = append(all, kv{k, i, first})
+			all = append(all, kv{i, first})
 			i = e.older
 		}
 	}
-	clear(c.pending)
+	c.pending.clear()
 	// Deterministic output order: by start time, then key.
 	slices.SortFunc(all, func(a, b kv) int {
 		if r := cmp.Compare(a.first, b.first); r != 0 {
 			return r
 		}
-		x, y := &a.k, &b.k
+		x, y := &c.conns.at(a.i).key, &c.conns.at(b.i).key
 		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
 		}
@@ -808,7 +816,7 @@ func (c *Consolidator) Flush() {
 		return cmp.Compare(x.proto, y.proto)
 	})
 	for i := range all {
-		c.emit(all[i].k, all[i].i)
+		c.emit(all[i].i)
 	}
 }
 
@@ -855,11 +863,12 @@ func (c *Consolidator) parts(o *obs) []part {
 	return c.exts.at(o.ext).parts
 }
 
-// emit completes connection ei of key k, which the caller has taken out
-// of the pending list, and releases it.
-func (c *Consolidator) emit(k connKey, ei uint32) {
+// emit completes connection ei, which the caller has taken out of the
+// pending list, and releases it.
+func (c *Consolidator) emit(ei uint32) {
 	c.npending--
 	e := c.conns.at(ei)
+	k := &e.key
 	f, mf := c.pick(e, 0)
 	r, mr := c.pick(e, 1)
 	init, resp := f, r
@@ -997,7 +1006,14 @@ func (c *Consolidator) CompleteBefore(t int64) {
 // emitWhere emits (and forgets) every pending connection that done
 // says is complete (given the connection and its end).
 func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
-	for k, head := range c.pending {
+	slots := c.pending.slots
+	for si := 0; si < len(slots); {
+		s := slots[si]
+		if s == 0 {
+			si++
+			continue
+		}
+		head := uint32(s)
 		var prev uint32
 		for i := head; i != 0; {
 			e := c.conns.at(i)
@@ -1008,26 +1024,36 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 				} else {
 					c.conns.at(prev).older = next
 				}
-				c.emit(k, i)
+				c.emit(i)
 			} else {
 				prev = i
 			}
 			i = next
 		}
 		if head == 0 {
-			delete(c.pending, k)
-		} else {
-			c.pending[k] = head
+			// Look at slot si again: a later key may have moved into
+			// it (one from the table's start, already looked at, is
+			// looked at again: it was not done and still is not).
+			c.pending.remove(si)
+			continue
 		}
+		if head != uint32(s) {
+			c.pending.setConn(si, head)
+		}
+		si++
 	}
 }
 
 // Pending calls fn with the two endpoint addresses and the start of
 // every pending connection.
 func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
-	for k, head := range c.pending {
+	for _, s := range c.pending.slots {
+		if s == 0 {
+			continue
+		}
+		k := &c.conns.at(uint32(s)).key
 		a, b := k.A(), k.B()
-		for i := head; i != 0; {
+		for i := uint32(s); i != 0; {
 			e := c.conns.at(i)
 			first, _ := c.span(e)
 			fn(a, b, first)
@@ -1043,7 +1069,7 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 // to show the connections still pending.
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
-		pending: maps.Clone(c.pending), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
+		pending: c.pending.clone(), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
 		exts: c.exts.clone(func(x *obsExt) {
 			x.symptoms, x.parts = slices.Clone(x.symptoms), slices.Clone(x.parts)
 		}),

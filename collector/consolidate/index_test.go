@@ -1,0 +1,164 @@
+package consolidate
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/flow"
+)
+
+// TestIndexAgainstMap puts and removes keys whose hashes are drawn from
+// a few values at the start and the end of the table, so that clusters
+// are long and wrap around its end, and checks after every step that
+// the index finds exactly what a map holds.
+func TestIndexAgainstMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	c := New(nil)
+	hashes := []uint32{0, 1, 2, 61, 62, 63, 127, 1023, 1<<31 + 63}
+	type item struct {
+		h  uint32
+		ei uint32
+	}
+	want := map[connKey]item{}
+	keys := make([]connKey, 300)
+	hashOf := map[connKey]uint32{}
+	for i := range keys {
+		keys[i] = newConnKey(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), netip.MustParseAddr("2001:db8::1"), uint16(i), 80, 6)
+		hashOf[keys[i]] = hashes[r.IntN(len(hashes))]
+	}
+	check := func(step int) {
+		t.Helper()
+		for _, k := range keys {
+			_, ei := c.find(&k, hashOf[k])
+			if w := want[k]; ei != w.ei {
+				t.Fatalf("step %d: key %v: index gives connection %d, want %d", step, k.A(), ei, w.ei)
+			}
+		}
+		if c.pending.n != len(want) {
+			t.Fatalf("step %d: %d used slots, %d keys", step, c.pending.n, len(want))
+		}
+	}
+	for step := 0; step < 20000; step++ {
+		k := keys[r.IntN(len(keys))]
+		h := hashOf[k]
+		slot, ei := c.find(&k, h)
+		switch {
+		case ei == 0:
+			ei = c.conns.alloc()
+			c.conns.at(ei).key = k
+			c.pending.put(slot, h, ei)
+			want[k] = item{h, ei}
+		case r.IntN(3) == 0:
+			// A newer connection of the key.
+			n := c.conns.alloc()
+			c.conns.at(n).key = k
+			c.pending.setConn(slot, n)
+			want[k] = item{h, n}
+		default:
+			c.pending.remove(slot)
+			delete(want, k)
+		}
+		if step%37 == 0 || len(want) < 40 {
+			check(step)
+		}
+	}
+	check(-1)
+}
+
+// TestCompleteBeforeSome completes a random part of many pending
+// connections (removing keys from the index while walking it) and checks
+// that exactly that part was completed and the rest still pairs.
+func TestCompleteBeforeSome(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := 0; round < 20; round++ {
+		var got []Biflow
+		c := New(&Config{Window: time.Second, Batch: true, Sink: func(b *Biflow) { got = append(got, *b) }})
+		const n = 3000
+		old := map[uint16]bool{}
+		recs := make([]flow.Record, n)
+		for i := range recs {
+			first := t0 + int64(10*time.Second)
+			if r.IntN(2) == 0 {
+				first = t0
+				old[uint16(i)] = true
+			}
+			recs[i] = flow.Record{Key: flow.Key{Src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}),
+				Dst: netip.AddrFrom4([4]byte{192, 0, 2, 1}), Sport: uint16(i), Dport: 443, Proto: 6},
+				Packets: 1, Octets: 100, First: first, Last: first + int64(time.Second)}
+		}
+		for i := range recs {
+			c.AddRecord(Origin{Probe: "p"}, &recs[i], false)
+		}
+		c.CompleteBefore(t0 + int64(5*time.Second))
+		if len(got) != len(old) || c.Stats().Pending != n-len(old) {
+			t.Fatalf("round %d: %d completed, %d pending; want %d, %d", round, len(got), c.Stats().Pending, len(old), n-len(old))
+		}
+		for _, b := range got {
+			if !old[b.Sport] || b.First != t0 {
+				t.Fatalf("round %d: completed %v:%d starting %d", round, b.Src, b.Sport, b.First-t0)
+			}
+		}
+		got = got[:0]
+		// The reverse of every pending one pairs with it.
+		for i := range recs {
+			if old[uint16(i)] {
+				continue
+			}
+			x := recs[i]
+			x.Src, x.Dst, x.Sport, x.Dport = x.Dst, x.Src, x.Dport, x.Sport
+			c.AddRecord(Origin{Probe: "p"}, &x, false)
+		}
+		c.Flush()
+		if len(got) != n-len(old) || c.Stats().Paired != uint64(n-len(old)) {
+			t.Fatalf("round %d: %d biflows after flush, %d paired; want %d", round, len(got), c.Stats().Paired, n-len(old))
+		}
+	}
+}
+
+// TestCloneIndependent checks that a clone completes the pending
+// connections with everything they hold (application metadata, symptoms,
+// parts by flow interval), and that adding to it leaves the original as
+// it was.
+func TestCloneIndependent(t *testing.T) {
+	mk := func() *Consolidator { return New(&Config{Window: time.Minute}) }
+	a := rec("192.0.2.1", "198.51.100.7", 40001, 443, 10, 1000, 0, time.Second)
+	a.App.ServerName = "example.org"
+	a.Symptoms = []flow.SymptomCount{{ID: 3, Count: 2}}
+	a.SamplingFlowInterval = 4
+	b := a
+	b.First += int64(time.Second)
+	b.Last += int64(time.Second)
+	b.SamplingFlowInterval = 8 // a second part
+	b.App = flow.App{}
+	orig := mk()
+	orig.Add(Origin{Probe: "p"}, []flow.Record{a, b})
+	ref := mk()
+	ref.Add(Origin{Probe: "p"}, []flow.Record{a, b})
+	ref.Flush()
+	want := ref.Biflows()
+
+	cl := orig.Clone(nil)
+	more := a
+	more.First += int64(2 * time.Second)
+	more.Last += int64(2 * time.Second)
+	more.SamplingFlowInterval = 8
+	more.Symptoms = []flow.SymptomCount{{ID: 3, Count: 5}, {ID: 4, Count: 1}}
+	more.App = flow.App{HTTPHost: "other"}
+	cl.Add(Origin{Probe: "p"}, []flow.Record{more})
+	cl.Flush()
+	if g := cl.Biflows(); len(g) != 1 || g[0].App.ServerName != "example.org" || g[0].Packets != 30 || len(g[0].Symptoms) != 2 {
+		t.Fatalf("clone gave %+v", g)
+	}
+	orig.Flush()
+	got := orig.Biflows()
+	if len(got) != 1 || len(want) != 1 {
+		t.Fatalf("%d and %d biflows", len(got), len(want))
+	}
+	g, w := got[0], want[0]
+	if g.App != w.App || g.App.ServerName != "example.org" || g.App.HTTPHost != "" || g.Packets != w.Packets ||
+		g.Est != w.Est || len(g.Symptoms) != 1 || g.Symptoms[0] != (flow.SymptomCount{ID: 3, Count: 4}) {
+		t.Fatalf("original after the clone was added to: %+v, want %+v", g, w)
+	}
+}
