@@ -54,8 +54,28 @@ func BenchmarkConsolidate(b *testing.B) {
 // BenchmarkPendingMemory measures the heap held per pending unpaired
 // flow with one million of them.
 func BenchmarkPendingMemory(b *testing.B) {
+	benchPending(b, false)
+}
+
+// BenchmarkPendingBiflowMemory measures the heap held per pending
+// connection with both directions seen (a biflow waiting for its
+// completion), one million of them.
+func BenchmarkPendingBiflowMemory(b *testing.B) {
+	benchPending(b, true)
+}
+
+func benchPending(b *testing.B, paired bool) {
 	const conns = 1 << 20
 	fwd := benchRecords(conns)
+	var rev []flow.Record
+	if paired {
+		rev = make([]flow.Record, conns)
+		for i := range fwd {
+			r := fwd[i]
+			r.Src, r.Dst, r.Sport, r.Dport = r.Dst, r.Src, r.Dport, r.Sport
+			rev[i] = r
+		}
+	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var m0, m1 runtime.MemStats
@@ -65,12 +85,19 @@ func BenchmarkPendingMemory(b *testing.B) {
 		for j := 0; j < conns; j += 256 {
 			c.Add(Origin{Probe: "a"}, fwd[j:j+256])
 		}
+		for j := 0; j < len(rev); j += 256 {
+			c.Add(Origin{Probe: "b"}, rev[j:j+256])
+		}
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		if c.Stats().Pending != conns {
 			b.Fatalf("pending %d", c.Stats().Pending)
 		}
-		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/conns, "B/pending-flow")
+		unit := "B/pending-flow"
+		if paired {
+			unit = "B/pending-biflow"
+		}
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/conns, unit)
 		runtime.KeepAlive(c)
 	}
 }
