@@ -732,7 +732,23 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	if !e.seqKnown {
 		e.seqKnown, e.nextSeq, e.off = true, seq, unknownOffset
 	}
-	if d := int32(seq - e.nextSeq); d < 0 {
+	d := int32(seq - e.nextSeq)
+	done := 0 // bytes of pl already scanned
+	if d == 0 && len(pl) >= 5 && pl[0] >= 20 && pl[0] <= 22 && pl[1] == 3 {
+		// An in-order segment opening a TLS record: a handshake flight
+		// whose ciphertext starts in this segment is scanned up to its
+		// first application-data record, then the direction is bypassed.
+		if k := db.TLSAppDataAt(pl); k > 0 {
+			t.scanned(e, db.Scan(&e.st, &e.counts, pl[:k], e.off))
+			if db.Encrypted(&e.counts, pl[k:]) {
+				e.noScan = true
+				t.stats.ScanBypassed++
+				return
+			}
+			done = k // no handshake seen: the rest is scanned on
+		}
+	}
+	if d < 0 {
 		// Retransmission or overlap: scan only bytes not seen yet.
 		if -int64(d) >= int64(len(pl)) {
 			t.stats.ScanRetrans++
@@ -747,7 +763,7 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 		e.off += uint64(d)
 		e.nextSeq = seq
 	}
-	t.scanned(e, db.Scan(&e.st, &e.counts, pl, e.off))
+	t.scanned(e, db.Scan(&e.st, &e.counts, pl[done:], e.off+uint64(done)))
 	adv := uint32(len(pl))
 	if len(pl) < p.PayloadLen && len(p.Payload) == len(pl) {
 		// Snapped segment: the rest was not captured.

@@ -190,6 +190,28 @@ func TestScanTLSBypass(t *testing.T) {
 	if r.ScannedOctets != uint64(len(hello)) {
 		t.Errorf("record: %d octets scanned, want %d", r.ScannedOctets, len(hello))
 	}
+	// A flight whose ciphertext starts inside its first segment (TLS 1.3
+	// ServerHello, ChangeCipherSpec, encrypted records) is scanned up to
+	// the application-data record, then bypassed.
+	flight := hello + "\x14\x03\x03\x00\x01\x01" + appData
+	r, st = tlsRecord(t, tlsDB, flight, "GET / more")
+	if len(r.Symptoms) != 1 || r.Symptoms[0].ID != 1 || r.Symptoms[0].Count != 1 {
+		t.Errorf("flight: symptoms %v, want the handshake only", r.Symptoms)
+	}
+	if want := uint64(len(hello) + 6); st.ScanBypassed != 1 || r.ScannedOctets != want {
+		t.Errorf("flight: bypassed %d, %d octets scanned; want 1, %d", st.ScanBypassed, r.ScannedOctets, want)
+	}
+	// The same flight without a handshake the database knows is scanned
+	// whole, and on.
+	r, st = tlsRecord(t, tlsDB, "\x16\x03\x01\x00\x05hello"+"\x14\x03\x03\x00\x01\x01"+appData, "GET / more")
+	if count(r) != 2 || st.ScanBypassed != 0 {
+		t.Errorf("flight without handshake: %v, bypassed %d; want 2 GET /, none bypassed", r.Symptoms, st.ScanBypassed)
+	}
+	// Records that run past the segment leave it scanned.
+	r, st = tlsRecord(t, tlsDB, hello+"\x16\x03\x03\x40\x00GET / in a certificate", appData)
+	if count(r) != 2 || st.ScanBypassed != 1 {
+		t.Errorf("long record: %v, bypassed %d; want the handshake and GET /, then bypassed", r.Symptoms, st.ScanBypassed)
+	}
 	// Without a handshake, a segment that looks like application data is
 	// scanned like any other.
 	r, st = tlsRecord(t, tlsDB, appData)

@@ -105,6 +105,31 @@ func (db *DB) Encrypted(c *Counts, payload []byte) bool {
 		c.Get(db.tlsID) > 0
 }
 
+// TLSAppDataAt follows the TLS records of payload, which starts at a record
+// boundary, and returns the offset of the first application-data record
+// header within it (content type 23, version 3.x), or -1 when the records
+// stop before one, a header is not TLS (content types 20-23) or the
+// database has no tls_bypass. A server's first flight (ServerHello,
+// ChangeCipherSpec, then encrypted records) and a client's second
+// (ChangeCipherSpec, Finished) reach their ciphertext in their first
+// segment, which never starts with an application-data record.
+func (db *DB) TLSAppDataAt(payload []byte) int {
+	if db.tlsID == 0 {
+		return -1
+	}
+	for i := 0; i+5 <= len(payload); {
+		t := payload[i]
+		if t < 20 || t > 23 || payload[i+1] != 3 || payload[i+2] > 4 {
+			return -1
+		}
+		if t == 23 {
+			return i
+		}
+		i += 5 + (int(payload[i+3])<<8 | int(payload[i+4]))
+	}
+	return -1
+}
+
 // Stats describes the compiled matcher.
 type Stats struct {
 	Patterns   int // patterns as written

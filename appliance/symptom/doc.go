@@ -24,7 +24,9 @@
 // first payload byte of the direction, as in Snort). A top-level scan_limit
 // bounds the bytes scanned per direction; a top-level tls_bypass names the
 // symptom of a TLS handshake, after which the meter stops scanning a
-// direction at its first TLS application-data record (DB.Encrypted). Errors name the file, line,
+// direction at its first TLS application-data record (DB.Encrypted), found
+// at the start of an in-order segment or by following the records of a
+// segment that starts at one (DB.TLSAppDataAt). Errors name the file, line,
 // symptom and pattern and wrap ErrSyntax.
 //
 // # Matching

@@ -207,3 +207,34 @@ func FuzzPinned(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTLSAppDataAt: the record walk never panics, and what it returns is
+// -1 or the header of an application-data record reached by whole TLS
+// records from the start.
+func FuzzTLSAppDataAt(f *testing.F) {
+	f.Add([]byte("\x16\x03\x03\x00\x02hi\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x10"))
+	f.Add([]byte("\x16\x03\x01\xff\xff"))
+	f.Add([]byte("\x17\x03\x03\x00\x00"))
+	db, err := Parse("tls.yaml", []byte("version: 1\ntls_bypass: T\nsymptoms:\n  - name: T\n    description: t\n    patterns:\n      - {content: \"|16 03|\", anchor: start}\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		k := db.TLSAppDataAt(p)
+		if k == -1 {
+			return
+		}
+		if k < 0 || k+5 > len(p) || p[k] != 23 || p[k+1] != 3 || p[k+2] > 4 {
+			t.Fatalf("offset %d in %x is no application-data header", k, p)
+		}
+		for i := 0; i < k; {
+			if p[i] < 20 || p[i] > 22 {
+				t.Fatalf("offset %d: record type %d before the application data at %d", i, p[i], k)
+			}
+			i += 5 + (int(p[i+3])<<8 | int(p[i+4]))
+			if i > k {
+				t.Fatalf("a record runs past the application data at %d", k)
+			}
+		}
+	})
+}
