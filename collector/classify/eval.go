@@ -81,25 +81,41 @@ func clampInt(v uint64) int {
 	return int(v)
 }
 
-// env fills an evaluation environment for b.
-func (r *Rules) env(b *Input, ctx Context) map[string]any {
-	pair := ctx.Pair
-	env := maps.Clone(r.proto)
-	if env == nil {
-		env = r.newEnv()
+// evalEnv is one evaluation's environment, reused through Rules.envs:
+// building a map of every name per biflow (and the symptoms map in it)
+// was most of the cost of classifying at ingest (BENCHMARKS.md).
+type evalEnv struct {
+	env   map[string]any
+	syms  map[string]int // the "symptoms" map
+	empty map[string]int // "pair" when there is no context (stays empty: expr cannot assign)
+	set   []string       // symptom variables set to a count, back to 0 after
+	vm    vm.VM          // its stack is reused
+}
+
+// env fills an evaluation environment for b; put gives it back once
+// the rules have run.
+func (r *Rules) env(b *Input, ctx Context) *evalEnv {
+	e, _ := r.envs.Get().(*evalEnv)
+	if e == nil {
+		e = &evalEnv{env: maps.Clone(r.proto), syms: map[string]int{}, empty: map[string]int{}}
+		if e.env == nil {
+			e.env = r.newEnv()
+		}
 	}
-	syms := make(map[string]int, len(b.Symptoms))
+	env := e.env
 	total := 0
 	for name, n := range b.Symptoms {
 		c := clampInt(n)
-		syms[name] = c
+		e.syms[name] = c
 		total += c
 		if _, ok := env[name]; ok && !reserved[name] {
 			env[name] = c
+			e.set = append(e.set, name)
 		}
 	}
+	pair := ctx.Pair
 	if pair == nil {
-		pair = map[string]int{}
+		pair = e.empty
 	}
 	env["proto"] = int(b.Proto)
 	env["sport"] = int(b.Sport)
@@ -111,13 +127,26 @@ func (r *Rules) env(b *Input, ctx Context) map[string]any {
 	env["bytes"] = clampInt(b.Octets + b.ROctets)
 	env["duration"] = float64(b.Last-b.First) / 1e9
 	env["total"] = total
-	env["symptoms"] = syms
+	env["symptoms"] = e.syms
 	env["pair"] = pair
 	env["aggregate"] = b.Aggregate
 	if ctx.FTPData {
 		env["ftp_data"] = 1
 	}
-	return env
+	return e
+}
+
+// put resets what env set for one biflow (every other name is set by
+// each evaluation) and keeps e for the next.
+func (r *Rules) put(e *evalEnv) {
+	for _, name := range e.set {
+		e.env[name] = 0
+	}
+	e.set = e.set[:0]
+	clear(e.syms)
+	e.env["ftp_data"] = 0
+	e.env["pair"] = e.empty
+	r.envs.Put(e)
 }
 
 // Context is what the other biflows of a report say of one (Index):
@@ -139,13 +168,13 @@ func (r *Rules) Match(b *Input, pair map[string]int) (string, bool, error) {
 
 // MatchContext is Match with the whole context of the other biflows.
 func (r *Rules) MatchContext(b *Input, ctx Context) (string, bool, error) {
-	env := r.env(b, ctx)
+	e := r.env(b, ctx)
+	defer r.put(e)
+	env := e.env
 	var first error
-	// One VM for the rules of this biflow: its stack is reused.
-	var machine vm.VM
 	for i := range r.rules {
 		ru := &r.rules[i]
-		v, err := machine.Run(ru.prog, env)
+		v, err := e.vm.Run(ru.prog, env)
 		if err != nil {
 			if first == nil {
 				first = &Error{File: r.file, Line: ru.Line, Rule: i + 1, Category: ru.Category, Err: fmt.Errorf("evaluate: %v", oneLine(err))}

@@ -72,6 +72,8 @@ type Rules struct {
 	// each evaluation starts from a copy (cheaper than building it).
 	proto   map[string]any
 	usePair bool
+	// envs holds evaluation environments for reuse (*evalEnv).
+	envs sync.Pool
 }
 
 // reserved are the names that are not symptoms.
