@@ -6,15 +6,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/collector/config"
+	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/server"
 	"github.com/mira-project/mira/collector/service"
 )
@@ -38,11 +43,16 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 	}
 	var rules *classify.Rules
 	var services *service.List
+	var rulesYAML []byte // nil: the embedded rules
 	if cfg.HTTP != "" {
 		rules, services = classify.Default(), service.Default()
 		var err error
 		if cfg.Rules != "" {
 			if rules, err = classify.Load(cfg.Rules); err != nil {
+				fmt.Fprintln(stderr, "mira-collector:", err)
+				return 2
+			}
+			if rulesYAML, err = os.ReadFile(cfg.Rules); err != nil {
 				fmt.Fprintln(stderr, "mira-collector:", err)
 				return 2
 			}
@@ -99,6 +109,25 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 	// One role failing stops the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// /metrics (on --http and --metrics): the ingest node's and the
+	// worker's counters.
+	metrics := &cluster.Metrics{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics)
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			log.Error("metrics", "err", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metricsHandler)
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go msrv.Serve(ln)
+		defer msrv.Close()
+		log.Info("metrics", "addr", ln.Addr().String())
+	}
 	if cfg.HTTP != "" {
 		// The HTTP API and web UI over the workers' merged results,
 		// gathered again when more than 2 s old.
@@ -110,7 +139,19 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		defer os.RemoveAll(dir)
 		view := &cluster.View{NC: nc, JS: js, Dir: dir, MaxAge: 2 * time.Second}
 		defer view.Close()
-		srv, err := server.NewHTTPServer(cfg, server.APIConfig{Acquire: view.Acquire, Rules: rules, Services: services, ASFile: cfg.AS}, nil)
+		// /api/report (source records) is made by the workers and this
+		// process together (cluster.Report); the rest reads the view.
+		reportFn := func(ctx context.Context, p *report.Params) (*report.Report, error) {
+			p.ServicesFile, p.Services = cfg.Services, services
+			d, err := os.MkdirTemp(dir, "report-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(d)
+			rep, _, err := cluster.Report(ctx, nc, js, p, rulesYAML, d)
+			return rep, err
+		}
+		srv, err := server.NewHTTPServer(cfg, server.APIConfig{Acquire: view.Acquire, Report: reportFn, Rules: rules, Services: services, ASFile: cfg.AS}, metricsHandler)
 		if err != nil {
 			log.Error("http", "err", err)
 			return 2
@@ -134,7 +175,7 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := cluster.RunIngest(ctx, cfg, js, log, nil)
+			err := cluster.RunIngestMetrics(ctx, cfg, js, log, nil, metrics)
 			if err != nil {
 				cancel()
 			}
@@ -151,6 +192,7 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 			log.Error("worker", "err", err)
 			return 2
 		}
+		metrics.SetWorker(w)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -341,8 +342,13 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	metricsPort := freePort(t)
 	worker := func(name string) *proc {
-		return start(t, name, collBin, "--nats", url, "--worker", "--db", filepath.Join(dir, name+".db"))
+		args := []string{"--nats", url, "--worker", "--db", filepath.Join(dir, name+".db")}
+		if name == "wa" {
+			args = append(args, "--metrics", fmt.Sprintf("127.0.0.1:%d", metricsPort))
+		}
+		return start(t, name, collBin, args...)
 	}
 	wa, wb := worker("wa"), worker("wb")
 	waitLeases(t, js, map[string]bool{"wa": true, "wb": true})
@@ -445,10 +451,65 @@ func TestCluster(t *testing.T) {
 	if flowList.Summary.Flows != n || len(flowList.Flows) != 5 {
 		t.Errorf("/api/flows?limit=5: %d records listed of %d; want 5 of %d", len(flowList.Flows), flowList.Summary.Flows, n)
 	}
+	// /metrics in cluster mode: the first ingest node (on --http)
+	// published every record it decoded; worker wa (on --metrics)
+	// stored records and holds partitions.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		m, err := scrape(api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, pub := m["mira_collector_records_total"], m["mira_cluster_published_records_total"]
+		if rec > 0 && pub == rec && m["mira_cluster_unpublished_records_total"] == 0 {
+			t.Logf("ingest node 0: %v records decoded and published", rec)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest node /metrics: %v records decoded, %v published, %v unpublished", rec, pub, m["mira_cluster_unpublished_records_total"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["mira_cluster_worker_stored_records_total"] == 0 || m["mira_cluster_worker_partitions"] == 0 || m["mira_cluster_worker_partitions"] > cluster.Partitions {
+		t.Errorf("worker wa /metrics: %v records stored, %v partitions", m["mira_cluster_worker_stored_records_total"], m["mira_cluster_worker_partitions"])
+	}
+	t.Logf("worker wa: %v records stored, %v partitions", m["mira_cluster_worker_stored_records_total"], m["mira_cluster_worker_partitions"])
 	for _, g := range ingest {
 		g.stop(t)
 	}
 	wb.stop(t)
+}
+
+// scrape reads a Prometheus text page: the value of each metric without
+// labels.
+func scrape(url string) (map[string]float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			m[name] = f
+		}
+	}
+	return m, nil
 }
 
 func flows(r *report.Report) int {

@@ -272,6 +272,12 @@ func (g *Ingest) stats(c collector.Stats) store.Stats {
 // then it waits (up to 30 s) for JetStream to acknowledge what it
 // published. addrs, when not nil, receives the bound addresses.
 func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr) error {
+	return RunIngestMetrics(ctx, cfg, js, log, addrs, nil)
+}
+
+// RunIngestMetrics is RunIngest reporting its counters to m (when not
+// nil).
+func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr, m *Metrics) error {
 	g := NewIngest(js, log)
 	allow, err := cfg.AllowPrefixes()
 	if err != nil {
@@ -282,6 +288,9 @@ func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStrea
 		MaxSessionTemplates: lim.TemplatesPerExporter, MaxTemplates: lim.Templates,
 		MaxSessionDomains: lim.DomainsPerExporter, MaxUDPSessions: lim.UDPExporters,
 		TemplateLifetime: lim.TemplateLifetime, MaxConnections: lim.TCPConnections})
+	if m != nil {
+		m.SetIngest(g, coll)
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var bound []net.Addr

@@ -40,6 +40,10 @@ type APIConfig struct {
 	// (a cluster's merged snapshot, collector/cluster.View); release is
 	// called when the request is answered.
 	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
+	// Report, when set, answers /api/report with source=records without
+	// a store: a cluster's workers consolidate (collector/cluster.Report).
+	// p is checked; the rules, services and AS table are the server's.
+	Report func(ctx context.Context, p *report.Params) (*report.Report, error)
 }
 
 // API serves the data of `mira report` and `mira flows` as an HTTP API:
@@ -55,7 +59,11 @@ type APIConfig struct {
 // with {"error": "..."}.
 func API(cfg APIConfig) http.Handler {
 	mux := http.NewServeMux()
-	serve := func(run func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
+	// serve answers a request with run over the request's store, or with
+	// direct when it is set and says it handled the request (its errors
+	// are bad parameters when a paramError, else a failure to answer).
+	type directFunc func(ctx context.Context, args []string, buf *bytes.Buffer) (handled bool, err error)
+	serveDirect := func(direct directFunc, run func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				w.Header().Set("Allow", "GET, HEAD")
@@ -87,16 +95,32 @@ func API(cfg APIConfig) http.Handler {
 			if cfg.Before != nil {
 				cfg.Before()
 			}
-			st, release, err := web.AcquireStore(r.Context(), cfg.Store, cfg.Acquire)
-			if err != nil {
-				httpError(w, http.StatusServiceUnavailable, err.Error())
-				return
-			}
-			defer release()
 			var buf bytes.Buffer
-			if err := run(r.Context(), st, args, &buf); err != nil {
-				httpError(w, http.StatusBadRequest, err.Error())
-				return
+			handled := false
+			if direct != nil {
+				var err error
+				handled, err = direct(r.Context(), args, &buf)
+				var pe paramError
+				if errors.As(err, &pe) {
+					httpError(w, http.StatusBadRequest, err.Error())
+					return
+				}
+				if err != nil {
+					httpError(w, http.StatusServiceUnavailable, err.Error())
+					return
+				}
+			}
+			if !handled {
+				st, release, err := web.AcquireStore(r.Context(), cfg.Store, cfg.Acquire)
+				if err != nil {
+					httpError(w, http.StatusServiceUnavailable, err.Error())
+					return
+				}
+				defer release()
+				if err := run(r.Context(), st, args, &buf); err != nil {
+					httpError(w, http.StatusBadRequest, err.Error())
+					return
+				}
 			}
 			switch format {
 			case "json":
@@ -109,7 +133,10 @@ func API(cfg APIConfig) http.Handler {
 			w.Write(buf.Bytes())
 		}
 	}
-	mux.HandleFunc("/api/report", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
+	serve := func(run func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error) http.HandlerFunc {
+		return serveDirect(nil, run)
+	}
+	reportParams := func(args []string) (*report.Params, error) {
 		if cfg.ASFile != "" {
 			args = append(args, "--as", cfg.ASFile)
 		}
@@ -117,9 +144,30 @@ func API(cfg APIConfig) http.Handler {
 		fs := flag.NewFlagSet("/api/report", flag.ContinueOnError)
 		p.Register(fs)
 		if err := parseParams(fs, args); err != nil {
-			return err
+			return nil, err
 		}
-		if err := p.Check(); err != nil {
+		return &p, p.Check()
+	}
+	var direct directFunc
+	if cfg.Report != nil {
+		direct = func(ctx context.Context, args []string, buf *bytes.Buffer) (bool, error) {
+			p, err := reportParams(args)
+			if err != nil {
+				return false, paramError{err}
+			}
+			if p.Source != "" && p.Source != report.SourceRecords {
+				return false, nil
+			}
+			rep, err := cfg.Report(ctx, p)
+			if err != nil {
+				return false, err
+			}
+			return true, rep.Write(buf, p.Format)
+		}
+	}
+	mux.HandleFunc("/api/report", serveDirect(direct, func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
+		p, err := reportParams(args)
+		if err != nil {
 			return err
 		}
 		opts := p.Options()
@@ -189,6 +237,9 @@ func withRules(o report.Options, r *classify.Rules) report.Options {
 }
 
 // parseParams parses the flags the query parameters became.
+// paramError is a request's bad parameter.
+type paramError struct{ error }
+
 func parseParams(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {

@@ -20,6 +20,13 @@
 # acknowledged), with the wall time of that drain. Then the records each
 # worker stored and the partitions it held (balance), and the merged
 # report's record count against the single collector's.
+#
+# Then `mira report --nats --format json` REPORT_ROUNDS times (default
+# 1): its wall time, its CPU, the workers' CPU while it ran, and the
+# bytes the NATS server received meanwhile (varz in_bytes: what the
+# workers sent). With MIRA_BASE=PATH (a mira binary of another commit,
+# e.g. before worker consolidation) each round runs that binary's
+# report too, interleaved, and compares the two JSON outputs.
 set -eu
 cd "$(dirname "$0")/../.."
 RATE=${2:-500}
@@ -119,6 +126,29 @@ wall=$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')
 r0=$(now)
 merged=$("$WORK/mira" report --nats $URL --format json --limit 1 2>/dev/null | jq .summary.flows || echo "?")
 report_wall=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
+# inbytes: bytes the NATS servers received, summed.
+inbytes() { t=0; for k in $(seq 0 $((NATS_NODES - 1))); do t=$((t + $(curl -sf "http://127.0.0.1:$((mport + 10 * k))/varz" | jq .in_bytes))); done; echo $t; }
+wcpu() { t=0; for p in $wpids; do t=$((t + $(cpu $p))); done; echo $t; }
+# timed_report LABEL BIN: one report, measured.
+timed_report() {
+	b0=$(inbytes); w0=$(wcpu); r0=$(now)
+	/usr/bin/time -f "%U %S" -o "$WORK/report.time" "$2" report --nats $URL --format json --limit 0 ${3:-} >"$WORK/report-$1.json" 2>"$WORK/report-$1.err"
+	rw=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
+	echo "report $1: wall ${rw}s, reporter cpu $(awk '{printf "%.2f", $1+$2}' "$WORK/report.time")s, workers cpu $(secs "$w0" "$(wcpu)")s, NATS in $(($(inbytes) - b0)) bytes, $(jq .summary.flows "$WORK/report-$1.json") records, $(jq .summary.biflows "$WORK/report-$1.json") biflows $(grep 'merged report' "$WORK/report-$1.err" | sed 's/^merged report: //')"
+}
+for round in $(seq 1 "${REPORT_ROUNDS:-1}"); do
+	if [ -n "${MIRA_BASE:-}" ]; then
+		timed_report base "$MIRA_BASE"
+		timed_report new "$WORK/mira" --merge-stats
+		if cmp -s "$WORK/report-base.json" "$WORK/report-new.json"; then
+			echo "round $round: reports identical"
+		else
+			echo "round $round: reports differ (summary identical: $(jq -S .summary "$WORK/report-base.json" | cmp -s - "$(jq -S .summary "$WORK/report-new.json" >"$WORK/s.json"; echo "$WORK/s.json")" && echo yes || echo no))"
+		fi
+	else
+		timed_report new "$WORK/mira" --merge-stats
+	fi
+done
 kill -TERM $ig && wait $ig || true
 for p in $wpids; do kill -TERM "$p"; wait "$p" || true; done
 published=$(sed -n 's/.*ingest stopped.* published=\([0-9]*\).*/\1/p' "$WORK/ingest.log")

@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mira-project/mira/collector"
+)
+
+// Metrics is the Prometheus collector of a mira-collector in cluster
+// mode: the ingest node's collector counters (the names a single
+// mira-collector uses) and publication counters, and the worker's
+// storage counters and partitions, each once its role has started
+// (SetIngest, SetWorker).
+type Metrics struct {
+	ingest atomic.Pointer[ingestNode]
+	worker atomic.Pointer[Worker]
+}
+
+type ingestNode struct {
+	g    *Ingest
+	coll *collector.Collector
+}
+
+// SetIngest makes m report the ingest node g with its collecting
+// process coll.
+func (m *Metrics) SetIngest(g *Ingest, coll *collector.Collector) {
+	m.ingest.Store(&ingestNode{g, coll})
+}
+
+// SetWorker makes m report worker w.
+func (m *Metrics) SetWorker(w *Worker) { m.worker.Store(w) }
+
+var (
+	mMessages    = prometheus.NewDesc("mira_collector_messages_total", "IPFIX messages received.", nil, nil)
+	mRecords     = prometheus.NewDesc("mira_collector_records_total", "Flow records decoded.", nil, nil)
+	mLost        = prometheus.NewDesc("mira_collector_lost_records_total", "Records lost in transit, from IPFIX sequence numbers.", nil, nil)
+	mMalformed   = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
+	mSockDrops   = prometheus.NewDesc("mira_collector_socket_drops_total", "UDP datagrams the kernel dropped: socket receive buffer full.", nil, nil)
+	mSessions    = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
+	mPublished   = prometheus.NewDesc("mira_cluster_published_records_total", "Records of this ingest node JetStream acknowledged.", nil, nil)
+	mUnpublished = prometheus.NewDesc("mira_cluster_unpublished_records_total", "Records this ingest node dropped: too many batches in flight, or publication failed after its retries (the report's dropped records).", nil, nil)
+	mRetried     = prometheus.NewDesc("mira_cluster_retried_batches_total", "Record batches published again after a failed publication.", nil, nil)
+	mInFlight    = prometheus.NewDesc("mira_cluster_batches_in_flight", "Record batches published and not yet acknowledged.", nil, nil)
+	mStored      = prometheus.NewDesc("mira_cluster_worker_stored_records_total", "Records this worker stored.", nil, nil)
+	mDuplicates  = prometheus.NewDesc("mira_cluster_worker_duplicate_records_total", "Records of batches delivered again that this worker had stored already.", nil, nil)
+	mBadBatches  = prometheus.NewDesc("mira_cluster_worker_malformed_batches_total", "Record batches this worker could not decode (dropped).", nil, nil)
+	mOwned       = prometheus.NewDesc("mira_cluster_worker_partitions", "Partitions this worker holds now.", nil, nil)
+	mHeld        = prometheus.NewDesc("mira_cluster_worker_partition_records", "Records this worker has stored, by partition (duplicates included).", []string{"partition"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mPublished, mUnpublished,
+		mRetried, mInFlight, mStored, mDuplicates, mBadBatches, mOwned, mHeld} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	c := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	if n := m.ingest.Load(); n != nil {
+		st := n.coll.Stats()
+		c(mMessages, st.Messages)
+		c(mRecords, st.Records)
+		c(mLost, st.LostRecords)
+		c(mSockDrops, st.SocketDrops)
+		for r, v := range st.Malformed {
+			c(mMalformed, v, r)
+		}
+		g(mSessions, float64(st.Sessions))
+		c(mPublished, n.g.Published.Load())
+		c(mUnpublished, n.g.Unpublished.Load())
+		c(mRetried, n.g.Retried.Load())
+		g(mInFlight, float64(n.g.inFlight.Load()))
+	}
+	if w := m.worker.Load(); w != nil {
+		c(mStored, w.Stored.Load())
+		c(mDuplicates, w.Duplicates.Load())
+		c(mBadBatches, w.Malformed.Load())
+		g(mOwned, float64(len(w.Owned())))
+		for _, sp := range w.Spans() {
+			g(mHeld, float64(sp.N), strconv.Itoa(sp.P))
+		}
+	}
+}
