@@ -54,19 +54,31 @@ func BenchmarkConsolidate(b *testing.B) {
 // BenchmarkPendingMemory measures the heap held per pending unpaired
 // flow with one million of them.
 func BenchmarkPendingMemory(b *testing.B) {
-	benchPending(b, false)
+	benchPending(b, false, false)
 }
 
 // BenchmarkPendingBiflowMemory measures the heap held per pending
 // connection with both directions seen (a biflow waiting for its
 // completion), one million of them.
 func BenchmarkPendingBiflowMemory(b *testing.B) {
-	benchPending(b, true)
+	benchPending(b, true, false)
 }
 
-func benchPending(b *testing.B, paired bool) {
+// BenchmarkPendingSymptomMemory is BenchmarkPendingBiflowMemory with a
+// symptom in every record (as the default symptom database names most
+// flows with payload: WEB, TLS, DNS, ...).
+func BenchmarkPendingSymptomMemory(b *testing.B) {
+	benchPending(b, true, true)
+}
+
+func benchPending(b *testing.B, paired, symptoms bool) {
 	const conns = 1 << 20
 	fwd := benchRecords(conns)
+	if symptoms {
+		for i := range fwd {
+			fwd[i].Symptoms = []flow.SymptomCount{{ID: uint16(i % 21), Count: 1}}
+		}
+	}
 	var rev []flow.Record
 	if paired {
 		rev = make([]flow.Record, conns)

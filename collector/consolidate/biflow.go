@@ -82,9 +82,10 @@ func addObserved(ivs *[]intervalEst, fi uint32, packets, octets uint64, pktInter
 	(*ivs)[len(*ivs)-1].est.AddObserved(packets, octets, pktInterval)
 }
 
-// setDirection adds an observation to one direction (syms and parts are
-// its obsExt's); its observed traffic goes to ivs by flow interval.
-func (b *Biflow) setDirection(o *obs, syms []flow.SymptomCount, parts []part, reverse bool, origins []Origin, ivs *[]intervalEst) {
+// setDirection adds an observation to one direction (but its symptom
+// counts: Consolidator.addSymptomsTo; parts are its obsExt's); its
+// observed traffic goes to ivs by flow interval.
+func (b *Biflow) setDirection(o *obs, parts []part, reverse bool, origins []Origin, ivs *[]intervalEst) {
 	if reverse {
 		b.RPackets = SatAdd(b.RPackets, o.packets)
 		b.ROctets = SatAdd(b.ROctets, o.octets)
@@ -102,9 +103,6 @@ func (b *Biflow) setDirection(o *obs, syms []flow.SymptomCount, parts []part, re
 	if b.Category == 0 {
 		b.Category = o.category
 	}
-	for _, s := range syms {
-		b.Symptoms = addSymptom(b.Symptoms, s)
-	}
 	if og := origins[o.probe]; !slices.Contains(b.Origins, og) {
 		b.Origins = append(b.Origins, og)
 		if !slices.Contains(b.Probes, og.Probe) {
@@ -112,7 +110,7 @@ func (b *Biflow) setDirection(o *obs, syms []flow.SymptomCount, parts []part, re
 		}
 	}
 	b.Flows += int(o.records)
-	b.SamplingUnknown = b.SamplingUnknown || o.unknown
+	b.SamplingUnknown = b.SamplingUnknown || o.bits&obsUnknown != 0
 	// Packet sampling: n/p, variance n(1-p)/p²; octets o/p with
 	// variance (1-p)/p² · o²/n.
 	p := 1.0

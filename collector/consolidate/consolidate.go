@@ -192,35 +192,56 @@ func keyOf(r *flow.Record) (connKey, bool) {
 }
 
 // obs is one probe's observation of one direction: its records summed.
-// Observations live in Consolidator.obs (80 bytes each, no pointers);
-// the rare extras (symptoms, parts) in Consolidator.exts.
+// Observations live in Consolidator.obs (72 bytes each, no pointers),
+// their symptom counts in Consolidator.syms, and what few observations
+// have (counts split by flow interval, an end by FIN or RST before the
+// last record's end, ports other than the key's) in Consolidator.exts.
 type obs struct {
 	packets, octets uint64
 	first, last     int64
-	endAt           int64 // the latest end of a record ended by FIN or RST
 	probe           int32
 	pktInterval     uint32
 	flowInterval    uint32
 	aggregate       uint32
 	records         uint32
 	next            uint32 // the direction's next observation (another probe's); 0: none
-	ext             uint32 // its symptoms and parts (Consolidator.exts); 0: none
+	sym             uint32 // first symptom count (Consolidator.syms); 0: none
+	ext             uint32 // its extras (Consolidator.exts); 0: none
 	category        uint16
-	sport, dport    uint16 // as in the record (ICMP type/code kept)
 	vlan            uint16 // of the first record
 	flags           uint8
-	unknown         bool
-	ended           bool // a record ended by FIN or RST was added (endAt)
+	bits            uint8 // obsUnknown, ...
 }
+
+const (
+	obsUnknown    = 1 << iota // a record was added without its sampling
+	obsEnded                  // a record ended by FIN or RST was added (endAt)
+	obsEndApart               // the end by FIN or RST is ext.endAt, not last
+	obsPortsApart             // the ports are ext's, not the key's
+)
 
 // obsExt is what an observation holds only when its records have it.
 type obsExt struct {
-	symptoms []flow.SymptomCount
 	// parts splits packets and octets by the flow interval their records
 	// stated, once two records stated different ones (a self-regulating
 	// probe ends every flow when its rate changes, so a connection that
 	// spans a change has records of each rate); empty while all agree.
 	parts []part
+	// endAt is the latest end of a record ended by FIN or RST when it
+	// is before the observation's last end (obsEndApart).
+	endAt int64
+	// sport and dport are the first record's ports when they are not
+	// the key's (obsPortsApart: an ICMP echo's type and code).
+	sport, dport uint16
+}
+
+// symNode is one symptom count of an observation, in Consolidator.syms;
+// an observation's counts are listed in the order their symptoms were
+// first seen.
+type symNode struct {
+	count uint32
+	next  uint32
+	id    uint16
 }
 
 // part is what the records of one flow interval of an observation sum.
@@ -303,6 +324,7 @@ type Consolidator struct {
 	conns    slab[conn]
 	obs      slab[obs]
 	exts     slab[obsExt]
+	syms     slab[symNode]
 	apps     slab[flow.App]
 	probes   map[Origin]int32
 	origins  []Origin
@@ -518,12 +540,42 @@ func (c *Consolidator) span(e *conn) (first, last int64) {
 func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
-		if x.ended && (t > x.endAt || (t == x.endAt && x.probe == p)) {
-			return true
+		if x.bits&obsEnded != 0 {
+			if end := c.endAt(x); t > end || (t == end && x.probe == p) {
+				return true
+			}
 		}
 		i = x.next
 	}
 	return false
+}
+
+// endAt returns the latest end of o's records ended by FIN or RST (o has
+// some).
+func (c *Consolidator) endAt(o *obs) int64 {
+	if o.bits&obsEndApart != 0 {
+		return c.exts.at(o.ext).endAt
+	}
+	return o.last
+}
+
+// keyPorts returns the ports a record of direction d of key k has unless
+// it is an ICMP echo: the key's, in the record's order.
+func keyPorts(k *connKey, d int) (sport, dport uint16) {
+	if d == 1 && !isICMP(k.proto) {
+		return k.pb, k.pa
+	}
+	return k.pa, k.pb
+}
+
+// ports returns the ports of o, an observation of direction d of
+// connection e: its first record's.
+func (c *Consolidator) ports(e *conn, d int, o *obs) (sport, dport uint16) {
+	if o.bits&obsPortsApart != 0 {
+		x := c.exts.at(o.ext)
+		return x.sport, x.dport
+	}
+	return keyPorts(&e.key, d)
 }
 
 func (c *Consolidator) has(e *conn, d int, p int32) bool {
@@ -628,11 +680,16 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if ob == nil {
 		oi := c.obs.alloc()
 		ob = c.obs.at(oi)
-		*ob = obs{probe: p, first: r.First, last: r.Last, sport: r.Sport, dport: r.Dport, vlan: r.VLAN}
+		*ob = obs{probe: p, first: r.First, last: r.Last, vlan: r.VLAN}
 		if tail == nil {
 			e.head[d] = oi
 		} else {
 			tail.next = oi
+		}
+		if sp, dp := keyPorts(&k, d); sp != r.Sport || dp != r.Dport {
+			x := c.ext(ob)
+			x.sport, x.dport = r.Sport, r.Dport
+			ob.bits |= obsPortsApart
 		}
 	}
 	split := ob.ext != 0 && len(c.exts.at(ob.ext).parts) > 0
@@ -645,6 +702,10 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		x := c.exts.at(ob.ext)
 		x.parts = addPart(x.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
 	}
+	ended, end := ob.bits&obsEnded != 0, int64(0)
+	if ended {
+		end = c.endAt(ob)
+	}
 	ob.packets = SatAdd(ob.packets, r.Packets)
 	ob.octets = SatAdd(ob.octets, r.Octets)
 	ob.first = min(ob.first, r.First)
@@ -652,12 +713,23 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	ob.flags |= r.TCPFlags
 	ob.pktInterval = max(ob.pktInterval, r.SamplingPacketInterval)
 	ob.flowInterval = max(ob.flowInterval, r.SamplingFlowInterval)
-	ob.unknown = ob.unknown || unknown
+	if unknown {
+		ob.bits |= obsUnknown
+	}
 	if r.EndReason == flow.EndDetected {
-		if !ob.ended || r.Last > ob.endAt {
-			ob.endAt = r.Last
+		if !ended || r.Last > end {
+			end = r.Last
 		}
-		ob.ended = true
+		ended = true
+		ob.bits |= obsEnded
+	}
+	if ended {
+		if end == ob.last {
+			ob.bits &^= obsEndApart
+		} else {
+			c.ext(ob).endAt = end
+			ob.bits |= obsEndApart
+		}
 	}
 	if ob.aggregate == 0 {
 		ob.aggregate = r.Aggregate
@@ -672,11 +744,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		mergeApp(c.apps.at(e.app), &r.App)
 	}
 	ob.records++
-	if len(r.Symptoms) > 0 {
-		x := c.ext(ob)
-		for _, s := range r.Symptoms {
-			x.symptoms = addSymptom(x.symptoms, s)
-		}
+	for _, s := range r.Symptoms {
+		c.addSymptom(ob, s)
 	}
 	c.advance(p, r.Last)
 }
@@ -846,12 +915,34 @@ func (c *Consolidator) pick(e *conn, d int) (*obs, int) {
 	return best, n
 }
 
-// symptoms returns o's symptom counts.
-func (c *Consolidator) symptoms(o *obs) []flow.SymptomCount {
-	if o.ext == 0 {
-		return nil
+// addSymptom adds a symptom count to o's.
+func (c *Consolidator) addSymptom(o *obs, s flow.SymptomCount) {
+	var tail *symNode
+	for i := o.sym; i != 0; {
+		n := c.syms.at(i)
+		if n.id == s.ID {
+			n.count += s.Count
+			return
+		}
+		tail = n
+		i = n.next
 	}
-	return c.exts.at(o.ext).symptoms
+	i := c.syms.alloc()
+	*c.syms.at(i) = symNode{id: s.ID, count: s.Count}
+	if tail == nil {
+		o.sym = i
+	} else {
+		tail.next = i
+	}
+}
+
+// addSymptomsTo adds o's symptom counts to b's.
+func (c *Consolidator) addSymptomsTo(b *Biflow, o *obs) {
+	for i := o.sym; i != 0; {
+		n := c.syms.at(i)
+		b.Symptoms = addSymptom(b.Symptoms, flow.SymptomCount{ID: n.id, Count: n.count})
+		i = n.next
+	}
 }
 
 // parts returns o's parts by flow interval (nil when its records all
@@ -873,17 +964,18 @@ func (c *Consolidator) emit(ei uint32) {
 	r, mr := c.pick(e, 1)
 	init, resp := f, r
 	di := 0
-	if f == nil || (r != nil && !initiatorFirst(f, r, k.proto)) {
+	if f == nil || (r != nil && !c.initiatorFirst(e, f, r)) {
 		init, resp, di = r, f, 1
 	}
 	b := &c.bf
 	*b = Biflow{Biflow: flow.Biflow{Key: flow.Key{Proto: k.proto, VLAN: init.vlan}, First: init.first, Last: init.last},
 		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0]}
 	// init is a->b when it is f.
+	b.Sport, b.Dport = c.ports(e, di, init)
 	if init == f {
-		b.Src, b.Dst, b.Sport, b.Dport = k.A(), k.B(), init.sport, init.dport
+		b.Src, b.Dst = k.A(), k.B()
 	} else {
-		b.Src, b.Dst, b.Sport, b.Dport = k.B(), k.A(), init.sport, init.dport
+		b.Src, b.Dst = k.B(), k.A()
 	}
 	if c.cfg.KeepDuplicates {
 		b.Merged = 0
@@ -927,8 +1019,15 @@ func (c *Consolidator) release(ei uint32) {
 			x := c.obs.at(i)
 			if x.ext != 0 {
 				xe := c.exts.at(x.ext)
-				xe.symptoms, xe.parts = xe.symptoms[:0], xe.parts[:0]
+				*xe = obsExt{parts: xe.parts[:0]}
 				c.exts.release(x.ext)
+			}
+			for j := x.sym; j != 0; {
+				n := c.syms.at(j)
+				next := n.next
+				*n = symNode{}
+				c.syms.release(j)
+				j = next
 			}
 			next := x.next
 			*x = obs{}
@@ -947,26 +1046,31 @@ func (c *Consolidator) release(ei uint32) {
 // setBoth adds direction d's kept observation to b, and with
 // KeepDuplicates the other probes' observations of d too.
 func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse bool) {
-	b.setDirection(kept, c.symptoms(kept), c.parts(kept), reverse, c.origins, &c.ivs)
+	b.setDirection(kept, c.parts(kept), reverse, c.origins, &c.ivs)
+	c.addSymptomsTo(b, kept)
 	if !c.cfg.KeepDuplicates {
 		return
 	}
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
 		if x != kept {
-			b.setDirection(x, c.symptoms(x), c.parts(x), reverse, c.origins, &c.ivs)
+			b.setDirection(x, c.parts(x), reverse, c.origins, &c.ivs)
+			c.addSymptomsTo(b, x)
 		}
 		i = x.next
 	}
 }
 
-// initiatorFirst says whether observation x (a->b) rather than y opened
-// the connection: a bare SYN, an ICMP echo request, an earlier start, and
-// finally the side that sent to the lower port.
-func initiatorFirst(x, y *obs, proto uint8) bool {
+// initiatorFirst says whether observation x (a->b) rather than y (b->a)
+// opened connection e: a bare SYN, an ICMP echo request, an earlier
+// start, and finally the side that sent to the lower port.
+func (c *Consolidator) initiatorFirst(e *conn, x, y *obs) bool {
+	proto := e.key.proto
+	xsp, xdp := c.ports(e, 0, x)
+	_, ydp := c.ports(e, 1, y)
 	if isICMP(proto) {
-		ex, rx := icmpEcho(proto, x.dport)
-		ey, ry := icmpEcho(proto, y.dport)
+		ex, rx := icmpEcho(proto, xdp)
+		ey, ry := icmpEcho(proto, ydp)
 		if ex && ey && rx != ry {
 			return rx
 		}
@@ -988,7 +1092,7 @@ func initiatorFirst(x, y *obs, proto uint8) bool {
 	if x.first != y.first {
 		return x.first < y.first
 	}
-	return x.dport <= x.sport
+	return xdp <= xsp
 }
 
 // CompleteBefore completes, in Batch mode, the pending connections that
@@ -1070,9 +1174,8 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
 		pending: c.pending.clone(), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
-		exts: c.exts.clone(func(x *obsExt) {
-			x.symptoms, x.parts = slices.Clone(x.symptoms), slices.Clone(x.parts)
-		}),
+		exts:   c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
+		syms:   c.syms.clone(nil),
 		apps:   c.apps.clone(nil),
 		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),
 		opts: maps.Clone(c.opts), await: maps.Clone(c.await),

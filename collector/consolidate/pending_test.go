@@ -162,3 +162,60 @@ func TestCloneIndependent(t *testing.T) {
 		t.Fatalf("original after the clone was added to: %+v, want %+v", g, w)
 	}
 }
+
+// TestEndBeforeLast: a record ended by FIN, then one of the same
+// direction and probe that started before that end but ended after it
+// (exported late) joins the connection; one starting after the FIN's end
+// but before the connection's last end starts a new connection (the end
+// by FIN is kept apart from the last end).
+func TestEndBeforeLast(t *testing.T) {
+	c := New(&Config{Window: time.Minute, Batch: true})
+	r1 := rec("192.0.2.1", "198.51.100.7", 40001, 80, 5, 500, 0, 10*time.Second)
+	r1.EndReason = flow.EndDetected
+	r2 := rec("192.0.2.1", "198.51.100.7", 40001, 80, 2, 200, 5*time.Second, 20*time.Second)
+	r3 := rec("192.0.2.1", "198.51.100.7", 40001, 80, 1, 100, 15*time.Second, 16*time.Second)
+	for _, r := range []flow.Record{r1, r2, r3} {
+		c.AddRecord(Origin{Probe: "p"}, &r, false)
+	}
+	c.Flush()
+	bs := c.Biflows()
+	if len(bs) != 2 || bs[0].Packets != 7 || bs[0].Last != r2.Last || bs[1].Packets != 1 {
+		t.Fatalf("biflows %+v", bs)
+	}
+}
+
+// TestICMPPorts: an ICMP echo's biflow has its request's type and code,
+// another ICMP message's its own, a TCP biflow its initiator's ports.
+func TestICMPPorts(t *testing.T) {
+	c := New(nil)
+	req := rec("192.0.2.1", "198.51.100.7", 0, 8<<8, 1, 84, 0, time.Second)
+	req.Proto = 1
+	rep := rec("198.51.100.7", "192.0.2.1", 0, 0, 1, 84, time.Millisecond, time.Second)
+	rep.Proto = 1
+	unr := rec("198.51.100.9", "192.0.2.1", 0, 3<<8|3, 1, 56, 0, time.Second)
+	unr.Proto = 1
+	// The initiator is b->a (the higher address): its ports are the
+	// key's swapped.
+	tcp := rec("192.0.2.1", "198.51.100.7", 443, 40001, 1, 60, time.Millisecond, time.Second)
+	tcpReq := rec("198.51.100.7", "192.0.2.1", 40001, 443, 1, 60, 0, time.Second)
+	tcpReq.TCPFlags = 0x02
+	c.Add(Origin{Probe: "p"}, []flow.Record{rep, req, unr, tcp, tcpReq})
+	c.Flush()
+	got := map[string][2]uint16{}
+	for _, b := range c.Biflows() {
+		got[b.Src.String()+">"+b.Dst.String()+"/"+string(rune('0'+b.Proto))] = [2]uint16{b.Sport, b.Dport}
+	}
+	want := map[string][2]uint16{
+		"192.0.2.1>198.51.100.7/1": {0, 8 << 8},
+		"198.51.100.9>192.0.2.1/1": {0, 3<<8 | 3},
+		"198.51.100.7>192.0.2.1/6": {40001, 443},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("biflows %v", got)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Fatalf("%s: ports %v, want %v (all: %v)", k, got[k], w, got)
+		}
+	}
+}
