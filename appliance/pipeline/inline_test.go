@@ -74,17 +74,26 @@ func TestInlineBatchedMatchesPerPacket(t *testing.T) {
 	for _, tc := range []struct {
 		maxFlows int
 		scan     bool
-	}{{0, false}, {300, false}, {0, true}} {
+		app      bool
+		readNext bool // compare read(2) without a Label (not the mapping)
+	}{{0, false, false, false}, {300, false, false, false}, {0, true, false, false},
+		{0, false, true, false}, {0, false, true, true}} {
 		var mc Config
 		mc.Meter.MaxFlows = tc.maxFlows
 		mc.Meter.IdleTimeout = 5 * time.Second
+		mc.Meter.AppMetadata = tc.app
 		if tc.scan {
 			mc.Meter.Symptoms = symptom.Default()
 		}
 		perPacket := mc
 		perPacket.Meter.Label = func(*decode.Packet, uint32) uint32 { return 0 }
 		want, wantStats := run(perPacket, false)
-		got, gotStats := run(mc, true)
+		// Application metadata reads payloads: a source whose frames
+		// do not stay valid must not drop them (decoding ahead).
+		got, gotStats := run(mc, !tc.readNext)
+		if tc.app && wantStats.Meter.AppFound == 0 {
+			t.Fatalf("%+v: no application metadata found", tc)
+		}
 		if len(want) < 1000 {
 			t.Fatalf("only %d records", len(want))
 		}

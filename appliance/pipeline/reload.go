@@ -92,8 +92,9 @@ type workerState struct {
 	i    int
 	seq  uint64 // the reconfiguration the worker runs under
 	keep func(*decode.Packet, uint32) bool
-	// headersOnly: nothing reads payloads (no scanning, no labels), so
-	// the inline path may meter packets decoded ahead.
+	// headersOnly: nothing reads payloads (no scanning, no labels, no
+	// application metadata), so the inline path may meter packets
+	// decoded ahead.
 	headersOnly bool
 }
 
@@ -106,7 +107,13 @@ func (p *Pipeline) startWorker(i int) (*meter.Table, *workerState) {
 	tab := meter.New(&p.cfg.Meter, p.sink)
 	tab.SetObservationDomain(p.cfg.Domain)
 	return tab, &workerState{i: i, seq: p.swapSeq.Load(), keep: p.filter(i),
-		headersOnly: p.cfg.Meter.Symptoms == nil && p.cfg.Meter.Label == nil}
+		headersOnly: p.headersOnly(p.cfg.Meter.Symptoms, p.cfg.Meter.Label)}
+}
+
+// headersOnly says the meter reads no payload byte under these symptoms
+// and label (application metadata, when on, reads the first ones).
+func (p *Pipeline) headersOnly(sym *symptom.DB, label func(*decode.Packet, uint32) uint32) bool {
+	return sym == nil && label == nil && !p.cfg.Meter.AppMetadata
 }
 
 // reconfigured says a reconfiguration waits for the worker (cheap: one
@@ -137,7 +144,7 @@ func (p *Pipeline) join(w *workerState, tab *meter.Table) {
 	if s.rc.Filter != nil {
 		w.keep = s.rc.Filter(w.i)
 	}
-	w.headersOnly = s.rc.Symptoms == nil && s.rc.Label == nil
+	w.headersOnly = p.headersOnly(s.rc.Symptoms, s.rc.Label)
 	w.seq = s.seq
 }
 
