@@ -700,8 +700,7 @@ func (t *Table) scan(e *entry, p *decode.Packet) {
 	}
 	if p.Proto != 6 {
 		if len(pl) > 0 {
-			var st symptom.State
-			t.scanned(e, db.Scan(&st, &e.counts, pl, 0))
+			t.scanned(e, db.ScanDatagram(&e.counts, pl))
 		}
 		return
 	}

@@ -73,6 +73,14 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 		scanChunks(Default(), data, sizes)
+		// A datagram scanned on its own counts what a stream start does.
+		for _, d := range []*DB{db, Default()} {
+			once, _ := scanOnce(d, data)
+			var c Counts
+			if n := d.ScanDatagram(&c, data); n != len(data) || !mapsEqual(countsMap(&c), once) {
+				t.Fatalf("datagram: %d bytes, %v; stream start: %d bytes, %v", n, countsMap(&c), len(data), once)
+			}
+		}
 	})
 }
 

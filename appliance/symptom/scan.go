@@ -479,6 +479,39 @@ func (db *DB) Scan(st *State, c *Counts, payload []byte, streamOffset uint64) in
 	return len(payload)
 }
 
+// ScanDatagram counts the symptoms in payload scanned as a whole from the
+// start of its flow direction, when no state goes on to a next packet (a
+// UDP or ICMP datagram, scanned on its own): exactly what Scan counts
+// with a zero State and streamOffset 0, without running the boundary
+// automata, whose end state only a next packet of the stream would use.
+// It returns the number of bytes scanned.
+func (db *DB) ScanDatagram(c *Counts, payload []byte) int {
+	if db.limit > 0 && uint64(len(payload)) > db.limit {
+		payload = payload[:db.limit]
+	}
+	if len(payload) == 0 {
+		return 0
+	}
+	m := db.m
+	m.prefilter(c, payload, 0, true)
+	// The automata's start state stands for the start of a line: words
+	// that take it for their first byte are counted by head, which
+	// stops within the longest word; the tail only computes the state.
+	if a := m.cs; a.t16 != nil {
+		head(m, a, a.t16, a.start, c, payload, 0)
+	} else {
+		head(m, a, a.t32, a.start, c, payload, 0)
+	}
+	if b := m.ci; b != nil {
+		if b.t16 != nil {
+			head(m, b, b.t16, b.start, c, payload, 0)
+		} else {
+			head(m, b, b.t32, b.start, c, payload, 0)
+		}
+	}
+	return len(payload)
+}
+
 // head advances automaton a over p from state s while the state still
 // reaches back before p, counting the matches that began in an earlier
 // packet (the prefilter counts the others). It returns the state and the
