@@ -156,96 +156,6 @@ func queryBounds(q store.Query) (from, to int64) {
 }
 
 func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err error) {
-	opts, q, err := pr.Spec.Options()
-	if err != nil {
-		return 0, 0, err
-	}
-	from, to := queryBounds(q)
-	var cons, raw [Partitions]bool
-	for _, p := range pr.Consolidate {
-		if p >= 0 && p < Partitions {
-			cons[p] = true
-		}
-	}
-	for _, p := range pr.Raw {
-		if p >= 0 && p < Partitions {
-			raw[p] = true
-		}
-	}
-	type held struct {
-		key [idLen]byte
-		sf  store.StoredFlow
-	}
-	var mine []held
-	seen := map[[idLen]byte]struct{}{}
-	var buf, key []byte
-	err = w.db.View(func(tx *bolt.Tx) error {
-		err := eachStored(tx, func(id ID, enc []byte, r *flow.Record) error {
-			if r.Last < from || r.First >= to { // the store's Overlap selection
-				return nil
-			}
-			p := Partition(r.Key, Partitions)
-			switch {
-			case raw[p]:
-				key = id.key(key[:0])
-				buf = append(buf, key...)
-				buf = binary.AppendUvarint(buf, uint64(len(enc)))
-				buf = append(buf, enc...)
-				nraw++
-				if len(buf) >= dumpChunk {
-					if err := w.nc.Publish(reply, buf); err != nil {
-						return err
-					}
-					buf = buf[:0]
-				}
-			case cons[p]:
-				k := [idLen]byte(id.key(key[:0]))
-				if _, ok := seen[k]; ok {
-					return nil // stored twice (a spooled replay, a batch of two ids)
-				}
-				seen[k] = struct{}{}
-				o := id.Origin()
-				if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
-					return nil
-				}
-				if opts.Match != nil && !opts.Match(r) {
-					return nil
-				}
-				sf := store.StoredFlow{Origin: o, Record: *r}
-				sf.Record.Symptoms = slices.Clone(r.Symptoms)
-				mine = append(mine, held{k, sf})
-			}
-			return nil
-		})
-		if err == nil && len(buf) > 0 {
-			err = w.nc.Publish(reply, buf)
-		}
-		return err
-	})
-	if err != nil {
-		return nraw, 0, err
-	}
-	// The order a store over the same records (the reporter's, a
-	// single collector's) gives one origin's records: by end time, ties
-	// in identity (export) order. Origins may interleave: the report
-	// orders ties of start time by origin (report.BuildPart).
-	slices.SortFunc(mine, func(a, b held) int {
-		if c := cmp.Compare(a.sf.Origin.Exporter, b.sf.Origin.Exporter); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.sf.Origin.Domain, b.sf.Origin.Domain); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.sf.Record.Last, b.sf.Record.Last); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.key[:], b.key[:])
-	})
-	flows := make([]store.StoredFlow, len(mine))
-	for i := range mine {
-		flows[i] = mine[i].sf
-	}
-	mine = nil
 	// Building a large part takes longer than the reporter waits for
 	// a message: say every second that the answer is coming.
 	done := make(chan struct{})
@@ -263,7 +173,11 @@ func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err
 			}
 		}
 	}()
-	enc, err := report.BuildPart(flows, opts).MarshalBinary()
+	part, nraw, err := w.buildPart(pr, func(b []byte) error { return w.nc.Publish(reply, b) })
+	var enc []byte
+	if err == nil {
+		enc, err = part.MarshalBinary()
+	}
 	close(done)
 	if err != nil {
 		return nraw, 0, err
@@ -276,6 +190,117 @@ func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err
 		}
 	}
 	return nraw, len(enc), nil
+}
+
+// buildPart reads what pr asks of the store: the raw records of its Raw
+// partitions, handed to raw in chunks (the dump's format), and the Part
+// of its Consolidate partitions, which it returns with the count of raw
+// records.
+func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Part, int, error) {
+	opts, q, err := pr.Spec.Options()
+	if err != nil {
+		return nil, 0, err
+	}
+	from, to := queryBounds(q)
+	var cons, asRaw [Partitions]bool
+	for _, p := range pr.Consolidate {
+		if p >= 0 && p < Partitions {
+			cons[p] = true
+		}
+	}
+	for _, p := range pr.Raw {
+		if p >= 0 && p < Partitions {
+			asRaw[p] = true
+		}
+	}
+	// Room for every record of the partitions (records are large:
+	// growing the list copied them for a third of the time).
+	n := 0
+	w.smu.Lock()
+	for p := range cons {
+		if cons[p] {
+			n += int(w.spans[p].N)
+		}
+	}
+	w.smu.Unlock()
+	mine := make([]store.StoredFlow, 0, n)
+	keys := make([][idLen]byte, 0, n)
+	seen := make(map[[idLen]byte]struct{}, n)
+	var buf, key []byte
+	nraw := 0
+	err = w.db.View(func(tx *bolt.Tx) error {
+		err := eachStored(tx, func(id ID, enc []byte, r *flow.Record) error {
+			if r.Last < from || r.First >= to { // the store's Overlap selection
+				return nil
+			}
+			p := Partition(r.Key, Partitions)
+			switch {
+			case asRaw[p]:
+				key = id.key(key[:0])
+				buf = append(buf, key...)
+				buf = binary.AppendUvarint(buf, uint64(len(enc)))
+				buf = append(buf, enc...)
+				nraw++
+				if len(buf) >= dumpChunk {
+					if err := raw(buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+			case cons[p]:
+				k := [idLen]byte(id.key(key[:0]))
+				if _, ok := seen[k]; ok {
+					return nil // stored twice (a spooled replay, a batch of two ids)
+				}
+				seen[k] = struct{}{}
+				o := id.Origin()
+				if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
+					return nil
+				}
+				if opts.Match != nil && !opts.Match(r) {
+					return nil
+				}
+				mine = append(mine, store.StoredFlow{Origin: o, Record: *r})
+				mine[len(mine)-1].Record.Symptoms = slices.Clone(r.Symptoms)
+				keys = append(keys, k)
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = raw(buf)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nraw, err
+	}
+	// The order a store over the same records (the reporter's, a
+	// single collector's) gives one origin's records: by end time, ties
+	// in identity (export) order. Origins may interleave: the report
+	// orders ties of start time by origin (report.BuildPart).
+	idx := make([]int32, len(mine))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &mine[i], &mine[j]
+		if c := cmp.Compare(a.Origin.Exporter, b.Origin.Exporter); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Origin.Domain, b.Origin.Domain); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Record.Last, b.Record.Last); c != 0 {
+			return c
+		}
+		return bytes.Compare(keys[i][:], keys[j][:])
+	})
+	flows := make([]store.StoredFlow, len(mine))
+	for i, j := range idx {
+		flows[i] = mine[j]
+	}
+	mine, keys, seen = nil, nil, nil
+	return report.BuildPart(flows, opts), nraw, nil
 }
 
 // ReportStats describes how a merged report was made.
