@@ -30,12 +30,18 @@
 //     a temporary store (MergedStore) and reports from it.
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
-//     workers' merged results (View: Gather into a snapshot store,
-//     gathered again by the first request after 2 s), so /api/report,
-//     /api/flows, /api/probes and the UI answer as they would over one
-//     collector's store. The view still gathers every record (its
-//     listing of flows needs them). /metrics is not served in cluster
-//     mode.
+//     workers' results: /api/report (source records) is made as `mira
+//     report --nats` makes it (Report, through server.APIConfig.Report);
+//     the other endpoints and the UI's pages read a snapshot of every
+//     record (View: Gather into a snapshot store, gathered again by the
+//     first request after 2 s), so /api/flows, /api/probes and the UI
+//     answer as they would over one collector's store. /metrics (on
+//     --http and --metrics): the ingest node's collector counters (the
+//     single collector's names) and publication counters
+//     (mira_cluster_published_records_total, unpublished, retried
+//     batches, batches in flight), the worker's stored and duplicate
+//     records, malformed batches, partitions held and records per
+//     partition (Metrics).
 //   - --nats embedded: the process also runs an in-process NATS server
 //     with JetStream (Embedded, --nats-listen, files in FILE.nats), a one
 //     box install that other nodes can join.
@@ -153,9 +159,12 @@
 // # What is not done yet
 //
 // The workers keep no rollups (a single mira-collector does), so
-// --source rollups has nothing to read in the merged store and the web
-// UI's views and HTTP API gather every record. The records are kept
-// without retention.
+// --source rollups has nothing to read in the merged store, and the web
+// UI's pages and the API other than /api/report gather every record. A
+// worker's part holds all its biflows, even for a report that lists few
+// (a table's top 50): the usage rows and estimates are summed over
+// every biflow in one order, which keeps them exact to the last bit of
+// the sampled estimates. The records are kept without retention.
 //
 // # Replication and node loss
 //
