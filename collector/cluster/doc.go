@@ -222,9 +222,18 @@
 //	                 the flow stream's leader carrying all of it on one
 //	                 server
 //
-// A merged report moves every record from the workers to the reporting
-// process: `mira report --nats` over the 803 284 records took 16-25 s of
-// wall time on this machine (gathering, a temporary store, the report).
+// A merged report used to move every record from the workers to the
+// reporting process: `mira report --nats` over the 803 284 records took
+// 16-25 s of wall time on this machine (gathering, a temporary store,
+// the report), 8-10 CPU-s of the reporter. With the workers consolidating
+// the partitions they alone hold (BENCHMARKS.md, two workers on one
+// core): 2.5-3.4 CPU-s of the reporter, 2.4-2.5 CPU-s of each worker for
+// its ~400 000 records, 31 MB moved instead of 94.5 MB (a biflow with its
+// estimate instead of its records), 7.7-8.2 s of wall time with both
+// workers on one core. A worker consolidates about 160 000 records per
+// CPU-second at report time; the reporter assembles 60 000-80 000
+// biflows per CPU-second (decoding the parts, sorting, the usage, the
+// JSON of every biflow).
 //
 // The paper's RedIRIS trial watched three pairs of STM-1 ATM fibres
 // (155.52 Mb/s each way: six directions) with six PCs, analysing about
@@ -251,7 +260,8 @@
 // flow stream: more than one server carries. Before that scale the flow
 // stream has to be split into several streams (partition groups whose
 // leaders sit on different servers); that is not built. Nor can reports
-// move every record at that rate (a day is 324 G records): the workers
-// would have to keep rollups (usage per minute and hour, as the single
-// collector now keeps) and the merge add those; that is not built either.
+// over a day at that rate (324 G records, some 80 G biflows) pair at
+// report time, even spread over the workers: the workers would have to
+// keep rollups (usage per minute and hour, as the single collector now
+// keeps) and the merge add those; that is not built either.
 package cluster
