@@ -108,7 +108,8 @@ func partRecords(rng *rand.Rand, n int, t0, span int64) []flow.Record {
 }
 
 // TestWorkerParts: two workers, the second joining after the first
-// stored a first export (so partitions moved between them), then a
+// stored a first export (with a spooling exporter's replay: records
+// stored twice under one identity) (so partitions moved between them), then a
 // rest of the first export (the other direction of many connections)
 // and a second export later in time. The report the workers and the
 // reporter make together (Report) equals, byte for byte, the report over
@@ -204,6 +205,16 @@ func TestWorkerParts(t *testing.T) {
 		}
 	}
 	send(early)
+	// A spooling exporter replays part of what it sent (a reconnect):
+	// the same identities in new batches, stored twice by the worker,
+	// counted once.
+	spool := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.3:4739"), Domain: 5, Instance: 42, Sequence: 1000}
+	spooled := partRecords(rng, 200, t0, int64(5*time.Minute))
+	g.Consume(spool, spooled)
+	g.FlushAll()
+	g.Consume(spool, spooled[:len(spooled)/2])
+	g.FlushAll()
+	sent += uint64(len(spooled) + len(spooled)/2)
 	waitAll()
 	first := stored()
 	workers = append(workers, run("w2"))
