@@ -39,9 +39,28 @@ func newUDPBatch() *udpBatch {
 	return b
 }
 
+// udpReader is a listening UDP socket as the receive path uses it
+// (udp_linux.go, udp_other.go).
+type udpReader interface {
+	// read fills b.msgs with at least one datagram, waiting for one;
+	// once close was called it returns net.ErrClosed (on Linux after
+	// reading what was already queued).
+	read(b *udpBatch) error
+	// stop makes read return net.ErrClosed; safe from any goroutine,
+	// more than once.
+	stop()
+	// release closes the socket; called by the reading goroutine once
+	// it no longer reads.
+	release()
+	// drops returns the kernel's count of datagrams dropped because the
+	// receive buffer was full.
+	drops() (uint64, error)
+	localAddr() net.Addr
+}
+
 // udpSocket is a listening UDP socket's accounting.
 type udpSocket struct {
-	conn   *net.UDPConn
+	rd     udpReader
 	rcvbuf int    // receive buffer the kernel granted
 	drops  uint64 // kernel drops, as last read; Collector.mu
 }
@@ -49,7 +68,7 @@ type udpSocket struct {
 // refreshDrops reads the socket's drop counter; c.mu held. A closed
 // socket keeps its last value.
 func (us *udpSocket) refreshDrops() {
-	if n, err := socketDrops(us.conn); err == nil && n > us.drops {
+	if n, err := us.rd.drops(); err == nil && n > us.drops {
 		us.drops = n
 	}
 }
@@ -58,18 +77,11 @@ func (us *udpSocket) refreshDrops() {
 // bound address. Datagrams read before ctx is done are still decoded;
 // Wait returns once they have been handed to the Consumer.
 func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error) {
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	rd, rcvbuf, err := listenUDP(ctx, addr, udpSlots, c.cfg.ReadBuffer)
 	if err != nil {
 		return nil, fmt.Errorf("collector: listen udp %s: %w", addr, err)
 	}
-	conn := pc.(*net.UDPConn)
-	rd, err := newBatchReader(conn, udpSlots)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("collector: listen udp %s: %w", addr, err)
-	}
-	us := &udpSocket{conn: conn, rcvbuf: setReadBuffer(conn, c.cfg.ReadBuffer)}
+	us := &udpSocket{rd: rd, rcvbuf: rcvbuf}
 	c.mu.Lock()
 	c.sockets = append(c.sockets, us)
 	c.mu.Unlock()
@@ -83,14 +95,14 @@ func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error
 		c.mu.Lock()
 		us.refreshDrops()
 		c.mu.Unlock()
-		conn.Close()
+		rd.stop()
 	})
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		defer close(full)
 		defer stop()
-		defer conn.Close()
+		defer rd.release()
 		for {
 			b := <-free
 			if err := rd.read(b); err != nil {
@@ -124,5 +136,5 @@ func (c *Collector) ListenUDP(ctx context.Context, addr string) (net.Addr, error
 			free <- b
 		}
 	}()
-	return conn.LocalAddr(), nil
+	return rd.localAddr(), nil
 }

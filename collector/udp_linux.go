@@ -3,38 +3,122 @@
 package collector
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// batchReader reads datagrams with recvmmsg(2): one system call returns
-// every datagram queued on the socket, up to the batch's slots. It
-// allocates nothing per call.
-type batchReader struct {
-	rc    syscall.RawConn
-	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet6 // large enough for either family
-	fn    func(fd uintptr) bool   // made once: a closure per call would allocate
+// On Linux the UDP socket is not handed to Go's network poller: the
+// poller's epoll would wake a thread for every datagram (the socket is
+// registered edge-triggered, and each arrival is an edge), which was most
+// of the collector's CPU at a few hundred datagrams a second. Instead
+// the reader drains the socket with recvmmsg(2) (up to a batch's slots
+// per call, MSG_DONTWAIT) and, when it is empty, yields to the other
+// goroutines and sleeps udpPoll before looking again: at most 1/udpPoll
+// wake-ups a second however many datagrams arrive, while the socket
+// buffer (Config.ReadBuffer, 32 MiB by default) holds what arrives
+// meanwhile. A socket idle for udpIdleAfter is looked at every
+// udpIdlePoll instead, when its buffer holds at least udpIdleBuffer.
+// Readers see a datagram at most udpPoll (udpIdlePoll when idle) after
+// it arrived; the store commits once a second.
+//
+// Both system calls are raw (no entersyscall): a Go timer (time.Sleep)
+// or a blocking call wakes the runtime's sysmon thread as often as the
+// reader (sysmon sleeps until the next timer, and entersyscall wakes it
+// from its idle sleep), which cost as much as the wake-ups saved
+// (BENCHMARKS.md). The sleeping goroutine keeps its P; the runtime's
+// preemption signal interrupts the sleep (EINTR), so a stop-the-world
+// does not wait for it.
+const (
+	udpPoll       = 5 * time.Millisecond
+	udpIdlePoll   = 20 * time.Millisecond
+	udpIdleAfter  = 200 * time.Millisecond
+	udpIdleBuffer = 4 << 20
+)
 
-	n     int
-	errno syscall.Errno
+// pollReader reads datagrams from a socket that no poller watches.
+// It allocates nothing per call.
+type pollReader struct {
+	fd     int
+	rcvbuf int
+	local  net.Addr
+	hdrs   []unix.Mmsghdr
+	iovs   []unix.Iovec
+	names  []unix.RawSockaddrInet6 // large enough for either family
+	idle   time.Time               // since when the socket has been empty (reader only)
+
+	stopped  atomic.Bool
+	stopTime atomic.Int64 // when stop was called (unix ns)
+	mu       sync.Mutex   // guards fd against release while drops reads it
+	closed   bool
 }
 
-func newBatchReader(conn *net.UDPConn, slots int) (*batchReader, error) {
-	rc, err := conn.SyscallConn()
+// udpDrainLimit bounds how long a stopped reader goes on reading what is
+// queued (a flood would otherwise keep it reading).
+const udpDrainLimit = time.Second
+
+func listenUDP(_ context.Context, addr string, slots, rcvbuf int) (udpReader, int, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	r := &batchReader{
-		rc:    rc,
+	var (
+		family = unix.AF_INET6
+		sa     unix.Sockaddr
+		v6only = 1
+	)
+	ip4 := ua.IP.To4()
+	switch {
+	case ip4 != nil:
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: ua.Port, Addr: [4]byte(ip4)}
+	case ua.IP == nil || ua.IP.IsUnspecified():
+		v6only = 0 // dual stack, as Go's net does for a wildcard address
+		sa = &unix.SockaddrInet6{Port: ua.Port}
+	default:
+		s6 := &unix.SockaddrInet6{Port: ua.Port, Addr: [16]byte(ua.IP.To16())}
+		if ua.Zone != "" {
+			ifi, err := net.InterfaceByName(ua.Zone)
+			if err != nil {
+				return nil, 0, err
+			}
+			s6.ZoneId = uint32(ifi.Index)
+		}
+		sa = s6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil && family == unix.AF_INET6 && v6only == 0 {
+		// No IPv6: the wildcard address of IPv4.
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: ua.Port}
+		fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("socket: %w", err)
+	}
+	if family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+			unix.Close(fd)
+			return nil, 0, fmt.Errorf("setsockopt IPV6_V6ONLY: %w", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, 0, &net.OpError{Op: "listen", Net: "udp", Addr: ua, Err: os.NewSyscallError("bind", err)}
+	}
+	r := &pollReader{
+		fd:    fd,
 		hdrs:  make([]unix.Mmsghdr, slots),
 		iovs:  make([]unix.Iovec, slots),
 		names: make([]unix.RawSockaddrInet6, slots),
@@ -45,50 +129,98 @@ func newBatchReader(conn *net.UDPConn, slots int) (*batchReader, error) {
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
 	}
-	r.fn = func(fd uintptr) bool {
-		// A raw system call: with MSG_DONTWAIT it never blocks, and
-		// unix.Syscall6's entersyscall would wake the runtime's sysmon
-		// thread from its idle sleep on every datagram (two or three
-		// context switches each at a few hundred datagrams a second:
-		// BENCHMARKS.md).
-		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])),
-			uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false // wait for the poller
-		}
-		r.n, r.errno = int(n), e
-		return true
+	r.rcvbuf = setReadBuffer(fd, rcvbuf)
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, 0, fmt.Errorf("getsockname: %w", err)
 	}
-	return r, nil
+	switch b := bound.(type) {
+	case *unix.SockaddrInet4:
+		r.local = &net.UDPAddr{IP: net.IP(b.Addr[:]), Port: b.Port}
+	case *unix.SockaddrInet6:
+		r.local = &net.UDPAddr{IP: net.IP(b.Addr[:]), Port: b.Port, Zone: ua.Zone}
+	}
+	return r, r.rcvbuf, nil
+}
+
+func (r *pollReader) localAddr() net.Addr { return r.local }
+
+func (r *pollReader) stop() {
+	if !r.stopped.Swap(true) {
+		r.stopTime.Store(time.Now().UnixNano())
+	}
+}
+
+func (r *pollReader) release() {
+	r.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		unix.Close(r.fd)
+	}
 }
 
 // read fills b.msgs with the datagrams waiting on the socket (at least
-// one; it blocks until one arrives).
-func (r *batchReader) read(b *udpBatch) error {
+// one; it sleeps until one arrives or the reader is stopped). A stopped
+// reader still returns what was queued, for up to udpDrainLimit.
+func (r *pollReader) read(b *udpBatch) error {
 	for i := range r.hdrs {
 		r.iovs[i].Base = &b.bufs[i][0]
 		r.iovs[i].SetLen(len(b.bufs[i]))
-		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-		r.hdrs[i].Hdr.Flags = 0
-		r.hdrs[i].Len = 0
 	}
-	r.n, r.errno = 0, 0
-	if err := r.rc.Read(r.fn); err != nil {
-		return err
-	}
-	if r.errno != 0 {
-		return fmt.Errorf("recvmmsg: %w", r.errno)
-	}
-	b.msgs = b.msgs[:0]
-	for i := 0; i < r.n; i++ {
-		h := &r.hdrs[i]
-		m := udpMsg{n: int(h.Len), from: sockaddrAddrPort(&r.names[i])}
-		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
-			m.truncated = true
+	for {
+		for i := range r.hdrs {
+			r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+			r.hdrs[i].Hdr.Flags = 0
+			r.hdrs[i].Len = 0
 		}
-		b.msgs = append(b.msgs, m)
+		// A raw system call: with MSG_DONTWAIT it never blocks, and
+		// unix.Syscall6's entersyscall would wake the runtime's sysmon
+		// thread from its idle sleep on every call (BENCHMARKS.md).
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.hdrs[0])),
+			uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			b.msgs = b.msgs[:0]
+			for i := 0; i < int(n); i++ {
+				h := &r.hdrs[i]
+				m := udpMsg{n: int(h.Len), from: sockaddrAddrPort(&r.names[i])}
+				if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+					m.truncated = true
+				}
+				b.msgs = append(b.msgs, m)
+			}
+			r.idle = time.Time{}
+			if r.stopped.Load() && time.Since(time.Unix(0, r.stopTime.Load())) > udpDrainLimit {
+				return net.ErrClosed
+			}
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			if r.stopped.Load() {
+				return net.ErrClosed
+			}
+			return fmt.Errorf("recvmmsg: %w", e)
+		}
+		if r.stopped.Load() {
+			return net.ErrClosed
+		}
+		now := time.Now()
+		if r.idle.IsZero() {
+			r.idle = now
+		}
+		d := udpPoll
+		if now.Sub(r.idle) > udpIdleAfter && r.rcvbuf >= udpIdleBuffer {
+			d = udpIdlePoll
+		}
+		runtime.Gosched()
+		ts := unix.NsecToTimespec(int64(d))
+		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 	}
-	return nil
 }
 
 // sockaddrAddrPort converts a sockaddr_in or sockaddr_in6 as recvmmsg
@@ -110,46 +242,35 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 // capped, so it is tried when the first falls short. It returns the
 // buffer the kernel granted (which counts its bookkeeping: about twice
 // what was asked).
-func setReadBuffer(conn *net.UDPConn, n int) int {
-	_ = conn.SetReadBuffer(n)
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return 0
-	}
-	got := 0
-	rc.Control(func(fd uintptr) {
-		got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-		if got < n {
-			// Fails without CAP_NET_ADMIN; the capped buffer stays.
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) == nil {
-				got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-			}
+func setReadBuffer(fd, n int) int {
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+	got, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if got < n {
+		// Fails without CAP_NET_ADMIN; the capped buffer stays.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) == nil {
+			got, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 		}
-	})
+	}
 	return got
 }
 
-// socketDrops returns how many datagrams the kernel has dropped on the
-// socket because its receive buffer was full (SO_MEMINFO, Linux 4.6+).
-func socketDrops(conn *net.UDPConn) (uint64, error) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return 0, fmt.Errorf("socket drop count: %w", err)
+// drops returns how many datagrams the kernel has dropped on the socket
+// because its receive buffer was full (SO_MEMINFO, Linux 4.6+).
+func (r *pollReader) drops() (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, fmt.Errorf("socket drop count: %w", net.ErrClosed)
 	}
 	var mi [unix.SK_MEMINFO_VARS]uint32
 	l := uint32(unsafe.Sizeof(mi))
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
-			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
-	}); err != nil {
-		return 0, fmt.Errorf("socket drop count: %w", err)
-	}
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(r.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
 	switch {
 	case errno == unix.ENOPROTOOPT:
 		return 0, fmt.Errorf("socket drop count: SO_MEMINFO: %w", errors.ErrUnsupported)
 	case errno != 0:
-		return 0, fmt.Errorf("socket drop count: getsockopt SO_MEMINFO: %w", errno)
+		return 0, fmt.Errorf("socket drop count: getsockopt SO_MEMINFO: %w", syscall.Errno(errno))
 	case l <= unix.SK_MEMINFO_DROPS*4:
 		return 0, fmt.Errorf("socket drop count: SO_MEMINFO returned %d bytes, no drop counter: %w", l, errors.ErrUnsupported)
 	}

@@ -3,19 +3,28 @@
 package collector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 )
 
-// batchReader reads one datagram per call where recvmmsg(2) is missing.
-type batchReader struct{ conn *net.UDPConn }
+// connReader reads one datagram per call from a net.UDPConn where
+// recvmmsg(2) is missing.
+type connReader struct{ conn *net.UDPConn }
 
-func newBatchReader(conn *net.UDPConn, slots int) (*batchReader, error) {
-	return &batchReader{conn: conn}, nil
+func listenUDP(ctx context.Context, addr string, slots, rcvbuf int) (udpReader, int, error) {
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	conn := pc.(*net.UDPConn)
+	_ = conn.SetReadBuffer(rcvbuf)
+	return &connReader{conn: conn}, 0, nil
 }
 
-func (r *batchReader) read(b *udpBatch) error {
+func (r *connReader) read(b *udpBatch) error {
 	b.msgs = b.msgs[:0]
 	n, from, err := r.conn.ReadFromUDPAddrPort(b.bufs[0])
 	if err != nil {
@@ -25,12 +34,11 @@ func (r *batchReader) read(b *udpBatch) error {
 	return nil
 }
 
-func setReadBuffer(conn *net.UDPConn, n int) int {
-	_ = conn.SetReadBuffer(n)
-	return 0
-}
+func (r *connReader) stop()               { r.conn.Close() }
+func (r *connReader) release()            { r.conn.Close() }
+func (r *connReader) localAddr() net.Addr { return r.conn.LocalAddr() }
 
-// socketDrops is unknown off Linux.
-func socketDrops(conn *net.UDPConn) (uint64, error) {
+// drops is unknown off Linux.
+func (r *connReader) drops() (uint64, error) {
 	return 0, fmt.Errorf("socket drop count: %w", errors.ErrUnsupported)
 }

@@ -148,7 +148,7 @@ func TestSocketDropsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := socketDrops(c.sockets[0].conn); errors.Is(err, errors.ErrUnsupported) {
+	if _, err := c.sockets[0].rd.drops(); errors.Is(err, errors.ErrUnsupported) {
 		peertest.Missing(t, "the kernel does not count socket drops: %v", err)
 	} else if err != nil {
 		t.Fatal(err)
