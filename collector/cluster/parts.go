@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,12 +296,40 @@ func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Par
 		}
 		return bytes.Compare(keys[i][:], keys[j][:])
 	})
-	flows := make([]store.StoredFlow, len(mine))
-	for i, j := range idx {
-		flows[i] = mine[j]
+	// Partitions share no address pair: groups of them are
+	// consolidated on all cores at once, each group's records in the
+	// order above, and their parts merged (report.MergeParts).
+	groups := min(runtime.GOMAXPROCS(0), len(pr.Consolidate))
+	if groups < 2 {
+		flows := make([]store.StoredFlow, len(mine))
+		for i, j := range idx {
+			flows[i] = mine[j]
+		}
+		return report.BuildPart(flows, opts), nraw, nil
+	}
+	var group [Partitions]int
+	for i, p := range pr.Consolidate {
+		if p >= 0 && p < Partitions {
+			group[p] = i % groups
+		}
+	}
+	in := make([][]store.StoredFlow, groups)
+	for _, j := range idx {
+		g := group[Partition(mine[j].Record.Key, Partitions)]
+		in[g] = append(in[g], mine[j])
 	}
 	mine, keys, seen = nil, nil, nil
-	return report.BuildPart(flows, opts), nraw, nil
+	parts := make([]*report.Part, groups)
+	var wg sync.WaitGroup
+	for g := range in {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[g] = report.BuildPart(in[g], opts)
+		}()
+	}
+	wg.Wait()
+	return report.MergeParts(parts), nraw, nil
 }
 
 // ReportStats describes how a merged report was made.

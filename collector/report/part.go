@@ -13,6 +13,23 @@ import (
 	"github.com/mira-project/mira/collector/store"
 )
 
+// MergeParts is the one Part of parts (of record sets sharing no address
+// pair): their biflows together and their counts added, so that
+// Assemble over it is Assemble over parts.
+func MergeParts(parts []*Part) *Part {
+	m := &Part{Biflows: []Biflow{}}
+	for _, p := range parts {
+		m.Biflows = append(m.Biflows, p.Biflows...)
+		m.Flows += p.Flows
+		m.Merged += p.Merged
+		m.SamplingUnknown += p.SamplingUnknown
+		if p.HasSpan {
+			m.span(p.First, p.Last)
+		}
+	}
+	return m
+}
+
 // partWire is a Part's encoding (MarshalBinary): the biflows with the
 // estimates Assemble sums.
 type partWire struct {

@@ -152,9 +152,15 @@ func TestAssembleParts(t *testing.T) {
 				}
 				parts = append(parts, &p)
 			}
-			var got bytes.Buffer
+			var got, merged bytes.Buffer
 			if err := Assemble(parts, opts).WriteJSON(&got); err != nil {
 				t.Fatal(err)
+			}
+			if err := Assemble([]*Part{MergeParts(parts)}, opts).WriteJSON(&merged); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(merged.Bytes(), got.Bytes()) {
+				t.Error("assembled from the merged parts differs from assembled from the parts")
 			}
 			if !bytes.Equal(got.Bytes(), want.Bytes()) {
 				t.Errorf("assembled from parts (%d bytes) differs from the report over all records (%d bytes)", got.Len(), want.Len())
