@@ -83,9 +83,9 @@ func addObserved(ivs *[]intervalEst, fi uint32, packets, octets uint64, pktInter
 }
 
 // setDirection adds an observation to one direction (but its symptom
-// counts: Consolidator.addSymptomsTo; parts are its obsExt's); its
-// observed traffic goes to ivs by flow interval.
-func (b *Biflow) setDirection(o *obs, parts []part, reverse bool, origins []Origin, ivs *[]intervalEst) {
+// counts: Consolidator.addSymptomsTo; a is its attrs, parts its
+// obsExt's); its observed traffic goes to ivs by flow interval.
+func (b *Biflow) setDirection(o *obs, a *attrs, parts []part, reverse bool, origins []Origin, ivs *[]intervalEst) {
 	if reverse {
 		b.RPackets = SatAdd(b.RPackets, o.packets)
 		b.ROctets = SatAdd(b.ROctets, o.octets)
@@ -98,12 +98,12 @@ func (b *Biflow) setDirection(o *obs, parts []part, reverse bool, origins []Orig
 	b.First = min(b.First, o.first)
 	b.Last = max(b.Last, o.last)
 	if b.Aggregate == 0 {
-		b.Aggregate = o.aggregate
+		b.Aggregate = a.aggregate
 	}
 	if b.Category == 0 {
-		b.Category = o.category
+		b.Category = a.category
 	}
-	if og := origins[o.probe]; !slices.Contains(b.Origins, og) {
+	if og := origins[a.probe]; !slices.Contains(b.Origins, og) {
 		b.Origins = append(b.Origins, og)
 		if !slices.Contains(b.Probes, og.Probe) {
 			b.Probes = append(b.Probes, og.Probe)
@@ -114,13 +114,13 @@ func (b *Biflow) setDirection(o *obs, parts []part, reverse bool, origins []Orig
 	// Packet sampling: n/p, variance n(1-p)/p²; octets o/p with
 	// variance (1-p)/p² · o²/n.
 	p := 1.0
-	if o.pktInterval > 1 {
-		p = 1 / float64(o.pktInterval)
+	if a.pktInterval > 1 {
+		p = 1 / float64(a.pktInterval)
 		b.PacketSampled = true
 	}
 	q := 1.0
-	if o.flowInterval > 1 {
-		q = 1 / float64(o.flowInterval)
+	if a.flowInterval > 1 {
+		q = 1 / float64(a.flowInterval)
 		b.FlowSampled = true
 	}
 	if b.flowQ == 0 || q < b.flowQ {
@@ -130,11 +130,11 @@ func (b *Biflow) setDirection(o *obs, parts []part, reverse bool, origins []Orig
 		b.Sampling = p * q
 	}
 	if len(parts) == 0 {
-		addObserved(ivs, max(o.flowInterval, 1), o.packets, o.octets, o.pktInterval)
+		addObserved(ivs, max(a.flowInterval, 1), o.packets, o.octets, a.pktInterval)
 		return
 	}
 	for _, p := range parts {
-		addObserved(ivs, p.flowInterval, p.packets, p.octets, o.pktInterval)
+		addObserved(ivs, p.flowInterval, p.packets, p.octets, a.pktInterval)
 	}
 }
 

@@ -192,25 +192,37 @@ func keyOf(r *flow.Record) (connKey, bool) {
 }
 
 // obs is one probe's observation of one direction: its records summed.
-// Observations live in Consolidator.obs (72 bytes each, no pointers),
-// their symptom counts in Consolidator.syms, and what few observations
-// have (counts split by flow interval, an end by FIN or RST before the
-// last record's end, ports other than the key's) in Consolidator.exts.
+// Observations live in Consolidator.obs (56 bytes each, no pointers);
+// what many observations share (attrs) in Consolidator.attrTab, their
+// symptom counts in Consolidator.syms, and what few observations have
+// (counts split by flow interval, an end by FIN or RST before the last
+// record's end, ports other than the key's) in Consolidator.exts.
 type obs struct {
 	packets, octets uint64
 	first, last     int64
-	probe           int32
-	pktInterval     uint32
-	flowInterval    uint32
-	aggregate       uint32
 	records         uint32
+	attr            uint32 // its attrs (Consolidator.attrTab)
 	next            uint32 // the direction's next observation (another probe's); 0: none
 	sym             uint32 // first symptom count (Consolidator.syms); 0: none
 	ext             uint32 // its extras (Consolidator.exts); 0: none
-	category        uint16
-	vlan            uint16 // of the first record
 	flags           uint8
 	bits            uint8 // obsUnknown, ...
+}
+
+// attrs are the parts of an observation that most observations share
+// with many others, held once (Consolidator.intern) and counted.
+type attrs struct {
+	probe        int32
+	pktInterval  uint32 // the highest a record stated
+	flowInterval uint32 // the highest a record stated
+	aggregate    uint32 // the first record's that had one
+	category     uint16 // the first record's that had one
+	vlan         uint16 // of the first record
+}
+
+type attrEntry struct {
+	a    attrs
+	refs uint32
 }
 
 const (
@@ -262,26 +274,59 @@ func addPart(ps []part, fi uint32, packets, octets uint64) []part {
 	return append(ps, part{fi, packets, octets})
 }
 
-func (o *obs) prob() float64 {
+func (a *attrs) prob() float64 {
 	p := 1.0
-	if o.pktInterval > 1 {
-		p /= float64(o.pktInterval)
+	if a.pktInterval > 1 {
+		p /= float64(a.pktInterval)
 	}
-	if o.flowInterval > 1 {
-		p /= float64(o.flowInterval)
+	if a.flowInterval > 1 {
+		p /= float64(a.flowInterval)
 	}
 	return p
 }
 
-// better says whether a is kept rather than b (duplicate policy).
-func better(a, b *obs, origins []Origin) bool {
-	if pa, pb := a.prob(), b.prob(); pa != pb {
-		return pa > pb
+// better says whether x is kept rather than y (duplicate policy).
+func (c *Consolidator) better(x, y *obs) bool {
+	ax, ay := c.attr(x), c.attr(y)
+	if px, py := ax.prob(), ay.prob(); px != py {
+		return px > py
 	}
-	if a.packets != b.packets {
-		return a.packets > b.packets
+	if x.packets != y.packets {
+		return x.packets > y.packets
 	}
-	return originLess(origins[a.probe], origins[b.probe])
+	return originLess(c.origins[ax.probe], c.origins[ay.probe])
+}
+
+// attr returns o's attrs.
+func (c *Consolidator) attr(o *obs) *attrs { return &c.attrTab.at(o.attr).a }
+
+// intern returns the index of a in attrTab, counting one more use. A
+// small cache by a cheap hash of a spares most lookups in attrIx.
+func (c *Consolidator) intern(a attrs) uint32 {
+	h := (uint64(a.probe)*0x9e3779b97f4a7c15 ^ uint64(a.pktInterval)<<40 ^ uint64(a.flowInterval)<<20 ^
+		uint64(a.aggregate)*0xc2b2ae3d27d4eb4f ^ (uint64(a.category)<<16|uint64(a.vlan))*0x165667b19e3779f9) >> 56
+	i := c.attrHot[h]
+	if i == 0 || c.attrTab.at(i).refs == 0 || c.attrTab.at(i).a != a {
+		var ok bool
+		if i, ok = c.attrIx[a]; !ok {
+			i = c.attrTab.alloc()
+			*c.attrTab.at(i) = attrEntry{a: a}
+			c.attrIx[a] = i
+		}
+		c.attrHot[h] = i
+	}
+	c.attrTab.at(i).refs++
+	return i
+}
+
+// unref counts one use of attrTab's i less, forgetting it at none.
+func (c *Consolidator) unref(i uint32) {
+	x := c.attrTab.at(i)
+	if x.refs--; x.refs == 0 {
+		delete(c.attrIx, x.a)
+		*x = attrEntry{}
+		c.attrTab.release(i)
+	}
 }
 
 func originLess(a, b Origin) bool {
@@ -325,6 +370,9 @@ type Consolidator struct {
 	obs      slab[obs]
 	exts     slab[obsExt]
 	syms     slab[symNode]
+	attrTab  slab[attrEntry]
+	attrIx   map[attrs]uint32
+	attrHot  *[256]uint32 // attrs interned lately (attrTab), by a hash
 	apps     slab[flow.App]
 	probes   map[Origin]int32
 	origins  []Origin
@@ -355,6 +403,8 @@ func New(cfg *Config) *Consolidator {
 	c := &Consolidator{
 		cfg:     cfg.withDefaults(),
 		pending: newIndex(),
+		attrIx:  map[attrs]uint32{},
+		attrHot: new([256]uint32),
 		probes:  map[Origin]int32{},
 		opts:    map[Origin]ipfix.DomainOptions{},
 		await:   map[string]bool{},
@@ -541,7 +591,7 @@ func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
 		if x.bits&obsEnded != 0 {
-			if end := c.endAt(x); t > end || (t == end && x.probe == p) {
+			if end := c.endAt(x); t > end || (t == end && c.attr(x).probe == p) {
 				return true
 			}
 		}
@@ -581,7 +631,7 @@ func (c *Consolidator) ports(e *conn, d int, o *obs) (sport, dport uint16) {
 func (c *Consolidator) has(e *conn, d int, p int32) bool {
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
-		if x.probe == p {
+		if c.attr(x).probe == p {
 			return true
 		}
 		i = x.next
@@ -670,17 +720,21 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	var ob, tail *obs
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
-		if x.probe == p {
+		if c.attr(x).probe == p {
 			ob = x
 			break
 		}
 		tail = x
 		i = x.next
 	}
-	if ob == nil {
+	var at attrs
+	if ob != nil {
+		at = *c.attr(ob)
+	} else {
+		at = attrs{probe: p, vlan: r.VLAN}
 		oi := c.obs.alloc()
 		ob = c.obs.at(oi)
-		*ob = obs{probe: p, first: r.First, last: r.Last, vlan: r.VLAN}
+		*ob = obs{first: r.First, last: r.Last}
 		if tail == nil {
 			e.head[d] = oi
 		} else {
@@ -693,7 +747,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		}
 	}
 	split := ob.ext != 0 && len(c.exts.at(ob.ext).parts) > 0
-	if fi, ofi := max(r.SamplingFlowInterval, 1), max(ob.flowInterval, 1); !split && ob.records > 0 && fi != ofi {
+	if fi, ofi := max(r.SamplingFlowInterval, 1), max(at.flowInterval, 1); !split && ob.records > 0 && fi != ofi {
 		x := c.ext(ob)
 		x.parts = append(x.parts, part{ofi, ob.packets, ob.octets})
 		split = true
@@ -711,8 +765,21 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	ob.first = min(ob.first, r.First)
 	ob.last = max(ob.last, r.Last)
 	ob.flags |= r.TCPFlags
-	ob.pktInterval = max(ob.pktInterval, r.SamplingPacketInterval)
-	ob.flowInterval = max(ob.flowInterval, r.SamplingFlowInterval)
+	na := at
+	na.pktInterval = max(na.pktInterval, r.SamplingPacketInterval)
+	na.flowInterval = max(na.flowInterval, r.SamplingFlowInterval)
+	if na.aggregate == 0 {
+		na.aggregate = r.Aggregate
+	}
+	if na.category == 0 {
+		na.category = r.Category
+	}
+	if old := ob.attr; old == 0 || na != at {
+		ob.attr = c.intern(na)
+		if old != 0 {
+			c.unref(old)
+		}
+	}
 	if unknown {
 		ob.bits |= obsUnknown
 	}
@@ -730,12 +797,6 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 			c.ext(ob).endAt = end
 			ob.bits |= obsEndApart
 		}
-	}
-	if ob.aggregate == 0 {
-		ob.aggregate = r.Aggregate
-	}
-	if ob.category == 0 {
-		ob.category = r.Category
 	}
 	if !r.App.IsZero() {
 		if e.app == 0 {
@@ -907,7 +968,7 @@ func (c *Consolidator) pick(e *conn, d int) (*obs, int) {
 	n := 0
 	for i := best.next; i != 0; n++ {
 		x := c.obs.at(i)
-		if better(x, best, c.origins) {
+		if c.better(x, best) {
 			best = x
 		}
 		i = x.next
@@ -968,7 +1029,7 @@ func (c *Consolidator) emit(ei uint32) {
 		init, resp, di = r, f, 1
 	}
 	b := &c.bf
-	*b = Biflow{Biflow: flow.Biflow{Key: flow.Key{Proto: k.proto, VLAN: init.vlan}, First: init.first, Last: init.last},
+	*b = Biflow{Biflow: flow.Biflow{Key: flow.Key{Proto: k.proto, VLAN: c.attr(init).vlan}, First: init.first, Last: init.last},
 		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0]}
 	// init is a->b when it is f.
 	b.Sport, b.Dport = c.ports(e, di, init)
@@ -993,7 +1054,7 @@ func (c *Consolidator) emit(ei uint32) {
 	c.stats.Duplicates += uint64(b.Merged)
 	if resp != nil {
 		c.stats.Paired++
-		if init.probe != resp.probe {
+		if c.attr(init).probe != c.attr(resp).probe {
 			c.stats.CrossProbe++
 		}
 	}
@@ -1030,6 +1091,7 @@ func (c *Consolidator) release(ei uint32) {
 				j = next
 			}
 			next := x.next
+			c.unref(x.attr)
 			*x = obs{}
 			c.obs.release(i)
 			i = next
@@ -1046,7 +1108,7 @@ func (c *Consolidator) release(ei uint32) {
 // setBoth adds direction d's kept observation to b, and with
 // KeepDuplicates the other probes' observations of d too.
 func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse bool) {
-	b.setDirection(kept, c.parts(kept), reverse, c.origins, &c.ivs)
+	b.setDirection(kept, c.attr(kept), c.parts(kept), reverse, c.origins, &c.ivs)
 	c.addSymptomsTo(b, kept)
 	if !c.cfg.KeepDuplicates {
 		return
@@ -1054,7 +1116,7 @@ func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse boo
 	for i := e.head[d]; i != 0; {
 		x := c.obs.at(i)
 		if x != kept {
-			b.setDirection(x, c.parts(x), reverse, c.origins, &c.ivs)
+			b.setDirection(x, c.attr(x), c.parts(x), reverse, c.origins, &c.ivs)
 			c.addSymptomsTo(b, x)
 		}
 		i = x.next
@@ -1174,8 +1236,9 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
 		pending: c.pending.clone(), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
-		exts:   c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
-		syms:   c.syms.clone(nil),
+		exts:    c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
+		syms:    c.syms.clone(nil),
+		attrTab: c.attrTab.clone(nil), attrIx: maps.Clone(c.attrIx), attrHot: new([256]uint32),
 		apps:   c.apps.clone(nil),
 		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),
 		opts: maps.Clone(c.opts), await: maps.Clone(c.await),

@@ -114,6 +114,7 @@ func TestCompleteBeforeSome(t *testing.T) {
 		if len(got) != n-len(old) || c.Stats().Paired != uint64(n-len(old)) {
 			t.Fatalf("round %d: %d biflows after flush, %d paired; want %d", round, len(got), c.Stats().Paired, n-len(old))
 		}
+		checkEmpty(t, c)
 	}
 }
 
@@ -148,10 +149,12 @@ func TestCloneIndependent(t *testing.T) {
 	more.App = flow.App{HTTPHost: "other"}
 	cl.Add(Origin{Probe: "p"}, []flow.Record{more})
 	cl.Flush()
+	checkEmpty(t, cl)
 	if g := cl.Biflows(); len(g) != 1 || g[0].App.ServerName != "example.org" || g[0].Packets != 30 || len(g[0].Symptoms) != 2 {
 		t.Fatalf("clone gave %+v", g)
 	}
 	orig.Flush()
+	checkEmpty(t, orig)
 	got := orig.Biflows()
 	if len(got) != 1 || len(want) != 1 {
 		t.Fatalf("%d and %d biflows", len(got), len(want))
@@ -217,5 +220,21 @@ func TestICMPPorts(t *testing.T) {
 		if got[k] != w {
 			t.Fatalf("%s: ports %v, want %v (all: %v)", k, got[k], w, got)
 		}
+	}
+}
+
+// checkEmpty checks that a Consolidator with nothing pending holds
+// nothing: every slab index released, no attrs interned, no key indexed.
+func checkEmpty(t *testing.T, c *Consolidator) {
+	t.Helper()
+	free := func(n uint32, f []uint32) bool { return n == 0 || int(n)-1 == len(f) }
+	if !free(c.conns.n, c.conns.free) || !free(c.obs.n, c.obs.free) || !free(c.exts.n, c.exts.free) ||
+		!free(c.syms.n, c.syms.free) || !free(c.apps.n, c.apps.free) || !free(c.attrTab.n, c.attrTab.free) {
+		t.Fatalf("slab indices not released: conns %d/%d obs %d/%d exts %d/%d syms %d/%d apps %d/%d attrs %d/%d",
+			len(c.conns.free), c.conns.n, len(c.obs.free), c.obs.n, len(c.exts.free), c.exts.n,
+			len(c.syms.free), c.syms.n, len(c.apps.free), c.apps.n, len(c.attrTab.free), c.attrTab.n)
+	}
+	if len(c.attrIx) != 0 || c.pending.n != 0 {
+		t.Fatalf("%d attrs interned, %d keys indexed", len(c.attrIx), c.pending.n)
 	}
 }
