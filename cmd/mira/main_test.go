@@ -102,3 +102,21 @@ func TestSynthProgress(t *testing.T) {
 		t.Errorf("without --progress: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestReportNatsRollups: --nats with --source rollups is refused before
+// anything is asked of the cluster (its workers keep no rollups), as are
+// --db and --nats together.
+func TestReportNatsRollups(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--source", "rollups"}, "keep no rollups"},
+		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--db", "x.db"}, "exclude each other"},
+	} {
+		var out, errb bytes.Buffer
+		if code := runMira(context.Background(), tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("mira %s: exit %d, stderr %q", strings.Join(tc.args, " "), code, errb.String())
+		}
+	}
+}

@@ -110,31 +110,30 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if p.Source == report.SourceRecords {
-			// The workers consolidate what they alone hold.
-			var yaml []byte
-			if *rulesFile != "" {
-				if yaml, err = os.ReadFile(*rulesFile); err != nil {
-					return err
-				}
-			}
-			nc, js, err := cluster.Connect(*natsURL, "mira report")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			var rs cluster.ReportStats
-			if rep, rs, err = cluster.Report(ctx, nc, js, &p, yaml, dir); err != nil {
-				return err
-			}
-			if *mergeStats {
-				fmt.Fprintln(os.Stderr, rs)
-			}
-			return writeReport(rep, *export, stdout, p.Format)
+		if p.Source == report.SourceRollups {
+			return &cli.UsageError{Err: errors.New("--source rollups: the cluster's workers keep no rollups (use --source records or auto)")}
 		}
-		if *db, _, err = cluster.MergedStore(ctx, *natsURL, dir); err != nil {
+		// The workers consolidate what they alone hold. They keep no
+		// rollups: auto answers from the records.
+		var yaml []byte
+		if *rulesFile != "" {
+			if yaml, err = os.ReadFile(*rulesFile); err != nil {
+				return err
+			}
+		}
+		nc, js, err := cluster.Connect(*natsURL, "mira report")
+		if err != nil {
 			return err
 		}
+		defer nc.Close()
+		var rs cluster.ReportStats
+		if rep, rs, err = cluster.Report(ctx, nc, js, &p, yaml, dir); err != nil {
+			return err
+		}
+		if *mergeStats {
+			fmt.Fprintln(os.Stderr, rs)
+		}
+		return writeReport(rep, *export, stdout, p.Format)
 	}
 	s, err := openStore(*db)
 	if err != nil {

@@ -29,8 +29,8 @@
 //     itself, and assembles the parts (report.Assemble) with the
 //     announcements and the summed counters. --merge-stats says on
 //     stderr how many partitions went which way and the bytes moved.
-//     With --source rollups or auto it still gathers every record into
-//     a temporary store (MergedStore) and reports from it.
+//     The workers keep no rollups: --source auto answers from the
+//     records, --source rollups is refused.
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
 //     workers' results: /api/report (source records) is made as `mira
@@ -167,12 +167,18 @@
 // # What is not done yet
 //
 // The workers keep no rollups (a single mira-collector does), so
-// --source rollups has nothing to read in the merged store, and the web
-// UI's pages and the API other than /api/report gather every record. A
-// worker's part holds all its biflows, even for a report that lists few
-// (a table's top 50): the usage rows and estimates are summed over
-// every biflow in one order, which keeps them exact to the last bit of
-// the sampled estimates. The records are kept without retention.
+// --source rollups is refused in cluster mode, and the web UI's pages
+// and the API other than /api/report gather every record. A worker's
+// part holds all its biflows, even for a report that lists few (a
+// table's top 50): the usage rows and estimates are floating-point sums
+// over every biflow in one order, and sums made at the workers and added
+// at the reporter would differ in their last bits from a single
+// collector's once sampled (non-integral) estimates are among them.
+// Unsampled contributions are integers and add exactly in any order, so
+// a worker could send its usage rows and its top biflows instead when
+// every contribution of the report is integral; that needs a second
+// round when one is not, and is not built. The records are kept without
+// retention.
 //
 // # Replication and node loss
 //

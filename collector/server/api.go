@@ -40,8 +40,9 @@ type APIConfig struct {
 	// (a cluster's merged snapshot, collector/cluster.View); release is
 	// called when the request is answered.
 	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
-	// Report, when set, answers /api/report with source=records without
-	// a store: a cluster's workers consolidate (collector/cluster.Report).
+	// Report, when set, answers /api/report with source=records or auto
+	// without a store: a cluster's workers consolidate
+	// (collector/cluster.Report; they keep no rollups).
 	// p is checked; the rules, services and AS table are the server's.
 	Report func(ctx context.Context, p *report.Params) (*report.Report, error)
 }
@@ -155,7 +156,7 @@ func API(cfg APIConfig) http.Handler {
 			if err != nil {
 				return false, paramError{err}
 			}
-			if p.Source != "" && p.Source != report.SourceRecords {
+			if p.Source == report.SourceRollups {
 				return false, nil
 			}
 			rep, err := cfg.Report(ctx, p)
