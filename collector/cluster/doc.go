@@ -33,12 +33,13 @@
 //     records, --source rollups is refused.
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
-//     workers' results: /api/report (source records) is made as `mira
-//     report --nats` makes it (Report, through server.APIConfig.Report);
-//     the other endpoints and the UI's pages read a snapshot of every
-//     record (View: Gather into a snapshot store, gathered again by the
-//     first request after 2 s), so /api/flows, /api/probes and the UI
-//     answer as they would over one collector's store. /metrics (on
+//     workers' results: /api/report (source records or auto; the web
+//     UI's views read it) is made as `mira report --nats` makes it
+//     (Report, through server.APIConfig.Report); /api/flows (the flow
+//     explorer's records), /api/probes and /api/rollups read a snapshot
+//     of every record (View: Gather into a snapshot store, gathered
+//     again by the first request after 2 s), so they answer as they
+//     would over one collector's store. /metrics (on
 //     --http and --metrics): the ingest node's collector counters (the
 //     single collector's names) and publication counters
 //     (mira_cluster_published_records_total, unpublished, retried
@@ -167,8 +168,8 @@
 // # What is not done yet
 //
 // The workers keep no rollups (a single mira-collector does), so
-// --source rollups is refused in cluster mode, and the web UI's pages
-// and the API other than /api/report gather every record. A worker's
+// --source rollups is refused in cluster mode, and /api/flows and
+// /api/probes gather every record. A worker's
 // part holds all its biflows, even for a report that lists few (a
 // table's top 50): the usage rows and estimates are floating-point sums
 // over every biflow in one order, and sums made at the workers and added
