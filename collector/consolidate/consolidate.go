@@ -336,12 +336,14 @@ func originLess(a, b Origin) bool {
 	return a.Domain < b.Domain
 }
 
-// conn is one pending connection, in Consolidator.conns (64 bytes, no
+// conn is one pending connection, in Consolidator.conns (48 bytes, no
 // pointers). Its observations are listed per direction from head, in the
 // order their probes were first seen; most directions are seen by one
 // probe. The connections of one key pending at once (port reuse) are
 // listed newest first through older. A connection's start and end are
-// its observations' (span).
+// its observations' (span). Its key (Consolidator.key) has an IPv4
+// pair's addresses inline (a4, b4), any other pair's in
+// Consolidator.addrs (v6).
 type conn struct {
 	seen  int64     // wall clock of the latest record
 	head  [2]uint32 // first observation per direction ([0]: a->b, [1]: b->a)
@@ -349,8 +351,58 @@ type conn struct {
 	// app is the application metadata of the connection's records,
 	// merged (mergeApp), in Consolidator.apps; 0 until a record carries
 	// some.
-	app uint32
-	key connKey
+	app    uint32
+	v6     uint32 // the addresses (Consolidator.addrs) unless both are IPv4
+	pa, pb uint16
+	a4, b4 [4]byte
+	proto  uint8
+	fam    uint8
+}
+
+// both4 in connKey.fam: both addresses are IPv4.
+const both4 = famA4 | famB4
+
+// v4mapped is the prefix of an IPv4 address's 16 bytes (As16).
+var v4mapped = [12]byte{10: 0xff, 11: 0xff}
+
+// setKey makes k e's key.
+func (c *Consolidator) setKey(e *conn, k *connKey) {
+	e.pa, e.pb, e.proto, e.fam = k.pa, k.pb, k.proto, k.fam
+	if k.fam == both4 {
+		e.a4, e.b4 = [4]byte(k.a[12:]), [4]byte(k.b[12:])
+		return
+	}
+	e.v6 = c.addrs.alloc()
+	*c.addrs.at(e.v6) = [2][16]byte{k.a, k.b}
+}
+
+// key returns e's key.
+func (c *Consolidator) key(e *conn) connKey {
+	k := connKey{pa: e.pa, pb: e.pb, proto: e.proto, fam: e.fam}
+	if e.v6 == 0 {
+		copy(k.a[:], v4mapped[:])
+		copy(k.b[:], v4mapped[:])
+		copy(k.a[12:], e.a4[:])
+		copy(k.b[12:], e.b4[:])
+		return k
+	}
+	x := c.addrs.at(e.v6)
+	k.a, k.b = x[0], x[1]
+	return k
+}
+
+// keyIs says whether e's key is k.
+func (c *Consolidator) keyIs(e *conn, k *connKey) bool {
+	if e.pa != k.pa || e.pb != k.pb || e.proto != k.proto || e.fam != k.fam {
+		return false
+	}
+	if e.v6 == 0 {
+		// Both IPv4 (the families are equal): the first 12 bytes are
+		// v4mapped.
+		return e.a4 == [4]byte(k.a[12:]) && e.b4 == [4]byte(k.b[12:])
+	}
+	x := c.addrs.at(e.v6)
+	return x[0] == k.a && x[1] == k.b
 }
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
@@ -370,6 +422,7 @@ type Consolidator struct {
 	obs      slab[obs]
 	exts     slab[obsExt]
 	syms     slab[symNode]
+	addrs    slab[[2][16]byte]
 	attrTab  slab[attrEntry]
 	attrIx   map[attrs]uint32
 	attrHot  *[256]uint32 // attrs interned lately (attrTab), by a hash
@@ -625,7 +678,10 @@ func (c *Consolidator) ports(e *conn, d int, o *obs) (sport, dport uint16) {
 		x := c.exts.at(o.ext)
 		return x.sport, x.dport
 	}
-	return keyPorts(&e.key, d)
+	if d == 1 && !isICMP(e.proto) {
+		return e.pb, e.pa
+	}
+	return e.pa, e.pb
 }
 
 func (c *Consolidator) has(e *conn, d int, p int32) bool {
@@ -706,7 +762,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if ei == 0 {
 		ei = c.conns.alloc()
 		x := c.conns.at(ei)
-		x.key, x.older = k, newest
+		c.setKey(x, &k)
+		x.older = newest
 		if head != 0 && newest == 0 {
 			// connection completed every connection of k and removed
 			// its slot: find where k goes now.
@@ -930,7 +987,8 @@ func (c *Consolidator) Flush() {
 		if r := cmp.Compare(a.first, b.first); r != 0 {
 			return r
 		}
-		x, y := &c.conns.at(a.i).key, &c.conns.at(b.i).key
+		kx, ky := c.key(c.conns.at(a.i)), c.key(c.conns.at(b.i))
+		x, y := &kx, &ky
 		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
 		}
@@ -1020,7 +1078,8 @@ func (c *Consolidator) parts(o *obs) []part {
 func (c *Consolidator) emit(ei uint32) {
 	c.npending--
 	e := c.conns.at(ei)
-	k := &e.key
+	kk := c.key(e)
+	k := &kk
 	f, mf := c.pick(e, 0)
 	r, mr := c.pick(e, 1)
 	init, resp := f, r
@@ -1101,6 +1160,9 @@ func (c *Consolidator) release(ei uint32) {
 		*c.apps.at(e.app) = flow.App{}
 		c.apps.release(e.app)
 	}
+	if e.v6 != 0 {
+		c.addrs.release(e.v6)
+	}
 	*e = conn{}
 	c.conns.release(ei)
 }
@@ -1127,7 +1189,7 @@ func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse boo
 // opened connection e: a bare SYN, an ICMP echo request, an earlier
 // start, and finally the side that sent to the lower port.
 func (c *Consolidator) initiatorFirst(e *conn, x, y *obs) bool {
-	proto := e.key.proto
+	proto := e.proto
 	xsp, xdp := c.ports(e, 0, x)
 	_, ydp := c.ports(e, 1, y)
 	if isICMP(proto) {
@@ -1217,7 +1279,7 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 		if s == 0 {
 			continue
 		}
-		k := &c.conns.at(uint32(s)).key
+		k := c.key(c.conns.at(uint32(s)))
 		a, b := k.A(), k.B()
 		for i := uint32(s); i != 0; {
 			e := c.conns.at(i)
@@ -1236,8 +1298,8 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
 		pending: c.pending.clone(), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
-		exts:    c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
-		syms:    c.syms.clone(nil),
+		exts: c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
+		syms: c.syms.clone(nil), addrs: c.addrs.clone(nil),
 		attrTab: c.attrTab.clone(nil), attrIx: maps.Clone(c.attrIx), attrHot: new([256]uint32),
 		apps:   c.apps.clone(nil),
 		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),

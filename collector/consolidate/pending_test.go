@@ -47,13 +47,13 @@ func TestIndexAgainstMap(t *testing.T) {
 		switch {
 		case ei == 0:
 			ei = c.conns.alloc()
-			c.conns.at(ei).key = k
+			c.setKey(c.conns.at(ei), &k)
 			c.pending.put(slot, h, ei)
 			want[k] = item{h, ei}
 		case r.IntN(3) == 0:
 			// A newer connection of the key.
 			n := c.conns.alloc()
-			c.conns.at(n).key = k
+			c.setKey(c.conns.at(n), &k)
 			c.pending.setConn(slot, n)
 			want[k] = item{h, n}
 		default:
@@ -87,6 +87,10 @@ func TestCompleteBeforeSome(t *testing.T) {
 			recs[i] = flow.Record{Key: flow.Key{Src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}),
 				Dst: netip.AddrFrom4([4]byte{192, 0, 2, 1}), Sport: uint16(i), Dport: 443, Proto: 6},
 				Packets: 1, Octets: 100, First: first, Last: first + int64(time.Second)}
+			if i%3 == 0 { // IPv6 keys are held apart
+				recs[i].Src = netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 14: byte(i >> 8), 15: byte(i)})
+				recs[i].Dst = netip.MustParseAddr("2001:db8::1:1")
+			}
 		}
 		for i := range recs {
 			c.AddRecord(Origin{Probe: "p"}, &recs[i], false)
@@ -229,10 +233,12 @@ func checkEmpty(t *testing.T, c *Consolidator) {
 	t.Helper()
 	free := func(n uint32, f []uint32) bool { return n == 0 || int(n)-1 == len(f) }
 	if !free(c.conns.n, c.conns.free) || !free(c.obs.n, c.obs.free) || !free(c.exts.n, c.exts.free) ||
-		!free(c.syms.n, c.syms.free) || !free(c.apps.n, c.apps.free) || !free(c.attrTab.n, c.attrTab.free) {
-		t.Fatalf("slab indices not released: conns %d/%d obs %d/%d exts %d/%d syms %d/%d apps %d/%d attrs %d/%d",
+		!free(c.syms.n, c.syms.free) || !free(c.apps.n, c.apps.free) || !free(c.attrTab.n, c.attrTab.free) ||
+		!free(c.addrs.n, c.addrs.free) {
+		t.Fatalf("slab indices not released: conns %d/%d obs %d/%d exts %d/%d syms %d/%d apps %d/%d attrs %d/%d addrs %d/%d",
 			len(c.conns.free), c.conns.n, len(c.obs.free), c.obs.n, len(c.exts.free), c.exts.n,
-			len(c.syms.free), c.syms.n, len(c.apps.free), c.apps.n, len(c.attrTab.free), c.attrTab.n)
+			len(c.syms.free), c.syms.n, len(c.apps.free), c.apps.n, len(c.attrTab.free), c.attrTab.n,
+			len(c.addrs.free), c.addrs.n)
 	}
 	if len(c.attrIx) != 0 || c.pending.n != 0 {
 		t.Fatalf("%d attrs interned, %d keys indexed", len(c.attrIx), c.pending.n)
