@@ -9,7 +9,6 @@ import (
 
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/flow"
 )
 
 // Rollups at ingest: every committed record goes to a report.Roller,
@@ -90,7 +89,10 @@ func (s *Server) feedRollups(list []*store.Encoded, reload bool) {
 		}
 	}
 	for _, e := range list {
-		if err := e.Each(func(r *flow.Record) { s.roll.Add(e.Origin, r) }); err != nil {
+		// Held in their encoding: decoded once, when fed.
+		if err := e.EachEncoded(func(first, last int64, rec []byte) error {
+			return s.roll.AddEncoded(e.Origin, first, last, rec)
+		}); err != nil {
 			// Records this process encoded: a bug, not input.
 			s.log.Error("rollups: committed record unreadable", "err", err)
 		}

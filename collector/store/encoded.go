@@ -29,16 +29,17 @@ type Encoded struct {
 // encRec locates one record of an Encoded. Offsets are 32-bit: a batch
 // is far smaller than 4 GiB (see the collector's pending limit).
 type encRec struct {
-	last int64 // flow end time, the chunk order
-	off  uint32
-	n    uint32
+	last  int64 // flow end time, the chunk order
+	first int64 // flow start time (EachEncoded)
+	off   uint32
+	n     uint32
 }
 
 // Add appends r.
 func (e *Encoded) Add(r *flow.Record) {
 	at := len(e.buf)
 	e.buf = appendChunkRecord(e.buf, r)
-	e.idx = append(e.idx, encRec{last: r.Last, off: uint32(at), n: uint32(len(e.buf) - at)})
+	e.idx = append(e.idx, encRec{last: r.Last, first: r.First, off: uint32(at), n: uint32(len(e.buf) - at)})
 	e.maxDur = max(e.maxDur, r.Last-r.First)
 }
 
@@ -268,6 +269,24 @@ func (e *Encoded) Each(fn func(r *flow.Record)) error {
 			return err
 		}
 		fn(&r)
+	}
+	return nil
+}
+
+// EachEncoded calls fn with each record's start and end time and its
+// encoding (DecodeRecord's input, valid during the call), in e's order
+// (end-time order once committed), without decoding it. It stops at the
+// first error, of fn or of a record's length.
+func (e *Encoded) EachEncoded(fn func(first, last int64, rec []byte) error) error {
+	for _, x := range e.idx {
+		b := e.buf[x.off : x.off+x.n]
+		_, l := binary.Uvarint(b)
+		if l <= 0 {
+			return &DecodeError{Field: "record length", Reason: ReasonChunk}
+		}
+		if err := fn(x.first, x.last, b[l:]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
