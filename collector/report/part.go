@@ -13,9 +13,9 @@ import (
 	"github.com/mira-project/mira/collector/store"
 )
 
-// MergeParts is the one Part of parts (of record sets sharing no address
-// pair): their biflows together and their counts added, so that
-// Assemble over it is Assemble over parts.
+// MergeParts is the one Part of parts (BuildPart's, not aggregated; of
+// record sets sharing no address pair): their biflows together and their
+// counts added, so that Assemble over it is Assemble over parts.
 func MergeParts(parts []*Part) *Part {
 	m := &Part{Biflows: []Biflow{}}
 	for _, p := range parts {
@@ -33,12 +33,28 @@ func MergeParts(parts []*Part) *Part {
 // partWire is a Part's encoding (MarshalBinary): the biflows with the
 // estimates Assemble sums.
 type partWire struct {
+	Agg             *usageWire
 	Biflows         []biflowWire
 	Flows           int
 	First, Last     int64
 	HasSpan         bool
 	Merged          int
 	SamplingUnknown uint64
+}
+
+type usageWire struct {
+	Rows            []rowWire
+	Total           consolidate.Estimate
+	Sampled, PktSmp bool
+	Packets, Octets uint64
+	Biflows         int
+}
+
+type rowWire struct {
+	Key             ukey
+	Row             UsageRow
+	Est             consolidate.Estimate
+	Sampled, PktSmp bool
 }
 
 type biflowWire struct {
@@ -53,6 +69,12 @@ func (p *Part) MarshalBinary() ([]byte, error) {
 		HasSpan: p.HasSpan, Merged: p.Merged, SamplingUnknown: p.SamplingUnknown}
 	for i := range p.Biflows {
 		w.Biflows[i] = biflowWire{B: p.Biflows[i], Est: p.Biflows[i].est, PktSampled: p.Biflows[i].pktSampled}
+	}
+	if a := p.agg; a != nil {
+		w.Agg = &usageWire{Total: a.total, Sampled: a.sampled, PktSmp: a.pktSmp, Packets: a.packets, Octets: a.octets, Biflows: a.biflows}
+		for k, r := range a.rows {
+			w.Agg.Rows = append(w.Agg.Rows, rowWire{Key: k, Row: *r, Est: r.est, Sampled: r.sampled, PktSmp: r.pktSmp})
+		}
 	}
 	var buf bytes.Buffer
 	err := gob.NewEncoder(&buf).Encode(&w)
@@ -83,6 +105,15 @@ func (p *Part) UnmarshalBinary(data []byte) error {
 		}
 		p.Biflows[i] = b
 	}
+	if a := w.Agg; a != nil {
+		p.agg = &usageAcc{rows: make(map[ukey]*UsageRow, len(a.Rows)), total: a.Total, sampled: a.Sampled, pktSmp: a.PktSmp,
+			packets: a.Packets, octets: a.Octets, biflows: a.Biflows}
+		for i := range a.Rows {
+			r := a.Rows[i].Row
+			r.est, r.sampled, r.pktSmp = a.Rows[i].Est, a.Rows[i].Sampled, a.Rows[i].PktSmp
+			p.agg.rows[a.Rows[i].Key] = &r
+		}
+	}
 	return nil
 }
 
@@ -103,9 +134,15 @@ type PartSpec struct {
 	NoDedup                           bool
 	Overrides                         map[string]consolidate.Override
 	Aggregate, Category, Symptom, App string
-	Rules, Services                   []byte
-	Names                             *store.NameIndex
-	Announcements                     map[store.Origin][]store.Announcement
+	// By, Bucket and Order are the usage grouping and listing order
+	// (Part.Aggregate); By as is left out (the AS table is the
+	// reporter's).
+	By              string
+	Bucket          time.Duration
+	Order           string
+	Rules, Services []byte
+	Names           *store.NameIndex
+	Announcements   map[store.Origin][]store.Announcement
 }
 
 // PartSpec returns p's part parameters with the rules' YAML (nil: the
@@ -114,7 +151,11 @@ type PartSpec struct {
 func (p *Params) PartSpec(rules []byte) (PartSpec, error) {
 	s := PartSpec{From: p.From, To: p.To, Exporter: p.Exporter, Domain: p.Domain, Host: p.Host, Port: p.Port,
 		Proto: p.Proto, Window: p.Window, NoDedup: p.NoDedup, Overrides: p.Overrides,
-		Aggregate: p.Aggregate, Category: p.Category, Symptom: p.Symptom, App: p.App, Rules: rules}
+		Aggregate: p.Aggregate, Category: p.Category, Symptom: p.Symptom, App: p.App, Rules: rules,
+		By: p.By, Bucket: p.Bucket, Order: p.Order}
+	if s.By == ByAS {
+		s.By = ""
+	}
 	if p.ServicesFile != "" {
 		b, err := os.ReadFile(p.ServicesFile)
 		if err != nil {
@@ -129,7 +170,11 @@ func (p *Params) PartSpec(rules []byte) (PartSpec, error) {
 // BuildPart over the records the query and Options.Match select gives
 // the part the report of the same parameters would make of them.
 func (s *PartSpec) Options() (Options, store.Query, error) {
-	p := Params{Selection: Selection{Format: "json", From: s.From, To: s.To, Order: OrderTime, Exporter: s.Exporter,
+	order := s.Order
+	if order == "" {
+		order = OrderTime
+	}
+	p := Params{By: s.By, Bucket: s.Bucket, Selection: Selection{Format: "json", From: s.From, To: s.To, Order: order, Exporter: s.Exporter,
 		Domain: s.Domain, Host: s.Host, Port: s.Port, Proto: s.Proto},
 		Window: s.Window, Confidence: 0.95, NoDedup: s.NoDedup, Overrides: s.Overrides,
 		Aggregate: s.Aggregate, Category: s.Category, Symptom: s.Symptom, App: s.App, Source: SourceRecords}

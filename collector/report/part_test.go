@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -123,6 +124,12 @@ func TestAssembleParts(t *testing.T) {
 				return r.Sport == 21 || r.Dport == 21 || r.Dport >= 20000 || r.Sport >= 20000
 			}
 		}},
+		{"top 20 by bytes", func(o *Options) { o.Order, o.Limit = OrderBytes, 20 }},
+		{"by symptom, top 10", func(o *Options) { o.By, o.Limit = BySymptom, 10 }},
+		{"by app, buckets, page", func(o *Options) { o.By, o.Bucket, o.Limit, o.Offset = ByApp, time.Minute, 5, 3 }},
+		{"keep, top 30, past the end", func(o *Options) {
+			o.Keep, o.Limit, o.Offset = func(b *Biflow) bool { return b.Proto == 17 }, 30, 100000
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := Options{Rules: rules, Names: names, Announcements: anns}
@@ -161,6 +168,61 @@ func TestAssembleParts(t *testing.T) {
 			}
 			if !bytes.Equal(merged.Bytes(), got.Bytes()) {
 				t.Error("assembled from the merged parts differs from assembled from the parts")
+			}
+			// Parts carrying their usage and first biflows (Aggregate):
+			// the same report when every estimate is integral; when a
+			// sampled one is among them, AssembleExact says so.
+			if keep := opts.Offset + opts.Limit; opts.Limit > 0 {
+				for _, withAnns := range []bool{false, true} {
+					o := opts
+					if !withAnns {
+						o.Announcements = nil
+					}
+					var w bytes.Buffer
+					if err := Build(in, o).WriteJSON(&w); err != nil {
+						t.Fatal(err)
+					}
+					var aparts []*Part
+					aggregated := 0
+					for _, l := range split(in, 3) {
+						p := BuildPart(l, o)
+						if p.Aggregate(o, keep) {
+							aggregated++
+						}
+						enc, err := p.MarshalBinary()
+						if err != nil {
+							t.Fatal(err)
+						}
+						var q Part
+						if err := q.UnmarshalBinary(enc); err != nil {
+							t.Fatal(err)
+						}
+						aparts = append(aparts, &q)
+					}
+					rep, err := AssembleExact(aparts, o)
+					switch {
+					case err == nil:
+						var g bytes.Buffer
+						if err := rep.WriteJSON(&g); err != nil {
+							t.Fatal(err)
+						}
+						if !bytes.Equal(g.Bytes(), w.Bytes()) {
+							t.Errorf("sampled %v: assembled from %d aggregated parts differs from the report over all records", withAnns, aggregated)
+						}
+					case errors.Is(err, ErrNotIntegral):
+						if !withAnns {
+							t.Errorf("unsampled: %v", err)
+						}
+					default:
+						t.Fatal(err)
+					}
+					if !withAnns && aggregated != 3 {
+						t.Errorf("unsampled: %d of 3 parts aggregated", aggregated)
+					}
+					if withAnns && aggregated == 3 {
+						t.Error("sampled: every part aggregated")
+					}
+				}
 			}
 			if !bytes.Equal(got.Bytes(), want.Bytes()) {
 				t.Errorf("assembled from parts (%d bytes) differs from the report over all records (%d bytes)", got.Len(), want.Len())

@@ -3,11 +3,11 @@ package report
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
@@ -501,6 +501,10 @@ type Part struct {
 	// unscaled counts.
 	Merged          int
 	SamplingUnknown uint64
+
+	// agg, when set (Aggregate), is the usage of all the part's
+	// biflows, of which Biflows holds only the first in listing order.
+	agg *usageAcc
 }
 
 func (p *Part) span(f, l int64) {
@@ -641,19 +645,26 @@ func compareBiflows(a, b *Biflow) int {
 
 // Assemble makes the report of parts (BuildPart over record sets that
 // share no address pair): the biflows in one order, the usage table and
-// the summary.
+// the summary. Parts that carry their usage already (Part.Aggregate) add
+// exactly only when every contribution is integral: see AssembleExact.
 func Assemble(parts []*Part, opts Options) *Report {
+	rep, _ := AssembleExact(parts, opts)
+	return rep
+}
+
+// ErrNotIntegral is AssembleExact's error when parts carrying their usage
+// (Part.Aggregate) meet a sampled biflow elsewhere: floating-point sums
+// added in another order than a single report's could differ in their
+// last bits. The report returned with it is still whole, not exact.
+var ErrNotIntegral = errors.New("report: a part's usage was summed apart from sampled (non-integral) estimates")
+
+// AssembleExact is Assemble that says (ErrNotIntegral) when the report
+// may differ in the last bits of its estimates from Build over the same
+// records: when some parts carry their usage and another contribution is
+// not integral. The caller then assembles from full parts instead.
+func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
-	n := 0
-	for _, p := range parts {
-		n += len(p.Biflows)
-	}
-	if len(parts) == 1 {
-		rep.Biflows = parts[0].Biflows
-	} else {
-		rep.Biflows = make([]Biflow, 0, n)
-	}
 	span := func(f, l int64) {
 		first, last := Timestamp(f), Timestamp(l)
 		if s.First == nil || first < *s.First {
@@ -663,9 +674,27 @@ func Assemble(parts []*Part, opts Options) *Report {
 			s.Last = &last
 		}
 	}
+	// The biflows of full parts are summed one by one in one order;
+	// those of aggregated parts came summed.
+	var full []Biflow
+	if len(parts) == 1 && parts[0].agg == nil {
+		full = parts[0].Biflows
+	}
+	acc := newUsageAcc()
+	var tops []Biflow
+	aggregated := false
+	n := 0
 	for _, p := range parts {
-		if len(parts) > 1 {
-			rep.Biflows = append(rep.Biflows, p.Biflows...)
+		if p.agg != nil {
+			aggregated = true
+			acc.merge(p.agg)
+			tops = append(tops, p.Biflows...)
+			n += p.agg.biflows
+		} else {
+			if len(parts) > 1 {
+				full = append(full, p.Biflows...)
+			}
+			n += len(p.Biflows)
 		}
 		s.Flows += p.Flows
 		s.Merged += p.Merged
@@ -674,78 +703,24 @@ func Assemble(parts []*Part, opts Options) *Report {
 			span(p.First, p.Last)
 		}
 	}
-	slices.SortFunc(rep.Biflows, func(a, b Biflow) int { return compareBiflows(&a, &b) })
-	type ukey struct {
-		agg, cat, probe string
-		host, symptom   string
-		app             string
-		src, dst        uint32
-		bucket          int64
+	slices.SortFunc(full, func(a, b Biflow) int { return compareBiflows(&a, &b) })
+	var err error
+	for i := range full {
+		if aggregated && err == nil && !full[i].integral() {
+			err = ErrNotIntegral
+		}
+		acc.add(&full[i], &opts)
 	}
-	rows := make(map[ukey]*UsageRow)
-	var total consolidate.Estimate
-	sampled, pktSmp := false, false
-	var keys []ukey
-	for i := range rep.Biflows {
-		b := &rep.Biflows[i]
-		k := ukey{agg: b.Aggregate, cat: b.Category}
-		keys = keys[:0]
-		switch opts.By {
-		case ByAggregate:
-			k.cat = ""
-		case ByCategory:
-			k.agg = ""
-		case ByProbe:
-			k = ukey{probe: strings.Join(b.Origins, ";")}
-		case ByAS:
-			k = ukey{src: opts.AS.Lookup(b.Src), dst: opts.AS.Lookup(b.Dst)}
-		case ByApp:
-			k = ukey{app: b.App}
-		case ByHost:
-			keys = append(keys, ukey{host: addrString(b.Src)})
-			if b.Dst != b.Src {
-				keys = append(keys, ukey{host: addrString(b.Dst)})
-			}
-		case BySymptom:
-			for name, n := range b.Symptoms {
-				if n > 0 {
-					keys = append(keys, ukey{symptom: name})
-				}
-			}
-		}
-		if opts.By != ByHost && opts.By != BySymptom {
-			keys = append(keys, k)
-		}
-		for _, k := range keys {
-			if opts.Bucket > 0 {
-				k.bucket = int64(b.First) - mod(int64(b.First), int64(opts.Bucket))
-			}
-			row := rows[k]
-			if row == nil {
-				row = &UsageRow{Aggregate: k.agg, Category: k.cat, Probe: k.probe, SrcAS: k.src, DstAS: k.dst, Host: k.host, Symptom: k.symptom, App: k.app}
-				if opts.Bucket > 0 {
-					bt := Timestamp(k.bucket)
-					row.Bucket = &bt
-				}
-				rows[k] = row
-			}
-			row.Biflows++
-			row.Packets = consolidate.SatAdd(row.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
-			row.Octets = consolidate.SatAdd(row.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
-			row.Hits = consolidate.SatAdd(row.Hits, b.Symptoms[k.symptom])
-			row.Merged += b.Merged
-			row.est.Add(&b.est)
-			bs := b.Sampling < 1
-			row.sampled = row.sampled || bs
-			row.pktSmp = row.pktSmp || (bs && b.pktSampled)
-		}
-		bs := b.Sampling < 1
-		bp := bs && b.pktSampled
-		s.Packets = consolidate.SatAdd(s.Packets, consolidate.SatAdd(b.Packets, b.RPackets))
-		s.Octets = consolidate.SatAdd(s.Octets, consolidate.SatAdd(b.Octets, b.ROctets))
-		total.Add(&b.est)
-		sampled = sampled || bs
-		pktSmp = pktSmp || bp
+	if aggregated && err == nil && !acc.integral() {
+		err = ErrNotIntegral
+	}
+	total, rows := &acc.total, acc.rows
+	sampled, pktSmp := acc.sampled, acc.pktSmp
+	s.Packets, s.Octets = acc.packets, acc.octets
+	rep.Biflows = full
+	if aggregated {
+		rep.Biflows = append(slices.Clip(full), tops...)
+		slices.SortFunc(rep.Biflows, func(a, b Biflow) int { return compareBiflows(&a, &b) })
 	}
 	conf := opts.Confidence
 	if conf <= 0 || conf >= 1 {
@@ -754,7 +729,7 @@ func Assemble(parts []*Part, opts Options) *Report {
 	z := consolidate.NormalQuantile(0.5 + conf/2)
 	s.EstimatedOctets = max(consolidate.Round(total.Octets), s.Octets)
 	if sampled {
-		s.Estimate = makeEstimate(&total, z, conf, len(rep.Biflows), s.Packets, s.Octets, pktSmp)
+		s.Estimate = makeEstimate(total, z, conf, n, s.Packets, s.Octets, pktSmp)
 	}
 	for _, row := range rows {
 		row.EstimatedOctets = max(consolidate.Round(row.est.Octets), row.Octets)
@@ -764,11 +739,11 @@ func Assemble(parts []*Part, opts Options) *Report {
 		rep.Usage = append(rep.Usage, *row)
 	}
 	sortUsage(rep.Usage)
-	s.Biflows = len(rep.Biflows)
+	s.Biflows = n
 	if opts.Order == OrderBytes {
 		sortBiflows(rep.Biflows, opts.Order)
 	}
-	rep.Biflows, s.Offset, s.NextOffset = page(rep.Biflows, opts.Offset, opts.Limit)
+	rep.Biflows, s.Offset, s.NextOffset = pageOf(rep.Biflows, n, opts.Offset, opts.Limit)
 	s.Listed = len(rep.Biflows)
 	if st := opts.Stats; st != nil {
 		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost
@@ -789,7 +764,7 @@ func Assemble(parts []*Part, opts Options) *Report {
 	s.Loss, s.Ledgers = lossLedger(&opts)
 	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
 	s.QueueLossScaled = queueLossScaled(s.Ledgers)
-	return rep
+	return rep, err
 }
 
 // sortUsage orders usage rows: by bucket, largest first, then by name.
