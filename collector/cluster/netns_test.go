@@ -459,7 +459,7 @@ func TestClusterNetns(t *testing.T) {
 
 var storedRE = regexp.MustCompile(`worker stopped.* stored=(\d+)`)
 
-var mergeStatsRE = regexp.MustCompile(`(\d+) partitions consolidated at workers \((\d+) biflows\)`)
+var mergeStatsRE = regexp.MustCompile(`(\d+) partitions consolidated at workers \((\d+) biflows;`)
 
 // reportMergeStats runs mira report --nats URL --merge-stats: the report
 // and what it said on stderr of its merge.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -46,6 +47,10 @@ type partRequest struct {
 	Spec        report.PartSpec
 	Consolidate []int // partitions it alone holds records of in the range: their Part
 	Raw         []int // partitions others hold records of too: the records
+	// Keep, when positive, asks for the Part's usage and only its first
+	// Keep biflows in listing order (report.Part.Aggregate), when its
+	// estimates are integral.
+	Keep int
 }
 
 // assignment is a worker's share of a report.
@@ -174,9 +179,12 @@ func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err
 			}
 		}
 	}()
-	part, nraw, err := w.buildPart(pr, func(b []byte) error { return w.nc.Publish(reply, b) })
+	part, opts, nraw, err := w.buildPart(pr, func(b []byte) error { return w.nc.Publish(reply, b) })
 	var enc []byte
 	if err == nil {
+		if pr.Keep > 0 {
+			part.Aggregate(opts, pr.Keep)
+		}
 		enc, err = part.MarshalBinary()
 	}
 	close(done)
@@ -197,10 +205,10 @@ func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err
 // partitions, handed to raw in chunks (the dump's format), and the Part
 // of its Consolidate partitions, which it returns with the count of raw
 // records.
-func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Part, int, error) {
+func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Part, report.Options, int, error) {
 	opts, q, err := pr.Spec.Options()
 	if err != nil {
-		return nil, 0, err
+		return nil, opts, 0, err
 	}
 	from, to := queryBounds(q)
 	var cons, asRaw [Partitions]bool
@@ -273,7 +281,7 @@ func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Par
 		return err
 	})
 	if err != nil {
-		return nil, nraw, err
+		return nil, opts, nraw, err
 	}
 	// The order a store over the same records (the reporter's, a
 	// single collector's) gives one origin's records: by end time, ties
@@ -305,7 +313,7 @@ func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Par
 		for i, j := range idx {
 			flows[i] = mine[j]
 		}
-		return report.BuildPart(flows, opts), nraw, nil
+		return report.BuildPart(flows, opts), opts, nraw, nil
 	}
 	var group [Partitions]int
 	for i, p := range pr.Consolidate {
@@ -329,7 +337,7 @@ func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Par
 		}()
 	}
 	wg.Wait()
-	return report.MergeParts(parts), nraw, nil
+	return report.MergeParts(parts), opts, nraw, nil
 }
 
 // ReportStats describes how a merged report was made.
@@ -343,14 +351,20 @@ type ReportStats struct {
 	// the distinct records of central partitions moved to the reporter
 	// (Duplicates: copies of them two workers both held).
 	WorkerBiflows, Records, Duplicates int
+	// Aggregated counts the workers' parts that came as usage rows and
+	// first biflows (report.Part.Aggregate; WorkerBiflows then counts
+	// the biflows they summed); Again, the workers asked a second time
+	// for their whole parts because a sampled estimate was among the
+	// report's (report.ErrNotIntegral).
+	Aggregated, Again int
 	// Bytes is what the workers sent.
 	Bytes int64
 }
 
 // String is the line `mira report --nats --merge-stats` writes.
 func (s ReportStats) String() string {
-	return fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
-		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Central, s.Records, s.Duplicates, s.Bytes)
+	return fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows; %d parts as usage rows, %d asked again whole), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
+		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Aggregated, s.Again, s.Central, s.Records, s.Duplicates, s.Bytes)
 }
 
 // Report makes the report `mira report --db` would make with p over a
@@ -419,21 +433,35 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 	}
 	slices.Sort(names)
 	answers := make([]answer, len(names))
+	// A report that lists its first biflows only can take the workers'
+	// usage rows and first biflows instead of every biflow.
+	keep := 0
+	if p.Limit > 0 {
+		keep = p.Offset + p.Limit
+	}
+	ask := func(i int, req partRequest) error {
+		var b bytes.Buffer
+		if err := gob.NewEncoder(&b).Encode(req); err != nil {
+			return err
+		}
+		a := &answers[i]
+		a.part, a.raw, a.bytes, a.err = askPart(ctx, nc, names[i], b.Bytes())
+		return nil
+	}
 	var wg sync.WaitGroup
 	for i, name := range names {
-		var req bytes.Buffer
-		if err := gob.NewEncoder(&req).Encode(partRequest{Spec: spec, Consolidate: plan[name].Consolidate, Raw: plan[name].Raw}); err != nil {
-			return nil, rs, err
-		}
+		req := partRequest{Spec: spec, Consolidate: plan[name].Consolidate, Raw: plan[name].Raw, Keep: keep}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := &answers[i]
-			a.part, a.raw, a.bytes, a.err = askPart(ctx, nc, name, req.Bytes())
+			if err := ask(i, req); err != nil {
+				answers[i].err = err
+			}
 		}()
 	}
 	wg.Wait()
 	var parts []*report.Part
+	partOf := map[int]int{} // answer -> index in parts
 	seen := map[[idLen]byte]struct{}{}
 	byOrigin := map[store.Origin][]idRec{}
 	for i := range answers {
@@ -443,7 +471,7 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		}
 		rs.Bytes += a.bytes
 		if a.part != nil {
-			rs.WorkerBiflows += len(a.part.Biflows)
+			partOf[i] = len(parts)
 			parts = append(parts, a.part)
 		}
 		for _, x := range a.raw {
@@ -478,7 +506,50 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		return nil, rs, err
 	}
 	parts = append(parts, report.BuildPart(flows, opts))
-	return report.Assemble(parts, opts), rs, nil
+	rep, err := report.AssembleExact(parts, opts)
+	if errors.Is(err, report.ErrNotIntegral) {
+		// A sampled estimate is among the report's: ask the workers
+		// whose parts came as usage rows for their whole parts.
+		for i, j := range partOf {
+			if !parts[j].Aggregated() {
+				continue
+			}
+			rs.Again++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := ask(i, partRequest{Spec: spec, Consolidate: plan[names[i]].Consolidate}); err != nil {
+					answers[i].err = err
+				}
+			}()
+		}
+		wg.Wait()
+		for i, j := range partOf {
+			if !parts[j].Aggregated() {
+				continue
+			}
+			a := &answers[i]
+			if a.err != nil {
+				return nil, rs, a.err
+			}
+			if a.part == nil || a.part.Aggregated() {
+				return nil, rs, fmt.Errorf("cluster: worker %s did not send its whole part", names[i])
+			}
+			rs.Bytes += a.bytes
+			parts[j] = a.part
+		}
+		rep, err = report.AssembleExact(parts, opts)
+	}
+	if err != nil {
+		return nil, rs, err
+	}
+	for _, j := range partOf {
+		rs.WorkerBiflows += parts[j].Count()
+		if parts[j].Aggregated() {
+			rs.Aggregated++
+		}
+	}
+	return rep, rs, nil
 }
 
 // idEnc is one raw record of a worker's answer.

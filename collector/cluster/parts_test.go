@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +222,23 @@ func TestWorkerParts(t *testing.T) {
 	waitOwned()
 	t1 := t0 + int64(10*time.Minute)
 	send(append(late, partRecords(rng, 1500, t1, int64(5*time.Minute))...))
+	// An exporter whose records (of the first export's time) all fall
+	// in partitions that moved to w2: consolidated at the reporter. With
+	// its sampling overridden, the reporter's part is sampled while w1's
+	// parts are not.
+	moved := map[int]bool{}
+	for _, p := range workers[1].Owned() {
+		moved[p] = true
+	}
+	var late2 []flow.Record
+	for _, r := range partRecords(rng, 400, t0, int64(5*time.Minute)) {
+		if moved[Partition(r.Key, Partitions)] {
+			late2 = append(late2, r)
+		}
+	}
+	g.Consume(collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.4:4739"), Domain: 9}, late2)
+	g.FlushAll()
+	sent += uint64(len(late2))
 	waitAll()
 	if stored() == first {
 		t.Fatal("the second export stored nothing")
@@ -233,6 +251,9 @@ func TestWorkerParts(t *testing.T) {
 		someAtCentral bool
 	}{
 		{nil, false, true},
+		{[]string{"--limit", "25", "--order", "bytes"}, false, true},
+		{[]string{"--limit", "25", "--sampling", "192.0.2.4=packet:10"}, false, true},
+		{[]string{"--from", ts(t1), "--limit", "10", "--offset", "5", "--by", "host"}, true, false},
 		{[]string{"--from", ts(t1)}, true, false},
 		{[]string{"--from", ts(t1 + int64(2*time.Minute)), "--to", ts(t1 + int64(4*time.Minute))}, true, false},
 		{[]string{"--to", ts(t0 + int64(2*time.Minute))}, false, true},
@@ -293,6 +314,18 @@ func TestWorkerParts(t *testing.T) {
 			}
 			if tc.someAtCentral && rs.Central == 0 {
 				t.Error("no partition at the reporter (none moved between the workers?)")
+			}
+			// Reports that list their first biflows take the workers'
+			// usage rows; a sampled estimate (the override) among the
+			// report's makes the reporter ask for whole parts again.
+			sampled := slices.Contains(tc.args, "--sampling")
+			switch {
+			case p.Limit > 0 && !sampled && rs.Aggregated == 0:
+				t.Error("no worker part came as usage rows")
+			case sampled && rs.Again == 0:
+				t.Error("a sampled report took the workers' usage rows without asking again")
+			case p.Limit == 0 && rs.Aggregated > 0:
+				t.Error("a report listing every biflow took usage rows")
 			}
 		})
 	}

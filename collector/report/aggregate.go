@@ -185,3 +185,12 @@ func pageOf(all []Biflow, n, offset, limit int) (rows []Biflow, off, next int) {
 	}
 	return all[off : off+listed], off, next
 }
+
+// Count is the number of biflows p stands for (those it lists, or those
+// its usage sums when aggregated).
+func (p *Part) Count() int {
+	if p.agg != nil {
+		return p.agg.biflows
+	}
+	return len(p.Biflows)
+}
