@@ -1,8 +1,11 @@
 package consolidate
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -242,5 +245,98 @@ func checkEmpty(t *testing.T, c *Consolidator) {
 	}
 	if len(c.attrIx) != 0 || c.pending.n != 0 {
 		t.Fatalf("%d attrs interned, %d keys indexed", len(c.attrIx), c.pending.n)
+	}
+}
+
+// TestCloneRandom feeds random records (two probes, both directions, IPv4
+// and IPv6, ICMP echo, FIN ends, port reuse, symptoms, changing flow
+// intervals, application metadata) in start order; half way through it
+// clones the consolidator, and feeds the rest to the original and other
+// records (some directions reversed, other counts and symptoms) to the
+// clone, in turns: each must complete what a consolidator never cloned
+// completes from the same records.
+func TestCloneRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	hosts := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")}
+	for round := 0; round < 30; round++ {
+		var recs []flow.Record
+		var origins []Origin
+		for i := 0; i < 400; i++ {
+			v6 := r.IntN(2) * 2
+			src, dst := hosts[v6+r.IntN(2)], hosts[v6+r.IntN(2)]
+			x := flow.Record{Key: flow.Key{Src: src, Dst: dst, Sport: uint16(1000 + r.IntN(3)), Dport: uint16(80 + r.IntN(2)), Proto: 6},
+				Packets: uint64(1 + r.IntN(9)), Octets: uint64(40 + r.IntN(1500)),
+				First: t0 + int64(r.IntN(600))*int64(time.Second)}
+			x.Last = x.First + int64(r.IntN(30))*int64(time.Second)
+			switch r.IntN(6) {
+			case 0:
+				x.Proto, x.Sport, x.Dport = 1, 0, uint16([]int{8 << 8, 0, 3<<8 | 1}[r.IntN(3)])
+			case 1:
+				x.EndReason = flow.EndDetected
+			case 2:
+				x.Symptoms = []flow.SymptomCount{{ID: uint16(r.IntN(3)), Count: 1}, {ID: uint16(3 + r.IntN(2)), Count: 2}}
+			case 3:
+				x.SamplingFlowInterval = uint32(1 + r.IntN(3))
+				x.Aggregate, x.Category = uint32(r.IntN(3)), uint16(r.IntN(3))
+			case 4:
+				x.App.ServerName = []string{"a.example", "b.example"}[r.IntN(2)]
+			}
+			x.TCPFlags = uint8(r.IntN(256))
+			recs = append(recs, x)
+			origins = append(origins, Origin{Probe: []string{"p", "q"}[r.IntN(2)]})
+		}
+		slices.SortStableFunc(recs, func(a, b flow.Record) int { return cmp.Compare(a.First, b.First) })
+		other := slices.Clone(recs) // the clone's second half
+		for i := range other {
+			x := &other[i]
+			if i%2 == 0 {
+				x.Src, x.Dst, x.Sport, x.Dport = x.Dst, x.Src, x.Dport, x.Sport
+			}
+			x.Packets++
+			x.Symptoms = []flow.SymptomCount{{ID: uint16(i % 4), Count: 3}}
+			x.App.HTTPHost = "h.example"
+		}
+		half := len(recs) / 2
+		cfg := &Config{Window: 20 * time.Second, Batch: true}
+		a, ref, ref2 := New(cfg), New(cfg), New(cfg)
+		var cl *Consolidator
+		var before int
+		for i := range recs {
+			if i == half {
+				cl = a.Clone(nil)
+				before = len(a.out)
+			}
+			a.AddRecord(origins[i], &recs[i], false)
+			ref.AddRecord(origins[i], &recs[i], false)
+			if cl == nil {
+				ref2.AddRecord(origins[i], &recs[i], false)
+				continue
+			}
+			cl.AddRecord(origins[i], &other[i], false)
+			ref2.AddRecord(origins[i], &other[i], false)
+		}
+		for _, c := range []*Consolidator{a, cl, ref, ref2} {
+			c.Flush()
+		}
+		ga, gc, gr, gr2 := a.Biflows(), cl.Biflows(), ref.Biflows(), ref2.Biflows()
+		// An empty symptom list is nil or not as the reused Biflow's
+		// history has it.
+		for _, bs := range [][]Biflow{ga, gc, gr, gr2} {
+			for i := range bs {
+				if len(bs[i].Symptoms) == 0 {
+					bs[i].Symptoms = nil
+				}
+			}
+		}
+		if !reflect.DeepEqual(ga, gr) {
+			t.Fatalf("round %d: the cloned consolidator's biflows differ from one never cloned", round)
+		}
+		if before == 0 || len(gc) == 0 || len(gr2) < before || !reflect.DeepEqual(gr2[before:], gc) {
+			t.Fatalf("round %d: the clone gave %d biflows, one never cloned %d after %d (or others)", round, len(gc), len(gr2)-before, before)
+		}
+		for _, c := range []*Consolidator{a, cl} {
+			checkEmpty(t, c)
+		}
 	}
 }
