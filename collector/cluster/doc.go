@@ -157,6 +157,19 @@
 // consolidated by the reporter as before. Records stored while a report
 // is being made may or may not be in it, as before.
 //
+// A report that lists only its first biflows (--limit N, the table's
+// default 50; --offset M) does not need every biflow at the reporter:
+// each worker sends its part's usage rows and totals and its first M+N
+// biflows in the report's listing order (report.Part.Aggregate), and
+// the first M+N of the report are among those. The usage rows and
+// estimates are floating-point sums, which added in another order than
+// a single report's could differ in their last bits; unsampled
+// estimates are integers below 2^53, which add exactly in any order. So
+// a worker aggregates only when every estimate of its part is integral,
+// and when the reporter then finds a sampled estimate elsewhere
+// (report.ErrNotIntegral) it asks those workers again for their whole
+// parts.
+//
 // TestWorkerParts (in process, two workers, partitions moved with
 // connections spanning the move) compares Report with the report over
 // every record gathered, byte for byte, for seven parameter sets, and
@@ -169,16 +182,7 @@
 //
 // The workers keep no rollups (a single mira-collector does), so
 // --source rollups is refused in cluster mode, and /api/flows and
-// /api/probes gather every record. A worker's
-// part holds all its biflows, even for a report that lists few (a
-// table's top 50): the usage rows and estimates are floating-point sums
-// over every biflow in one order, and sums made at the workers and added
-// at the reporter would differ in their last bits from a single
-// collector's once sampled (non-integral) estimates are among them.
-// Unsampled contributions are integers and add exactly in any order, so
-// a worker could send its usage rows and its top biflows instead when
-// every contribution of the report is integral; that needs a second
-// round when one is not, and is not built. The records are kept without
+// /api/probes gather every record. The records are kept without
 // retention.
 //
 // # Replication and node loss
