@@ -21,9 +21,10 @@
 # worker stored and the partitions it held (balance), and the merged
 # report's record count against the single collector's.
 #
-# Then `mira report --nats --format json` REPORT_ROUNDS times (default
-# 1): its wall time, its CPU, the workers' CPU while it ran, and the
-# bytes the NATS server received meanwhile (varz in_bytes: what the
+# Then `mira report --nats --format json $REPORT_ARGS` REPORT_ROUNDS
+# times (default 1; REPORT_ARGS default "--limit 0": every biflow
+# listed): its wall time, its CPU, the workers' CPU while it ran, and
+# the bytes the NATS server received meanwhile (varz in_bytes: what the
 # workers sent). With MIRA_BASE=PATH (a mira binary of another commit,
 # e.g. before worker consolidation) each round runs that binary's
 # report too, interleaved, and compares the two JSON outputs.
@@ -132,7 +133,7 @@ wcpu() { t=0; for p in $wpids; do t=$((t + $(cpu $p))); done; echo $t; }
 # timed_report LABEL BIN: one report, measured.
 timed_report() {
 	b0=$(inbytes); w0=$(wcpu); r0=$(now)
-	/usr/bin/time -f "%U %S" -o "$WORK/report.time" "$2" report --nats $URL --format json --limit 0 ${3:-} >"$WORK/report-$1.json" 2>"$WORK/report-$1.err"
+	/usr/bin/time -f "%U %S" -o "$WORK/report.time" "$2" report --nats $URL --format json ${REPORT_ARGS:---limit 0} ${3:-} >"$WORK/report-$1.json" 2>"$WORK/report-$1.err"
 	rw=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
 	echo "report $1: wall ${rw}s, reporter cpu $(awk '{printf "%.2f", $1+$2}' "$WORK/report.time")s, workers cpu $(secs "$w0" "$(wcpu)")s, NATS in $(($(inbytes) - b0)) bytes, $(jq .summary.flows "$WORK/report-$1.json") records, $(jq .summary.biflows "$WORK/report-$1.json") biflows $(grep 'merged report' "$WORK/report-$1.err" | sed 's/^merged report: //')"
 }
