@@ -437,6 +437,25 @@ func TestClusterNetns(t *testing.T) {
 		t.Errorf("no biflow consolidated at a worker (%s)", stats)
 	}
 	same(t, got, want)
+	// The table's form (the 50 largest biflows): the workers send their
+	// usage rows and first biflows, the same report.
+	top := []string{"--limit", "50", "--order", "bytes"}
+	want50, err := reportJSON(t, miraBin, append([]string{"--db", sdb}, top...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got50, stats, err := reportMergeStats(t, miraBin, url, top...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(stats)
+	if !strings.Contains(stats, "parts as usage rows") || strings.Contains(stats, " 0 parts as usage rows") {
+		t.Errorf("no worker part came as usage rows: %s", stats)
+	}
+	same(t, got50, want50)
+	if len(got50.Biflows) != 50 || got50.Summary.Biflows != want.Summary.Biflows {
+		t.Errorf("top 50: %d listed of %d biflows", len(got50.Biflows), got50.Summary.Biflows)
+	}
 	gotPaired := 0
 	for _, b := range got.Biflows {
 		if b.Packets > 0 && b.RPackets > 0 {
@@ -461,11 +480,11 @@ var storedRE = regexp.MustCompile(`worker stopped.* stored=(\d+)`)
 
 var mergeStatsRE = regexp.MustCompile(`(\d+) partitions consolidated at workers \((\d+) biflows;`)
 
-// reportMergeStats runs mira report --nats URL --merge-stats: the report
-// and what it said on stderr of its merge.
-func reportMergeStats(t *testing.T, mira, url string) (*report.Report, string, error) {
+// reportMergeStats runs mira report --nats URL --merge-stats [args]: the
+// report and what it said on stderr of its merge.
+func reportMergeStats(t *testing.T, mira, url string, args ...string) (*report.Report, string, error) {
 	t.Helper()
-	cmd := exec.Command(mira, "report", "--format", "json", "--nats", url, "--merge-stats")
+	cmd := exec.Command(mira, append([]string{"report", "--format", "json", "--nats", url, "--merge-stats"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
