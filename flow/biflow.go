@@ -16,12 +16,17 @@ type Biflow struct {
 	RPackets, ROctets   uint64 // responder to initiator
 	TCPFlags, RTCPFlags uint8  // union of each direction's flags
 	First, Last         int64  // ns since the Unix epoch, over both directions
+	// ScannedOctets and RScannedOctets are the payload octets of each
+	// direction the probes' symptom matchers were given
+	// (Record.ScannedOctets summed): 0 when not scanned, fewer than the
+	// payload when scanning stopped early.
+	ScannedOctets, RScannedOctets uint64
 }
 
 // Forward returns the initiator's direction of b as a flow record: its
 // key, forward counters, both directions' TCP flags and b's times.
 func (b *Biflow) Forward() Record {
-	return Record{Key: b.Key, Packets: b.Packets, Octets: b.Octets,
+	return Record{Key: b.Key, Packets: b.Packets, Octets: b.Octets, ScannedOctets: b.ScannedOctets,
 		TCPFlags: b.TCPFlags | b.RTCPFlags, First: b.First, Last: b.Last}
 }
 

@@ -43,9 +43,10 @@ func TestKeyCompare(t *testing.T) {
 
 func TestBiflowForwardAndReverse(t *testing.T) {
 	k := Key{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"), Sport: 40001, Dport: 25, Proto: 6, VLAN: 7}
-	b := Biflow{Key: k, Packets: 12, Octets: 2301, RPackets: 9, ROctets: 811, TCPFlags: 0x02, RTCPFlags: 0x12, First: 1e9, Last: 9e9}
+	b := Biflow{Key: k, Packets: 12, Octets: 2301, RPackets: 9, ROctets: 811, TCPFlags: 0x02, RTCPFlags: 0x12, First: 1e9, Last: 9e9,
+		ScannedOctets: 1500, RScannedOctets: 300}
 	r := b.Forward()
-	if r.Key != k || r.Packets != 12 || r.Octets != 2301 || r.TCPFlags != 0x12 || r.First != 1e9 || r.Last != 9e9 {
+	if r.Key != k || r.Packets != 12 || r.Octets != 2301 || r.TCPFlags != 0x12 || r.First != 1e9 || r.Last != 9e9 || r.ScannedOctets != 1500 {
 		t.Errorf("Forward: %+v", r)
 	}
 	rk := k.Reverse()

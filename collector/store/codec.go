@@ -16,14 +16,22 @@ import (
 // some, so records without stay readable by version-2 decoders. Version 4
 // is version 3 whose app flags may say an FTP data port list follows
 // (appFTP); it is written only for records with one, so the others stay
-// readable by version-3 decoders.
-const RecordVersion = 4
+// readable by version-3 decoders. Version 5 appends the scanned octets
+// (flow.Record.ScannedOctets, a uvarint) to version 2's layout, then
+// version 4's app flags and metadata when the record has some (the
+// flags byte is left out when it has none: nothing may follow a record);
+// it is written only for records with scanned octets, so the others
+// stay readable by version-4 decoders, and a record of an older version
+// reads as not scanned (0).
+const RecordVersion = 5
 
 // recordV2 is the layout of records without application metadata,
-// recordV3 of those without an FTP data port list.
+// recordV3 of those without an FTP data port list, recordV4 of those
+// without scanned octets.
 const (
 	recordV2 = 2
 	recordV3 = 3
+	recordV4 = 4
 )
 
 // App flags of a version-3 and 4 record (appFTP: version 4 only).
@@ -75,12 +83,14 @@ func (e *DecodeError) Error() string {
 func AppendRecord(dst []byte, r *flow.Record) []byte {
 	a := &r.App
 	switch {
+	case r.ScannedOctets != 0:
+		dst = append(dst, RecordVersion)
 	case a.IsZero():
 		dst = append(dst, recordV2)
 	case a.FTPData == "":
 		dst = append(dst, recordV3)
 	default:
-		dst = append(dst, RecordVersion)
+		dst = append(dst, recordV4)
 	}
 	dst = appendAddr(dst, r.Src)
 	dst = appendAddr(dst, r.Dst)
@@ -117,6 +127,9 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	dst = binary.AppendUvarint(dst, uint64(r.ObservationDomain))
 	dst = binary.AppendUvarint(dst, uint64(r.SamplingPacketInterval))
 	dst = binary.AppendUvarint(dst, uint64(r.SamplingFlowInterval))
+	if r.ScannedOctets != 0 {
+		dst = binary.AppendUvarint(dst, r.ScannedOctets)
+	}
 	if a.IsZero() {
 		return dst
 	}
@@ -343,7 +356,18 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 	if v >= 2 {
 		r.SamplingFlowInterval = uint32(d.uvarint("flow sampling interval", 0xffffffff))
 	}
-	if v >= 3 {
+	if v >= 5 {
+		at := d.off
+		r.ScannedOctets = d.uvarint("scanned octets", 1<<64-1)
+		// A version-5 record's scanned octets are not 0 (a record
+		// without is written in an older version): a record has one
+		// encoding.
+		if d.err == nil && r.ScannedOctets == 0 {
+			d.off = at
+			d.fail("scanned octets", ReasonRange)
+		}
+	}
+	if v >= 3 && (v < 5 || (d.err == nil && d.off < len(b))) {
 		f := d.byte("app flags")
 		known := byte(appNames | appRcode)
 		if v >= 4 {

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -54,6 +56,88 @@ func appRecords() []flow.Record {
 	}
 }
 
+// scannedRecords have scanned octets (record version 5), with and
+// without application metadata.
+func scannedRecords() []flow.Record {
+	return []flow.Record{
+		{Packets: 3, Octets: 3000, ScannedOctets: 517},
+		{Packets: 3, ScannedOctets: 1<<64 - 1, Symptoms: []flow.SymptomCount{{ID: 2, Count: 1}}},
+		{Packets: 1, ScannedOctets: 1, App: flow.App{ServerName: "video.example.net", ALPN: "h2"}},
+		{Packets: 7, ScannedOctets: 200, App: flow.App{DNSName: "ftp.example", FTPData: "1025", DNSResponse: true}},
+	}
+}
+
+// TestRecordScannedVersion: a record with scanned octets is version 5,
+// one without keeps its older version (older decoders read it), and a
+// version-5 record may not say 0 (one record, one encoding).
+func TestRecordScannedVersion(t *testing.T) {
+	for i, r := range scannedRecords() {
+		if b := AppendRecord(nil, &r); b[0] != 5 {
+			t.Errorf("scanned record %d has version %d, want 5", i, b[0])
+		}
+		r.ScannedOctets = 0
+		if b := AppendRecord(nil, &r); b[0] >= 5 {
+			t.Errorf("record %d without scanned octets has version %d", i, b[0])
+		}
+	}
+	r := flow.Record{Packets: 2, ScannedOctets: 9}
+	b := AppendRecord(nil, &r)
+	if b[len(b)-1] != 9 {
+		t.Fatalf("scanned octets not last: % x", b)
+	}
+	b[len(b)-1] = 0
+	var out flow.Record
+	var de *DecodeError
+	if err := DecodeRecord(b, &out); !errors.As(err, &de) || de.Reason != ReasonRange || de.Field != "scanned octets" || de.Offset != len(b)-1 {
+		t.Fatalf("version 5 with 0 scanned octets: %v", err)
+	}
+	// The app flags of a version-5 record follow only when it has
+	// metadata: a zero flags byte is refused as before.
+	b = append(AppendRecord(nil, &flow.Record{ScannedOctets: 9}), 0)
+	if err := DecodeRecord(b, &out); !errors.As(err, &de) || de.Reason != ReasonRange || de.Field != "app flags" {
+		t.Fatalf("version 5 with zero app flags: %v", err)
+	}
+}
+
+// TestDecodeOldRecords: records as the encoder wrote them before
+// version 5 (bytes from commit 1c65fe1) still decode, with 0 scanned
+// octets (not known).
+func TestDecodeOldRecords(t *testing.T) {
+	first := int64(1552590234892000000)
+	for _, tt := range []struct {
+		hex  string
+		want flow.Record
+	}{
+		{"0204c000020104c6336407c1b802bb0306000cfd110080ecd287f7a5f48b2b80979a963f00030400000000000000000000010401010004",
+			flow.Record{Key: flow.Key{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.7"), Sport: 40001, Dport: 443, Proto: 6},
+				Packets: 12, Octets: 2301, First: first, Last: 1552590243371000000, EndReason: flow.EndDetected, IPVersion: 4,
+				Symptoms: []flow.SymptomCount{{ID: 4, Count: 1}}, ObservationDomain: 1, SamplingFlowInterval: 4}},
+		{"030620010db80000000000000000000000010620010db8000000000000000000000002e92935110001500080ecd287f7a5f48b2b0000000600000000000000000000000000000300000009612e6578616d706c6503",
+			flow.Record{Key: flow.Key{Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2"), Sport: 5353, Dport: 53, Proto: 17},
+				Packets: 1, Octets: 80, First: first, Last: first, IPVersion: 6,
+				App: flow.App{DNSName: "a.example", DNSResponse: true, DNSRcode: 3}}},
+		{"0404c000020104c0000202c2b80215060007bc050080ecd287f7a5f48b2b80a8d6b9070000040000000000000000000000000000040835303132362c3230",
+			flow.Record{Key: flow.Key{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2"), Sport: 40002, Dport: 21, Proto: 6},
+				Packets: 7, Octets: 700, First: first, Last: first + 1e9, IPVersion: 4, App: flow.App{FTPData: "50126,20"}}},
+	} {
+		b, err := hex.DecodeString(tt.hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := flow.Record{ScannedOctets: 77} // overwritten
+		if err := DecodeRecord(b, &got); err != nil {
+			t.Fatalf("version %d: %v", b[0], err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("version %d:\n got %+v\nwant %+v", b[0], got, tt.want)
+		}
+		// Without scanned octets the encoder still writes these bytes.
+		if again := AppendRecord(nil, &got); !bytes.Equal(again, b) {
+			t.Errorf("version %d re-encodes as % x", b[0], again)
+		}
+	}
+}
+
 // TestRecordFTPVersion: a record with an FTP data port list is version
 // 4; version 3 may not carry one (a version-3 decoder's view).
 func TestRecordFTPVersion(t *testing.T) {
@@ -100,7 +184,7 @@ func TestRecordAppVersions(t *testing.T) {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	for i, want := range append(sampleRecords(), appRecords()...) {
+	for i, want := range append(append(sampleRecords(), appRecords()...), scannedRecords()...) {
 		b := AppendRecord(nil, &want)
 		var got flow.Record
 		if err := DecodeRecord(b, &got); err != nil {
@@ -209,7 +293,7 @@ func TestRecordCodecAllocs(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	for _, r := range append(sampleRecords(), appRecords()...) {
+	for _, r := range append(append(sampleRecords(), appRecords()...), scannedRecords()...) {
 		f.Add(AppendRecord(nil, &r))
 	}
 	f.Add([]byte{})
