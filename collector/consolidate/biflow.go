@@ -89,10 +89,12 @@ func (b *Biflow) setDirection(o *obs, a *attrs, parts []part, reverse bool, orig
 	if reverse {
 		b.RPackets = SatAdd(b.RPackets, o.packets)
 		b.ROctets = SatAdd(b.ROctets, o.octets)
+		b.RScannedOctets = SatAdd(b.RScannedOctets, o.scanned)
 		b.RTCPFlags |= o.flags
 	} else {
 		b.Packets = SatAdd(b.Packets, o.packets)
 		b.Octets = SatAdd(b.Octets, o.octets)
+		b.ScannedOctets = SatAdd(b.ScannedOctets, o.scanned)
 		b.TCPFlags |= o.flags
 	}
 	b.First = min(b.First, o.first)

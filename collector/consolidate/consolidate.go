@@ -192,13 +192,14 @@ func keyOf(r *flow.Record) (connKey, bool) {
 }
 
 // obs is one probe's observation of one direction: its records summed.
-// Observations live in Consolidator.obs (56 bytes each, no pointers);
+// Observations live in Consolidator.obs (64 bytes each, no pointers);
 // what many observations share (attrs) in Consolidator.attrTab, their
 // symptom counts in Consolidator.syms, and what few observations have
 // (counts split by flow interval, an end by FIN or RST before the last
 // record's end, ports other than the key's) in Consolidator.exts.
 type obs struct {
 	packets, octets uint64
+	scanned         uint64 // payload octets the probe's matcher was given (flow.Record.ScannedOctets)
 	first, last     int64
 	records         uint32
 	attr            uint32 // its attrs (Consolidator.attrTab)
@@ -819,6 +820,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	}
 	ob.packets = SatAdd(ob.packets, r.Packets)
 	ob.octets = SatAdd(ob.octets, r.Octets)
+	ob.scanned = SatAdd(ob.scanned, r.ScannedOctets)
 	ob.first = min(ob.first, r.First)
 	ob.last = max(ob.last, r.Last)
 	ob.flags |= r.TCPFlags

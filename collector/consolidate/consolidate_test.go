@@ -436,3 +436,54 @@ func TestSamplingPerInterval(t *testing.T) {
 		t.Fatalf("higher interval first: %+v", bs)
 	}
 }
+
+// TestScannedOctets: each direction's scanned octets are its kept
+// observation's records summed; pairing across probes keeps them per
+// direction, duplicate suppression keeps the kept probe's (summed with
+// KeepDuplicates), and a Clone's flush carries them.
+func TestScannedOctets(t *testing.T) {
+	// The client's two records (an active timeout between them) from
+	// probe a, the server's from probe b: scanning stopped early in the
+	// server's direction (after the TLS handshake).
+	c1 := rec("192.0.2.1", "198.51.100.7", 40001, 443, 10, 1500, 0, time.Second)
+	c1.TCPFlags, c1.ScannedOctets = 0x02|0x10, 517
+	c2 := rec("192.0.2.1", "198.51.100.7", 40001, 443, 4, 900, time.Second, 2*time.Second)
+	c2.ScannedOctets = 100
+	s := rec("198.51.100.7", "192.0.2.1", 443, 40001, 12, 9000, 0, 2*time.Second)
+	s.TCPFlags, s.ScannedOctets = 0x12, 4100
+	// Probe c sees the server's direction too, with one packet less and
+	// its own scanned count: a duplicate.
+	dup := s
+	dup.Packets, dup.ScannedOctets = 11, 3000
+	for _, keep := range []bool{false, true} {
+		c := New(&Config{KeepDuplicates: keep})
+		c.Add(Origin{Probe: "c"}, []flow.Record{dup})
+		c.Add(Origin{Probe: "b"}, []flow.Record{s})
+		c.Add(Origin{Probe: "a"}, []flow.Record{c1, c2})
+		var cloned []Biflow
+		cl := c.Clone(func(b *Biflow) { cloned = append(cloned, *b) })
+		cl.Flush()
+		c.Flush()
+		bs := c.Biflows()
+		if len(bs) != 1 || len(cloned) != 1 {
+			t.Fatalf("keep %v: %d biflows, clone %d", keep, len(bs), len(cloned))
+		}
+		wantR := uint64(4100)
+		if keep {
+			wantR = 4100 + 3000
+		}
+		for _, b := range []Biflow{bs[0], cloned[0]} {
+			if b.Src != c1.Src || b.ScannedOctets != 617 || b.RScannedOctets != wantR {
+				t.Errorf("keep %v: scanned %d, reverse %d, want 617, %d (src %v)", keep, b.ScannedOctets, b.RScannedOctets, wantR, b.Src)
+			}
+		}
+	}
+	// Records without scanned octets (another exporter, or an old store)
+	// leave them 0.
+	c := New(nil)
+	c.Add(Origin{Probe: "x"}, []flow.Record{rec("192.0.2.1", "198.51.100.7", 1, 2, 1, 40, 0, 0)})
+	c.Flush()
+	if b := c.Biflows()[0]; b.ScannedOctets != 0 || b.RScannedOctets != 0 {
+		t.Errorf("unscanned record: %d, %d", b.ScannedOctets, b.RScannedOctets)
+	}
+}
