@@ -18,23 +18,29 @@ import (
 
 // Flow is one unidirectional flow record as `mira flows` shows it.
 type Flow struct {
-	Src       netip.Addr        `json:"src"`
-	Dst       netip.Addr        `json:"dst"`
-	Sport     uint16            `json:"sport"`
-	Dport     uint16            `json:"dport"`
-	Proto     uint8             `json:"proto"`
-	VLAN      uint16            `json:"vlan,omitempty"`
-	VPI       uint16            `json:"vpi,omitempty"` // ATM virtual circuit, when captured on ATM
-	VCI       uint16            `json:"vci,omitempty"`
-	Packets   uint64            `json:"packets"`
-	Octets    uint64            `json:"octets"`
-	First     Timestamp         `json:"first"`
-	Last      Timestamp         `json:"last"`
-	TCPFlags  string            `json:"tcp_flags"`
-	EndReason string            `json:"end_reason"`
-	Symptoms  map[string]uint64 `json:"symptoms"`
-	Category  string            `json:"category"`
-	Aggregate string            `json:"aggregate"`
+	Src     netip.Addr `json:"src"`
+	Dst     netip.Addr `json:"dst"`
+	Sport   uint16     `json:"sport"`
+	Dport   uint16     `json:"dport"`
+	Proto   uint8      `json:"proto"`
+	VLAN    uint16     `json:"vlan,omitempty"`
+	VPI     uint16     `json:"vpi,omitempty"` // ATM virtual circuit, when captured on ATM
+	VCI     uint16     `json:"vci,omitempty"`
+	Packets uint64     `json:"packets"`
+	Octets  uint64     `json:"octets"`
+	// ScannedOctets are the payload octets the probe's symptom matcher
+	// was given (IPFIX scannedOctetDeltaCount): fewer than the payload
+	// when scanning stopped early (a TLS direction after its handshake,
+	// the scan limit, shedding); 0 when not scanned or not known (another
+	// exporter, a record stored before they were kept).
+	ScannedOctets uint64            `json:"scanned_octets"`
+	First         Timestamp         `json:"first"`
+	Last          Timestamp         `json:"last"`
+	TCPFlags      string            `json:"tcp_flags"`
+	EndReason     string            `json:"end_reason"`
+	Symptoms      map[string]uint64 `json:"symptoms"`
+	Category      string            `json:"category"`
+	Aggregate     string            `json:"aggregate"`
 	// Sampling is the fraction of the traffic the record stands for
 	// (1 / packet interval / flow interval): its own intervals, else the
 	// announcement in force for its origin, as the report scales it.
@@ -52,13 +58,15 @@ type FlowSummary struct {
 	Listed int `json:"listed"`
 	// Offset is where the listed page starts (Options.Offset); NextOffset,
 	// when more flows follow the page, is the --offset of the next one.
-	Offset      int               `json:"offset,omitempty"`
-	NextOffset  int               `json:"next_offset,omitempty"`
-	Packets     uint64            `json:"packets"`
-	Octets      uint64            `json:"octets"`
-	First       *Timestamp        `json:"first,omitempty"`
-	Last        *Timestamp        `json:"last,omitempty"`
-	StoreErrors map[string]uint64 `json:"store_errors,omitempty"`
+	Offset     int    `json:"offset,omitempty"`
+	NextOffset int    `json:"next_offset,omitempty"`
+	Packets    uint64 `json:"packets"`
+	Octets     uint64 `json:"octets"`
+	// ScannedOctets sums the flows' scanned octets (Flow.ScannedOctets).
+	ScannedOctets uint64            `json:"scanned_octets"`
+	First         *Timestamp        `json:"first,omitempty"`
+	Last          *Timestamp        `json:"last,omitempty"`
+	StoreErrors   map[string]uint64 `json:"store_errors,omitempty"`
 }
 
 // FlowList is the listing of unidirectional flows for `mira flows`.
@@ -81,6 +89,7 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 		r := &flows[i].Record
 		s.Packets = consolidate.SatAdd(s.Packets, r.Packets)
 		s.Octets = consolidate.SatAdd(s.Octets, r.Octets)
+		s.ScannedOctets = consolidate.SatAdd(s.ScannedOctets, r.ScannedOctets)
 		first, last := Timestamp(r.First), Timestamp(r.Last)
 		if s.First == nil || first < *s.First {
 			s.First = &first
@@ -191,7 +200,8 @@ func makeFlow(f *store.StoredFlow, opts *Options, smp *samplingIndex) Flow {
 	r := &f.Record
 	out := Flow{
 		Src: r.Src, Dst: r.Dst, Sport: r.Sport, Dport: r.Dport, Proto: r.Proto, VLAN: r.VLAN, VPI: r.VPI, VCI: r.VCI,
-		Packets: r.Packets, Octets: r.Octets, First: Timestamp(r.First), Last: Timestamp(r.Last),
+		Packets: r.Packets, Octets: r.Octets, ScannedOctets: r.ScannedOctets,
+		First: Timestamp(r.First), Last: Timestamp(r.Last),
 		TCPFlags:  tcpFlags(r.TCPFlags),
 		EndReason: endReason(r.EndReason),
 		Symptoms:  make(map[string]uint64, len(r.Symptoms)),
@@ -235,6 +245,7 @@ func (l *FlowList) WriteJSON(w io.Writer) error {
 var flowCSVHeader = []string{
 	"first", "last", "src", "dst", "sport", "dport", "proto", "packets", "octets",
 	"tcp_flags", "end_reason", "symptoms", "category", "aggregate", "sampling", "exporter", "domain",
+	"scanned_octets", // added last: the columns before keep their positions
 }
 
 // WriteCSV writes the listed flows as CSV with a header row.
@@ -248,7 +259,7 @@ func (l *FlowList) WriteCSV(w io.Writer) error {
 			strconv.Itoa(int(f.Sport)), strconv.Itoa(int(f.Dport)), strconv.Itoa(int(f.Proto)),
 			u64(f.Packets), u64(f.Octets), f.TCPFlags, f.EndReason, symptomList(f.Symptoms),
 			f.Category, f.Aggregate, strconv.FormatFloat(f.Sampling, 'g', -1, 64),
-			f.Exporter, strconv.FormatUint(uint64(f.Domain), 10),
+			f.Exporter, strconv.FormatUint(uint64(f.Domain), 10), u64(f.ScannedOctets),
 		})
 	}
 	cw.Flush()
@@ -264,25 +275,34 @@ func (l *FlowList) WriteTable(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	t := table{
 		header: []string{"Date first seen", "Duration", "Proto", "Src IP Addr:Port", "", "Dst IP Addr:Port",
-			"Flags", "Packets", "Bytes", "End", "Category", "Symptoms", "Exporter"},
-		right: []bool{false, false, false, true, false, false, false, true, true, false, false, false, false},
+			"Flags", "Packets", "Bytes", "Scanned", "End", "Category", "Symptoms", "Exporter"},
+		right: []bool{false, false, false, true, false, false, false, true, true, true, false, false, false, false},
 	}
 	for i := range l.Flows {
 		f := &l.Flows[i]
 		t.add(f.First.String(), duration(f.First, f.Last), protoName(f.Proto),
 			endpoint(f.Src, f.Sport, f.Proto, false), "->", endpoint(f.Dst, f.Dport, f.Proto, true),
-			f.TCPFlags, u64(f.Packets), u64(f.Octets), dash(f.EndReason), f.Category,
+			f.TCPFlags, u64(f.Packets), u64(f.Octets), scanned(f.ScannedOctets), dash(f.EndReason), f.Category,
 			dash(symptomList(f.Symptoms)), exporterName(f.Exporter, f.Domain))
 	}
 	t.write(bw)
 	s := &l.Summary
-	fmt.Fprintf(bw, "\nSummary: flows %d (listed %d), packets %d, bytes %d\n", s.Flows, s.Listed, s.Packets, s.Octets)
+	fmt.Fprintf(bw, "\nSummary: flows %d (listed %d), packets %d, bytes %d, scanned bytes %d\n", s.Flows, s.Listed, s.Packets, s.Octets, s.ScannedOctets)
 	writeWindow(bw, s.First, s.Last)
 	writeCounts(bw, "Store decode errors", s.StoreErrors)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write flows table: %w", err)
 	}
 	return nil
+}
+
+// scanned is a scanned octet count as a table shows it: "-" for none
+// (not scanned, or not known).
+func scanned(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return u64(n)
 }
 
 func exporterName(e string, domain uint32) string {

@@ -30,6 +30,7 @@ var biflowCSVHeader = []string{
 	"first", "last", "src", "dst", "sport", "dport", "proto",
 	"packets", "octets", "rpackets", "roctets",
 	"symptoms", "category", "aggregate", "sampling", "probes", "flows", "app",
+	"scanned_octets", "rscanned_octets", // added last: the columns before keep their positions
 }
 
 // WriteCSV writes the biflows as CSV with a header row. Symptoms are
@@ -45,7 +46,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			u64(b.Packets), u64(b.Octets), u64(b.RPackets), u64(b.ROctets),
 			symptomList(b.Symptoms), b.Category, b.Aggregate,
 			strconv.FormatFloat(b.Sampling, 'g', -1, 64), strings.Join(b.Probes, ";"),
-			strconv.Itoa(b.Flows), b.App,
+			strconv.Itoa(b.Flows), b.App, u64(b.ScannedOctets), u64(b.RScannedOctets),
 		})
 	}
 	cw.Flush()

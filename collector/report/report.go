@@ -249,6 +249,8 @@ type biflowJSON struct {
 	Octets          uint64            `json:"octets"`
 	RPackets        uint64            `json:"rpackets"`
 	ROctets         uint64            `json:"roctets"`
+	ScannedOctets   uint64            `json:"scanned_octets"`  // payload octets scanned, initiator to responder
+	RScannedOctets  uint64            `json:"rscanned_octets"` // and responder to initiator
 	First           Timestamp         `json:"first"`
 	Last            Timestamp         `json:"last"`
 	Symptoms        map[string]uint64 `json:"symptoms"`
@@ -280,6 +282,7 @@ func (b Biflow) MarshalJSON() ([]byte, error) {
 		DNSName: b.Meta.DNSName, DNSRcode: rcode, FTPData: b.Meta.FTPData,
 		Src: b.Src, Dst: b.Dst, Sport: b.Sport, Dport: b.Dport, Proto: b.Proto, VLAN: b.VLAN,
 		Packets: b.Packets, Octets: b.Octets, RPackets: b.RPackets, ROctets: b.ROctets,
+		ScannedOctets: b.ScannedOctets, RScannedOctets: b.RScannedOctets,
 		First: Timestamp(b.First), Last: Timestamp(b.Last),
 		Symptoms: b.Symptoms, Category: b.Category, Aggregate: b.Aggregate, Sampling: b.Sampling,
 		Probes: b.Probes, Origins: b.Origins, Flows: b.Flows, Merged: b.Merged, SamplingUnknown: b.SamplingUnknown,
@@ -296,6 +299,7 @@ func (b *Biflow) UnmarshalJSON(data []byte) error {
 		Biflow: flow.Biflow{
 			Key:     flow.Key{Src: j.Src, Dst: j.Dst, Sport: j.Sport, Dport: j.Dport, Proto: j.Proto, VLAN: j.VLAN},
 			Packets: j.Packets, Octets: j.Octets, RPackets: j.RPackets, ROctets: j.ROctets,
+			ScannedOctets: j.ScannedOctets, RScannedOctets: j.RScannedOctets,
 			First: int64(j.First), Last: int64(j.Last),
 		},
 		Symptoms: j.Symptoms, Category: j.Category, Aggregate: j.Aggregate, Sampling: j.Sampling,

@@ -105,7 +105,7 @@ func TestReportJSONContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	biflowKeys := []string{"src", "dst", "sport", "dport", "proto", "packets", "octets", "rpackets", "roctets",
-		"first", "last", "symptoms", "category", "aggregate", "sampling", "probes"}
+		"scanned_octets", "rscanned_octets", "first", "last", "symptoms", "category", "aggregate", "sampling", "probes"}
 	usageKeys := []string{"aggregate", "category", "biflows", "packets", "octets", "estimated_octets"}
 	check := func(what string, objs []map[string]any, keys []string) {
 		if len(objs) == 0 {
@@ -127,6 +127,7 @@ func TestReportJSONContract(t *testing.T) {
 	want := map[string]any{
 		"src": "192.0.2.1", "dst": "198.51.100.7", "sport": 40001.0, "dport": 25.0, "proto": 6.0,
 		"packets": 12.0, "octets": 2301.0, "rpackets": 9.0, "roctets": 811.0,
+		"scanned_octets": 1653.0, "rscanned_octets": 343.0,
 		"first": "2019-03-14T19:03:54.892Z", "last": "2019-03-14T19:04:03.371Z",
 		"category": "Mail", "aggregate": "campus-out", "sampling": 1.0,
 	}

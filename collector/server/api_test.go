@@ -68,6 +68,37 @@ func TestAPI(t *testing.T) {
 	if code != 200 || body != want {
 		t.Fatalf("flows: %d\n%s\nwant\n%s", code, body, want)
 	}
+	// The scanned octets the fixture's records carry come through the
+	// store to /api/flows (per record) and /api/report (per direction).
+	code, _, body = get("/api/flows?format=json&port=25")
+	var fl struct {
+		Flows []struct {
+			Sport         uint16 `json:"sport"`
+			ScannedOctets uint64 `json:"scanned_octets"`
+		} `json:"flows"`
+		Summary struct {
+			ScannedOctets uint64 `json:"scanned_octets"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(body), &fl); err != nil || code != 200 || len(fl.Flows) != 2 {
+		t.Fatalf("flows json: %d %v\n%s", code, err, body)
+	}
+	if f := fl.Flows; f[0].Sport != 40001 || f[0].ScannedOctets != 1653 || f[1].ScannedOctets != 343 || fl.Summary.ScannedOctets != 1653+343 {
+		t.Errorf("flows scanned octets: %+v, summary %d; want 1653 and 343", f, fl.Summary.ScannedOctets)
+	}
+	code, _, body = get("/api/report?port=25")
+	var rp struct {
+		Biflows []struct {
+			ScannedOctets  uint64 `json:"scanned_octets"`
+			RScannedOctets uint64 `json:"rscanned_octets"`
+		} `json:"biflows"`
+	}
+	if err := json.Unmarshal([]byte(body), &rp); err != nil || code != 200 || len(rp.Biflows) != 1 {
+		t.Fatalf("report json: %d %v\n%s", code, err, body)
+	}
+	if b := rp.Biflows[0]; b.ScannedOctets != 1653 || b.RScannedOctets != 343 {
+		t.Errorf("report scanned octets %+v, want 1653 and 343", b)
+	}
 	for path, msg := range map[string]string{
 		"/api/report?by=colour":   `unknown report grouping`,
 		"/api/report?db=/etc/x":   "parameter db is set by the server",

@@ -83,20 +83,26 @@ func Flows() []store.StoredFlow {
 		mk(ProbeA, Uniflow{Ends: "192.0.2.1:40001>198.51.100.7:25", Start: 0, Stop: 8.479, Packets: 12, Flags: SYN | ACK | PSH | FIN, End: flow.EndDetected}, 6,
 			func(r *flow.Record) {
 				r.Octets = 2301
+				r.ScannedOctets = 1653 // payload, less what the scan limit left
 				r.Aggregate, r.Category = 1, 1
 				r.Symptoms = []flow.SymptomCount{{ID: 1, Count: 3}}
 			}),
 		mk(ProbeB, Uniflow{Ends: "198.51.100.7:25>192.0.2.1:40001", Start: 0.012, Stop: 8.47, Packets: 9, Flags: SYN | ACK | PSH | FIN, End: flow.EndDetected}, 6,
-			func(r *flow.Record) { r.Octets = 811; r.Aggregate = 1 }),
+			func(r *flow.Record) { r.Octets = 811; r.ScannedOctets = 343; r.Aggregate = 1 }),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.5:51000>203.0.113.80:80", Start: 2, Stop: 62, Packets: 40, Flags: SYN | ACK | PSH, End: flow.EndActive}, 6,
 			func(r *flow.Record) {
 				r.SamplingPacketInterval = 10
+				r.ScannedOctets = 1200
 				r.Aggregate, r.Category = 1, 2
 				r.Symptoms = []flow.SymptomCount{{ID: 2, Count: 1}}
 				r.App = flow.App{HTTPHost: "www.YouTube.com:80"}
 			}),
 		mk(ProbeA, Uniflow{Ends: "192.0.2.5:51000>203.0.113.80:80", Start: 62.1, Stop: 70, Packets: 10, Flags: ACK | FIN, End: flow.EndDetected}, 6,
-			func(r *flow.Record) { r.SamplingPacketInterval = 10; r.Aggregate, r.Category = 1, 2 }),
+			func(r *flow.Record) {
+				r.SamplingPacketInterval = 10
+				r.ScannedOctets = 150
+				r.Aggregate, r.Category = 1, 2
+			}),
 		mk(ProbeA, Uniflow{Ends: "203.0.113.80:80>192.0.2.5:51000", Start: 2.05, Stop: 70, Packets: 90, Flags: SYN | ACK | PSH | FIN, End: flow.EndDetected}, 6,
 			func(r *flow.Record) {
 				r.SamplingPacketInterval = 10
