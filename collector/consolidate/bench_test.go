@@ -1,6 +1,7 @@
 package consolidate
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -54,29 +55,41 @@ func BenchmarkConsolidate(b *testing.B) {
 // BenchmarkPendingMemory measures the heap held per pending unpaired
 // flow with one million of them.
 func BenchmarkPendingMemory(b *testing.B) {
-	benchPending(b, false, false)
+	benchPending(b, false, false, false)
 }
 
 // BenchmarkPendingBiflowMemory measures the heap held per pending
 // connection with both directions seen (a biflow waiting for its
 // completion), one million of them.
 func BenchmarkPendingBiflowMemory(b *testing.B) {
-	benchPending(b, true, false)
+	benchPending(b, true, false, false)
 }
 
 // BenchmarkPendingSymptomMemory is BenchmarkPendingBiflowMemory with a
 // symptom in every record (as the default symptom database names most
 // flows with payload: WEB, TLS, DNS, ...).
 func BenchmarkPendingSymptomMemory(b *testing.B) {
-	benchPending(b, true, true)
+	benchPending(b, true, true, false)
 }
 
-func benchPending(b *testing.B, paired, symptoms bool) {
+// BenchmarkPendingAppMemory is BenchmarkPendingSymptomMemory with
+// application metadata: a TLS server name (one of 5000) in every
+// forward record, each record its own copy as decoding makes them. The
+// records are held throughout, so the figure is what the pending state
+// adds to them, not the names' bytes.
+func BenchmarkPendingAppMemory(b *testing.B) {
+	benchPending(b, true, true, true)
+}
+
+func benchPending(b *testing.B, paired, symptoms, app bool) {
 	const conns = 1 << 20
 	fwd := benchRecords(conns)
-	if symptoms {
-		for i := range fwd {
+	for i := range fwd {
+		if symptoms {
 			fwd[i].Symptoms = []flow.SymptomCount{{ID: uint16(i % 21), Count: 1}}
+		}
+		if app {
+			fwd[i].App.ServerName = fmt.Sprintf("www.site-%d.example.com", i%5000)
 		}
 	}
 	var rev []flow.Record
@@ -85,6 +98,7 @@ func benchPending(b *testing.B, paired, symptoms bool) {
 		for i := range fwd {
 			r := fwd[i]
 			r.Src, r.Dst, r.Sport, r.Dport = r.Dst, r.Src, r.Dport, r.Sport
+			r.App = flow.App{}
 			rev[i] = r
 		}
 	}

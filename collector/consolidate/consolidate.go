@@ -350,7 +350,7 @@ type conn struct {
 	head  [2]uint32 // first observation per direction ([0]: a->b, [1]: b->a)
 	older uint32
 	// app is the application metadata of the connection's records,
-	// merged (mergeApp), in Consolidator.apps; 0 until a record carries
+	// merged (mergeApp), in Consolidator.apps (appRec); 0 until a record carries
 	// some.
 	app    uint32
 	v6     uint32 // the addresses (Consolidator.addrs) unless both are IPv4
@@ -427,7 +427,8 @@ type Consolidator struct {
 	attrTab  slab[attrEntry]
 	attrIx   map[attrs]uint32
 	attrHot  *[256]uint32 // attrs interned lately (attrTab), by a hash
-	apps     slab[flow.App]
+	apps     slab[appRec]
+	strs     strTab
 	probes   map[Origin]int32
 	origins  []Origin
 	opts     map[Origin]ipfix.DomainOptions
@@ -861,7 +862,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		if e.app == 0 {
 			e.app = c.apps.alloc()
 		}
-		mergeApp(c.apps.at(e.app), &r.App)
+		c.mergeAppRec(c.apps.at(e.app), &r.App)
 	}
 	ob.records++
 	for _, s := range r.Symptoms {
@@ -1103,7 +1104,7 @@ func (c *Consolidator) emit(ei uint32) {
 		b.Merged = 0
 	}
 	if e.app != 0 {
-		b.App = *c.apps.at(e.app)
+		b.App = c.app(c.apps.at(e.app))
 	}
 	c.ivs = c.ivs[:0]
 	c.setBoth(b, e, di, init, false)
@@ -1159,7 +1160,7 @@ func (c *Consolidator) release(ei uint32) {
 		}
 	}
 	if e.app != 0 {
-		*c.apps.at(e.app) = flow.App{}
+		c.releaseApp(c.apps.at(e.app))
 		c.apps.release(e.app)
 	}
 	if e.v6 != 0 {
@@ -1303,7 +1304,7 @@ func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 		exts: c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
 		syms: c.syms.clone(nil), addrs: c.addrs.clone(nil),
 		attrTab: c.attrTab.clone(nil), attrIx: maps.Clone(c.attrIx), attrHot: new([256]uint32),
-		apps:   c.apps.clone(nil),
+		apps: c.apps.clone(nil), strs: c.strs.clone(),
 		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),
 		opts: maps.Clone(c.opts), await: maps.Clone(c.await),
 		held:    make(map[Origin][]heldRec, len(c.held)),

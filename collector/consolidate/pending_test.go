@@ -243,8 +243,8 @@ func checkEmpty(t *testing.T, c *Consolidator) {
 			len(c.syms.free), c.syms.n, len(c.apps.free), c.apps.n, len(c.attrTab.free), c.attrTab.n,
 			len(c.addrs.free), c.addrs.n)
 	}
-	if len(c.attrIx) != 0 || c.pending.n != 0 {
-		t.Fatalf("%d attrs interned, %d keys indexed", len(c.attrIx), c.pending.n)
+	if len(c.attrIx) != 0 || c.pending.n != 0 || len(c.strs.ix) != 0 || !free(c.strs.s.n, c.strs.s.free) {
+		t.Fatalf("%d attrs interned, %d keys indexed, %d names interned", len(c.attrIx), c.pending.n, len(c.strs.ix))
 	}
 }
 
