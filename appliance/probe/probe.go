@@ -335,7 +335,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 		"records", st.Meter.Exported, "decode_errors", sum(st.DecodeErrors),
 		"out_of_scope", sst.OutOfScope, "unsampled", sst.Unsampled, "ring_drops", ringDrops(&st), "queue_drops", st.QueueDrops,
 		"regulated_out", st.Regulation.RegulatedOut, "regulation_changes", st.Regulation.Changes, "reloads", st.Reloads,
-		"elapsed", time.Since(start).Round(time.Millisecond))
+		"scanned_octets", st.Meter.ScanBytes, "elapsed", time.Since(start).Round(time.Millisecond))
 	if l := p.Loss(); l.Export+l.Spool > 0 {
 		// Records that reached no collector make the run a failure.
 		cerr = errors.Join(cerr, fmt.Errorf("probe: %d flow records lost in export (%d not sent, %d dropped from full spools)",
