@@ -523,31 +523,29 @@ func (p *Part) span(f, l int64) {
 // first half). With rules that read the pair context, the context is
 // the biflows of flows.
 func BuildPart(flows []store.StoredFlow, opts Options) *Part {
-	var ix *classify.Index
-	if opts.Rules != nil && opts.Rules.UsesPair() {
-		// The pair context needs every biflow first: pair once without
-		// the rules to index them, then again to classify.
-		first := opts
-		// Every biflow is context, not only those Keep lists: a
-		// filtered report lists the unfiltered report's biflows that
-		// match, classified alike.
-		first.Rules, first.Limit, first.Stats, first.StoreErrors, first.Keep = nil, 0, nil, nil, nil
-		ix = classify.NewIndex()
-		for _, b := range buildPart(flows, first, nil).Biflows {
-			ix.Add(b.input())
-		}
-	}
-	return buildPart(flows, opts, ix)
+	return buildPart(flows, opts, opts.Rules != nil && opts.Rules.UsesPair())
 }
 
-// buildPart is BuildPart classifying with the pair context ix (nil: none).
-func buildPart(flows []store.StoredFlow, opts Options, ix *classify.Index) *Part {
+// buildPart is BuildPart; pairs says the rules read the pair context.
+// The pair context needs every biflow first: the biflows are kept as the
+// consolidator completes them, indexed, then named and classified (one
+// pairing, where the report used to pair twice).
+func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 	p := &Part{Biflows: []Biflow{}, Flows: len(flows)}
+	var done []consolidate.Biflow
 	c := consolidate.New(&consolidate.Config{
 		Window: time.Duration(opts.window()), Overrides: opts.Overrides,
 		Batch: true, KeepDuplicates: opts.NoDedup,
 		Sink: func(b *consolidate.Biflow) {
-			bf := makeBiflow(b, &opts, ix)
+			if pairs {
+				cp := *b
+				cp.Symptoms = slices.Clone(b.Symptoms)
+				cp.Probes = slices.Clone(b.Probes)
+				cp.Origins = slices.Clone(b.Origins)
+				done = append(done, cp)
+				return
+			}
+			bf := makeBiflow(b, &opts, nil)
 			if opts.Keep == nil || opts.Keep(&bf) {
 				p.Biflows = append(p.Biflows, bf)
 			}
@@ -602,6 +600,24 @@ func buildPart(flows []store.StoredFlow, opts Options, ix *classify.Index) *Part
 		c.AddRecord(consolidate.Origin{Probe: f.Origin.Exporter, Domain: f.Origin.Domain}, r, unknown)
 	}
 	c.Flush()
+	if pairs {
+		// Every biflow is context, not only those Keep lists: a
+		// filtered report lists the unfiltered report's biflows that
+		// match, classified alike.
+		ctx := opts
+		ctx.Rules = nil
+		ix := classify.NewIndex()
+		for i := range done {
+			b := makeBiflow(&done[i], &ctx, nil)
+			ix.Add(b.input())
+		}
+		for i := range done {
+			bf := makeBiflow(&done[i], &opts, ix)
+			if opts.Keep == nil || opts.Keep(&bf) {
+				p.Biflows = append(p.Biflows, bf)
+			}
+		}
+	}
 	st := c.Stats()
 	p.Merged = int(st.Duplicates)
 	p.SamplingUnknown = st.Unscaled
