@@ -63,6 +63,7 @@ type pollReader struct {
 	stopTime atomic.Int64 // when stop was called (unix ns)
 	mu       sync.Mutex   // guards fd against release while drops reads it
 	closed   bool
+	final    uint64 // the drop count when the socket was closed
 }
 
 // udpDrainLimit bounds how long a stopped reader goes on reading what is
@@ -157,6 +158,11 @@ func (r *pollReader) release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.closed {
+		// What the kernel dropped while a stopped reader drained the
+		// socket is still counted.
+		if n, err := r.sockDrops(); err == nil {
+			r.final = n
+		}
 		r.closed = true
 		unix.Close(r.fd)
 	}
@@ -256,12 +262,18 @@ func setReadBuffer(fd, n int) int {
 
 // drops returns how many datagrams the kernel has dropped on the socket
 // because its receive buffer was full (SO_MEMINFO, Linux 4.6+).
+// A closed socket's count is the one it had when it was closed.
 func (r *pollReader) drops() (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return 0, fmt.Errorf("socket drop count: %w", net.ErrClosed)
+		return r.final, nil
 	}
+	return r.sockDrops()
+}
+
+// sockDrops reads the counter; r.mu held, socket open.
+func (r *pollReader) sockDrops() (uint64, error) {
 	var mi [unix.SK_MEMINFO_VARS]uint32
 	l := uint32(unsafe.Sizeof(mi))
 	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(r.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
