@@ -408,12 +408,12 @@ func (c *Consolidator) keyIs(e *conn, k *connKey) bool {
 
 // Consolidator pairs, deduplicates, scales and aggregates flow records.
 //
-// The pending connections (see BenchmarkPendingMemory) are slabs of
-// connections, observations and extras, named by uint32 index, and an
-// index from key to the newest connection of the key, rather than a map
-// to pointers to structs holding slices: 64 + 80 bytes per one-direction
-// connection plus 8 bytes per slot of the index (at least a quarter of
-// its slots are empty).
+// The pending connections (see BenchmarkPendingMemory and
+// TestPendingLayout) are slabs of connections, observations and extras,
+// named by uint32 index, and an index from key to the newest connection
+// of the key, rather than a map to pointers to structs holding slices:
+// 48 + 64 bytes per one-direction IPv4 connection plus 8 bytes per slot
+// of the index (at least a quarter of its slots are empty).
 type Consolidator struct {
 	cfg      Config
 	z        float64

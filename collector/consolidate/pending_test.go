@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mira-project/mira/flow"
 )
@@ -337,6 +338,24 @@ func TestCloneRandom(t *testing.T) {
 		}
 		for _, c := range []*Consolidator{a, cl} {
 			checkEmpty(t, c)
+		}
+	}
+}
+
+// TestPendingLayout keeps the pending state's sizes (the memory per
+// pending flow, BenchmarkPendingMemory, is made of them).
+func TestPendingLayout(t *testing.T) {
+	for _, x := range []struct {
+		name       string
+		size, want uintptr
+	}{
+		{"conn", unsafe.Sizeof(conn{}), 48},
+		{"obs", unsafe.Sizeof(obs{}), 64},
+		{"symNode", unsafe.Sizeof(symNode{}), 12},
+		{"appRec", unsafe.Sizeof(appRec{}), 24},
+	} {
+		if x.size != x.want {
+			t.Errorf("%s is %d bytes, want %d", x.name, x.size, x.want)
 		}
 	}
 }
