@@ -42,6 +42,7 @@ func partFlows() ([]store.StoredFlow, map[store.Origin][]store.Announcement) {
 		fwd := flow.Record{Key: flow.Key{Src: src, Dst: dst, Sport: sport, Dport: dport, Proto: proto},
 			Packets: 1 + uint64(rng.IntN(50)), First: first, Last: first + dur, TCPFlags: 0x02 | 0x10, EndReason: flow.EndIdle}
 		fwd.Octets = fwd.Packets * uint64(40+rng.IntN(1400))
+		fwd.ScannedOctets = fwd.Octets / 2 // parts carry them through their encoding
 		switch rng.IntN(6) {
 		case 0:
 			fwd.Symptoms = []flow.SymptomCount{{ID: uint16(1 + rng.IntN(3)), Count: uint32(1 + rng.IntN(3))}}
@@ -60,6 +61,7 @@ func partFlows() ([]store.StoredFlow, map[store.Origin][]store.Announcement) {
 		rev.First += int64(rng.IntN(3)) * int64(time.Millisecond)
 		rev.Packets, rev.Octets, rev.TCPFlags = 1+uint64(rng.IntN(80)), 0, 0x12
 		rev.Octets = rev.Packets * 700
+		rev.ScannedOctets = rev.Octets / 4
 		rev.Symptoms, rev.App = nil, flow.App{}
 		o := a
 		if rng.IntN(4) == 0 {
