@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -750,6 +751,34 @@ func TestBrowser(t *testing.T) {
 		if len(recs) != bf.Flows {
 			t.Errorf("biflow %v: %d records shown, the report merged %d", bf.Key, len(recs), bf.Flows)
 		}
+		// Each record's scanned octets as mira flows gives them ("–":
+		// none); the biflow's directions sum its kept records'.
+		var shown, listed []uint64
+		for _, r := range recs {
+			v, ok := r.Cols["scanned_octets"]
+			if !ok {
+				t.Fatalf("records table has no scanned_octets column: %v", r.Cells)
+			}
+			n := uint64(0)
+			if v != "–" {
+				n = number(t, v)
+			}
+			shown = append(shown, n)
+		}
+		l := e.flows(t, "--host", bf.Src.String(), "--port", strconv.Itoa(int(bf.Sport)), "--proto", strconv.Itoa(int(bf.Proto)))
+		for _, f := range l.Flows {
+			fwd := f.Src == bf.Src && f.Sport == bf.Sport && f.Dst == bf.Dst && f.Dport == bf.Dport
+			rev := f.Src == bf.Dst && f.Sport == bf.Dport && f.Dst == bf.Src && f.Dport == bf.Sport
+			if (fwd || rev) && int64(f.First) >= bf.First && int64(f.Last) <= bf.Last {
+				listed = append(listed, f.ScannedOctets)
+			}
+		}
+		slices.Sort(shown)
+		slices.Sort(listed)
+		if !slices.Equal(shown, listed) {
+			t.Errorf("biflow %v: records show scanned octets %v, mira flows %v", bf.Key, shown, listed)
+		}
+		t.Logf("biflow %v: scanned %d/%d, records %v", bf.Key, bf.ScannedOctets, bf.RScannedOctets, shown)
 		e.shoot(t, b, "explorer-records")
 		b.noErrors(t)
 	})

@@ -406,6 +406,8 @@
       { key: "dst", label: "Responder", cls: "ep", fmt: b => epNode(b.dst, b.dport), csv: b => ep(b.dst, b.dport) },
       { key: "packets", label: "Packets", num: true, wide: true, fmt: b => num(b.packets + b.rpackets), csv: b => b.packets + b.rpackets },
       { key: "octets", label: "Bytes", num: true, fmt: b => num(b.octets + b.roctets), csv: b => b.octets + b.roctets },
+      { key: "scanned", label: "Scanned", num: true, wide: true, fmt: b => scannedNode(b.scanned_octets, b.rscanned_octets),
+        csv: b => (b.scanned_octets || 0) + (b.rscanned_octets || 0) },
       { key: "category", label: "Category" },
       { key: "app", label: "Application", fmt: b => b.app === "unknown" ? "" : b.app, csv: b => b.app },
       { key: "aggregate", label: "Aggregate", wide: true },
@@ -414,6 +416,13 @@
       { key: "probes", label: "Probes", wide: true, fmt: b => (b.origins || b.probes || []).join(" "), csv: b => (b.origins || b.probes || []).join(";") },
       { key: "flows", label: "Records", num: true, wide: true },
     ];
+  }
+  // scannedNode shows a biflow's scanned payload octets (both directions;
+  // each in the title), "–" when none were (not scanned, or not known).
+  function scannedNode(fwd, rev) {
+    fwd = fwd || 0; rev = rev || 0;
+    if (fwd + rev === 0) return "–";
+    return el("span", { title: num(fwd) + " initiator → responder, " + num(rev) + " back" }, num(fwd + rev));
   }
   // biflowSel names one biflow in the URL.
   function biflowSel(b) {
@@ -568,6 +577,7 @@
       { key: "first", label: "First", fmt: f => ts(f.first) }, { key: "last", label: "Last", wide: true, fmt: f => ts(f.last) },
       { key: "dir", label: "Direction", fmt: f => f.src === src && f.sport === +sport ? "initiator → responder" : "responder → initiator" },
       { key: "packets", label: "Packets", num: true }, { key: "octets", label: "Bytes", num: true },
+      { key: "scanned_octets", label: "Scanned", num: true, metric: "scanned_octets", fmt: f => f.scanned_octets ? num(f.scanned_octets) : "–", csv: f => f.scanned_octets || 0 },
       { key: "tcp_flags", label: "TCP flags", wide: true }, { key: "end_reason", label: "End", wide: true },
       { key: "symptoms", label: "Symptoms", fmt: f => symList(f.symptoms), csv: f => symList(f.symptoms) },
       { key: "sampling", label: "Sampling", fmt: f => f.sampling < 1 ? "1/" + Math.round(1 / f.sampling) : "none" },
