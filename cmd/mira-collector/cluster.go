@@ -139,7 +139,7 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		defer os.RemoveAll(dir)
 		view := &cluster.View{NC: nc, JS: js, Dir: dir, MaxAge: 2 * time.Second}
 		defer view.Close()
-		// /api/report (source records) is made by the workers and this
+		// /api/report (every source) is made by the workers and this
 		// process together (cluster.Report); the rest reads the view.
 		reportFn := func(ctx context.Context, p *report.Params) (*report.Report, error) {
 			p.ServicesFile, p.Services = cfg.Services, services

@@ -103,15 +103,17 @@ func TestSynthProgress(t *testing.T) {
 	}
 }
 
-// TestReportNatsRollups: --nats with --source rollups is refused before
-// anything is asked of the cluster (its workers keep no rollups), as are
-// --db and --nats together.
+// TestReportNatsRollups: --nats with --source rollups and what the
+// rollups cannot answer (a record filter) is refused before anything is
+// asked of the cluster, as are --db and --nats together. (The cluster's
+// rollup reports: collector/cluster's TestWorkerRollups.)
 func TestReportNatsRollups(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--source", "rollups"}, "keep no rollups"},
+		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--source", "rollups", "--port", "25"}, "--port"},
+		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--source", "rollups", "--by", "host"}, "--by host"},
 		{[]string{"report", "--nats", "nats://127.0.0.1:1", "--db", "x.db"}, "exclude each other"},
 	} {
 		var out, errb bytes.Buffer

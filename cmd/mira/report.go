@@ -111,10 +111,13 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		if p.Source == report.SourceRollups {
-			return &cli.UsageError{Err: errors.New("--source rollups: the cluster's workers keep no rollups (use --source records or auto)")}
+			// Refused before the cluster is asked anything.
+			if err := p.CanUseRollups(); err != nil {
+				return &cli.UsageError{Err: fmt.Errorf("--source rollups: %w", err)}
+			}
 		}
-		// The workers consolidate what they alone hold. They keep no
-		// rollups: auto answers from the records.
+		// The workers consolidate what they alone hold, or send the
+		// rollups they keep (--source rollups or auto).
 		var yaml []byte
 		if *rulesFile != "" {
 			if yaml, err = os.ReadFile(*rulesFile); err != nil {

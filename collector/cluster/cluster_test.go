@@ -428,6 +428,37 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(t, &apiRep, want)
+
+	// From the workers' rollups: the usage table by category and hour
+	// equals the single collector's record report's (and its rollup
+	// report's when no record reached its rollups late), through mira
+	// report --nats and the API.
+	byCat := []string{"--by", "category", "--bucket", "1h"}
+	wantRec, err := reportJSON(t, miraBin, append([]string{"--db", db}, byCat...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRol, err := reportJSON(t, miraBin, append([]string{"--db", db, "--source", "rollups"}, byCat...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRol, err := reportJSON(t, miraBin, append([]string{"--nats", url, "--source", "rollups"}, byCat...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiRol report.Report
+	if err := getJSON(api+"/api/report?source=rollups&by=category&bucket=1h", &apiRol); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*report.Report{gotRol, &apiRol} {
+		if g.Summary.Rollup == nil || mustJSON(t, g.Usage) != mustJSON(t, wantRec.Usage) || g.Summary.Biflows != want.Summary.Biflows {
+			t.Errorf("rollups of the cluster: %s\nsingle collector's records: %s", mustJSON(t, g.Usage), mustJSON(t, wantRec.Usage))
+		}
+	}
+	if wantRol.Summary.Rollup.Late == 0 && mustJSON(t, gotRol.Usage) != mustJSON(t, wantRol.Usage) {
+		t.Errorf("rollups of the cluster: %s\nsingle collector's: %s", mustJSON(t, gotRol.Usage), mustJSON(t, wantRol.Usage))
+	}
+	t.Logf("rollups: %d usage rows; the single collector's had %d late records", len(gotRol.Usage), wantRol.Summary.Rollup.Late)
 	var apiProbes []web.Probe
 	if err := getJSON(api+"/api/probes", &apiProbes); err != nil {
 		t.Fatal(err)

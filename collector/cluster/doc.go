@@ -29,12 +29,13 @@
 //     itself, and assembles the parts (report.Assemble) with the
 //     announcements and the summed counters. --merge-stats says on
 //     stderr how many partitions went which way and the bytes moved.
-//     The workers keep no rollups: --source auto answers from the
-//     records, --source rollups is refused.
+//     --source rollups and auto answer from the workers' rollups
+//     (RollupSubject+name; see Rollups below).
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
 //     workers' results: /api/report (source records or auto; the web
-//     UI's views read it) is made as `mira report --nats` makes it
+//     UI's views read it; source records, rollups or auto) is made as
+//     `mira report --nats` makes it
 //     (Report, through server.APIConfig.Report); /api/flows (the flow
 //     explorer's records), /api/probes and /api/rollups read a snapshot
 //     of every record (View: Gather into a snapshot store, gathered
@@ -178,10 +179,75 @@
 // consolidated at workers and the report still equal to the single
 // collector's, in full and in the table's form (workers' usage rows).
 //
+// # Rollups
+//
+// A worker keeps rollups per partition (bucket "rollups", key: the
+// partition): the cells (store.RollupCell, both resolutions) of every
+// record of the partition it holds, made by a report.Roller fed those
+// records, deduplicated by identity, in a store's order (origins in
+// address order, then end time, then identity) and then flushed: the
+// path of report.Rebuild, which `mira rollup` runs over a single
+// collector's store. With them it keeps what they were made from: the
+// partition's span (record count, earliest start, latest end) and a hash
+// of the window, the rules, the names and the sampling announcements
+// (the reporter's, sent with the request). A report from rollups (mira
+// report --nats --source rollups|auto, /api/report) asks each worker for
+// the summed cells of the partitions only it ever held records of; the
+// worker answers from its kept cells when they were made from the same
+// records and parameters, and otherwise rolls those partitions up again
+// from their records (on all cores) and keeps the result. A partition
+// two workers have held (moved, at any time) is rolled up at the
+// reporter from every record of it, gathered from its holders and
+// deduplicated. The reporter writes the summed cells into its temporary
+// store and answers with report.FromRollups, as over one collector's
+// store. --merge-stats says how many partitions came from kept cells,
+// how many were rolled up for the report, how many at the reporter.
+//
+// Exactness. The cells of records sharing no address pair with others
+// add up to the cells of their union: a biflow, its duplicates, its
+// naming, scaling and classification (pair context included) depend only
+// on records of its address pair (see above), and each biflow and each
+// record adds to its cells alone. So the sum over partitions equals the
+// cells report.Rebuild makes of a store holding every record, in the
+// integer fields exactly. Unlike a report's parts, the clean/conflicted
+// test is over all time, not over the report's range: a cell holds the
+// biflows that started in its bucket, whose records may lie outside the
+// range. The workers' cells are made of every stored record in start
+// order, so none is late and every biflow is complete: --source auto
+// answers from them whenever the rollups can answer the parameters
+// (report.Params.CanUseRollups; not --by as, the AS table being the
+// reporter's), and then equals the usage of the record report over the
+// whole time. (A running single collector's rollups may count late
+// records, where its auto reads the records.) Estimates: unsampled, they
+// are integers below 2^53 and add exactly in any order; sampled, the
+// floating-point sums are added per partition and then across
+// partitions, so they may differ from a single collector's in their last
+// bits, as a single collector's rollups may from its records
+// (report.Roller); --merge-stats says when sampled cells were summed.
+//
+// TestWorkerRollups (two workers, partitions moved with connections
+// spanning the move, a spooled replay stored twice) compares Report with
+// --source rollups to report.Rebuild and FromRollups over every record
+// gathered, byte for byte, for eight parameter sets (groupings, buckets,
+// ranges, --category, --symptom), and their usage to the record
+// report's; it fails when moved partitions are taken from the workers'
+// cells, and checks that a second report reads the kept cells.
+// TestCluster compares mira report --nats --source rollups and
+// /api/report?source=rollups with the single collector's report.
+//
+// The rollups are not maintained as records arrive (a worker does not
+// follow the announcements as the records come, and a live Roller's
+// horizon would make records of moved partitions late): a report from
+// rollups after new records rolls up again the partitions that changed,
+// all their records, which costs what a report from the records costs
+// for them; partitions that did not change cost a read of their cells.
+// Over a day of a running cluster every partition changes, so the
+// rollups then save little; they pay for reports over a cluster's past
+// (and the parts path remains for ranges).
+//
 // # What is not done yet
 //
-// The workers keep no rollups (a single mira-collector does), so
-// --source rollups is refused in cluster mode, and /api/flows and
+// Rollups maintained as records arrive (see Rollups); /api/flows and
 // /api/probes gather every record. The records are kept without
 // retention.
 //
@@ -283,6 +349,9 @@
 // leaders sit on different servers); that is not built. Nor can reports
 // over a day at that rate (324 G records, some 80 G biflows) pair at
 // report time, even spread over the workers: the workers would have to
-// keep rollups (usage per minute and hour, as the single collector now
-// keeps) and the merge add those; that is not built either.
+// keep rollups maintained as records arrive (usage per minute and hour,
+// as the single collector keeps) and the merge add those: the workers'
+// rollups (see Rollups) are made per partition at report time once its
+// records changed, so they answer a cluster's past cheaply, not a day
+// that is still being written.
 package cluster

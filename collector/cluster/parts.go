@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -359,11 +357,35 @@ type ReportStats struct {
 	Aggregated, Again int
 	// Bytes is what the workers sent.
 	Bytes int64
+	// Rollups: answered from rollups (--source rollups or auto):
+	// Consolidated partitions are those one worker alone ever held,
+	// whose cells it sent (Cached: from the rollups it kept; Built: made
+	// for this report, their records having changed); Central ones were
+	// rolled up here from every record of them. Sampled: some cell holds
+	// sampled estimates, summed in another order than a single
+	// collector's (equal up to the last bits of floating-point sums).
+	Rollups       bool
+	Cached, Built int
+	Sampled       bool
+	// Fallback says why --source auto answered from the records.
+	Fallback string
 }
 
 // String is the line `mira report --nats --merge-stats` writes.
 func (s ReportStats) String() string {
-	return fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows; %d parts as usage rows, %d asked again whole), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
+	if s.Rollups {
+		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions from the workers' rollups (%d kept, %d made for this report), %d rolled up at the reporter (%d records, %d duplicates); %d bytes from workers",
+			len(s.Workers), s.Consolidated, s.Cached, s.Built, s.Central, s.Records, s.Duplicates, s.Bytes)
+		if s.Sampled {
+			l += "; sampled estimates summed per partition (equal to a single collector's up to floating-point summation order)"
+		}
+		return l
+	}
+	l := ""
+	if s.Fallback != "" {
+		l = "--source auto answered from the records (" + s.Fallback + "); "
+	}
+	return l + fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows; %d parts as usage rows, %d asked again whole), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
 		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Aggregated, s.Again, s.Central, s.Records, s.Duplicates, s.Bytes)
 }
 
@@ -377,20 +399,11 @@ func (s ReportStats) String() string {
 // counters and gathered records).
 func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params, rules []byte, dir string) (*report.Report, ReportStats, error) {
 	var rs ReportStats
-	path := filepath.Join(dir, "merged.db")
-	os.Remove(path)
-	st, err := store.Open(path, nil)
+	st, done, err := tempStore(ctx, js, dir)
 	if err != nil {
 		return nil, rs, err
 	}
-	defer os.Remove(path)
-	defer st.Close()
-	if err := gatherOptions(ctx, js, st); err != nil {
-		return nil, rs, err
-	}
-	if err := gatherStats(ctx, js, st); err != nil {
-		return nil, rs, err
-	}
+	defer done()
 	spec, err := p.PartSpec(rules)
 	if err != nil {
 		return nil, rs, err
@@ -403,6 +416,18 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 	}
 	if rs.Workers, err = workerNames(ctx, js); err != nil {
 		return nil, rs, err
+	}
+	if p.Source == report.SourceRollups || p.Source == report.SourceAuto {
+		rep, err := reportRollups(ctx, nc, js, p, spec, st, &rs)
+		switch {
+		case err == nil:
+			return rep, rs, nil
+		case p.Source == report.SourceRollups || !errRollups(err):
+			return nil, rs, err
+		}
+		// auto: the records answer what the rollups cannot.
+		// (st's rollup cells, if any, are not read by the records' path.)
+		rs = ReportStats{Workers: rs.Workers, Fallback: err.Error()}
 	}
 	spans := map[string][]Span{}
 	for _, name := range rs.Workers {
@@ -561,6 +586,23 @@ type idEnc struct {
 
 // askPart sends a partRequest to worker name and reads its answer.
 func askPart(ctx context.Context, nc *nats.Conn, name string, req []byte) (*report.Part, []idEnc, int64, error) {
+	part, raw, n, err := ask(ctx, nc, PartSubject, name, req)
+	if err != nil {
+		return nil, nil, n, err
+	}
+	var p *report.Part
+	if len(part) > 0 {
+		p = new(report.Part)
+		if err := p.UnmarshalBinary(part); err != nil {
+			return nil, nil, n, fmt.Errorf("cluster: worker %s: %w", name, err)
+		}
+	}
+	return p, raw, n, nil
+}
+
+// ask sends req on subject+name and reads the answer: raw records, a
+// payload (messages with the header Mira-Part), then the end message.
+func ask(ctx context.Context, nc *nats.Conn, subject, name string, req []byte) ([]byte, []idEnc, int64, error) {
 	inbox := nc.NewRespInbox()
 	ch := make(chan *nats.Msg, 1024)
 	sub, err := nc.ChanSubscribe(inbox, ch)
@@ -569,7 +611,7 @@ func askPart(ctx context.Context, nc *nats.Conn, name string, req []byte) (*repo
 	}
 	defer sub.Unsubscribe()
 	sub.SetPendingLimits(-1, -1)
-	if err := nc.PublishRequest(PartSubject+name, inbox, req); err != nil {
+	if err := nc.PublishRequest(subject+name, inbox, req); err != nil {
 		return nil, nil, 0, err
 	}
 	var raw []idEnc
@@ -591,16 +633,9 @@ func askPart(ctx context.Context, nc *nats.Conn, name string, req []byte) (*repo
 					return nil, nil, n, fmt.Errorf("cluster: worker %s sent %d of its %d records (answer cut short)", name, len(raw), want)
 				}
 				if want, _ := strconv.Atoi(m.Header.Get("Mira-Part")); want != len(part) {
-					return nil, nil, n, fmt.Errorf("cluster: worker %s sent %d of its part's %d bytes (answer cut short)", name, len(part), want)
+					return nil, nil, n, fmt.Errorf("cluster: worker %s sent %d of its answer's %d bytes (answer cut short)", name, len(part), want)
 				}
-				var p *report.Part
-				if len(part) > 0 {
-					p = new(report.Part)
-					if err := p.UnmarshalBinary(part); err != nil {
-						return nil, nil, n, fmt.Errorf("cluster: worker %s: %w", name, err)
-					}
-				}
-				return p, raw, n, nil
+				return part, raw, n, nil
 			}
 			if m.Header.Get("Mira-Busy") != "" {
 				continue

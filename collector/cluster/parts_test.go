@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
@@ -108,17 +111,11 @@ func partRecords(rng *rand.Rand, n int, t0, span int64) []flow.Record {
 	return recs
 }
 
-// TestWorkerParts: two workers, the second joining after the first
-// stored a first export (with a spooling exporter's replay: records
-// stored twice under one identity) (so partitions moved between them), then a
-// rest of the first export (the other direction of many connections)
-// and a second export later in time. The report the workers and the
-// reporter make together (Report) equals, byte for byte, the report over
-// all records gathered into one store (Gather), over the whole time
-// (some partitions consolidated at the workers, the moved ones at the
-// reporter), over the second export's time (all at the workers: the
-// first worker holds nothing then), over the first's, and with filters.
-func TestWorkerParts(t *testing.T) {
+// twoWorkers runs TestWorkerParts' cluster: two workers, the second
+// joining after the first stored a first export, so partitions moved
+// between them with connections spanning the move; it returns the
+// starts of the two exports' times.
+func twoWorkers(t *testing.T) (*nats.Conn, jetstream.JetStream, int64, int64) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
 	run := func(name string) *Worker {
@@ -244,6 +241,22 @@ func TestWorkerParts(t *testing.T) {
 		t.Fatal("the second export stored nothing")
 	}
 
+	return nc, js, t0, t1
+}
+
+// TestWorkerParts: two workers, the second joining after the first
+// stored a first export (with a spooling exporter's replay: records
+// stored twice under one identity) (so partitions moved between them), then a
+// rest of the first export (the other direction of many connections)
+// and a second export later in time. The report the workers and the
+// reporter make together (Report) equals, byte for byte, the report over
+// all records gathered into one store (Gather), over the whole time
+// (some partitions consolidated at the workers, the moved ones at the
+// reporter), over the second export's time (all at the workers: the
+// first worker holds nothing then), over the first's, and with filters.
+func TestWorkerParts(t *testing.T) {
+	nc, js, t0, t1 := twoWorkers(t)
+	ctx := context.Background()
 	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 	for _, tc := range []struct {
 		args          []string

@@ -40,9 +40,10 @@ type APIConfig struct {
 	// (a cluster's merged snapshot, collector/cluster.View); release is
 	// called when the request is answered.
 	Acquire func(ctx context.Context) (st *store.Store, release func(), err error)
-	// Report, when set, answers /api/report with source=records or auto
-	// without a store: a cluster's workers consolidate
-	// (collector/cluster.Report; they keep no rollups).
+	// Report, when set, answers /api/report without a store: a
+	// cluster's workers consolidate or send their rollups
+	// (collector/cluster.Report); a *report.RollupError is the
+	// client's (400).
 	// p is checked; the rules, services and AS table are the server's.
 	Report func(ctx context.Context, p *report.Params) (*report.Report, error)
 }
@@ -156,10 +157,11 @@ func API(cfg APIConfig) http.Handler {
 			if err != nil {
 				return false, paramError{err}
 			}
-			if p.Source == report.SourceRollups {
-				return false, nil
-			}
 			rep, err := cfg.Report(ctx, p)
+			var re *report.RollupError
+			if errors.As(err, &re) {
+				return false, paramError{err}
+			}
 			if err != nil {
 				return false, err
 			}

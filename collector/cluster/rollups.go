@@ -1,0 +1,598 @@
+package cluster
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+)
+
+// RollupSubject: a rollupRequest (gob); the worker answers with the raw
+// records (every one, whatever its time) of the partitions asked raw,
+// then the rollup cells (gob, rollupAnswer) of the partitions asked for
+// cells, then an end message (the headers of PartSubject's).
+const RollupSubject = "mira.worker.rollups."
+
+// bucketRollups holds a worker's rollups, per partition (key: one
+// byte): a gob partRollup, made from every record of the partition the
+// worker holds, valid while those records and the parameters they were
+// made with (partRollup.Key) are unchanged.
+var bucketRollups = []byte("rollups")
+
+// rollupRequest asks a worker for its share of a report from rollups.
+type rollupRequest struct {
+	// Spec: the window, rules, names and announcements the cells are
+	// made with (its range and filters are not used: cells cover every
+	// record of a partition).
+	Spec  report.PartSpec
+	Cells []int // partitions only this worker holds records of: their cells
+	Raw   []int // partitions others hold records of too: every record
+}
+
+// Cells are rollup cells per resolution (store.RollupDelta.Cells).
+type Cells = map[time.Duration]map[store.RollupKey]*store.RollupCell
+
+// partRollup is one partition's rollups as a worker keeps them.
+type partRollup struct {
+	// Key identifies what they were made from: the partition's span
+	// (record count, earliest start, latest end) and the parameters
+	// (rollupParams).
+	Key     string
+	Cells   Cells
+	Records uint64 // distinct records rolled up
+}
+
+// rollupAnswer is the cells part of a worker's answer.
+type rollupAnswer struct {
+	Cells   Cells
+	Records uint64
+	// Cached: partitions answered from kept rollups; Built: made for
+	// this request (their records changed since, or none kept).
+	Cached, Built int
+	Sampled       bool
+}
+
+// rollupParams identifies the parameters a partition's rollups depend on
+// besides its records: the window, the rules, the names and sampling
+// announcements.
+func rollupParams(s *report.PartSpec) (string, error) {
+	// JSON: map keys in order, so equal parameters hash equally (gob
+	// writes maps in iteration order); origins as a sorted list.
+	type originNames struct {
+		O store.Origin
+		L []store.NameAnnouncement
+	}
+	type originAnns struct {
+		O store.Origin
+		L []store.Announcement
+	}
+	v := struct {
+		Window        time.Duration
+		Rules         []byte
+		Fallback      store.Names
+		Names         []originNames
+		Announcements []originAnns
+	}{Window: s.Window, Rules: s.Rules}
+	if s.Names != nil {
+		v.Fallback = s.Names.Fallback
+		for o, l := range s.Names.Origins {
+			v.Names = append(v.Names, originNames{o, l})
+		}
+	}
+	for o, l := range s.Announcements {
+		v.Announcements = append(v.Announcements, originAnns{o, l})
+	}
+	byOrigin := func(a, b store.Origin) int {
+		return cmp.Or(cmp.Compare(a.Exporter, b.Exporter), cmp.Compare(a.Domain, b.Domain))
+	}
+	slices.SortFunc(v.Names, func(a, b originNames) int { return byOrigin(a.O, b.O) })
+	slices.SortFunc(v.Announcements, func(a, b originAnns) int { return byOrigin(a.O, b.O) })
+	b, err := json.Marshal(&v)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16]), nil
+}
+
+// rollupConfig is the Roller configuration of spec.
+func rollupConfig(spec *report.PartSpec) (report.RollupConfig, error) {
+	opts, _, err := spec.Options()
+	if err != nil {
+		return report.RollupConfig{}, err
+	}
+	cfg := report.RollupConfig{Window: spec.Window, Rules: opts.Rules, RulesID: report.DefaultRulesFingerprint()}
+	if spec.Rules != nil {
+		cfg.RulesID = report.Fingerprint(spec.Rules)
+	}
+	return cfg, nil
+}
+
+// rollFlows makes the rollups of a set of records (one or more whole
+// partitions, deduplicated by identity, in the order sortFlows gives):
+// Rebuild's path (a Roller fed every record, then flushed), so the
+// cells equal those of a single collector's store holding these records
+// (report.Rebuild) and, for every biflow, a report over them.
+func rollFlows(flows []store.StoredFlow, spec *report.PartSpec, cfg report.RollupConfig) Cells {
+	r := report.NewRoller(cfg, spec.Names, spec.Announcements, nil)
+	for i := range flows {
+		// No Advance before the end: nothing is late; the Roller feeds
+		// every record in start order at Flush.
+		r.Add(flows[i].Origin, &flows[i].Record)
+	}
+	r.Flush()
+	return r.Take().Cells
+}
+
+// sortFlows orders records as buildPart does (the order a store over the
+// same records gives one origin's records: by end time, ties in
+// identity order), origins in address order.
+func sortFlows(flows []store.StoredFlow, keys [][idLen]byte) {
+	idx := make([]int, len(flows))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &flows[i], &flows[j]
+		if c := cmp.Compare(a.Origin.Exporter, b.Origin.Exporter); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Origin.Domain, b.Origin.Domain); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Record.Last, b.Record.Last); c != 0 {
+			return c
+		}
+		return bytes.Compare(keys[i][:], keys[j][:])
+	})
+	out := make([]store.StoredFlow, len(flows))
+	for i, j := range idx {
+		out[i] = flows[j]
+	}
+	copy(flows, out)
+}
+
+// addCells adds src's cells to dst.
+func addCells(dst, src Cells) {
+	for res, m := range src {
+		d := dst[res]
+		if d == nil {
+			d = map[store.RollupKey]*store.RollupCell{}
+			dst[res] = d
+		}
+		// Keys in a fixed order: floating-point sums then do not depend
+		// on map order.
+		keys := make([]store.RollupKey, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, cmpRollupKey)
+		for _, k := range keys {
+			c := d[k]
+			if c == nil {
+				c = &store.RollupCell{}
+				d[k] = c
+			}
+			c.Add(m[k])
+		}
+	}
+}
+
+func cmpRollupKey(a, b store.RollupKey) int {
+	return cmp.Or(cmp.Compare(a.Bucket, b.Bucket), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Aggregate, b.Aggregate),
+		cmp.Compare(a.Category, b.Category), cmp.Compare(a.Probe, b.Probe), cmp.Compare(a.SrcAS, b.SrcAS), cmp.Compare(a.DstAS, b.DstAS))
+}
+
+func sampledCells(c Cells) bool {
+	for _, m := range c {
+		for _, x := range m {
+			if x.Sampled {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func newCells() Cells {
+	c := Cells{}
+	for _, res := range store.RollupResolutions {
+		c[res] = map[store.RollupKey]*store.RollupCell{}
+	}
+	return c
+}
+
+// rollups answers a rollupRequest (RollupSubject).
+func (w *Worker) rollups(req *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	var rr rollupRequest
+	nraw, ncells := 0, 0
+	err := gob.NewDecoder(bytes.NewReader(req.Data)).Decode(&rr)
+	if err == nil {
+		stop := busy(w.nc, req.Reply)
+		var ans *rollupAnswer
+		ans, nraw, err = w.partRollups(&rr, func(b []byte) error { return w.nc.Publish(req.Reply, b) })
+		stop()
+		if err == nil {
+			var b bytes.Buffer
+			if err = gob.NewEncoder(&b).Encode(ans); err == nil {
+				enc := b.Bytes()
+				for off := 0; off < len(enc) && err == nil; off += dumpChunk {
+					m := &nats.Msg{Subject: req.Reply, Header: nats.Header{}, Data: enc[off:min(len(enc), off+dumpChunk)]}
+					m.Header.Set("Mira-Part", "1")
+					err = w.nc.PublishMsg(m)
+				}
+				ncells = len(enc)
+			}
+		}
+	}
+	end := &nats.Msg{Subject: req.Reply, Header: nats.Header{}}
+	end.Header.Set("Mira-Records", strconv.Itoa(nraw))
+	end.Header.Set("Mira-Part", strconv.Itoa(ncells))
+	if err != nil {
+		end.Header.Set("Mira-Error", err.Error())
+	}
+	w.nc.PublishMsg(end)
+}
+
+// busy says every second on reply that the answer is coming, until the
+// function it returns is called.
+func busy(nc *nats.Conn, reply string) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				m := &nats.Msg{Subject: reply, Header: nats.Header{}}
+				m.Header.Set("Mira-Busy", "1")
+				nc.PublishMsg(m)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// partRollups reads what rr asks: every record of its Raw partitions,
+// handed to raw in chunks (the dump's format), and the summed cells of
+// its Cells partitions: those kept (bucketRollups) when made from the
+// same records with the same parameters, else made now from the
+// partition's records and kept.
+func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollupAnswer, int, error) {
+	params, err := rollupParams(&rr.Spec)
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg, err := rollupConfig(&rr.Spec)
+	if err != nil {
+		return nil, 0, err
+	}
+	var want, asRaw [Partitions]bool
+	for _, p := range rr.Cells {
+		if p >= 0 && p < Partitions {
+			want[p] = true
+		}
+	}
+	for _, p := range rr.Raw {
+		if p >= 0 && p < Partitions {
+			asRaw[p] = true
+		}
+	}
+	ans := &rollupAnswer{Cells: newCells()}
+	kept := make([]*partRollup, Partitions)
+	keys := make([]string, Partitions)
+	var build [Partitions]bool
+	var flows [Partitions][]store.StoredFlow
+	var ids [Partitions][][idLen]byte
+	nraw := 0
+	// The spans and the records read in one snapshot: commitLoop holds
+	// smu while it commits.
+	w.smu.Lock()
+	tx, err := w.db.Begin(false)
+	if err != nil {
+		w.smu.Unlock()
+		return nil, 0, err
+	}
+	for p := range want {
+		if want[p] {
+			sp := w.spans[p]
+			keys[p] = fmt.Sprintf("%d/%d/%d/%s", sp.N, sp.First, sp.Last, params)
+		}
+	}
+	w.smu.Unlock()
+	defer tx.Rollback()
+	if b := tx.Bucket(bucketRollups); b != nil {
+		for p := range want {
+			if !want[p] {
+				continue
+			}
+			if v := b.Get([]byte{byte(p)}); v != nil {
+				var pr partRollup
+				if gob.NewDecoder(bytes.NewReader(v)).Decode(&pr) == nil && pr.Key == keys[p] {
+					kept[p] = &pr
+					continue
+				}
+			}
+		}
+	}
+	building := false
+	for p := range want {
+		if want[p] && kept[p] == nil {
+			build[p] = true
+			building = true
+		}
+	}
+	if building || slices.Contains(asRaw[:], true) {
+		seen := map[[idLen]byte]struct{}{}
+		var buf, key []byte
+		err = eachStored(tx, func(id ID, enc []byte, r *flow.Record) error {
+			p := Partition(r.Key, Partitions)
+			switch {
+			case asRaw[p]:
+				key = id.key(key[:0])
+				buf = append(buf, key...)
+				buf = binary.AppendUvarint(buf, uint64(len(enc)))
+				buf = append(buf, enc...)
+				nraw++
+				if len(buf) >= dumpChunk {
+					if err := raw(buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+			case build[p]:
+				k := [idLen]byte(id.key(key[:0]))
+				if _, ok := seen[k]; ok {
+					return nil
+				}
+				seen[k] = struct{}{}
+				flows[p] = append(flows[p], store.StoredFlow{Origin: id.Origin(), Record: *r})
+				flows[p][len(flows[p])-1].Record.Symptoms = slices.Clone(r.Symptoms)
+				ids[p] = append(ids[p], k)
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = raw(buf)
+		}
+		if err != nil {
+			return nil, nraw, err
+		}
+	}
+	tx.Rollback()
+	// Partitions share no address pair: each is rolled up alone, on
+	// every core at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	for p := range build {
+		if !build[p] {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			sortFlows(flows[p], ids[p])
+			kept[p] = &partRollup{Key: keys[p], Cells: rollFlows(flows[p], &rr.Spec, cfg), Records: uint64(len(flows[p]))}
+			flows[p], ids[p] = nil, nil
+		}()
+	}
+	wg.Wait()
+	if building {
+		err := w.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketRollups)
+			if err != nil {
+				return err
+			}
+			for p := range build {
+				if !build[p] {
+					continue
+				}
+				var v bytes.Buffer
+				if err := gob.NewEncoder(&v).Encode(kept[p]); err != nil {
+					return err
+				}
+				if err := b.Put([]byte{byte(p)}, v.Bytes()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// Answered all the same; made again next time.
+			w.log.Warn("rollups not kept", "err", err)
+		}
+	}
+	for p := range want {
+		if !want[p] {
+			continue
+		}
+		if build[p] {
+			ans.Built++
+		} else {
+			ans.Cached++
+		}
+		addCells(ans.Cells, kept[p].Cells)
+		ans.Records += kept[p].Records
+	}
+	ans.Sampled = sampledCells(ans.Cells)
+	return ans, nraw, nil
+}
+
+// askRollups sends a rollupRequest to worker name and reads its answer.
+func askRollups(ctx context.Context, nc *nats.Conn, name string, req []byte) (*rollupAnswer, []idEnc, int64, error) {
+	payload, raw, n, err := ask(ctx, nc, RollupSubject, name, req)
+	if err != nil {
+		return nil, nil, n, err
+	}
+	var a rollupAnswer
+	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&a); err != nil {
+		return nil, nil, n, fmt.Errorf("cluster: worker %s: rollups: %w", name, err)
+	}
+	return &a, raw, n, nil
+}
+
+// reportRollups answers p (--source rollups or auto) from the workers'
+// rollups: the cells of each partition one worker alone holds records of
+// (at any time), from that worker; those of the other partitions made
+// here from every record of them. A RollupError says the rollups cannot
+// answer p (report.Params.CanUseRollups, --by as). st holds the
+// announcements and counters.
+func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params, spec report.PartSpec, st *store.Store, rs *ReportStats) (*report.Report, error) {
+	if err := p.CanUseRollups(); err != nil {
+		return nil, err
+	}
+	cfg, err := rollupConfig(&spec)
+	if err != nil {
+		return nil, err
+	}
+	spans := map[string][]Span{}
+	for _, name := range rs.Workers {
+		m, err := nc.Request(SpansSubject+name, nil, answerTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: worker %s did not say what it holds: %w (a merged report needs every worker that stored records: start it again)", name, err)
+		}
+		var a spansAnswer
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			return nil, fmt.Errorf("cluster: worker %s: %w", name, err)
+		}
+		spans[name] = a.Spans
+	}
+	// Cells are per biflow start over every record: a partition is
+	// clean when one worker alone ever held records of it.
+	plan, clean, conflicted := planParts(spans, math.MinInt64, math.MaxInt64)
+	rs.Rollups, rs.Consolidated, rs.Central = true, clean, conflicted
+	names := make([]string, 0, len(plan))
+	for name := range plan {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	type answer struct {
+		cells *rollupAnswer
+		raw   []idEnc
+		bytes int64
+		err   error
+	}
+	answers := make([]answer, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		var b bytes.Buffer
+		if err := gob.NewEncoder(&b).Encode(rollupRequest{Spec: spec, Cells: plan[name].Consolidate, Raw: plan[name].Raw}); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &answers[i]
+			a.cells, a.raw, a.bytes, a.err = askRollups(ctx, nc, name, b.Bytes())
+		}()
+	}
+	wg.Wait()
+	total := newCells()
+	var records uint64
+	seen := map[[idLen]byte]struct{}{}
+	var byPart [Partitions][]store.StoredFlow
+	var idsOf [Partitions][][idLen]byte
+	for i := range answers {
+		a := &answers[i]
+		if a.err != nil {
+			return nil, a.err
+		}
+		rs.Bytes += a.bytes
+		addCells(total, a.cells.Cells)
+		records += a.cells.Records
+		rs.Cached += a.cells.Cached
+		rs.Built += a.cells.Built
+		rs.Sampled = rs.Sampled || a.cells.Sampled
+		for _, x := range a.raw {
+			if _, ok := seen[x.id]; ok {
+				rs.Duplicates++
+				continue
+			}
+			seen[x.id] = struct{}{}
+			var r flow.Record
+			if err := store.DecodeRecord(x.enc, &r); err != nil {
+				return nil, fmt.Errorf("cluster: worker %s: %w", names[i], err)
+			}
+			q := Partition(r.Key, Partitions)
+			byPart[q] = append(byPart[q], store.StoredFlow{Origin: x.origin, Record: r})
+			idsOf[q] = append(idsOf[q], x.id)
+		}
+		a.raw = nil
+	}
+	rs.Records = len(seen)
+	for q := range byPart {
+		if len(byPart[q]) == 0 {
+			continue
+		}
+		sortFlows(byPart[q], idsOf[q])
+		c := rollFlows(byPart[q], &spec, cfg)
+		rs.Sampled = rs.Sampled || sampledCells(c)
+		addCells(total, c)
+		records += uint64(len(byPart[q]))
+	}
+	d := &store.RollupDelta{Cells: total, Meta: store.RollupMeta{Version: store.RollupVersion, Window: cfg.Window,
+		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: records, Clean: true}}
+	if d.Meta.Window <= 0 {
+		d.Meta.Window = report.DefaultWindow
+	}
+	if err := st.PutRollups(d); err != nil {
+		return nil, err
+	}
+	return report.FromRollups(ctx, st, p, report.RollupSource{RulesID: cfg.RulesID})
+}
+
+// tempStore opens a new store in dir with the cluster's announcements
+// and counters.
+func tempStore(ctx context.Context, js jetstream.JetStream, dir string) (*store.Store, func(), error) {
+	path := filepath.Join(dir, "merged.db")
+	os.Remove(path)
+	st, err := store.Open(path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := func() { st.Close(); os.Remove(path) }
+	if err := gatherOptions(ctx, js, st); err != nil {
+		done()
+		return nil, nil, err
+	}
+	if err := gatherStats(ctx, js, st); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return st, done, nil
+}
+
+// errRollups reports whether err says the rollups cannot answer.
+func errRollups(err error) bool {
+	var re *report.RollupError
+	return errors.As(err, &re)
+}

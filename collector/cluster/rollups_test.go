@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// TestWorkerRollups: over TestWorkerParts' cluster (two workers,
+// partitions moved between them with connections spanning the move, a
+// spooled replay stored twice), `--source rollups` (Report) equals, byte
+// for byte, the rollup report of a single collector's store holding
+// every record (Gather, then report.Rebuild, as `mira rollup` makes
+// them), for groupings, buckets, ranges and filters; its usage table
+// equals the record report's over the whole time, as the single
+// collector's does; --source auto answers the same; the moved
+// partitions are rolled up at the reporter and the others come from the
+// workers' kept rollups, made once and read again by the next report.
+func TestWorkerRollups(t *testing.T) {
+	nc, js, t0, t1 := twoWorkers(t)
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := Gather(ctx, nc, js, st); err != nil {
+		t.Fatal(err)
+	}
+	cfg, src, err := report.LoadRollupConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Rebuild(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+	params := func(t *testing.T, args ...string) *report.Params {
+		var p report.Params
+		fs := flag.NewFlagSet("report", flag.ContinueOnError)
+		p.Register(fs)
+		if err := fs.Parse(append([]string{"--format", "json"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+		return &p
+	}
+	js2 := func(r *report.Report) []byte {
+		var b bytes.Buffer
+		if err := r.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	first := true
+	for _, tc := range []struct {
+		args  []string
+		whole bool // the whole time: the usage equals the record report's
+	}{
+		{nil, true},
+		{[]string{"--by", "category"}, true},
+		{[]string{"--by", "probe", "--bucket", "1m"}, true},
+		{[]string{"--by", "symptom", "--bucket", "1h"}, true},
+		{[]string{"--category", "FTP", "--bucket", "5m"}, true},
+		{[]string{"--symptom", "2"}, true},
+		{[]string{"--from", ts(t1), "--to", ts(t1 + int64(4*time.Minute)), "--bucket", "1m"}, false},
+		{[]string{"--to", ts(t0 + int64(2*time.Minute)), "--by", "category"}, false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			p := params(t, append([]string{"--source", "rollups"}, tc.args...)...)
+			opts := p.Options()
+			opts.Rules = classify.Default()
+			want, err := p.Report(ctx, st, opts, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.Summary.Biflows == 0 || want.Summary.Rollup == nil {
+				t.Fatalf("reference: %d biflows, rollup %v", want.Summary.Biflows, want.Summary.Rollup)
+			}
+			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(rs)
+			if g, w := js2(got), js2(want); !bytes.Equal(g, w) {
+				t.Fatalf("rollup reports differ:\n got %s\nwant %s", g, w)
+			}
+			if !rs.Rollups || rs.Consolidated == 0 || rs.Central == 0 || rs.Records == 0 {
+				t.Errorf("want partitions from the workers' rollups and moved ones rolled up here: %+v", rs)
+			}
+			if first && rs.Built == 0 {
+				t.Error("the first report made no rollups at the workers")
+			}
+			if !first && (rs.Built != 0 || rs.Cached != rs.Consolidated) {
+				t.Errorf("a later report made %d partitions' rollups again (%d kept of %d)", rs.Built, rs.Cached, rs.Consolidated)
+			}
+			first = false
+			pa := params(t, append([]string{"--source", "auto"}, tc.args...)...)
+			auto, ars, err := Report(ctx, nc, js, pa, nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ars.Rollups || !bytes.Equal(js2(auto), js2(want)) {
+				t.Errorf("--source auto: %v, not the rollups' answer", ars)
+			}
+			if !tc.whole {
+				return
+			}
+			pr := params(t, tc.args...)
+			rec, _, err := Report(ctx, nc, js, pr, nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := json.Marshal(rec.Usage)
+			b, _ := json.Marshal(got.Usage)
+			if !bytes.Equal(a, b) || rec.Summary.Biflows != got.Summary.Biflows || rec.Summary.Octets != got.Summary.Octets {
+				t.Errorf("rollups' usage %s\nrecords' %s", b, a)
+			}
+		})
+	}
+	// What the rollups cannot answer: refused with the reason; auto
+	// answers from the records.
+	p := params(t, "--source", "rollups", "--port", "21")
+	if _, _, err := Report(ctx, nc, js, p, nil, t.TempDir()); err == nil || !strings.Contains(err.Error(), "--port") {
+		t.Errorf("--port with --source rollups: %v", err)
+	}
+	p = params(t, "--source", "auto", "--port", "21")
+	got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
+	if err != nil || got.Summary.Rollup != nil || rs.Fallback == "" || !strings.Contains(rs.String(), "--port") {
+		t.Errorf("--port with --source auto: %v, %v", err, rs)
+	}
+}
+
+// TestRollupParams: the parameters' hash (what kept rollups were made
+// with) is the same for equal parameters however their maps iterate,
+// and differs when an announcement, a name or the window differs.
+func TestRollupParams(t *testing.T) {
+	mk := func(interval uint32, name string, window time.Duration) *report.PartSpec {
+		s := &report.PartSpec{Window: window, Names: &store.NameIndex{Origins: map[store.Origin][]store.NameAnnouncement{}},
+			Announcements: map[store.Origin][]store.Announcement{}}
+		for i := range 20 {
+			o := store.Origin{Exporter: "192.0.2." + strconv.Itoa(i) + ":4739", Domain: uint32(i)}
+			s.Announcements[o] = []store.Announcement{{Since: int64(i), Interval: interval}}
+			s.Names.Origins[o] = []store.NameAnnouncement{{Since: int64(i), Names: store.Names{Symptoms: map[uint16]string{1: name, 2: "b", 3: "c"}}}}
+		}
+		return s
+	}
+	base, err := rollupParams(mk(10, "a", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if h, _ := rollupParams(mk(10, "a", 0)); h != base {
+			t.Fatal("equal parameters hash differently")
+		}
+	}
+	for _, s := range []*report.PartSpec{mk(11, "a", 0), mk(10, "x", 0), mk(10, "a", time.Minute)} {
+		if h, _ := rollupParams(s); h == base {
+			t.Errorf("other parameters hash the same: %+v", s)
+		}
+	}
+}
