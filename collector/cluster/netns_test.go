@@ -456,6 +456,39 @@ func TestClusterNetns(t *testing.T) {
 	if len(got50.Biflows) != 50 || got50.Summary.Biflows != want.Summary.Biflows {
 		t.Errorf("top 50: %d listed of %d biflows", len(got50.Biflows), got50.Summary.Biflows)
 	}
+	// From the workers' rollups (mira report --nats --bucket 1h --source
+	// rollups): the single collector's rollup report's usage (when none
+	// of its records reached its rollups late) and its record report's;
+	// asked again, the workers answer from the rollups they kept.
+	byCat := []string{"--by", "category", "--bucket", "1h"}
+	wantRec, err := reportJSON(t, miraBin, append([]string{"--db", sdb}, byCat...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCat = append(byCat, "--source", "rollups")
+	wantRol, err := reportJSON(t, miraBin, append([]string{"--db", sdb}, byCat...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		gotRol, stats, err := reportMergeStats(t, miraBin, url, byCat...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(stats)
+		if !strings.Contains(stats, "merged report from rollups") || (round == 1 && !strings.Contains(stats, " 0 made for this report")) {
+			t.Errorf("round %d: %s", round, stats)
+		}
+		gs, ws := gotRol.Summary, wantRec.Summary
+		if gs.Rollup == nil || gs.Biflows != ws.Biflows || gs.Packets != ws.Packets || gs.Octets != ws.Octets || mustJSON(t, gotRol.Usage) != mustJSON(t, wantRec.Usage) {
+			t.Errorf("rollups of the cluster: %d biflows %d packets %d octets %s\nsingle collector's records: %d %d %d %s",
+				gs.Biflows, gs.Packets, gs.Octets, mustJSON(t, gotRol.Usage), ws.Biflows, ws.Packets, ws.Octets, mustJSON(t, wantRec.Usage))
+		}
+		if wantRol.Summary.Rollup.Late == 0 && mustJSON(t, gotRol.Usage) != mustJSON(t, wantRol.Usage) {
+			t.Errorf("rollups of the cluster: %s\nsingle collector's rollups: %s", mustJSON(t, gotRol.Usage), mustJSON(t, wantRol.Usage))
+		}
+	}
+	t.Logf("rollups: %d usage rows; the single collector's rollups counted %d late records", len(wantRec.Usage), wantRol.Summary.Rollup.Late)
 	gotPaired := 0
 	for _, b := range got.Biflows {
 		if b.Packets > 0 && b.RPackets > 0 {
