@@ -5,15 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // TestWorkerRollups: over TestWorkerParts' cluster (two workers,
@@ -171,4 +178,172 @@ func TestRollupParams(t *testing.T) {
 			t.Errorf("other parameters hash the same: %+v", s)
 		}
 	}
+}
+
+// TestWorkerRollupsSampled: with an origin announcing packet sampling
+// (1 in 10) and one unsampled, the cluster's rollup report equals the
+// single collector's (report.Rebuild over every record gathered) in
+// every integer and string, and in the estimates up to floating-point
+// summation order (relative 1e-9); --merge-stats says sampled cells
+// were summed. A partition moved between the workers is rolled up at
+// the reporter.
+func TestWorkerRollupsSampled(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	var workers []*Worker
+	run := func(name string) {
+		w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		workers = append(workers, w)
+	}
+	wait := func(cond func() bool, what string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	owned := func() bool {
+		n := 0
+		for _, w := range workers {
+			if len(w.Owned()) == 0 {
+				return false
+			}
+			n += len(w.Owned())
+		}
+		return n == Partitions
+	}
+	sent := uint64(0)
+	stored := func() bool {
+		n := uint64(0)
+		for _, w := range workers {
+			n += w.Stored.Load()
+		}
+		return n >= sent
+	}
+	run("w1")
+	wait(owned, "partitions not owned")
+	g := NewIngest(js, nil)
+	sampled := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.7:4739"), Domain: 1}
+	plain := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.8:4739"), Domain: 2}
+	g.ConsumeOptions(sampled, ipfix.DomainOptions{HaveSampling: true, Sampling: ipfix.Sampling{Interval: 10}})
+	rng := rand.New(rand.NewPCG(7, 8))
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	send := func(recs []flow.Record) {
+		half := len(recs) / 2
+		g.Consume(sampled, recs[:half])
+		g.Consume(plain, recs[half:])
+		g.FlushAll()
+		sent += uint64(len(recs))
+	}
+	recs := partRecords(rng, 800, t0, int64(5*time.Minute))
+	send(recs[:len(recs)/2])
+	wait(stored, "records not stored")
+	run("w2")
+	wait(owned, "partitions not owned")
+	send(recs[len(recs)/2:])
+	wait(stored, "records not stored")
+
+	st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := Gather(ctx, nc, js, st); err != nil {
+		t.Fatal(err)
+	}
+	cfg, src, err := report.LoadRollupConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Rebuild(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--by", "probe"}, {"--by", "category", "--bucket", "1m"}} {
+		var p report.Params
+		fs := flag.NewFlagSet("report", flag.ContinueOnError)
+		p.Register(fs)
+		if err := fs.Parse(append([]string{"--format", "json", "--source", "rollups"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+		want, err := p.Report(ctx, st, report.Options{}, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(rs)
+		if want.Summary.Estimate == nil {
+			t.Fatal("the reference has no sampled estimate")
+		}
+		if !rs.Sampled || rs.Central == 0 || rs.Consolidated == 0 {
+			t.Errorf("want sampled cells, moved and kept partitions: %+v", rs)
+		}
+		var gv, wv any
+		for _, x := range []struct {
+			r *report.Report
+			v *any
+		}{{got, &gv}, {want, &wv}} {
+			var b bytes.Buffer
+			if err := x.r.WriteJSON(&b); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b.Bytes(), x.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := jsonDiff("", gv, wv); d != "" {
+			t.Errorf("%v: %s", args, d)
+		}
+	}
+}
+
+// jsonDiff says where a and b (decoded JSON) differ: numbers by more
+// than a relative 1e-9, anything else at all.
+func jsonDiff(path string, a, b any) string {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return path + ": different objects"
+		}
+		for k := range x {
+			if d := jsonDiff(path+"."+k, x[k], y[k]); d != "" {
+				return d
+			}
+		}
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return path + ": different lists"
+		}
+		for i := range x {
+			if d := jsonDiff(path+"["+strconv.Itoa(i)+"]", x[i], y[i]); d != "" {
+				return d
+			}
+		}
+	case float64:
+		y, ok := b.(float64)
+		if !ok || math.Abs(x-y) > 1e-9*max(math.Abs(x), math.Abs(y)) {
+			return fmt.Sprintf("%s: %v, want %v", path, a, b)
+		}
+	default:
+		if a != b {
+			return fmt.Sprintf("%s: %v, want %v", path, a, b)
+		}
+	}
+	return ""
 }
