@@ -476,7 +476,7 @@ func TestClusterNetns(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Log(stats)
-		if !strings.Contains(stats, "merged report from rollups") || (round == 1 && !strings.Contains(stats, " 0 made for this report")) {
+		if !strings.Contains(stats, "merged report from rollups") || (round == 1 && !strings.Contains(stats, " 0 rolled up for this report")) {
 			t.Errorf("round %d: %s", round, stats)
 		}
 		gs, ws := gotRol.Summary, wantRec.Summary

@@ -359,10 +359,12 @@ type ReportStats struct {
 	Bytes int64
 	// Rollups: answered from rollups (--source rollups or auto):
 	// Consolidated partitions are those one worker alone ever held,
-	// whose cells it sent (Cached: from the rollups it kept; Built: made
-	// for this report, their records having changed); Central ones were
-	// rolled up here from every record of them. Sampled: some cell holds
-	// sampled estimates, summed in another order than a single
+	// whose cells it sent; Central ones were held by several workers and
+	// rolled up by one of them with the others' records (Records got
+	// from the others, Duplicates among them). Cached: partitions
+	// answered from the rollups a worker kept; Built: rolled up for
+	// this report, their records having changed. Sampled: some cell
+	// holds sampled estimates, summed in another order than a single
 	// collector's (equal up to the last bits of floating-point sums).
 	Rollups       bool
 	Cached, Built int
@@ -374,8 +376,8 @@ type ReportStats struct {
 // String is the line `mira report --nats --merge-stats` writes.
 func (s ReportStats) String() string {
 	if s.Rollups {
-		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions from the workers' rollups (%d kept, %d made for this report), %d rolled up at the reporter (%d records, %d duplicates); %d bytes from workers",
-			len(s.Workers), s.Consolidated, s.Cached, s.Built, s.Central, s.Records, s.Duplicates, s.Bytes)
+		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions held by one worker, %d moved between workers (rolled up by one holder with %d records from the others, %d duplicates); %d kept rollups read, %d rolled up for this report; %d bytes from workers",
+			len(s.Workers), s.Consolidated, s.Central, s.Records, s.Duplicates, s.Cached, s.Built, s.Bytes)
 		if s.Sampled {
 			l += "; sampled estimates summed per partition (equal to a single collector's up to floating-point summation order)"
 		}

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,10 +29,9 @@ import (
 	"github.com/mira-project/mira/flow"
 )
 
-// RollupSubject: a rollupRequest (gob); the worker answers with the raw
-// records (every one, whatever its time) of the partitions asked raw,
-// then the rollup cells (gob, rollupAnswer) of the partitions asked for
-// cells, then an end message (the headers of PartSubject's).
+// RollupSubject: a rollupRequest (gob); the worker answers with the
+// rollup cells (gob, rollupAnswer) of the partitions asked, then an end
+// message (the headers of PartSubject's, no records).
 const RollupSubject = "mira.worker.rollups."
 
 // bucketRollups holds a worker's rollups, per partition (key: one
@@ -48,7 +47,13 @@ type rollupRequest struct {
 	// record of a partition).
 	Spec  report.PartSpec
 	Cells []int // partitions only this worker holds records of: their cells
-	Raw   []int // partitions others hold records of too: every record
+	// Gather: partitions other workers hold records of too (moved
+	// between workers), with those workers: this worker gets their
+	// records of them (PartSubject, raw) and rolls up the union, whose
+	// cells it keeps under a key that includes GatherKey (the other
+	// holders' spans).
+	Gather    map[int][]string
+	GatherKey map[int]string
 }
 
 // Cells are rollup cells per resolution (store.RollupDelta.Cells).
@@ -72,6 +77,9 @@ type rollupAnswer struct {
 	// this request (their records changed since, or none kept).
 	Cached, Built int
 	Sampled       bool
+	// Fetched: records got from other workers for Gather partitions
+	// (Duplicates: copies of one record that two workers held).
+	Fetched, Duplicates int
 }
 
 // rollupParams identifies the parameters a partition's rollups depend on
@@ -235,7 +243,7 @@ func (w *Worker) rollups(req *nats.Msg) {
 	if err == nil {
 		stop := busy(w.nc, req.Reply)
 		var ans *rollupAnswer
-		ans, nraw, err = w.partRollups(&rr, func(b []byte) error { return w.nc.Publish(req.Reply, b) })
+		ans, err = w.partRollups(&rr)
 		stop()
 		if err == nil {
 			var b bytes.Buffer
@@ -280,29 +288,23 @@ func busy(nc *nats.Conn, reply string) func() {
 	return func() { close(done) }
 }
 
-// partRollups reads what rr asks: every record of its Raw partitions,
-// handed to raw in chunks (the dump's format), and the summed cells of
-// its Cells partitions: those kept (bucketRollups) when made from the
-// same records with the same parameters, else made now from the
-// partition's records and kept.
-func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollupAnswer, int, error) {
+// partRollups answers rr: the summed cells of its Cells and Gather
+// partitions: those kept (bucketRollups) when made from the same records
+// with the same parameters, else made now from the partitions' records
+// (and, for Gather ones, the other holders') and kept.
+func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 	params, err := rollupParams(&rr.Spec)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	cfg, err := rollupConfig(&rr.Spec)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	var want, asRaw [Partitions]bool
+	var want [Partitions]bool
 	for _, p := range rr.Cells {
 		if p >= 0 && p < Partitions {
 			want[p] = true
-		}
-	}
-	for _, p := range rr.Raw {
-		if p >= 0 && p < Partitions {
-			asRaw[p] = true
 		}
 	}
 	ans := &rollupAnswer{Cells: newCells()}
@@ -311,19 +313,23 @@ func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollup
 	var build [Partitions]bool
 	var flows [Partitions][]store.StoredFlow
 	var ids [Partitions][][idLen]byte
-	nraw := 0
 	// The spans and the records read in one snapshot: commitLoop holds
 	// smu while it commits.
 	w.smu.Lock()
 	tx, err := w.db.Begin(false)
 	if err != nil {
 		w.smu.Unlock()
-		return nil, 0, err
+		return nil, err
+	}
+	for p := range rr.Gather {
+		if p >= 0 && p < Partitions {
+			want[p] = true
+		}
 	}
 	for p := range want {
 		if want[p] {
 			sp := w.spans[p]
-			keys[p] = fmt.Sprintf("%d/%d/%d/%s", sp.N, sp.First, sp.Last, params)
+			keys[p] = fmt.Sprintf("%d/%d/%d/%s/%s", sp.N, sp.First, sp.Last, rr.GatherKey[p], params)
 		}
 	}
 	w.smu.Unlock()
@@ -349,25 +355,11 @@ func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollup
 			building = true
 		}
 	}
-	if building || slices.Contains(asRaw[:], true) {
+	if building {
 		seen := map[[idLen]byte]struct{}{}
-		var buf, key []byte
-		err = eachStored(tx, func(id ID, enc []byte, r *flow.Record) error {
-			p := Partition(r.Key, Partitions)
-			switch {
-			case asRaw[p]:
-				key = id.key(key[:0])
-				buf = append(buf, key...)
-				buf = binary.AppendUvarint(buf, uint64(len(enc)))
-				buf = append(buf, enc...)
-				nraw++
-				if len(buf) >= dumpChunk {
-					if err := raw(buf); err != nil {
-						return err
-					}
-					buf = buf[:0]
-				}
-			case build[p]:
+		var key []byte
+		err = eachStored(tx, func(id ID, _ []byte, r *flow.Record) error {
+			if p := Partition(r.Key, Partitions); build[p] {
 				k := [idLen]byte(id.key(key[:0]))
 				if _, ok := seen[k]; ok {
 					return nil
@@ -379,14 +371,15 @@ func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollup
 			}
 			return nil
 		})
-		if err == nil && len(buf) > 0 {
-			err = raw(buf)
-		}
 		if err != nil {
-			return nil, nraw, err
+			return nil, err
 		}
 	}
 	tx.Rollback()
+	fetched, dups, err := w.fetchOthers(rr, &build, &flows, &ids)
+	if err != nil {
+		return nil, err
+	}
 	// Partitions share no address pair: each is rolled up alone, on
 	// every core at once.
 	var wg sync.WaitGroup
@@ -444,7 +437,70 @@ func (w *Worker) partRollups(rr *rollupRequest, raw func([]byte) error) (*rollup
 		ans.Records += kept[p].Records
 	}
 	ans.Sampled = sampledCells(ans.Cells)
-	return ans, nraw, nil
+	ans.Fetched, ans.Duplicates = fetched, dups
+	return ans, nil
+}
+
+// fetchOthers adds to flows and ids the records the other holders of
+// the Gather partitions to build hold of them (every record, whatever
+// its time), less those already there (the same identity).
+func (w *Worker) fetchOthers(rr *rollupRequest, build *[Partitions]bool, flows *[Partitions][]store.StoredFlow, ids *[Partitions][][idLen]byte) (fetched, dups int, err error) {
+	from := map[string][]int{}
+	for p, others := range rr.Gather {
+		if p < 0 || p >= Partitions || !build[p] {
+			continue
+		}
+		for _, o := range others {
+			from[o] = append(from[o], p)
+		}
+	}
+	if len(from) == 0 {
+		return 0, 0, nil
+	}
+	seen := map[[idLen]byte]struct{}{}
+	for p := range build {
+		for _, k := range ids[p] {
+			seen[k] = struct{}{}
+		}
+	}
+	spec := rr.Spec
+	spec.From, spec.To = "", ""
+	names := make([]string, 0, len(from))
+	for o := range from {
+		names = append(names, o)
+	}
+	slices.Sort(names)
+	for _, o := range names {
+		ps := from[o]
+		slices.Sort(ps)
+		var b bytes.Buffer
+		if err := gob.NewEncoder(&b).Encode(partRequest{Spec: spec, Raw: ps}); err != nil {
+			return fetched, dups, err
+		}
+		_, raw, _, err := ask(context.Background(), w.nc, PartSubject, o, b.Bytes())
+		if err != nil {
+			return fetched, dups, fmt.Errorf("records of moved partitions from %s: %w", o, err)
+		}
+		for _, x := range raw {
+			if _, ok := seen[x.id]; ok {
+				dups++
+				continue
+			}
+			seen[x.id] = struct{}{}
+			var r flow.Record
+			if err := store.DecodeRecord(x.enc, &r); err != nil {
+				return fetched, dups, fmt.Errorf("a record from %s: %w", o, err)
+			}
+			p := Partition(r.Key, Partitions)
+			if !build[p] {
+				continue
+			}
+			flows[p] = append(flows[p], store.StoredFlow{Origin: x.origin, Record: r})
+			ids[p] = append(ids[p], x.id)
+			fetched++
+		}
+	}
+	return fetched, dups, nil
 }
 
 // askRollups sends a rollupRequest to worker name and reads its answer.
@@ -487,17 +543,64 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		spans[name] = a.Spans
 	}
 	// Cells are per biflow start over every record: a partition is
-	// clean when one worker alone ever held records of it.
-	plan, clean, conflicted := planParts(spans, math.MinInt64, math.MaxInt64)
-	rs.Rollups, rs.Consolidated, rs.Central = true, clean, conflicted
-	names := make([]string, 0, len(plan))
-	for name := range plan {
+	// clean when one worker alone ever held records of it. One that
+	// moved is rolled up by the holder with the most of its records,
+	// which gets the others' records of it.
+	reqs := map[string]*rollupRequest{}
+	req := func(name string) *rollupRequest {
+		r := reqs[name]
+		if r == nil {
+			r = &rollupRequest{Spec: spec, Gather: map[int][]string{}, GatherKey: map[int]string{}}
+			reqs[name] = r
+		}
+		return r
+	}
+	holders := make([][]string, Partitions)
+	held := make([]map[string]Span, Partitions)
+	for name, l := range spans {
+		for _, sp := range l {
+			if sp.N == 0 || sp.P < 0 || sp.P >= Partitions {
+				continue
+			}
+			if held[sp.P] == nil {
+				held[sp.P] = map[string]Span{}
+			}
+			holders[sp.P] = append(holders[sp.P], name)
+			held[sp.P][name] = sp
+		}
+	}
+	rs.Rollups = true
+	for p, hs := range holders {
+		switch len(hs) {
+		case 0:
+			continue
+		case 1:
+			rs.Consolidated++
+			r := req(hs[0])
+			r.Cells = append(r.Cells, p)
+			continue
+		}
+		rs.Central++
+		slices.SortFunc(hs, func(a, b string) int {
+			return cmp.Or(cmp.Compare(held[p][b].N, held[p][a].N), cmp.Compare(a, b))
+		})
+		var key strings.Builder
+		others := slices.Clone(hs[1:])
+		slices.Sort(others)
+		for _, o := range others {
+			sp := held[p][o]
+			fmt.Fprintf(&key, "%s:%d/%d/%d;", o, sp.N, sp.First, sp.Last)
+		}
+		r := req(hs[0])
+		r.Gather[p], r.GatherKey[p] = others, key.String()
+	}
+	names := make([]string, 0, len(reqs))
+	for name := range reqs {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	type answer struct {
 		cells *rollupAnswer
-		raw   []idEnc
 		bytes int64
 		err   error
 	}
@@ -505,22 +608,19 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	var wg sync.WaitGroup
 	for i, name := range names {
 		var b bytes.Buffer
-		if err := gob.NewEncoder(&b).Encode(rollupRequest{Spec: spec, Cells: plan[name].Consolidate, Raw: plan[name].Raw}); err != nil {
+		if err := gob.NewEncoder(&b).Encode(reqs[name]); err != nil {
 			return nil, err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			a := &answers[i]
-			a.cells, a.raw, a.bytes, a.err = askRollups(ctx, nc, name, b.Bytes())
+			a.cells, _, a.bytes, a.err = askRollups(ctx, nc, name, b.Bytes())
 		}()
 	}
 	wg.Wait()
 	total := newCells()
 	var records uint64
-	seen := map[[idLen]byte]struct{}{}
-	var byPart [Partitions][]store.StoredFlow
-	var idsOf [Partitions][][idLen]byte
 	for i := range answers {
 		a := &answers[i]
 		if a.err != nil {
@@ -532,32 +632,8 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		rs.Cached += a.cells.Cached
 		rs.Built += a.cells.Built
 		rs.Sampled = rs.Sampled || a.cells.Sampled
-		for _, x := range a.raw {
-			if _, ok := seen[x.id]; ok {
-				rs.Duplicates++
-				continue
-			}
-			seen[x.id] = struct{}{}
-			var r flow.Record
-			if err := store.DecodeRecord(x.enc, &r); err != nil {
-				return nil, fmt.Errorf("cluster: worker %s: %w", names[i], err)
-			}
-			q := Partition(r.Key, Partitions)
-			byPart[q] = append(byPart[q], store.StoredFlow{Origin: x.origin, Record: r})
-			idsOf[q] = append(idsOf[q], x.id)
-		}
-		a.raw = nil
-	}
-	rs.Records = len(seen)
-	for q := range byPart {
-		if len(byPart[q]) == 0 {
-			continue
-		}
-		sortFlows(byPart[q], idsOf[q])
-		c := rollFlows(byPart[q], &spec, cfg)
-		rs.Sampled = rs.Sampled || sampledCells(c)
-		addCells(total, c)
-		records += uint64(len(byPart[q]))
+		rs.Records += a.cells.Fetched
+		rs.Duplicates += a.cells.Duplicates
 	}
 	d := &store.RollupDelta{Cells: total, Meta: store.RollupMeta{Version: store.RollupVersion, Window: cfg.Window,
 		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: records, Clean: true}}
