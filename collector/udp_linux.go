@@ -38,9 +38,10 @@ import (
 // or a blocking call wakes the runtime's sysmon thread as often as the
 // reader (sysmon sleeps until the next timer, and entersyscall wakes it
 // from its idle sleep), which cost as much as the wake-ups saved
-// (BENCHMARKS.md). The sleeping goroutine keeps its P; the runtime's
-// preemption signal interrupts the sleep (EINTR), so a stop-the-world
-// does not wait for it.
+// (BENCHMARKS.md). The sleeping goroutine keeps its P (pollSleep: only
+// while another P stays free for the rest of the process; otherwise it
+// sleeps with time.Sleep); the runtime's preemption signal interrupts
+// the sleep (EINTR), so a stop-the-world does not wait for it.
 const (
 	udpPoll       = 5 * time.Millisecond
 	udpIdlePoll   = 20 * time.Millisecond
@@ -223,11 +224,36 @@ func (r *pollReader) read(b *udpBatch) error {
 		if now.Sub(r.idle) > udpIdleAfter && r.rcvbuf >= udpIdleBuffer {
 			d = udpIdlePoll
 		}
-		runtime.Gosched()
-		ts := unix.NsecToTimespec(int64(d))
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		pollSleep(d)
 	}
 }
+
+// rawSleepers counts the readers sleeping in a raw nanosleep, each
+// holding its P.
+var rawSleepers atomic.Int32
+
+// pollSleep sleeps d between looks at an empty socket: in a raw
+// nanosleep (no sysmon wake-up, the P kept) while that leaves at least
+// one P for the rest of the process, else with time.Sleep (the P
+// released). On one CPU (GOMAXPROCS 1, a small appliance), or with as
+// many UDP listeners as Ps, raw sleeps would leave the store's committer,
+// the rollups, the HTTP API and the TCP exporters only the moments
+// between sleeps.
+func pollSleep(d time.Duration) {
+	n := rawSleepers.Add(1)
+	defer rawSleepers.Add(-1)
+	if !holdP(int(n), runtime.GOMAXPROCS(0)) {
+		time.Sleep(d)
+		return
+	}
+	runtime.Gosched()
+	ts := unix.NsecToTimespec(int64(d))
+	unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// holdP says whether the sleeper'th reader sleeping at once may keep its
+// P when the process has procs of them: only while one stays free.
+func holdP(sleeper, procs int) bool { return sleeper < procs }
 
 // sockaddrAddrPort converts a sockaddr_in or sockaddr_in6 as recvmmsg
 // filled it in. IPv4-mapped addresses are unmapped.
