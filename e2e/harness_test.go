@@ -353,11 +353,14 @@ type miraFlows struct {
 		First    time.Time  `json:"first"`
 		Last     time.Time  `json:"last"`
 		Exporter string     `json:"exporter"`
+		// ScannedOctets is nil when the listing leaves it out.
+		ScannedOctets *uint64 `json:"scanned_octets"`
 	} `json:"flows"`
 	Summary struct {
-		Flows   int    `json:"flows"`
-		Packets uint64 `json:"packets"`
-		Octets  uint64 `json:"octets"`
+		Flows         int    `json:"flows"`
+		Packets       uint64 `json:"packets"`
+		Octets        uint64 `json:"octets"`
+		ScannedOctets uint64 `json:"scanned_octets"`
 	} `json:"summary"`
 }
 

@@ -89,21 +89,7 @@ func TestScannedOctetsEndToEnd(t *testing.T) {
 
 	// mira flows: per record, and the sum is the meter's count.
 	out := run(t, bin(t, "mira"), "flows", "--db", coll.db, "--format", "json")
-	var fl struct {
-		Flows []struct {
-			Src           netip.Addr `json:"src"`
-			Dst           netip.Addr `json:"dst"`
-			Sport         uint16     `json:"sport"`
-			Dport         uint16     `json:"dport"`
-			Proto         uint8      `json:"proto"`
-			Packets       uint64     `json:"packets"`
-			Octets        uint64     `json:"octets"`
-			ScannedOctets *uint64    `json:"scanned_octets"`
-		} `json:"flows"`
-		Summary struct {
-			ScannedOctets uint64 `json:"scanned_octets"`
-		} `json:"summary"`
-	}
+	var fl miraFlows
 	if err := json.Unmarshal(out, &fl); err != nil {
 		t.Fatalf("mira flows --format json: %v\n%s", err, out)
 	}
