@@ -459,6 +459,18 @@ func TestCluster(t *testing.T) {
 		t.Errorf("rollups of the cluster: %s\nsingle collector's: %s", mustJSON(t, gotRol.Usage), mustJSON(t, wantRol.Usage))
 	}
 	t.Logf("rollups: %d usage rows; the single collector's had %d late records", len(gotRol.Usage), wantRol.Summary.Rollup.Late)
+	// /api/rollups (what the web UI asks before a report from rollups)
+	// says the workers' rollups answer, over the records' time.
+	var avail struct {
+		Available   bool
+		First, Last *report.Timestamp
+	}
+	if err := getJSON(api+"/api/rollups?by=category", &avail); err != nil {
+		t.Fatal(err)
+	}
+	if !avail.Available || avail.First == nil || *avail.First != *wantRec.Summary.First {
+		t.Errorf("/api/rollups of the cluster: %+v", avail)
+	}
 	var apiProbes []web.Probe
 	if err := getJSON(api+"/api/probes", &apiProbes); err != nil {
 		t.Fatal(err)

@@ -33,14 +33,14 @@
 //     (RollupSubject+name; see Rollups below).
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
-//     workers' results: /api/report (source records or auto; the web
-//     UI's views read it; source records, rollups or auto) is made as
-//     `mira report --nats` makes it
-//     (Report, through server.APIConfig.Report); /api/flows (the flow
-//     explorer's records), /api/probes and /api/rollups read a snapshot
-//     of every record (View: Gather into a snapshot store, gathered
-//     again by the first request after 2 s), so they answer as they
-//     would over one collector's store. /metrics (on
+//     workers' results: /api/report (source records, rollups or auto;
+//     the web UI's views read it) and /api/rollups (whether the rollups
+//     answer, and their span) are made as `mira report --nats` makes
+//     the report (Report, through server.APIConfig.Report); /api/flows
+//     (the flow explorer's records) and /api/probes read a snapshot of
+//     every record (View: Gather into a snapshot store, gathered again
+//     by the first request after 2 s), so they answer as they would
+//     over one collector's store. /metrics (on
 //     --http and --metrics): the ingest node's collector counters (the
 //     single collector's names) and publication counters
 //     (mira_cluster_published_records_total, unpublished, retried

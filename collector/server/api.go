@@ -185,25 +185,24 @@ func API(cfg APIConfig) http.Handler {
 	// /api/rollups says whether the rollups answer the report the
 	// parameters describe, and its span: what a client needs before it
 	// asks a report with source=rollups or auto (the web UI's time range).
-	mux.HandleFunc("/api/rollups", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
+	rollupParams := func(args []string) (*report.Params, error) {
 		var p report.Params
 		fs := flag.NewFlagSet("/api/rollups", flag.ContinueOnError)
 		p.Register(fs)
 		if err := parseParams(fs, args); err != nil {
-			return err
+			return nil, err
 		}
-		if err := p.Check(); err != nil {
-			return err
-		}
-		type answer struct {
-			Available bool               `json:"available"`
-			Reason    string             `json:"reason,omitempty"`
-			Rollup    *report.RollupInfo `json:"rollup,omitempty"`
-			First     *report.Timestamp  `json:"first,omitempty"`
-			Last      *report.Timestamp  `json:"last,omitempty"`
-		}
-		var a answer
-		rep, err := report.FromRollups(ctx, st, &p, cfg.Rollups)
+		return &p, p.Check()
+	}
+	type rollupAnswer struct {
+		Available bool               `json:"available"`
+		Reason    string             `json:"reason,omitempty"`
+		Rollup    *report.RollupInfo `json:"rollup,omitempty"`
+		First     *report.Timestamp  `json:"first,omitempty"`
+		Last      *report.Timestamp  `json:"last,omitempty"`
+	}
+	writeRollups := func(rep *report.Report, err error, buf *bytes.Buffer) error {
+		var a rollupAnswer
 		var re *report.RollupError
 		switch {
 		case errors.As(err, &re):
@@ -214,6 +213,28 @@ func API(cfg APIConfig) http.Handler {
 			a.Available, a.Rollup, a.First, a.Last = true, rep.Summary.Rollup, rep.Summary.First, rep.Summary.Last
 		}
 		return json.NewEncoder(buf).Encode(a)
+	}
+	var rollDirect directFunc
+	if cfg.Report != nil {
+		// A cluster: the workers' rollups answer (cfg.Report with
+		// source rollups).
+		rollDirect = func(ctx context.Context, args []string, buf *bytes.Buffer) (bool, error) {
+			p, err := rollupParams(args)
+			if err != nil {
+				return false, paramError{err}
+			}
+			p.Source = report.SourceRollups
+			rep, err := cfg.Report(ctx, p)
+			return true, writeRollups(rep, err, buf)
+		}
+	}
+	mux.HandleFunc("/api/rollups", serveDirect(rollDirect, func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
+		p, err := rollupParams(args)
+		if err != nil {
+			return err
+		}
+		rep, err := report.FromRollups(ctx, st, p, cfg.Rollups)
+		return writeRollups(rep, err, buf)
 	}))
 	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
 		var sel report.Selection
