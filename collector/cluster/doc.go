@@ -253,11 +253,15 @@
 // follow the announcements as the records come, and a live Roller's
 // horizon would make records of moved partitions late): a report from
 // rollups after new records rolls up again the partitions that changed,
-// all their records, which costs what a report from the records costs
-// for them; partitions that did not change cost a read of their cells.
-// Over a day of a running cluster every partition changes, so the
-// rollups then save little; they pay for reports over a cluster's past
-// (and the parts path remains for ranges).
+// every record of them whatever the report's range (more than --source
+// records costs for a short range); partitions that did not change cost
+// a read of their cells. While records arrive every partition changes,
+// so the rollups then save nothing; they pay for repeated reports over
+// a cluster whose records stopped changing (a past export, a stopped
+// ingest), and --source records (the workers' parts) stays the cheaper
+// path for short ranges of a live cluster. Rollups of a live cluster
+// need cells maintained per partition as records are committed, with
+// the announcements followed at the worker: not built.
 //
 // # What is not done yet
 //
