@@ -362,13 +362,16 @@ type ReportStats struct {
 	// whose cells it sent; Central ones were held by several workers and
 	// rolled up by one of them with the others' records (Records got
 	// from the others, Duplicates among them). Cached: partitions
-	// answered from the rollups a worker kept; Built: rolled up for
-	// this report, their records having changed. Sampled: some cell
+	// answered without rolling them up again, Live of them from a
+	// worker's live rollups (fed at commit: kept cells plus a flushed
+	// copy of the pending state); Built: rolled up for this report from
+	// all their records, their records having changed since (or the
+	// parameters, or a record came late to the live rollups). Sampled: some cell
 	// holds sampled estimates, summed in another order than a single
 	// collector's (equal up to the last bits of floating-point sums).
-	Rollups       bool
-	Cached, Built int
-	Sampled       bool
+	Rollups             bool
+	Cached, Built, Live int
+	Sampled             bool
 	// Fallback says why --source auto answered from the records.
 	Fallback string
 }
@@ -376,8 +379,8 @@ type ReportStats struct {
 // String is the line `mira report --nats --merge-stats` writes.
 func (s ReportStats) String() string {
 	if s.Rollups {
-		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions held by one worker, %d moved between workers (rolled up by one holder with %d records from the others, %d duplicates); %d kept rollups read, %d rolled up for this report; %d bytes from workers",
-			len(s.Workers), s.Consolidated, s.Central, s.Records, s.Duplicates, s.Cached, s.Built, s.Bytes)
+		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions held by one worker, %d moved between workers (rolled up by one holder with %d records from the others, %d duplicates); %d kept rollups read (%d live), %d rolled up for this report; %d bytes from workers",
+			len(s.Workers), s.Consolidated, s.Central, s.Records, s.Duplicates, s.Cached, s.Live, s.Built, s.Bytes)
 		if s.Sampled {
 			l += "; sampled estimates summed per partition (equal to a single collector's up to floating-point summation order)"
 		}

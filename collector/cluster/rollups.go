@@ -73,10 +73,11 @@ type partRollup struct {
 type rollupAnswer struct {
 	Cells   Cells
 	Records uint64
-	// Cached: partitions answered from kept rollups; Built: made for
-	// this request (their records changed since, or none kept).
-	Cached, Built int
-	Sampled       bool
+	// Cached: partitions answered without rolling them up (Live of
+	// them from their live rollups); Built: rolled up for this request
+	// from all their records (changed since, or none kept).
+	Cached, Built, Live int
+	Sampled             bool
 	// Fetched: records got from other workers for Gather partitions
 	// (Duplicates: copies of one record that two workers held).
 	Fetched, Duplicates int
@@ -301,10 +302,15 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var want [Partitions]bool
+	var want, gather, live [Partitions]bool
 	for _, p := range rr.Cells {
 		if p >= 0 && p < Partitions {
 			want[p] = true
+		}
+	}
+	for p := range rr.Gather {
+		if p >= 0 && p < Partitions {
+			want[p], gather[p] = true, true
 		}
 	}
 	ans := &rollupAnswer{Cells: newCells()}
@@ -313,30 +319,44 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 	var build [Partitions]bool
 	var flows [Partitions][]store.StoredFlow
 	var ids [Partitions][][idLen]byte
-	// The spans and the records read in one snapshot: commitLoop holds
-	// smu while it commits.
+	// The spans, the live rollups and the records read in one snapshot:
+	// commitLoop holds smu while it commits and feeds the live Rollers.
+	// Clean partitions to roll up are seeded as live rollups before smu
+	// is released, so that the next commit feeds them.
 	w.smu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			w.smu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
+	for p := range want {
+		if !want[p] {
+			continue
+		}
+		if !gather[p] {
+			if c, ok := w.live[p].answer(params, w.spans[p].N); ok {
+				kept[p] = &partRollup{Cells: c, Records: uint64(len(w.live[p].seen))}
+				live[p] = true
+				continue
+			}
+		}
+		// Stale, other parameters, or moved (rolled up with the other
+		// holders' records): no longer fed.
+		w.live[p] = nil
+		sp := w.spans[p]
+		keys[p] = fmt.Sprintf("%d/%d/%d/%s/%s", sp.N, sp.First, sp.Last, rr.GatherKey[p], params)
+	}
 	tx, err := w.db.Begin(false)
 	if err != nil {
-		w.smu.Unlock()
 		return nil, err
 	}
-	for p := range rr.Gather {
-		if p >= 0 && p < Partitions {
-			want[p] = true
-		}
-	}
-	for p := range want {
-		if want[p] {
-			sp := w.spans[p]
-			keys[p] = fmt.Sprintf("%d/%d/%d/%s/%s", sp.N, sp.First, sp.Last, rr.GatherKey[p], params)
-		}
-	}
-	w.smu.Unlock()
 	defer tx.Rollback()
 	if b := tx.Bucket(bucketRollups); b != nil {
 		for p := range want {
-			if !want[p] {
+			if !want[p] || live[p] {
 				continue
 			}
 			if v := b.Get([]byte{byte(p)}); v != nil {
@@ -348,11 +368,12 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 			}
 		}
 	}
-	building := false
+	building, seeding := false, false
 	for p := range want {
 		if want[p] && kept[p] == nil {
 			build[p] = true
 			building = true
+			seeding = seeding || !gather[p]
 		}
 	}
 	if building {
@@ -375,30 +396,44 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 			return nil, err
 		}
 	}
+	// Partitions share no address pair: each is rolled up alone, on
+	// every core at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	roll := func(clean bool) {
+		for p := range build {
+			if !build[p] || gather[p] == clean {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				sortFlows(flows[p], ids[p])
+				pr := &partRollup{Key: keys[p], Records: uint64(len(flows[p]))}
+				if clean {
+					// smu held: seeded with the records the spans count.
+					w.live[p], pr.Cells = seedLive(flows[p], ids[p], w.spans[p].N, &rr.Spec, cfg, params)
+				} else {
+					pr.Cells = rollFlows(flows[p], &rr.Spec, cfg)
+				}
+				kept[p] = pr
+				flows[p], ids[p] = nil, nil
+			}()
+		}
+		wg.Wait()
+	}
+	if seeding {
+		roll(true)
+	}
+	unlock()
 	tx.Rollback()
 	fetched, dups, err := w.fetchOthers(rr, &build, &flows, &ids)
 	if err != nil {
 		return nil, err
 	}
-	// Partitions share no address pair: each is rolled up alone, on
-	// every core at once.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
-	for p := range build {
-		if !build[p] {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			sortFlows(flows[p], ids[p])
-			kept[p] = &partRollup{Key: keys[p], Cells: rollFlows(flows[p], &rr.Spec, cfg), Records: uint64(len(flows[p]))}
-			flows[p], ids[p] = nil, nil
-		}()
-	}
-	wg.Wait()
+	roll(false)
 	if building {
 		err := w.db.Update(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(bucketRollups)
@@ -428,9 +463,13 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		if !want[p] {
 			continue
 		}
-		if build[p] {
+		switch {
+		case build[p]:
 			ans.Built++
-		} else {
+		case live[p]:
+			ans.Cached++
+			ans.Live++
+		default:
 			ans.Cached++
 		}
 		addCells(ans.Cells, kept[p].Cells)
@@ -630,6 +669,7 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		addCells(total, a.cells.Cells)
 		records += a.cells.Records
 		rs.Cached += a.cells.Cached
+		rs.Live += a.cells.Live
 		rs.Built += a.cells.Built
 		rs.Sampled = rs.Sampled || a.cells.Sampled
 		rs.Records += a.cells.Fetched

@@ -98,6 +98,9 @@ type Worker struct {
 
 	smu   sync.Mutex
 	spans [Partitions]Span // what the store holds per partition (Partition of each record)
+	// live: the partitions' live rollups (rollups.go), fed at commit;
+	// held with smu.
+	live [Partitions]*liveRoll
 
 	Stored     atomic.Uint64 // records stored
 	Duplicates atomic.Uint64 // records of batches delivered again and already stored
@@ -451,6 +454,7 @@ func (w *Worker) commitLoop() {
 		}
 		var stored, dup uint64
 		bad := make([]bool, len(batch))
+		var feed, one []liveRecord
 		w.smu.Lock()
 		defer w.smu.Unlock()
 		spans := w.spans
@@ -467,9 +471,14 @@ func (w *Worker) commitLoop() {
 				}
 				var add [Partitions]Span
 				n := 0
-				err := decodeBatchRecords(m.Data(), func(_ ID, _ []byte, r *flow.Record) error {
-					add[Partition(r.Key, Partitions)].add(r)
+				one = one[:0]
+				err := decodeBatchRecords(m.Data(), func(id ID, enc []byte, r *flow.Record) error {
+					p := Partition(r.Key, Partitions)
+					add[p].add(r)
 					n++
+					if w.live[p] != nil {
+						one = append(one, liveRecord{p: p, id: id, first: r.First, last: r.Last, enc: enc})
+					}
 					return nil
 				})
 				if errors.Is(err, errBatch) {
@@ -480,6 +489,7 @@ func (w *Worker) commitLoop() {
 					return err
 				}
 				stored += uint64(n)
+				feed = append(feed, one...)
 				if err := b.Put(key, m.Data()); err != nil {
 					return err
 				}
@@ -494,6 +504,7 @@ func (w *Worker) commitLoop() {
 		})
 		if err == nil {
 			w.spans = spans
+			w.feedLive(feed)
 		}
 		if err != nil {
 			// Not acked: JetStream delivers them again after ackWait.
