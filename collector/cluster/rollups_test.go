@@ -358,3 +358,128 @@ func jsonDiff(path string, a, b any) string {
 	}
 	return ""
 }
+
+// TestWorkerRollupsLive: a worker's clean partitions keep live rollups
+// fed at commit. The first report from rollups rolls every partition up
+// from all its records (and seeds the live rollups); after more records
+// arrive, the next reports answer every partition from the live rollups
+// (none rolled up again from all its records) and still equal, byte for
+// byte, the rollup report of a store holding every record (Gather,
+// report.Rebuild), which they would not without the pending state
+// (connections still open at the horizon) flushed into the answer.
+func TestWorkerRollupsLive(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	w, err := OpenWorker("w1", filepath.Join(t.TempDir(), "w1.db"), nc, js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wait := func(cond func() bool, what string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait(func() bool { return len(w.Owned()) == Partitions }, "partitions not owned")
+	g := NewIngest(js, nil)
+	origins := []collector.Origin{
+		{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1},
+		{Exporter: netip.MustParseAddrPort("192.0.2.2:4739"), Domain: 3},
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	sent := uint64(0)
+	send := func(recs []flow.Record) {
+		// Each record by one probe, some by both (the same connection
+		// seen twice).
+		var by [2][]flow.Record
+		for i := range recs {
+			k := rng.IntN(2)
+			by[k] = append(by[k], recs[i])
+			if rng.IntN(6) == 0 {
+				by[1-k] = append(by[1-k], recs[i])
+			}
+		}
+		for i, o := range origins {
+			g.Consume(o, by[i])
+			sent += uint64(len(by[i]))
+		}
+		g.FlushAll()
+		wait(func() bool { return w.Stored.Load() >= sent }, "records not stored")
+	}
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	compare := func(round int) {
+		st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := Gather(ctx, nc, js, st); err != nil {
+			t.Fatal(err)
+		}
+		cfg, src, err := report.LoadRollupConfig("", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := report.Rebuild(ctx, st, cfg); err != nil {
+			t.Fatal(err)
+		}
+		for i, args := range [][]string{{"--by", "category", "--bucket", "1h"}, {"--by", "probe", "--bucket", "1m"}, {"--by", "symptom"}} {
+			var p report.Params
+			fs := flag.NewFlagSet("report", flag.ContinueOnError)
+			p.Register(fs)
+			if err := fs.Parse(append([]string{"--format", "json", "--source", "rollups"}, args...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Check(); err != nil {
+				t.Fatal(err)
+			}
+			opts := p.Options()
+			opts.Rules = classify.Default()
+			want, err := p.Report(ctx, st, opts, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(rs)
+			var gb, wb bytes.Buffer
+			if err := got.WriteJSON(&gb); err != nil {
+				t.Fatal(err)
+			}
+			if err := want.WriteJSON(&wb); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(gb.Bytes(), wb.Bytes()) {
+				t.Fatalf("round %d %v: rollup reports differ:\n got %s\nwant %s", round, args, gb.Bytes(), wb.Bytes())
+			}
+			if want.Summary.Biflows == 0 || rs.Consolidated == 0 || rs.Central != 0 {
+				t.Fatalf("round %d: want biflows and partitions held by one worker: %d biflows, %v", round, want.Summary.Biflows, rs)
+			}
+			switch {
+			case round == 0 && i == 0:
+				if rs.Built != rs.Consolidated || rs.Live != 0 {
+					t.Errorf("first report: want every partition rolled up from its records: %v", rs)
+				}
+			default:
+				if rs.Built != 0 || rs.Live != rs.Consolidated || rs.Cached != rs.Consolidated {
+					t.Errorf("round %d: want every partition answered from its live rollups, none rolled up again: %v", round, rs)
+				}
+			}
+		}
+	}
+	send(partRecords(rng, 600, t0, int64(5*time.Minute)))
+	compare(0)
+	for round := 1; round <= 2; round++ {
+		send(partRecords(rng, 300, t0+int64(round)*int64(6*time.Minute), int64(3*time.Minute)))
+		compare(round)
+	}
+}
