@@ -28,6 +28,12 @@
 # workers sent). With MIRA_BASE=PATH (a mira binary of another commit,
 # e.g. before worker consolidation) each round runs that binary's
 # report too, interleaved, and compares the two JSON outputs.
+#
+# LIVE_REPORTS=N (default 0) runs N such reports while the replay runs,
+# one every LIVE_EVERY seconds (default 2) from LIVE_START seconds after
+# it began (default 1): reports over a cluster whose records are
+# changing. The workers' CPU printed then includes what they spent
+# answering them.
 set -eu
 cd "$(dirname "$0")/../.."
 RATE=${2:-500}
@@ -103,9 +109,30 @@ share=$((32 / WORKERS))
 until ok=1; i=0; for p in $wpids; do i=$((i + 1)); [ "$(held "$WORK/w$i.log")" -ge $share ] || ok=0; done; [ $ok = 1 ]; do sleep 0.1; done
 # nscpu: the NATS servers' CPU ticks, summed.
 nscpu() { t=0; for p in $nspids; do t=$((t + $(cpu $p))); done; echo $t; }
+# inbytes: bytes the NATS servers received, summed.
+inbytes() { t=0; for k in $(seq 0 $((NATS_NODES - 1))); do t=$((t + $(curl -sf "http://127.0.0.1:$((mport + 10 * k))/varz" | jq .in_bytes))); done; echo $t; }
+wcpu() { t=0; for p in $wpids; do t=$((t + $(cpu $p))); done; echo $t; }
+# timed_report LABEL BIN: one report, measured.
+timed_report() {
+	b0=$(inbytes); w0=$(wcpu); r0=$(now)
+	/usr/bin/time -f "%U %S" -o "$WORK/report.time" "$2" report --nats $URL --format json ${REPORT_ARGS:---limit 0} ${3:-} >"$WORK/report-$1.json" 2>"$WORK/report-$1.err"
+	rw=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
+	echo "report $1: wall ${rw}s, reporter cpu $(awk '{printf "%.2f", $1+$2}' "$WORK/report.time")s, workers cpu $(secs "$w0" "$(wcpu)")s, NATS in $(($(inbytes) - b0)) bytes, $(jq .summary.flows "$WORK/report-$1.json") records, $(jq .summary.biflows "$WORK/report-$1.json") biflows $(grep 'merged report' "$WORK/report-$1.err" | sed 's/^merged report: //')"
+}
 ci0=$(cpu $ig); cn0=$(nscpu)
 cw0=""; for p in $wpids; do cw0="$cw0 $(cpu $p)"; done
 t0=$(now)
+livepid=""
+if [ "${LIVE_REPORTS:-0}" -gt 0 ]; then
+	(
+		sleep "${LIVE_START:-1}"
+		for k in $(seq 1 "$LIVE_REPORTS"); do
+			timed_report live$k "$WORK/mira" --merge-stats
+			sleep "${LIVE_EVERY:-2}"
+		done
+	) &
+	livepid=$!
+fi
 "$WORK/ipfixreplay" -to "127.0.0.1:$iport" -rate "$RATE" -loops "$LOOPS" "$IPFIX" 2>>"$WORK/replay.log"
 wait_drained $iport
 # Published: the stream's last sequence stops moving.
@@ -116,6 +143,7 @@ ingest_drops=$(drops $iport)
 # Stored: the work-queue stream is empty.
 while [ "$(stream messages)" != 0 ]; do sleep 0.1; done
 t1=$(now)
+[ -z "$livepid" ] || wait $livepid
 nats_cpu=$(secs "$cn0" "$(nscpu)")
 i=0; worker_cpu=""
 for p in $wpids; do
@@ -127,16 +155,6 @@ wall=$(echo "$t0 $t1" | awk '{printf "%.2f", $2-$1}')
 r0=$(now)
 merged=$("$WORK/mira" report --nats $URL --format json --limit 1 2>/dev/null | jq .summary.flows || echo "?")
 report_wall=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
-# inbytes: bytes the NATS servers received, summed.
-inbytes() { t=0; for k in $(seq 0 $((NATS_NODES - 1))); do t=$((t + $(curl -sf "http://127.0.0.1:$((mport + 10 * k))/varz" | jq .in_bytes))); done; echo $t; }
-wcpu() { t=0; for p in $wpids; do t=$((t + $(cpu $p))); done; echo $t; }
-# timed_report LABEL BIN: one report, measured.
-timed_report() {
-	b0=$(inbytes); w0=$(wcpu); r0=$(now)
-	/usr/bin/time -f "%U %S" -o "$WORK/report.time" "$2" report --nats $URL --format json ${REPORT_ARGS:---limit 0} ${3:-} >"$WORK/report-$1.json" 2>"$WORK/report-$1.err"
-	rw=$(echo "$r0 $(now)" | awk '{printf "%.2f", $2-$1}')
-	echo "report $1: wall ${rw}s, reporter cpu $(awk '{printf "%.2f", $1+$2}' "$WORK/report.time")s, workers cpu $(secs "$w0" "$(wcpu)")s, NATS in $(($(inbytes) - b0)) bytes, $(jq .summary.flows "$WORK/report-$1.json") records, $(jq .summary.biflows "$WORK/report-$1.json") biflows $(grep 'merged report' "$WORK/report-$1.err" | sed 's/^merged report: //')"
-}
 for round in $(seq 1 "${REPORT_ROUNDS:-1}"); do
 	if [ -n "${MIRA_BASE:-}" ]; then
 		timed_report base "$MIRA_BASE"
