@@ -249,23 +249,50 @@
 // 3.5 s for the report that rolls every partition up, 0.03 s from the
 // kept cells, equal to the single collector's rollup report.
 //
-// The rollups are not maintained as records arrive (a worker does not
-// follow the announcements as the records come, and a live Roller's
-// horizon would make records of moved partitions late): a report from
-// rollups after new records rolls up again the partitions that changed,
-// every record of them whatever the report's range (more than --source
-// records costs for a short range); partitions that did not change cost
-// a read of their cells. While records arrive every partition changes,
-// so the rollups then save nothing; they pay for repeated reports over
-// a cluster whose records stopped changing (a past export, a stopped
-// ingest), and --source records (the workers' parts) stays the cheaper
-// path for short ranges of a live cluster. Rollups of a live cluster
-// need cells maintained per partition as records are committed, with
-// the announcements followed at the worker: not built.
+// Live rollups. A partition only this worker has held since it began
+// (clean over all time: the reporter sends it among the request's Cells)
+// is rolled up once from all its records as above, and the Roller that
+// did it is kept instead of being flushed: the worker's live rollups of
+// the partition (live.go), seeded while the worker holds its commit lock,
+// so that every later commit feeds it the records of the partition it
+// stores (AddEncoded, the batch's encoding; deduplicated by identity as
+// the parts path does) and advances its horizon, as a single
+// collector's Roller is fed at commit. The next report from rollups
+// answers such a partition from it: the cells completed past the
+// horizon (taken from the Roller, kept by the worker) plus a flushed
+// copy of the pending state (report.Roller.Pending: held records, open
+// connections, biflows waiting for their pair context), which is what
+// the single collector's live API answers add. The Roller is fed with
+// the names and sampling announcements of the request that seeded it
+// (the worker does not follow the options stream): a request whose
+// parameters (rollupParams: window, rules, names, announcements) differ
+// seeds it again from all the records, as does one that finds the
+// partition's span count different from the records the Roller was
+// given (records stored before the worker started, or a failed feed),
+// or a record the Roller counted as late (its horizon had passed the
+// record's start: that connection might be split where a roll-up of
+// every record pairs it). So the answer always equals the roll-up of
+// every record (rollFlows) up to the summation order of sampled
+// floating-point estimates: the Roller's exactness rule with no late
+// record. A partition that moved between workers keeps the on-demand
+// path (its holder with most records gets the others' records of it)
+// and its live rollups are dropped. --merge-stats counts the
+// partitions answered from live rollups ("N live"). The live state is
+// in memory, not in the bbolt file: a restarted worker seeds again on
+// its first report (reading the kept cells of unchanged partitions
+// meanwhile). TestWorkerRollupsLive: one worker, three exports, a
+// report from rollups after each; the first rolls every partition up
+// (and seeds), the next two answer all 32 from live rollups, none
+// rolled up again, byte-equal to Gather + report.Rebuild +
+// FromRollups; it fails without the pending flush or without the feed
+// at commit. TestWorkerRollupsSampled's second round answers its clean
+// partitions from live rollups (moved ones rolled up again).
 //
 // # What is not done yet
 //
-// Rollups maintained as records arrive (see Rollups); /api/flows and
+// Live rollups of moved partitions (their records sit at several
+// workers: rolled up again from all of them after a change) and live
+// state kept across a worker's restart; /api/flows and
 // /api/probes gather every record. The records are kept without
 // retention.
 //
@@ -368,8 +395,8 @@
 // over a day at that rate (324 G records, some 80 G biflows) pair at
 // report time, even spread over the workers: the workers would have to
 // keep rollups maintained as records arrive (usage per minute and hour,
-// as the single collector keeps) and the merge add those: the workers'
-// rollups (see Rollups) are made per partition at report time once its
-// records changed, so they answer a cluster's past cheaply, not a day
-// that is still being written.
+// as the single collector keeps) and the merge add those: the workers
+// keep them live for the partitions that did not move (see Rollups);
+// a moved partition is still rolled up again from all its records after
+// a change.
 package cluster
