@@ -336,16 +336,11 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		if !want[p] {
 			continue
 		}
-		if !gather[p] {
-			if c, ok := w.live[p].answer(params, w.spans[p].N); ok {
-				kept[p] = &partRollup{Cells: c, Records: uint64(len(w.live[p].seen))}
-				live[p] = true
-				continue
-			}
+		if gather[p] {
+			// Moved: rolled up with the other holders' records; no
+			// longer fed.
+			w.live[p] = nil
 		}
-		// Stale, other parameters, or moved (rolled up with the other
-		// holders' records): no longer fed.
-		w.live[p] = nil
 		sp := w.spans[p]
 		keys[p] = fmt.Sprintf("%d/%d/%d/%s/%s", sp.N, sp.First, sp.Last, rr.GatherKey[p], params)
 	}
@@ -354,19 +349,33 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
+	// Cells kept for the same records and parameters (a partition that
+	// did not change since the last report), else the live rollups.
 	if b := tx.Bucket(bucketRollups); b != nil {
 		for p := range want {
-			if !want[p] || live[p] {
+			if !want[p] {
 				continue
 			}
 			if v := b.Get([]byte{byte(p)}); v != nil {
 				var pr partRollup
 				if gob.NewDecoder(bytes.NewReader(v)).Decode(&pr) == nil && pr.Key == keys[p] {
 					kept[p] = &pr
-					continue
 				}
 			}
 		}
+	}
+	for p := range want {
+		if !want[p] || gather[p] || kept[p] != nil {
+			continue
+		}
+		if c, ok := w.live[p].answer(params, w.spans[p].N); ok {
+			kept[p] = &partRollup{Key: keys[p], Cells: c, Records: uint64(len(w.live[p].seen))}
+			live[p] = true
+			continue
+		}
+		// Stale (other parameters, records it missed, a late record):
+		// seeded again below.
+		w.live[p] = nil
 	}
 	building, seeding := false, false
 	for p := range want {
@@ -434,14 +443,18 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		return nil, err
 	}
 	roll(false)
-	if building {
+	writing := building
+	for p := range live {
+		writing = writing || live[p]
+	}
+	if writing {
 		err := w.db.Update(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(bucketRollups)
 			if err != nil {
 				return err
 			}
 			for p := range build {
-				if !build[p] {
+				if !build[p] && !live[p] {
 					continue
 				}
 				var v bytes.Buffer
