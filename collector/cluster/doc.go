@@ -262,7 +262,11 @@
 // horizon (taken from the Roller, kept by the worker) plus a flushed
 // copy of the pending state (report.Roller.Pending: held records, open
 // connections, biflows waiting for their pair context), which is what
-// the single collector's live API answers add. The Roller is fed with
+// the single collector's live API answers add. The answer is written to
+// the bucket "rollups" under the partition's span and parameters as
+// on-demand cells are, so a partition unchanged since the last report
+// reads those instead of flushing the pending state again. The Roller
+// is fed with
 // the names and sampling announcements of the request that seeded it
 // (the worker does not follow the options stream): a request whose
 // parameters (rollupParams: window, rules, names, announcements) differ
@@ -277,10 +281,10 @@
 // record. A partition that moved between workers keeps the on-demand
 // path (its holder with most records gets the others' records of it)
 // and its live rollups are dropped. --merge-stats counts the
-// partitions answered from live rollups ("N live"). The live state is
-// in memory, not in the bbolt file: a restarted worker seeds again on
-// its first report (reading the kept cells of unchanged partitions
-// meanwhile). TestWorkerRollupsLive: one worker, three exports, a
+// partitions answered from live rollups ("N live"). The Roller's state
+// (held records, open connections) is in memory, not in the bbolt file:
+// a restarted worker seeds again on its first report after a change
+// (reading the kept cells of unchanged partitions meanwhile). TestWorkerRollupsLive: one worker, three exports, a
 // report from rollups after each; the first rolls every partition up
 // (and seeds), the next two answer all 32 from live rollups, none
 // rolled up again, byte-equal to Gather + report.Rebuild +
