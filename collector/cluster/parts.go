@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/gob"
@@ -281,27 +280,7 @@ func (w *Worker) buildPart(pr *partRequest, raw func([]byte) error) (*report.Par
 	if err != nil {
 		return nil, opts, nraw, err
 	}
-	// The order a store over the same records (the reporter's, a
-	// single collector's) gives one origin's records: by end time, ties
-	// in identity (export) order. Origins may interleave: the report
-	// orders ties of start time by origin (report.BuildPart).
-	idx := make([]int32, len(mine))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(i, j int32) int {
-		a, b := &mine[i], &mine[j]
-		if c := cmp.Compare(a.Origin.Exporter, b.Origin.Exporter); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Origin.Domain, b.Origin.Domain); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Record.Last, b.Record.Last); c != 0 {
-			return c
-		}
-		return bytes.Compare(keys[i][:], keys[j][:])
-	})
+	idx := storeOrder(mine, keys)
 	// Partitions share no address pair: groups of them are
 	// consolidated on all cores at once, each group's records in the
 	// order above, and their parts merged (report.MergeParts).

@@ -115,6 +115,34 @@ func partRecords(rng *rand.Rand, n int, t0, span int64) []flow.Record {
 // joining after the first stored a first export, so partitions moved
 // between them with connections spanning the move; it returns the
 // starts of the two exports' times.
+// twoProbes are the origins sendTwoProbes exports from.
+var twoProbes = []collector.Origin{
+	{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1},
+	{Exporter: netip.MustParseAddrPort("192.0.2.2:4739"), Domain: 3},
+}
+
+// sendTwoProbes publishes recs through g as two probes saw them: each
+// record by one of twoProbes, one in six by both (the same connection
+// seen twice, which consolidation deduplicates). It returns how many
+// records it published.
+func sendTwoProbes(g *Ingest, rng *rand.Rand, recs []flow.Record) uint64 {
+	var by [2][]flow.Record
+	for i := range recs {
+		k := rng.IntN(2)
+		by[k] = append(by[k], recs[i])
+		if rng.IntN(6) == 0 {
+			by[1-k] = append(by[1-k], recs[i])
+		}
+	}
+	n := uint64(0)
+	for i, o := range twoProbes {
+		g.Consume(o, by[i])
+		n += uint64(len(by[i]))
+	}
+	g.FlushAll()
+	return n
+}
+
 func twoWorkers(t *testing.T) (*nats.Conn, jetstream.JetStream, int64, int64) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
@@ -130,28 +158,9 @@ func twoWorkers(t *testing.T) (*nats.Conn, jetstream.JetStream, int64, int64) {
 		return w
 	}
 	g := NewIngest(js, nil)
-	origins := []collector.Origin{
-		{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1},
-		{Exporter: netip.MustParseAddrPort("192.0.2.2:4739"), Domain: 3},
-	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	sent := uint64(0)
-	send := func(recs []flow.Record) {
-		// Each record by one probe, some by both (duplicates).
-		var by [2][]flow.Record
-		for i := range recs {
-			k := rng.IntN(2)
-			by[k] = append(by[k], recs[i])
-			if rng.IntN(6) == 0 {
-				by[1-k] = append(by[1-k], recs[i])
-			}
-		}
-		for i, o := range origins {
-			g.Consume(o, by[i])
-			sent += uint64(len(by[i]))
-		}
-		g.FlushAll()
-	}
+	send := func(recs []flow.Record) { sent += sendTwoProbes(g, rng, recs) }
 	workers := []*Worker{run("w1")}
 	stored := func() uint64 {
 		n := uint64(0)

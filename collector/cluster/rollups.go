@@ -155,15 +155,17 @@ func rollFlows(flows []store.StoredFlow, spec *report.PartSpec, cfg report.Rollu
 	return r.Take().Cells
 }
 
-// sortFlows orders records as buildPart does (the order a store over the
-// same records gives one origin's records: by end time, ties in
-// identity order), origins in address order.
-func sortFlows(flows []store.StoredFlow, keys [][idLen]byte) {
-	idx := make([]int, len(flows))
+// storeOrder returns the indexes of flows in the order a store over the
+// same records (the reporter's, a single collector's) gives one origin's
+// records: by end time, ties in identity (export) order; origins in
+// address order. Origins may interleave: the report orders ties of start
+// time by origin (report.BuildPart).
+func storeOrder(flows []store.StoredFlow, keys [][idLen]byte) []int32 {
+	idx := make([]int32, len(flows))
 	for i := range idx {
-		idx[i] = i
+		idx[i] = int32(i)
 	}
-	slices.SortFunc(idx, func(i, j int) int {
+	slices.SortFunc(idx, func(i, j int32) int {
 		a, b := &flows[i], &flows[j]
 		if c := cmp.Compare(a.Origin.Exporter, b.Origin.Exporter); c != 0 {
 			return c
@@ -176,8 +178,13 @@ func sortFlows(flows []store.StoredFlow, keys [][idLen]byte) {
 		}
 		return bytes.Compare(keys[i][:], keys[j][:])
 	})
+	return idx
+}
+
+// sortFlows puts flows in storeOrder, as buildPart reads them.
+func sortFlows(flows []store.StoredFlow, keys [][idLen]byte) {
 	out := make([]store.StoredFlow, len(flows))
-	for i, j := range idx {
+	for i, j := range storeOrder(flows, keys) {
 		out[i] = flows[j]
 	}
 	copy(flows, out)

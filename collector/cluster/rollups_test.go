@@ -21,6 +21,8 @@ import (
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestWorkerRollups: over TestWorkerParts' cluster (two workers,
@@ -36,21 +38,7 @@ import (
 func TestWorkerRollups(t *testing.T) {
 	nc, js, t0, t1 := twoWorkers(t)
 	ctx := context.Background()
-	st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := Gather(ctx, nc, js, st); err != nil {
-		t.Fatal(err)
-	}
-	cfg, src, err := report.LoadRollupConfig("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := report.Rebuild(ctx, st, cfg); err != nil {
-		t.Fatal(err)
-	}
+	st, src := rebuiltStore(t, ctx, nc, js)
 	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 	params := func(t *testing.T, args ...string) *report.Params {
 		var p report.Params
@@ -253,21 +241,7 @@ func TestWorkerRollupsSampled(t *testing.T) {
 	wait(stored, "records not stored")
 
 	compare := func(round int) {
-		st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if _, err := Gather(ctx, nc, js, st); err != nil {
-			t.Fatal(err)
-		}
-		cfg, src, err := report.LoadRollupConfig("", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := report.Rebuild(ctx, st, cfg); err != nil {
-			t.Fatal(err)
-		}
+		st, src := rebuiltStore(t, ctx, nc, js)
 		for i, args := range [][]string{{"--by", "probe"}, {"--by", "category", "--bucket", "1m"}} {
 			var p report.Params
 			fs := flag.NewFlagSet("report", flag.ContinueOnError)
@@ -324,6 +298,29 @@ func TestWorkerRollupsSampled(t *testing.T) {
 
 // jsonDiff says where a and b (decoded JSON) differ: numbers by more
 // than a relative 1e-9, anything else at all.
+// rebuiltStore gathers every worker's records into a temporary store
+// and rolls them up as `mira rollup` does: what the cluster's rollup
+// reports must equal. The store is closed with the test.
+func rebuiltStore(t *testing.T, ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*store.Store, report.RollupSource) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := Gather(ctx, nc, js, st); err != nil {
+		t.Fatal(err)
+	}
+	cfg, src, err := report.LoadRollupConfig("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Rebuild(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return st, src
+}
+
 func jsonDiff(path string, a, b any) string {
 	switch x := a.(type) {
 	case map[string]any:
@@ -390,47 +387,15 @@ func TestWorkerRollupsLive(t *testing.T) {
 	}
 	wait(func() bool { return len(w.Owned()) == Partitions }, "partitions not owned")
 	g := NewIngest(js, nil)
-	origins := []collector.Origin{
-		{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1},
-		{Exporter: netip.MustParseAddrPort("192.0.2.2:4739"), Domain: 3},
-	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	sent := uint64(0)
 	send := func(recs []flow.Record) {
-		// Each record by one probe, some by both (the same connection
-		// seen twice).
-		var by [2][]flow.Record
-		for i := range recs {
-			k := rng.IntN(2)
-			by[k] = append(by[k], recs[i])
-			if rng.IntN(6) == 0 {
-				by[1-k] = append(by[1-k], recs[i])
-			}
-		}
-		for i, o := range origins {
-			g.Consume(o, by[i])
-			sent += uint64(len(by[i]))
-		}
-		g.FlushAll()
+		sent += sendTwoProbes(g, rng, recs)
 		wait(func() bool { return w.Stored.Load() >= sent }, "records not stored")
 	}
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
 	compare := func(round int) {
-		st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		if _, err := Gather(ctx, nc, js, st); err != nil {
-			t.Fatal(err)
-		}
-		cfg, src, err := report.LoadRollupConfig("", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := report.Rebuild(ctx, st, cfg); err != nil {
-			t.Fatal(err)
-		}
+		st, src := rebuiltStore(t, ctx, nc, js)
 		for i, args := range [][]string{{"--by", "category", "--bucket", "1h"}, {"--by", "probe", "--bucket", "1m"}, {"--by", "symptom"}} {
 			var p report.Params
 			fs := flag.NewFlagSet("report", flag.ContinueOnError)
