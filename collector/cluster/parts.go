@@ -161,21 +161,7 @@ func queryBounds(q store.Query) (from, to int64) {
 func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err error) {
 	// Building a large part takes longer than the reporter waits for
 	// a message: say every second that the answer is coming.
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				m := &nats.Msg{Subject: reply, Header: nats.Header{}}
-				m.Header.Set("Mira-Busy", "1")
-				w.nc.PublishMsg(m)
-			}
-		}
-	}()
+	stopBusy := busy(w.nc, reply)
 	part, opts, nraw, err := w.buildPart(pr, func(b []byte) error { return w.nc.Publish(reply, b) })
 	var enc []byte
 	if err == nil {
@@ -184,7 +170,7 @@ func (w *Worker) answerPart(reply string, pr *partRequest) (nraw, npart int, err
 		}
 		enc, err = part.MarshalBinary()
 	}
-	close(done)
+	stopBusy()
 	if err != nil {
 		return nraw, 0, err
 	}
