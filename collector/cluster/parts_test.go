@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"flag"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -284,15 +283,7 @@ func TestWorkerParts(t *testing.T) {
 		{[]string{"--by", "app", "--symptom", "2", "--no-dedup"}, false, true},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var p report.Params
-			fs := flag.NewFlagSet("report", flag.ContinueOnError)
-			p.Register(fs)
-			if err := fs.Parse(append([]string{"--format", "json"}, tc.args...)); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Check(); err != nil {
-				t.Fatal(err)
-			}
+			p := params(t, tc.args...)
 			// The reference: every record gathered into one store.
 			st, err := store.Open(filepath.Join(t.TempDir(), "all.db"), nil)
 			if err != nil {
@@ -308,7 +299,7 @@ func TestWorkerParts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,18 +40,6 @@ func TestWorkerRollups(t *testing.T) {
 	ctx := context.Background()
 	st, src := rebuiltStore(t, ctx, nc, js)
 	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
-	params := func(t *testing.T, args ...string) *report.Params {
-		var p report.Params
-		fs := flag.NewFlagSet("report", flag.ContinueOnError)
-		p.Register(fs)
-		if err := fs.Parse(append([]string{"--format", "json"}, args...)); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Check(); err != nil {
-			t.Fatal(err)
-		}
-		return &p
-	}
 	js2 := func(r *report.Report) []byte {
 		var b bytes.Buffer
 		if err := r.WriteJSON(&b); err != nil {
@@ -243,20 +231,12 @@ func TestWorkerRollupsSampled(t *testing.T) {
 	compare := func(round int) {
 		st, src := rebuiltStore(t, ctx, nc, js)
 		for i, args := range [][]string{{"--by", "probe"}, {"--by", "category", "--bucket", "1m"}} {
-			var p report.Params
-			fs := flag.NewFlagSet("report", flag.ContinueOnError)
-			p.Register(fs)
-			if err := fs.Parse(append([]string{"--format", "json", "--source", "rollups"}, args...)); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Check(); err != nil {
-				t.Fatal(err)
-			}
+			p := params(t, append([]string{"--source", "rollups"}, args...)...)
 			want, err := p.Report(ctx, st, report.Options{}, src)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -298,6 +278,21 @@ func TestWorkerRollupsSampled(t *testing.T) {
 
 // jsonDiff says where a and b (decoded JSON) differ: numbers by more
 // than a relative 1e-9, anything else at all.
+// params parses a mira report command line (JSON output) as the CLI does.
+func params(t *testing.T, args ...string) *report.Params {
+	t.Helper()
+	var p report.Params
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	p.Register(fs)
+	if err := fs.Parse(append([]string{"--format", "json"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
 // rebuiltStore gathers every worker's records into a temporary store
 // and rolls them up as `mira rollup` does: what the cluster's rollup
 // reports must equal. The store is closed with the test.
@@ -397,22 +392,14 @@ func TestWorkerRollupsLive(t *testing.T) {
 	compare := func(round int) {
 		st, src := rebuiltStore(t, ctx, nc, js)
 		for i, args := range [][]string{{"--by", "category", "--bucket", "1h"}, {"--by", "probe", "--bucket", "1m"}, {"--by", "symptom"}} {
-			var p report.Params
-			fs := flag.NewFlagSet("report", flag.ContinueOnError)
-			p.Register(fs)
-			if err := fs.Parse(append([]string{"--format", "json", "--source", "rollups"}, args...)); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Check(); err != nil {
-				t.Fatal(err)
-			}
+			p := params(t, append([]string{"--source", "rollups"}, args...)...)
 			opts := p.Options()
 			opts.Rules = classify.Default()
 			want, err := p.Report(ctx, st, opts, src)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, &p, nil, t.TempDir())
+			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
