@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -299,26 +298,11 @@ func TestWorkerParts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Log(rs)
-			var wb, gb bytes.Buffer
-			want.WriteJSON(&wb)
-			got.WriteJSON(&gb)
 			if want.Summary.Biflows == 0 {
 				t.Fatal("no biflows in the reference")
 			}
-			if !bytes.Equal(gb.Bytes(), wb.Bytes()) {
-				g, w := gb.String(), wb.String()
-				for i := range min(len(g), len(w)) {
-					if g[i] != w[i] {
-						t.Fatalf("reports differ at byte %d:\n got %s\nwant %s", i, g[max(0, i-300):min(len(g), i+300)], w[max(0, i-300):min(len(w), i+300)])
-					}
-				}
-				t.Fatalf("reports differ in length: %d, want %d", len(g), len(w))
-			}
+			got, rs := clusterReport(t, ctx, nc, js, p)
+			sameJSON(t, "merged report", got, want)
 			if rs.Consolidated == 0 {
 				t.Error("no partition consolidated at the workers")
 			}

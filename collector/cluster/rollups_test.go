@@ -40,13 +40,6 @@ func TestWorkerRollups(t *testing.T) {
 	ctx := context.Background()
 	st, src := rebuiltStore(t, ctx, nc, js)
 	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
-	js2 := func(r *report.Report) []byte {
-		var b bytes.Buffer
-		if err := r.WriteJSON(&b); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
-	}
 	first := true
 	for _, tc := range []struct {
 		args  []string
@@ -72,14 +65,8 @@ func TestWorkerRollups(t *testing.T) {
 			if want.Summary.Biflows == 0 || want.Summary.Rollup == nil {
 				t.Fatalf("reference: %d biflows, rollup %v", want.Summary.Biflows, want.Summary.Rollup)
 			}
-			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Log(rs)
-			if g, w := js2(got), js2(want); !bytes.Equal(g, w) {
-				t.Fatalf("rollup reports differ:\n got %s\nwant %s", g, w)
-			}
+			got, rs := clusterReport(t, ctx, nc, js, p)
+			sameJSON(t, "rollup report", got, want)
 			if !rs.Rollups || rs.Consolidated == 0 || rs.Central == 0 || (first && rs.Records == 0) {
 				t.Errorf("want partitions held by one worker and moved ones rolled up with the other holder's records: %+v", rs)
 			}
@@ -95,7 +82,7 @@ func TestWorkerRollups(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ars.Rollups || !bytes.Equal(js2(auto), js2(want)) {
+			if !ars.Rollups || !bytes.Equal(reportJSON(t, auto), reportJSON(t, want)) {
 				t.Errorf("--source auto: %v, not the rollups' answer", ars)
 			}
 			if !tc.whole {
@@ -236,11 +223,7 @@ func TestWorkerRollupsSampled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Log(rs)
+			got, rs := clusterReport(t, ctx, nc, js, p)
 			if want.Summary.Estimate == nil {
 				t.Fatal("the reference has no sampled estimate")
 			}
@@ -255,11 +238,7 @@ func TestWorkerRollupsSampled(t *testing.T) {
 				r *report.Report
 				v *any
 			}{{got, &gv}, {want, &wv}} {
-				var b bytes.Buffer
-				if err := x.r.WriteJSON(&b); err != nil {
-					t.Fatal(err)
-				}
-				if err := json.Unmarshal(b.Bytes(), x.v); err != nil {
+				if err := json.Unmarshal(reportJSON(t, x.r), x.v); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -278,6 +257,44 @@ func TestWorkerRollupsSampled(t *testing.T) {
 
 // jsonDiff says where a and b (decoded JSON) differ: numbers by more
 // than a relative 1e-9, anything else at all.
+// clusterReport is `mira report --nats` with p over the test's cluster;
+// it logs how the report was made.
+func clusterReport(t *testing.T, ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params) (*report.Report, ReportStats) {
+	t.Helper()
+	r, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rs)
+	return r, rs
+}
+
+// reportJSON is r as `mira report --format json` writes it.
+func reportJSON(t *testing.T, r *report.Report) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// sameJSON fails the test when got and want differ as JSON reports,
+// showing where.
+func sameJSON(t *testing.T, what string, got, want *report.Report) {
+	t.Helper()
+	g, w := reportJSON(t, got), reportJSON(t, want)
+	if bytes.Equal(g, w) {
+		return
+	}
+	for i := range min(len(g), len(w)) {
+		if g[i] != w[i] {
+			t.Fatalf("%s: reports differ at byte %d:\n got %s\nwant %s", what, i, g[max(0, i-300):min(len(g), i+300)], w[max(0, i-300):min(len(w), i+300)])
+		}
+	}
+	t.Fatalf("%s: reports differ in length: %d, want %d", what, len(g), len(w))
+}
+
 // params parses a mira report command line (JSON output) as the CLI does.
 func params(t *testing.T, args ...string) *report.Params {
 	t.Helper()
@@ -399,21 +416,8 @@ func TestWorkerRollupsLive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, rs, err := Report(ctx, nc, js, p, nil, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Log(rs)
-			var gb, wb bytes.Buffer
-			if err := got.WriteJSON(&gb); err != nil {
-				t.Fatal(err)
-			}
-			if err := want.WriteJSON(&wb); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(gb.Bytes(), wb.Bytes()) {
-				t.Fatalf("round %d %v: rollup reports differ:\n got %s\nwant %s", round, args, gb.Bytes(), wb.Bytes())
-			}
+			got, rs := clusterReport(t, ctx, nc, js, p)
+			sameJSON(t, fmt.Sprintf("round %d %v: rollup report", round, args), got, want)
 			if want.Summary.Biflows == 0 || rs.Consolidated == 0 || rs.Central != 0 {
 				t.Fatalf("round %d: want biflows and partitions held by one worker: %d biflows, %v", round, want.Summary.Biflows, rs)
 			}
