@@ -458,6 +458,28 @@ func startCollector(t testing.TB, udp, tcp bool) *collectorProc {
 	return c
 }
 
+// startCollectorIn starts mira-collector inside network namespace ns,
+// storing to db and listening on TCP on an ephemeral port (read back from
+// its "listening" log line); it returns the process and that host:port.
+// ip netns exec execs the program: signals reach it directly.
+func startCollectorIn(t testing.TB, ns, db string) (*proc, string) {
+	t.Helper()
+	coll := start(t, "ip", "netns", "exec", ns, bin(t, "mira-collector"), "--listen", "tcp://127.0.0.1:0", "--db", db, "--log-level", "info")
+	var addr string
+	poll(t, 10*time.Second, "mira-collector to listen", func() (bool, string) {
+		if coll.exited() {
+			t.Fatalf("mira-collector exited: %v\n%s", coll.err, coll.stderr.String())
+		}
+		m := listeningRE.FindStringSubmatch(coll.stderr.String())
+		if m == nil {
+			return false, coll.stderr.String()
+		}
+		addr = m[2]
+		return true, ""
+	})
+	return coll, addr
+}
+
 func (c *collectorProc) udpPort() int {
 	ap, _ := netip.ParseAddrPort(c.udp)
 	return int(ap.Port())

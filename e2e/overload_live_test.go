@@ -68,19 +68,7 @@ func TestOverloadLiveVeth(t *testing.T) {
 		t.Helper()
 		var r liveRun
 		db := dir + "/" + name + ".db"
-		coll := start(t, "ip", "netns", "exec", pair.NS[1], bin(t, "mira-collector"), "--listen", "tcp://127.0.0.1:0", "--db", db, "--log-level", "info")
-		var addr string
-		poll(t, 10*time.Second, "mira-collector to listen", func() (bool, string) {
-			if coll.exited() {
-				t.Fatalf("mira-collector exited: %v\n%s", coll.err, coll.stderr.String())
-			}
-			m := listeningRE.FindStringSubmatch(coll.stderr.String())
-			if m == nil {
-				return false, coll.stderr.String()
-			}
-			addr = m[2]
-			return true, ""
-		})
+		coll, addr := startCollectorIn(t, pair.NS[1], db)
 		path, args := "ip", []string{"netns", "exec", pair.NS[1], bin(t, "mira-probe"), "-i", pair.Iface[1],
 			"--workers", "2", "--export", "tcp://" + addr, "--metrics", "127.0.0.1:9110", "--log-level", "info"}
 		if throttle {

@@ -39,20 +39,7 @@ func TestReloadSIGHUPLive(t *testing.T) {
 	}
 	write("before")
 	db := filepath.Join(dir, "flows.db")
-	// ip netns exec execs the program: signals reach it directly.
-	coll := start(t, "ip", "netns", "exec", pair.NS[1], bin(t, "mira-collector"), "--listen", "tcp://127.0.0.1:0", "--db", db, "--log-level", "info")
-	var addr string
-	poll(t, 10*time.Second, "mira-collector to listen", func() (bool, string) {
-		if coll.exited() {
-			t.Fatalf("mira-collector exited: %v\n%s", coll.err, coll.stderr.String())
-		}
-		m := listeningRE.FindStringSubmatch(coll.stderr.String())
-		if m == nil {
-			return false, coll.stderr.String()
-		}
-		addr = m[2]
-		return true, ""
-	})
+	coll, addr := startCollectorIn(t, pair.NS[1], db)
 	probe := start(t, "ip", "netns", "exec", pair.NS[1], bin(t, "mira-probe"), "--config", cfg, "-i", pair.Iface[1],
 		"--workers", "2", "--export", "tcp://"+addr, "--metrics", "127.0.0.1:9110", "--log-level", "info")
 	// /metrics is inside the namespace.
