@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -27,4 +28,19 @@ func embeddedJS(tb testing.TB) (*natsserver.Server, *nats.Conn, jetstream.JetStr
 		tb.Fatal(err)
 	}
 	return ns, nc, js
+}
+
+// runWorker opens worker name on a store in the test's directory and
+// runs it until the test ends.
+func runWorker(t testing.TB, name string, nc *nats.Conn, js jetstream.JetStream) *Worker {
+	t.Helper()
+	w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
 }

@@ -143,18 +143,7 @@ func sendTwoProbes(g *Ingest, rng *rand.Rand, recs []flow.Record) uint64 {
 
 func twoWorkers(t *testing.T) (*nats.Conn, jetstream.JetStream, int64, int64) {
 	_, nc, js := embeddedJS(t)
-	ctx := context.Background()
-	run := func(name string) *Worker {
-		w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(wctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return w
-	}
+	run := func(name string) *Worker { return runWorker(t, name, nc, js) }
 	g := NewIngest(js, nil)
 	rng := rand.New(rand.NewPCG(3, 4))
 	sent := uint64(0)

@@ -154,17 +154,7 @@ func TestWorkerRollupsSampled(t *testing.T) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
 	var workers []*Worker
-	run := func(name string) {
-		w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- w.Run(wctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		workers = append(workers, w)
-	}
+	run := func(name string) { workers = append(workers, runWorker(t, name, nc, js)) }
 	wait := func(cond func() bool, what string) {
 		deadline := time.Now().Add(30 * time.Second)
 		for !cond() {
@@ -380,14 +370,7 @@ func jsonDiff(path string, a, b any) string {
 func TestWorkerRollupsLive(t *testing.T) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
-	w, err := OpenWorker("w1", filepath.Join(t.TempDir(), "w1.db"), nc, js, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	w := runWorker(t, "w1", nc, js)
 	wait := func(cond func() bool, what string) {
 		deadline := time.Now().Add(30 * time.Second)
 		for !cond() {
