@@ -26,17 +26,7 @@ func TestInlineBatchedMatchesPerPacket(t *testing.T) {
 	cfg := synth.Large()
 	cfg.Flows = 3000
 	cfg.Duration = 20 * time.Second
-	path := filepath.Join(t.TempDir(), "trace.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WritePcap(cfg, f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := writeTrace(t, cfg, "trace.pcap")
 	run := func(mc Config, mapped bool) ([]flow.Record, Stats) {
 		var src drivers.Source
 		if mapped {

@@ -67,17 +67,7 @@ func TestRegulationPacedReplay(t *testing.T) {
 	cfg.Flows = 60000
 	cfg.Duration = 30 * time.Second
 	cfg.LongDuration = 28 * time.Second
-	path := filepath.Join(t.TempDir(), "large.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WritePcap(cfg, f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := writeTrace(t, cfg, "large.pcap")
 	run := func(speed float64, onReg func(Regulation)) ([]flow.Record, Stats) {
 		src, err := pcapfile.Open(path)
 		if err != nil {
@@ -282,4 +272,22 @@ func TestRegulatorReadBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeTrace writes cfg's synthetic capture as a pcap file named name in
+// the test's directory and returns its path.
+func writeTrace(t *testing.T, cfg synth.Config, name string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.WritePcap(cfg, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

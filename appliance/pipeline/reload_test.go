@@ -3,8 +3,6 @@ package pipeline
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,15 +167,7 @@ func TestReconfigureInline(t *testing.T) {
 	cfg := synth.Large()
 	cfg.Flows = 2000
 	cfg.Duration = 20 * time.Second
-	path := filepath.Join(t.TempDir(), "trace.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WritePcap(cfg, f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	path := writeTrace(t, cfg, "trace.pcap")
 	src, err := pcapfile.Open(path)
 	if err != nil {
 		t.Fatal(err)
