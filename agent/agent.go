@@ -52,6 +52,9 @@ type Agent struct {
 	msgBuf      []byte
 	startCacheT time.Time
 	startCacheS string
+	// The same for miraProbeLastReload.
+	reloadCacheT time.Time
+	reloadCacheS string
 }
 
 type community struct {

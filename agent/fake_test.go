@@ -179,6 +179,13 @@ func (p *fakeProbe) Snapshot(s *Snapshot) {
 	s.Version = "mira-test-1"
 	s.ObservationDomain = 42
 	s.StartTime = p.start
+	// Reloads as the replay goes on: one applied every 500 packets, one
+	// refused every 2000, the last applied at a time after the start.
+	s.ReloadsApplied, s.ReloadsRefused = p.packets/500, p.packets/2000
+	s.LastReload = time.Time{}
+	if s.ReloadsApplied > 0 {
+		s.LastReload = p.start.Add(time.Duration(s.ReloadsApplied) * 1500 * time.Millisecond)
+	}
 	s.Interfaces = append(s.Interfaces[:0], CaptureInterface{
 		Name: traceName, IfIndex: 0, LinkType: uint16(drivers.LinkEthernet),
 		Packets: p.packets, Octets: p.octets,

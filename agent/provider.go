@@ -24,6 +24,10 @@ type Snapshot struct {
 	Version           string
 	ObservationDomain uint32
 	StartTime         time.Time
+	// Configuration reloads since the start: applied, refused, and when
+	// the last one was applied (zero: none).
+	ReloadsApplied, ReloadsRefused uint64
+	LastReload                     time.Time
 
 	Interfaces []CaptureInterface
 	Pipeline   Pipeline

@@ -130,6 +130,9 @@ var (
 	mProbeVersion   = mib.MustOID(mib.MiraProbeVersion)
 	mProbeDomain    = mib.MustOID(mib.MiraProbeObservationDomain)
 	mProbeStart     = mib.MustOID(mib.MiraProbeStartTime)
+	mReloads        = mib.MustOID(mib.MiraProbeReloads)
+	mReloadsRefused = mib.MustOID(mib.MiraProbeReloadsRefused)
+	mLastReload     = mib.MustOID(mib.MiraProbeLastReload)
 	mCaptureEntry   = mib.MustOID(mib.MiraCaptureEntry)
 	mDecErrEntry    = mib.MustOID(mib.MiraDecodeErrorEntry)
 	mRegState       = mib.MustOID(mib.MiraRegulationState)
@@ -438,6 +441,9 @@ func (a *Agent) buildMIRAIdentity(v *view) {
 	v.scalar(mProbeVersion, str, 0, s.Version)
 	v.scalar(mProbeDomain, g32, uint64(s.ObservationDomain), "")
 	v.scalar(mProbeStart, str, 0, a.startTimeStr(s.StartTime))
+	v.scalar(mReloads, c64, s.ReloadsApplied, "")
+	v.scalar(mReloadsRefused, c64, s.ReloadsRefused, "")
+	v.scalar(mLastReload, str, 0, a.reloadTimeStr(s.LastReload))
 }
 
 func (a *Agent) buildMIRACapture(v *view) {
@@ -538,6 +544,16 @@ func boolInt(b bool) uint64 {
 		return 1
 	}
 	return 2
+}
+
+// reloadTimeStr is dateAndTime(t), made again only when t changes; the
+// zero time (no reload) is DateAndTime's "no time".
+func (a *Agent) reloadTimeStr(t time.Time) string {
+	if !t.Equal(a.reloadCacheT) || a.reloadCacheS == "" {
+		a.reloadCacheT = t
+		a.reloadCacheS = dateAndTime(t)
+	}
+	return a.reloadCacheS
 }
 
 func (a *Agent) startTimeStr(t time.Time) string {

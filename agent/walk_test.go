@@ -24,6 +24,13 @@ func expectedMIRA(s *Snapshot) []walkLine {
 	add(mib.MiraProbeObservationDomain, "0", "Gauge32", u(uint64(s.ObservationDomain)))
 	st := s.StartTime.UTC()
 	add(mib.MiraProbeStartTime, "0", "STRING", fmt.Sprintf("%d-%d-%d,%d:%d:%d.%d,+0:0", st.Year(), st.Month(), st.Day(), st.Hour(), st.Minute(), st.Second(), st.Nanosecond()/1e8))
+	add(mib.MiraProbeReloads, "0", "Counter64", u(s.ReloadsApplied))
+	add(mib.MiraProbeReloadsRefused, "0", "Counter64", u(s.ReloadsRefused))
+	if lr := s.LastReload.UTC(); s.LastReload.IsZero() {
+		add(mib.MiraProbeLastReload, "0", "STRING", "0-1-1,0:0:0.0")
+	} else {
+		add(mib.MiraProbeLastReload, "0", "STRING", fmt.Sprintf("%d-%d-%d,%d:%d:%d.%d,+0:0", lr.Year(), lr.Month(), lr.Day(), lr.Hour(), lr.Minute(), lr.Second(), lr.Nanosecond()/1e8))
+	}
 	for i, c := range s.Interfaces {
 		x := strconv.Itoa(i + 1)
 		add(mib.MiraCapName, x, "STRING", c.Name)

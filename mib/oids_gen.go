@@ -20,6 +20,9 @@ const (
 	MiraProbeVersion           = "1.3.6.1.4.1.32473.1.1.1.2"      // OBJECT-TYPE
 	MiraProbeObservationDomain = "1.3.6.1.4.1.32473.1.1.1.3"      // OBJECT-TYPE
 	MiraProbeStartTime         = "1.3.6.1.4.1.32473.1.1.1.4"      // OBJECT-TYPE
+	MiraProbeReloads           = "1.3.6.1.4.1.32473.1.1.1.5"      // OBJECT-TYPE
+	MiraProbeReloadsRefused    = "1.3.6.1.4.1.32473.1.1.1.6"      // OBJECT-TYPE
+	MiraProbeLastReload        = "1.3.6.1.4.1.32473.1.1.1.7"      // OBJECT-TYPE
 	MiraCapture                = "1.3.6.1.4.1.32473.1.1.2"        // OBJECT IDENTIFIER
 	MiraCaptureTable           = "1.3.6.1.4.1.32473.1.1.2.1"      // OBJECT-TYPE
 	MiraCaptureEntry           = "1.3.6.1.4.1.32473.1.1.2.1.1"    // OBJECT-TYPE
@@ -109,6 +112,9 @@ var Objects = []Object{
 	{Name: "miraProbeVersion", OID: MiraProbeVersion, Kind: KindScalar, Syntax: "DisplayString", Base: "OctetString", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeObservationDomain", OID: MiraProbeObservationDomain, Kind: KindScalar, Syntax: "Unsigned32", Base: "Gauge32", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeStartTime", OID: MiraProbeStartTime, Kind: KindScalar, Syntax: "DateAndTime", Base: "OctetString", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraProbeReloads", OID: MiraProbeReloads, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraProbeReloadsRefused", OID: MiraProbeReloadsRefused, Kind: KindScalar, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraProbeLastReload", OID: MiraProbeLastReload, Kind: KindScalar, Syntax: "DateAndTime", Base: "OctetString", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraCapture", OID: MiraCapture, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraCaptureTable", OID: MiraCaptureTable, Kind: KindTable, Syntax: "SEQUENCE", Base: "", Access: "not-accessible", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraCaptureEntry", OID: MiraCaptureEntry, Kind: KindEntry, Syntax: "MiraCaptureEntry", Base: "", Access: "not-accessible", Index: []string{"miraCapIndex"}, Objects: []string(nil)},
@@ -172,7 +178,7 @@ var Objects = []Object{
 	{Name: "miraExpDropped", OID: MiraExpDropped, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeConformance", OID: MiraProbeConformance, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeGroups", OID: MiraProbeGroups, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
-	{Name: "miraIdentityGroup", OID: MiraIdentityGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraProbeName", "miraProbeVersion", "miraProbeObservationDomain", "miraProbeStartTime"}},
+	{Name: "miraIdentityGroup", OID: MiraIdentityGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraProbeName", "miraProbeVersion", "miraProbeObservationDomain", "miraProbeStartTime", "miraProbeReloads", "miraProbeReloadsRefused", "miraProbeLastReload"}},
 	{Name: "miraCaptureGroup", OID: MiraCaptureGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraCapName", "miraCapIfIndex", "miraCapLinkType", "miraCapPackets", "miraCapOctets", "miraCapKernelDrops", "miraCapDecodeErrors", "miraDecErrReason", "miraDecErrPackets"}},
 	{Name: "miraPipelineGroup", OID: MiraPipelineGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraRegulationState", "miraSamplingRate", "miraOverloadEvents", "miraQueueName", "miraQueueDepth", "miraQueueCapacity", "miraQueueDrops", "miraSelOutOfScope", "miraSelUnsampled", "miraRegulatedOut", "miraRegulationChanges"}},
 	{Name: "miraFlowGroup", OID: MiraFlowGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraFlowsActive", "miraFlowsCapacity", "miraFlowsCreated", "miraFlowsExpiredIdle", "miraFlowsExpiredActive", "miraFlowsExpiredEnd", "miraFlowsExpiredForced", "miraFlowsEvicted"}},

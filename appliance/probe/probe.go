@@ -72,18 +72,19 @@ type Probe struct {
 	ifNames []string // capture interfaces, for aggregates
 	shards  int      // pipeline workers, for the selection's filters
 
-	reloadMu sync.Mutex // serialises reloads
-	mu       sync.Mutex
-	targets  []*target // export targets in use
-	all      []*target // every target of the run, also those a reload removed (their counters stay)
-	exported uint64
-	selGone  selection.Stats // counters of selections a reload replaced
-	reg      pipeline.Regulation
-	ledger   Ledger
-	reloads  uint64   // reloads applied
-	refused  uint64   // reloads refused (bad configuration)
-	sum      [32]byte // classifiers.sum of the configuration in use
-	stopped  bool     // the exporters are closing: no more reloads (reloadMu)
+	reloadMu   sync.Mutex // serialises reloads
+	mu         sync.Mutex
+	targets    []*target // export targets in use
+	all        []*target // every target of the run, also those a reload removed (their counters stay)
+	exported   uint64
+	selGone    selection.Stats // counters of selections a reload replaced
+	reg        pipeline.Regulation
+	ledger     Ledger
+	reloads    uint64    // reloads applied
+	refused    uint64    // reloads refused (bad configuration)
+	lastReload time.Time // when the last reload was applied
+	sum        [32]byte  // classifiers.sum of the configuration in use
+	stopped    bool      // the exporters are closing: no more reloads (reloadMu)
 }
 
 // target is one export target.

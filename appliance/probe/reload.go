@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/fastclass"
@@ -182,6 +183,7 @@ func (p *Probe) Reload(c *config.Probe) error {
 		p.targets = next
 		p.all = append(p.all, added...)
 		p.reloads++
+		p.lastReload = time.Now()
 	}
 	if changed {
 		rc := pipeline.Reconfig{Symptoms: cl.db, FastClass: cl.fastFunc(), Label: cl.sel.Label()}
@@ -262,7 +264,14 @@ func (p *Probe) ReloadFrom(load func() (*config.Probe, error)) error {
 
 // Reloads returns how many reloads were applied and refused.
 func (p *Probe) Reloads() (applied, refused uint64) {
+	applied, refused, _ = p.reloadStats()
+	return applied, refused
+}
+
+// reloadStats returns the reload counters and when the last reload was
+// applied (zero: none since the start).
+func (p *Probe) reloadStats() (applied, refused uint64, last time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.reloads, p.refused
+	return p.reloads, p.refused, p.lastReload
 }

@@ -41,6 +41,7 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	s.Version = Version
 	s.ObservationDomain = p.cfg.Probe.ObservationDomain
 	s.StartTime = p.start
+	s.ReloadsApplied, s.ReloadsRefused, s.LastReload = p.reloadStats()
 	pipe := p.pipe.Load()
 	if pipe == nil {
 		return

@@ -3,6 +3,8 @@ package probe
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/drivers"
@@ -119,6 +122,46 @@ func TestSNMPServesPipelineCounters(t *testing.T) {
 		if got := get(c.obj); got != c.want {
 			t.Errorf("%s = %d, pipeline says %d", c.obj, got, c.want)
 		}
+	}
+
+	// Reloads: none yet, then one refused (the file does not load) and
+	// one applied (the same configuration: nothing reaches the pipeline,
+	// so it does not wait for the paused reader).
+	getText := func(obj string) string {
+		t.Helper()
+		out, err := exec.Command(snmpget, "-v2c", "-c", "public", "-t", "2", "-r", "2", "-Oqv", "-M", mibs, "-m", "MIRA-PROBE-MIB", addr, obj).CombinedOutput()
+		if err != nil {
+			t.Fatalf("snmpget %s: %v: %s", obj, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if a, r, l := get("MIRA-PROBE-MIB::miraProbeReloads.0"), get("MIRA-PROBE-MIB::miraProbeReloadsRefused.0"), getText("MIRA-PROBE-MIB::miraProbeLastReload.0"); a != 0 || r != 0 || l != "0-1-1,0:0:0.0" {
+		t.Fatalf("before any reload: applied %d, refused %d, last %q", a, r, l)
+	}
+	if err := p.ReloadFrom(func() (*config.Probe, error) { return nil, errors.New("test.yaml:1: unknown key") }); err == nil {
+		t.Fatal("a configuration that does not load was applied")
+	}
+	before := time.Now().UTC().Truncate(100 * time.Millisecond)
+	if err := p.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().UTC()
+	if a, r := get("MIRA-PROBE-MIB::miraProbeReloads.0"), get("MIRA-PROBE-MIB::miraProbeReloadsRefused.0"); a != 1 || r != 1 {
+		t.Fatalf("after a refused and an applied reload: miraProbeReloads %d, miraProbeReloadsRefused %d; want 1 and 1", a, r)
+	}
+	// DateAndTime as net-snmp prints it: 2026-12-7,18:3:4.5,+0:0.
+	l := getText("MIRA-PROBE-MIB::miraProbeLastReload.0")
+	var y, mo, d, h, mi, sec, ds, oh, om int
+	var sign rune
+	if _, err := fmt.Sscanf(l, "%d-%d-%d,%d:%d:%d.%d,%c%d:%d", &y, &mo, &d, &h, &mi, &sec, &ds, &sign, &oh, &om); err != nil {
+		t.Fatalf("miraProbeLastReload %q: %v", l, err)
+	}
+	off := oh*3600 + om*60
+	if sign == '-' {
+		off = -off
+	}
+	if lt := time.Date(y, time.Month(mo), d, h, mi, sec, ds*1e8, time.FixedZone("", off)); lt.Before(before) || lt.After(after) {
+		t.Fatalf("miraProbeLastReload %q (%v) not between %v and %v", l, lt, before, after)
 	}
 	close(g.release)
 	if err := <-done; err != nil {
