@@ -192,6 +192,10 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 			log.Error("worker", "err", err)
 			return 2
 		}
+		// The retention keys a single collector applies to its store,
+		// applied to the worker's records and rollups.
+		w.Retention = cluster.Retention{MaxAge: cfg.Retention.MaxAge, MaxSize: cfg.Retention.MaxSize,
+			Minute: cfg.Rollups.Minute, Hour: cfg.Rollups.Hour}
 		metrics.SetWorker(w)
 		wg.Add(1)
 		go func() {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -34,13 +35,24 @@ func embeddedJS(tb testing.TB) (*natsserver.Server, *nats.Conn, jetstream.JetStr
 // runs it until the test ends.
 func runWorker(t testing.TB, name string, nc *nats.Conn, js jetstream.JetStream) *Worker {
 	t.Helper()
-	w, err := OpenWorker(name, filepath.Join(t.TempDir(), name+".db"), nc, js, nil)
+	w, _ := runWorkerAt(t, name, filepath.Join(t.TempDir(), name+".db"), nc, js, Retention{})
+	return w
+}
+
+// runWorkerAt opens worker name on the store at path with retention r
+// and runs it until stop is called or the test ends.
+func runWorkerAt(t testing.TB, name, path string, nc *nats.Conn, js jetstream.JetStream, r Retention) (w *Worker, stop func()) {
+	t.Helper()
+	w, err := OpenWorker(name, path, nc, js, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Retention = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return w
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return w, stop
 }

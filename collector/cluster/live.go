@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"time"
+
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 )
@@ -16,6 +18,8 @@ type liveRoll struct {
 	// rules, names, sampling announcements); a request with other
 	// parameters seeds it again.
 	params string
+	// window: the request's pairing window (rollupLimits).
+	window time.Duration
 	// n: the partition's span count (records stored, duplicates
 	// included) when seeded, plus the records stored since; while it
 	// equals the span's, every stored record of the partition went
@@ -79,7 +83,7 @@ func seedLive(flows []store.StoredFlow, ids [][idLen]byte, n uint64, spec *repor
 		r.Add(flows[i].Origin, &flows[i].Record)
 	}
 	r.Advance()
-	lr := &liveRoll{r: r, params: params, n: n, seen: make(map[[idLen]byte]struct{}, len(ids)), final: newCells()}
+	lr := &liveRoll{r: r, params: params, window: spec.Window, n: n, seen: make(map[[idLen]byte]struct{}, len(ids)), final: newCells()}
 	for _, k := range ids {
 		lr.seen[k] = struct{}{}
 	}

@@ -48,13 +48,17 @@ var (
 	mDuplicates  = prometheus.NewDesc("mira_cluster_worker_duplicate_records_total", "Records of batches delivered again that this worker had stored already.", nil, nil)
 	mBadBatches  = prometheus.NewDesc("mira_cluster_worker_malformed_batches_total", "Record batches this worker could not decode (dropped).", nil, nil)
 	mOwned       = prometheus.NewDesc("mira_cluster_worker_partitions", "Partitions this worker holds now.", nil, nil)
-	mHeld        = prometheus.NewDesc("mira_cluster_worker_partition_records", "Records this worker has stored, by partition (duplicates included).", []string{"partition"}, nil)
+	mHeld        = prometheus.NewDesc("mira_cluster_worker_partition_records", "Records this worker holds, by partition (duplicates included; less those retention deleted).", []string{"partition"}, nil)
+	mPruned      = prometheus.NewDesc("mira_cluster_worker_pruned_records_total", "Records this worker's retention deleted, by reason (age: retention max_age, size: max_size).", []string{"reason"}, nil)
+	mPrunedBat   = prometheus.NewDesc("mira_cluster_worker_pruned_batches_total", "Stored record batches this worker's retention emptied and deleted.", nil, nil)
+	mPrunedCells = prometheus.NewDesc("mira_cluster_worker_pruned_rollup_cells_total", "Rollup cells this worker's retention deleted.", nil, nil)
+	mDataBytes   = prometheus.NewDesc("mira_cluster_worker_data_bytes", "Bytes this worker's records occupy in its store's pages (what retention max_size bounds), at the last retention pass.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mPublished, mUnpublished,
-		mRetried, mInFlight, mStored, mDuplicates, mBadBatches, mOwned, mHeld} {
+		mRetried, mInFlight, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
 		ch <- d
 	}
 }
@@ -89,6 +93,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		g(mOwned, float64(len(w.Owned())))
 		for _, sp := range w.Spans() {
 			g(mHeld, float64(sp.N), strconv.Itoa(sp.P))
+		}
+		c(mPruned, w.PrunedByAge.Load(), "age")
+		c(mPruned, w.PrunedBySize.Load(), "size")
+		c(mPrunedBat, w.PrunedBatches.Load())
+		c(mPrunedCells, w.PrunedCells.Load())
+		if n := w.dataBytes.Load(); n >= 0 {
+			g(mDataBytes, float64(n))
 		}
 	}
 }

@@ -67,6 +67,8 @@ type partRollup struct {
 	Key     string
 	Cells   Cells
 	Records uint64 // distinct records rolled up
+	// Window: the pairing window they were made with (rollupLimits).
+	Window time.Duration
 }
 
 // rollupAnswer is the cells part of a worker's answer.
@@ -81,6 +83,10 @@ type rollupAnswer struct {
 	// Fetched: records got from other workers for Gather partitions
 	// (Duplicates: copies of one record that two workers held).
 	Fetched, Duplicates int
+	// PrunedBefore: per resolution ("1m", "1h"), the bucket start before
+	// which the cells were deleted by this worker's retention
+	// (rollupLimits), as store.RollupMeta.PrunedBefore.
+	PrunedBefore map[string]int64
 }
 
 // rollupParams identifies the parameters a partition's rollups depend on
@@ -376,7 +382,7 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 			continue
 		}
 		if c, ok := w.live[p].answer(params, w.spans[p].N); ok {
-			kept[p] = &partRollup{Key: keys[p], Cells: c, Records: uint64(len(w.live[p].seen))}
+			kept[p] = &partRollup{Key: keys[p], Cells: c, Records: uint64(len(w.live[p].seen)), Window: rr.Spec.Window}
 			live[p] = true
 			continue
 		}
@@ -427,7 +433,7 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				sortFlows(flows[p], ids[p])
-				pr := &partRollup{Key: keys[p], Records: uint64(len(flows[p]))}
+				pr := &partRollup{Key: keys[p], Records: uint64(len(flows[p])), Window: rr.Spec.Window}
 				if clean {
 					// smu held: seeded with the records the spans count.
 					w.live[p], pr.Cells = seedLive(flows[p], ids[p], w.spans[p].N, &rr.Spec, cfg, params)
@@ -495,6 +501,10 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		addCells(ans.Cells, kept[p].Cells)
 		ans.Records += kept[p].Records
 	}
+	// Retention: no cell of a bucket it pruned (or whose biflows pruned
+	// records may have touched).
+	ans.PrunedBefore = w.rollupLimits(time.Now(), rr.Spec.Window)
+	dropCells(ans.Cells, ans.PrunedBefore)
 	ans.Sampled = sampledCells(ans.Cells)
 	ans.Fetched, ans.Duplicates = fetched, dups
 	return ans, nil
@@ -680,6 +690,7 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	wg.Wait()
 	total := newCells()
 	var records uint64
+	var pruned map[string]int64
 	for i := range answers {
 		a := &answers[i]
 		if a.err != nil {
@@ -694,9 +705,20 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		rs.Sampled = rs.Sampled || a.cells.Sampled
 		rs.Records += a.cells.Fetched
 		rs.Duplicates += a.cells.Duplicates
+		for res, t := range a.cells.PrunedBefore {
+			if pruned == nil {
+				pruned = map[string]int64{}
+			}
+			if cur, ok := pruned[res]; !ok || t > cur {
+				pruned[res] = t
+			}
+		}
 	}
+	// One worker's retention prunes the rollups of the cluster: the
+	// others' cells of those buckets are incomplete without its.
+	dropCells(total, pruned)
 	d := &store.RollupDelta{Cells: total, Meta: store.RollupMeta{Version: store.RollupVersion, Window: cfg.Window,
-		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: records, Clean: true}}
+		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: records, Clean: true, PrunedBefore: pruned}}
 	if d.Meta.Window <= 0 {
 		d.Meta.Window = report.DefaultWindow
 	}

@@ -105,6 +105,18 @@ type Worker struct {
 	Stored     atomic.Uint64 // records stored
 	Duplicates atomic.Uint64 // records of batches delivered again and already stored
 	Malformed  atomic.Uint64 // batches that did not decode (terminated)
+
+	// Retention is applied every retentionEvery while Run runs (set
+	// it before Run).
+	Retention Retention
+	// PrunedByAge and PrunedBySize count the records retention deleted
+	// (PruneBefore, PruneToSize), PrunedBatches the batches it emptied,
+	// PrunedCells the rollup cells it deleted.
+	PrunedByAge, PrunedBySize, PrunedBatches, PrunedCells atomic.Uint64
+	// prunedBefore: the latest cutoff records were pruned at (0: none).
+	prunedBefore atomic.Int64
+	// dataBytes: DataSize at the last retention pass (-1: none yet).
+	dataBytes atomic.Int64
 }
 
 type lease struct {
@@ -123,6 +135,7 @@ func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *s
 	}
 	w := &Worker{Name: name, nc: nc, js: js, db: db,
 		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}}
+	w.dataBytes.Store(-1)
 	if err := db.Update(w.loadSpans); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cluster: worker store %s: %w", path, err)
@@ -140,6 +153,14 @@ func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *s
 func (w *Worker) loadSpans(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketBatches); err != nil {
 		return err
+	}
+	if err := indexBatches(tx); err != nil {
+		return err
+	}
+	if m := tx.Bucket(bucketMeta); m != nil {
+		if v := m.Get(keyPruned); len(v) == 8 {
+			w.prunedBefore.Store(int64(binary.BigEndian.Uint64(v)))
+		}
 	}
 	if b := tx.Bucket(bucketSpans); b != nil {
 		return b.ForEach(func(k, v []byte) error {
@@ -161,14 +182,21 @@ func (w *Worker) loadSpans(tx *bolt.Tx) error {
 	return putSpans(tx, &w.spans, nil)
 }
 
-// putSpans writes the spans of the partitions in dirty (all when nil).
+// putSpans writes the spans of the partitions in dirty (all when nil),
+// deleting those of no record.
 func putSpans(tx *bolt.Tx, spans *[Partitions]Span, dirty *[Partitions]bool) error {
 	b, err := tx.CreateBucketIfNotExists(bucketSpans)
 	if err != nil {
 		return err
 	}
 	for p := range spans {
-		if (dirty != nil && !dirty[p]) || spans[p].N == 0 {
+		if dirty != nil && !dirty[p] {
+			continue
+		}
+		if spans[p].N == 0 {
+			if err := b.Delete([]byte{byte(p)}); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := b.Put([]byte{byte(p)}, spans[p].encode()); err != nil {
@@ -258,10 +286,27 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(leaseTTL / 4)
 	defer tick.Stop()
+	// Retention runs beside the leases: a long pruning must not delay
+	// their renewal.
+	retained := make(chan struct{})
+	go func() {
+		defer close(retained)
+		t := time.NewTicker(retentionEvery)
+		defer t.Stop()
+		for {
+			w.retain()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for {
 		w.rebalance(ctx, members, leases)
 		select {
 		case <-ctx.Done():
+			<-retained
 			w.mu.Lock()
 			for p, l := range w.owned {
 				l.cc.Stop()
@@ -460,7 +505,7 @@ func (w *Worker) commitLoop() {
 		spans := w.spans
 		var dirty [Partitions]bool
 		err := w.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketBatches)
+			b, idx := tx.Bucket(bucketBatches), tx.Bucket(bucketEnds)
 			for i, m := range batch {
 				key := batchKey(m)
 				if b.Get(key) != nil {
@@ -470,11 +515,13 @@ func (w *Worker) commitLoop() {
 					continue
 				}
 				var add [Partitions]Span
+				var bs batchSpans
 				n := 0
 				one = one[:0]
 				err := decodeBatchRecords(m.Data(), func(id ID, enc []byte, r *flow.Record) error {
 					p := Partition(r.Key, Partitions)
 					add[p].add(r)
+					bs.add(r)
 					n++
 					if w.live[p] != nil {
 						one = append(one, liveRecord{p: p, id: id, first: r.First, last: r.Last, enc: enc})
@@ -492,6 +539,11 @@ func (w *Worker) commitLoop() {
 				feed = append(feed, one...)
 				if err := b.Put(key, m.Data()); err != nil {
 					return err
+				}
+				if len(bs.spans) > 0 {
+					if err := idx.Put(endKey(nil, bs.minLast, key), bs.encode()); err != nil {
+						return err
+					}
 				}
 				for p := range add {
 					if add[p].N > 0 {

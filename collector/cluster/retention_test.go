@@ -1,0 +1,305 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// counterValue reads the value of metric name (with label reason when
+// not empty) from m as /metrics shows it.
+func counterValue(t *testing.T, m *Metrics, name, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(m); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, x := range mf.GetMetric() {
+			if reason != "" && (len(x.GetLabel()) != 1 || x.GetLabel()[0].GetValue() != reason) {
+				continue
+			}
+			if x.GetCounter() != nil {
+				return x.GetCounter().GetValue()
+			}
+			return x.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{reason=%q}", name, reason)
+	return 0
+}
+
+// TestWorkerRetention: two workers hold three exports of very different
+// ages; retention deletes the oldest by age (while the workers keep live
+// rollups), then, after a restart with max_size, the next oldest by size
+// (the periodic pass, also pruning by age records replayed too late); a
+// last restart keeps what was pruned. After each step the merged report
+// equals, byte for byte, the single collector's report over its store
+// of the same records after the same retention (store.PruneBefore), and
+// the rollup report over the range retention kept equals the single
+// collector's; over a range reaching the pruned records the rollups say
+// retention pruned it. The pruned counts on /metrics are the records
+// sent of the pruned exports.
+func TestWorkerRetention(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	defer func(d time.Duration) { retentionEvery = d }(retentionEvery)
+	retentionEvery = 100 * time.Millisecond
+	dir := t.TempDir()
+	type running struct {
+		w    *Worker
+		stop func()
+	}
+	var ws []running
+	start := func(r Retention) {
+		for _, name := range []string{"w1", "w2"} {
+			w, stop := runWorkerAt(t, name, filepath.Join(dir, name+".db"), nc, js, r)
+			ws = append(ws, running{w, stop})
+		}
+		peertest.WaitUntil(t, 30*time.Second, "both workers own partitions", func() bool {
+			return len(ws[0].w.Owned()) > 0 && len(ws[1].w.Owned()) > 0 && len(ws[0].w.Owned())+len(ws[1].w.Owned()) == Partitions
+		})
+	}
+	stopAll := func() {
+		for _, r := range ws {
+			r.stop()
+		}
+		ws = nil
+	}
+	sum := func(f func(w *Worker) uint64) uint64 {
+		n := uint64(0)
+		for _, r := range ws {
+			n += f(r.w)
+		}
+		return n
+	}
+	g := NewIngest(js, nil)
+	rng := rand.New(rand.NewPCG(21, 22))
+	send := func(recs []flow.Record) uint64 {
+		before := sum(func(w *Worker) uint64 { return w.Stored.Load() })
+		n := sendTwoProbes(g, rng, recs)
+		peertest.WaitUntil(t, 30*time.Second, "records stored", func() bool {
+			return sum(func(w *Worker) uint64 { return w.Stored.Load() }) >= before+n
+		})
+		return n
+	}
+	sizes := func() []int64 {
+		var l []int64
+		for _, r := range ws {
+			n, err := r.w.DataSize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l = append(l, n)
+		}
+		return l
+	}
+
+	now := time.Now()
+	at := func(ago time.Duration) int64 { return now.Add(-ago).Truncate(time.Minute).UnixNano() }
+	// Newest first (old records can come late: a spooled replay): g3
+	// two hours ago, g1 three days ago, g2 two days ago with every
+	// record ending at one instant (so that a size limit takes all of
+	// it or none).
+	start(Retention{})
+	send(partRecords(rng, 800, at(2*time.Hour), int64(5*time.Minute)))
+	small := sizes()
+	n1 := send(partRecords(rng, 800, at(72*time.Hour), int64(5*time.Minute)))
+	g2 := partRecords(rng, 800, at(48*time.Hour), int64(5*time.Minute))
+	t2 := at(48*time.Hour) + int64(6*time.Minute)
+	for i := range g2 {
+		g2[i].Last = t2
+	}
+	n2 := send(g2)
+
+	// The single collector's store: every record, its rollups made as
+	// its Roller made them while they arrived (before any retention).
+	single, src := rebuiltStore(t, ctx, nc, js)
+	compare := func(step string, cutoff int64) {
+		t.Helper()
+		if _, err := single.PruneBefore(time.Unix(0, cutoff)); err != nil {
+			t.Fatal(err)
+		}
+		kept := time.Unix(0, cutoff).Add(report.DefaultWindow + classify.PairWindow).Truncate(time.Hour).Add(time.Hour)
+		for _, args := range [][]string{
+			nil,
+			{"--by", "category", "--bucket", "1h"},
+			{"--from", time.Unix(0, at(80*time.Hour)).UTC().Format(time.RFC3339), "--to", time.Unix(0, at(40*time.Hour)).UTC().Format(time.RFC3339)},
+			{"--source", "rollups", "--by", "category", "--bucket", "1h", "--from", kept.UTC().Format(time.RFC3339)},
+			{"--source", "rollups", "--by", "probe", "--from", kept.UTC().Format(time.RFC3339)},
+		} {
+			p := params(t, args...)
+			opts := p.Options()
+			opts.Rules = classify.Default()
+			want, err := p.Report(ctx, single, opts, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The range of the two oldest exports is empty once both
+			// are pruned, in both.
+			if want.Summary.Biflows == 0 && (len(args) == 0 || args[0] != "--from" || step == "by age") {
+				t.Fatalf("%s %v: no biflows in the single collector's report", step, args)
+			}
+			got, _ := clusterReport(t, ctx, nc, js, p)
+			sameJSON(t, fmt.Sprintf("%s %v", step, args), got, want)
+		}
+		// Rollups over a range reaching records retention deleted: the
+		// cluster says so (records of the biflows there are gone).
+		p := params(t, "--source", "rollups", "--from", kept.Add(-time.Hour).UTC().Format(time.RFC3339))
+		_, _, err := Report(ctx, nc, js, p, nil, t.TempDir())
+		var re *report.RollupError
+		if !errors.As(err, &re) {
+			t.Errorf("%s: a rollup report over a pruned range: %v, want a RollupError", step, err)
+		}
+	}
+
+	// By age, with live rollups: a rollup report seeds them first.
+	clusterReport(t, ctx, nc, js, params(t, "--source", "rollups"))
+	cutoff := now.Add(-60 * time.Hour)
+	for _, r := range ws {
+		if _, err := r.w.PruneBefore(cutoff); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sum(func(w *Worker) uint64 { return w.PrunedByAge.Load() }); got != n1 {
+		t.Fatalf("pruned %d records by age, want the %d of the oldest export", got, n1)
+	}
+	// The live rollups still answer (their count follows the spans).
+	_, rs := clusterReport(t, ctx, nc, js, params(t, "--source", "rollups", "--by", "category"))
+	if rs.Live != rs.Consolidated || rs.Built != 0 {
+		t.Errorf("after pruning, want every partition answered from its live rollups: %v", rs)
+	}
+	compare("by age", cutoff.UnixNano())
+	mid := sizes()
+
+	// Restart with max_size: the periodic pass deletes the oldest
+	// export left, all of it (one end time), and no newer record.
+	var limits []int64
+	for i := range mid {
+		limits = append(limits, small[i]+(mid[i]-small[i])/2)
+	}
+	stopAll()
+	var ms []*Metrics
+	for i, name := range []string{"w1", "w2"} {
+		w, stop := runWorkerAt(t, name, filepath.Join(dir, name+".db"), nc, js, Retention{MaxAge: 60 * time.Hour, MaxSize: limits[i]})
+		ws = append(ws, running{w, stop})
+		ms = append(ms, &Metrics{})
+		ms[i].SetWorker(w)
+	}
+	peertest.WaitUntil(t, 30*time.Second, "records pruned by size", func() bool {
+		return sum(func(w *Worker) uint64 { return w.PrunedBySize.Load() }) >= n2
+	})
+	// Records of four days ago replayed now: stored, then deleted by
+	// age on the next pass.
+	n0 := send(partRecords(rng, 30, at(100*time.Hour), int64(time.Minute)))
+	peertest.WaitUntil(t, 30*time.Second, "late old records pruned by age", func() bool {
+		return sum(func(w *Worker) uint64 { return w.PrunedByAge.Load() }) >= n0
+	})
+	var bySize, byAge float64
+	for i, m := range ms {
+		bySize += counterValue(t, m, "mira_cluster_worker_pruned_records_total", "size")
+		byAge += counterValue(t, m, "mira_cluster_worker_pruned_records_total", "age")
+		if got := counterValue(t, m, "mira_cluster_worker_data_bytes", ""); got > float64(limits[i]) || got <= 0 {
+			t.Errorf("worker %d: data bytes %v, want at most max_size %d", i, got, limits[i])
+		}
+	}
+	if bySize != float64(n2) || byAge != float64(n0) {
+		t.Errorf("/metrics: %v records pruned by size, %v by age; want %d and %d", bySize, byAge, n2, n0)
+	}
+	for i, n := range sizes() {
+		if n > limits[i] {
+			t.Errorf("worker %d: %d bytes of records, max_size %d", i, n, limits[i])
+		}
+	}
+	// The single collector's store after the same retention: by size
+	// its store deletes chunks (up to 64 records of an origin) where a
+	// worker deletes every record that ended before a cutoff; the
+	// oldest records by end time go in both: here the export ending
+	// at t2 (the single collector's store keeps records that ended
+	// within a second of its cutoff: 2 s after t2 prunes them).
+	compare("by size", t2+int64(2*time.Second))
+	var spans [][]Span
+	for _, r := range ws {
+		spans = append(spans, r.w.Spans())
+	}
+
+	// A restart keeps what was pruned: the spans, the report, and the
+	// rollups' pruned range.
+	stopAll()
+	start(Retention{})
+	for i, r := range ws {
+		if got := r.w.Spans(); !reflect.DeepEqual(got, spans[i]) {
+			t.Errorf("worker %d: spans after a restart %v, want %v", i, got, spans[i])
+		}
+	}
+	compare("after a restart", t2+int64(2*time.Second))
+}
+
+// TestKeepFrom: a batch loses exactly its records that ended before the
+// cutoff, keeps the others' identities and encodings, and counts the
+// dropped ones by partition.
+func TestKeepFrom(t *testing.T) {
+	recs := partRecords(rand.New(rand.NewPCG(5, 6)), 8, 0, int64(time.Second))
+	for i := range recs {
+		recs[i].First, recs[i].Last = int64(i)*10, int64(i)*10+5
+	}
+	b := encodeBatch(ID{Instance: 7}, recs)
+	for _, cutoff := range []int64{-1, 0, 6, 15, 16, 1 << 40} {
+		var pruned [Partitions]uint64
+		out, bs, err := keepFrom(b, cutoff, &pruned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []flow.Record
+		var wantPruned [Partitions]uint64
+		for _, r := range recs {
+			if r.Last >= cutoff {
+				want = append(want, r)
+			} else {
+				wantPruned[Partition(r.Key, Partitions)]++
+			}
+		}
+		var got []flow.Record
+		n := uint64(0)
+		if err := decodeBatchRecords(out, func(_ ID, _ []byte, r *flow.Record) error {
+			got = append(got, *r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range bs.spans {
+			n += sp.N
+		}
+		if len(got) != len(want) || n != uint64(len(want)) || pruned != wantPruned {
+			t.Fatalf("cutoff %d: kept %d (spans %d), pruned %v; want %d, %v", cutoff, len(got), n, pruned, len(want), wantPruned)
+		}
+		for i := range got {
+			if !reflect.DeepEqual(store.AppendRecord(nil, &got[i]), store.AppendRecord(nil, &want[i])) {
+				t.Fatalf("cutoff %d: record %d changed", cutoff, i)
+			}
+		}
+		if len(want) > 0 && bs.minLast != want[0].Last {
+			t.Errorf("cutoff %d: earliest end %d, want %d", cutoff, bs.minLast, want[0].Last)
+		}
+	}
+}
