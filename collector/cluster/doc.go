@@ -301,13 +301,64 @@
 // every record held; a longer stream keeps only the lag and the longest
 // flow pending.
 //
+// # Retention
+//
+// A worker applies the retention keys of its collector.yaml as a single
+// mira-collector applies them to its store (Retention; every 30 s and
+// at start): retention: max_age deletes the records that ended before
+// now - max_age, max_size the oldest records (by end time) until the
+// worker's records take at most max_size bytes of its store's pages
+// (DataSize, what store.Store.DataSize measures for a single
+// collector); rollups: minute_retention and hour_retention the rollup
+// cells of older buckets. Records are deleted by end time exactly
+// (a single collector's store deletes chunks of up to 64 records whose
+// end times lie within a second, so it may keep records that ended
+// within a second of the cutoff): the batches are indexed by the
+// earliest end of their records (bucket "ends", built when a store
+// without it opens), and a batch holding records on both sides of the
+// cutoff is written again with the newer ones. By size, each round
+// deletes every record that ended before the end time up to which the
+// oldest batches add up to the excess, so what a worker keeps is
+// always the records that ended last. The partitions' spans then
+// describe the records kept (a partition whose records are all
+// deleted is no longer held, and a report's plan no longer asks its
+// former holder), in the same transaction; /metrics counts the
+// records deleted by reason (mira_cluster_worker_pruned_records_total
+// {reason="age"|"size"}), the batches emptied, the rollup cells
+// deleted and the records' bytes.
+//
+// A report from the records over a range retention pruned is the
+// single collector's after the same retention: the records kept
+// (TestWorkerRetention compares them byte for byte with a single
+// collector's store pruned by store.Store.PruneBefore). Rollups: a
+// single collector's cells were made as records arrived, so they
+// outlive its records until rollup retention deletes them. A worker
+// makes cells from the records it holds (see Rollups), so once it has
+// deleted records at cutoff C the cells of biflows starting before
+// C + the pairing window + classify.PairWindow (those a deleted record
+// may have been paired with or been pair context of) are no longer
+// made as a single collector made them: a worker's rollup answer
+// says so in PrunedBefore (per resolution, the first whole bucket
+// after that, or the rollup retention's limit if later, as
+// store.Store.PruneRollups records it), the reporter drops every
+// worker's cells before it and sets the store's
+// RollupMeta.PrunedBefore, so a report from rollups over a range
+// reaching before it is refused ("retention pruned the rollups of that
+// range") and --source auto answers from the records, as a single
+// collector does over a range its rollup retention pruned. Live
+// rollups (fed every record, the deleted ones included) are kept: the
+// count they are checked against follows the span. (A biflow starting
+// after that bound whose pair context is a longer flow whose deleted
+// records announced something, an FTP control connection's data port,
+// is classified from the records kept.)
+//
 // # What is not done yet
 //
 // Live rollups of moved partitions (their records sit at several
 // workers: rolled up again from all of them after a change) and live
 // state kept across a worker's restart; /api/flows and
-// /api/probes gather every record. The records are kept without
-// retention.
+// /api/probes gather every record. A worker's rollups do not outlive
+// its records as a single collector's do (see Retention).
 //
 // # Replication and node loss
 //
