@@ -54,9 +54,14 @@
 // companion byte every match has (the common bits of a 2-byte trigger's
 // second byte, MPEG-TS's next sync byte 188 bytes on). Both paths count
 // the same (TestSIMDPathsAgree); the bitmap is the portable one. Larger
-// databases keep the bitmap, tested 16 even positions at a time with
-// AVX-512 where the CPU has VBMI (grams shuffled out of one load, hashed,
-// their bitmap words gathered).
+// databases take FDR (fdr.go, after Hyperscan's): each trigger is
+// represented by a window of up to eight of its bytes, the windows are put
+// in eight buckets (short ones together), and a shift-or over 13-bit
+// super-characters (a byte and five bits of the next) leaves, per
+// position, the buckets whose every window lane allows the bytes before
+// it: one table load, a shift and an OR per position looked up (every
+// other position when the table is sparse enough, stride 2). Survivors are
+// confirmed in an exact table of the windows' last three bytes.
 //
 // Across packets, literal patterns are followed by two Aho-Corasick DFAs
 // (case-sensitive and case-folded) over byte classes, with 16-bit tables

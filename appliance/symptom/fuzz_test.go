@@ -63,6 +63,21 @@ func FuzzScan(f *testing.F) {
 		if got := scanChunks(db, data, sizes); !mapsEqual(got, want) {
 			t.Fatalf("patterns %q %q nocase %v sizes %v: streamed %v, whole %v", p1, p2, nocase, sizes, got, want)
 		}
+		// The same through FDR (which large databases take), both strides.
+		fdrMinGrams = -1
+		fdb, err := Parse("fuzz.yaml", []byte(y))
+		fdrMinGrams = teddyMaxGrams
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, stride := range []int{1, 2} {
+			if fdb.m.fdr != nil {
+				fdb.m.fdr.args.stride = stride
+			}
+			if got := scanChunks(fdb, data, sizes); !mapsEqual(got, want) {
+				t.Fatalf("FDR stride %d: patterns %q %q nocase %v sizes %v: streamed %v, whole %v", stride, p1, p2, nocase, sizes, got, want)
+			}
+		}
 		// The default database's streamed patterns, split into packets of
 		// the fuzzed sizes, count what they count on the whole stream at
 		// once; the whole default database runs over the same packets.

@@ -59,13 +59,15 @@ type matcher struct {
 	// their companion bytes, firstP without (for the last firstDist
 	// bytes of a payload).
 	teddy, teddyFar *teddyMasks
-	bl              *bloomArgs  // the AVX-512 bitmap loop's constants (nil: scalar)
 	teddyStart      *teddyMasks // the automata's first grams (restartTeddy)
 	farFrom         uint64
 	grams0          gramTable // the Teddy path's chosen trigger grams
 	firstC, firstP  *firstMasks
 	firstDist       int
 	simdFirst       bool
+	// The FDR prefilter (fdr.go) for databases with more than
+	// teddyMaxGrams trigger grams, instead of the bitmap.
+	fdr *fdr
 }
 
 // pinGroup holds the pinned entries whose trigger begins at stream
@@ -107,6 +109,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 	b1 := map[uint8][]uint32{}
 	pins := map[uint64][]uint32{} // trigger position -> pinned entries
 	l0 := map[uint32][]uint64{}   // Teddy gram -> entry<<32 | its offset in the trigger
+	var long []uint32             // entries with triggers of 3 or more bytes
 	for i := range ents {
 		e := &ents[i]
 		if len(e.trig) == 0 {
@@ -138,6 +141,7 @@ func newMatcher(ents []entry) (*matcher, error) {
 		}
 		switch n := len(e.trig); {
 		case n >= 3:
+			long = append(long, uint32(i))
 			// For the Teddy path: the trigger's least common gram.
 			d := rareGram(e.trig, e.nocase)
 			for _, g := range variants(e.trig[d:d+3], e.nocase) {
@@ -221,8 +225,8 @@ func newMatcher(ents []entry) (*matcher, error) {
 			}
 		}
 	}
-	if haveSIMD && haveGather && m.has3 && len(l0) > teddyMaxGrams {
-		m.bl = newBloomArgs(m.bloom) // the bitmap path stays: vectorise it
+	if haveSIMD && m.has3 && len(l0) > fdrMinGrams {
+		m.fdr = newFDR(m, long)
 	}
 	if haveSIMD && m.has3 && len(l0) <= teddyMaxGrams {
 		b0 := map[uint32]uint32{} // gram -> bucket+1
@@ -657,7 +661,10 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 		m.scanAnchored(c, p, off, prevNL)
 	}
 	r := -1
-	if m.teddy != nil && len(p) >= teddyMin {
+	if m.fdr != nil {
+		m.scanFDR(c, p, off, prevNL)
+		r = m.restartBloom(p)
+	} else if m.teddy != nil && len(p) >= teddyMin {
 		// Every position is tested: no odd tail to look after.
 		m.scanTeddy(c, p, off, prevNL)
 		if m.teddyStart != nil {
@@ -686,6 +693,23 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 	return r
 }
 
+// restartBloom is restart with the bitmap, which holds the first 3-gram
+// of every automaton word (two bits each, so it passes fewer positions
+// than the automata's starts): the first position in the last maxWord-1
+// bytes whose gram may start a word, else the last two bytes.
+func (m *matcher) restartBloom(p []byte) int {
+	n := len(p)
+	j := max(n-(m.maxWord-1), 0)
+	bloom := m.bloom
+	for ; j < n-2; j++ {
+		h := hash3(gram3(p[j:]))
+		if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+			break
+		}
+	}
+	return j
+}
+
 // scan3 tests the 3-byte gram at every even position against the bitmap.
 // It returns the first hit at or after lim (len(p) if none), which tells
 // the boundary automata where a pattern may begin near the packet's end.
@@ -695,19 +719,6 @@ func (m *matcher) scan3(c *Counts, p []byte, off uint64, prevNL bool, lim int) i
 	first := n
 	i := 0
 	base := unsafe.Pointer(unsafe.SliceData(p))
-	if m.bl != nil && n >= 64 {
-		var out [simdOut]uint32
-		for i+64 <= n {
-			next, cnt := bloomScan(m.bl, base, n, i, &out)
-			for _, q := range out[:cnt] {
-				if int(q) >= lim {
-					first = min(first, int(q))
-				}
-				m.verify3(c, p, int(q), off, prevNL)
-			}
-			i = next
-		}
-	}
 	for ; i+8 <= n; i += 6 {
 		// Unaligned little-endian load; i+8 <= len(p) (amd64 and arm64
 		// allow unaligned loads; see load64 for other targets).

@@ -22,6 +22,10 @@ const teddyMin = 34
 // its eight buckets pass most positions and the bitmap is faster.
 const teddyMaxGrams = 400
 
+// fdrMinGrams: a database with more trigger grams than this is prefiltered
+// by FDR (a variable so that tests can take small databases through it).
+var fdrMinGrams = teddyMaxGrams
+
 // teddyMasks is the Teddy filter (Hyperscan's shuffle over nibbles): each
 // gram is put in one of 16 buckets, eight per table set; in a set,
 // lo[k][x] has the bit of every bucket holding a gram whose byte k has low

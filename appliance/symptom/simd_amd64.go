@@ -10,10 +10,6 @@ import (
 // BMI1); otherwise Scan uses the portable bitmap prefilter.
 var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasBMI1
 
-// haveGather selects the AVX-512 bitmap loop (bloomAVX512: VBMI byte
-// shuffle, gathers).
-var haveGather = have512 && cpu.X86.HasAVX512VBMI
-
 // have512 selects the 64-byte Teddy loop (AVX-512 BW).
 var have512 = haveSIMD && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasBMI2
 
@@ -54,33 +50,22 @@ func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 	return firstAVX2(f, p, n, i, out)
 }
 
-// bloomArgs is bloomAVX512's constants (the layout is the assembly's).
-type bloomArgs struct {
-	idx   [64]byte // dword k: bytes 2k, 2k+1, 2k+2 (and 2k+3, masked off)
-	mask  uint32   // 0x00FFFFFF
-	mul   uint32   // hashMul8
-	six   uint32   // 63
-	_     uint32
-	one   uint64
-	bloom *[bloomWords]uint64
-}
-
-// bloomAVX512 lists the even positions from i on whose 3-gram passes the
-// bitmap (scan3's test), 16 at a time while i+64 <= n and out has room.
+// fdrAVX is fdrGo in assembly (AVX, BMI1).
 //
 //go:noescape
-func bloomAVX512(b *bloomArgs, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
 
-func newBloomArgs(bloom *[bloomWords]uint64) *bloomArgs {
-	b := &bloomArgs{mask: 0x00FFFFFF, mul: hashMul8, six: 63, one: 1, bloom: bloom}
-	for k := range 16 {
-		for j := range 4 {
-			b.idx[4*k+j] = byte(2*k + j)
+// fdr2AVX is fdrAVX for stride 2.
+//
+//go:noescape
+func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+
+func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (int, int) {
+	if haveSIMD {
+		if f.stride == 2 {
+			return fdr2AVX(f, p, n, i, st, out)
 		}
+		return fdrAVX(f, p, n, i, st, out)
 	}
-	return b
-}
-
-func bloomScan(b *bloomArgs, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (int, int) {
-	return bloomAVX512(b, p, n, i, out)
+	return fdrGo(f, p, n, i, st, out)
 }

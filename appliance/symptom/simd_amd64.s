@@ -308,79 +308,164 @@ zdone:
 	MOVQ BX, cnt+48(FP)
 	RET
 
-// func bloomAVX512(b *bloomArgs, p unsafe.Pointer, n, i int, out *[simdOut]uint32) (next, cnt int)
+// FDRHALF ORs the reach of the 8 positions at R8+off into X1 (lane j of
+// position j's table word shifted up by j bytes); AX is the table, R11
+// the flipped domain mask. Clobbers R9, R10, R12, R13, X1-X8.
+#define FDRHALF(off) \
+	ANDNL (off+0)(R8), R11, R9; \
+	ANDNL (off+1)(R8), R11, R10; \
+	ANDNL (off+2)(R8), R11, R12; \
+	ANDNL (off+3)(R8), R11, R13; \
+	VMOVQ (AX)(R9*8), X1; \
+	VMOVQ (AX)(R10*8), X2; \
+	VMOVQ (AX)(R12*8), X3; \
+	VMOVQ (AX)(R13*8), X4; \
+	ANDNL (off+4)(R8), R11, R9; \
+	ANDNL (off+5)(R8), R11, R10; \
+	ANDNL (off+6)(R8), R11, R12; \
+	ANDNL (off+7)(R8), R11, R13; \
+	VMOVQ (AX)(R9*8), X5; \
+	VMOVQ (AX)(R10*8), X6; \
+	VMOVQ (AX)(R12*8), X7; \
+	VMOVQ (AX)(R13*8), X8; \
+	VPSLLDQ $1, X2, X2; \
+	VPOR X2, X1, X1; \
+	VPSLLDQ $1, X4, X4; \
+	VPOR X4, X3, X3; \
+	VPSLLDQ $1, X6, X6; \
+	VPOR X6, X5, X5; \
+	VPSLLDQ $1, X8, X8; \
+	VPOR X8, X7, X7; \
+	VPSLLDQ $2, X3, X3; \
+	VPOR X3, X1, X1; \
+	VPSLLDQ $2, X7, X7; \
+	VPOR X7, X5, X5; \
+	VPSLLDQ $4, X5, X5; \
+	VPOR X5, X1, X1
+
+// func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
 //
-// scan3's bitmap test at the even positions i, i+2, ..., 16 per iteration
-// (grams shuffled out of one 64-byte load, hashed, their words gathered),
-// while i+64 <= n and out has room for 16.
-TEXT ·bloomAVX512(SB), NOSPLIT, $0-56
-	MOVQ b+0(FP), AX
+// fdrGo: the FDR shift-or over the positions i, i+1, ..., 16 per
+// iteration while i+fdrRead <= n and out has room for 16. X0 carries the
+// lanes of the next positions (bit set: that bucket cannot end there).
+TEXT ·fdrAVX(SB), NOSPLIT, $0-64
+	MOVQ f+0(FP), BX
+	MOVQ fdrArgs_tab(BX), AX
+	MOVL fdrArgs_nmask(BX), R11
 	MOVQ p+8(FP), SI
 	MOVQ n+16(FP), DX
 	MOVQ i+24(FP), CX
-	MOVQ out+32(FP), DI
+	MOVQ st+32(FP), R14
+	MOVQ out+40(FP), DI
 	XORQ BX, BX
-	VMOVDQU64 0(AX), Z20      // gram byte indexes
-	VPBROADCASTD 64(AX), Z21  // 0x00FFFFFF
-	VPBROADCASTD 68(AX), Z22  // hashMul8
-	VPBROADCASTD 72(AX), Z23  // 63
-	VPBROADCASTQ 80(AX), Z24  // 1
-	MOVQ 88(AX), R8           // the bitmap
-	SUBQ $64, DX
+	VMOVQ (R14), X0
+	VPCMPEQB X14, X14, X14 // all ones
+	SUBQ $const_fdrRead, DX
 
-bloop:
+dloop:
 	CMPQ CX, DX
-	JGT bdone
+	JGT ddone
 	CMPQ BX, $(const_simdOut-16)
-	JGT bdone
-	VMOVDQU8 (SI)(CX*1), Z0
-	VPERMB Z0, Z20, Z1
-	VPANDD Z21, Z1, Z1
-	VPMULLD Z22, Z1, Z1
-	VPSRLD $20, Z1, Z2
-	VPSRLD $14, Z1, Z3
-	VPANDD Z23, Z3, Z3
-	VPSRLD $8, Z1, Z4
-	VPANDD Z23, Z4, Z4
-	VEXTRACTI64X4 $1, Z2, Y5
-	KXNORB K1, K1, K1
-	VPGATHERDQ (R8)(Y2*8), K1, Z6
-	KXNORB K2, K2, K2
-	VPGATHERDQ (R8)(Y5*8), K2, Z7
-	VPMOVZXDQ Y3, Z8
-	VEXTRACTI64X4 $1, Z3, Y9
-	VPMOVZXDQ Y9, Z9
-	VPMOVZXDQ Y4, Z10
-	VEXTRACTI64X4 $1, Z4, Y11
-	VPMOVZXDQ Y11, Z11
-	VPSRLVQ Z8, Z6, Z12
-	VPSRLVQ Z10, Z6, Z13
-	VPANDQ Z13, Z12, Z12
-	VPTESTMQ Z24, Z12, K3
-	VPSRLVQ Z9, Z7, Z14
-	VPSRLVQ Z11, Z7, Z15
-	VPANDQ Z15, Z14, Z14
-	VPTESTMQ Z24, Z14, K4
-	KMOVB K3, R9
-	KMOVB K4, R10
-	SHLQ $8, R10
-	ORQ R10, R9
-	JZ bnext
+	JGT ddone
+	LEAQ (SI)(CX*1), R8
+	FDRHALF(0)
+	VPOR X1, X0, X0
+	VMOVDQA X0, X9 // lanes 0-7: positions i..i+7
+	VPSRLDQ $8, X0, X0
+	FDRHALF(8)
+	VPOR X1, X0, X0
+	VPUNPCKLQDQ X0, X9, X9 // positions i..i+15
+	VPSRLDQ $8, X0, X0
+	VPCMPEQB X14, X9, X9
+	VPMOVMSKB X9, R9
+	XORL $0xFFFF, R9
+	JZ dnext
 
-bbits:
-	TZCNTQ R9, R10
-	LEAQ (CX)(R10*2), R10
+dbits:
+	TZCNTL R9, R10
+	ADDL CX, R10
 	MOVL R10, (DI)(BX*4)
 	INCQ BX
-	BLSRQ R9, R9
-	JNZ bbits
+	BLSRL R9, R9
+	JNZ dbits
 
-bnext:
-	ADDQ $32, CX
-	JMP bloop
+dnext:
+	ADDQ $16, CX
+	JMP dloop
 
-bdone:
-	VZEROUPPER
-	MOVQ CX, next+40(FP)
-	MOVQ BX, cnt+48(FP)
+ddone:
+	VMOVQ X0, (R14)
+	MOVQ CX, next+48(FP)
+	MOVQ BX, cnt+56(FP)
+	RET
+
+// FDRHALF2 is FDRHALF for stride 2: the positions R8+off+0, 2, 4, 6.
+#define FDRHALF2(off) \
+	ANDNL (off+0)(R8), R11, R9; \
+	ANDNL (off+2)(R8), R11, R10; \
+	ANDNL (off+4)(R8), R11, R12; \
+	ANDNL (off+6)(R8), R11, R13; \
+	VMOVQ (AX)(R9*8), X1; \
+	VMOVQ (AX)(R10*8), X2; \
+	VMOVQ (AX)(R12*8), X3; \
+	VMOVQ (AX)(R13*8), X4; \
+	VPSLLDQ $2, X2, X2; \
+	VPOR X2, X1, X1; \
+	VPSLLDQ $2, X4, X4; \
+	VPOR X4, X3, X3; \
+	VPSLLDQ $4, X3, X3; \
+	VPOR X3, X1, X1
+
+// func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+//
+// fdrAVX with stride 2: only the even positions from i are looked up.
+TEXT ·fdr2AVX(SB), NOSPLIT, $0-64
+	MOVQ f+0(FP), BX
+	MOVQ fdrArgs_tab(BX), AX
+	MOVL fdrArgs_nmask(BX), R11
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
+	MOVQ i+24(FP), CX
+	MOVQ st+32(FP), R14
+	MOVQ out+40(FP), DI
+	XORQ BX, BX
+	VMOVQ (R14), X0
+	VPCMPEQB X14, X14, X14 // all ones
+	SUBQ $const_fdrRead, DX
+
+eloop:
+	CMPQ CX, DX
+	JGT edone
+	CMPQ BX, $(const_simdOut-16)
+	JGT edone
+	LEAQ (SI)(CX*1), R8
+	FDRHALF2(0)
+	VPOR X1, X0, X0
+	VMOVDQA X0, X9
+	VPSRLDQ $8, X0, X0
+	FDRHALF2(8)
+	VPOR X1, X0, X0
+	VPUNPCKLQDQ X0, X9, X9
+	VPSRLDQ $8, X0, X0
+	VPCMPEQB X14, X9, X9
+	VPMOVMSKB X9, R9
+	XORL $0xFFFF, R9
+	JZ enext
+
+ebits:
+	TZCNTL R9, R10
+	ADDL CX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRL R9, R9
+	JNZ ebits
+
+enext:
+	ADDQ $16, CX
+	JMP eloop
+
+edone:
+	VMOVQ X0, (R14)
+	MOVQ CX, next+48(FP)
+	MOVQ BX, cnt+56(FP)
 	RET

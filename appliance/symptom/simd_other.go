@@ -15,14 +15,6 @@ func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 	return firstGo(f, p, n, i, out)
 }
 
-// haveGather is false here: scan3 tests the bitmap in Go.
-var haveGather = false
-
-// bloomArgs is unused here.
-type bloomArgs struct{}
-
-func newBloomArgs(*[bloomWords]uint64) *bloomArgs { return nil }
-
-func bloomScan(*bloomArgs, unsafe.Pointer, int, int, *[simdOut]uint32) (int, int) {
-	panic("symptom: no vectorised bitmap loop on this platform")
+func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (int, int) {
+	return fdrGo(f, p, n, i, st, out)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -151,10 +152,24 @@ func TestSIMDPathsAgree(t *testing.T) {
 	}
 	yamls := map[string][]byte{"default": DefaultYAML(), "workload100": workload.YAML(ps),
 		"workload1000": workload.YAML(workload.Patterns(1000))}
+	for _, name := range []string{"default", "workload100", "workload1000"} {
+		yamls[name+"/fdr"] = yamls[name]
+		yamls[name+"/fdr1"] = yamls[name]
+	}
 	for name, y := range yamls {
+		// /fdr: FDR for any size; /fdr1: and with stride 1 (the table is
+		// the same for both strides).
+		forced := strings.Contains(name, "/fdr")
+		if forced {
+			fdrMinGrams = -1
+		}
 		fast, err := Parse(name, y)
+		fdrMinGrams = teddyMaxGrams
 		if err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, "/fdr1") {
+			fast.m.fdr.args.stride = 1
 		}
 		haveSIMD = false
 		slow, err := Parse(name, y)
@@ -162,12 +177,12 @@ func TestSIMDPathsAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slow.m.teddy != nil || slow.m.simdFirst || slow.m.bl != nil ||
-			(fast.m.teddy == nil && !fast.m.simdFirst && fast.m.bl == nil) {
+		if slow.m.teddy != nil || slow.m.simdFirst || slow.m.fdr != nil ||
+			(fast.m.teddy == nil && !fast.m.simdFirst && fast.m.fdr == nil) {
 			t.Fatalf("%s: compiled paths not as asked", name)
 		}
-		if big := name == "workload1000"; big && (fast.m.teddy != nil || (haveGather && fast.m.bl == nil)) || !big && fast.m.bl != nil {
-			t.Fatalf("%s: Teddy %v, vectorised bitmap %v", name, fast.m.teddy != nil, fast.m.bl != nil)
+		if big := name == "workload1000" || forced; big && fast.m.fdr == nil || !big && fast.m.fdr != nil {
+			t.Fatalf("%s: Teddy %v, FDR %v", name, fast.m.teddy != nil, fast.m.fdr != nil)
 		}
 		for dn, data := range map[string][]byte{"corpus": corpus, "random": rnd, "media": media} {
 			for _, sizes := range [][]int{{1460}, {200}, {34, 35, 33, 64, 1}, {1 << 18}, {1000, 221, 222, 219, 220}} {
@@ -185,42 +200,53 @@ func TestSIMDPathsAgree(t *testing.T) {
 	}
 }
 
-// TestBloomKernel: the AVX-512 bitmap loop lists exactly the even
-// positions whose gram passes scan3's bitmap test.
-func TestBloomKernel(t *testing.T) {
-	if !haveGather {
-		t.Skip("no AVX-512 VBMI here")
+// TestFDRKernel: the FDR loop in assembly lists exactly the positions
+// its portable definition (fdrGo) lists and carries the same state, for
+// both strides, from every kind of start, up to ends near block edges.
+func TestFDRKernel(t *testing.T) {
+	if !haveSIMD {
+		t.Skip("no vectorised prefilter on this machine")
 	}
 	db := mustParse(t, string(workload.YAML(workload.Patterns(1000))))
-	m := db.m
+	f := db.m.fdr
+	if f == nil || f.args.stride != 2 {
+		t.Fatalf("workload1000: FDR %v", f != nil)
+	}
 	corpus := workload.Corpus(1<<16, workload.Patterns(1000))
 	r := rand.New(rand.NewPCG(7, 8))
 	hits := 0
-	for range 600 {
-		n := 64 + r.IntN(1500)
-		off := r.IntN(len(corpus) - n)
-		p := corpus[off : off+n]
-		start := 2 * r.IntN(8)
-		var out [simdOut]uint32
-		var got []uint32
-		i := start
-		for i+64 <= n {
-			next, cnt := bloomScan(m.bl, unsafe.Pointer(unsafe.SliceData(p)), n, i, &out)
-			got, i = append(got, out[:cnt]...), next
-		}
-		var want []uint32
-		for q := start; q < i; q += 2 {
-			h := hash3(gram3(p[q:]))
-			if w := m.bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
-				want = append(want, uint32(q))
+	for _, stride := range []int{1, 2} {
+		args := f.args
+		args.stride = stride
+		for round := range 600 {
+			n := fdrRead + r.IntN(1500)
+			if round < 64 {
+				n = fdrRead + round
+			}
+			off := r.IntN(len(corpus) - n)
+			p := corpus[off : off+n]
+			base := unsafe.Pointer(unsafe.SliceData(p))
+			start, st := r.IntN(n-fdrRead+1), r.Uint64()
+			if round%2 == 0 {
+				start, st = 0, f.start
+			}
+			var a, b [simdOut]uint32
+			st1, st2 := st, st
+			for i, j := start, start; i+fdrRead <= n; {
+				n1, c1 := fdrScan(&args, base, n, i, &st1, &a)
+				n2, c2 := fdrGo(&args, base, n, j, &st2, &b)
+				if n1 != n2 || c1 != c2 || a != b || st1 != st2 {
+					t.Fatalf("stride %d n=%d start=%d: assembly (%d, %v, %#x), portable (%d, %v, %#x)", stride, n, i, n1, a[:c1], st1, n2, b[:c2], st2)
+				}
+				if n1 == i {
+					t.Fatalf("stride %d n=%d: no progress at %d", stride, n, i)
+				}
+				hits += c1
+				i, j = n1, n2
 			}
 		}
-		if i+64 <= n || i+64 > n+32 || !slices.Equal(got, want) {
-			t.Fatalf("n=%d start=%d: ended at %d, listed %v, want %v", n, start, i, got, want)
-		}
-		hits += len(got)
 	}
 	if hits < 1000 {
-		t.Fatalf("only %d hits: the corpus misses the patterns", hits)
+		t.Fatalf("only %d candidates: the corpus misses the patterns", hits)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/mira-project/mira/appliance/symptom/workload"
 )
 
 func mustParse(t testing.TB, y string) *DB {
@@ -224,7 +226,8 @@ func TestStateSize(t *testing.T) {
 }
 
 func TestScanNoAlloc(t *testing.T) {
-	for name, db := range map[string]*DB{"default": Default(), "semantics": mustParse(t, semYAML)} {
+	big := mustParse(t, string(workload.YAML(workload.Patterns(1000)))) // FDR with AVX2
+	for name, db := range map[string]*DB{"default": Default(), "semantics": mustParse(t, semYAML), "workload1000": big} {
 		r := rand.New(rand.NewPCG(1, 2))
 		pkt := make([]byte, 1460)
 		for i := range pkt {
