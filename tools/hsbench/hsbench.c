@@ -8,6 +8,9 @@
  * escaped literal regex; nocase sets HS_FLAG_CASELESS, bol prefixes "^" with
  * HS_FLAG_MULTILINE. CORPUS is cut into CHUNK-byte blocks (0: the whole
  * corpus in one call), each scanned in block mode, counting every match.
+ * CHUNK "lp" reads CORPUS as length-prefixed records (4-byte little-endian
+ * length, then the bytes; tools/hsbench/payloads writes a capture's
+ * scanned payloads so) and scans each record as one block.
  * Prints one line per run and a summary line:
  *   hsbench patterns=N chunk=C compile_ms=X matches=M mbps_median=Y mbps_cpu_median=Z
  * mbps_cpu divides by the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which
@@ -77,6 +80,28 @@ int main(int argc, char **argv) {
     size_t chunk = strtoul(argv[3], NULL, 10);
     int runs = atoi(argv[4]);
     if (chunk == 0) chunk = clen;
+    /* lp: the blocks are the corpus's length-prefixed records. */
+    size_t nrec = 0, reccap = 1024, lpbytes = 0;
+    size_t *recoff = NULL, *reclen = NULL;
+    int lp = !strcmp(argv[3], "lp");
+    if (lp) {
+        recoff = malloc(reccap * sizeof *recoff);
+        reclen = malloc(reccap * sizeof *reclen);
+        for (size_t off = 0; off + 4 <= clen;) {
+            size_t l = corpus[off] | corpus[off + 1] << 8 | corpus[off + 2] << 16 | (size_t)corpus[off + 3] << 24;
+            if (off + 4 + l > clen) { fprintf(stderr, "%s: record at %zu overruns the file\n", argv[2], off); return 1; }
+            if (nrec == reccap) {
+                reccap *= 2;
+                recoff = realloc(recoff, reccap * sizeof *recoff);
+                reclen = realloc(reclen, reccap * sizeof *reclen);
+            }
+            recoff[nrec] = off + 4;
+            reclen[nrec++] = l;
+            lpbytes += l;
+            off += 4 + l;
+        }
+        chunk = 0;
+    }
 
     size_t cap = 1024, n = 0;
     char **exprs = malloc(cap * sizeof *exprs);
@@ -125,10 +150,15 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         matches = 0;
         double s = now(), cs = cpu_now();
-        for (size_t off = 0; off + chunk <= clen; off += chunk)
-            hs_scan(db, (const char *)corpus + off, chunk, 0, scratch, on_match, NULL);
+        if (lp) {
+            for (size_t i = 0; i < nrec; i++)
+                hs_scan(db, (const char *)corpus + recoff[i], reclen[i], 0, scratch, on_match, NULL);
+        } else {
+            for (size_t off = 0; off + chunk <= clen; off += chunk)
+                hs_scan(db, (const char *)corpus + off, chunk, 0, scratch, on_match, NULL);
+        }
         double el = now() - s, cel = cpu_now() - cs;
-        size_t scanned = clen / chunk * chunk;
+        size_t scanned = lp ? lpbytes : clen / chunk * chunk;
         mbps[r] = scanned / el / 1e6;
         cpu[r] = scanned / cel / 1e6;
         count = matches;
@@ -136,6 +166,8 @@ int main(int argc, char **argv) {
     }
     qsort(mbps, runs, sizeof *mbps, cmp_double);
     qsort(cpu, runs, sizeof *cpu, cmp_double);
+    if (lp)
+        printf("blocks=%zu bytes=%zu cpu_s_median=%.3f\n", nrec, lpbytes, lpbytes / cpu[runs / 2] / 1e6);
     printf("hsbench patterns=%zu chunk=%zu compile_ms=%.1f matches=%llu mbps_median=%.1f mbps_cpu_median=%.1f\n",
            n, chunk, compile_ms, count, mbps[runs / 2], cpu[runs / 2]);
     hs_free_scratch(scratch);
