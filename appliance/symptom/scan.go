@@ -76,6 +76,10 @@ type pinGroup struct {
 	pos  uint64
 	idx  [257]uint16
 	ents []uint32
+	// cands[j] is ents[j] as a candidate (its trigger's first 8
+	// bytes): most pinned entries tried fail on those, which one load
+	// and compare tells without calling try.
+	cands []cand
 }
 
 // cand is a bucket member: entry e whose trigger has the bucket's gram at
@@ -364,6 +368,9 @@ func pinGroups(ents []entry, pins map[uint64][]uint32) []pinGroup {
 			g.ents = append(g.ents, by[b]...)
 		}
 		g.idx[256] = uint16(len(g.ents))
+		for _, ei := range g.ents {
+			g.cands = append(g.cands, newCand(ents, ei<<1))
+		}
 	}
 	return out
 }
@@ -474,7 +481,7 @@ func (db *DB) Scan(st *State, c *Counts, payload []byte, streamOffset uint64) in
 			s2 = m.ci.start
 		}
 	}
-	r := m.prefilter(c, payload, streamOffset, prevNL)
+	r := m.prefilter(c, payload, streamOffset, prevNL, true)
 	s1, s2 = m.stream(s1, s2, c, payload, streamOffset, r)
 	st.cs = s1 + 1
 	if m.ci != nil {
@@ -497,7 +504,7 @@ func (db *DB) ScanDatagram(c *Counts, payload []byte) int {
 		return 0
 	}
 	m := db.m
-	m.prefilter(c, payload, 0, true)
+	m.prefilter(c, payload, 0, true, false)
 	// The automata's start state stands for the start of a line: words
 	// that take it for their first byte are counted by head, which
 	// stops within the longest word; the tail only computes the state.
@@ -653,10 +660,11 @@ func (m *matcher) spanning(a *automaton, s uint32, c *Counts, i int, off uint64)
 	}
 }
 
-// prefilter finds every occurrence that lies wholly inside p. It returns
-// where the boundary automata may restart near the end of p (see restart),
-// or -1 if it cannot tell.
-func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
+// prefilter finds every occurrence that lies wholly inside p. With
+// restart it returns where the boundary automata may restart near the end
+// of p (see restart), or -1 if it cannot tell; without (a datagram, whose
+// automata state no next packet reads) it may return -1 regardless.
+func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL, restart bool) int {
 	if off < m.anchorEnd {
 		m.scanAnchored(c, p, off, prevNL)
 	}
@@ -667,7 +675,7 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL bool) int {
 	} else if m.teddy != nil && len(p) >= teddyMin {
 		// Every position is tested: no odd tail to look after.
 		m.scanTeddy(c, p, off, prevNL)
-		if m.teddyStart != nil {
+		if restart && m.teddyStart != nil {
 			r = m.restartTeddy(p)
 		}
 	} else if m.has3 {
@@ -829,7 +837,17 @@ func (m *matcher) scanAnchored(c *Counts, p []byte, off uint64, prevNL bool) {
 		}
 		i := int(g.pos - off)
 		b := p[i]
-		for _, ei := range g.ents[g.idx[b]:g.idx[int(b)+1]] {
+		lo, hi := int(g.idx[b]), int(g.idx[int(b)+1])
+		if i+8 <= len(p) {
+			w := load64(unsafe.Pointer(unsafe.SliceData(p)), i)
+			for j := lo; j < hi; j++ {
+				if cd := &g.cands[j]; w&cd.mask == cd.word {
+					m.try(c, &m.ents[cd.e], p, i, off, prevNL)
+				}
+			}
+			continue
+		}
+		for _, ei := range g.ents[lo:hi] {
 			m.try(c, &m.ents[ei], p, i, off, prevNL)
 		}
 	}
