@@ -876,7 +876,12 @@ func (t *Table) sweepSlot(s int, f func(i int32, dl int64) bool) {
 			}
 			if r+2 < b.n {
 				ix := &t.idx
-				prefetch(unsafe.Pointer(&ix.slots[ix.home(tagOf(hashKey(&t.at(b.items[r+2].idx).key)))]))
+				e2 := t.at(b.items[r+2].idx)
+				prefetch(unsafe.Pointer(&ix.slots[ix.home(tagOf(hashKey(&e2.key)))]))
+				if a := e2.appSlot; a != 0 && int(a) <= len(t.apps) {
+					// remove moves its application metadata too.
+					prefetch2(unsafe.Pointer(&t.apps[a-1]))
+				}
 			}
 			e := t.at(it.idx)
 			if e.sgen != it.gen {
