@@ -337,11 +337,14 @@
 // deleted records at cutoff C the cells of biflows starting before
 // C + the pairing window + classify.PairWindow (those a deleted record
 // may have been paired with or been pair context of) are no longer
-// made as a single collector made them: a worker's rollup answer
-// says so in PrunedBefore (per resolution, the first whole bucket
-// after that, or the rollup retention's limit if later, as
-// store.Store.PruneRollups records it), the reporter drops every
-// worker's cells before it and sets the store's
+// made as a single collector made them: every worker says in its
+// spans answer the latest cutoff it deleted records at (also one no
+// longer asked for cells: its partitions moved to a holder with more
+// of their records, or all its records of them deleted), and its
+// rollup answer its rollup retention's limits; the reporter takes,
+// per resolution, the latest of the first whole buckets after those
+// bounds (PrunedBefore, as store.Store.PruneRollups records it), drops
+// every worker's cells before it and sets the store's
 // RollupMeta.PrunedBefore, so a report from rollups over a range
 // reaching before it is refused ("retention pruned the rollups of that
 // range") and --source auto answers from the records, as a single

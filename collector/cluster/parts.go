@@ -109,6 +109,9 @@ func planParts(spans map[string][]Span, from, to int64) (plan map[string]*assign
 // spansAnswer is a worker's answer on SpansSubject.
 type spansAnswer struct {
 	Spans []Span `json:"spans"`
+	// Pruned: the latest cutoff its retention deleted records at (ns;
+	// 0: none), which bounds the rollups (prunedLimits).
+	Pruned int64 `json:"pruned,omitempty"`
 }
 
 // answerSpans answers a request on SpansSubject.
@@ -116,7 +119,7 @@ func (w *Worker) answerSpans(req *nats.Msg) {
 	if req.Reply == "" {
 		return
 	}
-	b, _ := json.Marshal(spansAnswer{Spans: w.Spans()})
+	b, _ := json.Marshal(spansAnswer{Spans: w.Spans(), Pruned: w.prunedBefore.Load()})
 	w.nc.Publish(req.Reply, b)
 }
 

@@ -417,44 +417,61 @@ func (w *Worker) retain() {
 // rollupLimits are the bucket starts before which w's rollups hold no
 // cells, per resolution ("1m", "1h": store.RollupMeta.PrunedBefore), at
 // now for a report with pairing window window: the rollup retention
-// (whole buckets, as store.Store.PruneRollups prunes), and after records
-// were pruned at cutoff C, the first bucket whose biflows the deleted
-// records cannot have touched: those starting at or after C + window
-// (a record paired with a deleted one started within the window of its
-// end) + classify.PairWindow (their pair context). Nil when neither
-// applies.
+// (whole buckets, as store.Store.PruneRollups prunes) and prunedLimits
+// of w's records. Nil when neither applies.
 func (w *Worker) rollupLimits(now time.Time, window time.Duration) map[string]int64 {
-	var m map[string]int64
-	set := func(res time.Duration, t int64) {
-		if m == nil {
-			m = map[string]int64{}
+	m := prunedLimits(w.prunedBefore.Load(), window)
+	for _, x := range []struct{ res, keep time.Duration }{{store.RollupMinute, w.Retention.Minute}, {store.RollupHour, w.Retention.Hour}} {
+		if x.keep > 0 {
+			t := now.Add(-x.keep).UnixNano()
+			m = mergeLimits(m, map[string]int64{resName(x.res): t - mod(t, int64(x.res))})
 		}
-		name := "1m"
-		if res == store.RollupHour {
-			name = "1h"
-		}
-		if cur, ok := m[name]; !ok || t > cur {
-			m[name] = t
-		}
+	}
+	return m
+}
+
+// prunedLimits: after records were pruned at cutoff c (0: none), the
+// first bucket of each resolution whose biflows the deleted records
+// cannot have touched: those starting at or after c + window (a record
+// paired with a deleted one started within the window of its end) +
+// classify.PairWindow (their pair context).
+func prunedLimits(c int64, window time.Duration) map[string]int64 {
+	if c == 0 {
+		return nil
 	}
 	if window <= 0 {
 		window = report.DefaultWindow
 	}
-	c := w.prunedBefore.Load()
-	for _, x := range []struct{ res, keep time.Duration }{{store.RollupMinute, w.Retention.Minute}, {store.RollupHour, w.Retention.Hour}} {
-		if x.keep > 0 {
-			t := now.Add(-x.keep).UnixNano()
-			set(x.res, t-mod(t, int64(x.res)))
+	m := map[string]int64{}
+	for _, res := range store.RollupResolutions {
+		t := c + int64(window+classify.PairWindow)
+		if r := mod(t, int64(res)); r != 0 {
+			t += int64(res) - r
 		}
-		if c != 0 {
-			t := c + int64(window+classify.PairWindow)
-			if r := mod(t, int64(x.res)); r != 0 {
-				t += int64(x.res) - r
-			}
-			set(x.res, t)
-		}
+		m[resName(res)] = t
 	}
 	return m
+}
+
+// mergeLimits adds src's limits to dst (the later of two), returning
+// dst (made when nil).
+func mergeLimits(dst, src map[string]int64) map[string]int64 {
+	for res, t := range src {
+		if dst == nil {
+			dst = map[string]int64{}
+		}
+		if cur, ok := dst[res]; !ok || t > cur {
+			dst[res] = t
+		}
+	}
+	return dst
+}
+
+func resName(res time.Duration) string {
+	if res == store.RollupHour {
+		return "1h"
+	}
+	return "1m"
 }
 
 func mod(a, b int64) int64 {
@@ -470,11 +487,7 @@ func mod(a, b int64) int64 {
 func dropCells(c Cells, limits map[string]int64) int {
 	n := 0
 	for res, m := range c {
-		name := "1m"
-		if res == store.RollupHour {
-			name = "1h"
-		}
-		lim, ok := limits[name]
+		lim, ok := limits[resName(res)]
 		if !ok {
 			continue
 		}

@@ -303,3 +303,89 @@ func TestKeepFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerRetentionMoved: a worker that joined late stored only old
+// records (a late replay) of partitions the first worker also holds, so
+// it is never asked for rollups (the first worker, holding more of
+// those partitions, rolls them up); it prunes all of them. The merged
+// report from the records equals the single collector's after the same
+// retention, and the rollups, which no longer hold those records'
+// biflows, refuse the range they touched, while answering the range
+// kept as the single collector's do.
+func TestWorkerRetentionMoved(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	w1 := runWorker(t, "w1", nc, js)
+	peertest.WaitUntil(t, 30*time.Second, "w1 owns every partition", func() bool { return len(w1.Owned()) == Partitions })
+	g := NewIngest(js, nil)
+	rng := rand.New(rand.NewPCG(31, 32))
+	stored := func() uint64 { return w1.Stored.Load() }
+	var w2 *Worker
+	send := func(recs []flow.Record) {
+		before := stored()
+		n := sendTwoProbes(g, rng, recs)
+		peertest.WaitUntil(t, 30*time.Second, "records stored", func() bool { return stored() >= before+n })
+	}
+	now := time.Now()
+	at := func(ago time.Duration) int64 { return now.Add(-ago).Truncate(time.Minute).UnixNano() }
+	send(partRecords(rng, 800, at(2*time.Hour), int64(5*time.Minute)))
+	w2 = runWorker(t, "w2", nc, js)
+	stored = func() uint64 { return w1.Stored.Load() + w2.Stored.Load() }
+	peertest.WaitUntil(t, 30*time.Second, "partitions shared", func() bool {
+		return len(w2.Owned()) > 0 && len(w1.Owned())+len(w2.Owned()) == Partitions
+	})
+	mine := map[int]bool{}
+	for _, p := range w2.Owned() {
+		mine[p] = true
+	}
+	var old []flow.Record
+	for _, r := range partRecords(rng, 150, at(72*time.Hour), int64(5*time.Minute)) {
+		if mine[Partition(r.Key, Partitions)] {
+			old = append(old, r)
+		}
+	}
+	send(old)
+	if w2.Stored.Load() == 0 {
+		t.Fatal("w2 stored nothing")
+	}
+	single, src := rebuiltStore(t, ctx, nc, js)
+	cutoff := now.Add(-60 * time.Hour)
+	if _, err := w2.PruneBefore(cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.Spans()) != 0 || w2.PrunedByAge.Load() != w2.Stored.Load() {
+		t.Fatalf("w2 pruned %d of its %d records, holds %v", w2.PrunedByAge.Load(), w2.Stored.Load(), w2.Spans())
+	}
+	if _, err := single.PruneBefore(cutoff); err != nil {
+		t.Fatal(err)
+	}
+	kept := cutoff.Add(report.DefaultWindow + classify.PairWindow).Truncate(time.Hour).Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, args := range [][]string{nil, {"--source", "rollups", "--by", "category", "--from", kept}} {
+		p := params(t, args...)
+		opts := p.Options()
+		opts.Rules = classify.Default()
+		want, err := p.Report(ctx, single, opts, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := clusterReport(t, ctx, nc, js, p)
+		sameJSON(t, fmt.Sprint(args), got, want)
+	}
+	// Over an open range the rollups answer from the oldest bucket they
+	// hold, as a single collector's after rollup retention.
+	p := params(t, "--source", "rollups", "--by", "category", "--from", kept)
+	opts := p.Options()
+	opts.Rules = classify.Default()
+	want, err := p.Report(ctx, single, opts, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := clusterReport(t, ctx, nc, js, params(t, "--source", "rollups", "--by", "category"))
+	sameJSON(t, "open range", got, want)
+	from := cutoff.Truncate(time.Hour).UTC().Format(time.RFC3339)
+	_, rs, err := Report(ctx, nc, js, params(t, "--source", "rollups", "--by", "category", "--from", from), nil, t.TempDir())
+	var re *report.RollupError
+	if !errors.As(err, &re) {
+		t.Errorf("a rollup report from %s, a range w2's pruned records touched: %v (%v), want a RollupError", from, err, rs)
+	}
+}

@@ -600,6 +600,7 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		return nil, err
 	}
 	spans := map[string][]Span{}
+	var prunedAt []int64
 	for _, name := range rs.Workers {
 		m, err := nc.Request(SpansSubject+name, nil, answerTimeout)
 		if err != nil {
@@ -610,6 +611,7 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 			return nil, fmt.Errorf("cluster: worker %s: %w", name, err)
 		}
 		spans[name] = a.Spans
+		prunedAt = append(prunedAt, a.Pruned)
 	}
 	// Cells are per biflow start over every record: a partition is
 	// clean when one worker alone ever held records of it. One that
@@ -705,14 +707,13 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		rs.Sampled = rs.Sampled || a.cells.Sampled
 		rs.Records += a.cells.Fetched
 		rs.Duplicates += a.cells.Duplicates
-		for res, t := range a.cells.PrunedBefore {
-			if pruned == nil {
-				pruned = map[string]int64{}
-			}
-			if cur, ok := pruned[res]; !ok || t > cur {
-				pruned[res] = t
-			}
-		}
+		pruned = mergeLimits(pruned, a.cells.PrunedBefore)
+	}
+	// Records any worker pruned, asked or not (one whose partitions all
+	// moved to a holder with more of their records: that holder rolls
+	// up the records it has left).
+	for _, c := range prunedAt {
+		pruned = mergeLimits(pruned, prunedLimits(c, spec.Window))
 	}
 	// One worker's retention prunes the rollups of the cluster: the
 	// others' cells of those buckets are incomplete without its.
