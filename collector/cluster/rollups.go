@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -733,12 +732,12 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 // and counters.
 func tempStore(ctx context.Context, js jetstream.JetStream, dir string) (*store.Store, func(), error) {
 	path := filepath.Join(dir, "merged.db")
-	os.Remove(path)
+	store.Remove(path)
 	st, err := store.Open(path, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	done := func() { st.Close(); os.Remove(path) }
+	done := func() { st.Close(); store.Remove(path) }
 	if err := gatherOptions(ctx, js, st); err != nil {
 		done()
 		return nil, nil, err

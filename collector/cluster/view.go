@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -62,7 +61,7 @@ func (v *View) Acquire(ctx context.Context) (*store.Store, func(), error) {
 	v.n++
 	path := filepath.Join(v.Dir, "merged-"+strconv.Itoa(v.n)+".db")
 	v.mu.Unlock()
-	os.Remove(path)
+	store.Remove(path)
 	st, err := store.Open(path, nil)
 	if err != nil {
 		return nil, nil, err
@@ -70,7 +69,7 @@ func (v *View) Acquire(ctx context.Context) (*store.Store, func(), error) {
 	gs, err := Gather(ctx, v.NC, v.JS, st)
 	if err != nil {
 		st.Close()
-		os.Remove(path)
+		store.Remove(path)
 		return nil, nil, err
 	}
 	s := &snapshot{st: st, path: path, at: time.Now(), stats: gs, refs: 1}
@@ -113,7 +112,7 @@ func (v *View) releaser(s *snapshot) func() {
 
 func (s *snapshot) close() {
 	s.st.Close()
-	os.Remove(s.path)
+	store.Remove(s.path)
 }
 
 // Stats describes the current snapshot's merge (zero before the first).

@@ -1,10 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -131,7 +130,9 @@ func (e *Encoded) sort() {
 func (s *Store) PutEncoded(batches []*Encoded) error { return s.PutEncodedSeq(batches, nil) }
 
 // PutEncodedSeq is PutEncoded that also replaces the stored sequence sets
-// of seqs' origins, in the same transaction.
+// of seqs' origins, in the same transaction. The records go to the
+// newest segment file (see segment.go), which is synced before the
+// transaction commits.
 func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) error {
 	total := 0
 	for _, b := range batches {
@@ -177,58 +178,39 @@ func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) er
 			}
 			added[b.Origin] = id
 		}
-		fb := tx.Bucket(bucketFlows)
-		// Keys arrive nearly in order, so full pages are the right split.
-		fb.FillPercent = 1.0
-		seq := fb.Sequence()
-		buf, ents := s.buf[:0], s.entries[:0]
-		var maxDur, maxSpan int64
+		// Chunks of records sorted by end time, each a segment frame.
+		buf := s.buf[:0]
+		blk := blockMeta{minLast: math.MaxInt64, maxLast: math.MinInt64}
 		for bi, b := range batches {
-			// Chunks of records sorted by end time, each keyed by its
-			// first (earliest) end time.
 			b.sort()
 			idx := b.idx
-			maxDur = max(maxDur, b.maxDur)
+			blk.maxDur = max(blk.maxDur, b.maxDur)
 			for start := 0; start < len(idx); {
 				first := idx[start].last
 				end := start + 1
 				for end < len(idx) && end-start < maxChunkRecords && idx[end].last-first <= maxChunkSpan {
 					end++
 				}
-				maxSpan = max(maxSpan, idx[end-1].last-first)
-				seq++
-				e := entry{k: len(buf)}
-				buf = timeKey(buf, first)
-				buf = binary.BigEndian.AppendUint32(buf, ids[bi])
-				buf = binary.BigEndian.AppendUint64(buf, seq)
-				e.v = len(buf)
+				at := len(buf)
+				buf = appendFrameHeader(buf)
 				buf = appendChunkHeader(buf, end-start)
 				for _, x := range idx[start:end] {
 					buf = append(buf, b.buf[x.off:x.off+x.n]...)
 				}
-				e.end = len(buf)
-				ents = append(ents, e)
+				last := idx[end-1].last
+				finishFrame(buf[at:], first, last, ids[bi])
+				blk.minLast = min(blk.minLast, first)
+				blk.maxLast = max(blk.maxLast, last)
+				blk.chunks++
 				start = end
 			}
 		}
-		s.buf, s.entries = buf, ents
-		if len(batches) > 1 {
-			slices.SortFunc(ents, func(a, b entry) int { return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]) })
-		}
-		if err := fb.SetSequence(seq); err != nil {
+		s.buf = buf
+		if err := s.writeSegment(tx, buf, blk); err != nil {
 			return err
 		}
-		for _, e := range ents {
-			if err := fb.Put(buf[e.k:e.v], buf[e.v:e.end]); err != nil {
-				return err
-			}
-		}
+		maxDur := blk.maxDur
 		meta := tx.Bucket(bucketMeta)
-		if maxSpan > storedInt(meta, keyMaxSpan) {
-			if err := meta.Put(keyMaxSpan, binary.BigEndian.AppendUint64(nil, uint64(maxSpan))); err != nil {
-				return err
-			}
-		}
 		if maxDur > storedInt(meta, keyMaxDur) {
 			if err := meta.Put(keyMaxDur, binary.BigEndian.AppendUint64(nil, uint64(maxDur))); err != nil {
 				return err
@@ -236,6 +218,7 @@ func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) er
 		}
 		return nil
 	})
+	s.commitSegment(err == nil)
 	if err != nil {
 		if len(batches) == 1 {
 			o := batches[0].Origin

@@ -2,8 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,11 +20,18 @@ const pruneBatch = 4096
 // PruneBefore deletes the stored records that ended before cutoff. The
 // unit of deletion is a chunk (up to 64 records of one origin whose end
 // times lie within a second); a chunk is deleted when all its records
-// ended before cutoff. It returns the number of chunks deleted. Space is
-// reused by later writes; CompactFile gives it back to the file system.
+// ended before cutoff. It returns the number of chunks deleted. In
+// segments, a chunk is deleted from the index (scans skip it at once)
+// and its bytes go when its whole segment file is deleted, once every
+// record in it ended before the cutoff; chunks in the flows bucket
+// (older stores) free their pages at once, which later writes reuse and
+// CompactFile gives back to the file system.
 func (s *Store) PruneBefore(cutoff time.Time) (int, error) {
+	total, err := s.pruneSegmentsBefore(cutoff.UnixNano())
+	if err != nil {
+		return total, fmt.Errorf("store: prune before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
+	}
 	limit := timeKey(nil, cutoff.UnixNano()-maxChunkSpan)
-	total := 0
 	for {
 		n := 0
 		err := s.update(func(tx *bolt.Tx) error {
@@ -53,20 +63,175 @@ func (s *Store) PruneBefore(cutoff time.Time) (int, error) {
 	}
 }
 
-// DataSize returns the bytes the stored records occupy in the database
-// pages (not the file size, which never shrinks by itself).
+// pruneSegmentsBefore deletes segment chunks whose records all ended
+// before cutoff (ns): whole segments and blocks go from the index, and
+// the cut (meta segcut) hides the chunks of the blocks that straddle it.
+func (s *Store) pruneSegmentsBefore(cutoff int64) (int, error) {
+	n := 0
+	var dead []uint64
+	var views []segView
+	defer func() {
+		for _, v := range views {
+			v.unmap()
+		}
+	}()
+	s.scanStart()
+	defer s.scanEnd()
+	err := s.update(func(tx *bolt.Tx) error {
+		n, dead = 0, dead[:0]
+		sb, bb := tx.Bucket(bucketSegments), tx.Bucket(bucketBlocks)
+		if sb == nil || bb == nil {
+			return nil
+		}
+		meta := tx.Bucket(bucketMeta)
+		prev := int64(math.MinInt64)
+		if v := meta.Get(keySegCut); len(v) == 8 {
+			prev = int64(binary.BigEndian.Uint64(v))
+		}
+		if cutoff <= prev {
+			return nil
+		}
+		var segKeys, blockKeys [][]byte
+		sc, bc := sb.Cursor(), bb.Cursor()
+		for k, v := sc.First(); k != nil; k, v = sc.Next() {
+			m, ok := parseSegMeta(v)
+			if !ok || len(k) != 8 || m.minLast >= cutoff {
+				continue
+			}
+			whole := m.maxLast < cutoff
+			if whole {
+				segKeys = append(segKeys, slices.Clone(k))
+				dead = append(dead, binary.BigEndian.Uint64(k))
+			}
+			var seg []byte
+			opened := false
+			for bk, bv := bc.Seek(k); len(bk) == 16 && bytes.Equal(bk[:8], k); bk, bv = bc.Next() {
+				bm, ok := parseBlockMeta(bv)
+				if !ok || bm.maxLast < prev {
+					if whole {
+						blockKeys = append(blockKeys, slices.Clone(bk))
+					}
+					continue // counted when it was cut
+				}
+				if bm.minLast >= cutoff {
+					continue
+				}
+				if bm.maxLast < cutoff {
+					blockKeys = append(blockKeys, slices.Clone(bk))
+					if bm.minLast >= prev {
+						n += int(bm.chunks)
+						continue
+					}
+				} else if whole {
+					blockKeys = append(blockKeys, slices.Clone(bk))
+				}
+				// Straddles prev or cutoff: count its chunks in between.
+				if !opened {
+					sv, err := s.openSegment(binary.BigEndian.Uint64(k), m.committed)
+					if err != nil {
+						return err
+					}
+					views = append(views, sv)
+					seg, opened = sv.b, true
+				}
+				off := int64(binary.BigEndian.Uint64(bk[8:]))
+				if off < 0 || bm.end < off || bm.end > int64(len(seg)) {
+					continue
+				}
+				WalkFrames(seg[off:bm.end], func(f Frame) {
+					if f.Last >= prev && f.Last < cutoff {
+						n++
+					}
+				}, func(string) {})
+			}
+		}
+		for _, k := range blockKeys {
+			if err := bb.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, k := range segKeys {
+			if err := sb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keySegCut, binary.BigEndian.AppendUint64(nil, uint64(cutoff)))
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.unlinkSegments(dead)
+	return n, nil
+}
+
+// DataSize returns the bytes the stored records occupy: the committed
+// bytes of the segment files and the in-use bytes of the flows bucket's
+// pages (not the database file's size, which never shrinks by itself).
 func (s *Store) DataSize() (int64, error) {
 	var n int64
 	err := s.view(func(tx *bolt.Tx) error {
 		st := tx.Bucket(bucketFlows).Stats()
 		n = int64(st.LeafInuse + st.BranchInuse)
+		if sb := tx.Bucket(bucketSegments); sb != nil {
+			return sb.ForEach(func(k, v []byte) error {
+				if m, ok := parseSegMeta(v); ok {
+					n += m.committed
+				}
+				return nil
+			})
+		}
 		return nil
 	})
 	return n, err
 }
 
+// pruneOldestSegments deletes whole segments, oldest first, until their
+// bytes reach excess, and returns the chunks they held.
+func (s *Store) pruneOldestSegments(excess int64) (int, error) {
+	n := 0
+	var dead []uint64
+	err := s.update(func(tx *bolt.Tx) error {
+		n, dead = 0, dead[:0]
+		sb, bb := tx.Bucket(bucketSegments), tx.Bucket(bucketBlocks)
+		if sb == nil || bb == nil {
+			return nil
+		}
+		var segKeys, blockKeys [][]byte
+		var freed int64
+		sc, bc := sb.Cursor(), bb.Cursor()
+		for k, v := sc.First(); k != nil && freed < excess; k, v = sc.Next() {
+			m, _ := parseSegMeta(v)
+			freed += m.committed
+			n += int(m.chunks)
+			segKeys = append(segKeys, slices.Clone(k))
+			dead = append(dead, binary.BigEndian.Uint64(k))
+			for bk, _ := bc.Seek(k); len(bk) == 16 && bytes.Equal(bk[:8], k); bk, _ = bc.Next() {
+				blockKeys = append(blockKeys, slices.Clone(bk))
+			}
+		}
+		for _, k := range blockKeys {
+			if err := bb.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, k := range segKeys {
+			if err := sb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.unlinkSegments(dead)
+	return n, nil
+}
+
 // PruneToSize deletes the oldest records until DataSize is at most
-// maxBytes, and returns the number of chunks deleted.
+// maxBytes, and returns the number of chunks deleted: first chunks in
+// the flows bucket (older stores: they hold the oldest records), then
+// whole segment files, oldest first.
 func (s *Store) PruneToSize(maxBytes int64) (int, error) {
 	total := 0
 	for {
@@ -97,6 +262,9 @@ func (s *Store) PruneToSize(maxBytes int64) (int, error) {
 			n = len(keys)
 			return nil
 		})
+		if err == nil && n == 0 {
+			n, err = s.pruneOldestSegments(excess)
+		}
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("store: prune to %d bytes: %w", maxBytes, err)

@@ -47,13 +47,14 @@ func TestPruneBefore(t *testing.T) {
 	}
 }
 
+// TestPruneToSizeAndCompact: records in the flows bucket (a store of
+// schema 3) are pruned oldest first and CompactFile gives their pages
+// back (TestRetentionAcrossSegments prunes segments).
 func TestPruneToSizeAndCompact(t *testing.T) {
 	s, path := openTemp(t, &Options{NoSync: true})
 	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	for h := 0; h < 4; h++ {
-		if err := s.Put(Origin{Exporter: "a"}, hourRecords(5000, start.Add(time.Duration(h)*time.Hour))); err != nil {
-			t.Fatal(err)
-		}
+		putLegacy(t, s, Origin{Exporter: "a"}, hourRecords(5000, start.Add(time.Duration(h)*time.Hour)))
 	}
 	before, err := s.DataSize()
 	if err != nil {

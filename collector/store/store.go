@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,7 +29,12 @@ import (
 //	3: rollups ("rollup1m", "rollup1h" buckets, meta "rollup"; see
 //	   rollup.go): an older build refuses the file, since writing
 //	   records without maintaining the rollups would make them wrong
-const SchemaVersion = 3
+//	4: new records go to append-only segment files (<path>.seg, see
+//	   segment.go) indexed by the "segments" and "blocks" buckets;
+//	   chunks in the "flows" bucket (versions 1-3) are still read and
+//	   pruned, never written: an older build refuses the file, since it
+//	   would not see the records in segments
+const SchemaVersion = 4
 
 var (
 	bucketMeta    = []byte("meta")
@@ -72,6 +81,10 @@ type Options struct {
 	// processes (mira report, mira flows) can open the file between its
 	// commits; an operation that cannot get the lock fails with ErrLocked.
 	Release bool
+	// SegmentSize is the size after which new records go to a new
+	// segment file; 0 means DefaultSegmentSize. Retention deletes whole
+	// segments, so it is also how finely PruneToSize frees space.
+	SegmentSize int64
 }
 
 // Origin says where records came from: the exporter (as the collector names
@@ -155,11 +168,21 @@ type Store struct {
 	db    *bolt.DB
 	users int
 
-	// mu serialises Put so that the write buffers can be reused.
-	mu      sync.Mutex
-	buf     []byte
-	entries []entry
-	ids     []uint32
+	// mu serialises Put so that the write buffers can be reused; it
+	// also guards the segment the writer has open.
+	mu   sync.Mutex
+	buf  []byte
+	ids  []uint32
+	wf   *os.File // newest segment, open for appending
+	wid  uint64   // its id
+	wnew bool     // created by the commit under way
+
+	segDir string
+	// segmu guards scans (running scans, which may read segments) and
+	// doomed (files of pruned segments to delete when scans is 0).
+	segmu  sync.Mutex
+	scans  int
+	doomed []string
 
 	// omu guards the origin cache.
 	omu     sync.RWMutex
@@ -169,9 +192,6 @@ type Store struct {
 	emu        sync.Mutex
 	decodeErrs map[string]uint64
 }
-
-// entry locates one key/value pair in Store.buf.
-type entry struct{ k, v, end int }
 
 // maxChunkSpan bounds the end times within one chunk, so that a scan
 // seeks at most this far before its start.
@@ -187,8 +207,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		o.Timeout = time.Second
 	}
 	s := &Store{
-		path: path,
-		opts: o,
+		path:   path,
+		segDir: SegmentDir(path),
+		opts:   o,
 		bopts: bolt.Options{
 			Timeout:         o.Timeout,
 			ReadOnly:        o.ReadOnly,
@@ -320,10 +341,12 @@ func (s *Store) init(readOnly bool) error {
 		if binary.BigEndian.Uint32(meta.Get(keySchema)) < SchemaVersion {
 			// Older layouts are subsets of this one: only the version
 			// changes, so that an older build refuses what it would
-			// misread (names per origin).
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+			// misread (names per origin, records in segments).
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return err
+			}
 		}
-		return nil
+		return s.recoverSegments(tx)
 	})
 }
 
@@ -351,6 +374,9 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database file.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closeWriterLocked()
+	s.mu.Unlock()
 	s.dbmu.Lock()
 	defer s.dbmu.Unlock()
 	if s.db == nil {
@@ -453,18 +479,29 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			s.countDecodeError(de.Reason)
 		}
 	}
+	s.scanStart()
+	defer s.scanEnd()
+	var views []segView
+	defer func() {
+		for _, v := range views {
+			v.unmap()
+		}
+	}()
 	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
+		maxDur := storedInt(meta, keyMaxDur)
+		var refs []chunkRef
+
+		// Chunks in the flows bucket (stores of schema 3 and older).
 		stop := to // scan while key time < stop
 		if q.Field != ByEnd {
-			stop = satAdd(to, storedInt(meta, keyMaxDur)+1)
+			stop = satAdd(to, maxDur+1)
 		}
 		c := tx.Bucket(bucketFlows).Cursor()
 		var seek [8]byte
 		// A chunk is keyed by its earliest end time; later records in it
 		// end at most maxspan after.
 		timeKey(seek[:0], satAdd(from, -storedInt(meta, keyMaxSpan)))
-		var fnErr error
 		for k, v := c.Seek(seek[:]); k != nil; k, v = c.Next() {
 			if len(k) != keyLen {
 				s.countDecodeError(ReasonBadKey)
@@ -473,53 +510,153 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			if keyTime(k) >= stop && stop != math.MaxInt64 {
 				break
 			}
-			o, ok := byID[binary.BigEndian.Uint32(k[8:12])]
-			if !ok {
-				s.countDecodeError(ReasonBadOrigin)
+			refs = append(refs, chunkRef{first: keyTime(k), origin: binary.BigEndian.Uint32(k[8:12]),
+				pos: binary.BigEndian.Uint64(k[12:20]), data: v})
+		}
+
+		// Chunks in segments, found through the time index.
+		lo := from
+		if v := meta.Get(keySegCut); len(v) == 8 {
+			lo = max(lo, int64(binary.BigEndian.Uint64(v)))
+		}
+		// in says whether records ending in [minLast, maxLast], lasting
+		// at most dur, can match.
+		in := func(minLast, maxLast, dur int64) bool {
+			if maxLast < lo {
+				return false
+			}
+			if q.Field == ByEnd {
+				return minLast < to
+			}
+			return satAdd(minLast, -dur) < to
+		}
+		sb, bb := tx.Bucket(bucketSegments), tx.Bucket(bucketBlocks)
+		if sb == nil || bb == nil {
+			return s.scanChunks(refs, q, byID, from, to, fn, countErr)
+		}
+		sc, bc := sb.Cursor(), bb.Cursor()
+		for k, v := sc.First(); k != nil; k, v = sc.Next() {
+			m, ok := parseSegMeta(v)
+			if !ok || len(k) != 8 {
+				s.countDecodeError(ReasonBadKey)
 				continue
 			}
-			if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
+			if !in(m.minLast, m.maxLast, m.maxDur) {
 				continue
 			}
-			err := ChunkRecords(v, func(b []byte) {
-				if fnErr != nil {
-					return
+			id := binary.BigEndian.Uint64(k)
+			var seg []byte
+			opened := false
+			for bk, bv := bc.Seek(k); len(bk) == 16 && bytes.Equal(bk[:8], k); bk, bv = bc.Next() {
+				bm, ok := parseBlockMeta(bv)
+				off := int64(binary.BigEndian.Uint64(bk[8:]))
+				if !ok || off < int64(len(segMagic)) || bm.end < off || bm.end > m.committed {
+					s.countDecodeError(ReasonBadKey)
+					continue
 				}
-				sf := StoredFlow{Origin: o}
-				if err := DecodeRecord(b, &sf.Record); err != nil {
-					countErr(err)
-					return
+				if !in(bm.minLast, bm.maxLast, bm.maxDur) {
+					continue
 				}
-				r := &sf.Record
-				switch q.Field {
-				case ByEnd:
-					if r.Last < from || r.Last >= to {
-						return
+				if !opened {
+					sv, err := s.openSegment(id, m.committed)
+					if err != nil {
+						return err
 					}
-				case ByStart:
-					if r.First < from || r.First >= to {
-						return
-					}
-				default:
-					if r.Last < from || r.First >= to {
-						return
-					}
+					views = append(views, sv)
+					seg, opened = sv.b, true
 				}
-				fnErr = fn(sf)
-			})
-			if fnErr != nil {
-				return fnErr
-			}
-			if err != nil {
-				countErr(err)
+				if bm.end > int64(len(seg)) {
+					s.countDecodeError(ReasonSegment)
+					continue
+				}
+				WalkFrames(seg[off:bm.end], func(f Frame) {
+					if in(f.First, f.Last, bm.maxDur) {
+						refs = append(refs, chunkRef{first: f.First, origin: f.Origin, seg: id,
+							pos: uint64(off) + uint64(f.Off), data: f.Payload})
+					}
+				}, s.countDecodeError)
 			}
 		}
-		return nil
+		return s.scanChunks(refs, q, byID, from, to, fn, countErr)
 	})
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
 	return err
+}
+
+// chunkRef is one chunk a scan reads: from the flows bucket (seg 0,
+// stores of schema 3 and older) or from segment seg.
+type chunkRef struct {
+	first  int64  // earliest end time of its records
+	origin uint32 // origin id
+	seg    uint64 // 0: flows bucket; else segment id
+	pos    uint64 // flows bucket: key sequence; segment: frame offset
+	data   []byte
+}
+
+// scanChunks decodes refs in the order the flows bucket's keys had
+// (earliest end time, origin, then written order: the flows bucket before
+// segments) and calls fn with each record q selects.
+func (s *Store) scanChunks(refs []chunkRef, q Query, byID map[uint32]Origin, from, to int64,
+	fn func(StoredFlow) error, countErr func(error)) error {
+	slices.SortFunc(refs, func(a, b chunkRef) int {
+		if c := cmp.Compare(a.first, b.first); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.origin, b.origin); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.seg, b.seg); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+	var fnErr error
+	for i := range refs {
+		ref := &refs[i]
+		o, ok := byID[ref.origin]
+		if !ok {
+			s.countDecodeError(ReasonBadOrigin)
+			continue
+		}
+		if (q.Exporter != "" && o.Exporter != q.Exporter) || (q.HasDomain && o.Domain != q.Domain) {
+			continue
+		}
+		err := ChunkRecords(ref.data, func(b []byte) {
+			if fnErr != nil {
+				return
+			}
+			sf := StoredFlow{Origin: o}
+			if err := DecodeRecord(b, &sf.Record); err != nil {
+				countErr(err)
+				return
+			}
+			r := &sf.Record
+			switch q.Field {
+			case ByEnd:
+				if r.Last < from || r.Last >= to {
+					return
+				}
+			case ByStart:
+				if r.First < from || r.First >= to {
+					return
+				}
+			default:
+				if r.Last < from || r.First >= to {
+					return
+				}
+			}
+			fnErr = fn(sf)
+		})
+		if fnErr != nil {
+			return fnErr
+		}
+		if err != nil {
+			countErr(err)
+		}
+	}
+	return nil
 }
 
 // satAdd adds b to a, saturating at the int64 range: stored durations and

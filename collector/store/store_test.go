@@ -186,13 +186,13 @@ func TestFlowsStop(t *testing.T) {
 	}
 }
 
+// TestCorruptValueCounted: damaged chunks in the flows bucket (stores of
+// schema 3 and older; see TestSegmentDamageCounted for segments).
 func TestCorruptValueCounted(t *testing.T) {
 	s, _ := openTemp(t, nil)
 	o := Origin{Exporter: "p"}
 	// Three records in one chunk, then a second chunk (over a second later).
-	if err := s.Put(o, []flow.Record{rec(1, 0, 1), rec(2, 0, 1.1), rec(3, 0, 1.2), rec(4, 0, 5)}); err != nil {
-		t.Fatal(err)
-	}
+	putLegacy(t, s, o, []flow.Record{rec(1, 0, 1), rec(2, 0, 1.1), rec(3, 0, 1.2), rec(4, 0, 5)})
 	damage := func(f func(v []byte) []byte) {
 		t.Helper()
 		err := s.db.Update(func(tx *bolt.Tx) error {
