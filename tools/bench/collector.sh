@@ -67,7 +67,7 @@ kill -TERM $nfpid && wait $tpid || true
 nfrecs=$(nfdump -R "$WORK/nf" -q -o csv | grep -c . || true)
 
 port=$((port + 1))
-rm -f "$WORK/collector.db"
+rm -rf "$WORK/collector.db" "$WORK/collector.db.seg"
 /usr/bin/time -f "%U %S" -o "$WORK/collector.time" taskset -c "$CORE" "$WORK/mira-collector" --config "$WORK/collector-bench.yaml" \
 	--listen udp://127.0.0.1:$port --db "$WORK/collector.db" --log-level warn >"$WORK/collector.log" 2>&1 &
 tpid=$!
