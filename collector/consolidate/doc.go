@@ -23,7 +23,7 @@
 // records, collector/report does the same from the announcements the
 // store kept (store.Announcement): options that arrived after records
 // scale them retroactively, and records of a domain that never announced
-// options, from an exporter that samples, are added with
+// options (not a MIRA probe's), from an exporter that samples, are added with
 // AddRecord(..., true): unscaled, counted and marked.
 //
 // # Connections (the biflow definition)

@@ -31,7 +31,10 @@
 // that arrived before it. Records of a domain that never announced its
 // sampling, from an exporter that announced sampling for another domain,
 // are left unscaled, counted (Summary.SamplingUnknown, JSON
-// "sampling_unknown") and their biflows marked (Biflow.SamplingUnknown).
+// "sampling_unknown") and their biflows marked (Biflow.SamplingUnknown),
+// unless the domain is a MIRA probe's (it announced names): a MIRA probe
+// stamps every record it samples and announces nothing when it does
+// not, so its unstamped records are unsampled, not of unknown sampling.
 // An operator override (Options.Overrides, --sampling) wins over both.
 //
 // Build keeps every record in memory; reports over very large ranges should

@@ -112,9 +112,9 @@ func ListFlows(flows []store.StoredFlow, opts Options) *FlowList {
 	if opts.Rules != nil {
 		cats = indexBiflows(flows, opts)
 	}
+	smp := newSamplingIndex(opts.Announcements, opts.Names) // before install clears Names
 	nm := newNamer(&opts)
 	nm.install(&opts)
-	smp := newSamplingIndex(opts.Announcements)
 	var named flow.Record
 	for _, i := range idx {
 		f := flows[i]

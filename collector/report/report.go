@@ -584,7 +584,7 @@ func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 	for j := range order {
 		idx[j] = order[j].i
 	}
-	smp := newSamplingIndex(opts.Announcements)
+	smp := newSamplingIndex(opts.Announcements, opts.Names)
 	nm := newNamer(&opts)
 	nm.install(&opts) // before the first biflow is made
 	var named flow.Record

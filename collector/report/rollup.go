@@ -301,7 +301,7 @@ func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][
 	r.opts = Options{Window: cfg.Window, Names: names, Announcements: anns}
 	r.nm = newNamer(&r.opts)
 	r.nm.install(&r.opts)
-	r.smp = newSamplingIndex(anns)
+	r.smp = newSamplingIndex(anns, names)
 	r.pair = cfg.Rules != nil && cfg.Rules.UsesPair()
 	if r.pair {
 		r.ix = classify.NewIndex()
@@ -324,11 +324,14 @@ func (r *Roller) resetCells() {
 }
 
 // SetNames replaces the names records are named by.
-func (r *Roller) SetNames(names *store.NameIndex) { r.nm.names = names }
+func (r *Roller) SetNames(names *store.NameIndex) {
+	r.nm.names = names
+	r.smp = newSamplingIndex(r.smp.ann, names)
+}
 
 // SetAnnouncements replaces the sampling announcements.
 func (r *Roller) SetAnnouncements(anns map[store.Origin][]store.Announcement) {
-	r.smp = newSamplingIndex(anns)
+	r.smp = newSamplingIndex(anns, r.nm.names)
 }
 
 // Add adds a stored record of o (copied; rec is not kept).

@@ -13,10 +13,19 @@ type samplingIndex struct {
 	ann map[store.Origin][]store.Announcement
 	// samples lists exporters that announced sampling for some domain.
 	samples map[string]bool
+	// states lists the origins that announced MIRA names: MIRA probes,
+	// which state their sampling in every record they sample (an
+	// interval of 0 is their word that the record was not sampled).
+	states map[store.Origin]bool
 }
 
-func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex {
-	x := &samplingIndex{ann: ann, samples: map[string]bool{}}
+func newSamplingIndex(ann map[store.Origin][]store.Announcement, names *store.NameIndex) *samplingIndex {
+	x := &samplingIndex{ann: ann, samples: map[string]bool{}, states: map[store.Origin]bool{}}
+	if names != nil {
+		for o, l := range names.Origins {
+			x.states[o] = len(l) > 0
+		}
+	}
 	for o, l := range ann {
 		for _, a := range l {
 			if a.Sampled() {
@@ -35,7 +44,11 @@ func newSamplingIndex(ann map[store.Origin][]store.Announcement) *samplingIndex 
 // before it (a record ending at Since came before that announcement), or the first one, which thus applies retroactively to the
 // records that arrived before any options. An origin that never
 // announced its sampling, of an exporter that announced sampling for
-// another domain, leaves the record unscaled and unknown.
+// another domain, leaves the record unscaled and unknown, unless the
+// origin is a MIRA probe (it announced names): a MIRA probe stamps every
+// record it samples and announces nothing when it does not sample, so
+// its record is unsampled (an unsampled probe beside a sampled one on
+// the same address is not "sampling unknown").
 func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32, unknown bool) {
 	pkt, fl = r.SamplingPacketInterval, r.SamplingFlowInterval
 	// An interval of 1 stated in the record is its own too: a regulated
@@ -47,7 +60,7 @@ func (x *samplingIndex) resolve(o store.Origin, r *flow.Record) (pkt, fl uint32,
 	}
 	list := x.ann[o]
 	if len(list) == 0 {
-		return pkt, fl, x.samples[o.Exporter]
+		return pkt, fl, x.samples[o.Exporter] && !x.states[o]
 	}
 	a := list[0]
 	for _, y := range list[1:] {

@@ -11,8 +11,11 @@ import (
 // TestStoredSamplingAnnouncements: records without a sampling interval
 // of their own take the announcement in force at their end, the first
 // one retroactively; a domain of a sampling exporter that announced
-// nothing is unknown; records with their own interval and operator
-// overrides are left alone.
+// nothing is unknown, unless it is a MIRA probe's (it announced
+// names: an unsampled MIRA probe beside a sampled one on the same
+// address, whose records are its word that they are not sampled);
+// records with their own interval and operator overrides are left
+// alone.
 func TestStoredSamplingAnnouncements(t *testing.T) {
 	at := func(s float64) int64 { return t0.Add(time.Duration(s * 1e9)).UnixNano() }
 	flowOf := func(exp string, dom uint32, ends string, stop float64, own uint32) store.StoredFlow {
@@ -35,13 +38,18 @@ func TestStoredSamplingAnnouncements(t *testing.T) {
 		flowOf("legacy", 1, "10.0.0.1:7>10.0.0.2:8", 50, 3),  // its own interval
 		flowOf("legacy", 2, "10.0.0.1:9>10.0.0.2:10", 50, 0), // never announced: unknown
 		flowOf("legacy", 3, "10.0.0.1:11>10.0.0.2:12", 50, 0),
-		flowOf("quiet", 2, "10.0.0.1:13>10.0.0.2:14", 50, 0), // exporter does not sample
+		flowOf("quiet", 2, "10.0.0.1:13>10.0.0.2:14", 50, 0),  // exporter does not sample
+		flowOf("legacy", 4, "10.0.0.1:15>10.0.0.2:16", 50, 0), // an unsampled MIRA probe
 	}
+	// Domain 4 is a MIRA probe: it announced its names.
+	names := &store.NameIndex{Origins: map[store.Origin][]store.NameAnnouncement{
+		{Exporter: "legacy", Domain: 4}: {{Since: at(0), Names: store.Names{Categories: map[uint16]string{1: "Web"}}}},
+	}}
 	want := map[uint16]struct {
 		est     float64
 		unknown bool
-	}{1: {100, false}, 3: {100, false}, 5: {10, false}, 7: {30, false}, 9: {10, true}, 11: {40, false}, 13: {10, false}}
-	rep := Build(flows, Options{Announcements: ann})
+	}{1: {100, false}, 3: {100, false}, 5: {10, false}, 7: {30, false}, 9: {10, true}, 11: {40, false}, 13: {10, false}, 15: {10, false}}
+	rep := Build(flows, Options{Announcements: ann, Names: names})
 	if len(rep.Biflows) != len(want) {
 		t.Fatalf("%d biflows", len(rep.Biflows))
 	}
@@ -69,8 +77,8 @@ func TestStoredSamplingAnnouncements(t *testing.T) {
 	wantFlow := map[uint16]struct {
 		sampling float64
 		unknown  bool
-	}{1: {0.1, false}, 3: {0.1, false}, 5: {1, false}, 7: {1.0 / 3, false}, 9: {1, true}, 11: {0.25, false}, 13: {1, false}}
-	l := ListFlows(flows, Options{Announcements: ann})
+	}{1: {0.1, false}, 3: {0.1, false}, 5: {1, false}, 7: {1.0 / 3, false}, 9: {1, true}, 11: {0.25, false}, 13: {1, false}, 15: {1, false}}
+	l := ListFlows(flows, Options{Announcements: ann, Names: names})
 	if len(l.Flows) != len(wantFlow) {
 		t.Fatalf("%d flows listed", len(l.Flows))
 	}
@@ -83,6 +91,28 @@ func TestStoredSamplingAnnouncements(t *testing.T) {
 	for _, f := range l.Flows {
 		if f.Sport != 13 && (f.Sampling != 0.5 || f.SamplingUnknown) {
 			t.Errorf("override: flow port %d sampling %v, unknown %v", f.Sport, f.Sampling, f.SamplingUnknown)
+		}
+	}
+	// The rollups count the same records unscaled (one), whether the
+	// Roller had the names from the start or was given them later.
+	for _, late := range []bool{false, true} {
+		r := NewRoller(RollupConfig{Window: DefaultWindow}, names, ann, nil)
+		if late {
+			r = NewRoller(RollupConfig{Window: DefaultWindow}, nil, ann, nil)
+			r.SetNames(names)
+		}
+		for i := range flows {
+			r.Add(flows[i].Origin, &flows[i].Record)
+		}
+		r.Flush()
+		unscaled := uint64(0)
+		for k, c := range r.Take().Cells[store.RollupMinute] {
+			if k.Kind == store.RollupRecords {
+				unscaled += c.Unscaled
+			}
+		}
+		if unscaled != 1 {
+			t.Errorf("rollups (names given late: %v): %d records unscaled, want 1", late, unscaled)
 		}
 	}
 }
