@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,8 @@ func runWorker(t testing.TB, name string, nc *nats.Conn, js jetstream.JetStream)
 }
 
 // runWorkerAt opens worker name on the store at path with retention r
-// and runs it until stop is called or the test ends.
+// (applied every 100 ms) and runs it until stop is called or the test
+// ends.
 func runWorkerAt(t testing.TB, name, path string, nc *nats.Conn, js jetstream.JetStream, r Retention) (w *Worker, stop func()) {
 	t.Helper()
 	w, err := OpenWorker(name, path, nc, js, nil)
@@ -48,6 +50,7 @@ func runWorkerAt(t testing.TB, name, path string, nc *nats.Conn, js jetstream.Je
 		t.Fatal(err)
 	}
 	w.Retention = r
+	w.retainEvery = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

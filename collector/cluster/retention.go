@@ -30,8 +30,8 @@ type Retention struct {
 }
 
 // retentionEvery is how often a worker applies its retention (the
-// single collector's period); a variable so that tests need not wait.
-var retentionEvery = 30 * time.Second
+// single collector's period; Worker.retainEvery, which tests shorten).
+const retentionEvery = 30 * time.Second
 
 // bucketEnds indexes the batches by the earliest end time of their
 // records: key = that time (8 bytes, store order) + the batch's key in
@@ -504,6 +504,9 @@ func dropCells(c Cells, limits map[string]int64) int {
 // pruneRollups applies the rollup retention to the cells w keeps (in
 // the store and in its live rollups) and returns how many it deleted.
 func (w *Worker) pruneRollups(now time.Time) (int, error) {
+	if w.prunedBefore.Load() == 0 && w.Retention.Minute <= 0 && w.Retention.Hour <= 0 {
+		return 0, nil // nothing to prune (rollupLimits: none)
+	}
 	w.smu.Lock()
 	defer w.smu.Unlock()
 	n := 0

@@ -63,8 +63,6 @@ func counterValue(t *testing.T, m *Metrics, name, reason string) float64 {
 func TestWorkerRetention(t *testing.T) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
-	defer func(d time.Duration) { retentionEvery = d }(retentionEvery)
-	retentionEvery = 100 * time.Millisecond
 	dir := t.TempDir()
 	type running struct {
 		w    *Worker
@@ -387,5 +385,62 @@ func TestWorkerRetentionMoved(t *testing.T) {
 	var re *report.RollupError
 	if !errors.As(err, &re) {
 		t.Errorf("a rollup report from %s, a range w2's pruned records touched: %v (%v), want a RollupError", from, err, rs)
+	}
+}
+
+// TestWorkerRollupRetention: a worker with minute_retention drops its
+// minute cells older than that (kept ones on its retention pass, every
+// answer's) and says so, the hour cells stay: rollup reports then
+// answer, or refuse, as the single collector's after the same
+// store.Store.PruneRollups.
+func TestWorkerRollupRetention(t *testing.T) {
+	_, nc, js := embeddedJS(t)
+	ctx := context.Background()
+	w, _ := runWorkerAt(t, "w1", filepath.Join(t.TempDir(), "w1.db"), nc, js, Retention{Minute: 2 * time.Hour})
+	peertest.WaitUntil(t, 30*time.Second, "w1 owns every partition", func() bool { return len(w.Owned()) == Partitions })
+	g := NewIngest(js, nil)
+	rng := rand.New(rand.NewPCG(41, 42))
+	now := time.Now()
+	n := sendTwoProbes(g, rng, append(partRecords(rng, 300, now.Add(-3*time.Hour).Truncate(time.Minute).UnixNano(), int64(5*time.Minute)),
+		partRecords(rng, 300, now.Add(-30*time.Minute).Truncate(time.Minute).UnixNano(), int64(5*time.Minute))...))
+	peertest.WaitUntil(t, 30*time.Second, "records stored", func() bool { return w.Stored.Load() >= n })
+	// Cells kept by a first report, then pruned by the periodic pass.
+	clusterReport(t, ctx, nc, js, params(t, "--source", "rollups"))
+	m := &Metrics{}
+	m.SetWorker(w)
+	peertest.WaitUntil(t, 30*time.Second, "minute cells pruned", func() bool { return w.PrunedCells.Load() > 0 })
+	if got := counterValue(t, m, "mira_cluster_worker_pruned_rollup_cells_total", ""); got != float64(w.PrunedCells.Load()) || got == 0 {
+		t.Errorf("/metrics: %v rollup cells pruned, the worker counted %d", got, w.PrunedCells.Load())
+	}
+	single, src := rebuiltStore(t, ctx, nc, js)
+	if _, err := single.PruneRollups(store.RollupMinute, time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	recent := now.Add(-time.Hour).Truncate(time.Minute).UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{"--by", "category", "--bucket", "1h"}, false},
+		{[]string{"--by", "probe"}, false},
+		{[]string{"--by", "category", "--bucket", "1m", "--from", recent}, false},
+		{[]string{"--by", "category", "--bucket", "1m"}, true}, // minute cells of the old records: pruned
+	} {
+		args := tc.args
+		p := params(t, append([]string{"--source", "rollups"}, args...)...)
+		opts := p.Options()
+		opts.Rules = classify.Default()
+		want, werr := p.Report(ctx, single, opts, src)
+		got, _, gerr := Report(ctx, nc, js, p, nil, t.TempDir())
+		var re *report.RollupError
+		switch {
+		case tc.refused != (werr != nil):
+			t.Fatalf("%v: the single collector's answer: %v", args, werr)
+		case werr != nil && errors.As(werr, &re) && errors.As(gerr, &re):
+		case werr != nil || gerr != nil:
+			t.Errorf("%v: single collector %v, cluster %v", args, werr, gerr)
+		default:
+			sameJSON(t, fmt.Sprint(args), got, want)
+		}
 	}
 }

@@ -117,6 +117,8 @@ type Worker struct {
 	prunedBefore atomic.Int64
 	// dataBytes: DataSize at the last retention pass (-1: none yet).
 	dataBytes atomic.Int64
+	// retainEvery: the retention period (retentionEvery).
+	retainEvery time.Duration
 }
 
 type lease struct {
@@ -134,7 +136,7 @@ func OpenWorker(name, path string, nc *nats.Conn, js jetstream.JetStream, log *s
 		return nil, fmt.Errorf("cluster: worker store %s: %w", path, err)
 	}
 	w := &Worker{Name: name, nc: nc, js: js, db: db,
-		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}}
+		in: make(chan jetstream.Msg, 256), quit: make(chan struct{}), owned: map[int]*lease{}, retainEvery: retentionEvery}
 	w.dataBytes.Store(-1)
 	if err := db.Update(w.loadSpans); err != nil {
 		db.Close()
@@ -291,7 +293,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	retained := make(chan struct{})
 	go func() {
 		defer close(retained)
-		t := time.NewTicker(retentionEvery)
+		t := time.NewTicker(w.retainEvery)
 		defer t.Stop()
 		for {
 			w.retain()
