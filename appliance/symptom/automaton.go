@@ -20,7 +20,13 @@ type automaton struct {
 	// a position whose 3-gram is in it.
 	starts *[1024]uint64
 	maxLen int // longest pattern string
+	// startStep[b] is the state after byte b from start, with startSlow
+	// set when that state reaches back further than b or has outputs
+	// (head must run); most packets of a fresh direction need no more.
+	startStep *[256]uint32
 }
+
+const startSlow = 1 << 31
 
 // maxT16States is the largest automaton with 16-bit tables (a variable so
 // tests can exercise the 32-bit ones).
@@ -155,6 +161,14 @@ func buildAutomaton(words []acWord, fold bool) *automaton {
 		for i, v := range a.trans {
 			a.t32[i] = v >> sh
 		}
+	}
+	a.startStep = new([256]uint32)
+	for c := 0; c < 256; c++ {
+		v := a.trans[a.start<<sh+uint32(a.class[c])] >> sh
+		if a.depth[v] > 1 || a.outIdx[v] != a.outIdx[v+1] {
+			v |= startSlow
+		}
+		a.startStep[c] = v
 	}
 	a.trans = nil
 	a.starts = new([1024]uint64)

@@ -33,6 +33,10 @@ const fdrDomain = 13
 // (the last position's super-character is loaded as 4 bytes).
 const fdrRead = 19
 
+// fdrOut is the room for candidate positions one call of the FDR loop
+// fills (zeroed per packet: kept small).
+const fdrOut = 48
+
 // fdrArgs is the kernels' view of the table (the layout is the assembly's).
 type fdrArgs struct {
 	tab   unsafe.Pointer // 1<<fdrDomain uint64
@@ -41,6 +45,9 @@ type fdrArgs struct {
 	// stride is 1, or 2 when only even positions (from a block's start)
 	// are looked up: a window's lanes of one parity then decide.
 	stride int
+	// shm[k] keeps bytes 2k+2 to 2k+9 of 16 (fdr2AVX512 loads a word
+	// shifted up by 2k+2 bytes from that many bytes before it).
+	shm [3][16]byte
 }
 
 // fdr is the compiled FDR prefilter.
@@ -161,7 +168,9 @@ func newFDR(m *matcher, idx []uint32) *fdr {
 	slices.SortStableFunc(lits, func(a, b fdrLit) int { return a.w - b.w })
 	bucket := fdrBuckets(lits)
 
-	f := &fdr{tab: make([]uint64, 1<<fdrDomain)}
+	// Two words of padding on either side for fdr2AVX512's shifted loads.
+	mem := make([]uint64, 1<<fdrDomain+4)
+	f := &fdr{tab: mem[2 : 2+1<<fdrDomain]}
 	for i := range f.tab {
 		f.tab[i] = ^uint64(0)
 	}
@@ -216,24 +225,29 @@ func newFDR(m *matcher, idx []uint32) *fdr {
 		f.tab[i] &^= free
 	}
 	f.args = fdrArgs{tab: unsafe.Pointer(unsafe.SliceData(f.tab)), nmask: ^uint32(1<<fdrDomain - 1), stride: 1}
+	for k := range f.args.shm {
+		for j := 2*k + 2; j < 2*k+10; j++ {
+			f.args.shm[k][j] = 0xFF
+		}
+	}
 	if f.passRate(2) <= fdrStride2Rate {
 		f.args.stride = 2
 	}
 
 	// Confirm lists: the last gram of each window.
-	byGram := map[uint32][]uint32{} // gram -> entry<<8 | gram offset in the trigger
+	byGram := map[uint32][]uint64{} // gram -> entry<<32 | gram offset in the trigger
 	for _, l := range lits {
 		d := l.s + l.w - 3
 		for _, g := range variants(l.trig[d:d+3], l.nocase) {
 			x := gram3(g)
-			byGram[x] = appendOnce(byGram[x], l.e<<8|uint32(d))
+			byGram[x] = append(byGram[x], uint64(l.e)<<32|uint64(d))
 		}
 	}
 	f.grams = newGramTable(len(byGram))
-	for _, x := range sortedKeys32(byGram) {
+	for _, x := range sortedKeys32d(byGram) {
 		for _, v := range byGram[x] {
-			c := newCand(ents, (v>>8)<<1)
-			c.d = v & 0xFF
+			c := newCand(ents, uint32(v>>32)<<1)
+			c.d = uint32(v)
 			m.lists = append(m.lists, c)
 		}
 		m.bidx = append(m.bidx, uint32(len(m.lists)))
@@ -275,11 +289,11 @@ func (f *fdr) passRate(stride int) float64 {
 // fdrGo is the portable fdrAVX: the positions from i on, 16 per block
 // while i+fdrRead <= n and out has room for 16, where some bucket may
 // end; *st carries the lanes of the next block's first 8 positions.
-func fdrGo(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (int, int) {
+func fdrGo(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (int, int) {
 	cnt := 0
 	carry := *st
 	mask := ^f.nmask
-	for ; i+fdrRead <= n && cnt <= simdOut-16; i += 16 {
+	for ; i+fdrRead <= n && cnt <= fdrOut-16; i += 16 {
 		for h := 0; h < 16; h += 8 {
 			b := i + h
 			lo, hi := carry, uint64(0)
@@ -308,7 +322,7 @@ func (m *matcher) scanFDR(c *Counts, p []byte, off uint64, prevNL bool) {
 	f := m.fdr
 	n := len(p)
 	base := unsafe.Pointer(unsafe.SliceData(p))
-	var out [simdOut]uint32
+	var out [fdrOut]uint32
 	st := f.start
 	i := 0
 	for i+fdrRead <= n {
@@ -321,15 +335,27 @@ func (m *matcher) scanFDR(c *Counts, p []byte, off uint64, prevNL bool) {
 	if i >= n {
 		return
 	}
-	// The last positions (at most 18), from a copy padded with zeros:
-	// the padding is read only as the byte after a window that ends the
-	// payload, which the table does not look at.
-	var buf [48]byte
-	copy(buf[:], p[i:])
+	// The last positions (at most 18): the bytes past the payload are
+	// read only as the byte after a window that ends the payload, which
+	// the table does not look at, or for positions past it, which are
+	// dropped. They are read in place when the blocks' reads stay inside
+	// the payload's last memory page (as Go's own bytealg reads ahead),
+	// else from a copy padded with zeros.
 	bn := fdrRead
 	if n-i > 16 {
 		bn += 16
 	}
+	if a := uintptr(base) + uintptr(i); a&(fdrPage-1) <= fdrPage-uintptr(bn) {
+		_, cnt := fdrScan(&f.args, base, i+bn, i, &st, &out)
+		for _, q := range out[:cnt] {
+			if int(q) < n {
+				m.verifyEnd(c, p, int(q), off, prevNL)
+			}
+		}
+		return
+	}
+	var buf [48]byte
+	copy(buf[:], p[i:])
 	_, cnt := fdrScan(&f.args, unsafe.Pointer(&buf), bn, 0, &st, &out)
 	for _, q := range out[:cnt] {
 		if q := i + int(q); q < n {
@@ -337,6 +363,10 @@ func (m *matcher) scanFDR(c *Counts, p []byte, off uint64, prevNL bool) {
 		}
 	}
 }
+
+// fdrPage is the smallest memory page: reads that stay inside the page
+// of a payload's last byte cannot fault.
+const fdrPage = 4096
 
 // verifyEnd confirms the windows that may end at p[q].
 func (m *matcher) verifyEnd(c *Counts, p []byte, q int, off uint64, prevNL bool) {

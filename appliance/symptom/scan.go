@@ -84,11 +84,21 @@ type pinGroup struct {
 
 // cand is a bucket member: entry e whose trigger has the bucket's gram at
 // offset d. word and mask hold the trigger's first 8 bytes (letters without
-// their case bit when nocase) for a quick check before try.
+// their case bit when nocase) for a quick check before try. A literal of at
+// most 8 bytes that may lie anywhere has fast set (candLit, with candBOL
+// when line-anchored): the quick check is all of try's and its symptom sym
+// is counted without reading the entry.
 type cand struct {
 	e, d       uint32
+	sym        uint16
+	fast       uint8
 	word, mask uint64
 }
+
+const (
+	candLit = 1 << iota
+	candBOL
+)
 
 func newCand(ents []entry, v uint32) cand {
 	e := &ents[v>>1]
@@ -100,6 +110,13 @@ func newCand(ents []entry, v uint32) cand {
 		}
 		c.word |= uint64(b) << (8 * k)
 		c.mask |= uint64(mk) << (8 * k)
+	}
+	if e.kind == KindLiteral && len(e.trig) <= 8 && e.toff == 0 && e.length == len(e.trig) &&
+		e.lo == 0 && e.hi == ^uint64(0) {
+		c.sym, c.fast = e.sym, candLit
+		if e.bol {
+			c.fast |= candBOL
+		}
 	}
 	return c
 }
@@ -597,9 +614,13 @@ func tail2(a, b *automaton, s1 uint32, i1 int, s2 uint32, i2, j int, p []byte) (
 func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) (uint32, uint32) {
 	a, b := m.cs, m.ci
 	var i1, i2 int
-	if a.t16 != nil {
+	switch {
+	case a.depth[s1] == 0: // the root reaches back nowhere
+	case s1 == a.start && a.startStep[p[0]]&startSlow == 0:
+		s1, i1 = a.startStep[p[0]], 1
+	case a.t16 != nil:
 		s1, i1 = head(m, a, a.t16, s1, c, p, off)
-	} else {
+	default:
 		s1, i1 = head(m, a, a.t32, s1, c, p, off)
 	}
 	if b == nil {
@@ -612,9 +633,13 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) 
 		}
 		return tail(a, a.t32, s1, i1, j, p), 0
 	}
-	if b.t16 != nil {
+	switch {
+	case b.depth[s2] == 0:
+	case s2 == b.start && b.startStep[p[0]]&startSlow == 0:
+		s2, i2 = b.startStep[p[0]], 1
+	case b.t16 != nil:
 		s2, i2 = head(m, b, b.t16, s2, c, p, off)
-	} else {
+	default:
 		s2, i2 = head(m, b, b.t32, s2, c, p, off)
 	}
 	j := r
@@ -709,6 +734,17 @@ func (m *matcher) restartBloom(p []byte) int {
 	n := len(p)
 	j := max(n-(m.maxWord-1), 0)
 	bloom := m.bloom
+	base := unsafe.Pointer(unsafe.SliceData(p))
+	for ; j+8 <= n; j += 6 {
+		// The grams at j..j+5 out of one load.
+		x := load64(base, j)
+		for k := 0; k < 48; k += 8 {
+			h := uint32(x>>k) * hashMul8
+			if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+				return j + k>>3
+			}
+		}
+	}
 	for ; j < n-2; j++ {
 		h := hash3(gram3(p[j:]))
 		if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
@@ -816,8 +852,18 @@ func (m *matcher) tryList(c *Counts, l []cand, p []byte, i int, off uint64, prev
 		if q < 0 {
 			continue
 		}
-		if q+8 <= len(p) && load64(unsafe.Pointer(unsafe.SliceData(p)), q)&cd.mask != cd.word {
-			continue
+		if q+8 <= len(p) {
+			if load64(unsafe.Pointer(unsafe.SliceData(p)), q)&cd.mask != cd.word {
+				continue
+			}
+			if cd.fast != 0 {
+				// try's checks for a literal of at most 8 bytes; one
+				// anchored at a line start is the automaton's at q 0.
+				if cd.fast&candBOL == 0 || q > 0 && p[q-1] == '\n' {
+					c.add(cd.sym)
+				}
+				continue
+			}
 		}
 		m.try(c, &m.ents[cd.e], p, q, off, prevNL)
 	}

@@ -53,15 +53,27 @@ func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 // fdrAVX is fdrGo in assembly (AVX, BMI1).
 //
 //go:noescape
-func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
 
 // fdr2AVX is fdrAVX for stride 2.
 //
 //go:noescape
-func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
 
-func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (int, int) {
+// fdr2AVX512 is fdr2AVX with AVX-512 (VL, BW): shifts by masked loads,
+// 32 positions per iteration.
+//
+//go:noescape
+func fdr2AVX512(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
+
+// haveFDR512 selects fdr2AVX512.
+var haveFDR512 = have512 && cpu.X86.HasAVX512VL
+
+func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (int, int) {
 	if haveSIMD {
+		if f.stride == 2 && haveFDR512 {
+			return fdr2AVX512(f, p, n, i, st, out)
+		}
 		if f.stride == 2 {
 			return fdr2AVX(f, p, n, i, st, out)
 		}

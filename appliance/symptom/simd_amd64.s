@@ -343,7 +343,7 @@ zdone:
 	VPSLLDQ $4, X5, X5; \
 	VPOR X5, X1, X1
 
-// func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+// func fdrAVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
 //
 // fdrGo: the FDR shift-or over the positions i, i+1, ..., 16 per
 // iteration while i+fdrRead <= n and out has room for 16. X0 carries the
@@ -365,7 +365,7 @@ TEXT ·fdrAVX(SB), NOSPLIT, $0-64
 dloop:
 	CMPQ CX, DX
 	JGT ddone
-	CMPQ BX, $(const_simdOut-16)
+	CMPQ BX, $(const_fdrOut-16)
 	JGT ddone
 	LEAQ (SI)(CX*1), R8
 	FDRHALF(0)
@@ -416,7 +416,7 @@ ddone:
 	VPSLLDQ $4, X3, X3; \
 	VPOR X3, X1, X1
 
-// func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (next, cnt int)
+// func fdr2AVX(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
 //
 // fdrAVX with stride 2: only the even positions from i are looked up.
 TEXT ·fdr2AVX(SB), NOSPLIT, $0-64
@@ -436,7 +436,7 @@ TEXT ·fdr2AVX(SB), NOSPLIT, $0-64
 eloop:
 	CMPQ CX, DX
 	JGT edone
-	CMPQ BX, $(const_simdOut-16)
+	CMPQ BX, $(const_fdrOut-16)
 	JGT edone
 	LEAQ (SI)(CX*1), R8
 	FDRHALF2(0)
@@ -465,6 +465,111 @@ enext:
 	JMP eloop
 
 edone:
+	VMOVQ X0, (R14)
+	MOVQ CX, next+48(FP)
+	MOVQ BX, cnt+56(FP)
+	RET
+
+// FDRHALF512 ORs into X0 the reach of the positions R8+off+0, 2, 4, 6
+// (stride 2). A word shifted up by s bytes is loaded from s bytes before
+// it and masked to bytes s..s+7 (X18-X20; the table is padded), so no
+// shuffle is needed. Clobbers R9, R10, R12, R13, X1-X4.
+#define FDRHALF512(off) \
+	ANDNL (off+0)(R8), R11, R9; \
+	ANDNL (off+2)(R8), R11, R10; \
+	ANDNL (off+4)(R8), R11, R12; \
+	ANDNL (off+6)(R8), R11, R13; \
+	VMOVQ (AX)(R9*8), X1; \
+	VPANDQ -2(AX)(R10*8), X18, X2; \
+	VPANDQ -4(AX)(R12*8), X19, X3; \
+	VPANDQ -6(AX)(R13*8), X20, X4; \
+	VPTERNLOGQ $0xFE, X3, X2, X1; \
+	VPTERNLOGQ $0xFE, X4, X1, X0
+
+// FDRBLOCK512 runs the 16 positions at R8+off: K1 gets the positions
+// where some bucket may end, X0 the carried lanes.
+#define FDRBLOCK512(off, K) \
+	FDRHALF512(off); \
+	VMOVDQA64 X0, X9; \
+	VPSRLDQ $8, X0, X0; \
+	FDRHALF512(off+8); \
+	VPUNPCKLQDQ X0, X9, X9; \
+	VPSRLDQ $8, X0, X0; \
+	VPCMPUB $4, X14, X9, K
+
+// func fdr2AVX512(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
+//
+// fdr2AVX with AVX-512 (VL, BW): 32 positions per iteration while
+// i+35 <= n and out has room for 32, then 16 while i+fdrRead <= n and out
+// has room for 16 (the blocks and the stopping point of fdrGo).
+TEXT ·fdr2AVX512(SB), NOSPLIT, $0-64
+	MOVQ f+0(FP), BX
+	MOVQ fdrArgs_tab(BX), AX
+	MOVL fdrArgs_nmask(BX), R11
+	VMOVDQU64 (fdrArgs_shm+0)(BX), X18
+	VMOVDQU64 (fdrArgs_shm+16)(BX), X19
+	VMOVDQU64 (fdrArgs_shm+32)(BX), X20
+	MOVQ p+8(FP), SI
+	MOVQ n+16(FP), DX
+	MOVQ i+24(FP), CX
+	MOVQ st+32(FP), R14
+	MOVQ out+40(FP), DI
+	XORQ BX, BX
+	VMOVQ (R14), X0
+	VPCMPEQB X14, X14, X14 // all ones
+	SUBQ $const_fdrRead, DX // n-19
+
+zfloop:
+	LEAQ 16(CX), R9
+	CMPQ R9, DX
+	JGT zfsingle
+	CMPQ BX, $(const_fdrOut-32)
+	JGT zfsingle
+	LEAQ (SI)(CX*1), R8
+	FDRBLOCK512(0, K1)
+	FDRBLOCK512(16, K2)
+	KMOVW K1, R9
+	KMOVW K2, R10
+	SHLL $16, R10
+	ORL R10, R9
+	JZ zfnext
+
+zfbits:
+	TZCNTL R9, R10
+	ADDL CX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRL R9, R9
+	JNZ zfbits
+
+zfnext:
+	ADDQ $32, CX
+	JMP zfloop
+
+zfsingle:
+	CMPQ CX, DX
+	JGT zfdone
+	CMPQ BX, $(const_fdrOut-16)
+	JGT zfdone
+	LEAQ (SI)(CX*1), R8
+	FDRBLOCK512(0, K1)
+	KMOVW K1, R9
+	TESTL R9, R9
+	JZ zsnext
+
+zsbits:
+	TZCNTL R9, R10
+	ADDL CX, R10
+	MOVL R10, (DI)(BX*4)
+	INCQ BX
+	BLSRL R9, R9
+	JNZ zsbits
+
+zsnext:
+	ADDQ $16, CX
+	JMP zfsingle
+
+zfdone:
 	VMOVQ X0, (R14)
 	MOVQ CX, next+48(FP)
 	MOVQ BX, cnt+56(FP)

@@ -15,6 +15,9 @@ func firstScan(f *firstMasks, p unsafe.Pointer, n, i int, out *[simdOut]uint32) 
 	return firstGo(f, p, n, i, out)
 }
 
-func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[simdOut]uint32) (int, int) {
+func fdrScan(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (int, int) {
 	return fdrGo(f, p, n, i, st, out)
 }
+
+// haveFDR512 is never set here (no AVX-512 FDR loop).
+var haveFDR512 = false

@@ -215,9 +215,14 @@ func TestFDRKernel(t *testing.T) {
 	corpus := workload.Corpus(1<<16, workload.Patterns(1000))
 	r := rand.New(rand.NewPCG(7, 8))
 	hits := 0
-	for _, stride := range []int{1, 2} {
+	fdr512 := haveFDR512
+	defer func() { haveFDR512 = fdr512 }()
+	for _, kern := range []int{1, 2, 2512} {
+		stride := kern % 10
 		args := f.args
 		args.stride = stride
+		// 2512: stride 2 with AVX-512 where the CPU has it; 2: without.
+		haveFDR512 = kern == 2512 && fdr512
 		for round := range 600 {
 			n := fdrRead + r.IntN(1500)
 			if round < 64 {
@@ -230,7 +235,7 @@ func TestFDRKernel(t *testing.T) {
 			if round%2 == 0 {
 				start, st = 0, f.start
 			}
-			var a, b [simdOut]uint32
+			var a, b [fdrOut]uint32
 			st1, st2 := st, st
 			for i, j := start, start; i+fdrRead <= n; {
 				n1, c1 := fdrScan(&args, base, n, i, &st1, &a)
