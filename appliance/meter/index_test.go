@@ -87,6 +87,22 @@ func TestEntryLayout(t *testing.T) {
 	if off := unsafe.Offsetof(e.seqKnown); off > 128 {
 		t.Errorf("hot fields end at offset %d, beyond two cache lines", off)
 	}
+	// What every payload packet reads (scan state, scanned octets, the
+	// application metadata counter) is in the two lines AddBatch
+	// prefetches.
+	for _, f := range []struct {
+		name string
+		end  uintptr
+	}{
+		{"st", unsafe.Offsetof(e.st) + unsafe.Sizeof(e.st)},
+		{"scanned", unsafe.Offsetof(e.scanned) + unsafe.Sizeof(e.scanned)},
+		{"app", unsafe.Offsetof(e.app) + 1},
+		{"ftp", unsafe.Offsetof(e.ftp) + 1},
+	} {
+		if f.end > 128 {
+			t.Errorf("%s ends at offset %d, beyond the two prefetched lines", f.name, f.end)
+		}
+	}
 	if unsafe.Sizeof(e)%128 != 0 {
 		t.Errorf("entry size %d is not a multiple of 128", unsafe.Sizeof(e))
 	}

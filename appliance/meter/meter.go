@@ -144,7 +144,15 @@ type entry struct {
 	nextSeq  uint32 // next expected TCP sequence number
 	off      uint64 // stream offset of nextSeq in this direction's payload
 	st       symptom.State
-	counts   symptom.Counts
+	// Read or written for every payload packet, so in the second line
+	// too (TestEntryLayout): they were in the fourth, a cache miss per
+	// scanned packet that the batch's prefetch of two lines left.
+	scanned uint32 // payload octets given to the matcher (saturating)
+	app     uint8  // application metadata: packets looked at, appDone
+	ftp     bool   // an FTP control direction: its data port announcements are read
+	_       [2]byte
+	// Written when a symptom is found.
+	counts symptom.Counts
 	// Cold: the rest of the record, set when the flow is created.
 	tunSrc0, tunSrc1, tunDst0, tunDst1 uint64
 	ingress, aggregate                 uint32
@@ -155,10 +163,6 @@ type entry struct {
 	tunnel                             flow.TunnelType
 	tunFam                             uint8  // famSrc4|famDst4 of the tunnel endpoints; tunValid
 	seq                                uint32 // creation order (wraps): breaks eviction ties
-	scanned                            uint32 // payload octets given to the matcher (saturating)
-	app                                uint8  // application metadata: packets looked at, appDone
-	ftp                                bool   // an FTP control direction: its data port announcements are read
-	_                                  [2]byte
 	appSlot                            uint32 // its metadata is apps[appSlot-1]; 0: none
 }
 
