@@ -73,6 +73,29 @@ func StoredAck(now time.Time) []byte {
 	return b
 }
 
+// Batch holds one message's records in a consumer's own form (a store's
+// record encoding), filled while the message is decoded. Add must copy
+// what it keeps of r: r, its Symptoms and its App strings are valid only
+// during the call (ipfix.Session.DecodeEach).
+type Batch interface {
+	Add(r *flow.Record)
+	Len() int
+	Reset()
+}
+
+// BatchConsumer is a Consumer that takes each message's records in a
+// Batch of its own, filled as they are decoded, instead of as a slice of
+// flow.Records: a consumer that only stores them never holds them
+// decoded. NewBatch is called once per session; a nil Batch makes the
+// session use Consume. ConsumeBatch gets the records of one message with
+// the same Origin Consume would, in the same order; the collector empties
+// the batch once it returns.
+type BatchConsumer interface {
+	Consumer
+	NewBatch() Batch
+	ConsumeBatch(o Origin, b Batch)
+}
+
 // ConsumerFunc adapts a function to Consumer.
 type ConsumerFunc func(o Origin, recs []flow.Record)
 
@@ -170,7 +193,9 @@ type session struct {
 	mu     sync.Mutex
 	s      *ipfix.Session
 	recs   []flow.Record
-	opts   []domainOptions // options changed by the message being decoded
+	batch  Batch              // BatchConsumer's batch, nil: records go to Consume
+	add    func(*flow.Record) // batch.Add, bound once
+	opts   []domainOptions    // options changed by the message being decoded
 	origin Origin
 	last   time.Time
 }
@@ -259,6 +284,11 @@ func (c *Collector) newSession(o Origin) *session {
 	}
 	c.total++
 	ss := &session{s: s, origin: o}
+	if bc, ok := c.c.(BatchConsumer); ok {
+		if b := bc.NewBatch(); b != nil {
+			ss.batch, ss.add = b, b.Add
+		}
+	}
 	if _, ok := c.c.(OptionsConsumer); ok {
 		s.OnOptions = func(d uint32, opts ipfix.DomainOptions) {
 			ss.opts = append(ss.opts, domainOptions{d, opts})
@@ -275,12 +305,22 @@ const maxKeptRecords = 4096
 func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.mu.Lock()
 	before := ss.s.Templates()
-	recs, h, err := ss.s.Decode(msg, ss.recs[:0])
-	ss.recs = recs
-	if cap(recs) > maxKeptRecords {
-		// A message of thousands of tiny records (hostile templates)
-		// would keep its buffer for the session's life: let it go.
-		ss.recs = nil
+	var (
+		recs  []flow.Record
+		h     ipfix.Header
+		err   error
+		batch = ss.batch
+	)
+	if batch != nil {
+		h, err = ss.s.DecodeEach(msg, ss.add)
+	} else {
+		recs, h, err = ss.s.Decode(msg, ss.recs[:0])
+		ss.recs = recs
+		if cap(recs) > maxKeptRecords {
+			// A message of thousands of tiny records (hostile templates)
+			// would keep its buffer for the session's life: let it go.
+			ss.recs = nil
+		}
 	}
 	grown := ss.s.Templates() - before
 	o := ss.origin
@@ -305,7 +345,21 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 			oc.ConsumeOptions(oo, x.opts)
 		}
 	}
-	if len(recs) > 0 {
+	if batch != nil {
+		if n := batch.Len(); n > 0 {
+			c.c.(BatchConsumer).ConsumeBatch(o, batch)
+			batch.Reset()
+			if n > maxKeptRecords {
+				// As ss.recs above: a hostile message's batch is not
+				// kept for the session's life.
+				ss.mu.Lock()
+				if nb := c.c.(BatchConsumer).NewBatch(); nb != nil {
+					ss.batch, ss.add = nb, nb.Add
+				}
+				ss.mu.Unlock()
+			}
+		}
+	} else if len(recs) > 0 {
 		c.c.Consume(o, recs)
 	}
 	return err

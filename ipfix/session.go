@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/mira-project/mira/flow"
 )
@@ -153,6 +154,11 @@ type decTemplate struct {
 	plan      []fieldOp
 	prefix    int
 	prefixLen int
+	// fast is the flow record loop's compiled plan for the fixed-length
+	// prefix: its fields that mean something (opSkip left out), each
+	// with its offset in the record, so a record reads them without
+	// walking the fields between.
+	fast []fastOp
 	// key, the time the template was last received (for
 	// TemplateLifetime) and its place in the session's use order.
 	key        tkey
@@ -238,6 +244,11 @@ type Session struct {
 	// to templates clears it.
 	stlKey tkey
 	stl    *decTemplate
+	// tcache holds recently used templates by id (template): MIRA's
+	// exporter starts a set at nearly every record (its records alternate
+	// between template variants), so a map lookup per set costs as much
+	// as decoding a few fields. drop removes a template from it.
+	tcache [tcacheSize]*decTemplate
 	// lru lists the templates, most recently used first.
 	lruHead, lruTail *decTemplate
 	msgs             uint64
@@ -249,6 +260,11 @@ type Session struct {
 	// names interns application names (they repeat: a server's name in
 	// all its flows), so decoding them allocates only for new ones.
 	names map[string]string
+	// each, set during DecodeEach, takes every flow record as it is
+	// decoded into rec (and rev, a biflow's reverse direction); the
+	// records' application names then alias the message (no interning).
+	each     func(r *flow.Record)
+	rec, rev flow.Record
 }
 
 // NewSession returns an empty Session.
@@ -344,6 +360,23 @@ func (s *Session) drop(t *decTemplate) {
 	s.unlink(t)
 	delete(s.templates, t.key)
 	s.stl = nil
+	if c := &s.tcache[tcacheSlot(t.key.id)]; *c == t {
+		*c = nil
+	}
+}
+
+// template returns the template of domain and id, or nil.
+func (s *Session) template(domain uint32, id uint16) *decTemplate {
+	k := tkey{domain, id}
+	c := &s.tcache[tcacheSlot(id)]
+	if t := *c; t != nil && t.key == k {
+		return t
+	}
+	t := s.templates[k]
+	if t != nil {
+		*c = t
+	}
+	return t
 }
 
 // Trim evicts least recently used templates until at most n remain, and
@@ -381,6 +414,25 @@ func (s *Session) Expire(now time.Time) int {
 // rest of that message is dropped. The Symptoms slices of the returned
 // records are valid until the next call to Decode.
 func (s *Session) Decode(msg []byte, out []flow.Record) ([]flow.Record, Header, error) {
+	return s.decode(msg, out)
+}
+
+// DecodeEach decodes one IPFIX message as Decode does (the same checks,
+// counters, options and sequence accounting) but hands each flow record
+// to fn as soon as it is decoded, in the order Decode returns them,
+// instead of collecting them: a caller that only re-encodes the records
+// (a store) thus never holds a message's worth of flow.Records. The
+// record fn gets, its Symptoms and the strings of its App alias the
+// session's buffers and msg: they are valid only during the call, and fn
+// must copy what it keeps. fn must not call the Session.
+func (s *Session) DecodeEach(msg []byte, fn func(r *flow.Record)) (Header, error) {
+	s.each = fn
+	_, h, err := s.decode(msg, nil)
+	s.each = nil
+	return h, err
+}
+
+func (s *Session) decode(msg []byte, out []flow.Record) ([]flow.Record, Header, error) {
 	s.syms = s.syms[:0]
 	if len(msg) < HeaderLen {
 		return out, Header{}, s.fail(0, 0, 0, ReasonBadMessageLength)
@@ -589,6 +641,13 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 		}
 		if t.prefix < 0 {
 			t.prefix = count
+		}
+		pos := 0
+		for _, f := range t.plan[:t.prefix] {
+			if f.op != opSkip {
+				t.fast = append(t.fast, fastOp{op: f.op, pos: uint16(pos), length: f.length})
+			}
+			pos += int(f.length)
 		}
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
@@ -861,7 +920,7 @@ func ntpToUnixNanos(v uint64) int64 {
 }
 
 func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte, base int, out []flow.Record) (int, []flow.Record, error) {
-	t := s.templates[tkey{domain, id}]
+	t := s.template(domain, id)
 	if t == nil {
 		return 0, out, s.fail(base, id, id, ReasonDataWithoutTemplate)
 	}
@@ -903,6 +962,21 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 // fieldOp is what a record loop needs of one template field.
 type fieldOp struct {
 	op     op
+	length uint16
+}
+
+// tcacheSize is the number of entries of Session.tcache.
+const tcacheSize = 256
+
+// tcacheSlot is the entry of Session.tcache for template id: MIRA's flow
+// template ids (256-383, 512-2431) spread over it.
+func tcacheSlot(id uint16) int { return int(id^id>>8) % tcacheSize }
+
+// fastOp is a field of a template's fixed-length prefix: its op, offset
+// in the record and length.
+type fastOp struct {
+	op     op
+	pos    uint16
 	length uint16
 }
 
@@ -1088,8 +1162,14 @@ func (s *Session) handOptions() {
 func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec []byte, out []flow.Record) []flow.Record {
 	// Decode in place: a flow.Record is large, and copying it in costs
 	// as much as decoding a few fields.
-	out = append(out, flow.Record{})
-	r := &out[len(out)-1]
+	var r *flow.Record
+	if s.each != nil {
+		r = &s.rec
+		*r = flow.Record{}
+	} else {
+		out = append(out, flow.Record{})
+		r = &out[len(out)-1]
+	}
 	r.Direction = 255
 	r.ObservationDomain = domain
 	r.SamplingPacketInterval = ds.sampling
@@ -1106,19 +1186,34 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		havePkts, haveOcts   bool
 		badTime              bool
 	)
-	off := 0
+	// The fixed-length prefix by the compiled plan (offsets, no skipped
+	// fields), then the rest field by field.
+	fast, rest := t.fast, t.plan[t.prefix:]
+	off := t.prefixLen
 	var v []byte
-	for _, f := range t.plan {
-		if f.length != VarLen {
-			n := int(f.length)
-			v = rec[off : off+n]
-			off += n
+	for i := 0; ; i++ {
+		var o op
+		if i < len(fast) {
+			f := &fast[i]
+			o, v = f.op, rec[f.pos:int(f.pos)+int(f.length)]
 		} else {
-			var n int
-			v, n, _ = ReadVarLen(rec[off:])
-			off += n
+			j := i - len(fast)
+			if j >= len(rest) {
+				break
+			}
+			f := rest[j]
+			if f.length != VarLen {
+				n := int(f.length)
+				v = rec[off : off+n]
+				off += n
+			} else {
+				var n int
+				v, n, _ = ReadVarLen(rec[off:])
+				off += n
+			}
+			o = f.op
 		}
-		switch f.op {
+		switch o {
 		case opSkip:
 		case opSrc4:
 			r.Src = netip.AddrFrom4([4]byte(v))
@@ -1244,12 +1339,12 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	r.First, r.Last = first, last
 	if reason := s.implausible(r, havePkts, haveOcts, badTime); reason != 0 {
 		s.stats.Malformed[reason]++
-		return out[:len(out)-1]
+		return s.unappend(out)
 	}
 	if haveRev && (revPkts != 0 || revOcts != 0) {
 		if reason := plausibleCounts(revPkts, revOcts, havePkts, haveOcts); reason != 0 {
 			s.stats.Malformed[reason]++
-			return out[:len(out)-1]
+			return s.unappend(out)
 		}
 	}
 	if r.IPVersion == 0 {
@@ -1264,9 +1359,13 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		r.InnerOctets = r.Octets
 	}
 	s.stats.FlowRecords++
+	if s.each != nil {
+		s.each(r)
+	}
 	if haveRev && (revPkts != 0 || revOcts != 0) {
 		// An RFC 5103 biflow: the reverse direction as its own record.
-		rv := *r
+		rv := &s.rev
+		*rv = *r
 		rv.Src, rv.Dst = r.Dst, r.Src
 		if r.Proto != 1 && r.Proto != 58 {
 			rv.Sport, rv.Dport = r.Dport, r.Sport
@@ -1280,10 +1379,22 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		if r.Direction <= 1 {
 			rv.Direction = 1 - r.Direction
 		}
-		out = append(out, rv)
 		s.stats.FlowRecords++
+		if s.each != nil {
+			s.each(rv)
+		} else {
+			out = append(out, *rv)
+		}
 	}
 	return out
+}
+
+// unappend drops the record flowRecord was decoding.
+func (s *Session) unappend(out []flow.Record) []flow.Record {
+	if s.each != nil {
+		return out
+	}
+	return out[:len(out)-1]
 }
 
 // symptoms decodes a subTemplateList whose sub-template carries MIRA's
@@ -1304,6 +1415,10 @@ func (s *Session) appName(v []byte) string {
 			s.stats.BadAppNames++
 			return ""
 		}
+	}
+	if s.each != nil {
+		// Valid during the DecodeEach callback, as documented there.
+		return unsafe.String(&v[0], len(v))
 	}
 	if n, ok := s.names[string(v)]; ok {
 		return n
@@ -1378,15 +1493,28 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 		off += len(rec)
 		var sc flow.SymptomCount
 		found := false
-		fo := 0
-		var fv []byte
-		for i, f := range st.Fields {
-			fv, fo = fieldValue(f, rec, fo)
-			switch st.ops[i] {
-			case opSymptomID:
-				sc.ID, found = uint16(uintN(fv)), true
-			case opSymptomCount:
-				sc.Count = uint32(uintN(fv))
+		if st.fixed {
+			// The compiled plan: the fields that mean something, by offset.
+			for _, f := range st.fast {
+				fv := rec[f.pos : int(f.pos)+int(f.length)]
+				switch f.op {
+				case opSymptomID:
+					sc.ID, found = uint16(uintN(fv)), true
+				case opSymptomCount:
+					sc.Count = uint32(uintN(fv))
+				}
+			}
+		} else {
+			fo := 0
+			var fv []byte
+			for i, f := range st.Fields {
+				fv, fo = fieldValue(f, rec, fo)
+				switch st.ops[i] {
+				case opSymptomID:
+					sc.ID, found = uint16(uintN(fv)), true
+				case opSymptomCount:
+					sc.Count = uint32(uintN(fv))
+				}
 			}
 		}
 		if found {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/ipfix"
 )
 
@@ -53,15 +52,15 @@ type pendingSet struct {
 
 func newPendingSet() *pendingSet { return &pendingSet{m: map[pendKey]*store.Encoded{}} }
 
-func (p *pendingSet) add(k pendKey, recs []flow.Record) {
+// batch returns k's batch, made when k has none yet.
+func (p *pendingSet) batch(k pendKey) *store.Encoded {
 	e := p.m[k]
 	if e == nil {
 		e = &store.Encoded{Origin: store.Origin{Exporter: k.addr.String(), Domain: k.domain}}
 		p.m[k] = e
 		p.list = append(p.list, e)
 	}
-	e.AddAll(recs)
-	p.n += len(recs)
+	return e
 }
 
 // merge moves o's records into p.

@@ -132,7 +132,8 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 }
 
 // Consume implements collector.Consumer: it encodes records for the
-// store writer (see batch.go).
+// store writer (see batch.go). Records from the collecting process come
+// through ConsumeBatch, already encoded, unless they are forwarded too.
 func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	if s.fwd != nil {
 		s.fwd.cons.Consume(o, recs)
@@ -141,22 +142,87 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	s.mu.Lock()
 	var noted func()
 	if o.Instance != 0 {
-		if recs, noted = s.dedup(k, o, recs); len(recs) == 0 {
+		var keep []bool
+		var n int
+		if keep, n, noted = s.dedup(k, o, len(recs)); n == 0 {
 			s.mu.Unlock()
 			return
 		}
+		if keep != nil {
+			kept := make([]flow.Record, 0, n)
+			for i := range recs {
+				if keep[i] {
+					kept = append(kept, recs[i])
+				}
+			}
+			recs = kept
+		}
 	}
 	s.smp.Records(k, recs)
+	if e := s.admit(k, len(recs)); e != nil {
+		e.AddAll(recs)
+		s.queued(noted)
+	}
+}
+
+// NewBatch implements collector.BatchConsumer: the collecting process
+// encodes records into the store's encoding as it decodes them, unless
+// they are forwarded too (the forwarder takes flow.Records: Consume).
+func (s *Server) NewBatch() collector.Batch {
+	if s.fwd != nil {
+		return nil
+	}
+	return &store.Encoded{}
+}
+
+// ConsumeBatch implements collector.BatchConsumer: Consume for the
+// records of a message already encoded (a *store.Encoded of NewBatch).
+func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
+	e := b.(*store.Encoded)
+	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
+	s.mu.Lock()
+	var noted func()
+	if o.Instance != 0 {
+		var keep []bool
+		var n int
+		if keep, n, noted = s.dedup(k, o, e.Len()); n == 0 {
+			s.mu.Unlock()
+			return
+		}
+		if keep != nil {
+			kept := &store.Encoded{}
+			kept.AppendIf(e, func(i int) bool { return keep[i] })
+			e = kept
+		}
+	}
+	s.smp.RecordsEnding(k, e.Len(), e.LastEnd())
+	if p := s.admit(k, e.Len()); p != nil {
+		p.Append(e)
+		s.queued(noted)
+	}
+}
+
+// admit returns origin k's pending batch to append n records to, or
+// nil (with s.mu released) when more than maxPending would wait: they
+// are dropped and counted; s.mu held.
+func (s *Server) admit(k pendKey, n int) *store.Encoded {
 	if h, ok := s.held[k]; ok {
 		s.queueNames(k, h...)
 		delete(s.held, k)
 	}
-	if s.pending.n+len(recs) > s.maxPending {
-		s.dropped += uint64(len(recs))
+	if s.pending.n+n > s.maxPending {
+		s.dropped += uint64(n)
 		s.mu.Unlock()
-		return
+		return nil
 	}
-	s.pending.add(k, recs)
+	s.pending.n += n
+	return s.pending.batch(k)
+}
+
+// queued finishes an admit once the records were appended: noted (when
+// not nil) notes their sequence numbers; s.mu held, and released. A full
+// batch wakes the writer.
+func (s *Server) queued(noted func()) {
 	if noted != nil {
 		noted()
 	}
@@ -176,12 +242,13 @@ type ledgerKey struct {
 	init int64
 }
 
-// dedup drops the records of a spooling exporter whose sequence numbers
-// are already stored or pending and returns the others with a function
-// that notes their numbers (called once they are pending); s.mu held. A
-// replayed message holds the same records under the same numbers: record
-// i of a message has the message's number plus i.
-func (s *Server) dedup(k pendKey, o collector.Origin, recs []flow.Record) ([]flow.Record, func()) {
+// dedup decides which of n records of a spooling exporter to keep: those
+// whose sequence numbers are neither stored nor pending. keep is nil
+// when all are kept, else says which; kept counts them; noted notes
+// their numbers (called once they are pending); s.mu held. A replayed
+// message holds the same records under the same numbers: record i of a
+// message has the message's number plus i.
+func (s *Server) dedup(k pendKey, o collector.Origin, n int) (keep []bool, kept int, noted func()) {
 	so := store.SeqOrigin{Origin: store.Origin{Exporter: k.addr.String(), Domain: k.domain}, Instance: o.Instance}
 	set := s.seqs[so]
 	if set == nil {
@@ -197,20 +264,19 @@ func (s *Server) dedup(k pendKey, o collector.Origin, recs []flow.Record) ([]flo
 		}
 		s.dirtySeq[so] = true
 	}
-	n := uint32(len(recs))
-	if !set.Overlaps(o.Sequence, n) {
-		return recs, func() { set.Add(o.Sequence, n); dirty() }
+	if !set.Overlaps(o.Sequence, uint32(n)) {
+		return nil, n, func() { set.Add(o.Sequence, uint32(n)); dirty() }
 	}
-	var kept []flow.Record
+	keep = make([]bool, n)
 	var seqs []uint32
-	for i := range recs {
+	for i := range keep {
 		if q := o.Sequence + uint32(i); !set.Contains(q) {
-			kept = append(kept, recs[i])
+			keep[i] = true
 			seqs = append(seqs, q)
 		}
 	}
-	s.duplicates += uint64(len(recs) - len(kept))
-	return kept, func() {
+	s.duplicates += uint64(n - len(seqs))
+	return keep, len(seqs), func() {
 		for _, q := range seqs {
 			set.Add(q, 1)
 		}

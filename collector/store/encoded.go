@@ -60,6 +60,33 @@ func (e *Encoded) Append(o *Encoded) {
 	e.maxDur = max(e.maxDur, o.maxDur)
 }
 
+// AppendIf appends those of o's records (of the same origin) for whose
+// index in o keep says true.
+func (e *Encoded) AppendIf(o *Encoded, keep func(i int) bool) {
+	for i, x := range o.idx {
+		if !keep(i) {
+			continue
+		}
+		at := uint32(len(e.buf))
+		e.buf = append(e.buf, o.buf[x.off:x.off+x.n]...)
+		x.off = at
+		e.idx = append(e.idx, x)
+		e.maxDur = max(e.maxDur, x.last-x.first)
+	}
+}
+
+// LastEnd returns the latest end time of e's records (0 when empty).
+func (e *Encoded) LastEnd() int64 {
+	if len(e.idx) == 0 {
+		return 0
+	}
+	v := e.idx[0].last
+	for _, x := range e.idx[1:] {
+		v = max(v, x.last)
+	}
+	return v
+}
+
 // Len returns the number of records in e.
 func (e *Encoded) Len() int { return len(e.idx) }
 

@@ -169,14 +169,22 @@ func (t *AnnouncementTracker[K]) Records(k K, recs []flow.Record) {
 	if len(recs) == 0 {
 		return
 	}
-	st := t.get(k)
-	st.recs += uint64(len(recs))
-	if !st.haveRecs {
-		st.lastEnd, st.haveRecs = recs[0].Last, true
-	}
+	last := recs[0].Last
 	for i := range recs {
-		st.lastEnd = max(st.lastEnd, recs[i].Last)
+		last = max(last, recs[i].Last)
 	}
+	t.RecordsEnding(k, len(recs), last)
+}
+
+// RecordsEnding is Records for n records (n > 0) whose latest end is
+// last.
+func (t *AnnouncementTracker[K]) RecordsEnding(k K, n int, last int64) {
+	st := t.get(k)
+	st.recs += uint64(n)
+	if !st.haveRecs {
+		st.lastEnd, st.haveRecs = last, true
+	}
+	st.lastEnd = max(st.lastEnd, last)
 }
 
 // Sampling notes that origin k announced 1-in-interval sampling (flow:
