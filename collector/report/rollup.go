@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -168,13 +169,35 @@ type heldRecord struct {
 }
 
 // recHeap orders the held records by start, then arrival: small
-// entries in the heap, the records in a slab whose slots are reused.
+// entries in a bucket queue, the records in a slab whose slots are
+// reused. The entries are kept in buckets of about a second of start
+// time (bucketShift), unsorted; a bucket is sorted once, when the
+// earliest entry is asked of it. A binary heap over all entries cost a
+// cache miss per level at every pop once hundreds of thousands were
+// held (a Roller holds every record of the last minute and more): the
+// largest cost of the rollups. The order is the heap's: (start, arrival).
 type recHeap struct {
-	h    []heapEntry
+	cur    []heapEntry // the earliest bucket, sorted; cur[at:] are held
+	at     int
+	curKey int64
+	// buckets holds the other entries by bucket key (start >>
+	// bucketShift); keys is a min-heap of the keys in buckets.
+	buckets map[int64][]heapEntry
+	keys    []int64
+	spare   [][]heapEntry // emptied buckets, for reuse
+	// last caches the bucket of the previous push.
+	lastKey int64
+	last    []heapEntry
+	hasLast bool
+	n       int
+
 	slab []heldRecord
 	free []int32
 	dec  flow.Record // the record take decoded
 }
+
+// bucketShift makes a bucket 2^30 ns (1.07 s) of start time.
+const bucketShift = 30
 
 type heapEntry struct {
 	first int64
@@ -182,7 +205,7 @@ type heapEntry struct {
 	slot  int32
 }
 
-func (h *recHeap) Len() int { return len(h.h) }
+func (h *recHeap) Len() int { return h.n }
 
 // less orders entries by start, then arrival (seq is unique, so the
 // order is total).
@@ -193,16 +216,91 @@ func (a heapEntry) less(b heapEntry) bool {
 	return a.seq < b.seq
 }
 
-// push and pop are container/heap's algorithms on the typed slice: its
-// interface calls and the boxing of every entry pushed were a tenth of
-// the rollups' cost.
+func cmpEntry(a, b heapEntry) int {
+	if a.less(b) {
+		return -1
+	}
+	if b.less(a) {
+		return 1
+	}
+	return 0
+}
+
+// push holds e.
 func (h *recHeap) push(e heapEntry) {
-	h.h = append(h.h, e)
-	x := h.h
+	h.n++
+	k := e.first >> bucketShift
+	if h.at < len(h.cur) && k <= h.curKey {
+		// At or before the bucket being taken: into its sorted rest
+		// (only records that arrive after their start's turn do this).
+		i, _ := slices.BinarySearchFunc(h.cur[h.at:], e, cmpEntry)
+		h.cur = slices.Insert(h.cur, h.at+i, e)
+		return
+	}
+	if h.hasLast && k == h.lastKey {
+		h.last = append(h.last, e)
+		return
+	}
+	h.flushLast()
+	if h.buckets == nil {
+		h.buckets = map[int64][]heapEntry{}
+	}
+	b, ok := h.buckets[k]
+	if !ok {
+		if n := len(h.spare); n > 0 {
+			b, h.spare = h.spare[n-1][:0], h.spare[:n-1]
+		}
+		h.pushKey(k)
+	}
+	h.lastKey, h.last, h.hasLast = k, append(b, e), true
+}
+
+// flushLast stores the cached bucket back in the map.
+func (h *recHeap) flushLast() {
+	if h.hasLast {
+		h.buckets[h.lastKey] = h.last
+		h.hasLast, h.last = false, nil
+	}
+}
+
+// fill makes cur hold the earliest entries; false when none are held.
+func (h *recHeap) fill() bool {
+	if h.at < len(h.cur) {
+		return true
+	}
+	h.flushLast()
+	if len(h.keys) == 0 {
+		return false
+	}
+	if h.cur != nil {
+		h.spare = append(h.spare, h.cur[:0])
+	}
+	k := h.popKey()
+	b := h.buckets[k]
+	delete(h.buckets, k)
+	// Entries were appended in arrival order: a stable sort by start
+	// is the (start, arrival) order.
+	slices.SortStableFunc(b, func(a, b heapEntry) int { return cmp.Compare(a.first, b.first) })
+	h.cur, h.at, h.curKey = b, 0, k
+	return true
+}
+
+// pop removes and returns the earliest entry; h must not be empty.
+func (h *recHeap) pop() heapEntry {
+	h.fill()
+	e := h.cur[h.at]
+	h.at++
+	h.n--
+	return e
+}
+
+func (h *recHeap) pushKey(k int64) {
+	h.keys = append(h.keys, k)
+	x := h.keys
 	j := len(x) - 1
 	for j > 0 {
 		i := (j - 1) / 2
-		if !x[j].less(x[i]) {
+		if x[i] <= x[j] {
 			break
 		}
 		x[i], x[j] = x[j], x[i]
@@ -210,29 +308,43 @@ func (h *recHeap) push(e heapEntry) {
 	}
 }
 
-func (h *recHeap) pop() heapEntry {
-	x := h.h
+func (h *recHeap) popKey() int64 {
+	x := h.keys
 	n := len(x) - 1
 	x[0], x[n] = x[n], x[0]
 	i := 0
 	for {
-		j1 := 2*i + 1
-		if j1 >= n || j1 < 0 {
+		j := 2*i + 1
+		if j >= n {
 			break
 		}
-		j := j1
-		if j2 := j1 + 1; j2 < n && x[j2].less(x[j1]) {
-			j = j2
+		if j+1 < n && x[j+1] < x[j] {
+			j++
 		}
-		if !x[j].less(x[i]) {
+		if x[i] <= x[j] {
 			break
 		}
 		x[i], x[j] = x[j], x[i]
 		i = j
 	}
-	e := x[n]
-	h.h = x[:n]
-	return e
+	k := x[n]
+	h.keys = x[:n]
+	return k
+}
+
+// clone returns a copy of h that shares nothing with it but the slots'
+// encodings.
+func (h *recHeap) clone() recHeap {
+	c := recHeap{cur: slices.Clone(h.cur[h.at:]), curKey: h.curKey, keys: slices.Clone(h.keys), n: h.n,
+		slab: slices.Clone(h.slab), free: slices.Clone(h.free)}
+	c.buckets = make(map[int64][]heapEntry, len(h.buckets)+1)
+	for k, b := range h.buckets {
+		c.buckets[k] = slices.Clone(b)
+	}
+	if h.hasLast {
+		c.buckets[h.lastKey] = slices.Clone(h.last)
+	}
+	return c
 }
 
 // add holds r, encoded.
@@ -262,8 +374,12 @@ func (h *recHeap) slot() int32 {
 	return int32(len(h.slab) - 1)
 }
 
-// first returns the start of the earliest held record.
-func (h *recHeap) first() int64 { return h.h[0].first }
+// first returns the start of the earliest held record; h must not be
+// empty.
+func (h *recHeap) first() int64 {
+	h.fill()
+	return h.cur[h.at].first
+}
 
 // take removes the earliest record and decodes it; the record stays
 // valid until the next take. nil means it did not decode (it was
@@ -714,7 +830,7 @@ func (r *Roller) Pending() map[time.Duration]map[store.RollupKey]*store.RollupCe
 	n.nm.install(&n.opts)
 	// The copy only takes: it reads the slots' bytes, which r does not
 	// change while the copy lives (the caller holds r).
-	n.buf = recHeap{h: slices.Clone(r.buf.h), slab: slices.Clone(r.buf.slab), free: slices.Clone(r.buf.free)}
+	n.buf = r.buf.clone()
 	n.wait = slices.Clone(r.wait)
 	if r.ix != nil {
 		n.ix = r.ix.Clone()

@@ -549,19 +549,28 @@ func BenchmarkRollerHeldMemory(b *testing.B) {
 // TestRecHeapOrder: the held records come out by start, then arrival,
 // whatever order they went in, with takes interleaved with adds.
 func TestRecHeapOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+	// Starts within one bucket, over a few, and over many (some
+	// negative), with runs of pushes into the same bucket.
+	for _, scale := range []int64{1, 1 << 27, 1 << 33} {
+		t.Run(fmt.Sprint(scale), func(t *testing.T) { testRecHeapOrder(t, scale) })
+	}
+}
+
+func testRecHeapOrder(t *testing.T, scale int64) {
+	rng := rand.New(rand.NewPCG(1, uint64(scale)))
 	var h recHeap
 	var want []heapEntry
 	var got []heapEntry
 	for i := 0; i < 5000; i++ {
-		e := heapEntry{first: rng.Int64N(300), seq: uint64(i)}
+		e := heapEntry{first: (rng.Int64N(300) - 20) * scale, seq: uint64(i)}
 		h.push(e)
 		want = append(want, e)
 		if rng.IntN(3) == 0 {
 			x := h.pop()
-			// Nothing pushed later may precede what was popped.
-			for _, y := range h.h {
-				if y.less(x) {
+			// Nothing held may precede what was popped.
+			c := h.clone()
+			for c.Len() > 0 {
+				if y := c.pop(); y.less(x) {
 					t.Fatalf("popped %+v while %+v was held", x, y)
 				}
 			}
