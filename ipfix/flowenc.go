@@ -87,6 +87,9 @@ const (
 	opDNSRcode
 	opFTPData
 	opScanned
+	// Runs of fields the decoder reads as one (session.go compileFast).
+	opRunCore
+	opRunMIRA
 )
 
 // Template-variant bits: a record's variant picks its flow template, whose

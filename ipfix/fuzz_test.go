@@ -3,8 +3,10 @@ package ipfix
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/mira-project/mira/flow"
@@ -31,7 +33,11 @@ func FuzzSession(f *testing.F) {
 		for _, udp := range []bool{false, true} {
 			s := NewSession("fuzz")
 			s.UDP = udp
-			var out []flow.Record
+			// plain decodes without the compiled plans: the same records
+			// and counters.
+			plain := NewSession("fuzz")
+			plain.UDP, plain.plain = udp, true
+			var out, pout []flow.Record
 			in := b
 			for len(in) >= HeaderLen {
 				l := int(binary.BigEndian.Uint16(in[2:]))
@@ -42,6 +48,11 @@ func FuzzSession(f *testing.F) {
 				var err error
 				out, _, err = s.Decode(in[:l], out[:0])
 				after := s.Stats()
+				var perr error
+				pout, _, perr = plain.Decode(in[:l], pout[:0])
+				if !reflect.DeepEqual(out, pout) || fmt.Sprint(err) != fmt.Sprint(perr) || plain.Stats() != after {
+					t.Fatalf("compiled plan decodes differently:\n%+v %v\nplain:\n%+v %v", out, err, pout, perr)
+				}
 				if err != nil {
 					var de *DecodeError
 					if !errors.As(err, &de) {
