@@ -131,18 +131,18 @@ type Roller struct {
 	nm   *namer
 	smp  *samplingIndex
 
-	buf     recHeap
-	seq     uint64
-	clock   map[store.Origin]*int64
+	buf   recHeap
+	seq   uint64
+	clock map[store.Origin]*int64
 	// lastO and lastClock cache the clock of the origin note saw last
 	// (records come in runs of one origin: a map lookup, hashing the
 	// exporter's name, per record was a tenth of AddEncoded).
 	lastO     store.Origin
 	lastClock *int64
-	maxLast int64
-	maxDur  int64
-	fed     int64 // every record that started before it was fed
-	maxFed  int64 // latest start fed
+	maxLast   int64
+	maxDur    int64
+	fed       int64 // every record that started before it was fed
+	maxFed    int64 // latest start fed
 
 	pair  bool
 	wait  []Biflow // complete, waiting for their pair context
