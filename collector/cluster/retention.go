@@ -66,8 +66,8 @@ type batchSpans struct {
 	spans   []Span // P set; normally one (a batch is one partition's)
 }
 
-func (bs *batchSpans) add(r *flow.Record) {
-	p := Partition(r.Key, Partitions)
+// add adds r, a record of partition p.
+func (bs *batchSpans) add(p int, r *flow.Record) {
 	if len(bs.spans) == 0 || r.Last < bs.minLast {
 		bs.minLast = r.Last
 	}
@@ -155,7 +155,7 @@ func indexBatches(tx *bolt.Tx) error {
 	var keys, vals [][]byte
 	err = b.ForEach(func(k, v []byte) error {
 		var bs batchSpans
-		if err := decodeBatchRecords(v, func(_ ID, _ []byte, r *flow.Record) error { bs.add(r); return nil }); err != nil {
+		if err := decodeBatchRecords(v, func(_ ID, _ []byte, r *flow.Record) error { bs.add(Partition(r.Key, Partitions), r); return nil }); err != nil {
 			return fmt.Errorf("batch %q: %w", k, err)
 		}
 		if len(bs.spans) > 0 {
@@ -191,11 +191,12 @@ func keepFrom(v []byte, cutoff int64, pruned *[Partitions]uint64) ([]byte, batch
 	var bs batchSpans
 	var key []byte
 	err := decodeBatchRecords(v, func(id ID, enc []byte, r *flow.Record) error {
+		p := Partition(r.Key, Partitions)
 		if r.Last < cutoff {
-			pruned[Partition(r.Key, Partitions)]++
+			pruned[p]++
 			return nil
 		}
-		bs.add(r)
+		bs.add(p, r)
 		key = id.key(key[:0])
 		out = append(out, key...)
 		out = binary.AppendUvarint(out, uint64(len(enc)))
@@ -241,20 +242,44 @@ func (w *Worker) pruneStep(cutoff int64, count *atomic.Uint64) (n uint64, more b
 	err = w.db.Update(func(tx *bolt.Tx) error {
 		idx, b := tx.Bucket(bucketEnds), tx.Bucket(bucketBatches)
 		lim := endKey(nil, cutoff, nil)
-		var keys [][]byte
+		var keys, vals [][]byte
 		c := idx.Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], lim) < 0; k, _ = c.Next() {
+		for k, v := c.First(); k != nil && bytes.Compare(k[:8], lim) < 0; k, v = c.Next() {
 			if len(keys) == pruneBatches {
 				more = true
 				break
 			}
-			keys = append(keys, bytes.Clone(k))
+			keys, vals = append(keys, bytes.Clone(k)), append(vals, bytes.Clone(v))
 		}
-		for _, k := range keys {
+		for i, k := range keys {
 			if err := idx.Delete(k); err != nil {
 				return err
 			}
 			bk := k[8:]
+			// A batch whose records all ended before the cutoff goes
+			// whole, counted from its index entry, without decoding.
+			var all [Partitions]uint64
+			whole := true
+			err := decodeBatchSpans(vals[i], func(sp Span) {
+				all[sp.P] += sp.N
+				whole = whole && sp.Last < cutoff
+			})
+			if err != nil {
+				return fmt.Errorf("batch %q: %w", bk, err)
+			}
+			if whole {
+				if b.Get(bk) == nil {
+					continue
+				}
+				for p := range all {
+					pruned[p] += all[p]
+				}
+				batches++
+				if err := b.Delete(bk); err != nil {
+					return err
+				}
+				continue
+			}
 			v := b.Get(bk)
 			if v == nil {
 				continue

@@ -523,7 +523,7 @@ func (w *Worker) commitLoop() {
 				err := decodeBatchRecords(m.Data(), func(id ID, enc []byte, r *flow.Record) error {
 					p := Partition(r.Key, Partitions)
 					add[p].add(r)
-					bs.add(r)
+					bs.add(p, r)
 					n++
 					if w.live[p] != nil {
 						one = append(one, liveRecord{p: p, id: id, first: r.First, last: r.Last, enc: enc})
