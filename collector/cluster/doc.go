@@ -361,7 +361,17 @@
 // workers: rolled up again from all of them after a change) and live
 // state kept across a worker's restart; /api/flows and
 // /api/probes gather every record. A worker's rollups do not outlive
-// its records as a single collector's do (see Retention).
+// its records as a single collector's do (see Retention): that needs
+// the cells of the buckets a pruning deletes records of made from every
+// holder's records of the partition before any holder deletes them
+// (a moved partition's cells are not the sum of its holders'), kept
+// where every report finds them: one way is a per-partition bound in a
+// JetStream bucket, advanced (compare-and-set) by the worker about to
+// prune, which first has the partition rolled up as a report does and
+// keeps the slice of cells below the new bound; reports add the slices
+// and take the rest from the records. Retiring the live rollups of
+// the partitions only one worker ever held, without that, would stop
+// at the first move (a restart moves the restarted worker's share).
 //
 // # Replication and node loss
 //
