@@ -324,38 +324,38 @@ func (m *matcher) scanFDR(c *Counts, p []byte, off uint64, prevNL bool) {
 	base := unsafe.Pointer(unsafe.SliceData(p))
 	var out [fdrOut]uint32
 	st := f.start
+	// The last block reads up to 18 bytes past the payload: bytes read
+	// only as the byte after a window that ends the payload, which the
+	// table does not look at, or for positions past it, which are
+	// dropped. They are read in place when the reads stay inside the
+	// memory page of the payload's last byte (as Go's own bytealg reads
+	// ahead), else the last positions come from a copy padded with zeros.
+	nk := n
+	if e := (n-1)&^15 + fdrRead; n > 0 && e > n {
+		last := uintptr(base) + uintptr(n-1)
+		if last/fdrPage == (last+uintptr(e-n))/fdrPage {
+			nk = e
+		}
+	}
 	i := 0
-	for i+fdrRead <= n {
-		next, cnt := fdrScan(&f.args, base, n, i, &st, &out)
+	for i+fdrRead <= nk {
+		next, cnt := fdrScan(&f.args, base, nk, i, &st, &out)
 		for _, q := range out[:cnt] {
-			m.verifyEnd(c, p, int(q), off, prevNL)
+			if int(q) < n {
+				m.verifyEnd(c, p, int(q), off, prevNL)
+			}
 		}
 		i = next
 	}
 	if i >= n {
 		return
 	}
-	// The last positions (at most 18): the bytes past the payload are
-	// read only as the byte after a window that ends the payload, which
-	// the table does not look at, or for positions past it, which are
-	// dropped. They are read in place when the blocks' reads stay inside
-	// the payload's last memory page (as Go's own bytealg reads ahead),
-	// else from a copy padded with zeros.
+	var buf [48]byte
+	copy(buf[:], p[i:])
 	bn := fdrRead
 	if n-i > 16 {
 		bn += 16
 	}
-	if a := uintptr(base) + uintptr(i); a&(fdrPage-1) <= fdrPage-uintptr(bn) {
-		_, cnt := fdrScan(&f.args, base, i+bn, i, &st, &out)
-		for _, q := range out[:cnt] {
-			if int(q) < n {
-				m.verifyEnd(c, p, int(q), off, prevNL)
-			}
-		}
-		return
-	}
-	var buf [48]byte
-	copy(buf[:], p[i:])
 	_, cnt := fdrScan(&f.args, unsafe.Pointer(&buf), bn, 0, &st, &out)
 	for _, q := range out[:cnt] {
 		if q := i + int(q); q < n {

@@ -68,6 +68,13 @@ type matcher struct {
 	// The FDR prefilter (fdr.go) for databases with more than
 	// teddyMaxGrams trigger grams, instead of the bitmap.
 	fdr *fdr
+	// With FDR: start2 has a bit for the first two bytes of every word
+	// (restartBloom's first test), and last2[x] holds both automata's
+	// states (cs | ci<<16) after the two bytes x from the root: the end
+	// state of most packets, with no word begun in their last bytes
+	// (nil unless both automata have 16-bit tables).
+	start2 *[1024]uint64
+	last2  []uint32
 }
 
 // pinGroup holds the pinned entries whose trigger begins at stream
@@ -248,6 +255,28 @@ func newMatcher(ents []entry) (*matcher, error) {
 	}
 	if haveSIMD && m.has3 && len(l0) > fdrMinGrams {
 		m.fdr = newFDR(m, long)
+		m.start2 = new([1024]uint64)
+		for k, ws := range [][]acWord{csw, ciw} {
+			for _, w := range ws {
+				if len(w.s) >= 3 {
+					for _, g := range variants(w.s[:2], k == 1) {
+						x := uint32(g[0]) | uint32(g[1])<<8
+						m.start2[x>>6] |= 1 << (x & 63)
+					}
+				}
+			}
+		}
+		if m.cs.t16 != nil && (m.ci == nil || m.ci.t16 != nil) {
+			m.last2 = make([]uint32, 1<<16)
+			for x := range m.last2 {
+				b := []byte{byte(x), byte(x >> 8)}
+				v := tail(m.cs, m.cs.t16, 0, 0, 0, b)
+				if m.ci != nil {
+					v |= tail(m.ci, m.ci.t16, 0, 0, 0, b) << 16
+				}
+				m.last2[x] = v
+			}
+		}
 	}
 	if haveSIMD && m.has3 && len(l0) <= teddyMaxGrams {
 		b0 := map[uint32]uint32{} // gram -> bucket+1
@@ -628,6 +657,9 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) 
 		if j < 0 && len(p)-2 > i1 {
 			j = restart(a.starts, a.maxLen, p)
 		}
+		if j == len(p)-2 && j > i1 && m.last2 != nil {
+			return m.last2[uint32(p[j])|uint32(p[j+1])<<8], 0
+		}
 		if a.t16 != nil {
 			return tail(a, a.t16, s1, i1, j, p), 0
 		}
@@ -645,6 +677,10 @@ func (m *matcher) stream(s1, s2 uint32, c *Counts, p []byte, off uint64, r int) 
 	j := r
 	if j < 0 && len(p)-2 > min(i1, i2) {
 		j = restart(m.starts, max(a.maxLen, b.maxLen), p)
+	}
+	if j == len(p)-2 && j > max(i1, i2) && m.last2 != nil {
+		v := m.last2[uint32(p[j])|uint32(p[j+1])<<8]
+		return v & 0xFFFF, v >> 16
 	}
 	if a.t16 != nil && b.t16 != nil {
 		return tail2(a, b, s1, i1, s2, i2, j, p)
@@ -735,11 +771,17 @@ func (m *matcher) restartBloom(p []byte) int {
 	j := max(n-(m.maxWord-1), 0)
 	bloom := m.bloom
 	base := unsafe.Pointer(unsafe.SliceData(p))
+	start2 := m.start2
 	for ; j+8 <= n; j += 6 {
-		// The grams at j..j+5 out of one load.
+		// The grams at j..j+5 out of one load; their first two bytes
+		// tested first.
 		x := load64(base, j)
 		for k := 0; k < 48; k += 8 {
-			h := uint32(x>>k) * hashMul8
+			y := uint32(x >> k)
+			if y2 := y & 0xFFFF; start2[y2>>6]&(1<<(y2&63)) == 0 {
+				continue
+			}
+			h := y * hashMul8
 			if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
 				return j + k>>3
 			}
