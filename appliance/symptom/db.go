@@ -150,7 +150,7 @@ func (db *DB) Stats() Stats {
 	}
 	s.TableBytes += 8*len(m.bloom) + 8*len(m.grams.keys) + 24*len(m.lists)
 	if m.fdr != nil {
-		s.TableBytes += 8*len(m.fdr.tab) + 8*len(m.fdr.grams.keys) + 8*len(m.start2) + 4*len(m.last2)
+		s.TableBytes += 8*len(m.fdr.tab) + 8*len(m.fdr.grams.keys) + len(m.start2) + 4*len(m.last2)
 	}
 	return s
 }

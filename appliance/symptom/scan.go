@@ -68,12 +68,14 @@ type matcher struct {
 	// The FDR prefilter (fdr.go) for databases with more than
 	// teddyMaxGrams trigger grams, instead of the bitmap.
 	fdr *fdr
-	// With FDR: start2 has a bit for the first two bytes of every word
-	// (restartBloom's first test), and last2[x] holds both automata's
+	// With FDR: start2[x] is the length of the longest word that begins
+	// with the two bytes x (restartBloom's first test: a word begun d
+	// bytes before the end of a packet matters only if longer than d),
+	// and last2[x] holds both automata's
 	// states (cs | ci<<16) after the two bytes x from the root: the end
 	// state of most packets, with no word begun in their last bytes
 	// (nil unless both automata have 16-bit tables).
-	start2 *[1024]uint64
+	start2 *[1 << 16]uint8
 	last2  []uint32
 }
 
@@ -255,13 +257,13 @@ func newMatcher(ents []entry) (*matcher, error) {
 	}
 	if haveSIMD && m.has3 && len(l0) > fdrMinGrams {
 		m.fdr = newFDR(m, long)
-		m.start2 = new([1024]uint64)
+		m.start2 = new([1 << 16]uint8)
 		for k, ws := range [][]acWord{csw, ciw} {
 			for _, w := range ws {
 				if len(w.s) >= 3 {
 					for _, g := range variants(w.s[:2], k == 1) {
-						x := uint32(g[0]) | uint32(g[1])<<8
-						m.start2[x>>6] |= 1 << (x & 63)
+						x := uint16(g[0]) | uint16(g[1])<<8
+						m.start2[x] = uint8(max(int(m.start2[x]), min(len(w.s), 255)))
 					}
 				}
 			}
@@ -778,8 +780,8 @@ func (m *matcher) restartBloom(p []byte) int {
 		x := load64(base, j)
 		for k := 0; k < 48; k += 8 {
 			y := uint32(x >> k)
-			if y2 := y & 0xFFFF; start2[y2>>6]&(1<<(y2&63)) == 0 {
-				continue
+			if int(start2[uint16(y)]) <= n-j-k>>3 {
+				continue // no word this long begins here
 			}
 			h := y * hashMul8
 			if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
