@@ -94,19 +94,22 @@ type pinGroup struct {
 // cand is a bucket member: entry e whose trigger has the bucket's gram at
 // offset d. word and mask hold the trigger's first 8 bytes (letters without
 // their case bit when nocase) for a quick check before try. A literal of at
-// most 8 bytes that may lie anywhere has fast set (candLit, with candBOL
-// when line-anchored): the quick check is all of try's and its symptom sym
+// most 16 bytes that may lie anywhere has fast set (candLit, with candBOL
+// when line-anchored, candLong when longer than 8 bytes: word2 and mask2
+// hold bytes 8-15): the quick checks are all of try's and its symptom sym
 // is counted without reading the entry.
 type cand struct {
-	e, d       uint32
-	sym        uint16
-	fast       uint8
-	word, mask uint64
+	e, d         uint32
+	sym          uint16
+	fast         uint8
+	word, mask   uint64
+	word2, mask2 uint64
 }
 
 const (
 	candLit = 1 << iota
 	candBOL
+	candLong
 )
 
 func newCand(ents []entry, v uint32) cand {
@@ -120,11 +123,22 @@ func newCand(ents []entry, v uint32) cand {
 		c.word |= uint64(b) << (8 * k)
 		c.mask |= uint64(mk) << (8 * k)
 	}
-	if e.kind == KindLiteral && len(e.trig) <= 8 && e.toff == 0 && e.length == len(e.trig) &&
+	if e.kind == KindLiteral && len(e.trig) <= 16 && e.toff == 0 && e.length == len(e.trig) &&
 		e.lo == 0 && e.hi == ^uint64(0) {
 		c.sym, c.fast = e.sym, candLit
 		if e.bol {
 			c.fast |= candBOL
+		}
+		if len(e.trig) > 8 {
+			c.fast |= candLong
+			for k := 8; k < len(e.trig); k++ {
+				b, mk := e.trig[k], byte(0xFF)
+				if e.nocase && b >= 'a' && b <= 'z' {
+					b, mk = b&0xDF, 0xDF
+				}
+				c.word2 |= uint64(b) << (8 * (k - 8))
+				c.mask2 |= uint64(mk) << (8 * (k - 8))
+			}
 		}
 	}
 	return c
@@ -900,9 +914,12 @@ func (m *matcher) tryList(c *Counts, l []cand, p []byte, i int, off uint64, prev
 			if load64(unsafe.Pointer(unsafe.SliceData(p)), q)&cd.mask != cd.word {
 				continue
 			}
-			if cd.fast != 0 {
-				// try's checks for a literal of at most 8 bytes; one
+			if cd.fast != 0 && (cd.fast&candLong == 0 || q+16 <= len(p)) {
+				// try's checks for a literal of at most 16 bytes; one
 				// anchored at a line start is the automaton's at q 0.
+				if cd.fast&candLong != 0 && load64(unsafe.Pointer(unsafe.SliceData(p)), q+8)&cd.mask2 != cd.word2 {
+					continue
+				}
 				if cd.fast&candBOL == 0 || q > 0 && p[q-1] == '\n' {
 					c.add(cd.sym)
 				}
