@@ -44,15 +44,18 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 	var rules *classify.Rules
 	var services *service.List
 	var rulesYAML []byte // nil: the embedded rules
+	if cfg.Rules != "" && (cfg.HTTP != "" || f.worker) {
+		var err error
+		if rulesYAML, err = os.ReadFile(cfg.Rules); err != nil {
+			fmt.Fprintln(stderr, "mira-collector:", err)
+			return 2
+		}
+	}
 	if cfg.HTTP != "" {
 		rules, services = classify.Default(), service.Default()
 		var err error
 		if cfg.Rules != "" {
 			if rules, err = classify.Load(cfg.Rules); err != nil {
-				fmt.Fprintln(stderr, "mira-collector:", err)
-				return 2
-			}
-			if rulesYAML, err = os.ReadFile(cfg.Rules); err != nil {
 				fmt.Fprintln(stderr, "mira-collector:", err)
 				return 2
 			}
@@ -196,6 +199,7 @@ func runCluster(ctx context.Context, cfg *config.Collector, f clusterFlags, log 
 		// applied to the worker's records and rollups.
 		w.Retention = cluster.Retention{MaxAge: cfg.Retention.MaxAge, MaxSize: cfg.Retention.MaxSize,
 			Minute: cfg.Rollups.Minute, Hour: cfg.Rollups.Hour}
+		w.Rules = rulesYAML
 		metrics.SetWorker(w)
 		wg.Add(1)
 		go func() {

@@ -219,6 +219,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 		{Bucket: MemberBucket, TTL: leaseTTL, Replicas: replicas},
 		{Bucket: WorkerBucket, Replicas: replicas},
 		{Bucket: StatsBucket, Replicas: replicas},
+		{Bucket: RetiredBucket, Replicas: replicas},
 	} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("cluster: bucket %s: %w", b.Bucket, err)

@@ -330,48 +330,68 @@
 // A report from the records over a range retention pruned is the
 // single collector's after the same retention: the records kept
 // (TestWorkerRetention compares them byte for byte with a single
-// collector's store pruned by store.Store.PruneBefore). Rollups: a
-// single collector's cells were made as records arrived, so they
-// outlive its records until rollup retention deletes them. A worker
-// makes cells from the records it holds (see Rollups), so once it has
-// deleted records at cutoff C the cells of biflows starting before
-// C + the pairing window + classify.PairWindow (those a deleted record
-// may have been paired with or been pair context of) are no longer
-// made as a single collector made them: every worker says in its
-// spans answer the latest cutoff it deleted records at (also one no
-// longer asked for cells: its partitions moved to a holder with more
-// of their records, or all its records of them deleted), and its
-// rollup answer its rollup retention's limits; the reporter takes,
-// per resolution, the latest of the first whole buckets after those
-// bounds (PrunedBefore, as store.Store.PruneRollups records it), drops
-// every worker's cells before it and sets the store's
-// RollupMeta.PrunedBefore, so a report from rollups over a range
-// reaching before it is refused ("retention pruned the rollups of that
-// range") and --source auto answers from the records, as a single
-// collector does over a range its rollup retention pruned. Live
-// rollups (fed every record, the deleted ones included) are kept: the
-// count they are checked against follows the span. (A biflow starting
-// after that bound whose pair context is a longer flow whose deleted
-// records announced something, an FTP control connection's data port,
-// is classified from the records kept.)
+// collector's store pruned by store.Store.PruneBefore).
+//
+// Rollups outlive the records, as a single collector's (whose cells
+// were made as records arrived) do until rollup retention deletes
+// them. A worker makes cells from the records it holds (see Rollups),
+// so once records ending before C are deleted, the cells of biflows
+// starting before C + the pairing window + classify.PairWindow (those
+// a deleted record may have been paired with or been pair context of)
+// can no longer be made from them. So before deleting, a worker retires
+// those buckets' cells (retire.go): unless the chain of retired slices
+// (RetiredBucket, key "chain": contiguous slices [From, To) of rollup
+// buckets, each with the worker keeping its cells, the window and the
+// rules' fingerprint) already reaches that bound (whole hours), it has
+// the cluster's cells made as a report from rollups makes them (every
+// partition, a moved one by its holder with the most records and the
+// others', with its rules: and the announcements on the options
+// stream), keeps the slice from the chain's end to the bound (bucket
+// "retired") and appends it (compare-and-set; extended in place when
+// the last slice is its own). A report from rollups with the chain's
+// window and rules takes the buckets before the chain's end from the
+// slices (asked of the workers keeping them) and the later ones from
+// the records, when the chain reaches past every worker's deleted
+// records (each says in its spans answer the latest cutoff it deleted
+// records at). Otherwise (other rules, or a worker that deleted
+// records without retiring them: rules that do not load, NATS
+// unreachable; it deletes them all the same, the disk first) the
+// reporter takes, per resolution, the first whole bucket after every
+// deletion as the rollups' PrunedBefore, drops the cells before it and
+// FromRollups refuses a range reaching before it ("retention pruned the
+// rollups of that range"); --source auto then answers from the records,
+// as a single collector does over a range its rollup retention pruned.
+// Rollup retention (minute_retention, hour_retention) applies to every
+// cell, the slices included. Live rollups (fed every record, the
+// deleted ones included) are kept: the count they are checked against
+// follows the span. TestWorkerRetention compares reports from rollups
+// and auto over the pruned range with the single collector's, byte for
+// byte, after pruning by age, by size and a restart;
+// TestWorkerRetentionMoved checks the refusal when a worker could not
+// retire; TestWorkerRollupRetention the rollup retention.
+//
+// Retirement is exact for the biflows of the retired buckets as they
+// stood when the slice was made: a record arriving later that starts
+// in a retired bucket is not in its cells (a single collector counts
+// it late), nor is the continuation of a connection running across the
+// bound since before it (such a connection lasts longer than the
+// records' max_age). Records deleted while the hour their biflows
+// touch is still running (a max_size too small for the rate) are not
+// retired: reports from rollups refuse those hours. A slice costs one
+// report from rollups per hour of
+// retention's progress; the chain grows by one entry (about 100 bytes
+// of JSON) each time the retiring worker changes.
 //
 // # What is not done yet
 //
 // Live rollups of moved partitions (their records sit at several
 // workers: rolled up again from all of them after a change) and live
 // state kept across a worker's restart; /api/flows and
-// /api/probes gather every record. A worker's rollups do not outlive
-// its records as a single collector's do (see Retention): that needs
-// the cells of the buckets a pruning deletes records of made from every
-// holder's records of the partition before any holder deletes them
-// (a moved partition's cells are not the sum of its holders'), kept
-// where every report finds them: one way is a per-partition bound in a
-// JetStream bucket, advanced (compare-and-set) by the worker about to
-// prune, which first has the partition rolled up as a report does and
-// keeps the slice of cells below the new bound; reports add the slices
-// and take the rest from the records. Retiring the live rollups of
-// the partitions only one worker ever held, without that, would stop
-// at the first move (a restart moves the restarted worker's share).
+// /api/probes gather every record. The chain of retired slices is
+// never compacted: its entries whose slices rollup retention emptied
+// stay (one per change of retiring worker, so some tens of kilobytes
+// a year with workers taking turns every hour), and a worker that
+// kept slices must answer for the chain to be used.
 //
 // # Replication and node loss
 //

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/gob"
 	"fmt"
@@ -216,7 +217,18 @@ func (w *Worker) PruneBefore(cutoff time.Time) (uint64, error) {
 }
 
 // pruneBefore is PruneBefore counting the records it deletes in count.
+// The cluster's rollups of the buckets the records may have touched are
+// retired first (retire); when that fails the records are deleted all
+// the same (the disk comes first) and reports from rollups refuse
+// those buckets.
 func (w *Worker) pruneBefore(cutoff time.Time, count *atomic.Uint64) (uint64, error) {
+	if w.oldest() < cutoff.UnixNano() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		if err := w.retire(ctx, cutoff.UnixNano()); err != nil {
+			w.log.Warn("rollups not retired: reports from rollups will not answer the buckets of the records deleted", "err", err)
+		}
+		cancel()
+	}
 	var total uint64
 	for {
 		n, more, err := w.pruneStep(cutoff.UnixNano(), count)
@@ -445,7 +457,12 @@ func (w *Worker) retain() {
 // (whole buckets, as store.Store.PruneRollups prunes) and prunedLimits
 // of w's records. Nil when neither applies.
 func (w *Worker) rollupLimits(now time.Time, window time.Duration) map[string]int64 {
-	m := prunedLimits(w.prunedBefore.Load(), window)
+	return mergeLimits(prunedLimits(w.prunedBefore.Load(), window), w.retentionLimits(now))
+}
+
+// retentionLimits are the limits of w's rollup retention at now.
+func (w *Worker) retentionLimits(now time.Time) map[string]int64 {
+	var m map[string]int64
 	for _, x := range []struct{ res, keep time.Duration }{{store.RollupMinute, w.Retention.Minute}, {store.RollupHour, w.Retention.Hour}} {
 		if x.keep > 0 {
 			t := now.Add(-x.keep).UnixNano()
@@ -541,12 +558,16 @@ func (w *Worker) pruneRollups(now time.Time) (int, error) {
 		}
 	}
 	err := w.db.Update(func(tx *bolt.Tx) error {
+		var keys, vals [][]byte
+		var err error
 		b := tx.Bucket(bucketRollups)
 		if b == nil {
-			return nil
+			b, err = tx.CreateBucketIfNotExists(bucketRollups)
+			if err != nil {
+				return err
+			}
 		}
-		var keys, vals [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+		err = b.ForEach(func(k, v []byte) error {
 			var pr partRollup
 			if err := gob.NewDecoder(bytes.NewReader(v)).Decode(&pr); err != nil {
 				return nil // made again on the next report
@@ -568,8 +589,54 @@ func (w *Worker) pruneRollups(now time.Time) (int, error) {
 				err = b.Put(keys[i], vals[i])
 			}
 		}
+		if err != nil {
+			return err
+		}
+		// The retired slices (retire.go) lose what rollup retention
+		// deletes, not what the records' deletion did.
+		keys, vals = nil, nil
+		limits := w.retentionLimits(now)
+		if r := tx.Bucket(bucketRetired); r != nil && limits != nil {
+			err = r.ForEach(func(k, v []byte) error {
+				var c Cells
+				if err := gob.NewDecoder(bytes.NewReader(v)).Decode(&c); err != nil {
+					return err
+				}
+				d := dropCells(c, limits)
+				if d == 0 {
+					return nil
+				}
+				n += d
+				var out bytes.Buffer
+				if err := gob.NewEncoder(&out).Encode(c); err != nil {
+					return err
+				}
+				keys, vals = append(keys, bytes.Clone(k)), append(vals, out.Bytes())
+				return nil
+			})
+			for i := range keys {
+				if err == nil {
+					err = r.Put(keys[i], vals[i])
+				}
+			}
+		}
 		return err
 	})
 	w.PrunedCells.Add(uint64(n))
 	return n, err
+}
+
+// oldest returns the earliest end of the stored records (math.MaxInt64
+// when none).
+func (w *Worker) oldest() int64 {
+	t := int64(math.MaxInt64)
+	w.db.View(func(tx *bolt.Tx) error {
+		if idx := tx.Bucket(bucketEnds); idx != nil {
+			if k, _ := idx.Cursor().First(); k != nil {
+				t = endTime(k)
+			}
+		}
+		return nil
+	})
+	return t
 }

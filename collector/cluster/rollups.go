@@ -53,6 +53,9 @@ type rollupRequest struct {
 	// holders' spans).
 	Gather    map[int][]string
 	GatherKey map[int]string
+	// Retired: the first buckets of the retired slices (retire.go)
+	// this worker keeps whose cells to send.
+	Retired []int64
 }
 
 // Cells are rollup cells per resolution (store.RollupDelta.Cells).
@@ -86,6 +89,8 @@ type rollupAnswer struct {
 	// which the cells were deleted by this worker's retention
 	// (rollupLimits), as store.RollupMeta.PrunedBefore.
 	PrunedBefore map[string]int64
+	// Retired: the cells of the slices asked, by first bucket.
+	Retired map[int64]Cells
 }
 
 // rollupParams identifies the parameters a partition's rollups depend on
@@ -500,10 +505,16 @@ func (w *Worker) partRollups(rr *rollupRequest) (*rollupAnswer, error) {
 		addCells(ans.Cells, kept[p].Cells)
 		ans.Records += kept[p].Records
 	}
-	// Retention: no cell of a bucket it pruned (or whose biflows pruned
-	// records may have touched).
-	ans.PrunedBefore = w.rollupLimits(time.Now(), rr.Spec.Window)
+	// Rollup retention: no cell of a bucket it pruned (the buckets its
+	// deleted records touched the reporter knows from the spans).
+	ans.PrunedBefore = w.retentionLimits(time.Now())
 	dropCells(ans.Cells, ans.PrunedBefore)
+	if ans.Retired, err = w.retiredCells(rr.Retired); err != nil {
+		return nil, err
+	}
+	for _, c := range ans.Retired {
+		dropCells(c, ans.PrunedBefore)
+	}
 	ans.Sampled = sampledCells(ans.Cells)
 	ans.Fetched, ans.Duplicates = fetched, dups
 	return ans, nil
@@ -598,6 +609,41 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	if err != nil {
 		return nil, err
 	}
+	rc, err := rollupCells(ctx, nc, js, spec, cfg, rs, true)
+	if err != nil {
+		return nil, err
+	}
+	d := &store.RollupDelta{Cells: rc.cells, Meta: store.RollupMeta{Version: store.RollupVersion, Window: cfg.Window,
+		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: rc.records, Clean: true, PrunedBefore: rc.pruned}}
+	if d.Meta.Window <= 0 {
+		d.Meta.Window = report.DefaultWindow
+	}
+	if err := st.PutRollups(d); err != nil {
+		return nil, err
+	}
+	return report.FromRollups(ctx, st, p, report.RollupSource{RulesID: cfg.RulesID})
+}
+
+// clusterCells are the cluster's rollup cells for a spec (rollupCells).
+type clusterCells struct {
+	cells   Cells
+	records uint64
+	// pruned: per resolution, the bucket before which cells are
+	// missing (store.RollupMeta.PrunedBefore), nil when none.
+	pruned map[string]int64
+	// recordBound: the first hour whose biflows no worker's deleted
+	// records touched (math.MinInt64: none deleted).
+	recordBound int64
+}
+
+// rollupCells gathers the cluster's rollup cells for spec: the cells of
+// each partition one worker alone holds records of (at any time), from
+// that worker; those of the other partitions rolled up by the holder of
+// most of their records with the others'; with retired (when the
+// cluster's chain of retired cells matches spec) the slices of cells
+// workers kept when records were pruned, in place of the cells the
+// records left make of those buckets.
+func rollupCells(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, spec report.PartSpec, cfg report.RollupConfig, rs *ReportStats, retired bool) (*clusterCells, error) {
 	spans := map[string][]Span{}
 	var prunedAt []int64
 	for _, name := range rs.Workers {
@@ -611,6 +657,25 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		}
 		spans[name] = a.Spans
 		prunedAt = append(prunedAt, a.Pruned)
+	}
+	window := normWindow(spec.Window)
+	recordBound := int64(math.MinInt64)
+	for _, c := range prunedAt {
+		if b, ok := prunedLimits(c, window)["1h"]; ok {
+			recordBound = max(recordBound, b)
+		}
+	}
+	// The chain of retired slices answers the buckets before its end
+	// when it holds these parameters' cells past every deletion.
+	var chain *retiredChain
+	if retired {
+		c, _, err := loadChain(ctx, js)
+		if err != nil {
+			return nil, err
+		}
+		if c.usable(window, cfg.RulesID) && c.end() >= recordBound {
+			chain = c
+		}
 	}
 	// Cells are per biflow start over every record: a partition is
 	// clean when one worker alone ever held records of it. One that
@@ -664,6 +729,12 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		r := req(hs[0])
 		r.Gather[p], r.GatherKey[p] = others, key.String()
 	}
+	if chain != nil {
+		for _, s := range chain.Slices {
+			r := req(s.Worker)
+			r.Retired = append(r.Retired, s.From)
+		}
+	}
 	names := make([]string, 0, len(reqs))
 	for name := range reqs {
 		names = append(names, name)
@@ -692,6 +763,7 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	total := newCells()
 	var records uint64
 	var pruned map[string]int64
+	got := map[int64]Cells{}
 	for i := range answers {
 		a := &answers[i]
 		if a.err != nil {
@@ -707,25 +779,29 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 		rs.Records += a.cells.Fetched
 		rs.Duplicates += a.cells.Duplicates
 		pruned = mergeLimits(pruned, a.cells.PrunedBefore)
+		for f, c := range a.cells.Retired {
+			got[f] = c
+		}
 	}
-	// Records any worker pruned, asked or not (one whose partitions all
-	// moved to a holder with more of their records: that holder rolls
-	// up the records it has left).
-	for _, c := range prunedAt {
-		pruned = mergeLimits(pruned, prunedLimits(c, spec.Window))
+	start, ok := int64(0), false
+	if chain != nil {
+		start, ok = mergeRetired(total, chain, got)
+	}
+	switch {
+	case ok && start != math.MinInt64:
+		pruned = mergeLimits(pruned, map[string]int64{"1m": start, "1h": start})
+	case !ok:
+		// Records any worker pruned, asked or not (one whose
+		// partitions all moved to a holder with more of their records:
+		// that holder rolls up the records it has left).
+		for _, c := range prunedAt {
+			pruned = mergeLimits(pruned, prunedLimits(c, spec.Window))
+		}
 	}
 	// One worker's retention prunes the rollups of the cluster: the
 	// others' cells of those buckets are incomplete without its.
 	dropCells(total, pruned)
-	d := &store.RollupDelta{Cells: total, Meta: store.RollupMeta{Version: store.RollupVersion, Window: cfg.Window,
-		Rules: cfg.RulesID, CompleteBefore: math.MaxInt64, Fed: math.MaxInt64, Records: records, Clean: true, PrunedBefore: pruned}}
-	if d.Meta.Window <= 0 {
-		d.Meta.Window = report.DefaultWindow
-	}
-	if err := st.PutRollups(d); err != nil {
-		return nil, err
-	}
-	return report.FromRollups(ctx, st, p, report.RollupSource{RulesID: cfg.RulesID})
+	return &clusterCells{cells: total, records: records, pruned: pruned, recordBound: recordBound}, nil
 }
 
 // tempStore opens a new store in dir with the cluster's announcements

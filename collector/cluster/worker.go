@@ -109,6 +109,11 @@ type Worker struct {
 	// Retention is applied every retentionEvery while Run runs (set
 	// it before Run).
 	Retention Retention
+	// Rules: the classification rules' YAML (nil: the embedded rules)
+	// the cluster's rollups are retired with before records are
+	// deleted (retire.go): the collector's rules:, which its HTTP API's
+	// reports use.
+	Rules []byte
 	// PrunedByAge and PrunedBySize count the records retention deleted
 	// (PruneBefore, PruneToSize), PrunedBatches the batches it emptied,
 	// PrunedCells the rollup cells it deleted.
