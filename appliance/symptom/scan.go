@@ -70,7 +70,9 @@ type matcher struct {
 	fdr *fdr
 	// With FDR: start2[x] is the length of the longest word that begins
 	// with the two bytes x (restartBloom's first test: a word begun d
-	// bytes before the end of a packet matters only if longer than d),
+	// bytes before the end of a packet matters only if it has d bytes or
+	// more; one of d bytes ending the packet is kept, so that the state
+	// is the same as the other paths'),
 	// and last2[x] holds both automata's
 	// states (cs | ci<<16) after the two bytes x from the root: the end
 	// state of most packets, with no word begun in their last bytes
@@ -794,12 +796,26 @@ func (m *matcher) restartBloom(p []byte) int {
 		x := load64(base, j)
 		for k := 0; k < 48; k += 8 {
 			y := uint32(x >> k)
-			if int(start2[uint16(y)]) <= n-j-k>>3 {
+			if int(start2[uint16(y)]) < n-j-k>>3 {
 				continue // no word this long begins here
 			}
 			h := y * hashMul8
 			if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
 				return j + k>>3
+			}
+		}
+	}
+	if j < n-2 && n >= 8 {
+		// The last positions (fewer than 6) out of the last 8 bytes.
+		x := load64(base, n-8) >> (8 * (8 - (n - j)))
+		for ; j < n-2; j, x = j+1, x>>8 {
+			y := uint32(x)
+			if int(start2[uint16(y)]) < n-j {
+				continue
+			}
+			h := y * hashMul8
+			if w := bloom[h>>(bloomShift+6)]; w&(1<<(h>>bloomShift&63)) != 0 && w&(1<<(h>>8&63)) != 0 {
+				return j
 			}
 		}
 	}
