@@ -1,7 +1,6 @@
 package report
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -175,25 +174,26 @@ type heldRecord struct {
 
 // recHeap orders the held records by start, then arrival: small
 // entries in a bucket queue, the records in a slab whose slots are
-// reused. The entries are kept in buckets of about a second of start
+// reused. The entries are kept in buckets of 134 ms of start
 // time (bucketShift), unsorted; a bucket is sorted once, when the
-// earliest entry is asked of it. A binary heap over all entries cost a
+// earliest entry is asked of it. Entries must be pushed in arrival
+// (seq) order, as the Roller does. A binary heap over all entries cost a
 // cache miss per level at every pop once hundreds of thousands were
 // held (a Roller holds every record of the last minute and more): the
-// largest cost of the rollups. The order is the heap's: (start, arrival).
+// largest cost of the rollups. The order is the binary heap's: (start,
+// arrival).
 type recHeap struct {
 	cur    []heapEntry // the earliest bucket, sorted; cur[at:] are held
 	at     int
 	curKey int64
 	// buckets holds the other entries by bucket key (start >>
-	// bucketShift); keys is a min-heap of the keys in buckets.
-	buckets map[int64][]heapEntry
+	// bucketShift); keys is a min-heap of the keys in buckets; recent
+	// caches buckets by key (a map lookup per push was half its cost).
+	buckets map[int64]*bucket
 	keys    []int64
-	spare   [][]heapEntry // emptied buckets, for reuse
-	// last caches the bucket of the previous push.
-	lastKey int64
-	last    []heapEntry
-	hasLast bool
+	recent  [64]*bucket
+	spare   [][]heapEntry // emptied entry arrays, for reuse
+	tmp     []heapEntry   // sortBucket's scratch
 	n       int
 
 	slab []heldRecord
@@ -201,8 +201,15 @@ type recHeap struct {
 	dec  flow.Record // the record take decoded
 }
 
-// bucketShift makes a bucket 2^30 ns (1.07 s) of start time.
-const bucketShift = 30
+type bucket struct {
+	key int64
+	e   []heapEntry
+}
+
+// bucketShift makes a bucket 2^27 ns (134 ms) of start time: a bucket
+// of a busy second's records still fits a core's cache while it is
+// sorted.
+const bucketShift = 27
 
 type heapEntry struct {
 	first int64
@@ -242,30 +249,23 @@ func (h *recHeap) push(e heapEntry) {
 		h.cur = slices.Insert(h.cur, h.at+i, e)
 		return
 	}
-	if h.hasLast && k == h.lastKey {
-		h.last = append(h.last, e)
-		return
-	}
-	h.flushLast()
-	if h.buckets == nil {
-		h.buckets = map[int64][]heapEntry{}
-	}
-	b, ok := h.buckets[k]
-	if !ok {
-		if n := len(h.spare); n > 0 {
-			b, h.spare = h.spare[n-1][:0], h.spare[:n-1]
+	c := &h.recent[k&63]
+	b := *c
+	if b == nil || b.key != k {
+		if b = h.buckets[k]; b == nil {
+			b = &bucket{key: k}
+			if n := len(h.spare); n > 0 {
+				b.e, h.spare = h.spare[n-1][:0], h.spare[:n-1]
+			}
+			if h.buckets == nil {
+				h.buckets = map[int64]*bucket{}
+			}
+			h.buckets[k] = b
+			h.pushKey(k)
 		}
-		h.pushKey(k)
+		*c = b
 	}
-	h.lastKey, h.last, h.hasLast = k, append(b, e), true
-}
-
-// flushLast stores the cached bucket back in the map.
-func (h *recHeap) flushLast() {
-	if h.hasLast {
-		h.buckets[h.lastKey] = h.last
-		h.hasLast, h.last = false, nil
-	}
+	b.e = append(b.e, e)
 }
 
 // fill makes cur hold the earliest entries; false when none are held.
@@ -273,7 +273,6 @@ func (h *recHeap) fill() bool {
 	if h.at < len(h.cur) {
 		return true
 	}
-	h.flushLast()
 	if len(h.keys) == 0 {
 		return false
 	}
@@ -283,11 +282,57 @@ func (h *recHeap) fill() bool {
 	k := h.popKey()
 	b := h.buckets[k]
 	delete(h.buckets, k)
-	// Entries were appended in arrival order: a stable sort by start
-	// is the (start, arrival) order.
-	slices.SortStableFunc(b, func(a, b heapEntry) int { return cmp.Compare(a.first, b.first) })
-	h.cur, h.at, h.curKey = b, 0, k
+	if c := &h.recent[k&63]; *c == b {
+		*c = nil
+	}
+	h.cur, h.at, h.curKey = h.sortBucket(b.e), 0, k
 	return true
+}
+
+// sortBucket orders a bucket's entries by start, keeping the arrival
+// order of equal starts: entries are appended in arrival order, so a
+// stable sort by start is the (start, arrival) order. It is a
+// least-significant-digit radix sort on the start less the bucket's
+// earliest (under 2^bucketShift: at most four byte passes, fewer when
+// the starts share digits), which reads and writes each entry once per
+// pass where a comparison sort costs about log2(n) comparisons. It
+// returns the sorted slice: b or h's scratch, the other becoming the
+// scratch.
+func (h *recHeap) sortBucket(b []heapEntry) []heapEntry {
+	if len(b) < 2 {
+		return b
+	}
+	lo, hi := b[0].first, b[0].first
+	for _, e := range b[1:] {
+		lo, hi = min(lo, e.first), max(hi, e.first)
+	}
+	if cap(h.tmp) < len(b) {
+		h.tmp = make([]heapEntry, len(b))
+	}
+	src, dst := b, h.tmp[:len(b)]
+	span := uint64(hi - lo)
+	for shift := 0; shift < 64 && span>>shift != 0; shift += 8 {
+		var count [256]int
+		for i := range src {
+			count[byte(uint64(src[i].first-lo)>>shift)]++
+		}
+		if count[byte(uint64(src[0].first-lo)>>shift)] == len(src) {
+			continue // every start has this digit: nothing moves
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, e := range src {
+			d := byte(uint64(e.first-lo) >> shift)
+			dst[count[d]] = e
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	h.tmp = dst[:0]
+	return src
 }
 
 // pop removes and returns the earliest entry; h must not be empty.
@@ -342,12 +387,9 @@ func (h *recHeap) popKey() int64 {
 func (h *recHeap) clone() recHeap {
 	c := recHeap{cur: slices.Clone(h.cur[h.at:]), curKey: h.curKey, keys: slices.Clone(h.keys), n: h.n,
 		slab: slices.Clone(h.slab), free: slices.Clone(h.free)}
-	c.buckets = make(map[int64][]heapEntry, len(h.buckets)+1)
+	c.buckets = make(map[int64]*bucket, len(h.buckets))
 	for k, b := range h.buckets {
-		c.buckets[k] = slices.Clone(b)
-	}
-	if h.hasLast {
-		c.buckets[h.lastKey] = slices.Clone(h.last)
+		c.buckets[k] = &bucket{key: k, e: slices.Clone(b.e)}
 	}
 	return c
 }

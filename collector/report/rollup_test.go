@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -608,5 +609,44 @@ func testRecHeapOrder(t *testing.T, scale int64) {
 	})
 	if !slices.Equal(tail, sorted) {
 		t.Fatal("drained heap not in (start, arrival) order")
+	}
+}
+
+// BenchmarkRecHeap measures holding records and taking them all in
+// order, as a Roller's Flush does: n entries whose starts spread over
+// span, pushed in arrival order (end order: start plus a duration of up
+// to a minute).
+func BenchmarkRecHeap(b *testing.B) {
+	const n = 800000
+	for _, span := range []time.Duration{5 * time.Second, time.Minute, 10 * time.Minute} {
+		b.Run(span.String(), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(7, 8))
+			type rec struct{ first, last int64 }
+			recs := make([]rec, n)
+			for i := range recs {
+				f := rng.Int64N(int64(span))
+				recs[i] = rec{f, f + rng.Int64N(int64(time.Minute))}
+			}
+			slices.SortFunc(recs, func(a, b rec) int { return cmp.Compare(a.last, b.last) })
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var h recHeap
+				for j, r := range recs {
+					h.push(heapEntry{first: r.first, seq: uint64(j)})
+				}
+				for h.Len() > 0 {
+					h.pop()
+				}
+			}
+			b.StopTimer()
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+			// CPU time: the wall time also counts other processes' turns
+			// on a shared machine.
+			b.ReportMetric(float64(cpu)/float64(b.N*n), "cpu-ns/record")
+		})
 	}
 }
