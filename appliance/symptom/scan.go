@@ -750,7 +750,9 @@ func (m *matcher) prefilter(c *Counts, p []byte, off uint64, prevNL, restart boo
 	r := -1
 	if m.fdr != nil {
 		m.scanFDR(c, p, off, prevNL)
-		r = m.restartBloom(p)
+		if restart {
+			r = m.restartBloom(p)
+		}
 	} else if m.teddy != nil && len(p) >= teddyMin {
 		// Every position is tested: no odd tail to look after.
 		m.scanTeddy(c, p, off, prevNL)
