@@ -437,7 +437,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Release: the file is open only during commits and reads, so that
 	// `mira report --db` can open it while the collector runs.
-	st, err := store.Open(s.cfg.DB, &store.Options{Release: true, Timeout: storeLockWait, InitialMmapSize: storeMmapSize})
+	st, err := store.Open(s.cfg.DB, &store.Options{Release: true, Timeout: storeLockWait, InitialMmapSize: storeMmapSize,
+		SegmentSize: segmentSize(s.cfg.Retention.MaxSize)})
 	if err != nil {
 		return err
 	}
@@ -607,6 +608,16 @@ func (s *Server) HTTPAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.httpAddr
+}
+
+// segmentSize is the store's segment size for a size limit: retention
+// by size deletes whole segments, so a sixteenth of the limit (1 MiB to
+// the default) keeps the store within ~6 % under it.
+func segmentSize(maxSize int64) int64 {
+	if maxSize <= 0 {
+		return 0
+	}
+	return min(max(maxSize/16, 1<<20), store.DefaultSegmentSize)
 }
 
 // retention applies the configured maximum age and size of the store.

@@ -455,16 +455,14 @@ func TestRetentionAcrossSegments(t *testing.T) {
 		})
 	}()
 	<-started
-	pruned, err := s.PruneToSize(size / 2)
-	if err != nil {
-		t.Fatal(err)
+	pruned, perr := s.PruneToSize(size / 2)
+	during := segFiles(t, path)
+	close(release) // before any Fatal: Close waits for the scan
+	if err := <-scanned; err != nil || perr != nil {
+		t.Fatal(err, perr)
 	}
-	if files := segFiles(t, path); len(files) != 4 {
-		t.Fatalf("segment files unlinked under a scan: %v", files)
-	}
-	close(release)
-	if err := <-scanned; err != nil {
-		t.Fatal(err)
+	if len(during) != 4 {
+		t.Fatalf("segment files unlinked under a scan: %v", during)
 	}
 	if seen != len(got) || pruned == 0 {
 		t.Fatalf("scan under prune saw %d of %d; pruned %d chunks", seen, len(got), pruned)
