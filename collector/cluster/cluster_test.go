@@ -544,8 +544,9 @@ func scrape(url string) (map[string]float64, error) {
 	}
 	m := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
+		// Labelled series keep their labels: name{label="value"}.
 		name, v, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+		if !ok || strings.HasPrefix(line, "#") {
 			continue
 		}
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -617,4 +618,61 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestClusterRetention: a one-box cluster (embedded NATS, one worker)
+// and a single mira-collector, both with retention max_age 24h, get the
+// same export of a capture made years ago: both delete every record on
+// a retention pass, and the cluster's reports equal the single
+// collector's: from the records (none left) and from the rollups (and
+// auto), which outlive the records in both; the worker's /metrics
+// counts every record exported as pruned by age.
+func TestClusterRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemons")
+	}
+	pcap := peertest.CorpusFile(t, "pcaps", "ndpi", "1kxun.pcap")
+	probeBin, collBin, miraBin := binaries(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "collector.yaml")
+	if err := os.WriteFile(cfg, []byte("retention:\n  max_age: 24h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "single.db")
+	port := freePort(t)
+	single := start(t, "single collector", collBin, "--config", cfg, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--db", db)
+	cport, nport, mport := freePort(t), freePort(t), freePort(t)
+	coll := start(t, "cluster", collBin, "--config", cfg, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", cport),
+		"--nats", "embedded", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", nport), "--worker", "--db", filepath.Join(dir, "w1.db"),
+		"--metrics", fmt.Sprintf("127.0.0.1:%d", mport))
+	waitTCP(t, single, port)
+	waitTCP(t, coll, cport)
+	n, err := runProbe(t, probeBin, pcap, 1, port, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := runProbe(t, probeBin, pcap, 1, cport, ""); err != nil || m != n {
+		t.Fatalf("cluster's export: %d records (%v), single's %d", m, err, n)
+	}
+	pruned := `mira_cluster_worker_pruned_records_total{reason="age"}`
+	peertest.WaitUntil(t, 90*time.Second, "every record pruned by age in both", func() bool {
+		m, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+		return err == nil && m[pruned] == float64(n) && strings.Contains(single.log.String(), "retention: pruned old records")
+	})
+	single.stop(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", nport)
+	for _, args := range [][]string{nil, {"--source", "rollups", "--by", "category"}, {"--source", "auto", "--by", "probe", "--bucket", "1h"}} {
+		want, err := reportJSON(t, miraBin, append([]string{"--db", db}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := reportJSON(t, miraBin, append([]string{"--nats", url}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (args == nil) != (want.Summary.Biflows == 0) {
+			t.Fatalf("%v: the single collector's report has %d biflows", args, want.Summary.Biflows)
+		}
+		same(t, got, want)
+	}
 }
