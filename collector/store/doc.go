@@ -56,6 +56,10 @@
 // operation (mira-collector commits about once a second), so readers get
 // in between; while a reader holds it, the writer's operations fail with
 // ErrLocked and the caller retries (the collector keeps its batch).
+// A scan of segments holds the file only while it reads the time index
+// and checks the chunks it needs (they stay mapped after), not while the
+// caller's function runs; chunks in the flows bucket are the database's
+// memory, so a scan that reads any holds the file to its end.
 // Writers that batch records between commits keep them in Encoded (the
 // record encoding, made on arrival) and commit with PutEncoded.
 // Sampling announcements (the sampling configuration each exporter and

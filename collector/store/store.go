@@ -452,7 +452,8 @@ func storedInt(meta *bolt.Bucket, key []byte) int64 {
 }
 
 // Flows calls fn for every stored record that q selects, in order of flow
-// end time. fn runs inside a read transaction: it must not call Put,
+// end time. fn may run inside a read transaction (always when the store
+// holds chunks of schema 3 or older; see doc.go): it must not call Put,
 // PutStats or AddStats (that can deadlock when the file grows). If fn
 // returns ErrStop the scan ends and Flows returns nil; any other error ends
 // the scan and is returned. Each StoredFlow is fn's to keep.
@@ -487,10 +488,16 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			v.unmap()
 		}
 	}()
+	// Chunks from the flows bucket are bbolt's memory, valid only in the
+	// transaction, so a store that has any is scanned inside it; segments
+	// stay mapped after it, so a store without is scanned after it and
+	// holds the file (Options.Release: blocks the writer) only while it
+	// reads the index and checks the chunks, not while fn runs.
+	var refs []chunkRef
+	inTx := false
 	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		maxDur := storedInt(meta, keyMaxDur)
-		var refs []chunkRef
 
 		// Chunks in the flows bucket (stores of schema 3 and older).
 		stop := to // scan while key time < stop
@@ -530,8 +537,12 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 			}
 			return satAdd(minLast, -dur) < to
 		}
+		inTx = len(refs) > 0
 		sb, bb := tx.Bucket(bucketSegments), tx.Bucket(bucketBlocks)
 		if sb == nil || bb == nil {
+			if !inTx {
+				return nil
+			}
 			return s.scanChunks(refs, q, byID, from, to, fn, countErr)
 		}
 		sc, bc := sb.Cursor(), bb.Cursor()
@@ -577,8 +588,14 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 				}, s.countDecodeError)
 			}
 		}
+		if !inTx {
+			return nil
+		}
 		return s.scanChunks(refs, q, byID, from, to, fn, countErr)
 	})
+	if err == nil && !inTx {
+		err = s.scanChunks(refs, q, byID, from, to, fn, countErr)
+	}
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
