@@ -387,11 +387,11 @@
 // Live rollups of moved partitions (their records sit at several
 // workers: rolled up again from all of them after a change) and live
 // state kept across a worker's restart; /api/flows and
-// /api/probes gather every record. The chain of retired slices is
-// never compacted: its entries whose slices rollup retention emptied
-// stay (one per change of retiring worker, so some tens of kilobytes
-// a year with workers taking turns every hour), and a worker that
-// kept slices must answer for the chain to be used.
+// /api/probes gather every record. The chain of retired slices grows
+// by one entry per change of retiring worker (some tens of kilobytes a
+// year with workers taking turns every hour) and loses the slices
+// rollup retention emptied only when both resolutions have a retention;
+// a worker that kept slices must answer for the chain to be used.
 //
 // # Replication and node loss
 //

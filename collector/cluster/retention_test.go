@@ -441,3 +441,28 @@ func TestWorkerRollupRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimChain: slices leave the chain once rollup retention deleted
+// all their cells at both resolutions; the last one stays.
+func TestTrimChain(t *testing.T) {
+	mk := func() *retiredChain {
+		return &retiredChain{Start: 0, Slices: []retiredSlice{{From: 0, To: 10}, {From: 10, To: 20}, {From: 20, To: 30}}}
+	}
+	for _, tc := range []struct {
+		limits map[string]int64
+		start  int64
+		left   int
+	}{
+		{nil, 0, 3},
+		{map[string]int64{"1m": 25}, 0, 3}, // hour cells kept
+		{map[string]int64{"1m": 25, "1h": 9}, 0, 3},
+		{map[string]int64{"1m": 25, "1h": 10}, 10, 2},
+		{map[string]int64{"1m": 100, "1h": 100}, 20, 1},
+	} {
+		c := mk()
+		c.trim(tc.limits)
+		if c.Start != tc.start || len(c.Slices) != tc.left || c.end() != 30 {
+			t.Errorf("limits %v: start %d, %d slices, end %d; want %d, %d, 30", tc.limits, c.Start, len(c.Slices), c.end(), tc.start, tc.left)
+		}
+	}
+}

@@ -58,6 +58,21 @@ func (c *retiredChain) end() int64 {
 	return c.Slices[len(c.Slices)-1].To
 }
 
+// trim drops the slices (but the last) whose every cell rollup
+// retention at limits deleted, both resolutions: the chain then starts
+// after them.
+func (c *retiredChain) trim(limits map[string]int64) {
+	lm, okm := limits["1m"]
+	lh, okh := limits["1h"]
+	if !okm || !okh {
+		return
+	}
+	for len(c.Slices) > 1 && c.Slices[0].To <= min(lm, lh) {
+		c.Start = c.Slices[0].To
+		c.Slices = c.Slices[1:]
+	}
+}
+
 // usable says whether the chain's slices hold the cells of a report with
 // window and rules fingerprint rulesID, for every bucket before end.
 func (c *retiredChain) usable(window time.Duration, rulesID string) bool {
@@ -223,6 +238,7 @@ func (w *Worker) retireOnce(ctx context.Context, cutoff int64) error {
 	} else {
 		chain.Slices = append(chain.Slices, retiredSlice{From: from, To: want, Worker: w.Name, Window: window, Rules: cfg.RulesID})
 	}
+	chain.trim(w.retentionLimits(time.Now()))
 	v, err := json.Marshal(chain)
 	if err != nil {
 		return err
