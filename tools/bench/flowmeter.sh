@@ -13,6 +13,8 @@
 # reference trace's payload sizes, most bytes TLS) as realistic.pcap. CORE (default 1) is the core
 # both tools are pinned to. BEFORE, a mira-probe binary built at another
 # commit, joins the rounds (same flags) for a before/after comparison.
+# The nfcapd sink is removed once its flows are counted (KEEP_FLOWS=1 keeps
+# it in $WORK/flows).
 set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${2:-3}
@@ -93,6 +95,9 @@ while [ "$(rxq $port)" != 0 ]; do sleep 0.02; done
 drops=$(udpline $port | awk '{print $NF}')
 kill -TERM $nfpid && wait $nfpid || true
 stored=$(nfdump -R "$WORK/flows" -q -o csv | grep -c . || true)
+# The sink holds every run's flows (several GB for 5 rounds of --large):
+# counted, it goes, unless KEEP_FLOWS=1.
+[ "${KEEP_FLOWS:-0}" = 1 ] || rm -rf "$WORK/flows"
 
 mppk=$(sed -n 's/.*msg="capture ended" packets=\([0-9]*\).*/\1/p' "$WORK/mira-probe.err")
 mpfl=$(sed -n 's/.*msg="capture ended" .* records=\([0-9]*\).*/\1/p' "$WORK/mira-probe.err")
