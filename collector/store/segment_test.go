@@ -489,6 +489,23 @@ func TestRetentionAcrossSegments(t *testing.T) {
 	if n := len(collect(t, s, Query{})); n != 10 {
 		t.Fatalf("%d records after pruning all and a commit, want 10", n)
 	}
+	// CompactFile rewrites the database file; the segments it indexes
+	// stay readable, and writing goes on.
+	s.Close()
+	if err := CompactFile(path); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := s2.Put(o, hourRecords(5, start.Add(8*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(collect(t, s2, Query{})); n != 15 {
+		t.Fatalf("%d records after CompactFile and a commit, want 15", n)
+	}
 }
 
 // TestReleaseReadersWhileWriting: while a releasing writer commits,
