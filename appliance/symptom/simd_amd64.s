@@ -470,32 +470,36 @@ edone:
 	MOVQ BX, cnt+56(FP)
 	RET
 
-// FDRHALF512 ORs into X0 the reach of the positions R8+off+0, 2, 4, 6
-// (stride 2). A word shifted up by s bytes is loaded from s bytes before
-// it and masked to bytes s..s+7 (X18-X20; the table is padded), so no
-// shuffle is needed. Clobbers R9, R10, R12, R13, X1-X4.
-#define FDRHALF512(off) \
+// FDRHALF512 leaves in A the reach of the positions R8+off+0, 2, 4, 6
+// (stride 2) alone: lane s+k has lane k of the word of position off+s. A
+// word shifted up by s bytes is loaded from s bytes before it and masked
+// to bytes s..s+7 (X18-X20; the table is padded), so no shuffle is
+// needed. Clobbers R9, R10, R12, R13, X2-X4.
+#define FDRHALF512(off, A) \
 	ANDNL (off+0)(R8), R11, R9; \
 	ANDNL (off+2)(R8), R11, R10; \
 	ANDNL (off+4)(R8), R11, R12; \
 	ANDNL (off+6)(R8), R11, R13; \
-	VMOVQ (AX)(R9*8), X1; \
+	VMOVQ (AX)(R9*8), A; \
 	VPANDQ -2(AX)(R10*8), X18, X2; \
 	VPANDQ -4(AX)(R12*8), X19, X3; \
 	VPANDQ -6(AX)(R13*8), X20, X4; \
-	VPTERNLOGQ $0xFE, X3, X2, X1; \
-	VPTERNLOGQ $0xFE, X4, X1, X0
+	VPTERNLOGQ $0xFE, X3, X2, A; \
+	VPORQ X4, A, A
 
-// FDRBLOCK512 runs the 16 positions at R8+off: K1 gets the positions
-// where some bucket may end, X0 the carried lanes.
-#define FDRBLOCK512(off, K) \
-	FDRHALF512(off); \
-	VMOVDQA64 X0, X9; \
-	VPSRLDQ $8, X0, X0; \
-	FDRHALF512(off+8); \
-	VPUNPCKLQDQ X0, X9, X9; \
-	VPSRLDQ $8, X0, X0; \
-	VPCMPUB $4, X14, X9, K
+// FDRBLOCK512 runs the 16 positions at R8+off: K gets the positions where
+// some bucket may end. P holds the reach of the block's last 8 positions
+// before (lanes 8-15: the lanes of this block's first 8 positions they
+// reach); Q gets this block's. Each half's reach is its own, so that no
+// dependency runs from block to block: the positions' lanes are the OR of
+// their half's low lanes and the half before's high lanes.
+#define FDRBLOCK512(off, P, Q, K) \
+	FDRHALF512(off, X5); \
+	FDRHALF512(off+8, Q); \
+	VPUNPCKLQDQ Q, X5, X6; \
+	VPUNPCKHQDQ X5, P, X7; \
+	VPORQ X7, X6, X6; \
+	VPCMPUB $4, X14, X6, K
 
 // func fdr2AVX512(f *fdrArgs, p unsafe.Pointer, n, i int, st *uint64, out *[fdrOut]uint32) (next, cnt int)
 //
@@ -516,6 +520,7 @@ TEXT ·fdr2AVX512(SB), NOSPLIT, $0-64
 	MOVQ out+40(FP), DI
 	XORQ BX, BX
 	VMOVQ (R14), X0
+	VPSLLDQ $8, X0, X0 // the carried lanes as the high lanes of a block before
 	VPCMPEQB X14, X14, X14 // all ones
 	SUBQ $const_fdrRead, DX // n-19
 
@@ -526,8 +531,8 @@ zfloop:
 	CMPQ BX, $(const_fdrOut-32)
 	JGT zfsingle
 	LEAQ (SI)(CX*1), R8
-	FDRBLOCK512(0, K1)
-	FDRBLOCK512(16, K2)
+	FDRBLOCK512(0, X0, X8, K1)
+	FDRBLOCK512(16, X8, X0, K2)
 	KMOVW K1, R9
 	KMOVW K2, R10
 	SHLL $16, R10
@@ -552,7 +557,8 @@ zfsingle:
 	CMPQ BX, $(const_fdrOut-16)
 	JGT zfdone
 	LEAQ (SI)(CX*1), R8
-	FDRBLOCK512(0, K1)
+	FDRBLOCK512(0, X0, X8, K1)
+	VMOVDQA64 X8, X0
 	KMOVW K1, R9
 	TESTL R9, R9
 	JZ zsnext
@@ -570,6 +576,7 @@ zsnext:
 	JMP zfsingle
 
 zfdone:
+	VPSRLDQ $8, X0, X0
 	VMOVQ X0, (R14)
 	MOVQ CX, next+48(FP)
 	MOVQ BX, cnt+56(FP)
