@@ -18,7 +18,9 @@
 // bucket) and a time-index entry for the commit's bytes ("blocks":
 // segment, offset -> end, earliest and latest end time, longest
 // duration). One commit costs a sequential write, the segment's sync and
-// a small bbolt transaction instead of a B+tree insert per chunk. A crash
+// a small bbolt transaction instead of a B+tree insert per chunk (three
+// fdatasyncs: the segment's, then bbolt's after its pages and after its
+// meta page; with Options.NoSync none). A crash
 // leaves at most bytes past a committed length (never read; Open for
 // writing truncates them) or a segment file no commit lists (deleted by
 // Open). Scans read the index, map the segments they need and walk only
