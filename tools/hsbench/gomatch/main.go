@@ -23,14 +23,15 @@ func main() {
 	chunk := flag.Int("chunk", 1460, "chunk size (0: whole corpus)")
 	runs := flag.Int("runs", 5, "runs")
 	stream := flag.Bool("stream", false, "scan the chunks as one stream instead of independent blocks")
+	datagram := flag.Bool("datagram", false, "scan each chunk with ScanDatagram (no state carried to a next packet, as vectorscan's block mode) instead of Scan")
 	flag.Parse()
-	if err := run(*gen, *size, *patterns, *corpus, *chunk, *runs, *stream); err != nil {
+	if err := run(*gen, *size, *patterns, *corpus, *chunk, *runs, *stream, *datagram); err != nil {
 		fmt.Fprintln(os.Stderr, "gomatch:", err)
 		os.Exit(1)
 	}
 }
 
-func run(gen string, size int, pfile, cfile string, chunk, runs int, stream bool) error {
+func run(gen string, size int, pfile, cfile string, chunk, runs int, stream, datagram bool) error {
 	if gen != "" {
 		all := workload.Patterns(5000)
 		for _, n := range []int{100, 1000, 5000} {
@@ -78,6 +79,8 @@ func run(gen string, size int, pfile, cfile string, chunk, runs int, stream bool
 		for off := 0; off+chunk <= len(data); off += chunk {
 			if stream {
 				db.Scan(&st, &c, data[off:off+chunk], uint64(off))
+			} else if datagram {
+				db.ScanDatagram(&c, data[off:off+chunk])
 			} else {
 				st = symptom.State{}
 				db.Scan(&st, &c, data[off:off+chunk], 0)
@@ -100,6 +103,8 @@ func run(gen string, size int, pfile, cfile string, chunk, runs int, stream bool
 	mode := "block"
 	if stream {
 		mode = "stream"
+	} else if datagram {
+		mode = "datagram"
 	}
 	fmt.Printf("gomatch patterns=%d chunk=%d mode=%s compile_ms=%.1f matches=%d mbps_median=%.1f mbps_cpu_median=%.1f\n",
 		len(ps), chunk, mode, float64(compile.Microseconds())/1000, count, mbps[runs/2], cpu[runs/2])
