@@ -95,7 +95,7 @@ func (s *Store) pruneSegmentsBefore(cutoff int64) (int, error) {
 		sc, bc := sb.Cursor(), bb.Cursor()
 		for k, v := sc.First(); k != nil; k, v = sc.Next() {
 			m, ok := parseSegMeta(v)
-			if !ok || len(k) != 8 || m.minLast >= cutoff {
+			if !ok || len(k) != 8 || m.minLast >= cutoff || m.committed < int64(len(segMagic)) {
 				continue
 			}
 			whole := m.maxLast < cutoff

@@ -375,6 +375,27 @@ func TestSegmentDamageCounted(t *testing.T) {
 	if got := s.DecodeErrors(); !reflect.DeepEqual(got, want) {
 		t.Errorf("decode errors %v, want %v", got, want)
 	}
+	// A damaged summary (a negative committed length) is counted, not
+	// mapped.
+	setCommitted := func(c int64) (was int64) {
+		t.Helper()
+		err := s.update(func(tx *bolt.Tx) error {
+			sb := tx.Bucket(bucketSegments)
+			k, v := sb.Cursor().First()
+			m, _ := parseSegMeta(v)
+			was, m.committed = m.committed, c
+			return sb.Put(slices.Clone(k), m.marshal())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return was
+	}
+	was := setCommitted(-5)
+	if got := collect(t, s, Query{}); len(got) != 0 || s.DecodeErrors()[ReasonBadKey] != 1 {
+		t.Errorf("damaged segment summary: %d records, errors %v", len(got), s.DecodeErrors())
+	}
+	setCommitted(was)
 	if err := os.Remove(seg); err != nil {
 		t.Fatal(err)
 	}

@@ -548,7 +548,7 @@ func (s *Store) Flows(q Query, fn func(StoredFlow) error) error {
 		sc, bc := sb.Cursor(), bb.Cursor()
 		for k, v := sc.First(); k != nil; k, v = sc.Next() {
 			m, ok := parseSegMeta(v)
-			if !ok || len(k) != 8 {
+			if !ok || len(k) != 8 || m.committed < int64(len(segMagic)) {
 				s.countDecodeError(ReasonBadKey)
 				continue
 			}
