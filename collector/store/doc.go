@@ -23,7 +23,8 @@
 // meta page; with Options.NoSync none). A crash
 // leaves at most bytes past a committed length (never read; Open for
 // writing truncates them) or a segment file no commit lists (deleted by
-// Open). Scans read the index, map the segments they need and walk only
+// Open). A commit whose write fails (a full disk) cuts the segment back
+// to its committed length, giving the space back. Scans read the index, map the segments they need and walk only
 // the commits whose end times (widened by their longest duration for
 // start and overlap queries) can match; a chunk whose checksum fails is
 // skipped and counted (ReasonChecksum), a damaged frame length loses the

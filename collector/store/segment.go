@@ -303,10 +303,15 @@ func (s *Store) writeSegment(tx *bolt.Tx, frames []byte, blk blockMeta) error {
 	}
 	blk.end = m.committed + int64(len(frames))
 	if _, err := s.wf.WriteAt(frames, m.committed); err != nil {
+		// A full disk: give back what the write took past the
+		// committed length, so that smaller commits (and the store's
+		// other operations) can go on; commitSegment removes a new file.
+		s.truncateWriter(m.committed)
 		return err
 	}
 	if !s.opts.NoSync {
 		if err := datasync(s.wf); err != nil {
+			s.truncateWriter(m.committed)
 			return err
 		}
 		if s.wnew {
@@ -324,6 +329,15 @@ func (s *Store) writeSegment(tx *bolt.Tx, frames []byte, blk blockMeta) error {
 	m.maxDur = max(m.maxDur, blk.maxDur)
 	m.chunks += blk.chunks
 	return sb.Put(segKey(id), m.marshal())
+}
+
+// truncateWriter cuts the open segment back to n bytes after a failed
+// write (the transaction is then rolled back: nothing past n is
+// committed).
+func (s *Store) truncateWriter(n int64) {
+	if s.wf != nil && !s.wnew {
+		s.wf.Truncate(n)
+	}
 }
 
 // commitSegment notes that the transaction writeSegment ran in was

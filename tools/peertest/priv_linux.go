@@ -79,3 +79,31 @@ func FUSE(t testing.TB) {
 		t.Fatalf("unmount %s: %v", dir, err)
 	}
 }
+
+// Tmpfs mounts a tmpfs of size bytes on a new directory, unmounted when
+// the test ends, and returns the directory: a small file system that
+// fills up. It skips the test (fails it under MIRA_REQUIRE_PEERS=1)
+// when this process may not mount (CAP_SYS_ADMIN).
+func Tmpfs(t testing.TB, size int64) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mira-tmpfs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Mount("mira-peertest", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d", size))
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		os.Remove(dir)
+		missing(t, "mounting a tmpfs needs CAP_SYS_ADMIN: mount: %v", err)
+	case err != nil:
+		os.Remove(dir)
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+		os.Remove(dir)
+	})
+	return dir
+}

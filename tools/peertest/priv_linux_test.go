@@ -44,6 +44,7 @@ func TestPrivileges(t *testing.T) {
 		{"NetNamespaces", unix.CAP_SYS_ADMIN, true, NetNamespaces},
 		{"RawSockets", unix.CAP_NET_RAW, true, RawSockets},
 		{"FUSE", unix.CAP_SYS_ADMIN, fuse, FUSE},
+		{"Tmpfs", unix.CAP_SYS_ADMIN, true, func(tb testing.TB) { Tmpfs(tb, 1<<20) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			held := caps&(1<<tc.cap) != 0 && tc.dev

@@ -24,3 +24,11 @@ func FUSE(t testing.TB) {
 	t.Helper()
 	missing(t, "FUSE devices need Linux")
 }
+
+// Tmpfs skips the test (fails it under MIRA_REQUIRE_PEERS=1): the tmpfs
+// mounts the tests make are Linux's.
+func Tmpfs(t testing.TB, size int64) string {
+	t.Helper()
+	missing(t, "tmpfs mounts need Linux")
+	return ""
+}
