@@ -571,9 +571,9 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Info("collector stopped", "stored", s.stored)
 			return nil
 		case <-tick.C:
-			s.commit()
+			s.commitOrPrune()
 		case <-s.kick:
-			s.commit()
+			s.commitOrPrune()
 		case <-statsTick.C:
 			saveStats()
 		case <-retain.C:
@@ -618,6 +618,17 @@ func segmentSize(maxSize int64) int64 {
 		return 0
 	}
 	return min(max(maxSize/16, 1<<20), store.DefaultSegmentSize)
+}
+
+// commitOrPrune commits; when the write fails for another reason than a
+// reader holding the store (a full disk) and retention by size is
+// configured, it applies retention at once rather than at its next tick
+// (30 s), so that the next commit finds room before the records waiting
+// outgrow what the disk can take.
+func (s *Server) commitOrPrune() {
+	if err := s.commit(); err != nil && !errors.Is(err, store.ErrLocked) && s.cfg.Retention.MaxSize > 0 {
+		s.retention()
+	}
 }
 
 // retention applies the configured maximum age and size of the store.
