@@ -110,6 +110,7 @@ func (s *Server) commit() error {
 		return nil
 	}
 	s.pending, s.spare, s.names, s.anns, s.ledgers = s.spare, nil, nil, nil, nil
+	s.inflight = p.n
 	newNames, newAnns := names != nil, anns != nil
 	var seqs map[store.SeqOrigin]*store.SeqSet
 	for o := range s.dirtySeq {
@@ -154,6 +155,7 @@ func (s *Server) commit() error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inflight = 0
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			s.busy++

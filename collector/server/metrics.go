@@ -92,7 +92,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cSessions, prometheus.GaugeValue, float64(st.Sessions))
 	m.s.mu.Lock()
 	stored, werrs := m.s.stored, m.s.werrs
-	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n, m.s.duplicates
+	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n+m.s.inflight, m.s.duplicates
 	var loss flow.Loss
 	for _, l := range m.s.ledgerSeen {
 		loss.Add(l.Loss)

@@ -76,10 +76,13 @@ type Server struct {
 	werrs       uint64
 	busy        uint64 // commits deferred: another process held the store
 	dropped     uint64 // records dropped: more than maxPending waiting
-	busyLogged  bool
-	lastErr     error
-	wmu         sync.Mutex // serialises commits (Run and the HTTP API)
-	maxPending  int        // maxPending, lowered by tests
+	// inflight counts the records of the commit under way (taken out of
+	// pending, back in it if the commit fails): they are still waiting.
+	inflight   int
+	busyLogged bool
+	lastErr    error
+	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
+	maxPending int        // maxPending, lowered by tests
 
 	// seqs are the sequence numbers stored or pending per spooling
 	// exporter (loaded from the store at start); dirtySeq are those
@@ -210,7 +213,7 @@ func (s *Server) admit(k pendKey, n int) *store.Encoded {
 		s.queueNames(k, h...)
 		delete(s.held, k)
 	}
-	if s.pending.n+n > s.maxPending {
+	if s.pending.n+s.inflight+n > s.maxPending {
 		s.dropped += uint64(n)
 		s.mu.Unlock()
 		return nil
