@@ -41,5 +41,11 @@
 // treating the Consumer's input as complete (for example before a final
 // commit). A Consumer that implements StreamConsumer learns when a TCP
 // or TLS connection ends, before the collector closes it (mira-collector
-// commits its store there).
+// commits its store there). A Consumer that implements BatchConsumer
+// gets each message's records in a Batch of its own instead (a store's
+// record encoding, filled while the message is decoded:
+// ipfix.Session.DecodeEach), with the same serial-per-session calls; a
+// record handed to Batch.Add, its Symptoms and App strings are valid only
+// during that call (the strings alias the datagram). mira-collector's
+// server takes them so unless it forwards records.
 package collector
