@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,13 +73,18 @@ func TestConsumeBatchSameAsConsume(t *testing.T) {
 			})
 		}
 		fmt.Fprintf(&out, "pending %d, duplicates %d, dirty %d\n", s.pending.n, s.duplicates, len(s.dirtySeq))
+		var seqs []string // (map order varies)
 		for so, set := range s.seqs {
-			fmt.Fprintf(&out, "%v: %v\n", so, set.Contains(115))
+			seqs = append(seqs, fmt.Sprintf("%s/%d instance %d: 115 %v, 99 %v\n", so.Exporter, so.Domain, so.Instance, set.Contains(115), set.Contains(99)))
+		}
+		slices.Sort(seqs)
+		for _, l := range seqs {
+			out.WriteString(l)
 		}
 		// The latest record end noted per origin: an announcement's Since.
 		for _, k := range []pendKey{{a.Addr(), 1}, {a.Addr(), 2}, {b.Addr(), 1}} {
 			ann, _ := s.smp.Sampling(k, 10, false, time.Unix(0, 0))
-			fmt.Fprintf(&out, "%v since %d\n", k, ann.Since)
+			fmt.Fprintf(&out, "%s/%d since %d\n", k.addr, k.domain, ann.Since)
 		}
 		return out.String()
 	}
