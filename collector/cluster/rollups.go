@@ -621,7 +621,17 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	if err := st.PutRollups(d); err != nil {
 		return nil, err
 	}
-	return report.FromRollups(ctx, st, p, report.RollupSource{RulesID: cfg.RulesID})
+	rep, err := report.FromRollups(ctx, st, p, report.RollupSource{RulesID: cfg.RulesID})
+	if err != nil {
+		return nil, err
+	}
+	// Retention cut the open range: as a single collector (report.Params.Report),
+	// auto prefers the workers' records when they reach further back.
+	if ri := rep.Summary.Rollup; ri != nil && ri.CoveredFrom != nil &&
+		report.PreferRecords(rep, p.Source, rc.recordsFrom < int64(*ri.CoveredFrom)) {
+		return nil, &report.RollupError{Reason: "retention pruned rollups the records reach before (" + ri.CoveredFrom.RFC3339() + ")"}
+	}
+	return rep, nil
 }
 
 // clusterCells are the cluster's rollup cells for a spec (rollupCells).
@@ -634,6 +644,9 @@ type clusterCells struct {
 	// recordBound: the first hour whose biflows no worker's deleted
 	// records touched (math.MinInt64: none deleted).
 	recordBound int64
+	// recordsFrom: the start of the oldest record a worker holds
+	// (math.MaxInt64: none).
+	recordsFrom int64
 }
 
 // rollupCells gathers the cluster's rollup cells for spec: the cells of
@@ -657,6 +670,14 @@ func rollupCells(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, spe
 		}
 		spans[name] = a.Spans
 		prunedAt = append(prunedAt, a.Pruned)
+	}
+	recordsFrom := int64(math.MaxInt64)
+	for _, l := range spans {
+		for _, sp := range l {
+			if sp.N > 0 {
+				recordsFrom = min(recordsFrom, sp.First)
+			}
+		}
 	}
 	window := normWindow(spec.Window)
 	recordBound := int64(math.MinInt64)
@@ -801,7 +822,7 @@ func rollupCells(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, spe
 	// One worker's retention prunes the rollups of the cluster: the
 	// others' cells of those buckets are incomplete without its.
 	dropCells(total, pruned)
-	return &clusterCells{cells: total, records: records, pruned: pruned, recordBound: recordBound}, nil
+	return &clusterCells{cells: total, records: records, pruned: pruned, recordBound: recordBound, recordsFrom: recordsFrom}, nil
 }
 
 // tempStore opens a new store in dir with the cluster's announcements

@@ -81,6 +81,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(bw, "; %d records arrived late", ri.Late)
 		}
 		fmt.Fprintln(bw)
+		if ri.Note != "" {
+			fmt.Fprintf(bw, "Range cut: %s\n", ri.Note)
+		}
 	} else {
 		t.write(bw)
 	}

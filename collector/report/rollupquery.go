@@ -106,8 +106,11 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 			(p.Bucket == 0 || p.Bucket%r == 0)
 		lo := from
 		if lo == math.MinInt64 {
-			// An open range starts with the oldest hour kept.
-			lo = meta.PrunedBeforeAt(store.RollupHour)
+			// An open range starts with the oldest bucket kept at
+			// either resolution: the one reaching further back answers
+			// (the hours on a tie), and says where it starts
+			// (RollupInfo.CoveredFrom).
+			lo = min(meta.PrunedBeforeAt(store.RollupHour), meta.PrunedBeforeAt(store.RollupMinute))
 		}
 		if aligned && lo >= meta.PrunedBeforeAt(r) {
 			res = r
@@ -298,6 +301,12 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	s2.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
 	s2.QueueLossScaled = queueLossScaled(s2.Ledgers)
 	s2.Rollup = &RollupInfo{Resolution: res.String(), Late: records.Late, Complete: to <= meta.CompleteBefore || src.Live != nil}
+	if pb := meta.PrunedBeforeAt(res); from == math.MinInt64 && pb != math.MinInt64 {
+		// An open range covers what retention kept: say where it starts.
+		t := Timestamp(pb)
+		s2.Rollup.CoveredFrom = &t
+		s2.Rollup.Note = fmt.Sprintf("rollups kept from %s (retention): biflows that started earlier are not counted", t.RFC3339())
+	}
 	if meta.CompleteBefore != math.MaxInt64 && src.Live == nil {
 		t := Timestamp(meta.CompleteBefore)
 		s2.Rollup.CompleteBefore = &t
@@ -319,6 +328,53 @@ type RollupInfo struct {
 	// after their horizon (see Roller): complete and 0 late, the answer
 	// equals the report over the records.
 	Late uint64 `json:"late_records"`
+	// CoveredFrom, for a range without --from whose oldest buckets
+	// rollup retention (minute_retention, hour_retention) deleted: the
+	// start of the oldest bucket kept, where the report actually starts
+	// (absent: nothing of the range was pruned). Note says it in words
+	// and whether stored records reach further back. Complete and Late
+	// speak of the range from CoveredFrom on.
+	CoveredFrom *Timestamp `json:"covered_from,omitempty"`
+	Note        string     `json:"note,omitempty"`
+}
+
+// Notes appended to RollupInfo.Note when the rollups were cut
+// (CoveredFrom): whether the records reach further back.
+const (
+	noteNoEarlierRecords = "; no stored record started earlier"
+	noteEarlierRecords   = "; stored records reach further back (--source records counts them)"
+)
+
+// RecordsBefore says whether s holds a record that started before t
+// (ns).
+func RecordsBefore(s *store.Store, t int64) (bool, error) {
+	found := false
+	err := s.Flows(store.Query{To: time.Unix(0, t), Field: store.ByStart}, func(store.StoredFlow) error {
+		found = true
+		return store.ErrStop
+	})
+	return found, err
+}
+
+// PreferRecords is the cut rollups' rule, for a single collector and a
+// cluster alike: when rep came from rollups that retention cut
+// (CoveredFrom) and earlier says whether stored records started before
+// that, it notes it; for auto it says whether the records should
+// answer instead (they reach further back).
+func PreferRecords(rep *Report, source string, earlier bool) bool {
+	ri := rep.Summary.Rollup
+	if ri == nil || ri.CoveredFrom == nil {
+		return false
+	}
+	if earlier && source == SourceAuto {
+		return true
+	}
+	if earlier {
+		ri.Note += noteEarlierRecords
+	} else {
+		ri.Note += noteNoEarlierRecords
+	}
+	return false
 }
 
 // Sources of a report (Params.Source).
@@ -331,16 +387,28 @@ const (
 // Report builds the report p describes over s with opts: from the
 // records, from the rollups (SourceRollups: a *RollupError when they
 // cannot answer), or from the rollups when they can answer exactly
-// (complete for the range, no late record) and else from the records
+// (complete for the range, no late record, and, for a range retention
+// cut, no record older than the rollups kept) and else from the records
 // (SourceAuto).
 func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
 	switch p.Source {
-	case SourceRollups:
-		return FromRollups(ctx, s, p, src)
-	case SourceAuto:
+	case SourceRollups, SourceAuto:
 		rep, err := FromRollups(ctx, s, p, src)
 		var re *RollupError
 		switch {
+		case err == nil && rep.Summary.Rollup.CoveredFrom != nil:
+			earlier, err := RecordsBefore(s, int64(*rep.Summary.Rollup.CoveredFrom))
+			if err != nil {
+				return nil, err
+			}
+			if PreferRecords(rep, p.Source, earlier) {
+				break
+			}
+			if p.Source == SourceRollups || (rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0) {
+				return rep, nil
+			}
+		case p.Source == SourceRollups:
+			return rep, err
 		case err == nil && rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0:
 			return rep, nil
 		case err != nil && !errors.As(err, &re):

@@ -1,0 +1,122 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+)
+
+// TestRollupsRetentionCut: a report without --from over rollups whose
+// oldest hour retention deleted says where it actually starts
+// (covered_from, a note, a table line) and counts what the records
+// from there count; auto answers from the records while they reach
+// further back, from the rollups once the records were pruned too; an
+// explicit range older than the kept cells stays refused.
+func TestRollupsRetentionCut(t *testing.T) {
+	d := rollupStores[0]
+	d.conns = 400
+	s, _ := writeRollupStore(t, d, 11)
+	rules := classify.Default()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	ctx := context.Background()
+	if _, err := Rebuild(ctx, s, RollupConfig{Rules: rules, RulesID: src.RulesID}); err != nil {
+		t.Fatal(err)
+	}
+	kept := time.Unix(0, rollupT0).Add(time.Hour).UTC()
+	if n, err := s.PruneRollups(time.Hour, kept); err != nil || n == 0 {
+		t.Fatalf("prune: %d cells, %v", n, err)
+	}
+	// The minute cells keep less (the hours answer the open range).
+	if n, err := s.PruneRollups(time.Minute, kept.Add(time.Hour)); err != nil || n == 0 {
+		t.Fatalf("prune: %d cells, %v", n, err)
+	}
+	report := func(args ...string) *Report {
+		t.Helper()
+		p := rollupParams(t, args...)
+		opts := p.Options()
+		opts.Rules = rules
+		rep, err := p.Report(ctx, s, opts, src)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return rep
+	}
+	// What the rollups count from the first hour kept.
+	want := report("--source", "rollups", "--from", kept.Format(time.RFC3339))
+	all := report()
+	if all.Summary.Biflows <= want.Summary.Biflows {
+		t.Fatalf("the records before %s hold no biflow (%d, %d): the test proves nothing", kept, all.Summary.Biflows, want.Summary.Biflows)
+	}
+
+	check := func(rep *Report, suffix string) {
+		t.Helper()
+		ri := rep.Summary.Rollup
+		switch {
+		case ri == nil:
+			t.Fatal("not answered from the rollups")
+		case ri.CoveredFrom == nil || ri.CoveredFrom.Time() != kept:
+			t.Fatalf("covered_from %v, want %s", ri.CoveredFrom, kept)
+		case !strings.Contains(ri.Note, "rollups kept from "+kept.Format("2006-01-02T15:04:05.000Z")) || !strings.HasSuffix(ri.Note, suffix):
+			t.Errorf("note %q, want the start and %q", ri.Note, suffix)
+		case rep.Summary.Biflows != want.Summary.Biflows || rep.Summary.Packets != want.Summary.Packets:
+			t.Errorf("%d biflows, %d packets; from %s: %d, %d", rep.Summary.Biflows, rep.Summary.Packets,
+				kept, want.Summary.Biflows, want.Summary.Packets)
+		}
+		var js, tab bytes.Buffer
+		if err := rep.Write(&js, "json"); err != nil {
+			t.Fatal(err)
+		}
+		var x struct {
+			Summary struct {
+				Rollup struct {
+					CoveredFrom string `json:"covered_from"`
+					Note        string `json:"note"`
+				} `json:"rollup"`
+			} `json:"summary"`
+		}
+		if err := json.Unmarshal(js.Bytes(), &x); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := time.Parse(time.RFC3339, x.Summary.Rollup.CoveredFrom); err != nil || !got.Equal(kept) || x.Summary.Rollup.Note != ri.Note {
+			t.Errorf("JSON summary.rollup %+v (%v), want covered_from %s and the note", x.Summary.Rollup, err, kept)
+		}
+		if err := rep.Write(&tab, "table"); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(tab.String(), "Range cut: rollups kept from ") {
+			t.Errorf("the table does not say the range was cut:\n%s", tab.String())
+		}
+	}
+	check(report("--source", "rollups"), noteEarlierRecords)
+	if rep := report("--source", "auto"); rep.Summary.Rollup != nil || rep.Summary.Biflows != all.Summary.Biflows {
+		t.Errorf("auto answered from the cut rollups (%+v, %d biflows) though the records reach further back (%d)",
+			rep.Summary.Rollup, rep.Summary.Biflows, all.Summary.Biflows)
+	}
+	// A range from the kept hour on was not cut.
+	if ri := report("--source", "rollups", "--from", kept.Format(time.RFC3339)).Summary.Rollup; ri == nil || ri.CoveredFrom != nil || ri.Note != "" {
+		t.Errorf("a range inside the kept cells: %+v", ri)
+	}
+	// An explicit older range stays refused.
+	p := rollupParams(t, "--source", "rollups", "--from", time.Unix(0, rollupT0).UTC().Format(time.RFC3339))
+	var re *RollupError
+	if _, err := p.Report(ctx, s, p.Options(), src); err == nil || !errors.As(err, &re) {
+		t.Errorf("a range older than the kept cells: %v, want a RollupError", err)
+	}
+
+	// Records pruned too (every record that started before kept ended
+	// within 6 minutes of its start): auto answers from the rollups.
+	if _, err := s.PruneBefore(kept.Add(10 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if earlier, err := RecordsBefore(s, kept.UnixNano()); err != nil || earlier {
+		t.Fatalf("records before %s after pruning: %v, %v", kept, earlier, err)
+	}
+	check(report("--source", "auto"), noteNoEarlierRecords)
+	check(report("--source", "rollups"), noteNoEarlierRecords)
+}
