@@ -758,6 +758,7 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	if !fwd {
 		d = 1
 	}
+	c.pending.shrink() // no slot number held here
 	h := c.pending.hash(&k)
 	slot, head := c.find(&k, h)
 	ei, newest := c.connection(slot, head, d, p, r)
@@ -1273,6 +1274,7 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 		}
 		si++
 	}
+	c.pending.shrink()
 }
 
 // Pending calls fn with the two endpoint addresses and the start of

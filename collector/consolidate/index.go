@@ -18,7 +18,7 @@ type index struct {
 }
 
 func newIndex() index {
-	return index{seed: maphash.MakeSeed(), slots: make([]uint64, 64)}
+	return index{seed: maphash.MakeSeed(), slots: make([]uint64, minIndex)}
 }
 
 func (x *index) hash(k *connKey) uint32 {
@@ -59,9 +59,30 @@ func (x *index) setConn(i int, ei uint32) {
 	x.slots[i] = x.slots[i]&^0xffffffff | uint64(ei)
 }
 
-func (x *index) grow() {
+func (x *index) grow() { x.resize(2 * len(x.slots)) }
+
+// minIndex is the size an index starts with and does not shrink below.
+const minIndex = 64
+
+// shrink halves the table (or more) when at most a quarter of it is
+// used, down to minIndex, so that after a burst of keys drains the
+// table gives its memory back: the load is then at most 1/2, and
+// growing again needs 3/4. Slot numbers are not valid after it; callers
+// call it where they hold none.
+func (x *index) shrink() {
+	if x.n*4 > len(x.slots) || len(x.slots) <= minIndex {
+		return
+	}
+	n := len(x.slots) / 2
+	for n > minIndex && x.n*4 <= n {
+		n /= 2
+	}
+	x.resize(n)
+}
+
+func (x *index) resize(n int) {
 	old := x.slots
-	x.slots = make([]uint64, 2*len(old))
+	x.slots = make([]uint64, n)
 	mask := uint32(len(x.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
@@ -105,10 +126,14 @@ func (x *index) remove(i int) {
 	x.n--
 }
 
-// clear empties the index (keeping its size).
+// clear empties the index.
 func (x *index) clear() {
-	clear(x.slots)
 	x.n = 0
+	if len(x.slots) > minIndex {
+		x.slots = make([]uint64, minIndex)
+		return
+	}
+	clear(x.slots)
 }
 
 func (x *index) clone() index {

@@ -235,16 +235,12 @@ func TestICMPPorts(t *testing.T) {
 // nothing: every slab index released, no attrs interned, no key indexed.
 func checkEmpty(t *testing.T, c *Consolidator) {
 	t.Helper()
-	free := func(n uint32, f []uint32) bool { return n == 0 || int(n)-1 == len(f) }
-	if !free(c.conns.n, c.conns.free) || !free(c.obs.n, c.obs.free) || !free(c.exts.n, c.exts.free) ||
-		!free(c.syms.n, c.syms.free) || !free(c.apps.n, c.apps.free) || !free(c.attrTab.n, c.attrTab.free) ||
-		!free(c.addrs.n, c.addrs.free) {
-		t.Fatalf("slab indices not released: conns %d/%d obs %d/%d exts %d/%d syms %d/%d apps %d/%d attrs %d/%d addrs %d/%d",
-			len(c.conns.free), c.conns.n, len(c.obs.free), c.obs.n, len(c.exts.free), c.exts.n,
-			len(c.syms.free), c.syms.n, len(c.apps.free), c.apps.n, len(c.attrTab.free), c.attrTab.n,
-			len(c.addrs.free), c.addrs.n)
+	if c.conns.inUse() != 0 || c.obs.inUse() != 0 || c.exts.inUse() != 0 || c.syms.inUse() != 0 ||
+		c.apps.inUse() != 0 || c.attrTab.inUse() != 0 || c.addrs.inUse() != 0 {
+		t.Fatalf("slab indices not released: conns %d obs %d exts %d syms %d apps %d attrs %d addrs %d",
+			c.conns.inUse(), c.obs.inUse(), c.exts.inUse(), c.syms.inUse(), c.apps.inUse(), c.attrTab.inUse(), c.addrs.inUse())
 	}
-	if len(c.attrIx) != 0 || c.pending.n != 0 || len(c.strs.ix) != 0 || !free(c.strs.s.n, c.strs.s.free) {
+	if len(c.attrIx) != 0 || c.pending.n != 0 || len(c.strs.ix) != 0 || c.strs.s.inUse() != 0 {
 		t.Fatalf("%d attrs interned, %d keys indexed, %d names interned", len(c.attrIx), c.pending.n, len(c.strs.ix))
 	}
 }

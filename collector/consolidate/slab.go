@@ -1,5 +1,7 @@
 package consolidate
 
+import "math/bits"
+
 // slab holds the values of one kind of pending state (connections,
 // observations, their extras) in fixed-size chunks, named by uint32
 // index: an index is 4 bytes where a pointer is 8, chunks of values
@@ -7,10 +9,27 @@ package consolidate
 // move (a *T stays valid while the slab grows, and growing copies
 // nothing), and released indices are reused. Index 0 is never handed
 // out: it means none.
+//
+// The slab shrinks when the state drains: alloc hands out the lowest
+// free index, so after a burst the high chunks empty out as their
+// values are released (new values go low), and release gives trailing
+// empty chunks back to the garbage collector, keeping one spare so that
+// a count oscillating at a chunk boundary does not allocate each time.
+// A value held long in a high chunk keeps that chunk (values never
+// move).
 type slab[T any] struct {
 	chunks []*[slabChunk]T
-	n      uint32 // indices handed out so far, 0 included
-	free   []uint32
+	meta   []chunkMeta // per chunk
+	// avail: bit c is set when chunk c has a free index; lo: no word
+	// of avail before it has a bit set.
+	avail []uint64
+	lo    int
+}
+
+// chunkMeta says which indices of a chunk are free.
+type chunkMeta struct {
+	free [slabChunk / 64]uint64 // bit j: index j of the chunk is free
+	used uint32                 // indices handed out (index 0 counts)
 }
 
 const (
@@ -23,34 +42,103 @@ func (s *slab[T]) at(i uint32) *T {
 	return &s.chunks[i>>slabShift][i&(slabChunk-1)]
 }
 
-// alloc returns an unused index; its value is the zero T, or, for a
-// reused index, what release left in it.
+// alloc returns the lowest unused index; its value is the zero T, or,
+// for a reused index, what release left in it.
 func (s *slab[T]) alloc() uint32 {
-	if n := len(s.free); n > 0 {
-		i := s.free[n-1]
-		s.free = s.free[:n-1]
-		return i
+	w := s.lo
+	for w < len(s.avail) && s.avail[w] == 0 {
+		w++
 	}
-	if s.n == 0 {
-		s.n = 1
+	s.lo = w
+	if w == len(s.avail) {
+		s.addChunk()
+		w = s.lo
 	}
-	i := s.n
-	if int(i>>slabShift) == len(s.chunks) {
-		s.chunks = append(s.chunks, new([slabChunk]T))
+	c := w<<6 | bits.TrailingZeros64(s.avail[w])
+	m := &s.meta[c]
+	k := 0
+	for m.free[k] == 0 {
+		k++
 	}
-	s.n++
-	return i
+	j := k<<6 | bits.TrailingZeros64(m.free[k])
+	m.free[k] &= m.free[k] - 1
+	if m.used++; m.used == slabChunk {
+		s.avail[w] &^= 1 << (c & 63)
+	}
+	return uint32(c<<slabShift | j)
+}
+
+// addChunk appends a chunk of free indices (index 0 excepted).
+func (s *slab[T]) addChunk() {
+	c := len(s.chunks)
+	s.chunks = append(s.chunks, new([slabChunk]T))
+	var m chunkMeta
+	for k := range m.free {
+		m.free[k] = ^uint64(0)
+	}
+	if c == 0 {
+		m.free[0] &^= 1
+		m.used = 1
+	}
+	s.meta = append(s.meta, m)
+	if c>>6 == len(s.avail) {
+		s.avail = append(s.avail, 0)
+	}
+	s.avail[c>>6] |= 1 << (c & 63)
+	s.lo = min(s.lo, c>>6)
 }
 
 // release makes index i reusable; the caller has reset its value.
 func (s *slab[T]) release(i uint32) {
-	s.free = append(s.free, i)
+	c, j := int(i>>slabShift), i&(slabChunk-1)
+	m := &s.meta[c]
+	m.free[j>>6] |= 1 << (j & 63)
+	s.avail[c>>6] |= 1 << (c & 63)
+	s.lo = min(s.lo, c>>6)
+	if m.used--; m.used == 0 {
+		s.trim()
+	}
+}
+
+// trim drops the trailing empty chunks but one, and the slices' room
+// when they use a quarter of it.
+func (s *slab[T]) trim() {
+	n := len(s.chunks)
+	for n >= 2 && s.meta[n-1].used == 0 && s.meta[n-2].used == 0 {
+		n--
+		s.chunks[n] = nil
+		s.avail[n>>6] &^= 1 << (n & 63)
+	}
+	if n == len(s.chunks) {
+		return
+	}
+	s.chunks, s.meta = s.chunks[:n], s.meta[:n]
+	s.avail = s.avail[:(n+63)>>6]
+	s.lo = min(s.lo, len(s.avail))
+	if cap(s.chunks) >= 4*n && cap(s.chunks) > 64 {
+		s.chunks = append(make([]*[slabChunk]T, 0, 2*n), s.chunks...)
+		s.meta = append(make([]chunkMeta, 0, 2*n), s.meta...)
+		s.avail = append([]uint64(nil), s.avail...)
+	}
+}
+
+// inUse returns the number of indices handed out and not released.
+func (s *slab[T]) inUse() int {
+	n := 0
+	for i := range s.meta {
+		n += int(s.meta[i].used)
+	}
+	if n > 0 {
+		n-- // index 0
+	}
+	return n
 }
 
 // clone returns an independent copy; cp, when set, deep-copies a value
 // in place (the chunks are copied value by value first).
 func (s *slab[T]) clone(cp func(*T)) slab[T] {
-	n := slab[T]{n: s.n, free: append([]uint32(nil), s.free...), chunks: make([]*[slabChunk]T, len(s.chunks))}
+	n := slab[T]{meta: append([]chunkMeta(nil), s.meta...), avail: append([]uint64(nil), s.avail...), lo: s.lo,
+		chunks: make([]*[slabChunk]T, len(s.chunks))}
 	for i, ch := range s.chunks {
 		x := new([slabChunk]T)
 		*x = *ch
