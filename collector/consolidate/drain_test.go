@@ -1,8 +1,12 @@
 package consolidate
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"testing"
 	"time"
 
@@ -145,9 +149,30 @@ func BenchmarkPendingDrainMemory(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m2)
+		debug.FreeOSMemory()
+		b.ReportMetric(rssMiB(b), "MiB-RSS-drained")
 		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/(1<<20), "MiB-burst")
 		b.ReportMetric(float64(m2.HeapAlloc-m0.HeapAlloc)/(1<<20), "MiB-drained")
 		b.ReportMetric(float64(c.Stats().Pending), "pending-drained")
 		runtime.KeepAlive(c)
 	}
+}
+
+// rssMiB returns the process's resident set (VmRSS) in MiB.
+func rssMiB(b *testing.B) float64 {
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("no resident set to read: %v", err)
+	}
+	for _, l := range bytes.Split(st, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(l, []byte("VmRSS:")); ok {
+			kb, err := strconv.ParseFloat(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 64)
+			if err != nil {
+				b.Fatalf("VmRSS %q: %v", v, err)
+			}
+			return kb / 1024
+		}
+	}
+	b.Skip("no VmRSS in /proc/self/status")
+	return 0
 }
