@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/store"
 )
 
 // TestRollupsRetentionCut: a report without --from over rollups whose
@@ -94,6 +95,24 @@ func TestRollupsRetentionCut(t *testing.T) {
 		}
 	}
 	check(report("--source", "rollups"), noteEarlierRecords)
+	// A running collector's cells of a pruned hour (Roller.Pending) are
+	// not counted either.
+	live := src
+	live.Live = func(read func(map[time.Duration]map[store.RollupKey]*store.RollupCell) error) error {
+		old := &store.RollupCell{}
+		old.Biflows, old.Packets, old.First, old.Last = 1, 1000, rollupT0, rollupT0
+		rec := &store.RollupCell{}
+		rec.Flows, rec.First, rec.Last = 1, rollupT0, rollupT0
+		return read(map[time.Duration]map[store.RollupKey]*store.RollupCell{time.Hour: {
+			{Bucket: rollupT0, Kind: store.RollupBiflows}: old, {Bucket: rollupT0, Kind: store.RollupRecords}: rec}})
+	}
+	p0 := rollupParams(t, "--source", "rollups")
+	if rep, err := p0.Report(ctx, s, p0.Options(), live); err != nil {
+		t.Fatal(err)
+	} else if rep.Summary.Biflows != want.Summary.Biflows || rep.Summary.First == nil || rep.Summary.First.Time().Before(kept) {
+		t.Errorf("with the collector's cells of a pruned hour: %d biflows from %v, want %d from %s",
+			rep.Summary.Biflows, rep.Summary.First, want.Summary.Biflows, kept)
+	}
 	if rep := report("--source", "auto"); rep.Summary.Rollup != nil || rep.Summary.Biflows != all.Summary.Biflows {
 		t.Errorf("auto answered from the cut rollups (%+v, %d biflows) though the records reach further back (%d)",
 			rep.Summary.Rollup, rep.Summary.Biflows, all.Summary.Biflows)

@@ -213,12 +213,16 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 		addRow(uk, u)
 		return nil
 	}
+	// An open range reads from the oldest bucket kept: cells the
+	// collector holds (src.Live) of pruned buckets are not counted
+	// either (RollupInfo.CoveredFrom).
+	lo := max(from, meta.PrunedBeforeAt(res))
 	scan := func(pending map[time.Duration]map[store.RollupKey]*store.RollupCell) error {
-		if err := s.Rollups(res, from, to, cell); err != nil {
+		if err := s.Rollups(res, lo, to, cell); err != nil {
 			return err
 		}
 		for k, c := range pending[res] {
-			if k.Bucket >= from && k.Bucket < to {
+			if k.Bucket >= lo && k.Bucket < to {
 				if err := cell(&k, c); err != nil {
 					return err
 				}
