@@ -158,9 +158,10 @@
     let to = q.get("to") ? Date.parse(normTime(q.get("to"))) : NaN;
     if (isFinite(from) && isFinite(to)) return [from, to];
     // The rollups know the span at once when they hold every record
-    // (a scan of 10 M records takes seconds); else the probes' scan.
+    // (a scan of 10 M records takes seconds) and retention cut none of
+    // it (covered_from: older records may remain); else the probes' scan.
     const r = await api("/api/rollups", apiParams({}));
-    if (r.available && r.rollup.complete && !r.rollup.late_records) {
+    if (r.available && r.rollup.complete && !r.rollup.late_records && !r.rollup.covered_from) {
       if (!isFinite(from) && r.first) from = Date.parse(r.first);
       if (!isFinite(to) && r.last) to = Date.parse(r.last);
       return [from, to];
@@ -297,7 +298,8 @@
       el("div", { class: "panel" },
         el("div", { class: "toolbar" }, el("h3", { text: "Usage over time by category" }), el("label", {}, "Show ", msel),
           el("span", { class: "legend-note", text: "per " + stepName(step) + " bucket (biflows by start); drag to zoom into a range" +
-            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest)" : "") })),
+            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest)" : "") +
+            (s.rollup && s.rollup.note ? "; " + s.rollup.note : "") })),
         chartBox),
       el("h3", { text: "By category" }),
       table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
