@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -367,8 +368,11 @@ func TestWorkerRetentionMoved(t *testing.T) {
 		sameJSON(t, fmt.Sprint(args), got, want)
 	}
 	// Over an open range the rollups answer from the oldest bucket they
-	// hold, as a single collector's after rollup retention.
-	p := params(t, "--source", "rollups", "--by", "category", "--from", kept)
+	// hold (the minute cells reach further back than the hours), as a
+	// single collector's after rollup retention, and say so (no record
+	// is older: w2's are pruned).
+	start := time.Unix(0, prunedLimits(cutoff.UnixNano(), report.DefaultWindow)["1m"]).UTC()
+	p := params(t, "--source", "rollups", "--by", "category", "--from", start.Format(time.RFC3339))
 	opts := p.Options()
 	opts.Rules = classify.Default()
 	want, err := p.Report(ctx, single, opts, src)
@@ -376,6 +380,12 @@ func TestWorkerRetentionMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := clusterReport(t, ctx, nc, js, params(t, "--source", "rollups", "--by", "category"))
+	ri := got.Summary.Rollup
+	if ri == nil || ri.CoveredFrom == nil || !ri.CoveredFrom.Time().Equal(start) ||
+		!strings.HasSuffix(ri.Note, "no stored record started earlier") {
+		t.Fatalf("open range: the merged report does not say it starts at %s: %+v", start, ri)
+	}
+	ri.CoveredFrom, ri.Note = nil, ""
 	sameJSON(t, "open range", got, want)
 	from := cutoff.Truncate(time.Hour).UTC().Format(time.RFC3339)
 	_, rs, err := Report(ctx, nc, js, params(t, "--source", "rollups", "--by", "category", "--from", from), nil, t.TempDir())
