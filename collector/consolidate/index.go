@@ -70,9 +70,12 @@ const minIndex = 64
 // growing again needs 3/4. Slot numbers are not valid after it; callers
 // call it where they hold none.
 func (x *index) shrink() {
-	if x.n*4 > len(x.slots) || len(x.slots) <= minIndex {
-		return
+	if x.n*4 <= len(x.slots) && len(x.slots) > minIndex {
+		x.shrinkNow()
 	}
+}
+
+func (x *index) shrinkNow() {
 	n := len(x.slots) / 2
 	for n > minIndex && x.n*4 <= n {
 		n /= 2
