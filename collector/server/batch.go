@@ -167,6 +167,7 @@ func (s *Server) commit() error {
 		} else {
 			s.werrs++
 			s.lastErr = err
+			s.failing = true
 			s.log.Error("store write failed; records kept for the next commit", "records", p.n, "err", err)
 		}
 		if names != nil {
@@ -199,6 +200,7 @@ func (s *Server) commit() error {
 		}
 		return err
 	}
+	s.failing = false
 	if s.busyLogged {
 		s.busyLogged = false
 		s.log.Info("store available again", "db", s.cfg.DB)

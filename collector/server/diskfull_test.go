@@ -1,15 +1,21 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
@@ -63,4 +69,93 @@ func TestDiskFullRetention(t *testing.T) {
 		t.Fatalf("store holds %d bytes, max_size %d", size, cfg.Retention.MaxSize)
 	}
 	t.Logf("%d commits failed for want of space, every record stored (%d), store %d bytes", failures, s.stored, size)
+}
+
+// TestDiskFullNoBusyRetry: once commits fail for want of space, full
+// batches wait for the commit interval (1 s) instead of each arriving
+// message retrying at once: a collector on a full disk made up to 345
+// failed commits a second, each encoding and writing its whole backlog
+// and logging an error.
+func TestDiskFullNoBusyRetry(t *testing.T) {
+	dir := peertest.Tmpfs(t, 2<<20)
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"udp://127.0.0.1:0"}
+	cfg.DB = filepath.Join(dir, "full.db")
+	cfg.Rollups.Enabled = false
+	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.Addrs = make(chan []net.Addr, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var addr string
+	select {
+	case a := <-s.Addrs:
+		addr = a[0].String()
+	case err := <-done:
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		<-done
+	}()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	werrs := func() uint64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.werrs
+	}
+	// A message a millisecond until the disk is full.
+	msgs := udpMessages(t, 5000)
+	send := func(d time.Duration) {
+		end := time.Now().Add(d)
+		for i := 0; time.Now().Before(end); i++ {
+			c.Write(msgs[i%len(msgs)])
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for werrs() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the 2 MiB disk never filled")
+		}
+		send(200 * time.Millisecond)
+	}
+	before, start := werrs(), time.Now()
+	send(3 * time.Second)
+	failed, took := werrs()-before, time.Since(start)
+	if max := uint64(took/commitInterval) + 2; failed > max {
+		t.Fatalf("%d failed commits in %v on a full disk, want at most %d (one per commit interval)", failed, took, max)
+	}
+	t.Logf("%d failed commits in %v on a full disk", failed, took)
+}
+
+// udpMessages exports n random records as IPFIX messages (templates
+// first), one per datagram.
+func udpMessages(t *testing.T, n int) [][]byte {
+	t.Helper()
+	var buf bytes.Buffer
+	e := exporter.NewWriter(&buf, nil)
+	if err := e.Export(ipfixtest.Random(77, n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var msgs [][]byte
+	for b := buf.Bytes(); len(b) >= 4; {
+		l := int(binary.BigEndian.Uint16(b[2:]))
+		if l < 16 || l > len(b) {
+			t.Fatalf("bad message length %d", l)
+		}
+		msgs = append(msgs, b[:l])
+		b = b[l:]
+	}
+	return msgs
 }

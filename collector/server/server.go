@@ -81,6 +81,10 @@ type Server struct {
 	inflight   int
 	busyLogged bool
 	lastErr    error
+	// failing: the last commit failed for another reason than a reader
+	// holding the store (a full disk); full batches then wait for the
+	// commit interval instead of retrying at once.
+	failing    bool
 	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
 	maxPending int        // maxPending, lowered by tests
 
@@ -576,7 +580,12 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-tick.C:
 			s.commitOrPrune()
 		case <-s.kick:
-			s.commitOrPrune()
+			s.mu.Lock()
+			failing := s.failing
+			s.mu.Unlock()
+			if !failing {
+				s.commitOrPrune()
+			}
 		case <-statsTick.C:
 			saveStats()
 		case <-retain.C:
