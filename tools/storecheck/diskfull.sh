@@ -1,0 +1,101 @@
+#!/bin/sh
+# Full disk, as a user meets it (root: mounts a tmpfs): mira-collector
+# stores a UDP stream (ipfixreplay) on a 16 MiB tmpfs.
+#  1. No retention: the disk fills; the collector must log the error,
+#     count it (mira_collector_store_errors_total), keep the records
+#     pending (counted: received = stored + pending + dropped), keep
+#     running, and store everything once space returns (the tmpfs grown);
+#     the store then reads with no error and holds every record received.
+#  2. retention max_size 12 MB on the same 16 MiB: the stream (more than
+#     the disk holds) keeps being stored, the oldest pruned.
+#
+#   tools/storecheck/diskfull.sh     (WORK=dir to keep files)
+set -eu
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-$(mktemp -d /tmp/mira-diskfull.XXXXXX)}
+BIN=$WORK/bin
+mkdir -p "$BIN"
+go build -o "$BIN/" ./cmd/mira-collector ./cmd/mira ./cmd/mira-probe ./tools/bench/ipfixreplay
+PCAP=$WORK/s.pcap
+[ -f "$PCAP" ] || "$BIN/mira" synth --flows 3000 --seed 7 -o "$PCAP" >/dev/null
+if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
+	mkdir -p "$WORK/ipfix"
+	"$BIN/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
+fi
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+mountpoint -q "$MNT" && umount "$MNT"
+mount -t tmpfs -o size=16m tmpfs "$MNT"
+cpid=
+trap 'kill $cpid 2>/dev/null || true; sleep 0.5; umount "$MNT" 2>/dev/null || true' EXIT
+PORT=${PORT:-$((24000 + $$ % 20000))}
+HTTP=$((PORT + 1))
+m() { curl -sf "http://127.0.0.1:$HTTP/metrics" | awk -v k="$1" '$1 == k {printf "%d\n", $2}'; }
+start() { # CONFIG
+	"$BIN/mira-collector" --config "$1" --listen udp://127.0.0.1:$PORT --http 127.0.0.1:$HTTP \
+		--db "$MNT/c.db" --log-level info 2>"$WORK/collector.log" &
+	cpid=$!
+	i=0
+	until curl -sf "http://127.0.0.1:$HTTP/metrics" >/dev/null; do
+		i=$((i + 1)); [ $i -lt 200 ] || fail "collector did not start"; sleep 0.05
+	done
+}
+drained() { # wait until the collector has taken in what was sent
+	i=0
+	while :; do
+		a=$(m mira_collector_records_total); sleep 0.5; b=$(m mira_collector_records_total)
+		[ "$a" != "$b" ] || break
+		i=$((i + 1)); [ $i -lt 60 ] || fail "collector never drained its socket"
+	done
+}
+
+# 1. No retention.
+printf 'rollups: {enabled: true}\n' >"$WORK/plain.yaml"
+start "$WORK/plain.yaml"
+"$BIN/ipfixreplay" -to 127.0.0.1:$PORT -rate 1000 -loops 40 "$WORK"/ipfix/*.ipfix 2>"$WORK/replay.log"
+drained
+recs=$(m mira_collector_records_total); stored=$(m mira_collector_stored_records_total)
+pend=$(m mira_collector_pending_records); drop=$(m mira_collector_dropped_records_total)
+errs=$(m mira_collector_store_errors_total)
+[ "$errs" -gt 0 ] || fail "the disk did not fill ($stored of $recs records stored)"
+grep -q "no space left on device" "$WORK/collector.log" || fail "no ENOSPC in the log"
+[ $((stored + pend + drop)) -eq "$recs" ] || fail "received $recs != stored $stored + pending $pend + dropped $drop"
+kill -0 $cpid || fail "the collector died on a full disk"
+echo "disk full: $recs received, $stored stored, $pend pending, $drop dropped, $errs failed commits: $(grep -m1 'no space' "$WORK/collector.log" | sed 's/.*err=//')"
+mount -o remount,size=256m "$MNT"
+i=0
+while [ "$(m mira_collector_pending_records)" != 0 ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "records still pending after space returned"; sleep 0.1
+done
+stored=$(m mira_collector_stored_records_total)
+[ "$stored" -eq $((recs - drop)) ] || fail "stored $stored of $recs after space returned"
+kill -TERM $cpid; wait $cpid
+flows=$("$BIN/mira" flows --db "$MNT/c.db" --format json --limit 1 | tee "$WORK/flows.json" | awk -F': *' '/"flows": [0-9]/{gsub(/,/, "", $2); print $2; exit}')
+! grep -q store_errors "$WORK/flows.json" || fail "decode errors: $(grep -A3 store_errors "$WORK/flows.json")"
+[ "$flows" -eq "$stored" ] || fail "the store reads $flows records, the collector stored $stored"
+"$BIN/mira" report --db "$MNT/c.db" --format json >/dev/null || fail "mira report"
+echo "space returned: every record stored ($stored), the store reads them all"
+
+# 2. retention max_size 12 MB on the 16 MiB disk.
+mount -o remount,size=16m "$MNT" 2>/dev/null || true
+rm -rf "$MNT/c.db" "$MNT/c.db.seg"
+mount -o remount,size=16m "$MNT"
+printf 'retention:\n  max_size: 12000000\n' >"$WORK/size.yaml"
+start "$WORK/size.yaml"
+"$BIN/ipfixreplay" -to 127.0.0.1:$PORT -rate 400 -loops 60 "$WORK"/ipfix/*.ipfix 2>"$WORK/replay.log"
+drained
+i=0
+while [ "$(m mira_collector_pending_records)" != 0 ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "max_size 12 MB on 16 MiB: records still pending: $(grep -m1 ERROR "$WORK/collector.log")"; sleep 0.1
+done
+recs=$(m mira_collector_records_total); stored=$(m mira_collector_stored_records_total); errs=$(m mira_collector_store_errors_total)
+drop=$(m mira_collector_dropped_records_total)
+kill -TERM $cpid; wait $cpid
+[ "$stored" -eq $((recs - drop)) ] || fail "max_size: stored $stored of $recs"
+pruned=$(grep -c "retention: pruned" "$WORK/collector.log" || true)
+[ "$pruned" -gt 0 ] || fail "max_size: never pruned"
+"$BIN/mira" flows --db "$MNT/c.db" --format json --limit 1 >"$WORK/flows.json" || fail "mira flows"
+! grep -q store_errors "$WORK/flows.json" || fail "decode errors"
+echo "max_size 12 MB on 16 MiB: $recs received, $stored stored, $drop dropped, $errs commits failed for space, $pruned prunes, store $(du -sk "$MNT" | cut -f1) KiB"
+echo ok
