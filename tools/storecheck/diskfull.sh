@@ -9,13 +9,15 @@
 #  2. retention max_size 12 MB on the same 16 MiB: the stream (more than
 #     the disk holds) keeps being stored, the oldest pruned.
 #
-#   tools/storecheck/diskfull.sh     (WORK=dir to keep files)
+#   tools/storecheck/diskfull.sh     (WORK=dir to keep files; COLLECTOR=binary)
 set -eu
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-$(mktemp -d /tmp/mira-diskfull.XXXXXX)}
 BIN=$WORK/bin
 mkdir -p "$BIN"
 go build -o "$BIN/" ./cmd/mira-collector ./cmd/mira ./cmd/mira-probe ./tools/bench/ipfixreplay
+# COLLECTOR=path checks another mira-collector build (an older commit's).
+[ -z "${COLLECTOR:-}" ] || cp "$COLLECTOR" "$BIN/mira-collector"
 PCAP=$WORK/s.pcap
 [ -f "$PCAP" ] || "$BIN/mira" synth --flows 3000 --seed 7 -o "$PCAP" >/dev/null
 if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
