@@ -40,12 +40,19 @@ func killedBatch(b int) []Batch {
 // committed length; 1-4 of 12 in runs here).
 func TestKilledWriter(t *testing.T) {
 	if path := os.Getenv("MIRA_STORE_KILLED_WRITER"); path != "" {
-		killedWriter(path)
+		killedWriter(path, os.Getenv("MIRA_STORE_KILLED_PRUNE") != "")
 		return
 	}
 	if testing.Short() {
 		t.Skip("runs and kills a writer process 12 times")
 	}
+	t.Run("append", func(t *testing.T) { killWriter(t, false) })
+	// Retention by size in the writer: kills also land in prunes; the
+	// batches left are the newest, each whole.
+	t.Run("prune", func(t *testing.T) { killWriter(t, true) })
+}
+
+func killWriter(t *testing.T, prune bool) {
 	path := filepath.Join(t.TempDir(), "killed.db")
 	rng := rand.New(rand.NewPCG(7, 7))
 	next := 0 // first batch of the next writer
@@ -53,6 +60,9 @@ func TestKilledWriter(t *testing.T) {
 	for round := 0; round < 12; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriter$")
 		cmd.Env = append(os.Environ(), "MIRA_STORE_KILLED_WRITER="+path, "MIRA_STORE_KILLED_FROM="+strconv.Itoa(next))
+		if prune {
+			cmd.Env = append(cmd.Env, "MIRA_STORE_KILLED_PRUNE=1")
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -120,22 +130,33 @@ func TestKilledWriter(t *testing.T) {
 			last = acked + 1 // under way when killed, committed
 			underWay++
 		}
-		for b := 0; b <= last; b++ {
+		first := 0
+		if prune {
+			first = last + 1
+			for b := range counts {
+				first = min(first, int(b))
+			}
+		}
+		for b := first; b <= last; b++ {
 			if counts[uint64(b)] != killedPer {
 				t.Fatalf("round %d (acknowledged up to batch %d): batch %d has %d records, want %d", round, acked, b, counts[uint64(b)], killedPer)
 			}
 		}
-		if len(counts) != last+1 {
-			t.Fatalf("round %d: %d batches stored, want %d", round, len(counts), last+1)
+		if len(counts) != last+1-first {
+			t.Fatalf("round %d: %d batches stored, want %d", round, len(counts), last+1-first)
 		}
 		next = last + 1
+		if prune && round == 11 && first == 0 {
+			t.Fatal("the writer pruned nothing")
+		}
 	}
-	t.Logf("%d batches in 12 kills; %d kills came after a commit before its Put returned, %d left a torn commit", next, underWay, torn)
+	t.Logf("prune %v: %d batches in 12 kills; %d kills came after a commit before its Put returned, %d left a torn commit", prune, next, underWay, torn)
 }
 
 // killedWriter stores batches from MIRA_STORE_KILLED_FROM on, printing
-// "stored N" once batch N's Put has returned, until it is killed.
-func killedWriter(path string) {
+// "stored N" once batch N's Put has returned, until it is killed; with
+// prune, it prunes to 256 KiB after every third batch.
+func killedWriter(path string, prune bool) {
 	from, _ := strconv.Atoi(os.Getenv("MIRA_STORE_KILLED_FROM"))
 	s, err := Open(path, &Options{SegmentSize: 128 << 10})
 	if err != nil {
@@ -148,5 +169,11 @@ func killedWriter(path string) {
 			os.Exit(2)
 		}
 		fmt.Printf("stored %d\n", b)
+		if prune && b%3 == 0 {
+			if _, err := s.PruneToSize(256 << 10); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
 	}
 }
