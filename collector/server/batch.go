@@ -200,7 +200,10 @@ func (s *Server) commit() error {
 		}
 		return err
 	}
-	s.failing = false
+	if s.failing {
+		s.failing = false
+		s.log.Info("store writes succeed again", "db", s.cfg.DB, "records", p.n)
+	}
 	if s.busyLogged {
 		s.busyLogged = false
 		s.log.Info("store available again", "db", s.cfg.DB)

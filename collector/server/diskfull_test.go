@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,8 @@ func TestDiskFullRetention(t *testing.T) {
 	}
 	cfg.DB = filepath.Join(dir, "full.db")
 	cfg.Retention.MaxSize = 4 << 20
-	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var log bytes.Buffer
+	s := New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
 	st, err := store.Open(cfg.DB, &store.Options{Release: true, SegmentSize: segmentSize(cfg.Retention.MaxSize)})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +62,10 @@ func TestDiskFullRetention(t *testing.T) {
 	if s.pending.n != 0 || s.stored+s.dropped != uint64(consumed) {
 		t.Fatalf("after %d failed commits: stored %d, dropped %d, pending %d of %d; the store did not make room (last error: %v)",
 			failures, s.stored, s.dropped, s.pending.n, consumed, s.lastErr)
+	}
+	// Each failure is logged, and so is the recovery.
+	if n, m := strings.Count(log.String(), "no space left on device"), strings.Count(log.String(), "store writes succeed again"); n != failures || m == 0 {
+		t.Fatalf("log has %d ENOSPC errors (want %d) and %d recoveries (want some):\n%s", n, failures, m, log.String())
 	}
 	size, err := st.DataSize()
 	if err != nil {
