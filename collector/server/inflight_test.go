@@ -2,17 +2,13 @@ package server
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mira-project/mira/collector"
-	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
@@ -25,24 +21,8 @@ import (
 // collector whose commits kept failing on a full disk showed 0 pending
 // beside a million records neither stored nor dropped.)
 func TestPendingCountsCommitUnderWay(t *testing.T) {
-	cfg, err := config.LoadCollector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DB = filepath.Join(t.TempDir(), "busy.db")
-	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.maxPending = 1000
-	st, err := store.Open(cfg.DB, &store.Options{Release: true, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s.st = st
+	s, r := lockedServer(t, 2*time.Second)
 	s.coll = collector.New(s, nil)
-	r, err := store.Open(cfg.DB, &store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&metrics{s: s})
 	pending := func() float64 {

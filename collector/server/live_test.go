@@ -175,23 +175,7 @@ func TestShutdownStoresEverythingDecoded(t *testing.T) {
 // beyond the pending limit are dropped and counted, not kept without
 // bound; the ones kept are stored once the store is back.
 func TestPendingLimitCountsDrops(t *testing.T) {
-	cfg, err := config.LoadCollector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DB = filepath.Join(t.TempDir(), "busy.db")
-	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.maxPending = 1000
-	st, err := store.Open(cfg.DB, &store.Options{Release: true, Timeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s.st = st
-	r, err := store.Open(cfg.DB, &store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := lockedServer(t, 50*time.Millisecond)
 	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.9:4739"), Domain: 3}
 	recs := ipfixtest.Random(9, 600)
 	s.Consume(o, recs)
@@ -210,4 +194,30 @@ func TestPendingLimitCountsDrops(t *testing.T) {
 	if s.stored != 1000 || s.pending.n != 0 {
 		t.Fatalf("stored %d, pending %d after the reader left; want 1000, 0", s.stored, s.pending.n)
 	}
+}
+
+// lockedServer returns a server with a pending limit of 1000 records on
+// a store it opens with Release (waiting timeout for the file), and a
+// reader r holding that store, so that the server's commits fail with
+// store.ErrLocked until r is closed. Both close with the test.
+func lockedServer(t *testing.T, timeout time.Duration) (s *Server, r *store.Store) {
+	t.Helper()
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = filepath.Join(t.TempDir(), "busy.db")
+	s = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.maxPending = 1000
+	st, err := store.Open(cfg.DB, &store.Options{Release: true, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s.st = st
+	r, err = store.Open(cfg.DB, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r
 }

@@ -145,15 +145,8 @@ func (s *Store) pruneSegmentsBefore(cutoff int64) (int, error) {
 				}, func(string) {})
 			}
 		}
-		for _, k := range blockKeys {
-			if err := bb.Delete(k); err != nil {
-				return err
-			}
-		}
-		for _, k := range segKeys {
-			if err := sb.Delete(k); err != nil {
-				return err
-			}
+		if err := deleteKeys(bb, blockKeys, sb, segKeys); err != nil {
+			return err
 		}
 		return meta.Put(keySegCut, binary.BigEndian.AppendUint64(nil, uint64(cutoff)))
 	})
@@ -209,17 +202,7 @@ func (s *Store) pruneOldestSegments(excess int64) (int, error) {
 				blockKeys = append(blockKeys, slices.Clone(bk))
 			}
 		}
-		for _, k := range blockKeys {
-			if err := bb.Delete(k); err != nil {
-				return err
-			}
-		}
-		for _, k := range segKeys {
-			if err := sb.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(bb, blockKeys, sb, segKeys)
 	})
 	if err != nil {
 		return 0, err
@@ -301,6 +284,22 @@ func CompactFile(path string) error {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("store: compact %s: %w", path, err)
+	}
+	return nil
+}
+
+// deleteKeys deletes the time-index entries blockKeys from bb and the
+// segment summaries segKeys from sb.
+func deleteKeys(bb *bolt.Bucket, blockKeys [][]byte, sb *bolt.Bucket, segKeys [][]byte) error {
+	for _, k := range blockKeys {
+		if err := bb.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range segKeys {
+		if err := sb.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -13,17 +13,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-$(mktemp -d /tmp/mira-diskfull.XXXXXX)}
-BIN=$WORK/bin
-mkdir -p "$BIN"
-go build -o "$BIN/" ./cmd/mira-collector ./cmd/mira ./cmd/mira-probe ./tools/bench/ipfixreplay
-# COLLECTOR=path checks another mira-collector build (an older commit's).
-[ -z "${COLLECTOR:-}" ] || cp "$COLLECTOR" "$BIN/mira-collector"
-PCAP=$WORK/s.pcap
-[ -f "$PCAP" ] || "$BIN/mira" synth --flows 3000 --seed 7 -o "$PCAP" >/dev/null
-if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
-	mkdir -p "$WORK/ipfix"
-	"$BIN/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
-fi
+. tools/storecheck/common.sh
 fail() { echo "FAIL: $*" >&2; exit 1; }
 MNT=$WORK/mnt
 mkdir -p "$MNT"

@@ -14,15 +14,7 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-75}
 MAXSIZE=${MAXSIZE:-4000000}
 WORK=${WORK:-$(mktemp -d /tmp/mira-readers.XXXXXX)}
-BIN=$WORK/bin
-mkdir -p "$BIN"
-go build -o "$BIN/" ./cmd/mira-collector ./cmd/mira ./cmd/mira-probe ./tools/bench/ipfixreplay
-PCAP=$WORK/s.pcap
-[ -f "$PCAP" ] || "$BIN/mira" synth --flows 3000 --seed 7 -o "$PCAP" >/dev/null
-if ! ls "$WORK"/ipfix/*.ipfix >/dev/null 2>&1; then
-	mkdir -p "$WORK/ipfix"
-	"$BIN/mira-probe" -r "$PCAP" --export "file://$WORK/ipfix" --log-level warn
-fi
+. tools/storecheck/common.sh
 DB=$WORK/r.db
 rm -rf "$DB" "$DB.seg" "$WORK/reader.err" "$WORK/reader.count"
 fail() { echo "FAIL: $*" >&2; exit 1; }
