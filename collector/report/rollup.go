@@ -196,8 +196,7 @@ type recHeap struct {
 	tmp     []heapEntry   // sortBucket's scratch
 	n       int
 
-	slab []heldRecord
-	free []int32
+	slab slab[heldRecord]
 	dec  flow.Record // the record take decoded
 }
 
@@ -214,7 +213,7 @@ const bucketShift = 27
 type heapEntry struct {
 	first int64
 	seq   uint64
-	slot  int32
+	slot  uint32
 }
 
 func (h *recHeap) Len() int { return h.n }
@@ -276,7 +275,7 @@ func (h *recHeap) fill() bool {
 	if len(h.keys) == 0 {
 		return false
 	}
-	if h.cur != nil {
+	if h.cur != nil && h.keepArray(cap(h.cur)) {
 		h.spare = append(h.spare, h.cur[:0])
 	}
 	k := h.popKey()
@@ -287,6 +286,15 @@ func (h *recHeap) fill() bool {
 	}
 	h.cur, h.at, h.curKey = h.sortBucket(b.e), 0, k
 	return true
+}
+
+// keepArray says whether an emptied entry array of room c is worth
+// reusing: not when it has four times the room of the held buckets'
+// average (a burst's arrays are given back as it drains), nor beyond
+// as many spare arrays as buckets held.
+func (h *recHeap) keepArray(c int) bool {
+	avg := h.n/(len(h.keys)+1) + 1
+	return c <= 4*avg+256 && len(h.spare) <= len(h.keys)
 }
 
 // sortBucket orders a bucket's entries by start, keeping the arrival
@@ -306,7 +314,7 @@ func (h *recHeap) sortBucket(b []heapEntry) []heapEntry {
 	for _, e := range b[1:] {
 		lo, hi = min(lo, e.first), max(hi, e.first)
 	}
-	if cap(h.tmp) < len(b) {
+	if cap(h.tmp) < len(b) || cap(h.tmp) > 4*len(b)+4096 {
 		h.tmp = make([]heapEntry, len(b))
 	}
 	src, dst := b, h.tmp[:len(b)]
@@ -383,42 +391,48 @@ func (h *recHeap) popKey() int64 {
 }
 
 // clone returns a copy of h that shares nothing with it but the slots'
-// encodings.
+// encodings (read only: an add to the copy appends to a new array). It
+// copies only the held records, into a slab of their own, whatever room
+// h's slab has.
 func (h *recHeap) clone() recHeap {
-	c := recHeap{cur: slices.Clone(h.cur[h.at:]), curKey: h.curKey, keys: slices.Clone(h.keys), n: h.n,
-		slab: slices.Clone(h.slab), free: slices.Clone(h.free)}
+	c := recHeap{cur: slices.Clone(h.cur[h.at:]), curKey: h.curKey, keys: slices.Clone(h.keys), n: h.n}
+	c.copySlots(c.cur, h)
 	c.buckets = make(map[int64]*bucket, len(h.buckets))
 	for k, b := range h.buckets {
-		c.buckets[k] = &bucket{key: k, e: slices.Clone(b.e)}
+		nb := &bucket{key: k, e: slices.Clone(b.e)}
+		c.copySlots(nb.e, h)
+		c.buckets[k] = nb
 	}
 	return c
 }
 
+// copySlots gives es's entries slots of c's slab holding h's records.
+func (c *recHeap) copySlots(es []heapEntry, h *recHeap) {
+	if h.slab.chunks == nil {
+		return // entries without records (tests)
+	}
+	for i := range es {
+		x := h.slab.at(es[i].slot)
+		slot := c.slab.alloc()
+		*c.slab.at(slot) = heldRecord{o: x.o, enc: x.enc[:len(x.enc):len(x.enc)]}
+		es[i].slot = slot
+	}
+}
+
 // add holds r, encoded.
 func (h *recHeap) add(o store.Origin, r *flow.Record, seq uint64) {
-	slot := h.slot()
-	x := &h.slab[slot]
+	slot := h.slab.alloc()
+	x := h.slab.at(slot)
 	x.o, x.enc = o, store.AppendRecord(x.enc[:0], r)
 	h.push(heapEntry{r.First, seq, slot})
 }
 
 // addEncoded holds a copy of enc, a record that started at first.
 func (h *recHeap) addEncoded(o store.Origin, first int64, enc []byte, seq uint64) {
-	slot := h.slot()
-	x := &h.slab[slot]
+	slot := h.slab.alloc()
+	x := h.slab.at(slot)
 	x.o, x.enc = o, append(x.enc[:0], enc...)
 	h.push(heapEntry{first, seq, slot})
-}
-
-// slot returns a free slot of the slab.
-func (h *recHeap) slot() int32 {
-	if n := len(h.free); n > 0 {
-		slot := h.free[n-1]
-		h.free = h.free[:n-1]
-		return slot
-	}
-	h.slab = append(h.slab, heldRecord{})
-	return int32(len(h.slab) - 1)
 }
 
 // first returns the start of the earliest held record; h must not be
@@ -434,12 +448,15 @@ func (h *recHeap) first() int64 {
 // at its start.
 func (h *recHeap) take() (store.Origin, *flow.Record, int64) {
 	e := h.pop()
-	h.free = append(h.free, e.slot)
-	x := &h.slab[e.slot]
-	if err := store.DecodeRecord(x.enc, &h.dec); err != nil {
-		return x.o, nil, e.first
+	x := h.slab.at(e.slot)
+	o := x.o
+	err := store.DecodeRecord(x.enc, &h.dec)
+	// Released after decoding: the release may drop x's chunk.
+	h.slab.release(e.slot)
+	if err != nil {
+		return o, nil, e.first
 	}
-	return x.o, &h.dec, e.first
+	return o, &h.dec, e.first
 }
 
 // NewRoller returns a Roller. names and anns are the store's names and
