@@ -87,6 +87,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	} else {
 		t.write(bw)
 	}
+	if r.Summary.RecordsNote != "" {
+		fmt.Fprintf(bw, "Range cut: %s\n", r.Summary.RecordsNote)
+	}
 	if left := r.Summary.Biflows - r.Summary.Listed; left > 0 && r.Summary.Listed >= 0 && r.Summary.Rollup == nil {
 		fmt.Fprintf(bw, "... %d more biflows not listed (%d of %d shown; --limit N shows N, --limit 0 all; the usage and summary cover all)\n",
 			left, r.Summary.Listed, r.Summary.Biflows)

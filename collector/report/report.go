@@ -397,6 +397,11 @@ type Summary struct {
 	EstimatedOctets uint64     `json:"estimated_octets"`
 	First           *Timestamp `json:"first,omitempty"`
 	Last            *Timestamp `json:"last,omitempty"`
+	// RecordsPrunedBefore and RecordsNote, for a report from the stored
+	// records over a range without a start, when retention deleted
+	// records: those that ended before it may be missing.
+	RecordsPrunedBefore *Timestamp `json:"records_pruned_before,omitempty"`
+	RecordsNote         string     `json:"records_note,omitempty"`
 	// Collector counters, when the store had them.
 	Messages *uint64 `json:"messages,omitempty"`
 	Records  *uint64 `json:"records,omitempty"`

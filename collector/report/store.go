@@ -67,7 +67,26 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	if err != nil {
 		return nil, err
 	}
-	return Build(flows, opts), nil
+	rep := Build(flows, opts)
+	if q.From.IsZero() {
+		if err := notePruned(s, &rep.Summary); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// notePruned says in sum where an open range over s's records starts
+// when retention deleted records (store.PrunedBefore).
+func notePruned(s *store.Store, sum *Summary) error {
+	pb, ok, err := s.PrunedBefore()
+	if err != nil || !ok {
+		return err
+	}
+	t := Timestamp(pb)
+	sum.RecordsPrunedBefore = &t
+	sum.RecordsNote = fmt.Sprintf("records kept from %s (retention): records that ended earlier were deleted and are not counted", t.RFC3339())
+	return nil
 }
 
 // StoreInputs reads what a report over store s needs: the flows q

@@ -26,8 +26,13 @@ const pruneBatch = 4096
 // record in it ended before the cutoff; chunks in the flows bucket
 // (older stores) free their pages at once, which later writes reuse and
 // CompactFile gives back to the file system.
-func (s *Store) PruneBefore(cutoff time.Time) (int, error) {
-	total, err := s.pruneSegmentsBefore(cutoff.UnixNano())
+func (s *Store) PruneBefore(cutoff time.Time) (total int, err error) {
+	defer func() {
+		if err == nil && total > 0 {
+			err = s.notePruned(cutoff.UnixNano())
+		}
+	}()
+	total, err = s.pruneSegmentsBefore(cutoff.UnixNano())
 	if err != nil {
 		return total, fmt.Errorf("store: prune before %s: %w", cutoff.UTC().Format(time.RFC3339), err)
 	}
@@ -157,6 +162,36 @@ func (s *Store) pruneSegmentsBefore(cutoff int64) (int, error) {
 	return n, nil
 }
 
+// keyPrunedBefore (meta) is the latest retention cut: records that
+// ended before it may have been deleted (PruneBefore's cutoff, or the
+// latest end in the segments PruneToSize deleted, plus one).
+var keyPrunedBefore = []byte("prunedbefore")
+
+// notePruned moves the retention cut to t when t is later.
+func (s *Store) notePruned(t int64) error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyPrunedBefore); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= t {
+			return nil
+		}
+		return meta.Put(keyPrunedBefore, binary.BigEndian.AppendUint64(nil, uint64(t)))
+	})
+}
+
+// PrunedBefore returns the latest retention cut (ns): records that ended
+// before it may have been deleted by PruneBefore or PruneToSize. ok is
+// false when retention has deleted no records (or ran before this was
+// recorded).
+func (s *Store) PrunedBefore() (t int64, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyPrunedBefore); len(v) == 8 {
+			t, ok = int64(binary.BigEndian.Uint64(v)), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
+
 // DataSize returns the bytes the stored records occupy: the committed
 // bytes of the segment files and the in-use bytes of the flows bucket's
 // pages (not the database file's size, which never shrinks by itself).
@@ -180,8 +215,9 @@ func (s *Store) DataSize() (int64, error) {
 
 // pruneOldestSegments deletes whole segments, oldest first, until their
 // bytes reach excess, and returns the chunks they held.
-func (s *Store) pruneOldestSegments(excess int64) (int, error) {
+func (s *Store) pruneOldestSegments(excess int64) (int, int64, error) {
 	n := 0
+	cut := int64(math.MinInt64)
 	var dead []uint64
 	err := s.update(func(tx *bolt.Tx) error {
 		n, dead = 0, dead[:0]
@@ -196,6 +232,9 @@ func (s *Store) pruneOldestSegments(excess int64) (int, error) {
 			m, _ := parseSegMeta(v)
 			freed += m.committed
 			n += int(m.chunks)
+			if m.maxLast != math.MaxInt64 {
+				cut = max(cut, m.maxLast+1)
+			}
 			segKeys = append(segKeys, slices.Clone(k))
 			dead = append(dead, binary.BigEndian.Uint64(k))
 			for bk, _ := bc.Seek(k); len(bk) == 16 && bytes.Equal(bk[:8], k); bk, _ = bc.Next() {
@@ -205,10 +244,10 @@ func (s *Store) pruneOldestSegments(excess int64) (int, error) {
 		return deleteKeys(bb, blockKeys, sb, segKeys)
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.unlinkSegments(dead)
-	return n, nil
+	return n, cut, nil
 }
 
 // PruneToSize deletes the oldest records until DataSize is at most
@@ -246,7 +285,11 @@ func (s *Store) PruneToSize(maxBytes int64) (int, error) {
 			return nil
 		})
 		if err == nil && n == 0 {
-			n, err = s.pruneOldestSegments(excess)
+			var cut int64
+			n, cut, err = s.pruneOldestSegments(excess)
+			if err == nil && n > 0 && cut != math.MinInt64 {
+				err = s.notePruned(cut)
+			}
 		}
 		total += n
 		if err != nil {
