@@ -330,7 +330,11 @@
 // A report from the records over a range retention pruned is the
 // single collector's after the same retention: the records kept
 // (TestWorkerRetention compares them byte for byte with a single
-// collector's store pruned by store.Store.PruneBefore).
+// collector's store pruned by store.Store.PruneBefore). Over a range
+// without a start it says where the records kept start
+// (summary.records_pruned_before, as the single collector's): the
+// latest cut any worker's retention deleted records at (the spans
+// answer's "pruned").
 //
 // Rollups outlive the records, as a single collector's (whose cells
 // were made as records arrived) do until rollup retention deletes

@@ -403,6 +403,9 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		rs = ReportStats{Workers: rs.Workers, Fallback: err.Error()}
 	}
 	spans := map[string][]Span{}
+	// pruned: the latest cut a worker's record retention deleted records
+	// at (each worker keeps its own): an open range starts there.
+	var pruned int64
 	for _, name := range rs.Workers {
 		m, err := nc.Request(SpansSubject+name, nil, answerTimeout)
 		if err != nil {
@@ -413,6 +416,7 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 			return nil, rs, fmt.Errorf("cluster: worker %s: %w", name, err)
 		}
 		spans[name] = a.Spans
+		pruned = max(pruned, a.Pruned)
 	}
 	from, to := queryBounds(p.Query)
 	plan, clean, conflicted := planParts(spans, from, to)
@@ -546,6 +550,9 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		if parts[j].Aggregated() {
 			rs.Aggregated++
 		}
+	}
+	if pruned != 0 && p.Query.From.IsZero() {
+		report.NoteRecordsPruned(&rep.Summary, pruned)
 	}
 	return rep, rs, nil
 }

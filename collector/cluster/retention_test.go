@@ -163,6 +163,23 @@ func TestWorkerRetention(t *testing.T) {
 				t.Fatalf("%s %v: no biflows in the single collector's report", step, args)
 			}
 			got, _ := clusterReport(t, ctx, nc, js, p)
+			// An open range from the records says where they start:
+			// the latest cut a worker's retention deleted records at,
+			// the single collector's at its own cutoff (they differ
+			// by size: see below).
+			if g, w := got.Summary.RecordsPrunedBefore, want.Summary.RecordsPrunedBefore; g != nil && w != nil {
+				var cut int64
+				for _, r := range ws {
+					cut = max(cut, r.w.prunedBefore.Load())
+				}
+				if int64(*g) != cut || int64(*w) != cutoff {
+					t.Errorf("%s %v: records_pruned_before %s, want the workers' %s; single collector %s, want %s",
+						step, args, g, report.Timestamp(cut), w, report.Timestamp(cutoff))
+				}
+				report.NoteRecordsPruned(&got.Summary, cutoff)
+			} else if len(args) == 0 && (g == nil || w == nil) {
+				t.Errorf("%s %v: records_pruned_before %v, single collector %v: want both", step, args, g, w)
+			}
 			sameJSON(t, fmt.Sprintf("%s %v", step, args), got, want)
 		}
 	}

@@ -83,10 +83,16 @@ func notePruned(s *store.Store, sum *Summary) error {
 	if err != nil || !ok {
 		return err
 	}
+	NoteRecordsPruned(sum, pb)
+	return nil
+}
+
+// NoteRecordsPruned sets sum's RecordsPrunedBefore and RecordsNote: the
+// records that ended before pb (ns) may have been deleted by retention.
+func NoteRecordsPruned(sum *Summary, pb int64) {
 	t := Timestamp(pb)
 	sum.RecordsPrunedBefore = &t
 	sum.RecordsNote = fmt.Sprintf("records kept from %s (retention): records that ended earlier were deleted and are not counted", t.RFC3339())
-	return nil
 }
 
 // StoreInputs reads what a report over store s needs: the flows q
