@@ -4,6 +4,7 @@ import (
 	"maps"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/slab"
 )
 
 // appRec is a pending connection's application metadata (flow.App) with
@@ -20,7 +21,7 @@ type appRec struct {
 // strTab interns strings, counting their uses; index 0 is "".
 type strTab struct {
 	ix map[string]uint32
-	s  slab[strEntry]
+	s  slab.Slab[strEntry]
 }
 
 type strEntry struct {
@@ -38,11 +39,11 @@ func (t *strTab) str(s string) uint32 {
 	}
 	i, ok := t.ix[s]
 	if !ok {
-		i = t.s.alloc()
-		*t.s.at(i) = strEntry{s: s}
+		i = t.s.Alloc()
+		*t.s.At(i) = strEntry{s: s}
 		t.ix[s] = i
 	}
-	t.s.at(i).refs++
+	t.s.At(i).refs++
 	return i
 }
 
@@ -51,11 +52,11 @@ func (t *strTab) unref(i uint32) {
 	if i == 0 {
 		return
 	}
-	x := t.s.at(i)
+	x := t.s.At(i)
 	if x.refs--; x.refs == 0 {
 		delete(t.ix, x.s)
 		*x = strEntry{}
-		t.s.release(i)
+		t.s.Release(i)
 	}
 }
 
@@ -63,11 +64,11 @@ func (t *strTab) at(i uint32) string {
 	if i == 0 {
 		return ""
 	}
-	return t.s.at(i).s
+	return t.s.At(i).s
 }
 
 func (t *strTab) clone() strTab {
-	return strTab{ix: maps.Clone(t.ix), s: t.s.clone(nil)}
+	return strTab{ix: maps.Clone(t.ix), s: t.s.Clone(nil)}
 }
 
 // set makes *id the index of s (interned), releasing the one it had.

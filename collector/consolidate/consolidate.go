@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/slab"
 	"github.com/mira-project/mira/ipfix"
 )
 
@@ -299,7 +300,7 @@ func (c *Consolidator) better(x, y *obs) bool {
 }
 
 // attr returns o's attrs.
-func (c *Consolidator) attr(o *obs) *attrs { return &c.attrTab.at(o.attr).a }
+func (c *Consolidator) attr(o *obs) *attrs { return &c.attrTab.At(o.attr).a }
 
 // intern returns the index of a in attrTab, counting one more use. A
 // small cache by a cheap hash of a spares most lookups in attrIx.
@@ -307,26 +308,26 @@ func (c *Consolidator) intern(a attrs) uint32 {
 	h := (uint64(a.probe)*0x9e3779b97f4a7c15 ^ uint64(a.pktInterval)<<40 ^ uint64(a.flowInterval)<<20 ^
 		uint64(a.aggregate)*0xc2b2ae3d27d4eb4f ^ (uint64(a.category)<<16|uint64(a.vlan))*0x165667b19e3779f9) >> 56
 	i := c.attrHot[h]
-	if i == 0 || c.attrTab.at(i).refs == 0 || c.attrTab.at(i).a != a {
+	if i == 0 || c.attrTab.At(i).refs == 0 || c.attrTab.At(i).a != a {
 		var ok bool
 		if i, ok = c.attrIx[a]; !ok {
-			i = c.attrTab.alloc()
-			*c.attrTab.at(i) = attrEntry{a: a}
+			i = c.attrTab.Alloc()
+			*c.attrTab.At(i) = attrEntry{a: a}
 			c.attrIx[a] = i
 		}
 		c.attrHot[h] = i
 	}
-	c.attrTab.at(i).refs++
+	c.attrTab.At(i).refs++
 	return i
 }
 
 // unref counts one use of attrTab's i less, forgetting it at none.
 func (c *Consolidator) unref(i uint32) {
-	x := c.attrTab.at(i)
+	x := c.attrTab.At(i)
 	if x.refs--; x.refs == 0 {
 		delete(c.attrIx, x.a)
 		*x = attrEntry{}
-		c.attrTab.release(i)
+		c.attrTab.Release(i)
 	}
 }
 
@@ -373,8 +374,8 @@ func (c *Consolidator) setKey(e *conn, k *connKey) {
 		e.a4, e.b4 = [4]byte(k.a[12:]), [4]byte(k.b[12:])
 		return
 	}
-	e.v6 = c.addrs.alloc()
-	*c.addrs.at(e.v6) = [2][16]byte{k.a, k.b}
+	e.v6 = c.addrs.Alloc()
+	*c.addrs.At(e.v6) = [2][16]byte{k.a, k.b}
 }
 
 // key returns e's key.
@@ -387,7 +388,7 @@ func (c *Consolidator) key(e *conn) connKey {
 		copy(k.b[12:], e.b4[:])
 		return k
 	}
-	x := c.addrs.at(e.v6)
+	x := c.addrs.At(e.v6)
 	k.a, k.b = x[0], x[1]
 	return k
 }
@@ -402,7 +403,7 @@ func (c *Consolidator) keyIs(e *conn, k *connKey) bool {
 		// v4mapped.
 		return e.a4 == [4]byte(k.a[12:]) && e.b4 == [4]byte(k.b[12:])
 	}
-	x := c.addrs.at(e.v6)
+	x := c.addrs.At(e.v6)
 	return x[0] == k.a && x[1] == k.b
 }
 
@@ -419,15 +420,15 @@ type Consolidator struct {
 	z        float64
 	pending  index // newest connection of each key (conns)
 	npending int
-	conns    slab[conn]
-	obs      slab[obs]
-	exts     slab[obsExt]
-	syms     slab[symNode]
-	addrs    slab[[2][16]byte]
-	attrTab  slab[attrEntry]
+	conns    slab.Slab[conn]
+	obs      slab.Slab[obs]
+	exts     slab.Slab[obsExt]
+	syms     slab.Slab[symNode]
+	addrs    slab.Slab[[2][16]byte]
+	attrTab  slab.Slab[attrEntry]
 	attrIx   map[attrs]uint32
 	attrHot  *[256]uint32 // attrs interned lately (attrTab), by a hash
-	apps     slab[appRec]
+	apps     slab.Slab[appRec]
 	strs     strTab
 	probes   map[Origin]int32
 	origins  []Origin
@@ -630,7 +631,7 @@ func (c *Consolidator) span(e *conn) (first, last int64) {
 	first, last = math.MaxInt64, math.MinInt64
 	for d := range e.head {
 		for i := e.head[d]; i != 0; {
-			x := c.obs.at(i)
+			x := c.obs.At(i)
 			first, last = min(first, x.first), max(last, x.last)
 			i = x.next
 		}
@@ -644,7 +645,7 @@ func (c *Consolidator) span(e *conn) (first, last int64) {
 // packet at the same time).
 func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
 	for i := e.head[d]; i != 0; {
-		x := c.obs.at(i)
+		x := c.obs.At(i)
 		if x.bits&obsEnded != 0 {
 			if end := c.endAt(x); t > end || (t == end && c.attr(x).probe == p) {
 				return true
@@ -659,7 +660,7 @@ func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
 // some).
 func (c *Consolidator) endAt(o *obs) int64 {
 	if o.bits&obsEndApart != 0 {
-		return c.exts.at(o.ext).endAt
+		return c.exts.At(o.ext).endAt
 	}
 	return o.last
 }
@@ -677,7 +678,7 @@ func keyPorts(k *connKey, d int) (sport, dport uint16) {
 // connection e: its first record's.
 func (c *Consolidator) ports(e *conn, d int, o *obs) (sport, dport uint16) {
 	if o.bits&obsPortsApart != 0 {
-		x := c.exts.at(o.ext)
+		x := c.exts.At(o.ext)
 		return x.sport, x.dport
 	}
 	if d == 1 && !isICMP(e.proto) {
@@ -688,7 +689,7 @@ func (c *Consolidator) ports(e *conn, d int, o *obs) (sport, dport uint16) {
 
 func (c *Consolidator) has(e *conn, d int, p int32) bool {
 	for i := e.head[d]; i != 0; {
-		x := c.obs.at(i)
+		x := c.obs.At(i)
 		if c.attr(x).probe == p {
 			return true
 		}
@@ -707,7 +708,7 @@ func (c *Consolidator) connection(slot int, head uint32, d int, p int32, r *flow
 	var best, prev uint32
 	var bestDist uint64
 	for i, next := head, uint32(0); i != 0; i = next {
-		e := c.conns.at(i)
+		e := c.conns.At(i)
 		next = e.older
 		first, last := c.span(e)
 		if r.First > satAdd(last, w) {
@@ -722,7 +723,7 @@ func (c *Consolidator) connection(slot int, head uint32, d int, p int32, r *flow
 						c.pending.setConn(slot, next)
 					}
 				} else {
-					c.conns.at(prev).older = next
+					c.conns.At(prev).older = next
 				}
 				c.emit(i)
 				continue
@@ -747,9 +748,9 @@ func (c *Consolidator) connection(slot int, head uint32, d int, p int32, r *flow
 // ext returns o's extras, making them when it has none.
 func (c *Consolidator) ext(o *obs) *obsExt {
 	if o.ext == 0 {
-		o.ext = c.exts.alloc()
+		o.ext = c.exts.Alloc()
 	}
-	return c.exts.at(o.ext)
+	return c.exts.At(o.ext)
 }
 
 func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
@@ -763,8 +764,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	slot, head := c.find(&k, h)
 	ei, newest := c.connection(slot, head, d, p, r)
 	if ei == 0 {
-		ei = c.conns.alloc()
-		x := c.conns.at(ei)
+		ei = c.conns.Alloc()
+		x := c.conns.At(ei)
 		c.setKey(x, &k)
 		x.older = newest
 		if head != 0 && newest == 0 {
@@ -775,11 +776,11 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		c.pending.put(slot, h, ei)
 		c.npending++
 	}
-	e := c.conns.at(ei)
+	e := c.conns.At(ei)
 	e.seen = c.arrival
 	var ob, tail *obs
 	for i := e.head[d]; i != 0; {
-		x := c.obs.at(i)
+		x := c.obs.At(i)
 		if c.attr(x).probe == p {
 			ob = x
 			break
@@ -792,8 +793,8 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		at = *c.attr(ob)
 	} else {
 		at = attrs{probe: p, vlan: r.VLAN}
-		oi := c.obs.alloc()
-		ob = c.obs.at(oi)
+		oi := c.obs.Alloc()
+		ob = c.obs.At(oi)
 		*ob = obs{first: r.First, last: r.Last}
 		if tail == nil {
 			e.head[d] = oi
@@ -806,14 +807,14 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 			ob.bits |= obsPortsApart
 		}
 	}
-	split := ob.ext != 0 && len(c.exts.at(ob.ext).parts) > 0
+	split := ob.ext != 0 && len(c.exts.At(ob.ext).parts) > 0
 	if fi, ofi := max(r.SamplingFlowInterval, 1), max(at.flowInterval, 1); !split && ob.records > 0 && fi != ofi {
 		x := c.ext(ob)
 		x.parts = append(x.parts, part{ofi, ob.packets, ob.octets})
 		split = true
 	}
 	if split {
-		x := c.exts.at(ob.ext)
+		x := c.exts.At(ob.ext)
 		x.parts = addPart(x.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
 	}
 	ended, end := ob.bits&obsEnded != 0, int64(0)
@@ -861,9 +862,9 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 	}
 	if !r.App.IsZero() {
 		if e.app == 0 {
-			e.app = c.apps.alloc()
+			e.app = c.apps.Alloc()
 		}
-		c.mergeAppRec(c.apps.at(e.app), &r.App)
+		c.mergeAppRec(c.apps.At(e.app), &r.App)
 	}
 	ob.records++
 	for _, s := range r.Symptoms {
@@ -979,7 +980,7 @@ func (c *Consolidator) Flush() {
 	all := make([]kv, 0, c.npending)
 	for _, s := range c.pending.slots {
 		for i := uint32(s); i != 0; {
-			e := c.conns.at(i)
+			e := c.conns.At(i)
 			first, _ := c.span(e)
 			all = append(all, kv{i, first})
 			i = e.older
@@ -991,7 +992,7 @@ func (c *Consolidator) Flush() {
 		if r := cmp.Compare(a.first, b.first); r != 0 {
 			return r
 		}
-		kx, ky := c.key(c.conns.at(a.i)), c.key(c.conns.at(b.i))
+		kx, ky := c.key(c.conns.At(a.i)), c.key(c.conns.At(b.i))
 		x, y := &kx, &ky
 		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
@@ -1026,10 +1027,10 @@ func (c *Consolidator) pick(e *conn, d int) (*obs, int) {
 	if e.head[d] == 0 {
 		return nil, 0
 	}
-	best := c.obs.at(e.head[d])
+	best := c.obs.At(e.head[d])
 	n := 0
 	for i := best.next; i != 0; n++ {
-		x := c.obs.at(i)
+		x := c.obs.At(i)
 		if c.better(x, best) {
 			best = x
 		}
@@ -1042,7 +1043,7 @@ func (c *Consolidator) pick(e *conn, d int) (*obs, int) {
 func (c *Consolidator) addSymptom(o *obs, s flow.SymptomCount) {
 	var tail *symNode
 	for i := o.sym; i != 0; {
-		n := c.syms.at(i)
+		n := c.syms.At(i)
 		if n.id == s.ID {
 			n.count += s.Count
 			return
@@ -1050,8 +1051,8 @@ func (c *Consolidator) addSymptom(o *obs, s flow.SymptomCount) {
 		tail = n
 		i = n.next
 	}
-	i := c.syms.alloc()
-	*c.syms.at(i) = symNode{id: s.ID, count: s.Count}
+	i := c.syms.Alloc()
+	*c.syms.At(i) = symNode{id: s.ID, count: s.Count}
 	if tail == nil {
 		o.sym = i
 	} else {
@@ -1062,7 +1063,7 @@ func (c *Consolidator) addSymptom(o *obs, s flow.SymptomCount) {
 // addSymptomsTo adds o's symptom counts to b's.
 func (c *Consolidator) addSymptomsTo(b *Biflow, o *obs) {
 	for i := o.sym; i != 0; {
-		n := c.syms.at(i)
+		n := c.syms.At(i)
 		b.Symptoms = addSymptom(b.Symptoms, flow.SymptomCount{ID: n.id, Count: n.count})
 		i = n.next
 	}
@@ -1074,14 +1075,14 @@ func (c *Consolidator) parts(o *obs) []part {
 	if o.ext == 0 {
 		return nil
 	}
-	return c.exts.at(o.ext).parts
+	return c.exts.At(o.ext).parts
 }
 
 // emit completes connection ei, which the caller has taken out of the
 // pending list, and releases it.
 func (c *Consolidator) emit(ei uint32) {
 	c.npending--
-	e := c.conns.at(ei)
+	e := c.conns.At(ei)
 	kk := c.key(e)
 	k := &kk
 	f, mf := c.pick(e, 0)
@@ -1105,7 +1106,7 @@ func (c *Consolidator) emit(ei uint32) {
 		b.Merged = 0
 	}
 	if e.app != 0 {
-		b.App = c.app(c.apps.at(e.app))
+		b.App = c.app(c.apps.At(e.app))
 	}
 	c.ivs = c.ivs[:0]
 	c.setBoth(b, e, di, init, false)
@@ -1137,38 +1138,38 @@ func (c *Consolidator) emit(ei uint32) {
 // release forgets connection ei and what it holds, keeping the extras'
 // slices for reuse.
 func (c *Consolidator) release(ei uint32) {
-	e := c.conns.at(ei)
+	e := c.conns.At(ei)
 	for d := range e.head {
 		for i := e.head[d]; i != 0; {
-			x := c.obs.at(i)
+			x := c.obs.At(i)
 			if x.ext != 0 {
-				xe := c.exts.at(x.ext)
+				xe := c.exts.At(x.ext)
 				*xe = obsExt{parts: xe.parts[:0]}
-				c.exts.release(x.ext)
+				c.exts.Release(x.ext)
 			}
 			for j := x.sym; j != 0; {
-				n := c.syms.at(j)
+				n := c.syms.At(j)
 				next := n.next
 				*n = symNode{}
-				c.syms.release(j)
+				c.syms.Release(j)
 				j = next
 			}
 			next := x.next
 			c.unref(x.attr)
 			*x = obs{}
-			c.obs.release(i)
+			c.obs.Release(i)
 			i = next
 		}
 	}
 	if e.app != 0 {
-		c.releaseApp(c.apps.at(e.app))
-		c.apps.release(e.app)
+		c.releaseApp(c.apps.At(e.app))
+		c.apps.Release(e.app)
 	}
 	if e.v6 != 0 {
-		c.addrs.release(e.v6)
+		c.addrs.Release(e.v6)
 	}
 	*e = conn{}
-	c.conns.release(ei)
+	c.conns.Release(ei)
 }
 
 // setBoth adds direction d's kept observation to b, and with
@@ -1180,7 +1181,7 @@ func (c *Consolidator) setBoth(b *Biflow, e *conn, d int, kept *obs, reverse boo
 		return
 	}
 	for i := e.head[d]; i != 0; {
-		x := c.obs.at(i)
+		x := c.obs.At(i)
 		if x != kept {
 			b.setDirection(x, c.attr(x), c.parts(x), reverse, c.origins, &c.ivs)
 			c.addSymptomsTo(b, x)
@@ -1248,13 +1249,13 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 		head := uint32(s)
 		var prev uint32
 		for i := head; i != 0; {
-			e := c.conns.at(i)
+			e := c.conns.At(i)
 			next := e.older
 			if _, last := c.span(e); done(e, last) {
 				if prev == 0 {
 					head = next
 				} else {
-					c.conns.at(prev).older = next
+					c.conns.At(prev).older = next
 				}
 				c.emit(i)
 			} else {
@@ -1284,10 +1285,10 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 		if s == 0 {
 			continue
 		}
-		k := c.key(c.conns.at(uint32(s)))
+		k := c.key(c.conns.At(uint32(s)))
 		a, b := k.A(), k.B()
 		for i := uint32(s); i != 0; {
-			e := c.conns.at(i)
+			e := c.conns.At(i)
 			first, _ := c.span(e)
 			fn(a, b, first)
 			i = e.older
@@ -1302,11 +1303,11 @@ func (c *Consolidator) Pending(fn func(a, b netip.Addr, first int64)) {
 // to show the connections still pending.
 func (c *Consolidator) Clone(sink func(*Biflow)) *Consolidator {
 	n := &Consolidator{cfg: c.cfg, z: c.z, npending: c.npending,
-		pending: c.pending.clone(), conns: c.conns.clone(nil), obs: c.obs.clone(nil),
-		exts: c.exts.clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
-		syms: c.syms.clone(nil), addrs: c.addrs.clone(nil),
-		attrTab: c.attrTab.clone(nil), attrIx: maps.Clone(c.attrIx), attrHot: new([256]uint32),
-		apps: c.apps.clone(nil), strs: c.strs.clone(),
+		pending: c.pending.clone(), conns: c.conns.Clone(nil), obs: c.obs.Clone(nil),
+		exts: c.exts.Clone(func(x *obsExt) { x.parts = slices.Clone(x.parts) }),
+		syms: c.syms.Clone(nil), addrs: c.addrs.Clone(nil),
+		attrTab: c.attrTab.Clone(nil), attrIx: maps.Clone(c.attrIx), attrHot: new([256]uint32),
+		apps: c.apps.Clone(nil), strs: c.strs.clone(),
 		probes: maps.Clone(c.probes), origins: slices.Clone(c.origins),
 		opts: maps.Clone(c.opts), await: maps.Clone(c.await),
 		held:    make(map[Origin][]heldRec, len(c.held)),

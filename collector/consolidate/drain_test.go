@@ -2,7 +2,6 @@ package consolidate
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -11,55 +10,8 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/slab"
 )
-
-// TestSlabLowestFirst allocates and releases at random and checks that
-// alloc hands out the lowest free index, never one in use, and that
-// the chunks beyond the one holding the highest index in use but one
-// are given back.
-func TestSlabLowestFirst(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	var s slab[uint64]
-	used := make([]bool, 1<<14) // by index
-	var keys []uint32           // in use, any order
-	for step := 0; step < 60000; step++ {
-		// Bursts up (about 3000 indices, three chunks), then drains.
-		grow := (step/5000)%2 == 0
-		if len(keys) == 0 || (grow && rng.IntN(10) < 8) || (!grow && rng.IntN(10) < 2) {
-			i := s.alloc()
-			low := uint32(1)
-			for used[low] {
-				low++
-			}
-			if i != low {
-				t.Fatalf("step %d: alloc gave %d, the lowest free is %d", step, i, low)
-			}
-			if *s.at(i) != 0 && *s.at(i) != uint64(i) {
-				t.Fatalf("step %d: index %d holds %d", step, i, *s.at(i))
-			}
-			*s.at(i) = uint64(i)
-			used[i] = true
-			keys = append(keys, i)
-		} else {
-			j := rng.IntN(len(keys))
-			k := keys[j]
-			keys[j] = keys[len(keys)-1]
-			keys = keys[:len(keys)-1]
-			used[k] = false
-			s.release(k)
-		}
-		if s.inUse() != len(keys) {
-			t.Fatalf("step %d: %d in use, want %d", step, s.inUse(), len(keys))
-		}
-		top := len(used) - 1
-		for top > 0 && !used[top] {
-			top--
-		}
-		if want := top>>slabShift + 2; len(s.chunks) > want {
-			t.Fatalf("step %d: %d chunks for a highest index %d (want at most %d)", step, len(s.chunks), top, want)
-		}
-	}
-}
 
 // burstRecords returns n records of distinct connections starting at
 // t0+at, one direction each (pending unpaired flows).
@@ -84,8 +36,8 @@ func TestPendingShrinks(t *testing.T) {
 	for j := 0; j < len(recs); j += 256 {
 		c.Add(Origin{Probe: "a"}, recs[j:min(j+256, len(recs))])
 	}
-	high, highSlots := len(c.conns.chunks), len(c.pending.slots)
-	if high < burst/slabChunk || highSlots < burst {
+	high, highSlots := c.conns.Size()/slab.Chunk, len(c.pending.slots)
+	if high < burst/slab.Chunk || highSlots < burst {
 		t.Fatalf("the burst holds %d chunks, %d slots: not a burst", high, highSlots)
 	}
 	// Steady traffic after it; the burst completes meanwhile.
@@ -100,8 +52,8 @@ func TestPendingShrinks(t *testing.T) {
 		t.Fatalf("%d pending after the drain, want the last rounds' (at most 2000)", pending)
 	}
 	// Each slab: the chunks its values need, and one spare.
-	need := (pending+slabChunk-1)/slabChunk + 1
-	for name, n := range map[string]int{"conns": len(c.conns.chunks), "obs": len(c.obs.chunks)} {
+	need := (pending+slab.Chunk-1)/slab.Chunk + 1
+	for name, n := range map[string]int{"conns": c.conns.Size() / slab.Chunk, "obs": c.obs.Size() / slab.Chunk} {
 		if n > need {
 			t.Errorf("%s: %d chunks after the drain (%d at the burst), %d pending need %d", name, n, high, pending, need)
 		}
@@ -110,13 +62,13 @@ func TestPendingShrinks(t *testing.T) {
 		t.Errorf("the key index has %d slots for %d keys after the drain (%d at the burst)", len(c.pending.slots), pending, highSlots)
 	}
 	cl := c.Clone(func(*Biflow) {})
-	if len(cl.conns.chunks) > need || len(cl.pending.slots) != len(c.pending.slots) {
-		t.Errorf("the clone copies %d chunks, %d slots", len(cl.conns.chunks), len(cl.pending.slots))
+	if cl.conns.Size()/slab.Chunk > need || len(cl.pending.slots) != len(c.pending.slots) {
+		t.Errorf("the clone copies %d chunks, %d slots", cl.conns.Size()/slab.Chunk, len(cl.pending.slots))
 	}
 	c.Flush()
 	checkEmpty(t, c)
-	if len(c.conns.chunks) > 2 || len(c.pending.slots) > minIndex {
-		t.Errorf("flushed: %d chunks, %d slots", len(c.conns.chunks), len(c.pending.slots))
+	if c.conns.Size()/slab.Chunk > 2 || len(c.pending.slots) > minIndex {
+		t.Errorf("flushed: %d chunks, %d slots", c.conns.Size()/slab.Chunk, len(c.pending.slots))
 	}
 }
 

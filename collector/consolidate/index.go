@@ -35,7 +35,7 @@ func (c *Consolidator) find(k *connKey, h uint32) (int, uint32) {
 		if s == 0 {
 			return int(i), 0
 		}
-		if uint32(s>>32) == h && c.keyIs(c.conns.at(uint32(s)), k) {
+		if uint32(s>>32) == h && c.keyIs(c.conns.At(uint32(s)), k) {
 			return int(i), uint32(s)
 		}
 	}

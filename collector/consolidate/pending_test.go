@@ -50,14 +50,14 @@ func TestIndexAgainstMap(t *testing.T) {
 		slot, ei := c.find(&k, h)
 		switch {
 		case ei == 0:
-			ei = c.conns.alloc()
-			c.setKey(c.conns.at(ei), &k)
+			ei = c.conns.Alloc()
+			c.setKey(c.conns.At(ei), &k)
 			c.pending.put(slot, h, ei)
 			want[k] = item{h, ei}
 		case r.IntN(3) == 0:
 			// A newer connection of the key.
-			n := c.conns.alloc()
-			c.setKey(c.conns.at(n), &k)
+			n := c.conns.Alloc()
+			c.setKey(c.conns.At(n), &k)
 			c.pending.setConn(slot, n)
 			want[k] = item{h, n}
 		default:
@@ -235,12 +235,12 @@ func TestICMPPorts(t *testing.T) {
 // nothing: every slab index released, no attrs interned, no key indexed.
 func checkEmpty(t *testing.T, c *Consolidator) {
 	t.Helper()
-	if c.conns.inUse() != 0 || c.obs.inUse() != 0 || c.exts.inUse() != 0 || c.syms.inUse() != 0 ||
-		c.apps.inUse() != 0 || c.attrTab.inUse() != 0 || c.addrs.inUse() != 0 {
+	if c.conns.InUse() != 0 || c.obs.InUse() != 0 || c.exts.InUse() != 0 || c.syms.InUse() != 0 ||
+		c.apps.InUse() != 0 || c.attrTab.InUse() != 0 || c.addrs.InUse() != 0 {
 		t.Fatalf("slab indices not released: conns %d obs %d exts %d syms %d apps %d attrs %d addrs %d",
-			c.conns.inUse(), c.obs.inUse(), c.exts.inUse(), c.syms.inUse(), c.apps.inUse(), c.attrTab.inUse(), c.addrs.inUse())
+			c.conns.InUse(), c.obs.InUse(), c.exts.InUse(), c.syms.InUse(), c.apps.InUse(), c.attrTab.InUse(), c.addrs.InUse())
 	}
-	if len(c.attrIx) != 0 || c.pending.n != 0 || len(c.strs.ix) != 0 || c.strs.s.inUse() != 0 {
+	if len(c.attrIx) != 0 || c.pending.n != 0 || len(c.strs.ix) != 0 || c.strs.s.InUse() != 0 {
 		t.Fatalf("%d attrs interned, %d keys indexed, %d names interned", len(c.attrIx), c.pending.n, len(c.strs.ix))
 	}
 }

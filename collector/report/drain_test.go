@@ -9,7 +9,7 @@ import (
 )
 
 // heldRoom returns the held records' room: the slots of h's slab.
-func heldRoom(h *recHeap) int { return h.slab.size() }
+func heldRoom(h *recHeap) int { return h.slab.Size() }
 
 // TestRecHeapDrainShrinks: after a burst of 200,000 held records drains
 // to a steady 500, the slab's room comes back to the steady state's

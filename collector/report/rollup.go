@@ -16,6 +16,7 @@ import (
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/slab"
 )
 
 // Fingerprint identifies a rules file or an AS table by its content, so
@@ -196,7 +197,7 @@ type recHeap struct {
 	tmp     []heapEntry   // sortBucket's scratch
 	n       int
 
-	slab slab[heldRecord]
+	slab slab.Slab[heldRecord]
 	dec  flow.Record // the record take decoded
 }
 
@@ -408,29 +409,29 @@ func (h *recHeap) clone() recHeap {
 
 // copySlots gives es's entries slots of c's slab holding h's records.
 func (c *recHeap) copySlots(es []heapEntry, h *recHeap) {
-	if h.slab.chunks == nil {
+	if h.slab.Size() == 0 {
 		return // entries without records (tests)
 	}
 	for i := range es {
-		x := h.slab.at(es[i].slot)
-		slot := c.slab.alloc()
-		*c.slab.at(slot) = heldRecord{o: x.o, enc: x.enc[:len(x.enc):len(x.enc)]}
+		x := h.slab.At(es[i].slot)
+		slot := c.slab.Alloc()
+		*c.slab.At(slot) = heldRecord{o: x.o, enc: x.enc[:len(x.enc):len(x.enc)]}
 		es[i].slot = slot
 	}
 }
 
 // add holds r, encoded.
 func (h *recHeap) add(o store.Origin, r *flow.Record, seq uint64) {
-	slot := h.slab.alloc()
-	x := h.slab.at(slot)
+	slot := h.slab.Alloc()
+	x := h.slab.At(slot)
 	x.o, x.enc = o, store.AppendRecord(x.enc[:0], r)
 	h.push(heapEntry{r.First, seq, slot})
 }
 
 // addEncoded holds a copy of enc, a record that started at first.
 func (h *recHeap) addEncoded(o store.Origin, first int64, enc []byte, seq uint64) {
-	slot := h.slab.alloc()
-	x := h.slab.at(slot)
+	slot := h.slab.Alloc()
+	x := h.slab.At(slot)
 	x.o, x.enc = o, append(x.enc[:0], enc...)
 	h.push(heapEntry{first, seq, slot})
 }
@@ -448,11 +449,11 @@ func (h *recHeap) first() int64 {
 // at its start.
 func (h *recHeap) take() (store.Origin, *flow.Record, int64) {
 	e := h.pop()
-	x := h.slab.at(e.slot)
+	x := h.slab.At(e.slot)
 	o := x.o
 	err := store.DecodeRecord(x.enc, &h.dec)
 	// Released after decoding: the release may drop x's chunk.
-	h.slab.release(e.slot)
+	h.slab.Release(e.slot)
 	if err != nil {
 		return o, nil, e.first
 	}

@@ -1,24 +1,26 @@
-package consolidate
+// Package slab is a chunked store of values named by uint32 index that
+// gives memory back when it drains (see Slab).
+package slab
 
 import "math/bits"
 
-// slab holds the values of one kind of pending state (connections,
-// observations, their extras) in fixed-size chunks, named by uint32
-// index: an index is 4 bytes where a pointer is 8, chunks of values
+// Slab holds values of one kind (the collector's pending connections,
+// observations and their extras; the Roller's held records) in
+// fixed-size chunks, named by uint32 index: an index is 4 bytes where a pointer is 8, chunks of values
 // without pointers are not scanned by the garbage collector, values never
 // move (a *T stays valid while the slab grows, and growing copies
 // nothing), and released indices are reused. Index 0 is never handed
 // out: it means none.
 //
-// The slab shrinks when the state drains: alloc hands out the lowest
+// The slab shrinks when the state drains: Alloc hands out the lowest
 // free index, so after a burst the high chunks empty out as their
-// values are released (new values go low), and release gives trailing
+// values are released (new values go low), and Release gives trailing
 // empty chunks back to the garbage collector, keeping one spare so that
 // a count oscillating at a chunk boundary does not allocate each time.
 // A value held long in a high chunk keeps that chunk (values never
 // move).
-type slab[T any] struct {
-	chunks []*[slabChunk]T
+type Slab[T any] struct {
+	chunks []*[Chunk]T
 	meta   []chunkMeta // per chunk
 	// avail: bit c is set when chunk c has a free index; lo: no word
 	// of avail before it has a bit set.
@@ -28,23 +30,25 @@ type slab[T any] struct {
 
 // chunkMeta says which indices of a chunk are free.
 type chunkMeta struct {
-	free [slabChunk / 64]uint64 // bit j: index j of the chunk is free
-	used uint32                 // indices handed out (index 0 counts)
+	free [Chunk / 64]uint64 // bit j: index j of the chunk is free
+	used uint32             // indices handed out (index 0 counts)
 }
 
+// A chunk holds Chunk values; index i is value i&(Chunk-1) of chunk
+// i>>Shift.
 const (
-	slabShift = 10
-	slabChunk = 1 << slabShift
+	Shift = 10
+	Chunk = 1 << Shift
 )
 
-// at returns the value of index i.
-func (s *slab[T]) at(i uint32) *T {
-	return &s.chunks[i>>slabShift][i&(slabChunk-1)]
+// At returns the value of index i.
+func (s *Slab[T]) At(i uint32) *T {
+	return &s.chunks[i>>Shift][i&(Chunk-1)]
 }
 
-// alloc returns the lowest unused index; its value is the zero T, or,
+// Alloc returns the lowest unused index; its value is the zero T, or,
 // for a reused index, what release left in it.
-func (s *slab[T]) alloc() uint32 {
+func (s *Slab[T]) Alloc() uint32 {
 	w := s.lo
 	for w < len(s.avail) && s.avail[w] == 0 {
 		w++
@@ -62,16 +66,16 @@ func (s *slab[T]) alloc() uint32 {
 	}
 	j := k<<6 | bits.TrailingZeros64(m.free[k])
 	m.free[k] &= m.free[k] - 1
-	if m.used++; m.used == slabChunk {
+	if m.used++; m.used == Chunk {
 		s.avail[w] &^= 1 << (c & 63)
 	}
-	return uint32(c<<slabShift | j)
+	return uint32(c<<Shift | j)
 }
 
 // addChunk appends a chunk of free indices (index 0 excepted).
-func (s *slab[T]) addChunk() {
+func (s *Slab[T]) addChunk() {
 	c := len(s.chunks)
-	s.chunks = append(s.chunks, new([slabChunk]T))
+	s.chunks = append(s.chunks, new([Chunk]T))
 	var m chunkMeta
 	for k := range m.free {
 		m.free[k] = ^uint64(0)
@@ -88,9 +92,9 @@ func (s *slab[T]) addChunk() {
 	s.lo = min(s.lo, c>>6)
 }
 
-// release makes index i reusable; the caller has reset its value.
-func (s *slab[T]) release(i uint32) {
-	c, j := int(i>>slabShift), i&(slabChunk-1)
+// Release makes index i reusable; the caller has reset its value.
+func (s *Slab[T]) Release(i uint32) {
+	c, j := int(i>>Shift), i&(Chunk-1)
 	m := &s.meta[c]
 	m.free[j>>6] |= 1 << (j & 63)
 	s.avail[c>>6] |= 1 << (c & 63)
@@ -102,7 +106,7 @@ func (s *slab[T]) release(i uint32) {
 
 // trim drops the trailing empty chunks but one, and the slices' room
 // when they use a quarter of it.
-func (s *slab[T]) trim() {
+func (s *Slab[T]) trim() {
 	n := len(s.chunks)
 	for n >= 2 && s.meta[n-1].used == 0 && s.meta[n-2].used == 0 {
 		n--
@@ -116,14 +120,14 @@ func (s *slab[T]) trim() {
 	s.avail = s.avail[:(n+63)>>6]
 	s.lo = min(s.lo, len(s.avail))
 	if cap(s.chunks) >= 4*n && cap(s.chunks) > 64 {
-		s.chunks = append(make([]*[slabChunk]T, 0, 2*n), s.chunks...)
+		s.chunks = append(make([]*[Chunk]T, 0, 2*n), s.chunks...)
 		s.meta = append(make([]chunkMeta, 0, 2*n), s.meta...)
 		s.avail = append([]uint64(nil), s.avail...)
 	}
 }
 
-// inUse returns the number of indices handed out and not released.
-func (s *slab[T]) inUse() int {
+// InUse returns the number of indices handed out and not released.
+func (s *Slab[T]) InUse() int {
 	n := 0
 	for i := range s.meta {
 		n += int(s.meta[i].used)
@@ -134,13 +138,13 @@ func (s *slab[T]) inUse() int {
 	return n
 }
 
-// clone returns an independent copy; cp, when set, deep-copies a value
+// Clone returns an independent copy; cp, when set, deep-copies a value
 // in place (the chunks are copied value by value first).
-func (s *slab[T]) clone(cp func(*T)) slab[T] {
-	n := slab[T]{meta: append([]chunkMeta(nil), s.meta...), avail: append([]uint64(nil), s.avail...), lo: s.lo,
-		chunks: make([]*[slabChunk]T, len(s.chunks))}
+func (s *Slab[T]) Clone(cp func(*T)) Slab[T] {
+	n := Slab[T]{meta: append([]chunkMeta(nil), s.meta...), avail: append([]uint64(nil), s.avail...), lo: s.lo,
+		chunks: make([]*[Chunk]T, len(s.chunks))}
 	for i, ch := range s.chunks {
-		x := new([slabChunk]T)
+		x := new([Chunk]T)
 		*x = *ch
 		if cp != nil {
 			for j := range x {
@@ -151,3 +155,7 @@ func (s *slab[T]) clone(cp func(*T)) slab[T] {
 	}
 	return n
 }
+
+// Size returns the number of indices the slab has room for (its
+// chunks times Chunk).
+func (s *Slab[T]) Size() int { return len(s.chunks) * Chunk }
