@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/store"
 )
 
 // TestRecordsRetentionCut: a report from the stored records without
@@ -17,23 +18,7 @@ import (
 // records_note, a table line); one with --from, or over a store never
 // pruned, says nothing.
 func TestRecordsRetentionCut(t *testing.T) {
-	d := rollupStores[0]
-	d.conns = 400
-	s, _ := writeRollupStore(t, d, 11)
-	rules := classify.Default()
-	src := RollupSource{RulesID: DefaultRulesFingerprint()}
-	ctx := context.Background()
-	report := func(args ...string) *Report {
-		t.Helper()
-		p := rollupParams(t, args...)
-		opts := p.Options()
-		opts.Rules = rules
-		rep, err := p.Report(ctx, s, opts, src)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return rep
-	}
+	s, report := cutStore(t)
 	if rep := report("--source", "records"); rep.Summary.RecordsPrunedBefore != nil || rep.Summary.RecordsNote != "" {
 		t.Fatalf("a store never pruned: %v %q", rep.Summary.RecordsPrunedBefore, rep.Summary.RecordsNote)
 	}
@@ -98,4 +83,26 @@ func TestRecordsRetentionCut(t *testing.T) {
 		t.Errorf("records from %s remain before the first cut %s", rep.Summary.First, kept)
 	}
 	check(rep, pb.Time())
+}
+
+// cutStore writes the store of the retention-cut tests (400 connections
+// of rollupStores[0]) and returns it with a function making a report of
+// it by the default rules from command-line arguments.
+func cutStore(t *testing.T) (*store.Store, func(args ...string) *Report) {
+	d := rollupStores[0]
+	d.conns = 400
+	s, _ := writeRollupStore(t, d, 11)
+	rules := classify.Default()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	return s, func(args ...string) *Report {
+		t.Helper()
+		p := rollupParams(t, args...)
+		opts := p.Options()
+		opts.Rules = rules
+		rep, err := p.Report(context.Background(), s, opts, src)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return rep
+	}
 }

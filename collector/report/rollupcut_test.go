@@ -20,13 +20,10 @@ import (
 // further back, from the rollups once the records were pruned too; an
 // explicit range older than the kept cells stays refused.
 func TestRollupsRetentionCut(t *testing.T) {
-	d := rollupStores[0]
-	d.conns = 400
-	s, _ := writeRollupStore(t, d, 11)
-	rules := classify.Default()
+	s, report := cutStore(t)
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
 	ctx := context.Background()
-	if _, err := Rebuild(ctx, s, RollupConfig{Rules: rules, RulesID: src.RulesID}); err != nil {
+	if _, err := Rebuild(ctx, s, RollupConfig{Rules: classify.Default(), RulesID: src.RulesID}); err != nil {
 		t.Fatal(err)
 	}
 	kept := time.Unix(0, rollupT0).Add(time.Hour).UTC()
@@ -36,17 +33,6 @@ func TestRollupsRetentionCut(t *testing.T) {
 	// The minute cells keep less (the hours answer the open range).
 	if n, err := s.PruneRollups(time.Minute, kept.Add(time.Hour)); err != nil || n == 0 {
 		t.Fatalf("prune: %d cells, %v", n, err)
-	}
-	report := func(args ...string) *Report {
-		t.Helper()
-		p := rollupParams(t, args...)
-		opts := p.Options()
-		opts.Rules = rules
-		rep, err := p.Report(ctx, s, opts, src)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return rep
 	}
 	// What the rollups count from the first hour kept.
 	want := report("--source", "rollups", "--from", kept.Format(time.RFC3339))
