@@ -16,7 +16,6 @@ import (
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
@@ -146,16 +145,9 @@ func TestDiskFullNoBusyRetry(t *testing.T) {
 // first), one per datagram.
 func udpMessages(t *testing.T, n int) [][]byte {
 	t.Helper()
-	var buf bytes.Buffer
-	e := exporter.NewWriter(&buf, nil)
-	if err := e.Export(ipfixtest.Random(77, n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stream := exportStream(t, nil, ipfixtest.Random(77, n))
 	var msgs [][]byte
-	for b := buf.Bytes(); len(b) >= 4; {
+	for b := stream; len(b) >= 4; {
 		l := int(binary.BigEndian.Uint16(b[2:]))
 		if l < 16 || l > len(b) {
 			t.Fatalf("bad message length %d", l)

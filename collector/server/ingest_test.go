@@ -13,7 +13,6 @@ import (
 	"github.com/mira-project/mira/collector"
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
@@ -80,13 +79,5 @@ func benchStream(b *testing.B) []byte {
 		}
 		return s
 	}
-	var buf bytes.Buffer
-	e := exporter.NewWriter(&buf, nil)
-	if err := e.Export(ipfixtest.Random(11, 200000)); err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
+	return exportStream(b, nil, ipfixtest.Random(11, 200000))
 }

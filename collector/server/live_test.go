@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/mira-project/mira/collector/config"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
-	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 )
 
@@ -87,20 +85,13 @@ func until(t *testing.T, what string, cond func() bool) {
 // sendTCP exports n random records (seed) over one TCP connection.
 func sendTCP(t *testing.T, addr string, seed uint64, n int) {
 	t.Helper()
-	var buf bytes.Buffer
-	e := exporter.NewWriter(&buf, nil)
-	if err := e.Export(ipfixtest.Random(seed, n)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stream := exportStream(t, nil, ipfixtest.Random(seed, n))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write(buf.Bytes()); err != nil {
+	if _, err := c.Write(stream); err != nil {
 		t.Fatal(err)
 	}
 }

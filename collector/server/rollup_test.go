@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
-	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
 )
 
@@ -49,20 +47,13 @@ func pairedRecords(seed uint64, n int, t0 time.Time) []flow.Record {
 
 func sendRecords(t *testing.T, addr string, recs []flow.Record) {
 	t.Helper()
-	var buf bytes.Buffer
-	e := exporter.NewWriter(&buf, nil)
-	if err := e.Export(recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stream := exportStream(t, nil, recs)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write(buf.Bytes()); err != nil {
+	if _, err := c.Write(stream); err != nil {
 		t.Fatal(err)
 	}
 }
