@@ -40,7 +40,11 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, e
 }
 
 // openStore opens the store of --db read-only, saying plainly when it is
-// missing or a running collector holds it.
+// missing or a running collector holds it. The store lets go of the file
+// between its reads (store.Options.Release), so a mira-collector writing
+// it commits while a report or listing is being built: holding the file
+// for the whole report made the collector skip its commits ("store busy")
+// until the report was done.
 func openStore(path string) (*store.Store, error) {
 	if path == "" {
 		return nil, errors.New("--db FILE is required")
@@ -48,7 +52,7 @@ func openStore(path string) (*store.Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("database %s does not exist", path)
 	}
-	s, err := store.Open(path, &store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	s, err := store.Open(path, &store.Options{ReadOnly: true, Release: true, Timeout: 2 * time.Second})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("%w (a running mira-collector holds it; stop it or use its HTTP API)", err)
 	}

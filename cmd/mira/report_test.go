@@ -432,3 +432,32 @@ func TestReportFromRollups(t *testing.T) {
 		t.Errorf("table from the rollups: %v\n%s", err, out)
 	}
 }
+
+// TestReaderLetsWriterCommit: the store mira report and mira flows open
+// does not hold the file between reads, so a releasing writer (as
+// mira-collector opens it) commits while it is open; a reader that kept
+// the file locked made every commit wait for the whole report.
+func TestReaderLetsWriterCommit(t *testing.T) {
+	db := reporttest.DB(t)
+	r, err := openStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := store.Open(db, &store.Options{Release: true, Timeout: 200 * time.Millisecond, NoSync: true})
+	if err != nil {
+		t.Fatalf("writer beside an open reader: %v", err)
+	}
+	defer w.Close()
+	rec := reporttest.Flows()[0]
+	if err := w.Put(rec.Origin, []flow.Record{rec.Record}); err != nil {
+		t.Fatalf("commit beside an open reader: %v", err)
+	}
+	n := 0
+	if err := r.Flows(store.Query{}, func(store.StoredFlow) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := len(reporttest.Flows()) + 1; n != want {
+		t.Fatalf("reader saw %d records after the commit, want %d", n, want)
+	}
+}
