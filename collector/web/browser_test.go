@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,15 @@ func freePort(t *testing.T) int {
 // arguments and waits until its HTTP address answers.
 func startCollector(t *testing.T, bin string, extra ...string) (db string, ipfixPort int, base string) {
 	t.Helper()
+	db, ipfixPort, base, _ = runCollector(t, bin, extra...)
+	return db, ipfixPort, base
+}
+
+// runCollector is startCollector that also returns a function stopping
+// the collector (SIGTERM: it commits and closes the store) and waiting
+// for it to exit.
+func runCollector(t *testing.T, bin string, extra ...string) (db string, ipfixPort int, base string, stop func()) {
+	t.Helper()
 	db = filepath.Join(t.TempDir(), "flows.db")
 	ipfixPort, httpPort := freePort(t), freePort(t)
 	var log bytes.Buffer
@@ -105,6 +115,15 @@ func startCollector(t *testing.T, bin string, extra ...string) (db string, ipfix
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	stop = func() {
+		t.Helper()
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("mira-collector did not exit on SIGTERM:\n%s", log.String())
+		}
+	}
 	base = fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -115,7 +134,7 @@ func startCollector(t *testing.T, bin string, extra ...string) (db string, ipfix
 		}
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort)); err == nil {
 			c.Close()
-			return db, ipfixPort, base
+			return db, ipfixPort, base, stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("mira-collector not serving HTTP:\n%s", log.String())
@@ -932,5 +951,104 @@ func TestOverviewLarge(t *testing.T) {
 		t.Errorf("overview shows %s packets, mira report %d", pk, all.Summary.Packets)
 	}
 	e.shoot(t, b, "overview-large")
+	b.noErrors(t)
+}
+
+// TestRangeCut: once retention deleted older records and rollups, the
+// web UI says where its numbers start, as mira report's "Range cut:"
+// lines do: the top talkers (from the records) with the records' cut,
+// the overview with the cut of whichever answered it.
+func TestRangeCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the commands and starts a browser")
+	}
+	b := newBrowser(t)
+	e := &env{bin: buildBinaries(t), shot: shotDir(t)}
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Minute)
+	var pcaps []string
+	for i, age := range []time.Duration{3 * time.Hour, 10 * time.Minute} {
+		c := synth.Default()
+		c.Start = now.Add(-age)
+		pcaps = append(pcaps, filepath.Join(dir, fmt.Sprintf("synth%d.pcap", i)))
+		f, err := os.Create(pcaps[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := synth.WritePcap(c, f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	cfg := filepath.Join(dir, "collector.yaml")
+	if err := os.WriteFile(cfg, []byte("retention: {max_age: 1h}\nrollups: {minute_retention: 1h, hour_retention: 1h}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, port, _, stop := runCollector(t, e.bin, "--config", cfg)
+	for i, p := range pcaps {
+		probe(t, e.bin, p, "", port, i+1)
+	}
+	stop()
+	// Retention runs when the collector starts.
+	_, _, e.base = startCollector(t, e.bin, "--config", cfg, "--db", db)
+	e.db = db
+	get := func(query string) *report.Report {
+		t.Helper()
+		resp, err := http.Get(e.base + "api/report?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r report.Report
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	// cutOf is the line the UI shows for a report's summary.
+	cutOf := func(r *report.Report) string {
+		var notes []string
+		if r.Summary.Rollup != nil && r.Summary.Rollup.Note != "" {
+			notes = append(notes, r.Summary.Rollup.Note)
+		}
+		if r.Summary.RecordsNote != "" {
+			notes = append(notes, r.Summary.RecordsNote)
+		}
+		if len(notes) == 0 {
+			return ""
+		}
+		return "Range cut: " + strings.Join(notes, "; ")
+	}
+	var talkers *report.Report
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if talkers = get("by=host&order=bytes&limit=25"); talkers.Summary.RecordsNote != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no records_note a minute after restarting the collector with max_age 1h: %+v", talkers.Summary)
+		}
+	}
+	cut := func() string {
+		return eval[string](t, b, `(document.querySelector('[data-note="range-cut"]') || {textContent: ""}).textContent`)
+	}
+	b.run(t, navigate(e.base+"?view=talkers", "talkers")...)
+	if got, want := cut(), cutOf(talkers); got != want {
+		t.Errorf("top talkers say %q, want %q", got, want)
+	}
+	e.shoot(t, b, "range-cut-talkers")
+	b.run(t, navigate(e.base+"?view=overview", "overview")...)
+	// The report the overview asked for (its bucket decides whether the
+	// rollups or the records answer).
+	asked := eval[string](t, b, `performance.getEntriesByType("resource").map(r => r.name).filter(n => n.includes("/api/report?")).pop() || ""`)
+	_, query, ok := strings.Cut(asked, "?")
+	if !ok {
+		t.Fatalf("the overview asked for no report (%q)", asked)
+	}
+	overview := get(query)
+	if got, want := cut(), cutOf(overview); got != want || want == "" {
+		t.Errorf("the overview says %q, want %q", got, want)
+	}
+	e.shoot(t, b, "range-cut-overview")
+	noLeaks(t, b, "range cut")
 	b.noErrors(t)
 }

@@ -251,6 +251,14 @@
   function header(title, name, extra) {
     return el("div", { class: "toolbar" }, el("h2", { text: title }), ...(extra || []), downloads(name));
   }
+  // cutNote says where a report's numbers start when retention deleted
+  // older records or rollups inside the range (the summary's
+  // rollup.note and records_note, mira report's "Range cut:" lines), or
+  // null.
+  function cutNote(s) {
+    const notes = [s.rollup && s.rollup.note, s.records_note].filter(Boolean);
+    return notes.length ? el("p", { class: "note cut", "data-note": "range-cut", text: "Range cut: " + notes.join("; ") }) : null;
+  }
   function metricCard(label, value, metric, sub, cls) {
     const v = el("div", { class: "value" }, value);
     if (metric) v.setAttribute("data-metric", metric);
@@ -294,12 +302,11 @@
             e.biflows_lower_bound ? "lower bound under packet sampling" : "[" + num(Math.round(e.biflows_low)) + ", " + num(Math.round(e.biflows_high)) + "]", "est")));
     }
     const chartBox = el("div", { class: "chart", id: "usage-chart" });
-    show(my, header("Overview", "overview"), cards, estBlock,
+    show(my, header("Overview", "overview"), cutNote(s), cards, estBlock,
       el("div", { class: "panel" },
         el("div", { class: "toolbar" }, el("h3", { text: "Usage over time by category" }), el("label", {}, "Show ", msel),
           el("span", { class: "legend-note", text: "per " + stepName(step) + " bucket (biflows by start); drag to zoom into a range" +
-            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest)" : "") +
-            (s.rollup && s.rollup.note ? "; " + s.rollup.note : "") })),
+            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest)" : "") })),
         chartBox),
       el("h3", { text: "By category" }),
       table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
@@ -372,7 +379,7 @@
       ...[["aggregate,category", "aggregate × category"], ["aggregate", "aggregate"], ["category", "category"], ["as", "AS (source × destination)"], ["probe", "probe"], ["host", "host"], ["app", "application"]]
         .map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === by) o.selected = true; return o; }));
     const s = rep.summary;
-    show(my, header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]),
+    show(my, header("Usage", "usage-" + by.replace(",", "-"), [el("label", {}, "By ", sel)]), cutNote(s),
       el("p", { class: "note" }, "Totals: ", el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows, ",
         el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }), " bytes (" + bytes(s.octets) + ")",
         by === "host" ? ". A biflow counts for both its endpoints." : ". Click a name to drill down, a biflow count to list the biflows."),
@@ -392,7 +399,7 @@
     current = { columns: hcols, rows, json: hosts };
     const lsel = el("select", { id: "limit", onchange: ev => go({ limit: ev.target.value }) },
       ...["10", "25", "100", "500"].map(v => { const o = el("option", { value: v, text: "top " + v }); if (v === String(n)) o.selected = true; return o; }));
-    show(my, header("Top talkers", "top-talkers", [lsel]),
+    show(my, header("Top talkers", "top-talkers", [lsel]), cutNote(hosts.summary),
       el("p", { class: "note", text: num(hosts.usage.length) + " hosts in " + num(hosts.summary.biflows) + " biflows; a host's traffic is that of every biflow it is an endpoint of." }),
       table(hcols, rows, { name: "talkers" }),
       el("h3", { text: "Top biflows by bytes" }),
