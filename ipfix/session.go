@@ -363,21 +363,32 @@ func (s *Session) drop(t *decTemplate) {
 	s.unlink(t)
 	delete(s.templates, t.key)
 	s.stl = nil
-	if c := &s.tcache[tcacheSlot(t.key.id)]; *c == t {
-		*c = nil
+	h := tcacheSlot(t.key.id)
+	for _, c := range [...]**decTemplate{&s.tcache[h], &s.tcache[h^1]} {
+		if *c == t {
+			*c = nil
+		}
 	}
 }
 
 // template returns the template of domain and id, or nil.
 func (s *Session) template(domain uint32, id uint16) *decTemplate {
 	k := tkey{domain, id}
-	c := &s.tcache[tcacheSlot(id)]
+	h := tcacheSlot(id)
+	c := &s.tcache[h]
 	if t := *c; t != nil && t.key == k {
+		return t
+	}
+	// The second way: a template whose slot another took keeps its
+	// place beside it, the most recently used first.
+	c2 := &s.tcache[h^1]
+	if t := *c2; t != nil && t.key == k {
+		*c, *c2 = t, *c
 		return t
 	}
 	t := s.templates[k]
 	if t != nil {
-		*c = t
+		*c, *c2 = t, *c
 	}
 	return t
 }
@@ -1022,9 +1033,11 @@ func hasRun(plan, run []fieldOp) bool {
 // tcacheSize is the number of entries of Session.tcache.
 const tcacheSize = 256
 
-// tcacheSlot is the entry of Session.tcache for template id: MIRA's flow
-// template ids (256-383, 512-2431) spread over it.
-func tcacheSlot(id uint16) int { return int(id^id>>8) % tcacheSize }
+// tcacheSlot is the first entry of Session.tcache for template id
+// (Fibonacci hashing: MIRA's flow template ids, 256-383 and 512-2431,
+// differ in variant bits that a plain modulus folds onto each other); a
+// template is in that entry or the next one (slot^1).
+func tcacheSlot(id uint16) int { return int(uint16(id*40503)>>8) % tcacheSize }
 
 // fastOp is a field of a template's fixed-length prefix: its op, offset
 // in the record and length.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/mira-project/mira/flow"
 )
@@ -80,58 +81,73 @@ func (e *DecodeError) Error() string {
 // AppendRecord appends the binary encoding of r to dst and returns the
 // extended slice. It does not allocate when dst has room. IPv6 zones are not
 // stored.
+//
+// It grows dst once to the most the record can take and writes each field
+// at an index (no append per field): this runs for every record a
+// collector receives.
 func AppendRecord(dst []byte, r *flow.Record) []byte {
 	a := &r.App
+	appZero := a.IsZero()
+	n := maxRecordFixed + maxSymptomLen*len(r.Symptoms)
+	if !appZero {
+		n += min(len(a.HTTPHost), maxAppName) + min(len(a.ServerName), maxAppName) +
+			min(len(a.ALPN), maxAppName) + min(len(a.DNSName), maxAppName) + min(len(a.FTPData), maxAppName)
+	}
+	dst = slices.Grow(dst, n)
+	at := len(dst)
+	b := dst[at : at+n]
 	switch {
 	case r.ScannedOctets != 0:
-		dst = append(dst, RecordVersion)
-	case a.IsZero():
-		dst = append(dst, recordV2)
+		b[0] = RecordVersion
+	case appZero:
+		b[0] = recordV2
 	case a.FTPData == "":
-		dst = append(dst, recordV3)
+		b[0] = recordV3
 	default:
-		dst = append(dst, recordV4)
+		b[0] = recordV4
 	}
-	dst = appendAddr(dst, r.Src)
-	dst = appendAddr(dst, r.Dst)
-	dst = binary.AppendUvarint(dst, uint64(r.Sport))
-	dst = binary.AppendUvarint(dst, uint64(r.Dport))
-	dst = append(dst, r.Proto)
-	dst = binary.AppendUvarint(dst, uint64(r.VLAN))
-	dst = binary.AppendUvarint(dst, r.Packets)
-	dst = binary.AppendUvarint(dst, r.Octets)
-	dst = binary.AppendUvarint(dst, r.InnerOctets)
-	dst = binary.AppendVarint(dst, r.First)
-	dst = binary.AppendVarint(dst, r.Last-r.First)
-	dst = append(dst, r.TCPFlags, byte(r.EndReason), r.IPVersion, byte(r.Tunnel))
-	dst = appendAddr(dst, r.TunnelSrc)
-	dst = appendAddr(dst, r.TunnelDst)
-	dst = binary.AppendUvarint(dst, uint64(r.Ingress))
-	dst = append(dst, r.Direction)
-	dst = binary.AppendUvarint(dst, uint64(r.VPI))
-	dst = binary.AppendUvarint(dst, uint64(r.VCI))
+	i := putAddr(b, 1, r.Src)
+	i = putAddr(b, i, r.Dst)
+	i = putUvarint(b, i, uint64(r.Sport))
+	i = putUvarint(b, i, uint64(r.Dport))
+	b[i] = r.Proto
+	i = putUvarint(b, i+1, uint64(r.VLAN))
+	i = putUvarint(b, i, r.Packets)
+	i = putUvarint(b, i, r.Octets)
+	i = putUvarint(b, i, r.InnerOctets)
+	i = putVarint(b, i, r.First)
+	i = putVarint(b, i, r.Last-r.First)
+	b[i], b[i+1], b[i+2], b[i+3] = r.TCPFlags, byte(r.EndReason), r.IPVersion, byte(r.Tunnel)
+	i = putAddr(b, i+4, r.TunnelSrc)
+	i = putAddr(b, i, r.TunnelDst)
+	i = putUvarint(b, i, uint64(r.Ingress))
+	b[i] = r.Direction
+	i = putUvarint(b, i+1, uint64(r.VPI))
+	i = putUvarint(b, i, uint64(r.VCI))
 	if r.SrcMAC == ([6]byte{}) && r.DstMAC == ([6]byte{}) {
-		dst = append(dst, 0)
+		b[i] = 0
+		i++
 	} else {
-		dst = append(dst, 1)
-		dst = append(dst, r.SrcMAC[:]...)
-		dst = append(dst, r.DstMAC[:]...)
+		b[i] = 1
+		*(*[6]byte)(b[i+1:]) = r.SrcMAC
+		*(*[6]byte)(b[i+7:]) = r.DstMAC
+		i += 13
 	}
-	dst = binary.AppendUvarint(dst, uint64(r.Aggregate))
-	dst = binary.AppendUvarint(dst, uint64(r.Category))
-	dst = binary.AppendUvarint(dst, uint64(len(r.Symptoms)))
+	i = putUvarint(b, i, uint64(r.Aggregate))
+	i = putUvarint(b, i, uint64(r.Category))
+	i = putUvarint(b, i, uint64(len(r.Symptoms)))
 	for _, s := range r.Symptoms {
-		dst = binary.AppendUvarint(dst, uint64(s.ID))
-		dst = binary.AppendUvarint(dst, uint64(s.Count))
+		i = putUvarint(b, i, uint64(s.ID))
+		i = putUvarint(b, i, uint64(s.Count))
 	}
-	dst = binary.AppendUvarint(dst, uint64(r.ObservationDomain))
-	dst = binary.AppendUvarint(dst, uint64(r.SamplingPacketInterval))
-	dst = binary.AppendUvarint(dst, uint64(r.SamplingFlowInterval))
+	i = putUvarint(b, i, uint64(r.ObservationDomain))
+	i = putUvarint(b, i, uint64(r.SamplingPacketInterval))
+	i = putUvarint(b, i, uint64(r.SamplingFlowInterval))
 	if r.ScannedOctets != 0 {
-		dst = binary.AppendUvarint(dst, r.ScannedOctets)
+		i = putUvarint(b, i, r.ScannedOctets)
 	}
-	if a.IsZero() {
-		return dst
+	if appZero {
+		return dst[:at+i]
 	}
 	var f byte
 	if a.HTTPHost != "" || a.ServerName != "" || a.ALPN != "" || a.DNSName != "" {
@@ -143,23 +159,76 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	if a.FTPData != "" {
 		f |= appFTP
 	}
-	dst = append(dst, f)
+	b[i] = f
+	i++
 	if f&appNames != 0 {
-		for _, n := range [...]string{a.HTTPHost, a.ServerName, a.ALPN, a.DNSName} {
-			n = n[:min(len(n), maxAppName)]
-			dst = binary.AppendUvarint(dst, uint64(len(n)))
-			dst = append(dst, n...)
-		}
+		i = putAppName(b, i, a.HTTPHost)
+		i = putAppName(b, i, a.ServerName)
+		i = putAppName(b, i, a.ALPN)
+		i = putAppName(b, i, a.DNSName)
 	}
 	if f&appRcode != 0 {
-		dst = append(dst, a.DNSRcode)
+		b[i] = a.DNSRcode
+		i++
 	}
 	if f&appFTP != 0 {
-		n := a.FTPData[:min(len(a.FTPData), maxAppName)]
-		dst = binary.AppendUvarint(dst, uint64(len(n)))
-		dst = append(dst, n...)
+		i = putAppName(b, i, a.FTPData)
 	}
-	return dst
+	return dst[:at+i]
+}
+
+// maxRecordFixed bounds a record's encoding without its symptoms and the
+// bytes of its application names (every varint at its longest, both
+// addresses IPv6, the MACs, every app flag and name length);
+// maxSymptomLen bounds one symptom.
+const (
+	maxRecordFixed = 1 + 2*17 + 3 + 3 + 1 + 3 + 3*10 + 2*10 + 4 + 2*17 + 5 + 1 + 2*3 + 13 + 5 + 3 +
+		10 + 3*5 + 10 + 1 + 5*2 + 1
+	maxSymptomLen = 3 + 5
+)
+
+// putUvarint writes v at b[i:] as binary.AppendUvarint does and returns
+// the index after it.
+func putUvarint(b []byte, i int, v uint64) int {
+	for v >= 0x80 {
+		b[i] = byte(v) | 0x80
+		v >>= 7
+		i++
+	}
+	b[i] = byte(v)
+	return i + 1
+}
+
+// putVarint writes v at b[i:] as binary.AppendVarint does.
+func putVarint(b []byte, i int, v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return putUvarint(b, i, u)
+}
+
+// putAddr writes a tagged address at b[i:].
+func putAddr(b []byte, i int, a netip.Addr) int {
+	switch {
+	case a.Is4():
+		b[i] = addrV4
+		*(*[4]byte)(b[i+1:]) = a.As4()
+		return i + 5
+	case a.Is6():
+		b[i] = addrV6
+		*(*[16]byte)(b[i+1:]) = a.As16()
+		return i + 17
+	}
+	b[i] = addrNone
+	return i + 1
+}
+
+// putAppName writes a stored application name (cut to maxAppName).
+func putAppName(b []byte, i int, n string) int {
+	n = n[:min(len(n), maxAppName)]
+	i = putUvarint(b, i, uint64(len(n)))
+	return i + copy(b[i:], n)
 }
 
 // appName reads one stored application name: printable ASCII.
@@ -174,20 +243,6 @@ func (d *decoder) appName(field string) string {
 		}
 	}
 	return string(b)
-}
-
-func appendAddr(dst []byte, a netip.Addr) []byte {
-	switch {
-	case a.Is4():
-		b := a.As4()
-		dst = append(dst, addrV4)
-		return append(dst, b[:]...)
-	case a.Is6():
-		b := a.As16()
-		dst = append(dst, addrV6)
-		return append(dst, b[:]...)
-	}
-	return append(dst, addrNone)
 }
 
 // decoder reads an encoded record; the first failure sticks in err.
