@@ -26,6 +26,8 @@ const (
 	LinkIPv4       LinkType = 228 // raw IPv4
 	LinkIPv6       LinkType = 229 // raw IPv6
 	LinkLinuxSLL2  LinkType = 276 // Linux cooked capture v2
+	LinkCHDLC      LinkType = 104 // Cisco HDLC (address, control, ethertype)
+	LinkNFLOG      LinkType = 239 // Linux netfilter log (header and TLVs)
 )
 
 // Direction is the packet's direction relative to the capture point, where

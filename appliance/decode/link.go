@@ -32,13 +32,6 @@ const (
 	pppMPLS = 0x0281
 )
 
-// Link types drivers does not name: LINKTYPE_C_HDLC (Cisco HDLC) and
-// LINKTYPE_NFLOG (Linux netfilter log).
-const (
-	linkCHDLC drivers.LinkType = 104
-	linkNFLOG drivers.LinkType = 239
-)
-
 // decodeLink dispatches on the capture's link type.
 func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 	end := d.wire
@@ -82,9 +75,9 @@ func (d *Decoder) decodeLink(b []byte, p *Packet) error {
 			return d.fail(ReasonTruncated, LayerSLL, 0)
 		}
 		return d.sllProto(b, 20, end, be16(b[0:]), p)
-	case drivers.LinkPPP, drivers.LinkPPPHDLC, linkCHDLC:
+	case drivers.LinkPPP, drivers.LinkPPPHDLC, drivers.LinkCHDLC:
 		return d.ppp(b, 0, end, p, 0, true)
-	case linkNFLOG:
+	case drivers.LinkNFLOG:
 		return d.nflog(b, end, p)
 	case drivers.LinkATMRFC1483:
 		return d.llc(b, 0, end, p, 0, true)

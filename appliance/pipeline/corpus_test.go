@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
@@ -560,4 +561,26 @@ func compare(want, got map[tuple]*agg) []string {
 	}
 	sort.Strings(diffs)
 	return diffs
+}
+
+// TestFileReaderOpensDecodedLinkTypes checks that the capture file reader
+// refuses exactly the link types the decoder cannot decode. The reader
+// once refused Cisco HDLC (104) and NFLOG (239), which the decoder
+// handles: `mira-probe -r nflog.pcap` failed with "unsupported link type
+// 239 (NFLOG)", and the corpus comparison with tshark skipped those
+// captures as unsupported.
+func TestFileReaderOpensDecodedLinkTypes(t *testing.T) {
+	frame := make([]byte, 64)
+	var p decode.Packet
+	d := decode.New(nil)
+	for l := 0; l <= 0xffff; l++ {
+		lt := drivers.LinkType(l)
+		err := d.Decode(frame, drivers.CaptureInfo{CaptureLength: len(frame), Length: len(frame), LinkType: lt}, &p)
+		var de *decode.Error
+		decodes := !(errors.As(err, &de) && de.Reason == decode.ReasonUnsupportedLink)
+		if decodes != pcapfile.Supported(lt) {
+			t.Errorf("link type %d (%s): the decoder decodes it: %v, the file reader opens it: %v",
+				l, pcapfile.LinkTypeName(lt), decodes, pcapfile.Supported(lt))
+		}
+	}
 }

@@ -193,7 +193,8 @@ func Supported(l drivers.LinkType) bool {
 	switch l {
 	case drivers.LinkNull, drivers.LinkEthernet, drivers.LinkPPP, drivers.LinkATMRFC1483,
 		drivers.LinkRaw, drivers.LinkPPPHDLC, drivers.LinkLoop, drivers.LinkLinuxSLL,
-		drivers.LinkSunATM, drivers.LinkIPv4, drivers.LinkIPv6, drivers.LinkLinuxSLL2:
+		drivers.LinkSunATM, drivers.LinkIPv4, drivers.LinkIPv6, drivers.LinkLinuxSLL2,
+		drivers.LinkCHDLC, drivers.LinkNFLOG:
 		return true
 	}
 	return false
