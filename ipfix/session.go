@@ -164,6 +164,11 @@ type decTemplate struct {
 	key        tkey
 	seen       time.Time
 	prev, next *decTemplate
+	// used is the message (Session.msgs) a data set or subTemplateList
+	// last used the template in: it moves to the front of the use order
+	// once per message, not at every set (MIRA's records alternate
+	// between templates, a set or two each).
+	used uint64
 }
 
 type domainState struct {
@@ -341,6 +346,16 @@ func (s *Session) touch(t *decTemplate) {
 	s.lruHead = t
 	if s.lruTail == nil {
 		s.lruTail = t
+	}
+}
+
+// use makes t, used by the message being decoded, the most recently
+// used template, once per message: the templates a message uses are
+// ahead of all others in the use order, in the order it first used them.
+func (s *Session) use(t *decTemplate) {
+	if t.used != s.msgs {
+		t.used = s.msgs
+		s.touch(t)
 	}
 }
 
@@ -932,7 +947,7 @@ func (s *Session) dataSet(domain uint32, ds *domainState, id uint16, body []byte
 	if t == nil {
 		return 0, out, s.fail(base, id, id, ReasonDataWithoutTemplate)
 	}
-	s.touch(t)
+	s.use(t)
 	n := 0
 	off := 0
 	for len(body)-off >= t.minLen {
@@ -1568,7 +1583,7 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 	if st == nil || st.ScopeCount > 0 {
 		return bad()
 	}
-	s.touch(st) // in use while its flow template is
+	s.use(st) // in use while its flow template is
 	body := v[stlHeaderLen:]
 	start := len(s.syms)
 	off := 0
