@@ -731,3 +731,27 @@ func hasField(tm *Template, id uint16) bool {
 	}
 	return false
 }
+
+// TestPrintable: the word-at-a-time test agrees with the byte test on
+// every byte value at every position of names of 1-24 bytes.
+func TestPrintable(t *testing.T) {
+	byByte := func(v []byte) bool {
+		for _, c := range v {
+			if c <= ' ' || c >= 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 24; n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				v := []byte("www.example-name.org:443/x")[:n]
+				v[at] = byte(c)
+				if got, want := printable(v), byByte(v); got != want {
+					t.Fatalf("%q: printable %v, want %v", v, got, want)
+				}
+			}
+		}
+	}
+}

@@ -1519,15 +1519,9 @@ func (s *Session) appName(v []byte) string {
 	if len(v) == 0 {
 		return ""
 	}
-	if len(v) > maxName {
+	if len(v) > maxName || !printable(v) {
 		s.stats.BadAppNames++
 		return ""
-	}
-	for _, c := range v {
-		if c <= ' ' || c >= 0x7f {
-			s.stats.BadAppNames++
-			return ""
-		}
 	}
 	if s.each != nil {
 		// Valid during the DecodeEach callback, as documented there.
@@ -1542,6 +1536,27 @@ func (s *Session) appName(v []byte) string {
 	n := string(v)
 	s.names[n] = n
 	return n
+}
+
+// printable says whether every byte of v is printable ASCII other than
+// space (0x21-0x7e), eight bytes at a time: per byte, adding 1 to its low
+// seven bits carries into bit 7 when they are 0x7f, and adding 0x5f
+// when they are 0x21 or more; neither carries into the next byte.
+func printable(v []byte) bool {
+	const lo7, hi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	for len(v) >= 8 {
+		w := binary.LittleEndian.Uint64(v)
+		if (w|(w&lo7+0x0101010101010101)|^(w&lo7+0x5f5f5f5f5f5f5f5f))&hi != 0 {
+			return false
+		}
+		v = v[8:]
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ftpData reads an FTP data port list: decimal ports joined by commas

@@ -211,17 +211,18 @@ func putVarint(b []byte, i int, v int64) int {
 // putAddr writes a tagged address at b[i:].
 func putAddr(b []byte, i int, a netip.Addr) int {
 	switch {
+	case !a.IsValid(): // most tunnel endpoints: the cheapest test first
+		b[i] = addrNone
+		return i + 1
 	case a.Is4():
 		b[i] = addrV4
 		*(*[4]byte)(b[i+1:]) = a.As4()
 		return i + 5
-	case a.Is6():
-		b[i] = addrV6
-		*(*[16]byte)(b[i+1:]) = a.As16()
-		return i + 17
 	}
-	b[i] = addrNone
-	return i + 1
+	// A valid address that is not IPv4 is IPv6.
+	b[i] = addrV6
+	*(*[16]byte)(b[i+1:]) = a.As16()
+	return i + 17
 }
 
 // putAppName writes a stored application name (cut to maxAppName).

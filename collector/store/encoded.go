@@ -53,9 +53,10 @@ func (e *Encoded) AddAll(recs []flow.Record) {
 func (e *Encoded) Append(o *Encoded) {
 	base := uint32(len(e.buf))
 	e.buf = append(e.buf, o.buf...)
-	for _, x := range o.idx {
-		x.off += base
-		e.idx = append(e.idx, x)
+	n := len(e.idx)
+	e.idx = append(e.idx, o.idx...)
+	for i := range e.idx[n:] {
+		e.idx[n+i].off += base
 	}
 	e.maxDur = max(e.maxDur, o.maxDur)
 }
