@@ -3,7 +3,9 @@ package collector
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -193,8 +195,11 @@ func (s *encodeBatchSink) ConsumeBatch(_ Origin, b Batch) {
 // BenchmarkStoreEncoding measures decoding an RFC 5655 stream into the
 // store's record encoding, the collector's per-record work ahead of the
 // commit: "slice" decodes flow.Records and encodes them (Consume),
-// "batch" encodes each record as it is decoded (BatchConsumer). The
-// stream is $MIRA_BENCH_IPFIX or 100000 random records.
+// "batch" encodes each record as it is decoded (BatchConsumer), both
+// reading the stream as a file (ServeStream: two copies of every
+// message); "udp" is "batch" taking the messages as ListenUDP hands
+// them over, one datagram each, without those copies. The stream is
+// $MIRA_BENCH_IPFIX or 100000 random records.
 func BenchmarkStoreEncoding(b *testing.B) {
 	stream := exportStream(b, &exporter.Config{ExporterMetadata: true}, ipfixtest.Random(13, 100000))
 	if name := os.Getenv("MIRA_BENCH_IPFIX"); name != "" {
@@ -203,7 +208,16 @@ func BenchmarkStoreEncoding(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, path := range []string{"slice", "batch"} {
+	var msgs [][]byte
+	for rest := stream; len(rest) >= 4; {
+		l := int(binary.BigEndian.Uint16(rest[2:]))
+		if l < 4 || l > len(rest) {
+			b.Fatalf("stream not framed at %d", len(stream)-len(rest))
+		}
+		msgs, rest = append(msgs, rest[:l]), rest[l:]
+	}
+	from := netip.MustParseAddrPort("192.0.2.1:4739")
+	for _, path := range []string{"slice", "batch", "udp"} {
 		b.Run(path, func(b *testing.B) {
 			var sink interface {
 				Consumer
@@ -220,6 +234,12 @@ func BenchmarkStoreEncoding(b *testing.B) {
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				if path == "udp" {
+					for _, m := range msgs {
+						c.decode(c.udpSession(from), m)
+					}
+					continue
+				}
 				if err := c.ServeStream(context.Background(), bytes.NewReader(stream), Origin{Transport: "file"}); err != nil {
 					b.Fatal(err)
 				}
