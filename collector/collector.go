@@ -32,6 +32,27 @@ type Origin struct {
 	// sequence number), which lets a consumer drop replayed duplicates.
 	Sequence uint32
 	Instance uint64
+	// Next is the sequence number the message's domain expects after
+	// it, when SeqKnown (false: the message could not be counted, the
+	// session resynchronises); Lost is the records its session counted
+	// lost (a sequence gap) just before it.
+	Next     uint32
+	SeqKnown bool
+	Lost     uint32
+}
+
+// SequenceConsumer is implemented by a Consumer that keeps exporters'
+// sequence positions across transport sessions (TCP reconnects,
+// collector restarts), so that records lost between two sessions are
+// counted as sequence gaps within one are (ipfix.Session.Seed).
+// NextSequence is asked when a session first meets an observation
+// domain (o.Exporter and o.Domain set, o.Transport the session's);
+// Sequenced gets the sequence accounting (o.Next, o.SeqKnown, o.Lost)
+// of each message that handed no records over (Consume and ConsumeBatch
+// carry it for the others).
+type SequenceConsumer interface {
+	NextSequence(o Origin) (next uint32, ok bool)
+	Sequenced(o Origin)
 }
 
 // Consumer receives decoded flow records.
@@ -151,12 +172,18 @@ type Config struct {
 
 // Stats are the collector's counters, summed over live and past sessions.
 type Stats struct {
-	Messages           uint64
-	Records            uint64 // flow records handed to the Consumer
-	DataRecords        uint64 // data records decoded (options included)
-	OptionsRecords     uint64
-	LostRecords        uint64 // sequence-number gaps, in records
-	OutOfOrder         uint64
+	Messages       uint64
+	Records        uint64 // flow records handed to the Consumer
+	DataRecords    uint64 // data records decoded (options included)
+	OptionsRecords uint64
+	LostRecords    uint64 // sequence-number gaps, in records
+	OutOfOrder     uint64
+	// SeededLost is the part of LostRecords counted at the start of a
+	// session against the position earlier sessions left
+	// (SequenceConsumer); SeqRestarts counts sessions that started behind
+	// it (a restarted exporter, a spool's replay).
+	SeededLost         uint64
+	SeqRestarts        uint64
 	TemplatesLearned   uint64
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
@@ -289,6 +316,13 @@ func (c *Collector) newSession(o Origin) *session {
 			ss.batch, ss.add = b, b.Add
 		}
 	}
+	if sc, ok := c.c.(SequenceConsumer); ok {
+		s.Seed = func(d uint32) (uint32, bool) {
+			oo := o
+			oo.Domain = d
+			return sc.NextSequence(oo)
+		}
+	}
 	if _, ok := c.c.(OptionsConsumer); ok {
 		s.OnOptions = func(d uint32, opts ipfix.DomainOptions) {
 			ss.opts = append(ss.opts, domainOptions{d, opts})
@@ -326,6 +360,7 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	o := ss.origin
 	o.Domain = h.Domain
 	o.Sequence = h.Sequence
+	o.Next, o.Lost, o.SeqKnown = ss.s.Sequence()
 	if do, ok := ss.s.DomainOptions(h.Domain); ok {
 		o.Instance = do.SpoolInstance
 	}
@@ -345,8 +380,10 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 			oc.ConsumeOptions(oo, x.opts)
 		}
 	}
+	handed := false
 	if batch != nil {
 		if n := batch.Len(); n > 0 {
+			handed = true
 			c.c.(BatchConsumer).ConsumeBatch(o, batch)
 			batch.Reset()
 			if n > maxKeptRecords {
@@ -360,7 +397,12 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 			}
 		}
 	} else if len(recs) > 0 {
+		handed = true
 		c.c.Consume(o, recs)
+	}
+	if sc, ok := c.c.(SequenceConsumer); ok && !handed && h.Length != 0 {
+		// (A message whose header did not parse names no domain.)
+		sc.Sequenced(o)
 	}
 	return err
 }
@@ -736,6 +778,7 @@ func (c *Collector) Stats() Stats {
 		DomainsEvicted: sum.DomainsEvicted, SessionsEvicted: c.evictedSessions,
 		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
 		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
+		SeededLost: sum.SeededLost, SeqRestarts: sum.SeqRestarts,
 		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,
 		TemplatesWithdrawn: sum.TemplatesWithdrawn, Templates: templates,
 		Sessions: len(c.udp) + len(c.streams), SessionsTotal: c.total, ReadErrors: c.readErrs,

@@ -161,8 +161,19 @@ type Stats struct {
 	Spooled      uint64
 	// Spooling says the spool holds records and has no connection to
 	// the collector (down, or not reached yet).
-	Spooling  bool
-	LastError string
+	Spooling bool
+	// Unacknowledged counts flow records sent over TCP or TLS without a
+	// spool on connections that ended without the collector confirming
+	// it stored them (collector.StoredAck): a connection that broke (the
+	// exporter reconnected), or one closed without the confirmation (a
+	// collector that could not store them, or one that never confirms,
+	// as any but mira-collector). The exporter cannot know whether they
+	// were stored: over a broken connection they may be lost, which
+	// the collector counts as a sequence gap once it sees the exporter
+	// again. Acknowledged counts those the collector confirmed stored.
+	Unacknowledged uint64
+	Acknowledged   uint64
+	LastError      string
 }
 
 // Exporter is an IPFIX exporting process bound to one Transport.
@@ -181,6 +192,11 @@ type Exporter struct {
 	closed  bool
 	spool   *Spool    // t, when it is a spool
 	born    time.Time // systemInitTimeMilliseconds of the ledger
+	// tcp is t when it is a TCP or TLS transport (not spooled), whose
+	// sessions end confirmed or not (Stats.Unacknowledged); sessRecords
+	// counts the flow records sent on its current connection.
+	tcp         *tcpTransport
+	sessRecords uint64
 }
 
 // domainState is one observation domain: its sequence number, the
@@ -284,6 +300,7 @@ func NewTransport(t Transport, cfg *Config) *Exporter {
 	c := cfg.withDefaults()
 	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}}
 	e.spool, _ = t.(*Spool)
+	e.tcp, _ = t.(*tcpTransport)
 	e.born = c.Now()
 	e.limit = c.StreamMessageSize
 	if !t.Reliable() {
@@ -385,6 +402,14 @@ func (e *Exporter) Close() error {
 	e.mu.Unlock()
 	cerr := e.t.Close()
 	e.mu.Lock()
+	if e.tcp != nil {
+		if e.tcp.acked {
+			e.stats.Acknowledged += e.sessRecords
+		} else {
+			e.stats.Unacknowledged += e.sessRecords
+		}
+		e.sessRecords = 0
+	}
 	if err == nil {
 		err = cerr
 	}
@@ -506,6 +531,9 @@ func (d *domainState) closeSet() {
 // seen no templates.
 func (e *Exporter) newSession(s uint64) {
 	if !e.begun || s != e.session {
+		// The previous connection ended unconfirmed.
+		e.stats.Unacknowledged += e.sessRecords
+		e.sessRecords = 0
 		e.begun, e.session = true, s
 		for _, x := range e.order {
 			x.clearSent()
@@ -886,6 +914,9 @@ func (e *Exporter) flushMsg(d *domainState) error {
 	}
 	d.seq += uint32(d.records + d.optRecs)
 	d.flowRecords += uint64(d.records)
+	if e.tcp != nil {
+		e.sessRecords += uint64(d.records)
+	}
 	e.stats.Messages++
 	e.stats.Records += uint64(d.records)
 	e.stats.OptionsRecords += uint64(d.optRecs)

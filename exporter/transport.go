@@ -66,6 +66,9 @@ type tcpTransport struct {
 	c       net.Conn
 	raw     *countConn // the TCP connection under c
 	session uint64
+	// acked: the collector confirmed it stored the stream before
+	// closing its end (Close; collector.StoredAck).
+	acked bool
 }
 
 // countConn counts the bytes written to a TCP connection (under TLS:
@@ -268,13 +271,16 @@ func (t *tcpTransport) Close() error {
 		return nil
 	}
 	t.c = nil
+	t.acked = false
 	var err error
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		if err = cw.CloseWrite(); err == nil {
 			c.SetReadDeadline(time.Now().Add(closeWait))
-			if _, err = io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+			var h headWriter
+			if _, err = io.Copy(&h, c); errors.Is(err, os.ErrDeadlineExceeded) {
 				err = nil
 			}
+			t.acked = err == nil && storedAck(h.b, h.n)
 		} else if t.tls != nil {
 			err = t.tlsRefusal(c, err)
 		}
@@ -311,13 +317,34 @@ func (t *tcpTransport) closeConfirm() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// The collector's proof of storage (collector.StoredAck): an IPFIX
-	// header with no sets. A plain close is not one: a collector killed
-	// after reading everything closes the same way.
-	if h, ok := ipfix.ParseHeader(b); !ok || h.Length != ipfix.HeaderLen {
+	if !storedAck(b, len(b)) {
 		return false, errors.New("the collector closed without confirming it stored the stream")
 	}
 	return true, nil
+}
+
+// storedAck says whether b, the first bytes of the n a collector sent
+// before closing, is its proof of storage (collector.StoredAck): an IPFIX
+// header with no sets. A plain close is not one: a collector killed
+// after reading everything closes the same way.
+func storedAck(b []byte, n int) bool {
+	h, ok := ipfix.ParseHeader(b)
+	return ok && h.Length == ipfix.HeaderLen && n == ipfix.HeaderLen
+}
+
+// headWriter keeps the first ipfix.HeaderLen bytes written to it and
+// counts them all.
+type headWriter struct {
+	b []byte
+	n int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if k := ipfix.HeaderLen - len(w.b); k > 0 {
+		w.b = append(w.b, p[:min(k, len(p))]...)
+	}
+	w.n += len(p)
+	return len(p), nil
 }
 
 type writerTransport struct{ w io.Writer }

@@ -89,7 +89,6 @@ const (
 	opScanned
 	// Runs of fields the decoder reads as one (session.go compileFast).
 	opRunCore
-	opRunICMP
 	opRunMIRA
 )
 

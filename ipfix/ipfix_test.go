@@ -755,3 +755,92 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestSequenceSeed checks the rules for a domain seeded from earlier
+// transport sessions (Session.Seed): a first message ahead of the seed
+// counts the gap lost, one behind (a restarted exporter) or at 0
+// re-seeds without counting, a spooling domain counts no gap at its
+// first message, and only the first message is compared with the seed.
+func TestSequenceSeed(t *testing.T) {
+	rec := [5]byte{6, 0, 0, 0, 1}
+	msg := func(domain, seq uint32, n int) []byte {
+		recs := make([][5]byte, n)
+		for i := range recs {
+			recs[i] = rec
+		}
+		return newMsg(domain, seq).set(2, tmpl256).set(256, data256(recs...)).done()
+	}
+	spoolMsg := func(domain, seq uint32) []byte {
+		b := AppendHeader(nil, Header{Sequence: seq, Domain: domain})
+		b, s := AppendSetHeader(b, OptionsSetID)
+		b = AppendTemplate(b, SpoolOptionsTemplate(DefaultPEN))
+		b = FinishSet(b, s, 0)
+		b, s = AppendSetHeader(b, SpoolOptionsTemplateID)
+		b = AppendSpoolRecord(b, domain, 77)
+		b = FinishSet(b, s, 0)
+		if err := FinishMessage(b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	seeds := map[uint32]uint32{1: 100, 2: 100, 3: 100, 4: 100, 5: 0xfffffff0}
+	for _, c := range []struct {
+		name           string
+		domain         uint32
+		msgs           [][]byte
+		lost, restarts uint64
+		next           uint32
+	}{
+		{"ahead", 1, [][]byte{msg(1, 130, 2)}, 30, 0, 132},
+		{"at the seed", 2, [][]byte{msg(2, 100, 2)}, 0, 0, 102},
+		{"restarted at 0", 3, [][]byte{msg(3, 0, 2)}, 0, 1, 2},
+		{"behind, then a gap in the session", 4, [][]byte{msg(4, 40, 2), msg(4, 45, 1)}, 3, 1, 46},
+		{"ahead across the wrap", 5, [][]byte{msg(5, 4, 1)}, 20, 0, 5},
+		{"spool ahead", 1, [][]byte{spoolMsg(1, 150), msg(1, 151, 1)}, 0, 1, 152},
+		{"no seed", 9, [][]byte{msg(9, 500, 1)}, 0, 0, 501},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewSession("t")
+			s.Seed = func(d uint32) (uint32, bool) {
+				n, ok := seeds[d]
+				return n, ok
+			}
+			for _, m := range c.msgs {
+				if _, _, err := s.Decode(m, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := s.Stats()
+			seeded := c.lost
+			if c.name == "behind, then a gap in the session" {
+				seeded = 0
+			}
+			if st.LostRecords != c.lost || st.SeededLost != seeded || st.SeqRestarts != c.restarts || st.OutOfOrder != 0 {
+				t.Fatalf("lost %d (seeded %d) restarts %d ooo %d, want %d (%d) %d 0",
+					st.LostRecords, st.SeededLost, st.SeqRestarts, st.OutOfOrder, c.lost, seeded, c.restarts)
+			}
+			next, _, ok := s.Sequence()
+			if !ok || next != c.next {
+				t.Fatalf("next %d ok %v, want %d", next, ok, c.next)
+			}
+		})
+	}
+	// Sequence reports the gap before the last message only.
+	s := NewSession("t")
+	s.Seed = func(uint32) (uint32, bool) { return 10, true }
+	for i, want := range []uint32{5, 0} {
+		if _, _, err := s.Decode(msg(1, 15+uint32(i)*2, 2), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, gap, _ := s.Sequence(); gap != want {
+			t.Fatalf("message %d: gap %d, want %d", i, gap, want)
+		}
+	}
+	// A message that cannot be counted says so.
+	if _, _, err := s.Decode([]byte{0, 9, 0, 16}, nil); err == nil {
+		t.Fatal("bad version accepted")
+	}
+	if _, _, ok := s.Sequence(); ok {
+		t.Fatal("bad message counted")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"net/netip"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -99,8 +98,15 @@ type SessionStats struct {
 	FlowRecords    uint64 // flow.Records produced (biflow records give two)
 	// LostRecords is the sum of sequence-number gaps (in records);
 	// OutOfOrder counts messages whose sequence number was behind.
-	LostRecords        uint64
-	OutOfOrder         uint64
+	LostRecords uint64
+	OutOfOrder  uint64
+	// SeededLost is the part of LostRecords counted at the first message
+	// of a domain seeded from earlier transport sessions (Session.Seed);
+	// SeqRestarts counts seeded domains whose first message was behind
+	// the seed (a restarted exporter, or a spool's replay): re-seeded,
+	// not counted lost.
+	SeededLost         uint64
+	SeqRestarts        uint64
 	TemplatesLearned   uint64
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
@@ -127,6 +133,8 @@ func (s *SessionStats) Add(o *SessionStats) {
 	s.FlowRecords += o.FlowRecords
 	s.LostRecords += o.LostRecords
 	s.OutOfOrder += o.OutOfOrder
+	s.SeededLost += o.SeededLost
+	s.SeqRestarts += o.SeqRestarts
 	s.TemplatesLearned += o.TemplatesLearned
 	s.TemplatesRedefined += o.TemplatesRedefined
 	s.TemplatesWithdrawn += o.TemplatesWithdrawn
@@ -160,13 +168,6 @@ type decTemplate struct {
 	// with its offset in the record, so a record reads them without
 	// walking the fields between.
 	fast []fastOp
-	// lead: fast starts with MIRA's lead, the addresses (IPv4 or IPv6),
-	// runCore or runICMP, runMIRA, which flowRecord decodes without a
-	// step of its loop each.
-	lead bool
-	// symPair: the template is MIRA's symptom record (symptomId of 2
-	// bytes, symptomOccurrences of 4, nothing else that means something).
-	symPair bool
 	// key, the time the template was last received (for
 	// TemplateLifetime) and its place in the session's use order.
 	key        tkey
@@ -181,6 +182,7 @@ type decTemplate struct {
 
 type domainState struct {
 	seqKnown     bool
+	seeded       bool // expected came from Seed; not yet compared
 	expected     uint32
 	sysInit      int64 // systemInitTimeMilliseconds, ms since epoch
 	sampling     uint32
@@ -244,6 +246,18 @@ type Session struct {
 	// Now returns the time templates are received at (time.Now).
 	Now func() time.Time
 
+	// Seed, when set, is asked for the sequence number expected next in
+	// a domain when the session first meets it: what earlier transport
+	// sessions of the same exporter delivered (a TCP reconnect, a
+	// collector restart). The domain's first message is then compared
+	// with it: ahead, the gap counts as lost records (SeededLost, in
+	// LostRecords); behind, the exporter restarted or replays its
+	// spool, and the domain is re-seeded from the message without
+	// counting anything (SeqRestarts). A domain that announced a spool
+	// instance (ipfix.SpoolOptionsTemplate) counts no gap at its first
+	// message either: its spool accounts for what it dropped.
+	Seed func(domain uint32) (next uint32, ok bool)
+
 	// OnOptions, when set, is called at the end of Decode for each domain
 	// whose options (sampling, names) the message changed. o is the
 	// domain's whole state; its maps must not be changed (the session
@@ -270,6 +284,10 @@ type Session struct {
 	stats            SessionStats
 	// exportTime is the export time of the message being decoded (s).
 	exportTime uint32
+	// seqNext, seqGap and seqOK are the sequence accounting of the last
+	// message decoded (Sequence).
+	seqNext, seqGap uint32
+	seqOK           bool
 	// names interns application names (they repeat: a server's name in
 	// all its flows), so decoding them allocates only for new ones.
 	names map[string]string
@@ -313,6 +331,11 @@ func (s *Session) domain(d uint32) *domainState {
 			s.evictDomain()
 		}
 		ds = &domainState{}
+		if s.Seed != nil {
+			if next, ok := s.Seed(d); ok {
+				ds.seqKnown, ds.seeded, ds.expected = true, true, next
+			}
+		}
 		s.domains[d] = ds
 	}
 	ds.used = s.msgs
@@ -471,6 +494,7 @@ func (s *Session) DecodeEach(msg []byte, fn func(r *flow.Record)) (Header, error
 
 func (s *Session) decode(msg []byte, out []flow.Record) ([]flow.Record, Header, error) {
 	s.syms = s.syms[:0]
+	s.seqOK, s.seqGap = false, 0
 	if len(msg) < HeaderLen {
 		return out, Header{}, s.fail(0, 0, 0, ReasonBadMessageLength)
 	}
@@ -548,28 +572,55 @@ func cmpErr(first, err error) error {
 
 // sequence accounts the message's sequence number: a gap ahead of the
 // expected number is lost records; a number behind it is a late message,
-// counted as out of order.
+// counted as out of order. The first message of a seeded domain (Seed)
+// behind its seed re-seeds it instead.
 // Wrap-around is handled by modular arithmetic.
 func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
+	s.seqGap = 0
+	seeded := ds.seeded
+	ds.seeded = false
 	if !ok {
 		// A set could not be counted: resynchronise on the next message.
 		ds.seqKnown = false
+		s.seqOK = false
 		return
 	}
 	if ds.seqKnown && seq != ds.expected {
 		gap := seq - ds.expected
-		if gap < 1<<31 {
+		switch {
+		case seeded && (gap >= 1<<31 || ds.opts.SpoolInstance != 0):
+			// Behind the seed: a restarted exporter counting from its
+			// start again, or a spool replaying what it kept (its
+			// duplicates are the consumer's to drop). A spooling
+			// exporter's gap ahead is what its full spool dropped, which
+			// its own ledger counts.
+			s.stats.SeqRestarts++
+		case gap < 1<<31:
 			s.stats.LostRecords += uint64(gap)
-		} else {
+			s.seqGap = gap
+			if seeded {
+				s.stats.SeededLost += uint64(gap)
+			}
+		default:
 			// Behind: a late (reordered) or replayed message. Its records
 			// may have been counted lost already; like libfixbuf we do not
 			// guess, and keep expecting the higher number.
 			s.stats.OutOfOrder++
+			s.seqNext, s.seqOK = ds.expected, true
 			return
 		}
 	}
 	ds.seqKnown = true
 	ds.expected = seq + n
+	s.seqNext, s.seqOK = ds.expected, true
+}
+
+// Sequence returns the sequence accounting of the last message decoded:
+// the number its domain expects next (ok false when the message could
+// not be counted, so the domain resynchronises on its next message) and
+// the records the session counted lost just before it (its gap).
+func (s *Session) Sequence() (next, gap uint32, ok bool) {
+	return s.seqNext, s.seqGap, s.seqOK
 }
 
 func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int) (soft, err error) {
@@ -680,8 +731,6 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			t.prefix = count
 		}
 		t.fast = compileFast(t.plan[:t.prefix])
-		t.lead = hasLead(t.fast)
-		t.symPair = t.fixed && t.minLen == 6 && slices.Equal(t.fast, []fastOp{{opSymptomID, 0, 2}, {opSymptomCount, 2, 4}})
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
 				s.stats.TemplatesRedefined++
@@ -1006,21 +1055,17 @@ var (
 		{opStartMs, 8}, {opEndMs, 8}, {opVLAN, 2}, {opIngress, 4}, {opEndReason, 1}, {opIPVersion, 1},
 		{opSrcMAC, 6}, {opDstMAC, 6}}
 	runMIRA = []fieldOp{{opInnerOctets, 8}, {opAggregate, 4}, {opCategory, 2}, {opSampling, 4}, {opFlowSampling, 4}}
-	// runICMP is runCore of ICMP records: the type and code in place of
-	// the ports.
-	runICMP = append([]fieldOp{{opICMP, 2}}, runCore[2:]...)
 )
 
 // Lengths of the runs.
 const (
 	runCoreLen = 59
-	runICMPLen = runCoreLen - 2
 	runMIRALen = 22
 )
 
 // compileFast compiles a template's fixed-length prefix: the fields that
 // mean something (opSkip left out) by offset, and the runs above as one
-// op each (opRunCore, opRunICMP, opRunMIRA) wherever they appear whole.
+// op each (opRunCore, opRunMIRA) wherever they appear whole.
 func compileFast(plan []fieldOp) []fastOp {
 	var fast []fastOp
 	pos := 0
@@ -1029,12 +1074,6 @@ func compileFast(plan []fieldOp) []fastOp {
 			fast = append(fast, fastOp{op: opRunCore, pos: uint16(pos), length: runCoreLen})
 			pos += runCoreLen
 			i += len(runCore)
-			continue
-		}
-		if hasRun(plan[i:], runICMP) {
-			fast = append(fast, fastOp{op: opRunICMP, pos: uint16(pos), length: runICMPLen})
-			pos += runICMPLen
-			i += len(runICMP)
 			continue
 		}
 		if hasRun(plan[i:], runMIRA) {
@@ -1051,15 +1090,6 @@ func compileFast(plan []fieldOp) []fastOp {
 		i++
 	}
 	return fast
-}
-
-// hasLead says whether fast starts with MIRA's lead (decTemplate.lead).
-func hasLead(fast []fastOp) bool {
-	return len(fast) >= 4 &&
-		(fast[0].op == opSrc4 || fast[0].op == opSrc6) &&
-		(fast[1].op == opDst4 || fast[1].op == opDst6) &&
-		(fast[2].op == opRunCore || fast[2].op == opRunICMP) &&
-		fast[3].op == opRunMIRA
 }
 
 func hasRun(plan, run []fieldOp) bool {
@@ -1304,35 +1334,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	if s.plain {
 		fast, rest, off = nil, t.plan, 0
 	}
-	i := 0
-	if t.lead && !s.plain {
-		// MIRA's lead (t.lead) without a step of the loop each.
-		f := fast[:4]
-		if v := rec[f[0].pos:]; f[0].length == 4 {
-			r.Src = netip.AddrFrom4([4]byte(v))
-		} else {
-			r.Src = netip.AddrFrom16([16]byte(v))
-		}
-		if v := rec[f[1].pos:]; f[1].length == 4 {
-			r.Dst = netip.AddrFrom4([4]byte(v))
-		} else {
-			r.Dst = netip.AddrFrom16([16]byte(v))
-		}
-		if v := rec[f[2].pos:]; f[2].op == opRunCore {
-			r.Sport = binary.BigEndian.Uint16(v)
-			r.Dport = binary.BigEndian.Uint16(v[2:])
-			first, last = coreRun(r, v[4:runCoreLen], &badTime)
-		} else {
-			r.Dport = binary.BigEndian.Uint16(v)
-			first, last = coreRun(r, v[2:runICMPLen], &badTime)
-		}
-		havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
-		miraRun(r, rec[f[3].pos:])
-		haveInner = true
-		i = len(f)
-	}
 	var v []byte
-	for ; ; i++ {
+	for i := 0; ; i++ {
 		var o op
 		if i < len(fast) {
 			f := &fast[i]
@@ -1358,17 +1361,32 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		case opSkip:
 		case opRunCore:
 			// runCore's fields, as their own cases below decode them.
-			r.Sport = binary.BigEndian.Uint16(v)
-			r.Dport = binary.BigEndian.Uint16(v[2:])
-			first, last = coreRun(r, v[4:runCoreLen], &badTime)
-			havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
-		case opRunICMP:
-			r.Dport = binary.BigEndian.Uint16(v)
-			first, last = coreRun(r, v[2:runICMPLen], &badTime)
-			havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
+			b := v[:runCoreLen]
+			r.Sport = binary.BigEndian.Uint16(b[0:])
+			r.Dport = binary.BigEndian.Uint16(b[2:])
+			r.Proto = b[4]
+			r.TCPFlags = b[6]
+			r.Packets, havePkts = binary.BigEndian.Uint64(b[7:]), true
+			r.Octets, haveOcts = binary.BigEndian.Uint64(b[15:]), true
+			first, haveFirst = scaleTime(binary.BigEndian.Uint64(b[23:]), 1e6, &badTime), true
+			last, haveLast = scaleTime(binary.BigEndian.Uint64(b[31:]), 1e6, &badTime), true
+			r.VLAN = binary.BigEndian.Uint16(b[39:]) & 0x0fff
+			r.Ingress = binary.BigEndian.Uint32(b[41:])
+			r.EndReason = flow.EndReason(b[45])
+			r.IPVersion = b[46]
+			r.SrcMAC = [6]byte(b[47:53])
+			r.DstMAC = [6]byte(b[53:59])
 		case opRunMIRA:
-			miraRun(r, v)
-			haveInner = true
+			b := v[:runMIRALen]
+			r.InnerOctets, haveInner = binary.BigEndian.Uint64(b[0:]), true
+			r.Aggregate = binary.BigEndian.Uint32(b[8:])
+			r.Category = binary.BigEndian.Uint16(b[12:])
+			if n := binary.BigEndian.Uint32(b[14:]); n != 0 {
+				r.SamplingPacketInterval = n
+			}
+			if n := binary.BigEndian.Uint32(b[18:]); n != 0 {
+				r.SamplingFlowInterval = n
+			}
 		case opSrc4:
 			r.Src = netip.AddrFrom4([4]byte(v))
 		case opDst4:
@@ -1543,40 +1561,6 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	return out
 }
 
-// coreRun decodes runCore's fields after the ports (runICMP's after the
-// type and code) into r, as their own cases in flowRecord do, and
-// returns the start and end times.
-func coreRun(r *flow.Record, b []byte, bad *bool) (first, last int64) {
-	b = b[:runCoreLen-4]
-	r.Proto = b[0]
-	r.TCPFlags = b[2]
-	r.Packets = binary.BigEndian.Uint64(b[3:])
-	r.Octets = binary.BigEndian.Uint64(b[11:])
-	first = scaleTime(binary.BigEndian.Uint64(b[19:]), 1e6, bad)
-	last = scaleTime(binary.BigEndian.Uint64(b[27:]), 1e6, bad)
-	r.VLAN = binary.BigEndian.Uint16(b[35:]) & 0x0fff
-	r.Ingress = binary.BigEndian.Uint32(b[37:])
-	r.EndReason = flow.EndReason(b[41])
-	r.IPVersion = b[42]
-	r.SrcMAC = [6]byte(b[43:49])
-	r.DstMAC = [6]byte(b[49:55])
-	return first, last
-}
-
-// miraRun decodes runMIRA's fields into r.
-func miraRun(r *flow.Record, b []byte) {
-	b = b[:runMIRALen]
-	r.InnerOctets = binary.BigEndian.Uint64(b[0:])
-	r.Aggregate = binary.BigEndian.Uint32(b[8:])
-	r.Category = binary.BigEndian.Uint16(b[12:])
-	if n := binary.BigEndian.Uint32(b[14:]); n != 0 {
-		r.SamplingPacketInterval = n
-	}
-	if n := binary.BigEndian.Uint32(b[18:]); n != 0 {
-		r.SamplingFlowInterval = n
-	}
-}
-
 // unappend drops the record flowRecord was decoding.
 func (s *Session) unappend(out []flow.Record) []flow.Record {
 	if s.each != nil {
@@ -1676,19 +1660,6 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 	s.use(st) // in use while its flow template is
 	body := v[stlHeaderLen:]
 	start := len(s.syms)
-	if st.symPair && !s.plain {
-		// MIRA's symptom template: (id, occurrences) of 2 and 4 bytes.
-		if len(body)%6 != 0 {
-			return bad()
-		}
-		for ; len(body) >= 6; body = body[6:] {
-			s.syms = append(s.syms, flow.SymptomCount{ID: binary.BigEndian.Uint16(body), Count: binary.BigEndian.Uint32(body[2:])})
-		}
-		if len(s.syms) == start {
-			return nil
-		}
-		return s.syms[start:len(s.syms):len(s.syms)]
-	}
 	off := 0
 	for off < len(body) {
 		var rec []byte

@@ -95,6 +95,25 @@ type target struct {
 	fixed      bool          // given by Options: a reload keeps it
 	errs       uint64        // failed exports
 	lastFailed bool          // the last export failed
+	unacked    uint64        // exporter.Stats.Unacknowledged last logged
+}
+
+// noteUnacked logs, at warn level, the flow records t's exporter sent on
+// connections that ended without the collector confirming it stored
+// them since the last call (exporter.Stats.Unacknowledged): without a
+// spool they may be lost, and the probe cannot know.
+func (p *Probe) noteUnacked(t *target) {
+	x, ok := t.e.(exportStatser)
+	if !ok {
+		return
+	}
+	u := x.Stats().Unacknowledged
+	if u <= t.unacked {
+		return
+	}
+	p.log.Warn("export connection ended without the collector confirming it stored the records sent on it; they may be lost (configure a spool to keep them until confirmed)",
+		"target", t.name, "unacknowledged", u-t.unacked, "unacknowledged_total", u)
+	t.unacked = u
 }
 
 // samplingAnnouncer is an exporter that can announce a new sampling
@@ -182,6 +201,7 @@ func (p *Probe) sink(recs []flow.Record) {
 				p.log.Warn("export failed", "target", t.name, "err", err, "failures", t.errs)
 			}
 		}
+		p.noteUnacked(t)
 	}
 }
 
@@ -368,7 +388,13 @@ func (p *Probe) closeExporters() error {
 	targets := p.targets
 	p.targets = nil
 	p.mu.Unlock()
-	return closeTargets(targets)
+	err := closeTargets(targets)
+	p.mu.Lock()
+	for _, t := range targets {
+		p.noteUnacked(t)
+	}
+	p.mu.Unlock()
+	return err
 }
 
 func closeTargets(targets []*target) error {

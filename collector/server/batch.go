@@ -105,7 +105,7 @@ func (s *Server) commit() error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	p, names, anns, ledgers := s.pending, s.names, s.anns, s.ledgers
-	if p.n == 0 && names == nil && anns == nil && ledgers == nil && len(s.dirtySeq) == 0 {
+	if p.n == 0 && names == nil && anns == nil && ledgers == nil && len(s.dirtySeq) == 0 && len(s.dirtyPos) == 0 && s.seqLost == 0 {
 		s.mu.Unlock()
 		return nil
 	}
@@ -120,6 +120,7 @@ func (s *Server) commit() error {
 		seqs[o] = s.seqs[o].Clone()
 	}
 	clear(s.dirtySeq)
+	next, lost := s.takePos(time.Now())
 	s.mu.Unlock()
 
 	var err error
@@ -143,7 +144,7 @@ func (s *Server) commit() error {
 		}
 	}
 	if err == nil {
-		err = s.st.PutEncodedSeq(p.list, seqs)
+		err = s.st.PutEncodedCommit(p.list, &store.SeqCommit{Sets: seqs, Next: next, Lost: lost})
 	}
 	// Names and announcements may be stored even when the records
 	// are not: the Roller reloads them before it next gets records.
@@ -198,6 +199,7 @@ func (s *Server) commit() error {
 			}
 			s.dirtySeq[o] = true
 		}
+		s.putBackPos(next, lost)
 		return err
 	}
 	if s.failing {

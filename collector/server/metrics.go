@@ -14,7 +14,9 @@ func statsDelta(prev, cur collector.Stats) store.Stats {
 	d := store.Stats{
 		Messages: cur.Messages - prev.Messages,
 		Records:  cur.Records - prev.Records,
-		Lost:     cur.LostRecords - prev.LostRecords,
+		// Lost (sequence gaps) is not taken from here: the server
+		// commits each gap with the records that came after it
+		// (seqpos.go), so a crash neither loses nor repeats it.
 		// Dropped is filled in by the caller: it is the server's count.
 		SocketDrops: cur.SocketDrops - prev.SocketDrops,
 		Malformed:   map[string]uint64{},
@@ -46,7 +48,7 @@ var (
 	cLost        = prometheus.NewDesc("mira_collector_lost_records_total", "Records lost in transit, from IPFIX sequence numbers.", nil, nil)
 	cMalformed   = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
 	cTemplates   = prometheus.NewDesc("mira_collector_templates", "Templates currently known.", nil, nil)
-	cEvicted     = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters, held-names: names of origins that never sent a record).", []string{"kind"}, nil)
+	cEvicted     = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters, held-names: names of origins that never sent a record, sequence-positions: exporters' sequence positions forgotten beyond 4096).", []string{"kind"}, nil)
 	cSessions    = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
 	cStored      = prometheus.NewDesc("mira_collector_stored_records_total", "Records committed to the store.", nil, nil)
 	cStoreErrs   = prometheus.NewDesc("mira_collector_store_errors_total", "Failed store commits.", nil, nil)
@@ -56,11 +58,12 @@ var (
 	cPending     = prometheus.NewDesc("mira_collector_pending_records", "Records received and not yet committed.", nil, nil)
 	cLedgerStale = prometheus.NewDesc("mira_collector_ledgers_stale_total", "Ledger options older than one already taken (resent after a reconnect), ignored.", nil, nil)
 	cLoss        = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this collector started, the collector's own counted here.", []string{"stage"}, nil)
+	cSeqRestarts = prometheus.NewDesc("mira_collector_sequence_restarts_total", "Transport sessions whose first message in a domain was behind the sequence position earlier sessions left (a restarted exporter or a spool's replay): re-seeded, not counted lost.", nil, nil)
 	cDups        = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss, cLedgerStale} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss, cLedgerStale, cSeqRestarts} {
 		ch <- d
 	}
 }
@@ -76,6 +79,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(cMessages, st.Messages)
 	c(cRecords, st.Records)
 	c(cLost, st.LostRecords)
+	c(cSeqRestarts, st.SeqRestarts)
 	c(cSockDrops, st.SocketDrops)
 	for r, n := range st.Malformed {
 		c(cMalformed, n, r)
@@ -85,9 +89,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(cEvicted, st.DomainsEvicted, "domains")
 	c(cEvicted, st.SessionsEvicted, "exporters")
 	m.s.mu.Lock()
-	held := m.s.heldDropped
+	held, posEvicted := m.s.heldDropped, m.s.posEvicted
 	m.s.mu.Unlock()
 	c(cEvicted, held, "held-names")
+	c(cEvicted, posEvicted, "sequence-positions")
 	ch <- prometheus.MustNewConstMetric(cTemplates, prometheus.GaugeValue, float64(st.Templates))
 	ch <- prometheus.MustNewConstMetric(cSessions, prometheus.GaugeValue, float64(st.Sessions))
 	m.s.mu.Lock()

@@ -103,6 +103,16 @@ type Server struct {
 	dirtySeq                                 map[store.SeqOrigin]bool
 	duplicates                               uint64
 
+	// Sequence positions across transport sessions (seqpos.go): pos by
+	// exporter position, dirtyPos those changed since the last commit,
+	// seqLost the sequence gaps counted since (committed with the
+	// records), posEvicted the positions forgotten beyond maxSeqPos.
+	pos        map[posKey]*seqPos
+	dirtyPos   map[posKey]bool
+	posGen     uint64
+	seqLost    uint64
+	posEvicted uint64
+
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
 
@@ -147,6 +157,7 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
+	s.notePos(o)
 	var noted func()
 	if o.Instance != 0 {
 		var keep []bool
@@ -188,6 +199,7 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 	e := b.(*store.Encoded)
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
+	s.notePos(o)
 	var noted func()
 	if o.Instance != 0 {
 		var keep []bool
@@ -417,7 +429,10 @@ func (s *Server) holdNames(k pendKey, a store.NameAnnouncement) {
 // MIRA probe's Close does) exits only once its records are in the store.
 // Over UDP there is no end: records are committed within commitInterval
 // (1 s) of their arrival, later only while a reader holds the store.
-func (s *Server) StreamEnd(collector.Origin) error {
+func (s *Server) StreamEnd(o collector.Origin) error {
+	s.mu.Lock()
+	s.streamEnded(o.Exporter)
+	s.mu.Unlock()
 	if s.st == nil {
 		return errors.New("no store")
 	}
@@ -458,6 +473,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.seqs = seqs
 	s.mu.Unlock()
+	pos, err := st.SeqNexts()
+	if err != nil {
+		return err
+	}
+	s.loadPos(pos)
 	if s.cfg.Rollups.Enabled {
 		if err := s.startRollups(ctx, st); err != nil {
 			return err

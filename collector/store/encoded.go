@@ -158,17 +158,23 @@ func (e *Encoded) sort() {
 func (s *Store) PutEncoded(batches []*Encoded) error { return s.PutEncodedSeq(batches, nil) }
 
 // PutEncodedSeq is PutEncoded that also replaces the stored sequence sets
-// of seqs' origins, in the same transaction. The records go to the
-// newest segment file (see segment.go), which is synced before the
-// transaction commits.
+// of seqs' origins, in the same transaction.
 func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) error {
+	return s.PutEncodedCommit(batches, &SeqCommit{Sets: seqs})
+}
+
+// PutEncodedCommit is PutEncoded that also stores seqs (sequence sets,
+// positions and the sequence loss counted with the records: seqnext.go)
+// in the same transaction. The records go to the newest segment file
+// (see segment.go), which is synced before the transaction commits.
+func (s *Store) PutEncodedCommit(batches []*Encoded, seqs *SeqCommit) error {
 	total := 0
 	for _, b := range batches {
 		total += b.Len()
 	}
 	if total == 0 {
-		if len(seqs) > 0 {
-			return s.update(func(tx *bolt.Tx) error { return putSeqSets(tx, seqs) })
+		if !seqs.empty() {
+			return s.update(func(tx *bolt.Tx) error { return putSeqCommit(tx, seqs) })
 		}
 		return nil
 	}
@@ -185,7 +191,7 @@ func (s *Store) PutEncodedSeq(batches []*Encoded, seqs map[SeqOrigin]*SeqSet) er
 	s.ids = ids
 
 	err := s.update(func(tx *bolt.Tx) error {
-		if err := putSeqSets(tx, seqs); err != nil {
+		if err := putSeqCommit(tx, seqs); err != nil {
 			return err
 		}
 		for i, b := range batches {
