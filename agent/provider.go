@@ -132,4 +132,8 @@ type Exporter struct {
 	SpoolDepth uint32
 	LastError  string
 	Dropped    uint64 // flow records lost by failed sends
+	// Unacknowledged counts flow records sent on TCP/TLS connections
+	// (without a spool) that ended without the collector confirming it
+	// stored them (exporter.Stats.Unacknowledged).
+	Unacknowledged uint64
 }

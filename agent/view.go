@@ -366,6 +366,7 @@ var (
 		numCol(8, g32, func(r *Exporter) uint64 { return uint64(r.SpoolDepth) }),
 		strCol(9, func(r *Exporter) string { return r.LastError }),
 		numCol(10, c64, func(r *Exporter) uint64 { return r.Dropped }),
+		numCol(11, c64, func(r *Exporter) uint64 { return r.Unacknowledged }),
 	}
 )
 

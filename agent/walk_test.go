@@ -90,6 +90,7 @@ func expectedMIRA(s *Snapshot) []walkLine {
 		add(mib.MiraExpSpoolDepth, x, "Gauge32", u(uint64(e.SpoolDepth)))
 		add(mib.MiraExpLastError, x, "STRING", e.LastError)
 		add(mib.MiraExpDropped, x, "Counter64", u(e.Dropped))
+		add(mib.MiraExpUnacknowledged, x, "Counter64", u(e.Unacknowledged))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return oidCompare(mib.MustOID(out[i].oid), mib.MustOID(out[j].oid)) < 0
@@ -264,7 +265,8 @@ func TestSnmpTable(t *testing.T) {
 			state := map[int]string{1: "connected", 2: "connecting", 3: "spooling"}[e.State]
 			want := strings.Join([]string{e.Address, map[int]string{1: "udp", 2: "tcp"}[e.Transport], state,
 				strconv.FormatUint(e.Records, 10), strconv.FormatUint(e.Messages, 10), strconv.FormatUint(e.Templates, 10),
-				strconv.FormatUint(uint64(e.SpoolDepth), 10), e.LastError, strconv.FormatUint(e.Dropped, 10)}, "|")
+				strconv.FormatUint(uint64(e.SpoolDepth), 10), e.LastError, strconv.FormatUint(e.Dropped, 10),
+				strconv.FormatUint(e.Unacknowledged, 10)}, "|")
 			if rows[i] != want {
 				t.Errorf("row %d = %q, want %q", i, rows[i], want)
 			}
