@@ -118,8 +118,14 @@ func AppendRecord(dst []byte, r *flow.Record) []byte {
 	i = putVarint(b, i, r.First)
 	i = putVarint(b, i, r.Last-r.First)
 	b[i], b[i+1], b[i+2], b[i+3] = r.TCPFlags, byte(r.EndReason), r.IPVersion, byte(r.Tunnel)
-	i = putAddr(b, i+4, r.TunnelSrc)
-	i = putAddr(b, i, r.TunnelDst)
+	if !r.TunnelSrc.IsValid() && !r.TunnelDst.IsValid() {
+		// Not tunnelled (most records): two empty addresses.
+		b[i+4], b[i+5] = addrNone, addrNone
+		i += 6
+	} else {
+		i = putAddr(b, i+4, r.TunnelSrc)
+		i = putAddr(b, i, r.TunnelDst)
+	}
 	i = putUvarint(b, i, uint64(r.Ingress))
 	b[i] = r.Direction
 	i = putUvarint(b, i+1, uint64(r.VPI))
