@@ -272,3 +272,43 @@ func TestSeqPositionOwner(t *testing.T) {
 		t.Fatalf("after the owner ended: %d %v, want 50", n, ok)
 	}
 }
+
+// TestSeqPositionEviction: beyond maxSeqPos positions the least recently
+// moved is forgotten, counted, and deleted from the store at the next
+// commit.
+func TestSeqPositionEviction(t *testing.T) {
+	s := seqServer(t, filepath.Join(t.TempDir(), "f.db"))
+	exp := netip.MustParseAddr("192.0.2.7")
+	for i := range maxSeqPos + 2 {
+		// Ports 1 to maxSeqPos+2 but maxSeqPos: one too many. Port 1's
+		// position moves again instead of maxSeqPos's, so port 2's is
+		// the least recently moved when the last one comes.
+		port := uint16(i + 1)
+		if i == maxSeqPos-1 {
+			port = 1
+		}
+		s.notePos(collector.Origin{Exporter: netip.AddrPortFrom(exp, port), Domain: 1, Transport: "udp", Next: uint32(i), SeqKnown: true})
+		if i == maxSeqPos-2 {
+			if err := s.commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.posEvicted != 1 || len(s.pos) != maxSeqPos {
+		t.Fatalf("%d evicted, %d kept; want 1 and %d", s.posEvicted, len(s.pos), maxSeqPos)
+	}
+	pos, err := s.st.SeqNexts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := store.Origin{Exporter: "192.0.2.7", Domain: 1}
+	if _, ok := pos[store.SeqPos{Origin: o, Port: 2}]; ok || len(pos) != maxSeqPos {
+		t.Fatalf("stored %d positions, port 2's kept: %v", len(pos), ok)
+	}
+	if p := pos[store.SeqPos{Origin: o, Port: 1}]; p.Next != maxSeqPos-1 {
+		t.Fatalf("port 1 at %d, want %d", p.Next, maxSeqPos-1)
+	}
+}

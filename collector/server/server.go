@@ -561,16 +561,19 @@ func (s *Server) Run(ctx context.Context) error {
 	statsTick := time.NewTicker(5 * time.Second)
 	defer statsTick.Stop()
 	var saved collector.Stats
-	var savedDropped, savedHeld, savedBack, savedFull uint64
+	var savedDropped, savedHeld, savedBack, savedFull, savedPos uint64
 	saveStats := func() {
 		cur := s.coll.Stats()
 		d := statsDelta(saved, cur)
 		s.mu.Lock()
-		dropped, held, back, full := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull
+		dropped, held, back, full, pos := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull, s.posEvicted
 		s.mu.Unlock()
 		d.Dropped = dropped - savedDropped
 		if held > savedHeld {
 			d.Evicted["held-names"] = held - savedHeld
+		}
+		if pos > savedPos {
+			d.Evicted["sequence-positions"] = pos - savedPos
 		}
 		if back > savedBack {
 			d.Malformed["ledger-backwards"] = back - savedBack
@@ -582,7 +585,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("store stats", "err", err)
 			return
 		}
-		saved, savedDropped, savedHeld, savedBack, savedFull = cur, dropped, held, back, full
+		saved, savedDropped, savedHeld, savedBack, savedFull, savedPos = cur, dropped, held, back, full, pos
 	}
 	for {
 		select {
