@@ -20,37 +20,55 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// On Linux the UDP socket is not handed to Go's network poller: the
-// poller's epoll would wake a thread for every datagram (the socket is
-// registered edge-triggered, and each arrival is an edge), which was most
-// of the collector's CPU at a few hundred datagrams a second. Instead
-// the reader drains the socket with recvmmsg(2) (up to a batch's slots
-// per call, MSG_DONTWAIT) and, when it is empty, yields to the other
-// goroutines and sleeps udpPoll before looking again: at most 1/udpPoll
-// wake-ups a second however many datagrams arrive, while the socket
-// buffer (Config.ReadBuffer, 32 MiB by default) holds what arrives
-// meanwhile. A socket idle for udpIdleAfter is looked at every
-// udpIdlePoll instead, when its buffer holds at least udpIdleBuffer.
-// Readers see a datagram at most udpPoll (udpIdlePoll when idle) after
-// it arrived; the store commits once a second.
+// On Linux the UDP socket is not handed to Go's network poller while
+// datagrams flow: the poller's epoll would wake a thread for every
+// datagram (the socket is registered edge-triggered, and each arrival is
+// an edge), which was most of the collector's CPU at a few hundred
+// datagrams a second. Instead the reader drains the socket with
+// recvmmsg(2) (up to a batch's slots per call, MSG_DONTWAIT) and, when
+// it is empty, yields to the other goroutines and sleeps before looking
+// again, while the socket buffer (Config.ReadBuffer, 32 MiB by default)
+// holds what arrives meanwhile.
 //
-// Both system calls are raw (no entersyscall): a Go timer (time.Sleep)
-// or a blocking call wakes the runtime's sysmon thread as often as the
-// reader (sysmon sleeps until the next timer, and entersyscall wakes it
-// from its idle sleep), which cost as much as the wake-ups saved
-// (BENCHMARKS.md). The sleeping goroutine keeps its P (pollSleep: only
-// while another P stays free for the rest of the process; otherwise it
+// The sleep adapts to the arrival rate (adapt): after each sleep the
+// reader reads how much of the buffer filled during it (SO_MEMINFO) and
+// sets the next sleep so that, at that rate, the buffer fills to at most
+// 1/udpFillShare of its size, between udpPollMin and udpPollMax, and at
+// most twice the previous sleep (the first is udpPollStart). A burst
+// udpFillShare times the rate last seen thus still fits, and the reader
+// wakes at most 1/udpPollMax times a second under a steady stream that
+// the buffer holds easily (10 a second at the benchmark's 500 datagrams a
+// second, where a fixed 5 ms sleep woke it 200 times). Readers see a
+// datagram at most udpPollMax after it arrived; the store commits once
+// a second.
+//
+// A socket empty for udpIdleAfter is handed to the poller after all
+// (through a duplicate of its descriptor, registered only for the wait
+// and closed once a datagram is there), so an idle collector sleeps
+// until one arrives instead of looking every few milliseconds.
+//
+// The reads are raw system calls (no entersyscall), and so are short
+// sleeps: a Go timer (time.Sleep) or a blocking call wakes the runtime's
+// sysmon thread as often as the reader (sysmon sleeps until the next
+// timer, and entersyscall wakes it from its idle sleep), which at 5 ms
+// sleeps cost as much as the wake-ups saved (BENCHMARKS.md). A raw
+// sleep keeps its P (pollSleep: only while another P stays free for the
+// rest of the process, and only up to udpRawSleepMax; otherwise it
 // sleeps with time.Sleep); the runtime's preemption signal interrupts
-// the sleep (EINTR), so a stop-the-world does not wait for it.
+// it (EINTR), so a stop-the-world does not wait for it.
 const (
-	udpPoll       = 5 * time.Millisecond
-	udpIdlePoll   = 20 * time.Millisecond
-	udpIdleAfter  = 200 * time.Millisecond
-	udpIdleBuffer = 4 << 20
+	udpPollMin   = time.Millisecond
+	udpPollStart = 5 * time.Millisecond
+	udpPollMax   = 100 * time.Millisecond
+	udpFillShare = 16
+	udpIdleAfter = 200 * time.Millisecond
+	// udpRawSleepMax is the longest sleep taken in a raw nanosleep
+	// (pollSleep).
+	udpRawSleepMax = 5 * time.Millisecond
 )
 
 // pollReader reads datagrams from a socket that no poller watches.
-// It allocates nothing per call.
+// It allocates nothing per call while datagrams flow.
 type pollReader struct {
 	fd     int
 	rcvbuf int
@@ -58,13 +76,21 @@ type pollReader struct {
 	hdrs   []unix.Mmsghdr
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrInet6 // large enough for either family
-	idle   time.Time               // since when the socket has been empty (reader only)
+
+	// The reader's own state (the reading goroutine only).
+	sleep time.Duration // the next sleep between looks at an empty socket
+	slept time.Time     // when the last sleep began (zero: not sleeping since the last look)
+	empty time.Time     // since when the socket has been empty (zero: datagrams were just read)
+	// sleeps and waits count the sleeps between looks and the idle waits
+	// in the poller (tests).
+	sleeps, waits atomic.Uint64
 
 	stopped  atomic.Bool
 	stopTime atomic.Int64 // when stop was called (unix ns)
-	mu       sync.Mutex   // guards fd against release while drops reads it
+	mu       sync.Mutex   // guards fd against release while drops reads it, and waiter
 	closed   bool
-	final    uint64 // the drop count when the socket was closed
+	final    uint64   // the drop count when the socket was closed
+	waiter   *os.File // the descriptor the poller watches during an idle wait
 }
 
 // udpDrainLimit bounds how long a stopped reader goes on reading what is
@@ -152,6 +178,11 @@ func (r *pollReader) stop() {
 	if !r.stopped.Swap(true) {
 		r.stopTime.Store(time.Now().UnixNano())
 	}
+	r.mu.Lock()
+	if r.waiter != nil {
+		r.waiter.SetReadDeadline(time.Unix(1, 0)) // ends an idle wait
+	}
+	r.mu.Unlock()
 }
 
 func (r *pollReader) release() {
@@ -178,6 +209,10 @@ func (r *pollReader) read(b *udpBatch) error {
 		r.iovs[i].SetLen(len(b.bufs[i]))
 	}
 	for {
+		if !r.slept.IsZero() {
+			r.adapt(time.Since(r.slept))
+			r.slept = time.Time{}
+		}
 		for i := range r.hdrs {
 			r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			r.hdrs[i].Hdr.Flags = 0
@@ -199,7 +234,7 @@ func (r *pollReader) read(b *udpBatch) error {
 				}
 				b.msgs = append(b.msgs, m)
 			}
-			r.idle = time.Time{}
+			r.empty = time.Time{}
 			if r.stopped.Load() && time.Since(time.Unix(0, r.stopTime.Load())) > udpDrainLimit {
 				return net.ErrClosed
 			}
@@ -217,32 +252,118 @@ func (r *pollReader) read(b *udpBatch) error {
 			return net.ErrClosed
 		}
 		now := time.Now()
-		if r.idle.IsZero() {
-			r.idle = now
+		if r.empty.IsZero() {
+			r.empty = now
 		}
-		d := udpPoll
-		if now.Sub(r.idle) > udpIdleAfter && r.rcvbuf >= udpIdleBuffer {
-			d = udpIdlePoll
+		if now.Sub(r.empty) >= udpIdleAfter && r.waitIdle() == nil {
+			r.sleep = udpPollStart
+			continue
 		}
-		pollSleep(d)
+		if r.sleep == 0 {
+			r.sleep = udpPollStart
+		}
+		r.slept = now
+		r.sleeps.Add(1)
+		pollSleep(r.sleep)
 	}
+}
+
+// adapt sets the next sleep from how much of the socket buffer filled
+// during the last one, which lasted d.
+func (r *pollReader) adapt(d time.Duration) {
+	q, err := r.queued()
+	r.sleep = nextSleep(r.sleep, d, q, r.rcvbuf, err == nil)
+}
+
+// nextSleep returns the sleep that follows one of cur, which lasted d
+// and during which queued bytes (the kernel's accounting, as rcvbuf)
+// arrived: at that rate the buffer fills to at most rcvbuf/udpFillShare,
+// within [udpPollMin, udpPollMax], growing at most twofold. Without a
+// measurement (known false) it stays at udpPollStart.
+func nextSleep(cur, d time.Duration, queued, rcvbuf int, known bool) time.Duration {
+	if !known || rcvbuf <= 0 {
+		return udpPollStart
+	}
+	next := 2 * max(cur, udpPollMin)
+	if queued > 0 {
+		fit := time.Duration(float64(d) * float64(rcvbuf/udpFillShare) / float64(queued))
+		next = min(next, fit)
+	}
+	return min(max(next, udpPollMin), udpPollMax)
+}
+
+// queued returns the bytes waiting in the socket's receive buffer, as
+// the kernel counts them against it (SK_MEMINFO_RMEM_ALLOC).
+func (r *pollReader) queued() (int, error) {
+	var mi [unix.SK_MEMINFO_VARS]uint32
+	l := uint32(unsafe.Sizeof(mi))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(r.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
+	if errno != 0 || l <= unix.SK_MEMINFO_RMEM_ALLOC*4 {
+		return 0, errors.ErrUnsupported
+	}
+	return int(mi[unix.SK_MEMINFO_RMEM_ALLOC]), nil
+}
+
+// waitIdle waits in Go's poller until a datagram is queued or the
+// reader is stopped, through a duplicate of the socket's descriptor that
+// the poller watches only for this wait (closing it takes it out of the
+// poller's epoll set, so datagrams that follow wake no thread). An error
+// means the wait could not be set up; the caller then sleeps instead.
+func (r *pollReader) waitIdle() error {
+	fd, err := unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "udp")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.waiter = f
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.waiter = nil
+		r.mu.Unlock()
+	}()
+	if r.stopped.Load() {
+		return nil
+	}
+	r.waits.Add(1)
+	var one [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		// Readable once a datagram is queued: peek at it, leaving it there.
+		_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+		return e != unix.EAGAIN
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // rawSleepers counts the readers sleeping in a raw nanosleep, each
 // holding its P.
 var rawSleepers atomic.Int32
 
-// pollSleep sleeps d between looks at an empty socket: in a raw
-// nanosleep (no sysmon wake-up, the P kept) while that leaves at least
-// one P for the rest of the process, else with time.Sleep (the P
-// released). On one CPU (GOMAXPROCS 1, a small appliance), or with as
-// many UDP listeners as Ps, raw sleeps would leave the store's committer,
-// the rollups, the HTTP API and the TCP exporters only the moments
-// between sleeps.
+// pollSleep sleeps d between looks at an empty socket. A short sleep
+// (at most udpRawSleepMax) is a raw nanosleep (no sysmon wake-up, the P
+// kept) while that leaves at least one P for the rest of the process;
+// otherwise, and for longer sleeps, time.Sleep (the P released). On one
+// CPU (GOMAXPROCS 1, a small appliance), or with as many UDP listeners
+// as Ps, raw sleeps would leave the store's committer, the rollups, the
+// HTTP API and the TCP exporters only the moments between sleeps. A raw
+// sleep longer than the runtime's 10 ms preemption slice would be cut by
+// sysmon's preemption signal every 10 ms, each a wake-up of sysmon and
+// the reader; a long time.Sleep wakes sysmon only when it ends.
 func pollSleep(d time.Duration) {
 	n := rawSleepers.Add(1)
 	defer rawSleepers.Add(-1)
-	if !holdP(int(n), runtime.GOMAXPROCS(0)) {
+	if d > udpRawSleepMax || !holdP(int(n), runtime.GOMAXPROCS(0)) {
 		time.Sleep(d)
 		return
 	}
