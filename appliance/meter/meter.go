@@ -1015,6 +1015,11 @@ func (t *Table) Tick(now int64) {
 	t.flushOut()
 }
 
+// HandOver hands the records of the flows that have ended to the sink
+// without advancing the table's clock: a replay paced to its capture's
+// timestamps (--speed) calls it periodically, as live capture calls Tick.
+func (t *Table) HandOver() { t.flushOut() }
+
 // Flush ends every flow (flowEndReason forced end, or end detected for a
 // TCP flow that saw FIN or RST) and hands all pending records to the
 // sink, oldest first. Used at end of capture and shutdown.

@@ -648,6 +648,13 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 						for i := range cur {
 							send(i)
 						}
+						// Waiting: the counters (/metrics, SNMP) say
+						// what was read, as live capture's do, not
+						// only every publishEvery packets.
+						if time.Since(lastFlush) > tickEvery {
+							lastFlush = time.Now()
+							publish(si)
+						}
 						if d > 50*time.Microsecond {
 							time.Sleep(d)
 						}
@@ -770,7 +777,11 @@ func (p *Pipeline) filter(i int) func(*decode.Packet, uint32) bool {
 
 func (p *Pipeline) worker(i int, tab *meter.Table, ws *workerState, q <-chan *batch, wake <-chan struct{}, pool *sync.Pool, live bool, reg *shardReg) {
 	var tick <-chan time.Time
-	if live {
+	if live || p.cfg.Speed > 0 {
+		// A paced replay (--speed) hands over the records of ended
+		// flows each second too, as live capture does: without it they
+		// waited for a full export batch (256 records) or the end of
+		// the file. Its clock stays the capture's (HandOver).
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		tick = t.C
@@ -804,7 +815,11 @@ func (p *Pipeline) worker(i int, tab *meter.Table, ws *workerState, q <-chan *ba
 			pool.Put(b)
 			p.publishMeter(i, tab)
 		case now := <-tick:
-			tab.Tick(now.UnixNano())
+			if live {
+				tab.Tick(now.UnixNano())
+			} else {
+				tab.HandOver()
+			}
 			p.publishMeter(i, tab)
 		case <-wake:
 			// A file's workers wait for the reader's cut (batch.swap).

@@ -1,0 +1,92 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/appliance/meter"
+	"github.com/mira-project/mira/drivers"
+	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/flow"
+)
+
+// TestPacedReplayHandsOver replays a capture at its own pace (--speed 1)
+// and checks that, while it runs, the records of flows that have ended
+// reach the sink and the packet counters (/metrics, SNMP) count what was
+// read. Both waited for the end of the file before: a record for a full
+// export batch (256 records), the counters for 4096 packets, so a probe
+// replaying a capture with --speed showed 0 packets beside dozens of
+// flows and exported nothing for minutes.
+func TestPacedReplayHandsOver(t *testing.T) {
+	// One packet of flow A at 0, then flow B every 10 ms for 4 s: A
+	// ends by the 200 ms idle timeout a little after 200 ms of capture
+	// time.
+	path := filepath.Join(t.TempDir(), "paced.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	write := func(ts int64, sport uint16) {
+		b := udpFrame(sport)
+		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t0, 1000)
+	const n = 400
+	for i := 1; i <= n; i++ {
+		write(t0+int64(i)*int64(10*time.Millisecond), 2000)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+
+	var mu sync.Mutex
+	var got []flow.Record
+	p := New(Config{Speed: 1, Meter: meter.Config{IdleTimeout: 200 * time.Millisecond}}, func(recs []flow.Record) {
+		mu.Lock()
+		got = append(got, recs...)
+		mu.Unlock()
+	})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background(), []drivers.Source{src}, false) }()
+	handed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 1 && got[0].Key.Sport == 1000
+	}
+	counted := func() bool { return p.Stats().Packets > 1 }
+	// The replay lasts 4 s; both must come well before its end.
+	for !handed() || !counted() {
+		select {
+		case err := <-done:
+			h := handed()
+			mu.Lock()
+			recs := len(got)
+			mu.Unlock()
+			t.Fatalf("the replay ended (err %v) before flow A's record was handed over during it (handed over: %v, %d records) and packets were counted (%d)",
+				err, h, recs, p.Stats().Packets)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Packets != n+1 || len(got) != 2 {
+		t.Errorf("after the replay: %d packets counted, %d records; want %d, 2", s.Packets, len(got), n+1)
+	}
+}
