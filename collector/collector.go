@@ -39,6 +39,10 @@ type Origin struct {
 	Next     uint32
 	SeqKnown bool
 	Lost     uint32
+	// Seeded: Lost was counted at the session's first message of the
+	// domain against the position earlier sessions left
+	// (SequenceConsumer): lost between transport sessions.
+	Seeded bool
 }
 
 // SequenceConsumer is implemented by a Consumer that keeps exporters'
@@ -361,6 +365,7 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	o.Domain = h.Domain
 	o.Sequence = h.Sequence
 	o.Next, o.Lost, o.SeqKnown = ss.s.Sequence()
+	o.Seeded = ss.s.SequenceSeeded()
 	if do, ok := ss.s.DomainOptions(h.Domain); ok {
 		o.Instance = do.SpoolInstance
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 )
 
+var gapRE = regexp.MustCompile(`level=WARN msg="records lost between transport sessions[^"]*" exporter=\S+ transport=tcp domain=1 records=(\d+) `)
+
 var unackedRE = regexp.MustCompile(`level=WARN msg="export connection ended without the collector confirming[^"]*" target=\S+ unacknowledged=(\d+) unacknowledged_total=(\d+)`)
 
 // TestCollectorKilledNoSpool: mira-probe exports over TCP without a
@@ -113,6 +115,9 @@ func TestCollectorKilledNoSpool(t *testing.T) {
 	if metricsLost != float64(lost) || metricsSeq != float64(lost) {
 		t.Errorf("restarted collector's /metrics: lost_records_total %v, loss_total{sequence} %v; the report says %d",
 			metricsLost, metricsSeq, lost)
+	}
+	if m := gapRE.FindStringSubmatch(coll.p.stderr.String()); m == nil || m[1] != strconv.FormatUint(lost, 10) {
+		t.Errorf("the restarted collector did not warn of the %d records lost between sessions:\n%s", lost, coll.p.stderr.String())
 	}
 	w := unackedRE.FindStringSubmatch(probe.stderr.String())
 	if w == nil {

@@ -286,8 +286,8 @@ type Session struct {
 	exportTime uint32
 	// seqNext, seqGap and seqOK are the sequence accounting of the last
 	// message decoded (Sequence).
-	seqNext, seqGap uint32
-	seqOK           bool
+	seqNext, seqGap  uint32
+	seqOK, seqSeeded bool
 	// names interns application names (they repeat: a server's name in
 	// all its flows), so decoding them allocates only for new ones.
 	names map[string]string
@@ -494,7 +494,7 @@ func (s *Session) DecodeEach(msg []byte, fn func(r *flow.Record)) (Header, error
 
 func (s *Session) decode(msg []byte, out []flow.Record) ([]flow.Record, Header, error) {
 	s.syms = s.syms[:0]
-	s.seqOK, s.seqGap = false, 0
+	s.seqOK, s.seqGap, s.seqSeeded = false, 0, false
 	if len(msg) < HeaderLen {
 		return out, Header{}, s.fail(0, 0, 0, ReasonBadMessageLength)
 	}
@@ -576,7 +576,7 @@ func cmpErr(first, err error) error {
 // behind its seed re-seeds it instead.
 // Wrap-around is handled by modular arithmetic.
 func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
-	s.seqGap = 0
+	s.seqGap, s.seqSeeded = 0, false
 	seeded := ds.seeded
 	ds.seeded = false
 	if !ok {
@@ -597,7 +597,7 @@ func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
 			s.stats.SeqRestarts++
 		case gap < 1<<31:
 			s.stats.LostRecords += uint64(gap)
-			s.seqGap = gap
+			s.seqGap, s.seqSeeded = gap, seeded
 			if seeded {
 				s.stats.SeededLost += uint64(gap)
 			}
@@ -622,6 +622,11 @@ func (s *Session) sequence(ds *domainState, seq, n uint32, ok bool) {
 func (s *Session) Sequence() (next, gap uint32, ok bool) {
 	return s.seqNext, s.seqGap, s.seqOK
 }
+
+// SequenceSeeded says the gap Sequence reports was counted at the
+// domain's first message against its seed (Seed): records lost between
+// transport sessions.
+func (s *Session) SequenceSeeded() bool { return s.seqSeeded }
 
 func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int) (soft, err error) {
 	off := 0

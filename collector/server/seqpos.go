@@ -94,6 +94,9 @@ func (s *Server) Sequenced(o collector.Origin) {
 // held.
 func (s *Server) notePos(o collector.Origin) {
 	s.seqLost += uint64(o.Lost)
+	if o.Seeded && o.Lost > 0 {
+		s.logSeededGap(o)
+	}
 	k := posKeyOf(o)
 	p := s.pos[k]
 	stream := o.Transport != "udp"
@@ -122,6 +125,29 @@ func (s *Server) notePos(o collector.Origin) {
 		s.dirtyPos = map[posKey]bool{}
 	}
 	s.dirtyPos[k] = true
+}
+
+// seqLogMax bounds the gaps between sessions logged a minute (exporters
+// reconnecting in a loop must not flood the log); those not logged are
+// counted in the next minute's first line.
+const seqLogMax = 100
+
+// logSeededGap warns of records lost between an exporter's transport
+// sessions (the collector or the connection went down with them); s.mu
+// held.
+func (s *Server) logSeededGap(o collector.Origin) {
+	now := time.Now()
+	if now.Sub(s.seqLogSince) >= time.Minute {
+		s.seqLogSince, s.seqLogN = now, 0
+	}
+	if s.seqLogN >= seqLogMax {
+		s.seqLogSkipped++
+		return
+	}
+	s.seqLogN++
+	s.log.Warn("records lost between transport sessions: the exporter's sequence numbers went on past what was stored before this session (a collector restart or a broken connection)",
+		"exporter", o.Exporter.String(), "transport", o.Transport, "domain", o.Domain, "records", o.Lost, "gaps_not_logged", s.seqLogSkipped)
+	s.seqLogSkipped = 0
 }
 
 // evictPos forgets the least recently moved position; s.mu held.

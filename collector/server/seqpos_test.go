@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,6 +189,8 @@ func TestSeqPositionsAcrossRestarts(t *testing.T) {
 	a.st.Close() // the crash: no commit
 
 	b := seqServer(t, db)
+	var logged bytes.Buffer
+	b.log = slog.New(slog.NewTextHandler(&logged, nil))
 	ub, _ := listenUDP(t, b)
 	// The exporter reconnects from a new port: messages 20-29 died with
 	// the collector, 30-34 were sent while it was down (and lost).
@@ -209,6 +212,19 @@ func TestSeqPositionsAcrossRestarts(t *testing.T) {
 	st := b.coll.Stats()
 	if st.LostRecords != 20 || st.SeededLost != 20 {
 		t.Errorf("lost %d (seeded %d), want 20 (20)", st.LostRecords, st.SeededLost)
+	}
+	// Each gap between sessions is logged at warn level, once.
+	for _, want := range []string{
+		`level=WARN msg="records lost between transport sessions`,
+		`exporter=192.0.2.5:40002 transport=tcp domain=1 records=15 `,
+		`transport=udp domain=1 records=5 `,
+	} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logged.String())
+		}
+	}
+	if n := strings.Count(logged.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, logged.String())
 	}
 	if b.duplicates != 10 {
 		t.Errorf("%d duplicates dropped, want 10", b.duplicates)

@@ -112,6 +112,11 @@ type Server struct {
 	posGen     uint64
 	seqLost    uint64
 	posEvicted uint64
+	// Gaps between sessions logged since seqLogSince (a minute at
+	// most), and those not logged (seqLogMax).
+	seqLogSince   time.Time
+	seqLogN       int
+	seqLogSkipped uint64
 
 	httpAddr net.Addr
 	fwd      *forwarding // collector.yaml forward, nil without
