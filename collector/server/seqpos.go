@@ -82,17 +82,20 @@ func (s *Server) NextSequence(o collector.Origin) (uint32, bool) {
 	return p.next, true
 }
 
-// Sequenced implements collector.SequenceConsumer.
+// Sequenced implements collector.SequenceConsumer: a message without
+// records moves a position but makes none, so that options or garbage
+// from domains that send no flows do not take the place of exporters'
+// positions (maxSeqPos).
 func (s *Server) Sequenced(o collector.Origin) {
 	s.mu.Lock()
-	s.notePos(o)
+	s.notePos(o, false)
 	s.mu.Unlock()
 }
 
 // notePos takes a message's sequence accounting: its gap for the next
-// commit, and its domain's next number as the origin's position; s.mu
-// held.
-func (s *Server) notePos(o collector.Origin) {
+// commit, and its domain's next number as the origin's position (made
+// when create is set); s.mu held.
+func (s *Server) notePos(o collector.Origin, create bool) {
 	s.seqLost += uint64(o.Lost)
 	if o.Seeded && o.Lost > 0 {
 		s.logSeededGap(o)
@@ -101,7 +104,7 @@ func (s *Server) notePos(o collector.Origin) {
 	p := s.pos[k]
 	stream := o.Transport != "udp"
 	if p == nil {
-		if !o.SeqKnown {
+		if !o.SeqKnown || !create {
 			return
 		}
 		if s.pos == nil {

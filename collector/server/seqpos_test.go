@@ -76,14 +76,16 @@ func seqMessage(domain, seq uint32, n int, instance uint64) []byte {
 		{ID: ipfix.IEFlowStartSeconds, Length: 4}, {ID: ipfix.IEFlowEndSeconds, Length: 4},
 	}})
 	b = ipfix.FinishSet(b, s, 0)
-	b, s = ipfix.AppendSetHeader(b, 256)
-	for i := range n {
-		x := seq + uint32(i) // distinct records
-		b = append(b, 10, 1, byte(x>>8), byte(x), 10, 2, 0, 1, 6, 0, 0, 0, 2, 0, 0, 0, 100)
-		b = binary.BigEndian.AppendUint32(b, export-10)
-		b = binary.BigEndian.AppendUint32(b, export)
+	if n > 0 {
+		b, s = ipfix.AppendSetHeader(b, 256)
+		for i := range n {
+			x := seq + uint32(i) // distinct records
+			b = append(b, 10, 1, byte(x>>8), byte(x), 10, 2, 0, 1, 6, 0, 0, 0, 2, 0, 0, 0, 100)
+			b = binary.BigEndian.AppendUint32(b, export-10)
+			b = binary.BigEndian.AppendUint32(b, export)
+		}
+		b = ipfix.FinishSet(b, s, 0)
 	}
-	b = ipfix.FinishSet(b, s, 0)
 	ipfix.FinishMessage(b)
 	return append(pre, b...)
 }
@@ -242,6 +244,8 @@ func TestSeqPositionsAcrossRestarts(t *testing.T) {
 	if st := c.coll.Stats(); st.LostRecords != 0 || st.SeqRestarts != 1 {
 		t.Errorf("after the exporter's restart: lost %d, restarts %d; want 0 and 1", st.LostRecords, st.SeqRestarts)
 	}
+	// A domain that sends no records gets no position.
+	serve(c, at(40005), seqMessage(3, 0, 0, 0))
 	if l := storedLost(t, c); l != 20 {
 		t.Errorf("stored loss %d, want 20", l)
 	}
@@ -274,12 +278,12 @@ func TestSeqPositionOwner(t *testing.T) {
 	exp := netip.MustParseAddr("192.0.2.6")
 	one, two := netip.AddrPortFrom(exp, 1000), netip.AddrPortFrom(exp, 2000)
 	o1 := collector.Origin{Exporter: one, Domain: 1, Transport: "tcp", Next: 50, SeqKnown: true}
-	s.notePos(o1)
+	s.notePos(o1, true)
 	o2 := collector.Origin{Exporter: two, Domain: 1, Transport: "tcp", Next: 7, SeqKnown: true}
 	if _, ok := s.NextSequence(o2); ok {
 		t.Fatal("a second live connection was seeded")
 	}
-	s.notePos(o2)
+	s.notePos(o2, true)
 	if n, ok := s.NextSequence(o1); !ok || n != 50 {
 		t.Fatalf("position %d %v after the other connection's message, want 50", n, ok)
 	}
@@ -303,7 +307,7 @@ func TestSeqPositionEviction(t *testing.T) {
 		if i == maxSeqPos-1 {
 			port = 1
 		}
-		s.notePos(collector.Origin{Exporter: netip.AddrPortFrom(exp, port), Domain: 1, Transport: "udp", Next: uint32(i), SeqKnown: true})
+		s.notePos(collector.Origin{Exporter: netip.AddrPortFrom(exp, port), Domain: 1, Transport: "udp", Next: uint32(i), SeqKnown: true}, true)
 		if i == maxSeqPos-2 {
 			if err := s.commit(); err != nil {
 				t.Fatal(err)

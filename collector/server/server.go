@@ -162,7 +162,7 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	s.notePos(o)
+	s.notePos(o, true)
 	var noted func()
 	if o.Instance != 0 {
 		var keep []bool
@@ -204,7 +204,7 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 	e := b.(*store.Encoded)
 	k := pendKey{addr: o.Exporter.Addr(), domain: o.Domain}
 	s.mu.Lock()
-	s.notePos(o)
+	s.notePos(o, true)
 	var noted func()
 	if o.Instance != 0 {
 		var keep []bool
