@@ -89,6 +89,7 @@ const (
 	opScanned
 	// Runs of fields the decoder reads as one (session.go compileFast).
 	opRunCore
+	opRunICMP
 	opRunMIRA
 )
 

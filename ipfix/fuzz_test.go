@@ -117,3 +117,60 @@ func TestWalkFailureCountsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCompiledSameAsPlain: the compiled plans (runs of fields, MIRA's
+// symptom records) decode what the plain field walk decodes, with the
+// same counters, on MIRA's template variants (ICMP, symptoms, both
+// address families) and on the bench export $MIRA_BENCH_IPFIX when set;
+// the runs and the symptom fast path are in use, so the comparison is
+// not vacuous.
+func TestCompiledSameAsPlain(t *testing.T) {
+	recs := append(ipfixtest.Samples(), ipfixtest.Random(17, 3000)...)
+	for i := range recs {
+		if i%3 == 0 {
+			recs[i].Symptoms = []flow.SymptomCount{{ID: uint16(i), Count: uint32(i * 7)}, {ID: 9, Count: 1}}
+		}
+	}
+	var msgs [][]byte
+	e := NewFlowEncoder(0)
+	for i := 0; i < len(recs); i += 100 {
+		msgs = append(msgs, encodeMessage(e, 1, uint32(i), sameDomain(recs[i:min(i+100, len(recs))], 1)))
+	}
+	if name := os.Getenv("MIRA_BENCH_IPFIX"); name != "" {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(b) >= HeaderLen {
+			l := int(binary.BigEndian.Uint16(b[2:]))
+			msgs, b = append(msgs, b[:l]), b[l:]
+		}
+	}
+	s, plain := NewSession("compiled"), NewSession("plain")
+	plain.plain = true
+	var out, pout []flow.Record
+	for i, m := range msgs {
+		var err, perr error
+		out, _, err = s.Decode(m, out[:0])
+		pout, _, perr = plain.Decode(m, pout[:0])
+		if fmt.Sprint(err) != fmt.Sprint(perr) || !reflect.DeepEqual(out, pout) {
+			t.Fatalf("message %d: compiled %d records, %v; plain %d records, %v", i, len(out), err, len(pout), perr)
+		}
+	}
+	if s.Stats() != plain.Stats() {
+		t.Fatalf("counters differ:\ncompiled %+v\nplain    %+v", s.Stats(), plain.Stats())
+	}
+	used := map[op]bool{}
+	pair := false
+	for _, tm := range s.templates {
+		for _, f := range tm.fast {
+			used[f.op] = true
+		}
+		pair = pair || tm.symPair
+	}
+	if !used[opRunCore] || !used[opRunICMP] || !used[opRunMIRA] || !pair {
+		t.Fatalf("compiled plans not in use: core %v icmp %v mira %v symptom pairs %v",
+			used[opRunCore], used[opRunICMP], used[opRunMIRA], pair)
+	}
+	t.Logf("%d messages, %d flow records the same", len(msgs), s.Stats().FlowRecords)
+}

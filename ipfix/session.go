@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -168,6 +169,9 @@ type decTemplate struct {
 	// with its offset in the record, so a record reads them without
 	// walking the fields between.
 	fast []fastOp
+	// symPair: the template is MIRA's symptom record (symptomId of 2
+	// bytes, symptomOccurrences of 4, nothing else that means something).
+	symPair bool
 	// key, the time the template was last received (for
 	// TemplateLifetime) and its place in the session's use order.
 	key        tkey
@@ -736,6 +740,7 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			t.prefix = count
 		}
 		t.fast = compileFast(t.plan[:t.prefix])
+		t.symPair = t.fixed && t.minLen == 6 && slices.Equal(t.fast, []fastOp{{opSymptomID, 0, 2}, {opSymptomCount, 2, 4}})
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
 				s.stats.TemplatesRedefined++
@@ -1060,17 +1065,21 @@ var (
 		{opStartMs, 8}, {opEndMs, 8}, {opVLAN, 2}, {opIngress, 4}, {opEndReason, 1}, {opIPVersion, 1},
 		{opSrcMAC, 6}, {opDstMAC, 6}}
 	runMIRA = []fieldOp{{opInnerOctets, 8}, {opAggregate, 4}, {opCategory, 2}, {opSampling, 4}, {opFlowSampling, 4}}
+	// runICMP is runCore of ICMP records: the type and code in place of
+	// the ports.
+	runICMP = append([]fieldOp{{opICMP, 2}}, runCore[2:]...)
 )
 
 // Lengths of the runs.
 const (
 	runCoreLen = 59
+	runICMPLen = runCoreLen - 2
 	runMIRALen = 22
 )
 
 // compileFast compiles a template's fixed-length prefix: the fields that
 // mean something (opSkip left out) by offset, and the runs above as one
-// op each (opRunCore, opRunMIRA) wherever they appear whole.
+// op each (opRunCore, opRunICMP, opRunMIRA) wherever they appear whole.
 func compileFast(plan []fieldOp) []fastOp {
 	var fast []fastOp
 	pos := 0
@@ -1079,6 +1088,12 @@ func compileFast(plan []fieldOp) []fastOp {
 			fast = append(fast, fastOp{op: opRunCore, pos: uint16(pos), length: runCoreLen})
 			pos += runCoreLen
 			i += len(runCore)
+			continue
+		}
+		if hasRun(plan[i:], runICMP) {
+			fast = append(fast, fastOp{op: opRunICMP, pos: uint16(pos), length: runICMPLen})
+			pos += runICMPLen
+			i += len(runICMP)
 			continue
 		}
 		if hasRun(plan[i:], runMIRA) {
@@ -1366,32 +1381,17 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		case opSkip:
 		case opRunCore:
 			// runCore's fields, as their own cases below decode them.
-			b := v[:runCoreLen]
-			r.Sport = binary.BigEndian.Uint16(b[0:])
-			r.Dport = binary.BigEndian.Uint16(b[2:])
-			r.Proto = b[4]
-			r.TCPFlags = b[6]
-			r.Packets, havePkts = binary.BigEndian.Uint64(b[7:]), true
-			r.Octets, haveOcts = binary.BigEndian.Uint64(b[15:]), true
-			first, haveFirst = scaleTime(binary.BigEndian.Uint64(b[23:]), 1e6, &badTime), true
-			last, haveLast = scaleTime(binary.BigEndian.Uint64(b[31:]), 1e6, &badTime), true
-			r.VLAN = binary.BigEndian.Uint16(b[39:]) & 0x0fff
-			r.Ingress = binary.BigEndian.Uint32(b[41:])
-			r.EndReason = flow.EndReason(b[45])
-			r.IPVersion = b[46]
-			r.SrcMAC = [6]byte(b[47:53])
-			r.DstMAC = [6]byte(b[53:59])
+			r.Sport = binary.BigEndian.Uint16(v)
+			r.Dport = binary.BigEndian.Uint16(v[2:])
+			first, last = coreRun(r, v[4:runCoreLen], &badTime)
+			havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
+		case opRunICMP:
+			r.Dport = binary.BigEndian.Uint16(v)
+			first, last = coreRun(r, v[2:runICMPLen], &badTime)
+			havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
 		case opRunMIRA:
-			b := v[:runMIRALen]
-			r.InnerOctets, haveInner = binary.BigEndian.Uint64(b[0:]), true
-			r.Aggregate = binary.BigEndian.Uint32(b[8:])
-			r.Category = binary.BigEndian.Uint16(b[12:])
-			if n := binary.BigEndian.Uint32(b[14:]); n != 0 {
-				r.SamplingPacketInterval = n
-			}
-			if n := binary.BigEndian.Uint32(b[18:]); n != 0 {
-				r.SamplingFlowInterval = n
-			}
+			miraRun(r, v)
+			haveInner = true
 		case opSrc4:
 			r.Src = netip.AddrFrom4([4]byte(v))
 		case opDst4:
@@ -1566,6 +1566,40 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	return out
 }
 
+// coreRun decodes runCore's fields after the ports (runICMP's after the
+// type and code) into r, as their own cases in flowRecord do, and
+// returns the start and end times.
+func coreRun(r *flow.Record, b []byte, bad *bool) (first, last int64) {
+	b = b[:runCoreLen-4]
+	r.Proto = b[0]
+	r.TCPFlags = b[2]
+	r.Packets = binary.BigEndian.Uint64(b[3:])
+	r.Octets = binary.BigEndian.Uint64(b[11:])
+	first = scaleTime(binary.BigEndian.Uint64(b[19:]), 1e6, bad)
+	last = scaleTime(binary.BigEndian.Uint64(b[27:]), 1e6, bad)
+	r.VLAN = binary.BigEndian.Uint16(b[35:]) & 0x0fff
+	r.Ingress = binary.BigEndian.Uint32(b[37:])
+	r.EndReason = flow.EndReason(b[41])
+	r.IPVersion = b[42]
+	r.SrcMAC = [6]byte(b[43:49])
+	r.DstMAC = [6]byte(b[49:55])
+	return first, last
+}
+
+// miraRun decodes runMIRA's fields into r.
+func miraRun(r *flow.Record, b []byte) {
+	b = b[:runMIRALen]
+	r.InnerOctets = binary.BigEndian.Uint64(b[0:])
+	r.Aggregate = binary.BigEndian.Uint32(b[8:])
+	r.Category = binary.BigEndian.Uint16(b[12:])
+	if n := binary.BigEndian.Uint32(b[14:]); n != 0 {
+		r.SamplingPacketInterval = n
+	}
+	if n := binary.BigEndian.Uint32(b[18:]); n != 0 {
+		r.SamplingFlowInterval = n
+	}
+}
+
 // unappend drops the record flowRecord was decoding.
 func (s *Session) unappend(out []flow.Record) []flow.Record {
 	if s.each != nil {
@@ -1665,6 +1699,19 @@ func (s *Session) symptoms(domain uint32, v []byte) []flow.SymptomCount {
 	s.use(st) // in use while its flow template is
 	body := v[stlHeaderLen:]
 	start := len(s.syms)
+	if st.symPair && !s.plain {
+		// MIRA's symptom template: (id, occurrences) of 2 and 4 bytes.
+		if len(body)%6 != 0 {
+			return bad()
+		}
+		for ; len(body) >= 6; body = body[6:] {
+			s.syms = append(s.syms, flow.SymptomCount{ID: binary.BigEndian.Uint16(body), Count: binary.BigEndian.Uint32(body[2:])})
+		}
+		if len(s.syms) == start {
+			return nil
+		}
+		return s.syms[start:len(s.syms):len(s.syms)]
+	}
 	off := 0
 	for off < len(body) {
 		var rec []byte
