@@ -119,7 +119,7 @@ func TestWalkFailureCountsNothing(t *testing.T) {
 }
 
 // TestCompiledSameAsPlain: the compiled plans (runs of fields, MIRA's
-// symptom records) decode what the plain field walk decodes, with the
+// lead, MIRA's symptom records) decode what the plain field walk decodes, with the
 // same counters, on MIRA's template variants (ICMP, symptoms, both
 // address families) and on the bench export $MIRA_BENCH_IPFIX when set;
 // the runs and the symptom fast path are in use, so the comparison is
@@ -161,16 +161,16 @@ func TestCompiledSameAsPlain(t *testing.T) {
 		t.Fatalf("counters differ:\ncompiled %+v\nplain    %+v", s.Stats(), plain.Stats())
 	}
 	used := map[op]bool{}
-	pair := false
+	pair, lead := false, false
 	for _, tm := range s.templates {
 		for _, f := range tm.fast {
 			used[f.op] = true
 		}
-		pair = pair || tm.symPair
+		pair, lead = pair || tm.symPair, lead || tm.lead
 	}
-	if !used[opRunCore] || !used[opRunICMP] || !used[opRunMIRA] || !pair {
-		t.Fatalf("compiled plans not in use: core %v icmp %v mira %v symptom pairs %v",
-			used[opRunCore], used[opRunICMP], used[opRunMIRA], pair)
+	if !used[opRunCore] || !used[opRunICMP] || !used[opRunMIRA] || !pair || !lead {
+		t.Fatalf("compiled plans not in use: core %v icmp %v mira %v symptom pairs %v lead %v",
+			used[opRunCore], used[opRunICMP], used[opRunMIRA], pair, lead)
 	}
 	t.Logf("%d messages, %d flow records the same", len(msgs), s.Stats().FlowRecords)
 }

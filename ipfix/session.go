@@ -169,6 +169,10 @@ type decTemplate struct {
 	// with its offset in the record, so a record reads them without
 	// walking the fields between.
 	fast []fastOp
+	// lead: fast starts with MIRA's lead, the addresses (IPv4 or IPv6),
+	// runCore or runICMP, runMIRA, which flowRecord decodes without a
+	// step of its loop each.
+	lead bool
 	// symPair: the template is MIRA's symptom record (symptomId of 2
 	// bytes, symptomOccurrences of 4, nothing else that means something).
 	symPair bool
@@ -740,6 +744,7 @@ func (s *Session) templateSet(domain uint32, setID uint16, body []byte, base int
 			t.prefix = count
 		}
 		t.fast = compileFast(t.plan[:t.prefix])
+		t.lead = hasLead(t.fast)
 		t.symPair = t.fixed && t.minLen == 6 && slices.Equal(t.fast, []fastOp{{opSymptomID, 0, 2}, {opSymptomCount, 2, 4}})
 		if old, ok := s.templates[k]; ok {
 			if !sameTemplate(&old.Template, &t.Template) {
@@ -1112,6 +1117,15 @@ func compileFast(plan []fieldOp) []fastOp {
 	return fast
 }
 
+// hasLead says whether fast starts with MIRA's lead (decTemplate.lead).
+func hasLead(fast []fastOp) bool {
+	return len(fast) >= 4 &&
+		(fast[0].op == opSrc4 || fast[0].op == opSrc6) &&
+		(fast[1].op == opDst4 || fast[1].op == opDst6) &&
+		(fast[2].op == opRunCore || fast[2].op == opRunICMP) &&
+		fast[3].op == opRunMIRA
+}
+
 func hasRun(plan, run []fieldOp) bool {
 	if len(plan) < len(run) {
 		return false
@@ -1354,8 +1368,35 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 	if s.plain {
 		fast, rest, off = nil, t.plan, 0
 	}
+	i := 0
+	if t.lead && !s.plain {
+		// MIRA's lead (t.lead) without a step of the loop each.
+		f := fast[:4]
+		if v := rec[f[0].pos:]; f[0].length == 4 {
+			r.Src = netip.AddrFrom4([4]byte(v))
+		} else {
+			r.Src = netip.AddrFrom16([16]byte(v))
+		}
+		if v := rec[f[1].pos:]; f[1].length == 4 {
+			r.Dst = netip.AddrFrom4([4]byte(v))
+		} else {
+			r.Dst = netip.AddrFrom16([16]byte(v))
+		}
+		if v := rec[f[2].pos:]; f[2].op == opRunCore {
+			r.Sport = binary.BigEndian.Uint16(v)
+			r.Dport = binary.BigEndian.Uint16(v[2:])
+			first, last = coreRun(r, v[4:runCoreLen], &badTime)
+		} else {
+			r.Dport = binary.BigEndian.Uint16(v)
+			first, last = coreRun(r, v[2:runICMPLen], &badTime)
+		}
+		havePkts, haveOcts, haveFirst, haveLast = true, true, true, true
+		miraRun(r, rec[f[3].pos:])
+		haveInner = true
+		i = len(f)
+	}
 	var v []byte
-	for i := 0; ; i++ {
+	for ; ; i++ {
 		var o op
 		if i < len(fast) {
 			f := &fast[i]
