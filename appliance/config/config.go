@@ -11,6 +11,7 @@ import (
 
 	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/appliance/aggregate"
+	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/sampling"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/internal/yamlnode"
@@ -228,13 +229,50 @@ func (p *problems) log(l Log) {
 	}
 }
 
+// MaxWorkers bounds pipeline.workers (and mira-probe --workers): each
+// worker is a goroutine with its own flow table, so far more than the
+// machine's cores only costs memory, and a mistyped count exhausted it
+// (100000 workers: the Go runtime's fatal "out of memory").
+const MaxWorkers = 1024
+
 func (c *Probe) validate(root yamlnode.Node) error {
 	p := &problems{root: root}
 	if c.Meter.MaxFlows < 0 {
 		p.add("meter.max_flows", "must not be negative")
+	} else if c.Meter.MaxFlows > meter.MaxFlowsLimit {
+		p.add("meter.max_flows", "%d is more than a flow table holds (%d)", c.Meter.MaxFlows, meter.MaxFlowsLimit)
 	}
 	if c.Pipeline.Workers < 0 {
 		p.add("pipeline.workers", "must not be negative")
+	} else if c.Pipeline.Workers > MaxWorkers {
+		p.add("pipeline.workers", "%d is more than %d", c.Pipeline.Workers, MaxWorkers)
+	}
+	// Negative durations and sizes meant the default before, silently.
+	for _, d := range []struct {
+		key string
+		v   int64
+	}{
+		{"meter.idle_timeout", int64(c.Meter.IdleTimeout)}, {"meter.active_timeout", int64(c.Meter.ActiveTimeout)},
+		{"meter.tcp_end_timeout", int64(c.Meter.TCPEndTimeout)}, {"drain_timeout", int64(c.DrainTimeout)},
+		{"capture.snaplen", int64(c.Capture.Snaplen)}, {"pipeline.queue_batches", int64(c.Pipeline.QueueBatches)},
+		{"pipeline.regulation.hold", int64(c.Pipeline.Regulation.Hold)}, {"symptoms.scan_limit", c.Symptoms.ScanLimit},
+	} {
+		if d.v < 0 {
+			p.add(d.key, "must not be negative")
+		}
+	}
+	for i, e := range c.Export {
+		for _, d := range []struct {
+			key string
+			v   int64
+		}{{"template_refresh", int64(e.TemplateRefresh)}, {"mtu", int64(e.MTU)}, {"file_rotate", int64(e.FileRotate)}} {
+			if d.v < 0 {
+				p.add(fmt.Sprintf("export[%d].%s", i, d.key), "must not be negative")
+			}
+		}
+		if e.Spool != nil && e.Spool.Window < 0 {
+			p.add(fmt.Sprintf("export[%d].spool.window", i), "must not be negative")
+		}
 	}
 	if c.Pipeline.Speed < 0 {
 		p.add("pipeline.speed", "must not be negative")

@@ -59,6 +59,20 @@ func TestErrors(t *testing.T) {
 		{"probe:\n  name: p\nsnmp:\n  communities:\n    - name: c\n      sourcez: [127.0.0.0/8]\n", `p.yaml:6: key "snmp.communities[0].sourcez": unknown key`},
 		{"snmp:\n  users:\n    - name: u\n      auth: MD5\n      auth_password: 12345678\n", `p.yaml:4: key "snmp.users[0].auth": unknown auth protocol "MD5"`},
 		{"snmp:\n  communities:\n    - name: c\n", `p.yaml:3: key "snmp.communities[0].sources": no source prefixes`},
+		// Values the probe cannot run with: the Go runtime's fatal "out
+		// of memory" (100000 workers) and a panic (the flow index) before.
+		{"pipeline:\n  workers: 100000\n", `p.yaml:2: key "pipeline.workers": 100000 is more than 1024`},
+		{"meter:\n  max_flows: 100000000000\n", `p.yaml:2: key "meter.max_flows": 100000000000 is more than a flow table holds (2147483648)`},
+		// Negative durations and sizes silently meant the defaults.
+		{"meter:\n  idle_timeout: -5s\n", `p.yaml:2: key "meter.idle_timeout": must not be negative`},
+		{"meter: {active_timeout: -1m}\n", `p.yaml:1: key "meter.active_timeout": must not be negative`},
+		{"drain_timeout: -1s\n", `p.yaml:1: key "drain_timeout": must not be negative`},
+		{"capture:\n  snaplen: -1\n", `p.yaml:2: key "capture.snaplen": must not be negative`},
+		{"symptoms:\n  scan_limit: -1\n", `p.yaml:2: key "symptoms.scan_limit": must not be negative`},
+		{"export:\n  - url: udp://127.0.0.1:4739\n    mtu: -1\n", `p.yaml:3: key "export[0].mtu": must not be negative`},
+		{"export:\n  - {url: tcp://127.0.0.1:4739, spool: {dir: /tmp/s, window: -1s}}\n", `p.yaml:2: key "export[0].spool.window": must not be negative`},
+		// yaml names no line for a syntax error on the first line.
+		{"meter: idle_timeout: 30s\n", `p.yaml:1: mapping values are not allowed in this context`},
 	} {
 		_, err := ParseProbe("p.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -34,6 +34,10 @@ type slot struct {
 	idx uint32 // entry index + 1; 0 = empty
 }
 
+// MaxFlowsLimit is the largest Config.MaxFlows a table takes: its index
+// holds at most 2^32 slots, twice the flows.
+const MaxFlowsLimit = 1 << 31
+
 func newIndex(capacity int) index {
 	n := 1 << bits.Len(uint(2*capacity-1))
 	if n < 16 {

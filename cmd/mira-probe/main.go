@@ -40,7 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var workers cli.Count
 	fs.Var(&workers, "workers", "flow-table shards (worker goroutines; 0: the configuration's)")
 	speed := fs.Float64("speed", 0, "replay -r files at N times their own pace, with live overload behaviour\n(self-regulation, counted queue drops)")
-	drain := fs.Duration("drain-timeout", -1, "when stopping, how long to keep delivering spooled records\n(0: until delivered; default: the configuration's drain_timeout)")
+	var drain cli.Duration
+	fs.Var(&drain, "drain-timeout", "when stopping, how long (a `duration`) to keep delivering spooled records\n(0: until delivered; default: the configuration's drain_timeout)")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -71,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *speed < 0 {
 		fmt.Fprintf(stderr, "mira-probe: --speed %v: must not be negative\n", *speed)
+		return 2
+	}
+	if workers > config.MaxWorkers {
+		fmt.Fprintf(stderr, "mira-probe: --workers %d: more than %d\n", workers, config.MaxWorkers)
 		return 2
 	}
 	// load reads the configuration file and lays the flags over it; a
@@ -107,8 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if logLevel.Given {
 			cfg.Log.Level = logLevel.Name
 		}
-		if *drain >= 0 {
-			cfg.DrainTimeout = *drain
+		if drain.Given {
+			cfg.DrainTimeout = drain.D
 		}
 		if *snmp != "" {
 			cfg.SNMPListen = *snmp

@@ -20,6 +20,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
 		{[]string{"--domain", "99999999999"}, 2, "", `invalid value "99999999999" for flag -domain: 99999999999 is out of range`},
 		{[]string{"--workers", "-3"}, 2, "", `invalid value "-3" for flag -workers: -3 is negative`},
+		{[]string{"--workers", "100000"}, 2, "", `--workers 100000: more than 1024`},
+		{[]string{"--drain-timeout", "-5s"}, 2, "", `invalid value "-5s" for flag -drain-timeout: -5s is negative`},
 		{[]string{"extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"--export", "htp://127.0.0.1:4739"}, 2, "", `--export: export target "htp://127.0.0.1:4739": unsupported scheme "htp"`},
 		{[]string{"--config", "/nonexistent/probe.yaml"}, 2, "", "/nonexistent/probe.yaml"},

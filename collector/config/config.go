@@ -181,6 +181,18 @@ func (c *Collector) validate(root yamlnode.Node) error {
 			add(l.key, fmt.Errorf("invalid value %d (want at least 1)", l.v))
 		}
 	}
+	// Negative retention meant "keep forever", silently.
+	for _, d := range []struct {
+		key string
+		v   int64
+	}{
+		{"retention.max_age", int64(c.Retention.MaxAge)}, {"retention.max_size", c.Retention.MaxSize},
+		{"rollups.minute_retention", int64(c.Rollups.Minute)}, {"rollups.hour_retention", int64(c.Rollups.Hour)},
+	} {
+		if d.v < 0 {
+			add(d.key, errors.New("must not be negative (0 keeps everything)"))
+		}
+	}
 	if c.Limits.TemplateLifetime < time.Minute {
 		add("limits.template_lifetime", fmt.Errorf("invalid value %v (want at least 1m: exporters resend templates every few minutes)", c.Limits.TemplateLifetime))
 	}

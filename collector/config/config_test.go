@@ -26,6 +26,10 @@ func TestCollectorErrors(t *testing.T) {
 		{"web:\n  cert: /x.pem\n", `c.yaml:2: key "web.cert": cert is set without key`},
 		{"web: {user: ops}\n", `c.yaml:1: key "web.user": user is set without password`},
 		{"as: /nonexistent/as.csv\n", `c.yaml:1: key "as": stat /nonexistent/as.csv`},
+		// Negative retention silently kept everything.
+		{"retention:\n  max_age: -1h\n", `c.yaml:2: key "retention.max_age": must not be negative`},
+		{"retention: {max_size: -5}\n", `c.yaml:1: key "retention.max_size": must not be negative`},
+		{"rollups:\n  hour_retention: -24h\n", `c.yaml:2: key "rollups.hour_retention": must not be negative`},
 	} {
 		_, err := ParseCollector("c.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -60,7 +60,7 @@ type Node struct {
 func Parse(file string, data []byte) (Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return Node{}, syntaxError(file, err)
+		return Node{}, syntaxError(file, data, err)
 	}
 	n := Node{File: file}
 	if len(doc.Content) > 0 {
@@ -248,7 +248,7 @@ func Decode(file string, data []byte, v any) error {
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
-		return syntaxError(file, err)
+		return syntaxError(file, data, err)
 	}
 	errs := make([]error, 0, len(te.Errors))
 	for _, msg := range te.Errors {
@@ -288,13 +288,39 @@ func oneLine(msg string) string {
 	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(msg)
 }
 
-func syntaxError(file string, err error) *Error {
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := oneLine(strings.TrimPrefix(err.Error(), "yaml: "))
 	if m := reLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return &Error{File: file, Line: line, Err: errors.New(m[2])}
 	}
-	return &Error{File: file, Err: errors.New(msg)}
+	return &Error{File: file, Line: firstLineWith(data, err.Error()), Err: errors.New(msg)}
+}
+
+// firstLineWith finds the line of a syntax error yaml reported without
+// one: yaml leaves the line out when the place it marks is on the
+// document's first line (its line 0), and for errors of its reader
+// (bad UTF-8, control characters). It is the number of lines of the
+// shortest prefix of the document that fails with the same message; 0
+// when none does or the document is long.
+func firstLineWith(data []byte, msg string) int {
+	const maxLines = 10000
+	line := 0
+	for off := 0; off < len(data) && line < maxLines; {
+		next := bytes.IndexByte(data[off:], '\n')
+		if next < 0 {
+			next = len(data)
+		} else {
+			next += off + 1
+		}
+		line++
+		var v any
+		if err := yaml.Unmarshal(data[:next], &v); err != nil && err.Error() == msg {
+			return line
+		}
+		off = next
+	}
+	return 0
 }
 
 // keyAt returns the path of the mapping key (or scalar list item) on the

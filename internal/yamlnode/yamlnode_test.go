@@ -130,6 +130,25 @@ func TestDecodeListsEveryError(t *testing.T) {
 	}
 }
 
+// TestSyntaxErrorLine: a syntax error names its line even where yaml
+// does not (a mark on the document's first line, its reader's errors):
+// "probe.yaml: mapping values are not allowed in this context" said
+// nothing of where before.
+func TestSyntaxErrorLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"meter: idle_timeout: 30s\n", `t.yaml:1: mapping values are not allowed in this context`},
+		{"a: 1\nb: \"x\x01\"\n", `t.yaml:2: control characters are not allowed`},
+		{"a: 1\nb: 2\nc: \xff\n", `t.yaml:3: invalid leading UTF-8 octet`},
+		// yaml's own line is kept.
+		{"meter:\n  idle_timeout: 30s\n   x: 1\n", `t.yaml:3: mapping values are not allowed in this context`},
+	} {
+		var v any
+		if err := Decode("t.yaml", []byte(tc.in), &v); err == nil || err.Error() != tc.want {
+			t.Errorf("Decode(%q) = %v, want %s", tc.in, err, tc.want)
+		}
+	}
+}
+
 // FuzzDecode: whatever the document, every error Decode reports is an
 // *Error of the file, on a line the document has, and every line of the
 // joined message names the file.

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Strings is a repeatable string flag.
@@ -80,6 +81,34 @@ func (u *Uint32) Set(v string) error {
 		return fmt.Errorf("%q is not a number from 0 to 4294967295", v)
 	}
 	u.N, u.Given = uint32(n), true
+	return nil
+}
+
+// Duration is a flag holding a duration that is not negative; Given says
+// whether it was set. Unset, it prints no default in the usage (a
+// stand-in such as -1ns read as a value before).
+type Duration struct {
+	D     time.Duration
+	Given bool
+}
+
+func (d *Duration) String() string {
+	if !d.Given {
+		return ""
+	}
+	return d.D.String()
+}
+
+// Set parses a duration (time.ParseDuration) that is not negative.
+func (d *Duration) Set(v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 5m)", v)
+	}
+	if x < 0 {
+		return fmt.Errorf("%s is negative", v)
+	}
+	d.D, d.Given = x, true
 	return nil
 }
 

@@ -73,6 +73,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("unknown --format %q (want table, json or csv)", o.Format)
 	}
+	if o.Workers > config.MaxWorkers {
+		return fmt.Errorf("--workers %d: more than %d", o.Workers, config.MaxWorkers)
+	}
 	o.Progress = cli.ProgressTarget(stderr, *progress)
 	rep, err := Analyze(ctx, o)
 	if rep == nil {
