@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -74,8 +75,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if ri := r.Summary.Rollup; ri != nil {
 		fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; --source records lists them)", ri.Resolution)
-		if ri.CompleteBefore != nil {
-			fmt.Fprintf(bw, "; complete before %s", ri.CompleteBefore)
+		if cb := ri.CompleteBefore; cb != nil && int64(*cb) == math.MinInt64 {
+			// The horizon has passed no record yet: not a time to print
+			// (it read "complete before 1677-09-21 00:12:43.145").
+			fmt.Fprint(bw, "; no biflow complete yet (the running collector still holds them: its HTTP API counts them, --source records reads them)")
+		} else if cb != nil {
+			fmt.Fprintf(bw, "; complete before %s", cb)
 		}
 		if ri.Late > 0 {
 			fmt.Fprintf(bw, "; %d records arrived late", ri.Late)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +125,29 @@ func TestRollupsRetentionCut(t *testing.T) {
 	}
 	check(report("--source", "auto"), noteNoEarlierRecords)
 	check(report("--source", "rollups"), noteNoEarlierRecords)
+}
+
+// TestRollupTableNothingComplete: rollups whose horizon has passed no
+// record yet (a running collector that got one burst of records: its
+// Roller advances on commits) say so in the table instead of printing
+// the horizon, the smallest time there is ("complete before 1677-09-21
+// 00:12:43.145"); a real horizon is printed as before.
+func TestRollupTableNothingComplete(t *testing.T) {
+	for _, tc := range []struct {
+		cb        int64
+		want, not string
+	}{
+		{math.MinInt64, "no biflow complete yet", "1677"},
+		{time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC).UnixNano(), "complete before 2026-03-14 09:00:00.000", "no biflow"},
+	} {
+		cb := Timestamp(tc.cb)
+		r := &Report{Summary: Summary{Rollup: &RollupInfo{Resolution: "1h0m0s", CompleteBefore: &cb}}}
+		var b strings.Builder
+		if err := r.WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); !strings.Contains(out, tc.want) || strings.Contains(out, tc.not) {
+			t.Errorf("horizon %d: table\n%s\nwant %q, not %q", tc.cb, out, tc.want, tc.not)
+		}
+	}
 }
