@@ -3,8 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/bits"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -51,8 +51,18 @@ func (e *Encoded) AddAll(recs []flow.Record) {
 	}
 }
 
-// Append appends o's records (of the same origin) to e.
+// Append appends o's records (of the same origin) to e. Its buffers
+// grow twofold when full (append grows large ones by a quarter): a
+// collector's pending batch grows a message at a time to a commit's
+// records, and every growth is a new allocation, garbage for the
+// collector and fresh pages for the kernel to fault in.
 func (e *Encoded) Append(o *Encoded) {
+	if need := len(e.buf) + len(o.buf); need > cap(e.buf) {
+		e.buf = slices.Grow(e.buf, max(need, 2*cap(e.buf))-len(e.buf))
+	}
+	if need := len(e.idx) + len(o.idx); need > cap(e.idx) {
+		e.idx = slices.Grow(e.idx, max(need, 2*cap(e.idx))-len(e.idx))
+	}
 	base := uint32(len(e.buf))
 	e.buf = append(e.buf, o.buf...)
 	n := len(e.idx)
@@ -278,34 +288,8 @@ func (s *Store) PutEncodedCommit(batches []*Encoded, seqs *SeqCommit) error {
 			added[b.Origin] = id
 		}
 		// Chunks of records sorted by end time, each a segment frame.
-		buf := s.buf[:0]
-		blk := blockMeta{minLast: math.MaxInt64, maxLast: math.MinInt64}
-		for bi, b := range batches {
-			b.sort()
-			idx := b.idx
-			blk.maxDur = max(blk.maxDur, b.maxDur)
-			for start := 0; start < len(idx); {
-				first := idx[start].last
-				end := start + 1
-				for end < len(idx) && end-start < maxChunkRecords && idx[end].last-first <= maxChunkSpan {
-					end++
-				}
-				at := len(buf)
-				buf = appendFrameHeader(buf)
-				buf = appendChunkHeader(buf, end-start)
-				for _, x := range idx[start:end] {
-					buf = append(buf, b.buf[x.off:x.off+x.n]...)
-				}
-				last := idx[end-1].last
-				finishFrame(buf[at:], first, last, ids[bi])
-				blk.minLast = min(blk.minLast, first)
-				blk.maxLast = max(blk.maxLast, last)
-				blk.chunks++
-				start = end
-			}
-		}
-		s.buf = buf
-		if err := s.writeSegment(tx, buf, blk); err != nil {
+		blk, err := s.putFrames(tx, batches, ids)
+		if err != nil {
 			return err
 		}
 		maxDur := blk.maxDur

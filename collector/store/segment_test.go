@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -677,5 +678,73 @@ func TestScanLetsWriterIn(t *testing.T) {
 	putLegacy(t, w, o, benchRecords(5, t0.UnixNano()))
 	if seen, err := scan(); !errors.Is(err, ErrLocked) || seen != 115 {
 		t.Fatalf("commit during a scan of flows-bucket chunks: %v, saw %d; want ErrLocked, 115", err, seen)
+	}
+}
+
+// TestCommitInPieces: a commit far larger than segWriteChunk, written in
+// pieces, leaves the segment byte for byte what building its frames
+// whole gives (the layout before the pieces), and reads back whole.
+func TestCommitInPieces(t *testing.T) {
+	s, path := openTemp(t, nil)
+	var batches []*Encoded
+	n := 0
+	for i, o := range []Origin{{Exporter: "a"}, {Exporter: "b", Domain: 7}, {Exporter: "c"}} {
+		recs := benchRecords(12000, t0.UnixNano()+int64(i)*3e9)
+		// Out of end-time order, so that the commit sorts.
+		for j := range recs {
+			k := (j * 7919) % len(recs)
+			recs[j], recs[k] = recs[k], recs[j]
+		}
+		e := &Encoded{Origin: o}
+		e.AddAll(recs)
+		batches = append(batches, e)
+		n += len(recs)
+	}
+	if err := s.PutEncoded(batches); err != nil {
+		t.Fatal(err)
+	}
+	// The frames built whole, from the batches as the commit sorted them
+	// (origin ids 1, 2, 3 in a new store).
+	want := []byte(segMagic)
+	for bi, b := range batches {
+		for start := 0; start < len(b.idx); {
+			first := b.idx[start].last
+			end := start + 1
+			for end < len(b.idx) && end-start < maxChunkRecords && b.idx[end].last-first <= maxChunkSpan {
+				end++
+			}
+			at := len(want)
+			want = appendFrameHeader(want)
+			want = appendChunkHeader(want, end-start)
+			for _, x := range b.idx[start:end] {
+				want = append(want, b.buf[x.off:x.off+x.n]...)
+			}
+			finishFrame(want[at:], first, b.idx[end-1].last, uint32(bi+1))
+			start = end
+		}
+	}
+	if len(want) < 4*segWriteChunk {
+		t.Fatalf("the commit is %d bytes, not several pieces of %d", len(want), segWriteChunk)
+	}
+	files := segFiles(t, path)
+	if len(files) != 1 {
+		t.Fatalf("segment files %v, want one", files)
+	}
+	got, err := os.ReadFile(filepath.Join(SegmentDir(path), files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("segment of %d bytes differs from the frames built whole (%d bytes) at byte %d", len(got), len(want), i)
+	}
+	if fs := collect(t, s, Query{}); len(fs) != n {
+		t.Fatalf("%d records read back, want %d", len(fs), n)
+	}
+	if e := s.DecodeErrors(); len(e) != 0 {
+		t.Fatalf("decode errors %v", e)
 	}
 }

@@ -173,6 +173,7 @@ type Store struct {
 	mu   sync.Mutex
 	buf  []byte
 	ids  []uint32
+	plan []frameSpan
 	wf   *os.File // newest segment, open for appending
 	wid  uint64   // its id
 	wnew bool     // created by the commit under way
