@@ -28,7 +28,11 @@ type liveServer struct {
 	done   chan error
 }
 
-func startServer(t *testing.T) *liveServer {
+func startServer(t *testing.T) *liveServer { return startServerWith(t, nil) }
+
+// startServerWith is startServer that lets set change the Server before
+// it runs.
+func startServerWith(t *testing.T, set func(*Server)) *liveServer {
 	t.Helper()
 	cfg, err := config.LoadCollector("")
 	if err != nil {
@@ -38,6 +42,9 @@ func startServer(t *testing.T) *liveServer {
 	cfg.DB = filepath.Join(t.TempDir(), "live.db")
 	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.Addrs = make(chan []net.Addr, 1)
+	if set != nil {
+		set(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ls := &liveServer{Server: s, db: cfg.DB, cancel: cancel, done: make(chan error, 1)}
 	go func() { ls.done <- s.Run(ctx) }()
@@ -211,4 +218,35 @@ func lockedServer(t *testing.T, timeout time.Duration) (s *Server, r *store.Stor
 		t.Fatal(err)
 	}
 	return s, r
+}
+
+// storedStats reads a running collector's stored counters as `mira
+// report --db` does (read-only, waiting up to 2 s for the lock).
+func storedStats(t *testing.T, db string) store.Stats {
+	t.Helper()
+	st, err := store.Open(db, &store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := st.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestIdleStatsNotRewritten: the counters are saved once at the first
+// tick and then only when something was counted, so an idle collector
+// does not open and sync its store every tick.
+func TestIdleStatsNotRewritten(t *testing.T) {
+	ls := startServerWith(t, func(s *Server) { s.statsEvery = 20 * time.Millisecond })
+	until(t, "the counters saved once", func() bool { return !storedStats(t, ls.db).Updated.IsZero() })
+	first := storedStats(t, ls.db)
+	time.Sleep(300 * time.Millisecond) // 15 ticks with nothing counted
+	if idle := storedStats(t, ls.db); !idle.Updated.Equal(first.Updated) {
+		t.Fatalf("the counters were written again with nothing counted (updated %v, then %v)", first.Updated, idle.Updated)
+	}
+	sendTCP(t, ls.tcp, 3, 100)
+	until(t, "100 records counted in the store", func() bool { return storedStats(t, ls.db).Records == 100 })
 }

@@ -40,6 +40,12 @@ func statsDelta(prev, cur collector.Stats) store.Stats {
 	return d
 }
 
+// statsEmpty says whether d counts nothing.
+func statsEmpty(d store.Stats) bool {
+	return d.Messages == 0 && d.Records == 0 && d.Lost == 0 && d.SocketDrops == 0 && d.Dropped == 0 &&
+		len(d.Malformed) == 0 && len(d.Evicted) == 0 && len(d.DecodeErrors) == 0
+}
+
 type metrics struct{ s *Server }
 
 var (

@@ -85,8 +85,9 @@ type Server struct {
 	// holding the store (a full disk); full batches then wait for the
 	// commit interval instead of retrying at once.
 	failing    bool
-	wmu        sync.Mutex // serialises commits (Run and the HTTP API)
-	maxPending int        // maxPending, lowered by tests
+	wmu        sync.Mutex    // serialises commits (Run and the HTTP API)
+	maxPending int           // maxPending, lowered by tests
+	statsEvery time.Duration // statsInterval, lowered by tests
 
 	// seqs are the sequence numbers stored or pending per spooling
 	// exporter (loaded from the store at start); dirtySeq are those
@@ -150,8 +151,12 @@ func New(cfg *config.Collector, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	return &Server{cfg: cfg, log: log, pending: newPendingSet(), spare: newPendingSet(), kick: make(chan struct{}, 1),
-		maxPending: maxPending}
+		maxPending: maxPending, statsEvery: statsInterval}
 }
+
+// statsInterval is how often the collector's counters are saved to the
+// store (when they changed).
+const statsInterval = 5 * time.Second
 
 // Consume implements collector.Consumer: it encodes records for the
 // store writer (see batch.go). Records from the collecting process come
@@ -563,10 +568,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(commitInterval)
 	defer tick.Stop()
-	statsTick := time.NewTicker(5 * time.Second)
+	statsTick := time.NewTicker(s.statsEvery)
 	defer statsTick.Stop()
 	var saved collector.Stats
 	var savedDropped, savedHeld, savedBack, savedFull, savedPos uint64
+	statsWritten := false
 	saveStats := func() {
 		cur := s.coll.Stats()
 		d := statsDelta(saved, cur)
@@ -586,10 +592,16 @@ func (s *Server) Run(ctx context.Context) error {
 		if full > savedFull {
 			d.Malformed["ledger-overflow"] = full - savedFull
 		}
+		if statsWritten && statsEmpty(d) {
+			// Nothing counted since the last write: an idle collector
+			// does not open and sync the store every 5 s for nothing.
+			return
+		}
 		if err := st.AddStats(d); err != nil {
 			s.log.Error("store stats", "err", err)
 			return
 		}
+		statsWritten = true
 		saved, savedDropped, savedHeld, savedBack, savedFull, savedPos = cur, dropped, held, back, full, pos
 	}
 	for {
