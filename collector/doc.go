@@ -13,7 +13,10 @@
 // buffers, so decoding never holds up the socket. The receive buffer is
 // Config.ReadBuffer (SO_RCVBUFFORCE when net.core.rmem_max is lower and
 // the process has CAP_NET_ADMIN); datagrams the kernel drops when it is
-// full are counted in Stats.SocketDrops (SO_MEMINFO).
+// full are counted in Stats.SocketDrops (SO_MEMINFO). On Linux the
+// reader drains the socket and sleeps between looks as long as the
+// buffer's fill rate allows (at most 100 ms), and waits in Go's poller
+// once the socket has been empty for 200 ms (udp_linux.go).
 //
 // State is bounded (Config limits, collector.yaml "limits"): templates
 // and observation-domain state per session and templates in all, least
