@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/mira-project/mira/collector/store"
@@ -17,6 +18,8 @@ import (
 // per commit (store.Options.Release), so `mira report --db` can read the
 // file between commits; while a reader holds it, commits fail with
 // store.ErrLocked, the records stay pending and the next commit retries.
+// After a commit failed for want of space, commits store what fits of
+// the records waiting, in parts (commitParts).
 const (
 	commitInterval = time.Second
 	batchRecords   = 1 << 16
@@ -81,6 +84,23 @@ func (p *pendingSet) merge(o *pendingSet) {
 	o.reset()
 }
 
+// cut takes out of each batch of p.list its first done[i] records
+// (stored by commitParts).
+func (p *pendingSet) cut(done []int) {
+	for i, e := range p.list {
+		switch d := done[i]; {
+		case d == 0:
+		case d == e.Len():
+			e.Reset()
+		default:
+			rest := &store.Encoded{Origin: e.Origin}
+			rest.AppendRange(e, d, e.Len())
+			*e = *rest
+		}
+		p.n -= done[i]
+	}
+}
+
 // reset empties p for reuse, forgetting origins that sent nothing since
 // the previous reset.
 func (p *pendingSet) reset() {
@@ -99,28 +119,30 @@ func (p *pendingSet) reset() {
 }
 
 // commit writes the pending records (and names) to the store. On failure
-// the records stay pending for the next commit.
+// the records stay pending for the next commit; after a failure for want
+// of space, what fits is stored and the rest stays pending (see
+// commitParts). It returns nil only when every record taken was stored.
 func (s *Server) commit() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	p, names, anns, ledgers := s.pending, s.names, s.anns, s.ledgers
-	if p.n == 0 && names == nil && anns == nil && ledgers == nil && len(s.dirtySeq) == 0 && len(s.dirtyPos) == 0 && s.seqLost == 0 {
+	if p.n == 0 && names == nil && anns == nil && ledgers == nil && len(s.dirtySeq) == 0 && len(s.dirtyPos) == 0 && len(s.seqLost) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
 	s.pending, s.spare, s.names, s.anns, s.ledgers = s.spare, nil, nil, nil, nil
 	s.inflight = p.n
 	newNames, newAnns := names != nil, anns != nil
-	var seqs map[store.SeqOrigin]*store.SeqSet
+	var r roundSeq
 	for o := range s.dirtySeq {
-		if seqs == nil {
-			seqs = map[store.SeqOrigin]*store.SeqSet{}
+		if r.sets == nil {
+			r.sets = map[store.SeqOrigin]*store.SeqSet{}
 		}
-		seqs[o] = s.seqs[o].Clone()
+		r.sets[o] = s.seqs[o].Clone()
 	}
 	clear(s.dirtySeq)
-	next, lost := s.takePos(time.Now())
+	r.next, r.lost = s.takePos(time.Now())
 	s.mu.Unlock()
 
 	var err error
@@ -143,20 +165,40 @@ func (s *Server) commit() error {
 			ledgers = nil
 		}
 	}
+	var parts []*store.Encoded // committed
+	var done []int             // by p.list: records stored (commitParts)
 	if err == nil {
-		err = s.st.PutEncodedCommit(p.list, &store.SeqCommit{Sets: seqs, Next: next, Lost: lost})
+		if s.short && p.n > 0 {
+			parts, done, err = s.commitParts(p, &r)
+		} else if err = s.st.PutEncodedCommit(p.list, r.of(anyOrigin)); err == nil {
+			r.drop(anyOrigin)
+			parts = p.list
+		}
+	}
+	stored := 0
+	for _, e := range parts {
+		stored += e.Len()
 	}
 	// Names and announcements may be stored even when the records
 	// are not: the Roller reloads them before it next gets records.
 	s.rollStale = s.rollStale || newNames || newAnns
-	if err == nil && s.roll != nil {
-		s.feedRollups(p.list, s.rollStale)
+	if stored > 0 && s.roll != nil {
+		s.feedRollups(parts, s.rollStale) // each committed part once
 		s.rollStale = false
+	}
+	if done != nil {
+		p.cut(done)
+	}
+	if noSpace(err) {
+		s.short = true
+	} else if err == nil {
+		s.short, s.partRecs = false, 0
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight = 0
+	s.stored += uint64(stored)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			s.busy++
@@ -168,8 +210,19 @@ func (s *Server) commit() error {
 		} else {
 			s.werrs++
 			s.lastErr = err
-			s.failing = true
-			s.log.Error("store write failed; records kept for the next commit", "records", p.n, "err", err)
+			// A line when writes start failing, when they first
+			// store part of the backlog, and when they succeed again:
+			// a disk that stays full does not log every commit
+			// interval (the failures are counted:
+			// mira_collector_store_errors_total).
+			switch {
+			case !s.failing:
+				s.log.Error("store write failed; records kept for the next commit", "records", p.n, "stored", stored, "err", err)
+			case stored > 0 && !s.partly:
+				s.log.Warn("store short of space: storing what fits, oldest first, an origin at a time; the rest kept for the next commit",
+					"stored", stored, "records", p.n, "err", err)
+			}
+			s.failing, s.partly = true, s.partly || stored > 0
 		}
 		if names != nil {
 			for o, l := range s.names {
@@ -193,27 +246,203 @@ func (s *Server) commit() error {
 		}
 		p.merge(s.pending)
 		s.spare, s.pending = s.pending, p
-		for o := range seqs {
+		for o := range r.sets {
 			if s.dirtySeq == nil {
 				s.dirtySeq = map[store.SeqOrigin]bool{}
 			}
 			s.dirtySeq[o] = true
 		}
-		s.putBackPos(next, lost)
+		s.putBackPos(r.next, r.lost)
 		return err
 	}
 	if s.failing {
-		s.failing = false
-		s.log.Info("store writes succeed again", "db", s.cfg.DB, "records", p.n)
+		s.failing, s.partly = false, false
+		s.log.Info("store writes succeed again", "db", s.cfg.DB, "records", stored)
 	}
 	if s.busyLogged {
 		s.busyLogged = false
 		s.log.Info("store available again", "db", s.cfg.DB)
 	}
-	s.stored += uint64(p.n)
 	p.reset()
 	s.spare = p
 	return nil
+}
+
+// noSpace says err is the file system's want of space or quota.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// minPartRecords is the smallest part of an origin's backlog commitParts
+// tries (about 64 KiB): below it, a disk with no room for it is full.
+const minPartRecords = 1024
+
+// commitParts stores what fits of a backlog after a commit failed for
+// want of space, where committing all of it at once would fail until
+// the disk had room for every record (meanwhile the backlog grows to
+// maxPending, and records are dropped). One origin at a time, in order
+// of first arrival, each origin's records sorted by end time and
+// committed oldest first in parts: a part that does not fit is halved,
+// down to minPartRecords (then the commit stops: the disk is full); one
+// that fits makes the next twice as large. Each part is one transaction
+// (the store keeps per-commit time bounds, and gives a failed write's
+// space back), and carries the sequence state that its records complete
+// (roundSeq), so that what the store says was received is what it holds:
+//
+//   - A spooling exporter's sequence sets (dedup: replayed duplicates
+//     dropped, the spool's StoredAck) name records by their message's
+//     sequence number, which a record sorted by end time no longer
+//     shows, so a part could not carry the numbers of its own records:
+//     records stored in parts before the set would be stored again if
+//     the collector crashed and the spool replayed them. A spooling
+//     origin's records are therefore committed whole, with its sets, or
+//     not at all (the next origin is tried). StoredAck is only sent when
+//     a commit stored everything taken (commit returns nil); the spool
+//     keeps messages until then or its window (exporter.SpoolConfig).
+//   - Sequence positions and the sequence loss counted (seqpos.go) go
+//     with an origin's last part: until all its records are stored, the
+//     stored position stays behind them. After a crash in that state,
+//     the restarted collector counts the gap from the stored position,
+//     records of that origin already stored among it (counted twice:
+//     lost and stored), never the reverse.
+//   - Positions, sets and loss of origins without records pending go
+//     with the first part that commits.
+//
+// It returns the parts committed (each to be fed to the rollups once)
+// and, for each batch of p.list, the records committed from its start
+// (p.cut takes them out); err is the last failure, nil only when every
+// record was stored. wmu held.
+func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded, done []int, err error) {
+	has := make(map[store.Origin]bool, len(p.list))
+	for _, e := range p.list {
+		if e.Len() > 0 {
+			has[e.Origin] = true
+		}
+	}
+	first := true // the state of origins without records still goes
+	done = make([]int, len(p.list))
+	size := s.partRecs
+	var failed error
+	defer func() {
+		s.partRecs = size
+		if err == nil {
+			err = failed
+		}
+	}()
+	for i, e := range p.list {
+		if e.Len() == 0 {
+			continue
+		}
+		o := e.Origin
+		whole := r.spooling(o)
+		if !whole {
+			e.Sort()
+		}
+		for done[i] < e.Len() {
+			n := e.Len() - done[i]
+			if !whole && size > 0 {
+				n = min(n, size)
+			}
+			part := e
+			if n < e.Len() {
+				part = &store.Encoded{Origin: o}
+				part.AppendRange(e, done[i], done[i]+n)
+			}
+			last, withFree := done[i]+n == e.Len(), first
+			match := func(x store.Origin) bool { return (last && x == o) || (withFree && !has[x]) }
+			err := s.st.PutEncodedCommit([]*store.Encoded{part}, r.of(match))
+			if err == nil {
+				r.drop(match)
+				first = false
+				parts = append(parts, part)
+				done[i] += n
+				if size > 0 {
+					size = min(2*size, maxPending)
+				}
+				continue
+			}
+			failed = err
+			switch {
+			case !noSpace(err):
+				return parts, done, err // locked, or another failure: retried whole
+			case whole:
+			case n > minPartRecords:
+				size = max(n/2, minPartRecords)
+				continue
+			default:
+				return parts, done, err // not even the smallest part fits
+			}
+			break
+		}
+	}
+	return parts, done, nil
+}
+
+// roundSeq is the sequence state a commit takes with the pending records
+// (store.SeqCommit), by origin, less what it has committed.
+type roundSeq struct {
+	sets map[store.SeqOrigin]*store.SeqSet
+	next map[store.SeqPos]*store.SeqNext
+	lost map[store.Origin]uint64
+}
+
+func anyOrigin(store.Origin) bool { return true }
+
+// of returns the state of the origins match says true of.
+func (r *roundSeq) of(match func(store.Origin) bool) *store.SeqCommit {
+	c := &store.SeqCommit{}
+	for o, set := range r.sets {
+		if match(o.Origin) {
+			if c.Sets == nil {
+				c.Sets = map[store.SeqOrigin]*store.SeqSet{}
+			}
+			c.Sets[o] = set
+		}
+	}
+	for sp, n := range r.next {
+		if match(sp.Origin) {
+			if c.Next == nil {
+				c.Next = map[store.SeqPos]*store.SeqNext{}
+			}
+			c.Next[sp] = n
+		}
+	}
+	for o, n := range r.lost {
+		if match(o) {
+			c.Lost += n
+		}
+	}
+	return c
+}
+
+// drop forgets the state of the origins match says true of (committed).
+func (r *roundSeq) drop(match func(store.Origin) bool) {
+	for o := range r.sets {
+		if match(o.Origin) {
+			delete(r.sets, o)
+		}
+	}
+	for sp := range r.next {
+		if match(sp.Origin) {
+			delete(r.next, sp)
+		}
+	}
+	for o := range r.lost {
+		if match(o) {
+			delete(r.lost, o)
+		}
+	}
+}
+
+// spooling says origin o has a spooling exporter's sequence set to
+// commit with its records.
+func (r *roundSeq) spooling(o store.Origin) bool {
+	for so := range r.sets {
+		if so.Origin == o {
+			return true
+		}
+	}
+	return false
 }
 
 // finalCommit commits at shutdown, waiting for readers to let go of the

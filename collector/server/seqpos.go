@@ -96,9 +96,15 @@ func (s *Server) Sequenced(o collector.Origin) {
 // commit, and its domain's next number as the origin's position (made
 // when create is set); s.mu held.
 func (s *Server) notePos(o collector.Origin, create bool) {
-	s.seqLost += uint64(o.Lost)
-	if o.Seeded && o.Lost > 0 {
-		s.logSeededGap(o)
+	if o.Lost > 0 {
+		// By origin: committed with that origin's records (commitParts).
+		if s.seqLost == nil {
+			s.seqLost = map[store.Origin]uint64{}
+		}
+		s.seqLost[store.Origin{Exporter: o.Exporter.Addr().String(), Domain: o.Domain}] += uint64(o.Lost)
+		if o.Seeded {
+			s.logSeededGap(o)
+		}
 	}
 	k := posKeyOf(o)
 	p := s.pos[k]
@@ -182,9 +188,10 @@ func (s *Server) streamEnded(ap netip.AddrPort) {
 	}
 }
 
-// takePos returns the positions and loss to commit and clears them; s.mu
-// held. putBackPos undoes it after a failed commit.
-func (s *Server) takePos(now time.Time) (map[store.SeqPos]*store.SeqNext, uint64) {
+// takePos returns the positions and loss (by origin) to commit and
+// clears them; s.mu held. putBackPos undoes it for what a commit did not
+// store.
+func (s *Server) takePos(now time.Time) (map[store.SeqPos]*store.SeqNext, map[store.Origin]uint64) {
 	var next map[store.SeqPos]*store.SeqNext
 	for k := range s.dirtyPos {
 		if next == nil {
@@ -199,13 +206,18 @@ func (s *Server) takePos(now time.Time) (map[store.SeqPos]*store.SeqNext, uint64
 	}
 	clear(s.dirtyPos)
 	lost := s.seqLost
-	s.seqLost = 0
+	s.seqLost = nil
 	return next, lost
 }
 
 // putBackPos marks what takePos returned as still to commit; s.mu held.
-func (s *Server) putBackPos(next map[store.SeqPos]*store.SeqNext, lost uint64) {
-	s.seqLost += lost
+func (s *Server) putBackPos(next map[store.SeqPos]*store.SeqNext, lost map[store.Origin]uint64) {
+	for o, n := range lost {
+		if s.seqLost == nil {
+			s.seqLost = map[store.Origin]uint64{}
+		}
+		s.seqLost[o] += n
+	}
 	for sp := range next {
 		a, err := netip.ParseAddr(sp.Exporter)
 		if err != nil {

@@ -84,7 +84,16 @@ type Server struct {
 	// failing: the last commit failed for another reason than a reader
 	// holding the store (a full disk); full batches then wait for the
 	// commit interval instead of retrying at once.
-	failing    bool
+	failing bool
+	// partly: since failing began, a failed commit stored part of the
+	// backlog (logged once).
+	partly bool
+	// short: a commit failed for want of space (ENOSPC, EDQUOT), so
+	// commits write the backlog in parts that fit (commitParts) until one
+	// stores all of it; partRecs is the part size to try first (0: an
+	// origin's records whole). wmu held.
+	short      bool
+	partRecs   int
 	wmu        sync.Mutex    // serialises commits (Run and the HTTP API)
 	maxPending int           // maxPending, lowered by tests
 	statsEvery time.Duration // statsInterval, lowered by tests
@@ -106,12 +115,12 @@ type Server struct {
 
 	// Sequence positions across transport sessions (seqpos.go): pos by
 	// exporter position, dirtyPos those changed since the last commit,
-	// seqLost the sequence gaps counted since (committed with the
-	// records), posEvicted the positions forgotten beyond maxSeqPos.
+	// seqLost the sequence gaps counted since by origin (committed with
+	// the origin's records), posEvicted the positions forgotten beyond maxSeqPos.
 	pos        map[posKey]*seqPos
 	dirtyPos   map[posKey]bool
 	posGen     uint64
-	seqLost    uint64
+	seqLost    map[store.Origin]uint64
 	posEvicted uint64
 	// Gaps between sessions logged since seqLogSince (a minute at
 	// most), and those not logged (seqLogMax).

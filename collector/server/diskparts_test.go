@@ -1,0 +1,310 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/collector/config"
+	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix/ipfixtest"
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// TestDiskFullBacklogInParts: without retention by size, a disk fills
+// up and the records wait; the operator then frees less room than the
+// backlog needs. What fits is stored (oldest first, an origin at a
+// time), the rest stays pending and is stored once more room appears:
+// in the end every record sent is stored exactly once. Before, each
+// commit wrote the whole backlog and failed until the disk had room for
+// all of it (nothing stored; meanwhile the backlog grows to maxPending
+// and records are dropped). Throughout, the store claims only what it
+// holds: a spooling exporter's sequence set names only stored records
+// (its origin goes whole), its StoredAck waits until everything is
+// stored, sequence positions and loss are committed with the last of
+// their origin's records, and the rollups are fed each stored record
+// once.
+func TestDiskFullBacklogInParts(t *testing.T) {
+	dir := peertest.Tmpfs(t, 16<<20)
+	ballast := func(name string, n int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	small, large := ballast("small", 3<<20), ballast("large", 8<<20)
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = filepath.Join(dir, "full.db")
+	var log bytes.Buffer
+	s := New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	st, err := store.Open(cfg.DB, &store.Options{Release: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s.st = st
+	if err := s.startRollups(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+
+	// A: UDP, B: TCP with a sequence gap in the backlog, C: TCP with a
+	// spool (its records deduplicated by sequence number).
+	type src struct {
+		o    collector.Origin
+		sent int // records consumed = the next sequence number
+		lost uint32
+	}
+	a := &src{o: collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1, Transport: "udp"}}
+	b := &src{o: collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.2:40000"), Domain: 2, Transport: "tcp"}}
+	c := &src{o: collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.3:40001"), Domain: 3, Transport: "tcp", Instance: 7}}
+	d := &src{o: collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.4:40002"), Domain: 4, Transport: "tcp", Instance: 9}}
+	srcs := []*src{a, b, c, d}
+	seed, shift := uint64(0), int64(0)
+	send := func(x *src, n int, gap uint32) []flow.Record {
+		seed++
+		recs := ipfixtest.Random(seed, n)
+		for i := range recs { // the backlog ends after the records before
+			recs[i].First += shift
+			recs[i].Last += shift
+		}
+		o := x.o
+		o.Sequence = uint32(x.sent) + gap
+		o.Lost = gap
+		o.Next, o.SeqKnown = o.Sequence+uint32(n), true
+		s.Consume(o, recs)
+		x.sent += n + int(gap)
+		x.lost += gap
+		return recs
+	}
+	commit := func() error {
+		t.Helper()
+		err := s.commit()
+		if err != nil && !noSpace(err) {
+			t.Fatalf("commit: %v, want nil or ENOSPC", err)
+		}
+		return err
+	}
+	// What the store holds, by origin (mira flows reads the same).
+	storedBy := func() map[store.Origin]int {
+		t.Helper()
+		m := map[store.Origin]int{}
+		if err := st.Flows(store.Query{}, func(f store.StoredFlow) error { m[f.Origin]++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	so := func(x *src) store.Origin {
+		return store.Origin{Exporter: x.o.Exporter.Addr().String(), Domain: x.o.Domain}
+	}
+	// The store claims what it holds, no more.
+	claims := func(when string) map[store.Origin]int {
+		t.Helper()
+		held := storedBy()
+		total := 0
+		for _, n := range held {
+			total += n
+		}
+		if uint64(total) != s.stored {
+			t.Fatalf("%s: the store holds %d records, the collector counts %d stored", when, total, s.stored)
+		}
+		sets, err := st.SeqSets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for o, set := range sets {
+			n := 0
+			for _, r := range set.Ranges() {
+				n += int(r[1] - r[0] + 1)
+			}
+			if n != held[o.Origin] {
+				t.Fatalf("%s: the sequence set of %v names %d records, the store holds %d of that origin", when, o, n, held[o.Origin])
+			}
+		}
+		pos, err := st.SeqNexts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range srcs {
+			for sp, n := range pos {
+				// Sequence numbers are records sent (gaps included).
+				if sp.Origin == so(x) && int(n.Next) > held[so(x)]+int(x.lost) {
+					t.Fatalf("%s: stored position of %v is %d, beyond the %d records stored (+%d lost)", when, sp, n.Next, held[so(x)], x.lost)
+				}
+			}
+		}
+		stats, err := st.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held[so(b)] < b.sent-int(b.lost) && stats.Lost != 0 {
+			t.Fatalf("%s: stored loss %d before the records around the gap", when, stats.Lost)
+		}
+		return held
+	}
+
+	// Fill the disk with A's records.
+	for i := 0; commit() == nil; i++ {
+		if i == 1000 {
+			t.Fatal("the 16 MiB disk never filled")
+		}
+		send(a, 5000, 0)
+	}
+	// Then what fits of the last batch is stored, until nothing does.
+	for {
+		n := s.stored
+		if commit() == nil {
+			t.Fatal("the commit that failed stored all at the next try")
+		}
+		if s.stored == n {
+			break
+		}
+	}
+	claims("disk full")
+	shift = int64(24 * time.Hour)
+	size, err := st.DataSize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRecord := float64(size) / float64(s.stored)
+	// A backlog twice the room the small ballast gives back: A's and
+	// D's records fit, C's (spooled: whole or not at all) do not, then
+	// part of B's do.
+	room := int(float64(3<<20) / perRecord)
+	send(a, room/4, 0)
+	send(d, room/24, 0)
+	send(c, room/2, 0)
+	send(b, room/3, 0)
+	send(b, room/3, 5) // five records lost before these
+	send(a, room/4, 0)
+	send(c, room/2, 0)
+	send(d, room/24, 0)
+	before, werrs := s.stored, s.werrs
+	for range 5 {
+		if commit() == nil {
+			t.Fatal("a commit on the full disk succeeded")
+		}
+	}
+	if s.stored != before || s.werrs != werrs+5 {
+		t.Fatalf("full disk: stored %d (was %d), %d failed commits counted, want 5", s.stored, before, s.werrs-werrs)
+	}
+	claims("backlog on a full disk")
+	if s.StreamEnd(c.o) == nil {
+		t.Fatal("StreamEnd acknowledged a spooling exporter's records on a full disk")
+	}
+
+	// Room for about half of the backlog.
+	if err := os.Remove(small); err != nil {
+		t.Fatal(err)
+	}
+	pending := s.pending.n
+	err = commit()
+	if s.stored == before {
+		t.Fatalf("%d records pending, room for about %d freed: nothing stored (%v)", pending, room, err)
+	}
+	if err == nil || s.pending.n == 0 {
+		t.Fatalf("a backlog larger than the room freed stored whole (%d records, err %v)", s.stored-before, err)
+	}
+	if got := int(s.stored-before) + s.pending.n; got != pending {
+		t.Fatalf("%d stored + %d pending, want the %d pending before", s.stored-before, s.pending.n, pending)
+	}
+	held := claims("part of the backlog stored")
+	if held[so(d)] != d.sent || held[so(c)] != 0 || held[so(b)] == 0 || held[so(b)] == b.sent-int(b.lost) {
+		t.Fatalf("by origin %v: want all of D's (%d), none of C's, part of B's (%d sent)", held, d.sent, b.sent)
+	}
+	// Oldest first: an origin's pending records end after its stored.
+	for _, x := range srcs {
+		e := s.pending.m[pendKey{x.o.Exporter.Addr(), x.o.Domain}]
+		if e == nil || e.Len() == 0 || held[so(x)] == 0 {
+			continue
+		}
+		var newest int64
+		st.Flows(store.Query{}, func(f store.StoredFlow) error {
+			if f.Origin == so(x) {
+				newest = max(newest, f.Record.Last)
+			}
+			return nil
+		})
+		e.Each(func(r *flow.Record) {
+			if r.Last < newest {
+				t.Fatalf("origin %v: a pending record ends at %d, before a stored one (%d)", so(x), r.Last, newest)
+			}
+		})
+	}
+	// The spool's replay of C's first message is a duplicate whether
+	// stored or pending.
+	dups := s.duplicates
+	o := c.o
+	o.Sequence, o.Next, o.SeqKnown = 0, uint32(c.sent), true
+	s.Consume(o, ipfixtest.Random(2, 100)) // its seed: the first sent
+	if s.duplicates != dups+100 {
+		t.Fatalf("replayed records: %d duplicates, want 100", s.duplicates-dups)
+	}
+	if err := s.StreamEnd(c.o); err == nil {
+		t.Fatalf("StreamEnd acknowledged with %d records pending", s.pending.n)
+	}
+	t.Logf("room for ~%d records freed: %d of %d stored (%v by origin), %d pending", room, s.stored-before, pending, held, s.pending.n)
+
+	// Room for the rest.
+	if err := os.Remove(large); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StreamEnd(c.o); err != nil {
+		t.Fatalf("with room for the backlog: %v (%d pending)", err, s.pending.n)
+	}
+	held = claims("all stored")
+	for _, x := range srcs {
+		if want := x.sent - int(x.lost); held[so(x)] != want {
+			t.Fatalf("origin %v: %d records stored, %d sent", so(x), held[so(x)], want)
+		}
+	}
+	if s.pending.n != 0 || s.dropped != 0 {
+		t.Fatalf("%d pending, %d dropped", s.pending.n, s.dropped)
+	}
+	stats, err := st.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := st.SeqNexts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range srcs[:2] {
+		sp := store.SeqPos{Origin: so(x)}
+		if x.o.Transport == "udp" {
+			sp.Port = x.o.Exporter.Port()
+		}
+		if pos[sp].Next != uint32(x.sent) {
+			t.Fatalf("origin %v: stored position %d, want %d", sp, pos[sp].Next, x.sent)
+		}
+	}
+	if stats.Lost != uint64(b.lost) {
+		t.Fatalf("stored sequence loss %d, want %d", stats.Lost, b.lost)
+	}
+	s.stopRollups()
+	m, err := st.RollupMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Records != s.stored {
+		t.Fatalf("rollups fed %d records, %d stored", m.Records, s.stored)
+	}
+	// One line per change of state, not per failed commit.
+	if n := strings.Count(log.String(), "store write failed"); n != 1 {
+		t.Fatalf("%d 'store write failed' lines, want 1:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "store short of space") || !strings.Contains(log.String(), "store writes succeed again") {
+		t.Fatalf("log:\n%s", log.String())
+	}
+}
