@@ -1015,6 +1015,16 @@ func (t *Table) Tick(now int64) {
 	t.flushOut()
 }
 
+// Restart ends every flow as Flush does and sets the table's clock back
+// to its start, so that what follows is metered as a capture of its own:
+// a capture file older than the one read before it. Without it the
+// clock stayed at the newer file's end, the older file's flows never
+// timed out and each came out as one record however long its idle gaps.
+func (t *Table) Restart() {
+	t.Flush()
+	t.now, t.nextExpire, t.cursor = 0, 0, 0
+}
+
 // HandOver hands the records of the flows that have ended to the sink
 // without advancing the table's clock: a replay paced to its capture's
 // timestamps (--speed) calls it periodically, as live capture calls Tick.

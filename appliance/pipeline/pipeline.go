@@ -306,7 +306,13 @@ func (p *Pipeline) publishSource(i int, s drivers.Source) {
 
 // Run reads the sources until they end (files) or ctx is cancelled
 // (live), then flushes every flow to the sink. Files are read one after
-// the other, as one capture; live sources are read concurrently.
+// the other, as one capture (flows continue from one into the next, as
+// across a capture rotated into several files), except that a file whose
+// first packet is older than the latest packet before it starts a
+// capture of its own: every flow ends (forced) and the flow tables'
+// clocks start over (meter.Table.Restart), so its flows time out by its
+// own times and the records do not depend on the order the files are
+// given in. Live sources are read concurrently.
 func (p *Pipeline) Run(ctx context.Context, srcs []drivers.Source, live bool) error {
 	p.mu.Lock()
 	p.sources = srcs
@@ -370,6 +376,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 	}
 	var runErr error
 	var ci drivers.CaptureInfo
+	var latest int64 // the capture's latest packet time so far
 	for si, s := range srcs {
 		into, _ := s.(drivers.IntoSource)
 		stable := false
@@ -377,6 +384,7 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			stable = st.DataStable()
 		}
 		batched := ws.headersOnly || stable
+		first := si > 0
 		for {
 			var data []byte
 			var err error
@@ -393,6 +401,17 @@ func (p *Pipeline) runInline(ctx context.Context, srcs []drivers.Source) error {
 			}
 			n++
 			octets += uint64(ci.Length)
+			if first {
+				first = false
+				if ci.Timestamp < latest {
+					// A file older than the one before: a capture
+					// of its own (see restartsCapture).
+					flushBatch()
+					tab.Restart()
+					latest = 0
+				}
+			}
+			latest = max(latest, ci.Timestamp)
 			if batched {
 				if err := dec.DecodeInfo(data, &ci, &bpkts[nb]); err == nil && (ws.keep == nil || ws.keep(&bpkts[nb], uint32(ci.Interface))) {
 					if !stable {
@@ -453,6 +472,9 @@ type batch struct {
 	// configuration and every later one under the new, whichever worker
 	// it goes to.
 	swap uint64
+	// restart: the worker restarts its table (meter.Table.Restart)
+	// before the items, which belong to a file older than the one before.
+	restart bool
 }
 
 const (
@@ -587,12 +609,14 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			p.publishSource(si, srcs[si])
 		}
 		lastFlush := time.Now()
-		for _, si := range list {
+		var latest int64 // the capture's latest packet time so far (files)
+		for li, si := range list {
 			s := srcs[si]
 			stable := false
 			if st, ok := s.(drivers.StableSource); ok {
 				stable = st.DataStable()
 			}
+			first := !live && li > 0
 			for ctx.Err() == nil {
 				data, ci, err := s.Next()
 				if err != nil {
@@ -613,7 +637,34 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				}
 				n++
 				octets += uint64(ci.Length)
+				if first {
+					first = false
+					if ci.Timestamp < latest {
+						// A file older than the one before: a
+						// capture of its own. What was read goes
+						// out, then every worker restarts its
+						// table (an empty batch, even when its
+						// queue is full), as at a reconfiguration.
+						for i := range cur {
+							send(i)
+						}
+						for i := range queues {
+							b := pool.Get().(*batch)
+							b.swap, b.restart = readSeq, true
+							if rr != nil {
+								b.gen = rr.gen
+							}
+							select {
+							case queues[i] <- b:
+							case <-ctx.Done():
+							}
+						}
+						latest = 0
+						pace.start = time.Time{}
+					}
+				}
 				if !live {
+					latest = max(latest, ci.Timestamp)
 					if sq := p.swapSeq.Load(); sq != readSeq {
 						// The cut: what was read goes out under the
 						// old configuration, then every worker gets
@@ -798,6 +849,9 @@ func (p *Pipeline) worker(i int, tab *meter.Table, ws *workerState, q <-chan *ba
 			if live && p.reconfigured(ws) || !live && b.swap != ws.seq {
 				p.join(ws, tab)
 			}
+			if b.restart {
+				tab.Restart()
+			}
 			if reg != nil {
 				// The reader selected these packets at b.level.
 				reg.updateTo(tab, b.gen)
@@ -812,6 +866,7 @@ func (p *Pipeline) worker(i int, tab *meter.Table, ws *workerState, q <-chan *ba
 			}
 			clear(b.items)
 			b.items, b.arena = b.items[:0], b.arena[:0]
+			b.restart = false
 			pool.Put(b)
 			p.publishMeter(i, tab)
 		case now := <-tick:
