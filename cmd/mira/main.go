@@ -25,13 +25,13 @@ commands:
   analyze [--format table|json|csv] [--symptoms FILE] [--rules FILE] [--progress] [FILE...]
                      probe and collector in one process; no FILE: the built-in sample
   flows   --db FILE  list the flow records in a collector store
-  report  --db FILE  [--by aggregate|category|as|probe] [--rules FILE] [--source records|rollups|auto]
+  report  --db FILE  [--by aggregate|category|as|probe|host|symptom|app] [--rules FILE] [--source records|rollups|auto]
                      usage report from a collector store
   rollup  --db FILE  [--rules FILE] [--as FILE]
                      (re)build a store's rollups from its records (stores of older versions)
   report  --nats URL [...]
                      the same report merged from a cluster's consolidation workers
-  synth   -o FILE.pcap [--seed N] [--large] [--truth FILE.json] [--progress]
+  synth   -o FILE.pcap [--seed N] [--flows N] [--large] [--payload-mix synthetic|realistic] [--truth FILE.json] [--progress]
                      write a synthetic capture with its ground truth
   rules   import-snort [-o OUT.yaml] FILE
                      convert Snort/Suricata rules into a symptom database

@@ -52,6 +52,53 @@ func TestHelpContent(t *testing.T) {
 	}
 }
 
+// TestTopHelpNamesFlags: mira --help's line of a command names its
+// flags: every flag of mira synth --help and every grouping of mira
+// report --by. It had fallen behind (no --flows, --payload-mix, --by
+// host|symptom|app), and the table's default order said time where the
+// table lists the largest biflows first.
+func TestTopHelpNamesFlags(t *testing.T) {
+	help := func(args ...string) string {
+		var out, errb bytes.Buffer
+		runMira(context.Background(), args, &out, &errb)
+		return out.String()
+	}
+	top := help("--help")
+	line := func(cmd string) string {
+		for _, l := range strings.Split(top, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), cmd+" ") {
+				return l
+			}
+		}
+		t.Fatalf("mira --help has no line for %s:\n%s", cmd, top)
+		return ""
+	}
+	synth := line("synth")
+	for _, l := range strings.Split(help("synth", "--help"), "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(l), "-"); ok {
+			name, _, _ := strings.Cut(f, " ")
+			if name != "o" && !strings.Contains(synth, "--"+name) {
+				t.Errorf("mira --help's synth line lacks --%s: %s", name, synth)
+			}
+		}
+	}
+	rep := line("report  --db")
+	by := help("report", "--help")
+	_, after, _ := strings.Cut(by, "usage grouping: ")
+	groups, _, _ := strings.Cut(after, " (default")
+	for _, g := range strings.FieldsFunc(groups, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if g == "or" || strings.ContainsAny(g, "()") {
+			continue
+		}
+		if !strings.Contains(rep, g) {
+			t.Errorf("mira --help's report line lacks --by %s: %s", g, rep)
+		}
+	}
+	if strings.Contains(by, `(default "time")`) {
+		t.Errorf("mira report --help says the order defaults to time; the table lists the largest first")
+	}
+}
+
 // TestBadFlagValues: values the flags refuse exit 2 (a usage error) with
 // the flag named.
 func TestBadFlagValues(t *testing.T) {

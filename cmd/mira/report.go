@@ -77,6 +77,11 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	export := fs.String("export", "", "also send the biflows as RFC 5103 IPFIX to this URL (udp://, tcp://, file:///dir)")
 	mergeStats := fs.Bool("merge-stats", false, "with --nats: say on stderr how the report was merged (partitions consolidated at the workers and at the reporter, records and bytes moved)")
 	fs.Lookup("limit").Usage = fmt.Sprintf("list at most N biflows (default: the %d largest in the table, all in json and csv; 0: all; the usage and summary cover every flow)", DefaultTableLimit)
+	// The table's default order is bytes, json and csv's time: the
+	// flag's own default ("time") said otherwise for the table.
+	order := fs.Lookup("order")
+	order.Usage, order.DefValue = "order of the listing: time (by start) or bytes (largest first) (default: bytes in the table without --limit, else time)", ""
+
 	if done, err := parseFlags(fs, args, stdout); done {
 		return err
 	}
