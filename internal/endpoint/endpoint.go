@@ -6,9 +6,12 @@
 package endpoint
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 )
 
 // Target parses an export target URL; errors name the URL.
@@ -19,8 +22,12 @@ func Target(raw string) (*url.URL, error) {
 	}
 	switch u.Scheme {
 	case "udp", "tcp", "tls":
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		_, port, err := net.SplitHostPort(u.Host)
+		if err != nil {
 			return nil, fmt.Errorf("export target %q: want %s://host:port: %w", raw, u.Scheme, err)
+		}
+		if err := checkPort(port); err != nil {
+			return nil, fmt.Errorf("export target %q: %w", raw, err)
 		}
 	case "file":
 		if u.Path == "" {
@@ -43,8 +50,27 @@ func Listener(raw string) (*url.URL, error) {
 	default:
 		return nil, fmt.Errorf("listener %q: unsupported scheme %q (want udp, tcp or tls)", raw, u.Scheme)
 	}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+	_, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
 		return nil, fmt.Errorf("listener %q: want %s://host:port: %w", raw, u.Scheme, err)
 	}
+	if err := checkPort(port); err != nil {
+		return nil, fmt.Errorf("listener %q: %w", raw, err)
+	}
 	return u, nil
+}
+
+// checkPort refuses a port number beyond 65535, which was found only
+// when the collector listened (after opening its store) or the probe
+// exported; service names (ipfix) are left to the resolver.
+func checkPort(port string) error {
+	if port == "" {
+		return errors.New("missing port")
+	}
+	if n, err := strconv.ParseUint(port, 10, 64); err == nil && n > 65535 {
+		return fmt.Errorf("port %s is out of range (0 to 65535)", port)
+	} else if err != nil && strings.Trim(port, "0123456789") == "" {
+		return fmt.Errorf("port %s is out of range (0 to 65535)", port)
+	}
+	return nil
 }
