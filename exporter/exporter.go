@@ -649,16 +649,22 @@ func (e *Exporter) appendMetadata(d *domainState) {
 func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte, int) {
 	var ts []*ipfix.Template
 	if e.cfg.Sampling != nil {
-		// Order matters to nfdump 1.7.1: IE 34 first (see ipfix.SamplingOptionsTemplate).
+		// Order matters to nfdump 1.7.1: IE 34 first (see
+		// ipfix.SamplingOptionsTemplate), and before any other options
+		// (after the type records, it left its counts unscaled).
 		ts = append(ts, ipfix.SamplingOptionsTemplate(), ipfix.PSAMPTemplate(e.cfg.PEN, *e.cfg.Sampling))
+	}
+	// Then the RFC 5610 type records: a collector that learns MIRA's
+	// elements from them (ipfixDump --rfc5610) can decode the options
+	// records after them (aggregate, symptom and category names,
+	// ledger), which it read as raw octets when they came last.
+	if e.cfg.ElementTypes {
+		ts = append(ts, ipfix.ElementTypesTemplate())
 	}
 	if len(e.cfg.AggregateNames) > 0 {
 		ts = append(ts, ipfix.AggregateOptionsTemplate(e.cfg.PEN))
 	}
 	ts = append(ts, e.nameTemplates()...)
-	if e.cfg.ElementTypes {
-		ts = append(ts, ipfix.ElementTypesTemplate())
-	}
 	if e.cfg.Ledger != nil {
 		ts = append(ts, ipfix.LedgerOptionsTemplate(e.cfg.PEN))
 	}
@@ -682,6 +688,13 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b = ipfix.FinishSet(b, s, 0)
 		optRecs += 2
 	}
+	if e.cfg.ElementTypes {
+		var n int
+		b, s = ipfix.AppendSetHeader(b, ipfix.ElementTypesTemplateID)
+		b, n = ipfix.AppendElementTypeRecords(b, e.cfg.PEN)
+		b = ipfix.FinishSet(b, s, 0)
+		optRecs += n
+	}
 	if len(e.cfg.AggregateNames) > 0 {
 		ids := make([]uint32, 0, len(e.cfg.AggregateNames))
 		for id := range e.cfg.AggregateNames {
@@ -696,13 +709,6 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b = ipfix.FinishSet(b, s, 0)
 	}
 	b, optRecs = e.appendNames(b, optRecs)
-	if e.cfg.ElementTypes {
-		var n int
-		b, s = ipfix.AppendSetHeader(b, ipfix.ElementTypesTemplateID)
-		b, n = ipfix.AppendElementTypeRecords(b, e.cfg.PEN)
-		b = ipfix.FinishSet(b, s, 0)
-		optRecs += n
-	}
 	if e.cfg.Ledger != nil {
 		b, optRecs = e.appendLedger(d, b), optRecs+1
 	}

@@ -130,6 +130,46 @@ func TestIpfixDumpElementTypes(t *testing.T) {
 	}
 }
 
+// TestIpfixDumpNamesTyped: the aggregate, symptom and category names a
+// probe announces, and its ledger, are read by ipfixDump --rfc5610 with
+// their elements named and typed: the RFC 5610 type records come before
+// them. They came after, so ipfixDump decoded those records before it
+// knew MIRA's elements and showed "_alienInformationElement : 256" for
+// symptom 1 (two octets read as raw bytes). The sampling options stay
+// first, for nfdump (TestNfdumpSampling), so PSAMP's enterprise
+// flowSamplingInterval is the one element still read before its type.
+func TestIpfixDumpNamesTyped(t *testing.T) {
+	dir := t.TempDir()
+	e, err := New("file://"+dir, &Config{ElementTypes: true, AggregateNames: map[uint32]string{1: "campus"},
+		SymptomNames: map[uint16]string{1: "MAIL", 2: "WEB"}, CategoryNames: map[uint16]string{3: "Web"},
+		Ledger: testLedger, Sampling: &ipfix.Sampling{Interval: 4, SelectorAlgorithm: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Export(ipfixtest.Samples()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "mira-*.ipfix"))
+	if len(files) != 1 {
+		t.Fatalf("files %v", files)
+	}
+	out := runIpfixDumpArgs(t, files[0], false)
+	for _, l := range strings.Split(out, "\n") {
+		// Only the type records' own template precedes them.
+		if strings.Contains(l, "_alienInformationElement") && !strings.Contains(l, "ent: 32473") && !strings.Contains(l, "(32473/14)") {
+			t.Errorf("ipfixDump --rfc5610 could not name an element: %s", strings.TrimSpace(l))
+		}
+	}
+	for _, want := range []string{`symptomId : 1\n`, `symptomName : \(len: 4\) MAIL`, `aggregateName : \(len: 6\) campus`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("ipfixDump --rfc5610 shows no %s", want)
+		}
+	}
+}
+
 // testLedger is a probe ledger with a few stages counted.
 func testLedger() flow.Loss { return flow.Loss{Ring: 3, Queue: 4, Eviction: 9} }
 

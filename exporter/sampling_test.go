@@ -144,11 +144,15 @@ func TestNfdumpSampling(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		smp     ipfix.Sampling
-		refresh int // TemplateRefreshMessages (1000: never during the test)
+		refresh int  // TemplateRefreshMessages (1000: never during the test)
+		types   bool // ElementTypes, as mira-probe sends them
 	}{
-		{"count once", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 1000},
-		{"hash once", hashSampling(interval, 77), 1000},
-		{"count refreshed", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 3},
+		{"count once", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 1000, false},
+		{"hash once", hashSampling(interval, 77), 1000, false},
+		{"count refreshed", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 3, false},
+		// Type records before the sampling options left nfdump's counts
+		// unscaled: they go after them.
+		{"count with element types", ipfix.Sampling{Interval: interval, SelectorAlgorithm: 1, LegacyAlgorithm: 1}, 1000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := peertest.StartNfcapd(t)
@@ -163,7 +167,7 @@ func TestNfdumpSampling(t *testing.T) {
 			smp := tc.smp
 			names := map[uint32]string{1: "a", 2: "b"}
 			e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), &Config{Sampling: &smp, AggregateNames: names,
-				MTU: 1000, TemplateRefreshMessages: tc.refresh})
+				MTU: 1000, TemplateRefreshMessages: tc.refresh, ElementTypes: tc.types})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,6 +179,10 @@ func TestNfdumpSampling(t *testing.T) {
 			}
 			st := e.Stats()
 			perAnnouncement := uint64(2 + len(names))
+			if tc.types {
+				_, nt := ipfix.AppendElementTypeRecords(nil, ipfix.DefaultPEN)
+				perAnnouncement += uint64(nt)
+			}
 			announcements := st.OptionsRecords / perAnnouncement
 			if st.OptionsRecords%perAnnouncement != 0 || announcements == 0 || (tc.refresh == 1000) != (announcements == 1) {
 				t.Fatalf("%d options records in %d messages", st.OptionsRecords, st.Messages)
