@@ -222,7 +222,7 @@ func (s *Server) commit() error {
 				s.log.Warn("store short of space: storing what fits, oldest first, an origin at a time; the rest kept for the next commit",
 					"stored", stored, "records", p.n, "err", err)
 			}
-			s.failing, s.partly = true, s.partly || stored > 0
+			s.failing, s.partly, s.failedAt = true, s.partly || stored > 0, time.Now()
 		}
 		if names != nil {
 			for o, l := range s.names {
@@ -447,21 +447,25 @@ func (r *roundSeq) spooling(o store.Origin) bool {
 
 // finalCommit commits at shutdown, waiting for readers to let go of the
 // store for up to finalCommitWait.
-func (s *Server) finalCommit() { s.commitWithin(finalCommitWait) }
+func (s *Server) finalCommit() {
+	if err := s.commitWithin(finalCommitWait); err != nil {
+		s.mu.Lock()
+		n := s.pending.n
+		s.mu.Unlock()
+		s.log.Error("records not stored at shutdown", "records", n, "err", err)
+	}
+}
 
 // commitWithin commits, retrying while another process holds the store
-// for up to wait.
+// for up to wait. It does not log: commit logs the store's changes of
+// state, and a stream ending on a full disk (StreamEnd: spooling probes
+// reconnect and end their streams in a loop until acknowledged) must not
+// add a line each time.
 func (s *Server) commitWithin(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		err := s.commit()
 		if err == nil || !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
-			if err != nil {
-				s.mu.Lock()
-				n := s.pending.n
-				s.mu.Unlock()
-				s.log.Error("records not stored yet (kept for the next commit)", "records", n, "err", err)
-			}
 			return err
 		}
 	}

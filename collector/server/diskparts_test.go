@@ -251,8 +251,12 @@ func TestDiskFullBacklogInParts(t *testing.T) {
 	if s.duplicates != dups+100 {
 		t.Fatalf("replayed records: %d duplicates, want 100", s.duplicates-dups)
 	}
+	werrs = s.werrs
 	if err := s.StreamEnd(c.o); err == nil {
 		t.Fatalf("StreamEnd acknowledged with %d records pending", s.pending.n)
+	}
+	if s.werrs != werrs {
+		t.Fatal("StreamEnd retried the commit that failed just before (a spool's reconnect loop retries the full disk)")
 	}
 	t.Logf("room for ~%d records freed: %d of %d stored (%v by origin), %d pending", room, s.stored-before, pending, held, s.pending.n)
 
@@ -260,8 +264,11 @@ func TestDiskFullBacklogInParts(t *testing.T) {
 	if err := os.Remove(large); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StreamEnd(c.o); err != nil {
+	if err := commit(); err != nil {
 		t.Fatalf("with room for the backlog: %v (%d pending)", err, s.pending.n)
+	}
+	if err := s.StreamEnd(c.o); err != nil {
+		t.Fatalf("StreamEnd once all is stored: %v", err)
 	}
 	held = claims("all stored")
 	for _, x := range srcs {

@@ -85,6 +85,9 @@ type Server struct {
 	// holding the store (a full disk); full batches then wait for the
 	// commit interval instead of retrying at once.
 	failing bool
+	// failedAt: when a commit last failed so (StreamEnd does not retry
+	// within commitInterval of it).
+	failedAt time.Time
 	// partly: since failing began, a failed commit stored part of the
 	// backlog (logged once).
 	partly bool
@@ -446,14 +449,24 @@ func (s *Server) holdNames(k pendKey, a store.NameAnnouncement) {
 // exporter's connection ends, what it sent is committed before the
 // collector closes its end, so an exporter that waits for that close (a
 // MIRA probe's Close does) exits only once its records are in the store.
-// Over UDP there is no end: records are committed within commitInterval
-// (1 s) of their arrival, later only while a reader holds the store.
+// While the store fails (a full disk) it answers with the failure,
+// without a retry within commitInterval of the last. Over UDP there is
+// no end: records are committed within commitInterval (1 s) of their
+// arrival, later only while a reader holds the store.
 func (s *Server) StreamEnd(o collector.Origin) error {
 	s.mu.Lock()
 	s.streamEnded(o.Exporter)
+	// A store that failed within the commit interval (a full disk) is
+	// not retried for every stream that ends: spooling exporters that
+	// are not acknowledged reconnect, replay and end their streams in a
+	// loop, and each commit writes (and sorts) the backlog.
+	failing, lastErr := s.failing && time.Since(s.failedAt) < commitInterval, s.lastErr
 	s.mu.Unlock()
 	if s.st == nil {
 		return errors.New("no store")
+	}
+	if failing {
+		return fmt.Errorf("collector: store failing, records kept for the next commit: %w", lastErr)
 	}
 	return s.commitWithin(streamCommitWait)
 }

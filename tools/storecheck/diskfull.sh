@@ -11,6 +11,10 @@
 #     every record received.
 #  2. retention max_size 12 MB on the same 16 MiB: the stream (more than
 #     the disk holds) keeps being stored, the oldest pruned.
+#  3. No retention, the disk full, four mira-probe runs export over TCP
+#     with a spool: no run is acknowledged before its records are stored,
+#     part of what waits is stored when part of the room returns, and
+#     every run is stored exactly once when all of it does.
 #
 #   tools/storecheck/diskfull.sh     (WORK=dir to keep files; COLLECTOR=binary)
 set -eu
@@ -28,7 +32,7 @@ PORT=${PORT:-$((24000 + $$ % 20000))}
 HTTP=$((PORT + 1))
 m() { curl -sf "http://127.0.0.1:$HTTP/metrics" | awk -v k="$1" '$1 == k {printf "%d\n", $2}'; }
 start() { # CONFIG
-	"$BIN/mira-collector" --config "$1" --listen udp://127.0.0.1:$PORT --http 127.0.0.1:$HTTP \
+	"$BIN/mira-collector" --config "$1" --listen udp://127.0.0.1:$PORT --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HTTP \
 		--db "$MNT/c.db" --log-level info 2>"$WORK/collector.log" &
 	cpid=$!
 	i=0
@@ -117,4 +121,59 @@ pruned=$(grep -c "retention: pruned" "$WORK/collector.log" || true)
 "$BIN/mira" flows --db "$MNT/c.db" --format json --limit 1 >"$WORK/flows.json" || fail "mira flows"
 ! grep -q store_errors "$WORK/flows.json" || fail "decode errors"
 echo "max_size 12 MB on 16 MiB: $recs received, $stored stored, $drop dropped, $errs commits failed for space, $pruned prunes, store $(du -sk "$MNT" | cut -f1) KiB"
+
+# 3. Spooling probes (TCP) on the full disk: the collector acknowledges
+#    a run (StoredAck: the probe exits 0) only once its records are
+#    stored; with room for part of what waits it stores that part; with
+#    room for all, every run is stored exactly once.
+mount -o remount,size=16m "$MNT" 2>/dev/null || true
+rm -rf "$MNT/c.db" "$MNT/c.db.seg" "$WORK/spool" "$WORK/probes"
+mount -o remount,size=16m "$MNT"
+mkdir -p "$WORK/probes"
+start "$WORK/plain.yaml"
+"$BIN/ipfixreplay" -to 127.0.0.1:$PORT -rate 1000 -loops 40 "$WORK"/ipfix/*.ipfix 2>"$WORK/replay.log"
+drained
+[ "$(m mira_collector_store_errors_total)" -gt 0 ] || fail "spools: the disk did not fill"
+pids=
+for d in 101 102 103 104; do
+	printf 'export:\n  - url: tcp://127.0.0.1:%s\n    spool: {dir: %s}\n' $PORT "$WORK/spool/$d" >"$WORK/probes/$d.yaml"
+	( if "$BIN/mira-probe" --config "$WORK/probes/$d.yaml" -r "$PCAP" --domain $d --drain-timeout 0 --log-level info 2>"$WORK/probes/$d.log"; then
+		echo $d >>"$WORK/probes/acked"; fi ) &
+	pids="$pids $!"
+done
+# acked_complete: every run acknowledged so far is stored whole (read
+# from the store while the collector runs).
+acked_complete() {
+	[ -f "$WORK/probes/acked" ] || return 0
+	"$BIN/mira" flows --db "$MNT/c.db" --format csv | tail -n +2 | awk -F, '{n[$17]++} END{for (d in n) print d, n[d]}' >"$WORK/counts"
+	for d in $(cat "$WORK/probes/acked"); do
+		want=$(sed -n 's/.*capture done.* records=\([0-9]*\).*/\1/p' "$WORK/probes/$d.log")
+		got=$(awk -v d=$d '$1 == d {print $2}' "$WORK/counts")
+		[ "${got:-0}" -eq "${want:--1}" ] || fail "probe run $d acknowledged with ${got:-0} of ${want:-?} records stored"
+	done
+}
+i=0
+until grep -q "capture done" "$WORK"/probes/10[1-4].log 2>/dev/null && [ "$(grep -l "capture done" "$WORK"/probes/10[1-4].log | wc -l)" -eq 4 ]; do
+	i=$((i + 1)); [ $i -lt 300 ] || fail "spools: probes did not finish capturing"; sleep 0.1
+done
+sleep 3
+acked_complete
+pend=$(m mira_collector_pending_records); stored=$(m mira_collector_stored_records_total)
+used=$(df -k --output=used "$MNT" | tail -1)
+extra=$((pend * used / stored / 2))
+mount -o remount,size=$((16384 + extra))k "$MNT"
+settled
+acked_complete
+part=$(m mira_collector_stored_records_total); pend2=$(m mira_collector_pending_records)
+[ "$part" -gt "$stored" ] && [ "$pend2" -gt 0 ] || fail "spools: $extra KiB freed for $pend pending: stored $stored -> $part, $pend2 pending"
+echo "spools, $extra KiB freed for $pend records pending: $((part - stored)) stored, $pend2 pending, $(cat "$WORK/probes/acked" 2>/dev/null | wc -l) of 4 runs acknowledged"
+mount -o remount,size=256m "$MNT"
+for p in $pids; do wait $p; done
+[ "$(wc -l <"$WORK/probes/acked")" -eq 4 ] || fail "spools: $(wc -l <"$WORK/probes/acked") of 4 probe runs acknowledged"
+acked_complete
+dups=$(m mira_collector_duplicate_records_total)
+kill -TERM $cpid; wait $cpid
+"$BIN/mira" flows --db "$MNT/c.db" --format csv | tail -n +2 | awk -F, '$17 >= 101 && $17 <= 104' | sort | uniq -d >"$WORK/dups"
+[ ! -s "$WORK/dups" ] || fail "spools: $(wc -l <"$WORK/dups") probe records stored twice"
+echo "spools, space returned: 4 runs acknowledged, stored whole ($(awk '$1 >= 101 && $1 <= 104 {printf "%s ", $2}' "$WORK/counts")records), none twice ($dups replayed records dropped as duplicates)"
 echo ok
