@@ -47,6 +47,9 @@ type Config struct {
 	Label func(p *decode.Packet, ifIndex uint32) uint32 `yaml:"-"`
 }
 
+// DefaultMaxFlows is the table's bound when Config.MaxFlows is 0.
+const DefaultMaxFlows = 262144
+
 func (c *Config) withDefaults() Config {
 	var d Config
 	if c != nil {
@@ -62,7 +65,7 @@ func (c *Config) withDefaults() Config {
 		d.TCPEndTimeout = 2 * time.Second
 	}
 	if d.MaxFlows <= 0 {
-		d.MaxFlows = 262144
+		d.MaxFlows = DefaultMaxFlows
 	}
 	if d.ExportBatch <= 0 {
 		d.ExportBatch = 256

@@ -3,6 +3,8 @@ package probe
 import (
 	"context"
 	"fmt"
+	"github.com/mira-project/mira/appliance/meter"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -70,7 +72,7 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 	}
 	s.Pipeline = p.pipelineState(&st)
 	m := st.Meter
-	s.Flows = agent.FlowTable{Active: uint32(m.Active), Capacity: uint32(p.cfg.Meter.MaxFlows) * uint32(max(1, p.cfg.Pipeline.Workers)),
+	s.Flows = agent.FlowTable{Active: uint32(m.Active), Capacity: flowCapacity(p.cfg.Meter.MaxFlows, p.cfg.Pipeline.Workers),
 		Created: m.Created, ExpiredIdle: m.Expired[1], ExpiredActive: m.Expired[2], ExpiredEnd: m.Expired[3],
 		ExpiredForced: m.Expired[4], Evicted: m.Expired[5]}
 	s.Symptoms = s.Symptoms[:0]
@@ -173,4 +175,14 @@ func transportOf(raw string) int {
 		return agent.TransportFile
 	}
 	return agent.TransportUDP
+}
+
+// flowCapacity is the flows the tables hold in all (miraFlowsCapacity):
+// max_flows per worker, the meter's default when 0 (the agent said 0
+// beside active flows), saturated at the Gauge32 maximum (it wrapped).
+func flowCapacity(maxFlows, workers int) uint32 {
+	if maxFlows <= 0 {
+		maxFlows = meter.DefaultMaxFlows
+	}
+	return uint32(min(uint64(maxFlows)*uint64(max(1, workers)), math.MaxUint32))
 }

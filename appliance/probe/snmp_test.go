@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/flow"
@@ -77,7 +79,8 @@ func TestSNMPServesPipelineCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := &gatedSource{Source: r, pause: 6000, paused: make(chan struct{}), release: make(chan struct{})}
-	cfg, err := config.ParseProbe("test.yaml", []byte("probe: {name: probe-t}\nsnmp:\n  communities: [{name: public, sources: [127.0.0.0/8]}]\n"))
+	// max_flows 0 is the meter's default: miraFlowsCapacity said 0.
+	cfg, err := config.ParseProbe("test.yaml", []byte("probe: {name: probe-t}\nmeter: {max_flows: 0}\nsnmp:\n  communities: [{name: public, sources: [127.0.0.0/8]}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +121,7 @@ func TestSNMPServesPipelineCounters(t *testing.T) {
 		{"MIRA-PROBE-MIB::miraCapPackets.1", st.Sources[0].Stats.Packets},
 		{"MIRA-PROBE-MIB::miraFlowsCreated.0", st.Meter.Created},
 		{"MIRA-PROBE-MIB::miraFlowsActive.0", st.Meter.Active},
+		{"MIRA-PROBE-MIB::miraFlowsCapacity.0", meter.DefaultMaxFlows},
 	} {
 		if got := get(c.obj); got != c.want {
 			t.Errorf("%s = %d, pipeline says %d", c.obj, got, c.want)
@@ -166,5 +170,21 @@ func TestSNMPServesPipelineCounters(t *testing.T) {
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFlowCapacity: miraFlowsCapacity is max_flows per worker (the
+// meter's default for 0), saturated at the Gauge32 maximum instead of
+// wrapping (2^31 flows in 2 workers read 0).
+func TestFlowCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		maxFlows, workers int
+		want              uint32
+	}{
+		{0, 0, meter.DefaultMaxFlows}, {1000, 4, 4000}, {1 << 31, 2, math.MaxUint32}, {meter.MaxFlowsLimit, 1024, math.MaxUint32},
+	} {
+		if got := flowCapacity(tc.maxFlows, tc.workers); got != tc.want {
+			t.Errorf("flowCapacity(%d, %d) = %d, want %d", tc.maxFlows, tc.workers, got, tc.want)
+		}
 	}
 }
