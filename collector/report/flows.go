@@ -156,7 +156,10 @@ type biflowIndex struct {
 // whole selection: no limit) and indexes its biflows, so that a flow
 // listing names each flow's category as the report does.
 func indexBiflows(flows []store.StoredFlow, opts Options) *biflowIndex {
-	opts.Limit, opts.Stats, opts.StoreErrors = 0, nil, nil
+	// Every biflow: a page's flows (mira flows --offset) may belong to
+	// any of them (the report's own page left the flows of the biflows
+	// before it without their category: "Unclassified").
+	opts.Limit, opts.Offset, opts.Stats, opts.StoreErrors = 0, 0, nil, nil
 	rep := Build(flows, opts)
 	ix := &biflowIndex{conns: make(map[flow.Key][]*Biflow, len(rep.Biflows))}
 	for i := range rep.Biflows {
