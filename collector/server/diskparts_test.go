@@ -315,3 +315,58 @@ func TestDiskFullBacklogInParts(t *testing.T) {
 		t.Fatalf("log:\n%s", log.String())
 	}
 }
+
+// TestDiskFullRollupLog: rollups that cannot be written on a full disk
+// are logged when their writes start failing and when they succeed
+// again, not at every commit.
+func TestDiskFullRollupLog(t *testing.T) {
+	defer func(h time.Duration) { rollupHold = h }(rollupHold)
+	rollupHold = 0 // cells written as the records come
+	dir := peertest.Tmpfs(t, 4<<20)
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = filepath.Join(dir, "r.db")
+	var log bytes.Buffer
+	s := New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	st, err := store.Open(cfg.DB, &store.Options{Release: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s.st = st
+	if err := s.startRollups(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	// Fill what is left of the disk.
+	f, err := os.Create(filepath.Join(dir, "ballast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err = f.Write(make([]byte, 64<<10)); err == nil; _, err = f.Write(make([]byte, 4<<10)) {
+	}
+	f.Close()
+	o := store.Origin{Exporter: "192.0.2.1", Domain: 1}
+	for i := range 5 {
+		e := &store.Encoded{Origin: o}
+		recs := ipfixtest.Random(uint64(i+1), 2000)
+		for j := range recs { // far apart: the Roller writes cells
+			recs[j].First += int64(i) * int64(time.Hour)
+			recs[j].Last += int64(i) * int64(time.Hour)
+		}
+		e.AddAll(recs)
+		s.feedRollups([]*store.Encoded{e}, false)
+	}
+	if s.rollKept == nil {
+		t.Fatal("the rollups were written on the full disk")
+	}
+	if n := strings.Count(log.String(), "rollups: write failed"); n != 1 {
+		t.Fatalf("%d 'rollups: write failed' lines for 5 failed writes, want 1:\n%s", n, log.String())
+	}
+	os.Remove(filepath.Join(dir, "ballast"))
+	s.feedRollups(nil, false)
+	if s.rollKept != nil || !strings.Contains(log.String(), "rollups: written again") {
+		t.Fatalf("room again: kept %v; log:\n%s", s.rollKept != nil, log.String())
+	}
+}

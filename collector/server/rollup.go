@@ -99,7 +99,14 @@ func (s *Server) feedRollups(list []*store.Encoded, reload bool) {
 	}
 	s.roll.Advance()
 	s.rollGen++
-	if err := s.putRollups(); err != nil && !errors.Is(err, store.ErrLocked) {
+	// Logged when writes start failing and when they succeed again (a
+	// full disk storing part of the records every commit interval).
+	switch err := s.putRollups(); {
+	case err == nil && s.rollFailing:
+		s.rollFailing = false
+		s.log.Info("rollups: written again")
+	case err != nil && !errors.Is(err, store.ErrLocked) && !s.rollFailing:
+		s.rollFailing = true
 		s.log.Error("rollups: write failed; kept for the next commit", "err", err)
 	}
 }

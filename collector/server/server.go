@@ -142,6 +142,8 @@ type Server struct {
 	// rollStale: names or announcements were committed since the
 	// Roller last loaded them.
 	rollStale bool
+	// rollFailing: the last write of rollups failed (logged once).
+	rollFailing bool
 	// rollPend caches the Roller's pending cells (liveRollups) while
 	// rollGen, counting the records fed, has not moved since rollPendGen.
 	rollPend    map[time.Duration]map[store.RollupKey]*store.RollupCell
