@@ -3,13 +3,14 @@ package probe
 import (
 	"context"
 	"fmt"
-	"github.com/mira-project/mira/appliance/meter"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"strings"
 
 	"github.com/mira-project/mira/agent"
+	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/appliance/pipeline"
 	"github.com/mira-project/mira/exporter"
 )
@@ -25,15 +26,23 @@ func (p *Probe) serveSNMP(ctx context.Context, addr string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe: snmp: %w", err)
 	}
+	// Bound here, so that an address the agent cannot have fails the
+	// probe's start, as a bad metrics address does: bound in the
+	// goroutine, the probe logged "snmp agent listening", then "snmp
+	// agent stopped", and ran on without its agent (exit 0).
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("probe: snmp: %w", err)
+	}
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := a.Serve(actx, addr); err != nil && actx.Err() == nil {
+		// ServeConn logs "snmp agent listening" with the engine id.
+		if err := a.ServeConn(actx, pc.(*net.UDPConn)); err != nil && actx.Err() == nil {
 			p.log.Error("snmp agent stopped", "err", err)
 		}
 	}()
-	p.log.Info("snmp agent listening", "addr", addr)
 	return func() { cancel(); <-done }, nil
 }
 

@@ -188,3 +188,36 @@ func TestFlowCapacity(t *testing.T) {
 		}
 	}
 }
+
+// TestSNMPAddressInUse: a probe whose SNMP address cannot be had (in
+// use) fails at start, as one with a bad metrics address does. It
+// logged "snmp agent listening", then "snmp agent stopped", and ran the
+// whole capture without its agent, exiting 0.
+func TestSNMPAddressInUse(t *testing.T) {
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var buf bytes.Buffer
+	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ParseProbe("test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SNMPListen = busy.LocalAddr().String()
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{r}, Exporters: []Exporter{nopExporter{}}})
+	err = p.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "snmp") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run with the SNMP address in use: %v, want the listen error", err)
+	}
+	if st := p.Pipeline(); st != nil && st.Stats().Packets > 0 {
+		t.Errorf("the capture ran (%d packets) although the agent could not start", st.Stats().Packets)
+	}
+}
