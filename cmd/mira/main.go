@@ -101,7 +101,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "output pcap file (required)")
 	truth := fs.String("truth", "", "write the ground truth (JSON) here")
 	seed := fs.Int64("seed", 0, "random seed (0: the default sample's seed)")
-	flows := fs.Int("flows", 0, "number of flows (0: the preset's)")
+	flows := fs.Int("flows", 0, "number of sessions (connections), each two unidirectional flows; FTP sessions add a data connection (0: the preset's)")
 	large := fs.Bool("large", false, "the large benchmark trace (~200k flows, ~3.5M packets)")
 	mix := fs.String("payload-mix", "synthetic", "application mix: synthetic (the preset's) or realistic (most bytes TLS, as on today's links, with plain web, media, DNS, mail, P2P, games; with --large the issue 13 reference trace's sizes: ~38 % of packets empty, 30 % 1-100 B, 22 % >= 1400 B)")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")

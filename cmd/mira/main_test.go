@@ -40,7 +40,9 @@ func TestHelpContent(t *testing.T) {
 	}{
 		{[]string{"report", "--help"}, []string{"-rules", "-as FILE", "bgpdump -m", "-limit"}},
 		{[]string{"analyze", "--help"}, []string{"-symptoms", "-rules", "-progress"}},
-		{[]string{"synth", "--help"}, []string{"-large", "-progress"}},
+		// --flows counts sessions: --flows 500 wrote 1036 flows while
+		// the usage said "number of flows".
+		{[]string{"synth", "--help"}, []string{"-large", "-progress", "number of sessions (connections), each two unidirectional flows"}},
 	} {
 		var out, errb bytes.Buffer
 		runMira(context.Background(), tc.args, &out, &errb)
