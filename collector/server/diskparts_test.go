@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -368,5 +369,56 @@ func TestDiskFullRollupLog(t *testing.T) {
 	s.feedRollups(nil, false)
 	if s.rollKept != nil || !strings.Contains(log.String(), "rollups: written again") {
 		t.Fatalf("room again: kept %v; log:\n%s", s.rollKept != nil, log.String())
+	}
+}
+
+// TestStreamDroppedNotAcked: a stream some of whose records were dropped
+// (more than maxPending waiting) is not acknowledged when it ends, though
+// the records kept are stored: before, StreamEnd succeeded and the
+// collector wrote StoredAck, so a spooling exporter forgot records the
+// collector never stored. Its replay then stores the dropped records
+// and drops those already stored as duplicates.
+func TestStreamDroppedNotAcked(t *testing.T) {
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = filepath.Join(t.TempDir(), "d.db")
+	s := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.maxPending = 1000
+	st, err := store.Open(cfg.DB, &store.Options{Release: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s.st = st
+	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.5:40005"), Domain: 5, Transport: "tcp", Instance: 3}
+	stream := func() {
+		o.Sequence = 0
+		s.Consume(o, ipfixtest.Random(1, 800))
+		o.Sequence = 800
+		s.Consume(o, ipfixtest.Random(2, 500)) // beyond maxPending the first time
+	}
+	stream()
+	if s.dropped != 500 {
+		t.Fatalf("dropped %d, want 500", s.dropped)
+	}
+	if err := s.StreamEnd(o); err == nil {
+		t.Fatal("StreamEnd acknowledged a stream whose records were dropped")
+	}
+	if s.stored != 800 {
+		t.Fatalf("stored %d, want the 800 kept", s.stored)
+	}
+	o.Exporter = netip.MustParseAddrPort("192.0.2.5:40006") // the spool's reconnect
+	stream()
+	if err := s.StreamEnd(o); err != nil {
+		t.Fatalf("the replay: %v", err)
+	}
+	n := 0
+	if err := st.Flows(store.Query{}, func(store.StoredFlow) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1300 || s.duplicates != 800 {
+		t.Fatalf("after the replay: %d stored, %d duplicates; want 1300, 800", n, s.duplicates)
 	}
 }

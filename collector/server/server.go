@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -76,6 +77,9 @@ type Server struct {
 	werrs       uint64
 	busy        uint64 // commits deferred: another process held the store
 	dropped     uint64 // records dropped: more than maxPending waiting
+	// droppedFrom: stream connections some of whose records were
+	// dropped (not acknowledged when they end: StreamEnd).
+	droppedFrom map[netip.AddrPort]bool
 	// inflight counts the records of the commit under way (taken out of
 	// pending, back in it if the commit fails): they are still waiting.
 	inflight   int
@@ -201,7 +205,7 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 		}
 	}
 	s.smp.Records(k, recs)
-	if e := s.admit(k, len(recs)); e != nil {
+	if e := s.admit(k, &o, len(recs)); e != nil {
 		e.AddAll(recs)
 		s.queued(noted)
 	}
@@ -239,22 +243,29 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 		}
 	}
 	s.smp.RecordsEnding(k, e.Len(), e.LastEnd())
-	if p := s.admit(k, e.Len()); p != nil {
+	if p := s.admit(k, &o, e.Len()); p != nil {
 		p.Append(e)
 		s.queued(noted)
 	}
 }
 
-// admit returns origin k's pending batch to append n records to, or
-// nil (with s.mu released) when more than maxPending would wait: they
-// are dropped and counted; s.mu held.
-func (s *Server) admit(k pendKey, n int) *store.Encoded {
+// admit returns origin k's pending batch to append n records of o's
+// message to, or nil (with s.mu released) when more than maxPending
+// would wait: they are dropped and counted, and o's stream connection
+// is not acknowledged when it ends (StreamEnd); s.mu held.
+func (s *Server) admit(k pendKey, o *collector.Origin, n int) *store.Encoded {
 	if h, ok := s.held[k]; ok {
 		s.queueNames(k, h...)
 		delete(s.held, k)
 	}
 	if s.pending.n+s.inflight+n > s.maxPending {
 		s.dropped += uint64(n)
+		if o.Transport != "udp" {
+			if s.droppedFrom == nil {
+				s.droppedFrom = map[netip.AddrPort]bool{}
+			}
+			s.droppedFrom[o.Exporter] = true
+		}
 		s.mu.Unlock()
 		return nil
 	}
@@ -451,13 +462,18 @@ func (s *Server) holdNames(k pendKey, a store.NameAnnouncement) {
 // exporter's connection ends, what it sent is committed before the
 // collector closes its end, so an exporter that waits for that close (a
 // MIRA probe's Close does) exits only once its records are in the store.
-// While the store fails (a full disk) it answers with the failure,
-// without a retry within commitInterval of the last. Over UDP there is
-// no end: records are committed within commitInterval (1 s) of their
-// arrival, later only while a reader holds the store.
+// A stream some of whose records were dropped (more than maxPending
+// waiting: a store unavailable too long) is not acknowledged, so a
+// spooling exporter resends what its spool still holds. While the store
+// fails (a full disk) it answers with the failure, without a retry
+// within commitInterval of the last. Over UDP there is no end: records
+// are committed within commitInterval (1 s) of their arrival, later
+// only while a reader holds the store.
 func (s *Server) StreamEnd(o collector.Origin) error {
 	s.mu.Lock()
 	s.streamEnded(o.Exporter)
+	dropped := s.droppedFrom[o.Exporter]
+	delete(s.droppedFrom, o.Exporter)
 	// A store that failed within the commit interval (a full disk) is
 	// not retried for every stream that ends: spooling exporters that
 	// are not acknowledged reconnect, replay and end their streams in a
@@ -470,7 +486,14 @@ func (s *Server) StreamEnd(o collector.Origin) error {
 	if failing {
 		return fmt.Errorf("collector: store failing, records kept for the next commit: %w", lastErr)
 	}
-	return s.commitWithin(streamCommitWait)
+	err := s.commitWithin(streamCommitWait)
+	if err == nil && dropped {
+		// The stored records are committed, but not all the stream's:
+		// a spooling exporter replays the stream, and the records
+		// already stored are dropped as duplicates.
+		err = errors.New("collector: records of the stream were dropped (more than 4 Mi waiting for the store)")
+	}
+	return err
 }
 
 // Run listens on every configured URL until ctx is cancelled, then
