@@ -90,3 +90,65 @@ func TestPacedReplayHandsOver(t *testing.T) {
 		t.Errorf("after the replay: %d packets counted, %d records; want %d, 2", s.Packets, len(got), n+1)
 	}
 }
+
+// TestPacedReplayStops: a replay paced with --speed that waits for a
+// packet far ahead (an hour of quiet in the capture at --speed 1) ends
+// as soon as it is stopped, with the records of what it read. The wait
+// was a sleep: SIGTERM or Ctrl-C took effect only after the hour.
+func TestPacedReplayStops(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quiet.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	// The reader checks the pace every 16 packets: the 32nd is the one
+	// an hour later.
+	for i := range 32 {
+		ts := t0 + int64(i)*int64(time.Millisecond)
+		if i == 31 {
+			ts = t0 + int64(time.Hour)
+		}
+		b := udpFrame(uint16(1000 + i))
+		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var recs Records
+	p := New(Config{Speed: 1}, recs.Sink())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
+	// Stopped once the reader waits (it has read the 32 packets).
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Meter.Created < 31 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay metered %d flows in 10 s", p.Stats().Meter.Created)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a paced replay waiting for a packet an hour ahead did not stop within 10 s of being stopped")
+	}
+	if len(recs.Recs) < 31 {
+		t.Errorf("%d records after the stop, want the 31 flows read before the wait", len(recs.Recs))
+	}
+}

@@ -707,7 +707,15 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 							publish(si)
 						}
 						if d > 50*time.Microsecond {
-							time.Sleep(d)
+							// A stop (SIGTERM, Ctrl-C) ends the
+							// wait: a quiet hour of the capture
+							// at --speed 1 made it wait an hour.
+							t := time.NewTimer(d)
+							select {
+							case <-t.C:
+							case <-ctx.Done():
+								t.Stop()
+							}
 						}
 					}
 				}
