@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mira analyze", flag.ContinueOnError)
 	var o Options
 	fs.StringVar(&o.Format, "format", "table", "output format: table, json or csv")
-	fs.StringVar(&o.DB, "db", "", "keep the collector store in this file (default: temporary)")
+	fs.StringVar(&o.DB, "db", "", "keep the collector store in this new file (default: temporary; one that holds records is refused)")
 	fs.Var((*cli.Count)(&o.Workers), "workers", "flow-table shards (0: the default)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "flow idle timeout (default 30s)")
 	fs.DurationVar(&o.ActiveTimeout, "active-timeout", 0, "flow active timeout, the aggregation period (default 120s)")
@@ -161,6 +161,17 @@ func Analyze(ctx context.Context, o Options) (*report.Report, error) {
 		return nil, err
 	}
 	defer st.Close()
+	if o.DB != "" {
+		// The report is the store's: over a store that already holds
+		// records it added this run's to them (the same capture
+		// analysed twice into one --db reported twice its packets).
+		errFound := errors.New("found")
+		if err := st.Flows(store.Query{}, func(store.StoredFlow) error { return errFound }); errors.Is(err, errFound) {
+			return nil, fmt.Errorf("--db %s already holds flow records (mira report --db reads them); mira analyze reports the files it reads: give a new file", o.DB)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 
 	cfg, err := config.LoadProbe("")
 	if err != nil {

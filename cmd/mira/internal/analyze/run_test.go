@@ -128,3 +128,23 @@ func TestProgress(t *testing.T) {
 		t.Errorf("without --progress and a terminal: stderr %q, err %v", stderr, err)
 	}
 }
+
+// TestDBHoldsRecords: mira analyze --db into a store that already holds
+// records is refused: the report is the store's, so analysing the same
+// capture twice into one --db reported twice its packets. A new file
+// is analysed and kept.
+func TestDBHoldsRecords(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "mira.db")
+	first, _, err := runJSON(t, "--db", db)
+	if err != nil || first.Summary.Packets == 0 {
+		t.Fatalf("into a new --db: %v", err)
+	}
+	again, _, err := runJSON(t, "--db", db)
+	if err == nil || !strings.Contains(err.Error(), "already holds flow records") {
+		var pk uint64
+		if again != nil {
+			pk = again.Summary.Packets
+		}
+		t.Fatalf("into the same --db again: %v (report of %d packets, the capture has %d)", err, pk, first.Summary.Packets)
+	}
+}
