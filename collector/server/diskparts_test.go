@@ -29,7 +29,7 @@ import (
 // all of it (nothing stored; meanwhile the backlog grows to maxPending
 // and records are dropped). Throughout, the store claims only what it
 // holds: a spooling exporter's sequence set names only stored records
-// (its origin goes whole), its StoredAck waits until everything is
+// (its origin goes whole), its StoredAck waits until its records are
 // stored, sequence positions and loss are committed with the last of
 // their origin's records, and the rollups are fed each stored record
 // once.
@@ -242,6 +242,11 @@ func TestDiskFullBacklogInParts(t *testing.T) {
 				t.Fatalf("origin %v: a pending record ends at %d, before a stored one (%d)", so(x), r.Last, newest)
 			}
 		})
+	}
+	// D's records are all stored: its stream is acknowledged while the
+	// store still fails for the others.
+	if err := s.StreamEnd(d.o); err != nil {
+		t.Fatalf("StreamEnd of a spooling exporter whose records are all stored: %v", err)
 	}
 	// The spool's replay of C's first message is a duplicate whether
 	// stored or pending.

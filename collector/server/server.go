@@ -466,7 +466,8 @@ func (s *Server) holdNames(k pendKey, a store.NameAnnouncement) {
 // waiting: a store unavailable too long) is not acknowledged, so a
 // spooling exporter resends what its spool still holds. While the store
 // fails (a full disk) it answers with the failure, without a retry
-// within commitInterval of the last. Over UDP there is no end: records
+// within commitInterval of the last, unless no record from the
+// exporter's address is still waiting (its part fitted). Over UDP there is no end: records
 // are committed within commitInterval (1 s) of their arrival, later
 // only while a reader holds the store.
 func (s *Server) StreamEnd(o collector.Origin) error {
@@ -483,10 +484,18 @@ func (s *Server) StreamEnd(o collector.Origin) error {
 	if s.st == nil {
 		return errors.New("no store")
 	}
+	var err error
 	if failing {
-		return fmt.Errorf("collector: store failing, records kept for the next commit: %w", lastErr)
+		err = fmt.Errorf("collector: store failing, records kept for the next commit: %w", lastErr)
+	} else {
+		err = s.commitWithin(streamCommitWait)
 	}
-	err := s.commitWithin(streamCommitWait)
+	if err != nil && s.storedAllFrom(o.Exporter.Addr()) {
+		// The store fails, but what this exporter sent is stored (a
+		// full disk: its origins fitted): acknowledged, so that its
+		// spool lets go and does not resend it in a loop.
+		err = nil
+	}
 	if err == nil && dropped {
 		// The stored records are committed, but not all the stream's:
 		// a spooling exporter replays the stream, and the records
@@ -679,6 +688,21 @@ func (s *Server) Run(ctx context.Context) error {
 			s.retention()
 		}
 	}
+}
+
+// storedAllFrom says no record from address a waits for the store:
+// taken with wmu held, so that no commit has records out of s.pending.
+func (s *Server) storedAllFrom(a netip.Addr) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.pending.m {
+		if k.addr == a && e.Len() > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) listen(ctx context.Context, raw string) (net.Addr, error) {
