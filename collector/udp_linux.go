@@ -36,8 +36,8 @@ import (
 // 1/udpFillShare of its size, between udpPollMin and udpPollMax, and at
 // most twice the previous sleep (the first is udpPollStart). A burst
 // udpFillShare times the rate last seen thus still fits, and the reader
-// wakes at most 1/udpPollMax times a second under a steady stream that
-// the buffer holds easily (10 a second at the benchmark's 500 datagrams a
+// wakes only 1/udpPollMax times a second under a steady stream that the
+// buffer holds easily (10 a second at the benchmark's 500 datagrams a
 // second, where a fixed 5 ms sleep woke it 200 times). Readers see a
 // datagram at most udpPollMax after it arrived; the store commits once
 // a second.
