@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/appliance/decode"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
@@ -96,6 +97,79 @@ func TestPacedReplayHandsOver(t *testing.T) {
 // as soon as it is stopped, with the records of what it read. The wait
 // was a sleep: SIGTERM or Ctrl-C took effect only after the hour.
 func TestPacedReplayStops(t *testing.T) {
+	// The source is closed only once Run returned: closing unmaps the
+	// file under a reader still at work.
+	src := quietCapture(t)
+	var recs Records
+	p := New(Config{Speed: 1}, recs.Sink())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
+	waitCreated(t, p, 31)
+	cancel()
+	select {
+	case err := <-done:
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a paced replay waiting for a packet an hour ahead did not stop within 10 s of being stopped")
+	}
+	if len(recs.Recs) < 31 {
+		t.Errorf("%d records after the stop, want the 31 flows read before the wait", len(recs.Recs))
+	}
+}
+
+// TestPacedReplayReconfigures: a reconfiguration (SIGHUP) of a replay
+// paced with --speed that waits for a packet an hour ahead is applied
+// at once: the flows read before it end under the old configuration. It
+// waited for the reader's cut, which came with the packet an hour later.
+func TestPacedReplayReconfigures(t *testing.T) {
+	src := quietCapture(t)
+	var recs Records
+	p := New(Config{Speed: 1}, recs.Sink())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
+	defer func() {
+		// Stopped (the wait ends with the stop), then closed.
+		cancel()
+		<-done
+		src.Close()
+	}()
+	waitCreated(t, p, 31)
+	applied := make(chan struct{})
+	go func() {
+		p.Reconfigure(Reconfig{Label: func(*decode.Packet, uint32) uint32 { return 7 }}, nil)
+		close(applied)
+	}()
+	select {
+	case <-applied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reconfiguration of a paced replay waiting for a packet an hour ahead was not applied within 10 s")
+	}
+	if n := len(recs.Recs); n != 31 {
+		t.Errorf("%d records handed over at the reconfiguration, want the 31 flows read before it", n)
+	}
+}
+
+// waitCreated polls until the pipeline has metered n flows.
+func waitCreated(t *testing.T, p *Pipeline, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Meter.Created < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay metered %d flows in 10 s, want %d", p.Stats().Meter.Created, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// quietCapture is a capture of 31 one-packet flows within 31 ms, then a
+// 32nd an hour later: a replay at --speed 1 waits an hour before it.
+func quietCapture(t *testing.T) drivers.Source {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "quiet.pcap")
 	f, err := os.Create(path)
 	if err != nil {
@@ -125,30 +199,5 @@ func TestPacedReplayStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	var recs Records
-	p := New(Config{Speed: 1}, recs.Sink())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
-	// Stopped once the reader waits (it has read the 32 packets).
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Stats().Meter.Created < 31 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the replay metered %d flows in 10 s", p.Stats().Meter.Created)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a paced replay waiting for a packet an hour ahead did not stop within 10 s of being stopped")
-	}
-	if len(recs.Recs) < 31 {
-		t.Errorf("%d records after the stop, want the 31 flows read before the wait", len(recs.Recs))
-	}
+	return src
 }

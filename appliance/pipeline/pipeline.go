@@ -111,6 +111,7 @@ type Pipeline struct {
 	swapCur  *swap
 	running  int             // workers running
 	wake     []chan struct{} // wakes a waiting sharded worker
+	readWake chan struct{}   // wakes a file's paced reader waiting for a packet's time
 	reloads  atomic.Uint64
 }
 
@@ -521,8 +522,12 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 	p.mu.Lock()
 	p.queues = queues
 	p.mu.Unlock()
+	readWake := make(chan struct{}, 1)
 	p.swapMu.Lock()
 	p.wake = wake
+	if !live {
+		p.readWake = readWake
+	}
 	p.swapMu.Unlock()
 	stopReg := p.startRegulation(w, paced)
 	defer stopReg()
@@ -596,6 +601,27 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			}
 			cur[i] = pool.Get().(*batch)
 		}
+		// cut is a file's reconfiguration cut: what was read goes out
+		// under the old configuration, then every worker gets a
+		// (possibly empty) batch of the new one, even when its queue
+		// is full.
+		cut := func(sq uint64) {
+			for i := range cur {
+				send(i)
+			}
+			readSeq = sq
+			for i := range queues {
+				b := pool.Get().(*batch)
+				b.swap = sq
+				if rr != nil {
+					b.gen = rr.gen
+				}
+				select {
+				case queues[i] <- b:
+				case <-ctx.Done():
+				}
+			}
+		}
 		var n, octets uint64
 		var pace struct {
 			start time.Time
@@ -666,25 +692,7 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 				if !live {
 					latest = max(latest, ci.Timestamp)
 					if sq := p.swapSeq.Load(); sq != readSeq {
-						// The cut: what was read goes out under the
-						// old configuration, then every worker gets
-						// a (possibly empty) batch of the new one,
-						// even when its queue is full.
-						for i := range cur {
-							send(i)
-						}
-						readSeq = sq
-						for i := range queues {
-							b := pool.Get().(*batch)
-							b.swap = sq
-							if rr != nil {
-								b.gen = rr.gen
-							}
-							select {
-							case queues[i] <- b:
-							case <-ctx.Done():
-							}
-						}
+						cut(sq)
 					}
 				}
 				if p.cfg.Speed > 0 && n&15 == 0 {
@@ -710,11 +718,22 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 							// A stop (SIGTERM, Ctrl-C) ends the
 							// wait: a quiet hour of the capture
 							// at --speed 1 made it wait an hour.
+							// So does a reconfiguration (SIGHUP): it
+							// waited for the reader's cut.
 							t := time.NewTimer(d)
-							select {
-							case <-t.C:
-							case <-ctx.Done():
-								t.Stop()
+						wait:
+							for {
+								select {
+								case <-t.C:
+									break wait
+								case <-ctx.Done():
+									t.Stop()
+									break wait
+								case <-readWake:
+									if sq := p.swapSeq.Load(); !live && sq != readSeq {
+										cut(sq)
+									}
+								}
 							}
 						}
 					}

@@ -70,6 +70,9 @@ func (p *Pipeline) Reconfigure(rc Reconfig, between func()) {
 	p.swapCur = s
 	p.swapSeq.Store(s.seq)
 	wake := p.wake
+	if p.readWake != nil {
+		wake = append(wake[:len(wake):len(wake)], p.readWake)
+	}
 	p.swapMu.Unlock()
 	for _, w := range wake {
 		select {
