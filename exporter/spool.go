@@ -463,8 +463,11 @@ func (s *Spool) pump(now time.Time) {
 			s.fail(now, err)
 			return
 		}
+		// The backoff is not reset here but when the collector takes
+		// messages (release): a collector that accepts connections and
+		// closes them without confirming it stored the stream (its disk
+		// full) would otherwise get the whole spool again every RetryMin.
 		s.connected = true
-		s.wait = s.cfg.RetryMin
 		s.mu.Lock()
 		s.st.Connects++
 		s.st.Connected = true
@@ -608,6 +611,7 @@ func (s *Spool) release(now time.Time) {
 			return
 		}
 		s.forget()
+		s.wait = s.cfg.RetryMin // the collector is taking messages
 	}
 }
 

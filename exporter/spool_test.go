@@ -21,6 +21,9 @@ type link struct {
 	up    bool
 	sess  uint64
 	conns [][][]byte
+	// unconfirmed: the collector reads everything but closes without
+	// confirming it stored it (MIRA's collector on a full disk).
+	unconfirmed bool
 }
 
 func (l *link) Begin() (uint64, error) { return l.sess, nil }
@@ -45,6 +48,9 @@ func (l *link) Close() error   { return nil }
 func (l *link) closeConfirm() (bool, error) {
 	if !l.up {
 		return false, errors.New("connection reset")
+	}
+	if l.unconfirmed {
+		return false, errors.New("the collector closed without confirming it stored the stream")
 	}
 	return true, nil
 }
@@ -184,6 +190,34 @@ func TestSpoolDrainTimeout(t *testing.T) {
 		t.Fatalf("Close = %v, want ErrUndelivered", err)
 	}
 	t.Log(err)
+}
+
+// TestSpoolBacksOffUnconfirmed: a collector that takes every connection
+// but never confirms it stored the stream (a full disk) gets the spool
+// again after a growing backoff, not every RetryMin: a successful
+// connection is no progress. Before, each reconnect reset the backoff and
+// a closing probe replayed its whole spool every RetryMin until its
+// DrainTimeout (on a full disk: millions of duplicates a minute).
+func TestSpoolBacksOffUnconfirmed(t *testing.T) {
+	l := &link{up: true, unconfirmed: true}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir(), DrainTimeout: time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, nil)
+	if err := e.Export(ipfixtest.Random(6, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); !errors.Is(err, ErrUndelivered) {
+		t.Fatalf("Close = %v, want ErrUndelivered", err)
+	}
+	// Backoff 10, 20, 40, ... ms: at most 7 connections fit in 1 s.
+	if n := len(l.conns); n < 2 || n > 7 {
+		t.Fatalf("%d connections in the 1 s drain, want 2-7 (doubling backoff from 10 ms)", n)
+	}
+	if got := sp.Stats().Connects; got != uint64(len(l.conns)) {
+		t.Errorf("Stats.Connects %d, link saw %d", got, len(l.conns))
+	}
 }
 
 // TestTCPCloseConfirm connects a TCP transport to a listener that reads
