@@ -12,7 +12,7 @@
 #    this rate, as nfcapd);
 #  - ingestfloor -poll 5ms: the same read as mira-collector's (MSG_DONTWAIT,
 #    sleep 5 ms when empty);
-#  - ingestfloor -poll 50ms: fewer wake-ups still;
+#  - ingestfloor -poll 100ms: the longest sleep of mira-collector's adaptive reader;
 #  - mira-collector (ROLLUPS=off, as collector.sh).
 #
 # CPU seconds are counted as collector.sh does (/proc/PID/stat from
@@ -58,23 +58,24 @@ one() {
 	kill -TERM $pid
 	wait $pid 2>/dev/null || true
 	[ "$d" = 0 ] || echo "WARNING: $name: $d datagrams dropped"
-	secs "$c0" "$c1" >>"$WORK/$name.fcpu"
+	echo "$(secs "$c0" "$c1")" >>"$WORK/$name.fcpu"
 }
-i=0
-while [ $i -lt "$ROUNDS" ]; do
-	i=$((i + 1))
+# (lib.sh's wait loops use $i: the round counter is $round.)
+round=0
+while [ $round -lt "$ROUNDS" ]; do
+	round=$((round + 1))
 	one nfcapd nfcapd -b 127.0.0.1 -p $((port + 1)) -w "$WORK/nf" -t 3600 -B 4194304
 	one block "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 0
 	one poll5ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 5ms
-	one poll50ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 50ms
+	one poll100ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 100ms
 	one mira-collector "$WORK/mira-collector" --config "$WORK/collector-floor.yaml" --listen udp://127.0.0.1:$((port + 1)) \
 		--db "$WORK/floor.db" --log-level warn
-	echo "round $i: $(for n in nfcapd block poll5ms poll50ms mira-collector; do printf '%s %s  ' $n "$(tail -1 "$WORK/$n.fcpu")"; done)"
+	echo "round $round: $(for n in nfcapd block poll5ms poll100ms mira-collector; do printf '%s %s  ' $n "$(tail -1 "$WORK/$n.fcpu")"; done)"
 done
 rm -rf "$WORK/floor.out" "$WORK/nf" "$WORK/floor.db" "$WORK/floor.db.seg"
 median() { sort -n "$WORK/$1.fcpu" | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 nf=$(median nfcapd)
-for n in nfcapd block poll5ms poll50ms mira-collector; do
+for n in nfcapd block poll5ms poll100ms mira-collector; do
 	m=$(median $n)
 	echo "$n $m $nf" | awk '{printf "%-15s median cpu %6.3fs  (%s)  %.2fx nfcapd records/cpu-s\n", $1, $2, "'"$(tr '\n' ' ' <"$WORK/$n.fcpu")"'", ($2 > 0 ? $3/$2 : 0)}'
 done
