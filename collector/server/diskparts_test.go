@@ -20,6 +20,31 @@ import (
 	"github.com/mira-project/mira/tools/peertest"
 )
 
+// diskServer is a Server with the default configuration on a new store
+// at db (releasing the file between commits, as mira-collector opens
+// it), its rollups started, and the buffer its log goes to. The store is
+// closed when t ends.
+func diskServer(t *testing.T, db string) (*Server, *bytes.Buffer) {
+	t.Helper()
+	cfg, err := config.LoadCollector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DB = db
+	log := new(bytes.Buffer)
+	s := New(cfg, slog.New(slog.NewTextHandler(log, nil)))
+	st, err := store.Open(cfg.DB, &store.Options{Release: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s.st = st
+	if err := s.startRollups(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	return s, log
+}
+
 // TestDiskFullBacklogInParts: without retention by size, a disk fills
 // up and the records wait; the operator then frees less room than the
 // backlog needs. What fits is stored (oldest first, an origin at a
@@ -43,22 +68,8 @@ func TestDiskFullBacklogInParts(t *testing.T) {
 		return p
 	}
 	small, large := ballast("small", 3<<20), ballast("large", 8<<20)
-	cfg, err := config.LoadCollector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DB = filepath.Join(dir, "full.db")
-	var log bytes.Buffer
-	s := New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
-	st, err := store.Open(cfg.DB, &store.Options{Release: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s.st = st
-	if err := s.startRollups(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	s, log := diskServer(t, filepath.Join(dir, "full.db"))
+	st := s.st
 
 	// A: UDP, B: TCP with a sequence gap in the backlog, C: TCP with a
 	// spool (its records deduplicated by sequence number).
@@ -329,22 +340,7 @@ func TestDiskFullRollupLog(t *testing.T) {
 	defer func(h time.Duration) { rollupHold = h }(rollupHold)
 	rollupHold = 0 // cells written as the records come
 	dir := peertest.Tmpfs(t, 4<<20)
-	cfg, err := config.LoadCollector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DB = filepath.Join(dir, "r.db")
-	var log bytes.Buffer
-	s := New(cfg, slog.New(slog.NewTextHandler(&log, nil)))
-	st, err := store.Open(cfg.DB, &store.Options{Release: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s.st = st
-	if err := s.startRollups(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	s, log := diskServer(t, filepath.Join(dir, "r.db"))
 	// Fill what is left of the disk.
 	f, err := os.Create(filepath.Join(dir, "ballast"))
 	if err != nil {
