@@ -81,6 +81,16 @@ type RollupConfig struct {
 	Hold time.Duration
 	// Now is the wall clock (nil: time.Now).
 	Now func() time.Time
+	// Idle moves the horizon with the wall clock while no record
+	// arrives: d after the last records were given (Advance), the
+	// origins' clocks are taken as d further on. A probe's record time
+	// moves at least as fast as the wall clock (live capture, a replay
+	// paced at --speed 1 or more; an unpaced replay runs ahead of it),
+	// so a record it exports later still ends after its origin's clock
+	// less the lag; without it the horizon of a burst of old records (a
+	// capture replayed into a running collector) stayed behind them
+	// until more records came. AdvanceIdle advances such a horizon.
+	Idle bool
 	// Scan: records come from a store scan in end-time order (Rebuild),
 	// so the horizon follows the scan exactly.
 	Scan bool
@@ -107,7 +117,8 @@ type RollupConfig struct {
 // Build feeds all records in start order. A Roller holds the records it
 // is given in a buffer ordered by start and feeds those that started
 // before its horizon: the record end time every active origin has
-// reached, less the longest flow duration seen and RollupConfig.Lag
+// reached (with RollupConfig.Idle, moved on by the wall clock while no
+// record arrives), less the longest flow duration seen and RollupConfig.Lag
 // (records are exported when their flow ends, so a record that started
 // earlier has arrived). A connection is complete once no record after
 // the horizon can continue it (consolidate.Consolidator.CompleteBefore),
@@ -154,6 +165,10 @@ type Roller struct {
 
 	// past are horizons computed in the last Hold, oldest first.
 	past []pastHorizon
+	// notes counts the records given (note); arrived is the wall clock
+	// of the Advance that first saw notes at its value (Idle).
+	notes, notesSeen uint64
+	arrived          int64
 
 	records, late uint64
 	flushed       bool
@@ -554,6 +569,7 @@ func (r *Roller) note(o store.Origin, first, last int64) bool {
 		}
 		r.lastO, r.lastClock = o, c
 	}
+	r.notes++
 	if t := *c; last > t || t == 0 {
 		*c = last
 	}
@@ -568,8 +584,9 @@ func (r *Roller) note(o store.Origin, first, last int64) bool {
 	return false
 }
 
-// horizon is the start before which every record has arrived.
-func (r *Roller) horizon() int64 {
+// horizon is the start before which every record has arrived; now is
+// the wall clock (Idle).
+func (r *Roller) horizon(now int64) int64 {
 	if r.maxLast == math.MinInt64 {
 		return math.MinInt64
 	}
@@ -588,6 +605,9 @@ func (r *Roller) horizon() int64 {
 			wm = t
 		}
 	}
+	if r.cfg.Idle && r.arrived != 0 && now > r.arrived {
+		wm = satAdd64(wm, now-r.arrived)
+	}
 	return wm - r.maxDur - int64(r.cfg.Lag)
 }
 
@@ -595,9 +615,15 @@ func (r *Roller) horizon() int64 {
 // the connections nothing can continue any more and classifies the
 // biflows whose pair context is complete.
 func (r *Roller) Advance() {
-	t := r.horizon()
+	var now int64
+	if (r.cfg.Hold > 0 || r.cfg.Idle) && !r.cfg.Scan {
+		now = r.cfg.Now().UnixNano()
+		if r.notes != r.notesSeen {
+			r.notesSeen, r.arrived = r.notes, now
+		}
+	}
+	t := r.horizon(now)
 	if r.cfg.Hold > 0 && !r.cfg.Scan {
-		now := r.cfg.Now().UnixNano()
 		r.past = append(r.past, pastHorizon{now, t})
 		t = math.MinInt64
 		n := 0
@@ -621,6 +647,19 @@ func (r *Roller) Advance() {
 	}
 	r.c.CompleteBefore(r.fed)
 	r.classifyReady(false)
+}
+
+// AdvanceIdle is Advance for a Roller given no record since its last
+// Advance (RollupConfig.Idle: the horizon moves with the wall clock), if the
+// Roller holds anything the horizon can still complete: held records,
+// pending connections or biflows waiting for their pair context. false
+// means it held nothing, so there is nothing new to write.
+func (r *Roller) AdvanceIdle() bool {
+	if r.buf.Len() == 0 && len(r.wait) == 0 && r.c.Stats().Pending == 0 {
+		return false
+	}
+	r.Advance()
+	return true
 }
 
 // feedHeld feeds the earliest held record.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -648,5 +649,106 @@ func BenchmarkRecHeap(b *testing.B) {
 			// on a shared machine.
 			b.ReportMetric(float64(cpu)/float64(b.N*n), "cpu-ns/record")
 		})
+	}
+}
+
+// TestRollupsIdleAdvance: a burst of old records (a capture replayed
+// into a running collector, its record times long past) and then no
+// more. With Idle the horizon moves with the wall clock: AdvanceIdle
+// completes every biflow within a bounded time (the lag, the longest
+// flow, the hold and the pairing and pair-context windows), without a
+// Flush, and the rollups written on the way equal the report over the
+// records, none late. Without Idle the horizon stays behind the burst.
+func TestRollupsIdleAdvance(t *testing.T) {
+	d := rollupStores[1]
+	d.conns, d.span = 600, 20*time.Minute
+	s, arrivals := writeRollupStore(t, d, 3)
+	rules := classify.Default()
+	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	names, _ := s.NameIndex()
+	anns, _ := s.Announcements()
+	// The wall clock is years after the records.
+	wall := time.Unix(0, rollupT0).Add(3 * 365 * 24 * time.Hour)
+	for _, idle := range []bool{false, true} {
+		live, err := store.Open(filepath.Join(t.TempDir(), "live.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer live.Close()
+		cfg := RollupConfig{Rules: rules, RulesID: src.RulesID, Hold: 10 * time.Second, Idle: idle,
+			Now: func() time.Time { return wall }}
+		ro := NewRoller(cfg, names, anns, nil)
+		for i := range arrivals {
+			ro.Add(arrivals[i].Origin, &arrivals[i].Record)
+		}
+		ro.Advance() // the commit that stored them
+		if err := live.PutRollups(ro.Take()); err != nil {
+			t.Fatal(err)
+		}
+		const limit = 15 * time.Minute
+		var waited time.Duration
+		for waited < limit {
+			wall = wall.Add(time.Second)
+			waited += time.Second
+			if !ro.AdvanceIdle() {
+				break
+			}
+			if err := live.PutRollups(ro.Take()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held, waiting := ro.Held()
+		m, err := live.RollupMeta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		latest := int64(math.MinInt64)
+		for _, a := range arrivals {
+			latest = max(latest, a.Record.First)
+		}
+		if !idle {
+			// Advance alone lets the held horizon pass, which stays the
+			// lag and the longest flow behind the burst's end.
+			if held == 0 || m.CompleteBefore > latest {
+				t.Fatalf("without Idle: %d of %d records held, complete before %d after %v of wall clock; want the burst's end held", held, len(arrivals), m.CompleteBefore, waited)
+			}
+			continue
+		}
+		if held != 0 || waiting != 0 || waited >= limit {
+			t.Fatalf("idle: %d records held, %d biflows waiting after %v of wall clock", held, waiting, waited)
+		}
+		if m.Records != uint64(len(arrivals)) || m.Late != 0 || m.CompleteBefore <= latest || m.Clean {
+			t.Fatalf("idle: meta %+v: want %d records fed, none late, complete after the latest start %d", m, len(arrivals), latest)
+		}
+		t.Logf("%d records complete %v of wall clock after the burst", len(arrivals), waited)
+		for _, args := range [][]string{nil, {"--by", "category"}, {"--bucket", "1m", "--by", "probe"}} {
+			p := rollupParams(t, args...)
+			opts := p.Options()
+			opts.Rules = rules
+			want, err := FromStoreQuery(context.Background(), s, p.Query, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := FromRollups(context.Background(), live, p, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cb := got.Summary.Rollup.CompleteBefore; cb == nil || int64(*cb) <= latest {
+				t.Errorf("%v: rollups complete before %v, not after the latest start", args, cb)
+			}
+			if g, w := comparableOf(t, got), comparableOf(t, want); g != w {
+				t.Errorf("%v: rollups differ from the records:\n%s", args, firstDiff(g, w))
+			}
+		}
+		// A record that arrives now, started before the horizon, is late.
+		late := arrivals[0]
+		ro.Add(late.Origin, &late.Record)
+		ro.Advance()
+		if err := live.PutRollups(ro.Take()); err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := live.RollupMeta(); m.Late != 1 {
+			t.Errorf("a record started before the horizon, arriving after it: %d late, want 1", m.Late)
+		}
 	}
 }

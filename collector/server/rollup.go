@@ -13,7 +13,9 @@ import (
 
 // Rollups at ingest: every committed record goes to a report.Roller,
 // whose new cells are written after each commit (a transaction of their
-// own, so a failure keeps them for the next one). At start the rollups
+// own, so a failure keeps them for the next one), and while no record
+// arrives, at each commit interval while the Roller holds records or
+// connections its horizon can still complete (idleRollups). At start the rollups
 // are rebuilt from the records when the store has none (written before
 // rollups existed), when the collector that kept them did not stop
 // cleanly, or when the rules, AS table or window changed; at shutdown
@@ -24,6 +26,10 @@ import (
 // for records that arrive out of end order (report.RollupConfig.Hold);
 // a variable so that tests can see the horizon move at once.
 var rollupHold = 10 * time.Second
+
+// rollupNow is the Roller's wall clock (its hold and its idle horizon);
+// a variable so that tests can move it.
+var rollupNow = time.Now
 
 // startRollups makes the Roller, rebuilding the rollups first when they
 // cannot be continued.
@@ -65,6 +71,7 @@ func (s *Server) startRollups(ctx context.Context, st *store.Store) error {
 		return err
 	}
 	cfg.Hold = rollupHold
+	cfg.Idle, cfg.Now = true, rollupNow
 	s.roll = report.NewRoller(cfg, names, anns, &meta)
 	// Written at once: the meta now says unclean until the final flush.
 	return s.putRollups()
@@ -98,6 +105,35 @@ func (s *Server) feedRollups(list []*store.Encoded, reload bool) {
 		}
 	}
 	s.roll.Advance()
+	s.rollFed = time.Now()
+	s.writeRollups()
+}
+
+// idleRollups advances the Roller's horizon with the wall clock when no
+// commit fed it for a commit interval and no record waits for the store
+// (report.Roller.AdvanceIdle), and writes what that completed: after a
+// burst of records (a capture replayed into the collector) the stored
+// rollups reach them within the lag and the longest flow, plus the hold,
+// instead of waiting for more records or the collector's stop. Not while
+// records wait (a failing store): they are older than the wall clock
+// says and would arrive late.
+func (s *Server) idleRollups() {
+	if s.roll == nil {
+		return
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	waiting := s.pending.n > 0 || s.failing
+	s.mu.Unlock()
+	if waiting || time.Since(s.rollFed) < commitInterval || !s.roll.AdvanceIdle() {
+		return
+	}
+	s.writeRollups()
+}
+
+// writeRollups writes the Roller's new cells; wmu held.
+func (s *Server) writeRollups() {
 	s.rollGen++
 	// Logged when writes start failing and when they succeed again (a
 	// full disk storing part of the records every commit interval).

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
 
@@ -118,4 +121,80 @@ func (ls *liveServer) roll2rules(t *testing.T) *classify.Rules {
 		t.Fatal(err)
 	}
 	return cfg.Rules
+}
+
+// TestIdleRollups: one burst of old records (a capture replayed into the
+// running collector) and no more: the stored rollups reach every record
+// while the collector runs, once the Roller's wall clock has moved past
+// the lag, the longest flow and the hold (idleRollups), and they equal
+// the report over the records with none late. Before, the Roller
+// advanced only on commits, so the stored rollups had none of them
+// ("no biflow complete yet") until more records came or the collector
+// stopped.
+func TestIdleRollups(t *testing.T) {
+	var mu sync.Mutex
+	wall := time.Now()
+	defer func(f func() time.Time) { rollupNow = f }(rollupNow)
+	rollupNow = func() time.Time { mu.Lock(); defer mu.Unlock(); return wall }
+	ls := startServer(t)
+	// Records of a capture from years ago.
+	recs := pairedRecords(2, 400, time.Date(2016, 5, 1, 10, 0, 0, 0, time.UTC))
+	latest := int64(math.MinInt64)
+	for _, r := range recs {
+		latest = max(latest, r.First)
+	}
+	sendRecords(t, ls.tcp, recs)
+	until(t, "records stored", func() bool { s, _ := ls.counts(); return s == uint64(len(recs)) })
+	meta := func() store.RollupMeta {
+		ls.wmu.Lock()
+		defer ls.wmu.Unlock()
+		m, err := ls.st.RollupMeta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// The Roller's wall clock moves a minute at each poll from now on
+	// (report's TestRollupsIdleAdvance bounds the delay).
+	moved := 0
+	until(t, "stored rollups complete after the burst", func() bool {
+		mu.Lock()
+		wall = wall.Add(time.Minute)
+		moved++
+		mu.Unlock()
+		m := meta()
+		return m.Records == uint64(len(recs)) && m.CompleteBefore > latest
+	})
+	m := meta()
+	if m.Late != 0 || m.Clean {
+		t.Fatalf("meta %+v: want none late, the collector still running", m)
+	}
+	var p report.Params
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	p.Register(fs)
+	if err := fs.Parse([]string{"--bucket", "1m", "--by", "category"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// The stored rollups alone (no Live: as mira report --db reads the file).
+	src := ls.rollSrc
+	src.Live = nil
+	got, err := report.FromRollups(context.Background(), ls.st, &p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := p.Options()
+	opts.Rules = ls.roll2rules(t)
+	want, err := report.FromStoreQuery(context.Background(), ls.st, p.Query, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := json.Marshal([]any{got.Usage, got.Summary.Biflows, got.Summary.Flows, got.Summary.Packets, got.Summary.Octets})
+	w, _ := json.Marshal([]any{want.Usage, want.Summary.Biflows, want.Summary.Flows, want.Summary.Packets, want.Summary.Octets})
+	if string(g) != string(w) || want.Summary.Biflows == 0 {
+		t.Fatalf("stored rollups %s\nrecords %s", g, w)
+	}
+	t.Logf("%d records, %d biflows: stored rollups complete before %v after %d minutes of the Roller's clock", len(recs), want.Summary.Biflows, time.Unix(0, m.CompleteBefore).UTC(), moved)
 }

@@ -148,6 +148,8 @@ type Server struct {
 	rollStale bool
 	// rollFailing: the last write of rollups failed (logged once).
 	rollFailing bool
+	// rollFed is when a commit last fed the Roller (idleRollups).
+	rollFed time.Time
 	// rollPend caches the Roller's pending cells (liveRollups) while
 	// rollGen, counting the records fed, has not moved since rollPendGen.
 	rollPend    map[time.Duration]map[store.RollupKey]*store.RollupCell
@@ -675,6 +677,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			s.commitOrPrune()
+			s.idleRollups()
 		case <-s.kick:
 			s.mu.Lock()
 			failing := s.failing
