@@ -34,7 +34,8 @@ type APIConfig struct {
 	// (report.LoadRollupConfig; source=rollups or auto).
 	Rollups report.RollupSource
 	// Before, when set, runs before each request: the collector commits
-	// the records it has received so the answer includes them.
+	// the records it has received and saves its counters, so the answer
+	// includes them.
 	Before func()
 	// Acquire, when set, gives each request its store instead of Store
 	// (a cluster's merged snapshot, collector/cluster.View); release is

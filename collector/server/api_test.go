@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/report/reporttest"
@@ -210,5 +212,40 @@ func TestAPIRollups(t *testing.T) {
 	var e map[string]string
 	if code := get("/api/report?source=rollups&host=192.0.2.1", &e); code != 400 || !strings.Contains(e["error"], "rollups cannot answer") {
 		t.Fatalf("source=rollups with --host: %d %v", code, e)
+	}
+}
+
+// TestAPIReportCounters: /api/report's summary has the collector's
+// counters (messages, records, lost) as mira report --format json has
+// them, at once: the API saves them before it answers. Before, they were
+// saved only at the stats tick (5 s), so a report asked sooner after the
+// start had none of the three keys.
+func TestAPIReportCounters(t *testing.T) {
+	ls := startServerWith(t, func(s *Server) {
+		s.cfg.HTTP = "127.0.0.1:0"
+		s.statsEvery = time.Hour // no tick during the test
+	})
+	until(t, "http api", func() bool { return ls.HTTPAddr() != nil })
+	recs := pairedRecords(4, 50, time.Now().Add(-time.Hour))
+	sendRecords(t, ls.tcp, recs)
+	until(t, "records stored", func() bool { s, _ := ls.counts(); return s == uint64(len(recs)) })
+	resp, err := http.Get("http://" + ls.HTTPAddr().String() + "/api/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Summary map[string]json.RawMessage `json:"summary"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"records": fmt.Sprint(len(recs)), "lost": "0"} {
+		if got := string(rep.Summary[k]); got != want {
+			t.Errorf("summary %q = %q, want %s", k, got, want)
+		}
+	}
+	if m := string(rep.Summary["messages"]); m == "" || m == "0" {
+		t.Errorf("summary messages = %q, want the messages received", m)
 	}
 }

@@ -148,6 +148,8 @@ type Server struct {
 	rollStale bool
 	// rollFailing: the last write of rollups failed (logged once).
 	rollFailing bool
+	// statsSave is what saveStats saved last.
+	statsSave statsSaver
 	// rollFed is when a commit last fed the Roller (idleRollups).
 	rollFed time.Time
 	// rollPend caches the Roller's pending cells (liveRollups) while
@@ -628,40 +630,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer tick.Stop()
 	statsTick := time.NewTicker(s.statsEvery)
 	defer statsTick.Stop()
-	var saved collector.Stats
-	var savedDropped, savedHeld, savedBack, savedFull, savedPos uint64
-	statsWritten := false
-	saveStats := func() {
-		cur := s.coll.Stats()
-		d := statsDelta(saved, cur)
-		s.mu.Lock()
-		dropped, held, back, full, pos := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull, s.posEvicted
-		s.mu.Unlock()
-		d.Dropped = dropped - savedDropped
-		if held > savedHeld {
-			d.Evicted["held-names"] = held - savedHeld
-		}
-		if pos > savedPos {
-			d.Evicted["sequence-positions"] = pos - savedPos
-		}
-		if back > savedBack {
-			d.Malformed["ledger-backwards"] = back - savedBack
-		}
-		if full > savedFull {
-			d.Malformed["ledger-overflow"] = full - savedFull
-		}
-		if statsWritten && statsEmpty(d) {
-			// Nothing counted since the last write: an idle collector
-			// does not open and sync the store every 5 s for nothing.
-			return
-		}
-		if err := st.AddStats(d); err != nil {
-			s.log.Error("store stats", "err", err)
-			return
-		}
-		statsWritten = true
-		saved, savedDropped, savedHeld, savedBack, savedFull, savedPos = cur, dropped, held, back, full, pos
-	}
+	saveStats := s.saveStats
 	for {
 		select {
 		case <-ctx.Done():
@@ -691,6 +660,55 @@ func (s *Server) Run(ctx context.Context) error {
 			s.retention()
 		}
 	}
+}
+
+// statsSaver is what saveStats saved last; its mutex serialises saves
+// (Run's ticks and the API's requests).
+type statsSaver struct {
+	mu                             sync.Mutex
+	saved                          collector.Stats
+	dropped, held, back, full, pos uint64
+	written                        bool
+}
+
+// saveStats adds the collector's counters counted since the last save to
+// the store: at every stats tick, at the stop, and before each API
+// request (so that a report's messages, records and lost are current,
+// as mira report reads them after the stop; before, for the first
+// stats interval after the start they were absent from /api/report).
+func (s *Server) saveStats() {
+	sv := &s.statsSave
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	cur := s.coll.Stats()
+	d := statsDelta(sv.saved, cur)
+	s.mu.Lock()
+	dropped, held, back, full, pos := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull, s.posEvicted
+	s.mu.Unlock()
+	d.Dropped = dropped - sv.dropped
+	if held > sv.held {
+		d.Evicted["held-names"] = held - sv.held
+	}
+	if pos > sv.pos {
+		d.Evicted["sequence-positions"] = pos - sv.pos
+	}
+	if back > sv.back {
+		d.Malformed["ledger-backwards"] = back - sv.back
+	}
+	if full > sv.full {
+		d.Malformed["ledger-overflow"] = full - sv.full
+	}
+	if sv.written && statsEmpty(d) {
+		// Nothing counted since the last write: an idle collector
+		// does not open and sync the store every 5 s for nothing.
+		return
+	}
+	if err := s.st.AddStats(d); err != nil {
+		s.log.Error("store stats", "err", err)
+		return
+	}
+	sv.written = true
+	sv.saved, sv.dropped, sv.held, sv.back, sv.full, sv.pos = cur, dropped, held, back, full, pos
 }
 
 // storedAllFrom says no record from address a waits for the store:

@@ -17,7 +17,7 @@ import (
 // /api/ and /metrics, behind the configured token or basic
 // authentication, over TLS when a certificate is configured.
 func (s *Server) httpServer(st *store.Store, rules *classify.Rules, services *service.List, metrics http.Handler) (*http.Server, error) {
-	return NewHTTPServer(s.cfg, APIConfig{Store: st, Rules: rules, Services: services, ASFile: s.cfg.AS, Rollups: s.rollSrc, Before: func() { s.commit() }}, metrics)
+	return NewHTTPServer(s.cfg, APIConfig{Store: st, Rules: rules, Services: services, ASFile: s.cfg.AS, Rollups: s.rollSrc, Before: func() { s.commit(); s.saveStats() }}, metrics)
 }
 
 // NewHTTPServer is the server of cfg.HTTP for the store (or store
