@@ -54,8 +54,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Format, "format", "table", "output format: table, json or csv")
 	fs.StringVar(&o.DB, "db", "", "keep the collector store in this new file (default: temporary; one that holds records is refused)")
 	fs.Var((*cli.Count)(&o.Workers), "workers", "flow-table shards (0: the default)")
-	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "flow idle timeout (default 30s)")
-	fs.DurationVar(&o.ActiveTimeout, "active-timeout", 0, "flow active timeout, the aggregation period (default 120s)")
+	// Negative timeouts are refused (cli.Duration), as mira-probe's
+	// meter.idle_timeout and active_timeout: they were taken as the
+	// defaults, silently.
+	var idle, active cli.Duration
+	fs.Var(&idle, "idle-timeout", "flow idle timeout (default 30s)")
+	fs.Var(&active, "active-timeout", "flow active timeout, the aggregation period (default 120s)")
 	fs.StringVar(&o.Symptoms, "symptoms", "", "symptom database (default: the embedded one)")
 	fs.StringVar(&o.Rules, "rules", "", "classification rules (default: the embedded ones)")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
@@ -68,6 +72,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.Files = files
+	o.IdleTimeout, o.ActiveTimeout = idle.D, active.D
 	switch o.Format {
 	case "table", "json", "csv":
 	default:

@@ -148,3 +148,30 @@ func TestDBHoldsRecords(t *testing.T) {
 		t.Fatalf("into the same --db again: %v (report of %d packets, the capture has %d)", err, pk, first.Summary.Packets)
 	}
 }
+
+// TestTimeoutFlags: negative --idle-timeout and --active-timeout are
+// refused before any work, as mira-probe refuses negative meter
+// timeouts (they were taken as the defaults, silently); a positive one
+// is the meter's (the built-in sample: 334 flows by default, more when
+// flows time out after a second).
+func TestTimeoutFlags(t *testing.T) {
+	for _, f := range []string{"--idle-timeout", "--active-timeout"} {
+		rep, stderr, err := runJSON(t, f, "-5s")
+		if err == nil || rep != nil || !strings.Contains(err.Error(), "-5s is negative") || !strings.Contains(err.Error(), f[2:]) {
+			t.Errorf("%s -5s: err %v, report %v, stderr %.200s: want refused, naming the flag", f, err, rep != nil, stderr)
+		}
+	}
+	def, _, err := runJSON(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"--idle-timeout", "--active-timeout"} {
+		rep, _, err := runJSON(t, f, "1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Summary.Flows <= def.Summary.Flows || rep.Summary.Packets != def.Summary.Packets {
+			t.Errorf("%s 1s: %d flows (%d packets), default %d (%d): the timeout was not applied", f, rep.Summary.Flows, rep.Summary.Packets, def.Summary.Flows, def.Summary.Packets)
+		}
+	}
+}
