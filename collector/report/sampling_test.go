@@ -1,6 +1,8 @@
 package report
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +116,37 @@ func TestStoredSamplingAnnouncements(t *testing.T) {
 		if unscaled != 1 {
 			t.Errorf("rollups (names given late: %v): %d records unscaled, want 1", late, unscaled)
 		}
+	}
+}
+
+// TestOverrideUnknownExporter: --sampling for an exporter none of the
+// report's records came from is refused, naming it and the exporters
+// the records came from (it applied to nothing, silently); one present
+// scales its records; a range without records is not refused.
+func TestOverrideUnknownExporter(t *testing.T) {
+	d := rollupStores[1] // exporters 192.0.2.10 and 192.0.2.11
+	d.conns = 50
+	s, _ := writeRollupStore(t, d, 2)
+	run := func(args ...string) (*Report, error) {
+		p := rollupParams(t, append([]string{"--source", "records"}, args...)...)
+		return p.Report(context.Background(), s, p.Options(), RollupSource{})
+	}
+	_, err := run("--sampling", "10.9.9.9=packet:4", "--sampling", "192.0.2.10=packet:2")
+	if err == nil || !strings.Contains(err.Error(), `"10.9.9.9"`) || !strings.Contains(err.Error(), "records from: 192.0.2.10, 192.0.2.11") || strings.Contains(err.Error(), `"192.0.2.10"`) {
+		t.Fatalf("override of an absent exporter: %v", err)
+	}
+	plain, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run("--sampling", "192.0.2.10=packet:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.EstimatedPackets <= plain.Summary.EstimatedPackets {
+		t.Errorf("override of a present exporter: estimated %d packets, %d without", rep.Summary.EstimatedPackets, plain.Summary.EstimatedPackets)
+	}
+	if _, err := run("--sampling", "10.9.9.9=packet:4", "--from", "2031-01-01T00:00:00Z"); err != nil {
+		t.Errorf("a range without records: %v", err)
 	}
 }

@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -67,6 +72,9 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOverrides(flows, opts.Overrides); err != nil {
+		return nil, err
+	}
 	rep := Build(flows, opts)
 	if q.From.IsZero() {
 		if err := notePruned(s, &rep.Summary); err != nil {
@@ -74,6 +82,41 @@ func FromStoreQuery(ctx context.Context, s *store.Store, q store.Query, opts Opt
 		}
 	}
 	return rep, nil
+}
+
+// checkOverrides refuses a sampling override (--sampling EXPORTER=...)
+// of an exporter none of the flows came from, naming it and those they
+// came from: it applied to nothing, silently (a mistyped address, or a
+// probe's name where the records' exporter address is meant). A range
+// without records is not refused: the report is empty anyway.
+func checkOverrides(flows []store.StoredFlow, ov map[string]consolidate.Override) error {
+	if len(ov) == 0 || len(flows) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for i := range flows {
+		seen[flows[i].Origin.Exporter] = true
+	}
+	var missing []string
+	for e := range ov {
+		if !seen[e] {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	have := strings.Join(slices.Sorted(maps.Keys(seen)), ", ")
+	return fmt.Errorf("--sampling: no records from exporter %s in the report's range (records from: %s)", strings.Join(quoteAll(missing), ", "), have)
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = strconv.Quote(x)
+	}
+	return out
 }
 
 // notePruned says in sum where an open range over s's records starts
