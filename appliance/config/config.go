@@ -311,8 +311,12 @@ func (c *Probe) validate(root yamlnode.Node) error {
 			p.errs = append(p.errs, root.At("aggregates", err))
 		}
 	}
-	if _, err := sampling.ParseMode(c.Sampling.Mode); err != nil {
+	if m, err := sampling.ParseMode(c.Sampling.Mode); err != nil {
 		p.add("sampling.mode", "%v", err)
+	} else if m != sampling.None && c.Sampling.Interval == 0 {
+		// Interval 0 was taken as 1, every packet: a mode that samples
+		// nothing, silently (the defaults' interval is 1).
+		p.add("sampling.interval", "0 with mode %s: want N >= 1 (1 in N packets or flows)", c.Sampling.Mode)
 	}
 	if err := c.SNMP.Validate(); err != nil {
 		var ce *agent.ConfigError
