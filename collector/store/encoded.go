@@ -88,6 +88,46 @@ func (e *Encoded) AppendIf(o *Encoded, keep func(i int) bool) {
 	}
 }
 
+// appendRecords appends the bytes of records idx[start:end] to buf, in
+// that order (a commit's frame: sorted by end time). Records that follow
+// each other in e.buf too (about 40 % of a sorted second's batch of
+// MIRA's records) are copied as one run.
+func (e *Encoded) appendRecords(buf []byte, start, end int) []byte {
+	idx := e.idx[start:end]
+	for i := 0; i < len(idx); {
+		off, n := idx[i].off, idx[i].n
+		for i++; i < len(idx) && idx[i].off == off+n; i++ {
+			n += idx[i].n
+		}
+		buf = append(buf, e.buf[off:off+n]...)
+	}
+	return buf
+}
+
+// warmLimit bounds the batches warm reads: a batch larger than a
+// processor's last-level cache (tens of MiB) would be evicted by its own
+// end before the copy reads its start.
+const warmLimit = 8 << 20
+
+// warm reads e's records once, in the order they lie in memory, before
+// a commit copies them out in end-time order (appendRecords), and
+// returns a byte of them (so that the reads are not left out). A batch
+// was written over the second before its commit and is mostly no longer
+// in the caches: a read in memory order streams it in at the memory's
+// bandwidth, where the copy in end-time order would wait for each
+// record's line (BenchmarkEncodedGather, caches evicted before each
+// copy: 30-41 ns a record without, 15-23 with).
+func (e *Encoded) warm() byte {
+	if len(e.buf) > warmLimit {
+		return 0
+	}
+	var x byte
+	for i := 0; i < len(e.buf); i += 64 {
+		x += e.buf[i]
+	}
+	return x
+}
+
 // LastEnd returns the latest end time of e's records (0 when empty).
 func (e *Encoded) LastEnd() int64 {
 	if len(e.idx) == 0 {

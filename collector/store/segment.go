@@ -299,14 +299,17 @@ func (s *Store) putFrames(tx *bolt.Tx, batches []*Encoded, ids []uint32) (blockM
 	s.plan = plan
 	err := s.writeSegment(tx, total, blk, func(write func([]byte) error) error {
 		buf := s.buf[:0]
+		warmed := -1
 		for _, f := range plan {
 			b := batches[f.b]
+			if f.b != warmed {
+				warmed = f.b
+				s.warmSink += b.warm()
+			}
 			at := len(buf)
 			buf = appendFrameHeader(buf)
 			buf = appendChunkHeader(buf, f.end-f.start)
-			for _, x := range b.idx[f.start:f.end] {
-				buf = append(buf, b.buf[x.off:x.off+x.n]...)
-			}
+			buf = b.appendRecords(buf, f.start, f.end)
 			finishFrame(buf[at:], b.idx[f.start].last, b.idx[f.end-1].last, ids[f.b])
 			if len(buf) >= segWriteChunk {
 				if err := write(buf); err != nil {

@@ -170,13 +170,15 @@ type Store struct {
 
 	// mu serialises Put so that the write buffers can be reused; it
 	// also guards the segment the writer has open.
-	mu   sync.Mutex
-	buf  []byte
-	ids  []uint32
-	plan []frameSpan
-	wf   *os.File // newest segment, open for appending
-	wid  uint64   // its id
-	wnew bool     // created by the commit under way
+	mu  sync.Mutex
+	buf []byte
+	// warmSink keeps Encoded.warm's reads from being left out.
+	warmSink byte
+	ids      []uint32
+	plan     []frameSpan
+	wf       *os.File // newest segment, open for appending
+	wid      uint64   // its id
+	wnew     bool     // created by the commit under way
 
 	segDir string
 	// segmu guards scans (running scans, which may read segments) and
