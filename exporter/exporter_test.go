@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
@@ -247,4 +248,47 @@ func BenchmarkExport(b *testing.B) {
 		e.Export(recs)
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestMinMessageLen: ipfix.MinMessageLen (the least export[].mtu a probe
+// configuration takes) is exactly the message that carries the largest
+// flow template, the symptom template and one record of it with one
+// symptom and its names empty but for one byte: with the MTU at that
+// (plus the byte), the record and its templates go in one message
+// within it; one byte less and the record goes alone in a message over
+// the MTU.
+func TestMinMessageLen(t *testing.T) {
+	r := ipfixtest.Samples()[0]
+	r.Src, r.Dst = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	r.Proto = 6
+	r.Tunnel, r.TunnelSrc, r.TunnelDst = flow.TunnelGRE, netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db8:1::2")
+	r.Symptoms = []flow.SymptomCount{{ID: 1, Count: 1}}
+	r.Direction, r.VPI, r.VCI = 1, 1, 1
+	r.App = flow.App{HTTPHost: "h", DNSResponse: true, FTPData: "p"}
+	r.ScannedOctets = 1
+	least := ipfix.MinMessageLen() + 2 // the host's and the ports' byte
+	for _, mtu := range []int{least, least - 1} {
+		tr := &recorder{session: 1}
+		e := NewTransport(tr, &Config{MTU: mtu})
+		if err := e.Export([]flow.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		longest := 0
+		for _, m := range tr.msgs {
+			longest = max(longest, len(m))
+		}
+		got, _ := decodeAll(t, tr.msgs)
+		if len(got) != 1 {
+			t.Fatalf("mtu %d: %d records decoded", mtu, len(got))
+		}
+		if mtu == least && longest != mtu {
+			t.Errorf("mtu %d (MinMessageLen + 2): longest message %d bytes, want exactly the MTU", mtu, longest)
+		}
+		if mtu < least && longest <= mtu {
+			t.Errorf("mtu %d: longest message %d bytes: MinMessageLen is not the least", mtu, longest)
+		}
+	}
 }

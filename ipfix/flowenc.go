@@ -454,3 +454,30 @@ func appendAddr4(b []byte, a netip.Addr) []byte {
 	x := a.As16()
 	return append(b, x[12:16]...)
 }
+
+// MinMessageLen is the smallest IPFIX message that holds any of MIRA's
+// flow templates, with the symptom template, and one record of it whose
+// variable-length fields hold nothing but one symptom: an exporter
+// bounded below it (a UDP target's MTU) sends such records each in a
+// message over its bound.
+func MinMessageLen() int {
+	e := NewFlowEncoder(DefaultPEN)
+	symT := len(AppendTemplate(nil, &e.sym))
+	most := 0
+	for v := 0; v < allVariants; v++ {
+		t := e.build(v)
+		n := len(AppendTemplate(nil, &t.Template))
+		for _, s := range t.slots {
+			switch {
+			case s.op == opSymptoms:
+				n += 1 + stlHeaderLen + 6
+			case s.f.Length == VarLen:
+				n++
+			default:
+				n += int(s.f.Length)
+			}
+		}
+		most = max(most, n)
+	}
+	return HeaderLen + SetHeaderLen + symT + most + SetHeaderLen
+}

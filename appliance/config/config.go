@@ -15,6 +15,7 @@ import (
 	"github.com/mira-project/mira/appliance/sampling"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/internal/yamlnode"
+	"github.com/mira-project/mira/ipfix"
 )
 
 //go:embed probe.yaml
@@ -269,6 +270,10 @@ func (c *Probe) validate(root yamlnode.Node) error {
 			if d.v < 0 {
 				p.add(fmt.Sprintf("export[%d].%s", i, d.key), "must not be negative")
 			}
+		}
+		if least := ipfix.MinMessageLen(); e.MTU > 0 && e.MTU < least {
+			// Each record then went out alone, in a message over it.
+			p.add(fmt.Sprintf("export[%d].mtu", i), "%d is less than a message with a flow template and one record needs (%d)", e.MTU, least)
 		}
 		if e.Spool != nil && e.Spool.Window < 0 {
 			p.add(fmt.Sprintf("export[%d].spool.window", i), "must not be negative")

@@ -73,6 +73,9 @@ func TestErrors(t *testing.T) {
 		{"export:\n  - {url: tcp://127.0.0.1:4739, spool: {dir: /tmp/s, window: -1s}}\n", `p.yaml:2: key "export[0].spool.window": must not be negative`},
 		// yaml names no line for a syntax error on the first line.
 		{"meter: idle_timeout: 30s\n", `p.yaml:1: mapping values are not allowed in this context`},
+		// An MTU below a message with a template and a record: each
+		// record went out alone, in a message over it.
+		{"export:\n  - url: udp://127.0.0.1:4739\n    mtu: 20\n", `p.yaml:3: key "export[0].mtu": 20 is less than a message with a flow template and one record needs (427)`},
 		// A sampling mode with interval 0 sampled nothing, silently.
 		{"sampling:\n  mode: random\n  interval: 0\n", `p.yaml:3: key "sampling.interval": 0 with mode random: want N >= 1`},
 		{"sampling: {mode: flow, interval: 0}\n", `p.yaml:1: key "sampling.interval": 0 with mode flow: want N >= 1`},
