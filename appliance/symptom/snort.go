@@ -9,14 +9,19 @@ import (
 )
 
 // SnortIssue is a rule option that a symptom pattern cannot express.
+// With Syntax set it is a rule that does not parse, skipped whole.
 type SnortIssue struct {
 	Line   int
 	SID    string
 	Option string // the option as written
 	Reason string
+	Syntax bool
 }
 
 func (i SnortIssue) String() string {
+	if i.Syntax {
+		return fmt.Sprintf("line %d: syntax error: %s: rule skipped", i.Line, i.Reason)
+	}
 	return fmt.Sprintf("line %d sid %s: %s: %s", i.Line, i.SID, i.Option, i.Reason)
 }
 
@@ -29,7 +34,9 @@ func (i SnortIssue) String() string {
 // pcre, byte_test, flow, HTTP buffers, ...) are listed per rule; options
 // without effect on matching (msg, sid, rev, classtype, reference,
 // metadata, priority, gid, fast_pattern) are consumed silently. Rules with
-// no usable content are skipped and listed.
+// no usable content are skipped and listed, as are rules with a syntax
+// error (SnortIssue.Syntax): one bad rule in a rules file does not stop
+// the import of the others.
 func ImportSnort(name string, data []byte) (*Spec, []SnortIssue, error) {
 	spec := &Spec{File: name}
 	byClass := map[string]int{}
@@ -45,11 +52,13 @@ func ImportSnort(name string, data []byte) (*Spec, []SnortIssue, error) {
 		}
 		open := strings.IndexByte(line, '(')
 		if open < 0 || !strings.HasSuffix(line, ")") {
-			return nil, issues, &Error{File: name, Line: lineNo, Err: fmt.Errorf("%w: rule without an option list", ErrSyntax)}
+			issues = append(issues, SnortIssue{Line: lineNo, SID: "?", Option: "(rule)", Reason: "rule without an option list", Syntax: true})
+			continue
 		}
 		opts, err := splitSnortOptions(line[open+1 : len(line)-1])
 		if err != nil {
-			return nil, issues, &Error{File: name, Line: lineNo, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+			issues = append(issues, SnortIssue{Line: lineNo, SID: "?", Option: "(rule)", Reason: err.Error(), Syntax: true})
+			continue
 		}
 		sid, class := "?", ""
 		for _, o := range opts {
@@ -63,7 +72,7 @@ func ImportSnort(name string, data []byte) (*Spec, []SnortIssue, error) {
 		var pats []PatternSpec
 		var cur *PatternSpec
 		issue := func(opt, reason string) {
-			issues = append(issues, SnortIssue{lineNo, sid, opt, reason})
+			issues = append(issues, SnortIssue{Line: lineNo, SID: sid, Option: opt, Reason: reason})
 		}
 		for _, o := range opts {
 			raw := o.key

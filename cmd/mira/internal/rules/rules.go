@@ -55,11 +55,22 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	y, issues, err := Import(name, data)
+	// Rules with a syntax error are skipped, each named, and counted at
+	// the end (also when nothing could be imported).
+	bad := 0
+	for _, i := range issues {
+		if i.Syntax {
+			bad++
+			fmt.Fprintf(stderr, "%s:%d: syntax error: %s: rule skipped\n", name, i.Line, i.Reason)
+		} else if err == nil {
+			fmt.Fprintln(stderr, "not expressible:", i)
+		}
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "%s: %d %s skipped for syntax errors\n", name, bad, plural(bad, "rule"))
+	}
 	if err != nil {
 		return err
-	}
-	for _, i := range issues {
-		fmt.Fprintln(stderr, "not expressible:", i)
 	}
 	if *out == "" {
 		_, err = stdout.Write(y)
@@ -79,7 +90,17 @@ func Import(name string, data []byte) ([]byte, []symptom.SnortIssue, error) {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Symptoms imported from %s by `mira rules import-snort`:\n", oneLine(name))
-	fmt.Fprintf(&b, "# one symptom per classtype; %d rule options could not be expressed.\n", len(issues))
+	bad := 0
+	for _, i := range issues {
+		if i.Syntax {
+			bad++
+		}
+	}
+	fmt.Fprintf(&b, "# one symptom per classtype; %d rule options could not be expressed", len(issues)-bad)
+	if bad > 0 {
+		fmt.Fprintf(&b, ", %d %s with a syntax error skipped", bad, plural(bad, "rule"))
+	}
+	b.WriteString(".\n")
 	for _, i := range issues {
 		fmt.Fprintf(&b, "#   %s\n", oneLine(i.String()))
 	}
@@ -89,6 +110,13 @@ func Import(name string, data []byte) ([]byte, []symptom.SnortIssue, error) {
 		return nil, issues, fmt.Errorf("import-snort: converted database does not compile: %w", err)
 	}
 	return b.Bytes(), issues, nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // oneLine keeps text on one comment line.

@@ -120,3 +120,48 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// TestImportSkipsSyntaxErrors: a rule with a syntax error (no option
+// list, an unterminated quote) is skipped like a rule without usable
+// content, named by file:line on stderr and counted at the end, and the
+// other rules are imported. Before, the first one stopped the import.
+func TestImportSkipsSyntaxErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "mixed.rules")
+	os.WriteFile(f, []byte(strings.Join([]string{
+		`alert tcp any any -> any any (msg:"ok"; content:"GOOD"; classtype:misc-activity; sid:1;)`,
+		`alert tcp any any -> any any msg:"no option list"`,
+		`alert tcp any any -> any any (msg:"unterminated; content:"X"; sid:2;)`,
+		`alert tcp any any -> any any (msg:"ok too"; content:"FINE"; classtype:bad-unknown; sid:3;)`,
+	}, "\n")+"\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if err := Run(context.Background(), []string{"import-snort", f}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{f + ":2: syntax error: rule without an option list: rule skipped",
+		f + ":3: syntax error: unterminated quote", f + ": 2 rules skipped for syntax errors"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	db, err := symptom.Parse("out.yaml", out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range db.Symptoms() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "MISC_ACTIVITY,BAD_UNKNOWN" {
+		t.Errorf("symptoms %v, want the two good rules'", names)
+	}
+	if !strings.Contains(out.String(), "2 rules with a syntax error skipped") {
+		t.Errorf("the YAML's header does not count the skipped rules:\n%.300s", out.String())
+	}
+	// Only syntax errors: nothing to import, an error, the count still said.
+	errOut.Reset()
+	os.WriteFile(f, []byte("alert tcp any any -> any any nothing\n"), 0o644)
+	if err := Run(context.Background(), []string{"import-snort", f}, &out, &errOut); err == nil || !strings.Contains(errOut.String(), f+":1: syntax error") {
+		t.Errorf("only a bad rule: err %v, stderr %s", err, errOut.String())
+	}
+}
