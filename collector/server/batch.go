@@ -66,6 +66,28 @@ func (p *pendingSet) batch(k pendKey) *store.Encoded {
 	return e
 }
 
+// room readies d, a batch of p, to take o's records: when its buffers
+// would have to grow, it takes those of the largest empty batch of p
+// larger than its own (store.Encoded.Trade). An exporter that comes
+// back under a new origin (another observation domain) then fills the
+// buffers its old origin left, instead of growing its own while those
+// wait to be forgotten (reset): each growth is fresh memory the kernel
+// faults in, a page at a time.
+func (p *pendingSet) room(d, o *store.Encoded) {
+	if d.Fits(o) {
+		return
+	}
+	var best *store.Encoded
+	for _, x := range p.list {
+		if x.Len() == 0 && x.Cap() > d.Cap() && (best == nil || x.Cap() > best.Cap()) {
+			best = x
+		}
+	}
+	if best != nil {
+		d.Trade(best)
+	}
+}
+
 // merge moves o's records into p.
 func (p *pendingSet) merge(o *pendingSet) {
 	for k, e := range o.m {

@@ -101,3 +101,61 @@ func TestConsumeBatchSameAsConsume(t *testing.T) {
 		t.Fatal("NewBatch is not a store.Encoded")
 	}
 }
+
+// TestPendingRoom: a batch that must grow takes the buffers of the
+// largest idle batch of its set (an origin that stopped sending), its
+// records kept; a batch with room, or a set without an idle batch
+// larger than it, is left as it is.
+func TestPendingRoom(t *testing.T) {
+	recs := ipfixtest.Random(21, 3000)
+	msg := func(from, to int) *store.Encoded {
+		e := &store.Encoded{}
+		e.AddAll(recs[from:to])
+		return e
+	}
+	p := newPendingSet()
+	a1 := pendKey{addr: netip.MustParseAddr("192.0.2.1"), domain: 1}
+	a2 := pendKey{addr: netip.MustParseAddr("192.0.2.1"), domain: 2}
+	small := pendKey{addr: netip.MustParseAddr("192.0.2.2"), domain: 1}
+	old := p.batch(a1)
+	old.Append(msg(0, 2000))
+	p.batch(small).Append(msg(0, 10))
+	p.reset() // a commit: a1's and small's batches empty, kept
+	big := old.Cap()
+
+	d := p.batch(a2) // the exporter under a new domain
+	d.Append(msg(0, 5))
+	m := msg(5, 100)
+	p.room(d, m)
+	if d.Cap() != big || old.Cap() >= big || old.Len() != 0 {
+		t.Fatalf("new origin's batch: cap %d, idle one's %d (len %d), want %d taken", d.Cap(), old.Cap(), old.Len(), big)
+	}
+	d.Append(m)
+	want := msg(0, 100)
+	if got, wantB := encodedBytes(t, d), encodedBytes(t, want); !bytes.Equal(got, wantB) {
+		t.Fatal("records changed by taking another batch's buffers")
+	}
+	// d has room now: nothing is taken.
+	before := old.Cap()
+	p.room(d, msg(0, 1))
+	if old.Cap() != before || d.Cap() != big {
+		t.Fatal("a batch with room took another's buffers")
+	}
+	// No idle batch larger than d: d grows itself.
+	p.room(d, msg(0, 3000))
+	if d.Cap() != big {
+		t.Fatal("a batch took a smaller idle batch's buffers")
+	}
+}
+
+// encodedBytes returns e's records' encodings, in order.
+func encodedBytes(t *testing.T, e *store.Encoded) []byte {
+	var b []byte
+	if err := e.EachEncoded(func(first, last int64, rec []byte) error {
+		b = fmt.Appendf(b, "%d %d %x\n", first, last, rec)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -248,6 +248,7 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 	}
 	s.smp.RecordsEnding(k, e.Len(), e.LastEnd())
 	if p := s.admit(k, &o, e.Len()); p != nil {
+		s.pending.room(p, e)
 		p.Append(e)
 		s.queued(noted)
 	}

@@ -22,9 +22,17 @@ type Encoded struct {
 	Origin Origin
 	buf    []byte // length-prefixed records, as they go into a chunk
 	idx    []encRec
-	tmp    []encRec // radix sort scratch
-	keys   []uint64 // radix sort scratch: packed keys (sortPacked)
+	scr    sortScratch // Sort's, not the commit's (Store.scr)
 	maxDur int64
+}
+
+// sortScratch is the radix sort's scratch, kept between sorts: a
+// commit's sorts use the store's (one for every batch and commit, where
+// each batch kept its own: ~40 bytes a record of a batch's largest size,
+// pages first touched once per batch).
+type sortScratch struct {
+	tmp  []encRec
+	keys []uint64 // packed keys (sortPacked)
 }
 
 // encRec locates one record of an Encoded. Offsets are 32-bit: a batch
@@ -71,6 +79,30 @@ func (e *Encoded) Append(o *Encoded) {
 		e.idx[n+i].off += base
 	}
 	e.maxDur = max(e.maxDur, o.maxDur)
+}
+
+// Fits says e holds o's records without growing its buffers.
+func (e *Encoded) Fits(o *Encoded) bool {
+	return len(e.buf)+len(o.buf) <= cap(e.buf) && len(e.idx)+len(o.idx) <= cap(e.idx)
+}
+
+// Cap returns the bytes of records e holds without growing.
+func (e *Encoded) Cap() int { return cap(e.buf) }
+
+// Trade gives e the buffers of x, an empty batch (of any origin), with
+// e's records copied into them, and x e's buffers, emptied: a writer
+// with batches by origin lets one that must grow take the larger
+// buffers of one that is idle rather than grow new ones (fresh pages
+// for the kernel to fault in, the old ones garbage).
+func (e *Encoded) Trade(x *Encoded) {
+	if x.Len() != 0 {
+		panic("store: Encoded.Trade with a batch that holds records")
+	}
+	x.buf = append(x.buf[:0], e.buf...)
+	x.idx = append(x.idx[:0], e.idx...)
+	e.buf, x.buf = x.buf, e.buf[:0]
+	e.idx, x.idx = x.idx, e.idx[:0]
+	x.maxDur = 0
 }
 
 // AppendIf appends those of o's records (of the same origin) for whose
@@ -158,7 +190,10 @@ func (e *Encoded) Reset() {
 // batch's earliest: a batch spans little time, so few byte passes run,
 // and each costs a read and a write per record where a comparison sort
 // costs about log2(n) comparisons.
-func (e *Encoded) sort() {
+func (e *Encoded) sort() { e.sortWith(&e.scr) }
+
+// sortWith is sort with scr's scratch.
+func (e *Encoded) sortWith(scr *sortScratch) {
 	idx := e.idx
 	if len(idx) < 2 {
 		return
@@ -173,13 +208,13 @@ func (e *Encoded) sort() {
 		return
 	}
 	if span := uint64(hi - lo); span < 1<<(64-packIndexBits) && len(idx) <= 1<<packIndexBits {
-		e.sortPacked(lo, bits.Len64(span))
+		e.sortPacked(scr, lo, bits.Len64(span))
 		return
 	}
-	if cap(e.tmp) < len(idx) {
-		e.tmp = make([]encRec, len(idx))
+	if cap(scr.tmp) < len(idx) {
+		scr.tmp = make([]encRec, len(idx))
 	}
-	src, dst := idx, e.tmp[:len(idx)]
+	src, dst := idx, scr.tmp[:len(idx)]
 	span := uint64(hi - lo)
 	for shift := 0; shift < 64 && span>>shift != 0; shift += 8 {
 		var count [256]int
@@ -219,13 +254,13 @@ const packIndexBits = 24
 // of 8 bytes a record, where sorting the 24-byte index entries a byte of
 // the key at a time took 5), then the index entries gathered in that
 // order once.
-func (e *Encoded) sortPacked(lo int64, keyBits int) {
+func (e *Encoded) sortPacked(scr *sortScratch, lo int64, keyBits int) {
 	idx := e.idx
 	n := len(idx)
-	if cap(e.keys) < 2*n {
-		e.keys = make([]uint64, 2*n)
+	if cap(scr.keys) < 2*n {
+		scr.keys = make([]uint64, 2*n)
 	}
-	src, dst := e.keys[:n], e.keys[n:2*n]
+	src, dst := scr.keys[:n], scr.keys[n:2*n]
 	for i, x := range idx {
 		src[i] = uint64(x.last-lo)<<packIndexBits | uint64(i)
 	}
@@ -255,10 +290,10 @@ func (e *Encoded) sortPacked(lo int64, keyBits int) {
 		}
 		src, dst = dst, src
 	}
-	if cap(e.tmp) < n {
-		e.tmp = make([]encRec, n)
+	if cap(scr.tmp) < n {
+		scr.tmp = make([]encRec, n)
 	}
-	tmp := e.tmp[:n]
+	tmp := scr.tmp[:n]
 	for i, k := range src {
 		tmp[i] = idx[k&(1<<packIndexBits-1)]
 	}

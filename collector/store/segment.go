@@ -276,7 +276,7 @@ func (s *Store) putFrames(tx *bolt.Tx, batches []*Encoded, ids []uint32) (blockM
 	blk := blockMeta{minLast: math.MaxInt64, maxLast: math.MinInt64}
 	var total int64
 	for bi, b := range batches {
-		b.sort()
+		b.sortWith(&s.scr)
 		idx := b.idx
 		blk.maxDur = max(blk.maxDur, b.maxDur)
 		for start := 0; start < len(idx); {

@@ -172,6 +172,7 @@ type Store struct {
 	// also guards the segment the writer has open.
 	mu  sync.Mutex
 	buf []byte
+	scr sortScratch // the commits' sorts'
 	// warmSink keeps Encoded.warm's reads from being left out.
 	warmSink byte
 	ids      []uint32
