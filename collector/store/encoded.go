@@ -198,17 +198,23 @@ func (e *Encoded) sortWith(scr *sortScratch) {
 	if len(idx) < 2 {
 		return
 	}
-	lo, hi, sorted := idx[0].last, idx[0].last, true
+	v0 := idx[0].last
+	lo, hi, sorted, ms := v0, v0, true, true
 	for i := 1; i < len(idx); i++ {
 		v := idx[i].last
 		sorted = sorted && v >= idx[i-1].last
+		ms = ms && (v-v0)%1e6 == 0
 		lo, hi = min(lo, v), max(hi, v)
 	}
 	if sorted {
 		return
 	}
 	if span := uint64(hi - lo); span < 1<<(64-packIndexBits) && len(idx) <= 1<<packIndexBits {
-		e.sortPacked(scr, lo, bits.Len64(span))
+		// (Within that span v-v0 does not overflow: ms holds.)
+		if ms {
+			span /= 1e6
+		}
+		e.sortPacked(scr, lo, ms, bits.Len64(span))
 		return
 	}
 	if cap(scr.tmp) < len(idx) {
@@ -253,16 +259,26 @@ const packIndexBits = 24
 // they take (a second's batch of MIRA's records spans ~2^36 ns: 3 passes
 // of 8 bytes a record, where sorting the 24-byte index entries a byte of
 // the key at a time took 5), then the index entries gathered in that
-// order once.
-func (e *Encoded) sortPacked(scr *sortScratch, lo int64, keyBits int) {
+// order once. When ms says every end time is lo plus whole milliseconds
+// (IPFIX's flowEndMilliseconds: every record of MIRA's and most other
+// exporters), the keys are in ms and keyBits counts them: ~2^16 for a
+// second's batch, 2 passes of 8 bits (BenchmarkEncodedSort 8.6-9.6 ->
+// 6.7-7.1 ns/record).
+func (e *Encoded) sortPacked(scr *sortScratch, lo int64, ms bool, keyBits int) {
 	idx := e.idx
 	n := len(idx)
 	if cap(scr.keys) < 2*n {
 		scr.keys = make([]uint64, 2*n)
 	}
 	src, dst := scr.keys[:n], scr.keys[n:2*n]
-	for i, x := range idx {
-		src[i] = uint64(x.last-lo)<<packIndexBits | uint64(i)
+	if ms {
+		for i, x := range idx {
+			src[i] = uint64(x.last-lo)/1e6<<packIndexBits | uint64(i)
+		}
+	} else {
+		for i, x := range idx {
+			src[i] = uint64(x.last-lo)<<packIndexBits | uint64(i)
+		}
 	}
 	maxDigit := min(max(bits.Len(uint(n))-1, 8), 12)
 	passes := (keyBits + maxDigit - 1) / maxDigit

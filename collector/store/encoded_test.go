@@ -195,11 +195,14 @@ func TestEncodedSortStable(t *testing.T) {
 		{"sorted", func() int64 { return t0.UnixNano() }},
 		// A second's batch of MIRA's records: end times in ms over ~40 s.
 		{"batch", func() int64 { return t0.UnixNano() + rng.Int64N(40e3)*1e6 }},
+		// The same, some end times not whole milliseconds (sorted
+		// in ns, not in ms).
+		{"batch ns", func() int64 { return t0.UnixNano() + rng.Int64N(40e3)*1e6 + int64(rng.IntN(2)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &Encoded{}
 			n := 5000
-			if tc.name == "batch" {
+			if tc.name == "batch" || tc.name == "batch ns" {
 				n = 70000
 			}
 			for i := 0; i < n; i++ {
