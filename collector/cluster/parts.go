@@ -508,6 +508,11 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		return nil, rs, err
 	}
 	parts = append(parts, report.BuildPart(flows, opts))
+	// A --sampling override of an exporter none of the records came
+	// from is refused, as over a single store.
+	if err := report.CheckOverrides(parts, opts.Overrides); err != nil {
+		return nil, rs, err
+	}
 	rep, err := report.AssembleExact(parts, opts)
 	if errors.Is(err, report.ErrNotIntegral) {
 		// A sampled estimate is among the report's: ask the workers

@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
@@ -23,10 +24,16 @@ func MergeParts(parts []*Part) *Part {
 		m.Flows += p.Flows
 		m.Merged += p.Merged
 		m.SamplingUnknown += p.SamplingUnknown
+		for _, e := range p.Exporters {
+			if !slices.Contains(m.Exporters, e) {
+				m.Exporters = append(m.Exporters, e)
+			}
+		}
 		if p.HasSpan {
 			m.span(p.First, p.Last)
 		}
 	}
+	slices.Sort(m.Exporters)
 	return m
 }
 
@@ -40,6 +47,7 @@ type partWire struct {
 	HasSpan         bool
 	Merged          int
 	SamplingUnknown uint64
+	Exporters       []string
 }
 
 type usageWire struct {
@@ -66,7 +74,7 @@ type biflowWire struct {
 // MarshalBinary encodes p (gob) for another process's Assemble.
 func (p *Part) MarshalBinary() ([]byte, error) {
 	w := partWire{Biflows: make([]biflowWire, len(p.Biflows)), Flows: p.Flows, First: p.First, Last: p.Last,
-		HasSpan: p.HasSpan, Merged: p.Merged, SamplingUnknown: p.SamplingUnknown}
+		HasSpan: p.HasSpan, Merged: p.Merged, SamplingUnknown: p.SamplingUnknown, Exporters: p.Exporters}
 	for i := range p.Biflows {
 		w.Biflows[i] = biflowWire{B: p.Biflows[i], Est: p.Biflows[i].est, PktSampled: p.Biflows[i].pktSampled}
 	}
@@ -90,7 +98,7 @@ func (p *Part) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("report: part: %w", err)
 	}
 	*p = Part{Biflows: make([]Biflow, len(w.Biflows)), Flows: w.Flows, First: w.First, Last: w.Last,
-		HasSpan: w.HasSpan, Merged: w.Merged, SamplingUnknown: w.SamplingUnknown}
+		HasSpan: w.HasSpan, Merged: w.Merged, SamplingUnknown: w.SamplingUnknown, Exporters: w.Exporters}
 	for i := range w.Biflows {
 		b := w.Biflows[i].B
 		b.est, b.pktSampled = w.Biflows[i].Est, w.Biflows[i].PktSampled

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -510,6 +511,11 @@ type Part struct {
 	// unscaled counts.
 	Merged          int
 	SamplingUnknown uint64
+	// Exporters are the exporters of the part's records, sorted, when
+	// it was built with sampling overrides (Options.Overrides; nil
+	// otherwise): CheckOverrides refuses an override of an exporter no
+	// part's records came from.
+	Exporters []string
 
 	// agg, when set (Aggregate), is the usage of all the part's
 	// biflows, of which Biflows holds only the first in listing order.
@@ -531,12 +537,24 @@ func BuildPart(flows []store.StoredFlow, opts Options) *Part {
 	return buildPart(flows, opts, opts.Rules != nil && opts.Rules.UsesPair())
 }
 
+// exportersOf lists the exporters of flows, sorted.
+func exportersOf(flows []store.StoredFlow) []string {
+	seen := map[string]bool{}
+	for i := range flows {
+		seen[flows[i].Origin.Exporter] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // buildPart is BuildPart; pairs says the rules read the pair context.
 // The pair context needs every biflow first: the biflows are kept as the
 // consolidator completes them, indexed, then named and classified (one
 // pairing, where the report used to pair twice).
 func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 	p := &Part{Biflows: []Biflow{}, Flows: len(flows)}
+	if len(opts.Overrides) > 0 {
+		p.Exporters = exportersOf(flows)
+	}
 	var done []consolidate.Biflow
 	c := consolidate.New(&consolidate.Config{
 		Window: time.Duration(opts.window()), Overrides: opts.Overrides,

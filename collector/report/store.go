@@ -97,6 +97,45 @@ func checkOverrides(flows []store.StoredFlow, ov map[string]consolidate.Override
 	for i := range flows {
 		seen[flows[i].Origin.Exporter] = true
 	}
+	return missingOverrides(seen, ov)
+}
+
+// CheckOverrides is checkOverrides over parts BuildPart made with the
+// overrides ov (a cluster's workers' and the reporter's parts): the
+// exporters of their records together (Part.Exporters) must include
+// every exporter ov names. Parts without records are not refused.
+func CheckOverrides(parts []*Part, ov map[string]consolidate.Override) error {
+	if len(ov) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, p := range parts {
+		for _, e := range p.Exporters {
+			seen[e] = true
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	return missingOverrides(seen, ov)
+}
+
+// OverrideError refuses sampling overrides (--sampling EXPORTER=...) of
+// exporters none of a report's records came from (Missing), naming
+// those they came from (Present). An HTTP API answers it as a bad
+// parameter.
+type OverrideError struct {
+	Missing, Present []string
+}
+
+func (e *OverrideError) Error() string {
+	return fmt.Sprintf("--sampling: no records from exporter %s in the report's range (records from: %s)",
+		strings.Join(quoteAll(e.Missing), ", "), strings.Join(e.Present, ", "))
+}
+
+// missingOverrides is the OverrideError naming the exporters ov names
+// that are not in seen (the exporters the report's records came from).
+func missingOverrides(seen map[string]bool, ov map[string]consolidate.Override) error {
 	var missing []string
 	for e := range ov {
 		if !seen[e] {
@@ -107,8 +146,7 @@ func checkOverrides(flows []store.StoredFlow, ov map[string]consolidate.Override
 		return nil
 	}
 	slices.Sort(missing)
-	have := strings.Join(slices.Sorted(maps.Keys(seen)), ", ")
-	return fmt.Errorf("--sampling: no records from exporter %s in the report's range (records from: %s)", strings.Join(quoteAll(missing), ", "), have)
+	return &OverrideError{Missing: missing, Present: slices.Sorted(maps.Keys(seen))}
 }
 
 func quoteAll(s []string) []string {

@@ -160,7 +160,8 @@ func API(cfg APIConfig) http.Handler {
 			}
 			rep, err := cfg.Report(ctx, p)
 			var re *report.RollupError
-			if errors.As(err, &re) {
+			var oe *report.OverrideError
+			if errors.As(err, &re) || errors.As(err, &oe) {
 				return false, paramError{err}
 			}
 			if err != nil {

@@ -249,3 +249,33 @@ func TestAPIReportCounters(t *testing.T) {
 		t.Errorf("summary messages = %q, want the messages received", m)
 	}
 }
+
+// TestAPIReportOverrideUnknown: /api/report with a sampling override of
+// an exporter none of the records came from is a bad parameter (400),
+// over a store and over a cluster's reports (APIConfig.Report; here the
+// store's report stands in for cluster.Report, which refuses alike).
+func TestAPIReportOverrideUnknown(t *testing.T) {
+	db := reporttest.DB(t)
+	st, err := store.Open(db, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	direct := func(ctx context.Context, p *report.Params) (*report.Report, error) {
+		return p.Report(ctx, st, p.Options(), report.RollupSource{})
+	}
+	for _, cfg := range []APIConfig{{Store: st}, {Store: st, Report: direct}} {
+		srv := httptest.NewServer(API(cfg))
+		resp, err := http.Get(srv.URL + "/api/report?sampling=10.9.9.9%3Dpacket%3A4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		var e map[string]string
+		if resp.StatusCode != 400 || json.Unmarshal(b, &e) != nil || !strings.Contains(e["error"], `no records from exporter "10.9.9.9"`) {
+			t.Errorf("direct %v: %d %s, want 400 naming the exporter", cfg.Report != nil, resp.StatusCode, b)
+		}
+	}
+}
