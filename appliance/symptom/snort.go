@@ -36,19 +36,34 @@ func (i SnortIssue) String() string {
 // metadata, priority, gid, fast_pattern) are consumed silently. Rules with
 // no usable content are skipped and listed, as are rules with a syntax
 // error (SnortIssue.Syntax): one bad rule in a rules file does not stop
-// the import of the others.
+// the import of the others. A line ending with a backslash continues on
+// the next; a rule's issues name the line it starts on.
 func ImportSnort(name string, data []byte) (*Spec, []SnortIssue, error) {
 	spec := &Spec{File: name}
 	byClass := map[string]int{}
 	var issues []SnortIssue
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	lineNo := 0
+	lineNo, next := 0, 0
 	for sc.Scan() {
-		lineNo++
+		next++
+		lineNo = next // the line the rule starts on
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
 			continue
+		}
+		// A rule continues on the next line when a line ends with a
+		// backslash (after trailing blanks), as Snort and Suricata read
+		// rules files: the backslash is dropped and the next line
+		// appended as it is (one starting with '#' too: a comment is a
+		// line that starts a rule's place).
+		for strings.HasSuffix(line, "\\") {
+			line = line[:len(line)-1]
+			if !sc.Scan() {
+				break
+			}
+			next++
+			line = strings.TrimSpace(line + strings.TrimRight(sc.Text(), " \t\r"))
 		}
 		open := strings.IndexByte(line, '(')
 		if open < 0 || !strings.HasSuffix(line, ")") {

@@ -84,8 +84,20 @@ func TestFormatSpecRoundTrip(t *testing.T) {
 
 func FuzzImportSnort(f *testing.F) {
 	f.Add([]byte(snortRules))
+	f.Add([]byte("alert tcp any any -> any any (msg:\"a\"; \\\n  content:\"X\"; \\ \n# c\nsid:1;)\n\\\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		spec, _, err := ImportSnort("fuzz.rules", data)
+		spec, issues, err := ImportSnort("fuzz.rules", data)
+		// Every issue names the line its rule starts on: a line of
+		// the input that is not blank or a comment.
+		lines := strings.Split(string(data), "\n")
+		for _, is := range issues {
+			if is.Line < 1 || is.Line > len(lines) {
+				t.Fatalf("issue %v: line %d of %d", is, is.Line, len(lines))
+			}
+			if l := strings.TrimSpace(lines[is.Line-1]); l == "" || l[0] == '#' {
+				t.Fatalf("issue %v names line %q", is, l)
+			}
+		}
 		if err != nil {
 			return
 		}

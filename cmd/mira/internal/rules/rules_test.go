@@ -165,3 +165,46 @@ func TestImportSkipsSyntaxErrors(t *testing.T) {
 		t.Errorf("only a bad rule: err %v, stderr %s", err, errOut.String())
 	}
 }
+
+// TestImportContinuationLines: a rule continued on the next lines with
+// a trailing backslash (after blanks) is one rule, as Snort and
+// Suricata read it, and its messages name the line it starts on; the
+// lines after it keep their numbers. Before, each line was skipped as a
+// syntax error.
+func TestImportContinuationLines(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "multi.rules")
+	os.WriteFile(f, []byte(strings.Join([]string{
+		`# a comment ending in a backslash does not continue \`,
+		`alert tcp any any -> any any (msg:"split"; \`,
+		`    content:"SPL"; \  `,
+		`	content:"IT"; distance:0; classtype:misc-activity; sid:1;)`,
+		`alert tcp any any -> any any (msg:"bad"; \`,
+		`    content:"unterminated; sid:2;)`,
+		`alert tcp any any -> any any (msg:"one line"; content:"ONE"; pcre:"/x/"; classtype:bad-unknown; sid:3;)`,
+	}, "\n")+"\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if err := Run(context.Background(), []string{"import-snort", f}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"line 2 sid 1: distance:0", "line 2 sid 1: (rule): 2 contents",
+		f + ":5: syntax error: unterminated quote", "line 7 sid 3: pcre", f + ": 1 rule skipped for syntax errors"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	if strings.Count(errOut.String(), "syntax error") != 2 { // the rule's line and the count
+		t.Errorf("syntax errors other than rule 2's:\n%s", errOut.String())
+	}
+	db, err := symptom.Parse("out.yaml", out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := db.Lookup("MISC_ACTIVITY")
+	if !ok {
+		t.Fatalf("the continued rule was not imported:\n%s", out.String())
+	}
+	if c := scan(db, []byte("xx SPL yy IT")); c.Get(s.ID) != 2 {
+		t.Errorf("the continued rule's contents: %d matches, want 2\n%s", c.Get(s.ID), out.String())
+	}
+}
