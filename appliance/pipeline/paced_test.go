@@ -154,6 +154,61 @@ func TestPacedReplayReconfigures(t *testing.T) {
 	}
 }
 
+// TestPacedReplayFromFirstPacket: a replay paced with --speed waits for
+// the second packet's time from the first packet on, and a stop during
+// that wait ends it without the packet whose time had not come. The
+// pace was checked every 16 packets: the first 15 went at once (a
+// capture of a few packets an hour apart was replayed in a moment).
+func TestPacedReplayFromFirstPacket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "first.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	// One flow at 0, then 15 one-packet flows an hour later.
+	for i := range 16 {
+		ts := t0
+		if i > 0 {
+			ts = t0 + int64(time.Hour) + int64(i)*int64(time.Millisecond)
+		}
+		b := udpFrame(uint16(1000 + i))
+		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs Records
+	p := New(Config{Speed: 1}, recs.Sink())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
+	waitCreated(t, p, 1)
+	cancel()
+	select {
+	case err := <-done:
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a paced replay waiting for its second packet did not stop within 10 s of being stopped")
+	}
+	if s := p.Stats(); len(recs.Recs) != 1 || s.Packets != 1 {
+		t.Errorf("stopped while waiting for the second packet's time: %d records, %d packets; want 1, 1 (the first packet only)", len(recs.Recs), s.Packets)
+	}
+}
+
 // waitCreated polls until the pipeline has metered n flows.
 func waitCreated(t *testing.T, p *Pipeline, n uint64) {
 	t.Helper()
@@ -180,8 +235,6 @@ func quietCapture(t *testing.T) drivers.Source {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	// The reader checks the pace every 16 packets: the 32nd is the one
-	// an hour later.
 	for i := range 32 {
 		ts := t0 + int64(i)*int64(time.Millisecond)
 		if i == 31 {

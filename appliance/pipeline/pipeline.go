@@ -623,9 +623,17 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 			}
 		}
 		var n, octets uint64
+		// A paced replay's clock: the packet at capture time ts0 went
+		// at start; now is the time since start at the clock's last
+		// reading; inv is 1/Speed.
 		var pace struct {
 			start time.Time
+			now   time.Duration
 			ts0   int64
+		}
+		inv := 0.0
+		if p.cfg.Speed > 0 {
+			inv = 1 / p.cfg.Speed
 		}
 		publish := func(si int) {
 			p.packets.Add(n)
@@ -661,8 +669,6 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 					errMu.Unlock()
 					break
 				}
-				n++
-				octets += uint64(ci.Length)
 				if first {
 					first = false
 					if ci.Timestamp < latest {
@@ -695,15 +701,23 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 						cut(sq)
 					}
 				}
-				if p.cfg.Speed > 0 && n&15 == 0 {
+				if p.cfg.Speed > 0 {
 					// As a NIC would deliver it: wait until the
-					// packet's time, scaled, has come (the clock is
-					// read every 16 packets).
+					// packet's time, scaled, has come, from the
+					// first packet on. The clock is read only for
+					// a packet due after its last reading (behind
+					// the pace, none is).
 					if pace.start.IsZero() {
-						pace.start, pace.ts0 = time.Now(), ci.Timestamp
+						pace.start, pace.ts0, pace.now = time.Now(), ci.Timestamp, 0
 					}
-					due := pace.start.Add(time.Duration(float64(ci.Timestamp-pace.ts0) / p.cfg.Speed))
-					if d := time.Until(due); d > 0 {
+					due := time.Duration(float64(ci.Timestamp-pace.ts0) * inv)
+					if due > pace.now {
+						pace.now = time.Since(pace.start)
+					}
+					// A packet due within 50 µs goes now: waiting
+					// for each of a dense stretch would hand the
+					// workers batches of one packet.
+					if d := due - pace.now; d > 50*time.Microsecond {
 						for i := range cur {
 							send(i)
 						}
@@ -714,30 +728,36 @@ func (p *Pipeline) runSharded(ctx context.Context, srcs []drivers.Source, live b
 							lastFlush = time.Now()
 							publish(si)
 						}
-						if d > 50*time.Microsecond {
-							// A stop (SIGTERM, Ctrl-C) ends the
-							// wait: a quiet hour of the capture
-							// at --speed 1 made it wait an hour.
-							// So does a reconfiguration (SIGHUP): it
-							// waited for the reader's cut.
-							t := time.NewTimer(d)
-						wait:
-							for {
-								select {
-								case <-t.C:
-									break wait
-								case <-ctx.Done():
-									t.Stop()
-									break wait
-								case <-readWake:
-									if sq := p.swapSeq.Load(); !live && sq != readSeq {
-										cut(sq)
-									}
+						// A stop (SIGTERM, Ctrl-C) ends the wait: a
+						// quiet hour of the capture at --speed 1
+						// made it wait an hour. So does a
+						// reconfiguration (SIGHUP): it waited for
+						// the reader's cut.
+						t := time.NewTimer(d)
+					wait:
+						for {
+							select {
+							case <-t.C:
+								break wait
+							case <-ctx.Done():
+								t.Stop()
+								break wait
+							case <-readWake:
+								if sq := p.swapSeq.Load(); !live && sq != readSeq {
+									cut(sq)
 								}
 							}
 						}
+						pace.now = time.Since(pace.start)
+						if ctx.Err() != nil {
+							// Stopped before the packet's time:
+							// it did not arrive.
+							break
+						}
 					}
 				}
+				n++
+				octets += uint64(ci.Length)
 				if rr != nil && n&15 == 0 {
 					p.reg.offered.Add(16)
 					p.reg.now.Store(ci.Timestamp)
