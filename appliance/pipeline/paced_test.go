@@ -97,25 +97,8 @@ func TestPacedReplayHandsOver(t *testing.T) {
 // as soon as it is stopped, with the records of what it read. The wait
 // was a sleep: SIGTERM or Ctrl-C took effect only after the hour.
 func TestPacedReplayStops(t *testing.T) {
-	// The source is closed only once Run returned: closing unmaps the
-	// file under a reader still at work.
 	src := quietCapture(t)
-	var recs Records
-	p := New(Config{Speed: 1}, recs.Sink())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
-	waitCreated(t, p, 31)
-	cancel()
-	select {
-	case err := <-done:
-		src.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a paced replay waiting for a packet an hour ahead did not stop within 10 s of being stopped")
-	}
+	recs, _ := stopWaiting(t, src, 31, "waiting for a packet an hour ahead")
 	if len(recs.Recs) < 31 {
 		t.Errorf("%d records after the stop, want the 31 flows read before the wait", len(recs.Recs))
 	}
@@ -188,12 +171,26 @@ func TestPacedReplayFromFirstPacket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs Records
+	recs, p := stopWaiting(t, src, 1, "waiting for its second packet")
+	if s := p.Stats(); len(recs.Recs) != 1 || s.Packets != 1 {
+		t.Errorf("stopped while waiting for the second packet's time: %d records, %d packets; want 1, 1 (the first packet only)", len(recs.Recs), s.Packets)
+	}
+}
+
+// waitCreated polls until the pipeline has metered n flows.
+// stopWaiting runs a replay of src at --speed 1 until it created n
+// flows, stops it and fails t unless it returns within 10 s (while it
+// waits for a packet's time, as the caller's capture makes it); it closes
+// src once Run returned (closing unmaps the file under a reader still at
+// work).
+func stopWaiting(t *testing.T, src drivers.Source, n uint64, what string) (*Records, *Pipeline) {
+	t.Helper()
+	recs := new(Records)
 	p := New(Config{Speed: 1}, recs.Sink())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, []drivers.Source{src}, false) }()
-	waitCreated(t, p, 1)
+	waitCreated(t, p, n)
 	cancel()
 	select {
 	case err := <-done:
@@ -202,14 +199,11 @@ func TestPacedReplayFromFirstPacket(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a paced replay waiting for its second packet did not stop within 10 s of being stopped")
+		t.Fatalf("a paced replay %s did not stop within 10 s of being stopped", what)
 	}
-	if s := p.Stats(); len(recs.Recs) != 1 || s.Packets != 1 {
-		t.Errorf("stopped while waiting for the second packet's time: %d records, %d packets; want 1, 1 (the first packet only)", len(recs.Recs), s.Packets)
-	}
+	return recs, p
 }
 
-// waitCreated polls until the pipeline has metered n flows.
 func waitCreated(t *testing.T, p *Pipeline, n uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
