@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -26,30 +24,13 @@ func TestPacedReplayHandsOver(t *testing.T) {
 	// One packet of flow A at 0, then flow B every 10 ms for 4 s: A
 	// ends by the 200 ms idle timeout a little after 200 ms of capture
 	// time.
-	path := filepath.Join(t.TempDir(), "paced.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	write := func(ts int64, sport uint16) {
-		b := udpFrame(sport)
-		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(t0, 1000)
+	pkts := map[int64]uint16{t0: 1000}
 	const n = 400
 	for i := 1; i <= n; i++ {
-		write(t0+int64(i)*int64(10*time.Millisecond), 2000)
+		pkts[t0+int64(i)*int64(10*time.Millisecond)] = 2000
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := writeUDP(t, "paced.pcap", pkts)
 	src, err := pcapfile.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -143,30 +124,13 @@ func TestPacedReplayReconfigures(t *testing.T) {
 // pace was checked every 16 packets: the first 15 went at once (a
 // capture of a few packets an hour apart was replayed in a moment).
 func TestPacedReplayFromFirstPacket(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "first.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	// One flow at 0, then 15 one-packet flows an hour later.
-	for i := range 16 {
-		ts := t0
-		if i > 0 {
-			ts = t0 + int64(time.Hour) + int64(i)*int64(time.Millisecond)
-		}
-		b := udpFrame(uint16(1000 + i))
-		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
-			t.Fatal(err)
-		}
+	pkts := map[int64]uint16{t0: 1000}
+	for i := 1; i < 16; i++ {
+		pkts[t0+int64(time.Hour)+int64(i)*int64(time.Millisecond)] = uint16(1000 + i)
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := writeUDP(t, "first.pcap", pkts)
 	src, err := pcapfile.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -219,29 +183,16 @@ func waitCreated(t *testing.T, p *Pipeline, n uint64) {
 // 32nd an hour later: a replay at --speed 1 waits an hour before it.
 func quietCapture(t *testing.T) drivers.Source {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "quiet.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapfile.NewWriter(f, drivers.LinkEthernet, 65535, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	pkts := map[int64]uint16{}
 	for i := range 32 {
 		ts := t0 + int64(i)*int64(time.Millisecond)
 		if i == 31 {
 			ts = t0 + int64(time.Hour)
 		}
-		b := udpFrame(uint16(1000 + i))
-		if err := w.WritePacket(drivers.CaptureInfo{Timestamp: ts, CaptureLength: len(b), Length: len(b), LinkType: drivers.LinkEthernet}, b); err != nil {
-			t.Fatal(err)
-		}
+		pkts[ts] = uint16(1000 + i)
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := writeUDP(t, "quiet.pcap", pkts)
 	src, err := pcapfile.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -73,16 +73,8 @@ func TestLiveRollups(t *testing.T) {
 	check := func(n int) {
 		t.Helper()
 		until(t, "records stored", func() bool { s, _ := ls.counts(); return s == uint64(n) })
-		var p report.Params
-		fs := flag.NewFlagSet("report", flag.ContinueOnError)
-		p.Register(fs)
-		if err := fs.Parse([]string{"--bucket", "1m", "--by", "category"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Check(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := report.FromRollups(context.Background(), ls.st, &p, ls.rollSrc)
+		p := byCategoryPerMinute(t)
+		got, err := report.FromRollups(context.Background(), ls.st, p, ls.rollSrc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,19 +161,11 @@ func TestIdleRollups(t *testing.T) {
 	if m.Late != 0 || m.Clean {
 		t.Fatalf("meta %+v: want none late, the collector still running", m)
 	}
-	var p report.Params
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	p.Register(fs)
-	if err := fs.Parse([]string{"--bucket", "1m", "--by", "category"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Check(); err != nil {
-		t.Fatal(err)
-	}
+	p := byCategoryPerMinute(t)
 	// The stored rollups alone (no Live: as mira report --db reads the file).
 	src := ls.rollSrc
 	src.Live = nil
-	got, err := report.FromRollups(context.Background(), ls.st, &p, src)
+	got, err := report.FromRollups(context.Background(), ls.st, p, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +181,20 @@ func TestIdleRollups(t *testing.T) {
 		t.Fatalf("stored rollups %s\nrecords %s", g, w)
 	}
 	t.Logf("%d records, %d biflows: stored rollups complete before %v after %d minutes of the Roller's clock", len(recs), want.Summary.Biflows, time.Unix(0, m.CompleteBefore).UTC(), moved)
+}
+
+// byCategoryPerMinute is mira report's parameters for --bucket 1m --by
+// category.
+func byCategoryPerMinute(t *testing.T) *report.Params {
+	t.Helper()
+	p := new(report.Params)
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	p.Register(fs)
+	if err := fs.Parse([]string{"--bucket", "1m", "--by", "category"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
