@@ -13,6 +13,15 @@
 #  - ingestfloor -poll 5ms: the same read as mira-collector's (MSG_DONTWAIT,
 #    sleep 5 ms when empty);
 #  - ingestfloor -poll 100ms: the longest sleep of mira-collector's adaptive reader;
+#  - ingestfloor -poll 100ms -nosync: the same, never synced (nfcapd never
+#    syncs: the kernel's flusher threads write its pages back, on no
+#    process's account);
+#  - ingestfloor -poll 100ms -raw: the least a durable collector that keeps
+#    the IPFIX data sets as they came must do: check each message and its
+#    exporter's sequence number, keep templates, walk every record to its
+#    end reading its flowEndMilliseconds, append each message as a frame
+#    with its bounds and a CRC-32C (a commit carries the templates it
+#    uses), and per second sync the data and an index file;
 #  - mira-collector (ROLLUPS=off, as collector.sh).
 #
 # CPU seconds are counted as collector.sh does (/proc/PID/stat from
@@ -44,7 +53,7 @@ one() {
 	name=$1
 	shift
 	port=$((port + 1))
-	rm -rf "$WORK/floor.out" "$WORK/nf" "$WORK/floor.db" "$WORK/floor.db.seg"
+	rm -rf "$WORK/floor.out" "$WORK/floor.out.idx" "$WORK/nf" "$WORK/floor.db" "$WORK/floor.db.seg"
 	mkdir -p "$WORK/nf"
 	# shellcheck disable=SC2046
 	taskset -c "$CORE" "$@" >"$WORK/$name.log" 2>&1 &
@@ -68,14 +77,16 @@ while [ $round -lt "$ROUNDS" ]; do
 	one block "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 0
 	one poll5ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 5ms
 	one poll100ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 100ms
+	one nosync100ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 100ms -nosync
+	one raw100ms "$WORK/ingestfloor" -listen 127.0.0.1:$((port + 1)) -out "$WORK/floor.out" -poll 100ms -raw
 	one mira-collector "$WORK/mira-collector" --config "$WORK/collector-floor.yaml" --listen udp://127.0.0.1:$((port + 1)) \
 		--db "$WORK/floor.db" --log-level warn
-	echo "round $round: $(for n in nfcapd block poll5ms poll100ms mira-collector; do printf '%s %s  ' $n "$(tail -1 "$WORK/$n.fcpu")"; done)"
+	echo "round $round: $(for n in nfcapd block poll5ms poll100ms nosync100ms raw100ms mira-collector; do printf '%s %s  ' $n "$(tail -1 "$WORK/$n.fcpu")"; done)"
 done
-rm -rf "$WORK/floor.out" "$WORK/nf" "$WORK/floor.db" "$WORK/floor.db.seg"
+rm -rf "$WORK/floor.out" "$WORK/floor.out.idx" "$WORK/nf" "$WORK/floor.db" "$WORK/floor.db.seg"
 median() { sort -n "$WORK/$1.fcpu" | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 nf=$(median nfcapd)
-for n in nfcapd block poll5ms poll100ms mira-collector; do
+for n in nfcapd block poll5ms poll100ms nosync100ms raw100ms mira-collector; do
 	m=$(median $n)
 	echo "$n $m $nf" | awk '{printf "%-15s median cpu %6.3fs  (%s)  %.2fx nfcapd records/cpu-s\n", $1, $2, "'"$(tr '\n' ' ' <"$WORK/$n.fcpu")"'", ($2 > 0 ? $3/$2 : 0)}'
 done

@@ -38,18 +38,19 @@ func main() {
 	every := flag.Duration("sync", time.Second, "fdatasync interval")
 	nosync := flag.Bool("nosync", false, "never sync (page cache only)")
 	rcvbuf := flag.Int("rcvbuf", 32<<20, "socket receive buffer")
+	raw := flag.Bool("raw", false, "store records as they came: walk each record for its end time, frame each data set with its bounds and a CRC, commit an index entry per sync to a second synced file")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "ingestfloor: -out FILE is required")
 		os.Exit(2)
 	}
-	if err := run(*listen, *out, *poll, *every, *nosync, *rcvbuf); err != nil {
+	if err := run(*listen, *out, *poll, *every, *nosync, *rcvbuf, *raw); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestfloor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int) error {
+func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int, raw bool) error {
 	ua, err := net.ResolveUDPAddr("udp4", listen)
 	if err != nil {
 		return err
@@ -73,6 +74,15 @@ func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int)
 		return err
 	}
 	defer f.Close()
+	var st *rawStore
+	if raw {
+		idx, err := os.OpenFile(out+".idx", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		defer idx.Close()
+		st = newRawStore(idx)
+	}
 
 	var datagrams, bytes atomic.Uint64
 	sig := make(chan os.Signal, 1)
@@ -80,6 +90,9 @@ func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int)
 	go func() {
 		<-sig
 		fmt.Fprintf(os.Stderr, "ingestfloor: %d datagrams, %d bytes\n", datagrams.Load(), bytes.Load())
+		if st != nil {
+			fmt.Fprintf(os.Stderr, "ingestfloor: raw: %d data records framed\n", st.records.Load())
+		}
 		os.Exit(0)
 	}()
 
@@ -87,7 +100,10 @@ func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int)
 	bufs := make([]byte, slots*size)
 	hdrs := make([]unix.Mmsghdr, slots)
 	iovs := make([]unix.Iovec, slots)
+	names := make([]unix.RawSockaddrInet4, slots)
 	for i := range hdrs {
+		hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
+		hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 		iovs[i].Base = &bufs[i*size]
 		iovs[i].SetLen(size)
 		hdrs[i].Hdr.Iov = &iovs[i]
@@ -120,6 +136,19 @@ func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int)
 		}
 		for i := 0; i < int(n); i++ {
 			l := int(hdrs[i].Len)
+			if st != nil {
+				wbuf = st.message(wbuf, bufs[i*size:i*size+l], names[i].Addr, names[i].Port)
+				hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+				datagrams.Add(1)
+				bytes.Add(uint64(l))
+				if len(wbuf) >= 256<<10 {
+					if _, err := f.Write(wbuf); err != nil {
+						return err
+					}
+					wbuf = wbuf[:0]
+				}
+				continue
+			}
 			if len(wbuf)+l > cap(wbuf) {
 				if _, err := f.Write(wbuf); err != nil {
 					return err
@@ -137,6 +166,11 @@ func run(listen, out string, poll, every time.Duration, nosync bool, rcvbuf int)
 			wbuf = wbuf[:0]
 			if !nosync {
 				if err := unix.Fdatasync(int(f.Fd())); err != nil {
+					return err
+				}
+			}
+			if st != nil {
+				if err := st.commit(nosync); err != nil {
 					return err
 				}
 			}
