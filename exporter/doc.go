@@ -39,8 +39,14 @@
 // collector may have; MIRA's collector drops those by (exporter, domain,
 // instance, sequence number). Hazards: a message is sent only once saved
 // (at most 100 ms or 1 MiB after Export), so a killed process loses what
-// it had not saved yet, as it loses its flow table; a full spool drops
-// its oldest messages and counts their records (Stats.SpoolDropped).
+// it had not saved yet, as it loses its flow table. A full spool first
+// forgets the oldest messages already sent on the live connection
+// (counted dropped only if that connection fails before outliving them
+// by Window: a collector counts no sequence gap at a spool's replay),
+// sends what waits if connected, and only then drops the oldest
+// messages, counting their records (Stats.SpoolDropped). What it counts
+// is what may be lost: records sent on a connection that failed may
+// have been stored by the collector before it went away.
 //
 // Config.Ledger sends the probe's loss ledger (ipfix.LedgerOptionsTemplate)
 // with the options, periodically on streams, and after the last data.

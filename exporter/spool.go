@@ -21,7 +21,8 @@ type SpoolConfig struct {
 	// Dir holds the spool file (spool.db); it is created if missing.
 	Dir string
 	// MaxBytes bounds the messages kept (default 256 MiB); beyond it the
-	// oldest are dropped and counted.
+	// oldest go: those already sent are forgotten, those never sent are
+	// dropped and counted (SpoolStats.Dropped).
 	MaxBytes int64
 	// Window is how long a message written to the collector stays
 	// spooled (default 10s): IPFIX has no acknowledgement, so a message
@@ -82,6 +83,19 @@ type Spool struct {
 	mu    sync.Mutex // guards st for Stats from other goroutines
 	st    SpoolStats
 	flows uint64 // flow records in q
+	// sent are messages forgotten to make room after they were written
+	// on the current connection: delivered once the connection outlives
+	// them as release requires of spooled ones, lost (counted dropped)
+	// if it fails first.
+	sent []sentMsg
+}
+
+// sentMsg is what the spool remembers of a message it forgot to make
+// room while the connection it was written on may still fail.
+type sentMsg struct {
+	flows uint32
+	at    time.Time
+	end   uint64
 }
 
 type spoolTemplate struct {
@@ -111,7 +125,7 @@ type SpoolStats struct {
 	Spooled       uint64 // flow records spooled now
 	Messages      uint64 // messages spooled now
 	Bytes         int64  // bytes spooled now
-	Dropped       uint64 // flow records dropped from a full spool
+	Dropped       uint64 // flow records dropped, never sent, from a full spool
 	Replayed      uint64 // messages sent again after a reconnect
 	Connects      uint64 // connections made
 	Saves         uint64 // file transactions
@@ -344,13 +358,44 @@ func (s *Spool) WriteRecords(msg []byte, dataRecords, flowRecords int) error {
 	s.q = append(s.q, m)
 	s.bytes += int64(m.size)
 	s.flows += uint64(m.flows)
-	for s.bytes > s.cfg.MaxBytes && len(s.q) > 1 {
-		s.drop()
-	}
+	s.makeRoom()
 	return nil
 }
 
-// drop removes the oldest message, counting its records lost.
+// makeRoom keeps the spool within MaxBytes. A message already written on
+// the live connection is on its way (in the kernel's socket buffer, or
+// with the collector): the spool keeps it only to resend it should the
+// connection fail unconfirmed, so it goes first, forgotten but
+// remembered (sent) until the connection outlives it as release
+// requires, and counted dropped only if the connection fails first.
+// Before a message never written is dropped, a connected spool saves and
+// sends what waits, so that a burst larger than the spool on a healthy
+// connection is delivered, not dropped; what cannot be sent (no
+// connection) is dropped, oldest first, and counted. Dropping a message
+// never sent on a live connection would also lose the template
+// definitions it may carry, making the collector refuse the records
+// after it; a reconnect sends every template first.
+func (s *Spool) makeRoom() {
+	flushed := false
+	for s.bytes > s.cfg.MaxBytes && len(s.q) > 1 {
+		switch {
+		case s.q[0].written && s.connected:
+			m := s.q[0]
+			s.sent = append(s.sent, sentMsg{flows: m.flows, at: m.at, end: m.end})
+			s.forget()
+		case s.connected && !flushed:
+			flushed = true
+			if err := s.save(); err == nil {
+				s.pump(s.cfg.Now())
+			}
+		default:
+			s.drop()
+		}
+	}
+}
+
+// drop removes the oldest message, counting its records lost: never
+// written, or written on a connection that failed since.
 func (s *Spool) drop() {
 	m := s.q[0]
 	s.q[0] = nil
@@ -527,6 +572,7 @@ func (s *Spool) pump(now time.Time) {
 // next connection, which is tried after the backoff.
 func (s *Spool) fail(now time.Time, err error) {
 	s.connected = false
+	s.dropSent()
 	s.retryAt = now.Add(s.wait)
 	s.wait = min(s.wait*2, s.cfg.RetryMax)
 	s.mu.Lock()
@@ -605,6 +651,13 @@ func (s *Spool) release(now time.Time) {
 	if sp, ok := s.t.(streamPoser); ok {
 		_, acked, known = sp.streamPos()
 	}
+	for len(s.sent) > 0 {
+		m := s.sent[0]
+		if now.Sub(m.at) < s.cfg.Window || (known && acked < m.end) {
+			break
+		}
+		s.sent = s.sent[1:]
+	}
 	for len(s.q) > 0 {
 		m := s.q[0]
 		if !m.written || now.Sub(m.at) < s.cfg.Window || (known && acked < m.end) {
@@ -623,6 +676,24 @@ func (s *Spool) forget() {
 	s.bytes -= int64(m.size)
 	s.flows -= uint64(m.flows)
 	s.released = append(s.released, m.key)
+}
+
+// dropSent counts the records of the messages forgotten to make room
+// on a connection that failed before it outlived them: the collector may
+// not have stored them, and as the spool no longer has them to replay
+// (and a collector counts no sequence gap at a spool's replay: the spool
+// accounts for what it dropped), they are counted dropped.
+func (s *Spool) dropSent() {
+	var n uint64
+	for _, m := range s.sent {
+		n += uint64(m.flows)
+	}
+	s.sent = s.sent[:0]
+	if n > 0 {
+		s.mu.Lock()
+		s.st.Dropped += n
+		s.mu.Unlock()
+	}
 }
 
 func (s *Spool) publish() {
@@ -663,6 +734,7 @@ func (s *Spool) Close() error {
 				for len(s.q) > 0 {
 					s.forget()
 				}
+				s.sent = nil
 				s.publish()
 				return s.save()
 			}

@@ -265,3 +265,103 @@ func TestTCPCloseConfirm(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestSpoolFullHealthyCollector: a spool smaller than a burst, in front
+// of a collector that takes everything, loses nothing. Before, a full
+// spool dropped the oldest messages whether they had been sent (on the
+// wire, only awaiting the Window) or not: it counted delivered records
+// as lost, and dropped a burst's messages before sending them, the
+// template definitions among them, so that the collector refused the
+// records after them (data-without-template) and counted nothing.
+func TestSpoolFullHealthyCollector(t *testing.T) {
+	l := &link{up: true}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir(), MaxBytes: 20000, RetryMin: time.Nanosecond, RetryMax: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, &Config{StreamMessageSize: 2000})
+	recs := ipfixtest.Random(7, 3000)
+	// Steady export, then a burst of 2000 records (a live probe's table
+	// flushed at its end) in one call, ten times the spool.
+	for i := 0; i < 1000; i += 50 {
+		if err := e.Export(recs[i : i+50]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Export(recs[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.SpoolDropped != 0 {
+		t.Errorf("spool counted %d records dropped; the collector took everything", st.SpoolDropped)
+	}
+	if len(l.conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(l.conns))
+	}
+	s := ipfix.NewSession("collector")
+	var got []flow.Record
+	for i, m := range l.conns[0] {
+		if got, _, err = s.Decode(m, got); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if len(got) != len(recs) {
+		t.Errorf("collector decoded %d records, want %d", len(got), len(recs))
+	}
+	if st := s.Stats(); st.LostRecords != 0 {
+		t.Errorf("collector counted %d records lost by sequence", st.LostRecords)
+	}
+}
+
+// TestSpoolFullCollectorLost: the spool overflows on a live connection
+// (it forgets messages already sent), then the collector dies having
+// stored nothing of that connection (killed before its commit), and the
+// spool overflows again while it is down. Every record is either
+// delivered on the next connection or counted dropped, exactly: what the
+// spool forgot after sending it is counted once the connection fails
+// before outliving it (a collector counts no sequence gap at a spool's
+// replay, so nobody else would).
+func TestSpoolFullCollectorLost(t *testing.T) {
+	l := &link{up: true}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir(), MaxBytes: 20000, RetryMin: time.Nanosecond, RetryMax: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, &Config{StreamMessageSize: 2000})
+	recs := ipfixtest.Random(8, 3000)
+	for i := 0; i < 1000; i += 50 {
+		if err := e.Export(recs[i : i+50]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := e.Stats().SpoolDropped; d != 0 {
+		t.Fatalf("%d records counted dropped while the collector took everything", d)
+	}
+	l.up = false
+	for i := 1000; i < len(recs); i += 100 {
+		if err := e.Export(recs[i : i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := e.Stats().SpoolDropped
+	l.up = true
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.conns) != 2 {
+		t.Fatalf("%d connections, want 2", len(l.conns))
+	}
+	// The collector lost the first connection's records.
+	s := ipfix.NewSession("collector")
+	var got []flow.Record
+	for i, m := range l.conns[1] {
+		if got, _, err = s.Decode(m, got); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if n := uint64(len(got)) + dropped; n != uint64(len(recs)) {
+		t.Errorf("%d records delivered + %d counted dropped = %d, want the %d exported", len(got), dropped, n, len(recs))
+	}
+}
