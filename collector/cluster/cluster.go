@@ -41,6 +41,10 @@ const (
 	// StatsBucket holds each ingest node's collector counters
 	// ("i.ID", JSON store.Stats, totals since that node started).
 	StatsBucket = "mira_stats"
+	// SeqBucket holds the exporters' sequence positions across
+	// transport sessions, saved by ingest nodes (seqpos.go): key
+	// "DOMAIN.PORT.ADDR", value the sequence number expected next.
+	SeqBucket = "mira_seqnext"
 	// DumpSubject is followed by a worker's name: the request for its
 	// stored records (see Gather).
 	DumpSubject = "mira.worker.dump."
@@ -220,6 +224,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 		{Bucket: WorkerBucket, Replicas: replicas},
 		{Bucket: StatsBucket, Replicas: replicas},
 		{Bucket: RetiredBucket, Replicas: replicas},
+		{Bucket: SeqBucket, TTL: seqPosTTL, Replicas: replicas},
 	} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("cluster: bucket %s: %w", b.Bucket, err)

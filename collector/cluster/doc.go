@@ -12,7 +12,12 @@
 //     each record to the FlowStream subject of its partition and each
 //     origin's announcements (names, sampling, loss ledgers: what
 //     server.Server stores) to OptionsStream. Its collector counters go
-//     to StatsBucket every 2 s.
+//     to StatsBucket every 2 s. It keeps the exporters' sequence
+//     positions across transport sessions in SeqBucket (seqpos.go), so
+//     that records lost with a killed ingest node, or in a broken
+//     connection, count as sequence loss when the exporter comes back
+//     (to this node or another), as a single mira-collector counts
+//     them.
 //   - mira-collector --nats NATS_URL --worker --db FILE [--name NAME]: a
 //     consolidation worker (Worker) storing the records of the partitions
 //     it owns in its own bbolt file, with the span of each partition's

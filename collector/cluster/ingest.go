@@ -81,6 +81,19 @@ type Ingest struct {
 	records uint64 // records of exporters without a spool instance (their ids)
 	scratch []byte
 
+	// Sequence positions (seqpos.go).
+	seqKV         jetstream.KeyValue
+	pos           map[posKey]*ingestPos
+	posGen        uint64
+	pending       []pendingPos
+	unsaved       map[posKey]pendingPos
+	resolvedTo    uint64          // every batch up to it acknowledged or given up
+	done          map[uint64]bool // batches resolved after a lower one still in flight
+	saveNow       chan struct{}
+	seqLogSince   time.Time
+	seqLogN       int
+	seqLogSkipped int
+
 	Published   atomic.Uint64 // records acknowledged by JetStream
 	Unpublished atomic.Uint64 // records dropped: too many in flight, or publication failed
 	Retried     atomic.Uint64 // batches published again after a failure
@@ -95,7 +108,7 @@ func NewIngest(js jetstream.JetStream, log *slog.Logger) *Ingest {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36)}
+	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36), saveNow: make(chan struct{}, 1)}
 }
 
 // Consume implements collector.Consumer.
@@ -127,6 +140,7 @@ func (g *Ingest) Consume(o collector.Origin, recs []flow.Record) {
 			g.flush(p)
 		}
 	}
+	g.notePos(o, true)
 	g.mu.Unlock()
 }
 
@@ -146,7 +160,7 @@ func (g *Ingest) flush(p int) {
 	m := &nats.Msg{Subject: FlowSubject(p), Data: data, Header: nats.Header{}}
 	// The id JetStream's duplicate window knows a retried batch by.
 	m.Header.Set(jetstream.MsgIDHeader, g.ID+"."+strconv.FormatUint(g.batches, 36))
-	g.send(m, n, 1)
+	g.send(m, g.batches, n, 1)
 }
 
 // FlushAll publishes every buffered record (the linger timer and
@@ -157,15 +171,17 @@ func (g *Ingest) FlushAll() {
 	for p := range g.bufs {
 		g.flush(p)
 	}
+	g.stampPending()
 }
 
-// send publishes m (n records) and follows its acknowledgement.
-func (g *Ingest) send(m *nats.Msg, n, attempt int) {
+// send publishes m (n records; record batch b, 0 for announcements) and
+// follows its acknowledgement.
+func (g *Ingest) send(m *nats.Msg, b uint64, n, attempt int) {
 	g.inFlight.Add(1)
 	f, err := g.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Millisecond))
 	if err != nil {
 		g.inFlight.Add(-1)
-		g.failed(m, n, attempt, err)
+		g.failed(m, b, n, attempt, err)
 		return
 	}
 	go func() {
@@ -173,23 +189,31 @@ func (g *Ingest) send(m *nats.Msg, n, attempt int) {
 		case <-f.Ok():
 			g.inFlight.Add(-1)
 			g.Published.Add(uint64(n))
+			if b != 0 {
+				g.resolved(b)
+			}
 		case err := <-f.Err():
 			g.inFlight.Add(-1)
-			g.failed(m, n, attempt, err)
+			g.failed(m, b, n, attempt, err)
 		}
 	}()
 }
 
-func (g *Ingest) failed(m *nats.Msg, n, attempt int, err error) {
+// failed retries m or, after publishAttempts, counts its records
+// unpublished. (Called with g.mu held only at attempt 1, from flush.)
+func (g *Ingest) failed(m *nats.Msg, b uint64, n, attempt int, err error) {
 	if attempt >= publishAttempts {
 		g.Unpublished.Add(uint64(n))
 		g.log.Warn("records not published", "subject", m.Subject, "records", n, "err", err)
+		if b != 0 {
+			g.resolved(b) // counted: the positions may pass it
+		}
 		return
 	}
 	g.Retried.Add(1)
 	go func() {
 		time.Sleep(time.Duration(attempt) * 250 * time.Millisecond) // back-off before retrying
-		g.send(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, n, attempt+1)
+		g.send(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, b, n, attempt+1)
 	}()
 }
 
@@ -202,7 +226,7 @@ func (g *Ingest) publishOptions(om optionsMessage) {
 		g.log.Error("options announcement", "err", err)
 		return
 	}
-	g.send(&nats.Msg{Subject: OptionsSubject, Data: b}, 0, 1)
+	g.send(&nats.Msg{Subject: OptionsSubject, Data: b}, 0, 0, 1)
 }
 
 // ConsumeOptions implements collector.OptionsConsumer: names, sampling
@@ -330,6 +354,34 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 	}); err != nil {
 		return err
 	}
+	if err := retry(ctx, g.log, "sequence positions bucket "+SeqBucket, func(ctx context.Context) error {
+		kv, err := js.KeyValue(ctx, SeqBucket)
+		if err == nil {
+			g.mu.Lock()
+			g.seqKV = kv
+			g.mu.Unlock()
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	saverDone := make(chan struct{})
+	sctx, stopSaver := context.WithCancel(context.Background())
+	go func() {
+		defer close(saverDone)
+		t := time.NewTicker(time.Second) // retries of failed writes
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-g.saveNow:
+			case <-t.C:
+			}
+			g.savePositions(sctx)
+		}
+	}()
+	defer func() { stopSaver(); <-saverDone }()
 	saveStats := func() {
 		b, _ := json.Marshal(g.stats(coll.Stats()))
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
@@ -354,6 +406,9 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 			for g.Pending() > 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
+			stopSaver()
+			<-saverDone
+			g.savePositions(context.Background())
 			saveStats()
 			g.log.Info("ingest stopped", "published", g.Published.Load(), "unpublished", g.Unpublished.Load(),
 				"retried", g.Retried.Load())

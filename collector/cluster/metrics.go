@@ -44,6 +44,7 @@ var (
 	mUnpublished = prometheus.NewDesc("mira_cluster_unpublished_records_total", "Records this ingest node dropped: too many batches in flight, or publication failed after its retries (the report's dropped records).", nil, nil)
 	mRetried     = prometheus.NewDesc("mira_cluster_retried_batches_total", "Record batches published again after a failed publication.", nil, nil)
 	mInFlight    = prometheus.NewDesc("mira_cluster_batches_in_flight", "Record batches published and not yet acknowledged.", nil, nil)
+	mUnsaved     = prometheus.NewDesc("mira_cluster_sequence_positions_unsaved", "Exporters' sequence position moves not yet saved to the positions bucket (waiting for their records' acknowledgements).", nil, nil)
 	mStored      = prometheus.NewDesc("mira_cluster_worker_stored_records_total", "Records this worker stored.", nil, nil)
 	mDuplicates  = prometheus.NewDesc("mira_cluster_worker_duplicate_records_total", "Records of batches delivered again that this worker had stored already.", nil, nil)
 	mBadBatches  = prometheus.NewDesc("mira_cluster_worker_malformed_batches_total", "Record batches this worker could not decode (dropped).", nil, nil)
@@ -58,7 +59,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mPublished, mUnpublished,
-		mRetried, mInFlight, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
+		mRetried, mInFlight, mUnsaved, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
 		ch <- d
 	}
 }
@@ -85,6 +86,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mUnpublished, n.g.Unpublished.Load())
 		c(mRetried, n.g.Retried.Load())
 		g(mInFlight, float64(n.g.inFlight.Load()))
+		g(mUnsaved, float64(n.g.PositionsUnsaved()))
 	}
 	if w := m.worker.Load(); w != nil {
 		c(mStored, w.Stored.Load())
