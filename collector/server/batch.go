@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -303,24 +304,30 @@ const minPartRecords = 1024
 // want of space, where committing all of it at once would fail until
 // the disk had room for every record (meanwhile the backlog grows to
 // maxPending, and records are dropped). One origin at a time, in order
-// of first arrival, each origin's records sorted by end time and
-// committed oldest first in parts: a part that does not fit is halved,
-// down to minPartRecords (then the commit stops: the disk is full); one
-// that fits makes the next twice as large. Each part is one transaction
-// (the store keeps per-commit time bounds, and gives a failed write's
-// space back), and carries the sequence state that its records complete
-// (roundSeq), so that what the store says was received is what it holds:
+// of first arrival, each origin's records sorted by end time (a spooling
+// exporter's by sequence number, see below) and committed oldest first
+// in parts: a part that does not fit is halved, down to minPartRecords
+// (then the commit stops: the disk is full); one that fits makes the
+// next twice as large. Each part is one transaction (the store keeps
+// per-commit time bounds, and gives a failed write's space back), and
+// carries the sequence state that its records complete (roundSeq), so
+// that what the store says was received is what it holds:
 //
 //   - A spooling exporter's sequence sets (dedup: replayed duplicates
-//     dropped, the spool's StoredAck) name records by their message's
-//     sequence number, which a record sorted by end time no longer
-//     shows, so a part could not carry the numbers of its own records:
-//     records stored in parts before the set would be stored again if
-//     the collector crashed and the spool replayed them. A spooling
-//     origin's records are therefore committed whole, with its sets, or
-//     not at all (the next origin is tried). StoredAck is only sent when
-//     a commit stored everything taken (commit returns nil); the spool
-//     keeps messages until then or its window (exporter.SpoolConfig).
+//     dropped, the spool's StoredAck) must name exactly the records
+//     stored: a number named but not stored would drop its record when
+//     the spool replays it after a crash, one stored but not named
+//     would be stored twice. Its records carry their numbers (tags,
+//     tagSpooled), so each part carries the sets taken less the numbers
+//     of the records still waiting (storedSets). They are committed in
+//     sequence order (spool instance, then number: the order the
+//     exporter sent them, about their end-time order), so that the
+//     stored and the waiting numbers stay a few ranges each. StoredAck
+//     is only sent when a commit stored everything taken (commit
+//     returns nil); the spool keeps messages until then or its window
+//     (exporter.SpoolConfig). Before December 2026 a spooling origin was
+//     committed whole or not at all: one whose own backlog exceeded the
+//     free space was never stored while the disk stayed short.
 //   - Sequence positions and the sequence loss counted (seqpos.go) go
 //     with an origin's last part: until all its records are stored, the
 //     stored position stays behind them. After a crash in that state,
@@ -356,13 +363,15 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 			continue
 		}
 		o := e.Origin
-		whole := r.spooling(o)
-		if !whole {
+		spooling := r.spooling(o)
+		if spooling {
+			e.SortByTag()
+		} else {
 			e.Sort()
 		}
 		for done[i] < e.Len() {
 			n := e.Len() - done[i]
-			if !whole && size > 0 {
+			if size > 0 {
 				n = min(n, size)
 			}
 			part := e
@@ -372,7 +381,11 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 			}
 			last, withFree := done[i]+n == e.Len(), first
 			match := func(x store.Origin) bool { return (last && x == o) || (withFree && !has[x]) }
-			err := s.st.PutEncodedCommit([]*store.Encoded{part}, r.of(match))
+			c := r.of(match)
+			if spooling && !last {
+				r.storedSets(o, e, done[i]+n, c)
+			}
+			err := s.st.PutEncodedCommit([]*store.Encoded{part}, c)
 			if err == nil {
 				r.drop(match)
 				first = false
@@ -387,17 +400,37 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 			switch {
 			case !noSpace(err):
 				return parts, done, err // locked, or another failure: retried whole
-			case whole:
 			case n > minPartRecords:
 				size = max(n/2, minPartRecords)
 				continue
-			default:
-				return parts, done, err // not even the smallest part fits
 			}
-			break
+			return parts, done, err // not even the smallest part fits
 		}
 	}
 	return parts, done, nil
+}
+
+// storedSets puts into c the sequence sets of origin o's spool instances
+// as they stand once e's records before rest are stored: the sets taken
+// (every number received: stored before, or pending in e) less the
+// numbers of e's records from rest on (tagged: tagSpooled).
+func (r *roundSeq) storedSets(o store.Origin, e *store.Encoded, rest int, c *store.SeqCommit) {
+	waiting := map[uint64][]uint32{}
+	e.EachTag(rest, e.Len(), func(inst uint64, seq uint32) { waiting[inst] = append(waiting[inst], seq) })
+	for so, set := range r.sets {
+		if so.Origin != o {
+			continue
+		}
+		stored := set.Clone()
+		if w := waiting[so.Instance]; len(w) > 0 {
+			slices.Sort(w)
+			stored.RemoveSorted(w)
+		}
+		if c.Sets == nil {
+			c.Sets = map[store.SeqOrigin]*store.SeqSet{}
+		}
+		c.Sets[so] = stored
+	}
 }
 
 // roundSeq is the sequence state a commit takes with the pending records

@@ -191,8 +191,8 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	s.mu.Lock()
 	s.notePos(o, true)
 	var noted func()
+	var keep []bool
 	if o.Instance != 0 {
-		var keep []bool
 		var n int
 		if keep, n, noted = s.dedup(k, o, len(recs)); n == 0 {
 			s.mu.Unlock()
@@ -210,9 +210,33 @@ func (s *Server) Consume(o collector.Origin, recs []flow.Record) {
 	}
 	s.smp.Records(k, recs)
 	if e := s.admit(k, &o, len(recs)); e != nil {
+		before := e.Len()
 		e.AddAll(recs)
+		tagSpooled(e, before, o, keep)
 		s.queued(noted)
 	}
+}
+
+// tagSpooled tags the records of a spooling exporter's message appended
+// to e from its before-th record on with their sequence numbers (the
+// message's plus their index in it; keep, when not nil, says which of
+// the message's records were appended), so that a commit in parts knows
+// which numbers it stores (commitParts).
+func tagSpooled(e *store.Encoded, before int, o collector.Origin, keep []bool) {
+	if o.Instance == 0 {
+		return
+	}
+	if keep == nil {
+		e.TagFrom(before, o.Instance, func(i int) uint32 { return o.Sequence + uint32(i) })
+		return
+	}
+	seqs := make([]uint32, 0, e.Len()-before)
+	for i, k := range keep {
+		if k {
+			seqs = append(seqs, o.Sequence+uint32(i))
+		}
+	}
+	e.TagFrom(before, o.Instance, func(i int) uint32 { return seqs[i] })
 }
 
 // NewBatch implements collector.BatchConsumer: the collecting process
@@ -233,8 +257,8 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 	s.mu.Lock()
 	s.notePos(o, true)
 	var noted func()
+	var keep []bool
 	if o.Instance != 0 {
-		var keep []bool
 		var n int
 		if keep, n, noted = s.dedup(k, o, e.Len()); n == 0 {
 			s.mu.Unlock()
@@ -249,7 +273,9 @@ func (s *Server) ConsumeBatch(o collector.Origin, b collector.Batch) {
 	s.smp.RecordsEnding(k, e.Len(), e.LastEnd())
 	if p := s.admit(k, &o, e.Len()); p != nil {
 		s.pending.room(p, e)
+		before := p.Len()
 		p.Append(e)
+		tagSpooled(p, before, o, keep)
 		s.queued(noted)
 	}
 }

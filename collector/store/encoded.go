@@ -24,6 +24,7 @@ type Encoded struct {
 	idx    []encRec
 	scr    sortScratch // Sort's, not the commit's (Store.scr)
 	maxDur int64
+	tags   []recTag // sorted by off (encoded_part.go)
 }
 
 // sortScratch is the radix sort's scratch, kept between sorts: a
@@ -79,6 +80,13 @@ func (e *Encoded) Append(o *Encoded) {
 		e.idx[n+i].off += base
 	}
 	e.maxDur = max(e.maxDur, o.maxDur)
+	if len(o.tags) > 0 {
+		t := len(e.tags)
+		e.tags = append(e.tags, o.tags...)
+		for i := range e.tags[t:] {
+			e.tags[t+i].off += base
+		}
+	}
 }
 
 // Fits says e holds o's records without growing its buffers.
@@ -103,6 +111,7 @@ func (e *Encoded) Trade(x *Encoded) {
 	e.buf, x.buf = x.buf, e.buf[:0]
 	e.idx, x.idx = x.idx, e.idx[:0]
 	x.maxDur = 0
+	x.tags = x.tags[:0]
 }
 
 // AppendIf appends those of o's records (of the same origin) for whose
@@ -182,6 +191,7 @@ func (e *Encoded) Size() int { return len(e.buf) }
 func (e *Encoded) Reset() {
 	e.buf = e.buf[:0]
 	e.idx = e.idx[:0]
+	e.tags = e.tags[:0]
 	e.maxDur = 0
 }
 

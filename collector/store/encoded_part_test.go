@@ -50,3 +50,84 @@ func TestEncodedParts(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedTags: a record's tag names it through sorts, Append,
+// AppendRange, Trade and SortByTag: each record's tag is the one given
+// with it (its Packets field here), untagged records have none.
+func TestEncodedTags(t *testing.T) {
+	o := Origin{Exporter: "x", Domain: 1}
+	recs := benchRecords(600, t0.UnixNano())
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	for i := range recs {
+		recs[i].Packets = uint64(i) // the number each record is tagged with
+	}
+	a, b := &Encoded{Origin: o}, &Encoded{Origin: o}
+	a.AddAll(recs[:100]) // untagged
+	a.AddAll(recs[100:300])
+	a.TagFrom(100, 7, func(i int) uint32 { return uint32(100 + i) })
+	a.Sort()
+	b.AddAll(recs[300:600])
+	b.TagFrom(0, 9, func(i int) uint32 { return uint32(300 + i) })
+	big := &Encoded{Origin: o}
+	big.AddAll(benchRecords(2000, t0.UnixNano()))
+	big.Reset()
+	a.Trade(big) // a's records into larger buffers
+	a.Append(b)
+	c := &Encoded{Origin: o}
+	c.AppendRange(a, 50, a.Len())
+	check := func(name string, e *Encoded, wantTagged int) {
+		t.Helper()
+		var got []uint64
+		e.EachTag(0, e.Len(), func(inst uint64, seq uint32) { got = append(got, uint64(seq)) })
+		tagged := 0
+		e.Each(func(r *flow.Record) {
+			if r.Packets >= 100 {
+				tagged++
+			}
+		})
+		if tagged != wantTagged || len(got) != wantTagged {
+			t.Fatalf("%s: %d tags, %d tagged records, want %d", name, len(got), tagged, wantTagged)
+		}
+		// Record by record: the tag found is the record's.
+		for k := range e.Len() {
+			one := &Encoded{Origin: o}
+			one.AppendRange(e, k, k+1)
+			var r flow.Record
+			one.Each(func(x *flow.Record) { r = *x })
+			var seq []uint32
+			var inst []uint64
+			e.EachTag(k, k+1, func(in uint64, s uint32) { inst, seq = append(inst, in), append(seq, s) })
+			switch {
+			case r.Packets < 100 && len(seq) != 0:
+				t.Fatalf("%s: untagged record %d has tag %v", name, r.Packets, seq)
+			case r.Packets >= 100 && (len(seq) != 1 || uint64(seq[0]) != r.Packets ||
+				inst[0] != map[bool]uint64{true: 7, false: 9}[r.Packets < 300]):
+				t.Fatalf("%s: record %d tagged %v %v", name, r.Packets, inst, seq)
+			}
+		}
+	}
+	check("a", a, 500)
+	check("c", c, c.Len()-countBelow(c, 100))
+	c.SortByTag()
+	check("c sorted by tag", c, c.Len()-countBelow(c, 100))
+	var prev uint64
+	first := true
+	c.Each(func(r *flow.Record) {
+		if r.Packets >= 100 && !first && r.Packets < prev {
+			t.Fatalf("SortByTag: %d after %d", r.Packets, prev)
+		}
+		if r.Packets >= 100 {
+			prev, first = r.Packets, false
+		}
+	})
+}
+
+func countBelow(e *Encoded, n uint64) int {
+	c := 0
+	e.Each(func(r *flow.Record) {
+		if r.Packets < n {
+			c++
+		}
+	})
+	return c
+}

@@ -114,6 +114,64 @@ func (s *SeqSet) overlaps(a, b uint32) bool {
 	return false
 }
 
+// Remove takes the n numbers from first on out of the set.
+func (s *SeqSet) Remove(first, n uint32) {
+	if n == 0 {
+		return
+	}
+	last := first + n - 1
+	if last < first { // wraps
+		s.remove(first, ^uint32(0))
+		s.remove(0, last)
+		return
+	}
+	s.remove(first, last)
+}
+
+func (s *SeqSet) remove(a, b uint32) {
+	out := s.r[:0:0]
+	for _, r := range s.r {
+		if r[1] < a || r[0] > b {
+			out = append(out, r)
+			continue
+		}
+		if r[0] < a {
+			out = append(out, [2]uint32{r[0], a - 1})
+		}
+		if r[1] > b {
+			out = append(out, [2]uint32{b + 1, r[1]})
+		}
+	}
+	s.r = out
+}
+
+// RemoveSorted takes the numbers of nums, sorted in increasing order,
+// out of the set, in one pass over both.
+func (s *SeqSet) RemoveSorted(nums []uint32) {
+	if len(nums) == 0 || len(s.r) == 0 {
+		return
+	}
+	out := make([][2]uint32, 0, len(s.r)+1)
+	j := 0
+	for _, r := range s.r {
+		a := uint64(r[0])
+		for j < len(nums) && uint64(nums[j]) < a {
+			j++
+		}
+		for j < len(nums) && uint64(nums[j]) <= uint64(r[1]) {
+			if x := uint64(nums[j]); x > a {
+				out = append(out, [2]uint32{uint32(a), uint32(x - 1)})
+			}
+			a = uint64(nums[j]) + 1
+			j++
+		}
+		if a <= uint64(r[1]) {
+			out = append(out, [2]uint32{uint32(a), r[1]})
+		}
+	}
+	s.r = out
+}
+
 // Ranges returns the set's ranges (inclusive), sorted.
 func (s *SeqSet) Ranges() [][2]uint32 { return slices.Clone(s.r) }
 

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -29,6 +31,58 @@ func TestSeqSet(t *testing.T) {
 	w.Add(^uint32(0)-1, 4)
 	if !w.Contains(^uint32(0)) || !w.Contains(0) || !w.Contains(1) || w.Contains(2) || !w.Overlaps(^uint32(0), 1) {
 		t.Errorf("wrapped set %v", w.Ranges())
+	}
+}
+
+// TestSeqSetRemove checks Add, Remove and RemoveSorted against a set of numbers, near
+// 0 and near 2^32 (runs that wrap).
+func TestSeqSetRemove(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, base := range []uint32{0, ^uint32(0) - 60} {
+		var s SeqSet
+		model := map[uint32]bool{}
+		for i := range 2000 {
+			first, n := base+uint32(r.IntN(120)), uint32(r.IntN(12))
+			add := r.IntN(3) != 0
+			switch {
+			case add:
+				s.Add(first, n)
+			case i%2 == 0:
+				s.Remove(first, n)
+			default:
+				var nums []uint32
+				for j := range n {
+					nums = append(nums, first+j)
+				}
+				slices.Sort(nums) // a run that wraps: numbers near 0 first
+				s.RemoveSorted(nums)
+			}
+			for j := range n {
+				if add {
+					model[first+j] = true
+				} else {
+					delete(model, first+j)
+				}
+			}
+			count := 0
+			for _, x := range s.Ranges() {
+				count += int(x[1]-x[0]) + 1
+			}
+			if count != len(model) {
+				t.Fatalf("base %d, op %d: the set holds %d numbers %v, want %d", base, i, count, s.Ranges(), len(model))
+			}
+			for x := range model {
+				if !s.Contains(x) {
+					t.Fatalf("base %d, op %d: %d missing from %v", base, i, x, s.Ranges())
+				}
+			}
+			rs := s.Ranges()
+			for k := 1; k < len(rs); k++ {
+				if uint64(rs[k-1][1])+1 >= uint64(rs[k][0]) {
+					t.Fatalf("base %d, op %d: ranges touch or overlap: %v", base, i, rs)
+				}
+			}
+		}
 	}
 }
 
