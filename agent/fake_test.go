@@ -142,6 +142,7 @@ func (p *fakeProbe) Advance(t testing.TB, n int) bool {
 	for i := range p.exp {
 		p.exp[i].Dropped = p.ended/3 + uint64(i)
 		p.exp[i].Unacknowledged = p.ended/5 + uint64(i)
+		p.exp[i].SpoolDropped = p.ended/9 + uint64(i)
 	}
 	for i := range p.exp {
 		if p.exp[i].State == ExporterConnected {

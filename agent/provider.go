@@ -136,4 +136,7 @@ type Exporter struct {
 	// (without a spool) that ended without the collector confirming it
 	// stored them (exporter.Stats.Unacknowledged).
 	Unacknowledged uint64
+	// SpoolDropped counts flow records dropped from the exporter's full
+	// spool (exporter.Stats.SpoolDropped).
+	SpoolDropped uint64
 }

@@ -367,6 +367,7 @@ var (
 		strCol(9, func(r *Exporter) string { return r.LastError }),
 		numCol(10, c64, func(r *Exporter) uint64 { return r.Dropped }),
 		numCol(11, c64, func(r *Exporter) uint64 { return r.Unacknowledged }),
+		numCol(12, c64, func(r *Exporter) uint64 { return r.SpoolDropped }),
 	}
 )
 

@@ -91,6 +91,7 @@ func expectedMIRA(s *Snapshot) []walkLine {
 		add(mib.MiraExpLastError, x, "STRING", e.LastError)
 		add(mib.MiraExpDropped, x, "Counter64", u(e.Dropped))
 		add(mib.MiraExpUnacknowledged, x, "Counter64", u(e.Unacknowledged))
+		add(mib.MiraExpSpoolDropped, x, "Counter64", u(e.SpoolDropped))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return oidCompare(mib.MustOID(out[i].oid), mib.MustOID(out[j].oid)) < 0
@@ -266,7 +267,7 @@ func TestSnmpTable(t *testing.T) {
 			want := strings.Join([]string{e.Address, map[int]string{1: "udp", 2: "tcp"}[e.Transport], state,
 				strconv.FormatUint(e.Records, 10), strconv.FormatUint(e.Messages, 10), strconv.FormatUint(e.Templates, 10),
 				strconv.FormatUint(uint64(e.SpoolDepth), 10), e.LastError, strconv.FormatUint(e.Dropped, 10),
-				strconv.FormatUint(e.Unacknowledged, 10)}, "|")
+				strconv.FormatUint(e.Unacknowledged, 10), strconv.FormatUint(e.SpoolDropped, 10)}, "|")
 			if rows[i] != want {
 				t.Errorf("row %d = %q, want %q", i, rows[i], want)
 			}

@@ -85,6 +85,7 @@ const (
 	MiraExpLastError           = "1.3.6.1.4.1.32473.1.1.6.1.1.9"  // OBJECT-TYPE
 	MiraExpDropped             = "1.3.6.1.4.1.32473.1.1.6.1.1.10" // OBJECT-TYPE
 	MiraExpUnacknowledged      = "1.3.6.1.4.1.32473.1.1.6.1.1.11" // OBJECT-TYPE
+	MiraExpSpoolDropped        = "1.3.6.1.4.1.32473.1.1.6.1.1.12" // OBJECT-TYPE
 	MiraProbeConformance       = "1.3.6.1.4.1.32473.1.2"          // OBJECT IDENTIFIER
 	MiraProbeGroups            = "1.3.6.1.4.1.32473.1.2.1"        // OBJECT IDENTIFIER
 	MiraIdentityGroup          = "1.3.6.1.4.1.32473.1.2.1.1"      // OBJECT-GROUP
@@ -178,6 +179,7 @@ var Objects = []Object{
 	{Name: "miraExpLastError", OID: MiraExpLastError, Kind: KindColumn, Syntax: "DisplayString", Base: "OctetString", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraExpDropped", OID: MiraExpDropped, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraExpUnacknowledged", OID: MiraExpUnacknowledged, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
+	{Name: "miraExpSpoolDropped", OID: MiraExpSpoolDropped, Kind: KindColumn, Syntax: "Counter64", Base: "Counter64", Access: "read-only", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeConformance", OID: MiraProbeConformance, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeGroups", OID: MiraProbeGroups, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraIdentityGroup", OID: MiraIdentityGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraProbeName", "miraProbeVersion", "miraProbeObservationDomain", "miraProbeStartTime", "miraProbeReloads", "miraProbeReloadsRefused", "miraProbeLastReload"}},
@@ -185,7 +187,7 @@ var Objects = []Object{
 	{Name: "miraPipelineGroup", OID: MiraPipelineGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraRegulationState", "miraSamplingRate", "miraOverloadEvents", "miraQueueName", "miraQueueDepth", "miraQueueCapacity", "miraQueueDrops", "miraSelOutOfScope", "miraSelUnsampled", "miraRegulatedOut", "miraRegulationChanges"}},
 	{Name: "miraFlowGroup", OID: MiraFlowGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraFlowsActive", "miraFlowsCapacity", "miraFlowsCreated", "miraFlowsExpiredIdle", "miraFlowsExpiredActive", "miraFlowsExpiredEnd", "miraFlowsExpiredForced", "miraFlowsEvicted"}},
 	{Name: "miraSymptomGroup", OID: MiraSymptomGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraSymptomName", "miraSymptomOccurrences", "miraSymptomFlows", "miraSymptomBytesScanned"}},
-	{Name: "miraExportGroup", OID: MiraExportGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraExpAddress", "miraExpTransport", "miraExpState", "miraExpRecords", "miraExpMessages", "miraExpTemplates", "miraExpSpoolDepth", "miraExpLastError", "miraExpDropped", "miraExpUnacknowledged"}},
+	{Name: "miraExportGroup", OID: MiraExportGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraExpAddress", "miraExpTransport", "miraExpState", "miraExpRecords", "miraExpMessages", "miraExpTemplates", "miraExpSpoolDepth", "miraExpLastError", "miraExpDropped", "miraExpUnacknowledged", "miraExpSpoolDropped"}},
 	{Name: "miraNotificationGroup", OID: MiraNotificationGroup, Kind: KindGroup, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string{"miraOverloadEntered", "miraOverloadLeft", "miraCollectorLost", "miraCollectorRegained"}},
 	{Name: "miraProbeCompliances", OID: MiraProbeCompliances, Kind: KindNode, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},
 	{Name: "miraProbeCompliance", OID: MiraProbeCompliance, Kind: KindCompliance, Syntax: "", Base: "", Access: "", Index: []string(nil), Objects: []string(nil)},

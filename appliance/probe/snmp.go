@@ -108,7 +108,7 @@ func (p *Probe) snapshot(s *agent.Snapshot) {
 		if x, ok := t.e.(*exporter.Exporter); ok {
 			es := x.Stats()
 			row.Records, row.Messages, row.Templates, row.LastError, row.Dropped = es.Records, es.Messages, es.Templates, es.LastError, es.Dropped
-			row.Unacknowledged = es.Unacknowledged
+			row.Unacknowledged, row.SpoolDropped = es.Unacknowledged, es.SpoolDropped
 			if es.Spooling {
 				// The collector is unreachable: records wait on disk.
 				row.State, row.SpoolDepth = agent.ExporterSpooling, uint32(min(es.Spooled, 1<<32-1))

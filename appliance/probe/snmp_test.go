@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/agent"
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
+	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/synth"
 	"github.com/mira-project/mira/tools/peertest"
@@ -219,5 +221,48 @@ func TestSNMPAddressInUse(t *testing.T) {
 	}
 	if st := p.Pipeline(); st != nil && st.Stats().Packets > 0 {
 		t.Errorf("the capture ran (%d packets) although the agent could not start", st.Stats().Packets)
+	}
+}
+
+// TestSNMPSpoolDropped: records a full spool drops (its collector away)
+// show in the exporter's row (miraExpSpoolDropped), as in the loss
+// ledger; before, the MIB had no place for them and showed no loss.
+func TestSNMPSpoolDropped(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A collector that is not there: a port nobody listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	x, err := exporter.New("tcp://"+addr, &exporter.Config{Spool: &exporter.SpoolConfig{
+		Dir: t.TempDir(), MaxBytes: 4000, DrainTimeout: time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadProbe("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{r}, Exporters: []Exporter{x}})
+	if err := p.Run(context.Background()); err == nil {
+		t.Fatal("Run: no error with records dropped from the spool")
+	}
+	dropped := x.Stats().SpoolDropped
+	if dropped == 0 {
+		t.Fatal("the spool dropped nothing; the test needs it to overflow")
+	}
+	var snap agent.Snapshot
+	p.snapshot(&snap)
+	if len(snap.Exporters) != 1 || snap.Exporters[0].SpoolDropped != dropped {
+		t.Fatalf("SNMP exporter rows %+v, want one with SpoolDropped %d", snap.Exporters, dropped)
 	}
 }
