@@ -3,6 +3,7 @@ package probe
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +32,14 @@ import (
 // real snmptrapd receives the probe's miraOverloadEntered notification
 // with the regulation state and rate, and that the pipeline counted the
 // overload it announced.
+//
+// The replay goes on (the trace again, later by its span each pass)
+// until the notification has arrived: one pass of the trace lasts some
+// milliseconds, and on a loaded machine (a busy loop on the test's core)
+// it ended, 3 times in 20, before the regulator, which steps at most
+// once per 20 ms, had gone past shedding (no overload, no notification),
+// or the agent's watcher had polled the new state before the probe
+// stopped it.
 func TestOverloadNotification(t *testing.T) {
 	peertest.Program(t, "snmptrapd")
 	dir := t.TempDir()
@@ -59,23 +70,82 @@ pipeline: {speed: 100000}
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := pcapfile.Open(trace)
+	src, err := newLoopSource(trace)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{src}, Exporters: []Exporter{nopExporter{}}})
-	if err := p.Run(context.Background()); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	var once sync.Once
+	end := func() error {
+		var err error
+		once.Do(func() { close(src.stop); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { end() })
+	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
+	t.Logf("snmptrapd: %s (after %d passes of the trace)", l, src.passes.Load()+1)
+	if err := end(); err != nil {
 		t.Fatal(err)
 	}
-	l := waitLine("."+mib.MiraOverloadEntered, "."+mib.MiraRegulationState+".0 = INTEGER: 2")
-	t.Logf("snmptrapd: %s", l)
 	st := p.Pipeline().Stats()
-	// RegulatedOut may still be 0: the trace can end right after the step
-	// the trap announced.
 	if st.Regulation.OverloadEvents == 0 || st.Regulation.Changes == 0 {
 		t.Fatalf("notified, but the pipeline counted no overload: %+v", st.Regulation)
 	}
 }
+
+// loopSource replays a capture file again and again, each pass later by
+// the capture's span (plus a second), until stop is closed: a load that
+// lasts until the test has seen what it waits for, however slow the
+// machine.
+type loopSource struct {
+	path               string
+	stop               chan struct{}
+	cur                *pcapfile.Reader
+	shift, first, last int64
+	passes             atomic.Int64
+}
+
+func newLoopSource(path string) (*loopSource, error) {
+	r, err := pcapfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &loopSource{path: path, stop: make(chan struct{}), cur: r}, nil
+}
+
+func (l *loopSource) Next() ([]byte, drivers.CaptureInfo, error) {
+	for {
+		data, ci, err := l.cur.Next()
+		if err == nil {
+			if l.first == 0 {
+				l.first = ci.Timestamp
+			}
+			l.last = max(l.last, ci.Timestamp)
+			ci.Timestamp += l.shift
+			return data, ci, nil
+		}
+		if !errors.Is(err, io.EOF) {
+			return nil, ci, err
+		}
+		select {
+		case <-l.stop:
+			return nil, ci, io.EOF
+		default:
+		}
+		l.cur.Close()
+		if l.cur, err = pcapfile.Open(l.path); err != nil {
+			return nil, ci, err
+		}
+		l.shift += l.last - l.first + int64(time.Second)
+		l.passes.Add(1)
+	}
+}
+
+func (l *loopSource) Interfaces() []drivers.Interface { return l.cur.Interfaces() }
+func (l *loopSource) Stats() drivers.Stats            { return l.cur.Stats() }
+func (l *loopSource) Close() error                    { return l.cur.Close() }
 
 // startTrapd starts snmptrapd on a free loopback port, logging
 // notifications numerically, and returns its address and a function
