@@ -90,6 +90,9 @@ type Ingest struct {
 	resolvedTo    uint64          // every batch up to it acknowledged or given up
 	done          map[uint64]bool // batches resolved after a lower one still in flight
 	saveNow       chan struct{}
+	remote        map[string]savedPos // SeqBucket's positions, by key
+	remoteReady   chan struct{}       // closed once SeqBucket's first values are in remote
+	remoteGaveUp  atomic.Bool
 	seqLogSince   time.Time
 	seqLogN       int
 	seqLogSkipped int
@@ -303,6 +306,7 @@ func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStrea
 // nil).
 func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr, m *Metrics) error {
 	g := NewIngest(js, log)
+	g.remoteReady = make(chan struct{})
 	allow, err := cfg.AllowPrefixes()
 	if err != nil {
 		return err
@@ -365,6 +369,7 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 	}); err != nil {
 		return err
 	}
+	go g.followPositions(lctx, g.seqKV)
 	saverDone := make(chan struct{})
 	sctx, stopSaver := context.WithCancel(context.Background())
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,45 +123,88 @@ func decodeSavedPos(b []byte) (savedPos, error) {
 // NextSequence implements collector.SequenceConsumer: the position this
 // node moved last, unless another node saved a newer one (the exporter
 // went elsewhere and came back), or else the one saved in SeqBucket.
+// The bucket is followed in memory (followPositions): no round trip to
+// NATS in the decoders' path.
 func (g *Ingest) NextSequence(o collector.Origin) (uint32, bool) {
+	g.waitPositions()
 	k := posKeyOf(o)
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	p := g.pos[k]
-	kv := g.seqKV
 	if p != nil && p.live && p.owner != o.Exporter {
-		g.mu.Unlock()
 		return 0, false // another connection has it
 	}
-	g.mu.Unlock()
-	var saved *savedPos
-	if kv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		e, err := kv.Get(ctx, k.bucketKey())
-		cancel()
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			g.log.Warn("sequence position not read: records lost before this session are not counted",
-				"exporter", o.Exporter.String(), "domain", o.Domain, "err", err)
-		default:
-			if sp, err := decodeSavedPos(e.Value()); err == nil {
-				saved = &sp
-			}
-		}
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	p = g.pos[k]
-	if p != nil && p.live && p.owner != o.Exporter {
-		return 0, false
-	}
-	if saved != nil && (p == nil || (saved.node != g.ID && saved.saved.After(p.moved))) {
+	if saved, ok := g.remote[k.bucketKey()]; ok && (p == nil || (saved.node != g.ID && saved.saved.After(p.moved))) {
 		return saved.next, true
 	}
 	if p == nil || !p.known {
 		return 0, false
 	}
 	return p.next, true
+}
+
+// positionsWait bounds how long the first sessions of a starting node
+// wait for SeqBucket's positions (NATS unreachable: they are not seeded).
+const positionsWait = 2 * time.Second
+
+// waitPositions waits until the positions saved in SeqBucket are loaded,
+// once for at most positionsWait.
+func (g *Ingest) waitPositions() {
+	if g.remoteReady == nil {
+		return // no bucket followed (an Ingest without RunIngest)
+	}
+	select {
+	case <-g.remoteReady:
+		return
+	default:
+	}
+	if g.remoteGaveUp.Load() {
+		return
+	}
+	select {
+	case <-g.remoteReady:
+	case <-time.After(positionsWait):
+		if !g.remoteGaveUp.Swap(true) {
+			g.log.Warn("sequence positions not loaded yet: records lost before these sessions are not counted", "bucket", SeqBucket)
+		}
+	}
+}
+
+// followPositions keeps g.remote equal to SeqBucket until ctx ends,
+// closing g.remoteReady once its values at the start are in.
+func (g *Ingest) followPositions(ctx context.Context, kv jetstream.KeyValue) {
+	var ready sync.Once
+	for ctx.Err() == nil {
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			g.log.Warn("sequence positions not followed: trying again", "bucket", SeqBucket, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.Updates() {
+			if e == nil {
+				ready.Do(func() { close(g.remoteReady) })
+				continue
+			}
+			g.mu.Lock()
+			switch e.Operation() {
+			case jetstream.KeyValuePut:
+				if sp, err := decodeSavedPos(e.Value()); err == nil {
+					if g.remote == nil {
+						g.remote = map[string]savedPos{}
+					}
+					g.remote[e.Key()] = sp
+				}
+			default: // deleted, purged
+				delete(g.remote, e.Key())
+			}
+			g.mu.Unlock()
+		}
+		w.Stop()
+	}
 }
 
 // Sequenced implements collector.SequenceConsumer: a message without

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/collector"
+)
+
+// TestNextSequenceSources: a session's first message is compared with
+// the position this node moved last, unless SeqBucket holds a newer one
+// saved by another node (the exporter went there and came back); a
+// connection that has the position keeps it from others until it ends.
+func TestNextSequenceSources(t *testing.T) {
+	g := NewIngest(nil, nil)
+	a := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:40000"), Domain: 1, Transport: "tcp"}
+	key := posKeyOf(a).bucketKey()
+	if key != "1.0.192.0.2.1" {
+		t.Fatalf("bucket key %q", key)
+	}
+	if _, ok := g.NextSequence(a); ok {
+		t.Fatal("a position from nowhere")
+	}
+	g.remote = map[string]savedPos{key: {next: 100, saved: time.Now().Add(-time.Hour), node: "other"}}
+	if n, ok := g.NextSequence(a); !ok || n != 100 {
+		t.Fatalf("saved by another node, none here: %d %v, want 100", n, ok)
+	}
+	// This node moves it (a message up to 150 on connection a).
+	m := a
+	m.Sequence, m.Next, m.SeqKnown = 140, 150, true
+	g.Consume(m, nil)
+	b := a
+	b.Exporter = netip.MustParseAddrPort("192.0.2.1:40001")
+	if _, ok := g.NextSequence(b); ok {
+		t.Fatal("another connection seeded from a position a live connection has")
+	}
+	if g.StreamEnd(a) == nil {
+		t.Fatal("StreamEnd confirmed storage")
+	}
+	if n, ok := g.NextSequence(b); !ok || n != 150 {
+		t.Fatalf("after the connection ended: %d %v, want this node's 150 (the saved one is older)", n, ok)
+	}
+	g.remote[key] = savedPos{next: 300, saved: time.Now().Add(time.Second), node: "other"}
+	if n, ok := g.NextSequence(b); !ok || n != 300 {
+		t.Fatalf("another node saved a newer position: %d %v, want 300", n, ok)
+	}
+	g.remote[key] = savedPos{next: 120, saved: time.Now().Add(time.Second), node: g.ID}
+	if n, ok := g.NextSequence(b); !ok || n != 150 {
+		t.Fatalf("this node's own save read back: %d %v, want its memory's 150", n, ok)
+	}
+}
+
+// TestPositionsSavedAfterAcks: a position is saved only once every
+// batch published up to the flush that carried its message is resolved
+// (acknowledged, or given up and counted), whatever order the
+// acknowledgements come in.
+func TestPositionsSavedAfterAcks(t *testing.T) {
+	g := NewIngest(nil, nil)
+	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1, Transport: "udp", SeqKnown: true}
+	o.Next = 10
+	g.Consume(o, nil)
+	g.batches = 3 // the flush published batches 1-3
+	g.stampPending()
+	o.Next = 20
+	g.Consume(o, nil) // waits for the next flush
+	saved := func() (uint32, bool) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		pp, ok := g.unsaved[posKeyOf(o)]
+		return pp.next, ok
+	}
+	g.resolved(3)
+	g.resolved(1)
+	if _, ok := saved(); ok {
+		t.Fatal("saved with batch 2 in flight")
+	}
+	g.resolved(2)
+	if n, ok := saved(); !ok || n != 10 {
+		t.Fatalf("batches 1-3 resolved: %d %v, want 10", n, ok)
+	}
+	if g.PositionsUnsaved() != 2 {
+		t.Fatalf("%d unsaved, want 2 (10 to write, 20 waiting)", g.PositionsUnsaved())
+	}
+	g.batches = 4
+	g.stampPending()
+	g.resolved(4)
+	if n, ok := saved(); !ok || n != 20 {
+		t.Fatalf("batch 4 resolved: %d %v, want 20", n, ok)
+	}
+}
