@@ -93,6 +93,8 @@ type Ingest struct {
 	remote        map[string]savedPos // SeqBucket's positions, by key
 	remoteReady   chan struct{}       // closed once SeqBucket's first values are in remote
 	remoteGaveUp  atomic.Bool
+	lostUnsaved   uint64        // sequence loss of positions not saved yet (not in the stats)
+	statsNow      chan struct{} // the stats are to be saved now (loss saved with positions)
 	seqLogSince   time.Time
 	seqLogN       int
 	seqLogSkipped int
@@ -111,7 +113,8 @@ func NewIngest(js jetstream.JetStream, log *slog.Logger) *Ingest {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36), saveNow: make(chan struct{}, 1)}
+	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36), saveNow: make(chan struct{}, 1),
+		statsNow: make(chan struct{}, 1)}
 }
 
 // Consume implements collector.Consumer.
@@ -278,9 +281,13 @@ func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 func (g *Ingest) Pending() int64 { return g.inFlight.Load() }
 
 // stats are c's counters in the store's terms, with the records this
-// node could not publish as Dropped.
+// node could not publish as Dropped, less the sequence loss waiting for
+// its positions to be saved (seqpos.go).
 func (g *Ingest) stats(c collector.Stats) store.Stats {
-	d := store.Stats{Messages: c.Messages, Records: c.Records, Lost: c.LostRecords, SocketDrops: c.SocketDrops,
+	g.mu.Lock()
+	held := g.lostUnsaved
+	g.mu.Unlock()
+	d := store.Stats{Messages: c.Messages, Records: c.Records, Lost: c.LostRecords - min(held, c.LostRecords), SocketDrops: c.SocketDrops,
 		Dropped: g.Unpublished.Load(), Malformed: map[string]uint64{}, Evicted: map[string]uint64{}, Updated: time.Now()}
 	for k, n := range map[string]uint64{"templates": c.TemplatesEvicted, "templates-expired": c.TemplatesExpired,
 		"domains": c.DomainsEvicted, "exporters": c.SessionsEvicted} {
@@ -419,6 +426,8 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 				"retried", g.Retried.Load())
 			return nil
 		case <-tick.C:
+			saveStats()
+		case <-g.statsNow:
 			saveStats()
 		}
 	}

@@ -46,6 +46,14 @@ import (
 // counted lost although stored: a killed ingest node can overcount the
 // loss by what it published in its last moments. Records it held (in
 // its 50 ms batches, its socket buffers) are counted exactly.
+//
+// The sequence loss a node counts (gaps within a session, and between
+// sessions when seeded) goes to its stats (StatsBucket, which the
+// report sums) only once the position after it is saved, and the stats
+// are saved right after: a node killed before that leaves the gap
+// before the saved position, and the exporter's next session counts it
+// once. (Saved with the stats every 2 s, a gap counted in a killed
+// node's last 2 s was lost with it.)
 
 // maxSeqPos bounds the positions an ingest node keeps in memory; beyond
 // it the least recently moved is forgotten (its saved position stays in
@@ -89,13 +97,15 @@ type ingestPos struct {
 }
 
 // pendingPos is a position to save once every batch up to upTo is
-// resolved (acknowledged, or counted unpublished); upTo 0: its records
-// wait in the partitions' buffers for the next FlushAll.
+// resolved (acknowledged, or counted unpublished); before it is stamped
+// its records wait in the partitions' buffers for the next FlushAll.
 type pendingPos struct {
-	k     posKey
-	next  uint32
-	known bool
-	upTo  uint64
+	k       posKey
+	next    uint32
+	known   bool
+	stamped bool
+	upTo    uint64
+	lost    uint64 // sequence loss counted up to it, not yet in the node's stats
 }
 
 // savedPos is a position's value in SeqBucket: the next sequence number
@@ -261,7 +271,8 @@ func (g *Ingest) notePos(o collector.Origin, create bool) {
 	g.posGen++
 	p.gen = g.posGen
 	p.moved = time.Now()
-	g.pending = append(g.pending, pendingPos{k: k, next: p.next, known: p.known})
+	g.pending = append(g.pending, pendingPos{k: k, next: p.next, known: p.known, lost: uint64(o.Lost)})
+	g.lostUnsaved += uint64(o.Lost)
 }
 
 // evictPos forgets the least recently moved position; g.mu held.
@@ -281,8 +292,8 @@ func (g *Ingest) evictPos() {
 // stampPending marks the positions noted since the last FlushAll as
 // waiting for every batch published so far; g.mu held, after the flush.
 func (g *Ingest) stampPending() {
-	for i := len(g.pending) - 1; i >= 0 && g.pending[i].upTo == 0; i-- {
-		g.pending[i].upTo = g.batches
+	for i := len(g.pending) - 1; i >= 0 && !g.pending[i].stamped; i-- {
+		g.pending[i].upTo, g.pending[i].stamped = g.batches, true
 	}
 	g.settlePending()
 }
@@ -309,11 +320,12 @@ func (g *Ingest) resolved(b uint64) {
 // the ones to save; g.mu held.
 func (g *Ingest) settlePending() {
 	n := 0
-	for n < len(g.pending) && g.pending[n].upTo != 0 && g.pending[n].upTo <= g.resolvedTo {
+	for n < len(g.pending) && g.pending[n].stamped && g.pending[n].upTo <= g.resolvedTo {
 		pp := g.pending[n]
 		if g.unsaved == nil {
 			g.unsaved = map[posKey]pendingPos{}
 		}
+		pp.lost += g.unsaved[pp.k].lost
 		g.unsaved[pp.k] = pp
 		n++
 	}
@@ -341,14 +353,28 @@ func (g *Ingest) PositionsUnsaved() int {
 func (g *Ingest) savePositions(ctx context.Context) {
 	g.mu.Lock()
 	kv, todo := g.seqKV, g.unsaved
-	g.unsaved = nil
-	g.mu.Unlock()
 	if kv == nil || len(todo) == 0 {
+		g.mu.Unlock()
 		return
 	}
+	g.unsaved = nil
+	g.mu.Unlock()
 	now := time.Now()
 	var failed []pendingPos
 	var ferr error
+	var lost uint64 // of the positions saved
+	defer func() {
+		if lost == 0 {
+			return
+		}
+		g.mu.Lock()
+		g.lostUnsaved -= lost
+		g.mu.Unlock()
+		select { // the loss is the stats' now: saved soon
+		case g.statsNow <- struct{}{}:
+		default:
+		}
+	}()
 	for k, pp := range todo {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		var err error
@@ -363,7 +389,9 @@ func (g *Ingest) savePositions(ctx context.Context) {
 		cancel()
 		if err != nil {
 			failed, ferr = append(failed, pp), err
+			continue
 		}
+		lost += pp.lost
 	}
 	if len(failed) == 0 {
 		return
@@ -374,7 +402,10 @@ func (g *Ingest) savePositions(ctx context.Context) {
 		if g.unsaved == nil {
 			g.unsaved = map[posKey]pendingPos{}
 		}
-		if _, newer := g.unsaved[pp.k]; !newer {
+		if newer, ok := g.unsaved[pp.k]; ok {
+			newer.lost += pp.lost
+			g.unsaved[pp.k] = newer
+		} else {
 			g.unsaved[pp.k] = pp
 		}
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -87,5 +88,44 @@ func TestPositionsSavedAfterAcks(t *testing.T) {
 	g.resolved(4)
 	if n, ok := saved(); !ok || n != 20 {
 		t.Fatalf("batch 4 resolved: %d %v, want 20", n, ok)
+	}
+}
+
+// TestLossSavedWithPositions: the sequence loss a node counts goes to
+// its stats once the position after it is saved in SeqBucket (a node
+// killed before leaves it to the exporter's next session, which counts
+// the gap from the saved position), also for an exporter that sent no
+// record batch yet (options only).
+func TestLossSavedWithPositions(t *testing.T) {
+	_, _, js := embeddedJS(t)
+	kv, err := js.KeyValue(context.Background(), SeqBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewIngest(js, nil)
+	g.seqKV = kv
+	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:4739"), Domain: 1, Transport: "udp",
+		SeqKnown: true, Sequence: 15, Next: 20, Lost: 5}
+	g.Consume(o, nil)
+	counted := collector.Stats{LostRecords: 5}
+	if n := g.stats(counted).Lost; n != 0 {
+		t.Fatalf("loss in the stats before its position is saved: %d", n)
+	}
+	g.FlushAll() // nothing published: the position waits for no batch
+	g.savePositions(context.Background())
+	if n := g.stats(counted).Lost; n != 5 {
+		t.Fatalf("position saved: stats' loss %d, want 5", n)
+	}
+	e, err := kv.Get(context.Background(), posKeyOf(o).bucketKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp, err := decodeSavedPos(e.Value()); err != nil || sp.next != 20 || sp.node != g.ID {
+		t.Fatalf("saved %+v, %v; want 20 by %s", sp, err, g.ID)
+	}
+	select {
+	case <-g.statsNow:
+	default:
+		t.Fatal("the stats were not asked to be saved with the loss")
 	}
 }
