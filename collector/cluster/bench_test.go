@@ -15,8 +15,9 @@ import (
 // them) and one worker's storing rate (records stored and acked), each
 // against an embedded NATS server in the same process: b.N records in
 // messages of 30 records of distinct connections, published in
-// batches by partition (the linger timer is RunIngest's: here batches
-// leave when full).
+// batches by partition (RunIngest's linger timer flushes every 50 ms:
+// here every 64 messages), with sequence positions moved (and kept
+// until their batches are acknowledged).
 func BenchmarkPipeline(b *testing.B) {
 	_, nc, js := embeddedJS(b)
 	ctx := context.Background()
@@ -34,11 +35,14 @@ func BenchmarkPipeline(b *testing.B) {
 				Dst: netip.MustParseAddr("198.51.100.7"), Sport: uint16(x), Dport: 443, Proto: 6},
 				Packets: 10, Octets: 4000, First: int64(x) * 1e6, Last: int64(x)*1e6 + 5e8}
 		}
-		o.Sequence = uint32(i)
+		o.Sequence, o.Next, o.SeqKnown = uint32(i), uint32(i+n), true
 		for g.Pending() >= maxInFlight-Partitions {
 			time.Sleep(50 * time.Microsecond) // the benchmark, unlike a socket, can wait
 		}
 		g.Consume(o, msg[:n])
+		if i/perMsg%64 == 63 {
+			g.FlushAll() // RunIngest's linger timer's, about every 2000 records
+		}
 	}
 	g.FlushAll()
 	for g.Published.Load()+g.Unpublished.Load() < uint64(b.N) {
