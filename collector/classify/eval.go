@@ -168,13 +168,34 @@ func (r *Rules) Match(b *Input, pair map[string]int) (string, bool, error) {
 
 // MatchContext is Match with the whole context of the other biflows.
 func (r *Rules) MatchContext(b *Input, ctx Context) (string, bool, error) {
-	e := r.env(b, ctx)
-	defer r.put(e)
-	env := e.env
+	return r.match(b, ctx, nil)
+}
+
+// match evaluates the rules in order: the compiled ones (Rule.fn) over a
+// fenv, the others by the VM over the map environment, made when the
+// first of them runs. The pair context is ctx, or, when ix is set, the
+// one ix gives b (asked of ix only when a rule reads it).
+func (r *Rules) match(b *Input, ctx Context, ix *Index) (string, bool, error) {
+	fe := r.fenv(b, ctx, ix)
+	defer r.putFenv(fe)
+	var e *evalEnv
 	var first error
 	for i := range r.rules {
 		ru := &r.rules[i]
-		v, err := e.vm.Run(ru.prog, env)
+		if ru.fn != nil {
+			if ru.fn(fe) {
+				return ru.Category, true, first
+			}
+			continue
+		}
+		if e == nil {
+			if ix != nil {
+				ctx = Context{Pair: ix.Pair(b), FTPData: ix.FTPData(b)}
+			}
+			e = r.env(b, ctx)
+			defer r.put(e)
+		}
+		v, err := e.vm.Run(ru.prog, e.env)
 		if err != nil {
 			if first == nil {
 				first = &Error{File: r.file, Line: ru.Line, Rule: i + 1, Category: ru.Category, Err: fmt.Errorf("evaluate: %v", oneLine(err))}
@@ -186,6 +207,39 @@ func (r *Rules) MatchContext(b *Input, ctx Context) (string, bool, error) {
 		}
 	}
 	return "", false, first
+}
+
+// fenv fills a compiled rules' environment for b; putFenv gives it back.
+func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
+	e, _ := r.fenvs.Get().(*fenv)
+	if e == nil {
+		e = &fenv{sym: make([]int, len(r.symVars))}
+	}
+	total := 0
+	for name, n := range b.Symptoms {
+		c := clampInt(n)
+		total += c
+		if i, ok := r.symIdx[name]; ok {
+			e.sym[i] = c
+		}
+	}
+	e.num = [nNums]int{
+		nProto: int(b.Proto), nSport: int(b.Sport), nDport: int(b.Dport),
+		nPackets: clampInt(b.Packets), nOctets: clampInt(b.Octets),
+		nRPackets: clampInt(b.RPackets), nROctets: clampInt(b.ROctets),
+		nBytes: clampInt(b.Octets + b.ROctets), nTotal: total,
+	}
+	e.duration = float64(b.Last-b.First) / 1e9
+	e.aggregate = b.Aggregate
+	e.in, e.ctx, e.ix = b, ctx, ix
+	return e
+}
+
+func (r *Rules) putFenv(e *fenv) {
+	clear(e.sym)
+	clear(e.near)
+	e.in, e.ctx, e.ix, e.near, e.nearSet, e.ftp = nil, Context{}, nil, e.near[:0], false, 0
+	r.fenvs.Put(e)
 }
 
 // Func returns Classify without pair context (pair evaluates as empty).

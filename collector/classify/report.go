@@ -127,8 +127,20 @@ func (ix *Index) Pair(in *Input) map[string]int {
 // the pair context from ix (nil: empty), or "" when none does (so that
 // the probe's fast-class category or the report's default applies).
 func (r *Rules) Classify(in *Input, ix *Index) string {
-	c, _, _ := r.MatchContext(in, Context{Pair: ix.Pair(in), FTPData: ix.FTPData(in)})
+	c, _, _ := r.match(in, Context{}, ix)
 	return c
+}
+
+// appendNear appends the indexed biflows of in's pair context (those
+// Pair sums) to dst.
+func (ix *Index) appendNear(dst []*indexed, in *Input) []*indexed {
+	l := ix.pairs[pairOf(in.Biflow)]
+	for i := range l {
+		if near(&l[i], in) {
+			dst = append(dst, &l[i])
+		}
+	}
+	return dst
 }
 
 // Forget drops the biflows that cannot be in the pair context of any

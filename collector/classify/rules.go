@@ -61,19 +61,24 @@ type Rule struct {
 	When     string // the expression as written
 	Line     int
 	prog     *vm.Program
+	// fn is the compiled expression (compile.go); nil: prog runs on
+	// the VM.
+	fn boolFn
 }
 
 // Rules is a compiled, ordered rule set: immutable, safe for concurrent use.
 type Rules struct {
 	file    string
 	rules   []Rule
-	symVars []string // identifiers that name symptoms
+	symVars []string       // identifiers that name symptoms
+	symIdx  map[string]int // symVars' index by name (fenv.sym)
 	// proto is the environment with every name at its zero value;
 	// each evaluation starts from a copy (cheaper than building it).
 	proto   map[string]any
 	usePair bool
-	// envs holds evaluation environments for reuse (*evalEnv).
-	envs sync.Pool
+	// envs and fenvs hold evaluation environments for reuse (*evalEnv,
+	// *fenv).
+	envs, fenvs sync.Pool
 }
 
 // reserved are the names that are not symptoms.
@@ -132,7 +137,11 @@ func (r *Rules) Categories() []string {
 func (r *Rules) UsesPair() bool { return r.usePair }
 
 // Parse compiles a rules file; name is used in error messages.
-func Parse(name string, data []byte) (*Rules, error) {
+func Parse(name string, data []byte) (*Rules, error) { return parse(name, data, true) }
+
+// parse is Parse; with compile false, every rule runs on expr's VM (the
+// tests compare the two).
+func parse(name string, data []byte, compile bool) (*Rules, error) {
 	fail := func(at yamlnode.Node, rule int, cat string, format string, a ...any) error {
 		e := &Error{File: name, Key: at.Path, Rule: rule, Category: cat, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, a...)...)}
 		if at.Node != nil {
@@ -234,9 +243,12 @@ func Parse(name string, data []byte) (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.symIdx = map[string]int{}
 	for s := range syms {
+		r.symIdx[s] = len(r.symVars)
 		r.symVars = append(r.symVars, s)
 	}
+	cc := &compiler{symIdx: r.symIdx}
 	proto := r.newEnv()
 	r.proto = r.newEnv()
 	for i, p := range ps {
@@ -244,7 +256,11 @@ func Parse(name string, data []byte) (*Rules, error) {
 		if err != nil {
 			return nil, fail(p.at, i+1, p.cat, "when: %v", oneLine(err))
 		}
-		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog})
+		var fn boolFn
+		if compile {
+			fn = cc.compileRule(p.tree.Node)
+		}
+		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog, fn: fn})
 	}
 	return r, nil
 }
