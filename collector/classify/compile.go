@@ -40,7 +40,11 @@ type fenv struct {
 	duration  float64
 	aggregate string
 	sym       []int // symptom variables, by Rules.symIdx
-	in        *Input
+	// syms and sp are the biflow's symptoms and span (not the Input:
+	// keeping a pointer to it made every classified biflow escape to
+	// the heap).
+	syms map[string]uint64
+	sp   span
 	// The pair context: given (ctx) or found in ix when a rule asks
 	// for it (lazily: most biflows are classified by a rule that does
 	// not read it). near caches the indexed biflows of the context.
@@ -58,7 +62,7 @@ func (e *fenv) pairCount(name string) int {
 		return e.ctx.Pair[name]
 	}
 	if !e.nearSet {
-		e.near = e.ix.appendNear(e.near[:0], e.in)
+		e.near = e.ix.appendNear(e.near[:0], &e.sp)
 		e.nearSet = true
 	}
 	n := 0
@@ -78,7 +82,7 @@ func (e *fenv) ftpData() int {
 	}
 	if e.ftp == 0 {
 		e.ftp = 1
-		if e.ix.FTPData(e.in) {
+		if e.ix.ftpData(&e.sp) {
 			e.ftp = 2
 		}
 	}
@@ -130,6 +134,8 @@ func (v cval) numeric() bool { return v.k == kInt || v.k == kFloat }
 // compiler turns a parsed rule into closures.
 type compiler struct {
 	symIdx map[string]int
+	// pairNames gathers the names of pair.X (Rules.pairNames).
+	pairNames map[string]bool
 }
 
 // compileRule returns the rule's closure, or nil when the expression
@@ -205,8 +211,9 @@ func (c *compiler) member(n *ast.MemberNode) cval {
 	name := prop.Value
 	switch id.Value {
 	case "symptoms":
-		return cval{k: kInt, i: func(e *fenv) int { return clampInt(e.in.Symptoms[name]) }}
+		return cval{k: kInt, i: func(e *fenv) int { return clampInt(e.syms[name]) }}
 	case "pair":
+		c.pairNames[name] = true
 		return cval{k: kInt, i: func(e *fenv) int { return e.pairCount(name) }}
 	}
 	return cval{}

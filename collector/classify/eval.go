@@ -231,14 +231,14 @@ func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
 	}
 	e.duration = float64(b.Last-b.First) / 1e9
 	e.aggregate = b.Aggregate
-	e.in, e.ctx, e.ix = b, ctx, ix
+	e.syms, e.sp, e.ctx, e.ix = b.Symptoms, spanOf(b), ctx, ix
 	return e
 }
 
 func (r *Rules) putFenv(e *fenv) {
 	clear(e.sym)
 	clear(e.near)
-	e.in, e.ctx, e.ix, e.near, e.nearSet, e.ftp = nil, Context{}, nil, e.near[:0], false, 0
+	e.syms, e.ctx, e.ix, e.near, e.nearSet, e.ftp = nil, Context{}, nil, e.near[:0], false, 0
 	r.fenvs.Put(e)
 }
 

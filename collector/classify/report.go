@@ -46,11 +46,31 @@ type indexed struct {
 // biflows between them with their time spans and symptoms.
 type Index struct {
 	pairs map[hostPair][]indexed
+	// names, when not nil, are the only symptoms of the context that
+	// the rules it was made for read (Rules.NewIndex): a biflow with
+	// none of them and no FTP data ports is left out.
+	names []string
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
 	return &Index{pairs: make(map[hostPair][]indexed)}
+}
+
+// NewIndex returns an empty index for classifying with r: it keeps
+// only the biflows whose symptoms or FTP data ports r's rules can read
+// in a context (when every rule that reads pair is compiled, so names
+// them: pair.X), which leaves most biflows out. Its Pair maps may then
+// lack symptoms no rule of r reads.
+func (r *Rules) NewIndex() *Index {
+	ix := NewIndex()
+	if !r.pairAny {
+		ix.names = r.pairNames
+		if ix.names == nil {
+			ix.names = []string{}
+		}
+	}
+	return ix
 }
 
 // Add indexes in (keeping its Symptoms map; do not change it afterwards).
@@ -62,15 +82,44 @@ func (ix *Index) Add(in *Input) {
 	if len(in.Symptoms) == 0 && ftp == "" {
 		return // adds nothing to any context
 	}
+	if ix.names != nil && ftp == "" && !hasAny(in.Symptoms, ix.names) {
+		return // nothing the rules read
+	}
 	k := pairOf(in.Biflow)
 	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms, ftp})
 }
 
-// near reports whether indexed biflow o is another biflow than in whose
-// time span comes within PairWindow of in's.
-func near(o *indexed, in *Input) bool {
+// hasAny reports whether syms counts one of names.
+func hasAny(syms map[string]uint64, names []string) bool {
+	for _, n := range names {
+		if syms[n] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// span is what the pair context of a biflow depends on: its key and
+// time span (a copy: evaluations keep it, not the Input).
+type span struct {
+	key         flow.Key
+	first, last int64
+}
+
+func spanOf(in *Input) span { return span{in.Key, in.First, in.Last} }
+
+func (s *span) pair() hostPair {
+	if s.key.Dst.Less(s.key.Src) {
+		return hostPair{s.key.Dst, s.key.Src}
+	}
+	return hostPair{s.key.Src, s.key.Dst}
+}
+
+// near reports whether indexed biflow o is another biflow than s whose
+// time span comes within PairWindow of s's.
+func near(o *indexed, s *span) bool {
 	w := int64(PairWindow)
-	return !(o.key == in.Key && o.first == in.First) && o.first <= in.Last+w && o.last+w >= in.First
+	return !(o.key == s.key && o.first == s.first) && o.first <= s.last+w && o.last+w >= s.first
 }
 
 // FTPData reports whether another indexed biflow between in's two
@@ -85,14 +134,23 @@ func (ix *Index) FTPData(in *Input) bool {
 	if ix == nil {
 		return false
 	}
-	for i := range ix.pairs[pairOf(in.Biflow)] {
-		o := &ix.pairs[pairOf(in.Biflow)][i]
-		if o.ftpData == "" || !near(o, in) {
+	s := spanOf(in)
+	return ix.ftpData(&s)
+}
+
+func (ix *Index) ftpData(s *span) bool {
+	if len(ix.pairs) == 0 {
+		return false
+	}
+	l := ix.pairs[s.pair()]
+	for i := range l {
+		o := &l[i]
+		if o.ftpData == "" || !near(o, s) {
 			continue
 		}
 		found := false
 		a := flow.App{FTPData: o.ftpData}
-		a.FTPDataPorts(func(p uint16) { found = found || p == in.Dport || p == in.Sport })
+		a.FTPDataPorts(func(p uint16) { found = found || p == s.key.Dport || p == s.key.Sport })
 		if found {
 			return true
 		}
@@ -108,9 +166,11 @@ func (ix *Index) Pair(in *Input) map[string]int {
 		return nil
 	}
 	var out map[string]int
-	for i := range ix.pairs[pairOf(in.Biflow)] {
-		o := &ix.pairs[pairOf(in.Biflow)][i]
-		if !near(o, in) {
+	s := spanOf(in)
+	l := ix.pairs[s.pair()]
+	for i := range l {
+		o := &l[i]
+		if !near(o, &s) {
 			continue
 		}
 		if out == nil {
@@ -133,10 +193,13 @@ func (r *Rules) Classify(in *Input, ix *Index) string {
 
 // appendNear appends the indexed biflows of in's pair context (those
 // Pair sums) to dst.
-func (ix *Index) appendNear(dst []*indexed, in *Input) []*indexed {
-	l := ix.pairs[pairOf(in.Biflow)]
+func (ix *Index) appendNear(dst []*indexed, s *span) []*indexed {
+	if len(ix.pairs) == 0 {
+		return dst
+	}
+	l := ix.pairs[s.pair()]
 	for i := range l {
-		if near(&l[i], in) {
+		if near(&l[i], s) {
 			dst = append(dst, &l[i])
 		}
 	}
@@ -168,7 +231,7 @@ func (ix *Index) Forget(t int64) {
 // Clone returns a copy of ix that biflows can be added to (or
 // forgotten from) without changing ix.
 func (ix *Index) Clone() *Index {
-	n := &Index{pairs: make(map[hostPair][]indexed, len(ix.pairs))}
+	n := &Index{pairs: make(map[hostPair][]indexed, len(ix.pairs)), names: ix.names}
 	for k, l := range ix.pairs {
 		n.pairs[k] = slices.Clone(l)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -76,6 +77,11 @@ type Rules struct {
 	// each evaluation starts from a copy (cheaper than building it).
 	proto   map[string]any
 	usePair bool
+	// pairNames are the symptoms compiled rules read in the pair
+	// context (pair.X); pairAny: a rule on the VM reads pair, so any
+	// symptom may be read (Rules.NewIndex).
+	pairNames []string
+	pairAny   bool
 	// envs and fenvs hold evaluation environments for reuse (*evalEnv,
 	// *fenv).
 	envs, fenvs sync.Pool
@@ -248,7 +254,7 @@ func parse(name string, data []byte, compile bool) (*Rules, error) {
 		r.symIdx[s] = len(r.symVars)
 		r.symVars = append(r.symVars, s)
 	}
-	cc := &compiler{symIdx: r.symIdx}
+	cc := &compiler{symIdx: r.symIdx, pairNames: map[string]bool{}}
 	proto := r.newEnv()
 	r.proto = r.newEnv()
 	for i, p := range ps {
@@ -260,9 +266,31 @@ func parse(name string, data []byte, compile bool) (*Rules, error) {
 		if compile {
 			fn = cc.compileRule(p.tree.Node)
 		}
+		if fn == nil && readsPair(&p.tree.Node) {
+			r.pairAny = true
+		}
 		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog, fn: fn})
 	}
+	for name := range cc.pairNames {
+		r.pairNames = append(r.pairNames, name)
+	}
+	slices.Sort(r.pairNames)
 	return r, nil
+}
+
+// readsPair reports whether an expression names pair.
+func readsPair(n *ast.Node) bool {
+	v := &pairVisitor{}
+	ast.Walk(n, v)
+	return v.found
+}
+
+type pairVisitor struct{ found bool }
+
+func (v *pairVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "pair" {
+		v.found = true
+	}
 }
 
 // parseConf is the parser configuration: it knows that sum and max are

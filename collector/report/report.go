@@ -120,6 +120,13 @@ type Options struct {
 	// Services name each biflow's App from its application name (nil:
 	// service.Default()).
 	Services *service.List
+
+	// lean: makeBiflow leaves App and Probes empty (biflows only
+	// classified or indexed, or added to a Roller's cells, which use
+	// neither).
+	lean bool
+	// originNames, when set, caches exporterName's names of origins.
+	originNames map[consolidate.Origin]string
 }
 
 func mod(a, b int64) int64 {
@@ -128,6 +135,19 @@ func mod(a, b int64) int64 {
 		r += b
 	}
 	return r
+}
+
+// originName is exporterName of a consolidated biflow's origin.
+func (o *Options) originName(x consolidate.Origin) string {
+	if o.originNames == nil {
+		return exporterName(x.Probe, x.Domain)
+	}
+	n, ok := o.originNames[x]
+	if !ok {
+		n = exporterName(x.Probe, x.Domain)
+		o.originNames[x] = n
+	}
+	return n
 }
 
 func (o *Options) window() int64 {
@@ -628,8 +648,8 @@ func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 		// filtered report lists the unfiltered report's biflows that
 		// match, classified alike.
 		ctx := opts
-		ctx.Rules = nil
-		ix := classify.NewIndex()
+		ctx.Rules, ctx.lean = nil, true
+		ix := opts.Rules.NewIndex()
 		for i := range done {
 			b := makeBiflow(&done[i], &ctx, nil)
 			ix.Add(b.input())
@@ -930,23 +950,25 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 		Meta:            cb.App,
 		est:             cb.Est, pktSampled: cb.PacketSampled,
 	}
-	b.App = opts.Services.App(&b.Meta)
 	if b.Sampling <= 0 {
 		b.Sampling = 1
 	}
 	for _, sc := range cb.Symptoms {
 		b.Symptoms[opts.symptomName(sc.ID)] += uint64(sc.Count)
 	}
-	b.Probes = make([]string, 0, len(cb.Probes))
-	for _, p := range cb.Probes {
-		if p != "" && !slices.Contains(b.Probes, p) {
-			b.Probes = append(b.Probes, p)
+	if !opts.lean {
+		b.App = opts.Services.App(&b.Meta)
+		b.Probes = make([]string, 0, len(cb.Probes))
+		for _, p := range cb.Probes {
+			if p != "" && !slices.Contains(b.Probes, p) {
+				b.Probes = append(b.Probes, p)
+			}
 		}
+		slices.Sort(b.Probes)
 	}
-	slices.Sort(b.Probes)
 	b.Origins = make([]string, 0, len(cb.Origins))
 	for _, o := range cb.Origins {
-		if n := exporterName(o.Probe, o.Domain); !slices.Contains(b.Origins, n) {
+		if n := opts.originName(o); !slices.Contains(b.Origins, n) {
 			b.Origins = append(b.Origins, n)
 		}
 	}

@@ -138,9 +138,12 @@ type RollupConfig struct {
 type Roller struct {
 	cfg  RollupConfig
 	opts Options
-	c    *consolidate.Consolidator
-	nm   *namer
-	smp  *samplingIndex
+	// bopts are opts for makeBiflow: no rules (classified here), no App
+	// or Probes (the cells use neither).
+	bopts Options
+	c     *consolidate.Consolidator
+	nm    *namer
+	smp   *samplingIndex
 
 	buf   recHeap
 	seq   uint64
@@ -156,10 +159,17 @@ type Roller struct {
 	maxFed    int64 // latest start fed
 
 	pair  bool
-	wait  []Biflow // complete, waiting for their pair context
+	wait  waitList // complete, waiting for their pair context
+	one   Biflow   // complete's biflow without pair context
 	ix    *classify.Index
 	cells map[time.Duration]map[store.RollupKey]*store.RollupCell
-	named flow.Record
+	// recCells caches, by resolution, the records cell feed added to
+	// last (consecutive records mostly start in the same minute).
+	recCells []recCell
+	// syms and symCell are account's scratch.
+	syms    []store.RollupSymptom
+	symCell store.RollupCell
+	named   flow.Record
 	// lateRec is AddEncoded's decoded late record.
 	lateRec flow.Record
 
@@ -173,6 +183,11 @@ type Roller struct {
 	records, late uint64
 	flushed       bool
 	prunedBefore  map[string]int64
+}
+
+type recCell struct {
+	bucket int64
+	c      *store.RollupCell
 }
 
 type pastHorizon struct {
@@ -497,10 +512,11 @@ func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][
 	r.opts = Options{Window: cfg.Window, Names: names, Announcements: anns}
 	r.nm = newNamer(&r.opts)
 	r.nm.install(&r.opts)
+	r.setBopts()
 	r.smp = newSamplingIndex(anns, names)
 	r.pair = cfg.Rules != nil && cfg.Rules.UsesPair()
 	if r.pair {
-		r.ix = classify.NewIndex()
+		r.ix = cfg.Rules.NewIndex()
 	}
 	if prev != nil {
 		r.records, r.late = prev.Records, prev.Late
@@ -512,7 +528,14 @@ func NewRoller(cfg RollupConfig, names *store.NameIndex, anns map[store.Origin][
 	return r
 }
 
+func (r *Roller) setBopts() {
+	r.bopts = r.opts
+	r.bopts.Rules, r.bopts.lean = nil, true
+	r.bopts.originNames = map[consolidate.Origin]string{}
+}
+
 func (r *Roller) resetCells() {
+	r.recCells = make([]recCell, len(store.RollupResolutions))
 	r.cells = map[time.Duration]map[store.RollupKey]*store.RollupCell{}
 	for _, res := range store.RollupResolutions {
 		r.cells[res] = map[store.RollupKey]*store.RollupCell{}
@@ -655,7 +678,7 @@ func (r *Roller) Advance() {
 // pending connections or biflows waiting for their pair context. false
 // means it held nothing, so there is nothing new to write.
 func (r *Roller) AdvanceIdle() bool {
-	if r.buf.Len() == 0 && len(r.wait) == 0 && r.c.Stats().Pending == 0 {
+	if r.buf.Len() == 0 && r.wait.n == 0 && r.c.Stats().Pending == 0 {
 		return false
 	}
 	r.Advance()
@@ -695,9 +718,13 @@ func (r *Roller) feed(o store.Origin, rec *flow.Record, late bool) {
 	if late {
 		u.Late = 1
 	}
-	for _, res := range store.RollupResolutions {
+	for i, res := range store.RollupResolutions {
 		k := store.RollupKey{Bucket: rec.First - mod(rec.First, int64(res)), Kind: store.RollupRecords}
-		r.cell(res, k).RollupUsage.Add(&u)
+		rc := &r.recCells[i]
+		if rc.c == nil || rc.bucket != k.Bucket {
+			rc.bucket, rc.c = k.Bucket, r.cell(res, k)
+		}
+		rc.c.RollupUsage.Add(&u)
 	}
 }
 
@@ -713,20 +740,66 @@ func (r *Roller) cell(res time.Duration, k store.RollupKey) *store.RollupCell {
 
 // complete is the consolidator's sink.
 func (r *Roller) complete(cb *consolidate.Biflow) {
-	o := r.opts
-	o.Rules = nil
-	b := makeBiflow(cb, &o, nil)
+	// Made in place (the wait list's next slot, or r.one), not on the
+	// stack: the classifier and the index keep a biflow's symptoms,
+	// which makes the biflow escape to the heap.
 	if !r.pair {
+		b := &r.one
+		*b = makeBiflow(cb, &r.bopts, nil)
 		if r.cfg.Rules != nil {
 			if c := r.cfg.Rules.Classify(b.input(), nil); c != "" {
 				b.Category = c
 			}
 		}
-		r.account(&b)
+		r.account(b)
+		*b = Biflow{}
 		return
 	}
+	b := r.wait.next()
+	*b = makeBiflow(cb, &r.bopts, nil)
 	r.ix.Add(b.input())
-	r.wait = append(r.wait, b)
+}
+
+// waitList holds the biflows waiting for their pair context in blocks
+// of waitBlock: appending never copies those held (one slice of them,
+// grown, copied hundreds of MB at a collector's flush).
+type waitList struct {
+	blocks [][]Biflow
+	n      int
+}
+
+const waitBlock = 256
+
+func (w *waitList) at(i int) *Biflow { return &w.blocks[i/waitBlock][i%waitBlock] }
+
+// next appends a biflow to be filled in.
+func (w *waitList) next() *Biflow {
+	if w.n == len(w.blocks)*waitBlock {
+		w.blocks = append(w.blocks, make([]Biflow, waitBlock))
+	}
+	w.n++
+	return w.at(w.n - 1)
+}
+
+// truncate keeps the first n biflows, giving back the blocks beyond
+// them but one.
+func (w *waitList) truncate(n int) {
+	for i := n; i < w.n; i++ {
+		*w.at(i) = Biflow{}
+	}
+	w.n = n
+	if keep := (n+waitBlock-1)/waitBlock + 1; len(w.blocks) > keep {
+		clear(w.blocks[keep:])
+		w.blocks = w.blocks[:keep]
+	}
+}
+
+func (w *waitList) clone() waitList {
+	c := waitList{n: w.n, blocks: make([][]Biflow, len(w.blocks))}
+	for i, b := range w.blocks {
+		c.blocks[i] = slices.Clone(b)
+	}
+	return c
 }
 
 type hostPair struct{ a, b netip.Addr }
@@ -742,7 +815,7 @@ func pairKey(a, b netip.Addr) hostPair {
 // longer change (all of them when all is set) and forgets what no
 // biflow still to come can have in its context.
 func (r *Roller) classifyReady(all bool) {
-	if !r.pair || len(r.wait) == 0 {
+	if !r.pair || r.wait.n == 0 {
 		return
 	}
 	w := int64(classify.PairWindow)
@@ -759,8 +832,8 @@ func (r *Roller) classifyReady(all bool) {
 		})
 	}
 	n := 0
-	for i := range r.wait {
-		b := &r.wait[i]
+	for i := range r.wait.n {
+		b := r.wait.at(i)
 		ready := all
 		if !ready && r.fed > satAdd64(b.Last, w) {
 			t, ok := pend[pairKey(b.Src, b.Dst)]
@@ -768,7 +841,9 @@ func (r *Roller) classifyReady(all bool) {
 		}
 		if !ready {
 			low = min(low, b.First)
-			r.wait[n] = *b
+			if i != n {
+				*r.wait.at(n) = *b
+			}
 			n++
 			continue
 		}
@@ -777,8 +852,7 @@ func (r *Roller) classifyReady(all bool) {
 		}
 		r.account(b)
 	}
-	clear(r.wait[n:])
-	r.wait = r.wait[:n]
+	r.wait.truncate(n)
 	if !all {
 		r.ix.Forget(low)
 	}
@@ -807,7 +881,7 @@ func (r *Roller) account(b *Biflow) {
 	if r.cfg.AS != nil {
 		k.SrcAS, k.DstAS = r.cfg.AS.Lookup(b.Src), r.cfg.AS.Lookup(b.Dst)
 	}
-	var syms []store.RollupSymptom
+	syms := r.syms[:0]
 	for name, n := range b.Symptoms {
 		if n > 0 {
 			s := store.RollupSymptom{Name: name, RollupUsage: u}
@@ -820,9 +894,12 @@ func (r *Roller) account(b *Biflow) {
 		c := r.cell(res, k)
 		c.RollupUsage.Add(&u)
 		if len(syms) > 0 {
-			c.Add(&store.RollupCell{Symptoms: syms})
+			r.symCell.Symptoms = syms
+			c.Add(&r.symCell)
 		}
 	}
+	clear(syms)
+	r.syms, r.symCell.Symptoms = syms[:0], nil
 }
 
 // Flush feeds every record held, completes every connection and
@@ -842,7 +919,7 @@ func (r *Roller) Flush() {
 
 // Held returns how many records wait for the horizon and how many
 // biflows for their pair context (memory the rollups hold).
-func (r *Roller) Held() (records, biflows int) { return r.buf.Len(), len(r.wait) }
+func (r *Roller) Held() (records, biflows int) { return r.buf.Len(), r.wait.n }
 
 // Take returns what was added since the previous Take, with the meta
 // that describes the rollups once it is stored.
@@ -851,8 +928,8 @@ func (r *Roller) Take() *store.RollupDelta {
 	if !r.flushed {
 		cb = r.fed
 		r.c.Pending(func(_, _ netip.Addr, first int64) { cb = min(cb, first) })
-		for i := range r.wait {
-			cb = min(cb, r.wait[i].First)
+		for i := range r.wait.n {
+			cb = min(cb, r.wait.at(i).First)
 		}
 	}
 	d := &store.RollupDelta{Cells: r.cells, Meta: store.RollupMeta{Version: store.RollupVersion,
@@ -940,10 +1017,11 @@ func (r *Roller) Pending() map[time.Duration]map[store.RollupKey]*store.RollupCe
 		clock: map[store.Origin]*int64{}, maxLast: r.maxLast, maxDur: r.maxDur}
 	n.nm = r.nm.clone()
 	n.nm.install(&n.opts)
+	n.setBopts()
 	// The copy only takes: it reads the slots' bytes, which r does not
 	// change while the copy lives (the caller holds r).
 	n.buf = r.buf.clone()
-	n.wait = slices.Clone(r.wait)
+	n.wait = r.wait.clone()
 	if r.ix != nil {
 		n.ix = r.ix.Clone()
 	}
