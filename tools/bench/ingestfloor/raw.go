@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"sync/atomic"
@@ -24,7 +25,10 @@ import (
 // read alone. Each commit appends an index entry (offset, length,
 // earliest and latest end) to a second file and syncs both.
 type rawStore struct {
+	f         *os.File
 	idx       *os.File
+	nosync    bool
+	wbuf      []byte
 	templates map[tkey]*rawTemplate
 	origins   map[okey]*rawOrigin
 	start     int64 // segment offset where the commit began
@@ -66,8 +70,46 @@ type rawTemplate struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func newRawStore(idx *os.File) *rawStore {
-	return &rawStore{idx: idx, templates: map[tkey]*rawTemplate{}, origins: map[okey]*rawOrigin{}, commitNo: 1, minEnd: ^uint64(0)}
+func newRawStore(path string, nosync bool) (*rawStore, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := os.OpenFile(path+".idx", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &rawStore{f: f, idx: idx, nosync: nosync, wbuf: make([]byte, 0, 1<<20), templates: map[tkey]*rawTemplate{}, origins: map[okey]*rawOrigin{}, commitNo: 1, minEnd: ^uint64(0)}, nil
+}
+
+func (s *rawStore) datagram(b []byte, addr [4]byte, port uint16) error {
+	s.wbuf = s.message(s.wbuf, b, addr, port)
+	if len(s.wbuf) >= 256<<10 {
+		if _, err := s.f.Write(s.wbuf); err != nil {
+			return err
+		}
+		s.wbuf = s.wbuf[:0]
+	}
+	return nil
+}
+
+func (s *rawStore) report() string {
+	return fmt.Sprintf(", %d data records framed", s.records.Load())
+}
+
+// sync writes what is buffered, syncs it and commits its index entry.
+func (s *rawStore) sync() error {
+	if _, err := s.f.Write(s.wbuf); err != nil {
+		return err
+	}
+	s.wbuf = s.wbuf[:0]
+	if !s.nosync {
+		if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+			return err
+		}
+	}
+	return s.commit(s.nosync)
 }
 
 func (s *rawStore) commit(nosync bool) error {
