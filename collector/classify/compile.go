@@ -1,6 +1,8 @@
 package classify
 
 import (
+	"math/bits"
+
 	"github.com/expr-lang/expr/ast"
 )
 
@@ -39,7 +41,8 @@ type fenv struct {
 	num       [nNums]int
 	duration  float64
 	aggregate string
-	sym       []int // symptom variables, by Rules.symIdx
+	sym       []int  // symptom variables, by Rules.symIdx
+	nz        uint64 // bit i: sym[i] is not 0 (i < 64; Rule.req)
 	// syms and sp are the biflow's symptoms and span (not the Input:
 	// keeping a pointer to it made every classified biflow escape to
 	// the heap).
@@ -450,4 +453,107 @@ func (c *compiler) call(n *ast.CallNode) cval {
 		}}
 	}
 	return cval{}
+}
+
+// A rule's requirement (Rule.req) is a set of symptom variables (bit i:
+// Rules.symVars[i], for the first 64) one of which is not 0 in every
+// biflow the rule holds for; 0 means none is known. A biflow without
+// any of them is not evaluated by the rule (Rules.match): most rules
+// test a symptom that most biflows lack.
+
+// req returns n's requirement: for a && b either's, for a || b both's,
+// for comparisons X > c, X >= c' (and c < X, c' <= X) where c ≥ 0 and
+// c' > 0 are constants or c a symptom variable, the variables X reads
+// when X is a symptom variable or sum, max or share of them; for
+// majority of symptom variables, those. Symptom counts are never
+// negative, so X > c ≥ 0 needs one of them not 0.
+func (c *compiler) req(n ast.Node) uint64 {
+	switch n := n.(type) {
+	case *ast.BinaryNode:
+		switch n.Operator {
+		case "&&", "and":
+			a, b := c.req(n.Left), c.req(n.Right)
+			if a == 0 || (b != 0 && bits.OnesCount64(b) < bits.OnesCount64(a)) {
+				return b
+			}
+			return a
+		case "||", "or":
+			a, b := c.req(n.Left), c.req(n.Right)
+			if a == 0 || b == 0 {
+				return 0
+			}
+			return a | b
+		case ">", ">=":
+			return c.reqCompare(n.Operator == ">=", n.Left, n.Right)
+		case "<", "<=":
+			return c.reqCompare(n.Operator == "<=", n.Right, n.Left)
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "majority" {
+			return c.symArgs(n.Arguments)
+		}
+	}
+	return 0
+}
+
+// reqCompare is req of x > y (x >= y when orEqual).
+func (c *compiler) reqCompare(orEqual bool, x, y ast.Node) uint64 {
+	if !c.positiveBound(orEqual, y) {
+		return 0
+	}
+	switch x := x.(type) {
+	case *ast.IdentifierNode:
+		return c.symBit(x.Value)
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok {
+			switch id.Value {
+			case "sum", "max", "share":
+				return c.symArgs(x.Arguments)
+			}
+		}
+	}
+	return 0
+}
+
+// positiveBound reports whether v > y (v >= y when orEqual) implies
+// v > 0 for any v ≥ 0.
+func (c *compiler) positiveBound(orEqual bool, y ast.Node) bool {
+	switch y := y.(type) {
+	case *ast.IntegerNode:
+		return y.Value > 0 || (!orEqual && y.Value == 0)
+	case *ast.FloatNode:
+		return y.Value > 0 || (!orEqual && y.Value == 0)
+	case *ast.IdentifierNode:
+		return !orEqual && c.symBit(y.Value) != 0 // v > a count ≥ 0
+	}
+	return false
+}
+
+// symBit is the requirement bit of a symptom variable (0: none).
+func (c *compiler) symBit(name string) uint64 {
+	if reserved[name] {
+		return 0
+	}
+	if i, ok := c.symIdx[name]; ok && i < 64 {
+		return 1 << i
+	}
+	return 0
+}
+
+// symArgs is the union of the bits of args, 0 unless every one is a
+// symptom variable with a bit.
+func (c *compiler) symArgs(args []ast.Node) uint64 {
+	var m uint64
+	for _, a := range args {
+		id, ok := a.(*ast.IdentifierNode)
+		if !ok {
+			return 0
+		}
+		b := c.symBit(id.Value)
+		if b == 0 {
+			return 0
+		}
+		m |= b
+	}
+	return m
 }

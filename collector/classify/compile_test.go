@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mira-project/mira/flow"
@@ -158,6 +160,9 @@ func (p *pairedRules) check(t testing.TB, in *Input, ctx Context) {
 		if got := ru.fn(fe); got != v.(bool) {
 			t.Fatalf("%s rule %d (%s) on %s: compiled %v, VM %v", p.name, i+1, ru.When, describe(in, ctx), got, v)
 		}
+		if ru.req != 0 && ru.req&fe.nz == 0 && v.(bool) {
+			t.Fatalf("%s rule %d (%s) on %s: holds without any of the symptoms it requires (%b)", p.name, i+1, ru.When, describe(in, ctx), ru.req)
+		}
 	}
 	p.vm.put(e)
 	p.c.putFenv(fe)
@@ -236,6 +241,40 @@ func TestDefaultRulesCompiled(t *testing.T) {
 	}
 	if vm == 0 {
 		t.Error("no rule left to the VM in testdata/constructs.yaml")
+	}
+	// Requirements: the symptoms one of which a biflow needs for the
+	// rule to hold, by rule (by symptom name; none: every biflow is
+	// evaluated).
+	d := Default()
+	want := map[string]string{
+		"MAIL > 0": "MAIL", "ftp_data > 0 && proto == 6": "",
+		"VPN > 0 && VPN > DNS":                          "VPN",
+		"majority(MP3, AUDIO, VIDEO, SPORTS)":           "AUDIO MP3 SPORTS VIDEO",
+		"WEB > 0 && sum(MP3, AUDIO, VIDEO, SPORTS) > 0": "WEB",
+		"TLS > 0 || SSH > 0 || QUIC > 0":                "QUIC SSH TLS",
+		"sum(MP3, AUDIO, VIDEO, SPORTS) > 0":            "AUDIO MP3 SPORTS VIDEO",
+		"proto == 1 || proto == 58":                     "",
+	}
+	seen := 0
+	for _, ru := range d.rules {
+		w, ok := want[strings.TrimSpace(ru.When)]
+		if !ok {
+			continue
+		}
+		seen++
+		var names []string
+		for i, s := range d.symVars {
+			if ru.req&(1<<i) != 0 {
+				names = append(names, s)
+			}
+		}
+		slices.Sort(names)
+		if got := strings.Join(names, " "); got != w {
+			t.Errorf("rule %q requires %q, want %q", ru.When, got, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d of the %d rules to check found in the default rules", seen, len(want))
 	}
 }
 

@@ -183,6 +183,9 @@ func (r *Rules) match(b *Input, ctx Context, ix *Index) (string, bool, error) {
 	for i := range r.rules {
 		ru := &r.rules[i]
 		if ru.fn != nil {
+			if ru.req&fe.nz == 0 && ru.req != 0 {
+				continue // none of the symptoms it needs
+			}
 			if ru.fn(fe) {
 				return ru.Category, true, first
 			}
@@ -221,6 +224,9 @@ func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
 		total += c
 		if i, ok := r.symIdx[name]; ok {
 			e.sym[i] = c
+			if c != 0 && i < 64 {
+				e.nz |= 1 << i
+			}
 		}
 	}
 	e.num = [nNums]int{
@@ -237,6 +243,7 @@ func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
 
 func (r *Rules) putFenv(e *fenv) {
 	clear(e.sym)
+	e.nz = 0
 	clear(e.near)
 	e.syms, e.ctx, e.ix, e.near, e.nearSet, e.ftp = nil, Context{}, nil, e.near[:0], false, 0
 	r.fenvs.Put(e)

@@ -63,8 +63,9 @@ type Rule struct {
 	Line     int
 	prog     *vm.Program
 	// fn is the compiled expression (compile.go); nil: prog runs on
-	// the VM.
-	fn boolFn
+	// the VM. req is its requirement (compiler.req).
+	fn  boolFn
+	req uint64
 }
 
 // Rules is a compiled, ordered rule set: immutable, safe for concurrent use.
@@ -263,13 +264,16 @@ func parse(name string, data []byte, compile bool) (*Rules, error) {
 			return nil, fail(p.at, i+1, p.cat, "when: %v", oneLine(err))
 		}
 		var fn boolFn
+		var req uint64
 		if compile {
-			fn = cc.compileRule(p.tree.Node)
+			if fn = cc.compileRule(p.tree.Node); fn != nil {
+				req = cc.req(p.tree.Node)
+			}
 		}
 		if fn == nil && readsPair(&p.tree.Node) {
 			r.pairAny = true
 		}
-		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog, fn: fn})
+		r.rules = append(r.rules, Rule{Category: p.cat, When: p.when, Line: p.line, prog: prog, fn: fn, req: req})
 	}
 	for name := range cc.pairNames {
 		r.pairNames = append(r.pairNames, name)

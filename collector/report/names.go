@@ -27,6 +27,42 @@ type namer struct {
 	symNames, catNames []string
 	aggNames           []string
 	scratch            []flow.SymptomCount
+
+	// The names of the last origin at asked for (atO, atList, of
+	// names atIx), and, by the Names in force, the report-wide ids
+	// their ids were given (tabs, for names tabsIx; a lookup by origin
+	// and two by name per record were a tenth of the Roller's work).
+	atO    store.Origin
+	atIx   *store.NameIndex
+	atList []store.NameAnnouncement
+	tabsIx *store.NameIndex
+	tabs   map[*store.Names]*idTab
+	lastNm *store.Names
+	lastT  *idTab
+}
+
+// idTab maps the ids of one set of names to report-wide ids (0: not
+// looked up yet; a symptom's report-wide id is never 0).
+type idTab struct {
+	sym, cat []uint16
+	agg      map[uint32]uint32
+}
+
+// tab returns nm's id table.
+func (n *namer) tab(nm *store.Names) *idTab {
+	if nm == n.lastNm && n.lastT != nil && n.tabsIx == n.names {
+		return n.lastT
+	}
+	if n.tabs == nil || n.tabsIx != n.names {
+		n.tabs, n.tabsIx = map[*store.Names]*idTab{}, n.names
+	}
+	t := n.tabs[nm]
+	if t == nil {
+		t = &idTab{agg: map[uint32]uint32{}}
+		n.tabs[nm] = t
+	}
+	n.lastNm, n.lastT = nm, t
+	return t
 }
 
 // tooManyNames names the symptoms and categories beyond the 65535
@@ -56,7 +92,21 @@ func (n *namer) at(o store.Origin, t int64) *store.Names {
 	if n.names == nil {
 		return nil
 	}
-	return n.names.At(o, t)
+	if n.atIx != n.names || o != n.atO {
+		n.atIx, n.atO, n.atList = n.names, o, n.names.Origins[o]
+	}
+	// As store.NameIndex.At.
+	list := n.atList
+	if len(list) == 0 {
+		return &n.names.Fallback
+	}
+	a := &list[0]
+	for i := range list[1:] {
+		if list[1+i].Since < t {
+			a = &list[1+i]
+		}
+	}
+	return &a.Names
 }
 
 func intern16(ids map[string]uint16, names *[]string, name string) uint16 {
@@ -130,17 +180,60 @@ func (n *namer) aggregateID(nm *store.Names, id uint32) uint32 {
 	return x
 }
 
+func (t *idTab) symptomID(n *namer, nm *store.Names, id uint16) uint16 {
+	if int(id) < len(t.sym) && t.sym[id] != 0 {
+		return t.sym[id]
+	}
+	x := n.symptomID(nm, id)
+	if int(id) >= len(t.sym) {
+		t.sym = append(t.sym, make([]uint16, int(id)+1-len(t.sym))...)
+	}
+	t.sym[id] = x
+	return x
+}
+
+func (t *idTab) categoryID(n *namer, nm *store.Names, id uint16) uint16 {
+	if id == 0 {
+		return 0
+	}
+	if int(id) < len(t.cat) && t.cat[id] != 0 {
+		return t.cat[id]
+	}
+	x := n.categoryID(nm, id)
+	if x == 0 {
+		return 0 // DefaultCategory: not cached (0 means not looked up)
+	}
+	if int(id) >= len(t.cat) {
+		t.cat = append(t.cat, make([]uint16, int(id)+1-len(t.cat))...)
+	}
+	t.cat[id] = x
+	return x
+}
+
+func (t *idTab) aggregateID(n *namer, nm *store.Names, id uint32) uint32 {
+	if id == 0 {
+		return 0
+	}
+	if x, ok := t.agg[id]; ok {
+		return x
+	}
+	x := n.aggregateID(nm, id)
+	t.agg[id] = x
+	return x
+}
+
 // rename returns r, a record of o, with report-wide ids: a copy in *tmp
 // when any id changes. The copy's Symptoms are valid until the next
 // call.
 func (n *namer) rename(o store.Origin, r *flow.Record, tmp *flow.Record) *flow.Record {
 	nm := n.at(o, r.Last)
-	cat := n.categoryID(nm, r.Category)
-	agg := n.aggregateID(nm, r.Aggregate)
+	tab := n.tab(nm)
+	cat := tab.categoryID(n, nm, r.Category)
+	agg := tab.aggregateID(n, nm, r.Aggregate)
 	same := cat == r.Category && agg == r.Aggregate
 	n.scratch = n.scratch[:0]
 	for _, s := range r.Symptoms {
-		id := n.symptomID(nm, s.ID)
+		id := tab.symptomID(n, nm, s.ID)
 		same = same && id == s.ID
 		n.scratch = append(n.scratch, flow.SymptomCount{ID: id, Count: s.Count})
 	}

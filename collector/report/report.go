@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
@@ -256,6 +257,9 @@ type Biflow struct {
 
 	est        consolidate.Estimate
 	pktSampled bool
+	// probeKey is Origins ";"-joined (store.RollupKey.Probe), made
+	// instead of Origins for a biflow of one origin (Options.lean).
+	probeKey string
 }
 
 // biflowJSON is a Biflow's JSON form (the TCP flags are not part of it).
@@ -944,7 +948,6 @@ func sortBiflows(bs []Biflow, order string) {
 func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflow {
 	b := Biflow{
 		Biflow:   cb.Biflow,
-		Symptoms: make(map[string]uint64, len(cb.Symptoms)),
 		Sampling: cb.Sampling, Flows: cb.Flows, Merged: cb.Merged,
 		SamplingUnknown: cb.SamplingUnknown,
 		Meta:            cb.App,
@@ -952,6 +955,10 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 	}
 	if b.Sampling <= 0 {
 		b.Sampling = 1
+	}
+	if len(cb.Symptoms) > 0 || !opts.lean {
+		// (lean: none without symptoms; reading a nil map gives none)
+		b.Symptoms = make(map[string]uint64, len(cb.Symptoms))
 	}
 	for _, sc := range cb.Symptoms {
 		b.Symptoms[opts.symptomName(sc.ID)] += uint64(sc.Count)
@@ -966,13 +973,20 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 		}
 		slices.Sort(b.Probes)
 	}
-	b.Origins = make([]string, 0, len(cb.Origins))
-	for _, o := range cb.Origins {
-		if n := opts.originName(o); !slices.Contains(b.Origins, n) {
-			b.Origins = append(b.Origins, n)
+	if opts.lean && len(cb.Origins) == 1 {
+		b.probeKey = opts.originName(cb.Origins[0]) // Origins left empty
+	} else {
+		b.Origins = make([]string, 0, len(cb.Origins))
+		for _, o := range cb.Origins {
+			if n := opts.originName(o); !slices.Contains(b.Origins, n) {
+				b.Origins = append(b.Origins, n)
+			}
+		}
+		slices.Sort(b.Origins)
+		if opts.lean {
+			b.probeKey = strings.Join(b.Origins, ";")
 		}
 	}
-	slices.Sort(b.Origins)
 	b.Aggregate = opts.aggregateName(cb.Aggregate)
 	if opts.Rules != nil {
 		b.Category = opts.Rules.Classify(b.input(), ix)

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
@@ -166,6 +165,8 @@ type Roller struct {
 	// recCells caches, by resolution, the records cell feed added to
 	// last (consecutive records mostly start in the same minute).
 	recCells []recCell
+	// accCells caches, by resolution, the cell account added to last.
+	accCells []accCell
 	// syms and symCell are account's scratch.
 	syms    []store.RollupSymptom
 	symCell store.RollupCell
@@ -188,6 +189,11 @@ type Roller struct {
 type recCell struct {
 	bucket int64
 	c      *store.RollupCell
+}
+
+type accCell struct {
+	key store.RollupKey
+	c   *store.RollupCell
 }
 
 type pastHorizon struct {
@@ -536,6 +542,7 @@ func (r *Roller) setBopts() {
 
 func (r *Roller) resetCells() {
 	r.recCells = make([]recCell, len(store.RollupResolutions))
+	r.accCells = make([]accCell, len(store.RollupResolutions))
 	r.cells = map[time.Duration]map[store.RollupKey]*store.RollupCell{}
 	for _, res := range store.RollupResolutions {
 		r.cells[res] = map[store.RollupKey]*store.RollupCell{}
@@ -877,7 +884,7 @@ func (r *Roller) account(b *Biflow) {
 		u.Sampled = true
 		u.PacketSampled = b.pktSampled
 	}
-	k := store.RollupKey{Aggregate: b.Aggregate, Category: b.Category, Probe: strings.Join(b.Origins, ";")}
+	k := store.RollupKey{Aggregate: b.Aggregate, Category: b.Category, Probe: b.probeKey}
 	if r.cfg.AS != nil {
 		k.SrcAS, k.DstAS = r.cfg.AS.Lookup(b.Src), r.cfg.AS.Lookup(b.Dst)
 	}
@@ -889,9 +896,13 @@ func (r *Roller) account(b *Biflow) {
 			syms = append(syms, s)
 		}
 	}
-	for _, res := range store.RollupResolutions {
+	for i, res := range store.RollupResolutions {
 		k.Bucket = b.First - mod(b.First, int64(res))
-		c := r.cell(res, k)
+		ac := &r.accCells[i]
+		if ac.c == nil || ac.key != k {
+			ac.key, ac.c = k, r.cell(res, k)
+		}
+		c := ac.c
 		c.RollupUsage.Add(&u)
 		if len(syms) > 0 {
 			r.symCell.Symptoms = syms
@@ -1003,6 +1014,8 @@ func (n *namer) clone() *namer {
 	x.symIDs, x.catIDs, x.aggIDs = maps.Clone(n.symIDs), maps.Clone(n.catIDs), maps.Clone(n.aggIDs)
 	x.symNames, x.catNames, x.aggNames = slices.Clone(n.symNames), slices.Clone(n.catNames), slices.Clone(n.aggNames)
 	x.scratch = nil
+	// The id tables name this namer's ids: the copy makes its own.
+	x.tabs, x.tabsIx, x.lastNm, x.lastT = nil, nil, nil, nil
 	return &x
 }
 
