@@ -73,20 +73,22 @@ func (r *Rules) NewIndex() *Index {
 	return ix
 }
 
-// Add indexes in (keeping its Symptoms map; do not change it afterwards).
-func (ix *Index) Add(in *Input) {
+// Add indexes in, keeping its Symptoms map (do not change it
+// afterwards); false when in adds nothing to any context (not kept).
+func (ix *Index) Add(in *Input) bool {
 	ftp := ""
 	if in.App != nil {
 		ftp = in.App.FTPData
 	}
 	if len(in.Symptoms) == 0 && ftp == "" {
-		return // adds nothing to any context
+		return false // adds nothing to any context
 	}
 	if ix.names != nil && ftp == "" && !hasAny(in.Symptoms, ix.names) {
-		return // nothing the rules read
+		return false // nothing the rules read
 	}
 	k := pairOf(in.Biflow)
 	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms, ftp})
+	return true
 }
 
 // hasAny reports whether syms counts one of names.

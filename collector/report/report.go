@@ -128,6 +128,9 @@ type Options struct {
 	lean bool
 	// originNames, when set, caches exporterName's names of origins.
 	originNames map[consolidate.Origin]string
+	// symMaps, when set, holds emptied symptom maps for makeBiflow to
+	// reuse (the Roller's, of biflows accounted and not indexed).
+	symMaps *[]map[string]uint64
 }
 
 func mod(a, b int64) int64 {
@@ -260,6 +263,9 @@ type Biflow struct {
 	// probeKey is Origins ";"-joined (store.RollupKey.Probe), made
 	// instead of Origins for a biflow of one origin (Options.lean).
 	probeKey string
+	// indexed: a classify.Index keeps Symptoms (the Roller does not
+	// reuse the map).
+	indexed bool
 }
 
 // biflowJSON is a Biflow's JSON form (the TCP flags are not part of it).
@@ -956,7 +962,11 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 	if b.Sampling <= 0 {
 		b.Sampling = 1
 	}
-	if len(cb.Symptoms) > 0 || !opts.lean {
+	if l := opts.symMaps; l != nil && len(*l) > 0 && len(cb.Symptoms) > 0 {
+		b.Symptoms = (*l)[len(*l)-1]
+		(*l)[len(*l)-1] = nil
+		*l = (*l)[:len(*l)-1]
+	} else if len(cb.Symptoms) > 0 || !opts.lean {
 		// (lean: none without symptoms; reading a nil map gives none)
 		b.Symptoms = make(map[string]uint64, len(cb.Symptoms))
 	}

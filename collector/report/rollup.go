@@ -157,11 +157,15 @@ type Roller struct {
 	fed       int64 // every record that started before it was fed
 	maxFed    int64 // latest start fed
 
-	pair  bool
-	wait  waitList // complete, waiting for their pair context
-	one   Biflow   // complete's biflow without pair context
-	ix    *classify.Index
-	cells map[time.Duration]map[store.RollupKey]*store.RollupCell
+	pair bool
+	wait waitList // complete, waiting for their pair context
+	one  Biflow   // complete's biflow without pair context
+	// freeMaps are symptom maps to reuse (recycle); copied: a Pending
+	// copy, which reuses none.
+	freeMaps []map[string]uint64
+	copied   bool
+	ix       *classify.Index
+	cells    map[time.Duration]map[store.RollupKey]*store.RollupCell
 	// recCells caches, by resolution, the records cell feed added to
 	// last (consecutive records mostly start in the same minute).
 	recCells []recCell
@@ -479,7 +483,8 @@ func (h *recHeap) first() int64 {
 	return h.cur[h.at].first
 }
 
-// take removes the earliest record and decodes it; the record stays
+// take removes the earliest record and decodes it (without the
+// application names, which no cell uses); the record stays
 // valid until the next take. nil means it did not decode (it was
 // encoded here, so only a bug can do that): the caller counts it late
 // at its start.
@@ -487,7 +492,7 @@ func (h *recHeap) take() (store.Origin, *flow.Record, int64) {
 	e := h.pop()
 	x := h.slab.At(e.slot)
 	o := x.o
-	err := store.DecodeRecord(x.enc, &h.dec)
+	err := store.DecodeRecordNoNames(x.enc, &h.dec)
 	// Released after decoding: the release may drop x's chunk.
 	h.slab.Release(e.slot)
 	if err != nil {
@@ -538,6 +543,7 @@ func (r *Roller) setBopts() {
 	r.bopts = r.opts
 	r.bopts.Rules, r.bopts.lean = nil, true
 	r.bopts.originNames = map[consolidate.Origin]string{}
+	r.bopts.symMaps = &r.freeMaps
 }
 
 func (r *Roller) resetCells() {
@@ -574,10 +580,11 @@ func (r *Roller) Add(o store.Origin, rec *flow.Record) {
 // input) that started at first and ended at last: it is held as it is
 // (copied), and decoded only when it is fed. An error is a record that
 // does not decode, which only a late record is checked for here (a held
-// one is counted late when it fails to decode, as Add's).
+// one is counted late when it fails to decode, as Add's). The
+// application names are not decoded (no cell uses them).
 func (r *Roller) AddEncoded(o store.Origin, first, last int64, enc []byte) error {
 	if r.note(o, first, last) {
-		if err := store.DecodeRecord(enc, &r.lateRec); err != nil {
+		if err := store.DecodeRecordNoNames(enc, &r.lateRec); err != nil {
 			return err
 		}
 		r.feed(o, &r.lateRec, true)
@@ -759,13 +766,29 @@ func (r *Roller) complete(cb *consolidate.Biflow) {
 			}
 		}
 		r.account(b)
+		r.recycle(b)
 		*b = Biflow{}
 		return
 	}
 	b := r.wait.next()
 	*b = makeBiflow(cb, &r.bopts, nil)
-	r.ix.Add(b.input())
+	b.indexed = r.ix.Add(b.input())
 }
+
+// recycle keeps the symptom map of an accounted biflow that no index
+// holds for makeBiflow to reuse (a map per biflow was a third of
+// makeBiflow), up to maxFreeMaps of them. Not in a Pending copy, whose
+// biflows share their maps with the Roller it copies.
+func (r *Roller) recycle(b *Biflow) {
+	if r.copied || b.indexed || b.Symptoms == nil || len(r.freeMaps) >= maxFreeMaps {
+		return
+	}
+	clear(b.Symptoms)
+	r.freeMaps = append(r.freeMaps, b.Symptoms)
+	b.Symptoms = nil
+}
+
+const maxFreeMaps = 4096
 
 // waitList holds the biflows waiting for their pair context in blocks
 // of waitBlock: appending never copies those held (one slice of them,
@@ -858,6 +881,7 @@ func (r *Roller) classifyReady(all bool) {
 			b.Category = c
 		}
 		r.account(b)
+		r.recycle(b)
 	}
 	r.wait.truncate(n)
 	if !all {
@@ -1026,7 +1050,7 @@ func (n *namer) clone() *namer {
 // all the records given so far shows (the collector's API answers a
 // live store's whole range so).
 func (r *Roller) Pending() map[time.Duration]map[store.RollupKey]*store.RollupCell {
-	n := &Roller{cfg: r.cfg, opts: r.opts, smp: r.smp, fed: r.fed, maxFed: r.maxFed, pair: r.pair,
+	n := &Roller{cfg: r.cfg, copied: true, opts: r.opts, smp: r.smp, fed: r.fed, maxFed: r.maxFed, pair: r.pair,
 		clock: map[store.Origin]*int64{}, maxLast: r.maxLast, maxDur: r.maxDur}
 	n.nm = r.nm.clone()
 	n.nm.install(&n.opts)

@@ -240,16 +240,27 @@ func putAppName(b []byte, i int, n string) int {
 
 // appName reads one stored application name: printable ASCII.
 func (d *decoder) appName(field string) string {
+	b := d.appNameBytes(field)
+	if len(b) == 0 {
+		return ""
+	}
+	return string(b)
+}
+
+// skipAppName checks one stored application name and skips it.
+func (d *decoder) skipAppName(field string) { d.appNameBytes(field) }
+
+func (d *decoder) appNameBytes(field string) []byte {
 	n := d.uvarint(field, maxAppName)
 	b := d.bytes(field, int(n))
 	for _, c := range b {
 		if c <= ' ' || c >= 0x7f {
 			d.off -= len(b)
 			d.fail(field, ReasonRange)
-			return ""
+			return nil
 		}
 	}
-	return string(b)
+	return b
 }
 
 // decoder reads an encoded record; the first failure sticks in err.
@@ -351,7 +362,15 @@ func (d *decoder) addr(field string) netip.Addr {
 // The symptom list is appended to r.Symptoms[:0], so a caller that reuses r
 // across calls reuses its capacity; a record with no symptoms gets a nil
 // list. On failure the error is a *DecodeError and r is undefined.
-func DecodeRecord(b []byte, r *flow.Record) error {
+func DecodeRecord(b []byte, r *flow.Record) error { return decodeRecord(b, r, true) }
+
+// DecodeRecordNoNames is DecodeRecord without the application names
+// (App.HTTPHost, ServerName, ALPN, DNSName: checked, left empty; the DNS
+// response code and FTP data ports are kept), for readers that use
+// none of them (the report's rollups): no string is allocated for them.
+func DecodeRecordNoNames(b []byte, r *flow.Record) error { return decodeRecord(b, r, false) }
+
+func decodeRecord(b []byte, r *flow.Record, names bool) error {
 	d := decoder{b: b}
 	v := d.byte("version")
 	if d.err == nil && (v < 1 || v > RecordVersion) {
@@ -439,11 +458,16 @@ func DecodeRecord(b []byte, r *flow.Record) error {
 			d.off--
 			d.fail("app flags", ReasonRange)
 		}
-		if f&appNames != 0 {
+		if f&appNames != 0 && names {
 			r.App.HTTPHost = d.appName("http host")
 			r.App.ServerName = d.appName("server name")
 			r.App.ALPN = d.appName("alpn")
 			r.App.DNSName = d.appName("dns name")
+		} else if f&appNames != 0 {
+			d.skipAppName("http host")
+			d.skipAppName("server name")
+			d.skipAppName("alpn")
+			d.skipAppName("dns name")
 		}
 		if f&appRcode != 0 {
 			r.App.DNSResponse, r.App.DNSRcode = true, d.byte("dns rcode")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -196,6 +197,45 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// checkNoNames: DecodeRecordNoNames gives what DecodeRecord gave (r,
+// err) less the four application names, and the same error.
+func checkNoNames(t *testing.T, b []byte, r *flow.Record, err error) {
+	t.Helper()
+	var got flow.Record
+	err2 := DecodeRecordNoNames(b, &got)
+	if fmt.Sprint(err) != fmt.Sprint(err2) {
+		t.Fatalf("DecodeRecordNoNames: error %v, DecodeRecord's %v", err2, err)
+	}
+	if err != nil {
+		return
+	}
+	want := *r
+	want.App.HTTPHost, want.App.ServerName, want.App.ALPN, want.App.DNSName = "", "", "", ""
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodeRecordNoNames:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestRecordNoNames(t *testing.T) {
+	for _, r := range append(append(sampleRecords(), appRecords()...), scannedRecords()...) {
+		b := AppendRecord(nil, &r)
+		var got flow.Record
+		err := DecodeRecord(b, &got)
+		checkNoNames(t, b, &got, err)
+		for n := range b {
+			err := DecodeRecord(b[:n], &got)
+			checkNoNames(t, b[:n], &got, err)
+		}
+	}
+	// Allocation: none for the names.
+	r := appRecords()[0]
+	b := AppendRecord(nil, &r)
+	var got flow.Record
+	if n := testing.AllocsPerRun(100, func() { DecodeRecordNoNames(b, &got) }); n != 0 {
+		t.Errorf("DecodeRecordNoNames: %v allocations", n)
+	}
+}
+
 func TestRecordZoneDropped(t *testing.T) {
 	r := flow.Record{Key: flow.Key{Src: netip.MustParseAddr("fe80::1%eth0")}}
 	var got flow.Record
@@ -301,6 +341,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r flow.Record
 		err := DecodeRecord(b, &r)
+		checkNoNames(t, b, &r, err)
 		if err != nil {
 			var de *DecodeError
 			if !errors.As(err, &de) {
