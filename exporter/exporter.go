@@ -416,6 +416,15 @@ func (e *Exporter) Close() error {
 	return err
 }
 
+// StopDraining makes a Close under way give up delivering what its spool
+// holds (Spool.StopDraining); without a spool it does nothing. Safe to
+// call concurrently with Close.
+func (e *Exporter) StopDraining() {
+	if e.spool != nil {
+		e.spool.StopDraining()
+	}
+}
+
 // SetSampling changes the sampling configuration the exporter announces
 // (Config.Sampling; nil: none) and announces it at once in every
 // observation domain already in use, in an options message of its own;

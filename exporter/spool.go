@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -79,6 +80,8 @@ type Spool struct {
 	connected bool
 	retryAt   time.Time
 	wait      time.Duration
+
+	stopDrain atomic.Bool // StopDraining: Close gives up at once
 
 	mu    sync.Mutex // guards st for Stats from other goroutines
 	st    SpoolStats
@@ -747,7 +750,7 @@ func (s *Spool) Close() error {
 			// Nothing to deliver and no collector to tell.
 			return s.save()
 		}
-		if !deadline.IsZero() && !now.Before(deadline) {
+		if (!deadline.IsZero() && !now.Before(deadline)) || s.stopDrain.Load() {
 			n := s.flows
 			s.publish()
 			if err := s.save(); err != nil {
@@ -759,10 +762,20 @@ func (s *Spool) Close() error {
 			if !deadline.IsZero() {
 				wait = min(wait, deadline.Sub(now))
 			}
-			time.Sleep(wait) // the reconnect backoff
+			time.Sleep(min(wait, stopCheck)) // the reconnect backoff
 		}
 	}
 }
+
+// stopCheck bounds how long Close sleeps before it looks at StopDraining
+// again.
+const stopCheck = 100 * time.Millisecond
+
+// StopDraining makes a Close under way (or the next one) give up
+// delivering what is spooled as if its DrainTimeout had passed: what
+// remains stays in the file for the next start. Safe to call from any
+// goroutine; a probe stopped by a signal while it drains calls it.
+func (s *Spool) StopDraining() { s.stopDrain.Store(true) }
 
 // closeConfirmed ends the stream and says whether the collector confirmed
 // it consumed everything (closed its side after reading to the end).

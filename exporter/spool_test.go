@@ -365,3 +365,38 @@ func TestSpoolFullCollectorLost(t *testing.T) {
 		t.Errorf("%d records delivered + %d counted dropped = %d, want the %d exported", len(got), dropped, n, len(recs))
 	}
 }
+
+// TestSpoolStopDraining: a Close that would drain until delivered
+// (DrainTimeout 0) to a collector that never confirms (a cluster ingest
+// node, a full disk) returns once told to stop, with the records left
+// spooled; before, only killing the process ended it.
+func TestSpoolStopDraining(t *testing.T) {
+	l := &link{up: true, unconfirmed: true}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir(), RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, nil)
+	if err := e.Export(ipfixtest.Random(9, 10)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Close() }()
+	select {
+	case err := <-done:
+		t.Fatalf("Close returned %v before being told to stop; the collector never confirms", err)
+	case <-time.After(300 * time.Millisecond): // Close is draining: it must not return by itself
+	}
+	e.StopDraining()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUndelivered) {
+			t.Fatalf("Close = %v, want ErrUndelivered", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still draining 10 s after StopDraining")
+	}
+	if st := sp.Stats(); st.Spooled != 10 {
+		t.Errorf("%d records left spooled, want the 10 exported", st.Spooled)
+	}
+}

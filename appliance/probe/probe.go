@@ -349,7 +349,7 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	p.reloadMu.Lock() // waits for a reload under way
 	p.stopped = true
 	p.reloadMu.Unlock()
-	cerr := p.closeExporters()
+	cerr := p.closeExportersStoppable(ctx)
 	st := pipe.Stats()
 	sst := p.selStats()
 	p.log.Info("capture ended", "packets", st.Packets, "flows", st.Meter.Created,
@@ -379,6 +379,35 @@ func sum(m map[string]uint64) (n uint64) {
 		n += v
 	}
 	return n
+}
+
+// drainStopper is an exporter whose Close can be told to stop
+// delivering its spool (exporter.Exporter).
+type drainStopper interface{ StopDraining() }
+
+// closeExportersStoppable closes the exporters; a stop (ctx) ends their
+// spools' drain, which reading files otherwise lasts until every record
+// is delivered (drain_timeout 0), so that a probe told to stop stops:
+// at once when the stop comes while they drain, after liveDrain when it
+// came before (as a live probe, whose drain is bounded so already). What
+// is not delivered stays spooled for the next start.
+func (p *Probe) closeExportersStoppable(ctx context.Context) error {
+	p.mu.Lock()
+	targets := p.targets
+	p.mu.Unlock()
+	stopAll := func() {
+		for _, t := range targets {
+			if d, ok := t.e.(drainStopper); ok {
+				d.StopDraining()
+			}
+		}
+	}
+	if ctx.Err() == nil {
+		defer context.AfterFunc(ctx, stopAll)()
+	} else if !p.liveRun && p.cfg.DrainTimeout == 0 {
+		defer time.AfterFunc(liveDrain, stopAll).Stop()
+	}
+	return p.closeExporters()
 }
 
 func (p *Probe) closeExporters() error {

@@ -266,3 +266,54 @@ func TestSNMPSpoolDropped(t *testing.T) {
 		t.Fatalf("SNMP exporter rows %+v, want one with SpoolDropped %d", snap.Exporters, dropped)
 	}
 }
+
+// drainingExporter's Close blocks, as a spool draining to a collector
+// that never confirms, until StopDraining.
+type drainingExporter struct {
+	closing chan struct{}
+	stop    chan struct{}
+	once    sync.Once
+}
+
+func (*drainingExporter) Export([]flow.Record) error { return nil }
+func (d *drainingExporter) Close() error {
+	close(d.closing)
+	<-d.stop
+	return errors.New("records remain spooled")
+}
+func (d *drainingExporter) StopDraining() { d.once.Do(func() { close(d.stop) }) }
+
+// TestStopWhileDraining: a probe that read its files and drains its
+// spools until delivered stops when told to (its context ends), instead
+// of draining for ever.
+func TestStopWhileDraining(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadProbe("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &drainingExporter{closing: make(chan struct{}), stop: make(chan struct{})}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{r}, Exporters: []Exporter{d}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-d.closing
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned no error with its spool undelivered")
+		}
+	case <-time.After(10 * time.Second):
+		d.StopDraining()
+		t.Fatal("Run still draining 10 s after its context ended")
+	}
+}

@@ -41,7 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&workers, "workers", "flow-table shards (worker goroutines; 0: the configuration's)")
 	speed := fs.Float64("speed", 0, "replay -r files at N times their own pace, with live overload behaviour\n(self-regulation, counted queue drops)")
 	var drain cli.Duration
-	fs.Var(&drain, "drain-timeout", "when stopping, how long (a `duration`) to keep delivering spooled records\n(0: until delivered; default: the configuration's drain_timeout)")
+	fs.Var(&drain, "drain-timeout", "when stopping, how long (a `duration`) to keep delivering spooled records\n(0: until delivered; default: the configuration's drain_timeout);\nSIGTERM or SIGINT while draining stops at once, the rest staying spooled")
 	var logLevel cli.Level
 	fs.Var(&logLevel, "log-level", "debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -133,6 +133,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal the probe flushes its flows and drains
+		// its spools; a second one ends it at once (the default action),
+		// what is spooled staying on disk for the next start.
+		<-ctx.Done()
+		stop()
+	}()
 	p := probe.New(cfg, probe.Options{Logger: logger})
 	// SIGHUP reloads the configuration (probe.Reload): symptoms,
 	// fast-class lists, aggregates and export targets; a bad file is
