@@ -131,8 +131,8 @@ ring, q = s['loss']['ring'], s['queue_loss_scaled']
 est, lo, hi = s['estimated_packets'], s['estimated_packets_low'], s['estimated_packets_high']
 took = int(end['packets'])
 acc = est + ring + q
-# states seen, highest interval/rate and changes in /metrics (state 0
-# normal, 1 shedding, 2 sampling) and SNMP (1 normal, 2 sampling, 3 shedding)
+# states seen, highest interval/rate and changes in /metrics and SNMP (1
+# normal, 2 sampling, 3 shedding: /metrics numbers them as the MIB does)
 hm, hs = [set(), 0, 0], [set(), 0, 0]
 for l in open(sys.argv[5]):
     a, b = l.split('mib(state rate changes)=')
