@@ -49,10 +49,14 @@ type Config struct {
 	// ExportingProcessID is sent in the exporter options record
 	// (default: the process id).
 	ExportingProcessID uint32
-	// RetryMin and RetryMax bound the reconnect backoff of TCP; Retries
-	// is how many reconnects one message may try (default 50ms, 2s, 5).
+	// RetryMin and RetryMax bound the reconnect backoff of TCP (default
+	// 50ms, 2s): a message whose send fails reconnects once, at once;
+	// if that fails too, the messages that follow fail at once (their
+	// records dropped and counted) for RetryMin, doubling up to RetryMax
+	// while the collector stays down, and the next one reconnects once.
+	// No message waits: the probe's flow export, and with it its
+	// capture, is never held up by a collector that is away.
 	RetryMin, RetryMax time.Duration
-	Retries            int
 	// Sampling, when set, is announced per observation domain in a
 	// sampling options record (SamplingOptionsTemplate) sent with the
 	// templates, so resent on the template timer over UDP. nfdump scales
@@ -136,9 +140,6 @@ func (c *Config) withDefaults() Config {
 	if d.RetryMax <= 0 {
 		d.RetryMax = 2 * time.Second
 	}
-	if d.Retries <= 0 {
-		d.Retries = 5
-	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -197,6 +198,12 @@ type Exporter struct {
 	// counts the flow records sent on its current connection.
 	tcp         *tcpTransport
 	sessRecords uint64
+	// downUntil: a message exhausted its reconnects (the collector is
+	// down); until then messages fail at once, after it one attempt is
+	// made without backoff. Zero while the collector takes messages.
+	downUntil time.Time
+	downWait  time.Duration // the current backoff
+	downErr   error         // why, returned by the messages failed meanwhile
 }
 
 // domainState is one observation domain: its sequence number, the
@@ -906,19 +913,32 @@ func (e *Exporter) flushMsg(d *domainState) error {
 	if err := ipfix.FinishMessage(d.msg); err != nil {
 		return e.noteErr(err)
 	}
-	seq := d.seq
-	s, err := e.t.Begin()
-	if err == nil {
-		e.newSession(s)
-		if s != d.msgSess {
-			err = e.writeTemplates(d)
+	var err error
+	now := e.cfg.Now()
+	down := !e.downUntil.IsZero()
+	switch {
+	case down && now.Before(e.downUntil):
+		// The collector is down: the message fails at once instead of
+		// holding the probe (its flow export, hence its capture) up for
+		// the backoff of every message.
+		err = e.downErr
+	case down:
+		err = e.reconnectOnce(d)
+	default:
+		var s uint64
+		s, err = e.t.Begin()
+		if err == nil {
+			e.newSession(s)
+			if s != d.msgSess {
+				err = e.writeTemplates(d)
+			}
 		}
-	}
-	if err == nil {
-		err = e.write(d.msg, d.records+d.optRecs, d.records)
-	}
-	if err != nil {
-		err = e.retry(d, seq, err)
+		if err == nil {
+			err = e.write(d.msg, d.records+d.optRecs, d.records)
+		}
+		if err != nil {
+			err = e.retry(d, err)
+		}
 	}
 	d.msgs++
 	if err != nil {
@@ -957,36 +977,47 @@ func (e *Exporter) writeTemplates(d *domainState) error {
 	return nil
 }
 
-// retry reconnects a stream transport with backoff and resends the
-// message, preceded by the templates the new session has not seen.
-func (e *Exporter) retry(d *domainState, seq uint32, err error) error {
-	rc, ok := e.t.(Reconnector)
-	if !ok {
+// retry reconnects a stream transport once, at once, and resends the
+// message, preceded by the templates the new session has not seen; if
+// that fails the collector is taken as down (goDown).
+func (e *Exporter) retry(d *domainState, err error) error {
+	if _, ok := e.t.(Reconnector); !ok {
 		return err
 	}
 	e.noteErr(err)
-	wait := e.cfg.RetryMin
-	for i := 0; i < e.cfg.Retries; i++ {
-		time.Sleep(wait)
-		wait = min(wait*2, e.cfg.RetryMax)
-		s, rerr := rc.Reconnect()
-		if rerr != nil {
-			err = rerr
-			e.noteErr(rerr)
-			continue
-		}
+	return e.reconnectOnce(d)
+}
+
+// reconnectOnce is the one attempt a message makes after a failed send
+// or once the collector's backoff has passed: a new connection, no wait.
+func (e *Exporter) reconnectOnce(d *domainState) error {
+	rc, ok := e.t.(Reconnector)
+	if !ok {
+		return e.downErr
+	}
+	s, err := rc.Reconnect()
+	if err == nil {
 		e.stats.Reconnects++
 		e.newSession(s)
-		if err = e.writeTemplates(d); err != nil {
-			e.noteErr(err)
-			continue
+		if err = e.writeTemplates(d); err == nil {
+			err = e.t.Write(d.msg)
 		}
-		if err = e.t.Write(d.msg); err == nil {
-			return nil
-		}
-		e.noteErr(err)
 	}
-	return err
+	if err != nil {
+		e.goDown(err)
+		return err
+	}
+	e.downUntil, e.downWait = time.Time{}, 0
+	return nil
+}
+
+// goDown notes that a message could not reach the collector (err):
+// messages fail at once for the backoff, RetryMin doubling up to
+// RetryMax while it stays down.
+func (e *Exporter) goDown(err error) {
+	e.downWait = min(max(e.downWait*2, e.cfg.RetryMin), e.cfg.RetryMax)
+	e.downUntil = e.cfg.Now().Add(e.downWait)
+	e.downErr = fmt.Errorf("collector down, next attempt in %v: %w", e.downWait, err)
 }
 
 // templateMessage builds a message holding every template built so far,

@@ -24,10 +24,12 @@ type link struct {
 	// unconfirmed: the collector reads everything but closes without
 	// confirming it stored it (MIRA's collector on a full disk).
 	unconfirmed bool
+	dials       int // Reconnect calls
 }
 
 func (l *link) Begin() (uint64, error) { return l.sess, nil }
 func (l *link) Reconnect() (uint64, error) {
+	l.dials++
 	if !l.up {
 		return l.sess, errors.New("connection refused")
 	}
@@ -398,5 +400,54 @@ func TestSpoolStopDraining(t *testing.T) {
 	}
 	if st := sp.Stats(); st.Spooled != 10 {
 		t.Errorf("%d records left spooled, want the 10 exported", st.Spooled)
+	}
+}
+
+// TestCollectorDownFailsFast: without a spool, a message whose send
+// fails reconnects once, at once; then the messages that follow fail at
+// once (dropped, counted) for RetryMin, doubling to RetryMax while the
+// collector stays down, and the next one tries once. Before, every
+// message retried 5 times with backoff (1.55 s by default) while the
+// probe's flow export, and with it the capture, waited: a collector
+// outage made the probe lose packets at its ring (18,485 to 18,899 in
+// live trials).
+func TestCollectorDownFailsFast(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := &link{}
+	e := NewTransport(l, &Config{RetryMin: time.Second, RetryMax: 4 * time.Second, Now: func() time.Time { return now }})
+	recs := ipfixtest.Random(10, 200)
+	start := time.Now()
+	// Twenty messages 500 ms apart: attempts at 0 (the failed send's
+	// reconnect), then after the backoffs 1, 2, 4, 4 s: at 1, 3, 7 s.
+	for i := 0; i < 20; i++ {
+		if err := e.Export(recs[i*10 : i*10+10]); err == nil {
+			t.Fatalf("export %d succeeded with the collector down", i)
+		}
+		now = now.Add(500 * time.Millisecond)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("20 failed exports took %v: they waited", took)
+	}
+	if l.dials != 4 {
+		t.Errorf("%d reconnects for 20 messages over 10 s to a collector down, want 4 (at 0, 1, 3, 7 s)", l.dials)
+	}
+	if st := e.Stats(); st.Dropped != 200 {
+		t.Errorf("dropped %d records, want 200", st.Dropped)
+	}
+	// The collector back: the message after the backoff (4 s from 7 s)
+	// is delivered, the one before fails at once.
+	l.up = true
+	if err := e.Export(recs[:1]); err == nil {
+		t.Fatal("export succeeded within the backoff")
+	}
+	now = now.Add(time.Second)
+	if err := e.Export(recs[1:2]); err != nil {
+		t.Fatalf("export after the backoff with the collector back: %v", err)
+	}
+	if err := e.Export(recs[2:3]); err != nil {
+		t.Fatalf("export after a delivered one: %v", err)
+	}
+	if n := l.dials; n != 5 {
+		t.Errorf("%d reconnects in all, want 5", n)
 	}
 }
