@@ -242,12 +242,7 @@ func run(console *os.File) error {
 // shutdown stops the services (each exports what it holds on SIGTERM),
 // syncs and unmounts the writable partitions, then powers off or reboots.
 func shutdown(svcs []*service, how int) {
-	var wg sync.WaitGroup
-	for _, s := range svcs {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.stop(60 * time.Second) }()
-	}
-	wg.Wait()
+	stopServices(svcs, 60*time.Second)
 	log.Printf("services stopped; syncing")
 	log.mu.Lock()
 	if log.syslog != nil {
@@ -503,6 +498,17 @@ func (s *service) supervise(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// stopServices stops the services one after the other, in the order
+// they were started: mira-probe first, as it exports every pending flow
+// when it stops, and an all-in-one box's mira-collector, which receives
+// that export, after it. Stopped together, the collector was gone before
+// the probe's last records reached it (lost at every power-off).
+func stopServices(svcs []*service, timeout time.Duration) {
+	for _, s := range svcs {
+		s.stop(timeout)
 	}
 }
 
