@@ -17,7 +17,10 @@
 //     that records lost with a killed ingest node, or in a broken
 //     connection, count as sequence loss when the exporter comes back
 //     (to this node or another), as a single mira-collector counts
-//     them.
+//     them. At the end of a TCP or TLS stream it confirms storage
+//     (collector.StoredAck, what a spooling probe waits for) once
+//     JetStream acknowledged the stream's records, as a single
+//     mira-collector does once it committed them.
 //   - mira-collector --nats NATS_URL --worker --db FILE [--name NAME]: a
 //     consolidation worker (Worker) storing the records of the partitions
 //     it owns in its own bbolt file, with the span of each partition's

@@ -93,8 +93,9 @@ type Ingest struct {
 	remote        map[string]savedPos // SeqBucket's positions, by key
 	remoteReady   chan struct{}       // closed once SeqBucket's first values are in remote
 	remoteGaveUp  atomic.Bool
-	lostUnsaved   uint64        // sequence loss of positions not saved yet (not in the stats)
-	statsNow      chan struct{} // the stats are to be saved now (loss saved with positions)
+	lostUnsaved   uint64                    // sequence loss of positions not saved yet (not in the stats)
+	statsNow      chan struct{}             // the stats are to be saved now (loss saved with positions)
+	connStart     map[netip.AddrPort]uint64 // stream connections: Unpublished at their first message
 	seqLogSince   time.Time
 	seqLogN       int
 	seqLogSkipped int

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mira-project/mira/collector/cluster"
 	"github.com/mira-project/mira/tools/peertest"
 )
@@ -47,6 +49,100 @@ var clusterGapRE = regexp.MustCompile(`level=WARN msg="records lost between tran
 
 var captureEndedRE = regexp.MustCompile(`msg="capture ended" packets=\d+ flows=\d+ records=(\d+)`)
 
+// natsWorker starts the real nats-server (JetStream in dir) and one
+// worker; it returns the server's URL and a JetStream client.
+func natsWorker(t *testing.T, collBin, dir string) (string, jetstream.JetStream) {
+	t.Helper()
+	natsBin := peertest.Program(t, "nats-server")
+	natsPort := freePort(t)
+	ns := start(t, "nats-server", natsBin, "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1",
+		"-p", strconv.Itoa(natsPort))
+	waitTCP(t, ns, natsPort)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	nc, js, err := cluster.Connect(url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := cluster.Setup(context.Background(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	start(t, "worker", collBin, "--nats", url, "--worker", "--name", "w", "--db", filepath.Join(dir, "w.db"))
+	waitLeases(t, js, map[string]bool{"w": true})
+	return url, js
+}
+
+// waitStored waits until the worker stored every batch published.
+func waitStored(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx := context.Background()
+	peertest.WaitUntil(t, 60*time.Second, "the worker to store every batch", func() bool {
+		for p := 0; p < cluster.Partitions; p++ {
+			c, err := js.Consumer(ctx, cluster.FlowStream, "part-"+strconv.Itoa(p))
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(ctx)
+			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestIngestConfirmsSpool: a spooling mira-probe exporting a capture to
+// an ingest node exits once done, its spool emptied: the node confirms
+// the stream's storage (collector.StoredAck) once JetStream acknowledged
+// its records, as a single mira-collector does once it committed them;
+// every record is stored once. Before, the node never confirmed, and
+// the probe closing its exporter replayed its spool to it for ever (702
+// s, then killed: mira-collector --nats embedded --listen --worker,
+// mira-probe -r with spool).
+func TestIngestConfirmsSpool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemons")
+	}
+	probeBin, collBin, miraBin := binaries(t)
+	dir := t.TempDir()
+	url, js := natsWorker(t, collBin, dir)
+	port := freePort(t)
+	g := start(t, "ingest", collBin, "--listen", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--nats", url)
+	waitTCP(t, g, port)
+	pcap := filepath.Join(dir, "synth.pcap")
+	if out, err := exec.Command(miraBin, "synth", "-o", pcap, "--flows", "3000", "--seed", "7").CombinedOutput(); err != nil {
+		t.Fatalf("mira synth: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "probe.yaml")
+	y := fmt.Sprintf("export:\n  - url: tcp://127.0.0.1:%d\n    spool: {dir: %q}\n", port, filepath.Join(dir, "spool"))
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := start(t, "mira-probe", probeBin, "--config", cfg, "-r", pcap, "--log-level", "info")
+	select {
+	case <-probe.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("mira-probe did not exit within 60 s of a capture it replays in under 1 s:\n%s", probe.log.String())
+	}
+	if !probe.cmd.ProcessState.Success() {
+		t.Fatalf("mira-probe: %v\n%s", probe.cmd.ProcessState, probe.log.String())
+	}
+	m := captureEndedRE.FindStringSubmatch(probe.log.String())
+	if m == nil {
+		t.Fatalf("mira-probe printed no \"capture ended\" line:\n%s", probe.log.String())
+	}
+	sent, _ := strconv.Atoi(m[1])
+	waitStored(t, js)
+	rep, err := reportJSON(t, miraBin, "--nats", url, "--limit", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Flows != sent {
+		t.Errorf("the probe exported %d records, the cluster stored %d", sent, rep.Summary.Flows)
+	}
+	t.Logf("probe exported %d records with a spool; the cluster stored %d", sent, rep.Summary.Flows)
+}
+
 // TestIngestKilledNoSpool is e2e.TestCollectorKilledNoSpool over a
 // cluster on the real nats-server: mira-probe exports over TCP without a
 // spool to an ingest node (mira-collector --listen --nats), which is
@@ -69,26 +165,10 @@ func TestIngestKilledNoSpool(t *testing.T) {
 // publishes (never less than the records lost; what it overcounts is
 // logged).
 func ingestKilled(t *testing.T, holding bool) {
-	natsBin := peertest.Program(t, "nats-server")
 	probeBin, collBin, miraBin := binaries(t)
 	dir := t.TempDir()
-
-	natsPort := freePort(t)
-	ns := start(t, "nats-server", natsBin, "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1",
-		"-p", strconv.Itoa(natsPort))
-	waitTCP(t, ns, natsPort)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	nc, js, err := cluster.Connect(url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	url, js := natsWorker(t, collBin, dir)
 	ctx := context.Background()
-	if err := cluster.Setup(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	start(t, "worker", collBin, "--nats", url, "--worker", "--name", "w", "--db", filepath.Join(dir, "w.db"))
-	waitLeases(t, js, map[string]bool{"w": true})
 
 	port := freePort(t)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -175,20 +255,7 @@ func ingestKilled(t *testing.T, holding bool) {
 	sent, _ := strconv.Atoi(m[1])
 	ingest.stop(t) // publishes the rest and saves its counters
 
-	// Every published batch stored by the worker.
-	peertest.WaitUntil(t, 60*time.Second, "the worker to store every batch", func() bool {
-		for p := 0; p < cluster.Partitions; p++ {
-			c, err := js.Consumer(ctx, cluster.FlowStream, "part-"+strconv.Itoa(p))
-			if err != nil {
-				return false
-			}
-			info, err := c.Info(ctx)
-			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitStored(t, js)
 	rep, err := reportJSON(t, miraBin, "--nats", url, "--limit", "1")
 	if err != nil {
 		t.Fatal(err)

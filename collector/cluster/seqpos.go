@@ -225,9 +225,21 @@ func (g *Ingest) Sequenced(o collector.Origin) {
 	g.mu.Unlock()
 }
 
+// streamAckWait bounds how long StreamEnd waits for JetStream to
+// acknowledge a connection's records: less than the 5 s a MIRA exporter
+// waits for the collector to close its end.
+const streamAckWait = 3 * time.Second
+
 // StreamEnd implements collector.StreamConsumer: the connection's
-// positions are free for the exporter's next connection. It returns an
-// error, so no StoredAck is written: the records are not stored yet.
+// positions are free for the exporter's next connection, and once
+// JetStream acknowledged every batch published up to now (the
+// connection's records flushed first) it returns nil, so the collector
+// confirms storage (collector.StoredAck) as a single mira-collector does
+// once it committed them: a spooling exporter then forgets what it sent.
+// It returns an error (no confirmation: the spool replays, the merge
+// deduplicates) when records were dropped unpublished during the
+// connection (anyone's: the batches mix connections) or the
+// acknowledgements take longer than streamAckWait.
 func (g *Ingest) StreamEnd(o collector.Origin) error {
 	g.mu.Lock()
 	for _, p := range g.pos {
@@ -235,14 +247,50 @@ func (g *Ingest) StreamEnd(o collector.Origin) error {
 			p.live = false
 		}
 	}
+	start, seen := g.connStart[o.Exporter]
+	delete(g.connStart, o.Exporter)
 	g.mu.Unlock()
-	return errNoStoredAck
+	if !seen {
+		return nil // no message: nothing to confirm
+	}
+	g.FlushAll()
+	g.mu.Lock()
+	target := g.batches
+	g.mu.Unlock()
+	deadline := time.Now().Add(streamAckWait)
+	for {
+		g.mu.Lock()
+		done := g.resolvedTo >= target
+		g.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errNotAcknowledged
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if g.Unpublished.Load() > start {
+		return errUnpublished
+	}
+	return nil
 }
 
-var errNoStoredAck = errors.New("cluster: an ingest node does not confirm storage")
+var (
+	errNotAcknowledged = errors.New("cluster: records not acknowledged by JetStream in time")
+	errUnpublished     = errors.New("cluster: records dropped unpublished during the connection")
+)
 
 // notePos takes a message's position; g.mu held.
 func (g *Ingest) notePos(o collector.Origin, create bool) {
+	if o.Transport != "udp" {
+		if _, ok := g.connStart[o.Exporter]; !ok {
+			if g.connStart == nil {
+				g.connStart = map[netip.AddrPort]uint64{}
+			}
+			g.connStart[o.Exporter] = g.Unpublished.Load()
+		}
+	}
 	if o.Lost > 0 && o.Seeded {
 		g.logSeededGap(o)
 	}

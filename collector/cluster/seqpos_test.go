@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/flow"
 )
 
 // TestNextSequenceSources: a session's first message is compared with
@@ -36,8 +37,8 @@ func TestNextSequenceSources(t *testing.T) {
 	if _, ok := g.NextSequence(b); ok {
 		t.Fatal("another connection seeded from a position a live connection has")
 	}
-	if g.StreamEnd(a) == nil {
-		t.Fatal("StreamEnd confirmed storage")
+	if err := g.StreamEnd(a); err != nil {
+		t.Fatalf("StreamEnd of a connection whose records (none) all went: %v", err)
 	}
 	if n, ok := g.NextSequence(b); !ok || n != 150 {
 		t.Fatalf("after the connection ended: %d %v, want this node's 150 (the saved one is older)", n, ok)
@@ -127,5 +128,34 @@ func TestLossSavedWithPositions(t *testing.T) {
 	case <-g.statsNow:
 	default:
 		t.Fatal("the stats were not asked to be saved with the loss")
+	}
+}
+
+// TestStreamEndConfirms: a connection's end is confirmed (StoredAck)
+// once JetStream acknowledged its records, not when records were
+// dropped unpublished during it.
+func TestStreamEndConfirms(t *testing.T) {
+	ns, _, js := embeddedJS(t)
+	g := NewIngest(js, nil)
+	o := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.1:40000"), Domain: 1, Transport: "tcp",
+		SeqKnown: true, Next: 30}
+	recs := make([]flow.Record, 30)
+	for i := range recs {
+		recs[i].Key = flow.Key{Src: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Dst: netip.MustParseAddr("192.0.2.9"), Proto: 6}
+	}
+	g.Consume(o, recs)
+	if err := g.StreamEnd(o); err != nil {
+		t.Fatalf("records published: %v", err)
+	}
+	if n := g.Published.Load(); n != 30 {
+		t.Fatalf("confirmed with %d of 30 records acknowledged", n)
+	}
+	// The server gone: the next connection's records are not
+	// acknowledged in time.
+	ns.Shutdown()
+	o.Exporter = netip.MustParseAddrPort("192.0.2.1:40001")
+	g.Consume(o, recs)
+	if err := g.StreamEnd(o); err == nil {
+		t.Fatal("confirmed without JetStream")
 	}
 }
