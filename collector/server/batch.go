@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"net/netip"
 	"slices"
@@ -364,8 +365,9 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 		}
 		o := e.Origin
 		spooling := r.spooling(o)
+		var tags []store.Tag // e's, in order (spooling)
 		if spooling {
-			e.SortByTag()
+			tags = e.SortByTag()
 		} else {
 			e.Sort()
 		}
@@ -383,7 +385,7 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 			match := func(x store.Origin) bool { return (last && x == o) || (withFree && !has[x]) }
 			c := r.of(match)
 			if spooling && !last {
-				r.storedSets(o, e, done[i]+n, c)
+				r.storedSets(o, tags[done[i]+n:], c)
 			}
 			err := s.st.PutEncodedCommit([]*store.Encoded{part}, c)
 			if err == nil {
@@ -411,20 +413,28 @@ func (s *Server) commitParts(p *pendingSet, r *roundSeq) (parts []*store.Encoded
 }
 
 // storedSets puts into c the sequence sets of origin o's spool instances
-// as they stand once e's records before rest are stored: the sets taken
-// (every number received: stored before, or pending in e) less the
-// numbers of e's records from rest on (tagged: tagSpooled).
-func (r *roundSeq) storedSets(o store.Origin, e *store.Encoded, rest int, c *store.SeqCommit) {
-	waiting := map[uint64][]uint32{}
-	e.EachTag(rest, e.Len(), func(inst uint64, seq uint32) { waiting[inst] = append(waiting[inst], seq) })
+// as they stand once the records before those still waiting are stored:
+// the sets taken (every number received: stored before, or pending) less
+// the numbers of the waiting records, whose tags (in SortByTag's order:
+// by instance, then number) are waiting. O(len(waiting)) per part.
+func (r *roundSeq) storedSets(o store.Origin, waiting []store.Tag, c *store.SeqCommit) {
 	for so, set := range r.sets {
 		if so.Origin != o {
 			continue
 		}
+		// The instance's numbers are one run of waiting, sorted.
+		lo, _ := slices.BinarySearchFunc(waiting, so.Instance, func(t store.Tag, inst uint64) int { return cmp.Compare(t.Inst, inst) })
+		hi := lo
+		for hi < len(waiting) && waiting[hi].Inst == so.Instance {
+			hi++
+		}
 		stored := set.Clone()
-		if w := waiting[so.Instance]; len(w) > 0 {
-			slices.Sort(w)
-			stored.RemoveSorted(w)
+		if hi > lo {
+			nums := make([]uint32, hi-lo)
+			for j, t := range waiting[lo:hi] {
+				nums[j] = t.Seq
+			}
+			stored.RemoveSorted(nums)
 		}
 		if c.Sets == nil {
 			c.Sets = map[store.SeqOrigin]*store.SeqSet{}

@@ -81,34 +81,40 @@ func (e *Encoded) EachTag(i, j int, fn func(inst uint64, seq uint32)) {
 	}
 }
 
+// Tag is a record's spool instance and sequence number; Inst 0: the
+// record has no tag (spool instances are never 0).
+type Tag struct {
+	Inst uint64
+	Seq  uint32
+}
+
 // SortByTag puts e's records in the order of their tags (instance, then
-// sequence number; untagged records first), stably: a spooling
-// exporter's records committed in parts in that order leave the
-// numbers of what is stored, and of what waits, a few ranges each.
-func (e *Encoded) SortByTag() {
+// sequence number; untagged records first), stably, and returns their
+// tags in that order: a spooling exporter's records committed in parts
+// in that order leave the numbers of what is stored, and of what waits
+// (a suffix of the tags, sorted), a few ranges each.
+func (e *Encoded) SortByTag() []Tag {
 	type keyed struct {
-		t  recTag
-		ok bool
-		x  encRec
+		t Tag
+		x encRec
 	}
 	k := make([]keyed, len(e.idx))
 	for i, x := range e.idx {
-		t, ok := e.tagAt(x.off)
-		k[i] = keyed{t, ok, x}
+		var t Tag
+		if rt, ok := e.tagAt(x.off); ok {
+			t = Tag{Inst: rt.inst, Seq: rt.seq}
+		}
+		k[i] = keyed{t, x}
 	}
 	slices.SortStableFunc(k, func(a, b keyed) int {
-		switch {
-		case a.ok != b.ok:
-			if a.ok {
-				return 1
-			}
-			return -1
-		case a.t.inst != b.t.inst:
-			return cmp.Compare(a.t.inst, b.t.inst)
+		if a.t.Inst != b.t.Inst {
+			return cmp.Compare(a.t.Inst, b.t.Inst)
 		}
-		return cmp.Compare(a.t.seq, b.t.seq)
+		return cmp.Compare(a.t.Seq, b.t.Seq)
 	})
+	tags := make([]Tag, len(k))
 	for i := range k {
-		e.idx[i] = k[i].x
+		e.idx[i], tags[i] = k[i].x, k[i].t
 	}
+	return tags
 }

@@ -108,8 +108,19 @@ func TestEncodedTags(t *testing.T) {
 	}
 	check("a", a, 500)
 	check("c", c, c.Len()-countBelow(c, 100))
-	c.SortByTag()
+	tags := c.SortByTag()
 	check("c sorted by tag", c, c.Len()-countBelow(c, 100))
+	k := 0
+	c.Each(func(r *flow.Record) {
+		want := Tag{}
+		if r.Packets >= 100 {
+			want = Tag{Inst: map[bool]uint64{true: 7, false: 9}[r.Packets < 300], Seq: uint32(r.Packets)}
+		}
+		if tags[k] != want {
+			t.Fatalf("SortByTag's tag %d: %+v, want %+v", k, tags[k], want)
+		}
+		k++
+	})
 	var prev uint64
 	first := true
 	c.Each(func(r *flow.Record) {
