@@ -52,9 +52,24 @@
 // consolidated biflows and classifies them (report.Options.Rules); this
 // package imports neither the report nor the store.
 //
+// # Evaluation
+//
+// Each rule is compiled by expr and, where it only uses numbers, the
+// names above, symptoms["X"] and pair.X lookups, + - * /, comparisons,
+// && || !, `in` over a list of integers and the four functions, also
+// into Go closures over a fixed environment (compile.go), which is what
+// runs: no map of names is built per biflow, the pair context is asked
+// of the Index only when a rule reads it, and a rule that needs one of a
+// set of symptoms (X > 0, sum(...) > 0, majority(...)) is skipped for
+// biflows without any of them. Anything else runs on expr's VM as
+// written. Both give the same results (compile_test.go checks them
+// against each other on random biflows and expressions).
+//
 // Hazards: a Rules value is immutable and safe for concurrent use. Rules
 // that use pair (UsesPair) need every biflow of the report first: index
-// them (NewIndex, Index.Add) and classify with the index
-// (Rules.Classify), as report.Build does in two passes; without an index
-// pair evaluates as empty.
+// them (NewIndex or Rules.NewIndex, Index.Add) and classify with the
+// index (Rules.Classify), as report.Build does in two passes; without an
+// index pair evaluates as empty. An index from Rules.NewIndex keeps only
+// the biflows whose symptoms those rules read through pair.X (or that
+// announced FTP data ports): use it with those rules only.
 package classify
