@@ -447,9 +447,28 @@ func TestRollupsLateRecords(t *testing.T) {
 	if err != nil || rep.Summary.Rollup != nil {
 		t.Fatalf("auto with a late record answered from the rollups (%v)", err)
 	}
-	// A later hour holds no late record: auto answers from the rollups.
+	// A later range holds no late record: auto answers from the rollups
+	// (a range no record crosses: BoundsCrossed; in this store, whose
+	// records follow each other closely, the first minute from 2 hours
+	// on that no record crosses is after the last record).
+	var to time.Time
+	for _, f := range arrivals {
+		if t := time.Unix(0, f.Record.Last).Add(DefaultWindow + time.Hour).Truncate(time.Minute); t.After(to) {
+			to = t
+		}
+	}
 	from := time.Unix(0, rollupT0).Add(2 * time.Hour).UTC()
-	p = rollupParams(t, "--source", "auto", "--from", from.Format(time.RFC3339), "--to", from.Add(time.Hour).Format(time.RFC3339))
+	for ; from.Before(to); from = from.Add(time.Minute) {
+		p = rollupParams(t, "--source", "auto", "--from", from.Format(time.RFC3339), "--to", to.UTC().Format(time.RFC3339))
+		if crossed, err := p.BoundsCrossed(s); err != nil {
+			t.Fatal(err)
+		} else if !crossed {
+			break
+		}
+	}
+	if !from.Before(to) {
+		t.Fatal("every minute after the first two hours has a record across it")
+	}
 	rep, err = p.Report(context.Background(), s, opts, src)
 	if err != nil || rep.Summary.Rollup == nil || rep.Summary.Rollup.Late != 0 || !rep.Summary.Rollup.Complete {
 		t.Fatalf("auto over a range without late records: %+v, %v", rep.Summary.Rollup, err)

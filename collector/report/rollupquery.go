@@ -381,6 +381,37 @@ func PreferRecords(rep *Report, source string, earlier bool) bool {
 	return false
 }
 
+// BoundsCrossed says whether a record of s lies across --from or --to,
+// or ends within the pairing window before one: then the rollups, which
+// count whole biflows by their start, may differ from the report over
+// the records, which takes the records active in [--from, --to) (a
+// biflow that started before --from but has records after it, or that
+// has records starting after --to: continuations, the other direction).
+// Auto then answers from the records. The scan stops at the first such
+// record; it reads at most the records that end within a window and the
+// longest flow around each bound.
+func (p *Params) BoundsCrossed(s *store.Store) (bool, error) {
+	window := p.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	for _, b := range []time.Time{p.Query.From, p.Query.To} {
+		if b.IsZero() {
+			continue
+		}
+		found := false
+		err := s.Flows(store.Query{From: b.Add(-window), To: b, Exporter: p.Query.Exporter, Domain: p.Query.Domain, HasDomain: p.Query.HasDomain},
+			func(store.StoredFlow) error {
+				found = true
+				return store.ErrStop
+			})
+		if err != nil || found {
+			return found, err
+		}
+	}
+	return false, nil
+}
+
 // Sources of a report (Params.Source).
 const (
 	SourceRecords = "records"
@@ -391,9 +422,9 @@ const (
 // Report builds the report p describes over s with opts: from the
 // records, from the rollups (SourceRollups: a *RollupError when they
 // cannot answer), or from the rollups when they can answer exactly
-// (complete for the range, no late record, and, for a range retention
-// cut, no record older than the rollups kept) and else from the records
-// (SourceAuto).
+// (complete for the range, no late record, no record across a bound of
+// the range (BoundsCrossed) and, for a range retention cut, no record
+// older than the rollups kept) and else from the records (SourceAuto).
 func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
 	switch p.Source {
 	case SourceRollups, SourceAuto:
@@ -408,13 +439,28 @@ func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src R
 			if PreferRecords(rep, p.Source, earlier) {
 				break
 			}
-			if p.Source == SourceRollups || (rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0) {
+			if p.Source == SourceRollups {
 				return rep, nil
+			}
+			if rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0 {
+				crossed, err := p.BoundsCrossed(s)
+				if err != nil {
+					return nil, err
+				}
+				if !crossed {
+					return rep, nil
+				}
 			}
 		case p.Source == SourceRollups:
 			return rep, err
 		case err == nil && rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0:
-			return rep, nil
+			crossed, err := p.BoundsCrossed(s)
+			if err != nil {
+				return nil, err
+			}
+			if !crossed {
+				return rep, nil
+			}
 		case err != nil && !errors.As(err, &re):
 			return nil, err
 		}
