@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"syscall"
@@ -769,5 +770,79 @@ func TestRollupsIdleAdvance(t *testing.T) {
 		if m, _ := live.RollupMeta(); m.Late != 1 {
 			t.Errorf("a record started before the horizon, arriving after it: %d late, want 1", m.Late)
 		}
+	}
+}
+
+// TestRecHeapTake: records held with their origins come out of take in
+// (start, arrival) order, each with its own origin and content, whether
+// taken from the sorted bucket's copy or from its slot (pushed into the
+// bucket being taken), and a clone taken apart gives the same while the
+// original is unchanged.
+func TestRecHeapTake(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	origins := []store.Origin{{Exporter: "192.0.2.1", Domain: 1}, {Exporter: "192.0.2.1", Domain: 2}, {Exporter: "198.51.100.9"}}
+	type held struct {
+		first int64
+		seq   uint64
+		o     store.Origin
+		r     flow.Record
+	}
+	var h recHeap
+	var model []held
+	less := func(a, b held) int {
+		if c := cmp.Compare(a.first, b.first); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	}
+	check := func(h *recHeap, want held) {
+		t.Helper()
+		o, r, first := h.take()
+		if r == nil || o != want.o || first != want.first || !reflect.DeepEqual(*r, want.r) {
+			t.Fatalf("took %v %d %+v, want %v %d %+v", o, first, r, want.o, want.first, want.r)
+		}
+	}
+	base := int64(1e18)
+	for i := 0; i < 20000; i++ {
+		first := base + rng.Int64N(int64(20*time.Second)) + int64(i)*int64(time.Millisecond)
+		if rng.IntN(10) == 0 && len(model) > 0 {
+			first = model[0].first + rng.Int64N(int64(time.Second)) // into the bucket being taken
+		}
+		r := flow.Record{Key: flow.Key{Src: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Dst: netip.MustParseAddr("192.0.2.7"),
+			Sport: uint16(i), Dport: 443, Proto: 6}, First: first, Last: first + int64(time.Second), Packets: uint64(i + 1), Octets: uint64(i) * 100}
+		if i%7 == 0 {
+			r.Symptoms = []flow.SymptomCount{{ID: 3, Count: uint32(i)}}
+		}
+		if i%11 == 0 {
+			r.App.FTPData = "20,1025"
+		}
+		o := origins[rng.IntN(len(origins))]
+		if i%2 == 0 {
+			h.add(o, &r, uint64(i))
+		} else {
+			h.addEncoded(o, first, store.AppendRecord(nil, &r), uint64(i))
+		}
+		x := held{first, uint64(i), o, r}
+		j, _ := slices.BinarySearchFunc(model, x, less)
+		model = slices.Insert(model, j, x)
+		if rng.IntN(3) == 0 {
+			check(&h, model[0])
+			model = model[1:]
+		}
+		if i%5000 == 4999 {
+			c := h.clone()
+			for _, w := range model {
+				check(&c, w)
+			}
+			if c.Len() != 0 || h.Len() != len(model) {
+				t.Fatalf("clone holds %d after its drain, original %d of %d", c.Len(), h.Len(), len(model))
+			}
+		}
+	}
+	for _, w := range model {
+		check(&h, w)
+	}
+	if h.Len() != 0 {
+		t.Fatalf("%d held after the drain", h.Len())
 	}
 }
