@@ -343,7 +343,12 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	start := time.Now()
 	// The sources are open (live: the kernel already queues frames).
 	p.log.Info("capture started", "sources", len(srcs), "live", live, "workers", p.shards)
+	stopFlush := func() {}
+	if live {
+		stopFlush = p.flushExporters(exportFlushEvery)
+	}
 	runErr := pipe.Run(ctx, srcs, live)
+	stopFlush()
 	recs, _ := p.ExportStats()
 	p.log.Info("capture done; closing the exporters", "records", recs)
 	p.reloadMu.Lock() // waits for a reload under way
@@ -363,6 +368,40 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			l.Export+l.Spool, l.Export, l.Spool))
 	}
 	return errors.Join(runErr, cerr)
+}
+
+// exportFlushEvery is how often a live probe flushes its exporters.
+const exportFlushEvery = time.Second
+
+// flushExporters flushes every export target each period until the
+// returned function is called (it returns once no flush runs). A spool
+// saves what it holds, connects, replays what it kept (from an outage,
+// or from before a reboot) and frees what its collector confirmed only
+// when its exporter is called, and the exporters were called only with
+// new flow records: on a quiet capture port the records spooled before
+// a reboot waited for the next flow to end, however long that took.
+func (p *Probe) flushExporters(period time.Duration) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			p.mu.Lock()
+			for _, tg := range p.targets {
+				if f, ok := tg.e.(interface{ Flush() error }); ok {
+					f.Flush()
+				}
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // ringDrops sums the packets the sources' capture mechanisms (kernel
