@@ -46,7 +46,7 @@ type fenv struct {
 	// syms and sp are the biflow's symptoms and span (not the Input:
 	// keeping a pointer to it made every classified biflow escape to
 	// the heap).
-	syms map[string]uint64
+	syms symCounts
 	sp   span
 	// The pair context: given (ctx) or found in ix when a rule asks
 	// for it (lazily: most biflows are classified by a rule that does
@@ -70,7 +70,7 @@ func (e *fenv) pairCount(name string) int {
 	}
 	n := 0
 	for _, o := range e.near {
-		n += clampInt(o.symptoms[name])
+		n += clampInt(o.symptoms.get(name))
 	}
 	return n
 }
@@ -214,7 +214,7 @@ func (c *compiler) member(n *ast.MemberNode) cval {
 	name := prop.Value
 	switch id.Value {
 	case "symptoms":
-		return cval{k: kInt, i: func(e *fenv) int { return clampInt(e.syms[name]) }}
+		return cval{k: kInt, i: func(e *fenv) int { return clampInt(e.syms.get(name)) }}
 	case "pair":
 		c.pairNames[name] = true
 		return cval{k: kInt, i: func(e *fenv) int { return e.pairCount(name) }}

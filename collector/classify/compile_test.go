@@ -171,6 +171,25 @@ func (p *pairedRules) check(t testing.TB, in *Input, ctx Context) {
 	if c1 != c2 || ok1 != ok2 || fmt.Sprint(err1) != fmt.Sprint(err2) {
 		t.Fatalf("%s on %s: compiled %q %v %v, VM %q %v %v", p.name, describe(in, ctx), c1, ok1, err1, c2, ok2, err2)
 	}
+	// The symptoms as a list (Input.Counts): the same, compiled and on
+	// the VM.
+	l := asList(in)
+	for _, r := range []*Rules{p.c, p.vm} {
+		c3, ok3, err3 := r.MatchContext(l, ctx)
+		if c3 != c2 || ok3 != ok2 || fmt.Sprint(err3) != fmt.Sprint(err2) {
+			t.Fatalf("%s on %s as a list: %q %v %v, VM on the map %q %v %v", p.name, describe(in, ctx), c3, ok3, err3, c2, ok2, err2)
+		}
+	}
+}
+
+// asList returns in with its symptoms as Counts instead of a map.
+func asList(in *Input) *Input {
+	l := *in
+	l.Symptoms, l.Counts = nil, nil
+	for name, n := range in.Symptoms {
+		l.Counts = append(l.Counts, NamedCount{name, n})
+	}
+	return &l
 }
 
 // checkIndex compares Classify with an index (the pair context asked of
@@ -181,9 +200,21 @@ func (p *pairedRules) checkIndex(t testing.TB, ins []*Input) {
 	for _, in := range ins {
 		ix.Add(in)
 	}
-	for _, in := range ins {
-		if c1, c2 := p.c.Classify(in, ix), p.vm.Classify(in, ix); c1 != c2 {
+	// The same biflows with their symptoms as lists, in an index made
+	// for the compiled rules (which keeps only what they read).
+	lists := make([]*Input, len(ins))
+	lix := p.c.NewIndex()
+	for i, in := range ins {
+		lists[i] = asList(in)
+		lix.Add(lists[i])
+	}
+	for i, in := range ins {
+		c2 := p.vm.Classify(in, ix)
+		if c1 := p.c.Classify(in, ix); c1 != c2 {
 			t.Fatalf("%s with index on %s (pair %v, ftp_data %v): compiled %q, VM %q", p.name, describe(in, Context{}), ix.Pair(in), ix.FTPData(in), c1, c2)
+		}
+		if c3 := p.c.Classify(lists[i], lix); c3 != c2 {
+			t.Fatalf("%s with the rules' index of lists on %s: compiled %q, VM %q", p.name, describe(in, Context{}), c3, c2)
 		}
 	}
 }

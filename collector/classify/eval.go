@@ -105,12 +105,11 @@ func (r *Rules) env(b *Input, ctx Context) *evalEnv {
 	env := e.env
 	total := 0
 	for name, n := range b.Symptoms {
-		c := clampInt(n)
-		e.syms[name] = c
-		total += c
-		if _, ok := env[name]; ok && !reserved[name] {
-			env[name] = c
-			e.set = append(e.set, name)
+		total += e.symptom(env, name, n)
+	}
+	if b.Symptoms == nil {
+		for _, c := range b.Counts {
+			total += e.symptom(env, c.Name, c.Count)
 		}
 	}
 	pair := ctx.Pair
@@ -134,6 +133,18 @@ func (r *Rules) env(b *Input, ctx Context) *evalEnv {
 		env["ftp_data"] = 1
 	}
 	return e
+}
+
+// symptom sets one symptom's occurrences in e and returns them as an
+// int.
+func (e *evalEnv) symptom(env map[string]any, name string, n uint64) int {
+	c := clampInt(n)
+	e.syms[name] = c
+	if _, ok := env[name]; ok && !reserved[name] {
+		env[name] = c
+		e.set = append(e.set, name)
+	}
+	return c
 }
 
 // put resets what env set for one biflow (every other name is set by
@@ -220,13 +231,11 @@ func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
 	}
 	total := 0
 	for name, n := range b.Symptoms {
-		c := clampInt(n)
-		total += c
-		if i, ok := r.symIdx[name]; ok {
-			e.sym[i] = c
-			if c != 0 && i < 64 {
-				e.nz |= 1 << i
-			}
+		total += r.fenvSymptom(e, name, n)
+	}
+	if b.Symptoms == nil {
+		for _, c := range b.Counts {
+			total += r.fenvSymptom(e, c.Name, c.Count)
 		}
 	}
 	e.num = [nNums]int{
@@ -237,15 +246,28 @@ func (r *Rules) fenv(b *Input, ctx Context, ix *Index) *fenv {
 	}
 	e.duration = float64(b.Last-b.First) / 1e9
 	e.aggregate = b.Aggregate
-	e.syms, e.sp, e.ctx, e.ix = b.Symptoms, spanOf(b), ctx, ix
+	e.syms, e.sp, e.ctx, e.ix = countsOf(b), spanOf(b), ctx, ix
 	return e
+}
+
+// fenvSymptom sets one symptom's occurrences in e and returns them as
+// an int.
+func (r *Rules) fenvSymptom(e *fenv, name string, n uint64) int {
+	c := clampInt(n)
+	if i, ok := r.symIdx[name]; ok {
+		e.sym[i] = c
+		if c != 0 && i < 64 {
+			e.nz |= 1 << i
+		}
+	}
+	return c
 }
 
 func (r *Rules) putFenv(e *fenv) {
 	clear(e.sym)
 	e.nz = 0
 	clear(e.near)
-	e.syms, e.ctx, e.ix, e.near, e.nearSet, e.ftp = nil, Context{}, nil, e.near[:0], false, 0
+	e.syms, e.ctx, e.ix, e.near, e.nearSet, e.ftp = symCounts{}, Context{}, nil, e.near[:0], false, 0
 	r.fenvs.Put(e)
 }
 

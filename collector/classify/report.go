@@ -13,11 +13,50 @@ import (
 // report (collector/report) names a consolidated biflow and hands it in.
 type Input struct {
 	*flow.Biflow
-	Symptoms  map[string]uint64
+	Symptoms map[string]uint64
+	// Counts are the symptom occurrences when Symptoms is nil, each name
+	// at most once (a list is cheaper to make than a map: the rollups'
+	// biflows carry one).
+	Counts    []NamedCount
 	Aggregate string
 	// App is the biflow's application metadata (nil: none); the pair
 	// context reads the FTP data ports a control connection announced.
 	App *flow.App
+}
+
+// NamedCount is a symptom's occurrences (Input.Counts).
+type NamedCount struct {
+	Name  string
+	Count uint64
+}
+
+// symCounts are a biflow's symptom occurrences: Input.Symptoms (m) or,
+// when it is nil, Input.Counts (l).
+type symCounts struct {
+	m map[string]uint64
+	l []NamedCount
+}
+
+func countsOf(in *Input) symCounts { return symCounts{in.Symptoms, in.Counts} }
+
+// get returns name's occurrences (0 when absent).
+func (s symCounts) get(name string) uint64 {
+	if s.m != nil {
+		return s.m[name]
+	}
+	for i := range s.l {
+		if s.l[i].Name == name {
+			return s.l[i].Count
+		}
+	}
+	return 0
+}
+
+func (s symCounts) len() int {
+	if s.m != nil {
+		return len(s.m)
+	}
+	return len(s.l)
 }
 
 // PairWindow is how far apart in time two biflows between the same
@@ -38,7 +77,7 @@ func pairOf(b *flow.Biflow) hostPair {
 type indexed struct {
 	key         flow.Key
 	first, last int64
-	symptoms    map[string]uint64
+	symptoms    symCounts
 	ftpData     string
 }
 
@@ -73,28 +112,30 @@ func (r *Rules) NewIndex() *Index {
 	return ix
 }
 
-// Add indexes in, keeping its Symptoms map (do not change it
-// afterwards); false when in adds nothing to any context (not kept).
+// Add indexes in, keeping its Symptoms map or Counts (do not change
+// them afterwards); false when in adds nothing to any context (not
+// kept).
 func (ix *Index) Add(in *Input) bool {
 	ftp := ""
 	if in.App != nil {
 		ftp = in.App.FTPData
 	}
-	if len(in.Symptoms) == 0 && ftp == "" {
+	syms := countsOf(in)
+	if syms.len() == 0 && ftp == "" {
 		return false // adds nothing to any context
 	}
-	if ix.names != nil && ftp == "" && !hasAny(in.Symptoms, ix.names) {
+	if ix.names != nil && ftp == "" && !hasAny(syms, ix.names) {
 		return false // nothing the rules read
 	}
 	k := pairOf(in.Biflow)
-	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, in.Symptoms, ftp})
+	ix.pairs[k] = append(ix.pairs[k], indexed{in.Key, in.First, in.Last, syms, ftp})
 	return true
 }
 
 // hasAny reports whether syms counts one of names.
-func hasAny(syms map[string]uint64, names []string) bool {
+func hasAny(syms symCounts, names []string) bool {
 	for _, n := range names {
-		if syms[n] > 0 {
+		if syms.get(n) > 0 {
 			return true
 		}
 	}
@@ -178,8 +219,13 @@ func (ix *Index) Pair(in *Input) map[string]int {
 		if out == nil {
 			out = make(map[string]int)
 		}
-		for name, n := range o.symptoms {
+		for name, n := range o.symptoms.m {
 			out[name] += clampInt(n)
+		}
+		if o.symptoms.m == nil {
+			for _, c := range o.symptoms.l {
+				out[c.Name] += clampInt(c.Count)
+			}
 		}
 	}
 	return out

@@ -128,9 +128,9 @@ type Options struct {
 	lean bool
 	// originNames, when set, caches exporterName's names of origins.
 	originNames map[consolidate.Origin]string
-	// symMaps, when set, holds emptied symptom maps for makeBiflow to
-	// reuse (the Roller's, of biflows accounted and not indexed).
-	symMaps *[]map[string]uint64
+	// symLists, when set, holds emptied symptom lists for makeBiflow
+	// to reuse (the Roller's, of biflows accounted and not indexed).
+	symLists *[][]classify.NamedCount
 }
 
 func mod(a, b int64) int64 {
@@ -263,8 +263,10 @@ type Biflow struct {
 	// probeKey is Origins ";"-joined (store.RollupKey.Probe), made
 	// instead of Origins for a biflow of one origin (Options.lean).
 	probeKey string
-	// indexed: a classify.Index keeps Symptoms (the Roller does not
-	// reuse the map).
+	// counts are the symptoms instead of Symptoms (Options.lean).
+	counts []classify.NamedCount
+	// indexed: a classify.Index keeps counts (the Roller does not reuse
+	// the list).
 	indexed bool
 }
 
@@ -962,16 +964,29 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 	if b.Sampling <= 0 {
 		b.Sampling = 1
 	}
-	if l := opts.symMaps; l != nil && len(*l) > 0 && len(cb.Symptoms) > 0 {
-		b.Symptoms = (*l)[len(*l)-1]
-		(*l)[len(*l)-1] = nil
-		*l = (*l)[:len(*l)-1]
-	} else if len(cb.Symptoms) > 0 || !opts.lean {
-		// (lean: none without symptoms; reading a nil map gives none)
+	if opts.lean {
+		// A list, not a map (cheaper to make; classify.Input.Counts).
+		if l := opts.symLists; l != nil && len(*l) > 0 && len(cb.Symptoms) > 0 {
+			b.counts = (*l)[len(*l)-1]
+			(*l)[len(*l)-1] = nil
+			*l = (*l)[:len(*l)-1]
+		}
+	next:
+		for _, sc := range cb.Symptoms {
+			name := opts.symptomName(sc.ID)
+			for i := range b.counts {
+				if b.counts[i].Name == name {
+					b.counts[i].Count += uint64(sc.Count)
+					continue next
+				}
+			}
+			b.counts = append(b.counts, classify.NamedCount{Name: name, Count: uint64(sc.Count)})
+		}
+	} else {
 		b.Symptoms = make(map[string]uint64, len(cb.Symptoms))
-	}
-	for _, sc := range cb.Symptoms {
-		b.Symptoms[opts.symptomName(sc.ID)] += uint64(sc.Count)
+		for _, sc := range cb.Symptoms {
+			b.Symptoms[opts.symptomName(sc.ID)] += uint64(sc.Count)
+		}
 	}
 	if !opts.lean {
 		b.App = opts.Services.App(&b.Meta)
@@ -1009,5 +1024,5 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 
 // input is what classification rules read of b.
 func (b *Biflow) input() *classify.Input {
-	return &classify.Input{Biflow: &b.Biflow, Symptoms: b.Symptoms, Aggregate: b.Aggregate, App: &b.Meta}
+	return &classify.Input{Biflow: &b.Biflow, Symptoms: b.Symptoms, Counts: b.counts, Aggregate: b.Aggregate, App: &b.Meta}
 }

@@ -160,12 +160,12 @@ type Roller struct {
 	pair bool
 	wait waitList // complete, waiting for their pair context
 	one  Biflow   // complete's biflow without pair context
-	// freeMaps are symptom maps to reuse (recycle); copied: a Pending
+	// freeLists are symptom lists to reuse (recycle); copied: a Pending
 	// copy, which reuses none.
-	freeMaps []map[string]uint64
-	copied   bool
-	ix       *classify.Index
-	cells    map[time.Duration]map[store.RollupKey]*store.RollupCell
+	freeLists [][]classify.NamedCount
+	copied    bool
+	ix        *classify.Index
+	cells     map[time.Duration]map[store.RollupKey]*store.RollupCell
 	// recCells caches, by resolution, the records cell feed added to
 	// last (consecutive records mostly start in the same minute).
 	recCells []recCell
@@ -543,7 +543,7 @@ func (r *Roller) setBopts() {
 	r.bopts = r.opts
 	r.bopts.Rules, r.bopts.lean = nil, true
 	r.bopts.originNames = map[consolidate.Origin]string{}
-	r.bopts.symMaps = &r.freeMaps
+	r.bopts.symLists = &r.freeLists
 }
 
 func (r *Roller) resetCells() {
@@ -775,20 +775,20 @@ func (r *Roller) complete(cb *consolidate.Biflow) {
 	b.indexed = r.ix.Add(b.input())
 }
 
-// recycle keeps the symptom map of an accounted biflow that no index
-// holds for makeBiflow to reuse (a map per biflow was a third of
-// makeBiflow), up to maxFreeMaps of them. Not in a Pending copy, whose
-// biflows share their maps with the Roller it copies.
+// recycle keeps the symptom list of an accounted biflow that no index
+// holds for makeBiflow to reuse, up to maxFreeLists of them. Not in a
+// Pending copy, whose biflows share their lists with the Roller it
+// copies.
 func (r *Roller) recycle(b *Biflow) {
-	if r.copied || b.indexed || b.Symptoms == nil || len(r.freeMaps) >= maxFreeMaps {
+	if r.copied || b.indexed || cap(b.counts) == 0 || len(r.freeLists) >= maxFreeLists {
 		return
 	}
-	clear(b.Symptoms)
-	r.freeMaps = append(r.freeMaps, b.Symptoms)
-	b.Symptoms = nil
+	clear(b.counts)
+	r.freeLists = append(r.freeLists, b.counts[:0])
+	b.counts = nil
 }
 
-const maxFreeMaps = 4096
+const maxFreeLists = 4096
 
 // waitList holds the biflows waiting for their pair context in blocks
 // of waitBlock: appending never copies those held (one slice of them,
@@ -917,6 +917,13 @@ func (r *Roller) account(b *Biflow) {
 		if n > 0 {
 			s := store.RollupSymptom{Name: name, RollupUsage: u}
 			s.Hits = n
+			syms = append(syms, s)
+		}
+	}
+	for _, c := range b.counts {
+		if c.Count > 0 {
+			s := store.RollupSymptom{Name: c.Name, RollupUsage: u}
+			s.Hits = c.Count
 			syms = append(syms, s)
 		}
 	}
