@@ -802,6 +802,61 @@ func TestBrowser(t *testing.T) {
 		b.noErrors(t)
 	})
 
+	t.Run("explorer-pages", func(t *testing.T) {
+		// Pages of 10 biflows: next, next, previous, each the report's
+		// --limit 10 --offset N; "show" is only on the first page.
+		ep := func(a string, port uint16) string {
+			if strings.Contains(a, ":") {
+				a = "[" + a + "]"
+			}
+			return fmt.Sprintf("%s:%d", a, port)
+		}
+		check := func(off int) {
+			t.Helper()
+			want := e.report(t, "--order", "bytes", "--limit", "10", "--offset", strconv.Itoa(off))
+			var w, got []string
+			for _, bf := range want.Biflows {
+				w = append(w, ep(bf.Src.String(), bf.Sport)+" "+ep(bf.Dst.String(), bf.Dport))
+			}
+			for _, r := range tableRows(t, b, "biflows") {
+				got = append(got, r.Cells[3]+" "+r.Cells[4])
+			}
+			if strings.Join(got, ",") != strings.Join(w, ",") {
+				t.Fatalf("offset %d: listed %q, the report %q", off, got, w)
+			}
+			if got, w := text(t, b, `[data-page="listed"]`), fmt.Sprintf("%d–%d", off+1, off+len(want.Biflows)); got != w {
+				t.Errorf("offset %d: says %q listed, want %q", off, got, w)
+			}
+			checkTotals(t, b, "explorer page", want)
+			if more := eval[bool](t, b, `[...document.querySelectorAll("#view a.drill")].some(a => a.textContent.startsWith("show "))`); more != (off == 0) {
+				t.Errorf("offset %d: a show link: %v", off, more)
+			}
+			if prev := eval[bool](t, b, `!!document.getElementById("page-prev")`); prev != (off > 0) {
+				t.Errorf("offset %d: a previous link: %v", off, prev)
+			}
+		}
+		b.run(t, navigate(e.base+"?view=explorer&limit=10", "explorer")...)
+		check(0)
+		b.run(t, click("#page-next", "explorer")...)
+		check(10)
+		b.run(t, click("#page-next", "explorer")...)
+		check(20)
+		b.run(t, click("#page-prev", "explorer")...)
+		check(10)
+		if !eval[bool](t, b, `location.search.includes("offset=10")`) {
+			t.Errorf("the URL %s does not hold the page", eval[string](t, b, `location.search`))
+		}
+		// Another filter starts again at the first page.
+		b.run(t, navigate(e.base+"?view=explorer&limit=10&proto=tcp&offset=10", "explorer")...)
+		b.run(t, stale(), chromedp.Click(chromedp.CSS(`#chips [data-filter="proto"] button`), chromedp.NodeVisible), ready("explorer"))
+		if eval[bool](t, b, `location.search.includes("offset=")`) {
+			t.Errorf("removing a filter kept the page: %s", eval[string](t, b, `location.search`))
+		}
+		check(0)
+		noLeaks(t, b, "explorer pages")
+		b.noErrors(t)
+	})
+
 	t.Run("read-only", func(t *testing.T) {
 		for _, path := range []string{"", "api/report", "api/probes"} {
 			resp, err := http.Post(e.base+path, "text/plain", strings.NewReader("x"))

@@ -553,18 +553,24 @@
     const q = state();
     const order = q.get("order") || "bytes";
     const n = parseInt(q.get("limit") || "100", 10);
-    const rep = await api("/api/report", apiParams({ by: "category", order, limit: String(n) }));
+    const off = Math.max(0, parseInt(q.get("offset") || "0", 10) || 0);
+    const rep = await api("/api/report", apiParams(Object.assign({ by: "category", order, limit: String(n) }, off > 0 ? { offset: String(off) } : {})));
     const cols = biflowColumns();
     const bf = q.get("bf");
     current = { columns: cols, rows: rep.biflows, json: rep };
-    const osel = el("select", { id: "order", onchange: ev => go({ order: ev.target.value }) },
+    const osel = el("select", { id: "order", onchange: ev => go({ order: ev.target.value, offset: null }) },
       ...[["bytes", "largest first"], ["time", "by start"]].map(([v, t]) => { const o = el("option", { value: v, text: t }); if (v === order) o.selected = true; return o; }));
     const s = rep.summary;
-    const more = s.biflows > s.listed ? drill("show " + Math.min(s.biflows, n * 4) + "", { limit: n * 4 }) : null;
+    // Pages of n biflows (the report's --offset and next_offset); "show"
+    // lists more on one page.
+    const more = s.biflows > s.listed && off === 0 ? drill("show " + Math.min(s.biflows, n * 4) + "", { limit: n * 4 }) : null;
+    const prev = off > 0 ? drill("← previous " + num(n), { offset: Math.max(0, off - n) || null, bf: null }, { id: "page-prev" }) : null;
+    const next = s.next_offset ? drill("next " + num(Math.min(n, s.biflows - s.next_offset)) + " →", { offset: s.next_offset, bf: null }, { id: "page-next" }) : null;
+    const listed = s.listed ? el("span", { "data-page": "listed", text: num(off + 1) + "–" + num(off + s.listed) }) : el("span", { "data-page": "listed", text: "none" });
     const parts = [header("Flow explorer", "biflows", [el("label", {}, "Order ", osel)]),
       el("p", { class: "note" }, el("span", { "data-total": "biflows", text: num(s.biflows) }), " biflows (",
         el("span", { "data-total": "packets", text: num(s.packets) }), " packets, ", el("span", { "data-total": "octets", text: num(s.octets) }),
-        " bytes), " + num(s.listed) + " listed. ", more, " ", " Click a biflow for its records."),
+        " bytes), ", listed, " listed. ", prev, prev && (next || more) ? " " : null, next, " ", more, " ", " Click a biflow for its records."),
       table(cols, rep.biflows, { name: "biflows", onrow: b => go(biflowSel(b)), selected: b => bf === biflowSel(b).bf })];
     // The selected biflow's records come first, above the list.
     if (bf) parts.splice(2, 0, await records(bf));
@@ -605,18 +611,18 @@
   const form = document.getElementById("filters");
   form.addEventListener("submit", ev => {
     ev.preventDefault();
-    const ch = { bf: null };
+    const ch = { bf: null, offset: null };
     for (const k of FILTERS) ch[k] = form.elements[k].value.trim();
     go(ch);
   });
   document.getElementById("clear").addEventListener("click", () => {
-    const ch = { bf: null };
+    const ch = { bf: null, offset: null };
     for (const k of FILTERS) ch[k] = null;
     go(ch);
   });
   document.querySelectorAll("#nav a").forEach(a => a.addEventListener("click", ev => {
     ev.preventDefault();
-    go({ view: a.dataset.view, by: null, bf: null, limit: null, order: null });
+    go({ view: a.dataset.view, by: null, bf: null, limit: null, order: null, offset: null });
   }));
   window.addEventListener("popstate", render);
   const filterbox = document.getElementById("filterbox");
@@ -639,7 +645,7 @@
     document.getElementById("filtercount").textContent = active ? "(" + active + " active)" : "";
     const chips = document.getElementById("chips");
     chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k + ": " + q.get(k),
-      el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null }) }, "×"))));
+      el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null, offset: null }) }, "×"))));
     for (const u of blobs) URL.revokeObjectURL(u);
     blobs = [];
     for (const c of charts) c.u.destroy();
