@@ -151,13 +151,14 @@ func (c *Selection) Check() error {
 }
 
 // ParseTime accepts RFC 3339 or "2006-01-02 15:04:05" (UTC, fractional
-// seconds allowed) or a bare date. An empty value is the zero time.
-// flagName names the value in errors.
+// seconds allowed, or without seconds: "2006-01-02 15:04", as the web
+// UI's range fields take it) or a bare date. An empty value is the zero
+// time. flagName names the value in errors.
 func ParseTime(flagName, v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
 			return t, nil
 		}
