@@ -49,8 +49,11 @@
 //     every record (View: Gather into a snapshot store, gathered again
 //     by the first request after 2 s), so they answer as they would
 //     over one collector's store. /metrics (on
-//     --http and --metrics): the ingest node's collector counters (the
-//     single collector's names) and publication counters
+//     --http and --metrics): the ingest node's collector counters and
+//     loss figures (the single collector's names and meaning: lost
+//     records, sequence restarts, the loss ledger by stage with its
+//     unpublished records as the store stage, malformed input by reason,
+//     stale ledgers, evictions) and publication counters
 //     (mira_cluster_published_records_total, unpublished, retried
 //     batches, batches in flight), the worker's stored and duplicate
 //     records, malformed batches, partitions held and records per

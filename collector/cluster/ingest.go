@@ -80,6 +80,14 @@ type Ingest struct {
 	batches uint64 // batches published (their ids)
 	records uint64 // records of exporters without a spool instance (their ids)
 	scratch []byte
+	// ledgers follows the exporting processes' ledgers (taken ones are
+	// published; see store.LedgerTracker); heldDropped counts origins
+	// whose held names were forgotten beyond 4096, posEvicted the
+	// sequence positions forgotten beyond maxSeqPos: the
+	// mira_collector_* figures a single mira-collector shows.
+	ledgers     store.LedgerTracker
+	heldDropped uint64
+	posEvicted  uint64
 
 	// Sequence positions (seqpos.go).
 	seqKV         jetstream.KeyValue
@@ -252,8 +260,13 @@ func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	}
 	if opts.HaveLedger {
 		l := opts.Ledger
-		g.publishOptions(optionsMessage{Origin: so, Ledger: &store.Ledger{Origin: so, SystemInit: l.SystemInit,
-			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: now}})
+		sl := store.Ledger{Origin: so, SystemInit: l.SystemInit,
+			Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: now}
+		// As mira-collector: a stale, backwards or overflowing ledger
+		// is counted, not published.
+		if g.ledgers.Take(sl) {
+			g.publishOptions(optionsMessage{Origin: so, Ledger: &sl})
+		}
 	}
 	n := store.Names{Aggregates: opts.Aggregates, Symptoms: opts.Symptoms, Categories: opts.Categories}
 	if a, changed := g.smp.Names(k, n, now); changed {
@@ -267,6 +280,7 @@ func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 		if _, ok := g.held[k]; !ok && len(g.held) >= 4096 {
 			for x := range g.held {
 				delete(g.held, x)
+				g.heldDropped++
 				break
 			}
 		}
@@ -286,18 +300,24 @@ func (g *Ingest) Pending() int64 { return g.inFlight.Load() }
 // its positions to be saved (seqpos.go).
 func (g *Ingest) stats(c collector.Stats) store.Stats {
 	g.mu.Lock()
-	held := g.lostUnsaved
+	held, heldNames, posEvicted := g.lostUnsaved, g.heldDropped, g.posEvicted
+	backwards, full := g.ledgers.Backwards, g.ledgers.Full
 	g.mu.Unlock()
 	d := store.Stats{Messages: c.Messages, Records: c.Records, Lost: c.LostRecords - min(held, c.LostRecords), SocketDrops: c.SocketDrops,
 		Dropped: g.Unpublished.Load(), Malformed: map[string]uint64{}, Evicted: map[string]uint64{}, Updated: time.Now()}
 	for k, n := range map[string]uint64{"templates": c.TemplatesEvicted, "templates-expired": c.TemplatesExpired,
-		"domains": c.DomainsEvicted, "exporters": c.SessionsEvicted} {
+		"domains": c.DomainsEvicted, "exporters": c.SessionsEvicted, "held-names": heldNames, "sequence-positions": posEvicted} {
 		if n > 0 {
 			d.Evicted[k] = n
 		}
 	}
 	for k, v := range c.Malformed {
 		d.Malformed[k] = v
+	}
+	for k, n := range map[string]uint64{"ledger-backwards": backwards, "ledger-overflow": full} {
+		if n > 0 {
+			d.Malformed[k] = n
+		}
 	}
 	return d
 }

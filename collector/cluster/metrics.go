@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mira-project/mira/collector"
+	"github.com/mira-project/mira/flow"
 )
 
 // Metrics is the Prometheus collector of a mira-collector in cluster
@@ -40,6 +41,11 @@ var (
 	mMalformed   = prometheus.NewDesc("mira_collector_malformed_total", "Malformed IPFIX input, by reason.", []string{"reason"}, nil)
 	mSockDrops   = prometheus.NewDesc("mira_collector_socket_drops_total", "UDP datagrams the kernel dropped: socket receive buffer full.", nil, nil)
 	mSessions    = prometheus.NewDesc("mira_collector_sessions", "Live exporter sessions.", nil, nil)
+	mTemplates   = prometheus.NewDesc("mira_collector_templates", "Templates currently known.", nil, nil)
+	mEvicted     = prometheus.NewDesc("mira_collector_evicted_total", "Collector state dropped to stay within its limits, by kind (templates, templates-expired, domains, exporters, held-names: names of origins that never sent a record, sequence-positions: exporters' sequence positions forgotten beyond 4096).", []string{"kind"}, nil)
+	mLedgerStale = prometheus.NewDesc("mira_collector_ledgers_stale_total", "Ledger options older than one already taken (resent after a reconnect), ignored.", nil, nil)
+	mLoss        = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this ingest node started, the node's own counted here (store: its unpublished records).", []string{"stage"}, nil)
+	mSeqRestarts = prometheus.NewDesc("mira_collector_sequence_restarts_total", "Transport sessions whose first message in a domain was behind the sequence position earlier sessions left (a restarted exporter or a spool's replay): re-seeded, not counted lost.", nil, nil)
 	mPublished   = prometheus.NewDesc("mira_cluster_published_records_total", "Records of this ingest node JetStream acknowledged.", nil, nil)
 	mUnpublished = prometheus.NewDesc("mira_cluster_unpublished_records_total", "Records this ingest node dropped: too many batches in flight, or publication failed after its retries (the report's dropped records).", nil, nil)
 	mRetried     = prometheus.NewDesc("mira_cluster_retried_batches_total", "Record batches published again after a failed publication.", nil, nil)
@@ -58,7 +64,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mPublished, mUnpublished,
+	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mTemplates, mEvicted, mLedgerStale, mLoss, mSeqRestarts, mPublished, mUnpublished,
 		mRetried, mInFlight, mUnsaved, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
 		ch <- d
 	}
@@ -77,11 +83,37 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mMessages, st.Messages)
 		c(mRecords, st.Records)
 		c(mLost, st.LostRecords)
+		c(mSeqRestarts, st.SeqRestarts)
 		c(mSockDrops, st.SocketDrops)
 		for r, v := range st.Malformed {
 			c(mMalformed, v, r)
 		}
+		f := n.g.lossFigures()
+		c(mMalformed, f.backwards, "ledger-backwards")
+		c(mMalformed, f.full, "ledger-overflow")
+		c(mLedgerStale, f.stale)
+		c(mEvicted, st.TemplatesEvicted, "templates")
+		c(mEvicted, st.TemplatesExpired, "templates-expired")
+		c(mEvicted, st.DomainsEvicted, "domains")
+		c(mEvicted, st.SessionsEvicted, "exporters")
+		c(mEvicted, f.held, "held-names")
+		c(mEvicted, f.posEvicted, "sequence-positions")
+		g(mTemplates, float64(st.Templates))
 		g(mSessions, float64(st.Sessions))
+		// The loss ledger as mira-collector adds it up (server
+		// metrics.go), the node's unpublished records in the store
+		// stage as the report counts them (its dropped records).
+		loss := f.loss
+		loss.Malformed += f.backwards + f.full
+		loss.Socket += st.SocketDrops
+		loss.Sequence += st.LostRecords
+		for _, v := range st.Malformed {
+			loss.Malformed += v
+		}
+		loss.Store += n.g.Unpublished.Load()
+		for i, v := range loss.Counts() {
+			c(mLoss, v, flow.LossStages[i])
+		}
 		c(mPublished, n.g.Published.Load())
 		c(mUnpublished, n.g.Unpublished.Load())
 		c(mRetried, n.g.Retried.Load())
@@ -104,4 +136,19 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			g(mDataBytes, float64(n))
 		}
 	}
+}
+
+// lossFigures are an ingest node's own loss-related counters (those not
+// in collector.Stats).
+type lossFigures struct {
+	loss                   flow.Loss // the ledgers taken
+	stale, backwards, full uint64
+	held, posEvicted       uint64
+}
+
+func (g *Ingest) lossFigures() lossFigures {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return lossFigures{loss: g.ledgers.Loss(), stale: g.ledgers.Stale, backwards: g.ledgers.Backwards, full: g.ledgers.Full,
+		held: g.heldDropped, posEvicted: g.posEvicted}
 }

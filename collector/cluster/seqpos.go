@@ -334,6 +334,7 @@ func (g *Ingest) evictPos() {
 	}
 	if old != nil {
 		delete(g.pos, victim)
+		g.posEvicted++
 	}
 }
 

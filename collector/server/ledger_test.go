@@ -107,7 +107,7 @@ func TestLedgerGarbageIsolated(t *testing.T) {
 	if rep.Summary.Loss["queue"] != base.Summary.Loss["queue"]+50 || rep.Summary.Loss["regulation"] != base.Summary.Loss["regulation"] {
 		t.Fatalf("report loss %v, want queue %d+50 and regulation as without the garbage (%d)", rep.Summary.Loss, base.Summary.Loss["queue"], base.Summary.Loss["regulation"])
 	}
-	if rep.Summary.Malformed["implausible-ledger"] != 1 || s.ledgerBackwards != 1 || s.ledgerStale != 1 {
-		t.Fatalf("implausible ledgers %d, backwards %d, stale %d; want 1 each", rep.Summary.Malformed["implausible-ledger"], s.ledgerBackwards, s.ledgerStale)
+	if rep.Summary.Malformed["implausible-ledger"] != 1 || s.ledgerSeen.Backwards != 1 || s.ledgerSeen.Stale != 1 {
+		t.Fatalf("implausible ledgers %d, backwards %d, stale %d; want 1 each", rep.Summary.Malformed["implausible-ledger"], s.ledgerSeen.Backwards, s.ledgerSeen.Stale)
 	}
 }

@@ -104,11 +104,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.s.mu.Lock()
 	stored, werrs := m.s.stored, m.s.werrs
 	busy, dropped, pending, dups := m.s.busy, m.s.dropped, m.s.pending.n+m.s.inflight, m.s.duplicates
-	var loss flow.Loss
-	for _, l := range m.s.ledgerSeen {
-		loss.Add(l.Loss)
-	}
-	backwards, full, stale := m.s.ledgerBackwards, m.s.ledgerFull, m.s.ledgerStale
+	loss := m.s.ledgerSeen.Loss()
+	backwards, full, stale := m.s.ledgerSeen.Backwards, m.s.ledgerSeen.Full, m.s.ledgerSeen.Stale
 	m.s.mu.Unlock()
 	c(cMalformed, backwards, "ledger-backwards")
 	c(cMalformed, full, "ledger-overflow")

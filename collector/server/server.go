@@ -110,15 +110,10 @@ type Server struct {
 	// changed since the last commit; duplicates counts records dropped
 	// because their sequence number was already stored.
 	ledgers    map[ledgerKey]store.Ledger // received since the last commit
-	ledgerSeen map[ledgerKey]ipfix.Ledger // latest of every process since start (/metrics, checks)
-	// ledgerStale counts ledgers older than one already taken (resent
-	// after a reconnect: ignored); ledgerBackwards those whose message
-	// count grew while another total shrank, and ledgerFull those of new
-	// processes beyond maxLedgers (both dropped as malformed).
-	ledgerStale, ledgerBackwards, ledgerFull uint64
-	seqs                                     map[store.SeqOrigin]*store.SeqSet
-	dirtySeq                                 map[store.SeqOrigin]bool
-	duplicates                               uint64
+	ledgerSeen store.LedgerTracker        // latest of every process since start (/metrics, checks)
+	seqs       map[store.SeqOrigin]*store.SeqSet
+	dirtySeq   map[store.SeqOrigin]bool
+	duplicates uint64
 
 	// Sequence positions across transport sessions (seqpos.go): pos by
 	// exporter position, dirtyPos those changed since the last commit,
@@ -411,51 +406,19 @@ func (s *Server) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	s.mu.Unlock()
 }
 
-// maxLedgers bounds the exporting processes whose ledgers a collector
-// follows (garbage with random process start times would otherwise grow
-// them without end).
-const maxLedgers = 4096
-
 // takeLedger adopts exporting process l's ledger from origin so when it
-// is newer than the last one and no total went backwards; s.mu held.
+// is newer than the last one and no total went backwards
+// (store.LedgerTracker); s.mu held.
 func (s *Server) takeLedger(so store.Origin, l ipfix.Ledger) {
-	k := ledgerKey{so, l.SystemInit}
-	prev, seen := s.ledgerSeen[k]
-	switch {
-	case seen && l.Messages < prev.Messages:
-		s.ledgerStale++
-		return
-	case seen && ledgerBackwards(&prev, &l):
-		s.ledgerBackwards++
-		return
-	case !seen && len(s.ledgerSeen) >= maxLedgers:
-		s.ledgerFull++
+	sl := store.Ledger{Origin: so, SystemInit: l.SystemInit,
+		Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: time.Now()}
+	if !s.ledgerSeen.Take(sl) {
 		return
 	}
 	if s.ledgers == nil {
 		s.ledgers = map[ledgerKey]store.Ledger{}
 	}
-	s.ledgers[k] = store.Ledger{Origin: so, SystemInit: l.SystemInit,
-		Messages: l.Messages, Records: l.Records, Loss: l.Loss, RegulationChanges: l.RegulationChanges, QueueScaled: l.QueueScaled, Updated: time.Now()}
-	if s.ledgerSeen == nil {
-		s.ledgerSeen = map[ledgerKey]ipfix.Ledger{}
-	}
-	s.ledgerSeen[k] = l
-}
-
-// ledgerBackwards says a total of b is below a's: one process's totals
-// never shrink.
-func ledgerBackwards(a, b *ipfix.Ledger) bool {
-	if b.Records < a.Records || b.RegulationChanges < a.RegulationChanges || b.QueueScaled < a.QueueScaled {
-		return true
-	}
-	ac, bc := a.Loss.Counts(), b.Loss.Counts()
-	for i := range ac {
-		if bc[i] < ac[i] {
-			return true
-		}
-	}
-	return false
+	s.ledgers[ledgerKey{so, l.SystemInit}] = sl
 }
 
 // maxHeld bounds the origins whose names wait for their first record.
@@ -710,7 +673,7 @@ func (s *Server) saveStats() {
 	cur := s.coll.Stats()
 	d := statsDelta(sv.saved, cur)
 	s.mu.Lock()
-	dropped, held, back, full, pos := s.dropped, s.heldDropped, s.ledgerBackwards, s.ledgerFull, s.posEvicted
+	dropped, held, back, full, pos := s.dropped, s.heldDropped, s.ledgerSeen.Backwards, s.ledgerSeen.Full, s.posEvicted
 	s.mu.Unlock()
 	d.Dropped = dropped - sv.dropped
 	if held > sv.held {

@@ -100,3 +100,74 @@ func (s *Store) Ledgers() ([]Ledger, error) {
 	})
 	return out, err
 }
+
+// MaxLedgers bounds the exporting processes whose ledgers a
+// LedgerTracker follows (garbage with random process start times would
+// otherwise grow it without end).
+const MaxLedgers = 4096
+
+// LedgerTracker follows the latest ledger of every exporting process a
+// collecting process heard from since it started: what mira-collector
+// and a cluster's ingest node take (and store or publish) and what their
+// /metrics add up (mira_collector_loss_total). The zero value is ready.
+type LedgerTracker struct {
+	seen map[ledgerTrackKey]Ledger
+	// Stale counts ledgers older than one already taken (resent after a
+	// reconnect: ignored); Backwards those whose message count grew
+	// while another total shrank, and Full those of new processes
+	// beyond MaxLedgers (both dropped as malformed: "ledger-backwards",
+	// "ledger-overflow").
+	Stale, Backwards, Full uint64
+}
+
+type ledgerTrackKey struct {
+	o    Origin
+	init int64
+}
+
+// Take says whether l is to be taken: it is newer than the last ledger
+// of its process and no total went backwards. Else it counts why not.
+func (t *LedgerTracker) Take(l Ledger) bool {
+	k := ledgerTrackKey{l.Origin, l.SystemInit}
+	prev, seen := t.seen[k]
+	switch {
+	case seen && l.Messages < prev.Messages:
+		t.Stale++
+		return false
+	case seen && LedgerBackwards(&prev, &l):
+		t.Backwards++
+		return false
+	case !seen && len(t.seen) >= MaxLedgers:
+		t.Full++
+		return false
+	}
+	if t.seen == nil {
+		t.seen = map[ledgerTrackKey]Ledger{}
+	}
+	t.seen[k] = l
+	return true
+}
+
+// Loss sums the loss of the ledgers taken (the latest of each process).
+func (t *LedgerTracker) Loss() flow.Loss {
+	var sum flow.Loss
+	for _, l := range t.seen {
+		sum.Add(l.Loss)
+	}
+	return sum
+}
+
+// LedgerBackwards says a total of b is below a's: one process's totals
+// never shrink.
+func LedgerBackwards(a, b *Ledger) bool {
+	if b.Records < a.Records || b.RegulationChanges < a.RegulationChanges || b.QueueScaled < a.QueueScaled {
+		return true
+	}
+	ac, bc := a.Loss.Counts(), b.Loss.Counts()
+	for i := range ac {
+		if bc[i] < ac[i] {
+			return true
+		}
+	}
+	return false
+}
