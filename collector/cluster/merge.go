@@ -200,7 +200,13 @@ func gatherOptions(ctx context.Context, js jetstream.JetStream, st *store.Store)
 		case om.Sampling != nil:
 			anns[om.Origin] = append(anns[om.Origin], *om.Sampling)
 		case om.Ledger != nil:
-			ledgers[lk{om.Origin, om.Ledger.SystemInit}] = *om.Ledger
+			// As store.PutLedgers: an older ledger resent after a
+			// reconnect (to another ingest node, which had not seen
+			// the newer one) does not replace the newer one.
+			k := lk{om.Origin, om.Ledger.SystemInit}
+			if prev, ok := ledgers[k]; !ok || om.Ledger.Messages >= prev.Messages {
+				ledgers[k] = *om.Ledger
+			}
 		}
 		md, err := m.Metadata()
 		if err != nil {
