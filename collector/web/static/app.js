@@ -52,7 +52,10 @@
   }
   async function api(path, params) {
     const url = apiURL(path, params);
-    const resp = await fetch(url, { credentials: "same-origin" });
+    // Against the origin, which holds no user:password@ of the page's
+    // address: fetch refuses a URL with credentials, and a relative one
+    // inherits them (the browser keeps them for the origin).
+    const resp = await fetch(location.origin + url, { credentials: "same-origin" });
     let body;
     try { body = await resp.json(); } catch (e) { throw new Error(url + ": " + resp.status + " " + resp.statusText); }
     if (!resp.ok) throw new Error((body && body.error) || (url + ": " + resp.status));
