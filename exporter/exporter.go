@@ -560,8 +560,15 @@ func (e *Exporter) newSession(s uint64) {
 // start begins a message for domain d, noticing new transport sessions
 // (templates must go again) and, over UDP, template refresh.
 func (e *Exporter) start(d *domainState) error {
+	if !e.downUntil.IsZero() && e.cfg.Now().Before(e.downUntil) {
+		// The collector is down (goDown): no connection attempt.
+		return e.noteErr(e.downErr)
+	}
 	s, err := e.t.Begin()
 	if err != nil {
+		if _, ok := e.t.(Reconnector); ok {
+			e.goDown(err)
+		}
 		return e.noteErr(err)
 	}
 	e.newSession(s)

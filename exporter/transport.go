@@ -69,7 +69,26 @@ type tcpTransport struct {
 	// acked: the collector confirmed it stored the stream before
 	// closing its end (Close; collector.StoredAck).
 	acked bool
+	// dialing is the connection attempt under way (nil: none): it goes
+	// on in the background past connectWait, and a later Reconnect takes
+	// its result.
+	dialing chan dialResult
 }
+
+type dialResult struct {
+	c   net.Conn
+	raw *countConn
+	err error
+}
+
+// connectWait bounds how long Reconnect waits for a connection: an
+// unreachable collector (SYNs dropped) takes up to dialTimeout, which
+// the exporter, and the probe's flow export with it, must not wait for.
+const connectWait = 200 * time.Millisecond
+
+// errConnecting fails a Reconnect whose connection attempt is still
+// under way.
+var errConnecting = errors.New("connecting to the collector")
 
 // countConn counts the bytes written to a TCP connection (under TLS:
 // the records), so that the kernel's unacknowledged count says how much
@@ -152,10 +171,33 @@ func (t *tcpTransport) Reconnect() (uint64, error) {
 		t.c = nil
 	}
 	t.raw = nil
+	if t.dialing == nil {
+		ch := make(chan dialResult, 1)
+		t.dialing = ch
+		go func() { ch <- t.dial() }()
+	}
+	var r dialResult
+	select {
+	case r = <-t.dialing:
+	case <-time.After(connectWait):
+		return t.session, fmt.Errorf("%w %s (up to %v)", errConnecting, t.addr, dialTimeout)
+	}
+	t.dialing = nil
+	if r.err != nil {
+		return t.session, r.err
+	}
+	t.c, t.raw = r.c, r.raw
+	t.session++
+	return t.session, nil
+}
+
+// dial connects (and makes the TLS handshake) within dialTimeout; it
+// only reads t's configuration, so it runs in the background.
+func (t *tcpTransport) dial() dialResult {
 	d := &net.Dialer{Timeout: dialTimeout}
 	raw, err := d.Dial("tcp", t.addr)
 	if err != nil {
-		return t.session, err
+		return dialResult{err: err}
 	}
 	cc := &countConn{Conn: raw}
 	var c net.Conn = cc
@@ -166,13 +208,11 @@ func (t *tcpTransport) Reconnect() (uint64, error) {
 		cancel()
 		if err != nil {
 			raw.Close()
-			return t.session, err
+			return dialResult{err: err}
 		}
 		c = tc
 	}
-	t.c, t.raw = c, cc
-	t.session++
-	return t.session, nil
+	return dialResult{c: c, raw: cc}
 }
 
 func (t *tcpTransport) Write(m []byte) error {
@@ -266,6 +306,15 @@ const closeWait = 5 * time.Second
 // finished its handshake, as an alert the exporter reads). A collector
 // that keeps the connection open past closeWait is not an error.
 func (t *tcpTransport) Close() error {
+	if ch := t.dialing; ch != nil {
+		// A connection still being made is not used: closed when made.
+		t.dialing = nil
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+	}
 	c := t.c
 	if c == nil {
 		return nil
