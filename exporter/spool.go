@@ -78,6 +78,7 @@ type Spool struct {
 	lastSave  time.Time
 
 	connected bool
+	announced map[uint32]bool // domains whose instance the connection carried
 	retryAt   time.Time
 	wait      time.Duration
 
@@ -189,7 +190,7 @@ func OpenSpool(t Transport, cfg SpoolConfig) (*Spool, error) {
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
 	s := &Spool{cfg: cfg, t: t, rc: rc, db: db, path: path, seqs: map[uint32]uint32{},
-		tmpls: map[uint32]map[uint16]spoolTemplate{}, unsaved: map[uint64][]byte{}, wait: cfg.RetryMin}
+		tmpls: map[uint32]map[uint16]spoolTemplate{}, unsaved: map[uint64][]byte{}, announced: map[uint32]bool{}, wait: cfg.RetryMin}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("spool: %s: %w", path, err)
@@ -555,6 +556,15 @@ func (s *Spool) pump(now time.Time) {
 		if len(v) < 4 {
 			continue
 		}
+		if !s.announced[m.domain] {
+			// A domain first met after the connection was made (the
+			// connection came before any record, or a new domain):
+			// its instance goes before its first message.
+			if err := s.writeDomainTemplates(now, m.domain, m.seq); err != nil {
+				s.fail(now, err)
+				return
+			}
+		}
 		if err := s.t.Write(v[4:]); err != nil {
 			s.fail(now, err)
 			return
@@ -591,53 +601,63 @@ func (s *Spool) fail(now time.Time, err error) {
 // number already counted, which only a collector of this session could
 // notice, and it starts counting here).
 func (s *Spool) writeTemplates(now time.Time) error {
+	clear(s.announced)
 	first := map[uint32]uint32{}
 	for _, m := range s.q {
 		if _, ok := first[m.domain]; !ok {
 			first[m.domain] = m.seq
 		}
 	}
-	domains := make([]uint32, 0, len(s.seqs))
 	for d := range s.seqs {
-		domains = append(domains, d)
-	}
-	for _, d := range domains {
 		seq, ok := first[d]
 		if !ok {
 			seq = s.seqs[d]
 		}
-		b := ipfix.AppendHeader(nil, ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: seq - 1, Domain: d})
-		for _, set := range []uint16{ipfix.TemplateSetID, ipfix.OptionsSetID} {
-			var st int
-			b, st = ipfix.AppendSetHeader(b, set)
-			n := 0
-			for id, t := range s.tmpls[d] {
-				if t.set == set && id != ipfix.SpoolOptionsTemplateID {
-					b = append(b, t.rec...)
-					n++
-				}
-			}
-			if set == ipfix.OptionsSetID {
-				b = ipfix.AppendTemplate(b, ipfix.SpoolOptionsTemplate(s.cfg.PEN))
-				n++
-			}
-			if n == 0 {
-				b = b[:st]
-				continue
-			}
-			b = ipfix.FinishSet(b, st, 0)
-		}
-		var st int
-		b, st = ipfix.AppendSetHeader(b, ipfix.SpoolOptionsTemplateID)
-		b = ipfix.AppendSpoolRecord(b, d, s.instance)
-		b = ipfix.FinishSet(b, st, 0)
-		if err := ipfix.FinishMessage(b); err != nil {
-			return err
-		}
-		if err := s.t.Write(b); err != nil {
+		if err := s.writeDomainTemplates(now, d, seq); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeDomainTemplates sends domain d's templates and the spool-instance
+// record on the current connection, under sequence number seq-1 (before
+// the message numbered seq that follows), and notes d announced: a
+// collector identifies (and drops when replayed) the records of a
+// spooling exporter only once it knows its instance.
+func (s *Spool) writeDomainTemplates(now time.Time, d, seq uint32) error {
+	b := ipfix.AppendHeader(nil, ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: seq - 1, Domain: d})
+	for _, set := range []uint16{ipfix.TemplateSetID, ipfix.OptionsSetID} {
+		var st int
+		b, st = ipfix.AppendSetHeader(b, set)
+		n := 0
+		for id, t := range s.tmpls[d] {
+			if t.set == set && id != ipfix.SpoolOptionsTemplateID {
+				b = append(b, t.rec...)
+				n++
+			}
+		}
+		if set == ipfix.OptionsSetID {
+			b = ipfix.AppendTemplate(b, ipfix.SpoolOptionsTemplate(s.cfg.PEN))
+			n++
+		}
+		if n == 0 {
+			b = b[:st]
+			continue
+		}
+		b = ipfix.FinishSet(b, st, 0)
+	}
+	var st int
+	b, st = ipfix.AppendSetHeader(b, ipfix.SpoolOptionsTemplateID)
+	b = ipfix.AppendSpoolRecord(b, d, s.instance)
+	b = ipfix.FinishSet(b, st, 0)
+	if err := ipfix.FinishMessage(b); err != nil {
+		return err
+	}
+	if err := s.t.Write(b); err != nil {
+		return err
+	}
+	s.announced[d] = true
 	return nil
 }
 

@@ -451,3 +451,51 @@ func TestCollectorDownFailsFast(t *testing.T) {
 		t.Errorf("%d reconnects in all, want 5", n)
 	}
 }
+
+// TestSpoolConnectedBeforeFirstRecord: a spool that connects before it
+// has seen any record (a live probe flushes its exporters every second
+// from the start) announces its instance before the first record of each
+// domain on that connection. Before, the connection carried no instance
+// (none was known at connect time), so the collector stored its records
+// as an ordinary exporter's and, after a collector restart, the replayed
+// copies were not recognised as the same records: stored twice (961
+// duplicates, +2.4 % of packets, in a live trial).
+func TestSpoolConnectedBeforeFirstRecord(t *testing.T) {
+	l := &link{up: true}
+	sp, err := OpenSpool(l, SpoolConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewTransport(sp, &Config{StreamMessageSize: 2000})
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.conns) != 1 {
+		t.Fatalf("%d connections after a flush, want 1 (the spool connects)", len(l.conns))
+	}
+	if err := e.Export(ipfixtest.Random(12, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := ipfix.NewSession("collector")
+	instance := map[uint32]uint64{}
+	s.OnOptions = func(d uint32, o ipfix.DomainOptions) { instance[d] = o.SpoolInstance }
+	var got []flow.Record
+	for i, m := range l.conns[0] {
+		n := len(got)
+		if got, _, err = s.Decode(m, got); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		for _, r := range got[n:] {
+			if instance[r.ObservationDomain] != sp.Instance() {
+				t.Fatalf("message %d: a record of domain %d before the spool's instance (%x known, want %x)",
+					i, r.ObservationDomain, instance[r.ObservationDomain], sp.Instance())
+			}
+		}
+	}
+	if len(got) != 300 {
+		t.Fatalf("decoded %d records, want 300", len(got))
+	}
+}
