@@ -38,7 +38,8 @@
 //     announcements and the summed counters. --merge-stats says on
 //     stderr how many partitions went which way and the bytes moved.
 //     --source rollups and auto answer from the workers' rollups
-//     (RollupSubject+name; see Rollups below).
+//     (RollupSubject+name; see Rollups below; auto with a range only
+//     when no worker holds a record across a bound, BoundsSubject+name).
 //   - mira-collector --nats NATS_URL --http ADDR (alone or with either
 //     role): the HTTP API and web UI of a single collector over the
 //     workers' results: /api/report (source records, rollups or auto;
@@ -232,9 +233,16 @@
 // order, so none is late and every biflow is complete: --source auto
 // answers from them whenever the rollups can answer the parameters
 // (report.Params.CanUseRollups; not --by as, the AS table being the
-// reporter's), and then equals the usage of the record report over the
-// whole time. (A running single collector's rollups may count late
-// records, where its auto reads the records.) Estimates: unsampled, they
+// reporter's) and, with --from or --to, no worker holds a record across
+// a bound or ending within the pairing window before one (BoundsSubject+
+// name: each worker scans its store as report.Params.BoundsCrossed scans
+// a single collector's, stopping at the first such record, reading none
+// when no partition's span comes near a bound): one worker's such record
+// makes the whole report come from the records, as a single collector
+// holding every record answers. Without a range it then equals the
+// usage of the record report over the whole time. (A running single
+// collector's rollups may count late records, where its auto reads the
+// records.) Estimates: unsampled, they
 // are integers below 2^53 and add exactly in any order; sampled, the
 // floating-point sums are added per partition and then across
 // partitions, so they may differ from a single collector's in their last

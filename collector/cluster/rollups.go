@@ -605,6 +605,20 @@ func reportRollups(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p
 	if err := p.CanUseRollups(); err != nil {
 		return nil, err
 	}
+	// As a single collector (report.Params.Report), auto takes the
+	// records when one lies across a bound of the range: the rollups
+	// count whole biflows by their start. One worker's record decides
+	// for the whole report.
+	if p.Source == report.SourceAuto {
+		crossing, err := boundsCrossed(ctx, nc, rs.Workers, p)
+		if err != nil {
+			return nil, err
+		}
+		if len(crossing) > 0 {
+			return nil, &report.RollupError{Reason: "a record of worker " + strings.Join(crossing, ", ") +
+				" lies across --from or --to or ends within the pairing window before one"}
+		}
+	}
 	cfg, err := rollupConfig(&spec)
 	if err != nil {
 		return nil, err

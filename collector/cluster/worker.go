@@ -280,7 +280,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for subject, h := range map[string]nats.MsgHandler{DumpSubject: w.dump, SpansSubject: w.answerSpans, PartSubject: w.part, RollupSubject: w.rollups} {
+	for subject, h := range map[string]nats.MsgHandler{DumpSubject: w.dump, SpansSubject: w.answerSpans, PartSubject: w.part, RollupSubject: w.rollups, BoundsSubject: w.bounds} {
 		sub, err := w.nc.Subscribe(subject+w.Name, h)
 		if err != nil {
 			return err
