@@ -24,6 +24,11 @@ import (
 type Selection struct {
 	Format   string // table, json or csv
 	From, To string // RFC 3339 or "2006-01-02 15:04:05" (UTC); empty: open
+	// Started selects by start instead of activity: a report's biflows
+	// that started in [From, To) (as --bucket and the rollups count
+	// them), a listing's records that started in it. Without it a range
+	// selects the records active in it (store.Overlap).
+	Started bool
 	Order    string // OrderTime or OrderBytes
 	Exporter string // only this exporter's records ("": all)
 	Domain   int    // only this observation domain (-1: all)
@@ -48,6 +53,7 @@ func (c *Selection) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Format, "format", "table", "output format: table, json or csv")
 	fs.StringVar(&c.From, "from", "", `only flows active at or after T (RFC 3339 or "2006-01-02 15:04:05" UTC)`)
 	fs.StringVar(&c.To, "to", "", "only flows active before T")
+	fs.BoolVar(&c.Started, "started", false, "with --from/--to: only biflows (mira flows: records) that started in [from, to), as --bucket and the rollups count them, instead of those active in it")
 	fs.StringVar(&c.Order, "order", OrderTime, "order of the listing: time (by start) or bytes (largest first)")
 	fs.StringVar(&c.Exporter, "exporter", "", "only records from this exporter")
 	fs.IntVar(&c.Domain, "domain", -1, "only records of this observation domain")
@@ -140,6 +146,9 @@ func (c *Selection) Check() error {
 		return fmt.Errorf("--from %s is not before --to %s", c.From, c.To)
 	}
 	c.Query.Field = store.Overlap
+	if c.Started {
+		c.Query.Field = store.ByStart
+	}
 	c.Query.Exporter = c.Exporter
 	if c.Domain >= 0 {
 		if c.Domain > 0xffffffff {

@@ -390,7 +390,13 @@ func PreferRecords(rep *Report, source string, earlier bool) bool {
 // Auto then answers from the records. The scan stops at the first such
 // record; it reads at most the records that end within a window and the
 // longest flow around each bound.
+//
+// With --started the report selects whole biflows by their start too:
+// no bound is crossed.
 func (p *Params) BoundsCrossed(s *store.Store) (bool, error) {
+	if p.Started {
+		return false, nil
+	}
 	window := p.Window
 	if window <= 0 {
 		window = DefaultWindow

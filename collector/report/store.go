@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
@@ -181,7 +184,18 @@ func NoteRecordsPruned(sum *Summary, pb int64) {
 // names per origin, Announcements from its sampling announcements, Stats from
 // its saved collector counters (when any were saved), StoreErrors from
 // the records the scan could not decode.
+//
+// A query by start (store.ByStart, --started) selects the biflows that
+// started in [From, To): StoreInputs reads the records active from
+// StartedMargin before From on (a connection that started in the range
+// may go on after it; those before the margin cannot be of such a
+// biflow nor change how the later ones pair) and sets opts.Keep to keep
+// only the biflows whose start is in the range, so that they are the
+// report's over all the records (--bucket's cells) with that start.
 func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Options) ([]store.StoredFlow, error) {
+	if q.Field == store.ByStart {
+		q = StartedRead(q, opts)
+	}
 	flows, err := readMatching(ctx, s, q, opts.Match)
 	if err != nil {
 		return nil, err
@@ -212,6 +226,43 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 		}
 	}
 	return flows, nil
+}
+
+// StartedMargin is how long before --from a report by start
+// (--started) reads the records active then: two pairing windows (a
+// record joins its connection within a window of the connection's last
+// end, and duplicates of other probes likewise) and the pair context of
+// the classification (classify.PairWindow).
+func StartedMargin(window time.Duration) time.Duration {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return 2*window + classify.PairWindow
+}
+
+// StartedRead turns q, a query by start (store.ByStart), into the query
+// the report reads (the records active from StartedMargin before From
+// on) and chains to opts.Keep the check that a biflow started in
+// [From, To).
+func StartedRead(q store.Query, opts *Options) store.Query {
+	from, to := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.From.IsZero() {
+		from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		to = q.To.UnixNano()
+	}
+	keep := opts.Keep
+	opts.Keep = func(b *Biflow) bool {
+		return int64(b.First) >= from && int64(b.First) < to && (keep == nil || keep(b))
+	}
+	r := q
+	r.Field = store.Overlap
+	if !q.From.IsZero() {
+		r.From = q.From.Add(-StartedMargin(opts.Window))
+	}
+	r.To = time.Time{}
+	return r
 }
 
 // FlowsFromStore lists the flows of s that q selects, named by their

@@ -91,7 +91,9 @@ func API(cfg APIConfig) http.Handler {
 					continue
 				}
 				for _, v := range q[k] {
-					args = append(args, "--"+k, v)
+					// One argument: a boolean flag (started=1,
+					// no-dedup=true) takes its value only so.
+					args = append(args, "--"+k+"="+v)
 				}
 			}
 			args = append(args, "--format", format)
@@ -157,6 +159,9 @@ func API(cfg APIConfig) http.Handler {
 			p, err := reportParams(args)
 			if err != nil {
 				return false, paramError{err}
+			}
+			if p.Started && p.Source != report.SourceRollups {
+				return false, paramError{errors.New("started: a cluster's report does not select biflows by start yet")}
 			}
 			rep, err := cfg.Report(ctx, p)
 			var re *report.RollupError

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const FILTERS = ["from", "to", "probe", "aggregate", "category", "host", "port", "proto", "symptom", "app"];
+  const FILTERS = ["from", "to", "started", "probe", "aggregate", "category", "host", "port", "proto", "symptom", "app"];
   const VIEWS = ["overview", "usage", "talkers", "symptoms", "probes", "explorer"];
   const PALETTE = ["#1f5fae", "#e07b00", "#2e9d4d", "#c0392b", "#7d4cb0", "#00838f", "#b8860b", "#d14d8b",
     "#556b2f", "#5d6d7e", "#8e6c4e", "#3949ab"];
@@ -330,7 +330,9 @@
     const fmt = metric === "octets" ? bytes : num;
     stackedChart(chartBox, xs, cats.map(c => ({ label: c, values: vals.get(c) })), {
       fmt, axis: v => metric === "octets" ? bytes(v) : (v >= 1e6 ? (v / 1e6) + "M" : v >= 1e3 ? (v / 1e3) + "k" : String(v)),
-      onselect: (a, b) => go({ from: tsParam(Math.floor(a / 1000) * 1000), to: tsParam(Math.ceil(b / 1000) * 1000) }),
+      // The chart counts biflows by start: the range zoomed into
+      // selects them so (started), not those active in it.
+      onselect: (a, b) => go({ from: tsParam(Math.floor(a / 1000) * 1000), to: tsParam(Math.ceil(b / 1000) * 1000), started: "1" }),
     });
   }
   function stepName(s) {
@@ -470,7 +472,9 @@
           c.style.background = "rgba(179, 38, 30, " + a.toFixed(3) + ")";
           if (a > 0.55) c.style.color = "#fff";
           const t0 = Date.parse(b);
-          c.addEventListener("click", () => go({ view: "explorer", symptom: s, from: tsParam(t0), to: tsParam(t0 + step * 1000) }));
+          // The cell counts the biflows that started in its bucket:
+          // the explorer lists those (started), not those active in it.
+          c.addEventListener("click", () => go({ view: "explorer", symptom: s, from: tsParam(t0), to: tsParam(t0 + step * 1000), started: "1" }));
         }
         grid.append(c);
       }
@@ -647,7 +651,7 @@
     const active = FILTERS.filter(k => q.get(k)).length;
     document.getElementById("filtercount").textContent = active ? "(" + active + " active)" : "";
     const chips = document.getElementById("chips");
-    chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k + ": " + q.get(k),
+    chips.replaceChildren(...FILTERS.filter(k => q.get(k)).map(k => el("span", { class: "chip", "data-filter": k }, k === "started" ? "biflows started in the range" : k + ": " + q.get(k),
       el("button", { type: "button", title: "remove", onclick: () => go({ [k]: null, bf: null, offset: null }) }, "×"))));
     for (const u of blobs) URL.revokeObjectURL(u);
     blobs = [];
