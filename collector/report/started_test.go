@@ -22,6 +22,9 @@ func TestStartedSelection(t *testing.T) {
 	s, _ := writeRollupStore(t, d, 3)
 	rules := classify.Default()
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
+	if _, err := Rebuild(context.Background(), s, RollupConfig{Rules: rules, RulesID: src.RulesID}); err != nil {
+		t.Fatal(err)
+	}
 	report := func(args ...string) *Report {
 		t.Helper()
 		p := rollupParams(t, args...)
