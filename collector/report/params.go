@@ -28,7 +28,7 @@ type Selection struct {
 	// that started in [From, To) (as --bucket and the rollups count
 	// them), a listing's records that started in it. Without it a range
 	// selects the records active in it (store.Overlap).
-	Started bool
+	Started  bool
 	Order    string // OrderTime or OrderBytes
 	Exporter string // only this exporter's records ("": all)
 	Domain   int    // only this observation domain (-1: all)
