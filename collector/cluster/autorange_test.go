@@ -129,6 +129,35 @@ func TestAutoRangeEqualsSingleCollector(t *testing.T) {
 			}
 		})
 	}
+	// By start (--started), from the records and auto alike, the
+	// cluster's report is the single collector's: the workers read from
+	// a margin before the range on and keep the biflows that started in
+	// it; auto answers from the rollups across crossed bounds.
+	for _, args := range [][]string{
+		{"--from", ts(at(1)), "--to", ts(at(3))},
+		{"--from", ts(at(1.5)), "--to", ts(at(2.75)), "--by", "category"},
+		{"--from", ts(at(4)), "--by", "probe"},
+		{"--from", ts(at(8)), "--to", ts(at(21))},
+		{"--from", ts(at(20)), "--to", ts(at(21)), "--by", "category", "--bucket", "1m"},
+	} {
+		for _, source := range []string{"records", "auto"} {
+			a := append([]string{"--started", "--source", source}, args...)
+			t.Run(strings.Join(a, " "), func(t *testing.T) {
+				pa := params(t, a...)
+				opts := pa.Options()
+				opts.Rules = classify.Default()
+				want, err := pa.Report(ctx, st, opts, src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, rs := clusterReport(t, ctx, nc, js, pa)
+				sameJSON(t, strings.Join(a, " "), got, want)
+				if source == "auto" && pa.Query.From.Equal(pa.Query.From.Truncate(time.Minute)) && !rs.Rollups {
+					t.Errorf("by start over whole minutes, auto came from the records: %v", rs)
+				}
+			})
+		}
+	}
 	t.Logf("%d ranges from the rollups, %d from the records (%d where the rollups differ)", fromRollups, fromRecords, differ)
 	if fromRollups == 0 || fromRecords == 0 || differ == 0 {
 		t.Errorf("want ranges answered from either source and some where the rollups differ from the records: %d, %d, %d", fromRollups, fromRecords, differ)

@@ -372,11 +372,6 @@ func (s ReportStats) String() string {
 // counters and gathered records).
 func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params, rules []byte, dir string) (*report.Report, ReportStats, error) {
 	var rs ReportStats
-	if p.Started && p.Source != report.SourceRollups {
-		// The workers' parts select the records active in the range
-		// (the rollups count biflows by start: they answer it).
-		return nil, rs, errors.New("--started: a cluster's report does not select biflows by start yet (ask without it, or a single collector's store)")
-	}
 	st, done, err := tempStore(ctx, js, dir)
 	if err != nil {
 		return nil, rs, err
@@ -423,7 +418,14 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		spans[name] = a.Spans
 		pruned = max(pruned, a.Pruned)
 	}
-	from, to := queryBounds(p.Query)
+	// By start (--started), the records read are those from a margin
+	// before the range on (report.StartedRead), whose biflows the parts
+	// keep when they started in the range.
+	rq := p.Query
+	if rq.Field == store.ByStart {
+		rq = report.StartedRead(rq, &report.Options{Window: p.Window})
+	}
+	from, to := queryBounds(rq)
 	plan, clean, conflicted := planParts(spans, from, to)
 	rs.Consolidated, rs.Central = clean, conflicted
 

@@ -133,6 +133,7 @@ func (p *Part) UnmarshalBinary(data []byte) error {
 // names and sampling announcements of the records' origins.
 type PartSpec struct {
 	From, To                          string
+	Started                           bool // --started: biflows by start
 	Exporter                          string
 	Domain                            int
 	Host                              string
@@ -157,7 +158,7 @@ type PartSpec struct {
 // embedded rules); Names and Announcements are left to the caller. It
 // reads ServicesFile.
 func (p *Params) PartSpec(rules []byte) (PartSpec, error) {
-	s := PartSpec{From: p.From, To: p.To, Exporter: p.Exporter, Domain: p.Domain, Host: p.Host, Port: p.Port,
+	s := PartSpec{From: p.From, To: p.To, Started: p.Started, Exporter: p.Exporter, Domain: p.Domain, Host: p.Host, Port: p.Port,
 		Proto: p.Proto, Window: p.Window, NoDedup: p.NoDedup, Overrides: p.Overrides,
 		Aggregate: p.Aggregate, Category: p.Category, Symptom: p.Symptom, App: p.App, Rules: rules,
 		By: p.By, Bucket: p.Bucket, Order: p.Order}
@@ -182,7 +183,7 @@ func (s *PartSpec) Options() (Options, store.Query, error) {
 	if order == "" {
 		order = OrderTime
 	}
-	p := Params{By: s.By, Bucket: s.Bucket, Selection: Selection{Format: "json", From: s.From, To: s.To, Order: order, Exporter: s.Exporter,
+	p := Params{By: s.By, Bucket: s.Bucket, Selection: Selection{Format: "json", From: s.From, To: s.To, Started: s.Started, Order: order, Exporter: s.Exporter,
 		Domain: s.Domain, Host: s.Host, Port: s.Port, Proto: s.Proto},
 		Window: s.Window, Confidence: 0.95, NoDedup: s.NoDedup, Overrides: s.Overrides,
 		Aggregate: s.Aggregate, Category: s.Category, Symptom: s.Symptom, App: s.App, Source: SourceRecords}
@@ -210,5 +211,11 @@ func (s *PartSpec) Options() (Options, store.Query, error) {
 		o.Names = &store.NameIndex{Origins: map[store.Origin][]store.NameAnnouncement{}}
 	}
 	o.Announcements = s.Announcements
-	return o, p.Query, nil
+	q := p.Query
+	if q.Field == store.ByStart {
+		// The records from a margin before the range on; the part
+		// keeps the biflows that started in it (o.Keep).
+		q = StartedRead(q, &o)
+	}
+	return o, q, nil
 }

@@ -160,9 +160,6 @@ func API(cfg APIConfig) http.Handler {
 			if err != nil {
 				return false, paramError{err}
 			}
-			if p.Started && p.Source != report.SourceRollups {
-				return false, paramError{errors.New("started: a cluster's report does not select biflows by start yet")}
-			}
 			rep, err := cfg.Report(ctx, p)
 			var re *report.RollupError
 			var oe *report.OverrideError
