@@ -2,7 +2,9 @@ package report
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -95,4 +97,72 @@ func TestStartedSelection(t *testing.T) {
 		t.Fatal("in no bucket do the biflows active differ from those started: the store crosses no bound, the test proves nothing")
 	}
 	t.Logf("%d buckets, %d biflows; the biflows active differ from those started in %d buckets", len(buckets), sum, differ)
+}
+
+// TestStartedRanges: over ranges of any bounds (random, to the
+// millisecond), the report --started lists exactly the biflows of the
+// report over all the records whose start is in the range, each alike
+// (counters, symptoms, category, probes): the records read from
+// StartedMargin before --from on make the same biflows as all of them.
+func TestStartedRanges(t *testing.T) {
+	for _, d := range rollupStores {
+		t.Run(d.name, func(t *testing.T) {
+			d.conns = 500
+			s, _ := writeRollupStore(t, d, 21)
+			rules := classify.Default()
+			report := func(args ...string) *Report {
+				t.Helper()
+				p := rollupParams(t, args...)
+				opts := p.Options()
+				opts.Rules = rules
+				rep, err := FromStoreQuery(context.Background(), s, p.Query, opts)
+				if err != nil {
+					t.Fatalf("%v: %v", args, err)
+				}
+				return rep
+			}
+			enc := func(b *Biflow) string {
+				j, err := json.Marshal(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(j)
+			}
+			all := report()
+			if all.Summary.First == nil {
+				t.Fatal("empty store")
+			}
+			lo, hi := int64(*all.Summary.First), int64(*all.Summary.Last)
+			rng := rand.New(rand.NewPCG(5, 6))
+			crossed := 0
+			for range 20 {
+				from := lo + rng.Int64N(hi-lo)
+				to := from + rng.Int64N(int64(20*time.Minute)) + 1
+				f, e := time.Unix(0, from).UTC().Format(time.RFC3339Nano), time.Unix(0, to).UTC().Format(time.RFC3339Nano)
+				var want []string
+				for i := range all.Biflows {
+					if b := &all.Biflows[i]; b.First >= from && b.First < to {
+						want = append(want, enc(b))
+					}
+				}
+				rep := report("--from", f, "--to", e, "--started")
+				var got []string
+				for i := range rep.Biflows {
+					got = append(got, enc(&rep.Biflows[i]))
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("--started --from %s --to %s: %d biflows, %d of the whole report start in the range (or they differ)", f, e, len(got), len(want))
+				}
+				if rep.Summary.Biflows != len(want) {
+					t.Errorf("--started --from %s --to %s: summary %d biflows, want %d", f, e, rep.Summary.Biflows, len(want))
+				}
+				if report("--from", f, "--to", e).Summary.Biflows != len(want) {
+					crossed++
+				}
+			}
+			if crossed == 0 {
+				t.Fatal("in no range do the biflows active differ from those started: the test proves nothing")
+			}
+		})
+	}
 }
