@@ -2,14 +2,20 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/report"
+	"github.com/mira-project/mira/collector/server"
 	"github.com/mira-project/mira/flow"
 )
 
@@ -75,6 +81,13 @@ func TestAutoRangeEqualsSingleCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339) }
+	// The cluster's HTTP API (as mira-collector --nats --http makes
+	// it): its /api/rollups says what auto answers from.
+	api := httptest.NewServer(server.API(server.APIConfig{Report: func(ctx context.Context, p *report.Params) (*report.Report, error) {
+		rep, _, err := Report(ctx, nc, js, p, nil, t.TempDir())
+		return rep, err
+	}}))
+	defer api.Close()
 	fromRollups, fromRecords, differ := 0, 0, 0
 	for _, tc := range []struct {
 		args []string
@@ -105,6 +118,27 @@ func TestAutoRangeEqualsSingleCollector(t *testing.T) {
 			sameJSON(t, "--source auto", got, want)
 			if rs.Rollups != (want.Summary.Rollup != nil) {
 				t.Errorf("the cluster answered from rollups %v, the single collector %v: %v", rs.Rollups, want.Summary.Rollup != nil, rs)
+			}
+			q := url.Values{}
+			for i := 0; i+1 < len(tc.args); i += 2 {
+				q.Set(strings.TrimPrefix(tc.args[i], "--"), tc.args[i+1])
+			}
+			resp, err := http.Get(api.URL + "/api/rollups?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a struct {
+				Available bool
+				Source    string
+				Reason    string
+			}
+			err = json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("/api/rollups?%s: %s %v", q.Encode(), resp.Status, err)
+			}
+			if a.Available != rs.Rollups || a.Source != map[bool]string{true: "rollups", false: "records"}[rs.Rollups] {
+				t.Errorf("/api/rollups?%s: %+v; auto answered from the rollups: %v", q.Encode(), a, rs.Rollups)
 			}
 			crossing, err := boundsCrossed(ctx, nc, names, pa)
 			if err != nil {

@@ -44,7 +44,8 @@
 //     role): the HTTP API and web UI of a single collector over the
 //     workers' results: /api/report (source records, rollups or auto;
 //     the web UI's views read it) and /api/rollups (whether the rollups
-//     answer, and their span) are made as `mira report --nats` makes
+//     answer, for auto by the same rule as the report, and their span)
+//     are made as `mira report --nats` makes
 //     the report (Report, through server.APIConfig.Report); /api/flows
 //     (the flow explorer's records) and /api/probes read a snapshot of
 //     every record (View: Gather into a snapshot store, gathered again

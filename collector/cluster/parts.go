@@ -395,7 +395,7 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 		switch {
 		case err == nil:
 			return rep, rs, nil
-		case p.Source == report.SourceRollups || !errRollups(err):
+		case p.Source == report.SourceRollups || p.RollupsOnly || !errRollups(err):
 			return nil, rs, err
 		}
 		// auto: the records answer what the rollups cannot.

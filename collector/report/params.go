@@ -198,6 +198,11 @@ type Params struct {
 	// Source says what answers: SourceRecords (default), SourceRollups
 	// or SourceAuto (Params.Report).
 	Source string
+	// RollupsOnly, with SourceAuto, makes Params.Report return the
+	// *RollupError saying why the records answer instead of their
+	// report (/api/rollups: what auto answers from, at the rollups'
+	// cost).
+	RollupsOnly bool
 
 	// ServicesFile is the service list of the app grouping (empty: the
 	// embedded default, service.Default).

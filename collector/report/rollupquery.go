@@ -430,48 +430,57 @@ const (
 // cannot answer), or from the rollups when they can answer exactly
 // (complete for the range, no late record, no record across a bound of
 // the range (BoundsCrossed) and, for a range retention cut, no record
-// older than the rollups kept) and else from the records (SourceAuto).
+// older than the rollups kept) and else from the records (SourceAuto;
+// with RollupsOnly, the *RollupError saying why instead of the records'
+// report).
 func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
-	switch p.Source {
-	case SourceRollups, SourceAuto:
-		rep, err := FromRollups(ctx, s, p, src)
+	if p.Source == SourceRollups || p.Source == SourceAuto {
+		rep, err := p.rollupsAnswer(ctx, s, src)
 		var re *RollupError
 		switch {
-		case err == nil && rep.Summary.Rollup.CoveredFrom != nil:
-			earlier, err := RecordsBefore(s, int64(*rep.Summary.Rollup.CoveredFrom))
-			if err != nil {
-				return nil, err
-			}
-			if PreferRecords(rep, p.Source, earlier) {
-				break
-			}
-			if p.Source == SourceRollups {
-				return rep, nil
-			}
-			if rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0 {
-				crossed, err := p.BoundsCrossed(s)
-				if err != nil {
-					return nil, err
-				}
-				if !crossed {
-					return rep, nil
-				}
-			}
-		case p.Source == SourceRollups:
-			return rep, err
-		case err == nil && rep.Summary.Rollup.Complete && rep.Summary.Rollup.Late == 0:
-			crossed, err := p.BoundsCrossed(s)
-			if err != nil {
-				return nil, err
-			}
-			if !crossed {
-				return rep, nil
-			}
-		case err != nil && !errors.As(err, &re):
+		case err == nil:
+			return rep, nil
+		case p.Source == SourceRollups || p.RollupsOnly || !errors.As(err, &re):
 			return nil, err
 		}
 	}
 	return FromStoreQuery(ctx, s, p.Query, opts)
+}
+
+// rollupsAnswer is the report from the rollups p.Source (SourceRollups
+// or SourceAuto) takes, or a *RollupError saying why it takes none (for
+// auto: why the records answer).
+func (p *Params) rollupsAnswer(ctx context.Context, s *store.Store, src RollupSource) (*Report, error) {
+	rep, err := FromRollups(ctx, s, p, src)
+	if err != nil {
+		return nil, err
+	}
+	ri := rep.Summary.Rollup
+	if ri.CoveredFrom != nil {
+		earlier, err := RecordsBefore(s, int64(*ri.CoveredFrom))
+		if err != nil {
+			return nil, err
+		}
+		if PreferRecords(rep, p.Source, earlier) {
+			return nil, &RollupError{"retention pruned rollups the records reach before (" + ri.CoveredFrom.RFC3339() + ")"}
+		}
+	}
+	switch {
+	case p.Source == SourceRollups:
+		return rep, nil
+	case !ri.Complete:
+		return nil, &RollupError{"biflows of the range may still be pending (not rolled up yet)"}
+	case ri.Late > 0:
+		return nil, &RollupError{fmt.Sprintf("%d records of the range reached them late", ri.Late)}
+	}
+	crossed, err := p.BoundsCrossed(s)
+	if err != nil {
+		return nil, err
+	}
+	if crossed {
+		return nil, &RollupError{"a record lies across --from or --to or ends within the pairing window before one"}
+	}
+	return rep, nil
 }
 
 func estimateOf(u *store.RollupUsage) *consolidate.Estimate {

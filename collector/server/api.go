@@ -187,49 +187,62 @@ func API(cfg APIConfig) http.Handler {
 		return rep.Write(buf, p.Format)
 	}))
 	// /api/rollups says whether the rollups answer the report the
-	// parameters describe, and its span: what a client needs before it
-	// asks a report with source=rollups or auto (the web UI's time range).
+	// parameters describe with its source (auto when not given: the
+	// web UI's views; or rollups), and its span: for auto exactly what
+	// /api/report?source=auto answers from (report.Params.Report with
+	// RollupsOnly; a cluster's: cluster.Report), without making the
+	// records' report.
 	rollupParams := func(args []string) (*report.Params, error) {
 		var p report.Params
 		fs := flag.NewFlagSet("/api/rollups", flag.ContinueOnError)
 		p.Register(fs)
+		p.Source = report.SourceAuto
 		if err := parseParams(fs, args); err != nil {
 			return nil, err
 		}
+		if p.Source != report.SourceAuto && p.Source != report.SourceRollups {
+			return nil, fmt.Errorf("source %q: /api/rollups answers for auto or rollups", p.Source)
+		}
+		p.RollupsOnly = true
 		return &p, p.Check()
 	}
 	type rollupAnswer struct {
-		Available bool               `json:"available"`
-		Reason    string             `json:"reason,omitempty"`
-		Rollup    *report.RollupInfo `json:"rollup,omitempty"`
-		First     *report.Timestamp  `json:"first,omitempty"`
-		Last      *report.Timestamp  `json:"last,omitempty"`
+		Available bool `json:"available"`
+		// Source: what the report with that source is made from,
+		// rollups or records (auto), none when source=rollups cannot
+		// answer.
+		Source string             `json:"source,omitempty"`
+		Reason string             `json:"reason,omitempty"`
+		Rollup *report.RollupInfo `json:"rollup,omitempty"`
+		First  *report.Timestamp  `json:"first,omitempty"`
+		Last   *report.Timestamp  `json:"last,omitempty"`
 	}
-	writeRollups := func(rep *report.Report, err error, buf *bytes.Buffer) error {
+	writeRollups := func(p *report.Params, rep *report.Report, err error, buf *bytes.Buffer) error {
 		var a rollupAnswer
 		var re *report.RollupError
 		switch {
 		case errors.As(err, &re):
 			a.Reason = re.Reason
+			if p.Source == report.SourceAuto {
+				a.Source = report.SourceRecords
+			}
 		case err != nil:
 			return err
 		default:
-			a.Available, a.Rollup, a.First, a.Last = true, rep.Summary.Rollup, rep.Summary.First, rep.Summary.Last
+			a.Available, a.Source, a.Rollup, a.First, a.Last = true, report.SourceRollups, rep.Summary.Rollup, rep.Summary.First, rep.Summary.Last
 		}
 		return json.NewEncoder(buf).Encode(a)
 	}
 	var rollDirect directFunc
 	if cfg.Report != nil {
-		// A cluster: the workers' rollups answer (cfg.Report with
-		// source rollups).
+		// A cluster: the workers' rollups answer (cfg.Report).
 		rollDirect = func(ctx context.Context, args []string, buf *bytes.Buffer) (bool, error) {
 			p, err := rollupParams(args)
 			if err != nil {
 				return false, paramError{err}
 			}
-			p.Source = report.SourceRollups
 			rep, err := cfg.Report(ctx, p)
-			return true, writeRollups(rep, err, buf)
+			return true, writeRollups(p, rep, err, buf)
 		}
 	}
 	mux.HandleFunc("/api/rollups", serveDirect(rollDirect, func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
@@ -237,8 +250,11 @@ func API(cfg APIConfig) http.Handler {
 		if err != nil {
 			return err
 		}
-		rep, err := report.FromRollups(ctx, st, p, cfg.Rollups)
-		return writeRollups(rep, err, buf)
+		opts := p.Options()
+		opts.Rules = cfg.Rules
+		opts.Services = cfg.Services
+		rep, err := p.Report(ctx, st, opts, cfg.Rollups)
+		return writeRollups(p, rep, err, buf)
 	}))
 	mux.HandleFunc("/api/flows", serve(func(ctx context.Context, st *store.Store, args []string, buf *bytes.Buffer) error {
 		var sel report.Selection
