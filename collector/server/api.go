@@ -193,6 +193,9 @@ func API(cfg APIConfig) http.Handler {
 	// RollupsOnly; a cluster's: cluster.Report), without making the
 	// records' report.
 	rollupParams := func(args []string) (*report.Params, error) {
+		if cfg.ASFile != "" {
+			args = append(args, "--as", cfg.ASFile)
+		}
 		var p report.Params
 		fs := flag.NewFlagSet("/api/rollups", flag.ContinueOnError)
 		p.Register(fs)

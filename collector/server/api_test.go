@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +301,42 @@ func TestAPIRollupsAutoRange(t *testing.T) {
 	get("/api/report?"+q, &rec)
 	if rr.Summary.Biflows == rec.Summary.Biflows {
 		t.Fatalf("[19:04, 19:10): the rollups (%d biflows) equal the records (%d): the range proves nothing", rr.Summary.Biflows, rec.Summary.Biflows)
+	}
+	// --by as: the server's AS table, as /api/report has it (before,
+	// /api/rollups?by=as was refused: "--by as needs --as").
+	asFile := filepath.Join(t.TempDir(), "as.csv")
+	if err := os.WriteFile(asFile, []byte("192.0.2.0/24,64500\n198.51.100.0/24,64501\n203.0.113.0/24,64502\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	acfg, asrc, err := report.LoadRollupConfig("", asFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report.Rebuild(context.Background(), st, acfg); err != nil {
+		t.Fatal(err)
+	}
+	asSrv := httptest.NewServer(API(APIConfig{Store: st, Rules: acfg.Rules, Rollups: asrc, ASFile: asFile}))
+	defer asSrv.Close()
+	for _, q := range []string{"by=as", "by=as&from=2019-03-14T19:04:00Z&to=2019-03-14T19:10:00Z"} {
+		var a answer
+		var auto report.Report
+		for path, v := range map[string]any{"/api/rollups?" + q: &a, "/api/report?source=auto&" + q: &auto} {
+			resp, err := http.Get(asSrv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(resp.Body).Decode(v)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s: %s %v", path, resp.Status, err)
+			}
+		}
+		if used := map[bool]string{true: "rollups", false: "records"}[auto.Summary.Rollup != nil]; a.Source != used {
+			t.Errorf("%s: /api/rollups %+v, /api/report?source=auto used the %s", q, a, used)
+		}
+		if want := map[bool]string{true: "rollups", false: "records"}[!strings.Contains(q, "from")]; a.Source != want {
+			t.Errorf("%s: /api/rollups says the %s, want the %s", q, a.Source, want)
+		}
 	}
 	var bad map[string]string
 	resp, err := http.Get(srv.URL + "/api/rollups?source=records")
