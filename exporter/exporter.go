@@ -29,6 +29,15 @@ type Config struct {
 	// socket), less the IP and UDP headers, so messages are never
 	// fragmented; 1400 where that cannot be read.
 	MTU int
+	// ConnectWait bounds how long a message start waits for a TCP or
+	// TLS connection being made: past it the message fails (its records
+	// dropped and counted) while the attempt goes on in the background,
+	// and a later message takes the connection once it is made. Zero
+	// waits for the whole attempt (up to the 5 s dial timeout), as a
+	// file replay wants: nothing is lost to a collector that is slow to
+	// accept. A live probe sets it (so that an unreachable collector,
+	// whose SYNs go unanswered, does not stall its capture).
+	ConnectWait time.Duration
 	// StreamMessageSize bounds messages on TCP, files and writers
 	// (default 16384, at most 65535).
 	StreamMessageSize int
@@ -276,6 +285,9 @@ func New(rawURL string, cfg *Config) (*Exporter, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %s: %w", rawURL, err)
+	}
+	if tt, ok := t.(*tcpTransport); ok {
+		tt.wait = c.ConnectWait
 	}
 	if c.Spool != nil {
 		sc := *c.Spool

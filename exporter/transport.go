@@ -70,9 +70,12 @@ type tcpTransport struct {
 	// closing its end (Close; collector.StoredAck).
 	acked bool
 	// dialing is the connection attempt under way (nil: none): it goes
-	// on in the background past connectWait, and a later Reconnect takes
+	// on in the background past wait, and a later Reconnect takes
 	// its result.
 	dialing chan dialResult
+	// wait bounds how long Reconnect waits for the attempt (0: the
+	// whole attempt; Config.ConnectWait).
+	wait time.Duration
 }
 
 type dialResult struct {
@@ -81,10 +84,10 @@ type dialResult struct {
 	err error
 }
 
-// connectWait bounds how long Reconnect waits for a connection: an
+// LiveConnectWait is the Config.ConnectWait of a live probe: an
 // unreachable collector (SYNs dropped) takes up to dialTimeout, which
-// the exporter, and the probe's flow export with it, must not wait for.
-const connectWait = 200 * time.Millisecond
+// a live probe's flow export, and its capture with it, must not wait for.
+const LiveConnectWait = 200 * time.Millisecond
 
 // errConnecting fails a Reconnect whose connection attempt is still
 // under way.
@@ -177,10 +180,14 @@ func (t *tcpTransport) Reconnect() (uint64, error) {
 		go func() { ch <- t.dial() }()
 	}
 	var r dialResult
-	select {
-	case r = <-t.dialing:
-	case <-time.After(connectWait):
-		return t.session, fmt.Errorf("%w %s (up to %v)", errConnecting, t.addr, dialTimeout)
+	if t.wait <= 0 {
+		r = <-t.dialing
+	} else {
+		select {
+		case r = <-t.dialing:
+		case <-time.After(t.wait):
+			return t.session, fmt.Errorf("%w %s (up to %v)", errConnecting, t.addr, dialTimeout)
+		}
 	}
 	t.dialing = nil
 	if r.err != nil {

@@ -87,9 +87,16 @@ func (p *Probe) exporterConfigWith(e config.Export, cl *classifiers) *exporter.C
 	p.mu.Lock()
 	smp := p.exportSamplingOf(cl.sel)
 	p.mu.Unlock()
+	var wait time.Duration
+	if p.liveRun {
+		// A live capture must not wait for an unreachable collector; a
+		// file replay waits for the connection rather than lose records.
+		wait = exporter.LiveConnectWait
+	}
 	return &exporter.Config{
-		Spool:  sp,
-		Ledger: p.captureLoss,
+		ConnectWait: wait,
+		Spool:       sp,
+		Ledger:      p.captureLoss,
 		RegulationChanges: func() uint64 {
 			if pipe := p.pipe.Load(); pipe != nil {
 				return pipe.Stats().Regulation.Changes
