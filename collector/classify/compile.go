@@ -314,33 +314,22 @@ func compare(op string, l, r cval) cval {
 		return cval{}
 	}
 	if l.k == kInt && r.k == kInt {
-		a, b := l.i, r.i
-		var f boolFn
-		switch op {
-		case "<":
-			f = func(e *fenv) bool { return a(e) < b(e) }
-		case "<=":
-			f = func(e *fenv) bool { return a(e) <= b(e) }
-		case ">":
-			f = func(e *fenv) bool { return a(e) > b(e) }
-		default:
-			f = func(e *fenv) bool { return a(e) >= b(e) }
-		}
-		return cval{k: kBool, b: f}
+		return cval{k: kBool, b: compareFn(op, l.i, r.i)}
 	}
-	a, b := l.asFloat(), r.asFloat()
-	var f boolFn
+	return cval{k: kBool, b: compareFn(op, l.asFloat(), r.asFloat())}
+}
+
+// compareFn returns a(e) op b(e) for an ordering operator op.
+func compareFn[T int | float64](op string, a, b func(*fenv) T) boolFn {
 	switch op {
 	case "<":
-		f = func(e *fenv) bool { return a(e) < b(e) }
+		return func(e *fenv) bool { return a(e) < b(e) }
 	case "<=":
-		f = func(e *fenv) bool { return a(e) <= b(e) }
+		return func(e *fenv) bool { return a(e) <= b(e) }
 	case ">":
-		f = func(e *fenv) bool { return a(e) > b(e) }
-	default:
-		f = func(e *fenv) bool { return a(e) >= b(e) }
+		return func(e *fenv) bool { return a(e) > b(e) }
 	}
-	return cval{k: kBool, b: f}
+	return func(e *fenv) bool { return a(e) >= b(e) }
 }
 
 // arith compiles + - * on numbers: int when both are (wrapping as Go's
