@@ -475,6 +475,25 @@ func checkTotals(t *testing.T, b *browser, what string, want *report.Report) {
 	}
 }
 
+// synthPcap writes the synthesised default capture into a temporary
+// directory and returns its path.
+func synthPcap(t *testing.T) string {
+	t.Helper()
+	pcap := filepath.Join(t.TempDir(), "synth.pcap")
+	f, err := os.Create(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := synth.WritePcap(synth.Default(), f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return pcap
+}
+
 // TestBrowser fills a collector from two real probes (the README's
 // campus example: one samples 1 in 4, one does not) and checks every
 // view of the web UI in headless Chromium against `mira report --format
@@ -485,15 +504,7 @@ func TestBrowser(t *testing.T) {
 	}
 	b := newBrowser(t)
 	e := &env{bin: buildBinaries(t), shot: shotDir(t)}
-	pcap := filepath.Join(t.TempDir(), "synth.pcap")
-	f, err := os.Create(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WritePcap(synth.Default(), f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	pcap := synthPcap(t)
 	// An AS table for usage by AS: the campus and the synth's outside.
 	dir := t.TempDir()
 	e.as = filepath.Join(dir, "as.csv")
@@ -1153,15 +1164,7 @@ func TestHeatmapCellsByStart(t *testing.T) {
 	}
 	b := newBrowser(t)
 	e := &env{bin: buildBinaries(t), shot: shotDir(t)}
-	pcap := filepath.Join(t.TempDir(), "synth.pcap")
-	f, err := os.Create(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := synth.WritePcap(synth.Default(), f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	pcap := synthPcap(t)
 	var port int
 	e.db, port, e.base = startCollector(t, e.bin)
 	probe(t, e.bin, pcap, "", port, 1)
