@@ -20,9 +20,10 @@ import (
 	"github.com/mira-project/mira/synth"
 )
 
-// TestMetricsServePipelineCounters scrapes /metrics mid-capture and checks
-// the values are the pipeline's own counters.
-func TestMetricsServePipelineCounters(t *testing.T) {
+// synthSource returns the synthesised default capture as a capture
+// source named "sample".
+func synthSource(t *testing.T) *pcapfile.Reader {
+	t.Helper()
 	var buf bytes.Buffer
 	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
 		t.Fatal(err)
@@ -31,6 +32,13 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// TestMetricsServePipelineCounters scrapes /metrics mid-capture and checks
+// the values are the pipeline's own counters.
+func TestMetricsServePipelineCounters(t *testing.T) {
+	r := synthSource(t)
 	g := &gatedSource{Source: r, pause: 5000, paused: make(chan struct{}), release: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,14 +108,7 @@ func TestMetricsServePipelineCounters(t *testing.T) {
 // the capture and checks the ledger's eviction stage is the meter's count
 // of flows ended for want of resources.
 func TestLossCountsEvictions(t *testing.T) {
-	var buf bytes.Buffer
-	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := synthSource(t)
 	cfg, err := config.ParseProbe("test.yaml", []byte("meter: {max_flows: 8}\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,10 +20,8 @@ import (
 	"github.com/mira-project/mira/appliance/config"
 	"github.com/mira-project/mira/appliance/meter"
 	"github.com/mira-project/mira/drivers"
-	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/exporter"
 	"github.com/mira-project/mira/flow"
-	"github.com/mira-project/mira/synth"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
@@ -72,14 +69,7 @@ func TestSNMPServesPipelineCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var buf bytes.Buffer
-	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := synthSource(t)
 	g := &gatedSource{Source: r, pause: 6000, paused: make(chan struct{}), release: make(chan struct{})}
 	// max_flows 0 is the meter's default: miraFlowsCapacity said 0.
 	cfg, err := config.ParseProbe("test.yaml", []byte("probe: {name: probe-t}\nmeter: {max_flows: 0}\nsnmp:\n  communities: [{name: public, sources: [127.0.0.0/8]}]\n"))
@@ -201,14 +191,7 @@ func TestSNMPAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	var buf bytes.Buffer
-	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := synthSource(t)
 	cfg, err := config.ParseProbe("test.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -228,14 +211,7 @@ func TestSNMPAddressInUse(t *testing.T) {
 // show in the exporter's row (miraExpSpoolDropped), as in the loss
 // ledger; before, the MIB had no place for them and showed no loss.
 func TestSNMPSpoolDropped(t *testing.T) {
-	var buf bytes.Buffer
-	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := synthSource(t)
 	// A collector that is not there: a port nobody listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -287,14 +263,7 @@ func (d *drainingExporter) StopDraining() { d.once.Do(func() { close(d.stop) }) 
 // spools until delivered stops when told to (its context ends), instead
 // of draining for ever.
 func TestStopWhileDraining(t *testing.T) {
-	var buf bytes.Buffer
-	if _, err := synth.WritePcap(synth.Default(), &buf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := pcapfile.NewReader(bytes.NewReader(buf.Bytes()), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := synthSource(t)
 	cfg, err := config.LoadProbe("")
 	if err != nil {
 		t.Fatal(err)
