@@ -36,17 +36,21 @@ type SeqSet struct {
 }
 
 // Add adds the n numbers from first on.
-func (s *SeqSet) Add(first, n uint32) {
+func (s *SeqSet) Add(first, n uint32) { eachRange(first, n, s.add) }
+
+// eachRange calls f with the inclusive ranges of the n numbers from
+// first on: one, or two where they wrap past 2^32-1.
+func eachRange(first, n uint32, f func(a, b uint32)) {
 	if n == 0 {
 		return
 	}
 	last := first + n - 1
 	if last < first { // wraps
-		s.add(first, ^uint32(0))
-		s.add(0, last)
+		f(first, ^uint32(0))
+		f(0, last)
 		return
 	}
-	s.add(first, last)
+	f(first, last)
 }
 
 func (s *SeqSet) add(a, b uint32) {
@@ -115,18 +119,7 @@ func (s *SeqSet) overlaps(a, b uint32) bool {
 }
 
 // Remove takes the n numbers from first on out of the set.
-func (s *SeqSet) Remove(first, n uint32) {
-	if n == 0 {
-		return
-	}
-	last := first + n - 1
-	if last < first { // wraps
-		s.remove(first, ^uint32(0))
-		s.remove(0, last)
-		return
-	}
-	s.remove(first, last)
-}
+func (s *SeqSet) Remove(first, n uint32) { eachRange(first, n, s.remove) }
 
 func (s *SeqSet) remove(a, b uint32) {
 	out := s.r[:0:0]
