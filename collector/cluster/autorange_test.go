@@ -19,6 +19,28 @@ import (
 	"github.com/mira-project/mira/flow"
 )
 
+// waitAllOwn waits (30 s at most) until workers own every partition
+// between them and each owns some.
+func waitAllOwn(t *testing.T, workers []*Worker) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, all := 0, true
+		for _, w := range workers {
+			o := len(w.Owned())
+			n += o
+			all = all && o > 0
+		}
+		if n == Partitions && all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions owned: %d", n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling ownership, with a deadline
+	}
+}
+
 // TestAutoRangeEqualsSingleCollector: a ranged `--source auto` report
 // over a cluster of two workers (embedded JetStream) equals, byte for
 // byte, `mira report --source auto` over a single collector's store
@@ -31,22 +53,8 @@ func TestAutoRangeEqualsSingleCollector(t *testing.T) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
 	workers := []*Worker{runWorker(t, "w1", nc, js), runWorker(t, "w2", nc, js)}
+	waitAllOwn(t, workers)
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, all := 0, true
-		for _, w := range workers {
-			o := len(w.Owned())
-			n += o
-			all = all && o > 0
-		}
-		if n == Partitions && all {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions owned: %d", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	g := NewIngest(js, nil)
 	rng := rand.New(rand.NewPCG(7, 8))
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()

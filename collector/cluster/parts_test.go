@@ -165,24 +165,7 @@ func twoWorkers(t *testing.T) (*nats.Conn, jetstream.JetStream, int64, int64) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	waitOwned := func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			n, all := 0, true
-			for _, w := range workers {
-				o := len(w.Owned())
-				n += o
-				all = all && o > 0
-			}
-			if n == Partitions && all {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("partitions owned: %d", n)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitOwned := func() { waitAllOwn(t, workers) }
 	waitOwned()
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
 	waitAll := func() { waitStored(sent) }
