@@ -153,16 +153,15 @@ func TestAPIByApp(t *testing.T) {
 	}
 }
 
-// TestAPIRollups checks /api/rollups and /api/report's source: the
-// rollups answer what they can (with their span), say why not
-// otherwise, and auto falls back to the records.
-func TestAPIRollups(t *testing.T) {
-	db := reporttest.DB(t)
-	st, err := store.Open(db, nil)
+// rolledUpAPI serves the API over the reporttest fixture's store with
+// its rollups rebuilt (closed when the test ends).
+func rolledUpAPI(t *testing.T) (*httptest.Server, *store.Store) {
+	t.Helper()
+	st, err := store.Open(reporttest.DB(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	cfg, src, err := report.LoadRollupConfig("", "")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +170,15 @@ func TestAPIRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(API(APIConfig{Store: st, Rules: cfg.Rules, Rollups: src}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+// TestAPIRollups checks /api/rollups and /api/report's source: the
+// rollups answer what they can (with their span), say why not
+// otherwise, and auto falls back to the records.
+func TestAPIRollups(t *testing.T) {
+	srv, _ := rolledUpAPI(t)
 	get := func(path string, v any) int {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
@@ -225,20 +232,7 @@ func TestAPIRollups(t *testing.T) {
 // start, have none in [19:04, 19:10) where the records have it. Before,
 // /api/rollups said the rollups answer there.
 func TestAPIRollupsAutoRange(t *testing.T) {
-	st, err := store.Open(reporttest.DB(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg, src, err := report.LoadRollupConfig("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := report.Rebuild(context.Background(), st, cfg); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(API(APIConfig{Store: st, Rules: cfg.Rules, Rollups: src}))
-	defer srv.Close()
+	srv, st := rolledUpAPI(t)
 	get := func(path string, v any) {
 		t.Helper()
 		resp, err := http.Get(srv.URL + path)
