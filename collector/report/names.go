@@ -185,11 +185,16 @@ func (t *idTab) symptomID(n *namer, nm *store.Names, id uint16) uint16 {
 		return t.sym[id]
 	}
 	x := n.symptomID(nm, id)
-	if int(id) >= len(t.sym) {
-		t.sym = append(t.sym, make([]uint16, int(id)+1-len(t.sym))...)
-	}
-	t.sym[id] = x
+	setID(&t.sym, id, x)
 	return x
+}
+
+// setID sets (*tab)[id] to x, growing the table to hold id.
+func setID(tab *[]uint16, id, x uint16) {
+	if int(id) >= len(*tab) {
+		*tab = append(*tab, make([]uint16, int(id)+1-len(*tab))...)
+	}
+	(*tab)[id] = x
 }
 
 func (t *idTab) categoryID(n *namer, nm *store.Names, id uint16) uint16 {
@@ -203,10 +208,7 @@ func (t *idTab) categoryID(n *namer, nm *store.Names, id uint16) uint16 {
 	if x == 0 {
 		return 0 // DefaultCategory: not cached (0 means not looked up)
 	}
-	if int(id) >= len(t.cat) {
-		t.cat = append(t.cat, make([]uint16, int(id)+1-len(t.cat))...)
-	}
-	t.cat[id] = x
+	setID(&t.cat, id, x)
 	return x
 }
 
