@@ -74,15 +74,34 @@ func binaries(t *testing.T) (probe, coll, mira string) {
 	return filepath.Join(binDir, "mira-probe"), filepath.Join(binDir, "mira-collector"), filepath.Join(binDir, "mira")
 }
 
+// freePort returns a TCP port free on 127.0.0.1 a moment ago, never one
+// it returned before in this process: two calls in a row may otherwise
+// get the same port from the kernel (a collector's --listen and --http
+// once did), and the second program then fails to bind.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handed[port] {
+			handed[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no port that was not handed out already")
+	return 0
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // syncBuffer is a process's log, written by its pipes and read by the test.
 type syncBuffer struct {

@@ -67,12 +67,25 @@ func capture(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct TCP ports free on 127.0.0.1 a moment ago
+// (each listener stays open until all are picked: two in a row could
+// otherwise be the same port, as the collector's --listen and --http
+// once were).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 type collectorProc struct {
@@ -91,7 +104,8 @@ func startCollector(t *testing.T, bin string, extra ...string) *collectorProc {
 // startCollectorDB starts mira-collector on the store file db.
 func startCollectorDB(t *testing.T, bin, db string, extra ...string) *collectorProc {
 	t.Helper()
-	c := &collectorProc{port: freePort(t), httpPort: freePort(t), db: db, done: make(chan struct{})}
+	ports := freePorts(t, 2)
+	c := &collectorProc{port: ports[0], httpPort: ports[1], db: db, done: make(chan struct{})}
 	c.cmd = exec.Command(bin, append([]string{"--listen", fmt.Sprintf("tcp://127.0.0.1:%d", c.port), "--db", c.db,
 		"--http", fmt.Sprintf("127.0.0.1:%d", c.httpPort)}, extra...)...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
