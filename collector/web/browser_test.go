@@ -159,6 +159,21 @@ func probe(t *testing.T, bin, pcap, config string, port, domain int) {
 	}
 }
 
+// apiReport returns the collector's /api/report for query.
+func (e *env) apiReport(t *testing.T, query string) *report.Report {
+	t.Helper()
+	resp, err := http.Get(e.base + "api/report?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r report.Report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
 // report runs `mira report --format json` on the store with args.
 func (e *env) report(t *testing.T, args ...string) *report.Report {
 	t.Helper()
@@ -1059,19 +1074,7 @@ func TestRangeCut(t *testing.T) {
 	// Retention runs when the collector starts.
 	_, _, e.base = startCollector(t, e.bin, "--config", cfg, "--db", db)
 	e.db = db
-	get := func(query string) *report.Report {
-		t.Helper()
-		resp, err := http.Get(e.base + "api/report?" + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r report.Report
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatal(err)
-		}
-		return &r
-	}
+	get := func(query string) *report.Report { return e.apiReport(t, query) }
 	// cutOf is the line the UI shows for a report's summary.
 	cutOf := func(r *report.Report) string {
 		var notes []string
@@ -1168,19 +1171,7 @@ func TestHeatmapCellsByStart(t *testing.T) {
 	var port int
 	e.db, port, e.base = startCollector(t, e.bin)
 	probe(t, e.bin, pcap, "", port, 1)
-	api := func(query string) *report.Report {
-		t.Helper()
-		resp, err := http.Get(e.base + "api/report?" + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r report.Report
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatal(err)
-		}
-		return &r
-	}
+	api := func(query string) *report.Report { return e.apiReport(t, query) }
 	type cell struct{ Symptom, Bucket, Text string }
 	cellSel := func(c cell) string {
 		return fmt.Sprintf(`#heatmap .cell[data-symptom="%s"][data-bucket="%s"]`, c.Symptom, c.Bucket)
