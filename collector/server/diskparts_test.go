@@ -45,6 +45,17 @@ func diskServer(t *testing.T, db string) (*Server, *bytes.Buffer) {
 	return s, log
 }
 
+// ballast writes n zero bytes to dir/name (room taken on a small disk)
+// and returns its path.
+func ballast(t *testing.T, dir, name string, n int) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestDiskFullBacklogInParts: without retention by size, a disk fills
 // up and the records wait; the operator then frees less room than the
 // backlog needs. What fits is stored (oldest first, an origin at a
@@ -60,14 +71,7 @@ func diskServer(t *testing.T, db string) (*Server, *bytes.Buffer) {
 // once.
 func TestDiskFullBacklogInParts(t *testing.T) {
 	dir := peertest.Tmpfs(t, 16<<20)
-	ballast := func(name string, n int) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	small, large := ballast("small", 3<<20), ballast("large", 8<<20)
+	small, large := ballast(t, dir, "small", 3<<20), ballast(t, dir, "large", 8<<20)
 	s, log := diskServer(t, filepath.Join(dir, "full.db"))
 	st := s.st
 
@@ -434,14 +438,7 @@ func TestStreamDroppedNotAcked(t *testing.T) {
 // the disk stayed short of its whole backlog.
 func TestDiskFullSpoolInParts(t *testing.T) {
 	dir := peertest.Tmpfs(t, 16<<20)
-	ballast := func(name string, n int) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	small, large := ballast("small", 3<<20), ballast("large", 8<<20)
+	small, large := ballast(t, dir, "small", 3<<20), ballast(t, dir, "large", 8<<20)
 	db := filepath.Join(dir, "full.db")
 	s, _ := diskServer(t, db)
 
