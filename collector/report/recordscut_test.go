@@ -85,16 +85,13 @@ func TestRecordsRetentionCut(t *testing.T) {
 	check(rep, pb.Time())
 }
 
-// cutStore writes the store of the retention-cut tests (400 connections
-// of rollupStores[0]) and returns it with a function making a report of
-// it by the default rules from command-line arguments.
-func cutStore(t *testing.T) (*store.Store, func(args ...string) *Report) {
-	d := rollupStores[0]
-	d.conns = 400
-	s, _ := writeRollupStore(t, d, 11)
+// defaultReporter returns a function making a report of s by the
+// default rules (rollups by their fingerprint) from command-line
+// arguments.
+func defaultReporter(t *testing.T, s *store.Store) func(args ...string) *Report {
 	rules := classify.Default()
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
-	return s, func(args ...string) *Report {
+	return func(args ...string) *Report {
 		t.Helper()
 		p := rollupParams(t, args...)
 		opts := p.Options()
@@ -105,4 +102,14 @@ func cutStore(t *testing.T) (*store.Store, func(args ...string) *Report) {
 		}
 		return rep
 	}
+}
+
+// cutStore writes the store of the retention-cut tests (400 connections
+// of rollupStores[0]) and returns it with a function making a report of
+// it by the default rules from command-line arguments.
+func cutStore(t *testing.T) (*store.Store, func(args ...string) *Report) {
+	d := rollupStores[0]
+	d.conns = 400
+	s, _ := writeRollupStore(t, d, 11)
+	return s, defaultReporter(t, s)
 }

@@ -27,17 +27,7 @@ func TestStartedSelection(t *testing.T) {
 	if _, err := Rebuild(context.Background(), s, RollupConfig{Rules: rules, RulesID: src.RulesID}); err != nil {
 		t.Fatal(err)
 	}
-	report := func(args ...string) *Report {
-		t.Helper()
-		p := rollupParams(t, args...)
-		opts := p.Options()
-		opts.Rules = rules
-		rep, err := p.Report(context.Background(), s, opts, src)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return rep
-	}
+	report := defaultReporter(t, s)
 	const bucket = 10 * time.Minute
 	all := report("--by", "category", "--bucket", bucket.String())
 	type cell struct {
