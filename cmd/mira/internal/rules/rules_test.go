@@ -44,15 +44,8 @@ func TestImportSample(t *testing.T) {
 	if len(issues) < 7 {
 		t.Errorf("%d issues", len(issues))
 	}
-	db, err := symptom.Parse("imported.yaml", y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range db.Symptoms() {
-		names = append(names, s.Name)
-	}
-	if strings.Join(names, ",") != "POLICY_VIOLATION,MISC_ACTIVITY,BAD_UNKNOWN,ATTEMPTED_RECON" {
+	db, names := parseNames(t, "imported.yaml", y)
+	if names != "POLICY_VIOLATION,MISC_ACTIVITY,BAD_UNKNOWN,ATTEMPTED_RECON" {
 		t.Fatalf("symptoms %v", names)
 	}
 	id := func(n string) uint16 { s, _ := db.Lookup(n); return s.ID }
@@ -144,15 +137,8 @@ func TestImportSkipsSyntaxErrors(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
 		}
 	}
-	db, err := symptom.Parse("out.yaml", out.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range db.Symptoms() {
-		names = append(names, s.Name)
-	}
-	if strings.Join(names, ",") != "MISC_ACTIVITY,BAD_UNKNOWN" {
+	_, names := parseNames(t, "out.yaml", out.Bytes())
+	if names != "MISC_ACTIVITY,BAD_UNKNOWN" {
 		t.Errorf("symptoms %v, want the two good rules'", names)
 	}
 	if !strings.Contains(out.String(), "2 rules with a syntax error skipped") {
@@ -207,4 +193,19 @@ func TestImportContinuationLines(t *testing.T) {
 	if c := scan(db, []byte("xx SPL yy IT")); c.Get(s.ID) != 2 {
 		t.Errorf("the continued rule's contents: %d matches, want 2\n%s", c.Get(s.ID), out.String())
 	}
+}
+
+// parseNames parses a symptom database and returns it with its symptoms'
+// names, comma-separated in order.
+func parseNames(t *testing.T, name string, yaml []byte) (*symptom.DB, string) {
+	t.Helper()
+	db, err := symptom.Parse(name, yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range db.Symptoms() {
+		names = append(names, s.Name)
+	}
+	return db, strings.Join(names, ",")
 }
