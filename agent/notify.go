@@ -143,11 +143,22 @@ func (a *Agent) watch(ctx context.Context) {
 		a.pollEvents(ctx, &st)
 		select {
 		case <-ctx.Done():
+			// One last poll as the agent stops: a state entered since
+			// the last tick (an overload in a replay's last interval,
+			// an exporter spooling at shutdown) is still announced.
+			// Its sends may outlive ctx, for finalPollWait at most.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalPollWait)
+			a.pollEvents(fctx, &st)
+			cancel()
 			return
 		case <-t.C:
 		}
 	}
 }
+
+// finalPollWait bounds the notifications of the poll made as the agent
+// stops (an inform to a receiver that does not answer).
+const finalPollWait = 2 * time.Second
 
 func (a *Agent) pollEvents(ctx context.Context, st *eventState) {
 	a.mu.Lock()

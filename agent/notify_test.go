@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,4 +151,45 @@ func TestNotificationsReachSnmptrapd(t *testing.T) {
 	td.waitFor(t, "MIRA-PROBE-MIB::miraCollectorRegained|miraExpState.2 = INTEGER: connected(1)", 4)
 	p.setRegulation(RegulationNormal, 1)
 	td.waitFor(t, "MIRA-PROBE-MIB::miraOverloadLeft|miraRegulationState.0 = INTEGER: normal(1)", 4)
+}
+
+// TestFinalPollAnnounces: a state entered after the watcher's last tick
+// (a replay that ends in overload) is announced as the agent stops. The
+// poll interval is an hour, so only the poll made at the stop can send.
+func TestFinalPollAnnounces(t *testing.T) {
+	p := newFakeProbe(t)
+	cfg := testConfig()
+	cfg.EngineID = "80007ed9040102030405060708"
+	cfg.PollInterval = time.Hour
+	eng, _ := hex.DecodeString(cfg.EngineID)
+	td := startTrapd(t, eng)
+	cfg.Targets = []Target{{Address: td.addr, Version: "v2c", Community: "public"}}
+	polled := make(chan struct{}, 1)
+	a, err := New(cfg, ProviderFunc(func(s *Snapshot) {
+		p.Snapshot(s)
+		select {
+		case polled <- struct{}{}:
+		default:
+		}
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.ServeConn(ctx, conn) }()
+	<-polled // the watcher's first poll: regulation normal, nothing sent
+	p.setRegulation(RegulationSampling, 8)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeConn: %v", err)
+	}
+	td.waitFor(t, "MIRA-PROBE-MIB::miraOverloadEntered|miraSamplingRate.0 = Gauge32: 8", 1)
+	if n := a.stats.NotificationsSent.Load(); n != 1 {
+		t.Errorf("NotificationsSent = %d, want 1", n)
+	}
 }
