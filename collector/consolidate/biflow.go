@@ -136,7 +136,7 @@ func (b *Biflow) setDirection(o *obs, a *attrs, parts []part, reverse bool, orig
 		return
 	}
 	for _, p := range parts {
-		addObserved(ivs, p.flowInterval, p.packets, p.octets, a.pktInterval)
+		addObserved(ivs, p.flowInterval, p.packets, p.octets, p.pktInterval)
 	}
 }
 

@@ -236,10 +236,12 @@ const (
 
 // obsExt is what an observation holds only when its records have it.
 type obsExt struct {
-	// parts splits packets and octets by the flow interval their records
-	// stated, once two records stated different ones (a self-regulating
-	// probe ends every flow when its rate changes, so a connection that
-	// spans a change has records of each rate); empty while all agree.
+	// parts splits packets and octets by the flow and packet intervals
+	// their records stated, once two records stated different ones (a
+	// self-regulating probe ends every flow when its rate changes, and so
+	// does a probe whose sampling a reload or a restart changed, so a
+	// connection that spans a change has records of each rate); empty
+	// while all agree.
 	parts []part
 	// endAt is the latest end of a record ended by FIN or RST when it
 	// is before the observation's last end (obsEndApart).
@@ -258,22 +260,25 @@ type symNode struct {
 	id    uint16
 }
 
-// part is what the records of one flow interval of an observation sum.
+// part is what the records of one flow interval and one packet interval
+// of an observation sum.
 type part struct {
 	flowInterval    uint32
+	pktInterval     uint32
 	packets, octets uint64
 }
 
-// addPart adds a record's counts to the part of its flow interval.
-func addPart(ps []part, fi uint32, packets, octets uint64) []part {
+// addPart adds a record's counts to the part of its flow and packet
+// intervals.
+func addPart(ps []part, fi, pi uint32, packets, octets uint64) []part {
 	for i := range ps {
-		if p := &ps[i]; p.flowInterval == fi {
+		if p := &ps[i]; p.flowInterval == fi && p.pktInterval == pi {
 			p.packets = SatAdd(p.packets, packets)
 			p.octets = SatAdd(p.octets, octets)
 			return ps
 		}
 	}
-	return append(ps, part{fi, packets, octets})
+	return append(ps, part{fi, pi, packets, octets})
 }
 
 func (a *attrs) prob() float64 {
@@ -808,14 +813,16 @@ func (c *Consolidator) addProbe(p int32, r *flow.Record, unknown bool) {
 		}
 	}
 	split := ob.ext != 0 && len(c.exts.At(ob.ext).parts) > 0
-	if fi, ofi := max(r.SamplingFlowInterval, 1), max(at.flowInterval, 1); !split && ob.records > 0 && fi != ofi {
+	fi, pi := max(r.SamplingFlowInterval, 1), max(r.SamplingPacketInterval, 1)
+	if ofi, opi := max(at.flowInterval, 1), max(at.pktInterval, 1); !split && ob.records > 0 && (fi != ofi || pi != opi) {
+		// Until now every record stated the same intervals, at's.
 		x := c.ext(ob)
-		x.parts = append(x.parts, part{ofi, ob.packets, ob.octets})
+		x.parts = append(x.parts, part{ofi, opi, ob.packets, ob.octets})
 		split = true
 	}
 	if split {
 		x := c.exts.At(ob.ext)
-		x.parts = addPart(x.parts, max(r.SamplingFlowInterval, 1), r.Packets, r.Octets)
+		x.parts = addPart(x.parts, fi, pi, r.Packets, r.Octets)
 	}
 	ended, end := ob.bits&obsEnded != 0, int64(0)
 	if ended {
@@ -1069,8 +1076,8 @@ func (c *Consolidator) addSymptomsTo(b *Biflow, o *obs) {
 	}
 }
 
-// parts returns o's parts by flow interval (nil when its records all
-// stated one).
+// parts returns o's parts by flow and packet interval (nil when its
+// records all stated the same).
 func (c *Consolidator) parts(o *obs) []part {
 	if o.ext == 0 {
 		return nil

@@ -437,6 +437,40 @@ func TestSamplingPerInterval(t *testing.T) {
 	}
 }
 
+// TestSamplingPerPacketInterval: a probe whose packet sampling a reload
+// or a restart changed (same exporter and domain) sends a connection's
+// records at each rate; each record's traffic is scaled by its own
+// interval. Before, the observation took the highest interval any of its
+// records stated for all of them: a connection metered 1 in 4, then 1 in
+// 10, counted its 1-in-4 packets ten times (mira-probe -r of a capture's
+// first half at random 1/4, then of its second half at count 1/10, both
+// domain 1, estimated +3.2 % packets, outside the interval; each half
+// alone was right).
+func TestSamplingPerPacketInterval(t *testing.T) {
+	before := rec("10.0.0.1", "10.0.0.2", 1000, 80, 10, 1000, 0, time.Second)
+	before.SamplingPacketInterval = 4
+	after := rec("10.0.0.1", "10.0.0.2", 1000, 80, 5, 500, 2*time.Second, 3*time.Second)
+	after.SamplingPacketInterval = 10
+	unsampled := rec("10.0.0.1", "10.0.0.2", 1000, 80, 2, 200, 4*time.Second, 5*time.Second)
+	back := rec("10.0.0.2", "10.0.0.1", 80, 1000, 3, 300, 2*time.Second, 3*time.Second)
+	back.SamplingPacketInterval = 10
+	for _, order := range [][]flow.Record{{before, after, unsampled, back}, {after, back, unsampled, before}} {
+		c := New(nil)
+		c.Add(Origin{Probe: "mira"}, order)
+		c.Flush()
+		bs := c.Biflows()
+		if len(bs) != 1 {
+			t.Fatalf("%d biflows", len(bs))
+		}
+		e := bs[0].Est
+		wantVar := 10*(1-0.25)/(0.25*0.25) + 8*(1-0.1)/(0.1*0.1)
+		if bs[0].Packets != 17 || e.Packets != 4*10+10*5+2+10*3 || e.Octets != 4*1000+10*500+200+10*300 ||
+			math.Abs(e.VarPackets-wantVar) > 1e-9 || bs[0].Sampling != 0.1 || e.Biflows != 1 {
+			t.Fatalf("order %v: %+v", order[0].SamplingPacketInterval, bs[0])
+		}
+	}
+}
+
 // TestScannedOctets: each direction's scanned octets are its kept
 // observation's records summed; pairing across probes keeps them per
 // direction, duplicate suppression keeps the kept probe's (summed with

@@ -120,6 +120,11 @@
 // of each interval by its own 1/q, the parts' variances added; it counts
 // for 1/q connections with q its lowest selection probability.
 //
+// Packet sampling is applied record by record too: the records of one
+// probe's direction that state different packet intervals (its sampling
+// changed by a reload or a restart while the connection went on) are
+// scaled each by its own 1/p, their variances added.
+//
 // Records, directions and connections are selected independently, so the
 // variances of a usage row add up. The interval is
 // estimate ± z·sqrt(Var), z the normal quantile for Config.Confidence
