@@ -108,19 +108,21 @@ func (s *Selection) Stats() Stats {
 	return st
 }
 
-// Stamp sets the sampling intervals on exported records.
+// Stamp sets the sampling intervals on exported records, 1 where the
+// probe does not sample: every record states its own sampling, so that
+// neither the collecting process nor a report scales it by what the
+// observation domain announced at another time (a probe reloaded or
+// restarted from 1 in 4 to unsampled under the same domain had its
+// unsampled records scaled by 4, and the other way round its unsampled
+// records before the change by the first announcement).
 func (s *Selection) Stamp(recs []flow.Record) {
-	pi, fi := s.smp.PacketInterval(), s.smp.FlowInterval()
-	if pi == 0 && fi == 0 {
-		return
-	}
+	pi, fi := max(s.smp.PacketInterval(), 1), max(s.smp.FlowInterval(), 1)
 	for i := range recs {
 		recs[i].SamplingPacketInterval = pi
 		// Self-regulation may have selected flows too, with an
-		// independent hash: the intervals multiply.
-		if fi > 1 {
-			recs[i].SamplingFlowInterval = max(recs[i].SamplingFlowInterval, 1) * fi
-		}
+		// independent hash: the intervals multiply. The meter's 0
+		// (regulation never acted) is every flow kept.
+		recs[i].SamplingFlowInterval = max(recs[i].SamplingFlowInterval, 1) * fi
 	}
 }
 

@@ -70,7 +70,7 @@ func TestFilterAndStamp(t *testing.T) {
 	}
 	recs := []flow.Record{{}, {}}
 	sel.Stamp(recs)
-	if recs[1].SamplingPacketInterval != 2 || recs[1].SamplingFlowInterval != 0 {
+	if recs[1].SamplingPacketInterval != 2 || recs[1].SamplingFlowInterval != 1 {
 		t.Fatalf("stamp %+v", recs[1])
 	}
 	es := sel.ExportSampling()
@@ -90,10 +90,15 @@ func TestDefaults(t *testing.T) {
 	if sel.Active() || sel.Label() != nil || sel.ExportSampling() != nil {
 		t.Fatal("zero config does something")
 	}
-	recs := []flow.Record{{}}
+	// An unsampled probe's records say so (1), and a record metered
+	// under self-regulation keeps its flow interval.
+	recs := []flow.Record{{}, {SamplingFlowInterval: 4}}
 	sel.Stamp(recs)
-	if recs[0].SamplingPacketInterval != 0 {
-		t.Fatal("stamped unsampled records")
+	if r := recs[0]; r.SamplingPacketInterval != 1 || r.SamplingFlowInterval != 1 {
+		t.Fatalf("unsampled record stamped %d/%d, want 1/1", r.SamplingPacketInterval, r.SamplingFlowInterval)
+	}
+	if r := recs[1]; r.SamplingPacketInterval != 1 || r.SamplingFlowInterval != 4 {
+		t.Fatalf("regulated record stamped %d/%d, want 1/4", r.SamplingPacketInterval, r.SamplingFlowInterval)
 	}
 	if _, err := New(&Config{}, nil); err != nil {
 		t.Fatal(err)
@@ -118,7 +123,7 @@ func TestFlowMode(t *testing.T) {
 	}
 	recs := []flow.Record{{}}
 	sel.Stamp(recs)
-	if recs[0].SamplingFlowInterval != 8 || recs[0].SamplingPacketInterval != 0 {
+	if recs[0].SamplingFlowInterval != 8 || recs[0].SamplingPacketInterval != 1 {
 		t.Fatalf("%+v", recs[0])
 	}
 }
