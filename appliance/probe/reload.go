@@ -16,6 +16,7 @@ import (
 	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/appliance/symptom"
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 )
 
 // classifiers are what a configuration gives the flow tables: the
@@ -176,7 +177,7 @@ func (p *Probe) Reload(c *config.Probe) error {
 					a.SetNames(cl.sel.AggregateNames(), symptomNames(cl.db), categoryNames(cl.fast))
 				}
 				if a, ok := t.e.(samplingAnnouncer); ok && !reflect.DeepEqual(oldSmp, smp) {
-					a.SetSampling(smp)
+					a.SetSampling(announcedSampling(oldSmp, smp))
 				}
 			}
 		}
@@ -274,4 +275,16 @@ func (p *Probe) reloadStats() (applied, refused uint64, last time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.reloads, p.refused, p.lastReload
+}
+
+// announcedSampling is what a reload from sampling old to smp announces:
+// smp, or, when the probe stops sampling, that it samples 1 in 1. Saying
+// nothing would leave a collector scaling the records that follow by the
+// last rate it heard of (nfdump scaled a probe's records after a reload
+// from random 1/4 to none by 4: 137,000 packets for 65,615).
+func announcedSampling(old, smp *ipfix.Sampling) *ipfix.Sampling {
+	if smp == nil && old != nil && old.Interval > 1 {
+		return &ipfix.Sampling{Interval: 1, Flow: old.Flow, SelectorAlgorithm: old.SelectorAlgorithm, LegacyAlgorithm: old.LegacyAlgorithm}
+	}
+	return smp
 }

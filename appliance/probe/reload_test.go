@@ -15,6 +15,7 @@ import (
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/ipfix"
 	"github.com/mira-project/mira/synth"
 )
 
@@ -191,3 +192,77 @@ symptoms:
     patterns:
       - {content: "GET /", anchor: line}
 `)
+
+// samplingExporter records the records it gets and the sampling
+// announced, with how many records came before each announcement.
+type samplingExporter struct {
+	namesExporter
+	announced []*ipfix.Sampling
+	at        []int
+}
+
+func (e *samplingExporter) SetSampling(s *ipfix.Sampling) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.announced = append(e.announced, s)
+	e.at = append(e.at, len(e.recs))
+}
+
+// TestReloadToUnsampled: a reload from random 1 in 4 to no sampling
+// announces 1 in 1 (nil, saying nothing, left nfdump scaling the
+// records after the reload by 4), and every record states its own
+// sampling: 4 before the reload, 1 after.
+func TestReloadToUnsampled(t *testing.T) {
+	dir := t.TempDir()
+	pcap, _ := synthFile(t, dir)
+	cfgA, err := config.ParseProbe("a.yaml", []byte("sampling: {mode: random, interval: 4, seed: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB, err := config.ParseProbe("b.yaml", []byte("sampling: {mode: none}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateSource{Source: src, after: 2000, reached: make(chan struct{}), open: make(chan struct{})}
+	exp := &samplingExporter{}
+	p := New(cfgA, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sources: []drivers.Source{g}, Exporters: []Exporter{exp}})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	<-g.reached
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload(cfgB) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Pipeline().Stats().Reloads == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not reach the pipeline")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.open)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.announced) != 1 || exp.announced[0] == nil || exp.announced[0].Interval != 1 {
+		t.Fatalf("announced %v, want once 1 in 1", exp.announced)
+	}
+	cut := exp.at[0]
+	if cut == 0 || cut == len(exp.recs) {
+		t.Fatalf("announced after record %d of %d: want records on both sides", cut, len(exp.recs))
+	}
+	for i, r := range exp.recs {
+		want := uint32(4)
+		if i >= cut {
+			want = 1
+		}
+		if r.SamplingPacketInterval != want {
+			t.Fatalf("record %d of %d (announced after %d) states 1 in %d, want 1 in %d", i, len(exp.recs), cut, r.SamplingPacketInterval, want)
+		}
+	}
+}
