@@ -456,6 +456,7 @@ type Consolidator struct {
 	bf       Biflow
 	ivs      []intervalEst // the biflow being made: its estimate per flow interval
 	out      []Biflow      // completed biflows, when no Sink is set
+	done     []doneConn    // emitAll's scratch
 	keep     bool
 }
 
@@ -985,26 +986,61 @@ func (c *Consolidator) releaseHeld(before int64) {
 // (end of input, shutdown).
 func (c *Consolidator) Flush() {
 	c.releaseHeld(math.MaxInt64)
-	type kv struct {
-		i     uint32
-		first int64
-	}
-	all := make([]kv, 0, c.npending)
+	all := c.done[:0]
 	for _, s := range c.pending.slots {
-		for i := uint32(s); i != 0; {
+		rank := uint32(0)
+		for i := uint32(s); i != 0; rank++ {
 			e := c.conns.At(i)
 			first, _ := c.span(e)
-			all = append(all, kv{i, first})
+			all = append(all, doneConn{i, rank, first})
 			i = e.older
 		}
 	}
 	c.pending.clear()
-	// Deterministic output order: by start time, then key.
-	slices.SortFunc(all, func(a, b kv) int {
-		if r := cmp.Compare(a.first, b.first); r != 0 {
+	c.emitAll(all)
+}
+
+// doneConn is a completed connection waiting to be emitted: its index,
+// its position in its key's list (0 the newest) and its start.
+type doneConn struct {
+	i     uint32
+	rank  uint32
+	first int64
+}
+
+// emitAll emits the completed connections in one order that depends
+// only on them (not on where the index holds them: its hash is seeded
+// per Consolidator): by start time, then key, then, among connections
+// of one key that started together (one closed by FIN or RST and the
+// next opened in the same millisecond), oldest first. The biflows'
+// estimates are summed in this order (usage, rollups), so two runs
+// over the same records add the same floating-point terms in the same
+// order. all is kept as scratch.
+func (c *Consolidator) emitAll(all []doneConn) {
+	if len(all) > 1 {
+		slices.SortFunc(all, c.compareDone)
+	}
+	for i := range all {
+		c.emit(all[i].i)
+	}
+	c.done = all[:0]
+}
+
+func (c *Consolidator) compareDone(a, b doneConn) int {
+	if r := cmp.Compare(a.first, b.first); r != 0 {
+		return r
+	}
+	ea, eb := c.conns.At(a.i), c.conns.At(b.i)
+	if ea.v6 == 0 && eb.v6 == 0 {
+		// Both IPv4: compare the inline key without building it.
+		if r := bytes.Compare(ea.a4[:], eb.a4[:]); r != 0 {
 			return r
 		}
-		kx, ky := c.key(c.conns.At(a.i)), c.key(c.conns.At(b.i))
+		if r := bytes.Compare(ea.b4[:], eb.b4[:]); r != 0 {
+			return r
+		}
+	} else {
+		kx, ky := c.key(ea), c.key(eb)
 		x, y := &kx, &ky
 		if r := compareKeyAddr(x.a, y.a, x.fam&famA4 != 0, y.fam&famA4 != 0); r != 0 {
 			return r
@@ -1012,17 +1048,19 @@ func (c *Consolidator) Flush() {
 		if r := compareKeyAddr(x.b, y.b, x.fam&famB4 != 0, y.fam&famB4 != 0); r != 0 {
 			return r
 		}
-		if r := cmp.Compare(x.pa, y.pa); r != 0 {
-			return r
-		}
-		if r := cmp.Compare(x.pb, y.pb); r != 0 {
-			return r
-		}
-		return cmp.Compare(x.proto, y.proto)
-	})
-	for i := range all {
-		c.emit(all[i].i)
 	}
+	if r := cmp.Compare(ea.pa, eb.pa); r != 0 {
+		return r
+	}
+	if r := cmp.Compare(ea.pb, eb.pb); r != 0 {
+		return r
+	}
+	if r := cmp.Compare(ea.proto, eb.proto); r != 0 {
+		return r
+	}
+	// One key: the key's list is newest first, so the older has the
+	// larger rank.
+	return cmp.Compare(b.rank, a.rank)
 }
 
 // Biflows returns (and forgets) the biflows completed so far when no Sink
@@ -1249,8 +1287,10 @@ func (c *Consolidator) CompleteBefore(t int64) {
 }
 
 // emitWhere emits (and forgets) every pending connection that done
-// says is complete (given the connection and its end).
+// says is complete (given the connection and its end), in emitAll's
+// order.
 func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
+	all := c.done[:0]
 	slots := c.pending.slots
 	for si := 0; si < len(slots); {
 		s := slots[si]
@@ -1259,17 +1299,17 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 			continue
 		}
 		head := uint32(s)
-		var prev uint32
-		for i := head; i != 0; {
+		var prev, rank uint32
+		for i := head; i != 0; rank++ {
 			e := c.conns.At(i)
 			next := e.older
-			if _, last := c.span(e); done(e, last) {
+			if first, last := c.span(e); done(e, last) {
 				if prev == 0 {
 					head = next
 				} else {
 					c.conns.At(prev).older = next
 				}
-				c.emit(i)
+				all = append(all, doneConn{i, rank, first})
 			} else {
 				prev = i
 			}
@@ -1288,6 +1328,7 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 		si++
 	}
 	c.pending.shrink()
+	c.emitAll(all)
 }
 
 // Pending calls fn with the two endpoint addresses and the start of

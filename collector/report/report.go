@@ -691,9 +691,12 @@ func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 }
 
 // compareBiflows is the order Assemble sums biflows in (and lists them
-// in by time): by start, key, then counters and probes, so that the
-// floating-point sums of the estimates do not depend on how the
-// records were split into parts.
+// in by time): by start, key, then counters and probes, and, for
+// biflows alike in those (connections of one key that started in the
+// same millisecond), by everything else the report shows or sums, so
+// that the floating-point sums of the estimates and the listing do not
+// depend on how the records were split into parts or in which order
+// the parts came: a total order over what a report holds of a biflow.
 func compareBiflows(a, b *Biflow) int {
 	if c := cmp.Compare(a.First, b.First); c != 0 {
 		return c
@@ -715,7 +718,73 @@ func compareBiflows(a, b *Biflow) int {
 	if c := slices.Compare(a.Origins, b.Origins); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.Category, b.Category)
+	if c := cmp.Compare(a.Category, b.Category); c != 0 {
+		return c
+	}
+	return compareRest(a, b)
+}
+
+// compareRest orders biflows that compareBiflows' leading fields tie.
+func compareRest(a, b *Biflow) int {
+	for _, d := range [...][2]float64{{a.Sampling, b.Sampling},
+		{a.est.Biflows, b.est.Biflows}, {a.est.Packets, b.est.Packets}, {a.est.Octets, b.est.Octets},
+		{a.est.VarBiflows, b.est.VarBiflows}, {a.est.VarPackets, b.est.VarPackets}, {a.est.VarOctets, b.est.VarOctets}} {
+		if c := cmp.Compare(d[0], d[1]); c != 0 {
+			return c
+		}
+	}
+	for _, d := range [...][2]uint64{{a.ScannedOctets, b.ScannedOctets}, {a.RScannedOctets, b.RScannedOctets},
+		{uint64(a.TCPFlags), uint64(b.TCPFlags)}, {uint64(a.RTCPFlags), uint64(b.RTCPFlags)},
+		{uint64(a.Merged), uint64(b.Merged)}, {b2u(a.SamplingUnknown), b2u(b.SamplingUnknown)}, {b2u(a.pktSampled), b2u(b.pktSampled)},
+		{b2u(a.Meta.DNSResponse), b2u(b.Meta.DNSResponse)}, {uint64(a.Meta.DNSRcode), uint64(b.Meta.DNSRcode)}} {
+		if c := cmp.Compare(d[0], d[1]); c != 0 {
+			return c
+		}
+	}
+	for _, d := range [...][2]string{{a.Aggregate, b.Aggregate}, {a.App, b.App}, {a.probeKey, b.probeKey},
+		{a.Meta.ServerName, b.Meta.ServerName}, {a.Meta.HTTPHost, b.Meta.HTTPHost}, {a.Meta.ALPN, b.Meta.ALPN},
+		{a.Meta.DNSName, b.Meta.DNSName}, {a.Meta.FTPData, b.Meta.FTPData}} {
+		if c := cmp.Compare(d[0], d[1]); c != 0 {
+			return c
+		}
+	}
+	if c := slices.Compare(a.Probes, b.Probes); c != 0 {
+		return c
+	}
+	if c := compareSymptoms(a.Symptoms, b.Symptoms); c != 0 {
+		return c
+	}
+	return slices.CompareFunc(a.counts, b.counts, func(x, y classify.NamedCount) int {
+		if c := cmp.Compare(x.Name, y.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Count, y.Count)
+	})
+}
+
+func b2u(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// compareSymptoms orders symptom counts by their names and counts in
+// name order.
+func compareSymptoms(x, y map[string]uint64) int {
+	if len(x) == 0 && len(y) == 0 {
+		return 0
+	}
+	kx, ky := slices.Sorted(maps.Keys(x)), slices.Sorted(maps.Keys(y))
+	if c := slices.Compare(kx, ky); c != 0 {
+		return c
+	}
+	for _, k := range kx {
+		if c := cmp.Compare(x[k], y[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // Assemble makes the report of parts (BuildPart over record sets that
