@@ -101,6 +101,23 @@ func TestConnectionDefinition(t *testing.T) {
 			want: []string{"10.0.0.1:40000>10.0.0.2:80 1/0 merged 1"},
 		},
 		{
+			// Probe b's clock is 3 s ahead of a's: its records of the
+			// same short connections start after a's ended by FIN. Within
+			// Config.Skew they are duplicates, not new connections (two
+			// probes over the same capture, one shifted 3 s, counted
+			// +60 % packets); a record of b starting 10 s after the FIN
+			// is the port pair reused.
+			name: "clocks apart within the skew: duplicates",
+			recs: []fed{
+				{pa, tcp(c, s, 40000, 80, 5, 0, time.Second, syn|ack|fin, flow.EndDetected)},
+				{pa, tcp(s, c, 80, 40000, 4, 10*time.Millisecond, time.Second, syn|ack|fin, flow.EndDetected)},
+				{pb, tcp(c, s, 40000, 80, 5, 3*time.Second, 4*time.Second, syn|ack|fin, flow.EndDetected)},
+				{pb, tcp(s, c, 80, 40000, 4, 3*time.Second+10*time.Millisecond, 4*time.Second, syn|ack|fin, flow.EndDetected)},
+				{pb, tcp(c, s, 40000, 80, 2, 11*time.Second, 12*time.Second, syn|ack|fin, flow.EndDetected)},
+			},
+			want: []string{"10.0.0.1:40000>10.0.0.2:80 2/0 merged 0", "10.0.0.1:40000>10.0.0.2:80 5/4 merged 2"},
+		},
+		{
 			name: "vlan is not part of the key",
 			recs: []fed{
 				{pa, func() flow.Record {

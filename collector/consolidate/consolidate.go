@@ -67,6 +67,13 @@ type Config struct {
 	// KeepDuplicates sums the observations of every probe instead of
 	// keeping one per direction (mira report --no-dedup).
 	KeepDuplicates bool
+	// Skew is how far the clocks of two probes may differ (default 5s):
+	// a record of a direction that another probe saw end by FIN or RST
+	// continues that connection when it starts up to Skew after the end
+	// (the same packets timed by a clock ahead), and starts a new one
+	// (the port pair reused) only later. Two probes whose clocks differ
+	// by more see each short connection twice.
+	Skew time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -85,6 +92,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.Hold <= 0 {
 		d.Hold = 30 * time.Second
+	}
+	if d.Skew <= 0 {
+		d.Skew = 5 * time.Second
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -652,13 +662,18 @@ func (c *Consolidator) span(e *conn) (first, last int64) {
 
 // ended reports whether direction d of e is closed for a record of probe
 // p starting at t: an observation of d ended by FIN or RST before t (for
-// another probe's observation, strictly before: two probes see the last
-// packet at the same time).
+// another probe's observation, more than Config.Skew before: two probes
+// see the last packet at the same time, by clocks that may differ).
 func (c *Consolidator) ended(e *conn, d int, p int32, t int64) bool {
 	for i := e.head[d]; i != 0; {
 		x := c.obs.At(i)
 		if x.bits&obsEnded != 0 {
-			if end := c.endAt(x); t > end || (t == end && c.attr(x).probe == p) {
+			end := c.endAt(x)
+			if c.attr(x).probe == p {
+				if t >= end {
+					return true
+				}
+			} else if t > satAdd(end, int64(c.cfg.Skew)) {
 				return true
 			}
 		}

@@ -48,7 +48,9 @@
 //     starts (for the same probe, at or before: a meter that closed a
 //     flow starts a new one for the next packet, so the trailing ACK of a
 //     closed connection, or a reuse of the port pair, is a new
-//     connection).
+//     connection; for another probe, more than Config.Skew, 5 s, before:
+//     probes' clocks differ, and a short connection seen by a probe whose
+//     clock is 3 s ahead would otherwise be counted twice).
 //
 // Active-timeout, idle-timeout, resource and forced ends do not end a
 // connection: the next record of the same direction within the Window
