@@ -102,6 +102,9 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := p.Check(); err != nil {
 		return err
 	}
+	if err := p.AS.Skipped(); err != nil {
+		fmt.Fprintf(os.Stderr, "mira report: warning: --as: %v\n", err)
+	}
 	rules := classify.Default()
 	if *rulesFile != "" {
 		var err error

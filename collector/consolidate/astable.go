@@ -18,6 +18,22 @@ type ASTable struct {
 	t bart.Table[uint32]
 	// Errors counts skipped lines by reason.
 	Errors map[string]int
+	// First is the first skipped line (nil: none).
+	First *ASError
+}
+
+// Skipped says how many lines ParseAS skipped and the first of them,
+// nil when it read every line: a mistyped prefix would otherwise go
+// unnoticed, its traffic counted as AS 0.
+func (t *ASTable) Skipped() error {
+	if t == nil || t.First == nil {
+		return nil
+	}
+	n := 0
+	for _, c := range t.Errors {
+		n += c
+	}
+	return fmt.Errorf("%d line(s) skipped, the first: %w", n, t.First)
 }
 
 // ASError describes a line of an AS table that could not be read.
@@ -97,7 +113,8 @@ func ParseAS(r io.Reader, input string) (*ASTable, error) {
 	fail := func(line int, off int64, reason string) {
 		t.Errors[reason]++
 		if first == nil {
-			first = &ASError{Input: input, Line: line, Offset: off, Reason: reason}
+			t.First = &ASError{Input: input, Line: line, Offset: off, Reason: reason}
+			first = t.First
 		}
 	}
 	line := 0

@@ -51,6 +51,14 @@ func TestParseCSV(t *testing.T) {
 	if tb.Errors[ASReasonPrefix] != 1 || tb.Errors[ASReasonASN] != 1 {
 		t.Fatalf("errors %v", tb.Errors)
 	}
+	// The table read, but the skipped lines are said (mira report warns,
+	// mira-collector logs): a mistyped prefix's traffic is AS 0.
+	if err := tb.Skipped(); err == nil || err.Error() != "2 line(s) skipped, the first: as table as.csv: line 7 (offset 105): bad prefix" {
+		t.Fatalf("skipped: %v", err)
+	}
+	if good, _ := ParseASBytes([]byte("10.0.0.0/8,1\n"), "good.csv"); good.Skipped() != nil {
+		t.Fatalf("nothing skipped: %v", good.Skipped())
+	}
 	_, err = ParseASBytes([]byte("prefix,as\nnope,1\n"), "bad.csv")
 	var ae *ASError
 	if !errors.As(err, &ae) || ae.Line != 2 || ae.Offset != 10 || !strings.Contains(err.Error(), "bad.csv: line 2 (offset 10): bad prefix") {

@@ -38,6 +38,9 @@ func (s *Server) startRollups(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return fmt.Errorf("collector: rollups: %w", err)
 	}
+	if err := cfg.AS.Skipped(); err != nil {
+		s.log.Warn("as table: lines skipped; their prefixes count as AS 0", "file", s.cfg.AS, "err", err)
+	}
 	src.Live = s.liveRollups
 	s.rollSrc = src
 	meta, err := st.RollupMeta()
