@@ -131,6 +131,9 @@ type Options struct {
 	// symLists, when set, holds emptied symptom lists for makeBiflow
 	// to reuse (the Roller's, of biflows accounted and not indexed).
 	symLists *[][]classify.NamedCount
+	// usageOnly: AssembleExact lists no biflow (a composed report's
+	// parts carry their usage only).
+	usageOnly bool
 }
 
 func mod(a, b int64) int64 {
@@ -887,7 +890,11 @@ func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	if opts.Order == OrderBytes {
 		sortBiflows(rep.Biflows, opts.Order)
 	}
-	rep.Biflows, s.Offset, s.NextOffset = pageOf(rep.Biflows, n, opts.Offset, opts.Limit)
+	if opts.usageOnly {
+		rep.Biflows = []Biflow{}
+	} else {
+		rep.Biflows, s.Offset, s.NextOffset = pageOf(rep.Biflows, n, opts.Offset, opts.Limit)
+	}
 	s.Listed = len(rep.Biflows)
 	if st := opts.Stats; st != nil {
 		s.Messages, s.Records, s.Lost = &st.Messages, &st.Records, &st.Lost

@@ -34,7 +34,11 @@ type RollupSource struct {
 // other than host (and not symptom with --symptom), --from, --to and
 // --bucket on whole minutes. The rollups' own parameters (rules, AS
 // table, window, retention) FromRollups checks against the store.
-func (p *Params) CanUseRollups() error {
+func (p *Params) CanUseRollups() error { return p.canUseRollups(true) }
+
+// canUseRollups is CanUseRollups; bounds says --from and --to must be
+// on whole minutes (composing takes them anywhere).
+func (p *Params) canUseRollups(bounds bool) error {
 	switch {
 	case p.Host != "" || p.Port >= 0 || p.Proto != "":
 		return &RollupError{"--host, --port and --proto select records"}
@@ -52,8 +56,8 @@ func (p *Params) CanUseRollups() error {
 		return &RollupError{"--by symptom with --symptom needs the biflows"}
 	}
 	for _, t := range []time.Time{p.Query.From, p.Query.To} {
-		if !t.IsZero() && t.UnixNano()%int64(time.Minute) != 0 {
-			return &RollupError{"--from and --to must be on whole minutes"}
+		if bounds && !t.IsZero() && t.UnixNano()%int64(time.Minute) != 0 {
+			return &RollupError{reasonUnaligned}
 		}
 	}
 	if p.Bucket > 0 && p.Bucket%time.Minute != 0 {
@@ -74,24 +78,9 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	if err := p.CanUseRollups(); err != nil {
 		return nil, err
 	}
-	meta, err := s.RollupMeta()
-	if errors.Is(err, store.ErrNoRollups) {
-		return nil, &RollupError{"the store keeps no rollups (mira rollup --db FILE makes them)"}
-	}
+	meta, err := checkRollupMeta(s, p, src)
 	if err != nil {
 		return nil, err
-	}
-	window := p.Window
-	if window <= 0 {
-		window = DefaultWindow
-	}
-	switch {
-	case meta.Window != window:
-		return nil, &RollupError{fmt.Sprintf("they pair with a window of %v, not %v", meta.Window, window)}
-	case meta.Rules != src.RulesID:
-		return nil, &RollupError{"they were classified with other rules"}
-	case p.By == ByAS && (src.ASID == "" || meta.AS != src.ASID):
-		return nil, &RollupError{"they were made with another AS table (collector.yaml as:)"}
 	}
 	from, to := int64(math.MinInt64), int64(math.MaxInt64)
 	if !p.Query.From.IsZero() {
@@ -318,6 +307,31 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	return rep, nil
 }
 
+// checkRollupMeta reads the meta of s's rollups and checks they were
+// made as p needs (window, rules, AS table), else a *RollupError.
+func checkRollupMeta(s *store.Store, p *Params, src RollupSource) (store.RollupMeta, error) {
+	meta, err := s.RollupMeta()
+	if errors.Is(err, store.ErrNoRollups) {
+		return meta, &RollupError{"the store keeps no rollups (mira rollup --db FILE makes them)"}
+	}
+	if err != nil {
+		return meta, err
+	}
+	window := p.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	switch {
+	case meta.Window != window:
+		return meta, &RollupError{fmt.Sprintf("they pair with a window of %v, not %v", meta.Window, window)}
+	case meta.Rules != src.RulesID:
+		return meta, &RollupError{"they were classified with other rules"}
+	case p.By == ByAS && (src.ASID == "" || meta.AS != src.ASID):
+		return meta, &RollupError{"they were made with another AS table (collector.yaml as:)"}
+	}
+	return meta, nil
+}
+
 // RollupInfo says a report was answered from the rollups (Summary.Rollup).
 type RollupInfo struct {
 	// Resolution of the cells read: "1m0s" or "1h0m0s".
@@ -340,6 +354,12 @@ type RollupInfo struct {
 	// speak of the range from CoveredFrom on.
 	CoveredFrom *Timestamp `json:"covered_from,omitempty"`
 	Note        string     `json:"note,omitempty"`
+	// Edges, when set, says the report was composed: the cells of the
+	// whole minutes inside --from and --to, corrected by the records
+	// around the bounds (auto, when records lie across a bound or the
+	// bounds are inside minutes). It equals the report over the
+	// records (up to the summation order of floating-point estimates).
+	Edges *EdgeInfo `json:"edges,omitempty"`
 }
 
 // Notes appended to RollupInfo.Note when the rollups were cut
@@ -423,6 +443,9 @@ const (
 	SourceRecords = "records"
 	SourceRollups = "rollups"
 	SourceAuto    = "auto"
+	// SourceComposed is not a source one asks for: /api/rollups says
+	// it when auto composes (RollupInfo.Edges).
+	SourceComposed = "composed"
 )
 
 // Report builds the report p describes over s with opts: from the
@@ -430,9 +453,12 @@ const (
 // cannot answer), or from the rollups when they can answer exactly
 // (complete for the range, no late record, no record across a bound of
 // the range (BoundsCrossed) and, for a range retention cut, no record
-// older than the rollups kept) and else from the records (SourceAuto;
-// with RollupsOnly, the *RollupError saying why instead of the records'
-// report).
+// older than the rollups kept), else, when only a record across a
+// bound or bounds inside minutes kept them from it, composed from the
+// rollups of the whole minutes inside the range and the records around
+// its bounds (see compose.go; RollupInfo.Edges), and else from the
+// records (SourceAuto; with RollupsOnly, the *RollupError saying why
+// instead of the records' report).
 func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
 	if p.Source == SourceRollups || p.Source == SourceAuto {
 		rep, err := p.rollupsAnswer(ctx, s, src)
@@ -440,7 +466,21 @@ func (p *Params) Report(ctx context.Context, s *store.Store, opts Options, src R
 		switch {
 		case err == nil:
 			return rep, nil
-		case p.Source == SourceRollups || p.RollupsOnly || !errors.As(err, &re):
+		case p.Source == SourceRollups || !errors.As(err, &re):
+			return nil, err
+		}
+		if re.Reason == reasonCrossed || re.Reason == reasonUnaligned {
+			rep, cerr := p.composed(ctx, s, opts, src)
+			var ce *RollupError
+			switch {
+			case cerr == nil:
+				return rep, nil
+			case !errors.As(cerr, &ce):
+				return nil, cerr
+			}
+			err = &RollupError{re.Reason + "; not composed: " + ce.Reason}
+		}
+		if p.RollupsOnly {
 			return nil, err
 		}
 	}
@@ -478,7 +518,7 @@ func (p *Params) rollupsAnswer(ctx context.Context, s *store.Store, src RollupSo
 		return nil, err
 	}
 	if crossed {
-		return nil, &RollupError{"a record lies across --from or --to or ends within the pairing window before one"}
+		return nil, &RollupError{reasonCrossed}
 	}
 	return rep, nil
 }

@@ -200,18 +200,24 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 	if err != nil {
 		return nil, err
 	}
+	return flows, storeOptions(s, opts)
+}
+
+// storeOptions fills what opts leaves unset from s (StoreInputs).
+func storeOptions(s *store.Store, opts *Options) error {
 	if err := NamedOptions(s, opts); err != nil {
-		return nil, err
+		return err
 	}
+	var err error
 	if opts.Announcements == nil {
 		if opts.Announcements, err = s.Announcements(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if opts.Stats == nil {
 		st, err := s.Stats()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !st.Updated.IsZero() {
 			opts.Stats = &st
@@ -222,10 +228,10 @@ func StoreInputs(ctx context.Context, s *store.Store, q store.Query, opts *Optio
 	}
 	if opts.Ledgers == nil {
 		if opts.Ledgers, err = s.Ledgers(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return flows, nil
+	return nil
 }
 
 // StartedMargin is how long before --from a report by start

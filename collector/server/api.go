@@ -212,8 +212,9 @@ func API(cfg APIConfig) http.Handler {
 	type rollupAnswer struct {
 		Available bool `json:"available"`
 		// Source: what the report with that source is made from,
-		// rollups or records (auto), none when source=rollups cannot
-		// answer.
+		// rollups, composed (auto: the rollups corrected by the
+		// records around the bounds, rollup.edges) or records (auto),
+		// none when source=rollups cannot answer.
 		Source string             `json:"source,omitempty"`
 		Reason string             `json:"reason,omitempty"`
 		Rollup *report.RollupInfo `json:"rollup,omitempty"`
@@ -233,6 +234,9 @@ func API(cfg APIConfig) http.Handler {
 			return err
 		default:
 			a.Available, a.Source, a.Rollup, a.First, a.Last = true, report.SourceRollups, rep.Summary.Rollup, rep.Summary.First, rep.Summary.Last
+			if ri := rep.Summary.Rollup; ri != nil && ri.Edges != nil {
+				a.Source = report.SourceComposed
+			}
 		}
 		return json.NewEncoder(buf).Encode(a)
 	}

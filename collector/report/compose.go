@@ -1,0 +1,613 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/store"
+)
+
+// Composing a ranged report from the rollups and the records of its edges
+//
+// The report over the records of [F, T) pairs the records active in it
+// (store.Overlap: Last >= F, First < T); the rollups count the biflows of
+// all the records by their start. They differ only for connections near a
+// bound, and, through the pair context of the classification, for the
+// other biflows between the same two addresses near those.
+//
+// Records of two addresses (a host pair) that lie more than
+// max(window, classify.PairWindow) apart cannot be of one connection
+// (consolidate: a record joins a connection within a window of its last
+// end; duplicates likewise) nor in each other's pair context
+// (classify.PairWindow). So a host pair's records fall into clusters:
+// maximal runs whose time spans, stretched by that gap, touch. Every
+// cluster is paired and classified alike by any report whose records
+// hold it whole, and apart from every other cluster (report.Part adds
+// up over such a split).
+//
+// With cF and fT the whole minutes just inside F and T, a cluster whose
+// records all start in [cF, fT) is interior: the report over the records
+// of [F, T) holds it whole (its records start after F and cannot reach
+// a record after T), so its biflows are there exactly as over all the
+// records, and they start in [cF, fT): the rollups' cells of those
+// buckets count them. Every other cluster that matters has a record
+// that overlaps [F-gap, cF) or [fT-gap, T) (its span reaches across cF
+// or fT within the gap): the edge clusters. They are read from the
+// records whole (the reads around each bound widen until no edge
+// cluster reaches their border), and
+//
+//	report = cells[cF, fT) - edge clusters' biflows (over all their
+//	         records) that start in [cF, fT) + the report over the edge
+//	         clusters' records active in [F, T)
+//
+// which is the report over the records, up to the summation order of
+// floating-point estimates (as the rollups themselves). What cannot be
+// taken back out of a cell exactly refuses (*RollupError; auto then
+// reads the records): a cell's "sampled" flag when a sampled biflow is
+// taken out of it and others stay, a cell the edges do not find.
+
+// Reasons auto answers from the records for, which composing answers.
+const (
+	reasonCrossed   = "a record lies across --from or --to or ends within the pairing window before one"
+	reasonUnaligned = "--from and --to must be on whole minutes"
+)
+
+// composedRange answers the report of p (auto, with --from and --to)
+// by composing the rollups of the interior minutes with the report over
+// the records of the edge clusters (see above); a *RollupError when it
+// cannot.
+func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src RollupSource) (*Report, error) {
+	switch {
+	case p.Query.From.IsZero() || p.Query.To.IsZero():
+		return nil, &RollupError{"composing needs --from and --to"}
+	case p.Started:
+		return nil, &RollupError{"--started is answered by start"}
+	case p.Aggregate != "" || p.Category != "" || p.Symptom != "":
+		return nil, &RollupError{"--aggregate, --category and --symptom: the summary's span needs the biflows"}
+	}
+	if err := p.canUseRollups(false); err != nil {
+		return nil, err
+	}
+	meta, err := checkRollupMeta(s, p, src)
+	if err != nil {
+		return nil, err
+	}
+	window := p.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	as := opts.AS
+	if meta.AS != "" && (as == nil || src.ASID != meta.AS) {
+		return nil, &RollupError{"the rollups' cells carry AS numbers of a table the report does not have"}
+	}
+	if meta.AS == "" {
+		as = nil
+	}
+	c := &composer{p: p, s: s, opts: opts, meta: &meta, as: as,
+		from: p.Query.From.UnixNano(), to: p.Query.To.UnixNano(),
+		gap: int64(max(window, classify.PairWindow) + time.Second)}
+	min := int64(time.Minute)
+	c.cF = c.from + mod(-c.from, min)
+	c.fT = c.to - mod(c.to, min)
+	// The reads around each bound may take at most a third of the
+	// range each: wider, the records answer about as fast.
+	c.limit = (c.to - c.from) / 3
+	if c.fT-c.cF < 4*c.gap || c.limit < 4*c.gap {
+		return nil, &RollupError{"the range is too short to compose (the records answer it)"}
+	}
+	if err := c.spans(); err != nil {
+		return nil, err
+	}
+	if err := c.storeOptions(); err != nil {
+		return nil, err
+	}
+	var rep *Report
+	run := func(pending map[time.Duration]map[store.RollupKey]*store.RollupCell) error {
+		var err error
+		rep, err = c.compose(ctx, pending)
+		return err
+	}
+	if src.Live != nil {
+		err = src.Live(run)
+	} else {
+		err = run(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+type composer struct {
+	p    *Params
+	s    *store.Store
+	opts Options
+	meta *store.RollupMeta
+	as   interface{ Lookup(netip.Addr) uint32 }
+
+	from, to int64 // the range
+	cF, fT   int64 // its whole minutes
+	gap      int64 // farther apart, two records of a host pair are apart
+	limit    int64 // the widest read around a bound
+	// cellSpans are the interior's buckets by resolution: minutes at
+	// the ends, hours between when the range and --bucket allow.
+	cellSpans []cellSpan
+}
+
+type cellSpan struct {
+	res      time.Duration
+	from, to int64
+}
+
+// spans picks the resolutions of the interior [cF, fT).
+func (c *composer) spans() error {
+	h := int64(store.RollupHour)
+	hF, hT := c.cF+mod(-c.cF, h), c.fT-mod(c.fT, h)
+	minutePruned := c.meta.PrunedBeforeAt(store.RollupMinute)
+	if hF < hT && (c.p.Bucket == 0 || c.p.Bucket%store.RollupHour == 0) && c.meta.PrunedBeforeAt(store.RollupHour) <= hF &&
+		(hF == c.cF || minutePruned <= c.cF) {
+		for _, sp := range []cellSpan{{store.RollupMinute, c.cF, hF}, {store.RollupHour, hF, hT}, {store.RollupMinute, hT, c.fT}} {
+			if sp.from < sp.to {
+				c.cellSpans = append(c.cellSpans, sp)
+			}
+		}
+		return nil
+	}
+	if minutePruned > c.cF {
+		return &RollupError{"retention pruned the rollups of that range at the resolution it needs"}
+	}
+	c.cellSpans = []cellSpan{{store.RollupMinute, c.cF, c.fT}}
+	return nil
+}
+
+// bucketOf is the cell bucket a biflow starting at t (in the interior)
+// is counted in, with its resolution.
+func (c *composer) bucketOf(t int64) (time.Duration, int64) {
+	for _, sp := range c.cellSpans {
+		if t >= sp.from && t < sp.to {
+			return sp.res, t - mod(t, int64(sp.res))
+		}
+	}
+	return 0, 0
+}
+
+// storeOptions fills opts as StoreInputs does.
+func (c *composer) storeOptions() error {
+	c.opts.Keep, c.opts.Match = nil, nil
+	return storeOptions(c.s, &c.opts)
+}
+
+// hostPair is a record's two addresses, in order.
+type recPair struct{ a, b netip.Addr }
+
+func pairOf(r *store.StoredFlow) recPair {
+	a, b := r.Record.Src, r.Record.Dst
+	if b.Less(a) {
+		a, b = b, a
+	}
+	return recPair{a, b}
+}
+
+// edge reads the clusters that have a record overlapping [a, b) whole:
+// the records around [a, b), widened until no such cluster comes within
+// the gap of the read's ends.
+func (c *composer) edge(ctx context.Context, a, b int64) (recs []store.StoredFlow, lo, hi int64, err error) {
+	lo, hi = a-c.gap, b+c.gap
+	for {
+		if hi-lo > c.limit {
+			return nil, 0, 0, &RollupError{fmt.Sprintf("the records around %s form runs longer than a third of the range",
+				Timestamp(a).RFC3339())}
+		}
+		flows, err := readMatching(ctx, c.s, store.Query{From: time.Unix(0, lo), To: time.Unix(0, hi)}, nil)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		seeds := map[recPair]bool{}
+		for i := range flows {
+			if r := &flows[i].Record; r.Last >= a && r.First < b {
+				seeds[pairOf(&flows[i])] = true
+			}
+		}
+		byPair := map[recPair][]int{}
+		for i := range flows {
+			if k := pairOf(&flows[i]); seeds[k] {
+				byPair[k] = append(byPair[k], i)
+			}
+		}
+		var keep []int
+		nlo, nhi := lo, hi
+		for _, ix := range byPair {
+			slices.SortFunc(ix, func(x, y int) int { return cmp.Compare(flows[x].Record.First, flows[y].Record.First) })
+			for start := 0; start < len(ix); {
+				end, last, seeded := start, int64(math.MinInt64), false
+				for ; end < len(ix); end++ {
+					r := &flows[ix[end]].Record
+					if end > start && r.First > last+c.gap {
+						break
+					}
+					last = max(last, r.Last)
+					seeded = seeded || (r.Last >= a && r.First < b)
+				}
+				if seeded {
+					first := flows[ix[start]].Record.First
+					keep = append(keep, ix[start:end]...)
+					if first-c.gap < lo {
+						nlo = min(nlo, first-2*c.gap)
+					}
+					if last+c.gap >= hi {
+						nhi = max(nhi, last+2*c.gap)
+					}
+				}
+				start = end
+			}
+		}
+		if nlo == lo && nhi == hi {
+			// In the store's order: a report orders records that
+			// start together by origin, then as the store keeps them.
+			slices.Sort(keep)
+			recs = make([]store.StoredFlow, len(keep))
+			for j, i := range keep {
+				recs[j] = flows[i]
+			}
+			return recs, lo, hi, nil
+		}
+		// Widen the side that needs it by at least half the read
+		// again: few rounds.
+		w := (hi - lo) / 2
+		if nlo < lo {
+			lo = min(nlo, lo-w)
+		}
+		if nhi > hi {
+			hi = max(nhi, hi+w)
+		}
+	}
+}
+
+// cellAdjust is what the edge clusters' biflows took from one cell.
+type cellAdjust struct {
+	store.RollupCell
+	used bool
+}
+
+func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[store.RollupKey]*store.RollupCell) (*Report, error) {
+	lowRecs, loL, hiL, err := c.edge(ctx, c.from-c.gap-int64(time.Second), c.cF)
+	if err != nil {
+		return nil, err
+	}
+	highRecs, loH, hiH, err := c.edge(ctx, c.fT-c.gap-int64(time.Second), c.to)
+	if err != nil {
+		return nil, err
+	}
+	if hiL > loH {
+		return nil, &RollupError{"the records around --from and --to meet"}
+	}
+	if hiH > c.meta.CompleteBefore && pending == nil {
+		return nil, &RollupError{"biflows near --to may still be pending (not rolled up yet)"}
+	}
+	if pb, ok, err := c.s.PrunedBefore(); err != nil {
+		return nil, err
+	} else if ok && pb > loL {
+		return nil, &RollupError{"retention deleted records near --from"}
+	}
+	edge := append(lowRecs, highRecs...)
+	var in []store.StoredFlow
+	for i := range edge {
+		if r := &edge[i].Record; r.Last >= c.from && r.First < c.to {
+			in = append(in, edge[i])
+		}
+	}
+	pairs := c.opts.Rules != nil && c.opts.Rules.UsesPair()
+	whole := buildPart(edge, c.opts, pairs)
+	part := buildPart(in, c.opts, pairs)
+
+	// What the edge clusters' biflows that started in the interior
+	// put in their cells.
+	adj := map[time.Duration]map[store.RollupKey]*cellAdjust{}
+	for i := range whole.Biflows {
+		b := &whole.Biflows[i]
+		res, bucket := c.bucketOf(b.First)
+		if res == 0 {
+			continue
+		}
+		k, cell := c.cellOf(b)
+		k.Bucket = bucket
+		m := adj[res]
+		if m == nil {
+			m = map[store.RollupKey]*cellAdjust{}
+			adj[res] = m
+		}
+		a := m[k]
+		if a == nil {
+			a = &cellAdjust{}
+			m[k] = a
+		}
+		a.Add(cell)
+	}
+
+	interior := &Part{}
+	acc := newUsageAcc()
+	interior.agg = acc
+	var records store.RollupUsage
+	n := 0
+	cell := func(res time.Duration, k *store.RollupKey, cl *store.RollupCell) error {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		switch k.Kind {
+		case store.RollupRecords:
+			records.Add(&cl.RollupUsage)
+			return nil
+		case store.RollupBiflows:
+		default:
+			return nil
+		}
+		if a := adj[res][*k]; a != nil {
+			a.used = true
+			var err error
+			if cl, err = takeOut(cl, &a.RollupCell); err != nil {
+				return err
+			}
+			if cl == nil {
+				return nil
+			}
+		}
+		interior.Merged += int(cl.Merged)
+		c.addCell(acc, k, cl)
+		return nil
+	}
+	for _, sp := range c.cellSpans {
+		if err := c.s.Rollups(sp.res, sp.from, sp.to, func(k *store.RollupKey, cl *store.RollupCell) error { return cell(sp.res, k, cl) }); err != nil {
+			return nil, err
+		}
+		for k, cl := range pending[sp.res] {
+			if k.Bucket >= sp.from && k.Bucket < sp.to {
+				if err := cell(sp.res, &k, cl); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, m := range adj {
+		for k, a := range m {
+			if !a.used {
+				return nil, &RollupError{fmt.Sprintf("no cell of %s holds biflows the records around the bounds start there", Timestamp(k.Bucket).RFC3339())}
+			}
+		}
+	}
+	if records.Late > 0 {
+		return nil, &RollupError{fmt.Sprintf("%d records of the range reached them late", records.Late)}
+	}
+	// Late records around the bounds split connections where the
+	// records pair them.
+	lateRes := store.RollupMinute
+	if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
+		lateRes = store.RollupHour
+		if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
+			return nil, &RollupError{"retention pruned the rollups around --from"}
+		}
+	}
+	for _, r := range [][2]int64{{loL, c.cF}, {c.fT, hiH}} {
+		lo, hi := r[0]-mod(r[0], int64(lateRes)), r[1]
+		var late uint64
+		err := c.s.Rollups(lateRes, lo, hi, func(k *store.RollupKey, cl *store.RollupCell) error {
+			if k.Kind == store.RollupRecords {
+				late += cl.Late
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if late > 0 {
+			return nil, &RollupError{fmt.Sprintf("%d records around the bounds reached the rollups late", late)}
+		}
+	}
+	interior.Flows = int(records.Flows)
+	interior.SamplingUnknown = records.Unscaled
+	if records.Flows > 0 {
+		interior.span(records.First, records.Last)
+	}
+
+	// The edges' part: its biflows summed, its records those that
+	// started outside the interior (the cells count the others).
+	edges := &Part{agg: newUsageAcc(), Merged: part.Merged}
+	for i := range part.Biflows {
+		edges.agg.add(&part.Biflows[i], &c.opts)
+	}
+	smp := newSamplingIndex(c.opts.Announcements, c.opts.Names)
+	for i := range in {
+		r := &in[i].Record
+		if r.First >= c.cF && r.First < c.fT {
+			continue
+		}
+		edges.Flows++
+		edges.span(r.First, r.Last)
+		if _, _, unknown := smp.resolve(in[i].Origin, r); unknown {
+			edges.SamplingUnknown++
+		}
+	}
+
+	opts := c.opts
+	opts.usageOnly = true
+	rep, _ := AssembleExact([]*Part{interior, edges}, opts)
+	res := c.cellSpans[0].res
+	for _, sp := range c.cellSpans {
+		res = max(res, sp.res)
+	}
+	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true,
+		Edges: &EdgeInfo{Records: len(edge), Biflows: len(part.Biflows), Taken: len(whole.Biflows),
+			From: Timestamp(c.cF), To: Timestamp(c.fT)}}
+	return rep, nil
+}
+
+// EdgeInfo says a report was composed (RollupInfo.Edges): the rollups'
+// cells of [From, To) (the whole minutes inside the range) less the
+// biflows of the records around the bounds that started there, plus the
+// report over those records active in the range.
+type EdgeInfo struct {
+	From Timestamp `json:"from"`
+	To   Timestamp `json:"to"`
+	// Records were read around the bounds; Biflows of them count in
+	// the range; Taken are the biflows of all those records, taken out
+	// of the cells where they started in [From, To).
+	Records int `json:"records"`
+	Biflows int `json:"biflows"`
+	Taken   int `json:"taken"`
+}
+
+// cellOf is the cell key (without bucket) and the contribution of b, as
+// Roller.account makes them.
+func (c *composer) cellOf(b *Biflow) (store.RollupKey, *store.RollupCell) {
+	u := store.RollupUsage{Biflows: 1, Flows: uint64(b.Flows),
+		Packets: satAdd(b.Packets, b.RPackets), Octets: satAdd(b.Octets, b.ROctets),
+		Merged: uint64(b.Merged), First: b.First, Last: b.Last,
+		EstBiflows: b.est.Biflows, EstPackets: b.est.Packets, EstOctets: b.est.Octets,
+		VarBiflows: b.est.VarBiflows, VarPackets: b.est.VarPackets, VarOctets: b.est.VarOctets}
+	if b.Sampling < 1 {
+		u.Sampled = true
+		u.PacketSampled = b.pktSampled
+	}
+	k := store.RollupKey{Kind: store.RollupBiflows, Aggregate: b.Aggregate, Category: b.Category, Probe: strings.Join(b.Origins, ";")}
+	if c.as != nil {
+		k.SrcAS, k.DstAS = c.as.Lookup(b.Src), c.as.Lookup(b.Dst)
+	}
+	cell := &store.RollupCell{RollupUsage: u}
+	for name, n := range b.Symptoms {
+		if n > 0 {
+			s := store.RollupSymptom{Name: name, RollupUsage: u}
+			s.Hits = n
+			cell.Symptoms = append(cell.Symptoms, s)
+		}
+	}
+	slices.SortFunc(cell.Symptoms, func(x, y store.RollupSymptom) int { return strings.Compare(x.Name, y.Name) })
+	return k, cell
+}
+
+// takeOut returns cl less a (nil when nothing is left), or a
+// *RollupError when that is not known exactly: a cell left sampled or
+// not, or a cell that holds less than a.
+func takeOut(cl *store.RollupCell, a *store.RollupCell) (*store.RollupCell, error) {
+	out := &store.RollupCell{RollupUsage: cl.RollupUsage}
+	if err := subUsage(&out.RollupUsage, &a.RollupUsage); err != nil {
+		return nil, err
+	}
+	j := 0
+	for i := range cl.Symptoms {
+		s := cl.Symptoms[i]
+		for j < len(a.Symptoms) && a.Symptoms[j].Name < s.Name {
+			return nil, &RollupError{"a cell lacks a symptom the records around the bounds carry"}
+		}
+		if j < len(a.Symptoms) && a.Symptoms[j].Name == s.Name {
+			if err := subUsage(&s.RollupUsage, &a.Symptoms[j].RollupUsage); err != nil {
+				return nil, err
+			}
+			j++
+		}
+		if s.Biflows > 0 {
+			out.Symptoms = append(out.Symptoms, s)
+		}
+	}
+	if j < len(a.Symptoms) {
+		return nil, &RollupError{"a cell lacks a symptom the records around the bounds carry"}
+	}
+	if out.Biflows == 0 {
+		if len(out.Symptoms) > 0 || out.Packets != 0 || out.Octets != 0 || out.Merged != 0 {
+			return nil, &RollupError{"a cell does not hold what the records around the bounds put in it"}
+		}
+		return nil, nil
+	}
+	return out, nil
+}
+
+// subUsage takes o out of u. First and Last are left (composing reads
+// the records' span, not the biflows'); Sampled stays known only when o
+// was not sampled, or took every biflow.
+func subUsage(u, o *store.RollupUsage) error {
+	if u.Biflows < o.Biflows || u.Flows < o.Flows || u.Packets < o.Packets || u.Octets < o.Octets ||
+		u.Hits < o.Hits || u.Merged < o.Merged || (o.Sampled && !u.Sampled) {
+		return &RollupError{"a cell holds less than the records around the bounds put in it"}
+	}
+	if u.Packets == math.MaxUint64 || u.Octets == math.MaxUint64 || u.Hits == math.MaxUint64 {
+		return &RollupError{"a cell's sums saturated"}
+	}
+	u.Biflows -= o.Biflows
+	u.Flows -= o.Flows
+	u.Packets -= o.Packets
+	u.Octets -= o.Octets
+	u.Hits -= o.Hits
+	u.Merged -= o.Merged
+	u.EstBiflows -= o.EstBiflows
+	u.EstPackets -= o.EstPackets
+	u.EstOctets -= o.EstOctets
+	u.VarBiflows -= o.VarBiflows
+	u.VarPackets -= o.VarPackets
+	u.VarOctets -= o.VarOctets
+	if o.Sampled && u.Biflows > 0 {
+		return &RollupError{"a sampled biflow around a bound shares its cell: whether the rest is sampled is not kept"}
+	}
+	if u.Biflows == 0 {
+		u.Sampled, u.PacketSampled = false, false
+	}
+	return nil
+}
+
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint64
+}
+
+// addCell adds a biflows cell to acc's rows (by the report's grouping
+// and --bucket, as FromRollups) and totals.
+func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCell) {
+	p := c.p
+	add := func(uk ukey, u *store.RollupUsage) {
+		if p.Bucket > 0 {
+			uk.Bucket = k.Bucket - mod(k.Bucket, int64(p.Bucket))
+		}
+		row := acc.row(uk, p.Bucket > 0)
+		row.Biflows += int(u.Biflows)
+		row.Packets = satAdd(row.Packets, u.Packets)
+		row.Octets = satAdd(row.Octets, u.Octets)
+		row.Hits = satAdd(row.Hits, u.Hits)
+		row.Merged += int(u.Merged)
+		row.est.Add(estimateOf(u))
+		row.sampled = row.sampled || u.Sampled
+		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
+	}
+	u := &cl.RollupUsage
+	uk := ukey{Agg: k.Aggregate, Cat: k.Category}
+	switch p.By {
+	case ByAggregate:
+		uk.Cat = ""
+	case ByCategory:
+		uk.Agg = ""
+	case ByProbe:
+		uk = ukey{Probe: k.Probe}
+	case ByAS:
+		uk = ukey{Src: k.SrcAS, Dst: k.DstAS}
+	}
+	if p.By == BySymptom {
+		for i := range cl.Symptoms {
+			add(ukey{Symptom: cl.Symptoms[i].Name}, &cl.Symptoms[i].RollupUsage)
+		}
+	} else {
+		add(uk, u)
+	}
+	acc.packets = satAdd(acc.packets, u.Packets)
+	acc.octets = satAdd(acc.octets, u.Octets)
+	acc.total.Add(estimateOf(u))
+	acc.sampled = acc.sampled || u.Sampled
+	acc.pktSmp = acc.pktSmp || (u.Sampled && u.PacketSampled)
+	acc.biflows += int(u.Biflows)
+}
