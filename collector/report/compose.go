@@ -50,8 +50,9 @@ import (
 // which is the report over the records, up to the summation order of
 // floating-point estimates (as the rollups themselves). What cannot be
 // taken back out of a cell exactly refuses (*RollupError; auto then
-// reads the records): a cell's "sampled" flag when a sampled biflow is
-// taken out of it and others stay, a cell the edges do not find.
+// reads the records): whether a cell still holds a packet-sampled
+// biflow when one was taken out and flow-sampled ones stay (subUsage),
+// a cell the edges do not find.
 
 // Reasons auto answers from the records for, which composing answers.
 const (
@@ -529,8 +530,8 @@ func takeOut(cl *store.RollupCell, a *store.RollupCell) (*store.RollupCell, erro
 }
 
 // subUsage takes o out of u. First and Last are left (composing reads
-// the records' span, not the biflows'); Sampled stays known only when o
-// was not sampled, or took every biflow.
+// the records' span, not the biflows'); Sampled and PacketSampled are
+// those of the biflows left, or a *RollupError when that is not known.
 func subUsage(u, o *store.RollupUsage) error {
 	if u.Biflows < o.Biflows || u.Flows < o.Flows || u.Packets < o.Packets || u.Octets < o.Octets ||
 		u.Hits < o.Hits || u.Merged < o.Merged || (o.Sampled && !u.Sampled) {
@@ -551,11 +552,27 @@ func subUsage(u, o *store.RollupUsage) error {
 	u.VarBiflows -= o.VarBiflows
 	u.VarPackets -= o.VarPackets
 	u.VarOctets -= o.VarOctets
-	if o.Sampled && u.Biflows > 0 {
-		return &RollupError{"a sampled biflow around a bound shares its cell: whether the rest is sampled is not kept"}
-	}
 	if u.Biflows == 0 {
 		u.Sampled, u.PacketSampled = false, false
+		return nil
+	}
+	if !o.Sampled {
+		return nil // the flags stand for the biflows left
+	}
+	// Whether a sampled biflow is left the estimates say: a flow-sampled
+	// one (1 in N connections) counts for N > 1 biflows, a packet-sampled
+	// one (1 in N packets, at least one seen) for more packets than it
+	// shows; an unsampled one for itself alone. Float sums of 1/p may
+	// be off in their last bits, far below a half.
+	flowLeft := u.EstBiflows-float64(u.Biflows) > 0.5
+	u.Sampled = flowLeft || u.EstPackets-float64(u.Packets) > 0.5
+	switch {
+	case !u.Sampled:
+		u.PacketSampled = false
+	case o.PacketSampled && flowLeft:
+		return &RollupError{"a packet-sampled biflow around a bound shares its cell with flow-sampled ones: whether a packet-sampled one is left is not kept"}
+	case o.PacketSampled:
+		u.PacketSampled = true // the sampled biflows left are packet-sampled
 	}
 	return nil
 }

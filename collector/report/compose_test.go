@@ -18,8 +18,7 @@ import (
 // --bucket. Most of those ranges have a record across a bound, where
 // auto read the records before; they are now composed (the rollups of
 // the whole minutes inside, corrected by the records around the
-// bounds): the test fails unless most of the ranges of the unsampled
-// stores were.
+// bounds): the test fails unless most of the ranges of each store were.
 func TestComposedEqualsRecords(t *testing.T) {
 	rules := classify.Default()
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
@@ -80,7 +79,7 @@ func TestComposedEqualsRecords(t *testing.T) {
 					}
 				}
 				t.Logf("%d ranges, %d with a record across a bound, %d composed", n, crossed, composed)
-				if d.name != "sampled" && composed < n/2 {
+				if composed < n/2 {
 					t.Errorf("only %d of %d ranges composed", composed, n)
 				}
 			})
