@@ -309,7 +309,8 @@
       el("div", { class: "panel" },
         el("div", { class: "toolbar" }, el("h3", { text: "Usage over time by category" }), el("label", {}, "Show ", msel),
           el("span", { class: "legend-note", text: "per " + stepName(step) + " bucket (biflows by start); drag to zoom into a range" +
-            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest)" : "") })),
+            (s.rollup ? "; from the rollups (" + (s.rollup.resolution === "1h0m0s" ? "hourly" : "per-minute") + " totals kept at ingest" +
+              (s.rollup.edges ? ", the records around the range's bounds" : "") + ")" : "") })),
         chartBox),
       el("h3", { text: "By category" }),
       table(current.columns.map(c => c.key === "category" ? Object.assign({}, c, { fmt: r => drill(r.category, { view: "usage", category: r.category, by: "aggregate" }) })
