@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,8 +187,14 @@ type Stats struct {
 	// session against the position earlier sessions left
 	// (SequenceConsumer); SeqRestarts counts sessions that started behind
 	// it (a restarted exporter, a spool's replay).
-	SeededLost         uint64
-	SeqRestarts        uint64
+	SeededLost  uint64
+	SeqRestarts uint64
+	// SharedDomains counts TCP or TLS sessions that sent under an
+	// observation domain another live session from the same address was
+	// sending under (two exporters configured with one domain: their
+	// records are taken as one probe's, summed rather than deduplicated,
+	// and their sequence numbers mixed). Each is logged.
+	SharedDomains      uint64
 	TemplatesLearned   uint64
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
@@ -229,6 +236,15 @@ type session struct {
 	opts   []domainOptions    // options changed by the message being decoded
 	origin Origin
 	last   time.Time
+	// domains are the observation domains a TCP or TLS session sent
+	// under (Collector.shared); c.mu guards it.
+	domains []uint32
+}
+
+// sharedKey is an exporter address and an observation domain.
+type sharedKey struct {
+	a      netip.Addr
+	domain uint32
 }
 
 // Collector is an IPFIX collecting process.
@@ -260,6 +276,11 @@ type Collector struct {
 	droppedTemplates uint64
 	// logged rate-limits the refusal warnings (Config.Logger).
 	logged refusalLog
+	// shared holds, per address and observation domain, the TCP or TLS
+	// session sending under it; sharedDomains counts the sessions that
+	// found another there.
+	shared        map[sharedKey]*session
+	sharedDomains uint64
 
 	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
 	// decoders, connections).
@@ -302,7 +323,7 @@ func New(c Consumer, cfg *Config) *Collector {
 	if d.TemplateLifetime <= 0 {
 		d.TemplateLifetime = 30 * time.Minute
 	}
-	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}}
+	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}, shared: map[sharedKey]*session{}}
 }
 
 func (c *Collector) newSession(o Origin) *session {
@@ -363,6 +384,7 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	grown := ss.s.Templates() - before
 	o := ss.origin
 	o.Domain = h.Domain
+	stream := o.Transport == "tcp" || o.Transport == "tls"
 	o.Sequence = h.Sequence
 	o.Next, o.Lost, o.SeqKnown = ss.s.Sequence()
 	o.Seeded = ss.s.SequenceSeeded()
@@ -375,6 +397,9 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 		ss.opts = ss.opts[:0]
 	}
 	ss.mu.Unlock()
+	if stream && h.Length != 0 {
+		c.noteDomain(ss, h.Domain)
+	}
 	if grown != 0 && c.templates.Add(int64(grown)) > int64(c.cfg.MaxTemplates) {
 		c.shed(ss)
 	}
@@ -410,6 +435,43 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 		sc.Sequenced(o)
 	}
 	return err
+}
+
+// noteDomain notes that stream session ss sends under domain d, and
+// counts and logs it when another live session from the same address
+// does too.
+func (c *Collector) noteDomain(ss *session, d uint32) {
+	c.mu.Lock()
+	if slices.Contains(ss.domains, d) {
+		c.mu.Unlock()
+		return
+	}
+	ss.domains = append(ss.domains, d)
+	k := sharedKey{ss.origin.Exporter.Addr(), d}
+	other, ok := c.shared[k]
+	if !ok {
+		c.shared[k] = ss
+		c.mu.Unlock()
+		return
+	}
+	c.sharedDomains++
+	n := c.sharedDomains
+	log := c.logged.due(k.a, reasonSharedDomain, c.cfg.Now())
+	c.mu.Unlock()
+	if log && c.cfg.Logger != nil {
+		c.cfg.Logger.Warn("two exporters at one address send under the same observation domain at once: their records are taken as one probe's (summed, not deduplicated; sampling and sequence numbers mixed); give each its own domain (mira-probe --domain)",
+			"exporter", k.a.String(), "domain", d, "ports", fmt.Sprintf("%d,%d", other.origin.Exporter.Port(), ss.origin.Exporter.Port()), "shared_total", n)
+	}
+}
+
+// forgetDomains releases the domains stream session ss held; c.mu held.
+func (c *Collector) forgetDomains(ss *session) {
+	for _, d := range ss.domains {
+		k := sharedKey{ss.origin.Exporter.Addr(), d}
+		if c.shared[k] == ss {
+			delete(c.shared, k)
+		}
+	}
 }
 
 func (c *Collector) udpSession(from netip.AddrPort) *session {
@@ -575,6 +637,7 @@ func (c *Collector) handshakeFailed(ap netip.AddrPort, err error) {
 const (
 	reasonNotAllowed = iota
 	reasonHandshake
+	reasonSharedDomain
 )
 
 // refusalLog remembers when a refusal was last logged per address and
@@ -715,6 +778,7 @@ func (c *Collector) ServeStream(ctx context.Context, r io.Reader, o Origin) erro
 		c.mu.Lock()
 		c.retire(ss)
 		delete(c.streams, ss)
+		c.forgetDomains(ss)
 		c.mu.Unlock()
 	}()
 	br := bufio.NewReaderSize(r, 256<<10)
@@ -783,7 +847,7 @@ func (c *Collector) Stats() Stats {
 		DomainsEvicted: sum.DomainsEvicted, SessionsEvicted: c.evictedSessions,
 		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
 		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
-		SeededLost: sum.SeededLost, SeqRestarts: sum.SeqRestarts,
+		SeededLost: sum.SeededLost, SeqRestarts: sum.SeqRestarts, SharedDomains: c.sharedDomains,
 		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,
 		TemplatesWithdrawn: sum.TemplatesWithdrawn, Templates: templates,
 		Sessions: len(c.udp) + len(c.streams), SessionsTotal: c.total, ReadErrors: c.readErrs,

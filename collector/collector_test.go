@@ -444,3 +444,70 @@ func BenchmarkServeStream(b *testing.B) {
 	b.ReportMetric(n/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/record")
 }
+
+// TestSharedDomain: two exporters at one address sending under the same
+// observation domain at once are counted and logged (their records are
+// taken as one probe's: two probes with one --domain over the same
+// traffic, one unsampled and one at 1 in 4, reported 327,224 packets for
+// 65,615 without a word); another domain, or the same domain after the
+// first exporter has gone (a restart), is not.
+func TestSharedDomain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSink(0)
+	var logs logBuffer
+	c := New(s, &Config{Logger: logs.logger()})
+	addr, err := c.ListenTCP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := ipfixtest.Samples()[0]
+	open := func(domain uint32) *exporter.Exporter {
+		t.Helper()
+		e, err := exporter.New("tcp://"+addr.String(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rec
+		r.ObservationDomain = domain
+		if err := e.Export([]flow.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	waitFor := func(what string, ok func(Stats) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(c.Stats()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: stats %+v", what, c.Stats())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := open(1)
+	waitFor("first exporter's record", func(st Stats) bool { return st.Records == 1 })
+	b := open(2)
+	waitFor("other domain's record", func(st Stats) bool { return st.Records == 2 })
+	if n := c.Stats().SharedDomains; n != 0 {
+		t.Fatalf("domains 1 and 2: %d shared", n)
+	}
+	x := open(1)
+	waitFor("shared domain's record", func(st Stats) bool { return st.Records == 3 })
+	if n := c.Stats().SharedDomains; n != 1 {
+		t.Fatalf("two exporters in domain 1: %d shared, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "same observation domain") || !strings.Contains(logs.String(), "domain=1") {
+		t.Fatalf("log: %s", logs.String())
+	}
+	a.Close()
+	x.Close()
+	waitFor("sessions closed", func(st Stats) bool { return st.Sessions == 1 })
+	y := open(1) // a restarted exporter
+	waitFor("restarted exporter's record", func(st Stats) bool { return st.Records == 4 })
+	if n := c.Stats().SharedDomains; n != 1 {
+		t.Fatalf("after a restart: %d shared, want 1", n)
+	}
+	y.Close()
+	b.Close()
+}
