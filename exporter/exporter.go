@@ -24,11 +24,28 @@ type Config struct {
 	// TLS configures tls:// targets (nil: the system's roots, no client
 	// certificate).
 	TLS *tls.Config
-	// MTU bounds UDP messages (payload bytes). Zero means the path MTU
-	// the kernel knows for the collector's route (IP_MTU on the connected
-	// socket), less the IP and UDP headers, so messages are never
-	// fragmented; 1400 where that cannot be read.
+	// MTU bounds UDP messages (payload bytes; zero:
+	// DefaultUDPMessageSize). They never exceed the path MTU the kernel
+	// knows for the collector's route either (IP_MTU on the connected
+	// socket, less the IP and UDP headers), so they are not fragmented
+	// (RFC 7011 §10.3.3).
 	MTU int
+	// UDPRate paces UDP export, in bytes of IPFIX messages a second,
+	// letting UDPBurst bytes go back to back (zero: DefaultUDPBurst): a
+	// burst of records (a file replay, a big table ending) would
+	// otherwise overflow the collector's socket buffer, and its kernel
+	// drops what does not fit. Zero paces a collector on this host (in
+	// this network namespace; Linux) by its socket's receive queue,
+	// read through NETLINK_SOCK_DIAG: a message goes while the queue is
+	// under half the buffer, as fast as the collector reads; and one
+	// elsewhere at DefaultUDPRate. A positive rate applies to both;
+	// negative: unpaced. UDP only: streams have flow control.
+	UDPRate, UDPBurst int
+	// PaceMaxWait bounds how long pacing holds the caller in any one
+	// second (zero: as long as the pace needs, as a file replay wants);
+	// past it messages go out unpaced (Stats.Unpaced). A live probe sets
+	// LivePaceWait: its capture waits on its export.
+	PaceMaxWait time.Duration
 	// ConnectWait bounds how long a message start waits for a TCP or
 	// TLS connection being made: past it the message fails (its records
 	// dropped and counted) while the attempt goes on in the background,
@@ -183,7 +200,11 @@ type Stats struct {
 	// again. Acknowledged counts those the collector confirmed stored.
 	Unacknowledged uint64
 	Acknowledged   uint64
-	LastError      string
+	// PaceWait is the time UDP pacing held the sender; Unpaced counts
+	// the messages sent without their wait (Config.PaceMaxWait spent).
+	PaceWait  time.Duration
+	Unpaced   uint64
+	LastError string
 }
 
 // Exporter is an IPFIX exporting process bound to one Transport.
@@ -201,6 +222,7 @@ type Exporter struct {
 	stats   Stats
 	closed  bool
 	spool   *Spool    // t, when it is a spool
+	pace    *pacer    // nil: unpaced (streams, Config.UDPRate < 0)
 	born    time.Time // systemInitTimeMilliseconds of the ledger
 	// tcp is t when it is a TCP or TLS transport (not spooled), whose
 	// sessions end confirmed or not (Stats.Unacknowledged); sessRecords
@@ -325,19 +347,27 @@ func NewTransport(t Transport, cfg *Config) *Exporter {
 	if !t.Reliable() {
 		e.limit = c.MTU
 		if e.limit == 0 {
-			e.limit = defaultMTU
-			if pm, ok := t.(pathMTUer); ok {
-				if n, err := pm.PathMTU(); err == nil && n > 0 {
-					e.limit = min(n, ipfix.MaxMessageLen)
-				}
+			e.limit = DefaultUDPMessageSize
+		}
+		if pm, ok := t.(pathMTUer); ok {
+			if n, err := pm.PathMTU(); err == nil && n > 0 {
+				e.limit = min(e.limit, n)
 			}
+		}
+		if c.UDPRate >= 0 {
+			burst := c.UDPBurst
+			if burst <= 0 {
+				burst = DefaultUDPBurst
+			}
+			var peer queueReader
+			if rq, ok := t.(interface{ receiverQueue() queueReader }); ok {
+				peer = rq.receiverQueue()
+			}
+			e.pace = newPacer(c.UDPRate, max(burst, e.limit), c.PaceMaxWait, peer)
 		}
 	}
 	return e
 }
-
-// defaultMTU bounds UDP messages when the path MTU is unknown.
-const defaultMTU = 1400
 
 // pathMTUer is a datagram transport that knows the largest payload its
 // path carries unfragmented.
@@ -345,8 +375,9 @@ type pathMTUer interface {
 	PathMTU() (int, error)
 }
 
-// MessageLimit is the largest message e sends: the path MTU's payload
-// (or Config.MTU) over UDP, Config.StreamMessageSize otherwise.
+// MessageLimit is the largest message e sends: over UDP Config.MTU (or
+// DefaultUDPMessageSize) within the path MTU's payload,
+// Config.StreamMessageSize otherwise.
 func (e *Exporter) MessageLimit() int { return e.limit }
 
 // ErrClosed is returned by calls on a closed Exporter.
@@ -435,6 +466,31 @@ func (e *Exporter) Close() error {
 	return err
 }
 
+// paced waits, when e paces its messages, until a message of n bytes
+// may go.
+func (e *Exporter) paced(n int) {
+	if e.pace == nil {
+		return
+	}
+	waited, unpaced := e.pace.take(n)
+	e.stats.PaceWait += waited
+	if unpaced {
+		e.stats.Unpaced++
+	}
+}
+
+// PaceFully lifts Config.PaceMaxWait: from now on UDP pacing holds the
+// caller as long as the pace needs. A live probe calls it when it
+// stops, so that the flush of its flow tables, which no capture waits
+// on any more, does not overflow the collector.
+func (e *Exporter) PaceFully() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pace != nil {
+		e.pace.unbound()
+	}
+}
+
 // StopDraining makes a Close under way give up delivering what its spool
 // holds (Spool.StopDraining); without a spool it does nothing. Safe to
 // call concurrently with Close.
@@ -506,6 +562,7 @@ func (e *Exporter) Stats() Stats {
 // write sends one message holding dataRecords data records, flowRecords
 // of them flow records.
 func (e *Exporter) write(msg []byte, dataRecords, flowRecords int) error {
+	e.paced(len(msg))
 	if e.spool != nil {
 		return e.spool.WriteRecords(msg, dataRecords, flowRecords)
 	}
@@ -983,6 +1040,7 @@ func (e *Exporter) flushMsg(d *domainState) error {
 // moved past the options records the template message carries.
 func (e *Exporter) writeTemplates(d *domainState) error {
 	tm, n := e.templateMessage(d, d.seq)
+	e.paced(len(tm))
 	if err := e.t.Write(tm); err != nil {
 		return err
 	}

@@ -11,14 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mira-project/mira/ipfix"
 	"github.com/mira-project/mira/ipfix/ipfixtest"
 	"github.com/mira-project/mira/tools/peertest"
 )
 
-// TestPathMTU exports over UDP to a loopback receiver with no MTU
-// configured: messages fill the loopback path's MTU (read from sysfs,
-// less IP and UDP headers) instead of the 1400-byte fallback, never
-// exceed it, and carry every record.
+// TestPathMTU exports over UDP to a loopback receiver with an MTU
+// larger than the path's configured: messages fill the loopback path's
+// MTU (read from sysfs, less IP and UDP headers), never exceed it, and
+// carry every record. With none configured they stay within
+// DefaultUDPMessageSize however large the path MTU.
 func TestPathMTU(t *testing.T) {
 	raw, err := os.ReadFile("/sys/class/net/lo/mtu")
 	switch {
@@ -52,7 +54,15 @@ func TestPathMTU(t *testing.T) {
 			got <- append([]byte(nil), buf[:n]...)
 		}
 	}()
-	e, err := New("udp://"+pc.LocalAddr().String(), nil)
+	d, err := New("udp://"+pc.LocalAddr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lim := d.MessageLimit(); lim != min(want, DefaultUDPMessageSize) {
+		t.Fatalf("message limit %d with no MTU configured, want %d (loopback MTU %d)", lim, min(want, DefaultUDPMessageSize), loMTU)
+	}
+	d.Close()
+	e, err := New("udp://"+pc.LocalAddr().String(), &Config{MTU: ipfix.MaxMessageLen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +96,7 @@ func TestPathMTU(t *testing.T) {
 	}
 	e.Close()
 	receive()
-	if want > defaultMTU && largest <= defaultMTU {
+	if want > DefaultUDPMessageSize && largest <= DefaultUDPMessageSize {
 		t.Fatalf("largest datagram %d bytes: the path MTU (%d) was not used", largest, want)
 	}
 	dec, _ := decodeAll(t, msgs)

@@ -36,7 +36,10 @@ type Reconnector interface {
 	Reconnect() (session uint64, err error)
 }
 
-type udpTransport struct{ c *net.UDPConn }
+type udpTransport struct {
+	c    *net.UDPConn
+	peer *peerQueue // reads a local collector's receive queue (nil: not yet)
+}
 
 // DialUDP returns a UDP transport to addr.
 func DialUDP(addr string) (Transport, error) {
@@ -58,7 +61,10 @@ func (t *udpTransport) Write(m []byte) error {
 }
 func (t *udpTransport) Reliable() bool { return false }
 func (t *udpTransport) Flush() error   { return nil }
-func (t *udpTransport) Close() error   { return t.c.Close() }
+func (t *udpTransport) Close() error {
+	t.closePeer()
+	return t.c.Close()
+}
 
 type tcpTransport struct {
 	addr    string

@@ -103,7 +103,12 @@ type Export struct {
 	URL             string        `yaml:"url"`
 	TemplateRefresh time.Duration `yaml:"template_refresh"`
 	MTU             int           `yaml:"mtu"`
-	FileRotate      time.Duration `yaml:"file_rotate"`
+	// Rate paces a udp:// target, in bytes a second (0: the default,
+	// exporter.DefaultUDPRate; -1: unpaced); Burst is how many bytes
+	// may go back to back (0: exporter.DefaultUDPBurst).
+	Rate       int           `yaml:"rate"`
+	Burst      int           `yaml:"burst"`
+	FileRotate time.Duration `yaml:"file_rotate"`
 	// TLS is used by tls:// URLs.
 	TLS TLS `yaml:"tls"`
 	// Spool keeps what is sent to a tcp:// or tls:// target on disk
@@ -274,6 +279,19 @@ func (c *Probe) validate(root yamlnode.Node) error {
 		if least := ipfix.MinMessageLen(); e.MTU > 0 && e.MTU < least {
 			// Each record then went out alone, in a message over it.
 			p.add(fmt.Sprintf("export[%d].mtu", i), "%d is less than a message with a flow template and one record needs (%d)", e.MTU, least)
+		}
+		if e.Rate < -1 {
+			p.add(fmt.Sprintf("export[%d].rate", i), "%d: want bytes a second, 0 for the default or -1 for unpaced", e.Rate)
+		}
+		if e.Burst < 0 {
+			p.add(fmt.Sprintf("export[%d].burst", i), "must not be negative")
+		}
+		if (e.Rate != 0 || e.Burst != 0) && !strings.HasPrefix(e.URL, "udp://") {
+			key := "rate"
+			if e.Rate == 0 {
+				key = "burst"
+			}
+			p.add(fmt.Sprintf("export[%d].%s", i, key), "%s: only udp:// targets are paced (streams have flow control)", e.URL)
 		}
 		if e.Spool != nil && e.Spool.Window < 0 {
 			p.add(fmt.Sprintf("export[%d].spool.window", i), "must not be negative")

@@ -76,6 +76,11 @@ func TestErrors(t *testing.T) {
 		// An MTU below a message with a template and a record: each
 		// record went out alone, in a message over it.
 		{"export:\n  - url: udp://127.0.0.1:4739\n    mtu: 20\n", `p.yaml:3: key "export[0].mtu": 20 is less than a message with a flow template and one record needs (427)`},
+		// Pacing: bytes a second, -1 unpaced; UDP only.
+		{"export:\n  - url: udp://127.0.0.1:4739\n    rate: -2\n", `p.yaml:3: key "export[0].rate": -2: want bytes a second, 0 for the default or -1 for unpaced`},
+		{"export:\n  - url: udp://127.0.0.1:4739\n    burst: -1\n", `p.yaml:3: key "export[0].burst": must not be negative`},
+		{"export:\n  - url: tcp://127.0.0.1:4739\n    rate: 1000000\n", `p.yaml:3: key "export[0].rate": tcp://127.0.0.1:4739: only udp:// targets are paced (streams have flow control)`},
+		{"export:\n  - url: file:///tmp\n    burst: 65536\n", `p.yaml:3: key "export[0].burst": file:///tmp: only udp:// targets are paced (streams have flow control)`},
 		// A sampling mode with interval 0 sampled nothing, silently.
 		{"sampling:\n  mode: random\n  interval: 0\n", `p.yaml:3: key "sampling.interval": 0 with mode random: want N >= 1`},
 		{"sampling: {mode: flow, interval: 0}\n", `p.yaml:1: key "sampling.interval": 0 with mode flow: want N >= 1`},
@@ -173,4 +178,19 @@ func FuzzParseProbe(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExportPace: a udp:// target takes a rate (bytes a second, -1
+// unpaced) and a burst.
+func TestExportPace(t *testing.T) {
+	c, err := ParseProbe("p.yaml", []byte("export:\n  - {url: udp://127.0.0.1:4739, rate: 2000000, burst: 65536}\n  - {url: udp://127.0.0.1:4740, rate: -1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Export[0]; e.Rate != 2000000 || e.Burst != 65536 {
+		t.Errorf("export[0]: rate %d burst %d, want 2000000 65536", e.Rate, e.Burst)
+	}
+	if e := c.Export[1]; e.Rate != -1 || e.Burst != 0 {
+		t.Errorf("export[1]: rate %d burst %d, want -1 0", e.Rate, e.Burst)
+	}
 }

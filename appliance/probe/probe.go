@@ -346,6 +346,11 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 	stopFlush := func() {}
 	if live {
 		stopFlush = p.flushExporters(exportFlushEvery)
+		// Stopping, the flow tables are flushed to the exporters at
+		// once, and no capture waits on them any more: the whole flush
+		// goes at the collector's pace.
+		stopPace := context.AfterFunc(ctx, p.paceFully)
+		defer stopPace()
 	}
 	runErr := pipe.Run(ctx, srcs, live)
 	stopFlush()
@@ -368,6 +373,18 @@ func (p *Probe) Run(ctx context.Context) (err error) {
 			l.Export+l.Spool, l.Export, l.Spool))
 	}
 	return errors.Join(runErr, cerr)
+}
+
+// paceFully lifts the bound on how long UDP pacing may hold the
+// capture (exporter.Exporter.PaceFully) on every export target.
+func (p *Probe) paceFully() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.targets {
+		if f, ok := t.e.(interface{ PaceFully() }); ok {
+			f.PaceFully()
+		}
+	}
 }
 
 // exportFlushEvery is how often a live probe flushes its exporters.

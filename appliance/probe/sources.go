@@ -87,14 +87,19 @@ func (p *Probe) exporterConfigWith(e config.Export, cl *classifiers) *exporter.C
 	p.mu.Lock()
 	smp := p.exportSamplingOf(cl.sel)
 	p.mu.Unlock()
-	var wait time.Duration
+	var wait, paceWait time.Duration
 	if p.liveRun {
 		// A live capture must not wait for an unreachable collector; a
 		// file replay waits for the connection rather than lose records.
 		wait = exporter.LiveConnectWait
+		// Nor for long on the UDP pace (until it stops: paceFully).
+		paceWait = exporter.LivePaceWait
 	}
 	return &exporter.Config{
 		ConnectWait: wait,
+		PaceMaxWait: paceWait,
+		UDPRate:     e.Rate,
+		UDPBurst:    e.Burst,
 		Spool:       sp,
 		Ledger:      p.captureLoss,
 		RegulationChanges: func() uint64 {

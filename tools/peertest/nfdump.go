@@ -200,6 +200,16 @@ func (n *Nfcapd) URL() string { return fmt.Sprintf("udp://127.0.0.1:%d", n.Port)
 // exited or does not exit cleanly.
 func (n *Nfcapd) Stop(t testing.TB) {
 	t.Helper()
+	if d, ok := n.stop(t); !ok || d != 0 {
+		t.Fatalf("nfcapd socket 127.0.0.1:%d: the kernel dropped %d datagrams (socket found: %v)", n.Port, d, ok)
+	}
+}
+
+// stop is Stop returning the datagrams the kernel dropped on nfcapd's
+// socket (ok false: the socket was not found) instead of failing on
+// them.
+func (n *Nfcapd) stop(t testing.TB) (drops int, ok bool) {
+	t.Helper()
 	WaitUntil(t, 20*time.Second, "nfcapd to read its socket", func() bool {
 		q, ok := UDPQueue(n.Port)
 		if !ok {
@@ -211,9 +221,7 @@ func (n *Nfcapd) Stop(t testing.TB) {
 		}
 		return q == 0
 	})
-	if d, ok := UDPDrops(n.Port); !ok || d != 0 {
-		t.Fatalf("nfcapd socket 127.0.0.1:%d: the kernel dropped %d datagrams (socket found: %v)", n.Port, d, ok)
-	}
+	drops, ok = UDPDrops(n.Port)
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +235,23 @@ func (n *Nfcapd) Stop(t testing.TB) {
 	if n.err != nil {
 		t.Fatalf("nfcapd on SIGTERM: %v\n%s", n.err, n.log.String())
 	}
+	return drops, ok
+}
+
+// LossyRecords is Records for tests of what a collector loses: it does
+// not fail when the kernel dropped datagrams on nfcapd's socket but
+// returns how many it dropped with the records nfdump reads.
+func (n *Nfcapd) LossyRecords(t testing.TB) (recs []NfdumpRecord, drops int) {
+	t.Helper()
+	drops, ok := n.stop(t)
+	if !ok {
+		t.Fatalf("nfcapd socket 127.0.0.1:%d not found", n.Port)
+	}
+	recs, err := ParseNfdumpJSON(Nfdump(t, "-R", n.Dir, "-o", "json"))
+	if err != nil {
+		t.Fatalf("%v\nnfcapd:\n%s", err, n.Log())
+	}
+	return recs, drops
 }
 
 // Log returns what nfcapd printed.
