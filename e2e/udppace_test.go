@@ -25,6 +25,8 @@ import (
 // dropped 34 and 25 datagrams), and by hand 4,864 to 35,904.
 func TestReplayBurstToNfcapd(t *testing.T) {
 	peertest.Program(t, "nfdump")
+	bin(t, "mira-probe") // built (once for the package's tests) before the clock starts
+	began := time.Now()
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "burst.pcap")
 	c := synth.Default()
@@ -55,7 +57,6 @@ func TestReplayBurstToNfcapd(t *testing.T) {
 	if err := os.Mkdir(fileDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin(t, "mira-probe") // built before the clock starts
 	start := time.Now()
 	res := runProbe(t, "-r", pcap, "--export", nf.URL(), "--export", "file://"+fileDir)
 	t.Logf("mira-probe: %d packets, %d records in %v", res.packets, res.records, time.Since(start).Round(time.Millisecond))
@@ -76,7 +77,7 @@ func TestReplayBurstToNfcapd(t *testing.T) {
 	if pk != res.packets {
 		t.Fatalf("nfdump counts %d packets, mira-probe captured %d", pk, res.packets)
 	}
-	t.Logf("nfdump: %d flows, %d packets, %d octets, as exported to the file", len(nfFlows), pk, oc)
+	t.Logf("nfdump: %d flows, %d packets, %d octets, as exported to the file; the test took %v", len(nfFlows), pk, oc, time.Since(began).Round(time.Millisecond))
 }
 
 // fileUniflows decodes the flow records of the RFC 5655 files mira-probe

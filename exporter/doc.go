@@ -7,11 +7,15 @@
 // transport session (each TCP connection, each file), and over UDP again
 // after Config.TemplateRefresh or Config.TemplateRefreshMessages.
 // Sequence numbers count data records (options records included) per
-// observation domain (RFC 7011 §3.1). UDP messages stay within the path
-// MTU that the kernel reports for the collector's route (IP_MTU / IPV6_MTU
-// of the connected socket, less IP and UDP headers: 1472 bytes on an
-// Ethernet path, 65,507 on loopback) or within Config.MTU when set; a set
-// is never split across messages.
+// observation domain (RFC 7011 §3.1). UDP messages stay within
+// Config.MTU (DefaultUDPMessageSize, 1400 bytes, when not set) and within
+// the path MTU that the kernel reports for the collector's route (IP_MTU
+// / IPV6_MTU of the connected socket, less IP and UDP headers: 1472 bytes
+// on an Ethernet path, 65,507 on loopback); a set is never split across
+// messages. UDP messages are paced (Config.UDPRate): to a collector on
+// this host by its socket's receive queue, to one elsewhere by a token
+// bucket (DefaultUDPRate), so that a burst of records does not overflow
+// the collector's socket buffer.
 //
 // Export sends every record before it returns (each observation domain
 // fills its own message; nothing is held back between calls), so call it

@@ -118,9 +118,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // forwardTo opens the exporter that re-exports consolidated biflows to a
 // collector.yaml forward URL: the probe's exporting process, which the
-// collector packages do not import.
+// collector packages do not import. UDP pacing holds the collector's
+// consolidation at most exporter.LivePaceWait a second while it runs.
 func forwardTo(url string) (consolidate.BiflowExporter, error) {
-	e, err := exporter.New(url, nil)
+	e, err := exporter.New(url, &exporter.Config{PaceMaxWait: exporter.LivePaceWait})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,9 @@ import (
 type forwarding struct {
 	cons *consolidate.Consumer
 	fws  []*consolidate.Forwarder
+	// paced are the forward exporters whose UDP pacing holds the
+	// consolidation only so long while the collector runs.
+	paced []interface{ PaceFully() }
 }
 
 func (s *Server) startForward() error {
@@ -32,6 +35,9 @@ func (s *Server) startForward() error {
 			return fmt.Errorf("collector: forward: %w", err)
 		}
 		f.fws = append(f.fws, consolidate.NewForwarder(e))
+		if p, ok := e.(interface{ PaceFully() }); ok {
+			f.paced = append(f.paced, p)
+		}
 	}
 	c := consolidate.New(&consolidate.Config{Sink: func(b *consolidate.Biflow) {
 		for _, fw := range f.fws {
@@ -49,6 +55,11 @@ func (s *Server) stopForward() {
 	f := s.fwd
 	if f == nil {
 		return
+	}
+	// The listeners have stopped: the last biflows may take the whole
+	// pace of a UDP forward target (exporter.Exporter.PaceFully).
+	for _, p := range f.paced {
+		p.PaceFully()
 	}
 	f.cons.Do(func(c *consolidate.Consolidator) {
 		c.Flush()
