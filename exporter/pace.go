@@ -50,9 +50,13 @@ var errNoPeer = errors.New("no local socket receives the datagrams")
 // size and a kilobyte against the room last read (the kernel charges a
 // datagram with its buffer's overhead: about 2.3 KB for 1400 bytes on
 // loopback), and the queue is read again when the room is spent.
+// A receiver whose queue does not shrink for peerStall is taken as
+// stuck: the message goes, and the rate paces until it is read again
+// peerRecheck later.
 const (
 	peerPoll     = 500 * time.Microsecond
 	peerRecheck  = time.Second // how often to look for a local receiver again
+	peerStall    = 2 * time.Second
 	peerOverhead = 1024
 )
 
@@ -120,6 +124,8 @@ func (p *pacer) byQueue(n int) (unpaced bool) {
 	if p.local && p.credit >= 0 {
 		return false
 	}
+	var last int
+	var since time.Time // when the queue last shrank
 	for waiting := false; ; waiting = true {
 		q, size, _, err := p.peer.read()
 		if err != nil {
@@ -138,6 +144,17 @@ func (p *pacer) byQueue(n int) (unpaced bool) {
 		if q < size/2 && (!waiting || q <= size/4) {
 			p.credit = size/2 - q - 2*n - peerOverhead
 			return false
+		}
+		now := p.now()
+		if !waiting || q < last {
+			since = now
+		}
+		last = q
+		if now.Sub(since) >= peerStall {
+			// Stuck (or stopped without closing its socket): waiting
+			// would hold the export for ever.
+			p.local, p.credit, p.next = false, 0, now.Add(peerRecheck)
+			return true
 		}
 		if !p.spend(peerPoll) {
 			p.credit = 0

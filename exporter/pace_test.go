@@ -237,3 +237,29 @@ func TestPacerConfiguredRate(t *testing.T) {
 		t.Fatalf("101 messages of 1000 bytes at 100 kB/s (1000 burst) took %v, want 1s", el)
 	}
 }
+
+// TestPacerStuckReceiver: a local receiver that stops reading holds a
+// message peerStall at most, then the rate paces until it is looked at
+// again.
+func TestPacerStuckReceiver(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	r := &fakeReceiver{clock: c, rate: 0, size: 212992}
+	p := c.install(newPacer(0, 1400, 0, r))
+	start := c.t
+	stuck := 0
+	for i := 0; i < 200; i++ {
+		if _, u := p.take(1400); u {
+			stuck++
+		}
+		r.deliver(1400)
+	}
+	// Half the buffer fills (about 46 datagrams), one message waits
+	// 2 s, then 8 MB/s for the rest; then it is read again once a
+	// second (and found full).
+	if stuck < 1 || stuck > 2 {
+		t.Fatalf("%d messages sent for a stuck receiver, want 1 or 2", stuck)
+	}
+	if el := c.t.Sub(start); el < peerStall || el > peerStall+peerRecheck+100*time.Millisecond {
+		t.Fatalf("200 messages to a stuck receiver took %v", el)
+	}
+}

@@ -29,6 +29,8 @@ var (
 	mSrcDrops  = prometheus.NewDesc("mira_probe_source_drops_total", "Packets lost by the capture mechanism (kernel ring) before MIRA saw them.", []string{"source", "index"}, nil)
 	mSrcErrs   = prometheus.NewDesc("mira_probe_source_errors_total", "Capture records that could not be read.", []string{"source", "index"}, nil)
 	mExpUnack  = prometheus.NewDesc("mira_probe_export_unacknowledged_records_total", "Flow records sent over TCP or TLS without a spool on connections that ended without the collector confirming it stored them (may be lost; the collector counts what it lost as sequence loss).", []string{"target"}, nil)
+	mPaceWait  = prometheus.NewDesc("mira_probe_export_pace_wait_seconds_total", "Time UDP pacing held an export target's sends (its collector's receive queue full, or its rate reached).", []string{"target"}, nil)
+	mUnpaced   = prometheus.NewDesc("mira_probe_export_unpaced_messages_total", "UDP messages sent without the wait their pace asked for (a live probe waits at most 250 ms a second).", []string{"target"}, nil)
 	mExpDrop   = prometheus.NewDesc("mira_probe_export_dropped_records_total", "Flow records an exporter lost (failed sends, oversize).", []string{"target"}, nil)
 	mOutScope  = prometheus.NewDesc("mira_probe_out_of_scope_packets_total", "Packets not metered: outside the capture scope (aggregates, direction).", nil, nil)
 	mUnsampled = prometheus.NewDesc("mira_probe_unsampled_packets_total", "Packets not metered: not selected by the configured sampling.", nil, nil)
@@ -49,7 +51,7 @@ var (
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mPackets, mOctets, mDecoded, mNonIP, mDecodeErr, mQDrops, mActive, mCreated, mExpired, mRecords, mReloads, mExpErr, mSrcPkts, mSrcDrops, mSrcErrs,
-		mExpDrop, mExpUnack, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mFTPData, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
+		mExpDrop, mExpUnack, mPaceWait, mUnpaced, mOutScope, mUnsampled, mRegOut, mRegState, mRegIv, mRegChg, mOverload, mShed, mAppFound, mFTPData, mBypass, mQDepth, mQCap, mSpooled, mLoss} {
 		ch <- d
 	}
 }
@@ -116,15 +118,24 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mSrcErrs, src.Stats.Errors, src.Name, idx)
 	}
 	m.p.mu.Lock()
-	spooled, unacked := map[string]uint64{}, map[string]uint64{}
+	spooled, unacked, unpaced := map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+	paceWait := map[string]float64{}
 	for _, t := range m.p.all {
 		if x, ok := t.e.(exportStatser); ok {
 			st := x.Stats()
 			spooled[t.name] += st.Spooled
 			unacked[t.name] += st.Unacknowledged
+			unpaced[t.name] += st.Unpaced
+			paceWait[t.name] += st.PaceWait.Seconds()
 		}
 	}
 	m.p.mu.Unlock()
+	for name, n := range unpaced {
+		c(mUnpaced, n, name)
+	}
+	for name, v := range paceWait {
+		ch <- prometheus.MustNewConstMetric(mPaceWait, prometheus.CounterValue, v, name)
+	}
 	for name, n := range unacked {
 		c(mExpUnack, n, name)
 	}
