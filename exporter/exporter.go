@@ -235,6 +235,10 @@ type Exporter struct {
 	downUntil time.Time
 	downWait  time.Duration // the current backoff
 	downErr   error         // why, returned by the messages failed meanwhile
+	// sampled: sampling has been announced (Config.Sampling, SetSampling);
+	// from then on every record's selector is announced (see selector),
+	// an unsampled one's too.
+	sampled bool
 }
 
 // domainState is one observation domain: its sequence number, the
@@ -257,7 +261,27 @@ type domainState struct {
 	optRecs  int    // options data records in msg
 	setStart int
 	setID    uint16
+
+	// selectors are the selectors (ipfix.SelectorID) the domain's records
+	// named, most recently first named last (at most maxSelectors);
+	// announced says which of them went out in this transport session.
+	// lastSel caches the last record's intervals and selector.
+	selectors []selector
+	lastSel   selector
 }
+
+// selector is one selector of a domain: the records' intervals it stands
+// for, and whether it was announced in the transport session.
+type selector struct {
+	pkt, flow uint32
+	id        uint32
+	announced bool
+}
+
+// maxSelectors bounds the selectors a domain remembers and announces
+// with its options: a rate past them is announced again when a record
+// names it.
+const maxSelectors = 32
 
 // sentWords covers the template ids MIRA uses, up to the last flow
 // template with application metadata (ipfix.LastTemplateID).
@@ -277,6 +301,10 @@ func (d *domainState) markSent(id uint16) {
 func (d *domainState) clearSent() {
 	d.sent = [sentWords]uint64{}
 	d.anySent = false
+	for i := range d.selectors {
+		d.selectors[i].announced = false
+	}
+	d.lastSel = selector{}
 }
 
 // CheckURL checks an export target without opening it: udp://host:port,
@@ -340,6 +368,7 @@ func NewWriter(w io.Writer, cfg *Config) *Exporter {
 func NewTransport(t Transport, cfg *Config) *Exporter {
 	c := cfg.withDefaults()
 	e := &Exporter{cfg: c, t: t, enc: ipfix.NewFlowEncoder(c.PEN), domains: map[uint32]*domainState{}}
+	e.sampled = c.Sampling != nil
 	e.spool, _ = t.(*Spool)
 	e.tcp, _ = t.(*tcpTransport)
 	e.born = c.Now()
@@ -514,6 +543,9 @@ func (e *Exporter) SetSampling(s *ipfix.Sampling) {
 		s = &c
 	}
 	e.cfg.Sampling = s
+	if s != nil {
+		e.sampled = true
+	}
 	if e.closed {
 		return
 	}
@@ -780,6 +812,10 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b = ipfix.FinishSet(b, s, 0)
 		optRecs += 2
 	}
+	// The selectors the domain's records named (see selector), after
+	// the domain's sampling: nfdump scales a record by its selector's
+	// rate, and by the domain's only when it knows none.
+	b, optRecs = e.appendSelectors(d, b, optRecs, true)
 	if e.cfg.ElementTypes {
 		var n int
 		b, s = ipfix.AppendSetHeader(b, ipfix.ElementTypesTemplateID)
@@ -805,6 +841,106 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		b, optRecs = e.appendLedger(d, b), optRecs+1
 	}
 	return b, optRecs
+}
+
+// selector makes sure the selector r names (ipfix.SelectorID of its
+// intervals) has been announced in its domain before r goes (nfdump looks
+// the selector up as a record arrives): a selector not yet announced in
+// the transport session closes the domain's message and goes in an
+// options message of its own, or with the options the next message
+// starts with. An exporter that never announced sampling announces no
+// selector either (its records name theirs all the same): a collector
+// that counted on the domain's sampling had none to apply, and a new
+// selector mid-stream costs nfcapd 1.7.1 a sequence error (options
+// records are not in its count; see sendOptions), as a change of the
+// domain's sampling does.
+func (e *Exporter) selector(r *flow.Record) error {
+	d := e.domain(r.ObservationDomain)
+	pkt, fl := r.SamplingPacketInterval, r.SamplingFlowInterval
+	if l := &d.lastSel; l.announced && l.pkt == pkt && l.flow == fl {
+		return nil
+	}
+	if !e.sampled {
+		return nil
+	}
+	id := ipfix.SelectorID(pkt, fl)
+	i := slices.IndexFunc(d.selectors, func(s selector) bool { return s.id == id })
+	if i >= 0 && d.selectors[i].announced {
+		d.lastSel = d.selectors[i]
+		d.lastSel.pkt, d.lastSel.flow = pkt, fl
+		return nil
+	}
+	if i < 0 {
+		if len(d.selectors) >= maxSelectors {
+			d.selectors = slices.Delete(d.selectors, 0, 1)
+		}
+		d.selectors = append(d.selectors, selector{pkt: max(pkt, 1), flow: max(fl, 1), id: id})
+	}
+	if err := e.flushMsg(d); err != nil {
+		return err
+	}
+	if !d.anySent {
+		// The next message starts with the options, this selector among
+		// them (start, sendOptions).
+		return nil
+	}
+	return e.sendSelectors(d, e.cfg.Now())
+}
+
+// appendSelectors appends the selector options template (unless sent
+// in the session) and a record for each of d's selectors not announced
+// (all of them when all is set), each in a set of its own (nfdump reads
+// the first template of a template set and the first record of a data
+// set), and marks them announced.
+func (e *Exporter) appendSelectors(d *domainState, b []byte, optRecs int, all bool) ([]byte, int) {
+	if len(d.selectors) == 0 {
+		return b, optRecs
+	}
+	var s int
+	if t := ipfix.SelectorOptionsTemplate(); all || !d.isSent(t.ID) {
+		b, s = ipfix.AppendSetHeader(b, ipfix.OptionsSetID)
+		b = ipfix.AppendTemplate(b, t)
+		b = ipfix.FinishSet(b, s, 0)
+		d.markSent(t.ID)
+		e.stats.Templates++
+	}
+	for i := range d.selectors {
+		x := &d.selectors[i]
+		if x.announced && !all {
+			continue
+		}
+		b, s = ipfix.AppendSetHeader(b, ipfix.SelectorOptionsTemplateID)
+		b = ipfix.AppendSelectorRecord(b, d.id, x.id, ipfix.SelectorInterval(x.pkt, x.flow))
+		b = ipfix.FinishSet(b, s, 0)
+		x.announced = true
+		optRecs++
+	}
+	return b, optRecs
+}
+
+// sendSelectors sends d's selectors not yet announced in an options
+// message of its own (as sendOptions). Over UDP, the records of a new
+// selector go in several messages when they do not fit one.
+func (e *Exporter) sendSelectors(d *domainState, now time.Time) error {
+	d.msg = ipfix.AppendHeader(d.msg[:0], ipfix.Header{ExportTime: uint32(now.Unix()), Sequence: d.seq, Domain: d.id})
+	var n int
+	d.msg, n = e.appendSelectors(d, d.msg, 0, false)
+	if n == 0 {
+		return nil
+	}
+	err := ipfix.FinishMessage(d.msg)
+	if err == nil {
+		err = e.write(d.msg, n, 0)
+	}
+	if err != nil {
+		d.clearSent()
+		return e.noteErr(err)
+	}
+	d.seq += uint32(n)
+	e.stats.Messages++
+	e.stats.OptionsRecords += uint64(n)
+	e.stats.Bytes += uint64(len(d.msg))
+	return nil
 }
 
 // appendLedger appends d's ledger record (its template must have been
@@ -913,7 +1049,14 @@ func (e *Exporter) biflowTemplate(v6 bool) *ipfix.Template {
 // first when the record would not fit.
 func (e *Exporter) add(r *flow.Record) error {
 	t, _ := e.enc.Template(r)
-	return e.addWith(r, t, len(r.Symptoms) > 0, func(m []byte) []byte { return e.enc.AppendRecord(m, r) })
+	// A failed announcement is noted and goes again with the options
+	// the next message starts with; the record goes on.
+	serr := e.selector(r)
+	err := e.addWith(r, t, len(r.Symptoms) > 0, func(m []byte) []byte { return e.enc.AppendRecord(m, r) })
+	if err == nil {
+		err = serr
+	}
+	return err
 }
 
 // addWith appends one data record of template t, encoded by enc, to the

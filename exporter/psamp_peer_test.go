@@ -46,7 +46,8 @@ func TestPSAMPOptionsPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := e.Stats()
-	announcements := int(st.OptionsRecords) / (2 + len(names))
+	// Sampling, PSAMP, the records' one selector, the names.
+	announcements := int(st.OptionsRecords) / (3 + len(names))
 	if announcements < 3 {
 		t.Fatalf("only %d options announcements in %d messages", announcements, st.Messages)
 	}

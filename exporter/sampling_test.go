@@ -64,8 +64,9 @@ func TestSamplingOptionsRoundTrip(t *testing.T) {
 			if err := e.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if st := e.Stats(); st.OptionsRecords != 4 {
-				t.Fatalf("options records %d, want 4", st.OptionsRecords)
+			// Sampling, PSAMP, the records' one selector, two names.
+			if st := e.Stats(); st.OptionsRecords != 5 {
+				t.Fatalf("options records %d, want 5", st.OptionsRecords)
 			}
 			s := ipfix.NewSession("stream")
 			var got []ipfix.DomainOptions
@@ -108,7 +109,7 @@ func TestSamplingOptionsRoundTrip(t *testing.T) {
 					t.Fatalf("record sampling %d/%d", r.SamplingPacketInterval, r.SamplingFlowInterval)
 				}
 			}
-			if st := s.Stats(); st.LostRecords != 0 || st.OptionsRecords != 4 {
+			if st := s.Stats(); st.LostRecords != 0 || st.OptionsRecords != 5 || st.SelectorReports != 1 {
 				t.Fatalf("session stats %+v", st)
 			}
 		})
@@ -178,7 +179,8 @@ func TestNfdumpSampling(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := e.Stats()
-			perAnnouncement := uint64(2 + len(names))
+			// Sampling, PSAMP, the records' one selector, the names.
+			perAnnouncement := uint64(3 + len(names))
 			if tc.types {
 				_, nt := ipfix.AppendElementTypeRecords(nil, ipfix.DefaultPEN)
 				perAnnouncement += uint64(nt)

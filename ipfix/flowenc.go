@@ -61,6 +61,7 @@ const (
 	opSymptomID
 	opSymptomCount
 	opFlowSampling
+	opSelectorID
 	opSelectorAlg
 	opLegacyAlg
 	opPacketSpace
@@ -143,6 +144,9 @@ const (
 	// 5477 hash parameters, for hash-based flow selection. (389 and 390
 	// are taken by the symptom and category name options.)
 	PSAMPHashOptionsTemplateID = SymptomTemplateID + 7 // 391
+	// SelectorOptionsTemplateID is SelectorOptionsTemplate's (392 to
+	// 394 are the spool, ledger and element type options).
+	SelectorOptionsTemplateID = SymptomTemplateID + 11 // 395
 )
 
 type slot struct {
@@ -286,6 +290,9 @@ func (e *FlowEncoder) build(v int) *encTemplate {
 	add(opCategory, MIRACategoryID, p, 2)
 	add(opSampling, MIRASamplingPacketInterval, p, 4)
 	add(opFlowSampling, MIRASamplingFlowInterval, p, 4)
+	// The selector of the record's intervals (SelectorID), for
+	// collectors that scale by the selector a record names (nfdump).
+	add(opSelectorID, IESelectorID, 0, 4)
 	switch (v >> varTunShift) & 3 {
 	case 1:
 		add(opTunnelType, MIRATunnelType, p, 1)
@@ -390,6 +397,8 @@ func (e *FlowEncoder) AppendRecord(b []byte, r *flow.Record) []byte {
 			b = be.AppendUint32(b, r.SamplingPacketInterval)
 		case opFlowSampling:
 			b = be.AppendUint32(b, r.SamplingFlowInterval)
+		case opSelectorID:
+			b = be.AppendUint32(b, SelectorID(r.SamplingPacketInterval, r.SamplingFlowInterval))
 		case opTunnelType:
 			b = append(b, byte(r.Tunnel))
 		case opTunSrc4:

@@ -169,6 +169,88 @@ func AppendPSAMPRecord(b []byte, domain uint32, s Sampling) []byte {
 	return b
 }
 
+// SelectorID is the selectorId (IE 302) of the selection a record of
+// packet-sampling interval pkt and hash-based flow-selection interval
+// flow (flow.Record's intervals; 0 is 1) went through: the same pair,
+// the same id, in every exporting process (a spool replayed by a
+// restarted probe names the same selectors), never 0 (nfdump reads 0 as
+// "no selector"), and within 32 bits (nfdump 1.7.1 compares a record's
+// selectorId as 32 bits). Pairs of pkt < 2^16 and flow < 2^15 are
+// numbered flow<<16 | pkt, one to one (unsampled: 65537); larger ones
+// get a hash of the pair with the top bit set, so they never meet the
+// small ones.
+func SelectorID(pkt, flow uint32) uint32 {
+	pkt, flow = max(pkt, 1), max(flow, 1)
+	if pkt <= 0xffff && flow <= 0x7fff {
+		return flow<<16 | pkt
+	}
+	// FNV-1a over the eight octets.
+	h := uint32(2166136261)
+	for _, v := range [2]uint32{pkt, flow} {
+		for i := 24; i >= 0; i -= 8 {
+			h ^= (v >> i) & 0xff
+			h *= 16777619
+		}
+	}
+	return 1<<31 | h
+}
+
+// SelectorInterval is N of the overall "1 in N" a record of the
+// intervals pkt and flow stands for: their product (the two selections
+// are independent), at most 2^32-1.
+func SelectorInterval(pkt, flow uint32) uint32 {
+	return uint32(min(uint64(max(pkt, 1))*uint64(max(flow, 1)), math.MaxUint32))
+}
+
+// SelectorOptionsTemplate reports one selector (RFC 5476 §6.5.2): the
+// overall rate of the records whose selectorId (IE 302, which every MIRA
+// flow record carries: SelectorID) names it. Scope observationDomainId,
+// then selectorId, samplingInterval (34: N), samplingPacketInterval (305:
+// 1) and samplingPacketSpace (306: N-1), in this order:
+//
+//   - nfdump scales each record by the sampler whose id is the record's
+//     selectorId, and only by the generic one (IE 34 of
+//     SamplingOptionsTemplate, the rate announced last) when it knows
+//     none: so a record metered before a change of rate (self-regulation)
+//     is scaled by its own rate, not by the one in force when it is
+//     exported.
+//   - nfdump 1.7.1 takes an options template for a sampler only when it
+//     holds IE 34 (and not 35), and reads 34 and 306 into one slot, the
+//     later field winning: 306 comes after 34. 1.7.2 to 1.7.8 take it by
+//     306 (with 304, or 34 without 35) and read 305 and 306 as RFC 5476
+//     does (1 selected, N-1 skipped), as 1.7.1 does with 305 present.
+//     Every nfdump 1.7 reads a selectorId of 0 as none, only the first
+//     options template of a template set and only the first record of a
+//     data set: the exporter sends each in a set of its own.
+//   - selectorAlgorithm (304) is left out: the record states a rate, the
+//     composition of packet sampling and hash-based flow selection has no
+//     one algorithm; the domain's PSAMP record says how it selects.
+//
+// MIRA's collector keeps these records per selector (not as the domain's
+// sampling) and scales a record that carries a selectorId but no MIRA
+// interval by its selector's rate.
+func SelectorOptionsTemplate() *Template {
+	return &Template{ID: SelectorOptionsTemplateID, ScopeCount: 1, Fields: []Field{
+		{ID: IEObservationDomainID, Length: 4},
+		{ID: IESelectorID, Length: 4},
+		{ID: IESamplingInterval, Length: 4},
+		{ID: IESamplingPacketInterval, Length: 4},
+		{ID: IESamplingPacketSpace, Length: 4},
+	}}
+}
+
+// AppendSelectorRecord appends the data record of SelectorOptionsTemplate
+// for selector id of overall interval n (0 is 1).
+func AppendSelectorRecord(b []byte, domain, id, n uint32) []byte {
+	n = max(n, 1)
+	be := binary.BigEndian
+	b = be.AppendUint32(b, domain)
+	b = be.AppendUint32(b, id)
+	b = be.AppendUint32(b, n)
+	b = be.AppendUint32(b, 1)
+	return be.AppendUint32(b, n-1)
+}
+
 // AggregateOptionsTemplate is the options template naming aggregates:
 // scope aggregateId, then aggregateName (both MIRA elements).
 func AggregateOptionsTemplate(pen uint32) *Template {

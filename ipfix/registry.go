@@ -117,6 +117,7 @@ const (
 	IEIgnoredPacketTotalCount      = 164
 	IENotSentFlowTotalCount        = 166
 	IESubTemplateList              = 292
+	IESelectorID                   = 302
 	IESelectorAlgorithm            = 304
 	IESamplingPacketInterval       = 305
 	IESamplingPacketSpace          = 306
@@ -243,6 +244,9 @@ var Registry = []IE{
 	{ID: IEIgnoredPacketTotalCount, Name: "ignoredPacketTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: IENotSentFlowTotalCount, Name: "notSentFlowTotalCount", Type: Unsigned64, Semantics: TotalCounter, Length: 8},
 	{ID: IESubTemplateList, Name: "subTemplateList", Type: SubTemplateList, Semantics: List, Length: VarLen},
+	// selectorId is unsigned64; MIRA sends it in 4 octets (RFC 7011
+	// reduced-size encoding): nfdump 1.7.1 compares it as 32 bits.
+	{ID: IESelectorID, Name: "selectorId", Type: Unsigned64, Semantics: Identifier, Length: 4},
 	{ID: IESelectorAlgorithm, Name: "selectorAlgorithm", Type: Unsigned16, Semantics: Identifier, Length: 2},
 	{ID: IESamplingPacketInterval, Name: "samplingPacketInterval", Type: Unsigned32, Semantics: Quantity, Length: 4},
 	{ID: IESamplingPacketSpace, Name: "samplingPacketSpace", Type: Unsigned32, Semantics: Quantity, Length: 4},

@@ -123,7 +123,10 @@ type SessionStats struct {
 	// BadAppNames counts application names (HTTP host, server name,
 	// ALPN list, DNS name) dropped for a byte outside printable ASCII.
 	BadAppNames uint64
-	Malformed   [NumReasons]uint64
+	// SelectorReports counts the selector reports received (options
+	// records with a selectorId: SelectorOptionsTemplate).
+	SelectorReports uint64
+	Malformed       [NumReasons]uint64
 }
 
 // Add adds o's counters to s.
@@ -143,6 +146,7 @@ func (s *SessionStats) Add(o *SessionStats) {
 	s.TemplatesExpired += o.TemplatesExpired
 	s.DomainsEvicted += o.DomainsEvicted
 	s.BadAppNames += o.BadAppNames
+	s.SelectorReports += o.SelectorReports
 	for i := range s.Malformed {
 		s.Malformed[i] += o.Malformed[i]
 	}
@@ -195,8 +199,12 @@ type domainState struct {
 	sysInit      int64 // systemInitTimeMilliseconds, ms since epoch
 	sampling     uint32
 	flowSampling uint32
-	opts         DomainOptions
-	used         uint64 // Session.msgs when last used
+	// selectors are the selector reports received (options records with
+	// a selectorId: ipfix.SelectorOptionsTemplate), by selectorId: the
+	// sampling of the records that name them (at most maxSelectors).
+	selectors map[uint64]Sampling
+	opts      DomainOptions
+	used      uint64 // Session.msgs when last used
 	// shared: opts' maps were handed to OnOptions and are copied before
 	// the next change; pending: opts changed in the message being
 	// decoded.
@@ -891,6 +899,8 @@ func ianaOp(f Field) op {
 		return lenOp(num, opSysInit)
 	case IESamplingInterval:
 		return lenOp(num, opDomainSampling)
+	case IESelectorID:
+		return lenOp(num, opSelectorID)
 	case IESamplingPacketInterval:
 		return lenOp(num, opPacketInterval)
 	case IESamplingPacketSpace:
@@ -1070,6 +1080,10 @@ var (
 		{opStartMs, 8}, {opEndMs, 8}, {opVLAN, 2}, {opIngress, 4}, {opEndReason, 1}, {opIPVersion, 1},
 		{opSrcMAC, 6}, {opDstMAC, 6}}
 	runMIRA = []fieldOp{{opInnerOctets, 8}, {opAggregate, 4}, {opCategory, 2}, {opSampling, 4}, {opFlowSampling, 4}}
+	// runMIRASel is runMIRA followed by the selectorId MIRA's exporter
+	// sends since it announces selectors (ipfix.SelectorID): the record's
+	// own intervals say what it names, so the run reads them alone.
+	runMIRASel = append(runMIRA[:len(runMIRA):len(runMIRA)], fieldOp{opSelectorID, 4})
 	// runICMP is runCore of ICMP records: the type and code in place of
 	// the ports.
 	runICMP = append([]fieldOp{{opICMP, 2}}, runCore[2:]...)
@@ -1077,9 +1091,10 @@ var (
 
 // Lengths of the runs.
 const (
-	runCoreLen = 59
-	runICMPLen = runCoreLen - 2
-	runMIRALen = 22
+	runCoreLen    = 59
+	runICMPLen    = runCoreLen - 2
+	runMIRALen    = 22
+	runMIRASelLen = runMIRALen + 4
 )
 
 // compileFast compiles a template's fixed-length prefix: the fields that
@@ -1099,6 +1114,12 @@ func compileFast(plan []fieldOp) []fastOp {
 			fast = append(fast, fastOp{op: opRunICMP, pos: uint16(pos), length: runICMPLen})
 			pos += runICMPLen
 			i += len(runICMP)
+			continue
+		}
+		if hasRun(plan[i:], runMIRASel) {
+			fast = append(fast, fastOp{op: opRunMIRA, pos: uint16(pos), length: runMIRASelLen})
+			pos += runMIRASelLen
+			i += len(runMIRASel)
 			continue
 		}
 		if hasRun(plan[i:], runMIRA) {
@@ -1200,6 +1221,8 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 	off := 0
 	var v []byte
 	var sf samplingFields
+	var selID uint64
+	haveSelID := false
 	var aggID uint32
 	var aggName []byte
 	haveAggID, haveAggName := false, false
@@ -1233,6 +1256,8 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 			led.QueueScaled, haveLedger = uintN(v), true
 		case opDomainSampling:
 			sf.legacyInterval, sf.haveLegacy = uint32(uintN(v)), true
+		case opSelectorID:
+			selID, haveSelID = uintN(v), true
 		case opPacketInterval:
 			sf.pktInterval, sf.havePkt = uint32(uintN(v)), true
 		case opPacketSpace:
@@ -1278,6 +1303,14 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 	if haveNameID && haveCatName && setName(ds, &ds.opts.Categories, nameID, catName) {
 		changed = true
 	}
+	if haveSelID {
+		// A selector report (RFC 5476 §6.5.2): the sampling of the
+		// records that name the selector, not the domain's.
+		if sf.any() {
+			s.noteSelector(ds, selID, sf.resolve())
+		}
+		sf = samplingFields{}
+	}
 	onlyInterval := sf.haveLegacy && !sf.havePkt && !sf.haveSel && !sf.haveProb && !sf.haveFlow
 	if sf.any() && onlyInterval && ds.opts.HaveSampling && ds.opts.Sampling.Interval == max(sf.legacyInterval, 1) {
 		// A bare samplingInterval (as MIRA sends for nfdump, ahead of its
@@ -1315,6 +1348,25 @@ func (s *Session) options(domain uint32, t *decTemplate, rec []byte, ds *domainS
 		ds.pending = true
 		s.changed = append(s.changed, domain)
 	}
+}
+
+// maxSelectors bounds the selector reports a domain keeps: past it, a
+// report of a new selector replaces an arbitrary one.
+const maxSelectors = 256
+
+// noteSelector keeps a selector report of ds.
+func (s *Session) noteSelector(ds *domainState, id uint64, smp Sampling) {
+	if ds.selectors == nil {
+		ds.selectors = map[uint64]Sampling{}
+	}
+	if _, ok := ds.selectors[id]; !ok && len(ds.selectors) >= maxSelectors {
+		for k := range ds.selectors {
+			delete(ds.selectors, k)
+			break
+		}
+	}
+	ds.selectors[id] = smp
+	s.stats.SelectorReports++
 }
 
 // handOptions hands the options the message changed to OnOptions, once
@@ -1360,6 +1412,8 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 		haveInner            bool
 		havePkts, haveOcts   bool
 		badTime              bool
+		sel                  uint64
+		haveSel, ownInterval bool
 	)
 	// The fixed-length prefix by the compiled plan (offsets, no skipped
 	// fields), then the rest field by field.
@@ -1508,10 +1562,14 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			if n := uint32(uintN(v)); n != 0 {
 				r.SamplingPacketInterval = n
 			}
+			ownInterval = true
 		case opFlowSampling:
 			if n := uint32(uintN(v)); n != 0 {
 				r.SamplingFlowInterval = n
 			}
+			ownInterval = true
+		case opSelectorID:
+			sel, haveSel = uintN(v), true
 		case opRevPackets:
 			revPkts, haveRev = uintN(v), true
 		case opRevOctets:
@@ -1536,6 +1594,17 @@ func (s *Session) flowRecord(domain uint32, ds *domainState, t *decTemplate, rec
 			r.App.FTPData = s.ftpData(v)
 		case opScanned:
 			r.ScannedOctets = uintN(v)
+		}
+	}
+	if haveSel && !ownInterval && !haveInner {
+		// A record naming a selector, without MIRA's intervals (which
+		// state what MIRA's records name): its selector's sampling, when
+		// reported, in place of the domain's.
+		if smp, ok := ds.selectors[sel]; ok {
+			r.SamplingPacketInterval, r.SamplingFlowInterval = smp.Interval, 0
+			if smp.Flow {
+				r.SamplingPacketInterval, r.SamplingFlowInterval = 0, smp.Interval
+			}
 		}
 	}
 	if !haveFirst && haveUpFirst {
