@@ -854,13 +854,12 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 // selector mid-stream costs nfcapd 1.7.1 a sequence error (options
 // records are not in its count; see sendOptions), as a change of the
 // domain's sampling does.
-func (e *Exporter) selector(r *flow.Record) error {
-	d := e.domain(r.ObservationDomain)
-	pkt, fl := r.SamplingPacketInterval, r.SamplingFlowInterval
-	if l := &d.lastSel; l.announced && l.pkt == pkt && l.flow == fl {
+func (e *Exporter) selector(d *domainState, r *flow.Record) error {
+	if !e.sampled {
 		return nil
 	}
-	if !e.sampled {
+	pkt, fl := r.SamplingPacketInterval, r.SamplingFlowInterval
+	if l := &d.lastSel; l.announced && l.pkt == pkt && l.flow == fl {
 		return nil
 	}
 	id := ipfix.SelectorID(pkt, fl)
@@ -1021,7 +1020,7 @@ func (e *Exporter) ExportBiflows(domain uint32, bs []flow.Biflow) error {
 		b := &bs[i]
 		t := e.biflowTemplate(ipfix.IsV6(&b.Key))
 		r := flow.Record{Key: b.Key, ObservationDomain: domain}
-		err := e.addWith(&r, t, false, func(m []byte) []byte {
+		err := e.addWith(e.domain(domain), &r, t, false, func(m []byte) []byte {
 			return ipfix.AppendBiflowRecord(m, b)
 		})
 		if err != nil && first == nil {
@@ -1051,8 +1050,9 @@ func (e *Exporter) add(r *flow.Record) error {
 	t, _ := e.enc.Template(r)
 	// A failed announcement is noted and goes again with the options
 	// the next message starts with; the record goes on.
-	serr := e.selector(r)
-	err := e.addWith(r, t, len(r.Symptoms) > 0, func(m []byte) []byte { return e.enc.AppendRecord(m, r) })
+	d := e.domain(r.ObservationDomain)
+	serr := e.selector(d, r)
+	err := e.addWith(d, r, t, len(r.Symptoms) > 0, func(m []byte) []byte { return e.enc.AppendRecord(m, r) })
 	if err == nil {
 		err = serr
 	}
@@ -1060,9 +1060,8 @@ func (e *Exporter) add(r *flow.Record) error {
 }
 
 // addWith appends one data record of template t, encoded by enc, to the
-// message of r's domain.
-func (e *Exporter) addWith(r *flow.Record, t *ipfix.Template, syms bool, enc func([]byte) []byte) error {
-	d := e.domain(r.ObservationDomain)
+// message of d, r's domain.
+func (e *Exporter) addWith(d *domainState, r *flow.Record, t *ipfix.Template, syms bool, enc func([]byte) []byte) error {
 	sym := e.enc.SymptomTemplate()
 	for attempt := 0; attempt < 2; attempt++ {
 		if !d.open {
