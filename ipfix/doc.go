@@ -9,14 +9,17 @@
 // exporter options template ExporterOptionsTemplateID (385); options
 // templates for sampling (386: samplingInterval for nfdump; 388: RFC 5477
 // PSAMP, or 391 with the hash-based selection parameters), aggregate
-// names (387), symptom and category names (389, 390); RFC 5103 biflow
-// templates for re-export (392, 393); flow templates of records with
+// names (387), symptom and category names (389, 390), selector reports
+// (395: the rate of the records whose selectorId names the selector);
+// RFC 5103 biflow templates for re-export (392, 393); flow templates of records with
 // application metadata, FTP data ports or scanned octets take ids from
 // AppTemplateBase (512) to LastTemplateID. MIRA's own
 // elements carry the configured enterprise number (DefaultPEN 32473);
 // symptoms travel as an RFC 6313 subTemplateList (IE 292) whose
 // sub-template holds only enterprise elements, which nfdump 1.7 flattens
-// harmlessly. WriteElementXML describes MIRA's elements for libfixbuf's
+// harmlessly. Every flow record carries selectorId (IE 302, SelectorID
+// of its packet and flow intervals), so that a collector scaling by
+// selector (nfdump) scales it by its own rate. WriteElementXML describes MIRA's elements for libfixbuf's
 // ipfixDump --element-file.
 //
 // Decoding maps other exporters' elements too: flowStart/End in seconds,

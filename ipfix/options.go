@@ -90,9 +90,18 @@ func (s Sampling) SelectionProbability() float64 {
 //     hashInitialiserValue, so that a collector computes the probability
 //     as selected range size / output range size.
 //
-// samplingPacketInterval/Space (305/306) are not sent: RFC 5476 reads
-// them as "1 selected, N-1 skipped" but nfdump 1.7.x versions disagree on
-// them; samplingProbability says the same without ambiguity.
+// samplingPacketInterval/Space (305/306) are not sent in these: RFC 5476
+// reads them as "1 selected, N-1 skipped" but nfdump 1.7.x versions
+// disagree on them without a selectorId (1.7.1 reads a 306 alone as N);
+// samplingProbability says the same without ambiguity.
+//
+// The reason behind the quirks: every nfdump 1.7 reads only the first
+// options template of a template set (and only the first record of a
+// data set), so an options template behind SamplingOptionsTemplate in
+// the set was never learnt. What the domain's records say is the rate
+// announced last; a record names its own rate with its selectorId, which
+// SelectorOptionsTemplate reports (each template and record in a set of
+// its own).
 func SamplingOptionsTemplate() *Template {
 	return &Template{ID: SamplingOptionsTemplateID, ScopeCount: 1, Fields: []Field{
 		{ID: IEObservationDomainID, Length: 4},
@@ -214,12 +223,14 @@ func SelectorInterval(pkt, flow uint32) uint32 {
 //     none: so a record metered before a change of rate (self-regulation)
 //     is scaled by its own rate, not by the one in force when it is
 //     exported.
-//   - nfdump 1.7.1 takes an options template for a sampler only when it
-//     holds IE 34 (and not 35), and reads 34 and 306 into one slot, the
-//     later field winning: 306 comes after 34. 1.7.2 to 1.7.8 take it by
-//     306 (with 304, or 34 without 35) and read 305 and 306 as RFC 5476
-//     does (1 selected, N-1 skipped), as 1.7.1 does with 305 present.
-//     Every nfdump 1.7 reads a selectorId of 0 as none, only the first
+//   - nfdump 1.7.1 takes an options template with a selectorId for a
+//     sampler only when it holds IE 34 (and not 35), and reads 34 and 306
+//     into one slot, the later field winning: 306 comes after 34. 1.7.2
+//     to 1.7.8 take it when it holds 304 and 306, or 34, read 302 as the
+//     sampler's id when 304 or 306 is there, and 0 as "generic". With 305
+//     present all of them read 305 and 306 as RFC 5476 does (1 selected,
+//     N-1 skipped): 1 in N. (Read from nfdump's ipfix.c at v1.7.1 to
+//     v1.7.8; tested with 1.7.1.) Every nfdump 1.7 reads only the first
 //     options template of a template set and only the first record of a
 //     data set: the exporter sends each in a set of its own.
 //   - selectorAlgorithm (304) is left out: the record states a rate, the
