@@ -155,8 +155,8 @@ func TestAggregateOptionsDecode(t *testing.T) {
 }
 
 // FuzzOptions feeds option templates and records, valid and mangled, to
-// the decoder: it must never panic, and an accepted sampling interval is
-// never 0.
+// the decoder: it must never panic, and an accepted sampling interval
+// (a domain's or a selector's) is never 0.
 func FuzzOptions(f *testing.F) {
 	be := binary.BigEndian
 	f.Add(optionsMessage(1, SamplingOptionsTemplate(), AppendSamplingRecord(nil, 1, Sampling{Interval: 10})))
@@ -166,8 +166,22 @@ func FuzzOptions(f *testing.F) {
 	f.Add(optionsMessage(2, AggregateOptionsTemplate(0), AppendAggregateRecord(nil, 9, "x")))
 	f.Add(optionsMessage(1, &Template{ID: 300, ScopeCount: 1, Fields: []Field{{ID: IEObservationDomainID, Length: 4}, {ID: IESamplingPacketInterval, Length: 4}, {ID: IESamplingPacketSpace, Length: 4}}},
 		be.AppendUint32(be.AppendUint32(be.AppendUint32(nil, 1), 0), 7)))
+	f.Add(optionsMessage(1, SelectorOptionsTemplate(), AppendSelectorRecord(nil, 1, SelectorID(10, 4), 40)))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		s := NewSession("fuzz")
+		defer func() {
+			// Selector reports: kept within bounds, never of interval 0.
+			for d, ds := range s.domains {
+				if len(ds.selectors) > maxSelectors {
+					t.Fatalf("domain %d: %d selectors", d, len(ds.selectors))
+				}
+				for id, smp := range ds.selectors {
+					if smp.Interval == 0 {
+						t.Fatalf("domain %d: selector %d of interval 0", d, id)
+					}
+				}
+			}
+		}()
 		s.OnOptions = func(d uint32, o DomainOptions) {
 			if o.HaveSampling && o.Sampling.Interval == 0 {
 				t.Fatalf("domain %d: interval 0", d)
