@@ -151,8 +151,9 @@
 // So the report's biflows are the union of what BuildPart makes of each
 // partition's selected records alone (report.TestAssembleParts checks
 // it byte for byte; splitting by connection instead breaks it), and
-// Assemble sums the usage and estimates in one order of the biflows
-// (floating-point sums do not depend on the split). The order of records
+// Assemble sums the usage and estimates exactly (sum.Exact), in one
+// total order of the biflows (report's compareBiflows): neither depends
+// on the split. The order of records
 // with equal start times, which pairing can depend on, is by origin and
 // then by a store's order, which within one origin is end time then
 // export order, in the reporter's store and in a worker's Part alike.
@@ -243,12 +244,11 @@
 // holding every record answers. Without a range it then equals the
 // usage of the record report over the whole time. (A running single
 // collector's rollups may count late records, where its auto reads the
-// records.) Estimates: unsampled, they
-// are integers below 2^53 and add exactly in any order; sampled, the
-// floating-point sums are added per partition and then across
-// partitions, so they may differ from a single collector's in their last
-// bits, as a single collector's rollups may from its records
-// (report.Roller); --merge-stats says when sampled cells were summed.
+// records.) Estimates are added exactly (sum.Exact: fixed point, 2^-20
+// resolution), per partition and then across partitions, so sampled ones
+// too equal a single collector's bit for bit, as a single collector's
+// rollups equal its records' report (report.Roller); --merge-stats says
+// when sampled cells were summed.
 //
 // TestWorkerRollups (two workers, partitions moved with connections
 // spanning the move, a spooled replay stored twice) compares Report with
@@ -296,9 +296,8 @@
 // or a record the Roller counted as late (its horizon had passed the
 // record's start: that connection might be split where a roll-up of
 // every record pairs it). So the answer always equals the roll-up of
-// every record (rollFlows) up to the summation order of sampled
-// floating-point estimates: the Roller's exactness rule with no late
-// record. A partition that moved between workers keeps the on-demand
+// every record (rollFlows), bit for bit (the estimates are added
+// exactly): the Roller's exactness rule with no late record. A partition that moved between workers keeps the on-demand
 // path (its holder with most records gets the others' records of it)
 // and its live rollups are dropped. --merge-stats counts the
 // partitions answered from live rollups ("N live"). The Roller's state

@@ -335,8 +335,8 @@ type ReportStats struct {
 	// copy of the pending state); Built: rolled up for this report from
 	// all their records, their records having changed since (or the
 	// parameters, or a record came late to the live rollups). Sampled: some cell
-	// holds sampled estimates, summed in another order than a single
-	// collector's (equal up to the last bits of floating-point sums).
+	// holds sampled estimates (summed per partition, then across them:
+	// exactly, so equal to a single collector's bit for bit).
 	Rollups             bool
 	Cached, Built, Live int
 	Sampled             bool
@@ -350,7 +350,7 @@ func (s ReportStats) String() string {
 		l := fmt.Sprintf("merged report from rollups: %d workers; %d partitions held by one worker, %d moved between workers (rolled up by one holder with %d records from the others, %d duplicates); %d kept rollups read (%d live), %d rolled up for this report; %d bytes from workers",
 			len(s.Workers), s.Consolidated, s.Central, s.Records, s.Duplicates, s.Cached, s.Live, s.Built, s.Bytes)
 		if s.Sampled {
-			l += "; sampled estimates summed per partition (equal to a single collector's up to floating-point summation order)"
+			l += "; sampled estimates summed per partition (exactly: equal to a single collector's)"
 		}
 		return l
 	}

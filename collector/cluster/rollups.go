@@ -208,27 +208,17 @@ func addCells(dst, src Cells) {
 			d = map[store.RollupKey]*store.RollupCell{}
 			dst[res] = d
 		}
-		// Keys in a fixed order: floating-point sums then do not depend
-		// on map order.
-		keys := make([]store.RollupKey, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, cmpRollupKey)
-		for _, k := range keys {
+		// In map order: cells add exactly (store.RollupUsage.Add), so
+		// the sums do not depend on it.
+		for k, x := range m {
 			c := d[k]
 			if c == nil {
 				c = &store.RollupCell{}
 				d[k] = c
 			}
-			c.Add(m[k])
+			c.Add(x)
 		}
 	}
-}
-
-func cmpRollupKey(a, b store.RollupKey) int {
-	return cmp.Or(cmp.Compare(a.Bucket, b.Bucket), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Aggregate, b.Aggregate),
-		cmp.Compare(a.Category, b.Category), cmp.Compare(a.Probe, b.Probe), cmp.Compare(a.SrcAS, b.SrcAS), cmp.Compare(a.DstAS, b.DstAS))
 }
 
 func sampledCells(c Cells) bool {

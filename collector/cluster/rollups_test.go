@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -157,12 +156,13 @@ func TestRollupParams(t *testing.T) {
 }
 
 // TestWorkerRollupsSampled: with an origin announcing packet sampling
-// (1 in 10) and one unsampled, the cluster's rollup report equals the
-// single collector's (report.Rebuild over every record gathered) in
-// every integer and string, and in the estimates up to floating-point
-// summation order (relative 1e-9); --merge-stats says sampled cells
-// were summed. Partitions moved between the workers are rolled up by
-// one holder with the other's records.
+// (1 in 10) and one flow sampling (1 in 49: estimates and variances
+// that are not integers), the cluster's rollup report equals the single
+// collector's (report.Rebuild over every record gathered) byte for
+// byte: the estimator sums are exact (sum.Exact), so the workers'
+// partial cells add up to the bits of the single store's. --merge-stats
+// says sampled cells were summed. Partitions moved between the workers
+// are rolled up by one holder with the other's records.
 func TestWorkerRollupsSampled(t *testing.T) {
 	_, nc, js := embeddedJS(t)
 	ctx := context.Background()
@@ -199,14 +199,15 @@ func TestWorkerRollupsSampled(t *testing.T) {
 	wait(owned, "partitions not owned")
 	g := NewIngest(js, nil)
 	sampled := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.7:4739"), Domain: 1}
-	plain := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.8:4739"), Domain: 2}
+	flowed := collector.Origin{Exporter: netip.MustParseAddrPort("192.0.2.8:4739"), Domain: 2}
 	g.ConsumeOptions(sampled, ipfix.DomainOptions{HaveSampling: true, Sampling: ipfix.Sampling{Interval: 10}})
+	g.ConsumeOptions(flowed, ipfix.DomainOptions{HaveSampling: true, Sampling: ipfix.Sampling{Interval: 49, Flow: true}})
 	rng := rand.New(rand.NewPCG(7, 8))
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
 	send := func(recs []flow.Record) {
 		half := len(recs) / 2
 		g.Consume(sampled, recs[:half])
-		g.Consume(plain, recs[half:])
+		g.Consume(flowed, recs[half:])
 		g.FlushAll()
 		sent += uint64(len(recs))
 	}
@@ -236,18 +237,7 @@ func TestWorkerRollupsSampled(t *testing.T) {
 			if round == 1 && i == 0 && rs.Built == 0 {
 				t.Errorf("round %d: no partition rolled up again after new records: %v", round, rs)
 			}
-			var gv, wv any
-			for _, x := range []struct {
-				r *report.Report
-				v *any
-			}{{got, &gv}, {want, &wv}} {
-				if err := json.Unmarshal(reportJSON(t, x.r), x.v); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if d := jsonDiff("", gv, wv); d != "" {
-				t.Errorf("%v: %s", args, d)
-			}
+			sameJSON(t, fmt.Sprintf("round %d %v: rollup report", round, args), got, want)
 		}
 	}
 	compare(0)
@@ -258,8 +248,6 @@ func TestWorkerRollupsSampled(t *testing.T) {
 	compare(1)
 }
 
-// jsonDiff says where a and b (decoded JSON) differ: numbers by more
-// than a relative 1e-9, anything else at all.
 // clusterReport is `mira report --nats` with p over the test's cluster;
 // it logs how the report was made.
 func clusterReport(t *testing.T, ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *report.Params) (*report.Report, ReportStats) {
@@ -334,41 +322,6 @@ func rebuiltStore(t *testing.T, ctx context.Context, nc *nats.Conn, js jetstream
 		t.Fatal(err)
 	}
 	return st, src
-}
-
-func jsonDiff(path string, a, b any) string {
-	switch x := a.(type) {
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return path + ": different objects"
-		}
-		for k := range x {
-			if d := jsonDiff(path+"."+k, x[k], y[k]); d != "" {
-				return d
-			}
-		}
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return path + ": different lists"
-		}
-		for i := range x {
-			if d := jsonDiff(path+"["+strconv.Itoa(i)+"]", x[i], y[i]); d != "" {
-				return d
-			}
-		}
-	case float64:
-		y, ok := b.(float64)
-		if !ok || math.Abs(x-y) > 1e-9*max(math.Abs(x), math.Abs(y)) {
-			return fmt.Sprintf("%s: %v, want %v", path, a, b)
-		}
-	default:
-		if a != b {
-			return fmt.Sprintf("%s: %v, want %v", path, a, b)
-		}
-	}
-	return ""
 }
 
 // TestWorkerRollupsLive: a worker's clean partitions keep live rollups

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/mira-project/mira/flow"
+	"github.com/mira-project/mira/internal/sum"
 )
 
 // Estimate holds extrapolated totals and the estimated variances of the
@@ -22,6 +23,42 @@ func (e *Estimate) Add(o *Estimate) {
 	e.VarBiflows += o.VarBiflows
 	e.VarPackets += o.VarPackets
 	e.VarOctets += o.VarOctets
+}
+
+// EstimateSum is a sum of Estimates added exactly (package sum): the
+// same biflows' estimates give the same sum, bit for bit, in whichever
+// order they were added and however they were split into partial sums
+// (a report's biflows one by one, the rollups' cells, a cluster's
+// workers).
+type EstimateSum struct {
+	Biflows, Packets, Octets          sum.Exact
+	VarBiflows, VarPackets, VarOctets sum.Exact
+}
+
+// Add adds e's totals and variances.
+func (s *EstimateSum) Add(e *Estimate) {
+	s.Biflows.Add(e.Biflows)
+	s.Packets.Add(e.Packets)
+	s.Octets.Add(e.Octets)
+	s.VarBiflows.Add(e.VarBiflows)
+	s.VarPackets.Add(e.VarPackets)
+	s.VarOctets.Add(e.VarOctets)
+}
+
+// Merge adds o.
+func (s *EstimateSum) Merge(o *EstimateSum) {
+	s.Biflows.Merge(&o.Biflows)
+	s.Packets.Merge(&o.Packets)
+	s.Octets.Merge(&o.Octets)
+	s.VarBiflows.Merge(&o.VarBiflows)
+	s.VarPackets.Merge(&o.VarPackets)
+	s.VarOctets.Merge(&o.VarOctets)
+}
+
+// Estimate returns the sums as an Estimate.
+func (s *EstimateSum) Estimate() Estimate {
+	return Estimate{Biflows: s.Biflows.Float(), Packets: s.Packets.Float(), Octets: s.Octets.Float(),
+		VarBiflows: s.VarBiflows.Float(), VarPackets: s.VarPackets.Float(), VarOctets: s.VarOctets.Float()}
 }
 
 // Biflow is one consolidated connection: the connection (flow.Biflow,

@@ -20,7 +20,7 @@ type ukey struct {
 // usageAcc sums biflows into the usage rows and the report's totals.
 type usageAcc struct {
 	rows            map[ukey]*UsageRow
-	total           consolidate.Estimate
+	total           consolidate.EstimateSum
 	sampled, pktSmp bool
 	packets, octets uint64
 	biflows         int
@@ -106,13 +106,13 @@ func (u *usageAcc) merge(o *usageAcc) {
 		row.Octets = consolidate.SatAdd(row.Octets, r.Octets)
 		row.Hits = consolidate.SatAdd(row.Hits, r.Hits)
 		row.Merged += r.Merged
-		row.est.Add(&r.est)
+		row.est.Merge(&r.est)
 		row.sampled = row.sampled || r.sampled
 		row.pktSmp = row.pktSmp || r.pktSmp
 	}
 	u.packets = consolidate.SatAdd(u.packets, o.packets)
 	u.octets = consolidate.SatAdd(u.octets, o.octets)
-	u.total.Add(&o.total)
+	u.total.Merge(&o.total)
 	u.sampled = u.sampled || o.sampled
 	u.pktSmp = u.pktSmp || o.pktSmp
 	u.biflows += o.biflows
@@ -138,7 +138,10 @@ func (b *Biflow) integral() bool { return integralEstimate(&b.est) }
 // integral reports whether u's totals stayed integral and below 2^53
 // (every row sums a subset of the biflows the totals sum, and the values
 // are not negative, so the rows did too).
-func (u *usageAcc) integral() bool { return integralEstimate(&u.total) }
+func (u *usageAcc) integral() bool {
+	e := u.total.Estimate()
+	return integralEstimate(&e)
+}
 
 // Aggregate replaces p's biflows by their usage (rows and totals, as
 // Assemble would sum them) and the first keep of them in the listing

@@ -52,7 +52,7 @@ type partWire struct {
 
 type usageWire struct {
 	Rows            []rowWire
-	Total           consolidate.Estimate
+	Total           consolidate.EstimateSum
 	Sampled, PktSmp bool
 	Packets, Octets uint64
 	Biflows         int
@@ -61,7 +61,7 @@ type usageWire struct {
 type rowWire struct {
 	Key             ukey
 	Row             UsageRow
-	Est             consolidate.Estimate
+	Est             consolidate.EstimateSum
 	Sampled, PktSmp bool
 }
 

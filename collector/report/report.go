@@ -377,7 +377,7 @@ type UsageRow struct {
 	// absent when nothing in the row was sampled.
 	Estimate *Estimate `json:"estimate,omitempty"`
 
-	est     consolidate.Estimate
+	est     consolidate.EstimateSum // exact: the same in any order of the biflows
 	sampled bool
 	pktSmp  bool
 }
@@ -861,7 +861,7 @@ func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	if aggregated && err == nil && !acc.integral() {
 		err = ErrNotIntegral
 	}
-	total, rows := &acc.total, acc.rows
+	total, rows := acc.total.Estimate(), acc.rows
 	sampled, pktSmp := acc.sampled, acc.pktSmp
 	s.Packets, s.Octets = acc.packets, acc.octets
 	rep.Biflows = full
@@ -876,12 +876,13 @@ func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	z := consolidate.NormalQuantile(0.5 + conf/2)
 	s.EstimatedOctets = max(consolidate.Round(total.Octets), s.Octets)
 	if sampled {
-		s.Estimate = makeEstimate(total, z, conf, n, s.Packets, s.Octets, pktSmp)
+		s.Estimate = makeEstimate(&total, z, conf, n, s.Packets, s.Octets, pktSmp)
 	}
 	for _, row := range rows {
-		row.EstimatedOctets = max(consolidate.Round(row.est.Octets), row.Octets)
+		est := row.est.Estimate()
+		row.EstimatedOctets = max(consolidate.Round(est.Octets), row.Octets)
 		if row.sampled {
-			row.Estimate = makeEstimate(&row.est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
+			row.Estimate = makeEstimate(&est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
 		}
 		rep.Usage = append(rep.Usage, *row)
 	}

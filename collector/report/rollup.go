@@ -16,6 +16,7 @@ import (
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/internal/slab"
+	"github.com/mira-project/mira/internal/sum"
 )
 
 // Fingerprint identifies a rules file or an AS table by its content, so
@@ -126,7 +127,9 @@ type RollupConfig struct {
 // complete. So the rollups hold, for every biflow that started before
 // RollupMeta.CompleteBefore, exactly what a report over all the stored
 // records gives (with the same window, rules and AS table, no filters),
-// up to the summation order of floating-point estimates. Records that
+// bit for bit: the estimates are added exactly (sum.Exact), so cells
+// summed per minute, per delta written and across them give what the
+// report's biflows added one by one give. Records that
 // arrive after the horizon passed their start (a probe later than the
 // lag, one whose records were spooled for long, or a collector restart
 // in the middle of a connection) are still added but counted as late
@@ -902,8 +905,8 @@ func (r *Roller) account(b *Biflow) {
 	u := store.RollupUsage{Biflows: 1, Flows: uint64(b.Flows),
 		Packets: consolidate.SatAdd(b.Packets, b.RPackets), Octets: consolidate.SatAdd(b.Octets, b.ROctets),
 		Merged: uint64(b.Merged), First: b.First, Last: b.Last,
-		EstBiflows: b.est.Biflows, EstPackets: b.est.Packets, EstOctets: b.est.Octets,
-		VarBiflows: b.est.VarBiflows, VarPackets: b.est.VarPackets, VarOctets: b.est.VarOctets}
+		EstBiflows: sum.Of(b.est.Biflows), EstPackets: sum.Of(b.est.Packets), EstOctets: sum.Of(b.est.Octets),
+		VarBiflows: sum.Of(b.est.VarBiflows), VarPackets: sum.Of(b.est.VarPackets), VarOctets: sum.Of(b.est.VarOctets)}
 	if b.Sampling < 1 {
 		u.Sampled = true
 		u.PacketSampled = b.pktSampled

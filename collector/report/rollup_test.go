@@ -192,6 +192,12 @@ var rollupStores = []rollupStore{
 		pkt: []uint32{0, 0}, fl: []uint32{0, 0}, announced: []uint32{0, 0}, dup: 0.3, conns: 3000, span: 2 * time.Hour},
 	{name: "sampled", origins: []store.Origin{{Exporter: "192.0.2.10", Domain: 1}, {Exporter: "192.0.2.11", Domain: 2}, {Exporter: "192.0.2.12", Domain: 0}, {Exporter: "192.0.2.12", Domain: 5}},
 		pkt: []uint32{10, 0, 0, 0}, fl: []uint32{0, 4, 0, 0}, announced: []uint32{0, 0, 8, 0}, dup: 0.2, conns: 3000, span: 150 * time.Minute},
+	// Intervals whose inverses float64 rounds (1/49: 1/q is not 49):
+	// the estimates and variances are not integers, and their float64
+	// sums differed in the last bits between the rollups' cells and the
+	// records' biflows (biflows_low and _high show them).
+	{name: "sampled-odd", origins: []store.Origin{{Exporter: "192.0.2.10", Domain: 1}, {Exporter: "192.0.2.11", Domain: 2}},
+		pkt: []uint32{3, 0}, fl: []uint32{0, 49}, announced: []uint32{0, 0}, dup: 0.2, conns: 3000, span: 150 * time.Minute},
 }
 
 func rollupParams(t *testing.T, args ...string) *Params {

@@ -145,7 +145,7 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 		row.Octets = consolidate.SatAdd(row.Octets, u.Octets)
 		row.Hits = consolidate.SatAdd(row.Hits, u.Hits)
 		row.Merged += int(u.Merged)
-		row.est.Add(estimateOf(u))
+		row.est.Merge(sumOf(u))
 		row.sampled = row.sampled || u.Sampled
 		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
 	}
@@ -247,15 +247,16 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 		f, l := Timestamp(span.First), Timestamp(span.Last)
 		s2.First, s2.Last = &f, &l
 	}
-	est := estimateOf(&total)
+	est := sumOf(&total).Estimate()
 	s2.EstimatedOctets = max(consolidate.Round(est.Octets), s2.Octets)
 	if total.Sampled {
-		s2.Estimate = makeEstimate(est, z, conf, s2.Biflows, s2.Packets, s2.Octets, total.PacketSampled)
+		s2.Estimate = makeEstimate(&est, z, conf, s2.Biflows, s2.Packets, s2.Octets, total.PacketSampled)
 	}
 	for _, row := range rows {
-		row.EstimatedOctets = max(consolidate.Round(row.est.Octets), row.Octets)
+		est := row.est.Estimate()
+		row.EstimatedOctets = max(consolidate.Round(est.Octets), row.Octets)
 		if row.sampled {
-			row.Estimate = makeEstimate(&row.est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
+			row.Estimate = makeEstimate(&est, z, conf, row.Biflows, row.Packets, row.Octets, row.pktSmp)
 		}
 		rep.Usage = append(rep.Usage, *row)
 	}
@@ -523,7 +524,8 @@ func (p *Params) rollupsAnswer(ctx context.Context, s *store.Store, src RollupSo
 	return rep, nil
 }
 
-func estimateOf(u *store.RollupUsage) *consolidate.Estimate {
-	return &consolidate.Estimate{Biflows: u.EstBiflows, Packets: u.EstPackets, Octets: u.EstOctets,
+// sumOf returns the estimator sums of u.
+func sumOf(u *store.RollupUsage) *consolidate.EstimateSum {
+	return &consolidate.EstimateSum{Biflows: u.EstBiflows, Packets: u.EstPackets, Octets: u.EstOctets,
 		VarBiflows: u.VarBiflows, VarPackets: u.VarPackets, VarOctets: u.VarOctets}
 }

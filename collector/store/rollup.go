@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mira-project/mira/internal/sum"
 )
 
 // Rollups are usage totals kept per time bucket at two resolutions
@@ -37,8 +39,10 @@ const (
 var RollupResolutions = []time.Duration{RollupMinute, RollupHour}
 
 // RollupVersion is the version byte of every rollup value: a reader
-// refuses (counts and skips) cells of a newer version.
-const RollupVersion = 1
+// refuses (counts and skips) cells of a newer version. Version 2 keeps
+// the estimator sums exactly (sum.Exact); a version 1 cell's float64
+// sums are read as they are.
+const RollupVersion = 2
 
 var (
 	bucketRollup1m = []byte("rollup1m")
@@ -92,9 +96,11 @@ type RollupUsage struct {
 	Unscaled, Late uint64
 	// Sampled: some biflow was sampled; PacketSampled: packet-sampled.
 	Sampled, PacketSampled bool
-	// The estimator sums and variances (consolidate.Estimate).
-	EstBiflows, EstPackets, EstOctets float64
-	VarBiflows, VarPackets, VarOctets float64
+	// The estimator sums and variances (consolidate.Estimate), added
+	// exactly: a cell, or the sum of cells, holds the same bits as the
+	// biflows' estimates added one by one in any order.
+	EstBiflows, EstPackets, EstOctets sum.Exact
+	VarBiflows, VarPackets, VarOctets sum.Exact
 	First, Last                       int64 // earliest start, latest end
 }
 
@@ -118,12 +124,12 @@ func (u *RollupUsage) Add(o *RollupUsage) {
 	u.Late = satAddU(u.Late, o.Late)
 	u.Sampled = u.Sampled || o.Sampled
 	u.PacketSampled = u.PacketSampled || o.PacketSampled
-	u.EstBiflows += o.EstBiflows
-	u.EstPackets += o.EstPackets
-	u.EstOctets += o.EstOctets
-	u.VarBiflows += o.VarBiflows
-	u.VarPackets += o.VarPackets
-	u.VarOctets += o.VarOctets
+	u.EstBiflows.Merge(&o.EstBiflows)
+	u.EstPackets.Merge(&o.EstPackets)
+	u.EstOctets.Merge(&o.EstOctets)
+	u.VarBiflows.Merge(&o.VarBiflows)
+	u.VarPackets.Merge(&o.VarPackets)
+	u.VarOctets.Merge(&o.VarOctets)
 }
 
 func satAddU(a, b uint64) uint64 {
@@ -562,27 +568,40 @@ func appendUsage(dst []byte, u *RollupUsage) []byte {
 	dst = binary.AppendVarint(dst, u.First)
 	dst = binary.AppendVarint(dst, u.Last-u.First)
 	if flags&1 != 0 {
-		for _, f := range [...]float64{u.EstBiflows, u.EstPackets, u.EstOctets, u.VarBiflows, u.VarPackets, u.VarOctets} {
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		// Each sum: its fixed point (high, low), then what it holds
+		// apart (sum.Exact.Over), 0 but for absurd inputs.
+		for _, e := range [...]*sum.Exact{&u.EstBiflows, &u.EstPackets, &u.EstOctets, &u.VarBiflows, &u.VarPackets, &u.VarOctets} {
+			dst = binary.AppendUvarint(dst, e.Hi)
+			dst = binary.AppendUvarint(dst, e.Lo)
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.Over))
 		}
 	}
 	return dst
 }
 
-func (r *rollupReader) usage(u *RollupUsage) {
+// usage reads a RollupUsage of cell version v: version 1 kept the
+// estimator sums as float64 (added in the order the biflows came).
+func (r *rollupReader) usage(u *RollupUsage, v byte) {
 	flags := r.byte()
 	u.Sampled, u.PacketSampled = flags&1 != 0, flags&2 != 0
 	u.Biflows, u.Flows, u.Packets, u.Octets = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
 	u.Hits, u.Merged, u.Unscaled, u.Late = r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
 	u.First = r.varint()
 	u.Last = u.First + r.varint()
-	if u.Sampled {
-		u.EstBiflows, u.EstPackets, u.EstOctets = r.float(), r.float(), r.float()
-		u.VarBiflows, u.VarPackets, u.VarOctets = r.float(), r.float(), r.float()
-	} else {
+	sums := [...]*sum.Exact{&u.EstBiflows, &u.EstPackets, &u.EstOctets, &u.VarBiflows, &u.VarPackets, &u.VarOctets}
+	switch {
+	case !u.Sampled:
 		// Unsampled, the estimates are the observed counts.
-		u.EstBiflows, u.EstPackets, u.EstOctets = float64(u.Biflows), float64(u.Packets), float64(u.Octets)
-		u.VarBiflows, u.VarPackets, u.VarOctets = 0, 0, 0
+		u.EstBiflows, u.EstPackets, u.EstOctets = sum.OfUint(u.Biflows), sum.OfUint(u.Packets), sum.OfUint(u.Octets)
+		u.VarBiflows, u.VarPackets, u.VarOctets = sum.Exact{}, sum.Exact{}, sum.Exact{}
+	case v == 1:
+		for _, e := range sums {
+			*e = sum.Of(r.float())
+		}
+	default:
+		for _, e := range sums {
+			*e = sum.Exact{Hi: r.uvarint(), Lo: r.uvarint(), Over: r.float()}
+		}
 	}
 }
 
@@ -603,10 +622,11 @@ const maxRollupSymptoms = 1 << 16
 
 func decodeRollupCell(b []byte, c *RollupCell) error {
 	r := rollupReader{b: b}
-	if v := r.byte(); r.err == nil && v != RollupVersion {
-		return fmt.Errorf("cell version %d (this build reads %d)", v, RollupVersion)
+	v := r.byte()
+	if r.err == nil && (v < 1 || v > RollupVersion) {
+		return fmt.Errorf("cell version %d (this build reads 1 to %d)", v, RollupVersion)
 	}
-	r.usage(&c.RollupUsage)
+	r.usage(&c.RollupUsage, v)
 	n := r.uvarint()
 	if n > maxRollupSymptoms {
 		return fmt.Errorf("%d symptoms in a cell", n)
@@ -615,7 +635,7 @@ func decodeRollupCell(b []byte, c *RollupCell) error {
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		var s RollupSymptom
 		s.Name = r.string()
-		r.usage(&s.RollupUsage)
+		r.usage(&s.RollupUsage, v)
 		c.Symptoms = append(c.Symptoms, s)
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -2,15 +2,21 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/mira-project/mira/internal/sum"
 )
 
 func sampleCell() RollupCell {
 	u := RollupUsage{Biflows: 3, Flows: 7, Packets: 1000, Octets: 123456, Merged: 1, Sampled: true, PacketSampled: true,
-		EstBiflows: 3, EstPackets: 10000, EstOctets: 1234560, VarPackets: 9.5e4, VarOctets: 1.25e9, First: 1e18, Last: 1e18 + 5e9}
+		EstBiflows: sum.Of(3), EstPackets: sum.Of(10000), EstOctets: sum.Of(1234560.3), VarPackets: sum.Of(9.5e4), VarOctets: sum.Of(1.25e9),
+		First: 1e18, Last: 1e18 + 5e9}
+	u.VarOctets.Add(1e40) // held apart (Over)
 	s := u
 	s.Hits = 4
 	return RollupCell{RollupUsage: u, Symptoms: []RollupSymptom{{Name: "FTP", RollupUsage: s}, {Name: "MAIL", RollupUsage: s}}}
@@ -32,7 +38,7 @@ func TestRollupCellRoundTrip(t *testing.T) {
 	if err := decodeRollupCell(appendRollupCell(nil, &u), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.EstPackets != 10 || got.EstOctets != 900 || got.EstBiflows != 2 || got.Last != 7 {
+	if got.EstPackets != sum.OfUint(10) || got.EstOctets != sum.OfUint(900) || got.EstBiflows != sum.OfUint(2) || got.Last != 7 {
 		t.Fatalf("unsampled cell decoded as %+v", got.RollupUsage)
 	}
 	k := RollupKey{Bucket: -int64(time.Hour), Kind: RollupRecords, Aggregate: "campus", Category: "Web", Probe: "a/1;b/2", SrcAS: 64500, DstAS: 1}
@@ -44,6 +50,39 @@ func TestRollupCellRoundTrip(t *testing.T) {
 	c.Add(&o)
 	if len(c.Symptoms) != 3 || c.Symptoms[0].Name != "AAA" || c.Symptoms[1].Hits != 5 {
 		t.Fatalf("merged symptoms %+v", c.Symptoms)
+	}
+}
+
+// TestRollupCellVersion1 reads a cell of version 1, whose estimator
+// sums were float64, as the sums of those values.
+func TestRollupCellVersion1(t *testing.T) {
+	b := []byte{1, 1} // version 1; flags: sampled
+	for _, v := range [...]uint64{2, 2, 20, 2000, 0, 0, 0, 0} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = binary.AppendVarint(b, 100)
+	b = binary.AppendVarint(b, 5)
+	fs := [...]float64{2, 200.00000000000003, 20000, 2, 1800, 1.8e6}
+	for _, f := range fs {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	b = append(b, 0) // no symptoms
+	var c RollupCell
+	if err := decodeRollupCell(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	u := &c.RollupUsage
+	for i, e := range [...]*sum.Exact{&u.EstBiflows, &u.EstPackets, &u.EstOctets, &u.VarBiflows, &u.VarPackets, &u.VarOctets} {
+		if *e != sum.Of(fs[i]) {
+			t.Errorf("sum %d: %+v, want %v", i, *e, fs[i])
+		}
+	}
+	if u.Biflows != 2 || u.Octets != 2000 || u.First != 100 || u.Last != 105 || !u.Sampled {
+		t.Fatalf("version 1 cell: %+v", u)
+	}
+	b[0] = RollupVersion + 1
+	if err := decodeRollupCell(b, &c); err == nil {
+		t.Fatal("a cell of a newer version decoded")
 	}
 }
 
