@@ -12,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/internal/sum"
 )
 
 // Composing a ranged report from the rollups and the records of its edges
@@ -471,8 +472,8 @@ func (c *composer) cellOf(b *Biflow) (store.RollupKey, *store.RollupCell) {
 	u := store.RollupUsage{Biflows: 1, Flows: uint64(b.Flows),
 		Packets: satAdd(b.Packets, b.RPackets), Octets: satAdd(b.Octets, b.ROctets),
 		Merged: uint64(b.Merged), First: b.First, Last: b.Last,
-		EstBiflows: b.est.Biflows, EstPackets: b.est.Packets, EstOctets: b.est.Octets,
-		VarBiflows: b.est.VarBiflows, VarPackets: b.est.VarPackets, VarOctets: b.est.VarOctets}
+		EstBiflows: sum.Of(b.est.Biflows), EstPackets: sum.Of(b.est.Packets), EstOctets: sum.Of(b.est.Octets),
+		VarBiflows: sum.Of(b.est.VarBiflows), VarPackets: sum.Of(b.est.VarPackets), VarOctets: sum.Of(b.est.VarOctets)}
 	if b.Sampling < 1 {
 		u.Sampled = true
 		u.PacketSampled = b.pktSampled
@@ -546,12 +547,14 @@ func subUsage(u, o *store.RollupUsage) error {
 	u.Octets -= o.Octets
 	u.Hits -= o.Hits
 	u.Merged -= o.Merged
-	u.EstBiflows -= o.EstBiflows
-	u.EstPackets -= o.EstPackets
-	u.EstOctets -= o.EstOctets
-	u.VarBiflows -= o.VarBiflows
-	u.VarPackets -= o.VarPackets
-	u.VarOctets -= o.VarOctets
+	// Exact (sum.Exact): the cell less a biflow is the cell of the
+	// others, bit for bit.
+	u.EstBiflows.Sub(&o.EstBiflows)
+	u.EstPackets.Sub(&o.EstPackets)
+	u.EstOctets.Sub(&o.EstOctets)
+	u.VarBiflows.Sub(&o.VarBiflows)
+	u.VarPackets.Sub(&o.VarPackets)
+	u.VarOctets.Sub(&o.VarOctets)
 	if u.Biflows == 0 {
 		u.Sampled, u.PacketSampled = false, false
 		return nil
@@ -562,10 +565,10 @@ func subUsage(u, o *store.RollupUsage) error {
 	// Whether a sampled biflow is left the estimates say: a flow-sampled
 	// one (1 in N connections) counts for N > 1 biflows, a packet-sampled
 	// one (1 in N packets, at least one seen) for more packets than it
-	// shows; an unsampled one for itself alone. Float sums of 1/p may
-	// be off in their last bits, far below a half.
-	flowLeft := u.EstBiflows-float64(u.Biflows) > 0.5
-	u.Sampled = flowLeft || u.EstPackets-float64(u.Packets) > 0.5
+	// shows; an unsampled one for itself alone. A term 1/p that float64
+	// rounds is off in its last bits, far below a half.
+	flowLeft := u.EstBiflows.Float()-float64(u.Biflows) > 0.5
+	u.Sampled = flowLeft || u.EstPackets.Float()-float64(u.Packets) > 0.5
 	switch {
 	case !u.Sampled:
 		u.PacketSampled = false
@@ -598,7 +601,7 @@ func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCe
 		row.Octets = satAdd(row.Octets, u.Octets)
 		row.Hits = satAdd(row.Hits, u.Hits)
 		row.Merged += int(u.Merged)
-		row.est.Add(estimateOf(u))
+		row.est.Merge(sumOf(u))
 		row.sampled = row.sampled || u.Sampled
 		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
 	}
@@ -623,7 +626,7 @@ func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCe
 	}
 	acc.packets = satAdd(acc.packets, u.Packets)
 	acc.octets = satAdd(acc.octets, u.Octets)
-	acc.total.Add(estimateOf(u))
+	acc.total.Merge(sumOf(u))
 	acc.sampled = acc.sampled || u.Sampled
 	acc.pktSmp = acc.pktSmp || (u.Sampled && u.PacketSampled)
 	acc.biflows += int(u.Biflows)

@@ -103,6 +103,18 @@ func (e *Exact) Merge(o *Exact) {
 	e.Over += o.Over
 }
 
+// Sub takes o out of e: after e.Merge(o), e.Sub(o) gives e back, bit
+// for bit (but for Over: terms held apart are subtracted in float64).
+func (e *Exact) Sub(o *Exact) {
+	var b uint64
+	e.Lo, b = bits.Sub64(e.Lo, o.Lo, 0)
+	e.Hi, b = bits.Sub64(e.Hi, o.Hi, b)
+	if b != 0 {
+		e.Over -= wrap
+	}
+	e.Over -= o.Over
+}
+
 // IsZero reports whether e is 0.
 func (e *Exact) IsZero() bool { return e.Hi == 0 && e.Lo == 0 && e.Over == 0 }
 

@@ -142,3 +142,39 @@ func TestOver(t *testing.T) {
 		t.Fatalf("0.4 unit: %+v", e)
 	}
 }
+
+// TestSub: the sum of some terms less the sum of a subset of them is the
+// sum of the others, bit for bit.
+func TestSub(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for round := range 50 {
+		vs := terms(rng, 1+rng.IntN(500))
+		var all, some, rest Exact
+		for _, v := range vs {
+			all.Add(v)
+			if rng.IntN(3) == 0 {
+				some.Add(v)
+			} else {
+				rest.Add(v)
+			}
+		}
+		got := all
+		got.Sub(&some)
+		if got != rest {
+			t.Fatalf("round %d: %+v, want %+v", round, got, rest)
+		}
+		got.Sub(&rest)
+		if !got.IsZero() {
+			t.Fatalf("round %d: all less both parts: %+v", round, got)
+		}
+	}
+	var w Exact
+	for range 4 {
+		w.Add(0x1p106) // wraps
+	}
+	x := Of(0x1p106)
+	w.Sub(&x) // borrows
+	if w.Float() != 3*0x1p106 {
+		t.Fatalf("borrow: %+v = %v", w, w.Float())
+	}
+}
