@@ -19,7 +19,8 @@ import (
 // TestNfdumpRegulatedTotals replays a trace far faster than the probe can
 // meter it (as TestOverloadRegulationInReport), so that self-regulation
 // changes its rate while records of the old one are still being
-// exported, into nfcapd and mira-collector at once: nfdump's totals,
+// exported, into nfcapd (live over UDP, and from the probe's file
+// export) and mira-collector at once: nfdump's totals,
 // each record scaled by the sampler its selectorId names, must equal the
 // report's estimated packets and octets (each record scaled by its own
 // intervals). Before records named their rate nfdump scaled them all by
@@ -33,16 +34,18 @@ func TestNfdumpRegulatedTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	nf := peertest.StartNfcapd(t)
+	live := peertest.StartNfcapd(t)
 	coll := startCollector(t, false, true)
-	// The export nfcapd reads goes to a file first: a replay this fast
-	// overruns nfcapd's socket on a busy machine. The file's messages are
-	// those a stream carries, fed to nfcapd below at its pace.
+	// Two nfcapd: one gets the export live over UDP (paced by its
+	// socket's queue; templates and options resent every 20 messages),
+	// the other the messages a stream carries, from a file the probe
+	// writes, fed to it at its pace.
 	fileDir := filepath.Join(dir, "export")
 	if err := os.Mkdir(fileDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	_, stderr := runErr(t, bin(t, "mira-probe"), "--log-level", "info", "--config", cfg, "-r", pcap,
-		"--export", "file://"+fileDir, "--export", "tcp://"+coll.tcp)
+		"--export", "file://"+fileDir, "--export", live.URL(), "--export", "tcp://"+coll.tcp)
 	m := regulationChangesRE.FindStringSubmatch(stderr)
 	if m == nil {
 		t.Fatalf("no regulation_changes in mira-probe's last line:\n%s", stderr)
@@ -95,6 +98,17 @@ func TestNfdumpRegulatedTotals(t *testing.T) {
 	}
 	if pk != s.EstimatedPackets || oc != s.EstimatedOctets {
 		t.Fatalf("nfdump totals %d packets %d bytes, the report's estimate %d and %d", pk, oc, s.EstimatedPackets, s.EstimatedOctets)
+	}
+	lr := live.Records(t)
+	var lpk, loc uint64
+	for _, r := range lr {
+		lpk += r.InPackets
+		loc += r.InBytes
+	}
+	t.Logf("live over UDP: nfdump %d records, %d packets %d bytes", len(lr), lpk, loc)
+	if uint64(len(lr)) != s.Flows || lpk != s.EstimatedPackets || loc != s.EstimatedOctets {
+		t.Fatalf("nfdump of the live UDP export: %d records, %d packets %d bytes; the report: %d flows, estimate %d and %d",
+			len(lr), lpk, loc, s.Flows, s.EstimatedPackets, s.EstimatedOctets)
 	}
 }
 
