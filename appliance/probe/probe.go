@@ -477,9 +477,23 @@ func (p *Probe) closeExporters() error {
 	p.mu.Lock()
 	for _, t := range targets {
 		p.noteUnacked(t)
+		p.notePace(t)
 	}
 	p.mu.Unlock()
 	return err
+}
+
+// notePace logs how long t's UDP pacing held the export, and how many
+// messages went without their wait, when it did either.
+func (p *Probe) notePace(t *target) {
+	x, ok := t.e.(exportStatser)
+	if !ok {
+		return
+	}
+	if st := x.Stats(); st.PaceWait > 0 || st.Unpaced > 0 {
+		p.log.Info("export paced", "target", t.name, "messages", st.Messages, "bytes", st.Bytes,
+			"waited", st.PaceWait.Round(time.Millisecond), "unpaced", st.Unpaced)
+	}
 }
 
 func closeTargets(targets []*target) error {
