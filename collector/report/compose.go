@@ -12,6 +12,7 @@ import (
 
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/store"
+	"github.com/mira-project/mira/flow"
 	"github.com/mira-project/mira/internal/sum"
 )
 
@@ -189,8 +190,10 @@ func (c *composer) storeOptions() error {
 // hostPair is a record's two addresses, in order.
 type recPair struct{ a, b netip.Addr }
 
-func pairOf(r *store.StoredFlow) recPair {
-	a, b := r.Record.Src, r.Record.Dst
+func pairOf(r *store.StoredFlow) recPair { return recordPair(&r.Record) }
+
+func recordPair(r *flow.Record) recPair {
+	a, b := r.Src, r.Dst
 	if b.Less(a) {
 		a, b = b, a
 	}
@@ -199,29 +202,49 @@ func pairOf(r *store.StoredFlow) recPair {
 
 // edge reads the clusters that have a record overlapping [a, b) whole:
 // the records around [a, b), widened until no such cluster comes within
-// the gap of the read's ends.
+// the gap of the read's ends. A widening reads only what it adds.
 func (c *composer) edge(ctx context.Context, a, b int64) (recs []store.StoredFlow, lo, hi int64, err error) {
-	lo, hi = a-c.gap, b+c.gap
+	lo, hi = a-2*c.gap, b+2*c.gap
+	// read reads the records overlapping [from, to) that keep accepts.
+	read := func(from, to int64, keep func(*flow.Record) bool) ([]store.StoredFlow, error) {
+		var out []store.StoredFlow
+		n := 0
+		err := c.s.Flows(store.Query{From: time.Unix(0, from), To: time.Unix(0, to)}, func(f store.StoredFlow) error {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if keep == nil || keep(&f.Record) {
+				out = append(out, f)
+			}
+			return nil
+		})
+		return out, err
+	}
+	// The host pairs of the records overlapping [a, b) first: then
+	// only their records are kept of the wider reads.
+	seeds := map[recPair]bool{}
+	if _, err := read(a, b, func(r *flow.Record) bool {
+		seeds[recordPair(r)] = true
+		return false
+	}); err != nil {
+		return nil, 0, 0, err
+	}
+	seeded := func(r *flow.Record) bool { return seeds[recordPair(r)] }
+	flows, err := read(lo, hi, seeded)
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	for {
 		if hi-lo > c.limit {
 			return nil, 0, 0, &RollupError{fmt.Sprintf("the records around %s form runs longer than a third of the range",
 				Timestamp(a).RFC3339())}
 		}
-		flows, err := readMatching(ctx, c.s, store.Query{From: time.Unix(0, lo), To: time.Unix(0, hi)}, nil)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		seeds := map[recPair]bool{}
-		for i := range flows {
-			if r := &flows[i].Record; r.Last >= a && r.First < b {
-				seeds[pairOf(&flows[i])] = true
-			}
-		}
 		byPair := map[recPair][]int{}
 		for i := range flows {
-			if k := pairOf(&flows[i]); seeds[k] {
-				byPair[k] = append(byPair[k], i)
-			}
+			k := pairOf(&flows[i])
+			byPair[k] = append(byPair[k], i)
 		}
 		var keep []int
 		nlo, nhi := lo, hi
@@ -260,14 +283,24 @@ func (c *composer) edge(ctx context.Context, a, b int64) (recs []store.StoredFlo
 			}
 			return recs, lo, hi, nil
 		}
-		// Widen the side that needs it by at least half the read
-		// again: few rounds.
-		w := (hi - lo) / 2
+		// Read what the widening adds: before lo the records that
+		// end before it, from hi on those that start there (the
+		// others overlap [lo, hi): read already). flows stays in the
+		// store's order where it matters, among records of one start:
+		// those before lo end first, those from hi on start later.
 		if nlo < lo {
-			lo = min(nlo, lo-w)
+			left, err := read(nlo, lo, func(r *flow.Record) bool { return r.Last < lo && seeded(r) })
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			flows, lo = append(left, flows...), nlo
 		}
 		if nhi > hi {
-			hi = max(nhi, hi+w)
+			right, err := read(hi, nhi, func(r *flow.Record) bool { return r.First >= hi && seeded(r) })
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			flows, hi = append(flows, right...), nhi
 		}
 	}
 }
