@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,13 +104,17 @@ type rule struct {
 	name          string
 	id            uint32
 	src, dst, net *bart.Lite
-	srcMAC        [][6]byte
-	dstMAC        [][6]byte
-	mac           [][6]byte
-	vlan          []uint16
-	ifaces        []uint32
-	vcs           []vc
-	dirs          uint8 // bit per Direction
+	// srcP, dstP and netP are the prefixes of src, dst and net, for
+	// shadowed; ifNames the interfaces as written.
+	srcP, dstP, netP []netip.Prefix
+	ifNames          []string
+	srcMAC           [][6]byte
+	dstMAC           [][6]byte
+	mac              [][6]byte
+	vlan             []uint16
+	ifaces           []uint32
+	vcs              []vc
+	dirs             uint8 // bit per Direction
 }
 
 // Classifier applies a Config.
@@ -144,17 +149,18 @@ func Check(cfg *Config) error {
 	return err
 }
 
-func prefixes(field string, in []string) (*bart.Lite, error) {
+func prefixes(field string, in []string) (*bart.Lite, []netip.Prefix, error) {
 	if len(in) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	l := new(bart.Lite)
+	var ps []netip.Prefix
 	for i, s := range in {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, keyErr(fmt.Sprintf("%s[%d]", field, i), "%q is not a prefix or address", s)
+				return nil, nil, keyErr(fmt.Sprintf("%s[%d]", field, i), "%q is not a prefix or address", s)
 			}
 			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())
@@ -163,8 +169,9 @@ func prefixes(field string, in []string) (*bart.Lite, error) {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		l.Insert(p.Masked())
+		ps = append(ps, p.Masked())
 	}
-	return l, nil
+	return l, ps, nil
 }
 
 func macs(field string, in []string) ([][6]byte, error) {
@@ -193,7 +200,7 @@ func compile(cfg *Config, ifNames []string, resolveIfaces bool) (*Classifier, er
 	}
 	cl := &Classifier{names: map[uint32]string{}}
 	var err error
-	if cl.home, err = prefixes("aggregates.home", c.Home); err != nil {
+	if cl.home, _, err = prefixes("aggregates.home", c.Home); err != nil {
 		return nil, err
 	}
 	byName := map[string]uint32{}
@@ -217,15 +224,16 @@ func compile(cfg *Config, ifNames []string, resolveIfaces bool) (*Classifier, er
 		}
 		cl.names[x.id] = r.Name
 		byName[r.Name] = x.id
-		if x.src, err = prefixes(at+".src", r.Src); err != nil {
+		if x.src, x.srcP, err = prefixes(at+".src", r.Src); err != nil {
 			return nil, err
 		}
-		if x.dst, err = prefixes(at+".dst", r.Dst); err != nil {
+		if x.dst, x.dstP, err = prefixes(at+".dst", r.Dst); err != nil {
 			return nil, err
 		}
-		if x.net, err = prefixes(at+".net", r.Net); err != nil {
+		if x.net, x.netP, err = prefixes(at+".net", r.Net); err != nil {
 			return nil, err
 		}
+		x.ifNames = r.Interfaces
 		if x.srcMAC, err = macs(at+".src_mac", r.SrcMAC); err != nil {
 			return nil, err
 		}
@@ -280,6 +288,11 @@ func compile(cfg *Config, ifNames []string, resolveIfaces bool) (*Classifier, er
 			}
 			x.dirs |= 1 << d
 		}
+		for _, y := range cl.rules {
+			if y.id != x.id && shadowed(&x, &y) {
+				return nil, keyErr(at, "never matches: rule %q before it matches all its traffic (the first rule that matches a packet names it; put the narrower rule first)", y.name)
+			}
+		}
 		cl.rules = append(cl.rules, x)
 	}
 	if len(c.Scope.Aggregates) > 0 {
@@ -308,6 +321,78 @@ func compile(cfg *Config, ifNames []string, resolveIfaces bool) (*Classifier, er
 		cl.scopeDirs |= 1 << d
 	}
 	return cl, nil
+}
+
+// shadowed says whether rule y, before x, matches every packet x matches:
+// each criterion y sets, x sets too, within y's (x may set more).
+func shadowed(x, y *rule) bool {
+	return within(x.srcP, y.srcP) && within(x.dstP, y.dstP) && within(x.netP, y.netP) &&
+		subset(x.srcMAC, y.srcMAC) && subset(x.dstMAC, y.dstMAC) && subset(x.mac, y.mac) &&
+		subset(x.vlan, y.vlan) && subset(x.ifNames, y.ifNames) && vcsWithin(x.vcs, y.vcs) &&
+		(y.dirs == 0 || x.dirs != 0 && x.dirs&^y.dirs == 0)
+}
+
+// within says whether y sets no prefixes, or x sets some and each is
+// inside one of y's.
+func within(x, y []netip.Prefix) bool {
+	if len(y) == 0 {
+		return true
+	}
+	if len(x) == 0 {
+		return false
+	}
+	for _, p := range x {
+		in := false
+		for _, q := range y {
+			if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	return true
+}
+
+// subset says whether y lists nothing, or x lists some and all are y's.
+func subset[T comparable](x, y []T) bool {
+	if len(y) == 0 {
+		return true
+	}
+	if len(x) == 0 {
+		return false
+	}
+	for _, v := range x {
+		if !slices.Contains(y, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// vcsWithin is subset for circuits, "VPI/*" holding every VCI.
+func vcsWithin(x, y []vc) bool {
+	if len(y) == 0 {
+		return true
+	}
+	if len(x) == 0 {
+		return false
+	}
+	for _, v := range x {
+		in := false
+		for _, w := range y {
+			if w.vpi == v.vpi && (w.anyVCI || !v.anyVCI && w.vci == v.vci) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	return true
 }
 
 func parseVC(s string) (vc, error) {

@@ -133,6 +133,14 @@ func TestConfigErrors(t *testing.T) {
 		{"rules: [{name: none}]", "reserved", "aggregates.rules[0].name"},
 		{"scope: {aggregates: [nope]}", `no rule named "nope"`, "aggregates.scope.aggregates[0]"},
 		{"home: [10.0.0.0/8, nonsense]", `"nonsense" is not a prefix`, "aggregates.home[1]"},
+		// Overlapping site prefixes in the wrong order: the lab's traffic
+		// was all counted as the campus's, without a word.
+		{"rules: [{name: campus, net: [10.16.0.0/16]}, {name: lab, net: [10.16.0.0/24]}]", `never matches: rule "campus" before it`, "aggregates.rules[1]"},
+		{"rules: [{name: a, net: [10.0.0.0/8, \"2001:db8::/32\"]}, {name: b, net: [\"2001:db8:1::/48\", 10.1.2.3]}]", `never matches: rule "a"`, "aggregates.rules[1]"},
+		{"rules: [{name: all}, {name: v5, vlan: [5]}]", `never matches: rule "all"`, "aggregates.rules[1]"},
+		{"home: [10.0.0.0/8]\nrules: [{name: out, direction: [outgoing, internal]}, {name: lab-out, src: [10.1.0.0/16], direction: [outgoing]}]", `never matches: rule "out"`, "aggregates.rules[1]"},
+		{"rules: [{name: p1, vc: [\"1/*\"]}, {name: c100, vc: [\"1/100\"], vlan: [3]}]", `never matches: rule "p1"`, "aggregates.rules[1]"},
+		{"rules: [{name: v, vlan: [1, 2]}, {name: x, net: [10.0.0.0/8]}, {name: w, vlan: [2]}]", `never matches: rule "v"`, "aggregates.rules[2]"},
 	} {
 		var cfg Config
 		if err := yaml.Unmarshal([]byte(tc.yaml), &cfg); err != nil {
@@ -195,5 +203,27 @@ func TestEmptyLists(t *testing.T) {
 	p := decode.Packet{Src: ip("192.0.2.1"), Dst: ip("203.0.113.1"), VLAN: 7}
 	if c.Names()[c.Classify(&p, 0)] != "a" || !c.InScope(&p, 0) {
 		t.Fatal("empty lists restrict the rule or the scope")
+	}
+}
+
+// TestOverlappingRulesInOrder: overlapping rules that each still match
+// something load: the narrower first, or an earlier rule that sets a
+// criterion the later one does not, or two rules of one aggregate.
+func TestOverlappingRulesInOrder(t *testing.T) {
+	for _, y := range []string{
+		"rules: [{name: lab, net: [10.16.0.0/24]}, {name: campus, net: [10.16.0.0/16]}]",
+		"home: [10.0.0.0/8]\nrules: [{name: in, net: [10.16.0.0/16], direction: [incoming]}, {name: campus, net: [10.16.0.0/24]}]",
+		"rules: [{name: s, src: [10.0.0.0/8]}, {name: n, net: [10.1.0.0/16]}]",
+		"rules: [{name: v, vlan: [1]}, {name: w, vlan: [1, 2]}]",
+		"rules: [{name: c100, vc: [\"1/100\"]}, {name: p1, vc: [\"1/*\"]}]",
+		"rules: [{name: a, id: 1, net: [10.0.0.0/8]}, {name: a, id: 1, net: [10.1.0.0/16], vlan: [4]}]",
+	} {
+		var cfg Config
+		if err := yaml.Unmarshal([]byte(y), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(&cfg, nil); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
 	}
 }
