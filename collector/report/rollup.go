@@ -20,11 +20,24 @@ import (
 )
 
 // Fingerprint identifies a rules file or an AS table by its content, so
-// that a report can tell whether rollups were made with the same one.
+// that a report can tell whether rollups were made with the same one,
+// and by a consolidation that gives the same results (ConsolidationEpoch).
 func Fingerprint(data []byte) string {
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:8])
+	h := sha256.New()
+	h.Write([]byte(ConsolidationEpoch))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
+
+// ConsolidationEpoch names what the consolidation makes of the same
+// records; a build whose consolidation gives other biflows or estimates
+// changes it, so that rollups an older build kept (their fingerprints
+// made in another epoch) are not taken for the report over the records:
+// mira-collector rebuilds them at start, a report answers from the
+// records until then. 2026-12-08: each record scaled by its own packet
+// interval, sampled duplicates not kept by the larger count, another
+// probe's record within Config.Skew of a FIN the same connection.
+const ConsolidationEpoch = "consolidation 2026-12-08\n"
 
 // DefaultRulesFingerprint is the fingerprint of the embedded rules.
 func DefaultRulesFingerprint() string { return Fingerprint(classify.DefaultYAML()) }

@@ -3,7 +3,10 @@ package report
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -14,6 +17,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -850,5 +854,27 @@ func TestRecHeapTake(t *testing.T) {
 	}
 	if h.Len() != 0 {
 		t.Fatalf("%d held after the drain", h.Len())
+	}
+}
+
+// TestRollupsOfAnOlderConsolidation: rollups kept by a build whose
+// consolidation gave other results (their rules fingerprint made without
+// ConsolidationEpoch, as every build before it did) do not answer a
+// report: after the fixes of 2026-12-08 they still held the old estimates
+// (two probes at random 1/4 over one capture: the rollups said 66,768
+// packets where the records now say 66,736), and --source auto took
+// them.
+func TestRollupsOfAnOlderConsolidation(t *testing.T) {
+	s, _ := writeRollupStore(t, rollupStores[0], 1)
+	h := sha256.Sum256(classify.DefaultYAML())
+	old := hex.EncodeToString(h[:8]) // the fingerprint before the epoch
+	if _, err := Rebuild(context.Background(), s, RollupConfig{Rules: classify.Default(), RulesID: old}); err != nil {
+		t.Fatal(err)
+	}
+	p := rollupParams(t, "--source", "rollups")
+	_, err := p.Report(context.Background(), s, p.Options(), RollupSource{RulesID: DefaultRulesFingerprint()})
+	var re *RollupError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "older build's consolidation") {
+		t.Fatalf("rollups of an older consolidation: %v, want a RollupError", err)
 	}
 }

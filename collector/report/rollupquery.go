@@ -326,7 +326,7 @@ func checkRollupMeta(s *store.Store, p *Params, src RollupSource) (store.RollupM
 	case meta.Window != window:
 		return meta, &RollupError{fmt.Sprintf("they pair with a window of %v, not %v", meta.Window, window)}
 	case meta.Rules != src.RulesID:
-		return meta, &RollupError{"they were classified with other rules"}
+		return meta, &RollupError{"they were classified with other rules, or made by an older build's consolidation (mira rollup remakes them)"}
 	case p.By == ByAS && (src.ASID == "" || meta.AS != src.ASID):
 		return meta, &RollupError{"they were made with another AS table (collector.yaml as:)"}
 	}

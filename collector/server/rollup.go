@@ -53,7 +53,7 @@ func (s *Server) startRollups(ctx context.Context, st *store.Store) error {
 	case !meta.Clean:
 		why = "the collector that kept them did not stop cleanly"
 	case meta.Rules != cfg.RulesID || meta.AS != cfg.ASID || meta.Window != report.DefaultWindow:
-		why = "the rules, AS table or pairing window changed"
+		why = "the rules, AS table, pairing window or consolidation changed"
 	}
 	if why != "" {
 		t0 := time.Now()
