@@ -194,7 +194,14 @@ type Stats struct {
 	// sending under (two exporters configured with one domain: their
 	// records are taken as one probe's, summed rather than deduplicated,
 	// and their sequence numbers mixed). Each is logged.
-	SharedDomains      uint64
+	SharedDomains uint64
+	// ClockSkewed counts sessions whose exporter's clock, by the export
+	// times of its messages, was more than MaxExporterSkew away from the
+	// collector's (ahead, or behind in every message of a 10 s period):
+	// its records' times are off by as much, and two probes whose clocks
+	// differ by more than the consolidation's Skew (5 s) do not see each
+	// other's duplicates of short connections. Each is logged.
+	ClockSkewed        uint64
 	TemplatesLearned   uint64
 	TemplatesRedefined uint64
 	TemplatesWithdrawn uint64
@@ -239,6 +246,56 @@ type session struct {
 	// domains are the observation domains a TCP or TLS session sent
 	// under (Collector.shared); c.mu guards it.
 	domains []uint32
+	// The exporter's clock: lagMin is the least arrival less export time
+	// (s) of the messages since lagFrom (lagN of them); skewed is set once
+	// the session was counted as ClockSkewed.
+	lagMin  int64
+	lagFrom time.Time
+	lagN    int
+	skewed  bool
+}
+
+// MaxExporterSkew is how far an exporter's clock may be from the
+// collector's before the collector says so (Stats.ClockSkewed), the
+// consolidation's default Skew.
+const MaxExporterSkew = 5 * time.Second
+
+// lagPeriod is how long the least lag of an exporter's messages is taken
+// over: transit and queueing delays only add to it, so one message
+// that arrived promptly in the period shows a clock that is not behind.
+const lagPeriod = 10 * time.Second
+
+// clockSkew notes the export time of a message of ss that arrived at now
+// and returns the exporter's clock offset (s, positive: ahead) when it
+// shows a clock off by more than MaxExporterSkew for the first time in
+// the session; ss.mu held.
+func (ss *session) clockSkew(export uint32, now time.Time) (int64, bool) {
+	if ss.skewed || export == 0 {
+		return 0, false
+	}
+	lag := now.Unix() - int64(export)
+	limit := int64(MaxExporterSkew / time.Second)
+	if lag < -limit { // ahead: no delay makes a message arrive before it was sent
+		ss.skewed = true
+		return -lag, true
+	}
+	if ss.lagN == 0 || lag < ss.lagMin {
+		ss.lagMin = lag
+	}
+	if ss.lagN == 0 {
+		ss.lagFrom = now
+	}
+	ss.lagN++
+	if now.Sub(ss.lagFrom) < lagPeriod {
+		return 0, false
+	}
+	least, n := ss.lagMin, ss.lagN
+	ss.lagN = 0
+	if n >= 3 && least > limit {
+		ss.skewed = true
+		return -least, true
+	}
+	return 0, false
 }
 
 // sharedKey is an exporter address and an observation domain.
@@ -281,6 +338,7 @@ type Collector struct {
 	// found another there.
 	shared        map[sharedKey]*session
 	sharedDomains uint64
+	clockSkewed   uint64
 
 	// wg counts the goroutines of ListenUDP and ListenTCP (listeners,
 	// decoders, connections).
@@ -388,6 +446,11 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	o.Sequence = h.Sequence
 	o.Next, o.Lost, o.SeqKnown = ss.s.Sequence()
 	o.Seeded = ss.s.SequenceSeeded()
+	var offset int64
+	skewed := false
+	if o.Transport != "file" && h.Length != 0 {
+		offset, skewed = ss.clockSkew(h.ExportTime, c.cfg.Now())
+	}
 	if do, ok := ss.s.DomainOptions(h.Domain); ok {
 		o.Instance = do.SpoolInstance
 	}
@@ -399,6 +462,17 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.mu.Unlock()
 	if stream && h.Length != 0 {
 		c.noteDomain(ss, h.Domain)
+	}
+	if skewed {
+		c.mu.Lock()
+		c.clockSkewed++
+		n := c.clockSkewed
+		log := c.logged.due(o.Exporter.Addr(), reasonClockSkew, c.cfg.Now())
+		c.mu.Unlock()
+		if log && c.cfg.Logger != nil {
+			c.cfg.Logger.Warn("exporter clock off: its messages' export times are off the collector's clock, and its records' times as much; probes whose clocks differ by more than 5 s count the short connections they both see twice (set the probes' clocks by NTP)",
+				"exporter", o.Exporter.String(), "transport", o.Transport, "domain", o.Domain, "offset_seconds", offset, "skewed_total", n)
+		}
 	}
 	if grown != 0 && c.templates.Add(int64(grown)) > int64(c.cfg.MaxTemplates) {
 		c.shed(ss)
@@ -638,6 +712,7 @@ const (
 	reasonNotAllowed = iota
 	reasonHandshake
 	reasonSharedDomain
+	reasonClockSkew
 )
 
 // refusalLog remembers when a refusal was last logged per address and
@@ -847,7 +922,7 @@ func (c *Collector) Stats() Stats {
 		DomainsEvicted: sum.DomainsEvicted, SessionsEvicted: c.evictedSessions,
 		Messages: sum.Messages, Records: sum.FlowRecords, DataRecords: sum.DataRecords,
 		OptionsRecords: sum.OptionsRecords, LostRecords: sum.LostRecords, OutOfOrder: sum.OutOfOrder,
-		SeededLost: sum.SeededLost, SeqRestarts: sum.SeqRestarts, SharedDomains: c.sharedDomains,
+		SeededLost: sum.SeededLost, SeqRestarts: sum.SeqRestarts, SharedDomains: c.sharedDomains, ClockSkewed: c.clockSkewed,
 		TemplatesLearned: sum.TemplatesLearned, TemplatesRedefined: sum.TemplatesRedefined,
 		TemplatesWithdrawn: sum.TemplatesWithdrawn, Templates: templates,
 		Sessions: len(c.udp) + len(c.streams), SessionsTotal: c.total, ReadErrors: c.readErrs,

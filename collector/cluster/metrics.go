@@ -47,6 +47,7 @@ var (
 	mLoss        = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this ingest node started, the node's own counted here (store: its unpublished records).", []string{"stage"}, nil)
 	mSeqRestarts = prometheus.NewDesc("mira_collector_sequence_restarts_total", "Transport sessions whose first message in a domain was behind the sequence position earlier sessions left (a restarted exporter or a spool's replay): re-seeded, not counted lost.", nil, nil)
 	mShared      = prometheus.NewDesc("mira_collector_shared_domains_total", "TCP or TLS sessions that sent under an observation domain another live session from the same address was sending under (two exporters with one domain: their records are taken as one probe's); each is logged.", nil, nil)
+	mSkewed      = prometheus.NewDesc("mira_collector_clock_skewed_total", "Exporter sessions whose clock, by their messages' export times, was more than 5 s off the collector's (ahead, or behind in every message of a 10 s period); each is logged.", nil, nil)
 	mPublished   = prometheus.NewDesc("mira_cluster_published_records_total", "Records of this ingest node JetStream acknowledged.", nil, nil)
 	mUnpublished = prometheus.NewDesc("mira_cluster_unpublished_records_total", "Records this ingest node dropped: too many batches in flight, or publication failed after its retries (the report's dropped records).", nil, nil)
 	mRetried     = prometheus.NewDesc("mira_cluster_retried_batches_total", "Record batches published again after a failed publication.", nil, nil)
@@ -65,7 +66,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mTemplates, mEvicted, mLedgerStale, mLoss, mSeqRestarts, mShared, mPublished, mUnpublished,
+	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mTemplates, mEvicted, mLedgerStale, mLoss, mSeqRestarts, mShared, mSkewed, mPublished, mUnpublished,
 		mRetried, mInFlight, mUnsaved, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
 		ch <- d
 	}
@@ -86,6 +87,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		c(mLost, st.LostRecords)
 		c(mSeqRestarts, st.SeqRestarts)
 		c(mShared, st.SharedDomains)
+		c(mSkewed, st.ClockSkewed)
 		c(mSockDrops, st.SocketDrops)
 		for r, v := range st.Malformed {
 			c(mMalformed, v, r)

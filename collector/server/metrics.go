@@ -66,11 +66,12 @@ var (
 	cLoss        = prometheus.NewDesc("mira_collector_loss_total", "The loss ledger: packets or records lost, by stage (flow.LossStages); the probes' stages as their ledger options said since this collector started, the collector's own counted here.", []string{"stage"}, nil)
 	cSeqRestarts = prometheus.NewDesc("mira_collector_sequence_restarts_total", "Transport sessions whose first message in a domain was behind the sequence position earlier sessions left (a restarted exporter or a spool's replay): re-seeded, not counted lost.", nil, nil)
 	cShared      = prometheus.NewDesc("mira_collector_shared_domains_total", "TCP or TLS sessions that sent under an observation domain another live session from the same address was sending under (two exporters with one domain: their records are taken as one probe's); each is logged.", nil, nil)
+	cSkewed      = prometheus.NewDesc("mira_collector_clock_skewed_total", "Exporter sessions whose clock, by their messages' export times, was more than 5 s off the collector's (ahead, or behind in every message of a 10 s period); each is logged.", nil, nil)
 	cDups        = prometheus.NewDesc("mira_collector_duplicate_records_total", "Records a spooling exporter resent that were already stored (dropped: exactly-once).", nil, nil)
 )
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss, cLedgerStale, cSeqRestarts, cShared} {
+	for _, d := range []*prometheus.Desc{cMessages, cRecords, cLost, cMalformed, cEvicted, cTemplates, cSessions, cStored, cStoreErrs, cSockDrops, cBusy, cDropped, cPending, cDups, cLoss, cLedgerStale, cSeqRestarts, cShared, cSkewed} {
 		ch <- d
 	}
 }
@@ -88,6 +89,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c(cLost, st.LostRecords)
 	c(cSeqRestarts, st.SeqRestarts)
 	c(cShared, st.SharedDomains)
+	c(cSkewed, st.ClockSkewed)
 	c(cSockDrops, st.SocketDrops)
 	for r, n := range st.Malformed {
 		c(cMalformed, n, r)
