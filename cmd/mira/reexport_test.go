@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/mira-project/mira/collector/report"
@@ -45,5 +46,24 @@ func TestReexportToNfdump(t *testing.T) {
 			t.Errorf("%s:%d: nfdump in %d/%d out %d/%d, report %d/%d and %d/%d", b.Src, b.Sport,
 				g.InPackets, g.InBytes, g.OutPackets, g.OutBytes, b.Packets, b.Octets, b.RPackets, b.ROctets)
 		}
+	}
+}
+
+// TestReexportAllFromTable: a table report (the default format, which
+// lists the 50 largest biflows) exports every biflow, and its table
+// still lists 50 and says how many it left out. Before, --export sent
+// only the 50 listed: nfdump showed 50 of 1,772 biflows.
+func TestReexportAllFromTable(t *testing.T) {
+	nf := peertest.StartNfcapd(t)
+	db := manyBiflowsDB(t, 120)
+	out, err := run(t, reportCmd, "--db", db, "--export", nf.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nf.Records(t); len(got) != 120 {
+		t.Fatalf("nfdump shows %d records, want the report's 120 biflows", len(got))
+	}
+	if rows := strings.Count(out, "<->"); rows != DefaultTableLimit || !strings.Contains(out, "... 70 more biflows not listed (50 of 120 shown;") {
+		t.Errorf("table of %d rows:\n%s", rows, out)
 	}
 }

@@ -90,6 +90,7 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		limitSet = limitSet || f.Name == "limit"
 		orderSet = orderSet || f.Name == "order"
 	})
+	tableLimit := 0
 	if !limitSet && p.Format == "table" {
 		// A table is read by people: the top rows (the largest biflows,
 		// unless --order says otherwise) and the totals. Scripts read
@@ -97,6 +98,11 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		p.Limit = DefaultTableLimit
 		if !orderSet {
 			p.Order = report.OrderBytes
+		}
+		if *export != "" {
+			// --export sends every biflow; the table shows the top
+			// rows of them (writeReport).
+			tableLimit, p.Limit = p.Limit, 0
 		}
 	}
 	if err := p.Check(); err != nil {
@@ -148,7 +154,7 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 		if *mergeStats {
 			fmt.Fprintln(os.Stderr, rs)
 		}
-		return writeReport(rep, *export, stdout, p.Format)
+		return writeReport(rep, *export, stdout, p.Format, tableLimit)
 	}
 	s, err := openStore(*db)
 	if err != nil {
@@ -169,16 +175,22 @@ func runReport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return writeReport(rep, *export, stdout, p.Format)
+	return writeReport(rep, *export, stdout, p.Format, tableLimit)
 }
 
 // writeReport writes rep in format, after sending its biflows to export
-// (--export) when set.
-func writeReport(rep *report.Report, export string, stdout io.Writer, format string) error {
+// (--export) when set; then it lists the first tableLimit (0: all).
+// Before, the table's default limit applied to --export too: a table
+// report sent the 50 largest biflows and said nothing of the others.
+func writeReport(rep *report.Report, export string, stdout io.Writer, format string, tableLimit int) error {
 	if export != "" {
 		if err := reexport(rep.Biflows, export, nil); err != nil {
 			return fmt.Errorf("--export: %w", err)
 		}
+	}
+	if s := &rep.Summary; tableLimit > 0 && len(rep.Biflows) > tableLimit {
+		rep.Biflows = rep.Biflows[:tableLimit]
+		s.Listed, s.NextOffset = tableLimit, s.Offset+tableLimit
 	}
 	return rep.Write(stdout, format)
 }
