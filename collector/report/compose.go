@@ -102,7 +102,9 @@ func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src
 	// The reads around each bound may take at most a third of the
 	// range each: wider, the records answer about as fast.
 	c.limit = (c.to - c.from) / 3
-	if c.fT-c.cF < 4*c.gap || c.limit < 4*c.gap {
+	// The first read around a bound spans its zone (gap+1s to the
+	// whole minute inside, at most gap+61s) and two gaps either side.
+	if c.fT-c.cF < 4*c.gap || c.limit < 5*c.gap+int64(time.Minute+time.Second) {
 		return nil, &RollupError{"the range is too short to compose (the records answer it)"}
 	}
 	if err := c.spans(); err != nil {
