@@ -244,7 +244,8 @@ type session struct {
 	origin Origin
 	last   time.Time
 	// domains are the observation domains a TCP or TLS session sent
-	// under (Collector.shared); c.mu guards it.
+	// under (Collector.shared); the goroutine serving the stream changes
+	// it, under c.mu.
 	domains []uint32
 	// The exporter's clock: lagMin is the least arrival less export time
 	// (s) of the messages since lagFrom (lagN of them); skewed is set once
@@ -515,11 +516,13 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 // counts and logs it when another live session from the same address
 // does too.
 func (c *Collector) noteDomain(ss *session, d uint32) {
-	c.mu.Lock()
+	// Only the goroutine serving the stream changes ss.domains (here and
+	// in forgetDomains as it ends): a message of a known domain, the
+	// common case, reads them without the collector's lock.
 	if slices.Contains(ss.domains, d) {
-		c.mu.Unlock()
 		return
 	}
+	c.mu.Lock()
 	ss.domains = append(ss.domains, d)
 	k := sharedKey{ss.origin.Exporter.Addr(), d}
 	other, ok := c.shared[k]
