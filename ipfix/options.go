@@ -230,7 +230,9 @@ func SelectorInterval(pkt, flow uint32) uint32 {
 //     sampler's id when 304 or 306 is there, and 0 as "generic". With 305
 //     present all of them read 305 and 306 as RFC 5476 does (1 selected,
 //     N-1 skipped): 1 in N. (Read from nfdump's ipfix.c at v1.7.1 to
-//     v1.7.8; tested with 1.7.1.) Every nfdump 1.7 reads only the first
+//     v1.7.8; tested with Debian's 1.7.1 and with 1.7.4 and 1.7.8 built
+//     from their tags: exporter TestNfdumpSelectors, e2e
+//     TestNfdumpRegulatedTotals.) Every nfdump 1.7 reads only the first
 //     options template of a template set and only the first record of a
 //     data set: the exporter sends each in a set of its own.
 //   - selectorAlgorithm (304) is left out: the record states a rate, the
