@@ -72,8 +72,6 @@ func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src
 		return nil, &RollupError{"composing needs --from and --to"}
 	case p.Started:
 		return nil, &RollupError{"--started is answered by start"}
-	case p.Aggregate != "" || p.Category != "" || p.Symptom != "":
-		return nil, &RollupError{"--aggregate, --category and --symptom: the summary's span needs the biflows"}
 	}
 	if err := p.canUseRollups(false); err != nil {
 		return nil, err
@@ -346,7 +344,12 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 	}
 	pairs := c.opts.Rules != nil && c.opts.Rules.UsesPair()
 	whole := buildPart(edge, c.opts, pairs)
-	part := buildPart(in, c.opts, pairs)
+	// The report's filters (--aggregate, --category, --symptom) keep
+	// the biflows of the edges' report; the cells take out all.
+	kopts := c.opts
+	kopts.Keep = c.p.Options().Keep
+	part := buildPart(in, kopts, pairs)
+	keep := kopts.Keep != nil
 
 	// What the edge clusters' biflows that started in the interior
 	// put in their cells.
@@ -373,6 +376,9 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 	}
 
 	interior := &Part{}
+	// span is the kept biflows' span when filtered: what the cells
+	// say, and the bounds of what they do not.
+	span := struct{ first, last, firstBound, lastBound int64 }{math.MaxInt64, math.MinInt64, math.MaxInt64, math.MinInt64}
 	acc := newUsageAcc()
 	interior.agg = acc
 	var records store.RollupUsage
@@ -391,7 +397,9 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 		default:
 			return nil
 		}
-		if a := adj[res][*k]; a != nil {
+		orig := cl
+		a := adj[res][*k]
+		if a != nil {
 			a.used = true
 			var err error
 			if cl, err = takeOut(cl, &a.RollupCell); err != nil {
@@ -402,7 +410,34 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 			}
 		}
 		interior.Merged += int(cl.Merged)
-		c.addCell(acc, k, cl)
+		u := c.addCell(acc, k, cl)
+		if !keep || u == nil {
+			return nil
+		}
+		// Filtered, the summary's flows and span are the kept
+		// biflows': the cells'. The earliest start or latest end
+		// of a cell is not known once a biflow that has it is
+		// taken out: the cell's bounds it (the rest start no
+		// earlier), which answers when another biflow starts
+		// earlier still (checked at the end).
+		interior.Flows += int(u.Flows)
+		firstKnown, lastKnown := true, true
+		if a != nil {
+			if ou, au := c.filtered(orig), c.filtered(&a.RollupCell); ou != nil && au != nil && au.Biflows > 0 {
+				if au.First <= ou.First {
+					firstKnown, span.firstBound = false, min(span.firstBound, ou.First)
+				}
+				if au.Last >= ou.Last {
+					lastKnown, span.lastBound = false, max(span.lastBound, ou.Last)
+				}
+			}
+		}
+		if firstKnown {
+			span.first = min(span.first, u.First)
+		}
+		if lastKnown {
+			span.last = max(span.last, u.Last)
+		}
 		return nil
 	}
 	for _, sp := range c.cellSpans {
@@ -452,10 +487,12 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 			return nil, &RollupError{fmt.Sprintf("%d records around the bounds reached the rollups late", late)}
 		}
 	}
-	interior.Flows = int(records.Flows)
 	interior.SamplingUnknown = records.Unscaled
-	if records.Flows > 0 {
-		interior.span(records.First, records.Last)
+	if !keep {
+		interior.Flows = int(records.Flows)
+		if records.Flows > 0 {
+			interior.span(records.First, records.Last)
+		}
 	}
 
 	// The edges' part: its biflows summed, its records those that
@@ -464,14 +501,30 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 	for i := range part.Biflows {
 		edges.agg.add(&part.Biflows[i], &c.opts)
 	}
+	if keep {
+		// The kept biflows' records and span (buildPart's).
+		edges.Flows = part.Flows
+		if part.HasSpan {
+			edges.span(part.First, part.Last)
+			span.first, span.last = min(span.first, part.First), max(span.last, part.Last)
+		}
+		if span.firstBound < span.first || span.lastBound > span.last {
+			return nil, &RollupError{"a biflow around a bound starts first or ends last of the kept biflows of a cell, and no other starts as early or ends as late: the span without it is not kept"}
+		}
+		if span.first <= span.last {
+			interior.span(span.first, span.last)
+		}
+	}
 	smp := newSamplingIndex(c.opts.Announcements, c.opts.Names)
 	for i := range in {
 		r := &in[i].Record
 		if r.First >= c.cF && r.First < c.fT {
 			continue
 		}
-		edges.Flows++
-		edges.span(r.First, r.Last)
+		if !keep {
+			edges.Flows++
+			edges.span(r.First, r.Last)
+		}
 		if _, _, unknown := smp.resolve(in[i].Origin, r); unknown {
 			edges.SamplingUnknown++
 		}
@@ -626,10 +679,40 @@ func satAdd(a, b uint64) uint64 {
 	return math.MaxUint64
 }
 
+// filtered is what of cl the report's filters keep, as FromRollups
+// takes it: with --symptom the symptom's totals (no hits), nil when
+// the filters keep none of it (the key's aggregate and category are the
+// caller's to check).
+func (c *composer) filtered(cl *store.RollupCell) *store.RollupUsage {
+	if c.p.Symptom == "" {
+		return &cl.RollupUsage
+	}
+	for i := range cl.Symptoms {
+		if cl.Symptoms[i].Name == c.p.Symptom {
+			x := cl.Symptoms[i].RollupUsage
+			x.Hits = 0
+			return &x
+		}
+	}
+	return nil
+}
+
 // addCell adds a biflows cell to acc's rows (by the report's grouping
-// and --bucket, as FromRollups) and totals.
-func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCell) {
+// and --bucket, as FromRollups) and totals, as the report's filters
+// keep it; it returns what it added, nil when the filters keep none.
+func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCell) *store.RollupUsage {
 	p := c.p
+	agg, anyAgg := p.Aggregate, p.Aggregate == ""
+	if agg == "-" {
+		agg = ""
+	}
+	if !(anyAgg || k.Aggregate == agg) || (p.Category != "" && k.Category != p.Category) {
+		return nil
+	}
+	u := c.filtered(cl)
+	if u == nil {
+		return nil
+	}
 	add := func(uk ukey, u *store.RollupUsage) {
 		if p.Bucket > 0 {
 			uk.Bucket = k.Bucket - mod(k.Bucket, int64(p.Bucket))
@@ -644,7 +727,6 @@ func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCe
 		row.sampled = row.sampled || u.Sampled
 		row.pktSmp = row.pktSmp || (u.Sampled && u.PacketSampled)
 	}
-	u := &cl.RollupUsage
 	uk := ukey{Agg: k.Aggregate, Cat: k.Category}
 	switch p.By {
 	case ByAggregate:
@@ -669,4 +751,5 @@ func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCe
 	acc.sampled = acc.sampled || u.Sampled
 	acc.pktSmp = acc.pktSmp || (u.Sampled && u.PacketSampled)
 	acc.biflows += int(u.Biflows)
+	return u
 }

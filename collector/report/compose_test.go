@@ -14,8 +14,8 @@ import (
 // records, FIN ends, port reuse and the pair context of the default
 // rules) and random ranges (bounds on whole minutes, inside minutes to
 // the nanosecond, across records, with edges holding no record), auto
-// answers exactly what the records answer, for every grouping and with
-// --bucket. Most of those ranges have a record across a bound, where
+// answers exactly what the records answer, for every grouping, with
+// --bucket and with the filters (--aggregate, --category, --symptom). Most of those ranges have a record across a bound, where
 // auto read the records before; they are now composed (the rollups of
 // the whole minutes inside, corrected by the records around the
 // bounds): the test fails unless most of the ranges of each store were.
@@ -23,7 +23,8 @@ func TestComposedEqualsRecords(t *testing.T) {
 	rules := classify.Default()
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
 	groupings := [][]string{{"--by", "category"}, {}, {"--by", "aggregate"}, {"--by", "probe"}, {"--by", "symptom"},
-		{"--by", "category", "--bucket", "10m"}, {"--bucket", "1h"}}
+		{"--by", "category", "--bucket", "10m"}, {"--bucket", "1h"},
+		{"--category", "Web"}, {"--aggregate", "lab", "--by", "category"}, {"--symptom", "WEB", "--by", "probe"}, {"--aggregate", "-"}}
 	for _, d := range rollupStores {
 		for seed := uint64(1); seed <= 2; seed++ {
 			d := d
@@ -36,7 +37,7 @@ func TestComposedEqualsRecords(t *testing.T) {
 				report := defaultReporter(t, s)
 				rng := rand.New(rand.NewPCG(seed, 31))
 				composed, crossed, n := 0, 0, 0
-				for i := 0; i < 24; i++ {
+				for i := 0; i < 33; i++ {
 					// From before the first record to after the last.
 					from := rollupT0 - int64(10*time.Minute) + rng.Int64N(int64(d.span))
 					switch i % 4 {
