@@ -146,7 +146,15 @@ func (p *Probe) exportSamplingOf(sel *selection.Selection) *ipfix.Sampling {
 	smp := sel.ExportSampling()
 	r := p.reg
 	if r.State == pipeline.RegNormal && r.At == 0 {
-		return smp // regulation never acted
+		// Regulation never acted. Unsampled, say 1 in 1 rather than
+		// nothing: a collector keeps the last sampling an exporter and
+		// domain announced, so a probe restarted under the same domain
+		// without sampling had its records scaled by the rate of the run
+		// before (nfdump: 137,000 packets for 65,615).
+		if smp == nil {
+			smp = &ipfix.Sampling{Interval: 1, SelectorAlgorithm: sampling.AlgCountSystematic, LegacyAlgorithm: sampling.LegacyDeterministic}
+		}
+		return smp
 	}
 	if r.Interval > 1 {
 		// Regulation selects whole connections by hash; with

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mira-project/mira/appliance/config"
+	"github.com/mira-project/mira/appliance/selection"
 	"github.com/mira-project/mira/drivers"
 	"github.com/mira-project/mira/drivers/pcapfile"
 	"github.com/mira-project/mira/flow"
@@ -264,5 +265,25 @@ func TestReloadToUnsampled(t *testing.T) {
 		if r.SamplingPacketInterval != want {
 			t.Fatalf("record %d of %d (announced after %d) states 1 in %d, want 1 in %d", i, len(exp.recs), cut, r.SamplingPacketInterval, want)
 		}
+	}
+}
+
+// TestUnsampledAnnounces: a probe that does not sample announces 1 in 1
+// from its start, not nothing: a collector keeps the last sampling an
+// exporter and domain announced, and nfdump scaled the records of a
+// probe restarted unsampled under the domain of a run at random 1/4 by
+// 4 (137,000 packets for 65,615).
+func TestUnsampledAnnounces(t *testing.T) {
+	cfg, err := config.ParseProbe("a.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	sel, err := selection.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if smp := p.exportSamplingOf(sel); smp == nil || smp.Interval != 1 || smp.Flow {
+		t.Fatalf("unsampled probe announces %+v, want packet sampling 1 in 1", smp)
 	}
 }
