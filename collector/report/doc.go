@@ -34,8 +34,9 @@
 // "sampling_unknown") and their biflows marked (Biflow.SamplingUnknown),
 // unless the domain is a MIRA probe's (it announced names): a MIRA probe
 // stamps every record it samples (and since 2026-12 every record, 1 in 1
-// when it does not sample) and announces nothing when it never sampled,
-// so its unstamped records are unsampled, not of unknown sampling.
+// when it does not sample, and announces 1 in 1; before, it announced
+// nothing when it never sampled), so its unstamped records are
+// unsampled, not of unknown sampling.
 // An operator override (Options.Overrides, --sampling) wins over both.
 //
 // Build keeps every record in memory; reports over very large ranges should
