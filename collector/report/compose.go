@@ -49,12 +49,20 @@ import (
 //	         records) that start in [cF, fT) + the report over the edge
 //	         clusters' records active in [F, T)
 //
-// which is the report over the records, up to the summation order of
-// floating-point estimates (as the rollups themselves). What cannot be
-// taken back out of a cell exactly refuses (*RollupError; auto then
-// reads the records): whether a cell still holds a packet-sampled
-// biflow when one was taken out and flow-sampled ones stay (subUsage),
-// a cell the edges do not find.
+// which is the report over the records (the usage table and summary;
+// the estimates' sums are exact, sum.Exact, so a cell less a biflow is
+// the cell of the others bit for bit). What cannot be taken back out of
+// a cell exactly refuses (*RollupError; auto then reads the records):
+// whether a cell still holds a packet-sampled biflow when one was taken
+// out and flow-sampled ones stay (subUsage); with a filter, a cell's
+// earliest start or latest end when a biflow taken out held it and no
+// other kept biflow starts as early or ends as late; a cell the edges do
+// not find. The order of records matters where two of one origin start
+// together (Build orders them as the store does): the reads keep it.
+//
+// Composing needs --from and --to; --started (by start) is the rollups'
+// own. Per-biflow listings stay the records' (the cells hold no
+// biflows), as do the record filters CanUseRollups refuses.
 
 // Reasons auto answers from the records for, which composing answers.
 const (
@@ -62,7 +70,7 @@ const (
 	reasonUnaligned = "--from and --to must be on whole minutes"
 )
 
-// composedRange answers the report of p (auto, with --from and --to)
+// composed answers the report of p (auto, with --from and --to)
 // by composing the rollups of the interior minutes with the report over
 // the records of the edge clusters (see above); a *RollupError when it
 // cannot.

@@ -358,8 +358,8 @@ type RollupInfo struct {
 	// Edges, when set, says the report was composed: the cells of the
 	// whole minutes inside --from and --to, corrected by the records
 	// around the bounds (auto, when records lie across a bound or the
-	// bounds are inside minutes). It equals the report over the
-	// records (up to the summation order of floating-point estimates).
+	// bounds are inside minutes). Its usage table and summary equal
+	// the report over the records.
 	Edges *EdgeInfo `json:"edges,omitempty"`
 }
 
