@@ -114,18 +114,27 @@
 // two workers hold the batch; a spooled replay arrives in new batches:
 // the merge keeps one copy per record identity (GatherStats.Duplicates),
 // so at-least-once delivery from JetStream still counts every record
-// exactly once. Publishing is retried up to
-// publishAttempts times under the batch's JetStream message id (the
-// stream's 2-minute duplicate window drops a copy that was stored after
-// all).
+// exactly once. A publication JetStream did not acknowledge (no
+// responders while a stream elects its leader, an acknowledgement timed
+// out, the connection moving to another NATS node) is retried under the
+// batch's JetStream message id (the stream's 2-minute duplicate window
+// drops a copy that was stored after all) for PublishRetry from its first
+// publication (collector.yaml cluster.publish_retry, 60 s by default, at
+// most 90 s): a leader election of the flow stream that lasted ~18 s on
+// a loaded machine outlasted the 8 attempts (7 s of back-off) counted
+// before, and its records were dropped.
 //
 // # Back-pressure
 //
 // The decoders never wait for NATS: records are batched per partition
-// (64 KiB or 5 ms) and published asynchronously; when maxInFlight batches
-// await JetStream's acknowledgement, further records are dropped and
-// counted (Ingest.Unpublished, the report summary's "dropped" collector
-// counter), as are batches still failing after their retries.
+// (64 KiB or 50 ms) and published asynchronously; when maxInFlight batches
+// await JetStream's acknowledgement (or their next attempt: a batch being
+// retried stays in flight, so a failover holds at most maxInFlight
+// batches of memory), further records are dropped and counted
+// (Ingest.Unpublished, the report summary's "dropped" collector counter),
+// as are batches still unacknowledged after PublishRetry, and at shutdown
+// those still in flight after PublishRetry and 10 s: every record is
+// published or counted.
 //
 // # Exactness of worker consolidation
 //

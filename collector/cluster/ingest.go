@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,17 +26,32 @@ import (
 	"github.com/mira-project/mira/ipfix"
 )
 
-// maxInFlight bounds the record batches published and not yet
-// acknowledged by JetStream; beyond it an ingest node drops records and
-// counts them (Ingest.Unpublished) rather than blocking its sockets.
+// maxInFlight bounds the record batches published and not yet resolved
+// (acknowledged by JetStream, or given up after PublishRetry), those
+// waiting to be published again included: beyond it an ingest node drops
+// records and counts them (Ingest.Unpublished) rather than blocking its
+// sockets. It bounds the memory a long failover takes (at most
+// maxInFlight batches of batchBytes).
 const maxInFlight = 8192
 
-// publishAttempts is how often a batch whose publication failed (no
-// acknowledgement: a NATS node lost, a leader election) is published
-// again, under the same message id (JetStream drops the copy if the
-// first one was stored after all), before its records count as
-// unpublished.
-const publishAttempts = 8
+// DefaultPublishRetry is how long an ingest node keeps publishing a
+// record batch that JetStream did not acknowledge (a NATS node lost, a
+// leader election, the connection moving to another node), under the
+// same message id (JetStream drops the copy if an earlier one was stored
+// after all), before its records count as unpublished; collector.yaml's
+// cluster.publish_retry sets it (config.MinPublishRetry to
+// config.MaxPublishRetry, well within the flow stream's 2-minute
+// duplicate window). On a three-node nats-server cluster whose flow
+// stream leader was killed (SIGKILL) the stream answered "no response
+// from stream" for ~18 s while the machine was loaded (TestClusterNetns);
+// the budget counted in attempts before it (8, 7 s of back-off) gave up
+// before the new leader was elected.
+const DefaultPublishRetry = 60 * time.Second
+
+// retryWait is the back-off between a failed publication and the next,
+// doubled at each failure up to 8 times retryWait (2 s), never past the
+// batch's budget.
+const retryWait = 250 * time.Millisecond
 
 // Batching: a partition's records are published once batchBytes wait or
 // every linger, whichever comes first. At 64 000 records/s a 5 ms linger
@@ -108,10 +124,20 @@ type Ingest struct {
 	seqLogN       int
 	seqLogSkipped int
 
-	Published   atomic.Uint64 // records acknowledged by JetStream
-	Unpublished atomic.Uint64 // records dropped: too many in flight, or publication failed
-	Retried     atomic.Uint64 // batches published again after a failure
-	inFlight    atomic.Int64
+	// PublishRetry is how long a batch is published again after a
+	// failure before its records count as unpublished (NewIngest:
+	// DefaultPublishRetry); retryWait the first back-off (the tests
+	// shorten it). Set them before the first record.
+	PublishRetry time.Duration
+	retryWait    time.Duration
+	stop         chan struct{} // closed by GiveUp: batches still in flight count as unpublished
+	stopOnce     sync.Once
+
+	Published    atomic.Uint64 // records acknowledged by JetStream
+	Unpublished  atomic.Uint64 // records dropped: too many in flight, or not acknowledged within PublishRetry
+	Retried      atomic.Uint64 // publications of a batch again after a failure
+	longestRetry atomic.Int64  // longest time from a batch's first publication to its acknowledgement after retries (ns)
+	inFlight     atomic.Int64
 }
 
 // NewIngest prepares an ingest consumer publishing through js.
@@ -123,7 +149,7 @@ func NewIngest(js jetstream.JetStream, log *slog.Logger) *Ingest {
 		log = slog.Default()
 	}
 	return &Ingest{js: js, log: log, epoch: epoch, ID: strconv.FormatUint(epoch, 36), saveNow: make(chan struct{}, 1),
-		statsNow: make(chan struct{}, 1)}
+		statsNow: make(chan struct{}, 1), PublishRetry: DefaultPublishRetry, retryWait: retryWait, stop: make(chan struct{})}
 }
 
 // Consume implements collector.Consumer.
@@ -175,7 +201,7 @@ func (g *Ingest) flush(p int) {
 	m := &nats.Msg{Subject: FlowSubject(p), Data: data, Header: nats.Header{}}
 	// The id JetStream's duplicate window knows a retried batch by.
 	m.Header.Set(jetstream.MsgIDHeader, g.ID+"."+strconv.FormatUint(g.batches, 36))
-	g.send(m, g.batches, n, 1)
+	g.send(m, g.batches, n)
 }
 
 // FlushAll publishes every buffered record (the linger timer and
@@ -190,47 +216,87 @@ func (g *Ingest) FlushAll() {
 }
 
 // send publishes m (n records; record batch b, 0 for announcements) and
-// follows its acknowledgement.
-func (g *Ingest) send(m *nats.Msg, b uint64, n, attempt int) {
+// follows it until it is resolved: acknowledged, or given up once
+// PublishRetry has passed since now (or at GiveUp), its records then
+// counted unpublished. Between failures it waits (retryWait, doubled up to
+// 8 times retryWait); meanwhile the batch counts in flight (maxInFlight).
+//
+// nats.go retries an asynchronous publication by itself only on "no
+// responders", a number of times (jetstream.WithRetryAttempts), not when
+// the acknowledgement times out or the connection moves to another node
+// (nats.ErrDisconnected): all three happen when a stream's leader is
+// lost, so the library's retry is off (0 attempts) and this loop retries
+// every failure within one budget of time.
+func (g *Ingest) send(m *nats.Msg, b uint64, n int) {
 	g.inFlight.Add(1)
-	f, err := g.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Millisecond))
-	if err != nil {
-		g.inFlight.Add(-1)
-		g.failed(m, b, n, attempt, err)
-		return
-	}
-	go func() {
-		select {
-		case <-f.Ok():
-			g.inFlight.Add(-1)
-			g.Published.Add(uint64(n))
-			if b != 0 {
-				g.resolved(b)
-			}
-		case err := <-f.Err():
-			g.inFlight.Add(-1)
-			g.failed(m, b, n, attempt, err)
-		}
-	}()
+	first := time.Now()
+	f, err := g.publish(m)
+	go g.follow(m, b, n, first, f, err)
 }
 
-// failed retries m or, after publishAttempts, counts its records
-// unpublished. (Called with g.mu held only at attempt 1, from flush.)
-func (g *Ingest) failed(m *nats.Msg, b uint64, n, attempt int, err error) {
-	if attempt >= publishAttempts {
-		g.Unpublished.Add(uint64(n))
-		g.log.Warn("records not published", "subject", m.Subject, "records", n, "err", err)
-		if b != 0 {
-			g.resolved(b) // counted: the positions may pass it
-		}
-		return
-	}
-	g.Retried.Add(1)
-	go func() {
-		time.Sleep(time.Duration(attempt) * 250 * time.Millisecond) // back-off before retrying
-		g.send(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, b, n, attempt+1)
-	}()
+// publish is one attempt at m.
+func (g *Ingest) publish(m *nats.Msg) (jetstream.PubAckFuture, error) {
+	// A copy: the library keeps the message of a pending publication.
+	return g.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header},
+		jetstream.WithStallWait(time.Millisecond), jetstream.WithRetryAttempts(0))
 }
+
+// follow is send's loop for one batch, from its first attempt (f or err).
+func (g *Ingest) follow(m *nats.Msg, b uint64, n int, first time.Time, f jetstream.PubAckFuture, err error) {
+	wait := g.retryWait
+	for retries := 0; ; retries++ {
+		if err == nil {
+			select {
+			case <-f.Ok():
+				if retries > 0 {
+					d := int64(time.Since(first))
+					for l := g.longestRetry.Load(); d > l && !g.longestRetry.CompareAndSwap(l, d); l = g.longestRetry.Load() {
+					}
+				}
+				g.inFlight.Add(-1)
+				g.Published.Add(uint64(n))
+				if b != 0 {
+					g.resolved(b)
+				}
+				return
+			case err = <-f.Err():
+			case <-g.stop:
+				err = errGivenUp
+			}
+		}
+		left := g.PublishRetry - time.Since(first)
+		if err != errGivenUp && left > 0 {
+			t := time.NewTimer(min(wait, left))
+			select {
+			case <-t.C:
+			case <-g.stop:
+				t.Stop()
+				err = errGivenUp
+			}
+		}
+		if err == errGivenUp || left <= 0 {
+			g.inFlight.Add(-1)
+			g.Unpublished.Add(uint64(n))
+			g.log.Warn("records not published", "subject", m.Subject, "records", n, "retries", retries,
+				"for", time.Since(first).Round(time.Millisecond), "err", err)
+			if b != 0 {
+				g.resolved(b) // counted: the positions may pass it
+			}
+			return
+		}
+		wait = min(2*wait, 8*g.retryWait)
+		g.Retried.Add(1)
+		f, err = g.publish(m)
+	}
+}
+
+// errGivenUp: GiveUp was called while the batch was in flight.
+var errGivenUp = errors.New("cluster: publication given up at shutdown")
+
+// GiveUp resolves every batch still in flight at once, its records
+// counted unpublished (RunIngest's shutdown, once its wait is over): no
+// record leaves the node uncounted.
+func (g *Ingest) GiveUp() { g.stopOnce.Do(func() { close(g.stop) }) }
 
 // publishOptions publishes an announcement; g.mu held. Announcements are
 // rare and small: they are published whatever the records in flight,
@@ -241,7 +307,7 @@ func (g *Ingest) publishOptions(om optionsMessage) {
 		g.log.Error("options announcement", "err", err)
 		return
 	}
-	g.send(&nats.Msg{Subject: OptionsSubject, Data: b}, 0, 0, 1)
+	g.send(&nats.Msg{Subject: OptionsSubject, Data: b}, 0, 0)
 }
 
 // ConsumeOptions implements collector.OptionsConsumer: names, sampling
@@ -292,7 +358,8 @@ func (g *Ingest) ConsumeOptions(o collector.Origin, opts ipfix.DomainOptions) {
 	}
 }
 
-// Pending is the number of batches published and not yet acknowledged.
+// Pending is the number of batches published and not yet resolved
+// (acknowledged, or given up).
 func (g *Ingest) Pending() int64 { return g.inFlight.Load() }
 
 // stats are c's counters in the store's terms, with the records this
@@ -324,8 +391,9 @@ func (g *Ingest) stats(c collector.Stats) store.Stats {
 
 // RunIngest is `mira-collector --listen URL --nats NATS_URL`: the
 // collecting process on cfg.Listen, publishing to js, until ctx ends;
-// then it waits (up to 30 s) for JetStream to acknowledge what it
-// published. addrs, when not nil, receives the bound addresses.
+// then it waits for JetStream to acknowledge what it published (up to
+// cfg.Cluster.PublishRetry and 10 s; what is still in flight then counts
+// as unpublished). addrs, when not nil, receives the bound addresses.
 func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr) error {
 	return RunIngestMetrics(ctx, cfg, js, log, addrs, nil)
 }
@@ -335,6 +403,9 @@ func RunIngest(ctx context.Context, cfg *config.Collector, js jetstream.JetStrea
 func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.JetStream, log *slog.Logger, addrs chan<- []net.Addr, m *Metrics) error {
 	g := NewIngest(js, log)
 	g.remoteReady = make(chan struct{})
+	if cfg.Cluster.PublishRetry > 0 {
+		g.PublishRetry = cfg.Cluster.PublishRetry
+	}
 	allow, err := cfg.AllowPrefixes()
 	if err != nil {
 		return err
@@ -435,16 +506,23 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 			cancel()
 			coll.Wait()
 			g.FlushAll()
-			deadline := time.Now().Add(30 * time.Second)
+			// Every batch is resolved within its PublishRetry and
+			// one acknowledgement timeout (Connect: 5 s); whatever
+			// is still in flight after that is counted unpublished.
+			deadline := time.Now().Add(g.PublishRetry + 10*time.Second)
 			for g.Pending() > 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
+			}
+			g.GiveUp()
+			for deadline = time.Now().Add(5 * time.Second); g.Pending() > 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
 			}
 			stopSaver()
 			<-saverDone
 			g.savePositions(context.Background())
 			saveStats()
 			g.log.Info("ingest stopped", "published", g.Published.Load(), "unpublished", g.Unpublished.Load(),
-				"retried", g.Retried.Load())
+				"retried", g.Retried.Load(), "longest_retry", time.Duration(g.longestRetry.Load()).Round(time.Millisecond))
 			return nil
 		case <-tick.C:
 			saveStats()

@@ -498,8 +498,13 @@ func TestClusterNetns(t *testing.T) {
 	if gotPaired != paired || paired == 0 {
 		t.Errorf("merged report: %d biflows with both directions (each direction through a different ingest node), single collector %d", gotPaired, paired)
 	}
-	for _, g := range ingestProcs {
+	// How long the ingest nodes published batches again (the flow
+	// stream's leader election as they saw it).
+	for i, g := range ingestProcs {
 		g.stop(t)
+		if m := ingestStoppedRE.FindString(g.log.String()); m != "" {
+			t.Logf("i%d: %s", i+1, m)
+		}
 	}
 	for _, name := range []string{"w1", "w2", "w3", "w4"} {
 		workers[name].stop(t)
@@ -510,6 +515,8 @@ func TestClusterNetns(t *testing.T) {
 }
 
 var storedRE = regexp.MustCompile(`worker stopped.* stored=(\d+)`)
+
+var ingestStoppedRE = regexp.MustCompile(`ingest stopped.*`)
 
 var mergeStatsRE = regexp.MustCompile(`(\d+) partitions consolidated at workers \((\d+) biflows;`)
 

@@ -57,7 +57,26 @@ type Collector struct {
 	Allow []string `yaml:"allow"`
 	// Limits bound the collecting process's state (see collector.Config).
 	Limits Limits `yaml:"limits"`
+	// Cluster tunes the scale-out roles (mira-collector --nats).
+	Cluster Cluster `yaml:"cluster"`
 }
+
+// Cluster tunes the scale-out roles.
+type Cluster struct {
+	// PublishRetry is how long an ingest node keeps publishing a record
+	// batch JetStream did not acknowledge (a NATS node lost, a leader
+	// election) before its records count as dropped; meanwhile the
+	// batch stays in flight (see collector/cluster maxInFlight).
+	PublishRetry time.Duration `yaml:"publish_retry"`
+}
+
+// Bounds of cluster.publish_retry: at least a leader election's worth, at
+// most well within the flow stream's 2-minute duplicate window (a batch
+// published again after it could be stored twice).
+const (
+	MinPublishRetry = time.Second
+	MaxPublishRetry = 90 * time.Second
+)
 
 // Limits bound the state the collecting process keeps for exporters.
 type Limits struct {
@@ -195,6 +214,9 @@ func (c *Collector) validate(root yamlnode.Node) error {
 	}
 	if c.Limits.TemplateLifetime < time.Minute {
 		add("limits.template_lifetime", fmt.Errorf("invalid value %v (want at least 1m: exporters resend templates every few minutes)", c.Limits.TemplateLifetime))
+	}
+	if r := c.Cluster.PublishRetry; r < MinPublishRetry || r > MaxPublishRetry {
+		add("cluster.publish_retry", fmt.Errorf("invalid value %v (want %v to %v: a JetStream leader election takes seconds, and the flow stream's duplicate window is 2m)", r, MinPublishRetry, MaxPublishRetry))
 	}
 	if c.AS != "" {
 		if _, err := os.Stat(c.AS); err != nil {

@@ -30,6 +30,9 @@ func TestCollectorErrors(t *testing.T) {
 		{"retention:\n  max_age: -1h\n", `c.yaml:2: key "retention.max_age": must not be negative`},
 		{"retention: {max_size: -5}\n", `c.yaml:1: key "retention.max_size": must not be negative`},
 		{"rollups:\n  hour_retention: -24h\n", `c.yaml:2: key "rollups.hour_retention": must not be negative`},
+		// A retry past the flow stream's duplicate window could store a batch twice.
+		{"cluster:\n  publish_retry: 5m\n", `c.yaml:2: key "cluster.publish_retry": invalid value 5m0s (want 1s to 1m30s`},
+		{"cluster: {publish_retry: 0s}\n", `c.yaml:1: key "cluster.publish_retry": invalid value 0s`},
 	} {
 		_, err := ParseCollector("c.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
