@@ -503,6 +503,18 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// When a sampling announcement arrived (and so its Since, when no
+	// record came before it) is each run's own: the rest must agree.
+	for _, ps := range [][]web.Probe{apiProbes, wantProbes} {
+		for i := range ps {
+			if a := ps[i].Sampling; a != nil {
+				if a.At.IsZero() {
+					t.Errorf("probe %s: sampling announcement without its arrival time", ps[i].Probe)
+				}
+				a.At, a.Since = time.Time{}, 0
+			}
+		}
+	}
 	if g, w := mustJSON(t, apiProbes), mustJSON(t, wantProbes); g != w || len(wantProbes) != 2 {
 		t.Errorf("/api/probes of the cluster:\n%s\nsingle collector's:\n%s", g, w)
 	}
@@ -525,6 +537,9 @@ func TestCluster(t *testing.T) {
 		rec, pub := m["mira_collector_records_total"], m["mira_cluster_published_records_total"]
 		if rec > 0 && pub == rec && m["mira_cluster_unpublished_records_total"] == 0 {
 			t.Logf("ingest node 0: %v records decoded and published", rec)
+			if v, ok := m["mira_cluster_unpublished_announcements_total"]; !ok || v != 0 {
+				t.Errorf("ingest node /metrics: mira_cluster_unpublished_announcements_total %v (shown: %v), want 0", v, ok)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -133,11 +133,16 @@ type Ingest struct {
 	stop         chan struct{} // closed by GiveUp: batches still in flight count as unpublished
 	stopOnce     sync.Once
 
-	Published    atomic.Uint64 // records acknowledged by JetStream
-	Unpublished  atomic.Uint64 // records dropped: too many in flight, or not acknowledged within PublishRetry
-	Retried      atomic.Uint64 // publications of a batch again after a failure
-	longestRetry atomic.Int64  // longest time from a batch's first publication to its acknowledgement after retries (ns)
-	inFlight     atomic.Int64
+	Published   atomic.Uint64 // records acknowledged by JetStream
+	Unpublished atomic.Uint64 // records dropped: too many in flight, or not acknowledged within PublishRetry
+	Retried     atomic.Uint64 // publications of a batch again after a failure
+	// AnnouncementsUnpublished counts announcements (an exporter's
+	// sampling, names, ledgers: messages without records) given up as
+	// Unpublished counts records.
+	AnnouncementsUnpublished atomic.Uint64
+	givenUpLog               logEvery     // "records not published", once a second at most
+	longestRetry             atomic.Int64 // longest time from a batch's first publication to its acknowledgement after retries (ns)
+	inFlight                 atomic.Int64
 }
 
 // NewIngest prepares an ingest consumer publishing through js.
@@ -277,8 +282,15 @@ func (g *Ingest) follow(m *nats.Msg, b uint64, n int, first time.Time, f jetstre
 		if err == errGivenUp || left <= 0 {
 			g.inFlight.Add(-1)
 			g.Unpublished.Add(uint64(n))
-			g.log.Warn("records not published", "subject", m.Subject, "records", n, "retries", retries,
-				"for", time.Since(first).Round(time.Millisecond), "err", err)
+			if b == 0 {
+				g.AnnouncementsUnpublished.Add(1)
+			}
+			// A long outage gives up thousands of batches: one line a
+			// second, with how many went since the last.
+			if more, ok := g.givenUpLog.due(time.Now()); ok {
+				g.log.Warn("records not published", "subject", m.Subject, "records", n, "retries", retries,
+					"for", time.Since(first).Round(time.Millisecond), "err", err, "batches_since_last_line", more)
+			}
 			if b != 0 {
 				g.resolved(b) // counted: the positions may pass it
 			}
@@ -530,4 +542,26 @@ func RunIngestMetrics(ctx context.Context, cfg *config.Collector, js jetstream.J
 			saveStats()
 		}
 	}
+}
+
+// logEvery lets a repeated log line through once a second at most and
+// says how many were held back meanwhile.
+type logEvery struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped uint64
+}
+
+// due says whether a line may be written at now and, if so, how many
+// events since the last line (this one included).
+func (l *logEvery) due(now time.Time) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.skipped++
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
+		return 0, false
+	}
+	n := l.skipped
+	l.last, l.skipped = now, 0
+	return n, true
 }

@@ -158,3 +158,44 @@ func TestPublishRetryDefault(t *testing.T) {
 		t.Errorf("collector.yaml: cluster.publish_retry %v, NewIngest %v", cfg.Cluster.PublishRetry, g.PublishRetry)
 	}
 }
+
+// TestIngestAnnouncementGivenUp: an announcement (no records) that
+// JetStream never acknowledges within the budget is counted, as records
+// are.
+func TestIngestAnnouncementGivenUp(t *testing.T) {
+	_, _, js := embeddedJS(t)
+	if err := js.DeleteStream(context.Background(), OptionsStream); err != nil {
+		t.Fatal(err)
+	}
+	g := NewIngest(js, nil)
+	g.PublishRetry, g.retryWait = 200*time.Millisecond, 10*time.Millisecond
+	g.mu.Lock()
+	g.publishOptions(optionsMessage{})
+	g.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for g.AnnouncementsUnpublished.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the announcement was not counted unpublished")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a, r, p := g.AnnouncementsUnpublished.Load(), g.Unpublished.Load(), g.Pending(); a != 1 || r != 0 || p != 0 {
+		t.Errorf("announcements unpublished %d, records unpublished %d, in flight %d; want 1, 0, 0", a, r, p)
+	}
+}
+
+func TestLogEvery(t *testing.T) {
+	var l logEvery
+	t0 := time.Date(2026, 12, 8, 3, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at   time.Duration
+		n    uint64
+		want bool
+	}{{0, 1, true}, {100 * time.Millisecond, 0, false}, {900 * time.Millisecond, 0, false}, {time.Second, 3, true}, {1500 * time.Millisecond, 0, false}, {3 * time.Second, 2, true}}
+	for _, s := range steps {
+		n, ok := l.due(t0.Add(s.at))
+		if n != s.n || ok != s.want {
+			t.Errorf("at %v: due = %d, %v; want %d, %v", s.at, n, ok, s.n, s.want)
+		}
+	}
+}

@@ -50,6 +50,7 @@ var (
 	mSkewed      = prometheus.NewDesc("mira_collector_clock_skewed_total", "Exporter sessions whose clock, by their messages' export times, was more than 5 s off the collector's (ahead, or behind in every message of a 10 s period); each is logged.", nil, nil)
 	mPublished   = prometheus.NewDesc("mira_cluster_published_records_total", "Records of this ingest node JetStream acknowledged.", nil, nil)
 	mUnpublished = prometheus.NewDesc("mira_cluster_unpublished_records_total", "Records this ingest node dropped: too many batches in flight, or not acknowledged by JetStream within cluster.publish_retry (the report's dropped records).", nil, nil)
+	mAnnUnpub    = prometheus.NewDesc("mira_cluster_unpublished_announcements_total", "Announcements (an exporter's sampling, names, loss ledger: messages without records) this ingest node gave up publishing, as mira_cluster_unpublished_records_total counts records.", nil, nil)
 	mRetried     = prometheus.NewDesc("mira_cluster_retried_batches_total", "Publications of a record batch again after a failed one.", nil, nil)
 	mInFlight    = prometheus.NewDesc("mira_cluster_batches_in_flight", "Record batches published and not yet acknowledged.", nil, nil)
 	mUnsaved     = prometheus.NewDesc("mira_cluster_sequence_positions_unsaved", "Exporters' sequence position moves not yet saved to the positions bucket (waiting for their records' acknowledgements).", nil, nil)
@@ -67,7 +68,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mMessages, mRecords, mLost, mMalformed, mSockDrops, mSessions, mTemplates, mEvicted, mLedgerStale, mLoss, mSeqRestarts, mShared, mSkewed, mPublished, mUnpublished,
-		mRetried, mInFlight, mUnsaved, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
+		mAnnUnpub, mRetried, mInFlight, mUnsaved, mStored, mDuplicates, mBadBatches, mOwned, mHeld, mPruned, mPrunedBat, mPrunedCells, mDataBytes} {
 		ch <- d
 	}
 }
@@ -120,6 +121,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		c(mPublished, n.g.Published.Load())
 		c(mUnpublished, n.g.Unpublished.Load())
+		c(mAnnUnpub, n.g.AnnouncementsUnpublished.Load())
 		c(mRetried, n.g.Retried.Load())
 		g(mInFlight, float64(n.g.inFlight.Load()))
 		g(mUnsaved, float64(n.g.PositionsUnsaved()))
