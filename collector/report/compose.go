@@ -78,8 +78,6 @@ func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src
 	switch {
 	case p.Query.From.IsZero() || p.Query.To.IsZero():
 		return nil, &RollupError{"composing needs --from and --to"}
-	case p.Started:
-		return nil, &RollupError{"--started is answered by start"}
 	}
 	if err := p.canUseRollups(false); err != nil {
 		return nil, err
@@ -110,7 +108,8 @@ func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src
 	c.limit = (c.to - c.from) / 3
 	// The first read around a bound spans its zone (gap+1s to the
 	// whole minute inside, at most gap+61s) and two gaps either side.
-	if c.fT-c.cF < 4*c.gap || c.limit < 5*c.gap+int64(time.Minute+time.Second) {
+	if !p.Started && (c.fT-c.cF < 4*c.gap || c.limit < 5*c.gap+int64(time.Minute+time.Second)) ||
+		p.Started && (c.cF >= c.fT || c.limit < 4*c.gap+int64(time.Minute)) {
 		return nil, &RollupError{"the range is too short to compose (the records answer it)"}
 	}
 	if err := c.spans(); err != nil {
@@ -122,7 +121,11 @@ func (p *Params) composed(ctx context.Context, s *store.Store, opts Options, src
 	var rep *Report
 	run := func(pending map[time.Duration]map[store.RollupKey]*store.RollupCell) error {
 		var err error
-		rep, err = c.compose(ctx, pending)
+		if p.Started {
+			rep, err = c.composeStarted(ctx, pending)
+		} else {
+			rep, err = c.compose(ctx, pending)
+		}
 		return err
 	}
 	// A running collector's cells it has not stored yet (src.Live) are
@@ -472,28 +475,8 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 	}
 	// Late records around the bounds split connections where the
 	// records pair them.
-	lateRes := store.RollupMinute
-	if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
-		lateRes = store.RollupHour
-		if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
-			return nil, &RollupError{"retention pruned the rollups around --from"}
-		}
-	}
-	for _, r := range [][2]int64{{loL, c.cF}, {c.fT, hiH}} {
-		lo, hi := r[0]-mod(r[0], int64(lateRes)), r[1]
-		var late uint64
-		err := c.s.Rollups(lateRes, lo, hi, func(k *store.RollupKey, cl *store.RollupCell) error {
-			if k.Kind == store.RollupRecords {
-				late += cl.Late
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if late > 0 {
-			return nil, &RollupError{fmt.Sprintf("%d records around the bounds reached the rollups late", late)}
-		}
+	if err := c.lateAround(loL, hiH); err != nil {
+		return nil, err
 	}
 	interior.SamplingUnknown = records.Unscaled
 	if !keep {
@@ -760,4 +743,148 @@ func (c *composer) addCell(acc *usageAcc, k *store.RollupKey, cl *store.RollupCe
 	acc.pktSmp = acc.pktSmp || (u.Sampled && u.PacketSampled)
 	acc.biflows += int(u.Biflows)
 	return u
+}
+
+// lateAround refuses (*RollupError) when records of [lo, cF) or [fT,
+// hi) reached the rollups late: their connections may be split in the
+// cells where the records pair them.
+func (c *composer) lateAround(loL, hiH int64) error {
+	lateRes := store.RollupMinute
+	if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
+		lateRes = store.RollupHour
+		if c.meta.PrunedBeforeAt(lateRes) > loL-mod(loL, int64(lateRes)) {
+			return &RollupError{"retention pruned the rollups around --from"}
+		}
+	}
+	for _, r := range [][2]int64{{loL, c.cF}, {c.fT, hiH}} {
+		lo, hi := r[0]-mod(r[0], int64(lateRes)), r[1]
+		var late uint64
+		err := c.s.Rollups(lateRes, lo, hi, func(k *store.RollupKey, cl *store.RollupCell) error {
+			if k.Kind == store.RollupRecords {
+				late += cl.Late
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if late > 0 {
+			return &RollupError{fmt.Sprintf("%d records around the bounds reached the rollups late", late)}
+		}
+	}
+	return nil
+}
+
+// composeStarted is compose for --started (biflows by start, as the
+// rollups count them): the cells of the whole minutes inside [F, T) plus
+// the biflows, over all their records, that start in the parts of
+// minutes at its ends, read whole (the clusters of the records that
+// start there). The summary's flows and span are the biflows' (as the
+// records' report by start); its duplicates and records of unknown
+// sampling those of the biflows and records that start in the range, as
+// FromRollups counts them (the records' report counts those of every
+// record it reads, from a margin before the range to the store's end).
+func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration]map[store.RollupKey]*store.RollupCell) (*Report, error) {
+	var edge []store.StoredFlow
+	loL, hiL, loH, hiH := c.cF, c.cF, c.fT, c.fT
+	if c.from < c.cF {
+		recs, lo, hi, err := c.edge(ctx, c.from, c.cF)
+		if err != nil {
+			return nil, err
+		}
+		edge, loL, hiL = recs, lo, hi
+	}
+	if c.fT < c.to {
+		recs, lo, hi, err := c.edge(ctx, c.fT, c.to)
+		if err != nil {
+			return nil, err
+		}
+		edge, loH, hiH = append(edge, recs...), lo, hi
+	}
+	if hiL > loH {
+		return nil, &RollupError{"the records around --from and --to meet"}
+	}
+	if hiH > c.meta.CompleteBefore && pending == nil {
+		return nil, &RollupError{"biflows near --to may still be pending (not rolled up yet)"}
+	}
+	if pb, ok, err := c.s.PrunedBefore(); err != nil {
+		return nil, err
+	} else if ok && pb > loL {
+		return nil, &RollupError{"retention deleted records near --from"}
+	}
+	inPart := func(t int64) bool { return t >= c.from && t < c.cF || t >= c.fT && t < c.to }
+	wopts := c.opts
+	wopts.Keep = func(b *Biflow) bool { return inPart(b.First) }
+	pairs := c.opts.Rules != nil && c.opts.Rules.UsesPair()
+	whole := buildPart(edge, wopts, pairs)
+	filter := c.p.Options().Keep
+
+	interior := &Part{agg: newUsageAcc()}
+	edges := &Part{agg: newUsageAcc()}
+	var records store.RollupUsage
+	for _, sp := range c.cellSpans {
+		cell := func(k *store.RollupKey, cl *store.RollupCell) error {
+			switch k.Kind {
+			case store.RollupRecords:
+				records.Add(&cl.RollupUsage)
+			case store.RollupBiflows:
+				interior.Merged += int(cl.Merged)
+				// The summary's flows and span are the kept
+				// biflows' (as the records' report by start).
+				if u := c.addCell(interior.agg, k, cl); u != nil {
+					interior.Flows += int(u.Flows)
+					interior.span(u.First, u.Last)
+				}
+			}
+			return ctx.Err()
+		}
+		if err := c.s.Rollups(sp.res, sp.from, sp.to, cell); err != nil {
+			return nil, err
+		}
+		for k, cl := range pending[sp.res] {
+			if k.Bucket >= sp.from && k.Bucket < sp.to {
+				if err := cell(&k, cl); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if records.Late > 0 {
+		return nil, &RollupError{fmt.Sprintf("%d records of the range reached them late", records.Late)}
+	}
+	if err := c.lateAround(loL, hiH); err != nil {
+		return nil, err
+	}
+	interior.SamplingUnknown = records.Unscaled
+	n := 0
+	for i := range whole.Biflows {
+		b := &whole.Biflows[i]
+		edges.Merged += b.Merged
+		if filter == nil || filter(b) {
+			edges.agg.add(b, &c.opts)
+			n++
+			edges.Flows += b.Flows
+			edges.span(b.First, b.Last)
+		}
+	}
+	smp := newSamplingIndex(c.opts.Announcements, c.opts.Names)
+	for i := range edge {
+		r := &edge[i].Record
+		if !inPart(r.First) {
+			continue
+		}
+		if _, _, unknown := smp.resolve(edge[i].Origin, r); unknown {
+			edges.SamplingUnknown++
+		}
+	}
+	opts := c.opts
+	opts.usageOnly = true
+	rep, _ := AssembleExact([]*Part{interior, edges}, opts)
+	res := c.cellSpans[0].res
+	for _, sp := range c.cellSpans {
+		res = max(res, sp.res)
+	}
+	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true,
+		Edges: &EdgeInfo{Records: len(edge), Biflows: n, From: Timestamp(c.cF), To: Timestamp(c.fT)}}
+	return rep, nil
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 // auto read the records before; they are now composed (the rollups of
 // the whole minutes inside, corrected by the records around the
 // bounds): the test fails unless most of the ranges of each store were.
+// By start (--started), where bounds inside minutes kept auto on the
+// records, the usage and totals equal the records' too, composed from
+// the cells and the biflows that start in the minutes' parts.
 func TestComposedEqualsRecords(t *testing.T) {
 	rules := classify.Default()
 	src := RollupSource{RulesID: DefaultRulesFingerprint()}
@@ -36,7 +40,7 @@ func TestComposedEqualsRecords(t *testing.T) {
 				}
 				report := defaultReporter(t, s)
 				rng := rand.New(rand.NewPCG(seed, 31))
-				composed, crossed, n := 0, 0, 0
+				composed, crossed, n, startedComposed := 0, 0, 0, 0
 				for i := 0; i < 33; i++ {
 					// From before the first record to after the last.
 					from := rollupT0 - int64(10*time.Minute) + rng.Int64N(int64(d.span))
@@ -78,12 +82,44 @@ func TestComposedEqualsRecords(t *testing.T) {
 					if got, want := comparableOf(t, auto), comparableOf(t, records); got != want {
 						t.Errorf("%v: auto (%+v) answers\n%s\nthe records\n%s", args, auto.Summary.Rollup, got, want)
 					}
+					// By start (--started): the usage, totals and span are
+					// the records' (whose duplicates and records of unknown
+					// sampling are those of every record they read, from a
+					// margin before the range to the end).
+					sargs := append(args, "--started")
+					sr, sa := report(sargs...), report(append(sargs, "--source", "auto")...)
+					if ri := sa.Summary.Rollup; ri != nil && ri.Edges != nil {
+						startedComposed++
+					}
+					if got, want := startedOf(t, sa), startedOf(t, sr); got != want {
+						t.Errorf("%v: auto (%+v) answers\n%s\nthe records\n%s", sargs, sa.Summary.Rollup, got, want)
+					}
 				}
-				t.Logf("%d ranges, %d with a record across a bound, %d composed", n, crossed, composed)
-				if composed < n/2 {
-					t.Errorf("only %d of %d ranges composed", composed, n)
+				t.Logf("%d ranges, %d with a record across a bound, %d composed; by start %d composed", n, crossed, composed, startedComposed)
+				if composed < n/2 || startedComposed < n/2 {
+					t.Errorf("only %d of %d ranges composed, %d by start", composed, n, startedComposed)
 				}
 			})
 		}
 	}
+}
+
+// startedOf is what a report by start from the records and one
+// composed agree on: the usage table, the totals of the biflows, their
+// records and span.
+func startedOf(t *testing.T, r *Report) string {
+	t.Helper()
+	s := r.Summary
+	x := struct {
+		Usage                               []UsageRow
+		Biflows, Flows                      int
+		Packets, Octets, EstOctets, EstPkts uint64
+		First, Last                         *Timestamp
+		Estimate                            *Estimate
+	}{r.Usage, s.Biflows, s.Flows, s.Packets, s.Octets, s.EstimatedOctets, s.EstimatedPackets, s.First, s.Last, s.Estimate}
+	b, err := json.MarshalIndent(x, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

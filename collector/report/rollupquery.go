@@ -124,7 +124,10 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	if agg == "-" {
 		agg = ""
 	}
-	keep := p.Aggregate != "" || p.Category != "" || p.Symptom != ""
+	// Filtered or by start (--started), the summary's flows and span
+	// are the biflows' (as the records' report gives them: it keeps
+	// the biflows), else the records'.
+	keep := p.Aggregate != "" || p.Category != "" || p.Symptom != "" || p.Started
 	addRow := func(k ukey, u *store.RollupUsage) {
 		if p.Bucket > 0 {
 			k.bucket = k.bucket - mod(k.bucket, int64(p.Bucket))
