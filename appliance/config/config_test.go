@@ -75,7 +75,7 @@ func TestErrors(t *testing.T) {
 		{"meter: idle_timeout: 30s\n", `p.yaml:1: mapping values are not allowed in this context`},
 		// An MTU below a message with a template and a record: each
 		// record went out alone, in a message over it.
-		{"export:\n  - url: udp://127.0.0.1:4739\n    mtu: 20\n", `p.yaml:3: key "export[0].mtu": 20 is less than a message with a flow template and one record needs (427)`},
+		{"export:\n  - url: udp://127.0.0.1:4739\n    mtu: 20\n", `p.yaml:3: key "export[0].mtu": 20 is less than a message with a flow template and one record needs (435)`},
 		// Pacing: bytes a second, -1 unpaced; UDP only.
 		{"export:\n  - url: udp://127.0.0.1:4739\n    rate: -2\n", `p.yaml:3: key "export[0].rate": -2: want bytes a second, 0 for the default or -1 for unpaced`},
 		{"export:\n  - url: udp://127.0.0.1:4739\n    burst: -1\n", `p.yaml:3: key "export[0].burst": must not be negative`},
