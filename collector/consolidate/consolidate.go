@@ -1001,7 +1001,7 @@ func (c *Consolidator) releaseHeld(before int64) {
 // (end of input, shutdown).
 func (c *Consolidator) Flush() {
 	c.releaseHeld(math.MaxInt64)
-	all := c.done[:0]
+	all := make([]doneConn, 0, c.npending) // not kept: a flush takes them all
 	for _, s := range c.pending.slots {
 		rank := uint32(0)
 		for i := uint32(s); i != 0; rank++ {
@@ -1027,10 +1027,10 @@ type doneConn struct {
 // only on them (not on where the index holds them: its hash is seeded
 // per Consolidator): by start time, then key, then, among connections
 // of one key that started together (one closed by FIN or RST and the
-// next opened in the same millisecond), oldest first. The biflows'
-// estimates are summed in this order (usage, rollups), so two runs
-// over the same records add the same floating-point terms in the same
-// order. all is kept as scratch.
+// next opened in the same millisecond), oldest first. So two runs over
+// the same records emit the same biflows in the same order (a sink, a
+// live forward, the rollups' biflows and a report's listing see them
+// alike; the estimates' sums are exact in any order: package sum).
 func (c *Consolidator) emitAll(all []doneConn) {
 	if len(all) > 1 {
 		slices.SortFunc(all, c.compareDone)
@@ -1038,7 +1038,6 @@ func (c *Consolidator) emitAll(all []doneConn) {
 	for i := range all {
 		c.emit(all[i].i)
 	}
-	c.done = all[:0]
 }
 
 func (c *Consolidator) compareDone(a, b doneConn) int {
@@ -1344,6 +1343,7 @@ func (c *Consolidator) emitWhere(done func(e *conn, last int64) bool) {
 	}
 	c.pending.shrink()
 	c.emitAll(all)
+	c.done = all[:0] // scratch for the next sweep
 }
 
 // Pending calls fn with the two endpoint addresses and the start of

@@ -178,3 +178,28 @@ func TestSub(t *testing.T) {
 		t.Fatalf("borrow: %+v = %v", w, w.Float())
 	}
 }
+
+// BenchmarkExactAdd adds estimator-like terms to an Exact (against
+// BenchmarkFloatAdd, the float64 sum it replaces).
+func BenchmarkExactAdd(b *testing.B) {
+	vs := terms(rand.New(rand.NewPCG(9, 10)), 4096)
+	var e Exact
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		e.Add(vs[i&4095])
+	}
+	if e.IsZero() {
+		b.Fatal("zero")
+	}
+}
+
+func BenchmarkFloatAdd(b *testing.B) {
+	vs := terms(rand.New(rand.NewPCG(9, 10)), 4096)
+	var f float64
+	for i := 0; b.Loop(); i++ {
+		f += vs[i&4095]
+	}
+	if f == 0 {
+		b.Fatal("zero")
+	}
+}
