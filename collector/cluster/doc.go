@@ -186,13 +186,11 @@
 // each worker sends its part's usage rows and totals and its first M+N
 // biflows in the report's listing order (report.Part.Aggregate), and
 // the first M+N of the report are among those. The usage rows and
-// estimates are floating-point sums, which added in another order than
-// a single report's could differ in their last bits; unsampled
-// estimates are integers below 2^53, which add exactly in any order. So
-// a worker aggregates only when every estimate of its part is integral,
-// and when the reporter then finds a sampled estimate elsewhere
-// (report.ErrNotIntegral) it asks those workers again for their whole
-// parts.
+// estimates add exactly (the estimates as sum.Exact), so a sampled
+// report's too equal a single report's byte for byte. (Before the
+// estimates were exact, a worker aggregated only unsampled parts and
+// the reporter asked again for whole parts when a sampled estimate was
+// among the report's.)
 //
 // TestWorkerParts (in process, two workers, partitions moved with
 // connections spanning the move) compares Report with the report over

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -45,8 +44,7 @@ type partRequest struct {
 	Consolidate []int // partitions it alone holds records of in the range: their Part
 	Raw         []int // partitions others hold records of too: the records
 	// Keep, when positive, asks for the Part's usage and only its first
-	// Keep biflows in listing order (report.Part.Aggregate), when its
-	// estimates are integral.
+	// Keep biflows in listing order (report.Part.Aggregate).
 	Keep int
 }
 
@@ -319,10 +317,8 @@ type ReportStats struct {
 	WorkerBiflows, Records, Duplicates int
 	// Aggregated counts the workers' parts that came as usage rows and
 	// first biflows (report.Part.Aggregate; WorkerBiflows then counts
-	// the biflows they summed); Again, the workers asked a second time
-	// for their whole parts because a sampled estimate was among the
-	// report's (report.ErrNotIntegral).
-	Aggregated, Again int
+	// the biflows they summed).
+	Aggregated int
 	// Bytes is what the workers sent.
 	Bytes int64
 	// Rollups: answered from rollups (--source rollups or auto):
@@ -358,8 +354,8 @@ func (s ReportStats) String() string {
 	if s.Fallback != "" {
 		l = "--source auto answered from the records (" + s.Fallback + "); "
 	}
-	return l + fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows; %d parts as usage rows, %d asked again whole), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
-		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Aggregated, s.Again, s.Central, s.Records, s.Duplicates, s.Bytes)
+	return l + fmt.Sprintf("merged report: %d workers; %d partitions consolidated at workers (%d biflows; %d parts as usage rows), %d at the reporter (%d records, %d duplicates); %d bytes from workers",
+		len(s.Workers), s.Consolidated, s.WorkerBiflows, s.Aggregated, s.Central, s.Records, s.Duplicates, s.Bytes)
 }
 
 // Report makes the report `mira report --db` would make with p over a
@@ -520,43 +516,7 @@ func Report(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, p *repor
 	if err := report.CheckOverrides(parts, opts.Overrides); err != nil {
 		return nil, rs, err
 	}
-	rep, err := report.AssembleExact(parts, opts)
-	if errors.Is(err, report.ErrNotIntegral) {
-		// A sampled estimate is among the report's: ask the workers
-		// whose parts came as usage rows for their whole parts.
-		for i, j := range partOf {
-			if !parts[j].Aggregated() {
-				continue
-			}
-			rs.Again++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := ask(i, partRequest{Spec: spec, Consolidate: plan[names[i]].Consolidate}); err != nil {
-					answers[i].err = err
-				}
-			}()
-		}
-		wg.Wait()
-		for i, j := range partOf {
-			if !parts[j].Aggregated() {
-				continue
-			}
-			a := &answers[i]
-			if a.err != nil {
-				return nil, rs, a.err
-			}
-			if a.part == nil || a.part.Aggregated() {
-				return nil, rs, fmt.Errorf("cluster: worker %s did not send its whole part", names[i])
-			}
-			rs.Bytes += a.bytes
-			parts[j] = a.part
-		}
-		rep, err = report.AssembleExact(parts, opts)
-	}
-	if err != nil {
-		return nil, rs, err
-	}
+	rep := report.Assemble(parts, opts)
 	for _, j := range partOf {
 		rs.WorkerBiflows += parts[j].Count()
 		if parts[j].Aggregated() {

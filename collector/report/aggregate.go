@@ -1,7 +1,6 @@
 package report
 
 import (
-	"math"
 	"slices"
 	"strings"
 
@@ -97,7 +96,7 @@ func (u *usageAcc) row(k ukey, bucket bool) *UsageRow {
 }
 
 // merge adds o's rows and totals to u: the sums of adding o's biflows
-// one by one when every value is an integer below 2^53 (integral).
+// one by one (the estimates add exactly: consolidate.EstimateSum).
 func (u *usageAcc) merge(o *usageAcc) {
 	for k, r := range o.rows {
 		row := u.row(k, r.Bucket != nil)
@@ -118,51 +117,20 @@ func (u *usageAcc) merge(o *usageAcc) {
 	u.biflows += o.biflows
 }
 
-// exactLimit bounds integral sums: nonnegative integers below it add
-// exactly in float64 in any order (2^53).
-const exactLimit = 1 << 53
-
-func integralEstimate(e *consolidate.Estimate) bool {
-	for _, v := range [...]float64{e.Biflows, e.Packets, e.Octets, e.VarBiflows, e.VarPackets, e.VarOctets} {
-		if v < 0 || v >= exactLimit || v != math.Trunc(v) {
-			return false
-		}
-	}
-	return true
-}
-
-// integral reports whether b's estimates are integers (unsampled
-// traffic): sums of them do not depend on their order.
-func (b *Biflow) integral() bool { return integralEstimate(&b.est) }
-
-// integral reports whether u's totals stayed integral and below 2^53
-// (every row sums a subset of the biflows the totals sum, and the values
-// are not negative, so the rows did too).
-func (u *usageAcc) integral() bool {
-	e := u.total.Estimate()
-	return integralEstimate(&e)
-}
-
 // Aggregate replaces p's biflows by their usage (rows and totals, as
 // Assemble would sum them) and the first keep of them in the listing
-// order of opts (Order), when every biflow's estimates are integral
-// (unsampled): Assemble then adds the rows of parts exactly in any order
-// and lists the first keep biflows of the report from the parts' first
-// keep. It reports whether it did; p is unchanged when not. By as is
-// not aggregated (the AS table is the reporter's).
+// order of opts (Order): Assemble then adds the rows of parts exactly
+// (the estimates too: consolidate.EstimateSum) and lists the first keep
+// biflows of the report from the parts' first keep. It reports whether
+// it did; p is unchanged when not. By as is not aggregated (the AS table
+// is the reporter's).
 func (p *Part) Aggregate(opts Options, keep int) bool {
 	if keep <= 0 || opts.By == ByAS || p.agg != nil {
 		return false
 	}
 	acc := newUsageAcc()
 	for i := range p.Biflows {
-		if !p.Biflows[i].integral() {
-			return false
-		}
 		acc.add(&p.Biflows[i], &opts)
-	}
-	if !acc.integral() {
-		return false
 	}
 	bs := p.Biflows
 	slices.SortFunc(bs, func(a, b Biflow) int { return compareBiflows(&a, &b) })

@@ -523,7 +523,7 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 
 	opts := c.opts
 	opts.usageOnly = true
-	rep, _ := AssembleExact([]*Part{interior, edges}, opts)
+	rep := Assemble([]*Part{interior, edges}, opts)
 	res := c.cellSpans[0].res
 	for _, sp := range c.cellSpans {
 		res = max(res, sp.res)
@@ -879,7 +879,7 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 	}
 	opts := c.opts
 	opts.usageOnly = true
-	rep, _ := AssembleExact([]*Part{interior, edges}, opts)
+	rep := Assemble([]*Part{interior, edges}, opts)
 	res := c.cellSpans[0].res
 	for _, sp := range c.cellSpans {
 		res = max(res, sp.res)

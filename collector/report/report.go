@@ -3,7 +3,6 @@ package report
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -131,7 +130,7 @@ type Options struct {
 	// symLists, when set, holds emptied symptom lists for makeBiflow
 	// to reuse (the Roller's, of biflows accounted and not indexed).
 	symLists *[][]classify.NamedCount
-	// usageOnly: AssembleExact lists no biflow (a composed report's
+	// usageOnly: Assemble lists no biflow (a composed report's
 	// parts carry their usage only).
 	usageOnly bool
 }
@@ -793,23 +792,8 @@ func compareSymptoms(x, y map[string]uint64) int {
 // Assemble makes the report of parts (BuildPart over record sets that
 // share no address pair): the biflows in one order, the usage table and
 // the summary. Parts that carry their usage already (Part.Aggregate) add
-// exactly only when every contribution is integral: see AssembleExact.
+// exactly: the report is Build's over the same records, byte for byte.
 func Assemble(parts []*Part, opts Options) *Report {
-	rep, _ := AssembleExact(parts, opts)
-	return rep
-}
-
-// ErrNotIntegral is AssembleExact's error when parts carrying their usage
-// (Part.Aggregate) meet a sampled biflow elsewhere: floating-point sums
-// added in another order than a single report's could differ in their
-// last bits. The report returned with it is still whole, not exact.
-var ErrNotIntegral = errors.New("report: a part's usage was summed apart from sampled (non-integral) estimates")
-
-// AssembleExact is Assemble that says (ErrNotIntegral) when the report
-// may differ in the last bits of its estimates from Build over the same
-// records: when some parts carry their usage and another contribution is
-// not integral. The caller then assembles from full parts instead.
-func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	rep := &Report{Biflows: []Biflow{}, Usage: []UsageRow{}, by: opts.By}
 	s := &rep.Summary
 	span := func(f, l int64) {
@@ -851,15 +835,8 @@ func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 		}
 	}
 	slices.SortFunc(full, func(a, b Biflow) int { return compareBiflows(&a, &b) })
-	var err error
 	for i := range full {
-		if aggregated && err == nil && !full[i].integral() {
-			err = ErrNotIntegral
-		}
 		acc.add(&full[i], &opts)
-	}
-	if aggregated && err == nil && !acc.integral() {
-		err = ErrNotIntegral
 	}
 	total, rows := acc.total.Estimate(), acc.rows
 	sampled, pktSmp := acc.sampled, acc.pktSmp
@@ -916,7 +893,7 @@ func AssembleExact(parts []*Part, opts Options) (*Report, error) {
 	s.Loss, s.Ledgers = lossLedger(&opts)
 	s.RegulationChanges = regulationChanges(opts.Announcements, opts.Ledgers)
 	s.QueueLossScaled = queueLossScaled(s.Ledgers)
-	return rep, err
+	return rep
 }
 
 // sortUsage orders usage rows: by bucket, largest first, then by name.
