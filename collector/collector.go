@@ -189,11 +189,12 @@ type Stats struct {
 	// it (a restarted exporter, a spool's replay).
 	SeededLost  uint64
 	SeqRestarts uint64
-	// SharedDomains counts TCP or TLS sessions that sent under an
-	// observation domain another live session from the same address was
-	// sending under (two exporters configured with one domain: their
-	// records are taken as one probe's, summed rather than deduplicated,
-	// and their sequence numbers mixed). Each is logged.
+	// SharedDomains counts sessions that sent under an observation
+	// domain another session from the same address was sending under at
+	// the same time (TCP and TLS: both live; UDP: both sent since the
+	// other did): two exporters configured with one domain, whose records
+	// are taken as one probe's, summed rather than deduplicated, and
+	// their sequence numbers mixed. Each is logged.
 	SharedDomains uint64
 	// ClockSkewed counts sessions whose exporter's clock, by the export
 	// times of its messages, was more than MaxExporterSkew away from the
@@ -254,7 +255,31 @@ type session struct {
 	lagFrom time.Time
 	lagN    int
 	skewed  bool
+	// UDP: the domains the session sent under since udpChecked (ss.mu),
+	// and when it last compared them with the other sessions' (udpSeen);
+	// udpKnown are the domains it compared before (c.mu).
+	udpDomains []uint32
+	udpChecked time.Time
+	udpKnown   []uint32
+	udpShared  bool // counted in sharedDomains (c.mu)
 }
+
+// udpSender is the UDP session that last said it sent under an address
+// and domain (Collector.udpSeen), and when.
+type udpSender struct {
+	ss *session
+	at time.Time
+}
+
+// udpCheckEvery is how often a UDP session compares the domains it sent
+// under with the other sessions of its address; udpMaxDomains bounds
+// the domains per session compared (and the Collector.udpSeen entries a
+// session makes: they go with the session, so a flood of exporters or
+// domains keeps no more than the sessions the limits keep).
+const (
+	udpCheckEvery = time.Second
+	udpMaxDomains = 16
+)
 
 // MaxExporterSkew is how far an exporter's clock may be from the
 // collector's before the collector says so (Stats.ClockSkewed), the
@@ -338,6 +363,7 @@ type Collector struct {
 	// session sending under it; sharedDomains counts the sessions that
 	// found another there.
 	shared        map[sharedKey]*session
+	udpSeen       map[sharedKey]udpSender
 	sharedDomains uint64
 	clockSkewed   uint64
 
@@ -382,7 +408,7 @@ func New(c Consumer, cfg *Config) *Collector {
 	if d.TemplateLifetime <= 0 {
 		d.TemplateLifetime = 30 * time.Minute
 	}
-	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}, shared: map[sharedKey]*session{}}
+	return &Collector{c: c, cfg: d, udp: map[netip.AddrPort]*session{}, streams: map[*session]struct{}{}, shared: map[sharedKey]*session{}, udpSeen: map[sharedKey]udpSender{}}
 }
 
 func (c *Collector) newSession(o Origin) *session {
@@ -449,8 +475,20 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	o.Seeded = ss.s.SequenceSeeded()
 	var offset int64
 	skewed := false
+	var udpCheck []uint32
+	var now time.Time
 	if o.Transport != "file" && h.Length != 0 {
-		offset, skewed = ss.clockSkew(h.ExportTime, c.cfg.Now())
+		now = c.cfg.Now()
+		offset, skewed = ss.clockSkew(h.ExportTime, now)
+		if o.Transport == "udp" {
+			if !slices.Contains(ss.udpDomains, h.Domain) {
+				ss.udpDomains = append(ss.udpDomains, h.Domain)
+			}
+			if now.Sub(ss.udpChecked) >= udpCheckEvery {
+				udpCheck = slices.Clone(ss.udpDomains)
+				ss.udpDomains, ss.udpChecked = ss.udpDomains[:0], now
+			}
+		}
 	}
 	if do, ok := ss.s.DomainOptions(h.Domain); ok {
 		o.Instance = do.SpoolInstance
@@ -463,6 +501,9 @@ func (c *Collector) decode(ss *session, msg []byte) error {
 	ss.mu.Unlock()
 	if stream && h.Length != 0 {
 		c.noteDomain(ss, h.Domain)
+	}
+	if len(udpCheck) > 0 {
+		c.checkUDPDomains(ss, udpCheck, now)
 	}
 	if skewed {
 		c.mu.Lock()
@@ -541,6 +582,41 @@ func (c *Collector) noteDomain(ss *session, d uint32) {
 	}
 }
 
+// checkUDPDomains compares the domains UDP session ss sent under lately
+// with the other sessions of its address: when another said it sent
+// under one of them since ss last did, both send at once (an exporter
+// restarted from another port stops sending first), which is counted
+// and logged as for streams (noteDomain).
+func (c *Collector) checkUDPDomains(ss *session, domains []uint32, now time.Time) {
+	c.mu.Lock()
+	var shared []sharedKey
+	var port uint16
+	for _, d := range domains {
+		k := sharedKey{ss.origin.Exporter.Addr(), d}
+		last, ok := c.udpSeen[k]
+		if ok && last.ss != ss && slices.Contains(ss.udpKnown, d) && !last.ss.udpShared {
+			shared = append(shared, k)
+			port = last.ss.origin.Exporter.Port()
+			last.ss.udpShared, ss.udpShared = true, true
+		}
+		if !slices.Contains(ss.udpKnown, d) {
+			if len(ss.udpKnown) >= udpMaxDomains {
+				continue // (a probe uses one domain or a few)
+			}
+			ss.udpKnown = append(ss.udpKnown, d)
+		}
+		c.udpSeen[k] = udpSender{ss, now}
+	}
+	c.sharedDomains += uint64(len(shared))
+	n := c.sharedDomains
+	log := len(shared) > 0 && c.logged.due(ss.origin.Exporter.Addr(), reasonSharedDomain, now)
+	c.mu.Unlock()
+	if log && c.cfg.Logger != nil {
+		c.cfg.Logger.Warn("two exporters at one address send under the same observation domain at once: their records are taken as one probe's (summed, not deduplicated; sampling and sequence numbers mixed); give each its own domain (mira-probe --domain)",
+			"exporter", shared[0].a.String(), "domain", shared[0].domain, "ports", fmt.Sprintf("%d,%d", port, ss.origin.Exporter.Port()), "transport", "udp", "shared_total", n)
+	}
+}
+
 // forgetDomains releases the domains stream session ss held; c.mu held.
 func (c *Collector) forgetDomains(ss *session) {
 	for _, d := range ss.domains {
@@ -584,6 +660,12 @@ func (c *Collector) udpSession(from netip.AddrPort) *session {
 // retire folds a finished session's counters into the totals and
 // forgets its templates; c.mu held.
 func (c *Collector) retire(s *session) int {
+	for _, d := range s.udpKnown {
+		k := sharedKey{s.origin.Exporter.Addr(), d}
+		if c.udpSeen[k].ss == s {
+			delete(c.udpSeen, k)
+		}
+	}
 	s.mu.Lock()
 	st := s.s.Stats()
 	n := s.s.Templates()

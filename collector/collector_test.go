@@ -578,3 +578,72 @@ func TestClockSkew(t *testing.T) {
 	behind.Close()
 	onTime.Close()
 }
+
+// TestSharedDomainUDP: over UDP (a session per source port) two
+// exporters of one address and domain are counted once both have sent
+// since the other did; an exporter restarted from another port (the old
+// one silent) is not.
+func TestSharedDomainUDP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs logBuffer
+	var extra atomic.Int64
+	c := New(newSink(0), &Config{Logger: logs.logger(), Now: func() time.Time { return time.Now().Add(time.Duration(extra.Load())) }})
+	addr, err := c.ListenUDP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := ipfixtest.Samples()[0]
+	records := uint64(0)
+	send := func(e *exporter.Exporter, domain uint32) {
+		t.Helper()
+		r := rec
+		r.ObservationDomain = domain
+		if err := e.Export([]flow.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		records++
+		deadline := time.Now().Add(10 * time.Second)
+		for c.Stats().Records < records {
+			if time.Now().After(deadline) {
+				t.Fatalf("record %d not received", records)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		extra.Add(int64(600 * time.Millisecond))
+	}
+	open := func() *exporter.Exporter {
+		t.Helper()
+		e, err := exporter.New("udp://"+addr.String(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// A restart: the first exporter stops, the next sends on.
+	first := open()
+	for range 4 {
+		send(first, 1)
+	}
+	first.Close()
+	restarted := open()
+	for range 4 {
+		send(restarted, 1)
+	}
+	if n := c.Stats().SharedDomains; n != 0 {
+		t.Fatalf("a restarted exporter: %d shared", n)
+	}
+	// Another exporter in domain 1 beside it, and one in domain 2.
+	other, third := open(), open()
+	for range 4 {
+		send(restarted, 1)
+		send(other, 1)
+		send(third, 2)
+	}
+	if n := c.Stats().SharedDomains; n != 1 || !strings.Contains(logs.String(), "transport=udp") {
+		t.Fatalf("two exporters in domain 1: %d shared, want 1; log %s", n, logs.String())
+	}
+	restarted.Close()
+	other.Close()
+	third.Close()
+}
