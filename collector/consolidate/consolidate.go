@@ -978,7 +978,23 @@ func (c *Consolidator) maybeSweep() {
 }
 
 func (c *Consolidator) releaseHeld(before int64) {
-	for o, h := range c.held {
+	if len(c.held) == 0 {
+		return
+	}
+	// In origin order, not the map's: the order records are added in
+	// decides the order of a connection's observations (its biflow's
+	// Origins) and of connections of one key.
+	origins := slices.SortedFunc(maps.Keys(c.held), func(a, b Origin) int {
+		switch {
+		case originLess(a, b):
+			return -1
+		case originLess(b, a):
+			return 1
+		}
+		return 0
+	})
+	for _, o := range origins {
+		h := c.held[o]
 		n := 0
 		for i := range h {
 			if h[i].when <= before {

@@ -91,3 +91,31 @@ func TestEmitOrderTotal(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldReleaseOrder: records held for their domain's options are
+// released in origin order, not the held map's: with duplicates kept,
+// a connection's biflow lists its origins in the order their records
+// were added, the same on every run.
+func TestHeldReleaseOrder(t *testing.T) {
+	var want []Origin
+	for run := range 20 {
+		c := New(&Config{AwaitOptions: []string{"*"}, Hold: time.Hour, KeepDuplicates: true})
+		for d := range uint32(12) {
+			r := rec("10.0.0.1", "10.0.0.2", 40000, 80, 3, 300, 0, time.Second)
+			c.Add(Origin{Probe: "p", Domain: 12 - d}, []flow.Record{r})
+		}
+		c.Flush()
+		bs := c.Biflows()
+		if len(bs) != 1 || len(bs[0].Origins) != 12 {
+			t.Fatalf("run %d: %d biflows %+v", run, len(bs), bs)
+		}
+		if run == 0 {
+			want = bs[0].Origins
+			if want[0].Domain != 1 || want[11].Domain != 12 {
+				t.Fatalf("origins %v, want domains 1 to 12 in order", want)
+			}
+		} else if !slices.Equal(bs[0].Origins, want) {
+			t.Fatalf("run %d: origins %v, run 0 %v", run, bs[0].Origins, want)
+		}
+	}
+}
