@@ -51,8 +51,12 @@
 // × probe × AS, with per-symptom totals and the estimators' sums and
 // variances). FromRollups (Params.Source "rollups", or "auto") answers
 // the usage table and summary from the cells: the biflows that started
-// in [From, To), as the report over all the records gives them. The
-// Roller's documentation states the exactness rule; Rebuild makes the
-// rollups of a store from its records. Listings page with
+// in [From, To), as the report over all the records gives them, byte
+// for byte: the estimators' sums are exact (internal/sum), in the cells
+// as in a report's usage rows, so the order and grouping in which
+// biflows were added does not show. (Cells of version 1, written before,
+// kept float64 sums: `mira rollup` remakes them.) The Roller's
+// documentation states the exactness rule; Rebuild makes the rollups of
+// a store from its records. Listings page with
 // Options.Offset and Limit (Summary.NextOffset).
 package report
