@@ -36,6 +36,19 @@ const mibList = "SNMPv2-MIB:IF-MIB:SNMP-FRAMEWORK-MIB:SNMP-USER-BASED-SM-MIB:MIR
 // startAgent serves a on a loopback port and returns host:port.
 func startAgent(t testing.TB, a *Agent) string {
 	t.Helper()
+	addr, stop := serveAgent(t, a)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	})
+	return addr
+}
+
+// serveAgent runs a on a loopback port; stop ends it and returns what
+// ServeConn returned.
+func serveAgent(t testing.TB, a *Agent) (addr string, stop func() error) {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -43,13 +56,10 @@ func startAgent(t testing.TB, a *Agent) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.ServeConn(ctx, conn) }()
-	t.Cleanup(func() {
+	return conn.LocalAddr().String(), func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ServeConn: %v", err)
-		}
-	})
-	return conn.LocalAddr().String()
+		return <-done
+	}
 }
 
 type cmdResult struct {

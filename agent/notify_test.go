@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,17 +174,10 @@ func TestFinalPollAnnounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.ServeConn(ctx, conn) }()
+	_, stop := serveAgent(t, a)
 	<-polled // the watcher's first poll: regulation normal, nothing sent
 	p.setRegulation(RegulationSampling, 8)
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("ServeConn: %v", err)
 	}
 	td.waitFor(t, "MIRA-PROBE-MIB::miraOverloadEntered|miraSamplingRate.0 = Gauge32: 8", 1)
