@@ -520,18 +520,8 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 			edges.SamplingUnknown++
 		}
 	}
-
-	opts := c.opts
-	opts.usageOnly = true
-	rep := Assemble([]*Part{interior, edges}, opts)
-	res := c.cellSpans[0].res
-	for _, sp := range c.cellSpans {
-		res = max(res, sp.res)
-	}
-	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true,
-		Edges: &EdgeInfo{Records: len(edge), Biflows: len(part.Biflows), Taken: len(whole.Biflows),
-			From: Timestamp(c.cF), To: Timestamp(c.fT)}}
-	return rep, nil
+	return c.assemble(interior, edges, &EdgeInfo{Records: len(edge), Biflows: len(part.Biflows), Taken: len(whole.Biflows),
+		From: Timestamp(c.cF), To: Timestamp(c.fT)}), nil
 }
 
 // EdgeInfo says a report was composed (RollupInfo.Edges): the rollups'
@@ -877,6 +867,13 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 			edges.SamplingUnknown++
 		}
 	}
+	return c.assemble(interior, edges, &EdgeInfo{Records: len(edge), Biflows: n, From: Timestamp(c.cF), To: Timestamp(c.fT)}), nil
+}
+
+// assemble is the composed report: the interior's cells and the edges'
+// part, usage only, its rollup information at the finest resolution
+// the cells were read in, with what the edges held.
+func (c *composer) assemble(interior, edges *Part, info *EdgeInfo) *Report {
 	opts := c.opts
 	opts.usageOnly = true
 	rep := Assemble([]*Part{interior, edges}, opts)
@@ -884,7 +881,6 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 	for _, sp := range c.cellSpans {
 		res = max(res, sp.res)
 	}
-	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true,
-		Edges: &EdgeInfo{Records: len(edge), Biflows: n, From: Timestamp(c.cF), To: Timestamp(c.fT)}}
-	return rep, nil
+	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true, Edges: info}
+	return rep
 }
