@@ -213,7 +213,7 @@ type Exporter struct {
 	cfg     Config
 	t       Transport
 	enc     *ipfix.FlowEncoder
-	bi      [2]*ipfix.Template // biflow templates, once used
+	bi      [4]*ipfix.Template // biflow templates (v4, v6, then with selectorId), once used
 	limit   int
 	domains map[uint32]*domainState
 	order   []*domainState // domains in order of first use
@@ -793,7 +793,11 @@ func (e *Exporter) appendOptions(d *domainState, b []byte, optRecs int) ([]byte,
 		ts = append(ts, ipfix.LedgerOptionsTemplate(e.cfg.PEN))
 	}
 	if len(ts) == 0 {
-		return b, optRecs
+		// Selectors without the domain's sampling: a collector's
+		// re-export of sampled biflows (ExportSampledBiflows). Before,
+		// the options ended here and the first message's records went
+		// before their selector: nfdump left them unscaled.
+		return e.appendSelectors(d, b, optRecs, true)
 	}
 	var s int
 	b, s = ipfix.AppendSetHeader(b, ipfix.OptionsSetID)
@@ -858,7 +862,12 @@ func (e *Exporter) selector(d *domainState, r *flow.Record) error {
 	if !e.sampled {
 		return nil
 	}
-	pkt, fl := r.SamplingPacketInterval, r.SamplingFlowInterval
+	return e.announce(d, r.SamplingPacketInterval, r.SamplingFlowInterval)
+}
+
+// announce makes sure the selector of intervals pkt and fl has been
+// announced in d (selector).
+func (e *Exporter) announce(d *domainState, pkt, fl uint32) error {
 	if l := &d.lastSel; l.announced && l.pkt == pkt && l.flow == fl {
 		return nil
 	}
@@ -1018,7 +1027,7 @@ func (e *Exporter) ExportBiflows(domain uint32, bs []flow.Biflow) error {
 	var first error
 	for i := range bs {
 		b := &bs[i]
-		t := e.biflowTemplate(ipfix.IsV6(&b.Key))
+		t := e.biflowTemplate(ipfix.IsV6(&b.Key), false)
 		r := flow.Record{Key: b.Key, ObservationDomain: domain}
 		err := e.addWith(e.domain(domain), &r, t, false, func(m []byte) []byte {
 			return ipfix.AppendBiflowRecord(m, b)
@@ -1033,13 +1042,66 @@ func (e *Exporter) ExportBiflows(domain uint32, bs []flow.Biflow) error {
 	return first
 }
 
-func (e *Exporter) biflowTemplate(v6 bool) *ipfix.Template {
+// ExportSampledBiflows is ExportBiflows for biflows that state their
+// sampling: a sampled one (flow.SampledBiflow.Sampled) goes with
+// ipfix.BiflowSelectorTemplate, naming the selector of its intervals,
+// which the domain reports (ipfix.SelectorOptionsTemplate, announced
+// before the first record naming it) so that nfdump scales its counters
+// by its own rate; an unsampled one goes as ExportBiflows sends it.
+func (e *Exporter) ExportSampledBiflows(domain uint32, bs []flow.SampledBiflow) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	var first error
+	for i := range bs {
+		b := &bs[i]
+		smp := b.Sampled()
+		t := e.biflowTemplate(ipfix.IsV6(&b.Key), smp)
+		r := flow.Record{Key: b.Key, ObservationDomain: domain}
+		d := e.domain(domain)
+		var serr error
+		if smp {
+			// A failed announcement goes again with the options the
+			// next message starts with (as add's).
+			serr = e.announce(d, max(b.PacketInterval, 1), max(b.FlowInterval, 1))
+		}
+		err := e.addWith(d, &r, t, false, func(m []byte) []byte {
+			if smp {
+				return ipfix.AppendBiflowSelectorRecord(m, b)
+			}
+			return ipfix.AppendBiflowRecord(m, &b.Biflow)
+		})
+		if err == nil {
+			err = serr
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := e.flushAll(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// biflowTemplate is the biflow template of v6 records, with selectorId
+// when sel is set.
+func (e *Exporter) biflowTemplate(v6, sel bool) *ipfix.Template {
 	i := 0
 	if v6 {
 		i = 1
 	}
+	if sel {
+		i += 2
+	}
 	if e.bi[i] == nil {
-		e.bi[i] = ipfix.BiflowTemplate(v6)
+		if sel {
+			e.bi[i] = ipfix.BiflowSelectorTemplate(v6)
+		} else {
+			e.bi[i] = ipfix.BiflowTemplate(v6)
+		}
 	}
 	return e.bi[i]
 }

@@ -57,3 +57,15 @@ func (k Key) Compare(o Key) int {
 func (k Key) Reverse() Key {
 	return Key{Src: k.Dst, Dst: k.Src, Sport: k.Dport, Dport: k.Sport, Proto: k.Proto, VLAN: k.VLAN}
 }
+
+// SampledBiflow is a biflow whose counters, both directions', were all
+// observed sampling 1 in PacketInterval packets of the connections kept
+// 1 in FlowInterval (0 or 1: not sampled), as a re-exported record
+// states them (exporter.Exporter.ExportSampledBiflows).
+type SampledBiflow struct {
+	Biflow
+	PacketInterval, FlowInterval uint32
+}
+
+// Sampled says whether b's counters were sampled.
+func (b *SampledBiflow) Sampled() bool { return b.PacketInterval > 1 || b.FlowInterval > 1 }

@@ -13,7 +13,33 @@ import (
 const (
 	BiflowTemplateV4 = SymptomTemplateID + 8 // 392
 	BiflowTemplateV6 = SymptomTemplateID + 9 // 393
+	// BiflowSelectorTemplateV4 and V6 are BiflowSelectorTemplate's.
+	BiflowSelectorTemplateV4 = SymptomTemplateID + 12 // 396
+	BiflowSelectorTemplateV6 = SymptomTemplateID + 13 // 397
 )
+
+// BiflowSelectorTemplate is BiflowTemplate with selectorId (IE 302)
+// last: the sampling of a re-exported biflow whose counters were
+// sampled (flow.SampledBiflow), the selector reported by
+// SelectorOptionsTemplate, by which nfdump scales both directions'
+// counters.
+func BiflowSelectorTemplate(v6 bool) *Template {
+	t := BiflowTemplate(v6)
+	t.ID = BiflowSelectorTemplateV4
+	if v6 {
+		t.ID = BiflowSelectorTemplateV6
+	}
+	t.Fields = append(t.Fields, Field{ID: IESelectorID, Length: 4})
+	return t
+}
+
+// AppendBiflowSelectorRecord appends bf as a record of
+// BiflowSelectorTemplate(IsV6(&bf.Key)), naming selector
+// SelectorID(bf.PacketInterval, bf.FlowInterval).
+func AppendBiflowSelectorRecord(b []byte, bf *flow.SampledBiflow) []byte {
+	b = AppendBiflowRecord(b, &bf.Biflow)
+	return binary.BigEndian.AppendUint32(b, SelectorID(bf.PacketInterval, bf.FlowInterval))
+}
 
 // BiflowTemplate returns the RFC 5103 biflow template: the initiator's
 // flow (addresses, ports, protocol, forward counters and times, TCP

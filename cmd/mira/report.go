@@ -14,6 +14,7 @@ import (
 	"github.com/mira-project/mira/cmd/internal/cli"
 	"github.com/mira-project/mira/collector/classify"
 	"github.com/mira-project/mira/collector/cluster"
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/report"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/exporter"
@@ -237,18 +238,20 @@ func runRollup(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // reexport sends biflows to another collector at url as RFC 5103 records
-// (exporter.ExportBiflows): the initiator's counters forward, the
-// responder's as reverse counters.
+// (exporter.ExportSampledBiflows): the initiator's counters forward, the
+// responder's as reverse counters; a sampled biflow as records of one
+// sampling each, naming it (consolidate.SplitRates), so that the other
+// collector scales them to the report's estimates.
 func reexport(bs []report.Biflow, url string, cfg *exporter.Config) error {
 	e, err := exporter.New(url, cfg)
 	if err != nil {
 		return err
 	}
-	out := make([]flow.Biflow, len(bs))
+	out := make([]flow.SampledBiflow, 0, len(bs))
 	for i := range bs {
-		out[i] = bs[i].Biflow
+		out = consolidate.SplitRates(out, &bs[i].Biflow, bs[i].Rates)
 	}
-	err = e.ExportBiflows(0, out)
+	err = e.ExportSampledBiflows(0, out)
 	if cerr := e.Close(); err == nil {
 		err = cerr
 	}

@@ -96,8 +96,77 @@ type Biflow struct {
 	// directions and every probe merged: each name as the first record
 	// that carried it gave it, the DNS response code from a response.
 	App flow.App
+	// Rates are the observed counters by direction and sampling (one
+	// entry per direction and pair of intervals, in the order first
+	// seen): what a re-export needs to state each counter's sampling
+	// (SplitRates). Its counters sum to the biflow's.
+	Rates []Rate
 
 	flowQ float64 // flow selection probability
+}
+
+// Rate is what a biflow's kept observations of one direction counted
+// at one pair of sampling intervals (1: not sampled).
+type Rate struct {
+	Reverse                      bool
+	PacketInterval, FlowInterval uint32
+	Packets, Octets              uint64
+}
+
+// addRate adds observed counts of one direction and intervals to b.Rates.
+func (b *Biflow) addRate(reverse bool, pi, fi uint32, packets, octets uint64) {
+	pi, fi = max(pi, 1), max(fi, 1)
+	for i := range b.Rates {
+		if r := &b.Rates[i]; r.Reverse == reverse && r.PacketInterval == pi && r.FlowInterval == fi {
+			r.Packets = SatAdd(r.Packets, packets)
+			r.Octets = SatAdd(r.Octets, octets)
+			return
+		}
+	}
+	b.Rates = append(b.Rates, Rate{Reverse: reverse, PacketInterval: pi, FlowInterval: fi, Packets: packets, Octets: octets})
+}
+
+// SplitRates appends biflow b, whose counters rates break down (a
+// Biflow's Rates), to dst as biflows of one sampling each, for a
+// collector that scales each record by the rate it names (nfdump by its
+// selectorId): one record when both directions were observed at one
+// pair of intervals, else one per pair, each with the counters of that
+// pair in each direction (a connection whose directions were sampled at
+// different rates goes as two records: the initiator's counters in one,
+// the responder's in the other), each with b's key, times and flags.
+// The scaled counters of the records sum to the biflow's estimated
+// packets and octets. Without rates b goes whole, as unsampled.
+func SplitRates(dst []flow.SampledBiflow, b *flow.Biflow, rates []Rate) []flow.SampledBiflow {
+	if len(rates) == 0 {
+		return append(dst, flow.SampledBiflow{Biflow: *b})
+	}
+	start := len(dst)
+	for i := range rates {
+		r := &rates[i]
+		j := start
+		for ; j < len(dst); j++ {
+			if dst[j].PacketInterval == r.PacketInterval && dst[j].FlowInterval == r.FlowInterval {
+				break
+			}
+		}
+		if j == len(dst) {
+			x := flow.SampledBiflow{Biflow: *b, PacketInterval: r.PacketInterval, FlowInterval: r.FlowInterval}
+			x.Packets, x.Octets, x.RPackets, x.ROctets = 0, 0, 0, 0
+			if j > start {
+				x.ScannedOctets, x.RScannedOctets = 0, 0
+			}
+			dst = append(dst, x)
+		}
+		x := &dst[j]
+		if r.Reverse {
+			x.RPackets = SatAdd(x.RPackets, r.Packets)
+			x.ROctets = SatAdd(x.ROctets, r.Octets)
+		} else {
+			x.Packets = SatAdd(x.Packets, r.Packets)
+			x.Octets = SatAdd(x.Octets, r.Octets)
+		}
+	}
+	return dst
 }
 
 // intervalEst is a connection's observed traffic of one flow selection
@@ -170,10 +239,12 @@ func (b *Biflow) setDirection(o *obs, a *attrs, parts []part, reverse bool, orig
 	}
 	if len(parts) == 0 {
 		addObserved(ivs, max(a.flowInterval, 1), o.packets, o.octets, a.pktInterval)
+		b.addRate(reverse, a.pktInterval, a.flowInterval, o.packets, o.octets)
 		return
 	}
 	for _, p := range parts {
 		addObserved(ivs, p.flowInterval, p.packets, p.octets, p.pktInterval)
+		b.addRate(reverse, p.pktInterval, p.flowInterval, p.packets, p.octets)
 	}
 }
 

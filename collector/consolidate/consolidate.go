@@ -1174,7 +1174,7 @@ func (c *Consolidator) emit(ei uint32) {
 	}
 	b := &c.bf
 	*b = Biflow{Biflow: flow.Biflow{Key: flow.Key{Proto: k.proto, VLAN: c.attr(init).vlan}, First: init.first, Last: init.last},
-		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0]}
+		Merged: mf + mr, Symptoms: b.Symptoms[:0], Probes: b.Probes[:0], Origins: b.Origins[:0], Rates: b.Rates[:0]}
 	// init is a->b when it is f.
 	b.Sport, b.Dport = c.ports(e, di, init)
 	if init == f {
@@ -1210,6 +1210,7 @@ func (c *Consolidator) emit(ei uint32) {
 		cp.Symptoms = slices.Clone(b.Symptoms)
 		cp.Probes = slices.Clone(b.Probes)
 		cp.Origins = slices.Clone(b.Origins)
+		cp.Rates = slices.Clone(b.Rates)
 		c.out = append(c.out, cp)
 	}
 	c.release(ei)

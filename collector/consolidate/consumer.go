@@ -49,11 +49,12 @@ func (c *Consumer) Do(f func(*Consolidator)) {
 
 // BiflowExporter sends connections to another collector as RFC 5103
 // IPFIX records in an observation domain (the encoding is
-// ipfix.AppendBiflowRecord). *exporter.Exporter satisfies it: the
+// ipfix.AppendBiflowRecord, with the selectorId of its sampling when
+// sampled: ipfix.AppendBiflowSelectorRecord). *exporter.Exporter satisfies it: the
 // collector does not import the probe's exporting process, the commands
 // (cmd/mira-collector, cmd/mira) open one and hand it in.
 type BiflowExporter interface {
-	ExportBiflows(domain uint32, bs []flow.Biflow) error
+	ExportSampledBiflows(domain uint32, bs []flow.SampledBiflow) error
 	Close() error
 }
 
@@ -62,10 +63,13 @@ type BiflowExporter interface {
 // Config.Sink. Biflows are sent in batches; Close sends the rest.
 type Forwarder struct {
 	e     BiflowExporter
-	buf   []flow.Biflow
+	buf   []flow.SampledBiflow
 	batch int
 	err   error
 	sent  uint64
+	// queued counts the biflows in buf (a sampled one may be several
+	// records).
+	queued uint64
 }
 
 // NewForwarder returns a Forwarder sending through e, which it closes on
@@ -74,9 +78,16 @@ func NewForwarder(e BiflowExporter) *Forwarder {
 	return &Forwarder{e: e, batch: 256}
 }
 
-// Sink queues one biflow (a Config.Sink).
+// Sink queues one biflow (a Config.Sink): a sampled one as records of
+// one sampling each (SplitRates), which state it, so that the receiving
+// collector scales them to the biflow's estimates.
 func (f *Forwarder) Sink(b *Biflow) {
-	f.buf = append(f.buf, b.Biflow)
+	if b.PacketSampled || b.FlowSampled {
+		f.buf = SplitRates(f.buf, &b.Biflow, b.Rates)
+	} else {
+		f.buf = append(f.buf, flow.SampledBiflow{Biflow: b.Biflow})
+	}
+	f.queued++
 	if len(f.buf) >= f.batch {
 		f.flush()
 	}
@@ -86,11 +97,11 @@ func (f *Forwarder) flush() {
 	if len(f.buf) == 0 {
 		return
 	}
-	if err := f.e.ExportBiflows(0, f.buf); err != nil && f.err == nil {
+	if err := f.e.ExportSampledBiflows(0, f.buf); err != nil && f.err == nil {
 		f.err = err
 	}
-	f.sent += uint64(len(f.buf))
-	f.buf = f.buf[:0]
+	f.sent += f.queued
+	f.buf, f.queued = f.buf[:0], 0
 }
 
 // Sent returns the number of biflows handed to the exporter.

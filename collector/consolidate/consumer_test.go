@@ -33,8 +33,9 @@ func probeStream(t *testing.T, recs []flow.Record, smp *ipfix.Sampling) *bytes.B
 // TestCollectorToNfdump: two probes' IPFIX streams (each one direction,
 // one of them flow-sampled) go through the collecting process into the
 // streaming Consolidator, whose biflows are forwarded as RFC 5103 IPFIX
-// to a real nfcapd; nfdump shows one record per connection with the
-// initiator's counters in and the responder's out.
+// to a real nfcapd; nfdump shows each connection's initiator's counters
+// in and the responder's out, scaled by their sampling: as the
+// directions were sampled at different rates, in two records.
 func TestCollectorToNfdump(t *testing.T) {
 	nf := peertest.StartNfcapd(t)
 	e, err := exporter.New(nf.URL(), nil)
@@ -82,15 +83,34 @@ func TestCollectorToNfdump(t *testing.T) {
 	if est != wantEst {
 		t.Fatalf("estimated octets %v, want %v", est, wantEst)
 	}
+	// The directions were sampled at different rates: each connection
+	// goes as two records, the initiator's counters unsampled, the
+	// responder's naming 1 in 4, which nfdump scales (SplitRates).
 	got := nf.Records(t)
-	if len(got) != 30 {
-		t.Fatalf("nfdump shows %d records, want 30", len(got))
+	if len(got) != 60 {
+		t.Fatalf("nfdump shows %d records, want 2 for each of 30 connections", len(got))
 	}
+	type sums struct{ inP, inB, outP, outB uint64 }
+	per := map[int]*sums{}
+	var nfOctets float64
 	for _, g := range got {
 		i := int(g.SrcPort) - 40000
-		if i < 0 || i >= 30 || g.Src4 != fwd[i].Src.String() || g.InBytes != fwd[i].Octets || g.InPackets != fwd[i].Packets ||
-			g.OutBytes != rev[i].Octets || g.OutPackets != rev[i].Packets {
+		if i < 0 || i >= 30 || g.Src4 != fwd[i].Src.String() {
 			t.Fatalf("nfdump record %+v", g)
 		}
+		if per[i] == nil {
+			per[i] = &sums{}
+		}
+		s := per[i]
+		s.inP, s.inB, s.outP, s.outB = s.inP+g.InPackets, s.inB+g.InBytes, s.outP+g.OutPackets, s.outB+g.OutBytes
+		nfOctets += float64(g.InBytes + g.OutBytes)
+	}
+	for i, s := range per {
+		if s.inB != fwd[i].Octets || s.inP != fwd[i].Packets || s.outB != 4*rev[i].Octets || s.outP != 4*rev[i].Packets {
+			t.Fatalf("connection %d: nfdump %+v, want in %d/%d, out 4 x %d/%d", i, *s, fwd[i].Packets, fwd[i].Octets, rev[i].Packets, rev[i].Octets)
+		}
+	}
+	if nfOctets != wantEst {
+		t.Fatalf("nfdump octets %v, the estimate %v", nfOctets, wantEst)
 	}
 }

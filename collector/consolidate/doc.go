@@ -158,7 +158,10 @@
 // Consumer adapts a Consolidator to the collecting process
 // (collector.Consumer and OptionsConsumer); Forwarder, as Config.Sink,
 // re-exports completed biflows as RFC 5103 IPFIX (reverse octet and
-// packet counters, which nfdump shows as "out" bytes and packets).
+// packet counters, which nfdump shows as "out" bytes and packets); a
+// sampled biflow as records of one sampling each (Biflow.Rates,
+// SplitRates) naming their selector (ipfix.AppendBiflowSelectorRecord),
+// so that nfdump scales them to the biflow's estimates.
 // A Biflow extends flow.Biflow, the one connection type; the record
 // encoding is the codec's (ipfix.AppendBiflowRecord) and the transport
 // is injected: Forwarder sends through a BiflowExporter, which the

@@ -259,6 +259,10 @@ type Biflow struct {
 	// Meta; see ByApp), Meta the application metadata of its records.
 	App  string
 	Meta flow.App
+	// Rates break a sampled biflow's counters down by direction and
+	// sampling (consolidate.Biflow.Rates), for --export to state each
+	// one's (consolidate.SplitRates); nil when unsampled.
+	Rates []consolidate.Rate
 
 	est        consolidate.Estimate
 	pktSampled bool
@@ -599,6 +603,7 @@ func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 				cp.Symptoms = slices.Clone(b.Symptoms)
 				cp.Probes = slices.Clone(b.Probes)
 				cp.Origins = slices.Clone(b.Origins)
+				cp.Rates = slices.Clone(b.Rates)
 				done = append(done, cp)
 				return
 			}
@@ -1017,6 +1022,9 @@ func makeBiflow(cb *consolidate.Biflow, opts *Options, ix *classify.Index) Biflo
 	}
 	if b.Sampling <= 0 {
 		b.Sampling = 1
+	}
+	if !opts.lean && (cb.PacketSampled || cb.FlowSampled) {
+		b.Rates = slices.Clone(cb.Rates)
 	}
 	if opts.lean {
 		// A list, not a map (cheaper to make; classify.Input.Counts).

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mira-project/mira/tools/peertest"
+)
+
+// TestReexportSampledTotals: sampled probes (examples/out.yaml, 1 packet
+// in 4 at random, beside an incoming probe counting 1 in 10, or
+// unsampled) export to mira-collector, which forwards its biflows
+// (collector.yaml forward:) to one nfcapd, and `mira report --export`
+// sends the store's to another: each nfdump's packets and bytes, in and
+// out, scaled by the sampling the records state, equal the report's
+// estimated packets and octets. Before, the re-export sent the observed
+// counters with no sampling: nfdump showed 10,813 packets where the
+// report estimated 65,836.
+func TestReexportSampledTotals(t *testing.T) {
+	peertest.Program(t, "nfdump")
+	dir := t.TempDir()
+	pcap := synthPcap(t, dir)
+	out, err := os.ReadFile(filepath.Join("..", "examples", "out.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile(filepath.Join("..", "examples", "in.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   string
+	}{
+		{"in 1 in 10", string(in) + "sampling: {mode: count, interval: 10}\n"},
+		{"in unsampled", string(in)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			outCfg, inCfg := filepath.Join(dir, "out.yaml"), filepath.Join(dir, "in.yaml")
+			if err := os.WriteFile(outCfg, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(inCfg, []byte(tc.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fwd := peertest.StartNfcapd(t)
+			exp := peertest.StartNfcapd(t)
+			collCfg := filepath.Join(dir, "collector.yaml")
+			if err := os.WriteFile(collCfg, []byte(fmt.Sprintf("forward: [%q]\n", fwd.URL())), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(dir, "flows.db")
+			coll := start(t, bin(t, "mira-collector"), "--config", collCfg, "--db", db, "--listen", "tcp://127.0.0.1:0", "--log-level", "info")
+			var addr string
+			poll(t, 10*time.Second, "mira-collector to listen", func() (bool, string) {
+				if coll.exited() {
+					t.Fatalf("mira-collector exited: %v\n%s", coll.err, coll.stderr.String())
+				}
+				m := listeningRE.FindStringSubmatch(coll.stderr.String())
+				if m == nil {
+					return false, coll.stderr.String()
+				}
+				addr = m[2]
+				return true, ""
+			})
+			runProbe(t, "--config", outCfg, "--domain", "1", "-r", pcap, "--export", "tcp://"+addr)
+			runProbe(t, "--config", inCfg, "--domain", "2", "-r", pcap, "--export", "tcp://"+addr)
+			coll.terminate(t, 30*time.Second)
+			var rep struct {
+				Summary struct {
+					Biflows          uint64 `json:"biflows"`
+					Packets          uint64 `json:"packets"`
+					EstimatedPackets uint64 `json:"estimated_packets"`
+					EstimatedOctets  uint64 `json:"estimated_octets"`
+				} `json:"summary"`
+			}
+			b := run(t, bin(t, "mira"), "report", "--db", db, "--format", "json", "--export", exp.URL())
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatalf("mira report: %v\n%s", err, b)
+			}
+			s := rep.Summary
+			for _, x := range []struct {
+				what string
+				nf   *peertest.Nfcapd
+			}{{"mira report --export", exp}, {"collector forward", fwd}} {
+				recs := x.nf.Records(t)
+				var pk, oc uint64
+				for _, r := range recs {
+					pk += r.InPackets + r.OutPackets
+					oc += r.InBytes + r.OutBytes
+				}
+				t.Logf("%s: nfdump %d records, %d packets %d bytes; report %d biflows, %d packets observed, estimate %d packets %d bytes",
+					x.what, len(recs), pk, oc, s.Biflows, s.Packets, s.EstimatedPackets, s.EstimatedOctets)
+				if pk != s.EstimatedPackets || oc != s.EstimatedOctets {
+					t.Errorf("%s: nfdump totals %d packets %d bytes, the report's estimate %d and %d (%+.2f %% packets)",
+						x.what, pk, oc, s.EstimatedPackets, s.EstimatedOctets, 100*(float64(pk)/float64(s.EstimatedPackets)-1))
+				}
+			}
+		})
+	}
+}
