@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 func TestReexportSampledTotals(t *testing.T) {
 	peertest.Program(t, "nfdump")
 	dir := t.TempDir()
-	pcap := synthPcap(t, dir)
+	// Enough connections for the forward's UDP export to resend its
+	// templates and selectors (every 20 messages).
+	pcap := synthPcap(t, dir, "--flows", "4000")
 	out, err := os.ReadFile(filepath.Join("..", "examples", "out.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,17 +35,27 @@ func TestReexportSampledTotals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flowOut := strings.Replace(string(out), "sampling: {mode: random, interval: 4, seed: 1}", "sampling: {mode: flow, interval: 3, seed: 7}", 1)
+	if flowOut == string(out) {
+		t.Fatal("examples/out.yaml does not sample 1 in 4 at random any more")
+	}
 	for _, tc := range []struct {
-		name string
-		in   string
+		name, out, in string
+		// oneRate: both directions of every biflow at one rate, one
+		// record each.
+		oneRate bool
 	}{
-		{"in 1 in 10", string(in) + "sampling: {mode: count, interval: 10}\n"},
-		{"in unsampled", string(in)},
+		{"in 1 in 10", string(out), string(in) + "sampling: {mode: count, interval: 10}\n", false},
+		{"in unsampled", string(out), string(in), false},
+		// Connections kept 1 in 3 by both probes (one seed): nfdump
+		// scales the packets and bytes, not its count of flows (the
+		// report estimates 3 biflows for each kept one).
+		{"flow sampled", flowOut, string(in) + "sampling: {mode: flow, interval: 3, seed: 7}\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			outCfg, inCfg := filepath.Join(dir, "out.yaml"), filepath.Join(dir, "in.yaml")
-			if err := os.WriteFile(outCfg, out, 0o644); err != nil {
+			if err := os.WriteFile(outCfg, []byte(tc.out), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(inCfg, []byte(tc.in), 0o644); err != nil {
@@ -96,6 +109,12 @@ func TestReexportSampledTotals(t *testing.T) {
 				}
 				t.Logf("%s: nfdump %d records, %d packets %d bytes; report %d biflows, %d packets observed, estimate %d packets %d bytes",
 					x.what, len(recs), pk, oc, s.Biflows, s.Packets, s.EstimatedPackets, s.EstimatedOctets)
+				if tc.oneRate && uint64(len(recs)) != s.Biflows {
+					t.Errorf("%s: nfdump shows %d records of %d biflows, each sampled at one rate", x.what, len(recs), s.Biflows)
+				}
+				if uint64(len(recs)) < s.Biflows {
+					t.Errorf("%s: nfdump shows %d records, fewer than the report's %d biflows", x.what, len(recs), s.Biflows)
+				}
 				if pk != s.EstimatedPackets || oc != s.EstimatedOctets {
 					t.Errorf("%s: nfdump totals %d packets %d bytes, the report's estimate %d and %d (%+.2f %% packets)",
 						x.what, pk, oc, s.EstimatedPackets, s.EstimatedOctets, 100*(float64(pk)/float64(s.EstimatedPackets)-1))
