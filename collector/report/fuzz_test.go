@@ -95,7 +95,14 @@ func checkBiflows(t *testing.T, flows []store.StoredFlow, rep *Report) (n int, b
 }
 
 // BenchmarkBuild pairs 10k uniflows (5k connections, both directions).
-func BenchmarkBuild(b *testing.B) {
+func BenchmarkBuild(b *testing.B) { benchBuild(b, 0, 0) }
+
+// BenchmarkBuildSampled is BenchmarkBuild with the forward direction
+// sampled 1 in 4 packets and the reverse 1 in 10: each biflow keeps its
+// counters by rate for --export (Biflow.Rates).
+func BenchmarkBuildSampled(b *testing.B) { benchBuild(b, 4, 10) }
+
+func benchBuild(b *testing.B, fwdInterval, revInterval uint32) {
 	const conns = 5000
 	flows := make([]store.StoredFlow, 0, 2*conns)
 	for i := 0; i < conns; i++ {
@@ -103,10 +110,11 @@ func BenchmarkBuild(b *testing.B) {
 		s := netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 7)})
 		start := t0.UnixNano() + int64(i)*int64(time.Millisecond)
 		fwd := flow.Record{Key: flow.Key{Src: c, Dst: s, Sport: uint16(30000 + i%1000), Dport: 443, Proto: 6},
-			Packets: 10, Octets: 1000, First: start, Last: start + 1e9, TCPFlags: syn | ack | fin}
+			Packets: 10, Octets: 1000, First: start, Last: start + 1e9, TCPFlags: syn | ack | fin, SamplingPacketInterval: fwdInterval}
 		rev := fwd
 		rev.Src, rev.Dst, rev.Sport, rev.Dport = fwd.Dst, fwd.Src, fwd.Dport, fwd.Sport
 		rev.First += 1e6
+		rev.SamplingPacketInterval = revInterval
 		flows = append(flows, store.StoredFlow{Record: fwd}, store.StoredFlow{Record: rev})
 	}
 	b.ReportAllocs()
