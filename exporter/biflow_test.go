@@ -96,3 +96,93 @@ func TestNfdumpBiflows(t *testing.T) {
 		}
 	}
 }
+
+// sampledBiflows are testBiflows at rates (pkt, flow): 1 in 4, 1 in 10,
+// unsampled, and 1 in 2 packets of connections kept 1 in 3, in turn.
+func sampledBiflows() []flow.SampledBiflow {
+	rates := [][2]uint32{{4, 1}, {10, 0}, {0, 0}, {2, 3}}
+	var out []flow.SampledBiflow
+	for i, b := range testBiflows() {
+		r := rates[i%len(rates)]
+		out = append(out, flow.SampledBiflow{Biflow: b, PacketInterval: r[0], FlowInterval: r[1]})
+	}
+	return out
+}
+
+// TestSampledBiflowRoundTrip: MIRA's own decoder reads a re-exported
+// sampled biflow back as its two directions, each with the overall rate
+// its selector reports (1 in pkt x flow); an unsampled one with none.
+func TestSampledBiflowRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	e := NewWriter(&buf, nil)
+	bs := sampledBiflows()
+	if err := e.ExportSampledBiflows(9, bs); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	s := ipfix.NewSession("file")
+	var out []flow.Record
+	b := buf.Bytes()
+	for len(b) > 0 {
+		h, _ := ipfix.ParseHeader(b)
+		var err error
+		if out, _, err = s.Decode(b[:h.Length], out); err != nil {
+			t.Fatal(err)
+		}
+		b = b[h.Length:]
+	}
+	if len(out) != 2*len(bs) {
+		t.Fatalf("%d records, want %d", len(out), 2*len(bs))
+	}
+	for i, x := range bs {
+		want := uint32(0)
+		if x.Sampled() {
+			want = max(x.PacketInterval, 1) * max(x.FlowInterval, 1)
+		}
+		for _, r := range out[2*i : 2*i+2] {
+			if max(r.SamplingPacketInterval, 1)*max(r.SamplingFlowInterval, 1) != max(want, 1) {
+				t.Errorf("biflow %d (1 in %d x %d): record %v sampled %d x %d", i, x.PacketInterval, x.FlowInterval, r.Key, r.SamplingPacketInterval, r.SamplingFlowInterval)
+			}
+		}
+		f, r := out[2*i], out[2*i+1]
+		if f.Src != x.Src || f.Octets != x.Octets || r.Src != x.Dst || r.Packets != x.RPackets || r.Octets != x.ROctets {
+			t.Fatalf("biflow %d: %+v / %+v", i, f, r)
+		}
+	}
+}
+
+// TestNfdumpSampledBiflows re-exports sampled biflows (IPv4 and IPv6, of
+// four rates, one unsampled) over UDP to a real nfcapd: nfdump scales
+// each record's in and out counters by the rate its selector reports,
+// and leaves the unsampled ones as they are.
+func TestNfdumpSampledBiflows(t *testing.T) {
+	n := peertest.StartNfcapd(t)
+	e, err := New(fmt.Sprintf("udp://127.0.0.1:%d", n.Port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := sampledBiflows()
+	if err := e.ExportSampledBiflows(9, bs); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	got := n.Records(t)
+	if len(got) != len(bs) {
+		t.Fatalf("nfdump shows %d records, want %d", len(got), len(bs))
+	}
+	want := map[flow.Key]flow.SampledBiflow{}
+	for _, b := range bs {
+		want[b.Key] = b
+	}
+	for _, f := range got {
+		b, ok := want[nfKey(t, &f)]
+		if !ok {
+			t.Fatalf("unexpected record %+v", f)
+		}
+		m := uint64(max(b.PacketInterval, 1) * max(b.FlowInterval, 1))
+		if f.InPackets != m*b.Packets || f.InBytes != m*b.Octets || f.OutPackets != m*b.RPackets || f.OutBytes != m*b.ROctets {
+			t.Errorf("%v (1 in %d): in %d/%d out %d/%d, want %d x %d/%d and %d/%d", nfKey(t, &f), m, f.InPackets, f.InBytes, f.OutPackets, f.OutBytes,
+				m, b.Packets, b.Octets, b.RPackets, b.ROctets)
+		}
+	}
+}
