@@ -97,10 +97,25 @@ func TestReexportSampledTotals(t *testing.T) {
 				t.Fatalf("mira report: %v\n%s", err, b)
 			}
 			s := rep.Summary
+			// An operator's override (--sampling) is what the records
+			// then state: 1 in 3 packets for both probes.
+			ovr := peertest.StartNfcapd(t)
+			var repO struct {
+				Summary struct {
+					EstimatedPackets uint64 `json:"estimated_packets"`
+					EstimatedOctets  uint64 `json:"estimated_octets"`
+				} `json:"summary"`
+			}
+			b = run(t, bin(t, "mira"), "report", "--db", db, "--format", "json", "--sampling", "127.0.0.1=packet:3", "--export", ovr.URL())
+			if err := json.Unmarshal(b, &repO); err != nil {
+				t.Fatalf("mira report --sampling: %v\n%s", err, b)
+			}
 			for _, x := range []struct {
-				what string
-				nf   *peertest.Nfcapd
-			}{{"mira report --export", exp}, {"collector forward", fwd}} {
+				what     string
+				nf       *peertest.Nfcapd
+				pkt, oct uint64
+			}{{"mira report --export", exp, s.EstimatedPackets, s.EstimatedOctets}, {"collector forward", fwd, s.EstimatedPackets, s.EstimatedOctets},
+				{"mira report --sampling 127.0.0.1=packet:3 --export", ovr, repO.Summary.EstimatedPackets, repO.Summary.EstimatedOctets}} {
 				recs := x.nf.Records(t)
 				var pk, oc uint64
 				for _, r := range recs {
@@ -108,16 +123,16 @@ func TestReexportSampledTotals(t *testing.T) {
 					oc += r.InBytes + r.OutBytes
 				}
 				t.Logf("%s: nfdump %d records, %d packets %d bytes; report %d biflows, %d packets observed, estimate %d packets %d bytes",
-					x.what, len(recs), pk, oc, s.Biflows, s.Packets, s.EstimatedPackets, s.EstimatedOctets)
+					x.what, len(recs), pk, oc, s.Biflows, s.Packets, x.pkt, x.oct)
 				if tc.oneRate && uint64(len(recs)) != s.Biflows {
 					t.Errorf("%s: nfdump shows %d records of %d biflows, each sampled at one rate", x.what, len(recs), s.Biflows)
 				}
 				if uint64(len(recs)) < s.Biflows {
 					t.Errorf("%s: nfdump shows %d records, fewer than the report's %d biflows", x.what, len(recs), s.Biflows)
 				}
-				if pk != s.EstimatedPackets || oc != s.EstimatedOctets {
+				if pk != x.pkt || oc != x.oct {
 					t.Errorf("%s: nfdump totals %d packets %d bytes, the report's estimate %d and %d (%+.2f %% packets)",
-						x.what, pk, oc, s.EstimatedPackets, s.EstimatedOctets, 100*(float64(pk)/float64(s.EstimatedPackets)-1))
+						x.what, pk, oc, x.pkt, x.oct, 100*(float64(pk)/float64(x.pkt)-1))
 				}
 			}
 		})
