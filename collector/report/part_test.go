@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/mira-project/mira/collector/classify"
+	"github.com/mira-project/mira/collector/consolidate"
 	"github.com/mira-project/mira/collector/store"
 	"github.com/mira-project/mira/flow"
 )
@@ -225,5 +227,24 @@ func TestAssembleParts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPartKeepsRates: a worker's part carries its sampled biflows'
+// counters by direction and sampling to the reporter, so that a cluster
+// report's --export states them as a single collector's does.
+func TestPartKeepsRates(t *testing.T) {
+	rates := []consolidate.Rate{{PacketInterval: 4, FlowInterval: 1, Packets: 10, Octets: 1500},
+		{Reverse: true, PacketInterval: 10, FlowInterval: 1, Packets: 3, Octets: 180}}
+	enc, err := (&Part{Biflows: []Biflow{{Rates: rates}, {}}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Part
+	if err := p.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Biflows) != 2 || !slices.Equal(p.Biflows[0].Rates, rates) || p.Biflows[1].Rates != nil {
+		t.Errorf("biflows' rates after the part's round trip: %+v", p.Biflows)
 	}
 }
