@@ -139,22 +139,7 @@ func TestReloadMidCapture(t *testing.T) {
 	}
 	// A file's reader cuts the packet stream where it sees the reload,
 	// so Reload returns once the reader reads on.
-	reloaded := make(chan error, 1)
-	go func() { reloaded <- p.Reload(cfgB) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Pipeline().Stats().Reloads == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reload did not reach the pipeline")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(g.open)
-	if err := <-reloaded; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	reloadAtGate(t, p, cfgB, g, done)
 	if applied, refused := p.Reloads(); applied != 1 || refused != 1 {
 		t.Fatalf("reloads applied %d, refused %d; want 1 and 1", applied, refused)
 	}
@@ -234,22 +219,7 @@ func TestReloadToUnsampled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(context.Background()) }()
 	<-g.reached
-	reloaded := make(chan error, 1)
-	go func() { reloaded <- p.Reload(cfgB) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Pipeline().Stats().Reloads == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reload did not reach the pipeline")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(g.open)
-	if err := <-reloaded; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	reloadAtGate(t, p, cfgB, g, done)
 	if len(exp.announced) != 1 || exp.announced[0] == nil || exp.announced[0].Interval != 1 {
 		t.Fatalf("announced %v, want once 1 in 1", exp.announced)
 	}
@@ -285,5 +255,28 @@ func TestUnsampledAnnounces(t *testing.T) {
 	}
 	if smp := p.exportSamplingOf(sel); smp == nil || smp.Interval != 1 || smp.Flow {
 		t.Fatalf("unsampled probe announces %+v, want packet sampling 1 in 1", smp)
+	}
+}
+
+// reloadAtGate reloads p with cfg while g holds its reader, opens the
+// gate once the reload reached the pipeline, and waits for the reload
+// and for the run (done) to end.
+func reloadAtGate(t *testing.T, p *Probe, cfg *config.Probe, g *gateSource, done <-chan error) {
+	t.Helper()
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload(cfg) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Pipeline().Stats().Reloads == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not reach the pipeline")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.open)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
