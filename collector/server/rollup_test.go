@@ -187,10 +187,16 @@ func TestIdleRollups(t *testing.T) {
 // category.
 func byCategoryPerMinute(t *testing.T) *report.Params {
 	t.Helper()
+	return reportParams(t, "--bucket", "1m", "--by", "category")
+}
+
+// reportParams is mira report's parameters for args, checked.
+func reportParams(t *testing.T, args ...string) *report.Params {
+	t.Helper()
 	p := new(report.Params)
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	p.Register(fs)
-	if err := fs.Parse([]string{"--bucket", "1m", "--by", "category"}); err != nil {
+	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Check(); err != nil {
@@ -239,15 +245,7 @@ func TestLiveComposed(t *testing.T) {
 		if started {
 			args = append(args, "--started")
 		}
-		p := new(report.Params)
-		fs := flag.NewFlagSet("report", flag.ContinueOnError)
-		p.Register(fs)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Check(); err != nil {
-			t.Fatal(err)
-		}
+		p := reportParams(t, args...)
 		opts := p.Options()
 		opts.Rules = ls.roll2rules(t)
 		want, err := p.Report(context.Background(), ls.st, opts, ls.rollSrc)
