@@ -523,9 +523,7 @@ func TestSharedDomain(t *testing.T) {
 func TestClockSkew(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs logBuffer
-	var extra atomic.Int64 // the collector's clock runs ahead of the test's by this
-	c := New(newSink(0), &Config{Logger: logs.logger(), Now: func() time.Time { return time.Now().Add(time.Duration(extra.Load())) }})
+	c, logs, extra := clockedCollector()
 	addr, err := c.ListenTCP(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -586,9 +584,7 @@ func TestClockSkew(t *testing.T) {
 func TestSharedDomainUDP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs logBuffer
-	var extra atomic.Int64
-	c := New(newSink(0), &Config{Logger: logs.logger(), Now: func() time.Time { return time.Now().Add(time.Duration(extra.Load())) }})
+	c, logs, extra := clockedCollector()
 	addr, err := c.ListenUDP(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -646,4 +642,12 @@ func TestSharedDomainUDP(t *testing.T) {
 	restarted.Close()
 	other.Close()
 	third.Close()
+}
+
+// clockedCollector is a collector logging into logs whose clock runs
+// ahead of the test's by extra (ns).
+func clockedCollector() (c *Collector, logs *logBuffer, extra *atomic.Int64) {
+	logs, extra = new(logBuffer), new(atomic.Int64)
+	c = New(newSink(0), &Config{Logger: logs.logger(), Now: func() time.Time { return time.Now().Add(time.Duration(extra.Load())) }})
+	return c, logs, extra
 }
