@@ -8,11 +8,12 @@ import (
 
 // Biflow template ids (RFC 5103 records the collector re-exports). They
 // were 389 and 390 once, the ids of SymptomOptionsTemplateID and
-// CategoryOptionsTemplateID: an exporter sending both would have
-// redefined one with the other.
+// CategoryOptionsTemplateID, then 392 and 393, those of
+// SpoolOptionsTemplateID and LedgerOptionsTemplateID: an exporter sending
+// both would have redefined one with the other (TestTemplateIDsDistinct).
 const (
-	BiflowTemplateV4 = SymptomTemplateID + 8 // 392
-	BiflowTemplateV6 = SymptomTemplateID + 9 // 393
+	BiflowTemplateV4 = SymptomTemplateID + 14 // 398
+	BiflowTemplateV6 = SymptomTemplateID + 15 // 399
 	// BiflowSelectorTemplateV4 and V6 are BiflowSelectorTemplate's.
 	BiflowSelectorTemplateV4 = SymptomTemplateID + 12 // 396
 	BiflowSelectorTemplateV6 = SymptomTemplateID + 13 // 397

@@ -10,8 +10,10 @@
 // templates for sampling (386: samplingInterval for nfdump; 388: RFC 5477
 // PSAMP, or 391 with the hash-based selection parameters), aggregate
 // names (387), symptom and category names (389, 390), selector reports
-// (395: the rate of the records whose selectorId names the selector);
-// RFC 5103 biflow templates for re-export (392, 393); flow templates of records with
+// (395: the rate of the records whose selectorId names the selector),
+// a spooling exporter's spool, loss ledger and element types (392 to
+// 394); RFC 5103 biflow templates for re-export (398, 399; with
+// selectorId 396, 397); flow templates of records with
 // application metadata, FTP data ports or scanned octets take ids from
 // AppTemplateBase (512) to LastTemplateID. MIRA's own
 // elements carry the configured enterprise number (DefaultPEN 32473);

@@ -1,6 +1,7 @@
 package ipfix
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/mira-project/mira/flow"
@@ -113,5 +114,35 @@ func TestLedgerRecordsAlone(t *testing.T) {
 	}
 	if !got.HaveLedger || got.Ledger.Records != 65536 || sess.Stats().Malformed[ReasonImplausibleLedger] != 0 {
 		t.Fatalf("ledger %+v (have %v), implausible %d", got.Ledger, got.HaveLedger, sess.Stats().Malformed[ReasonImplausibleLedger])
+	}
+}
+
+// TestTemplateIDsDistinct: no two of the templates MIRA's exporters send
+// share an id (the biflow templates took the symptom and category name
+// options' ids once, then the spool and ledger options', so that an
+// exporter sending both would have redefined one with the other).
+func TestTemplateIDsDistinct(t *testing.T) {
+	named := map[string]uint16{
+		"SymptomTemplateID": SymptomTemplateID, "ExporterOptionsTemplateID": ExporterOptionsTemplateID,
+		"SamplingOptionsTemplateID": SamplingOptionsTemplateID, "AggregateOptionsTemplateID": AggregateOptionsTemplateID,
+		"PSAMPOptionsTemplateID": PSAMPOptionsTemplateID, "SymptomOptionsTemplateID": SymptomOptionsTemplateID,
+		"CategoryOptionsTemplateID": CategoryOptionsTemplateID, "PSAMPHashOptionsTemplateID": PSAMPHashOptionsTemplateID,
+		"SpoolOptionsTemplateID": SpoolOptionsTemplateID, "LedgerOptionsTemplateID": LedgerOptionsTemplateID,
+		"ElementTypesTemplateID": ElementTypesTemplateID, "SelectorOptionsTemplateID": SelectorOptionsTemplateID,
+		"BiflowSelectorTemplateV4": BiflowSelectorTemplateV4, "BiflowSelectorTemplateV6": BiflowSelectorTemplateV6,
+		"BiflowTemplateV4": BiflowTemplateV4, "BiflowTemplateV6": BiflowTemplateV6,
+	}
+	seen := map[uint16]string{}
+	for v := 0; v < allVariants; v++ {
+		seen[templateID(v)] = fmt.Sprintf("flow template of variant %d", v)
+	}
+	for name, id := range named {
+		if id < 256 {
+			t.Errorf("%s = %d: template ids start at 256", name, id)
+		}
+		if other, ok := seen[id]; ok {
+			t.Errorf("%s = %d, the id of %s too", name, id, other)
+		}
+		seen[id] = name
 	}
 }
