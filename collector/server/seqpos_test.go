@@ -114,14 +114,23 @@ func listenUDP(t *testing.T, s *Server) (addr *net.UDPAddr, stop func()) {
 // sendUDP sends msg from socket u to addr and waits until s decoded it.
 func sendUDP(t *testing.T, s *Server, u *net.UDPConn, addr *net.UDPAddr, msg []byte) {
 	t.Helper()
-	before := s.coll.Stats().Messages
+	// The server has the message's records once its exporter's position
+	// moved (ConsumeBatch notes it with them): the collector's message
+	// count moves before, when it decoded the datagram, and a commit
+	// between the two missed the records.
+	o := collector.Origin{Exporter: u.LocalAddr().(*net.UDPAddr).AddrPort(), Domain: binary.BigEndian.Uint32(msg[12:16]), Transport: "udp"}
+	o.Exporter = netip.AddrPortFrom(o.Exporter.Addr().Unmap(), o.Exporter.Port())
+	before, known := s.NextSequence(o)
 	if _, err := u.WriteToUDP(msg, addr); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.coll.Stats().Messages == before {
+	for {
+		if next, ok := s.NextSequence(o); ok && (!known || next != before) {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("the collector did not decode a datagram within 10 s")
+			t.Fatal("the server did not take a datagram's records within 10 s")
 		}
 		time.Sleep(time.Millisecond)
 	}
