@@ -74,7 +74,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 			b.Category, dash(b.Aggregate), dash(symptomList(b.Symptoms)))
 	}
 	if ri := r.Summary.Rollup; ri != nil {
-		fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; --source records lists them)", ri.Resolution)
+		if e := ri.Edges; e != nil {
+			// Composed: not the rollups' selection (whole biflows by
+			// start) but the records' report, whatever it selects.
+			fmt.Fprintf(bw, "Composed from the rollups (%s cells of %s - %s) and the %d records around the range's bounds: as the records answer it (--source records lists the biflows)",
+				ri.Resolution, e.From, e.To, e.Records)
+		} else {
+			fmt.Fprintf(bw, "Answered from the rollups (%s cells; biflows by their start; --source records lists them)", ri.Resolution)
+		}
 		if cb := ri.CompleteBefore; cb != nil && int64(*cb) == math.MinInt64 {
 			// The horizon has passed no record yet: not a time to print
 			// (it read "complete before 1677-09-21 00:12:43.145").

@@ -152,6 +152,33 @@ func TestRollupTableNothingComplete(t *testing.T) {
 	}
 }
 
+// TestRollupTableComposed: a composed answer (auto with --from and --to
+// a record crosses) equals the records' report, so the table does not
+// call it the rollups' whole biflows by their start (it did: "Answered
+// from the rollups (1h0m0s cells; biflows by their start ...)" for a
+// report of the records active in the range); it names the composition.
+func TestRollupTableComposed(t *testing.T) {
+	from := Timestamp(time.Date(2026, 3, 14, 9, 1, 0, 0, time.UTC).UnixNano())
+	to := Timestamp(time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC).UnixNano())
+	for _, tc := range []struct {
+		edges     *EdgeInfo
+		want, not string
+	}{
+		{&EdgeInfo{From: from, To: to, Records: 225, Biflows: 117, Taken: 119},
+			"Composed from the rollups (1h0m0s cells of 2026-03-14 09:01:00.000 - 2026-03-14 10:00:00.000) and the 225 records", "by their start"},
+		{nil, "Answered from the rollups (1h0m0s cells; biflows by their start", "Composed"},
+	} {
+		r := &Report{Summary: Summary{Rollup: &RollupInfo{Resolution: "1h0m0s", Complete: true, Edges: tc.edges}}}
+		var b strings.Builder
+		if err := r.WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); !strings.Contains(out, tc.want) || strings.Contains(out, tc.not) {
+			t.Errorf("edges %+v: table\n%s\nwant %q, not %q", tc.edges, out, tc.want, tc.not)
+		}
+	}
+}
+
 // TestAutoRangeEqualsRecords: with --from and --to, auto answers what
 // the records answer. The rollups count whole biflows by their start,
 // the records' report the records active in the range: a range whose
