@@ -420,8 +420,10 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 				return nil
 			}
 		}
-		interior.Merged += int(cl.Merged)
 		u := c.addCell(acc, k, cl)
+		if u != nil {
+			interior.Merged += int(u.Merged)
+		}
 		if !keep || u == nil {
 			return nil
 		}
@@ -818,10 +820,10 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 			case store.RollupRecords:
 				records.Add(&cl.RollupUsage)
 			case store.RollupBiflows:
-				interior.Merged += int(cl.Merged)
-				// The summary's flows and span are the kept
-				// biflows' (as the records' report by start).
+				// The summary's flows, span and duplicates are the
+				// kept biflows' (as the records' report by start).
 				if u := c.addCell(interior.agg, k, cl); u != nil {
+					interior.Merged += int(u.Merged)
 					interior.Flows += int(u.Flows)
 					interior.span(u.First, u.Last)
 				}
@@ -849,8 +851,8 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 	n := 0
 	for i := range whole.Biflows {
 		b := &whole.Biflows[i]
-		edges.Merged += b.Merged
 		if filter == nil || filter(b) {
+			edges.Merged += b.Merged
 			edges.agg.add(b, &c.opts)
 			n++
 			edges.Flows += b.Flows

@@ -545,8 +545,9 @@ type Part struct {
 	Flows       int
 	First, Last int64
 	HasSpan     bool
-	// Merged and SamplingUnknown are the consolidator's duplicate and
-	// unscaled counts.
+	// Merged is the duplicate observations dropped: the consolidator's
+	// count (without Keep) or the kept biflows'; SamplingUnknown the
+	// consolidator's unscaled records.
 	Merged          int
 	SamplingUnknown uint64
 	// Exporters are the exporters of the part's records, sorted, when
@@ -688,9 +689,13 @@ func buildPart(flows []store.StoredFlow, opts Options, pairs bool) *Part {
 			p.span(flows[i].Record.First, flows[i].Record.Last)
 		}
 	} else {
-		p.Flows = 0
+		// The kept biflows' records, span and duplicates: the records
+		// read around them (--started reads on to the end of the store)
+		// are context, not the report's.
+		p.Flows, p.Merged = 0, 0
 		for i := range p.Biflows {
 			p.Flows += p.Biflows[i].Flows
+			p.Merged += p.Biflows[i].Merged
 			p.span(p.Biflows[i].First, p.Biflows[i].Last)
 		}
 	}

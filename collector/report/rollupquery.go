@@ -238,7 +238,11 @@ func FromRollups(ctx context.Context, s *store.Store, p *Params, src RollupSourc
 	z := consolidate.NormalQuantile(0.5 + conf/2)
 	s2.Biflows = int(total.Biflows)
 	s2.Packets, s2.Octets = total.Packets, total.Octets
+	// The duplicates of the report's biflows: of those kept, filtered.
 	s2.Merged = int(merged)
+	if keep {
+		s2.Merged = int(total.Merged)
+	}
 	s2.SamplingUnknown = records.Unscaled
 	span := records
 	s2.Flows = int(records.Flows)
