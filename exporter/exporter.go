@@ -1017,29 +1017,13 @@ func be64(b []byte, v uint64) []byte {
 
 // ExportBiflows encodes biflows with ipfix.BiflowTemplate (reverse
 // counters under RFC 5103) in observation domain domain, packs them into
-// messages and sends them.
+// messages and sends them: ExportSampledBiflows of unsampled biflows.
 func (e *Exporter) ExportBiflows(domain uint32, bs []flow.Biflow) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
-	}
-	var first error
+	sb := make([]flow.SampledBiflow, len(bs))
 	for i := range bs {
-		b := &bs[i]
-		t := e.biflowTemplate(ipfix.IsV6(&b.Key), false)
-		r := flow.Record{Key: b.Key, ObservationDomain: domain}
-		err := e.addWith(e.domain(domain), &r, t, false, func(m []byte) []byte {
-			return ipfix.AppendBiflowRecord(m, b)
-		})
-		if err != nil && first == nil {
-			first = err
-		}
+		sb[i].Biflow = bs[i]
 	}
-	if err := e.flushAll(); err != nil && first == nil {
-		first = err
-	}
-	return first
+	return e.ExportSampledBiflows(domain, sb)
 }
 
 // ExportSampledBiflows is ExportBiflows for biflows that state their
