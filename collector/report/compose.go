@@ -335,16 +335,8 @@ func (c *composer) compose(ctx context.Context, pending map[time.Duration]map[st
 	if err != nil {
 		return nil, err
 	}
-	if hiL > loH {
-		return nil, &RollupError{"the records around --from and --to meet"}
-	}
-	if hiH > c.meta.CompleteBefore && pending == nil {
-		return nil, &RollupError{"biflows near --to may still be pending (not rolled up yet)"}
-	}
-	if pb, ok, err := c.s.PrunedBefore(); err != nil {
+	if err := c.edgesUsable(loL, hiL, loH, hiH, pending != nil); err != nil {
 		return nil, err
-	} else if ok && pb > loL {
-		return nil, &RollupError{"retention deleted records near --from"}
 	}
 	edge := append(lowRecs, highRecs...)
 	var in []store.StoredFlow
@@ -793,16 +785,8 @@ func (c *composer) composeStarted(ctx context.Context, pending map[time.Duration
 		}
 		edge, loH, hiH = append(edge, recs...), lo, hi
 	}
-	if hiL > loH {
-		return nil, &RollupError{"the records around --from and --to meet"}
-	}
-	if hiH > c.meta.CompleteBefore && pending == nil {
-		return nil, &RollupError{"biflows near --to may still be pending (not rolled up yet)"}
-	}
-	if pb, ok, err := c.s.PrunedBefore(); err != nil {
+	if err := c.edgesUsable(loL, hiL, loH, hiH, pending != nil); err != nil {
 		return nil, err
-	} else if ok && pb > loL {
-		return nil, &RollupError{"retention deleted records near --from"}
 	}
 	inPart := func(t int64) bool { return t >= c.from && t < c.cF || t >= c.fT && t < c.to }
 	wopts := c.opts
@@ -885,4 +869,24 @@ func (c *composer) assemble(interior, edges *Part, info *EdgeInfo) *Report {
 	}
 	rep.Summary.Rollup = &RollupInfo{Resolution: res.String(), Complete: true, Edges: info}
 	return rep
+}
+
+// edgesUsable says why the records read around the bounds ([loL, hiL]
+// around --from, [loH, hiH] around --to) cannot compose the report, if
+// they cannot: they meet, biflows near --to may not be rolled up yet
+// (unless live, the pending cells read too), or retention deleted
+// records near --from.
+func (c *composer) edgesUsable(loL, hiL, loH, hiH int64, live bool) error {
+	if hiL > loH {
+		return &RollupError{"the records around --from and --to meet"}
+	}
+	if hiH > c.meta.CompleteBefore && !live {
+		return &RollupError{"biflows near --to may still be pending (not rolled up yet)"}
+	}
+	if pb, ok, err := c.s.PrunedBefore(); err != nil {
+		return err
+	} else if ok && pb > loL {
+		return &RollupError{"retention deleted records near --from"}
+	}
+	return nil
 }
