@@ -34,27 +34,8 @@ func testBiflows() []flow.Biflow {
 // TestBiflowRoundTrip: MIRA's own decoder reads a re-exported biflow
 // back as its two directions.
 func TestBiflowRoundTrip(t *testing.T) {
-	var buf bytes.Buffer
-	e := NewWriter(&buf, nil)
 	bs := testBiflows()
-	if err := e.ExportBiflows(9, bs); err != nil {
-		t.Fatal(err)
-	}
-	e.Close()
-	s := ipfix.NewSession("file")
-	var out []flow.Record
-	b := buf.Bytes()
-	for len(b) > 0 {
-		h, _ := ipfix.ParseHeader(b)
-		var err error
-		if out, _, err = s.Decode(b[:h.Length], out); err != nil {
-			t.Fatal(err)
-		}
-		b = b[h.Length:]
-	}
-	if len(out) != 2*len(bs) {
-		t.Fatalf("%d records, want %d", len(out), 2*len(bs))
-	}
+	out := readBackBiflows(t, len(bs), func(e *Exporter) error { return e.ExportBiflows(9, bs) })
 	for i, x := range bs {
 		f, r := out[2*i], out[2*i+1]
 		if f.Src != x.Src || f.Octets != x.Octets || r.Src != x.Dst || r.Sport != 443 || r.Packets != x.RPackets || r.Octets != x.ROctets {
@@ -90,27 +71,8 @@ func sampledBiflows() []flow.SampledBiflow {
 // sampled biflow back as its two directions, each with the overall rate
 // its selector reports (1 in pkt x flow); an unsampled one with none.
 func TestSampledBiflowRoundTrip(t *testing.T) {
-	var buf bytes.Buffer
-	e := NewWriter(&buf, nil)
 	bs := sampledBiflows()
-	if err := e.ExportSampledBiflows(9, bs); err != nil {
-		t.Fatal(err)
-	}
-	e.Close()
-	s := ipfix.NewSession("file")
-	var out []flow.Record
-	b := buf.Bytes()
-	for len(b) > 0 {
-		h, _ := ipfix.ParseHeader(b)
-		var err error
-		if out, _, err = s.Decode(b[:h.Length], out); err != nil {
-			t.Fatal(err)
-		}
-		b = b[h.Length:]
-	}
-	if len(out) != 2*len(bs) {
-		t.Fatalf("%d records, want %d", len(out), 2*len(bs))
-	}
+	out := readBackBiflows(t, len(bs), func(e *Exporter) error { return e.ExportSampledBiflows(9, bs) })
 	for i, x := range bs {
 		want := uint32(0)
 		if x.Sampled() {
@@ -170,4 +132,30 @@ func nfdumpBiflows(t *testing.T, bs []flow.SampledBiflow, export func(*Exporter)
 				m, b.Packets, b.Octets, b.RPackets, b.ROctets)
 		}
 	}
+}
+
+// readBackBiflows exports n biflows (by export) into a file stream and
+// decodes it with MIRA's decoder: their 2n directions' records.
+func readBackBiflows(t *testing.T, n int, export func(*Exporter) error) []flow.Record {
+	t.Helper()
+	var buf bytes.Buffer
+	e := NewWriter(&buf, nil)
+	if err := export(e); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	s := ipfix.NewSession("file")
+	var out []flow.Record
+	for b := buf.Bytes(); len(b) > 0; {
+		h, _ := ipfix.ParseHeader(b)
+		var err error
+		if out, _, err = s.Decode(b[:h.Length], out); err != nil {
+			t.Fatal(err)
+		}
+		b = b[h.Length:]
+	}
+	if len(out) != 2*n {
+		t.Fatalf("%d records, want %d", len(out), 2*n)
+	}
+	return out
 }
